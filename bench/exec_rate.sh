@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# exec_rate.sh: how much exec throughput does each audit reader cost?
+#
+# Two parallel static spawners fork+exec a static no-op for SECONDS, once per contender,
+# in ROUNDS interleaved rounds (order rotated per round so drift hits everyone alike):
+#   off              audit disabled, no rules                        (hardware ceiling)
+#   null-reader      do-nothing netlink reader + execve rule          (audit's own cost)
+#   sensor           driftwatch-sensor --audit-mode owner (own rules) (the product)
+#   auditd-raw       auditd, log_format RAW + execve rule
+#   auditd-enriched  auditd, log_format ENRICHED + execve rule
+#
+# Usage (root):  bench/exec_rate.sh
+#   env: ROUNDS=3 SECONDS=5 DW_SENSOR=build/sensor/driftwatch-sensor
+#        BACKLOG_LIMIT=N  (optional: set audit backlog_limit for the run; default: keep)
+#
+# Audit state is global to the machine (DESIGN.md, "Global kernel state"): this script
+# never sets enabled 2 or failure 2, removes only rules it (or the sensor it started)
+# added, stops only the PIDs it started, and restores enabled/backlog settings on exit,
+# also on failure or Ctrl-C.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+RUN_SECONDS=$(printenv SECONDS || echo 5) # $SECONDS is bash's clock: take the env value
+BACKLOG_LIMIT=${BACKLOG_LIMIT:-}
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+SENSOR=${DW_SENSOR:-$REPO/build/sensor/driftwatch-sensor}
+KEY=dwbench
+RULE=("always,exit" -F arch=b64 -S "execve,execveat" -k "$KEY")
+CONTENDERS=(off null-reader sensor auditd-raw auditd-enriched)
+HZ=$(getconf CLK_TCK)
+
+die() { echo "exec_rate: $*" >&2; exit 1; }
+note() { echo "exec_rate: $*" >&2; }
+status() { auditctl -s | awk -v k="$1" '$1 == k { print $2 }'; }
+# A PID is alive if it exists and is not a zombie (PID 1 here reaps nothing).
+alive() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [[ ${st%% *} != Z ]]; }
+# utime+stime of a whole process (all threads), in clock ticks.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+[[ $EUID -eq 0 ]] || die "must run as root"
+for c in auditctl auditd gcc; do command -v "$c" >/dev/null || die "$c not found"; done
+
+T0=$(date +%s)
+INIT_S=$(auditctl -s)
+INIT_L=$(auditctl -l)
+INIT_ENABLED=$(status enabled)
+INIT_BACKLOG=$(status backlog_limit)
+INIT_WAIT=$(status backlog_wait_time)
+[[ $INIT_ENABLED != 2 ]] || die "audit is locked (enabled 2): nothing can be measured"
+[[ $(status pid) == 0 ]] || die "an audit daemon is registered (pid $(status pid)): stop it first"
+[[ $INIT_L == "No rules" ]] || note "warning: audit rules already loaded; they weigh on every contender"
+RUN_BACKLOG=${BACKLOG_LIMIT:-$INIT_BACKLOG}
+
+TMP=$(mktemp -d /tmp/dwbench.XXXXXX)
+READER_PID=       # the reader of the current contender (null reader, sensor or auditd)
+STARTED=()        # every reader PID we started, to recognise a stale registration
+SPAWNERS=()
+
+# Stop one of our processes: SIGTERM, wait up to 10 s, then SIGKILL; always reap it.
+stop_pid() {
+	local pid=$1 i
+	if alive "$pid"; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
+		if alive "$pid"; then
+			note "warning: PID $pid ignored SIGTERM, sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# Delete a rule given as `auditctl -l` prints it (-a ... or -w ...).
+delete_rule() {
+	local -a w
+	read -r -a w <<<"$1"
+	case ${w[0]} in -a) w[0]=-d ;; -w) w[0]=-W ;; esac
+	auditctl "${w[@]}" >/dev/null || note "warning: could not delete rule: $1"
+}
+
+# Bring audit back to the clean state between contenders: no reader, no rules of ours,
+# pid 0, enabled as found, backlog as the run wants it.
+clean_audit() {
+	local pid line
+	for pid in "${SPAWNERS[@]}"; do stop_pid "$pid"; done
+	SPAWNERS=()
+	# Our rule first, so nothing more is queued for a reader that is going away.
+	{ auditctl -l | grep -F -e "key=$KEY" || true; } | while read -r line; do delete_rule "$line"; done
+	if [[ -n $READER_PID ]]; then stop_pid "$READER_PID"; READER_PID=; fi
+	# Rules not there at start came from the sensor we started (runs are serialized).
+	{ auditctl -l | grep -vxF -e "$INIT_L" -e "No rules" || true; } | while read -r line; do
+		note "warning: removing rule left behind: $line"
+		delete_rule "$line"
+	done
+	# A reader killed hard leaves its pid registered until the kernel next fails to send
+	# to it. Registering the null reader replaces a dead daemon, and it unregisters on exit.
+	pid=$(status pid)
+	if [[ $pid != 0 ]] && printf '%s\n' "${STARTED[@]}" | grep -qx "$pid" && ! alive "$pid"; then
+		note "clearing stale audit pid $pid"
+		"$TMP/null_audit_reader" 2>/dev/null &
+		READER_PID=$!
+		sleep 0.3
+		stop_pid "$READER_PID"
+		READER_PID=
+	fi
+	[[ $(status pid) == 0 ]] || note "warning: audit pid is $(status pid), not 0"
+	auditctl -e "$INIT_ENABLED" >/dev/null
+	auditctl -b "$RUN_BACKLOG" >/dev/null
+	auditctl --backlog_wait_time "$INIT_WAIT" >/dev/null
+}
+
+on_exit() {
+	local rc=$? k
+	set +e
+	trap - EXIT INT TERM
+	clean_audit
+	auditctl -b "$INIT_BACKLOG" >/dev/null
+	rm -rf "$TMP"
+	# Verify the machine is as we found it.
+	for k in enabled failure pid rate_limit backlog_limit backlog_wait_time; do
+		local was now
+		was=$(awk -v k="$k" '$1 == k { print $2 }' <<<"$INIT_S")
+		now=$(status "$k")
+		[[ $was == "$now" ]] || note "WARNING: audit $k is $now, was $was"
+	done
+	[[ $(auditctl -l) == "$INIT_L" ]] || note "WARNING: audit rules differ from the start: $(auditctl -l)"
+	for k in "${STARTED[@]}"; do alive "$k" && note "WARNING: PID $k still running"; done
+	echo "total runtime: $(($(date +%s) - T0)) s"
+	exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Wait until PID $1 is the registered audit daemon.
+wait_registered() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ $(status pid) == "$1" ]] && return 0
+		alive "$1" || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+start_reader() { # command...: start it in the background as the contender's reader
+	"$@" >>"$TMP/reader.log" 2>&1 &
+	READER_PID=$!
+	STARTED+=("$READER_PID")
+	wait_registered "$READER_PID"
+}
+
+start_auditd() { # RAW|ENRICHED
+	local dir=$TMP/auditd-$1
+	mkdir -p "$dir/log" "$dir/plugins"
+	# Private config: own log dir, no plugins, and no action that could halt or suspend.
+	cat >"$dir/auditd.conf" <<-EOF
+		local_events = yes
+		write_logs = yes
+		log_file = $dir/log/audit.log
+		log_group = root
+		log_format = $1
+		flush = INCREMENTAL_ASYNC
+		freq = 50
+		max_log_file = 0
+		max_log_file_action = IGNORE
+		num_logs = 1
+		priority_boost = 4
+		name_format = NONE
+		space_left = 75
+		space_left_action = SYSLOG
+		admin_space_left = 50
+		admin_space_left_action = IGNORE
+		disk_full_action = IGNORE
+		disk_error_action = IGNORE
+		verify_email = no
+		action_mail_acct = root
+		use_libwrap = no
+		q_depth = 2000
+		overflow_action = SYSLOG
+		max_restarts = 0
+		plugin_dir = $dir/plugins
+		end_of_event_timeout = 2
+	EOF
+	chmod 0640 "$dir/auditd.conf"
+	start_reader auditd -n -c "$dir"
+}
+
+# Run the two spawners; sets EXECS.
+run_spawners() {
+	local pid
+	"$TMP/spawner" "$RUN_SECONDS" "$TMP/noop" >"$TMP/spawn1" &
+	SPAWNERS=($!)
+	"$TMP/spawner" "$RUN_SECONDS" "$TMP/noop" >"$TMP/spawn2" &
+	SPAWNERS+=($!)
+	for pid in "${SPAWNERS[@]}"; do wait "$pid" || die "spawner failed"; done
+	SPAWNERS=()
+	EXECS=$(($(<"$TMP/spawn1") + $(<"$TMP/spawn2")))
+}
+
+declare -A RATES LOST WAIT CPU TOTAL SKIP
+for c in "${CONTENDERS[@]}"; do RATES[$c]=; LOST[$c]=0; WAIT[$c]=0; CPU[$c]=0; TOTAL[$c]=0; done
+if [[ ! -x $SENSOR ]]; then
+	SKIP[sensor]="binary not found: $SENSOR"
+fi
+
+run_contender() {
+	local c=$1 i lost0 wait0 cpu0=0 cpu1=0
+	case $c in
+	off) auditctl -e 0 >/dev/null ;;
+	null-reader)
+		start_reader "$TMP/null_audit_reader" || die "null reader did not register"
+		auditctl -a "${RULE[@]}" >/dev/null ;;
+	sensor)
+		# The sensor installs its own rules; wait for them too.
+		if ! start_reader "$SENSOR" --audit-only --audit-mode owner --capture /dev/null; then
+			SKIP[sensor]="did not register as audit daemon (see its output above)"
+			cat "$TMP/reader.log" >&2
+			clean_audit
+			return
+		fi
+		for ((i = 0; i < 100; i++)); do
+			[[ $(auditctl -l) != "$INIT_L" ]] && break
+			sleep 0.1
+		done ;;
+	auditd-raw) start_auditd RAW || die "auditd did not register"; auditctl -a "${RULE[@]}" >/dev/null ;;
+	auditd-enriched) start_auditd ENRICHED || die "auditd did not register"; auditctl -a "${RULE[@]}" >/dev/null ;;
+	esac
+	lost0=$(status lost)
+	wait0=$(status backlog_wait_time_actual)
+	if [[ -n $READER_PID ]]; then cpu0=$(cpu_ticks "$READER_PID"); fi
+	run_spawners
+	# Let the reader drain what the kernel still queues, so its CPU counts all of it.
+	for ((i = 0; i < 20; i++)); do [[ $(status backlog) != 0 ]] || break; sleep 0.1; done
+	sleep 0.2
+	if [[ -n $READER_PID ]]; then cpu1=$(cpu_ticks "$READER_PID"); fi
+	LOST[$c]=$((LOST[$c] + $(status lost) - lost0))
+	WAIT[$c]=$((WAIT[$c] + $(status backlog_wait_time_actual) - wait0))
+	CPU[$c]=$((CPU[$c] + cpu1 - cpu0))
+	TOTAL[$c]=$((TOTAL[$c] + EXECS))
+	RATES[$c]+=" $((EXECS / RUN_SECONDS))"
+	printf '  %-16s %8d exec/s\n' "$c" "$((EXECS / RUN_SECONDS))"
+	clean_audit
+	rm -rf "$TMP"/auditd-* # logs can be large
+}
+
+# Build.
+for p in noop spawner null_audit_reader; do
+	gcc -O2 -static -o "$TMP/$p" "$HERE/$p.c"
+done
+auditctl -b "$RUN_BACKLOG" >/dev/null
+
+# Anything else running skews every figure: sample CPU use for 1 s and say so.
+cpu_line() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
+read -r BUSY0 IDLE0 < <(cpu_line); sleep 1; read -r BUSY1 IDLE1 < <(cpu_line)
+BUSY=$(((BUSY1 - BUSY0) * 100 / (BUSY1 - BUSY0 + IDLE1 - IDLE0 + 1)))
+((BUSY < 10)) || note "warning: the machine is ${BUSY}% busy before starting: figures will be noisy"
+echo "exec_rate: $ROUNDS rounds x ${RUN_SECONDS}s, 2 spawners, backlog_limit $RUN_BACKLOG, $(nproc) CPUs, kernel $(uname -r)"
+[[ -z ${SKIP[sensor]:-} ]] || note "skipping sensor: ${SKIP[sensor]}"
+for ((r = 0; r < ROUNDS; r++)); do
+	echo "round $((r + 1))/$ROUNDS"
+	n=${#CONTENDERS[@]}
+	for ((j = 0; j < n; j++)); do
+		c=${CONTENDERS[$(((j + r) % n))]} # rotate the order each round
+		[[ -z ${SKIP[$c]:-} ]] || continue
+		run_contender "$c"
+	done
+done
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A MED
+for c in "${CONTENDERS[@]}"; do [[ -z ${RATES[$c]} ]] || MED[$c]=$(median <<<"${RATES[$c]}"); done
+pct() { [[ -n ${MED[$1]:-} && -n ${MED[$2]:-} ]] && awk -v a="${MED[$1]}" -v b="${MED[$2]}" 'BEGIN { printf "%.1f%%", 100 * a / b }' || echo -; }
+
+echo
+# lost: records the kernel dropped; wait: jiffies execs slept on a full backlog queue.
+printf '%-16s %11s %8s %11s %8s %8s %12s\n' contender "median ex/s" "vs off" "vs null-rdr" lost wait "reader us/ex"
+for c in "${CONTENDERS[@]}"; do
+	if [[ -z ${MED[$c]:-} ]]; then
+		printf '%-16s skipped: %s\n' "$c" "${SKIP[$c]:-no data}"
+		continue
+	fi
+	us=-
+	[[ $c == off ]] || us=$(awk -v t="${CPU[$c]}" -v hz="$HZ" -v n="${TOTAL[$c]}" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+	printf '%-16s %11s %8s %11s %8s %8s %12s\n' "$c" "${MED[$c]}" "$(pct "$c" off)" "$(pct "$c" null-reader)" \
+		"${LOST[$c]}" "${WAIT[$c]}" "$us"
+done
+echo
+if [[ -n ${MED[sensor]:-} ]]; then
+	echo "sensor/null-reader = $(pct sensor null-reader) (target >= 95%)"
+else
+	echo "sensor/null-reader = n/a (sensor skipped: ${SKIP[sensor]:-no data})"
+fi

@@ -1,0 +1,54 @@
+#include "lib/capture.h"
+
+#include <google/protobuf/io/coded_stream.h>
+
+namespace driftwatch {
+
+namespace {
+// Far above any event the sensor writes; a larger length means the file is corrupt.
+constexpr uint64_t kMaxEventBytes = 64 << 20;
+}  // namespace
+
+CaptureWriter::CaptureWriter(std::FILE* out) : out_(out) {
+  std::fwrite(kCaptureMagic.data(), 1, kCaptureMagic.size(), out_);
+}
+
+bool CaptureWriter::Write(const v1::Event& ev) {
+  buf_.clear();
+  size_t size = ev.ByteSizeLong();
+  uint8_t head[10];
+  uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(size, head);
+  buf_.append(reinterpret_cast<char*>(head), static_cast<size_t>(end - head));
+  if (!ev.AppendToString(&buf_)) return false;
+  return std::fwrite(buf_.data(), 1, buf_.size(), out_) == buf_.size();
+}
+
+bool CaptureWriter::Flush() { return std::fflush(out_) == 0; }
+
+bool IsCapture(InputStream* in) {
+  if (in->Peek(kCaptureMagic.size()) != kCaptureMagic) return false;
+  std::string skip;
+  in->ReadExact(kCaptureMagic.size(), &skip);
+  return true;
+}
+
+int ReadCaptureEvent(InputStream* in, v1::Event* ev, std::string* error) {
+  if (in->at_end()) return 0;
+  uint64_t len = 0;
+  if (!in->ReadVarint(&len) || len > kMaxEventBytes) {
+    *error = "corrupt event length";
+    return -1;
+  }
+  std::string bytes;
+  if (!in->ReadExact(len, &bytes)) {
+    *error = "truncated event";
+    return -1;
+  }
+  if (!ev->ParseFromString(bytes)) {
+    *error = "event does not parse as driftwatch.v1.Event";
+    return -1;
+  }
+  return 1;
+}
+
+}  // namespace driftwatch

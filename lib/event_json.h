@@ -1,0 +1,38 @@
+// Events as JSON objects keyed by Falco's field names (DESIGN.md, "Field names"): what
+// `driftwatch analyze --events` prints, one object per line.
+//
+// Byte strings (argv, paths) are printed as UTF-8; bytes that are not valid UTF-8 are
+// escaped as lone surrogates \udc80..\udcff (Python's "surrogateescape"), so no byte is
+// lost and valid text reads as itself. Thread-safe (pure functions).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "driftwatch/v1/event.pb.h"
+
+namespace driftwatch {
+
+// Appends one JSON object (no newline) for an exec or chmod event. False for kinds that
+// have no JSON form yet (nothing appended).
+bool AppendEventJson(const v1::Event& ev, std::string* out);
+
+// JSON string literal, quotes included, with the escaping described above.
+void AppendJsonString(std::string_view bytes, std::string* out);
+
+// "2026-11-28T09:06:20.123000000Z"
+std::string FormatIsoTime(int64_t time_ns);
+
+// Falco's container.id is the 12-character short form of a 64-hex id; other ids (as
+// `ctr run` names them) are kept whole.
+std::string ShortContainerId(const std::string& id);
+
+// Falco's proc.name: the task's comm, except where the exec went through /proc/self/exe
+// or an fd (busybox runs its applets that way, fexecve does), which names every task
+// "exe" or a digit: there the basename of argv[0] is the name the user gave.
+std::string ProcessName(const v1::ProcessExec& e);
+
+// Falco's proc.cmdline: the process name followed by the arguments after argv[0].
+std::string CommandLine(const v1::ProcessExec& e);
+
+}  // namespace driftwatch
