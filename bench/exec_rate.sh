@@ -39,6 +39,7 @@ alive() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [[ ${st%
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 [[ $EUID -eq 0 ]] || die "must run as root"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ && $RUN_SECONDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS and SECONDS must be positive integers"
 for c in auditctl auditd gcc; do command -v "$c" >/dev/null || die "$c not found"; done
 
 T0=$(date +%s)
@@ -145,7 +146,7 @@ wait_registered() {
 }
 
 start_reader() { # command...: start it in the background as the contender's reader
-	"$@" >>"$TMP/reader.log" 2>&1 &
+	"$@" >"$TMP/reader.log" 2>&1 &
 	READER_PID=$!
 	STARTED+=("$READER_PID")
 	wait_registered "$READER_PID"
@@ -234,7 +235,10 @@ run_contender() {
 	# Let the reader drain what the kernel still queues, so its CPU counts all of it.
 	for ((i = 0; i < 20; i++)); do [[ $(status backlog) != 0 ]] || break; sleep 0.1; done
 	sleep 0.2
-	if [[ -n $READER_PID ]]; then cpu1=$(cpu_ticks "$READER_PID"); fi
+	if [[ -n $READER_PID ]]; then
+		alive "$READER_PID" || die "$c: the reader (PID $READER_PID) died during the run"
+		cpu1=$(cpu_ticks "$READER_PID")
+	fi
 	LOST[$c]=$((LOST[$c] + $(status lost) - lost0))
 	WAIT[$c]=$((WAIT[$c] + $(status backlog_wait_time_actual) - wait0))
 	CPU[$c]=$((CPU[$c] + cpu1 - cpu0))

@@ -232,8 +232,10 @@ bool InputStream::NextLine(std::string_view* line, bool* too_long) {
     const char* nl = static_cast<const char*>(
         std::memchr(start + scanned, '\n', end_ - pos_ - scanned));
     if (nl != nullptr) {
-      *line = std::string_view(start, static_cast<size_t>(nl - start));
-      pos_ += line->size() + 1;
+      size_t len = static_cast<size_t>(nl - start);
+      *too_long = len > kMaxLine;
+      *line = *too_long ? std::string_view() : std::string_view(start, len);
+      pos_ += len + 1;
       ++line_number_;
       return true;
     }

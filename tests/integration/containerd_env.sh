@@ -2,10 +2,11 @@
 # containerd_env.sh: a private, throw-away containerd for driftwatch tests and demos.
 #
 # Source it, then:
+#   dw_ctd_check_deps                     root + containerd, runc, ctr, busybox-static present?
 #   dw_ctd_start DIR                      start containerd (config, root, state, socket under DIR)
 #   dw_image_build TARFILE [NAME]         build a busybox-static docker-archive image tarball
 #   dw_image_import DIR TARFILE           import it into namespace k8s.io; prints the image id
-#   dw_ctr_run DIR NAME [OPTS... --] CMD...   run a detached container; prints its task PID
+#   dw_ctr_run DIR NAME [OPTS... --] [CMD...]  run a detached container; prints its task PID
 #   dw_ctr_exec DIR NAME EXECID CMD...    exec in a running container (stdio passed through)
 #   dw_ctr_pid DIR NAME                   print the task PID of a container
 #   dw_ctd_stop DIR                       stop containers, containerd, shims; unmount; rmdir cgroups
@@ -23,8 +24,24 @@ DW_NS=${DW_NS:-k8s.io}
 DW_CTD_START_TIMEOUT=${DW_CTD_START_TIMEOUT:-30}
 DW_CTR_TIMEOUT=${DW_CTR_TIMEOUT:-60}
 DW_STOP_TIMEOUT=${DW_STOP_TIMEOUT:-10}
+# Optional cgroup parent for dw_ctr_run containers (e.g. /dw-$$), default ctr's /k8s.io.
+DW_CGROUP_PARENT=${DW_CGROUP_PARENT:-}
 
 _dw_log() { printf 'containerd_env: %s\n' "$*" >&2; }
+
+# dw_ctd_check_deps: fail (with the install line) unless root and the tools are present.
+dw_ctd_check_deps() {
+    local c missing=()
+    for c in containerd containerd-shim-runc-v2 ctr runc tar sha256sum timeout umount; do
+        command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+    done
+    [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || missing+=(busybox-static)
+    if [ ${#missing[@]} -gt 0 ]; then
+        _dw_log "missing: ${missing[*]} (apt-get install -y containerd runc busybox-static)"
+        return 1
+    fi
+    [ "$(id -u)" = 0 ] || { _dw_log "must run as root"; return 1; }
+}
 
 # Absolute path without requiring it to exist (paths go into sockets and cmdlines we match).
 _dw_abs() {
@@ -225,7 +242,9 @@ dw_image_build() {
     local tarfile name stage arch layer_hex cfg cfg_hex rc=0 a
     tarfile=$(_dw_abs "${1:?usage: dw_image_build TARFILE [NAME]}")
     name=${2:-$DW_IMAGE}
-    if [ ! -x /bin/busybox ] || ! file -L /bin/busybox 2>/dev/null | grep -q 'statically linked'; then
+    # ldd (libc-bin, always there) fails on a static binary; Debian's dynamic "busybox"
+    # package would also install /bin/busybox but cannot run without the host's libc.
+    if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
         _dw_log "/bin/busybox missing or not static (apt-get install -y busybox-static)"
         return 1
     fi
@@ -326,25 +345,29 @@ dw_ctr_pid() {
     printf '%s\n' "$pid"
 }
 
-# dw_ctr_run DIR NAME [CTR-RUN-OPTS... --] CMD...: detached container from $DW_IMAGE.
+# dw_ctr_run DIR NAME [CTR-RUN-OPTS... --] [CMD...]: detached container from $DW_IMAGE.
 # Output goes to DIR/logs/NAME.log. Prints the task PID.
 dw_ctr_run() {
     local dir name pid
     local -a opts=()
-    dir=$(_dw_abs "${1:?usage: dw_ctr_run DIR NAME [OPTS... --] CMD...}")
-    name=${2:?usage: dw_ctr_run DIR NAME [OPTS... --] CMD...}
+    dir=$(_dw_abs "${1:?usage: dw_ctr_run DIR NAME [OPTS... --] [CMD...]}")
+    name=${2:?usage: dw_ctr_run DIR NAME [OPTS... --] [CMD...]}
     shift 2
     # Optional extra `ctr run` flags before a "--" (e.g. --net-host, --cgroup /x/y).
-    if [ "${1:-}" != "${1#-}" ]; then
+    case ${1:-} in
+    -*)
         while [ $# -gt 0 ] && [ "$1" != -- ]; do
             opts+=("$1")
             shift
         done
-        [ "${1:-}" = -- ] && shift
-    fi
-    [ $# -gt 0 ] || { _dw_log "dw_ctr_run: no command"; return 1; }
+        [ $# -gt 0 ] && shift
+        ;;
+    esac
+    # No CMD: the image's default command (a pause-like sleep that exits on SIGTERM).
     mkdir -p "$dir/logs" "$dir/pids" "$dir/fifo"
     rm -f "$dir/pids/$name.pid"
+    # ctr's default cgroup is /<namespace>/NAME; DW_CGROUP_PARENT gives a private parent.
+    [ -n "${DW_CGROUP_PARENT:-}" ] && opts=(--cgroup "$DW_CGROUP_PARENT/$name" ${opts[@]+"${opts[@]}"})
     # --runc-root: ctr turns it into the runc.v2 Options.Root, so runc state lives under DIR
     # (default /run/containerd/runc). --log-uri file://: the shim writes stdout/stderr to a
     # file, so a detached container never blocks on an unread FIFO.
@@ -422,13 +445,24 @@ _dw_umount_under() {
             while IFS= read -r m; do printf '%b\n' "$m"; done |
             grep -E "^$(printf '%s' "$dir" | sed 's/[][\.*^$|+?(){}]/\\&/g')(/|$)" | sort -r -u || true)
         [ ${#mounts[@]} -gt 0 ] || return 0
+        # -n: no utab update, so util-linux does not create /run/mount as a side effect.
         for m in "${mounts[@]}"; do
             if [ "$round" -lt 3 ]; then
-                umount "$m" 2>/dev/null || true
+                umount -n "$m" 2>/dev/null || true
             else
-                umount -l "$m" 2>/dev/null || _dw_log "cannot unmount $m"
+                umount -n -l "$m" 2>/dev/null || _dw_log "cannot unmount $m"
             fi
         done
+    done
+    return 0
+}
+
+# Live processes in cgroup dir $1 (and below) whose parent is PID 1.
+_dw_orphans_in() {
+    local pid
+    find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u | while read -r pid; do
+        [ "$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)" = 1 ] &&
+            _dw_alive "$pid" && printf '%s\n' "$pid"
     done
     return 0
 }
@@ -436,7 +470,7 @@ _dw_umount_under() {
 # rmdir the recorded container cgroups in every hierarchy, deepest first, then their parents
 # while they are empty (CRI teardown leaves /kubepods/.../pod<uid> behind; ctr leaves /k8s.io).
 _dw_rm_cgroups() {
-    local dir=$1 p m d parent
+    local dir=$1 p m d parent round
     local -a paths mnts procs
     [ -s "$dir/cgroups.list" ] || return 0
     mapfile -t paths < <(sort -u "$dir/cgroups.list")
@@ -450,12 +484,15 @@ _dw_rm_cgroups() {
         for m in ${mnts[@]+"${mnts[@]}"}; do
             d=$m$p
             if [ -d "$d" ]; then
-                # Leftover processes (e.g. orphaned when a shim died): kill by PID.
-                mapfile -t procs < <(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true)
-                if [ ${#procs[@]} -gt 0 ]; then
+                # Container processes orphaned when their shim died (now children of PID 1).
+                # Only orphans: a same-named container of another private containerd shares
+                # the ctr default cgroup /k8s.io/NAME, and its processes have a live shim.
+                for round in 1 2 3; do
+                    mapfile -t procs < <(_dw_orphans_in "$d")
+                    [ ${#procs[@]} -gt 0 ] || break
                     kill -KILL "${procs[@]}" 2>/dev/null || true
                     _dw_wait_gone 5 "${procs[@]}" || true
-                fi
+                done
                 find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
             fi
             # runc removes the container's own dir; its parents stay (rmdir fails if not empty).
@@ -478,9 +515,11 @@ dw_ctd_stop() {
     sock=$dir/containerd.sock
 
     # 1. Politely, through containerd: kill and delete tasks and containers (the shims exit
-    #    and unmount the rootfs when their last task is deleted).
-    if pid=$(_dw_ctd_pid "$dir") && [ -S "$sock" ]; then
-        _dw_stop_workloads "$dir"
+    #    and unmount the rootfs when their last task is deleted). Skipped if it doesn't answer;
+    #    shorter ctr timeouts so a wedged daemon can't stall a trap for minutes.
+    if pid=$(_dw_ctd_pid "$dir") && [ -S "$sock" ] &&
+        timeout 5 ctr --address "$sock" version >/dev/null 2>&1; then
+        DW_CTR_TIMEOUT=10 _dw_stop_workloads "$dir"
     fi
 
     # 2. containerd itself, by recorded PID, plus any other containerd on our config.

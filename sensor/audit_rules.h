@@ -1,0 +1,76 @@
+// Owner mode's hold on the audit subsystem: the sensor registers as the audit daemon,
+// sets a backlog that never stalls the host (backlog_wait_time 0 where the kernel allows
+// it), installs its rules with libaudit, and gives everything back on Release().
+//
+// Rules, first to last:
+//   never,exit  -F pid=<sensor>                  the sensor's own syscalls (prepended)
+//   always,exit -F arch=b64|b32 -S execve,execveat
+//   always,exit -F arch=b64|b32 -S chmod,fchmod   -F a1&0111   new mode has an exec bit
+//   always,exit -F arch=b64|b32 -S fchmodat       -F a2&0111
+// Only rules this object added are removed; settings are put back as they were found.
+//
+// Thread-compatible; Release() must run on every exit path (the destructor calls it).
+#pragma once
+
+#include <linux/audit.h>
+
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sensor/audit_netlink.h"
+
+struct audit_rule_data;
+
+namespace driftwatch::sensor {
+
+struct OwnerOptions {
+  uint32_t backlog_limit = 8192;
+  bool install_rules = true;
+  std::string rule_key = "driftwatch";
+};
+
+class AuditOwnership {
+ public:
+  ~AuditOwnership();
+  AuditOwnership(const AuditOwnership&) = delete;
+  AuditOwnership& operator=(const AuditOwnership&) = delete;
+
+  // REQUIRES: `nl` was opened in owner mode and outlives this object; no reader runs yet.
+  // Fails, changing nothing that it does not put back, when another daemon holds the
+  // audit pid or audit is locked (enabled 2).
+  static std::expected<std::unique_ptr<AuditOwnership>, std::string> Acquire(
+      AuditNetlink* nl, const OwnerOptions& options);
+
+  // Puts back rules and settings. Idempotent. REQUIRES: the reader thread has stopped.
+  void Release();
+
+  const audit_status& before() const { return before_; }
+  uint32_t backlog_limit() const { return backlog_limit_; }
+  uint32_t backlog_wait_time() const { return backlog_wait_time_; }
+  size_t rules_added() const { return added_.size(); }
+  size_t rules_present() const { return present_; }
+
+ private:
+  explicit AuditOwnership(AuditNetlink* nl) : nl_(nl) {}
+  std::expected<void, std::string> AddRule(const std::vector<std::string>& fields,
+                                           const std::vector<std::string>& syscalls,
+                                           int action, bool prepend);
+
+  AuditNetlink* nl_;
+  audit_status before_{};
+  bool registered_ = false, settings_changed_ = false;
+  uint32_t backlog_limit_ = 0, backlog_wait_time_ = 0;
+  int rule_fd_ = -1;
+  struct Added {
+    audit_rule_data* rule;
+    int flags;
+    int action;
+  };
+  std::vector<Added> added_;
+  size_t present_ = 0;  // rules that already existed (left in place)
+};
+
+}  // namespace driftwatch::sensor

@@ -1,0 +1,176 @@
+#include "sensor/audit_source.h"
+
+#include <linux/audit.h>
+#include <linux/netlink.h>
+
+#include <chrono>
+#include <cerrno>
+#include <cstring>
+
+namespace driftwatch::sensor {
+namespace {
+
+uint64_t NowMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+const std::string kNetlinkSource = "netlink";
+
+}  // namespace
+
+AuditSource::AuditSource(AuditNetlink* nl, Options options, Sink sink, Tick tick)
+    : nl_(nl), options_(options), sink_(std::move(sink)), tick_(std::move(tick)) {}
+
+AuditSource::~AuditSource() { Stop(); }
+
+void AuditSource::Start() {
+  stop_ = false;
+  reader_ = std::thread([this] { ReadLoop(); });
+  parser_ = std::thread([this] { ParseLoop(); });
+}
+
+void AuditSource::Stop() {
+  stop_ = true;
+  bool was_running = reader_.joinable();
+  if (reader_.joinable()) reader_.join();
+  if (parser_.joinable()) parser_.join();
+  // A last reading of the kernel's lost counter, now that nobody else reads the socket.
+  if (was_running) {
+    if (auto st = nl_->GetStatus()) {
+      uint64_t expected = UINT64_MAX;
+      counters_.kernel_lost_start.compare_exchange_strong(expected, st->lost);
+      counters_.kernel_lost_now = st->lost;
+    }
+  }
+}
+
+void AuditSource::Publish(Batch* b) {
+  if (b->recs.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queued_records_ + b->recs.size() > options_.queue_records) {
+      counters_.queue_drops += b->recs.size();  // parser behind: drop, count, go on
+    } else {
+      queued_records_ += b->recs.size();
+      queue_.push_back(std::move(*b));
+    }
+  }
+  cv_.notify_one();
+  *b = Batch();
+  b->bytes.reserve(256 << 10);
+}
+
+void AuditSource::ReadLoop() {
+  // One datagram holds one audit record (at most ~9 KB); 64 KB leaves room for any.
+  std::vector<char> buf(64 << 10);
+  Batch batch;
+  batch.bytes.reserve(256 << 10);
+  auto last_poll = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  while (!stop_) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_poll >= std::chrono::milliseconds(options_.status_poll_ms)) {
+      nl_->SendGetStatus();
+      last_poll = now;
+    }
+    // Block only when idle: while datagrams keep coming, gather a batch first.
+    long n = nl_->Receive(buf.data(), buf.size(), batch.recs.empty() ? 100 : 0);
+    if (n == 0) {
+      Publish(&batch);
+      continue;
+    }
+    if (n == -ENOBUFS) {
+      ++counters_.socket_enobufs;
+      continue;
+    }
+    if (n < 0) {
+      std::fprintf(stderr, "driftwatch-sensor: netlink receive: %s\n", strerror(static_cast<int>(-n)));
+      continue;
+    }
+    ++counters_.datagrams;
+    const nlmsghdr* h = reinterpret_cast<const nlmsghdr*>(buf.data());
+    if (n < static_cast<long>(NLMSG_HDRLEN)) continue;
+    // The kernel sends one record per datagram; trust the datagram length over
+    // nlmsg_len, which some kernels filled in without the header.
+    size_t len = static_cast<size_t>(n) - NLMSG_HDRLEN;
+    if (h->nlmsg_len >= NLMSG_HDRLEN && h->nlmsg_len - NLMSG_HDRLEN < len) {
+      len = h->nlmsg_len - NLMSG_HDRLEN;
+    }
+    const char* payload = buf.data() + NLMSG_HDRLEN;
+    if (h->nlmsg_type == AUDIT_GET) {
+      audit_status st{};
+      std::memcpy(&st, payload, len < sizeof st ? len : sizeof st);
+      uint64_t expected = UINT64_MAX;
+      counters_.kernel_lost_start.compare_exchange_strong(expected, st.lost);
+      counters_.kernel_lost_now = st.lost;
+      counters_.kernel_backlog = st.backlog;
+      continue;
+    }
+    if (h->nlmsg_type < AUDIT_FIRST_USER_MSG && h->nlmsg_type != AUDIT_GET) {
+      continue;  // acks, errors and other control replies
+    }
+    batch.recs.push_back({h->nlmsg_type, {static_cast<uint32_t>(batch.bytes.size()),
+                                          static_cast<uint32_t>(len)}});
+    batch.bytes.append(payload, len);
+    if (batch.recs.size() >= 1024 || batch.bytes.size() >= (1u << 20)) Publish(&batch);
+  }
+  Publish(&batch);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reader_done_ = true;
+  }
+  cv_.notify_one();
+}
+
+void AuditSource::ParseLoop() {
+  AuditReassembler reassembler(
+      options_.reassembly,
+      [this](v1::Event& ev) {
+        ++counters_.events;
+        sink_(ev);
+      },
+      &diag_);
+  auto last_tick = std::chrono::steady_clock::now();
+  for (;;) {
+    Batch b;
+    bool done = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(100),
+                   [this] { return !queue_.empty() || reader_done_; });
+      if (!queue_.empty()) {
+        b = std::move(queue_.front());
+        queue_.pop_front();
+        queued_records_ -= b.recs.size();
+      } else {
+        done = reader_done_;
+      }
+    }
+    for (const auto& [type, span] : b.recs) {
+      AuditRecord r;
+      std::string_view payload(b.bytes.data() + span.first, span.second);
+      if (const char* err = ParseNetlinkRecord(type, payload, &r)) {
+        diag_.Report(&kNetlinkSource, 0, err);
+        continue;
+      }
+      r.source = &kNetlinkSource;
+      reassembler.Push(r);
+    }
+    counters_.records = reassembler.stats().records;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_tick >= std::chrono::milliseconds(100) || done) {
+      reassembler.Expire(NowMs());
+      counters_.evictions = reassembler.stats().evictions;
+      counters_.parse_errors = diag_.count();
+      tick_();
+      last_tick = now;
+    }
+    if (done) break;
+  }
+  reassembler.Flush();
+  counters_.evictions = reassembler.stats().evictions;
+  counters_.parse_errors = diag_.count();
+}
+
+}  // namespace driftwatch::sensor
