@@ -70,7 +70,6 @@ class AuditEventBuilder {
   uint64_t split_len_ = 0;
   uint64_t split_next_chunk_ = 0;
   uint64_t split_encoded_ = 0;  // encoded bytes received: _len counts hex digits when hex
-  bool args_short_ = false;
 
   // CWD, PATH, PROCTITLE.
   std::string cwd_;

@@ -1,2 +1,77 @@
 #!/bin/bash
-exit 0
+# Offline analysis of an ENRICHED audit.log (auditd's default format) written here by a
+# private auditd, with a private containerd whose container starts after the rules: the
+# container's workload execs are attributed to it, none of runc's, host execs to host.
+# Usage: enriched_log_test.sh BUILD_DIR
+set -euo pipefail
+build=$1
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/audit_state.sh"
+source "$here/auditd_env.sh"
+source "$here/containerd_env.sh"
+tmp=$(mktemp -d /tmp/dw-enr.XXXXXX)
+ctd=$tmp/ctd
+cleanup() {
+    dw_ctd_stop "$ctd" || true
+    dw_auditd_stop "$tmp"
+    dw_audit_restore "$tmp"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+dw_ctd_check_deps
+dw_audit_save "$tmp"
+
+dw_auditd_start "$tmp" ENRICHED
+for arch in b64 b32; do
+    auditctl -a always,exit -F arch=$arch -S execve,execveat -k dwenr >/dev/null
+    auditctl -a always,exit -F arch=$arch -S chmod,fchmod -F a1\&0111 -k dwenr >/dev/null
+    auditctl -a always,exit -F arch=$arch -S fchmodat -F a2\&0111 -k dwenr >/dev/null
+done
+
+name=dw-enr-$$
+dw_image_build "$tmp/image.tar"
+dw_ctd_start "$ctd"
+dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
+dw_ctr_run "$ctd" "$name" -- /bin/sleep 1000 >/dev/null
+dw_ctr_exec "$ctd" "$name" e1 /bin/sh -c 'cp /bin/busybox /tmp/dropped && chmod 755 /tmp/dropped && /tmp/dropped uname -a' </dev/null >/dev/null
+dw_ctr_exec "$ctd" "$name" e2 /bin/ls -la /root </dev/null >/dev/null
+/bin/echo "host-marker-$$" >/dev/null
+dw_ctd_stop "$ctd"
+
+for arch in b64 b32; do
+    auditctl -d always,exit -F arch=$arch -S execve,execveat -k dwenr >/dev/null
+    auditctl -d always,exit -F arch=$arch -S chmod,fchmod -F a1\&0111 -k dwenr >/dev/null
+    auditctl -d always,exit -F arch=$arch -S fchmodat -F a2\&0111 -k dwenr >/dev/null
+done
+dw_auditd_stop "$tmp"
+log=$tmp/log/audit.log
+grep -q $'\x1d' "$log" || { echo "FAIL: the log is not ENRICHED"; exit 1; }
+
+"$build/cli/driftwatch" analyze --events "$log" >"$tmp/events.jsonl"
+want=$(grep -cE '^type=SYSCALL .* syscall=(59|322) ' "$log")
+cat >"$tmp/spec.json" <<JSON
+{
+  "unique_serials": true,
+  "total_execs": $want,
+  "container_only": {"$name": ["sleep", "sh", "ls", "dropped"]},
+  "no_runtime_in": ["$name"],
+  "execs": [
+    {"argv": ["/bin/sleep", "1000"], "container": "$name", "res": "SUCCESS"},
+    {"argv": ["/tmp/dropped", "uname", "-a"], "container": "$name", "res": "SUCCESS"},
+    {"argv": ["/bin/ls", "-la", "/root"], "container": "$name"},
+    {"argv": ["/bin/echo", "host-marker-$$"], "container": "host"}
+  ]
+}
+JSON
+python3 "$here/check_events.py" "$tmp/spec.json" <"$tmp/events.jsonl"
+# The chmod inside the container is an event of the container too, and ENRICHED names users.
+python3 - "$tmp/events.jsonl" "$name" <<'PY'
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+ch = [e for e in evs if e["evt.type"] == "chmod" and e["fd.name"] == "/tmp/dropped"]
+assert len(ch) == 1 and ch[0]["container.full_id"] == sys.argv[2], ch
+assert all(e.get("user.name") == "root" for e in evs if e["evt.type"] == "execve" and e["user.uid"] == 0)
+print("chmod attributed, user.name from ENRICHED: ok")
+PY
+dw_audit_restore "$tmp"
+dw_audit_same "$tmp" || { echo "FAIL: audit state differs"; exit 1; }

@@ -1,0 +1,24 @@
+#!/bin/bash
+# Installs the Debian 12 packages driftwatch builds, tests and runs with, if missing.
+set -euo pipefail
+pkgs=(
+  # build
+  g++ cmake make pkg-config
+  libaudit-dev libmnl-dev libboost-dev libboost-system-dev
+  protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
+  zlib1g-dev liblzma-dev libcli11-dev
+  # tests
+  googletest libgtest-dev libgmock-dev clang libclang-rt-14-dev python3 xz-utils gzip
+  # the kernel-facing tests and the demo
+  auditd containerd runc busybox-static
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

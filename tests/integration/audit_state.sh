@@ -1,0 +1,46 @@
+# shellcheck shell=bash
+# audit_state.sh: save the machine's audit settings and rules, and put them back.
+#
+#   dw_audit_save DIR      remember `auditctl -s` and `auditctl -l` in DIR
+#   dw_audit_restore DIR   delete rules that were not there before, restore enabled,
+#                          backlog_limit and backlog_wait_time (never enabled 2, failure 2)
+#   dw_audit_same DIR      0 when settings and rules equal the saved ones, else prints the
+#                          difference and returns 1
+# Only for tests and benchmarks that serialize with every other audit user (RESOURCE_LOCK).
+
+_dw_audit_field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
+
+dw_audit_save() {
+    auditctl -s >"$1/audit.status"
+    auditctl -l >"$1/audit.rules"
+}
+
+dw_audit_restore() {
+    local dir=$1 rule en
+    auditctl -l >"$dir/audit.rules.now" 2>/dev/null || true
+    # Rules added since the save, removed one by one (auditctl -l prints them as -a ...).
+    while IFS= read -r rule; do
+        [[ $rule == -a* ]] || continue
+        grep -qxF -- "$rule" "$dir/audit.rules" && continue
+        # shellcheck disable=SC2086
+        auditctl -d ${rule#-a } >/dev/null 2>&1 || auditctl ${rule/-a /-d } >/dev/null 2>&1 || true
+    done <"$dir/audit.rules.now"
+    en=$(_dw_audit_field enabled "$dir/audit.status")
+    [[ $en == 0 || $en == 1 ]] && auditctl -e "$en" >/dev/null
+    auditctl -b "$(_dw_audit_field backlog_limit "$dir/audit.status")" >/dev/null
+    auditctl --backlog_wait_time "$(_dw_audit_field backlog_wait_time "$dir/audit.status")" >/dev/null
+}
+
+dw_audit_same() {
+    local dir=$1 k ok=0
+    auditctl -s >"$dir/audit.status.now"
+    auditctl -l >"$dir/audit.rules.now"
+    for k in enabled failure pid backlog_limit backlog_wait_time; do
+        if [[ $(_dw_audit_field $k "$dir/audit.status") != $(_dw_audit_field $k "$dir/audit.status.now") ]]; then
+            echo "audit $k was $(_dw_audit_field $k "$dir/audit.status"), now $(_dw_audit_field $k "$dir/audit.status.now")"
+            ok=1
+        fi
+    done
+    if ! diff -u "$dir/audit.rules" "$dir/audit.rules.now"; then ok=1; fi
+    return $ok
+}

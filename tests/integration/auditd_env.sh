@@ -1,0 +1,57 @@
+# shellcheck shell=bash
+# auditd_env.sh: a private auditd for tests (PID 1 here is not systemd).
+#   dw_auditd_start DIR RAW|ENRICHED   log in DIR/log/audit.log, PID in DIR/auditd.pid; waits
+#                                      until it holds the audit pid
+#   dw_auditd_stop DIR                 SIGTERM by PID, bounded wait
+# Its config never halts or suspends the machine on disk trouble. Rules are the caller's.
+
+dw_auditd_start() {
+    local dir=$1 format=$2 i
+    mkdir -p "$dir/log" "$dir/plugins"
+    cat >"$dir/auditd.conf" <<CONF
+local_events = yes
+write_logs = yes
+log_file = $dir/log/audit.log
+log_group = root
+log_format = $format
+flush = INCREMENTAL_ASYNC
+freq = 50
+max_log_file = 0
+max_log_file_action = IGNORE
+num_logs = 1
+name_format = NONE
+space_left = 75
+space_left_action = SYSLOG
+admin_space_left = 50
+admin_space_left_action = IGNORE
+disk_full_action = IGNORE
+disk_error_action = IGNORE
+q_depth = 2000
+overflow_action = SYSLOG
+max_restarts = 0
+plugin_dir = $dir/plugins
+CONF
+    chmod 0640 "$dir/auditd.conf"
+    auditd -n -c "$dir" >"$dir/auditd.out" 2>&1 &
+    echo $! >"$dir/auditd.pid"
+    for ((i = 0; i < 100; i++)); do
+        [[ $(auditctl -s | awk '$1=="pid"{print $2}') == "$(cat "$dir/auditd.pid")" ]] && return 0
+        sleep 0.05
+    done
+    echo "auditd did not register:"; cat "$dir/auditd.out"
+    return 1
+}
+
+dw_auditd_stop() {
+    local dir=$1 pid i
+    [[ -f $dir/auditd.pid ]] || return 0
+    pid=$(cat "$dir/auditd.pid")
+    rm -f "$dir/auditd.pid"
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+}

@@ -1,0 +1,36 @@
+# shellcheck shell=bash
+# live_sensor.sh: start and stop driftwatch-sensor for a test, by PID.
+#   dw_sensor_start BUILD DIR ARGS...   starts it with --capture DIR/capture, waits until it
+#                                       reads, PID in DIR/sensor.pid, log in DIR/sensor.log
+#   dw_sensor_stop DIR                  SIGTERM, bounded wait, SIGKILL as a last resort
+
+dw_sensor_start() {
+    local build=$1 dir=$2 i
+    shift 2
+    "$build/sensor/driftwatch-sensor" --audit-only --capture "$dir/capture" "$@" \
+        2>"$dir/sensor.log" &
+    echo $! >"$dir/sensor.pid"
+    for ((i = 0; i < 100; i++)); do
+        grep -q "mode" "$dir/sensor.log" 2>/dev/null && return 0
+        kill -0 "$(cat "$dir/sensor.pid")" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "sensor did not start:"; cat "$dir/sensor.log"
+    return 1
+}
+
+dw_sensor_stop() {
+    local dir=$1 pid i
+    [[ -f $dir/sensor.pid ]] || return 0
+    pid=$(cat "$dir/sensor.pid")
+    rm -f "$dir/sensor.pid"
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+        sleep 0.1
+    done
+    echo "sensor $pid ignored SIGTERM for 10 s: killing it"
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 1
+}
