@@ -21,7 +21,7 @@ echo "== starting driftwatch-sensor (audit, auto mode: owner unless auditd holds
 "$bin/sensor/driftwatch-sensor" --audit-only --audit-mode auto --capture "$tmp/capture" \
   --status-interval 1 2>"$tmp/sensor.log" &
 sensor_pid=$!
-for _ in $(seq 100); do grep -q mode "$tmp/sensor.log" && break; sleep 0.05; done
+for _ in $(seq 100); do grep -q ": audit [a-z]* mode" "$tmp/sensor.log" && break; sleep 0.05; done
 cat "$tmp/sensor.log"
 
 echo "== running a few execs: a shell, a binary dropped into /tmp and made executable"

@@ -86,22 +86,60 @@ std::expected<void, std::string> AuditOwnership::AddRule(const std::vector<std::
                                                          int action, bool prepend) {
   audit_rule_data* rule = audit_rule_create_data();
   std::string what = "audit rule";
-  // The arch field must come before the syscalls: libaudit resolves names for it.
-  for (const std::string& f : fields) {
+  // libaudit's order: arch before the syscalls (it resolves their names for that arch),
+  // the syscalls before a key (it refuses a key on a rule without one).
+  auto add_field = [&](const std::string& f) -> bool {
     what += " -F " + f;
     std::string copy = f;  // libaudit writes into the string it parses
     int rc = audit_rule_fieldpair_data(&rule, copy.data(), AUDIT_FILTER_EXIT);
-    if (rc != 0) {
-      audit_rule_free_data(rule);
-      return std::unexpected(what + ": libaudit refused the field (" + std::to_string(rc) + ")");
-    }
+    if (rc == 0) return true;
+    what += ": libaudit refused the field (" + std::to_string(rc) + ")";
+    return false;
+  };
+  bool ok = true;
+  for (const std::string& f : fields) {
+    if (f.rfind("arch=", 0) == 0) ok = ok && add_field(f);
   }
   for (const std::string& s : syscalls) {
+    if (!ok) break;
     what += " -S " + s;
     if (audit_rule_syscallbyname_data(rule, s.c_str()) != 0) {
-      audit_rule_free_data(rule);
-      return std::unexpected(what + ": unknown syscall for this arch");
+      what += ": unknown syscall for this arch";
+      ok = false;
     }
+  }
+  for (const std::string& f : fields) {
+    if (!ok || f.rfind("arch=", 0) == 0) continue;
+    if (f.rfind("key=", 0) == 0) {
+      // libaudit accepts a key only after auditctl's own -S parsing (a private flag), so
+      // the key field is appended here as the kernel expects it: its length as the
+      // value, its bytes in the rule's buffer.
+      std::string_view key = std::string_view(f).substr(4);
+      what += " -F " + f;
+      if (rule->field_count >= AUDIT_MAX_FIELDS || key.size() > AUDIT_MAX_KEY_LEN) {
+        ok = false;
+        break;
+      }
+      auto* grown = static_cast<audit_rule_data*>(
+          realloc(rule, sizeof(*rule) + rule->buflen + key.size()));
+      if (grown == nullptr) {
+        ok = false;
+        break;
+      }
+      rule = grown;
+      uint32_t n = rule->field_count++;
+      rule->fields[n] = AUDIT_FILTERKEY;
+      rule->fieldflags[n] = AUDIT_EQUAL;
+      rule->values[n] = static_cast<uint32_t>(key.size());
+      std::memcpy(rule->buf + rule->buflen, key.data(), key.size());
+      rule->buflen += static_cast<uint32_t>(key.size());
+      continue;
+    }
+    ok = add_field(f);
+  }
+  if (!ok) {
+    audit_rule_free_data(rule);
+    return std::unexpected(what);
   }
   int flags = AUDIT_FILTER_EXIT | (prepend ? AUDIT_FILTER_PREPEND : 0);
   int rc = audit_add_rule_data(rule_fd_, rule, flags, action);

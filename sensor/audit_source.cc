@@ -91,12 +91,10 @@ void AuditSource::ReadLoop() {
     ++counters_.datagrams;
     const nlmsghdr* h = reinterpret_cast<const nlmsghdr*>(buf.data());
     if (n < static_cast<long>(NLMSG_HDRLEN)) continue;
-    // The kernel sends one record per datagram; trust the datagram length over
-    // nlmsg_len, which some kernels filled in without the header.
+    // One record per datagram. Its nlmsg_len cannot be trusted: for unicast delivery the
+    // kernel leaves the header out of it (multicast copies get it fixed up), so the
+    // datagram's own length is the record's.
     size_t len = static_cast<size_t>(n) - NLMSG_HDRLEN;
-    if (h->nlmsg_len >= NLMSG_HDRLEN && h->nlmsg_len - NLMSG_HDRLEN < len) {
-      len = h->nlmsg_len - NLMSG_HDRLEN;
-    }
     const char* payload = buf.data() + NLMSG_HDRLEN;
     if (h->nlmsg_type == AUDIT_GET) {
       audit_status st{};

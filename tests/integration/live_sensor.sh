@@ -11,7 +11,7 @@ dw_sensor_start() {
         2>"$dir/sensor.log" &
     echo $! >"$dir/sensor.pid"
     for ((i = 0; i < 100; i++)); do
-        grep -q "mode" "$dir/sensor.log" 2>/dev/null && return 0
+        grep -q ": audit [a-z]* mode" "$dir/sensor.log" 2>/dev/null && return 0
         kill -0 "$(cat "$dir/sensor.pid")" 2>/dev/null || break
         sleep 0.05
     done
