@@ -29,11 +29,15 @@ std::string FlagValue(const google::protobuf::RepeatedPtrField<std::string>& arg
   return "";
 }
 
-// For "runc [global options] create|run|start|exec [options] ID": the ID, else "".
+bool IsOciRuntime(const v1::ProcessExec& e) {
+  std::string_view bin = Basename(e.args_size() ? e.args(0) : e.exe());
+  return bin == "runc" || bin == "crun";
+}
+
+// For "runc [global options] create|run|start|exec [options] ID": the ID, else "" (also
+// for the runtime's other commands: state, kill, delete run on the host, in no container).
 std::string RuntimeTarget(const google::protobuf::RepeatedPtrField<std::string>& args) {
   if (args.size() < 3) return "";
-  std::string_view bin = Basename(args[0]);
-  if (bin != "runc" && bin != "crun") return "";
   for (int i = 1; i + 1 < args.size(); ++i) {
     std::string_view a = args[i];
     if (a == "create" || a == "run" || a == "start" || a == "exec") {
@@ -94,10 +98,6 @@ void ProcessTree::Attribute(v1::Event* ev) {
     std::string ns = FlagValue(exec->args(), "namespace");
     if (!target.empty() && !ns.empty()) namespaces_[target] = ns;
     how = v1::ATTRIBUTION_PROCESS_TREE;
-  } else if (exec != nullptr && success && !(target = RuntimeTarget(exec->args())).empty()) {
-    role = Role::kRuntime;  // runc itself runs on the host
-    how = v1::ATTRIBUTION_PROCESS_TREE;
-    if (parent != nullptr && parent->role == Role::kShim) pit->second.target = target;
   } else if (exec != nullptr && exec->runtime_plumbing()) {
     role = Role::kRuntimeInit;
     if (parent != nullptr && (parent->role == Role::kRuntime || parent->role == Role::kRuntimeInit)) {
@@ -109,7 +109,14 @@ void ProcessTree::Attribute(v1::Event* ev) {
       container = target;
       how = v1::ATTRIBUTION_PROCESS_TREE;
     }
-  } else if (parent != nullptr &&
+  } else if (exec != nullptr && success && IsOciRuntime(*exec)) {
+    role = Role::kRuntime;  // runc itself runs on the host
+    how = v1::ATTRIBUTION_PROCESS_TREE;
+    target = RuntimeTarget(exec->args());
+    if (!target.empty() && parent != nullptr && parent->role == Role::kShim) {
+      pit->second.target = target;
+    }
+  } else if (parent != nullptr && !parent->target.empty() &&
              (parent->role == Role::kRuntime || parent->role == Role::kRuntimeInit)) {
     container = parent->target;
     how = v1::ATTRIBUTION_PROCESS_TREE;

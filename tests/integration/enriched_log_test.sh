@@ -15,7 +15,7 @@ cleanup() {
     dw_ctd_stop "$ctd" || true
     dw_auditd_stop "$tmp"
     dw_audit_restore "$tmp"
-    rm -rf "$tmp"
+    [[ -n ${KEEP:-} ]] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 dw_ctd_check_deps
@@ -33,7 +33,7 @@ dw_image_build "$tmp/image.tar"
 dw_ctd_start "$ctd"
 dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
 dw_ctr_run "$ctd" "$name" -- /bin/sleep 1000 >/dev/null
-dw_ctr_exec "$ctd" "$name" e1 /bin/sh -c 'cp /bin/busybox /tmp/dropped && chmod 755 /tmp/dropped && /tmp/dropped uname -a' </dev/null >/dev/null
+dw_ctr_exec "$ctd" "$name" e1 /bin/sh -c 'cp /bin/busybox /tmp/busybox_dropped && chmod 755 /tmp/busybox_dropped && /tmp/busybox_dropped uname -a' </dev/null >/dev/null
 dw_ctr_exec "$ctd" "$name" e2 /bin/ls -la /root </dev/null >/dev/null
 /bin/echo "host-marker-$$" >/dev/null
 dw_ctd_stop "$ctd"
@@ -53,11 +53,11 @@ cat >"$tmp/spec.json" <<JSON
 {
   "unique_serials": true,
   "total_execs": $want,
-  "container_only": {"$name": ["sleep", "sh", "ls", "dropped"]},
+  "container_only": {"$name": ["sleep", "sh", "ls", "busybox_dropped"]},
   "no_runtime_in": ["$name"],
   "execs": [
     {"argv": ["/bin/sleep", "1000"], "container": "$name", "res": "SUCCESS"},
-    {"argv": ["/tmp/dropped", "uname", "-a"], "container": "$name", "res": "SUCCESS"},
+    {"argv": ["/tmp/busybox_dropped", "uname", "-a"], "container": "$name", "res": "SUCCESS"},
     {"argv": ["/bin/ls", "-la", "/root"], "container": "$name"},
     {"argv": ["/bin/echo", "host-marker-$$"], "container": "host"}
   ]
@@ -68,7 +68,7 @@ python3 "$here/check_events.py" "$tmp/spec.json" <"$tmp/events.jsonl"
 python3 - "$tmp/events.jsonl" "$name" <<'PY'
 import json, sys
 evs = [json.loads(l) for l in open(sys.argv[1])]
-ch = [e for e in evs if e["evt.type"] == "chmod" and e["fd.name"] == "/tmp/dropped"]
+ch = [e for e in evs if e["evt.type"] == "chmod" and e["fd.name"] == "/tmp/busybox_dropped"]
 assert len(ch) == 1 and ch[0]["container.full_id"] == sys.argv[2], ch
 assert all(e.get("user.name") == "root" for e in evs if e["evt.type"] == "execve" and e["user.uid"] == 0)
 print("chmod attributed, user.name from ENRICHED: ok")

@@ -82,6 +82,14 @@ TEST_F(ProcessTreeTest, RuntimeProcessesThemselvesAreHost) {
             "host");
 }
 
+TEST_F(ProcessTreeTest, RuntimeHousekeepingIsHost) {
+  StartContainer("ctr-f");
+  EXPECT_EQ(Run(Exec(140, 100, {"runc", "--root", "/r", "state", "ctr-f"}, "/usr/sbin/runc")), "host");
+  EXPECT_EQ(Run(Exec(141, 100, {"runc", "--root", "/r", "delete", "--force", "ctr-f"}, "/usr/sbin/runc")),
+            "host");
+  EXPECT_EQ(Run(Exec(142, 141, {"/bin/helper"}, "/bin/helper")), "host");
+}
+
 TEST_F(ProcessTreeTest, OverlayDeviceIsASecondSignal) {
   StartContainer("ctr-e");
   Run(Exec(104, 100, {"/bin/sleep", "1"}, "/bin/busybox", false, 0x40));
