@@ -1,5 +1,6 @@
 #include "lib/event_json.h"
 
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
@@ -36,11 +37,12 @@ class ObjectWriter {
   explicit ObjectWriter(std::string* out) : out_(out) { out_->push_back('{'); }
   void Close() { out_->push_back('}'); }
 
+  // Keys are our own field names: plain ASCII, nothing to escape.
   void Key(std::string_view k) {
-    if (!first_) out_->push_back(',');
+    out_->append(first_ ? "\"" : ",\"");
     first_ = false;
-    AppendJsonString(k, out_);
-    out_->push_back(':');
+    out_->append(k);
+    out_->append("\":");
   }
   void Str(std::string_view k, std::string_view v) {
     Key(k);
@@ -49,8 +51,8 @@ class ObjectWriter {
   void Int(std::string_view k, int64_t v) {
     Key(k);
     char buf[24];
-    int n = std::snprintf(buf, sizeof buf, "%" PRId64, v);
-    out_->append(buf, n);
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out_->append(buf, static_cast<size_t>(r.ptr - buf));
   }
   void Bool(std::string_view k, bool v) {
     Key(k);
@@ -75,15 +77,21 @@ class ObjectWriter {
 int64_t LoginUid(uint32_t auid) { return auid == 4294967295u ? -1 : int64_t{auid}; }
 
 std::string Octal(uint32_t mode) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0%o", mode);
-  return buf;
+  char buf[16] = {'0'};
+  auto r = std::to_chars(buf + 1, buf + sizeof buf, mode, 8);
+  return std::string(buf, r.ptr);
 }
 
+// "fe:00", as audit PATH records print a device.
 std::string Dev(uint32_t major, uint32_t minor) {
   char buf[24];
-  std::snprintf(buf, sizeof buf, "%02x:%02x", major, minor);
-  return buf;
+  char* p = buf;
+  if (major < 16) *p++ = '0';
+  p = std::to_chars(p, buf + 10, major, 16).ptr;
+  *p++ = ':';
+  if (minor < 16) *p++ = '0';
+  p = std::to_chars(p, buf + sizeof buf, minor, 16).ptr;
+  return std::string(buf, p);
 }
 
 const char* AttributionName(v1::Attribution a) {
@@ -167,13 +175,25 @@ std::string FormatIsoTime(int64_t time_ns) {
     frac += 1000000000;
     --secs;
   }
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(frac));
-  return buf;
+  // Events come many to a second: format the date and time once per second.
+  thread_local time_t cached_secs = -1;
+  thread_local char cached[32];
+  if (secs != cached_secs) {
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs;
+  }
+  std::string out(cached);
+  char digits[9];
+  for (int i = 8; i >= 0; --i) {
+    digits[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  out.append(digits, 9);
+  out.push_back('Z');
+  return out;
 }
 
 std::string ShortContainerId(const std::string& id) {
