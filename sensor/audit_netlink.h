@@ -47,6 +47,11 @@ class AuditNetlink {
   // (-ENOBUFS when the kernel dropped messages because the receive buffer was full).
   long Receive(char* buf, size_t len, int timeout_ms);
 
+  // Up to `count` datagrams at once (recvmmsg), into `count` slots of `slot` bytes each
+  // at `bufs`; lens[i] gets each length. Waits up to timeout_ms only when none is ready.
+  // Returns how many arrived, 0 on timeout, or -errno (-ENOBUFS as for Receive).
+  int ReceiveMany(char* bufs, size_t slot, size_t* lens, int count, int timeout_ms);
+
   AuditMode mode() const { return mode_; }
   int fd() const;
 

@@ -66,7 +66,13 @@ std::expected<std::unique_ptr<AuditOwnership>, std::string> AuditOwnership::Acqu
         {{"arch=b64", "a2&0x49", key}, {"fchmodat"}},
         {{"arch=b32", "a2&0x49", key}, {"fchmodat"}},
     };
-    if (auto r = self->AddRule({own}, {"all"}, AUDIT_NEVER, true); !r) return std::unexpected(r.error());
+    // The sensor's own exclusion names the audited syscalls, not all of them: a rule
+    // that matches every syscall is evaluated on every syscall of the host.
+    for (const char* arch : {"arch=b32", "arch=b64"}) {  // prepended: b64 ends up first
+      auto r = self->AddRule({arch, own},
+                             {"execve", "execveat", "chmod", "fchmod", "fchmodat"}, AUDIT_NEVER, true);
+      if (!r) return std::unexpected(r.error());
+    }
     for (const R& rule : rules) {
       if (auto r = self->AddRule(rule.fields, rule.syscalls, AUDIT_ALWAYS, false); !r) {
         return std::unexpected(r.error());

@@ -3,7 +3,7 @@
 // it), installs its rules with libaudit, and gives everything back on Release().
 //
 // Rules, first to last:
-//   never,exit  -F pid=<sensor>                  the sensor's own syscalls (prepended)
+//   never,exit  -F arch=b64|b32 -F pid=<sensor> -S (the syscalls below)   prepended
 //   always,exit -F arch=b64|b32 -S execve,execveat
 //   always,exit -F arch=b64|b32 -S chmod,fchmod   -F a1&0111   new mode has an exec bit
 //   always,exit -F arch=b64|b32 -S fchmodat       -F a2&0111

@@ -63,8 +63,11 @@ void AuditSource::Publish(Batch* b) {
 }
 
 void AuditSource::ReadLoop() {
-  // One datagram holds one audit record (at most ~9 KB); 64 KB leaves room for any.
-  std::vector<char> buf(64 << 10);
+  // One datagram holds one audit record (at most ~9 KB): 16 KB slots, 64 at a time.
+  constexpr size_t kSlot = 16 << 10;
+  constexpr int kSlots = 64;
+  std::vector<char> bufs(kSlot * kSlots);
+  size_t lens[kSlots];
   Batch batch;
   batch.bytes.reserve(256 << 10);
   auto last_poll = std::chrono::steady_clock::now() - std::chrono::hours(1);
@@ -75,7 +78,7 @@ void AuditSource::ReadLoop() {
       last_poll = now;
     }
     // Block only when idle: while datagrams keep coming, gather a batch first.
-    long n = nl_->Receive(buf.data(), buf.size(), batch.recs.empty() ? 100 : 0);
+    int n = nl_->ReceiveMany(bufs.data(), kSlot, lens, kSlots, batch.recs.empty() ? 100 : 0);
     if (n == 0) {
       Publish(&batch);
       continue;
@@ -85,32 +88,33 @@ void AuditSource::ReadLoop() {
       continue;
     }
     if (n < 0) {
-      std::fprintf(stderr, "driftwatch-sensor: netlink receive: %s\n", strerror(static_cast<int>(-n)));
+      std::fprintf(stderr, "driftwatch-sensor: netlink receive: %s\n", strerror(-n));
       continue;
     }
-    ++counters_.datagrams;
-    const nlmsghdr* h = reinterpret_cast<const nlmsghdr*>(buf.data());
-    if (n < static_cast<long>(NLMSG_HDRLEN)) continue;
-    // One record per datagram. Its nlmsg_len cannot be trusted: for unicast delivery the
-    // kernel leaves the header out of it (multicast copies get it fixed up), so the
-    // datagram's own length is the record's.
-    size_t len = static_cast<size_t>(n) - NLMSG_HDRLEN;
-    const char* payload = buf.data() + NLMSG_HDRLEN;
-    if (h->nlmsg_type == AUDIT_GET) {
-      audit_status st{};
-      std::memcpy(&st, payload, len < sizeof st ? len : sizeof st);
-      uint64_t expected = UINT64_MAX;
-      counters_.kernel_lost_start.compare_exchange_strong(expected, st.lost);
-      counters_.kernel_lost_now = st.lost;
-      counters_.kernel_backlog = st.backlog;
-      continue;
+    counters_.datagrams += static_cast<uint64_t>(n);
+    for (int i = 0; i < n; ++i) {
+      const char* dgram = bufs.data() + static_cast<size_t>(i) * kSlot;
+      if (lens[i] < NLMSG_HDRLEN) continue;
+      const nlmsghdr* h = reinterpret_cast<const nlmsghdr*>(dgram);
+      // One record per datagram. Its nlmsg_len cannot be trusted: for unicast delivery the
+      // kernel leaves the header out of it (multicast copies get it fixed up), so the
+      // datagram's own length is the record's.
+      size_t len = lens[i] - NLMSG_HDRLEN;
+      const char* payload = dgram + NLMSG_HDRLEN;
+      if (h->nlmsg_type == AUDIT_GET) {
+        audit_status st{};
+        std::memcpy(&st, payload, len < sizeof st ? len : sizeof st);
+        uint64_t expected = UINT64_MAX;
+        counters_.kernel_lost_start.compare_exchange_strong(expected, st.lost);
+        counters_.kernel_lost_now = st.lost;
+        counters_.kernel_backlog = st.backlog;
+        continue;
+      }
+      if (h->nlmsg_type < AUDIT_FIRST_USER_MSG) continue;  // acks, errors, control replies
+      batch.recs.push_back({h->nlmsg_type, {static_cast<uint32_t>(batch.bytes.size()),
+                                            static_cast<uint32_t>(len)}});
+      batch.bytes.append(payload, len);
     }
-    if (h->nlmsg_type < AUDIT_FIRST_USER_MSG && h->nlmsg_type != AUDIT_GET) {
-      continue;  // acks, errors and other control replies
-    }
-    batch.recs.push_back({h->nlmsg_type, {static_cast<uint32_t>(batch.bytes.size()),
-                                          static_cast<uint32_t>(len)}});
-    batch.bytes.append(payload, len);
     if (batch.recs.size() >= 1024 || batch.bytes.size() >= (1u << 20)) Publish(&batch);
   }
   Publish(&batch);

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
 # auditd_env.sh: a private auditd for tests (PID 1 here is not systemd).
 #   dw_auditd_start DIR RAW|ENRICHED   log in DIR/log/audit.log, PID in DIR/auditd.pid; waits
 #                                      until it holds the audit pid
@@ -42,16 +43,4 @@ CONF
     return 1
 }
 
-dw_auditd_stop() {
-    local dir=$1 pid i
-    [[ -f $dir/auditd.pid ]] || return 0
-    pid=$(cat "$dir/auditd.pid")
-    rm -f "$dir/auditd.pid"
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null || true
-}
+dw_auditd_stop() { dw_stop_pidfile "$1/auditd.pid" || true; }

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
 # live_sensor.sh: start and stop driftwatch-sensor for a test, by PID.
 #   dw_sensor_start BUILD DIR ARGS...   starts it with --capture DIR/capture, waits until it
 #                                       reads, PID in DIR/sensor.pid, log in DIR/sensor.log
-#   dw_sensor_stop DIR                  SIGTERM, bounded wait, SIGKILL as a last resort
+#   dw_sensor_stop DIR                  SIGTERM by PID, bounded wait, SIGKILL as a last resort
 
 dw_sensor_start() {
     local build=$1 dir=$2 i
@@ -19,18 +20,4 @@ dw_sensor_start() {
     return 1
 }
 
-dw_sensor_stop() {
-    local dir=$1 pid i
-    [[ -f $dir/sensor.pid ]] || return 0
-    pid=$(cat "$dir/sensor.pid")
-    rm -f "$dir/sensor.pid"
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-        sleep 0.1
-    done
-    echo "sensor $pid ignored SIGTERM for 10 s: killing it"
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 1
-}
+dw_sensor_stop() { dw_stop_pidfile "$1/sensor.pid"; }
