@@ -34,10 +34,7 @@ class Analysis {
 
   // Every exec and chmod event passes here, from logs and captures alike.
   void OnEvent(v1::Event& ev) {
-    if (!ev.has_exec() && !ev.has_chmod()) {
-      if (ev.has_status()) ++statuses_;
-      return;
-    }
+    if (!ev.has_exec() && !ev.has_chmod()) return;
     if (ev.container_id().empty()) tree_.Attribute(&ev);
     if (ev.id().node().empty() && !opt_.node.empty()) ev.mutable_id()->set_node(opt_.node);
     ev.mutable_id()->set_seq(++seq_);
@@ -128,7 +125,7 @@ class Analysis {
   Diagnostics diag_;
   ProcessTree tree_;
   LogReadStats log_stats_;
-  uint64_t seq_ = 0, execs_ = 0, chmods_ = 0, statuses_ = 0;
+  uint64_t seq_ = 0, execs_ = 0, chmods_ = 0;
   std::string out_;
   std::map<std::string, ContainerSummary> summary_;
 };

@@ -127,18 +127,20 @@ namespace driftwatch::sensor {
 
 int AuditNetlink::ReceiveMany(char* bufs, size_t slot, size_t* lens, int count, int timeout_ms) {
   // One syscall for many records: the reader's cost per record is what the host pays for.
-  std::vector<mmsghdr> msgs(static_cast<size_t>(count));
-  std::vector<iovec> iov(static_cast<size_t>(count));
+  if (msgs_.size() < static_cast<size_t>(count)) {
+    msgs_.resize(static_cast<size_t>(count));
+    iov_.resize(static_cast<size_t>(count));
+  }
   for (int i = 0; i < count; ++i) {
-    iov[i] = {bufs + static_cast<size_t>(i) * slot, slot};
-    msgs[i] = {};
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
+    iov_[i] = {bufs + static_cast<size_t>(i) * slot, slot};
+    msgs_[i] = {};
+    msgs_[i].msg_hdr.msg_iov = &iov_[i];
+    msgs_[i].msg_hdr.msg_iovlen = 1;
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
-    int n = recvmmsg(fd(), msgs.data(), static_cast<unsigned>(count), MSG_DONTWAIT, nullptr);
+    int n = recvmmsg(fd(), msgs_.data(), static_cast<unsigned>(count), MSG_DONTWAIT, nullptr);
     if (n > 0) {
-      for (int i = 0; i < n; ++i) lens[i] = msgs[i].msg_len;
+      for (int i = 0; i < n; ++i) lens[i] = msgs_[i].msg_len;
       return n;
     }
     if (n < 0 && errno != EAGAIN && errno != EINTR) return -errno;

@@ -4,17 +4,19 @@
 //   owner:    registered as the audit daemon (records arrive unicast; needs
 //             CAP_AUDIT_CONTROL).
 //
-// Thread-safety: Receive() belongs to one reader thread; SendGetStatus() may be called
+// Thread-safety: Receive() and ReceiveMany() belong to one reader thread; SendGetStatus() may be called
 // from another thread at the same time (a sendto on the socket). Everything else is for
 // the owning thread before the reader starts or after it stopped.
 #pragma once
 
 #include <linux/audit.h>
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <expected>
 #include <memory>
 #include <string>
+#include <vector>
 
 struct mnl_socket;
 
@@ -63,6 +65,9 @@ class AuditNetlink {
   mnl_socket* nl_;
   AuditMode mode_;
   uint32_t seq_ = 1;
+  // ReceiveMany's headers, kept between calls: it runs for every batch of records.
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iov_;
 };
 
 }  // namespace driftwatch::sensor

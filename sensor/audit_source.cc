@@ -38,12 +38,14 @@ void AuditSource::Stop() {
   if (parser_.joinable()) parser_.join();
   // A last reading of the kernel's lost counter, now that nobody else reads the socket.
   if (was_running) {
-    if (auto st = nl_->GetStatus()) {
-      uint64_t expected = UINT64_MAX;
-      counters_.kernel_lost_start.compare_exchange_strong(expected, st->lost);
-      counters_.kernel_lost_now = st->lost;
-    }
+    if (auto st = nl_->GetStatus()) NoteKernelStatus(*st);
   }
+}
+
+void AuditSource::NoteKernelStatus(const audit_status& st) {
+  uint64_t expected = UINT64_MAX;  // the first reading is the baseline
+  counters_.kernel_lost_start.compare_exchange_strong(expected, st.lost);
+  counters_.kernel_lost_now = st.lost;
 }
 
 void AuditSource::Publish(Batch* b) {
@@ -91,7 +93,6 @@ void AuditSource::ReadLoop() {
       std::fprintf(stderr, "driftwatch-sensor: netlink receive: %s\n", strerror(-n));
       continue;
     }
-    counters_.datagrams += static_cast<uint64_t>(n);
     for (int i = 0; i < n; ++i) {
       const char* dgram = bufs.data() + static_cast<size_t>(i) * kSlot;
       if (lens[i] < NLMSG_HDRLEN) continue;
@@ -104,10 +105,7 @@ void AuditSource::ReadLoop() {
       if (h->nlmsg_type == AUDIT_GET) {
         audit_status st{};
         std::memcpy(&st, payload, len < sizeof st ? len : sizeof st);
-        uint64_t expected = UINT64_MAX;
-        counters_.kernel_lost_start.compare_exchange_strong(expected, st.lost);
-        counters_.kernel_lost_now = st.lost;
-        counters_.kernel_backlog = st.backlog;
+        NoteKernelStatus(st);
         continue;
       }
       if (h->nlmsg_type < AUDIT_FIRST_USER_MSG) continue;  // acks, errors, control replies

@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include <linux/audit.h>
+
 #include "driftwatch/v1/event.pb.h"
 #include "lib/audit_reassembler.h"
 #include "lib/diagnostics.h"
@@ -27,12 +29,10 @@
 namespace driftwatch::sensor {
 
 struct AuditCounters {
-  std::atomic<uint64_t> datagrams{0};
   std::atomic<uint64_t> socket_enobufs{0};
   std::atomic<uint64_t> queue_drops{0};
   std::atomic<uint64_t> kernel_lost_start{UINT64_MAX};  // first `lost` seen
   std::atomic<uint64_t> kernel_lost_now{0};
-  std::atomic<uint64_t> kernel_backlog{0};
   std::atomic<uint64_t> records{0};
   std::atomic<uint64_t> events{0};
   std::atomic<uint64_t> evictions{0};
@@ -72,6 +72,8 @@ class AuditSource {
   };
 
   void ReadLoop();
+  // Takes the kernel's lost counter from an AUDIT_GET reply.
+  void NoteKernelStatus(const audit_status& st);
   void ParseLoop();
   void Publish(Batch* b);
 
