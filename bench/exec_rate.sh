@@ -29,6 +29,8 @@ KEY=dwbench
 RULE=("always,exit" -F arch=b64 -S "execve,execveat" -k "$KEY")
 CONTENDERS=(off null-reader sensor auditd-raw auditd-enriched)
 HZ=$(getconf CLK_TCK)
+# The private auditd config the tests use too.
+source "$REPO/tests/integration/auditd_env.sh"
 
 die() { echo "exec_rate: $*" >&2; exit 1; }
 note() { echo "exec_rate: $*" >&2; }
@@ -154,37 +156,8 @@ start_reader() { # command...: start it in the background as the contender's rea
 
 start_auditd() { # RAW|ENRICHED
 	local dir=$TMP/auditd-$1
-	mkdir -p "$dir/log" "$dir/plugins"
 	# Private config: own log dir, no plugins, and no action that could halt or suspend.
-	cat >"$dir/auditd.conf" <<-EOF
-		local_events = yes
-		write_logs = yes
-		log_file = $dir/log/audit.log
-		log_group = root
-		log_format = $1
-		flush = INCREMENTAL_ASYNC
-		freq = 50
-		max_log_file = 0
-		max_log_file_action = IGNORE
-		num_logs = 1
-		priority_boost = 4
-		name_format = NONE
-		space_left = 75
-		space_left_action = SYSLOG
-		admin_space_left = 50
-		admin_space_left_action = IGNORE
-		disk_full_action = IGNORE
-		disk_error_action = IGNORE
-		verify_email = no
-		action_mail_acct = root
-		use_libwrap = no
-		q_depth = 2000
-		overflow_action = SYSLOG
-		max_restarts = 0
-		plugin_dir = $dir/plugins
-		end_of_event_timeout = 2
-	EOF
-	chmod 0640 "$dir/auditd.conf"
+	dw_auditd_config "$dir" "$1"
 	start_reader auditd -n -c "$dir"
 }
 

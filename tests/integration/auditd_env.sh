@@ -1,13 +1,14 @@
 # shellcheck shell=bash
 source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
-# auditd_env.sh: a private auditd for tests (PID 1 here is not systemd).
+# auditd_env.sh: a private auditd for tests and benchmarks (PID 1 here is not systemd).
+#   dw_auditd_config DIR RAW|ENRICHED  writes DIR/auditd.conf (and DIR/log, DIR/plugins)
 #   dw_auditd_start DIR RAW|ENRICHED   log in DIR/log/audit.log, PID in DIR/auditd.pid; waits
 #                                      until it holds the audit pid
 #   dw_auditd_stop DIR                 SIGTERM by PID, bounded wait
 # Its config never halts or suspends the machine on disk trouble. Rules are the caller's.
 
-dw_auditd_start() {
-    local dir=$1 format=$2 i
+dw_auditd_config() {
+    local dir=$1 format=$2
     mkdir -p "$dir/log" "$dir/plugins"
     cat >"$dir/auditd.conf" <<CONF
 local_events = yes
@@ -31,8 +32,18 @@ q_depth = 2000
 overflow_action = SYSLOG
 max_restarts = 0
 plugin_dir = $dir/plugins
+priority_boost = 4
+verify_email = no
+action_mail_acct = root
+use_libwrap = no
+end_of_event_timeout = 2
 CONF
     chmod 0640 "$dir/auditd.conf"
+}
+
+dw_auditd_start() {
+    local dir=$1 i
+    dw_auditd_config "$dir" "$2"
     auditd -n -c "$dir" >"$dir/auditd.out" 2>&1 &
     echo $! >"$dir/auditd.pid"
     for ((i = 0; i < 100; i++)); do
