@@ -4,13 +4,15 @@
 # Two parallel static spawners fork+exec a static no-op for SECONDS, once per contender,
 # in ROUNDS interleaved rounds (order rotated per round so drift hits everyone alike):
 #   off              audit disabled, no rules                        (hardware ceiling)
-#   null-reader      do-nothing netlink reader + execve rule          (audit's own cost)
+#   null-reader      do-nothing netlink reader + the sensor's rules   (audit's own cost)
 #   sensor           driftwatch-sensor --audit-mode owner (own rules) (the product)
-#   auditd-raw       auditd, log_format RAW + execve rule
-#   auditd-enriched  auditd, log_format ENRICHED + execve rule
+#   auditd-raw       auditd, log_format RAW + the sensor's rules
+#   auditd-enriched  auditd, log_format ENRICHED + the sensor's rules
+# Every contender runs the rule set the sensor installs (add_rules), so the kernel's
+# filtering and record generation cost the same everywhere and only the reader differs.
 #
 # Usage (root):  bench/exec_rate.sh
-#   env: ROUNDS=3 SECONDS=5 DW_SENSOR=build/sensor/driftwatch-sensor
+#   env: ROUNDS=5 SECONDS=5 DW_SENSOR=build/sensor/driftwatch-sensor
 #        BACKLOG_LIMIT=N  (optional: set audit backlog_limit for the run; default: keep)
 #
 # Audit state is global to the machine (DESIGN.md, "Global kernel state"): this script
@@ -19,14 +21,13 @@
 # also on failure or Ctrl-C.
 set -euo pipefail
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 RUN_SECONDS=$(printenv SECONDS || echo 5) # $SECONDS is bash's clock: take the env value
 BACKLOG_LIMIT=${BACKLOG_LIMIT:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 SENSOR=${DW_SENSOR:-$REPO/build/sensor/driftwatch-sensor}
 KEY=dwbench
-RULE=("always,exit" -F arch=b64 -S "execve,execveat" -k "$KEY")
 CONTENDERS=(off null-reader sensor auditd-raw auditd-enriched)
 HZ=$(getconf CLK_TCK)
 # The private auditd config the tests use too.
@@ -59,6 +60,20 @@ TMP=$(mktemp -d /tmp/dwbench.XXXXXX)
 READER_PID=       # the reader of the current contender (null reader, sensor or auditd)
 STARTED=()        # every reader PID we started, to recognise a stale registration
 SPAWNERS=()
+
+# The sensor's rule set (sensor/audit_rules.cc), for a reader with PID $1: its own execs
+# and chmods excluded, then execve/execveat, and chmods that add an exec bit.
+add_rules() {
+	local a
+	for a in b64 b32; do
+		auditctl -a never,exit -F arch=$a -S execve,execveat,chmod,fchmod,fchmodat -F pid="$1" -k "$KEY"
+	done
+	for a in b64 b32; do
+		auditctl -a always,exit -F arch=$a -S execve,execveat -k "$KEY"
+		auditctl -a always,exit -F arch=$a -S chmod,fchmod -F 'a1&0x49' -k "$KEY"
+		auditctl -a always,exit -F arch=$a -S fchmodat -F 'a2&0x49' -k "$KEY"
+	done >/dev/null
+}
 
 # Stop one of our processes: SIGTERM, wait up to 10 s, then SIGKILL; always reap it.
 stop_pid() {
@@ -185,7 +200,7 @@ run_contender() {
 	off) auditctl -e 0 >/dev/null ;;
 	null-reader)
 		start_reader "$TMP/null_audit_reader" || die "null reader did not register"
-		auditctl -a "${RULE[@]}" >/dev/null ;;
+		add_rules "$READER_PID" >/dev/null ;;
 	sensor)
 		# The sensor installs its own rules; wait for them too.
 		if ! start_reader "$SENSOR" --audit-only --audit-mode owner --capture /dev/null; then
@@ -198,8 +213,8 @@ run_contender() {
 			[[ $(auditctl -l) != "$INIT_L" ]] && break
 			sleep 0.1
 		done ;;
-	auditd-raw) start_auditd RAW || die "auditd did not register"; auditctl -a "${RULE[@]}" >/dev/null ;;
-	auditd-enriched) start_auditd ENRICHED || die "auditd did not register"; auditctl -a "${RULE[@]}" >/dev/null ;;
+	auditd-raw) start_auditd RAW || die "auditd did not register"; add_rules "$READER_PID" >/dev/null ;;
+	auditd-enriched) start_auditd ENRICHED || die "auditd did not register"; add_rules "$READER_PID" >/dev/null ;;
 	esac
 	lost0=$(status lost)
 	wait0=$(status backlog_wait_time_actual)

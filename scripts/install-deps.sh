@@ -6,7 +6,7 @@ pkgs=(
   g++ cmake make pkg-config
   libaudit-dev libmnl-dev libboost-dev libboost-system-dev
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
-  zlib1g-dev liblzma-dev libcli11-dev
+  zlib1g-dev liblzma-dev libcli11-dev libssl-dev nlohmann-json3-dev
   # tests
   googletest libgtest-dev libgmock-dev clang libclang-rt-14-dev python3 xz-utils gzip
   # the kernel-facing tests and the demo

@@ -3,6 +3,8 @@
 #include <linux/audit.h>
 #include <linux/netlink.h>
 
+#include <time.h>
+
 #include <chrono>
 #include <cerrno>
 #include <cstring>
@@ -73,18 +75,17 @@ void AuditSource::ReadLoop() {
   Batch batch;
   batch.bytes.reserve(256 << 10);
   auto last_poll = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  auto batch_start = last_poll;  // when the batch's first record arrived
+  const auto publish_after = std::chrono::milliseconds(options_.publish_ms);
+  const timespec nap{0, static_cast<long>(options_.nap_us) * 1000};
   while (!stop_) {
     auto now = std::chrono::steady_clock::now();
     if (now - last_poll >= std::chrono::milliseconds(options_.status_poll_ms)) {
       nl_->SendGetStatus();
       last_poll = now;
     }
-    // Block only when idle: while datagrams keep coming, gather a batch first.
+    // Block only when idle; with a batch pending, just look.
     int n = nl_->ReceiveMany(bufs.data(), kSlot, lens, kSlots, batch.recs.empty() ? 100 : 0);
-    if (n == 0) {
-      Publish(&batch);
-      continue;
-    }
     if (n == -ENOBUFS) {
       ++counters_.socket_enobufs;
       continue;
@@ -93,6 +94,7 @@ void AuditSource::ReadLoop() {
       std::fprintf(stderr, "driftwatch-sensor: netlink receive: %s\n", strerror(-n));
       continue;
     }
+    if (n > 0 && batch.recs.empty()) batch_start = std::chrono::steady_clock::now();
     for (int i = 0; i < n; ++i) {
       const char* dgram = bufs.data() + static_cast<size_t>(i) * kSlot;
       if (lens[i] < NLMSG_HDRLEN) continue;
@@ -113,7 +115,13 @@ void AuditSource::ReadLoop() {
                                             static_cast<uint32_t>(len)}});
       batch.bytes.append(payload, len);
     }
-    if (batch.recs.size() >= 1024 || batch.bytes.size() >= (1u << 20)) Publish(&batch);
+    if (batch.recs.empty()) continue;
+    if (batch.recs.size() >= 1024 || batch.bytes.size() >= (1u << 20) ||
+        std::chrono::steady_clock::now() - batch_start >= publish_after) {
+      Publish(&batch);
+    } else if (n < kSlots && options_.nap_us > 0) {
+      nanosleep(&nap, nullptr);  // drained: let records pile up in the socket buffer
+    }
   }
   Publish(&batch);
   {
