@@ -177,7 +177,7 @@ std::string FormatIsoTime(int64_t time_ns) {
   }
   // Events come many to a second: format the date and time once per second.
   thread_local time_t cached_secs = -1;
-  thread_local char cached[32];
+  thread_local char cached[80];  // room for any int the format could print
   if (secs != cached_secs) {
     struct tm tm;
     gmtime_r(&secs, &tm);
