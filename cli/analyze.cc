@@ -23,7 +23,7 @@ namespace {
 // Per-container drift summary: what `analyze` prints without --events until rules are
 // loaded.
 struct ContainerSummary {
-  uint64_t execs = 0, failed = 0, chmods = 0, plumbing = 0;
+  uint64_t execs = 0, failed = 0, chmods = 0, plumbing = 0, writes = 0;
   int64_t first_ns = 0, last_ns = 0;
   std::set<std::string> exes;
 };
@@ -32,15 +32,25 @@ class Analysis {
  public:
   explicit Analysis(const AnalyzeOptions& opt) : opt_(opt) { out_.reserve(1 << 20); }
 
-  // Every exec and chmod event passes here, from logs and captures alike.
+  // Every event passes here, from logs and captures alike. Captures also carry file writes,
+  // container reports (kept, to name the containers of later events) and sensor status.
   void OnEvent(v1::Event& ev) {
-    if (!ev.has_exec() && !ev.has_chmod()) return;
-    if (ev.container_id().empty()) tree_.Attribute(&ev);
+    if (ev.has_container()) containers_[ev.container().id()] = ev.container();
+    if (ev.has_exec() || ev.has_chmod()) {
+      if (ev.container_id().empty()) tree_.Attribute(&ev);
+      if (ev.has_exec()) ++execs_; else ++chmods_;
+    } else if (ev.has_write()) {
+      ++writes_;
+    } else if (!opt_.events) {
+      return;
+    }
     if (ev.id().node().empty() && !opt_.node.empty()) ev.mutable_id()->set_node(opt_.node);
-    ev.mutable_id()->set_seq(++seq_);
-    if (ev.has_exec()) ++execs_; else ++chmods_;
+    // Captures keep the sensor's own numbering; audit logs are numbered in reading order.
+    if (ev.id().seq() == 0) ev.mutable_id()->set_seq(++seq_);
     if (opt_.events) {
-      if (AppendEventJson(ev, &out_)) out_.push_back('\n');
+      auto c = containers_.find(ev.container_id());
+      const v1::ContainerInfo* info = c == containers_.end() ? nullptr : &c->second;
+      if (AppendEventJson(ev, info, &out_)) out_.push_back('\n');
       if (out_.size() > (1 << 20)) FlushOut();
     } else {
       Summarize(ev);
@@ -77,9 +87,9 @@ class Analysis {
     const auto& rs = reassembler.stats();
     std::fprintf(stderr,
                  "driftwatch analyze: %llu lines, %llu records, %llu events (%llu exec, %llu "
-                 "chmod), %llu input errors, %llu evicted unfinished\n",
-                 ull(log_stats_.lines), ull(rs.records), ull(execs_ + chmods_), ull(execs_),
-                 ull(chmods_), ull(diag_.count()), ull(rs.evictions));
+                 "chmod, %llu file write), %llu input errors, %llu evicted unfinished\n",
+                 ull(log_stats_.lines), ull(rs.records), ull(execs_ + chmods_ + writes_),
+                 ull(execs_), ull(chmods_), ull(writes_), ull(diag_.count()), ull(rs.evictions));
     return ok;
   }
 
@@ -99,6 +109,10 @@ class Analysis {
       ++s.chmods;
       return;
     }
+    if (ev.has_write()) {
+      ++s.writes;
+      return;
+    }
     const v1::ProcessExec& e = ev.exec();
     if (e.runtime_plumbing()) {
       ++s.plumbing;
@@ -110,12 +124,18 @@ class Analysis {
   }
 
   void PrintSummary() {
-    std::printf("%-24s %-10s %8s %7s %8s %6s  %-24s %s\n", "CONTAINER", "NAMESPACE", "EXECS",
-                "FAILED", "CHMOD+X", "EXES", "FIRST", "LAST");
+    std::printf("%-24s %-10s %-24s %8s %7s %8s %6s %7s  %-24s %s\n", "CONTAINER", "NAMESPACE",
+                "POD", "EXECS", "FAILED", "CHMOD+X", "EXES", "WRITES", "FIRST", "LAST");
     for (const auto& [id, s] : summary_) {
-      std::printf("%-24s %-10s %8llu %7llu %8llu %6zu  %-24s %s\n", ShortContainerId(id).c_str(),
-                  tree_.RuntimeNamespace(id).empty() ? "-" : tree_.RuntimeNamespace(id).c_str(),
-                  ull(s.execs), ull(s.failed), ull(s.chmods), s.exes.size(),
+      std::string ns = tree_.RuntimeNamespace(id), pod;
+      if (auto c = containers_.find(id); c != containers_.end()) {
+        if (!c->second.pod_namespace().empty()) ns = c->second.pod_namespace();
+        pod = c->second.pod_name();
+      }
+      std::printf("%-24s %-10s %-24s %8llu %7llu %8llu %6zu %7llu  %-24s %s\n",
+                  ShortContainerId(id).c_str(), ns.empty() ? "-" : ns.c_str(),
+                  pod.empty() ? "-" : pod.c_str(), ull(s.execs), ull(s.failed), ull(s.chmods),
+                  s.exes.size(), ull(s.writes),
                   FormatIsoTime(s.first_ns).substr(0, 23).c_str(),
                   FormatIsoTime(s.last_ns).substr(0, 23).c_str());
     }
@@ -125,7 +145,8 @@ class Analysis {
   Diagnostics diag_;
   ProcessTree tree_;
   LogReadStats log_stats_;
-  uint64_t seq_ = 0, execs_ = 0, chmods_ = 0;
+  uint64_t seq_ = 0, execs_ = 0, chmods_ = 0, writes_ = 0;
+  std::map<std::string, v1::ContainerInfo> containers_;  // from captures' container reports
   std::string out_;
   std::map<std::string, ContainerSummary> summary_;
 };

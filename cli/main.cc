@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/analyze.h"
+#include "cli/diff.h"
 #include "lib/version.h"
 
 int main(int argc, char** argv) {
@@ -20,7 +21,20 @@ int main(int argc, char** argv) {
                "print one JSON object per event, keyed by Falco field names");
   an->add_option("--node", analyze.node, "evt.hostname for records without a node= prefix");
 
+  driftwatch::cli::DiffOptions diff;
+  CLI::App* df = app.add_subcommand(
+      "diff",
+      "List a container's filesystem drift (added, modified, deleted files) from its overlay "
+      "upper layer. CONTAINER is a full id or a unique prefix of one.");
+  df->add_option("container", diff.container, "container id or unique id prefix");
+  df->add_flag("--json", diff.json, "one JSON object per line instead of the table");
+  df->add_option("--hash-max", diff.hash_max, "sha256 of executables up to BYTES (default 64 MiB)");
+  df->add_option("--pid", diff.pid, "use the overlay at the root of process PID");
+  df->add_option("--upperdir", diff.upperdir, "offline: the upper layer directory");
+  df->add_option("--lowerdir", diff.lowerdir, "offline: lower layers, DIR[:DIR...], topmost first");
+
   CLI11_PARSE(app, argc, argv);
   if (an->parsed()) return driftwatch::cli::RunAnalyze(analyze);
+  if (df->parsed()) return driftwatch::cli::RunDiff(diff);
   return 2;
 }

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "lib/file_digest.h"
+
 namespace driftwatch {
 namespace {
 
@@ -101,6 +103,7 @@ const char* AttributionName(v1::Attribution a) {
     case v1::ATTRIBUTION_DEVICE: return "device";
     case v1::ATTRIBUTION_PROCESS_TREE: return "process_tree";
     case v1::ATTRIBUTION_UNKNOWN: return "unknown";
+    case v1::ATTRIBUTION_OVERLAY: return "overlay";
     default: return "";
   }
 }
@@ -111,14 +114,37 @@ void Common(const v1::Event& ev, ObjectWriter* w) {
   w->Int("evt.num", static_cast<int64_t>(ev.id().seq()));
 }
 
-void ContainerFields(const v1::Event& ev, ObjectWriter* w) {
+// The container's own fields (Falco's container.* and k8s.*), from what the sensor knows.
+void ContainerInfoFields(const v1::ContainerInfo& c, ObjectWriter* w) {
+  if (!c.name().empty()) w->Str("container.name", c.name());
+  if (!c.image().empty()) w->Str("container.image", c.image());
+  if (!c.image_repository().empty()) w->Str("container.image.repository", c.image_repository());
+  if (!c.image_tag().empty()) w->Str("container.image.tag", c.image_tag());
+  if (!c.image_digest().empty()) w->Str("container.image.digest", c.image_digest());
+  if (!c.image_ref().empty()) w->Str("container.image.id", c.image_ref());
+  if (!c.runtime().empty()) w->Str("container.type", c.runtime());
+  w->Bool("container.privileged", c.privileged());
+  if (!c.pod_name().empty()) w->Str("k8s.pod.name", c.pod_name());
+  if (!c.pod_namespace().empty()) w->Str("k8s.ns.name", c.pod_namespace());
+  if (!c.pod_uid().empty()) w->Str("k8s.pod.uid", c.pod_uid());
+}
+
+void ContainerFields(const v1::Event& ev, const v1::ContainerInfo* info, ObjectWriter* w) {
   const std::string& id = ev.container_id().empty() ? std::string("host") : ev.container_id();
   w->Str("container.id", ShortContainerId(id));
   w->Str("container.full_id", id);
   if (ev.attribution() != v1::ATTRIBUTION_UNSPECIFIED) {
     w->Str("container.attribution", AttributionName(ev.attribution()));
   }
+  if (info) ContainerInfoFields(*info, w);
   if (ev.has_audit()) w->Int("audit.serial", static_cast<int64_t>(ev.audit().serial()));
+}
+
+// fd.directory and fd.filename of a path, as Falco splits fd.name.
+std::pair<std::string_view, std::string_view> SplitPath(std::string_view p) {
+  size_t slash = p.rfind('/');
+  if (slash == std::string_view::npos) return {"", p};
+  return {slash == 0 ? p.substr(0, 1) : p.substr(0, slash), p.substr(slash + 1)};
 }
 
 }  // namespace
@@ -224,6 +250,10 @@ std::string CommandLine(const v1::ProcessExec& e) {
 }
 
 bool AppendEventJson(const v1::Event& ev, std::string* out) {
+  return AppendEventJson(ev, nullptr, out);
+}
+
+bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* info, std::string* out) {
   if (ev.has_exec()) {
     const v1::ProcessExec& e = ev.exec();
     ObjectWriter w(out);
@@ -250,12 +280,13 @@ bool AppendEventJson(const v1::Event& ev, std::string* out) {
     w.Str("proc.exe_dev", Dev(e.exe_dev_major(), e.exe_dev_minor()));
     w.Str("proc.exe_mode", Octal(e.exe_mode()));
     w.Bool("proc.is_runtime_plumbing", e.runtime_plumbing());
+    if (e.has_is_exe_upper_layer()) w.Bool("proc.is_exe_upper_layer", e.is_exe_upper_layer());
     w.Int("user.uid", e.uid());
     w.Int("user.euid", e.euid());
     w.Int("user.loginuid", LoginUid(e.auid()));
     if (!e.user_name().empty()) w.Str("user.name", e.user_name());
     w.Int("group.gid", e.gid());
-    ContainerFields(ev, &w);
+    ContainerFields(ev, info, &w);
     w.Close();
     return true;
   }
@@ -280,7 +311,69 @@ bool AppendEventJson(const v1::Event& ev, std::string* out) {
     if (!c.parent_name().empty()) w.Str("proc.pname", c.parent_name());
     w.Int("user.uid", c.uid());
     w.Int("user.loginuid", LoginUid(c.auid()));
-    ContainerFields(ev, &w);
+    ContainerFields(ev, info, &w);
+    w.Close();
+    return true;
+  }
+  if (ev.has_write()) {
+    const v1::FileWrite& f = ev.write();
+    ObjectWriter w(out);
+    Common(ev, &w);
+    w.Str("evt.type", f.kind());
+    w.Str("fd.name", f.path());
+    auto [dir, file] = SplitPath(f.path());
+    w.Str("fd.directory", dir);
+    w.Str("fd.filename", file);
+    w.Str("fd.typechar", "f");
+    if (!f.old_path().empty()) w.Str("fd.oldname", f.old_path());
+    w.Int("fd.ino", static_cast<int64_t>(f.inode()));
+    w.Str("fd.dev", Dev(f.dev_major(), f.dev_minor()));
+    w.Int("fd.size", static_cast<int64_t>(f.size()));
+    w.Str("fd.mode", Octal(f.mode()));
+    w.Bool("fd.is_executable", f.executable());
+    if (!f.sha256().empty()) w.Str("fd.sha256", HexOf(f.sha256()));
+    if (!f.upper_path().empty()) w.Str("fd.upper_path", f.upper_path());
+    w.Int("proc.pid", f.pid());
+    w.Str("proc.name", f.comm());
+    w.Str("proc.exepath", f.exe());
+    ContainerFields(ev, info, &w);
+    w.Close();
+    return true;
+  }
+  if (ev.has_container()) {
+    const v1::ContainerInfo& c = ev.container();
+    ObjectWriter w(out);
+    Common(ev, &w);
+    w.Str("evt.type", "container");
+    w.Str("container.id", ShortContainerId(c.id()));
+    w.Str("container.full_id", c.id());
+    w.Str("container.state", c.state());
+    w.Str("container.source", c.source());
+    ContainerInfoFields(c, &w);
+    if (c.start_time_ns() != 0) w.Str("container.start_time", FormatIsoTime(c.start_time_ns()));
+    w.Int("container.pid", c.init_pid());
+    w.Str("container.rootfs_dev", Dev(c.rootfs_dev_major(), c.rootfs_dev_minor()));
+    w.Str("container.upperdir", c.upperdir());
+    w.Bool("container.read_only_rootfs", c.read_only_rootfs());
+    w.Str("container.cgroup", c.cgroup_path());
+    w.Close();
+    return true;
+  }
+  if (ev.has_status()) {
+    const v1::SensorStatus& st = ev.status();
+    ObjectWriter w(out);
+    Common(ev, &w);
+    w.Str("evt.type", "sensor_status");
+    w.Str("sensor.audit_mode", st.audit_mode());
+    w.Str("sensor.fanotify_mode", st.fanotify_mode());
+    w.Int("sensor.kernel_lost", static_cast<int64_t>(st.kernel_lost()));
+    w.Int("sensor.socket_enobufs", static_cast<int64_t>(st.socket_enobufs()));
+    w.Int("sensor.queue_drops", static_cast<int64_t>(st.queue_drops()));
+    w.Int("sensor.reassembly_evictions", static_cast<int64_t>(st.reassembly_evictions()));
+    w.Int("sensor.fanotify_overflows", static_cast<int64_t>(st.fanotify_overflows()));
+    w.Int("sensor.fanotify_events", static_cast<int64_t>(st.fanotify_events()));
+    w.Int("sensor.containers", st.containers());
+    w.Bool("sensor.final", st.final());
     w.Close();
     return true;
   }

@@ -13,9 +13,12 @@
 
 namespace driftwatch {
 
-// Appends one JSON object (no newline) for an exec or chmod event. False for kinds that
-// have no JSON form yet (nothing appended).
+// Appends one JSON object (no newline) for an event of any kind (exec, chmod, file write,
+// container, sensor status). False for an event without a body (nothing appended).
+// `container`, when given, is what the sensor reported about the event's container: its
+// name, image and pod fields are added.
 bool AppendEventJson(const v1::Event& ev, std::string* out);
+bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* container, std::string* out);
 
 // JSON string literal, quotes included, with the escaping described above.
 void AppendJsonString(std::string_view bytes, std::string* out);

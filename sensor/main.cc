@@ -11,6 +11,9 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
 #include <string>
 
 #include "lib/capture.h"
@@ -19,6 +22,9 @@
 #include "sensor/audit_netlink.h"
 #include "sensor/audit_rules.h"
 #include "sensor/audit_source.h"
+#include "sensor/container_registry.h"
+#include "sensor/enrich.h"
+#include "sensor/fanotify_watcher.h"
 
 namespace driftwatch::sensor {
 namespace {
@@ -33,7 +39,26 @@ struct Flags {
   double status_interval = 10;
   double duration = 0;
   std::string node;
+  // Containers and files.
+  std::string fanotify_mode = "auto";
+  bool fanotify_modify = false;
+  uint64_t hash_max = 64ull << 20;
+  std::vector<std::string> watch_fs;
+  std::vector<std::string> cri_endpoints;
+  bool no_cri = false;
+  std::string cgroup_root;
+  double resync = 5;
 };
+
+// Filesystems that hold container snapshots where the usual runtimes keep them.
+std::vector<std::string> DefaultWatchFs() {
+  std::vector<std::string> out;
+  for (const char* p : {"/var/lib/containerd", "/var/lib/containers", "/var/lib/docker",
+                        "/var/lib/rancher/k3s/agent/containerd"}) {
+    if (access(p, F_OK) == 0) out.push_back(p);
+  }
+  return out;
+}
 
 std::string ReadFirstLine(const char* path) {
   std::ifstream f(path);
@@ -57,11 +82,52 @@ bool AuditPidHeld() {
   return kill(static_cast<pid_t>(st->pid), 0) == 0 || errno == EPERM;
 }
 
+// The event stream's one writer: numbers events and writes them, for every source thread.
+class Output {
+ public:
+  Output(v1::EventId id, std::unique_ptr<CaptureWriter> capture)
+      : id_(std::move(id)), capture_(std::move(capture)) {}
+
+  void Write(v1::Event& ev) {
+    std::lock_guard<std::mutex> lock(mu_);
+    *ev.mutable_id() = id_;
+    ev.mutable_id()->set_seq(++seq_);
+    if (capture_ && !capture_->Write(ev) && !failed_) {
+      failed_ = true;
+      std::fprintf(stderr, "driftwatch-sensor: capture write failed: %s\n", strerror(errno));
+    }
+  }
+  void Flush() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (capture_) capture_->Flush();
+  }
+  bool failed() const { return failed_; }
+
+ private:
+  std::mutex mu_;
+  v1::EventId id_;
+  uint64_t seq_ = 0;                        // GUARDED_BY(mu_)
+  std::unique_ptr<CaptureWriter> capture_;  // GUARDED_BY(mu_)
+  bool failed_ = false;
+};
+
 int Run(const Flags& flags) {
-  AuditMode mode;
+  const bool audit_on = flags.audit_mode != "off";
+  const bool containers_on = !flags.audit_only;
+  AuditMode mode = AuditMode::kOwner;
   if (flags.audit_mode == "owner") mode = AuditMode::kOwner;
   else if (flags.audit_mode == "observer") mode = AuditMode::kObserver;
-  else mode = AuditPidHeld() ? AuditMode::kObserver : AuditMode::kOwner;
+  else if (audit_on) mode = AuditPidHeld() ? AuditMode::kObserver : AuditMode::kOwner;
+  if (!audit_on && !containers_on) {
+    std::fprintf(stderr, "driftwatch-sensor: --audit-mode off with --audit-only leaves nothing to do\n");
+    return 2;
+  }
+  std::optional<FanotifyMode> fmode = ParseFanotifyMode(flags.fanotify_mode);
+  if (!fmode) {
+    std::fprintf(stderr, "driftwatch-sensor: --fanotify-mode %s: unknown mode\n",
+                 flags.fanotify_mode.c_str());
+    return 2;
+  }
 
   // Signals are taken synchronously by this thread: block them before threads start.
   sigset_t sigs;
@@ -84,25 +150,6 @@ int Run(const Flags& flags) {
   }
   static char outbuf[1 << 20];
   if (out) setvbuf(out, outbuf, _IOFBF, sizeof outbuf);
-  std::unique_ptr<CaptureWriter> capture = out ? std::make_unique<CaptureWriter>(out) : nullptr;
-
-  auto nl = AuditNetlink::Open(mode, flags.rcvbuf);
-  if (!nl) {
-    std::fprintf(stderr, "driftwatch-sensor: %s\n", nl.error().c_str());
-    return 1;
-  }
-  // Declared after the socket it uses, so that it is released first on every path.
-  std::unique_ptr<AuditOwnership> ownership;
-  if (mode == AuditMode::kOwner) {
-    OwnerOptions opt;
-    opt.backlog_limit = flags.backlog_limit;
-    auto own = AuditOwnership::Acquire(nl->get(), opt);
-    if (!own) {
-      std::fprintf(stderr, "driftwatch-sensor: owner mode: %s\n", own.error().c_str());
-      return 1;
-    }
-    ownership = std::move(*own);
-  }
 
   utsname uts{};
   uname(&uts);
@@ -112,27 +159,94 @@ int Run(const Flags& flags) {
   id.set_node(flags.node.empty() ? host : flags.node);
   id.set_boot_id(ReadFirstLine("/proc/sys/kernel/random/boot_id"));
   id.set_sensor_start_ns(NowNs());
-  uint64_t seq = 0;
-  ProcessTree tree;
-  bool write_failed = false;
+  Output output(id, out ? std::make_unique<CaptureWriter>(out) : nullptr);
 
-  auto write = [&](v1::Event& ev) {
-    *ev.mutable_id() = id;
-    ev.mutable_id()->set_seq(++seq);
-    if (capture && !capture->Write(ev) && !write_failed) {
-      write_failed = true;
-      std::fprintf(stderr, "driftwatch-sensor: capture write failed: %s\n", strerror(errno));
+  // Containers first, so that the first audit events find them known. Member order below
+  // is teardown order in reverse: watcher (uses the registry) stops before the registry.
+  std::unique_ptr<ContainerRegistry> registry;
+  std::unique_ptr<FanotifyWatcher> watcher;
+  std::mutex watcher_mu;  // the registry's listener may run before `watcher` is set
+  if (containers_on) {
+    ContainerRegistry::Options ropt;
+    ropt.use_cri = !flags.no_cri;
+    ropt.cri_endpoints = flags.cri_endpoints;
+    ropt.cgroup_root = flags.cgroup_root;
+    ropt.resync = std::chrono::milliseconds(static_cast<int64_t>(flags.resync * 1000));
+    registry = std::make_unique<ContainerRegistry>(ropt, [&](const v1::ContainerInfo& info) {
+      {
+        std::lock_guard<std::mutex> lock(watcher_mu);
+        if (watcher) {
+          if (info.state() == "removed") {
+            watcher->ForgetContainer(info.id());
+          } else if (info.init_pid() != 0) {
+            if (auto r = watcher->WatchContainerRoot(info.id(), static_cast<pid_t>(info.init_pid())); !r)
+              std::fprintf(stderr, "driftwatch-sensor: %s\n", r.error().c_str());
+          }
+        }
+      }
+      v1::Event ev;
+      ev.set_time_ns(NowNs());
+      ev.set_container_id(info.id());
+      ev.set_attribution(info.source() == "cri" ? v1::ATTRIBUTION_UNSPECIFIED : v1::ATTRIBUTION_CGROUP);
+      *ev.mutable_container() = info;
+      output.Write(ev);
+    });
+    if (auto err = registry->Start()) {
+      std::fprintf(stderr, "driftwatch-sensor: containers: %s\n", err->c_str());
+      return 1;
     }
-  };
+    if (*fmode != FanotifyMode::kOff) {
+      FanotifyOptions fo;
+      fo.mode = *fmode;
+      fo.filesystems = flags.watch_fs.empty() ? DefaultWatchFs() : flags.watch_fs;
+      fo.modify = flags.fanotify_modify;
+      fo.hash_max_bytes = flags.hash_max;
+      auto w = FanotifyWatcher::Open(fo, registry.get(), [&](v1::Event& ev) { output.Write(ev); });
+      if (!w) {
+        std::fprintf(stderr, "driftwatch-sensor: fanotify: %s\n", w.error().c_str());
+        return 1;
+      }
+      std::lock_guard<std::mutex> lock(watcher_mu);
+      watcher = std::move(*w);
+      // Containers already running get their roots marked (fd-mount mode) now.
+      for (const auto& c : registry->List())
+        if (c.init_pid() != 0) (void)watcher->WatchContainerRoot(c.id(), static_cast<pid_t>(c.init_pid()));
+      watcher->Start();
+    }
+  }
 
+  std::unique_ptr<AuditNetlink> nl;
+  // Declared after the socket it uses, so that it is released first on every path.
+  std::unique_ptr<AuditOwnership> ownership;
+  if (audit_on) {
+    auto opened = AuditNetlink::Open(mode, flags.rcvbuf);
+    if (!opened) {
+      std::fprintf(stderr, "driftwatch-sensor: %s\n", opened.error().c_str());
+      return 1;
+    }
+    nl = std::move(*opened);
+    if (mode == AuditMode::kOwner) {
+      OwnerOptions opt;
+      opt.backlog_limit = flags.backlog_limit;
+      auto own = AuditOwnership::Acquire(nl.get(), opt);
+      if (!own) {
+        std::fprintf(stderr, "driftwatch-sensor: owner mode: %s\n", own.error().c_str());
+        return 1;
+      }
+      ownership = std::move(*own);
+    }
+  }
+
+  ProcessTree tree;
+  Enricher enricher(registry.get());
   std::unique_ptr<AuditSource> source;
   auto status = [&](bool final) {
     v1::Event ev;
     ev.set_time_ns(NowNs());
     ev.set_container_id("host");
     auto* s = ev.mutable_status();
-    s->set_audit_mode(AuditModeName(mode));
-    s->set_fanotify_mode("off");
+    s->set_audit_mode(audit_on ? AuditModeName(mode) : "off");
+    s->set_fanotify_mode(watcher ? std::string(FanotifyModeName(watcher->mode())) : "off");
     s->set_sensor_version(kVersion);
     s->set_kernel_version(uts.release);
     if (ownership) {
@@ -149,61 +263,98 @@ int Run(const Flags& flags) {
       s->set_events(c.events);
       s->set_parse_errors(c.parse_errors);
     }
+    if (registry) {
+      s->set_containers(static_cast<uint32_t>(registry->size()));
+      s->set_runtime_endpoint(registry->endpoint());
+    }
+    if (watcher) {
+      const auto& c = watcher->counters();
+      s->set_fanotify_events(c.events);
+      s->set_fanotify_overflows(c.overflows);
+      s->set_hash_skipped(c.hash_skipped);
+    }
     s->set_final(final);
-    write(ev);
+    output.Write(ev);
   };
 
   status(false);
   auto last_status = std::chrono::steady_clock::now();
-  AuditSource::Options sopt;
-  sopt.queue_records = flags.queue_records;
-  source = std::make_unique<AuditSource>(
-      nl->get(), sopt,
-      [&](v1::Event& ev) {
-        tree.Attribute(&ev);
-        write(ev);
-      },
-      [&] {  // parser thread, every ~100 ms
-        auto now = std::chrono::steady_clock::now();
-        if (now - last_status >= std::chrono::duration<double>(flags.status_interval)) {
-          status(false);
-          last_status = now;
-        }
-        if (capture) capture->Flush();
-      });
-  source->Start();
-  std::fprintf(stderr, "driftwatch-sensor %s: audit %s mode%s\n", kVersion, AuditModeName(mode),
-               ownership ? (", backlog_limit " + std::to_string(ownership->backlog_limit()) +
-                            ", backlog_wait_time " + std::to_string(ownership->backlog_wait_time()) +
-                            ", " + std::to_string(ownership->rules_added()) + " rules added")
-                               .c_str()
-                         : "");
+  auto periodic = [&] {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_status >= std::chrono::duration<double>(flags.status_interval)) {
+      status(false);
+      last_status = now;
+    }
+    output.Flush();
+  };
+  if (audit_on) {
+    AuditSource::Options sopt;
+    sopt.queue_records = flags.queue_records;
+    source = std::make_unique<AuditSource>(
+        nl.get(), sopt,
+        [&](v1::Event& ev) {
+          tree.Attribute(&ev);  // parent names; offline-style attribution as a first guess
+          if (registry) enricher.Enrich(&ev);
+          output.Write(ev);
+        },
+        periodic);  // parser thread, every ~100 ms
+    source->Start();
+  }
+  std::string audit_desc = "audit off";
+  if (audit_on) {
+    audit_desc = std::string("audit ") + AuditModeName(mode) + " mode";
+    if (ownership)
+      audit_desc += ", backlog_limit " + std::to_string(ownership->backlog_limit()) +
+                    ", backlog_wait_time " + std::to_string(ownership->backlog_wait_time()) +
+                    ", " + std::to_string(ownership->rules_added()) + " rules added";
+  }
+  std::string containers_desc;
+  if (registry) {
+    containers_desc = "; containers: " + (registry->endpoint().empty()
+                                              ? std::string("cgroup paths only")
+                                              : "CRI " + registry->endpoint()) +
+                      ", cgroups " + registry->cgroup_root() + ", " +
+                      std::to_string(registry->size()) + " running; fanotify " +
+                      (watcher ? std::string(FanotifyModeName(watcher->mode())) : "off");
+  }
+  std::fprintf(stderr, "driftwatch-sensor %s: %s%s\n", kVersion, audit_desc.c_str(),
+               containers_desc.c_str());
 
   auto started = std::chrono::steady_clock::now();
   for (;;) {
     timespec ts{0, 200 * 1000 * 1000};
     int sig = sigtimedwait(&sigs, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) break;
+    if (!source) periodic();  // no parser thread to do it
     if (flags.duration > 0 &&
         std::chrono::steady_clock::now() - started >= std::chrono::duration<double>(flags.duration)) {
       break;
     }
   }
 
-  source->Stop();  // the parser completes what is in flight
+  if (source) source->Stop();  // the parser completes what is in flight
   if (ownership) ownership->Release();
+  if (watcher) watcher->Stop();
+  if (registry) registry->Stop();
   status(true);
-  if (capture) capture->Flush();
-  const AuditCounters& c = source->counters();
-  std::fprintf(stderr,
-               "driftwatch-sensor: %llu records, %llu events; lost: kernel %llu, socket "
-               "overruns %llu, queue drops %llu, evictions %llu; %llu parse errors\n",
-               (unsigned long long)c.records.load(), (unsigned long long)c.events.load(),
-               (unsigned long long)c.KernelLostDelta(), (unsigned long long)c.socket_enobufs.load(),
-               (unsigned long long)c.queue_drops.load(), (unsigned long long)c.evictions.load(),
-               (unsigned long long)c.parse_errors.load());
+  output.Flush();
+  if (source) {
+    const AuditCounters& c = source->counters();
+    std::fprintf(stderr,
+                 "driftwatch-sensor: %llu records, %llu events; lost: kernel %llu, socket "
+                 "overruns %llu, queue drops %llu, evictions %llu; %llu parse errors\n",
+                 (unsigned long long)c.records.load(), (unsigned long long)c.events.load(),
+                 (unsigned long long)c.KernelLostDelta(), (unsigned long long)c.socket_enobufs.load(),
+                 (unsigned long long)c.queue_drops.load(), (unsigned long long)c.evictions.load(),
+                 (unsigned long long)c.parse_errors.load());
+  }
+  if (watcher) {
+    const auto& c = watcher->counters();
+    std::fprintf(stderr, "driftwatch-sensor: fanotify %llu events, %llu overflows\n",
+                 (unsigned long long)c.events.load(), (unsigned long long)c.overflows.load());
+  }
   if (out && out != stdout) std::fclose(out);
-  return write_failed ? 1 : 0;
+  return output.failed() ? 1 : 0;
 }
 
 }  // namespace
@@ -214,12 +365,12 @@ int main(int argc, char** argv) {
   CLI::App app{"driftwatch-sensor: per-node container drift sensor (kernel audit execve records)"};
   app.set_version_flag("--version", driftwatch::kVersion);
   app.add_flag("--audit-only", f.audit_only,
-               "run the audit source only (no filesystem watcher)");
+               "run the audit source only (no container registry, no filesystem watcher)");
   app.add_option("--audit-mode", f.audit_mode,
                  "owner: register as the audit daemon and install rules; observer: read the "
                  "multicast feed beside a running auditd; auto: observer when another daemon "
-                 "holds the audit pid, owner otherwise")
-      ->check(CLI::IsMember({"auto", "owner", "observer"}))
+                 "holds the audit pid, owner otherwise; off: no audit (containers and files only)")
+      ->check(CLI::IsMember({"auto", "owner", "observer", "off"}))
       ->capture_default_str();
   app.add_option("--capture", f.capture,
                  "write the event stream (length-delimited driftwatch.v1.Event) to FILE, - for "
@@ -234,6 +385,25 @@ int main(int argc, char** argv) {
   app.add_option("--duration", f.duration, "stop after this many seconds (0: run until SIGTERM)")
       ->capture_default_str();
   app.add_option("--node", f.node, "node name in event ids (default: hostname)");
+  app.add_option("--fanotify-mode", f.fanotify_mode,
+                 "auto: the best the kernel offers; fid-filesystem (5.9+), fd-filesystem "
+                 "(4.20+), fd-mount (each container's root), off")
+      ->check(CLI::IsMember({"auto", "fid-filesystem", "fd-filesystem", "fd-mount", "off"}))
+      ->capture_default_str();
+  app.add_flag("--fanotify-modify", f.fanotify_modify,
+               "also report FAN_MODIFY (one event per write(); close-write is always on)");
+  app.add_option("--hash-max", f.hash_max, "largest executable hashed (sha256), bytes")
+      ->capture_default_str();
+  app.add_option("--watch-fs", f.watch_fs,
+                 "a path on each filesystem holding container snapshots (repeatable; default: "
+                 "/var/lib/containerd, /var/lib/containers, /var/lib/docker where present)");
+  app.add_option("--cri-endpoint", f.cri_endpoints,
+                 "CRI socket (repeatable; default: containerd's, CRI-O's, k3s's, cri-dockerd's)");
+  app.add_flag("--no-cri", f.no_cri, "discover containers from cgroup paths only");
+  app.add_option("--cgroup-root", f.cgroup_root,
+                 "cgroup hierarchy to watch for new containers (default: v2 root, else the v1 "
+                 "pids hierarchy)");
+  app.add_option("--resync", f.resync, "seconds between full CRI listings")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   return driftwatch::sensor::Run(f);
 }

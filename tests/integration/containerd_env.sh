@@ -11,6 +11,17 @@
 #   dw_ctr_pid DIR NAME                   print the task PID of a container
 #   dw_ctd_stop DIR                       stop containers, containerd, shims; unmount; rmdir cgroups
 #
+# Kubernetes pods through the CRI plugin, as a kubelet would run them (host network, no CNI).
+# These need DW_CRI = the path of the dw-cri binary (built from tools/), set by the caller:
+#   dw_cri DIR ARGS...                    dw-cri against the private socket (JSON on stdout)
+#   dw_pod_run DIR NAME NS UID [CGROUP_PARENT]  run a pod sandbox with kubelet labels; prints its id
+#   dw_pod_container DIR POD_ID NAME [CREATE-OPTS...] [-- CMD...]  create and start a container
+#                                         in the pod (CREATE-OPTS: dw-cri create flags such as
+#                                         --read-only, --privileged); prints its id
+# With DW_CRI set, dw_ctd_stop first stops and removes every CRI container and pod through
+# the CRI (without it, the ctr path below still kills and deletes them), and rmdirs the pod
+# cgroup directories, which CRI teardown leaves behind.
+#
 # Rules kept here (see DESIGN.md "Global kernel state"): nothing under /run/containerd or
 # /var/lib/containerd is used except the shim sockets (/run/containerd/s/, hard-coded in
 # containerd 1.6); processes are killed by PID only, never by name; every wait is bounded.
@@ -519,6 +530,7 @@ dw_ctd_stop() {
     #    shorter ctr timeouts so a wedged daemon can't stall a trap for minutes.
     if pid=$(_dw_ctd_pid "$dir") && [ -S "$sock" ] &&
         timeout 5 ctr --address "$sock" version >/dev/null 2>&1; then
+        DW_CTR_TIMEOUT=10 _dw_stop_pods "$dir"
         DW_CTR_TIMEOUT=10 _dw_stop_workloads "$dir"
     fi
 
@@ -552,5 +564,120 @@ dw_ctd_stop() {
     # 4. Mounts (rootfs overlays, sandbox shm, netns) and 5. cgroup directories.
     _dw_umount_under "$dir"
     _dw_rm_cgroups "$dir"
+    return 0
+}
+
+# ---- Kubernetes pods through the CRI (dw-cri; see the header) ----
+
+# dw_cri DIR ARGS...: dw-cri on the private socket, bounded like ctr.
+dw_cri() {
+    local dir
+    dir=$(_dw_abs "${1:?usage: dw_cri DIR ARGS...}")
+    shift
+    if [ -z "${DW_CRI:-}" ] || [ ! -x "$DW_CRI" ]; then
+        _dw_log "DW_CRI must name the dw-cri binary (got '${DW_CRI:-}')"
+        return 1
+    fi
+    timeout -k 5 "$DW_CTR_TIMEOUT" "$DW_CRI" --endpoint "$dir/containerd.sock" "$@"
+}
+
+# The "id" of dw-cri's {"id": ...} answers.
+_dw_json_id() { sed -n 's/^  "id": "\([^"]*\)".*/\1/p'; }
+# The strings of a `dw-cri ps -q` / `pods -q` array, one per line.
+_dw_json_ids() { sed -n 's/^  "\([^"]*\)",\{0,1\}$/\1/p'; }
+
+# dw_pod_run DIR NAME NS UID [CGROUP_PARENT]: run a host-network pod sandbox labelled as a
+# kubelet does; prints its id. The cgroup parent is recorded so dw_ctd_stop rmdirs it.
+dw_pod_run() {
+    local dir name ns uid cgp out id
+    local -a opts=()
+    dir=$(_dw_abs "${1:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT]}")
+    name=${2:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT]}
+    ns=${3:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT]}
+    uid=${4:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT]}
+    cgp=${5:-}
+    if [ -n "$cgp" ]; then
+        case $cgp in
+        /?*) ;;
+        *)
+            _dw_log "CGROUP_PARENT must be an absolute cgroup path: $cgp"
+            return 1
+            ;;
+        esac
+        opts=(--cgroup-parent "$cgp")
+        # Recorded before the run: a failed run may still have created it.
+        printf '%s\n' "$cgp" >>"$dir/cgroups.list"
+    fi
+    out=$(dw_cri "$dir" runp --name "$name" --namespace "$ns" --uid "$uid" \
+        ${opts[@]+"${opts[@]}"}) || {
+        _dw_log "RunPodSandbox $ns/$name failed"
+        return 1
+    }
+    id=$(printf '%s\n' "$out" | _dw_json_id)
+    [ -n "$id" ] || {
+        _dw_log "no pod id in: $out"
+        return 1
+    }
+    printf '%s\n' "$id" >>"$dir/cri-pods.list"
+    printf '%s\n' "$id"
+}
+
+# dw_pod_container DIR POD_ID NAME [CREATE-OPTS...] [-- CMD...]: create a container from
+# $DW_IMAGE in the pod and start it; prints its id. The pod's name, namespace, uid and cgroup
+# parent are read back from the pod (dw-cri create does that), as a kubelet would send them.
+dw_pod_container() {
+    local dir pod name out id
+    local -a opts=()
+    dir=$(_dw_abs "${1:?usage: dw_pod_container DIR POD_ID NAME [OPTS...] [-- CMD...]}")
+    pod=${2:?usage: dw_pod_container DIR POD_ID NAME [OPTS...] [-- CMD...]}
+    name=${3:?usage: dw_pod_container DIR POD_ID NAME [OPTS...] [-- CMD...]}
+    shift 3
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        opts+=("$1")
+        shift
+    done
+    out=$(dw_cri "$dir" create "$pod" --name "$name" --image "$DW_IMAGE" \
+        ${opts[@]+"${opts[@]}"} "$@") || {
+        _dw_log "CreateContainer $name in $pod failed"
+        return 1
+    }
+    id=$(printf '%s\n' "$out" | _dw_json_id)
+    [ -n "$id" ] || {
+        _dw_log "no container id in: $out"
+        return 1
+    }
+    printf '%s\n' "$id" >>"$dir/cri-containers.list"
+    dw_cri "$dir" start "$id" >/dev/null || {
+        _dw_log "StartContainer $id failed"
+        return 1
+    }
+    printf '%s\n' "$id"
+}
+
+# Stop and remove every CRI container and pod sandbox of the private containerd, as a kubelet
+# would (the CRI plugin then also releases the sandbox's mounts and netns). Records the
+# containers' cgroups and the pods' cgroup parents for _dw_rm_cgroups. No-op without DW_CRI.
+# Never fails.
+_dw_stop_pods() {
+    local dir=$1 id cgp
+    local -a ids
+    [ -n "${DW_CRI:-}" ] && [ -x "$DW_CRI" ] || return 0
+    mapfile -t ids < <(dw_cri "$dir" ps -q 2>/dev/null | _dw_json_ids || true)
+    for id in ${ids[@]+"${ids[@]}"}; do
+        # Its cgroup, for _dw_rm_cgroups (containers removed here are gone for the ctr path).
+        dw_cri "$dir" inspect "$id" 2>/dev/null |
+            sed -n 's/^  "cgroup_path": "\(\/[^"]*\)".*/\1/p' >>"$dir/cgroups.list" || true
+        # Timeout 0: busybox as PID 1 ignores SIGTERM (DESIGN.md).
+        dw_cri "$dir" stop --timeout 0 "$id" >/dev/null 2>&1 || true
+        dw_cri "$dir" rm "$id" >/dev/null 2>&1 || true
+    done
+    mapfile -t ids < <(dw_cri "$dir" pods -q 2>/dev/null | _dw_json_ids || true)
+    for id in ${ids[@]+"${ids[@]}"}; do
+        cgp=$(dw_cri "$dir" inspectp "$id" 2>/dev/null |
+            sed -n 's/^  "cgroup_parent": "\(\/[^"]*\)".*/\1/p') || true
+        [ -n "$cgp" ] && printf '%s\n' "$cgp" >>"$dir/cgroups.list"
+        dw_cri "$dir" stopp "$id" >/dev/null 2>&1 || true
+        dw_cri "$dir" rmp "$id" >/dev/null 2>&1 || true
+    done
     return 0
 }

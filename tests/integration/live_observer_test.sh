@@ -22,7 +22,7 @@ dw_auditd_start "$tmp" RAW
 auditctl -a always,exit -F arch=b64 -S execve,execveat -k dwobserver >/dev/null
 auditd_pid=$(cat "$tmp/auditd.pid")
 # auto must choose observer: auditd holds the pid.
-dw_sensor_start "$build" "$tmp" --audit-mode auto
+dw_sensor_start "$build" "$tmp" --audit-only --audit-mode auto
 grep -q "audit observer mode" "$tmp/sensor.log" || { echo "FAIL: auto did not pick observer"; cat "$tmp/sensor.log"; exit 1; }
 python3 "$here/live_execs.py" "$tmp/spec.json" "dwobserver$$"
 sleep 0.5

@@ -15,7 +15,7 @@ if [[ $(awk '$1=="pid"{print $2}' "$tmp/audit.status") != 0 ]]; then
     echo "an audit daemon holds the audit pid: owner mode cannot be tested here"; exit 1
 fi
 
-dw_sensor_start "$build" "$tmp" --audit-mode owner --status-interval 1
+dw_sensor_start "$build" "$tmp" --audit-only --audit-mode owner --status-interval 1
 cat "$tmp/sensor.log"
 python3 "$here/live_execs.py" "$tmp/spec.json" "dwowner$$"
 sleep 0.5  # let the last records cross the socket

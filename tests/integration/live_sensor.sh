@@ -8,11 +8,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
 dw_sensor_start() {
     local build=$1 dir=$2 i
     shift 2
-    "$build/sensor/driftwatch-sensor" --audit-only --capture "$dir/capture" "$@" \
-        2>"$dir/sensor.log" &
+    "$build/sensor/driftwatch-sensor" --capture "$dir/capture" "$@" 2>"$dir/sensor.log" &
     echo $! >"$dir/sensor.pid"
     for ((i = 0; i < 100; i++)); do
-        grep -q ": audit [a-z]* mode" "$dir/sensor.log" 2>/dev/null && return 0
+        grep -q "^driftwatch-sensor [0-9.]*: audit" "$dir/sensor.log" 2>/dev/null && return 0
         kill -0 "$(cat "$dir/sensor.pid")" 2>/dev/null || break
         sleep 0.05
     done

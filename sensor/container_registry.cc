@@ -1,0 +1,490 @@
+#include "sensor/container_registry.h"
+
+#include <dirent.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "lib/cgroup_path.h"
+#include "lib/cri_client.h"
+#include "lib/image_ref.h"
+#include "lib/mountinfo.h"
+
+namespace driftwatch::sensor {
+namespace {
+
+constexpr uint32_t kWatchMask = IN_CREATE | IN_DELETE | IN_ONLYDIR | IN_DONT_FOLLOW;
+// How long a container may stay incomplete (no process in its cgroup yet, root not yet an
+// overlay, CRI not answering) before it is reported with what is known.
+constexpr auto kPendingLimit = std::chrono::seconds(10);
+
+bool IsDir(const std::string& p) {
+  struct stat st;
+  return lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// First PID listed in a cgroup directory (the container's init, or runc init before it).
+pid_t FirstPid(const std::string& cgroup_dir) {
+  std::ifstream f(cgroup_dir + "/cgroup.procs");
+  long pid = 0;
+  if (f >> pid && pid > 0) return static_cast<pid_t>(pid);
+  return 0;
+}
+
+// The hierarchy to watch: cgroup v2 when mounted alone, else a v1 hierarchy every runtime
+// creates container directories in.
+std::string ChooseCgroupRoot() {
+  if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) return "/sys/fs/cgroup";
+  for (const char* h : {"pids", "memory", "cpu,cpuacct", "cpu", "systemd", "unified"}) {
+    std::string p = std::string("/sys/fs/cgroup/") + h;
+    if (access((p + "/cgroup.procs").c_str(), F_OK) == 0) return p;
+  }
+  return "";
+}
+
+int64_t ToNs(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+ContainerRegistry::ContainerRegistry(Options options, Listener listener)
+    : options_(std::move(options)), listener_(std::move(listener)) {}
+
+ContainerRegistry::~ContainerRegistry() {
+  Stop();
+  if (inotify_fd_ >= 0) close(inotify_fd_);
+  if (stop_fd_ >= 0) close(stop_fd_);
+}
+
+std::optional<std::string> ContainerRegistry::Start() {
+  cgroup_root_ = options_.cgroup_root.empty() ? ChooseCgroupRoot() : options_.cgroup_root;
+  while (cgroup_root_.size() > 1 && cgroup_root_.back() == '/') cgroup_root_.pop_back();
+  if (cgroup_root_.empty() || !IsDir(cgroup_root_))
+    return "no cgroup hierarchy to watch (looked under /sys/fs/cgroup; set --cgroup-root)";
+  inotify_fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ < 0) return std::string("inotify_init1: ") + strerror(errno);
+  stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (stop_fd_ < 0) return std::string("eventfd: ") + strerror(errno);
+
+  if (options_.use_cri) {
+    std::vector<std::string> endpoints = options_.cri_endpoints;
+    if (endpoints.empty()) endpoints = CriClient::DefaultEndpoints();
+    std::string tried;
+    for (const auto& ep : endpoints) {
+      auto c = CriClient::Connect(ep, options_.cri_timeout);
+      if (c) {
+        cri_ = std::move(*c);
+        endpoint_ = ep;
+        runtime_name_ = cri_->RuntimeName();
+        break;
+      }
+      tried += "\n  " + c.error();
+    }
+    if (!cri_)
+      std::fprintf(stderr,
+                   "driftwatch-sensor: no CRI runtime answered; containers from cgroup paths "
+                   "only:%s\n",
+                   tried.c_str());
+  }
+  WatchTree(cgroup_root_);
+  Resync();
+  Complete();
+  stop_ = false;
+  thread_ = std::thread([this] { Run(); });
+  return std::nullopt;
+}
+
+void ContainerRegistry::Stop() {
+  stop_ = true;
+  if (stop_fd_ >= 0) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(stop_fd_, &one, sizeof one);
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string ContainerRegistry::endpoint() const { return endpoint_; }
+std::string ContainerRegistry::runtime_name() const { return runtime_name_; }
+
+size_t ContainerRegistry::size() const {
+  std::shared_lock lock(mu_);
+  return entries_.size();
+}
+
+std::optional<v1::ContainerInfo> ContainerRegistry::Find(const std::string& id) const {
+  std::shared_lock lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.info;
+}
+
+std::vector<v1::ContainerInfo> ContainerRegistry::List() const {
+  std::shared_lock lock(mu_);
+  std::vector<v1::ContainerInfo> out;
+  for (const auto& [id, e] : entries_) out.push_back(e.info);
+  return out;
+}
+
+std::optional<std::string> ContainerRegistry::ByDevice(uint32_t major, uint32_t minor) const {
+  std::shared_lock lock(mu_);
+  auto it = by_dev_.find({major, minor});
+  if (it == by_dev_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<bool> ContainerRegistry::IsInUpperLayer(const std::string& id,
+                                                      std::string_view path) const {
+  std::string upper;
+  {
+    std::shared_lock lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.info.upperdir().empty()) return std::nullopt;
+    upper = it->second.info.upperdir();
+  }
+  return driftwatch::IsInUpperLayer(upper, path);
+}
+
+std::optional<UpperMatch> ContainerRegistry::ByUpperDir(std::string_view host_dir) const {
+  // Upper directories never nest: try the directory and each of its ancestors.
+  std::shared_lock lock(mu_);
+  std::string probe(host_dir);
+  while (probe.size() > 1 && probe.back() == '/') probe.pop_back();
+  for (;;) {
+    auto it = by_upper_.find(probe);
+    if (it != by_upper_.end()) {
+      UpperMatch m{it->second, "/"};
+      if (probe.size() < host_dir.size()) m.dir_in_container.assign(host_dir, probe.size());
+      return m;
+    }
+    size_t slash = probe.rfind('/');
+    if (slash == 0 || slash == std::string::npos) return std::nullopt;
+    probe.resize(slash);
+  }
+}
+
+std::optional<std::string> ContainerRegistry::ByMountId(int mnt_id) const {
+  std::shared_lock lock(mu_);
+  auto it = by_mount_.find(mnt_id);
+  if (it == by_mount_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> ContainerRegistry::ByPid(pid_t pid) const {
+  auto c = ContainerOfPid(pid);
+  if (!c) return std::nullopt;
+  return c->id;
+}
+
+void ContainerRegistry::Index(const std::string& id, const Entry& e) {
+  if (!e.info.upperdir().empty()) by_upper_[e.info.upperdir()] = id;
+  if (e.mount_id >= 0) by_mount_[e.mount_id] = id;
+  if (e.overlay_known) by_dev_[{e.info.rootfs_dev_major(), e.info.rootfs_dev_minor()}] = id;
+}
+
+void ContainerRegistry::Unindex(const std::string& id, const Entry& e) {
+  auto drop = [&id](auto& map, const auto& key) {
+    auto it = map.find(key);
+    if (it != map.end() && it->second == id) map.erase(it);
+  };
+  drop(by_upper_, e.info.upperdir());
+  drop(by_mount_, e.mount_id);
+  drop(by_dev_, std::make_pair(e.info.rootfs_dev_major(), e.info.rootfs_dev_minor()));
+}
+
+void ContainerRegistry::Emit(const v1::ContainerInfo& info) {
+  if (listener_) listener_(info);
+}
+
+void ContainerRegistry::WatchTree(const std::string& dir) {
+  int wd = inotify_add_watch(inotify_fd_, dir.c_str(), kWatchMask);
+  if (wd < 0) {
+    if (errno != ENOENT)
+      std::fprintf(stderr, "driftwatch-sensor: inotify watch %s: %s\n", dir.c_str(),
+                   strerror(errno));
+    return;
+  }
+  watch_dirs_[wd] = dir;
+  if (dir != cgroup_root_) CgroupAppeared(dir);
+  // Subdirectories made before the watch existed are found by listing after adding it.
+  DIR* d = opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::string> subdirs;
+  while (dirent* de = readdir(d)) {
+    if (de->d_type != DT_DIR || de->d_name[0] == '.') continue;
+    subdirs.push_back(dir + "/" + de->d_name);
+  }
+  closedir(d);
+  for (const auto& s : subdirs) WatchTree(s);
+}
+
+void ContainerRegistry::CgroupAppeared(const std::string& abs_dir) {
+  std::string_view rel(abs_dir);
+  rel.remove_prefix(cgroup_root_ == "/" ? 0 : cgroup_root_.size());
+  auto c = ContainerFromCgroupPath(rel);
+  if (!c) return;
+  // Only the container's own directory, not cgroups it creates below it.
+  if (!rel.ends_with(c->id)) return;
+  std::unique_lock lock(mu_);
+  if (entries_.count(c->id)) return;
+  Entry& e = entries_[c->id];
+  e.info.set_id(c->id);
+  e.info.set_runtime(c->runtime);
+  e.info.set_pod_uid(c->pod_uid);
+  e.info.set_cgroup_path(std::string(rel));
+  e.info.set_state("running");
+  e.info.set_source("cgroup");
+  e.cgroup_dir = abs_dir;
+  e.seen = std::chrono::steady_clock::now();
+  pending_.insert(c->id);
+}
+
+void ContainerRegistry::CgroupGone(const std::string& abs_dir) {
+  std::optional<v1::ContainerInfo> gone;
+  {
+    std::unique_lock lock(mu_);
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->second.cgroup_dir != abs_dir) continue;
+      Unindex(it->first, it->second);
+      it->second.info.set_state("removed");
+      gone = it->second.info;
+      pending_.erase(it->first);
+      entries_.erase(it);
+      break;
+    }
+  }
+  if (gone) Emit(*gone);
+}
+
+void ContainerRegistry::HandleInotify() {
+  alignas(inotify_event) char buf[64 << 10];
+  for (;;) {
+    ssize_t n = read(inotify_fd_, buf, sizeof buf);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    for (char* p = buf; p < buf + n;) {
+      auto* ev = reinterpret_cast<inotify_event*>(p);
+      p += sizeof(inotify_event) + ev->len;
+      if (ev->mask & IN_Q_OVERFLOW) {
+        // Events were lost: the periodic walk finds what they would have said; do it now.
+        WatchTree(cgroup_root_);
+        continue;
+      }
+      if (ev->mask & IN_IGNORED) {
+        watch_dirs_.erase(ev->wd);
+        continue;
+      }
+      auto it = watch_dirs_.find(ev->wd);
+      if (it == watch_dirs_.end() || ev->len == 0 || !(ev->mask & IN_ISDIR)) continue;
+      std::string path = it->second + "/" + ev->name;
+      if (ev->mask & IN_CREATE) WatchTree(path);
+      if (ev->mask & IN_DELETE) CgroupGone(path);
+    }
+  }
+}
+
+void ContainerRegistry::ApplyCri(Entry* e) {
+  if (!cri_) {
+    e->cri_done = true;
+    return;
+  }
+  auto st = cri_->ContainerStatus(e->info.id());
+  if (!st) return;  // runtime not answering: retried while the entry is pending
+  if (st->not_found) {
+    // Not a CRI container (ctr, docker, podman): the cgroup is all there is.
+    e->cri_done = true;
+    return;
+  }
+  const CriContainer& c = *st;
+  v1::ContainerInfo& i = e->info;
+  i.set_source("cri");
+  i.set_runtime(runtime_name_.empty() ? i.runtime() : runtime_name_);
+  i.set_name(c.name);
+  i.set_image(c.image);
+  i.set_image_ref(c.image_ref);
+  ImageName img = ParseImageName(c.image);
+  i.set_image_repository(img.repository);
+  i.set_image_tag(img.tag);
+  i.set_image_digest(img.digest.empty() ? RepoDigestOf(c.image_ref) : img.digest);
+  i.set_sandbox_id(c.pod_sandbox_id);
+  if (c.started_at_ns) i.set_start_time_ns(c.started_at_ns);
+  i.set_privileged(c.privileged);
+  i.set_read_only_rootfs(c.read_only_rootfs);
+  if (c.pid > 0 && i.init_pid() == 0) i.set_init_pid(static_cast<uint32_t>(c.pid));
+  i.mutable_labels()->clear();
+  for (const auto& [k, v] : c.labels) (*i.mutable_labels())[k] = v;
+  // Pod fields: from the sandbox, else the labels the kubelet puts on every container.
+  auto label = [&c](const char* k) {
+    auto it = c.labels.find(k);
+    return it == c.labels.end() ? std::string() : it->second;
+  };
+  i.set_pod_name(label("io.kubernetes.pod.name"));
+  i.set_pod_namespace(label("io.kubernetes.pod.namespace"));
+  if (auto uid = label("io.kubernetes.pod.uid"); !uid.empty()) i.set_pod_uid(uid);
+  if (!c.pod_sandbox_id.empty()) {
+    auto pod = pods_.find(c.pod_sandbox_id);
+    if (pod == pods_.end()) {
+      if (auto p = cri_->PodSandboxStatus(c.pod_sandbox_id); p && !p->not_found) {
+        v1::ContainerInfo pi;
+        pi.set_pod_name(p->name);
+        pi.set_pod_namespace(p->namespace_);
+        pi.set_pod_uid(p->uid);
+        pod = pods_.emplace(c.pod_sandbox_id, pi).first;
+      }
+    }
+    if (pod != pods_.end()) {
+      i.set_pod_name(pod->second.pod_name());
+      i.set_pod_namespace(pod->second.pod_namespace());
+      i.set_pod_uid(pod->second.pod_uid());
+    }
+  }
+  if (e->cgroup_dir.empty() && !c.cgroup_path.empty()) {
+    i.set_cgroup_path(c.cgroup_path);
+    std::string dir = cgroup_root_ + c.cgroup_path;
+    if (IsDir(dir)) e->cgroup_dir = dir;
+  }
+  e->cri_done = true;
+}
+
+bool ContainerRegistry::Complete() {
+  std::vector<std::string> ids;
+  {
+    std::shared_lock lock(mu_);
+    ids.assign(pending_.begin(), pending_.end());
+  }
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& id : ids) {
+    Entry e;
+    {
+      std::shared_lock lock(mu_);
+      auto it = entries_.find(id);
+      if (it == entries_.end()) continue;
+      e = it->second;
+    }
+    bool changed = false;
+    if (!e.cri_done) {
+      ApplyCri(&e);
+      changed = e.cri_done;
+    }
+    if (!e.overlay_known) {
+      pid_t pid = e.info.init_pid() ? static_cast<pid_t>(e.info.init_pid()) : 0;
+      if (!pid && !e.cgroup_dir.empty()) pid = FirstPid(e.cgroup_dir);
+      // runc init sits in the cgroup before it pivots into the rootfs: not an overlay yet.
+      if (pid > 0) {
+        if (auto ov = RootOverlayOfPid(pid)) {
+          e.info.set_init_pid(static_cast<uint32_t>(pid));
+          e.info.set_rootfs_dev_major(ov->dev_major);
+          e.info.set_rootfs_dev_minor(ov->dev_minor);
+          e.info.set_upperdir(ov->upperdir);
+          e.info.clear_lowerdirs();
+          for (const auto& l : ov->lowerdirs) e.info.add_lowerdirs(l);
+          if (!e.info.read_only_rootfs()) e.info.set_read_only_rootfs(ov->read_only);
+          e.mount_id = ov->mount_id;
+          e.overlay_known = true;
+          changed = true;
+        }
+      }
+    }
+    bool done = e.cri_done && e.overlay_known;
+    bool expired = now - e.seen > kPendingLimit;
+    if (e.info.start_time_ns() == 0 && (done || expired))
+      e.info.set_start_time_ns(ToNs(std::chrono::system_clock::now()));
+    {
+      std::unique_lock lock(mu_);
+      auto it = entries_.find(id);
+      if (it == entries_.end()) continue;  // removed meanwhile
+      Unindex(id, it->second);
+      it->second = e;
+      Index(id, e);
+      if (done || expired) pending_.erase(id);
+    }
+    if (changed || expired) Emit(e.info);
+  }
+  std::shared_lock lock(mu_);
+  return !pending_.empty();
+}
+
+void ContainerRegistry::Resync() {
+  if (cri_) {
+    auto list = cri_->ListContainers();
+    if (!list) {
+      std::fprintf(stderr, "driftwatch-sensor: %s\n", list.error().c_str());
+    } else {
+      std::set<std::string> running;
+      for (const auto& c : *list) {
+        if (c.state != "running") continue;
+        running.insert(c.id);
+        std::unique_lock lock(mu_);
+        if (entries_.count(c.id)) continue;
+        Entry& e = entries_[c.id];
+        e.info.set_id(c.id);
+        e.info.set_state("running");
+        e.info.set_source("cri");
+        e.seen = std::chrono::steady_clock::now();
+        pending_.insert(c.id);
+      }
+      // CRI containers that stopped without our seeing their cgroup go.
+      std::vector<v1::ContainerInfo> gone;
+      {
+        std::unique_lock lock(mu_);
+        for (auto it = entries_.begin(); it != entries_.end();) {
+          const Entry& e = it->second;
+          bool cri_owned = e.info.source() == "cri";
+          bool cgroup_alive = !e.cgroup_dir.empty() && IsDir(e.cgroup_dir);
+          if (cri_owned && !running.count(it->first) && !cgroup_alive) {
+            Unindex(it->first, e);
+            gone.push_back(e.info);
+            gone.back().set_state("removed");
+            pending_.erase(it->first);
+            it = entries_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
+      for (const auto& g : gone) Emit(g);
+    }
+  }
+  // Cgroup-only containers whose directory is gone (an inotify event lost).
+  std::vector<std::string> dead;
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& [id, e] : entries_)
+      if (!e.cgroup_dir.empty() && !IsDir(e.cgroup_dir)) dead.push_back(e.cgroup_dir);
+  }
+  for (const auto& d : dead) CgroupGone(d);
+}
+
+void ContainerRegistry::Run() {
+  auto next_resync = std::chrono::steady_clock::now() + options_.resync;
+  bool pending = true;
+  while (!stop_) {
+    // Pending containers are retried every 10 ms: a process in the cgroup and its overlay
+    // root come a few ms after the cgroup directory.
+    int timeout_ms = pending ? 10 : 1000;
+    pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    int n = poll(fds, 2, timeout_ms);
+    if (n < 0 && errno != EINTR) {
+      std::fprintf(stderr, "driftwatch-sensor: registry poll: %s\n", strerror(errno));
+      break;
+    }
+    if (stop_) break;
+    if (n > 0 && (fds[0].revents & POLLIN)) HandleInotify();
+    if (std::chrono::steady_clock::now() >= next_resync) {
+      Resync();
+      next_resync = std::chrono::steady_clock::now() + options_.resync;
+    }
+    pending = Complete();
+  }
+}
+
+}  // namespace driftwatch::sensor

@@ -1,0 +1,591 @@
+#include "sensor/fanotify_watcher.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "lib/file_digest.h"
+
+namespace driftwatch::sensor {
+namespace {
+
+constexpr size_t kReadBuffer = 256 << 10;
+
+std::string ErrnoText(int e) {
+  const char* name = strerrorname_np(e);
+  return std::string(name ? name : "errno " + std::to_string(e)) + " (" + strerror(e) + ")";
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t PackFsid(const void* fsid) {
+  uint64_t v = 0;
+  std::memcpy(&v, fsid, sizeof v);
+  return v;
+}
+
+// readlink into a string; "" on failure.
+std::string ReadLink(const char* path) {
+  char buf[PATH_MAX];
+  ssize_t n = readlink(path, buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+std::string FdPath(int fd) {
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  return ReadLink(link);
+}
+
+// Small reads of /proc files without iostreams; "" on failure.
+std::string ReadSmallFile(const char* path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  char buf[4096];
+  ssize_t n = read(fd, buf, sizeof buf);
+  close(fd);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// mnt_id of an fd from /proc/self/fdinfo; -1 if unknown.
+int FdMountId(int fd) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  std::string info = ReadSmallFile(path);
+  size_t at = info.find("mnt_id:");
+  if (at == std::string::npos) return -1;
+  at += 7;
+  while (at < info.size() && (info[at] == ' ' || info[at] == '\t')) ++at;
+  int id = -1;
+  std::from_chars(info.data() + at, info.data() + info.size(), id);
+  return id;
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string UnescapeMountField(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::string JoinPath(std::string_view dir, std::string_view name) {
+  std::string p(dir);
+  if (p.empty() || p.back() != '/') p += '/';
+  p += name;
+  return p;
+}
+
+// The path of `path` below `mount_point` ("/" for the mount point itself); `path` unchanged
+// when it is not below it.
+std::string StripMountPoint(const std::string& path, const std::string& mount_point) {
+  if (mount_point.empty() || mount_point == "/") return path;
+  if (path == mount_point) return "/";
+  if (path.size() > mount_point.size() && path.compare(0, mount_point.size(), mount_point) == 0 &&
+      path[mount_point.size()] == '/')
+    return path.substr(mount_point.size());
+  return path;
+}
+
+void FillStat(const struct stat& st, v1::FileWrite* w) {
+  w->set_inode(st.st_ino);
+  w->set_dev_major(major(st.st_dev));
+  w->set_dev_minor(minor(st.st_dev));
+  w->set_size(static_cast<uint64_t>(st.st_size));
+  w->set_mode(st.st_mode);
+  w->set_executable(S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0);
+}
+
+// The kind an event reports. The kernel merges events on one object that queue up before we
+// read them (create + close_write of a new file arrive as one): the most telling bit wins.
+const char* KindOf(uint64_t mask) {
+  if (mask & FAN_CLOSE_WRITE) return "close_write";
+  if (mask & (FAN_RENAME | FAN_MOVED_TO | FAN_MOVED_FROM)) return "rename";
+  if (mask & FAN_ATTRIB) return "attrib";
+  if (mask & FAN_MODIFY) return "modify";
+  if (mask & FAN_CREATE) return "create";
+  if (mask & FAN_DELETE) return "delete";
+  return nullptr;
+}
+
+// Only finished content is worth hashing: a close-write, a chmod, a file moved into place.
+bool WantsContent(uint64_t mask) {
+  return mask & (FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_RENAME | FAN_MOVED_TO);
+}
+
+}  // namespace
+
+std::string_view FanotifyModeName(FanotifyMode mode) {
+  switch (mode) {
+    case FanotifyMode::kAuto: return "auto";
+    case FanotifyMode::kFidFilesystem: return "fid-filesystem";
+    case FanotifyMode::kFdFilesystem: return "fd-filesystem";
+    case FanotifyMode::kFdMount: return "fd-mount";
+    case FanotifyMode::kOff: return "off";
+  }
+  return "off";
+}
+
+std::optional<FanotifyMode> ParseFanotifyMode(std::string_view name) {
+  for (FanotifyMode m : {FanotifyMode::kAuto, FanotifyMode::kFidFilesystem,
+                         FanotifyMode::kFdFilesystem, FanotifyMode::kFdMount, FanotifyMode::kOff})
+    if (FanotifyModeName(m) == name) return m;
+  return std::nullopt;
+}
+
+FanotifyWatcher::FanotifyWatcher(FanotifyOptions options, const ContainerResolver* resolver,
+                                 Sink sink)
+    : options_(std::move(options)), resolver_(resolver), sink_(std::move(sink)),
+      self_pid_(getpid()) {}
+
+FanotifyWatcher::~FanotifyWatcher() {
+  Stop();
+  CloseFanotify();
+  if (stop_fd_ >= 0) close(stop_fd_);
+  if (mountinfo_fd_ >= 0) close(mountinfo_fd_);
+}
+
+std::expected<std::unique_ptr<FanotifyWatcher>, std::string> FanotifyWatcher::Open(
+    FanotifyOptions options, const ContainerResolver* resolver, Sink sink) {
+  if (options.filesystems.empty()) {
+    struct stat st;
+    options.filesystems.push_back(stat("/var/lib/containerd", &st) == 0 ? "/var/lib/containerd"
+                                                                        : "/");
+  }
+  FanotifyMode wanted = options.mode;
+  std::unique_ptr<FanotifyWatcher> w(
+      new FanotifyWatcher(std::move(options), resolver, std::move(sink)));
+  if (wanted == FanotifyMode::kOff) return w;
+
+  std::vector<FanotifyMode> chain;
+  if (wanted == FanotifyMode::kAuto)
+    chain = {FanotifyMode::kFidFilesystem, FanotifyMode::kFdFilesystem, FanotifyMode::kFdMount};
+  else
+    chain = {wanted};
+  std::string why;
+  for (FanotifyMode m : chain) {
+    std::string err = w->TryMode(m);
+    if (err.empty()) {
+      w->mode_ = m;
+      break;
+    }
+    if (!why.empty()) why += "; ";
+    why += err;
+  }
+  if (w->mode_ == FanotifyMode::kOff) return std::unexpected(why);
+
+  w->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (w->stop_fd_ < 0) return std::unexpected("eventfd: " + ErrnoText(errno));
+  // fd mode strips the mount point of reachable container roots from event paths; the
+  // table is cached and this fd says when it changes.
+  w->mountinfo_fd_ = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  return w;
+}
+
+uint64_t FanotifyWatcher::EventMask() const {
+  uint64_t m = FAN_CLOSE_WRITE;
+  if (options_.modify) m |= FAN_MODIFY;
+  return m;
+}
+
+void FanotifyWatcher::CloseFanotify() {
+  for (FsMark& f : fs_marks_)
+    if (f.mount_fd >= 0) close(f.mount_fd);
+  fs_marks_.clear();
+  if (fan_fd_ >= 0) close(fan_fd_);
+  fan_fd_ = -1;
+}
+
+std::string FanotifyWatcher::TryMode(FanotifyMode mode) {
+  const std::string name(FanotifyModeName(mode));
+  const bool fid = mode == FanotifyMode::kFidFilesystem;
+  unsigned init_flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK;
+  if (fid) init_flags |= FAN_REPORT_DFID_NAME;
+  fan_fd_ = fanotify_init(init_flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  if (fan_fd_ < 0) return "fanotify mode " + name + ": fanotify_init: " + ErrnoText(errno);
+  mask_ = EventMask();
+  if (mode == FanotifyMode::kFdMount) return {};  // marks come with WatchContainerRoot
+
+  uint64_t fid_mask = mask_ | FAN_CREATE | FAN_ATTRIB | FAN_DELETE | FAN_RENAME;
+  for (const std::string& path : options_.filesystems) {
+    struct statfs sfs;
+    if (statfs(path.c_str(), &sfs) != 0) {
+      std::string err = "fanotify mode " + name + ": statfs " + path + ": " + ErrnoText(errno);
+      CloseFanotify();
+      return err;
+    }
+    FsMark fm;
+    fm.path = path;
+    fm.fsid = PackFsid(&sfs.f_fsid);
+    bool same_fs = false;
+    for (const FsMark& o : fs_marks_) same_fs |= o.fsid == fm.fsid;
+    if (same_fs) continue;
+    int rc = -1;
+    if (fid) {
+      rc = fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, fid_mask, AT_FDCWD,
+                         path.c_str());
+      if (rc != 0 && errno == EINVAL) {
+        // Before 5.17 there is no FAN_RENAME: one event per side of the rename.
+        fid_mask = (fid_mask & ~FAN_RENAME) | FAN_MOVED_FROM | FAN_MOVED_TO;
+        rc = fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, fid_mask, AT_FDCWD,
+                           path.c_str());
+      }
+    } else {
+      rc = fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask_, AT_FDCWD,
+                         path.c_str());
+    }
+    if (rc != 0) {
+      std::string err = "fanotify mode " + name + ": fanotify_mark(FAN_MARK_FILESYSTEM, " +
+                        path + "): " + ErrnoText(errno);
+      CloseFanotify();
+      return err;
+    }
+    if (fid) {
+      fm.mount_fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fm.mount_fd < 0) {
+        std::string err = "fanotify mode " + name + ": open " + path + ": " + ErrnoText(errno);
+        CloseFanotify();
+        return err;
+      }
+    }
+    fs_marks_.push_back(std::move(fm));
+  }
+  if (fid) mask_ = fid_mask;
+  return {};
+}
+
+std::expected<void, std::string> FanotifyWatcher::WatchContainerRoot(
+    const std::string& container_id, pid_t pid) {
+  if (mode_ != FanotifyMode::kFdMount) return {};
+  std::string root = "/proc/" + std::to_string(pid) + "/root/";
+  if (fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_MOUNT, mask_, AT_FDCWD, root.c_str()) != 0)
+    return std::unexpected("fanotify_mark(FAN_MARK_MOUNT, " + root + ") for " + container_id +
+                           ": " + ErrnoText(errno));
+  std::lock_guard<std::mutex> lock(mu_);
+  roots_[container_id] = pid;
+  return {};
+}
+
+void FanotifyWatcher::ForgetContainer(const std::string& container_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = roots_.find(container_id);
+  if (it == roots_.end()) return;
+  // Fails harmlessly once the process is gone; its mount (and the mark) goes with it.
+  std::string root = "/proc/" + std::to_string(it->second) + "/root/";
+  fanotify_mark(fan_fd_, FAN_MARK_REMOVE | FAN_MARK_MOUNT, mask_, AT_FDCWD, root.c_str());
+  roots_.erase(it);
+}
+
+void FanotifyWatcher::Start() {
+  if (mode_ == FanotifyMode::kOff || thread_.joinable()) return;
+  thread_ = std::thread([this] { DrainLoop(); });
+}
+
+void FanotifyWatcher::Stop() {
+  if (!thread_.joinable()) return;
+  uint64_t one = 1;
+  if (write(stop_fd_, &one, sizeof one) < 0) {
+    // An eventfd write fails only on counter overflow: the thread is being woken anyway.
+  }
+  thread_.join();
+}
+
+void FanotifyWatcher::DrainLoop() {
+  // Aligned for fanotify_event_metadata; large so that one read takes a burst.
+  std::unique_ptr<uint64_t[]> storage(new uint64_t[kReadBuffer / sizeof(uint64_t)]);
+  char* buf = reinterpret_cast<char*>(storage.get());
+  for (;;) {
+    struct pollfd pfd[3] = {{fan_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}, {mountinfo_fd_, POLLPRI, 0}};
+    int n = poll(pfd, mountinfo_fd_ >= 0 ? 3 : 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      counters_.errors.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    if (pfd[1].revents) return;
+    if (mountinfo_fd_ >= 0 && (pfd[2].revents & (POLLPRI | POLLERR))) mount_points_.clear();
+    if (!(pfd[0].revents & POLLIN)) continue;
+    for (;;) {
+      ssize_t got = read(fan_fd_, buf, kReadBuffer);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) counters_.errors.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
+      if (got == 0) break;
+      HandleBuffer(buf, static_cast<size_t>(got));
+      proc_cache_.clear();
+    }
+  }
+}
+
+void FanotifyWatcher::HandleBuffer(const char* buf, size_t len) {
+  auto* md = reinterpret_cast<const fanotify_event_metadata*>(buf);
+  for (; FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len)) {
+    if (md->vers != FANOTIFY_METADATA_VERSION) {
+      counters_.errors.fetch_add(1, std::memory_order_relaxed);
+      if (md->fd >= 0) close(md->fd);
+      continue;
+    }
+    if (md->mask & FAN_Q_OVERFLOW) {
+      counters_.overflows.fetch_add(1, std::memory_order_relaxed);
+      if (md->fd >= 0) close(md->fd);
+      continue;
+    }
+    // Our own writes (spool, capture, logs) would feed us forever: fanotify reports the tgid.
+    if (md->pid == self_pid_) {
+      counters_.dropped_self.fetch_add(1, std::memory_order_relaxed);
+      if (md->fd >= 0) close(md->fd);
+      continue;
+    }
+    if (mode_ == FanotifyMode::kFidFilesystem)
+      HandleFidEvent(md);
+    else
+      HandleFdEvent(md);
+  }
+}
+
+void FanotifyWatcher::FillProcess(pid_t pid, v1::FileWrite* w) {
+  if (pid <= 0) return;
+  for (const ProcInfo& p : proc_cache_)
+    if (p.pid == pid) {
+      w->set_comm(p.comm);
+      w->set_exe(p.exe);
+      return;
+    }
+  // Best effort: a short-lived writer may be gone by now.
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/comm", pid);
+  std::string comm = ReadSmallFile(path);
+  if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+  std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
+  std::string exe = ReadLink(path);
+  w->set_comm(comm);
+  w->set_exe(exe);
+  proc_cache_.push_back({pid, std::move(comm), std::move(exe)});
+}
+
+const std::string& FanotifyWatcher::MountPoint(int mnt_id) {
+  auto it = mount_points_.find(mnt_id);
+  if (it != mount_points_.end()) return it->second;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // "36 35 98:0 /mnt1 /mnt/parent rw,... - ext3 /dev/root rw": id, parent, dev, root, point.
+    std::istringstream f(line);
+    int id = -1, parent = -1;
+    std::string dev, root, point;
+    if (!(f >> id >> parent >> dev >> root >> point)) continue;
+    mount_points_[id] = UnescapeMountField(point);
+  }
+  // Not in our namespace (a container's own root): remembered as "" until the table changes.
+  return mount_points_[mnt_id];
+}
+
+void FanotifyWatcher::Emit(v1::Event& ev) {
+  ev.set_time_ns(NowNs());
+  counters_.events.fetch_add(1, std::memory_order_relaxed);
+  sink_(ev);
+}
+
+void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata* md) {
+  const char* kind = KindOf(md->mask);
+  if (!kind) return;
+  // Info records: one DFID_NAME, or OLD_DFID_NAME + NEW_DFID_NAME for FAN_RENAME.
+  struct Named {
+    uint64_t fsid = 0;
+    const char* handle = nullptr;  // struct file_handle, possibly unaligned
+    size_t handle_len = 0;
+    std::string_view name;
+  };
+  Named cur, old;
+  const char* p = reinterpret_cast<const char*>(md) + md->metadata_len;
+  const char* end = reinterpret_cast<const char*>(md) + md->event_len;
+  while (p + sizeof(fanotify_event_info_header) <= end) {
+    fanotify_event_info_header hdr;
+    std::memcpy(&hdr, p, sizeof hdr);
+    if (hdr.len < sizeof hdr || p + hdr.len > end) break;
+    if ((hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
+         hdr.info_type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ||
+         hdr.info_type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) &&
+        hdr.len >= sizeof(fanotify_event_info_fid) + sizeof(file_handle)) {
+      Named n;
+      n.fsid = PackFsid(p + offsetof(fanotify_event_info_fid, fsid));
+      n.handle = p + sizeof(fanotify_event_info_fid);
+      unsigned int hbytes = 0;
+      std::memcpy(&hbytes, n.handle + offsetof(file_handle, handle_bytes), sizeof hbytes);
+      const char* name = n.handle + sizeof(file_handle) + hbytes;
+      const char* rec_end = p + hdr.len;
+      if (name < rec_end) {
+        n.handle_len = sizeof(file_handle) + hbytes;
+        n.name = std::string_view(name, strnlen(name, static_cast<size_t>(rec_end - name)));
+        (hdr.info_type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ? old : cur) = n;
+      }
+    }
+    p += hdr.len;
+  }
+  if (md->mask & FAN_MOVED_FROM) {
+    old = cur;  // pre-5.17 kernels: the old side arrives alone
+    cur = Named{};
+  }
+  const Named& obj = cur.handle ? cur : old;
+  if (!obj.handle || obj.name.empty()) {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+
+  // Directory handle -> open directory on the host -> its path -> the container.
+  auto open_dir = [this](const Named& n) -> int {
+    for (const FsMark& f : fs_marks_) {
+      if (f.fsid != n.fsid) continue;
+      alignas(file_handle) char h[sizeof(file_handle) + MAX_HANDLE_SZ];
+      if (n.handle_len > sizeof h) return -1;
+      std::memcpy(h, n.handle, n.handle_len);
+      return open_by_handle_at(f.mount_fd, reinterpret_cast<file_handle*>(h),
+                               O_PATH | O_DIRECTORY | O_CLOEXEC);
+    }
+    return -1;
+  };
+  int dir_fd = open_dir(obj);
+  if (dir_fd < 0) {
+    // The directory is gone already (ESTALE), or not on a filesystem we marked.
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::string host_dir = FdPath(dir_fd);
+
+  v1::Event ev;
+  v1::FileWrite* w = ev.mutable_write();
+  w->set_kind(kind);
+  w->set_pid(md->pid > 0 ? static_cast<uint32_t>(md->pid) : 0);
+  std::optional<UpperMatch> match = resolver_->ByUpperDir(host_dir);
+  if (match) {
+    ev.set_container_id(match->container_id);
+    ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
+    w->set_path(JoinPath(match->dir_in_container, obj.name));
+    w->set_upper_path(JoinPath(host_dir, obj.name));
+  } else {
+    // A write by a container process outside its rootfs (a volume on a marked filesystem).
+    std::optional<std::string> cid = md->pid > 0 ? resolver_->ByPid(md->pid) : std::nullopt;
+    if (!cid && !options_.host_events) {
+      counters_.dropped_host.fetch_add(1, std::memory_order_relaxed);
+      close(dir_fd);
+      return;
+    }
+    ev.set_container_id(cid ? *cid : "host");
+    ev.set_attribution(cid ? v1::ATTRIBUTION_CGROUP : v1::ATTRIBUTION_UNKNOWN);
+    w->set_path(JoinPath(host_dir, obj.name));
+  }
+  if (old.handle && obj.handle != old.handle) {
+    int old_dir = open_dir(old);
+    if (old_dir >= 0) {
+      std::string old_host = FdPath(old_dir);
+      close(old_dir);
+      std::optional<UpperMatch> om = resolver_->ByUpperDir(old_host);
+      w->set_old_path(om ? JoinPath(om->dir_in_container, old.name) : JoinPath(old_host, old.name));
+    }
+  } else if (md->mask & FAN_MOVED_FROM) {
+    w->set_old_path(w->path());
+    w->clear_path();
+  }
+  FillProcess(md->pid, w);
+
+  if (cur.handle) {  // a pre-5.17 FAN_MOVED_FROM names only the old, now absent, entry
+    // Stat by name first: never open a device node or a FIFO for reading.
+    const std::string name(obj.name);
+    struct stat st;
+    if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      FillStat(st, w);
+      if (S_ISREG(st.st_mode) && WantsContent(md->mask)) {
+        int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+          if (fstat(fd, &st) == 0) {
+            FillStat(st, w);
+            FileFacts facts = InspectFile(fd, st.st_mode, static_cast<uint64_t>(st.st_size),
+                                          options_.hash_max_bytes);
+            w->set_executable(facts.executable);
+            if (facts.hashed) w->set_sha256(facts.sha256);
+            if (facts.over_cap) counters_.hash_skipped.fetch_add(1, std::memory_order_relaxed);
+          }
+          close(fd);
+        }
+      }
+    }
+  }
+  close(dir_fd);
+  Emit(ev);
+}
+
+void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata* md) {
+  const int fd = md->fd;
+  const char* kind = KindOf(md->mask);
+  if (fd < 0 || !kind) {
+    if (fd >= 0) close(fd);
+    return;
+  }
+  v1::Event ev;
+  v1::FileWrite* w = ev.mutable_write();
+  // The fd's mount: a container root overlay (fd-mount mode, or a reachable overlay), else
+  // the overlay's private clone of its upper dir, whose paths already read as in-container.
+  int mnt_id = FdMountId(fd);
+  std::optional<std::string> cid = mnt_id >= 0 ? resolver_->ByMountId(mnt_id) : std::nullopt;
+  std::string path = FdPath(fd);
+  if (cid) {
+    ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
+    path = StripMountPoint(path, MountPoint(mnt_id));
+  } else if (md->pid > 0 && (cid = resolver_->ByPid(md->pid))) {
+    ev.set_attribution(v1::ATTRIBUTION_CGROUP);
+  } else if (!options_.host_events) {
+    counters_.dropped_host.fetch_add(1, std::memory_order_relaxed);
+    close(fd);
+    return;
+  } else {
+    ev.set_attribution(v1::ATTRIBUTION_UNKNOWN);
+  }
+  ev.set_container_id(cid ? *cid : "host");
+  w->set_kind(kind);
+  w->set_pid(md->pid > 0 ? static_cast<uint32_t>(md->pid) : 0);
+  w->set_path(path);
+  FillProcess(md->pid, w);
+  struct stat st;
+  if (fstat(fd, &st) == 0) {
+    FillStat(st, w);
+    if (S_ISREG(st.st_mode) && WantsContent(md->mask)) {
+      FileFacts facts = InspectFile(fd, st.st_mode, static_cast<uint64_t>(st.st_size),
+                                    options_.hash_max_bytes);
+      w->set_executable(facts.executable);
+      if (facts.hashed) w->set_sha256(facts.sha256);
+      if (facts.over_cap) counters_.hash_skipped.fetch_add(1, std::memory_order_relaxed);
+    }
+  } else {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+  }
+  close(fd);
+  Emit(ev);
+}
+
+}  // namespace driftwatch::sensor

@@ -1,0 +1,163 @@
+// fanotify_watcher: files written inside containers, as fanotify reports them, turned into
+// v1::Event{write} with the container they belong to (see DESIGN.md, "fanotify").
+//
+// Thread-safety: Open/Start/Stop from one controlling thread. WatchContainerRoot and
+// ForgetContainer may be called from any thread, also while the drain thread runs. The
+// sink runs on the drain thread only. counters() and mode() may be read from any thread.
+//
+// Modes, best first (kAuto takes the first the kernel accepts):
+//   fid-filesystem  FAN_REPORT_DFID_NAME + FAN_MARK_FILESYSTEM on the host filesystems that
+//                   hold the overlay upper dirs (5.9+). The directory handle resolves to the
+//                   upper dir on the host: attribution by upper dir, full event set.
+//   fd-filesystem   fd events + FAN_MARK_FILESYSTEM on the same filesystems (4.20+). The fd
+//                   is the upper file; its path reads as the path inside the container.
+//                   Attribution by mount id, else by the writer's pid.
+//   fd-mount        fd events + FAN_MARK_MOUNT on each container's root through
+//                   /proc/<pid>/root/ (2.6.37+): the caller calls WatchContainerRoot.
+// The sensor's own writes are never reported (its pid is dropped and counted).
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "driftwatch/v1/event.pb.h"
+
+struct fanotify_event_metadata;  // <sys/fanotify.h>
+
+namespace driftwatch::sensor {
+
+enum class FanotifyMode { kAuto, kFidFilesystem, kFdFilesystem, kFdMount, kOff };
+
+// "auto", "fid-filesystem", "fd-filesystem", "fd-mount", "off".
+std::string_view FanotifyModeName(FanotifyMode mode);
+std::optional<FanotifyMode> ParseFanotifyMode(std::string_view name);
+
+struct UpperMatch {
+  std::string container_id;
+  std::string dir_in_container;  // e.g. "/tmp"; "/" for the upper dir itself
+};
+
+// Maps file events to containers. Called on the drain thread for every event: lookups must
+// be cheap and thread-safe.
+class ContainerResolver {
+ public:
+  virtual ~ContainerResolver() = default;
+  // A host directory inside some container's upperdir -> its container and its path there.
+  virtual std::optional<UpperMatch> ByUpperDir(std::string_view host_dir) const = 0;
+  // The mount id (mnt_id in /proc/self/fdinfo/<fd>) of a container's root overlay mount.
+  virtual std::optional<std::string> ByMountId(int mnt_id) const = 0;
+  // The writer's pid (its cgroup) -> container id.
+  virtual std::optional<std::string> ByPid(pid_t pid) const = 0;
+};
+
+struct FanotifyOptions {
+  FanotifyMode mode = FanotifyMode::kAuto;
+  // Host paths whose filesystems get FILESYSTEM marks. Empty: /var/lib/containerd if it
+  // exists, else "/".
+  std::vector<std::string> filesystems;
+  bool modify = false;                // FAN_MODIFY too (opt-in: one event per write())
+  uint64_t hash_max_bytes = 64ull << 20;
+  bool host_events = false;           // emit writes no container claims (else count + drop)
+};
+
+struct FanotifyCounters {
+  std::atomic<uint64_t> events{0};        // events handed to the sink
+  std::atomic<uint64_t> overflows{0};     // FAN_Q_OVERFLOW: the kernel queue was full
+  std::atomic<uint64_t> dropped_self{0};  // written by this process
+  std::atomic<uint64_t> dropped_host{0};  // no container claimed it (and !host_events)
+  std::atomic<uint64_t> hash_skipped{0};  // executables over hash_max_bytes
+  std::atomic<uint64_t> errors{0};        // unreadable events, unresolvable handles
+};
+
+class FanotifyWatcher {
+ public:
+  using Sink = std::function<void(v1::Event&)>;
+
+  // Probes the kernel and sets the marks of the chosen mode. A forced mode the kernel
+  // refuses is an error naming the mode and the errno; kAuto falls back down the chain
+  // and fails only if all refuse. kOff gives a watcher that does nothing.
+  // REQUIRES: `resolver` outlives the watcher.
+  [[nodiscard]] static std::expected<std::unique_ptr<FanotifyWatcher>, std::string> Open(
+      FanotifyOptions options, const ContainerResolver* resolver, Sink sink);
+  ~FanotifyWatcher();
+  FanotifyWatcher(const FanotifyWatcher&) = delete;
+  FanotifyWatcher& operator=(const FanotifyWatcher&) = delete;
+
+  void Start();
+  // Stops and joins the drain thread; events still queued in the kernel are not read.
+  void Stop();
+
+  // fd-mount mode: marks /proc/<pid>/root/ (the container's root mount) with
+  // FAN_MARK_MOUNT. A no-op in the other modes.
+  [[nodiscard]] std::expected<void, std::string> WatchContainerRoot(const std::string& container_id,
+                                                                    pid_t pid);
+  // Drops the mark of a container (best effort: the mark dies with its mount anyway).
+  void ForgetContainer(const std::string& container_id);
+
+  FanotifyMode mode() const { return mode_; }
+  const FanotifyCounters& counters() const { return counters_; }
+
+ private:
+  struct FsMark {
+    int mount_fd = -1;    // FID mode: any fd on the filesystem, for open_by_handle_at
+    uint64_t fsid = 0;    // statfs f_fsid, as the event's fsid reports it
+    std::string path;
+  };
+  struct ProcInfo {
+    pid_t pid;
+    std::string comm, exe;
+  };
+
+  FanotifyWatcher(FanotifyOptions options, const ContainerResolver* resolver, Sink sink);
+
+  // Opens the fanotify fd and sets the filesystem marks of `mode`; "" or why not.
+  std::string TryMode(FanotifyMode mode);
+  void CloseFanotify();
+  uint64_t EventMask() const;
+
+  void DrainLoop();
+  void HandleBuffer(const char* buf, size_t len);
+  void HandleFidEvent(const ::fanotify_event_metadata* md);
+  void HandleFdEvent(const ::fanotify_event_metadata* md);
+  // Fills comm and exe of the writer (cached for one read() batch).
+  void FillProcess(pid_t pid, v1::FileWrite* w);
+  // The mount point of `mnt_id` in our mount namespace; "" if it is not reachable from here.
+  const std::string& MountPoint(int mnt_id);
+  void Emit(v1::Event& ev);
+
+  FanotifyOptions options_;
+  const ContainerResolver* resolver_;
+  Sink sink_;
+  FanotifyMode mode_ = FanotifyMode::kOff;
+  FanotifyCounters counters_;
+  pid_t self_pid_;
+
+  int fan_fd_ = -1;
+  int stop_fd_ = -1;       // eventfd: wakes the drain thread for Stop()
+  uint64_t mask_ = 0;      // what the marks ask for
+  std::vector<FsMark> fs_marks_;
+
+  // Drain thread only.
+  std::vector<ProcInfo> proc_cache_;               // cleared after every read() batch
+  std::map<int, std::string> mount_points_;        // cleared when our mount table changes
+  int mountinfo_fd_ = -1;                          // polled for mount table changes
+
+  std::mutex mu_;
+  std::map<std::string, pid_t> roots_;  // GUARDED_BY(mu_): fd-mount marks by container
+
+  std::thread thread_;
+};
+
+}  // namespace driftwatch::sensor

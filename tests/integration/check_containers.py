@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Checks `driftwatch analyze --events` output of a sensor capture made by containers_test.sh."""
+import argparse
+import hashlib
+import json
+import sys
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("events")
+    ap.add_argument("--container", required=True)
+    ap.add_argument("--pod", required=True)
+    ap.add_argument("--namespace", required=True)
+    ap.add_argument("--uid", required=True)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--image-id", required=True)
+    ap.add_argument("--mode", required=True)
+    ap.add_argument("--sha256", required=True, help="sha256 of the dropped binary")
+    ap.add_argument("--no-cri", action="store_true")
+    a = ap.parse_args()
+
+    events = [json.loads(line) for line in open(a.events, encoding="utf-8")]
+    failures = []
+
+    def fail(msg):
+        failures.append(msg)
+
+    cid = a.container
+    mine = [e for e in events if e.get("container.full_id") == cid]
+
+    # The container as the registry reported it.
+    infos = [e for e in mine if e["evt.type"] == "container"]
+    if not infos:
+        fail("no container event for %s" % cid)
+    else:
+        last = infos[-1]
+        want = {"k8s.pod.uid": a.uid, "container.state": "running"}
+        if not a.no_cri:
+            want.update({"k8s.pod.name": a.pod, "k8s.ns.name": a.namespace,
+                         "container.name": a.name, "container.image.id": a.image_id,
+                         "container.source": "cri"})
+        for k, v in want.items():
+            if last.get(k) != v:
+                fail("container event: %s = %r, want %r" % (k, last.get(k), v))
+        if not last.get("container.upperdir"):
+            fail("container event without upperdir: %r" % last)
+
+    # File writes, with the path inside the container.
+    writes = [e for e in events if e["evt.type"] in ("close_write", "modify", "create", "attrib")]
+    def write_of(path):
+        ws = [e for e in writes if e.get("fd.name") == path and e["evt.type"] == "close_write"]
+        if not ws:
+            fail("no close_write of %s (writes seen: %s)" % (
+                path, sorted({e.get("fd.name") for e in writes if e.get("container.full_id") == cid})[:40]))
+            return None
+        w = ws[-1]
+        if w.get("container.full_id") != cid:
+            fail("%s attributed to %r, want %s" % (path, w.get("container.full_id"), cid))
+        if not a.no_cri and w.get("k8s.pod.name") != a.pod:
+            fail("%s: k8s.pod.name %r, want %r" % (path, w.get("k8s.pod.name"), a.pod))
+        return w
+
+    w = write_of("/tmp/hello.txt")
+    if w and (w.get("fd.is_executable") or w.get("fd.size") != 6 or "fd.sha256" in w):
+        fail("/tmp/hello.txt: want a 6-byte non-executable without hash: %r" % w)
+    write_of("/srv/data/notes.txt")
+    w = write_of("/tmp/busybox_dropped")
+    if w and (not w.get("fd.is_executable") or w.get("fd.sha256") != a.sha256):
+        fail("/tmp/busybox_dropped: want executable with sha256 %s: %r" % (a.sha256, w))
+    w = write_of("/tmp/script.sh")
+    script = hashlib.sha256(b"#!/bin/sh\necho hi\n").hexdigest()
+    if w and (not w.get("fd.is_executable") or w.get("fd.sha256") != script):
+        fail("/tmp/script.sh: want executable (#!) with sha256 %s: %r" % (script, w))
+    own = [e for e in writes if "/capture" in str(e.get("fd.name")) or "sensor.log" in str(e.get("fd.name"))]
+    if own:
+        fail("the sensor reported its own writes: %r" % own[:3])
+
+    # Execs: the dropped binary from the upper layer, an image binary from below.
+    execs = [e for e in events if e["evt.type"] in ("execve", "execveat")]
+    def exec_of(argv):
+        xs = [e for e in execs if e.get("proc.argv") == argv]
+        if len(xs) != 1:
+            fail("exec %r seen %d times, want once" % (argv, len(xs)))
+            return None
+        x = xs[0]
+        if x.get("container.full_id") != cid:
+            fail("exec %r attributed to %r (%s), want %s" % (
+                argv, x.get("container.full_id"), x.get("container.attribution"), cid))
+        return x
+
+    x = exec_of(["/tmp/busybox_dropped", "echo", "dropped-ran"])
+    if x and x.get("proc.is_exe_upper_layer") is not True:
+        fail("dropped binary exec: proc.is_exe_upper_layer = %r, want true" % x.get("proc.is_exe_upper_layer"))
+    if x and not a.no_cri and x.get("k8s.pod.name") != a.pod:
+        fail("dropped binary exec: k8s.pod.name = %r" % x.get("k8s.pod.name"))
+    x = exec_of(["/bin/ls", "/"])
+    if x and x.get("proc.is_exe_upper_layer") is not False:
+        fail("image binary exec: proc.is_exe_upper_layer = %r, want false" % x.get("proc.is_exe_upper_layer"))
+
+    short = [e for e in execs if len(e.get("proc.argv", [])) == 3 and e["proc.argv"][1] == "true"
+             and e["proc.argv"][2].startswith("short-")]
+    seen = {e["proc.argv"][2] for e in short}
+    if len(short) != 200 or len(seen) != 200:
+        fail("short-lived execs: %d events, %d distinct, want 200" % (len(short), len(seen)))
+    wrong = [e for e in short if e.get("container.full_id") != cid]
+    if wrong:
+        fail("%d of the 200 short-lived execs not attributed to the container, e.g. %r" % (
+            len(wrong), {k: wrong[0].get(k) for k in ("proc.argv", "container.full_id", "container.attribution")}))
+    how = {}
+    for e in short:
+        how[e.get("container.attribution")] = how.get(e.get("container.attribution"), 0) + 1
+
+    status = [e for e in events if e["evt.type"] == "sensor_status"]
+    final = [e for e in status if e.get("sensor.final")]
+    if not final:
+        fail("no final sensor status")
+    else:
+        f = final[-1]
+        if f.get("sensor.fanotify_mode") != a.mode:
+            fail("status: fanotify mode %r, want %r" % (f.get("sensor.fanotify_mode"), a.mode))
+        for k in ("sensor.fanotify_overflows", "sensor.kernel_lost", "sensor.queue_drops"):
+            if f.get(k) != 0:
+                fail("status: %s = %r, want 0" % (k, f.get(k)))
+
+    if failures:
+        for f in failures:
+            print("FAIL:", f)
+        sys.exit(1)
+    print("ok: %d events, %d of the container, %d writes; short-lived execs attributed by %s" % (
+        len(events), len(mine), len(writes), how))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+#!/bin/bash
+# The whole sensor (audit owner mode + container registry + fanotify) against a private
+# containerd with a pod created through CRI as a kubelet would: writes, a dropped binary,
+# image binaries and 200 short-lived processes, each attributed to the right container and
+# pod. Run once per fanotify mode (the mode is forced).
+# Usage: containers_test.sh BUILD_DIR FANOTIFY_MODE [--no-cri]
+set -euo pipefail
+build=$1
+mode=$2
+shift 2
+extra=("$@")
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/audit_state.sh"
+source "$here/containerd_env.sh"
+source "$here/live_sensor.sh"
+export DW_CRI=$build/tools/dw-cri
+tmp=$(mktemp -d /tmp/dw-ctr.XXXXXX)
+ctd=$tmp/ctd
+cleanup() {
+    local rc=$?
+    dw_sensor_stop "$tmp" || true
+    dw_ctd_stop "$ctd" || true
+    dw_audit_restore "$tmp"
+    if ((rc != 0)); then
+        echo "--- sensor log"; cat "$tmp/sensor.log" 2>/dev/null || true
+    fi
+    [[ -n ${KEEP:-} ]] || rm -rf "$tmp"
+}
+trap cleanup EXIT
+dw_ctd_check_deps
+dw_audit_save "$tmp"
+[[ $(auditctl -s | awk '$1 == "pid" { print $2 }') == 0 ]] || { echo "SKIP: an audit daemon is running"; exit 0; }
+
+dw_image_build "$tmp/image.tar"
+dw_ctd_start "$ctd"
+image_id=$(dw_image_import "$ctd" "$tmp/image.tar")
+
+# The sensor first: the pod is started while it runs, as on a live node.
+dw_sensor_start "$build" "$tmp" --audit-mode owner --fanotify-mode "$mode" \
+    --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" --status-interval 1 \
+    --resync 1 ${extra[@]+"${extra[@]}"}
+grep -q "fanotify $mode" "$tmp/sensor.log" || { echo "FAIL: sensor not in fanotify mode $mode"; exit 1; }
+
+uid=$(cat /proc/sys/kernel/random/uuid)
+pod=$(dw_pod_run "$ctd" web-7d9f8-x2kqp shop "$uid" "/kubepods/besteffort/pod$uid")
+cid=$(dw_pod_container "$ctd" "$pod" app -- /bin/sleep 1000)
+cpid=$(dw_cri "$ctd" inspect "$cid" | sed -n 's/^  "pid": \([0-9]*\).*/\1/p')
+[[ -n $cpid ]] || { echo "FAIL: no pid for container $cid"; exit 1; }
+
+# Drift inside the container. A copy of busybox (busybox_dropped) is a binary written at
+# runtime; /bin/ls is an image binary; the loop starts 200 processes that exit at once.
+dw_ctr_exec "$ctd" "$cid" e1 /bin/sh -c '
+    echo hello >/tmp/hello.txt
+    mkdir -p /srv/data && printf "%s\n" one two >/srv/data/notes.txt
+    cp /bin/busybox /tmp/busybox_dropped && chmod 755 /tmp/busybox_dropped
+    printf "#!/bin/sh\necho hi\n" >/tmp/script.sh
+    /tmp/busybox_dropped echo dropped-ran
+    /bin/ls / >/dev/null
+    i=0
+    while [ $i -lt 200 ]; do /tmp/busybox_dropped true short-$i; i=$((i + 1)); done
+' </dev/null >"$tmp/exec.out"
+grep -q dropped-ran "$tmp/exec.out" || { echo "FAIL: the exec in the container did not run"; exit 1; }
+# Give the watcher and the parser their batching delay, then stop the sensor.
+sleep 1
+dw_sensor_stop "$tmp"
+dw_audit_same "$tmp" || { echo "FAIL: audit state not restored"; exit 1; }
+
+"$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
+python3 "$here/check_containers.py" "$tmp/events.jsonl" --container "$cid" --pod web-7d9f8-x2kqp \
+    --namespace shop --uid "$uid" --name app --image-id "$image_id" --mode "$mode" \
+    --sha256 "$(sha256sum /bin/busybox | cut -d' ' -f1)" ${extra[@]+"${extra[@]}"}
+echo "PASS containers ($mode${extra[*]:+ ${extra[*]}})"

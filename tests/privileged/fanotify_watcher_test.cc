@@ -1,0 +1,454 @@
+// FanotifyWatcher against the real kernel: a real overlay mount on the root filesystem (as
+// containerd's snapshots are), a child chroot()ed into it that writes files, and each mode
+// forced in turn. Needs root; run serialized with other fanotify/audit tests.
+#include "sensor/fanotify_watcher.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+namespace driftwatch::sensor {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string Sha256(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+// Mount id of the mount at `point` in our namespace (the last one: it covers the others).
+int MountIdOf(const std::string& point) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  int found = -1;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    int id, parent;
+    std::string dev, root, mp;
+    if (f >> id >> parent >> dev >> root >> mp && mp == point) found = id;
+  }
+  return found;
+}
+
+// lower/ upper/ work/ merged/ in a fresh directory on the root filesystem, an overlay on
+// merged/; unmounted and removed on destruction, also when the test fails.
+class OverlayFixture {
+ public:
+  OverlayFixture() {
+    char tmpl[] = "/var/tmp/dw-fanotify-test.XXXXXX";
+    if (!mkdtemp(tmpl)) return;
+    base_ = tmpl;
+    for (const char* d : {"lower/bin", "lower/tmp", "upper", "work", "merged"})
+      fs::create_directories(base_ + "/" + d);
+    std::error_code ec;
+    fs::copy_file("/bin/busybox", lower() + "/bin/busybox", ec);
+    if (ec) return;
+    std::string opts =
+        "lowerdir=" + lower() + ",upperdir=" + upper() + ",workdir=" + base_ + "/work";
+    mounted_ = mount("overlay", merged().c_str(), "overlay", 0, opts.c_str()) == 0;
+    if (mounted_) mount_id_ = MountIdOf(merged());
+  }
+  ~OverlayFixture() {
+    if (mounted_) umount2(merged().c_str(), MNT_DETACH);
+    std::error_code ec;
+    if (!base_.empty()) fs::remove_all(base_, ec);
+  }
+  bool ok() const { return mounted_ && mount_id_ >= 0; }
+  std::string base() const { return base_; }
+  std::string lower() const { return base_ + "/lower"; }
+  std::string upper() const { return base_ + "/upper"; }
+  std::string merged() const { return base_ + "/merged"; }
+  int mount_id() const { return mount_id_; }
+
+ private:
+  std::string base_;
+  bool mounted_ = false;
+  int mount_id_ = -1;
+};
+
+// The registry's role, backed by the fixture's real mount.
+class TestResolver : public ContainerResolver {
+ public:
+  TestResolver(std::string upper, int mount_id) : upper_(std::move(upper)), mount_id_(mount_id) {}
+  std::optional<UpperMatch> ByUpperDir(std::string_view host_dir) const override {
+    if (host_dir == upper_) return UpperMatch{"test-ctr", "/"};
+    if (host_dir.size() > upper_.size() && host_dir.substr(0, upper_.size()) == upper_ &&
+        host_dir[upper_.size()] == '/')
+      return UpperMatch{"test-ctr", std::string(host_dir.substr(upper_.size()))};
+    return std::nullopt;
+  }
+  std::optional<std::string> ByMountId(int mnt_id) const override {
+    if (mnt_id == mount_id_) return "test-ctr";
+    return std::nullopt;
+  }
+  std::optional<std::string> ByPid(pid_t pid) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pids_.count(pid)) return "test-ctr";
+    return std::nullopt;
+  }
+  void AddPid(pid_t pid) {
+    std::lock_guard<std::mutex> lock(mu_);
+    pids_.insert(pid);
+  }
+
+ private:
+  std::string upper_;
+  int mount_id_;
+  mutable std::mutex mu_;
+  std::set<pid_t> pids_;
+};
+
+class EventLog {
+ public:
+  void Add(const v1::Event& ev) {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(ev);
+    cv_.notify_all();
+  }
+  // Waits (bounded, so a broken watcher fails instead of hanging) for a write of `path`.
+  bool WaitForPath(const std::string& path) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] {
+      for (const v1::Event& e : events_)
+        if (e.write().path() == path) return true;
+      return false;
+    });
+  }
+  std::vector<v1::Event> Snapshot() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<v1::Event> events_;
+};
+
+// Kills and reaps a forked child if the test leaves early.
+class ChildGuard {
+ public:
+  explicit ChildGuard(pid_t pid) : pid_(pid) {}
+  ~ChildGuard() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Exit status, or -1.
+  int Wait() {
+    int st = 0;
+    pid_t p = waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return p > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+
+ private:
+  pid_t pid_;
+};
+
+bool WriteFile(const char* path, const std::string& data, mode_t mode) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return false;
+  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+  // The exec bit is set before the close: the close-write then sees the final mode.
+  if (mode & 0111) ok = ok && fchmod(fd, mode) == 0;
+  return close(fd) == 0 && ok;
+}
+
+const std::string kPlain = "hello, drift\n";
+const std::string kScript = "#!/bin/sh\necho dropped\n";
+const std::string kNested = "nested file\n";
+const std::string kRenamed = "moved into place\n";
+
+// In the child, chroot()ed into the overlay: what a container workload would write.
+int ContainerWrites() {
+  if (!WriteFile("/tmp/plain.txt", kPlain, 0644)) return 11;
+  // Plain syscalls only: this runs in a fork of a multi-threaded process.
+  std::string elf;
+  int in = open("/bin/busybox", O_RDONLY | O_CLOEXEC);
+  if (in < 0) return 12;
+  char buf[65536];
+  for (ssize_t n; (n = read(in, buf, sizeof buf)) > 0;) elf.append(buf, static_cast<size_t>(n));
+  close(in);
+  if (elf.size() < 4 || !WriteFile("/tmp/dropped-elf", elf, 0755)) return 12;
+  if (!WriteFile("/tmp/script.sh", kScript, 0644)) return 13;
+  if (mkdir("/tmp/sub", 0755) != 0 || !WriteFile("/tmp/sub/nested.txt", kNested, 0644)) return 14;
+  if (!WriteFile("/tmp/before.txt", kRenamed, 0644)) return 15;
+  if (rename("/tmp/before.txt", "/tmp/after.txt") != 0) return 16;
+  return 0;
+}
+
+// Forks a process that enters `dir` (and chroot()s there if `jail`: then /proc/<pid>/root/
+// is the overlay, as for a container), and runs `fn` once the parent says go, after it has
+// registered the pid. Returns the pid and the write end of the go pipe; the pid is -1 if
+// the child did not get ready.
+std::pair<pid_t, int> ForkWaiting(const std::string& dir, bool jail, int (*fn)()) {
+  int go[2], ready[2];
+  if (pipe2(go, O_CLOEXEC) != 0) return {-1, -1};
+  if (pipe2(ready, O_CLOEXEC) != 0) {
+    close(go[0]);
+    close(go[1]);
+    return {-1, -1};
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(go[1]);
+    close(ready[0]);
+    if (chdir(dir.c_str()) != 0) _exit(3);
+    if (jail && (chroot(".") != 0 || chdir("/") != 0)) _exit(4);
+    char c = 'r';
+    if (write(ready[1], &c, 1) != 1) _exit(5);
+    if (read(go[0], &c, 1) != 1) _exit(2);
+    _exit(fn());
+  }
+  close(go[0]);
+  close(ready[1]);
+  char c;
+  bool ok = pid > 0 && read(ready[0], &c, 1) == 1;
+  close(ready[0]);
+  if (pid > 0 && !ok) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  if (!ok) {
+    close(go[1]);
+    return {-1, -1};
+  }
+  return {pid, go[1]};
+}
+
+void Go(int fd) {
+  char c = 'g';
+  (void)!write(fd, &c, 1);
+  close(fd);
+}
+
+int HostWrite() { return WriteFile("host-outside-overlay.txt", "host\n", 0644) ? 0 : 20; }
+int SentinelWrite() { return WriteFile("/tmp/zz-sentinel", "done\n", 0644) ? 0 : 30; }
+
+const v1::Event* Find(const std::vector<v1::Event>& evs, const std::string& path,
+                      const std::string& kind = "close_write") {
+  for (const v1::Event& e : evs)
+    if (e.write().path() == path && e.write().kind() == kind) return &e;
+  return nullptr;
+}
+
+TEST(FanotifyModeNames, RoundTrip) {
+  for (FanotifyMode m : {FanotifyMode::kAuto, FanotifyMode::kFidFilesystem,
+                         FanotifyMode::kFdFilesystem, FanotifyMode::kFdMount, FanotifyMode::kOff})
+    EXPECT_EQ(ParseFanotifyMode(FanotifyModeName(m)), m);
+  EXPECT_FALSE(ParseFanotifyMode("fid"));
+  EXPECT_FALSE(ParseFanotifyMode(""));
+}
+
+class FanotifyWatcherTest : public ::testing::TestWithParam<FanotifyMode> {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  }
+};
+
+TEST_P(FanotifyWatcherTest, SeesContainerWritesOnly) {
+  const FanotifyMode mode = GetParam();
+  OverlayFixture ov;
+  ASSERT_TRUE(ov.ok()) << "overlay mount failed: " << strerror(errno);
+  TestResolver resolver(ov.upper(), ov.mount_id());
+  EventLog log;
+  FanotifyOptions opt;
+  opt.mode = mode;
+  opt.filesystems = {ov.base()};
+  auto w = FanotifyWatcher::Open(opt, &resolver, [&](v1::Event& ev) { log.Add(ev); });
+  ASSERT_TRUE(w.has_value()) << w.error();
+  ASSERT_EQ((*w)->mode(), mode);
+  (*w)->Start();
+
+  // The container's workload.
+  auto [ctr_pid, ctr_go] = ForkWaiting(ov.merged(), true, ContainerWrites);
+  ASSERT_GT(ctr_pid, 0);
+  ChildGuard ctr_guard(ctr_pid);
+  resolver.AddPid(ctr_pid);
+  auto watched = (*w)->WatchContainerRoot("test-ctr", ctr_pid);
+  ASSERT_TRUE(watched.has_value()) << watched.error();
+  Go(ctr_go);
+  ASSERT_EQ(ctr_guard.Wait(), 0);
+
+  // A host process writing beside the overlay, and this process writing into it.
+  auto [host_pid, host_go] = ForkWaiting(ov.base(), false, HostWrite);
+  ASSERT_GT(host_pid, 0);
+  ChildGuard host_guard(host_pid);
+  Go(host_go);
+  ASSERT_EQ(host_guard.Wait(), 0);
+  ASSERT_TRUE(WriteFile((ov.merged() + "/tmp/self-write.txt").c_str(), "self\n", 0644));
+
+  // Events arrive in order: once the last container write is seen, all earlier ones were.
+  auto [s_pid, s_go] = ForkWaiting(ov.merged(), true, SentinelWrite);
+  ASSERT_GT(s_pid, 0);
+  ChildGuard s_guard(s_pid);
+  resolver.AddPid(s_pid);
+  Go(s_go);
+  ASSERT_EQ(s_guard.Wait(), 0);
+  ASSERT_TRUE(log.WaitForPath("/tmp/zz-sentinel")) << "no event for the sentinel write";
+  (*w)->Stop();
+  std::vector<v1::Event> evs = log.Snapshot();
+  if (getenv("DW_TEST_DUMP"))
+    for (const v1::Event& e : evs) std::fprintf(stderr, "event: %s\n", e.ShortDebugString().c_str());
+
+  struct Want {
+    std::string path;
+    const std::string* content;
+    bool executable;
+  };
+  const std::string elf = ReadAll("/bin/busybox");
+  std::vector<Want> wants = {{"/tmp/plain.txt", &kPlain, false},
+                             {"/tmp/dropped-elf", &elf, true},
+                             {"/tmp/script.sh", &kScript, true},
+                             {"/tmp/sub/nested.txt", &kNested, false}};
+  for (const Want& want : wants) {
+    SCOPED_TRACE(want.path);
+    const v1::Event* e = Find(evs, want.path);
+    ASSERT_NE(e, nullptr) << "no close_write event";
+    const v1::FileWrite& fw = e->write();
+    EXPECT_EQ(e->container_id(), "test-ctr");
+    if (mode == FanotifyMode::kFdFilesystem) {
+      EXPECT_TRUE(e->attribution() == v1::ATTRIBUTION_OVERLAY ||
+                  e->attribution() == v1::ATTRIBUTION_CGROUP);
+    } else {
+      EXPECT_EQ(e->attribution(), v1::ATTRIBUTION_OVERLAY);
+    }
+    EXPECT_EQ(fw.pid(), static_cast<uint32_t>(ctr_pid));
+    struct stat st;
+    ASSERT_EQ(stat((ov.upper() + want.path).c_str(), &st), 0);
+    EXPECT_EQ(fw.inode(), st.st_ino);
+    EXPECT_EQ(fw.size(), want.content->size());
+    EXPECT_EQ(fw.executable(), want.executable);
+    if (want.executable) {
+      EXPECT_EQ(fw.sha256(), Sha256(*want.content));
+    } else {
+      EXPECT_TRUE(fw.sha256().empty());
+    }
+    if (mode == FanotifyMode::kFidFilesystem) {
+      EXPECT_EQ(fw.upper_path(), ov.upper() + want.path);
+    }
+  }
+
+  // The renamed file: FID mode reports the rename itself; fd modes see the close-write of the
+  // file under whichever name it had when the event was read.
+  if (mode == FanotifyMode::kFidFilesystem) {
+    const v1::Event* e = Find(evs, "/tmp/after.txt", "rename");
+    ASSERT_NE(e, nullptr) << "no rename event";
+    EXPECT_EQ(e->write().old_path(), "/tmp/before.txt");
+    EXPECT_EQ(e->write().size(), kRenamed.size());
+  } else {
+    const v1::Event* e = Find(evs, "/tmp/after.txt");
+    if (!e) e = Find(evs, "/tmp/before.txt");
+    ASSERT_NE(e, nullptr) << "no close_write for the renamed file";
+    EXPECT_EQ(e->write().size(), kRenamed.size());
+  }
+
+  for (const v1::Event& e : evs) {
+    EXPECT_EQ(e.write().path().find("host-outside-overlay"), std::string::npos);
+    EXPECT_EQ(e.write().path().find("self-write"), std::string::npos);
+    EXPECT_NE(e.container_id(), "host");
+  }
+  EXPECT_GT((*w)->counters().dropped_self.load(), 0u);
+  // A mount mark does not see the host filesystem at all.
+  if (mode != FanotifyMode::kFdMount) {
+    EXPECT_GT((*w)->counters().dropped_host.load(), 0u);
+  }
+  EXPECT_EQ((*w)->counters().hash_skipped.load(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, FanotifyWatcherTest,
+                         ::testing::Values(FanotifyMode::kFidFilesystem,
+                                           FanotifyMode::kFdFilesystem, FanotifyMode::kFdMount),
+                         [](const auto& info) {
+                           std::string n(FanotifyModeName(info.param));
+                           for (char& c : n)
+                             if (c == '-') c = '_';
+                           return n;
+                         });
+
+// Executables over the size cap are reported but not hashed, and counted.
+TEST(FanotifyWatcherCap, SkipsHashOverCap) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  OverlayFixture ov;
+  ASSERT_TRUE(ov.ok());
+  TestResolver resolver(ov.upper(), ov.mount_id());
+  EventLog log;
+  FanotifyOptions opt;
+  opt.mode = FanotifyMode::kFidFilesystem;
+  opt.filesystems = {ov.base()};
+  opt.hash_max_bytes = 8;
+  auto w = FanotifyWatcher::Open(opt, &resolver, [&](v1::Event& ev) { log.Add(ev); });
+  ASSERT_TRUE(w.has_value()) << w.error();
+  (*w)->Start();
+  auto [pid2, go2] = ForkWaiting(ov.merged(), true, ContainerWrites);
+  ASSERT_GT(pid2, 0);
+  ChildGuard guard2(pid2);
+  Go(go2);
+  ASSERT_EQ(guard2.Wait(), 0);
+  auto [pid3, go3] = ForkWaiting(ov.merged(), true, [] {
+    return WriteFile("/tmp/last", "x", 0644) ? 0 : 1;
+  });
+  ASSERT_GT(pid3, 0);
+  ChildGuard guard3(pid3);
+  Go(go3);
+  ASSERT_EQ(guard3.Wait(), 0);
+  ASSERT_TRUE(log.WaitForPath("/tmp/last"));
+  (*w)->Stop();
+  std::vector<v1::Event> evs = log.Snapshot();
+  const v1::Event* e = Find(evs, "/tmp/dropped-elf");
+  ASSERT_NE(e, nullptr);
+  EXPECT_TRUE(e->write().executable());
+  EXPECT_TRUE(e->write().sha256().empty());
+  EXPECT_GE((*w)->counters().hash_skipped.load(), 2u);  // the ELF and the script
+}
+
+// A forced mode the kernel refuses is an error that names the mode: FID reporting on an
+// overlay filesystem itself is refused.
+TEST(FanotifyWatcherOpen, ForcedModeRefusedNamesModeAndErrno) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  OverlayFixture ov;
+  ASSERT_TRUE(ov.ok());
+  TestResolver resolver(ov.upper(), ov.mount_id());
+  FanotifyOptions opt;
+  opt.mode = FanotifyMode::kFidFilesystem;
+  opt.filesystems = {ov.merged()};
+  auto w = FanotifyWatcher::Open(opt, &resolver, [](v1::Event&) {});
+  ASSERT_FALSE(w.has_value());
+  EXPECT_NE(w.error().find("fid-filesystem"), std::string::npos) << w.error();
+  EXPECT_NE(w.error().find("fanotify_mark"), std::string::npos) << w.error();
+  // kAuto falls back to fd mode on the same path.
+  opt.mode = FanotifyMode::kAuto;
+  auto a = FanotifyWatcher::Open(opt, &resolver, [](v1::Event&) {});
+  ASSERT_TRUE(a.has_value()) << a.error();
+  EXPECT_EQ((*a)->mode(), FanotifyMode::kFdFilesystem);
+}
+
+}  // namespace
+}  // namespace driftwatch::sensor

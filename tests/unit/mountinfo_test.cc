@@ -1,0 +1,154 @@
+#include "lib/mountinfo.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace driftwatch {
+namespace {
+
+// Lines as this machine's kernel (6.18) printed them; the overlay ones come from mounts
+// made with awkward layer names: "l:1", "l,2", "l 3", "l\4" (legacy mount(2) with
+// overlay escapes) and "a:b", "c,d" added with fsconfig("lowerdir+").
+const char kMountinfo[] =
+    "22 27 0:21 / /proc rw,relatime - proc proc rw\n"
+    "26 24 0:24 / /dev/pts rw,relatime - devpts devpts rw,mode=600,ptmxmode=000\n"
+    "47 27 0:39 / /tmp/ovl/m rw,relatime - overlay overlay "
+    "rw,lowerdir=/tmp/ovl/l\\134:1:/tmp/ovl/l\\134\\0542:/tmp/ovl/l\\0403:/tmp/ovl/"
+    "l\\134\\1344,upperdir=/tmp/ovl/u,workdir=/tmp/ovl/w,uuid=on\n"
+    "45 27 0:40 / /tmp/ovl/m2 rw,relatime - overlay none "
+    "rw,lowerdir+=/tmp/ovl/a:b,lowerdir+=/tmp/ovl/c\\054d,upperdir=/tmp/ovl/u,workdir=/tmp/"
+    "ovl/w,uuid=on\n"
+    "44 27 0:41 / /tmp/with\\040space rw,relatime shared:5 master:1 - overlay overlay "
+    "rw,lowerdir=/l,upperdir=/tmp/ovl/u\\134\\054x,workdir=/tmp/ovl/w\\134:y,uuid=on\n"
+    "48 27 0:42 / /tmp/ro ro,relatime - overlay overlay ro,lowerdir=/a:/b::/data1::/data2\n";
+
+TEST(MountinfoTest, ParsesFieldsAndEscapes) {
+  std::string err = "stale";
+  auto m = ParseMountinfo(kMountinfo, &err);
+  EXPECT_EQ(err, "");
+  ASSERT_EQ(m.size(), 6u);
+  EXPECT_EQ(m[0].id, 22);
+  EXPECT_EQ(m[0].parent, 27);
+  EXPECT_EQ(m[0].major, 0u);
+  EXPECT_EQ(m[0].minor, 21u);
+  EXPECT_EQ(m[0].root, "/");
+  EXPECT_EQ(m[0].mount_point, "/proc");
+  EXPECT_EQ(m[0].fstype, "proc");
+  EXPECT_EQ(m[0].source, "proc");
+  EXPECT_EQ(m[1].super_options, "rw,mode=600,ptmxmode=000");
+  EXPECT_EQ(m[4].mount_point, "/tmp/with space");  // \040 decoded
+  EXPECT_EQ(m[4].options, "rw,relatime");          // optional fields skipped
+  EXPECT_EQ(m[4].fstype, "overlay");
+}
+
+TEST(MountinfoTest, OverlayLegacyLowerdirEscapes) {
+  auto m = ParseMountinfo(kMountinfo, nullptr);
+  ASSERT_EQ(m.size(), 6u);
+  EXPECT_FALSE(OverlayFromMount(m[0]).has_value());
+  auto o = OverlayFromMount(m[2]);
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->dev_major, 0u);
+  EXPECT_EQ(o->dev_minor, 39u);
+  EXPECT_EQ(o->mount_id, 47);
+  EXPECT_EQ(o->lowerdirs, (std::vector<std::string>{"/tmp/ovl/l:1", "/tmp/ovl/l,2",
+                                                    "/tmp/ovl/l 3", "/tmp/ovl/l\\4"}));
+  EXPECT_EQ(o->upperdir, "/tmp/ovl/u");
+  EXPECT_EQ(o->workdir, "/tmp/ovl/w");
+  EXPECT_FALSE(o->read_only);
+}
+
+TEST(MountinfoTest, OverlayLowerdirPlusIsVerbatim) {
+  auto m = ParseMountinfo(kMountinfo, nullptr);
+  auto o = OverlayFromMount(m[3]);
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->lowerdirs, (std::vector<std::string>{"/tmp/ovl/a:b", "/tmp/ovl/c,d"}));
+}
+
+TEST(MountinfoTest, OverlayUpperEscapesAndReadOnlyDataLayers) {
+  auto m = ParseMountinfo(kMountinfo, nullptr);
+  auto o = OverlayFromMount(m[4]);
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->upperdir, "/tmp/ovl/u,x");
+  EXPECT_EQ(o->workdir, "/tmp/ovl/w:y");
+  auto ro = OverlayFromMount(m[5]);
+  ASSERT_TRUE(ro.has_value());
+  EXPECT_TRUE(ro->read_only);
+  EXPECT_EQ(ro->lowerdirs, (std::vector<std::string>{"/a", "/b"}));  // data-only left out
+  EXPECT_EQ(SplitLowerdirOption("/x\\:y:/z"), (std::vector<std::string>{"/x:y", "/z"}));
+}
+
+TEST(MountinfoTest, MalformedLinesNameTheLine) {
+  struct Bad {
+    const char* text;
+    const char* why;
+  };
+  for (const Bad& b : {
+           Bad{"22 27 0:21 / /proc rw,relatime - proc proc rw\nfoo bar\n", "line 2: "},
+           Bad{"22 27 0:21 / /proc rw - proc proc\n", "line 1: fewer than 3"},
+           Bad{"22 27 0:21 / /proc rw proc proc rw\n", "line 1: no ' - '"},
+           Bad{"x 27 0:21 / /proc rw - proc proc rw\n", "line 1: bad mount"},
+           Bad{"22 27 021 / /proc rw - proc proc rw\n", "line 1: bad major:minor"},
+           Bad{"\n\n22 27 0:21 / /proc rw - proc proc rw\n1 2\n", "line 4: "},
+       }) {
+    std::string err;
+    ParseMountinfo(b.text, &err);
+    EXPECT_EQ(err.rfind(b.why, 0), 0u) << b.text << " -> " << err;
+  }
+}
+
+TEST(MountinfoTest, RootOverlayOfPidErrors) {
+  // This test process's root is not an overlay here, nor is PID 0 a process.
+  auto none = RootOverlayOfPid(0);
+  ASSERT_FALSE(none.has_value());
+  EXPECT_NE(none.error().find("no such process"), std::string::npos) << none.error();
+  auto self = RootOverlayOfPid(getpid());
+  if (self.has_value()) GTEST_SKIP() << "running inside an overlay root";
+  EXPECT_NE(self.error().find("is not an overlay"), std::string::npos) << self.error();
+}
+
+class UpperLayerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/dw-upper.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void Write(const std::string& rel) { std::ofstream(dir_ + rel) << "x"; }
+  std::string dir_;
+};
+
+TEST_F(UpperLayerTest, IsInUpperLayer) {
+  std::filesystem::create_directories(dir_ + "/etc/sub");
+  Write("/etc/passwd");
+  Write("/etc/sub/f");
+  ASSERT_EQ(symlink("/etc", (dir_ + "/link").c_str()), 0);
+  ASSERT_EQ(symlink("/nonexistent", (dir_ + "/etc/dangling").c_str()), 0);
+  EXPECT_TRUE(IsInUpperLayer(dir_, "/etc/passwd"));
+  EXPECT_TRUE(IsInUpperLayer(dir_, "//etc/./sub/f"));
+  EXPECT_TRUE(IsInUpperLayer(dir_, "/etc"));
+  EXPECT_TRUE(IsInUpperLayer(dir_, "/link"));           // the symlink itself (lstat)
+  EXPECT_TRUE(IsInUpperLayer(dir_, "/etc/dangling"));   // never resolved
+  EXPECT_FALSE(IsInUpperLayer(dir_, "/link/passwd"));   // not through a symlink
+  EXPECT_FALSE(IsInUpperLayer(dir_, "/etc/group"));
+  EXPECT_FALSE(IsInUpperLayer(dir_, "/etc/passwd/x"));
+  EXPECT_FALSE(IsInUpperLayer(dir_, "/etc/sub/../passwd"));
+  EXPECT_FALSE(IsInUpperLayer(dir_, "etc/passwd"));
+  EXPECT_FALSE(IsInUpperLayer(dir_, "/"));
+  EXPECT_FALSE(IsInUpperLayer(dir_ + "/missing", "/etc/passwd"));
+  if (geteuid() != 0) GTEST_SKIP() << "whiteouts need mknod (root)";
+  ASSERT_EQ(mknod((dir_ + "/etc/shadow").c_str(), S_IFCHR | 0, makedev(0, 0)), 0);
+  EXPECT_FALSE(IsInUpperLayer(dir_, "/etc/shadow"));  // whiteout: deleted, not in upper
+  ASSERT_EQ(mknod((dir_ + "/etc/null").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+  EXPECT_TRUE(IsInUpperLayer(dir_, "/etc/null"));  // a real device node
+}
+
+}  // namespace
+}  // namespace driftwatch

@@ -1,0 +1,285 @@
+// dw-cri: a small kubelet stand-in over the CRI socket, for tests and the demo. Runs pods
+// and containers with the labels a kubelet sets and prints what the runtime reports.
+// Every subcommand prints one JSON document on stdout; errors go to stderr with exit 1.
+//
+//   dw-cri [--endpoint SOCK] [--timeout-ms MS] version
+//   dw-cri runp --name N --namespace NS --uid U [--cgroup-parent P] [--label K=V]... [--privileged]
+//   dw-cri create POD_ID [--pod-name N --pod-namespace NS --pod-uid U --pod-cgroup-parent P]
+//                 --name C --image IMG [--privileged] [--read-only] [--label K=V]...
+//                 [-- CMD ARGS...]          (pod fields not given are read from the pod)
+//   dw-cri start ID | stop ID [--timeout S] | rm ID | stopp ID | rmp ID
+//   dw-cri ps [--pod POD_ID] [--running] [-q] | pods [-q] | inspect [--raw] ID | inspectp [--raw] ID
+//
+// inspect/inspectp of an unknown id print {"id": ..., "not_found": true} and exit 1.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "lib/cri_client.h"
+
+namespace {
+
+using driftwatch::CriClient;
+using driftwatch::CriContainer;
+using driftwatch::CriPod;
+using Json = nlohmann::json;
+
+Json ToJson(const CriContainer& c) {
+  Json j = {{"id", c.id},
+            {"pod_sandbox_id", c.pod_sandbox_id},
+            {"name", c.name},
+            {"attempt", c.attempt},
+            {"image", c.image},
+            {"image_ref", c.image_ref},
+            {"state", c.state},
+            {"created_at_ns", c.created_at_ns},
+            {"labels", c.labels},
+            {"annotations", c.annotations}};
+  return j;
+}
+
+Json StatusJson(const CriContainer& c) {
+  if (c.not_found) return Json{{"id", c.id}, {"not_found", true}};
+  Json j = ToJson(c);
+  j["not_found"] = false;
+  j["started_at_ns"] = c.started_at_ns;
+  j["finished_at_ns"] = c.finished_at_ns;
+  j["exit_code"] = c.exit_code;
+  j["pid"] = c.pid;
+  j["snapshotter"] = c.snapshotter;
+  j["snapshot_key"] = c.snapshot_key;
+  j["read_only_rootfs"] = c.read_only_rootfs;
+  j["privileged"] = c.privileged;
+  j["cgroup_path"] = c.cgroup_path;
+  return j;
+}
+
+Json ToJson(const CriPod& p) {
+  return Json{{"id", p.id},
+              {"name", p.name},
+              {"namespace", p.namespace_},
+              {"uid", p.uid},
+              {"attempt", p.attempt},
+              {"state", p.state},
+              {"created_at_ns", p.created_at_ns},
+              {"labels", p.labels},
+              {"annotations", p.annotations}};
+}
+
+Json StatusJson(const CriPod& p) {
+  if (p.not_found) return Json{{"id", p.id}, {"not_found", true}};
+  Json j = ToJson(p);
+  j["not_found"] = false;
+  j["host_network"] = p.host_network;
+  j["ip"] = p.ip;
+  j["pid"] = p.pid;
+  j["cgroup_parent"] = p.cgroup_parent;
+  return j;
+}
+
+int Print(const Json& j) {
+  std::cout << j.dump(2) << "\n";
+  return 0;
+}
+
+int Error(const std::string& msg) {
+  std::cerr << "dw-cri: " << msg << "\n";
+  return 1;
+}
+
+// "K=V" list to a map; false (with a message) on a malformed entry.
+bool ParseLabels(const std::vector<std::string>& in, driftwatch::CriLabels& out, std::string& err) {
+  for (const auto& kv : in) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      err = "label '" + kv + "': want KEY=VALUE";
+      return false;
+    }
+    out[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dw-cri: drive a CRI runtime as a kubelet would (tests, demo)"};
+  app.require_subcommand(1);
+  std::string endpoint;
+  int timeout_ms = 10000;
+  app.add_option("--endpoint", endpoint,
+                 "CRI socket (path or unix:///path); default: the first of the usual sockets "
+                 "that exists");
+  app.add_option("--timeout-ms", timeout_ms, "deadline of each call")->check(CLI::PositiveNumber);
+
+  auto* version = app.add_subcommand("version", "runtime name and version");
+
+  driftwatch::CriPodSpec pod;
+  std::vector<std::string> pod_labels;
+  auto* runp = app.add_subcommand("runp", "run a pod sandbox (host network); prints its id");
+  runp->add_option("--name", pod.name)->required();
+  runp->add_option("--namespace", pod.namespace_)->required();
+  runp->add_option("--uid", pod.uid)->required();
+  runp->add_option("--attempt", pod.attempt);
+  runp->add_option("--cgroup-parent", pod.cgroup_parent);
+  runp->add_option("--label", pod_labels, "pod label KEY=VALUE (repeatable)");
+  runp->add_flag("--privileged", pod.privileged, "allow privileged containers in the pod");
+
+  std::string pod_id;
+  driftwatch::CriPodSpec cpod;
+  driftwatch::CriContainerSpec cspec;
+  std::vector<std::string> ctr_labels;
+  std::vector<std::string> cmd;
+  auto* create = app.add_subcommand("create", "create a container in a pod; prints its id");
+  create->add_option("pod_id", pod_id)->required();
+  // The runtime wants the pod's config again; what is not given is read back from the pod.
+  auto* o_pod_name = create->add_option("--pod-name", cpod.name);
+  auto* o_pod_ns = create->add_option("--pod-namespace", cpod.namespace_);
+  auto* o_pod_uid = create->add_option("--pod-uid", cpod.uid);
+  auto* o_pod_attempt = create->add_option("--pod-attempt", cpod.attempt);
+  auto* o_pod_cgroup = create->add_option("--pod-cgroup-parent", cpod.cgroup_parent);
+  create->add_option("--name", cspec.name)->required();
+  create->add_option("--image", cspec.image)->required();
+  create->add_flag("--privileged", cspec.privileged);
+  create->add_flag("--read-only", cspec.read_only_rootfs);
+  create->add_option("--label", ctr_labels, "container label KEY=VALUE (repeatable)");
+  create->add_option("cmd", cmd, "command and arguments (after --); default: the image's");
+
+  std::string id;
+  int64_t stop_timeout = 0;
+  auto* start = app.add_subcommand("start", "start a created container");
+  start->add_option("id", id)->required();
+  auto* stop = app.add_subcommand("stop", "stop a container");
+  stop->add_option("id", id)->required();
+  stop->add_option("--timeout", stop_timeout, "seconds before SIGKILL (0: at once)");
+  auto* rm = app.add_subcommand("rm", "remove a container");
+  rm->add_option("id", id)->required();
+  auto* stopp = app.add_subcommand("stopp", "stop a pod sandbox and its containers");
+  stopp->add_option("id", id)->required();
+  auto* rmp = app.add_subcommand("rmp", "remove a pod sandbox");
+  rmp->add_option("id", id)->required();
+
+  driftwatch::CriContainerFilter filter;
+  auto* ps = app.add_subcommand("ps", "list containers");
+  ps->add_option("--pod", filter.pod_sandbox_id);
+  ps->add_flag("--running", filter.running_only);
+  bool quiet = false;
+  ps->add_flag("-q,--quiet", quiet, "only the ids (a JSON array of strings)");
+  auto* pods = app.add_subcommand("pods", "list pod sandboxes");
+  pods->add_flag("-q,--quiet", quiet, "only the ids (a JSON array of strings)");
+  bool raw = false;
+  auto* inspect = app.add_subcommand("inspect", "verbose status of a container");
+  inspect->add_option("id", id)->required();
+  inspect->add_flag("--raw", raw, "print the runtime's verbose info JSON as is");
+  auto* inspectp = app.add_subcommand("inspectp", "verbose status of a pod sandbox");
+  inspectp->add_option("id", id)->required();
+  inspectp->add_flag("--raw", raw, "print the runtime's verbose info JSON as is");
+
+  CLI11_PARSE(app, argc, argv);
+
+  std::unique_ptr<CriClient> client;
+  if (!endpoint.empty()) {
+    auto c = CriClient::Connect(endpoint, std::chrono::milliseconds(timeout_ms));
+    if (!c) return Error(c.error());
+    client = std::move(*c);
+  } else {
+    std::string errors;
+    for (const std::string& e : CriClient::DefaultEndpoints()) {
+      auto c = CriClient::Connect(e, std::chrono::milliseconds(timeout_ms));
+      if (c) {
+        client = std::move(*c);
+        break;
+      }
+      errors += "\n  " + c.error();
+    }
+    if (!client) return Error("no CRI runtime found (use --endpoint):" + errors);
+  }
+
+  if (*version) {
+    const auto& v = client->version();
+    return Print(Json{{"endpoint", client->endpoint()},
+                      {"version", v.version},
+                      {"runtime_name", v.runtime_name},
+                      {"runtime_version", v.runtime_version},
+                      {"runtime_api_version", v.runtime_api_version}});
+  }
+  if (*runp) {
+    std::string err;
+    if (!ParseLabels(pod_labels, pod.labels, err)) return Error(err);
+    auto r = client->RunPodSandbox(pod);
+    if (!r) return Error(r.error());
+    return Print(Json{{"id", *r}});
+  }
+  if (*create) {
+    std::string err;
+    if (!ParseLabels(ctr_labels, cspec.labels, err)) return Error(err);
+    cspec.command = cmd;
+    // containerd 1.6 puts the container's cgroup under the cgroup_parent of the config sent
+    // here, not the pod's stored one: fill it in as a kubelet would.
+    auto status = client->PodSandboxStatus(pod_id);
+    if (!status) return Error(status.error());
+    if (status->not_found) return Error("pod sandbox " + pod_id + " not found");
+    if (o_pod_name->count() == 0) cpod.name = status->name;
+    if (o_pod_ns->count() == 0) cpod.namespace_ = status->namespace_;
+    if (o_pod_uid->count() == 0) cpod.uid = status->uid;
+    if (o_pod_attempt->count() == 0) cpod.attempt = status->attempt;
+    if (o_pod_cgroup->count() == 0) cpod.cgroup_parent = status->cgroup_parent;
+    cpod.host_network = status->host_network;
+    // The sandbox config sent again must allow what the container asks for (a kubelet's
+    // pod is privileged when any of its containers is).
+    cpod.privileged = cspec.privileged;
+    auto r = client->CreateContainer(pod_id, cpod, cspec);
+    if (!r) return Error(r.error());
+    return Print(Json{{"id", *r}});
+  }
+  if (*start || *stop || *rm || *stopp || *rmp) {
+    std::expected<void, std::string> r;
+    if (*start) r = client->StartContainer(id);
+    if (*stop) r = client->StopContainer(id, stop_timeout);
+    if (*rm) r = client->RemoveContainer(id);
+    if (*stopp) r = client->StopPodSandbox(id);
+    if (*rmp) r = client->RemovePodSandbox(id);
+    if (!r) return Error(r.error());
+    return Print(Json{{"id", id}, {"ok", true}});
+  }
+  if (*ps) {
+    auto r = client->ListContainers(filter);
+    if (!r) return Error(r.error());
+    Json arr = Json::array();
+    for (const auto& c : *r) arr.push_back(quiet ? Json(c.id) : ToJson(c));
+    return Print(arr);
+  }
+  if (*pods) {
+    auto r = client->ListPodSandbox();
+    if (!r) return Error(r.error());
+    Json arr = Json::array();
+    for (const auto& p : *r) arr.push_back(quiet ? Json(p.id) : ToJson(p));
+    return Print(arr);
+  }
+  if (*inspect) {
+    std::string info;
+    auto r = client->ContainerStatus(id, &info);
+    if (!r) return Error(r.error());
+    if (raw && !r->not_found) {
+      std::cout << info << "\n";
+    } else {
+      Print(StatusJson(*r));
+    }
+    return r->not_found ? Error("container " + id + " not found") : 0;
+  }
+  if (*inspectp) {
+    std::string info;
+    auto r = client->PodSandboxStatus(id, &info);
+    if (!r) return Error(r.error());
+    if (raw && !r->not_found) {
+      std::cout << info << "\n";
+    } else {
+      Print(StatusJson(*r));
+    }
+    return r->not_found ? Error("pod sandbox " + id + " not found") : 0;
+  }
+  return Error("no subcommand");
+}
