@@ -8,7 +8,8 @@
 #   sensor   driftwatch-sensor --audit-mode off --fanotify-mode MODE    (the product)
 #   fatrace  Debian's fatrace -f W, log on /dev/shm                     (a plain fanotify reader)
 # Prints files/s per contender (mean and min..max over rounds), the ratio to `none`, the
-# fanotify events the sensor emitted and its queue overflows (FAN_Q_OVERFLOW). Target:
+# watcher's CPU time, the fanotify events the sensor emitted and its queue overflows
+# (FAN_Q_OVERFLOW). With two shared cores, CPU time per file is the steadier number. Target:
 # sensor >= 90% of none, zero overflows.
 #
 # Usage (root):  bench/write_workload.sh
@@ -116,8 +117,14 @@ run_writer() {
   sed -n 's/.*files_per_sec=\([0-9.]*\).*/\1/p' <<<"$out"
 }
 
-declare -A SUM MIN MAX N OVF EVENTS
-for c in "${CONTENDERS[@]}"; do SUM[$c]=0; MIN[$c]=; MAX[$c]=0; N[$c]=0; OVF[$c]=0; EVENTS[$c]=0; done
+HZ=$(getconf CLK_TCK)
+# utime+stime of a whole process (all threads), in clock ticks.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+declare -A SUM MIN MAX N OVF EVENTS CPU
+for c in "${CONTENDERS[@]}"; do
+  SUM[$c]=0; MIN[$c]=; MAX[$c]=0; N[$c]=0; OVF[$c]=0; EVENTS[$c]=0; CPU[$c]=0
+done
 
 run_one() {  # contender round
   local c=$1 r=$2 log="$LOGS/$1-$2.log" rate line
@@ -143,6 +150,7 @@ run_one() {  # contender round
   # Let the watcher drain what the run queued (and the writer's untimed clean-up).
   sleep 1
   if [[ -n $WATCHER_PID ]]; then
+    CPU[$c]=$((CPU[$c] + $(cpu_ticks "$WATCHER_PID")))
     stop_pid "$WATCHER_PID"
     WATCHER_PID=
   fi
@@ -170,7 +178,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 echo
-printf '%-8s %12s %21s %9s %14s %10s\n' contender "files/s" "min..max" "vs none" "events" overflows
+printf '%-8s %12s %21s %9s %8s %14s %10s\n' contender "files/s" "min..max" "vs none" "cpu s" \
+  "events" overflows
 base=
 [[ ${N[none]:-0} -gt 0 ]] && base=$(awk -v s="${SUM[none]}" -v n="${N[none]}" 'BEGIN { print s / n }')
 for c in "${CONTENDERS[@]}"; do
@@ -180,8 +189,9 @@ for c in "${CONTENDERS[@]}"; do
   ev=-; ovf=-
   [[ $c == sensor ]] && { ev=${EVENTS[$c]}; ovf=${OVF[$c]}; }
   [[ $c == fatrace ]] && ev="${EVENTS[$c]} lines"
-  printf '%-8s %12.0f %10.0f..%-10.0f %9s %14s %10s\n' "$c" "$mean" "${MIN[$c]}" "${MAX[$c]}" \
-    "$ratio" "$ev" "$ovf"
+  printf '%-8s %12.0f %10.0f..%-10.0f %9s %8.2f %14s %10s\n' "$c" "$mean" "${MIN[$c]}" \
+    "${MAX[$c]}" "$ratio" "$(awk -v t="${CPU[$c]}" -v hz="$HZ" 'BEGIN { print t / hz }')" "$ev" "$ovf"
 done
-echo "(events: sensor = write events emitted for all runs, incl. the writer's untimed deletes;"
+echo "(cpu s: the watcher's user+system time over all its runs, untimed clean-up included;"
+echo " events: sensor = write events emitted for all runs, incl. the writer's untimed deletes;"
 echo " fatrace = its log lines naming file_writer; $((FILES * ROUNDS)) files written per contender)"

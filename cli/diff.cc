@@ -12,11 +12,13 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "lib/cgroup_path.h"
+#include "lib/cri_client.h"
 #include "lib/drift_inventory.h"
 #include "lib/event_json.h"
 #include "lib/mountinfo.h"
@@ -92,12 +94,53 @@ std::map<std::string, Candidate> ScanContainers() {
   return out;
 }
 
-// Lookup by container name (CRI ContainerStatus / ListContainers on the runtime's socket)
-// belongs here: the lead adds it. It should return the full id of the container named
-// `name`, which ResolveContainer then finds among the running processes.
-std::optional<std::string> ContainerIdByName(const std::string& /*name*/) { return std::nullopt; }
+// Lookup by name through the CRI runtimes that answer: NAME is the container's name in its
+// pod, or POD/NAME, or NAMESPACE/POD/NAME. Several matches are an error listing them.
+std::expected<std::optional<std::string>, std::string> ContainerIdByName(
+    const std::string& query, const std::vector<std::string>& endpoints) {
+  std::vector<std::string> parts;
+  for (size_t b = 0;;) {
+    size_t e = query.find('/', b);
+    parts.push_back(query.substr(b, e == std::string::npos ? std::string::npos : e - b));
+    if (e == std::string::npos) break;
+    b = e + 1;
+  }
+  if (parts.size() > 3) return std::optional<std::string>();
+  const std::string& name = parts.back();
+  std::string pod = parts.size() >= 2 ? parts[parts.size() - 2] : "";
+  std::string ns = parts.size() == 3 ? parts[0] : "";
+  auto label = [](const CriContainer& c, const char* k) {
+    auto it = c.labels.find(k);
+    return it == c.labels.end() ? std::string() : it->second;
+  };
+  std::vector<std::string> found, described;
+  for (const auto& ep : endpoints.empty() ? CriClient::DefaultEndpoints() : endpoints) {
+    auto client = CriClient::Connect(ep, std::chrono::milliseconds(2000));
+    if (!client) continue;
+    CriContainerFilter running;
+    running.running_only = true;
+    auto list = (*client)->ListContainers(running);
+    if (!list) continue;
+    for (const auto& c : *list) {
+      if (c.name != name) continue;
+      if (!pod.empty() && label(c, kCriLabelPodName) != pod) continue;
+      if (!ns.empty() && label(c, kCriLabelPodNamespace) != ns) continue;
+      found.push_back(c.id);
+      described.push_back(c.id + " (" + label(c, kCriLabelPodNamespace) + "/" +
+                          label(c, kCriLabelPodName) + "/" + c.name + " on " + ep + ")");
+    }
+  }
+  if (found.size() > 1) {
+    std::string msg = "container name '" + query + "' is ambiguous (use POD/NAME or an id):";
+    for (const auto& d : described) msg += "\n  " + d;
+    return std::unexpected(msg);
+  }
+  if (found.empty()) return std::optional<std::string>();
+  return std::optional<std::string>(found[0]);
+}
 
-std::expected<Target, std::string> ResolveContainer(const std::string& query) {
+std::expected<Target, std::string> ResolveContainer(const std::string& query,
+                                                    const std::vector<std::string>& endpoints) {
   if (query.empty()) return std::unexpected("empty container id");
   std::map<std::string, Candidate> all = ScanContainers();
   auto pick = [](const std::string& id, const Candidate& c) {
@@ -114,8 +157,12 @@ std::expected<Target, std::string> ResolveContainer(const std::string& query) {
     for (auto& it : matches) msg += "\n  " + it->first + " (" + it->second.runtime + ")";
     return std::unexpected(msg);
   }
-  if (auto id = ContainerIdByName(query)) {
-    if (auto it = all.find(*id); it != all.end()) return pick(it->first, it->second);
+  auto by_name = ContainerIdByName(query, endpoints);
+  if (!by_name) return std::unexpected(by_name.error());
+  if (*by_name) {
+    if (auto it = all.find(**by_name); it != all.end()) return pick(it->first, it->second);
+    return std::unexpected("container '" + query + "' is " + **by_name +
+                           ", which has no process in /proc to read its root from");
   }
   return std::unexpected("no running container matches '" + query + "' (" +
                          std::to_string(all.size()) + " running container(s) seen in /proc)");
@@ -190,6 +237,15 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
+// Mount points inside the container (its own view: mountinfo of a process in it).
+std::set<std::string> MountPointsOf(pid_t pid) {
+  std::set<std::string> out;
+  std::string err;
+  for (const auto& m : ParseMountinfo(ReadSmallFile("/proc/" + std::to_string(pid) + "/mountinfo"), &err))
+    if (m.mount_point != "/") out.insert(m.mount_point);
+  return out;
+}
+
 }  // namespace
 
 int RunDiff(const DiffOptions& opt) {
@@ -200,6 +256,7 @@ int RunDiff(const DiffOptions& opt) {
 
   OverlayRoot root;
   std::string what;
+  std::set<std::string> mount_points;
   if (!opt.upperdir.empty()) {
     if (opt.lowerdir.empty()) return Fail("--upperdir needs --lowerdir (the image's layers)");
     root.upperdir = opt.upperdir;
@@ -210,7 +267,7 @@ int RunDiff(const DiffOptions& opt) {
     if (opt.pid != 0) {
       t.pid = opt.pid;
     } else {
-      auto r = ResolveContainer(opt.container);
+      auto r = ResolveContainer(opt.container, opt.cri_endpoints);
       if (!r) return Fail(r.error());
       t = *r;
     }
@@ -221,6 +278,7 @@ int RunDiff(const DiffOptions& opt) {
                                      "): " + o.error());
     }
     root = *o;
+    if (!opt.include_mount_points) mount_points = MountPointsOf(t.pid);
     what = (t.id.empty() ? "pid " + std::to_string(t.pid)
                          : "container " + t.id + ", pid " + std::to_string(t.pid)) +
            ", upperdir " + root.upperdir;
@@ -228,6 +286,14 @@ int RunDiff(const DiffOptions& opt) {
 
   auto entries = DriftInventory(root, opt.hash_max);
   if (!entries) return Fail(entries.error());
+  // The runtime makes mount targets (/run, /etc/hostname, /dev/termination-log, ...) in the
+  // upper layer before the container starts: they are not the workload's drift.
+  size_t left_out = std::erase_if(*entries, [&](const DriftEntry& e) {
+    return e.kind == DriftKind::kAdded && mount_points.count(e.path) != 0;
+  });
+  if (left_out > 0)
+    std::fprintf(stderr, "driftwatch diff: %zu mount target(s) made by the runtime left out "
+                 "(--include-mount-points shows them)\n", left_out);
   if (opt.json) {
     PrintJson(*entries);
   } else {

@@ -25,8 +25,16 @@ int main(int argc, char** argv) {
   CLI::App* df = app.add_subcommand(
       "diff",
       "List a container's filesystem drift (added, modified, deleted files) from its overlay "
-      "upper layer. CONTAINER is a full id or a unique prefix of one.");
-  df->add_option("container", diff.container, "container id or unique id prefix");
+      "upper layer. CONTAINER is a full id, a unique prefix of one, or a CRI container name "
+      "(NAME, POD/NAME or NAMESPACE/POD/NAME).");
+  df->add_option("container", diff.container, "container id, unique id prefix or name");
+  df->add_option("--cri-endpoint", diff.cri_endpoints,
+                 "CRI socket for name lookup (repeatable; default: the usual sockets)")
+      ->expected(1)
+      ->allow_extra_args(false);
+  df->add_flag("--include-mount-points", diff.include_mount_points,
+               "also list mount targets the runtime created in the upper layer (/run, "
+               "/etc/hostname, ...)");
   df->add_flag("--json", diff.json, "one JSON object per line instead of the table");
   df->add_option("--hash-max", diff.hash_max, "sha256 of executables up to BYTES (default 64 MiB)");
   df->add_option("--pid", diff.pid, "use the overlay at the root of process PID");

@@ -23,6 +23,11 @@ namespace driftwatch::sensor {
 namespace {
 
 constexpr size_t kReadBuffer = 256 << 10;
+// fd mode: the kernel opens an fd for every event a read() returns, so a read is bounded by
+// events, not bytes, to stay far below RLIMIT_NOFILE (1024 by default).
+constexpr size_t kFdModeReadEvents = 256;
+// FID mode: directories kept open within one batch.
+constexpr size_t kMaxOpenDirs = 64;
 
 std::string ErrnoText(int e) {
   const char* name = strerrorname_np(e);
@@ -318,6 +323,9 @@ void FanotifyWatcher::DrainLoop() {
   // Aligned for fanotify_event_metadata; large so that one read takes a burst.
   std::unique_ptr<uint64_t[]> storage(new uint64_t[kReadBuffer / sizeof(uint64_t)]);
   char* buf = reinterpret_cast<char*>(storage.get());
+  const size_t read_size = mode_ == FanotifyMode::kFidFilesystem
+                               ? kReadBuffer
+                               : kFdModeReadEvents * sizeof(fanotify_event_metadata);
   for (;;) {
     struct pollfd pfd[3] = {{fan_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}, {mountinfo_fd_, POLLPRI, 0}};
     int n = poll(pfd, mountinfo_fd_ >= 0 ? 3 : 2, -1);
@@ -330,7 +338,7 @@ void FanotifyWatcher::DrainLoop() {
     if (mountinfo_fd_ >= 0 && (pfd[2].revents & (POLLPRI | POLLERR))) mount_points_.clear();
     if (!(pfd[0].revents & POLLIN)) continue;
     for (;;) {
-      ssize_t got = read(fan_fd_, buf, kReadBuffer);
+      ssize_t got = read(fan_fd_, buf, read_size);
       if (got < 0) {
         if (errno == EINTR) continue;
         if (errno != EAGAIN) counters_.errors.fetch_add(1, std::memory_order_relaxed);
@@ -338,7 +346,7 @@ void FanotifyWatcher::DrainLoop() {
       }
       if (got == 0) break;
       HandleBuffer(buf, static_cast<size_t>(got));
-      proc_cache_.clear();
+      EndBatch();
     }
   }
 }
@@ -369,24 +377,73 @@ void FanotifyWatcher::HandleBuffer(const char* buf, size_t len) {
   }
 }
 
+FanotifyWatcher::ProcInfo& FanotifyWatcher::Proc(pid_t pid) {
+  for (ProcInfo& p : proc_cache_)
+    if (p.pid == pid) return p;
+  proc_cache_.emplace_back();
+  proc_cache_.back().pid = pid;
+  return proc_cache_.back();
+}
+
 void FanotifyWatcher::FillProcess(pid_t pid, v1::FileWrite* w) {
   if (pid <= 0) return;
-  for (const ProcInfo& p : proc_cache_)
-    if (p.pid == pid) {
-      w->set_comm(p.comm);
-      w->set_exe(p.exe);
-      return;
-    }
-  // Best effort: a short-lived writer may be gone by now.
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/comm", pid);
-  std::string comm = ReadSmallFile(path);
-  if (!comm.empty() && comm.back() == '\n') comm.pop_back();
-  std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
-  std::string exe = ReadLink(path);
-  w->set_comm(comm);
-  w->set_exe(exe);
-  proc_cache_.push_back({pid, std::move(comm), std::move(exe)});
+  ProcInfo& p = Proc(pid);
+  if (!p.have_names) {
+    // Best effort: a short-lived writer may be gone by now.
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    p.comm = ReadSmallFile(path);
+    if (!p.comm.empty() && p.comm.back() == '\n') p.comm.pop_back();
+    std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
+    p.exe = ReadLink(path);
+    p.have_names = true;
+  }
+  w->set_comm(p.comm);
+  w->set_exe(p.exe);
+}
+
+std::optional<std::string> FanotifyWatcher::ContainerOfPid(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  ProcInfo& p = Proc(pid);
+  if (!p.have_container) {
+    p.container = resolver_->ByPid(pid);
+    p.have_container = true;
+  }
+  return p.container;
+}
+
+const FanotifyWatcher::DirInfo* FanotifyWatcher::Dir(uint64_t fsid, const char* handle,
+                                                    size_t handle_len) {
+  std::string key(reinterpret_cast<const char*>(&fsid), sizeof fsid);
+  key.append(handle, handle_len);
+  for (const DirInfo& d : dir_cache_)
+    if (d.key == key) return &d;
+  const FsMark* mark = nullptr;
+  for (const FsMark& f : fs_marks_)
+    if (f.fsid == fsid) mark = &f;
+  alignas(file_handle) char h[sizeof(file_handle) + MAX_HANDLE_SZ];
+  if (!mark || handle_len > sizeof h) return nullptr;
+  std::memcpy(h, handle, handle_len);
+  DirInfo d;
+  d.fd = open_by_handle_at(mark->mount_fd, reinterpret_cast<file_handle*>(h),
+                           O_PATH | O_DIRECTORY | O_CLOEXEC);
+  // The directory is gone already (ESTALE), or not on a filesystem we marked.
+  if (d.fd < 0) return nullptr;
+  d.key = std::move(key);
+  d.host_dir = FdPath(d.fd);
+  d.match = resolver_->ByUpperDir(d.host_dir);
+  dir_cache_.push_back(std::move(d));
+  return &dir_cache_.back();
+}
+
+void FanotifyWatcher::CloseDirs() {
+  for (DirInfo& d : dir_cache_) close(d.fd);
+  dir_cache_.clear();
+}
+
+void FanotifyWatcher::EndBatch() {
+  proc_cache_.clear();
+  CloseDirs();
 }
 
 const std::string& FanotifyWatcher::MountPoint(int mnt_id) {
@@ -415,6 +472,7 @@ void FanotifyWatcher::Emit(v1::Event& ev) {
 void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata* md) {
   const char* kind = KindOf(md->mask);
   if (!kind) return;
+  if (dir_cache_.size() >= kMaxOpenDirs) CloseDirs();  // an event needs at most two
   // Info records: one DFID_NAME, or OLD_DFID_NAME + NEW_DFID_NAME for FAN_RENAME.
   struct Named {
     uint64_t fsid = 0;
@@ -459,55 +517,38 @@ void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata* md) {
   }
 
   // Directory handle -> open directory on the host -> its path -> the container.
-  auto open_dir = [this](const Named& n) -> int {
-    for (const FsMark& f : fs_marks_) {
-      if (f.fsid != n.fsid) continue;
-      alignas(file_handle) char h[sizeof(file_handle) + MAX_HANDLE_SZ];
-      if (n.handle_len > sizeof h) return -1;
-      std::memcpy(h, n.handle, n.handle_len);
-      return open_by_handle_at(f.mount_fd, reinterpret_cast<file_handle*>(h),
-                               O_PATH | O_DIRECTORY | O_CLOEXEC);
-    }
-    return -1;
-  };
-  int dir_fd = open_dir(obj);
-  if (dir_fd < 0) {
-    // The directory is gone already (ESTALE), or not on a filesystem we marked.
+  const DirInfo* dir = Dir(obj.fsid, obj.handle, obj.handle_len);
+  if (!dir) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  std::string host_dir = FdPath(dir_fd);
+  const int dir_fd = dir->fd;
 
   v1::Event ev;
   v1::FileWrite* w = ev.mutable_write();
   w->set_kind(kind);
   w->set_pid(md->pid > 0 ? static_cast<uint32_t>(md->pid) : 0);
-  std::optional<UpperMatch> match = resolver_->ByUpperDir(host_dir);
-  if (match) {
-    ev.set_container_id(match->container_id);
+  if (dir->match) {
+    ev.set_container_id(dir->match->container_id);
     ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
-    w->set_path(JoinPath(match->dir_in_container, obj.name));
-    w->set_upper_path(JoinPath(host_dir, obj.name));
+    w->set_path(JoinPath(dir->match->dir_in_container, obj.name));
+    w->set_upper_path(JoinPath(dir->host_dir, obj.name));
   } else {
     // A write by a container process outside its rootfs (a volume on a marked filesystem).
-    std::optional<std::string> cid = md->pid > 0 ? resolver_->ByPid(md->pid) : std::nullopt;
+    std::optional<std::string> cid = ContainerOfPid(md->pid);
     if (!cid && !options_.host_events) {
       counters_.dropped_host.fetch_add(1, std::memory_order_relaxed);
-      close(dir_fd);
       return;
     }
     ev.set_container_id(cid ? *cid : "host");
     ev.set_attribution(cid ? v1::ATTRIBUTION_CGROUP : v1::ATTRIBUTION_UNKNOWN);
-    w->set_path(JoinPath(host_dir, obj.name));
+    w->set_path(JoinPath(dir->host_dir, obj.name));
   }
   if (old.handle && obj.handle != old.handle) {
-    int old_dir = open_dir(old);
-    if (old_dir >= 0) {
-      std::string old_host = FdPath(old_dir);
-      close(old_dir);
-      std::optional<UpperMatch> om = resolver_->ByUpperDir(old_host);
-      w->set_old_path(om ? JoinPath(om->dir_in_container, old.name) : JoinPath(old_host, old.name));
-    }
+    // Dir() may grow the cache: `dir` is not used past this point.
+    if (const DirInfo* od = Dir(old.fsid, old.handle, old.handle_len))
+      w->set_old_path(od->match ? JoinPath(od->match->dir_in_container, old.name)
+                                : JoinPath(od->host_dir, old.name));
   } else if (md->mask & FAN_MOVED_FROM) {
     w->set_old_path(w->path());
     w->clear_path();
@@ -536,7 +577,6 @@ void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata* md) {
       }
     }
   }
-  close(dir_fd);
   Emit(ev);
 }
 
@@ -557,7 +597,7 @@ void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata* md) {
   if (cid) {
     ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
     path = StripMountPoint(path, MountPoint(mnt_id));
-  } else if (md->pid > 0 && (cid = resolver_->ByPid(md->pid))) {
+  } else if ((cid = ContainerOfPid(md->pid))) {
     ev.set_attribution(v1::ATTRIBUTION_CGROUP);
   } else if (!options_.host_events) {
     counters_.dropped_host.fetch_add(1, std::memory_order_relaxed);

@@ -115,9 +115,18 @@ class FanotifyWatcher {
     uint64_t fsid = 0;    // statfs f_fsid, as the event's fsid reports it
     std::string path;
   };
+  // Per read() batch: a burst of events mostly comes from few writers in few directories.
   struct ProcInfo {
-    pid_t pid;
+    pid_t pid = 0;
+    bool have_names = false, have_container = false;
     std::string comm, exe;
+    std::optional<std::string> container;  // ByPid
+  };
+  struct DirInfo {
+    std::string key;  // fsid + file handle bytes
+    int fd = -1;      // O_PATH directory, closed at the end of the batch
+    std::string host_dir;
+    std::optional<UpperMatch> match;
   };
 
   FanotifyWatcher(FanotifyOptions options, const ContainerResolver* resolver, Sink sink);
@@ -131,8 +140,14 @@ class FanotifyWatcher {
   void HandleBuffer(const char* buf, size_t len);
   void HandleFidEvent(const ::fanotify_event_metadata* md);
   void HandleFdEvent(const ::fanotify_event_metadata* md);
-  // Fills comm and exe of the writer (cached for one read() batch).
+  ProcInfo& Proc(pid_t pid);
+  // Fills comm and exe of the writer.
   void FillProcess(pid_t pid, v1::FileWrite* w);
+  std::optional<std::string> ContainerOfPid(pid_t pid);
+  // The directory a FID record names, opened and resolved; nullptr if it cannot be opened.
+  const DirInfo* Dir(uint64_t fsid, const char* handle, size_t handle_len);
+  void CloseDirs();
+  void EndBatch();
   // The mount point of `mnt_id` in our mount namespace; "" if it is not reachable from here.
   const std::string& MountPoint(int mnt_id);
   void Emit(v1::Event& ev);
@@ -151,6 +166,7 @@ class FanotifyWatcher {
 
   // Drain thread only.
   std::vector<ProcInfo> proc_cache_;               // cleared after every read() batch
+  std::vector<DirInfo> dir_cache_;                 // closed after every read() batch
   std::map<int, std::string> mount_points_;        // cleared when our mount table changes
   int mountinfo_fd_ = -1;                          // polled for mount table changes
 

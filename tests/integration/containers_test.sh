@@ -60,6 +60,20 @@ dw_ctr_exec "$ctd" "$cid" e1 /bin/sh -c '
     while [ $i -lt 200 ]; do /tmp/busybox_dropped true short-$i; i=$((i + 1)); done
 ' </dev/null >"$tmp/exec.out"
 grep -q dropped-ran "$tmp/exec.out" || { echo "FAIL: the exec in the container did not run"; exit 1; }
+# The same drift, read from the upper layer, with the container named as in its pod.
+"$build/cli/driftwatch" diff --json --cri-endpoint "$ctd/containerd.sock" shop/web-7d9f8-x2kqp/app \
+    >"$tmp/diff.jsonl" 2>"$tmp/diff.err" || { cat "$tmp/diff.err"; echo "FAIL: driftwatch diff"; exit 1; }
+python3 - "$tmp/diff.jsonl" "$(sha256sum /bin/busybox | cut -d' ' -f1)" <<'PY'
+import json, sys
+got = {(e["kind"], e["path"]) for e in map(json.loads, open(sys.argv[1]))}
+want = {("added", p) for p in ("/tmp/hello.txt", "/srv", "/srv/data", "/srv/data/notes.txt",
+                               "/tmp/busybox_dropped", "/tmp/script.sh")}
+# /tmp may or may not be in the image; ash keeps no history file: nothing else may appear.
+extra = {g for g in got - want if g != ("added", "/tmp") and g != ("modified", "/tmp")}
+drop = [e for e in map(json.loads, open(sys.argv[1])) if e["path"] == "/tmp/busybox_dropped"]
+if want - got or extra or not drop or drop[0].get("sha256") != sys.argv[2]:
+    sys.exit("FAIL: diff: missing %s, unexpected %s, dropped %s" % (sorted(want - got), sorted(extra), drop))
+PY
 # Give the watcher and the parser their batching delay, then stop the sensor.
 sleep 1
 dw_sensor_stop "$tmp"
