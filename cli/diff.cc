@@ -237,15 +237,6 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
-// Mount points inside the container (its own view: mountinfo of a process in it).
-std::set<std::string> MountPointsOf(pid_t pid) {
-  std::set<std::string> out;
-  std::string err;
-  for (const auto& m : ParseMountinfo(ReadSmallFile("/proc/" + std::to_string(pid) + "/mountinfo"), &err))
-    if (m.mount_point != "/") out.insert(m.mount_point);
-  return out;
-}
-
 }  // namespace
 
 int RunDiff(const DiffOptions& opt) {
@@ -278,7 +269,7 @@ int RunDiff(const DiffOptions& opt) {
                                      "): " + o.error());
     }
     root = *o;
-    if (!opt.include_mount_points) mount_points = MountPointsOf(t.pid);
+    if (!opt.include_mount_points) mount_points = MountPointsOfPid(t.pid);
     what = (t.id.empty() ? "pid " + std::to_string(t.pid)
                          : "container " + t.id + ", pid " + std::to_string(t.pid)) +
            ", upperdir " + root.upperdir;

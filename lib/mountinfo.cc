@@ -263,4 +263,16 @@ bool IsInUpperLayer(const std::string& upperdir, std::string_view path) {
   return in_upper;
 }
 
+std::set<std::string> MountPointsOfPid(pid_t pid) {
+  std::set<std::string> out;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/mountinfo");
+  if (!f) return out;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string err;
+  for (const auto& m : ParseMountinfo(ss.str(), &err))
+    if (m.mount_point != "/") out.insert(m.mount_point);
+  return out;
+}
+
 }  // namespace driftwatch

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <expected>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,6 +65,10 @@ std::expected<OverlayRoot, std::string> RootOverlayOfPid(pid_t pid);
 // is followed: a symlink among the directories means false (the container would resolve
 // it against its own root, never the host's); the last component is looked at as lstat
 // does. ".." components give false.
+// Mount points as process `pid` sees them (its /proc/<pid>/mountinfo), "/" left out: in a
+// container these are the runtime's mount targets (/proc, /etc/hostname, /run, ...).
+std::set<std::string> MountPointsOfPid(pid_t pid);
+
 bool IsInUpperLayer(const std::string& upperdir, std::string_view path_in_container);
 
 // A lowerdir= value in overlay syntax ("/a:/b\\:c", "::" before data-only layers, which

@@ -1,0 +1,807 @@
+#include "lib/event_store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+namespace driftwatch {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS runs(
+  run_id INTEGER PRIMARY KEY,
+  node TEXT NOT NULL,
+  boot_id TEXT NOT NULL,
+  sensor_start_ns INTEGER NOT NULL,
+  max_seq INTEGER NOT NULL,
+  UNIQUE(node, boot_id, sensor_start_ns));
+CREATE TABLE IF NOT EXISTS events(
+  id INTEGER PRIMARY KEY,
+  node TEXT NOT NULL,
+  run_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  time_ns INTEGER NOT NULL,
+  stored_ns INTEGER NOT NULL,
+  container_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  payload BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS events_container ON events(container_id);
+CREATE INDEX IF NOT EXISTS events_time ON events(time_ns);
+CREATE TABLE IF NOT EXISTS containers(
+  node TEXT NOT NULL,
+  id TEXT NOT NULL,
+  info BLOB NOT NULL,
+  updated_ns INTEGER NOT NULL,
+  PRIMARY KEY(node, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nodes(
+  node TEXT PRIMARY KEY,
+  connected_streams INTEGER NOT NULL,
+  last_seen_ns INTEGER NOT NULL,
+  events_stored INTEGER NOT NULL,
+  duplicates INTEGER NOT NULL,
+  boot_id TEXT NOT NULL,
+  sensor_start_ns INTEGER NOT NULL,
+  sensor_version TEXT NOT NULL,
+  kernel_version TEXT NOT NULL,
+  audit_mode TEXT NOT NULL,
+  fanotify_mode TEXT NOT NULL,
+  spool_dropped INTEGER NOT NULL,
+  peer TEXT NOT NULL);
+)sql";
+
+constexpr const char* kNodeColumns =
+    "node, connected_streams, last_seen_ns, events_stored, duplicates, boot_id, "
+    "sensor_start_ns, sensor_version, kernel_version, audit_mode, fanotify_mode, "
+    "spool_dropped, peer";
+
+std::string SqliteError(sqlite3* db, std::string_view what) {
+  return std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+// Finalizes on scope exit.
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  Stmt() = default;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+std::expected<void, std::string> Prepare(sqlite3* db, const char* sql, Stmt* out,
+                                         bool persistent = false) {
+  if (sqlite3_prepare_v3(db, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &out->s,
+                         nullptr) != SQLITE_OK) {
+    return std::unexpected(SqliteError(db, std::string("prepare ") + sql));
+  }
+  return {};
+}
+
+void BindText(sqlite3_stmt* s, int i, std::string_view v) {
+  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+}
+void BindBlob(sqlite3_stmt* s, int i, std::string_view v) {
+  sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+}
+std::string ColumnText(sqlite3_stmt* s, int i) {
+  const unsigned char* p = sqlite3_column_text(s, i);
+  return p ? std::string(reinterpret_cast<const char*>(p),
+                         static_cast<size_t>(sqlite3_column_bytes(s, i)))
+           : std::string();
+}
+
+NodeState ReadNodeRow(sqlite3_stmt* s) {
+  NodeState n;
+  n.node = ColumnText(s, 0);
+  n.connected_streams = static_cast<uint32_t>(sqlite3_column_int64(s, 1));
+  n.last_seen_ns = sqlite3_column_int64(s, 2);
+  n.events_stored = static_cast<uint64_t>(sqlite3_column_int64(s, 3));
+  n.duplicates = static_cast<uint64_t>(sqlite3_column_int64(s, 4));
+  n.boot_id = ColumnText(s, 5);
+  n.sensor_start_ns = sqlite3_column_int64(s, 6);
+  n.sensor_version = ColumnText(s, 7);
+  n.kernel_version = ColumnText(s, 8);
+  n.audit_mode = ColumnText(s, 9);
+  n.fanotify_mode = ColumnText(s, 10);
+  n.spool_dropped = static_cast<uint64_t>(sqlite3_column_int64(s, 11));
+  n.peer = ColumnText(s, 12);
+  return n;
+}
+
+bool ParseInt(std::string_view s, int64_t* out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string_view EventKind(const v1::Event& ev) {
+  switch (ev.body_case()) {
+    case v1::Event::kExec: return "exec";
+    case v1::Event::kChmod: return "chmod";
+    case v1::Event::kWrite: return "write";
+    case v1::Event::kContainer: return "container";
+    case v1::Event::kStatus: return "status";
+    case v1::Event::BODY_NOT_SET: break;
+  }
+  return "";
+}
+
+std::expected<void, std::string> ValidateEvent(const v1::Event& ev) {
+  if (!ev.has_id()) return std::unexpected("id missing");
+  if (ev.id().seq() == 0) return std::unexpected("id.seq is 0 (sequence numbers start at 1)");
+  if (ev.id().seq() > static_cast<uint64_t>(INT64_MAX)) {
+    return std::unexpected("id.seq is larger than 2^63-1");
+  }
+  if (ev.id().boot_id().size() > 128) return std::unexpected("id.boot_id longer than 128 bytes");
+  if (ev.time_ns() < 0) return std::unexpected("time_ns is negative");
+  if (ev.container_id().size() > 256) {
+    return std::unexpected("container_id longer than 256 bytes");
+  }
+  if (ev.body_case() == v1::Event::BODY_NOT_SET) {
+    return std::unexpected("body missing (none of exec, chmod, write, container, status)");
+  }
+  if (ev.has_container() && ev.container().id().empty()) {
+    return std::unexpected("container.id is empty");
+  }
+  return {};
+}
+
+std::expected<int64_t, std::string> ParseTimeArg(std::string_view text, int64_t now_ns) {
+  auto bad = [&](std::string_view why) {
+    return std::unexpected("bad time '" + std::string(text) + "': " + std::string(why) +
+                           " (ISO 8601 like 2026-11-28T09:06:20Z, or relative like 30s, "
+                           "10m, 2h, 7d)");
+  };
+  if (text.empty()) return bad("empty");
+  // Relative: a number and one unit, meaning that long ago.
+  if (std::isdigit(static_cast<unsigned char>(text[0])) && text.size() <= 12 &&
+      text.find('-') == std::string_view::npos) {
+    int64_t n = 0;
+    int64_t unit = 0;
+    switch (text.back()) {
+      case 's': unit = 1'000'000'000LL; break;
+      case 'm': unit = 60'000'000'000LL; break;
+      case 'h': unit = 3'600'000'000'000LL; break;
+      case 'd': unit = 86'400'000'000'000LL; break;
+      default: return bad("unknown unit (s, m, h, d)");
+    }
+    if (!ParseInt(text.substr(0, text.size() - 1), &n) || n < 0) return bad("not a number");
+    if (n > INT64_MAX / unit) return bad("too far back");
+    return now_ns - n * unit;
+  }
+  // ISO 8601: YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]]][Z|(+|-)HH[:]MM]; no zone means UTC.
+  std::string_view s = text;
+  auto num = [&](size_t digits, int* out) -> bool {
+    if (s.size() < digits) return false;
+    int64_t v = 0;
+    if (!ParseInt(s.substr(0, digits), &v)) return false;
+    *out = static_cast<int>(v);
+    s.remove_prefix(digits);
+    return true;
+  };
+  auto eat = [&](char c) -> bool {
+    if (s.empty() || s[0] != c) return false;
+    s.remove_prefix(1);
+    return true;
+  };
+  std::tm tm{};
+  int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;
+  int64_t frac_ns = 0;
+  if (!num(4, &year) || !eat('-') || !num(2, &mon) || !eat('-') || !num(2, &day)) {
+    return bad("expected YYYY-MM-DD");
+  }
+  if (!s.empty() && (s[0] == 'T' || s[0] == 't' || s[0] == ' ')) {
+    s.remove_prefix(1);
+    if (!num(2, &hour) || !eat(':') || !num(2, &min)) return bad("expected HH:MM after the date");
+    if (eat(':')) {
+      if (!num(2, &sec)) return bad("expected seconds");
+      if (eat('.') || eat(',')) {
+        int64_t scale = 100'000'000;
+        size_t digits = 0;
+        while (!s.empty() && std::isdigit(static_cast<unsigned char>(s[0]))) {
+          frac_ns += (s[0] - '0') * scale;
+          scale /= 10;
+          s.remove_prefix(1);
+          ++digits;
+        }
+        if (digits == 0) return bad("expected digits after the decimal point");
+      }
+    }
+  }
+  int64_t offset_s = 0;
+  if (eat('Z') || eat('z')) {
+  } else if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
+    int sign = s[0] == '-' ? -1 : 1;
+    s.remove_prefix(1);
+    int oh = 0, om = 0;
+    if (!num(2, &oh)) return bad("expected a zone offset +HH:MM");
+    eat(':');
+    if (!num(2, &om)) return bad("expected a zone offset +HH:MM");
+    offset_s = sign * (oh * 3600 + om * 60);
+  }
+  if (!s.empty()) return bad("trailing characters");
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
+    return bad("field out of range");
+  }
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  int64_t t = timegm(&tm);
+  return (t - offset_s) * 1'000'000'000LL + frac_ns;
+}
+
+std::expected<PreparedBatch, std::string> PrepareBatch(
+    const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events) {
+  PreparedBatch b;
+  b.node = node;
+  b.events.reserve(static_cast<size_t>(events->size()));
+  int i = 0;
+  for (v1::Event& ev : *events) {
+    if (auto ok = ValidateEvent(ev); !ok) {
+      return std::unexpected("event " + std::to_string(i) + ": " + ok.error());
+    }
+    ev.mutable_id()->set_node(node);
+    PreparedEvent& p = b.events.emplace_back();
+    p.boot_id = ev.id().boot_id();
+    p.sensor_start_ns = ev.id().sensor_start_ns();
+    p.seq = ev.id().seq();
+    p.time_ns = ev.time_ns();
+    p.container_id = ev.container_id();
+    p.kind = EventKind(ev);
+    ev.SerializeToString(&p.payload);
+    if (ev.has_container()) ev.container().SerializeToString(&p.container_info);
+    ++i;
+  }
+  return b;
+}
+
+// ---------------------------------------------------------------------------------------
+// EventStore
+
+struct EventStore::Statements {
+  Stmt begin, commit, rollback, insert_event, insert_run, update_run, upsert_container,
+      upsert_node;
+};
+
+std::expected<std::unique_ptr<EventStore>, std::string> EventStore::Open(
+    const StoreOptions& opt) {
+  std::unique_ptr<EventStore> s(new EventStore(opt));
+  if (auto ok = s->Init(); !ok) return std::unexpected(ok.error());
+  s->writer_ = std::thread([p = s.get()] { p->WriterLoop(); });
+  return s;
+}
+
+std::expected<void, std::string> EventStore::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string e = std::string(sql).substr(0, 60) + ": " + (err ? err : "?");
+    sqlite3_free(err);
+    return std::unexpected(e);
+  }
+  return {};
+}
+
+std::expected<void, std::string> EventStore::Init() {
+  if (sqlite3_open_v2(opt_.path.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    return std::unexpected(SqliteError(db_, opt_.path));
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  // WAL: readers (the CLI) never block the writer. NORMAL: see the header on durability.
+  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA temp_store=MEMORY",
+                          "PRAGMA cache_size=-65536"}) {
+    if (auto ok = Exec(sql); !ok) return std::unexpected(opt_.path + ": " + ok.error());
+  }
+  if (auto ok = Exec(opt_.synchronous_full ? "PRAGMA synchronous=FULL"
+                                           : "PRAGMA synchronous=NORMAL");
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = Exec(kSchema); !ok) return std::unexpected(opt_.path + ": " + ok.error());
+
+  st_ = std::make_unique<Statements>();
+  struct {
+    Stmt* s;
+    const char* sql;
+  } stmts[] = {
+      {&st_->begin, "BEGIN IMMEDIATE"},
+      {&st_->commit, "COMMIT"},
+      {&st_->rollback, "ROLLBACK"},
+      {&st_->insert_event,
+       "INSERT INTO events(node, run_id, seq, time_ns, stored_ns, container_id, kind, payload) "
+       "VALUES(?,?,?,?,?,?,?,?)"},
+      {&st_->insert_run,
+       "INSERT INTO runs(node, boot_id, sensor_start_ns, max_seq) VALUES(?,?,?,0)"},
+      {&st_->update_run, "UPDATE runs SET max_seq=? WHERE run_id=?"},
+      {&st_->upsert_container,
+       "INSERT INTO containers(node, id, info, updated_ns) VALUES(?,?,?,?) "
+       "ON CONFLICT(node, id) DO UPDATE SET info=excluded.info, updated_ns=excluded.updated_ns"},
+      {&st_->upsert_node,
+       "INSERT OR REPLACE INTO nodes(node, connected_streams, last_seen_ns, events_stored, "
+       "duplicates, boot_id, sensor_start_ns, sensor_version, kernel_version, audit_mode, "
+       "fanotify_mode, spool_dropped, peer) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+  };
+  for (auto& [s, sql] : stmts) {
+    if (auto ok = Prepare(db_, sql, s, true); !ok) return ok;
+  }
+
+  // The high-water marks and the node counters survive restarts; no stream is connected yet.
+  Stmt q;
+  if (auto ok = Prepare(db_, "SELECT run_id, node, boot_id, sensor_start_ns, max_seq FROM runs",
+                        &q);
+      !ok) {
+    return ok;
+  }
+  while (sqlite3_step(q.s) == SQLITE_ROW) {
+    runs_[{ColumnText(q.s, 1), ColumnText(q.s, 2), sqlite3_column_int64(q.s, 3)}] =
+        RunMark{sqlite3_column_int64(q.s, 0), static_cast<uint64_t>(sqlite3_column_int64(q.s, 4))};
+  }
+  Stmt n;
+  if (auto ok = Prepare(db_, (std::string("SELECT ") + kNodeColumns + " FROM nodes").c_str(), &n);
+      !ok) {
+    return ok;
+  }
+  while (sqlite3_step(n.s) == SQLITE_ROW) {
+    NodeState ns = ReadNodeRow(n.s);
+    ns.connected_streams = 0;
+    dirty_nodes_[ns.node] = true;
+    nodes_[ns.node] = std::move(ns);
+  }
+  return {};
+}
+
+EventStore::~EventStore() {
+  Close();
+  st_.reset();
+  if (db_) sqlite3_close(db_);
+}
+
+void EventStore::Close() {
+  {
+    std::lock_guard lk(mu_);
+    closing_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+void EventStore::Submit(PreparedBatch&& batch, Callback done) {
+  {
+    std::lock_guard lk(mu_);
+    if (!closing_) {
+      queued_events_ += batch.events.size();
+      ++submitted_;
+      queue_.push_back(Pending{std::move(batch), std::move(done)});
+      if (queue_.size() == 1 || queued_events_ >= opt_.commit_max_events) cv_.notify_all();
+      return;
+    }
+  }
+  done(CommitResult{0, 0, "event store closed"});
+}
+
+void EventStore::Flush() {
+  std::unique_lock lk(mu_);
+  const uint64_t target = submitted_;
+  flush_waiters_++;
+  cv_.notify_all();
+  flushed_cv_.wait(lk, [&] { return committed_ >= target || writer_done_; });
+  flush_waiters_--;
+}
+
+void EventStore::NodeConnected(const std::string& node, const NodeHello& h) {
+  {
+    std::lock_guard lk(mu_);
+    NodeState& n = nodes_[node];
+    n.node = node;
+    ++n.connected_streams;
+    n.last_seen_ns = NowNs();
+    n.boot_id = h.boot_id;
+    n.sensor_start_ns = h.sensor_start_ns;
+    n.sensor_version = h.sensor_version;
+    n.kernel_version = h.kernel_version;
+    n.audit_mode = h.audit_mode;
+    n.fanotify_mode = h.fanotify_mode;
+    n.spool_dropped = h.spool_dropped;
+    n.peer = h.peer;
+    dirty_nodes_[node] = true;
+  }
+  cv_.notify_all();
+}
+
+void EventStore::NodeDisconnected(const std::string& node) {
+  {
+    std::lock_guard lk(mu_);
+    NodeState& n = nodes_[node];
+    n.node = node;
+    if (n.connected_streams > 0) --n.connected_streams;
+    n.last_seen_ns = NowNs();
+    dirty_nodes_[node] = true;
+  }
+  cv_.notify_all();
+}
+
+std::optional<NodeState> EventStore::Node(const std::string& node) const {
+  std::lock_guard lk(mu_);
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<NodeState> EventStore::Nodes() const {
+  std::lock_guard lk(mu_);
+  std::vector<NodeState> out;
+  for (const auto& [_, n] : nodes_) out.push_back(n);
+  return out;
+}
+
+void EventStore::WriterLoop() {
+  using Clock = std::chrono::steady_clock;
+  auto next_retention = Clock::now() + opt_.retention_interval;
+  std::unique_lock lk(mu_);
+  for (;;) {
+    cv_.wait_until(lk, next_retention, [&] {
+      return closing_ || !queue_.empty() || !dirty_nodes_.empty() || flush_waiters_ > 0;
+    });
+    if (!queue_.empty() && !closing_ && flush_waiters_ == 0) {
+      // Group commit: give other streams' batches a moment to join this transaction.
+      cv_.wait_for(lk, opt_.commit_interval, [&] {
+        return closing_ || flush_waiters_ > 0 || queued_events_ >= opt_.commit_max_events;
+      });
+    }
+    std::vector<Pending> items;
+    size_t n_events = 0;
+    while (!queue_.empty() && n_events < opt_.commit_max_events) {
+      n_events += queue_.front().batch.events.size();
+      items.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    queued_events_ -= n_events;
+    const bool had_dirty = !dirty_nodes_.empty();
+    lk.unlock();
+
+    if (!items.empty() || had_dirty) {
+      std::vector<CommitResult> results;
+      auto ok = CommitPending(&items, &results);
+      for (size_t i = 0; i < items.size(); ++i) {
+        CommitResult r = ok ? results[i] : CommitResult{0, 0, ok.error()};
+        if (!ok) std::fprintf(stderr, "driftwatch-collector: store: %s\n", ok.error().c_str());
+        items[i].done(r);
+      }
+    }
+    if (Clock::now() >= next_retention) {
+      auto r = EnforceRetention(NowNs());
+      if (!r) std::fprintf(stderr, "driftwatch-collector: retention: %s\n", r.error().c_str());
+      // A backlog of old rows is worked off a few chunks at a time between commits.
+      next_retention = Clock::now() + ((r && *r >= opt_.retention_chunk * 20)
+                                           ? std::chrono::milliseconds(0)
+                                           : opt_.retention_interval);
+    }
+
+    lk.lock();
+    committed_ += items.size();
+    flushed_cv_.notify_all();
+    if (closing_ && queue_.empty() && dirty_nodes_.empty()) break;
+  }
+  writer_done_ = true;
+  lk.unlock();
+  // Wake any Flush() that arrived after the last commit.
+  flushed_cv_.notify_all();
+}
+
+std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>* items,
+                                                           std::vector<CommitResult>* results) {
+  std::lock_guard db_lk(db_mu_);
+  results->assign(items->size(), CommitResult{});
+  const int64_t now = NowNs();
+  auto step_done = [&](sqlite3_stmt* s, const char* what) -> std::expected<void, std::string> {
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, what));
+    return {};
+  };
+  if (auto ok = step_done(st_->begin.s, "begin"); !ok) return ok;
+
+  std::map<RunKey, RunMark> before;  // marks as they were, to undo on rollback
+  std::map<int64_t, uint64_t> touched;  // run_id -> new max_seq
+  auto fail = [&](std::string e) -> std::expected<void, std::string> {
+    step_done(st_->rollback.s, "rollback");
+    for (auto& [k, m] : before) {
+      if (m.run_id == 0) runs_.erase(k); else runs_[k] = m;
+    }
+    return std::unexpected(std::move(e));
+  };
+
+  std::map<std::string, std::pair<uint64_t, uint64_t>> per_node;  // stored, duplicates
+  for (size_t i = 0; i < items->size(); ++i) {
+    const PreparedBatch& b = (*items)[i].batch;
+    CommitResult& r = (*results)[i];
+    RunMark* mark = nullptr;
+    const PreparedEvent* last = nullptr;
+    for (const PreparedEvent& e : b.events) {
+      if (!last || last->boot_id != e.boot_id || last->sensor_start_ns != e.sensor_start_ns) {
+        RunKey key{b.node, e.boot_id, e.sensor_start_ns};
+        auto it = runs_.find(key);
+        if (it == runs_.end()) {
+          before.emplace(key, RunMark{});
+          sqlite3_stmt* s = st_->insert_run.s;
+          BindText(s, 1, b.node);
+          BindText(s, 2, e.boot_id);
+          sqlite3_bind_int64(s, 3, e.sensor_start_ns);
+          if (auto ok = step_done(s, "insert run"); !ok) return fail(ok.error());
+          it = runs_.emplace(key, RunMark{sqlite3_last_insert_rowid(db_), 0}).first;
+        } else {
+          before.emplace(key, it->second);
+        }
+        mark = &it->second;
+      }
+      last = &e;
+      if (e.seq <= mark->max_seq) {
+        ++r.duplicates;
+        continue;
+      }
+      mark->max_seq = e.seq;
+      touched[mark->run_id] = e.seq;
+      sqlite3_stmt* s = st_->insert_event.s;
+      BindText(s, 1, b.node);
+      sqlite3_bind_int64(s, 2, mark->run_id);
+      sqlite3_bind_int64(s, 3, static_cast<int64_t>(e.seq));
+      sqlite3_bind_int64(s, 4, e.time_ns);
+      sqlite3_bind_int64(s, 5, now);
+      BindText(s, 6, e.container_id);
+      BindText(s, 7, e.kind);
+      BindBlob(s, 8, e.payload);
+      if (auto ok = step_done(s, "insert event"); !ok) return fail(ok.error());
+      if (!e.container_info.empty()) {
+        v1::ContainerInfo ci;
+        ci.ParseFromString(e.container_info);  // serialized by PrepareBatch: parses
+        sqlite3_stmt* c = st_->upsert_container.s;
+        BindText(c, 1, b.node);
+        BindText(c, 2, ci.id());
+        BindBlob(c, 3, e.container_info);
+        sqlite3_bind_int64(c, 4, now);
+        if (auto ok = step_done(c, "upsert container"); !ok) return fail(ok.error());
+      }
+      ++r.stored;
+    }
+    auto& pn = per_node[b.node];
+    pn.first += r.stored;
+    pn.second += r.duplicates;
+  }
+  for (auto [run_id, seq] : touched) {
+    sqlite3_stmt* s = st_->update_run.s;
+    sqlite3_bind_int64(s, 1, static_cast<int64_t>(seq));
+    sqlite3_bind_int64(s, 2, run_id);
+    if (auto ok = step_done(s, "update run"); !ok) return fail(ok.error());
+  }
+
+  // Node counters: updated in memory now, written with this transaction.
+  std::vector<NodeState> dirty;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [node, c] : per_node) {
+      NodeState& n = nodes_[node];
+      n.node = node;
+      n.events_stored += c.first;
+      n.duplicates += c.second;
+      n.last_seen_ns = now;
+      dirty_nodes_[node] = true;
+    }
+    for (auto& [node, _] : dirty_nodes_) dirty.push_back(nodes_[node]);
+    dirty_nodes_.clear();
+  }
+  for (const NodeState& n : dirty) {
+    sqlite3_stmt* s = st_->upsert_node.s;
+    BindText(s, 1, n.node);
+    sqlite3_bind_int64(s, 2, n.connected_streams);
+    sqlite3_bind_int64(s, 3, n.last_seen_ns);
+    sqlite3_bind_int64(s, 4, static_cast<int64_t>(n.events_stored));
+    sqlite3_bind_int64(s, 5, static_cast<int64_t>(n.duplicates));
+    BindText(s, 6, n.boot_id);
+    sqlite3_bind_int64(s, 7, n.sensor_start_ns);
+    BindText(s, 8, n.sensor_version);
+    BindText(s, 9, n.kernel_version);
+    BindText(s, 10, n.audit_mode);
+    BindText(s, 11, n.fanotify_mode);
+    sqlite3_bind_int64(s, 12, static_cast<int64_t>(n.spool_dropped));
+    BindText(s, 13, n.peer);
+    if (auto ok = step_done(s, "upsert node"); !ok) {
+      std::lock_guard lk(mu_);
+      for (const NodeState& d : dirty) dirty_nodes_[d.node] = true;
+      return fail(ok.error());
+    }
+  }
+  if (auto ok = step_done(st_->commit.s, "commit"); !ok) {
+    std::lock_guard lk(mu_);
+    for (const NodeState& d : dirty) dirty_nodes_[d.node] = true;
+    return fail(ok.error());
+  }
+  return {};
+}
+
+std::expected<uint64_t, std::string> EventStore::EnforceRetention(int64_t now_ns) {
+  std::lock_guard db_lk(db_mu_);
+  return RetentionLocked(now_ns);
+}
+
+std::expected<uint64_t, std::string> EventStore::RetentionLocked(int64_t now_ns) {
+  // Rowids grow with commit time and retention only ever deletes from the oldest end, so the
+  // table is the rowid range [min, max]: counting and finding the oldest rows is cheap and
+  // needs no index. Each chunk is its own transaction so ingest is never held up for long.
+  uint64_t deleted = 0;
+  const int64_t cutoff = opt_.retention_age.count() > 0
+                             ? now_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                            opt_.retention_age)
+                                            .count()
+                             : INT64_MIN;
+  Stmt range, del;
+  if (auto ok = Prepare(db_,
+                        "SELECT min(id), max(id), (SELECT stored_ns FROM events ORDER BY id "
+                        "LIMIT 1) FROM events",
+                        &range);
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = Prepare(db_, "DELETE FROM events WHERE id >= ? AND id < ? AND (id < ? OR stored_ns < ?)",
+                        &del);
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  for (int chunk = 0; chunk < 20; ++chunk) {
+    if (sqlite3_step(range.s) != SQLITE_ROW || sqlite3_column_type(range.s, 0) == SQLITE_NULL) {
+      sqlite3_reset(range.s);
+      break;
+    }
+    const int64_t min_id = sqlite3_column_int64(range.s, 0);
+    const int64_t max_id = sqlite3_column_int64(range.s, 1);
+    const int64_t oldest_ns = sqlite3_column_int64(range.s, 2);
+    sqlite3_reset(range.s);
+    // Rows below keep_from go for the count bound.
+    int64_t keep_from = min_id;
+    if (opt_.retention_max_events > 0 &&
+        static_cast<uint64_t>(max_id - min_id + 1) > opt_.retention_max_events) {
+      keep_from = max_id - static_cast<int64_t>(opt_.retention_max_events) + 1;
+    }
+    if (keep_from == min_id && oldest_ns >= cutoff) break;
+    sqlite3_bind_int64(del.s, 1, min_id);
+    sqlite3_bind_int64(del.s, 2, min_id + static_cast<int64_t>(opt_.retention_chunk));
+    sqlite3_bind_int64(del.s, 3, keep_from);
+    sqlite3_bind_int64(del.s, 4, cutoff);
+    int rc = sqlite3_step(del.s);
+    sqlite3_reset(del.s);
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "retention delete"));
+    const int changes = sqlite3_changes(db_);
+    deleted += static_cast<uint64_t>(changes);
+    if (changes == 0) break;  // the oldest row is young (a clock step back): stop
+  }
+  return deleted;
+}
+
+// ---------------------------------------------------------------------------------------
+// EventReader
+
+std::expected<std::unique_ptr<EventReader>, std::string> EventReader::Open(
+    const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return std::unexpected(path + ": no such database (" + std::strerror(errno) + ")");
+  }
+  std::unique_ptr<EventReader> r(new EventReader());
+  if (sqlite3_open_v2(path.c_str(), &r->db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    return std::unexpected(SqliteError(r->db_, path));
+  }
+  sqlite3_busy_timeout(r->db_, 5000);
+  Stmt s;
+  if (auto ok = Prepare(r->db_,
+                        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
+                        "('events','containers','nodes','runs')",
+                        &s);
+      !ok) {
+    return std::unexpected(path + ": " + ok.error());
+  }
+  if (sqlite3_step(s.s) != SQLITE_ROW || sqlite3_column_int(s.s, 0) != 4) {
+    return std::unexpected(path + ": not a driftwatch collector database");
+  }
+  return r;
+}
+
+EventReader::~EventReader() {
+  if (db_) sqlite3_close(db_);
+}
+
+std::expected<uint64_t, std::string> EventReader::Query(
+    const EventQuery& q, const std::function<void(const StoredEvent&)>& fn) {
+  std::string where = " WHERE 1";
+  if (!q.node.empty()) where += " AND e.node = :node";
+  if (!q.container.empty()) {
+    // A prefix (short id) is a range on the index; a full id matches itself.
+    where += " AND e.container_id >= :c AND e.container_id < :c_end";
+  }
+  if (!q.kind.empty()) where += " AND e.kind = :kind";
+  if (q.since_ns) where += " AND e.time_ns >= :since";
+  if (q.until_ns) where += " AND e.time_ns < :until";
+  const std::string cols =
+      "SELECT e.id AS id, e.node, e.stored_ns, e.payload, c.info FROM events e "
+      "LEFT JOIN containers c ON c.node = e.node AND c.id = e.container_id";
+  std::string sql = q.limit > 0 ? "SELECT * FROM (" + cols + where +
+                                      " ORDER BY e.id DESC LIMIT :limit) ORDER BY id"
+                                : cols + where + " ORDER BY e.id";
+  Stmt s;
+  if (auto ok = Prepare(db_, sql.c_str(), &s); !ok) return std::unexpected(ok.error());
+  auto bind = [&](const char* name) { return sqlite3_bind_parameter_index(s.s, name); };
+  const std::string c_end = q.container + "\xff";
+  if (!q.node.empty()) BindText(s.s, bind(":node"), q.node);
+  if (!q.container.empty()) {
+    BindText(s.s, bind(":c"), q.container);
+    BindText(s.s, bind(":c_end"), c_end);
+  }
+  if (!q.kind.empty()) BindText(s.s, bind(":kind"), q.kind);
+  if (q.since_ns) sqlite3_bind_int64(s.s, bind(":since"), *q.since_ns);
+  if (q.until_ns) sqlite3_bind_int64(s.s, bind(":until"), *q.until_ns);
+  if (q.limit > 0) {
+    sqlite3_bind_int64(s.s, bind(":limit"),
+                       static_cast<int64_t>(std::min<uint64_t>(q.limit, INT64_MAX)));
+  }
+  uint64_t n = 0;
+  StoredEvent se;
+  for (;;) {
+    int rc = sqlite3_step(s.s);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return std::unexpected(SqliteError(db_, "query"));
+    se.rowid = sqlite3_column_int64(s.s, 0);
+    se.node = ColumnText(s.s, 1);
+    se.stored_ns = sqlite3_column_int64(s.s, 2);
+    const void* p = sqlite3_column_blob(s.s, 3);
+    if (!se.event.ParseFromArray(p, sqlite3_column_bytes(s.s, 3))) {
+      return std::unexpected("event " + std::to_string(se.rowid) +
+                             ": payload does not parse as driftwatch.v1.Event");
+    }
+    se.container.reset();
+    if (sqlite3_column_type(s.s, 4) != SQLITE_NULL) {
+      v1::ContainerInfo ci;
+      if (ci.ParseFromArray(sqlite3_column_blob(s.s, 4), sqlite3_column_bytes(s.s, 4))) {
+        se.container = std::move(ci);
+      }
+    }
+    fn(se);
+    ++n;
+  }
+  return n;
+}
+
+std::expected<std::vector<NodeState>, std::string> EventReader::Nodes() {
+  Stmt s;
+  if (auto ok = Prepare(db_, (std::string("SELECT ") + kNodeColumns + " FROM nodes ORDER BY node").c_str(), &s); !ok) {
+    return std::unexpected(ok.error());
+  }
+  std::vector<NodeState> out;
+  while (sqlite3_step(s.s) == SQLITE_ROW) out.push_back(ReadNodeRow(s.s));
+  return out;
+}
+
+std::expected<uint64_t, std::string> EventReader::CountEvents() {
+  Stmt s;
+  if (auto ok = Prepare(db_, "SELECT count(*) FROM events", &s); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (sqlite3_step(s.s) != SQLITE_ROW) return std::unexpected(SqliteError(db_, "count"));
+  return static_cast<uint64_t>(sqlite3_column_int64(s.s, 0));
+}
+
+}  // namespace driftwatch

@@ -1,0 +1,245 @@
+// event_store: the collector's embedded event database (SQLite, WAL) and its query API.
+//
+// Data flow: a gRPC reactor turns an EventBatch into a PreparedBatch (PrepareBatch: validate,
+// stamp the authenticated node, serialize; runs on the caller's thread), hands it to
+// EventStore::Submit, and gets its callback once the batch is committed. One writer thread
+// commits the queued batches of all streams together in one transaction (every
+// `commit_interval` or `commit_max_events`, whichever comes first), then runs the callbacks
+// in submission order.
+//
+// Exactly once: an event is identified by (node, boot_id, sensor_start_ns, seq). A sensor
+// sends each run's events in seq order and resends from its oldest unacknowledged one, so the
+// store keeps, per run, the highest seq stored (the `runs` table, loaded into memory at open):
+// an event at or below it is a duplicate and is dropped. Runs and their marks are written in
+// the same transaction as the events, so the mark is right after a crash or restart too.
+//
+// Durability: WAL with synchronous=NORMAL. A committed batch (and so an Ack) survives a crash
+// or kill of the collector; after a power loss or kernel crash the last transactions before
+// the most recent WAL checkpoint sync may be lost (the database itself stays consistent), and
+// the sensors, whose acks then overstated what is on disk, do not resend them.
+// `StoreOptions::synchronous_full` syncs the WAL on every commit instead (slower).
+//
+// Tables: events (id = rowid, node, run_id, seq, time_ns, stored_ns, container_id, kind,
+// payload = the serialized Event), containers (latest ContainerInfo per node and id), nodes
+// (per-node state), runs (per-run high-water mark). Indexes: events(container_id),
+// events(time_ns); retention walks the rowid (oldest stored first).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <google/protobuf/repeated_ptr_field.h>
+
+#include "driftwatch/v1/event.pb.h"
+
+struct sqlite3;
+
+namespace driftwatch {
+
+// "exec", "chmod", "write", "container", "status"; "" for an event without a body.
+std::string_view EventKind(const v1::Event& ev);
+
+// Checks what the store relies on; the error names the field ("event 3: id.seq is 0").
+[[nodiscard]] std::expected<void, std::string> ValidateEvent(const v1::Event& ev);
+
+// A time argument: ISO 8601 ("2026-11-28T09:06:20Z", "2026-11-28T09:06:20.5+01:00",
+// "2026-11-28" = midnight UTC) or relative to `now_ns` ("30s", "10m", "2h", "7d" ago).
+[[nodiscard]] std::expected<int64_t, std::string> ParseTimeArg(std::string_view text,
+                                                               int64_t now_ns);
+
+int64_t NowNs();
+
+// One event ready for the writer: validated, node stamped, serialized.
+struct PreparedEvent {
+  std::string boot_id;
+  int64_t sensor_start_ns = 0;
+  uint64_t seq = 0;
+  int64_t time_ns = 0;
+  std::string container_id;
+  std::string_view kind;  // static storage (EventKind)
+  std::string payload;    // serialized v1::Event
+  // Container events: the ContainerInfo serialized, upserted into `containers`.
+  std::string container_info;
+};
+
+struct PreparedBatch {
+  std::string node;
+  std::vector<PreparedEvent> events;
+};
+
+// Validates every event (the first bad one refuses the batch; its index is in the error),
+// replaces id.node by `node` (the authenticated name) and serializes. Thread-safe.
+[[nodiscard]] std::expected<PreparedBatch, std::string> PrepareBatch(
+    const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events);
+
+struct StoreOptions {
+  std::string path;
+  std::chrono::milliseconds commit_interval{20};
+  size_t commit_max_events = 10000;
+  bool synchronous_full = false;
+  // Retention, checked every `retention_interval` by the writer thread; 0 disables a bound.
+  std::chrono::hours retention_age{168};
+  uint64_t retention_max_events = 10'000'000;
+  std::chrono::milliseconds retention_interval{10000};
+  size_t retention_chunk = 5000;  // rows deleted per transaction
+};
+
+struct CommitResult {
+  uint64_t stored = 0;      // events newly stored
+  uint64_t duplicates = 0;  // events already stored before (dropped)
+  std::string error;        // set when the transaction failed: nothing of it was stored
+};
+
+// What the collector knows of a node; `connected_streams` and the Hello fields are in memory
+// and in the `nodes` table.
+struct NodeState {
+  std::string node;
+  uint32_t connected_streams = 0;
+  int64_t last_seen_ns = 0;     // last connect, disconnect or stored batch
+  uint64_t events_stored = 0;
+  uint64_t duplicates = 0;
+  std::string boot_id;
+  int64_t sensor_start_ns = 0;
+  std::string sensor_version;
+  std::string kernel_version;
+  std::string audit_mode;
+  std::string fanotify_mode;
+  uint64_t spool_dropped = 0;
+  std::string peer;             // last peer address
+};
+
+// Hello fields as the node state keeps them (the collector fills this from v1::Hello).
+struct NodeHello {
+  std::string boot_id;
+  int64_t sensor_start_ns = 0;
+  std::string sensor_version;
+  std::string kernel_version;
+  std::string audit_mode;
+  std::string fanotify_mode;
+  uint64_t spool_dropped = 0;
+  std::string peer;
+};
+
+// Thread-safety: every public method is thread-safe. Submit never blocks on the database (it
+// queues); callbacks run on the writer thread, in submission order, and must not block.
+// Close() (or the destructor) commits what is queued, runs the remaining callbacks and stops
+// the writer; Submit after Close fails the callback with an error. REQUIRES: Close() is called
+// by the owner only, never from a callback.
+class EventStore {
+ public:
+  using Callback = std::function<void(const CommitResult&)>;
+
+  static std::expected<std::unique_ptr<EventStore>, std::string> Open(const StoreOptions& opt);
+  ~EventStore();
+  EventStore(const EventStore&) = delete;
+  EventStore& operator=(const EventStore&) = delete;
+
+  void Submit(PreparedBatch&& batch, Callback done);
+  // Blocks until everything submitted before the call is committed.
+  void Flush();
+  void Close();
+
+  // Connection bookkeeping (in memory at once, in the `nodes` table with the next commit).
+  void NodeConnected(const std::string& node, const NodeHello& hello);
+  void NodeDisconnected(const std::string& node);
+  std::optional<NodeState> Node(const std::string& node) const;
+  std::vector<NodeState> Nodes() const;
+
+  // Runs retention now (tests; the writer also runs it periodically). Returns rows deleted.
+  std::expected<uint64_t, std::string> EnforceRetention(int64_t now_ns);
+
+ private:
+  struct Pending {
+    PreparedBatch batch;
+    Callback done;
+  };
+  struct RunMark {
+    int64_t run_id = 0;
+    uint64_t max_seq = 0;
+  };
+  using RunKey = std::tuple<std::string, std::string, int64_t>;  // node, boot_id, start_ns
+
+  explicit EventStore(const StoreOptions& opt) : opt_(opt) {}
+  std::expected<void, std::string> Init();
+  void WriterLoop();
+  // REQUIRES: writer thread (or before it starts / after it stops).
+  std::expected<void, std::string> CommitPending(std::vector<Pending>* items,
+                                                 std::vector<CommitResult>* results);
+  std::expected<void, std::string> Exec(const char* sql);
+  std::expected<uint64_t, std::string> RetentionLocked(int64_t now_ns);
+
+  const StoreOptions opt_;
+  sqlite3* db_ = nullptr;  // writer thread only after Open
+  struct Statements;
+  std::unique_ptr<Statements> st_;
+  std::map<RunKey, RunMark> runs_;  // writer thread only
+  std::mutex db_mu_;                // serializes the writer and EnforceRetention
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;        // writer waits for work
+  std::condition_variable flushed_cv_;
+  std::deque<Pending> queue_;         // GUARDED_BY(mu_)
+  size_t queued_events_ = 0;          // GUARDED_BY(mu_)
+  uint64_t submitted_ = 0;            // GUARDED_BY(mu_): batches ever queued
+  uint64_t committed_ = 0;            // GUARDED_BY(mu_): batches whose callback ran
+  bool closing_ = false;              // GUARDED_BY(mu_)
+  bool writer_done_ = false;          // GUARDED_BY(mu_)
+  int flush_waiters_ = 0;             // GUARDED_BY(mu_): Flush() calls waiting
+  std::map<std::string, NodeState> nodes_;  // GUARDED_BY(mu_)
+  std::map<std::string, bool> dirty_nodes_;  // GUARDED_BY(mu_): to write at next commit
+  std::thread writer_;  // last: started after everything above exists
+};
+
+struct EventQuery {
+  std::string node;       // exact; "" any
+  std::string container;  // full id or a prefix of one (12-char short ids); "" any
+  std::string kind;       // exec, chmod, write, container, status; "" any
+  std::optional<int64_t> since_ns;  // event time >= since
+  std::optional<int64_t> until_ns;  // event time < until
+  uint64_t limit = 0;     // the newest `limit` matches (still printed oldest first); 0 = all
+};
+
+struct StoredEvent {
+  int64_t rowid = 0;
+  std::string node;
+  int64_t stored_ns = 0;
+  v1::Event event;
+  // The latest ContainerInfo the event's node reported for its container, if any.
+  std::optional<v1::ContainerInfo> container;
+};
+
+// Read-only access (the CLI); works while a collector writes (WAL readers do not block the
+// writer). Thread-compatible: one reader per thread.
+class EventReader {
+ public:
+  static std::expected<std::unique_ptr<EventReader>, std::string> Open(const std::string& path);
+  ~EventReader();
+  EventReader(const EventReader&) = delete;
+  EventReader& operator=(const EventReader&) = delete;
+
+  // Calls `fn` for each match, oldest first; returns how many. A payload that does not parse
+  // is an error naming its rowid.
+  std::expected<uint64_t, std::string> Query(const EventQuery& q,
+                                             const std::function<void(const StoredEvent&)>& fn);
+  std::expected<std::vector<NodeState>, std::string> Nodes();
+  std::expected<uint64_t, std::string> CountEvents();
+
+ private:
+  EventReader() = default;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace driftwatch

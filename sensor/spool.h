@@ -1,0 +1,183 @@
+// spool: the sensor's durable queue of events waiting for the collector, a small write-ahead
+// log on disk. Every event the sensor produces is appended; the sender reads events from it,
+// streams them, and acknowledges them once the collector has stored them. An event leaves the
+// spool only when it was acknowledged, or when the spool is full (oldest dropped, counted).
+//
+// Thread-safety: every method may be called from any thread; one internal mutex guards the
+// state, and no file I/O that can block for long (fsync, bulk pread, unlink) runs under it.
+// In the sensor, Append runs on the source threads and Read/Ack/WaitFor on the sender thread.
+//
+// Positions: each event gets a position, a global record index that keeps growing across
+// restarts; [acked(), end()) are the events waiting. Positions may have gaps (segments lost
+// to corruption or dropped when full): Read skips them and reports the position it stopped at.
+//
+// On disk, in SpoolOptions::dir (0700; files 0600):
+//   LOCK                      flock'ed while a Spool is open; holds the owner's pid.
+//   ack                       "DWACK001", acked position (u64 LE), crc32 of both (u32 LE).
+//                             Written to ack.tmp and renamed over: atomic.
+//   <first position>.seg      20 decimal digits. Header "DWSPOOL1" + first position (u64 LE),
+//                             then records. Written only at its end by one Spool; older
+//                             segments are read-only and deleted when fully acknowledged.
+// Record: masked crc32 (u32 LE) | payload length (u32 LE) | payload (a serialized v1::Event).
+// The crc covers the record's position (u64 LE), the length field and the payload, so a
+// record read at the wrong position or from a stale file fails the check. A length read from
+// disk is trusted only up to kMaxRecordBytes and the bytes left in the file.
+//
+// Crash recovery (Open): each segment is scanned up to its first record that is short, too
+// long or fails its crc; the rest of that segment is cut off (truncated), logged with file
+// name and offset, and counted in recovered_corrupt(): the number of positions lost when the
+// next segment tells (a cut in the middle of the spool), else 1 (a torn tail). A record is
+// written with one pwrite(), so a kill -9 loses nothing whose Append returned. A new Open
+// always appends to a new segment; old ones are never written again.
+//
+// Durability (FsyncPolicy), what survives what:
+//   kNever     Appended events survive a crash or kill -9 of the sensor (they are in the page
+//              cache) but not a power loss or kernel crash: the kernel writes them back on
+//              its own schedule (vm.dirty_expire_centisecs, 30 s by default). Cheapest: an
+//              Append is one pwrite().
+//   kInterval  As kNever, plus a background flusher thread fdatasync()s the segment being
+//              written (and the directory after a new segment) every fsync_interval when
+//              something was appended: a power loss loses at most about fsync_interval of
+//              events. Appends never wait for the disk (except a roll, which syncs the
+//              segment it closes); an idle spool has nothing unsynced.
+//   kAlways    fdatasync() after every Append before it returns: nothing whose Append
+//              returned is lost to a power loss (if the disk honours flushes). Costs one
+//              disk flush per event (0.1 ms to 10 ms each): only for low event rates.
+// The ack file is fsync'ed (file, then directory) under kInterval and kAlways. A lost ack
+// (kNever, power loss) only means events already stored get sent again; the collector
+// de-duplicates them by EventId.
+//
+// Size bound: when the segments' total size exceeds max_bytes after an Append, the oldest
+// segments (never the one being written) are deleted, acknowledged or not; the unacked events
+// in them are counted in dropped(). Disk use can therefore exceed max_bytes only while the
+// segment being written alone does (max_bytes < segment_bytes + one event). An event larger
+// than segment_bytes still goes in, in a segment of its own; one larger than kMaxRecordBytes
+// or max_bytes is refused with an error.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <expected>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "driftwatch/v1/event.pb.h"
+
+namespace driftwatch::sensor {
+
+enum class FsyncPolicy { kNever, kInterval, kAlways };
+
+struct SpoolOptions {
+  std::string dir;                      // created 0700 (with missing parents) if missing
+  uint64_t max_bytes = 256ull << 20;    // bound on all segments; oldest dropped beyond it
+  uint64_t segment_bytes = 8ull << 20;  // roll to a new segment file past this size (<= 1 GiB)
+  FsyncPolicy fsync = FsyncPolicy::kInterval;
+  std::chrono::milliseconds fsync_interval{1000};
+};
+
+class Spool {
+ public:
+  // Largest serialized event the spool stores; also the bound on lengths read from disk.
+  static constexpr uint32_t kMaxRecordBytes = 64u << 20;
+
+  // Opens or creates the spool in options.dir and recovers its segments (see above: a torn
+  // or corrupt record is cut off and counted, never an error). Refuses a dir another live
+  // Spool holds (in this or another process), naming it and the holder's pid. Errors: bad
+  // options, I/O errors, the dir held.
+  static std::expected<std::unique_ptr<Spool>, std::string> Open(const SpoolOptions& options);
+
+  // Syncs what is unsynced (unless kNever), stops the flusher, releases the lock.
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  // Serializes and appends one event; returns its position. Errors: the event too large, a
+  // write error (e.g. ENOSPC: nothing of the event stays in the file), a failed fsync under
+  // kAlways (the event is then in the spool but maybe not on the disk).
+  std::expected<uint64_t, std::string> Append(const v1::Event& ev);
+  // Same for an already serialized event.
+  std::expected<uint64_t, std::string> AppendSerialized(std::string_view payload);
+
+  // Appends to `*events` up to max_events serialized events from position `from` on (from <
+  // acked() is clamped to acked(); a position in a gap skips to the next stored one) and
+  // sets `*next` to the position after the last one returned (or where reading stopped).
+  // At most max_bytes of payload, but always at least one event if one is there. Returns no
+  // events and *next = end() when `from` >= end(). A record that fails its crc on re-read
+  // (the disk changed under us) is skipped, logged and counted in read_corrupt(). Errors:
+  // I/O errors only.
+  std::expected<void, std::string> Read(uint64_t from, size_t max_events, size_t max_bytes,
+                                        std::vector<std::string>* events, uint64_t* next);
+
+  // Everything before `up_to` is acknowledged (up_to is clamped to end(); a smaller value
+  // than acked() is a no-op): persisted in the ack file, written atomically, then fully
+  // acknowledged segments (except the one being written) are deleted.
+  std::expected<void, std::string> Ack(uint64_t up_to);
+
+  // Blocks until end() > pos, the timeout passes, or Interrupt() was called; returns
+  // end() > pos.
+  bool WaitFor(uint64_t pos, std::chrono::milliseconds timeout);
+  // Wakes every WaitFor and makes later ones return at once (for shutdown): sticky.
+  void Interrupt();
+
+  // fdatasync()s the segment being written and fsync()s the directory now, any policy.
+  std::expected<void, std::string> Sync();
+
+  uint64_t acked() const;     // first unacknowledged position
+  uint64_t end() const;       // position after the last appended event
+  uint64_t depth() const;     // end() - acked(): events waiting (gaps included)
+  uint64_t bytes() const;     // bytes of all segments on disk
+  uint64_t dropped() const;   // unacked events discarded because the spool was full (this run)
+  uint64_t recovered_corrupt() const;  // positions cut off at Open (see above)
+  uint64_t read_corrupt() const;       // records skipped by Read for a failed crc (this run)
+  uint64_t segments() const;           // segment files on disk
+
+ private:
+  struct File;  // an fd closed when the last reference goes (Read keeps one across pread)
+  struct Segment {
+    uint64_t first = 0;              // position of its first record
+    std::string path;
+    std::shared_ptr<File> file;
+    uint64_t size = 0;               // valid bytes: header + whole records
+    std::vector<uint32_t> offsets;   // of each record's header, in file order
+    uint64_t end() const { return first + offsets.size(); }
+  };
+
+  explicit Spool(const SpoolOptions& options);
+  std::expected<void, std::string> Recover();
+  std::expected<void, std::string> StartSegment();  // REQUIRES: mu_ held
+  void DropOldestIfFull(std::vector<Segment>* doomed);  // REQUIRES: mu_ held
+  std::expected<void, std::string> WriteAckFile(uint64_t acked);  // REQUIRES: ack_mu_ held
+  std::expected<void, std::string> SyncDir();
+  void FlusherLoop();
+
+  const SpoolOptions options_;
+  int lock_fd_ = -1;
+
+  std::mutex ack_mu_;  // serializes Ack's file I/O; taken before mu_, never after
+
+  mutable std::mutex mu_;
+  std::condition_variable appended_;   // end_ grew, or interrupted_
+  std::condition_variable flush_cv_;   // wakes the flusher: stopping_
+  std::deque<Segment> segments_;       // GUARDED_BY(mu_): by first position; back() active
+  bool active_ = false;                // GUARDED_BY(mu_): segments_.back() is being written
+  uint64_t acked_ = 0;                 // GUARDED_BY(mu_)
+  uint64_t end_ = 0;                   // GUARDED_BY(mu_)
+  uint64_t bytes_ = 0;                 // GUARDED_BY(mu_)
+  uint64_t dropped_ = 0;               // GUARDED_BY(mu_)
+  uint64_t recovered_corrupt_ = 0;     // GUARDED_BY(mu_)
+  uint64_t read_corrupt_ = 0;          // GUARDED_BY(mu_)
+  bool unsynced_ = false;              // GUARDED_BY(mu_): appended since the last data sync
+  bool dir_unsynced_ = false;          // GUARDED_BY(mu_): a segment created since dir sync
+  bool interrupted_ = false;           // GUARDED_BY(mu_)
+  bool stopping_ = false;              // GUARDED_BY(mu_)
+
+  std::thread flusher_;  // kInterval only; last member: started after the rest exists
+};
+
+}  // namespace driftwatch::sensor

@@ -1,0 +1,322 @@
+#include "sensor/uplink.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <boost/asio/post.hpp>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace driftwatch::sensor {
+namespace {
+
+std::expected<std::string, std::string> ReadPem(const std::string& path, const char* what) {
+  std::ifstream f(path);
+  if (!f) return std::unexpected(std::string(what) + " " + path + ": cannot read");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  if (ss.str().find("-----BEGIN") == std::string::npos)
+    return std::unexpected(std::string(what) + " " + path + ": not a PEM file");
+  return ss.str();
+}
+
+}  // namespace
+
+// One gRPC stream. Reads are always pending; writes are started by the Uplink on the io
+// thread, one at a time. A hold keeps gRPC from finishing the stream under a write that
+// the io thread is about to start; it is released (on the io thread) when the stream
+// breaks or is stopped.
+class Uplink::Stream : public grpc::ClientBidiReactor<v1::SensorMessage, v1::CollectorMessage>,
+                       public std::enable_shared_from_this<Uplink::Stream> {
+ public:
+  Stream(Uplink* up) : up_(up) {}
+
+  void Begin(v1::Collector::Stub* stub) {
+    ctx_.set_wait_for_ready(false);
+    stub->async()->Stream(&ctx_, this);
+    AddHold();
+    StartRead(&in_);
+    StartCall();
+  }
+  void Write(v1::SensorMessage msg) {  // io thread
+    out_ = std::move(msg);
+    StartWrite(&out_);
+  }
+  void Cancel() { ctx_.TryCancel(); }
+  void Release() {  // io thread
+    if (released_) return;
+    released_ = true;
+    RemoveHold();
+  }
+  bool released() const { return released_; }
+  std::string peer() { return ctx_.peer(); }
+
+  void OnReadDone(bool ok) override {
+    auto self = shared_from_this();
+    if (!ok) {
+      // The stream is ending: let it finish (OnDone says why).
+      boost::asio::post(*up_->io_, [self] { self->Release(); });
+      return;
+    }
+    v1::CollectorMessage m = std::move(in_);
+    in_.Clear();
+    boost::asio::post(*up_->io_, [self, m = std::move(m)] {
+      if (self->up_->stream_ == self) self->up_->OnMessage(m);
+    });
+    StartRead(&in_);
+  }
+  void OnWriteDone(bool ok) override {
+    auto self = shared_from_this();
+    boost::asio::post(*up_->io_, [self, ok] {
+      Uplink* up = self->up_;
+      if (up->stream_ != self) return;
+      up->writing_ = false;
+      if (!ok) {
+        self->Release();
+        return;
+      }
+      up->WriteNext();
+      up->Pump();
+    });
+  }
+  void OnDone(const grpc::Status& st) override {
+    auto self = shared_from_this();
+    boost::asio::post(*up_->io_, [self, st] {
+      if (self->up_->stream_ == self) self->up_->OnStreamDone(st);
+    });
+  }
+
+ private:
+  Uplink* up_;
+  grpc::ClientContext ctx_;
+  v1::CollectorMessage in_;
+  v1::SensorMessage out_;
+  bool released_ = false;  // io thread
+};
+
+std::expected<std::unique_ptr<Uplink>, std::string> Uplink::Create(
+    boost::asio::io_context* io, Spool* spool, UplinkOptions options, HelloFn hello,
+    InventoryFn inventory) {
+  if (options.target.empty()) return std::unexpected("no collector address");
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (options.insecure) {
+    creds = grpc::InsecureChannelCredentials();
+  } else {
+    if (options.ca_file.empty() || options.cert_file.empty() || options.key_file.empty())
+      return std::unexpected(
+          "TLS needs --tls-ca, --tls-cert and --tls-key (or --insecure for plaintext)");
+    grpc::SslCredentialsOptions o;
+    auto ca = ReadPem(options.ca_file, "--tls-ca");
+    auto cert = ReadPem(options.cert_file, "--tls-cert");
+    auto key = ReadPem(options.key_file, "--tls-key");
+    for (auto* r : {&ca, &cert, &key})
+      if (!*r) return std::unexpected(r->error());
+    o.pem_root_certs = *ca;
+    o.pem_cert_chain = *cert;
+    o.pem_private_key = *key;
+    creds = grpc::SslCredentials(o);
+  }
+  return std::unique_ptr<Uplink>(new Uplink(io, spool, std::move(options), std::move(hello),
+                                            std::move(inventory), std::move(creds)));
+}
+
+Uplink::Uplink(boost::asio::io_context* io, Spool* spool, UplinkOptions options, HelloFn hello,
+               InventoryFn inventory, std::shared_ptr<grpc::ChannelCredentials> creds)
+    : io_(io),
+      spool_(spool),
+      options_(std::move(options)),
+      hello_(std::move(hello)),
+      inventory_(std::move(inventory)),
+      creds_(std::move(creds)),
+      linger_timer_(*io),
+      retry_timer_(*io),
+      backoff_(options_.backoff_min),
+      rng_(std::random_device{}()) {
+  grpc::ChannelArguments args;
+  if (!options_.server_name.empty()) args.SetSslTargetNameOverride(options_.server_name);
+  // A dead peer is noticed within ~40 s even without traffic.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Reconnection pacing is ours (jittered backoff): keep gRPC's own short.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  channel_ = grpc::CreateCustomChannel(options_.target, creds_, args);
+  stub_ = v1::Collector::NewStub(channel_);
+}
+
+Uplink::~Uplink() { Stop(); }
+
+void Uplink::Start() { Connect(); }
+
+void Uplink::Stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  linger_timer_.cancel();
+  retry_timer_.cancel();
+  inventory_pool_.join();
+  if (stream_) {
+    stream_->Cancel();
+    stream_->Release();
+    // gRPC must be done with the reactor before it goes: run the loop until OnDone.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (stream_ && std::chrono::steady_clock::now() < deadline) {
+      io_->restart();
+      io_->run_one_for(std::chrono::milliseconds(100));
+    }
+  }
+}
+
+void Uplink::Notify() {
+  if (notify_pending_.exchange(true)) return;
+  boost::asio::post(*io_, [this] {
+    if (stopping_) return;
+    if (linger_armed_) return;
+    linger_armed_ = true;
+    linger_timer_.expires_after(options_.linger);
+    linger_timer_.async_wait([this](const boost::system::error_code& ec) {
+      linger_armed_ = false;
+      notify_pending_ = false;
+      if (!ec) Pump();
+    });
+  });
+}
+
+void Uplink::Connect() {
+  if (stopping_) return;
+  welcomed_ = false;
+  writing_ = false;
+  out_.clear();
+  in_flight_.clear();
+  next_batch_id_ = 1;
+  stream_ = std::make_shared<Stream>(this);
+  stream_->Begin(stub_.get());
+  v1::SensorMessage m;
+  v1::Hello* h = m.mutable_hello();
+  if (hello_) hello_(h);
+  h->set_spool_dropped(spool_->dropped());
+  Send(std::move(m));
+}
+
+void Uplink::Send(v1::SensorMessage msg) {
+  out_.push_back(std::move(msg));
+  WriteNext();
+}
+
+void Uplink::WriteNext() {
+  if (writing_ || out_.empty() || !stream_ || stream_->released()) return;
+  writing_ = true;
+  v1::SensorMessage m = std::move(out_.front());
+  out_.pop_front();
+  stream_->Write(std::move(m));
+}
+
+void Uplink::Pump() {
+  if (!stream_ || !welcomed_ || stopping_) return;
+  // Keep at most one batch queued behind the write in progress: the rest waits in the
+  // spool, where a broken stream cannot lose it.
+  while (static_cast<int>(in_flight_.size()) < options_.window && out_.size() < 2) {
+    std::vector<std::string> events;
+    uint64_t next = send_pos_;
+    auto r = spool_->Read(send_pos_, max_batch_, options_.batch_bytes, &events, &next);
+    if (!r) {
+      std::fprintf(stderr, "driftwatch-sensor: spool read: %s\n", r.error().c_str());
+      return;
+    }
+    if (events.empty()) return;
+    v1::SensorMessage m;
+    v1::EventBatch* b = m.mutable_batch();
+    b->set_batch_id(next_batch_id_++);
+    for (const auto& raw : events) {
+      if (!b->add_events()->ParseFromString(raw)) {
+        // Unreadable spool record (checksummed, so a bug, not disk rot): skip it, say so.
+        b->mutable_events()->RemoveLast();
+        std::fprintf(stderr, "driftwatch-sensor: spool record that is not an event skipped\n");
+      }
+    }
+    in_flight_.push_back({b->batch_id(), next, events.size()});
+    send_pos_ = next;
+    ++counters_.batches;
+    counters_.events_sent += events.size();
+    Send(std::move(m));
+  }
+}
+
+void Uplink::OnMessage(const v1::CollectorMessage& m) {
+  if (m.has_welcome()) {
+    welcomed_ = true;
+    backoff_ = options_.backoff_min;
+    size_t cap = m.welcome().max_batch_events();
+    max_batch_ = cap == 0 ? options_.batch_events : std::min(options_.batch_events, cap);
+    send_pos_ = spool_->acked();  // everything unacknowledged goes (again)
+    ++counters_.connects;
+    counters_.connected = true;
+    std::fprintf(stderr, "driftwatch-sensor: connected to collector %s as node %s; %llu events to send\n",
+                 options_.target.c_str(), m.welcome().node().c_str(),
+                 (unsigned long long)spool_->depth());
+    Pump();
+  } else if (m.has_ack()) {
+    uint64_t end = 0;
+    size_t n = 0;
+    while (!in_flight_.empty() && in_flight_.front().batch_id <= m.ack().batch_id()) {
+      end = in_flight_.front().end_pos;
+      n += in_flight_.front().events;
+      in_flight_.pop_front();
+    }
+    if (n > 0) {
+      if (auto r = spool_->Ack(end); !r)
+        std::fprintf(stderr, "driftwatch-sensor: spool ack: %s\n", r.error().c_str());
+      counters_.events_acked += n;
+      counters_.duplicates += m.ack().duplicates();
+    }
+    Pump();
+  } else if (m.has_command() && m.command().has_inventory()) {
+    uint64_t cmd = m.command().command_id();
+    std::string id = m.command().inventory().container_id();
+    // A file-tree walk: off the loop thread. The reply goes on whatever stream is live.
+    boost::asio::post(inventory_pool_, [this, cmd, id] {
+      v1::InventoryReply reply =
+          inventory_ ? inventory_(id) : v1::InventoryReply();
+      reply.set_command_id(cmd);
+      if (!inventory_) reply.set_error("inventory not available on this sensor");
+      boost::asio::post(*io_, [this, reply = std::move(reply)]() mutable {
+        if (stopping_ || !stream_) return;
+        v1::SensorMessage msg;
+        *msg.mutable_inventory() = std::move(reply);
+        Send(std::move(msg));
+      });
+    });
+  }
+}
+
+void Uplink::OnStreamDone(const grpc::Status& st) {
+  counters_.connected = false;
+  std::string peer = stream_ ? stream_->peer() : "";
+  stream_.reset();
+  welcomed_ = false;
+  writing_ = false;
+  out_.clear();
+  in_flight_.clear();
+  if (stopping_) return;
+  ++counters_.failures;
+  last_error_ = "collector " + options_.target + (peer.empty() ? "" : " (" + peer + ")") +
+                ": " + std::to_string(st.error_code()) + " " + st.error_message();
+  ScheduleReconnect();
+}
+
+void Uplink::ScheduleReconnect() {
+  // Full jitter between half the backoff and the backoff, doubling up to the cap.
+  std::uniform_int_distribution<int64_t> d(backoff_.count() / 2, backoff_.count());
+  auto delay = std::chrono::milliseconds(d(rng_));
+  std::fprintf(stderr, "driftwatch-sensor: %s; retrying in %lld ms (%llu events waiting)\n",
+               last_error_.c_str(), (long long)delay.count(), (unsigned long long)spool_->depth());
+  backoff_ = std::min(backoff_ * 2, options_.backoff_max);
+  retry_timer_.expires_after(delay);
+  retry_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) Connect();
+  });
+}
+
+}  // namespace driftwatch::sensor
