@@ -3,6 +3,7 @@
 
 #include "cli/analyze.h"
 #include "cli/diff.h"
+#include "cli/events.h"
 #include "lib/version.h"
 
 int main(int argc, char** argv) {
@@ -41,8 +42,22 @@ int main(int argc, char** argv) {
   df->add_option("--upperdir", diff.upperdir, "offline: the upper layer directory");
   df->add_option("--lowerdir", diff.lowerdir, "offline: lower layers, DIR[:DIR...], topmost first");
 
+  driftwatch::cli::EventsOptions events;
+  CLI::App* ev = app.add_subcommand(
+      "events",
+      "Print the events a driftwatch-collector stored, one JSON object per line (as analyze "
+      "--events), oldest first. Opens the database read-only: works while the collector runs.");
+  ev->add_option("--db", events.db, "collector database")->capture_default_str();
+  ev->add_option("--node", events.node, "only this node");
+  ev->add_option("--container", events.container, "only this container (full id or prefix)");
+  ev->add_option("--kind", events.kind, "exec, chmod, write, container or status");
+  ev->add_option("--since", events.since, "event time from: ISO 8601 or relative (10m, 2h, 7d)");
+  ev->add_option("--until", events.until, "event time before: ISO 8601 or relative");
+  ev->add_option("--limit", events.limit, "only the newest N matches");
+
   CLI11_PARSE(app, argc, argv);
   if (an->parsed()) return driftwatch::cli::RunAnalyze(analyze);
   if (df->parsed()) return driftwatch::cli::RunDiff(diff);
+  if (ev->parsed()) return driftwatch::cli::RunEvents(events);
   return 2;
 }

@@ -172,7 +172,7 @@ class EventStore {
   };
   using RunKey = std::tuple<std::string, std::string, int64_t>;  // node, boot_id, start_ns
 
-  explicit EventStore(const StoreOptions& opt) : opt_(opt) {}
+  explicit EventStore(const StoreOptions& opt);
   std::expected<void, std::string> Init();
   void WriterLoop();
   // REQUIRES: writer thread (or before it starts / after it stops).

@@ -183,6 +183,23 @@ std::optional<std::string> ContainerRegistry::ByPid(pid_t pid) const {
   return c->id;
 }
 
+std::optional<std::string> ContainerRegistry::ByUpperFile(std::string_view path_in_container,
+                                                          dev_t dev, ino_t ino) const {
+  if (path_in_container.empty() || path_in_container[0] != '/') return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> uppers;  // id, upperdir
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& [upper, id] : by_upper_) uppers.emplace_back(id, upper);
+  }
+  for (const auto& [id, upper] : uppers) {
+    std::string p = upper;
+    p.append(path_in_container);
+    struct stat st;
+    if (lstat(p.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) return id;
+  }
+  return std::nullopt;
+}
+
 void ContainerRegistry::Index(const std::string& id, const Entry& e) {
   if (!e.info.upperdir().empty()) by_upper_[e.info.upperdir()] = id;
   if (e.mount_id >= 0) by_mount_[e.mount_id] = id;

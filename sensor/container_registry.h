@@ -78,6 +78,8 @@ class ContainerRegistry : public ContainerResolver {
   std::optional<UpperMatch> ByUpperDir(std::string_view host_dir) const override;
   std::optional<std::string> ByMountId(int mnt_id) const override;
   std::optional<std::string> ByPid(pid_t pid) const override;
+  std::optional<std::string> ByUpperFile(std::string_view path_in_container, dev_t dev,
+                                         ino_t ino) const override;
 
  private:
   struct Entry {

@@ -604,11 +604,18 @@ void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata* md) {
   int mnt_id = FdMountId(fd);
   std::optional<std::string> cid = mnt_id >= 0 ? resolver_->ByMountId(mnt_id) : std::nullopt;
   std::string path = FdPath(fd);
+  struct stat st;
+  bool have_stat = fstat(fd, &st) == 0;
   if (cid) {
     ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
     path = StripMountPoint(path, MountPoint(mnt_id));
   } else if ((cid = ContainerOfPid(md->pid))) {
     ev.set_attribution(v1::ATTRIBUTION_CGROUP);
+  } else if (have_stat &&
+             (cid = resolver_->ByUpperFile(path, st.st_dev, st.st_ino))) {
+    // The writer is gone already (cp, a shell redirect): the fd is the upper file itself,
+    // so the container whose upper layer has this inode at this path wrote it.
+    ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
   } else if (!options_.host_events) {
     counters_.dropped_host.fetch_add(1, std::memory_order_relaxed);
     close(fd);
@@ -621,8 +628,7 @@ void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata* md) {
   w->set_pid(md->pid > 0 ? static_cast<uint32_t>(md->pid) : 0);
   w->set_path(path);
   FillProcess(md->pid, w);
-  struct stat st;
-  if (fstat(fd, &st) == 0) {
+  if (have_stat) {
     FillStat(st, w);
     if (S_ISREG(st.st_mode) && WantsContent(md->mask)) {
       FileFacts facts = InspectFile(fd, st.st_mode, static_cast<uint64_t>(st.st_size),

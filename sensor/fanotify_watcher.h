@@ -60,6 +60,10 @@ class ContainerResolver {
   virtual std::optional<std::string> ByMountId(int mnt_id) const = 0;
   // The writer's pid (its cgroup) -> container id.
   virtual std::optional<std::string> ByPid(pid_t pid) const = 0;
+  // fd modes, writer gone: the container whose upper layer holds, at this path (as the
+  // container sees it), the file with this host device and inode.
+  virtual std::optional<std::string> ByUpperFile(std::string_view path_in_container, dev_t dev,
+                                                 ino_t ino) const = 0;
 };
 
 struct FanotifyOptions {

@@ -5,18 +5,25 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <vector>
 #include <string>
 
 #include "lib/capture.h"
+#include "lib/drift_inventory.h"
+#include "lib/mountinfo.h"
 #include "lib/process_tree.h"
 #include "lib/version.h"
 #include "sensor/audit_netlink.h"
@@ -25,6 +32,8 @@
 #include "sensor/container_registry.h"
 #include "sensor/enrich.h"
 #include "sensor/fanotify_watcher.h"
+#include "sensor/spool.h"
+#include "sensor/uplink.h"
 
 namespace driftwatch::sensor {
 namespace {
@@ -48,6 +57,13 @@ struct Flags {
   bool no_cri = false;
   std::string cgroup_root;
   double resync = 5;
+  // Collector.
+  std::string collector;
+  std::string tls_ca, tls_cert, tls_key, tls_server_name;
+  bool insecure = false;
+  std::string spool_dir = "/var/lib/driftwatch/spool";
+  uint64_t spool_max_bytes = 256ull << 20;
+  std::string spool_fsync = "interval";
 };
 
 // Filesystems that hold container snapshots where the usual runtimes keep them.
@@ -83,15 +99,75 @@ bool AuditPidHeld() {
 }
 
 // The event stream's one writer: numbers events and writes them, for every source thread.
+// A container's drift against its image, for the collector (what `driftwatch diff` prints).
+v1::InventoryReply TakeInventory(const ContainerRegistry* registry, const std::string& query,
+                                 uint64_t hash_max) {
+  v1::InventoryReply r;
+  r.set_container_id(query);
+  if (!registry) {
+    r.set_error("this sensor runs without a container registry (--audit-only)");
+    return r;
+  }
+  std::optional<v1::ContainerInfo> info = registry->Find(query);
+  if (!info) {
+    for (const auto& c : registry->List())
+      if (query.size() >= 4 && c.id().starts_with(query)) info = c;
+  }
+  if (!info || info->upperdir().empty()) {
+    r.set_error("no running container " + query + " with a known overlay root on this node");
+    return r;
+  }
+  r.set_container_id(info->id());
+  OverlayRoot root;
+  root.upperdir = info->upperdir();
+  root.lowerdirs.assign(info->lowerdirs().begin(), info->lowerdirs().end());
+  auto entries = DriftInventory(root, hash_max);
+  if (!entries) {
+    r.set_error(entries.error());
+    return r;
+  }
+  std::set<std::string> mounts =
+      info->init_pid() ? MountPointsOfPid(static_cast<pid_t>(info->init_pid())) : std::set<std::string>();
+  for (const auto& e : *entries) {
+    if (e.kind == DriftKind::kAdded && mounts.count(e.path)) continue;  // runtime's mount targets
+    auto* o = r.add_entries();
+    o->set_kind(DriftKindName(e.kind));
+    o->set_path(e.path);
+    o->set_type(std::string(1, e.type));
+    o->set_size(e.size);
+    o->set_mode(e.mode);
+    o->set_executable(e.executable);
+    o->set_sha256(e.sha256_hex);
+    o->set_opaque(e.opaque_dir);
+  }
+  return r;
+}
+
+// The spool (when a collector is configured) and the capture file get every event.
 class Output {
  public:
   Output(v1::EventId id, std::unique_ptr<CaptureWriter> capture)
       : id_(std::move(id)), capture_(std::move(capture)) {}
 
+  // REQUIRES: called before any Write; `spool` outlives this object.
+  void SetSpool(Spool* spool) { spool_ = spool; }
+  void SetNotify(std::function<void()> notify) {
+    std::lock_guard<std::mutex> lock(mu_);
+    notify_ = std::move(notify);
+  }
+
   void Write(v1::Event& ev) {
     std::lock_guard<std::mutex> lock(mu_);
     *ev.mutable_id() = id_;
     ev.mutable_id()->set_seq(++seq_);
+    // Spool first: a capture (buffered) never holds an event the spool lacks.
+    if (spool_) {
+      if (auto r = spool_->Append(ev); !r && !spool_failed_) {
+        spool_failed_ = true;  // said once; the spool's own counters tell the rest
+        std::fprintf(stderr, "driftwatch-sensor: spool: %s\n", r.error().c_str());
+      }
+      if (notify_) notify_();
+    }
     if (capture_ && !capture_->Write(ev) && !failed_) {
       failed_ = true;
       std::fprintf(stderr, "driftwatch-sensor: capture write failed: %s\n", strerror(errno));
@@ -108,7 +184,10 @@ class Output {
   v1::EventId id_;
   uint64_t seq_ = 0;                        // GUARDED_BY(mu_)
   std::unique_ptr<CaptureWriter> capture_;  // GUARDED_BY(mu_)
+  Spool* spool_ = nullptr;
+  std::function<void()> notify_;           // GUARDED_BY(mu_)
   bool failed_ = false;
+  bool spool_failed_ = false;
 };
 
 int Run(const Flags& flags) {
@@ -129,13 +208,10 @@ int Run(const Flags& flags) {
     return 2;
   }
 
-  // Signals are taken synchronously by this thread: block them before threads start.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  // The event loop: signals, timers and the collector stream. Sources run threads of
+  // their own and hand events to `output`.
+  boost::asio::io_context io;
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   signal(SIGPIPE, SIG_IGN);
 
   std::FILE* out = nullptr;
@@ -160,6 +236,23 @@ int Run(const Flags& flags) {
   id.set_boot_id(ReadFirstLine("/proc/sys/kernel/random/boot_id"));
   id.set_sensor_start_ns(NowNs());
   Output output(id, out ? std::make_unique<CaptureWriter>(out) : nullptr);
+
+  std::unique_ptr<Spool> spool;
+  if (!flags.collector.empty()) {
+    SpoolOptions so;
+    so.dir = flags.spool_dir;
+    so.max_bytes = flags.spool_max_bytes;
+    so.fsync = flags.spool_fsync == "always"  ? FsyncPolicy::kAlways
+               : flags.spool_fsync == "never" ? FsyncPolicy::kNever
+                                              : FsyncPolicy::kInterval;
+    auto sp = Spool::Open(so);
+    if (!sp) {
+      std::fprintf(stderr, "driftwatch-sensor: spool %s: %s\n", so.dir.c_str(), sp.error().c_str());
+      return 1;
+    }
+    spool = std::move(*sp);
+    output.SetSpool(spool.get());
+  }
 
   // Containers first, so that the first audit events find them known. Member order below
   // is teardown order in reverse: watcher (uses the registry) stops before the registry.
@@ -278,15 +371,6 @@ int Run(const Flags& flags) {
   };
 
   status(false);
-  auto last_status = std::chrono::steady_clock::now();
-  auto periodic = [&] {
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_status >= std::chrono::duration<double>(flags.status_interval)) {
-      status(false);
-      last_status = now;
-    }
-    output.Flush();
-  };
   if (audit_on) {
     AuditSource::Options sopt;
     sopt.queue_records = flags.queue_records;
@@ -297,7 +381,7 @@ int Run(const Flags& flags) {
           if (registry) enricher.Enrich(&ev);
           output.Write(ev);
         },
-        periodic);  // parser thread, every ~100 ms
+        [] {});
     source->Start();
   }
   std::string audit_desc = "audit off";
@@ -320,17 +404,80 @@ int Run(const Flags& flags) {
   std::fprintf(stderr, "driftwatch-sensor %s: %s%s\n", kVersion, audit_desc.c_str(),
                containers_desc.c_str());
 
-  auto started = std::chrono::steady_clock::now();
-  for (;;) {
-    timespec ts{0, 200 * 1000 * 1000};
-    int sig = sigtimedwait(&sigs, nullptr, &ts);
-    if (sig == SIGINT || sig == SIGTERM) break;
-    if (!source) periodic();  // no parser thread to do it
-    if (flags.duration > 0 &&
-        std::chrono::steady_clock::now() - started >= std::chrono::duration<double>(flags.duration)) {
-      break;
+  std::unique_ptr<Uplink> uplink;
+  if (spool) {
+    UplinkOptions uo;
+    uo.target = flags.collector;
+    uo.insecure = flags.insecure;
+    uo.ca_file = flags.tls_ca;
+    uo.cert_file = flags.tls_cert;
+    uo.key_file = flags.tls_key;
+    uo.server_name = flags.tls_server_name;
+    auto up = Uplink::Create(
+        &io, spool.get(), uo,
+        [&](v1::Hello* h) {
+          h->set_node(id.node());
+          h->set_boot_id(id.boot_id());
+          h->set_sensor_start_ns(id.sensor_start_ns());
+          h->set_sensor_version(kVersion);
+          h->set_kernel_version(uts.release);
+          h->set_audit_mode(audit_on ? AuditModeName(mode) : "off");
+          h->set_fanotify_mode(watcher ? std::string(FanotifyModeName(watcher->mode())) : "off");
+        },
+        [&](const std::string& container) { return TakeInventory(registry.get(), container, flags.hash_max); });
+    if (!up) {
+      std::fprintf(stderr, "driftwatch-sensor: collector: %s\n", up.error().c_str());
+      return 1;
     }
+    uplink = std::move(*up);
+    Uplink* u = uplink.get();
+    output.SetNotify([u] { u->Notify(); });
+    uplink->Start();
+    std::fprintf(stderr, "driftwatch-sensor: spool %s (%llu events waiting), collector %s%s\n",
+                 flags.spool_dir.c_str(), (unsigned long long)spool->depth(),
+                 flags.collector.c_str(), flags.insecure ? " (plaintext)" : " (mTLS)");
   }
+
+  // Periodic work on the loop: status events, capture flush, the run's time limit.
+  bool stop = false;
+  auto started = std::chrono::steady_clock::now();
+  auto last_status = started;
+  boost::asio::steady_timer tick(io);
+  std::function<void()> arm = [&] {
+    tick.expires_after(std::chrono::milliseconds(100));
+    tick.async_wait([&](const boost::system::error_code& ec) {
+      if (ec || stop) return;
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_status >= std::chrono::duration<double>(flags.status_interval)) {
+        status(false);
+        last_status = now;
+      }
+      output.Flush();
+      if (flags.duration > 0 && now - started >= std::chrono::duration<double>(flags.duration)) {
+        stop = true;
+        io.stop();
+        return;
+      }
+      arm();
+    });
+  };
+  arm();
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        std::fprintf(stderr, "driftwatch-sensor: SIGHUP: nothing to reload yet\n");
+        wait_signal();
+        return;
+      }
+      stop = true;
+      io.stop();
+    });
+  };
+  wait_signal();
+  io.run();
+  tick.cancel();
+  signals.cancel();
 
   if (source) source->Stop();  // the parser completes what is in flight
   if (ownership) ownership->Release();
@@ -338,6 +485,16 @@ int Run(const Flags& flags) {
   if (registry) registry->Stop();
   status(true);
   output.Flush();
+  if (uplink) {
+    // What the collector has not acknowledged stays in the spool for the next start.
+    uplink->Drain(std::chrono::seconds(2));
+    uplink->Stop();
+    output.SetNotify(nullptr);
+    std::fprintf(stderr, "driftwatch-sensor: collector: %llu events acknowledged, %llu left in the spool\n",
+                 (unsigned long long)uplink->counters().events_acked.load(),
+                 (unsigned long long)spool->depth());
+  }
+  if (spool) (void)spool->Sync();
   if (source) {
     const AuditCounters& c = source->counters();
     std::fprintf(stderr,
@@ -404,6 +561,25 @@ int main(int argc, char** argv) {
                  "cgroup hierarchy to watch for new containers (default: v2 root, else the v1 "
                  "pids hierarchy)");
   app.add_option("--resync", f.resync, "seconds between full CRI listings")->capture_default_str();
+  app.add_option("--collector", f.collector,
+                 "collector address HOST:PORT: events go through the spool to it (default: none)");
+  app.add_option("--tls-ca", f.tls_ca, "PEM file of the CA that signed the collector's certificate");
+  app.add_option("--tls-cert", f.tls_cert, "PEM file of this node's client certificate");
+  app.add_option("--tls-key", f.tls_key, "PEM file of this node's private key");
+  app.add_option("--tls-server-name", f.tls_server_name,
+                 "name expected in the collector's certificate (default: the HOST of --collector)");
+  app.add_flag("--insecure", f.insecure, "plaintext to the collector (it must allow it too)");
+  app.add_option("--spool-dir", f.spool_dir,
+                 "durable queue of events not yet acknowledged by the collector")
+      ->capture_default_str();
+  app.add_option("--spool-max-bytes", f.spool_max_bytes,
+                 "spool bound; beyond it the oldest events are dropped (and counted)")
+      ->capture_default_str();
+  app.add_option("--spool-fsync", f.spool_fsync,
+                 "always: fsync every event (survives power loss, slow); interval: fsync every "
+                 "second (a crash of the sensor loses nothing, power loss up to a second); never")
+      ->check(CLI::IsMember({"always", "interval", "never"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   return driftwatch::sensor::Run(f);
 }

@@ -240,7 +240,12 @@ std::expected<void, std::string> Spool::Recover() {
   std::sort(firsts.begin(), firsts.end());
 
   uint64_t end = acked;
-  std::vector<bool> cut;  // parallel to segments_
+  // Every segment found, kept or not, to count the positions a cut lost.
+  struct Scanned {
+    uint64_t first, end;
+    bool cut;
+  };
+  std::vector<Scanned> scanned;
   for (uint64_t first : firsts) {
     end = std::max(end, first);  // a segment is named by end() when it was created
     Segment seg;
@@ -266,6 +271,10 @@ std::expected<void, std::string> Spool::Recover() {
     } else {
       seg.size = kSegHeader;
       while (seg.size < file_size) {
+        if (seg.size + kRecHeader > UINT32_MAX) {  // offsets are kept as 32 bits
+          why = "segment over 4 GiB";
+          break;
+        }
         const char* rh = in.At(seg.size, kRecHeader, &io_error);
         if (rh == nullptr) {
           why = "record header short";
@@ -280,6 +289,10 @@ std::expected<void, std::string> Spool::Recover() {
         const char* payload = in.At(seg.size + kRecHeader, len, &io_error);
         if (payload == nullptr) {
           why = "record short (length " + std::to_string(len) + ")";
+          break;
+        }
+        if (seg.size + kRecHeader + len > UINT32_MAX) {
+          why = "segment over 4 GiB";
           break;
         }
         if (RecordCrc(Crc(0, payload, len), len, seg.end()) != stored_crc) {
@@ -297,10 +310,10 @@ std::expected<void, std::string> Spool::Recover() {
           std::to_string(file_size - seg.size) + " bytes after " +
           std::to_string(seg.offsets.size()) + " good records");
     }
+    scanned.push_back({seg.first, seg.end(), was_cut});
     if (seg.offsets.empty()) {
       // Nothing to keep; its name still moved `end` above.
       if (unlink(seg.path.c_str()) != 0) return std::unexpected(Errno("unlink", seg.path));
-      if (was_cut) ++recovered_corrupt_;
       continue;
     }
     if (was_cut && ftruncate(fd, static_cast<off_t>(seg.size)) != 0)
@@ -314,14 +327,17 @@ std::expected<void, std::string> Spool::Recover() {
       prev.offsets.resize(keep);
       if (ftruncate(prev.file->fd, static_cast<off_t>(prev.size)) != 0)
         return std::unexpected(Errno("truncate", prev.path));
+      for (Scanned& sc : scanned)
+        if (sc.first == prev.first) sc.end = prev.end();
     }
     end = std::max(end, seg.end());
     segments_.push_back(std::move(seg));
-    cut.push_back(was_cut);
   }
-  for (size_t i = 0; i < segments_.size(); ++i) {
-    if (!cut[i]) continue;
-    uint64_t lost = i + 1 < segments_.size() ? segments_[i + 1].first - segments_[i].end() : 0;
+  for (size_t i = 0; i < scanned.size(); ++i) {
+    if (!scanned[i].cut) continue;
+    uint64_t lost = 0;
+    if (i + 1 < scanned.size() && scanned[i + 1].first > scanned[i].end)
+      lost = scanned[i + 1].first - scanned[i].end;
     recovered_corrupt_ += std::max<uint64_t>(lost, 1);
   }
 
@@ -378,7 +394,9 @@ std::expected<uint64_t, std::string> Spool::Append(const v1::Event& ev) {
   thread_local std::string payload;
   payload.clear();
   if (!ev.AppendToString(&payload)) return std::unexpected("spool: event failed to serialize");
-  return AppendSerialized(payload);
+  auto pos = AppendSerialized(payload);
+  if (payload.capacity() > (1u << 20)) std::string().swap(payload);  // don't keep a huge one
+  return pos;
 }
 
 std::expected<uint64_t, std::string> Spool::AppendSerialized(std::string_view payload) {
@@ -443,7 +461,14 @@ void Spool::DropOldestIfFull(std::vector<Segment>* doomed) {
     uint64_t unacked_from = std::max(acked_, s.first);
     if (s.end() > unacked_from) dropped_ += s.end() - unacked_from;
     bytes_ -= s.size;
-    Log(s.path + ": spool over " + std::to_string(options_.max_bytes) + " bytes, dropped");
+    // A full spool drops a segment every few seconds at high rates: say so once a minute.
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_drop_log_ >= std::chrono::minutes(1)) {
+      last_drop_log_ = now;
+      Log(options_.dir + ": over " + std::to_string(options_.max_bytes) +
+          " bytes, dropping the oldest segments, acknowledged or not (" +
+          std::to_string(dropped_) + " unacked events dropped so far)");
+    }
     doomed->push_back(std::move(s));
     segments_.pop_front();
     acked_ = std::max(acked_, segments_.front().first);
@@ -452,12 +477,27 @@ void Spool::DropOldestIfFull(std::vector<Segment>* doomed) {
 
 std::expected<void, std::string> Spool::Read(uint64_t from, size_t max_events, size_t max_bytes,
                                              std::vector<std::string>* events, uint64_t* next) {
+  size_t before = events->size();
+  for (;;) {
+    bool found = false;
+    auto r = ReadOnce(from, max_events, max_bytes, events, next, &found);
+    // No events but records found: all failed their crc. Go on past them, so that no events
+    // keeps meaning "nothing more now" to the sender.
+    if (!r || events->size() > before || !found) return r;
+    from = *next;
+  }
+}
+
+std::expected<void, std::string> Spool::ReadOnce(uint64_t from, size_t max_events,
+                                                 size_t max_bytes,
+                                                 std::vector<std::string>* events,
+                                                 uint64_t* next, bool* found) {
   // A contiguous run of records in one segment, read with one pread outside the lock.
   struct Span {
     std::shared_ptr<File> file;
     std::string path;
     uint64_t first_pos;
-    std::vector<uint32_t> offsets;  // record offsets, plus the end of the last one
+    std::vector<uint64_t> offsets;  // record offsets, plus the end of the last one
   };
   std::vector<Span> spans;
   uint64_t pos;
@@ -488,8 +528,7 @@ std::expected<void, std::string> Spool::Read(uint64_t from, size_t max_events, s
       }
       if (span.offsets.empty()) break;
       uint64_t li = pos - 1 - s.first;  // the last record taken
-      span.offsets.push_back(
-          static_cast<uint32_t>(li + 1 < s.offsets.size() ? s.offsets[li + 1] : s.size));
+      span.offsets.push_back(li + 1 < s.offsets.size() ? s.offsets[li + 1] : s.size);
       spans.push_back(std::move(span));
     }
     // Ran past the last segment: nothing is stored before end_ any more.
@@ -523,6 +562,7 @@ std::expected<void, std::string> Spool::Read(uint64_t from, size_t max_events, s
     std::lock_guard lk(mu_);
     read_corrupt_ += corrupt;
   }
+  *found = !spans.empty();
   *next = pos;
   return {};
 }

@@ -4,8 +4,10 @@
 // spool only when it was acknowledged, or when the spool is full (oldest dropped, counted).
 //
 // Thread-safety: every method may be called from any thread; one internal mutex guards the
-// state, and no file I/O that can block for long (fsync, bulk pread, unlink) runs under it.
-// In the sensor, Append runs on the source threads and Read/Ack/WaitFor on the sender thread.
+// state. Append's pwritev runs under it; fsync (except the one when a segment rolls under
+// kInterval/kAlways), Read's pread, the ack file and unlink do not. In the sensor, Append runs
+// on the source threads and Read/Ack/WaitFor on the sender thread. The dir lock is an flock:
+// a child fork()ed without exec shares it (the fd is O_CLOEXEC).
 //
 // Positions: each event gets a position, a global record index that keeps growing across
 // restarts; [acked(), end()) are the events waiting. Positions may have gaps (segments lost
@@ -108,9 +110,9 @@ class Spool {
   // acked() is clamped to acked(); a position in a gap skips to the next stored one) and
   // sets `*next` to the position after the last one returned (or where reading stopped).
   // At most max_bytes of payload, but always at least one event if one is there. Returns no
-  // events and *next = end() when `from` >= end(). A record that fails its crc on re-read
-  // (the disk changed under us) is skipped, logged and counted in read_corrupt(). Errors:
-  // I/O errors only.
+  // events and *next = end() when `from` >= end(); no events always means nothing is stored
+  // from `from` on now. A record that fails its crc on re-read (the disk changed under us)
+  // is skipped, logged and counted in read_corrupt(). Errors: I/O errors only.
   std::expected<void, std::string> Read(uint64_t from, size_t max_events, size_t max_bytes,
                                         std::vector<std::string>* events, uint64_t* next);
 
@@ -150,6 +152,10 @@ class Spool {
 
   explicit Spool(const SpoolOptions& options);
   std::expected<void, std::string> Recover();
+  // One pass of Read; *found: some records were there (maybe all failing their crc).
+  std::expected<void, std::string> ReadOnce(uint64_t from, size_t max_events, size_t max_bytes,
+                                            std::vector<std::string>* events, uint64_t* next,
+                                            bool* found);
   std::expected<void, std::string> StartSegment();  // REQUIRES: mu_ held
   void DropOldestIfFull(std::vector<Segment>* doomed);  // REQUIRES: mu_ held
   std::expected<void, std::string> WriteAckFile(uint64_t acked);  // REQUIRES: ack_mu_ held
@@ -176,6 +182,8 @@ class Spool {
   bool dir_unsynced_ = false;          // GUARDED_BY(mu_): a segment created since dir sync
   bool interrupted_ = false;           // GUARDED_BY(mu_)
   bool stopping_ = false;              // GUARDED_BY(mu_)
+  std::chrono::steady_clock::time_point last_drop_log_ =  // GUARDED_BY(mu_)
+      std::chrono::steady_clock::now() - std::chrono::hours(1);
 
   std::thread flusher_;  // kInterval only; last member: started after the rest exists
 };

@@ -151,6 +151,17 @@ Uplink::~Uplink() { Stop(); }
 
 void Uplink::Start() { Connect(); }
 
+void Uplink::Drain(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  Pump();
+  while (stream_ && welcomed_ && spool_->acked() < spool_->end() &&
+         std::chrono::steady_clock::now() < deadline) {
+    io_->restart();
+    io_->run_one_for(std::chrono::milliseconds(20));
+    Pump();
+  }
+}
+
 void Uplink::Stop() {
   if (stopping_) return;
   stopping_ = true;

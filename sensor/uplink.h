@@ -28,6 +28,8 @@
 #include <random>
 #include <string>
 
+#include <grpcpp/security/credentials.h>
+
 #include "driftwatch/v1/collector.grpc.pb.h"
 #include "sensor/spool.h"
 
@@ -73,6 +75,9 @@ class Uplink {
   ~Uplink();
 
   void Start();
+  // At shutdown: while connected, runs the io_context until the spool is empty or
+  // `timeout` passes, so that the last events (the final status) reach the collector.
+  void Drain(std::chrono::milliseconds timeout);
   // Cancels the stream and waits (running the io_context) until gRPC has let go of it.
   void Stop();
   // The spool grew (any thread).

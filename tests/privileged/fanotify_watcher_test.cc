@@ -110,6 +110,13 @@ class TestResolver : public ContainerResolver {
     if (pids_.count(pid)) return "test-ctr";
     return std::nullopt;
   }
+  std::optional<std::string> ByUpperFile(std::string_view path, dev_t dev,
+                                         ino_t ino) const override {
+    struct stat st;
+    std::string p = upper_ + std::string(path);
+    if (lstat(p.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) return "test-ctr";
+    return std::nullopt;
+  }
   void AddPid(pid_t pid) {
     std::lock_guard<std::mutex> lock(mu_);
     pids_.insert(pid);

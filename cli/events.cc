@@ -1,0 +1,52 @@
+#include "cli/events.h"
+
+#include <cstdio>
+#include <string>
+
+#include "lib/event_json.h"
+#include "lib/event_store.h"
+
+namespace driftwatch::cli {
+
+int RunEvents(const EventsOptions& opt) {
+  EventQuery q;
+  q.node = opt.node;
+  q.container = opt.container;
+  q.kind = opt.kind;
+  q.limit = opt.limit;
+  if (!q.kind.empty() && q.kind != "exec" && q.kind != "chmod" && q.kind != "write" &&
+      q.kind != "container" && q.kind != "status") {
+    std::fprintf(stderr, "driftwatch events: --kind %s: not one of exec, chmod, write, "
+                 "container, status\n", q.kind.c_str());
+    return 2;
+  }
+  const int64_t now = NowNs();
+  for (auto [text, out] : {std::pair{&opt.since, &q.since_ns}, std::pair{&opt.until, &q.until_ns}}) {
+    if (text->empty()) continue;
+    auto t = ParseTimeArg(*text, now);
+    if (!t) {
+      std::fprintf(stderr, "driftwatch events: %s\n", t.error().c_str());
+      return 2;
+    }
+    *out = *t;
+  }
+  auto reader = EventReader::Open(opt.db);
+  if (!reader) {
+    std::fprintf(stderr, "driftwatch events: %s\n", reader.error().c_str());
+    return 1;
+  }
+  std::string line;
+  auto n = (*reader)->Query(q, [&](const StoredEvent& se) {
+    line.clear();
+    if (!AppendEventJson(se.event, se.container ? &*se.container : nullptr, &line)) return;
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), stdout);
+  });
+  if (!n) {
+    std::fprintf(stderr, "driftwatch events: %s: %s\n", opt.db.c_str(), n.error().c_str());
+    return 1;
+  }
+  return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+}  // namespace driftwatch::cli

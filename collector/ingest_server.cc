@@ -1,0 +1,368 @@
+#include "collector/ingest_server.h"
+
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <optional>
+
+#include "lib/version.h"
+
+namespace driftwatch {
+
+std::string NodeFromAuthContext(const grpc::AuthContext& auth) {
+  if (!auth.IsPeerAuthenticated()) return "";
+  for (const char* prop : {GRPC_PEER_DNS_PROPERTY_NAME, GRPC_X509_SAN_PROPERTY_NAME,
+                           GRPC_X509_CN_PROPERTY_NAME}) {
+    for (const grpc::string_ref& v : auth.FindPropertyValues(prop)) {
+      if (v.size() > 0) return std::string(v.data(), v.size());
+    }
+  }
+  return "";
+}
+
+namespace {
+
+void Log(const char* fmt, auto... args) {
+  std::fprintf(stderr, "driftwatch-collector: ");
+  std::fprintf(stderr, fmt, args...);
+  std::fputc('\n', stderr);
+}
+
+}  // namespace
+
+// One sensor stream. State changes happen under mu_; the gRPC calls they lead to (StartRead,
+// StartWrite, Finish) are made after mu_ is released, as gRPC may run OnReadDone/OnWriteDone
+// inline from them. Finish is only called when no read, write or store commit of this stream
+// is outstanding, so no callback can reach the reactor after OnDone deletes it.
+class StreamReactor final : public grpc::ServerBidiReactor<v1::SensorMessage, v1::CollectorMessage> {
+ public:
+  StreamReactor(IngestService* svc, grpc::CallbackServerContext* ctx)
+      : svc_(svc), ctx_(ctx), peer_(ctx->peer()) {
+    ++svc_->active_streams_;
+    if (!svc_->opt_.insecure) {
+      auto auth = ctx->auth_context();
+      if (auth) cert_node_ = NodeFromAuthContext(*auth);
+    }
+    Actions a;
+    {
+      std::lock_guard lk(mu_);
+      if (!svc_->opt_.insecure && cert_node_.empty()) {
+        FailLocked(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                "no node name in the client certificate (SAN DNS or CN)"));
+      } else {
+        reading_ = true;
+        a.start_read = true;
+      }
+      a = Decide(a);
+    }
+    Run(a);
+  }
+
+  void OnReadDone(bool ok) override {
+    Actions a;
+    if (!ok) {
+      std::lock_guard lk(mu_);
+      reading_ = false;
+      read_closed_ = true;
+      a = Decide(a);
+    } else {
+      a = HandleMessage();
+    }
+    Run(a);
+  }
+
+  void OnWriteDone(bool ok) override {
+    Actions a;
+    {
+      std::lock_guard lk(mu_);
+      writing_ = false;
+      if (!ok) {
+        write_failed_ = true;  // the client is gone: nothing more will reach it
+        pending_writes_.clear();
+      }
+      a = Decide(a);
+    }
+    Run(a);
+  }
+
+  void OnCancel() override {
+    Actions a;
+    {
+      std::lock_guard lk(mu_);
+      cancelled_ = true;
+      pending_writes_.clear();
+      a = Decide(a);
+    }
+    Run(a);
+  }
+
+  void OnDone() override {
+    if (hello_) {
+      svc_->store_->NodeDisconnected(node_);
+      auto n = svc_->store_->Node(node_);
+      Log("node %s disconnected (%s): stream stored %llu, duplicates %llu; node streams %u, "
+          "stored %llu",
+          node_.c_str(), cancelled_ ? "cancelled" : finish_text_.c_str(),
+          static_cast<unsigned long long>(stored_),
+          static_cast<unsigned long long>(duplicates_), n ? n->connected_streams : 0,
+          static_cast<unsigned long long>(n ? n->events_stored : 0));
+    } else if (!finish_text_.empty() && finish_text_ != "OK") {
+      Log("stream from %s ended before Hello: %s", peer_.c_str(), finish_text_.c_str());
+    }
+    --svc_->active_streams_;
+    delete this;
+  }
+
+ private:
+  struct Actions {
+    bool start_read = false;
+    bool start_write = false;
+    bool finish = false;
+    grpc::Status status;
+  };
+  struct InFlight {
+    uint64_t batch_id = 0;
+    bool done = false;
+    CommitResult result;
+  };
+
+  // Called with mu_ held: what to do next, given the state.
+  Actions Decide(Actions a) {
+    if (!writing_ && !pending_writes_.empty() && !cancelled_ && !write_failed_) {
+      out_ = std::move(pending_writes_.front());
+      pending_writes_.pop_front();
+      writing_ = true;
+      a.start_write = true;
+    }
+    const bool ending = finish_status_.has_value() || read_closed_ || cancelled_;
+    if (!ending && !reading_ && hello_ok_for_read() &&
+        inflight_.size() < svc_->opt_.max_in_flight_batches) {
+      reading_ = true;
+      a.start_read = true;
+    }
+    if (ending && !finished_ && !reading_ && !writing_ && !cancelling_ && inflight_.empty() &&
+        (pending_writes_.empty() || cancelled_ || write_failed_)) {
+      finished_ = true;
+      a.finish = true;
+      a.status = finish_status_.value_or(grpc::Status::OK);
+      finish_text_ = a.status.ok() ? "OK" : a.status.error_message();
+    }
+    return a;
+  }
+  bool hello_ok_for_read() const { return !finish_status_.has_value(); }
+
+  void Run(const Actions& a) {
+    // Finish last: after it the reactor may be gone. Decide never asks for a read or a
+    // write together with Finish.
+    if (a.start_write) StartWrite(&out_);
+    if (a.start_read) StartRead(&in_);
+    if (a.finish) Finish(a.status);
+  }
+
+  void FailLocked(grpc::Status st) {
+    if (finish_status_) return;
+    Log("stream from %s%s%s: %s", peer_.c_str(), node_.empty() ? "" : " node ", node_.c_str(),
+        st.error_message().c_str());
+    finish_status_ = std::move(st);
+  }
+
+  Actions HandleMessage() {
+    // in_ and node_ belong to the read path (one read at a time): PrepareBatch, the costly
+    // part, runs without mu_, so the store's writer thread never waits on it in OnCommitted.
+    std::optional<PreparedBatch> prepared;
+    uint64_t batch_id = 0;
+    {
+      std::lock_guard lk(mu_);
+      reading_ = false;
+      if (finish_status_) return Decide(Actions{});
+      switch (in_.body_case()) {
+        case v1::SensorMessage::kHello: OnHello(); break;
+        case v1::SensorMessage::kBatch:
+          if (CheckBatch()) batch_id = in_.batch().batch_id();
+          break;
+        case v1::SensorMessage::kInventory:
+          break;  // no commands are sent yet: an unsolicited reply is ignored
+        case v1::SensorMessage::BODY_NOT_SET:
+          FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                  "SensorMessage without a body (hello, batch or inventory)"));
+          break;
+      }
+      if (batch_id == 0) return Decide(Actions{});
+      reading_ = true;  // not really: keeps other reads and Finish away until Submit
+    }
+    auto p = PrepareBatch(node_, in_.mutable_batch()->mutable_events());
+    {
+      std::lock_guard lk(mu_);
+      if (!p) {
+        reading_ = false;
+        FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "batch " + std::to_string(batch_id) + ": " + p.error()));
+        return Decide(Actions{});
+      }
+      inflight_.push_back(InFlight{batch_id, false, {}});
+    }
+    // Outside mu_: a closed store runs the callback inline. reading_ stays set until the
+    // batch is queued: were the next read started meanwhile (by OnCommitted), batch N+1 could
+    // reach the store before batch N, and N's events would then look like resends.
+    svc_->store_->Submit(std::move(*p),
+                         [this, batch_id](const CommitResult& r) { OnCommitted(batch_id, r); });
+    std::lock_guard lk(mu_);
+    reading_ = false;
+    return Decide(Actions{});
+  }
+
+  // REQUIRES: mu_.
+  void OnHello() {
+    const v1::Hello& h = in_.hello();
+    if (hello_) {
+      FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "second Hello on the stream"));
+      return;
+    }
+    if (svc_->opt_.insecure) {
+      if (h.node().empty()) {
+        FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "Hello.node is empty (required with --insecure)"));
+        return;
+      }
+      node_ = h.node();
+    } else {
+      node_ = cert_node_;
+      if (!h.node().empty() && h.node() != cert_node_) {
+        Log("peer %s says Hello.node=%s but its certificate names %s: filing under %s",
+            peer_.c_str(), h.node().c_str(), cert_node_.c_str(), cert_node_.c_str());
+      }
+    }
+    hello_ = true;
+    NodeHello nh{h.boot_id(),      h.sensor_start_ns(), h.sensor_version(), h.kernel_version(),
+                 h.audit_mode(),   h.fanotify_mode(),   h.spool_dropped(),  peer_};
+    svc_->store_->NodeConnected(node_, nh);
+    auto n = svc_->store_->Node(node_);
+    Log("node %s connected from %s (sensor %s, boot %s; node streams %u, stored %llu)",
+        node_.c_str(), peer_.c_str(), h.sensor_version().c_str(), h.boot_id().c_str(),
+        n ? n->connected_streams : 1,
+        static_cast<unsigned long long>(n ? n->events_stored : 0));
+    v1::CollectorMessage m;
+    v1::Welcome* w = m.mutable_welcome();
+    w->set_node(node_);
+    w->set_collector_version(kVersion);
+    w->set_max_batch_events(svc_->opt_.max_batch_events);
+    pending_writes_.push_back(std::move(m));
+  }
+
+  // REQUIRES: mu_. False (and the stream failed) when the batch is refused.
+  bool CheckBatch() {
+    const v1::EventBatch& b = in_.batch();
+    if (!hello_) {
+      FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "EventBatch before Hello: the first message must be Hello"));
+      return false;
+    }
+    if (b.batch_id() <= last_batch_id_) {
+      FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "batch_id " + std::to_string(b.batch_id()) +
+                                  " does not increase (previous " +
+                                  std::to_string(last_batch_id_) + ")"));
+      return false;
+    }
+    if (static_cast<uint64_t>(b.events_size()) > svc_->opt_.max_batch_events) {
+      FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "batch " + std::to_string(b.batch_id()) + " has " +
+                                  std::to_string(b.events_size()) +
+                                  " events, more than max_batch_events " +
+                                  std::to_string(svc_->opt_.max_batch_events)));
+      return false;
+    }
+    last_batch_id_ = b.batch_id();
+    return true;
+  }
+
+  // Writer thread of the store.
+  void OnCommitted(uint64_t batch_id, const CommitResult& r) {
+    Actions a;
+    bool cancel = false;
+    {
+      std::lock_guard lk(mu_);
+      for (InFlight& f : inflight_) {
+        if (f.batch_id == batch_id) {
+          f.done = true;
+          f.result = r;
+        }
+      }
+      // Acks are cumulative and in order: one Ack for the leading run of committed batches.
+      v1::Ack ack;
+      bool any = false;
+      while (!inflight_.empty() && inflight_.front().done) {
+        const InFlight& f = inflight_.front();
+        if (!f.result.error.empty()) {
+          FailLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "store: " + f.result.error));
+        } else if (!store_failed()) {
+          ack.set_batch_id(f.batch_id);
+          ack.set_stored(ack.stored() + f.result.stored);
+          ack.set_duplicates(ack.duplicates() + f.result.duplicates);
+          stored_ += f.result.stored;
+          duplicates_ += f.result.duplicates;
+          any = true;
+        }
+        inflight_.pop_front();
+      }
+      if (any && !cancelled_ && !write_failed_) {
+        v1::CollectorMessage m;
+        *m.mutable_ack() = ack;
+        pending_writes_.push_back(std::move(m));
+      }
+      a = Decide(a);
+      // A store failure with a read outstanding: cancel the call so the read returns.
+      // cancelling_ keeps Finish (and so OnDone) away until TryCancel has returned.
+      if (store_failed() && reading_ && !cancelling_ && !cancelled_) {
+        cancelling_ = true;
+        cancel = true;
+      }
+    }
+    Run(a);
+    if (cancel) {
+      ctx_->TryCancel();
+      Actions b;
+      {
+        std::lock_guard lk(mu_);
+        cancelling_ = false;
+        b = Decide(b);
+      }
+      Run(b);
+    }
+  }
+  bool store_failed() const {
+    return finish_status_ && finish_status_->error_code() == grpc::StatusCode::UNAVAILABLE;
+  }
+
+  IngestService* const svc_;
+  grpc::CallbackServerContext* const ctx_;
+  const std::string peer_;
+  std::string cert_node_;
+
+  std::mutex mu_;
+  v1::SensorMessage in_;       // owned by the outstanding read
+  v1::CollectorMessage out_;   // owned by the outstanding write
+  bool hello_ = false;
+  std::string node_;
+  uint64_t last_batch_id_ = 0;
+  std::deque<InFlight> inflight_;
+  std::deque<v1::CollectorMessage> pending_writes_;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool read_closed_ = false;
+  bool write_failed_ = false;
+  bool cancelled_ = false;
+  bool finished_ = false;
+  bool cancelling_ = false;
+  std::optional<grpc::Status> finish_status_;
+  std::string finish_text_;
+  uint64_t stored_ = 0;
+  uint64_t duplicates_ = 0;
+};
+
+grpc::ServerBidiReactor<v1::SensorMessage, v1::CollectorMessage>* IngestService::Stream(
+    grpc::CallbackServerContext* ctx) {
+  return new StreamReactor(this, ctx);
+}
+
+}  // namespace driftwatch

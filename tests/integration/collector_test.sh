@@ -1,0 +1,189 @@
+#!/bin/bash
+# driftwatch-collector over gRPC with mTLS, dw-loadgen as the sensors, `driftwatch events` as
+# the reader: (a) events stored once and queryable, (b) a resend on a new stream stores
+# nothing new, (c) clients without a certificate or with one from another CA are refused,
+# (d) the certificate, not Hello.node, names the node, (e) oversized and malformed streams
+# are ended while another sensor's stream keeps being acked, (f) plaintext only on loopback.
+# Usage: collector_test.sh BUILD_DIR
+set -euo pipefail
+build=${1:?usage: collector_test.sh BUILD_DIR}
+src=$(cd "$(dirname "$0")/../.." && pwd)
+collector=$build/collector/driftwatch-collector
+loadgen=$build/tools/dw-loadgen
+dw=$build/cli/driftwatch
+for b in "$collector" "$loadgen" "$dw"; do
+  [[ -x $b ]] || { echo "FAIL: $b not built"; exit 1; }
+done
+
+tmp=$(mktemp -d /tmp/dw_collector_test.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+ok() { echo "ok: $*"; }
+# jq-like: json FILE PYTHON-EXPR (the object is `j`)
+json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+expect() {  # expect DESCRIPTION ACTUAL WANTED
+  if [[ $2 == "$3" ]]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
+}
+
+# Certificates: our CA with the sensors' nodes, and a second CA nobody trusts.
+"$src/scripts/make-certs.sh" "$tmp/certs" node-a node-b sim-0 sim-1 sim-2 >/dev/null
+"$src/scripts/make-certs.sh" "$tmp/evil" node-a >/dev/null
+expect "keys are 0600" "$(stat -c %a "$tmp/certs/node-a.key")" 600
+certs=$tmp/certs
+tls=(--ca "$certs/ca.crt")
+
+start_collector() {  # start_collector NAME ARGS...: sets $port, appends to pids
+  local name=$1
+  shift
+  rm -f "$tmp/$name.port"
+  "$collector" --listen 127.0.0.1:0 --port-file "$tmp/$name.port" "$@" >"$tmp/$name.log" 2>&1 &
+  local pid=$!
+  pids+=("$pid")
+  for _ in $(seq 100); do
+    [[ -s $tmp/$name.port ]] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.log"; echo "FAIL: $name exited"; exit 1; }
+    sleep 0.1
+  done
+  [[ -s $tmp/$name.port ]] || { echo "FAIL: $name wrote no port"; exit 1; }
+  port=$(cat "$tmp/$name.port")
+  collector_pid=$pid
+}
+
+db=$tmp/collector.db
+start_collector main --tls-cert "$certs/collector.crt" --tls-key "$certs/collector.key" \
+  --client-ca "$certs/ca.crt" --db "$db" --max-batch-events 5000
+target=127.0.0.1:$port
+main_pid=$collector_pid
+
+# (a) three sensors, each with its own certificate, 1000 events each (the first a container).
+run=(--target "$target" "${tls[@]}" --cert-dir "$certs" --sensors 3 --events-per-sensor 1000
+  --batch 100 --boot-id 11111111-2222-3333-4444-555555555555
+  --sensor-start-ns 1764320000000000000)
+"$loadgen" "${run[@]}" >"$tmp/a.json" || true
+expect "(a) all acked" "$(json "$tmp/a.json" 'j["events_acked"]')" 3000
+expect "(a) all new" "$(json "$tmp/a.json" '(j["stored"], j["duplicates"])')" "(3000, 0)"
+expect "(a) streams ok" "$(json "$tmp/a.json" 'j["status"]')" "{'OK': 3}"
+"$dw" events --db "$db" --node sim-1 >"$tmp/a.events"
+expect "(a) events of sim-1 (read while the collector runs)" "$(wc -l <"$tmp/a.events")" 1000
+expect "(a) each seq once" "$(python3 -c '
+import json,sys
+nums=[json.loads(l)["evt.num"] for l in open(sys.argv[1])]
+print(sorted(nums)==list(range(1,1001)))' "$tmp/a.events")" True
+cid=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["container.id"])' "$tmp/a.events")
+"$dw" events --db "$db" --container "$cid" --kind exec --limit 5 >"$tmp/a.exec"
+expect "(a) container prefix, kind, limit" "$(wc -l <"$tmp/a.exec")" 5
+expect "(a) stored container info joined" \
+  "$(python3 -c 'import json,sys; e=json.loads(open(sys.argv[1]).readline()); print(e["evt.hostname"], e["k8s.pod.name"], e["evt.num"])' "$tmp/a.exec")" \
+  "sim-1 payments-api-7d9f8c6b5-x2x7q 996"
+expect "(a) since/until" "$("$dw" events --db "$db" --since 2025-11-28T08:53:20Z --until 2h --kind container | wc -l)" 3
+expect "(a) since in the future" "$("$dw" events --db "$db" --since 2099-01-01 | wc -l)" 0
+if "$dw" events --db "$db" --since yesterday >/dev/null 2>"$tmp/err"; then
+  fail "(a) bad time accepted"
+else
+  grep -q "bad time 'yesterday'" "$tmp/err" && ok "(a) bad time refused" || fail "(a) $(cat "$tmp/err")"
+fi
+if "$dw" events --db "$tmp/none.db" >/dev/null 2>"$tmp/err"; then fail "(a) missing db"; else
+  grep -q "no such database" "$tmp/err" && ok "(a) missing db named" || fail "(a) $(cat "$tmp/err")"
+fi
+
+# (b) the same events again on new streams: acked as duplicates, nothing stored.
+"$loadgen" "${run[@]}" >"$tmp/b.json" || true
+expect "(b) resend acked" "$(json "$tmp/b.json" 'j["events_acked"]')" 3000
+expect "(b) resend all duplicates" "$(json "$tmp/b.json" '(j["stored"], j["duplicates"])')" "(0, 3000)"
+expect "(b) still stored once" "$("$dw" events --db "$db" | wc -l)" 3000
+
+# (c) no client certificate; a certificate from another CA.
+"$loadgen" --target "$target" "${tls[@]}" --sensors 1 --events-per-sensor 10 --deadline-s 20 \
+  >"$tmp/c1.json" || true
+expect "(c) no certificate refused" "$(json "$tmp/c1.json" '(j["status"], j["events_acked"])')" \
+  "({'UNAVAILABLE': 1}, 0)"
+"$loadgen" --target "$target" "${tls[@]}" --cert "$tmp/evil/node-a.crt" --key "$tmp/evil/node-a.key" \
+  --sensors 1 --events-per-sensor 10 --deadline-s 20 >"$tmp/c2.json" || true
+expect "(c) other CA refused" "$(json "$tmp/c2.json" '(j["status"], j["events_acked"])')" \
+  "({'UNAVAILABLE': 1}, 0)"
+expect "(c) nothing stored for node-a" "$("$dw" events --db "$db" --node node-a | wc -l)" 0
+
+# (d) node-a's certificate, Hello says node-b: filed under node-a.
+"$loadgen" --target "$target" "${tls[@]}" --cert "$certs/node-a.crt" --key "$certs/node-a.key" \
+  --hello-node node-b --sensors 1 --events-per-sensor 50 >"$tmp/d.json" || true
+expect "(d) welcome names the certificate's node" "$(json "$tmp/d.json" 'j["welcome_nodes"]')" \
+  "{'node-a': 1}"
+expect "(d) filed under node-a" "$("$dw" events --db "$db" --node node-a | wc -l)" 50
+expect "(d) nothing under node-b" "$("$dw" events --db "$db" --node node-b | wc -l)" 0
+grep -q "Hello.node=node-b but its certificate names node-a" "$tmp/main.log" &&
+  ok "(d) mismatch logged" || fail "(d) mismatch not logged"
+
+# (e) bad streams while node-b streams slowly (100 batches, 50 ms apart).
+"$loadgen" --target "$target" "${tls[@]}" --cert "$certs/node-b.crt" --key "$certs/node-b.key" \
+  --sensors 1 --events-per-sensor 5000 --batch 50 --interval-ms 50 >"$tmp/e-good.json" &
+good_pid=$!
+pids+=("$good_pid")
+bad() {  # bad NAME ARGS...
+  local name=$1
+  shift
+  "$loadgen" --target "$target" "${tls[@]}" --cert "$certs/node-a.crt" --key "$certs/node-a.key" \
+    --sensors 1 --node-prefix "bad-$name-" "$@" >"$tmp/e-$name.json" || true
+}
+bad oversize --events-per-sensor 10 --oversize 17000000
+expect "(e) oversized message" "$(json "$tmp/e-oversize.json" 'j["status"]')" \
+  "{'RESOURCE_EXHAUSTED': 1}"
+bad nohello --events-per-sensor 10 --no-hello
+expect "(e) batch before Hello" \
+  "$(json "$tmp/e-nohello.json" '(j["status"], "before Hello" in j["errors"][0]["message"])')" \
+  "({'INVALID_ARGUMENT': 1}, True)"
+bad decreasing --events-per-sensor 300 --batch 100 --decreasing-batch-id
+expect "(e) batch_id not increasing" \
+  "$(json "$tmp/e-decreasing.json" '(j["status"], "does not increase" in j["errors"][0]["message"])')" \
+  "({'INVALID_ARGUMENT': 1}, True)"
+bad toobig --events-per-sensor 6000 --batch 6000
+expect "(e) batch over max_batch_events" \
+  "$(json "$tmp/e-toobig.json" '(j["status"], "more than max_batch_events 5000" in j["errors"][0]["message"])')" \
+  "({'INVALID_ARGUMENT': 1}, True)"
+kill -0 "$good_pid" 2>/dev/null && ok "(e) good stream still running during the bad ones" ||
+  echo "note: the good stream ended before the bad ones did (slow machine?)"
+wait "$good_pid" || true
+expect "(e) good stream fully acked" "$(json "$tmp/e-good.json" '(j["status"], j["events_acked"], j["stored"])')" \
+  "({'OK': 1}, 5000, 5000)"
+
+# Clean stop: SIGTERM, exit 0, node state in the db (node-a: 50 from (d), 100 acked in (e)
+# before the decreasing batch_id).
+kill -TERM "$main_pid"
+rc=0
+wait "$main_pid" || rc=$?
+expect "SIGTERM exit status" "$rc" 0
+grep -q "driftwatch-collector: stopped" "$tmp/main.log" && ok "stopped cleanly" || fail "no clean stop"
+expect "nodes table" "$(python3 -c '
+import sqlite3,sys
+db=sqlite3.connect(sys.argv[1])
+print(sorted(db.execute("select node, connected_streams, events_stored from nodes where node in (\"sim-1\",\"node-a\",\"node-b\")")))' "$db")" \
+  "[('node-a', 0, 150), ('node-b', 0, 5000), ('sim-1', 0, 1000)]"
+
+# (f) plaintext: refused without the flags, refused off loopback, works on loopback with the
+# Hello's node name.
+if "$collector" --db "$tmp/f.db" --listen 127.0.0.1:0 2>"$tmp/f1.err"; then fail "(f) started without TLS"; else
+  grep -q "refusing to start without mTLS" "$tmp/f1.err" && ok "(f) no TLS, no --insecure: refused" || fail "(f) $(cat "$tmp/f1.err")"
+fi
+if "$collector" --insecure --db "$tmp/f.db" --listen 0.0.0.0:0 2>"$tmp/f2.err"; then fail "(f) insecure remote"; else
+  grep -q "not a loopback address: refused" "$tmp/f2.err" && ok "(f) --insecure on 0.0.0.0 refused" || fail "(f) $(cat "$tmp/f2.err")"
+fi
+start_collector insecure --insecure --db "$tmp/f.db"
+"$loadgen" --target "127.0.0.1:$port" --insecure --sensors 2 --events-per-sensor 100 >"$tmp/f.json" || true
+expect "(f) insecure loopback: node from Hello" "$(json "$tmp/f.json" '(j["status"], j["welcome_nodes"], j["stored"])')" \
+  "({'OK': 2}, {'sim-0': 1, 'sim-1': 1}, 200)"
+kill -TERM "$collector_pid"
+wait "$collector_pid" || true
+
+if ((failures)); then
+  echo "collector_test: $failures failure(s); collector log:"
+  tail -30 "$tmp/main.log"
+  exit 1
+fi
+echo "collector_test: all passed"

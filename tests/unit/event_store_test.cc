@@ -1,0 +1,380 @@
+#include "lib/event_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <future>
+
+namespace driftwatch {
+namespace {
+
+// An EventQuery with only some fields set (designated initializers would warn).
+struct Q {
+  EventQuery q;
+  Q& node(std::string v) { q.node = std::move(v); return *this; }
+  Q& container(std::string v) { q.container = std::move(v); return *this; }
+  Q& kind(std::string v) { q.kind = std::move(v); return *this; }
+  Q& since(int64_t v) { q.since_ns = v; return *this; }
+  Q& until(int64_t v) { q.until_ns = v; return *this; }
+  Q& limit(uint64_t v) { q.limit = v; return *this; }
+  operator const EventQuery&() const { return q; }
+};
+
+class EventStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/dw_store_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/collector.db";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<EventStore> Open(StoreOptions opt = {}) {
+    opt.path = path_;
+    opt.commit_interval = std::chrono::milliseconds(1);
+    opt.retention_interval = std::chrono::hours(1);  // tests call EnforceRetention
+    auto s = EventStore::Open(opt);
+    EXPECT_TRUE(s.has_value()) << s.error();
+    return s ? std::move(*s) : nullptr;
+  }
+
+  std::unique_ptr<EventReader> Reader() {
+    auto r = EventReader::Open(path_);
+    EXPECT_TRUE(r.has_value()) << r.error();
+    return r ? std::move(*r) : nullptr;
+  }
+
+  std::vector<StoredEvent> Query(const EventQuery& q) {
+    std::vector<StoredEvent> out;
+    auto r = Reader();
+    auto n = r->Query(q, [&](const StoredEvent& e) { out.push_back(e); });
+    EXPECT_TRUE(n.has_value()) << n.error();
+    return out;
+  }
+
+  std::string dir_, path_;
+};
+
+v1::Event Exec(uint64_t seq, const std::string& boot = "boot-1", int64_t start_ns = 100,
+               const std::string& container = std::string(64, 'a'), int64_t time_ns = 0) {
+  v1::Event e;
+  e.mutable_id()->set_node("whatever-the-sensor-says");
+  e.mutable_id()->set_boot_id(boot);
+  e.mutable_id()->set_sensor_start_ns(start_ns);
+  e.mutable_id()->set_seq(seq);
+  e.set_time_ns(time_ns ? time_ns : 1'000'000'000LL * static_cast<int64_t>(seq));
+  e.set_container_id(container);
+  e.mutable_exec()->set_pid(static_cast<uint32_t>(seq));
+  e.mutable_exec()->add_args("/bin/sh");
+  return e;
+}
+
+v1::Event Container(uint64_t seq, const std::string& id, const std::string& state,
+                    const std::string& boot = "boot-1") {
+  v1::Event e = Exec(seq, boot, 100, id);
+  e.mutable_container()->set_id(id);
+  e.mutable_container()->set_state(state);
+  e.mutable_container()->set_pod_name("web-0");
+  return e;
+}
+
+// Prepares and submits one batch, waits for its commit.
+CommitResult Submit(EventStore* s, const std::string& node, std::vector<v1::Event> evs) {
+  google::protobuf::RepeatedPtrField<v1::Event> f;
+  for (auto& e : evs) *f.Add() = std::move(e);
+  auto b = PrepareBatch(node, &f);
+  EXPECT_TRUE(b.has_value()) << b.error();
+  std::promise<CommitResult> p;
+  s->Submit(std::move(*b), [&](const CommitResult& r) { p.set_value(r); });
+  return p.get_future().get();
+}
+
+std::vector<v1::Event> Range(uint64_t from, uint64_t to, const std::string& boot = "boot-1",
+                             int64_t start_ns = 100) {
+  std::vector<v1::Event> v;
+  for (uint64_t i = from; i <= to; ++i) v.push_back(Exec(i, boot, start_ns));
+  return v;
+}
+
+TEST_F(EventStoreTest, ResentEventsAreStoredOnce) {
+  auto s = Open();
+  CommitResult r = Submit(s.get(), "node-a", Range(1, 100));
+  EXPECT_EQ(r.stored, 100u);
+  EXPECT_EQ(r.duplicates, 0u);
+  EXPECT_EQ(r.error, "");
+  // Resent from the oldest unacked one, with new events behind.
+  r = Submit(s.get(), "node-a", Range(61, 150));
+  EXPECT_EQ(r.stored, 50u);
+  EXPECT_EQ(r.duplicates, 40u);
+  s->Flush();
+  EXPECT_EQ(*Reader()->CountEvents(), 150u);
+  // The node the store files them under is the one given, not the event's own.
+  auto evs = Query(Q().node("node-a"));
+  ASSERT_EQ(evs.size(), 150u);
+  EXPECT_EQ(evs[0].event.id().node(), "node-a");
+  EXPECT_EQ(evs[149].event.id().seq(), 150u);
+  auto n = s->Node("node-a");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->events_stored, 150u);
+  EXPECT_EQ(n->duplicates, 40u);
+}
+
+TEST_F(EventStoreTest, RunsAreKeptApart) {
+  auto s = Open();
+  EXPECT_EQ(Submit(s.get(), "node-a", Range(1, 10)).stored, 10u);
+  // Another sensor start in the same boot, another boot, another node: all new.
+  EXPECT_EQ(Submit(s.get(), "node-a", Range(1, 10, "boot-1", 200)).stored, 10u);
+  EXPECT_EQ(Submit(s.get(), "node-a", Range(1, 10, "boot-2", 100)).stored, 10u);
+  EXPECT_EQ(Submit(s.get(), "node-b", Range(1, 10)).stored, 10u);
+  EXPECT_EQ(Submit(s.get(), "node-b", Range(1, 10)).duplicates, 10u);
+  EXPECT_EQ(*Reader()->CountEvents(), 40u);
+}
+
+TEST_F(EventStoreTest, ExactlyOnceAcrossReopen) {
+  {
+    auto s = Open();
+    EXPECT_EQ(Submit(s.get(), "node-a", Range(1, 100)).stored, 100u);
+    NodeHello h;
+    h.boot_id = "boot-1";
+    h.sensor_version = "0.1.0";
+    s->NodeConnected("node-a", h);
+  }
+  auto s = Open();
+  CommitResult r = Submit(s.get(), "node-a", Range(50, 120));
+  EXPECT_EQ(r.stored, 20u);
+  EXPECT_EQ(r.duplicates, 51u);
+  EXPECT_EQ(*Reader()->CountEvents(), 120u);
+  // Node counters survive; connections do not (the collector restarted).
+  auto n = s->Node("node-a");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->events_stored, 120u);
+  EXPECT_EQ(n->connected_streams, 0u);
+  EXPECT_EQ(n->sensor_version, "0.1.0");
+  s->Close();
+  auto nodes = Reader()->Nodes();
+  ASSERT_TRUE(nodes.has_value());
+  ASSERT_EQ(nodes->size(), 1u);
+  EXPECT_EQ((*nodes)[0].events_stored, 120u);
+  EXPECT_EQ((*nodes)[0].duplicates, 51u);
+}
+
+TEST_F(EventStoreTest, ManyBatchesFromManyStreamsCommitTogether) {
+  auto s = Open();
+  std::vector<std::future<CommitResult>> futs;
+  std::vector<std::promise<CommitResult>> ps(40);
+  for (int i = 0; i < 40; ++i) {
+    google::protobuf::RepeatedPtrField<v1::Event> f;
+    for (auto& e : Range(static_cast<uint64_t>(i % 4) * 25 + 1, static_cast<uint64_t>(i % 4) * 25 + 25)) *f.Add() = e;
+    auto b = PrepareBatch("node-" + std::to_string(i / 4), &f);
+    ASSERT_TRUE(b);
+    futs.push_back(ps[static_cast<size_t>(i)].get_future());
+    s->Submit(std::move(*b), [&ps, i](const CommitResult& r) { ps[static_cast<size_t>(i)].set_value(r); });
+  }
+  uint64_t stored = 0;
+  for (auto& f : futs) stored += f.get().stored;
+  EXPECT_EQ(stored, 1000u);
+  EXPECT_EQ(s->Nodes().size(), 10u);
+}
+
+TEST_F(EventStoreTest, RetentionByCountDeletesOldestInChunks) {
+  StoreOptions o;
+  o.retention_max_events = 100;
+  o.retention_chunk = 30;
+  auto s = Open(o);
+  Submit(s.get(), "node-a", Range(1, 250));
+  auto del = s->EnforceRetention(NowNs());
+  ASSERT_TRUE(del.has_value()) << del.error();
+  EXPECT_EQ(*del, 150u);
+  auto evs = Query(EventQuery{});
+  ASSERT_EQ(evs.size(), 100u);
+  EXPECT_EQ(evs.front().event.id().seq(), 151u);
+  EXPECT_EQ(evs.back().event.id().seq(), 250u);
+  // Deleted events stay deleted: a resend of them is still a duplicate.
+  EXPECT_EQ(Submit(s.get(), "node-a", Range(1, 10)).duplicates, 10u);
+  EXPECT_EQ(*s->EnforceRetention(NowNs()), 0u);
+}
+
+TEST_F(EventStoreTest, RetentionByAge) {
+  StoreOptions o;
+  o.retention_age = std::chrono::hours(1);
+  o.retention_chunk = 7;
+  auto s = Open(o);
+  Submit(s.get(), "node-a", Range(1, 50));
+  EXPECT_EQ(*s->EnforceRetention(NowNs()), 0u);
+  EXPECT_EQ(*Reader()->CountEvents(), 50u);
+  EXPECT_EQ(*s->EnforceRetention(NowNs() + 2 * 3'600'000'000'000LL), 50u);
+  EXPECT_EQ(*Reader()->CountEvents(), 0u);
+}
+
+TEST_F(EventStoreTest, Queries) {
+  auto s = Open();
+  const std::string c1 = "0123456789ab" + std::string(52, 'c');
+  const std::string c2 = "0123456789ff" + std::string(52, 'd');
+  std::vector<v1::Event> a;
+  for (uint64_t i = 1; i <= 20; ++i) a.push_back(Exec(i, "boot-1", 100, i % 2 ? c1 : c2));
+  a[4].clear_exec();
+  a[4].mutable_chmod()->set_new_mode(0755);
+  Submit(s.get(), "node-a", a);
+  Submit(s.get(), "node-b", Range(1, 5));
+
+  EXPECT_EQ(Query(EventQuery{}).size(), 25u);
+  EXPECT_EQ(Query(Q().node("node-b")).size(), 5u);
+  EXPECT_EQ(Query(Q().node("node-c")).size(), 0u);
+  EXPECT_EQ(Query(Q().container(c1)).size(), 10u);
+  EXPECT_EQ(Query(Q().container(c1.substr(0, 12))).size(), 10u);
+  EXPECT_EQ(Query(Q().container("0123456789")).size(), 20u);
+  auto chmods = Query(Q().kind("chmod"));
+  ASSERT_EQ(chmods.size(), 1u);
+  EXPECT_EQ(chmods[0].event.id().seq(), 5u);
+  // Times: seq i happened at i seconds; since inclusive, until exclusive.
+  auto win = Query(Q().node("node-a").since(5'000'000'000LL).until(8'000'000'000LL));
+  ASSERT_EQ(win.size(), 3u);
+  EXPECT_EQ(win[0].event.id().seq(), 5u);
+  // Limit: the newest N, oldest first.
+  auto last = Query(Q().node("node-a").limit(3));
+  ASSERT_EQ(last.size(), 3u);
+  EXPECT_EQ(last[0].event.id().seq(), 18u);
+  EXPECT_EQ(last[2].event.id().seq(), 20u);
+  EXPECT_EQ(Query(Q().node("node-a").kind("exec").limit(100)).size(), 19u);
+}
+
+TEST_F(EventStoreTest, ContainerInfoIsUpsertedAndJoined) {
+  auto s = Open();
+  const std::string c = std::string(64, 'e');
+  Submit(s.get(), "node-a", {Container(1, c, "running"), Exec(2, "boot-1", 100, c)});
+  Submit(s.get(), "node-a", {Container(3, c, "exited")});
+  Submit(s.get(), "node-b", {Exec(1, "boot-9", 100, c)});  // same id, other node: not joined
+  auto evs = Query(Q().kind("exec"));
+  ASSERT_EQ(evs.size(), 2u);
+  ASSERT_TRUE(evs[0].container.has_value());
+  EXPECT_EQ(evs[0].container->state(), "exited");
+  EXPECT_EQ(evs[0].container->pod_name(), "web-0");
+  EXPECT_FALSE(evs[1].container.has_value());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM containers", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST_F(EventStoreTest, MalformedEventsAreRefusedNamingTheField) {
+  struct Case {
+    std::function<void(v1::Event*)> spoil;
+    std::string error;
+  } cases[] = {
+      {[](v1::Event* e) { e->clear_id(); }, "event 1: id missing"},
+      {[](v1::Event* e) { e->mutable_id()->set_seq(0); }, "event 1: id.seq is 0"},
+      {[](v1::Event* e) { e->clear_exec(); }, "event 1: body missing"},
+      {[](v1::Event* e) { e->set_time_ns(-1); }, "event 1: time_ns is negative"},
+      {[](v1::Event* e) { e->mutable_container()->set_state("running"); },
+       "event 1: container.id is empty"},
+      {[](v1::Event* e) { e->set_container_id(std::string(300, 'x')); },
+       "event 1: container_id longer"},
+  };
+  for (const Case& c : cases) {
+    google::protobuf::RepeatedPtrField<v1::Event> f;
+    *f.Add() = Exec(1);
+    *f.Add() = Exec(2);
+    c.spoil(f.Mutable(1));
+    auto b = PrepareBatch("node-a", &f);
+    ASSERT_FALSE(b.has_value()) << c.error;
+    EXPECT_TRUE(b.error().starts_with(c.error)) << b.error();
+  }
+}
+
+TEST_F(EventStoreTest, CorruptPayloadIsAnErrorNamingTheRow) {
+  auto s = Open();
+  Submit(s.get(), "node-a", Range(1, 3));
+  s->Close();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE events SET payload = x'ffffffff' WHERE seq = 2", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto r = Reader();
+  auto n = r->Query({}, [](const StoredEvent&) {});
+  ASSERT_FALSE(n.has_value());
+  EXPECT_NE(n.error().find("event 2: payload does not parse"), std::string::npos) << n.error();
+}
+
+TEST_F(EventStoreTest, ReaderErrors) {
+  auto r = EventReader::Open(dir_ + "/missing.db");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("no such database"), std::string::npos) << r.error();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ + "/other.db").c_str(), &db), SQLITE_OK);
+    sqlite3_exec(db, "CREATE TABLE t(x)", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  r = EventReader::Open(dir_ + "/other.db");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("not a driftwatch collector database"), std::string::npos);
+}
+
+TEST_F(EventStoreTest, SubmitAfterCloseFails) {
+  auto s = Open();
+  s->Close();
+  google::protobuf::RepeatedPtrField<v1::Event> f;
+  *f.Add() = Exec(1);
+  auto b = PrepareBatch("node-a", &f);
+  ASSERT_TRUE(b);
+  std::string err;
+  s->Submit(std::move(*b), [&](const CommitResult& r) { err = r.error; });
+  EXPECT_EQ(err, "event store closed");
+}
+
+TEST(ParseTimeArgTest, AcceptedAndRefused) {
+  const int64_t now = 1'800'000'000'000'000'000LL;
+  struct {
+    const char* in;
+    int64_t want;
+  } ok[] = {
+      {"30s", now - 30'000'000'000LL},
+      {"10m", now - 600'000'000'000LL},
+      {"2h", now - 7'200'000'000'000LL},
+      {"7d", now - 604'800'000'000'000LL},
+      {"0s", now},
+      {"2026-11-28", 1795824000'000'000'000LL},
+      {"2026-11-28T09:06:20Z", 1795856780'000'000'000LL},
+      {"2026-11-28T09:06:20.5Z", 1795856780'500'000'000LL},
+      {"2026-11-28T09:06:20.123456789Z", 1795856780'123'456'789LL},
+      {"2026-11-28T10:06:20+01:00", 1795856780'000'000'000LL},
+      {"2026-11-28T04:06:20-0500", 1795856780'000'000'000LL},
+      {"2026-11-28 09:06", 1795856760'000'000'000LL},
+  };
+  for (auto& c : ok) {
+    auto t = ParseTimeArg(c.in, now);
+    ASSERT_TRUE(t.has_value()) << c.in << ": " << t.error();
+    EXPECT_EQ(*t, c.want) << c.in;
+  }
+  for (const char* bad : {"", "10", "10x", "m", "-5m", "2026-13-01", "2026-11-28T25:00Z",
+                          "2026-11-28T09:06:20Zjunk", "yesterday", "2026/11/28"}) {
+    auto t = ParseTimeArg(bad, now);
+    EXPECT_FALSE(t.has_value()) << bad;
+    if (!t) {
+      EXPECT_NE(t.error().find("bad time"), std::string::npos);
+    }
+  }
+}
+
+TEST(EventKindTest, Names) {
+  v1::Event e;
+  EXPECT_EQ(EventKind(e), "");
+  e.mutable_exec();
+  EXPECT_EQ(EventKind(e), "exec");
+  e.mutable_write();
+  EXPECT_EQ(EventKind(e), "write");
+  e.mutable_status();
+  EXPECT_EQ(EventKind(e), "status");
+}
+
+}  // namespace
+}  // namespace driftwatch

@@ -1,0 +1,404 @@
+// dw-loadgen: simulated sensors for the collector. Each sensor is one gRPC stream with its own
+// node name and run (boot id, start time), sending realistic exec events in batches with
+// several batches in flight, and counting the acks. Prints one JSON object with the totals.
+//
+// Test switches make a sensor misbehave on purpose: --no-hello, --oversize, --hello-node,
+// --decreasing-batch-id; --resend sends every sensor's events a second time on a new stream.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "driftwatch/v1/collector.grpc.pb.h"
+#include "lib/event_json.h"
+
+namespace {
+
+struct Flags {
+  std::string target;
+  std::string ca, cert, key, server_name, cert_dir;
+  bool insecure = false;
+  int sensors = 50;
+  uint64_t events_per_sensor = 10000;
+  int batch = 500;
+  int window = 8;
+  std::string node_prefix = "sim-";
+  std::string hello_node;
+  std::string boot_id;
+  int64_t sensor_start_ns = 0;
+  bool resend = false;
+  bool no_hello = false;
+  uint64_t oversize = 0;
+  bool decreasing_batch_id = false;
+  int interval_ms = 0;
+  int deadline_s = 300;
+};
+
+struct Result {
+  std::string node;
+  std::string welcome_node;
+  uint64_t sent = 0, acked = 0, stored = 0, duplicates = 0, batches_acked = 0;
+  grpc::StatusCode code = grpc::StatusCode::OK;
+  std::string message;
+};
+
+const char* CodeName(grpc::StatusCode c) {
+  static const char* names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  int i = static_cast<int>(c);
+  return i >= 0 && i <= 16 ? names[i] : "?";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    std::fprintf(stderr, "dw-loadgen: %s: cannot read\n", path.c_str());
+    std::exit(2);
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string Hex(std::mt19937_64& rng, int n) {
+  static const char* d = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < n; ++i) s += d[rng() & 15];
+  return s;
+}
+
+// A sensor's identity and its event template.
+struct Sensor {
+  std::string node;
+  std::string boot_id;
+  int64_t start_ns = 0;
+  std::string container_id;
+  driftwatch::v1::Event tmpl;
+};
+
+Sensor MakeSensor(const Flags& fl, int i) {
+  std::mt19937_64 rng(0x5eed + static_cast<uint64_t>(i));
+  Sensor s;
+  s.node = fl.node_prefix + std::to_string(i);
+  s.boot_id = fl.boot_id.empty() ? Hex(rng, 8) + "-" + Hex(rng, 4) + "-" + Hex(rng, 4) + "-" +
+                                       Hex(rng, 4) + "-" + Hex(rng, 12)
+                                 : fl.boot_id;
+  s.start_ns = fl.sensor_start_ns;
+  s.container_id = Hex(rng, 64);
+  auto& e = s.tmpl;
+  e.mutable_id()->set_node(s.node);
+  e.mutable_id()->set_boot_id(s.boot_id);
+  e.mutable_id()->set_sensor_start_ns(s.start_ns);
+  e.set_container_id(s.container_id);
+  e.set_attribution(driftwatch::v1::ATTRIBUTION_CGROUP);
+  auto* x = e.mutable_exec();
+  x->set_syscall("execve");
+  x->set_success(true);
+  x->set_ppid(4321);
+  x->set_uid(1000);
+  x->set_euid(1000);
+  x->set_gid(1000);
+  x->set_egid(1000);
+  x->set_auid(4294967295u);
+  x->set_session(4294967295u);
+  x->set_tty("(none)");
+  x->set_comm("curl");
+  x->set_exe("/usr/bin/curl");
+  x->add_args("curl");
+  x->add_args("-sS");
+  x->add_args("--retry");
+  x->add_args("3");
+  x->add_args("-H");
+  x->add_args("Accept: application/json");
+  x->add_args("https://inventory.payments.svc.cluster.local:8443/api/v1/items?page=1");
+  x->set_argc(7);
+  x->set_cwd("/srv/app");
+  x->set_path("/usr/bin/curl");
+  x->set_exe_inode(1835027);
+  x->set_exe_dev_major(0);
+  x->set_exe_dev_minor(52);
+  x->set_exe_mode(0100755);
+  x->set_arch("x86_64");
+  x->set_parent_name("sh");
+  x->set_is_exe_upper_layer(false);
+  return s;
+}
+
+// First event of a run: the container the exec events belong to.
+void AddContainerEvent(const Sensor& s, uint64_t seq, int64_t t, driftwatch::v1::Event* e) {
+  e->mutable_id()->CopyFrom(s.tmpl.id());
+  e->mutable_id()->set_seq(seq);
+  e->set_time_ns(t);
+  e->set_container_id(s.container_id);
+  auto* c = e->mutable_container();
+  c->set_id(s.container_id);
+  c->set_name("api");
+  c->set_runtime("containerd");
+  c->set_runtime_namespace("k8s.io");
+  c->set_pod_name("payments-api-7d9f8c6b5-x2x7q");
+  c->set_pod_namespace("payments");
+  c->set_image_repository("registry.example.com/payments/api");
+  c->set_image_tag("1.42.0");
+  c->set_image("registry.example.com/payments/api:1.42.0");
+  c->set_state("running");
+  c->set_source("cri");
+}
+
+void FillBatch(const Flags& fl, const Sensor& s, uint64_t first_seq, uint64_t n, int64_t t0,
+               bool oversize, driftwatch::v1::EventBatch* b) {
+  b->clear_events();
+  for (uint64_t k = 0; k < n; ++k) {
+    const uint64_t seq = first_seq + k;
+    const int64_t t = t0 + static_cast<int64_t>(seq) * 1000;
+    driftwatch::v1::Event* e = b->add_events();
+    if (seq == 1) {
+      AddContainerEvent(s, seq, t, e);
+      continue;
+    }
+    *e = s.tmpl;
+    e->mutable_id()->set_seq(seq);
+    e->set_time_ns(t);
+    auto* x = e->mutable_exec();
+    x->set_pid(static_cast<uint32_t>(10000 + seq % 50000));
+    x->set_args(6, "https://inventory.payments.svc.cluster.local:8443/api/v1/items?page=" +
+                       std::to_string(seq));
+    e->mutable_audit()->set_sec(static_cast<uint64_t>(t / 1000000000));
+    e->mutable_audit()->set_serial(seq);
+    if (oversize && k + 1 == n) x->add_args(std::string(fl.oversize, 'A'));
+  }
+}
+
+Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, const Sensor& s,
+                 int64_t t0) {
+  Result r;
+  r.node = s.node;
+  auto stub = driftwatch::v1::Collector::NewStub(ch);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(fl.deadline_s));
+  auto stream = stub->Stream(&ctx);
+  driftwatch::v1::SensorMessage out;
+  driftwatch::v1::CollectorMessage in;
+
+  if (!fl.no_hello) {
+    auto* h = out.mutable_hello();
+    h->set_node(fl.hello_node.empty() ? s.node : fl.hello_node);
+    h->set_boot_id(s.boot_id);
+    h->set_sensor_start_ns(s.start_ns);
+    h->set_sensor_version("loadgen");
+    h->set_kernel_version("6.1.0");
+    h->set_audit_mode("owner");
+    h->set_fanotify_mode("fid-filesystem");
+    if (stream->Write(out) && stream->Read(&in) && in.has_welcome()) {
+      r.welcome_node = in.welcome().node();
+    }
+  }
+
+  // Acks arrive on this thread; the writer waits on the window.
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t acked_batch = 0;
+  bool reader_done = false;
+  std::vector<uint64_t> batch_events{0};  // events in batch i (index = batch id)
+  std::thread reader([&] {
+    driftwatch::v1::CollectorMessage m;
+    while (stream->Read(&m)) {
+      if (!m.has_ack()) continue;
+      std::lock_guard lk(mu);
+      for (uint64_t b = acked_batch + 1; b <= m.ack().batch_id() && b < batch_events.size(); ++b) {
+        r.acked += batch_events[b];
+        ++r.batches_acked;
+      }
+      acked_batch = std::max(acked_batch, m.ack().batch_id());
+      r.stored += m.ack().stored();
+      r.duplicates += m.ack().duplicates();
+      cv.notify_all();
+    }
+    std::lock_guard lk(mu);
+    reader_done = true;
+    cv.notify_all();
+  });
+
+  uint64_t seq = 1;
+  uint64_t batch_id = 0;
+  const uint64_t total = fl.events_per_sensor;
+  while (seq <= total) {
+    {
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return reader_done || batch_id - acked_batch < static_cast<uint64_t>(fl.window); });
+      if (reader_done) break;
+    }
+    const uint64_t n = std::min<uint64_t>(static_cast<uint64_t>(fl.batch), total - seq + 1);
+    uint64_t id = ++batch_id;
+    if (fl.decreasing_batch_id && id == 2) id = 1;
+    auto* b = out.mutable_batch();
+    b->set_batch_id(id);
+    FillBatch(fl, s, seq, n, t0, fl.oversize > 0 && batch_id == 1, b);
+    {
+      std::lock_guard lk(mu);
+      batch_events.push_back(n);
+    }
+    if (!stream->Write(out)) break;
+    r.sent += n;
+    seq += n;
+    if (fl.interval_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(fl.interval_ms));
+  }
+  // Wait for every ack (or the end of the stream), then half-close.
+  {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return reader_done || acked_batch >= batch_id; });
+  }
+  stream->WritesDone();
+  reader.join();
+  grpc::Status st = stream->Finish();
+  r.code = st.error_code();
+  r.message = st.error_message();
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dw-loadgen: simulated driftwatch sensors streaming to a collector"};
+  Flags fl;
+  app.add_option("--target", fl.target, "collector HOST:PORT")->required();
+  app.add_option("--ca", fl.ca, "CA certificate that signed the collector's (PEM)");
+  app.add_option("--cert", fl.cert, "client certificate (PEM)");
+  app.add_option("--key", fl.key, "client key (PEM)");
+  app.add_option("--cert-dir", fl.cert_dir,
+                 "per-sensor client certificates: DIR/NODE.crt and DIR/NODE.key");
+  app.add_option("--server-name", fl.server_name, "TLS name to expect from the collector");
+  app.add_flag("--insecure", fl.insecure, "plaintext");
+  app.add_option("--sensors", fl.sensors, "simulated sensors (streams)")->capture_default_str();
+  app.add_option("--events-per-sensor", fl.events_per_sensor, "events per sensor")
+      ->capture_default_str();
+  app.add_option("--batch", fl.batch, "events per batch")->capture_default_str();
+  app.add_option("--window", fl.window, "batches in flight per stream")->capture_default_str();
+  app.add_option("--node-prefix", fl.node_prefix, "node name = PREFIX + index")
+      ->capture_default_str();
+  app.add_option("--hello-node", fl.hello_node, "send this as Hello.node instead");
+  app.add_option("--boot-id", fl.boot_id, "boot id of every sensor's run (default: random)");
+  app.add_option("--sensor-start-ns", fl.sensor_start_ns,
+                 "start time of every sensor's run (default: now); same value = same events");
+  app.add_flag("--resend", fl.resend, "send every sensor's events again on a second stream");
+  app.add_flag("--no-hello", fl.no_hello, "start with a batch instead of Hello");
+  app.add_option("--oversize", fl.oversize, "put an argument of BYTES into the first batch");
+  app.add_flag("--decreasing-batch-id", fl.decreasing_batch_id, "number the second batch 1");
+  app.add_option("--interval-ms", fl.interval_ms, "pause between batches");
+  app.add_option("--deadline-s", fl.deadline_s, "deadline of each stream")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (fl.sensors <= 0 || fl.batch <= 0 || fl.window <= 0) {
+    std::fprintf(stderr, "dw-loadgen: --sensors, --batch and --window must be > 0\n");
+    return 2;
+  }
+  if (fl.sensor_start_ns == 0) {
+    fl.sensor_start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  }
+
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (fl.insecure) {
+    creds = grpc::InsecureChannelCredentials();
+  } else {
+    grpc::SslCredentialsOptions o;
+    if (!fl.ca.empty()) o.pem_root_certs = ReadFile(fl.ca);
+    if (!fl.cert.empty()) o.pem_cert_chain = ReadFile(fl.cert);
+    if (!fl.key.empty()) o.pem_private_key = ReadFile(fl.key);
+    creds = grpc::SslCredentials(o);
+  }
+
+  std::vector<Sensor> sensors;
+  for (int i = 0; i < fl.sensors; ++i) sensors.push_back(MakeSensor(fl, i));
+  const int64_t t0 = fl.sensor_start_ns;
+
+  std::vector<Result> results;
+  std::mutex results_mu;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < fl.sensors; ++i) {
+    threads.emplace_back([&, i] {
+      // One connection per sensor, as real sensors have.
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      if (!fl.server_name.empty()) args.SetSslTargetNameOverride(fl.server_name);
+      auto sensor_creds = creds;
+      if (!fl.cert_dir.empty() && !fl.insecure) {
+        grpc::SslCredentialsOptions o;
+        if (!fl.ca.empty()) o.pem_root_certs = ReadFile(fl.ca);
+        const std::string base = fl.cert_dir + "/" + sensors[static_cast<size_t>(i)].node;
+        o.pem_cert_chain = ReadFile(base + ".crt");
+        o.pem_private_key = ReadFile(base + ".key");
+        sensor_creds = grpc::SslCredentials(o);
+      }
+      auto ch = grpc::CreateCustomChannel(fl.target, sensor_creds, args);
+      for (int pass = 0; pass < (fl.resend ? 2 : 1); ++pass) {
+        Result r = RunStream(fl, ch, sensors[static_cast<size_t>(i)], t0);
+        std::lock_guard lk(results_mu);
+        results.push_back(std::move(r));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  uint64_t sent = 0, acked = 0, stored = 0, dups = 0, batches = 0;
+  std::map<std::string, int> codes;
+  std::map<std::string, int> welcome_nodes;
+  std::string errors;
+  for (const Result& r : results) {
+    sent += r.sent;
+    acked += r.acked;
+    stored += r.stored;
+    dups += r.duplicates;
+    batches += r.batches_acked;
+    ++codes[CodeName(r.code)];
+    if (!r.welcome_node.empty()) ++welcome_nodes[r.welcome_node];
+    if (r.code != grpc::StatusCode::OK) {
+      if (!errors.empty()) errors += ",";
+      errors += "{\"node\":";
+      driftwatch::AppendJsonString(r.node, &errors);
+      errors += ",\"code\":\"" + std::string(CodeName(r.code)) + "\",\"message\":";
+      driftwatch::AppendJsonString(r.message, &errors);
+      errors += "}";
+    }
+  }
+  std::string out = "{\"sensors\":" + std::to_string(fl.sensors) +
+                    ",\"streams\":" + std::to_string(results.size()) +
+                    ",\"events_sent\":" + std::to_string(sent) +
+                    ",\"events_acked\":" + std::to_string(acked) +
+                    ",\"batches_acked\":" + std::to_string(batches) +
+                    ",\"stored\":" + std::to_string(stored) +
+                    ",\"duplicates\":" + std::to_string(dups);
+  char buf[128];
+  std::snprintf(buf, sizeof buf, ",\"wall_s\":%.3f,\"events_per_s\":%.0f", wall,
+                wall > 0 ? static_cast<double>(acked) / wall : 0.0);
+  out += buf;
+  out += ",\"status\":{";
+  bool first = true;
+  for (auto& [c, n] : codes) {
+    out += (first ? "\"" : ",\"") + c + "\":" + std::to_string(n);
+    first = false;
+  }
+  out += "},\"welcome_nodes\":{";
+  first = true;
+  for (auto& [node, n] : welcome_nodes) {
+    if (!first) out += ",";
+    driftwatch::AppendJsonString(node, &out);
+    out += ":" + std::to_string(n);
+    first = false;
+  }
+  out += "},\"errors\":[" + errors + "]}";
+  std::printf("%s\n", out.c_str());
+  return codes.size() == 1 && codes.count("OK") && acked == sent ? 0 : 1;
+}
