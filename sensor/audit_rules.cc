@@ -2,14 +2,99 @@
 
 #include <libaudit.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <cstdio>
 #include <memory>
+#include <vector>
 
 namespace driftwatch::sensor {
+namespace {
+
+bool Alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+// The key of a rule as the kernel lists it: string fields' values are lengths into buf.
+std::string RuleKey(const audit_rule_data* r) {
+  uint32_t off = 0;
+  for (uint32_t i = 0; i < r->field_count && i < AUDIT_MAX_FIELDS; ++i) {
+    uint32_t f = r->fields[i] & ~AUDIT_OPERATORS;
+    bool is_string = f == AUDIT_WATCH || f == AUDIT_DIR || f == AUDIT_FILTERKEY ||
+                     f == AUDIT_EXE || (f >= AUDIT_SUBJ_USER && f <= AUDIT_SUBJ_CLR) ||
+                     (f >= AUDIT_OBJ_USER && f <= AUDIT_OBJ_LEV_HIGH);
+    if (!is_string) continue;
+    uint32_t len = r->values[i];
+    if (off + len > r->buflen) return "";
+    if (f == AUDIT_FILTERKEY) return std::string(r->buf + off, len);
+    off += len;
+  }
+  return "";
+}
+
+// Deletes every exit-filter rule carrying `key`; returns how many.
+std::expected<size_t, std::string> RemoveRulesWithKey(int fd, const std::string& key) {
+  if (audit_request_rules_list_data(fd) <= 0)
+    return std::unexpected(std::string("listing audit rules: ") + strerror(errno));
+  std::vector<std::vector<char>> stale;
+  for (;;) {
+    audit_reply rep{};
+    int rc = audit_get_reply(fd, &rep, GET_REPLY_BLOCKING, 0);
+    if (rc <= 0) break;
+    if (rep.type == NLMSG_DONE) break;
+    if (rep.type == NLMSG_ERROR) {
+      if (rep.error && rep.error->error != 0)
+        return std::unexpected(std::string("listing audit rules: ") + strerror(-rep.error->error));
+      continue;
+    }
+    if (rep.type != AUDIT_LIST_RULES || rep.ruledata == nullptr) continue;
+    const audit_rule_data* r = rep.ruledata;
+    if ((r->flags & ~AUDIT_FILTER_PREPEND) != AUDIT_FILTER_EXIT || RuleKey(r) != key) continue;
+    const char* b = reinterpret_cast<const char*>(r);
+    stale.emplace_back(b, b + sizeof(*r) + r->buflen);
+  }
+  size_t n = 0;
+  for (auto& bytes : stale) {
+    auto* r = reinterpret_cast<audit_rule_data*>(bytes.data());
+    if (audit_delete_rule_data(fd, r, r->flags & ~AUDIT_FILTER_PREPEND, static_cast<int>(r->action)) > 0) ++n;
+  }
+  return n;
+}
+
+// "pid enabled backlog_limit backlog_wait_time\n"
+bool ReadState(const std::string& path, pid_t* pid, audit_status* st) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return false;
+  long p = 0;
+  unsigned en = 0, bl = 0, bw = 0;
+  bool ok = std::fscanf(f, "%ld %u %u %u", &p, &en, &bl, &bw) == 4 && en <= 1;
+  std::fclose(f);
+  if (!ok) return false;
+  *pid = static_cast<pid_t>(p);
+  st->enabled = en;
+  st->backlog_limit = bl;
+  st->backlog_wait_time = bw;
+  return true;
+}
+
+void WriteState(const std::string& path, const audit_status& st) {
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty()) mkdir(dir.c_str(), 0700);
+  std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) {
+    std::fprintf(stderr, "driftwatch-sensor: %s: %s (audit settings not kept for crash recovery)\n",
+                 tmp.c_str(), strerror(errno));
+    return;
+  }
+  std::fprintf(f, "%d %u %u %u\n", getpid(), st.enabled, st.backlog_limit, st.backlog_wait_time);
+  std::fclose(f);
+  rename(tmp.c_str(), path.c_str());
+}
+
+}  // namespace
 
 AuditOwnership::~AuditOwnership() { Release(); }
 
@@ -26,6 +111,21 @@ std::expected<std::unique_ptr<AuditOwnership>, std::string> AuditOwnership::Acqu
       (kill(static_cast<pid_t>(st->pid), 0) == 0 || errno == EPERM)) {
     return std::unexpected("audit daemon pid " + std::to_string(st->pid) +
                            " holds the audit feed; run with --audit-mode observer (or auto)");
+  }
+
+  // A sensor that died without Release left its settings (and rules, below): the host's
+  // own settings are the ones it saved.
+  self->state_file_ = options.state_file;
+  if (!options.state_file.empty()) {
+    pid_t old = 0;
+    audit_status saved{};
+    if (ReadState(options.state_file, &old, &saved) && old != getpid() && !Alive(old)) {
+      self->before_.enabled = saved.enabled;
+      self->before_.backlog_limit = saved.backlog_limit;
+      self->before_.backlog_wait_time = saved.backlog_wait_time;
+      self->recovered_from_ = old;
+    }
+    WriteState(options.state_file, self->before_);
   }
 
   // Register first, so that no record goes to the kernel log meanwhile.
@@ -55,6 +155,9 @@ std::expected<std::unique_ptr<AuditOwnership>, std::string> AuditOwnership::Acqu
     if (self->rule_fd_ < 0) return std::unexpected(std::string("audit_open: ") + strerror(errno));
     std::string key = "key=" + options.rule_key;
     std::string own = "pid=" + std::to_string(getpid());
+    auto stale = RemoveRulesWithKey(self->rule_fd_, options.rule_key);
+    if (!stale) return std::unexpected(stale.error());
+    self->stale_removed_ = *stale;
     struct R {
       std::vector<std::string> fields, syscalls;
     };
@@ -69,7 +172,7 @@ std::expected<std::unique_ptr<AuditOwnership>, std::string> AuditOwnership::Acqu
     // The sensor's own exclusion names the audited syscalls, not all of them: a rule
     // that matches every syscall is evaluated on every syscall of the host.
     for (const char* arch : {"arch=b32", "arch=b64"}) {  // prepended: b64 ends up first
-      auto r = self->AddRule({arch, own},
+      auto r = self->AddRule({arch, own, key},
                              {"execve", "execveat", "chmod", "fchmod", "fchmodat"}, AUDIT_NEVER, true);
       if (!r) return std::unexpected(r.error());
     }
@@ -197,6 +300,10 @@ void AuditOwnership::Release() {
     set.pid = 0;
     nl_->SetStatus(set);
     registered_ = false;
+  }
+  if (!state_file_.empty()) {
+    unlink(state_file_.c_str());
+    state_file_.clear();
   }
 }
 

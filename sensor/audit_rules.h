@@ -29,7 +29,13 @@ namespace driftwatch::sensor {
 struct OwnerOptions {
   uint32_t backlog_limit = 8192;
   bool install_rules = true;
+  // Every rule the sensor installs carries this key. Rules with it that exist at start
+  // are an earlier sensor's that did not exit cleanly (kill -9, power cut): removed.
   std::string rule_key = "driftwatch";
+  // The audit settings found before the sensor changed them, kept here while it runs, so
+  // that a sensor started after a crash puts back the settings the host really had, not
+  // the crashed sensor's. Empty: not kept.
+  std::string state_file = "/run/driftwatch/audit-state";
 };
 
 class AuditOwnership {
@@ -52,6 +58,9 @@ class AuditOwnership {
   uint32_t backlog_wait_time() const { return backlog_wait_time_; }
   size_t rules_added() const { return added_.size(); }
   size_t rules_present() const { return present_; }
+  // Left behind by an earlier sensor that died: its rules removed, its pid.
+  size_t stale_rules_removed() const { return stale_removed_; }
+  pid_t recovered_from_pid() const { return recovered_from_; }
 
  private:
   explicit AuditOwnership(AuditNetlink* nl) : nl_(nl) {}
@@ -71,6 +80,9 @@ class AuditOwnership {
   };
   std::vector<Added> added_;
   size_t present_ = 0;  // rules that already existed (left in place)
+  size_t stale_removed_ = 0;
+  pid_t recovered_from_ = 0;
+  std::string state_file_;
 };
 
 }  // namespace driftwatch::sensor

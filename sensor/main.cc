@@ -43,6 +43,7 @@ struct Flags {
   std::string audit_mode = "auto";
   std::string capture;
   uint32_t backlog_limit = 8192;
+  std::string audit_state_file = "/run/driftwatch/audit-state";
   int rcvbuf = 32 << 20;
   size_t queue_records = 1 << 16;
   double status_interval = 10;
@@ -321,6 +322,7 @@ int Run(const Flags& flags) {
     if (mode == AuditMode::kOwner) {
       OwnerOptions opt;
       opt.backlog_limit = flags.backlog_limit;
+      opt.state_file = flags.audit_state_file;
       auto own = AuditOwnership::Acquire(nl.get(), opt);
       if (!own) {
         std::fprintf(stderr, "driftwatch-sensor: owner mode: %s\n", own.error().c_str());
@@ -391,6 +393,13 @@ int Run(const Flags& flags) {
       audit_desc += ", backlog_limit " + std::to_string(ownership->backlog_limit()) +
                     ", backlog_wait_time " + std::to_string(ownership->backlog_wait_time()) +
                     ", " + std::to_string(ownership->rules_added()) + " rules added";
+    if (ownership && ownership->recovered_from_pid() != 0)
+      audit_desc += " (sensor pid " + std::to_string(ownership->recovered_from_pid()) +
+                    " had not exited cleanly: its settings put back at exit, " +
+                    std::to_string(ownership->stale_rules_removed()) + " of its rules removed)";
+    else if (ownership && ownership->stale_rules_removed() != 0)
+      audit_desc += " (" + std::to_string(ownership->stale_rules_removed()) +
+                    " stale driftwatch rules removed)";
   }
   std::string containers_desc;
   if (registry) {
@@ -533,6 +542,10 @@ int main(int argc, char** argv) {
                  "write the event stream (length-delimited driftwatch.v1.Event) to FILE, - for "
                  "stdout; read it back with `driftwatch analyze`");
   app.add_option("--backlog-limit", f.backlog_limit, "owner mode: kernel audit backlog limit")
+      ->capture_default_str();
+  app.add_option("--audit-state-file", f.audit_state_file,
+                 "owner mode: where the audit settings found at start are kept while the sensor "
+                 "runs, so that a sensor started after a crash restores them (empty: not kept)")
       ->capture_default_str();
   app.add_option("--rcvbuf", f.rcvbuf, "netlink receive buffer, bytes")->capture_default_str();
   app.add_option("--queue", f.queue_records, "records queued between reader and parser")
