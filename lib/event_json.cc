@@ -112,6 +112,9 @@ void Common(const v1::Event& ev, ObjectWriter* w) {
   w->Str("evt.time", FormatIsoTime(ev.time_ns()));
   if (!ev.id().node().empty()) w->Str("evt.hostname", ev.id().node());
   w->Int("evt.num", static_cast<int64_t>(ev.id().seq()));
+  // With evt.hostname and evt.num, the event's identity: which sensor run numbered it.
+  if (ev.id().sensor_start_ns() != 0)
+    w->Str("sensor.run", ev.id().boot_id() + "/" + std::to_string(ev.id().sensor_start_ns()));
 }
 
 // The container's own fields (Falco's container.* and k8s.*), from what the sensor knows.
