@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# exec_latency.sh: how long from an exec in a container to its event stored at the collector?
+#
+# A private containerd runs a Kubernetes-labelled pod; inside it a static pacer
+# (bench/exec_pacer.c) fork+execs a static no-op RATE times a second for SECONDS. The real
+# sensor (audit owner mode, containers, fanotify) streams over mTLS to the real collector
+# (SQLite). Latency = the collector's commit time minus the audit timestamp of the exec
+# (millisecond resolution: audit stamps are sec.msec). Prints p50/p90/p99/max and how many
+# of the execs were stored.
+#
+# Usage (root): bench/exec_latency.sh [BUILD_DIR]    env: RATE=1000 SECONDS=20
+# Audit state is saved and restored (also on failure); everything started is stopped by PID.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+BUILD=${1:-$REPO/build}
+RATE=${RATE:-1000}
+RUN_SECONDS=$(printenv SECONDS || echo 20)
+source "$REPO/tests/integration/audit_state.sh"
+source "$REPO/tests/integration/containerd_env.sh"
+export DW_CRI=$BUILD/tools/dw-cri
+TMP=$(mktemp -d /tmp/dw-lat.XXXXXX)
+CTD=$TMP/ctd
+SENSOR_PID= COLLECTOR_PID=
+cleanup() {
+	local rc=$?
+	set +e
+	[[ -n $SENSOR_PID ]] && { kill -TERM "$SENSOR_PID"; wait "$SENSOR_PID"; }
+	[[ -n $COLLECTOR_PID ]] && { kill -TERM "$COLLECTOR_PID"; wait "$COLLECTOR_PID"; }
+	dw_ctd_stop "$CTD"
+	dw_audit_restore "$TMP"
+	((rc == 0)) || tail -5 "$TMP"/*.log
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+[[ $EUID -eq 0 ]] || { echo "exec_latency: must run as root" >&2; exit 1; }
+dw_ctd_check_deps
+dw_audit_save "$TMP"
+[[ $(auditctl -s | awk '$1 == "pid" { print $2 }') == 0 ]] || { echo "exec_latency: an audit daemon is running" >&2; exit 1; }
+
+gcc -static -O2 -o "$TMP/exec_pacer" "$HERE/exec_pacer.c"
+gcc -static -O2 -o "$TMP/noop" "$HERE/noop.c"
+bash "$REPO/scripts/make-certs.sh" "$TMP/certs" node-lat >/dev/null
+dw_image_build "$TMP/image.tar"
+dw_ctd_start "$CTD"
+dw_image_import "$CTD" "$TMP/image.tar" >/dev/null
+
+"$BUILD/collector/driftwatch-collector" --listen 127.0.0.1:0 --port-file "$TMP/port" \
+	--tls-cert "$TMP/certs/collector.crt" --tls-key "$TMP/certs/collector.key" \
+	--client-ca "$TMP/certs/ca.crt" --db "$TMP/collector.db" >"$TMP/collector.log" 2>&1 &
+COLLECTOR_PID=$!
+for ((i = 0; i < 100; i++)); do [[ -s $TMP/port ]] && break; sleep 0.1; done
+"$BUILD/sensor/driftwatch-sensor" --audit-mode owner --audit-state-file "$TMP/audit-state" \
+	--cri-endpoint "$CTD/containerd.sock" --watch-fs "$CTD/root" \
+	--collector "localhost:$(cat "$TMP/port")" --tls-ca "$TMP/certs/ca.crt" \
+	--tls-cert "$TMP/certs/node-lat.crt" --tls-key "$TMP/certs/node-lat.key" \
+	--spool-dir "$TMP/spool" >"$TMP/sensor.log" 2>&1 &
+SENSOR_PID=$!
+for ((i = 0; i < 100; i++)); do grep -q "connected to collector" "$TMP/sensor.log" && break; sleep 0.1; done
+
+uid=$(cat /proc/sys/kernel/random/uuid)
+pod=$(dw_pod_run "$CTD" lat-bench bench "$uid" "/kubepods/besteffort/pod$uid")
+cid=$(dw_pod_container "$CTD" "$pod" pacer -- /bin/sleep 100000)
+cpid=$(dw_cri "$CTD" inspect "$cid" | sed -n 's/^  "pid": \([0-9]*\).*/\1/p')
+cp "$TMP/exec_pacer" "$TMP/noop" "/proc/$cpid/root/bin/"
+sleep 1
+started=$(dw_ctr_exec "$CTD" "$cid" pace /bin/exec_pacer "$RATE" "$RUN_SECONDS" /bin/noop </dev/null)
+sleep 2
+kill -TERM "$SENSOR_PID"; wait "$SENSOR_PID"; SENSOR_PID=
+kill -TERM "$COLLECTOR_PID"; wait "$COLLECTOR_PID"; COLLECTOR_PID=
+"$BUILD/cli/driftwatch" events --db "$TMP/collector.db" --kind exec --container "$cid" >"$TMP/execs.jsonl"
+python3 - "$TMP/execs.jsonl" "$started" "$RATE" "$RUN_SECONDS" <<'PY'
+import datetime, json, sys
+path, started, rate, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+lat = []
+for line in open(path):
+    e = json.loads(line)
+    if (e.get("proc.argv") or [""])[0] != "/bin/noop":
+        continue
+    t = e["evt.time"]  # 2026-11-28T10:28:14.683797100Z
+    base, frac = t[:-1].split(".")
+    sec = datetime.datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()
+    ns = int(sec) * 10**9 + int(frac.ljust(9, "0"))
+    lat.append((e["collector.stored_ns"] - ns) / 1e6)
+lat.sort()
+if not lat:
+    sys.exit("exec_latency: no exec of the pod stored")
+q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+print(f"exec_latency: {started} execs started at {rate:.0f}/s for {secs:.0f} s, {len(lat)} stored "
+      f"({100.0 * len(lat) / max(started, 1):.1f}%)")
+print(f"exec -> stored at collector (ms): p50 {q(0.50):.1f}  p90 {q(0.90):.1f}  p99 {q(0.99):.1f}  max {lat[-1]:.1f}")
+PY
