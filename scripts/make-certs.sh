@@ -18,7 +18,8 @@ Keys are mode 0600. Validity: DW_CERT_DAYS (default 825) days.
 
 collector: driftwatch-collector --tls-cert DIR/collector.crt --tls-key DIR/collector.key \
              --client-ca DIR/ca.crt
-sensor:    --ca DIR/ca.crt --cert DIR/NODE.crt --key DIR/NODE.key
+sensor:    driftwatch-sensor --collector HOST:PORT --tls-ca DIR/ca.crt \
+             --tls-cert DIR/NODE.crt --tls-key DIR/NODE.key
 USAGE
 }
 
