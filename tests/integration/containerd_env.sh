@@ -681,3 +681,17 @@ _dw_stop_pods() {
     done
     return 0
 }
+
+# dw_mounts_under DIR: mount points (mountinfo field 5) at or below DIR, one per line.
+dw_mounts_under() { awk -v d="$1" '$5 == d || index($5, d "/") == 1' /proc/self/mountinfo; }
+
+# dw_ctd_remove DIR: dw_ctd_stop, then remove DIR, but only once nothing is mounted below
+# it (and never across filesystems): a trap's last word. Never fails.
+dw_ctd_remove() {
+    dw_ctd_stop "$1" || true
+    if [ -z "$(dw_mounts_under "$1")" ]; then
+        rm -rf --one-file-system "$1"
+    else
+        printf 'left %s in place: still has mounts\n' "$1" >&2
+    fi
+}

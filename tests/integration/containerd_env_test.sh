@@ -17,17 +17,11 @@ fail() {
 # Short path: the containerd socket path must fit in sun_path.
 tmp=$(mktemp -d /tmp/dwctd.XXXXXX)
 # Mount points (mountinfo field 5) at or below $tmp.
-mounts_under_tmp() { awk -v d="$tmp" '$5 == d || index($5, d "/") == 1' /proc/self/mountinfo; }
+mounts_under_tmp() { dw_mounts_under "$tmp"; }
 finish() {
     local rc=$?
     trap - EXIT INT TERM
-    dw_ctd_stop "$tmp" || true
-    # Only remove the dir once nothing is mounted below it; --one-file-system as a safeguard.
-    if [ -z "$(mounts_under_tmp)" ]; then
-        rm -rf --one-file-system "$tmp"
-    else
-        printf 'left %s in place: still has mounts\n' "$tmp" >&2
-    fi
+    dw_ctd_remove "$tmp"
     if [ "$rc" != 0 ] && [ "$failures" = 0 ]; then
         failures=1
         printf 'FAIL: aborted (exit %s)\n' "$rc" >&2
