@@ -4,6 +4,7 @@
 #include "cli/analyze.h"
 #include "cli/diff.h"
 #include "cli/events.h"
+#include "cli/status.h"
 #include "lib/version.h"
 
 int main(int argc, char** argv) {
@@ -55,7 +56,16 @@ int main(int argc, char** argv) {
   ev->add_option("--until", events.until, "event time before: ISO 8601 or relative");
   ev->add_option("--limit", events.limit, "only the newest N matches");
 
+  driftwatch::cli::StatusOptions status;
+  CLI::App* st = app.add_subcommand(
+      "status",
+      "This node's sensor: audit mode and settings, fanotify mode, watched containers, spool "
+      "depth, collector connection and loss counters (from its /status endpoint).");
+  st->add_option("--sensor", status.sensor, "the sensor's --metrics-address")->capture_default_str();
+  st->add_flag("--json", status.json, "print the sensor's status document as is");
+
   CLI11_PARSE(app, argc, argv);
+  if (st->parsed()) return driftwatch::cli::RunStatus(status);
   if (an->parsed()) return driftwatch::cli::RunAnalyze(analyze);
   if (df->parsed()) return driftwatch::cli::RunDiff(diff);
   if (ev->parsed()) return driftwatch::cli::RunEvents(events);

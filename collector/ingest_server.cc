@@ -22,6 +22,52 @@ std::string NodeFromAuthContext(const grpc::AuthContext& auth) {
 
 namespace {
 
+bool ReadVarint(std::string_view* in, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
+    const uint8_t b = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+
+// One field of a message: its number, wire type, varint value or length-delimited bytes.
+// False on malformed or truncated input (groups included: no message here has one).
+bool NextField(std::string_view* in, uint64_t* field, uint64_t* wire_type, uint64_t* value,
+               std::string_view* bytes) {
+  uint64_t tag = 0;
+  if (!ReadVarint(in, &tag)) return false;
+  *field = tag >> 3;
+  *wire_type = tag & 7;
+  switch (*wire_type) {
+    case 0: return ReadVarint(in, value);
+    case 1:
+      if (in->size() < 8) return false;
+      in->remove_prefix(8);
+      return true;
+    case 2: {
+      uint64_t len = 0;
+      if (!ReadVarint(in, &len) || len > in->size()) return false;
+      *bytes = in->substr(0, len);
+      in->remove_prefix(len);
+      return true;
+    }
+    case 5:
+      if (in->size() < 4) return false;
+      in->remove_prefix(4);
+      return true;
+    default: return false;
+  }
+}
+
+grpc::ByteBuffer Encode(const v1::CollectorMessage& m) {
+  std::string bytes = m.SerializeAsString();
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
 void Log(const char* fmt, auto... args) {
   std::fprintf(stderr, "driftwatch-collector: ");
   std::fprintf(stderr, fmt, args...);
@@ -30,11 +76,53 @@ void Log(const char* fmt, auto... args) {
 
 }  // namespace
 
+std::expected<void, std::string> ScanSensorMessage(std::string_view bytes,
+                                                   ScannedSensorMessage* out) {
+  using M = v1::SensorMessage;
+  out->body = M::BODY_NOT_SET;
+  out->batch_id = 0;
+  out->events.clear();
+  std::string_view in = bytes;
+  while (!in.empty()) {
+    uint64_t field = 0, wt = 0, value = 0;
+    std::string_view sub;
+    if (!NextField(&in, &field, &wt, &value, &sub)) {
+      return std::unexpected("malformed SensorMessage");
+    }
+    if (wt != 2) continue;  // no known field here has another wire type: unknown, skipped
+    if (field == M::kBatchFieldNumber) {
+      if (out->body != M::kBatch) {
+        out->body = M::kBatch;
+        out->batch_id = 0;
+        out->events.clear();
+      }
+      while (!sub.empty()) {
+        uint64_t f = 0, w = 0, v = 0;
+        std::string_view ev;
+        if (!NextField(&sub, &f, &w, &v, &ev)) return std::unexpected("malformed EventBatch");
+        if (f == v1::EventBatch::kBatchIdFieldNumber && w == 0) out->batch_id = v;
+        if (f == v1::EventBatch::kEventsFieldNumber && w == 2) out->events.push_back(ev);
+      }
+    } else if (field == M::kHelloFieldNumber) {
+      out->body = M::kHello;
+    } else if (field == M::kInventoryFieldNumber) {
+      out->body = M::kInventory;
+    }
+  }
+  if (out->body == M::kHello || out->body == M::kInventory) {
+    out->events.clear();
+    if (!out->message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return std::unexpected("malformed SensorMessage");
+    }
+  }
+  return {};
+}
+
 // One sensor stream. State changes happen under mu_; the gRPC calls they lead to (StartRead,
 // StartWrite, Finish) are made after mu_ is released, as gRPC may run OnReadDone/OnWriteDone
 // inline from them. Finish is only called when no read, write or store commit of this stream
 // is outstanding, so no callback can reach the reactor after OnDone deletes it.
-class StreamReactor final : public grpc::ServerBidiReactor<v1::SensorMessage, v1::CollectorMessage> {
+class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamReactor(IngestService* svc, grpc::CallbackServerContext* ctx)
       : svc_(svc), ctx_(ctx), peer_(ctx->peer()) {
@@ -167,18 +255,34 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::SensorMessage, v1
   }
 
   Actions HandleMessage() {
-    // in_ and node_ belong to the read path (one read at a time): PrepareBatch, the costly
-    // part, runs without mu_, so the store's writer thread never waits on it in OnCommitted.
+    // in_, bytes_, msg_ and node_ belong to the read path (one read at a time):
+    // PrepareEncodedBatch, the costly part, runs without mu_, so the store's writer thread
+    // never waits on it in OnCommitted.
+    bytes_.clear();
+    {
+      std::vector<grpc::Slice> slices;
+      if (in_.Dump(&slices).ok()) {
+        for (const grpc::Slice& sl : slices) {
+          bytes_.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+        }
+      }
+      in_.Clear();
+    }
+    auto scanned = ScanSensorMessage(bytes_, &msg_);
     std::optional<PreparedBatch> prepared;
     uint64_t batch_id = 0;
     {
       std::lock_guard lk(mu_);
       reading_ = false;
       if (finish_status_) return Decide(Actions{});
-      switch (in_.body_case()) {
+      if (!scanned) {
+        FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, scanned.error()));
+        return Decide(Actions{});
+      }
+      switch (msg_.body) {
         case v1::SensorMessage::kHello: OnHello(); break;
         case v1::SensorMessage::kBatch:
-          if (CheckBatch()) batch_id = in_.batch().batch_id();
+          if (CheckBatch()) batch_id = msg_.batch_id;
           break;
         case v1::SensorMessage::kInventory:
           break;  // no commands are sent yet: an unsolicited reply is ignored
@@ -190,7 +294,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::SensorMessage, v1
       if (batch_id == 0) return Decide(Actions{});
       reading_ = true;  // not really: keeps other reads and Finish away until Submit
     }
-    auto p = PrepareBatch(node_, in_.mutable_batch()->mutable_events());
+    auto p = PrepareEncodedBatch(node_, msg_.events);
+    msg_.events.clear();
+    // A large message's buffer is not kept for the life of the stream.
+    if (bytes_.capacity() > (1u << 20)) std::string().swap(bytes_);
     {
       std::lock_guard lk(mu_);
       if (!p) {
@@ -213,7 +320,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::SensorMessage, v1
 
   // REQUIRES: mu_.
   void OnHello() {
-    const v1::Hello& h = in_.hello();
+    const v1::Hello& h = msg_.message.hello();
     if (hello_) {
       FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "second Hello on the stream"));
       return;
@@ -246,33 +353,32 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::SensorMessage, v1
     w->set_node(node_);
     w->set_collector_version(kVersion);
     w->set_max_batch_events(svc_->opt_.max_batch_events);
-    pending_writes_.push_back(std::move(m));
+    pending_writes_.push_back(Encode(m));
   }
 
   // REQUIRES: mu_. False (and the stream failed) when the batch is refused.
   bool CheckBatch() {
-    const v1::EventBatch& b = in_.batch();
     if (!hello_) {
       FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                               "EventBatch before Hello: the first message must be Hello"));
       return false;
     }
-    if (b.batch_id() <= last_batch_id_) {
+    if (msg_.batch_id <= last_batch_id_) {
       FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "batch_id " + std::to_string(b.batch_id()) +
+                              "batch_id " + std::to_string(msg_.batch_id) +
                                   " does not increase (previous " +
                                   std::to_string(last_batch_id_) + ")"));
       return false;
     }
-    if (static_cast<uint64_t>(b.events_size()) > svc_->opt_.max_batch_events) {
+    if (msg_.events.size() > svc_->opt_.max_batch_events) {
       FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "batch " + std::to_string(b.batch_id()) + " has " +
-                                  std::to_string(b.events_size()) +
+                              "batch " + std::to_string(msg_.batch_id) + " has " +
+                                  std::to_string(msg_.events.size()) +
                                   " events, more than max_batch_events " +
                                   std::to_string(svc_->opt_.max_batch_events)));
       return false;
     }
-    last_batch_id_ = b.batch_id();
+    last_batch_id_ = msg_.batch_id;
     return true;
   }
 
@@ -308,7 +414,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::SensorMessage, v1
       if (any && !cancelled_ && !write_failed_) {
         v1::CollectorMessage m;
         *m.mutable_ack() = ack;
-        pending_writes_.push_back(std::move(m));
+        pending_writes_.push_back(Encode(m));
       }
       a = Decide(a);
       // A store failure with a read outstanding: cancel the call so the read returns.
@@ -340,13 +446,15 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::SensorMessage, v1
   std::string cert_node_;
 
   std::mutex mu_;
-  v1::SensorMessage in_;       // owned by the outstanding read
-  v1::CollectorMessage out_;   // owned by the outstanding write
+  grpc::ByteBuffer in_;        // owned by the outstanding read
+  std::string bytes_;          // read path: in_ made contiguous
+  ScannedSensorMessage msg_;   // read path: bytes_ walked
+  grpc::ByteBuffer out_;       // owned by the outstanding write
   bool hello_ = false;
   std::string node_;
   uint64_t last_batch_id_ = 0;
   std::deque<InFlight> inflight_;
-  std::deque<v1::CollectorMessage> pending_writes_;
+  std::deque<grpc::ByteBuffer> pending_writes_;
   bool reading_ = false;
   bool writing_ = false;
   bool read_closed_ = false;
@@ -360,7 +468,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::SensorMessage, v1
   uint64_t duplicates_ = 0;
 };
 
-grpc::ServerBidiReactor<v1::SensorMessage, v1::CollectorMessage>* IngestService::Stream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* IngestService::Stream(
     grpc::CallbackServerContext* ctx) {
   return new StreamReactor(this, ctx);
 }

@@ -5,14 +5,19 @@
 // Per stream: Hello first (else INVALID_ARGUMENT), answered by Welcome; then EventBatch
 // messages with increasing batch_id and at most max_batch_events events each. The node name
 // is the client certificate's (SAN DNS name, else CN), never Hello.node, except with
-// `insecure`. At most `max_in_flight_batches` batches per stream wait for the store: beyond
+// `insecure`. The stream is served raw (grpc::ByteBuffer): a batch's events are never
+// deserialized into a heap-allocated message but walked in the wire format and handed to
+// PrepareEncodedBatch as the bytes received, which parses each one (on an arena) to validate. At most `max_in_flight_batches` batches per stream wait for the store: beyond
 // that the stream is not read (gRPC flow control then holds the sensor back), so a slow or
 // stuck stream costs its own memory only and never blocks another.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <expected>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -31,14 +36,28 @@ struct IngestOptions {
 // its common name; "" without a verified certificate.
 std::string NodeFromAuthContext(const grpc::AuthContext& auth);
 
+// A SensorMessage in the wire format, walked without a full parse. For a batch, `events`
+// views the serialized events inside the message's bytes (which must outlive it); a Hello
+// or InventoryReply is parsed into `message`. As protobuf parses: the last body field wins,
+// repeated batch fields merge, unknown fields are skipped. Error: the bytes are malformed.
+struct ScannedSensorMessage {
+  v1::SensorMessage::BodyCase body = v1::SensorMessage::BODY_NOT_SET;
+  uint64_t batch_id = 0;
+  std::vector<std::string_view> events;
+  v1::SensorMessage message;  // hello or inventory
+};
+[[nodiscard]] std::expected<void, std::string> ScanSensorMessage(std::string_view bytes,
+                                                                 ScannedSensorMessage* out);
+
 // Thread-safety: Stream() is called by gRPC on any thread; each reactor serializes its own
 // state with a mutex and never calls into gRPC while holding it (gRPC may run a reaction
 // inline). `store` must outlive the server.
-class IngestService final : public v1::Collector::CallbackService {
+class IngestService final
+    : public v1::Collector::WithRawCallbackMethod_Stream<v1::Collector::Service> {
  public:
   IngestService(EventStore* store, IngestOptions opt) : store_(store), opt_(opt) {}
 
-  grpc::ServerBidiReactor<v1::SensorMessage, v1::CollectorMessage>* Stream(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(
       grpc::CallbackServerContext* ctx) override;
 
   uint64_t active_streams() const { return active_streams_.load(); }

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   int64_t retention_hours = 168;
   uint64_t retention_max_events = 10'000'000;
   int commit_interval_ms = 20;
+  int stream_window_bytes = 1 << 20;
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--tls-cert", tls_cert, "server certificate (PEM)");
@@ -80,6 +81,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--commit-interval-ms", commit_interval_ms, "group commit window")
       ->capture_default_str();
+  app.add_option("--stream-window-bytes", stream_window_bytes,
+                 "HTTP/2 flow-control window per stream: unread bytes buffered per sensor "
+                 "beyond its in-flight batches")
+      ->capture_default_str();
   app.add_flag("--sync-full", sync_full,
                "fsync the WAL on every commit (acks survive power loss; slower)");
   app.add_option("--port-file", port_file, "write the bound port to FILE once listening");
@@ -98,8 +103,10 @@ int main(int argc, char** argv) {
     return Fail("--insecure on " + listen +
                 ", not a loopback address: refused (add --insecure-allow-remote to mean it)");
   }
-  if (max_message_bytes <= 0 || max_batch_events == 0 || max_in_flight == 0) {
-    return Fail("--max-message-bytes, --max-batch-events and --max-in-flight must be > 0");
+  if (max_message_bytes <= 0 || max_batch_events == 0 || max_in_flight == 0 ||
+      stream_window_bytes <= 0) {
+    return Fail("--max-message-bytes, --max-batch-events, --max-in-flight and "
+                "--stream-window-bytes must be > 0");
   }
 
   std::shared_ptr<grpc::ServerCredentials> creds;
@@ -150,6 +157,11 @@ int main(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  // Memory: a stream's unread data is bounded by its HTTP/2 window. gRPC's BDP probing would
+  // grow that to several MiB per stream (50 sensors: hundreds of MiB buffered in the
+  // transport, beyond --max-in-flight), so the window is fixed.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, stream_window_bytes);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return Fail("cannot listen on " + listen);
   std::fprintf(stderr, "driftwatch-collector %s: listening on %s (port %d, %s), db %s\n",

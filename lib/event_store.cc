@@ -1,5 +1,6 @@
 #include "lib/event_store.h"
 
+#include <google/protobuf/arena.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -13,6 +14,8 @@
 namespace driftwatch {
 namespace {
 
+constexpr int kSchemaVersion = 2;
+
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS runs(
   run_id INTEGER PRIMARY KEY,
@@ -21,24 +24,26 @@ CREATE TABLE IF NOT EXISTS runs(
   sensor_start_ns INTEGER NOT NULL,
   max_seq INTEGER NOT NULL,
   UNIQUE(node, boot_id, sensor_start_ns));
+CREATE TABLE IF NOT EXISTS container_ids(
+  cid INTEGER PRIMARY KEY,
+  node TEXT NOT NULL,
+  id TEXT NOT NULL,
+  UNIQUE(id, node));
 CREATE TABLE IF NOT EXISTS events(
   id INTEGER PRIMARY KEY,
-  node TEXT NOT NULL,
   run_id INTEGER NOT NULL,
   seq INTEGER NOT NULL,
   time_ns INTEGER NOT NULL,
   stored_ns INTEGER NOT NULL,
-  container_id TEXT NOT NULL,
-  kind TEXT NOT NULL,
+  cid INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
   payload BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS events_container ON events(container_id);
+CREATE INDEX IF NOT EXISTS events_cid ON events(cid);
 CREATE INDEX IF NOT EXISTS events_time ON events(time_ns);
 CREATE TABLE IF NOT EXISTS containers(
-  node TEXT NOT NULL,
-  id TEXT NOT NULL,
+  cid INTEGER PRIMARY KEY,
   info BLOB NOT NULL,
-  updated_ns INTEGER NOT NULL,
-  PRIMARY KEY(node, id)) WITHOUT ROWID;
+  updated_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes(
   node TEXT PRIMARY KEY,
   connected_streams INTEGER NOT NULL,
@@ -53,6 +58,7 @@ CREATE TABLE IF NOT EXISTS nodes(
   fanotify_mode TEXT NOT NULL,
   spool_dropped INTEGER NOT NULL,
   peer TEXT NOT NULL);
+PRAGMA user_version = 2;
 )sql";
 
 constexpr const char* kNodeColumns =
@@ -117,6 +123,73 @@ bool ParseInt(std::string_view s, int64_t* out) {
   if (s.empty()) return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && p == s.data() + s.size();
+}
+
+// user_version and whether an `events` table exists: 0/false is an empty database.
+std::expected<std::pair<int, bool>, std::string> SchemaState(sqlite3* db) {
+  Stmt v, t;
+  if (auto ok = Prepare(db, "PRAGMA user_version", &v); !ok) return std::unexpected(ok.error());
+  if (sqlite3_step(v.s) != SQLITE_ROW) return std::unexpected(SqliteError(db, "user_version"));
+  if (auto ok = Prepare(db, "SELECT count(*) FROM sqlite_master WHERE name='events'", &t); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (sqlite3_step(t.s) != SQLITE_ROW) return std::unexpected(SqliteError(db, "sqlite_master"));
+  return std::pair{sqlite3_column_int(v.s, 0), sqlite3_column_int(t.s, 0) > 0};
+}
+
+std::string OldSchemaError(int version) {
+  return "database schema version " + std::to_string(version == 0 ? 1 : version) +
+         ", this collector reads version " + std::to_string(kSchemaVersion) +
+         " (move the old database away to start a new one)";
+}
+
+// Protobuf wire format, enough to walk the top-level fields of a message.
+bool ReadVarint(std::string_view* in, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
+    const uint8_t b = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+
+// Appends `msg` without its top-level fields `drop_a` and `drop_b`, bytes otherwise as they
+// are. False for wire data it does not walk (groups, truncation): the caller re-serializes.
+bool AppendWithoutFields(std::string_view msg, uint32_t drop_a, uint32_t drop_b,
+                         std::string* out) {
+  const size_t start = out->size();
+  while (!msg.empty()) {
+    const char* field_begin = msg.data();
+    uint64_t tag = 0, len = 0;
+    if (!ReadVarint(&msg, &tag)) break;
+    switch (tag & 7) {
+      case 0:
+        if (!ReadVarint(&msg, &len)) return out->resize(start), false;
+        break;
+      case 1:
+        if (msg.size() < 8) return out->resize(start), false;
+        msg.remove_prefix(8);
+        break;
+      case 2:
+        if (!ReadVarint(&msg, &len) || len > msg.size()) return out->resize(start), false;
+        msg.remove_prefix(len);
+        break;
+      case 5:
+        if (msg.size() < 4) return out->resize(start), false;
+        msg.remove_prefix(4);
+        break;
+      default:
+        return out->resize(start), false;
+    }
+    const uint64_t field = tag >> 3;
+    if (field != drop_a && field != drop_b) {
+      out->append(field_begin, static_cast<size_t>(msg.data() - field_begin));
+    }
+  }
+  if (!msg.empty()) return out->resize(start), false;
+  return true;
 }
 
 }  // namespace
@@ -246,37 +319,99 @@ std::expected<int64_t, std::string> ParseTimeArg(std::string_view text, int64_t 
   return (t - offset_s) * 1'000'000'000LL + frac_ns;
 }
 
-std::expected<PreparedBatch, std::string> PrepareBatch(
-    const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events) {
+int EventKindNumber(std::string_view kind) {
+  if (kind == "exec") return v1::Event::kExec;
+  if (kind == "chmod") return v1::Event::kChmod;
+  if (kind == "write") return v1::Event::kWrite;
+  if (kind == "container") return v1::Event::kContainer;
+  if (kind == "status") return v1::Event::kStatus;
+  return 0;
+}
+
+std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
+    const std::string& node, std::span<const std::string_view> events) {
   PreparedBatch b;
   b.node = node;
-  b.events.reserve(static_cast<size_t>(events->size()));
-  int i = 0;
-  for (v1::Event& ev : *events) {
-    if (auto ok = ValidateEvent(ev); !ok) {
+  b.events.reserve(events.size());
+  size_t total = 0;
+  for (std::string_view e : events) total += e.size();
+  b.data.reserve(total);
+  // Parsed into an arena reset per event: validation costs no malloc per field.
+  constexpr size_t kBlock = 16384;
+  std::unique_ptr<char[]> block(new char[kBlock]);
+  google::protobuf::ArenaOptions ao;
+  ao.initial_block = block.get();
+  ao.initial_block_size = kBlock;
+  google::protobuf::Arena arena(ao);
+  for (size_t i = 0; i < events.size(); ++i) {
+    const std::string_view raw = events[i];
+    arena.Reset();
+    auto* ev = google::protobuf::Arena::CreateMessage<v1::Event>(&arena);
+    if (raw.size() > INT32_MAX || !ev->ParseFromArray(raw.data(), static_cast<int>(raw.size()))) {
+      return std::unexpected("event " + std::to_string(i) +
+                             ": does not parse as driftwatch.v1.Event");
+    }
+    if (auto ok = ValidateEvent(*ev); !ok) {
       return std::unexpected("event " + std::to_string(i) + ": " + ok.error());
     }
-    ev.mutable_id()->set_node(node);
+    if (b.data.size() + raw.size() + 4096 > UINT32_MAX) {
+      return std::unexpected("event " + std::to_string(i) + ": batch larger than 4 GiB");
+    }
     PreparedEvent& p = b.events.emplace_back();
-    p.boot_id = ev.id().boot_id();
-    p.sensor_start_ns = ev.id().sensor_start_ns();
-    p.seq = ev.id().seq();
-    p.time_ns = ev.time_ns();
-    p.container_id = ev.container_id();
-    p.kind = EventKind(ev);
-    ev.SerializeToString(&p.payload);
-    if (ev.has_container()) ev.container().SerializeToString(&p.container_info);
-    ++i;
+    const v1::EventId& id = ev->id();
+    // Runs and containers: a batch usually has one of each; the last one is checked first.
+    auto run = std::find_if(b.runs.rbegin(), b.runs.rend(), [&](const PreparedRun& r) {
+      return r.sensor_start_ns == id.sensor_start_ns() && r.boot_id == id.boot_id();
+    });
+    if (run == b.runs.rend()) {
+      b.runs.push_back(PreparedRun{id.boot_id(), id.sensor_start_ns()});
+      p.run = static_cast<uint32_t>(b.runs.size() - 1);
+    } else {
+      p.run = static_cast<uint32_t>(b.runs.rend() - run - 1);
+    }
+    auto c = std::find(b.containers.rbegin(), b.containers.rend(), ev->container_id());
+    if (c == b.containers.rend()) {
+      b.containers.push_back(ev->container_id());
+      p.container = static_cast<uint32_t>(b.containers.size() - 1);
+    } else {
+      p.container = static_cast<uint32_t>(b.containers.rend() - c - 1);
+    }
+    p.seq = id.seq();
+    p.time_ns = ev->time_ns();
+    p.kind = ev->body_case();
+    p.payload_offset = static_cast<uint32_t>(b.data.size());
+    if (!AppendWithoutFields(raw, v1::Event::kIdFieldNumber, v1::Event::kContainerIdFieldNumber,
+                             &b.data)) {
+      ev->clear_id();
+      ev->clear_container_id();
+      ev->AppendToString(&b.data);
+    }
+    p.payload_size = static_cast<uint32_t>(b.data.size() - p.payload_offset);
+    if (ev->has_container()) {
+      p.has_info = true;
+      p.info_offset = static_cast<uint32_t>(b.data.size());
+      ev->container().AppendToString(&b.data);
+      p.info_size = static_cast<uint32_t>(b.data.size() - p.info_offset);
+    }
   }
   return b;
+}
+
+std::expected<PreparedBatch, std::string> PrepareBatch(
+    const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events) {
+  std::vector<std::string> bytes;
+  bytes.reserve(static_cast<size_t>(events->size()));
+  for (const v1::Event& ev : *events) bytes.push_back(ev.SerializeAsString());
+  std::vector<std::string_view> views(bytes.begin(), bytes.end());
+  return PrepareEncodedBatch(node, views);
 }
 
 // ---------------------------------------------------------------------------------------
 // EventStore
 
 struct EventStore::Statements {
-  Stmt begin, commit, rollback, insert_event, insert_run, update_run, upsert_container,
-      upsert_node;
+  Stmt begin, commit, rollback, insert_event, insert_run, update_run, insert_cid,
+      upsert_container, upsert_node;
 };
 
 EventStore::EventStore(const StoreOptions& opt) : opt_(opt) {}
@@ -306,11 +441,24 @@ std::expected<void, std::string> EventStore::Init() {
     return std::unexpected(SqliteError(db_, opt_.path));
   }
   sqlite3_busy_timeout(db_, 5000);
+  auto schema = SchemaState(db_);
+  if (!schema) return std::unexpected(opt_.path + ": " + schema.error());
+  const auto [version, has_events] = *schema;
+  if (version != kSchemaVersion && (version != 0 || has_events)) {
+    return std::unexpected(opt_.path + ": " + OldSchemaError(version));
+  }
+  // A new database: larger pages mean fewer WAL frames (and write calls) per event; must be
+  // set before WAL mode is.
+  if (version == 0) {
+    if (auto ok = Exec("PRAGMA page_size=8192"); !ok) return std::unexpected(ok.error());
+  }
   // WAL: readers (the CLI) never block the writer. NORMAL: see the header on durability.
   // A larger checkpoint interval lets index pages changed by many commits reach the main
-  // file once per checkpoint instead of once per 1000 WAL pages (the default).
+  // file once per checkpoint instead of once per 1000 WAL pages (the default); the size
+  // limit truncates the WAL back after a checkpoint so it does not stay at its peak.
   for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA temp_store=MEMORY",
-                          "PRAGMA cache_size=-65536", "PRAGMA wal_autocheckpoint=16384"}) {
+                          "PRAGMA cache_size=-32768", "PRAGMA wal_autocheckpoint=8192",
+                          "PRAGMA journal_size_limit=67108864"}) {
     if (auto ok = Exec(sql); !ok) return std::unexpected(opt_.path + ": " + ok.error());
   }
   if (auto ok = Exec(opt_.synchronous_full ? "PRAGMA synchronous=FULL"
@@ -329,14 +477,14 @@ std::expected<void, std::string> EventStore::Init() {
       {&st_->commit, "COMMIT"},
       {&st_->rollback, "ROLLBACK"},
       {&st_->insert_event,
-       "INSERT INTO events(node, run_id, seq, time_ns, stored_ns, container_id, kind, payload) "
-       "VALUES(?,?,?,?,?,?,?,?)"},
+       "INSERT INTO events(run_id, seq, time_ns, stored_ns, cid, kind, payload) "
+       "VALUES(?,?,?,?,?,?,?)"},
+      {&st_->insert_cid, "INSERT INTO container_ids(node, id) VALUES(?,?)"},
       {&st_->insert_run,
        "INSERT INTO runs(node, boot_id, sensor_start_ns, max_seq) VALUES(?,?,?,0)"},
       {&st_->update_run, "UPDATE runs SET max_seq=? WHERE run_id=?"},
       {&st_->upsert_container,
-       "INSERT INTO containers(node, id, info, updated_ns) VALUES(?,?,?,?) "
-       "ON CONFLICT(node, id) DO UPDATE SET info=excluded.info, updated_ns=excluded.updated_ns"},
+       "INSERT OR REPLACE INTO containers(cid, info, updated_ns) VALUES(?,?,?)"},
       {&st_->upsert_node,
        "INSERT OR REPLACE INTO nodes(node, connected_streams, last_seen_ns, events_stored, "
        "duplicates, boot_id, sensor_start_ns, sensor_version, kernel_version, audit_mode, "
@@ -356,6 +504,11 @@ std::expected<void, std::string> EventStore::Init() {
   while (sqlite3_step(q.s) == SQLITE_ROW) {
     runs_[{ColumnText(q.s, 1), ColumnText(q.s, 2), sqlite3_column_int64(q.s, 3)}] =
         RunMark{sqlite3_column_int64(q.s, 0), static_cast<uint64_t>(sqlite3_column_int64(q.s, 4))};
+  }
+  Stmt k;
+  if (auto ok = Prepare(db_, "SELECT cid, node, id FROM container_ids", &k); !ok) return ok;
+  while (sqlite3_step(k.s) == SQLITE_ROW) {
+    cids_[{ColumnText(k.s, 1), ColumnText(k.s, 2)}] = sqlite3_column_int64(k.s, 0);
   }
   Stmt n;
   if (auto ok = Prepare(db_, (std::string("SELECT ") + kNodeColumns + " FROM nodes").c_str(), &n);
@@ -523,67 +676,81 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
   if (auto ok = step_done(st_->begin.s, "begin"); !ok) return ok;
 
   std::map<RunKey, RunMark> before;  // marks as they were, to undo on rollback
+  std::vector<const ContainerKey*> new_cids;  // container keys added, to undo on rollback
   std::map<int64_t, uint64_t> touched;  // run_id -> new max_seq
   auto fail = [&](std::string e) -> std::expected<void, std::string> {
     step_done(st_->rollback.s, "rollback");
     for (auto& [k, m] : before) {
       if (m.run_id == 0) runs_.erase(k); else runs_[k] = m;
     }
+    for (const ContainerKey* k : new_cids) cids_.erase(*k);
     return std::unexpected(std::move(e));
   };
 
   std::map<std::string, std::pair<uint64_t, uint64_t>> per_node;  // stored, duplicates
+  std::vector<RunMark*> marks;
+  std::vector<int64_t> cids;
   for (size_t i = 0; i < items->size(); ++i) {
     const PreparedBatch& b = (*items)[i].batch;
     CommitResult& r = (*results)[i];
-    RunMark* mark = nullptr;
-    const PreparedEvent* last = nullptr;
-    for (const PreparedEvent& e : b.events) {
-      if (!last || last->boot_id != e.boot_id || last->sensor_start_ns != e.sensor_start_ns) {
-        RunKey key{b.node, e.boot_id, e.sensor_start_ns};
-        auto it = runs_.find(key);
-        if (it == runs_.end()) {
-          before.emplace(key, RunMark{});
-          sqlite3_stmt* s = st_->insert_run.s;
-          BindText(s, 1, b.node);
-          BindText(s, 2, e.boot_id);
-          sqlite3_bind_int64(s, 3, e.sensor_start_ns);
-          if (auto ok = step_done(s, "insert run"); !ok) return fail(ok.error());
-          it = runs_.emplace(key, RunMark{sqlite3_last_insert_rowid(db_), 0}).first;
-        } else {
-          before.emplace(key, it->second);
-        }
-        mark = &it->second;
+    // The batch's runs and containers, resolved once per batch, not per event.
+    marks.assign(b.runs.size(), nullptr);
+    for (size_t k = 0; k < b.runs.size(); ++k) {
+      RunKey key{b.node, b.runs[k].boot_id, b.runs[k].sensor_start_ns};
+      auto it = runs_.find(key);
+      if (it == runs_.end()) {
+        before.emplace(key, RunMark{});
+        sqlite3_stmt* s = st_->insert_run.s;
+        BindText(s, 1, b.node);
+        BindText(s, 2, b.runs[k].boot_id);
+        sqlite3_bind_int64(s, 3, b.runs[k].sensor_start_ns);
+        if (auto ok = step_done(s, "insert run"); !ok) return fail(ok.error());
+        it = runs_.emplace(key, RunMark{sqlite3_last_insert_rowid(db_), 0}).first;
+      } else {
+        before.emplace(key, it->second);
       }
-      last = &e;
+      marks[k] = &it->second;
+    }
+    cids.assign(b.containers.size(), 0);  // resolved on first use: duplicates need none
+    for (const PreparedEvent& e : b.events) {
+      RunMark* mark = marks[e.run];
       if (e.seq <= mark->max_seq) {
         ++r.duplicates;
         continue;
       }
       mark->max_seq = e.seq;
-      touched[mark->run_id] = e.seq;
+      int64_t& cid = cids[e.container];
+      if (cid == 0) {
+        auto [it, added] = cids_.try_emplace(ContainerKey{b.node, b.containers[e.container]}, 0);
+        if (added) {
+          new_cids.push_back(&it->first);
+          sqlite3_stmt* s = st_->insert_cid.s;
+          BindText(s, 1, b.node);
+          BindText(s, 2, b.containers[e.container]);
+          if (auto ok = step_done(s, "insert container id"); !ok) return fail(ok.error());
+          it->second = sqlite3_last_insert_rowid(db_);
+        }
+        cid = it->second;
+      }
       sqlite3_stmt* s = st_->insert_event.s;
-      BindText(s, 1, b.node);
-      sqlite3_bind_int64(s, 2, mark->run_id);
-      sqlite3_bind_int64(s, 3, static_cast<int64_t>(e.seq));
-      sqlite3_bind_int64(s, 4, e.time_ns);
-      sqlite3_bind_int64(s, 5, now);
-      BindText(s, 6, e.container_id);
-      BindText(s, 7, e.kind);
-      BindBlob(s, 8, e.payload);
+      sqlite3_bind_int64(s, 1, mark->run_id);
+      sqlite3_bind_int64(s, 2, static_cast<int64_t>(e.seq));
+      sqlite3_bind_int64(s, 3, e.time_ns);
+      sqlite3_bind_int64(s, 4, now);
+      sqlite3_bind_int64(s, 5, cid);
+      sqlite3_bind_int(s, 6, e.kind);
+      BindBlob(s, 7, b.payload(e));
       if (auto ok = step_done(s, "insert event"); !ok) return fail(ok.error());
-      if (!e.container_info.empty()) {
-        v1::ContainerInfo ci;
-        ci.ParseFromString(e.container_info);  // serialized by PrepareBatch: parses
+      if (e.has_info) {
         sqlite3_stmt* c = st_->upsert_container.s;
-        BindText(c, 1, b.node);
-        BindText(c, 2, ci.id());
-        BindBlob(c, 3, e.container_info);
-        sqlite3_bind_int64(c, 4, now);
+        sqlite3_bind_int64(c, 1, cid);
+        BindBlob(c, 2, b.info(e));
+        sqlite3_bind_int64(c, 3, now);
         if (auto ok = step_done(c, "upsert container"); !ok) return fail(ok.error());
       }
       ++r.stored;
     }
+    for (RunMark* m : marks) touched[m->run_id] = m->max_seq;
     auto& pn = per_node[b.node];
     pn.first += r.stored;
     pn.second += r.duplicates;
@@ -711,15 +878,21 @@ std::expected<std::unique_ptr<EventReader>, std::string> EventReader::Open(
     return std::unexpected(SqliteError(r->db_, path));
   }
   sqlite3_busy_timeout(r->db_, 5000);
+  auto schema = SchemaState(r->db_);
+  if (!schema) return std::unexpected(path + ": " + schema.error());
+  if (schema->first != kSchemaVersion) {
+    if (schema->second) return std::unexpected(path + ": " + OldSchemaError(schema->first));
+    return std::unexpected(path + ": not a driftwatch collector database");
+  }
   Stmt s;
   if (auto ok = Prepare(r->db_,
                         "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
-                        "('events','containers','nodes','runs')",
+                        "('events','containers','container_ids','nodes','runs')",
                         &s);
       !ok) {
     return std::unexpected(path + ": " + ok.error());
   }
-  if (sqlite3_step(s.s) != SQLITE_ROW || sqlite3_column_int(s.s, 0) != 4) {
+  if (sqlite3_step(s.s) != SQLITE_ROW || sqlite3_column_int(s.s, 0) != 5) {
     return std::unexpected(path + ": not a driftwatch collector database");
   }
   return r;
@@ -731,18 +904,21 @@ EventReader::~EventReader() {
 
 std::expected<uint64_t, std::string> EventReader::Query(
     const EventQuery& q, const std::function<void(const StoredEvent&)>& fn) {
+  // events drives the loop (CROSS JOIN keeps it outer): the other tables are rowid lookups.
+  // Node and container filters are sets of small keys; a container prefix (short id) is a
+  // range on container_ids(id).
   std::string where = " WHERE 1";
-  if (!q.node.empty()) where += " AND e.node = :node";
+  if (!q.node.empty()) where += " AND e.run_id IN (SELECT run_id FROM runs WHERE node = :node)";
   if (!q.container.empty()) {
-    // A prefix (short id) is a range on the index; a full id matches itself.
-    where += " AND e.container_id >= :c AND e.container_id < :c_end";
+    where += " AND e.cid IN (SELECT cid FROM container_ids WHERE id >= :c AND id < :c_end)";
   }
   if (!q.kind.empty()) where += " AND e.kind = :kind";
   if (q.since_ns) where += " AND e.time_ns >= :since";
   if (q.until_ns) where += " AND e.time_ns < :until";
   const std::string cols =
-      "SELECT e.id AS id, e.node, e.stored_ns, e.payload, c.info FROM events e "
-      "LEFT JOIN containers c ON c.node = e.node AND c.id = e.container_id";
+      "SELECT e.id AS id, r.node, e.stored_ns, e.payload, c.info, r.boot_id, "
+      "r.sensor_start_ns, e.seq, k.id FROM events e CROSS JOIN runs r ON r.run_id = e.run_id "
+      "CROSS JOIN container_ids k ON k.cid = e.cid LEFT JOIN containers c ON c.cid = e.cid";
   std::string sql = q.limit > 0 ? "SELECT * FROM (" + cols + where +
                                       " ORDER BY e.id DESC LIMIT :limit) ORDER BY id"
                                 : cols + where + " ORDER BY e.id";
@@ -755,7 +931,7 @@ std::expected<uint64_t, std::string> EventReader::Query(
     BindText(s.s, bind(":c"), q.container);
     BindText(s.s, bind(":c_end"), c_end);
   }
-  if (!q.kind.empty()) BindText(s.s, bind(":kind"), q.kind);
+  if (!q.kind.empty()) sqlite3_bind_int(s.s, bind(":kind"), EventKindNumber(q.kind));
   if (q.since_ns) sqlite3_bind_int64(s.s, bind(":since"), *q.since_ns);
   if (q.until_ns) sqlite3_bind_int64(s.s, bind(":until"), *q.until_ns);
   if (q.limit > 0) {
@@ -776,6 +952,13 @@ std::expected<uint64_t, std::string> EventReader::Query(
       return std::unexpected("event " + std::to_string(se.rowid) +
                              ": payload does not parse as driftwatch.v1.Event");
     }
+    // The payload lacks what the columns hold: the id and the container id.
+    v1::EventId* id = se.event.mutable_id();
+    id->set_node(se.node);
+    id->set_boot_id(ColumnText(s.s, 5));
+    id->set_sensor_start_ns(sqlite3_column_int64(s.s, 6));
+    id->set_seq(static_cast<uint64_t>(sqlite3_column_int64(s.s, 7)));
+    se.event.set_container_id(ColumnText(s.s, 8));
     se.container.reset();
     if (sqlite3_column_type(s.s, 4) != SQLITE_NULL) {
       v1::ContainerInfo ci;

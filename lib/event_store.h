@@ -1,11 +1,11 @@
 // event_store: the collector's embedded event database (SQLite, WAL) and its query API.
 //
-// Data flow: a gRPC reactor turns an EventBatch into a PreparedBatch (PrepareBatch: validate,
-// stamp the authenticated node, serialize; runs on the caller's thread), hands it to
-// EventStore::Submit, and gets its callback once the batch is committed. One writer thread
-// commits the queued batches of all streams together in one transaction (every
-// `commit_interval` or `commit_max_events`, whichever comes first), then runs the callbacks
-// in submission order.
+// Data flow: a gRPC reactor turns the serialized events of an EventBatch, as received, into a
+// PreparedBatch (PrepareEncodedBatch: parse to validate, strip the id and container_id, which
+// the store keeps as columns; runs on the caller's thread), hands it to EventStore::Submit,
+// and gets its callback once the batch is committed. One writer thread commits the queued
+// batches of all streams together in one transaction (every `commit_interval` or
+// `commit_max_events`, whichever comes first), then runs the callbacks in submission order.
 //
 // Exactly once: an event is identified by (node, boot_id, sensor_start_ns, seq). A sensor
 // sends each run's events in seq order and resends from its oldest unacknowledged one, so the
@@ -19,10 +19,16 @@
 // the sensors, whose acks then overstated what is on disk, do not resend them.
 // `StoreOptions::synchronous_full` syncs the WAL on every commit instead (slower).
 //
-// Tables: events (id = rowid, node, run_id, seq, time_ns, stored_ns, container_id, kind,
-// payload = the serialized Event), containers (latest ContainerInfo per node and id), nodes
-// (per-node state), runs (per-run high-water mark). Indexes: events(container_id),
-// events(time_ns); retention walks the rowid (oldest stored first).
+// Schema (PRAGMA user_version 2; a version 1 database is refused with a message): rows are
+// narrow, as ingest cost grows with the bytes every row and index entry takes.
+//   events(id = rowid, run_id, seq, time_ns, stored_ns, cid, kind = the body's field number,
+//          payload = the serialized Event without id and container_id; readers put them back)
+//   runs(run_id, node, boot_id, sensor_start_ns, max_seq): per-run high-water mark
+//   container_ids(cid, node, id): one small key per (node, container id)
+//   containers(cid, info, updated_ns): latest ContainerInfo per (node, container id)
+//   nodes(node, ...): per-node state
+// Indexes: events(cid), events(time_ns), container_ids(id, node); retention walks the rowid
+// (oldest stored first).
 #pragma once
 
 #include <chrono>
@@ -35,6 +41,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -62,26 +69,52 @@ std::string_view EventKind(const v1::Event& ev);
 
 int64_t NowNs();
 
-// One event ready for the writer: validated, node stamped, serialized.
+// The body's field number in v1::Event (10 exec ... 14 status) for a kind name; 0 if none.
+int EventKindNumber(std::string_view kind);
+
+// One event ready for the writer; its bytes live in PreparedBatch::data.
 struct PreparedEvent {
-  std::string boot_id;
-  int64_t sensor_start_ns = 0;
+  uint32_t run = 0;        // index into PreparedBatch::runs
+  uint32_t container = 0;  // index into PreparedBatch::containers
   uint64_t seq = 0;
   int64_t time_ns = 0;
-  std::string container_id;
-  std::string_view kind;  // static storage (EventKind)
-  std::string payload;    // serialized v1::Event
+  int kind = 0;            // v1::Event::body_case()
+  // The serialized Event without id and container_id (the store keeps them as columns).
+  uint32_t payload_offset = 0, payload_size = 0;
   // Container events: the ContainerInfo serialized, upserted into `containers`.
-  std::string container_info;
+  bool has_info = false;
+  uint32_t info_offset = 0, info_size = 0;
 };
 
+struct PreparedRun {
+  std::string boot_id;
+  int64_t sensor_start_ns = 0;
+};
+
+// One allocation per batch for all event bytes: the writer frees a batch cheaply.
 struct PreparedBatch {
   std::string node;
+  std::vector<PreparedRun> runs;        // the batch's distinct runs
+  std::vector<std::string> containers;  // the batch's distinct container ids
   std::vector<PreparedEvent> events;
+  std::string data;
+
+  std::string_view payload(const PreparedEvent& e) const {
+    return std::string_view(data).substr(e.payload_offset, e.payload_size);
+  }
+  std::string_view info(const PreparedEvent& e) const {
+    return std::string_view(data).substr(e.info_offset, e.info_size);
+  }
 };
 
-// Validates every event (the first bad one refuses the batch; its index is in the error),
-// replaces id.node by `node` (the authenticated name) and serializes. Thread-safe.
+// Each element is one serialized v1::Event as the sensor sent it. Every event is parsed
+// (malformed bytes, bad UTF-8 in a string field and the ValidateEvent checks refuse the
+// batch; the first bad event's index is in the error) and filed under `node`, the
+// authenticated name, whatever its id.node says. Unknown fields are kept. Thread-safe.
+[[nodiscard]] std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
+    const std::string& node, std::span<const std::string_view> events);
+
+// The same for parsed events (tests, tools): serializes them and calls PrepareEncodedBatch.
 [[nodiscard]] std::expected<PreparedBatch, std::string> PrepareBatch(
     const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events);
 
@@ -186,6 +219,8 @@ class EventStore {
   struct Statements;
   std::unique_ptr<Statements> st_;
   std::map<RunKey, RunMark> runs_;  // writer thread only
+  using ContainerKey = std::pair<std::string, std::string>;  // node, container id
+  std::map<ContainerKey, int64_t> cids_;  // writer thread only: container_ids, all of it
   std::mutex db_mu_;                // serializes the writer and EnforceRetention
 
   mutable std::mutex mu_;

@@ -6,11 +6,11 @@ pkgs=(
   g++ cmake make pkg-config
   libaudit-dev libmnl-dev libboost-dev libboost-system-dev
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
-  zlib1g-dev liblzma-dev libcli11-dev libssl-dev nlohmann-json3-dev libsqlite3-dev
+  zlib1g-dev liblzma-dev libcli11-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev libsystemd-dev
   # the collector's certificates (scripts/make-certs.sh)
   openssl
   # tests
-  googletest libgtest-dev libgmock-dev clang libclang-rt-14-dev python3 xz-utils gzip
+  googletest libgtest-dev libgmock-dev clang libclang-rt-14-dev python3 python3-yaml xz-utils gzip
   # the kernel-facing tests and the demo
   auditd containerd runc busybox-static
 )

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <array>
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -22,6 +24,9 @@
 #include <string>
 
 #include "lib/capture.h"
+#include "lib/daemon_config.h"
+#include "lib/metrics.h"
+#include "lib/systemd_notify.h"
 #include "lib/drift_inventory.h"
 #include "lib/mountinfo.h"
 #include "lib/process_tree.h"
@@ -65,6 +70,7 @@ struct Flags {
   std::string spool_dir = "/var/lib/driftwatch/spool";
   uint64_t spool_max_bytes = 256ull << 20;
   std::string spool_fsync = "interval";
+  std::string metrics_address = "127.0.0.1:9464";
 };
 
 // Filesystems that hold container snapshots where the usual runtimes keep them.
@@ -158,6 +164,7 @@ class Output {
   }
 
   void Write(v1::Event& ev) {
+    ++by_kind_[static_cast<size_t>(ev.body_case()) % by_kind_.size()];
     std::lock_guard<std::mutex> lock(mu_);
     *ev.mutable_id() = id_;
     ev.mutable_id()->set_seq(++seq_);
@@ -179,8 +186,13 @@ class Output {
     if (capture_) capture_->Flush();
   }
   bool failed() const { return failed_; }
+  // Events written, by kind (body case number of v1::Event).
+  uint64_t written(v1::Event::BodyCase kind) const {
+    return by_kind_[static_cast<size_t>(kind) % by_kind_.size()];
+  }
 
  private:
+  std::array<std::atomic<uint64_t>, 16> by_kind_{};
   std::mutex mu_;
   v1::EventId id_;
   uint64_t seq_ = 0;                        // GUARDED_BY(mu_)
@@ -447,6 +459,133 @@ int Run(const Flags& flags) {
                  flags.collector.c_str(), flags.insecure ? " (plaintext)" : " (mTLS)");
   }
 
+  // Metrics, health and status over HTTP, on the loop.
+  SystemdNotifier systemd;
+  std::unique_ptr<MetricsServer> metrics;
+  if (!flags.metrics_address.empty()) {
+    auto collect = [&](MetricsWriter* w) {
+      const char* kinds[] = {"exec", "chmod", "write", "container", "status"};
+      v1::Event::BodyCase cases[] = {v1::Event::kExec, v1::Event::kChmod, v1::Event::kWrite,
+                                     v1::Event::kContainer, v1::Event::kStatus};
+      for (int i = 0; i < 5; ++i)
+        w->Counter("driftwatch_sensor_events_total", "events produced, by kind",
+                   static_cast<double>(output.written(cases[i])), {{"kind", kinds[i]}});
+      if (source) {
+        const AuditCounters& c = source->counters();
+        w->Counter("driftwatch_sensor_audit_records_total", "audit records read", c.records);
+        w->Counter("driftwatch_sensor_kernel_lost_total",
+                   "growth of the kernel's audit lost counter since start", c.KernelLostDelta());
+        w->Counter("driftwatch_sensor_socket_enobufs_total", "netlink receive buffer overruns",
+                   c.socket_enobufs);
+        w->Counter("driftwatch_sensor_queue_drops_total", "records dropped between reader and parser",
+                   c.queue_drops);
+        w->Counter("driftwatch_sensor_reassembly_evictions_total",
+                   "audit events pushed out unfinished", c.evictions);
+        w->Counter("driftwatch_sensor_parse_errors_total", "unparseable audit records",
+                   c.parse_errors);
+      }
+      if (watcher) {
+        const auto& c = watcher->counters();
+        w->Counter("driftwatch_sensor_fanotify_events_total", "fanotify events read", c.events);
+        w->Counter("driftwatch_sensor_fanotify_overflows_total", "fanotify queue overflows",
+                   c.overflows);
+        w->Counter("driftwatch_sensor_hash_skipped_total", "executables over the hash size cap",
+                   c.hash_skipped);
+      }
+      if (registry) w->Gauge("driftwatch_sensor_containers", "containers known", registry->size());
+      if (spool) {
+        w->Gauge("driftwatch_sensor_spool_depth", "events waiting for the collector's ack",
+                 spool->depth());
+        w->Gauge("driftwatch_sensor_spool_bytes", "spool size on disk", spool->bytes());
+        w->Counter("driftwatch_sensor_spool_dropped_total", "events dropped because the spool was full",
+                   spool->dropped());
+      }
+      if (uplink) {
+        const auto& u = uplink->counters();
+        w->Gauge("driftwatch_sensor_collector_connected", "1 while streaming to the collector",
+                 u.connected ? 1 : 0);
+        w->Counter("driftwatch_sensor_collector_events_sent_total", "events sent (resends included)",
+                   u.events_sent);
+        w->Counter("driftwatch_sensor_collector_events_acked_total", "events the collector stored",
+                   u.events_acked);
+        w->Counter("driftwatch_sensor_collector_stream_failures_total", "streams that broke",
+                   u.failures);
+      }
+    };
+    auto health = [&](std::string* why) {
+      bool ok = true;
+      if (output.failed()) {
+        *why += "capture write failed; ";
+        ok = false;
+      }
+      if (spool && spool->dropped() > 0) *why += "spool overflowed (events dropped); ";
+      return ok;
+    };
+    auto status_json = [&] {
+      std::string j = "{";
+      j += "\"node\":" + JsonQuote(id.node()) + ",\"version\":" + JsonQuote(kVersion);
+      j += ",\"uptime_s\":" + std::to_string((NowNs() - id.sensor_start_ns()) / 1000000000);
+      j += ",\"audit\":{\"mode\":" + JsonQuote(audit_on ? AuditModeName(mode) : "off");
+      if (ownership)
+        j += ",\"backlog_limit\":" + std::to_string(ownership->backlog_limit()) +
+             ",\"backlog_wait_time\":" + std::to_string(ownership->backlog_wait_time()) +
+             ",\"rules\":" + std::to_string(ownership->rules_added());
+      if (source) {
+        const AuditCounters& c = source->counters();
+        j += ",\"records\":" + std::to_string(c.records.load()) +
+             ",\"kernel_lost\":" + std::to_string(c.KernelLostDelta()) +
+             ",\"socket_enobufs\":" + std::to_string(c.socket_enobufs.load()) +
+             ",\"queue_drops\":" + std::to_string(c.queue_drops.load()) +
+             ",\"evictions\":" + std::to_string(c.evictions.load());
+      }
+      j += "},\"fanotify\":{\"mode\":" +
+           JsonQuote(watcher ? std::string(FanotifyModeName(watcher->mode())) : "off");
+      if (watcher)
+        j += ",\"events\":" + std::to_string(watcher->counters().events.load()) +
+             ",\"overflows\":" + std::to_string(watcher->counters().overflows.load());
+      j += "},\"containers\":[";
+      if (registry) {
+        bool first = true;
+        for (const auto& c : registry->List()) {
+          if (!first) j += ",";
+          first = false;
+          j += "{\"id\":" + JsonQuote(c.id()) + ",\"name\":" + JsonQuote(c.name()) +
+               ",\"pod\":" + JsonQuote(c.pod_namespace().empty() ? c.pod_name()
+                                                                   : c.pod_namespace() + "/" + c.pod_name()) +
+               ",\"image\":" + JsonQuote(c.image()) + ",\"source\":" + JsonQuote(c.source()) + "}";
+        }
+      }
+      j += "],\"runtime\":" + JsonQuote(registry ? registry->endpoint() : "");
+      j += ",\"spool\":";
+      j += spool ? "{\"dir\":" + JsonQuote(flags.spool_dir) + ",\"depth\":" +
+                       std::to_string(spool->depth()) + ",\"bytes\":" + std::to_string(spool->bytes()) +
+                       ",\"dropped\":" + std::to_string(spool->dropped()) + "}"
+                 : std::string("null");
+      j += ",\"collector\":";
+      if (uplink) {
+        const auto& u = uplink->counters();
+        j += "{\"target\":" + JsonQuote(flags.collector) +
+             ",\"connected\":" + (u.connected ? "true" : "false") +
+             ",\"events_acked\":" + std::to_string(u.events_acked.load()) +
+             ",\"stream_failures\":" + std::to_string(u.failures.load()) +
+             ",\"last_error\":" + JsonQuote(uplink->last_error()) + "}";
+      } else {
+        j += "null";
+      }
+      return j + "}";
+    };
+    auto m = MetricsServer::Start(&io, flags.metrics_address, collect, health, status_json);
+    if (!m) {
+      // Watching goes on without metrics: a busy port must not cost the node its sensor.
+      std::fprintf(stderr, "driftwatch-sensor: %s; running without metrics\n", m.error().c_str());
+    } else {
+      metrics = std::move(*m);
+      std::fprintf(stderr, "driftwatch-sensor: metrics on http://%s (port %u): /metrics /healthz /status\n",
+                   flags.metrics_address.c_str(), metrics->port());
+    }
+  }
+  systemd.Ready(audit_desc + containers_desc);
+
   // Periodic work on the loop: status events, capture flush, the run's time limit.
   bool stop = false;
   auto started = std::chrono::steady_clock::now();
@@ -462,6 +601,7 @@ int Run(const Flags& flags) {
         last_status = now;
       }
       output.Flush();
+      systemd.Watchdog();  // the loop is alive: tell systemd (when it asked)
       if (flags.duration > 0 && now - started >= std::chrono::duration<double>(flags.duration)) {
         stop = true;
         io.stop();
@@ -475,7 +615,10 @@ int Run(const Flags& flags) {
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        std::fprintf(stderr, "driftwatch-sensor: SIGHUP: nothing to reload yet\n");
+        // Nothing the sensor reads at run time can change: its settings are flags.
+        systemd.Reloading();
+        std::fprintf(stderr, "driftwatch-sensor: SIGHUP: nothing to reload (restart to apply new flags)\n");
+        systemd.Ready("running");
         wait_signal();
         return;
       }
@@ -485,8 +628,10 @@ int Run(const Flags& flags) {
   };
   wait_signal();
   io.run();
+  systemd.Stopping();
   tick.cancel();
   signals.cancel();
+  if (metrics) metrics->Stop();
 
   if (source) source->Stop();  // the parser completes what is in flight
   if (ownership) ownership->Release();
@@ -574,6 +719,10 @@ int main(int argc, char** argv) {
                  "cgroup hierarchy to watch for new containers (default: v2 root, else the v1 "
                  "pids hierarchy)");
   app.add_option("--resync", f.resync, "seconds between full CRI listings")->capture_default_str();
+  app.add_option("--metrics-address", f.metrics_address,
+                 "HOST:PORT serving /metrics (Prometheus), /healthz and /status (what "
+                 "`driftwatch status` reads); empty: off")
+      ->capture_default_str();
   app.add_option("--collector", f.collector,
                  "collector address HOST:PORT: events go through the spool to it (default: none)");
   app.add_option("--tls-ca", f.tls_ca, "PEM file of the CA that signed the collector's certificate");
@@ -593,6 +742,7 @@ int main(int argc, char** argv) {
                  "second (a crash of the sensor loses nothing, power loss up to a second); never")
       ->check(CLI::IsMember({"always", "interval", "never"}))
       ->capture_default_str();
+  driftwatch::AddYamlConfig(&app, "/etc/driftwatch/sensor.yaml");
   CLI11_PARSE(app, argc, argv);
   return driftwatch::sensor::Run(f);
 }

@@ -1,0 +1,87 @@
+// alert_store: alerts in SQLite, in the collector's database file (its own connection and
+// its own table; the event store's schema and user_version are left alone), and the query
+// behind `driftwatch alerts`.
+//
+// Table (created if missing):
+//   alerts(id INTEGER PRIMARY KEY, time_ns, stored_ns, node, container_id, container_name,
+//          pod_name, pod_namespace, rule, priority (0 Emergency .. 7 Debug), event_key,
+//          json = the Falco JSON line)
+//   indexes: alerts(time_ns); alerts(node, time_ns); unique (event_key, rule) where
+//   event_key != '' so that an event re-evaluated after a restart is stored once.
+//
+// Open the EventStore first on a new database: it sets the page size before WAL mode.
+//
+// Thread-safety: an AlertStore is used by one thread at a time (SQLITE_OPEN_NOMUTEX);
+// SQLite serializes it with the event store's writer (busy timeout 5 s). AlertReader
+// likewise.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "lib/alert.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace driftwatch {
+
+class AlertStore {
+ public:
+  [[nodiscard]] static std::expected<std::unique_ptr<AlertStore>, std::string> Open(
+      const std::string& path);
+  ~AlertStore();
+
+  // Stores the alert with `json` (FalcoJson(alert)); false when (event_key, rule) was
+  // already stored.
+  [[nodiscard]] std::expected<bool, std::string> Insert(const Alert& alert,
+                                                        const std::string& json);
+
+ private:
+  AlertStore() = default;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* insert_ = nullptr;
+};
+
+struct AlertQuery {
+  std::string node;                    // exact
+  std::string container;               // full id or a prefix (the 12-char short id)
+  std::string pod;                     // pod name, or namespace/name
+  std::string rule;                    // exact rule name
+  std::optional<Priority> min_priority;  // this severity or more severe
+  int64_t since_ns = 0;                // time_ns >= since (0: no bound)
+  int64_t until_ns = 0;                // time_ns < until (0: no bound)
+  uint64_t limit = 0;                  // the newest N matches; 0 = all
+};
+
+struct StoredAlert {
+  int64_t id = 0;
+  int64_t time_ns = 0;
+  int64_t stored_ns = 0;
+  std::string node, container_id, container_name, pod_name, pod_namespace, rule;
+  Priority priority = Priority::kDebug;
+  std::string json;
+};
+
+class AlertReader {
+ public:
+  // Read-only. A database without the alerts table reads as empty.
+  [[nodiscard]] static std::expected<std::unique_ptr<AlertReader>, std::string> Open(
+      const std::string& path);
+  ~AlertReader();
+
+  // Calls `fn` for each match, oldest first; returns the number of matches.
+  [[nodiscard]] std::expected<uint64_t, std::string> Query(
+      const AlertQuery& q, const std::function<void(const StoredAlert&)>& fn);
+
+ private:
+  AlertReader() = default;
+  sqlite3* db_ = nullptr;
+  bool has_table_ = false;
+};
+
+}  // namespace driftwatch

@@ -1,0 +1,468 @@
+#include "lib/correlation.h"
+
+#include <algorithm>
+
+#include "lib/event_json.h"
+
+namespace driftwatch {
+namespace {
+
+std::string ProcKey(const std::string& node, uint32_t pid) {
+  return node + '\x1f' + std::to_string(pid);
+}
+
+std::string ContainerKey(const std::string& node, const std::string& id) {
+  return node + '\x1f' + id;
+}
+
+// Lexically normal absolute path: "a/./b/../c" under cwd "/w" -> "/w/a/c". Audit's PATH
+// name is as the program gave it, possibly relative to the cwd.
+std::string Resolve(const std::string& path, const std::string& cwd) {
+  if (path.empty()) return "";
+  std::string joined = path.front() == '/' ? path : (cwd.empty() ? "/" : cwd) + "/" + path;
+  std::vector<std::string_view> parts;
+  std::string_view s = joined;
+  while (!s.empty()) {
+    size_t slash = s.find('/');
+    std::string_view part = s.substr(0, slash);
+    s = slash == std::string_view::npos ? std::string_view() : s.substr(slash + 1);
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  std::string out;
+  for (std::string_view p : parts) {
+    out.push_back('/');
+    out.append(p);
+  }
+  return out.empty() ? "/" : out;
+}
+
+std::string Hex(const std::string& bytes) {
+  if (bytes.size() != 32) return bytes;  // not a raw sha256: keep what the sensor sent
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  out.reserve(64);
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+std::string Basename(const std::string& p) {
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+// A comm that names no program: busybox applets and fexecve run as "exe" or a digit.
+bool CommUninformative(const std::string& comm) {
+  return comm.empty() || comm == "exe" ||
+         std::all_of(comm.begin(), comm.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+struct Correlator::Proc {
+  uint32_t pid = 0;
+  uint32_t ppid = 0;
+  int64_t start_ns = 0;  // first exec of this process (a re-exec keeps it)
+  int64_t exec_ns = 0;   // latest exec
+  std::string name, exepath, cmdline;
+};
+
+struct Correlator::ProcSlot {
+  Proc proc;
+  std::list<std::string>::iterator order;
+};
+
+struct Correlator::FileRecord {
+  std::string path;
+  uint64_t inode = 0;
+  FileHistory hist;
+  std::list<std::string>::iterator order;
+};
+
+struct Correlator::PendingExec {
+  std::shared_ptr<const v1::Event> ev;
+  std::vector<std::string> paths;
+  uint64_t inode = 0;
+  std::vector<ProcessInfo> lineage;
+  bool matched = false;
+};
+
+struct Correlator::ContainerState {
+  std::string node, id;
+  std::shared_ptr<const v1::ContainerInfo> info;
+  std::string entrypoint;
+  bool entrypoint_is_init = false;
+  bool removed = false;
+  std::unordered_map<std::string, FileRecord> files;  // by path inside the container
+  std::list<std::string> file_order;                  // oldest change first
+  std::unordered_map<uint64_t, std::string> by_inode;
+  std::deque<PendingExec> pending;                    // arrival order
+  int64_t newest_ns = 0;                              // latest event time seen here
+  std::list<std::string>::iterator order;
+};
+
+Correlator::Correlator(CorrelationOptions opt) : opt_(opt) {}
+Correlator::~Correlator() = default;
+
+void Correlator::SetImagePolicy(std::shared_ptr<const ImagePolicy> policy) {
+  policy_ = std::move(policy);
+}
+
+size_t Correlator::process_count() const { return procs_.size(); }
+size_t Correlator::container_count() const { return containers_.size(); }
+
+size_t Correlator::file_count(const std::string& node, const std::string& id) const {
+  const ContainerState* cs = FindState(node, id);
+  return cs ? cs->files.size() : 0;
+}
+
+const Correlator::ContainerState* Correlator::FindState(const std::string& node,
+                                                        const std::string& id) const {
+  auto it = containers_.find(ContainerKey(node, id));
+  return it == containers_.end() ? nullptr : it->second.get();
+}
+
+Correlator::ContainerState& Correlator::State(const std::string& node, const std::string& id) {
+  const std::string key = ContainerKey(node, id);
+  auto it = containers_.find(key);
+  if (it != containers_.end()) return *it->second;
+  auto cs = std::make_unique<ContainerState>();
+  cs->node = node;
+  cs->id = id;
+  cs->order = containers_order_.insert(containers_order_.end(), key);
+  ContainerState& ref = *cs;
+  containers_.emplace(key, std::move(cs));
+  EvictContainers();
+  return ref;
+}
+
+void Correlator::EvictContainers() {
+  while (containers_.size() > opt_.max_containers && !containers_order_.empty()) {
+    std::string victim;
+    while (!removed_.empty() && victim.empty()) {
+      if (containers_.contains(removed_.front())) victim = removed_.front();
+      removed_.pop_front();
+    }
+    if (victim.empty()) victim = containers_order_.front();
+    auto it = containers_.find(victim);
+    if (it == containers_.end()) break;
+    containers_order_.erase(it->second->order);
+    containers_.erase(it);
+    ++stats_.containers_evicted;
+  }
+}
+
+const v1::ContainerInfo* Correlator::Container(const std::string& node,
+                                               const std::string& id) const {
+  const ContainerState* cs = FindState(node, id);
+  return cs ? cs->info.get() : nullptr;
+}
+
+std::shared_ptr<const v1::ContainerInfo> Correlator::ContainerShared(const std::string& node,
+                                                                     const std::string& id) const {
+  const ContainerState* cs = FindState(node, id);
+  return cs ? cs->info : nullptr;
+}
+
+const Correlator::Proc* Correlator::FindProc(const std::string& node, uint32_t pid) const {
+  auto it = procs_.find(ProcKey(node, pid));
+  return it == procs_.end() ? nullptr : &it->second->proc;
+}
+
+std::vector<ProcessInfo> Correlator::Lineage(const std::string& node, uint32_t ppid,
+                                             int64_t child_start,
+                                             const std::string& parent_name) const {
+  std::vector<ProcessInfo> out;
+  uint32_t pid = ppid;
+  while (pid != 0 && out.size() < opt_.max_lineage) {
+    const Proc* p = FindProc(node, pid);
+    // Unknown, or younger than its child: that pid now names another process.
+    if (p == nullptr || (child_start != 0 && p->start_ns > child_start)) break;
+    out.push_back({p->pid, p->name, p->exepath, p->cmdline});
+    if (p->ppid == p->pid) break;
+    child_start = p->start_ns;
+    pid = p->ppid;
+  }
+  if (out.empty() && ppid != 0 && !parent_name.empty()) {
+    out.push_back({ppid, parent_name, "", ""});  // the kernel's comm of the parent, at least
+  }
+  return out;
+}
+
+void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_t* start_ns) {
+  const v1::ProcessExec& e = ev.exec();
+  const std::string key = ProcKey(node, e.pid());
+  auto it = procs_.find(key);
+  *start_ns = ev.time_ns();
+  if (it != procs_.end()) {
+    Proc& p = it->second->proc;
+    if (!e.success()) {  // the process image did not change
+      *start_ns = p.start_ns;
+      return;
+    }
+    // The same process exec'ing again keeps its start; a reused pid starts anew.
+    if (p.ppid == e.ppid() && p.start_ns <= ev.time_ns()) *start_ns = p.start_ns;
+    p = Proc{e.pid(), e.ppid(), *start_ns, ev.time_ns(), ProcessName(e), e.exe(), CommandLine(e)};
+    proc_order_.splice(proc_order_.end(), proc_order_, it->second->order);
+    return;
+  }
+  if (!e.success()) return;
+  auto slot = std::make_unique<ProcSlot>();
+  slot->proc = Proc{e.pid(), e.ppid(), *start_ns, ev.time_ns(), ProcessName(e), e.exe(),
+                    CommandLine(e)};
+  slot->order = proc_order_.insert(proc_order_.end(), key);
+  procs_.emplace(key, std::move(slot));
+  while (procs_.size() > opt_.max_processes && !proc_order_.empty()) {
+    procs_.erase(proc_order_.front());
+    proc_order_.pop_front();
+    ++stats_.processes_evicted;
+  }
+}
+
+Correlator::FileRecord* Correlator::FindFile(ContainerState& cs,
+                                             const std::vector<std::string>& paths,
+                                             uint64_t inode) {
+  for (const std::string& p : paths) {
+    if (p.empty()) continue;
+    auto it = cs.files.find(p);
+    if (it != cs.files.end()) return &it->second;
+  }
+  if (inode != 0) {
+    auto in = cs.by_inode.find(inode);
+    if (in != cs.by_inode.end()) {
+      auto it = cs.files.find(in->second);
+      if (it != cs.files.end()) return &it->second;
+    }
+  }
+  return nullptr;
+}
+
+Correlator::FileRecord& Correlator::UpsertFile(ContainerState& cs, const std::string& path,
+                                               uint64_t inode) {
+  auto [it, inserted] = cs.files.try_emplace(path);
+  FileRecord& r = it->second;
+  if (inserted) {
+    r.path = path;
+    r.order = cs.file_order.insert(cs.file_order.end(), path);
+  } else {
+    cs.file_order.splice(cs.file_order.end(), cs.file_order, r.order);
+  }
+  if (inode != 0 && inode != r.inode) {
+    if (r.inode != 0) {
+      auto old = cs.by_inode.find(r.inode);
+      if (old != cs.by_inode.end() && old->second == path) cs.by_inode.erase(old);
+    }
+    r.inode = inode;
+    cs.by_inode[inode] = path;
+  }
+  while (cs.files.size() > opt_.max_files_per_container && cs.file_order.front() != path) {
+    EraseFile(cs, cs.file_order.front());
+    ++stats_.files_evicted;
+  }
+  return r;
+}
+
+void Correlator::EraseFile(ContainerState& cs, const std::string& path) {
+  auto it = cs.files.find(path);
+  if (it == cs.files.end()) return;
+  if (it->second.inode != 0) {
+    auto in = cs.by_inode.find(it->second.inode);
+    if (in != cs.by_inode.end() && in->second == path) cs.by_inode.erase(in);
+  }
+  cs.file_order.erase(it->second.order);
+  cs.files.erase(it);
+}
+
+void Correlator::FillContainer(const ContainerState* cs, RuleContext* ctx) const {
+  if (cs == nullptr) return;
+  if (cs->info) {
+    ctx->container = cs->info.get();
+    ctx->container_owner = cs->info;
+    ctx->container_start_ns = cs->info->start_time_ns();
+    ctx->image = policy_ ? policy_->Check(*cs->info) : CheckPosture(*cs->info);
+  }
+  ctx->container_entrypoint = cs->entrypoint;
+}
+
+void Correlator::MatchPending(const std::string& node, ContainerState& cs,
+                              const FileRecord& rec, std::vector<RuleContext>* reevaluate) {
+  const int64_t window = opt_.window.count();
+  for (PendingExec& pe : cs.pending) {
+    if (pe.matched) continue;
+    bool same = (rec.inode != 0 && pe.inode == rec.inode) ||
+                std::find(pe.paths.begin(), pe.paths.end(), rec.path) != pe.paths.end();
+    if (!same) continue;
+    const int64_t change_ns = rec.hist.written_at_runtime ? rec.hist.written_ns
+                                                          : rec.hist.chmod_ns;
+    if (change_ns > pe.ev->time_ns() + window) continue;  // changed after that exec ran
+    pe.matched = true;
+    ++stats_.late_matches;
+    if (reevaluate == nullptr) continue;
+    RuleContext ctx;
+    ctx.event = pe.ev.get();
+    ctx.event_owner = pe.ev;
+    ctx.lineage = pe.lineage;
+    ctx.file = rec.hist;
+    FillContainer(&cs, &ctx);
+    reevaluate->push_back(std::move(ctx));
+  }
+  (void)node;
+}
+
+void Correlator::OnContainer(const std::string& node, const v1::Event& ev) {
+  const v1::ContainerInfo& c = ev.container();
+  const std::string& id = c.id().empty() ? ev.container_id() : c.id();
+  if (id.empty()) return;
+  ContainerState& cs = State(node, id);
+  cs.info = std::make_shared<const v1::ContainerInfo>(c);
+  if (c.state() == "removed" && !cs.removed) {
+    cs.removed = true;
+    // Late events may still name it: keep the info, drop the per-file state.
+    cs.files.clear();
+    cs.file_order.clear();
+    cs.by_inode.clear();
+    cs.pending.clear();
+    removed_.push_back(ContainerKey(node, id));
+  }
+}
+
+RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
+                                std::vector<RuleContext>* reevaluate) {
+  RuleContext ctx;
+  ctx.event = &ev;
+  const int64_t window = opt_.window.count();
+
+  if (ev.has_container()) {
+    OnContainer(node, ev);
+    const std::string& id = ev.container().id().empty() ? ev.container_id() : ev.container().id();
+    FillContainer(FindState(node, id), &ctx);
+    return ctx;
+  }
+  if (!ev.has_exec() && !ev.has_chmod() && !ev.has_write()) return ctx;
+
+  ContainerState& cs = State(node, ev.container_id());
+  cs.newest_ns = std::max(cs.newest_ns, ev.time_ns());
+  // Execs older than the window can no longer meet a late write.
+  while (!cs.pending.empty() && cs.pending.front().ev->time_ns() < cs.newest_ns - window) {
+    cs.pending.pop_front();
+  }
+
+  if (ev.has_exec()) {
+    const v1::ProcessExec& e = ev.exec();
+    int64_t start_ns = 0;
+    RecordExec(node, ev, &start_ns);
+    ctx.lineage = Lineage(node, e.ppid(), start_ns, e.parent_name());
+    std::vector<std::string> paths;
+    if (e.success() && !e.exe().empty()) paths.push_back(Resolve(e.exe(), "/"));
+    if (!e.path().empty()) {
+      std::string p = Resolve(e.path(), e.cwd());
+      if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
+    }
+    if (FileRecord* rec = FindFile(cs, paths, e.exe_inode())) {
+      ctx.file = rec->hist;
+      // A write later than the exec (beyond the window) is not what this exec ran.
+      if (rec->hist.written_at_runtime && rec->hist.written_ns > ev.time_ns() + window) {
+        ctx.file.written_at_runtime = false;
+      }
+    }
+    if (!e.runtime_plumbing() && e.success() && !cs.removed) {
+      if (cs.info && cs.info->init_pid() != 0 && cs.info->init_pid() == e.pid() &&
+          !cs.entrypoint_is_init) {
+        cs.entrypoint = e.exe();
+        cs.entrypoint_is_init = true;
+      } else if (cs.entrypoint.empty()) {
+        cs.entrypoint = e.exe();
+      }
+    }
+    if (!ctx.file.written_at_runtime && !e.runtime_plumbing() && !cs.removed &&
+        opt_.max_pending_execs_per_container > 0) {
+      PendingExec pe;
+      pe.ev = std::make_shared<const v1::Event>(ev);
+      pe.paths = std::move(paths);
+      pe.inode = e.exe_inode();
+      pe.lineage = ctx.lineage;
+      cs.pending.push_back(std::move(pe));
+      while (cs.pending.size() > opt_.max_pending_execs_per_container) {
+        cs.pending.pop_front();
+        ++stats_.pending_evicted;
+      }
+    }
+  } else if (ev.has_chmod()) {
+    const v1::Chmod& c = ev.chmod();
+    const Proc* p = FindProc(node, c.pid());
+    ctx.lineage = Lineage(node, c.ppid(), p ? p->start_ns : 0, c.parent_name());
+    const std::string path = Resolve(c.path(), c.cwd());
+    FileRecord* rec = FindFile(cs, {path}, c.inode());
+    if (c.success() && c.adds_exec() && !cs.removed && (rec != nullptr || !path.empty())) {
+      if (rec == nullptr) rec = &UpsertFile(cs, path, c.inode());
+      rec->hist.chmod_exec = true;
+      rec->hist.chmod_ns = ev.time_ns();
+      rec->hist.chmod_by = p ? p->name : c.comm();
+      MatchPending(node, cs, *rec, reevaluate);
+    }
+    if (rec != nullptr) ctx.file = rec->hist;
+  } else {
+    const v1::FileWrite& w = ev.write();
+    const Proc* p = w.pid() != 0 ? FindProc(node, w.pid()) : nullptr;
+    if (p != nullptr) ctx.lineage = Lineage(node, p->ppid, p->start_ns, "");
+    const std::string& kind = w.kind();
+    const std::string path = Resolve(w.path(), "/");
+    if (kind == "delete") {
+      if (FileRecord* rec = FindFile(cs, {path}, 0)) {
+        ctx.file = rec->hist;
+        EraseFile(cs, path);
+      }
+    } else if (!path.empty() && !cs.removed) {
+      FileHistory moved;
+      bool have_moved = false;
+      if (kind == "rename" && !w.old_path().empty()) {
+        const std::string old = Resolve(w.old_path(), "/");
+        if (FileRecord* prev = FindFile(cs, {old}, 0); prev != nullptr && old != path) {
+          moved = prev->hist;
+          have_moved = true;
+          EraseFile(cs, old);
+        }
+      }
+      FileRecord& rec = UpsertFile(cs, path, w.inode());
+      if (have_moved) rec.hist = moved;
+      FileHistory& h = rec.hist;
+      const bool attrib = kind == "attrib";
+      if (attrib) {
+        // FAN_ATTRIB: a mode change. With an exec bit now, a chmod +x of a runtime file.
+        if ((w.mode() & 0111) != 0 && h.written_at_runtime && !h.chmod_exec) {
+          h.chmod_exec = true;
+          h.chmod_ns = ev.time_ns();
+          h.chmod_by = p ? p->name : w.comm();
+        }
+      } else if (!have_moved || !h.written_at_runtime) {
+        h.written_at_runtime = true;
+        h.written_ns = ev.time_ns();
+        h.writer_pid = w.pid();
+        h.writer_exepath = p ? p->exepath : w.exe();
+        if (p != nullptr) {
+          h.writer_name = p->name;
+        } else if (!CommUninformative(w.comm())) {
+          h.writer_name = w.comm();
+        } else {
+          h.writer_name = Basename(w.exe());
+        }
+      } else {
+        h.written_ns = ev.time_ns();  // moved into place now; the content's writer stays
+      }
+      if (!w.sha256().empty()) h.sha256 = Hex(w.sha256());
+      ctx.file = h;
+      if (h.written_at_runtime || h.chmod_exec) MatchPending(node, cs, rec, reevaluate);
+    }
+  }
+  FillContainer(&cs, &ctx);
+  return ctx;
+}
+
+}  // namespace driftwatch

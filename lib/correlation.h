@@ -1,0 +1,127 @@
+// correlation: per-node, per-container state that turns single events into the facts rules
+// read from a RuleContext: process lineage (proc.pname, proc.aname[N], proc.apid[N]), files
+// written at runtime and their writer and hash (proc.exe_written_at_runtime,
+// proc.exe_writer.name, ...), chmod +x, container start time and entrypoint, and the image
+// verdict of the approved-images policy.
+//
+// Thread-safety: none. One Correlator per ingest thread (the collector shards by node), or
+// guard it with a mutex. SetImagePolicy too.
+//
+// Lifetime: a RuleContext returned by Observe points at the caller's event (valid while the
+// caller keeps it) and owns, through RuleContext::container_owner, the container info it
+// points to. Re-evaluation contexts own their event as well (event_owner): they stay valid
+// whatever the correlator does next.
+//
+// Matching a write to an exec (DESIGN.md, fanotify): same node and container, and the
+// exec's path (exe= for a successful exec; the PATH name, joined to cwd, for any exec)
+// equals the write's path inside the container, or the exec's PATH inode equals the write's
+// inode (fd-mode fanotify reports the upper file's inode, which the overlay shows to exec
+// when upper and lower share a filesystem). Audit and fanotify are separate streams, so the
+// exec may arrive first: an exec whose file was not known as written is kept for `window`
+// (event time) and, when the write arrives, returned in `reevaluate`. Either way the write's
+// time must not be later than the exec's time plus `window`.
+//
+// Process identity: (node, pid) from its successful exec. A later exec of the same pid with
+// the same ppid is the same process exec'ing again; with another ppid it is a reused pid and
+// replaces the entry. A lineage walk stops at an ancestor entry younger than its child (its
+// pid was reused after the child started). There are no exit events: the table is bounded
+// by `max_processes` (oldest exec evicted first).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "lib/image_policy.h"
+#include "lib/rule_context.h"
+
+namespace driftwatch {
+
+struct CorrelationOptions {
+  std::chrono::nanoseconds window = std::chrono::seconds(10);
+  size_t max_processes = 1 << 20;
+  size_t max_files_per_container = 100000;
+  size_t max_pending_execs_per_container = 4096;
+  size_t max_containers = 65536;     // removed containers go first, then the oldest
+  size_t max_lineage = 32;           // ancestors per context
+};
+
+struct CorrelatorStats {
+  uint64_t processes_evicted = 0;
+  uint64_t files_evicted = 0;
+  uint64_t pending_evicted = 0;      // execs dropped from the late-write buffer by the bound
+  uint64_t containers_evicted = 0;
+  uint64_t late_matches = 0;         // execs matched to a write that arrived after them
+};
+
+class Correlator {
+ public:
+  explicit Correlator(CorrelationOptions opt = {});
+  ~Correlator();
+  Correlator(const Correlator&) = delete;
+  Correlator& operator=(const Correlator&) = delete;
+
+  // Feeds one event (any kind, from any node, in arrival order). Returns the context for
+  // evaluating it. Appends to `reevaluate` (may be null) the contexts of earlier events
+  // whose facts changed because of this one (an exec that arrived before the write of its
+  // file); each earlier event is returned at most once. The caller emits only matches it
+  // had not emitted before for that event and rule.
+  RuleContext Observe(const std::string& node, const v1::Event& ev,
+                      std::vector<RuleContext>* reevaluate);
+
+  // Container info by (node, container id) from container events; null when unknown. Valid
+  // until the next Observe; ContainerShared keeps it alive beyond.
+  const v1::ContainerInfo* Container(const std::string& node, const std::string& id) const;
+  std::shared_ptr<const v1::ContainerInfo> ContainerShared(const std::string& node,
+                                                           const std::string& id) const;
+
+  // The policy checked for every context from now on; null: none (posture only).
+  void SetImagePolicy(std::shared_ptr<const ImagePolicy> policy);
+
+  const CorrelatorStats& stats() const { return stats_; }
+  size_t process_count() const;
+  size_t container_count() const;
+  // Files known in one container (written or chmod'ed); 0 for an unknown container.
+  size_t file_count(const std::string& node, const std::string& id) const;
+
+ private:
+  struct Proc;
+  struct ProcSlot;
+  struct FileRecord;
+  struct PendingExec;
+  struct ContainerState;
+
+  ContainerState& State(const std::string& node, const std::string& id);
+  const ContainerState* FindState(const std::string& node, const std::string& id) const;
+  void FillContainer(const ContainerState* cs, RuleContext* ctx) const;
+  std::vector<ProcessInfo> Lineage(const std::string& node, uint32_t ppid, int64_t child_start,
+                                   const std::string& parent_name) const;
+  const Proc* FindProc(const std::string& node, uint32_t pid) const;
+  void RecordExec(const std::string& node, const v1::Event& ev, int64_t* start_ns);
+  FileRecord* FindFile(ContainerState& cs, const std::vector<std::string>& paths,
+                       uint64_t inode);
+  FileRecord& UpsertFile(ContainerState& cs, const std::string& path, uint64_t inode);
+  void EraseFile(ContainerState& cs, const std::string& path);
+  void MatchPending(const std::string& node, ContainerState& cs, const FileRecord& rec,
+                    std::vector<RuleContext>* reevaluate);
+  void OnContainer(const std::string& node, const v1::Event& ev);
+  void EvictContainers();
+
+  CorrelationOptions opt_;
+  std::shared_ptr<const ImagePolicy> policy_;
+  CorrelatorStats stats_;
+  // (node, pid) -> process; proc_order_ oldest exec first.
+  std::unordered_map<std::string, std::unique_ptr<ProcSlot>> procs_;
+  std::list<std::string> proc_order_;
+  // node '\x1f' container id -> state; containers_order_ oldest first, removed_ likewise.
+  std::unordered_map<std::string, std::unique_ptr<ContainerState>> containers_;
+  std::list<std::string> containers_order_;
+  std::deque<std::string> removed_;
+};
+
+}  // namespace driftwatch
