@@ -1,6 +1,7 @@
 // driftwatch: the command-line tool. main() only wires subcommands to their code.
 #include <CLI/CLI.hpp>
 
+#include "cli/alerts.h"
 #include "cli/analyze.h"
 #include "cli/diff.h"
 #include "cli/events.h"
@@ -64,7 +65,26 @@ int main(int argc, char** argv) {
   st->add_option("--sensor", status.sensor, "the sensor's --metrics-address")->capture_default_str();
   st->add_flag("--json", status.json, "print the sensor's status document as is");
 
+  driftwatch::cli::AlertsOptions alerts;
+  CLI::App* al = app.add_subcommand(
+      "alerts",
+      "Print the alerts a driftwatch-collector stored, oldest first: one Falco JSON object per "
+      "line (as falcosidekick takes them), or a table. Opens the database read-only.");
+  al->add_option("--db", alerts.db, "collector database")->capture_default_str();
+  al->add_option("--node", alerts.node, "only this node");
+  al->add_option("--container", alerts.container, "only this container (full id or prefix)");
+  al->add_option("--pod", alerts.pod, "only this pod (NAME or NAMESPACE/NAME)");
+  al->add_option("--rule", alerts.rule, "only this rule (exact name)");
+  al->add_option("--priority", alerts.priority,
+                 "this priority or more severe (emergency, alert, critical, error, warning, "
+                 "notice, informational, debug)");
+  al->add_option("--since", alerts.since, "alert time from: ISO 8601 or relative (10m, 2h, 7d)");
+  al->add_option("--until", alerts.until, "alert time before: ISO 8601 or relative");
+  al->add_option("--limit", alerts.limit, "only the newest N matches");
+  al->add_flag("--table", alerts.table, "a readable table instead of JSON lines");
+
   CLI11_PARSE(app, argc, argv);
+  if (al->parsed()) return driftwatch::cli::RunAlerts(alerts);
   if (st->parsed()) return driftwatch::cli::RunStatus(status);
   if (an->parsed()) return driftwatch::cli::RunAnalyze(analyze);
   if (df->parsed()) return driftwatch::cli::RunDiff(diff);

@@ -5,7 +5,7 @@
 // Table (created if missing):
 //   alerts(id INTEGER PRIMARY KEY, time_ns, stored_ns, node, container_id, container_name,
 //          pod_name, pod_namespace, rule, priority (0 Emergency .. 7 Debug), event_key,
-//          json = the Falco JSON line)
+//          message = the rule's resolved output, json = the Falco JSON line)
 //   indexes: alerts(time_ns); alerts(node, time_ns); unique (event_key, rule) where
 //   event_key != '' so that an event re-evaluated after a restart is stored once.
 //
@@ -64,6 +64,7 @@ struct StoredAlert {
   int64_t stored_ns = 0;
   std::string node, container_id, container_name, pod_name, pod_namespace, rule;
   Priority priority = Priority::kDebug;
+  std::string message;
   std::string json;
 };
 

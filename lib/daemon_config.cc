@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdio>
 #include <sstream>
 
 namespace driftwatch {
@@ -12,7 +13,7 @@ std::string YamlConfig::to_config(const CLI::App* app, bool default_also, bool w
   for (const CLI::Option* opt : app->get_options()) {
     if (opt->get_lnames().empty() || opt->get_configurable() == false) continue;
     const std::string& name = opt->get_lnames()[0];
-    if (name == "help" || name == "version" || name == "config") continue;
+    if (name == "help" || name == "version" || name == "config" || name == "check-config") continue;
     std::vector<std::string> values = opt->reduced_results();
     if (values.empty() && default_also && !opt->get_default_str().empty())
       values = {opt->get_default_str()};
@@ -71,9 +72,26 @@ std::vector<CLI::ConfigItem> YamlConfig::from_config(std::istream& input) const 
 
 void AddYamlConfig(CLI::App* app, const std::string& default_path) {
   app->config_formatter(std::make_shared<YamlConfig>());
+  // A misspelt key is an error, not a silently ignored setting.
+  app->allow_config_extras(CLI::config_extras_mode::error);
   app->set_config("--config", default_path,
                   "YAML file of options (keys: the long option names); command-line options win",
                   false);
+}
+
+int ParseArgs(CLI::App* app, int argc, char** argv) {
+  try {
+    app->parse(argc, argv);
+  } catch (const CLI::ConfigError& e) {
+    std::string msg = e.what();
+    const std::string ini = "INI was not able to parse ";
+    if (msg.rfind(ini, 0) == 0) msg = "unknown option '" + msg.substr(ini.size()) + "'";
+    std::fprintf(stderr, "%s: config file: %s\n", app->get_name().c_str(), msg.c_str());
+    return 2;
+  } catch (const CLI::ParseError& e) {
+    return app->exit(e);
+  }
+  return -1;
 }
 
 }  // namespace driftwatch

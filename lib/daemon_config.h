@@ -24,4 +24,8 @@ class YamlConfig : public CLI::Config {
 // YamlConfig.
 void AddYamlConfig(CLI::App* app, const std::string& default_path);
 
+// CLI11's parse with config-file errors worded for users. Returns -1 to go on, else the
+// exit status (0 for --help/--version).
+int ParseArgs(CLI::App* app, int argc, char** argv);
+
 }  // namespace driftwatch

@@ -457,7 +457,7 @@ std::expected<void, std::string> EventStore::Init() {
   // file once per checkpoint instead of once per 1000 WAL pages (the default); the size
   // limit truncates the WAL back after a checkpoint so it does not stay at its peak.
   for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA temp_store=MEMORY",
-                          "PRAGMA cache_size=-32768", "PRAGMA wal_autocheckpoint=8192",
+                          "PRAGMA cache_size=-8192", "PRAGMA wal_autocheckpoint=8192",
                           "PRAGMA journal_size_limit=67108864"}) {
     if (auto ok = Exec(sql); !ok) return std::unexpected(opt_.path + ": " + ok.error());
   }

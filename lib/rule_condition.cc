@@ -451,13 +451,12 @@ bool GlobMatch(std::string_view p, std::string_view s, bool fold) {
       }
       if (pc == '[') {
         size_t end = 0;
-        if (p.find(']', pi + 2) != std::string_view::npos || (pi + 1 < p.size() && p[pi + 1] == ']')) {
-          if (ClassMatch(p, pi + 1, s[si], fold, &end)) {
-            pi = end;
-            ++si;
-            continue;
-          }
-          if (end != 0 || p.find(']', pi + 1) != std::string_view::npos) goto backtrack;
+        bool m = ClassMatch(p, pi + 1, s[si], fold, &end);
+        if (end != 0) {  // a well-formed class; without a closing ']' the '[' is literal
+          if (!m) goto backtrack;
+          pi = end;
+          ++si;
+          continue;
         }
       }
       if (pc == '\\' && pi + 1 < p.size()) {
@@ -803,10 +802,7 @@ class Compiler {
       return *l;
     }
     for (const Value& v : n.values) {
-      const std::vector<std::string>* l =
-          (!v.quoted && names_.list && n.op != Op::kEq && n.op != Op::kNe) || (!v.quoted && names_.list && IsListOp(n.op))
-              ? names_.list(v.text)
-              : nullptr;
+      const std::vector<std::string>* l = !v.quoted && names_.list ? names_.list(v.text) : nullptr;
       if (l) {
         out.insert(out.end(), l->begin(), l->end());
       } else {

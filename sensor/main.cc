@@ -673,7 +673,8 @@ int Run(const Flags& flags) {
 
 int main(int argc, char** argv) {
   driftwatch::sensor::Flags f;
-  CLI::App app{"driftwatch-sensor: per-node container drift sensor (kernel audit execve records)"};
+  CLI::App app{"driftwatch-sensor: per-node container drift sensor (kernel audit and fanotify)",
+               "driftwatch-sensor"};
   app.set_version_flag("--version", driftwatch::kVersion);
   app.add_flag("--audit-only", f.audit_only,
                "run the audit source only (no container registry, no filesystem watcher)");
@@ -742,7 +743,14 @@ int main(int argc, char** argv) {
                  "second (a crash of the sensor loses nothing, power loss up to a second); never")
       ->check(CLI::IsMember({"always", "interval", "never"}))
       ->capture_default_str();
+  bool check_config = false;
+  app.add_flag("--check-config", check_config,
+               "parse the options and the config file, print the effective settings as YAML, exit");
   driftwatch::AddYamlConfig(&app, "/etc/driftwatch/sensor.yaml");
-  CLI11_PARSE(app, argc, argv);
+  if (int rc = driftwatch::ParseArgs(&app, argc, argv); rc >= 0) return rc;
+  if (check_config) {
+    std::fputs(app.config_to_str(true, false).c_str(), stdout);
+    return 0;
+  }
   return driftwatch::sensor::Run(f);
 }

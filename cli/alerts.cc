@@ -1,0 +1,84 @@
+#include "cli/alerts.h"
+
+#include <cstdio>
+#include <string>
+
+#include "lib/alert.h"
+#include "lib/alert_store.h"
+#include "lib/event_json.h"
+#include "lib/event_store.h"
+
+namespace driftwatch::cli {
+namespace {
+
+// Newlines and tabs would break the table's rows.
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return s;
+}
+
+void PrintRow(const StoredAlert& a) {
+  std::string t = FormatIsoTime(a.time_ns).substr(0, 19) + "Z";
+  std::string container = a.container_name.empty() ? ShortContainerId(a.container_id)
+                                                   : a.container_name;
+  std::string pod = a.pod_name.empty() ? "-" : a.pod_namespace + "/" + a.pod_name;
+  std::printf("%-20s  %-13s  %-16s  %-20s  %-30s  %s\n    %s\n", t.c_str(),
+              std::string(PriorityName(a.priority)).c_str(), a.node.c_str(),
+              container.c_str(), pod.c_str(), a.rule.c_str(), OneLine(a.message).c_str());
+}
+
+}  // namespace
+
+int RunAlerts(const AlertsOptions& opt) {
+  AlertQuery q;
+  q.node = opt.node;
+  q.container = opt.container;
+  q.pod = opt.pod;
+  q.rule = opt.rule;
+  q.limit = opt.limit;
+  if (!opt.priority.empty()) {
+    q.min_priority = ParsePriority(opt.priority);
+    if (!q.min_priority) {
+      std::fprintf(stderr, "driftwatch alerts: --priority %s: not one of emergency, alert, "
+                   "critical, error, warning, notice, informational, debug\n",
+                   opt.priority.c_str());
+      return 2;
+    }
+  }
+  const int64_t now = NowNs();
+  for (auto [text, out] : {std::pair{&opt.since, &q.since_ns}, std::pair{&opt.until, &q.until_ns}}) {
+    if (text->empty()) continue;
+    auto t = ParseTimeArg(*text, now);
+    if (!t) {
+      std::fprintf(stderr, "driftwatch alerts: %s\n", t.error().c_str());
+      return 2;
+    }
+    *out = *t;
+  }
+  auto reader = AlertReader::Open(opt.db);
+  if (!reader) {
+    std::fprintf(stderr, "driftwatch alerts: %s\n", reader.error().c_str());
+    return 1;
+  }
+  if (opt.table) {
+    std::printf("%-20s  %-13s  %-16s  %-20s  %-30s  %s\n", "TIME", "PRIORITY", "NODE",
+                "CONTAINER", "POD", "RULE");
+  }
+  auto n = (*reader)->Query(q, [&](const StoredAlert& a) {
+    if (opt.table) {
+      PrintRow(a);
+    } else {
+      std::fwrite(a.json.data(), 1, a.json.size(), stdout);
+      std::fputc('\n', stdout);
+    }
+  });
+  if (!n) {
+    std::fprintf(stderr, "driftwatch alerts: %s: %s\n", opt.db.c_str(), n.error().c_str());
+    return 1;
+  }
+  return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+}  // namespace driftwatch::cli

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace driftwatch::cli {
+
+struct AlertsOptions {
+  std::string db = "/var/lib/driftwatch/collector.db";
+  std::string node;       // exact node name
+  std::string container;  // full id or a prefix (the 12-char short id)
+  std::string pod;        // pod name or namespace/name
+  std::string rule;       // exact rule name
+  std::string priority;   // this severity or more severe: emergency ... debug
+  std::string since;      // ISO 8601 or relative (10m, 2h, 7d)
+  std::string until;
+  uint64_t limit = 0;     // the newest N matches; 0 = all
+  bool table = false;     // a readable table instead of JSON lines
+};
+
+// Prints the stored alerts matching the options, oldest first: one Falco JSON object per
+// line, or a table. Opens the database read-only. Returns the exit status: 0, 1 when the
+// database cannot be read, 2 for a bad argument.
+int RunAlerts(const AlertsOptions& opt);
+
+}  // namespace driftwatch::cli
