@@ -12,6 +12,9 @@
 #include "lib/audit_log_reader.h"
 #include "lib/audit_reassembler.h"
 #include "lib/capture.h"
+#include "lib/detect.h"
+#include "lib/image_policy.h"
+#include "lib/rule_loader.h"
 #include "lib/diagnostics.h"
 #include "lib/event_json.h"
 #include "lib/log_input.h"
@@ -30,7 +33,11 @@ struct ContainerSummary {
 
 class Analysis {
  public:
-  explicit Analysis(const AnalyzeOptions& opt) : opt_(opt) { out_.reserve(1 << 20); }
+  // REQUIRES: `detector` is null unless alerts are wanted (neither --events nor --summary).
+  Analysis(const AnalyzeOptions& opt, std::unique_ptr<Detector> detector)
+      : opt_(opt), detector_(std::move(detector)) {
+    out_.reserve(1 << 20);
+  }
 
   // Every event passes here, from logs and captures alike. Captures also carry file writes,
   // container reports (kept, to name the containers of later events) and sensor status.
@@ -41,13 +48,21 @@ class Analysis {
       if (ev.has_exec()) ++execs_; else ++chmods_;
     } else if (ev.has_write()) {
       ++writes_;
-    } else if (!opt_.events) {
+    } else if (!opt_.events && !detector_) {
       return;
     }
     if (ev.id().node().empty() && !opt_.node.empty()) ev.mutable_id()->set_node(opt_.node);
     // Captures keep the sensor's own numbering; audit logs are numbered in reading order.
     if (ev.id().seq() == 0) ev.mutable_id()->set_seq(++seq_);
-    if (opt_.events) {
+    if (detector_) {
+      const std::string& node = ev.id().node().empty() ? kLocalNode : ev.id().node();
+      detector_->OnEvent(node, ev, [this](Alert&& a) {
+        AppendFalcoJson(a, &out_);
+        out_.push_back('\n');
+        ++alerts_;
+      });
+      if (out_.size() > (1 << 20)) FlushOut();
+    } else if (opt_.events) {
       auto c = containers_.find(ev.container_id());
       const v1::ContainerInfo* info = c == containers_.end() ? nullptr : &c->second;
       if (AppendEventJson(ev, info, &out_)) out_.push_back('\n');
@@ -83,13 +98,20 @@ class Analysis {
     }
     reassembler.Flush();
     FlushOut();
-    if (!opt_.events) PrintSummary();
+    if (opt_.summary) PrintSummary();
     const auto& rs = reassembler.stats();
     std::fprintf(stderr,
                  "driftwatch analyze: %llu lines, %llu records, %llu events (%llu exec, %llu "
                  "chmod, %llu file write), %llu input errors, %llu evicted unfinished\n",
                  ull(log_stats_.lines), ull(rs.records), ull(execs_ + chmods_ + writes_),
                  ull(execs_), ull(chmods_), ull(writes_), ull(diag_.count()), ull(rs.evictions));
+    if (detector_) {
+      std::string by_rule;
+      for (const auto& [rule, n] : detector_->stats().by_rule)
+        by_rule += (by_rule.empty() ? "" : ", ") + rule + " " + std::to_string(n);
+      std::fprintf(stderr, "driftwatch analyze: %llu alerts%s%s%s\n", ull(alerts_),
+                   by_rule.empty() ? "" : " (", by_rule.c_str(), by_rule.empty() ? "" : ")");
+    }
     return ok;
   }
 
@@ -145,7 +167,9 @@ class Analysis {
   Diagnostics diag_;
   ProcessTree tree_;
   LogReadStats log_stats_;
-  uint64_t seq_ = 0, execs_ = 0, chmods_ = 0, writes_ = 0;
+  static inline const std::string kLocalNode = "local";
+  std::unique_ptr<Detector> detector_;
+  uint64_t seq_ = 0, execs_ = 0, chmods_ = 0, writes_ = 0, alerts_ = 0;
   std::map<std::string, v1::ContainerInfo> containers_;  // from captures' container reports
   std::string out_;
   std::map<std::string, ContainerSummary> summary_;
@@ -156,7 +180,36 @@ class Analysis {
 int RunAnalyze(const AnalyzeOptions& opt) {
   std::vector<std::string> inputs = opt.inputs;
   if (inputs.empty()) inputs.push_back("-");
-  Analysis a(opt);
+  if (opt.events && opt.summary) {
+    std::fprintf(stderr, "driftwatch analyze: --events and --summary exclude each other\n");
+    return 2;
+  }
+  std::unique_ptr<Detector> detector;
+  if (!opt.events && !opt.summary) {
+    // The shipped macros and lists always; then the shipped rules, or the user's files.
+    std::vector<std::string> files = ShippedRuleFiles();
+    if (!opt.rules.empty()) {
+      files.resize(1);
+      files.insert(files.end(), opt.rules.begin(), opt.rules.end());
+    }
+    auto rules = RuleSet::Load(files);
+    if (!rules) {
+      for (const auto& d : rules.error()) std::fprintf(stderr, "%s\n", d.ToString().c_str());
+      std::fprintf(stderr, "driftwatch analyze: rules not loaded\n");
+      return 2;
+    }
+    detector = std::make_unique<Detector>(std::shared_ptr<const RuleSet>(std::move(*rules)));
+    if (!opt.approved_images.empty()) {
+      auto policy = ImagePolicy::LoadFiles(opt.approved_images);
+      if (!policy) {
+        std::fprintf(stderr, "driftwatch analyze: %s\n", policy.error().c_str());
+        return 2;
+      }
+      for (const auto& w : policy->warnings()) std::fprintf(stderr, "driftwatch analyze: %s\n", w.c_str());
+      detector->SetImagePolicy(std::make_shared<const ImagePolicy>(std::move(*policy)));
+    }
+  }
+  Analysis a(opt, std::move(detector));
   return a.Run(inputs) ? 0 : 1;
 }
 

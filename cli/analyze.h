@@ -7,8 +7,12 @@ namespace driftwatch::cli {
 
 struct AnalyzeOptions {
   std::vector<std::string> inputs;  // files; "-" is stdin
-  bool events = false;              // one JSON object per event instead of the summary
+  bool events = false;              // one JSON object per event instead of alerts
+  bool summary = false;             // the per-container table instead of alerts
   std::string node;                 // evt.hostname for logs without node= prefixes
+  // Rule files loaded after the shipped macros and lists; empty: the shipped rules.
+  std::vector<std::string> rules;
+  std::vector<std::string> approved_images;  // image policy files (lists or K8s YAML)
 };
 
 // Returns the process exit status: 0, or 1 when an input could not be read whole.

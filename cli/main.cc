@@ -5,6 +5,7 @@
 #include "cli/analyze.h"
 #include "cli/diff.h"
 #include "cli/events.h"
+#include "cli/rules.h"
 #include "cli/status.h"
 #include "lib/version.h"
 
@@ -17,11 +18,23 @@ int main(int argc, char** argv) {
   CLI::App* an = app.add_subcommand(
       "analyze",
       "Analyze audit.log files (RAW or ENRICHED, plain, .gz or .xz; rotated logs are put in "
-      "time order) and sensor captures. Prints a per-container summary, or every exec and "
-      "chmod event as JSON with --events.");
+      "time order) and sensor captures through the rules: prints alerts as Falco JSON, one "
+      "per line; or every event as JSON with --events; or a per-container table with "
+      "--summary.");
   an->add_option("files", analyze.inputs, "inputs; - (or none) reads stdin");
   an->add_flag("--events", analyze.events,
                "print one JSON object per event, keyed by Falco field names");
+  an->add_flag("--summary", analyze.summary, "print a per-container table of execs and writes");
+  an->add_option("--rules", analyze.rules,
+                 "rule file, loaded after the shipped macros and lists (repeatable; default: "
+                 "the shipped rules)")
+      ->expected(1)
+      ->allow_extra_args(false);
+  an->add_option("--approved-images", analyze.approved_images,
+                 "approved images: a list of image@sha256 references or Kubernetes YAML "
+                 "(repeatable)")
+      ->expected(1)
+      ->allow_extra_args(false);
   an->add_option("--node", analyze.node, "evt.hostname for records without a node= prefix");
 
   driftwatch::cli::DiffOptions diff;
@@ -83,8 +96,23 @@ int main(int argc, char** argv) {
   al->add_option("--limit", alerts.limit, "only the newest N matches");
   al->add_flag("--table", alerts.table, "a readable table instead of JSON lines");
 
+  driftwatch::cli::RulesCheckOptions rules_check;
+  CLI::App* ru = app.add_subcommand("rules", "Falco-syntax rule files: check them, list fields.");
+  ru->require_subcommand(1);
+  CLI::App* rc = ru->add_subcommand(
+      "check",
+      "Load the shipped macros and rules, then FILEs, as the collector does. Prints the rules "
+      "loaded, or every error (file:line:column, rule, reason) and exits 1.");
+  rc->add_option("files", rules_check.files, "rule files, loaded in order");
+  rc->add_flag("--no-shipped", rules_check.no_shipped,
+               "load only FILEs, not the shipped macros and rules before them");
+  rc->add_flag("-q,--quiet", rules_check.quiet, "print only errors and the summary");
+  CLI::App* rf = ru->add_subcommand("fields", "List the fields conditions and outputs may use.");
+
   CLI11_PARSE(app, argc, argv);
   if (al->parsed()) return driftwatch::cli::RunAlerts(alerts);
+  if (rc->parsed()) return driftwatch::cli::RunRulesCheck(rules_check);
+  if (rf->parsed()) return driftwatch::cli::RunRulesFields();
   if (st->parsed()) return driftwatch::cli::RunStatus(status);
   if (an->parsed()) return driftwatch::cli::RunAnalyze(analyze);
   if (df->parsed()) return driftwatch::cli::RunDiff(diff);

@@ -255,20 +255,25 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   }
 
   Actions HandleMessage() {
-    // in_, bytes_, msg_ and node_ belong to the read path (one read at a time):
+    // in_, msg_ and node_ belong to the read path (one read at a time):
     // PrepareEncodedBatch, the costly part, runs without mu_, so the store's writer thread
     // never waits on it in OnCommitted.
-    bytes_.clear();
+    // A local buffer, not one per stream: with many streams the memory is only held by the
+    // reads being handled (gRPC's callback threads), not by every idle stream.
+    std::string bytes;
     {
       std::vector<grpc::Slice> slices;
       if (in_.Dump(&slices).ok()) {
+        size_t total = 0;
+        for (const grpc::Slice& sl : slices) total += sl.size();
+        bytes.reserve(total);
         for (const grpc::Slice& sl : slices) {
-          bytes_.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+          bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
         }
       }
       in_.Clear();
     }
-    auto scanned = ScanSensorMessage(bytes_, &msg_);
+    auto scanned = ScanSensorMessage(bytes, &msg_);
     std::optional<PreparedBatch> prepared;
     uint64_t batch_id = 0;
     {
@@ -296,8 +301,6 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     }
     auto p = PrepareEncodedBatch(node_, msg_.events);
     msg_.events.clear();
-    // A large message's buffer is not kept for the life of the stream.
-    if (bytes_.capacity() > (1u << 20)) std::string().swap(bytes_);
     {
       std::lock_guard lk(mu_);
       if (!p) {
@@ -447,8 +450,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 
   std::mutex mu_;
   grpc::ByteBuffer in_;        // owned by the outstanding read
-  std::string bytes_;          // read path: in_ made contiguous
-  ScannedSensorMessage msg_;   // read path: bytes_ walked
+  ScannedSensorMessage msg_;   // read path: the message walked (views into HandleMessage's copy)
   grpc::ByteBuffer out_;       // owned by the outstanding write
   bool hello_ = false;
   std::string node_;

@@ -7,9 +7,11 @@
 // is the client certificate's (SAN DNS name, else CN), never Hello.node, except with
 // `insecure`. The stream is served raw (grpc::ByteBuffer): a batch's events are never
 // deserialized into a heap-allocated message but walked in the wire format and handed to
-// PrepareEncodedBatch as the bytes received, which parses each one (on an arena) to validate. At most `max_in_flight_batches` batches per stream wait for the store: beyond
-// that the stream is not read (gRPC flow control then holds the sensor back), so a slow or
-// stuck stream costs its own memory only and never blocks another.
+// PrepareEncodedBatch as the bytes received, which parses each one (on an arena) to validate.
+// At most `max_in_flight_batches` batches per stream wait for the store: beyond that the
+// stream is not read (gRPC flow control then holds the sensor back, once the stream's HTTP/2
+// window, fixed by the collector's --stream-window-bytes, is full), so a slow or stuck stream
+// costs its own memory only and never blocks another.
 #pragma once
 
 #include <atomic>
@@ -28,7 +30,7 @@ namespace driftwatch {
 
 struct IngestOptions {
   uint32_t max_batch_events = 10000;
-  uint32_t max_in_flight_batches = 8;
+  uint32_t max_in_flight_batches = 4;
   bool insecure = false;  // node name from Hello.node (no client certificate)
 };
 

@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   bool insecure = false, insecure_allow_remote = false, sync_full = false;
   std::string db = "/var/lib/driftwatch/collector.db";
   int max_message_bytes = 16 << 20;
-  uint32_t max_batch_events = 10000, max_in_flight = 8;
+  uint32_t max_batch_events = 10000, max_in_flight = 4;
   int64_t retention_hours = 168;
   uint64_t retention_max_events = 10'000'000;
   int commit_interval_ms = 20;

@@ -291,8 +291,8 @@ void Correlator::FillContainer(const ContainerState* cs, RuleContext* ctx) const
   ctx->container_entrypoint = cs->entrypoint;
 }
 
-void Correlator::MatchPending(const std::string& node, ContainerState& cs,
-                              const FileRecord& rec, std::vector<RuleContext>* reevaluate) {
+void Correlator::MatchPending(ContainerState& cs, const FileRecord& rec,
+                              std::vector<RuleContext>* reevaluate) {
   const int64_t window = opt_.window.count();
   for (PendingExec& pe : cs.pending) {
     if (pe.matched) continue;
@@ -313,7 +313,19 @@ void Correlator::MatchPending(const std::string& node, ContainerState& cs,
     FillContainer(&cs, &ctx);
     reevaluate->push_back(std::move(ctx));
   }
-  (void)node;
+}
+
+void Correlator::SweepPending() {
+  // Containers that went quiet keep their last execs until swept here: drop those older
+  // than the window before the newest event of their node.
+  for (auto& [key, cs] : containers_) {
+    auto newest = node_newest_ns_.find(cs->node);
+    if (newest == node_newest_ns_.end()) continue;
+    while (!cs->pending.empty() &&
+           cs->pending.front().ev->time_ns() < newest->second - opt_.window.count()) {
+      cs->pending.pop_front();
+    }
+  }
 }
 
 void Correlator::OnContainer(const std::string& node, const v1::Event& ev) {
@@ -347,6 +359,9 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
   }
   if (!ev.has_exec() && !ev.has_chmod() && !ev.has_write()) return ctx;
 
+  int64_t& node_newest = node_newest_ns_[node];
+  node_newest = std::max(node_newest, ev.time_ns());
+  if (++observed_ % 4096 == 0) SweepPending();
   ContainerState& cs = State(node, ev.container_id());
   cs.newest_ns = std::max(cs.newest_ns, ev.time_ns());
   // Execs older than the window can no longer meet a late write.
@@ -405,7 +420,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       rec->hist.chmod_exec = true;
       rec->hist.chmod_ns = ev.time_ns();
       rec->hist.chmod_by = p ? p->name : c.comm();
-      MatchPending(node, cs, *rec, reevaluate);
+      MatchPending(cs, *rec, reevaluate);
     }
     if (rec != nullptr) ctx.file = rec->hist;
   } else {
@@ -458,7 +473,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       }
       if (!w.sha256().empty()) h.sha256 = Hex(w.sha256());
       ctx.file = h;
-      if (h.written_at_runtime || h.chmod_exec) MatchPending(node, cs, rec, reevaluate);
+      if (h.written_at_runtime || h.chmod_exec) MatchPending(cs, rec, reevaluate);
     }
   }
   FillContainer(&cs, &ctx);

@@ -46,6 +46,8 @@ struct CorrelationOptions {
   std::chrono::nanoseconds window = std::chrono::seconds(10);
   size_t max_processes = 1 << 20;
   size_t max_files_per_container = 100000;
+  // Execs kept for a late write: those within `window` of their node's newest event (swept
+  // every 4096 events), at most this many per container.
   size_t max_pending_execs_per_container = 4096;
   size_t max_containers = 65536;     // removed containers go first, then the oldest
   size_t max_lineage = 32;           // ancestors per context
@@ -107,8 +109,9 @@ class Correlator {
                        uint64_t inode);
   FileRecord& UpsertFile(ContainerState& cs, const std::string& path, uint64_t inode);
   void EraseFile(ContainerState& cs, const std::string& path);
-  void MatchPending(const std::string& node, ContainerState& cs, const FileRecord& rec,
+  void MatchPending(ContainerState& cs, const FileRecord& rec,
                     std::vector<RuleContext>* reevaluate);
+  void SweepPending();
   void OnContainer(const std::string& node, const v1::Event& ev);
   void EvictContainers();
 
@@ -122,6 +125,8 @@ class Correlator {
   std::unordered_map<std::string, std::unique_ptr<ContainerState>> containers_;
   std::list<std::string> containers_order_;
   std::deque<std::string> removed_;
+  std::unordered_map<std::string, int64_t> node_newest_ns_;  // latest event time per node
+  uint64_t observed_ = 0;
 };
 
 }  // namespace driftwatch

@@ -76,6 +76,11 @@ bool ContainerType(const RuleContext& c, FieldArg, FieldValue* out) {
   return i && SetStr(i->runtime(), out);
 }
 
+bool ContainerState(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::ContainerInfo* i = ContainerOf(c);
+  return i && SetStr(i->state(), out);
+}
+
 bool ContainerPrivileged(const RuleContext& c, FieldArg, FieldValue* out) {
   const v1::ContainerInfo* i = ContainerOf(c);
   return i && SetBool(i->privileged(), out);
@@ -92,8 +97,9 @@ bool ContainerImageApproved(const RuleContext& c, FieldArg, FieldValue* out) {
   return SetBool(c.image.approved, out);
 }
 
+// Known without a policy: the reference has a tag and no digest.
 bool ContainerImageMutableTag(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (!c.image.checked) return false;
+  if (!ContainerOf(c)) return false;
   return SetBool(c.image.mutable_tag, out);
 }
 
@@ -163,6 +169,7 @@ constexpr FieldInfo kContainerFields[] = {
      ContainerImageId},
     {"container.type", FieldType::kString, "runtime (containerd, cri-o, docker, ...)",
      ContainerType},
+    {"container.state", FieldType::kString, "running, exited or removed", ContainerState},
     {"container.privileged", FieldType::kBool, "the container runs privileged",
      ContainerPrivileged},
     {"container.read_only_rootfs", FieldType::kBool, "the root filesystem is read-only",

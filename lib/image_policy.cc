@@ -52,10 +52,13 @@ std::string Where(std::string_view name, const YAML::Mark& m) {
   return std::string(name) + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
 }
 
-// A map child, or an invalid node when `n` is not a map (no throwing on a scalar).
+// A map child, or an undefined node when `n` is not a map or lacks the key. yaml-cpp throws
+// on a scalar's subscript and on any use of the "zombie" node a missing key gives.
 YAML::Node Child(const YAML::Node& n, const char* key) {
-  if (!n.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
-  return n[key];
+  if (!n.IsDefined() || !n.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  YAML::Node child = n[key];
+  if (!child.IsDefined()) return YAML::Node(YAML::NodeType::Undefined);
+  return child;
 }
 
 }  // namespace
@@ -223,57 +226,6 @@ ImageVerdict ImagePolicy::Check(const v1::ContainerInfo& c) const {
                ") is not in the approved images";
   }
   return v;
-}
-
-std::vector<Alert> ImagePolicyAlerts(const RuleContext& ctx) {
-  std::vector<Alert> out;
-  const v1::ContainerInfo* c = ctx.container;
-  if (c == nullptr && ctx.event != nullptr && ctx.event->has_container()) {
-    c = &ctx.event->container();
-  }
-  if (c == nullptr) return out;
-  if (!c->state().empty() && c->state() != "running") return out;
-  const ImageVerdict& v = ctx.image;
-  auto make = [&](const char* rule, Priority p, std::string msg, const char* tag) {
-    Alert a;
-    a.rule = rule;
-    a.priority = p;
-    FillAlertContext(ctx, &a);
-    if (a.container_id.empty()) a.container_id = c->id();
-    if (a.container_name.empty()) a.container_name = c->name();
-    if (a.pod_name.empty()) a.pod_name = c->pod_name();
-    if (a.pod_namespace.empty()) a.pod_namespace = c->pod_namespace();
-    const std::string image = c->image().empty() ? c->image_repository() : c->image();
-    a.message = std::move(msg) + " (container=" + c->name() + " image=" + image +
-                " image_ref=" + c->image_ref() + " pod=" + c->pod_name() +
-                " ns=" + c->pod_namespace() + ")";
-    a.output_fields = {
-        {"container.id", AlertField::String(c->id().size() == 64 ? c->id().substr(0, 12)
-                                                                  : c->id())},
-        {"container.name", AlertField::String(c->name())},
-        {"container.image", AlertField::String(image)},
-        {"container.image.repository", AlertField::String(c->image_repository())},
-        {"container.image.tag", AlertField::String(c->image_tag())},
-        {"container.image.digest", AlertField::String(c->image_digest())},
-        {"k8s.pod.name", AlertField::String(c->pod_name())},
-        {"k8s.ns.name", AlertField::String(c->pod_namespace())},
-    };
-    a.tags = {"container", "image", tag};
-    out.push_back(std::move(a));
-  };
-  if (v.checked && !v.approved) {
-    make("Container image not approved", Priority::kCritical, "Container image not approved: " +
-         v.reason, "supply_chain");
-  }
-  if (v.mutable_tag) {
-    make("Container image by mutable tag", Priority::kWarning,
-         "Container image referenced by a mutable tag, not pinned by digest", "posture");
-  }
-  if (v.writable_rootfs) {
-    make("Container with writable root filesystem", Priority::kNotice,
-         "Container root filesystem is writable (readOnlyRootFilesystem not set)", "posture");
-  }
-  return out;
 }
 
 }  // namespace driftwatch

@@ -64,12 +64,5 @@ ImageVerdict CheckPosture(const v1::ContainerInfo& c);
 // The digests a container's image is known by ("sha256:<lowercase hex>"), de-duplicated.
 std::vector<std::string> ContainerDigests(const v1::ContainerInfo& c);
 
-// What the policy finds on a running container, as built-in rules (for a container event;
-// nothing for a container that is not running):
-//   "Container image not approved"     Critical  (checked && !approved)
-//   "Container image by mutable tag"   Warning
-//   "Container with writable root filesystem"  Notice
-// Each alert is filled from the context (FillAlertContext) with container.* output fields.
-std::vector<Alert> ImagePolicyAlerts(const RuleContext& ctx);
 
 }  // namespace driftwatch

@@ -326,7 +326,8 @@ class Parser {
           ++pos_;
           return true;
         }
-        Fail(pos_ < s_.size() ? pos_ : open, pos_ < s_.size() ? "expected ',' or ')' in list" : "unterminated list: missing ')'");
+        Fail(pos_, pos_ < s_.size() ? "expected ',' or ')' in list"
+                                    : "unterminated list opened at offset " + std::to_string(open) + ": missing ')'");
         return false;
       }
     }

@@ -34,35 +34,6 @@ std::string RuleDiagnostic::ToString() const {
   return s;
 }
 
-std::optional<Priority> ParsePriority(std::string_view s) {
-  std::string l;
-  for (char c : s) l.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
-  static constexpr std::pair<std::string_view, Priority> kNames[] = {
-      {"emergency", Priority::kEmergency}, {"alert", Priority::kAlert},
-      {"critical", Priority::kCritical},   {"error", Priority::kError},
-      {"warning", Priority::kWarning},     {"notice", Priority::kNotice},
-      {"informational", Priority::kInformational}, {"info", Priority::kInformational},
-      {"debug", Priority::kDebug}};
-  for (const auto& [n, p] : kNames) {
-    if (l == n) return p;
-  }
-  return std::nullopt;
-}
-
-std::string_view PriorityName(Priority p) {
-  switch (p) {
-    case Priority::kEmergency: return "Emergency";
-    case Priority::kAlert: return "Alert";
-    case Priority::kCritical: return "Critical";
-    case Priority::kError: return "Error";
-    case Priority::kWarning: return "Warning";
-    case Priority::kNotice: return "Notice";
-    case Priority::kInformational: return "Informational";
-    case Priority::kDebug: return "Debug";
-  }
-  return "?";
-}
-
 namespace {
 
 // Where a character of a scalar's value came from in its file.
@@ -207,7 +178,10 @@ void SplitField(const std::string& f, std::string* name, std::string* arg, bool*
 class RuleLoader {
  public:
   void AddSource(const RuleSource& src);
-  void AddError(RuleDiagnostic d) { diags_.push_back(std::move(d)); }
+  void AddError(RuleDiagnostic d) {
+    files_.push_back(d.file);
+    diags_.push_back(std::move(d));
+  }
   RuleSetLoad Finish();
 
  private:
@@ -242,6 +216,7 @@ class RuleLoader {
   cond::NodePtr ExceptionsAst(const RuleDef& r);
   void CompileRule(const RuleDef& def, RuleSet* set);
 
+  std::vector<std::string> files_;  // in load order
   std::vector<RuleDiagnostic> diags_;
   std::set<std::string> seen_;
   std::vector<RuleDef> rules_;
@@ -317,6 +292,7 @@ bool RuleLoader::ScalarString(const YAML::Node& item, const char* key, const std
 
 void RuleLoader::AddSource(const RuleSource& src) {
   const std::string& file = src.name;
+  files_.push_back(file);
   Lines lines;
   {
     std::string_view c = src.content;
@@ -659,8 +635,10 @@ void RuleLoader::AddRule(const YAML::Node& item, const std::string& file, const 
   r.cond.Replace(std::move(c));
   if (!text_of("output", &r.output)) return;
   if (!ScalarString(item, "desc", file, what, &r.desc)) return;
-  if (!priority_of(&r.priority)) return;
-  if (item["tags"] && !tags_of(&r.tags)) return;
+  // A bad priority or tags is reported; the rule is still compiled so that the errors of
+  // its condition and output show in the same run.
+  priority_of(&r.priority);
+  if (item["tags"]) tags_of(&r.tags);
   if (item["enabled"]) r.enabled = item["enabled"].as<bool>();
   if (item["skip-if-unknown-filter"]) r.skip_if_unknown_filter = item["skip-if-unknown-filter"].as<bool>();
   if (item["source"]) r.source = item["source"].as<std::string>();
@@ -997,6 +975,16 @@ RuleSetLoad RuleLoader::Finish() {
   }
   auto set = std::unique_ptr<RuleSet>(new RuleSet());
   for (const RuleDef& r : rules_) CompileRule(r, set.get());
+  // In file order, then by position: the item pass and the compile pass interleave.
+  std::map<std::string, size_t> file_order;
+  for (const std::string& f : files_) file_order.emplace(f, file_order.size());
+  for (const RuleDiagnostic& d : diags_) file_order.emplace(d.file, file_order.size());
+  std::stable_sort(diags_.begin(), diags_.end(), [&](const RuleDiagnostic& a, const RuleDiagnostic& b) {
+    size_t fa = file_order[a.file], fb = file_order[b.file];
+    if (fa != fb) return fa < fb;
+    if (a.line != b.line) return a.line < b.line;
+    return a.column < b.column;
+  });
   bool failed = std::any_of(diags_.begin(), diags_.end(), [](const RuleDiagnostic& d) { return !d.warning; });
   if (failed) return std::unexpected(std::move(diags_));
   set->warnings_ = std::move(diags_);

@@ -22,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/alert.h"
+
 namespace driftwatch {
 
 class RuleSet;
@@ -39,14 +41,7 @@ struct RuleDiagnostic {
   std::string ToString() const;
 };
 
-// Falco's priorities, most severe first.
-enum class Priority {
-  kEmergency, kAlert, kCritical, kError, kWarning, kNotice, kInformational, kDebug,
-};
-// Case-insensitive; "info" is informational.
-std::optional<Priority> ParsePriority(std::string_view s);
-// "Warning", as Falco prints a priority in its outputs.
-std::string_view PriorityName(Priority p);
+// Priority, ParsePriority and PriorityName come from lib/alert.h (Falco's priorities).
 
 // A rule file's text under a name (its path) for diagnostics.
 struct RuleSource {

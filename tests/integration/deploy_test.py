@@ -52,6 +52,12 @@ for kind in ("Namespace", "DaemonSet", "Deployment", "Service", "ConfigMap", "Se
     if kind not in by_kind:
         fail(f"no {kind} in deploy/")
 
+# The rules ConfigMap is the shipped rules, as deploy/render-rules.sh writes it.
+rules_cm = by_kind.get("ConfigMap", {}).get("driftwatch-rules")
+shipped = {os.path.basename(p): open(p).read() for p in glob.glob(os.path.join(repo, "rules", "*.yaml"))}
+if not rules_cm or rules_cm.get("data") != shipped:
+    fail("deploy/rules-configmap.yaml differs from rules/*.yaml: run deploy/render-rules.sh")
+
 # Capabilities: the DaemonSet's and the unit's lists are the same.
 unit = open(os.path.join(repo, "systemd", "driftwatch-sensor.service")).read()
 m = re.search(r"^CapabilityBoundingSet=(.*)$", unit, re.M)

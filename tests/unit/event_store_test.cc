@@ -288,6 +288,71 @@ TEST_F(EventStoreTest, MalformedEventsAreRefusedNamingTheField) {
   }
 }
 
+// Events arrive as bytes: what a sensor sent is stored except the id and container id,
+// which come back from the columns (the node from the authenticated name).
+TEST_F(EventStoreTest, EncodedEventsKeepUnknownFieldsAndGetTheirIdBack) {
+  auto s = Open();
+  const std::string c = "0123456789ab" + std::string(52, 'f');
+  v1::Event e = Exec(7, "boot-x", 42, c, 5'000'000'000LL);
+  // Field 99 (varint 1): unknown to this version, appended after the known ones.
+  std::string bytes = e.SerializeAsString() + std::string("\x98\x06\x01", 3);
+  std::vector<std::string_view> views{bytes};
+  auto b = PrepareEncodedBatch("node-z", views);
+  ASSERT_TRUE(b.has_value()) << b.error();
+  ASSERT_EQ(b->events.size(), 1u);
+  // The payload lacks the id and the container id (they are columns).
+  EXPECT_EQ(b->payload(b->events[0]).find("boot-x"), std::string_view::npos);
+  EXPECT_EQ(b->payload(b->events[0]).find(c), std::string_view::npos);
+  std::promise<CommitResult> p;
+  s->Submit(std::move(*b), [&](const CommitResult& r) { p.set_value(r); });
+  EXPECT_EQ(p.get_future().get().stored, 1u);
+  auto evs = Query(Q().container("0123456789ab"));
+  ASSERT_EQ(evs.size(), 1u);
+  const v1::Event& got = evs[0].event;
+  EXPECT_EQ(got.id().node(), "node-z");
+  EXPECT_EQ(got.id().boot_id(), "boot-x");
+  EXPECT_EQ(got.id().sensor_start_ns(), 42);
+  EXPECT_EQ(got.id().seq(), 7u);
+  EXPECT_EQ(got.container_id(), c);
+  EXPECT_EQ(got.time_ns(), 5'000'000'000LL);
+  EXPECT_EQ(got.exec().pid(), 7u);
+  EXPECT_EQ(got.GetReflection()->GetUnknownFields(got).field_count(), 1);
+}
+
+TEST_F(EventStoreTest, UnparsableEncodedEventsAreRefused) {
+  const std::string good = Exec(1).SerializeAsString();
+  v1::Event bad_utf8 = Exec(2);
+  bad_utf8.mutable_exec()->set_syscall("exec\xff");  // a proto3 string must be UTF-8
+  const std::string bad_utf8_bytes = bad_utf8.SerializePartialAsString();
+  const std::string truncated = good.substr(0, good.size() - 3);
+  for (const std::string* bad : {&bad_utf8_bytes, &truncated}) {
+    std::vector<std::string_view> views{good, *bad};
+    auto b = PrepareEncodedBatch("node-a", views);
+    ASSERT_FALSE(b.has_value());
+    EXPECT_TRUE(b.error().starts_with("event 1: does not parse")) << b.error();
+  }
+}
+
+TEST_F(EventStoreTest, DatabaseOfTheOldSchemaIsRefused) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE events(id INTEGER PRIMARY KEY, node TEXT); "
+                         "CREATE TABLE runs(x); CREATE TABLE containers(x); "
+                         "CREATE TABLE nodes(x)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  StoreOptions o;
+  o.path = path_;
+  auto s = EventStore::Open(o);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_NE(s.error().find("schema version 1"), std::string::npos) << s.error();
+  auto r = EventReader::Open(path_);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("schema version 1"), std::string::npos) << r.error();
+}
+
 TEST_F(EventStoreTest, CorruptPayloadIsAnErrorNamingTheRow) {
   auto s = Open();
   Submit(s.get(), "node-a", Range(1, 3));

@@ -1,0 +1,64 @@
+#include "cli/rules.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "lib/rule_engine.h"
+
+namespace driftwatch::cli {
+
+int RunRulesCheck(const RulesCheckOptions& opt) {
+  std::vector<std::string> files;
+  if (!opt.no_shipped) {
+    for (const std::string& f : ShippedRuleFiles()) files.push_back(f);
+  }
+  // A FILE that is one of the shipped files is loaded once, in its shipped place.
+  for (const std::string& f : opt.files) {
+    bool dup = false;
+    for (const std::string& s : files) {
+      std::error_code ec;
+      if (std::filesystem::equivalent(f, s, ec)) dup = true;
+    }
+    if (!dup) files.push_back(f);
+  }
+  if (files.empty()) {
+    std::fprintf(stderr, "driftwatch rules check: no rule files\n");
+    return 2;
+  }
+  RuleSetLoad loaded = RuleSet::Load(files);
+  if (!loaded) {
+    size_t errors = 0;
+    for (const RuleDiagnostic& d : loaded.error()) {
+      std::fprintf(stderr, "%s\n", d.ToString().c_str());
+      if (!d.warning) ++errors;
+    }
+    std::fprintf(stderr, "%zu error(s) in %zu file(s): rules not loaded\n", errors, files.size());
+    return 1;
+  }
+  const RuleSet& set = **loaded;
+  for (const RuleDiagnostic& d : set.warnings()) std::fprintf(stderr, "%s\n", d.ToString().c_str());
+  if (!opt.quiet) {
+    for (const Rule* r : set.rules()) {
+      std::printf("%-13s %-8s %s (%s:%d)\n", std::string(PriorityName(r->priority)).c_str(),
+                  r->enabled ? "enabled" : "disabled", r->name.c_str(), r->source_file.c_str(),
+                  r->line);
+    }
+  }
+  std::printf("%zu rules loaded (%zu enabled) from %zu file(s)\n", set.size(),
+              set.enabled_count(), files.size());
+  return 0;
+}
+
+int RunRulesFields() {
+  for (const FieldInfo* f : AllFields()) {
+    std::string name(f->name);
+    if (f->arg == FieldArgMode::kOptional) name += "[N]?";
+    if (f->arg == FieldArgMode::kRequired) name += "[N]";
+    std::printf("%-30s %-7s %s\n", name.c_str(), std::string(FieldTypeName(f->type)).c_str(),
+                std::string(f->doc).c_str());
+  }
+  return 0;
+}
+
+}  // namespace driftwatch::cli

@@ -1,0 +1,267 @@
+#include "lib/rule_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <atomic>
+#include <sstream>
+#include <thread>
+
+#include "unit/rule_test_util.h"
+
+namespace driftwatch {
+namespace {
+
+using testing::Container;
+using testing::Ctx;
+using testing::ExecEvent;
+using testing::WriteEvent;
+
+std::string ReadFile(const std::string& p) {
+  std::ifstream in(p);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class ShippedRules : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::string dir = std::string(DW_SOURCE_DIR) + "/rules";
+    auto r = RuleSet::Load({dir + "/driftwatch_macros.yaml", dir + "/driftwatch_rules.yaml"});
+    ASSERT_TRUE(r.has_value());
+    set_ = r->release();
+  }
+  static void TearDownTestSuite() { delete set_; }
+
+  std::vector<std::string> Fired(const RuleContext& ctx) {
+    std::vector<const Rule*> m;
+    set_->Match(ctx, &m);
+    std::vector<std::string> out;
+    for (const Rule* r : m) out.push_back(r->name);
+    return out;
+  }
+  bool Fires(const RuleContext& ctx, const std::string& rule) {
+    auto f = Fired(ctx);
+    return std::find(f.begin(), f.end(), rule) != f.end();
+  }
+
+  static RuleSet* set_;
+  v1::ContainerInfo c_ = Container();
+};
+RuleSet* ShippedRules::set_ = nullptr;
+
+TEST_F(ShippedRules, SeedDriftBinary) {
+  auto ev = ExecEvent("xmrig", "/tmp/xmrig", {"./xmrig"});
+  ev.mutable_exec()->set_is_exe_upper_layer(true);
+  ev.mutable_exec()->set_parent_name("sh");
+  EXPECT_TRUE(Fires(Ctx(ev, &c_), "Drift Detected (Container Image Modified Binary)"));
+  // Started by an entrypoint wrapper: allowed.
+  ev.mutable_exec()->set_parent_name("tini");
+  EXPECT_FALSE(Fires(Ctx(ev, &c_), "Drift Detected (Container Image Modified Binary)"));
+  // From the image: no drift.
+  ev.mutable_exec()->set_parent_name("sh");
+  ev.mutable_exec()->set_is_exe_upper_layer(false);
+  EXPECT_FALSE(Fires(Ctx(ev, &c_), "Drift Detected (Container Image Modified Binary)"));
+}
+
+TEST_F(ShippedRules, SeedShellSpawned) {
+  auto ev = ExecEvent("sh", "/bin/sh", {"sh"});
+  ev.mutable_exec()->set_parent_name("runc");  // `kubectl exec` / `ctr task exec`, as in the corpus
+  EXPECT_TRUE(Fires(Ctx(ev, &c_), "Container Shell Spawned"));
+  ev.mutable_exec()->set_parent_name("docker-entrypoi");
+  EXPECT_FALSE(Fires(Ctx(ev, &c_), "Container Shell Spawned"));
+  auto host = ExecEvent("sh", "/bin/sh", {"sh"}, "");
+  EXPECT_FALSE(Fires(Ctx(host), "Container Shell Spawned"));
+  auto failed = ExecEvent("bash", "/bin/bash", {"bash"});
+  failed.mutable_exec()->set_success(false);
+  failed.mutable_exec()->set_errno_name("EACCES");
+  EXPECT_FALSE(Fires(Ctx(failed, &c_), "Container Shell Spawned"));
+  EXPECT_TRUE(Fires(Ctx(failed, &c_), "Forbidden Exec Attempt in Container"));
+  auto plumbing = ExecEvent("sh", "/", {"runc", "init"});
+  plumbing.mutable_exec()->set_runtime_plumbing(true);
+  EXPECT_TRUE(Fired(Ctx(plumbing, &c_)).empty());
+}
+
+TEST_F(ShippedRules, SeedPackageManager) {
+  auto ev = ExecEvent("apk", "/sbin/apk", {"apk", "add", "curl"});
+  EXPECT_TRUE(Fires(Ctx(ev, &c_), "Package Manager Execution in Container"));
+  auto npm = ExecEvent("npm", "/usr/bin/npm", {"npm", "i"});
+  EXPECT_TRUE(Fires(Ctx(npm, &c_), "Package Manager Execution in Container"));
+  auto ls = ExecEvent("ls", "/bin/ls", {"ls"});
+  EXPECT_FALSE(Fires(Ctx(ls, &c_), "Package Manager Execution in Container"));
+}
+
+TEST_F(ShippedRules, SeedFileWrite) {
+  auto w = WriteEvent("/usr/local/bin/payload");
+  EXPECT_TRUE(Fires(Ctx(w, &c_), "Container File System Write"));
+  for (const char* scratch : {"/tmp/x", "/var/log/app.log", "/proc/self/attr"}) {
+    auto t = WriteEvent(scratch);
+    EXPECT_FALSE(Fires(Ctx(t, &c_), "Container File System Write")) << scratch;
+  }
+  auto del = WriteEvent("/etc/passwd", "delete");
+  EXPECT_FALSE(Fires(Ctx(del, &c_), "Container File System Write"));
+  auto host = WriteEvent("/etc/passwd");
+  host.set_container_id("");
+  EXPECT_FALSE(Fires(Ctx(host), "Container File System Write"));
+}
+
+TEST_F(ShippedRules, DropAndExecute) {
+  auto ev = ExecEvent("payload", "/usr/local/bin/payload", {"payload"});
+  auto ctx = Ctx(ev, &c_);
+  EXPECT_FALSE(Fires(ctx, "Drop and execute new binary in container"));
+  ctx.file.written_at_runtime = true;
+  ctx.file.writer_name = "curl";
+  ctx.file.writer_pid = 99;
+  EXPECT_TRUE(Fires(ctx, "Drop and execute new binary in container"));
+  // written_at_runtime implies the upper layer even when the event did not say.
+  EXPECT_TRUE(Fires(ctx, "Drift Detected (Container Image Modified Binary)"));
+  std::vector<RuleMatch> m;
+  set_->Evaluate(ctx, &m);
+  bool seen = false;
+  for (const RuleMatch& x : m) {
+    if (x.rule->name != "Drop and execute new binary in container") continue;
+    seen = true;
+    EXPECT_EQ(x.output_fields.at("proc.exe_writer.name"), "curl");
+    EXPECT_EQ(x.output_fields.at("proc.exe_sha256"), "<NA>");
+    EXPECT_NE(x.output.find("writer=curl writer_pid=99"), std::string::npos) << x.output;
+  }
+  EXPECT_TRUE(seen);
+}
+
+TEST_F(ShippedRules, ShmAndMemfd) {
+  auto shm = ExecEvent("sh", "/bin/sh", {"/dev/shm/bb"});
+  shm.mutable_exec()->set_path("/dev/shm/bb");
+  shm.mutable_exec()->set_success(false);
+  shm.mutable_exec()->set_errno_name("EACCES");
+  EXPECT_TRUE(Fires(Ctx(shm, &c_), "Execution from /dev/shm or memfd"));
+  auto memfd = ExecEvent("x", "/memfd:x (deleted)", {"x"}, "");
+  memfd.mutable_exec()->set_path("/proc/self/fd/3");
+  EXPECT_TRUE(Fires(Ctx(memfd), "Execution from /dev/shm or memfd"));
+  auto shmx = ExecEvent("ls", "/bin/ls", {"ls"});
+  shmx.mutable_exec()->set_path("/dev/shmx/ls");
+  EXPECT_FALSE(Fires(Ctx(shmx, &c_), "Execution from /dev/shm or memfd"));
+}
+
+TEST_F(ShippedRules, ChmodExec) {
+  v1::Event ev;
+  ev.set_container_id(testing::kCid);
+  auto* c = ev.mutable_chmod();
+  c->set_syscall("fchmodat");
+  c->set_success(true);
+  c->set_new_mode(0755);
+  c->set_adds_exec(true);
+  c->set_comm("chmod");
+  c->set_path("/tmp/bb");
+  EXPECT_TRUE(Fires(Ctx(ev, &c_), "Container Drift Detected (chmod)"));
+  // As Falco: an exec bit in the new mode is enough (cp may have kept the bits already).
+  c->set_adds_exec(false);
+  EXPECT_TRUE(Fires(Ctx(ev, &c_), "Container Drift Detected (chmod)"));
+  c->set_new_mode(0644);
+  EXPECT_FALSE(Fires(Ctx(ev, &c_), "Container Drift Detected (chmod)"));
+  c->set_new_mode(0755);
+  c->set_success(false);
+  c->set_exit(-1);
+  EXPECT_FALSE(Fires(Ctx(ev, &c_), "Container Drift Detected (chmod)"));
+}
+
+TEST_F(ShippedRules, MissingBinary) {
+  auto ev = ExecEvent("sh", "/bin/sh", {"nmap"});
+  ev.mutable_exec()->set_success(false);
+  ev.mutable_exec()->set_errno_name("ENOENT");
+  ev.mutable_exec()->set_exit(-2);
+  EXPECT_TRUE(Fires(Ctx(ev, &c_), "Exec of Missing Binary in Container"));
+  EXPECT_FALSE(Fires(Ctx(ev, &c_), "Forbidden Exec Attempt in Container"));
+}
+
+TEST_F(ShippedRules, DigestAndPostureRules) {
+  v1::Event ev;
+  ev.set_container_id(testing::kCid);
+  *ev.mutable_container() = Container();
+  RuleContext ctx = Ctx(ev);
+  EXPECT_TRUE(Fires(ctx, "Container Writable Root Filesystem"));
+  EXPECT_FALSE(Fires(ctx, "Container Image Not Approved"));  // no policy: not judged
+  ctx.image.checked = true;
+  ctx.image.approved = false;
+  ctx.image.mutable_tag = true;
+  ctx.image.reason = "digest not in policy";
+  EXPECT_TRUE(Fires(ctx, "Container Image Not Approved"));
+  EXPECT_TRUE(Fires(ctx, "Container Image Mutable Tag"));
+  ctx.image.approved = true;
+  ctx.image.mutable_tag = false;
+  EXPECT_FALSE(Fires(ctx, "Container Image Not Approved"));
+  EXPECT_FALSE(Fires(ctx, "Container Image Mutable Tag"));
+  ev.mutable_container()->set_read_only_rootfs(true);
+  EXPECT_FALSE(Fires(ctx, "Container Writable Root Filesystem"));
+  ev.mutable_container()->set_read_only_rootfs(false);
+  ev.mutable_container()->set_state("removed");
+  EXPECT_TRUE(Fired(ctx).empty());
+}
+
+TEST(RuleEngine, OutputNonAsciiAndNA) {
+  std::string seed = ReadFile(std::string(DW_SOURCE_DIR) + "/../shared/seed/seed-rules.yaml");
+  std::string macros = ReadFile(std::string(DW_SOURCE_DIR) + "/rules/driftwatch_macros.yaml");
+  auto r = RuleSet::LoadStrings({{"m.yaml", macros}, {"s.yaml", seed}});
+  ASSERT_TRUE(r.has_value());
+  auto ev = ExecEvent("bash", "/bin/bash", {"bash", "-i"});
+  ev.mutable_exec()->set_parent_name("runc");
+  v1::ContainerInfo c = Container();
+  c.set_image_tag("");
+  std::vector<RuleMatch> m;
+  (*r)->Evaluate(Ctx(ev, &c), &m);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].rule->name, "Container Shell Spawned");
+  EXPECT_EQ(m[0].output,
+            "容器中启动了 shell (user=root shell=bash container=api image=docker.io/library/nginx)");
+  EXPECT_EQ(m[0].output_fields.size(), 4u);
+  EXPECT_EQ(m[0].output_fields.at("user.name"), "root");
+
+  auto drift = ExecEvent("x", "/x", {"x"});
+  drift.mutable_exec()->set_is_exe_upper_layer(true);
+  drift.mutable_exec()->set_uid(1000);
+  m.clear();
+  (*r)->Evaluate(Ctx(drift, &c), &m);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(m[0].output.find("user=<NA> command=x container=api"), std::string::npos) << m[0].output;
+  EXPECT_NE(m[0].output.find("image=docker.io/library/nginx:<NA>"), std::string::npos) << m[0].output;
+  EXPECT_EQ(m[0].output_fields.at("container.image.tag"), "<NA>");
+}
+
+TEST(RuleEngine, OutputFormatParsing) {
+  auto f = OutputFormat::Parse("a=%proc.name. b=%proc.aname[2] 100% c=%(x) %evt.type");
+  ASSERT_TRUE(f.has_value()) << f.error().second;
+  auto ev = ExecEvent("sh", "/bin/sh", {"sh"});
+  auto ctx = Ctx(ev, nullptr, {"p1", "p2"});
+  std::string out;
+  std::map<std::string, std::string> fields;
+  f->Format(ctx, &out, &fields);
+  EXPECT_EQ(out, "a=sh. b=p2 100% c=%(x) execve");
+  EXPECT_EQ(fields.at("proc.aname[2]"), "p2");
+  EXPECT_FALSE(OutputFormat::Parse("%proc.nothing").has_value());
+  EXPECT_FALSE(OutputFormat::Parse("%proc.apid").has_value());
+}
+
+TEST(RuleEngine, ConcurrentEvaluationIsSafe) {
+  std::string dir = std::string(DW_SOURCE_DIR) + "/rules";
+  auto r = RuleSet::Load({dir + "/driftwatch_macros.yaml", dir + "/driftwatch_rules.yaml"});
+  ASSERT_TRUE(r.has_value());
+  const RuleSet& set = **r;
+  auto ev = ExecEvent("apk", "/sbin/apk", {"apk", "add"});
+  v1::ContainerInfo c = Container();
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) {
+        std::vector<RuleMatch> m;
+        set.Evaluate(Ctx(ev, &c), &m);
+        if (m.size() != 1 || m[0].rule->name != "Package Manager Execution in Container") ++bad;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+}  // namespace
+}  // namespace driftwatch

@@ -1,0 +1,366 @@
+#include "lib/rule_loader.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "lib/rule_engine.h"
+#include "unit/rule_test_util.h"
+
+namespace driftwatch {
+namespace {
+
+using testing::Container;
+using testing::Ctx;
+using testing::ExecEvent;
+
+std::string ReadFile(const std::string& p) {
+  std::ifstream in(p);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string AllMessages(const std::vector<RuleDiagnostic>& d) {
+  std::string s;
+  for (const auto& x : d) s += x.ToString() + "\n";
+  return s;
+}
+
+std::unique_ptr<RuleSet> MustLoad(std::vector<RuleSource> src) {
+  auto r = RuleSet::LoadStrings(src);
+  EXPECT_TRUE(r.has_value()) << (r ? "" : AllMessages(r.error()));
+  return r ? std::move(*r) : nullptr;
+}
+
+std::vector<RuleDiagnostic> MustFail(std::vector<RuleSource> src) {
+  auto r = RuleSet::LoadStrings(src);
+  EXPECT_FALSE(r.has_value());
+  return r ? std::vector<RuleDiagnostic>{} : r.error();
+}
+
+std::vector<std::string> Matches(const RuleSet& set, const RuleContext& ctx) {
+  std::vector<const Rule*> m;
+  set.Match(ctx, &m);
+  std::vector<std::string> names;
+  for (const Rule* r : m) names.push_back(r->name);
+  return names;
+}
+
+constexpr char kBase[] = R"(
+- list: shells
+  items: [bash, sh]
+- list: more_shells
+  items: [shells, zsh, '"quoted item"']
+- macro: spawned
+  condition: evt.type in (execve, execveat)
+- rule: Shell
+  desc: a shell
+  condition: spawned and proc.name in (more_shells)
+  output: "shell %proc.name"
+  priority: warning
+  tags: [shell]
+)";
+
+TEST(RuleLoader, SeedRulesLoadUnchangedWithShippedMacros) {
+  std::string dir = std::string(DW_SOURCE_DIR) + "/rules";
+  auto r = RuleSet::LoadStrings({{"driftwatch_macros.yaml", ReadFile(dir + "/driftwatch_macros.yaml")},
+                                 {"seed-rules.yaml", ReadFile(std::string(DW_SOURCE_DIR) + "/../shared/seed/seed-rules.yaml")}});
+  ASSERT_TRUE(r.has_value()) << AllMessages(r.error());
+  EXPECT_EQ((*r)->size(), 4u);
+  EXPECT_NE((*r)->Find("Container Shell Spawned"), nullptr);
+  EXPECT_EQ((*r)->Find("Package Manager Execution in Container")->priority, Priority::kError);
+}
+
+TEST(RuleLoader, ShippedFilesLoad) {
+  std::string dir = std::string(DW_SOURCE_DIR) + "/rules";
+  auto r = RuleSet::Load({dir + "/driftwatch_macros.yaml", dir + "/driftwatch_rules.yaml"});
+  ASSERT_TRUE(r.has_value()) << AllMessages(r.error());
+  EXPECT_GE((*r)->size(), 12u);
+  EXPECT_TRUE((*r)->warnings().empty()) << AllMessages((*r)->warnings());
+}
+
+TEST(RuleLoader, NestedAndQuotedListItems) {
+  auto set = MustLoad({{"a.yaml", kBase}});
+  ASSERT_TRUE(set);
+  auto zsh = ExecEvent("zsh", "/bin/zsh", {"zsh"});
+  auto bash = ExecEvent("bash", "/bin/bash", {"bash"});
+  auto quoted = ExecEvent("quoted item", "/x", {"x"});
+  auto other = ExecEvent("shells", "/x", {"x"});
+  EXPECT_EQ(Matches(*set, Ctx(zsh)).size(), 1u);
+  EXPECT_EQ(Matches(*set, Ctx(bash)).size(), 1u);
+  EXPECT_EQ(Matches(*set, Ctx(quoted)).size(), 1u);
+  EXPECT_EQ(Matches(*set, Ctx(other)).size(), 0u);  // a list name expands, it is no item
+}
+
+TEST(RuleLoader, PrioritiesCaseInsensitive) {
+  for (auto [text, p] : std::vector<std::pair<std::string, Priority>>{
+           {"EMERGENCY", Priority::kEmergency}, {"Alert", Priority::kAlert}, {"critical", Priority::kCritical},
+           {"error", Priority::kError}, {"WaRnInG", Priority::kWarning}, {"notice", Priority::kNotice},
+           {"INFORMATIONAL", Priority::kInformational}, {"info", Priority::kInformational}, {"debug", Priority::kDebug}}) {
+    auto set = MustLoad({{"p.yaml", "- rule: R\n  desc: d\n  condition: proc.name = x\n  output: o\n  priority: " + text + "\n"}});
+    ASSERT_TRUE(set) << text;
+    EXPECT_EQ(set->Find("R")->priority, p) << text;
+  }
+}
+
+TEST(RuleLoader, ErrorsCarryFileLineColumnItemAndAllAreReported) {
+  std::string a = R"(- rule: Bad field
+  desc: d
+  condition: >
+    evt.type = execve and
+    proc.nme = bash
+  output: o
+  priority: warning
+- rule: Bad macro
+  desc: d
+  condition: evt.type = execve and no_such_macro
+  output: o
+  priority: warning
+)";
+  std::string b = R"(- rule: Bad list
+  desc: d
+  condition: proc.name in missing_list
+  output: "x %proc.nope"
+  priority: critical
+- rule: Bad syntax
+  desc: d
+  condition: (proc.name = a
+  output: o
+  priority: nope
+- macro: loop_a
+  condition: loop_b
+- macro: loop_b
+  condition: loop_a
+- rule: Loops
+  desc: d
+  condition: loop_a
+  output: o
+  priority: warning
+)";
+  auto d = MustFail({{"a.yaml", a}, {"b.yaml", b}});
+  std::string all = AllMessages(d);
+  auto has = [&](const std::string& s) { return all.find(s) != std::string::npos; };
+  EXPECT_TRUE(has("a.yaml:5:5: error: rule 'Bad field': unknown field 'proc.nme'")) << all;
+  EXPECT_TRUE(has("a.yaml:10:36: error: rule 'Bad macro': undefined macro 'no_such_macro'")) << all;
+  EXPECT_TRUE(has("b.yaml:3:27: error: rule 'Bad list': undefined list 'missing_list'")) << all;
+  EXPECT_TRUE(has("b.yaml:4:14: error: rule 'Bad list': unknown field 'proc.nope' in output")) << all;
+  EXPECT_TRUE(has("b.yaml:8:")) << all;
+  EXPECT_TRUE(has("rule 'Bad syntax': expected ')'")) << all;
+  EXPECT_TRUE(has("rule 'Bad syntax': unknown priority 'nope'")) << all;
+  EXPECT_TRUE(has("macro recursion")) << all;
+  // File order, then line order.
+  ASSERT_GE(d.size(), 2u);
+  EXPECT_EQ(d.front().file, "a.yaml");
+  EXPECT_EQ(d.back().file, "b.yaml");
+}
+
+TEST(RuleLoader, YamlSyntaxErrorHasPosition) {
+  auto d = MustFail({{"y.yaml", "- rule: x\n  desc: [unclosed\n"}});
+  ASSERT_FALSE(d.empty());
+  EXPECT_EQ(d[0].file, "y.yaml");
+  EXPECT_GT(d[0].line, 0);
+  EXPECT_NE(d[0].message.find("YAML"), std::string::npos);
+}
+
+TEST(RuleLoader, MissingKeysAndUndefinedTargets) {
+  std::string all = AllMessages(MustFail({{"m.yaml", R"(
+- rule: No output
+  desc: d
+  condition: proc.name = x
+  priority: warning
+- rule: Ghost
+  condition: and proc.name = y
+  append: true
+- rule: Ghost2
+  enabled: false
+- list: l
+  items: [a]
+  override: {items: sideways}
+)"}}));
+  EXPECT_NE(all.find("rule 'No output': missing 'output'"), std::string::npos) << all;
+  EXPECT_NE(all.find("rule 'Ghost': append to a rule that is not defined"), std::string::npos) << all;
+  EXPECT_NE(all.find("rule 'Ghost2': 'enabled' for a rule that is not defined"), std::string::npos) << all;
+  EXPECT_NE(all.find("list 'l'"), std::string::npos) << all;
+}
+
+TEST(RuleLoader, OverrideAppendReplaceAndEnabled) {
+  auto set = MustLoad({{"a.yaml", kBase},
+                       {"b.yaml", R"(
+- list: shells
+  items: [fish]
+  override: {items: append}
+- macro: spawned
+  condition: and proc.pid != 1
+  override: {condition: append}
+- rule: Shell
+  condition: and not proc.pname = sshd
+  output: "replaced %proc.name"
+  tags: [extra]
+  override: {condition: append, output: replace, tags: append}
+)"}});
+  ASSERT_TRUE(set);
+  const Rule* r = set->Find("Shell");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->tags, (std::vector<std::string>{"shell", "extra"}));
+  auto fish = ExecEvent("fish", "/bin/fish", {"fish"});
+  std::vector<RuleMatch> m;
+  set->Evaluate(Ctx(fish), &m);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].output, "replaced fish");
+  auto fish_sshd = ExecEvent("fish", "/bin/fish", {"fish"});
+  fish_sshd.mutable_exec()->set_parent_name("sshd");
+  EXPECT_TRUE(Matches(*set, Ctx(fish_sshd)).empty());
+  auto pid1 = ExecEvent("sh", "/bin/sh", {"sh"});
+  pid1.mutable_exec()->set_pid(1);
+  EXPECT_TRUE(Matches(*set, Ctx(pid1)).empty());  // the macro's append
+
+  // Disabled by an override-only item and by the short form.
+  for (const char* off : {"- rule: Shell\n  enabled: false\n  override: {enabled: replace}\n",
+                          "- rule: Shell\n  enabled: false\n"}) {
+    auto s2 = MustLoad({{"a.yaml", kBase}, {"c.yaml", off}});
+    ASSERT_TRUE(s2);
+    EXPECT_FALSE(s2->Find("Shell")->enabled);
+    EXPECT_EQ(s2->enabled_count(), 0u);
+    EXPECT_TRUE(Matches(*s2, Ctx(fish)).empty());
+  }
+}
+
+TEST(RuleLoader, OverrideNeedsModeForEveryKey) {
+  std::string all = AllMessages(MustFail({{"a.yaml", kBase},
+                                          {"b.yaml", "- rule: Shell\n  condition: and x\n  priority: debug\n"
+                                                     "  override: {condition: append}\n"}}));
+  EXPECT_NE(all.find("key 'priority' has no override mode"), std::string::npos) << all;
+  all = AllMessages(MustFail({{"a.yaml", kBase},
+                              {"b.yaml", "- rule: Shell\n  priority: debug\n  override: {priority: append}\n"}}));
+  EXPECT_NE(all.find("cannot be overridden with append"), std::string::npos) << all;
+}
+
+TEST(RuleLoader, LegacyAppendOnRuleMacroAndList) {
+  auto set = MustLoad({{"a.yaml", kBase},
+                       {"b.yaml", R"(
+- list: shells
+  items: [ksh]
+  append: true
+- macro: spawned
+  condition: and proc.exepath startswith /bin/
+  append: true
+- rule: Shell
+  condition: and proc.name != sh
+  append: true
+)"}});
+  ASSERT_TRUE(set);
+  auto ksh = ExecEvent("ksh", "/bin/ksh", {"ksh"});
+  auto ksh_usr = ExecEvent("ksh", "/usr/bin/ksh", {"ksh"});
+  auto sh = ExecEvent("sh", "/bin/sh", {"sh"});
+  EXPECT_EQ(Matches(*set, Ctx(ksh)).size(), 1u);
+  EXPECT_TRUE(Matches(*set, Ctx(ksh_usr)).empty());
+  EXPECT_TRUE(Matches(*set, Ctx(sh)).empty());
+}
+
+TEST(RuleLoader, RedefinitionReplaces) {
+  auto set = MustLoad({{"a.yaml", kBase},
+                       {"b.yaml", "- rule: Shell\n  desc: new\n  condition: proc.name = vim\n  output: o\n  priority: info\n"}});
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->size(), 1u);
+  EXPECT_EQ(set->Find("Shell")->desc, "new");
+  auto vim = ExecEvent("vim", "/usr/bin/vim", {"vim"});
+  auto bash = ExecEvent("bash", "/bin/bash", {"bash"});
+  EXPECT_EQ(Matches(*set, Ctx(vim)).size(), 1u);
+  EXPECT_TRUE(Matches(*set, Ctx(bash)).empty());
+}
+
+TEST(RuleLoader, Exceptions) {
+  auto set = MustLoad({{"a.yaml", kBase},
+                       {"b.yaml", R"(
+- list: trusted_parents
+  items: [sshd, login]
+- rule: Shell
+  exceptions:
+    - name: parent_and_path
+      fields: [proc.pname, proc.exepath]
+      comps: [in, startswith]
+      values:
+        - [trusted_parents, /bin/]
+        - [[cron, atd], /usr/bin/]
+    - name: by_name
+      fields: proc.name
+      values: [zsh]
+  override: {exceptions: append}
+- rule: Shell
+  exceptions:
+    - name: by_name
+      values: [bash]
+  append: true
+)"}});
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->Find("Shell")->exception_names, (std::vector<std::string>{"parent_and_path", "by_name"}));
+  auto ev = [](const char* name, const char* exe, const char* parent) {
+    auto e = ExecEvent(name, exe, {name});
+    e.mutable_exec()->set_parent_name(parent);
+    return e;
+  };
+  auto sh_sshd = ev("sh", "/bin/sh", "sshd");          // excepted: list in a tuple
+  auto sh_cron = ev("sh", "/usr/bin/sh", "cron");      // excepted: inline list
+  auto sh_cron_bin = ev("sh", "/bin/sh", "cron");      // not: cron only with /usr/bin/
+  auto zsh = ev("zsh", "/bin/zsh", "x");               // excepted: single field
+  auto bash = ev("bash", "/bin/bash", "x");            // excepted: appended value
+  EXPECT_TRUE(Matches(*set, Ctx(sh_sshd)).empty());
+  EXPECT_TRUE(Matches(*set, Ctx(sh_cron)).empty());
+  EXPECT_EQ(Matches(*set, Ctx(sh_cron_bin)).size(), 1u);
+  EXPECT_TRUE(Matches(*set, Ctx(zsh)).empty());
+  EXPECT_TRUE(Matches(*set, Ctx(bash)).empty());
+
+  std::string all = AllMessages(MustFail({{"a.yaml", kBase},
+                                          {"b.yaml", R"(
+- rule: Shell
+  exceptions:
+    - name: bad
+      fields: [proc.nope, proc.name]
+      values: [[a, b]]
+    - name: arity
+      fields: [proc.name, proc.pname]
+      values: [[a]]
+  override: {exceptions: append}
+)"}}));
+  EXPECT_NE(all.find("unknown field 'proc.nope'"), std::string::npos) << all;
+}
+
+TEST(RuleLoader, DisabledRuleErrorsAreWarningsAndSkipUnknownFilter) {
+  auto set = MustLoad({{"a.yaml", R"(
+- rule: Off
+  desc: d
+  condition: proc.vpid = 1
+  output: o
+  priority: debug
+  enabled: false
+- rule: Skipped
+  desc: d
+  condition: fd.sport = 22
+  output: o
+  priority: debug
+  skip-if-unknown-filter: true
+- rule: On
+  desc: d
+  condition: proc.name = x
+  output: o
+  priority: debug
+  some_future_key: 1
+)"}});
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->enabled_count(), 1u);
+  std::string w = AllMessages(set->warnings());
+  EXPECT_NE(w.find("warning: rule 'Off': unknown field 'proc.vpid'"), std::string::npos) << w;
+  EXPECT_NE(w.find("rule 'Skipped'"), std::string::npos) << w;
+  EXPECT_NE(w.find("unknown key 'some_future_key'"), std::string::npos) << w;
+}
+
+TEST(RuleLoader, UnreadableFile) {
+  auto r = RuleSet::Load({"/nonexistent/rules.yaml"});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error()[0].file, "/nonexistent/rules.yaml");
+}
+
+}  // namespace
+}  // namespace driftwatch
