@@ -314,8 +314,14 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     // Outside mu_: a closed store runs the callback inline. reading_ stays set until the
     // batch is queued: were the next read started meanwhile (by OnCommitted), batch N+1 could
     // reach the store before batch N, and N's events would then look like resends.
-    svc_->store_->Submit(std::move(*p),
-                         [this, batch_id](const CommitResult& r) { OnCommitted(batch_id, r); });
+    // Detection gets the batch after it is stored: a copy of its bytes (cheap next to the
+    // parse that decoding costs, which the detection thread pays).
+    std::shared_ptr<const PreparedBatch> copy;
+    if (svc_->opt_.on_committed) copy = std::make_shared<const PreparedBatch>(*p);
+    svc_->store_->Submit(std::move(*p), [this, batch_id, copy](const CommitResult& r) {
+      if (copy && r.error.empty()) svc_->opt_.on_committed(copy);
+      OnCommitted(batch_id, r);
+    });
     std::lock_guard lk(mu_);
     reading_ = false;
     return Decide(Actions{});

@@ -15,6 +15,8 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <cstdint>
 #include <expected>
 #include <string>
@@ -32,6 +34,9 @@ struct IngestOptions {
   uint32_t max_batch_events = 10000;
   uint32_t max_in_flight_batches = 4;
   bool insecure = false;  // node name from Hello.node (no client certificate)
+  // Called on the store's writer thread for each committed batch (a copy of it): the
+  // detection stage. Must not block.
+  std::function<void(std::shared_ptr<const PreparedBatch>)> on_committed;
 };
 
 // The node name a client certificate carries: its first DNS subject alternative name, else

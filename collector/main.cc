@@ -1,5 +1,6 @@
-// driftwatch-collector: receives sensor event streams over gRPC (mTLS) and stores them in
-// SQLite. main() only wires the flags, the store and the server together.
+// driftwatch-collector: receives sensor event streams over gRPC (mTLS), stores them in
+// SQLite, and runs them through correlation and the rules into alerts. main() only wires
+// the flags, the store, the server, detection and the metrics endpoint together.
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -12,8 +13,15 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+
+#include "collector/alerting.h"
 #include "collector/ingest_server.h"
+#include "lib/daemon_config.h"
 #include "lib/event_store.h"
+#include "lib/metrics.h"
+#include "lib/systemd_notify.h"
 #include "lib/version.h"
 
 namespace {
@@ -45,8 +53,12 @@ int Fail(const std::string& msg) {
 
 }  // namespace
 
+namespace collector = driftwatch::collector;
+
 int main(int argc, char** argv) {
-  CLI::App app{"driftwatch-collector: stores the event streams of driftwatch sensors"};
+  CLI::App app{"driftwatch-collector: stores the event streams of driftwatch sensors and turns "
+               "them into alerts",
+               "driftwatch-collector"};
   app.set_version_flag("--version", driftwatch::kVersion);
   std::string listen = "0.0.0.0:7443";
   std::string tls_cert, tls_key, client_ca, port_file;
@@ -88,7 +100,34 @@ int main(int argc, char** argv) {
   app.add_flag("--sync-full", sync_full,
                "fsync the WAL on every commit (acks survive power loss; slower)");
   app.add_option("--port-file", port_file, "write the bound port to FILE once listening");
-  CLI11_PARSE(app, argc, argv);
+  collector::AlertingOptions ao;
+  app.add_option("--rules", ao.rule_files,
+                 "rule file, loaded after the shipped macros and lists (repeatable; default: the "
+                 "shipped rules); reloaded on SIGHUP")
+      ->expected(1);
+  app.add_option("--approved-images", ao.approved_images,
+                 "approved images: image@sha256 lists or Kubernetes YAML (repeatable; reloaded "
+                 "on SIGHUP)")
+      ->expected(1);
+  app.add_option("--alerts-output", ao.outputs,
+                 "write alerts as Falco JSON lines to FILE, - for stdout (repeatable)")
+      ->expected(1);
+  app.add_option("--webhook", ao.webhooks, "POST each alert (Falco JSON) to URL (repeatable)")
+      ->expected(1);
+  app.add_option("--webhook-ca", ao.webhook_ca, "CA file for https webhooks (default: system CAs)");
+  std::string metrics_address = "127.0.0.1:9465";
+  app.add_option("--metrics-address", metrics_address,
+                 "HOST:PORT serving /metrics (Prometheus), /healthz and /status; empty: off")
+      ->capture_default_str();
+  bool check_config = false;
+  app.add_flag("--check-config", check_config,
+               "parse the options and the config file, print the effective settings, exit");
+  driftwatch::AddYamlConfig(&app, "/etc/driftwatch/collector.yaml");
+  if (int rc = driftwatch::ParseArgs(&app, argc, argv); rc >= 0) return rc;
+  if (check_config) {
+    std::fputs(app.config_to_str(true, false).c_str(), stdout);
+    return 0;
+  }
 
   const bool tls = !tls_cert.empty() || !tls_key.empty() || !client_ca.empty();
   if (tls && insecure) return Fail("--insecure and --tls-* exclude each other");
@@ -129,6 +168,7 @@ int main(int argc, char** argv) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   driftwatch::StoreOptions so;
@@ -140,11 +180,19 @@ int main(int argc, char** argv) {
   so.retention_max_events = retention_max_events;
   auto store = driftwatch::EventStore::Open(so);
   if (!store) return Fail(store.error());
+  // After the event store: it sets the database's page size before anything else writes.
+  ao.db = db;
+  auto alerting = collector::Alerting::Start(ao);
+  if (!alerting) return Fail(alerting.error());
 
   driftwatch::IngestOptions io;
   io.max_batch_events = max_batch_events;
   io.max_in_flight_batches = max_in_flight;
   io.insecure = insecure;
+  collector::Alerting* detect = alerting->get();
+  io.on_committed = [detect](std::shared_ptr<const driftwatch::PreparedBatch> b) {
+    detect->Submit(std::move(b));
+  };
   driftwatch::IngestService service(store->get(), io);
 
   grpc::ServerBuilder builder;
@@ -177,13 +225,113 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Metrics, health and status on a small loop thread of their own.
+  boost::asio::io_context mio;
+  auto work = boost::asio::make_work_guard(mio);
+  std::unique_ptr<driftwatch::MetricsServer> metrics;
+  auto started = std::chrono::steady_clock::now();
+  if (!metrics_address.empty()) {
+    auto collect = [&](driftwatch::MetricsWriter* w) {
+      const auto& c = detect->counters();
+      w->Gauge("driftwatch_collector_streams", "sensor streams connected", service.active_streams());
+      uint64_t stored = 0, dups = 0;
+      for (const auto& n : (*store)->Nodes()) {
+        w->Counter("driftwatch_collector_events_stored_total", "events stored, by node",
+                   n.events_stored, {{"node", n.node}});
+        w->Counter("driftwatch_collector_events_duplicate_total",
+                   "resent events dropped as already stored, by node", n.duplicates,
+                   {{"node", n.node}});
+        stored += n.events_stored;
+        dups += n.duplicates;
+      }
+      w->Counter("driftwatch_collector_detect_events_total", "events through the rules", c.events);
+      w->Counter("driftwatch_collector_detect_queue_drops_total",
+                 "stored events not evaluated (detection queue full)", c.queue_drops);
+      w->Counter("driftwatch_collector_rule_eval_seconds_total", "time spent evaluating rules",
+                 static_cast<double>(c.eval_ns) / 1e9);
+      w->Gauge("driftwatch_collector_rules_loaded", "enabled rules", detect->rules_loaded());
+      w->Counter("driftwatch_collector_rule_reloads_total", "SIGHUP reloads, by result", c.reloads,
+                 {{"result", "ok"}});
+      w->Counter("driftwatch_collector_rule_reloads_total", "SIGHUP reloads, by result",
+                 c.reload_failures, {{"result", "failed"}});
+      for (const auto& [rule, n] : detect->AlertsByRule())
+        w->Counter("driftwatch_collector_alerts_total", "alerts, by rule", n, {{"rule", rule}});
+      for (const auto& [name, st] : detect->OutputStatsList()) {
+        w->Counter("driftwatch_collector_output_alerts_total", "alerts handed to an output",
+                   st.emitted, {{"output", name}});
+        w->Counter("driftwatch_collector_output_dropped_total", "alerts an output dropped (queue full)",
+                   st.dropped, {{"output", name}});
+        w->Counter("driftwatch_collector_output_failed_total", "alerts an output gave up on",
+                   st.failed, {{"output", name}});
+      }
+    };
+    auto health = [&](std::string* why) {
+      if (detect->counters().store_errors > 0) *why += "alerts could not be stored; ";
+      return why->empty();
+    };
+    auto status = [&] {
+      std::string j = "{\"version\":" + driftwatch::JsonQuote(driftwatch::kVersion) +
+                      ",\"uptime_s\":" +
+                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()) +
+                      ",\"streams\":" + std::to_string(service.active_streams()) +
+                      ",\"rules\":" + std::to_string(detect->rules_loaded()) +
+                      ",\"alerts\":" + std::to_string(detect->counters().alerts.load()) + ",\"nodes\":[";
+      bool first = true;
+      for (const auto& n : (*store)->Nodes()) {
+        if (!first) j += ",";
+        first = false;
+        j += "{\"node\":" + driftwatch::JsonQuote(n.node) +
+             ",\"events_stored\":" + std::to_string(n.events_stored) + "}";
+      }
+      return j + "]}";
+    };
+    auto m = driftwatch::MetricsServer::Start(&mio, metrics_address, collect, health, status);
+    if (!m) {
+      std::fprintf(stderr, "driftwatch-collector: %s; running without metrics\n", m.error().c_str());
+    } else {
+      metrics = std::move(*m);
+      std::fprintf(stderr, "driftwatch-collector: metrics on http://%s (port %u)\n",
+                   metrics_address.c_str(), metrics->port());
+    }
+  }
+  std::thread metrics_thread([&mio] { mio.run(); });
+
+  driftwatch::SystemdNotifier systemd;
+  systemd.Ready("listening on " + listen + ", " + std::to_string(detect->rules_loaded()) + " rules");
+  auto tick = systemd.watchdog_interval().count() > 0 ? systemd.watchdog_interval()
+                                                       : std::chrono::milliseconds(1000);
   int sig = 0;
-  sigwait(&sigs, &sig);
+  for (;;) {
+    timespec ts{static_cast<time_t>(tick.count() / 1000), static_cast<long>(tick.count() % 1000) * 1000000};
+    sig = sigtimedwait(&sigs, nullptr, &ts);
+    systemd.Watchdog();
+    if (sig == SIGHUP) {
+      systemd.Reloading();
+      auto r = detect->Reload();
+      if (r) {
+        std::fprintf(stderr, "driftwatch-collector: SIGHUP: %zu rules loaded\n", *r);
+      } else {
+        std::fprintf(stderr, "driftwatch-collector: SIGHUP: %s\n", r.error().c_str());
+      }
+      systemd.Ready("reloaded");
+      continue;
+    }
+    if (sig == SIGTERM || sig == SIGINT) break;
+  }
+  systemd.Stopping();
   std::fprintf(stderr, "driftwatch-collector: signal %d: shutting down\n", sig);
   // Streams get 5 s to finish; their outstanding batches are committed before they end.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();
   (*store)->Close();
-  std::fprintf(stderr, "driftwatch-collector: stopped\n");
+  (*alerting)->Stop();
+  if (metrics) metrics->Stop();
+  work.reset();
+  mio.stop();
+  metrics_thread.join();
+  std::fprintf(stderr, "driftwatch-collector: stopped (%llu alerts)\n",
+               (unsigned long long)detect->counters().alerts.load());
   return 0;
 }

@@ -397,6 +397,20 @@ std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
   return b;
 }
 
+bool DecodePreparedEvent(const PreparedBatch& b, size_t i, v1::Event* out) {
+  if (i >= b.events.size()) return false;
+  const PreparedEvent& e = b.events[i];
+  const std::string_view p = b.payload(e);
+  if (!out->ParseFromArray(p.data(), static_cast<int>(p.size()))) return false;
+  v1::EventId* id = out->mutable_id();
+  id->set_node(b.node);
+  id->set_boot_id(b.runs[e.run].boot_id);
+  id->set_sensor_start_ns(b.runs[e.run].sensor_start_ns);
+  id->set_seq(e.seq);
+  out->set_container_id(b.containers[e.container]);
+  return true;
+}
+
 std::expected<PreparedBatch, std::string> PrepareBatch(
     const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events) {
   std::vector<std::string> bytes;

@@ -114,6 +114,11 @@ struct PreparedBatch {
 [[nodiscard]] std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
     const std::string& node, std::span<const std::string_view> events);
 
+// Event `i` of a prepared batch as the reader would return it: the payload parsed, the id
+// (node = the batch's) and container id put back. For consumers of the ingest path that need
+// parsed events (detection); costs one parse. False if the payload does not parse.
+bool DecodePreparedEvent(const PreparedBatch& b, size_t i, v1::Event* out);
+
 // The same for parsed events (tests, tools): serializes them and calls PrepareEncodedBatch.
 [[nodiscard]] std::expected<PreparedBatch, std::string> PrepareBatch(
     const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events);

@@ -303,6 +303,12 @@ TEST_F(EventStoreTest, EncodedEventsKeepUnknownFieldsAndGetTheirIdBack) {
   // The payload lacks the id and the container id (they are columns).
   EXPECT_EQ(b->payload(b->events[0]).find("boot-x"), std::string_view::npos);
   EXPECT_EQ(b->payload(b->events[0]).find(c), std::string_view::npos);
+  v1::Event decoded;
+  ASSERT_TRUE(DecodePreparedEvent(*b, 0, &decoded));
+  EXPECT_EQ(decoded.id().node(), "node-z");
+  EXPECT_EQ(decoded.id().seq(), 7u);
+  EXPECT_EQ(decoded.container_id(), c);
+  EXPECT_FALSE(DecodePreparedEvent(*b, 1, &decoded));
   std::promise<CommitResult> p;
   s->Submit(std::move(*b), [&](const CommitResult& r) { p.set_value(r); });
   EXPECT_EQ(p.get_future().get().stored, 1u);
