@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "lib/event_json.h"
 #include "lib/rule_fields.h"
 
 namespace driftwatch {
@@ -35,6 +36,22 @@ Alert MakeAlert(const RuleContext& ctx, const RuleMatch& m) {
   a.tags = m.rule->tags;
   for (const auto& [k, v] : m.output_fields) a.output_fields.emplace_back(k, TypedField(k, v));
   FillAlertContext(ctx, &a);
+  // As Falco's append_output extra_fields: every container alert names its container and
+  // pod in output_fields, whatever the rule's output mentions.
+  if (!a.container_id.empty() && a.container_id != "host") {
+    auto have = [&a](std::string_view k) {
+      for (const auto& f : a.output_fields)
+        if (f.first == k) return true;
+      return false;
+    };
+    auto opt = [](const std::string& v) {
+      return v.empty() ? AlertField::Null() : AlertField::String(v);
+    };
+    if (!have("container.id")) a.output_fields.emplace_back("container.id", opt(ShortContainerId(a.container_id)));
+    if (!have("container.name")) a.output_fields.emplace_back("container.name", opt(a.container_name));
+    if (!have("k8s.pod.name")) a.output_fields.emplace_back("k8s.pod.name", opt(a.pod_name));
+    if (!have("k8s.ns.name")) a.output_fields.emplace_back("k8s.ns.name", opt(a.pod_namespace));
+  }
   return a;
 }
 
