@@ -291,7 +291,7 @@ void Correlator::FillContainer(const ContainerState* cs, RuleContext* ctx) const
   ctx->container_entrypoint = cs->entrypoint;
 }
 
-void Correlator::MatchPending(ContainerState& cs, const FileRecord& rec,
+void Correlator::MatchPending(const std::string& node, ContainerState& cs, const FileRecord& rec,
                               std::vector<RuleContext>* reevaluate) {
   const int64_t window = opt_.window.count();
   for (PendingExec& pe : cs.pending) {
@@ -310,6 +310,9 @@ void Correlator::MatchPending(ContainerState& cs, const FileRecord& rec,
     ctx.event_owner = pe.ev;
     ctx.lineage = pe.lineage;
     ctx.file = rec.hist;
+    if (ctx.file.writer_name.empty() && ctx.file.writer_pid != 0) {
+      if (const Proc* w = FindProc(node, ctx.file.writer_pid)) ctx.file.writer_name = w->name;
+    }
     FillContainer(&cs, &ctx);
     reevaluate->push_back(std::move(ctx));
   }
@@ -381,6 +384,13 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
     }
     if (FileRecord* rec = FindFile(cs, paths, e.exe_inode())) {
+      // The writer's name when its write (fanotify) came before its own exec (audit).
+      if (rec->hist.writer_name.empty() && rec->hist.writer_pid != 0) {
+        if (const Proc* w = FindProc(node, rec->hist.writer_pid)) {
+          rec->hist.writer_name = w->name;
+          if (rec->hist.writer_exepath.empty()) rec->hist.writer_exepath = w->exepath;
+        }
+      }
       ctx.file = rec->hist;
       // A write later than the exec (beyond the window) is not what this exec ran.
       if (rec->hist.written_at_runtime && rec->hist.written_ns > ev.time_ns() + window) {
@@ -420,7 +430,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       rec->hist.chmod_exec = true;
       rec->hist.chmod_ns = ev.time_ns();
       rec->hist.chmod_by = p ? p->name : c.comm();
-      MatchPending(cs, *rec, reevaluate);
+      MatchPending(node, cs, *rec, reevaluate);
     }
     if (rec != nullptr) ctx.file = rec->hist;
   } else {
@@ -473,7 +483,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       }
       if (!w.sha256().empty()) h.sha256 = Hex(w.sha256());
       ctx.file = h;
-      if (h.written_at_runtime || h.chmod_exec) MatchPending(cs, rec, reevaluate);
+      if (h.written_at_runtime || h.chmod_exec) MatchPending(node, cs, rec, reevaluate);
     }
   }
   FillContainer(&cs, &ctx);

@@ -109,7 +109,7 @@ class Correlator {
                        uint64_t inode);
   FileRecord& UpsertFile(ContainerState& cs, const std::string& path, uint64_t inode);
   void EraseFile(ContainerState& cs, const std::string& path);
-  void MatchPending(ContainerState& cs, const FileRecord& rec,
+  void MatchPending(const std::string& node, ContainerState& cs, const FileRecord& rec,
                     std::vector<RuleContext>* reevaluate);
   void SweepPending();
   void OnContainer(const std::string& node, const v1::Event& ev);

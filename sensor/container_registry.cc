@@ -24,6 +24,8 @@ constexpr uint32_t kWatchMask = IN_CREATE | IN_DELETE | IN_ONLYDIR | IN_DONT_FOL
 // How long a container may stay incomplete (no process in its cgroup yet, root not yet an
 // overlay, CRI not answering) before it is reported with what is known.
 constexpr auto kPendingLimit = std::chrono::seconds(10);
+// How long a container CRI does not know yet may still turn out to be a CRI one.
+constexpr auto kCriGrace = std::chrono::seconds(3);
 
 bool IsDir(const std::string& p) {
   struct stat st;
@@ -317,7 +319,23 @@ void ContainerRegistry::ApplyCri(Entry* e) {
   auto st = cri_->ContainerStatus(e->info.id());
   if (!st) return;  // runtime not answering: retried while the entry is pending
   if (st->not_found) {
-    // Not a CRI container (ctr, docker, podman): the cgroup is all there is.
+    // A pod's sandbox (pause) container is known to CRI as the pod, not as a container.
+    if (auto pod = cri_->PodSandboxStatus(e->info.id()); pod && !pod->not_found) {
+      v1::ContainerInfo& i = e->info;
+      i.set_source("cri");
+      i.set_name("POD");  // the kubelet's name for a pod's infrastructure container
+      i.set_sandbox_id(pod->id);
+      i.set_pod_name(pod->name);
+      i.set_pod_namespace(pod->namespace_);
+      i.set_pod_uid(pod->uid);
+      (*i.mutable_labels())["io.kubernetes.pod.sandbox"] = "true";
+      if (pod->pid > 0 && i.init_pid() == 0) i.set_init_pid(static_cast<uint32_t>(pod->pid));
+    }
+    // Else not a CRI container (ctr, docker, podman): the cgroup is all there is. But a
+    // sandbox enters CRI's store only once RunPodSandbox has started it, after its cgroup
+    // appeared: ask again for a while before concluding.
+    else if (std::chrono::steady_clock::now() - e->seen < kCriGrace)
+      return;
     e->cri_done = true;
     return;
   }
@@ -424,7 +442,8 @@ bool ContainerRegistry::Complete() {
       Index(id, e);
       if (done || expired) pending_.erase(id);
     }
-    if (changed || expired) Emit(e.info);
+    // Reported once complete (CRI answered and the overlay is known), or when given up on.
+    if ((changed && done) || expired) Emit(e.info);
   }
   std::shared_lock lock(mu_);
   return !pending_.empty();

@@ -122,6 +122,10 @@ void Enricher::Enrich(v1::Event* ev) {
     const auto& c = ev->chmod();
     pid = c.pid();
     ppid = c.ppid();
+    // The changed file's device: a container's rootfs overlay names the container.
+    dev_major = c.dev_major();
+    dev_minor = c.dev_minor();
+    has_dev = c.inode() != 0;
   } else {
     return;
   }

@@ -6,8 +6,8 @@
 //      /proc/<pid>/stat's start time is not later than the event (else the pid was reused);
 //      container answers are cached by (pid, start time);
 //   2. parent: the same for the parent, from the cache when it has exited already;
-//   3. device: the executable's device is a known container's rootfs overlay, which
-//      survives a process that exited within a millisecond of its exec;
+//   3. device: the executable's (chmod: the file's) device is a known container's rootfs
+//      overlay, which survives a process that exited within a millisecond of its exec;
 //   otherwise "host", attributed as parent (the parent said host) or unknown.
 //
 // Thread-safety: not thread-safe; one Enricher per parser thread.

@@ -1,0 +1,64 @@
+#!/bin/bash
+# The README's main command, end to end, as a test: scripts/demo.sh starts the collector and
+# the sensor as their systemd units do (same flags, config files made from systemd/*.yaml),
+# creates a Kubernetes-labelled pod through CRI and drifts in it and on the host. Then:
+#   - drop-and-execute, a shell spawned by the workload, a package manager, a write to /etc,
+#     and the image digest each raised their alert, with pod name and namespace in
+#     output_fields;
+#   - the host's own shell, package manager name and writes raised no container alert;
+#   - the alerts are Falco JSON (the outputs file and `driftwatch alerts` agree).
+# Usage: demo_test.sh BUILD_DIR
+set -euo pipefail
+build=$1
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=$(mktemp -d /tmp/dw-demo-test.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+DW_BUILD=$build DW_DEMO_OUT=$out bash "$repo/scripts/demo.sh" >"$out/demo.txt" 2>&1 || {
+    cat "$out/demo.txt"; echo "FAIL: the demo failed"; exit 1; }
+grep -q "== alerts" "$out/demo.txt"
+python3 - "$out" "$(sha256sum /bin/busybox | cut -d' ' -f1)" <<'PY'
+import json, sys
+out, busybox_sha = sys.argv[1], sys.argv[2]
+stored = [json.loads(l) for l in open(f"{out}/stored-alerts.jsonl")]
+emitted = [json.loads(l) for l in open(f"{out}/alerts.jsonl")]
+fails = []
+if sorted(json.dumps(a, sort_keys=True) for a in stored) != sorted(json.dumps(a, sort_keys=True) for a in emitted):
+    fails.append(f"the alerts output ({len(emitted)}) and the store ({len(stored)}) differ")
+keys = {"hostname", "output", "output_fields", "priority", "rule", "source", "tags", "time"}
+for a in stored:
+    if set(a) != keys:
+        fails.append(f"not Falco's JSON shape: {sorted(a)}")
+        break
+pod = [a for a in stored if a["output_fields"].get("k8s.pod.name") == "web-7d9f8-x2kqp"
+       and a["output_fields"].get("k8s.ns.name") == "shop"]
+def has(rule, pred=lambda a: True):
+    return any(a["rule"] == rule and pred(a) for a in pod)
+f = lambda a, k: a["output_fields"].get(k)
+checks = {
+    "drop and execute (with the binary's sha256)": has("Drop and execute new binary in container",
+        lambda a: f(a, "proc.exe_sha256") == busybox_sha and f(a, "proc.exepath") == "/tmp/.kworker"),
+    "new binary from the upper layer": has("Drift Detected (Container Image Modified Binary)",
+        lambda a: f(a, "proc.exepath") == "/tmp/.kworker"),
+    "a shell spawned by the workload": has("Container Shell Spawned",
+        lambda a: f(a, "proc.name") == "sh" or "shell=sh" in a["output"]),
+    "a package manager": has("Package Manager Execution in Container",
+        lambda a: "apk add curl" in a["output"]),
+    "a write to /etc": has("Container File System Write", lambda a: "/etc/passwd" in a["output"]),
+    "the image digest": has("Container Image Not Approved"),
+    "chmod +x": has("Container Drift Detected (chmod)", lambda a: "/tmp/.kworker" in a["output"]),
+}
+for what, ok in checks.items():
+    if not ok:
+        fails.append(f"no alert for {what} with pod and namespace in output_fields")
+host = [a for a in stored if f(a, "container.id") in (None, "host")]
+if host:
+    fails.append(f"{len(host)} container alerts for host processes: {[a['output'][:120] for a in host]}")
+for x in fails:
+    print("FAIL:", x)
+if fails:
+    print("alerts:", *[f"{a['rule']} | {a['output'][:150]}" for a in stored], sep="\n  ")
+    sys.exit(1)
+print(f"ok: {len(stored)} alerts, {len(pod)} of the pod; none for the host")
+PY
+echo "PASS demo"
