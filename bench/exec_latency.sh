@@ -66,10 +66,13 @@ cp "$TMP/exec_pacer" "$TMP/noop" "/proc/$cpid/root/bin/"
 sleep 1
 started=$(dw_ctr_exec "$CTD" "$cid" pace /bin/exec_pacer "$RATE" "$RUN_SECONDS" /bin/noop </dev/null)
 sleep 2
+# Peak resident memory of both daemons over the run.
+sensor_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$SENSOR_PID/status")
+collector_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$COLLECTOR_PID/status")
 kill -TERM "$SENSOR_PID"; wait "$SENSOR_PID"; SENSOR_PID=
 kill -TERM "$COLLECTOR_PID"; wait "$COLLECTOR_PID"; COLLECTOR_PID=
 "$BUILD/cli/driftwatch" events --db "$TMP/collector.db" --kind exec --container "$cid" >"$TMP/execs.jsonl"
-python3 - "$TMP/execs.jsonl" "$started" "$RATE" "$RUN_SECONDS" <<'PY'
+python3 - "$TMP/execs.jsonl" "$started" "$RATE" "$RUN_SECONDS" "$sensor_hwm" "$collector_hwm" <<'PY'
 import datetime, json, sys
 path, started, rate, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 lat = []
@@ -89,4 +92,5 @@ q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
 print(f"exec_latency: {started} execs started at {rate:.0f}/s for {secs:.0f} s, {len(lat)} stored "
       f"({100.0 * len(lat) / max(started, 1):.1f}%)")
 print(f"exec -> stored at collector (ms): p50 {q(0.50):.1f}  p90 {q(0.90):.1f}  p99 {q(0.99):.1f}  max {lat[-1]:.1f}")
+print(f"peak RSS: sensor {int(sys.argv[5]) / 1024:.1f} MiB, collector {int(sys.argv[6]) / 1024:.1f} MiB")
 PY

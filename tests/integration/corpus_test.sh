@@ -34,3 +34,26 @@ python3 "$here/check_events.py" "$tmp/spec.json" <"$tmp/events.jsonl"
 # The same log through stdin and gzip gives the same events.
 xz -dc "$corpus" | gzip -1 | "$dw" analyze --events - 2>/dev/null | cmp - "$tmp/events.jsonl"
 echo "stdin+gzip: identical"
+
+# Offline through the shipped rules: the container's alerts, none for host processes.
+"$dw" analyze "$corpus" >"$tmp/alerts.jsonl" 2>/dev/null
+python3 - "$tmp/alerts.jsonl" "$c" <<'PY'
+import json, sys
+alerts = [json.loads(l) for l in open(sys.argv[1])]
+c = sys.argv[2]
+rules = {a["rule"] for a in alerts}
+want = {"Container Shell Spawned", "Package Manager Execution in Container",
+        "Execution from /dev/shm or memfd", "Forbidden Exec Attempt in Container",
+        "Container Drift Detected (chmod)"}
+fails = []
+if want - rules:
+    fails.append(f"missing alerts: {sorted(want - rules)}")
+other = [a for a in alerts if a["output_fields"].get("container.id") != c]
+if other:
+    fails.append(f"{len(other)} alerts not of container {c}: {[a['output'][:100] for a in other]}")
+for f in fails:
+    print("FAIL:", f)
+if fails:
+    sys.exit(1)
+print(f"alerts: {len(alerts)}, all of {c}: {sorted(rules)}")
+PY
