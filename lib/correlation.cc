@@ -466,6 +466,9 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
           h.chmod_ns = ev.time_ns();
           h.chmod_by = p ? p->name : w.comm();
         }
+      } else if (kind == "create" || kind == "modify") {
+        // Not the content yet: its close_write follows with the hash. An exec that comes
+        // first waits for it (MatchPending), so its alert names the hash.
       } else if (!have_moved || !h.written_at_runtime) {
         h.written_at_runtime = true;
         h.written_ns = ev.time_ns();
