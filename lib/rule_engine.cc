@@ -51,7 +51,9 @@ std::expected<OutputFormat, std::pair<size_t, std::string>> OutputFormat::Parse(
             std::make_pair(end, "bad index '" + std::string(idx) + "' for %" + name));
       }
       p.arg.index = v;
-      p.field_name += "[" + std::string(idx) + "]";
+      p.field_name += '[';
+      p.field_name += idx;
+      p.field_name += ']';
       end = close + 1;
     } else if (info->arg == FieldArgMode::kRequired) {
       return std::unexpected(std::make_pair(i, "%" + name + " needs an index, as %" + name + "[1]"));

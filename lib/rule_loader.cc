@@ -25,8 +25,13 @@ namespace driftwatch {
 std::string RuleDiagnostic::ToString() const {
   std::string s = file;
   if (line > 0) {
-    s += ":" + std::to_string(line);
-    if (column > 0) s += ":" + std::to_string(column);
+    // Appended piecewise: g++ 12 warns wrongly on ":" + std::string&& (PR 105329).
+    s += ':';
+    s += std::to_string(line);
+    if (column > 0) {
+      s += ':';
+      s += std::to_string(column);
+    }
   }
   s += warning ? ": warning: " : ": error: ";
   if (!item.empty()) s += item + ": ";

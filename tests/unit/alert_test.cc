@@ -479,7 +479,7 @@ class AlertStoreTest : public ::testing::Test {
       al.rule = r.rule;
       al.priority = r.p;
       al.event_key = r.key;
-      al.message = "m" + std::to_string(r.t);
+      al.message = std::string("m") + std::to_string(r.t);
       auto ok = (*st)->Insert(al, FalcoJson(al));
       ASSERT_TRUE(ok) << ok.error();
       EXPECT_TRUE(*ok);

@@ -168,7 +168,7 @@ TEST(Reassembler, EvictsOldestBeyondBound) {
   std::vector<std::string> lines;
   for (int i = 1; i <= 5; ++i) {
     std::string s = kSys;
-    s.replace(s.find(":7)"), 3, ":" + std::to_string(i) + ")");
+    s.replace(s.find(":7)"), 3, std::string(":") + std::to_string(i) + ")");
     lines.push_back(s);
   }
   AuditReassembler::Options opt;
