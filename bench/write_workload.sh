@@ -121,10 +121,12 @@ HZ=$(getconf CLK_TCK)
 # utime+stime of a whole process (all threads), in clock ticks.
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
-declare -A SUM MIN MAX N OVF EVENTS CPU
+declare -A SUM MIN MAX N OVF EVENTS CPU RATES
 for c in "${CONTENDERS[@]}"; do
-  SUM[$c]=0; MIN[$c]=; MAX[$c]=0; N[$c]=0; OVF[$c]=0; EVENTS[$c]=0; CPU[$c]=0
+  SUM[$c]=0; MIN[$c]=; MAX[$c]=0; N[$c]=0; OVF[$c]=0; EVENTS[$c]=0; CPU[$c]=0; RATES[$c]=
 done
+# median VALUES...: the rounds' median (one odd round must not decide a ratio).
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
 run_one() {  # contender round
   local c=$1 r=$2 log="$LOGS/$1-$2.log" rate line
@@ -164,12 +166,16 @@ run_one() {  # contender round
     rm -f "$LOGS/fatrace-$r.out"
   fi
   SUM[$c]=$(awk -v a="${SUM[$c]}" -v b="$rate" 'BEGIN { print a + b }')
+  RATES[$c]="${RATES[$c]} $rate"
   [[ -z ${MIN[$c]} ]] || awk -v a="$rate" -v b="${MIN[$c]}" 'BEGIN { exit !(a < b) }' && MIN[$c]=$rate
   awk -v a="$rate" -v b="${MAX[$c]}" 'BEGIN { exit !(a > b) }' && MAX[$c]=$rate
   N[$c]=$((N[$c] + 1))
   printf 'round %d  %-8s %10.0f files/s\n' "$r" "$c" "$rate"
 }
 
+# An untimed warm-up: the first run in a fresh container is much faster than the rest
+# (nothing to evict from the page cache yet) and would skew whichever contender got it.
+run_writer >/dev/null
 for ((r = 1; r <= ROUNDS; r++)); do
   k=${#CONTENDERS[@]}
   for ((i = 0; i < k; i++)); do
@@ -178,12 +184,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 echo
-printf '%-8s %12s %21s %9s %8s %14s %10s\n' contender "files/s" "min..max" "vs none" "cpu s" \
+printf '%-8s %12s %21s %9s %8s %14s %10s\n' contender "median f/s" "min..max" "vs none" "cpu s" \
   "events" overflows
 base=
-[[ ${N[none]:-0} -gt 0 ]] && base=$(awk -v s="${SUM[none]}" -v n="${N[none]}" 'BEGIN { print s / n }')
+# shellcheck disable=SC2086
+[[ ${N[none]:-0} -gt 0 ]] && base=$(median ${RATES[none]})
 for c in "${CONTENDERS[@]}"; do
-  mean=$(awk -v s="${SUM[$c]}" -v n="${N[$c]}" 'BEGIN { print s / n }')
+  # shellcheck disable=SC2086
+  mean=$(median ${RATES[$c]})
   ratio=-
   [[ -n $base ]] && ratio=$(awk -v m="$mean" -v b="$base" 'BEGIN { printf "%.1f%%", 100 * m / b }')
   ev=-; ovf=-

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "lib/rule_loader.h"
+#include "lib/log.h"
 
 namespace driftwatch::collector {
 
@@ -27,7 +28,7 @@ std::expected<std::shared_ptr<const ImagePolicy>, std::string> Alerting::LoadPol
   auto p = ImagePolicy::LoadFiles(opt_.approved_images);
   if (!p) return std::unexpected("approved images: " + p.error());
   for (const auto& w : p->warnings())
-    std::fprintf(stderr, "driftwatch-collector: approved images: %s\n", w.c_str());
+    LogWarn("approved images: %s\n", w.c_str());
   return std::make_shared<const ImagePolicy>(std::move(*p));
 }
 
@@ -80,7 +81,7 @@ void Alerting::Submit(std::shared_ptr<const PreparedBatch> batch) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (queued_ + n > opt_.queue_events) {
-      // Detection is behind by a million events: the events are stored; count what was not
+      // Detection is far behind (a burst beyond queue_events): the events are stored; count what was not
       // looked at rather than stall ingest.
       counters_.queue_drops += n;
       return;
@@ -152,7 +153,7 @@ void Alerting::Run() {
         auto fresh = store_->Insert(a, json);
         if (!fresh) {
           if (counters_.store_errors++ == 0)
-            std::fprintf(stderr, "driftwatch-collector: storing an alert: %s\n", fresh.error().c_str());
+            LogWarn("storing an alert: %s\n", fresh.error().c_str());
         } else if (!*fresh) {
           return;  // stored before (an event resent after a collector restart)
         }

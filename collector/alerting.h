@@ -35,7 +35,9 @@ struct AlertingOptions {
   std::vector<std::string> outputs;          // "-" (stdout) or files, Falco JSON lines
   std::vector<std::string> webhooks;         // http(s) URLs
   std::string webhook_ca;                    // CA file for https webhooks (default: system)
-  size_t queue_events = 1 << 20;             // events waiting for detection
+  // Events waiting for detection (~0.5-1 KiB each): beyond it a burst is stored but not
+  // evaluated, counted in driftwatch_collector_detect_queue_drops_total.
+  size_t queue_events = 1 << 18;
 };
 
 struct AlertingCounters {

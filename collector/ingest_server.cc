@@ -1,5 +1,7 @@
 #include "collector/ingest_server.h"
 
+#include "lib/log.h"
+
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -69,9 +71,7 @@ grpc::ByteBuffer Encode(const v1::CollectorMessage& m) {
 }
 
 void Log(const char* fmt, auto... args) {
-  std::fprintf(stderr, "driftwatch-collector: ");
-  std::fprintf(stderr, fmt, args...);
-  std::fputc('\n', stderr);
+  ::driftwatch::Logf(::driftwatch::LogLevel::kInfo, fmt, args...);
 }
 
 }  // namespace

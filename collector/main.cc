@@ -23,6 +23,7 @@
 #include "lib/metrics.h"
 #include "lib/systemd_notify.h"
 #include "lib/version.h"
+#include "lib/log.h"
 
 namespace {
 
@@ -47,7 +48,7 @@ bool IsLoopbackListen(const std::string& addr) {
 }
 
 int Fail(const std::string& msg) {
-  std::fprintf(stderr, "driftwatch-collector: %s\n", msg.c_str());
+  LogError("%s\n", msg.c_str());
   return 1;
 }
 
@@ -119,6 +120,12 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-address", metrics_address,
                  "HOST:PORT serving /metrics (Prometheus), /healthz and /status; empty: off")
       ->capture_default_str();
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "text: one line per event of note on stderr; json: one JSON object per line "
+                 "(time, level, program, msg)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   bool check_config = false;
   app.add_flag("--check-config", check_config,
                "parse the options and the config file, print the effective settings, exit");
@@ -128,6 +135,7 @@ int main(int argc, char** argv) {
     std::fputs(app.config_to_str(true, false).c_str(), stdout);
     return 0;
   }
+  driftwatch::SetLogFormat("driftwatch-collector", log_format);
 
   const bool tls = !tls_cert.empty() || !tls_key.empty() || !client_ca.empty();
   if (tls && insecure) return Fail("--insecure and --tls-* exclude each other");
@@ -212,7 +220,7 @@ int main(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, stream_window_bytes);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return Fail("cannot listen on " + listen);
-  std::fprintf(stderr, "driftwatch-collector %s: listening on %s (port %d, %s), db %s\n",
+  driftwatch::LogBanner("driftwatch-collector %s: listening on %s (port %d, %s), db %s\n",
                driftwatch::kVersion, listen.c_str(), port, tls ? "mTLS" : "INSECURE plaintext",
                db.c_str());
   if (!port_file.empty()) {
@@ -289,10 +297,10 @@ int main(int argc, char** argv) {
     };
     auto m = driftwatch::MetricsServer::Start(&mio, metrics_address, collect, health, status);
     if (!m) {
-      std::fprintf(stderr, "driftwatch-collector: %s; running without metrics\n", m.error().c_str());
+      LogWarn("%s; running without metrics\n", m.error().c_str());
     } else {
       metrics = std::move(*m);
-      std::fprintf(stderr, "driftwatch-collector: metrics on http://%s (port %u)\n",
+      LogInfo("metrics on http://%s (port %u)\n",
                    metrics_address.c_str(), metrics->port());
     }
   }
@@ -311,9 +319,9 @@ int main(int argc, char** argv) {
       systemd.Reloading();
       auto r = detect->Reload();
       if (r) {
-        std::fprintf(stderr, "driftwatch-collector: SIGHUP: %zu rules loaded\n", *r);
+        LogInfo("SIGHUP: %zu rules loaded\n", *r);
       } else {
-        std::fprintf(stderr, "driftwatch-collector: SIGHUP: %s\n", r.error().c_str());
+        LogError("SIGHUP: %s\n", r.error().c_str());
       }
       systemd.Ready("reloaded");
       continue;
@@ -321,7 +329,7 @@ int main(int argc, char** argv) {
     if (sig == SIGTERM || sig == SIGINT) break;
   }
   systemd.Stopping();
-  std::fprintf(stderr, "driftwatch-collector: signal %d: shutting down\n", sig);
+  LogInfo("signal %d: shutting down\n", sig);
   // Streams get 5 s to finish; their outstanding batches are committed before they end.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();
@@ -331,7 +339,7 @@ int main(int argc, char** argv) {
   work.reset();
   mio.stop();
   metrics_thread.join();
-  std::fprintf(stderr, "driftwatch-collector: stopped (%llu alerts)\n",
+  LogInfo("stopped (%llu alerts)\n",
                (unsigned long long)detect->counters().alerts.load());
   return 0;
 }

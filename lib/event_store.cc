@@ -1,4 +1,5 @@
 #include "lib/event_store.h"
+#include "lib/log.h"
 
 #include <google/protobuf/arena.h>
 #include <sqlite3.h>
@@ -652,13 +653,13 @@ void EventStore::WriterLoop() {
       auto ok = CommitPending(&items, &results);
       for (size_t i = 0; i < items.size(); ++i) {
         CommitResult r = ok ? results[i] : CommitResult{0, 0, ok.error()};
-        if (!ok) std::fprintf(stderr, "driftwatch-collector: store: %s\n", ok.error().c_str());
+        if (!ok) LogWarn("store: %s\n", ok.error().c_str());
         items[i].done(r);
       }
     }
     if (Clock::now() >= next_retention) {
       auto r = EnforceRetention(NowNs());
-      if (!r) std::fprintf(stderr, "driftwatch-collector: retention: %s\n", r.error().c_str());
+      if (!r) LogWarn("retention: %s\n", r.error().c_str());
       // A backlog of old rows is worked off a few chunks at a time between commits.
       next_retention = Clock::now() + ((r && *r >= opt_.retention_chunk * 20)
                                            ? std::chrono::milliseconds(0)

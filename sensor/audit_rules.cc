@@ -1,4 +1,5 @@
 #include "sensor/audit_rules.h"
+#include "lib/log.h"
 
 #include <libaudit.h>
 #include <signal.h>
@@ -85,7 +86,7 @@ void WriteState(const std::string& path, const audit_status& st) {
   std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");
   if (!f) {
-    std::fprintf(stderr, "driftwatch-sensor: %s: %s (audit settings not kept for crash recovery)\n",
+    LogWarn("%s: %s (audit settings not kept for crash recovery)\n",
                  tmp.c_str(), strerror(errno));
     return;
   }

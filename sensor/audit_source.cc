@@ -1,4 +1,5 @@
 #include "sensor/audit_source.h"
+#include "lib/log.h"
 
 #include <linux/audit.h>
 #include <linux/netlink.h>
@@ -91,7 +92,7 @@ void AuditSource::ReadLoop() {
       continue;
     }
     if (n < 0) {
-      std::fprintf(stderr, "driftwatch-sensor: netlink receive: %s\n", strerror(-n));
+      LogWarn("netlink receive: %s\n", strerror(-n));
       continue;
     }
     if (n > 0 && batch.recs.empty()) batch_start = std::chrono::steady_clock::now();

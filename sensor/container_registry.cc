@@ -16,6 +16,7 @@
 #include "lib/cri_client.h"
 #include "lib/image_ref.h"
 #include "lib/mountinfo.h"
+#include "lib/log.h"
 
 namespace driftwatch::sensor {
 namespace {
@@ -91,8 +92,8 @@ std::optional<std::string> ContainerRegistry::Start() {
       tried += "\n  " + c.error();
     }
     if (!cri_)
-      std::fprintf(stderr,
-                   "driftwatch-sensor: no CRI runtime answered; containers from cgroup paths "
+      LogWarn(
+                   "no CRI runtime answered; containers from cgroup paths "
                    "only:%s\n",
                    tried.c_str());
   }
@@ -226,7 +227,7 @@ void ContainerRegistry::WatchTree(const std::string& dir) {
   int wd = inotify_add_watch(inotify_fd_, dir.c_str(), kWatchMask);
   if (wd < 0) {
     if (errno != ENOENT)
-      std::fprintf(stderr, "driftwatch-sensor: inotify watch %s: %s\n", dir.c_str(),
+      LogWarn("inotify watch %s: %s\n", dir.c_str(),
                    strerror(errno));
     return;
   }
@@ -453,7 +454,7 @@ void ContainerRegistry::Resync() {
   if (cri_) {
     auto list = cri_->ListContainers();
     if (!list) {
-      std::fprintf(stderr, "driftwatch-sensor: %s\n", list.error().c_str());
+      LogInfo("%s\n", list.error().c_str());
     } else {
       std::set<std::string> running;
       for (const auto& c : *list) {
@@ -510,7 +511,7 @@ void ContainerRegistry::Run() {
     pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
     int n = poll(fds, 2, timeout_ms);
     if (n < 0 && errno != EINTR) {
-      std::fprintf(stderr, "driftwatch-sensor: registry poll: %s\n", strerror(errno));
+      LogWarn("registry poll: %s\n", strerror(errno));
       break;
     }
     if (stop_) break;

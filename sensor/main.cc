@@ -39,6 +39,7 @@
 #include "sensor/fanotify_watcher.h"
 #include "sensor/spool.h"
 #include "sensor/uplink.h"
+#include "lib/log.h"
 
 namespace driftwatch::sensor {
 namespace {
@@ -71,6 +72,7 @@ struct Flags {
   uint64_t spool_max_bytes = 256ull << 20;
   std::string spool_fsync = "interval";
   std::string metrics_address = "127.0.0.1:9464";
+  std::string log_format = "text";
 };
 
 // Filesystems that hold container snapshots where the usual runtimes keep them.
@@ -172,13 +174,13 @@ class Output {
     if (spool_) {
       if (auto r = spool_->Append(ev); !r && !spool_failed_) {
         spool_failed_ = true;  // said once; the spool's own counters tell the rest
-        std::fprintf(stderr, "driftwatch-sensor: spool: %s\n", r.error().c_str());
+        LogWarn("spool: %s\n", r.error().c_str());
       }
       if (notify_) notify_();
     }
     if (capture_ && !capture_->Write(ev) && !failed_) {
       failed_ = true;
-      std::fprintf(stderr, "driftwatch-sensor: capture write failed: %s\n", strerror(errno));
+      LogWarn("capture write failed: %s\n", strerror(errno));
     }
   }
   void Flush() {
@@ -211,12 +213,12 @@ int Run(const Flags& flags) {
   else if (flags.audit_mode == "observer") mode = AuditMode::kObserver;
   else if (audit_on) mode = AuditPidHeld() ? AuditMode::kObserver : AuditMode::kOwner;
   if (!audit_on && !containers_on) {
-    std::fprintf(stderr, "driftwatch-sensor: --audit-mode off with --audit-only leaves nothing to do\n");
+    LogError("--audit-mode off with --audit-only leaves nothing to do\n");
     return 2;
   }
   std::optional<FanotifyMode> fmode = ParseFanotifyMode(flags.fanotify_mode);
   if (!fmode) {
-    std::fprintf(stderr, "driftwatch-sensor: --fanotify-mode %s: unknown mode\n",
+    LogError("--fanotify-mode %s: unknown mode\n",
                  flags.fanotify_mode.c_str());
     return 2;
   }
@@ -233,7 +235,7 @@ int Run(const Flags& flags) {
   } else if (!flags.capture.empty()) {
     out = std::fopen(flags.capture.c_str(), "wb");
     if (out == nullptr) {
-      std::fprintf(stderr, "driftwatch-sensor: %s: %s\n", flags.capture.c_str(), strerror(errno));
+      LogError("%s: %s\n", flags.capture.c_str(), strerror(errno));
       return 1;
     }
   }
@@ -260,7 +262,7 @@ int Run(const Flags& flags) {
                                               : FsyncPolicy::kInterval;
     auto sp = Spool::Open(so);
     if (!sp) {
-      std::fprintf(stderr, "driftwatch-sensor: spool %s: %s\n", so.dir.c_str(), sp.error().c_str());
+      LogError("spool %s: %s\n", so.dir.c_str(), sp.error().c_str());
       return 1;
     }
     spool = std::move(*sp);
@@ -286,7 +288,7 @@ int Run(const Flags& flags) {
             watcher->ForgetContainer(info.id());
           } else if (info.init_pid() != 0) {
             if (auto r = watcher->WatchContainerRoot(info.id(), static_cast<pid_t>(info.init_pid())); !r)
-              std::fprintf(stderr, "driftwatch-sensor: %s\n", r.error().c_str());
+              LogWarn("%s\n", r.error().c_str());
           }
         }
       }
@@ -298,7 +300,7 @@ int Run(const Flags& flags) {
       output.Write(ev);
     });
     if (auto err = registry->Start()) {
-      std::fprintf(stderr, "driftwatch-sensor: containers: %s\n", err->c_str());
+      LogError("containers: %s\n", err->c_str());
       return 1;
     }
     if (*fmode != FanotifyMode::kOff) {
@@ -309,7 +311,7 @@ int Run(const Flags& flags) {
       fo.hash_max_bytes = flags.hash_max;
       auto w = FanotifyWatcher::Open(fo, registry.get(), [&](v1::Event& ev) { output.Write(ev); });
       if (!w) {
-        std::fprintf(stderr, "driftwatch-sensor: fanotify: %s\n", w.error().c_str());
+        LogError("fanotify: %s\n", w.error().c_str());
         return 1;
       }
       std::lock_guard<std::mutex> lock(watcher_mu);
@@ -327,7 +329,7 @@ int Run(const Flags& flags) {
   if (audit_on) {
     auto opened = AuditNetlink::Open(mode, flags.rcvbuf);
     if (!opened) {
-      std::fprintf(stderr, "driftwatch-sensor: %s\n", opened.error().c_str());
+      LogError("%s\n", opened.error().c_str());
       return 1;
     }
     nl = std::move(*opened);
@@ -337,7 +339,7 @@ int Run(const Flags& flags) {
       opt.state_file = flags.audit_state_file;
       auto own = AuditOwnership::Acquire(nl.get(), opt);
       if (!own) {
-        std::fprintf(stderr, "driftwatch-sensor: owner mode: %s\n", own.error().c_str());
+        LogError("owner mode: %s\n", own.error().c_str());
         return 1;
       }
       ownership = std::move(*own);
@@ -422,7 +424,7 @@ int Run(const Flags& flags) {
                       std::to_string(registry->size()) + " running; fanotify " +
                       (watcher ? std::string(FanotifyModeName(watcher->mode())) : "off");
   }
-  std::fprintf(stderr, "driftwatch-sensor %s: %s%s\n", kVersion, audit_desc.c_str(),
+  LogBanner("driftwatch-sensor %s: %s%s\n", kVersion, audit_desc.c_str(),
                containers_desc.c_str());
 
   std::unique_ptr<Uplink> uplink;
@@ -447,14 +449,14 @@ int Run(const Flags& flags) {
         },
         [&](const std::string& container) { return TakeInventory(registry.get(), container, flags.hash_max); });
     if (!up) {
-      std::fprintf(stderr, "driftwatch-sensor: collector: %s\n", up.error().c_str());
+      LogError("collector: %s\n", up.error().c_str());
       return 1;
     }
     uplink = std::move(*up);
     Uplink* u = uplink.get();
     output.SetNotify([u] { u->Notify(); });
     uplink->Start();
-    std::fprintf(stderr, "driftwatch-sensor: spool %s (%llu events waiting), collector %s%s\n",
+    LogInfo("spool %s (%llu events waiting), collector %s%s\n",
                  flags.spool_dir.c_str(), (unsigned long long)spool->depth(),
                  flags.collector.c_str(), flags.insecure ? " (plaintext)" : " (mTLS)");
   }
@@ -577,10 +579,10 @@ int Run(const Flags& flags) {
     auto m = MetricsServer::Start(&io, flags.metrics_address, collect, health, status_json);
     if (!m) {
       // Watching goes on without metrics: a busy port must not cost the node its sensor.
-      std::fprintf(stderr, "driftwatch-sensor: %s; running without metrics\n", m.error().c_str());
+      LogWarn("%s; running without metrics\n", m.error().c_str());
     } else {
       metrics = std::move(*m);
-      std::fprintf(stderr, "driftwatch-sensor: metrics on http://%s (port %u): /metrics /healthz /status\n",
+      LogInfo("metrics on http://%s (port %u): /metrics /healthz /status\n",
                    flags.metrics_address.c_str(), metrics->port());
     }
   }
@@ -617,7 +619,7 @@ int Run(const Flags& flags) {
       if (sig == SIGHUP) {
         // Nothing the sensor reads at run time can change: its settings are flags.
         systemd.Reloading();
-        std::fprintf(stderr, "driftwatch-sensor: SIGHUP: nothing to reload (restart to apply new flags)\n");
+        LogInfo("SIGHUP: nothing to reload (restart to apply new flags)\n");
         systemd.Ready("running");
         wait_signal();
         return;
@@ -644,15 +646,15 @@ int Run(const Flags& flags) {
     uplink->Drain(std::chrono::seconds(2));
     uplink->Stop();
     output.SetNotify(nullptr);
-    std::fprintf(stderr, "driftwatch-sensor: collector: %llu events acknowledged, %llu left in the spool\n",
+    LogInfo("collector: %llu events acknowledged, %llu left in the spool\n",
                  (unsigned long long)uplink->counters().events_acked.load(),
                  (unsigned long long)spool->depth());
   }
   if (spool) (void)spool->Sync();
   if (source) {
     const AuditCounters& c = source->counters();
-    std::fprintf(stderr,
-                 "driftwatch-sensor: %llu records, %llu events; lost: kernel %llu, socket "
+    LogInfo(
+                 "%llu records, %llu events; lost: kernel %llu, socket "
                  "overruns %llu, queue drops %llu, evictions %llu; %llu parse errors\n",
                  (unsigned long long)c.records.load(), (unsigned long long)c.events.load(),
                  (unsigned long long)c.KernelLostDelta(), (unsigned long long)c.socket_enobufs.load(),
@@ -661,7 +663,7 @@ int Run(const Flags& flags) {
   }
   if (watcher) {
     const auto& c = watcher->counters();
-    std::fprintf(stderr, "driftwatch-sensor: fanotify %llu events, %llu overflows\n",
+    LogInfo("fanotify %llu events, %llu overflows\n",
                  (unsigned long long)c.events.load(), (unsigned long long)c.overflows.load());
   }
   if (out && out != stdout) std::fclose(out);
@@ -724,6 +726,11 @@ int main(int argc, char** argv) {
                  "HOST:PORT serving /metrics (Prometheus), /healthz and /status (what "
                  "`driftwatch status` reads); empty: off")
       ->capture_default_str();
+  app.add_option("--log-format", f.log_format,
+                 "text: one line per event of note on stderr; json: one JSON object per line "
+                 "(time, level, program, msg)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.add_option("--collector", f.collector,
                  "collector address HOST:PORT: events go through the spool to it (default: none)");
   app.add_option("--tls-ca", f.tls_ca, "PEM file of the CA that signed the collector's certificate");
@@ -752,5 +759,6 @@ int main(int argc, char** argv) {
     std::fputs(app.config_to_str(true, false).c_str(), stdout);
     return 0;
   }
+  driftwatch::SetLogFormat("driftwatch-sensor", f.log_format);
   return driftwatch::sensor::Run(f);
 }

@@ -1,4 +1,5 @@
 #include "sensor/spool.h"
+#include "lib/log.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -30,7 +31,7 @@ std::string Errno(std::string_view what, const std::string& path, int err = errn
 }
 
 void Log(const std::string& msg) {
-  std::fprintf(stderr, "driftwatch-sensor: spool: %s\n", msg.c_str());
+  LogWarn("spool: %s\n", msg.c_str());
 }
 
 void PutU32(char* p, uint32_t v) {

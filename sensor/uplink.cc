@@ -1,4 +1,5 @@
 #include "sensor/uplink.h"
+#include "lib/log.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -233,7 +234,7 @@ void Uplink::Pump() {
     uint64_t next = send_pos_;
     auto r = spool_->Read(send_pos_, max_batch_, options_.batch_bytes, &events, &next);
     if (!r) {
-      std::fprintf(stderr, "driftwatch-sensor: spool read: %s\n", r.error().c_str());
+      LogWarn("spool read: %s\n", r.error().c_str());
       return;
     }
     if (events.empty()) return;
@@ -244,7 +245,7 @@ void Uplink::Pump() {
       if (!b->add_events()->ParseFromString(raw)) {
         // Unreadable spool record (checksummed, so a bug, not disk rot): skip it, say so.
         b->mutable_events()->RemoveLast();
-        std::fprintf(stderr, "driftwatch-sensor: spool record that is not an event skipped\n");
+        LogWarn("spool record that is not an event skipped\n");
       }
     }
     in_flight_.push_back({b->batch_id(), next, events.size()});
@@ -264,7 +265,7 @@ void Uplink::OnMessage(const v1::CollectorMessage& m) {
     send_pos_ = spool_->acked();  // everything unacknowledged goes (again)
     ++counters_.connects;
     counters_.connected = true;
-    std::fprintf(stderr, "driftwatch-sensor: connected to collector %s as node %s; %llu events to send\n",
+    LogInfo("connected to collector %s as node %s; %llu events to send\n",
                  options_.target.c_str(), m.welcome().node().c_str(),
                  (unsigned long long)spool_->depth());
     Pump();
@@ -278,7 +279,7 @@ void Uplink::OnMessage(const v1::CollectorMessage& m) {
     }
     if (n > 0) {
       if (auto r = spool_->Ack(end); !r)
-        std::fprintf(stderr, "driftwatch-sensor: spool ack: %s\n", r.error().c_str());
+        LogWarn("spool ack: %s\n", r.error().c_str());
       counters_.events_acked += n;
       counters_.duplicates += m.ack().duplicates();
     }
@@ -321,7 +322,7 @@ void Uplink::ScheduleReconnect() {
   // Full jitter between half the backoff and the backoff, doubling up to the cap.
   std::uniform_int_distribution<int64_t> d(backoff_.count() / 2, backoff_.count());
   auto delay = std::chrono::milliseconds(d(rng_));
-  std::fprintf(stderr, "driftwatch-sensor: %s; retrying in %lld ms (%llu events waiting)\n",
+  LogWarn("%s; retrying in %lld ms (%llu events waiting)\n",
                last_error_.c_str(), (long long)delay.count(), (unsigned long long)spool_->depth());
   backoff_ = std::min(backoff_ * 2, options_.backoff_max);
   retry_timer_.expires_after(delay);
