@@ -5,15 +5,12 @@
 #include <dirent.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <expected>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,6 +19,7 @@
 #include "lib/drift_inventory.h"
 #include "lib/event_json.h"
 #include "lib/mountinfo.h"
+#include "lib/procfs.h"
 
 namespace driftwatch::cli {
 namespace {
@@ -32,34 +30,12 @@ struct Target {
   pid_t pid = 0;
 };
 
-std::string ReadSmallFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return "";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// State and start time (clock ticks since boot) from /proc/<pid>/stat; nullopt for a
-// vanished process or a zombie (no root left to read).
+// Start time (clock ticks since boot) of a live process; nullopt for a vanished process or
+// a zombie (no root left to read).
 std::optional<uint64_t> LiveStartTime(pid_t pid) {
-  std::string stat = ReadSmallFile("/proc/" + std::to_string(pid) + "/stat");
-  // comm may hold spaces and parentheses: fields resume after the last ')'.
-  size_t rp = stat.rfind(')');
-  if (rp == std::string::npos) return std::nullopt;
-  std::istringstream fields(stat.substr(rp + 1));
-  std::string f;
-  // Field 3 is the state, field 22 the start time.
-  for (int i = 3; i <= 22 && fields >> f; ++i) {
-    if (i == 3 && (f == "Z" || f == "X")) return std::nullopt;
-    if (i == 22) {
-      uint64_t v = 0;
-      auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), v);
-      if (ec != std::errc() || p != f.data() + f.size()) return std::nullopt;
-      return v;
-    }
-  }
-  return std::nullopt;
+  auto st = ReadProcStat(pid);
+  if (!st || st->state == 'Z' || st->state == 'X') return std::nullopt;
+  return st->start_ticks;
 }
 
 struct Candidate {

@@ -19,11 +19,12 @@
 #include "collector/alerting.h"
 #include "collector/ingest_server.h"
 #include "lib/daemon_config.h"
+#include "lib/event_json.h"
 #include "lib/event_store.h"
+#include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/systemd_notify.h"
 #include "lib/version.h"
-#include "lib/log.h"
 
 namespace {
 

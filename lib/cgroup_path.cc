@@ -1,9 +1,9 @@
 #include "lib/cgroup_path.h"
 
 #include <array>
-#include <fstream>
-#include <sstream>
 #include <vector>
+
+#include "lib/procfs.h"
 
 namespace driftwatch {
 namespace {
@@ -225,11 +225,9 @@ std::optional<CgroupContainer> ContainerFromProcCgroup(std::string_view text) {
 }
 
 std::optional<CgroupContainer> ContainerOfPid(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ContainerFromProcCgroup(ss.str());
+  std::string text;
+  if (!ReadSmallFile("/proc/" + std::to_string(pid) + "/cgroup", &text)) return std::nullopt;
+  return ContainerFromProcCgroup(text);
 }
 
 }  // namespace driftwatch

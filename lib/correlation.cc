@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "lib/event_json.h"
+#include "lib/file_digest.h"
 
 namespace driftwatch {
 namespace {
@@ -39,18 +40,6 @@ std::string Resolve(const std::string& path, const std::string& cwd) {
     out.append(p);
   }
   return out.empty() ? "/" : out;
-}
-
-std::string Hex(const std::string& bytes) {
-  if (bytes.size() != 32) return bytes;  // not a raw sha256: keep what the sensor sent
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  out.reserve(64);
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
 }
 
 std::string Basename(const std::string& p) {
@@ -174,6 +163,15 @@ std::shared_ptr<const v1::ContainerInfo> Correlator::ContainerShared(const std::
 const Correlator::Proc* Correlator::FindProc(const std::string& node, uint32_t pid) const {
   auto it = procs_.find(ProcKey(node, pid));
   return it == procs_.end() ? nullptr : &it->second->proc;
+}
+
+void Correlator::NameWriter(const std::string& node, FileHistory* h) const {
+  // A file's write (fanotify) can arrive before its writer's exec (audit): name it later.
+  if (!h->writer_name.empty() || h->writer_pid == 0) return;
+  if (const Proc* w = FindProc(node, h->writer_pid)) {
+    h->writer_name = w->name;
+    if (h->writer_exepath.empty()) h->writer_exepath = w->exepath;
+  }
 }
 
 std::vector<ProcessInfo> Correlator::Lineage(const std::string& node, uint32_t ppid,
@@ -310,9 +308,7 @@ void Correlator::MatchPending(const std::string& node, ContainerState& cs, const
     ctx.event_owner = pe.ev;
     ctx.lineage = pe.lineage;
     ctx.file = rec.hist;
-    if (ctx.file.writer_name.empty() && ctx.file.writer_pid != 0) {
-      if (const Proc* w = FindProc(node, ctx.file.writer_pid)) ctx.file.writer_name = w->name;
-    }
+    NameWriter(node, &ctx.file);
     FillContainer(&cs, &ctx);
     reevaluate->push_back(std::move(ctx));
   }
@@ -384,13 +380,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
     }
     if (FileRecord* rec = FindFile(cs, paths, e.exe_inode())) {
-      // The writer's name when its write (fanotify) came before its own exec (audit).
-      if (rec->hist.writer_name.empty() && rec->hist.writer_pid != 0) {
-        if (const Proc* w = FindProc(node, rec->hist.writer_pid)) {
-          rec->hist.writer_name = w->name;
-          if (rec->hist.writer_exepath.empty()) rec->hist.writer_exepath = w->exepath;
-        }
-      }
+      NameWriter(node, &rec->hist);
       ctx.file = rec->hist;
       // A write later than the exec (beyond the window) is not what this exec ran.
       if (rec->hist.written_at_runtime && rec->hist.written_ns > ev.time_ns() + window) {
@@ -484,7 +474,9 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       } else {
         h.written_ns = ev.time_ns();  // moved into place now; the content's writer stays
       }
-      if (!w.sha256().empty()) h.sha256 = Hex(w.sha256());
+      // A raw sha256 as hex; anything else (not what the sensor sends) kept as it came.
+      if (!w.sha256().empty())
+        h.sha256 = w.sha256().size() == 32 ? HexOf(w.sha256()) : w.sha256();
       ctx.file = h;
       if (h.written_at_runtime || h.chmod_exec) MatchPending(node, cs, rec, reevaluate);
     }

@@ -109,6 +109,7 @@ class Correlator {
                        uint64_t inode);
   FileRecord& UpsertFile(ContainerState& cs, const std::string& path, uint64_t inode);
   void EraseFile(ContainerState& cs, const std::string& path);
+  void NameWriter(const std::string& node, FileHistory* h) const;
   void MatchPending(const std::string& node, ContainerState& cs, const FileRecord& rec,
                     std::vector<RuleContext>* reevaluate);
   void SweepPending();

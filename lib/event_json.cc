@@ -197,6 +197,12 @@ void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
+std::string JsonQuote(std::string_view bytes) {
+  std::string out;
+  AppendJsonString(bytes, &out);
+  return out;
+}
+
 std::string FormatIsoTime(int64_t time_ns) {
   time_t secs = static_cast<time_t>(time_ns / 1000000000);
   int64_t frac = time_ns % 1000000000;

@@ -22,6 +22,7 @@ bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* container, st
 
 // JSON string literal, quotes included, with the escaping described above.
 void AppendJsonString(std::string_view bytes, std::string* out);
+std::string JsonQuote(std::string_view bytes);  // the same, as a value
 
 // "2026-11-28T09:06:20.123000000Z"
 std::string FormatIsoTime(int64_t time_ns);

@@ -65,7 +65,4 @@ class MetricsServer {
   std::shared_ptr<bool> alive_;  // connections outliving Stop() check it
 };
 
-// Minimal JSON string escaping for status documents.
-std::string JsonQuote(const std::string& s);
-
 }  // namespace driftwatch

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "lib/procfs.h"
+
 namespace driftwatch {
 namespace {
 
@@ -265,12 +267,9 @@ bool IsInUpperLayer(const std::string& upperdir, std::string_view path) {
 
 std::set<std::string> MountPointsOfPid(pid_t pid) {
   std::set<std::string> out;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/mountinfo");
-  if (!f) return out;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string err;
-  for (const auto& m : ParseMountinfo(ss.str(), &err))
+  std::string text, err;
+  if (!ReadSmallFile("/proc/" + std::to_string(pid) + "/mountinfo", &text)) return out;
+  for (const auto& m : ParseMountinfo(text, &err))
     if (m.mount_point != "/") out.insert(m.mount_point);
   return out;
 }

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "lib/cgroup_path.h"
+#include "lib/procfs.h"
 
 namespace driftwatch::sensor {
 namespace {
@@ -18,37 +19,6 @@ int64_t ClockNs(clockid_t c) {
   timespec ts{};
   clock_gettime(c, &ts);
   return static_cast<int64_t>(ts.tv_sec) * kNs + ts.tv_nsec;
-}
-
-// Reads a small /proc file in one go; false when the process is gone.
-bool ReadSmall(const char* path, std::string* out) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[4096];
-  out->clear();
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    out->append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return !out->empty();
-}
-
-// Field 22 (starttime) of /proc/<pid>/stat: counted after the comm's closing ')', which
-// may itself contain spaces and parentheses.
-bool StartTicks(const std::string& stat, uint64_t* ticks) {
-  size_t p = stat.rfind(')');
-  if (p == std::string::npos) return false;
-  int field = 2;
-  for (size_t i = p + 1; i < stat.size(); ++i) {
-    if (stat[i] != ' ') continue;
-    if (++field == 22) {
-      *ticks = std::strtoull(stat.c_str() + i + 1, nullptr, 10);
-      return true;
-    }
-  }
-  return false;
 }
 
 }  // namespace
@@ -69,11 +39,8 @@ int64_t Enricher::WallToBootNs(int64_t wall_ns) {
 
 bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container) {
   if (pid <= 0) return false;
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  std::string text;
-  uint64_t start = 0;
-  if (!ReadSmall(path, &text) || !StartTicks(text, &start)) {
+  std::optional<ProcStat> stat = ReadProcStat(pid);
+  if (!stat) {
     // Gone: the cache still knows container processes that exited since.
     auto it = cache_.find(pid);
     if (it == cache_.end()) return false;
@@ -83,6 +50,7 @@ bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container) 
     return true;
   }
   // Start times have clock-tick resolution: allow one tick.
+  const uint64_t start = stat->start_ticks;
   int64_t start_ns = static_cast<int64_t>(start) * (kNs / ticks_per_sec_);
   if (start_ns > event_boot_ns + kNs / ticks_per_sec_) {
     ++stats_.pid_reused;
@@ -93,8 +61,8 @@ bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container) 
     *container = it->second.container;
     return true;
   }
-  std::snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
-  if (!ReadSmall(path, &text)) return false;
+  std::string text;
+  if (!ReadSmallFile("/proc/" + std::to_string(pid) + "/cgroup", &text)) return false;
   auto c = ContainerFromProcCgroup(text);
   *container = c ? c->id : "";
   // Only container answers are cached: a process moves from the host's cgroup into a

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "lib/file_digest.h"
+#include "lib/procfs.h"
 
 namespace driftwatch::sensor {
 namespace {
@@ -64,21 +65,12 @@ std::string FdPath(int fd) {
   return ReadLink(link);
 }
 
-// Small reads of /proc files without iostreams; "" on failure.
-std::string ReadSmallFile(const char* path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  char buf[4096];
-  ssize_t n = read(fd, buf, sizeof buf);
-  close(fd);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
 // mnt_id of an fd from /proc/self/fdinfo; -1 if unknown.
 int FdMountId(int fd) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
-  std::string info = ReadSmallFile(path);
+  std::string info;
+  ReadSmallFile(path, &info);
   size_t at = info.find("mnt_id:");
   if (at == std::string::npos) return -1;
   at += 7;
@@ -399,7 +391,7 @@ void FanotifyWatcher::FillProcess(pid_t pid, v1::FileWrite* w) {
     // Best effort: a short-lived writer may be gone by now.
     char path[64];
     std::snprintf(path, sizeof path, "/proc/%d/comm", pid);
-    p.comm = ReadSmallFile(path);
+    ReadSmallFile(path, &p.comm);
     if (!p.comm.empty() && p.comm.back() == '\n') p.comm.pop_back();
     std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
     p.exe = ReadLink(path);

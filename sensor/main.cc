@@ -25,11 +25,13 @@
 
 #include "lib/capture.h"
 #include "lib/daemon_config.h"
-#include "lib/metrics.h"
-#include "lib/systemd_notify.h"
 #include "lib/drift_inventory.h"
+#include "lib/event_json.h"
+#include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/mountinfo.h"
 #include "lib/process_tree.h"
+#include "lib/systemd_notify.h"
 #include "lib/version.h"
 #include "sensor/audit_netlink.h"
 #include "sensor/audit_rules.h"
@@ -39,7 +41,6 @@
 #include "sensor/fanotify_watcher.h"
 #include "sensor/spool.h"
 #include "sensor/uplink.h"
-#include "lib/log.h"
 
 namespace driftwatch::sensor {
 namespace {
