@@ -29,7 +29,9 @@
 // long or fails its crc; the rest of that segment is cut off (truncated), logged with file
 // name and offset, and counted in recovered_corrupt(): the number of positions lost when the
 // next segment tells (a cut in the middle of the spool), else 1 (a torn tail). A record is
-// written with one pwrite(), so a kill -9 loses nothing whose Append returned. A new Open
+// written with one pwrite(), so a kill -9 loses nothing whose Append returned; a kill inside
+// that pwrite can leave its record partial (the kernel stops a page-cache write between pages
+// once SIGKILL is pending), and that record, never returned, is the torn tail. A new Open
 // always appends to a new segment; old ones are never written again.
 //
 // Durability (FsyncPolicy), what survives what:
