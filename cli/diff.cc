@@ -165,24 +165,28 @@ std::string Printable(const std::string& s) {
   return out;
 }
 
-void PrintJson(const std::vector<DriftEntry>& entries) {
-  std::string out;
-  for (const DriftEntry& e : entries) {
-    out += "{\"kind\":\"";
-    out += DriftKindName(e.kind);
-    out += "\",\"path\":";
-    AppendJsonString(e.path, &out);
-    out += ",\"type\":\"";
-    out.push_back(e.type);
-    out += "\",\"mode\":\"" + OctalMode(e.mode) + "\",\"size\":" + std::to_string(e.size);
-    out += std::string(",\"executable\":") + (e.executable ? "true" : "false");
-    out += ",\"sha256\":\"" + e.sha256_hex + "\"";
-    out += std::string(",\"opaque\":") + (e.opaque_dir ? "true" : "false") + "}\n";
-  }
-  std::fwrite(out.data(), 1, out.size(), stdout);
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "driftwatch diff: %s\n", msg.c_str());
+  return 1;
 }
 
-void PrintTable(const std::vector<DriftEntry>& entries, const std::string& what) {
+}  // namespace
+
+std::string DriftEntryJson(const DriftEntry& e) {
+  std::string out = "{\"kind\":\"";
+  out += DriftKindName(e.kind);
+  out += "\",\"path\":";
+  AppendJsonString(e.path, &out);
+  out += ",\"type\":\"";
+  out.push_back(e.type);
+  out += "\",\"mode\":\"" + OctalMode(e.mode) + "\",\"size\":" + std::to_string(e.size);
+  out += std::string(",\"executable\":") + (e.executable ? "true" : "false");
+  out += ",\"sha256\":\"" + e.sha256_hex + "\"";
+  out += std::string(",\"opaque\":") + (e.opaque_dir ? "true" : "false") + "}";
+  return out;
+}
+
+void PrintDriftTable(const std::vector<DriftEntry>& entries, const std::string& what) {
   size_t width = 4;
   std::vector<std::string> paths;
   for (const DriftEntry& e : entries) {
@@ -207,13 +211,6 @@ void PrintTable(const std::vector<DriftEntry>& entries, const std::string& what)
   std::printf("%zu change(s): %zu added, %zu modified, %zu deleted (%s)\n", entries.size(),
               counts[0], counts[1], counts[2], what.c_str());
 }
-
-int Fail(const std::string& msg) {
-  std::fprintf(stderr, "driftwatch diff: %s\n", msg.c_str());
-  return 1;
-}
-
-}  // namespace
 
 int RunDiff(const DiffOptions& opt) {
   int sources = !opt.container.empty() + (opt.pid != 0) + !opt.upperdir.empty();
@@ -262,9 +259,11 @@ int RunDiff(const DiffOptions& opt) {
     std::fprintf(stderr, "driftwatch diff: %zu mount target(s) made by the runtime left out "
                  "(--include-mount-points shows them)\n", left_out);
   if (opt.json) {
-    PrintJson(*entries);
+    std::string out;
+    for (const DriftEntry& e : *entries) out += DriftEntryJson(e) + "\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
   } else {
-    PrintTable(*entries, what);
+    PrintDriftTable(*entries, what);
   }
   return std::fflush(stdout) == 0 ? 0 : 1;
 }

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "lib/drift_inventory.h"
+
 namespace driftwatch::cli {
 
 struct DiffOptions {
@@ -25,5 +27,10 @@ struct DiffOptions {
 // Prints the container's drift against its image. Returns the exit status: 0, or 1 with a
 // message on stderr (no container matches, ambiguous prefix, root not an overlay, ...).
 int RunDiff(const DiffOptions& opt);
+
+// The diff's renderings, shared with `driftwatch inventory`: one entry as a JSON object (no
+// newline), and the table with its summary line naming `what` was compared.
+std::string DriftEntryJson(const DriftEntry& e);
+void PrintDriftTable(const std::vector<DriftEntry>& entries, const std::string& what);
 
 }  // namespace driftwatch::cli

@@ -4,6 +4,7 @@
 #include "cli/alerts.h"
 #include "cli/analyze.h"
 #include "cli/diff.h"
+#include "cli/inventory.h"
 #include "cli/events.h"
 #include "cli/rules.h"
 #include "cli/status.h"
@@ -96,6 +97,22 @@ int main(int argc, char** argv) {
   al->add_option("--limit", alerts.limit, "only the newest N matches");
   al->add_flag("--table", alerts.table, "a readable table instead of JSON lines");
 
+  driftwatch::cli::InventoryOptions inventory;
+  CLI::App* inv = app.add_subcommand(
+      "inventory",
+      "Print the drift inventories a driftwatch-collector stored: after drift alerts on a "
+      "container it asks the container's sensor which files it added, changed and deleted "
+      "(as `driftwatch diff`). Without CONTAINER: one line per stored inventory.");
+  inv->add_option("container", inventory.container,
+                  "container id or prefix, NAME, POD/NAME or NAMESPACE/POD/NAME: its newest "
+                  "inventory");
+  inv->add_option("--db", inventory.db, "collector database")->capture_default_str();
+  inv->add_option("--node", inventory.node, "only this node");
+  inv->add_option("--pod", inventory.pod, "only this pod (NAME or NAMESPACE/NAME)");
+  inv->add_flag("--all", inventory.all, "every stored inventory that matches, oldest first");
+  inv->add_flag("--json", inventory.json,
+                "one JSON object per inventory (entries as `driftwatch diff --json`)");
+
   driftwatch::cli::RulesCheckOptions rules_check;
   CLI::App* ru = app.add_subcommand("rules", "Falco-syntax rule files: check them, list fields.");
   ru->require_subcommand(1);
@@ -111,6 +128,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (al->parsed()) return driftwatch::cli::RunAlerts(alerts);
+  if (inv->parsed()) return driftwatch::cli::RunInventory(inventory);
   if (rc->parsed()) return driftwatch::cli::RunRulesCheck(rules_check);
   if (rf->parsed()) return driftwatch::cli::RunRulesFields();
   if (st->parsed()) return driftwatch::cli::RunStatus(status);

@@ -3,22 +3,33 @@
 // node and container, then the rules), stores each alert (SQLite, de-duplicated by event and
 // rule) and hands new ones to the outputs (file or stdout, webhook).
 //
+// Drift inventories: when rules tagged `inventory_tag` alert on a container, the detection
+// thread asks that container's sensor for its drift inventory (what `driftwatch diff` shows)
+// once the container's alerts pause for `inventory_quiet`, or `inventory_max_delay` after the
+// first alert waiting, whichever comes first: one inventory per burst, taken after it, and at
+// most one per container per max delay while alerts keep coming. Replies are stored beside
+// the alerts (`driftwatch inventory`).
+//
 // Thread-safety: Submit and Reload from any thread; counters() any thread. The Detector,
 // its rules and the alert store are touched by the detection thread only (Reload hands
 // it new rules through a locked slot).
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <condition_variable>
 #include <deque>
 #include <expected>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "driftwatch/v1/collector.pb.h"
 #include "lib/alert_output.h"
 #include "lib/alert_store.h"
 #include "lib/detect.h"
@@ -38,7 +49,15 @@ struct AlertingOptions {
   // Events waiting for detection (~0.5-1 KiB each): beyond it a burst is stored but not
   // evaluated, counted in driftwatch_collector_detect_queue_drops_total.
   size_t queue_events = 1 << 18;
+  std::string inventory_tag = "drift";  // "" : never ask for inventories
+  std::chrono::milliseconds inventory_quiet{2000};
+  std::chrono::milliseconds inventory_max_delay{30000};
+  std::chrono::milliseconds inventory_timeout{60000};  // a reply later than this is a failure
 };
+
+// Sends Command{inventory} to the node's sensor (IngestService::RequestInventory).
+using InventoryRequester = std::function<std::expected<void, std::string>(
+    const std::string& node, const std::string& container_id, uint64_t command_id)>;
 
 struct AlertingCounters {
   std::atomic<uint64_t> events{0};
@@ -47,6 +66,8 @@ struct AlertingCounters {
   std::atomic<uint64_t> store_errors{0};
   std::atomic<uint64_t> eval_ns{0};
   std::atomic<uint64_t> reloads{0}, reload_failures{0};
+  std::atomic<uint64_t> inventories_requested{0}, inventories_stored{0};
+  std::atomic<uint64_t> inventories_failed{0};  // not sent, error reply, timed out, not stored
 };
 
 class Alerting {
@@ -61,6 +82,10 @@ class Alerting {
   // SIGHUP: reloads rule and policy files; on any error keeps what it had and says why.
   std::expected<size_t, std::string> Reload();
   void Stop();
+  // Before the server starts: how inventories are asked for (without one, none are).
+  void SetInventoryRequester(InventoryRequester fn);
+  // A sensor's InventoryReply (any thread); stored on the detection thread.
+  void SubmitInventory(const std::string& node, v1::InventoryReply reply);
 
   const AlertingCounters& counters() const { return counters_; }
   // Alerts by rule and the outputs' statistics, for metrics (a locked copy).
@@ -73,6 +98,12 @@ class Alerting {
   std::expected<std::shared_ptr<const RuleSet>, std::string> LoadRules() const;
   std::expected<std::shared_ptr<const ImagePolicy>, std::string> LoadPolicy() const;
   void Run();
+  // Detection thread: inventory bookkeeping.
+  using Clock = std::chrono::steady_clock;
+  void WantInventory(const Alert& a);
+  void RequestDueInventories(Clock::time_point now);
+  void StoreInventory(const std::string& node, const v1::InventoryReply& reply);
+  Clock::time_point NextInventoryDue() const;
 
   AlertingOptions opt_;
   std::unique_ptr<AlertStore> store_;
@@ -89,6 +120,18 @@ class Alerting {
   std::shared_ptr<const RuleSet> new_rules_;                          // GUARDED_BY(mu_)
   std::shared_ptr<const ImagePolicy> new_policy_;                     // GUARDED_BY(mu_)
   std::map<std::string, uint64_t> by_rule_;                           // GUARDED_BY(mu_)
+  InventoryRequester request_inventory_;                              // GUARDED_BY(mu_)
+  std::deque<std::pair<std::string, v1::InventoryReply>> replies_;    // GUARDED_BY(mu_)
+
+  // Detection thread only. An inventory wanted for (node, container id), or asked for.
+  struct InventoryWant {
+    std::string node, container_id, container_name, pod_name, pod_namespace;
+    std::set<std::string> rules;
+    Clock::time_point first, last;  // alerts that asked for it
+  };
+  std::map<std::pair<std::string, std::string>, InventoryWant> wanted_;
+  std::map<uint64_t, std::pair<InventoryWant, Clock::time_point>> asked_;  // by command id
+  uint64_t next_command_id_ = 1;
   std::thread thread_;
 };
 

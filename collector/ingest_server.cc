@@ -185,6 +185,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   }
 
   void OnDone() override {
+    if (registered_) svc_->Unregister(node_, this);
     if (hello_) {
       svc_->store_->NodeDisconnected(node_);
       auto n = svc_->store_->Node(node_);
@@ -199,6 +200,25 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     }
     --svc_->active_streams_;
     delete this;
+  }
+
+  // RequestInventory, with the service's streams_mu_ held: keeps the reactor from
+  // finishing (and so from being deleted) until SendPinned. False: the stream is ending.
+  bool Pin() {
+    std::lock_guard lk(mu_);
+    if (finished_ || finish_status_ || read_closed_ || cancelled_ || write_failed_) return false;
+    ++pins_;
+    return true;
+  }
+  void SendPinned(grpc::ByteBuffer msg) {
+    Actions a;
+    {
+      std::lock_guard lk(mu_);
+      --pins_;
+      if (!cancelled_ && !write_failed_) pending_writes_.push_back(std::move(msg));
+      a = Decide(a);
+    }
+    Run(a);
   }
 
  private:
@@ -228,7 +248,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       reading_ = true;
       a.start_read = true;
     }
-    if (ending && !finished_ && !reading_ && !writing_ && !cancelling_ && inflight_.empty() &&
+    if (ending && !finished_ && !reading_ && !writing_ && !cancelling_ && pins_ == 0 &&
+        inflight_.empty() &&
         (pending_writes_.empty() || cancelled_ || write_failed_)) {
       finished_ = true;
       a.finish = true;
@@ -277,27 +298,53 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     std::optional<PreparedBatch> prepared;
     uint64_t batch_id = 0;
     {
-      std::lock_guard lk(mu_);
-      reading_ = false;
-      if (finish_status_) return Decide(Actions{});
-      if (!scanned) {
-        FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, scanned.error()));
-        return Decide(Actions{});
+      Actions a;
+      bool register_node = false;
+      std::optional<v1::InventoryReply> reply;
+      {
+        std::lock_guard lk(mu_);
+        reading_ = false;
+        if (finish_status_) return Decide(Actions{});
+        if (!scanned) {
+          FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, scanned.error()));
+          return Decide(Actions{});
+        }
+        switch (msg_.body) {
+          case v1::SensorMessage::kHello:
+            OnHello();
+            register_node = hello_ && !finish_status_;
+            break;
+          case v1::SensorMessage::kBatch:
+            if (CheckBatch()) batch_id = msg_.batch_id;
+            break;
+          case v1::SensorMessage::kInventory:
+            if (!hello_) {
+              FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                      "InventoryReply before Hello: the first message must be "
+                                      "Hello"));
+            } else {
+              reply = std::move(*msg_.message.mutable_inventory());
+            }
+            break;
+          case v1::SensorMessage::BODY_NOT_SET:
+            FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                    "SensorMessage without a body (hello, batch or inventory)"));
+            break;
+        }
+        if (batch_id != 0) {
+          reading_ = true;  // not really: keeps other reads and Finish away until Submit
+        } else {
+          a = Decide(Actions{});
+        }
       }
-      switch (msg_.body) {
-        case v1::SensorMessage::kHello: OnHello(); break;
-        case v1::SensorMessage::kBatch:
-          if (CheckBatch()) batch_id = msg_.batch_id;
-          break;
-        case v1::SensorMessage::kInventory:
-          break;  // no commands are sent yet: an unsolicited reply is ignored
-        case v1::SensorMessage::BODY_NOT_SET:
-          FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                  "SensorMessage without a body (hello, batch or inventory)"));
-          break;
+      // Outside mu_ (lock order), before the read or write Decide asked for is started, so
+      // the reactor cannot finish meanwhile.
+      if (register_node) {
+        registered_ = true;
+        svc_->Register(node_, this);
       }
-      if (batch_id == 0) return Decide(Actions{});
-      reading_ = true;  // not really: keeps other reads and Finish away until Submit
+      if (reply && svc_->opt_.on_inventory) svc_->opt_.on_inventory(node_, std::move(*reply));
+      if (batch_id == 0) return a;
     }
     auto p = PrepareEncodedBatch(node_, msg_.events);
     msg_.events.clear();
@@ -470,6 +517,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   bool cancelled_ = false;
   bool finished_ = false;
   bool cancelling_ = false;
+  int pins_ = 0;               // RequestInventory writing a command: no Finish meanwhile
+  bool registered_ = false;    // in the service's streams_ (read path, then OnDone)
   std::optional<grpc::Status> finish_status_;
   std::string finish_text_;
   uint64_t stored_ = 0;
@@ -479,6 +528,44 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* IngestService::Stream(
     grpc::CallbackServerContext* ctx) {
   return new StreamReactor(this, ctx);
+}
+
+void IngestService::Register(const std::string& node, StreamReactor* r) {
+  std::lock_guard lk(streams_mu_);
+  streams_.emplace(node, r);
+}
+
+void IngestService::Unregister(const std::string& node, StreamReactor* r) {
+  std::lock_guard lk(streams_mu_);
+  auto [b, e] = streams_.equal_range(node);
+  for (auto it = b; it != e; ++it) {
+    if (it->second == r) {
+      streams_.erase(it);
+      return;
+    }
+  }
+}
+
+std::expected<void, std::string> IngestService::RequestInventory(const std::string& node,
+                                                                 const std::string& container_id,
+                                                                 uint64_t command_id) {
+  StreamReactor* target = nullptr;
+  {
+    std::lock_guard lk(streams_mu_);
+    auto [b, e] = streams_.equal_range(node);
+    // The newest stream first: an older one of the same node is usually a dead connection
+    // not yet noticed.
+    for (auto it = e; it != b && !target;) {
+      --it;
+      if (it->second->Pin()) target = it->second;
+    }
+  }
+  if (!target) return std::unexpected("node " + node + " has no sensor stream connected");
+  v1::CollectorMessage m;
+  m.mutable_command()->set_command_id(command_id);
+  m.mutable_command()->mutable_inventory()->set_container_id(container_id);
+  target->SendPinned(Encode(m));
+  return {};
 }
 
 }  // namespace driftwatch

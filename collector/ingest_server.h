@@ -16,6 +16,8 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <cstdint>
 #include <expected>
@@ -37,6 +39,9 @@ struct IngestOptions {
   // Called on the store's writer thread for each committed batch (a copy of it): the
   // detection stage. Must not block.
   std::function<void(std::shared_ptr<const PreparedBatch>)> on_committed;
+  // Called on a gRPC thread with each InventoryReply a sensor sends and the node of its
+  // stream. Must not block.
+  std::function<void(const std::string& node, v1::InventoryReply reply)> on_inventory;
 };
 
 // The node name a client certificate carries: its first DNS subject alternative name, else
@@ -56,6 +61,8 @@ struct ScannedSensorMessage {
 [[nodiscard]] std::expected<void, std::string> ScanSensorMessage(std::string_view bytes,
                                                                  ScannedSensorMessage* out);
 
+class StreamReactor;
+
 // Thread-safety: Stream() is called by gRPC on any thread; each reactor serializes its own
 // state with a mutex and never calls into gRPC while holding it (gRPC may run a reaction
 // inline). `store` must outlive the server.
@@ -69,11 +76,24 @@ class IngestService final
 
   uint64_t active_streams() const { return active_streams_.load(); }
 
+  // Asks the node's sensor for a container's drift inventory (Command{inventory}) on the
+  // node's newest stream; the reply comes to on_inventory. Error: no stream of that node
+  // that can still be written to.
+  std::expected<void, std::string> RequestInventory(const std::string& node,
+                                                    const std::string& container_id,
+                                                    uint64_t command_id);
+
  private:
   friend class StreamReactor;
+  void Register(const std::string& node, StreamReactor* r);
+  void Unregister(const std::string& node, StreamReactor* r);
+
   EventStore* const store_;
   const IngestOptions opt_;
   std::atomic<uint64_t> active_streams_{0};
+  // Streams past Hello, by node, oldest first. Lock order: streams_mu_, then a reactor's.
+  std::mutex streams_mu_;
+  std::multimap<std::string, StreamReactor*> streams_;  // GUARDED_BY(streams_mu_)
 };
 
 }  // namespace driftwatch

@@ -117,6 +117,17 @@ int main(int argc, char** argv) {
   app.add_option("--webhook", ao.webhooks, "POST each alert (Falco JSON) to URL (repeatable)")
       ->expected(1);
   app.add_option("--webhook-ca", ao.webhook_ca, "CA file for https webhooks (default: system CAs)");
+  int inventory_quiet_ms = 2000, inventory_max_delay_ms = 30000;
+  app.add_option("--inventory-tag", ao.inventory_tag,
+                 "alerts of rules with this tag ask the container's sensor for its drift "
+                 "inventory (driftwatch inventory); empty: never")
+      ->capture_default_str();
+  app.add_option("--inventory-quiet-ms", inventory_quiet_ms,
+                 "take the inventory once the container's alerts pause this long")
+      ->capture_default_str();
+  app.add_option("--inventory-max-delay-ms", inventory_max_delay_ms,
+                 "... or at the latest this long after the first alert waiting for one")
+      ->capture_default_str();
   std::string metrics_address = "127.0.0.1:9465";
   app.add_option("--metrics-address", metrics_address,
                  "HOST:PORT serving /metrics (Prometheus), /healthz and /status; empty: off")
@@ -156,6 +167,10 @@ int main(int argc, char** argv) {
     return Fail("--max-message-bytes, --max-batch-events, --max-in-flight and "
                 "--stream-window-bytes must be > 0");
   }
+  if (inventory_quiet_ms < 0 || inventory_max_delay_ms < 0)
+    return Fail("--inventory-quiet-ms and --inventory-max-delay-ms must be >= 0");
+  ao.inventory_quiet = std::chrono::milliseconds(inventory_quiet_ms);
+  ao.inventory_max_delay = std::chrono::milliseconds(inventory_max_delay_ms);
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (tls) {
@@ -202,7 +217,14 @@ int main(int argc, char** argv) {
   io.on_committed = [detect](std::shared_ptr<const driftwatch::PreparedBatch> b) {
     detect->Submit(std::move(b));
   };
+  io.on_inventory = [detect](const std::string& node, driftwatch::v1::InventoryReply r) {
+    detect->SubmitInventory(node, std::move(r));
+  };
   driftwatch::IngestService service(store->get(), io);
+  detect->SetInventoryRequester(
+      [&service](const std::string& node, const std::string& container, uint64_t id) {
+        return service.RequestInventory(node, container, id);
+      });
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -265,6 +287,15 @@ int main(int argc, char** argv) {
                  c.reload_failures, {{"result", "failed"}});
       for (const auto& [rule, n] : detect->AlertsByRule())
         w->Counter("driftwatch_collector_alerts_total", "alerts, by rule", n, {{"rule", rule}});
+      w->Counter("driftwatch_collector_inventories_total",
+                 "drift inventories asked of sensors, stored, failed", c.inventories_requested,
+                 {{"result", "requested"}});
+      w->Counter("driftwatch_collector_inventories_total",
+                 "drift inventories asked of sensors, stored, failed", c.inventories_stored,
+                 {{"result", "stored"}});
+      w->Counter("driftwatch_collector_inventories_total",
+                 "drift inventories asked of sensors, stored, failed", c.inventories_failed,
+                 {{"result", "failed"}});
       for (const auto& [name, st] : detect->OutputStatsList()) {
         w->Counter("driftwatch_collector_output_alerts_total", "alerts handed to an output",
                    st.emitted, {{"output", name}});

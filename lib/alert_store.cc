@@ -27,6 +27,19 @@ CREATE INDEX IF NOT EXISTS alerts_time ON alerts(time_ns);
 CREATE INDEX IF NOT EXISTS alerts_node_time ON alerts(node, time_ns);
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_event_rule ON alerts(event_key, rule)
   WHERE event_key != '';
+CREATE TABLE IF NOT EXISTS inventories(
+  id INTEGER PRIMARY KEY,
+  taken_ns INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  container_id TEXT NOT NULL,
+  container_name TEXT NOT NULL,
+  pod_name TEXT NOT NULL,
+  pod_namespace TEXT NOT NULL,
+  rules TEXT NOT NULL,
+  error TEXT NOT NULL,
+  entries INTEGER NOT NULL,
+  reply BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS inventories_container ON inventories(node, container_id, taken_ns);
 )sql";
 
 std::string Err(sqlite3* db, const std::string& what) {
@@ -45,6 +58,109 @@ std::string Text(sqlite3_stmt* s, int col) {
                          static_cast<size_t>(sqlite3_column_bytes(s, col)))
            : std::string();
 }
+
+std::string Blob(sqlite3_stmt* s, int col) {
+  const void* b = sqlite3_column_blob(s, col);
+  return b ? std::string(static_cast<const char*>(b),
+                         static_cast<size_t>(sqlite3_column_bytes(s, col)))
+           : std::string();
+}
+
+void BindText(sqlite3_stmt* s, int i, const std::string& t) {
+  sqlite3_bind_text(s, i, t.data(), static_cast<int>(t.size()), SQLITE_STATIC);
+}
+
+// A step of a statement that returns no rows; the statement is reset for its next use.
+bool StepDone(sqlite3_stmt* s) {
+  const int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return rc == SQLITE_DONE;
+}
+
+bool HasTable(sqlite3* db, const char* name, bool* has) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?",
+                         -1, &s, nullptr) != SQLITE_OK)
+    return false;
+  sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+  const int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) *has = sqlite3_column_int(s, 0) > 0;
+  sqlite3_finalize(s);
+  return rc == SQLITE_ROW;
+}
+
+// WHERE clauses over the columns alerts and inventories share, with their bound values.
+struct Filter {
+  struct Bind {
+    bool is_int;
+    int64_t i;
+    std::string s;
+  };
+  std::string where = " WHERE 1";
+  std::vector<Bind> binds;
+
+  void Text(const std::string& sql, std::string v) {
+    where += sql;
+    binds.push_back({false, 0, std::move(v)});
+  }
+  void Num(const std::string& sql, int64_t v) {
+    where += sql;
+    binds.push_back({true, v, {}});
+  }
+  void Common(const std::string& node, const std::string& container, const std::string& pod) {
+    if (!node.empty()) Text(" AND node = ?", node);
+    if (!container.empty()) {
+      Num(" AND substr(container_id, 1, ?)", static_cast<int64_t>(container.size()));
+      Text(" = ?", container);
+    }
+    if (!pod.empty()) {
+      if (size_t slash = pod.find('/'); slash != std::string::npos) {
+        Text(" AND pod_namespace = ?", pod.substr(0, slash));
+        Text(" AND pod_name = ?", pod.substr(slash + 1));
+      } else {
+        Text(" AND pod_name = ?", pod);
+      }
+    }
+  }
+  // SELECT cols FROM table WHERE ... in time order, or only the newest `limit` of them.
+  std::string Select(const std::string& cols, const std::string& table,
+                     const std::string& time_col, uint64_t limit) const {
+    if (limit == 0)
+      return "SELECT " + cols + " FROM " + table + where + " ORDER BY " + time_col + ", id";
+    return "SELECT * FROM (SELECT " + cols + " FROM " + table + where + " ORDER BY " +
+           time_col + " DESC, id DESC LIMIT " + std::to_string(limit) + ") ORDER BY " +
+           time_col + ", id";
+  }
+  // Prepares `sql`, binds, calls `row` for each row; the number of rows.
+  std::expected<uint64_t, std::string> Run(sqlite3* db, const std::string& sql,
+                                           const std::function<void(sqlite3_stmt*)>& row) const {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK)
+      return std::unexpected(Err(db, "query"));
+    BindAll(s);
+    uint64_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      ++n;
+      row(s);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) return std::unexpected(Err(db, "query"));
+    return n;
+  }
+  void BindAll(sqlite3_stmt* s) const {
+    for (size_t i = 0; i < binds.size(); ++i) {
+      const int idx = static_cast<int>(i + 1);
+      if (binds[i].is_int) {
+        sqlite3_bind_int64(s, idx, binds[i].i);
+      } else {
+        sqlite3_bind_text(s, idx, binds[i].s.data(), static_cast<int>(binds[i].s.size()),
+                          SQLITE_TRANSIENT);
+      }
+    }
+  }
+};
 
 }  // namespace
 
@@ -68,16 +184,47 @@ std::expected<std::unique_ptr<AlertStore>, std::string> AlertStore::Open(const s
       "INSERT OR IGNORE INTO alerts(time_ns, stored_ns, node, container_id, container_name, "
       "pod_name, pod_namespace, rule, priority, event_key, message, json) "
       "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)";
-  if (sqlite3_prepare_v3(st->db_, ins, -1, SQLITE_PREPARE_PERSISTENT, &st->insert_, nullptr) !=
-      SQLITE_OK) {
-    return std::unexpected(Err(st->db_, path));
+  const char* ins_inv =
+      "INSERT INTO inventories(taken_ns, node, container_id, container_name, pod_name, "
+      "pod_namespace, rules, error, entries, reply) VALUES(?,?,?,?,?,?,?,?,?,?)";
+  const char* trim =
+      "DELETE FROM inventories WHERE node = ?1 AND container_id = ?2 AND id NOT IN "
+      "(SELECT id FROM inventories WHERE node = ?1 AND container_id = ?2 "
+      "ORDER BY taken_ns DESC, id DESC LIMIT ?3)";
+  for (auto [sql, stmt] : {std::pair{ins, &st->insert_}, std::pair{ins_inv, &st->insert_inventory_},
+                           std::pair{trim, &st->trim_inventories_}}) {
+    if (sqlite3_prepare_v3(st->db_, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, nullptr) !=
+        SQLITE_OK) {
+      return std::unexpected(Err(st->db_, path));
+    }
   }
   return st;
 }
 
 AlertStore::~AlertStore() {
   sqlite3_finalize(insert_);
+  sqlite3_finalize(insert_inventory_);
+  sqlite3_finalize(trim_inventories_);
   sqlite3_close(db_);
+}
+
+std::expected<void, std::string> AlertStore::InsertInventory(const StoredInventory& inv) {
+  sqlite3_stmt* s = insert_inventory_;
+  sqlite3_bind_int64(s, 1, inv.taken_ns);
+  int i = 2;
+  for (const std::string* t : {&inv.node, &inv.container_id, &inv.container_name,
+                               &inv.pod_name, &inv.pod_namespace, &inv.rules, &inv.error}) {
+    BindText(s, i++, *t);
+  }
+  sqlite3_bind_int64(s, i++, static_cast<int64_t>(inv.entries));
+  sqlite3_bind_blob(s, i++, inv.reply.data(), static_cast<int>(inv.reply.size()), SQLITE_STATIC);
+  if (!StepDone(s)) return std::unexpected(Err(db_, "insert inventory"));
+  s = trim_inventories_;
+  BindText(s, 1, inv.node);
+  BindText(s, 2, inv.container_id);
+  sqlite3_bind_int(s, 3, kInventoriesKept);
+  if (!StepDone(s)) return std::unexpected(Err(db_, "trim inventories"));
+  return {};
 }
 
 std::expected<bool, std::string> AlertStore::Insert(const Alert& a, const std::string& json) {
@@ -88,18 +235,13 @@ std::expected<bool, std::string> AlertStore::Insert(const Alert& a, const std::s
   int i = 3;
   for (const std::string* t : {&a.node, &a.container_id, &a.container_name, &a.pod_name,
                                &a.pod_namespace, &a.rule}) {
-    sqlite3_bind_text(s, i++, t->data(), static_cast<int>(t->size()), SQLITE_STATIC);
+    BindText(s, i++, *t);
   }
   sqlite3_bind_int(s, i++, static_cast<int>(a.priority));
-  sqlite3_bind_text(s, i++, a.event_key.data(), static_cast<int>(a.event_key.size()),
-                    SQLITE_STATIC);
-  sqlite3_bind_text(s, i++, a.message.data(), static_cast<int>(a.message.size()),
-                    SQLITE_STATIC);
-  sqlite3_bind_text(s, i++, json.data(), static_cast<int>(json.size()), SQLITE_STATIC);
-  const int rc = sqlite3_step(s);
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  if (rc != SQLITE_DONE) return std::unexpected(Err(db_, "insert alert"));
+  BindText(s, i++, a.event_key);
+  BindText(s, i++, a.message);
+  BindText(s, i++, json);
+  if (!StepDone(s)) return std::unexpected(Err(db_, "insert alert"));
   return sqlite3_changes(db_) > 0;
 }
 
@@ -111,15 +253,10 @@ std::expected<std::unique_ptr<AlertReader>, std::string> AlertReader::Open(
     return std::unexpected(Err(r->db_, path));
   }
   sqlite3_busy_timeout(r->db_, 5000);
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(r->db_, "SELECT count(*) FROM sqlite_master WHERE name='alerts'", -1,
-                         &s, nullptr) != SQLITE_OK) {
+  if (!HasTable(r->db_, "alerts", &r->has_table_) ||
+      !HasTable(r->db_, "inventories", &r->has_inventories_)) {
     return std::unexpected(Err(r->db_, path));
   }
-  const int rc = sqlite3_step(s);
-  if (rc == SQLITE_ROW) r->has_table_ = sqlite3_column_int(s, 0) > 0;
-  sqlite3_finalize(s);
-  if (rc != SQLITE_ROW) return std::unexpected(Err(r->db_, path));
   return r;
 }
 
@@ -128,78 +265,18 @@ AlertReader::~AlertReader() { sqlite3_close(db_); }
 std::expected<uint64_t, std::string> AlertReader::Query(
     const AlertQuery& q, const std::function<void(const StoredAlert&)>& fn) {
   if (!has_table_) return 0;
-  std::string where = " WHERE 1";
-  struct Bind {
-    bool is_int;
-    int64_t i;
-    std::string s;
-  };
-  std::vector<Bind> binds;
-  auto text = [&](std::string v) { binds.push_back({false, 0, std::move(v)}); };
-  auto num = [&](int64_t v) { binds.push_back({true, v, {}}); };
-  if (!q.node.empty()) {
-    where += " AND node = ?";
-    text(q.node);
-  }
-  if (!q.container.empty()) {
-    where += " AND substr(container_id, 1, ?) = ?";
-    num(static_cast<int64_t>(q.container.size()));
-    text(q.container);
-  }
-  if (!q.pod.empty()) {
-    if (size_t slash = q.pod.find('/'); slash != std::string::npos) {
-      where += " AND pod_namespace = ? AND pod_name = ?";
-      text(q.pod.substr(0, slash));
-      text(q.pod.substr(slash + 1));
-    } else {
-      where += " AND pod_name = ?";
-      text(q.pod);
-    }
-  }
-  if (!q.rule.empty()) {
-    where += " AND rule = ?";
-    text(q.rule);
-  }
-  if (q.min_priority) {
-    where += " AND priority <= ?";
-    num(static_cast<int64_t>(*q.min_priority));
-  }
-  if (q.since_ns != 0) {
-    where += " AND time_ns >= ?";
-    num(q.since_ns);
-  }
-  if (q.until_ns != 0) {
-    where += " AND time_ns < ?";
-    num(q.until_ns);
-  }
-  const std::string cols =
+  Filter f;
+  f.Common(q.node, q.container, q.pod);
+  if (!q.rule.empty()) f.Text(" AND rule = ?", q.rule);
+  if (q.min_priority) f.Num(" AND priority <= ?", static_cast<int64_t>(*q.min_priority));
+  if (q.since_ns != 0) f.Num(" AND time_ns >= ?", q.since_ns);
+  if (q.until_ns != 0) f.Num(" AND time_ns < ?", q.until_ns);
+  const std::string sql = f.Select(
       "id, time_ns, stored_ns, node, container_id, container_name, pod_name, pod_namespace, "
-      "rule, priority, message, json";
-  std::string sql;
-  if (q.limit > 0) {
-    sql = "SELECT * FROM (SELECT " + cols + " FROM alerts" + where +
-          " ORDER BY time_ns DESC, id DESC LIMIT " + std::to_string(q.limit) +
-          ") ORDER BY time_ns, id";
-  } else {
-    sql = "SELECT " + cols + " FROM alerts" + where + " ORDER BY time_ns, id";
-  }
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
-    return std::unexpected(Err(db_, "query"));
-  }
-  for (size_t i = 0; i < binds.size(); ++i) {
-    const int idx = static_cast<int>(i + 1);
-    if (binds[i].is_int) {
-      sqlite3_bind_int64(s, idx, binds[i].i);
-    } else {
-      sqlite3_bind_text(s, idx, binds[i].s.data(), static_cast<int>(binds[i].s.size()),
-                        SQLITE_TRANSIENT);
-    }
-  }
-  uint64_t n = 0;
-  int rc;
+      "rule, priority, message, json",
+      "alerts", "time_ns", q.limit);
   StoredAlert a;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+  return f.Run(db_, sql, [&](sqlite3_stmt* s) {
     a.id = sqlite3_column_int64(s, 0);
     a.time_ns = sqlite3_column_int64(s, 1);
     a.stored_ns = sqlite3_column_int64(s, 2);
@@ -213,12 +290,35 @@ std::expected<uint64_t, std::string> AlertReader::Query(
     a.priority = p >= 0 && p <= 7 ? static_cast<Priority>(p) : Priority::kDebug;
     a.message = Text(s, 10);
     a.json = Text(s, 11);
-    ++n;
     fn(a);
-  }
-  sqlite3_finalize(s);
-  if (rc != SQLITE_DONE) return std::unexpected(Err(db_, "query"));
-  return n;
+  });
+}
+
+std::expected<uint64_t, std::string> AlertReader::QueryInventories(
+    const InventoryQuery& q, const std::function<void(const StoredInventory&)>& fn) {
+  if (!has_inventories_) return 0;
+  Filter f;
+  f.Common(q.node, q.container, q.pod);
+  if (!q.name.empty()) f.Text(" AND container_name = ?", q.name);
+  const std::string sql = f.Select(
+      "id, taken_ns, node, container_id, container_name, pod_name, pod_namespace, rules, "
+      "error, entries, reply",
+      "inventories", "taken_ns", q.limit);
+  StoredInventory inv;
+  return f.Run(db_, sql, [&](sqlite3_stmt* s) {
+    inv.id = sqlite3_column_int64(s, 0);
+    inv.taken_ns = sqlite3_column_int64(s, 1);
+    inv.node = Text(s, 2);
+    inv.container_id = Text(s, 3);
+    inv.container_name = Text(s, 4);
+    inv.pod_name = Text(s, 5);
+    inv.pod_namespace = Text(s, 6);
+    inv.rules = Text(s, 7);
+    inv.error = Text(s, 8);
+    inv.entries = static_cast<uint64_t>(sqlite3_column_int64(s, 9));
+    inv.reply = Blob(s, 10);
+    fn(inv);
+  });
 }
 
 }  // namespace driftwatch

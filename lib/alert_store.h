@@ -1,6 +1,7 @@
-// alert_store: alerts in SQLite, in the collector's database file (its own connection and
-// its own table; the event store's schema and user_version are left alone), and the query
-// behind `driftwatch alerts`.
+// alert_store: alerts and the drift inventories they led to, in SQLite, in the collector's
+// database file (its own connection and its own tables; the event store's schema and
+// user_version are left alone), and the queries behind `driftwatch alerts` and
+// `driftwatch inventory`.
 //
 // Table (created if missing):
 //   alerts(id INTEGER PRIMARY KEY, time_ns, stored_ns, node, container_id, container_name,
@@ -8,6 +9,11 @@
 //          message = the rule's resolved output, json = the Falco JSON line)
 //   indexes: alerts(time_ns); alerts(node, time_ns); unique (event_key, rule) where
 //   event_key != '' so that an event re-evaluated after a restart is stored once.
+//   inventories(id INTEGER PRIMARY KEY, taken_ns, node, container_id, container_name,
+//          pod_name, pod_namespace, rules = the rules whose alerts asked for it (sorted,
+//          comma-separated), error, entries, reply = the sensor's InventoryReply as received)
+//   index: inventories(node, container_id, taken_ns). The newest kInventoriesKept of each
+//   container are kept.
 //
 // Open the EventStore first on a new database: it sets the page size before WAL mode.
 //
@@ -30,6 +36,17 @@ struct sqlite3_stmt;
 
 namespace driftwatch {
 
+// A container's drift inventory as its sensor took it on the collector's request.
+struct StoredInventory {
+  int64_t id = 0;
+  int64_t taken_ns = 0;  // when the reply reached the collector
+  std::string node, container_id, container_name, pod_name, pod_namespace;
+  std::string rules;     // the rules whose alerts asked for it, comma-separated
+  std::string error;     // the sensor could not take it (container gone, ...)
+  uint64_t entries = 0;
+  std::string reply;     // serialized driftwatch.v1.InventoryReply
+};
+
 class AlertStore {
  public:
   [[nodiscard]] static std::expected<std::unique_ptr<AlertStore>, std::string> Open(
@@ -41,10 +58,26 @@ class AlertStore {
   [[nodiscard]] std::expected<bool, std::string> Insert(const Alert& alert,
                                                         const std::string& json);
 
+  static constexpr int kInventoriesKept = 10;
+  // Stores a container's drift inventory (id is ignored) and drops that container's older
+  // ones beyond kInventoriesKept.
+  [[nodiscard]] std::expected<void, std::string> InsertInventory(
+      const StoredInventory& inv);
+
  private:
   AlertStore() = default;
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* insert_inventory_ = nullptr;
+  sqlite3_stmt* trim_inventories_ = nullptr;
+};
+
+struct InventoryQuery {
+  std::string node;       // exact
+  std::string container;  // full id or a prefix
+  std::string name;       // container name (in its pod), exact
+  std::string pod;        // pod name, or namespace/name
+  uint64_t limit = 0;     // the newest N matches; 0 = all
 };
 
 struct AlertQuery {
@@ -79,10 +112,16 @@ class AlertReader {
   [[nodiscard]] std::expected<uint64_t, std::string> Query(
       const AlertQuery& q, const std::function<void(const StoredAlert&)>& fn);
 
+  // Inventories, oldest first; the number of matches. A database without the table (an
+  // older collector) reads as empty.
+  [[nodiscard]] std::expected<uint64_t, std::string> QueryInventories(
+      const InventoryQuery& q, const std::function<void(const StoredInventory&)>& fn);
+
  private:
   AlertReader() = default;
   sqlite3* db_ = nullptr;
   bool has_table_ = false;
+  bool has_inventories_ = false;
 };
 
 }  // namespace driftwatch

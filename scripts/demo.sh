@@ -4,7 +4,8 @@
 #   mTLS) and the sensor, each as its systemd unit starts it (same flags, config files made
 #   from systemd/*.yaml); creates a Kubernetes-labelled pod through CRI; drifts inside it (a
 #   shell spawned by the workload, a package manager, a binary dropped and executed, a write
-#   to /etc) and does the same on the host; prints the alerts as a table; cleans up.
+#   to /etc) and does the same on the host; prints the alerts as a table and the drift
+#   inventory the collector asked the sensor for after them; cleans up.
 # Needs root (audit, fanotify, containers). Audit settings and rules are put back on exit.
 #   env: DW_BUILD=DIR     use this build instead of installing and building
 #        DW_DEMO_OUT=DIR  keep the alerts (alerts.jsonl), events and logs there
@@ -129,7 +130,14 @@ echo "   a write to /etc";                    in_pod 4 'echo "backdoor:x:0:0::/:
 echo "== the same on the host (no container alert expected)"
 sh -c 'id >/dev/null'
 cp /bin/busybox "$tmp/apk" && { "$tmp/apk" add curl >/dev/null 2>&1 || true; }
-sleep 2
+# After drift alerts the collector asks the sensor for the container's drift inventory, once
+# its alerts pause (inventory-quiet-ms): wait for one that has the last change, /etc/passwd.
+echo "== waiting for the collector's drift inventory of the pod"
+inventory() { "$bin/cli/driftwatch" inventory --db "$tmp/state/collector.db" "$@"; }
+for _ in $(seq 100); do
+  inventory shop/web-7d9f8-x2kqp/app 2>/dev/null | grep -q ' /etc/passwd ' && break
+  sleep 0.2
+done
 
 kill -TERM "$sensor_pid"; wait "$sensor_pid" || true; sensor_pid=
 kill -TERM "$collector_pid"; wait "$collector_pid" || true; collector_pid=
@@ -138,5 +146,8 @@ tail -1 "$tmp/collector.log"
 echo "== alerts (driftwatch alerts --table; Falco JSON in alerts.jsonl)"
 "$bin/cli/driftwatch" alerts --db "$tmp/state/collector.db" --table
 "$bin/cli/driftwatch" alerts --db "$tmp/state/collector.db" >"$tmp/stored-alerts.jsonl"
+echo "== the pod's drift inventory, taken by the sensor after the alerts (driftwatch inventory)"
+inventory shop/web-7d9f8-x2kqp/app || true
+inventory --json >"$tmp/inventories.jsonl"
 "$bin/cli/driftwatch" events --db "$tmp/state/collector.db" >"$tmp/events.jsonl"
 echo "== demo done in $((SECONDS - t0)) s (pod $cid)"

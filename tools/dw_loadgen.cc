@@ -37,6 +37,7 @@ struct Flags {
   int64_t sensor_start_ns = 0;
   bool resend = false;
   bool no_hello = false;
+  bool stray_inventory = false;
   uint64_t oversize = 0;
   bool decreasing_batch_id = false;
   int interval_ms = 0;
@@ -203,6 +204,13 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
       r.welcome_node = in.welcome().node();
     }
   }
+  if (fl.stray_inventory) {
+    // A reply to a command the collector never sent: to be ignored, the stream going on.
+    out.Clear();
+    out.mutable_inventory()->set_command_id(424242);
+    out.mutable_inventory()->set_container_id("0123456789ab");
+    stream->Write(out);
+  }
 
   // Acks arrive on this thread; the writer waits on the window.
   std::mutex mu;
@@ -301,6 +309,8 @@ int main(int argc, char** argv) {
                  "start time of every sensor's run (default: now); same value = same events");
   app.add_flag("--resend", fl.resend, "send every sensor's events again on a second stream");
   app.add_flag("--no-hello", fl.no_hello, "start with a batch instead of Hello");
+  app.add_flag("--stray-inventory", fl.stray_inventory,
+               "after Hello, an InventoryReply to a command never sent");
   app.add_option("--oversize", fl.oversize, "put an argument of BYTES into the first batch");
   app.add_flag("--decreasing-batch-id", fl.decreasing_batch_id, "number the second batch 1");
   app.add_option("--interval-ms", fl.interval_ms, "pause between batches");

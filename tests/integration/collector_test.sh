@@ -178,6 +178,13 @@ start_collector insecure --insecure --db "$tmp/f.db"
 "$loadgen" --target "127.0.0.1:$port" --insecure --sensors 2 --events-per-sensor 100 >"$tmp/f.json" || true
 expect "(f) insecure loopback: node from Hello" "$(json "$tmp/f.json" '(j["status"], j["welcome_nodes"], j["stored"])')" \
   "({'OK': 2}, {'sim-0': 1, 'sim-1': 1}, 200)"
+# An InventoryReply to a command the collector never sent: logged, ignored, stream goes on.
+"$loadgen" --target "127.0.0.1:$port" --insecure --sensors 1 --events-per-sensor 10 \
+  --node-prefix stray- --stray-inventory >"$tmp/f3.json" || true
+expect "(f) stray inventory reply: stream goes on" "$(json "$tmp/f3.json" '(j["status"], j["stored"])')" \
+  "({'OK': 1}, 10)"
+grep -q "node stray-0: inventory reply to command 424242, which is not waiting for one: ignored" \
+  "$tmp/insecure.log" && ok "(f) stray inventory reply logged" || fail "(f) stray reply not logged"
 kill -TERM "$collector_pid"
 wait "$collector_pid" || true
 

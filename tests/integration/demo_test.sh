@@ -6,7 +6,10 @@
 #     and the image digest each raised their alert, with pod name and namespace in
 #     output_fields;
 #   - the host's own shell, package manager name and writes raised no container alert;
-#   - the alerts are Falco JSON (the outputs file and `driftwatch alerts` agree).
+#   - the alerts are Falco JSON (the outputs file and `driftwatch alerts` agree);
+#   - after the alerts the collector asked the sensor for the pod's drift inventory: it lists
+#     the dropped binary (with its sha256), the package manager's copy and /etc/passwd, and
+#     nothing was asked of the host.
 # Usage: demo_test.sh BUILD_DIR
 set -euo pipefail
 build=$1
@@ -51,6 +54,23 @@ checks = {
 for what, ok in checks.items():
     if not ok:
         fails.append(f"no alert for {what} with pod and namespace in output_fields")
+inv = [json.loads(l) for l in open(f"{out}/inventories.jsonl")]
+pod_inv = [i for i in inv if i["k8s.pod.name"] == "web-7d9f8-x2kqp" and i["k8s.ns.name"] == "shop"
+           and i["container.name"] == "app" and not i["error"]]
+if not pod_inv:
+    fails.append(f"no drift inventory of the pod's container app stored: {inv}")
+else:
+    last = {e["path"]: e for e in pod_inv[-1]["entries"]}
+    want = {"/tmp/.kworker": lambda e: e["kind"] == "added" and e["executable"] and e["sha256"] == busybox_sha,
+            "/tmp/apk": lambda e: e["kind"] == "added",
+            "/etc/passwd": lambda e: e["kind"] == "modified" and not e["executable"]}
+    for path, ok in want.items():
+        if path not in last or not ok(last[path]):
+            fails.append(f"the newest inventory has no right entry for {path}: {last.get(path)}")
+    if not any("Drop and execute new binary in container" in i["rules"] for i in pod_inv):
+        fails.append(f"no inventory names the drop-and-execute rule: {[i['rules'] for i in pod_inv]}")
+if any(i["container.id"] in ("", "host") for i in inv):
+    fails.append("an inventory was asked of the host")
 host = [a for a in stored if f(a, "container.id") in (None, "host")]
 if host:
     fails.append(f"{len(host)} container alerts for host processes: {[a['output'][:120] for a in host]}")
@@ -59,6 +79,7 @@ for x in fails:
 if fails:
     print("alerts:", *[f"{a['rule']} | {a['output'][:150]}" for a in stored], sep="\n  ")
     sys.exit(1)
-print(f"ok: {len(stored)} alerts, {len(pod)} of the pod; none for the host")
+print(f"ok: {len(stored)} alerts, {len(pod)} of the pod; none for the host; "
+      f"{len(pod_inv)} inventories of the pod")
 PY
 echo "PASS demo"

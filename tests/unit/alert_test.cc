@@ -320,7 +320,8 @@ TEST(Webhook, FullQueueDropsAndCounts) {
   ASSERT_TRUE(out) << out.error();
   Alert a = Sample();
   for (int i = 0; i < 5; ++i) {
-    a.rule = "r" + std::to_string(i);
+    a.rule = std::to_string(i);
+    a.rule.insert(a.rule.begin(), 'r');
     (*out)->Emit(a, FalcoJson(a));  // not started: the queue fills
   }
   EXPECT_EQ((*out)->Stats().dropped, 3u);
@@ -555,6 +556,85 @@ TEST_F(AlertStoreTest, DatabaseWithoutAlertsReadsEmpty) {
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 0u);
   EXPECT_FALSE(AlertReader::Open((dir_ / "missing.db").string()));
+  auto m = (*r)->QueryInventories({}, [](const StoredInventory&) { ADD_FAILURE(); });
+  ASSERT_TRUE(m);
+  EXPECT_EQ(*m, 0u);
+}
+
+// A reply's bytes: a blob with a NUL and a high byte, kept as they are.
+std::string Blob(int64_t t) {
+  std::string b("\0bytes\xff", 7);
+  b.append(std::to_string(t));
+  return b;
+}
+
+TEST_F(AlertStoreTest, InventoriesKeptPerContainerAndQueried) {
+  auto st = AlertStore::Open(db_);
+  ASSERT_TRUE(st) << st.error();
+  const std::string a(64, 'a'), b(64, 'b');
+  auto put = [&](int64_t t, const std::string& node, const std::string& cid, const char* name,
+                 const char* pod, const char* ns, const std::string& error) {
+    StoredInventory inv;
+    inv.taken_ns = t;
+    inv.node = node;
+    inv.container_id = cid;
+    inv.container_name = name;
+    inv.pod_name = pod;
+    inv.pod_namespace = ns;
+    inv.rules = "Drop and execute,Terminal shell";
+    inv.error = error;
+    inv.entries = static_cast<uint64_t>(t);
+    inv.reply = Blob(t);
+    auto ok = (*st)->InsertInventory(inv);
+    ASSERT_TRUE(ok) << ok.error();
+  };
+  // Container a on n1 gets more than kept; b on n2 and a on n2 (same id, other node) one each.
+  const int kept = AlertStore::kInventoriesKept;
+  for (int i = 1; i <= kept + 5; ++i) put(i, "n1", a, "api", "api-7f", "default", "");
+  put(1000, "n2", b, "db", "db-0", "prod", "");
+  put(2000, "n2", a, "api", "api-9x", "default", "no running container aaaa on this node");
+
+  auto r = AlertReader::Open(db_);
+  ASSERT_TRUE(r) << r.error();
+  auto times = [&](const InventoryQuery& q) {
+    V out;
+    auto n = (*r)->QueryInventories(q, [&](const StoredInventory& inv) {
+      out.push_back(inv.taken_ns);
+      EXPECT_EQ(inv.reply, Blob(inv.taken_ns));
+      EXPECT_EQ(inv.entries, static_cast<uint64_t>(inv.taken_ns));
+      EXPECT_EQ(inv.rules, "Drop and execute,Terminal shell");
+    });
+    EXPECT_TRUE(n) << n.error();
+    return out;
+  };
+  V n1_a;
+  for (int i = 6; i <= kept + 5; ++i) n1_a.push_back(i);  // the oldest five were dropped
+  InventoryQuery q;
+  q.node = "n1";
+  EXPECT_EQ(times(q), n1_a);
+  q = {};
+  q.container = std::string(12, 'a');
+  V all_a = n1_a;
+  all_a.push_back(2000);
+  EXPECT_EQ(times(q), all_a);
+  q.limit = 1;
+  EXPECT_EQ(times(q), (V{2000}));
+  q = {};
+  q.name = "db";
+  EXPECT_EQ(times(q), (V{1000}));
+  q = {};
+  q.pod = "default/api-7f";
+  q.limit = 2;
+  EXPECT_EQ(times(q), (V{kept + 4, kept + 5}));
+  q = {};
+  q.pod = "prod/api-7f";
+  EXPECT_EQ(times(q), V{});
+  q = {};
+  q.name = "api";
+  q.node = "n2";
+  std::string error;
+  ASSERT_TRUE((*r)->QueryInventories(q, [&](const StoredInventory& inv) { error = inv.error; }));
+  EXPECT_EQ(error, "no running container aaaa on this node");
 }
 
 }  // namespace

@@ -1,0 +1,143 @@
+// `driftwatch inventory`: the drift inventories a collector stored. A sensor takes one on the
+// collector's request (Command{inventory}) after drift alerts on a container: the files the
+// container added, changed and deleted against its image, as `driftwatch diff` on the node
+// would have printed them then.
+#include "cli/inventory.h"
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/diff.h"
+#include "driftwatch/v1/collector.pb.h"
+#include "lib/alert_store.h"
+#include "lib/event_json.h"
+
+namespace driftwatch::cli {
+namespace {
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "driftwatch inventory: %s\n", msg.c_str());
+  return 1;
+}
+
+std::vector<DriftEntry> Entries(const v1::InventoryReply& r) {
+  std::vector<DriftEntry> out;
+  for (const v1::InventoryEntry& e : r.entries()) {
+    DriftEntry d;
+    d.path = e.path();
+    d.kind = e.kind() == "deleted"    ? DriftKind::kDeleted
+             : e.kind() == "modified" ? DriftKind::kModified
+                                      : DriftKind::kAdded;
+    d.type = e.type().empty() ? '?' : e.type()[0];
+    d.size = e.size();
+    d.mode = e.mode();
+    d.opaque_dir = e.opaque();
+    d.executable = e.executable();
+    d.sha256_hex = e.sha256();
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::string Pod(const StoredInventory& inv) {
+  return inv.pod_name.empty() ? "-" : inv.pod_namespace + "/" + inv.pod_name;
+}
+
+std::string Name(const StoredInventory& inv) {
+  return inv.container_name.empty() ? ShortContainerId(inv.container_id) : inv.container_name;
+}
+
+std::string Json(const StoredInventory& inv, const v1::InventoryReply& reply) {
+  std::string j = "{\"time\":" + JsonQuote(FormatIsoTime(inv.taken_ns)) +
+                  ",\"node\":" + JsonQuote(inv.node) +
+                  ",\"container.id\":" + JsonQuote(inv.container_id) +
+                  ",\"container.name\":" + JsonQuote(inv.container_name) +
+                  ",\"k8s.pod.name\":" + JsonQuote(inv.pod_name) +
+                  ",\"k8s.ns.name\":" + JsonQuote(inv.pod_namespace) + ",\"rules\":[";
+  size_t b = 0;
+  for (bool first = true; b < inv.rules.size(); first = false) {
+    size_t e = inv.rules.find(',', b);
+    if (e == std::string::npos) e = inv.rules.size();
+    if (!first) j += ',';
+    j += JsonQuote(inv.rules.substr(b, e - b));
+    b = e + 1;
+  }
+  j += "],\"error\":" + JsonQuote(inv.error) + ",\"entries\":[";
+  bool first = true;
+  for (const DriftEntry& e : Entries(reply)) {
+    if (!first) j += ',';
+    j += DriftEntryJson(e);
+    first = false;
+  }
+  return j + "]}";
+}
+
+}  // namespace
+
+int RunInventory(const InventoryOptions& opt) {
+  InventoryQuery q;
+  q.node = opt.node;
+  q.pod = opt.pod;
+  // CONTAINER: an id (prefix), or a name as `driftwatch diff` takes it.
+  if (!opt.container.empty()) {
+    std::vector<std::string> parts;
+    for (size_t b = 0;;) {
+      size_t e = opt.container.find('/', b);
+      parts.push_back(opt.container.substr(b, e == std::string::npos ? e : e - b));
+      if (e == std::string::npos) break;
+      b = e + 1;
+    }
+    if (parts.size() > 3) return Fail(opt.container + ": not ID, NAME, POD/NAME or NS/POD/NAME");
+    if (parts.size() == 1) {
+      bool hex = opt.container.find_first_not_of("0123456789abcdef") == std::string::npos;
+      (hex ? q.container : q.name) = opt.container;
+    } else {
+      if (!q.pod.empty()) return Fail("--pod and a POD/NAME container: give one");
+      q.name = parts.back();
+      q.pod = parts.size() == 3 ? parts[0] + "/" + parts[1] : parts[0];
+    }
+  }
+  const bool listing = opt.container.empty() && !opt.all;
+  if (!listing && !opt.all) q.limit = 1;
+  auto reader = AlertReader::Open(opt.db);
+  if (!reader) return Fail(reader.error());
+  if (listing && !opt.json) {
+    std::printf("%-20s  %-16s  %-13s  %-20s  %-30s  %7s  %s\n", "TIME", "NODE", "CONTAINER",
+                "NAME", "POD", "CHANGES", "RULES");
+  }
+  v1::InventoryReply reply;
+  std::string bad;
+  auto n = (*reader)->QueryInventories(q, [&](const StoredInventory& inv) {
+    if (!reply.ParseFromString(inv.reply)) {
+      bad = "inventory " + std::to_string(inv.id) + " of container " + inv.container_id +
+            ": stored reply does not parse";
+      reply.Clear();
+    }
+    std::string t = FormatIsoTime(inv.taken_ns).substr(0, 19) + "Z";
+    if (opt.json) {
+      std::string j = Json(inv, reply) + "\n";
+      std::fwrite(j.data(), 1, j.size(), stdout);
+    } else if (listing) {
+      std::printf("%-20s  %-16s  %-13s  %-20s  %-30s  %7s  %s\n", t.c_str(), inv.node.c_str(),
+                  ShortContainerId(inv.container_id).c_str(), Name(inv).c_str(), Pod(inv).c_str(),
+                  inv.error.empty() ? std::to_string(inv.entries).c_str() : "error",
+                  inv.rules.c_str());
+    } else {
+      std::printf("== %s: container %s (%s, pod %s) on node %s, after: %s\n", t.c_str(),
+                  inv.container_id.c_str(), Name(inv).c_str(), Pod(inv).c_str(),
+                  inv.node.c_str(), inv.rules.c_str());
+      if (!inv.error.empty()) {
+        std::printf("the sensor could not take it: %s\n", inv.error.c_str());
+      } else {
+        PrintDriftTable(Entries(reply), "node " + inv.node + ", container " + inv.container_id);
+      }
+    }
+  });
+  if (!n) return Fail(opt.db + ": " + n.error());
+  if (!bad.empty()) return Fail(bad);
+  if (*n == 0 && !listing) return Fail("no inventory stored for " + opt.container);
+  return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+}  // namespace driftwatch::cli
