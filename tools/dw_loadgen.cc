@@ -3,7 +3,9 @@
 // several batches in flight, and counting the acks. Prints one JSON object with the totals.
 //
 // Test switches make a sensor misbehave on purpose: --no-hello, --oversize, --hello-node,
-// --decreasing-batch-id; --resend sends every sensor's events a second time on a new stream.
+// --decreasing-batch-id, --stray-inventory; --resend sends every sensor's events a second time
+// on a new stream. --drift ends each run with a package manager exec (a drift alert), and
+// --answer-inventory waits for the collector's inventory command and answers it.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -38,6 +40,8 @@ struct Flags {
   bool resend = false;
   bool no_hello = false;
   bool stray_inventory = false;
+  bool drift = false;
+  int answer_inventory_s = 0;
   uint64_t oversize = 0;
   bool decreasing_batch_id = false;
   int interval_ms = 0;
@@ -48,6 +52,7 @@ struct Result {
   std::string node;
   std::string welcome_node;
   uint64_t sent = 0, acked = 0, stored = 0, duplicates = 0, batches_acked = 0;
+  uint64_t inventories_answered = 0;
   grpc::StatusCode code = grpc::StatusCode::OK;
   std::string message;
 };
@@ -177,6 +182,15 @@ void FillBatch(const Flags& fl, const Sensor& s, uint64_t first_seq, uint64_t n,
     e->mutable_audit()->set_sec(static_cast<uint64_t>(t / 1000000000));
     e->mutable_audit()->set_serial(seq);
     if (oversize && k + 1 == n) x->add_args(std::string(fl.oversize, 'A'));
+    if (fl.drift && seq == fl.events_per_sensor) {
+      // The run's last exec: a package manager in the container.
+      x->set_comm("apk");
+      x->set_exe("/sbin/apk");
+      x->set_path("/sbin/apk");
+      x->clear_args();
+      for (const char* a : {"apk", "add", "curl"}) x->add_args(a);
+      x->set_argc(3);
+    }
   }
 }
 
@@ -218,9 +232,16 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
   uint64_t acked_batch = 0;
   bool reader_done = false;
   std::vector<uint64_t> batch_events{0};  // events in batch i (index = batch id)
+  std::vector<driftwatch::v1::Command> commands;
   std::thread reader([&] {
     driftwatch::v1::CollectorMessage m;
     while (stream->Read(&m)) {
+      if (m.has_command()) {
+        std::lock_guard lk(mu);
+        commands.push_back(m.command());
+        cv.notify_all();
+        continue;
+      }
       if (!m.has_ack()) continue;
       std::lock_guard lk(mu);
       for (uint64_t b = acked_batch + 1; b <= m.ack().batch_id() && b < batch_events.size(); ++b) {
@@ -275,6 +296,40 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
     std::unique_lock lk(mu);
     cv.wait(lk, [&] { return reader_done || acked_batch >= batch_id; });
   }
+  if (fl.answer_inventory_s > 0) {
+    // Writes stay on this thread (one at a time on a stream): the reader hands commands over.
+    std::vector<driftwatch::v1::Command> got;
+    {
+      std::unique_lock lk(mu);
+      cv.wait_for(lk, std::chrono::seconds(fl.answer_inventory_s),
+                  [&] { return reader_done || !commands.empty(); });
+      got.swap(commands);
+    }
+    for (const auto& c : got) {
+      if (!c.has_inventory()) continue;
+      driftwatch::v1::SensorMessage reply;
+      auto* inv = reply.mutable_inventory();
+      inv->set_command_id(c.command_id());
+      inv->set_container_id(c.inventory().container_id());
+      if (c.inventory().container_id() != s.container_id) {
+        inv->set_error("no running container " + c.inventory().container_id());
+      } else {
+        auto* e = inv->add_entries();
+        e->set_kind("added");
+        e->set_path("/usr/local/bin/dropped");
+        e->set_type("f");
+        e->set_size(12345);
+        e->set_mode(0755);
+        e->set_executable(true);
+        e->set_sha256(std::string(64, 'e'));
+        e = inv->add_entries();
+        e->set_kind("deleted");
+        e->set_path("/etc/motd");
+        e->set_type("f");
+      }
+      if (stream->Write(reply)) ++r.inventories_answered;
+    }
+  }
   stream->WritesDone();
   reader.join();
   grpc::Status st = stream->Finish();
@@ -311,6 +366,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-hello", fl.no_hello, "start with a batch instead of Hello");
   app.add_flag("--stray-inventory", fl.stray_inventory,
                "after Hello, an InventoryReply to a command never sent");
+  app.add_flag("--drift", fl.drift, "the last event of each run: a package manager exec");
+  app.add_option("--answer-inventory", fl.answer_inventory_s,
+                 "after the last ack, wait up to SECONDS for inventory commands and answer them");
   app.add_option("--oversize", fl.oversize, "put an argument of BYTES into the first batch");
   app.add_flag("--decreasing-batch-id", fl.decreasing_batch_id, "number the second batch 1");
   app.add_option("--interval-ms", fl.interval_ms, "pause between batches");
@@ -372,7 +430,7 @@ int main(int argc, char** argv) {
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  uint64_t sent = 0, acked = 0, stored = 0, dups = 0, batches = 0;
+  uint64_t sent = 0, acked = 0, stored = 0, dups = 0, batches = 0, answered = 0;
   std::map<std::string, int> codes;
   std::map<std::string, int> welcome_nodes;
   std::string errors;
@@ -382,6 +440,7 @@ int main(int argc, char** argv) {
     stored += r.stored;
     dups += r.duplicates;
     batches += r.batches_acked;
+    answered += r.inventories_answered;
     ++codes[CodeName(r.code)];
     if (!r.welcome_node.empty()) ++welcome_nodes[r.welcome_node];
     if (r.code != grpc::StatusCode::OK) {
@@ -399,7 +458,8 @@ int main(int argc, char** argv) {
                     ",\"events_acked\":" + std::to_string(acked) +
                     ",\"batches_acked\":" + std::to_string(batches) +
                     ",\"stored\":" + std::to_string(stored) +
-                    ",\"duplicates\":" + std::to_string(dups);
+                    ",\"duplicates\":" + std::to_string(dups) +
+                    ",\"inventories_answered\":" + std::to_string(answered);
   char buf[128];
   std::snprintf(buf, sizeof buf, ",\"wall_s\":%.3f,\"events_per_s\":%.0f", wall,
                 wall > 0 ? static_cast<double>(acked) / wall : 0.0);

@@ -174,7 +174,7 @@ fi
 if "$collector" --insecure --db "$tmp/f.db" --listen 0.0.0.0:0 2>"$tmp/f2.err"; then fail "(f) insecure remote"; else
   grep -q "not a loopback address: refused" "$tmp/f2.err" && ok "(f) --insecure on 0.0.0.0 refused" || fail "(f) $(cat "$tmp/f2.err")"
 fi
-start_collector insecure --insecure --db "$tmp/f.db"
+start_collector insecure --insecure --db "$tmp/f.db" --inventory-quiet-ms 200
 "$loadgen" --target "127.0.0.1:$port" --insecure --sensors 2 --events-per-sensor 100 >"$tmp/f.json" || true
 expect "(f) insecure loopback: node from Hello" "$(json "$tmp/f.json" '(j["status"], j["welcome_nodes"], j["stored"])')" \
   "({'OK': 2}, {'sim-0': 1, 'sim-1': 1}, 200)"
@@ -185,8 +185,41 @@ expect "(f) stray inventory reply: stream goes on" "$(json "$tmp/f3.json" '(j["s
   "({'OK': 1}, 10)"
 grep -q "node stray-0: inventory reply to command 424242, which is not waiting for one: ignored" \
   "$tmp/insecure.log" && ok "(f) stray inventory reply logged" || fail "(f) stray reply not logged"
+
+# (g) drift inventories: each simulated sensor ends with a package manager exec in its
+# container (a drift alert); the collector asks that sensor for the container's inventory
+# over its stream and stores the answer.
+"$loadgen" --target "127.0.0.1:$port" --insecure --sensors 2 --events-per-sensor 50 \
+  --node-prefix drift- --drift --answer-inventory 20 >"$tmp/g.json" || true
+expect "(g) each sensor asked for an inventory and answered" \
+  "$(json "$tmp/g.json" '(j["status"], j["stored"], j["inventories_answered"])')" "({'OK': 2}, 100, 2)"
 kill -TERM "$collector_pid"
 wait "$collector_pid" || true
+"$dw" inventory --db "$tmp/f.db" --json >"$tmp/g.inv" 2>"$tmp/g.err" || fail "(g) inventory: $(cat "$tmp/g.err")"
+expect "(g) stored inventories" "$(python3 -c '
+import json, sys
+inv = [json.loads(l) for l in open(sys.argv[1])]
+print(sorted((i["node"], i["container.name"], i["k8s.ns.name"] + "/" + i["k8s.pod.name"], i["rules"],
+              i["error"], [(e["kind"], e["path"], e["sha256"][:4]) for e in i["entries"]]) for i in inv))' "$tmp/g.inv")" \
+  "$(python3 -c '
+print(sorted((n, "api", "payments/payments-api-7d9f8c6b5-x2x7q", ["Package Manager Execution in Container"], "",
+              [("added", "/usr/local/bin/dropped", "eeee"), ("deleted", "/etc/motd", "")]) for n in ("drift-0", "drift-1")))')"
+"$dw" inventory --db "$tmp/f.db" --node drift-1 payments/payments-api-7d9f8c6b5-x2x7q/api >"$tmp/g.table" || true
+grep -q "^added .* /usr/local/bin/dropped  *f  *0755  *12345  *eeee" "$tmp/g.table" &&
+  grep -q "2 change(s): 1 added, 0 modified, 1 deleted (node drift-1" "$tmp/g.table" &&
+  ok "(g) driftwatch inventory POD/NAME prints the table" || fail "(g) table: $(cat "$tmp/g.table")"
+expect "(g) listing" "$("$dw" inventory --db "$tmp/f.db" | tail -n +2 | awk '{print $2, $4, $5, $6}' | sort | tr '\n' ' ')" \
+  "drift-0 api payments/payments-api-7d9f8c6b5-x2x7q 2 drift-1 api payments/payments-api-7d9f8c6b5-x2x7q 2 "
+if "$dw" inventory --db "$tmp/f.db" 0123abcd >/dev/null 2>"$tmp/g.err"; then fail "(g) unknown container"; else
+  grep -q "no inventory stored for 0123abcd" "$tmp/g.err" && ok "(g) unknown container: exit 1 with reason" ||
+    fail "(g) $(cat "$tmp/g.err")"
+fi
+
+# In the sanitizer build: a report in any collector's log is a failure.
+if grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$tmp"/*.log; then
+  fail "sanitizer report in a collector log"
+  grep -h -A20 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$tmp"/*.log | head -60
+fi
 
 if ((failures)); then
   echo "collector_test: $failures failure(s); collector log:"
