@@ -215,6 +215,61 @@ if "$dw" inventory --db "$tmp/f.db" 0123abcd >/dev/null 2>"$tmp/g.err"; then fai
     fail "(g) $(cat "$tmp/g.err")"
 fi
 
+# (h) rules: a bad file refuses the start; SIGHUP loads a good one and, given a bad one,
+# keeps the rules it had (counted in the metrics); alerts go on with the kept rules.
+cat >"$tmp/h-rules.yaml" <<'EOF'
+- rule: PM
+  desc: a package manager in a container
+  condition: spawned_process and container and proc.name = apk
+  output: pm %proc.cmdline
+  priority: ERROR
+  tags: [drift]
+EOF
+printf -- '- rule: Broken\n  desc: x\n  condition: proc.name = sh and\n  output: x\n  priority: ERROR\n' \
+  >"$tmp/h-bad.yaml"
+if "$collector" --insecure --listen 127.0.0.1:0 --db "$tmp/h0.db" --rules "$tmp/h-bad.yaml" \
+    --metrics-address "" 2>"$tmp/h0.err"; then
+  fail "(h) started with a bad rule file"
+else
+  grep -q "h-bad.yaml:3:" "$tmp/h0.err" && ok "(h) bad rule file refused at start, file:line named" ||
+    fail "(h) start error: $(cat "$tmp/h0.err")"
+fi
+wait_log() {  # wait_log FILE PATTERN: up to 10 s
+  for _ in $(seq 100); do grep -q "$2" "$1" && return 0; sleep 0.1; done
+  return 1
+}
+start_collector rules --insecure --db "$tmp/h.db" --rules "$tmp/h-rules.yaml" \
+  --metrics-address 127.0.0.1:0 --inventory-tag ""
+wait_log "$tmp/rules.log" "metrics on http" || fail "(h) no metrics port logged"
+metrics_port=$(sed -n 's/.*metrics on http:.* (port \([0-9]*\)).*/\1/p' "$tmp/rules.log" | head -1)
+metric() {  # metric NAME_WITH_LABELS: its value from /metrics
+  python3 -c '
+import sys, urllib.request
+for l in urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics").read().decode().splitlines():
+    if l.startswith(sys.argv[2] + " "): print(l.split()[-1])' "$metrics_port" "$1"
+}
+expect "(h) rules loaded at start" "$(metric driftwatch_collector_rules_loaded)" 1
+sed 's/rule: PM/rule: PM2/' "$tmp/h-rules.yaml" >"$tmp/h-pm2.yaml"
+cat "$tmp/h-pm2.yaml" >>"$tmp/h-rules.yaml"
+kill -HUP "$collector_pid"
+wait_log "$tmp/rules.log" "SIGHUP: 2 rules loaded" && ok "(h) SIGHUP loads the changed file" ||
+  fail "(h) no reload: $(tail -3 "$tmp/rules.log")"
+cp "$tmp/h-bad.yaml" "$tmp/h-rules.yaml"
+kill -HUP "$collector_pid"
+wait_log "$tmp/rules.log" "keeping the rules and policy loaded before" &&
+  grep -q "h-rules.yaml:3:" "$tmp/rules.log" && ok "(h) SIGHUP with a bad file keeps the rules, names file:line" ||
+  fail "(h) bad reload: $(tail -5 "$tmp/rules.log")"
+expect "(h) reloads ok and failed, rules loaded" \
+  "$(metric 'driftwatch_collector_rule_reloads_total{result="ok"}') $(metric 'driftwatch_collector_rule_reloads_total{result="failed"}') $(metric driftwatch_collector_rules_loaded)" \
+  "1 1 2"
+"$loadgen" --target "127.0.0.1:$port" --insecure --sensors 1 --events-per-sensor 20 \
+  --node-prefix rules- --drift >"$tmp/h.json" || true
+kill -TERM "$collector_pid"
+wait "$collector_pid" || true
+expect "(h) the kept rules still alert" \
+  "$("$dw" alerts --db "$tmp/h.db" | python3 -c 'import json,sys; print(sorted(json.loads(l)["rule"] for l in sys.stdin))')" \
+  "['PM', 'PM2']"
+
 # In the sanitizer build: a report in any collector's log is a failure.
 if grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$tmp"/*.log; then
   fail "sanitizer report in a collector log"
