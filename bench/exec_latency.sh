@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# exec_latency.sh: how long from an exec in a container to its event stored at the collector?
+# exec_latency.sh: how long from an exec in a container to its event stored at the collector,
+# and to its alert?
 #
 # A private containerd runs a Kubernetes-labelled pod; inside it a static pacer
-# (bench/exec_pacer.c) fork+execs a static no-op RATE times a second for SECONDS. The real
+# (bench/exec_pacer.c) fork+execs a static no-op RATE times a second for SECONDS. The no-op
+# is copied into the running container (its upper layer), so each exec of it is drift: the
+# shipped rules alert on every one (image-modified binary, drop and execute). The real
 # sensor (audit owner mode, containers, fanotify) streams over mTLS to the real collector
-# (SQLite). Latency = the collector's commit time minus the audit timestamp of the exec
-# (millisecond resolution: audit stamps are sec.msec). Prints p50/p90/p99/max and how many
-# of the execs were stored.
+# (SQLite, the shipped rules). Latency = the collector's commit time of the event, or of the
+# alert, minus the audit timestamp of the exec (millisecond resolution: audit stamps are
+# sec.msec). Prints p50/p90/p99/max and how many of the execs were stored and alerted on.
 #
 # Usage (root): bench/exec_latency.sh [BUILD_DIR]    env: RATE=1000 SECONDS=20
 # Audit state is saved and restored (also on failure); everything started is stopped by PID.
@@ -56,7 +59,7 @@ for ((i = 0; i < 100; i++)); do [[ -s $TMP/port ]] && break; sleep 0.1; done
 	--tls-cert "$TMP/certs/node-lat.crt" --tls-key "$TMP/certs/node-lat.key" \
 	--spool-dir "$TMP/spool" >"$TMP/sensor.log" 2>&1 &
 SENSOR_PID=$!
-for ((i = 0; i < 100; i++)); do grep -q "connected to collector" "$TMP/sensor.log" && break; sleep 0.1; done
+for ((i = 0; i < 100; i++)); do grep -qs "connected to collector" "$TMP/sensor.log" && break; sleep 0.1; done
 
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$CTD" lat-bench bench "$uid" "/kubepods/besteffort/pod$uid")
@@ -72,9 +75,11 @@ collector_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$COLLECTOR_PID/status")
 kill -TERM "$SENSOR_PID"; wait "$SENSOR_PID"; SENSOR_PID=
 kill -TERM "$COLLECTOR_PID"; wait "$COLLECTOR_PID"; COLLECTOR_PID=
 "$BUILD/cli/driftwatch" events --db "$TMP/collector.db" --kind exec --container "$cid" >"$TMP/execs.jsonl"
-python3 - "$TMP/execs.jsonl" "$started" "$RATE" "$RUN_SECONDS" "$sensor_hwm" "$collector_hwm" <<'PY'
-import datetime, json, sys
+python3 - "$TMP/execs.jsonl" "$started" "$RATE" "$RUN_SECONDS" "$sensor_hwm" "$collector_hwm" \
+	"$TMP/collector.db" "$cid" <<'PY'
+import datetime, json, sqlite3, sys
 path, started, rate, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+db, cid = sys.argv[7], sys.argv[8]
 lat = []
 for line in open(path):
     e = json.loads(line)
@@ -88,9 +93,26 @@ for line in open(path):
 lat.sort()
 if not lat:
     sys.exit("exec_latency: no exec of the pod stored")
-q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+def pct(v, p):
+    return v[min(len(v) - 1, int(p * len(v)))]
 print(f"exec_latency: {started} execs started at {rate:.0f}/s for {secs:.0f} s, {len(lat)} stored "
       f"({100.0 * len(lat) / max(started, 1):.1f}%)")
-print(f"exec -> stored at collector (ms): p50 {q(0.50):.1f}  p90 {q(0.90):.1f}  p99 {q(0.99):.1f}  max {lat[-1]:.1f}")
+print(f"exec -> stored at collector (ms): p50 {pct(lat, 0.50):.1f}  p90 {pct(lat, 0.90):.1f}  "
+      f"p99 {pct(lat, 0.99):.1f}  max {lat[-1]:.1f}")
+# Alerts: the table keeps the event's time (time_ns, the audit stamp) and the alert's commit
+# time (stored_ns). The first alert of each exec of the no-op counts.
+noop = '%"proc.exepath":"/bin/noop"%'
+rows = sqlite3.connect(db).execute(
+    "SELECT event_key, min(stored_ns - time_ns), count(*) FROM alerts "
+    "WHERE container_id = ? AND json LIKE ? GROUP BY event_key", (cid, noop)).fetchall()
+alat = sorted(r[1] / 1e6 for r in rows)
+by_rule = sqlite3.connect(db).execute(
+    "SELECT rule, count(*) FROM alerts WHERE container_id = ? AND json LIKE ? "
+    "GROUP BY rule ORDER BY rule", (cid, noop)).fetchall()
+if not alat:
+    sys.exit("exec_latency: no alert on the pod's execs")
+print(f"exec -> alert stored (ms): p50 {pct(alat, 0.50):.1f}  p90 {pct(alat, 0.90):.1f}  "
+      f"p99 {pct(alat, 0.99):.1f}  max {alat[-1]:.1f}  ({len(alat)} execs alerted: "
+      + ", ".join(f"{r} {n}" for r, n in by_rule) + ")")
 print(f"peak RSS: sensor {int(sys.argv[5]) / 1024:.1f} MiB, collector {int(sys.argv[6]) / 1024:.1f} MiB")
 PY
