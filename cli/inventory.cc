@@ -79,6 +79,7 @@ int RunInventory(const InventoryOptions& opt) {
   InventoryQuery q;
   q.node = opt.node;
   q.pod = opt.pod;
+  bool hex_id = false;
   // CONTAINER: an id (prefix), or a name as `driftwatch diff` takes it.
   if (!opt.container.empty()) {
     std::vector<std::string> parts;
@@ -90,8 +91,9 @@ int RunInventory(const InventoryOptions& opt) {
     }
     if (parts.size() > 3) return Fail(opt.container + ": not ID, NAME, POD/NAME or NS/POD/NAME");
     if (parts.size() == 1) {
-      bool hex = opt.container.find_first_not_of("0123456789abcdef") == std::string::npos;
-      (hex ? q.container : q.name) = opt.container;
+      // Hex digits are an id prefix first; a name such as "cafe" is tried after (below).
+      hex_id = opt.container.find_first_not_of("0123456789abcdef") == std::string::npos;
+      (hex_id ? q.container : q.name) = opt.container;
     } else {
       if (!q.pod.empty()) return Fail("--pod and a POD/NAME container: give one");
       q.name = parts.back();
@@ -108,7 +110,7 @@ int RunInventory(const InventoryOptions& opt) {
   }
   v1::InventoryReply reply;
   std::string bad;
-  auto n = (*reader)->QueryInventories(q, [&](const StoredInventory& inv) {
+  auto print = [&](const StoredInventory& inv) {
     if (!reply.ParseFromString(inv.reply)) {
       bad = "inventory " + std::to_string(inv.id) + " of container " + inv.container_id +
             ": stored reply does not parse";
@@ -133,7 +135,13 @@ int RunInventory(const InventoryOptions& opt) {
         PrintDriftTable(Entries(reply), "node " + inv.node + ", container " + inv.container_id);
       }
     }
-  });
+  };
+  auto n = (*reader)->QueryInventories(q, print);
+  if (n && *n == 0 && hex_id) {
+    q.container.clear();
+    q.name = opt.container;
+    n = (*reader)->QueryInventories(q, print);
+  }
   if (!n) return Fail(opt.db + ": " + n.error());
   if (!bad.empty()) return Fail(bad);
   if (*n == 0 && !listing) return Fail("no inventory stored for " + opt.container);

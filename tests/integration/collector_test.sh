@@ -210,6 +210,9 @@ grep -q "^added .* /usr/local/bin/dropped  *f  *0755  *12345  *eeee" "$tmp/g.tab
   ok "(g) driftwatch inventory POD/NAME prints the table" || fail "(g) table: $(cat "$tmp/g.table")"
 expect "(g) listing" "$("$dw" inventory --db "$tmp/f.db" | tail -n +2 | awk '{print $2, $4, $5, $6}' | sort | tr '\n' ' ')" \
   "drift-0 api payments/payments-api-7d9f8c6b5-x2x7q 2 drift-1 api payments/payments-api-7d9f8c6b5-x2x7q 2 "
+g_cid=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["node"] == "drift-0"][0]["container.id"][:12])' "$tmp/g.inv")
+"$dw" inventory --db "$tmp/f.db" "$g_cid" | grep -q "^== .*: container $g_cid.* on node drift-0" &&
+  ok "(g) driftwatch inventory by id prefix" || fail "(g) by id prefix $g_cid"
 if "$dw" inventory --db "$tmp/f.db" 0123abcd >/dev/null 2>"$tmp/g.err"; then fail "(g) unknown container"; else
   grep -q "no inventory stored for 0123abcd" "$tmp/g.err" && ok "(g) unknown container: exit 1 with reason" ||
     fail "(g) $(cat "$tmp/g.err")"
