@@ -47,15 +47,9 @@ int RunAlerts(const AlertsOptions& opt) {
       return 2;
     }
   }
-  const int64_t now = NowNs();
-  for (auto [text, out] : {std::pair{&opt.since, &q.since_ns}, std::pair{&opt.until, &q.until_ns}}) {
-    if (text->empty()) continue;
-    auto t = ParseTimeArg(*text, now);
-    if (!t) {
-      std::fprintf(stderr, "driftwatch alerts: %s\n", t.error().c_str());
-      return 2;
-    }
-    *out = *t;
+  if (auto r = ParseTimeRange(opt.since, opt.until, NowNs(), &q.since_ns, &q.until_ns); !r) {
+    std::fprintf(stderr, "driftwatch alerts: %s\n", r.error().c_str());
+    return 2;
   }
   auto reader = AlertReader::Open(opt.db);
   if (!reader) {

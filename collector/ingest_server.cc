@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "lib/version.h"
+#include "lib/wire_format.h"
 
 namespace driftwatch {
 
@@ -23,46 +24,6 @@ std::string NodeFromAuthContext(const grpc::AuthContext& auth) {
 }
 
 namespace {
-
-bool ReadVarint(std::string_view* in, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    const uint8_t b = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if (!(b & 0x80)) return true;
-  }
-  return false;
-}
-
-// One field of a message: its number, wire type, varint value or length-delimited bytes.
-// False on malformed or truncated input (groups included: no message here has one).
-bool NextField(std::string_view* in, uint64_t* field, uint64_t* wire_type, uint64_t* value,
-               std::string_view* bytes) {
-  uint64_t tag = 0;
-  if (!ReadVarint(in, &tag)) return false;
-  *field = tag >> 3;
-  *wire_type = tag & 7;
-  switch (*wire_type) {
-    case 0: return ReadVarint(in, value);
-    case 1:
-      if (in->size() < 8) return false;
-      in->remove_prefix(8);
-      return true;
-    case 2: {
-      uint64_t len = 0;
-      if (!ReadVarint(in, &len) || len > in->size()) return false;
-      *bytes = in->substr(0, len);
-      in->remove_prefix(len);
-      return true;
-    }
-    case 5:
-      if (in->size() < 4) return false;
-      in->remove_prefix(4);
-      return true;
-    default: return false;
-  }
-}
 
 grpc::ByteBuffer Encode(const v1::CollectorMessage& m) {
   std::string bytes = m.SerializeAsString();
@@ -86,7 +47,7 @@ std::expected<void, std::string> ScanSensorMessage(std::string_view bytes,
   while (!in.empty()) {
     uint64_t field = 0, wt = 0, value = 0;
     std::string_view sub;
-    if (!NextField(&in, &field, &wt, &value, &sub)) {
+    if (!wire::NextField(&in, &field, &wt, &value, &sub)) {
       return std::unexpected("malformed SensorMessage");
     }
     if (wt != 2) continue;  // no known field here has another wire type: unknown, skipped
@@ -99,7 +60,7 @@ std::expected<void, std::string> ScanSensorMessage(std::string_view bytes,
       while (!sub.empty()) {
         uint64_t f = 0, w = 0, v = 0;
         std::string_view ev;
-        if (!NextField(&sub, &f, &w, &v, &ev)) return std::unexpected("malformed EventBatch");
+        if (!wire::NextField(&sub, &f, &w, &v, &ev)) return std::unexpected("malformed EventBatch");
         if (f == v1::EventBatch::kBatchIdFieldNumber && w == 0) out->batch_id = v;
         if (f == v1::EventBatch::kEventsFieldNumber && w == 2) out->events.push_back(ev);
       }

@@ -269,8 +269,8 @@ std::expected<uint64_t, std::string> AlertReader::Query(
   f.Common(q.node, q.container, q.pod);
   if (!q.rule.empty()) f.Text(" AND rule = ?", q.rule);
   if (q.min_priority) f.Num(" AND priority <= ?", static_cast<int64_t>(*q.min_priority));
-  if (q.since_ns != 0) f.Num(" AND time_ns >= ?", q.since_ns);
-  if (q.until_ns != 0) f.Num(" AND time_ns < ?", q.until_ns);
+  if (q.since_ns) f.Num(" AND time_ns >= ?", *q.since_ns);
+  if (q.until_ns) f.Num(" AND time_ns < ?", *q.until_ns);
   const std::string sql = f.Select(
       "id, time_ns, stored_ns, node, container_id, container_name, pod_name, pod_namespace, "
       "rule, priority, message, json",

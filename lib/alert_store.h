@@ -86,8 +86,8 @@ struct AlertQuery {
   std::string pod;                     // pod name, or namespace/name
   std::string rule;                    // exact rule name
   std::optional<Priority> min_priority;  // this severity or more severe
-  int64_t since_ns = 0;                // time_ns >= since (0: no bound)
-  int64_t until_ns = 0;                // time_ns < until (0: no bound)
+  std::optional<int64_t> since_ns;     // time_ns >= since
+  std::optional<int64_t> until_ns;     // time_ns < until
   uint64_t limit = 0;                  // the newest N matches; 0 = all
 };
 

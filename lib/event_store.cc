@@ -1,5 +1,6 @@
 #include "lib/event_store.h"
 #include "lib/log.h"
+#include "lib/wire_format.h"
 
 #include <google/protobuf/arena.h>
 #include <sqlite3.h>
@@ -109,14 +110,14 @@ NodeState ReadNodeRow(sqlite3_stmt* s) {
   n.last_seen_ns = sqlite3_column_int64(s, 2);
   n.events_stored = static_cast<uint64_t>(sqlite3_column_int64(s, 3));
   n.duplicates = static_cast<uint64_t>(sqlite3_column_int64(s, 4));
-  n.boot_id = ColumnText(s, 5);
-  n.sensor_start_ns = sqlite3_column_int64(s, 6);
-  n.sensor_version = ColumnText(s, 7);
-  n.kernel_version = ColumnText(s, 8);
-  n.audit_mode = ColumnText(s, 9);
-  n.fanotify_mode = ColumnText(s, 10);
-  n.spool_dropped = static_cast<uint64_t>(sqlite3_column_int64(s, 11));
-  n.peer = ColumnText(s, 12);
+  n.hello.boot_id = ColumnText(s, 5);
+  n.hello.sensor_start_ns = sqlite3_column_int64(s, 6);
+  n.hello.sensor_version = ColumnText(s, 7);
+  n.hello.kernel_version = ColumnText(s, 8);
+  n.hello.audit_mode = ColumnText(s, 9);
+  n.hello.fanotify_mode = ColumnText(s, 10);
+  n.hello.spool_dropped = static_cast<uint64_t>(sqlite3_column_int64(s, 11));
+  n.hello.peer = ColumnText(s, 12);
   return n;
 }
 
@@ -144,18 +145,6 @@ std::string OldSchemaError(int version) {
          " (move the old database away to start a new one)";
 }
 
-// Protobuf wire format, enough to walk the top-level fields of a message.
-bool ReadVarint(std::string_view* in, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    const uint8_t b = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if (!(b & 0x80)) return true;
-  }
-  return false;
-}
-
 // Appends `msg` without its top-level fields `drop_a` and `drop_b`, bytes otherwise as they
 // are. False for wire data it does not walk (groups, truncation): the caller re-serializes.
 bool AppendWithoutFields(std::string_view msg, uint32_t drop_a, uint32_t drop_b,
@@ -163,33 +152,14 @@ bool AppendWithoutFields(std::string_view msg, uint32_t drop_a, uint32_t drop_b,
   const size_t start = out->size();
   while (!msg.empty()) {
     const char* field_begin = msg.data();
-    uint64_t tag = 0, len = 0;
-    if (!ReadVarint(&msg, &tag)) break;
-    switch (tag & 7) {
-      case 0:
-        if (!ReadVarint(&msg, &len)) return out->resize(start), false;
-        break;
-      case 1:
-        if (msg.size() < 8) return out->resize(start), false;
-        msg.remove_prefix(8);
-        break;
-      case 2:
-        if (!ReadVarint(&msg, &len) || len > msg.size()) return out->resize(start), false;
-        msg.remove_prefix(len);
-        break;
-      case 5:
-        if (msg.size() < 4) return out->resize(start), false;
-        msg.remove_prefix(4);
-        break;
-      default:
-        return out->resize(start), false;
-    }
-    const uint64_t field = tag >> 3;
+    uint64_t field = 0, wire_type = 0, value = 0;
+    std::string_view bytes;
+    if (!wire::NextField(&msg, &field, &wire_type, &value, &bytes))
+      return out->resize(start), false;
     if (field != drop_a && field != drop_b) {
       out->append(field_begin, static_cast<size_t>(msg.data() - field_begin));
     }
   }
-  if (!msg.empty()) return out->resize(start), false;
   return true;
 }
 
@@ -318,6 +288,18 @@ std::expected<int64_t, std::string> ParseTimeArg(std::string_view text, int64_t 
   tm.tm_sec = sec;
   int64_t t = timegm(&tm);
   return (t - offset_s) * 1'000'000'000LL + frac_ns;
+}
+
+std::expected<void, std::string> ParseTimeRange(std::string_view since, std::string_view until,
+                                                int64_t now_ns, std::optional<int64_t>* since_ns,
+                                                std::optional<int64_t>* until_ns) {
+  for (auto [text, out] : {std::pair{since, since_ns}, std::pair{until, until_ns}}) {
+    if (text.empty()) continue;
+    auto t = ParseTimeArg(text, now_ns);
+    if (!t) return std::unexpected(t.error());
+    *out = *t;
+  }
+  return {};
 }
 
 int EventKindNumber(std::string_view kind) {
@@ -584,14 +566,7 @@ void EventStore::NodeConnected(const std::string& node, const NodeHello& h) {
     n.node = node;
     ++n.connected_streams;
     n.last_seen_ns = NowNs();
-    n.boot_id = h.boot_id;
-    n.sensor_start_ns = h.sensor_start_ns;
-    n.sensor_version = h.sensor_version;
-    n.kernel_version = h.kernel_version;
-    n.audit_mode = h.audit_mode;
-    n.fanotify_mode = h.fanotify_mode;
-    n.spool_dropped = h.spool_dropped;
-    n.peer = h.peer;
+    n.hello = h;
     dirty_nodes_[node] = true;
   }
   cv_.notify_all();
@@ -799,14 +774,14 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
     sqlite3_bind_int64(s, 3, n.last_seen_ns);
     sqlite3_bind_int64(s, 4, static_cast<int64_t>(n.events_stored));
     sqlite3_bind_int64(s, 5, static_cast<int64_t>(n.duplicates));
-    BindText(s, 6, n.boot_id);
-    sqlite3_bind_int64(s, 7, n.sensor_start_ns);
-    BindText(s, 8, n.sensor_version);
-    BindText(s, 9, n.kernel_version);
-    BindText(s, 10, n.audit_mode);
-    BindText(s, 11, n.fanotify_mode);
-    sqlite3_bind_int64(s, 12, static_cast<int64_t>(n.spool_dropped));
-    BindText(s, 13, n.peer);
+    BindText(s, 6, n.hello.boot_id);
+    sqlite3_bind_int64(s, 7, n.hello.sensor_start_ns);
+    BindText(s, 8, n.hello.sensor_version);
+    BindText(s, 9, n.hello.kernel_version);
+    BindText(s, 10, n.hello.audit_mode);
+    BindText(s, 11, n.hello.fanotify_mode);
+    sqlite3_bind_int64(s, 12, static_cast<int64_t>(n.hello.spool_dropped));
+    BindText(s, 13, n.hello.peer);
     if (auto ok = step_done(s, "upsert node"); !ok) {
       std::lock_guard lk(mu_);
       for (const NodeState& d : dirty) dirty_nodes_[d.node] = true;

@@ -66,6 +66,11 @@ std::string_view EventKind(const v1::Event& ev);
 // "2026-11-28" = midnight UTC) or relative to `now_ns` ("30s", "10m", "2h", "7d" ago).
 [[nodiscard]] std::expected<int64_t, std::string> ParseTimeArg(std::string_view text,
                                                                int64_t now_ns);
+// --since and --until as the query commands take them: each "" (no bound: left unset) or a
+// ParseTimeArg text.
+[[nodiscard]] std::expected<void, std::string> ParseTimeRange(
+    std::string_view since, std::string_view until, int64_t now_ns,
+    std::optional<int64_t>* since_ns, std::optional<int64_t>* until_ns);
 
 int64_t NowNs();
 
@@ -141,14 +146,8 @@ struct CommitResult {
   std::string error;        // set when the transaction failed: nothing of it was stored
 };
 
-// What the collector knows of a node; `connected_streams` and the Hello fields are in memory
-// and in the `nodes` table.
-struct NodeState {
-  std::string node;
-  uint32_t connected_streams = 0;
-  int64_t last_seen_ns = 0;     // last connect, disconnect or stored batch
-  uint64_t events_stored = 0;
-  uint64_t duplicates = 0;
+// Hello fields as the node state keeps them (the collector fills this from v1::Hello).
+struct NodeHello {
   std::string boot_id;
   int64_t sensor_start_ns = 0;
   std::string sensor_version;
@@ -159,16 +158,15 @@ struct NodeState {
   std::string peer;             // last peer address
 };
 
-// Hello fields as the node state keeps them (the collector fills this from v1::Hello).
-struct NodeHello {
-  std::string boot_id;
-  int64_t sensor_start_ns = 0;
-  std::string sensor_version;
-  std::string kernel_version;
-  std::string audit_mode;
-  std::string fanotify_mode;
-  uint64_t spool_dropped = 0;
-  std::string peer;
+// What the collector knows of a node; `connected_streams` and the last Hello are in memory
+// and in the `nodes` table.
+struct NodeState {
+  std::string node;
+  uint32_t connected_streams = 0;
+  int64_t last_seen_ns = 0;     // last connect, disconnect or stored batch
+  uint64_t events_stored = 0;
+  uint64_t duplicates = 0;
+  NodeHello hello;
 };
 
 // Thread-safety: every public method is thread-safe. Submit never blocks on the database (it

@@ -152,7 +152,7 @@ TEST_F(EventStoreTest, ExactlyOnceAcrossReopen) {
   ASSERT_TRUE(n);
   EXPECT_EQ(n->events_stored, 120u);
   EXPECT_EQ(n->connected_streams, 0u);
-  EXPECT_EQ(n->sensor_version, "0.1.0");
+  EXPECT_EQ(n->hello.sensor_version, "0.1.0");
   s->Close();
   auto nodes = Reader()->Nodes();
   ASSERT_TRUE(nodes.has_value());
