@@ -14,8 +14,7 @@ int RunEvents(const EventsOptions& opt) {
   q.container = opt.container;
   q.kind = opt.kind;
   q.limit = opt.limit;
-  if (!q.kind.empty() && q.kind != "exec" && q.kind != "chmod" && q.kind != "write" &&
-      q.kind != "container" && q.kind != "status") {
+  if (!q.kind.empty() && EventKindNumber(q.kind) == 0) {
     std::fprintf(stderr, "driftwatch events: --kind %s: not one of exec, chmod, write, "
                  "container, status\n", q.kind.c_str());
     return 2;

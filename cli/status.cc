@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "lib/event_json.h"
+
 namespace driftwatch::cli {
 namespace {
 
@@ -93,7 +95,8 @@ int RunStatus(const StatusOptions& opt) {
               str(s, "runtime").empty() ? "cgroups only" : str(s, "runtime").c_str());
   if (cs.is_array()) {
     for (const auto& c : cs)
-      std::printf("           %.12s  %-24s %-32s %s\n", str(c, "id").c_str(), str(c, "name").c_str(),
+      std::printf("           %-12s  %-24s %-32s %s\n", ShortContainerId(str(c, "id")).c_str(),
+                  str(c, "name").c_str(),
                   str(c, "pod").c_str(), str(c, "image").c_str());
   }
   if (s["spool"].is_object()) {

@@ -214,9 +214,7 @@ void Alerting::StoreInventory(const std::string& node, const v1::InventoryReply&
   }
   const InventoryWant& w = it->second.first;
   StoredInventory inv;
-  inv.taken_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
+  inv.taken_ns = NowNs();
   inv.node = node;
   inv.container_id = w.container_id;
   inv.container_name = w.container_name;

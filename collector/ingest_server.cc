@@ -204,7 +204,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       a.start_write = true;
     }
     const bool ending = finish_status_.has_value() || read_closed_ || cancelled_;
-    if (!ending && !reading_ && hello_ok_for_read() &&
+    if (!ending && !reading_ &&
         inflight_.size() < svc_->opt_.max_in_flight_batches) {
       reading_ = true;
       a.start_read = true;
@@ -219,7 +219,6 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     }
     return a;
   }
-  bool hello_ok_for_read() const { return !finish_status_.has_value(); }
 
   void Run(const Actions& a) {
     // Finish last: after it the reactor may be gone. Decide never asks for a read or a
@@ -322,12 +321,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     // Outside mu_: a closed store runs the callback inline. reading_ stays set until the
     // batch is queued: were the next read started meanwhile (by OnCommitted), batch N+1 could
     // reach the store before batch N, and N's events would then look like resends.
-    // Detection gets the batch after it is stored: a copy of its bytes (cheap next to the
-    // parse that decoding costs, which the detection thread pays).
-    std::shared_ptr<const PreparedBatch> copy;
-    if (svc_->opt_.on_committed) copy = std::make_shared<const PreparedBatch>(*p);
-    svc_->store_->Submit(std::move(*p), [this, batch_id, copy](const CommitResult& r) {
-      if (copy && r.error.empty()) svc_->opt_.on_committed(copy);
+    // Detection gets the same batch once it is stored.
+    auto batch = std::make_shared<const PreparedBatch>(std::move(*p));
+    svc_->store_->Submit(batch, [this, batch_id, batch](const CommitResult& r) {
+      if (svc_->opt_.on_committed && r.error.empty()) svc_->opt_.on_committed(batch);
       OnCommitted(batch_id, r);
     });
     std::lock_guard lk(mu_);

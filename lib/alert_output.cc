@@ -257,15 +257,18 @@ std::expected<void, std::string> WebhookOutput::Post(const std::string& body) {
     status = Exchange(ioc, stream, stream, req, opt_.timeout);
     stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   } else {
-    asio::ssl::context ctx(asio::ssl::context::tls_client);
-    if (opt_.ca_file.empty()) {
-      ctx.set_default_verify_paths(ec);
-    } else {
-      ctx.load_verify_file(opt_.ca_file, ec);
+    if (!tls_) {
+      auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+      if (opt_.ca_file.empty()) {
+        ctx->set_default_verify_paths(ec);
+      } else {
+        ctx->load_verify_file(opt_.ca_file, ec);
+      }
+      if (ec) return std::unexpected(where + ": CA certificates: " + ec.message());
+      ctx->set_verify_mode(asio::ssl::verify_peer);
+      tls_ = std::move(ctx);
     }
-    if (ec) return std::unexpected(where + ": CA certificates: " + ec.message());
-    ctx.set_verify_mode(asio::ssl::verify_peer);
-    beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
+    beast::ssl_stream<beast::tcp_stream> stream(ioc, *tls_);
     if (!SSL_set_tlsext_host_name(stream.native_handle(), url_.host.c_str())) {
       return std::unexpected(where + ": SNI failed");
     }

@@ -26,6 +26,10 @@
 
 #include "lib/alert.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace driftwatch {
 
 struct OutputStats {
@@ -103,6 +107,9 @@ class WebhookOutput final : public AlertOutput {
 
   const WebhookOptions opt_;
   const Url url_;
+  // https: the verifying TLS context (CA bundle loaded once), made by the first POST that
+  // gets it loaded; the sending thread's only.
+  std::unique_ptr<boost::asio::ssl::context> tls_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;  // GUARDED_BY(mu_)

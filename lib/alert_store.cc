@@ -1,5 +1,7 @@
 #include "lib/alert_store.h"
 
+#include "lib/event_json.h"
+
 #include <sqlite3.h>
 
 #include <chrono>
@@ -46,11 +48,6 @@ std::string Err(sqlite3* db, const std::string& what) {
   return what + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
 }
 
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string Text(sqlite3_stmt* s, int col) {
   const unsigned char* t = sqlite3_column_text(s, col);
@@ -231,7 +228,7 @@ std::expected<bool, std::string> AlertStore::Insert(const Alert& a, const std::s
   sqlite3_stmt* s = insert_;
   sqlite3_reset(s);
   sqlite3_bind_int64(s, 1, a.time_ns);
-  sqlite3_bind_int64(s, 2, Now());
+  sqlite3_bind_int64(s, 2, NowNs());
   int i = 3;
   for (const std::string* t : {&a.node, &a.container_id, &a.container_name, &a.pod_name,
                                &a.pod_namespace, &a.rule}) {

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cinttypes>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 
@@ -201,6 +202,12 @@ std::string JsonQuote(std::string_view bytes) {
   std::string out;
   AppendJsonString(bytes, &out);
   return out;
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string FormatIsoTime(int64_t time_ns) {

@@ -26,6 +26,8 @@ std::string JsonQuote(std::string_view bytes);  // the same, as a value
 
 // "2026-11-28T09:06:20.123000000Z"
 std::string FormatIsoTime(int64_t time_ns);
+// The wall clock now, ns since the epoch.
+int64_t NowNs();
 
 // Falco's container.id is the 12-character short form of a 64-hex id; other ids (as
 // `ctr run` names them) are kept whole.

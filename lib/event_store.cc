@@ -165,12 +165,6 @@ bool AppendWithoutFields(std::string_view msg, uint32_t drop_a, uint32_t drop_b,
 
 }  // namespace
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string_view EventKind(const v1::Event& ev) {
   switch (ev.body_case()) {
     case v1::Event::kExec: return "exec";
@@ -536,11 +530,11 @@ void EventStore::Close() {
   if (writer_.joinable()) writer_.join();
 }
 
-void EventStore::Submit(PreparedBatch&& batch, Callback done) {
+void EventStore::Submit(std::shared_ptr<const PreparedBatch> batch, Callback done) {
   {
     std::lock_guard lk(mu_);
     if (!closing_) {
-      queued_events_ += batch.events.size();
+      queued_events_ += batch->events.size();
       ++submitted_;
       queue_.push_back(Pending{std::move(batch), std::move(done)});
       if (queue_.size() == 1 || queued_events_ >= opt_.commit_max_events) cv_.notify_all();
@@ -615,7 +609,7 @@ void EventStore::WriterLoop() {
     std::vector<Pending> items;
     size_t n_events = 0;
     while (!queue_.empty() && n_events < opt_.commit_max_events) {
-      n_events += queue_.front().batch.events.size();
+      n_events += queue_.front().batch->events.size();
       items.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
@@ -681,7 +675,7 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
   std::vector<RunMark*> marks;
   std::vector<int64_t> cids;
   for (size_t i = 0; i < items->size(); ++i) {
-    const PreparedBatch& b = (*items)[i].batch;
+    const PreparedBatch& b = *(*items)[i].batch;
     CommitResult& r = (*results)[i];
     // The batch's runs and containers, resolved once per batch, not per event.
     marks.assign(b.runs.size(), nullptr);

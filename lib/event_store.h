@@ -51,6 +51,7 @@
 #include <google/protobuf/repeated_ptr_field.h>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/event_json.h"
 
 struct sqlite3;
 
@@ -72,7 +73,6 @@ std::string_view EventKind(const v1::Event& ev);
     std::string_view since, std::string_view until, int64_t now_ns,
     std::optional<int64_t>* since_ns, std::optional<int64_t>* until_ns);
 
-int64_t NowNs();
 
 // The body's field number in v1::Event (10 exec ... 14 status) for a kind name; 0 if none.
 int EventKindNumber(std::string_view kind);
@@ -183,7 +183,9 @@ class EventStore {
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
 
-  void Submit(PreparedBatch&& batch, Callback done);
+  // The batch is shared, not copied: the detection stage reads the same one once it is
+  // committed.
+  void Submit(std::shared_ptr<const PreparedBatch> batch, Callback done);
   // Blocks until everything submitted before the call is committed.
   void Flush();
   void Close();
@@ -199,7 +201,7 @@ class EventStore {
 
  private:
   struct Pending {
-    PreparedBatch batch;
+    std::shared_ptr<const PreparedBatch> batch;
     Callback done;
   };
   struct RunMark {

@@ -300,6 +300,7 @@ uint64_t FirstRecordTimeMs(const std::string& path) {
 }
 
 std::vector<std::string> OrderInputs(const std::vector<std::string>& paths) {
+  if (paths.size() < 2) return paths;  // nothing to order: don't open and read it twice
   std::vector<std::pair<uint64_t, std::string>> keyed;
   for (const auto& p : paths) keyed.emplace_back(FirstRecordTimeMs(p), p);
   // Reorder only when every file's first record was found: stdin or a file without a

@@ -1,6 +1,7 @@
 #include "lib/procfs.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -51,5 +52,7 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
   if (!ReadSmallFile("/proc/" + std::to_string(pid) + "/stat", &text)) return std::nullopt;
   return ParseProcStat(text);
 }
+
+bool ProcessAlive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
 }  // namespace driftwatch

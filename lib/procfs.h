@@ -25,4 +25,7 @@ struct ProcStat {
 std::optional<ProcStat> ParseProcStat(std::string_view text);
 std::optional<ProcStat> ReadProcStat(pid_t pid);
 
+// A process with this pid exists (kill(pid, 0) succeeds, or is refused with EPERM).
+bool ProcessAlive(pid_t pid);
+
 }  // namespace driftwatch

@@ -1,5 +1,6 @@
 #include "sensor/audit_rules.h"
 #include "lib/log.h"
+#include "lib/procfs.h"
 
 #include <libaudit.h>
 #include <signal.h>
@@ -15,8 +16,6 @@
 
 namespace driftwatch::sensor {
 namespace {
-
-bool Alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
 // The key of a rule as the kernel lists it: string fields' values are lengths into buf.
 std::string RuleKey(const audit_rule_data* r) {
@@ -109,7 +108,7 @@ std::expected<std::unique_ptr<AuditOwnership>, std::string> AuditOwnership::Acqu
     return std::unexpected("audit is locked (enabled 2): rules and settings cannot change");
   }
   if (st->pid != 0 && st->pid != static_cast<uint32_t>(getpid()) &&
-      (kill(static_cast<pid_t>(st->pid), 0) == 0 || errno == EPERM)) {
+      ProcessAlive(static_cast<pid_t>(st->pid))) {
     return std::unexpected("audit daemon pid " + std::to_string(st->pid) +
                            " holds the audit feed; run with --audit-mode observer (or auto)");
   }
@@ -120,7 +119,7 @@ std::expected<std::unique_ptr<AuditOwnership>, std::string> AuditOwnership::Acqu
   if (!options.state_file.empty()) {
     pid_t old = 0;
     audit_status saved{};
-    if (ReadState(options.state_file, &old, &saved) && old != getpid() && !Alive(old)) {
+    if (ReadState(options.state_file, &old, &saved) && old != getpid() && !ProcessAlive(old)) {
       self->before_.enabled = saved.enabled;
       self->before_.backlog_limit = saved.backlog_limit;
       self->before_.backlog_wait_time = saved.backlog_wait_time;

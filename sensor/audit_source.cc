@@ -1,4 +1,5 @@
 #include "sensor/audit_source.h"
+#include "lib/event_json.h"
 #include "lib/log.h"
 
 #include <linux/audit.h>
@@ -12,12 +13,6 @@
 
 namespace driftwatch::sensor {
 namespace {
-
-uint64_t NowMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 const std::string kNetlinkSource = "netlink";
 
@@ -169,7 +164,7 @@ void AuditSource::ParseLoop() {
     counters_.records = reassembler.stats().records;
     auto now = std::chrono::steady_clock::now();
     if (now - last_tick >= std::chrono::milliseconds(100) || done) {
-      reassembler.Expire(NowMs());
+      reassembler.Expire(static_cast<uint64_t>(NowNs() / 1'000'000));
       counters_.evictions = reassembler.stats().evictions;
       counters_.parse_errors = diag_.count();
       tick_();

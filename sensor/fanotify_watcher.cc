@@ -14,10 +14,10 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
+#include "lib/event_json.h"
 #include "lib/file_digest.h"
+#include "lib/mountinfo.h"
 #include "lib/procfs.h"
 
 namespace driftwatch::sensor {
@@ -38,12 +38,6 @@ constexpr size_t kMaxOpenDirs = 64;
 std::string ErrnoText(int e) {
   const char* name = strerrorname_np(e);
   return std::string(name ? name : "errno " + std::to_string(e)) + " (" + strerror(e) + ")";
-}
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 uint64_t PackFsid(const void* fsid) {
@@ -78,21 +72,6 @@ int FdMountId(int fd) {
   int id = -1;
   std::from_chars(info.data() + at, info.data() + info.size(), id);
   return id;
-}
-
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string UnescapeMountField(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3') {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
 }
 
 std::string JoinPath(std::string_view dir, std::string_view name) {
@@ -448,15 +427,9 @@ void FanotifyWatcher::EndBatch() {
 const std::string& FanotifyWatcher::MountPoint(int mnt_id) {
   auto it = mount_points_.find(mnt_id);
   if (it != mount_points_.end()) return it->second;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    // "36 35 98:0 /mnt1 /mnt/parent rw,... - ext3 /dev/root rw": id, parent, dev, root, point.
-    std::istringstream f(line);
-    int id = -1, parent = -1;
-    std::string dev, root, point;
-    if (!(f >> id >> parent >> dev >> root >> point)) continue;
-    mount_points_[id] = UnescapeMountField(point);
+  std::string text;
+  if (ReadSmallFile("/proc/self/mountinfo", &text)) {
+    for (MountEntry& m : ParseMountinfo(text, nullptr)) mount_points_[m.id] = std::move(m.mount_point);
   }
   // Not in our namespace (a container's own root): remembered as "" until the table changes.
   return mount_points_[mnt_id];

@@ -31,6 +31,7 @@
 #include "lib/metrics.h"
 #include "lib/mountinfo.h"
 #include "lib/process_tree.h"
+#include "lib/procfs.h"
 #include "lib/systemd_notify.h"
 #include "lib/version.h"
 #include "sensor/audit_netlink.h"
@@ -93,19 +94,13 @@ std::string ReadFirstLine(const char* path) {
   return s;
 }
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Another audit daemon (auditd) holds the unicast feed when the kernel names a live pid.
 bool AuditPidHeld() {
   auto probe = AuditNetlink::Open(AuditMode::kOwner, 1 << 16);
   if (!probe) return false;
   auto st = (*probe)->GetStatus();
   if (!st || st->pid == 0) return false;
-  return kill(static_cast<pid_t>(st->pid), 0) == 0 || errno == EPERM;
+  return ProcessAlive(static_cast<pid_t>(st->pid));
 }
 
 // The event stream's one writer: numbers events and writes them, for every source thread.

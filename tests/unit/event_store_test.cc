@@ -82,13 +82,17 @@ v1::Event Container(uint64_t seq, const std::string& id, const std::string& stat
 }
 
 // Prepares and submits one batch, waits for its commit.
+std::shared_ptr<const PreparedBatch> Share(PreparedBatch b) {
+  return std::make_shared<const PreparedBatch>(std::move(b));
+}
+
 CommitResult Submit(EventStore* s, const std::string& node, std::vector<v1::Event> evs) {
   google::protobuf::RepeatedPtrField<v1::Event> f;
   for (auto& e : evs) *f.Add() = std::move(e);
   auto b = PrepareBatch(node, &f);
   EXPECT_TRUE(b.has_value()) << b.error();
   std::promise<CommitResult> p;
-  s->Submit(std::move(*b), [&](const CommitResult& r) { p.set_value(r); });
+  s->Submit(Share(std::move(*b)), [&](const CommitResult& r) { p.set_value(r); });
   return p.get_future().get();
 }
 
@@ -171,7 +175,7 @@ TEST_F(EventStoreTest, ManyBatchesFromManyStreamsCommitTogether) {
     auto b = PrepareBatch("node-" + std::to_string(i / 4), &f);
     ASSERT_TRUE(b);
     futs.push_back(ps[static_cast<size_t>(i)].get_future());
-    s->Submit(std::move(*b), [&ps, i](const CommitResult& r) { ps[static_cast<size_t>(i)].set_value(r); });
+    s->Submit(Share(std::move(*b)), [&ps, i](const CommitResult& r) { ps[static_cast<size_t>(i)].set_value(r); });
   }
   uint64_t stored = 0;
   for (auto& f : futs) stored += f.get().stored;
@@ -310,7 +314,7 @@ TEST_F(EventStoreTest, EncodedEventsKeepUnknownFieldsAndGetTheirIdBack) {
   EXPECT_EQ(decoded.container_id(), c);
   EXPECT_FALSE(DecodePreparedEvent(*b, 1, &decoded));
   std::promise<CommitResult> p;
-  s->Submit(std::move(*b), [&](const CommitResult& r) { p.set_value(r); });
+  s->Submit(Share(std::move(*b)), [&](const CommitResult& r) { p.set_value(r); });
   EXPECT_EQ(p.get_future().get().stored, 1u);
   auto evs = Query(Q().container("0123456789ab"));
   ASSERT_EQ(evs.size(), 1u);
@@ -398,7 +402,7 @@ TEST_F(EventStoreTest, SubmitAfterCloseFails) {
   auto b = PrepareBatch("node-a", &f);
   ASSERT_TRUE(b);
   std::string err;
-  s->Submit(std::move(*b), [&](const CommitResult& r) { err = r.error; });
+  s->Submit(Share(std::move(*b)), [&](const CommitResult& r) { err = r.error; });
   EXPECT_EQ(err, "event store closed");
 }
 
