@@ -1,4 +1,5 @@
 #include "lib/audit_event.h"
+#include "lib/event_json.h"
 
 #include <cstring>
 #include <string>
@@ -370,12 +371,8 @@ bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
     // runc re-executes itself ("runc init", first through /proc/self/exe, then through
     // execveat of a cloned binary with exe="/") to set up the container: runtime
     // plumbing, not a workload exec.
-    if (e->args_size() >= 2 && e->args(1) == "init") {
-      const std::string& a0 = e->args(0);
-      size_t slash = a0.rfind('/');
-      std::string_view base = slash == std::string::npos ? std::string_view(a0)
-                                                         : std::string_view(a0).substr(slash + 1);
-      if (base == "runc") e->set_runtime_plumbing(true);
+    if (e->args_size() >= 2 && e->args(1) == "init" && Basename(e->args(0)) == "runc") {
+      e->set_runtime_plumbing(true);
     }
     return true;
   }

@@ -42,11 +42,6 @@ std::string Resolve(const std::string& path, const std::string& cwd) {
   return out.empty() ? "/" : out;
 }
 
-std::string Basename(const std::string& p) {
-  size_t slash = p.rfind('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
 // A comm that names no program: busybox applets and fexecve run as "exe" or a digit.
 bool CommUninformative(const std::string& comm) {
   return comm.empty() || comm == "exe" ||
@@ -207,13 +202,14 @@ void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_
     }
     // The same process exec'ing again keeps its start; a reused pid starts anew.
     if (p.ppid == e.ppid() && p.start_ns <= ev.time_ns()) *start_ns = p.start_ns;
-    p = Proc{e.pid(), e.ppid(), *start_ns, ev.time_ns(), ProcessName(e), e.exe(), CommandLine(e)};
+    p = Proc{e.pid(), e.ppid(), *start_ns, ev.time_ns(), std::string(ProcessName(e)), e.exe(),
+             CommandLine(e)};
     proc_order_.splice(proc_order_.end(), proc_order_, it->second->order);
     return;
   }
   if (!e.success()) return;
   auto slot = std::make_unique<ProcSlot>();
-  slot->proc = Proc{e.pid(), e.ppid(), *start_ns, ev.time_ns(), ProcessName(e), e.exe(),
+  slot->proc = Proc{e.pid(), e.ppid(), *start_ns, ev.time_ns(), std::string(ProcessName(e)), e.exe(),
                     CommandLine(e)};
   slot->order = proc_order_.insert(proc_order_.end(), key);
   procs_.emplace(key, std::move(slot));

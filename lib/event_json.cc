@@ -134,8 +134,8 @@ void ContainerInfoFields(const v1::ContainerInfo& c, ObjectWriter* w) {
 }
 
 void ContainerFields(const v1::Event& ev, const v1::ContainerInfo* info, ObjectWriter* w) {
-  const std::string& id = ev.container_id().empty() ? std::string("host") : ev.container_id();
-  w->Str("container.id", ShortContainerId(id));
+  std::string_view id = ev.container_id().empty() ? std::string_view("host") : ev.container_id();
+  w->Str("container.id", ShortContainerIdView(id));
   w->Str("container.full_id", id);
   if (ev.attribution() != v1::ATTRIBUTION_UNSPECIFIED) {
     w->Str("container.attribution", AttributionName(ev.attribution()));
@@ -238,7 +238,7 @@ std::string FormatIsoTime(int64_t time_ns) {
   return out;
 }
 
-std::string ShortContainerId(const std::string& id) {
+std::string_view ShortContainerIdView(std::string_view id) {
   if (id.size() != 64) return id;
   for (char c : id) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return id;
@@ -246,18 +246,22 @@ std::string ShortContainerId(const std::string& id) {
   return id.substr(0, 12);
 }
 
-std::string ProcessName(const v1::ProcessExec& e) {
+std::string ShortContainerId(const std::string& id) { return std::string(ShortContainerIdView(id)); }
+
+std::string_view Basename(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+std::string_view ProcessName(const v1::ProcessExec& e) {
   const std::string& path = e.path();
-  bool via_fd = path.rfind("/proc/", 0) == 0 || path.rfind("/dev/fd/", 0) == 0;
+  bool via_fd = path.starts_with("/proc/") || path.starts_with("/dev/fd/");
   if (!via_fd || e.args_size() == 0 || e.args(0).empty()) return e.comm();
-  std::string_view a0 = e.args(0);
-  size_t slash = a0.rfind('/');
-  if (slash != std::string_view::npos) a0.remove_prefix(slash + 1);
-  return std::string(a0.substr(0, 15));  // as the kernel cuts comm
+  return Basename(e.args(0)).substr(0, 15);  // as the kernel cuts comm
 }
 
 std::string CommandLine(const v1::ProcessExec& e) {
-  std::string s = ProcessName(e);
+  std::string s(ProcessName(e));
   for (int i = 1; i < e.args_size(); ++i) {
     s.push_back(' ');
     s.append(e.args(i));
@@ -361,7 +365,7 @@ bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* info, std::st
     ObjectWriter w(out);
     Common(ev, &w);
     w.Str("evt.type", "container");
-    w.Str("container.id", ShortContainerId(c.id()));
+    w.Str("container.id", ShortContainerIdView(c.id()));
     w.Str("container.full_id", c.id());
     w.Str("container.state", c.state());
     w.Str("container.source", c.source());

@@ -30,13 +30,17 @@ std::string FormatIsoTime(int64_t time_ns);
 int64_t NowNs();
 
 // Falco's container.id is the 12-character short form of a 64-hex id; other ids (as
-// `ctr run` names them) are kept whole.
+// `ctr run` names them) are kept whole. The view is into `id`.
+std::string_view ShortContainerIdView(std::string_view id);
 std::string ShortContainerId(const std::string& id);
+
+// The last component of a path ("/usr/bin/ls" -> "ls"); a view into `path`.
+std::string_view Basename(std::string_view path);
 
 // Falco's proc.name: the task's comm, except where the exec went through /proc/self/exe
 // or an fd (busybox runs its applets that way, fexecve does), which names every task
-// "exe" or a digit: there the basename of argv[0] is the name the user gave.
-std::string ProcessName(const v1::ProcessExec& e);
+// "exe" or a digit: there the basename of argv[0] is the name the user gave. A view into `e`.
+std::string_view ProcessName(const v1::ProcessExec& e);
 
 // Falco's proc.cmdline: the process name followed by the arguments after argv[0].
 std::string CommandLine(const v1::ProcessExec& e);

@@ -1,6 +1,7 @@
 // container.* and k8s.* fields: the event's container as the sensor discovered it, and its
 // image against the approved-images policy.
 #include "lib/image_ref.h"
+#include "lib/event_json.h"
 #include "lib/rule_fields.h"
 
 namespace driftwatch {
@@ -18,17 +19,8 @@ std::string_view FullId(const RuleContext& c) {
   return c.event->container_id();
 }
 
-// As lib/event_json.h ShortContainerId, without a copy.
-std::string_view ShortId(std::string_view id) {
-  if (id.size() != 64) return id;
-  for (char ch : id) {
-    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return id;
-  }
-  return id.substr(0, 12);
-}
-
 bool ContainerId(const RuleContext& c, FieldArg, FieldValue* out) {
-  return SetStr(ShortId(FullId(c)), out);
+  return SetStr(ShortContainerIdView(FullId(c)), out);
 }
 
 bool ContainerFullId(const RuleContext& c, FieldArg, FieldValue* out) {
@@ -122,7 +114,7 @@ bool ContainerEntrypoint(const RuleContext& c, FieldArg, FieldValue* out) {
 // Falco's %container.info shorthand for outputs.
 bool ContainerInfoText(const RuleContext& c, FieldArg, FieldValue* out) {
   out->buf = "container_id=";
-  out->buf.append(ShortId(FullId(c)));
+  out->buf.append(ShortContainerIdView(FullId(c)));
   out->buf.append(" container_name=");
   const v1::ContainerInfo* i = ContainerOf(c);
   if (FullId(c) == "host") {

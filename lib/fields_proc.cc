@@ -2,12 +2,12 @@
 // executable (written at runtime, by whom, chmod +x).
 #include <charconv>
 
+#include "lib/event_json.h"
 #include "lib/rule_fields.h"
 
 namespace driftwatch {
 namespace {
 
-using fields::ProcessNameView;
 using fields::SetBool;
 using fields::SetNum;
 using fields::SetStr;
@@ -36,7 +36,7 @@ bool ProcPpid(const RuleContext& c, FieldArg, FieldValue* out) {
 
 std::string_view NameOf(const RuleContext& c) {
   const v1::Event& e = *c.event;
-  if (e.has_exec()) return ProcessNameView(e.exec());
+  if (e.has_exec()) return ProcessName(e.exec());
   if (e.has_chmod()) return e.chmod().comm();
   if (e.has_write()) return e.write().comm();
   return {};
@@ -66,7 +66,7 @@ bool ProcExepath(const RuleContext& c, FieldArg, FieldValue* out) {
 bool ProcCmdline(const RuleContext& c, FieldArg, FieldValue* out) {
   const v1::ProcessExec* x = Exec(c);
   if (!x) return false;
-  out->buf.assign(ProcessNameView(*x));
+  out->buf.assign(ProcessName(*x));
   for (int i = 1; i < x->args_size(); ++i) {
     out->buf.push_back(' ');
     out->buf.append(x->args(i));

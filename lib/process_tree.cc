@@ -1,4 +1,5 @@
 #include "lib/process_tree.h"
+#include "lib/event_json.h"
 
 #include <string_view>
 #include <vector>
@@ -7,11 +8,6 @@ namespace driftwatch {
 namespace {
 
 constexpr std::string_view kHost = "host";
-
-std::string_view Basename(std::string_view path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string_view::npos ? path : path.substr(slash + 1);
-}
 
 // Value of a Go-style flag ("-id X", "--id X", "-id=X"), or "".
 std::string FlagValue(const google::protobuf::RepeatedPtrField<std::string>& args,

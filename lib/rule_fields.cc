@@ -79,16 +79,6 @@ void AppendFieldText(const FieldInfo& f, FieldArg arg, const RuleContext& ctx,
 
 namespace fields {
 
-std::string_view ProcessNameView(const v1::ProcessExec& e) {
-  const std::string& path = e.path();
-  bool via_fd = path.starts_with("/proc/") || path.starts_with("/dev/fd/");
-  if (!via_fd || e.args_size() == 0 || e.args(0).empty()) return e.comm();
-  std::string_view a0 = e.args(0);
-  size_t slash = a0.rfind('/');
-  if (slash != std::string_view::npos) a0.remove_prefix(slash + 1);
-  return a0.substr(0, 15);  // as the kernel cuts comm
-}
-
 const v1::ContainerInfo* ContainerOf(const RuleContext& ctx) {
   if (ctx.container) return ctx.container;
   if (ctx.event && ctx.event->has_container()) return &ctx.event->container();

@@ -99,10 +99,6 @@ std::span<const FieldInfo> FdFields();
 
 // Helpers the field files share.
 namespace fields {
-// The bytes of a proto `bytes` field as a view.
-inline std::string_view View(const std::string& s) { return std::string_view(s); }
-// Falco's proc.name for an exec, as lib/event_json.h ProcessName but as a view.
-std::string_view ProcessNameView(const v1::ProcessExec& e);
 // The container the event belongs to: ctx.container, or the event's own body for
 // container events; null when unknown.
 const v1::ContainerInfo* ContainerOf(const RuleContext& ctx);
