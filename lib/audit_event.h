@@ -36,7 +36,6 @@ class AuditEventBuilder {
   // Builds the event. False when the records are not an exec or chmod event.
   bool Finish(v1::Event* out, Diagnostics* diag);
 
-  uint64_t time_ms() const { return sec_ * 1000 + msec_; }
 
  private:
   void AddSyscall(const AuditRecord& r, Diagnostics* diag);

@@ -12,14 +12,12 @@ bool ReadAuditLog(InputStream* in, AuditReassembler* reassembler, Diagnostics* d
   while (in->NextLine(&line, &too_long)) {
     ++stats->lines;
     if (too_long) {
-      ++stats->bad_lines;
       diag->Report(&in->name(), in->line_number(), "line longer than 1 MiB (skipped)");
       continue;
     }
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) continue;
     if (const char* err = ParseLogLine(line, &rec)) {
-      ++stats->bad_lines;
       diag->Report(&in->name(), in->line_number(), err);
       continue;
     }

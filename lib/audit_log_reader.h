@@ -12,7 +12,6 @@ namespace driftwatch {
 
 struct LogReadStats {
   uint64_t lines = 0;
-  uint64_t bad_lines = 0;
 };
 
 // Reads `in` to its end. Returns false when reading stopped on an I/O or decompression

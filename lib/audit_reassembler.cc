@@ -72,10 +72,7 @@ void AuditReassembler::Complete(const Key& key) {
     last_key_ = {UINT64_MAX, UINT64_MAX};
   }
   ++stats_.events_completed;
-  if (ev->builder.Finish(&scratch_, diag_)) {
-    ++stats_.events_emitted;
-    sink_(scratch_);
-  }
+  if (ev->builder.Finish(&scratch_, diag_)) sink_(scratch_);
   // Keep the arrival queue from growing with keys completed out of its order.
   while (!order_.empty() && by_key_.count(order_.front()) == 0) order_.pop_front();
 }

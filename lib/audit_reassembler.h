@@ -31,7 +31,6 @@ class AuditReassembler {
   struct Stats {
     uint64_t records = 0;
     uint64_t events_completed = 0;  // all audit events, modelled or not
-    uint64_t events_emitted = 0;    // exec and chmod events handed to the sink
     uint64_t evictions = 0;
     uint64_t timeouts = 0;
   };

@@ -15,7 +15,6 @@ namespace driftwatch {
 enum AuditType : uint32_t {
   kAuditSyscall = 1300,
   kAuditPath = 1302,
-  kAuditConfigChange = 1305,
   kAuditCwd = 1307,
   kAuditExecve = 1309,
   kAuditEoe = 1320,

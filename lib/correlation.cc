@@ -54,7 +54,6 @@ struct Correlator::Proc {
   uint32_t pid = 0;
   uint32_t ppid = 0;
   int64_t start_ns = 0;  // first exec of this process (a re-exec keeps it)
-  int64_t exec_ns = 0;   // latest exec
   std::string name, exepath, cmdline;
 };
 
@@ -79,7 +78,7 @@ struct Correlator::PendingExec {
 };
 
 struct Correlator::ContainerState {
-  std::string node, id;
+  std::string node;
   std::shared_ptr<const v1::ContainerInfo> info;
   std::string entrypoint;
   bool entrypoint_is_init = false;
@@ -100,8 +99,6 @@ void Correlator::SetImagePolicy(std::shared_ptr<const ImagePolicy> policy) {
 }
 
 size_t Correlator::process_count() const { return procs_.size(); }
-size_t Correlator::container_count() const { return containers_.size(); }
-
 size_t Correlator::file_count(const std::string& node, const std::string& id) const {
   const ContainerState* cs = FindState(node, id);
   return cs ? cs->files.size() : 0;
@@ -119,7 +116,6 @@ Correlator::ContainerState& Correlator::State(const std::string& node, const std
   if (it != containers_.end()) return *it->second;
   auto cs = std::make_unique<ContainerState>();
   cs->node = node;
-  cs->id = id;
   cs->order = containers_order_.insert(containers_order_.end(), key);
   ContainerState& ref = *cs;
   containers_.emplace(key, std::move(cs));
@@ -147,12 +143,6 @@ const v1::ContainerInfo* Correlator::Container(const std::string& node,
                                                const std::string& id) const {
   const ContainerState* cs = FindState(node, id);
   return cs ? cs->info.get() : nullptr;
-}
-
-std::shared_ptr<const v1::ContainerInfo> Correlator::ContainerShared(const std::string& node,
-                                                                     const std::string& id) const {
-  const ContainerState* cs = FindState(node, id);
-  return cs ? cs->info : nullptr;
 }
 
 const Correlator::Proc* Correlator::FindProc(const std::string& node, uint32_t pid) const {
@@ -202,14 +192,14 @@ void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_
     }
     // The same process exec'ing again keeps its start; a reused pid starts anew.
     if (p.ppid == e.ppid() && p.start_ns <= ev.time_ns()) *start_ns = p.start_ns;
-    p = Proc{e.pid(), e.ppid(), *start_ns, ev.time_ns(), std::string(ProcessName(e)), e.exe(),
+    p = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
              CommandLine(e)};
     proc_order_.splice(proc_order_.end(), proc_order_, it->second->order);
     return;
   }
   if (!e.success()) return;
   auto slot = std::make_unique<ProcSlot>();
-  slot->proc = Proc{e.pid(), e.ppid(), *start_ns, ev.time_ns(), std::string(ProcessName(e)), e.exe(),
+  slot->proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
                     CommandLine(e)};
   slot->order = proc_order_.insert(proc_order_.end(), key);
   procs_.emplace(key, std::move(slot));

@@ -77,17 +77,14 @@ class Correlator {
                       std::vector<RuleContext>* reevaluate);
 
   // Container info by (node, container id) from container events; null when unknown. Valid
-  // until the next Observe; ContainerShared keeps it alive beyond.
+  // until the next Observe.
   const v1::ContainerInfo* Container(const std::string& node, const std::string& id) const;
-  std::shared_ptr<const v1::ContainerInfo> ContainerShared(const std::string& node,
-                                                           const std::string& id) const;
 
   // The policy checked for every context from now on; null: none (posture only).
   void SetImagePolicy(std::shared_ptr<const ImagePolicy> policy);
 
   const CorrelatorStats& stats() const { return stats_; }
   size_t process_count() const;
-  size_t container_count() const;
   // Files known in one container (written or chmod'ed); 0 for an unknown container.
   size_t file_count(const std::string& node, const std::string& id) const;
 

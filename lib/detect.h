@@ -48,7 +48,6 @@ class Detector {
   void OnEvent(const std::string& node, const v1::Event& ev, const Sink& sink);
 
   const DetectorStats& stats() const { return stats_; }
-  const Correlator& correlator() const { return correlator_; }
 
  private:
   void Evaluate(const RuleContext& ctx, bool again, const Sink& sink);

@@ -290,7 +290,7 @@ class Parser {
         return ParseListValue(n);
       default: {
         Value v;
-        if (!ParseValue(&v, /*in_list=*/false)) {
+        if (!ParseValue(&v)) {
           if (err_.message.empty()) Fail(pos_, "expected a value after '" + std::string(OpName(n->op)) + "'");
           return false;
         }
@@ -312,7 +312,7 @@ class Parser {
       }
       while (true) {
         Value v;
-        if (!ParseValue(&v, /*in_list=*/true)) {
+        if (!ParseValue(&v)) {
           if (err_.message.empty()) Fail(pos_, "expected a list item");
           return false;
         }
@@ -343,7 +343,7 @@ class Parser {
     return true;
   }
 
-  bool ParseValue(Value* v, bool in_list) {
+  bool ParseValue(Value* v) {
     SkipBlanks();
     v->offset = pos_;
     if (pos_ >= s_.size()) return false;
@@ -368,7 +368,6 @@ class Parser {
     while (pos_ < s_.size() && IsBareChar(s_[pos_])) ++pos_;
     if (pos_ == start) return false;
     v->text = std::string(s_.substr(start, pos_ - start));
-    (void)in_list;
     return true;
   }
 
@@ -740,8 +739,6 @@ class Compiler {
 
   std::expected<std::unique_ptr<Evaluator>, Error> Run(const Node& n) { return CompileNode(n); }
 
-  std::vector<const FieldInfo*> fields;
-
  private:
   std::unexpected<Error> Fail(size_t offset, std::string msg) {
     return std::unexpected(Error{offset, macro_stack_.empty() ? "" : macro_stack_.back(), std::move(msg)});
@@ -829,7 +826,6 @@ class Compiler {
     } else if (f->arg == FieldArgMode::kRequired) {
       return Fail(n.offset, "field '" + n.field + "' needs an index, as " + n.field + "[1]");
     }
-    if (std::find(fields.begin(), fields.end(), f) == fields.end()) fields.push_back(f);
     FieldType type = f->TypeFor(arg);
     if (n.op == Op::kExists) return std::make_unique<ExistsEval>(f, arg);
 
@@ -905,7 +901,6 @@ std::expected<CompiledCondition, Error> Compile(const Node& root, const Names& n
   if (!e) return std::unexpected(e.error());
   CompiledCondition out;
   out.root_ = std::move(*e);
-  out.fields_ = std::move(c.fields);
   return out;
 }
 

@@ -126,13 +126,9 @@ class CompiledCondition {
   // REQUIRES: ctx.event != nullptr.
   bool Evaluate(const RuleContext& ctx) const;
 
-  // Every field the condition reads (for diagnostics and `rules check`).
-  const std::vector<const FieldInfo*>& fields() const { return fields_; }
-
  private:
   friend std::expected<CompiledCondition, Error> Compile(const Node&, const Names&);
   std::unique_ptr<Evaluator> root_;
-  std::vector<const FieldInfo*> fields_;
 };
 
 // Resolves fields, macros (expanded in place; recursion refused) and lists, checks each

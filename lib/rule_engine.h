@@ -35,7 +35,6 @@ class OutputFormat {
   void Format(const RuleContext& ctx, std::string* out,
               std::map<std::string, std::string>* fields) const;
 
-  const std::vector<Part>& parts() const { return parts_; }
 
  private:
   std::vector<Part> parts_;

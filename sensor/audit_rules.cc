@@ -253,7 +253,7 @@ std::expected<void, std::string> AuditOwnership::AddRule(const std::vector<std::
   int flags = AUDIT_FILTER_EXIT | (prepend ? AUDIT_FILTER_PREPEND : 0);
   int rc = audit_add_rule_data(rule_fd_, rule, flags, action);
   if (rc == -EEXIST) {
-    ++present_;  // someone else's identical rule: leave it, and leave it in place later
+    // Someone else's identical rule: leave it, and leave it in place later.
     audit_rule_free_data(rule);
     return {};
   }

@@ -53,11 +53,9 @@ class AuditOwnership {
   // Puts back rules and settings. Idempotent. REQUIRES: the reader thread has stopped.
   void Release();
 
-  const audit_status& before() const { return before_; }
   uint32_t backlog_limit() const { return backlog_limit_; }
   uint32_t backlog_wait_time() const { return backlog_wait_time_; }
   size_t rules_added() const { return added_.size(); }
-  size_t rules_present() const { return present_; }
   // Left behind by an earlier sensor that died: its rules removed, its pid.
   size_t stale_rules_removed() const { return stale_removed_; }
   pid_t recovered_from_pid() const { return recovered_from_; }
@@ -79,7 +77,6 @@ class AuditOwnership {
     int action;
   };
   std::vector<Added> added_;
-  size_t present_ = 0;  // rules that already existed (left in place)
   size_t stale_removed_ = 0;
   pid_t recovered_from_ = 0;
   std::string state_file_;

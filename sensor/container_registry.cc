@@ -115,7 +115,6 @@ void ContainerRegistry::Stop() {
 }
 
 std::string ContainerRegistry::endpoint() const { return endpoint_; }
-std::string ContainerRegistry::runtime_name() const { return runtime_name_; }
 
 size_t ContainerRegistry::size() const {
   std::shared_lock lock(mu_);

@@ -62,7 +62,6 @@ class ContainerRegistry : public ContainerResolver {
   void Stop();
 
   std::string endpoint() const;     // CRI socket in use; "" for cgroup-only
-  std::string runtime_name() const; // "containerd", "cri-o", ...; "" for cgroup-only
   std::string cgroup_root() const { return cgroup_root_; }
   size_t size() const;
 

@@ -509,12 +509,12 @@ void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata* md) {
   } else {
     // A write by a container process outside its rootfs (a volume on a marked filesystem).
     std::optional<std::string> cid = ContainerOfPid(md->pid);
-    if (!cid && !options_.host_events) {
+    if (!cid) {
       counters_.dropped_host.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    ev.set_container_id(cid ? *cid : "host");
-    ev.set_attribution(cid ? v1::ATTRIBUTION_CGROUP : v1::ATTRIBUTION_UNKNOWN);
+    ev.set_container_id(*cid);
+    ev.set_attribution(v1::ATTRIBUTION_CGROUP);
     w->set_path(JoinPath(dir->host_dir, obj.name));
   }
   if (old.handle && obj.handle != old.handle) {
@@ -581,14 +581,12 @@ void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata* md) {
     // The writer is gone already (cp, a shell redirect): the fd is the upper file itself,
     // so the container whose upper layer has this inode at this path wrote it.
     ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
-  } else if (!options_.host_events) {
+  } else {
     counters_.dropped_host.fetch_add(1, std::memory_order_relaxed);
     close(fd);
     return;
-  } else {
-    ev.set_attribution(v1::ATTRIBUTION_UNKNOWN);
   }
-  ev.set_container_id(cid ? *cid : "host");
+  ev.set_container_id(*cid);
   w->set_kind(kind);
   w->set_pid(md->pid > 0 ? static_cast<uint32_t>(md->pid) : 0);
   w->set_path(path);

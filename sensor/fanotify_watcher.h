@@ -73,14 +73,13 @@ struct FanotifyOptions {
   std::vector<std::string> filesystems;
   bool modify = false;                // FAN_MODIFY too (opt-in: one event per write())
   uint64_t hash_max_bytes = 64ull << 20;
-  bool host_events = false;           // emit writes no container claims (else count + drop)
 };
 
 struct FanotifyCounters {
   std::atomic<uint64_t> events{0};        // events handed to the sink
   std::atomic<uint64_t> overflows{0};     // FAN_Q_OVERFLOW: the kernel queue was full
   std::atomic<uint64_t> dropped_self{0};  // written by this process
-  std::atomic<uint64_t> dropped_host{0};  // no container claimed it (and !host_events)
+  std::atomic<uint64_t> dropped_host{0};  // no container claimed it: counted, dropped
   std::atomic<uint64_t> hash_skipped{0};  // executables over hash_max_bytes
   std::atomic<uint64_t> errors{0};        // unreadable events, unresolvable handles
 };
