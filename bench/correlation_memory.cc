@@ -33,8 +33,7 @@ int main(int argc, char** argv) {
   using namespace driftwatch;
   unsigned containers = argc > 1 ? std::atoi(argv[1]) : 10000;
   unsigned execs = argc > 2 ? std::atoi(argv[2]) : 20;
-  auto rules = RuleSet::Load({std::string(DW_SOURCE_DIR) + "/rules/driftwatch_macros.yaml",
-                              std::string(DW_SOURCE_DIR) + "/rules/driftwatch_rules.yaml"});
+  auto rules = RuleSet::Load(ShippedRuleFiles());
   if (!rules) return 1;
   Detector d(std::shared_ptr<const RuleSet>(std::move(*rules)));
   uint64_t alerts = 0;

@@ -64,7 +64,7 @@ for ((i = 0; i < 100; i++)); do grep -qs "connected to collector" "$TMP/sensor.l
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$CTD" lat-bench bench "$uid" "/kubepods/besteffort/pod$uid")
 cid=$(dw_pod_container "$CTD" "$pod" pacer -- /bin/sleep 100000)
-cpid=$(dw_cri "$CTD" inspect "$cid" | sed -n 's/^  "pid": \([0-9]*\).*/\1/p')
+cpid=$(dw_ctr_pid "$CTD" "$cid")
 cp "$TMP/exec_pacer" "$TMP/noop" "/proc/$cpid/root/bin/"
 sleep 1
 started=$(dw_ctr_exec "$CTD" "$cid" pace /bin/exec_pacer "$RATE" "$RUN_SECONDS" /bin/noop </dev/null)

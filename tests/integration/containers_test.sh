@@ -44,7 +44,7 @@ grep -q "fanotify $mode" "$tmp/sensor.log" || { echo "FAIL: sensor not in fanoti
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$ctd" web-7d9f8-x2kqp shop "$uid" "/kubepods/besteffort/pod$uid")
 cid=$(dw_pod_container "$ctd" "$pod" app -- /bin/sleep 1000)
-cpid=$(dw_cri "$ctd" inspect "$cid" | sed -n 's/^  "pid": \([0-9]*\).*/\1/p')
+cpid=$(dw_ctr_pid "$ctd" "$cid") || true
 [[ -n $cpid ]] || { echo "FAIL: no pid for container $cid"; exit 1; }
 
 # Drift inside the container. A copy of busybox (busybox_dropped) is a binary written at

@@ -27,7 +27,6 @@ check() { # check DESCRIPTION CMD...: one assertion
 }
 
 tmp=$(mktemp -d /tmp/dwdiff.XXXXXX)
-mounts_under_tmp() { dw_mounts_under "$tmp"; }
 finish() {
     local rc=$?
     trap - EXIT INT TERM

@@ -22,11 +22,15 @@ dw_ctd_check_deps
 dw_audit_save "$tmp"
 
 dw_auditd_start "$tmp" ENRICHED
-for arch in b64 b32; do
-    auditctl -a always,exit -F arch=$arch -S execve,execveat -k dwenr >/dev/null
-    auditctl -a always,exit -F arch=$arch -S chmod,fchmod -F a1\&0111 -k dwenr >/dev/null
-    auditctl -a always,exit -F arch=$arch -S fchmodat -F a2\&0111 -k dwenr >/dev/null
-done
+# rules -a|-d: the sensor's rule set (execs, chmods that add an exec bit), added or deleted.
+rules() {
+    for arch in b64 b32; do
+        auditctl "$1" always,exit -F arch=$arch -S execve,execveat -k dwenr >/dev/null
+        auditctl "$1" always,exit -F arch=$arch -S chmod,fchmod -F a1\&0111 -k dwenr >/dev/null
+        auditctl "$1" always,exit -F arch=$arch -S fchmodat -F a2\&0111 -k dwenr >/dev/null
+    done
+}
+rules -a
 
 name=dw-enr-$$
 dw_image_build "$tmp/image.tar"
@@ -38,11 +42,7 @@ dw_ctr_exec "$ctd" "$name" e2 /bin/ls -la /root </dev/null >/dev/null
 /bin/echo "host-marker-$$" >/dev/null
 dw_ctd_stop "$ctd"
 
-for arch in b64 b32; do
-    auditctl -d always,exit -F arch=$arch -S execve,execveat -k dwenr >/dev/null
-    auditctl -d always,exit -F arch=$arch -S chmod,fchmod -F a1\&0111 -k dwenr >/dev/null
-    auditctl -d always,exit -F arch=$arch -S fchmodat -F a2\&0111 -k dwenr >/dev/null
-done
+rules -d
 dw_auditd_stop "$tmp"
 log=$tmp/log/audit.log
 grep -q $'\x1d' "$log" || { echo "FAIL: the log is not ENRICHED"; exit 1; }

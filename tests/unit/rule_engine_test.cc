@@ -2,9 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <atomic>
-#include <sstream>
 #include <thread>
 
 #include "unit/rule_test_util.h"
@@ -15,20 +13,15 @@ namespace {
 using testing::Container;
 using testing::Ctx;
 using testing::ExecEvent;
+using testing::ReadFile;
+using testing::SourceRuleFiles;
 using testing::WriteEvent;
 
-std::string ReadFile(const std::string& p) {
-  std::ifstream in(p);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class ShippedRules : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::string dir = std::string(DW_SOURCE_DIR) + "/rules";
-    auto r = RuleSet::Load({dir + "/driftwatch_macros.yaml", dir + "/driftwatch_rules.yaml"});
+    auto r = RuleSet::Load(SourceRuleFiles());
     ASSERT_TRUE(r.has_value());
     set_ = r->release();
   }
@@ -242,8 +235,7 @@ TEST(RuleEngine, OutputFormatParsing) {
 }
 
 TEST(RuleEngine, ConcurrentEvaluationIsSafe) {
-  std::string dir = std::string(DW_SOURCE_DIR) + "/rules";
-  auto r = RuleSet::Load({dir + "/driftwatch_macros.yaml", dir + "/driftwatch_rules.yaml"});
+  auto r = RuleSet::Load(SourceRuleFiles());
   ASSERT_TRUE(r.has_value());
   const RuleSet& set = **r;
   auto ev = ExecEvent("apk", "/sbin/apk", {"apk", "add"});

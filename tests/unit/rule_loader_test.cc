@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
 
 #include "lib/rule_engine.h"
 #include "unit/rule_test_util.h"
@@ -14,13 +12,9 @@ namespace {
 using testing::Container;
 using testing::Ctx;
 using testing::ExecEvent;
+using testing::ReadFile;
+using testing::SourceRuleFiles;
 
-std::string ReadFile(const std::string& p) {
-  std::ifstream in(p);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string AllMessages(const std::vector<RuleDiagnostic>& d) {
   std::string s;
@@ -74,8 +68,7 @@ TEST(RuleLoader, SeedRulesLoadUnchangedWithShippedMacros) {
 }
 
 TEST(RuleLoader, ShippedFilesLoad) {
-  std::string dir = std::string(DW_SOURCE_DIR) + "/rules";
-  auto r = RuleSet::Load({dir + "/driftwatch_macros.yaml", dir + "/driftwatch_rules.yaml"});
+  auto r = RuleSet::Load(SourceRuleFiles());
   ASSERT_TRUE(r.has_value()) << AllMessages(r.error());
   EXPECT_GE((*r)->size(), 12u);
   EXPECT_TRUE((*r)->warnings().empty()) << AllMessages((*r)->warnings());

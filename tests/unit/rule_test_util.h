@@ -1,12 +1,28 @@
 // Builders of events and contexts for the rules tests.
 #pragma once
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "lib/rule_context.h"
 
 namespace driftwatch::testing {
+
+// The whole file ("" when it cannot be read).
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The shipped rule files of this source tree (not an installed copy): macros, then rules.
+inline std::vector<std::string> SourceRuleFiles() {
+  const std::string dir = std::string(DW_SOURCE_DIR) + "/rules";
+  return {dir + "/driftwatch_macros.yaml", dir + "/driftwatch_rules.yaml"};
+}
 
 inline constexpr char kCid[] = "4f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f";
 
