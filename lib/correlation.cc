@@ -80,6 +80,7 @@ struct Correlator::PendingExec {
 struct Correlator::ContainerState {
   std::string node;
   std::shared_ptr<const v1::ContainerInfo> info;
+  ImageVerdict image;  // info against the policy: on each container event and policy change
   std::string entrypoint;
   bool entrypoint_is_init = false;
   bool removed = false;
@@ -96,6 +97,12 @@ Correlator::~Correlator() = default;
 
 void Correlator::SetImagePolicy(std::shared_ptr<const ImagePolicy> policy) {
   policy_ = std::move(policy);
+  for (auto& [key, cs] : containers_)
+    if (cs->info) cs->image = CheckImage(*cs->info);
+}
+
+ImageVerdict Correlator::CheckImage(const v1::ContainerInfo& info) const {
+  return policy_ ? policy_->Check(info) : CheckPosture(info);
 }
 
 size_t Correlator::process_count() const { return procs_.size(); }
@@ -270,7 +277,7 @@ void Correlator::FillContainer(const ContainerState* cs, RuleContext* ctx) const
     ctx->container = cs->info.get();
     ctx->container_owner = cs->info;
     ctx->container_start_ns = cs->info->start_time_ns();
-    ctx->image = policy_ ? policy_->Check(*cs->info) : CheckPosture(*cs->info);
+    ctx->image = cs->image;
   }
   ctx->container_entrypoint = cs->entrypoint;
 }
@@ -319,6 +326,7 @@ void Correlator::OnContainer(const std::string& node, const v1::Event& ev) {
   if (id.empty()) return;
   ContainerState& cs = State(node, id);
   cs.info = std::make_shared<const v1::ContainerInfo>(c);
+  cs.image = CheckImage(c);
   if (c.state() == "removed" && !cs.removed) {
     cs.removed = true;
     // Late events may still name it: keep the info, drop the per-file state.

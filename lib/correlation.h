@@ -98,6 +98,8 @@ class Correlator {
   ContainerState& State(const std::string& node, const std::string& id);
   const ContainerState* FindState(const std::string& node, const std::string& id) const;
   void FillContainer(const ContainerState* cs, RuleContext* ctx) const;
+  // The container's image against the policy (or posture only, without one).
+  ImageVerdict CheckImage(const v1::ContainerInfo& info) const;
   std::vector<ProcessInfo> Lineage(const std::string& node, uint32_t ppid, int64_t child_start,
                                    const std::string& parent_name) const;
   const Proc* FindProc(const std::string& node, uint32_t pid) const;

@@ -339,6 +339,12 @@ TEST(Correlation, ContainerInfoEntrypointAndPolicy) {
   RuleContext uc = c.Observe(kNode, upd, &re);
   EXPECT_FALSE(uc.image.approved);
   EXPECT_EQ(ctx.container->image_ref(), "sha256:" + std::string(64, '1'));
+  // A policy change (here: none, posture only) applies to the containers already known.
+  c.SetImagePolicy(nullptr);
+  RuleContext after = c.Observe(kNode, Exec(kCid, 4 * kSec, 102, 100, "/bin/ls"), &re);
+  EXPECT_FALSE(after.image.checked);
+  EXPECT_FALSE(after.image.approved);
+  EXPECT_TRUE(after.image.writable_rootfs);
 }
 
 }  // namespace
