@@ -312,27 +312,31 @@ bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
   const char* errno_name = nullptr;
   if (!success_ && exit_ < 0 && exit_ > -4096) errno_name = strerrorname_np(static_cast<int>(-exit_));
   const char* arch = ArchName(arch_);
+  // The syscall and process fields exec and chmod events share (named alike in both).
+  auto set_process = [&](auto* m) {
+    m->set_syscall(SyscallKindName(kind_));
+    m->set_success(success_);
+    m->set_exit(static_cast<int32_t>(exit_));
+    if (errno_name) m->set_errno_name(errno_name);
+    m->set_pid(static_cast<uint32_t>(pid_));
+    m->set_ppid(static_cast<uint32_t>(ppid_));
+    m->set_uid(static_cast<uint32_t>(uid_));
+    m->set_euid(static_cast<uint32_t>(euid_));
+    m->set_auid(static_cast<uint32_t>(auid_));
+    m->set_session(static_cast<uint32_t>(ses_));
+    m->set_tty(tty_);
+    m->set_comm(comm_);
+    m->set_exe(exe_);
+    m->set_cwd(cwd_);
+    if (arch) m->set_arch(arch);
+  };
 
   if (kind_ == SyscallKind::kExecve || kind_ == SyscallKind::kExecveat) {
     auto* e = out->mutable_exec();
-    e->set_syscall(SyscallKindName(kind_));
-    e->set_success(success_);
-    e->set_exit(static_cast<int32_t>(exit_));
-    if (errno_name) e->set_errno_name(errno_name);
-    e->set_pid(static_cast<uint32_t>(pid_));
-    e->set_ppid(static_cast<uint32_t>(ppid_));
-    e->set_uid(static_cast<uint32_t>(uid_));
-    e->set_euid(static_cast<uint32_t>(euid_));
+    set_process(e);
     e->set_gid(static_cast<uint32_t>(gid_));
     e->set_egid(static_cast<uint32_t>(egid_));
-    e->set_auid(static_cast<uint32_t>(auid_));
-    e->set_session(static_cast<uint32_t>(ses_));
-    e->set_tty(tty_);
-    e->set_comm(comm_);
-    e->set_exe(exe_);
-    if (arch) e->set_arch(arch);
     if (!user_name_.empty()) e->set_user_name(user_name_);
-    e->set_cwd(cwd_);
     if (have_execve_) {
       e->set_argc(static_cast<uint32_t>(argc_));
       bool missing = args_.size() < argc_;
@@ -378,21 +382,7 @@ bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
   }
 
   auto* c = out->mutable_chmod();
-  c->set_syscall(SyscallKindName(kind_));
-  c->set_success(success_);
-  c->set_exit(static_cast<int32_t>(exit_));
-  if (errno_name) c->set_errno_name(errno_name);
-  c->set_pid(static_cast<uint32_t>(pid_));
-  c->set_ppid(static_cast<uint32_t>(ppid_));
-  c->set_uid(static_cast<uint32_t>(uid_));
-  c->set_euid(static_cast<uint32_t>(euid_));
-  c->set_auid(static_cast<uint32_t>(auid_));
-  c->set_session(static_cast<uint32_t>(ses_));
-  c->set_tty(tty_);
-  c->set_comm(comm_);
-  c->set_exe(exe_);
-  c->set_cwd(cwd_);
-  if (arch) c->set_arch(arch);
+  set_process(c);
   uint32_t new_mode = static_cast<uint32_t>(kind_ == SyscallKind::kFchmodat ? a2_ : a1_) & 07777;
   c->set_new_mode(new_mode);
   if (have_path0_) {
