@@ -2,11 +2,6 @@
 
 namespace driftwatch {
 
-struct AuditReassembler::InFlight {
-  InFlight(uint64_t sec, uint32_t msec, uint64_t serial) : builder(sec, msec, serial) {}
-  AuditEventBuilder builder;
-};
-
 namespace {
 // User-space messages (AUDIT_FIRST_USER_MSG..AUDIT_LAST_USER_MSG and the second user
 // range) and daemon records stand alone: no EOE follows them.
@@ -32,7 +27,7 @@ void AuditReassembler::Push(const AuditRecord& r) {
   }
   if (r.type == kAuditEoe) stream_has_eoe_ = true;
 
-  InFlight* ev;
+  AuditEventBuilder* ev;
   if (last_ != nullptr && key == last_key_) {
     ev = last_;
   } else {
@@ -49,14 +44,14 @@ void AuditReassembler::Push(const AuditRecord& r) {
           Complete(oldest);
         }
       }
-      it = by_key_.emplace(key, std::make_unique<InFlight>(r.sec, r.msec, r.serial)).first;
+      it = by_key_.try_emplace(key, r.sec, r.msec, r.serial).first;
       order_.push_back(key);
     }
-    ev = it->second.get();
+    ev = &it->second;
     last_key_ = key;
     last_ = ev;
   }
-  ev->builder.Add(r, diag_);
+  ev->Add(r, diag_);
   if (r.type == kAuditEoe || (r.type == kAuditProctitle && !stream_has_eoe_)) {
     Complete(key);
   }
@@ -65,14 +60,14 @@ void AuditReassembler::Push(const AuditRecord& r) {
 void AuditReassembler::Complete(const Key& key) {
   auto it = by_key_.find(key);
   if (it == by_key_.end()) return;
-  std::unique_ptr<InFlight> ev = std::move(it->second);
-  by_key_.erase(it);
-  if (last_ == ev.get()) {
+  if (last_ == &it->second) {
     last_ = nullptr;
     last_key_ = {UINT64_MAX, UINT64_MAX};
   }
   ++stats_.events_completed;
-  if (ev->builder.Finish(&scratch_, diag_)) sink_(scratch_);
+  const bool modelled = it->second.Finish(&scratch_, diag_);
+  by_key_.erase(it);
+  if (modelled) sink_(scratch_);
   // Keep the arrival queue from growing with keys completed out of its order.
   while (!order_.empty() && by_key_.count(order_.front()) == 0) order_.pop_front();
 }

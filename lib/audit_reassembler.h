@@ -60,7 +60,6 @@ class AuditReassembler {
   struct KeyHash {
     size_t operator()(const Key& k) const { return k.serial * 0x9E3779B97F4A7C15ull ^ k.time_ms; }
   };
-  struct InFlight;
 
   void Complete(const Key& key);
 
@@ -70,11 +69,12 @@ class AuditReassembler {
   Stats stats_;
   bool stream_has_eoe_ = false;
   uint64_t stream_time_ms_ = 0;
-  std::unordered_map<Key, std::unique_ptr<InFlight>, KeyHash> by_key_;
+  // Elements keep their address while in the map (last_ points at one).
+  std::unordered_map<Key, AuditEventBuilder, KeyHash> by_key_;
   std::deque<Key> order_;  // arrival order; completed keys are skipped lazily
   // Most records belong to the event of the previous record: remember it.
   Key last_key_{UINT64_MAX, UINT64_MAX};
-  InFlight* last_ = nullptr;
+  AuditEventBuilder* last_ = nullptr;
   v1::Event scratch_;
 };
 
