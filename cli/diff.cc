@@ -250,11 +250,7 @@ int RunDiff(const DiffOptions& opt) {
 
   auto entries = DriftInventory(root, opt.hash_max);
   if (!entries) return Fail(entries.error());
-  // The runtime makes mount targets (/run, /etc/hostname, /dev/termination-log, ...) in the
-  // upper layer before the container starts: they are not the workload's drift.
-  size_t left_out = std::erase_if(*entries, [&](const DriftEntry& e) {
-    return e.kind == DriftKind::kAdded && mount_points.count(e.path) != 0;
-  });
+  size_t left_out = DropMountTargets(&*entries, mount_points);
   if (left_out > 0)
     std::fprintf(stderr, "driftwatch diff: %zu mount target(s) made by the runtime left out "
                  "(--include-mount-points shows them)\n", left_out);

@@ -288,4 +288,11 @@ std::expected<std::vector<DriftEntry>, std::string> DriftInventory(const Overlay
   return out;
 }
 
+size_t DropMountTargets(std::vector<DriftEntry>* entries,
+                        const std::set<std::string>& mount_points) {
+  return std::erase_if(*entries, [&](const DriftEntry& e) {
+    return e.kind == DriftKind::kAdded && mount_points.count(e.path) != 0;
+  });
+}
+
 }  // namespace driftwatch

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,5 +51,11 @@ struct DriftEntry {
 // upper file added). Entries vanishing during the walk (a running container) are skipped.
 std::expected<std::vector<DriftEntry>, std::string> DriftInventory(const OverlayRoot& root,
                                                                    uint64_t hash_max_bytes);
+
+// The runtime makes mount targets (/run, /etc/hostname, /dev/termination-log, ...) in the
+// upper layer before the container starts: not the workload's drift. Drops the entries
+// added at a path in `mount_points` (MountPointsOfPid of the container); returns how many.
+size_t DropMountTargets(std::vector<DriftEntry>* entries,
+                        const std::set<std::string>& mount_points);
 
 }  // namespace driftwatch

@@ -131,10 +131,9 @@ v1::InventoryReply TakeInventory(const ContainerRegistry* registry, const std::s
     r.set_error(entries.error());
     return r;
   }
-  std::set<std::string> mounts =
-      info->init_pid() ? MountPointsOfPid(static_cast<pid_t>(info->init_pid())) : std::set<std::string>();
+  if (info->init_pid())
+    DropMountTargets(&*entries, MountPointsOfPid(static_cast<pid_t>(info->init_pid())));
   for (const auto& e : *entries) {
-    if (e.kind == DriftKind::kAdded && mounts.count(e.path)) continue;  // runtime's mount targets
     auto* o = r.add_entries();
     o->set_kind(DriftKindName(e.kind));
     o->set_path(e.path);
