@@ -74,7 +74,7 @@ class Parser {
 
  private:
   std::unexpected<Error> Fail(size_t at, std::string msg) {
-    if (err_.message.empty()) err_ = Error{at, "", std::move(msg)};
+    if (err_.message.empty()) err_ = Error{at, "", std::move(msg), Error::Kind::kOther, {}};
     return std::unexpected(err_);
   }
   NodePtr Null(size_t at, std::string msg) {
@@ -740,8 +740,10 @@ class Compiler {
   std::expected<std::unique_ptr<Evaluator>, Error> Run(const Node& n) { return CompileNode(n); }
 
  private:
-  std::unexpected<Error> Fail(size_t offset, std::string msg) {
-    return std::unexpected(Error{offset, macro_stack_.empty() ? "" : macro_stack_.back(), std::move(msg)});
+  std::unexpected<Error> Fail(size_t offset, std::string msg,
+                              Error::Kind kind = Error::Kind::kOther, std::string name = {}) {
+    return std::unexpected(Error{offset, macro_stack_.empty() ? "" : macro_stack_.back(),
+                                 std::move(msg), kind, std::move(name)});
   }
 
   std::expected<std::unique_ptr<Evaluator>, Error> CompileNode(const Node& n) {
@@ -776,7 +778,8 @@ class Compiler {
       if (names_.list && names_.list(n.field)) {
         return Fail(n.offset, "'" + n.field + "' is a list, not a macro: use it inside (...) after in, intersects or pmatch");
       }
-      return Fail(n.offset, "undefined macro '" + n.field + "'");
+      return Fail(n.offset, "undefined macro '" + n.field + "'", Error::Kind::kUndefinedMacro,
+                  n.field);
     }
     for (const std::string& m : macro_stack_) {
       if (m == n.field) {
@@ -814,7 +817,10 @@ class Compiler {
 
   std::expected<std::unique_ptr<Evaluator>, Error> CompileCheck(const Node& n) {
     const FieldInfo* f = FindField(n.field);
-    if (!f) return Fail(n.offset, "unknown field '" + n.field + "'");
+    if (!f) {
+      return Fail(n.offset, "unknown field '" + n.field + "'", Error::Kind::kUnknownField,
+                  n.field);
+    }
     FieldArg arg;
     if (n.has_field_arg) {
       if (f->arg == FieldArgMode::kNone) return Fail(n.offset, "field '" + n.field + "' takes no [index]");

@@ -93,9 +93,14 @@ struct Node {
 using NodePtr = std::unique_ptr<Node>;
 
 struct Error {
+  // What the loader treats apart: an unknown field (skip-if-unknown-filter) and a macro
+  // that is not defined (perhaps one whose own definition failed: reported once, there).
+  enum class Kind { kOther, kUnknownField, kUndefinedMacro };
   size_t offset = 0;    // in the condition text (of `macro` when that is set)
   std::string macro;    // the error lies in this macro's condition; empty: in the rule's own
   std::string message;
+  Kind kind = Kind::kOther;
+  std::string name;     // kUnknownField: the field; kUndefinedMacro: the macro
 };
 
 // Parses a condition. Errors name what was expected at the offset where parsing stopped.

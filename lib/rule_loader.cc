@@ -938,11 +938,9 @@ void RuleLoader::CompileRule(const RuleDef& def, RuleSet* set) {
     auto compiled = cond::Compile(*root, names);
     if (!compiled) {
       const cond::Error& e = compiled.error();
-      bool broken_macro = false;
-      for (const std::string& m : broken_macros_) {
-        if (e.message == "undefined macro '" + m + "'") broken_macro = true;
-      }
-      if (def.skip_if_unknown_filter && e.message.starts_with("unknown field")) {
+      const bool broken_macro = e.kind == cond::Error::Kind::kUndefinedMacro &&
+                                broken_macros_.count(e.name) != 0;
+      if (def.skip_if_unknown_filter && e.kind == cond::Error::Kind::kUnknownField) {
         Diag(true, def.file, def.line, def.column, what, e.message + ": rule skipped (skip-if-unknown-filter)");
         return;
       }

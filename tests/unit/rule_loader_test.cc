@@ -349,6 +349,27 @@ TEST(RuleLoader, DisabledRuleErrorsAreWarningsAndSkipUnknownFilter) {
   EXPECT_NE(w.find("unknown key 'some_future_key'"), std::string::npos) << w;
 }
 
+TEST(RuleLoader, BrokenMacroReportedOnceNotAgainByItsRules) {
+  auto d = MustFail({{"a.yaml", R"(
+- macro: broken
+  condition: (proc.name = a
+- rule: Uses broken
+  desc: d
+  condition: broken and proc.pid > 1
+  output: o
+  priority: warning
+- rule: Uses missing
+  desc: d
+  condition: missing_macro
+  output: o
+  priority: warning
+)"}});
+  std::string all = AllMessages(d);
+  EXPECT_NE(all.find("macro 'broken': expected ')'"), std::string::npos) << all;
+  EXPECT_EQ(all.find("undefined macro 'broken'"), std::string::npos) << all;
+  EXPECT_NE(all.find("rule 'Uses missing': undefined macro 'missing_macro'"), std::string::npos) << all;
+}
+
 TEST(RuleLoader, UnreadableFile) {
   auto r = RuleSet::Load({"/nonexistent/rules.yaml"});
   ASSERT_FALSE(r.has_value());
