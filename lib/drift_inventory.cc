@@ -99,11 +99,10 @@ class Walker {
       error_ = Errno("reading upper directory " + Shown(rel));
       return false;
     }
-    std::set<std::string> in_upper(names.begin(), names.end());
     for (const std::string& name : names) {
       if (!Entry(upper, rel, name, lowers, replaced)) return false;
     }
-    if (replaced) return ListHiddenLowers(rel, lowers, in_upper);
+    if (replaced) return ListHiddenLowers(rel, lowers, {names.begin(), names.end()});
     return true;
   }
 

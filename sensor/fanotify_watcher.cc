@@ -153,9 +153,12 @@ FanotifyWatcher::~FanotifyWatcher() {
 std::expected<std::unique_ptr<FanotifyWatcher>, std::string> FanotifyWatcher::Open(
     FanotifyOptions options, const ContainerResolver* resolver, Sink sink) {
   if (options.filesystems.empty()) {
-    struct stat st;
-    options.filesystems.push_back(stat("/var/lib/containerd", &st) == 0 ? "/var/lib/containerd"
-                                                                        : "/");
+    // Where the runtimes keep container layers: containerd, CRI-O/podman, docker, k3s.
+    for (const char* p : {"/var/lib/containerd", "/var/lib/containers", "/var/lib/docker",
+                          "/var/lib/rancher/k3s/agent/containerd"}) {
+      if (access(p, F_OK) == 0) options.filesystems.push_back(p);
+    }
+    if (options.filesystems.empty()) options.filesystems.push_back("/");
   }
   FanotifyMode wanted = options.mode;
   std::unique_ptr<FanotifyWatcher> w(

@@ -68,8 +68,8 @@ class ContainerResolver {
 
 struct FanotifyOptions {
   FanotifyMode mode = FanotifyMode::kAuto;
-  // Host paths whose filesystems get FILESYSTEM marks. Empty: /var/lib/containerd if it
-  // exists, else "/".
+  // Host paths whose filesystems get FILESYSTEM marks. Empty: those of /var/lib/containerd,
+  // /var/lib/containers, /var/lib/docker and k3s's containerd that exist, else "/".
   std::vector<std::string> filesystems;
   bool modify = false;                // FAN_MODIFY too (opt-in: one event per write())
   uint64_t hash_max_bytes = 64ull << 20;

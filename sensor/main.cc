@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <array>
 #include <atomic>
@@ -76,23 +75,6 @@ struct Flags {
   std::string metrics_address = "127.0.0.1:9464";
   std::string log_format = "text";
 };
-
-// Filesystems that hold container snapshots where the usual runtimes keep them.
-std::vector<std::string> DefaultWatchFs() {
-  std::vector<std::string> out;
-  for (const char* p : {"/var/lib/containerd", "/var/lib/containers", "/var/lib/docker",
-                        "/var/lib/rancher/k3s/agent/containerd"}) {
-    if (access(p, F_OK) == 0) out.push_back(p);
-  }
-  return out;
-}
-
-std::string ReadFirstLine(const char* path) {
-  std::ifstream f(path);
-  std::string s;
-  std::getline(f, s);
-  return s;
-}
 
 // Another audit daemon (auditd) holds the unicast feed when the kernel names a live pid.
 bool AuditPidHeld() {
@@ -243,7 +225,10 @@ int Run(const Flags& flags) {
   gethostname(host, sizeof host - 1);
   v1::EventId id;
   id.set_node(flags.node.empty() ? host : flags.node);
-  id.set_boot_id(ReadFirstLine("/proc/sys/kernel/random/boot_id"));
+  std::string boot_id;
+  if (ReadSmallFile("/proc/sys/kernel/random/boot_id", &boot_id) && boot_id.back() == '\n')
+    boot_id.pop_back();
+  id.set_boot_id(boot_id);
   id.set_sensor_start_ns(NowNs());
   Output output(id, out ? std::make_unique<CaptureWriter>(out) : nullptr);
 
@@ -301,7 +286,7 @@ int Run(const Flags& flags) {
     if (*fmode != FanotifyMode::kOff) {
       FanotifyOptions fo;
       fo.mode = *fmode;
-      fo.filesystems = flags.watch_fs.empty() ? DefaultWatchFs() : flags.watch_fs;
+      fo.filesystems = flags.watch_fs;
       fo.modify = flags.fanotify_modify;
       fo.hash_max_bytes = flags.hash_max;
       auto w = FanotifyWatcher::Open(fo, registry.get(), [&](v1::Event& ev) { output.Write(ev); });
@@ -709,7 +694,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--watch-fs", f.watch_fs,
                  "a path on each filesystem holding container snapshots (repeatable; default: "
-                 "/var/lib/containerd, /var/lib/containers, /var/lib/docker where present)");
+                 "/var/lib/containerd, /var/lib/containers, /var/lib/docker where present, "
+                 "else /)");
   app.add_option("--cri-endpoint", f.cri_endpoints,
                  "CRI socket (repeatable; default: containerd's, CRI-O's, k3s's, cri-dockerd's)");
   app.add_flag("--no-cri", f.no_cri, "discover containers from cgroup paths only");

@@ -1,24 +1,22 @@
 #include "sensor/uplink.h"
 #include "lib/log.h"
+#include "lib/procfs.h"
 
 #include <grpcpp/grpcpp.h>
 
 #include <boost/asio/post.hpp>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 namespace driftwatch::sensor {
 namespace {
 
 std::expected<std::string, std::string> ReadPem(const std::string& path, const char* what) {
-  std::ifstream f(path);
-  if (!f) return std::unexpected(std::string(what) + " " + path + ": cannot read");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  if (ss.str().find("-----BEGIN") == std::string::npos)
+  std::string pem;
+  if (!ReadSmallFile(path, &pem))
+    return std::unexpected(std::string(what) + " " + path + ": cannot read (or empty)");
+  if (pem.find("-----BEGIN") == std::string::npos)
     return std::unexpected(std::string(what) + " " + path + ": not a PEM file");
-  return ss.str();
+  return pem;
 }
 
 }  // namespace
