@@ -39,7 +39,7 @@ trap cleanup EXIT
 [[ $EUID -eq 0 ]] || { echo "exec_latency: must run as root" >&2; exit 1; }
 dw_ctd_check_deps
 dw_audit_save "$TMP"
-[[ $(auditctl -s | awk '$1 == "pid" { print $2 }') == 0 ]] || { echo "exec_latency: an audit daemon is running" >&2; exit 1; }
+[[ $(dw_audit_pid) == 0 ]] || { echo "exec_latency: an audit daemon is running" >&2; exit 1; }
 
 gcc -static -O2 -o "$TMP/exec_pacer" "$HERE/exec_pacer.c"
 gcc -static -O2 -o "$TMP/noop" "$HERE/noop.c"
@@ -53,6 +53,7 @@ dw_image_import "$CTD" "$TMP/image.tar" >/dev/null
 	--client-ca "$TMP/certs/ca.crt" --db "$TMP/collector.db" >"$TMP/collector.log" 2>&1 &
 COLLECTOR_PID=$!
 for ((i = 0; i < 100; i++)); do [[ -s $TMP/port ]] && break; sleep 0.1; done
+[[ -s $TMP/port ]] || { echo "exec_latency: the collector did not start" >&2; exit 1; }
 "$BUILD/sensor/driftwatch-sensor" --audit-mode owner --audit-state-file "$TMP/audit-state" \
 	--cri-endpoint "$CTD/containerd.sock" --watch-fs "$CTD/root" \
 	--collector "localhost:$(cat "$TMP/port")" --tls-ca "$TMP/certs/ca.crt" \
@@ -60,6 +61,7 @@ for ((i = 0; i < 100; i++)); do [[ -s $TMP/port ]] && break; sleep 0.1; done
 	--spool-dir "$TMP/spool" >"$TMP/sensor.log" 2>&1 &
 SENSOR_PID=$!
 for ((i = 0; i < 100; i++)); do grep -qs "connected to collector" "$TMP/sensor.log" && break; sleep 0.1; done
+grep -qs "connected to collector" "$TMP/sensor.log" || { echo "exec_latency: the sensor did not connect" >&2; exit 1; }
 
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$CTD" lat-bench bench "$uid" "/kubepods/besteffort/pod$uid")

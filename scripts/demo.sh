@@ -47,7 +47,7 @@ cleanup() {
 trap cleanup EXIT
 dw_ctd_check_deps
 dw_audit_save "$tmp"
-[[ $(auditctl -s | awk '$1 == "pid" { print $2 }') == 0 ]] ||
+[[ $(dw_audit_pid) == 0 ]] ||
   echo "demo: an audit daemon holds the audit feed: the sensor reads beside it (observer mode)"
 
 echo "== private containerd, image built from busybox-static"

@@ -6,9 +6,12 @@
 #                          backlog_limit and backlog_wait_time (never enabled 2, failure 2)
 #   dw_audit_same DIR      0 when settings and rules equal the saved ones, else prints the
 #                          difference and returns 1
+#   dw_audit_pid           the pid the kernel sends audit records to (0: none)
 # Only for tests and benchmarks that serialize with every other audit user (RESOURCE_LOCK).
 
 _dw_audit_field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
+
+dw_audit_pid() { auditctl -s | awk '$1 == "pid" { print $2 }'; }
 
 dw_audit_save() {
     auditctl -s >"$1/audit.status"

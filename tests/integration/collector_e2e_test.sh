@@ -32,7 +32,7 @@ cleanup() {
 trap cleanup EXIT
 dw_ctd_check_deps
 dw_audit_save "$tmp"
-[[ $(auditctl -s | awk '$1 == "pid" { print $2 }') == 0 ]] || { echo "SKIP: an audit daemon is running"; exit 0; }
+[[ $(dw_audit_pid) == 0 ]] || { echo "SKIP: an audit daemon is running"; exit 0; }
 
 bash "$repo/scripts/make-certs.sh" "$tmp/certs" node-e2e >/dev/null
 

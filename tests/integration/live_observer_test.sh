@@ -28,13 +28,13 @@ python3 "$here/live_execs.py" "$tmp/spec.json" "dwobserver$$"
 sleep 0.5
 dw_sensor_stop "$tmp"
 cat "$tmp/sensor.log"
-[[ $(auditctl -s | awk '$1=="pid"{print $2}') == "$auditd_pid" ]] || { echo "FAIL: auditd lost the audit pid"; exit 1; }
+[[ $(dw_audit_pid) == "$auditd_pid" ]] || { echo "FAIL: auditd lost the audit pid"; exit 1; }
 # Owner mode must refuse while auditd runs, and change nothing.
 if "$build/sensor/driftwatch-sensor" --audit-only --audit-mode owner --duration 1 2>"$tmp/owner.err"; then
     echo "FAIL: owner mode started beside auditd"; exit 1
 fi
 grep -q "holds the audit feed" "$tmp/owner.err" || { cat "$tmp/owner.err"; exit 1; }
-[[ $(auditctl -s | awk '$1=="pid"{print $2}') == "$auditd_pid" ]] || { echo "FAIL: owner attempt took the pid"; exit 1; }
+[[ $(dw_audit_pid) == "$auditd_pid" ]] || { echo "FAIL: owner attempt took the pid"; exit 1; }
 
 "$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
 python3 "$here/check_events.py" "$tmp/spec.json" <"$tmp/events.jsonl"
