@@ -302,6 +302,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       if (register_node) {
         registered_ = true;
         svc_->Register(node_, this);
+        if (svc_->opt_.on_hello) svc_->opt_.on_hello(node_, msg_.message.hello());
       }
       if (reply && svc_->opt_.on_inventory) svc_->opt_.on_inventory(node_, std::move(*reply));
       if (batch_id == 0) return a;
@@ -323,10 +324,16 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     // reach the store before batch N, and N's events would then look like resends.
     // Detection gets the same batch once it is stored.
     auto batch = std::make_shared<const PreparedBatch>(std::move(*p));
-    svc_->store_->Submit(batch, [this, batch_id, batch](const CommitResult& r) {
-      if (svc_->opt_.on_committed && r.error.empty()) svc_->opt_.on_committed(batch);
-      OnCommitted(batch_id, r);
-    });
+    svc_->store_->Submit(
+        batch,
+        [this, batch_id](const CommitResult& r) {
+          if (r.error.empty() && svc_->opt_.admit &&
+              !svc_->opt_.admit([this, batch_id, r] { OnCommitted(batch_id, r); })) {
+            return;  // detection is behind: acked when it catches up
+          }
+          OnCommitted(batch_id, r);
+        },
+        stream_token_);
     std::lock_guard lk(mu_);
     reading_ = false;
     return Decide(Actions{});
@@ -458,6 +465,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   grpc::CallbackServerContext* const ctx_;
   const std::string peer_;
   std::string cert_node_;
+  const uint64_t stream_token_ = svc_->next_stream_++;
 
   std::mutex mu_;
   grpc::ByteBuffer in_;        // owned by the outstanding read

@@ -36,9 +36,12 @@ struct IngestOptions {
   uint32_t max_batch_events = 10000;
   uint32_t max_in_flight_batches = 4;
   bool insecure = false;  // node name from Hello.node (no client certificate)
-  // Called on the store's writer thread for each committed batch (a copy of it): the
-  // detection stage. Must not block.
-  std::function<void(std::shared_ptr<const PreparedBatch>)> on_committed;
+  // Backpressure from detection, asked on the store's writer thread for each committed
+  // batch: true to ack it now; false holds the ack until the gate runs `release` (the stream
+  // is not read meanwhile once max_in_flight_batches are held). Unset: always ack.
+  std::function<bool(std::function<void()> release)> admit;
+  // Called on a gRPC thread with each Hello, after the node is known. Must not block.
+  std::function<void(const std::string& node, const v1::Hello& hello)> on_hello;
   // Called on a gRPC thread with each InventoryReply a sensor sends and the node of its
   // stream. Must not block.
   std::function<void(const std::string& node, v1::InventoryReply reply)> on_inventory;
@@ -91,6 +94,7 @@ class IngestService final
   EventStore* const store_;
   const IngestOptions opt_;
   std::atomic<uint64_t> active_streams_{0};
+  std::atomic<uint64_t> next_stream_{1};  // store tokens: a failed batch stops its stream
   // Streams past Hello, by node, oldest first. Lock order: streams_mu_, then a reactor's.
   std::mutex streams_mu_;
   std::multimap<std::string, StreamReactor*> streams_;  // GUARDED_BY(streams_mu_)

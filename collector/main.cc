@@ -16,7 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 
-#include "collector/alerting.h"
+#include "collector/detection.h"
 #include "collector/ingest_server.h"
 #include "lib/daemon_config.h"
 #include "lib/event_json.h"
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   app.add_flag("--sync-full", sync_full,
                "fsync the WAL on every commit (acks survive power loss; slower)");
   app.add_option("--port-file", port_file, "write the bound port to FILE once listening");
-  collector::AlertingOptions ao;
+  collector::DetectionOptions ao;
   app.add_option("--rules", ao.rule_files,
                  "rule file, loaded after the shipped macros and lists (repeatable; default: the "
                  "shipped rules); reloaded on SIGHUP")
@@ -118,6 +118,23 @@ int main(int argc, char** argv) {
       ->expected(1);
   app.add_option("--webhook-ca", ao.webhook_ca, "CA file for https webhooks (default: system CAs)");
   int inventory_quiet_ms = 2000, inventory_max_delay_ms = 30000;
+  int64_t warmup_s = ao.warmup.count();
+  uint64_t retention_max_alerts = 1'000'000;
+  app.add_option("--detect-threads", ao.shards,
+                 "detection threads; each evaluates the events of its share of the nodes")
+      ->capture_default_str();
+  app.add_option("--detect-max-lag-events", ao.max_lag_events,
+                 "stored events detection may fall behind by; beyond it acks are held back "
+                 "(the sensors' spools keep the events) until it catches up")
+      ->capture_default_str();
+  app.add_option("--detect-warmup-s", warmup_s,
+                 "at start, each node's correlation state is rebuilt from this much of its "
+                 "stored history before its detection cursor")
+      ->capture_default_str();
+  app.add_option("--retention-max-alerts", retention_max_alerts,
+                 "keep at most this many alerts (0: no bound; their age is bounded by "
+                 "--retention-hours)")
+      ->capture_default_str();
   app.add_option("--inventory-tag", ao.inventory_tag,
                  "alerts of rules with this tag ask the container's sensor for its drift "
                  "inventory (driftwatch inventory); empty: never")
@@ -169,6 +186,9 @@ int main(int argc, char** argv) {
   }
   if (inventory_quiet_ms < 0 || inventory_max_delay_ms < 0)
     return Fail("--inventory-quiet-ms and --inventory-max-delay-ms must be >= 0");
+  if (ao.shards == 0 || ao.max_lag_events <= 0 || warmup_s < 0)
+    return Fail("--detect-threads and --detect-max-lag-events must be > 0, --detect-warmup-s >= 0");
+  ao.warmup = std::chrono::seconds(warmup_s);
   ao.inventory_quiet = std::chrono::milliseconds(inventory_quiet_ms);
   ao.inventory_max_delay = std::chrono::milliseconds(inventory_max_delay_ms);
 
@@ -202,20 +222,33 @@ int main(int argc, char** argv) {
   so.synchronous_full = sync_full;
   so.retention_age = std::chrono::hours(retention_hours);
   so.retention_max_events = retention_max_events;
+  so.retention_max_alerts = retention_max_alerts;
+  // Detection starts after the store (which creates the schema) and follows its commits;
+  // until then retention keeps everything.
+  std::atomic<collector::Detection*> detection{nullptr};
+  so.on_commit = [&detection](int64_t head) {
+    if (auto* d = detection.load()) d->Notify(head);
+  };
+  so.retention_floor = [&detection]() -> int64_t {
+    auto* d = detection.load();
+    return d ? d->floor() : 0;
+  };
   auto store = driftwatch::EventStore::Open(so);
   if (!store) return Fail(store.error());
-  // After the event store: it sets the database's page size before anything else writes.
   ao.db = db;
-  auto alerting = collector::Alerting::Start(ao);
-  if (!alerting) return Fail(alerting.error());
+  auto started_detection = collector::Detection::Start(ao, (*store)->head());
+  if (!started_detection) return Fail(started_detection.error());
+  collector::Detection* detect = started_detection->get();
+  detection = detect;
+  detect->Notify((*store)->head());
 
   driftwatch::IngestOptions io;
   io.max_batch_events = max_batch_events;
   io.max_in_flight_batches = max_in_flight;
   io.insecure = insecure;
-  collector::Alerting* detect = alerting->get();
-  io.on_committed = [detect](std::shared_ptr<const driftwatch::PreparedBatch> b) {
-    detect->Submit(std::move(b));
+  io.admit = [detect](std::function<void()> release) { return detect->Admit(std::move(release)); };
+  io.on_hello = [detect](const std::string& node, const driftwatch::v1::Hello& h) {
+    detect->OnHello(node, h);
   };
   io.on_inventory = [detect](const std::string& node, driftwatch::v1::InventoryReply r) {
     detect->SubmitInventory(node, std::move(r));
@@ -275,9 +308,37 @@ int main(int argc, char** argv) {
         stored += n.events_stored;
         dups += n.duplicates;
       }
-      w->Counter("driftwatch_collector_detect_events_total", "events through the rules", c.events);
-      w->Counter("driftwatch_collector_detect_queue_drops_total",
-                 "stored events not evaluated (detection queue full)", c.queue_drops);
+      w->Counter("driftwatch_collector_detect_events_total", "stored events evaluated by detection",
+                 c.events);
+      w->Counter("driftwatch_collector_detect_warmup_events_total",
+                 "stored events replayed at start to rebuild correlation state", c.warmup_events);
+      w->Counter("driftwatch_collector_detect_not_evaluated_total",
+                 "stored events detection could not evaluate (each alerted)", c.not_evaluated);
+      w->Gauge("driftwatch_collector_detect_lag_events",
+               "stored events detection has not finished", detect->lag());
+      w->Counter("driftwatch_collector_detect_store_errors_total",
+                 "detection commits or reads that failed (retried)", c.store_errors);
+      w->Counter("driftwatch_collector_detect_held_acks_total",
+                 "acks held back because detection lagged", c.held_acks);
+      w->Counter("driftwatch_collector_alerts_redelivered_total",
+                 "alerts sent to outputs again after a restart", c.redelivered);
+      for (const auto& n : (*store)->Nodes()) {
+        w->Counter("driftwatch_collector_events_missing_total",
+                   "sequence numbers that never arrived (gaps), by node", n.events_missing,
+                   {{"node", n.node}});
+      }
+      for (const auto& [node, l] : detect->NodeLosses()) {
+        w->Counter("driftwatch_collector_blind_windows_total",
+                   "Sensor blind window alerts, by node", l.blind_windows, {{"node", node}});
+        const auto* d = l.lifetime.GetDescriptor();
+        const auto* r = l.lifetime.GetReflection();
+        for (int i = 0; i < d->field_count(); ++i) {
+          w->Counter("driftwatch_collector_sensor_losses_total",
+                     "loss totals the node's sensor reported, by node and counter",
+                     r->GetUInt64(l.lifetime, d->field(i)),
+                     {{"node", node}, {"counter", d->field(i)->name()}});
+        }
+      }
       w->Counter("driftwatch_collector_rule_eval_seconds_total", "time spent evaluating rules",
                  static_cast<double>(c.eval_ns) / 1e9);
       w->Gauge("driftwatch_collector_rules_loaded", "enabled rules", detect->rules_loaded());
@@ -306,7 +367,8 @@ int main(int argc, char** argv) {
       }
     };
     auto health = [&](std::string* why) {
-      if (detect->counters().store_errors > 0) *why += "alerts could not be stored; ";
+      *why += detect->Unhealthy();
+      if (auto e = (*store)->last_error(); !e.empty()) *why += "event store: " + e + "; ";
       return why->empty();
     };
     auto status = [&] {
@@ -319,13 +381,39 @@ int main(int argc, char** argv) {
                       ",\"rules\":" + std::to_string(detect->rules_loaded()) +
                       ",\"alerts\":" + std::to_string(detect->counters().alerts.load()) + ",\"nodes\":[";
       bool first = true;
+      const auto losses = detect->NodeLosses();
+      const int64_t lag = detect->lag();
       for (const auto& n : (*store)->Nodes()) {
         if (!first) j += ",";
         first = false;
         j += "{\"node\":" + driftwatch::JsonQuote(n.node) +
-             ",\"events_stored\":" + std::to_string(n.events_stored) + "}";
+             ",\"streams\":" + std::to_string(n.connected_streams) +
+             ",\"last_seen_ns\":" + std::to_string(n.last_seen_ns) +
+             ",\"events_stored\":" + std::to_string(n.events_stored) +
+             ",\"events_missing\":" + std::to_string(n.events_missing) +
+             ",\"detect_lag_events\":" + std::to_string(lag);
+        if (auto l = losses.find(n.node); l != losses.end()) {
+          j += ",\"blind_windows\":" + std::to_string(l->second.blind_windows) +
+               ",\"losses\":{";
+          const auto* d = l->second.lifetime.GetDescriptor();
+          const auto* r = l->second.lifetime.GetReflection();
+          for (int i = 0; i < d->field_count(); ++i) {
+            j += std::string(i ? "," : "") + "\"" + d->field(i)->name() +
+                 "\":" + std::to_string(r->GetUInt64(l->second.lifetime, d->field(i)));
+          }
+          j += "}";
+        }
+        j += "}";
       }
-      return j + "]}";
+      std::string why;
+      health(&why);
+      j += "],\"healthy\":" + std::string(why.empty() ? "true" : "false") +
+           ",\"unhealthy_because\":" + driftwatch::JsonQuote(why) +
+           ",\"detect\":{\"evaluated\":" + std::to_string(detect->counters().events.load()) +
+           ",\"lag_events\":" + std::to_string(lag) +
+           ",\"not_evaluated\":" + std::to_string(detect->counters().not_evaluated.load()) +
+           ",\"head\":" + std::to_string((*store)->head()) + "}";
+      return j + "}";
     };
     auto m = driftwatch::MetricsServer::Start(&mio, metrics_address, collect, health, status);
     if (!m) {
@@ -362,11 +450,14 @@ int main(int argc, char** argv) {
   }
   systemd.Stopping();
   LogInfo("signal %d: shutting down\n", sig);
-  // Streams get 5 s to finish; their outstanding batches are committed before they end.
+  // Streams get 5 s to finish; their outstanding batches are committed before they end (held
+  // acks go out: what detection has not evaluated yet is in the store, evaluated at the next
+  // start).
+  detect->ReleaseAll();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();
   (*store)->Close();
-  (*alerting)->Stop();
+  detect->Stop();
   if (metrics) metrics->Stop();
   work.reset();
   mio.stop();

@@ -53,17 +53,22 @@ std::expected<void, std::string> StreamOutput::Reopen() {
   return {};
 }
 
-void StreamOutput::Emit(const Alert&, std::string_view json) {
-  std::lock_guard lock(mu_);
-  // One write per line: a reader of the file never sees half an alert from us.
-  std::string line(json);
-  line.push_back('\n');
-  if (std::fwrite(line.data(), 1, line.size(), f_) == line.size() && std::fflush(f_) == 0) {
-    ++stats_.emitted;
-  } else {
-    ++stats_.failed;
-    std::clearerr(f_);
+void StreamOutput::Emit(std::string_view json, DeliveryDone done) {
+  Delivery d = Delivery::kDelivered;
+  {
+    std::lock_guard lock(mu_);
+    // One write per line: a reader of the file never sees half an alert from us.
+    std::string line(json);
+    line.push_back('\n');
+    if (std::fwrite(line.data(), 1, line.size(), f_) == line.size() && std::fflush(f_) == 0) {
+      ++stats_.emitted;
+    } else {
+      ++stats_.failed;
+      std::clearerr(f_);
+      d = Delivery::kFailed;
+    }
   }
+  if (done) done(d);
 }
 
 OutputStats StreamOutput::Stats() const {
@@ -123,9 +128,14 @@ WebhookOutput::~WebhookOutput() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  std::lock_guard lock(mu_);
-  stats_.dropped += queue_.size();
-  queue_.clear();
+  std::deque<std::pair<std::string, DeliveryDone>> left;
+  {
+    std::lock_guard lock(mu_);
+    stats_.dropped += queue_.size();
+    left.swap(queue_);
+  }
+  for (auto& [body, done] : left)
+    if (done) done(Delivery::kDropped);
 }
 
 void WebhookOutput::Start() {
@@ -133,14 +143,16 @@ void WebhookOutput::Start() {
   if (!thread_.joinable() && !stop_) thread_ = std::thread([this] { Run(); });
 }
 
-void WebhookOutput::Emit(const Alert&, std::string_view json) {
+void WebhookOutput::Emit(std::string_view json, DeliveryDone done) {
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     if (queue_.size() >= opt_.queue_capacity) {
       ++stats_.dropped;
+      lock.unlock();
+      if (done) done(Delivery::kDropped);
       return;
     }
-    queue_.emplace_back(json);
+    queue_.emplace_back(std::string(json), std::move(done));
   }
   cv_.notify_all();
 }
@@ -165,7 +177,8 @@ void WebhookOutput::Run() {
   while (true) {
     cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
     if (stop_) return;
-    std::string body = std::move(queue_.front());
+    std::string body = std::move(queue_.front().first);
+    DeliveryDone done = std::move(queue_.front().second);
     queue_.pop_front();
     in_flight_ = true;
     auto backoff = opt_.backoff_initial;
@@ -184,10 +197,20 @@ void WebhookOutput::Run() {
       cv_.wait_for(lock, backoff, [this] { return stop_; });
       backoff = std::min(backoff * 2, opt_.backoff_max);
     }
+    Delivery outcome = Delivery::kDelivered;
     if (delivered) {
       ++stats_.emitted;
+    } else if (stop_) {
+      ++stats_.dropped;  // stopped mid-retries: not given up on, may be sent again
+      outcome = Delivery::kDropped;
     } else {
       ++stats_.failed;
+      outcome = Delivery::kFailed;
+    }
+    if (done) {
+      lock.unlock();
+      done(outcome);
+      lock.lock();
     }
     in_flight_ = false;
     cv_.notify_all();  // Drain

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <deque>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,11 +40,18 @@ struct OutputStats {
   uint64_t retries = 0;   // attempts after a failed one
 };
 
+// What became of one alert handed to an output: delivered (written, POST answered 2xx),
+// failed (given up on after the retries) or dropped (queue full, or the output stopped with
+// it queued: it may be sent again later).
+enum class Delivery { kDelivered, kFailed, kDropped };
+using DeliveryDone = std::function<void(Delivery)>;
+
 class AlertOutput {
  public:
   virtual ~AlertOutput() = default;
-  // `json` is FalcoJson(alert), without a newline. Never blocks on the network.
-  virtual void Emit(const Alert& alert, std::string_view json) = 0;
+  // `json` is FalcoJson(alert), without a newline. Never blocks on the network. `done`, if
+  // set, is called once with the outcome, on any thread (possibly inside Emit).
+  virtual void Emit(std::string_view json, DeliveryDone done = {}) = 0;
   virtual OutputStats Stats() const = 0;
 };
 
@@ -54,7 +62,7 @@ class StreamOutput final : public AlertOutput {
       const std::string& path);
   ~StreamOutput() override;
 
-  void Emit(const Alert& alert, std::string_view json) override;
+  void Emit(std::string_view json, DeliveryDone done = {}) override;
   OutputStats Stats() const override;
   // Reopens the file (after a rotation); no-op for stdout.
   [[nodiscard]] std::expected<void, std::string> Reopen();
@@ -89,7 +97,7 @@ class WebhookOutput final : public AlertOutput {
   ~WebhookOutput() override;
 
   void Start();
-  void Emit(const Alert& alert, std::string_view json) override;
+  void Emit(std::string_view json, DeliveryDone done = {}) override;
   OutputStats Stats() const override;
   // Waits until the queue is empty and nothing is in flight, or `timeout` passed. True when
   // drained.
@@ -112,7 +120,7 @@ class WebhookOutput final : public AlertOutput {
   std::unique_ptr<boost::asio::ssl::context> tls_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> queue_;  // GUARDED_BY(mu_)
+  std::deque<std::pair<std::string, DeliveryDone>> queue_;  // GUARDED_BY(mu_)
   bool in_flight_ = false;         // GUARDED_BY(mu_)
   bool stop_ = false;              // GUARDED_BY(mu_)
   OutputStats stats_;              // GUARDED_BY(mu_)

@@ -42,6 +42,18 @@ CREATE TABLE IF NOT EXISTS inventories(
   entries INTEGER NOT NULL,
   reply BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS inventories_container ON inventories(node, container_id, taken_ns);
+CREATE TABLE IF NOT EXISTS deliveries(
+  alert_id INTEGER NOT NULL,
+  output TEXT NOT NULL,
+  PRIMARY KEY(alert_id, output)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS node_losses(
+  node TEXT PRIMARY KEY,
+  lifetime BLOB NOT NULL,
+  updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS detect_cursors(
+  node TEXT PRIMARY KEY,
+  rowid INTEGER NOT NULL,
+  updated_ns INTEGER NOT NULL);
 )sql";
 
 std::string Err(sqlite3* db, const std::string& what) {
@@ -161,14 +173,15 @@ struct Filter {
 
 }  // namespace
 
-std::expected<std::unique_ptr<AlertStore>, std::string> AlertStore::Open(const std::string& path) {
+std::expected<std::unique_ptr<AlertStore>, std::string> AlertStore::Open(
+    const std::string& path, std::chrono::milliseconds busy_timeout) {
   std::unique_ptr<AlertStore> st(new AlertStore());
   if (sqlite3_open_v2(path.c_str(), &st->db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
     return std::unexpected(Err(st->db_, path));
   }
-  sqlite3_busy_timeout(st->db_, 5000);
+  sqlite3_busy_timeout(st->db_, static_cast<int>(busy_timeout.count()));
   char* err = nullptr;
   for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", kSchema}) {
     if (sqlite3_exec(st->db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -240,6 +253,137 @@ std::expected<bool, std::string> AlertStore::Insert(const Alert& a, const std::s
   BindText(s, i++, json);
   if (!StepDone(s)) return std::unexpected(Err(db_, "insert alert"));
   return sqlite3_changes(db_) > 0;
+}
+
+namespace {
+
+std::expected<void, std::string> ExecSql(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string e = std::string(sql) + ": " + (err ? err : "?");
+    sqlite3_free(err);
+    return std::unexpected(e);
+  }
+  return {};
+}
+
+// A statement prepared for one use, finalized on scope exit.
+struct OneStmt {
+  sqlite3_stmt* s = nullptr;
+  ~OneStmt() { sqlite3_finalize(s); }
+};
+
+}  // namespace
+
+std::expected<std::vector<int64_t>, std::string> AlertStore::CommitDetection(
+    const DetectionCommit& c) {
+  if (auto ok = ExecSql(db_, "BEGIN IMMEDIATE"); !ok) return std::unexpected(ok.error());
+  std::vector<int64_t> ids;
+  auto body = [&]() -> std::expected<void, std::string> {
+    OneStmt del, cur, loss;
+    if (sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO deliveries(alert_id, output) VALUES(?,?)",
+                           -1, &del.s, nullptr) != SQLITE_OK ||
+        sqlite3_prepare_v2(db_,
+                           "INSERT INTO detect_cursors(node, rowid, updated_ns) VALUES(?,?,?) "
+                           "ON CONFLICT(node) DO UPDATE SET rowid = max(rowid, excluded.rowid), "
+                           "updated_ns = excluded.updated_ns",
+                           -1, &cur.s, nullptr) != SQLITE_OK ||
+        sqlite3_prepare_v2(db_,
+                           "INSERT OR REPLACE INTO node_losses(node, lifetime, updated_ns) "
+                           "VALUES(?,?,?)",
+                           -1, &loss.s, nullptr) != SQLITE_OK) {
+      return std::unexpected(Err(db_, "prepare detection commit"));
+    }
+    for (const auto& [alert, json] : c.alerts) {
+      auto fresh = Insert(*alert, json);
+      if (!fresh) return std::unexpected(fresh.error());
+      const int64_t id = *fresh ? sqlite3_last_insert_rowid(db_) : 0;
+      ids.push_back(id);
+      if (id == 0) continue;
+      for (const std::string& o : c.outputs) {
+        sqlite3_bind_int64(del.s, 1, id);
+        BindText(del.s, 2, o);
+        if (!StepDone(del.s)) return std::unexpected(Err(db_, "insert delivery"));
+      }
+    }
+    const int64_t now = NowNs();
+    for (const auto& [node, rowid] : c.cursors) {
+      BindText(cur.s, 1, node);
+      sqlite3_bind_int64(cur.s, 2, rowid);
+      sqlite3_bind_int64(cur.s, 3, now);
+      if (!StepDone(cur.s)) return std::unexpected(Err(db_, "write detection cursor"));
+    }
+    for (const auto& [node, blob] : c.losses) {
+      BindText(loss.s, 1, node);
+      sqlite3_bind_blob(loss.s, 2, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(loss.s, 3, now);
+      if (!StepDone(loss.s)) return std::unexpected(Err(db_, "write node losses"));
+    }
+    return {};
+  };
+  auto ok = body();
+  if (ok) ok = ExecSql(db_, "COMMIT");
+  if (!ok) {
+    (void)ExecSql(db_, "ROLLBACK");
+    return std::unexpected(ok.error());
+  }
+  return ids;
+}
+
+std::expected<std::vector<AlertStore::PendingDelivery>, std::string> AlertStore::Undelivered() {
+  OneStmt q;
+  if (sqlite3_prepare_v2(db_,
+                         "SELECT d.alert_id, d.output, a.json FROM deliveries d JOIN alerts a "
+                         "ON a.id = d.alert_id ORDER BY d.alert_id",
+                         -1, &q.s, nullptr) != SQLITE_OK) {
+    return std::unexpected(Err(db_, "read deliveries"));
+  }
+  std::vector<PendingDelivery> out;
+  int rc;
+  while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
+    out.push_back({sqlite3_column_int64(q.s, 0), Text(q.s, 1), Text(q.s, 2)});
+  }
+  if (rc != SQLITE_DONE) return std::unexpected(Err(db_, "read deliveries"));
+  return out;
+}
+
+std::expected<void, std::string> AlertStore::MarkDelivered(
+    const std::vector<std::pair<int64_t, std::string>>& done) {
+  if (done.empty()) return {};
+  if (auto ok = ExecSql(db_, "BEGIN IMMEDIATE"); !ok) return ok;
+  OneStmt d;
+  if (sqlite3_prepare_v2(db_, "DELETE FROM deliveries WHERE alert_id = ? AND output = ?", -1,
+                         &d.s, nullptr) != SQLITE_OK) {
+    (void)ExecSql(db_, "ROLLBACK");
+    return std::unexpected(Err(db_, "mark delivered"));
+  }
+  for (const auto& [id, output] : done) {
+    sqlite3_bind_int64(d.s, 1, id);
+    BindText(d.s, 2, output);
+    if (!StepDone(d.s)) {
+      auto e = Err(db_, "mark delivered");
+      (void)ExecSql(db_, "ROLLBACK");
+      return std::unexpected(e);
+    }
+  }
+  if (auto ok = ExecSql(db_, "COMMIT"); !ok) {
+    (void)ExecSql(db_, "ROLLBACK");
+    return ok;
+  }
+  return {};
+}
+
+std::expected<std::map<std::string, std::string>, std::string> AlertStore::NodeLosses() {
+  OneStmt q;
+  if (sqlite3_prepare_v2(db_, "SELECT node, lifetime FROM node_losses", -1, &q.s, nullptr) !=
+      SQLITE_OK) {
+    return std::unexpected(Err(db_, "read node losses"));
+  }
+  std::map<std::string, std::string> out;
+  int rc;
+  while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) out[Text(q.s, 0)] = Blob(q.s, 1);
+  if (rc != SQLITE_DONE) return std::unexpected(Err(db_, "read node losses"));
+  return out;
 }
 
 std::expected<std::unique_ptr<AlertReader>, std::string> AlertReader::Open(

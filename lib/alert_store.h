@@ -14,6 +14,12 @@
 //          comma-separated), error, entries, reply = the sensor's InventoryReply as received)
 //   index: inventories(node, container_id, taken_ns). The newest kInventoriesKept of each
 //   container are kept.
+//   deliveries(alert_id, output): an alert not yet delivered to that output (outbox); written
+//          with the alert, deleted once the output delivered it or gave up on it. After a
+//          restart the collector sends what is left again.
+//   node_losses(node, lifetime, updated_ns): the newest loss totals (LossCounters,
+//          serialized) detection has seen from each node, for the "Sensor blind window" alert.
+//   detect_cursors (the event store's table): written here with the alerts (CommitDetection).
 //
 // Open the EventStore first on a new database: it sets the page size before WAL mode.
 //
@@ -22,7 +28,10 @@
 // likewise.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <map>
+#include <vector>
 #include <expected>
 #include <functional>
 #include <memory>
@@ -50,13 +59,37 @@ struct StoredInventory {
 class AlertStore {
  public:
   [[nodiscard]] static std::expected<std::unique_ptr<AlertStore>, std::string> Open(
-      const std::string& path);
+      const std::string& path, std::chrono::milliseconds busy_timeout = std::chrono::seconds(5));
   ~AlertStore();
 
   // Stores the alert with `json` (FalcoJson(alert)); false when (event_key, rule) was
   // already stored.
   [[nodiscard]] std::expected<bool, std::string> Insert(const Alert& alert,
                                                         const std::string& json);
+
+  // One detection step, in one transaction: the alerts (each with its Falco JSON; one
+  // deliveries row per output for each alert not stored before), detection's cursors
+  // (node -> rowid), and the loss totals of nodes (node -> serialized LossCounters).
+  // Returns each alert's new id, or 0 when (event_key, rule) was stored before. Nothing of it
+  // is stored on error.
+  struct DetectionCommit {
+    std::vector<std::pair<const Alert*, std::string>> alerts;  // alert, json
+    std::vector<std::string> outputs;
+    std::map<std::string, int64_t> cursors;
+    std::map<std::string, std::string> losses;
+  };
+  [[nodiscard]] std::expected<std::vector<int64_t>, std::string> CommitDetection(
+      const DetectionCommit& c);
+  // Outbox: alerts not yet delivered to an output (alert id, output, json), oldest first.
+  struct PendingDelivery {
+    int64_t alert_id = 0;
+    std::string output, json;
+  };
+  [[nodiscard]] std::expected<std::vector<PendingDelivery>, std::string> Undelivered();
+  [[nodiscard]] std::expected<void, std::string> MarkDelivered(
+      const std::vector<std::pair<int64_t, std::string>>& done);
+  // node -> serialized LossCounters.
+  [[nodiscard]] std::expected<std::map<std::string, std::string>, std::string> NodeLosses();
 
   static constexpr int kInventoriesKept = 10;
   // Stores a container's drift inventory (id is ignored) and drops that container's older

@@ -12,11 +12,12 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <set>
 
 namespace driftwatch {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS runs(
@@ -25,11 +26,13 @@ CREATE TABLE IF NOT EXISTS runs(
   boot_id TEXT NOT NULL,
   sensor_start_ns INTEGER NOT NULL,
   max_seq INTEGER NOT NULL,
+  updated_ns INTEGER NOT NULL DEFAULT 0,
   UNIQUE(node, boot_id, sensor_start_ns));
 CREATE TABLE IF NOT EXISTS container_ids(
   cid INTEGER PRIMARY KEY,
   node TEXT NOT NULL,
   id TEXT NOT NULL,
+  updated_ns INTEGER NOT NULL DEFAULT 0,
   UNIQUE(id, node));
 CREATE TABLE IF NOT EXISTS events(
   id INTEGER PRIMARY KEY,
@@ -60,7 +63,51 @@ CREATE TABLE IF NOT EXISTS nodes(
   fanotify_mode TEXT NOT NULL,
   spool_dropped INTEGER NOT NULL,
   peer TEXT NOT NULL);
-PRAGMA user_version = 2;
+CREATE TABLE IF NOT EXISTS gaps(
+  id INTEGER PRIMARY KEY,
+  node TEXT NOT NULL,
+  run_id INTEGER NOT NULL,
+  from_seq INTEGER NOT NULL,
+  to_seq INTEGER NOT NULL,
+  after_rowid INTEGER NOT NULL,
+  stored_ns INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS gaps_after ON gaps(after_rowid);
+CREATE TABLE IF NOT EXISTS detect_cursors(
+  node TEXT PRIMARY KEY,
+  rowid INTEGER NOT NULL,
+  updated_ns INTEGER NOT NULL);
+PRAGMA user_version = 3;
+)sql";
+
+// Version 2 -> 3: time columns for the retention of runs and container keys, the gaps and
+// detection cursor tables. The collector that wrote a version 2 database evaluated its
+// events in memory as they came: detection resumes after the newest event, not from the
+// start of the table.
+constexpr const char* kMigrate2To3 = R"sql(
+BEGIN IMMEDIATE;
+ALTER TABLE runs ADD COLUMN updated_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE container_ids ADD COLUMN updated_ns INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET updated_ns = :now;
+UPDATE container_ids SET updated_ns = :now;
+CREATE TABLE gaps(
+  id INTEGER PRIMARY KEY,
+  node TEXT NOT NULL,
+  run_id INTEGER NOT NULL,
+  from_seq INTEGER NOT NULL,
+  to_seq INTEGER NOT NULL,
+  after_rowid INTEGER NOT NULL,
+  stored_ns INTEGER NOT NULL);
+CREATE INDEX gaps_after ON gaps(after_rowid);
+CREATE TABLE detect_cursors(
+  node TEXT PRIMARY KEY,
+  rowid INTEGER NOT NULL,
+  updated_ns INTEGER NOT NULL);
+INSERT INTO detect_cursors(node, rowid, updated_ns)
+  SELECT DISTINCT node, (SELECT coalesce(max(id), 0) FROM events), :now FROM runs;
+INSERT INTO detect_cursors(node, rowid, updated_ns)
+  VALUES('', (SELECT coalesce(max(id), 0) FROM events), :now);
+PRAGMA user_version = 3;
+COMMIT;
 )sql";
 
 constexpr const char* kNodeColumns =
@@ -142,7 +189,8 @@ std::expected<std::pair<int, bool>, std::string> SchemaState(sqlite3* db) {
 std::string OldSchemaError(int version) {
   return "database schema version " + std::to_string(version == 0 ? 1 : version) +
          ", this collector reads version " + std::to_string(kSchemaVersion) +
-         " (move the old database away to start a new one)";
+         (version == 2 ? " (the collector migrates it when it starts)"
+                       : " (move the old database away to start a new one)");
 }
 
 // Appends `msg` without its top-level fields `drop_a` and `drop_b`, bytes otherwise as they
@@ -401,8 +449,8 @@ std::expected<PreparedBatch, std::string> PrepareBatch(
 // EventStore
 
 struct EventStore::Statements {
-  Stmt begin, commit, rollback, insert_event, insert_run, update_run, insert_cid,
-      upsert_container, upsert_node;
+  Stmt begin, commit, rollback, insert_event, insert_run, update_run, insert_cid, touch_cid,
+      upsert_container, upsert_node, insert_gap;
 };
 
 EventStore::EventStore(const StoreOptions& opt) : opt_(opt) {}
@@ -431,11 +479,20 @@ std::expected<void, std::string> EventStore::Init() {
                       nullptr) != SQLITE_OK) {
     return std::unexpected(SqliteError(db_, opt_.path));
   }
-  sqlite3_busy_timeout(db_, 5000);
+  sqlite3_busy_timeout(db_, static_cast<int>(opt_.busy_timeout.count()));
   auto schema = SchemaState(db_);
   if (!schema) return std::unexpected(opt_.path + ": " + schema.error());
   const auto [version, has_events] = *schema;
-  if (version != kSchemaVersion && (version != 0 || has_events)) {
+  if (version == 2 && has_events) {
+    std::string sql = kMigrate2To3;
+    const std::string now = std::to_string(NowNs());
+    for (size_t at; (at = sql.find(":now")) != std::string::npos;) sql.replace(at, 4, now);
+    if (auto ok = Exec(sql.c_str()); !ok) {
+      Exec("ROLLBACK");
+      return std::unexpected(opt_.path + ": migrating schema version 2 to 3: " + ok.error());
+    }
+    LogInfo("%s: schema version 2 migrated to 3\n", opt_.path.c_str());
+  } else if (version != kSchemaVersion && (version != 0 || has_events)) {
     return std::unexpected(opt_.path + ": " + OldSchemaError(version));
   }
   // A new database: larger pages mean fewer WAL frames (and write calls) per event; must be
@@ -470,10 +527,15 @@ std::expected<void, std::string> EventStore::Init() {
       {&st_->insert_event,
        "INSERT INTO events(run_id, seq, time_ns, stored_ns, cid, kind, payload) "
        "VALUES(?,?,?,?,?,?,?)"},
-      {&st_->insert_cid, "INSERT INTO container_ids(node, id) VALUES(?,?)"},
+      {&st_->insert_cid, "INSERT INTO container_ids(node, id, updated_ns) VALUES(?,?,?)"},
+      {&st_->touch_cid, "UPDATE container_ids SET updated_ns=? WHERE cid=?"},
       {&st_->insert_run,
-       "INSERT INTO runs(node, boot_id, sensor_start_ns, max_seq) VALUES(?,?,?,0)"},
-      {&st_->update_run, "UPDATE runs SET max_seq=? WHERE run_id=?"},
+       "INSERT INTO runs(node, boot_id, sensor_start_ns, max_seq, updated_ns) "
+       "VALUES(?,?,?,0,?)"},
+      {&st_->update_run, "UPDATE runs SET max_seq=?, updated_ns=? WHERE run_id=?"},
+      {&st_->insert_gap,
+       "INSERT INTO gaps(node, run_id, from_seq, to_seq, after_rowid, stored_ns) "
+       "VALUES(?,?,?,?,?,?)"},
       {&st_->upsert_container,
        "INSERT OR REPLACE INTO containers(cid, info, updated_ns) VALUES(?,?,?)"},
       {&st_->upsert_node,
@@ -487,14 +549,17 @@ std::expected<void, std::string> EventStore::Init() {
 
   // The high-water marks and the node counters survive restarts; no stream is connected yet.
   Stmt q;
-  if (auto ok = Prepare(db_, "SELECT run_id, node, boot_id, sensor_start_ns, max_seq FROM runs",
+  if (auto ok = Prepare(db_,
+                        "SELECT run_id, node, boot_id, sensor_start_ns, max_seq, updated_ns "
+                        "FROM runs",
                         &q);
       !ok) {
     return ok;
   }
   while (sqlite3_step(q.s) == SQLITE_ROW) {
     runs_[{ColumnText(q.s, 1), ColumnText(q.s, 2), sqlite3_column_int64(q.s, 3)}] =
-        RunMark{sqlite3_column_int64(q.s, 0), static_cast<uint64_t>(sqlite3_column_int64(q.s, 4))};
+        RunMark{sqlite3_column_int64(q.s, 0), static_cast<uint64_t>(sqlite3_column_int64(q.s, 4)),
+                sqlite3_column_int64(q.s, 5)};
   }
   Stmt k;
   if (auto ok = Prepare(db_, "SELECT cid, node, id FROM container_ids", &k); !ok) return ok;
@@ -512,7 +577,37 @@ std::expected<void, std::string> EventStore::Init() {
     dirty_nodes_[ns.node] = true;
     nodes_[ns.node] = std::move(ns);
   }
+  // The head for detection, and the store clock: never behind what is stored already.
+  Stmt h;
+  if (auto ok = Prepare(db_, "SELECT coalesce(max(id), 0), coalesce(max(stored_ns), 0) FROM "
+                             "events WHERE id = (SELECT max(id) FROM events)",
+                        &h);
+      !ok) {
+    return ok;
+  }
+  if (sqlite3_step(h.s) == SQLITE_ROW) {
+    head_ = sqlite3_column_int64(h.s, 0);
+    clock_last_ns_ = std::max<int64_t>(WallNs(), sqlite3_column_int64(h.s, 1));
+  } else {
+    clock_last_ns_ = WallNs();
+  }
+  clock_last_mono_ = std::chrono::steady_clock::now();
   return {};
+}
+
+int64_t EventStore::WallNs() const { return opt_.wall_clock ? opt_.wall_clock() : NowNs(); }
+
+int64_t EventStore::StoreNowNs() {
+  const int64_t wall = WallNs();
+  const auto mono = std::chrono::steady_clock::now();
+  std::lock_guard lk(clock_mu_);
+  const int64_t real =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(mono - clock_last_mono_).count();
+  // Never backwards; forward at most twice as fast as real time.
+  const int64_t next = std::max(clock_last_ns_, std::min(wall, clock_last_ns_ + 2 * real));
+  clock_last_mono_ = mono;
+  clock_last_ns_ = next;
+  return next;
 }
 
 EventStore::~EventStore() {
@@ -530,13 +625,14 @@ void EventStore::Close() {
   if (writer_.joinable()) writer_.join();
 }
 
-void EventStore::Submit(std::shared_ptr<const PreparedBatch> batch, Callback done) {
+void EventStore::Submit(std::shared_ptr<const PreparedBatch> batch, Callback done,
+                        uint64_t stream) {
   {
     std::lock_guard lk(mu_);
     if (!closing_) {
       queued_events_ += batch->events.size();
       ++submitted_;
-      queue_.push_back(Pending{std::move(batch), std::move(done)});
+      queue_.push_back(Pending{std::move(batch), std::move(done), stream});
       if (queue_.size() == 1 || queued_events_ >= opt_.commit_max_events) cv_.notify_all();
       return;
     }
@@ -578,6 +674,11 @@ void EventStore::NodeDisconnected(const std::string& node) {
   cv_.notify_all();
 }
 
+std::string EventStore::last_error() const {
+  std::lock_guard lk(mu_);
+  return last_error_;
+}
+
 std::optional<NodeState> EventStore::Node(const std::string& node) const {
   std::lock_guard lk(mu_);
   auto it = nodes_.find(node);
@@ -597,6 +698,7 @@ void EventStore::WriterLoop() {
   auto next_retention = Clock::now() + opt_.retention_interval;
   std::unique_lock lk(mu_);
   for (;;) {
+    size_t committed_extra = 0;
     cv_.wait_until(lk, next_retention, [&] {
       return closing_ || !queue_.empty() || !dirty_nodes_.empty() || flush_waiters_ > 0;
     });
@@ -617,17 +719,45 @@ void EventStore::WriterLoop() {
     const bool had_dirty = !dirty_nodes_.empty();
     lk.unlock();
 
+    // A stream one of whose batches failed gets its later ones refused: committing them
+    // would raise the run's mark above the failed events, which the resend then needs.
+    std::vector<Pending> refused;
+    if (!failed_streams_.empty()) {
+      std::erase_if(items, [&](Pending& p) {
+        if (p.stream == 0 || !failed_streams_.contains(p.stream)) return false;
+        refused.push_back(std::move(p));
+        return true;
+      });
+    }
+    for (Pending& p : refused) {
+      p.done(CommitResult{0, 0, "not stored: an earlier batch of this stream failed (" +
+                                    failed_streams_[p.stream] + ")"});
+    }
     if (!items.empty() || had_dirty) {
       std::vector<CommitResult> results;
       auto ok = CommitPending(&items, &results);
+      {
+        std::lock_guard elk(mu_);
+        last_error_ = ok ? std::string() : ok.error();
+      }
+      if (!ok) {
+        LogWarn("store: %s\n", ok.error().c_str());
+        for (const Pending& p : items) {
+          if (p.stream != 0) failed_streams_.emplace(p.stream, ok.error());
+        }
+        // Bounded: streams live minutes to days; a failure is rare.
+        while (failed_streams_.size() > 4096) failed_streams_.erase(failed_streams_.begin());
+      } else if (opt_.on_commit && !items.empty()) {
+        opt_.on_commit(head_.load(std::memory_order_acquire));
+      }
       for (size_t i = 0; i < items.size(); ++i) {
         CommitResult r = ok ? results[i] : CommitResult{0, 0, ok.error()};
-        if (!ok) LogWarn("store: %s\n", ok.error().c_str());
         items[i].done(r);
       }
     }
+    committed_extra = refused.size();
     if (Clock::now() >= next_retention) {
-      auto r = EnforceRetention(NowNs());
+      auto r = EnforceRetention(StoreNowNs());
       if (!r) LogWarn("retention: %s\n", r.error().c_str());
       // A backlog of old rows is worked off a few chunks at a time between commits.
       next_retention = Clock::now() + ((r && *r >= opt_.retention_chunk * 20)
@@ -636,7 +766,7 @@ void EventStore::WriterLoop() {
     }
 
     lk.lock();
-    committed_ += items.size();
+    committed_ += items.size() + committed_extra;
     flushed_cv_.notify_all();
     if (closing_ && queue_.empty() && dirty_nodes_.empty()) break;
   }
@@ -650,7 +780,7 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
                                                            std::vector<CommitResult>* results) {
   std::lock_guard db_lk(db_mu_);
   results->assign(items->size(), CommitResult{});
-  const int64_t now = NowNs();
+  const int64_t now = StoreNowNs();
   auto step_done = [&](sqlite3_stmt* s, const char* what) -> std::expected<void, std::string> {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
@@ -671,7 +801,12 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
     return std::unexpected(std::move(e));
   };
 
-  std::map<std::string, std::pair<uint64_t, uint64_t>> per_node;  // stored, duplicates
+  struct NodeCounts {
+    uint64_t stored = 0, duplicates = 0, missing = 0;
+  };
+  std::map<std::string, NodeCounts> per_node;
+  std::set<int64_t> touched_cids;  // existing container keys used: their updated_ns
+  int64_t head = 0;
   std::vector<RunMark*> marks;
   std::vector<int64_t> cids;
   for (size_t i = 0; i < items->size(); ++i) {
@@ -688,8 +823,9 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
         BindText(s, 1, b.node);
         BindText(s, 2, b.runs[k].boot_id);
         sqlite3_bind_int64(s, 3, b.runs[k].sensor_start_ns);
+        sqlite3_bind_int64(s, 4, now);
         if (auto ok = step_done(s, "insert run"); !ok) return fail(ok.error());
-        it = runs_.emplace(key, RunMark{sqlite3_last_insert_rowid(db_), 0}).first;
+        it = runs_.emplace(key, RunMark{sqlite3_last_insert_rowid(db_), 0, now}).first;
       } else {
         before.emplace(key, it->second);
       }
@@ -702,6 +838,9 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
         ++r.duplicates;
         continue;
       }
+      // Sequence numbers that never came (the sensor lost them): recorded with the event
+      // after them, for the loss ledger and detection's blind-window alert.
+      const uint64_t gap_from = mark->max_seq + 1;
       mark->max_seq = e.seq;
       int64_t& cid = cids[e.container];
       if (cid == 0) {
@@ -711,8 +850,11 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
           sqlite3_stmt* s = st_->insert_cid.s;
           BindText(s, 1, b.node);
           BindText(s, 2, b.containers[e.container]);
+          sqlite3_bind_int64(s, 3, now);
           if (auto ok = step_done(s, "insert container id"); !ok) return fail(ok.error());
           it->second = sqlite3_last_insert_rowid(db_);
+        } else {
+          touched_cids.insert(it->second);
         }
         cid = it->second;
       }
@@ -725,6 +867,19 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
       sqlite3_bind_int(s, 6, e.kind);
       BindBlob(s, 7, b.payload(e));
       if (auto ok = step_done(s, "insert event"); !ok) return fail(ok.error());
+      const int64_t rowid = sqlite3_last_insert_rowid(db_);
+      head = rowid;
+      if (e.seq > gap_from) {
+        sqlite3_stmt* g = st_->insert_gap.s;
+        BindText(g, 1, b.node);
+        sqlite3_bind_int64(g, 2, mark->run_id);
+        sqlite3_bind_int64(g, 3, static_cast<int64_t>(gap_from));
+        sqlite3_bind_int64(g, 4, static_cast<int64_t>(e.seq - 1));
+        sqlite3_bind_int64(g, 5, rowid);
+        sqlite3_bind_int64(g, 6, now);
+        if (auto ok = step_done(g, "insert gap"); !ok) return fail(ok.error());
+        per_node[b.node].missing += e.seq - gap_from;
+      }
       if (e.has_info) {
         sqlite3_stmt* c = st_->upsert_container.s;
         sqlite3_bind_int64(c, 1, cid);
@@ -734,16 +889,26 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
       }
       ++r.stored;
     }
-    for (RunMark* m : marks) touched[m->run_id] = m->max_seq;
+    for (RunMark* m : marks) {
+      touched[m->run_id] = m->max_seq;
+      m->updated_ns = now;
+    }
     auto& pn = per_node[b.node];
-    pn.first += r.stored;
-    pn.second += r.duplicates;
+    pn.stored += r.stored;
+    pn.duplicates += r.duplicates;
   }
   for (auto [run_id, seq] : touched) {
     sqlite3_stmt* s = st_->update_run.s;
     sqlite3_bind_int64(s, 1, static_cast<int64_t>(seq));
-    sqlite3_bind_int64(s, 2, run_id);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int64(s, 3, run_id);
     if (auto ok = step_done(s, "update run"); !ok) return fail(ok.error());
+  }
+  for (int64_t cid : touched_cids) {
+    sqlite3_stmt* s = st_->touch_cid.s;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, cid);
+    if (auto ok = step_done(s, "touch container id"); !ok) return fail(ok.error());
   }
 
   // Node counters: updated in memory now, written with this transaction.
@@ -753,8 +918,9 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
     for (auto& [node, c] : per_node) {
       NodeState& n = nodes_[node];
       n.node = node;
-      n.events_stored += c.first;
-      n.duplicates += c.second;
+      n.events_stored += c.stored;
+      n.duplicates += c.duplicates;
+      n.events_missing += c.missing;
       n.last_seen_ns = now;
       dirty_nodes_[node] = true;
     }
@@ -787,6 +953,7 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
     for (const NodeState& d : dirty) dirty_nodes_[d.node] = true;
     return fail(ok.error());
   }
+  if (head > 0) head_.store(head, std::memory_order_release);
   return {};
 }
 
@@ -799,12 +966,14 @@ std::expected<uint64_t, std::string> EventStore::RetentionLocked(int64_t now_ns)
   // Rowids grow with commit time and retention only ever deletes from the oldest end, so the
   // table is the rowid range [min, max]: counting and finding the oldest rows is cheap and
   // needs no index. Each chunk is its own transaction so ingest is never held up for long.
+  // Nothing at or above the floor goes: detection has not evaluated it yet.
   uint64_t deleted = 0;
   const int64_t cutoff = opt_.retention_age.count() > 0
                              ? now_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(
                                             opt_.retention_age)
                                             .count()
                              : INT64_MIN;
+  const int64_t floor = opt_.retention_floor ? opt_.retention_floor() : INT64_MAX;
   Stmt range, del;
   if (auto ok = Prepare(db_,
                         "SELECT min(id), max(id), (SELECT stored_ns FROM events ORDER BY id "
@@ -813,7 +982,9 @@ std::expected<uint64_t, std::string> EventStore::RetentionLocked(int64_t now_ns)
       !ok) {
     return std::unexpected(ok.error());
   }
-  if (auto ok = Prepare(db_, "DELETE FROM events WHERE id >= ? AND id < ? AND (id < ? OR stored_ns < ?)",
+  if (auto ok = Prepare(db_,
+                        "DELETE FROM events WHERE id >= ? AND id < ? AND id < ? AND "
+                        "(id < ? OR stored_ns < ?)",
                         &del);
       !ok) {
     return std::unexpected(ok.error());
@@ -827,6 +998,7 @@ std::expected<uint64_t, std::string> EventStore::RetentionLocked(int64_t now_ns)
     const int64_t max_id = sqlite3_column_int64(range.s, 1);
     const int64_t oldest_ns = sqlite3_column_int64(range.s, 2);
     sqlite3_reset(range.s);
+    if (min_id >= floor) break;
     // Rows below keep_from go for the count bound.
     int64_t keep_from = min_id;
     if (opt_.retention_max_events > 0 &&
@@ -836,14 +1008,106 @@ std::expected<uint64_t, std::string> EventStore::RetentionLocked(int64_t now_ns)
     if (keep_from == min_id && oldest_ns >= cutoff) break;
     sqlite3_bind_int64(del.s, 1, min_id);
     sqlite3_bind_int64(del.s, 2, min_id + static_cast<int64_t>(opt_.retention_chunk));
-    sqlite3_bind_int64(del.s, 3, keep_from);
-    sqlite3_bind_int64(del.s, 4, cutoff);
+    sqlite3_bind_int64(del.s, 3, floor);
+    sqlite3_bind_int64(del.s, 4, keep_from);
+    sqlite3_bind_int64(del.s, 5, cutoff);
     int rc = sqlite3_step(del.s);
     sqlite3_reset(del.s);
     if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "retention delete"));
     const int changes = sqlite3_changes(db_);
     deleted += static_cast<uint64_t>(changes);
     if (changes == 0) break;  // the oldest row is young (a clock step back): stop
+  }
+  auto side = RetainSideTables(cutoff);
+  if (!side) return std::unexpected(side.error());
+  return deleted;
+}
+
+std::expected<uint64_t, std::string> EventStore::RetainSideTables(int64_t cutoff_ns) {
+  // A run or container key whose last event was stored before the oldest event still here
+  // has no events left: it goes once it is also older than the age bound. (A run's mark is
+  // what tells a resend from new events; past the age bound no sensor resends it.)
+  Stmt oldest;
+  if (auto ok = Prepare(db_, "SELECT stored_ns FROM events ORDER BY id LIMIT 1", &oldest); !ok)
+    return std::unexpected(ok.error());
+  int64_t oldest_ns = INT64_MAX;
+  if (sqlite3_step(oldest.s) == SQLITE_ROW) oldest_ns = sqlite3_column_int64(oldest.s, 0);
+  const int64_t bound = std::min(oldest_ns, cutoff_ns);
+  if (bound == INT64_MIN) return 0;
+  uint64_t deleted = 0;
+  auto exec = [&](const char* sql, int64_t v) -> std::expected<void, std::string> {
+    Stmt st;
+    if (auto ok = Prepare(db_, sql, &st); !ok) return ok;
+    sqlite3_bind_int64(st.s, 1, v);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return std::unexpected(SqliteError(db_, sql));
+    deleted += static_cast<uint64_t>(sqlite3_changes(db_));
+    return {};
+  };
+  bool has_alerts = false, has_inventories = false, has_deliveries = false;
+  {
+    Stmt t;
+    if (auto ok = Prepare(db_, "SELECT name FROM sqlite_master WHERE type='table'", &t); !ok)
+      return std::unexpected(ok.error());
+    while (sqlite3_step(t.s) == SQLITE_ROW) {
+      const std::string name = ColumnText(t.s, 0);
+      has_alerts |= name == "alerts";
+      has_inventories |= name == "inventories";
+      has_deliveries |= name == "deliveries";
+    }
+  }
+  if (auto ok = Exec("BEGIN IMMEDIATE"); !ok) return std::unexpected(ok.error());
+  auto body = [&]() -> std::expected<void, std::string> {
+    if (auto ok = exec("DELETE FROM runs WHERE updated_ns < ?", bound); !ok) return ok;
+    if (auto ok = exec("DELETE FROM containers WHERE cid IN (SELECT cid FROM container_ids "
+                       "WHERE updated_ns < ?)",
+                       bound);
+        !ok) {
+      return ok;
+    }
+    if (auto ok = exec("DELETE FROM container_ids WHERE updated_ns < ?", bound); !ok) return ok;
+    if (auto ok = exec("DELETE FROM gaps WHERE stored_ns < ?", cutoff_ns); !ok) return ok;
+    if (has_alerts) {
+      if (auto ok = exec("DELETE FROM alerts WHERE stored_ns < ?", cutoff_ns); !ok) return ok;
+      if (opt_.retention_max_alerts > 0) {
+        if (auto ok = exec("DELETE FROM alerts WHERE id <= (SELECT max(id) FROM alerts) - ?",
+                           static_cast<int64_t>(opt_.retention_max_alerts));
+            !ok) {
+          return ok;
+        }
+      }
+      if (has_deliveries) {
+        if (auto ok = exec("DELETE FROM deliveries WHERE alert_id < (SELECT coalesce(min(id), "
+                           "?) FROM alerts)",
+                           INT64_MAX);
+            !ok) {
+          return ok;
+        }
+      }
+    }
+    if (has_inventories) {
+      if (auto ok = exec("DELETE FROM inventories WHERE taken_ns < ?", cutoff_ns); !ok)
+        return ok;
+    }
+    return {};
+  };
+  if (auto ok = body(); !ok) {
+    Exec("ROLLBACK");
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = Exec("COMMIT"); !ok) {
+    Exec("ROLLBACK");
+    return std::unexpected(ok.error());
+  }
+  // The in-memory copies follow the tables: what is gone from them is gone here too.
+  std::erase_if(runs_, [&](const auto& kv) { return kv.second.updated_ns < bound; });
+  if (deleted > 0) {
+    Stmt k;
+    if (auto ok = Prepare(db_, "SELECT cid, node, id FROM container_ids", &k); !ok)
+      return std::unexpected(ok.error());
+    cids_.clear();
+    while (sqlite3_step(k.s) == SQLITE_ROW) {
+      cids_[{ColumnText(k.s, 1), ColumnText(k.s, 2)}] = sqlite3_column_int64(k.s, 0);
+    }
   }
   return deleted;
 }
@@ -973,6 +1237,213 @@ std::expected<uint64_t, std::string> EventReader::CountEvents() {
   }
   if (sqlite3_step(s.s) != SQLITE_ROW) return std::unexpected(SqliteError(db_, "count"));
   return static_cast<uint64_t>(sqlite3_column_int64(s.s, 0));
+}
+
+// ---------------------------------------------------------------------------------------
+// EventScanner
+
+bool DecodeStoredEvent(std::string_view payload, const RunInfo& run, uint64_t seq,
+                       const std::string& container_id, v1::Event* out) {
+  if (payload.size() > INT32_MAX ||
+      !out->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return false;
+  }
+  v1::EventId* id = out->mutable_id();
+  id->set_node(run.node);
+  id->set_boot_id(run.boot_id);
+  id->set_sensor_start_ns(run.sensor_start_ns);
+  id->set_seq(seq);
+  out->set_container_id(container_id);
+  return true;
+}
+
+struct EventScanner::Statements {
+  Stmt scan, run, cid, first_at, time_of, gaps;
+};
+
+std::expected<std::unique_ptr<EventScanner>, std::string> EventScanner::Open(
+    const std::string& path) {
+  std::unique_ptr<EventScanner> r(new EventScanner());
+  if (sqlite3_open_v2(path.c_str(), &r->db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    return std::unexpected(SqliteError(r->db_, path));
+  }
+  sqlite3_busy_timeout(r->db_, 5000);
+  r->st_ = std::make_unique<Statements>();
+  struct {
+    Stmt* s;
+    const char* sql;
+  } stmts[] = {
+      {&r->st_->scan,
+       "SELECT id, run_id, seq, time_ns, stored_ns, cid, kind, payload FROM events "
+       "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"},
+      {&r->st_->run, "SELECT node, boot_id, sensor_start_ns FROM runs WHERE run_id = ?"},
+      {&r->st_->cid, "SELECT id FROM container_ids WHERE cid = ?"},
+      {&r->st_->first_at, "SELECT min(id) FROM events WHERE time_ns >= ?"},
+      {&r->st_->time_of, "SELECT time_ns FROM events WHERE id = ?"},
+      {&r->st_->gaps,
+       "SELECT id, node, run_id, from_seq, to_seq, after_rowid, stored_ns FROM gaps "
+       "WHERE after_rowid > ? AND after_rowid <= ? ORDER BY after_rowid"},
+  };
+  for (auto& [s, sql] : stmts) {
+    if (auto ok = Prepare(r->db_, sql, s, true); !ok)
+      return std::unexpected(path + ": " + ok.error());
+  }
+  return r;
+}
+
+EventScanner::~EventScanner() {
+  st_.reset();
+  if (db_) sqlite3_close(db_);
+}
+
+std::expected<uint64_t, std::string> EventScanner::Scan(
+    int64_t after, int64_t upto, size_t limit,
+    const std::function<void(const ScannedEvent&)>& fn) {
+  sqlite3_stmt* s = st_->scan.s;
+  sqlite3_bind_int64(s, 1, after);
+  sqlite3_bind_int64(s, 2, upto);
+  sqlite3_bind_int64(s, 3, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+  uint64_t n = 0;
+  ScannedEvent e;
+  for (;;) {
+    const int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      auto err = SqliteError(db_, "scan events");
+      sqlite3_reset(s);
+      return std::unexpected(err);
+    }
+    e.rowid = sqlite3_column_int64(s, 0);
+    e.run_id = sqlite3_column_int64(s, 1);
+    e.seq = static_cast<uint64_t>(sqlite3_column_int64(s, 2));
+    e.time_ns = sqlite3_column_int64(s, 3);
+    e.stored_ns = sqlite3_column_int64(s, 4);
+    e.cid = sqlite3_column_int64(s, 5);
+    e.kind = sqlite3_column_int(s, 6);
+    const void* p = sqlite3_column_blob(s, 7);
+    e.payload = std::string_view(static_cast<const char*>(p),
+                                 static_cast<size_t>(sqlite3_column_bytes(s, 7)));
+    fn(e);
+    ++n;
+  }
+  sqlite3_reset(s);
+  return n;
+}
+
+std::expected<const RunInfo*, std::string> EventScanner::Run(int64_t run_id) {
+  if (auto it = runs_.find(run_id); it != runs_.end()) return &it->second;
+  sqlite3_stmt* s = st_->run.s;
+  sqlite3_bind_int64(s, 1, run_id);
+  const int rc = sqlite3_step(s);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) return nullptr;
+    return std::unexpected(SqliteError(db_, "read run"));
+  }
+  RunInfo r{ColumnText(s, 0), ColumnText(s, 1), sqlite3_column_int64(s, 2)};
+  sqlite3_reset(s);
+  if (runs_.size() > 100000) runs_.clear();  // a cache: bounded, refilled on demand
+  return &runs_.emplace(run_id, std::move(r)).first->second;
+}
+
+std::expected<const std::string*, std::string> EventScanner::ContainerId(int64_t cid) {
+  if (auto it = cids_.find(cid); it != cids_.end()) return &it->second;
+  sqlite3_stmt* s = st_->cid.s;
+  sqlite3_bind_int64(s, 1, cid);
+  const int rc = sqlite3_step(s);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) return nullptr;
+    return std::unexpected(SqliteError(db_, "read container id"));
+  }
+  std::string id = ColumnText(s, 0);
+  sqlite3_reset(s);
+  if (cids_.size() > 100000) cids_.clear();
+  return &cids_.emplace(cid, std::move(id)).first->second;
+}
+
+std::expected<int64_t, std::string> EventScanner::FirstRowidAtOrAfter(int64_t time_ns) {
+  sqlite3_stmt* s = st_->first_at.s;
+  sqlite3_bind_int64(s, 1, time_ns);
+  const int rc = sqlite3_step(s);
+  const int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  sqlite3_reset(s);
+  if (rc != SQLITE_ROW) return std::unexpected(SqliteError(db_, "first rowid by time"));
+  return v;
+}
+
+std::expected<std::optional<int64_t>, std::string> EventScanner::TimeOf(int64_t rowid) {
+  sqlite3_stmt* s = st_->time_of.s;
+  sqlite3_bind_int64(s, 1, rowid);
+  const int rc = sqlite3_step(s);
+  std::optional<int64_t> v;
+  if (rc == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
+  sqlite3_reset(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "time of"));
+  return v;
+}
+
+std::expected<std::vector<StoredGap>, std::string> EventScanner::Gaps(int64_t after,
+                                                                      int64_t upto) {
+  sqlite3_stmt* s = st_->gaps.s;
+  sqlite3_bind_int64(s, 1, after);
+  sqlite3_bind_int64(s, 2, upto);
+  std::vector<StoredGap> out;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    StoredGap& g = out.emplace_back();
+    g.id = sqlite3_column_int64(s, 0);
+    g.node = ColumnText(s, 1);
+    g.run_id = sqlite3_column_int64(s, 2);
+    g.from_seq = static_cast<uint64_t>(sqlite3_column_int64(s, 3));
+    g.to_seq = static_cast<uint64_t>(sqlite3_column_int64(s, 4));
+    g.after_rowid = sqlite3_column_int64(s, 5);
+    g.stored_ns = sqlite3_column_int64(s, 6);
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "read gaps"));
+  return out;
+}
+
+std::expected<void, std::string> EventScanner::ContainerInfos(
+    const std::function<void(const std::string&, const std::string&, std::string_view)>& fn) {
+  Stmt s;
+  if (auto ok = Prepare(db_,
+                        "SELECT k.node, k.id, c.info FROM containers c JOIN container_ids k "
+                        "ON k.cid = c.cid ORDER BY c.updated_ns",
+                        &s);
+      !ok) {
+    return ok;
+  }
+  int rc;
+  while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
+    const void* p = sqlite3_column_blob(s.s, 2);
+    fn(ColumnText(s.s, 0), ColumnText(s.s, 1),
+       std::string_view(static_cast<const char*>(p),
+                        static_cast<size_t>(sqlite3_column_bytes(s.s, 2))));
+  }
+  if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "read containers"));
+  return {};
+}
+
+std::expected<std::map<std::string, int64_t>, std::string> EventScanner::Cursors() {
+  Stmt s;
+  if (auto ok = Prepare(db_, "SELECT node, rowid FROM detect_cursors", &s); !ok)
+    return std::unexpected(ok.error());
+  std::map<std::string, int64_t> out;
+  int rc;
+  while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) out[ColumnText(s.s, 0)] = sqlite3_column_int64(s.s, 1);
+  if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "read detection cursors"));
+  return out;
+}
+
+std::expected<int64_t, std::string> EventScanner::MaxRowid() {
+  Stmt s;
+  if (auto ok = Prepare(db_, "SELECT coalesce(max(id), 0) FROM events", &s); !ok)
+    return std::unexpected(ok.error());
+  if (sqlite3_step(s.s) != SQLITE_ROW) return std::unexpected(SqliteError(db_, "max rowid"));
+  return sqlite3_column_int64(s.s, 0);
 }
 
 }  // namespace driftwatch

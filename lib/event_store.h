@@ -19,18 +19,34 @@
 // the sensors, whose acks then overstated what is on disk, do not resend them.
 // `StoreOptions::synchronous_full` syncs the WAL on every commit instead (slower).
 //
-// Schema (PRAGMA user_version 2; a version 1 database is refused with a message): rows are
-// narrow, as ingest cost grows with the bytes every row and index entry takes.
+// Schema (PRAGMA user_version 3; version 2 is migrated in place at open, version 1 refused
+// with a message): rows are narrow, as ingest cost grows with the bytes every row and index
+// entry takes.
 //   events(id = rowid, run_id, seq, time_ns, stored_ns, cid, kind = the body's field number,
 //          payload = the serialized Event without id and container_id; readers put them back)
-//   runs(run_id, node, boot_id, sensor_start_ns, max_seq): per-run high-water mark
-//   container_ids(cid, node, id): one small key per (node, container id)
+//   runs(run_id, node, boot_id, sensor_start_ns, max_seq, updated_ns): per-run high-water mark
+//   container_ids(cid, node, id, updated_ns): one small key per (node, container id)
 //   containers(cid, info, updated_ns): latest ContainerInfo per (node, container id)
 //   nodes(node, ...): per-node state
-// Indexes: events(cid), events(time_ns), container_ids(id, node); retention walks the rowid
-// (oldest stored first).
+//   gaps(id, node, run_id, from_seq, to_seq, after_rowid, stored_ns): sequence numbers of a
+//          run that never arrived (the sensor lost them), seen at commit, written in the same
+//          transaction as the event after them (after_rowid)
+//   detect_cursors(node, rowid, updated_ns): detection's progress, written by detection
+//          (collector/detection) with the alerts it produced
+// Indexes: events(cid), events(time_ns), container_ids(id, node), gaps(after_rowid);
+// retention walks the rowid (oldest stored first).
+//
+// Time: stored_ns and retention use the store's clock, the wall clock slewed so that it never
+// runs backwards and never runs ahead faster than twice real (monotonic) time: a forward
+// jump of the system clock by a year ages stored rows by real time, not by the jump, and so
+// does not delete everything at once (the store catches up with the wall clock over time).
+//
+// Retention never deletes events detection has not evaluated yet (StoreOptions::
+// retention_floor), and also ages out runs, container keys, gaps and, where the tables
+// exist, alerts and inventories.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -130,6 +146,8 @@ bool DecodePreparedEvent(const PreparedBatch& b, size_t i, v1::Event* out);
 
 struct StoreOptions {
   std::string path;
+  // How long a statement waits for another connection's write lock before it fails.
+  std::chrono::milliseconds busy_timeout{5000};
   std::chrono::milliseconds commit_interval{20};
   size_t commit_max_events = 10000;
   bool synchronous_full = false;
@@ -138,6 +156,15 @@ struct StoreOptions {
   uint64_t retention_max_events = 10'000'000;
   std::chrono::milliseconds retention_interval{10000};
   size_t retention_chunk = 5000;  // rows deleted per transaction
+  uint64_t retention_max_alerts = 1'000'000;  // 0: no bound
+  // Events at or above this rowid are never deleted (detection has not evaluated them);
+  // unset: no floor. Called on the writer thread.
+  std::function<int64_t()> retention_floor;
+  // The wall clock (ns since the epoch); tests inject one. Unset: the system's.
+  std::function<int64_t()> wall_clock;
+  // Called on the writer thread after each commit that stored events, with the highest
+  // rowid now committed. Must not block.
+  std::function<void(int64_t head_rowid)> on_commit;
 };
 
 struct CommitResult {
@@ -166,6 +193,7 @@ struct NodeState {
   int64_t last_seen_ns = 0;     // last connect, disconnect or stored batch
   uint64_t events_stored = 0;
   uint64_t duplicates = 0;
+  uint64_t events_missing = 0;  // sequence numbers that never arrived (gaps), this process
   NodeHello hello;
 };
 
@@ -183,9 +211,17 @@ class EventStore {
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
 
-  // The batch is shared, not copied: the detection stage reads the same one once it is
-  // committed.
-  void Submit(std::shared_ptr<const PreparedBatch> batch, Callback done);
+  // The batch is shared, not copied. `stream` names the sensor stream it came from (0: none):
+  // once one of a stream's batches failed to commit, its later batches are refused too, so
+  // that they cannot raise the run's high-water mark above events that must be sent again
+  // (which would then be dropped as duplicates).
+  void Submit(std::shared_ptr<const PreparedBatch> batch, Callback done, uint64_t stream = 0);
+  // The highest event rowid committed (0: none yet).
+  int64_t head() const { return head_.load(std::memory_order_acquire); }
+  // The store's clock (see Time above).
+  int64_t StoreNowNs();
+  // Why the last commit failed; "" once one succeeds again.
+  std::string last_error() const;
   // Blocks until everything submitted before the call is committed.
   void Flush();
   void Close();
@@ -203,10 +239,12 @@ class EventStore {
   struct Pending {
     std::shared_ptr<const PreparedBatch> batch;
     Callback done;
+    uint64_t stream = 0;
   };
   struct RunMark {
     int64_t run_id = 0;
     uint64_t max_seq = 0;
+    int64_t updated_ns = 0;
   };
   using RunKey = std::tuple<std::string, std::string, int64_t>;  // node, boot_id, start_ns
 
@@ -217,7 +255,10 @@ class EventStore {
   std::expected<void, std::string> CommitPending(std::vector<Pending>* items,
                                                  std::vector<CommitResult>* results);
   std::expected<void, std::string> Exec(const char* sql);
+  int64_t WallNs() const;
   std::expected<uint64_t, std::string> RetentionLocked(int64_t now_ns);
+  // Runs, container keys, gaps, alerts and inventories older than `cutoff_ns`.
+  std::expected<uint64_t, std::string> RetainSideTables(int64_t cutoff_ns);
 
   const StoreOptions opt_;
   sqlite3* db_ = nullptr;  // writer thread only after Open
@@ -227,6 +268,11 @@ class EventStore {
   using ContainerKey = std::pair<std::string, std::string>;  // node, container id
   std::map<ContainerKey, int64_t> cids_;  // writer thread only: container_ids, all of it
   std::mutex db_mu_;                // serializes the writer and EnforceRetention
+  std::map<uint64_t, std::string> failed_streams_;  // writer thread only: stream -> why
+  std::atomic<int64_t> head_{0};
+  std::mutex clock_mu_;
+  int64_t clock_last_ns_ = 0;       // GUARDED_BY(clock_mu_): store clock, last reading
+  std::chrono::steady_clock::time_point clock_last_mono_;  // GUARDED_BY(clock_mu_)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;        // writer waits for work
@@ -240,7 +286,78 @@ class EventStore {
   int flush_waiters_ = 0;             // GUARDED_BY(mu_): Flush() calls waiting
   std::map<std::string, NodeState> nodes_;  // GUARDED_BY(mu_)
   std::map<std::string, bool> dirty_nodes_;  // GUARDED_BY(mu_): to write at next commit
+  std::string last_error_;                  // GUARDED_BY(mu_)
   std::thread writer_;  // last: started after everything above exists
+};
+
+// Detection's view of the store (collector/detection): events by rowid, as committed.
+struct ScannedEvent {
+  int64_t rowid = 0;
+  int64_t run_id = 0;
+  uint64_t seq = 0;
+  int64_t time_ns = 0;
+  int64_t stored_ns = 0;
+  int64_t cid = 0;
+  int kind = 0;
+  std::string_view payload;  // valid during the callback only
+};
+
+struct RunInfo {
+  std::string node, boot_id;
+  int64_t sensor_start_ns = 0;
+};
+
+// Sequence numbers of a run that never reached the store.
+struct StoredGap {
+  int64_t id = 0;
+  std::string node;
+  int64_t run_id = 0;
+  uint64_t from_seq = 0, to_seq = 0;  // inclusive
+  int64_t after_rowid = 0;            // the first event stored after the gap
+  int64_t stored_ns = 0;
+};
+
+// The event as readers return it: the payload parsed, id and container id put back. False if
+// the payload does not parse.
+bool DecodeStoredEvent(std::string_view payload, const RunInfo& run, uint64_t seq,
+                       const std::string& container_id, v1::Event* out);
+
+// Read-only scans for detection; works beside the writer (WAL). Thread-compatible: one
+// scanner per thread. Runs and container ids are cached once read.
+class EventScanner {
+ public:
+  static std::expected<std::unique_ptr<EventScanner>, std::string> Open(const std::string& path);
+  ~EventScanner();
+  EventScanner(const EventScanner&) = delete;
+  EventScanner& operator=(const EventScanner&) = delete;
+
+  // Events with after < rowid <= upto, in rowid order, at most `limit`; returns how many.
+  std::expected<uint64_t, std::string> Scan(int64_t after, int64_t upto, size_t limit,
+                                            const std::function<void(const ScannedEvent&)>& fn);
+  // nullptr when the run is not (or no longer) in the store.
+  std::expected<const RunInfo*, std::string> Run(int64_t run_id);
+  std::expected<const std::string*, std::string> ContainerId(int64_t cid);
+  // The smallest rowid whose event time is >= time_ns; 0 when none.
+  std::expected<int64_t, std::string> FirstRowidAtOrAfter(int64_t time_ns);
+  // The event time of a rowid; nullopt when it is gone.
+  std::expected<std::optional<int64_t>, std::string> TimeOf(int64_t rowid);
+  // Gaps whose after_rowid is in (after, upto].
+  std::expected<std::vector<StoredGap>, std::string> Gaps(int64_t after, int64_t upto);
+  // The latest ContainerInfo of every container known: node, container id, serialized info.
+  std::expected<void, std::string> ContainerInfos(
+      const std::function<void(const std::string& node, const std::string& id,
+                               std::string_view info)>& fn);
+  // detect_cursors: node -> the highest rowid of its events detection has finished with.
+  std::expected<std::map<std::string, int64_t>, std::string> Cursors();
+  std::expected<int64_t, std::string> MaxRowid();
+
+ private:
+  EventScanner() = default;
+  sqlite3* db_ = nullptr;
+  struct Statements;
+  std::unique_ptr<Statements> st_;
+  std::map<int64_t, RunInfo> runs_;
+  std::map<int64_t, std::string> cids_;
 };
 
 struct EventQuery {

@@ -145,9 +145,9 @@ TEST(AlertOutput, StreamToFile) {
   auto out = StreamOutput::Open(path.string());
   ASSERT_TRUE(out) << out.error();
   Alert a = Sample();
-  (*out)->Emit(a, FalcoJson(a));
+  (*out)->Emit(FalcoJson(a));
   a.rule = "second";
-  (*out)->Emit(a, FalcoJson(a));
+  (*out)->Emit(FalcoJson(a));
   EXPECT_EQ((*out)->Stats().emitted, 2u);
   std::ifstream in(path);
   std::string l1, l2, l3;
@@ -282,7 +282,7 @@ TEST(Webhook, RetriesAfterFailure) {
   (*out)->Start();
   Alert a = Sample();
   const std::string body = FalcoJson(a);
-  (*out)->Emit(a, body);
+  (*out)->Emit(body);
   ASSERT_TRUE((*out)->Drain(kHangGuard));
   OutputStats s = (*out)->Stats();
   EXPECT_EQ(s.emitted, 1u);
@@ -305,7 +305,7 @@ TEST(Webhook, GivesUpAfterMaxAttempts) {
   ASSERT_TRUE(out) << out.error();
   (*out)->Start();
   Alert a = Sample();
-  (*out)->Emit(a, FalcoJson(a));
+  (*out)->Emit(FalcoJson(a));
   ASSERT_TRUE((*out)->Drain(kHangGuard));
   EXPECT_EQ((*out)->Stats().failed, 1u);
   EXPECT_EQ((*out)->Stats().emitted, 0u);
@@ -322,7 +322,7 @@ TEST(Webhook, FullQueueDropsAndCounts) {
   for (int i = 0; i < 5; ++i) {
     a.rule = std::to_string(i);
     a.rule.insert(a.rule.begin(), 'r');
-    (*out)->Emit(a, FalcoJson(a));  // not started: the queue fills
+    (*out)->Emit(FalcoJson(a));  // not started: the queue fills
   }
   EXPECT_EQ((*out)->Stats().dropped, 3u);
   (*out)->Start();
@@ -346,7 +346,7 @@ TEST(Webhook, ConnectionRefusedFails) {
   ASSERT_TRUE(out);
   (*out)->Start();
   Alert a = Sample();
-  (*out)->Emit(a, FalcoJson(a));
+  (*out)->Emit(FalcoJson(a));
   ASSERT_TRUE((*out)->Drain(kHangGuard));
   EXPECT_EQ((*out)->Stats().failed, 1u);
   EXPECT_NE((*out)->last_error().find("connect"), std::string::npos) << (*out)->last_error();
@@ -407,7 +407,7 @@ TEST(Webhook, Https) {
     auto out = WebhookOutput::Create(o);
     ASSERT_TRUE(out) << out.error();
     (*out)->Start();
-    (*out)->Emit(a, FalcoJson(a));
+    (*out)->Emit(FalcoJson(a));
     ASSERT_TRUE((*out)->Drain(kHangGuard));
     EXPECT_EQ((*out)->Stats().emitted, 1u) << (*out)->last_error();
   }
@@ -420,7 +420,7 @@ TEST(Webhook, Https) {
     auto out = WebhookOutput::Create(o);
     ASSERT_TRUE(out) << out.error();
     (*out)->Start();
-    (*out)->Emit(a, FalcoJson(a));
+    (*out)->Emit(FalcoJson(a));
     ASSERT_TRUE((*out)->Drain(kHangGuard));
     EXPECT_EQ((*out)->Stats().failed, 1u);
     EXPECT_NE((*out)->last_error().find("TLS handshake"), std::string::npos)

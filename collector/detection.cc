@@ -1,0 +1,767 @@
+#include "collector/detection.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "lib/event_json.h"
+#include "lib/log.h"
+#include "lib/rule_loader.h"
+
+namespace driftwatch::collector {
+namespace {
+
+constexpr const char* kBlindWindowRule = "Sensor blind window";
+constexpr const char* kNotEvaluatedRule = "Event not evaluated";
+
+// The LossCounters fields, by name, for growth checks and alert fields.
+struct LossField {
+  const char* name;
+  uint64_t (v1::LossCounters::*get)() const;
+};
+constexpr LossField kLossFields[] = {
+    {"kernel_lost", &v1::LossCounters::kernel_lost},
+    {"socket_enobufs", &v1::LossCounters::socket_enobufs},
+    {"queue_drops", &v1::LossCounters::queue_drops},
+    {"reassembly_evictions", &v1::LossCounters::reassembly_evictions},
+    {"fanotify_overflows", &v1::LossCounters::fanotify_overflows},
+    {"hash_skipped", &v1::LossCounters::hash_skipped},
+    {"spool_dropped", &v1::LossCounters::spool_dropped},
+    {"spool_append_failures", &v1::LossCounters::spool_append_failures},
+    {"encode_failures", &v1::LossCounters::encode_failures},
+};
+
+// A sensor without lifetime totals (older version): this run's counters stand in for them.
+v1::LossCounters LossesOf(const v1::SensorStatus& s) {
+  if (s.has_lifetime()) return s.lifetime();
+  v1::LossCounters l;
+  l.set_kernel_lost(s.kernel_lost());
+  l.set_socket_enobufs(s.socket_enobufs());
+  l.set_queue_drops(s.queue_drops());
+  l.set_reassembly_evictions(s.reassembly_evictions());
+  l.set_fanotify_overflows(s.fanotify_overflows());
+  l.set_hash_skipped(s.hash_skipped());
+  l.set_spool_dropped(s.spool_dropped());
+  l.set_spool_append_failures(s.spool_append_failures());
+  l.set_encode_failures(s.encode_failures());
+  return l;
+}
+
+Alert InternalAlert(const std::string& rule, const std::string& node, int64_t time_ns,
+                    std::string key, std::string message) {
+  Alert a;
+  a.time_ns = time_ns;
+  a.rule = rule;
+  a.priority = Priority::kCritical;
+  a.source = "internal";
+  a.hostname = node;
+  a.node = node;
+  a.container_id = "host";
+  a.event_key = std::move(key);
+  a.message = std::move(message);
+  a.tags = {"driftwatch", "sensor_health"};
+  a.output_fields.emplace_back("sensor.node", AlertField::String(node));
+  return a;
+}
+
+}  // namespace
+
+struct Detection::Shard {
+  size_t index = 0;
+  std::unique_ptr<Detector> detector;
+  std::unique_ptr<EventScanner> scanner;
+  std::unique_ptr<AlertStore> store;
+  std::map<std::string, int64_t> cursors;    // node -> rows up to here done
+  std::map<std::string, int64_t> warm_from;  // node -> first row replayed at start
+  int64_t default_cursor = 0;                // nodes without a cursor row
+  int64_t pos = 0;                           // every row <= pos looked at
+  std::atomic<int64_t> committed{0};         // every row <= committed done and committed
+  std::atomic<bool> failing{false};          // the last commit failed
+  std::map<std::string, v1::LossCounters> lifetime;  // node -> newest totals seen
+  std::map<std::string, int64_t> last_report_ns;     // node -> newest status/Hello time
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::shared_ptr<const RuleSet> new_rules;                 // GUARDED_BY(mu)
+  std::shared_ptr<const ImagePolicy> new_policy;            // GUARDED_BY(mu)
+  bool reload = false;                                      // GUARDED_BY(mu)
+  std::deque<std::pair<std::string, v1::Hello>> hellos;    // GUARDED_BY(mu)
+  std::thread thread;
+};
+
+std::expected<std::shared_ptr<const RuleSet>, std::string> Detection::LoadRules() const {
+  // The shipped macros and lists always come first; then the shipped rules or the user's.
+  std::vector<std::string> files = ShippedRuleFiles();
+  if (!opt_.rule_files.empty()) {
+    files.resize(1);
+    files.insert(files.end(), opt_.rule_files.begin(), opt_.rule_files.end());
+  }
+  auto r = RuleSet::Load(files);
+  if (!r) {
+    std::string msg = "rules not loaded:";
+    for (const auto& d : r.error()) msg += "\n  " + d.ToString();
+    return std::unexpected(msg);
+  }
+  return std::shared_ptr<const RuleSet>(std::move(*r));
+}
+
+std::expected<std::shared_ptr<const ImagePolicy>, std::string> Detection::LoadPolicy() const {
+  if (opt_.approved_images.empty()) return std::shared_ptr<const ImagePolicy>();
+  auto p = ImagePolicy::LoadFiles(opt_.approved_images);
+  if (!p) return std::unexpected("approved images: " + p.error());
+  for (const auto& w : p->warnings()) LogWarn("approved images: %s\n", w.c_str());
+  return std::make_shared<const ImagePolicy>(std::move(*p));
+}
+
+size_t Detection::ShardOf(const std::string& node) const {
+  return std::hash<std::string>{}(node) % shards_.size();
+}
+
+std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
+    const DetectionOptions& opt, int64_t head) {
+  std::unique_ptr<Detection> d(new Detection(opt));
+  if (d->opt_.shards == 0) d->opt_.shards = 1;
+  d->head_ = head;
+  auto rules = d->LoadRules();
+  if (!rules) return std::unexpected(rules.error());
+  auto policy = d->LoadPolicy();
+  if (!policy) return std::unexpected(policy.error());
+  for (const auto& path : opt.outputs) {
+    auto o = StreamOutput::Open(path);
+    if (!o) return std::unexpected("alert output " + path + ": " + o.error());
+    d->outputs_.emplace_back(path == "-" ? "stdout" : "file:" + path, std::move(*o));
+  }
+  for (const auto& url : opt.webhooks) {
+    WebhookOptions wo;
+    wo.url = url;
+    wo.ca_file = opt.webhook_ca;
+    auto w = WebhookOutput::Create(wo);
+    if (!w) return std::unexpected("webhook " + url + ": " + w.error());
+    (*w)->Start();
+    d->outputs_.emplace_back("webhook:" + url, std::move(*w));
+  }
+  for (const auto& [name, o] : d->outputs_) d->output_names_.push_back(name);
+  d->rules_loaded_ = (*rules)->enabled_count();
+
+  auto hk = AlertStore::Open(opt.db, opt.busy_timeout);
+  if (!hk) return std::unexpected("alerts table in " + opt.db + ": " + hk.error());
+  d->hk_store_ = std::move(*hk);
+  auto losses = d->hk_store_->NodeLosses();
+  if (!losses) return std::unexpected(opt.db + ": " + losses.error());
+  auto probe = EventScanner::Open(opt.db);
+  if (!probe) return std::unexpected(probe.error());
+  auto cursors = (*probe)->Cursors();
+  if (!cursors) return std::unexpected(opt.db + ": " + cursors.error());
+  const int64_t default_cursor = cursors->contains("") ? cursors->at("") : 0;
+
+  for (size_t i = 0; i < d->opt_.shards; ++i) {
+    auto s = std::make_unique<Shard>();
+    s->index = i;
+    s->detector = std::make_unique<Detector>(*rules);
+    if (*policy) s->detector->SetImagePolicy(*policy);
+    auto sc = EventScanner::Open(opt.db);
+    if (!sc) return std::unexpected(sc.error());
+    s->scanner = std::move(*sc);
+    auto st = AlertStore::Open(opt.db, opt.busy_timeout);
+    if (!st) return std::unexpected("alerts table in " + opt.db + ": " + st.error());
+    s->store = std::move(*st);
+    s->default_cursor = default_cursor;
+    d->shards_.push_back(std::move(s));
+  }
+  // Each node's cursor, and where its correlation history starts.
+  for (auto& s : d->shards_) s->pos = default_cursor;
+  for (const auto& [node, rowid] : *cursors) {
+    if (node.empty()) continue;
+    Shard* s = d->shards_[d->ShardOf(node)].get();
+    s->cursors[node] = rowid;
+    int64_t from = rowid + 1;
+    auto t = (*probe)->TimeOf(rowid);
+    if (!t) return std::unexpected(opt.db + ": " + t.error());
+    if (*t && opt.warmup.count() > 0) {
+      auto w = (*probe)->FirstRowidAtOrAfter(
+          **t - std::chrono::duration_cast<std::chrono::nanoseconds>(opt.warmup).count());
+      if (!w) return std::unexpected(opt.db + ": " + w.error());
+      if (*w > 0) from = std::max(*w, rowid - opt.warmup_max_events + 1);
+    }
+    s->warm_from[node] = from;
+    s->pos = std::min(s->pos, from - 1);
+  }
+  for (const auto& [node, blob] : *losses) {
+    Shard* s = d->shards_[d->ShardOf(node)].get();
+    v1::LossCounters l;
+    if (l.ParseFromString(blob)) s->lifetime[node] = l;
+  }
+  for (auto& s : d->shards_) s->committed = std::min<int64_t>(s->pos, head);
+  // Correlation history: the latest info of every container first.
+  Detector::Sink discard = [](Alert&&) {};
+  auto infos = (*probe)->ContainerInfos([&](const std::string& node, const std::string& id,
+                                            std::string_view info) {
+    v1::Event ev;
+    if (!ev.mutable_container()->ParseFromArray(info.data(), static_cast<int>(info.size())))
+      return;
+    ev.mutable_id()->set_node(node);
+    ev.set_container_id(id);
+    d->shards_[d->ShardOf(node)]->detector->OnEvent(node, ev, discard);
+  });
+  if (!infos) return std::unexpected(opt.db + ": " + infos.error());
+
+  // The outbox: alerts a previous run stored but did not finish delivering.
+  auto undelivered = d->hk_store_->Undelivered();
+  if (!undelivered) return std::unexpected(opt.db + ": " + undelivered.error());
+  for (const auto& u : *undelivered) {
+    auto o = std::find_if(d->outputs_.begin(), d->outputs_.end(),
+                          [&](const auto& p) { return p.first == u.output; });
+    if (o == d->outputs_.end()) {
+      LogWarn("alert %lld was not delivered to %s, which is no longer configured: dropped\n",
+              static_cast<long long>(u.alert_id), u.output.c_str());
+      d->delivered_.emplace_back(u.alert_id, u.output);
+      continue;
+    }
+    ++d->counters_.redelivered;
+    Detection* self = d.get();
+    o->second->Emit(u.json, [self, id = u.alert_id, name = u.output](Delivery r) {
+      if (r == Delivery::kDropped) return;
+      std::lock_guard lk(self->mu_);
+      self->delivered_.emplace_back(id, name);
+    });
+  }
+  if (!undelivered->empty())
+    LogInfo("%zu alert deliveries left over from the last run sent again\n",
+            undelivered->size());
+
+  for (auto& s : d->shards_) s->thread = std::thread([p = d.get(), s = s.get()] { p->RunShard(s); });
+  d->housekeeping_ = std::thread([p = d.get()] { p->Housekeeping(); });
+  return d;
+}
+
+Detection::Detection(DetectionOptions opt) : opt_(std::move(opt)) {}
+Detection::~Detection() { Stop(); }
+
+void Detection::Stop() {
+  if (stop_.exchange(true)) return;
+  for (auto& s : shards_) {
+    {
+      std::lock_guard lk(s->mu);
+    }
+    s->cv.notify_all();
+  }
+  for (auto& s : shards_)
+    if (s->thread.joinable()) s->thread.join();
+  hk_cv_.notify_all();
+  if (housekeeping_.joinable()) housekeeping_.join();
+  for (auto& [name, o] : outputs_)
+    if (auto* w = dynamic_cast<WebhookOutput*>(o.get())) w->Drain(std::chrono::seconds(5));
+  std::deque<std::function<void()>> held;
+  std::vector<std::pair<int64_t, std::string>> done;
+  {
+    std::lock_guard lk(mu_);
+    held.swap(held_);
+    done.swap(delivered_);
+  }
+  for (auto& f : held) f();
+  if (hk_store_) {
+    if (auto ok = hk_store_->MarkDelivered(done); !ok)
+      LogWarn("outbox: %s (sent again at the next start)\n", ok.error().c_str());
+  }
+}
+
+void Detection::Notify(int64_t head) {
+  int64_t prev = head_.load();
+  while (head > prev && !head_.compare_exchange_weak(prev, head)) {
+  }
+  for (auto& s : shards_) s->cv.notify_one();
+}
+
+int64_t Detection::lag() const {
+  const int64_t head = head_.load();
+  int64_t low = head;
+  for (const auto& s : shards_) low = std::min(low, s->committed.load());
+  return head - low;
+}
+
+int64_t Detection::floor() const {
+  int64_t low = head_.load();
+  for (const auto& s : shards_) low = std::min(low, s->committed.load());
+  return low + 1;
+}
+
+void Detection::ReleaseAll() {
+  holding_ = false;
+  std::deque<std::function<void()>> held;
+  {
+    std::lock_guard lk(mu_);
+    held.swap(held_);
+  }
+  for (auto& f : held) f();
+}
+
+bool Detection::Admit(std::function<void()> release) {
+  if (lag() <= opt_.max_lag_events || stop_ || !holding_) return true;
+  {
+    std::lock_guard lk(mu_);
+    held_.push_back(std::move(release));
+  }
+  ++counters_.held_acks;
+  return false;
+}
+
+void Detection::MaybeRelease() {
+  // A little below the bound, so that acks do not flap one batch at a time.
+  if (lag() > opt_.max_lag_events * 3 / 4 && !stop_ && holding_) return;
+  std::deque<std::function<void()>> held;
+  {
+    std::lock_guard lk(mu_);
+    held.swap(held_);
+  }
+  for (auto& f : held) f();
+}
+
+void Detection::OnHello(const std::string& node, const v1::Hello& hello) {
+  if (shards_.empty()) return;
+  Shard* s = shards_[ShardOf(node)].get();
+  {
+    std::lock_guard lk(s->mu);
+    s->hellos.emplace_back(node, hello);
+  }
+  s->cv.notify_one();
+}
+
+std::expected<size_t, std::string> Detection::Reload() {
+  auto rules = LoadRules();
+  auto policy = rules ? LoadPolicy()
+                      : std::expected<std::shared_ptr<const ImagePolicy>, std::string>();
+  if (!rules || !policy) {
+    ++counters_.reload_failures;
+    return std::unexpected((!rules ? rules.error() : policy.error()) +
+                           "\nkeeping the rules and policy loaded before");
+  }
+  const size_t n = (*rules)->enabled_count();
+  for (auto& s : shards_) {
+    {
+      std::lock_guard lk(s->mu);
+      s->new_rules = *rules;
+      s->new_policy = *policy;
+      s->reload = true;
+    }
+    s->cv.notify_one();
+  }
+  ++counters_.reloads;
+  rules_loaded_ = n;
+  return n;
+}
+
+std::map<std::string, uint64_t> Detection::AlertsByRule() const {
+  std::lock_guard lk(mu_);
+  return by_rule_;
+}
+
+std::map<std::string, NodeLossView> Detection::NodeLosses() const {
+  std::lock_guard lk(mu_);
+  return losses_;
+}
+
+std::vector<std::pair<std::string, OutputStats>> Detection::OutputStatsList() const {
+  std::vector<std::pair<std::string, OutputStats>> out;
+  for (const auto& [name, o] : outputs_) out.emplace_back(name, o->Stats());
+  return out;
+}
+
+std::string Detection::Unhealthy() const {
+  std::string why;
+  for (const auto& s : shards_) {
+    if (s->failing) {
+      why += "detection cannot commit to the store; ";
+      break;
+    }
+  }
+  if (const int64_t l = lag(); l > opt_.max_lag_events)
+    why += "detection lags " + std::to_string(l) + " events behind the store; ";
+  return why;
+}
+
+void Detection::Emit(int64_t alert_id, const std::string& json) {
+  for (auto& [name, o] : outputs_) {
+    o->Emit(json, [this, alert_id, n = name](Delivery r) {
+      if (r == Delivery::kDropped) return;  // stays in the outbox: sent again at restart
+      std::lock_guard lk(mu_);
+      delivered_.emplace_back(alert_id, n);
+    });
+  }
+}
+
+void Detection::RunShard(Shard* s) {
+  Detector::Sink discard = [](Alert&&) {};
+  std::deque<Alert> pending;  // alerts of rows looked at, not committed yet
+  std::set<std::string> dirty_losses;
+  bool dirty = false;
+  auto last_commit = Clock::now();
+  v1::Event ev;
+
+  auto losses_grew = [&](const std::string& node, const v1::LossCounters& now_l,
+                         int64_t time_ns, std::string key, const std::string& via) {
+    v1::LossCounters& prev = s->lifetime[node];
+    std::string what;
+    Alert a = InternalAlert(kBlindWindowRule, node, time_ns, std::move(key), "");
+    for (const LossField& f : kLossFields) {
+      const uint64_t cur = (now_l.*f.get)(), before = (prev.*f.get)();
+      // A total that went down: the sensor lost its loss file; count from zero again.
+      const uint64_t grew = cur >= before ? cur - before : cur;
+      if (grew == 0) continue;
+      what += std::string(what.empty() ? "" : ", ") + f.name + " +" + std::to_string(grew);
+      a.output_fields.emplace_back(std::string("sensor.loss.") + f.name,
+                                   AlertField::Number(static_cast<long long>(grew)));
+    }
+    const int64_t from = s->last_report_ns.contains(node) ? s->last_report_ns[node] : 0;
+    s->last_report_ns[node] = time_ns;
+    prev = now_l;
+    dirty_losses.insert(node);
+    if (what.empty()) return;
+    a.output_fields.emplace_back("sensor.window.start",
+                                 from ? AlertField::String(FormatIsoTime(from)) : AlertField::Null());
+    a.output_fields.emplace_back("sensor.window.end", AlertField::String(FormatIsoTime(time_ns)));
+    a.output_fields.emplace_back("sensor.report", AlertField::String(via));
+    a.message = "Sensor blind window on node " + node + ": " + what + " (" + via + ", " +
+                (from ? "since " + FormatIsoTime(from) : std::string("since the sensor's "
+                                                                     "previous report")) +
+                " until " + FormatIsoTime(time_ns) + "): events the sensor did not see or keep";
+    pending.push_back(std::move(a));
+  };
+
+  auto commit = [&]() -> bool {
+    AlertStore::DetectionCommit c;
+    std::vector<std::string> jsons;
+    jsons.reserve(pending.size());
+    for (const Alert& a : pending) jsons.push_back(FalcoJson(a));
+    for (size_t i = 0; i < pending.size(); ++i) c.alerts.emplace_back(&pending[i], jsons[i]);
+    c.outputs = output_names_;
+    c.cursors = s->cursors;
+    int64_t low = s->pos;
+    for (const auto& o : shards_)
+      if (o.get() != s) low = std::min(low, o->committed.load());
+    c.cursors[""] = low;
+    for (const std::string& n : dirty_losses) c.losses[n] = s->lifetime[n].SerializeAsString();
+    auto backoff = std::chrono::milliseconds(100);
+    for (;;) {
+      auto ids = s->store->CommitDetection(c);
+      if (ids) {
+        s->failing = false;
+        for (size_t i = 0; i < ids->size(); ++i) {
+          if ((*ids)[i] == 0) continue;  // stored before: a replay after a restart
+          const Alert& a = pending[i];
+          ++counters_.alerts;
+          if (a.rule == kBlindWindowRule) ++counters_.blind_windows;
+          {
+            std::lock_guard lk(mu_);
+            ++by_rule_[a.rule];
+            if (a.rule == kBlindWindowRule) {
+              NodeLossView& v = losses_[a.node];
+              ++v.blind_windows;
+              v.last_ns = a.time_ns;
+            }
+          }
+          WantInventory(a);
+          Emit((*ids)[i], jsons[i]);
+        }
+        break;
+      }
+      if (!s->failing.exchange(true) || counters_.store_errors % 100 == 0)
+        LogWarn("detection: %s (retrying)\n", ids.error().c_str());
+      ++counters_.store_errors;
+      if (stop_) return false;  // the rows are evaluated again after the restart
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    }
+    {
+      std::lock_guard lk(mu_);
+      for (const std::string& n : dirty_losses) losses_[n].lifetime = s->lifetime[n];
+    }
+    pending.clear();
+    dirty_losses.clear();
+    dirty = false;
+    s->committed = s->pos;
+    last_commit = Clock::now();
+    MaybeRelease();
+    return true;
+  };
+
+  while (!stop_) {
+    std::deque<std::pair<std::string, v1::Hello>> hellos;
+    {
+      std::unique_lock lk(s->mu);
+      s->cv.wait_for(lk, std::chrono::milliseconds(200), [&] {
+        return stop_ || s->reload || !s->hellos.empty() || head_.load() > s->pos || dirty ||
+               !pending.empty();
+      });
+      if (s->reload) {
+        s->detector->SetRules(std::move(s->new_rules));
+        s->detector->SetImagePolicy(std::move(s->new_policy));
+        s->reload = false;
+      }
+      hellos.swap(s->hellos);
+    }
+    if (stop_) break;
+    for (const auto& [node, h] : hellos) {
+      if (!h.has_losses()) continue;
+      uint64_t total = 0;
+      for (const LossField& f : kLossFields) total += (h.losses().*f.get)();
+      losses_grew(node, h.losses(), NowNs(),
+                  "hello/" + node + "/" + h.boot_id() + "/" + std::to_string(h.sensor_start_ns()) +
+                      "/" + std::to_string(total),
+                  "Hello");
+    }
+
+    const int64_t head = head_.load();
+    const int64_t before = s->pos;
+    int64_t last_row = before;
+    bool scan_failed = false;
+    if (head > before) {
+      uint64_t evaluated = 0, warmed = 0;
+      const uint64_t eval_before = s->detector->stats().eval_ns;
+      // One row; false when the store could not be read (the row is looked at again).
+      auto handle = [&](const ScannedEvent& e) -> bool {
+        auto run = s->scanner->Run(e.run_id);
+        if (!run) return false;
+        const std::string* node = *run ? &(*run)->node : nullptr;
+        // A row whose run is gone cannot be placed: shard 0 says so.
+        if (node ? ShardOf(*node) != s->index : s->index != 0) return true;
+        const std::string node_name = node ? *node : std::string();
+        auto cur = s->cursors.find(node_name);
+        const int64_t done = cur != s->cursors.end() ? cur->second : s->default_cursor;
+        if (e.rowid <= done) {
+          auto w = s->warm_from.find(node_name);
+          if (w == s->warm_from.end() || e.rowid < w->second || !node) return true;
+          auto cid = s->scanner->ContainerId(e.cid);
+          if (!cid) return false;
+          if (!*cid) return true;
+          ev.Clear();
+          if (!DecodeStoredEvent(e.payload, **run, e.seq, **cid, &ev)) return true;
+          s->detector->OnEvent(node_name, ev, discard);
+          ++warmed;
+          return true;
+        }
+        auto cid = node ? s->scanner->ContainerId(e.cid)
+                        : std::expected<const std::string*, std::string>(nullptr);
+        if (!cid) return false;
+        s->cursors[node_name] = e.rowid;
+        dirty = true;
+        ++evaluated;
+        ev.Clear();
+        if (!node || !*cid || !DecodeStoredEvent(e.payload, **run, e.seq, **cid, &ev)) {
+          ++counters_.not_evaluated;
+          pending.push_back(InternalAlert(
+              kNotEvaluatedRule, node_name, e.time_ns, "row/" + std::to_string(e.rowid),
+              "Event not evaluated: stored event " + std::to_string(e.rowid) + " of node " +
+                  (node ? node_name : std::string("<unknown run>")) + " (seq " +
+                  std::to_string(e.seq) + ") " +
+                  (!node ? "belongs to no known run" : !*cid ? "has no container id"
+                                                             : "does not parse") +
+                  ": no rule saw it"));
+          pending.back().output_fields.emplace_back(
+              "evt.num", AlertField::Number(static_cast<long long>(e.rowid)));
+          return true;
+        }
+        if (ev.has_status()) {
+          losses_grew(node_name, LossesOf(ev.status()), ev.time_ns(), EventKey(ev),
+                      "status event");
+        }
+        s->detector->OnEvent(node_name, ev, [&](Alert&& a) { pending.push_back(std::move(a)); });
+        return true;
+      };
+      auto n = s->scanner->Scan(before, head, opt_.scan_rows, [&](const ScannedEvent& e) {
+        if (scan_failed) return;
+        if (handle(e)) {
+          last_row = e.rowid;
+        } else {
+          scan_failed = true;
+        }
+      });
+      if (!n || scan_failed) {
+        // The store could not be read: look at the same rows again later. Rows already
+        // handled in this pass keep their cursors (they are past them).
+        if (!s->failing.exchange(true)) LogWarn("detection: reading events failed; retrying\n");
+        ++counters_.store_errors;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        s->pos = last_row;  // rows up to here are handled
+        continue;
+      }
+      s->pos = *n < opt_.scan_rows ? std::max(head, last_row) : last_row;
+      counters_.events += evaluated;
+      counters_.warmup_events += warmed;
+      counters_.eval_ns += s->detector->stats().eval_ns - eval_before;
+      // Gaps the store saw in this range, for this shard's nodes.
+      auto gaps = s->scanner->Gaps(before, s->pos);
+      if (!gaps) {
+        LogWarn("detection: reading gaps: %s\n", gaps.error().c_str());
+      } else {
+        for (const StoredGap& g : *gaps) {
+          if (ShardOf(g.node) != s->index) continue;
+          const uint64_t missing = g.to_seq - g.from_seq + 1;
+          Alert a = InternalAlert(
+              kBlindWindowRule, g.node, g.stored_ns, "gap/" + std::to_string(g.id),
+              "Sensor blind window on node " + g.node + ": " + std::to_string(missing) +
+                  " events never arrived (sequence numbers " + std::to_string(g.from_seq) +
+                  " to " + std::to_string(g.to_seq) + " of run " + std::to_string(g.run_id) +
+                  "), found missing at " + FormatIsoTime(g.stored_ns));
+          a.output_fields.emplace_back("sensor.loss.missing_events",
+                                       AlertField::Number(static_cast<long long>(missing)));
+          a.output_fields.emplace_back("sensor.loss.seq_from",
+                                       AlertField::Number(static_cast<long long>(g.from_seq)));
+          a.output_fields.emplace_back("sensor.loss.seq_to",
+                                       AlertField::Number(static_cast<long long>(g.to_seq)));
+          a.output_fields.emplace_back("sensor.report", AlertField::String("sequence gap"));
+          pending.push_back(std::move(a));
+        }
+      }
+    }
+    const bool caught_up = s->pos >= head_.load();
+    if (!pending.empty() || !dirty_losses.empty() ||
+        (dirty && (caught_up || Clock::now() - last_commit >= opt_.commit_interval))) {
+      if (!commit()) break;
+    } else if (!dirty) {
+      // Only other shards' rows: done as soon as looked at.
+      s->committed = s->pos;
+      MaybeRelease();
+    }
+  }
+}
+
+void Detection::SetInventoryRequester(InventoryRequester fn) {
+  std::lock_guard lk(mu_);
+  request_inventory_ = std::move(fn);
+}
+
+void Detection::SubmitInventory(const std::string& node, v1::InventoryReply reply) {
+  {
+    std::lock_guard lk(mu_);
+    replies_.emplace_back(node, std::move(reply));
+  }
+  hk_cv_.notify_one();
+}
+
+void Detection::WantInventory(const Alert& a) {
+  if (opt_.inventory_tag.empty() || a.container_id.empty() || a.container_id == "host") return;
+  if (std::find(a.tags.begin(), a.tags.end(), opt_.inventory_tag) == a.tags.end()) return;
+  const auto now = Clock::now();
+  std::lock_guard lk(mu_);
+  auto [it, fresh] = wanted_.try_emplace({a.node, a.container_id});
+  InventoryWant& w = it->second;
+  if (fresh) {
+    w.node = a.node;
+    w.container_id = a.container_id;
+    w.first = now;
+  }
+  // The newest names: a pod sandbox's are known only after its first events.
+  if (!a.container_name.empty()) w.container_name = a.container_name;
+  if (!a.pod_name.empty()) {
+    w.pod_name = a.pod_name;
+    w.pod_namespace = a.pod_namespace;
+  }
+  w.rules.insert(a.rule);
+  w.last = now;
+}
+
+void Detection::RequestDueInventories(Clock::time_point now) {
+  for (auto it = asked_.begin(); it != asked_.end();) {
+    if (now < it->second.second + opt_.inventory_timeout) {
+      ++it;
+      continue;
+    }
+    ++counters_.inventories_failed;
+    LogWarn("inventory of container %s on node %s: no reply within %llds\n",
+            it->second.first.container_id.c_str(), it->second.first.node.c_str(),
+            static_cast<long long>(
+                std::chrono::duration_cast<std::chrono::seconds>(opt_.inventory_timeout).count()));
+    it = asked_.erase(it);
+  }
+  std::vector<InventoryWant> due;
+  InventoryRequester request;
+  {
+    std::lock_guard lk(mu_);
+    request = request_inventory_;
+    for (auto it = wanted_.begin(); it != wanted_.end();) {
+      const InventoryWant& w = it->second;
+      if (now < w.last + opt_.inventory_quiet && now < w.first + opt_.inventory_max_delay) {
+        ++it;
+        continue;
+      }
+      due.push_back(std::move(it->second));
+      it = wanted_.erase(it);
+    }
+  }
+  for (InventoryWant& w : due) {
+    const uint64_t id = next_command_id_++;
+    auto sent = request ? request(w.node, w.container_id, id)
+                        : std::unexpected(std::string("no sensor streams"));
+    if (sent) {
+      ++counters_.inventories_requested;
+      asked_.emplace(id, std::pair{std::move(w), now});
+    } else {
+      ++counters_.inventories_failed;
+      LogWarn("inventory of container %s on node %s not asked for: %s\n",
+              w.container_id.c_str(), w.node.c_str(), sent.error().c_str());
+    }
+  }
+}
+
+void Detection::StoreInventory(const std::string& node, const v1::InventoryReply& reply) {
+  auto it = asked_.find(reply.command_id());
+  if (it == asked_.end() || it->second.first.node != node) {
+    LogWarn("node %s: inventory reply to command %llu, which is not waiting for one: ignored\n",
+            node.c_str(), static_cast<unsigned long long>(reply.command_id()));
+    return;
+  }
+  const InventoryWant& w = it->second.first;
+  StoredInventory inv;
+  inv.taken_ns = NowNs();
+  inv.node = node;
+  inv.container_id = w.container_id;
+  inv.container_name = w.container_name;
+  inv.pod_name = w.pod_name;
+  inv.pod_namespace = w.pod_namespace;
+  for (const std::string& r : w.rules) {
+    if (!inv.rules.empty()) inv.rules += ',';
+    inv.rules += r;
+  }
+  inv.error = reply.error();
+  inv.entries = static_cast<uint64_t>(reply.entries_size());
+  reply.SerializeToString(&inv.reply);
+  asked_.erase(it);
+  if (!inv.error.empty()) {
+    ++counters_.inventories_failed;
+    LogWarn("inventory of container %s on node %s: the sensor says: %s\n",
+            inv.container_id.c_str(), node.c_str(), inv.error.c_str());
+  }
+  if (auto st = hk_store_->InsertInventory(inv); !st) {
+    ++counters_.inventories_failed;
+    LogWarn("storing an inventory: %s\n", st.error().c_str());
+    return;
+  }
+  if (inv.error.empty()) {
+    ++counters_.inventories_stored;
+    LogInfo("inventory of container %s on node %s: %llu changed paths\n",
+            inv.container_id.c_str(), node.c_str(), static_cast<unsigned long long>(inv.entries));
+  }
+}
+
+void Detection::Housekeeping() {
+  while (!stop_) {
+    std::deque<std::pair<std::string, v1::InventoryReply>> replies;
+    std::vector<std::pair<int64_t, std::string>> done;
+    {
+      std::unique_lock lk(mu_);
+      hk_cv_.wait_for(lk, std::chrono::milliseconds(100),
+                      [&] { return stop_.load() || !replies_.empty(); });
+      replies.swap(replies_);
+      done.swap(delivered_);
+    }
+    for (const auto& [node, reply] : replies) StoreInventory(node, reply);
+    RequestDueInventories(Clock::now());
+    if (auto ok = hk_store_->MarkDelivered(done); !ok) {
+      LogWarn("outbox: %s (retrying)\n", ok.error().c_str());
+      std::lock_guard lk(mu_);
+      delivered_.insert(delivered_.end(), done.begin(), done.end());
+    }
+    MaybeRelease();
+  }
+}
+
+}  // namespace driftwatch::collector

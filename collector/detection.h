@@ -1,0 +1,194 @@
+// detection: the collector's detection stage, a durable consumer of the event store.
+//
+//   events table ─► shard k (nodes with hash(node) % shards == k): EventScanner reads the
+//   rows committed after its position ─► Detector (correlation, rules) and the built-in
+//   loss alerts ─► one transaction: alerts + outbox rows + the shard's node cursors + node
+//   loss totals ─► outputs (file, webhook); the outbox row goes when the output is done.
+//
+// Nothing is skipped: a shard reads every committed row in rowid order, evaluates the rows of
+// its nodes and commits, per node, the highest rowid it is done with (detect_cursors) in the
+// same transaction as the alerts those rows produced. After a crash or kill -9 each node
+// resumes after its cursor; before that its correlation state is rebuilt from its recent
+// stored events (the containers' latest info, then `warmup` of event time before the cursor,
+// at most `warmup_max_events` rows) without alerting. Alerts are exactly once: (event key,
+// rule) is unique in the alerts table, so a replay stores and sends none twice; an alert is
+// sent to the outputs once its transaction committed, and alerts whose delivery did not
+// finish before a restart are sent again then (at least once per output across a crash,
+// exactly once otherwise). A row that cannot be evaluated (its payload or run unreadable) is
+// not passed over silently: it raises the built-in "Event not evaluated" alert.
+//
+// Losses: a status event or a Hello whose lifetime loss totals (LossCounters) grew, and a
+// gap in a run's sequence numbers (seen by the store at commit), raise the built-in Critical
+// alert "Sensor blind window", naming the node, the counters and the time window.
+//
+// Backpressure: lag() is the number of committed rows the slowest shard has not finished;
+// over max_lag_events, Admit() says no and ingest holds its acks (its streams stop being
+// read; the sensors' spools absorb the rest) until Release() runs the held acks. The
+// retention floor (floor()) keeps every row a shard has not committed as done.
+//
+// Drift inventories: when rules tagged `inventory_tag` alert on a container, the
+// housekeeping thread asks that container's sensor for its drift inventory once the
+// container's alerts pause for `inventory_quiet`, or `inventory_max_delay` after the first
+// alert waiting. Replies are stored beside the alerts (`driftwatch inventory`).
+//
+// Thread-safety: every public method may be called from any thread. Each shard's Detector,
+// scanner and store connection belong to its thread; inventory bookkeeping and outbox marks
+// are guarded by mu_ and done by the housekeeping thread with its own store connection.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "driftwatch/v1/collector.pb.h"
+#include "lib/alert_output.h"
+#include "lib/alert_store.h"
+#include "lib/detect.h"
+#include "lib/event_store.h"
+#include "lib/image_policy.h"
+#include "lib/rule_engine.h"
+
+namespace driftwatch::collector {
+
+struct DetectionOptions {
+  std::vector<std::string> rule_files;       // empty: the shipped rules
+  std::vector<std::string> approved_images;  // image policy files; empty: no digest check
+  std::string db;                            // the collector's database
+  std::vector<std::string> outputs;          // "-" (stdout) or files, Falco JSON lines
+  std::vector<std::string> webhooks;         // http(s) URLs
+  std::string webhook_ca;                    // CA file for https webhooks (default: system)
+  size_t shards = 2;                         // detection threads; nodes split among them
+  int64_t max_lag_events = 500000;           // beyond it ingest holds its acks
+  size_t scan_rows = 4096;                   // rows read per step
+  std::chrono::milliseconds commit_interval{50};  // cursor commits while rows keep coming
+  std::chrono::seconds warmup{600};          // correlation history rebuilt at start, per node
+  int64_t warmup_max_events = 2'000'000;
+  std::chrono::milliseconds busy_timeout{5000};
+  std::string inventory_tag = "drift";  // "" : never ask for inventories
+  std::chrono::milliseconds inventory_quiet{2000};
+  std::chrono::milliseconds inventory_max_delay{30000};
+  std::chrono::milliseconds inventory_timeout{60000};  // a reply later than this is a failure
+};
+
+// Sends Command{inventory} to the node's sensor (IngestService::RequestInventory).
+using InventoryRequester = std::function<std::expected<void, std::string>(
+    const std::string& node, const std::string& container_id, uint64_t command_id)>;
+
+struct DetectionCounters {
+  std::atomic<uint64_t> events{0};         // rows evaluated
+  std::atomic<uint64_t> warmup_events{0};  // rows replayed to rebuild correlation state
+  std::atomic<uint64_t> not_evaluated{0};  // rows that could not be evaluated (alerted)
+  std::atomic<uint64_t> alerts{0};
+  std::atomic<uint64_t> blind_windows{0};  // "Sensor blind window" alerts
+  std::atomic<uint64_t> store_errors{0};   // failed detection commits (retried)
+  std::atomic<uint64_t> eval_ns{0};
+  std::atomic<uint64_t> held_acks{0};      // acks held back by backpressure, total
+  std::atomic<uint64_t> reloads{0}, reload_failures{0};
+  std::atomic<uint64_t> redelivered{0};    // alerts sent again after a restart
+  std::atomic<uint64_t> inventories_requested{0}, inventories_stored{0};
+  std::atomic<uint64_t> inventories_failed{0};  // not sent, error reply, timed out, not stored
+};
+
+// What the collector knows of a node's losses (for /metrics, /status).
+struct NodeLossView {
+  v1::LossCounters lifetime;
+  uint64_t blind_windows = 0;
+  int64_t last_ns = 0;  // newest blind window alert
+};
+
+class Detection {
+ public:
+  // Loads rules and policy (errors name file and line), opens the outputs, resends what the
+  // outbox holds, and starts the shards at the cursors stored in `opt.db`. `head` is the
+  // highest rowid committed so far (EventStore::head()).
+  static std::expected<std::unique_ptr<Detection>, std::string> Start(const DetectionOptions& opt,
+                                                                     int64_t head);
+  ~Detection();
+
+  // The store committed rows up to `head` (EventStore's on_commit; does not block).
+  void Notify(int64_t head);
+  // Backpressure: true when ingest may ack now; otherwise `release` runs once the lag fell
+  // back (or at Stop).
+  bool Admit(std::function<void()> release);
+  // Runs every held ack and admits everything from now on (shutdown: streams must finish).
+  void ReleaseAll();
+  int64_t lag() const;
+  // The lowest rowid a shard still needs (retention keeps it and everything above).
+  int64_t floor() const;
+  // A sensor's Hello: its loss totals are checked like a status event's.
+  void OnHello(const std::string& node, const v1::Hello& hello);
+
+  // SIGHUP: reloads rule and policy files; on any error keeps what it had and says why.
+  std::expected<size_t, std::string> Reload();
+  void Stop();
+  void SetInventoryRequester(InventoryRequester fn);
+  void SubmitInventory(const std::string& node, v1::InventoryReply reply);
+
+  const DetectionCounters& counters() const { return counters_; }
+  std::map<std::string, uint64_t> AlertsByRule() const;
+  std::map<std::string, NodeLossView> NodeLosses() const;
+  std::vector<std::pair<std::string, OutputStats>> OutputStatsList() const;
+  size_t rules_loaded() const { return rules_loaded_; }
+  // Why detection is unhealthy (store errors now, lag over the bound); "" when healthy.
+  std::string Unhealthy() const;
+
+ private:
+  struct Shard;
+  using Clock = std::chrono::steady_clock;
+  explicit Detection(DetectionOptions opt);
+  std::expected<std::shared_ptr<const RuleSet>, std::string> LoadRules() const;
+  std::expected<std::shared_ptr<const ImagePolicy>, std::string> LoadPolicy() const;
+  size_t ShardOf(const std::string& node) const;
+  void RunShard(Shard* s);
+  void Housekeeping();
+  void Emit(int64_t alert_id, const std::string& json);
+  void MaybeRelease();
+  // Inventory bookkeeping (housekeeping thread; wants come from the shards under mu_).
+  void WantInventory(const Alert& a);
+  void RequestDueInventories(Clock::time_point now);
+  void StoreInventory(const std::string& node, const v1::InventoryReply& reply);
+
+  DetectionOptions opt_;
+  std::vector<std::pair<std::string, std::unique_ptr<AlertOutput>>> outputs_;
+  std::vector<std::string> output_names_;
+  DetectionCounters counters_;
+  std::atomic<size_t> rules_loaded_{0};
+  std::atomic<int64_t> head_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> holding_{true};
+
+  mutable std::mutex mu_;
+  std::condition_variable hk_cv_;                                   // housekeeping waits
+  std::map<std::string, uint64_t> by_rule_;                         // GUARDED_BY(mu_)
+  std::map<std::string, NodeLossView> losses_;                      // GUARDED_BY(mu_)
+  std::deque<std::function<void()>> held_;                          // GUARDED_BY(mu_)
+  std::vector<std::pair<int64_t, std::string>> delivered_;          // GUARDED_BY(mu_)
+  InventoryRequester request_inventory_;                            // GUARDED_BY(mu_)
+  std::deque<std::pair<std::string, v1::InventoryReply>> replies_;  // GUARDED_BY(mu_)
+  struct InventoryWant {
+    std::string node, container_id, container_name, pod_name, pod_namespace;
+    std::set<std::string> rules;
+    Clock::time_point first, last;  // alerts that asked for it
+  };
+  std::map<std::pair<std::string, std::string>, InventoryWant> wanted_;  // GUARDED_BY(mu_)
+  // Housekeeping thread only.
+  std::map<uint64_t, std::pair<InventoryWant, Clock::time_point>> asked_;  // by command id
+  uint64_t next_command_id_ = 1;
+  std::unique_ptr<AlertStore> hk_store_;
+
+  // Destruction: shards (their threads) stop before the outputs they emit to go.
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::thread housekeeping_;
+};
+
+}  // namespace driftwatch::collector
