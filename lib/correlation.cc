@@ -60,7 +60,14 @@ struct Correlator::Proc {
 struct Correlator::ProcSlot {
   Proc proc;
   std::list<std::string>::iterator order;
+  size_t bytes = 0;  // what this entry costs, for the byte bound
 };
+
+namespace {
+
+size_t HeapBytes(const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; }
+
+}  // namespace
 
 struct Correlator::FileRecord {
   std::string path;
@@ -186,6 +193,12 @@ std::vector<ProcessInfo> Correlator::Lineage(const std::string& node, uint32_t p
   return out;
 }
 
+size_t Correlator::EntryBytes(const std::string& key, const Proc& p) {
+  // The slot, its hash node and list node (each holding the key), and the strings' heaps.
+  return sizeof(ProcSlot) + 2 * (sizeof(std::string) + 2 * sizeof(void*)) + 2 * HeapBytes(key) +
+         HeapBytes(p.name) + HeapBytes(p.exepath) + HeapBytes(p.cmdline) + 16;
+}
+
 void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_t* start_ns) {
   const v1::ProcessExec& e = ev.exec();
   const std::string key = ProcKey(node, e.pid());
@@ -201,17 +214,27 @@ void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_
     if (p.ppid == e.ppid() && p.start_ns <= ev.time_ns()) *start_ns = p.start_ns;
     p = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
              CommandLine(e)};
+    proc_bytes_ -= it->second->bytes;
+    it->second->bytes = EntryBytes(key, p);
+    proc_bytes_ += it->second->bytes;
     proc_order_.splice(proc_order_.end(), proc_order_, it->second->order);
-    return;
+  } else {
+    if (!e.success()) return;
+    auto slot = std::make_unique<ProcSlot>();
+    slot->proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
+                      CommandLine(e)};
+    slot->order = proc_order_.insert(proc_order_.end(), key);
+    slot->bytes = EntryBytes(key, slot->proc);
+    proc_bytes_ += slot->bytes;
+    procs_.emplace(key, std::move(slot));
   }
-  if (!e.success()) return;
-  auto slot = std::make_unique<ProcSlot>();
-  slot->proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
-                    CommandLine(e)};
-  slot->order = proc_order_.insert(proc_order_.end(), key);
-  procs_.emplace(key, std::move(slot));
-  while (procs_.size() > opt_.max_processes && !proc_order_.empty()) {
-    procs_.erase(proc_order_.front());
+  while ((procs_.size() > opt_.max_processes || proc_bytes_ > opt_.max_process_bytes) &&
+         procs_.size() > 1 && !proc_order_.empty()) {
+    auto victim = procs_.find(proc_order_.front());
+    if (victim != procs_.end()) {
+      proc_bytes_ -= victim->second->bytes;
+      procs_.erase(victim);
+    }
     proc_order_.pop_front();
     ++stats_.processes_evicted;
   }
@@ -390,7 +413,10 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
         cs.entrypoint = e.exe();
       }
     }
-    if (!ctx.file.written_at_runtime && !e.runtime_plumbing() && !cs.removed &&
+    // Kept for a late write only if it can have one: an exec the sensor saw run an image
+    // (lower-layer) file never ran a file written at runtime. Unknown (offline logs): kept.
+    const bool from_image = e.has_is_exe_upper_layer() && !e.is_exe_upper_layer();
+    if (!ctx.file.written_at_runtime && !e.runtime_plumbing() && !cs.removed && !from_image &&
         opt_.max_pending_execs_per_container > 0) {
       PendingExec pe;
       pe.ev = std::make_shared<const v1::Event>(ev);

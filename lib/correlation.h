@@ -45,8 +45,11 @@ namespace driftwatch {
 struct CorrelationOptions {
   std::chrono::nanoseconds window = std::chrono::seconds(10);
   size_t max_processes = 1 << 20;
+  // The process table's memory (keys, names, paths, command lines, table overhead),
+  // approximately: beyond it the oldest exec is forgotten first, as beyond max_processes.
+  size_t max_process_bytes = 32 << 20;
   size_t max_files_per_container = 100000;
-  // Execs kept for a late write: those within `window` of their node's newest event (swept
+  // Execs kept for a late write (not those the sensor saw run an image file): those within `window` of their node's newest event (swept
   // every 4096 events), at most this many per container.
   size_t max_pending_execs_per_container = 4096;
   size_t max_containers = 65536;     // removed containers go first, then the oldest
@@ -85,6 +88,7 @@ class Correlator {
 
   const CorrelatorStats& stats() const { return stats_; }
   size_t process_count() const;
+  size_t process_bytes() const { return proc_bytes_; }
   // Files known in one container (written or chmod'ed); 0 for an unknown container.
   size_t file_count(const std::string& node, const std::string& id) const;
 
@@ -104,6 +108,7 @@ class Correlator {
                                    const std::string& parent_name) const;
   const Proc* FindProc(const std::string& node, uint32_t pid) const;
   void RecordExec(const std::string& node, const v1::Event& ev, int64_t* start_ns);
+  static size_t EntryBytes(const std::string& key, const Proc& p);
   FileRecord* FindFile(ContainerState& cs, const std::vector<std::string>& paths,
                        uint64_t inode);
   FileRecord& UpsertFile(ContainerState& cs, const std::string& path, uint64_t inode);
@@ -121,6 +126,7 @@ class Correlator {
   // (node, pid) -> process; proc_order_ oldest exec first.
   std::unordered_map<std::string, std::unique_ptr<ProcSlot>> procs_;
   std::list<std::string> proc_order_;
+  size_t proc_bytes_ = 0;  // approximate memory of procs_ and proc_order_
   // node '\x1f' container id -> state; containers_order_ oldest first, removed_ likewise.
   std::unordered_map<std::string, std::unique_ptr<ContainerState>> containers_;
   std::list<std::string> containers_order_;

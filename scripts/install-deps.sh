@@ -11,6 +11,7 @@ pkgs=(
   openssl
   # tests
   googletest libgtest-dev libgmock-dev clang libclang-rt-14-dev python3 python3-yaml xz-utils gzip
+  sqlite3 curl
   # the kernel-facing tests and the demo
   auditd containerd runc busybox-static
 )

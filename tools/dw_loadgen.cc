@@ -31,6 +31,7 @@ struct Flags {
   bool insecure = false;
   int sensors = 50;
   uint64_t events_per_sensor = 10000;
+  uint64_t first_seq = 1;  // > 1: the run's earlier events are never sent (a sensor's loss)
   int batch = 500;
   int window = 8;
   std::string node_prefix = "sim-";
@@ -258,7 +259,7 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
     cv.notify_all();
   });
 
-  uint64_t seq = 1;
+  uint64_t seq = std::max<uint64_t>(fl.first_seq, 1);
   uint64_t batch_id = 0;
   const uint64_t total = fl.events_per_sensor;
   const size_t block_size = 4096 + static_cast<size_t>(fl.batch) * 2048;
@@ -352,6 +353,9 @@ int main(int argc, char** argv) {
   app.add_option("--server-name", fl.server_name, "TLS name to expect from the collector");
   app.add_flag("--insecure", fl.insecure, "plaintext");
   app.add_option("--sensors", fl.sensors, "simulated sensors (streams)")->capture_default_str();
+  app.add_option("--first-seq", fl.first_seq,
+                 "send the run's events from this sequence number on (a gap before it)")
+      ->capture_default_str();
   app.add_option("--events-per-sensor", fl.events_per_sensor, "events per sensor")
       ->capture_default_str();
   app.add_option("--batch", fl.batch, "events per batch")->capture_default_str();

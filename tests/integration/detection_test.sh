@@ -1,0 +1,182 @@
+#!/bin/bash
+# Detection as a durable consumer of the store (issue 10), driftwatch-collector fed by
+# dw-loadgen (plaintext on loopback):
+#   (a) a burst of 50 sensors x 20,000 events, each run ending in a package-manager exec:
+#       every stored event evaluated, 50 of 50 drift alerts, nothing skipped;
+#   (b) the same burst with detection far behind (a large lag bound), the collector SIGKILLed
+#       right after the last ack and restarted on the same database: detection resumes from
+#       its cursors, 50 of 50 alerts, none twice;
+#   (c) SIGKILL in the middle of a burst, restart, the same events sent again: the stored
+#       alerts equal those of an uninterrupted run over the same events;
+#   (d) the collector's database on a full filesystem (a small tmpfs): batches fail and are
+#       not acked, /healthz says why; once space returns the same events are stored once and
+#       evaluated (needs root for the mount);
+#   (e) a sequence gap (a sensor that lost events) raises "Sensor blind window".
+# Usage: detection_test.sh BUILD_DIR
+set -euo pipefail
+build=${1:?usage: detection_test.sh BUILD_DIR}
+collector=$build/collector/driftwatch-collector
+loadgen=$build/tools/dw-loadgen
+dw=$build/cli/driftwatch
+for b in "$collector" "$loadgen" "$dw"; do
+  [[ -x $b ]] || { echo "FAIL: $b not built"; exit 1; }
+done
+
+tmp=$(mktemp -d /tmp/dw_detection_test.XXXXXX)
+pids=()
+mnt=
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  [[ -n $mnt ]] && umount "$mnt" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+ok() { echo "ok: $*"; }
+json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+expect() {  # expect DESCRIPTION ACTUAL WANTED
+  if [[ $2 == "$3" ]]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
+}
+
+start_collector() {  # start_collector NAME DB ARGS...: sets $port $mport $collector_pid
+  local name=$1 db=$2
+  shift 2
+  rm -f "$tmp/$name.port"
+  "$collector" --insecure --listen "127.0.0.1:${listen_port:-0}" --port-file "$tmp/$name.port" \
+    --db "$db" --metrics-address 127.0.0.1:0 "$@" >>"$tmp/$name.log" 2>&1 &
+  collector_pid=$!
+  pids+=("$collector_pid")
+  for _ in $(seq 150); do
+    [[ -s $tmp/$name.port ]] && grep -q 'metrics on' "$tmp/$name.log" && break
+    kill -0 "$collector_pid" 2>/dev/null || { cat "$tmp/$name.log"; echo "FAIL: $name exited"; exit 1; }
+    sleep 0.1
+  done
+  port=$(cat "$tmp/$name.port")
+  mport=$(grep -o 'metrics on http://[^ ]* (port [0-9]*)' "$tmp/$name.log" | tail -1 |
+    grep -o '[0-9]*)$' | tr -d ')')
+}
+metric() {  # metric NAME: the sum of the metric's samples on the collector at $mport
+  curl -sf "http://127.0.0.1:$mport/metrics" |
+    awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d\n", s}'
+}
+wait_evaluated() {  # wait_evaluated: until every stored event is evaluated (120 s at most)
+  for _ in $(seq 1200); do
+    local st ev
+    st=$(metric driftwatch_collector_events_stored_total)
+    ev=$(metric driftwatch_collector_detect_events_total)
+    [[ $(metric driftwatch_collector_detect_lag_events) == 0 && $st -gt 0 ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+alert_keys() {  # alert_keys DB: "node rule event_key" of every alert, sorted
+  sqlite3 "$1" "SELECT node || ' ' || rule || ' ' || event_key FROM alerts ORDER BY 1"
+}
+drift_rule="Package Manager Execution in Container"
+burst=(--insecure --sensors 50 --events-per-sensor 20000 --drift
+  --boot-id 9e3c1f0a-1111-2222-3333-444455556666 --sensor-start-ns 1764320000000000000)
+
+# (a) the burst, detection keeping up.
+start_collector a "$tmp/a.db"
+"$loadgen" --target "127.0.0.1:$port" "${burst[@]}" >"$tmp/a.json" || true
+expect "(a) all acked" "$(json "$tmp/a.json" 'j["events_acked"]')" 1000000
+wait_evaluated || fail "(a) detection did not catch up"
+expect "(a) every stored event evaluated" "$(metric driftwatch_collector_detect_events_total)" 1000000
+expect "(a) nothing unevaluated" "$(metric driftwatch_collector_detect_not_evaluated_total)" 0
+expect "(a) 50 of 50 drift alerts" \
+  "$(sqlite3 "$tmp/a.db" "SELECT count(DISTINCT node) || '/' || count(*) FROM alerts WHERE rule = '$drift_rule'")" "50/50"
+curl -sf "http://127.0.0.1:$mport/healthz" >/dev/null && ok "(a) healthy" || fail "(a) /healthz"
+alert_keys "$tmp/a.db" >"$tmp/a.alerts"
+kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+
+# (b) detection far behind at the last ack, then kill -9 and restart.
+start_collector b "$tmp/b.db" --detect-max-lag-events 5000000 --detect-threads 1
+"$loadgen" --target "127.0.0.1:$port" "${burst[@]}" >"$tmp/b.json" || true
+kill -9 "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+expect "(b) all acked before the kill" "$(json "$tmp/b.json" 'j["events_acked"]')" 1000000
+before=$(sqlite3 "$tmp/b.db" "SELECT count(*) FROM alerts WHERE rule = '$drift_rule'")
+echo "(b) drift alerts stored when killed: $before of 50"
+start_collector b "$tmp/b.db"
+wait_evaluated || fail "(b) detection did not catch up after the restart"
+expect "(b) 50 of 50 drift alerts, none twice" \
+  "$(sqlite3 "$tmp/b.db" "SELECT count(DISTINCT node) || '/' || count(*) FROM alerts WHERE rule = '$drift_rule'")" "50/50"
+alert_keys "$tmp/b.db" >"$tmp/b.alerts"
+expect "(b) the same alerts as the uninterrupted run" "$(diff -q "$tmp/a.alerts" "$tmp/b.alerts" >/dev/null && echo same)" same
+grep -q 'correlation\|warm' "$tmp/b.log" || true
+kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+
+# (c) kill -9 mid-burst, restart on the same port and database, send the same events again.
+start_collector c "$tmp/c.db"
+listen_port=$port
+"$loadgen" --target "127.0.0.1:$port" "${burst[@]}" >"$tmp/c1.json" 2>/dev/null &
+lg=$!
+for _ in $(seq 300); do
+  n=$(sqlite3 "$tmp/c.db" "SELECT coalesce(sum(events_stored), 0) FROM nodes" 2>/dev/null || echo 0)
+  [[ $n -ge 400000 ]] && break
+  sleep 0.05
+done
+kill -9 "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+echo "(c) killed with about $n events stored"
+wait "$lg" || true
+start_collector c "$tmp/c.db"
+"$loadgen" --target "127.0.0.1:$port" "${burst[@]}" >"$tmp/c2.json" || true
+expect "(c) the resend is acked" "$(json "$tmp/c2.json" 'j["events_acked"]')" 1000000
+wait_evaluated || fail "(c) detection did not catch up"
+expect "(c) every event stored once" "$(sqlite3 "$tmp/c.db" "SELECT count(*), count(DISTINCT run_id || '/' || seq) FROM events")" "1000000|1000000"
+alert_keys "$tmp/c.db" >"$tmp/c.alerts"
+expect "(c) alerts equal the uninterrupted run's" "$(diff -q "$tmp/a.alerts" "$tmp/c.alerts" >/dev/null && echo same)" same
+diff "$tmp/a.alerts" "$tmp/c.alerts" | head -5 || true
+kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+listen_port=
+
+# (e) a run with a gap: seq 1..100, then 151..200 (the sensor lost 50).
+start_collector e "$tmp/e.db"
+gap=(--insecure --sensors 1 --node-prefix gappy- --boot-id 0badc0de-0000-1111-2222-333344445555
+  --sensor-start-ns 1764320000000000001 --events-per-sensor 100)
+"$loadgen" --target "127.0.0.1:$port" "${gap[@]}" >/dev/null || true
+"$loadgen" --target "127.0.0.1:$port" "${gap[@]}" --first-seq 151 --events-per-sensor 200 >"$tmp/e.json" || true
+expect "(e) events after the gap acked" "$(json "$tmp/e.json" 'j["events_acked"]')" 50
+wait_evaluated || fail "(e) detection did not catch up"
+expect "(e) the gap is counted" "$(metric driftwatch_collector_events_missing_total)" 50
+expect "(e) Sensor blind window raised" \
+  "$(sqlite3 "$tmp/e.db" "SELECT count(*) FROM alerts WHERE rule = 'Sensor blind window' AND node = 'gappy-0' AND json LIKE '%\"sensor.loss.missing_events\":50%'")" 1
+kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+
+# (d) the database on a full filesystem.
+if [[ $(id -u) == 0 ]]; then
+  mnt=$tmp/small
+  mkdir -p "$mnt"
+  mount -t tmpfs -o size=24m tmpfs "$mnt"
+  start_collector d "$mnt/d.db"
+  small=(--insecure --sensors 2 --events-per-sensor 2000 --batch 100
+    --boot-id 5ca1ab1e-0000-1111-2222-333344445555 --sensor-start-ns 1764320000000000002)
+  "$loadgen" --target "127.0.0.1:$port" "${small[@]}" --events-per-sensor 1000 >/dev/null || true
+  wait_evaluated || fail "(d) detection did not catch up before the disk filled"
+  dd if=/dev/zero of="$mnt/filler" bs=1M count=64 2>/dev/null || true
+  "$loadgen" --target "127.0.0.1:$port" "${small[@]}" --deadline-s 20 >"$tmp/d1.json" 2>/dev/null || true
+  acked=$(json "$tmp/d1.json" 'j["events_acked"]')
+  echo "(d) acked with the disk full: $acked of 4000 (the 2000 stored before are resends)"
+  health=$(curl -s "http://127.0.0.1:$mport/healthz" || true)
+  [[ $health == *"event store"* ]] && ok "(d) /healthz names the store: $health" || fail "(d) /healthz while full: '$health'"
+  rm -f "$mnt/filler"
+  "$loadgen" --target "127.0.0.1:$port" "${small[@]}" >"$tmp/d2.json" || true
+  expect "(d) all acked once space returned" "$(json "$tmp/d2.json" 'j["events_acked"]')" 4000
+  wait_evaluated || fail "(d) detection did not catch up after the disk was freed"
+  expect "(d) every event stored once" "$(sqlite3 "$mnt/d.db" "SELECT count(*), count(DISTINCT run_id || '/' || seq) FROM events")" "4000|4000"
+  expect "(d) every event evaluated" "$(metric driftwatch_collector_detect_events_total)" 4000
+  curl -sf "http://127.0.0.1:$mport/healthz" >/dev/null && ok "(d) healthy again" || fail "(d) still unhealthy"
+  kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+  umount "$mnt" && mnt=
+else
+  echo "skip: (d) needs root to mount a tmpfs"
+fi
+
+if ((failures > 0)); then
+  echo "$failures check(s) failed; collector logs:"
+  tail -20 "$tmp"/*.log
+  exit 1
+fi
+echo "all detection checks passed"
