@@ -135,8 +135,8 @@ listen_port=
 # (e) a run with a gap: seq 1..100, then 151..200 (the sensor lost 50).
 start_collector e "$tmp/e.db"
 gap=(--insecure --sensors 1 --node-prefix gappy- --boot-id 0badc0de-0000-1111-2222-333344445555
-  --sensor-start-ns 1764320000000000001 --events-per-sensor 100)
-"$loadgen" --target "127.0.0.1:$port" "${gap[@]}" >/dev/null || true
+  --sensor-start-ns 1764320000000000001)
+"$loadgen" --target "127.0.0.1:$port" "${gap[@]}" --events-per-sensor 100 >/dev/null
 "$loadgen" --target "127.0.0.1:$port" "${gap[@]}" --first-seq 151 --events-per-sensor 200 >"$tmp/e.json" || true
 expect "(e) events after the gap acked" "$(json "$tmp/e.json" 'j["events_acked"]')" 50
 wait_evaluated || fail "(e) detection did not catch up"
@@ -151,18 +151,19 @@ if [[ $(id -u) == 0 ]]; then
   mkdir -p "$mnt"
   mount -t tmpfs -o size=24m tmpfs "$mnt"
   start_collector d "$mnt/d.db"
-  small=(--insecure --sensors 2 --events-per-sensor 2000 --batch 100
+  small=(--insecure --sensors 2 --batch 100
     --boot-id 5ca1ab1e-0000-1111-2222-333344445555 --sensor-start-ns 1764320000000000002)
-  "$loadgen" --target "127.0.0.1:$port" "${small[@]}" --events-per-sensor 1000 >/dev/null || true
+  "$loadgen" --target "127.0.0.1:$port" "${small[@]}" --events-per-sensor 1000 >/dev/null
   wait_evaluated || fail "(d) detection did not catch up before the disk filled"
   dd if=/dev/zero of="$mnt/filler" bs=1M count=64 2>/dev/null || true
-  "$loadgen" --target "127.0.0.1:$port" "${small[@]}" --deadline-s 20 >"$tmp/d1.json" 2>/dev/null || true
+  "$loadgen" --target "127.0.0.1:$port" "${small[@]}" --events-per-sensor 2000 --deadline-s 20 \
+    >"$tmp/d1.json" 2>/dev/null || true
   acked=$(json "$tmp/d1.json" 'j["events_acked"]')
   echo "(d) acked with the disk full: $acked of 4000 (the 2000 stored before are resends)"
   health=$(curl -s "http://127.0.0.1:$mport/healthz" || true)
   [[ $health == *"event store"* ]] && ok "(d) /healthz names the store: $health" || fail "(d) /healthz while full: '$health'"
   rm -f "$mnt/filler"
-  "$loadgen" --target "127.0.0.1:$port" "${small[@]}" >"$tmp/d2.json" || true
+  "$loadgen" --target "127.0.0.1:$port" "${small[@]}" --events-per-sensor 2000 >"$tmp/d2.json" || true
   expect "(d) all acked once space returned" "$(json "$tmp/d2.json" 'j["events_acked"]')" 4000
   wait_evaluated || fail "(d) detection did not catch up after the disk was freed"
   expect "(d) every event stored once" "$(sqlite3 "$mnt/d.db" "SELECT count(*), count(DISTINCT run_id || '/' || seq) FROM events")" "4000|4000"
