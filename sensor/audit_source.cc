@@ -41,9 +41,14 @@ void AuditSource::Stop() {
 }
 
 void AuditSource::NoteKernelStatus(const audit_status& st) {
-  uint64_t expected = UINT64_MAX;  // the first reading is the baseline
-  counters_.kernel_lost_start.compare_exchange_strong(expected, st.lost);
-  counters_.kernel_lost_now = st.lost;
+  uint64_t lost = st.lost, expected = UINT64_MAX;  // the first reading is the baseline
+  if (counters_.kernel_lost_start.compare_exchange_strong(expected, lost)) {
+    counters_.kernel_lost_now = lost;
+    return;
+  }
+  uint64_t prev = counters_.kernel_lost_now.exchange(lost);
+  // Lower than before: reset (or wrapped), counting from 0 again since.
+  counters_.kernel_lost_growth += lost >= prev ? lost - prev : lost;
 }
 
 void AuditSource::Publish(Batch* b) {

@@ -32,16 +32,17 @@ struct AuditCounters {
   std::atomic<uint64_t> socket_enobufs{0};
   std::atomic<uint64_t> queue_drops{0};
   std::atomic<uint64_t> kernel_lost_start{UINT64_MAX};  // first `lost` seen
-  std::atomic<uint64_t> kernel_lost_now{0};
+  std::atomic<uint64_t> kernel_lost_now{0};             // last `lost` seen
+  // Growth of `lost` since the first reading. Kept as a sum, not as now - start: the
+  // kernel's counter drops back when someone resets it (auditctl --reset-lost) or it wraps
+  // (32 bits), and a loss total must never go down (the lifetime totals build on it).
+  std::atomic<uint64_t> kernel_lost_growth{0};
   std::atomic<uint64_t> records{0};
   std::atomic<uint64_t> events{0};
   std::atomic<uint64_t> evictions{0};
   std::atomic<uint64_t> parse_errors{0};
 
-  uint64_t KernelLostDelta() const {
-    uint64_t s = kernel_lost_start.load(), n = kernel_lost_now.load();
-    return s == UINT64_MAX || n < s ? 0 : n - s;
-  }
+  uint64_t KernelLostDelta() const { return kernel_lost_growth.load(); }
 };
 
 class AuditSource {
@@ -78,7 +79,8 @@ class AuditSource {
   };
 
   void ReadLoop();
-  // Takes the kernel's lost counter from an AUDIT_GET reply.
+  // Takes the kernel's lost counter from an AUDIT_GET reply. One caller at a time (the
+  // reader thread, then Stop after joining it).
   void NoteKernelStatus(const audit_status& st);
   void ParseLoop();
   void Publish(Batch* b);

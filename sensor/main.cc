@@ -39,6 +39,7 @@
 #include "sensor/container_registry.h"
 #include "sensor/enrich.h"
 #include "sensor/fanotify_watcher.h"
+#include "sensor/loss_file.h"
 #include "sensor/spool.h"
 #include "sensor/uplink.h"
 
@@ -149,10 +150,21 @@ class Output {
     ev.mutable_id()->set_seq(++seq_);
     // Spool first: a capture (buffered) never holds an event the spool lacks.
     if (spool_) {
-      if (auto r = spool_->Append(ev); !r && !spool_failed_) {
-        spool_failed_ = true;  // said once; the spool's own counters tell the rest
-        LogWarn("spool: %s\n", r.error().c_str());
+      payload_.clear();
+      if (!ev.AppendToString(&payload_)) {
+        if (encode_failures_++ == 0)  // said once; counted in status events and /metrics
+          LogWarn("event %llu failed to serialize\n", (unsigned long long)seq_);
+      } else if (auto r = spool_->AppendSerialized(payload_); !r) {
+        // Said when appends start failing and when they work again, not per event: the
+        // spool counts them (append_failures, in status events and /metrics).
+        if (!spool_failing_) LogWarn("%s; appends failing\n", r.error().c_str());
+        spool_failing_ = true;
+      } else if (spool_failing_) {
+        spool_failing_ = false;
+        LogInfo("spool: appends succeed again (%llu failed so far)\n",
+                (unsigned long long)spool_->append_failures());
       }
+      if (payload_.capacity() > (1u << 20)) std::string().swap(payload_);  // keep no huge one
       if (notify_) notify_();
     }
     if (capture_ && !capture_->Write(ev) && !failed_) {
@@ -165,6 +177,7 @@ class Output {
     if (capture_) capture_->Flush();
   }
   bool failed() const { return failed_; }
+  uint64_t encode_failures() const { return encode_failures_; }
   // Events written, by kind (body case number of v1::Event).
   uint64_t written(v1::Event::BodyCase kind) const {
     return by_kind_[static_cast<size_t>(kind) % by_kind_.size()];
@@ -178,9 +191,20 @@ class Output {
   std::unique_ptr<CaptureWriter> capture_;  // GUARDED_BY(mu_)
   Spool* spool_ = nullptr;
   std::function<void()> notify_;           // GUARDED_BY(mu_)
+  std::string payload_;                    // GUARDED_BY(mu_): serialized event, reused
   bool failed_ = false;
-  bool spool_failed_ = false;
+  bool spool_failing_ = false;  // GUARDED_BY(mu_)
+  std::atomic<uint64_t> encode_failures_{0};
 };
+
+std::string LossJson(const LossCounts& c) {
+  std::string j = "{";
+  for (const LossField& f : kLossFields) {
+    if (j.size() > 1) j += ",";
+    j += "\"" + std::string(f.name) + "\":" + std::to_string(c.*f.member);
+  }
+  return j + "}";
+}
 
 int Run(const Flags& flags) {
   const bool audit_on = flags.audit_mode != "off";
@@ -205,6 +229,9 @@ int Run(const Flags& flags) {
   boost::asio::io_context io;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   signal(SIGPIPE, SIG_IGN);
+  // A file size limit (ulimit -f) makes spool writes fail with EFBIG, counted, instead of
+  // killing the sensor.
+  signal(SIGXFSZ, SIG_IGN);
 
   std::FILE* out = nullptr;
   if (flags.capture == "-") {
@@ -233,6 +260,7 @@ int Run(const Flags& flags) {
   Output output(id, out ? std::make_unique<CaptureWriter>(out) : nullptr);
 
   std::unique_ptr<Spool> spool;
+  std::unique_ptr<LossFile> losses;  // with the spool: lifetime loss totals
   if (!flags.collector.empty()) {
     SpoolOptions so;
     so.dir = flags.spool_dir;
@@ -247,6 +275,13 @@ int Run(const Flags& flags) {
     }
     spool = std::move(*sp);
     output.SetSpool(spool.get());
+    // Beside the spool, under its lock.
+    auto lf = LossFile::Open(flags.spool_dir + "/losses", so.fsync != FsyncPolicy::kNever);
+    if (lf) {
+      losses = std::move(*lf);
+    } else {
+      LogWarn("loss totals: %s; lifetime totals are this run's alone\n", lf.error().c_str());
+    }
   }
 
   // Containers first, so that the first audit events find them known. Member order below
@@ -329,6 +364,49 @@ int Run(const Flags& flags) {
   ProcessTree tree;
   Enricher enricher(registry.get());
   std::unique_ptr<AuditSource> source;
+  // This run's losses, from the counters where they happen.
+  auto run_losses = [&] {
+    LossCounts l;
+    if (source) {
+      const AuditCounters& c = source->counters();
+      l.kernel_lost = c.KernelLostDelta();
+      l.socket_enobufs = c.socket_enobufs;
+      l.queue_drops = c.queue_drops;
+      l.reassembly_evictions = c.evictions;
+    }
+    if (watcher) {
+      l.fanotify_overflows = watcher->counters().overflows;
+      l.hash_skipped = watcher->counters().hash_skipped;
+    }
+    if (spool) {
+      l.spool_dropped = spool->dropped();
+      l.spool_append_failures = spool->append_failures();
+    }
+    l.encode_failures = output.encode_failures();
+    return l;
+  };
+  // Loss file writes: said when they start failing and when they work again. Loop thread
+  // (and main's, after the loop ended).
+  bool loss_store_failing = false;
+  auto note_loss_store = [&](const std::string* error) {
+    if (error && !loss_store_failing)
+      LogWarn("loss totals: %s (lifetime totals may restart lower)\n", error->c_str());
+    else if (!error && loss_store_failing)
+      LogInfo("loss totals: written again\n");
+    loss_store_failing = error != nullptr;
+  };
+  // Lifetime totals (earlier runs' + this run's). With `store`, persisted first: a total the
+  // collector has seen must never come back lower after a restart.
+  auto lifetime_losses = [&](bool store, LossCounts* run_out = nullptr) {
+    LossCounts run = run_losses();
+    if (run_out) *run_out = run;
+    if (!losses) return run;
+    if (store) {
+      auto r = losses->Store(run);
+      note_loss_store(r ? nullptr : &r.error());
+    }
+    return losses->Lifetime(run);
+  };
   auto status = [&](bool final) {
     v1::Event ev;
     ev.set_time_ns(NowNs());
@@ -362,6 +440,11 @@ int Run(const Flags& flags) {
       s->set_fanotify_overflows(c.overflows);
       s->set_hash_skipped(c.hash_skipped);
     }
+    LossCounts run;
+    lifetime_losses(true, &run).ToProto(s->mutable_lifetime());
+    s->set_spool_dropped(run.spool_dropped);
+    s->set_spool_append_failures(run.spool_append_failures);
+    s->set_encode_failures(run.encode_failures);
     s->set_final(final);
     output.Write(ev);
   };
@@ -426,6 +509,8 @@ int Run(const Flags& flags) {
           h->set_kernel_version(uts.release);
           h->set_audit_mode(audit_on ? AuditModeName(mode) : "off");
           h->set_fanotify_mode(watcher ? std::string(FanotifyModeName(watcher->mode())) : "off");
+          // Not spooled: reaches the collector even while the spool cannot take a status.
+          lifetime_losses(true).ToProto(h->mutable_losses());
         },
         [&](const std::string& container) { return TakeInventory(registry.get(), container, flags.hash_max); });
     if (!up) {
@@ -481,7 +566,21 @@ int Run(const Flags& flags) {
         w->Gauge("driftwatch_sensor_spool_bytes", "spool size on disk", spool->bytes());
         w->Counter("driftwatch_sensor_spool_dropped_total", "events dropped because the spool was full",
                    spool->dropped());
+        w->Counter("driftwatch_sensor_spool_append_failures_total",
+                   "events the spool could not write (disk full, file size limit, I/O error)",
+                   spool->append_failures());
+        w->Counter("driftwatch_sensor_spool_ack_failures_total",
+                   "acks not written to the spool's ack file (acked events may be sent again)",
+                   spool->ack_failures());
       }
+      w->Counter("driftwatch_sensor_encode_failures_total", "events that failed to serialize",
+                 output.encode_failures());
+      LossCounts life = lifetime_losses(false);
+      for (const LossField& f : kLossFields)
+        w->Gauge("driftwatch_sensor_lifetime_losses",
+                 "losses over the sensor's lifetime on this node (this run and the earlier ones "
+                 "in the spool dir's loss file), by kind",
+                 static_cast<double>(life.*f.member), {{"kind", f.name}});
       if (uplink) {
         const auto& u = uplink->counters();
         w->Gauge("driftwatch_sensor_collector_connected", "1 while streaming to the collector",
@@ -501,6 +600,13 @@ int Run(const Flags& flags) {
         ok = false;
       }
       if (spool && spool->dropped() > 0) *why += "spool overflowed (events dropped); ";
+      if (spool) {
+        // Unhealthy while events are being lost; healthy again once an append succeeds.
+        if (std::string err = spool->append_error(); !err.empty()) {
+          *why += "spool appends failing (" + err + "); ";
+          ok = false;
+        }
+      }
       return ok;
     };
     auto status_json = [&] {
@@ -541,8 +647,16 @@ int Run(const Flags& flags) {
       j += ",\"spool\":";
       j += spool ? "{\"dir\":" + JsonQuote(flags.spool_dir) + ",\"depth\":" +
                        std::to_string(spool->depth()) + ",\"bytes\":" + std::to_string(spool->bytes()) +
-                       ",\"dropped\":" + std::to_string(spool->dropped()) + "}"
+                       ",\"dropped\":" + std::to_string(spool->dropped()) +
+                       ",\"append_failures\":" + std::to_string(spool->append_failures()) +
+                       ",\"append_error\":" + JsonQuote(spool->append_error()) +
+                       ",\"ack_failures\":" + std::to_string(spool->ack_failures()) + "}"
                  : std::string("null");
+      LossCounts run;
+      LossCounts life = lifetime_losses(false, &run);
+      j += ",\"losses\":{\"run\":" + LossJson(run) + ",\"lifetime\":" + LossJson(life) +
+           ",\"file\":" + (losses ? JsonQuote(flags.spool_dir + "/losses") : std::string("null")) +
+           "}";
       j += ",\"collector\":";
       if (uplink) {
         const auto& u = uplink->counters();
@@ -581,6 +695,11 @@ int Run(const Flags& flags) {
       if (now - last_status >= std::chrono::duration<double>(flags.status_interval)) {
         status(false);
         last_status = now;
+      } else if (losses) {
+        // A loss persisted soon after it happened (at most once a second), not only with
+        // the next status: a crash in between would take it out of the lifetime totals.
+        auto r = losses->StoreIfChanged(run_losses(), std::chrono::seconds(1));
+        note_loss_store(r ? nullptr : &r.error());
       }
       output.Flush();
       systemd.Watchdog();  // the loop is alive: tell systemd (when it asked)
@@ -631,6 +750,14 @@ int Run(const Flags& flags) {
                  (unsigned long long)spool->depth());
   }
   if (spool) (void)spool->Sync();
+  if (losses) {
+    // The final status' own append (and the drain) may have counted more.
+    LossCounts life = lifetime_losses(true);
+    uint64_t total = 0;
+    for (const LossField& f : kLossFields) total += life.*f.member;
+    LogInfo("lifetime losses on this node: %llu (%s)\n", (unsigned long long)total,
+            LossJson(life).c_str());
+  }
   if (source) {
     const AuditCounters& c = source->counters();
     LogInfo(

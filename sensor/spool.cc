@@ -23,7 +23,8 @@ constexpr char kSegMagic[8] = {'D', 'W', 'S', 'P', 'O', 'O', 'L', '1'};
 constexpr char kAckMagic[8] = {'D', 'W', 'A', 'C', 'K', '0', '0', '1'};
 constexpr uint64_t kSegHeader = 16;  // magic + first position
 constexpr uint64_t kRecHeader = 8;   // masked crc + length
-constexpr uint64_t kAckSize = 20;    // magic + acked + crc
+constexpr uint64_t kAckSize = 20;    // one slot: magic + acked + crc
+constexpr uint64_t kAckFileSize = 2 * kAckSize;
 constexpr size_t kScanWindow = 1 << 20;
 
 std::string Errno(std::string_view what, const std::string& path, int err = errno) {
@@ -184,10 +185,13 @@ std::expected<std::unique_ptr<Spool>, std::string> Spool::Open(const SpoolOption
                            lock_path + " locked" + (holder.empty() ? "" : " by pid " + holder) +
                            ")");
   }
+  // Overwritten in place and then cut to length, never truncated first: that would free the
+  // file's block and need it again, and a full filesystem must not keep the sensor from
+  // starting. Best effort: the pid only names the holder in the message above.
   std::string pid = std::to_string(getpid()) + "\n";
-  if (ftruncate(spool->lock_fd_, 0) != 0 ||
-      pwrite(spool->lock_fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
-    return std::unexpected("spool: " + Errno("write", lock_path));
+  if (pwrite(spool->lock_fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()) ||
+      ftruncate(spool->lock_fd_, static_cast<off_t>(pid.size())) != 0)
+    Log(Errno("write", lock_path));
 
   if (auto r = spool->Recover(); !r) return std::unexpected("spool: " + r.error());
   if (options.fsync == FsyncPolicy::kInterval)
@@ -208,6 +212,7 @@ Spool::~Spool() {
     if (auto r = Sync(); !r) Log(r.error());
   }
   segments_.clear();
+  if (ack_fd_ >= 0) close(ack_fd_);
   if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
 }
 
@@ -215,19 +220,37 @@ std::expected<void, std::string> Spool::Recover() {
   // The ack file. Unreadable or corrupt: everything stored is sent again (duplicates are
   // harmless, losses are not).
   uint64_t acked = 0;
+  bool ack_file_ok = false;  // holds two slots, of which one at least is valid
   std::string ack_path = options_.dir + "/ack";
-  unlink((ack_path + ".tmp").c_str());
-  if (int fd = open(ack_path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
-    char buf[kAckSize];
-    ssize_t n = PreadFull(fd, buf, sizeof buf, 0);
-    close(fd);
-    if (n == static_cast<ssize_t>(kAckSize) && std::memcmp(buf, kAckMagic, 8) == 0 &&
-        GetU32(buf + 16) == Mask(Crc(0, buf, 16))) {
-      acked = GetU64(buf + 8);
-    } else {
+  unlink((ack_path + ".tmp").c_str());  // left by versions that renamed it over
+  ack_fd_ = open(ack_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (ack_fd_ >= 0) {
+    char buf[kAckFileSize + 1];
+    ssize_t n = PreadFull(ack_fd_, buf, sizeof buf, 0);
+    if (n < 0) return std::unexpected(Errno("read", ack_path));
+    bool valid[2] = {false, false};
+    uint64_t value[2] = {0, 0};
+    for (int i = 0; i < 2; ++i) {
+      const char* slot = buf + i * kAckSize;
+      if (static_cast<uint64_t>(n) >= (i + 1) * kAckSize && std::memcmp(slot, kAckMagic, 8) == 0 &&
+          GetU32(slot + 16) == Mask(Crc(0, slot, 16))) {
+        valid[i] = true;
+        value[i] = GetU64(slot + 8);
+      }
+    }
+    if (valid[0] || valid[1]) {
+      acked = std::max(value[0], value[1]);
+    } else if (n > 0) {
       Log(ack_path + ": corrupt, resending all stored events");
     }
-  } else if (errno != ENOENT) {
+    // The next write goes to the slot not holding the newest value.
+    ack_slot_ = !valid[0] ? 0 : !valid[1] ? 1 : value[0] <= value[1] ? 0 : 1;
+    ack_file_ok = n == static_cast<ssize_t>(kAckFileSize) && (valid[0] || valid[1]);
+  } else if (errno == ENOSPC || errno == EDQUOT) {
+    // A new spool dir on a full filesystem: nothing acknowledged yet; created at the first
+    // Ack that finds room.
+    Log(Errno("create", ack_path));
+  } else {
     return std::unexpected(Errno("open", ack_path));
   }
 
@@ -354,10 +377,26 @@ std::expected<void, std::string> Spool::Recover() {
   }
   if (!segments_.empty()) acked_ = std::max(acked_, segments_.front().first);
   for (const Segment& s : segments_) bytes_ += s.size;
+  if (!ack_file_ok) {
+    // New, of one slot (an earlier version's), or corrupt: written whole now, while there is
+    // room, so that later acks only overwrite its block.
+    std::lock_guard ack_lk(ack_mu_);
+    whole_ack_file_ = true;
+    if (auto r = WriteAckFile(acked_); !r) Log(r.error() + " (retried at the next ack)");
+  }
   return {};
 }
 
 std::expected<void, std::string> Spool::StartSegment() {
+  if (active_ && segments_.back().offsets.empty()) {
+    // A roll forced (roll_) before the active segment got a record: it holds nothing and
+    // bears the name the new one needs.
+    if (unlink(segments_.back().path.c_str()) != 0 && errno != ENOENT)
+      return std::unexpected(Errno("unlink", segments_.back().path));
+    bytes_ -= segments_.back().size;
+    segments_.pop_back();
+    active_ = false;
+  }
   if (active_ && options_.fsync != FsyncPolicy::kNever) {
     // The segment being closed: its data must be as durable as the policy promises before
     // nothing tracks it as unsynced any more.
@@ -373,8 +412,10 @@ std::expected<void, std::string> Spool::StartSegment() {
   char h[kSegHeader];
   std::memcpy(h, kSegMagic, 8);
   PutU64(h + 8, end_);
-  if (pwrite(fd, h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) {
-    std::string err = Errno("write", seg.path);
+  ssize_t n = pwrite(fd, h, sizeof h, 0);
+  if (n != static_cast<ssize_t>(sizeof h)) {
+    // ENOSPC typically: the file goes again, the active segment (if any) stays active.
+    std::string err = n < 0 ? Errno("write", seg.path) : "short write to " + seg.path;
     unlink(seg.path.c_str());
     return std::unexpected(err);
   }
@@ -382,6 +423,7 @@ std::expected<void, std::string> Spool::StartSegment() {
   bytes_ += seg.size;
   segments_.push_back(std::move(seg));
   active_ = true;
+  roll_ = false;
   if (options_.fsync == FsyncPolicy::kAlways) {
     if (auto r = SyncDir(); !r) return r;
   } else {
@@ -394,16 +436,21 @@ std::expected<uint64_t, std::string> Spool::Append(const v1::Event& ev) {
   // Serialized outside the lock, into a buffer each thread reuses.
   thread_local std::string payload;
   payload.clear();
-  if (!ev.AppendToString(&payload)) return std::unexpected("spool: event failed to serialize");
+  if (!ev.AppendToString(&payload)) {
+    std::lock_guard lk(mu_);
+    return AppendFailed("spool: event failed to serialize");
+  }
   auto pos = AppendSerialized(payload);
   if (payload.capacity() > (1u << 20)) std::string().swap(payload);  // don't keep a huge one
   return pos;
 }
 
 std::expected<uint64_t, std::string> Spool::AppendSerialized(std::string_view payload) {
-  if (payload.size() > kMaxRecordBytes || payload.size() + kRecHeader > options_.max_bytes)
-    return std::unexpected("spool: event of " + std::to_string(payload.size()) +
-                           " bytes is too large to store");
+  if (payload.size() > kMaxRecordBytes || payload.size() + kRecHeader > options_.max_bytes) {
+    std::lock_guard lk(mu_);
+    return AppendFailed("spool: event of " + std::to_string(payload.size()) +
+                        " bytes is too large to store");
+  }
   uint32_t len = static_cast<uint32_t>(payload.size());
   uint32_t payload_crc = Crc(0, payload.data(), payload.size());
   uint64_t rec_size = kRecHeader + len;
@@ -414,9 +461,10 @@ std::expected<uint64_t, std::string> Spool::AppendSerialized(std::string_view pa
   uint64_t pos;
   {
     std::lock_guard lk(mu_);
-    if (!active_ || (segments_.back().size > kSegHeader &&
-                     segments_.back().size + rec_size > options_.segment_bytes)) {
-      if (auto r = StartSegment(); !r) return std::unexpected("spool: " + r.error());
+    if (!active_ || roll_ ||
+        (segments_.back().size > kSegHeader &&
+         segments_.back().size + rec_size > options_.segment_bytes)) {
+      if (auto r = StartSegment(); !r) return AppendFailed("spool: " + r.error());
     }
     Segment& seg = segments_.back();
     pos = end_;
@@ -430,17 +478,26 @@ std::expected<uint64_t, std::string> Spool::AppendSerialized(std::string_view pa
       n = pwritev(seg.file->fd, iov, 2, static_cast<off_t>(seg.size));
     } while (n < 0 && errno == EINTR);
     if (n != static_cast<ssize_t>(rec_size)) {
-      std::string err = n < 0 ? Errno("write", seg.path) : "short write to " + seg.path;
-      // Leave no partial record behind for the next Append to follow.
-      if (ftruncate(seg.file->fd, static_cast<off_t>(seg.size)) != 0)
-        Log(Errno("truncate", seg.path));
-      return std::unexpected("spool: " + err);
+      // ENOSPC, EFBIG, EIO; or a short write: the filesystem or the file size limit took
+      // part of the record.
+      std::string err = n < 0 ? Errno("write", seg.path)
+                              : "short write to " + seg.path + " (" + std::to_string(n) + " of " +
+                                    std::to_string(rec_size) + " bytes; disk full?)";
+      // Leave no partial record behind for the next Append to follow (and give back the
+      // blocks it took). Failing that, nothing more goes into this segment: its records stay
+      // readable up to seg.size, and Open cuts the tail off as torn.
+      if (ftruncate(seg.file->fd, static_cast<off_t>(seg.size)) != 0) {
+        Log(Errno("truncate", seg.path) + "; continuing in a new segment");
+        roll_ = true;
+      }
+      return AppendFailed("spool: " + err);
     }
     seg.offsets.push_back(static_cast<uint32_t>(seg.size));
     seg.size += rec_size;
     bytes_ += rec_size;
     ++end_;
     unsynced_ = true;
+    append_error_.clear();
     if (options_.fsync == FsyncPolicy::kAlways) {
       sync_file = seg.file;
       sync_path = seg.path;
@@ -454,6 +511,12 @@ std::expected<uint64_t, std::string> Spool::AppendSerialized(std::string_view pa
   if (sync_file && fdatasync(sync_file->fd) != 0)
     return std::unexpected("spool: " + Errno("fdatasync", sync_path));
   return pos;
+}
+
+std::unexpected<std::string> Spool::AppendFailed(std::string err) {
+  ++append_failures_;
+  append_error_ = err;
+  return std::unexpected(std::move(err));
 }
 
 void Spool::DropOldestIfFull(std::vector<Segment>* doomed) {
@@ -576,13 +639,17 @@ std::expected<void, std::string> Spool::Ack(uint64_t up_to) {
     if (up_to <= acked_) return {};
   }
   // Persisted before segments go: a crash in between leaves segments Open deletes.
-  if (auto r = WriteAckFile(up_to); !r) return std::unexpected("spool: " + r.error());
+  auto written = WriteAckFile(up_to);
   std::vector<Segment> doomed;
   {
     std::lock_guard lk(mu_);
+    if (!written) ++ack_failures_;
+    // The collector has these events whether or not the ack file says so: their segments
+    // may go (that is what frees a full disk). Without the ack file the newest stays, as
+    // its name is what tells the next Open where positions continue.
     acked_ = std::max(acked_, up_to);
     while (!segments_.empty() && segments_.front().end() <= acked_ &&
-           !(active_ && segments_.size() == 1)) {
+           !(active_ && segments_.size() == 1) && (written || segments_.size() > 1)) {
       bytes_ -= segments_.front().size;
       doomed.push_back(std::move(segments_.front()));
       segments_.pop_front();
@@ -591,27 +658,49 @@ std::expected<void, std::string> Spool::Ack(uint64_t up_to) {
   for (const Segment& s : doomed) {
     if (unlink(s.path.c_str()) != 0) return std::unexpected("spool: " + Errno("unlink", s.path));
   }
+  if (!written) return std::unexpected("spool: " + written.error());
   return {};
 }
 
 std::expected<void, std::string> Spool::WriteAckFile(uint64_t acked) {
-  std::string path = options_.dir + "/ack", tmp = path + ".tmp";
-  char buf[kAckSize];
+  std::string path = options_.dir + "/ack";
+  if (ack_fd_ < 0) {
+    ack_fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (ack_fd_ < 0) return std::unexpected(Errno("create", path));
+    whole_ack_file_ = true;
+  }
+  char buf[kAckFileSize];
   std::memcpy(buf, kAckMagic, 8);
   PutU64(buf + 8, acked);
   PutU32(buf + 16, Mask(Crc(0, buf, 16)));
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return std::unexpected(Errno("create", tmp));
-  bool ok = write(fd, buf, sizeof buf) == static_cast<ssize_t>(sizeof buf);
-  int err = errno;
-  if (ok && options_.fsync != FsyncPolicy::kNever && fdatasync(fd) != 0) {
+  std::memcpy(buf + kAckSize, buf, kAckSize);
+  // In place: one slot (20 bytes, within one sector) over the older value; no block needed.
+  bool whole = whole_ack_file_;
+  size_t len = whole ? kAckFileSize : kAckSize;
+  off_t off = whole ? 0 : static_cast<off_t>(ack_slot_ * kAckSize);
+  ssize_t n;
+  do {
+    n = pwrite(ack_fd_, buf, len, off);
+  } while (n < 0 && errno == EINTR);
+  bool ok = n == static_cast<ssize_t>(len);
+  int err = n < 0 ? errno : ENOSPC;  // a short write of 20 or 40 bytes: no room
+  if (ok && whole && ftruncate(ack_fd_, kAckFileSize) != 0) {  // a longer foreign file
     ok = false;
     err = errno;
   }
-  close(fd);
-  if (!ok) return std::unexpected(Errno("write", tmp, err));
-  if (rename(tmp.c_str(), path.c_str()) != 0) return std::unexpected(Errno("rename", tmp));
-  if (options_.fsync != FsyncPolicy::kNever) return SyncDir();
+  if (ok && options_.fsync != FsyncPolicy::kNever && fdatasync(ack_fd_) != 0) {
+    ok = false;
+    err = errno;
+  }
+  if (!ok) return std::unexpected(Errno("write", path, err));
+  if (whole) {
+    whole_ack_file_ = false;
+    ack_slot_ = 0;
+    // The file may be new: its directory entry must be as durable as its content.
+    if (options_.fsync != FsyncPolicy::kNever) return SyncDir();
+  } else {
+    ack_slot_ ^= 1;
+  }
   return {};
 }
 
@@ -705,6 +794,18 @@ uint64_t Spool::read_corrupt() const {
 uint64_t Spool::segments() const {
   std::lock_guard lk(mu_);
   return segments_.size();
+}
+uint64_t Spool::append_failures() const {
+  std::lock_guard lk(mu_);
+  return append_failures_;
+}
+std::string Spool::append_error() const {
+  std::lock_guard lk(mu_);
+  return append_error_;
+}
+uint64_t Spool::ack_failures() const {
+  std::lock_guard lk(mu_);
+  return ack_failures_;
 }
 
 }  // namespace driftwatch::sensor

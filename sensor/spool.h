@@ -14,9 +14,19 @@
 // to corruption or dropped when full): Read skips them and reports the position it stopped at.
 //
 // On disk, in SpoolOptions::dir (0700; files 0600):
-//   LOCK                      flock'ed while a Spool is open; holds the owner's pid.
-//   ack                       "DWACK001", acked position (u64 LE), crc32 of both (u32 LE).
-//                             Written to ack.tmp and renamed over: atomic.
+//   LOCK                      flock'ed while a Spool is open; holds the owner's pid (written
+//                             in place, best effort: only the message naming a holder uses it).
+//   ack                       Two 20-byte slots, each "DWACK001", acked position (u64 LE),
+//                             masked crc32 of both (u32 LE). Open takes the larger valid one
+//                             (a file of one slot, as earlier versions wrote, reads too) and
+//                             writes the whole file when it is not 40 bytes long; Ack then
+//                             overwrites the slot with the smaller value in place (pwrite, no
+//                             ack.tmp + rename): that needs no free block, so acks and the
+//                             release of acked segments go on when the filesystem is full, and
+//                             a write torn by a power cut spoils only the older slot.
+//   losses                    Not the Spool's: the sensor's lifetime loss totals
+//                             (sensor/loss_file.h: two 128-byte slots, generation + counters +
+//                             crc, overwritten in place), guarded by the same LOCK.
 //   <first position>.seg      20 decimal digits. Header "DWSPOOL1" + first position (u64 LE),
 //                             then records. Written only at its end by one Spool; older
 //                             segments are read-only and deleted when fully acknowledged.
@@ -47,9 +57,29 @@
 //   kAlways    fdatasync() after every Append before it returns: nothing whose Append
 //              returned is lost to a power loss (if the disk honours flushes). Costs one
 //              disk flush per event (0.1 ms to 10 ms each): only for low event rates.
-// The ack file is fsync'ed (file, then directory) under kInterval and kAlways. A lost ack
-// (kNever, power loss) only means events already stored get sent again; the collector
-// de-duplicates them by EventId.
+// The ack file is fdatasync'ed after each write under kInterval and kAlways (and its
+// directory when it was written whole, as it may be new). A lost ack (kNever, power loss, a
+// torn slot) only means events already stored get sent again; the collector de-duplicates
+// them by EventId.
+//
+// A full filesystem (ENOSPC), a file size limit (EFBIG), an I/O error: an Append that fails
+// stores nothing, returns the error and is counted in append_failures(); append_error() holds
+// the error until an Append succeeds again. A record written in part (a short write) is cut
+// off again at once (ftruncate to the last whole record, which frees what it took); when
+// that fails too, the next Append starts a new segment instead of writing after it (the next
+// Open cuts the part off as a torn tail, counted in recovered_corrupt()). A failed Append
+// takes no position. Nothing
+// whose Append returned a position is lost or changed by a failing one, and nothing needs a
+// restart: each Append simply tries again, and succeeds once there is room. Meanwhile Ack
+// and the deletion of acknowledged segments (unlink) need no free space and go on, which is
+// what frees it when the collector is reachable. An ack that cannot be written at all (an I/O
+// error, a copy-on-write filesystem that needs a block for an overwrite) is counted in
+// ack_failures() and returned as an error, but the acknowledgement still holds in memory and
+// fully acknowledged segments are still deleted, except the newest, whose name carries end()
+// across a restart: after one the stale ack file only means events sent again, which the
+// collector de-duplicates. Open also works on a full filesystem: it only reads, shrinks and
+// deletes, and overwrites the LOCK and ack files in place (an ack file it would have to
+// create or make whole is logged and left to the next Ack).
 //
 // Size bound: when the segments' total size exceeds max_bytes after an Append, the oldest
 // segments (never the one being written) are deleted, acknowledged or not; the unacked events
@@ -101,9 +131,10 @@ class Spool {
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
-  // Serializes and appends one event; returns its position. Errors: the event too large, a
-  // write error (e.g. ENOSPC: nothing of the event stays in the file), a failed fsync under
-  // kAlways (the event is then in the spool but maybe not on the disk).
+  // Serializes and appends one event; returns its position. Errors: the event too large or
+  // not serializable, a write error (e.g. ENOSPC, EFBIG: nothing of the event stays in the
+  // file), all counted in append_failures(); a failed fsync under kAlways (the event is then
+  // in the spool but maybe not on the disk; not counted).
   std::expected<uint64_t, std::string> Append(const v1::Event& ev);
   // Same for an already serialized event.
   std::expected<uint64_t, std::string> AppendSerialized(std::string_view payload);
@@ -119,8 +150,10 @@ class Spool {
                                         std::vector<std::string>* events, uint64_t* next);
 
   // Everything before `up_to` is acknowledged (up_to is clamped to end(); a smaller value
-  // than acked() is a no-op): persisted in the ack file, written atomically, then fully
-  // acknowledged segments (except the one being written) are deleted.
+  // than acked() is a no-op): persisted in the ack file (in place, see above), then fully
+  // acknowledged segments (except the one being written) are deleted. Errors: the ack file
+  // could not be written (counted in ack_failures(); acked() moved on all the same and
+  // acknowledged segments but the newest were deleted), or a segment could not be deleted.
   std::expected<void, std::string> Ack(uint64_t up_to);
 
   // Blocks until end() > pos, the timeout passes, or Interrupt() was called; returns
@@ -140,6 +173,9 @@ class Spool {
   uint64_t recovered_corrupt() const;  // positions cut off at Open (see above)
   uint64_t read_corrupt() const;       // records skipped by Read for a failed crc (this run)
   uint64_t segments() const;           // segment files on disk
+  uint64_t append_failures() const;    // Appends that stored nothing (this run)
+  std::string append_error() const;    // the last Append's error; empty once one succeeds
+  uint64_t ack_failures() const;       // Acks whose ack file write failed (this run)
 
  private:
   struct File;  // an fd closed when the last reference goes (Read keeps one across pread)
@@ -160,7 +196,10 @@ class Spool {
                                             bool* found);
   std::expected<void, std::string> StartSegment();  // REQUIRES: mu_ held
   void DropOldestIfFull(std::vector<Segment>* doomed);  // REQUIRES: mu_ held
+  // The slot holding the older value, or the whole file when whole_ack_file_.
   std::expected<void, std::string> WriteAckFile(uint64_t acked);  // REQUIRES: ack_mu_ held
+  // Counts a failed Append and keeps its error. REQUIRES: mu_ held.
+  std::unexpected<std::string> AppendFailed(std::string err);
   std::expected<void, std::string> SyncDir();
   void FlusherLoop();
 
@@ -168,6 +207,9 @@ class Spool {
   int lock_fd_ = -1;
 
   std::mutex ack_mu_;  // serializes Ack's file I/O; taken before mu_, never after
+  int ack_fd_ = -1;    // GUARDED_BY(ack_mu_) after Open; kept open for in-place writes
+  int ack_slot_ = 0;   // GUARDED_BY(ack_mu_): the slot the next write goes to
+  bool whole_ack_file_ = false;  // GUARDED_BY(ack_mu_): the next write writes both slots
 
   mutable std::mutex mu_;
   std::condition_variable appended_;   // end_ grew, or interrupted_
@@ -180,6 +222,10 @@ class Spool {
   uint64_t dropped_ = 0;               // GUARDED_BY(mu_)
   uint64_t recovered_corrupt_ = 0;     // GUARDED_BY(mu_)
   uint64_t read_corrupt_ = 0;          // GUARDED_BY(mu_)
+  uint64_t append_failures_ = 0;       // GUARDED_BY(mu_)
+  std::string append_error_;           // GUARDED_BY(mu_)
+  uint64_t ack_failures_ = 0;          // GUARDED_BY(mu_)
+  bool roll_ = false;                  // GUARDED_BY(mu_): the active segment's tail is unsure
   bool unsynced_ = false;              // GUARDED_BY(mu_): appended since the last data sync
   bool dir_unsynced_ = false;          // GUARDED_BY(mu_): a segment created since dir sync
   bool interrupted_ = false;           // GUARDED_BY(mu_)

@@ -276,8 +276,15 @@ void Uplink::OnMessage(const v1::CollectorMessage& m) {
       in_flight_.pop_front();
     }
     if (n > 0) {
-      if (auto r = spool_->Ack(end); !r)
-        LogWarn("spool ack: %s\n", r.error().c_str());
+      // An ack file that cannot be written (the spool still releases acked segments) costs
+      // only resends after a restart: said when it starts and when it ends, not per batch.
+      auto r = spool_->Ack(end);
+      if (!r && !ack_failing_)
+        LogWarn("spool ack: %s (acked events may be sent again after a restart)\n",
+                r.error().c_str());
+      else if (r && ack_failing_)
+        LogInfo("spool ack: written again\n");
+      ack_failing_ = !r;
       counters_.events_acked += n;
       counters_.duplicates += m.ack().duplicates();
     }

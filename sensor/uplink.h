@@ -112,6 +112,7 @@ class Uplink {
   bool welcomed_ = false;
   bool writing_ = false;
   bool stopping_ = false;
+  bool ack_failing_ = false;           // the spool's last Ack failed (logged once per spell)
   std::deque<v1::SensorMessage> out_;  // waiting for the one write gRPC allows at a time
   uint64_t next_batch_id_ = 1;
   uint64_t send_pos_ = 0;  // spool position of the next event to send

@@ -1,25 +1,34 @@
 // The spool against real files in a temp dir: round trips, restarts, crashes (a forked
-// child killed with SIGKILL), torn and corrupt segments, rolling, the size bound, locking.
+// child killed with SIGKILL), torn and corrupt segments, rolling, the size bound, locking;
+// write failures (a forked child under RLIMIT_FSIZE gets EFBIG and short writes, as a full
+// disk gives ENOSPC: tests/privileged/spool_enospc_test.cc has the real full disk), the ack
+// file's slots, and the sensor's loss file beside the spool (sensor/loss_file.h).
 #include "sensor/spool.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
-#include <gtest/gtest.h>
+#include "sensor/loss_file.h"
 
 namespace driftwatch::sensor {
 namespace {
@@ -724,6 +733,416 @@ TEST_F(SpoolTest, AppendCostPrinted) {
     s.reset();
     fs::remove_all(dir_);
   }
+}
+
+// ---- Write failures ----------------------------------------------------------------------
+
+// Runs `body` in a forked child (own rlimits, own signal dispositions) and returns the text
+// it returned; *status gets the child's wait status. gtest assertions do not cross the fork:
+// the child reports, the parent checks.
+std::string InChild(const std::function<std::string()>& body, int* status) {
+  int fds[2];
+  if (pipe(fds) != 0) return "pipe failed";
+  pid_t pid = fork();
+  if (pid < 0) return "fork failed";
+  if (pid == 0) {
+    close(fds[0]);
+    std::string out = body();
+    for (size_t off = 0; off < out.size();) {
+      ssize_t w = write(fds[1], out.data() + off, out.size() - off);
+      if (w <= 0) _exit(5);
+      off += static_cast<size_t>(w);
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  waitpid(pid, status, 0);
+  return out;
+}
+
+// "key value..." lines of a child's report: the rest of the line after `key `.
+std::string Field(const std::string& report, const std::string& key) {
+  std::istringstream in(report);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + " ", 0) == 0) return line.substr(key.size() + 1);
+  return "<" + key + " missing>";
+}
+
+std::vector<uint64_t> Numbers(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<uint64_t> v;
+  for (uint64_t x; in >> x;) v.push_back(x);
+  return v;
+}
+
+TEST_F(SpoolTest, FileSizeLimitFailsAppendsVisiblyAndTheyRecover) {
+  // RLIMIT_FSIZE makes writes fail as a full disk does, without root: EFBIG for a write
+  // that starts at the limit, a short write for one that crosses it.
+  int status = 0;
+  std::string report = InChild(
+      [&]() -> std::string {
+        signal(SIGXFSZ, SIG_IGN);  // else the kernel kills the writer instead of EFBIG
+        auto s = Spool::Open(Opts(1 << 20, 64 << 20));  // one segment: the limit bites in it
+        if (!s) return "open " + s.error();
+        std::string ok = "ok", errors;
+        uint64_t seq = 0;
+        auto append = [&](size_t pad) {
+          auto r = (*s)->Append(MakeEvent(seq, pad));
+          if (r) {
+            ok += " " + std::to_string(seq);
+          } else {
+            errors += r.error() + "|";
+          }
+          ++seq;
+        };
+        while (seq < 20) append(1000);
+        struct stat st;
+        if (stat((dir_ + "/00000000000000000000.seg").c_str(), &st) != 0) return "no segment";
+        rlimit saved;
+        getrlimit(RLIMIT_FSIZE, &saved);
+        rlimit lim = saved;
+        lim.rlim_cur = static_cast<rlim_t>(st.st_size);  // the next write starts at it: EFBIG
+        setrlimit(RLIMIT_FSIZE, &lim);
+        for (int i = 0; i < 3; ++i) append(1000);
+        // Part of a large record: short writes. What follows is smaller than the part
+        // written, so a part left behind would show after the last record.
+        lim.rlim_cur = static_cast<rlim_t>(st.st_size + 3000);
+        setrlimit(RLIMIT_FSIZE, &lim);
+        for (int i = 0; i < 3; ++i) append(5000);
+        std::string failing = (*s)->append_error();
+        uint64_t failures = (*s)->append_failures();
+        setrlimit(RLIMIT_FSIZE, &saved);  // room again: the same spool goes on, no reopen
+        for (int i = 0; i < 10; ++i) append(10);
+        stat((dir_ + "/00000000000000000000.seg").c_str(), &st);
+        return ok + "\nfailures " + std::to_string(failures) + "\nfailing " + failing +
+               "\ncleared " + ((*s)->append_error().empty() ? "1" : "0") + "\nafter " +
+               std::to_string((*s)->append_failures()) + "\nerrors " + errors + "\nend " +
+               std::to_string((*s)->end()) + "\nsize " + std::to_string(st.st_size) + "\nbytes " +
+               std::to_string((*s)->bytes()) + "\n";
+      },
+      &status);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << " " << report;
+  std::vector<uint64_t> ok = Range(0, 20);
+  for (uint64_t i = 26; i < 36; ++i) ok.push_back(i);
+  EXPECT_EQ(Numbers(report.substr(3, report.find('\n') - 3)), ok) << report;
+  EXPECT_EQ(Field(report, "failures"), "6") << report;
+  EXPECT_NE(Field(report, "failing"), "") << report;
+  EXPECT_EQ(Field(report, "cleared"), "1") << report;
+  EXPECT_EQ(Field(report, "after"), "6") << report;
+  std::string errors = Field(report, "errors");
+  EXPECT_NE(errors.find(std::strerror(EFBIG)), std::string::npos) << errors;
+  EXPECT_NE(errors.find("short write"), std::string::npos) << errors;
+  EXPECT_EQ(Field(report, "end"), "30") << "failed appends take no position";
+  // The cut-short records left nothing behind: the file holds exactly the stored records.
+  EXPECT_EQ(Field(report, "size"), Field(report, "bytes")) << report;
+
+  auto s = MustOpen(Opts(1 << 20, 64 << 20));
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->recovered_corrupt(), 0u);
+  EXPECT_EQ(ReadAllSeqs(s.get()), ok);
+  EXPECT_EQ(s->append_failures(), 0u);  // per run
+}
+
+TEST_F(SpoolTest, RefusedEventCountsAsAppendFailure) {
+  auto s = MustOpen(Opts(2048, 4096));
+  ASSERT_TRUE(s);
+  auto huge = s->Append(MakeEvent(0, 100 << 10));
+  ASSERT_FALSE(huge);
+  EXPECT_EQ(s->append_failures(), 1u);
+  EXPECT_EQ(s->append_error(), huge.error());
+  ASSERT_TRUE(s->Append(MakeEvent(1)));
+  EXPECT_EQ(s->append_failures(), 1u);
+  EXPECT_EQ(s->append_error(), "");
+}
+
+TEST_F(SpoolTest, AckFileUnwritableStillReleasesAllButTheNewestSegment) {
+  {
+    auto s = MustOpen(Opts(2048));
+    ASSERT_TRUE(s);
+    for (uint64_t i = 0; i < 100; ++i) ASSERT_TRUE(s->Append(MakeEvent(i)));
+    ASSERT_TRUE(s->Ack(10));
+  }
+  size_t segs_before = SegmentFiles().size();
+  ASSERT_GE(segs_before, 4u);
+  // A child whose every write fails (RLIMIT_FSIZE 0 refuses even overwrites) acks it all,
+  // without appending first: no segment is being written.
+  int status = 0;
+  std::string report = InChild(
+      [&]() -> std::string {
+        signal(SIGXFSZ, SIG_IGN);
+        auto s = Spool::Open(Opts(2048));
+        if (!s) return "open " + s.error();
+        rlimit lim = {0, 0};
+        getrlimit(RLIMIT_FSIZE, &lim);
+        lim.rlim_cur = 0;
+        setrlimit(RLIMIT_FSIZE, &lim);
+        auto r = (*s)->Ack(100);
+        return std::string("acked ") + std::to_string((*s)->acked()) + "\nack_ok " +
+               (r ? "1" : "0 " + r.error()) + "\nack_failures " +
+               std::to_string((*s)->ack_failures()) + "\nsegments " +
+               std::to_string((*s)->segments()) + "\n";
+      },
+      &status);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << " " << report;
+  EXPECT_EQ(Field(report, "acked"), "100") << report;
+  EXPECT_EQ(Field(report, "ack_ok").substr(0, 1), "0") << report;
+  EXPECT_EQ(Field(report, "ack_failures"), "1") << report;
+  EXPECT_EQ(Field(report, "segments"), "1") << report;
+  ASSERT_EQ(SegmentFiles().size(), 1u);
+  uint64_t newest = std::stoull(fs::path(SegmentFiles()[0]).stem().string());
+
+  // The ack file still says 10; the newest segment's events come again (the collector
+  // drops them as duplicates), nothing before it, and positions go on after 100.
+  auto s = MustOpen(Opts(2048));
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->acked(), newest);
+  EXPECT_EQ(s->end(), 100u);
+  EXPECT_EQ(ReadAllSeqs(s.get()), Range(newest, 100));
+  auto pos = s->Append(MakeEvent(100));
+  ASSERT_TRUE(pos);
+  EXPECT_EQ(*pos, 100u);
+}
+
+// ---- The ack file ------------------------------------------------------------------------
+
+// One ack slot as sensor/spool.h describes it.
+std::string AckSlot(uint64_t acked) {
+  std::string b = "DWACK001";
+  for (int i = 0; i < 8; ++i) b += static_cast<char>(acked >> (8 * i));
+  uint32_t c = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(b.data()), 16));
+  c = ((c >> 15) | (c << 17)) + 0xa282ead8u;
+  for (int i = 0; i < 4; ++i) b += static_cast<char>(c >> (8 * i));
+  return b;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
+}
+
+TEST_F(SpoolTest, AckFileIsTwoSlotsOverwrittenInPlace) {
+  auto s = MustOpen(Opts());
+  ASSERT_TRUE(s);
+  std::string ack = dir_ + "/ack";
+  // Written whole at Open, so that its block exists before a disk could fill up.
+  ASSERT_TRUE(fs::exists(ack));
+  EXPECT_EQ(fs::file_size(ack), 40u);
+  struct stat before;
+  ASSERT_EQ(stat(ack.c_str(), &before), 0);
+  for (uint64_t i = 0; i < 30; ++i) ASSERT_TRUE(s->Append(MakeEvent(i)));
+  for (uint64_t a : {5, 9, 20}) ASSERT_TRUE(s->Ack(a));
+  struct stat after;
+  ASSERT_EQ(stat(ack.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "rewritten in place, not renamed over";
+  EXPECT_EQ(after.st_size, 40);
+  EXPECT_FALSE(fs::exists(ack + ".tmp"));
+  // The newest value in one slot, the one before in the other.
+  std::string data = ReadFile(ack);
+  std::set<std::string> slots = {data.substr(0, 20), data.substr(20, 20)};
+  EXPECT_EQ(slots, (std::set<std::string>{AckSlot(9), AckSlot(20)}));
+  s.reset();
+
+  // A write torn by a power cut spoils the slot it wrote: the older value holds, and the
+  // events after it come again. Nothing is lost.
+  size_t newest = data.substr(0, 20) == AckSlot(20) ? 0 : 20;
+  data[newest + 10] ^= 0x5a;
+  WriteFile(ack, data);
+  s = MustOpen(Opts());
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->acked(), 9u);
+  EXPECT_EQ(ReadAllSeqs(s.get()), Range(9, 30));
+  ASSERT_TRUE(s->Ack(25));  // goes into the spoiled slot
+  s.reset();
+  s = MustOpen(Opts());
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->acked(), 25u);
+}
+
+TEST_F(SpoolTest, OneSlotAckFileOfEarlierVersionsReads) {
+  {
+    auto s = MustOpen(Opts());
+    ASSERT_TRUE(s);
+    for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(s->Append(MakeEvent(i)));
+  }
+  WriteFile(dir_ + "/ack", AckSlot(6));  // 20 bytes, as written before two slots
+  auto s = MustOpen(Opts());
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->acked(), 6u);
+  EXPECT_EQ(ReadAllSeqs(s.get()), Range(6, 10));
+  EXPECT_EQ(fs::file_size(dir_ + "/ack"), 40u);  // made whole at Open
+  EXPECT_EQ(ReadFile(dir_ + "/ack"), AckSlot(6) + AckSlot(6));
+}
+
+// ---- The loss file -----------------------------------------------------------------------
+
+// Each counter a different multiple of k.
+LossCounts Counts(uint64_t k) {
+  LossCounts c;
+  for (size_t i = 0; i < kLossFields.size(); ++i) c.*kLossFields[i].member = k * (i + 1);
+  return c;
+}
+
+std::unique_ptr<LossFile> MustOpenLosses(const std::string& path) {
+  auto f = LossFile::Open(path, true);
+  EXPECT_TRUE(f.has_value()) << (f ? "" : f.error());
+  return f ? std::move(*f) : nullptr;
+}
+
+uint64_t U64At(const std::string& d, size_t off) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i)
+    v = (v << 8) | static_cast<unsigned char>(d[off + static_cast<size_t>(i)]);
+  return v;
+}
+
+// Offset of the valid-looking slot with the highest generation.
+size_t NewestLossSlot(const std::string& d) {
+  size_t best = 0;
+  uint64_t best_gen = 0;
+  for (size_t off : {size_t{0}, size_t{128}}) {
+    if (d.compare(off, 8, "DWLOSS01") == 0 && U64At(d, off + 8) >= best_gen) {
+      best = off;
+      best_gen = U64At(d, off + 8);
+    }
+  }
+  return best;
+}
+
+TEST_F(SpoolTest, LossFileRoundTripInTheDocumentedFormat) {
+  std::string path = root_ + "/losses";
+  testing::internal::CaptureStderr();
+  {
+    auto f = MustOpenLosses(path);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->base(), LossCounts{});
+    EXPECT_EQ(fs::file_size(path), 256u);  // written whole at once: its block allocated
+    ASSERT_TRUE(f->Store(Counts(1)));
+    EXPECT_EQ(fs::file_size(path), 256u);
+  }
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("new loss file"), std::string::npos);
+  auto f = MustOpenLosses(path);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->base(), Counts(1));
+
+  // As sensor/loss_file.h says: magic, generation, n, counters in kLossFields order, crc.
+  std::string d = ReadFile(path);
+  ASSERT_EQ(d.size(), 256u);
+  size_t slot = NewestLossSlot(d);
+  EXPECT_EQ(d.substr(slot, 8), "DWLOSS01");
+  EXPECT_EQ(U64At(d, slot + 16) & 0xffffffffu, kLossFields.size());
+  for (size_t i = 0; i < kLossFields.size(); ++i)
+    EXPECT_EQ(U64At(d, slot + 24 + 8 * i), i + 1) << kLossFields[i].name;
+  uint32_t c =
+      static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(d.data() + slot), 120));
+  c = ((c >> 15) | (c << 17)) + 0xa282ead8u;
+  EXPECT_EQ(U64At(d, slot + 120) & 0xffffffffu, c);
+
+  // The table, the struct and the proto agree: names and field numbers.
+  v1::LossCounters p;
+  Counts(3).ToProto(&p);
+  const auto* desc = p.GetDescriptor();
+  ASSERT_EQ(static_cast<size_t>(desc->field_count()), kLossFields.size());
+  for (size_t i = 0; i < kLossFields.size(); ++i) {
+    const auto* field = desc->FindFieldByName(kLossFields[i].name);
+    ASSERT_NE(field, nullptr) << kLossFields[i].name;
+    EXPECT_EQ(field->number(), static_cast<int>(i + 1)) << kLossFields[i].name;
+    EXPECT_EQ(p.GetReflection()->GetUInt64(p, field), 3 * (i + 1)) << kLossFields[i].name;
+  }
+}
+
+TEST_F(SpoolTest, LossFileRestartAddsBaseOnce) {
+  std::string path = root_ + "/losses";
+  {
+    auto f = MustOpenLosses(path);  // run 1: its counters grow to 2
+    ASSERT_TRUE(f);
+    ASSERT_TRUE(f->Store(Counts(1)));
+    ASSERT_TRUE(f->Store(Counts(2)));
+  }
+  {
+    auto f = MustOpenLosses(path);  // run 2: 5 of its own, stored again and again
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->base(), Counts(2));
+    EXPECT_EQ(f->Lifetime(Counts(5)), Counts(7));
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(f->Store(Counts(5)));
+  }
+  {
+    auto f = MustOpenLosses(path);  // run 3 loses nothing and stores
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->base(), Counts(7));
+    ASSERT_TRUE(f->Store(LossCounts{}));
+  }
+  auto f = MustOpenLosses(path);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->base(), Counts(7));
+}
+
+TEST_F(SpoolTest, LossFileCorruptOrShortStartsAtZero) {
+  std::string path = root_ + "/losses";
+  WriteFile(path, std::string(256, 'x'));
+  testing::internal::CaptureStderr();
+  auto f = MustOpenLosses(path);
+  std::string log = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(f);
+  EXPECT_NE(log.find("corrupt"), std::string::npos) << log;
+  EXPECT_EQ(f->base(), LossCounts{});
+  ASSERT_TRUE(f->Store(Counts(4)));
+  f = MustOpenLosses(path);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->base(), Counts(4));
+
+  f.reset();
+  WriteFile(path, ReadFile(path).substr(0, 100));  // cut short: no whole slot left
+  testing::internal::CaptureStderr();
+  f = MustOpenLosses(path);
+  testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->base(), LossCounts{});
+  EXPECT_EQ(fs::file_size(path), 256u);  // made whole again at Open
+}
+
+TEST_F(SpoolTest, LossFileTornNewestSlotFallsBackToTheOlder) {
+  std::string path = root_ + "/losses";
+  {
+    auto f = MustOpenLosses(path);
+    ASSERT_TRUE(f);
+    ASSERT_TRUE(f->Store(Counts(1)));
+    ASSERT_TRUE(f->Store(Counts(2)));
+  }
+  std::string d = ReadFile(path);
+  d[NewestLossSlot(d) + 30] ^= 0x01;
+  WriteFile(path, d);
+  auto f = MustOpenLosses(path);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->base(), Counts(1));
+}
+
+TEST_F(SpoolTest, LossFileStoreIfChanged) {
+  std::string path = root_ + "/losses";
+  auto f = MustOpenLosses(path);
+  ASSERT_TRUE(f);
+  using std::chrono::hours;
+  using std::chrono::seconds;
+  uint64_t stores = f->stores();
+  EXPECT_EQ(f->StoreIfChanged(LossCounts{}, seconds(0)), false);  // the file has it already
+  EXPECT_EQ(f->StoreIfChanged(Counts(1), seconds(0)), true);
+  EXPECT_EQ(f->StoreIfChanged(Counts(1), seconds(0)), false);  // nothing new
+  EXPECT_EQ(f->StoreIfChanged(Counts(2), hours(1)), false);    // too soon
+  EXPECT_EQ(f->StoreIfChanged(Counts(2), seconds(0)), true);
+  EXPECT_EQ(f->stores(), stores + 2);
+  f = MustOpenLosses(path);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->base(), Counts(2));
+  EXPECT_FALSE(LossFile::Open(root_ + "/no/such/dir/losses", false));
 }
 
 }  // namespace

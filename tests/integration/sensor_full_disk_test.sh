@@ -1,0 +1,170 @@
+#!/bin/bash
+# The sensor with its spool on a full filesystem: a 2 MiB tmpfs, mounted in a private mount
+# namespace (the script runs itself again under `unshare -m`, so the mount goes with it),
+# filled up while the sensor runs (audit off, no CRI, fanotify off; a collector address
+# nobody answers, so everything stays in the spool). Checks that /healthz is unhealthy while
+# spool appends fail and healthy again once there is room (no restart), that /metrics counts
+# the failures, and that the lifetime loss totals in /status and in the status events (read
+# from --capture, decoded with protoc) survive a restart, not doubled.
+# Usage: sensor_full_disk_test.sh BUILD_DIR (as root)
+set -euo pipefail
+build=$(realpath "$1")
+here=$(dirname "$(realpath "$0")")
+proto_dir=$(dirname "$(dirname "$here")")/proto
+[[ $(id -u) == 0 ]] || { echo "SKIP: needs root (mount)"; exit 0; }
+if [[ -z ${DW_FULL_DISK_NS:-} ]]; then
+    DW_FULL_DISK_NS=1 exec unshare --mount --propagation private "$0" "$@"
+fi
+source "$here/process.sh"
+
+work=$(mktemp -d /tmp/dw-sensor-full.XXXXXX)
+mnt=$work/mnt
+mkdir "$mnt"
+cleanup() {
+    dw_stop_pidfile "$work/sensor.pid" || true
+    [[ -z ${DW_SHOW_LOGS:-} ]] || tail -n 30 "$work"/sensor*.log
+    umount -l "$mnt" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+mount -t tmpfs -o size=2m,mode=0700 tmpfs "$mnt"
+
+fail() {
+    echo "FAIL: $*"
+    for f in "$work"/sensor*.log; do echo "--- $f"; tail -20 "$f"; done
+    exit 1
+}
+
+port=
+start_sensor() {  # LOG (the capture goes beside it, LOG.cap)
+    "$build/sensor/driftwatch-sensor" --capture "$1.cap" --audit-mode off --no-cri --fanotify-mode off \
+        --collector 127.0.0.1:9 --insecure --spool-dir "$mnt/spool" --status-interval 0.2 \
+        --metrics-address 127.0.0.1:0 2>"$1" &
+    echo $! >"$work/sensor.pid"
+    port=
+    for _ in $(seq 200); do
+        port=$(sed -n 's/.*metrics on http.*(port \([0-9]*\)).*/\1/p' "$1")
+        [[ -n $port ]] && return 0
+        kill -0 "$(cat "$work/sensor.pid")" 2>/dev/null || break
+        sleep 0.05
+    done
+    fail "sensor did not start"
+}
+healthz() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz"; }
+metric() {  # NAME_WITH_LABELS -> value
+    curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+}
+lifetime() {  # KIND -> losses.lifetime.KIND, or "run" KIND -> losses.run.KIND
+    local which=lifetime kind=$1
+    [[ $# == 2 ]] && which=$1 kind=$2
+    curl -s "http://127.0.0.1:$port/status" |
+        python3 -c "import json,sys; print(json.load(sys.stdin)['losses']['$which']['$kind'])"
+}
+fill() {  # writes FILE until the filesystem has no block left
+    python3 - "$1" <<'EOF'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+for size in (65536, 4096, 1):
+    while True:
+        try:
+            os.write(fd, b"f" * size)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            break
+EOF
+}
+final_status() {  # CAPTURE FIELD: FIELD (or lifetime.FIELD) of the capture's last event
+    python3 -c '
+import sys
+data = open(sys.argv[1], "rb").read()
+pos, last = 8, b""  # after the magic: varint length, event
+while pos < len(data):
+    n = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        n |= (b & 0x7f) << shift
+        shift += 7
+        if b < 0x80:
+            break
+    last, pos = data[pos:pos + n], pos + n
+sys.stdout.buffer.write(last)
+' "$1" |
+        protoc --decode=driftwatch.v1.Event -I "$proto_dir" "$proto_dir/driftwatch/v1/event.proto" |
+        python3 -c '
+import re, sys
+text, field = sys.stdin.read(), sys.argv[1]
+if "  final: true" not in text:
+    sys.exit("not the final status: " + text)
+if field.startswith("lifetime."):
+    block = re.search(r"\n  lifetime \{\n(.*?)\n  \}", text, re.S)
+    text, field = (block.group(1) if block else ""), field[len("lifetime."):]
+    m = re.search(r"^    " + field + r": (\d+)$", text, re.M)
+else:
+    m = re.search(r"^  " + field + r": (\d+)$", text, re.M)
+print(m.group(1) if m else 0)  # proto3 text leaves zeros out
+' "$2"
+}
+wait_for() {  # SECONDS COMMAND...: until COMMAND succeeds
+    local limit=$1 i
+    shift
+    for ((i = 0; i < limit * 10; i++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+unhealthy() { [[ $(healthz) == 503 ]]; }
+healthy() { [[ $(healthz) == 200 ]]; }
+
+# 1. Room: healthy, nothing lost, the loss file beside the spool.
+start_sensor "$work/sensor1.log"
+wait_for 5 healthy || fail "not healthy at start"
+[[ -s $mnt/spool/losses ]] || fail "no loss file beside the spool"
+[[ $(lifetime spool_append_failures) == 0 ]] || fail "losses at start"
+
+# 2. Full: status events cannot be spooled; unhealthy, counted.
+fill "$mnt/filler"
+wait_for 10 unhealthy || fail "/healthz stayed healthy on a full spool filesystem"
+curl -s "http://127.0.0.1:$port/healthz" | grep -q "spool appends failing" ||
+    fail "/healthz does not say why"
+failures=$(metric driftwatch_sensor_spool_append_failures_total)
+[[ ${failures:-0} -gt 0 ]] || fail "driftwatch_sensor_spool_append_failures_total is '$failures'"
+gauge=$(metric 'driftwatch_sensor_lifetime_losses{kind="spool_append_failures"}')
+[[ ${gauge:-0} -ge $failures ]] || fail "lifetime gauge $gauge below the run's $failures"
+echo "full: $failures appends failed, /healthz 503"
+
+# 3. Room again: appends work without a restart; healthy; the count stops growing.
+rm -f "$mnt/filler"
+wait_for 5 healthy || fail "/healthz did not recover once there was room"
+sleep 0.5
+a=$(metric driftwatch_sensor_spool_append_failures_total)
+sleep 0.6
+b=$(metric driftwatch_sensor_spool_append_failures_total)
+[[ $a == "$b" ]] || fail "appends still failing with room: $a then $b"
+before=$(lifetime spool_append_failures)
+[[ $before -ge $failures ]] || fail "/status lifetime $before below $failures"
+grep -q "spool: appends succeed again" "$work/sensor1.log" || fail "recovery not logged"
+
+# 4. Restart: the lifetime totals carry over, once.
+dw_stop_pidfile "$work/sensor.pid" || fail "sensor needed SIGKILL"
+grep -q "lifetime losses on this node: $before " "$work/sensor1.log" ||
+    fail "exit log line: $(grep 'lifetime losses' "$work/sensor1.log")"
+[[ $(final_status "$work/sensor1.log.cap" spool_append_failures) == "$before" ]] ||
+    fail "run 1's final status event: spool_append_failures"
+[[ $(final_status "$work/sensor1.log.cap" lifetime.spool_append_failures) == "$before" ]] ||
+    fail "run 1's final status event: lifetime"
+start_sensor "$work/sensor2.log"
+after=$(lifetime spool_append_failures)
+[[ $after == "$before" ]] || fail "lifetime spool_append_failures $before before the restart, $after after"
+[[ $(lifetime run spool_append_failures) == 0 ]] || fail "run counter not reset"
+[[ $(metric 'driftwatch_sensor_lifetime_losses{kind="spool_append_failures"}') == "$before" ]] ||
+    fail "lifetime gauge after the restart"
+wait_for 5 healthy || fail "not healthy after the restart"
+dw_stop_pidfile "$work/sensor.pid" || fail "sensor needed SIGKILL"
+[[ $(final_status "$work/sensor2.log.cap" spool_append_failures) == 0 ]] ||
+    fail "run 2's final status event: spool_append_failures"
+[[ $(final_status "$work/sensor2.log.cap" lifetime.spool_append_failures) == "$before" ]] ||
+    fail "run 2's final status event: lifetime"
+echo "PASS: $before append failures counted, survived a restart once"
