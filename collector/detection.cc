@@ -1,6 +1,8 @@
 #include "collector/detection.h"
 
 #include <algorithm>
+#include <pthread.h>
+
 #include <cstdio>
 
 #include "lib/event_json.h"
@@ -389,6 +391,8 @@ void Detection::Emit(int64_t alert_id, const std::string& json) {
 }
 
 void Detection::RunShard(Shard* s) {
+  // Named, so that top -H and perf tell the shards apart.
+  pthread_setname_np(pthread_self(), ("dw-detect-" + std::to_string(s->index)).substr(0, 15).c_str());
   Detector::Sink discard = [](Alert&&) {};
   std::deque<Alert> pending;  // alerts of rows looked at, not committed yet
   std::set<std::string> dirty_losses;
@@ -743,6 +747,7 @@ void Detection::StoreInventory(const std::string& node, const v1::InventoryReply
 }
 
 void Detection::Housekeeping() {
+  pthread_setname_np(pthread_self(), "dw-detect-hk");
   while (!stop_) {
     std::deque<std::pair<std::string, v1::InventoryReply>> replies;
     std::vector<std::pair<int64_t, std::string>> done;

@@ -8,10 +8,6 @@
 namespace driftwatch {
 namespace {
 
-std::string ProcKey(const std::string& node, uint32_t pid) {
-  return node + '\x1f' + std::to_string(pid);
-}
-
 std::string ContainerKey(const std::string& node, const std::string& id) {
   return node + '\x1f' + id;
 }
@@ -59,7 +55,7 @@ struct Correlator::Proc {
 
 struct Correlator::ProcSlot {
   Proc proc;
-  std::list<std::string>::iterator order;
+  std::list<uint64_t>::iterator order;
   size_t bytes = 0;  // what this entry costs, for the byte bound
 };
 
@@ -160,8 +156,10 @@ const v1::ContainerInfo* Correlator::Container(const std::string& node,
 }
 
 const Correlator::Proc* Correlator::FindProc(const std::string& node, uint32_t pid) const {
-  auto it = procs_.find(ProcKey(node, pid));
-  return it == procs_.end() ? nullptr : &it->second->proc;
+  auto n = node_ids_.find(node);
+  if (n == node_ids_.end()) return nullptr;
+  auto it = procs_.find(ProcKey(n->second, pid));
+  return it == procs_.end() ? nullptr : &it->second.proc;
 }
 
 void Correlator::NameWriter(const std::string& node, FileHistory* h) const {
@@ -193,19 +191,28 @@ std::vector<ProcessInfo> Correlator::Lineage(const std::string& node, uint32_t p
   return out;
 }
 
-size_t Correlator::EntryBytes(const std::string& key, const Proc& p) {
-  // The slot, its hash node and list node (each holding the key), and the strings' heaps.
-  return sizeof(ProcSlot) + 2 * (sizeof(std::string) + 2 * sizeof(void*)) + 2 * HeapBytes(key) +
-         HeapBytes(p.name) + HeapBytes(p.exepath) + HeapBytes(p.cmdline) + 16;
+size_t Correlator::EntryBytes(const Proc& p) {
+  // The slot in its hash node, the list node, and the strings' heaps.
+  return sizeof(ProcSlot) + 4 * sizeof(void*) + sizeof(uint64_t) + HeapBytes(p.name) +
+         HeapBytes(p.exepath) + HeapBytes(p.cmdline) + 16;
+}
+
+uint64_t Correlator::ProcKey(uint32_t node_id, uint32_t pid) {
+  return (static_cast<uint64_t>(node_id) << 32) | pid;
+}
+
+uint32_t Correlator::NodeId(const std::string& node) {
+  auto [it, added] = node_ids_.try_emplace(node, static_cast<uint32_t>(node_ids_.size()));
+  return it->second;
 }
 
 void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_t* start_ns) {
   const v1::ProcessExec& e = ev.exec();
-  const std::string key = ProcKey(node, e.pid());
+  const uint64_t key = ProcKey(NodeId(node), e.pid());
   auto it = procs_.find(key);
   *start_ns = ev.time_ns();
   if (it != procs_.end()) {
-    Proc& p = it->second->proc;
+    Proc& p = it->second.proc;
     if (!e.success()) {  // the process image did not change
       *start_ns = p.start_ns;
       return;
@@ -214,25 +221,24 @@ void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_
     if (p.ppid == e.ppid() && p.start_ns <= ev.time_ns()) *start_ns = p.start_ns;
     p = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
              CommandLine(e)};
-    proc_bytes_ -= it->second->bytes;
-    it->second->bytes = EntryBytes(key, p);
-    proc_bytes_ += it->second->bytes;
-    proc_order_.splice(proc_order_.end(), proc_order_, it->second->order);
+    proc_bytes_ -= it->second.bytes;
+    it->second.bytes = EntryBytes(p);
+    proc_bytes_ += it->second.bytes;
+    proc_order_.splice(proc_order_.end(), proc_order_, it->second.order);
   } else {
     if (!e.success()) return;
-    auto slot = std::make_unique<ProcSlot>();
-    slot->proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
-                      CommandLine(e)};
-    slot->order = proc_order_.insert(proc_order_.end(), key);
-    slot->bytes = EntryBytes(key, slot->proc);
-    proc_bytes_ += slot->bytes;
-    procs_.emplace(key, std::move(slot));
+    ProcSlot& slot = procs_[key];
+    slot.proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
+                     CommandLine(e)};
+    slot.order = proc_order_.insert(proc_order_.end(), key);
+    slot.bytes = EntryBytes(slot.proc);
+    proc_bytes_ += slot.bytes;
   }
   while ((procs_.size() > opt_.max_processes || proc_bytes_ > opt_.max_process_bytes) &&
          procs_.size() > 1 && !proc_order_.empty()) {
     auto victim = procs_.find(proc_order_.front());
     if (victim != procs_.end()) {
-      proc_bytes_ -= victim->second->bytes;
+      proc_bytes_ -= victim->second.bytes;
       procs_.erase(victim);
     }
     proc_order_.pop_front();

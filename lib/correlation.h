@@ -108,7 +108,9 @@ class Correlator {
                                    const std::string& parent_name) const;
   const Proc* FindProc(const std::string& node, uint32_t pid) const;
   void RecordExec(const std::string& node, const v1::Event& ev, int64_t* start_ns);
-  static size_t EntryBytes(const std::string& key, const Proc& p);
+  static size_t EntryBytes(const Proc& p);
+  static uint64_t ProcKey(uint32_t node_id, uint32_t pid);
+  uint32_t NodeId(const std::string& node);
   FileRecord* FindFile(ContainerState& cs, const std::vector<std::string>& paths,
                        uint64_t inode);
   FileRecord& UpsertFile(ContainerState& cs, const std::string& path, uint64_t inode);
@@ -123,9 +125,11 @@ class Correlator {
   CorrelationOptions opt_;
   std::shared_ptr<const ImagePolicy> policy_;
   CorrelatorStats stats_;
-  // (node, pid) -> process; proc_order_ oldest exec first.
-  std::unordered_map<std::string, std::unique_ptr<ProcSlot>> procs_;
-  std::list<std::string> proc_order_;
+  // (node, pid) -> process, keyed by ProcKey (the node interned: a small integer key keeps
+  // the table's lookups cheap); proc_order_ oldest exec first.
+  std::unordered_map<std::string, uint32_t> node_ids_;
+  std::unordered_map<uint64_t, ProcSlot> procs_;
+  std::list<uint64_t> proc_order_;
   size_t proc_bytes_ = 0;  // approximate memory of procs_ and proc_order_
   // node '\x1f' container id -> state; containers_order_ oldest first, removed_ likewise.
   std::unordered_map<std::string, std::unique_ptr<ContainerState>> containers_;

@@ -4,6 +4,7 @@
 
 #include <google/protobuf/arena.h>
 #include <sqlite3.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -694,6 +695,7 @@ std::vector<NodeState> EventStore::Nodes() const {
 }
 
 void EventStore::WriterLoop() {
+  pthread_setname_np(pthread_self(), "dw-store");
   using Clock = std::chrono::steady_clock;
   auto next_retention = Clock::now() + opt_.retention_interval;
   std::unique_lock lk(mu_);
