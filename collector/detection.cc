@@ -80,6 +80,8 @@ struct Detection::Shard {
   std::atomic<bool> failing{false};          // the last commit failed
   std::map<std::string, v1::LossCounters> lifetime;  // node -> newest totals seen
   std::map<std::string, int64_t> last_report_ns;     // node -> newest status/Hello time
+  std::map<std::string, uint64_t> quota_seen;        // node -> quota evictions reported
+  std::map<std::string, int64_t> quota_alerted;      // node -> 10-min bucket alerted + 1
 
   std::mutex mu;
   std::condition_variable cv;
@@ -615,6 +617,35 @@ void Detection::RunShard(Shard* s) {
           pending.push_back(std::move(a));
         }
       }
+    }
+    // A node over its detection-state quota lost its own oldest state: its later alerts
+    // may miss context (lineage, files written long ago). Said once per node per 10 min.
+    for (const auto& [node, n] : s->detector->QuotaEvictions()) {
+      uint64_t& seen = s->quota_seen[node];
+      if (n == seen) continue;
+      const uint64_t grew = n - seen;
+      seen = n;
+      {
+        std::lock_guard lk(mu_);
+        losses_[node].quota_evictions = n;
+      }
+      const int64_t now = NowNs();
+      const int64_t bucket = now / 600'000'000'000LL;
+      if (s->quota_alerted[node] == bucket + 1) continue;
+      s->quota_alerted[node] = bucket + 1;
+      LogWarn("detection: node %s exceeds its detection state quota: %llu processes or "
+              "containers of its own evicted\n",
+              node.c_str(), static_cast<unsigned long long>(n));
+      Alert a = InternalAlert(
+          kBlindWindowRule, node, now, "quota/" + node + "/" + std::to_string(bucket),
+          "Sensor blind window on node " + node + ": the node sends more state than its "
+              "detection quota holds (" + std::to_string(grew) +
+              " of its oldest processes or containers forgotten); its alerts may lack "
+              "lineage or files written long ago");
+      a.output_fields.emplace_back("sensor.loss.quota_evictions",
+                                   AlertField::Number(static_cast<long long>(grew)));
+      a.output_fields.emplace_back("sensor.report", AlertField::String("detection quota"));
+      pending.push_back(std::move(a));
     }
     const bool caught_up = s->pos >= head_.load();
     if (!pending.empty() || !dirty_losses.empty() ||

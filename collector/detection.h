@@ -103,7 +103,8 @@ struct DetectionCounters {
 struct NodeLossView {
   v1::LossCounters lifetime;
   uint64_t blind_windows = 0;
-  int64_t last_ns = 0;  // newest blind window alert
+  int64_t last_ns = 0;           // newest blind window alert
+  uint64_t quota_evictions = 0;  // detection state the node lost to its own quota
 };
 
 class Detection {

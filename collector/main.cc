@@ -330,6 +330,9 @@ int main(int argc, char** argv) {
       for (const auto& [node, l] : detect->NodeLosses()) {
         w->Counter("driftwatch_collector_blind_windows_total",
                    "Sensor blind window alerts, by node", l.blind_windows, {{"node", node}});
+        w->Counter("driftwatch_collector_detect_quota_evictions_total",
+                   "detection state (processes, containers) a node lost to its own quota",
+                   l.quota_evictions, {{"node", node}});
         const auto* d = l.lifetime.GetDescriptor();
         const auto* r = l.lifetime.GetReflection();
         for (int i = 0; i < d->field_count(); ++i) {

@@ -92,7 +92,8 @@ struct Correlator::ContainerState {
   std::unordered_map<uint64_t, std::string> by_inode;
   std::deque<PendingExec> pending;                    // arrival order
   int64_t newest_ns = 0;                              // latest event time seen here
-  std::list<std::string>::iterator order;
+  uint32_t node_id = 0;
+  std::list<std::string>::iterator order;             // in its node's share
 };
 
 Correlator::Correlator(CorrelationOptions opt) : opt_(opt) {}
@@ -124,29 +125,78 @@ Correlator::ContainerState& Correlator::State(const std::string& node, const std
   const std::string key = ContainerKey(node, id);
   auto it = containers_.find(key);
   if (it != containers_.end()) return *it->second;
+  const uint32_t nid = NodeId(node);
+  NodeShare& share = shares_[nid];
   auto cs = std::make_unique<ContainerState>();
   cs->node = node;
-  cs->order = containers_order_.insert(containers_order_.end(), key);
+  cs->node_id = nid;
+  cs->order = share.containers.insert(share.containers.end(), key);
+  ++share.container_count;
   ContainerState& ref = *cs;
   containers_.emplace(key, std::move(cs));
-  EvictContainers();
+  // The node's quota first (its own oldest go), then the global bound (from the node that
+  // holds the most). The container just added is the newest: it never goes here.
+  while (share.container_count > opt_.max_containers_per_node && share.container_count > 1) {
+    EvictContainer(share);
+    ++share.quota_evictions;
+    ++stats_.quota_evictions;
+  }
+  while (containers_.size() > opt_.max_containers && containers_.size() > 1) {
+    NodeShare& big = Largest(false);
+    if (big.container_count <= (&big == &share ? 1u : 0u)) break;
+    EvictContainer(big);
+  }
   return ref;
 }
 
-void Correlator::EvictContainers() {
-  while (containers_.size() > opt_.max_containers && !containers_order_.empty()) {
-    std::string victim;
-    while (!removed_.empty() && victim.empty()) {
-      if (containers_.contains(removed_.front())) victim = removed_.front();
-      removed_.pop_front();
-    }
-    if (victim.empty()) victim = containers_order_.front();
-    auto it = containers_.find(victim);
-    if (it == containers_.end()) break;
-    containers_order_.erase(it->second->order);
-    containers_.erase(it);
-    ++stats_.containers_evicted;
+void Correlator::EvictContainer(NodeShare& share) {
+  // Removed containers go first, then the oldest.
+  std::string victim;
+  while (!share.removed.empty() && victim.empty()) {
+    if (containers_.contains(share.removed.front())) victim = share.removed.front();
+    share.removed.pop_front();
   }
+  if (victim.empty()) {
+    if (share.containers.empty()) return;
+    victim = share.containers.front();
+  }
+  auto it = containers_.find(victim);
+  if (it == containers_.end()) {
+    share.containers.remove(victim);
+    return;
+  }
+  share.containers.erase(it->second->order);
+  --share.container_count;
+  containers_.erase(it);
+  ++stats_.containers_evicted;
+}
+
+Correlator::NodeShare& Correlator::Largest(bool by_procs) {
+  NodeShare* big = &shares_.front();
+  for (NodeShare& n : shares_) {
+    if (by_procs ? n.proc_bytes > big->proc_bytes : n.container_count > big->container_count)
+      big = &n;
+  }
+  return *big;
+}
+
+void Correlator::EvictProc(NodeShare& share) {
+  if (share.procs.empty()) return;
+  auto victim = procs_.find(share.procs.front());
+  if (victim != procs_.end()) {
+    proc_bytes_ -= victim->second.bytes;
+    share.proc_bytes -= victim->second.bytes;
+    procs_.erase(victim);
+  }
+  share.procs.pop_front();
+  ++stats_.processes_evicted;
+}
+
+std::vector<std::pair<std::string, uint64_t>> Correlator::QuotaEvictions() const {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (const NodeShare& n : shares_)
+    if (n.quota_evictions > 0) out.emplace_back(n.name, n.quota_evictions);
+  return out;
 }
 
 const v1::ContainerInfo* Correlator::Container(const std::string& node,
@@ -202,13 +252,16 @@ uint64_t Correlator::ProcKey(uint32_t node_id, uint32_t pid) {
 }
 
 uint32_t Correlator::NodeId(const std::string& node) {
-  auto [it, added] = node_ids_.try_emplace(node, static_cast<uint32_t>(node_ids_.size()));
+  auto [it, added] = node_ids_.try_emplace(node, static_cast<uint32_t>(shares_.size()));
+  if (added) shares_.emplace_back().name = node;
   return it->second;
 }
 
 void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_t* start_ns) {
   const v1::ProcessExec& e = ev.exec();
-  const uint64_t key = ProcKey(NodeId(node), e.pid());
+  const uint32_t nid = NodeId(node);
+  NodeShare& share = shares_[nid];
+  const uint64_t key = ProcKey(nid, e.pid());
   auto it = procs_.find(key);
   *start_ns = ev.time_ns();
   if (it != procs_.end()) {
@@ -222,27 +275,34 @@ void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_
     p = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
              CommandLine(e)};
     proc_bytes_ -= it->second.bytes;
+    share.proc_bytes -= it->second.bytes;
     it->second.bytes = EntryBytes(p);
     proc_bytes_ += it->second.bytes;
-    proc_order_.splice(proc_order_.end(), proc_order_, it->second.order);
+    share.proc_bytes += it->second.bytes;
+    share.procs.splice(share.procs.end(), share.procs, it->second.order);
   } else {
     if (!e.success()) return;
     ProcSlot& slot = procs_[key];
     slot.proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
                      CommandLine(e)};
-    slot.order = proc_order_.insert(proc_order_.end(), key);
+    slot.order = share.procs.insert(share.procs.end(), key);
     slot.bytes = EntryBytes(slot.proc);
     proc_bytes_ += slot.bytes;
+    share.proc_bytes += slot.bytes;
+  }
+  // The node's quota first (its own oldest exec goes), then the global bounds (from the
+  // node that holds the most).
+  while (share.procs.size() > 1 && (share.procs.size() > opt_.max_processes_per_node ||
+                                    share.proc_bytes > opt_.max_process_bytes_per_node)) {
+    EvictProc(share);
+    ++share.quota_evictions;
+    ++stats_.quota_evictions;
   }
   while ((procs_.size() > opt_.max_processes || proc_bytes_ > opt_.max_process_bytes) &&
-         procs_.size() > 1 && !proc_order_.empty()) {
-    auto victim = procs_.find(proc_order_.front());
-    if (victim != procs_.end()) {
-      proc_bytes_ -= victim->second.bytes;
-      procs_.erase(victim);
-    }
-    proc_order_.pop_front();
-    ++stats_.processes_evicted;
+         procs_.size() > 1) {
+    NodeShare& big = Largest(true);
+    if (big.procs.size() <= (&big == &share ? 1u : 0u)) break;
+    EvictProc(big);
   }
 }
 
@@ -363,7 +423,7 @@ void Correlator::OnContainer(const std::string& node, const v1::Event& ev) {
     cs.file_order.clear();
     cs.by_inode.clear();
     cs.pending.clear();
-    removed_.push_back(ContainerKey(node, id));
+    shares_[cs.node_id].removed.push_back(ContainerKey(node, id));
   }
 }
 

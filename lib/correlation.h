@@ -49,10 +49,17 @@ struct CorrelationOptions {
   // approximately: beyond it the oldest exec is forgotten first, as beyond max_processes.
   size_t max_process_bytes = 32 << 20;
   size_t max_files_per_container = 100000;
-  // Execs kept for a late write (not those the sensor saw run an image file): those within `window` of their node's newest event (swept
-  // every 4096 events), at most this many per container.
+  // Execs kept for a late write (not those the sensor saw run an image file): those within
+  // `window` of their node's newest event (swept every 4096 events), at most this many per
+  // container.
   size_t max_pending_execs_per_container = 4096;
   size_t max_containers = 65536;     // removed containers go first, then the oldest
+  // Per-node quotas: a node beyond one loses its own oldest state, never another node's
+  // (one compromised node cannot evict what another's alerts need). The global bounds above
+  // then take from the node holding the most.
+  size_t max_processes_per_node = 1 << 18;
+  size_t max_process_bytes_per_node = 8 << 20;
+  size_t max_containers_per_node = 4096;
   size_t max_lineage = 32;           // ancestors per context
 };
 
@@ -62,6 +69,7 @@ struct CorrelatorStats {
   uint64_t pending_evicted = 0;      // execs dropped from the late-write buffer by the bound
   uint64_t containers_evicted = 0;
   uint64_t late_matches = 0;         // execs matched to a write that arrived after them
+  uint64_t quota_evictions = 0;      // processes and containers evicted by a node's quota
 };
 
 class Correlator {
@@ -89,6 +97,9 @@ class Correlator {
   const CorrelatorStats& stats() const { return stats_; }
   size_t process_count() const;
   size_t process_bytes() const { return proc_bytes_; }
+  // Processes and containers each node lost to its own quota, by node (nodes with none left
+  // out).
+  std::vector<std::pair<std::string, uint64_t>> QuotaEvictions() const;
   // Files known in one container (written or chmod'ed); 0 for an unknown container.
   size_t file_count(const std::string& node, const std::string& id) const;
 
@@ -120,21 +131,33 @@ class Correlator {
                     std::vector<RuleContext>* reevaluate);
   void SweepPending();
   void OnContainer(const std::string& node, const v1::Event& ev);
-  void EvictContainers();
 
   CorrelationOptions opt_;
   std::shared_ptr<const ImagePolicy> policy_;
   CorrelatorStats stats_;
   // (node, pid) -> process, keyed by ProcKey (the node interned: a small integer key keeps
-  // the table's lookups cheap); proc_order_ oldest exec first.
+  // the table's lookups cheap).
   std::unordered_map<std::string, uint32_t> node_ids_;
   std::unordered_map<uint64_t, ProcSlot> procs_;
-  std::list<uint64_t> proc_order_;
-  size_t proc_bytes_ = 0;  // approximate memory of procs_ and proc_order_
-  // node '\x1f' container id -> state; containers_order_ oldest first, removed_ likewise.
+  // Per node (indexed by node id): its processes oldest exec first, its containers oldest
+  // first and the removed ones in removal order, and what its quotas took.
+  struct NodeShare {
+    std::string name;
+    std::list<uint64_t> procs;
+    size_t proc_bytes = 0;
+    std::list<std::string> containers;
+    std::deque<std::string> removed;
+    size_t container_count = 0;
+    uint64_t quota_evictions = 0;
+  };
+  std::vector<NodeShare> shares_;
+  void EvictProc(NodeShare& share);
+  void EvictContainer(NodeShare& share);
+  NodeShare& Largest(bool by_procs);
+  size_t proc_bytes_ = 0;  // approximate memory of procs_ and the shares' lists
+  // node '\x1f' container id -> state.
   std::unordered_map<std::string, std::unique_ptr<ContainerState>> containers_;
-  std::list<std::string> containers_order_;
-  std::deque<std::string> removed_;
+
   std::unordered_map<std::string, int64_t> node_newest_ns_;  // latest event time per node
   uint64_t observed_ = 0;
 };

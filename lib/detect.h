@@ -48,6 +48,10 @@ class Detector {
   void OnEvent(const std::string& node, const v1::Event& ev, const Sink& sink);
 
   const DetectorStats& stats() const { return stats_; }
+  // Processes and containers each node lost to its own quota (Correlator::QuotaEvictions).
+  std::vector<std::pair<std::string, uint64_t>> QuotaEvictions() const {
+    return correlator_.QuotaEvictions();
+  }
 
  private:
   void Evaluate(const RuleContext& ctx, bool again, const Sink& sink);

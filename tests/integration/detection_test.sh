@@ -11,7 +11,9 @@
 #   (d) the collector's database on a full filesystem (a small tmpfs): batches fail and are
 #       not acked, /healthz says why; once space returns the same events are stored once and
 #       evaluated (needs root for the mount);
-#   (e) a sequence gap (a sensor that lost events) raises "Sensor blind window".
+#   (e) a sequence gap (a sensor that lost events) raises "Sensor blind window";
+#   (f) alerts whose webhook delivery had not finished when the collector was killed are
+#       delivered after the restart, each once.
 # Usage: detection_test.sh BUILD_DIR
 set -euo pipefail
 build=${1:?usage: detection_test.sh BUILD_DIR}
@@ -143,6 +145,43 @@ wait_evaluated || fail "(e) detection did not catch up"
 expect "(e) the gap is counted" "$(metric driftwatch_collector_events_missing_total)" 50
 expect "(e) Sensor blind window raised" \
   "$(sqlite3 "$tmp/e.db" "SELECT count(*) FROM alerts WHERE rule = 'Sensor blind window' AND node = 'gappy-0' AND json LIKE '%\"sensor.loss.missing_events\":50%'")" 1
+kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+
+# (f) the outbox: alerts stored while the webhook is down, the collector killed before it
+# gave up on them; after the restart they reach the webhook, each once.
+hook_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start_collector f "$tmp/f.db" --webhook "http://127.0.0.1:$hook_port/alerts"
+"$loadgen" --target "127.0.0.1:$port" --insecure --sensors 3 --events-per-sensor 200 --drift \
+  --node-prefix hooked- >/dev/null
+wait_evaluated || fail "(f) detection did not catch up"
+stored_f=$(sqlite3 "$tmp/f.db" "SELECT count(*) FROM alerts")
+pending_f=$(sqlite3 "$tmp/f.db" "SELECT count(*) FROM deliveries")
+kill -9 "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+expect "(f) every alert waiting in the outbox while the webhook is down" "$pending_f" "$stored_f"
+python3 - "$hook_port" "$tmp/hook.jsonl" <<'PY' &
+import http.server, sys
+port, out = int(sys.argv[1]), sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open(out, "ab") as f:
+            f.write(body + b"\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+pids+=($!)
+sleep 0.5
+start_collector f "$tmp/f.db" --webhook "http://127.0.0.1:$hook_port/alerts"
+for _ in $(seq 100); do
+  [[ $(sqlite3 "$tmp/f.db" "SELECT count(*) FROM deliveries") == 0 ]] && break
+  sleep 0.1
+done
+expect "(f) the outbox is empty after the restart" "$(sqlite3 "$tmp/f.db" "SELECT count(*) FROM deliveries")" 0
+expect "(f) each stored alert delivered once" "$(sort "$tmp/hook.jsonl" | uniq | wc -l)/$(wc -l <"$tmp/hook.jsonl")" "$stored_f/$stored_f"
+expect "(f) counted as redelivered" "$(metric driftwatch_collector_alerts_redelivered_total)" "$stored_f"
 kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
 
 # (d) the database on a full filesystem.

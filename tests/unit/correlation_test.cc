@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -310,6 +312,41 @@ TEST(Correlation, MemoryBounds) {
   EXPECT_EQ(c.stats().pending_evicted, pending_evicted + 1);
   c.Observe(kNode, Write(kCid, 2 * kSec, 50, "/tmp/f0"), &re);  // f0 left the buffer
   EXPECT_TRUE(re.empty());
+}
+
+// One node floods container and process state; another node's drop-and-execute, whose
+// write and writer came before the flood, still correlates: the flood evicts only the
+// flooder's own state, and is counted against it.
+TEST(Correlation, OneNodeCannotEvictAnothersState) {
+  CorrelationOptions opt;
+  opt.max_containers = 1000;
+  opt.max_containers_per_node = 100;
+  opt.max_processes = 5000;
+  opt.max_processes_per_node = 500;
+  Correlator c(opt);
+  std::vector<RuleContext> re;
+  const std::string victim = "victim-node", flooder = "flooder-node";
+  c.Observe(victim, ContainerEv(kCid, 1 * kSec), &re);
+  c.Observe(victim, Applet(kCid, 1 * kSec, 50, 1, "wget"), &re);
+  c.Observe(victim, Write(kCid, 2 * kSec, 50, "/tmp/x"), &re);
+  for (int i = 0; i < 20000; ++i) {
+    char id[65];
+    std::snprintf(id, sizeof id, "%064x", i);
+    c.Observe(flooder, ContainerEv(id, 3 * kSec), &re);
+    c.Observe(flooder, Exec(id, 3 * kSec, static_cast<uint32_t>(1000 + i), 1, "/bin/sh"), &re);
+  }
+  RuleContext ctx = c.Observe(victim, Exec(kCid, 4 * kSec, 51, 50, "/tmp/x"), &re);
+  EXPECT_TRUE(ctx.file.written_at_runtime);
+  EXPECT_EQ(ctx.file.writer_name, "wget");
+  ASSERT_FALSE(ctx.lineage.empty());
+  EXPECT_EQ(ctx.lineage[0].name, "wget");
+  ASSERT_NE(ctx.container, nullptr);
+  EXPECT_EQ(ctx.container->pod_name(), "api-5d8b7c9f4-x2kqp");
+  auto q = c.QuotaEvictions();
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].first, flooder);
+  EXPECT_GE(q[0].second, 2u * (20000 - 500));
+  EXPECT_LE(c.process_count(), 500u + 2u);
 }
 
 TEST(Correlation, ContainerInfoEntrypointAndPolicy) {
