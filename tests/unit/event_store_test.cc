@@ -330,6 +330,72 @@ TEST_F(EventStoreTest, EncodedEventsKeepUnknownFieldsAndGetTheirIdBack) {
   EXPECT_EQ(got.GetReflection()->GetUnknownFields(got).field_count(), 1);
 }
 
+// Issue 11: paths, argv, names and labels that are not UTF-8 (bytes on the wire) are
+// stored and read back exactly, through the batch, the store and DecodeStoredEvent.
+TEST_F(EventStoreTest, BytesThatAreNotUtf8AreStoredAsTheyAre) {
+  auto s = Open();
+  const std::string cid = std::string(64, 'e');
+  const std::string path = "/tmp/\xffx";
+  std::vector<v1::Event> evs;
+  v1::Event c = Container(1, cid, "running");
+  c.mutable_container()->set_name("app\xff");
+  c.mutable_container()->set_pod_name("web-\xfe");
+  c.mutable_container()->set_upperdir("/var/lib/c\xff/fs");
+  c.mutable_container()->add_lowerdirs("/l\x80");
+  v1::Label* l = c.mutable_container()->add_labels();
+  l->set_key("k\xfe");
+  l->set_value("v\xff");
+  evs.push_back(c);
+  v1::Event w = Exec(2, "boot-1", 100, cid);
+  w.mutable_write()->set_kind("close_write");
+  w.mutable_write()->set_path(path);
+  w.mutable_write()->set_upper_path("/var/lib/c\xff/fs" + path);
+  w.mutable_write()->set_comm("cp\xff");
+  evs.push_back(w);
+  v1::Event e = Exec(3, "boot-1", 100, cid);
+  e.mutable_exec()->set_exe(path);
+  e.mutable_exec()->set_path(path);
+  e.mutable_exec()->set_comm("\xffx");
+  e.mutable_exec()->set_cwd("/\xfe");
+  e.mutable_exec()->add_args(std::string("\x80\0\xff", 3));
+  e.mutable_exec()->set_user_name("r\xfft");
+  evs.push_back(e);
+  for (v1::Event& ev : evs) ev.mutable_id()->set_node("node-u");  // as the store files them
+
+  std::vector<std::string> bytes;
+  for (const v1::Event& ev : evs) bytes.push_back(ev.SerializeAsString());
+  std::vector<std::string_view> views(bytes.begin(), bytes.end());
+  auto b = PrepareEncodedBatch("node-u", views);
+  ASSERT_TRUE(b.has_value()) << b.error();
+  for (size_t i = 0; i < evs.size(); ++i) {
+    v1::Event got;
+    ASSERT_TRUE(DecodePreparedEvent(*b, i, &got));
+    EXPECT_EQ(got.SerializeAsString(), bytes[i]) << i;
+    got.Clear();
+    RunInfo run{"node-u", "boot-1", 100};
+    ASSERT_TRUE(DecodeStoredEvent(b->payload(b->events[i]), run, evs[i].id().seq(), cid, &got));
+    EXPECT_EQ(got.SerializeAsString(), bytes[i]) << i;
+  }
+  std::promise<CommitResult> p;
+  s->Submit(Share(std::move(*b)), [&](const CommitResult& r) { p.set_value(r); });
+  CommitResult r = p.get_future().get();
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.stored, 3u);
+  auto stored = Query(Q().node("node-u"));
+  ASSERT_EQ(stored.size(), 3u);
+  for (size_t i = 0; i < stored.size(); ++i) {
+    EXPECT_EQ(stored[i].event.SerializeAsString(), bytes[i]) << i;
+    ASSERT_TRUE(stored[i].container.has_value()) << i;
+    EXPECT_EQ(stored[i].container->name(), "app\xff");
+    ASSERT_EQ(stored[i].container->labels_size(), 1);
+    EXPECT_EQ(stored[i].container->labels(0).value(), "v\xff");
+  }
+  EXPECT_EQ(stored[1].event.write().path(), path);
+  EXPECT_EQ(stored[2].event.exec().args(0), std::string("\x80\0\xff", 3));
+}
+
+// A `string` field is left only for the sensor's own vocabulary; bad UTF-8 there is a broken
+// sensor, and the batch is refused (not stored in part).
 TEST_F(EventStoreTest, UnparsableEncodedEventsAreRefused) {
   const std::string good = Exec(1).SerializeAsString();
   v1::Event bad_utf8 = Exec(2);
@@ -544,6 +610,81 @@ TEST_F(EventStoreTest, RunsAndContainerKeysAgeOutWithTheirEvents) {
   EXPECT_EQ(count("SELECT count(*) FROM runs"), 0);
   EXPECT_EQ(count("SELECT count(*) FROM container_ids"), 0);
   sqlite3_close(db);
+}
+
+// A database of the previous schema (version 2, as the last release wrote it) is migrated in
+// place: its events stay, detection resumes after them (the old collector evaluated them as
+// they came), and new events are stored on top.
+TEST_F(EventStoreTest, SchemaVersion2IsMigrated) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, R"sql(
+CREATE TABLE IF NOT EXISTS runs(
+  run_id INTEGER PRIMARY KEY,
+  node TEXT NOT NULL,
+  boot_id TEXT NOT NULL,
+  sensor_start_ns INTEGER NOT NULL,
+  max_seq INTEGER NOT NULL,
+  UNIQUE(node, boot_id, sensor_start_ns));
+CREATE TABLE IF NOT EXISTS container_ids(
+  cid INTEGER PRIMARY KEY,
+  node TEXT NOT NULL,
+  id TEXT NOT NULL,
+  UNIQUE(id, node));
+CREATE TABLE IF NOT EXISTS events(
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  time_ns INTEGER NOT NULL,
+  stored_ns INTEGER NOT NULL,
+  cid INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  payload BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS events_cid ON events(cid);
+CREATE INDEX IF NOT EXISTS events_time ON events(time_ns);
+CREATE TABLE IF NOT EXISTS containers(
+  cid INTEGER PRIMARY KEY,
+  info BLOB NOT NULL,
+  updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes(
+  node TEXT PRIMARY KEY,
+  connected_streams INTEGER NOT NULL,
+  last_seen_ns INTEGER NOT NULL,
+  events_stored INTEGER NOT NULL,
+  duplicates INTEGER NOT NULL,
+  boot_id TEXT NOT NULL,
+  sensor_start_ns INTEGER NOT NULL,
+  sensor_version TEXT NOT NULL,
+  kernel_version TEXT NOT NULL,
+  audit_mode TEXT NOT NULL,
+  fanotify_mode TEXT NOT NULL,
+  spool_dropped INTEGER NOT NULL,
+  peer TEXT NOT NULL);
+PRAGMA user_version = 2;
+)sql", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "INSERT INTO runs VALUES(1, 'node-a', 'boot-1', 100, 2);"
+                         "INSERT INTO container_ids VALUES(1, 'node-a', 'c1');"
+                         "INSERT INTO events VALUES(1, 1, 1, 1, 1, 1, 10, x'');"
+                         "INSERT INTO events VALUES(2, 1, 2, 2, 2, 1, 10, x'');",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = Open();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->head(), 2);
+  // The old run's mark holds: a resend of its events is a duplicate; new ones are stored.
+  CommitResult r = Submit(s.get(), "node-a", Range(1, 4));
+  EXPECT_EQ(r.duplicates, 2u);
+  EXPECT_EQ(r.stored, 2u);
+  s->Flush();
+  auto sc = EventScanner::Open(path_);
+  ASSERT_TRUE(sc.has_value()) << sc.error();
+  auto cursors = (*sc)->Cursors();
+  ASSERT_TRUE(cursors.has_value()) << cursors.error();
+  EXPECT_EQ((*cursors)["node-a"], 2);
+  EXPECT_EQ((*cursors)[""], 2);
+  EXPECT_TRUE(Reader() != nullptr);
 }
 
 TEST(ParseTimeArgTest, AcceptedAndRefused) {
