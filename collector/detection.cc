@@ -211,26 +211,8 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
   // The outbox: alerts a previous run stored but did not finish delivering.
   auto undelivered = d->hk_store_->Undelivered();
   if (!undelivered) return std::unexpected(opt.db + ": " + undelivered.error());
-  for (const auto& u : *undelivered) {
-    auto o = std::find_if(d->outputs_.begin(), d->outputs_.end(),
-                          [&](const auto& p) { return p.first == u.output; });
-    if (o == d->outputs_.end()) {
-      LogWarn("alert %lld was not delivered to %s, which is no longer configured: dropped\n",
-              static_cast<long long>(u.alert_id), u.output.c_str());
-      d->delivered_.emplace_back(u.alert_id, u.output);
-      continue;
-    }
-    ++d->counters_.redelivered;
-    Detection* self = d.get();
-    o->second->Emit(u.json, [self, id = u.alert_id, name = u.output](Delivery r) {
-      if (r == Delivery::kDropped) return;
-      std::lock_guard lk(self->mu_);
-      self->delivered_.emplace_back(id, name);
-    });
-  }
-  if (!undelivered->empty())
-    LogInfo("%zu alert deliveries left over from the last run sent again\n",
-            undelivered->size());
+  if (const size_t n = d->SendOutbox(*undelivered); n > 0)
+    LogInfo("%zu alert deliveries left over from the last run sent again\n", n);
 
   for (auto& s : d->shards_) s->thread = std::thread([p = d.get(), s = s.get()] { p->RunShard(s); });
   d->housekeeping_ = std::thread([p = d.get()] { p->Housekeeping(); });
@@ -382,14 +364,45 @@ std::string Detection::Unhealthy() const {
   return why;
 }
 
-void Detection::Emit(int64_t alert_id, const std::string& json) {
-  for (auto& [name, o] : outputs_) {
-    o->Emit(json, [this, alert_id, n = name](Delivery r) {
-      if (r == Delivery::kDropped) return;  // stays in the outbox: sent again at restart
-      std::lock_guard lk(mu_);
-      delivered_.emplace_back(alert_id, n);
-    });
+void Detection::Deliver(AlertOutput* o, const std::string& output, int64_t alert_id,
+                        std::string_view json) {
+  {
+    std::lock_guard lk(mu_);
+    in_flight_.emplace(alert_id, output);
   }
+  o->Emit(json, [this, alert_id, output](Delivery r) {
+    std::lock_guard lk(mu_);
+    in_flight_.erase({alert_id, output});
+    // Dropped (queue full, output stopping): stays in the outbox for the next sweep.
+    if (r != Delivery::kDropped) delivered_.emplace_back(alert_id, output);
+  });
+}
+
+void Detection::Emit(int64_t alert_id, const std::string& json) {
+  for (auto& [name, o] : outputs_) Deliver(o.get(), name, alert_id, json);
+}
+
+size_t Detection::SendOutbox(const std::vector<AlertStore::PendingDelivery>& rows) {
+  size_t sent = 0;
+  for (const auto& u : rows) {
+    {
+      std::lock_guard lk(mu_);
+      if (in_flight_.contains({u.alert_id, u.output})) continue;
+    }
+    auto o = std::find_if(outputs_.begin(), outputs_.end(),
+                          [&](const auto& p) { return p.first == u.output; });
+    if (o == outputs_.end()) {
+      LogWarn("alert %lld was not delivered to %s, which is no longer configured: dropped\n",
+              static_cast<long long>(u.alert_id), u.output.c_str());
+      std::lock_guard lk(mu_);
+      delivered_.emplace_back(u.alert_id, u.output);
+      continue;
+    }
+    ++counters_.redelivered;
+    ++sent;
+    Deliver(o->second.get(), u.output, u.alert_id, u.json);
+  }
+  return sent;
 }
 
 void Detection::RunShard(Shard* s) {
@@ -779,6 +792,7 @@ void Detection::StoreInventory(const std::string& node, const v1::InventoryReply
 
 void Detection::Housekeeping() {
   pthread_setname_np(pthread_self(), "dw-detect-hk");
+  auto next_outbox_sweep = Clock::now() + opt_.outbox_retry;
   while (!stop_) {
     std::deque<std::pair<std::string, v1::InventoryReply>> replies;
     std::vector<std::pair<int64_t, std::string>> done;
@@ -791,6 +805,15 @@ void Detection::Housekeeping() {
     }
     for (const auto& [node, reply] : replies) StoreInventory(node, reply);
     RequestDueInventories(Clock::now());
+    // Deliveries an output dropped (a full queue) are tried again from the outbox.
+    if (Clock::now() >= next_outbox_sweep) {
+      next_outbox_sweep = Clock::now() + opt_.outbox_retry;
+      if (auto rows = hk_store_->Undelivered(); !rows) {
+        LogWarn("outbox: %s\n", rows.error().c_str());
+      } else {
+        SendOutbox(*rows);
+      }
+    }
     if (auto ok = hk_store_->MarkDelivered(done); !ok) {
       LogWarn("outbox: %s (retrying)\n", ok.error().c_str());
       std::lock_guard lk(mu_);

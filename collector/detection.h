@@ -14,8 +14,9 @@
 // rule) is unique in the alerts table, so a replay stores and sends none twice; an alert is
 // sent to the outputs once its transaction committed, and alerts whose delivery did not
 // finish before a restart are sent again then (at least once per output across a crash,
-// exactly once otherwise). A row that cannot be evaluated (its payload or run unreadable) is
-// not passed over silently: it raises the built-in "Event not evaluated" alert.
+// exactly once otherwise); so are, every `outbox_retry`, those an output dropped. A row
+// that cannot be evaluated (its payload or run unreadable) is not passed over silently: it
+// raises the built-in "Event not evaluated" alert.
 //
 // Losses: a status event or a Hello whose lifetime loss totals (LossCounters) grew, and a
 // gap in a run's sequence numbers (seen by the store at commit), raise the built-in Critical
@@ -74,6 +75,7 @@ struct DetectionOptions {
   std::chrono::seconds warmup{600};          // correlation history rebuilt at start, per node
   int64_t warmup_max_events = 2'000'000;
   std::chrono::milliseconds busy_timeout{5000};
+  std::chrono::milliseconds outbox_retry{30000};  // undelivered alerts tried again this often
   std::string inventory_tag = "drift";  // "" : never ask for inventories
   std::chrono::milliseconds inventory_quiet{2000};
   std::chrono::milliseconds inventory_max_delay{30000};
@@ -153,6 +155,10 @@ class Detection {
   void RunShard(Shard* s);
   void Housekeeping();
   void Emit(int64_t alert_id, const std::string& json);
+  void Deliver(AlertOutput* o, const std::string& output, int64_t alert_id,
+               std::string_view json);
+  // Sends outbox rows not in flight to their outputs; the number sent.
+  size_t SendOutbox(const std::vector<AlertStore::PendingDelivery>& rows);
   void MaybeRelease();
   // Inventory bookkeeping (housekeeping thread; wants come from the shards under mu_).
   void WantInventory(const Alert& a);
@@ -174,6 +180,7 @@ class Detection {
   std::map<std::string, NodeLossView> losses_;                      // GUARDED_BY(mu_)
   std::deque<std::function<void()>> held_;                          // GUARDED_BY(mu_)
   std::vector<std::pair<int64_t, std::string>> delivered_;          // GUARDED_BY(mu_)
+  std::set<std::pair<int64_t, std::string>> in_flight_;             // GUARDED_BY(mu_)
   InventoryRequester request_inventory_;                            // GUARDED_BY(mu_)
   std::deque<std::pair<std::string, v1::InventoryReply>> replies_;  // GUARDED_BY(mu_)
   struct InventoryWant {
