@@ -7,26 +7,22 @@
 #include "lib/alert_store.h"
 #include "lib/event_json.h"
 #include "lib/event_store.h"
+#include "lib/terminal_text.h"
 
 namespace driftwatch::cli {
 namespace {
 
-// Newlines and tabs would break the table's rows.
-std::string OneLine(std::string s) {
-  for (char& c : s) {
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  }
-  return s;
-}
-
+// Every field but the time and priority comes from sensors, containers and rule outputs:
+// escaped (lib/terminal_text.h), which also keeps each row one line.
 void PrintRow(const StoredAlert& a) {
   std::string t = FormatIsoTime(a.time_ns).substr(0, 19) + "Z";
   std::string container = a.container_name.empty() ? ShortContainerId(a.container_id)
                                                    : a.container_name;
   std::string pod = a.pod_name.empty() ? "-" : a.pod_namespace + "/" + a.pod_name;
   std::printf("%-20s  %-13s  %-16s  %-20s  %-30s  %s\n    %s\n", t.c_str(),
-              std::string(PriorityName(a.priority)).c_str(), a.node.c_str(),
-              container.c_str(), pod.c_str(), a.rule.c_str(), OneLine(a.message).c_str());
+              std::string(PriorityName(a.priority)).c_str(), TerminalEscape(a.node).c_str(),
+              TerminalEscape(container).c_str(), TerminalEscape(pod).c_str(),
+              TerminalEscape(a.rule).c_str(), TerminalEscape(a.message).c_str());
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "lib/event_json.h"
 #include "lib/log_input.h"
 #include "lib/process_tree.h"
+#include "lib/terminal_text.h"
 
 namespace driftwatch::cli {
 namespace {
@@ -154,10 +155,12 @@ class Analysis {
         if (!c->second.pod_namespace().empty()) ns = c->second.pod_namespace();
         pod = c->second.pod_name();
       }
+      // Ids, namespaces and pods come from the logs and captures read: escaped.
       std::printf("%-24s %-10s %-24s %8llu %7llu %8llu %6zu %7llu  %-24s %s\n",
-                  ShortContainerId(id).c_str(), ns.empty() ? "-" : ns.c_str(),
-                  pod.empty() ? "-" : pod.c_str(), ull(s.execs), ull(s.failed), ull(s.chmods),
-                  s.exes.size(), ull(s.writes),
+                  TerminalEscape(ShortContainerId(id)).c_str(),
+                  ns.empty() ? "-" : TerminalEscape(ns).c_str(),
+                  pod.empty() ? "-" : TerminalEscape(pod).c_str(), ull(s.execs), ull(s.failed),
+                  ull(s.chmods), s.exes.size(), ull(s.writes),
                   FormatIsoTime(s.first_ns).substr(0, 23).c_str(),
                   FormatIsoTime(s.last_ns).substr(0, 23).c_str());
     }

@@ -20,6 +20,7 @@
 #include "lib/event_json.h"
 #include "lib/mountinfo.h"
 #include "lib/procfs.h"
+#include "lib/terminal_text.h"
 
 namespace driftwatch::cli {
 namespace {
@@ -150,23 +151,10 @@ std::string OctalMode(uint32_t mode) {
   return buf;
 }
 
-// Paths come from the container: keep the table one line per entry whatever they hold.
-std::string Printable(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f || c == '\\') {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  return out;
-}
-
+// Messages name containers, paths and mount options the node's containers chose: escaped,
+// line by line (some list candidates on lines of their own).
 int Fail(const std::string& msg) {
-  std::fprintf(stderr, "driftwatch diff: %s\n", msg.c_str());
+  std::fprintf(stderr, "driftwatch diff: %s\n", TerminalEscapeLines(msg).c_str());
   return 1;
 }
 
@@ -186,11 +174,13 @@ std::string DriftEntryJson(const DriftEntry& e) {
   return out;
 }
 
+// Paths, and with `driftwatch inventory` every field a sensor sent, come from the container:
+// escaped (lib/terminal_text.h), one line per entry whatever they hold.
 void PrintDriftTable(const std::vector<DriftEntry>& entries, const std::string& what) {
   size_t width = 4;
   std::vector<std::string> paths;
   for (const DriftEntry& e : entries) {
-    paths.push_back(Printable(e.path) + (e.type == 'd' ? "/" : ""));
+    paths.push_back(TerminalEscape(e.path) + (e.type == 'd' ? "/" : ""));
     width = std::max(width, paths.back().size());
   }
   width = std::min<size_t>(width, 60);
@@ -201,15 +191,16 @@ void PrintDriftTable(const std::vector<DriftEntry>& entries, const std::string& 
     const DriftEntry& e = entries[i];
     ++counts[static_cast<int>(e.kind)];
     std::string flags = e.opaque_dir ? " (opaque: image contents removed)" : "";
-    std::printf("%-8s  %-*s  %-4c  %-4s  %10llu  %s%s\n", DriftKindName(e.kind),
-                static_cast<int>(width), paths[i].c_str(), e.type, OctalMode(e.mode).c_str(),
+    std::printf("%-8s  %-*s  %-4s  %-4s  %10llu  %s%s\n", DriftKindName(e.kind),
+                static_cast<int>(width), paths[i].c_str(),
+                TerminalEscape(std::string_view(&e.type, 1)).c_str(), OctalMode(e.mode).c_str(),
                 static_cast<unsigned long long>(e.size),
                 e.sha256_hex.empty() ? (e.executable ? "(exec, not hashed)" : "-")
-                                     : e.sha256_hex.c_str(),
+                                     : TerminalEscape(e.sha256_hex).c_str(),
                 flags.c_str());
   }
   std::printf("%zu change(s): %zu added, %zu modified, %zu deleted (%s)\n", entries.size(),
-              counts[0], counts[1], counts[2], what.c_str());
+              counts[0], counts[1], counts[2], TerminalEscape(what).c_str());
 }
 
 int RunDiff(const DiffOptions& opt) {

@@ -12,12 +12,14 @@
 #include "driftwatch/v1/collector.pb.h"
 #include "lib/alert_store.h"
 #include "lib/event_json.h"
+#include "lib/terminal_text.h"
 
 namespace driftwatch::cli {
 namespace {
 
+// Messages name containers the sensors reported: escaped (lib/terminal_text.h).
 int Fail(const std::string& msg) {
-  std::fprintf(stderr, "driftwatch inventory: %s\n", msg.c_str());
+  std::fprintf(stderr, "driftwatch inventory: %s\n", TerminalEscapeLines(msg).c_str());
   return 1;
 }
 
@@ -121,16 +123,20 @@ int RunInventory(const InventoryOptions& opt) {
       std::string j = Json(inv, reply) + "\n";
       std::fwrite(j.data(), 1, j.size(), stdout);
     } else if (listing) {
-      std::printf("%-20s  %-16s  %-13s  %-20s  %-30s  %7s  %s\n", t.c_str(), inv.node.c_str(),
-                  ShortContainerId(inv.container_id).c_str(), Name(inv).c_str(), Pod(inv).c_str(),
+      // Node, container, pod and the sensor's error are the sensors' words: escaped.
+      std::printf("%-20s  %-16s  %-13s  %-20s  %-30s  %7s  %s\n", t.c_str(),
+                  TerminalEscape(inv.node).c_str(),
+                  TerminalEscape(ShortContainerId(inv.container_id)).c_str(),
+                  TerminalEscape(Name(inv)).c_str(), TerminalEscape(Pod(inv)).c_str(),
                   inv.error.empty() ? std::to_string(inv.entries).c_str() : "error",
-                  inv.rules.c_str());
+                  TerminalEscape(inv.rules).c_str());
     } else {
       std::printf("== %s: container %s (%s, pod %s) on node %s, after: %s\n", t.c_str(),
-                  inv.container_id.c_str(), Name(inv).c_str(), Pod(inv).c_str(),
-                  inv.node.c_str(), inv.rules.c_str());
+                  TerminalEscape(inv.container_id).c_str(), TerminalEscape(Name(inv)).c_str(),
+                  TerminalEscape(Pod(inv)).c_str(), TerminalEscape(inv.node).c_str(),
+                  TerminalEscape(inv.rules).c_str());
       if (!inv.error.empty()) {
-        std::printf("the sensor could not take it: %s\n", inv.error.c_str());
+        std::printf("the sensor could not take it: %s\n", TerminalEscape(inv.error).c_str());
       } else {
         PrintDriftTable(Entries(reply), "node " + inv.node + ", container " + inv.container_id);
       }

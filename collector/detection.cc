@@ -78,7 +78,7 @@ struct Detection::Shard {
   int64_t pos = 0;                           // every row <= pos looked at
   std::atomic<int64_t> committed{0};         // every row <= committed done and committed
   std::atomic<bool> failing{false};          // the last commit failed
-  std::map<std::string, v1::LossCounters> lifetime;  // node -> newest totals seen
+  std::map<std::string, v1::Hello> lifetime;  // node -> highest totals seen, and their run
   std::map<std::string, int64_t> last_report_ns;     // node -> newest status/Hello time
   std::map<std::string, uint64_t> quota_seen;        // node -> quota evictions reported
   std::map<std::string, int64_t> quota_alerted;      // node -> 10-min bucket alerted + 1
@@ -191,8 +191,8 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
   }
   for (const auto& [node, blob] : *losses) {
     Shard* s = d->shards_[d->ShardOf(node)].get();
-    v1::LossCounters l;
-    if (l.ParseFromString(blob)) s->lifetime[node] = l;
+    v1::Hello known;  // the totals and the sensor run that reported them
+    if (known.ParseFromString(blob)) s->lifetime[node] = known;
   }
   for (auto& s : d->shards_) s->committed = std::min<int64_t>(s->pos, head);
   // Correlation history: the latest info of every container first.
@@ -415,25 +415,41 @@ void Detection::RunShard(Shard* s) {
   auto last_commit = Clock::now();
   v1::Event ev;
 
+  // Loss totals only grow over a node's lifetime, but reports arrive out of order: a Hello
+  // tells the present, status events from the spool tell the past. A total lower than the
+  // one known is an old report when it comes from the same or an earlier sensor run (it is
+  // ignored), and a new loss file when it comes from a later run (counted from zero again).
   auto losses_grew = [&](const std::string& node, const v1::LossCounters& now_l,
-                         int64_t time_ns, std::string key, const std::string& via) {
-    v1::LossCounters& prev = s->lifetime[node];
+                         int64_t run_start, int64_t time_ns, std::string key,
+                         const std::string& via) {
+    v1::Hello& known = s->lifetime[node];  // losses and the run that reported them
+    v1::LossCounters& prev = *known.mutable_losses();
+    const bool later_run = run_start > known.sensor_start_ns();
+    bool reset = false;
+    for (const LossField& f : kLossFields)
+      reset |= later_run && (now_l.*f.get)() < (prev.*f.get)();
     std::string what;
     Alert a = InternalAlert(kBlindWindowRule, node, time_ns, std::move(key), "");
+    v1::LossCounters next = reset ? v1::LossCounters() : prev;
+    const auto* d = next.GetDescriptor();
+    const auto* r = next.GetReflection();
     for (const LossField& f : kLossFields) {
-      const uint64_t cur = (now_l.*f.get)(), before = (prev.*f.get)();
-      // A total that went down: the sensor lost its loss file; count from zero again.
-      const uint64_t grew = cur >= before ? cur - before : cur;
-      if (grew == 0) continue;
+      const uint64_t cur = (now_l.*f.get)(), before = (next.*f.get)();
+      if (cur <= before) continue;
+      r->SetUInt64(&next, d->FindFieldByName(f.name), cur);
+      const uint64_t grew = cur - before;
       what += std::string(what.empty() ? "" : ", ") + f.name + " +" + std::to_string(grew);
       a.output_fields.emplace_back(std::string("sensor.loss.") + f.name,
                                    AlertField::Number(static_cast<long long>(grew)));
     }
-    const int64_t from = s->last_report_ns.contains(node) ? s->last_report_ns[node] : 0;
-    s->last_report_ns[node] = time_ns;
-    prev = now_l;
+    prev = next;
+    known.set_sensor_start_ns(std::max(known.sensor_start_ns(), run_start));
     dirty_losses.insert(node);
+    int64_t& last = s->last_report_ns[node];
+    const int64_t from = last;
+    last = std::max(last, time_ns);
     if (what.empty()) return;
+    if (reset) what += " (the sensor's loss totals started again from zero)";
     a.output_fields.emplace_back("sensor.window.start",
                                  from ? AlertField::String(FormatIsoTime(from)) : AlertField::Null());
     a.output_fields.emplace_back("sensor.window.end", AlertField::String(FormatIsoTime(time_ns)));
@@ -491,7 +507,7 @@ void Detection::RunShard(Shard* s) {
     }
     {
       std::lock_guard lk(mu_);
-      for (const std::string& n : dirty_losses) losses_[n].lifetime = s->lifetime[n];
+      for (const std::string& n : dirty_losses) losses_[n].lifetime = s->lifetime[n].losses();
     }
     pending.clear();
     dirty_losses.clear();
@@ -522,7 +538,7 @@ void Detection::RunShard(Shard* s) {
       if (!h.has_losses()) continue;
       uint64_t total = 0;
       for (const LossField& f : kLossFields) total += (h.losses().*f.get)();
-      losses_grew(node, h.losses(), NowNs(),
+      losses_grew(node, h.losses(), h.sensor_start_ns(), NowNs(),
                   "hello/" + node + "/" + h.boot_id() + "/" + std::to_string(h.sensor_start_ns()) +
                       "/" + std::to_string(total),
                   "Hello");
@@ -579,7 +595,8 @@ void Detection::RunShard(Shard* s) {
           return true;
         }
         if (ev.has_status()) {
-          losses_grew(node_name, LossesOf(ev.status()), ev.time_ns(), EventKey(ev),
+          losses_grew(node_name, LossesOf(ev.status()), ev.id().sensor_start_ns(), ev.time_ns(),
+                      EventKey(ev),
                       "status event");
         }
         s->detector->OnEvent(node_name, ev, [&](Alert&& a) { pending.push_back(std::move(a)); });

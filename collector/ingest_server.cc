@@ -1,6 +1,7 @@
 #include "collector/ingest_server.h"
 
 #include "lib/log.h"
+#include "lib/node_name.h"
 
 #include <cstdio>
 #include <deque>
@@ -14,13 +15,26 @@ namespace driftwatch {
 
 std::string NodeFromAuthContext(const grpc::AuthContext& auth) {
   if (!auth.IsPeerAuthenticated()) return "";
-  for (const char* prop : {GRPC_PEER_DNS_PROPERTY_NAME, GRPC_X509_SAN_PROPERTY_NAME,
-                           GRPC_X509_CN_PROPERTY_NAME}) {
-    for (const grpc::string_ref& v : auth.FindPropertyValues(prop)) {
-      if (v.size() > 0) return std::string(v.data(), v.size());
-    }
+  auto values = [&](const char* property) {
+    std::vector<std::string> out;
+    for (const grpc::string_ref& v : auth.FindPropertyValues(property))
+      out.emplace_back(v.data(), v.size());
+    return out;
+  };
+  // peer_dns holds the DNS SANs only, in certificate order; x509_subject_alternative_name
+  // would also hold IP, URI and email SANs, which never name a node (lib/node_name.h).
+  auto node = NodeNameFromCertificate(values(GRPC_PEER_DNS_PROPERTY_NAME),
+                                      values(GRPC_X509_CN_PROPERTY_NAME));
+  if (!node) {
+    // The caller refuses the stream and logs its peer address next; this line says why and
+    // which certificate (its subject, escaped as the log escapes every message).
+    std::vector<std::string> subject = values(GRPC_X509_SUBJECT_PROPERTY_NAME);
+    LogWarn("client certificate %s refused: %s",
+            subject.empty() ? "(no subject)" : ("\"" + subject.front() + "\"").c_str(),
+            node.error().c_str());
+    return "";
   }
-  return "";
+  return *node;
 }
 
 namespace {

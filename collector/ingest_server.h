@@ -47,8 +47,12 @@ struct IngestOptions {
   std::function<void(const std::string& node, v1::InventoryReply reply)> on_inventory;
 };
 
-// The node name a client certificate carries: its first DNS subject alternative name, else
-// its common name; "" without a verified certificate.
+// The node name a verified client certificate carries: its first DNS subject alternative
+// name, else (no DNS SAN) its common name; never an IP, URI or email SAN (lib/node_name.h).
+// "" without a verified certificate, or when that name is missing or not acceptable as a node
+// name (empty, control characters, bad UTF-8, spaces, too long: lib/node_name.h); then a
+// warning naming the certificate's subject and the reason is logged, and the caller refuses
+// the stream (UNAUTHENTICATED, logged with the peer's address).
 std::string NodeFromAuthContext(const grpc::AuthContext& auth);
 
 // A SensorMessage in the wire format, walked without a full parse. For a batch, `events`

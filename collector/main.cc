@@ -21,6 +21,7 @@
 #include "lib/daemon_config.h"
 #include "lib/event_json.h"
 #include "lib/event_store.h"
+#include "lib/listen_address.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/systemd_notify.h"
@@ -36,16 +37,12 @@ std::expected<std::string, std::string> ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// The host part of HOST:PORT / [V6]:PORT names a loopback address.
+// A unix socket, or a host every address of which is loopback, resolved as gRPC will
+// (lib/listen_address.h): "127.example.com" is whatever DNS says. Why not is logged.
 bool IsLoopbackListen(const std::string& addr) {
-  if (addr.starts_with("unix:")) return true;
-  std::string host = addr;
-  if (host.starts_with("[")) {
-    host = host.substr(1, host.find(']') - 1);
-  } else if (auto c = host.rfind(':'); c != std::string::npos) {
-    host = host.substr(0, c);
-  }
-  return host == "localhost" || host == "::1" || host.starts_with("127.");
+  auto ok = driftwatch::CheckLoopbackListen(addr);
+  if (!ok) LogWarn("--listen %s: %s", addr.c_str(), ok.error().c_str());
+  return ok.has_value();
 }
 
 int Fail(const std::string& msg) {
@@ -369,12 +366,15 @@ int main(int argc, char** argv) {
                    st.failed, {{"output", name}});
       }
     };
-    auto health = [&](std::string* why) {
+    // The lambdas outlive this block (the metrics server keeps them): they capture only
+    // what lives as long as main.
+    driftwatch::EventStore* event_store = store->get();
+    auto health = [detect, event_store](std::string* why) {
       *why += detect->Unhealthy();
-      if (auto e = (*store)->last_error(); !e.empty()) *why += "event store: " + e + "; ";
+      if (auto e = event_store->last_error(); !e.empty()) *why += "event store: " + e + "; ";
       return why->empty();
     };
-    auto status = [&] {
+    auto status = [&, health] {
       std::string j = "{\"version\":" + driftwatch::JsonQuote(driftwatch::kVersion) +
                       ",\"uptime_s\":" +
                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
@@ -409,7 +409,7 @@ int main(int argc, char** argv) {
         j += "}";
       }
       std::string why;
-      health(&why);
+      health(&why);  // this lambda's own copy: the block's ends before the server stops
       j += "],\"healthy\":" + std::string(why.empty() ? "true" : "false") +
            ",\"unhealthy_because\":" + driftwatch::JsonQuote(why) +
            ",\"detect\":{\"evaluated\":" + std::to_string(detect->counters().events.load()) +

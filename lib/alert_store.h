@@ -17,8 +17,9 @@
 //   deliveries(alert_id, output): an alert not yet delivered to that output (outbox); written
 //          with the alert, deleted once the output delivered it or gave up on it. After a
 //          restart the collector sends what is left again.
-//   node_losses(node, lifetime, updated_ns): the newest loss totals (LossCounters,
-//          serialized) detection has seen from each node, for the "Sensor blind window" alert.
+//   node_losses(node, lifetime, updated_ns): the highest loss totals detection has seen from
+//          each node and the sensor run that reported them (a v1::Hello with losses and
+//          sensor_start_ns, serialized), for the "Sensor blind window" alert.
 //   detect_cursors (the event store's table): written here with the alerts (CommitDetection).
 //
 // Open the EventStore first on a new database: it sets the page size before WAL mode.

@@ -1,5 +1,7 @@
 // Bad input is reported, never fatal: each problem is named with where it was found
 // (file:line, or "netlink"), printed up to a cap, and counted for the closing summary.
+// Reasons quote the input (audit records a process in a container wrote into): printed
+// escaped (lib/terminal_text.h).
 // Thread-compatible: one Diagnostics per pipeline thread.
 #pragma once
 
@@ -7,6 +9,8 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+
+#include "lib/terminal_text.h"
 
 namespace driftwatch {
 
@@ -19,9 +23,9 @@ class Diagnostics {
     ++count_;
     if (out_ == nullptr) return;
     if (count_ <= max_printed_) {
-      std::fprintf(out_, "%s:%llu: %.*s\n", source ? source->c_str() : "input",
-                   static_cast<unsigned long long>(line), static_cast<int>(reason.size()),
-                   reason.data());
+      std::fprintf(out_, "%s:%llu: %s\n",
+                   source ? TerminalEscape(*source).c_str() : "input",
+                   static_cast<unsigned long long>(line), TerminalEscape(reason).c_str());
     } else if (count_ == max_printed_ + 1) {
       std::fprintf(out_, "(further input errors are counted, not printed)\n");
     }

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "lib/event_json.h"
+#include "lib/terminal_text.h"
 
 namespace driftwatch {
 namespace {
@@ -43,6 +44,29 @@ std::string Format(const char* fmt, va_list ap) {
   return s;
 }
 
+// AppendJsonString leaves DEL and U+0080-U+009F (C1 controls) raw, which is valid JSON but
+// reaches a terminal that shows the log as is: \u007f and \u0080-\u009f instead. Its output
+// is valid UTF-8 (bad bytes are escaped), so a 0xC2 there always leads a two-byte sequence.
+void AppendJsonLogString(std::string_view s, std::string* out) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string j;
+  AppendJsonString(s, &j);
+  for (size_t i = 0; i < j.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(j[i]);
+    unsigned char next = i + 1 < j.size() ? static_cast<unsigned char>(j[i + 1]) : 0;
+    if (c == 0x7F) {
+      out->append("\\u007f");
+    } else if (c == 0xC2 && next >= 0x80 && next <= 0x9F) {
+      out->append("\\u00");
+      out->push_back(kHex[next >> 4]);
+      out->push_back(kHex[next & 15]);
+      ++i;
+    } else {
+      out->push_back(j[i]);
+    }
+  }
+}
+
 void Emit(LogLevel level, const std::string& msg, bool banner) {
   std::string line;
   if (g_json) {
@@ -50,13 +74,15 @@ void Emit(LogLevel level, const std::string& msg, bool banner) {
     clock_gettime(CLOCK_REALTIME, &ts);
     line = "{\"time\":\"" + FormatIsoTime(static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec) +
            "\",\"level\":\"" + LevelName(level) + "\",\"program\":";
-    AppendJsonString(g_program, &line);
+    AppendJsonLogString(g_program, &line);
     line += ",\"msg\":";
-    AppendJsonString(msg, &line);
+    AppendJsonLogString(msg, &line);
     line += "}\n";
   } else {
-    if (!banner) line = g_program + ": ";
-    line += msg;
+    // Messages carry names, paths and peers' words: escaped (lib/terminal_text.h), so a line
+    // stays one line and nothing in it reaches the terminal as a control.
+    if (!banner) line = TerminalEscape(g_program) + ": ";
+    AppendTerminalEscaped(msg, &line);
     line += '\n';
   }
   // One write: lines from several threads do not interleave.

@@ -3,6 +3,11 @@
 //   json            {"time":"2026-11-28T11:05:13.123Z","level":"info",
 //                    "program":"driftwatch-sensor","msg":"connected to collector ..."}
 // (--log-format). One line per call; a trailing newline in the message is dropped.
+// Messages carry outside bytes (paths, names, peers' words): in text format the program name
+// and message are escaped as lib/terminal_text.h says (controls, C1, bad UTF-8 as \x1b,
+// \xc2\x9b, \n, ...; a backslash as \\); in json format they are JSON strings (event_json's
+// escaping) with DEL and U+0080-U+009F also escaped (\u007f, \u009b), so neither format
+// puts a control character on a terminal.
 //
 // Thread-safety: any thread; each line is one write(2).
 #pragma once

@@ -5,7 +5,8 @@
 # nobody answers, so everything stays in the spool). Checks that /healthz is unhealthy while
 # spool appends fail and healthy again once there is room (no restart), that /metrics counts
 # the failures, and that the lifetime loss totals in /status and in the status events (read
-# from --capture, decoded with protoc) survive a restart, not doubled.
+# from --capture, decoded with protoc) survive a restart, not doubled, and that a collector
+# raises one "Sensor blind window" for them.
 # Usage: sensor_full_disk_test.sh BUILD_DIR (as root)
 set -euo pipefail
 build=$(realpath "$1")
@@ -22,6 +23,7 @@ mnt=$work/mnt
 mkdir "$mnt"
 cleanup() {
     dw_stop_pidfile "$work/sensor.pid" || true
+    [[ -f $work/collector.pid ]] && { dw_stop_pidfile "$work/collector.pid" || true; }
     [[ -z ${DW_SHOW_LOGS:-} ]] || tail -n 30 "$work"/sensor*.log
     umount -l "$mnt" 2>/dev/null || true
     rm -rf "$work"
@@ -167,4 +169,30 @@ dw_stop_pidfile "$work/sensor.pid" || fail "sensor needed SIGKILL"
     fail "run 2's final status event: spool_append_failures"
 [[ $(final_status "$work/sensor2.log.cap" lifetime.spool_append_failures) == "$before" ]] ||
     fail "run 2's final status event: lifetime"
-echo "PASS: $before append failures counted, survived a restart once"
+# 5. The collector hears of it: a sensor started on this spool reports the lifetime totals
+# (Hello, then its status events), and the collector raises one "Sensor blind window" naming
+# the append failures (and one for the sequence numbers those events had taken, a gap);
+# `driftwatch status --collector` shows them.
+"$build/collector/driftwatch-collector" --insecure --listen 127.0.0.1:0 --port-file "$work/c.port" \
+    --db "$work/c.db" --metrics-address 127.0.0.1:0 2>"$work/collector.log" &
+echo $! >"$work/collector.pid"
+wait_for 10 test -s "$work/c.port" || fail "collector did not start"
+cport=$(cat "$work/c.port")
+"$build/sensor/driftwatch-sensor" --audit-mode off --no-cri --fanotify-mode off --node full-disk-node \
+    --collector "127.0.0.1:$cport" --insecure --spool-dir "$mnt/spool" --status-interval 0.2 \
+    --metrics-address 127.0.0.1:0 2>"$work/sensor3.log" &
+echo $! >"$work/sensor.pid"
+blind() {
+    "$build/cli/driftwatch" alerts --db "$work/c.db" --rule "Sensor blind window" 2>/dev/null |
+        grep -c "\"sensor.loss.spool_append_failures\":$before" || true
+}
+has_blind() { [[ $(blind) -ge 1 ]]; }
+wait_for 15 has_blind || fail "no Sensor blind window alert with spool_append_failures $before: $("$build/cli/driftwatch" alerts --db "$work/c.db" 2>&1 | tail -3)"
+sleep 1
+[[ $(blind) == 1 ]] || fail "the loss was alerted $(blind) times, not once"
+mport=$(sed -n 's/.*metrics on http.*(port \([0-9]*\)).*/\1/p' "$work/collector.log")
+"$build/cli/driftwatch" status --collector "127.0.0.1:$mport" | grep full-disk-node | grep -q spool_append_failures ||
+    fail "driftwatch status --collector: $("$build/cli/driftwatch" status --collector "127.0.0.1:$mport")"
+dw_stop_pidfile "$work/sensor.pid" || fail "sensor needed SIGKILL"
+dw_stop_pidfile "$work/collector.pid" || fail "collector needed SIGKILL"
+echo "PASS: $before append failures counted, survived a restart once, alerted once at the collector"
