@@ -462,7 +462,11 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       std::string p = Resolve(e.path(), e.cwd());
       if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
     }
-    if (FileRecord* rec = FindFile(cs, paths, e.exe_inode())) {
+    // The inode joins only an exec of an upper-layer file: an image (lower-layer) binary
+    // never ran what was written at runtime, whatever inode number a write elsewhere (a
+    // volume on another filesystem) happened to have.
+    const bool lower = e.has_is_exe_upper_layer() && !e.is_exe_upper_layer();
+    if (FileRecord* rec = FindFile(cs, paths, lower ? 0 : e.exe_inode())) {
       NameWriter(node, &rec->hist);
       ctx.file = rec->hist;
       // A write later than the exec (beyond the window) is not what this exec ran.

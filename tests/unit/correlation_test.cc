@@ -198,6 +198,20 @@ TEST(Correlation, MatchByInode) {
   EXPECT_EQ(re[0].event->exec().exe(), "/opt/other");
 }
 
+// A file written on a volume shares its inode number with an image binary: the binary's exec
+// (the sensor saw it run a lower-layer file) is not joined to that write.
+TEST(Correlation, InodeJoinOnlyForUpperLayerExecs) {
+  Correlator c;
+  std::vector<RuleContext> re;
+  c.Observe(kNode, Write(kCid, 1 * kSec, 50, "/data/cache.bin", 4242), &re);
+  v1::Event image = Exec(kCid, 2 * kSec, 51, 1, "/usr/bin/python3", {}, 4242);
+  image.mutable_exec()->set_is_exe_upper_layer(false);
+  EXPECT_FALSE(c.Observe(kNode, image, &re).file.written_at_runtime);
+  v1::Event dropped = Exec(kCid, 3 * kSec, 52, 1, "/proc/self/fd/3", {}, 4242);
+  dropped.mutable_exec()->set_is_exe_upper_layer(true);
+  EXPECT_TRUE(c.Observe(kNode, dropped, &re).file.written_at_runtime);
+}
+
 TEST(Correlation, WriteInAnotherContainerDoesNotMatch) {
   Correlator c;
   std::vector<RuleContext> re;
