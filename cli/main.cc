@@ -75,9 +75,19 @@ int main(int argc, char** argv) {
   CLI::App* st = app.add_subcommand(
       "status",
       "This node's sensor: audit mode and settings, fanotify mode, watched containers, spool "
-      "depth, collector connection and loss counters (from its /status endpoint).");
-  st->add_option("--sensor", status.sensor, "the sensor's --metrics-address")->capture_default_str();
-  st->add_flag("--json", status.json, "print the sensor's status document as is");
+      "depth, collector connection and loss counters (from its /status endpoint). With "
+      "--collector: the fleet as the collector sees it, one line per node.");
+  CLI::Option* st_sensor =
+      st->add_option("--sensor", status.sensor, "the sensor's --metrics-address")->capture_default_str();
+  CLI::Option* st_collector =
+      st->add_option("--collector", status.collector,
+                     std::string("the collector's --metrics-address instead (default ") +
+                         driftwatch::cli::kCollectorStatusAddress +
+                         "): per node streams, last seen, events stored and missing, losses, "
+                         "blind windows, detection lag; health and detection totals")
+          ->expected(0, 1)
+          ->excludes(st_sensor);
+  st->add_flag("--json", status.json, "print the sensor's (or collector's) status document as is");
 
   driftwatch::cli::AlertsOptions alerts;
   CLI::App* al = app.add_subcommand(
@@ -131,7 +141,11 @@ int main(int argc, char** argv) {
   if (inv->parsed()) return driftwatch::cli::RunInventory(inventory);
   if (rc->parsed()) return driftwatch::cli::RunRulesCheck(rules_check);
   if (rf->parsed()) return driftwatch::cli::RunRulesFields();
-  if (st->parsed()) return driftwatch::cli::RunStatus(status);
+  if (st->parsed()) {
+    if (st_collector->count() > 0 && status.collector.empty())
+      status.collector = driftwatch::cli::kCollectorStatusAddress;
+    return driftwatch::cli::RunStatus(status);
+  }
   if (an->parsed()) return driftwatch::cli::RunAnalyze(analyze);
   if (df->parsed()) return driftwatch::cli::RunDiff(diff);
   if (ev->parsed()) return driftwatch::cli::RunEvents(events);

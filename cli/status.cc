@@ -1,16 +1,22 @@
 // `driftwatch status`: audit mode and settings, fanotify mode, watched containers, spool
 // depth, collector connection and loss counters of this node's sensor, read from its
-// /status endpoint (plain HTTP on loopback by default).
+// /status endpoint (plain HTTP on loopback by default). `--collector`: the fleet as the
+// collector's /status reports it, a health and detection header and one line per node.
 #include "cli/status.h"
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
 
 #include "lib/event_json.h"
+#include "lib/terminal_text.h"
 
 namespace driftwatch::cli {
 namespace {
@@ -50,9 +56,140 @@ std::string Num(const nlohmann::json& j, const char* k) {
   return j.contains(k) ? j[k].dump() : "-";
 }
 
+std::optional<uint64_t> Unsigned(const nlohmann::json& j, const char* k) {
+  if (!j.is_object() || !j.contains(k)) return std::nullopt;
+  const auto& v = j[k];
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+  return std::nullopt;
+}
+
+// "3s ago", "4m ago", "2h ago", "5d ago"; "never" for 0.
+std::string Age(int64_t then_ns, int64_t now_ns) {
+  if (then_ns <= 0) return "never";
+  const int64_t s = now_ns > then_ns ? (now_ns - then_ns) / 1'000'000'000 : 0;
+  if (s < 120) return std::to_string(s) + "s ago";
+  if (s < 2 * 3600) return std::to_string(s / 60) + "m ago";
+  if (s < 2 * 86400) return std::to_string(s / 3600) + "h ago";
+  return std::to_string(s / 86400) + "d ago";
+}
+
+// "0", or the sum and the counters that are not zero: "57 (kernel_lost 55, queue_drops 2)".
+std::string Losses(const nlohmann::json& l) {
+  if (!l.is_object()) return "-";
+  uint64_t sum = 0;
+  std::string parts;
+  for (const auto& [k, v] : l.items()) {
+    if (!v.is_number_unsigned() && !v.is_number_integer()) continue;
+    const uint64_t n = v.is_number_unsigned() ? v.get<uint64_t>()
+                                              : static_cast<uint64_t>(std::max<int64_t>(0, v.get<int64_t>()));
+    if (n == 0) continue;
+    sum += n;
+    parts += (parts.empty() ? "" : ", ") + TerminalEscape(k) + " " + std::to_string(n);
+  }
+  return sum == 0 ? "0" : std::to_string(sum) + " (" + parts + ")";
+}
+
+// The collector's view: its /status document (collector/main.cc) as a header and a table.
+// Names and reasons from the document are printed escaped (lib/terminal_text.h).
+int RunCollectorStatus(const StatusOptions& opt) {
+  std::string err;
+  const std::string body = Fetch(opt.collector, "/status", &err);
+  if (body.empty()) {
+    std::fprintf(stderr,
+                 "driftwatch status: cannot read the collector's status at %s: %s (is "
+                 "driftwatch-collector running with --metrics-address %s?)\n",
+                 opt.collector.c_str(), err.empty() ? "empty answer" : err.c_str(),
+                 opt.collector.c_str());
+    return 1;
+  }
+  if (opt.json) {
+    std::fwrite(body.data(), 1, body.size(), stdout);
+    if (body.back() != '\n') std::fputc('\n', stdout);
+    return 0;
+  }
+  nlohmann::json s;
+  try {
+    s = nlohmann::json::parse(body);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "driftwatch status: collector at %s: bad status document: %s\n",
+                 opt.collector.c_str(), e.what());
+    return 1;
+  }
+  if (!s.is_object() || !s.contains("nodes")) {
+    std::fprintf(stderr,
+                 "driftwatch status: %s answers /status without \"nodes\": not a "
+                 "driftwatch-collector (a sensor? use --sensor)\n",
+                 opt.collector.c_str());
+    return 1;
+  }
+  auto num = [](const nlohmann::json& j, const char* k) {
+    auto v = Unsigned(j, k);
+    return v ? std::to_string(*v) : std::string("-");
+  };
+  const bool healthy = s.value("healthy", false);
+  std::string why = s.contains("unhealthy_because") && s["unhealthy_because"].is_string()
+                        ? TerminalEscape(s["unhealthy_because"].get<std::string>())
+                        : std::string();
+  while (!why.empty() && (why.back() == ' ' || why.back() == ';')) why.pop_back();
+  // "1 stream", "3 streams", "- alerts" (absent).
+  auto count = [&](const char* k, const char* one, const char* many) {
+    auto v = Unsigned(s, k);
+    return (v ? std::to_string(*v) : std::string("-")) + " " + (v && *v == 1 ? one : many);
+  };
+  std::printf("collector  %s, driftwatch-collector %s, up %s s: %s%s%s%s; %s, %s, %s\n",
+              opt.collector.c_str(),
+              s.contains("version") && s["version"].is_string()
+                  ? TerminalEscape(s["version"].get<std::string>()).c_str()
+                  : "-",
+              num(s, "uptime_s").c_str(), healthy ? "healthy" : "UNHEALTHY",
+              healthy || why.empty() ? "" : " (", healthy ? "" : why.c_str(),
+              healthy || why.empty() ? "" : ")",
+              count("streams", "stream", "streams").c_str(), count("rules", "rule", "rules").c_str(),
+              count("alerts", "alert", "alerts").c_str());
+  const nlohmann::json d = s.contains("detect") ? s["detect"] : nlohmann::json::object();
+  std::printf("detection  %s events evaluated, %s behind the store (head %s), %s not evaluated\n",
+              num(d, "evaluated").c_str(), num(d, "lag_events").c_str(), num(d, "head").c_str(),
+              num(d, "not_evaluated").c_str());
+  const auto& nodes = s["nodes"];
+  if (!nodes.is_array() || nodes.empty()) {
+    std::printf("nodes      none yet (no sensor has connected)\n");
+    return 0;
+  }
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::vector<std::vector<std::string>> rows = {{"NODE", "STREAMS", "LAST SEEN", "STORED",
+                                                 "MISSING", "LOSSES", "BLIND WINDOWS",
+                                                 "DETECT LAG"}};
+  for (const auto& n : nodes) {
+    const auto last = Unsigned(n, "last_seen_ns");
+    rows.push_back({n.contains("node") && n["node"].is_string()
+                        ? TerminalEscape(n["node"].get<std::string>())
+                        : "-",
+                    num(n, "streams"), last ? Age(static_cast<int64_t>(*last), now) : "-",
+                    num(n, "events_stored"), num(n, "events_missing"),
+                    n.contains("losses") ? Losses(n["losses"]) : "-", num(n, "blind_windows"),
+                    num(n, "detect_lag_events")});
+  }
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int RunStatus(const StatusOptions& opt) {
+  if (!opt.collector.empty()) return RunCollectorStatus(opt);
   std::string err;
   std::string body = Fetch(opt.sensor, "/status", &err);
   if (body.empty()) {

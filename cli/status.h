@@ -6,10 +6,15 @@ namespace driftwatch::cli {
 
 struct StatusOptions {
   std::string sensor = "127.0.0.1:9464";  // the sensor's --metrics-address
-  bool json = false;                       // the sensor's document as is
+  bool json = false;                       // the sensor's (or collector's) document as is
+  std::string collector;                   // non-empty: the collector's fleet view instead
 };
 
-// `driftwatch status`: the node's sensor, as its /status endpoint reports it.
+// `driftwatch status --collector` without an address: the collector's --metrics-address default.
+inline constexpr const char* kCollectorStatusAddress = "127.0.0.1:9465";
+
+// `driftwatch status`: the node's sensor, as its /status endpoint reports it; with
+// `collector` set, the fleet as the collector's /status reports it (one line per node).
 int RunStatus(const StatusOptions& opt);
 
 }  // namespace driftwatch::cli

@@ -1,5 +1,7 @@
 #include "lib/audit_record.h"
 
+#include <cstdint>
+
 #include <libaudit.h>
 
 #include <charconv>
@@ -33,6 +35,9 @@ const char* ParseStampAndBody(std::string_view s, AuditRecord* out) {
       !ParseU64(s.substr(colon + 1, close - colon - 1), &out->serial)) {
     return "malformed audit(sec.msec:serial) timestamp";
   }
+  // Nanoseconds since the epoch must fit an int64 (until 2262): a later stamp is forged.
+  if (out->sec > static_cast<uint64_t>(INT64_MAX / 1000000000 - 1))
+    return "audit timestamp out of range (after the year 2262)";
   out->msec = static_cast<uint32_t>(msec);
   s.remove_prefix(close + 1);
   if (!ConsumePrefix(&s, ":")) return "missing ':' after audit timestamp";

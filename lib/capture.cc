@@ -2,11 +2,15 @@
 
 #include <google/protobuf/io/coded_stream.h>
 
+#include <algorithm>
+
 namespace driftwatch {
 
 namespace {
 // Far above any event the sensor writes; a larger length means the file is corrupt.
 constexpr uint64_t kMaxEventBytes = 64 << 20;
+// Read at most this much of an event at a time (InputStream's own block is 4 MiB).
+constexpr uint64_t kReadBlock = 1 << 20;
 }  // namespace
 
 CaptureWriter::CaptureWriter(std::FILE* out) : out_(out) {
@@ -39,8 +43,15 @@ int ReadCaptureEvent(InputStream* in, v1::Event* ev, std::string* error) {
     *error = "corrupt event length";
     return -1;
   }
-  std::string bytes;
-  if (!in->ReadExact(len, &bytes)) {
+  // In blocks: a corrupt length must not cost a buffer of that size (up to 64 MiB, zeroed)
+  // before the input turns out to be shorter.
+  std::string bytes, block;
+  bool ok = in->ReadExact(std::min(len, kReadBlock), &bytes);
+  while (ok && bytes.size() < len) {
+    ok = in->ReadExact(std::min(len - bytes.size(), kReadBlock), &block);
+    bytes += block;
+  }
+  if (!ok) {
     *error = "truncated event";
     return -1;
   }

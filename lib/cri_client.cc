@@ -84,8 +84,20 @@ std::unexpected<std::string> Fail(CallError&& e) {
   return std::unexpected(std::move(e.message));
 }
 
-CriLabels ToMap(const google::protobuf::Map<std::string, std::string>& m) {
-  return CriLabels(m.begin(), m.end());
+// Labels and annotations come as map entries (bytes: see proto/cri); a key sent twice
+// keeps its last value, as a map parser would.
+CriLabels ToMap(const google::protobuf::RepeatedPtrField<rt::BytesEntry>& entries) {
+  CriLabels m;
+  for (const rt::BytesEntry& e : entries) m[e.key()] = e.value();
+  return m;
+}
+
+void FillMap(google::protobuf::RepeatedPtrField<rt::BytesEntry>* out, const CriLabels& in) {
+  for (const auto& [k, v] : in) {
+    rt::BytesEntry* e = out->Add();
+    e->set_key(k);
+    e->set_value(v);
+  }
 }
 
 void FillMap(google::protobuf::Map<std::string, std::string>* out, const CriLabels& in) {
@@ -131,11 +143,12 @@ rt::PodSandboxConfig SandboxConfig(const CriPodSpec& pod) {
   md->set_uid(pod.uid);
   md->set_attempt(pod.attempt);
   cfg.set_hostname(pod.hostname);
-  FillMap(cfg.mutable_labels(), pod.labels);
+  CriLabels labels = pod.labels;
   // The kubelet's own labels win over same-named pod labels, as in kubelet's newPodLabels.
-  (*cfg.mutable_labels())[kCriLabelPodName] = pod.name;
-  (*cfg.mutable_labels())[kCriLabelPodNamespace] = pod.namespace_;
-  (*cfg.mutable_labels())[kCriLabelPodUid] = pod.uid;
+  labels[kCriLabelPodName] = pod.name;
+  labels[kCriLabelPodNamespace] = pod.namespace_;
+  labels[kCriLabelPodUid] = pod.uid;
+  FillMap(cfg.mutable_labels(), labels);
   FillMap(cfg.mutable_annotations(), pod.annotations);
   auto* linux = cfg.mutable_linux();
   linux->set_cgroup_parent(pod.cgroup_parent);
@@ -435,12 +448,13 @@ std::expected<std::string, std::string> CriClient::CreateContainer(
   cfg->mutable_image()->set_image(c.image);
   for (const auto& s : c.command) cfg->add_command(s);
   for (const auto& s : c.args) cfg->add_args(s);
-  FillMap(cfg->mutable_labels(), c.labels);
+  CriLabels labels = c.labels;
   // As kubelet's newContainerLabels: the pod identity and the container name.
-  (*cfg->mutable_labels())[kCriLabelPodName] = pod.name;
-  (*cfg->mutable_labels())[kCriLabelPodNamespace] = pod.namespace_;
-  (*cfg->mutable_labels())[kCriLabelPodUid] = pod.uid;
-  (*cfg->mutable_labels())[kCriLabelContainerName] = c.name;
+  labels[kCriLabelPodName] = pod.name;
+  labels[kCriLabelPodNamespace] = pod.namespace_;
+  labels[kCriLabelPodUid] = pod.uid;
+  labels[kCriLabelContainerName] = c.name;
+  FillMap(cfg->mutable_labels(), labels);
   FillMap(cfg->mutable_annotations(), c.annotations);
   auto* sc = cfg->mutable_linux()->mutable_security_context();
   sc->set_privileged(c.privileged);

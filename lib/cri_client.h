@@ -17,6 +17,10 @@
 // "CRI ContainerStatus on /run/containerd/containerd.sock: UNAVAILABLE: ...". A container or
 // pod the runtime does not know (NOT_FOUND) is not an error for the status calls: they
 // return a value with `not_found = true`, so a registry can tell "gone" from "runtime down".
+//
+// Strings the runtime keeps as it was given them (names, labels, annotations, images) are
+// its bytes as they are, UTF-8 or not: containerd 1.6 does not check them, and an answer
+// holding one is still read whole (proto/cri declares them `bytes`).
 #pragma once
 
 #include <chrono>

@@ -198,6 +198,15 @@ void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
+bool IsUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
 std::string JsonQuote(std::string_view bytes) {
   std::string out;
   AppendJsonString(bytes, &out);

@@ -1,9 +1,13 @@
 // Events as JSON objects keyed by Falco's field names (DESIGN.md, "Field names"): what
 // `driftwatch analyze --events` prints, one object per line.
 //
-// Byte strings (argv, paths) are printed as UTF-8; bytes that are not valid UTF-8 are
-// escaped as lone surrogates \udc80..\udcff (Python's "surrogateescape"), so no byte is
-// lost and valid text reads as itself. Thread-safe (pure functions).
+// Every string value is bytes (argv, paths, names: whatever the kernel or the runtime gave),
+// written so that the output is JSON and no byte is lost (README, "File names that are not
+// UTF-8"): valid UTF-8 as it is; each byte that is not part of a valid UTF-8 sequence
+// (overlong forms and encoded surrogates included) as the lone surrogate \udc80..\udcff of
+// its value (Python's "surrogateescape" reads it back); '"', '\\' and control characters
+// escaped as JSON requires. A valid name never produces a \udcXX escape, so the mapping is
+// one to one and deterministic. Thread-safe (pure functions).
 #pragma once
 
 #include <string>
@@ -19,6 +23,9 @@ namespace driftwatch {
 // name, image and pod fields are added.
 bool AppendEventJson(const v1::Event& ev, std::string* out);
 bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* container, std::string* out);
+
+// True when `bytes` is valid UTF-8 (no overlong forms, surrogates or values past U+10FFFF).
+bool IsUtf8(std::string_view bytes);
 
 // JSON string literal, quotes included, with the escaping described above.
 void AppendJsonString(std::string_view bytes, std::string* out);

@@ -129,9 +129,11 @@ struct PreparedBatch {
 };
 
 // Each element is one serialized v1::Event as the sensor sent it. Every event is parsed
-// (malformed bytes, bad UTF-8 in a string field and the ValidateEvent checks refuse the
-// batch; the first bad event's index is in the error) and filed under `node`, the
-// authenticated name, whatever its id.node says. Unknown fields are kept. Thread-safe.
+// (malformed bytes and the ValidateEvent checks refuse the batch; the first bad event's index
+// is in the error) and filed under `node`, the authenticated name, whatever its id.node says.
+// Unknown fields are kept. Paths, argv, names and labels are `bytes` (event.proto) and are
+// stored as they are, UTF-8 or not; only a `string` field (the sensor's own vocabulary) that
+// is not UTF-8 makes an event unparsable, which only a broken sensor sends. Thread-safe.
 [[nodiscard]] std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
     const std::string& node, std::span<const std::string_view> events);
 

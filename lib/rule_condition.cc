@@ -43,6 +43,42 @@ void LineColumn(std::string_view text, size_t offset, int* line, int* column) {
   }
 }
 
+std::expected<std::string, std::pair<size_t, std::string>> UnescapeQuoted(
+    std::string_view body, char quote) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(body.size());
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (c != '\\' || i + 1 >= body.size()) {
+      out.push_back(c);
+      continue;
+    }
+    char n = body[i + 1];
+    if (n == quote || n == '\\') {
+      out.push_back(n);
+      ++i;
+    } else if (n == 'x') {
+      int hi = i + 2 < body.size() ? hex(body[i + 2]) : -1;
+      int lo = i + 3 < body.size() ? hex(body[i + 3]) : -1;
+      if (hi < 0 || lo < 0) {
+        return std::unexpected(std::pair<size_t, std::string>{
+            i, "'\\x' takes two hex digits (\\xff is the byte 0xff)"});
+      }
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 3;
+    } else {
+      out.push_back(c);  // any other backslash stays as it is
+    }
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------
 // Parser: recursive descent straight over the text.
 namespace {
@@ -350,17 +386,19 @@ class Parser {
     char q = s_[pos_];
     if (q == '"' || q == '\'') {
       size_t open = pos_++;
-      std::string out;
-      while (pos_ < s_.size() && s_[pos_] != q) {
-        if (s_[pos_] == '\\' && pos_ + 1 < s_.size() && (s_[pos_ + 1] == q || s_[pos_ + 1] == '\\')) ++pos_;
-        out.push_back(s_[pos_++]);
-      }
+      size_t body = pos_;
+      while (pos_ < s_.size() && s_[pos_] != q) pos_ += s_[pos_] == '\\' && pos_ + 1 < s_.size() ? 2 : 1;
       if (pos_ >= s_.size()) {
         Fail(open, "unterminated quoted string");
         return false;
       }
+      auto text = UnescapeQuoted(s_.substr(body, pos_ - body), q);
+      if (!text) {
+        Fail(body + text.error().first, text.error().second);
+        return false;
+      }
       ++pos_;
-      v->text = std::move(out);
+      v->text = std::move(*text);
       v->quoted = true;
       return true;
     }

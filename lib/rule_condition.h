@@ -33,14 +33,20 @@
 //     ListName    ::= [a-zA-Z_][a-zA-Z0-9_]*
 //     FieldName   ::= [a-zA-Z_][a-zA-Z0-9_]*(\.[a-zA-Z0-9_]+)+
 //     FieldArg    ::= [^\]]+                           (a number for the fields we have)
-//     QuotedStr   ::= "(\\.|[^"\\])*" | '(\\.|[^'\\])*'
+//     QuotedStr   ::= "(\\.|[^"\\])*" | '(\\.|[^'\\])*'   (escapes: see Semantics)
 //     BareStr     ::= [^ \t\r\n(),="']+
 //
 // Semantics: a field that is unset makes every check false except that `not F exists` is
 // true. `in`, `intersects` and `pmatch` take a list; `in` on a list-valued field (proc.aname)
 // is true when any element is in the list. String comparisons are exact bytes (icontains and
-// iglob fold ASCII case). `pmatch` is a path-prefix match: /tmp matches /tmp and /tmp/x but
-// not /tmpx.
+// iglob fold ASCII case), whatever the bytes: a file name that is not UTF-8 is compared as it
+// is. `pmatch` is a path-prefix match: /tmp matches /tmp and /tmp/x but not /tmpx.
+//
+// Escapes in a quoted string: \" in "...", \' in '...', \\ for a backslash, and \xHH (two
+// hex digits) for the byte 0xHH, so that a rule can name any byte, including those a YAML
+// file cannot hold (a file name that is not UTF-8: fd.name = "/tmp/\xffx"). Falco has the
+// first three and refuses \x; any other backslash is kept as it is. Bare strings have no
+// escapes. Quoted list items and exception values are unescaped the same way.
 //
 // Thread-safety: parsing and compiling are pure functions. A CompiledCondition is
 // immutable; Evaluate may run on many threads at once (its scratch space is thread_local).
@@ -51,6 +57,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lib/rule_context.h"
@@ -102,6 +109,11 @@ struct Error {
   Kind kind = Kind::kOther;
   std::string name;     // kUnknownField: the field; kUndefinedMacro: the macro
 };
+
+// The text between the quotes of a quoted string with its escapes undone (see Semantics).
+// Error: the offset in `body` of a bad escape, and why.
+[[nodiscard]] std::expected<std::string, std::pair<size_t, std::string>> UnescapeQuoted(
+    std::string_view body, char quote);
 
 // Parses a condition. Errors name what was expected at the offset where parsing stopped.
 [[nodiscard]] std::expected<NodePtr, Error> Parse(std::string_view text);

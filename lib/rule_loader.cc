@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -156,13 +157,37 @@ std::optional<cond::Op> CompOp(std::string_view c) {
   return std::nullopt;
 }
 
+bool IsQuoted(const std::string& s) {
+  return s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front();
+}
+
 // A list item or exception value as Falco pastes it into a condition: a value wrapped in
-// quotes is that string, literally.
+// quotes is that string with its escapes undone, as in a condition (\xHH and the others:
+// lib/rule_condition.h). A bad escape was refused at load (BadEscape); here it stays as is.
 std::pair<std::string, bool> Unquote(std::string s) {
-  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front()) {
-    return {s.substr(1, s.size() - 2), true};
+  if (IsQuoted(s)) {
+    std::string_view body = std::string_view(s).substr(1, s.size() - 2);
+    auto text = cond::UnescapeQuoted(body, s.front());
+    return {text ? std::move(*text) : std::string(body), true};
   }
   return {std::move(s), false};
+}
+
+// Why a quoted list item or exception value (scalars anywhere in `v`) has a bad escape, or
+// nothing.
+std::optional<std::string> BadEscape(const YAML::Node& v) {
+  if (v.IsSequence()) {
+    for (const YAML::Node& e : v) {
+      if (auto bad = BadEscape(e)) return bad;
+    }
+    return std::nullopt;
+  }
+  if (!v.IsScalar()) return std::nullopt;
+  const std::string s = v.as<std::string>();
+  if (!IsQuoted(s)) return std::nullopt;
+  auto text = cond::UnescapeQuoted(std::string_view(s).substr(1, s.size() - 2), s.front());
+  if (text) return std::nullopt;
+  return s + ": " + text.error().second;
 }
 
 // "proc.aname[2]" -> name, arg
@@ -419,6 +444,11 @@ bool RuleLoader::ParseExceptions(const YAML::Node& n, const std::string& file, c
     if (const YAML::Node values = e["values"]) {
       if (!values.IsSequence()) {
         Error(file, values, ewhat, "'values' must be a list");
+        ok = false;
+        continue;
+      }
+      if (auto bad = BadEscape(values)) {
+        Error(file, values, ewhat, "value " + *bad);
         ok = false;
         continue;
       }
@@ -731,6 +761,10 @@ void RuleLoader::AddList(const YAML::Node& item, const std::string& file) {
     for (const YAML::Node& v : items) {
       if (!v.IsScalar()) {
         Error(file, v, what, "list items must be strings");
+        return;
+      }
+      if (auto bad = BadEscape(v)) {
+        Error(file, v, what, "item " + *bad);
         return;
       }
       values.push_back(v.as<std::string>());

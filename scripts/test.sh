@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it (root, Debian 12, ../shared beside the checkout):
 #   1. release build: unit tests, corpus acceptance, privileged live tests (serialized)
 #   2. AddressSanitizer + UBSan build: unit tests and the corpus again
-#   3. libFuzzer on the audit parser for a bounded time (DW_FUZZ_SECONDS, default 60)
+#   3. libFuzzer on each parser of outside input for a bounded time (DW_FUZZ_SECONDS for
+#      all of them, default 180)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -18,17 +19,42 @@ echo "== sanitizer build (ASan + UBSan)"
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -L 'unit|integration') || fail=1
 
-echo "== fuzzing the audit parser"
+echo "== fuzzing: a libFuzzer target per parser of outside input (fuzz/)"
 "$root/scripts/build.sh" "$root/build-fuzz" -DDW_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# DW_FUZZ_SECONDS is the budget of the whole step, shared evenly (at least 10 s a target);
+# DW_FUZZ_TARGETS picks some. A target X is build-fuzz/fuzz/X_fuzz, its seeds fuzz/seeds/X/,
+# its dictionary fuzz/dicts/X.dict if there is one.
+fuzz_targets=(${DW_FUZZ_TARGETS:-audit_parser sensor_message fanotify_fid mountinfo cgroup_path
+  rule_condition rule_loader capture cri_info})
+fuzz_each=$(( ${DW_FUZZ_SECONDS:-180} / ${#fuzz_targets[@]} ))
+((fuzz_each >= 10)) || fuzz_each=10
 fuzz_dir=$(mktemp -d)
-if "$root/build-fuzz/fuzz/audit_parser_fuzz" -max_total_time="${DW_FUZZ_SECONDS:-60}" \
-     -max_len=8192 -print_final_stats=1 "$fuzz_dir" "$root/fuzz/seeds" >"$fuzz_dir.log" 2>&1; then
-  echo "fuzz: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$fuzz_dir.log"), no crash"
-else
-  tail -40 "$fuzz_dir.log"; echo "fuzz: FAILED"; fail=1
-fi
-rm -rf "$fuzz_dir" "$fuzz_dir.log"
+for t in "${fuzz_targets[@]}"; do
+  mkdir "$fuzz_dir/$t"
+  dict=()
+  [[ -f $root/fuzz/dicts/$t.dict ]] && dict=(-dict="$root/fuzz/dicts/$t.dict")
+  # -timeout: an input that takes 30 s is a hang, and fails like a crash.
+  if (cd "$fuzz_dir" && "$root/build-fuzz/fuzz/${t}_fuzz" -max_total_time="$fuzz_each" \
+        -max_len=8192 -timeout=30 -print_final_stats=1 -artifact_prefix="$fuzz_dir/$t-" \
+        "${dict[@]}" "$fuzz_dir/$t" "$root/fuzz/seeds/$t") >"$fuzz_dir/$t.log" 2>&1; then
+    echo "fuzz $t: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$fuzz_dir/$t.log")," \
+      "$(grep -o 'cov: [0-9]* ft: [0-9]*' "$fuzz_dir/$t.log" | tail -1)," \
+      "$(grep -o 'exec/s: [0-9]*' "$fuzz_dir/$t.log" | tail -1), no crash"
+  else
+    tail -40 "$fuzz_dir/$t.log"
+    mkdir -p "$root/build-fuzz/crashes"
+    for a in "$fuzz_dir/$t"-*; do
+      [[ -e $a ]] || continue
+      cp "$a" "$root/build-fuzz/crashes/"
+      echo "fuzz $t: input kept: build-fuzz/crashes/${a##*/}" \
+        "(again: build-fuzz/fuzz/${t}_fuzz build-fuzz/crashes/${a##*/})"
+    done
+    echo "fuzz $t: FAILED"
+    fail=1
+  fi
+done
+rm -rf "$fuzz_dir"
 
 echo "== test suite done in $((SECONDS - start)) s"
 exit $fail

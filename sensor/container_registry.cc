@@ -56,6 +56,24 @@ int64_t ToNs(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+// ContainerInfo.labels: the runtime's labels, sorted by key (a std::map's order).
+void SetLabels(v1::ContainerInfo* i, const CriLabels& labels) {
+  i->clear_labels();
+  for (const auto& [k, v] : labels) {
+    v1::Label* l = i->add_labels();
+    l->set_key(k);
+    l->set_value(v);
+  }
+}
+
+// One label set or replaced; the others kept.
+void SetLabel(v1::ContainerInfo* i, const std::string& key, const std::string& value) {
+  CriLabels labels;
+  for (const v1::Label& l : i->labels()) labels[l.key()] = l.value();
+  labels[key] = value;
+  SetLabels(i, labels);
+}
+
 }  // namespace
 
 ContainerRegistry::ContainerRegistry(Options options, Listener listener)
@@ -328,7 +346,7 @@ void ContainerRegistry::ApplyCri(Entry* e) {
       i.set_pod_name(pod->name);
       i.set_pod_namespace(pod->namespace_);
       i.set_pod_uid(pod->uid);
-      (*i.mutable_labels())["io.kubernetes.pod.sandbox"] = "true";
+      SetLabel(&i, "io.kubernetes.pod.sandbox", "true");
       if (pod->pid > 0 && i.init_pid() == 0) i.set_init_pid(static_cast<uint32_t>(pod->pid));
     }
     // Else not a CRI container (ctr, docker, podman): the cgroup is all there is. But a
@@ -355,8 +373,7 @@ void ContainerRegistry::ApplyCri(Entry* e) {
   i.set_privileged(c.privileged);
   i.set_read_only_rootfs(c.read_only_rootfs);
   if (c.pid > 0 && i.init_pid() == 0) i.set_init_pid(static_cast<uint32_t>(c.pid));
-  i.mutable_labels()->clear();
-  for (const auto& [k, v] : c.labels) (*i.mutable_labels())[k] = v;
+  SetLabels(&i, c.labels);
   // Pod fields: from the sandbox, else the labels the kubelet puts on every container.
   auto label = [&c](const char* k) {
     auto it = c.labels.find(k);

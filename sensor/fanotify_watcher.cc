@@ -19,6 +19,7 @@
 #include "lib/file_digest.h"
 #include "lib/mountinfo.h"
 #include "lib/procfs.h"
+#include "sensor/fanotify_fid.h"
 
 namespace driftwatch::sensor {
 namespace {
@@ -449,44 +450,12 @@ void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata* md) {
   if (!kind) return;
   if (dir_cache_.size() >= kMaxOpenDirs) CloseDirs();  // an event needs at most two
   // Info records: one DFID_NAME, or OLD_DFID_NAME + NEW_DFID_NAME for FAN_RENAME.
-  struct Named {
-    uint64_t fsid = 0;
-    const char* handle = nullptr;  // struct file_handle, possibly unaligned
-    size_t handle_len = 0;
-    std::string_view name;
-  };
-  Named cur, old;
-  const char* p = reinterpret_cast<const char*>(md) + md->metadata_len;
-  const char* end = reinterpret_cast<const char*>(md) + md->event_len;
-  while (p + sizeof(fanotify_event_info_header) <= end) {
-    fanotify_event_info_header hdr;
-    std::memcpy(&hdr, p, sizeof hdr);
-    if (hdr.len < sizeof hdr || p + hdr.len > end) break;
-    if ((hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
-         hdr.info_type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ||
-         hdr.info_type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) &&
-        hdr.len >= sizeof(fanotify_event_info_fid) + sizeof(file_handle)) {
-      Named n;
-      n.fsid = PackFsid(p + offsetof(fanotify_event_info_fid, fsid));
-      n.handle = p + sizeof(fanotify_event_info_fid);
-      unsigned int hbytes = 0;
-      std::memcpy(&hbytes, n.handle + offsetof(file_handle, handle_bytes), sizeof hbytes);
-      const size_t name_at = sizeof(fanotify_event_info_fid) + sizeof(file_handle) + hbytes;
-      if (hbytes <= MAX_HANDLE_SZ && name_at < hdr.len) {
-        const char* name = p + name_at;
-        const char* rec_end = p + hdr.len;
-        n.handle_len = sizeof(file_handle) + hbytes;
-        n.name = std::string_view(name, strnlen(name, static_cast<size_t>(rec_end - name)));
-        (hdr.info_type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ? old : cur) = n;
-      }
-    }
-    p += hdr.len;
-  }
+  auto [cur, old] = WalkFidRecords(reinterpret_cast<const char*>(md));
   if (md->mask & FAN_MOVED_FROM) {
     old = cur;  // pre-5.17 kernels: the old side arrives alone
-    cur = Named{};
+    cur = FidName{};
   }
-  const Named& obj = cur.handle ? cur : old;
+  const FidName& obj = cur.handle ? cur : old;
   if (!obj.handle || obj.name.empty()) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     return;

@@ -178,6 +178,8 @@ class Output {
   }
   bool failed() const { return failed_; }
   uint64_t encode_failures() const { return encode_failures_; }
+  // An event spooled but unreadable when the uplink read it back (any thread).
+  void CountUnreadable() { ++encode_failures_; }
   // Events written, by kind (body case number of v1::Event).
   uint64_t written(v1::Event::BodyCase kind) const {
     return by_kind_[static_cast<size_t>(kind) % by_kind_.size()];
@@ -252,6 +254,12 @@ int Run(const Flags& flags) {
   gethostname(host, sizeof host - 1);
   v1::EventId id;
   id.set_node(flags.node.empty() ? host : flags.node);
+  // EventId.node is a proto `string`: one that is not UTF-8 would make every event
+  // unreadable downstream. The node's name is the operator's: refuse it at start.
+  if (!IsUtf8(id.node())) {
+    LogError("node name %s is not UTF-8: give one with --node\n", JsonQuote(id.node()).c_str());
+    return 1;
+  }
   std::string boot_id;
   if (ReadSmallFile("/proc/sys/kernel/random/boot_id", &boot_id) && boot_id.back() == '\n')
     boot_id.pop_back();
@@ -499,6 +507,7 @@ int Run(const Flags& flags) {
     uo.cert_file = flags.tls_cert;
     uo.key_file = flags.tls_key;
     uo.server_name = flags.tls_server_name;
+    uo.on_unreadable_record = [&output] { output.CountUnreadable(); };
     auto up = Uplink::Create(
         &io, spool.get(), uo,
         [&](v1::Hello* h) {

@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cstdio>
 
@@ -239,11 +240,22 @@ void Uplink::Pump() {
     v1::SensorMessage m;
     v1::EventBatch* b = m.mutable_batch();
     b->set_batch_id(next_batch_id_++);
-    for (const auto& raw : events) {
-      if (!b->add_events()->ParseFromString(raw)) {
-        // Unreadable spool record (checksummed, so a bug, not disk rot): skip it, say so.
+    // Positions of the records read: consecutive from here, unless the spool had a gap
+    // (then this underestimates, and a resend may report a record twice).
+    const uint64_t first = std::max(send_pos_, spool_->acked());
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (!b->add_events()->ParseFromString(events[i])) {
+        // Unreadable spool record (checksummed, so a bug, not disk rot): not sent, and a
+        // loss: counted, never skipped in silence.
         b->mutable_events()->RemoveLast();
-        LogWarn("spool record that is not an event skipped\n");
+        const uint64_t pos = first + i;
+        if (pos >= unreadable_reported_until_) {
+          unreadable_reported_until_ = pos + 1;
+          ++counters_.unreadable;
+          LogWarn("spool record %llu is not an event: not sent, counted as an encode failure\n",
+                  (unsigned long long)pos);
+          if (options_.on_unreadable_record) options_.on_unreadable_record();
+        }
       }
     }
     in_flight_.push_back({b->batch_id(), next, events.size()});

@@ -48,6 +48,11 @@ struct UplinkOptions {
   std::chrono::milliseconds linger{5};
   std::chrono::milliseconds backoff_min{200};
   std::chrono::milliseconds backoff_max{30000};
+  // Called (io thread) once per spool record that does not parse back as an event, which is
+  // then not sent: a loss, counted by the caller (LossCounters.encode_failures). Records
+  // are checksummed and every field carrying outside text is `bytes`, so only a sensor bug
+  // can cause one; a record is reported once, not again when it is read for a resend.
+  std::function<void()> on_unreadable_record;
 };
 
 struct UplinkCounters {
@@ -57,6 +62,7 @@ struct UplinkCounters {
   std::atomic<uint64_t> events_sent{0};   // resends included
   std::atomic<uint64_t> events_acked{0};
   std::atomic<uint64_t> duplicates{0};    // acked events the collector already had
+  std::atomic<uint64_t> unreadable{0};    // spool records that did not parse (not sent)
   std::atomic<bool> connected{false};
 };
 
@@ -116,6 +122,7 @@ class Uplink {
   std::deque<v1::SensorMessage> out_;  // waiting for the one write gRPC allows at a time
   uint64_t next_batch_id_ = 1;
   uint64_t send_pos_ = 0;  // spool position of the next event to send
+  uint64_t unreadable_reported_until_ = 0;  // records before this position were reported
   struct InFlight {
     uint64_t batch_id;
     uint64_t end_pos;  // spool position after the batch's last event

@@ -11,6 +11,8 @@
 //   dw-cri ps [--pod POD_ID] [--running] [-q] | pods [-q] | inspect [--raw] ID | inspectp [--raw] ID
 //
 // inspect/inspectp of an unknown id print {"id": ..., "not_found": true} and exit 1.
+// Names, labels and images are the runtime's bytes; bytes that are not UTF-8 print as U+FFFD
+// (this is a test tool: the sensor keeps them exact).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
@@ -81,7 +83,7 @@ Json StatusJson(const CriPod& p) {
 }
 
 int Print(const Json& j) {
-  std::cout << j.dump(2) << "\n";
+  std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   return 0;
 }
 

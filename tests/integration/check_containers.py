@@ -17,6 +17,8 @@ def main():
     ap.add_argument("--image-id", required=True)
     ap.add_argument("--mode", required=True)
     ap.add_argument("--sha256", required=True, help="sha256 of the dropped binary")
+    ap.add_argument("--odd-container", help="a container whose pod and own names are not UTF-8")
+    ap.add_argument("--odd-uid", help="its pod's uid")
     ap.add_argument("--no-cri", action="store_true")
     a = ap.parse_args()
 
@@ -68,6 +70,15 @@ def main():
     w = write_of("/tmp/busybox_dropped")
     if w and (not w.get("fd.is_executable") or w.get("fd.sha256") != a.sha256):
         fail("/tmp/busybox_dropped: want executable with sha256 %s: %r" % (a.sha256, w))
+    # /tmp/<0xff>x: JSON gives each byte that is not UTF-8 as a lone surrogate \udc80..\udcff.
+    odd = "/tmp/\udcffx"
+    w = write_of(odd)
+    if w and (not w.get("fd.is_executable") or w.get("fd.sha256") != a.sha256):
+        fail("%r: want executable with sha256 %s: %r" % (odd, a.sha256, w))
+    if w and a.mode == "fid-filesystem" and not str(w.get("fd.upper_path", "")).endswith(odd):
+        fail("%r: fd.upper_path %r" % (odd, w.get("fd.upper_path")))
+    if w and w.get("fd.filename") != "\udcffx":
+        fail("%r: fd.filename %r" % (odd, w.get("fd.filename")))
     w = write_of("/tmp/script.sh")
     script = hashlib.sha256(b"#!/bin/sh\necho hi\n").hexdigest()
     if w and (not w.get("fd.is_executable") or w.get("fd.sha256") != script):
@@ -94,6 +105,9 @@ def main():
         fail("dropped binary exec: proc.is_exe_upper_layer = %r, want true" % x.get("proc.is_exe_upper_layer"))
     if x and not a.no_cri and x.get("k8s.pod.name") != a.pod:
         fail("dropped binary exec: k8s.pod.name = %r" % x.get("k8s.pod.name"))
+    x = exec_of([odd])
+    if x and (x.get("proc.is_exe_upper_layer") is not True or x.get("proc.exepath") != odd):
+        fail("exec of %r: %r" % (odd, {k: x.get(k) for k in ("proc.exepath", "proc.is_exe_upper_layer")}))
     x = exec_of(["/bin/ls", "/"])
     if x and x.get("proc.is_exe_upper_layer") is not False:
         fail("image binary exec: proc.is_exe_upper_layer = %r, want false" % x.get("proc.is_exe_upper_layer"))
@@ -110,6 +124,22 @@ def main():
     how = {}
     for e in short:
         how[e.get("container.attribution")] = how.get(e.get("container.attribution"), 0) + 1
+
+    # The pod and container whose names are not UTF-8: reported, names exact.
+    if a.odd_container:
+        infos = [e for e in events if e["evt.type"] == "container"
+                 and e.get("container.full_id") == a.odd_container]
+        if not infos:
+            fail("no container event for the odd container %s" % a.odd_container)
+        else:
+            last = infos[-1]
+            want = {"k8s.pod.uid": a.odd_uid}
+            if not a.no_cri:
+                want.update({"k8s.pod.name": "odd-\udcff", "container.name": "app\udcfe",
+                             "container.source": "cri"})
+            for k, v in want.items():
+                if last.get(k) != v:
+                    fail("odd container event: %s = %r, want %r" % (k, last.get(k), v))
 
     status = [e for e in events if e["evt.type"] == "sensor_status"]
     final = [e for e in status if e.get("sensor.final")]

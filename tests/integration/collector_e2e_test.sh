@@ -4,6 +4,8 @@
 # over mTLS to the real collector. In the middle, the collector is killed (SIGKILL) for
 # OUTAGE seconds and restarted; later the sensor is killed (SIGKILL) and restarted on the
 # same spool. Then every event the sensor produced is in the collector's store exactly once.
+# The workload also drops and runs a binary whose name is not UTF-8 (issue 11): its write
+# and exec are stored and alerted like any other.
 # Usage: collector_e2e_test.sh BUILD_DIR     env: OUTAGE=30 (seconds), KEEP=1 keeps the tmp dir
 set -euo pipefail
 build=$1
@@ -74,7 +76,8 @@ wait_connected 1
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$ctd" api-5d8b7c9f4-e2e prod "$uid" "/kubepods/besteffort/pod$uid")
 cid=$(dw_pod_container "$ctd" "$pod" worker -- /bin/sh -c \
-    'cp /bin/busybox /tmp/bb; i=0; while :; do /tmp/bb true tick-$i; echo $i >/tmp/counter; i=$((i + 1)); usleep 40000; done')
+    'f=/tmp/$(printf "\377")x; cp /bin/busybox "$f"; chmod 755 "$f"; "$f" 2>/dev/null
+     cp /bin/busybox /tmp/bb; i=0; while :; do /tmp/bb true tick-$i; echo $i >/tmp/counter; i=$((i + 1)); usleep 40000; done')
 sleep 5
 
 echo "collector down for $outage s (SIGKILL)"
@@ -99,7 +102,11 @@ grep -q "left in the spool" "$tmp/sensor.log"
 kill -TERM "$collector_pid"; wait "$collector_pid" || { echo "FAIL: collector exit status $?"; exit 1; }
 collector_pid=
 dw_audit_same "$tmp" || { echo "FAIL: audit state not restored"; exit 1; }
+if grep -E "libprotobuf|not an event|failed to serialize" "$tmp/sensor.log" "$tmp/collector.log"; then
+    echo "FAIL: an event could not be encoded or decoded"; exit 1
+fi
 
+"$build/cli/driftwatch" alerts --db "$tmp/collector.db" >"$tmp/alerts.jsonl"
 "$build/cli/driftwatch" analyze --events "$tmp/capture1" >"$tmp/sensor1.jsonl" 2>/dev/null
 "$build/cli/driftwatch" analyze --events "$tmp/capture2" >"$tmp/sensor2.jsonl" 2>/dev/null
 "$build/cli/driftwatch" events --db "$tmp/collector.db" >"$tmp/stored.jsonl"
@@ -149,6 +156,16 @@ if any(n > 1 for n in tick_n.values()):
 writes = [e for e in db if e.get("fd.name") == "/tmp/counter"]
 if len(writes) < 50:
     fails.append(f"only {len(writes)} writes of /tmp/counter stored")
+# /tmp/<0xff>x: driftwatch's JSON gives a byte that is not UTF-8 as a lone \udc80..\udcff.
+odd = "/tmp/\udcffx"
+if not [e for e in db if e.get("fd.name") == odd and e.get("evt.type") == "close_write"]:
+    fails.append(f"no write of {odd!r} stored")
+if not [e for e in db if e.get("proc.exepath") == odd and e.get("container.full_id") == cid]:
+    fails.append(f"no exec of {odd!r} stored")
+alerts = load("alerts.jsonl")
+if not [a for a in alerts if a["rule"] == "Drop and execute new binary in container"
+        and a["output_fields"].get("proc.exepath") == odd]:
+    fails.append(f"no drop and execute alert for {odd!r}: {sorted({a['rule'] for a in alerts})}")
 for f in fails:
     print("FAIL:", f)
 if fails:

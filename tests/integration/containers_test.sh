@@ -2,7 +2,10 @@
 # The whole sensor (audit owner mode + container registry + fanotify) against a private
 # containerd with a pod created through CRI as a kubelet would: writes, a dropped binary,
 # image binaries and 200 short-lived processes, each attributed to the right container and
-# pod. Run once per fanotify mode (the mode is forced).
+# pod. Run once per fanotify mode (the mode is forced). Names that are not UTF-8 (issue 11):
+# a binary dropped as /tmp/<0xff>x and run, and a second pod and container whose names are
+# not UTF-8 (containerd 1.6 takes them as they are); nothing of them may be lost, and the
+# drop and execute alert must fire for the odd name.
 # Usage: containers_test.sh BUILD_DIR FANOTIFY_MODE [--no-cri]
 set -euo pipefail
 build=$1
@@ -41,6 +44,10 @@ dw_sensor_start "$build" "$tmp" --audit-mode owner --fanotify-mode "$mode" \
     --resync 1 ${extra[@]+"${extra[@]}"}
 grep -q "fanotify $mode" "$tmp/sensor.log" || { echo "FAIL: sensor not in fanotify mode $mode"; exit 1; }
 
+# The odd pod first: the CRI answers that hold its name must not hide the other pod.
+odd_uid=$(cat /proc/sys/kernel/random/uuid)
+odd_pod=$(dw_pod_run "$ctd" "odd-$(printf '\377')" shop "$odd_uid" "/kubepods/besteffort/pod$odd_uid")
+odd_cid=$(dw_pod_container "$ctd" "$odd_pod" "app$(printf '\376')" -- /bin/sleep 1000)
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$ctd" web-7d9f8-x2kqp shop "$uid" "/kubepods/besteffort/pod$uid")
 cid=$(dw_pod_container "$ctd" "$pod" app -- /bin/sleep 1000)
@@ -55,11 +62,15 @@ dw_ctr_exec "$ctd" "$cid" e1 /bin/sh -c '
     cp /bin/busybox /tmp/busybox_dropped && chmod 755 /tmp/busybox_dropped
     printf "#!/bin/sh\necho hi\n" >/tmp/script.sh
     /tmp/busybox_dropped echo dropped-ran
+    # Run as the issue did it: busybox, named so, knows no such applet, and says so.
+    f=/tmp/$(printf "\377")x; cp /bin/busybox "$f"; chmod 755 "$f"
+    "$f" 2>&1 | grep -q "applet not found" && echo odd-ran
     /bin/ls / >/dev/null
     i=0
     while [ $i -lt 200 ]; do /tmp/busybox_dropped true short-$i; i=$((i + 1)); done
 ' </dev/null >"$tmp/exec.out"
 grep -q dropped-ran "$tmp/exec.out" || { echo "FAIL: the exec in the container did not run"; exit 1; }
+grep -q odd-ran "$tmp/exec.out" || { echo "FAIL: the binary with the odd name did not run"; exit 1; }
 # The same drift, read from the upper layer, with the container named as in its pod.
 "$build/cli/driftwatch" diff --json --cri-endpoint "$ctd/containerd.sock" shop/web-7d9f8-x2kqp/app \
     >"$tmp/diff.jsonl" 2>"$tmp/diff.err" || { cat "$tmp/diff.err"; echo "FAIL: driftwatch diff"; exit 1; }
@@ -67,7 +78,8 @@ python3 - "$tmp/diff.jsonl" "$(sha256sum /bin/busybox | cut -d' ' -f1)" <<'PY'
 import json, sys
 got = {(e["kind"], e["path"]) for e in map(json.loads, open(sys.argv[1]))}
 want = {("added", p) for p in ("/tmp/hello.txt", "/srv", "/srv/data", "/srv/data/notes.txt",
-                               "/tmp/busybox_dropped", "/tmp/script.sh")}
+                               "/tmp/busybox_dropped", "/tmp/script.sh",
+                               "/tmp/\udcffx")}  # /tmp/<0xff>x, as driftwatch's JSON escapes it
 # /tmp may or may not be in the image; ash keeps no history file: nothing else may appear.
 extra = {g for g in got - want if g != ("added", "/tmp") and g != ("modified", "/tmp")}
 drop = [e for e in map(json.loads, open(sys.argv[1])) if e["path"] == "/tmp/busybox_dropped"]
@@ -82,5 +94,28 @@ dw_audit_same "$tmp" || { echo "FAIL: audit state not restored"; exit 1; }
 "$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
 python3 "$here/check_containers.py" "$tmp/events.jsonl" --container "$cid" --pod web-7d9f8-x2kqp \
     --namespace shop --uid "$uid" --name app --image-id "$image_id" --mode "$mode" \
-    --sha256 "$(sha256sum /bin/busybox | cut -d' ' -f1)" ${extra[@]+"${extra[@]}"}
+    --sha256 "$(sha256sum /bin/busybox | cut -d' ' -f1)" --odd-container "$odd_cid" \
+    --odd-uid "$odd_uid" ${extra[@]+"${extra[@]}"}
+# Nothing refused for its encoding on the way: no protobuf complaint in the sensor's log.
+if grep -E "libprotobuf|not an event|failed to serialize" "$tmp/sensor.log"; then
+    echo "FAIL: the sensor could not encode an event"; exit 1
+fi
+# The shipped rules on the capture: the drop and execute of the odd name is alerted.
+"$build/cli/driftwatch" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
+    { cat "$tmp/analyze.err"; echo "FAIL: driftwatch analyze (alerts)"; exit 1; }
+python3 - "$tmp/alerts.jsonl" "$cid" <<'PY'
+import json, sys
+odd = "/tmp/\udcffx"  # bytes 2f 74 6d 70 2f ff 78: a lone surrogate per byte that is not UTF-8
+alerts = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
+drop = [a for a in alerts if a["rule"] == "Drop and execute new binary in container"
+        and a["output_fields"].get("proc.exepath") == odd]
+if not drop:
+    sys.exit("FAIL: no drop and execute alert for %r; rules alerted: %s" % (
+        odd, sorted({(a["rule"], a["output_fields"].get("proc.exepath")) for a in alerts})))
+a = drop[0]
+if a["output_fields"].get("container.id") != sys.argv[2][:12] or odd not in a["output"]:
+    sys.exit("FAIL: drop and execute alert: %r" % a)
+if odd.encode("utf-8", "surrogateescape") != b"/tmp/\xffx":
+    sys.exit("FAIL: the name does not read back as its bytes")
+PY
 echo "PASS containers ($mode${extra[*]:+ ${extra[*]}})"

@@ -50,6 +50,47 @@ TEST(AuditEvent, ExecWithAllRecords) {
   EXPECT_EQ(res.events[0].time_ns(), 1700000000100000000);
 }
 
+// Issue 11: the kernel hex-encodes a name it would not print as is; it decodes to the raw
+// bytes (here /tmp/<0xff>x, not UTF-8), and the event goes on the wire unchanged.
+TEST(AuditEvent, HexNamesDecodeToRawBytes) {
+  const std::string sys =
+      "type=SYSCALL msg=audit(1700000000.100:7): arch=c000003e syscall=59 success=yes exit=0 "
+      "a0=1 a1=2 a2=3 a3=4 items=1 ppid=10 pid=11 auid=0 uid=0 gid=0 euid=0 suid=0 "
+      "fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm=FF78 exe=2F746D702FFF78 "
+      "key=\"exec\"";
+  auto res = RunLines({sys, Rec("EXECVE", "argc=2 a0=2F746D702FFF78 a1=61FE62"),
+                       Rec("CWD", "cwd=2F746D702FFE"),
+                       Rec("PATH", "item=0 name=2F746D702FFF78 inode=42 dev=00:27 mode=0100755"),
+                       Rec("PROCTITLE", "proctitle=2F746D702FFF780061FE62"), Rec("EOE", "")});
+  ASSERT_EQ(res.events.size(), 1u);
+  EXPECT_EQ(res.errors, 0u);
+  const std::string path = "/tmp/\xffx";
+  const auto& e = res.events[0].exec();
+  EXPECT_EQ(e.comm(), "\xffx");
+  EXPECT_EQ(e.exe(), path);
+  EXPECT_EQ(e.path(), path);
+  EXPECT_EQ(e.cwd(), "/tmp/\xfe");
+  ASSERT_EQ(e.args_size(), 2);
+  EXPECT_EQ(e.args(0), path);
+  EXPECT_EQ(e.args(1), "a\xfe" "b");
+  v1::Event back;
+  ASSERT_TRUE(back.ParseFromString(res.events[0].SerializeAsString()));
+  EXPECT_EQ(back.exec().exe(), path);
+  EXPECT_EQ(back.exec().args(1), "a\xfe" "b");
+
+  const std::string chmod =
+      "type=SYSCALL msg=audit(1700000000.100:8): arch=c000003e syscall=268 success=yes exit=0 "
+      "a0=ffffff9c a1=55d0 a2=1ed a3=0 items=1 ppid=10 pid=12 auid=0 uid=0 gid=0 euid=0 suid=0 "
+      "fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm=\"chmod\" "
+      "exe=\"/bin/busybox\" key=\"chmod\"";
+  res = RunLines({chmod, Rec("CWD", "cwd=\"/\"", 8),
+                  Rec("PATH", "item=0 name=2F746D702FFF78 inode=42 dev=00:27 mode=0100644", 8),
+                  Rec("EOE", "", 8)});
+  ASSERT_EQ(res.events.size(), 1u);
+  ASSERT_TRUE(res.events[0].has_chmod());
+  EXPECT_EQ(res.events[0].chmod().path(), path);
+}
+
 TEST(AuditEvent, ArgumentsInNumericOrderAcrossRecords) {
   std::string body = "argc=12";
   for (int i = 0; i < 12; ++i) body += " a" + std::to_string(i) + "=\"x" + std::to_string(i) + "\"";

@@ -391,7 +391,7 @@ TEST_F(EventStoreTest, BytesThatAreNotUtf8AreStoredAsTheyAre) {
     EXPECT_EQ(stored[i].container->labels(0).value(), "v\xff");
   }
   EXPECT_EQ(stored[1].event.write().path(), path);
-  EXPECT_EQ(stored[2].event.exec().args(0), std::string("\x80\0\xff", 3));
+  EXPECT_EQ(stored[2].event.exec().args(1), std::string("\x80\0\xff", 3));
 }
 
 // A `string` field is left only for the sensor's own vocabulary; bad UTF-8 there is a broken

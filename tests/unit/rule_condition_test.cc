@@ -114,6 +114,46 @@ TEST(RuleCondition, StringOperators) {
   EXPECT_FALSE(Eval("proc.args in (curl)", ctx));
 }
 
+// File names and arguments are bytes, not text: a name that is not UTF-8 is matched as it
+// is, and \xHH in a quoted string names any byte (YAML cannot hold one that is not UTF-8).
+TEST(RuleCondition, BytesThatAreNotUtf8) {
+  auto w = testing::WriteEvent("/tmp/\xffx");
+  auto wctx = Ctx(w);
+  EXPECT_TRUE(Eval("fd.name startswith /tmp/", wctx));
+  EXPECT_TRUE(Eval("fd.name pmatch (/tmp)", wctx));
+  EXPECT_TRUE(Eval("fd.directory = /tmp", wctx));
+  EXPECT_TRUE(Eval(R"(fd.name = "/tmp/\xffx")", wctx));
+  EXPECT_TRUE(Eval(R"(fd.name = '/tmp/\xFFx')", wctx));
+  EXPECT_TRUE(Eval(R"(fd.filename in ("\xffx", other))", wctx));
+  EXPECT_TRUE(Eval(R"(fd.name glob "/tmp/\xff*")", wctx));
+  EXPECT_TRUE(Eval(R"(fd.name contains "\xff")", wctx));
+  EXPECT_FALSE(Eval(R"(fd.name = "/tmp/\xfex")", wctx));
+  EXPECT_FALSE(Eval(R"(fd.name = "/tmp/\\xffx")", wctx));  // an escaped backslash
+  // Raw bytes in the condition text itself work too (a condition built in code).
+  EXPECT_TRUE(Eval("fd.name = \"/tmp/\xffx\"", wctx));
+
+  auto ev = ExecEvent("sh", "/bin/sh", {"sh", "-c", "echo \x80\x81"});
+  auto ctx = Ctx(ev);
+  EXPECT_TRUE(Eval(R"(proc.args contains "\x80\x81")", ctx));
+  EXPECT_TRUE(Eval(R"(proc.cmdline endswith "echo \x80\x81")", ctx));
+  EXPECT_TRUE(Eval(R"(proc.args icontains '\x80')", ctx));
+
+  // Backslashes: \\ and \" as before; others stay as they are.
+  auto u = cond::UnescapeQuoted(R"(a\\b\"c\qd\x41\x00)", '"');
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(*u, std::string("a\\b\"c\\qdA\0", 10));
+  EXPECT_EQ(*cond::UnescapeQuoted(R"(\'\")", '\''), "'\\\"");
+  for (const char* bad : {R"(\x)", R"(\x4)", R"(\xg0)", R"(ab\x4")"}) {
+    auto b = cond::UnescapeQuoted(bad, '"');
+    ASSERT_FALSE(b.has_value()) << bad;
+    EXPECT_EQ(b.error().first, std::string_view(bad).find('\\')) << bad;
+  }
+  auto n = cond::Parse(R"(fd.name = "/tmp/\xf")");
+  ASSERT_FALSE(n.has_value());
+  EXPECT_EQ(n.error().offset, 16u);  // the backslash
+  EXPECT_NE(n.error().message.find("two hex digits"), std::string::npos) << n.error().message;
+}
+
 TEST(RuleCondition, InOverSetsOfManyAndFew) {
   auto ev = ExecEvent("zsh", "/bin/zsh", {"zsh"});
   auto ctx = Ctx(ev);

@@ -5,6 +5,9 @@
 #include <atomic>
 #include <thread>
 
+#include "lib/alert.h"
+#include "lib/detect.h"
+#include "unit/json_check.h"
 #include "unit/rule_test_util.h"
 
 namespace driftwatch {
@@ -120,6 +123,97 @@ TEST_F(ShippedRules, DropAndExecute) {
     EXPECT_NE(x.output.find("writer=curl writer_pid=99"), std::string::npos) << x.output;
   }
   EXPECT_TRUE(seen);
+}
+
+// Issue 11: `f=/tmp/$(printf '\377')x; cp /bin/busybox "$f"; chmod 755 "$f"; "$f"` in a pod.
+// The write and the exec of a name that is not UTF-8 go through correlation and the shipped
+// rules like any other: "Drop and execute new binary in container" fires (whichever of the
+// two arrives first), and its Falco JSON is valid and gives the name back exactly.
+TEST(DropAndExecute, NameThatIsNotUtf8) {
+  auto rules = RuleSet::Load(SourceRuleFiles());
+  ASSERT_TRUE(rules.has_value());
+  std::shared_ptr<const RuleSet> set(std::move(*rules));
+  const std::string path = "/tmp/\xffx";
+  const std::string cid = testing::kCid;
+  uint64_t seq = 0;
+  auto base = [&](int64_t t) {
+    v1::Event ev;
+    ev.mutable_id()->set_node("node-1");
+    ev.mutable_id()->set_boot_id("b");
+    ev.mutable_id()->set_seq(++seq);
+    ev.set_time_ns(t);
+    ev.set_container_id(cid);
+    return ev;
+  };
+  auto container = [&](int64_t t) {
+    v1::Event ev = base(t);
+    *ev.mutable_container() = testing::Container("app\xfe");
+    ev.mutable_container()->set_start_time_ns(t);
+    return ev;
+  };
+  auto write = [&](int64_t t) {
+    v1::Event ev = base(t);
+    v1::FileWrite* w = ev.mutable_write();
+    w->set_kind("close_write");
+    w->set_pid(300);
+    w->set_comm("cp");
+    w->set_path(path);
+    w->set_upper_path("/var/lib/containerd/snapshots/4/fs" + path);  // fid mode sets it
+    w->set_inode(777);
+    w->set_mode(0100755);
+    w->set_executable(true);
+    w->set_sha256(std::string(32, '\xab'));
+    return ev;
+  };
+  auto exec = [&](int64_t t) {
+    v1::Event ev = testing::ExecEvent("\xffx", path, {path, "arg\x80"}, cid);
+    ev.mutable_id()->set_boot_id("b");
+    ev.mutable_id()->set_seq(++seq);
+    ev.set_time_ns(t);
+    ev.mutable_exec()->set_exe_inode(777);
+    ev.mutable_exec()->set_parent_name("sh");
+    ev.mutable_exec()->set_is_exe_upper_layer(true);
+    return ev;
+  };
+  // As the collector gets them: serialized by the sensor, parsed at the collector (a
+  // `string` field that is not UTF-8 would not parse: the event would be lost here).
+  auto wire = [](const v1::Event& ev) {
+    v1::Event back;
+    EXPECT_TRUE(back.ParseFromString(ev.SerializeAsString()));
+    return back;
+  };
+  constexpr int64_t kSec = 1'000'000'000;
+  const int64_t t0 = 1700000000 * kSec;
+  for (bool write_first : {true, false}) {
+    Detector d(set);
+    std::vector<Alert> alerts;
+    auto sink = [&](Alert&& a) { alerts.push_back(std::move(a)); };
+    d.OnEvent("node-1", wire(container(t0)), sink);
+    if (write_first) {
+      d.OnEvent("node-1", wire(write(t0 + kSec)), sink);
+      d.OnEvent("node-1", wire(exec(t0 + 2 * kSec)), sink);
+    } else {
+      d.OnEvent("node-1", wire(exec(t0 + 2 * kSec)), sink);
+      d.OnEvent("node-1", wire(write(t0 + kSec)), sink);
+    }
+    const Alert* drop = nullptr;
+    for (const Alert& a : alerts)
+      if (a.rule == "Drop and execute new binary in container") drop = &a;
+    ASSERT_NE(drop, nullptr) << (write_first ? "write first" : "exec first");
+    EXPECT_EQ(drop->container_name, "app\xfe");
+    EXPECT_NE(drop->message.find("proc.exepath=" + path), std::string::npos) << drop->message;
+    std::string json = FalcoJson(*drop);
+    testing::JsonValue v;
+    ASSERT_EQ(testing::JsonReader::Parse(json, &v), "") << json;
+    const testing::JsonValue* fields = v.Get("output_fields");
+    ASSERT_NE(fields, nullptr) << json;
+    ASSERT_NE(fields->Get("proc.exepath"), nullptr) << json;
+    EXPECT_EQ(fields->Get("proc.exepath")->text, path);
+    EXPECT_EQ(fields->Get("container.name")->text, "app\xfe");
+    EXPECT_EQ(fields->Get("proc.exe_writer.name")->text, "cp");
+    EXPECT_NE(v.Get("output")->text.find(path), std::string::npos) << json;
+    EXPECT_NE(json.find(R"(/tmp/\udcffx)"), std::string::npos) << json;
+  }
 }
 
 TEST_F(ShippedRules, ShmAndMemfd) {

@@ -87,6 +87,51 @@ TEST(RuleLoader, NestedAndQuotedListItems) {
   EXPECT_EQ(Matches(*set, Ctx(other)).size(), 0u);  // a list name expands, it is no item
 }
 
+// Quoted list items and exception values have the escapes of a quoted string in a
+// condition: \xHH names a byte YAML cannot hold; a bad escape is refused with its place.
+TEST(RuleLoader, EscapesInQuotedItemsAndValues) {
+  auto set = MustLoad({{"e.yaml", R"(
+- list: odd_names
+  items: ['"/tmp/\xffx"', '"a \"b\""', /tmp/\xfex]
+- rule: Odd
+  desc: d
+  condition: fd.name in (odd_names)
+  output: "%fd.name"
+  priority: warning
+  exceptions:
+    - name: ok
+      fields: fd.name
+      values: ['"/tmp/\x80"']
+)"}});
+  ASSERT_TRUE(set);
+  auto fired = [&](const std::string& path) {
+    auto w = testing::WriteEvent(path);
+    return Matches(*set, Ctx(w)).size() == 1;
+  };
+  EXPECT_TRUE(fired("/tmp/\xffx"));
+  EXPECT_TRUE(fired("a \"b\""));
+  EXPECT_TRUE(fired("/tmp/\\xfex"));  // bare: no escapes
+  EXPECT_FALSE(fired("/tmp/\xfex"));
+  EXPECT_FALSE(fired("/tmp/\\xffx"));
+
+  std::string all = AllMessages(MustFail({{"e.yaml", R"(
+- list: bad_items
+  items: [ok, '"/tmp/\x4"']
+- rule: Odd
+  desc: d
+  condition: fd.name = x
+  output: o
+  priority: warning
+  exceptions:
+    - name: bad
+      fields: fd.name
+      values: ['"\xzz"']
+)"}}));
+  EXPECT_NE(all.find("e.yaml:3:"), std::string::npos) << all;
+  EXPECT_NE(all.find("item \"/tmp/\\x4\": '\\x' takes two hex digits"), std::string::npos) << all;
+  EXPECT_NE(all.find("value \"\\xzz\": '\\x' takes two hex digits"), std::string::npos) << all;
+}
+
 TEST(RuleLoader, PrioritiesCaseInsensitive) {
   for (auto [text, p] : std::vector<std::pair<std::string, Priority>>{
            {"EMERGENCY", Priority::kEmergency}, {"Alert", Priority::kAlert}, {"critical", Priority::kCritical},

@@ -1,0 +1,70 @@
+// fanotify_fid: the information records of one fanotify event in FID mode
+// (FAN_REPORT_DFID_NAME), walked from the bytes the kernel returned. Kept apart from the
+// watcher so that it can be fuzzed (fuzz/fanotify_fid_fuzz.cc).
+//
+// Thread-safety: a pure function; it reads only the event's bytes.
+#pragma once
+
+#include <fcntl.h>  // struct file_handle, MAX_HANDLE_SZ
+#include <sys/fanotify.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace driftwatch::sensor {
+
+// A directory handle and an entry name, from a DFID_NAME, OLD_DFID_NAME or NEW_DFID_NAME
+// record. Pointers and the name are views into the event.
+struct FidName {
+  uint64_t fsid = 0;             // the record's fsid, as statfs f_fsid packs it
+  const char* handle = nullptr;  // struct file_handle, possibly unaligned; null: no record
+  size_t handle_len = 0;         // sizeof(file_handle) + its handle_bytes (<= MAX_HANDLE_SZ)
+  std::string_view name;
+};
+
+struct FidNames {
+  FidName cur;  // the last DFID_NAME or NEW_DFID_NAME record
+  FidName old;  // the last OLD_DFID_NAME record (FAN_RENAME)
+};
+
+// The name records of the event that starts at `ev` (its fanotify_event_metadata), whose
+// event_len bytes must be readable (FAN_EVENT_OK). The event may be only 4-byte aligned (the
+// kernel pads FID events to 4 bytes), so nothing is read through a struct pointer. Records
+// that are too short or of other types are skipped; one that runs past the event ends the
+// walk.
+inline FidNames WalkFidRecords(const char* ev) {
+  FidNames out;
+  fanotify_event_metadata md;
+  std::memcpy(&md, ev, sizeof md);
+  const size_t end = md.event_len;
+  size_t pos = md.metadata_len;
+  while (pos + sizeof(fanotify_event_info_header) <= end) {
+    const char* const p = ev + pos;
+    fanotify_event_info_header hdr;
+    std::memcpy(&hdr, p, sizeof hdr);
+    if (hdr.len < sizeof hdr || hdr.len > end - pos) break;
+    if ((hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
+         hdr.info_type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ||
+         hdr.info_type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) &&
+        hdr.len >= sizeof(fanotify_event_info_fid) + sizeof(file_handle)) {
+      FidName n;
+      std::memcpy(&n.fsid, p + offsetof(fanotify_event_info_fid, fsid), sizeof n.fsid);
+      n.handle = p + sizeof(fanotify_event_info_fid);
+      unsigned int hbytes = 0;
+      std::memcpy(&hbytes, n.handle + offsetof(file_handle, handle_bytes), sizeof hbytes);
+      const size_t name_at = sizeof(fanotify_event_info_fid) + sizeof(file_handle) + hbytes;
+      if (hbytes <= MAX_HANDLE_SZ && name_at < hdr.len) {
+        const char* name = p + name_at;
+        n.handle_len = sizeof(file_handle) + hbytes;
+        n.name = std::string_view(name, strnlen(name, hdr.len - name_at));
+        (hdr.info_type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ? out.old : out.cur) = n;
+      }
+    }
+    pos += hdr.len;
+  }
+  return out;
+}
+
+}  // namespace driftwatch::sensor

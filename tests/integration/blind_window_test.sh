@@ -1,0 +1,335 @@
+#!/bin/bash
+# A real kernel audit loss becomes a "Sensor blind window" alert. The real sensor (owner
+# mode, --audit-only) streams to the real collector (plaintext on loopback); the kernel is
+# made to drop audit records, and the collector must raise the built-in Critical alert
+# "Sensor blind window" for the node with sensor.loss.kernel_lost > 0, and
+# `driftwatch status --collector` must show the node's losses and blind windows. Then the
+# collector is killed and restarted while the kernel keeps losing, and in the end the
+# alerts' kernel_lost must add up exactly to the sensor's final total (nothing counted twice
+# or left out), itself at most what the kernel's `lost` counter grew by.
+#
+# How the kernel is made to lose records: the sensor sets backlog_wait_time 0 (no task waits
+# for room in the audit backlog) and here a tiny --backlog-limit. Every exec makes about
+# seven records (SYSCALL, EXECVE, CWD, PATH x2, PROCTITLE, EOE) that wait in the kernel's
+# audit queue until kauditd hands them to the sensor's socket; with room for only BACKLOG
+# records, two parallel exec loops outrun kauditd and audit_log_start() drops them
+# ("backlog limit exceeded"), counting each in the kernel's `lost`. On this 2-core VM
+# (Linux 6.18) the first drops come within a second of the storm. The sensor polls `lost`
+# (AUDIT_GET) and reports its growth as kernel_lost in its status events, every second here.
+#
+# Should the storm alone not be enough on some machine, the fallback (STOP_READER=1 forces
+# it) runs it again with the sensor SIGSTOPped. The sensor runs with a small socket buffer
+# throughout (--rcvbuf 256 KiB instead of 32 MiB), so a stopped reader's socket is full after
+# a few hundred records: kauditd retries and stalls, the tiny backlog overflows at once and
+# the kernel drops and counts. A stopped reader with the default backlog (8192) is NOT a way to
+# get a kernel_lost: kauditd gives up on the full socket and, without audit=1 on the kernel
+# command line (audit_default 0, as on this VM), kauditd_hold_skb() frees the records after
+# printing them to dmesg without counting them in `lost`; the sensor sees one ENOBUFS
+# (socket_enobufs +1) for thousands of records (tried: 1500 execs, 10k records, `lost`
+# unchanged). SIGCONT lets the sensor see the grown counter.
+#
+# Audit state and rules are saved before and must be exactly as before once the sensor
+# stopped; the trap restores them on any failure. Processes are stopped by PID.
+# Usage: blind_window_test.sh BUILD_DIR
+#   env: BACKLOG=8, EXECS=3000 (per loop), RCVBUF=262144, STOP_READER=1 (the fallback only),
+#        COLLECTOR_OUTAGE=0 (no collector outage), KEEP=1 (keep the temp dir)
+set -euo pipefail
+build=$1
+backlog=${BACKLOG:-8}
+execs=${EXECS:-3000}
+rcvbuf=${RCVBUF:-262144}
+node="node-blind"
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/audit_state.sh"
+source "$here/process.sh"
+dw=$build/cli/driftwatch
+tmp=$(mktemp -d /tmp/dw-blind.XXXXXX)
+storm_pids=()
+cleanup() {
+    local rc=$? p
+    set +e  # every step runs, whatever failed before
+    for p in "${storm_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${storm_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    # A stopped sensor cannot act on SIGTERM: let it run again first.
+    [[ -f $tmp/sensor.pid ]] && kill -CONT "$(cat "$tmp/sensor.pid")" 2>/dev/null
+    dw_stop_pidfile "$tmp/sensor.pid" 20 || true
+    dw_stop_pidfile "$tmp/collector.pid" 20 || true
+    dw_audit_restore "$tmp"
+    if ((rc != 0)); then
+        for f in "$tmp"/*.log; do [[ -f $f ]] && { echo "--- $f"; tail -30 "$f"; }; done
+    fi
+    if [[ -n ${KEEP:-} ]]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+kernel_lost() { auditctl -s | awk '$1 == "lost" { print $2 }'; }
+
+dw_audit_save "$tmp"
+[[ $(dw_audit_pid) == 0 ]] || { echo "SKIP: an audit daemon holds the audit pid"; exit 0; }
+
+# The collector: any free port for gRPC and for /status (the same ports again on a restart).
+start_collector() { # GRPC_PORT METRICS_PORT
+    local n0
+    touch "$tmp/collector.log"
+    n0=$(grep -c "metrics on http:" "$tmp/collector.log" || true)
+    rm -f "$tmp/port"
+    "$build/collector/driftwatch-collector" --insecure --listen "127.0.0.1:$1" --port-file "$tmp/port" \
+        --db "$tmp/collector.db" --metrics-address "127.0.0.1:$2" >>"$tmp/collector.log" 2>&1 &
+    echo $! >"$tmp/collector.pid"
+    local deadline=$((SECONDS + 15))
+    while ((SECONDS < deadline)); do
+        [[ -s $tmp/port ]] && (($(grep -c "metrics on http:" "$tmp/collector.log" || true) > n0)) && break
+        kill -0 "$(cat "$tmp/collector.pid")" 2>/dev/null || fail "the collector exited"
+        sleep 0.1
+    done
+    [[ -s $tmp/port ]] || fail "the collector did not listen"
+    port=$(cat "$tmp/port")
+    mport=$(sed -n 's/.*metrics on http:.* (port \([0-9]*\)).*/\1/p' "$tmp/collector.log" | tail -1)
+    [[ -n $mport ]] || fail "the collector serves no /status"
+}
+start_collector 0 0
+echo "collector on 127.0.0.1:$port, status on 127.0.0.1:$mport"
+
+lost_before_sensor=$(kernel_lost)
+"$build/sensor/driftwatch-sensor" --audit-only --audit-mode owner --audit-state-file "$tmp/audit-state" \
+    --backlog-limit "$backlog" --rcvbuf "$rcvbuf" --node "$node" --collector "127.0.0.1:$port" --insecure \
+    --spool-dir "$tmp/spool" --status-interval 1 --metrics-address 127.0.0.1:0 \
+    >"$tmp/sensor.log" 2>&1 &
+echo $! >"$tmp/sensor.pid"
+sensor_pid=$(cat "$tmp/sensor.pid")
+deadline=$((SECONDS + 20))
+while ((SECONDS < deadline)); do
+    grep -q "connected to collector" "$tmp/sensor.log" && break
+    kill -0 "$sensor_pid" 2>/dev/null || fail "the sensor exited"
+    sleep 0.1
+done
+grep -q "connected to collector" "$tmp/sensor.log" || fail "the sensor did not connect"
+[[ $(dw_audit_pid) == "$sensor_pid" ]] || fail "the sensor is not the audit daemon"
+auditctl -s | awk '$1 == "backlog_limit" || $1 == "backlog_wait_time" { printf "%s %s  ", $1, $2 } END { print "" }'
+
+# Two exec loops at once, bounded in count (EXECS each) and time ($2 s, default 28);
+# stopped (by PID) as soon as the kernel's lost counter grew past $1 (if given). Every wait in this test is bounded by
+# the clock, so that the worst case (about 250 s) stays inside the CTest timeout: a test
+# that times out is killed, and its trap may not get to restore anything.
+storm() {
+    local base=$1 p deadline=$((SECONDS + ${2:-28}))
+    storm_pids=()
+    for _ in 1 2; do
+        timeout "${2:-28}" bash -c "for ((n = 0; n < $execs; n++)); do /bin/true; done" &
+        storm_pids+=($!)
+    done
+    while ((SECONDS < deadline)); do
+        [[ -n $base ]] && (($(kernel_lost) > base)) && break
+        kill -0 "${storm_pids[0]}" 2>/dev/null || kill -0 "${storm_pids[1]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    for p in "${storm_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${storm_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    storm_pids=()
+}
+
+lost0=$(kernel_lost)
+how=
+if [[ -z ${STOP_READER:-} ]]; then
+    t0=$SECONDS
+    storm "$lost0"
+    lost1=$(kernel_lost)
+    echo "exec storm for $((SECONDS - t0)) s: kernel lost $lost0 -> $lost1 (backlog_limit $backlog)"
+    ((lost1 > lost0)) && how="a tiny backlog"
+fi
+if [[ -z $how ]]; then
+    # Fallback: a reader that does not read (see the header).
+    echo "the storm again with the sensor stopped (SIGSTOP)"
+    t0=$SECONDS
+    kill -STOP "$sensor_pid"
+    storm "$lost0"
+    kill -CONT "$sensor_pid"
+    lost1=$(kernel_lost)
+    echo "exec storm for $((SECONDS - t0)) s: kernel lost $lost0 -> $lost1"
+    ((lost1 > lost0)) || fail "the kernel lost no audit record, even with the reader stopped"
+    how="a stopped reader"
+fi
+echo "the kernel dropped $((lost1 - lost0)) records ($how)"
+
+# The alert: within a status interval or two, plus detection (bounded: 30 s).
+found=
+deadline=$((SECONDS + 30))
+while ((SECONDS < deadline)); do
+    "$dw" alerts --db "$tmp/collector.db" --rule "Sensor blind window" --node "$node" \
+        >"$tmp/alerts.jsonl" 2>"$tmp/alerts.err" || true
+    if python3 - "$tmp/alerts.jsonl" "$node" <<'PY'; then
+import json, sys
+node = sys.argv[2]
+for line in open(sys.argv[1]):
+    a = json.loads(line)
+    f = a.get("output_fields", {})
+    if a.get("rule") == "Sensor blind window" and f.get("sensor.node") == node and \
+            (f.get("sensor.loss.kernel_lost") or 0) > 0:
+        sys.exit(0)
+sys.exit(1)
+PY
+        found=1
+        break
+    fi
+    sleep 0.2
+done
+[[ -n $found ]] || { cat "$tmp/alerts.jsonl" "$tmp/alerts.err"; fail "no \"Sensor blind window\" alert with sensor.loss.kernel_lost > 0 for $node"; }
+python3 - "$tmp/alerts.jsonl" "$node" <<'PY'
+import json, sys
+node = sys.argv[2]
+alerts = [json.loads(l) for l in open(sys.argv[1])]
+fails = []
+for a in alerts:
+    f = a["output_fields"]
+    if a.get("priority") != "Critical":
+        fails.append(f"priority {a.get('priority')}: {a['output']}")
+    if a.get("hostname") != node or f.get("sensor.node") != node:
+        fails.append(f"node {a.get('hostname')} / {f.get('sensor.node')}: {a['output']}")
+    if f.get("sensor.report") == "status event" and not f.get("sensor.window.end"):
+        fails.append(f"a status event's alert without sensor.window.end: {a['output']}")
+print(f"{len(alerts)} blind window alerts so far, the first: {alerts[0]['output']}")
+for f in fails:
+    print("FAIL:", f)
+sys.exit(1 if fails else 0)
+PY
+
+# The fleet view: the node with its losses and blind windows.
+"$dw" status --collector "127.0.0.1:$mport" | tee "$tmp/status.txt"
+"$dw" status --collector "127.0.0.1:$mport" --json >"$tmp/status.json"
+python3 - "$tmp/status.json" "$tmp/status.txt" "$node" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+text = open(sys.argv[2]).read()
+node = sys.argv[3]
+fails = []
+n = [x for x in s["nodes"] if x["node"] == node]
+if len(n) != 1:
+    fails.append(f"node {node} not in /status once: {s['nodes']}")
+else:
+    n = n[0]
+    if n.get("streams") != 1:
+        fails.append(f"streams {n.get('streams')}")
+    if (n.get("losses") or {}).get("kernel_lost", 0) <= 0:
+        fails.append(f"losses {n.get('losses')}")
+    if n.get("blind_windows", 0) < 1:
+        fails.append(f"blind_windows {n.get('blind_windows')}")
+line = [l for l in text.splitlines() if l.split()[:1] == [node]]
+if len(line) != 1 or "kernel_lost" not in line[0]:
+    fails.append(f"status --collector has no line for {node} with kernel_lost: {line}")
+if not text.startswith("collector") or "\ndetection" not in text:
+    fails.append("status --collector without its header lines")
+for f in fails:
+    print("FAIL:", f)
+sys.exit(1 if fails else 0)
+PY
+
+# Then a collector outage while the kernel keeps losing (COLLECTOR_OUTAGE=0 skips it): the
+# collector is killed (SIGKILL) and started again on the same database and ports. The
+# sensor reconnects with a Hello carrying its newest totals, then sends the status events it
+# spooled during the outage (older, lower totals): these are old reports, not a new loss
+# file; the alerts must still add up to the sensor's total (checked below), none counted
+# twice.
+if [[ ${COLLECTOR_OUTAGE:-1} != 0 ]]; then
+    echo "collector killed (SIGKILL); the kernel keeps losing during the outage"
+    kill -KILL "$(cat "$tmp/collector.pid")"
+    wait "$(cat "$tmp/collector.pid")" 2>/dev/null || true
+    rm -f "$tmp/collector.pid"
+    # Exec loops until the sensor is back (bounded: 40 s), so that its totals keep growing
+    # after the status events it spools and the Hello is newer than them.
+    storm_pids=()
+    for _ in 1 2; do
+        timeout 40 bash -c "for ((n = 0; n < $execs; n++)); do /bin/true; done" &
+        storm_pids+=($!)
+    done
+    sleep 2.5
+    start_collector "$port" "$mport"
+    ok=
+    deadline=$((SECONDS + 30))
+    while ((SECONDS < deadline)); do
+        (($(grep -c "connected to collector" "$tmp/sensor.log") >= 2)) && break
+        sleep 0.1
+    done
+    for p in "${storm_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${storm_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    storm_pids=()
+    deadline=$((SECONDS + 30))
+    while ((SECONDS < deadline)); do
+        if (($(grep -c "connected to collector" "$tmp/sensor.log") >= 2)) &&
+            "$dw" status --collector "127.0.0.1:$mport" --json >"$tmp/status.json" 2>/dev/null &&
+            python3 -c 'import json, sys
+n = [x for x in json.load(open(sys.argv[1]))["nodes"] if x["node"] == sys.argv[2]]
+sys.exit(0 if n and n[0]["streams"] == 1 and n[0].get("losses", {}).get("kernel_lost", 0) > 0 else 1)' \
+                "$tmp/status.json" "$node"; then
+            ok=1
+            break
+        fi
+        sleep 0.1
+    done
+    [[ -n $ok ]] || fail "after the restart the collector shows no losses of a connected $node"
+    "$dw" status --collector "127.0.0.1:$mport"
+fi
+
+# The sensor puts back what it changed; the test checks it equals what was there before.
+dw_stop_pidfile "$tmp/sensor.pid" 20 || fail "the sensor ignored SIGTERM"
+grep "lost: kernel" "$tmp/sensor.log" || true
+dw_audit_same "$tmp" || fail "audit state or rules differ after the sensor stopped"
+echo "audit state and rules as before"
+lost_end=$(kernel_lost)
+
+# Nothing counted twice or left out: once the sensor's final status is evaluated, the
+# blind windows' kernel_lost add up to the final status's total, which is at most what the
+# kernel's counter grew by while the sensor ran.
+ok=
+deadline=$((SECONDS + 30))
+while ((SECONDS < deadline)); do
+    "$dw" events --db "$tmp/collector.db" --node "$node" --kind status >"$tmp/status_events.jsonl"
+    "$dw" alerts --db "$tmp/collector.db" --rule "Sensor blind window" --node "$node" >"$tmp/alerts.jsonl"
+    rc=0
+    python3 - "$tmp" "$((lost_end - lost_before_sensor))" >"$tmp/sum.txt" <<'PY' || rc=$?
+import datetime, json, sys
+tmp, grown = sys.argv[1], int(sys.argv[2])
+final = [e for e in map(json.loads, open(f"{tmp}/status_events.jsonl")) if e.get("sensor.final")]
+alerts = [json.loads(l) for l in open(f"{tmp}/alerts.jsonl")]
+total = sum(a["output_fields"].get("sensor.loss.kernel_lost") or 0 for a in alerts)
+if len(final) != 1:
+    print(f"{len(final)} final status events stored")
+    sys.exit(1)
+want = final[0]["sensor.kernel_lost"]
+if total != want:
+    print(f"the alerts add up to kernel_lost {total}, the final status says {want}")
+    sys.exit(1)
+if want > grown:
+    print(f"the sensor reported {want} kernel losses, the kernel's counter grew by {grown}")
+    sys.exit(2)
+print(f"{len(alerts)} blind window alerts, kernel_lost {total} in all = the sensor's final "
+      f"status; the kernel's counter grew by {grown} while the sensor ran")
+# What the outage exercised: status events stored after the Hello with lower totals (old
+# reports the collector must not take for a new loss file).
+try:
+    running = 0
+    for a in alerts:
+        running += a["output_fields"].get("sensor.loss.kernel_lost") or 0
+        if a["output_fields"].get("sensor.report") == "Hello":
+            hello_ns = a["output_fields"].get("sensor.window.end")
+            older = [e for e in map(json.loads, open(f"{tmp}/status_events.jsonl"))
+                     if e["sensor.kernel_lost"] < running and e["evt.time"] < hello_ns and
+                     e.get("collector.stored_ns", 0) >= int(datetime.datetime.fromisoformat(
+                         hello_ns[:26] + "+00:00").timestamp() * 1e9) - 1_000_000]
+            print(f"the Hello after the outage brought kernel_lost to {running}; {len(older)} status "
+                  f"events with lower totals were stored after it")
+            break
+except Exception as e:  # only informative
+    print(f"(what the outage exercised is unknown: {e!r})")
+PY
+    ((rc == 2)) && fail "$(cat "$tmp/sum.txt")"
+    ((rc == 0)) && { cat "$tmp/sum.txt"; ok=1; break; }
+    sleep 0.2
+done
+[[ -n $ok ]] || fail "after 30 s: $(cat "$tmp/sum.txt")"
+
+# With the collector gone, status --collector fails and names the address.
+dw_stop_pidfile "$tmp/collector.pid" 20 || fail "the collector ignored SIGTERM"
+! "$dw" status --collector "127.0.0.1:$mport" 2>"$tmp/status.err" || fail "status --collector answered with the collector stopped"
+grep -q "127.0.0.1:$mport" "$tmp/status.err" || { cat "$tmp/status.err"; fail "the error does not name the address"; }
+cat "$tmp/status.err"
+echo "PASS blind window: kernel audit loss ($how) alerted as \"Sensor blind window\" for $node"
