@@ -10,9 +10,12 @@
 #include <utility>
 
 #include "lib/log.h"
+#include "sensor/disk_format.h"
 
 namespace driftwatch::sensor {
 namespace {
+
+using namespace disk;  // NOLINT: the shared byte helpers
 
 constexpr char kMagic[8] = {'D', 'W', 'L', 'O', 'S', 'S', '0', '1'};
 constexpr size_t kSlotBytes = LossFile::kFileBytes / 2;
@@ -21,28 +24,9 @@ constexpr size_t kCrcOffset = 24 + 8 * kSlotCounters;  // 120
 static_assert(kCrcOffset + 8 == kSlotBytes);
 static_assert(kLossFields.size() <= kSlotCounters);
 
-void PutU32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-void PutU64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
 
 // Masked as the spool masks its record crcs (a crc'ed file inside a crc'ed file).
-uint32_t SlotCrc(const char* slot) {
-  uint32_t c = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(slot), kCrcOffset));
-  return ((c >> 15) | (c << 17)) + 0xa282ead8u;
-}
+uint32_t SlotCrc(const char* slot) { return Mask(Crc(0, slot, kCrcOffset)); }
 
 void EncodeSlot(const LossCounts& c, uint64_t generation, char* slot) {
   std::memset(slot, 0, kSlotBytes);

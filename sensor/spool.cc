@@ -1,5 +1,6 @@
 #include "sensor/spool.h"
 #include "lib/log.h"
+#include "sensor/disk_format.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -19,6 +20,8 @@
 namespace driftwatch::sensor {
 namespace {
 
+using namespace disk;  // NOLINT: the shared byte helpers
+
 constexpr char kSegMagic[8] = {'D', 'W', 'S', 'P', 'O', 'O', 'L', '1'};
 constexpr char kAckMagic[8] = {'D', 'W', 'A', 'C', 'K', '0', '0', '1'};
 constexpr uint64_t kSegHeader = 16;  // magic + first position
@@ -35,31 +38,7 @@ void Log(const std::string& msg) {
   LogWarn("spool: %s\n", msg.c_str());
 }
 
-void PutU32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-void PutU64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
 
-uint32_t Crc(uint32_t crc, const void* data, size_t n) {
-  // zlib takes uInt lengths; records are bounded well below 4 GiB.
-  return static_cast<uint32_t>(crc32(crc, static_cast<const Bytef*>(data), static_cast<uInt>(n)));
-}
-
-// As LevelDB does: a crc stored next to data that is itself crc'ed (a spool inside a spool)
-// should not look like a valid crc of it.
-uint32_t Mask(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
 
 // The record crc: payload first (computed outside the lock), then length and position.
 uint32_t RecordCrc(uint32_t payload_crc, uint32_t len, uint64_t pos) {
