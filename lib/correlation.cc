@@ -51,6 +51,7 @@ struct Correlator::Proc {
   uint32_t ppid = 0;
   int64_t start_ns = 0;  // first exec of this process (a re-exec keeps it)
   std::string name, exepath, cmdline;
+  ProcessInfo::Origin origin = ProcessInfo::Origin::kUnknown;
 };
 
 struct Correlator::ProcSlot {
@@ -65,10 +66,18 @@ size_t HeapBytes(const std::string& s) { return s.capacity() > 15 ? s.capacity()
 
 }  // namespace
 
+// One file's content as the container's writes and chmods made it: shared by every path
+// that names it (hard links, the name a rename gave it), so that an exec through any of
+// them joins the write whichever of its events arrived first.
+struct Correlator::FileNode {
+  FileHistory hist;
+  uint64_t inode = 0;              // on the upper layer's filesystem; 0: unknown
+  std::vector<std::string> paths;  // the records naming it, at most kMaxLinks
+};
+
 struct Correlator::FileRecord {
   std::string path;
-  uint64_t inode = 0;
-  FileHistory hist;
+  std::shared_ptr<FileNode> node;
   std::list<std::string>::iterator order;
 };
 
@@ -89,7 +98,7 @@ struct Correlator::ContainerState {
   bool removed = false;
   std::unordered_map<std::string, FileRecord> files;  // by path inside the container
   std::list<std::string> file_order;                  // oldest change first
-  std::unordered_map<uint64_t, std::string> by_inode;
+  std::unordered_map<uint64_t, std::shared_ptr<FileNode>> by_inode;
   std::deque<PendingExec> pending;                    // arrival order
   int64_t newest_ns = 0;                              // latest event time seen here
   uint32_t node_id = 0;
@@ -230,13 +239,14 @@ std::vector<ProcessInfo> Correlator::Lineage(const std::string& node, uint32_t p
     const Proc* p = FindProc(node, pid);
     // Unknown, or younger than its child: that pid now names another process.
     if (p == nullptr || (child_start != 0 && p->start_ns > child_start)) break;
-    out.push_back({p->pid, p->name, p->exepath, p->cmdline});
+    out.push_back({p->pid, p->name, p->exepath, p->cmdline, p->origin});
     if (p->ppid == p->pid) break;
     child_start = p->start_ns;
     pid = p->ppid;
   }
   if (out.empty() && ppid != 0 && !parent_name.empty()) {
-    out.push_back({ppid, parent_name, "", ""});  // the kernel's comm of the parent, at least
+    // The kernel's comm of the parent, at least: a name only, from nowhere known.
+    out.push_back({ppid, parent_name, "", "", ProcessInfo::Origin::kUnknown});
   }
   return out;
 }
@@ -309,23 +319,47 @@ void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_
 Correlator::FileRecord* Correlator::FindFile(ContainerState& cs,
                                              const std::vector<std::string>& paths,
                                              uint64_t inode) {
+  FileRecord* by_path = nullptr;
   for (const std::string& p : paths) {
     if (p.empty()) continue;
     auto it = cs.files.find(p);
-    if (it != cs.files.end()) return &it->second;
+    if (it != cs.files.end()) {
+      by_path = &it->second;
+      break;
+    }
   }
+  // The path names this inode, or nothing better is known: the path decides.
+  if (by_path != nullptr && (inode == 0 || by_path->node->inode == inode)) return by_path;
   if (inode != 0) {
     auto in = cs.by_inode.find(inode);
-    if (in != cs.by_inode.end()) {
-      auto it = cs.files.find(in->second);
+    if (in != cs.by_inode.end() && !in->second->paths.empty()) {
+      auto it = cs.files.find(in->second->paths.front());
       if (it != cs.files.end()) return &it->second;
     }
   }
-  return nullptr;
+  return by_path;
+}
+
+void Correlator::Detach(ContainerState& cs, FileRecord& r) {
+  if (!r.node) return;
+  std::vector<std::string>& v = r.node->paths;
+  if (auto p = std::find(v.begin(), v.end(), r.path); p != v.end()) v.erase(p);
+  if (v.empty() && r.node->inode != 0) {
+    auto in = cs.by_inode.find(r.node->inode);
+    if (in != cs.by_inode.end() && in->second == r.node) cs.by_inode.erase(in);
+  }
+  r.node.reset();
+}
+
+void Correlator::Attach(ContainerState& cs, FileRecord& r, std::shared_ptr<FileNode> node) {
+  Detach(cs, r);
+  node->paths.push_back(r.path);
+  if (node->inode != 0) cs.by_inode.try_emplace(node->inode, node);
+  r.node = std::move(node);
 }
 
 Correlator::FileRecord& Correlator::UpsertFile(ContainerState& cs, const std::string& path,
-                                               uint64_t inode) {
+                                               uint64_t inode, std::shared_ptr<FileNode> moved) {
   auto [it, inserted] = cs.files.try_emplace(path);
   FileRecord& r = it->second;
   if (inserted) {
@@ -334,13 +368,24 @@ Correlator::FileRecord& Correlator::UpsertFile(ContainerState& cs, const std::st
   } else {
     cs.file_order.splice(cs.file_order.end(), cs.file_order, r.order);
   }
-  if (inode != 0 && inode != r.inode) {
-    if (r.inode != 0) {
-      auto old = cs.by_inode.find(r.inode);
-      if (old != cs.by_inode.end() && old->second == path) cs.by_inode.erase(old);
+  if (moved) {
+    if (inode != 0 && moved->inode == 0) moved->inode = inode;
+    Attach(cs, r, std::move(moved));
+  } else if (inserted || (inode != 0 && inode != r.node->inode)) {
+    // A content already known by its inode under another name (a hard link): share it.
+    // A bounded number of names share one node: more links of one file each get a copy.
+    std::shared_ptr<FileNode> linked;
+    if (inode != 0) {
+      auto in = cs.by_inode.find(inode);
+      if (in != cs.by_inode.end() && in->second->paths.size() < kMaxLinks) linked = in->second;
     }
-    r.inode = inode;
-    cs.by_inode[inode] = path;
+    if (!linked) {
+      linked = std::make_shared<FileNode>();
+      linked->inode = inode;
+      // Other content at a known path: what was known of the path stays (as before links).
+      if (!inserted) linked->hist = r.node->hist;
+    }
+    Attach(cs, r, std::move(linked));
   }
   while (cs.files.size() > opt_.max_files_per_container && cs.file_order.front() != path) {
     EraseFile(cs, cs.file_order.front());
@@ -352,10 +397,7 @@ Correlator::FileRecord& Correlator::UpsertFile(ContainerState& cs, const std::st
 void Correlator::EraseFile(ContainerState& cs, const std::string& path) {
   auto it = cs.files.find(path);
   if (it == cs.files.end()) return;
-  if (it->second.inode != 0) {
-    auto in = cs.by_inode.find(it->second.inode);
-    if (in != cs.by_inode.end() && in->second == path) cs.by_inode.erase(in);
-  }
+  Detach(cs, it->second);
   cs.file_order.erase(it->second.order);
   cs.files.erase(it);
 }
@@ -376,11 +418,15 @@ void Correlator::MatchPending(const std::string& node, ContainerState& cs, const
   const int64_t window = opt_.window.count();
   for (PendingExec& pe : cs.pending) {
     if (pe.matched) continue;
-    bool same = (rec.inode != 0 && pe.inode == rec.inode) ||
-                std::find(pe.paths.begin(), pe.paths.end(), rec.path) != pe.paths.end();
+    // The exec ran this file by its inode or by any of its names (hard links).
+    const FileNode& file = *rec.node;
+    bool same = (file.inode != 0 && pe.inode == file.inode) ||
+                std::any_of(file.paths.begin(), file.paths.end(), [&](const std::string& p) {
+                  return std::find(pe.paths.begin(), pe.paths.end(), p) != pe.paths.end();
+                });
     if (!same) continue;
-    const int64_t change_ns = rec.hist.written_at_runtime ? rec.hist.written_ns
-                                                          : rec.hist.chmod_ns;
+    const FileHistory& hist = file.hist;
+    const int64_t change_ns = hist.written_at_runtime ? hist.written_ns : hist.chmod_ns;
     if (change_ns > pe.ev->time_ns() + window) continue;  // changed after that exec ran
     pe.matched = true;
     ++stats_.late_matches;
@@ -389,7 +435,7 @@ void Correlator::MatchPending(const std::string& node, ContainerState& cs, const
     ctx.event = pe.ev.get();
     ctx.event_owner = pe.ev;
     ctx.lineage = pe.lineage;
-    ctx.file = rec.hist;
+    ctx.file = hist;
     NameWriter(node, &ctx.file);
     FillContainer(&cs, &ctx);
     reevaluate->push_back(std::move(ctx));
@@ -467,11 +513,23 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     // volume on another filesystem) happened to have.
     const bool lower = e.has_is_exe_upper_layer() && !e.is_exe_upper_layer();
     if (FileRecord* rec = FindFile(cs, paths, lower ? 0 : e.exe_inode())) {
-      NameWriter(node, &rec->hist);
-      ctx.file = rec->hist;
+      FileHistory& hist = rec->node->hist;
+      NameWriter(node, &hist);
+      ctx.file = hist;
       // A write later than the exec (beyond the window) is not what this exec ran.
-      if (rec->hist.written_at_runtime && rec->hist.written_ns > ev.time_ns() + window) {
+      if (hist.written_at_runtime && hist.written_ns > ev.time_ns() + window) {
         ctx.file.written_at_runtime = false;
+      }
+    }
+    if (e.success()) {
+      // Its children's allowlists ask where this process's executable came from.
+      auto it = procs_.find(ProcKey(NodeId(node), e.pid()));
+      if (it != procs_.end()) {
+        using Origin = ProcessInfo::Origin;
+        it->second.proc.origin = ctx.file.written_at_runtime ? Origin::kUpper
+                                 : !e.has_is_exe_upper_layer() ? Origin::kUnknown
+                                 : e.is_exe_upper_layer()      ? Origin::kUpper
+                                                               : Origin::kImage;
       }
     }
     if (!e.runtime_plumbing() && e.success() && !cs.removed) {
@@ -507,12 +565,13 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     FileRecord* rec = FindFile(cs, {path}, c.inode());
     if (c.success() && c.adds_exec() && !cs.removed && (rec != nullptr || !path.empty())) {
       if (rec == nullptr) rec = &UpsertFile(cs, path, c.inode());
-      rec->hist.chmod_exec = true;
-      rec->hist.chmod_ns = ev.time_ns();
-      rec->hist.chmod_by = p ? p->name : c.comm();
+      FileHistory& hist = rec->node->hist;
+      hist.chmod_exec = true;
+      hist.chmod_ns = ev.time_ns();
+      hist.chmod_by = p ? p->name : c.comm();
       MatchPending(node, cs, *rec, reevaluate);
     }
-    if (rec != nullptr) ctx.file = rec->hist;
+    if (rec != nullptr) ctx.file = rec->node->hist;
   } else {
     const v1::FileWrite& w = ev.write();
     const Proc* p = w.pid() != 0 ? FindProc(node, w.pid()) : nullptr;
@@ -521,23 +580,24 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     const std::string path = Resolve(w.path(), "/");
     if (kind == "delete") {
       if (FileRecord* rec = FindFile(cs, {path}, 0)) {
-        ctx.file = rec->hist;
+        ctx.file = rec->node->hist;
         EraseFile(cs, path);
       }
     } else if (!path.empty() && !cs.removed) {
-      FileHistory moved;
-      bool have_moved = false;
+      std::shared_ptr<FileNode> moved;
       if (kind == "rename" && !w.old_path().empty()) {
         const std::string old = Resolve(w.old_path(), "/");
         if (FileRecord* prev = FindFile(cs, {old}, 0); prev != nullptr && old != path) {
-          moved = prev->hist;
-          have_moved = true;
+          moved = prev->node;
           EraseFile(cs, old);
         }
       }
-      FileRecord& rec = UpsertFile(cs, path, w.inode());
-      if (have_moved) rec.hist = moved;
-      FileHistory& h = rec.hist;
+      const bool have_moved = moved != nullptr;
+      // Inodes join only on the container's upper layer: a volume (cgroup-attributed
+      // write) is another filesystem, whose inode numbers say nothing of the rootfs.
+      const uint64_t inode = ev.attribution() == v1::ATTRIBUTION_CGROUP ? 0 : w.inode();
+      FileRecord& rec = UpsertFile(cs, path, inode, std::move(moved));
+      FileHistory& h = rec.node->hist;
       const bool attrib = kind == "attrib";
       if (attrib) {
         // FAN_ATTRIB: a mode change. With an exec bit now, a chmod +x of a runtime file.

@@ -106,7 +106,9 @@ class Correlator {
  private:
   struct Proc;
   struct ProcSlot;
+  struct FileNode;
   struct FileRecord;
+  static constexpr size_t kMaxLinks = 64;  // names sharing one file's history
   struct PendingExec;
   struct ContainerState;
 
@@ -124,7 +126,12 @@ class Correlator {
   uint32_t NodeId(const std::string& node);
   FileRecord* FindFile(ContainerState& cs, const std::vector<std::string>& paths,
                        uint64_t inode);
-  FileRecord& UpsertFile(ContainerState& cs, const std::string& path, uint64_t inode);
+  // The record of `path`, made or moved to the end of the eviction order. `moved`: the
+  // file a rename brought here (its history comes along).
+  FileRecord& UpsertFile(ContainerState& cs, const std::string& path, uint64_t inode,
+                         std::shared_ptr<FileNode> moved = nullptr);
+  void Attach(ContainerState& cs, FileRecord& r, std::shared_ptr<FileNode> node);
+  void Detach(ContainerState& cs, FileRecord& r);
   void EraseFile(ContainerState& cs, const std::string& path);
   void NameWriter(const std::string& node, FileHistory* h) const;
   void MatchPending(const std::string& node, ContainerState& cs, const FileRecord& rec,

@@ -181,6 +181,14 @@ bool ProcIsExeUpperLayer(const RuleContext& c, FieldArg, FieldValue* out) {
   return false;
 }
 
+// Where the parent's executable came from; absent when unknown. Allowlists of parents
+// (entrypoint wrappers) ask for an image binary: a copy written at runtime under an
+// allowed name or path is not the wrapper the image shipped.
+bool ProcPisExeUpperLayer(const RuleContext& c, FieldArg, FieldValue* out) {
+  if (c.lineage.empty() || c.lineage[0].origin == ProcessInfo::Origin::kUnknown) return false;
+  return SetBool(c.lineage[0].origin == ProcessInfo::Origin::kUpper, out);
+}
+
 bool ProcExeWrittenAtRuntime(const RuleContext& c, FieldArg, FieldValue* out) {
   if (!Exec(c)) return false;
   return SetBool(c.file.written_at_runtime, out);
@@ -239,6 +247,10 @@ constexpr FieldInfo kProcFields[] = {
     {"proc.is_exe_upper_layer", FieldType::kBool,
      "the executable lives in the container's upper layer (not in its image)",
      ProcIsExeUpperLayer},
+    {"proc.pis_exe_upper_layer", FieldType::kBool,
+     "the parent's executable lives in the container's upper layer (written at runtime, not "
+     "in its image); absent when not known",
+     ProcPisExeUpperLayer},
     {"proc.exe_written_at_runtime", FieldType::kBool,
      "the executable was written in the container after it started", ProcExeWrittenAtRuntime},
     {"proc.exe_writer.name", FieldType::kString, "name of the process that wrote the executable",

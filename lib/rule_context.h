@@ -21,6 +21,9 @@ struct ProcessInfo {
   std::string name;     // Falco's proc.name rules (lib/event_json.h ProcessName)
   std::string exepath;
   std::string cmdline;
+  // Where its executable came from: the image (lower layer), the container's upper layer
+  // (written since it started), or unknown (an offline log, a process seen only by name).
+  enum class Origin : uint8_t { kUnknown, kImage, kUpper } origin = Origin::kUnknown;
 };
 
 // What correlation knows about the executable of an exec event (or the file of a write).

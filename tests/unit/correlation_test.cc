@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -210,6 +211,68 @@ TEST(Correlation, InodeJoinOnlyForUpperLayerExecs) {
   v1::Event dropped = Exec(kCid, 3 * kSec, 52, 1, "/proc/self/fd/3", {}, 4242);
   dropped.mutable_exec()->set_is_exe_upper_layer(true);
   EXPECT_TRUE(c.Observe(kNode, dropped, &re).file.written_at_runtime);
+}
+
+// A binary written as /tmp/orig, hard-linked as /tmp/linked and run through the link: the
+// exec joins the write in every order the three events can arrive in, whether the exec
+// names the inode the write reported or (overlayfs with other inode numbers) another one.
+TEST(Correlation, HardLinkJoinsInEveryArrivalOrder) {
+  constexpr uint64_t kIno = 4242;
+  for (uint64_t exec_ino : {kIno, uint64_t{0}, uint64_t{99}}) {
+    std::vector<int> order = {0, 1, 2};  // write, link's create, exec
+    do {
+      Correlator c;
+      std::vector<RuleContext> re;
+      bool joined = false;
+      for (int step : order) {
+        v1::Event ev;
+        if (step == 0) ev = Write(kCid, 1 * kSec, 50, "/tmp/orig", kIno);
+        if (step == 1) ev = Write(kCid, 2 * kSec, 51, "/tmp/linked", kIno, "create");
+        if (step == 2) {
+          ev = Exec(kCid, 3 * kSec, 52, 1, "/tmp/linked", {}, exec_ino);
+          ev.mutable_exec()->set_is_exe_upper_layer(true);
+        }
+        RuleContext ctx = c.Observe(kNode, ev, &re);
+        if (step == 2 && ctx.file.written_at_runtime) joined = true;
+      }
+      for (const RuleContext& r : re)
+        if (r.event->has_exec() && r.file.written_at_runtime) joined = true;
+      // Only an exec naming another inode, before both writes, has nothing to go by
+      // until the link's own event names its path.
+      EXPECT_TRUE(joined) << "order " << order[0] << order[1] << order[2] << " exec inode "
+                          << exec_ino;
+    } while (std::next_permutation(order.begin(), order.end()));
+  }
+}
+
+// A rename keeps the written file's history under its new name; the old name forgets it,
+// and deleting one of two hard links keeps the other's.
+TEST(Correlation, RenameAndUnlinkKeepTheJoin) {
+  Correlator c;
+  std::vector<RuleContext> re;
+  c.Observe(kNode, Write(kCid, 1 * kSec, 50, "/tmp/a", 7), &re);
+  v1::Event mv = Write(kCid, 2 * kSec, 50, "/tmp/b", 7, "rename");
+  mv.mutable_write()->set_old_path("/tmp/a");
+  c.Observe(kNode, mv, &re);
+  c.Observe(kNode, Write(kCid, 2 * kSec, 50, "/tmp/c", 7, "create"), &re);  // ln /tmp/b /tmp/c
+  c.Observe(kNode, Write(kCid, 2 * kSec, 50, "/tmp/b", 0, "delete"), &re);
+  EXPECT_TRUE(c.Observe(kNode, Exec(kCid, 3 * kSec, 51, 1, "/tmp/c"), &re).file.written_at_runtime);
+  EXPECT_FALSE(c.Observe(kNode, Exec(kCid, 3 * kSec, 52, 1, "/tmp/a"), &re).file.written_at_runtime);
+  EXPECT_TRUE(re.empty());
+}
+
+// A write on a volume (another filesystem, attributed by cgroup) never joins an exec by
+// inode number: the numbers of two filesystems say nothing of each other.
+TEST(Correlation, VolumeWriteDoesNotJoinByInode) {
+  Correlator c;
+  std::vector<RuleContext> re;
+  v1::Event w = Write(kCid, 1 * kSec, 50, "/var/lib/kubelet/pods/x/volumes/data/f", 555);
+  w.set_attribution(v1::ATTRIBUTION_CGROUP);
+  c.Observe(kNode, w, &re);
+  v1::Event ex = Exec(kCid, 2 * kSec, 51, 1, "/tmp/tool", {}, 555);
+  ex.mutable_exec()->set_is_exe_upper_layer(true);
+  EXPECT_FALSE(c.Observe(kNode, ex, &re).file.written_at_runtime);
+  EXPECT_TRUE(re.empty());
 }
 
 TEST(Correlation, WriteInAnotherContainerDoesNotMatch) {

@@ -47,26 +47,51 @@ class ShippedRules : public ::testing::Test {
 };
 RuleSet* ShippedRules::set_ = nullptr;
 
+// A parent as the correlator knows it: name, executable path and where that came from.
+RuleContext WithParent(RuleContext ctx, const std::string& name, const std::string& exepath,
+                       ProcessInfo::Origin origin) {
+  ctx.lineage = {ProcessInfo{4200, name, exepath, name, origin}};
+  return ctx;
+}
+
 TEST_F(ShippedRules, SeedDriftBinary) {
+  using Origin = ProcessInfo::Origin;
+  const std::string rule = "Drift Detected (Container Image Modified Binary)";
   auto ev = ExecEvent("xmrig", "/tmp/xmrig", {"./xmrig"});
   ev.mutable_exec()->set_is_exe_upper_layer(true);
   ev.mutable_exec()->set_parent_name("sh");
-  EXPECT_TRUE(Fires(Ctx(ev, &c_), "Drift Detected (Container Image Modified Binary)"));
-  // Started by an entrypoint wrapper: allowed.
+  EXPECT_TRUE(Fires(Ctx(ev, &c_), rule));
+  // Started by the image's entrypoint wrapper: allowed.
+  EXPECT_FALSE(Fires(WithParent(Ctx(ev, &c_), "tini", "/sbin/tini", Origin::kImage), rule));
+  // A parent only named so is not: by its comm alone, a copy written at runtime at the
+  // very path, or another binary (a symlink named tini runs /bin/busybox).
   ev.mutable_exec()->set_parent_name("tini");
-  EXPECT_FALSE(Fires(Ctx(ev, &c_), "Drift Detected (Container Image Modified Binary)"));
+  EXPECT_TRUE(Fires(Ctx(ev, &c_), rule));
+  EXPECT_TRUE(Fires(WithParent(Ctx(ev, &c_), "tini", "/sbin/tini", Origin::kUpper), rule));
+  EXPECT_TRUE(Fires(WithParent(Ctx(ev, &c_), "tini", "/bin/busybox", Origin::kImage), rule));
+  EXPECT_TRUE(Fires(WithParent(Ctx(ev, &c_), "tini", "/tmp/tini", Origin::kUpper), rule));
   // From the image: no drift.
-  ev.mutable_exec()->set_parent_name("sh");
   ev.mutable_exec()->set_is_exe_upper_layer(false);
-  EXPECT_FALSE(Fires(Ctx(ev, &c_), "Drift Detected (Container Image Modified Binary)"));
+  EXPECT_FALSE(Fires(Ctx(ev, &c_), rule));
 }
 
 TEST_F(ShippedRules, SeedShellSpawned) {
+  using Origin = ProcessInfo::Origin;
   auto ev = ExecEvent("sh", "/bin/sh", {"sh"});
   ev.mutable_exec()->set_parent_name("runc");  // `kubectl exec` / `ctr task exec`, as in the corpus
   EXPECT_TRUE(Fires(Ctx(ev, &c_), "Container Shell Spawned"));
-  ev.mutable_exec()->set_parent_name("docker-entrypoi");
-  EXPECT_FALSE(Fires(Ctx(ev, &c_), "Container Shell Spawned"));
+  EXPECT_FALSE(Fires(WithParent(Ctx(ev, &c_), "dumb-init", "/usr/bin/dumb-init", Origin::kImage),
+                     "Container Shell Spawned"));
+  // An offline log says nothing of layers: the path decides.
+  EXPECT_FALSE(Fires(WithParent(Ctx(ev, &c_), "tini", "/tini", Origin::kUnknown),
+                     "Container Shell Spawned"));
+  // A workload renamed to an entrypoint's name does not silence it.
+  ev.mutable_exec()->set_parent_name("tini");
+  EXPECT_TRUE(Fires(Ctx(ev, &c_), "Container Shell Spawned"));
+  EXPECT_TRUE(Fires(WithParent(Ctx(ev, &c_), "tini", "/usr/local/bin/python3", Origin::kImage),
+                    "Container Shell Spawned"));
+  EXPECT_TRUE(Fires(WithParent(Ctx(ev, &c_), "tini", "/usr/bin/tini", Origin::kUpper),
+                    "Container Shell Spawned"));
   auto host = ExecEvent("sh", "/bin/sh", {"sh"}, "");
   EXPECT_FALSE(Fires(Ctx(host), "Container Shell Spawned"));
   auto failed = ExecEvent("bash", "/bin/bash", {"bash"});
