@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "lib/event_json.h"
+#include "lib/exe_file.h"
 #include "lib/file_digest.h"
 
 namespace driftwatch {
@@ -10,32 +11,6 @@ namespace {
 
 std::string ContainerKey(const std::string& node, const std::string& id) {
   return node + '\x1f' + id;
-}
-
-// Lexically normal absolute path: "a/./b/../c" under cwd "/w" -> "/w/a/c". Audit's PATH
-// name is as the program gave it, possibly relative to the cwd.
-std::string Resolve(const std::string& path, const std::string& cwd) {
-  if (path.empty()) return "";
-  std::string joined = path.front() == '/' ? path : (cwd.empty() ? "/" : cwd) + "/" + path;
-  std::vector<std::string_view> parts;
-  std::string_view s = joined;
-  while (!s.empty()) {
-    size_t slash = s.find('/');
-    std::string_view part = s.substr(0, slash);
-    s = slash == std::string_view::npos ? std::string_view() : s.substr(slash + 1);
-    if (part.empty() || part == ".") continue;
-    if (part == "..") {
-      if (!parts.empty()) parts.pop_back();
-      continue;
-    }
-    parts.push_back(part);
-  }
-  std::string out;
-  for (std::string_view p : parts) {
-    out.push_back('/');
-    out.append(p);
-  }
-  return out.empty() ? "/" : out;
 }
 
 // A comm that names no program: busybox applets and fexecve run as "exe" or a digit.
@@ -456,17 +431,20 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     int64_t start_ns = 0;
     RecordExec(node, ev, &start_ns);
     ctx.lineage = Lineage(node, e.ppid(), start_ns, e.parent_name());
+    // The file actually run (a script, a loader's program) first, then exe and PATH's name.
     std::vector<std::string> paths;
-    if (e.success() && !e.exe().empty()) paths.push_back(Resolve(e.exe(), "/"));
-    if (!e.path().empty()) {
-      std::string p = Resolve(e.path(), e.cwd());
-      if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
+    if (e.exe_file().starts_with("/")) paths.push_back(e.exe_file());
+    for (std::string p : {e.success() ? JoinPath(e.exe(), "/") : std::string(),
+                          JoinPath(e.path(), e.cwd())}) {
+      if (!p.empty() && std::find(paths.begin(), paths.end(), p) == paths.end())
+        paths.push_back(std::move(p));
     }
+    const uint64_t inode = e.exe_file_inode() != 0 ? e.exe_file_inode() : e.exe_inode();
     // The inode joins only an exec of an upper-layer file: an image (lower-layer) binary
     // never ran what was written at runtime, whatever inode number a write elsewhere (a
     // volume on another filesystem) happened to have.
     const bool lower = e.has_is_exe_upper_layer() && !e.is_exe_upper_layer();
-    if (FileRecord* rec = FindFile(cs, paths, lower ? 0 : e.exe_inode())) {
+    if (FileRecord* rec = FindFile(cs, paths, lower ? 0 : inode)) {
       NameWriter(node, &rec->hist);
       ctx.file = rec->hist;
       // A write later than the exec (beyond the window) is not what this exec ran.
@@ -491,7 +469,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       PendingExec pe;
       pe.ev = std::make_shared<const v1::Event>(ev);
       pe.paths = std::move(paths);
-      pe.inode = e.exe_inode();
+      pe.inode = inode;
       pe.lineage = ctx.lineage;
       cs.pending.push_back(std::move(pe));
       while (cs.pending.size() > opt_.max_pending_execs_per_container) {
@@ -503,7 +481,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     const v1::Chmod& c = ev.chmod();
     const Proc* p = FindProc(node, c.pid());
     ctx.lineage = Lineage(node, c.ppid(), p ? p->start_ns : 0, c.parent_name());
-    const std::string path = Resolve(c.path(), c.cwd());
+    const std::string path = JoinPath(c.path(), c.cwd());
     FileRecord* rec = FindFile(cs, {path}, c.inode());
     if (c.success() && c.adds_exec() && !cs.removed && (rec != nullptr || !path.empty())) {
       if (rec == nullptr) rec = &UpsertFile(cs, path, c.inode());
@@ -518,7 +496,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     const Proc* p = w.pid() != 0 ? FindProc(node, w.pid()) : nullptr;
     if (p != nullptr) ctx.lineage = Lineage(node, p->ppid, p->start_ns, "");
     const std::string& kind = w.kind();
-    const std::string path = Resolve(w.path(), "/");
+    const std::string path = JoinPath(w.path(), "/");
     if (kind == "delete") {
       if (FileRecord* rec = FindFile(cs, {path}, 0)) {
         ctx.file = rec->hist;
@@ -528,7 +506,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       FileHistory moved;
       bool have_moved = false;
       if (kind == "rename" && !w.old_path().empty()) {
-        const std::string old = Resolve(w.old_path(), "/");
+        const std::string old = JoinPath(w.old_path(), "/");
         if (FileRecord* prev = FindFile(cs, {old}, 0); prev != nullptr && old != path) {
           moved = prev->hist;
           have_moved = true;

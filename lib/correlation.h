@@ -13,10 +13,11 @@
 // whatever the correlator does next.
 //
 // Matching a write to an exec (DESIGN.md, fanotify): same node and container, and the
-// exec's path (exe= for a successful exec; the PATH name, joined to cwd, for any exec)
-// equals the write's path inside the container, or the exec's PATH inode equals the write's
-// inode (fd-mode fanotify reports the upper file's inode, which the overlay shows to exec
-// when upper and lower share a filesystem). Audit and fanotify are separate streams, so the
+// exec's path (exe_file, the script or loader's program it runs; exe= for a successful
+// exec; the PATH name, joined to cwd, for any exec) equals the write's path inside the
+// container, or the exec's inode (exe_file's when known, else PATH item 0's) equals the
+// write's inode (fd-mode fanotify reports the upper file's inode, which the overlay shows
+// to exec when upper and lower share a filesystem). Audit and fanotify are separate streams, so the
 // exec may arrive first: an exec whose file was not known as written is kept for `window`
 // (event time) and, when the write arrives, returned in `reevaluate`. Either way the write's
 // time must not be later than the exec's time plus `window`.

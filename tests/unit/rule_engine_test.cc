@@ -221,13 +221,14 @@ TEST_F(ShippedRules, ShmAndMemfd) {
   shm.mutable_exec()->set_path("/dev/shm/bb");
   shm.mutable_exec()->set_success(false);
   shm.mutable_exec()->set_errno_name("EACCES");
-  EXPECT_TRUE(Fires(Ctx(shm, &c_), "Execution from /dev/shm or memfd"));
+  EXPECT_TRUE(Fires(Ctx(shm, &c_), "Execution from /dev/shm"));
   auto memfd = ExecEvent("x", "/memfd:x (deleted)", {"x"}, "");
   memfd.mutable_exec()->set_path("/proc/self/fd/3");
-  EXPECT_TRUE(Fires(Ctx(memfd), "Execution from /dev/shm or memfd"));
+  EXPECT_TRUE(Fires(Ctx(memfd), "Fileless execution via memfd_create"));
+  EXPECT_FALSE(Fires(Ctx(memfd), "Execution from /dev/shm"));
   auto shmx = ExecEvent("ls", "/bin/ls", {"ls"});
   shmx.mutable_exec()->set_path("/dev/shmx/ls");
-  EXPECT_FALSE(Fires(Ctx(shmx, &c_), "Execution from /dev/shm or memfd"));
+  EXPECT_FALSE(Fires(Ctx(shmx, &c_), "Execution from /dev/shm"));
 }
 
 TEST_F(ShippedRules, ChmodExec) {
