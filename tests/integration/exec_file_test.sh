@@ -7,6 +7,10 @@
 #   - a program copied into a memfd and run by execveat(AT_EMPTY_PATH): "Fileless execution
 #     via memfd_create" names /memfd:payload (deleted);
 #   - a dropped program run by its fd (execveat(fd, "", AT_EMPTY_PATH)): the alert names it;
+#     unlinked before the exec, its event names "/tmp/fdgone (deleted)" with the written
+#     file's inode and no upper-layer verdict (so the inode may join it);
+#   - the dynamic loader given a memfd (`ld.so /proc/self/fd/N`, left running): the sensor
+#     reads the fd of the running process, and Falco's memfd rule names /memfd:held (deleted);
 #   - the same loader and shell running the image's own program and script: no drop alert.
 # fd_exec.c is built here (gcc -static) into the image, beside the host's glibc loader and
 # libc, as a workload image ships them.
@@ -47,6 +51,7 @@ for lib in $(ldd /usr/bin/true | grep -o '/[^ ]*'); do
     install -D -m 755 "$(readlink -f "$lib")" "$extra$lib"
 done
 install -D -m 755 /usr/bin/true "$extra/opt/dw/true"
+install -D -m 755 /usr/bin/sleep "$extra/opt/dw/sleep"  # needs the same libc only
 gcc -static -O2 -Wall -Wextra -o "$extra/opt/dw/fd_exec" "$here/fd_exec.c"
 printf '#!/bin/sh\necho image-script-ran\n' >"$extra/opt/dw/image.sh"
 chmod 755 "$extra/opt/dw/image.sh"
@@ -72,6 +77,9 @@ dw_ctr_exec "$ctd" "$cid" e1 /bin/sh -c "
     /opt/dw/fd_exec fd /tmp/fdexec echo fd-ran
     $loader /opt/dw/true && echo image-loader-ran
     /opt/dw/image.sh
+    cp /bin/busybox /tmp/fdgone
+    /opt/dw/fd_exec fd-unlinked /tmp/fdgone echo gone-ran
+    /opt/dw/fd_exec memfd-loader held /opt/dw/sleep $loader 1000 </dev/null >/dev/null 2>&1 &
 " </dev/null >"$tmp/exec.out" 2>&1 || { cat "$tmp/exec.out"; echo "FAIL: the execs in the pod"; exit 1; }
 for w in loader-ran script-ran memfd-ran fd-ran image-loader-ran image-script-ran; do
     grep -qx "$w" "$tmp/exec.out" || { cat "$tmp/exec.out"; echo "FAIL: $w missing"; exit 1; }
@@ -113,6 +121,7 @@ expect_alert(drop, "/tmp/evil", loader)
 expect_alert(drop, "/tmp/drop.sh", "/bin/busybox")
 expect_alert(memfd, "/memfd:payload (deleted)", "/memfd:payload (deleted)")
 expect_alert(drop, "/tmp/fdexec", "/tmp/fdexec")
+expect_alert(memfd, "/memfd:held (deleted)", loader)
 for f in ("/opt/dw/true", "/opt/dw/image.sh"):
     if alert(drop, f):
         fails.append(f"drop alert for the image's own {f}")
@@ -135,6 +144,11 @@ for f, upper in (("/tmp/evil", True), ("/tmp/drop.sh", True), ("/opt/dw/true", F
 mem = exec_of("/memfd:payload (deleted)")
 if not mem or mem[0].get("proc.is_exe_from_memfd") is not True or mem[0]["evt.type"] != "execveat":
     fails.append(f"memfd exec event: {mem}")
+gone = exec_of("/tmp/fdgone (deleted)")
+written = [e for e in events if e.get("evt.type") == "close_write" and e.get("fd.name") == "/tmp/fdgone"]
+if not gone or not written or gone[0].get("proc.exe_ino") != written[0].get("fd.ino") \
+        or "proc.is_exe_upper_layer" in gone[0]:
+    fails.append(f"unlinked fd exec: {gone}, written: {written}")
 for f in fails:
     print("FAIL:", f)
 if fails:
