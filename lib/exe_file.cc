@@ -1,5 +1,13 @@
 #include "lib/exe_file.h"
 
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 namespace driftwatch {
 
 std::string JoinPath(std::string_view path, std::string_view cwd) {
@@ -110,6 +118,44 @@ std::vector<std::string> LoaderDefaultDirs(std::string_view arch) {
   }
   for (std::string_view d : {"/lib64", "/usr/lib64", "/lib", "/usr/lib"}) dirs.emplace_back(d);
   return dirs;
+}
+
+int OpenInRoot(int root, const std::string& path) {
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(syscall(SYS_openat2, root, path.c_str(), &how, sizeof how));
+  if (fd >= 0 || errno != ENOSYS) return fd;
+  return OpenInRootNoSymlinks(root, path);
+}
+
+int OpenInRootNoSymlinks(int root, const std::string& path) {
+  int dir = fcntl(root, F_DUPFD_CLOEXEC, 0);
+  size_t pos = 0;
+  while (dir >= 0) {
+    pos = path.find_first_not_of('/', pos);
+    if (pos == std::string::npos) return dir;
+    size_t end = path.find('/', pos);
+    std::string part = path.substr(pos, end - pos);
+    pos = end;
+    int next = -1;
+    if (part == "." || part == "..") {
+      errno = EACCES;  // never above the root; JoinPath leaves none anyway
+    } else {
+      next = openat(dir, part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      struct stat st;
+      if (next >= 0 && fstat(next, &st) == 0 && S_ISLNK(st.st_mode)) {
+        close(next);
+        next = -1;
+        errno = ELOOP;
+      }
+    }
+    int saved = errno;
+    close(dir);
+    errno = saved;
+    dir = next;
+  }
+  return -1;
 }
 
 }  // namespace driftwatch

@@ -10,8 +10,8 @@
 //     "/memfd:NAME (deleted)" and the device is the kernel's internal shmem mount (00:01);
 //   - execve("/proc/self/fd/N"): exe= is the file, PATH item 0 name="/proc/self/fd/N";
 //   - a plain dynamic ELF: item 0 the program, item 1 its PT_INTERP (the loader).
-// Pure functions over those records; the sensor looks at the file they name (sensor/enrich).
-// Thread-safe (no state).
+// Pure functions over those records, and the safe open the sensor looks at the file they
+// name with (sensor/enrich). Thread-safe (no state).
 #pragma once
 
 #include <google/protobuf/repeated_ptr_field.h>
@@ -55,6 +55,14 @@ struct LoaderProgram {
 // nullopt when argv names no program (options only).
 std::optional<LoaderProgram> ProgramOfLoader(
     std::string_view loader_basename, const google::protobuf::RepeatedPtrField<std::string>& argv);
+
+// Opens `path` (absolute, as a process whose root is `root` names it) as an O_PATH fd
+// without leaving `root`: openat2's RESOLVE_IN_ROOT scopes ".." and absolute symlinks to
+// it, RESOLVE_NO_MAGICLINKS refuses /proc/<pid>/fd-style jumps. Before Linux 5.6 (no
+// openat2) it falls back to OpenInRootNoSymlinks. -1 with errno on failure.
+int OpenInRoot(int root, const std::string& path);
+// The fallback: a walk that refuses every symlink and ".." (ELOOP, EACCES).
+int OpenInRootNoSymlinks(int root, const std::string& path);
 
 // Directories glibc's loader searches for a program named without a '/' after the
 // --library-path ones (its trusted directories; LD_LIBRARY_PATH and ld.so.cache entries

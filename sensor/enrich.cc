@@ -1,9 +1,7 @@
 #include "sensor/enrich.h"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,39 +25,6 @@ int64_t ClockNs(clockid_t c) {
   timespec ts{};
   clock_gettime(c, &ts);
   return static_cast<int64_t>(ts.tv_sec) * kNs + ts.tv_nsec;
-}
-
-// Opens `path` (absolute, as a process under `root` names it) as O_PATH without leaving
-// `root`: openat2's RESOLVE_IN_ROOT scopes ".." and absolute symlinks to it, and
-// RESOLVE_NO_MAGICLINKS refuses /proc/<pid>/fd-style jumps. Without openat2 (before Linux
-// 5.6) the walk refuses every symlink. -1 with errno on failure.
-int OpenInRoot(int root, const std::string& path) {
-  open_how how{};
-  how.flags = O_PATH | O_CLOEXEC;
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  int fd = static_cast<int>(syscall(SYS_openat2, root, path.c_str(), &how, sizeof how));
-  if (fd >= 0 || errno != ENOSYS) return fd;
-  int dir = fcntl(root, F_DUPFD_CLOEXEC, 0);
-  size_t pos = 0;
-  while (dir >= 0) {
-    pos = path.find_first_not_of('/', pos);
-    if (pos == std::string::npos) return dir;  // JoinPath left no "." or ".."
-    size_t end = path.find('/', pos);
-    std::string part = path.substr(pos, end - pos);
-    pos = end;
-    int next = openat(dir, part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (next >= 0 && fstat(next, &st) == 0 && S_ISLNK(st.st_mode)) {
-      close(next);
-      next = -1;
-      errno = ELOOP;
-    }
-    int saved = errno;
-    close(dir);
-    errno = saved;
-    dir = next;
-  }
-  return -1;
 }
 
 // readlinkat into a string; "" on failure. For an fd opened under a process's root, the

@@ -3,9 +3,19 @@
 // static fd_exec from tests/integration and the host's dash and glibc loader).
 #include "lib/exe_file.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
 #include "lib/audit_event.h"
+#include "lib/event_json.h"
 #include "unit/exe_file_records.h"
 #include "unit/test_util.h"
 
@@ -176,6 +186,66 @@ TEST(ExeFile, FromCapturedRecords) {
   EXPECT_EQ(elf.interpreter(), "/lib64/ld-linux-x86-64.so.2");
   EXPECT_EQ(elf.exe_file(), "");
   EXPECT_EQ(elf.exe_file_inode(), 0u);
+}
+
+// The sensor's look at a container's file: symlinks and ".." resolve inside the root given,
+// never to the host's files of the same name.
+TEST(ExeFile, OpenInRootStaysInside) {
+  char tmpl[] = "/tmp/exe_file_test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::filesystem::path dir = tmpl;
+  std::filesystem::create_directories(dir / "bin");
+  std::filesystem::create_directories(dir / "etc");
+  std::filesystem::create_directories(dir / "sub");
+  std::ofstream(dir / "bin/prog") << "prog";
+  std::ofstream(dir / "etc/passwd") << "inside";
+  std::filesystem::create_symlink("/etc/passwd", dir / "abs");
+  std::filesystem::create_symlink("../../../../../../etc/passwd", dir / "up");
+  std::filesystem::create_symlink("../bin/prog", dir / "sub/link");
+  int root = open(tmpl, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(root, 0);
+  auto ino_of = [](const std::filesystem::path& p) {
+    struct stat st {};
+    return stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
+  };
+  auto opened_ino = [](int fd) -> ino_t {
+    struct stat st {};
+    bool ok = fd >= 0 && fstat(fd, &st) == 0;
+    if (fd >= 0) close(fd);
+    return ok ? st.st_ino : 0;
+  };
+  const ino_t inside = ino_of(dir / "etc/passwd"), prog = ino_of(dir / "bin/prog");
+  EXPECT_EQ(opened_ino(OpenInRoot(root, "/bin/prog")), prog);
+  EXPECT_EQ(opened_ino(OpenInRoot(root, "/abs")), inside);
+  EXPECT_EQ(opened_ino(OpenInRoot(root, "/up")), inside);
+  EXPECT_EQ(opened_ino(OpenInRoot(root, "/bin/../../../etc/passwd")), inside);
+  EXPECT_EQ(opened_ino(OpenInRoot(root, "/sub/link")), prog);
+  EXPECT_EQ(OpenInRoot(root, "/missing"), -1);
+  EXPECT_EQ(errno, ENOENT);
+  // Without openat2: plain names only.
+  EXPECT_EQ(opened_ino(OpenInRootNoSymlinks(root, "/bin/prog")), prog);
+  EXPECT_EQ(OpenInRootNoSymlinks(root, "/abs"), -1);
+  EXPECT_EQ(errno, ELOOP);
+  EXPECT_EQ(OpenInRootNoSymlinks(root, "/sub/link"), -1);
+  EXPECT_EQ(errno, ELOOP);
+  EXPECT_EQ(OpenInRootNoSymlinks(root, "/bin/../etc/passwd"), -1);
+  EXPECT_EQ(errno, EACCES);
+  close(root);
+  std::filesystem::remove_all(dir);
+}
+
+// What `driftwatch analyze --events` prints of them, from the log alone.
+TEST(ExeFile, EventJson) {
+  const std::map<uint64_t, v1::Event> evs = testing::CapturedExecs();
+  std::string script, memfd;
+  ASSERT_TRUE(AppendEventJson(evs.at(234672), &script));
+  EXPECT_NE(script.find(R"("proc.exe_file":"/tmp/exe-exp/s.sh","proc.exe_file.ino":11010101,)"
+                        R"("proc.exe_file.dev":"fe:00","proc.is_exe_from_memfd":false)"),
+            std::string::npos) << script;
+  EXPECT_EQ(script.find("proc.exe_file.stat"), std::string::npos) << script;  // live only
+  ASSERT_TRUE(AppendEventJson(evs.at(234663), &memfd));
+  EXPECT_NE(memfd.find(R"j("proc.exe_file":"/memfd:payload (deleted)","proc.is_exe_from_memfd":true)j"),
+            std::string::npos) << memfd;
 }
 
 // execveat with a directory fd and a relative name, or "" (AT_EMPTY_PATH) for a script run by
