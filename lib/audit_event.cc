@@ -1,8 +1,12 @@
 #include "lib/audit_event.h"
-#include "lib/event_json.h"
+
+#include <fcntl.h>
 
 #include <cstring>
 #include <string>
+
+#include "lib/event_json.h"
+#include "lib/exe_file.h"
 
 namespace driftwatch {
 namespace {
@@ -132,7 +136,8 @@ void AuditEventBuilder::AddSyscall(const AuditRecord& r, Diagnostics* diag) {
     bool ok = true;
     switch (k.size() > 0 ? k[0] : 0) {
       case 'a':
-        if (k == "a1") ok = ParseHexU64(v, &a1_);
+        if (k == "a0") ok = ParseHexU64(v, &a0_);
+        else if (k == "a1") ok = ParseHexU64(v, &a1_);
         else if (k == "a2") ok = ParseHexU64(v, &a2_);
         else if (k == "auid") ok = ParseU64(v, &auid_);
         break;
@@ -300,6 +305,39 @@ void AuditEventBuilder::AddPath(const AuditRecord& r, Diagnostics* diag) {
   }
 }
 
+std::string AuditEventBuilder::NamedFile() const {
+  // execveat with a directory fd and a relative name (or AT_EMPTY_PATH's ""): not relative
+  // to the cwd; the kernel itself names such a file /dev/fd/N[/NAME].
+  const bool dirfd = kind_ == SyscallKind::kExecveat &&
+                     static_cast<int32_t>(a0_) != AT_FDCWD;
+  if (dirfd && (path0_name_.empty() || path0_name_.front() != '/')) {
+    std::string s = "/dev/fd/" + std::to_string(static_cast<int32_t>(a0_));
+    if (!path0_name_.empty()) s.append("/").append(path0_name_);
+    return JoinPath(s, "/");
+  }
+  return JoinPath(path0_name_, cwd_);
+}
+
+void AuditEventBuilder::FinishExeFile(v1::ProcessExec* e) const {
+  if (success_) e->set_is_exe_from_memfd(IsMemfdExe(exe_));
+  // A #! script (or a binfmt_misc file): PATH item 1 is its interpreter, not the dynamic
+  // loader an ELF names. exe= is that interpreter; the file run is item 0.
+  if (have_path0_ && !path1_name_.empty() && !IsDynamicLoaderName(Basename(path1_name_))) {
+    e->set_exe_file(NamedFile());
+    e->set_exe_file_inode(path0_inode_);
+    e->set_exe_file_dev_major(path0_major_);
+    e->set_exe_file_dev_minor(path0_minor_);
+    return;
+  }
+  // The dynamic loader run as a command: the program it loads is a word of its argv. A
+  // name glibc finds by its library path stays as given (the sensor searches for it).
+  if (success_ && IsDynamicLoaderName(Basename(exe_))) {
+    if (auto prog = ProgramOfLoader(Basename(exe_), e->args())) {
+      e->set_exe_file(prog->searched ? prog->name : JoinPath(prog->name, cwd_));
+    }
+  }
+}
+
 bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
   if (!have_syscall_ || kind_ == SyscallKind::kOther) return false;
   out->Clear();
@@ -372,6 +410,7 @@ bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
       e->set_exe_ouid(path0_ouid_);
     }
     if (!path1_name_.empty()) e->set_interpreter(path1_name_);
+    FinishExeFile(e);
     // runc re-executes itself ("runc init", first through /proc/self/exe, then through
     // execveat of a cloned binary with exe="/") to set up the container: runtime
     // plumbing, not a workload exec.

@@ -42,6 +42,9 @@ class AuditEventBuilder {
   void AddExecve(const AuditRecord& r, Diagnostics* diag);
   void AddPath(const AuditRecord& r, Diagnostics* diag);
   void SetArg(size_t index, std::string&& value, const AuditRecord& r, Diagnostics* diag);
+  // exe_file and is_exe_from_memfd (lib/exe_file.h), once argv is in `e`.
+  void FinishExeFile(v1::ProcessExec* e) const;
+  std::string NamedFile() const;  // PATH item 0 as the kernel resolved it
 
   uint64_t sec_;
   uint32_t msec_;
@@ -53,7 +56,7 @@ class AuditEventBuilder {
   uint32_t arch_ = 0;
   bool success_ = false;
   int64_t exit_ = 0;
-  uint64_t a1_ = 0, a2_ = 0;
+  uint64_t a0_ = 0, a1_ = 0, a2_ = 0;
   uint64_t pid_ = 0, ppid_ = 0, uid_ = 0, euid_ = 0, gid_ = 0, egid_ = 0;
   uint64_t auid_ = 4294967295u, ses_ = 4294967295u;
   std::string tty_, comm_, exe_, user_name_, node_;

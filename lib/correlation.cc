@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "lib/event_json.h"
+#include "lib/exe_file.h"
 #include "lib/file_digest.h"
 
 namespace driftwatch {
@@ -10,32 +11,6 @@ namespace {
 
 std::string ContainerKey(const std::string& node, const std::string& id) {
   return node + '\x1f' + id;
-}
-
-// Lexically normal absolute path: "a/./b/../c" under cwd "/w" -> "/w/a/c". Audit's PATH
-// name is as the program gave it, possibly relative to the cwd.
-std::string Resolve(const std::string& path, const std::string& cwd) {
-  if (path.empty()) return "";
-  std::string joined = path.front() == '/' ? path : (cwd.empty() ? "/" : cwd) + "/" + path;
-  std::vector<std::string_view> parts;
-  std::string_view s = joined;
-  while (!s.empty()) {
-    size_t slash = s.find('/');
-    std::string_view part = s.substr(0, slash);
-    s = slash == std::string_view::npos ? std::string_view() : s.substr(slash + 1);
-    if (part.empty() || part == ".") continue;
-    if (part == "..") {
-      if (!parts.empty()) parts.pop_back();
-      continue;
-    }
-    parts.push_back(part);
-  }
-  std::string out;
-  for (std::string_view p : parts) {
-    out.push_back('/');
-    out.append(p);
-  }
-  return out.empty() ? "/" : out;
 }
 
 // A comm that names no program: busybox applets and fexecve run as "exe" or a digit.
@@ -51,6 +26,7 @@ struct Correlator::Proc {
   uint32_t ppid = 0;
   int64_t start_ns = 0;  // first exec of this process (a re-exec keeps it)
   std::string name, exepath, cmdline;
+  std::string exe_file;  // the script or loaded program it runs; empty: exepath
   ProcessInfo::Origin origin = ProcessInfo::Origin::kUnknown;
 };
 
@@ -99,6 +75,9 @@ struct Correlator::ContainerState {
   std::unordered_map<std::string, FileRecord> files;  // by path inside the container
   std::list<std::string> file_order;                  // oldest change first
   std::unordered_map<uint64_t, std::shared_ptr<FileNode>> by_inode;
+  // Files written at runtime whose last name was deleted, newest last: a process that
+  // holds one open can still run it by its fd (execveat, /proc/self/fd/N). Bounded.
+  std::deque<std::shared_ptr<FileNode>> unlinked;
   std::deque<PendingExec> pending;                    // arrival order
   int64_t newest_ns = 0;                              // latest event time seen here
   uint32_t node_id = 0;
@@ -239,14 +218,15 @@ std::vector<ProcessInfo> Correlator::Lineage(const std::string& node, uint32_t p
     const Proc* p = FindProc(node, pid);
     // Unknown, or younger than its child: that pid now names another process.
     if (p == nullptr || (child_start != 0 && p->start_ns > child_start)) break;
-    out.push_back({p->pid, p->name, p->exepath, p->cmdline, p->origin});
+    out.push_back({p->pid, p->name, p->exepath, p->cmdline, p->origin,
+                   p->exe_file.empty() ? p->exepath : p->exe_file});
     if (p->ppid == p->pid) break;
     child_start = p->start_ns;
     pid = p->ppid;
   }
   if (out.empty() && ppid != 0 && !parent_name.empty()) {
     // The kernel's comm of the parent, at least: a name only, from nowhere known.
-    out.push_back({ppid, parent_name, "", "", ProcessInfo::Origin::kUnknown});
+    out.push_back({ppid, parent_name, "", "", ProcessInfo::Origin::kUnknown, ""});
   }
   return out;
 }
@@ -283,7 +263,7 @@ void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_
     // The same process exec'ing again keeps its start; a reused pid starts anew.
     if (p.ppid == e.ppid() && p.start_ns <= ev.time_ns()) *start_ns = p.start_ns;
     p = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
-             CommandLine(e)};
+             CommandLine(e), e.exe_file()};
     proc_bytes_ -= it->second.bytes;
     share.proc_bytes -= it->second.bytes;
     it->second.bytes = EntryBytes(p);
@@ -294,7 +274,7 @@ void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_
     if (!e.success()) return;
     ProcSlot& slot = procs_[key];
     slot.proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
-                     CommandLine(e)};
+                     CommandLine(e), e.exe_file()};
     slot.order = share.procs.insert(share.procs.end(), key);
     slot.bytes = EntryBytes(slot.proc);
     proc_bytes_ += slot.bytes;
@@ -338,6 +318,13 @@ Correlator::FileRecord* Correlator::FindFile(ContainerState& cs,
     }
   }
   return by_path;
+}
+
+Correlator::FileNode* Correlator::FindUnlinked(ContainerState& cs, uint64_t inode) {
+  if (inode == 0) return nullptr;
+  for (auto it = cs.unlinked.rbegin(); it != cs.unlinked.rend(); ++it)
+    if ((*it)->inode == inode) return it->get();
+  return nullptr;
 }
 
 void Correlator::Detach(ContainerState& cs, FileRecord& r) {
@@ -468,6 +455,7 @@ void Correlator::OnContainer(const std::string& node, const v1::Event& ev) {
     cs.files.clear();
     cs.file_order.clear();
     cs.by_inode.clear();
+    cs.unlinked.clear();
     cs.pending.clear();
     shares_[cs.node_id].removed.push_back(ContainerKey(node, id));
   }
@@ -502,18 +490,24 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     int64_t start_ns = 0;
     RecordExec(node, ev, &start_ns);
     ctx.lineage = Lineage(node, e.ppid(), start_ns, e.parent_name());
+    // The file actually run (a script, a loader's program) first, then exe and PATH's name.
     std::vector<std::string> paths;
-    if (e.success() && !e.exe().empty()) paths.push_back(Resolve(e.exe(), "/"));
-    if (!e.path().empty()) {
-      std::string p = Resolve(e.path(), e.cwd());
-      if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
+    if (e.exe_file().starts_with("/")) paths.push_back(e.exe_file());
+    for (std::string p : {e.success() ? JoinPath(e.exe(), "/") : std::string(),
+                          JoinPath(e.path(), e.cwd())}) {
+      if (!p.empty() && std::find(paths.begin(), paths.end(), p) == paths.end())
+        paths.push_back(std::move(p));
     }
+    const uint64_t inode = e.exe_file_inode() != 0 ? e.exe_file_inode() : e.exe_inode();
     // The inode joins only an exec of an upper-layer file: an image (lower-layer) binary
     // never ran what was written at runtime, whatever inode number a write elsewhere (a
     // volume on another filesystem) happened to have.
     const bool lower = e.has_is_exe_upper_layer() && !e.is_exe_upper_layer();
-    if (FileRecord* rec = FindFile(cs, paths, lower ? 0 : e.exe_inode())) {
-      FileHistory& hist = rec->node->hist;
+    FileRecord* rec = FindFile(cs, paths, lower ? 0 : inode);
+    // No name has it now: a file deleted after it was written, run by an fd held open.
+    FileNode* gone = rec == nullptr && !lower ? FindUnlinked(cs, inode) : nullptr;
+    if (rec != nullptr || gone != nullptr) {
+      FileHistory& hist = rec != nullptr ? rec->node->hist : gone->hist;
       NameWriter(node, &hist);
       ctx.file = hist;
       // A write later than the exec (beyond the window) is not what this exec ran.
@@ -549,7 +543,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       PendingExec pe;
       pe.ev = std::make_shared<const v1::Event>(ev);
       pe.paths = std::move(paths);
-      pe.inode = e.exe_inode();
+      pe.inode = inode;
       pe.lineage = ctx.lineage;
       cs.pending.push_back(std::move(pe));
       while (cs.pending.size() > opt_.max_pending_execs_per_container) {
@@ -561,7 +555,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     const v1::Chmod& c = ev.chmod();
     const Proc* p = FindProc(node, c.pid());
     ctx.lineage = Lineage(node, c.ppid(), p ? p->start_ns : 0, c.parent_name());
-    const std::string path = Resolve(c.path(), c.cwd());
+    const std::string path = JoinPath(c.path(), c.cwd());
     FileRecord* rec = FindFile(cs, {path}, c.inode());
     if (c.success() && c.adds_exec() && !cs.removed && (rec != nullptr || !path.empty())) {
       if (rec == nullptr) rec = &UpsertFile(cs, path, c.inode());
@@ -577,16 +571,22 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     const Proc* p = w.pid() != 0 ? FindProc(node, w.pid()) : nullptr;
     if (p != nullptr) ctx.lineage = Lineage(node, p->ppid, p->start_ns, "");
     const std::string& kind = w.kind();
-    const std::string path = Resolve(w.path(), "/");
+    const std::string path = JoinPath(w.path(), "/");
     if (kind == "delete") {
       if (FileRecord* rec = FindFile(cs, {path}, 0)) {
         ctx.file = rec->node->hist;
+        std::shared_ptr<FileNode> file = rec->node;
         EraseFile(cs, path);
+        if (file->paths.empty() && file->inode != 0 &&
+            (file->hist.written_at_runtime || file->hist.chmod_exec)) {
+          cs.unlinked.push_back(std::move(file));
+          if (cs.unlinked.size() > kMaxUnlinked) cs.unlinked.pop_front();
+        }
       }
     } else if (!path.empty() && !cs.removed) {
       std::shared_ptr<FileNode> moved;
       if (kind == "rename" && !w.old_path().empty()) {
-        const std::string old = Resolve(w.old_path(), "/");
+        const std::string old = JoinPath(w.old_path(), "/");
         if (FileRecord* prev = FindFile(cs, {old}, 0); prev != nullptr && old != path) {
           moved = prev->node;
           EraseFile(cs, old);

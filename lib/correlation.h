@@ -13,10 +13,11 @@
 // whatever the correlator does next.
 //
 // Matching a write to an exec (DESIGN.md, fanotify): same node and container, and the
-// exec's path (exe= for a successful exec; the PATH name, joined to cwd, for any exec)
-// equals the write's path inside the container, or the exec's PATH inode equals the write's
-// inode (fd-mode fanotify reports the upper file's inode, which the overlay shows to exec
-// when upper and lower share a filesystem). Audit and fanotify are separate streams, so the
+// exec's path (exe_file, the script or loader's program it runs; exe= for a successful
+// exec; the PATH name, joined to cwd, for any exec) equals the write's path inside the
+// container, or the exec's inode (exe_file's when known, else PATH item 0's) equals the
+// write's inode (fd-mode fanotify reports the upper file's inode, which the overlay shows
+// to exec when upper and lower share a filesystem). Audit and fanotify are separate streams, so the
 // exec may arrive first: an exec whose file was not known as written is kept for `window`
 // (event time) and, when the write arrives, returned in `reevaluate`. Either way the write's
 // time must not be later than the exec's time plus `window`.
@@ -109,6 +110,7 @@ class Correlator {
   struct FileNode;
   struct FileRecord;
   static constexpr size_t kMaxLinks = 64;  // names sharing one file's history
+  static constexpr size_t kMaxUnlinked = 64;  // deleted files kept per container
   struct PendingExec;
   struct ContainerState;
 
@@ -130,6 +132,7 @@ class Correlator {
   // file a rename brought here (its history comes along).
   FileRecord& UpsertFile(ContainerState& cs, const std::string& path, uint64_t inode,
                          std::shared_ptr<FileNode> moved = nullptr);
+  static FileNode* FindUnlinked(ContainerState& cs, uint64_t inode);
   void Attach(ContainerState& cs, FileRecord& r, std::shared_ptr<FileNode> node);
   void Detach(ContainerState& cs, FileRecord& r);
   void EraseFile(ContainerState& cs, const std::string& path);

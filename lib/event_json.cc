@@ -109,6 +109,19 @@ const char* AttributionName(v1::Attribution a) {
   }
 }
 
+// The sensor's look at exe_file, as "proc.exe_file.stat" says it.
+const char* ExeFileStatName(v1::ExeFileStat s) {
+  switch (s) {
+    case v1::EXE_FILE_STAT_OK: return "ok";
+    case v1::EXE_FILE_STAT_NO_ROOT: return "no_root";
+    case v1::EXE_FILE_STAT_NOT_FOUND: return "not_found";
+    case v1::EXE_FILE_STAT_NOT_REGULAR: return "not_regular";
+    case v1::EXE_FILE_STAT_CHANGED: return "changed";
+    case v1::EXE_FILE_STAT_FAILED: return "failed";
+    default: return nullptr;
+  }
+}
+
 void Common(const v1::Event& ev, ObjectWriter* w) {
   w->Str("evt.time", FormatIsoTime(ev.time_ns()));
   if (!ev.id().node().empty()) w->Str("evt.hostname", ev.id().node());
@@ -297,6 +310,13 @@ bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* info, std::st
     w.Str("proc.name", ProcessName(e));
     w.Str("proc.exe", e.args_size() > 0 ? e.args(0) : e.exe());
     w.Str("proc.exepath", e.exe());
+    w.Str("proc.exe_file", e.exe_file().empty() ? e.exe() : e.exe_file());
+    if (e.exe_file_inode() != 0) {
+      w.Int("proc.exe_file.ino", static_cast<int64_t>(e.exe_file_inode()));
+      w.Str("proc.exe_file.dev", Dev(e.exe_file_dev_major(), e.exe_file_dev_minor()));
+    }
+    if (const char* stat = ExeFileStatName(e.exe_file_stat())) w.Str("proc.exe_file.stat", stat);
+    if (e.has_is_exe_from_memfd()) w.Bool("proc.is_exe_from_memfd", e.is_exe_from_memfd());
     w.StrArray("proc.args", e.args(), 1);
     w.StrArray("proc.argv", e.args(), 0);
     w.Str("proc.cmdline", CommandLine(e));

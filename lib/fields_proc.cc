@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "lib/event_json.h"
+#include "lib/exe_file.h"
 #include "lib/rule_fields.h"
 
 namespace driftwatch {
@@ -59,6 +60,28 @@ bool ProcExepath(const RuleContext& c, FieldArg, FieldValue* out) {
   if (e.has_exec()) return SetStr(e.exec().exe(), out);
   if (e.has_chmod()) return SetStr(e.chmod().exe(), out);
   if (e.has_write()) return SetStr(e.write().exe(), out);
+  return false;
+}
+
+// The file the exec runs: the script or the loader's program where exe names its
+// interpreter or the loader (lib/exe_file.h), else exe.
+bool ProcExeFile(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::ProcessExec* x = Exec(c);
+  if (!x) return false;
+  return SetStr(x->exe_file().empty() ? x->exe() : x->exe_file(), out);
+}
+
+// Falco's proc.is_exe_from_memfd. Events from before the field read it from exe; a chmod
+// or write names its process's exe too.
+bool ProcIsExeFromMemfd(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::Event& e = *c.event;
+  if (e.has_exec()) {
+    const v1::ProcessExec& x = e.exec();
+    if (x.has_is_exe_from_memfd()) return SetBool(x.is_exe_from_memfd(), out);
+    return x.success() && SetBool(IsMemfdExe(x.exe()), out);
+  }
+  if (e.has_chmod()) return SetBool(IsMemfdExe(e.chmod().exe()), out);
+  if (e.has_write() && !e.write().exe().empty()) return SetBool(IsMemfdExe(e.write().exe()), out);
   return false;
 }
 
@@ -184,6 +207,11 @@ bool ProcIsExeUpperLayer(const RuleContext& c, FieldArg, FieldValue* out) {
 // Where the parent's executable came from; absent when unknown. Allowlists of parents
 // (entrypoint wrappers) ask for an image binary: a copy written at runtime under an
 // allowed name or path is not the wrapper the image shipped.
+bool ProcPexeFile(const RuleContext& c, FieldArg, FieldValue* out) {
+  if (c.lineage.empty()) return false;
+  return SetStr(c.lineage[0].exe_file, out);
+}
+
 bool ProcPisExeUpperLayer(const RuleContext& c, FieldArg, FieldValue* out) {
   if (c.lineage.empty() || c.lineage[0].origin == ProcessInfo::Origin::kUnknown) return false;
   return SetBool(c.lineage[0].origin == ProcessInfo::Origin::kUpper, out);
@@ -228,6 +256,12 @@ constexpr FieldInfo kProcFields[] = {
      ProcName},
     {"proc.exe", FieldType::kString, "argv[0] of the exec", ProcExe},
     {"proc.exepath", FieldType::kString, "path of the executable", ProcExepath},
+    {"proc.exe_file", FieldType::kString,
+     "the file an exec runs: the script (#!) or the program a dynamic loader run as a "
+     "command loads, where proc.exepath is the interpreter or the loader; else proc.exepath",
+     ProcExeFile},
+    {"proc.is_exe_from_memfd", FieldType::kBool,
+     "the executable is an anonymous memfd (memfd_create, run by its fd)", ProcIsExeFromMemfd},
     {"proc.cmdline", FieldType::kString, "name followed by the arguments", ProcCmdline},
     {"proc.args", FieldType::kList,
      "arguments after argv[0]; string operators see them joined by spaces", ProcArgs,
@@ -245,8 +279,12 @@ constexpr FieldInfo kProcFields[] = {
     {"proc.apid", FieldType::kNumber, "ancestor pid: [0] the process, [1] its parent, ...",
      ProcApid, FieldArgMode::kRequired, FieldType::kNumber},
     {"proc.is_exe_upper_layer", FieldType::kBool,
-     "the executable lives in the container's upper layer (not in its image)",
+     "the executable, or the file it runs (proc.exe_file), lives in the container's upper "
+     "layer (not in its image)",
      ProcIsExeUpperLayer},
+    {"proc.pexe_file", FieldType::kString,
+     "the file the parent runs (its proc.exe_file): an entrypoint script, not its shell",
+     ProcPexeFile},
     {"proc.pis_exe_upper_layer", FieldType::kBool,
      "the parent's executable lives in the container's upper layer (written at runtime, not "
      "in its image); absent when not known",

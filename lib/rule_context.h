@@ -24,6 +24,7 @@ struct ProcessInfo {
   // Where its executable came from: the image (lower layer), the container's upper layer
   // (written since it started), or unknown (an offline log, a process seen only by name).
   enum class Origin : uint8_t { kUnknown, kImage, kUpper } origin = Origin::kUnknown;
+  std::string exe_file;  // the file it runs (its proc.exe_file): a script, not its shell
 };
 
 // What correlation knows about the executable of an exec event (or the file of a write).

@@ -10,12 +10,23 @@
 //      overlay, which survives a process that exited within a millisecond of its exec;
 //   otherwise "host", attributed as parent (the parent said host) or unknown.
 //
+// The file an exec actually runs (ProcessExec.exe_file: a script, a loader's program) is
+// looked at through the root directory of the process, or of its container's init once the
+// process is gone, with openat2(RESOLVE_IN_ROOT): symlinks and ".." never leave that root;
+// kernels without openat2 refuse symlinks instead. The look comes milliseconds after the
+// exec: a script whose inode differs from the audit record's was replaced since and is not
+// used (EXE_FILE_STAT_CHANGED). proc.is_exe_upper_layer is then true when exe or exe_file
+// comes from the upper layer, false when both come from the image, unset when either is
+// unknown (a file unlinked after it was opened reads "... (deleted)": unknown).
+//
 // Thread-safety: not thread-safe; one Enricher per parser thread.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -47,6 +58,18 @@ class Enricher {
   // Reads the process's start time and container. False when it is gone or started after
   // `event_boot_ns` (pid reused).
   bool Lookup(pid_t pid, int64_t event_boot_ns, std::string* container);
+  // Whether a process that started at `start_ticks` can have made an event at this time.
+  bool StartedBy(uint64_t start_ticks, int64_t event_boot_ns) const;
+  // Sets exe_file's real path, inode, device and exe_file_stat.
+  void LookAtExeFile(v1::ProcessExec* x, const std::string& container, int64_t event_boot_ns);
+  // /proc/<pid> (an O_PATH fd) while it is the process that made the event, else -1.
+  int OpenProcess(pid_t pid, int64_t event_boot_ns) const;
+  // The root directory the exec saw (an O_PATH fd), or -1: the process's own (`pfd` from
+  // OpenProcess, or -1), else its container's init's (the host's for host processes).
+  int OpenRoot(int pfd, const std::string& container) const;
+  static void SetExeFileStat(v1::ProcessExec* x, const struct stat& st, const std::string& path);
+  // Upper layer of one file a container process ran; nullopt when unknown.
+  std::optional<bool> InUpperLayer(const std::string& container, const std::string& path) const;
   int64_t WallToBootNs(int64_t wall_ns);
 
   const ContainerRegistry* registry_;

@@ -4,7 +4,8 @@
 # Source it, then:
 #   dw_ctd_check_deps                     root + containerd, runc, ctr, busybox-static present?
 #   dw_ctd_start DIR                      start containerd (config, root, state, socket under DIR)
-#   dw_image_build TARFILE [NAME]         build a busybox-static docker-archive image tarball
+#   dw_image_build TARFILE [NAME] [EXTRA_DIR]  build a busybox-static docker-archive image
+#                                         tarball (EXTRA_DIR's tree copied into its rootfs)
 #   dw_image_import DIR TARFILE           import it into namespace k8s.io; prints the image id
 #   dw_ctr_run DIR NAME [OPTS... --] [CMD...]  run a detached container; prints its task PID
 #   dw_ctr_exec DIR NAME EXECID CMD...    exec in a running container (stdio passed through)
@@ -246,13 +247,14 @@ dw_ctd_start() {
     return 1
 }
 
-# dw_image_build TARFILE [NAME]: a docker-archive (docker.v1.2) tarball with one layer built
-# from /bin/busybox (busybox-static). Reproducible: fixed mtimes/owners, so the image id is
-# stable for a given busybox binary.
+# dw_image_build TARFILE [NAME] [EXTRA_DIR]: a docker-archive (docker.v1.2) tarball with one
+# layer built from /bin/busybox (busybox-static), plus EXTRA_DIR's files and symlinks when
+# given. Reproducible: fixed mtimes/owners, so the image id is stable for given inputs.
 dw_image_build() {
-    local tarfile name stage arch layer_hex cfg cfg_hex rc=0 a
-    tarfile=$(_dw_abs "${1:?usage: dw_image_build TARFILE [NAME]}")
+    local tarfile name extra stage arch layer_hex cfg cfg_hex rc=0 a
+    tarfile=$(_dw_abs "${1:?usage: dw_image_build TARFILE [NAME] [EXTRA_DIR]}")
     name=${2:-$DW_IMAGE}
+    extra=${3:+$(_dw_abs "$3")}
     # ldd (libc-bin, always there) fails on a static binary; Debian's dynamic "busybox"
     # package would also install /bin/busybox but cannot run without the host's libc.
     if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
@@ -283,9 +285,11 @@ dw_image_build() {
         printf 'dw-busybox\n' >rootfs/etc/hostname
         printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >rootfs/etc/passwd
         printf 'root:x:0:\nnogroup:x:65534:\n' >rootfs/etc/group
+        [ -z "$extra" ] || cp -a "$extra/." rootfs/
 
+        # shellcheck disable=SC2046  # top-level names of the rootfs, none with spaces
         tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=gnu \
-            -C rootfs -cf layer.tar bin etc root tmp var proc sys dev
+            -C rootfs -cf layer.tar $(ls -A rootfs)
         layer_hex=$(sha256sum layer.tar | cut -d' ' -f1)
         mkdir "$layer_hex"
         mv layer.tar "$layer_hex/layer.tar"

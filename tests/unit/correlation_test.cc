@@ -261,6 +261,23 @@ TEST(Correlation, RenameAndUnlinkKeepTheJoin) {
   EXPECT_TRUE(re.empty());
 }
 
+// Written, opened, unlinked, then run by its fd (execveat, exe "... (deleted)"): the delete
+// came first, but the file is still what ran.
+TEST(Correlation, UnlinkedFileRunByFd) {
+  Correlator c;
+  std::vector<RuleContext> re;
+  c.Observe(kNode, Write(kCid, 1 * kSec, 50, "/tmp/fdgone", 31), &re);
+  c.Observe(kNode, Write(kCid, 2 * kSec, 50, "/tmp/fdgone", 0, "delete"), &re);
+  v1::Event ex = Exec(kCid, 3 * kSec, 50, 1, "/tmp/fdgone (deleted)", {}, 31);
+  ex.mutable_exec()->set_syscall("execveat");
+  ex.mutable_exec()->set_path("");
+  EXPECT_TRUE(c.Observe(kNode, ex, &re).file.written_at_runtime);
+  // An image binary that happens to have that inode number is not it.
+  v1::Event img = Exec(kCid, 3 * kSec, 51, 1, "/bin/ls", {}, 31);
+  img.mutable_exec()->set_is_exe_upper_layer(false);
+  EXPECT_FALSE(c.Observe(kNode, img, &re).file.written_at_runtime);
+}
+
 // A write on a volume (another filesystem, attributed by cgroup) never joins an exec by
 // inode number: the numbers of two filesystems say nothing of each other.
 TEST(Correlation, VolumeWriteDoesNotJoinByInode) {

@@ -50,7 +50,7 @@ RuleSet* ShippedRules::set_ = nullptr;
 // A parent as the correlator knows it: name, executable path and where that came from.
 RuleContext WithParent(RuleContext ctx, const std::string& name, const std::string& exepath,
                        ProcessInfo::Origin origin) {
-  ctx.lineage = {ProcessInfo{4200, name, exepath, name, origin}};
+  ctx.lineage = {ProcessInfo{4200, name, exepath, name, origin, exepath}};
   return ctx;
 }
 
@@ -85,6 +85,12 @@ TEST_F(ShippedRules, SeedShellSpawned) {
   // An offline log says nothing of layers: the path decides.
   EXPECT_FALSE(Fires(WithParent(Ctx(ev, &c_), "tini", "/tini", Origin::kUnknown),
                      "Container Shell Spawned"));
+  // An entry script: the parent's exe is the shell, the file it runs the image's script.
+  auto entry = WithParent(Ctx(ev, &c_), "docker-entrypoi", "/bin/dash", Origin::kImage);
+  entry.lineage[0].exe_file = "/usr/local/bin/docker-entrypoint.sh";
+  EXPECT_FALSE(Fires(entry, "Container Shell Spawned"));
+  entry.lineage[0].exe_file = "/tmp/docker-entrypoint.sh";
+  EXPECT_TRUE(Fires(entry, "Container Shell Spawned"));
   // A workload renamed to an entrypoint's name does not silence it.
   ev.mutable_exec()->set_parent_name("tini");
   EXPECT_TRUE(Fires(Ctx(ev, &c_), "Container Shell Spawned"));
@@ -246,13 +252,14 @@ TEST_F(ShippedRules, ShmAndMemfd) {
   shm.mutable_exec()->set_path("/dev/shm/bb");
   shm.mutable_exec()->set_success(false);
   shm.mutable_exec()->set_errno_name("EACCES");
-  EXPECT_TRUE(Fires(Ctx(shm, &c_), "Execution from /dev/shm or memfd"));
+  EXPECT_TRUE(Fires(Ctx(shm, &c_), "Execution from /dev/shm"));
   auto memfd = ExecEvent("x", "/memfd:x (deleted)", {"x"}, "");
   memfd.mutable_exec()->set_path("/proc/self/fd/3");
-  EXPECT_TRUE(Fires(Ctx(memfd), "Execution from /dev/shm or memfd"));
+  EXPECT_TRUE(Fires(Ctx(memfd), "Fileless execution via memfd_create"));
+  EXPECT_FALSE(Fires(Ctx(memfd), "Execution from /dev/shm"));
   auto shmx = ExecEvent("ls", "/bin/ls", {"ls"});
   shmx.mutable_exec()->set_path("/dev/shmx/ls");
-  EXPECT_FALSE(Fires(Ctx(shmx, &c_), "Execution from /dev/shm or memfd"));
+  EXPECT_FALSE(Fires(Ctx(shmx, &c_), "Execution from /dev/shm"));
 }
 
 TEST_F(ShippedRules, ChmodExec) {
