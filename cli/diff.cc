@@ -239,9 +239,12 @@ int RunDiff(const DiffOptions& opt) {
            ", upperdir " + root.upperdir;
   }
 
-  auto entries = DriftInventory(root, opt.hash_max);
-  if (!entries) return Fail(entries.error());
-  size_t left_out = DropMountTargets(&*entries, mount_points);
+  InventoryOptions io;
+  io.hash_max_bytes = opt.hash_max;
+  auto inv = DriftInventory(root, io);
+  if (!inv) return Fail(inv.error());
+  std::vector<DriftEntry>* entries = &inv->entries;
+  size_t left_out = DropMountTargets(entries, mount_points);
   if (left_out > 0)
     std::fprintf(stderr, "driftwatch diff: %zu mount target(s) made by the runtime left out "
                  "(--include-mount-points shows them)\n", left_out);
@@ -251,6 +254,10 @@ int RunDiff(const DiffOptions& opt) {
     std::fwrite(out.data(), 1, out.size(), stdout);
   } else {
     PrintDriftTable(*entries, what);
+  }
+  if (inv->truncation.truncated()) {
+    std::fprintf(stderr, "driftwatch diff: the listing is %s\n",
+                 TerminalEscape(TruncationText(inv->truncation)).c_str());
   }
   return std::fflush(stdout) == 0 ? 0 : 1;
 }

@@ -42,6 +42,24 @@ std::vector<DriftEntry> Entries(const v1::InventoryReply& r) {
   return out;
 }
 
+// The sensor's walk stopped short (its caps): said wherever the entries are shown.
+InventoryTruncation Truncation(const v1::InventoryReply& r) {
+  InventoryTruncation t;
+  if (!r.has_truncated()) return t;
+  const v1::InventoryTruncation& p = r.truncated();
+  t.depth = p.depth();
+  t.entries = p.entries();
+  t.path_bytes = p.path_bytes();
+  t.dirs_not_entered = p.dirs_not_entered();
+  t.first_not_entered = p.first_not_entered();
+  t.entries_examined = p.entries_examined();
+  t.path_bytes_listed = p.path_bytes_listed();
+  t.max_depth = p.max_depth();
+  t.max_entries = p.max_entries();
+  t.max_path_bytes = p.max_path_bytes();
+  return t;
+}
+
 std::string Pod(const StoredInventory& inv) {
   return inv.pod_name.empty() ? "-" : inv.pod_namespace + "/" + inv.pod_name;
 }
@@ -65,7 +83,19 @@ std::string Json(const StoredInventory& inv, const v1::InventoryReply& reply) {
     j += JsonQuote(inv.rules.substr(b, e - b));
     b = e + 1;
   }
-  j += "],\"error\":" + JsonQuote(inv.error) + ",\"entries\":[";
+  j += "],\"error\":" + JsonQuote(inv.error) + ",\"truncated\":";
+  if (InventoryTruncation t = Truncation(reply); t.truncated()) {
+    j += "{\"depth\":" + std::string(t.depth ? "true" : "false") +
+         ",\"entries\":" + (t.entries ? "true" : "false") +
+         ",\"path_bytes\":" + (t.path_bytes ? "true" : "false") +
+         ",\"dirs_not_entered\":" + std::to_string(t.dirs_not_entered) +
+         ",\"entries_examined\":" + std::to_string(t.entries_examined) +
+         ",\"path_bytes_listed\":" + std::to_string(t.path_bytes_listed) +
+         ",\"text\":" + JsonQuote(TruncationText(t)) + "}";
+  } else {
+    j += "null";
+  }
+  j += ",\"entries\":[";
   bool first = true;
   for (const DriftEntry& e : Entries(reply)) {
     if (!first) j += ',';
@@ -112,6 +142,7 @@ int RunInventory(const InventoryOptions& opt) {
   }
   v1::InventoryReply reply;
   std::string bad;
+  bool any_cut = false;
   auto print = [&](const StoredInventory& inv) {
     if (!reply.ParseFromString(inv.reply)) {
       bad = "inventory " + std::to_string(inv.id) + " of container " + inv.container_id +
@@ -124,11 +155,15 @@ int RunInventory(const InventoryOptions& opt) {
       std::fwrite(j.data(), 1, j.size(), stdout);
     } else if (listing) {
       // Node, container, pod and the sensor's error are the sensors' words: escaped.
+      // "+": the sensor's walk stopped at a cap, there is more.
+      const bool cut = Truncation(reply).truncated();
+      any_cut = any_cut || cut;
       std::printf("%-20s  %-16s  %-13s  %-20s  %-30s  %7s  %s\n", t.c_str(),
                   TerminalEscape(inv.node).c_str(),
                   TerminalEscape(ShortContainerId(inv.container_id)).c_str(),
                   TerminalEscape(Name(inv)).c_str(), TerminalEscape(Pod(inv)).c_str(),
-                  inv.error.empty() ? std::to_string(inv.entries).c_str() : "error",
+                  inv.error.empty() ? (std::to_string(inv.entries) + (cut ? "+" : "")).c_str()
+                                    : "error",
                   TerminalEscape(inv.rules).c_str());
     } else {
       std::printf("== %s: container %s (%s, pod %s) on node %s, after: %s\n", t.c_str(),
@@ -139,6 +174,10 @@ int RunInventory(const InventoryOptions& opt) {
         std::printf("the sensor could not take it: %s\n", TerminalEscape(inv.error).c_str());
       } else {
         PrintDriftTable(Entries(reply), "node " + inv.node + ", container " + inv.container_id);
+        if (InventoryTruncation cut = Truncation(reply); cut.truncated()) {
+          std::printf("the listing is %s (the sensor's --inventory-max-* caps)\n",
+                      TerminalEscape(TruncationText(cut)).c_str());
+        }
       }
     }
   };
@@ -149,6 +188,7 @@ int RunInventory(const InventoryOptions& opt) {
     n = (*reader)->QueryInventories(q, print);
   }
   if (!n) return Fail(opt.db + ": " + n.error());
+  if (any_cut) std::printf("+: the listing is incomplete (the sensor's walk stopped at a cap)\n");
   if (!bad.empty()) return Fail(bad);
   if (*n == 0 && !listing) return Fail("no inventory stored for " + opt.container);
   return std::fflush(stdout) == 0 ? 0 : 1;

@@ -694,10 +694,11 @@ void Detection::SetInventoryRequester(InventoryRequester fn) {
   request_inventory_ = std::move(fn);
 }
 
-void Detection::SubmitInventory(const std::string& node, v1::InventoryReply reply) {
+void Detection::SubmitInventory(const std::string& node, uint64_t command_id,
+                                StoredInventory inv) {
   {
     std::lock_guard lk(mu_);
-    replies_.emplace_back(node, std::move(reply));
+    replies_.push_back({node, command_id, std::move(inv)});
   }
   hk_cv_.notify_one();
 }
@@ -767,15 +768,15 @@ void Detection::RequestDueInventories(Clock::time_point now) {
   }
 }
 
-void Detection::StoreInventory(const std::string& node, const v1::InventoryReply& reply) {
-  auto it = asked_.find(reply.command_id());
+void Detection::StoreInventory(const std::string& node, uint64_t command_id,
+                               StoredInventory inv) {
+  auto it = asked_.find(command_id);
   if (it == asked_.end() || it->second.first.node != node) {
     LogWarn("node %s: inventory reply to command %llu, which is not waiting for one: ignored\n",
-            node.c_str(), static_cast<unsigned long long>(reply.command_id()));
+            node.c_str(), static_cast<unsigned long long>(command_id));
     return;
   }
   const InventoryWant& w = it->second.first;
-  StoredInventory inv;
   inv.taken_ns = NowNs();
   inv.node = node;
   inv.container_id = w.container_id;
@@ -786,13 +787,10 @@ void Detection::StoreInventory(const std::string& node, const v1::InventoryReply
     if (!inv.rules.empty()) inv.rules += ',';
     inv.rules += r;
   }
-  inv.error = reply.error();
-  inv.entries = static_cast<uint64_t>(reply.entries_size());
-  reply.SerializeToString(&inv.reply);
   asked_.erase(it);
   if (!inv.error.empty()) {
     ++counters_.inventories_failed;
-    LogWarn("inventory of container %s on node %s: the sensor says: %s\n",
+    LogWarn("inventory of container %s on node %s failed: %s\n",
             inv.container_id.c_str(), node.c_str(), inv.error.c_str());
   }
   if (auto st = hk_store_->InsertInventory(inv); !st) {
@@ -811,7 +809,7 @@ void Detection::Housekeeping() {
   pthread_setname_np(pthread_self(), "dw-detect-hk");
   auto next_outbox_sweep = Clock::now() + opt_.outbox_retry;
   while (!stop_) {
-    std::deque<std::pair<std::string, v1::InventoryReply>> replies;
+    std::deque<InventoryReceived> replies;
     std::vector<std::pair<int64_t, std::string>> done;
     {
       std::unique_lock lk(mu_);
@@ -820,7 +818,7 @@ void Detection::Housekeeping() {
       replies.swap(replies_);
       done.swap(delivered_);
     }
-    for (const auto& [node, reply] : replies) StoreInventory(node, reply);
+    for (InventoryReceived& r : replies) StoreInventory(r.node, r.command_id, std::move(r.inv));
     RequestDueInventories(Clock::now());
     // Deliveries an output dropped (a full queue) are tried again from the outbox.
     if (Clock::now() >= next_outbox_sweep) {

@@ -135,7 +135,9 @@ class Detection {
   std::expected<size_t, std::string> Reload();
   void Stop();
   void SetInventoryRequester(InventoryRequester fn);
-  void SubmitInventory(const std::string& node, v1::InventoryReply reply);
+  // An inventory reply (IngestOptions::on_inventory): container_id, error, entries and
+  // reply set; detection adds what it asked for (names, rules) and stores it.
+  void SubmitInventory(const std::string& node, uint64_t command_id, StoredInventory inv);
 
   const DetectionCounters& counters() const { return counters_; }
   std::map<std::string, uint64_t> AlertsByRule() const;
@@ -163,7 +165,7 @@ class Detection {
   // Inventory bookkeeping (housekeeping thread; wants come from the shards under mu_).
   void WantInventory(const Alert& a);
   void RequestDueInventories(Clock::time_point now);
-  void StoreInventory(const std::string& node, const v1::InventoryReply& reply);
+  void StoreInventory(const std::string& node, uint64_t command_id, StoredInventory inv);
 
   DetectionOptions opt_;
   std::vector<std::pair<std::string, std::unique_ptr<AlertOutput>>> outputs_;
@@ -182,7 +184,12 @@ class Detection {
   std::vector<std::pair<int64_t, std::string>> delivered_;          // GUARDED_BY(mu_)
   std::set<std::pair<int64_t, std::string>> in_flight_;             // GUARDED_BY(mu_)
   InventoryRequester request_inventory_;                            // GUARDED_BY(mu_)
-  std::deque<std::pair<std::string, v1::InventoryReply>> replies_;  // GUARDED_BY(mu_)
+  struct InventoryReceived {
+    std::string node;
+    uint64_t command_id = 0;
+    StoredInventory inv;
+  };
+  std::deque<InventoryReceived> replies_;  // GUARDED_BY(mu_)
   struct InventoryWant {
     std::string node, container_id, container_name, pod_name, pod_namespace;
     std::set<std::string> rules;

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <optional>
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include "lib/version.h"
 #include "lib/wire_format.h"
 
@@ -49,14 +51,31 @@ void Log(const char* fmt, auto... args) {
   ::driftwatch::Logf(::driftwatch::LogLevel::kInfo, fmt, args...);
 }
 
+// Parses a message given as parts that protobuf would merge, in order.
+bool ParseParts(const std::vector<std::string_view>& parts, google::protobuf::Message* m) {
+  m->Clear();
+  for (std::string_view p : parts) {
+    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(p.data()),
+                                              static_cast<int>(p.size()));
+    if (!m->MergeFromCodedStream(&in) || !in.ConsumedEntireMessage()) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::expected<void, std::string> ScanSensorMessage(std::string_view bytes,
-                                                   ScannedSensorMessage* out) {
+                                                   ScannedSensorMessage* out,
+                                                   size_t max_event_views) {
   using M = v1::SensorMessage;
-  out->body = M::BODY_NOT_SET;
-  out->batch_id = 0;
-  out->events.clear();
+  auto reset = [out](M::BodyCase body) {
+    out->body = body;
+    out->batch_id = 0;
+    out->events.clear();
+    out->event_count = 0;
+    out->parts.clear();
+  };
+  reset(M::BODY_NOT_SET);
   std::string_view in = bytes;
   while (!in.empty()) {
     uint64_t field = 0, wt = 0, value = 0;
@@ -65,32 +84,73 @@ std::expected<void, std::string> ScanSensorMessage(std::string_view bytes,
       return std::unexpected("malformed SensorMessage");
     }
     if (wt != 2) continue;  // no known field here has another wire type: unknown, skipped
-    if (field == M::kBatchFieldNumber) {
-      if (out->body != M::kBatch) {
-        out->body = M::kBatch;
-        out->batch_id = 0;
-        out->events.clear();
-      }
-      while (!sub.empty()) {
-        uint64_t f = 0, w = 0, v = 0;
-        std::string_view ev;
-        if (!wire::NextField(&sub, &f, &w, &v, &ev)) return std::unexpected("malformed EventBatch");
-        if (f == v1::EventBatch::kBatchIdFieldNumber && w == 0) out->batch_id = v;
-        if (f == v1::EventBatch::kEventsFieldNumber && w == 2) out->events.push_back(ev);
-      }
-    } else if (field == M::kHelloFieldNumber) {
-      out->body = M::kHello;
-    } else if (field == M::kInventoryFieldNumber) {
-      out->body = M::kInventory;
+    const M::BodyCase body = field == M::kBatchFieldNumber       ? M::kBatch
+                             : field == M::kHelloFieldNumber     ? M::kHello
+                             : field == M::kInventoryFieldNumber ? M::kInventory
+                                                                 : M::BODY_NOT_SET;
+    if (body == M::BODY_NOT_SET) continue;
+    // Another body field replaces the oneof; the same one again merges into it.
+    if (body != out->body) reset(body);
+    if (body != M::kBatch) {
+      out->parts.push_back(sub);
+      continue;
     }
-  }
-  if (out->body == M::kHello || out->body == M::kInventory) {
-    out->events.clear();
-    if (!out->message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      return std::unexpected("malformed SensorMessage");
+    while (!sub.empty()) {
+      uint64_t f = 0, w = 0, v = 0;
+      std::string_view ev;
+      if (!wire::NextField(&sub, &f, &w, &v, &ev)) return std::unexpected("malformed EventBatch");
+      if (f == v1::EventBatch::kBatchIdFieldNumber && w == 0) out->batch_id = v;
+      if (f == v1::EventBatch::kEventsFieldNumber && w == 2) {
+        ++out->event_count;
+        if (out->events.size() < max_event_views) out->events.push_back(ev);
+      }
     }
   }
   return {};
+}
+
+namespace {
+
+// Calls fn(field, wire_type, value, span) for each field of an InventoryReply given as
+// `parts` (merged in order); `span` is the field as received (tag, length and bytes).
+template <typename Fn>
+std::expected<void, std::string> WalkInventory(const std::vector<std::string_view>& parts,
+                                               Fn&& fn) {
+  for (std::string_view in : parts) {
+    while (!in.empty()) {
+      const char* begin = in.data();
+      uint64_t field = 0, wt = 0, value = 0;
+      std::string_view sub;
+      if (!wire::NextField(&in, &field, &wt, &value, &sub)) {
+        return std::unexpected("malformed InventoryReply");
+      }
+      if (auto r = fn(field, wt, value, sub, std::string_view(begin, in.data() - begin)); !r) {
+        return r;
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::expected<void, std::string> ScanInventoryChunk(const std::vector<std::string_view>& parts,
+                                                    InventoryChunkScan* out) {
+  using R = v1::InventoryReply;
+  *out = InventoryChunkScan();
+  for (std::string_view p : parts) out->bytes += p.size();
+  return WalkInventory(parts, [out](uint64_t f, uint64_t wt, uint64_t v, std::string_view,
+                                    std::string_view) -> std::expected<void, std::string> {
+    if (wt == 0 && f == R::kCommandIdFieldNumber) out->command_id = v;
+    // As protobuf reads a uint32 and a bool from a varint.
+    if (wt == 0 && f == R::kChunkIndexFieldNumber) out->chunk_index = static_cast<uint32_t>(v);
+    if (wt == 0 && f == R::kLastChunkFieldNumber) {
+      out->has_last_chunk = true;
+      out->last_chunk = v != 0;
+    }
+    if (wt == 2 && f == R::kEntriesFieldNumber) ++out->entries;
+    return {};
+  });
 }
 
 // One sensor stream. State changes happen under mu_; the gRPC calls they lead to (StartRead,
@@ -161,6 +221,12 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 
   void OnDone() override {
     if (registered_) svc_->Unregister(node_, this);
+    // No callback runs any more: the inventories being joined are ours alone.
+    for (const auto& [command_id, a] : inventories_) {
+      if (a.next_chunk > 0 && a.failed.empty()) {
+        Discard(command_id, "incomplete", "the stream ended before its last chunk");
+      }
+    }
     if (hello_) {
       svc_->store_->NodeDisconnected(node_);
       auto n = svc_->store_->Node(node_);
@@ -177,13 +243,21 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     delete this;
   }
 
+  enum class PinResult { kPinned, kEnding, kFull };
   // RequestInventory, with the service's streams_mu_ held: keeps the reactor from
-  // finishing (and so from being deleted) until SendPinned. False: the stream is ending.
-  bool Pin() {
+  // finishing (and so from being deleted) until SendPinned, and makes `command_id` a
+  // command whose reply this stream takes.
+  PinResult PinForCommand(uint64_t command_id) {
     std::lock_guard lk(mu_);
-    if (finished_ || finish_status_ || read_closed_ || cancelled_ || write_failed_) return false;
+    if (finished_ || finish_status_ || read_closed_ || cancelled_ || write_failed_) {
+      return PinResult::kEnding;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    ExpireInventoriesLocked(now);
+    if (inventories_.size() >= svc_->opt_.max_inventory_commands) return PinResult::kFull;
+    inventories_[command_id].asked = now;
     ++pins_;
-    return true;
+    return PinResult::kPinned;
   }
   void SendPinned(grpc::ByteBuffer msg) {
     Actions a;
@@ -208,6 +282,18 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     bool done = false;
     CommitResult result;
   };
+  // An inventory command sent on this stream and the chunks of its reply joined so far.
+  struct Assembly {
+    std::chrono::steady_clock::time_point asked;
+    uint32_t next_chunk = 0;
+    std::string failed;       // the reason it was discarded: so are its later chunks
+    std::string header;       // the latest chunk's fields but its entries (wire format)
+    std::string entries;      // every chunk's entries fields so far (wire format)
+    uint64_t entry_count = 0;
+    std::string container_id, error;  // from header
+    uint64_t size() const { return header.size() + entries.size(); }
+  };
+  using Assemblies = std::map<uint64_t, Assembly>;  // by command id
 
   // Called with mu_ held: what to do next, given the state.
   Actions Decide(Actions a) {
@@ -268,42 +354,57 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       }
       in_.Clear();
     }
-    auto scanned = ScanSensorMessage(bytes, &msg_);
+    // Views of at most one event over the cap: a batch over it is refused by count.
+    auto scanned = ScanSensorMessage(bytes, &msg_, svc_->opt_.max_batch_events + 1ull);
+    // Hello first: nothing else is looked at before it, and only a Hello is parsed whole.
+    // hello_ is written on this path only (under mu_, in OnHello), so read here without it.
+    std::string refused;
+    std::optional<v1::Hello> hello;
+    InventoryChunkScan chunk;
+    if (scanned) {
+      using M = v1::SensorMessage;
+      if (msg_.body == M::BODY_NOT_SET) {
+        refused = "SensorMessage without a body (hello, batch or inventory)";
+      } else if (!hello_ && msg_.body != M::kHello) {
+        refused = std::string(msg_.body == M::kBatch ? "EventBatch" : "InventoryReply") +
+                  " before Hello: the first message must be Hello";
+      } else if (hello_ && msg_.body == M::kHello) {
+        refused = "second Hello on the stream";
+      } else if (msg_.body == M::kHello) {
+        hello.emplace();
+        if (!ParseParts(msg_.parts, &*hello)) refused = "malformed Hello";
+      } else if (msg_.body == M::kInventory) {
+        if (auto c = ScanInventoryChunk(msg_.parts, &chunk); !c) refused = c.error();
+      }
+    }
     std::optional<PreparedBatch> prepared;
     uint64_t batch_id = 0;
     {
       Actions a;
       bool register_node = false;
-      std::optional<v1::InventoryReply> reply;
+      std::optional<Assemblies::node_type> joining;
       {
         std::lock_guard lk(mu_);
         reading_ = false;
         if (finish_status_) return Decide(Actions{});
-        if (!scanned) {
-          FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, scanned.error()));
+        if (!scanned || !refused.empty()) {
+          FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                  scanned ? refused : scanned.error()));
           return Decide(Actions{});
         }
         switch (msg_.body) {
           case v1::SensorMessage::kHello:
-            OnHello();
+            OnHello(*hello);
             register_node = hello_ && !finish_status_;
             break;
           case v1::SensorMessage::kBatch:
             if (CheckBatch()) batch_id = msg_.batch_id;
             break;
           case v1::SensorMessage::kInventory:
-            if (!hello_) {
-              FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                      "InventoryReply before Hello: the first message must be "
-                                      "Hello"));
-            } else {
-              reply = std::move(*msg_.message.mutable_inventory());
-            }
+            joining = TakeAssemblyLocked(chunk);
             break;
           case v1::SensorMessage::BODY_NOT_SET:
-            FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                    "SensorMessage without a body (hello, batch or inventory)"));
-            break;
+            break;  // refused above
         }
         if (batch_id != 0) {
           reading_ = true;  // not really: keeps other reads and Finish away until Submit
@@ -316,9 +417,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       if (register_node) {
         registered_ = true;
         svc_->Register(node_, this);
-        if (svc_->opt_.on_hello) svc_->opt_.on_hello(node_, msg_.message.hello());
+        if (svc_->opt_.on_hello) svc_->opt_.on_hello(node_, *hello);
       }
-      if (reply && svc_->opt_.on_inventory) svc_->opt_.on_inventory(node_, std::move(*reply));
+      if (joining) JoinChunk(chunk, std::move(*joining));
+      DeliverReady();
       if (batch_id == 0) return a;
     }
     auto p = PrepareEncodedBatch(node_, msg_.events);
@@ -354,12 +456,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   }
 
   // REQUIRES: mu_.
-  void OnHello() {
-    const v1::Hello& h = msg_.message.hello();
-    if (hello_) {
-      FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "second Hello on the stream"));
-      return;
-    }
+  void OnHello(const v1::Hello& h) {
     if (svc_->opt_.insecure) {
       if (h.node().empty()) {
         FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -393,11 +490,6 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 
   // REQUIRES: mu_. False (and the stream failed) when the batch is refused.
   bool CheckBatch() {
-    if (!hello_) {
-      FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "EventBatch before Hello: the first message must be Hello"));
-      return false;
-    }
     if (msg_.batch_id <= last_batch_id_) {
       FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                               "batch_id " + std::to_string(msg_.batch_id) +
@@ -405,16 +497,158 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
                                   std::to_string(last_batch_id_) + ")"));
       return false;
     }
-    if (msg_.events.size() > svc_->opt_.max_batch_events) {
+    if (msg_.event_count > svc_->opt_.max_batch_events) {
       FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                               "batch " + std::to_string(msg_.batch_id) + " has " +
-                                  std::to_string(msg_.events.size()) +
+                                  std::to_string(msg_.event_count) +
                                   " events, more than max_batch_events " +
                                   std::to_string(svc_->opt_.max_batch_events)));
       return false;
     }
     last_batch_id_ = msg_.batch_id;
     return true;
+  }
+
+  // Inventory replies. The read path decides under mu_ (TakeAssemblyLocked) and joins
+  // outside it (JoinChunk), on the assembly it took out of inventories_: RequestInventory
+  // only adds commands and expires old ones, so nothing else touches it meanwhile.
+
+  // REQUIRES: mu_. The assembly `c` continues, taken out of inventories_ for JoinChunk;
+  // nullopt when the chunk is discarded (counted and logged here).
+  std::optional<Assemblies::node_type> TakeAssemblyLocked(const InventoryChunkScan& c) {
+    ExpireInventoriesLocked(std::chrono::steady_clock::now());
+    auto it = inventories_.find(c.command_id);
+    if (it == inventories_.end()) {
+      Discard(c.command_id, "unsolicited", "no such command outstanding on this stream");
+      return std::nullopt;
+    }
+    Assembly& a = it->second;
+    if (a.failed.empty()) {
+      if (c.chunk_index != a.next_chunk) {
+        FailAssemblyLocked(c.command_id, &a, "out_of_order",
+                           "chunk " + std::to_string(c.chunk_index) + ", expected " +
+                               std::to_string(a.next_chunk));
+      } else if (inventory_bytes_ + c.bytes > svc_->opt_.max_inventory_bytes) {
+        FailAssemblyLocked(c.command_id, &a, "over_cap",
+                           "the inventory replies this stream is joining would go over " +
+                               std::to_string(svc_->opt_.max_inventory_bytes) +
+                               " bytes (--inventory-max-bytes)");
+      } else {
+        return inventories_.extract(it);
+      }
+    } else {
+      Discard(c.command_id, a.failed, "an earlier chunk of the reply was discarded");
+    }
+    if (c.last()) inventories_.erase(it);
+    return std::nullopt;
+  }
+
+  // Read path, without mu_: adds the chunk to its assembly, and hands the reply on once
+  // whole. Each entry is parsed (into one reused message) to check it, never kept parsed.
+  void JoinChunk(const InventoryChunkScan& c, Assemblies::node_type node) {
+    Assembly& a = node.mapped();
+    const uint64_t before = a.size();  // counted in inventory_bytes_
+    std::string header;
+    uint64_t count = 0;
+    auto walked = WalkInventory(
+        msg_.parts, [&](uint64_t f, uint64_t wt, uint64_t, std::string_view sub,
+                        std::string_view span) -> std::expected<void, std::string> {
+          if (f != v1::InventoryReply::kEntriesFieldNumber || wt != 2) {
+            header.append(span);
+            return {};
+          }
+          if (!entry_.ParseFromArray(sub.data(), static_cast<int>(sub.size()))) {
+            return std::unexpected("entry " + std::to_string(a.entry_count + count) +
+                                   " does not parse as an InventoryEntry");
+          }
+          a.entries.append(span);
+          ++count;
+          return {};
+        });
+    v1::InventoryReply h;
+    if (walked && !h.ParseFromString(header)) {
+      walked = std::unexpected(std::string("its fields do not parse as an InventoryReply"));
+    }
+    std::lock_guard lk(mu_);
+    auto [it, inserted, rest] = inventories_.insert(std::move(node));
+    if (!inserted) {  // cannot be: command ids are unique (the chunk is lost, not memory)
+      inventory_bytes_ -= before;
+      return;
+    }
+    Assembly& b = it->second;
+    if (walked) {
+      b.header = std::move(header);
+      b.container_id = h.container_id();
+      b.error = h.error();
+      b.entry_count += count;
+      ++b.next_chunk;
+    }
+    inventory_bytes_ = inventory_bytes_ - before + b.size();
+    if (!walked) {
+      FailAssemblyLocked(c.command_id, &b, "malformed", walked.error());
+      if (c.last()) inventories_.erase(it);
+      return;
+    }
+    if (!c.last()) return;
+    inventory_bytes_ -= b.size();
+    StoredInventory inv;
+    inv.container_id = std::move(b.container_id);
+    inv.error = std::move(b.error);
+    inv.entries = b.entry_count;
+    inv.reply = std::move(b.entries);
+    inv.reply += b.header;  // field order does not matter: one message, entries and the rest
+    inventories_.erase(it);
+    ready_.emplace_back(c.command_id, std::move(inv));
+  }
+
+  // REQUIRES: mu_. The command's reply is discarded from here on (its later chunks too);
+  // on_inventory hears why, so the command is a failure, not a wait for the timeout.
+  void FailAssemblyLocked(uint64_t command_id, Assembly* a, const std::string& reason,
+                          const std::string& why) {
+    Discard(command_id, reason, why);
+    a->failed = reason;
+    inventory_bytes_ -= a->size();
+    a->header = std::string();
+    a->entries = std::string();
+    StoredInventory inv;
+    inv.container_id = a->container_id;
+    inv.error = "the collector discarded the reply (" + reason + "): " + why;
+    ready_.emplace_back(command_id, std::move(inv));
+  }
+
+  // REQUIRES: mu_. Commands asked longer than inventory_timeout ago are forgotten (detection
+  // has given up on them too); a partly received reply is counted as incomplete.
+  void ExpireInventoriesLocked(std::chrono::steady_clock::time_point now) {
+    std::erase_if(inventories_, [&](const auto& kv) {
+      const Assembly& a = kv.second;
+      if (now - a.asked < svc_->opt_.inventory_timeout) return false;
+      if (a.next_chunk > 0 && a.failed.empty()) {
+        Discard(kv.first, "incomplete", "no last chunk within the inventory timeout");
+      }
+      inventory_bytes_ -= a.size();
+      return true;
+    });
+  }
+
+  // Counts a discarded chunk for the node; logs the 1st, 2nd, 4th, 8th, ... of a reason,
+  // so that a flood costs no log volume. Takes only the service's leaf lock.
+  void Discard(uint64_t command_id, const std::string& reason, const std::string& why) {
+    const std::string& node = node_.empty() ? peer_ : node_;
+    const uint64_t n = svc_->CountInventoryDiscard(node, reason);
+    if ((n & (n - 1)) == 0) {
+      LogWarn("node %s: inventory reply chunk to command %llu discarded (%s: %s); %llu %s "
+              "discarded from this node\n",
+              node.c_str(), static_cast<unsigned long long>(command_id), reason.c_str(),
+              why.c_str(), static_cast<unsigned long long>(n), reason.c_str());
+    }
+  }
+
+  // Read path, without mu_: hands on the replies (and failures) decided under it.
+  void DeliverReady() {
+    for (auto& [command_id, inv] : ready_) {
+      if (svc_->opt_.on_inventory) svc_->opt_.on_inventory(node_, command_id, std::move(inv));
+    }
+    ready_.clear();
   }
 
   // Writer thread of the store.
@@ -484,12 +718,17 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   std::mutex mu_;
   grpc::ByteBuffer in_;        // owned by the outstanding read
   ScannedSensorMessage msg_;   // read path: the message walked (views into HandleMessage's copy)
+  v1::InventoryEntry entry_;   // read path: each inventory entry is parsed here to check it
+  // Read path: inventory replies and failures decided under mu_, handed on after it.
+  std::vector<std::pair<uint64_t, StoredInventory>> ready_;
   grpc::ByteBuffer out_;       // owned by the outstanding write
-  bool hello_ = false;
+  bool hello_ = false;         // written by the read path (under mu_), read there without
   std::string node_;
   uint64_t last_batch_id_ = 0;
   std::deque<InFlight> inflight_;
   std::deque<grpc::ByteBuffer> pending_writes_;
+  Assemblies inventories_;      // commands awaiting their reply; GUARDED_BY(mu_)
+  uint64_t inventory_bytes_ = 0;  // their size(), taken ones included; GUARDED_BY(mu_)
   bool reading_ = false;
   bool writing_ = false;
   bool read_closed_ = false;
@@ -508,6 +747,17 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* IngestService::Stream(
     grpc::CallbackServerContext* ctx) {
   return new StreamReactor(this, ctx);
+}
+
+uint64_t IngestService::CountInventoryDiscard(const std::string& node,
+                                             const std::string& reason) {
+  std::lock_guard lk(discards_mu_);
+  return ++discards_[{node, reason}];
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> IngestService::InventoryDiscards() const {
+  std::lock_guard lk(discards_mu_);
+  return discards_;
 }
 
 void IngestService::Register(const std::string& node, StreamReactor* r) {
@@ -537,7 +787,17 @@ std::expected<void, std::string> IngestService::RequestInventory(const std::stri
     // not yet noticed.
     for (auto it = e; it != b && !target;) {
       --it;
-      if (it->second->Pin()) target = it->second;
+      switch (it->second->PinForCommand(command_id)) {
+        case StreamReactor::PinResult::kPinned:
+          target = it->second;
+          break;
+        case StreamReactor::PinResult::kFull:
+          return std::unexpected("node " + node + "'s stream has " +
+                                 std::to_string(opt_.max_inventory_commands) +
+                                 " inventory commands outstanding");
+        case StreamReactor::PinResult::kEnding:
+          break;
+      }
     }
   }
   if (!target) return std::unexpected("node " + node + " has no sensor stream connected");

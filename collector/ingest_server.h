@@ -12,9 +12,20 @@
 // stream is not read (gRPC flow control then holds the sensor back, once the stream's HTTP/2
 // window, fixed by the collector's --stream-window-bytes, is full), so a slow or stuck stream
 // costs its own memory only and never blocks another.
+//
+// Nothing but Hello is looked at before a stream's Hello (a batch or reply first ends the
+// stream), and only Hello is parsed whole. Drift inventories come back in chunks
+// (InventoryReply with chunk_index and last_chunk) on the stream their Command went out on:
+// a chunk's command id is read by walking the wire format, and a chunk for no command
+// outstanding on this stream, out of order, or taking the stream's inventories being joined
+// over `max_inventory_bytes` costs a walk over its bytes, nothing more: it is discarded,
+// logged (node, command, reason) and counted (InventoryDiscards), and the stream goes on.
+// A solicited reply's entries are checked one at a time (each parsed into one reused
+// message) and joined as received: the collector never holds a parsed inventory.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -28,6 +39,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "driftwatch/v1/collector.grpc.pb.h"
+#include "lib/alert_store.h"
 #include "lib/event_store.h"
 
 namespace driftwatch {
@@ -42,9 +54,18 @@ struct IngestOptions {
   std::function<bool(std::function<void()> release)> admit;
   // Called on a gRPC thread with each Hello, after the node is known. Must not block.
   std::function<void(const std::string& node, const v1::Hello& hello)> on_hello;
-  // Called on a gRPC thread with each InventoryReply a sensor sends and the node of its
-  // stream. Must not block.
-  std::function<void(const std::string& node, v1::InventoryReply reply)> on_inventory;
+  // Inventory replies: bytes of chunks being joined that one stream may hold at once (an
+  // honest sensor sends one reply at a time); commands outstanding per stream; how long a
+  // command waits for its last chunk (as detection waits for the reply).
+  uint64_t max_inventory_bytes = 64ull << 20;
+  uint32_t max_inventory_commands = 64;
+  std::chrono::milliseconds inventory_timeout{60000};
+  // Called on a gRPC thread with each whole inventory reply to a command of
+  // RequestInventory (its chunks joined), and with an error in `inv.error` when the reply
+  // was discarded (out of order, over the cap, malformed). `inv` has container_id, error,
+  // entries and reply (one serialized InventoryReply) set. Must not block.
+  std::function<void(const std::string& node, uint64_t command_id, StoredInventory inv)>
+      on_inventory;
 };
 
 // The node name a verified client certificate carries: its first DNS subject alternative
@@ -55,18 +76,37 @@ struct IngestOptions {
 // the stream (UNAUTHENTICATED, logged with the peer's address).
 std::string NodeFromAuthContext(const grpc::AuthContext& auth);
 
-// A SensorMessage in the wire format, walked without a full parse. For a batch, `events`
-// views the serialized events inside the message's bytes (which must outlive it); a Hello
-// or InventoryReply is parsed into `message`. As protobuf parses: the last body field wins,
-// repeated batch fields merge, unknown fields are skipped. Error: the bytes are malformed.
+// A SensorMessage in the wire format, walked without parsing it. For a batch, `events`
+// views the serialized events inside the message's bytes (which must outlive it), the
+// first `max_event_views` of them, `event_count` counts them all; a Hello's or an
+// InventoryReply's bytes are viewed in `parts` (protobuf would merge them, in order). As
+// protobuf parses: the last body field wins, repeated batch fields merge, unknown fields
+// are skipped. Error: the bytes are malformed.
 struct ScannedSensorMessage {
   v1::SensorMessage::BodyCase body = v1::SensorMessage::BODY_NOT_SET;
   uint64_t batch_id = 0;
   std::vector<std::string_view> events;
-  v1::SensorMessage message;  // hello or inventory
+  uint64_t event_count = 0;
+  std::vector<std::string_view> parts;  // hello or inventory
 };
-[[nodiscard]] std::expected<void, std::string> ScanSensorMessage(std::string_view bytes,
-                                                                 ScannedSensorMessage* out);
+[[nodiscard]] std::expected<void, std::string> ScanSensorMessage(
+    std::string_view bytes, ScannedSensorMessage* out,
+    size_t max_event_views = static_cast<size_t>(-1));
+
+// The fields of an InventoryReply chunk that say where it belongs, read by walking its
+// wire format (`parts` as ScanSensorMessage gives them), nothing allocated. Error: the
+// bytes are malformed.
+struct InventoryChunkScan {
+  uint64_t command_id = 0;
+  uint64_t chunk_index = 0;
+  bool has_last_chunk = false;  // absent: a sensor from before chunks, one message
+  bool last_chunk = false;
+  uint64_t entries = 0;
+  uint64_t bytes = 0;  // the chunk's size
+  bool last() const { return !has_last_chunk || last_chunk; }
+};
+[[nodiscard]] std::expected<void, std::string> ScanInventoryChunk(
+    const std::vector<std::string_view>& parts, InventoryChunkScan* out);
 
 class StreamReactor;
 
@@ -83,9 +123,14 @@ class IngestService final
 
   uint64_t active_streams() const { return active_streams_.load(); }
 
+  // Inventory reply chunks discarded, by node and reason: "unsolicited" (no such command
+  // outstanding on the stream), "out_of_order", "over_cap", "malformed", "incomplete" (the
+  // command timed out or its stream ended before the last chunk).
+  std::map<std::pair<std::string, std::string>, uint64_t> InventoryDiscards() const;
+
   // Asks the node's sensor for a container's drift inventory (Command{inventory}) on the
   // node's newest stream; the reply comes to on_inventory. Error: no stream of that node
-  // that can still be written to.
+  // that can still be written to, or that stream has max_inventory_commands outstanding.
   std::expected<void, std::string> RequestInventory(const std::string& node,
                                                     const std::string& container_id,
                                                     uint64_t command_id);
@@ -94,6 +139,8 @@ class IngestService final
   friend class StreamReactor;
   void Register(const std::string& node, StreamReactor* r);
   void Unregister(const std::string& node, StreamReactor* r);
+  // Counts one discarded chunk; the node's count for `reason` so far.
+  uint64_t CountInventoryDiscard(const std::string& node, const std::string& reason);
 
   EventStore* const store_;
   const IngestOptions opt_;
@@ -102,6 +149,8 @@ class IngestService final
   // Streams past Hello, by node, oldest first. Lock order: streams_mu_, then a reactor's.
   std::mutex streams_mu_;
   std::multimap<std::string, StreamReactor*> streams_;  // GUARDED_BY(streams_mu_)
+  mutable std::mutex discards_mu_;  // a leaf lock
+  std::map<std::pair<std::string, std::string>, uint64_t> discards_;  // GUARDED_BY(discards_mu_)
 };
 
 }  // namespace driftwatch

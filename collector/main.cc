@@ -115,6 +115,7 @@ int main(int argc, char** argv) {
       ->expected(1);
   app.add_option("--webhook-ca", ao.webhook_ca, "CA file for https webhooks (default: system CAs)");
   int inventory_quiet_ms = 2000, inventory_max_delay_ms = 30000;
+  uint64_t inventory_max_bytes = 64ull << 20;
   int64_t warmup_s = ao.warmup.count();
   uint64_t retention_max_alerts = 1'000'000;
   app.add_option("--detect-threads", ao.shards,
@@ -135,6 +136,10 @@ int main(int argc, char** argv) {
   app.add_option("--inventory-tag", ao.inventory_tag,
                  "alerts of rules with this tag ask the container's sensor for its drift "
                  "inventory (driftwatch inventory); empty: never")
+      ->capture_default_str();
+  app.add_option("--inventory-max-bytes", inventory_max_bytes,
+                 "inventory replies a sensor stream may have being joined from chunks at once; "
+                 "a reply that would go over it is discarded (and counted)")
       ->capture_default_str();
   app.add_option("--inventory-quiet-ms", inventory_quiet_ms,
                  "take the inventory once the container's alerts pause this long")
@@ -247,8 +252,11 @@ int main(int argc, char** argv) {
   io.on_hello = [detect](const std::string& node, const driftwatch::v1::Hello& h) {
     detect->OnHello(node, h);
   };
-  io.on_inventory = [detect](const std::string& node, driftwatch::v1::InventoryReply r) {
-    detect->SubmitInventory(node, std::move(r));
+  io.max_inventory_bytes = inventory_max_bytes;
+  io.inventory_timeout = ao.inventory_timeout;
+  io.on_inventory = [detect](const std::string& node, uint64_t command_id,
+                             driftwatch::StoredInventory inv) {
+    detect->SubmitInventory(node, command_id, std::move(inv));
   };
   driftwatch::IngestService service(store->get(), io);
   detect->SetInventoryRequester(
@@ -357,6 +365,12 @@ int main(int argc, char** argv) {
       w->Counter("driftwatch_collector_inventories_total",
                  "drift inventories asked of sensors, stored, failed", c.inventories_failed,
                  {{"result", "failed"}});
+      for (const auto& [key, n] : service.InventoryDiscards()) {
+        w->Counter("driftwatch_collector_inventory_chunks_discarded_total",
+                   "inventory reply chunks discarded, by node and reason (unsolicited, "
+                   "out_of_order, over_cap, malformed, incomplete)",
+                   n, {{"node", key.first}, {"reason", key.second}});
+      }
       for (const auto& [name, st] : detect->OutputStatsList()) {
         w->Counter("driftwatch_collector_output_alerts_total", "alerts handed to an output",
                    st.emitted, {{"output", name}});

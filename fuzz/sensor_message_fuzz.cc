@@ -1,16 +1,19 @@
 // libFuzzer target: a SensorMessage as the collector receives it off the network (any
 // client that gets through TLS, or any sensor with --insecure) through the ingest path:
 // ScanSensorMessage walks it in the wire format (lib/wire_format.h) without a full parse,
-// then a batch's events go through PrepareEncodedBatch (parse each on an arena, validate,
+// an inventory reply's routing fields are read the same way (ScanInventoryChunk), then a
+// batch's events go through PrepareEncodedBatch (parse each on an arena, validate,
 // strip id and container_id with the same wire walker) and DecodePreparedEvent, as
 // detection reads them back. The scanned message is reused across inputs, as a stream
 // reuses its own.
 //
 // Oracle: where protobuf's own parse of the whole message succeeds too, the scan must agree
-// with it (body, batch_id, the events); the walker may refuse more than protobuf does
+// with it (body, batch_id, the events, a Hello's or a reply's bytes parsed in their parts,
+// a reply's command, chunk and entry count); the walker may refuse more than protobuf does
 // (groups), never less of what it returns.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -34,9 +37,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   DW_FUZZ_CHECK(scanned->body == v1::SensorMessage::kBatch || scanned->events.empty());
+  DW_FUZZ_CHECK(scanned->event_count == scanned->events.size());
+  DW_FUZZ_CHECK(scanned->body != v1::SensorMessage::kBatch || scanned->parts.empty());
   for (std::string_view ev : scanned->events) {
     DW_FUZZ_CHECK(ev.data() >= bytes.data() && ev.data() + ev.size() <= bytes.data() + size);
   }
+  dw::InventoryChunkScan chunk;
+  const bool chunk_ok = scanned->body == v1::SensorMessage::kInventory &&
+                        dw::ScanInventoryChunk(scanned->parts, &chunk).has_value();
 
   v1::SensorMessage full;
   if (full.ParseFromArray(data, static_cast<int>(size))) {
@@ -51,7 +59,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         DW_FUZZ_CHECK(MessageDifferencer::Equals(ev, full.batch().events(static_cast<int>(i))));
       }
     } else if (scanned->body != v1::SensorMessage::BODY_NOT_SET) {
-      DW_FUZZ_CHECK(MessageDifferencer::Equals(scanned->message, full));
+      std::string joined;
+      for (std::string_view p : scanned->parts) joined.append(p);
+      const google::protobuf::Message& body = scanned->body == v1::SensorMessage::kHello
+                                                  ? static_cast<const google::protobuf::Message&>(full.hello())
+                                                  : full.inventory();
+      std::unique_ptr<google::protobuf::Message> again(body.New());
+      DW_FUZZ_CHECK(again->ParseFromString(joined));
+      DW_FUZZ_CHECK(MessageDifferencer::Equals(*again, body));
+    }
+    // The walker refuses groups, which protobuf skips: compared only where it read them.
+    if (chunk_ok) {
+      const v1::InventoryReply& r = full.inventory();
+      DW_FUZZ_CHECK(chunk.command_id == r.command_id());
+      DW_FUZZ_CHECK(chunk.chunk_index == r.chunk_index());
+      DW_FUZZ_CHECK(chunk.has_last_chunk == r.has_last_chunk());
+      DW_FUZZ_CHECK(chunk.last_chunk == r.last_chunk());
+      DW_FUZZ_CHECK(chunk.entries == static_cast<uint64_t>(r.entries_size()));
     }
   }
 

@@ -11,7 +11,8 @@
 //   event_key != '' so that an event re-evaluated after a restart is stored once.
 //   inventories(id INTEGER PRIMARY KEY, taken_ns, node, container_id, container_name,
 //          pod_name, pod_namespace, rules = the rules whose alerts asked for it (sorted,
-//          comma-separated), error, entries, reply = the sensor's InventoryReply as received)
+//          comma-separated), error, entries, reply = the sensor's InventoryReply, its chunks
+//          joined as one message)
 //   index: inventories(node, container_id, taken_ns). The newest kInventoriesKept of each
 //   container are kept.
 //   deliveries(alert_id, output): an alert not yet delivered to that output (outbox); written
@@ -54,7 +55,7 @@ struct StoredInventory {
   std::string rules;     // the rules whose alerts asked for it, comma-separated
   std::string error;     // the sensor could not take it (container gone, ...)
   uint64_t entries = 0;
-  std::string reply;     // serialized driftwatch.v1.InventoryReply
+  std::string reply;     // serialized driftwatch.v1.InventoryReply (chunks joined)
 };
 
 class AlertStore {

@@ -61,6 +61,7 @@ struct Flags {
   std::string fanotify_mode = "auto";
   bool fanotify_modify = false;
   uint64_t hash_max = 64ull << 20;
+  InventoryOptions inventory;  // caps of a drift inventory walk
   std::vector<std::string> watch_fs;
   std::vector<std::string> cri_endpoints;
   bool no_cri = false;
@@ -88,12 +89,12 @@ bool AuditPidHeld() {
 
 // The event stream's one writer: numbers events and writes them, for every source thread.
 // A container's drift against its image, for the collector (what `driftwatch diff` prints).
-v1::InventoryReply TakeInventory(const ContainerRegistry* registry, const std::string& query,
-                                 uint64_t hash_max) {
-  v1::InventoryReply r;
-  r.set_container_id(query);
+InventoryResult TakeInventory(const ContainerRegistry* registry, const std::string& query,
+                              const InventoryOptions& opt) {
+  InventoryResult r;
+  r.container_id = query;
   if (!registry) {
-    r.set_error("this sensor runs without a container registry (--audit-only)");
+    r.error = "this sensor runs without a container registry (--audit-only)";
     return r;
   }
   std::optional<v1::ContainerInfo> info = registry->Find(query);
@@ -102,31 +103,25 @@ v1::InventoryReply TakeInventory(const ContainerRegistry* registry, const std::s
       if (query.size() >= 4 && c.id().starts_with(query)) info = c;
   }
   if (!info || info->upperdir().empty()) {
-    r.set_error("no running container " + query + " with a known overlay root on this node");
+    r.error = "no running container " + query + " with a known overlay root on this node";
     return r;
   }
-  r.set_container_id(info->id());
+  r.container_id = info->id();
   OverlayRoot root;
   root.upperdir = info->upperdir();
   root.lowerdirs.assign(info->lowerdirs().begin(), info->lowerdirs().end());
-  auto entries = DriftInventory(root, hash_max);
-  if (!entries) {
-    r.set_error(entries.error());
+  auto inv = DriftInventory(root, opt);
+  if (!inv) {
+    r.error = inv.error();
     return r;
   }
   if (info->init_pid())
-    DropMountTargets(&*entries, MountPointsOfPid(static_cast<pid_t>(info->init_pid())));
-  for (const auto& e : *entries) {
-    auto* o = r.add_entries();
-    o->set_kind(DriftKindName(e.kind));
-    o->set_path(e.path);
-    o->set_type(std::string(1, e.type));
-    o->set_size(e.size);
-    o->set_mode(e.mode);
-    o->set_executable(e.executable);
-    o->set_sha256(e.sha256_hex);
-    o->set_opaque(e.opaque_dir);
+    DropMountTargets(&inv->entries, MountPointsOfPid(static_cast<pid_t>(info->init_pid())));
+  if (inv->truncation.truncated()) {
+    LogWarn("inventory of container %s: %s\n", r.container_id.c_str(),
+            TruncationText(inv->truncation).c_str());
   }
+  r.inventory = std::move(*inv);
   return r;
 }
 
@@ -521,7 +516,11 @@ int Run(const Flags& flags) {
           // Not spooled: reaches the collector even while the spool cannot take a status.
           lifetime_losses(true).ToProto(h->mutable_losses());
         },
-        [&](const std::string& container) { return TakeInventory(registry.get(), container, flags.hash_max); });
+        [&](const std::string& container) {
+          InventoryOptions o = flags.inventory;
+          o.hash_max_bytes = flags.hash_max;
+          return TakeInventory(registry.get(), container, o);
+        });
     if (!up) {
       LogError("collector: %s\n", up.error().c_str());
       return 1;
@@ -600,6 +599,14 @@ int Run(const Flags& flags) {
                    u.events_acked);
         w->Counter("driftwatch_sensor_collector_stream_failures_total", "streams that broke",
                    u.failures);
+        w->Counter("driftwatch_sensor_inventories_total",
+                   "drift inventories for the collector, by result", u.inventories,
+                   {{"result", "sent"}});
+        w->Counter("driftwatch_sensor_inventories_total",
+                   "drift inventories for the collector, by result", u.inventories_dropped,
+                   {{"result", "dropped"}});
+        w->Counter("driftwatch_sensor_inventory_chunks_total",
+                   "inventory reply chunks sent to the collector", u.inventory_chunks);
       }
     };
     auto health = [&](std::string* why) {
@@ -827,6 +834,16 @@ int main(int argc, char** argv) {
   app.add_flag("--fanotify-modify", f.fanotify_modify,
                "also report FAN_MODIFY (one event per write(); close-write is always on)");
   app.add_option("--hash-max", f.hash_max, "largest executable hashed (sha256), bytes")
+      ->capture_default_str();
+  app.add_option("--inventory-max-depth", f.inventory.max_depth,
+                 "drift inventories: directories more levels below the container's root are "
+                 "listed but not entered (the inventory says so)")
+      ->capture_default_str();
+  app.add_option("--inventory-max-entries", f.inventory.max_entries,
+                 "drift inventories: directory entries looked at before the walk stops")
+      ->capture_default_str();
+  app.add_option("--inventory-max-path-bytes", f.inventory.max_path_bytes,
+                 "drift inventories: bytes of listed paths before the walk stops")
       ->capture_default_str();
   app.add_option("--watch-fs", f.watch_fs,
                  "a path on each filesystem holding container snapshots (repeatable; default: "

@@ -20,7 +20,62 @@ std::expected<std::string, std::string> ReadPem(const std::string& path, const c
   return pem;
 }
 
+void ToProto(const DriftEntry& e, v1::InventoryEntry* o) {
+  o->set_kind(DriftKindName(e.kind));
+  o->set_path(e.path);
+  o->set_type(std::string(1, e.type));
+  o->set_size(e.size);
+  o->set_mode(e.mode);
+  o->set_executable(e.executable);
+  o->set_sha256(e.sha256_hex);
+  o->set_opaque(e.opaque_dir);
+}
+
+void ToProto(const InventoryTruncation& t, v1::InventoryTruncation* o) {
+  o->set_depth(t.depth);
+  o->set_entries(t.entries);
+  o->set_path_bytes(t.path_bytes);
+  o->set_dirs_not_entered(t.dirs_not_entered);
+  o->set_first_not_entered(t.first_not_entered);
+  o->set_entries_examined(t.entries_examined);
+  o->set_path_bytes_listed(t.path_bytes_listed);
+  o->set_max_depth(t.max_depth);
+  o->set_max_entries(t.max_entries);
+  o->set_max_path_bytes(t.max_path_bytes);
+}
+
 }  // namespace
+
+InventoryChunker::InventoryChunker(uint64_t command_id, InventoryResult r, size_t chunk_bytes)
+    : command_id_(command_id), r_(std::move(r)), chunk_bytes_(chunk_bytes) {}
+
+v1::InventoryReply InventoryChunker::Next() {
+  v1::InventoryReply c;
+  c.set_command_id(command_id_);
+  c.set_container_id(r_.container_id);
+  c.set_chunk_index(next_chunk_++);
+  const std::vector<DriftEntry>& entries = r_.inventory.entries;
+  size_t bytes = 0;
+  while (next_entry_ < entries.size()) {
+    v1::InventoryEntry* e = c.add_entries();
+    ToProto(entries[next_entry_], e);
+    const size_t n = e->ByteSizeLong() + 8;  // tag and length of the entry, at most
+    if (bytes > 0 && bytes + n > chunk_bytes_) {
+      c.mutable_entries()->RemoveLast();
+      break;
+    }
+    bytes += n;
+    ++next_entry_;
+  }
+  done_ = next_entry_ == entries.size();
+  c.set_last_chunk(done_);
+  if (done_) {
+    if (!r_.error.empty()) c.set_error(r_.error);
+    if (r_.inventory.truncation.truncated()) ToProto(r_.inventory.truncation, c.mutable_truncated());
+    r_ = InventoryResult();  // the entries are sent: give their memory back now
+  }
+  return c;
+}
 
 // One gRPC stream. Reads are always pending; writes are started by the Uplink on the io
 // thread, one at a time. A hold keeps gRPC from finishing the stream under a write that
@@ -200,6 +255,7 @@ void Uplink::Connect() {
   welcomed_ = false;
   writing_ = false;
   out_.clear();
+  DropInventories();
   in_flight_.clear();
   next_batch_id_ = 1;
   stream_ = std::make_shared<Stream>(this);
@@ -217,10 +273,26 @@ void Uplink::Send(v1::SensorMessage msg) {
 }
 
 void Uplink::WriteNext() {
-  if (writing_ || out_.empty() || !stream_ || stream_->released()) return;
+  if (writing_ || !stream_ || stream_->released()) return;
+  v1::SensorMessage m;
+  // Inventory chunks and batches take turns: neither waits for all of the other.
+  if (!inventories_.empty() && (out_.empty() || !last_write_chunk_)) {
+    InventoryChunker& inv = inventories_.front();
+    *m.mutable_inventory() = inv.Next();
+    ++counters_.inventory_chunks;
+    if (inv.done()) {
+      ++counters_.inventories;
+      inventories_.pop_front();
+    }
+    last_write_chunk_ = true;
+  } else if (!out_.empty()) {
+    m = std::move(out_.front());
+    out_.pop_front();
+    last_write_chunk_ = false;
+  } else {
+    return;
+  }
   writing_ = true;
-  v1::SensorMessage m = std::move(out_.front());
-  out_.pop_front();
   stream_->Write(std::move(m));
 }
 
@@ -304,17 +376,28 @@ void Uplink::OnMessage(const v1::CollectorMessage& m) {
   } else if (m.has_command() && m.command().has_inventory()) {
     uint64_t cmd = m.command().command_id();
     std::string id = m.command().inventory().container_id();
-    // A file-tree walk: off the loop thread. The reply goes on whatever stream is live.
-    boost::asio::post(inventory_pool_, [this, cmd, id] {
-      v1::InventoryReply reply =
-          inventory_ ? inventory_(id) : v1::InventoryReply();
-      reply.set_command_id(cmd);
-      if (!inventory_) reply.set_error("inventory not available on this sensor");
-      boost::asio::post(*io_, [this, reply = std::move(reply)]() mutable {
-        if (stopping_ || !stream_) return;
-        v1::SensorMessage msg;
-        *msg.mutable_inventory() = std::move(reply);
-        Send(std::move(msg));
+    // A file-tree walk: off the loop thread. The reply goes on the stream that asked: the
+    // collector only takes it there.
+    std::weak_ptr<Stream> asked = stream_;
+    boost::asio::post(inventory_pool_, [this, cmd, id, asked] {
+      InventoryResult r;
+      if (inventory_) {
+        r = inventory_(id);
+      } else {
+        r.container_id = id;
+        r.error = "inventory not available on this sensor";
+      }
+      boost::asio::post(*io_, [this, cmd, asked, r = std::move(r)]() mutable {
+        if (stopping_) return;
+        if (!stream_ || stream_ != asked.lock()) {
+          ++counters_.inventories_dropped;
+          LogWarn("inventory of container %s (command %llu): the stream that asked for it "
+                  "ended; not sent\n",
+                  r.container_id.c_str(), static_cast<unsigned long long>(cmd));
+          return;
+        }
+        inventories_.emplace_back(cmd, std::move(r), options_.inventory_chunk_bytes);
+        WriteNext();
       });
     });
   }
@@ -327,12 +410,22 @@ void Uplink::OnStreamDone(const grpc::Status& st) {
   welcomed_ = false;
   writing_ = false;
   out_.clear();
+  DropInventories();
   in_flight_.clear();
   if (stopping_) return;
   ++counters_.failures;
   last_error_ = "collector " + options_.target + (peer.empty() ? "" : " (" + peer + ")") +
                 ": " + std::to_string(st.error_code()) + " " + st.error_message();
   ScheduleReconnect();
+}
+
+void Uplink::DropInventories() {
+  for (const InventoryChunker& inv : inventories_) {
+    ++counters_.inventories_dropped;
+    LogWarn("inventory (command %llu): its stream ended before it was sent whole; dropped\n",
+            static_cast<unsigned long long>(inv.command_id()));
+  }
+  inventories_.clear();
 }
 
 void Uplink::ScheduleReconnect() {

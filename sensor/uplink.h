@@ -11,6 +11,11 @@
 // acknowledged is sent again on the next stream (the collector drops what it already
 // stored, by event id).
 //
+// Drift inventories (Command{inventory}) are taken one at a time on a thread of their own and
+// sent back on the stream the command came on, in chunks of about `inventory_chunk_bytes`
+// of entries (InventoryChunker) taking turns with event batches; if that stream ends first,
+// the reply is dropped (logged, counted): the collector counts the command as failed.
+//
 // Thread-safety: Start, Stop and everything else run on the io_context's thread, except
 // Notify (any thread: "the spool grew") and counters() (atomics). gRPC's callbacks only
 // copy what they got and post it to the io_context.
@@ -31,6 +36,7 @@
 #include <grpcpp/security/credentials.h>
 
 #include "driftwatch/v1/collector.grpc.pb.h"
+#include "lib/drift_inventory.h"
 #include "sensor/spool.h"
 
 namespace driftwatch::sensor {
@@ -48,6 +54,8 @@ struct UplinkOptions {
   std::chrono::milliseconds linger{5};
   std::chrono::milliseconds backoff_min{200};
   std::chrono::milliseconds backoff_max{30000};
+  // Entries per inventory chunk, serialized: well under any gRPC message size limit.
+  size_t inventory_chunk_bytes = 1 << 20;
   // Called (io thread) once per spool record that does not parse back as an event, which is
   // then not sent: a loss, counted by the caller (LossCounters.encode_failures). Records
   // are checksummed and every field carrying outside text is `bytes`, so only a sensor bug
@@ -63,14 +71,44 @@ struct UplinkCounters {
   std::atomic<uint64_t> events_acked{0};
   std::atomic<uint64_t> duplicates{0};    // acked events the collector already had
   std::atomic<uint64_t> unreadable{0};    // spool records that did not parse (not sent)
+  std::atomic<uint64_t> inventories{0};        // inventory replies sent whole
+  std::atomic<uint64_t> inventory_chunks{0};
+  std::atomic<uint64_t> inventories_dropped{0};  // their stream ended before they were sent
   std::atomic<bool> connected{false};
+};
+
+// A container's drift inventory as the sensor took it, for the collector.
+struct InventoryResult {
+  std::string container_id;  // the full id found ("" or the query when none)
+  std::string error;         // why it could not be taken; then nothing else is set
+  DriftInventoryResult inventory;
+};
+
+// Cuts an inventory into InventoryReply chunks: each holds entries up to `chunk_bytes`
+// serialized (at least one entry), numbered from 0; the last one (last_chunk) carries the
+// error and the truncation. A reply with no entries is one chunk.
+class InventoryChunker {
+ public:
+  InventoryChunker(uint64_t command_id, InventoryResult r, size_t chunk_bytes);
+  bool done() const { return done_; }
+  uint64_t command_id() const { return command_id_; }
+  // REQUIRES: !done().
+  v1::InventoryReply Next();
+
+ private:
+  uint64_t command_id_;
+  InventoryResult r_;
+  size_t chunk_bytes_;
+  size_t next_entry_ = 0;
+  uint32_t next_chunk_ = 0;
+  bool done_ = false;
 };
 
 class Uplink {
  public:
   // What the collector asks of the node: a container's drift inventory. Runs on a thread of
   // its own (it walks a file tree); the reply is sent when it returns.
-  using InventoryFn = std::function<v1::InventoryReply(const std::string& container_id)>;
+  using InventoryFn = std::function<InventoryResult(const std::string& container_id)>;
   // Fills the Hello's descriptive fields (node, versions, modes) at every connect.
   using HelloFn = std::function<void(v1::Hello*)>;
 
@@ -104,6 +142,7 @@ class Uplink {
   void Send(v1::SensorMessage msg);
   void WriteNext();
   void ScheduleReconnect();
+  void DropInventories();  // the stream ended: counted and logged
 
   boost::asio::io_context* io_;
   Spool* spool_;
@@ -120,6 +159,9 @@ class Uplink {
   bool stopping_ = false;
   bool ack_failing_ = false;           // the spool's last Ack failed (logged once per spell)
   std::deque<v1::SensorMessage> out_;  // waiting for the one write gRPC allows at a time
+  // Inventory replies being sent on the live stream, chunk by chunk, oldest first.
+  std::deque<InventoryChunker> inventories_;
+  bool last_write_chunk_ = false;  // the last write was an inventory chunk: a batch's turn
   uint64_t next_batch_id_ = 1;
   uint64_t send_pos_ = 0;  // spool position of the next event to send
   uint64_t unreadable_reported_until_ = 0;  // records before this position were reported

@@ -3,9 +3,12 @@
 // several batches in flight, and counting the acks. Prints one JSON object with the totals.
 //
 // Test switches make a sensor misbehave on purpose: --no-hello, --oversize, --hello-node,
-// --decreasing-batch-id, --stray-inventory; --resend sends every sensor's events a second time
-// on a new stream. --drift ends each run with a package manager exec (a drift alert), and
-// --answer-inventory waits for the collector's inventory command and answers it.
+// --decreasing-batch-id, --stray-inventory (--stray-inventory-bytes: a big one); --resend
+// sends every sensor's events a second time on a new stream. --drift ends each run with a
+// package manager exec (a drift alert), and --answer-inventory waits for the collector's
+// inventory command and answers it: two entries in one message as sensors did before chunks,
+// or --inventory-entries in chunks of about 1 MiB (--inventory-misorder: the first two
+// swapped; --inventory-truncated: marked as cut at the depth cap).
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -18,6 +21,7 @@
 #include <thread>
 
 #include <google/protobuf/arena.h>
+#include <google/protobuf/unknown_field_set.h>
 #include <grpcpp/grpcpp.h>
 
 #include "driftwatch/v1/collector.grpc.pb.h"
@@ -41,6 +45,10 @@ struct Flags {
   bool resend = false;
   bool no_hello = false;
   bool stray_inventory = false;
+  uint64_t stray_inventory_bytes = 0;
+  uint64_t inventory_entries = 0;
+  bool inventory_misorder = false;
+  bool inventory_truncated = false;
   bool drift = false;
   int answer_inventory_s = 0;
   uint64_t oversize = 0;
@@ -195,6 +203,51 @@ void FillBatch(const Flags& fl, const Sensor& s, uint64_t first_seq, uint64_t n,
   }
 }
 
+// Answers an inventory command as a chunking sensor does: --inventory-entries added
+// directories with 250-byte names, about 1 MiB of entries per message.
+bool AnswerInChunks(const Flags& fl, const driftwatch::v1::Command& c,
+                    grpc::ClientReaderWriter<driftwatch::v1::SensorMessage,
+                                             driftwatch::v1::CollectorMessage>* stream) {
+  std::vector<driftwatch::v1::SensorMessage> chunks;
+  uint64_t next = 0;
+  while (next < fl.inventory_entries) {
+    driftwatch::v1::SensorMessage m;
+    auto* inv = m.mutable_inventory();
+    inv->set_command_id(c.command_id());
+    inv->set_container_id(c.inventory().container_id());
+    inv->set_chunk_index(static_cast<uint32_t>(chunks.size()));
+    for (size_t bytes = 0; next < fl.inventory_entries && bytes < (1 << 20); ++next) {
+      auto* e = inv->add_entries();
+      std::string name = std::to_string(next);
+      name.insert(0, 250 - name.size(), 'n');
+      e->set_kind("added");
+      e->set_path("/data/" + name);
+      e->set_type("d");
+      e->set_size(4096);
+      e->set_mode(0755);
+      bytes += e->ByteSizeLong() + 4;
+    }
+    inv->set_last_chunk(next == fl.inventory_entries);
+    if (inv->last_chunk() && fl.inventory_truncated) {
+      auto* t = inv->mutable_truncated();  // as a sensor whose walk hit its depth cap
+      t->set_depth(true);
+      t->set_dirs_not_entered(1);
+      t->set_first_not_entered("/data/deep");
+      t->set_entries_examined(fl.inventory_entries + 1);
+      t->set_path_bytes_listed(next * 256);
+      t->set_max_depth(128);
+      t->set_max_entries(200000);
+      t->set_max_path_bytes(16 << 20);
+    }
+    chunks.push_back(std::move(m));
+  }
+  if (fl.inventory_misorder && chunks.size() > 1) std::swap(chunks[0], chunks[1]);
+  for (const auto& m : chunks) {
+    if (!stream->Write(m)) return false;
+  }
+  return true;
+}
+
 Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, const Sensor& s,
                  int64_t t0) {
   Result r;
@@ -220,10 +273,18 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
     }
   }
   if (fl.stray_inventory) {
-    // A reply to a command the collector never sent: to be ignored, the stream going on.
+    // A reply to a command the collector never sent: to be discarded, the stream going on.
+    // Built in the wire format (an unknown field 3 of the message is its inventory body on
+    // the wire), so that a reply of many small entries costs this tool nothing to build.
+    std::string reply;
+    driftwatch::v1::InventoryReply head;
+    head.set_command_id(424242);
+    head.set_container_id("0123456789ab");
+    head.SerializeToString(&reply);
+    while (reply.size() + 2 <= fl.stray_inventory_bytes) reply.append("\x22\x00", 2);  // {}
     out.Clear();
-    out.mutable_inventory()->set_command_id(424242);
-    out.mutable_inventory()->set_container_id("0123456789ab");
+    out.GetReflection()->MutableUnknownFields(&out)->AddLengthDelimited(
+        driftwatch::v1::SensorMessage::kInventoryFieldNumber, reply);
     stream->Write(out);
   }
 
@@ -308,6 +369,10 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
     }
     for (const auto& c : got) {
       if (!c.has_inventory()) continue;
+      if (fl.inventory_entries > 0 && c.inventory().container_id() == s.container_id) {
+        if (AnswerInChunks(fl, c, stream.get())) ++r.inventories_answered;
+        continue;
+      }
       driftwatch::v1::SensorMessage reply;
       auto* inv = reply.mutable_inventory();
       inv->set_command_id(c.command_id());
@@ -370,6 +435,14 @@ int main(int argc, char** argv) {
   app.add_flag("--no-hello", fl.no_hello, "start with a batch instead of Hello");
   app.add_flag("--stray-inventory", fl.stray_inventory,
                "after Hello, an InventoryReply to a command never sent");
+  app.add_option("--stray-inventory-bytes", fl.stray_inventory_bytes,
+                 "with --stray-inventory: fill the reply with empty entries up to BYTES");
+  app.add_option("--inventory-entries", fl.inventory_entries,
+                 "with --answer-inventory: answer with N entries in chunks of about 1 MiB");
+  app.add_flag("--inventory-misorder", fl.inventory_misorder,
+               "with --inventory-entries: send the second chunk first");
+  app.add_flag("--inventory-truncated", fl.inventory_truncated,
+               "with --inventory-entries: say the walk stopped at the depth cap");
   app.add_flag("--drift", fl.drift, "the last event of each run: a package manager exec");
   app.add_option("--answer-inventory", fl.answer_inventory_s,
                  "after the last ack, wait up to SECONDS for inventory commands and answer them");

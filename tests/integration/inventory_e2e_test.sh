@@ -1,0 +1,169 @@
+#!/bin/bash
+# Drift inventories end to end: the real sensor (containers + fanotify, audit off) and the
+# real collector over gRPC, with a Kubernetes-labelled pod of two containers. In one, 64,000
+# directories with 250-byte names: an inventory of about 18 MiB, over the collector's 16 MiB
+# message limit, which reaches the store whole, in chunks, on a stream that never breaks.
+# In the other, a chain of 10,000 nested directories: the walk stops at the depth cap and
+# the stored inventory and `driftwatch inventory` say so. A write in each container (the
+# "Container File System Write" rule, tagged drift) makes the collector ask. The sensor's
+# peak RSS is printed.
+# Usage: inventory_e2e_test.sh BUILD_DIR     env: KEEP=1 keeps the tmp dir
+set -euo pipefail
+build=${1:?usage: inventory_e2e_test.sh BUILD_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/containerd_env.sh"
+export DW_CRI=$build/tools/dw-cri
+dw=$build/cli/driftwatch
+tmp=$(mktemp -d /tmp/dw-inv-e2e.XXXXXX)
+ctd=$tmp/ctd
+sensor_pid=
+collector_pid=
+deep_upper=
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+ok() { echo "ok: $*"; }
+expect() {  # expect DESCRIPTION ACTUAL WANTED
+  if [[ $2 == "$3" ]]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
+}
+
+# Removes the chain from the bottom up, one fd at a time (".." is the parent): a recursive
+# remove keeps a directory open per level and builds paths far over PATH_MAX.
+remove_chain() {  # DIR: holds the chain "d/d/d/..."
+  python3 - "$1" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+levels = 0
+while True:
+    try:
+        down = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    except FileNotFoundError:
+        break
+    os.close(fd)
+    fd, levels = down, levels + 1
+for _ in range(levels):
+    up = os.open("..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = up
+    os.rmdir("d", dir_fd=fd)
+PY
+}
+cleanup() {
+  local rc=$?
+  [[ -n $deep_upper && -d $deep_upper/deep ]] && remove_chain "$deep_upper/deep"
+  [[ -n $sensor_pid ]] && { kill -TERM "$sensor_pid" 2>/dev/null; wait "$sensor_pid" 2>/dev/null || true; }
+  [[ -n $collector_pid ]] && { kill -TERM "$collector_pid" 2>/dev/null; wait "$collector_pid" 2>/dev/null || true; }
+  dw_ctd_stop "$ctd" || true
+  if ((rc != 0 || failures != 0)); then
+    for f in "$tmp"/*.log; do echo "--- $f"; tail -20 "$f"; done
+  fi
+  [[ -n ${KEEP:-} ]] || rm -rf "$tmp"
+}
+trap cleanup EXIT
+dw_ctd_check_deps
+
+dw_image_build "$tmp/image.tar"
+dw_ctd_start "$ctd"
+dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
+
+"$build/collector/driftwatch-collector" --insecure --listen 127.0.0.1:0 --port-file "$tmp/port" \
+  --db "$tmp/collector.db" --metrics-address "" --inventory-quiet-ms 500 \
+  >"$tmp/collector.log" 2>&1 &
+collector_pid=$!
+for ((i = 0; i < 100; i++)); do [[ -s $tmp/port ]] && break; sleep 0.1; done
+[[ -s $tmp/port ]] || { echo "FAIL: collector did not listen"; exit 1; }
+# Paths of 64,000 names of 256 bytes: 16.4 MB, over the default cap of 16 MiB.
+"$build/sensor/driftwatch-sensor" --audit-mode off --cri-endpoint "$ctd/containerd.sock" \
+  --watch-fs "$ctd/root" --collector "127.0.0.1:$(cat "$tmp/port")" --insecure \
+  --node node-inv --spool-dir "$tmp/spool" --metrics-address "" \
+  --inventory-max-path-bytes 33554432 >"$tmp/sensor.log" 2>&1 &
+sensor_pid=$!
+for ((i = 0; i < 300; i++)); do grep -qs "connected to collector" "$tmp/sensor.log" && break; sleep 0.1; done
+grep -q "connected to collector" "$tmp/sensor.log" || { echo "FAIL: sensor did not connect"; exit 1; }
+
+uid=$(cat /proc/sys/kernel/random/uuid)
+pod=$(dw_pod_run "$ctd" inv-e2e prod "$uid" "/kubepods/besteffort/pod$uid")
+wide=$(dw_pod_container "$ctd" "$pod" wide -- /bin/sleep 1000000)
+deep=$(dw_pod_container "$ctd" "$pod" deep -- /bin/sleep 1000000)
+upper_of() {  # CONTAINER_ID: the upper directory of its root overlay
+  local pid
+  pid=$(dw_cri "$ctd" inspect "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+  python3 - "$pid" <<'PY'
+import sys
+lines = open(f"/proc/{sys.argv[1]}/mountinfo").read().splitlines()
+root = [l for l in lines if l.split()[4] == "/"][-1]
+opts = root.split(" - ")[1].split()[2].split(",")
+print(dict(o.split("=", 1) for o in opts if "=" in o)["upperdir"])
+PY
+}
+wide_upper=$(upper_of "$wide")
+deep_upper=$(upper_of "$deep")
+# Made from the host, in the upper layers: directories, which fanotify does not report.
+python3 - "$wide_upper" "$deep_upper" <<'PY'
+import os, sys
+wide, deep = sys.argv[1], sys.argv[2]
+os.mkdir(f"{wide}/data")
+for i in range(64000):
+    os.mkdir(f"{wide}/data/" + str(i).rjust(250, "n"))
+os.mkdir(f"{deep}/deep")
+fd = os.open(f"{deep}/deep", os.O_RDONLY | os.O_DIRECTORY)
+for _ in range(10000):
+    os.mkdir("d", dir_fd=fd)
+    nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = nfd
+os.close(fd)
+PY
+hwm() { awk '/^VmHWM/ {print $2}' "/proc/$sensor_pid/status"; }
+inventories() {  # N: waits (up to 60 s) until N inventories are stored
+  for ((i = 0; i < 600; i++)); do
+    (($(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from inventories").fetchone()[0])' \
+      "$tmp/collector.db" 2>/dev/null || echo 0) >= $1)) && return 0
+    sleep 0.1
+  done
+  fail "$1 inventories not stored within 60 s"
+}
+# One at a time, the deep one first: the sensor's peak RSS after each (the collector asks
+# 0.5 s after the container's alerts pause).
+hwm_start=$(hwm)
+dw_ctr_exec "$ctd" "$deep" w-deep /bin/sh -c 'echo drift > /etc/drift-trigger' </dev/null || fail "write in deep"
+inventories 1
+hwm_deep=$(hwm)
+dw_ctr_exec "$ctd" "$wide" w-wide /bin/sh -c 'echo drift > /etc/drift-trigger' </dev/null || fail "write in wide"
+inventories 2
+echo "sensor peak RSS: ${hwm_start} kB at start, ${hwm_deep} kB after the 10,000-level tree, $(hwm) kB after the 64,000 entries"
+
+"$dw" inventory --db "$tmp/collector.db" --all --json >"$tmp/inv.jsonl" || fail "driftwatch inventory --json"
+expect "wide: stored whole, not cut" "$(python3 - "$tmp/inv.jsonl" "$wide" <<'PY'
+import json, sys
+inv = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["container.id"] == sys.argv[2]]
+i = inv[-1]
+data = [e for e in i["entries"] if e["path"].startswith("/data/")]
+print(i["error"], i["truncated"], len(data), len({e["path"] for e in data}),
+      any(e["path"] == "/etc/drift-trigger" for e in i["entries"]))
+PY
+)" " None 64000 64000 True"
+expect "wide: the stored reply is over the 16 MiB message limit" "$(python3 -c '
+import sqlite3, sys
+n = sqlite3.connect(sys.argv[1]).execute("select length(reply) from inventories where container_id = ?", (sys.argv[2],)).fetchone()[0]
+print(n > 16 << 20)' "$tmp/collector.db" "$wide")" True
+chain=$(printf '/d%.0s' $(seq 128))
+expect "deep: cut at the depth cap" "$(python3 - "$tmp/inv.jsonl" "$deep" <<'PY'
+import json, sys
+i = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["container.id"] == sys.argv[2]][-1]
+t = i["truncated"]
+print(i["error"], t["depth"], t["entries"], t["path_bytes"], t["dirs_not_entered"],
+      len([e for e in i["entries"] if e["path"].startswith("/deep")]))
+PY
+)" " True False False 1 129"
+"$dw" inventory --db "$tmp/collector.db" "$deep" >"$tmp/deep.table" || fail "driftwatch inventory $deep"
+tail -1 "$tmp/deep.table" | grep -qF "the listing is incomplete: 1 directory below the depth cap (128 levels) not entered, the first /deep$chain (the sensor's --inventory-max-* caps)" &&
+  ok "deep: driftwatch inventory says the listing is incomplete, and why" ||
+  fail "deep: $(tail -2 "$tmp/deep.table")"
+expect "one stream all along" "$(grep -c "connected to collector" "$tmp/sensor.log")" 1
+grep -q "inventory of container $deep: incomplete" "$tmp/sensor.log" && ok "sensor logs the cut" ||
+  fail "sensor does not log the cut"
+if grep -qE "retrying in|not sent|dropped" "$tmp/sensor.log"; then fail "sensor: $(grep -E "retrying in|not sent|dropped" "$tmp/sensor.log" | head -3)"; fi
+if grep -q "discarded" "$tmp/collector.log"; then fail "collector discarded: $(grep discarded "$tmp/collector.log" | head -3)"; fi
+
+((failures == 0)) || exit 1
+echo "PASS inventory end to end"
