@@ -227,6 +227,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
         Discard(command_id, "incomplete", "the stream ended before its last chunk");
       }
     }
+    {
+      std::lock_guard lk(mu_);
+      AddInventoryBytes(-static_cast<int64_t>(inventory_bytes_));
+    }
     if (hello_) {
       svc_->store_->NodeDisconnected(node_);
       auto n = svc_->store_->Node(node_);
@@ -533,6 +537,11 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
                            "the inventory replies this stream is joining would go over " +
                                std::to_string(svc_->opt_.max_inventory_bytes) +
                                " bytes (--inventory-max-bytes)");
+      } else if (svc_->inventory_bytes_.load() + c.bytes > svc_->opt_.max_inventory_bytes_total) {
+        FailAssemblyLocked(c.command_id, &a, "over_cap",
+                           "the inventory replies all streams are joining would go over " +
+                               std::to_string(svc_->opt_.max_inventory_bytes_total) +
+                               " bytes (--inventory-max-bytes-total)");
       } else {
         return inventories_.extract(it);
       }
@@ -572,7 +581,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     std::lock_guard lk(mu_);
     auto [it, inserted, rest] = inventories_.insert(std::move(node));
     if (!inserted) {  // cannot be: command ids are unique (the chunk is lost, not memory)
-      inventory_bytes_ -= before;
+      AddInventoryBytes(-static_cast<int64_t>(before));
       return;
     }
     Assembly& b = it->second;
@@ -583,14 +592,14 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       b.entry_count += count;
       ++b.next_chunk;
     }
-    inventory_bytes_ = inventory_bytes_ - before + b.size();
+    AddInventoryBytes(static_cast<int64_t>(b.size()) - static_cast<int64_t>(before));
     if (!walked) {
       FailAssemblyLocked(c.command_id, &b, "malformed", walked.error());
       if (c.last()) inventories_.erase(it);
       return;
     }
     if (!c.last()) return;
-    inventory_bytes_ -= b.size();
+    AddInventoryBytes(-static_cast<int64_t>(b.size()));
     StoredInventory inv;
     inv.container_id = std::move(b.container_id);
     inv.error = std::move(b.error);
@@ -601,13 +610,19 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     ready_.emplace_back(c.command_id, std::move(inv));
   }
 
+  // REQUIRES: mu_. This stream's share of the replies being joined, and the service's.
+  void AddInventoryBytes(int64_t delta) {
+    inventory_bytes_ += static_cast<uint64_t>(delta);
+    svc_->inventory_bytes_ += static_cast<uint64_t>(delta);
+  }
+
   // REQUIRES: mu_. The command's reply is discarded from here on (its later chunks too);
   // on_inventory hears why, so the command is a failure, not a wait for the timeout.
   void FailAssemblyLocked(uint64_t command_id, Assembly* a, const std::string& reason,
                           const std::string& why) {
     Discard(command_id, reason, why);
     a->failed = reason;
-    inventory_bytes_ -= a->size();
+    AddInventoryBytes(-static_cast<int64_t>(a->size()));
     a->header = std::string();
     a->entries = std::string();
     StoredInventory inv;
@@ -625,7 +640,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       if (a.next_chunk > 0 && a.failed.empty()) {
         Discard(kv.first, "incomplete", "no last chunk within the inventory timeout");
       }
-      inventory_bytes_ -= a.size();
+      AddInventoryBytes(-static_cast<int64_t>(a.size()));
       return true;
     });
   }

@@ -57,7 +57,8 @@ struct IngestOptions {
   // Inventory replies: bytes of chunks being joined that one stream may hold at once (an
   // honest sensor sends one reply at a time); commands outstanding per stream; how long a
   // command waits for its last chunk (as detection waits for the reply).
-  uint64_t max_inventory_bytes = 64ull << 20;
+  uint64_t max_inventory_bytes = 64ull << 20;         // per stream
+  uint64_t max_inventory_bytes_total = 256ull << 20;  // all streams together
   uint32_t max_inventory_commands = 64;
   std::chrono::milliseconds inventory_timeout{60000};
   // Called on a gRPC thread with each whole inventory reply to a command of
@@ -145,6 +146,7 @@ class IngestService final
   EventStore* const store_;
   const IngestOptions opt_;
   std::atomic<uint64_t> active_streams_{0};
+  std::atomic<uint64_t> inventory_bytes_{0};  // inventory replies being joined, all streams
   std::atomic<uint64_t> next_stream_{1};  // store tokens: a failed batch stops its stream
   // Streams past Hello, by node, oldest first. Lock order: streams_mu_, then a reactor's.
   std::mutex streams_mu_;

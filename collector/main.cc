@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
   app.add_option("--webhook-ca", ao.webhook_ca, "CA file for https webhooks (default: system CAs)");
   int inventory_quiet_ms = 2000, inventory_max_delay_ms = 30000;
   uint64_t inventory_max_bytes = 64ull << 20;
+  uint64_t inventory_max_bytes_total = 256ull << 20;
   int64_t warmup_s = ao.warmup.count();
   uint64_t retention_max_alerts = 1'000'000;
   app.add_option("--detect-threads", ao.shards,
@@ -140,6 +141,10 @@ int main(int argc, char** argv) {
   app.add_option("--inventory-max-bytes", inventory_max_bytes,
                  "inventory replies a sensor stream may have being joined from chunks at once; "
                  "a reply that would go over it is discarded (and counted)")
+      ->capture_default_str();
+  app.add_option("--inventory-max-bytes-total", inventory_max_bytes_total,
+                 "inventory replies all streams together may have being joined at once; a "
+                 "reply that would go over it is discarded (and counted)")
       ->capture_default_str();
   app.add_option("--inventory-quiet-ms", inventory_quiet_ms,
                  "take the inventory once the container's alerts pause this long")
@@ -253,6 +258,7 @@ int main(int argc, char** argv) {
     detect->OnHello(node, h);
   };
   io.max_inventory_bytes = inventory_max_bytes;
+  io.max_inventory_bytes_total = inventory_max_bytes_total;
   io.inventory_timeout = ao.inventory_timeout;
   io.on_inventory = [detect](const std::string& node, uint64_t command_id,
                              driftwatch::StoredInventory inv) {
