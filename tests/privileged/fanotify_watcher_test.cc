@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -616,7 +617,8 @@ TEST_P(FanotifyWatcherLoad, DrainKeepsUpWhileLargeSparseElfsAreHashed) {
   ASSERT_EQ(small_guard.Wait(), 0);
   const auto written = std::chrono::steady_clock::now();
   // Each container's events arrive in order: its last write's event follows all the others.
-  ASSERT_TRUE(log.WaitForDone(2)) << "no event for a writer's last write";
+  // (Lost to an overflow, they never come: the checks below then say what was lost.)
+  EXPECT_TRUE(log.WaitForDone(2)) << "no event for a writer's last write";
   const auto arrived = std::chrono::steady_clock::now();
   (*w)->Stop();
   const FanotifyCounters& c = (*w)->counters();
@@ -655,8 +657,8 @@ TEST_P(FanotifyWatcherLoad, DrainKeepsUpWhileLargeSparseElfsAreHashed) {
       if (!fw.sha256().empty()) ++big_hashed;
     }
   }
-  for (int i = 0; i < kSmallFiles; ++i) EXPECT_GE(small_seen[i], 1) << "no event for /tmp/s-" << i;
-  for (int i = 0; i < kBigFiles; ++i) EXPECT_GE(big_seen[i], 1) << "no event for /tmp/big-" << i;
+  EXPECT_EQ(std::count(small_seen.begin(), small_seen.end(), 0), 0) << "small files without an event";
+  EXPECT_EQ(std::count(big_seen.begin(), big_seen.end(), 0), 0) << "big files without an event";
   EXPECT_EQ(unhashed, c.hash_queue_full.load() + c.hash_skipped.load());
   EXPECT_EQ(c.hash_skipped.load(), 0u);  // 60 MiB is under the 64 MiB cap
   // Hashed where they are read, small files never wait for room in the queue.
@@ -668,11 +670,12 @@ TEST_P(FanotifyWatcherLoad, DrainKeepsUpWhileLargeSparseElfsAreHashed) {
   };
   std::fprintf(stderr,
                "%s%s: %zu events; content events hashed: %llu small, %llu big; not hashed (queue "
-               "full): %llu; written in %lld ms, last event %lld ms after\n",
+               "full): %llu; overflows: %llu; written in %lld ms, last event %lld ms after\n",
                std::string(FanotifyModeName(mode)).c_str(),
                GetParam().inline_small ? "" : " (all hashed by the worker)", evs.size(),
                (unsigned long long)small_hashed, (unsigned long long)big_hashed,
-               (unsigned long long)c.hash_queue_full.load(), ms(written - start),
+               (unsigned long long)c.hash_queue_full.load(), (unsigned long long)c.overflows.load(),
+               ms(written - start),
                ms(arrived - written));
 }
 
