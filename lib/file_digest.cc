@@ -122,11 +122,12 @@ std::expected<int, std::string> ReopenRegular(int path_fd, const struct stat& st
 std::expected<int, std::string> OpenRegularAt(int dir_fd, const char* name, struct stat* st) {
   int path_fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (path_fd < 0) return std::unexpected(std::string("open: ") + strerror(errno));
-  std::expected<int, std::string> fd = std::unexpected(std::string());
-  if (fstat(path_fd, st) != 0)
-    fd = std::unexpected(std::string("fstat: ") + strerror(errno));
-  else
-    fd = ReopenRegular(path_fd, *st);
+  if (fstat(path_fd, st) != 0) {
+    std::string err = std::string("fstat: ") + strerror(errno);
+    close(path_fd);
+    return std::unexpected(err);
+  }
+  auto fd = ReopenRegular(path_fd, *st);
   close(path_fd);
   return fd;
 }
