@@ -30,6 +30,7 @@ constexpr LossField kLossFields[] = {
     {"spool_dropped", &v1::LossCounters::spool_dropped},
     {"spool_append_failures", &v1::LossCounters::spool_append_failures},
     {"encode_failures", &v1::LossCounters::encode_failures},
+    {"hash_queue_full", &v1::LossCounters::hash_queue_full},
 };
 
 // A sensor without lifetime totals (older version): this run's counters stand in for them.
@@ -45,6 +46,7 @@ v1::LossCounters LossesOf(const v1::SensorStatus& s) {
   l.set_spool_dropped(s.spool_dropped());
   l.set_spool_append_failures(s.spool_append_failures());
   l.set_encode_failures(s.encode_failures());
+  l.set_hash_queue_full(s.hash_queue_full());
   return l;
 }
 

@@ -1,5 +1,5 @@
 // libFuzzer target: a read() buffer of a fanotify group in FID mode (FAN_REPORT_DFID_NAME):
-// events one after another as FAN_EVENT_OK / FAN_EVENT_NEXT walk them in the sensor, each
+// events one after another as NextFanotifyEvent walks them in the sensor, each
 // event's info records through WalkFidRecords (sensor/fanotify_fid.h, what
 // FanotifyWatcher::HandleFidEvent uses). The kernel writes these bytes, but names in them
 // are chosen by whoever creates files in a container. Each event is copied to a heap block
@@ -35,22 +35,23 @@ void CheckName(const driftwatch::sensor::FidName& n, const char* ev, size_t len)
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const char* buf = reinterpret_cast<const char*>(data);
   size_t off = 0;
-  while (size - off >= FAN_EVENT_METADATA_LEN) {
-    fanotify_event_metadata md;
-    std::memcpy(&md, data + off, sizeof md);
-    // FAN_EVENT_OK, on a copy: the kernel pads events to 4 bytes only.
-    if (md.event_len < FAN_EVENT_METADATA_LEN || md.event_len > size - off) break;
+  fanotify_event_metadata md;
+  const char* at = nullptr;
+  // The walk the sensor's HandleBuffer does: misaligned events copied out, never cast.
+  while (driftwatch::sensor::NextFanotifyEvent(buf, size, &off, &md, &at)) {
+    DW_FUZZ_CHECK(at >= buf && md.event_len >= FAN_EVENT_METADATA_LEN &&
+                  at + md.event_len == buf + off && off <= size);
     // At the alignment it has in the sensor's 8-aligned read buffer, ending where the heap
     // block does.
-    const size_t skew = off % 8;
+    const size_t skew = static_cast<size_t>(at - buf) % 8;
     std::unique_ptr<char[]> block(new char[skew + md.event_len]);
     char* ev = block.get() + skew;
-    std::memcpy(ev, data + off, md.event_len);
+    std::memcpy(ev, at, md.event_len);
     auto names = driftwatch::sensor::WalkFidRecords(ev);
     CheckName(names.cur, ev, md.event_len);
     CheckName(names.old, ev, md.event_len);
-    off += md.event_len;
   }
   return 0;
 }

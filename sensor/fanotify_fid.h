@@ -1,8 +1,13 @@
-// fanotify_fid: the information records of one fanotify event in FID mode
-// (FAN_REPORT_DFID_NAME), walked from the bytes the kernel returned. Kept apart from the
-// watcher so that it can be fuzzed (fuzz/fanotify_fid_fuzz.cc).
+// fanotify_fid: the events of one read() of a fanotify group, and the information records of
+// one event in FID mode (FAN_REPORT_DFID_NAME), walked from the bytes the kernel returned.
+// Kept apart from the watcher so that it can be fuzzed (fuzz/fanotify_fid_fuzz.cc).
 //
-// Thread-safety: a pure function; it reads only the event's bytes.
+// The kernel pads FID events to 4 bytes only, so an event's fanotify_event_metadata (8-byte
+// aligned: it holds a __u64) and its info headers may sit misaligned in the read buffer:
+// reading them through a struct pointer (FAN_EVENT_OK / FAN_EVENT_NEXT do) is undefined
+// behaviour. Everything here is copied out with memcpy instead.
+//
+// Thread-safety: pure functions; they read only the bytes given.
 #pragma once
 
 #include <fcntl.h>  // struct file_handle, MAX_HANDLE_SZ
@@ -14,6 +19,22 @@
 #include <string_view>
 
 namespace driftwatch::sensor {
+
+// The event at `*off` in the `len` bytes of `buf`: its metadata copied into `*md`, `*ev` set
+// to its first byte and `*off` advanced past it. False (nothing changed) when no whole event
+// starts there (FAN_EVENT_OK's checks: room for the metadata, event_len at least that and
+// within the buffer).
+inline bool NextFanotifyEvent(const char* buf, size_t len, size_t* off,
+                              fanotify_event_metadata* md, const char** ev) {
+  if (*off > len || len - *off < FAN_EVENT_METADATA_LEN) return false;
+  fanotify_event_metadata m;
+  std::memcpy(&m, buf + *off, sizeof m);
+  if (m.event_len < FAN_EVENT_METADATA_LEN || m.event_len > len - *off) return false;
+  *md = m;
+  *ev = buf + *off;
+  *off += m.event_len;
+  return true;
+}
 
 // A directory handle and an entry name, from a DFID_NAME, OLD_DFID_NAME or NEW_DFID_NAME
 // record. Pointers and the name are views into the event.

@@ -142,7 +142,9 @@ std::optional<FanotifyMode> ParseFanotifyMode(std::string_view name) {
 FanotifyWatcher::FanotifyWatcher(FanotifyOptions options, const ContainerResolver* resolver,
                                  Sink sink)
     : options_(std::move(options)), resolver_(resolver), sink_(std::move(sink)),
-      self_pid_(getpid()) {}
+      self_pid_(getpid()),
+      hasher_(options_.hash_queue, options_.hash_max_bytes, &counters_,
+              [this](v1::Event& ev) { Emit(ev); }) {}
 
 FanotifyWatcher::~FanotifyWatcher() {
   Stop();
@@ -287,6 +289,7 @@ void FanotifyWatcher::ForgetContainer(const std::string& container_id) {
 
 void FanotifyWatcher::Start() {
   if (mode_ == FanotifyMode::kOff || thread_.joinable()) return;
+  hasher_.Start();
   thread_ = std::thread([this] { DrainLoop(); });
 }
 
@@ -297,6 +300,7 @@ void FanotifyWatcher::Stop() {
     // An eventfd write fails only on counter overflow: the thread is being woken anyway.
   }
   thread_.join();
+  hasher_.Stop();
 }
 
 void FanotifyWatcher::DrainLoop() {
@@ -334,26 +338,28 @@ void FanotifyWatcher::DrainLoop() {
 }
 
 void FanotifyWatcher::HandleBuffer(const char* buf, size_t len) {
-  auto* md = reinterpret_cast<const fanotify_event_metadata*>(buf);
-  for (; FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len)) {
-    if (md->vers != FANOTIFY_METADATA_VERSION) {
+  size_t off = 0;
+  fanotify_event_metadata md;
+  const char* ev = nullptr;
+  while (NextFanotifyEvent(buf, len, &off, &md, &ev)) {
+    if (md.vers != FANOTIFY_METADATA_VERSION) {
       counters_.errors.fetch_add(1, std::memory_order_relaxed);
-      if (md->fd >= 0) close(md->fd);
+      if (md.fd >= 0) close(md.fd);
       continue;
     }
-    if (md->mask & FAN_Q_OVERFLOW) {
+    if (md.mask & FAN_Q_OVERFLOW) {
       counters_.overflows.fetch_add(1, std::memory_order_relaxed);
-      if (md->fd >= 0) close(md->fd);
+      if (md.fd >= 0) close(md.fd);
       continue;
     }
     // Our own writes (spool, capture, logs) would feed us forever: fanotify reports the tgid.
-    if (md->pid == self_pid_) {
+    if (md.pid == self_pid_) {
       counters_.dropped_self.fetch_add(1, std::memory_order_relaxed);
-      if (md->fd >= 0) close(md->fd);
+      if (md.fd >= 0) close(md.fd);
       continue;
     }
     if (mode_ == FanotifyMode::kFidFilesystem)
-      HandleFidEvent(md);
+      HandleFidEvent(md, ev);
     else
       HandleFdEvent(md);
   }
@@ -440,18 +446,42 @@ const std::string& FanotifyWatcher::MountPoint(int mnt_id) {
 }
 
 void FanotifyWatcher::Emit(v1::Event& ev) {
-  ev.set_time_ns(NowNs());
   counters_.events.fetch_add(1, std::memory_order_relaxed);
   sink_(ev);
 }
 
-void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata* md) {
-  const char* kind = KindOf(md->mask);
+void FanotifyWatcher::Inspect(v1::Event ev, int fd, const struct stat& st) {
+  v1::FileWrite* w = ev.mutable_write();
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  // The first bytes only: cheap even for a huge sparse file. The hash is the worker's.
+  FileFacts facts = ClassifyFile(fd, st.st_mode, size, options_.hash_max_bytes);
+  w->set_executable(facts.executable);
+  if (facts.over_cap) counters_.hash_skipped.fetch_add(1, std::memory_order_relaxed);
+  if (facts.wants_hash() && size <= options_.hash_inline_bytes) {
+    // Small: the cost of writing it bounds the cost of hashing it, so a flood of small files
+    // cannot outrun the drain thread more than their writes do. A large file (sparse, it
+    // costs its writer nothing) is the worker's.
+    FileFacts small = facts;
+    HashFile(fd, options_.hash_inline_bytes, &small);
+    if (!small.over_cap) facts = small;  // else it grew since fstat: the worker's after all
+    if (facts.hashed) w->set_sha256(facts.sha256);
+  }
+  if (!facts.error.empty()) counters_.errors.fetch_add(1, std::memory_order_relaxed);
+  if (facts.wants_hash()) {
+    hasher_.Hash(std::move(ev), fd, size);
+    return;
+  }
+  close(fd);
+  hasher_.Pass(std::move(ev));
+}
+
+void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata& md, const char* bytes) {
+  const char* kind = KindOf(md.mask);
   if (!kind) return;
   if (dir_cache_.size() >= kMaxOpenDirs) CloseDirs();  // an event needs at most two
   // Info records: one DFID_NAME, or OLD_DFID_NAME + NEW_DFID_NAME for FAN_RENAME.
-  auto [cur, old] = WalkFidRecords(reinterpret_cast<const char*>(md));
-  if (md->mask & FAN_MOVED_FROM) {
+  auto [cur, old] = WalkFidRecords(bytes);
+  if (md.mask & FAN_MOVED_FROM) {
     old = cur;  // pre-5.17 kernels: the old side arrives alone
     cur = FidName{};
   }
@@ -470,9 +500,10 @@ void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata* md) {
   const int dir_fd = dir->fd;
 
   v1::Event ev;
+  ev.set_time_ns(NowNs());  // when read: a wait for its hash does not make it later
   v1::FileWrite* w = ev.mutable_write();
   w->set_kind(kind);
-  w->set_pid(md->pid > 0 ? static_cast<uint32_t>(md->pid) : 0);
+  w->set_pid(md.pid > 0 ? static_cast<uint32_t>(md.pid) : 0);
   if (dir->match) {
     ev.set_container_id(dir->match->container_id);
     ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
@@ -480,7 +511,7 @@ void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata* md) {
     w->set_upper_path(JoinPath(dir->host_dir, obj.name));
   } else {
     // A write by a container process outside its rootfs (a volume on a marked filesystem).
-    std::optional<std::string> cid = ContainerOfPid(md->pid);
+    std::optional<std::string> cid = ContainerOfPid(md.pid);
     if (!cid) {
       counters_.dropped_host.fetch_add(1, std::memory_order_relaxed);
       return;
@@ -494,47 +525,48 @@ void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata* md) {
     if (const DirInfo* od = Dir(old.fsid, old.handle, old.handle_len))
       w->set_old_path(od->match ? JoinPath(od->match->dir_in_container, old.name)
                                 : JoinPath(od->host_dir, old.name));
-  } else if (md->mask & FAN_MOVED_FROM) {
+  } else if (md.mask & FAN_MOVED_FROM) {
     w->set_old_path(w->path());
     w->clear_path();
   }
-  FillProcess(md->pid, w);
+  FillProcess(md.pid, w);
 
   // A delete names an entry that is gone (or a newer file under that name), and a pre-5.17
   // FAN_MOVED_FROM only the old, now absent, entry: nothing to stat.
   if (cur.handle && std::strcmp(kind, "delete") != 0) {
-    // Stat by name first: never open a device node or a FIFO for reading.
+    // The name is the container's to swap (for a device node, a FIFO, a symlink) at any
+    // time: hold the inode it names now (O_PATH opens nothing), and read only that one.
     const std::string name(obj.name);
+    const int path_fd = openat(dir_fd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
-    if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    int fd = -1;
+    if (path_fd >= 0 && fstat(path_fd, &st) == 0) {
       FillStat(st, w);
-      if (S_ISREG(st.st_mode) && WantsContent(md->mask)) {
-        int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0) {
-          if (fstat(fd, &st) == 0) {
-            FillStat(st, w);
-            FileFacts facts = InspectFile(fd, st.st_mode, static_cast<uint64_t>(st.st_size),
-                                          options_.hash_max_bytes);
-            w->set_executable(facts.executable);
-            if (facts.hashed) w->set_sha256(facts.sha256);
-            if (facts.over_cap) counters_.hash_skipped.fetch_add(1, std::memory_order_relaxed);
-          }
-          close(fd);
-        }
+      if (S_ISREG(st.st_mode) && WantsContent(md.mask)) {
+        if (auto r = ReopenRegular(path_fd, st))
+          fd = *r;
+        else
+          counters_.errors.fetch_add(1, std::memory_order_relaxed);
       }
     }
+    if (path_fd >= 0) close(path_fd);
+    if (fd >= 0) {
+      Inspect(std::move(ev), fd, st);
+      return;
+    }
   }
-  Emit(ev);
+  hasher_.Pass(std::move(ev));
 }
 
-void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata* md) {
-  const int fd = md->fd;
-  const char* kind = KindOf(md->mask);
+void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata& md) {
+  const int fd = md.fd;
+  const char* kind = KindOf(md.mask);
   if (fd < 0 || !kind) {
     if (fd >= 0) close(fd);
     return;
   }
   v1::Event ev;
+  ev.set_time_ns(NowNs());  // when read: a wait for its hash does not make it later
   v1::FileWrite* w = ev.mutable_write();
   // The fd's mount: a container root overlay (fd-mount mode, or a reachable overlay), else
   // the overlay's private clone of its upper dir, whose paths already read as in-container.
@@ -546,7 +578,7 @@ void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata* md) {
   if (cid) {
     ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
     path = StripMountPoint(path, MountPoint(mnt_id));
-  } else if ((cid = ContainerOfPid(md->pid))) {
+  } else if ((cid = ContainerOfPid(md.pid))) {
     ev.set_attribution(v1::ATTRIBUTION_CGROUP);
   } else if (have_stat &&
              (cid = resolver_->ByUpperFile(path, st.st_dev, st.st_ino))) {
@@ -560,23 +592,21 @@ void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata* md) {
   }
   ev.set_container_id(*cid);
   w->set_kind(kind);
-  w->set_pid(md->pid > 0 ? static_cast<uint32_t>(md->pid) : 0);
+  w->set_pid(md.pid > 0 ? static_cast<uint32_t>(md.pid) : 0);
   w->set_path(path);
-  FillProcess(md->pid, w);
+  FillProcess(md.pid, w);
   if (have_stat) {
     FillStat(st, w);
-    if (S_ISREG(st.st_mode) && WantsContent(md->mask)) {
-      FileFacts facts = InspectFile(fd, st.st_mode, static_cast<uint64_t>(st.st_size),
-                                    options_.hash_max_bytes);
-      w->set_executable(facts.executable);
-      if (facts.hashed) w->set_sha256(facts.sha256);
-      if (facts.over_cap) counters_.hash_skipped.fetch_add(1, std::memory_order_relaxed);
+    // The kernel's fd is the written file itself, opened by no name: fstat decides.
+    if (S_ISREG(st.st_mode) && WantsContent(md.mask)) {
+      Inspect(std::move(ev), fd, st);
+      return;
     }
   } else {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
   }
   close(fd);
-  Emit(ev);
+  hasher_.Pass(std::move(ev));
 }
 
 }  // namespace driftwatch::sensor

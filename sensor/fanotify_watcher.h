@@ -3,7 +3,13 @@
 //
 // Thread-safety: Open/Start/Stop from one controlling thread. WatchContainerRoot and
 // ForgetContainer may be called from any thread, also while the drain thread runs. The
-// sink runs on the drain thread only. counters() and mode() may be read from any thread.
+// sink runs on the drain thread or the hash worker (sensor/hash_worker.h), never on both at
+// once. counters() and mode() may be read from any thread.
+//
+// The drain thread hashes no large file: it opens a written file (never by name for reading:
+// see ReopenRegular in lib/file_digest.h), reads its first bytes and hands an executable
+// over hash_inline_bytes to the hash worker; each container's events leave in the order they
+// were read.
 //
 // Modes, best first (kAuto takes the first the kernel accepts):
 //   fid-filesystem  FAN_REPORT_DFID_NAME + FAN_MARK_FILESYSTEM on the host filesystems that
@@ -33,6 +39,7 @@
 #include <vector>
 
 #include "driftwatch/v1/event.pb.h"
+#include "sensor/hash_worker.h"
 
 struct fanotify_event_metadata;  // <sys/fanotify.h>
 
@@ -73,15 +80,20 @@ struct FanotifyOptions {
   std::vector<std::string> filesystems;
   bool modify = false;                // FAN_MODIFY too (opt-in: one event per write())
   uint64_t hash_max_bytes = 64ull << 20;
+  // Executables up to this size (scripts, mostly) are hashed on the drain thread: a read of
+  // a few pages, no more than what writing them cost; larger ones go to the hash worker.
+  uint64_t hash_inline_bytes = 16 << 10;
+  HashQueueLimits hash_queue;
 };
 
-struct FanotifyCounters {
+// HashCounters: hash_skipped (executables over hash_max_bytes), hash_queue_full (not hashed
+// for want of room in the hash queue), errors (unreadable events and files, unresolvable
+// handles).
+struct FanotifyCounters : HashCounters {
   std::atomic<uint64_t> events{0};        // events handed to the sink
   std::atomic<uint64_t> overflows{0};     // FAN_Q_OVERFLOW: the kernel queue was full
   std::atomic<uint64_t> dropped_self{0};  // written by this process
   std::atomic<uint64_t> dropped_host{0};  // no container claimed it: counted, dropped
-  std::atomic<uint64_t> hash_skipped{0};  // executables over hash_max_bytes
-  std::atomic<uint64_t> errors{0};        // unreadable events, unresolvable handles
 };
 
 class FanotifyWatcher {
@@ -99,7 +111,8 @@ class FanotifyWatcher {
   FanotifyWatcher& operator=(const FanotifyWatcher&) = delete;
 
   void Start();
-  // Stops and joins the drain thread; events still queued in the kernel are not read.
+  // Stops and joins the drain thread, then the hash worker once it hashed what it holds (and
+  // emitted every event read); events still queued in the kernel are not read.
   void Stop();
 
   // fd-mount mode: marks /proc/<pid>/root/ (the container's root mount) with
@@ -141,8 +154,12 @@ class FanotifyWatcher {
 
   void DrainLoop();
   void HandleBuffer(const char* buf, size_t len);
-  void HandleFidEvent(const ::fanotify_event_metadata* md);
-  void HandleFdEvent(const ::fanotify_event_metadata* md);
+  // `md`: the event's metadata, copied out; `ev`: its bytes in the read buffer (any alignment).
+  void HandleFidEvent(const ::fanotify_event_metadata& md, const char* ev);
+  void HandleFdEvent(const ::fanotify_event_metadata& md);
+  // `fd`: the written file, regular, open for reading (owned), `st` its fstat. Its facts into
+  // `ev`, then `ev` to the hash worker: to be hashed, or to leave as it is.
+  void Inspect(v1::Event ev, int fd, const struct stat& st);
   ProcInfo& Proc(pid_t pid);
   // Fills comm and exe of the writer.
   void FillProcess(pid_t pid, v1::FileWrite* w);
@@ -153,6 +170,7 @@ class FanotifyWatcher {
   void EndBatch();
   // The mount point of `mnt_id` in our mount namespace; "" if it is not reachable from here.
   const std::string& MountPoint(int mnt_id);
+  // The hash worker's sink: counts and hands to sink_.
   void Emit(v1::Event& ev);
 
   FanotifyOptions options_;
@@ -176,6 +194,8 @@ class FanotifyWatcher {
   std::mutex mu_;
   std::map<std::string, pid_t> roots_;  // GUARDED_BY(mu_): fd-mount marks by container
 
+  // Declared after what its sink uses (counters_, sink_), destroyed (stopped) before them.
+  HashWorker hasher_;
   std::thread thread_;
 };
 

@@ -83,6 +83,7 @@ void LossCounts::ToProto(v1::LossCounters* p) const {
   p->set_spool_dropped(spool_dropped);
   p->set_spool_append_failures(spool_append_failures);
   p->set_encode_failures(encode_failures);
+  p->set_hash_queue_full(hash_queue_full);
 }
 
 std::expected<std::unique_ptr<LossFile>, std::string> LossFile::Open(const std::string& path,

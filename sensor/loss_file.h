@@ -45,6 +45,7 @@ struct LossCounts {
   uint64_t spool_dropped = 0;          // unacked events dropped because the spool was full
   uint64_t spool_append_failures = 0;  // events the spool could not write (ENOSPC, EFBIG, EIO)
   uint64_t encode_failures = 0;        // events that could not be serialized
+  uint64_t hash_queue_full = 0;        // executables not hashed: no room in the hash queue
 
   bool operator==(const LossCounts&) const = default;
   LossCounts& operator+=(const LossCounts& o);
@@ -57,7 +58,7 @@ struct LossField {
   uint64_t LossCounts::*member;
 };
 // In file order, which is the order of v1::LossCounters' field numbers.
-inline constexpr std::array<LossField, 9> kLossFields = {{
+inline constexpr std::array<LossField, 10> kLossFields = {{
     {"kernel_lost", &LossCounts::kernel_lost},
     {"socket_enobufs", &LossCounts::socket_enobufs},
     {"queue_drops", &LossCounts::queue_drops},
@@ -67,6 +68,7 @@ inline constexpr std::array<LossField, 9> kLossFields = {{
     {"spool_dropped", &LossCounts::spool_dropped},
     {"spool_append_failures", &LossCounts::spool_append_failures},
     {"encode_failures", &LossCounts::encode_failures},
+    {"hash_queue_full", &LossCounts::hash_queue_full},
 }};
 
 class LossFile {

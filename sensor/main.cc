@@ -380,6 +380,7 @@ int Run(const Flags& flags) {
     if (watcher) {
       l.fanotify_overflows = watcher->counters().overflows;
       l.hash_skipped = watcher->counters().hash_skipped;
+      l.hash_queue_full = watcher->counters().hash_queue_full;
     }
     if (spool) {
       l.spool_dropped = spool->dropped();
@@ -442,6 +443,7 @@ int Run(const Flags& flags) {
       s->set_fanotify_events(c.events);
       s->set_fanotify_overflows(c.overflows);
       s->set_hash_skipped(c.hash_skipped);
+      s->set_hash_queue_full(c.hash_queue_full);
     }
     LossCounts run;
     lifetime_losses(true, &run).ToProto(s->mutable_lifetime());
@@ -566,6 +568,8 @@ int Run(const Flags& flags) {
                    c.overflows);
         w->Counter("driftwatch_sensor_hash_skipped_total", "executables over the hash size cap",
                    c.hash_skipped);
+        w->Counter("driftwatch_sensor_hash_queue_full_total",
+                   "executables not hashed: the hash queue had no room", c.hash_queue_full);
       }
       if (registry) w->Gauge("driftwatch_sensor_containers", "containers known", registry->size());
       if (spool) {
