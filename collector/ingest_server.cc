@@ -93,6 +93,33 @@ std::expected<void, std::string> ScanSensorMessage(std::string_view bytes,
   return {};
 }
 
+OversizeCounts BoundEventSizes(std::vector<std::string_view>* events, size_t max_event_bytes,
+                               const ArgvCaps& caps, std::deque<std::string>* storage) {
+  OversizeCounts n;
+  size_t kept = 0;
+  for (size_t i = 0; i < events->size(); ++i) {
+    std::string_view raw = (*events)[i];
+    if (raw.size() > max_event_bytes) {
+      v1::Event ev;
+      if (raw.size() > INT32_MAX || !ev.ParseFromArray(raw.data(), static_cast<int>(raw.size()))) {
+        (*events)[kept++] = raw;  // PrepareEncodedBatch refuses the batch, as for any
+        continue;
+      }
+      if (ev.has_exec() && CapExecArgs(ev.mutable_exec(), caps) &&
+          ev.ByteSizeLong() <= max_event_bytes) {
+        raw = storage->emplace_back(ev.SerializeAsString());
+        ++n.capped;
+      } else {
+        ++n.refused;
+        continue;
+      }
+    }
+    (*events)[kept++] = raw;
+  }
+  events->resize(kept);
+  return n;
+}
+
 // One sensor stream. State changes happen under mu_; the gRPC calls they lead to (StartRead,
 // StartWrite, Finish) are made after mu_ is released, as gRPC may run OnReadDone/OnWriteDone
 // inline from them. Finish is only called when no read, write or store commit of this stream
@@ -321,8 +348,27 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       if (reply && svc_->opt_.on_inventory) svc_->opt_.on_inventory(node_, std::move(*reply));
       if (batch_id == 0) return a;
     }
+    // An oversized event costs this read only: it is cut or left out before the batch is
+    // prepared, stored and evaluated.
+    std::deque<std::string> cut;  // cut events' bytes: msg_.events views them
+    const OversizeCounts over =
+        BoundEventSizes(&msg_.events, svc_->opt_.max_event_bytes, svc_->opt_.argv, &cut);
+    if (over.capped + over.refused > 0) {
+      svc_->CountOversize(node_, over);
+      if (!oversize_logged_) {
+        oversize_logged_ = true;
+        Log("node %s (%s): batch %llu has events over --max-event-bytes %zu: %llu cut to the "
+            "argument caps (kept, marked args_capped), %llu refused (left out: a sequence "
+            "gap); later ones on this stream are counted in "
+            "driftwatch_collector_events_oversize_total",
+            node_.c_str(), peer_.c_str(), static_cast<unsigned long long>(batch_id),
+            svc_->opt_.max_event_bytes, static_cast<unsigned long long>(over.capped),
+            static_cast<unsigned long long>(over.refused));
+      }
+    }
     auto p = PrepareEncodedBatch(node_, msg_.events);
     msg_.events.clear();
+    cut.clear();
     {
       std::lock_guard lk(mu_);
       if (!p) {
@@ -361,9 +407,11 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       return;
     }
     if (svc_->opt_.insecure) {
-      if (h.node().empty()) {
+      // No certificate: the sensor names itself, and the name must be one a certificate
+      // could carry (lib/node_name.h). FailLocked's log line names the peer.
+      if (auto ok = CheckNodeNameFrom("Hello.node", h.node()); !ok) {
         FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                "Hello.node is empty (required with --insecure)"));
+                                ok.error() + " (--insecure files events under Hello.node)"));
         return;
       }
       node_ = h.node();
@@ -487,6 +535,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   grpc::ByteBuffer out_;       // owned by the outstanding write
   bool hello_ = false;
   std::string node_;
+  bool oversize_logged_ = false;  // read path
   uint64_t last_batch_id_ = 0;
   std::deque<InFlight> inflight_;
   std::deque<grpc::ByteBuffer> pending_writes_;
@@ -513,6 +562,18 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* IngestService::Stre
 void IngestService::Register(const std::string& node, StreamReactor* r) {
   std::lock_guard lk(streams_mu_);
   streams_.emplace(node, r);
+}
+
+void IngestService::CountOversize(const std::string& node, const OversizeCounts& n) {
+  std::lock_guard lk(oversize_mu_);
+  OversizeCounts& c = oversize_[node];
+  c.capped += n.capped;
+  c.refused += n.refused;
+}
+
+std::map<std::string, OversizeCounts> IngestService::OversizeByNode() const {
+  std::lock_guard lk(oversize_mu_);
+  return oversize_;
 }
 
 void IngestService::Unregister(const std::string& node, StreamReactor* r) {

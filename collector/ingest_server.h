@@ -20,6 +20,7 @@
 #include <mutex>
 #include <memory>
 #include <cstdint>
+#include <deque>
 #include <expected>
 #include <string>
 #include <string_view>
@@ -28,6 +29,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "driftwatch/v1/collector.grpc.pb.h"
+#include "lib/audit_event.h"
 #include "lib/event_store.h"
 
 namespace driftwatch {
@@ -35,6 +37,15 @@ namespace driftwatch {
 struct IngestOptions {
   uint32_t max_batch_events = 10000;
   uint32_t max_in_flight_batches = 4;
+  // What one event may cost the store and detection. A sensor caps exec arguments itself
+  // (lib/audit_event.h); one that did not (older, misconfigured or lying) can still send
+  // megabytes per event within the message size. An event larger than max_event_bytes is
+  // parsed: an exec has its arguments cut to `argv` and is kept, marked args_capped; one
+  // still larger is refused: left out of its batch, which the store then records as a
+  // sequence gap (a "Sensor blind window" alert naming the node). Both are counted by node
+  // (OversizeByNode) and logged once per stream.
+  size_t max_event_bytes = 256 << 10;
+  ArgvCaps argv;
   bool insecure = false;  // node name from Hello.node (no client certificate)
   // Backpressure from detection, asked on the store's writer thread for each committed
   // batch: true to ack it now; false holds the ack until the gate runs `release` (the stream
@@ -68,6 +79,19 @@ struct ScannedSensorMessage {
 [[nodiscard]] std::expected<void, std::string> ScanSensorMessage(std::string_view bytes,
                                                                  ScannedSensorMessage* out);
 
+// Events over IngestOptions::max_event_bytes, by what was done with them.
+struct OversizeCounts {
+  uint64_t capped = 0;   // exec events whose arguments were cut: kept
+  uint64_t refused = 0;  // left out of their batch
+};
+
+// Applies max_event_bytes and `caps` to a batch's events (views, as ScanSensorMessage left
+// them): oversized execs are cut, their new bytes kept in `storage` (which the views then
+// point into: it must outlive them), events still oversized removed. An oversized event that
+// does not parse is left as it is, for PrepareEncodedBatch to refuse the batch as before.
+OversizeCounts BoundEventSizes(std::vector<std::string_view>* events, size_t max_event_bytes,
+                               const ArgvCaps& caps, std::deque<std::string>* storage);
+
 class StreamReactor;
 
 // Thread-safety: Stream() is called by gRPC on any thread; each reactor serializes its own
@@ -82,6 +106,7 @@ class IngestService final
       grpc::CallbackServerContext* ctx) override;
 
   uint64_t active_streams() const { return active_streams_.load(); }
+  std::map<std::string, OversizeCounts> OversizeByNode() const;
 
   // Asks the node's sensor for a container's drift inventory (Command{inventory}) on the
   // node's newest stream; the reply comes to on_inventory. Error: no stream of that node
@@ -94,6 +119,7 @@ class IngestService final
   friend class StreamReactor;
   void Register(const std::string& node, StreamReactor* r);
   void Unregister(const std::string& node, StreamReactor* r);
+  void CountOversize(const std::string& node, const OversizeCounts& n);
 
   EventStore* const store_;
   const IngestOptions opt_;
@@ -102,6 +128,8 @@ class IngestService final
   // Streams past Hello, by node, oldest first. Lock order: streams_mu_, then a reactor's.
   std::mutex streams_mu_;
   std::multimap<std::string, StreamReactor*> streams_;  // GUARDED_BY(streams_mu_)
+  mutable std::mutex oversize_mu_;
+  std::map<std::string, OversizeCounts> oversize_;  // GUARDED_BY(oversize_mu_)
 };
 
 }  // namespace driftwatch
