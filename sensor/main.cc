@@ -795,11 +795,12 @@ int Run(const Flags& flags) {
     const AuditCounters& c = source->counters();
     LogInfo(
                  "%llu records, %llu events; lost: kernel %llu, socket "
-                 "overruns %llu, queue drops %llu, evictions %llu; %llu parse errors\n",
+                 "overruns %llu, queue drops %llu, evictions %llu; %llu parse errors; %llu "
+                 "execs with arguments capped\n",
                  (unsigned long long)c.records.load(), (unsigned long long)c.events.load(),
                  (unsigned long long)c.KernelLostDelta(), (unsigned long long)c.socket_enobufs.load(),
                  (unsigned long long)c.queue_drops.load(), (unsigned long long)c.evictions.load(),
-                 (unsigned long long)c.parse_errors.load());
+                 (unsigned long long)c.parse_errors.load(), (unsigned long long)c.args_capped.load());
   }
   if (watcher) {
     const auto& c = watcher->counters();
