@@ -3,6 +3,7 @@
 #include "lib/log.h"
 #include "lib/node_name.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -204,6 +205,17 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     delete this;
   }
 
+  // IngestService::Release took this parked reactor off its list: read on.
+  void Resume() {
+    Actions a;
+    {
+      std::lock_guard lk(mu_);
+      parked_ = false;
+      a = Decide(a);
+    }
+    Run(a);
+  }
+
   // RequestInventory, with the service's streams_mu_ held: keeps the reactor from
   // finishing (and so from being deleted) until SendPinned. False: the stream is ending.
   bool Pin() {
@@ -245,12 +257,19 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       a.start_write = true;
     }
     const bool ending = finish_status_.has_value() || read_closed_ || cancelled_;
-    if (!ending && !reading_ &&
+    if (parked_ && ending && svc_->Unpark(this)) parked_ = false;
+    if (!ending && !reading_ && !parked_ &&
         inflight_.size() < svc_->opt_.max_in_flight_batches) {
-      reading_ = true;
-      a.start_read = true;
+      // Past Hello, a read waits while all streams' batches in flight are over budget:
+      // Release resumes it.
+      if (hello_ && svc_->OverBudget() && svc_->Park(this)) {
+        parked_ = true;
+      } else {
+        reading_ = true;
+        a.start_read = true;
+      }
     }
-    if (ending && !finished_ && !reading_ && !writing_ && !cancelling_ && pins_ == 0 &&
+    if (ending && !finished_ && !reading_ && !writing_ && !cancelling_ && pins_ == 0 && !parked_ &&
         inflight_.empty() &&
         (pending_writes_.empty() || cancelled_ || write_failed_)) {
       finished_ = true;
@@ -350,6 +369,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     }
     // An oversized event costs this read only: it is cut or left out before the batch is
     // prepared, stored and evaluated.
+    // Charged with what the sensor sent until the store has it: a sender of big messages
+    // pays for them.
+    const size_t charge = bytes.size();
+    svc_->Charge(charge);
     std::deque<std::string> cut;  // cut events' bytes: msg_.events views them
     const OversizeCounts over =
         BoundEventSizes(&msg_.events, svc_->opt_.max_event_bytes, svc_->opt_.argv, &cut);
@@ -369,6 +392,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     auto p = PrepareEncodedBatch(node_, msg_.events);
     msg_.events.clear();
     cut.clear();
+    if (!p) svc_->Release(charge);  // may resume streams: no lock held
     {
       std::lock_guard lk(mu_);
       if (!p) {
@@ -386,7 +410,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     auto batch = std::make_shared<const PreparedBatch>(std::move(*p));
     svc_->store_->Submit(
         batch,
-        [this, batch_id](const CommitResult& r) {
+        [this, batch_id, charge](const CommitResult& r) {
+          svc_->Release(charge);
           if (r.error.empty() && svc_->opt_.admit &&
               !svc_->opt_.admit([this, batch_id, r] { OnCommitted(batch_id, r); })) {
             return;  // detection is behind: acked when it catches up
@@ -547,6 +572,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   bool finished_ = false;
   bool cancelling_ = false;
   int pins_ = 0;               // RequestInventory writing a command: no Finish meanwhile
+  bool parked_ = false;        // waiting for the in-flight byte budget: no read, no Finish
   bool registered_ = false;    // in the service's streams_ (read path, then OnDone)
   std::optional<grpc::Status> finish_status_;
   std::string finish_text_;
@@ -562,6 +588,36 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* IngestService::Stre
 void IngestService::Register(const std::string& node, StreamReactor* r) {
   std::lock_guard lk(streams_mu_);
   streams_.emplace(node, r);
+}
+
+void IngestService::Release(size_t bytes) {
+  in_flight_bytes_ -= bytes;
+  if (OverBudget()) return;
+  std::vector<StreamReactor*> resume;
+  {
+    std::lock_guard lk(parked_mu_);
+    resume.swap(parked_);
+  }
+  // Every waiting stream reads on: none can be left waiting with room in the budget.
+  for (StreamReactor* r : resume) r->Resume();
+}
+
+bool IngestService::Park(StreamReactor* r) {
+  std::lock_guard lk(parked_mu_);
+  // Checked again under the lock Release takes after lowering the total: a Release between
+  // the caller's check and here is seen, and the stream is not left parked.
+  if (!OverBudget()) return false;
+  parked_.push_back(r);
+  ++budget_waits_;
+  return true;
+}
+
+bool IngestService::Unpark(StreamReactor* r) {
+  std::lock_guard lk(parked_mu_);
+  auto it = std::find(parked_.begin(), parked_.end(), r);
+  if (it == parked_.end()) return false;
+  parked_.erase(it);
+  return true;
 }
 
 void IngestService::CountOversize(const std::string& node, const OversizeCounts& n) {

@@ -11,7 +11,12 @@
 // At most `max_in_flight_batches` batches per stream wait for the store: beyond that the
 // stream is not read (gRPC flow control then holds the sensor back, once the stream's HTTP/2
 // window, fixed by the collector's --stream-window-bytes, is full), so a slow or stuck stream
-// costs its own memory only and never blocks another.
+// costs its own memory only and never blocks another. And all streams together have at most
+// about `max_in_flight_bytes` of batches read and not yet committed: past it a stream reads
+// its next message only once commits brought the total back under (every waiting stream is
+// resumed then). Without it memory grows with streams x batches x batch size (50 sensors
+// sending 64 KiB execs: over 1 GiB). What is left per stream is gRPC's: the message being
+// received (at most --max-message-bytes) and the stream window.
 #pragma once
 
 #include <atomic>
@@ -37,6 +42,7 @@ namespace driftwatch {
 struct IngestOptions {
   uint32_t max_batch_events = 10000;
   uint32_t max_in_flight_batches = 4;
+  size_t max_in_flight_bytes = 32 << 20;  // all streams' batches awaiting the store
   // What one event may cost the store and detection. A sensor caps exec arguments itself
   // (lib/audit_event.h); one that did not (older, misconfigured or lying) can still send
   // megabytes per event within the message size. An event larger than max_event_bytes is
@@ -106,6 +112,8 @@ class IngestService final
       grpc::CallbackServerContext* ctx) override;
 
   uint64_t active_streams() const { return active_streams_.load(); }
+  size_t in_flight_bytes() const { return in_flight_bytes_.load(); }
+  uint64_t budget_waits() const { return budget_waits_.load(); }  // reads held back, total
   std::map<std::string, OversizeCounts> OversizeByNode() const;
 
   // Asks the node's sensor for a container's drift inventory (Command{inventory}) on the
@@ -120,6 +128,15 @@ class IngestService final
   void Register(const std::string& node, StreamReactor* r);
   void Unregister(const std::string& node, StreamReactor* r);
   void CountOversize(const std::string& node, const OversizeCounts& n);
+  // The in-flight byte budget. Charge/Release: any thread, no lock held. Park: with the
+  // reactor's mu_ held; false (not parked) when the budget has room after all. Unpark: with
+  // the reactor's mu_ held; false when a Release already took it off the list (it will be
+  // resumed). A parked reactor does not finish, so it outlives its place on the list.
+  void Charge(size_t bytes) { in_flight_bytes_ += bytes; }
+  void Release(size_t bytes);
+  bool OverBudget() const { return in_flight_bytes_.load() >= opt_.max_in_flight_bytes; }
+  bool Park(StreamReactor* r);
+  bool Unpark(StreamReactor* r);
 
   EventStore* const store_;
   const IngestOptions opt_;
@@ -128,6 +145,10 @@ class IngestService final
   // Streams past Hello, by node, oldest first. Lock order: streams_mu_, then a reactor's.
   std::mutex streams_mu_;
   std::multimap<std::string, StreamReactor*> streams_;  // GUARDED_BY(streams_mu_)
+  std::atomic<size_t> in_flight_bytes_{0};
+  std::atomic<uint64_t> budget_waits_{0};
+  std::mutex parked_mu_;  // a leaf: nothing else is locked while holding it
+  std::vector<StreamReactor*> parked_;  // GUARDED_BY(parked_mu_)
   mutable std::mutex oversize_mu_;
   std::map<std::string, OversizeCounts> oversize_;  // GUARDED_BY(oversize_mu_)
 };

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   int max_message_bytes = 16 << 20;
   uint32_t max_batch_events = 10000, max_in_flight = 4;
   size_t max_event_bytes = driftwatch::IngestOptions{}.max_event_bytes;
+  size_t max_in_flight_bytes = driftwatch::IngestOptions{}.max_in_flight_bytes;
   int64_t retention_hours = 168;
   uint64_t retention_max_events = 10'000'000;
   int commit_interval_ms = 20;
@@ -88,6 +89,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(size_t{4096}, size_t{1} << 30))
       ->capture_default_str();
   app.add_option("--max-in-flight", max_in_flight, "batches per stream awaiting the store")
+      ->capture_default_str();
+  app.add_option("--max-in-flight-bytes", max_in_flight_bytes,
+                 "bytes of batches read and not yet stored, all streams together: past it "
+                 "streams wait to read their next message")
+      ->check(CLI::Range(size_t{1} << 20, size_t{1} << 40))
       ->capture_default_str();
   app.add_option("--retention-hours", retention_hours, "drop events stored longer ago (0: keep)")
       ->capture_default_str();
@@ -247,6 +253,7 @@ int main(int argc, char** argv) {
   io.max_batch_events = max_batch_events;
   io.max_in_flight_batches = max_in_flight;
   io.max_event_bytes = max_event_bytes;
+  io.max_in_flight_bytes = max_in_flight_bytes;
   io.insecure = insecure;
   io.admit = [detect](std::function<void()> release) { return detect->Admit(std::move(release)); };
   io.on_hello = [detect](const std::string& node, const driftwatch::v1::Hello& h) {
@@ -298,6 +305,12 @@ int main(int argc, char** argv) {
     auto collect = [&](driftwatch::MetricsWriter* w) {
       const auto& c = detect->counters();
       w->Gauge("driftwatch_collector_streams", "sensor streams connected", service.active_streams());
+      w->Gauge("driftwatch_collector_ingest_in_flight_bytes",
+               "bytes of batches read and not yet stored (bound: --max-in-flight-bytes)",
+               static_cast<double>(service.in_flight_bytes()));
+      w->Counter("driftwatch_collector_ingest_budget_waits_total",
+                 "times a stream waited to read because --max-in-flight-bytes was reached",
+                 static_cast<double>(service.budget_waits()));
       uint64_t stored = 0, dups = 0;
       for (const auto& n : (*store)->Nodes()) {
         w->Counter("driftwatch_collector_events_stored_total", "events stored, by node",

@@ -47,7 +47,7 @@ struct Flags {
   uint64_t oversize = 0;
   uint64_t oversize_cwd = 0;
   uint64_t argv_bytes = 0;
-  uint64_t batch_bytes = 4 << 20;
+  uint64_t batch_bytes = 256 << 10;  // as the sensor's uplink cuts them
   bool decreasing_batch_id = false;
   int interval_ms = 0;
   int deadline_s = 300;
