@@ -19,6 +19,7 @@
 # from ones that do not or lie (6000000, what the kernel lets a process pass); it reports
 # the events the collector cut or refused as oversized ("oversize") and how often streams
 # waited for its in-flight byte budget ("budget_waits").
+# Batches are cut at DW_BENCH_BATCH events or 256 KiB, as sensors cut them.
 # Usage: bench/collector_ingest.sh BUILD_DIR [EVENTS_PER_SENSOR (20000)] [SENSORS (50)]
 # Environment: DW_BENCH_BATCH (events per batch, 500), DW_BENCH_ARGV_BYTES, DW_BENCH_INSECURE=1 (plaintext),
 # DW_BENCH_LOADGEN_ARGS / DW_BENCH_COLLECTOR_ARGS (extra flags), DW_BENCH_KEEP=1 (keep tmp),
@@ -82,7 +83,8 @@ python3 "$here/collector_watch.py" --metrics "127.0.0.1:$metrics_port" --pid "$p
   /usr/bin/time -f '%U %S %M' -o "$tmp/load.time" \
   "$loadgen" --target "127.0.0.1:$(cat "$tmp/port")" "${client_sec[@]}" \
   --sensors "$sensors" --events-per-sensor "$per_sensor" --batch "$batch" --drift \
-  --argv-bytes "$argv_bytes" ${DW_BENCH_LOADGEN_ARGS:-} >"$tmp/watch.json" || watch_rc=$?
+  --argv-bytes "$argv_bytes" --batch-bytes 262144 ${DW_BENCH_LOADGEN_ARGS:-} \
+  >"$tmp/watch.json" || watch_rc=$?
 if [[ -n $perf_pid ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 if [[ $watch_rc -ne 0 || ! -s $tmp/load.json ]]; then
   cat "$tmp/load.json" "$tmp/collector.log" >&2 2>/dev/null || true

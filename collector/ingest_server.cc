@@ -367,12 +367,12 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       if (reply && svc_->opt_.on_inventory) svc_->opt_.on_inventory(node_, std::move(*reply));
       if (batch_id == 0) return a;
     }
-    // An oversized event costs this read only: it is cut or left out before the batch is
-    // prepared, stored and evaluated.
     // Charged with what the sensor sent until the store has it: a sender of big messages
     // pays for them.
     const size_t charge = bytes.size();
     svc_->Charge(charge);
+    // An oversized event costs this read only: it is cut or left out before the batch is
+    // prepared, stored and evaluated.
     std::deque<std::string> cut;  // cut events' bytes: msg_.events views them
     const OversizeCounts over =
         BoundEventSizes(&msg_.events, svc_->opt_.max_event_bytes, svc_->opt_.argv, &cut);

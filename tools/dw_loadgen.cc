@@ -47,7 +47,7 @@ struct Flags {
   uint64_t oversize = 0;
   uint64_t oversize_cwd = 0;
   uint64_t argv_bytes = 0;
-  uint64_t batch_bytes = 256 << 10;  // as the sensor's uplink cuts them
+  uint64_t batch_bytes = 0;  // 0: batches cut by count only
   bool decreasing_batch_id = false;
   int interval_ms = 0;
   int deadline_s = 300;
@@ -280,9 +280,10 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
 
   uint64_t seq = std::max<uint64_t>(fl.first_seq, 1);
   uint64_t batch_id = 0;
-  // As the sensor's uplink does: batches cut by bytes too (the collector's message limit).
+  // As the sensor's uplink does (256 KiB): batches cut by bytes too.
   const uint64_t per_batch_by_bytes =
-      std::max<uint64_t>(1, fl.batch_bytes / std::max<size_t>(1, s.tmpl.ByteSizeLong()));
+      fl.batch_bytes == 0 ? UINT64_MAX
+                          : std::max<uint64_t>(1, fl.batch_bytes / std::max<size_t>(1, s.tmpl.ByteSizeLong()));
   const uint64_t total = fl.events_per_sensor;
   const size_t block_size = 4096 + static_cast<size_t>(fl.batch) * 2048;
   std::unique_ptr<char[]> block(new char[block_size]);
@@ -401,7 +402,9 @@ int main(int argc, char** argv) {
                  "give the first batch's last exec a cwd of BYTES (no argument to cut)");
   app.add_option("--argv-bytes", fl.argv_bytes,
                  "every exec carries this many bytes of argv (as an uncapped sensor sends)");
-  app.add_option("--batch-bytes", fl.batch_bytes, "cut batches at about this many bytes too")
+  app.add_option("--batch-bytes", fl.batch_bytes,
+                 "cut batches at about this many bytes too, as sensors do (262144); 0: by "
+                 "count only")
       ->capture_default_str();
   app.add_flag("--decreasing-batch-id", fl.decreasing_batch_id, "number the second batch 1");
   app.add_option("--interval-ms", fl.interval_ms, "pause between batches");

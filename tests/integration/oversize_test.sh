@@ -63,7 +63,8 @@ target=127.0.0.1:$(cat "$tmp/port")
 
 # (a) Each sensor: its container, 8 execs of 2 MB of argv, the package manager exec last.
 "$loadgen" --target "$target" --ca "$c/ca.crt" --cert-dir "$c" --sensors 50 \
-  --events-per-sensor 10 --argv-bytes 2000000 --drift --deadline-s 240 >"$tmp/a.json" || true
+  --events-per-sensor 10 --argv-bytes 2000000 --batch-bytes 262144 --drift --deadline-s 240 \
+  >"$tmp/a.json" || true
 expect "(a) every stream ends OK" "$(json "$tmp/a.json" 'j["status"]')" "{'OK': 50}"
 expect "(a) every event stored" "$(json "$tmp/a.json" '(j["events_acked"], j["stored"])')" "(500, 500)"
 expect "(a) capped execs counted by node" \
