@@ -14,8 +14,14 @@
 # its peak RSS (VmHWM; target <= 256 MiB), alerts by rule, drift alerts raised / sensors,
 # acks held back, loadgen's own CPU per event and peak RSS (it shares the cores), and the
 # CPU time anything else on the machine took meanwhile (other_cpu_s: a shared machine's noise).
+# DW_BENCH_ARGV_BYTES=N makes every exec carry N bytes of argv (dw-loadgen --argv-bytes): a
+# flood of maximum-size arguments, as from sensors that cap them (65536, their default) or
+# from ones that do not or lie (6000000, what the kernel lets a process pass); it reports
+# the events the collector cut or refused as oversized ("oversize") and how often streams
+# waited for its in-flight byte budget ("budget_waits").
+# Batches are cut at DW_BENCH_BATCH events or 256 KiB, as sensors cut them.
 # Usage: bench/collector_ingest.sh BUILD_DIR [EVENTS_PER_SENSOR (20000)] [SENSORS (50)]
-# Environment: DW_BENCH_BATCH (events per batch, 500), DW_BENCH_INSECURE=1 (plaintext),
+# Environment: DW_BENCH_BATCH (events per batch, 500), DW_BENCH_ARGV_BYTES, DW_BENCH_INSECURE=1 (plaintext),
 # DW_BENCH_LOADGEN_ARGS / DW_BENCH_COLLECTOR_ARGS (extra flags), DW_BENCH_KEEP=1 (keep tmp),
 # DW_BENCH_PERF=FILE (perf record -g the collector during the load and the wait into FILE),
 # DW_BENCH_EVAL_TIMEOUT_S (120).
@@ -24,6 +30,7 @@ build=${1:?usage: collector_ingest.sh BUILD_DIR [EVENTS_PER_SENSOR] [SENSORS]}
 per_sensor=${2:-20000}
 sensors=${3:-50}
 batch=${DW_BENCH_BATCH:-500}
+argv_bytes=${DW_BENCH_ARGV_BYTES:-0}
 eval_timeout=${DW_BENCH_EVAL_TIMEOUT_S:-120}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
@@ -76,7 +83,8 @@ python3 "$here/collector_watch.py" --metrics "127.0.0.1:$metrics_port" --pid "$p
   /usr/bin/time -f '%U %S %M' -o "$tmp/load.time" \
   "$loadgen" --target "127.0.0.1:$(cat "$tmp/port")" "${client_sec[@]}" \
   --sensors "$sensors" --events-per-sensor "$per_sensor" --batch "$batch" --drift \
-  ${DW_BENCH_LOADGEN_ARGS:-} >"$tmp/watch.json" || watch_rc=$?
+  --argv-bytes "$argv_bytes" --batch-bytes 262144 ${DW_BENCH_LOADGEN_ARGS:-} \
+  >"$tmp/watch.json" || watch_rc=$?
 if [[ -n $perf_pid ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 if [[ $watch_rc -ne 0 || ! -s $tmp/load.json ]]; then
   cat "$tmp/load.json" "$tmp/collector.log" >&2 2>/dev/null || true
@@ -85,7 +93,8 @@ if [[ $watch_rc -ne 0 || ! -s $tmp/load.json ]]; then
 fi
 db_bytes=$(du -cb "$tmp"/bench.db* | tail -1 | cut -f1)
 
-python3 - "$tmp/load.json" "$tmp/watch.json" "$db_bytes" "$tmp/load.time" "$sensors" "$eval_timeout" <<'PY'
+python3 - "$tmp/load.json" "$tmp/watch.json" "$db_bytes" "$tmp/load.time" "$sensors" "$eval_timeout" \
+  "$argv_bytes" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
 w = json.load(open(sys.argv[2]))
@@ -99,7 +108,7 @@ drift = w["alerts"].get("Package Manager Execution in Container", 0)
 mib = lambda kb: round(kb / 1024, 1) if kb is not None else None
 ok = (w["evaluated_all"] and w["load_rc"] == 0 and ev == j["events_sent"] and drift == sensors)
 out = {
-    "sensors": j["sensors"], "events_acked": ev, "stored": j["stored"], "duplicates": j["duplicates"],
+    "sensors": j["sensors"], "argv_bytes": int(sys.argv[7]), "events_acked": ev, "stored": j["stored"], "duplicates": j["duplicates"],
     "status": j["status"], "wall_s": j["wall_s"],
     "events_per_s_acked": round(j["events_per_s"]),
     "events_stored": stored, "events_evaluated": w["evaluated"],
@@ -115,6 +124,7 @@ out = {
     "peak_rss_target_ok": w["hwm_kb"] <= 256 * 1024,
     "collector_rss_mib_p50": mib(w["rss_kb_p50"]), "collector_rss_mib_max_sampled": mib(w["rss_kb_max"]),
     "held_acks": w["held_acks"], "not_evaluated": w["not_evaluated"],
+    "oversize": w["oversize"], "budget_waits": w["budget_waits"],
     "status_detect": w["status_detect"],
     "alerts": w["alerts"],
     "drift_alerts": drift, "drift_alerts_expected": sensors,

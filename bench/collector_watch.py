@@ -140,6 +140,10 @@ def main():
 
     alerts = {dict(k).get("rule", ""): int(v)
               for k, v in m.get("driftwatch_collector_alerts_total", {}).items() if v}
+    oversize = {"capped": 0, "refused": 0}  # events over --max-event-bytes, all nodes
+    for k, v in m.get("driftwatch_collector_events_oversize_total", {}).items():
+        action = dict(k).get("action", "")
+        oversize[action] = oversize.get(action, 0) + int(v)
     with urllib.request.urlopen(base + "/status", timeout=5) as r:
         status = json.loads(r.read().decode())
     lags = [int(x[3]) for x in samples]
@@ -165,6 +169,8 @@ def main():
         "held_acks": int(total(m, "driftwatch_collector_detect_held_acks_total")),
         "not_evaluated": int(total(m, "driftwatch_collector_detect_not_evaluated_total")),
         "alerts": alerts,
+        "oversize": oversize,
+        "budget_waits": int(total(m, "driftwatch_collector_ingest_budget_waits_total")),
     }))
     return 0
 

@@ -3,6 +3,7 @@
 #include "lib/log.h"
 #include "lib/node_name.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -153,6 +154,33 @@ std::expected<void, std::string> ScanInventoryChunk(const std::vector<std::strin
   });
 }
 
+OversizeCounts BoundEventSizes(std::vector<std::string_view>* events, size_t max_event_bytes,
+                               const ArgvCaps& caps, std::deque<std::string>* storage) {
+  OversizeCounts n;
+  size_t kept = 0;
+  for (size_t i = 0; i < events->size(); ++i) {
+    std::string_view raw = (*events)[i];
+    if (raw.size() > max_event_bytes) {
+      v1::Event ev;
+      if (raw.size() > INT32_MAX || !ev.ParseFromArray(raw.data(), static_cast<int>(raw.size()))) {
+        (*events)[kept++] = raw;  // PrepareEncodedBatch refuses the batch, as for any
+        continue;
+      }
+      if (ev.has_exec() && CapExecArgs(ev.mutable_exec(), caps) &&
+          ev.ByteSizeLong() <= max_event_bytes) {
+        raw = storage->emplace_back(ev.SerializeAsString());
+        ++n.capped;
+      } else {
+        ++n.refused;
+        continue;
+      }
+    }
+    (*events)[kept++] = raw;
+  }
+  events->resize(kept);
+  return n;
+}
+
 // One sensor stream. State changes happen under mu_; the gRPC calls they lead to (StartRead,
 // StartWrite, Finish) are made after mu_ is released, as gRPC may run OnReadDone/OnWriteDone
 // inline from them. Finish is only called when no read, write or store commit of this stream
@@ -248,6 +276,17 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   }
 
   enum class PinResult { kPinned, kEnding, kFull };
+  // IngestService::Release took this parked reactor off its list: read on.
+  void Resume() {
+    Actions a;
+    {
+      std::lock_guard lk(mu_);
+      parked_ = false;
+      a = Decide(a);
+    }
+    Run(a);
+  }
+
   // RequestInventory, with the service's streams_mu_ held: keeps the reactor from
   // finishing (and so from being deleted) until SendPinned, and makes `command_id` a
   // command whose reply this stream takes.
@@ -308,12 +347,19 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       a.start_write = true;
     }
     const bool ending = finish_status_.has_value() || read_closed_ || cancelled_;
-    if (!ending && !reading_ &&
+    if (parked_ && ending && svc_->Unpark(this)) parked_ = false;
+    if (!ending && !reading_ && !parked_ &&
         inflight_.size() < svc_->opt_.max_in_flight_batches) {
-      reading_ = true;
-      a.start_read = true;
+      // Past Hello, a read waits while all streams' batches in flight are over budget:
+      // Release resumes it.
+      if (hello_ && svc_->OverBudget() && svc_->Park(this)) {
+        parked_ = true;
+      } else {
+        reading_ = true;
+        a.start_read = true;
+      }
     }
-    if (ending && !finished_ && !reading_ && !writing_ && !cancelling_ && pins_ == 0 &&
+    if (ending && !finished_ && !reading_ && !writing_ && !cancelling_ && pins_ == 0 && !parked_ &&
         inflight_.empty() &&
         (pending_writes_.empty() || cancelled_ || write_failed_)) {
       finished_ = true;
@@ -427,8 +473,32 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       DeliverReady();
       if (batch_id == 0) return a;
     }
+    // Charged with what the sensor sent until the store has it: a sender of big messages
+    // pays for them.
+    const size_t charge = bytes.size();
+    svc_->Charge(charge);
+    // An oversized event costs this read only: it is cut or left out before the batch is
+    // prepared, stored and evaluated.
+    std::deque<std::string> cut;  // cut events' bytes: msg_.events views them
+    const OversizeCounts over =
+        BoundEventSizes(&msg_.events, svc_->opt_.max_event_bytes, svc_->opt_.argv, &cut);
+    if (over.capped + over.refused > 0) {
+      svc_->CountOversize(node_, over);
+      if (!oversize_logged_) {
+        oversize_logged_ = true;
+        Log("node %s (%s): batch %llu has events over --max-event-bytes %zu: %llu cut to the "
+            "argument caps (kept, marked args_capped), %llu refused (left out: a sequence "
+            "gap); later ones on this stream are counted in "
+            "driftwatch_collector_events_oversize_total",
+            node_.c_str(), peer_.c_str(), static_cast<unsigned long long>(batch_id),
+            svc_->opt_.max_event_bytes, static_cast<unsigned long long>(over.capped),
+            static_cast<unsigned long long>(over.refused));
+      }
+    }
     auto p = PrepareEncodedBatch(node_, msg_.events);
     msg_.events.clear();
+    cut.clear();
+    if (!p) svc_->Release(charge);  // may resume streams: no lock held
     {
       std::lock_guard lk(mu_);
       if (!p) {
@@ -446,7 +516,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     auto batch = std::make_shared<const PreparedBatch>(std::move(*p));
     svc_->store_->Submit(
         batch,
-        [this, batch_id](const CommitResult& r) {
+        [this, batch_id, charge](const CommitResult& r) {
+          svc_->Release(charge);
           if (r.error.empty() && svc_->opt_.admit &&
               !svc_->opt_.admit([this, batch_id, r] { OnCommitted(batch_id, r); })) {
             return;  // detection is behind: acked when it catches up
@@ -462,9 +533,11 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   // REQUIRES: mu_.
   void OnHello(const v1::Hello& h) {
     if (svc_->opt_.insecure) {
-      if (h.node().empty()) {
+      // No certificate: the sensor names itself, and the name must be one a certificate
+      // could carry (lib/node_name.h). FailLocked's log line names the peer.
+      if (auto ok = CheckNodeNameFrom("Hello.node", h.node()); !ok) {
         FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                "Hello.node is empty (required with --insecure)"));
+                                ok.error() + " (--insecure files events under Hello.node)"));
         return;
       }
       node_ = h.node();
@@ -739,6 +812,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   grpc::ByteBuffer out_;       // owned by the outstanding write
   bool hello_ = false;         // written by the read path (under mu_), read there without
   std::string node_;
+  bool oversize_logged_ = false;  // read path
   uint64_t last_batch_id_ = 0;
   std::deque<InFlight> inflight_;
   std::deque<grpc::ByteBuffer> pending_writes_;
@@ -752,6 +826,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   bool finished_ = false;
   bool cancelling_ = false;
   int pins_ = 0;               // RequestInventory writing a command: no Finish meanwhile
+  bool parked_ = false;        // waiting for the in-flight byte budget: no read, no Finish
   bool registered_ = false;    // in the service's streams_ (read path, then OnDone)
   std::optional<grpc::Status> finish_status_;
   std::string finish_text_;
@@ -778,6 +853,48 @@ std::map<std::pair<std::string, std::string>, uint64_t> IngestService::Inventory
 void IngestService::Register(const std::string& node, StreamReactor* r) {
   std::lock_guard lk(streams_mu_);
   streams_.emplace(node, r);
+}
+
+void IngestService::Release(size_t bytes) {
+  in_flight_bytes_ -= bytes;
+  if (OverBudget()) return;
+  std::vector<StreamReactor*> resume;
+  {
+    std::lock_guard lk(parked_mu_);
+    resume.swap(parked_);
+  }
+  // Every waiting stream reads on: none can be left waiting with room in the budget.
+  for (StreamReactor* r : resume) r->Resume();
+}
+
+bool IngestService::Park(StreamReactor* r) {
+  std::lock_guard lk(parked_mu_);
+  // Checked again under the lock Release takes after lowering the total: a Release between
+  // the caller's check and here is seen, and the stream is not left parked.
+  if (!OverBudget()) return false;
+  parked_.push_back(r);
+  ++budget_waits_;
+  return true;
+}
+
+bool IngestService::Unpark(StreamReactor* r) {
+  std::lock_guard lk(parked_mu_);
+  auto it = std::find(parked_.begin(), parked_.end(), r);
+  if (it == parked_.end()) return false;
+  parked_.erase(it);
+  return true;
+}
+
+void IngestService::CountOversize(const std::string& node, const OversizeCounts& n) {
+  std::lock_guard lk(oversize_mu_);
+  OversizeCounts& c = oversize_[node];
+  c.capped += n.capped;
+  c.refused += n.refused;
+}
+
+std::map<std::string, OversizeCounts> IngestService::OversizeByNode() const {
+  std::lock_guard lk(oversize_mu_);
+  return oversize_;
 }
 
 void IngestService::Unregister(const std::string& node, StreamReactor* r) {

@@ -11,7 +11,13 @@
 // At most `max_in_flight_batches` batches per stream wait for the store: beyond that the
 // stream is not read (gRPC flow control then holds the sensor back, once the stream's HTTP/2
 // window, fixed by the collector's --stream-window-bytes, is full), so a slow or stuck stream
-// costs its own memory only and never blocks another.
+// costs its own memory only and never blocks another. And all streams together have at most
+// about `max_in_flight_bytes` of batches read and not yet committed: past it a stream reads
+// its next message only once commits brought the total back under (every waiting stream is
+// resumed then). Without it memory grows with streams x batches x batch size (50 sensors
+// sending 64 KiB execs: over 1 GiB). What is left per stream is gRPC's: the message being
+// received (at most --max-message-bytes) and the stream window.
+//
 //
 // Nothing but Hello is looked at before a stream's Hello (a batch or reply first ends the
 // stream), and only Hello is parsed whole. Drift inventories come back in chunks
@@ -31,6 +37,7 @@
 #include <mutex>
 #include <memory>
 #include <cstdint>
+#include <deque>
 #include <expected>
 #include <string>
 #include <string_view>
@@ -40,6 +47,7 @@
 
 #include "driftwatch/v1/collector.grpc.pb.h"
 #include "lib/alert_store.h"
+#include "lib/audit_event.h"
 #include "lib/event_store.h"
 
 namespace driftwatch {
@@ -47,6 +55,16 @@ namespace driftwatch {
 struct IngestOptions {
   uint32_t max_batch_events = 10000;
   uint32_t max_in_flight_batches = 4;
+  size_t max_in_flight_bytes = 32 << 20;  // all streams' batches awaiting the store
+  // What one event may cost the store and detection. A sensor caps exec arguments itself
+  // (lib/audit_event.h); one that did not (older, misconfigured or lying) can still send
+  // megabytes per event within the message size. An event larger than max_event_bytes is
+  // parsed: an exec has its arguments cut to `argv` and is kept, marked args_capped; one
+  // still larger is refused: left out of its batch, which the store then records as a
+  // sequence gap (a "Sensor blind window" alert naming the node). Both are counted by node
+  // (OversizeByNode) and logged once per stream.
+  size_t max_event_bytes = 256 << 10;
+  ArgvCaps argv;
   bool insecure = false;  // node name from Hello.node (no client certificate)
   // Backpressure from detection, asked on the store's writer thread for each committed
   // batch: true to ack it now; false holds the ack until the gate runs `release` (the stream
@@ -109,6 +127,19 @@ struct InventoryChunkScan {
 [[nodiscard]] std::expected<void, std::string> ScanInventoryChunk(
     const std::vector<std::string_view>& parts, InventoryChunkScan* out);
 
+// Events over IngestOptions::max_event_bytes, by what was done with them.
+struct OversizeCounts {
+  uint64_t capped = 0;   // exec events whose arguments were cut: kept
+  uint64_t refused = 0;  // left out of their batch
+};
+
+// Applies max_event_bytes and `caps` to a batch's events (views, as ScanSensorMessage left
+// them): oversized execs are cut, their new bytes kept in `storage` (which the views then
+// point into: it must outlive them), events still oversized removed. An oversized event that
+// does not parse is left as it is, for PrepareEncodedBatch to refuse the batch as before.
+OversizeCounts BoundEventSizes(std::vector<std::string_view>* events, size_t max_event_bytes,
+                               const ArgvCaps& caps, std::deque<std::string>* storage);
+
 class StreamReactor;
 
 // Thread-safety: Stream() is called by gRPC on any thread; each reactor serializes its own
@@ -123,6 +154,9 @@ class IngestService final
       grpc::CallbackServerContext* ctx) override;
 
   uint64_t active_streams() const { return active_streams_.load(); }
+  size_t in_flight_bytes() const { return in_flight_bytes_.load(); }
+  uint64_t budget_waits() const { return budget_waits_.load(); }  // reads held back, total
+  std::map<std::string, OversizeCounts> OversizeByNode() const;
 
   // Inventory reply chunks discarded, by node and reason: "unsolicited" (no such command
   // outstanding on the stream), "out_of_order", "over_cap", "malformed", "incomplete" (the
@@ -142,6 +176,16 @@ class IngestService final
   void Unregister(const std::string& node, StreamReactor* r);
   // Counts one discarded chunk; the node's count for `reason` so far.
   uint64_t CountInventoryDiscard(const std::string& node, const std::string& reason);
+  void CountOversize(const std::string& node, const OversizeCounts& n);
+  // The in-flight byte budget. Charge/Release: any thread, no lock held. Park: with the
+  // reactor's mu_ held; false (not parked) when the budget has room after all. Unpark: with
+  // the reactor's mu_ held; false when a Release already took it off the list (it will be
+  // resumed). A parked reactor does not finish, so it outlives its place on the list.
+  void Charge(size_t bytes) { in_flight_bytes_ += bytes; }
+  void Release(size_t bytes);
+  bool OverBudget() const { return in_flight_bytes_.load() >= opt_.max_in_flight_bytes; }
+  bool Park(StreamReactor* r);
+  bool Unpark(StreamReactor* r);
 
   EventStore* const store_;
   const IngestOptions opt_;
@@ -153,6 +197,12 @@ class IngestService final
   std::multimap<std::string, StreamReactor*> streams_;  // GUARDED_BY(streams_mu_)
   mutable std::mutex discards_mu_;  // a leaf lock
   std::map<std::pair<std::string, std::string>, uint64_t> discards_;  // GUARDED_BY(discards_mu_)
+  std::atomic<size_t> in_flight_bytes_{0};
+  std::atomic<uint64_t> budget_waits_{0};
+  std::mutex parked_mu_;  // a leaf: nothing else is locked while holding it
+  std::vector<StreamReactor*> parked_;  // GUARDED_BY(parked_mu_)
+  mutable std::mutex oversize_mu_;
+  std::map<std::string, OversizeCounts> oversize_;  // GUARDED_BY(oversize_mu_)
 };
 
 }  // namespace driftwatch

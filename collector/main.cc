@@ -13,9 +13,6 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-
 #include "collector/detection.h"
 #include "collector/ingest_server.h"
 #include "lib/daemon_config.h"
@@ -65,6 +62,8 @@ int main(int argc, char** argv) {
   std::string db = "/var/lib/driftwatch/collector.db";
   int max_message_bytes = 16 << 20;
   uint32_t max_batch_events = 10000, max_in_flight = 4;
+  size_t max_event_bytes = driftwatch::IngestOptions{}.max_event_bytes;
+  size_t max_in_flight_bytes = driftwatch::IngestOptions{}.max_in_flight_bytes;
   int64_t retention_hours = 168;
   uint64_t retention_max_events = 10'000'000;
   int commit_interval_ms = 20;
@@ -83,7 +82,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-batch-events", max_batch_events, "most events in one batch")
       ->capture_default_str();
+  app.add_option("--max-event-bytes", max_event_bytes,
+                 "largest event stored as sent: a larger exec has its arguments cut to the "
+                 "sensor's default caps (64 KiB, 4 KiB an argument) and is kept, marked "
+                 "args_capped; anything still larger is refused (a sequence gap, alerted)")
+      ->check(CLI::Range(size_t{4096}, size_t{1} << 30))
+      ->capture_default_str();
   app.add_option("--max-in-flight", max_in_flight, "batches per stream awaiting the store")
+      ->capture_default_str();
+  app.add_option("--max-in-flight-bytes", max_in_flight_bytes,
+                 "bytes of batches read and not yet stored, all streams together: past it "
+                 "streams wait to read their next message")
+      ->check(CLI::Range(size_t{1} << 20, size_t{1} << 40))
       ->capture_default_str();
   app.add_option("--retention-hours", retention_hours, "drop events stored longer ago (0: keep)")
       ->capture_default_str();
@@ -252,6 +262,8 @@ int main(int argc, char** argv) {
   driftwatch::IngestOptions io;
   io.max_batch_events = max_batch_events;
   io.max_in_flight_batches = max_in_flight;
+  io.max_event_bytes = max_event_bytes;
+  io.max_in_flight_bytes = max_in_flight_bytes;
   io.insecure = insecure;
   io.admit = [detect](std::function<void()> release) { return detect->Admit(std::move(release)); };
   io.on_hello = [detect](const std::string& node, const driftwatch::v1::Hello& h) {
@@ -300,15 +312,19 @@ int main(int argc, char** argv) {
     }
   }
 
-  // Metrics, health and status on a small loop thread of their own.
-  boost::asio::io_context mio;
-  auto work = boost::asio::make_work_guard(mio);
+  // Metrics, health and status on the metrics server's own thread.
   std::unique_ptr<driftwatch::MetricsServer> metrics;
   auto started = std::chrono::steady_clock::now();
   if (!metrics_address.empty()) {
     auto collect = [&](driftwatch::MetricsWriter* w) {
       const auto& c = detect->counters();
       w->Gauge("driftwatch_collector_streams", "sensor streams connected", service.active_streams());
+      w->Gauge("driftwatch_collector_ingest_in_flight_bytes",
+               "bytes of batches read and not yet stored (bound: --max-in-flight-bytes)",
+               static_cast<double>(service.in_flight_bytes()));
+      w->Counter("driftwatch_collector_ingest_budget_waits_total",
+                 "times a stream waited to read because --max-in-flight-bytes was reached",
+                 static_cast<double>(service.budget_waits()));
       uint64_t stored = 0, dups = 0;
       for (const auto& n : (*store)->Nodes()) {
         w->Counter("driftwatch_collector_events_stored_total", "events stored, by node",
@@ -318,6 +334,15 @@ int main(int argc, char** argv) {
                    {{"node", n.node}});
         stored += n.events_stored;
         dups += n.duplicates;
+      }
+      for (const auto& [node, o] : service.OversizeByNode()) {
+        const char* help =
+            "events over --max-event-bytes, by node and action: capped (exec arguments cut, "
+            "kept) or refused (left out: a sequence gap)";
+        w->Counter("driftwatch_collector_events_oversize_total", help,
+                   static_cast<double>(o.capped), {{"node", node}, {"action", "capped"}});
+        w->Counter("driftwatch_collector_events_oversize_total", help,
+                   static_cast<double>(o.refused), {{"node", node}, {"action", "refused"}});
       }
       w->Counter("driftwatch_collector_detect_events_total", "stored events evaluated by detection",
                  c.events);
@@ -438,7 +463,7 @@ int main(int argc, char** argv) {
            ",\"head\":" + std::to_string((*store)->head()) + "}";
       return j + "}";
     };
-    auto m = driftwatch::MetricsServer::Start(&mio, metrics_address, collect, health, status);
+    auto m = driftwatch::MetricsServer::Start(metrics_address, collect, health, status);
     if (!m) {
       LogWarn("%s; running without metrics\n", m.error().c_str());
     } else {
@@ -447,7 +472,6 @@ int main(int argc, char** argv) {
                    metrics_address.c_str(), metrics->port());
     }
   }
-  std::thread metrics_thread([&mio] { mio.run(); });
 
   driftwatch::SystemdNotifier systemd;
   systemd.Ready("listening on " + listen + ", " + std::to_string(detect->rules_loaded()) + " rules");
@@ -482,9 +506,6 @@ int main(int argc, char** argv) {
   (*store)->Close();
   detect->Stop();
   if (metrics) metrics->Stop();
-  work.reset();
-  mio.stop();
-  metrics_thread.join();
   LogInfo("stopped (%llu alerts)\n",
                (unsigned long long)detect->counters().alerts.load());
   return 0;

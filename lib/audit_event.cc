@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -31,6 +32,48 @@ std::string FormatWhat(const char* what, std::string_view detail) {
 }
 
 }  // namespace
+
+bool ArgvBudget::StartArg() {
+  if (used_ >= caps_.max_bytes) {
+    capped_ = true;
+    return false;
+  }
+  ++used_;
+  return true;
+}
+
+size_t ArgvBudget::Take(size_t have, size_t n) {
+  size_t room = have < caps_.max_arg_bytes ? caps_.max_arg_bytes - have : 0;
+  room = std::min(room, caps_.max_bytes - used_);
+  const size_t keep = std::min(n, room);
+  used_ += keep;
+  if (keep < n) Drop(n - keep);
+  return keep;
+}
+
+void ArgvBudget::Drop(size_t n) {
+  dropped_ += n;
+  capped_ = true;
+}
+
+bool CapExecArgs(v1::ProcessExec* exec, const ArgvCaps& caps) {
+  ArgvBudget budget(caps);
+  int keep = exec->args_size();
+  for (int i = 0; i < exec->args_size(); ++i) {
+    std::string* a = exec->mutable_args(i);
+    if (i < keep && budget.StartArg()) {
+      a->resize(budget.Take(0, a->size()));
+    } else {
+      keep = std::min(keep, i);
+      budget.Drop(a->size());
+    }
+  }
+  if (!budget.capped()) return false;
+  exec->mutable_args()->DeleteSubrange(keep, exec->args_size() - keep);
+  exec->set_args_capped(true);
+  exec->set_args_dropped_bytes(exec->args_dropped_bytes() + budget.dropped_bytes());
+  return true;
+}
 
 const char* ArchName(uint32_t arch) {
   switch (arch) {
@@ -181,22 +224,43 @@ void AuditEventBuilder::AddSyscall(const AuditRecord& r, Diagnostics* diag) {
   }
 }
 
-void AuditEventBuilder::SetArg(size_t index, std::string&& value, const AuditRecord& r,
-                               Diagnostics* diag) {
+AuditEventBuilder::ArgFate AuditEventBuilder::SetArg(size_t index, std::string&& value,
+                                                     const AuditRecord& r, Diagnostics* diag) {
   if (index >= kMaxArgc || (have_execve_ && index >= argc_)) {
     diag->Report(r.source, r.line, "EXECVE argument index beyond argc (ignored)");
-    return;
+    return ArgFate::kIgnored;
+  }
+  if (!any_arg_ || index > max_arg_index_) max_arg_index_ = index;
+  any_arg_ = true;
+  // Past an argument the caps left out, nothing is kept. Every kept argument costs at least
+  // its NUL, so no index at or past max_bytes can be kept either: slots up to it would cost
+  // more than the caps allow.
+  if (index >= first_capped_ || index >= argv_budget_.caps().max_bytes) {
+    first_capped_ = std::min<uint64_t>(first_capped_, index);
+    argv_budget_.Drop(value.size());
+    return ArgFate::kCapped;
+  }
+  if (index < args_.size() && arg_present_[index]) {
+    diag->Report(r.source, r.line, "EXECVE argument given twice (first kept)");
+    return ArgFate::kIgnored;
+  }
+  if (!argv_budget_.StartArg()) {
+    first_capped_ = index;
+    argv_budget_.Drop(value.size());
+    return ArgFate::kCapped;
   }
   if (index >= args_.size()) {
     args_.resize(index + 1);
     arg_present_.resize(index + 1, false);
   }
-  if (arg_present_[index]) {
-    diag->Report(r.source, r.line, "EXECVE argument given twice (first kept)");
-    return;
+  const size_t keep = argv_budget_.Take(0, value.size());
+  if (keep < value.size()) {
+    value.resize(keep);
+    value.shrink_to_fit();  // what a long record decoded to is not held
   }
   args_[index] = std::move(value);
   arg_present_[index] = true;
+  return ArgFate::kKept;
 }
 
 void AuditEventBuilder::AddExecve(const AuditRecord& r, Diagnostics* diag) {
@@ -239,8 +303,9 @@ void AuditEventBuilder::AddExecve(const AuditRecord& r, Diagnostics* diag) {
       split_len_ = len;
       split_next_chunk_ = 0;
       split_encoded_ = 0;
-      SetArg(index, std::string(), r, diag);
-      if (index < args_.size()) args_[index].reserve(len);
+      split_fate_ = SetArg(index, std::string(), r, diag);
+      if (split_fate_ == ArgFate::kKept)
+        args_[index].reserve(std::min<uint64_t>(len, argv_budget_.caps().max_arg_bytes));
     } else if (suffix.size() > 2 && suffix.front() == '[' && suffix.back() == ']') {
       uint64_t chunk = 0;
       if (!ParseU64(suffix.substr(1, suffix.size() - 2), &chunk) || index != split_index_ ||
@@ -255,7 +320,12 @@ void AuditEventBuilder::AddExecve(const AuditRecord& r, Diagnostics* diag) {
         diag->Report(r.source, r.line, FormatWhat("EXECVE bad hex in ", k));
         continue;
       }
-      if (index < args_.size()) args_[index].append(decoded);
+      if (split_fate_ == ArgFate::kKept) {
+        std::string& arg = args_[index];
+        arg.append(decoded, 0, argv_budget_.Take(arg.size(), decoded.size()));
+      } else if (split_fate_ == ArgFate::kCapped) {
+        argv_budget_.Drop(decoded.size());
+      }
     }
   }
   if (c.error() != nullptr) diag->Report(r.source, r.line, c.error());
@@ -338,6 +408,13 @@ void AuditEventBuilder::FinishExeFile(v1::ProcessExec* e) const {
   }
 }
 
+size_t AuditEventBuilder::footprint() const {
+  return sizeof(*this) + argv_budget_.used() + args_.capacity() * sizeof(std::string) +
+         arg_present_.capacity() / 8 + tty_.size() + comm_.size() + exe_.size() +
+         user_name_.size() + node_.size() + cwd_.size() + path0_name_.size() +
+         path1_name_.size() + proctitle_.size();
+}
+
 bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
   if (!have_syscall_ || kind_ == SyscallKind::kOther) return false;
   out->Clear();
@@ -377,11 +454,15 @@ bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
     if (!user_name_.empty()) e->set_user_name(user_name_);
     if (have_execve_) {
       e->set_argc(static_cast<uint32_t>(argc_));
-      bool missing = args_.size() < argc_;
-      for (size_t i = 0; i < args_.size(); ++i) {
+      // Arguments arrive in order from the kernel; ones kept out of order past one the caps
+      // left out are left out too, so that args stays a prefix of argv.
+      const size_t kept = static_cast<size_t>(std::min<uint64_t>(args_.size(), first_capped_));
+      bool missing = any_arg_ ? max_arg_index_ + 1 < argc_ : argc_ > 0;
+      for (size_t i = 0; i < kept; ++i) {
         if (!arg_present_[i]) missing = true;
         e->add_args(std::move(args_[i]));
       }
+      for (size_t i = kept; i < args_.size(); ++i) argv_budget_.Drop(args_[i].size());
       // The kernel's aN_len counts the argument as encoded (hex digits when hex).
       if (split_index_ != UINT64_MAX && split_encoded_ != split_len_) {
         diag->Report(source_, line_, "EXECVE split argument shorter than its _len");
@@ -393,13 +474,24 @@ bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
       // No EXECVE record (lost, or not audited): the new process's proctitle is the
       // best argv there is, NUL-separated and cut at 128 bytes by the kernel.
       size_t start = 0;
+      bool room = true;
       while (start <= proctitle_.size()) {
         size_t nul = proctitle_.find('\0', start);
         if (nul == std::string::npos) nul = proctitle_.size();
-        e->add_args(proctitle_.substr(start, nul - start));
+        const size_t n = nul - start;
+        room = room && argv_budget_.StartArg();
+        if (room) {
+          e->add_args(proctitle_.substr(start, argv_budget_.Take(0, n)));
+        } else {
+          argv_budget_.Drop(n);
+        }
         start = nul + 1;
       }
       e->set_args_truncated(true);
+    }
+    if (argv_budget_.capped()) {
+      e->set_args_capped(true);
+      e->set_args_dropped_bytes(argv_budget_.dropped_bytes());
     }
     if (have_path0_) {
       e->set_path(path0_name_);

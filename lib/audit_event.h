@@ -22,10 +22,53 @@ SyscallKind ClassifySyscall(uint32_t arch, uint32_t nr);
 const char* ArchName(uint32_t arch);  // "x86_64", "i386", ... or nullptr
 const char* SyscallKindName(SyscallKind k);
 
+// How much of an exec's argv an event keeps. A process in any container can exec with
+// megabytes of arguments (the kernel allows 128 KiB per argument and a quarter of the stack
+// limit in all), again and again; every stage after the parser would hold them. Falco keeps
+// 4 KiB of all arguments together (its modern eBPF probe) and a page in its kernel module,
+// silently; driftwatch keeps more, and says when it cut (ProcessExec.args_capped,
+// args_dropped_bytes). Arguments are kept in order; each counts its bytes plus its
+// terminating NUL against max_bytes, as the kernel counts argv. argc stays exact.
+struct ArgvCaps {
+  size_t max_bytes = 64 << 10;     // all arguments kept, together
+  size_t max_arg_bytes = 4 << 10;  // one argument: a long one cannot crowd out those after it
+};
+
+// Applies ArgvCaps to one argv, assembled argument by argument in order.
+// Thread-compatible.
+class ArgvBudget {
+ public:
+  explicit ArgvBudget(const ArgvCaps& caps) : caps_(caps) {}
+  // A new argument starts (its NUL is counted). False: there is no room left for it at all;
+  // it is left out, and so is every argument after it.
+  bool StartArg();
+  // Of `n` more bytes of the current argument, which holds `have` bytes so far: how many to
+  // keep. The rest is counted as dropped.
+  size_t Take(size_t have, size_t n);
+  // `n` bytes left out whole (an argument with no room, or past one).
+  void Drop(size_t n);
+
+  bool capped() const { return capped_; }
+  uint64_t dropped_bytes() const { return dropped_; }
+  size_t used() const { return used_; }  // bytes kept, NULs included
+  const ArgvCaps& caps() const { return caps_; }
+
+ private:
+  ArgvCaps caps_;
+  size_t used_ = 0;
+  uint64_t dropped_ = 0;
+  bool capped_ = false;
+};
+
+// Caps an exec event's arguments as the sensor would have: for events from a sensor that
+// did not (an older or a lying one). True when it cut anything (then args_capped is set
+// and args_dropped_bytes grown).
+bool CapExecArgs(v1::ProcessExec* exec, const ArgvCaps& caps);
+
 class AuditEventBuilder {
  public:
-  AuditEventBuilder(uint64_t sec, uint32_t msec, uint64_t serial)
-      : sec_(sec), msec_(msec), serial_(serial) {}
+  AuditEventBuilder(uint64_t sec, uint32_t msec, uint64_t serial, const ArgvCaps& caps = {})
+      : sec_(sec), msec_(msec), serial_(serial), argv_budget_(caps) {}
 
   // Folds one record of this event. Problems in it are reported to `diag`.
   void Add(const AuditRecord& r, Diagnostics* diag);
@@ -36,12 +79,15 @@ class AuditEventBuilder {
   // Builds the event. False when the records are not an exec or chmod event.
   bool Finish(v1::Event* out, Diagnostics* diag);
 
+  // Bytes this event holds while in flight, about (its decoded fields and argv).
+  size_t footprint() const;
 
  private:
   void AddSyscall(const AuditRecord& r, Diagnostics* diag);
   void AddExecve(const AuditRecord& r, Diagnostics* diag);
   void AddPath(const AuditRecord& r, Diagnostics* diag);
-  void SetArg(size_t index, std::string&& value, const AuditRecord& r, Diagnostics* diag);
+  enum class ArgFate { kKept, kCapped, kIgnored };
+  ArgFate SetArg(size_t index, std::string&& value, const AuditRecord& r, Diagnostics* diag);
   // exe_file and is_exe_from_memfd (lib/exe_file.h), once argv is in `e`.
   void FinishExeFile(v1::ProcessExec* e) const;
   std::string NamedFile() const;  // PATH item 0 as the kernel resolved it
@@ -63,12 +109,19 @@ class AuditEventBuilder {
   const std::string* source_ = nullptr;  // where the SYSCALL record was, for diagnostics
   uint64_t line_ = 0;
 
-  // EXECVE records: argv by index; split arguments arrive as aN_len then aN[i] chunks.
+  // EXECVE records: argv by index; split arguments arrive as aN_len then aN[i] chunks. Only
+  // what argv_budget_ allows is kept, as it arrives: args_ holds the arguments before
+  // first_capped_, the first one the caps left out whole.
   bool have_execve_ = false;
   uint64_t argc_ = 0;
   std::vector<std::string> args_;
   std::vector<bool> arg_present_;
+  uint64_t max_arg_index_ = 0;  // highest index that arrived, kept or not
+  bool any_arg_ = false;
+  uint64_t first_capped_ = UINT64_MAX;
+  ArgvBudget argv_budget_;
   uint64_t split_index_ = UINT64_MAX;  // argument being assembled from chunks
+  ArgFate split_fate_ = ArgFate::kIgnored;
   uint64_t split_len_ = 0;
   uint64_t split_next_chunk_ = 0;
   uint64_t split_encoded_ = 0;  // encoded bytes received: _len counts hex digits when hex

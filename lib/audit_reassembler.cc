@@ -44,14 +44,18 @@ void AuditReassembler::Push(const AuditRecord& r) {
           Complete(oldest);
         }
       }
-      it = by_key_.try_emplace(key, r.sec, r.msec, r.serial).first;
+      it = by_key_.try_emplace(key, r.sec, r.msec, r.serial, options_.argv).first;
+      in_flight_bytes_ += it->second.footprint();
       order_.push_back(key);
     }
     ev = &it->second;
     last_key_ = key;
     last_ = ev;
   }
+  const size_t before = ev->footprint();
   ev->Add(r, diag_);
+  in_flight_bytes_ = in_flight_bytes_ - before + ev->footprint();
+  if (in_flight_bytes_ > options_.max_in_flight_bytes) EvictForBytes(key);  // ev stays valid
   if (r.type == kAuditEoe || (r.type == kAuditProctitle && !stream_has_eoe_)) {
     Complete(key);
   }
@@ -65,11 +69,28 @@ void AuditReassembler::Complete(const Key& key) {
     last_key_ = {UINT64_MAX, UINT64_MAX};
   }
   ++stats_.events_completed;
+  in_flight_bytes_ -= it->second.footprint();
   const bool modelled = it->second.Finish(&scratch_, diag_);
   by_key_.erase(it);
+  if (modelled && scratch_.has_exec() && scratch_.exec().args_capped()) {
+    ++stats_.args_capped;
+    stats_.args_dropped_bytes += scratch_.exec().args_dropped_bytes();
+  }
   if (modelled) sink_(scratch_);
   // Keep the arrival queue from growing with keys completed out of its order.
   while (!order_.empty() && by_key_.count(order_.front()) == 0) order_.pop_front();
+}
+
+void AuditReassembler::EvictForBytes(const Key& keep) {
+  while (in_flight_bytes_ > options_.max_in_flight_bytes && !order_.empty() &&
+         !(order_.front() == keep)) {
+    Key oldest = order_.front();
+    order_.pop_front();
+    if (by_key_.count(oldest)) {
+      ++stats_.evictions;
+      Complete(oldest);
+    }
+  }
 }
 
 void AuditReassembler::Expire(uint64_t now_ms) {
@@ -94,6 +115,7 @@ void AuditReassembler::Flush() {
     Complete(k);
   }
   by_key_.clear();
+  in_flight_bytes_ = 0;
   last_ = nullptr;
 }
 

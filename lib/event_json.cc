@@ -288,6 +288,7 @@ std::string CommandLine(const v1::ProcessExec& e) {
     s.push_back(' ');
     s.append(e.args(i));
   }
+  if (e.args_capped()) s.append("...");
   return s;
 }
 
@@ -320,7 +321,13 @@ bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* info, std::st
     w.StrArray("proc.args", e.args(), 1);
     w.StrArray("proc.argv", e.args(), 0);
     w.Str("proc.cmdline", CommandLine(e));
+    // Where proc.argv may hold fewer arguments than the process has, argc says how many.
     if (e.args_truncated()) w.Bool("proc.args_truncated", true);
+    if (e.args_capped()) {
+      w.Bool("proc.args_capped", true);
+      w.Int("proc.args_dropped_bytes", static_cast<int64_t>(e.args_dropped_bytes()));
+    }
+    if (e.args_truncated() || e.args_capped()) w.Int("proc.argc", e.argc());
     w.Str("proc.cwd", e.cwd());
     w.Str("proc.tty", e.tty());
     w.Int("proc.sid", e.session() == 4294967295u ? -1 : int64_t{e.session()});

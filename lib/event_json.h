@@ -49,7 +49,9 @@ std::string_view Basename(std::string_view path);
 // "exe" or a digit: there the basename of argv[0] is the name the user gave. A view into `e`.
 std::string_view ProcessName(const v1::ProcessExec& e);
 
-// Falco's proc.cmdline: the process name followed by the arguments after argv[0].
+// Falco's proc.cmdline: the process name followed by the arguments after argv[0]. When the
+// argument caps cut argv (args_capped) it ends with "..." (the cut argument's kept bytes,
+// then "..."); proc.args_capped says so for certain, as an argument may end in "..." itself.
 std::string CommandLine(const v1::ProcessExec& e);
 
 }  // namespace driftwatch

@@ -85,17 +85,20 @@ bool ProcIsExeFromMemfd(const RuleContext& c, FieldArg, FieldValue* out) {
   return false;
 }
 
-// Falco's proc.cmdline: the name, then the arguments after argv[0].
+// Falco's proc.cmdline: the name, then the arguments after argv[0] ("..." after them when
+// the argument caps cut them).
 bool ProcCmdline(const RuleContext& c, FieldArg, FieldValue* out) {
   const v1::ProcessExec* x = Exec(c);
   if (!x) return false;
-  out->buf.assign(ProcessName(*x));
-  for (int i = 1; i < x->args_size(); ++i) {
-    out->buf.push_back(' ');
-    out->buf.append(x->args(i));
-  }
+  out->buf = CommandLine(*x);
   out->str = out->buf;
   return true;
+}
+
+bool ProcArgsCapped(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::ProcessExec* x = Exec(c);
+  if (!x) return false;
+  return SetBool(x->args_capped(), out);
 }
 
 bool ProcArgs(const RuleContext& c, FieldArg, FieldValue* out) {
@@ -266,6 +269,9 @@ constexpr FieldInfo kProcFields[] = {
     {"proc.args", FieldType::kList,
      "arguments after argv[0]; string operators see them joined by spaces", ProcArgs,
      FieldArgMode::kNone, FieldType::kString, /*list_joins_for_strings=*/true},
+    {"proc.args_capped", FieldType::kBool,
+     "the sensor's argument caps cut the arguments (proc.cmdline then ends with \"...\")",
+     ProcArgsCapped},
     {"proc.cwd", FieldType::kString, "working directory", ProcCwd},
     {"proc.tty", FieldType::kNumber, "controlling terminal as the kernel's tty_nr; 0: none",
      ProcTty},

@@ -26,6 +26,15 @@ std::expected<void, std::string> CheckNodeName(std::string_view name) {
   return std::unexpected("is not valid UTF-8");
 }
 
+std::expected<void, std::string> CheckNodeNameFrom(std::string_view source,
+                                                  std::string_view name) {
+  auto ok = CheckNodeName(name);
+  if (ok) return ok;
+  std::string shown = name.size() > 64 ? std::string(name.substr(0, 64)) + "..." : std::string(name);
+  return std::unexpected(std::string(source) + " \"" + shown + "\" " + ok.error() +
+                         ": not a node name");
+}
+
 std::expected<std::string, std::string> NodeNameFromCertificate(
     const std::vector<std::string>& dns_sans, const std::vector<std::string>& common_names) {
   const std::string* name = nullptr;
@@ -40,11 +49,7 @@ std::expected<std::string, std::string> NodeNameFromCertificate(
     // gRPC gives a certificate without a CN an empty one.
     return std::unexpected("no DNS SAN and no CN to take the node name from");
   }
-  if (auto ok = CheckNodeName(*name); !ok) {
-    std::string shown = name->size() > 64 ? name->substr(0, 64) + "..." : *name;
-    return std::unexpected(std::string(source) + " \"" + shown + "\" " + ok.error() +
-                           ": not a node name");
-  }
+  if (auto ok = CheckNodeNameFrom(source, *name); !ok) return std::unexpected(ok.error());
   return *name;
 }
 

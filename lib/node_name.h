@@ -29,6 +29,12 @@ inline constexpr size_t kMaxNodeNameBytes = 253;  // a DNS name's limit
 // the name itself.
 [[nodiscard]] std::expected<void, std::string> CheckNodeName(std::string_view name);
 
+// As CheckNodeName, with an error that is a sentence naming where the name came from and the
+// name (at most 64 bytes of it): `Hello.node "a b" contains a space: not a node name`.
+// Escape the message when printing it (lib/log.h does).
+[[nodiscard]] std::expected<void, std::string> CheckNodeNameFrom(std::string_view source,
+                                                                 std::string_view name);
+
 // dns_sans: the certificate's DNS SANs in certificate order; common_names: its subject CNs
 // (an empty CN counts as none).
 // Error: a sentence naming the refused name and where it came from ("first DNS SAN \"x\"

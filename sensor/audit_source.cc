@@ -140,6 +140,13 @@ void AuditSource::ParseLoop() {
         sink_(ev);
       },
       &diag_);
+  // The parser's counts, for readers on other threads.
+  auto publish = [&] {
+    counters_.evictions = reassembler.stats().evictions;
+    counters_.parse_errors = diag_.count();
+    counters_.args_capped = reassembler.stats().args_capped;
+    counters_.args_dropped_bytes = reassembler.stats().args_dropped_bytes;
+  };
   auto last_tick = std::chrono::steady_clock::now();
   for (;;) {
     Batch b;
@@ -170,16 +177,14 @@ void AuditSource::ParseLoop() {
     auto now = std::chrono::steady_clock::now();
     if (now - last_tick >= std::chrono::milliseconds(100) || done) {
       reassembler.Expire(static_cast<uint64_t>(NowNs() / 1'000'000));
-      counters_.evictions = reassembler.stats().evictions;
-      counters_.parse_errors = diag_.count();
+      publish();
       tick_();
       last_tick = now;
     }
     if (done) break;
   }
   reassembler.Flush();
-  counters_.evictions = reassembler.stats().evictions;
-  counters_.parse_errors = diag_.count();
+  publish();
 }
 
 }  // namespace driftwatch::sensor

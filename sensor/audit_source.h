@@ -41,6 +41,9 @@ struct AuditCounters {
   std::atomic<uint64_t> events{0};
   std::atomic<uint64_t> evictions{0};
   std::atomic<uint64_t> parse_errors{0};
+  // Exec events whose argv the caps cut (kept and marked: not a loss), and the bytes cut.
+  std::atomic<uint64_t> args_capped{0};
+  std::atomic<uint64_t> args_dropped_bytes{0};
 
   uint64_t KernelLostDelta() const { return kernel_lost_growth.load(); }
 };

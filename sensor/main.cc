@@ -29,6 +29,7 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/mountinfo.h"
+#include "lib/node_name.h"
 #include "lib/process_tree.h"
 #include "lib/procfs.h"
 #include "lib/systemd_notify.h"
@@ -54,6 +55,8 @@ struct Flags {
   std::string audit_state_file = "/run/driftwatch/audit-state";
   int rcvbuf = 32 << 20;
   size_t queue_records = 1 << 16;
+  size_t argv_max_bytes = ArgvCaps{}.max_bytes;
+  size_t argv_max_arg_bytes = ArgvCaps{}.max_arg_bytes;
   double status_interval = 10;
   double duration = 0;
   std::string node;
@@ -171,7 +174,7 @@ class Output {
     std::lock_guard<std::mutex> lock(mu_);
     if (capture_) capture_->Flush();
   }
-  bool failed() const { return failed_; }
+  bool failed() const { return failed_.load(); }
   uint64_t encode_failures() const { return encode_failures_; }
   // An event spooled but unreadable when the uplink read it back (any thread).
   void CountUnreadable() { ++encode_failures_; }
@@ -189,7 +192,7 @@ class Output {
   Spool* spool_ = nullptr;
   std::function<void()> notify_;           // GUARDED_BY(mu_)
   std::string payload_;                    // GUARDED_BY(mu_): serialized event, reused
-  bool failed_ = false;
+  std::atomic<bool> failed_{false};  // read by the metrics thread
   bool spool_failing_ = false;  // GUARDED_BY(mu_)
   std::atomic<uint64_t> encode_failures_{0};
 };
@@ -249,10 +252,12 @@ int Run(const Flags& flags) {
   gethostname(host, sizeof host - 1);
   v1::EventId id;
   id.set_node(flags.node.empty() ? host : flags.node);
-  // EventId.node is a proto `string`: one that is not UTF-8 would make every event
-  // unreadable downstream. The node's name is the operator's: refuse it at start.
-  if (!IsUtf8(id.node())) {
-    LogError("node name %s is not UTF-8: give one with --node\n", JsonQuote(id.node()).c_str());
+  // EventId.node is a proto `string` (one that is not UTF-8 would make every event
+  // unreadable downstream), and the collector files events under it as under a certificate's
+  // name: the same rules (lib/node_name.h). The node's name is the operator's: refuse it at
+  // start.
+  if (auto ok = CheckNodeNameFrom(flags.node.empty() ? "host name" : "--node", id.node()); !ok) {
+    LogError("%s: give one with --node\n", ok.error().c_str());
     return 1;
   }
   std::string boot_id;
@@ -458,6 +463,7 @@ int Run(const Flags& flags) {
   if (audit_on) {
     AuditSource::Options sopt;
     sopt.queue_records = flags.queue_records;
+    sopt.reassembly.argv = {flags.argv_max_bytes, flags.argv_max_arg_bytes};
     source = std::make_unique<AuditSource>(
         nl.get(), sopt,
         [&](v1::Event& ev) {
@@ -536,8 +542,15 @@ int Run(const Flags& flags) {
                  flags.collector.c_str(), flags.insecure ? " (plaintext)" : " (mTLS)");
   }
 
-  // Metrics, health and status over HTTP, on the loop.
+  // Metrics, health and status over HTTP, on the metrics server's own thread: what they read
+  // is thread-safe, or (the uplink's last error, loop-only) a copy the loop's tick refreshes.
   SystemdNotifier systemd;
+  std::mutex uplink_error_mu;
+  std::string uplink_error;  // GUARDED_BY(uplink_error_mu)
+  auto uplink_last_error = [&] {
+    std::lock_guard<std::mutex> lock(uplink_error_mu);
+    return uplink_error;
+  };
   std::unique_ptr<MetricsServer> metrics;
   if (!flags.metrics_address.empty()) {
     auto collect = [&](MetricsWriter* w) {
@@ -560,6 +573,12 @@ int Run(const Flags& flags) {
                    "audit events pushed out unfinished", c.evictions);
         w->Counter("driftwatch_sensor_parse_errors_total", "unparseable audit records",
                    c.parse_errors);
+        w->Counter("driftwatch_sensor_args_capped_total",
+                   "exec events kept with their arguments cut by --argv-max-bytes or "
+                   "--argv-max-arg-bytes (not a loss: marked args_capped)",
+                   c.args_capped);
+        w->Counter("driftwatch_sensor_args_dropped_bytes_total",
+                   "argument bytes those caps left out", c.args_dropped_bytes);
       }
       if (watcher) {
         const auto& c = watcher->counters();
@@ -644,7 +663,8 @@ int Run(const Flags& flags) {
              ",\"kernel_lost\":" + std::to_string(c.KernelLostDelta()) +
              ",\"socket_enobufs\":" + std::to_string(c.socket_enobufs.load()) +
              ",\"queue_drops\":" + std::to_string(c.queue_drops.load()) +
-             ",\"evictions\":" + std::to_string(c.evictions.load());
+             ",\"evictions\":" + std::to_string(c.evictions.load()) +
+             ",\"args_capped\":" + std::to_string(c.args_capped.load());
       }
       j += "},\"fanotify\":{\"mode\":" +
            JsonQuote(watcher ? std::string(FanotifyModeName(watcher->mode())) : "off");
@@ -684,13 +704,13 @@ int Run(const Flags& flags) {
              ",\"connected\":" + (u.connected ? "true" : "false") +
              ",\"events_acked\":" + std::to_string(u.events_acked.load()) +
              ",\"stream_failures\":" + std::to_string(u.failures.load()) +
-             ",\"last_error\":" + JsonQuote(uplink->last_error()) + "}";
+             ",\"last_error\":" + JsonQuote(uplink_last_error()) + "}";
       } else {
         j += "null";
       }
       return j + "}";
     };
-    auto m = MetricsServer::Start(&io, flags.metrics_address, collect, health, status_json);
+    auto m = MetricsServer::Start(flags.metrics_address, collect, health, status_json);
     if (!m) {
       // Watching goes on without metrics: a busy port must not cost the node its sensor.
       LogWarn("%s; running without metrics\n", m.error().c_str());
@@ -722,6 +742,10 @@ int Run(const Flags& flags) {
         note_loss_store(r ? nullptr : &r.error());
       }
       output.Flush();
+      if (uplink) {
+        std::lock_guard<std::mutex> lock(uplink_error_mu);
+        uplink_error = uplink->last_error();
+      }
       systemd.Watchdog();  // the loop is alive: tell systemd (when it asked)
       if (flags.duration > 0 && now - started >= std::chrono::duration<double>(flags.duration)) {
         stop = true;
@@ -782,11 +806,12 @@ int Run(const Flags& flags) {
     const AuditCounters& c = source->counters();
     LogInfo(
                  "%llu records, %llu events; lost: kernel %llu, socket "
-                 "overruns %llu, queue drops %llu, evictions %llu; %llu parse errors\n",
+                 "overruns %llu, queue drops %llu, evictions %llu; %llu parse errors; %llu "
+                 "execs with arguments capped\n",
                  (unsigned long long)c.records.load(), (unsigned long long)c.events.load(),
                  (unsigned long long)c.KernelLostDelta(), (unsigned long long)c.socket_enobufs.load(),
                  (unsigned long long)c.queue_drops.load(), (unsigned long long)c.evictions.load(),
-                 (unsigned long long)c.parse_errors.load());
+                 (unsigned long long)c.parse_errors.load(), (unsigned long long)c.args_capped.load());
   }
   if (watcher) {
     const auto& c = watcher->counters();
@@ -824,6 +849,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--rcvbuf", f.rcvbuf, "netlink receive buffer, bytes")->capture_default_str();
   app.add_option("--queue", f.queue_records, "records queued between reader and parser")
+      ->capture_default_str();
+  app.add_option("--argv-max-bytes", f.argv_max_bytes,
+                 "bytes of an exec's arguments kept, all together (each counted with its NUL); "
+                 "past it arguments are left out and the event is marked args_capped")
+      ->check(CLI::Range(size_t{1}, size_t{64} << 20))
+      ->capture_default_str();
+  app.add_option("--argv-max-arg-bytes", f.argv_max_arg_bytes,
+                 "bytes kept of any one argument (longer ones are cut, the event marked "
+                 "args_capped)")
+      ->check(CLI::Range(size_t{1}, size_t{64} << 20))
       ->capture_default_str();
   app.add_option("--status-interval", f.status_interval, "seconds between status events")
       ->capture_default_str();

@@ -2,13 +2,15 @@
 // node name and run (boot id, start time), sending realistic exec events in batches with
 // several batches in flight, and counting the acks. Prints one JSON object with the totals.
 //
-// Test switches make a sensor misbehave on purpose: --no-hello, --oversize, --hello-node,
-// --decreasing-batch-id, --stray-inventory (--stray-inventory-bytes: a big one); --resend
-// sends every sensor's events a second time on a new stream. --drift ends each run with a
-// package manager exec (a drift alert), and --answer-inventory waits for the collector's
-// inventory command and answers it: two entries in one message as sensors did before chunks,
-// or --inventory-entries in chunks of about 1 MiB (--inventory-misorder: the first two
-// swapped; --inventory-truncated: marked as cut at the depth cap).
+// Test switches make a sensor misbehave on purpose: --no-hello, --oversize, --oversize-cwd,
+// --hello-node, --decreasing-batch-id, --stray-inventory (--stray-inventory-bytes: a big one);
+// --resend sends every sensor's events a second time on a new stream; --argv-bytes makes every
+// exec carry that much argv, as a sensor that does not cap arguments would send them
+// (--batch-bytes keeps messages in bounds). --drift ends each run with a package manager exec
+// (a drift alert), and --answer-inventory waits for the collector's inventory command and
+// answers it: two entries in one message as sensors did before chunks, or
+// --inventory-entries in chunks of about 1 MiB (--inventory-misorder: the first two swapped;
+// --inventory-truncated: marked as cut at the depth cap).
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -52,6 +54,9 @@ struct Flags {
   bool drift = false;
   int answer_inventory_s = 0;
   uint64_t oversize = 0;
+  uint64_t oversize_cwd = 0;
+  uint64_t argv_bytes = 0;
+  uint64_t batch_bytes = 0;  // 0: batches cut by count only
   bool decreasing_batch_id = false;
   int interval_ms = 0;
   int deadline_s = 300;
@@ -147,6 +152,18 @@ Sensor MakeSensor(const Flags& fl, int i) {
   x->set_arch("x86_64");
   x->set_parent_name("sh");
   x->set_is_exe_upper_layer(false);
+  if (fl.argv_bytes > 0) {
+    // Arguments of at most 128 KiB (the kernel's MAX_ARG_STRLEN) until argv holds
+    // --argv-bytes, each counted with its NUL as the kernel counts them.
+    uint64_t total = 0;
+    for (const auto& a : x->args()) total += a.size() + 1;
+    while (total < fl.argv_bytes) {
+      const uint64_t n = std::min<uint64_t>(128 << 10, fl.argv_bytes - total);
+      x->add_args(std::string(n > 1 ? n - 1 : 0, static_cast<char>('a' + x->args_size() % 26)));
+      total += std::max<uint64_t>(n, 1);
+    }
+    x->set_argc(static_cast<uint32_t>(x->args_size()));
+  }
   return s;
 }
 
@@ -190,7 +207,10 @@ void FillBatch(const Flags& fl, const Sensor& s, uint64_t first_seq, uint64_t n,
                        std::to_string(seq));
     e->mutable_audit()->set_sec(static_cast<uint64_t>(t / 1000000000));
     e->mutable_audit()->set_serial(seq);
-    if (oversize && k + 1 == n) x->add_args(std::string(fl.oversize, 'A'));
+    if (oversize && k + 1 == n) {
+      if (fl.oversize > 0) x->add_args(std::string(fl.oversize, 'A'));
+      if (fl.oversize_cwd > 0) x->set_cwd(std::string(fl.oversize_cwd, 'C'));
+    }
     if (fl.drift && seq == fl.events_per_sensor) {
       // The run's last exec: a package manager in the container.
       x->set_comm("apk");
@@ -322,6 +342,10 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
 
   uint64_t seq = std::max<uint64_t>(fl.first_seq, 1);
   uint64_t batch_id = 0;
+  // As the sensor's uplink does (256 KiB): batches cut by bytes too.
+  const uint64_t per_batch_by_bytes =
+      fl.batch_bytes == 0 ? UINT64_MAX
+                          : std::max<uint64_t>(1, fl.batch_bytes / std::max<size_t>(1, s.tmpl.ByteSizeLong()));
   const uint64_t total = fl.events_per_sensor;
   const size_t block_size = 4096 + static_cast<size_t>(fl.batch) * 2048;
   std::unique_ptr<char[]> block(new char[block_size]);
@@ -334,7 +358,8 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
       cv.wait(lk, [&] { return reader_done || batch_id - acked_batch < static_cast<uint64_t>(fl.window); });
       if (reader_done) break;
     }
-    const uint64_t n = std::min<uint64_t>(static_cast<uint64_t>(fl.batch), total - seq + 1);
+    uint64_t n = std::min<uint64_t>(static_cast<uint64_t>(fl.batch), total - seq + 1);
+    n = std::min<uint64_t>(n, per_batch_by_bytes);
     uint64_t id = ++batch_id;
     if (fl.decreasing_batch_id && id == 2) id = 1;
     // Each batch is built on an arena over a block reused from batch to batch: building
@@ -343,7 +368,7 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
     auto* msg = google::protobuf::Arena::CreateMessage<driftwatch::v1::SensorMessage>(&arena);
     auto* b = msg->mutable_batch();
     b->set_batch_id(id);
-    FillBatch(fl, s, seq, n, t0, fl.oversize > 0 && batch_id == 1, b);
+    FillBatch(fl, s, seq, n, t0, (fl.oversize > 0 || fl.oversize_cwd > 0) && batch_id == 1, b);
     {
       std::lock_guard lk(mu);
       batch_events.push_back(n);
@@ -447,6 +472,14 @@ int main(int argc, char** argv) {
   app.add_option("--answer-inventory", fl.answer_inventory_s,
                  "after the last ack, wait up to SECONDS for inventory commands and answer them");
   app.add_option("--oversize", fl.oversize, "put an argument of BYTES into the first batch");
+  app.add_option("--oversize-cwd", fl.oversize_cwd,
+                 "give the first batch's last exec a cwd of BYTES (no argument to cut)");
+  app.add_option("--argv-bytes", fl.argv_bytes,
+                 "every exec carries this many bytes of argv (as an uncapped sensor sends)");
+  app.add_option("--batch-bytes", fl.batch_bytes,
+                 "cut batches at about this many bytes too, as sensors do (262144); 0: by "
+                 "count only")
+      ->capture_default_str();
   app.add_flag("--decreasing-batch-id", fl.decreasing_batch_id, "number the second batch 1");
   app.add_option("--interval-ms", fl.interval_ms, "pause between batches");
   app.add_option("--deadline-s", fl.deadline_s, "deadline of each stream")->capture_default_str();

@@ -3,8 +3,10 @@
 
 Usage: check_events.py SPEC.json < events.jsonl
 SPEC keys (all optional):
-  execs: list of {"argv": [...], "container": "id or host", "count": 1, "res": "SUCCESS"}
-         each must match exactly `count` events with that exact proc.argv
+  execs: list of {"argv": [...], "container": "id or host", "count": 1, "res": "SUCCESS",
+         "capped": true, "argc": N}
+         each must match exactly `count` events with that exact proc.argv; "capped": the
+         argument caps cut it (proc.args_capped, proc.argc N) or not
   unique_serials: true      no audit serial twice
   total_execs: N            execve+execveat events
   host_argv0: {"argv0": N}  N events with proc.argv[0]==argv0, all in container host
@@ -53,6 +55,14 @@ for want in spec.get("execs", []):
                   f"{shown}: container {h['container.full_id']}, want {want['container']}")
         if "res" in want:
             check(h["evt.res"] == want["res"], f"{shown}: evt.res {h['evt.res']}, want {want['res']}")
+        if "capped" in want:
+            got = h.get("proc.args_capped", False)
+            check(got == want["capped"], f"{shown}: proc.args_capped {got}, want {want['capped']}")
+            check(not want["capped"] or h["proc.cmdline"].endswith("..."),
+                  f"{shown}: proc.cmdline does not end with ...")
+        if "argc" in want:
+            check(h.get("proc.argc") == want["argc"], f"{shown}: proc.argc {h.get('proc.argc')}, "
+                  f"want {want['argc']}")
 
 if spec.get("unique_serials"):
     serials = collections.Counter(e["audit.serial"] for e in events)

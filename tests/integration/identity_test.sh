@@ -2,7 +2,8 @@
 # Node identity at the collector: the node name is the client certificate's first DNS SAN,
 # else its CN, never an IP, URI or email SAN; a name with control characters or a space is
 # refused (UNAUTHENTICATED, the reason logged escaped, with the peer's address). And
-# --insecure is refused on a listening address that does not resolve to loopback only.
+# --insecure is refused on a listening address that does not resolve to loopback only, and
+# with it a Hello.node that is not an acceptable name (INVALID_ARGUMENT, logged with the peer).
 # Certificates beyond make-certs.sh's (CN = DNS SAN = node) are made here with openssl,
 # signed by the same CA. Usage: identity_test.sh BUILD_DIR
 set -euo pipefail
@@ -151,6 +152,41 @@ for listen in localhost:0 127.0.0.2:0; do
   kill -TERM "$ipid" 2>/dev/null || true
   wait "$ipid" 2>/dev/null || true
 done
+
+# --insecure: no certificate, so Hello.node names the node; it must pass the same check a
+# certificate's name does, and a refusal names the peer.
+rm -f "$tmp/h.port"
+"$collector" --insecure --db "$tmp/h.db" --metrics-address 127.0.0.1:0 --listen 127.0.0.1:0 \
+  --port-file "$tmp/h.port" >"$tmp/h.log" 2>&1 &
+hpid=$!
+pids+=("$hpid")
+for _ in $(seq 100); do
+  [[ -s $tmp/h.port ]] && break
+  kill -0 "$hpid" 2>/dev/null || break
+  sleep 0.1
+done
+[[ -s $tmp/h.port ]] || { cat "$tmp/h.log"; echo "FAIL: insecure collector wrote no port"; exit 1; }
+hello() {  # hello NAME OUT: one plaintext sensor saying Hello.node=NAME
+  "$loadgen" --target "127.0.0.1:$(cat "$tmp/h.port")" --insecure --hello-node "$1" \
+    --sensors 1 --events-per-sensor 5 --deadline-s 20 >"$tmp/$2.json" || true
+}
+hello_refused() {  # hello_refused NAME OUT LOG-PATTERN
+  hello "$1" "$2"
+  expect "--insecure Hello.node $2: refused" "$(json "$tmp/$2.json" '(j["status"], j["stored"])')" \
+    "({'INVALID_ARGUMENT': 1}, 0)"
+  if grep -qE -- "stream from ipv4:127\.0\.0\.1:[0-9]+: $3" "$tmp/h.log"; then
+    ok "--insecure Hello.node $2: reason logged with the peer"
+  else
+    fail "--insecure Hello.node $2: no '$3' with the peer in the log: $(cat "$tmp/h.log")"
+  fi
+}
+hello_refused "bad${esc}[2J" esc 'Hello\.node "bad\\x1b\[2J" contains a control character'
+hello_refused "two words" space 'Hello\.node "two words" contains a space'
+hello_refused "$(printf 'x%.0s' $(seq 300))" long 'Hello\.node "x{64}\.\.\." is longer than 253 bytes'
+hello good-node good
+expect "--insecure Hello.node good-node: accepted" \
+  "$(json "$tmp/good.json" '(j["status"], j["welcome_nodes"], j["stored"])')" "({'OK': 1}, {'good-node': 1}, 5)"
+if grep -q "$esc" "$tmp/h.log"; then fail "raw ESC in the insecure collector's log"; fi
 
 if ((failures > 0)); then
   echo "$failures failure(s)"

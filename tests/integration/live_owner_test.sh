@@ -25,5 +25,8 @@ cat "$tmp/sensor.log"
 "$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
 python3 "$here/check_events.py" "$tmp/spec.json" <"$tmp/events.jsonl"
 grep -q 'lost: kernel 0,' "$tmp/sensor.log" || { echo "FAIL: the kernel lost records"; exit 1; }
+# The two execs over the argument caps (live_execs.py), at least: counted, not lost.
+capped=$(sed -n 's/.*; \([0-9]*\) execs with arguments capped.*/\1/p' "$tmp/sensor.log")
+((${capped:-0} >= 2)) || { echo "FAIL: ${capped:-no} execs counted as capped, want >= 2"; exit 1; }
 dw_audit_same "$tmp" || { echo "FAIL: audit state differs after the sensor stopped"; exit 1; }
 echo "audit state and rules as before"

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "lib/event_json.h"
 #include "unit/test_util.h"
 
 namespace driftwatch {
@@ -238,6 +239,186 @@ TEST(Reassembler, LateEoeAfterProctitleIsIgnored) {
   // The first EOE turns PROCTITLE completion off for the rest of the stream; this one
   // came after its event completed and must not make a second event.
   EXPECT_EQ(res.events.size(), 1u);
+}
+
+// Issue 11: a process in any container can exec with megabytes of arguments. The event
+// keeps what the caps allow, argc stays exact, and the event says it was cut.
+AuditReassembler::Options Caps(size_t max_bytes, size_t max_arg_bytes) {
+  AuditReassembler::Options opt;
+  opt.argv = {max_bytes, max_arg_bytes};
+  return opt;
+}
+
+std::string Hex(const std::string& bytes) {
+  static const char* d = "0123456789ABCDEF";
+  std::string h;
+  for (unsigned char c : bytes) {
+    h.push_back(d[c >> 4]);
+    h.push_back(d[c & 15]);
+  }
+  return h;
+}
+
+TEST(ArgvCaps, LongArgumentIsCutAndMarked) {
+  const std::string big(10000, 'A');
+  auto res = RunLines({kSys, Rec("EXECVE", "argc=3 a0=\"sh\" a1=\"-c\" a2=\"" + big + "\""),
+                       Rec("EOE", "")});  // the defaults: 64 KiB in all, 4 KiB an argument
+  ASSERT_EQ(res.events.size(), 1u);
+  const auto& e = res.events[0].exec();
+  EXPECT_EQ(e.argc(), 3u);
+  ASSERT_EQ(e.args_size(), 3);
+  EXPECT_EQ(e.args(2), std::string(4096, 'A'));
+  EXPECT_TRUE(e.args_capped());
+  EXPECT_EQ(e.args_dropped_bytes(), 10000u - 4096u);
+  EXPECT_FALSE(e.args_truncated());  // everything arrived: capped is not lost
+  EXPECT_EQ(res.errors, 0u);
+  EXPECT_EQ(res.stats.args_capped, 1u);
+  EXPECT_EQ(res.stats.args_dropped_bytes, 10000u - 4096u);
+  // proc.cmdline says it was cut; the JSON carries the flag and the count.
+  EXPECT_EQ(CommandLine(e), "ls -c " + std::string(4096, 'A') + "...");
+  std::string json;
+  ASSERT_TRUE(AppendEventJson(res.events[0], &json));
+  EXPECT_NE(json.find("\"proc.args_capped\":true"), std::string::npos) << json.substr(0, 300);
+  EXPECT_NE(json.find("\"proc.args_dropped_bytes\":5904"), std::string::npos);
+}
+
+TEST(ArgvCaps, TotalCapKeepsAPrefixOfArgv) {
+  std::string body = "argc=5";
+  for (int i = 0; i < 5; ++i) body += " a" + std::to_string(i) + "=\"" + std::string(40, 'a' + i) + "\"";
+  // 100 bytes in all, 30 an argument, each argument also counting its NUL: 31 + 31 + 31,
+  // then 1 + 6 for the fourth, and no room for the fifth.
+  auto res = RunLines({kSys, Rec("EXECVE", body), Rec("EOE", "")}, Caps(100, 30));
+  ASSERT_EQ(res.events.size(), 1u);
+  const auto& e = res.events[0].exec();
+  EXPECT_EQ(e.argc(), 5u);
+  ASSERT_EQ(e.args_size(), 4);
+  EXPECT_EQ(e.args(0), std::string(30, 'a'));
+  EXPECT_EQ(e.args(3), std::string(6, 'd'));
+  EXPECT_TRUE(e.args_capped());
+  EXPECT_EQ(e.args_dropped_bytes(), 200u - 96u);
+  EXPECT_FALSE(e.args_truncated());
+}
+
+TEST(ArgvCaps, SplitArgumentIsCutWhileItArrives) {
+  // The kernel splits a long argument over records as a1_len then a1[0], a1[1], ... (hex).
+  const std::string chunk = Hex(std::string(4000, 'z'));  // 8000 hex digits each
+  auto res = RunLines({kSys, Rec("EXECVE", "argc=3 a0=\"echo\" a1_len=24000 a1[0]=" + chunk),
+                       Rec("EXECVE", "a1[1]=" + chunk), Rec("EXECVE", "a1[2]=" + chunk),
+                       Rec("EXECVE", "a2=\"end\""), Rec("EOE", "")},
+                      Caps(64 << 10, 5000));
+  ASSERT_EQ(res.events.size(), 1u);
+  const auto& e = res.events[0].exec();
+  ASSERT_EQ(e.args_size(), 3);
+  EXPECT_EQ(e.args(1), std::string(5000, 'z'));
+  EXPECT_EQ(e.args(2), "end");  // an argument after the long one is still kept
+  EXPECT_TRUE(e.args_capped());
+  EXPECT_EQ(e.args_dropped_bytes(), 12000u - 5000u);
+  EXPECT_FALSE(e.args_truncated());  // the split argument's length checks out
+  EXPECT_EQ(res.errors, 0u);
+}
+
+TEST(ArgvCaps, ManyArgumentsPastTheCapAreNotMissing) {
+  std::string body = "argc=100";
+  for (int i = 0; i < 100; ++i) body += " a" + std::to_string(i) + "=\"\"";
+  auto res = RunLines({kSys, Rec("EXECVE", body), Rec("EOE", "")}, Caps(16, 16));
+  ASSERT_EQ(res.events.size(), 1u);
+  const auto& e = res.events[0].exec();
+  EXPECT_EQ(e.argc(), 100u);
+  EXPECT_EQ(e.args_size(), 16);  // each empty argument costs its NUL
+  EXPECT_TRUE(e.args_capped());
+  EXPECT_EQ(e.args_dropped_bytes(), 0u);
+  EXPECT_FALSE(e.args_truncated());
+  // Records lost after the cap still show as missing arguments.
+  auto lost = RunLines({kSys, Rec("EXECVE", body.substr(0, body.find(" a50="))), Rec("EOE", "")},
+                       Caps(16, 16));
+  ASSERT_EQ(lost.events.size(), 1u);
+  EXPECT_TRUE(lost.events[0].exec().args_truncated());
+  EXPECT_TRUE(lost.events[0].exec().args_capped());
+}
+
+TEST(ArgvCaps, ProctitleFallbackIsCapped) {
+  // No EXECVE record: the PROCTITLE's NUL-separated argv stands in, under the same caps.
+  auto res = RunLines({kSys, Rec("PROCTITLE", "proctitle=" + Hex(std::string("sh\0-c\0", 6) +
+                                                                  std::string(50, 'q')))},
+                      Caps(20, 8));
+  ASSERT_EQ(res.events.size(), 1u);
+  const auto& e = res.events[0].exec();
+  ASSERT_EQ(e.args_size(), 3);
+  EXPECT_EQ(e.args(2), std::string(8, 'q'));
+  EXPECT_TRUE(e.args_capped());
+  EXPECT_TRUE(e.args_truncated());
+}
+
+// Crafted records (an offline log is as hostile as a live feed) must not make the builder
+// allocate past the caps: an argument index near argc's bound, a split argument announcing
+// 64 MiB.
+TEST(ArgvCaps, CraftedIndexAndLengthAllocateNothingBig) {
+  Diagnostics diag(nullptr);
+  AuditEventBuilder b(1700000000, 100, 7);
+  for (const std::string& line :
+       {kSys, Rec("EXECVE", "argc=1000000 a999999=\"x\" a0_len=67108864 a0[0]=41")}) {
+    AuditRecord rec;
+    ASSERT_EQ(ParseLogLine(line, &rec), nullptr);
+    b.Add(rec, &diag);
+    EXPECT_LT(b.footprint(), 64u << 10);
+  }
+  v1::Event ev;
+  ASSERT_TRUE(b.Finish(&ev, &diag));
+  EXPECT_EQ(ev.exec().argc(), 1000000u);
+  EXPECT_TRUE(ev.exec().args_capped());
+  EXPECT_TRUE(ev.exec().args_truncated());
+}
+
+TEST(ArgvCaps, ReassemblerBoundsBytesInFlight) {
+  // Events that never complete (no EOE, no PROCTITLE), each holding 30 KiB of arguments:
+  // beyond 100 KiB in flight the oldest are completed early, as evictions.
+  std::vector<std::string> lines;
+  for (int i = 1; i <= 10; ++i) {
+    std::string s = kSys;
+    s.replace(s.find(":7)"), 3, ":" + std::to_string(i) + ")");
+    lines.push_back(s);
+    lines.push_back(Rec("EXECVE", "argc=1 a0=\"" + std::string(30000, 'w') + "\"", i));
+  }
+  AuditReassembler::Options opt = Caps(64 << 10, 64 << 10);
+  opt.max_in_flight_bytes = 100 << 10;
+  Diagnostics diag(nullptr);
+  std::vector<v1::Event> out;
+  AuditReassembler r(opt, [&](v1::Event& e) { out.push_back(e); }, &diag);
+  size_t most = 0;
+  for (const std::string& line : lines) {
+    AuditRecord rec;
+    ASSERT_EQ(ParseLogLine(line, &rec), nullptr);
+    r.Push(rec);
+    most = std::max(most, r.in_flight_bytes());
+  }
+  EXPECT_LE(most, (100u << 10) + (40u << 10));  // the bound, plus the event being added to
+  EXPECT_GE(r.stats().evictions, 6u);
+  r.Flush();
+  EXPECT_EQ(out.size(), 10u);  // evicted events are emitted, not lost
+  EXPECT_EQ(r.in_flight_bytes(), 0u);
+  for (const auto& e : out) EXPECT_EQ(e.exec().args(0).size(), 30000u);
+}
+
+TEST(ArgvCaps, CapExecArgsOnAReceivedEvent) {
+  v1::ProcessExec e;
+  e.set_argc(4);
+  for (const char* a : {"curl", "-d", "", "tail"}) e.add_args(a);
+  EXPECT_FALSE(CapExecArgs(&e, {100, 30}));  // within the caps: untouched
+  EXPECT_FALSE(e.args_capped());
+  e.set_args(1, std::string(50, 'd'));
+  EXPECT_TRUE(CapExecArgs(&e, {40, 30}));  // 5 + 31 + 1, then 1 + 2 bytes: "ta"
+  ASSERT_EQ(e.args_size(), 4);
+  EXPECT_EQ(e.args(1), std::string(30, 'd'));
+  EXPECT_EQ(e.args(3), "ta");
+  EXPECT_TRUE(e.args_capped());
+  EXPECT_EQ(e.args_dropped_bytes(), 22u);
+  EXPECT_EQ(e.argc(), 4u);
+  // An argument with no room at all goes with every one after it.
+  v1::ProcessExec f;
+  for (const char* a : {"aaaa", "bb", "cc"}) f.add_args(a);
+  EXPECT_TRUE(CapExecArgs(&f, {5, 10}));
+  ASSERT_EQ(f.args_size(), 1);
+  EXPECT_EQ(f.args_dropped_bytes(), 4u);
 }
 
 }  // namespace
