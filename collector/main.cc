@@ -60,7 +60,9 @@ int main(int argc, char** argv) {
   std::string tls_cert, tls_key, client_ca, port_file;
   bool insecure = false, insecure_allow_remote = false, sync_full = false;
   std::string db = "/var/lib/driftwatch/collector.db";
-  int max_message_bytes = 16 << 20;
+  // Sensors send batches of at most 256 KiB and inventory chunks of about 1 MiB; gRPC holds
+  // a whole message per stream while it arrives, so this bounds hostile nodes' memory.
+  int max_message_bytes = 2 << 20;
   uint32_t max_batch_events = 10000, max_in_flight = 4;
   size_t max_event_bytes = driftwatch::IngestOptions{}.max_event_bytes;
   size_t max_in_flight_bytes = driftwatch::IngestOptions{}.max_in_flight_bytes;
