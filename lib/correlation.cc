@@ -247,18 +247,20 @@ uint32_t Correlator::NodeId(const std::string& node) {
   return it->second;
 }
 
-void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_t* start_ns) {
+Correlator::Proc* Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_t* start_ns) {
   const v1::ProcessExec& e = ev.exec();
   const uint32_t nid = NodeId(node);
   NodeShare& share = shares_[nid];
   const uint64_t key = ProcKey(nid, e.pid());
+  Proc* recorded = nullptr;
   auto it = procs_.find(key);
   *start_ns = ev.time_ns();
   if (it != procs_.end()) {
     Proc& p = it->second.proc;
+    recorded = &p;
     if (!e.success()) {  // the process image did not change
       *start_ns = p.start_ns;
-      return;
+      return nullptr;
     }
     // The same process exec'ing again keeps its start; a reused pid starts anew.
     if (p.ppid == e.ppid() && p.start_ns <= ev.time_ns()) *start_ns = p.start_ns;
@@ -271,8 +273,9 @@ void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_
     share.proc_bytes += it->second.bytes;
     share.procs.splice(share.procs.end(), share.procs, it->second.order);
   } else {
-    if (!e.success()) return;
+    if (!e.success()) return nullptr;
     ProcSlot& slot = procs_[key];
+    recorded = &slot.proc;
     slot.proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
                      CommandLine(e), e.exe_file()};
     slot.order = share.procs.insert(share.procs.end(), key);
@@ -294,6 +297,8 @@ void Correlator::RecordExec(const std::string& node, const v1::Event& ev, int64_
     if (big.procs.size() <= (&big == &share ? 1u : 0u)) break;
     EvictProc(big);
   }
+  // The entry just recorded is its node's newest: the bounds above never evict it.
+  return recorded;
 }
 
 Correlator::FileRecord* Correlator::FindFile(ContainerState& cs,
@@ -362,15 +367,26 @@ Correlator::FileRecord& Correlator::UpsertFile(ContainerState& cs, const std::st
     // A content already known by its inode under another name (a hard link): share it.
     // A bounded number of names share one node: more links of one file each get a copy.
     std::shared_ptr<FileNode> linked;
+    const FileNode* full = nullptr;  // the file's node, already at kMaxLinks names
     if (inode != 0) {
       auto in = cs.by_inode.find(inode);
-      if (in != cs.by_inode.end() && in->second->paths.size() < kMaxLinks) linked = in->second;
+      if (in != cs.by_inode.end()) {
+        if (in->second->paths.size() < kMaxLinks) {
+          linked = in->second;
+        } else {
+          full = in->second.get();
+        }
+      }
     }
     if (!linked) {
       linked = std::make_shared<FileNode>();
       linked->inode = inode;
-      // Other content at a known path: what was known of the path stays (as before links).
-      if (!inserted) linked->hist = r.node->hist;
+      if (full != nullptr) {
+        linked->hist = full->hist;  // one more link of a known file: its history, copied
+      } else if (!inserted) {
+        // Other content at a known path: what was known of the path stays (as before links).
+        linked->hist = r.node->hist;
+      }
     }
     Attach(cs, r, std::move(linked));
   }
@@ -488,7 +504,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
   if (ev.has_exec()) {
     const v1::ProcessExec& e = ev.exec();
     int64_t start_ns = 0;
-    RecordExec(node, ev, &start_ns);
+    Proc* self = RecordExec(node, ev, &start_ns);
     ctx.lineage = Lineage(node, e.ppid(), start_ns, e.parent_name());
     // The file actually run (a script, a loader's program) first, then exe and PATH's name.
     std::vector<std::string> paths;
@@ -515,16 +531,13 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
         ctx.file.written_at_runtime = false;
       }
     }
-    if (e.success()) {
+    if (self != nullptr) {
       // Its children's allowlists ask where this process's executable came from.
-      auto it = procs_.find(ProcKey(NodeId(node), e.pid()));
-      if (it != procs_.end()) {
-        using Origin = ProcessInfo::Origin;
-        it->second.proc.origin = ctx.file.written_at_runtime ? Origin::kUpper
-                                 : !e.has_is_exe_upper_layer() ? Origin::kUnknown
-                                 : e.is_exe_upper_layer()      ? Origin::kUpper
-                                                               : Origin::kImage;
-      }
+      using Origin = ProcessInfo::Origin;
+      self->origin = ctx.file.written_at_runtime     ? Origin::kUpper
+                     : !e.has_is_exe_upper_layer() ? Origin::kUnknown
+                     : e.is_exe_upper_layer()      ? Origin::kUpper
+                                                   : Origin::kImage;
     }
     if (!e.runtime_plumbing() && e.success() && !cs.removed) {
       if (cs.info && cs.info->init_pid() != 0 && cs.info->init_pid() == e.pid() &&

@@ -122,7 +122,8 @@ class Correlator {
   std::vector<ProcessInfo> Lineage(const std::string& node, uint32_t ppid, int64_t child_start,
                                    const std::string& parent_name) const;
   const Proc* FindProc(const std::string& node, uint32_t pid) const;
-  void RecordExec(const std::string& node, const v1::Event& ev, int64_t* start_ns);
+  // The process entry a successful exec made or renewed; nullptr for a failed one.
+  Proc* RecordExec(const std::string& node, const v1::Event& ev, int64_t* start_ns);
   static size_t EntryBytes(const Proc& p);
   static uint64_t ProcKey(uint32_t node_id, uint32_t pid);
   uint32_t NodeId(const std::string& node);

@@ -245,6 +245,19 @@ TEST(Correlation, HardLinkJoinsInEveryArrivalOrder) {
   }
 }
 
+// More hard links of one file than a history is shared by: every one still joins.
+TEST(Correlation, ManyHardLinksAllJoin) {
+  Correlator c;
+  std::vector<RuleContext> re;
+  c.Observe(kNode, Write(kCid, 1 * kSec, 50, "/tmp/orig", 77), &re);
+  for (int i = 0; i < 200; ++i)
+    c.Observe(kNode, Write(kCid, 2 * kSec, 50, "/tmp/l" + std::to_string(i), 77, "create"), &re);
+  for (int i : {0, 63, 64, 199}) {
+    v1::Event ex = Exec(kCid, 3 * kSec, 60 + i, 1, "/tmp/l" + std::to_string(i), {}, 77);
+    EXPECT_TRUE(c.Observe(kNode, ex, &re).file.written_at_runtime) << i;
+  }
+}
+
 // A rename keeps the written file's history under its new name; the old name forgets it,
 // and deleting one of two hard links keeps the other's.
 TEST(Correlation, RenameAndUnlinkKeepTheJoin) {
