@@ -59,7 +59,8 @@ start_collector() {  # start_collector NAME ARGS...: sets $port, appends to pids
 
 db=$tmp/collector.db
 start_collector main --tls-cert "$certs/collector.crt" --tls-key "$certs/collector.key" \
-  --client-ca "$certs/ca.crt" --db "$db" --max-batch-events 5000
+  --client-ca "$certs/ca.crt" --db "$db" --max-batch-events 5000 \
+  --max-message-bytes 16777216  # (e): a 6000-event batch must reach the batch-size check
 target=127.0.0.1:$port
 main_pid=$collector_pid
 

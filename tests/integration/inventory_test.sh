@@ -38,11 +38,14 @@ wait_log() {  # wait_log FILE PATTERN: up to 10 s
   return 1
 }
 
+# The collectors take messages up to 16 MiB (the default is 2 MiB): a reply as large as
+# an older sensor's single-message inventory must cost a walk over its bytes, not a parse.
 start_collector() {  # start_collector NAME ARGS...: sets $port, $metrics_port, $collector_pid
   local name=$1
   shift
   "$collector" --insecure --listen 127.0.0.1:0 --port-file "$tmp/$name.port" \
-    --db "$tmp/$name.db" --metrics-address 127.0.0.1:0 --inventory-quiet-ms 200 "$@" \
+    --db "$tmp/$name.db" --metrics-address 127.0.0.1:0 --inventory-quiet-ms 200 \
+    --max-message-bytes 16777216 "$@" \
     >"$tmp/$name.log" 2>&1 &
   collector_pid=$!
   pids+=("$collector_pid")
