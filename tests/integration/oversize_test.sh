@@ -11,9 +11,11 @@
 #  (b) an event that is too big and has no arguments to cut (a 300 KB cwd) is refused: left
 #      out of its batch, the stream goes on, counted as refused, and the gap it leaves
 #      raises a "Sensor blind window" alert naming the node.
-# Usage: oversize_test.sh BUILD_DIR
+# Usage: oversize_test.sh BUILD_DIR [release|sanitized]: a sanitized build's memory (ASan's
+# shadow and quarantine) says nothing of the product's, so there the bound is only reported.
 set -euo pipefail
-build=${1:?usage: oversize_test.sh BUILD_DIR}
+build=${1:?usage: oversize_test.sh BUILD_DIR [release|sanitized]}
+variant=${2:-release}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 collector=$build/collector/driftwatch-collector
 loadgen=$build/tools/dw-loadgen
@@ -120,7 +122,11 @@ expect "(a) drift alerts" "$drift" 50
 
 hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$cpid/status")
 echo "collector peak RSS: $((hwm / 1024)) MiB"
-((hwm <= 256 * 1024)) && ok "(a) peak RSS within 256 MiB" || fail "(a) peak RSS $((hwm / 1024)) MiB over 256 MiB"
+if [[ $variant == sanitized ]]; then
+  echo "(a) peak RSS not held to 256 MiB in a sanitized build (the release build's run is)"
+else
+  ((hwm <= 256 * 1024)) && ok "(a) peak RSS within 256 MiB" || fail "(a) peak RSS $((hwm / 1024)) MiB over 256 MiB"
+fi
 
 if ((failures > 0)); then
   tail -20 "$tmp/collector.log"

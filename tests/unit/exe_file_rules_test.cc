@@ -151,7 +151,8 @@ TEST_F(ExeFileRules, LoaderFromDevShm) {
   v1::Event exec = Stamp(testing::CapturedExecs().at(234670), t0_ + 2 * kSec);
   exec.mutable_exec()->set_args(1, "/dev/shm/evil");
   exec.mutable_exec()->set_exe_file("/dev/shm/evil");
-  const Alert* a = Find(Run(Write("/tmp/other", 5, t0_ + kSec), exec, true), kShm);
+  const auto alerts = Run(Write("/tmp/other", 5, t0_ + kSec), exec, true);
+  const Alert* a = Find(alerts, kShm);
   ASSERT_NE(a, nullptr);
   EXPECT_NE(a->message.find("proc.exe_file=/dev/shm/evil"), std::string::npos) << a->message;
 }
