@@ -9,8 +9,8 @@
 #include <fstream>
 #include <string>
 
-#include "lib/detect.h"
-#include "lib/rule_loader.h"
+#include "lib/detect/detect.h"
+#include "lib/rules/rule_loader.h"
 
 namespace {
 

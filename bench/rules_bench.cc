@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "lib/rule_engine.h"
-#include "lib/rule_loader.h"
+#include "lib/rules/rule_engine.h"
+#include "lib/rules/rule_loader.h"
 #include "unit/rule_test_util.h"
 
 namespace driftwatch {

@@ -3,17 +3,18 @@
 #include <cstdio>
 #include <string>
 
-#include "lib/alert.h"
-#include "lib/alert_store.h"
-#include "lib/event_json.h"
-#include "lib/event_store.h"
-#include "lib/terminal_text.h"
+#include "lib/alerts/alert.h"
+#include "lib/alerts/alert_store.h"
+#include "lib/base/clock.h"
+#include "lib/event/event_json.h"
+#include "lib/store/event_store.h"
+#include "lib/base/terminal_text.h"
 
 namespace driftwatch::cli {
 namespace {
 
 // Every field but the time and priority comes from sensors, containers and rule outputs:
-// escaped (lib/terminal_text.h), which also keeps each row one line.
+// escaped (lib/base/terminal_text.h), which also keeps each row one line.
 void PrintRow(const StoredAlert& a) {
   std::string t = FormatIsoTime(a.time_ns).substr(0, 19) + "Z";
   std::string container = a.container_name.empty() ? ShortContainerId(a.container_id)

@@ -9,17 +9,18 @@
 #include <set>
 #include <string>
 
-#include "lib/audit_log_reader.h"
-#include "lib/audit_reassembler.h"
-#include "lib/capture.h"
-#include "lib/detect.h"
-#include "lib/image_policy.h"
-#include "lib/rule_loader.h"
-#include "lib/diagnostics.h"
-#include "lib/event_json.h"
-#include "lib/log_input.h"
-#include "lib/process_tree.h"
-#include "lib/terminal_text.h"
+#include "lib/audit/audit_log_reader.h"
+#include "lib/audit/audit_reassembler.h"
+#include "lib/audit/capture.h"
+#include "lib/base/clock.h"
+#include "lib/detect/detect.h"
+#include "lib/detect/image_policy.h"
+#include "lib/rules/rule_loader.h"
+#include "lib/base/diagnostics.h"
+#include "lib/event/event_json.h"
+#include "lib/audit/log_input.h"
+#include "lib/event/process_tree.h"
+#include "lib/base/terminal_text.h"
 
 namespace driftwatch::cli {
 namespace {

@@ -14,13 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "lib/cgroup_path.h"
-#include "lib/cri_client.h"
-#include "lib/drift_inventory.h"
-#include "lib/event_json.h"
-#include "lib/mountinfo.h"
-#include "lib/procfs.h"
-#include "lib/terminal_text.h"
+#include "lib/base/json.h"
+#include "lib/node/cgroup_path.h"
+#include "lib/k8s/cri_client.h"
+#include "lib/node/drift_inventory.h"
+#include "lib/node/mountinfo.h"
+#include "lib/node/procfs.h"
+#include "lib/base/terminal_text.h"
 
 namespace driftwatch::cli {
 namespace {
@@ -175,7 +175,7 @@ std::string DriftEntryJson(const DriftEntry& e) {
 }
 
 // Paths, and with `driftwatch inventory` every field a sensor sent, come from the container:
-// escaped (lib/terminal_text.h), one line per entry whatever they hold.
+// escaped (lib/base/terminal_text.h), one line per entry whatever they hold.
 void PrintDriftTable(const std::vector<DriftEntry>& entries, const std::string& what) {
   size_t width = 4;
   std::vector<std::string> paths;

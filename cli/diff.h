@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "lib/drift_inventory.h"
+#include "lib/node/drift_inventory.h"
 
 namespace driftwatch::cli {
 

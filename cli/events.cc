@@ -3,8 +3,9 @@
 #include <cstdio>
 #include <string>
 
-#include "lib/event_json.h"
-#include "lib/event_store.h"
+#include "lib/base/clock.h"
+#include "lib/event/event_json.h"
+#include "lib/store/event_store.h"
 
 namespace driftwatch::cli {
 

@@ -10,14 +10,16 @@
 
 #include "cli/diff.h"
 #include "driftwatch/v1/collector.pb.h"
-#include "lib/alert_store.h"
-#include "lib/event_json.h"
-#include "lib/terminal_text.h"
+#include "lib/alerts/alert_store.h"
+#include "lib/base/clock.h"
+#include "lib/base/json.h"
+#include "lib/event/event_json.h"
+#include "lib/base/terminal_text.h"
 
 namespace driftwatch::cli {
 namespace {
 
-// Messages name containers the sensors reported: escaped (lib/terminal_text.h).
+// Messages name containers the sensors reported: escaped (lib/base/terminal_text.h).
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "driftwatch inventory: %s\n", TerminalEscapeLines(msg).c_str());
   return 1;

@@ -8,7 +8,7 @@
 #include "cli/events.h"
 #include "cli/rules.h"
 #include "cli/status.h"
-#include "lib/version.h"
+#include "lib/base/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"driftwatch: container drift detection from kernel audit and fanotify"};

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <set>
 
-#include "lib/rule_engine.h"
+#include "lib/rules/rule_engine.h"
 
 namespace driftwatch::cli {
 

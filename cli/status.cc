@@ -15,8 +15,8 @@
 #include <optional>
 #include <vector>
 
-#include "lib/event_json.h"
-#include "lib/terminal_text.h"
+#include "lib/event/event_json.h"
+#include "lib/base/terminal_text.h"
 
 namespace driftwatch::cli {
 namespace {
@@ -91,7 +91,7 @@ std::string Losses(const nlohmann::json& l) {
 }
 
 // The collector's view: its /status document (collector/main.cc) as a header and a table.
-// Names and reasons from the document are printed escaped (lib/terminal_text.h).
+// Names and reasons from the document are printed escaped (lib/base/terminal_text.h).
 int RunCollectorStatus(const StatusOptions& opt) {
   std::string err;
   const std::string body = Fetch(opt.collector, "/status", &err);

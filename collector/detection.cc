@@ -7,9 +7,9 @@
 
 #include <google/protobuf/arena.h>
 
-#include "lib/event_json.h"
-#include "lib/log.h"
-#include "lib/rule_loader.h"
+#include "lib/base/clock.h"
+#include "lib/base/log.h"
+#include "lib/rules/rule_loader.h"
 
 namespace driftwatch::collector {
 namespace {

@@ -52,12 +52,12 @@
 #include <vector>
 
 #include "driftwatch/v1/collector.pb.h"
-#include "lib/alert_output.h"
-#include "lib/alert_store.h"
-#include "lib/detect.h"
-#include "lib/event_store.h"
-#include "lib/image_policy.h"
-#include "lib/rule_engine.h"
+#include "lib/alerts/alert_output.h"
+#include "lib/alerts/alert_store.h"
+#include "lib/detect/detect.h"
+#include "lib/store/event_store.h"
+#include "lib/detect/image_policy.h"
+#include "lib/rules/rule_engine.h"
 
 namespace driftwatch::collector {
 

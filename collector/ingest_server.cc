@@ -1,7 +1,7 @@
 #include "collector/ingest_server.h"
 
-#include "lib/log.h"
-#include "lib/node_name.h"
+#include "lib/base/log.h"
+#include "lib/daemon/node_name.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -11,8 +11,8 @@
 
 #include <google/protobuf/io/coded_stream.h>
 
-#include "lib/version.h"
-#include "lib/wire_format.h"
+#include "lib/base/version.h"
+#include "lib/event/wire_format.h"
 
 namespace driftwatch {
 
@@ -25,7 +25,7 @@ std::string NodeFromAuthContext(const grpc::AuthContext& auth) {
     return out;
   };
   // peer_dns holds the DNS SANs only, in certificate order; x509_subject_alternative_name
-  // would also hold IP, URI and email SANs, which never name a node (lib/node_name.h).
+  // would also hold IP, URI and email SANs, which never name a node (lib/daemon/node_name.h).
   auto node = NodeNameFromCertificate(values(GRPC_PEER_DNS_PROPERTY_NAME),
                                       values(GRPC_X509_CN_PROPERTY_NAME));
   if (!node) {
@@ -534,7 +534,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   void OnHello(const v1::Hello& h) {
     if (svc_->opt_.insecure) {
       // No certificate: the sensor names itself, and the name must be one a certificate
-      // could carry (lib/node_name.h). FailLocked's log line names the peer.
+      // could carry (lib/daemon/node_name.h). FailLocked's log line names the peer.
       if (auto ok = CheckNodeNameFrom("Hello.node", h.node()); !ok) {
         FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                 ok.error() + " (--insecure files events under Hello.node)"));

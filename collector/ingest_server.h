@@ -46,9 +46,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "driftwatch/v1/collector.grpc.pb.h"
-#include "lib/alert_store.h"
-#include "lib/audit_event.h"
-#include "lib/event_store.h"
+#include "lib/alerts/alert_store.h"
+#include "lib/event/argv_caps.h"
+#include "lib/store/event_store.h"
 
 namespace driftwatch {
 
@@ -57,7 +57,7 @@ struct IngestOptions {
   uint32_t max_in_flight_batches = 4;
   size_t max_in_flight_bytes = 32 << 20;  // all streams' batches awaiting the store
   // What one event may cost the store and detection. A sensor caps exec arguments itself
-  // (lib/audit_event.h); one that did not (older, misconfigured or lying) can still send
+  // (lib/event/argv_caps.h); one that did not (older, misconfigured or lying) can still send
   // megabytes per event within the message size. An event larger than max_event_bytes is
   // parsed: an exec has its arguments cut to `argv` and is kept, marked args_capped; one
   // still larger is refused: left out of its batch, which the store then records as a
@@ -88,9 +88,9 @@ struct IngestOptions {
 };
 
 // The node name a verified client certificate carries: its first DNS subject alternative
-// name, else (no DNS SAN) its common name; never an IP, URI or email SAN (lib/node_name.h).
+// name, else (no DNS SAN) its common name; never an IP, URI or email SAN (lib/daemon/node_name.h).
 // "" without a verified certificate, or when that name is missing or not acceptable as a node
-// name (empty, control characters, bad UTF-8, spaces, too long: lib/node_name.h); then a
+// name (empty, control characters, bad UTF-8, spaces, too long: lib/daemon/node_name.h); then a
 // warning naming the certificate's subject and the reason is logged, and the caller refuses
 // the stream (UNAUTHENTICATED, logged with the peer's address).
 std::string NodeFromAuthContext(const grpc::AuthContext& auth);

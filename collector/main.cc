@@ -15,14 +15,14 @@
 
 #include "collector/detection.h"
 #include "collector/ingest_server.h"
-#include "lib/daemon_config.h"
-#include "lib/event_json.h"
-#include "lib/event_store.h"
-#include "lib/listen_address.h"
-#include "lib/log.h"
-#include "lib/metrics.h"
-#include "lib/systemd_notify.h"
-#include "lib/version.h"
+#include "lib/base/json.h"
+#include "lib/daemon/daemon_config.h"
+#include "lib/store/event_store.h"
+#include "lib/daemon/listen_address.h"
+#include "lib/base/log.h"
+#include "lib/daemon/metrics.h"
+#include "lib/daemon/systemd_notify.h"
+#include "lib/base/version.h"
 
 namespace {
 
@@ -35,7 +35,7 @@ std::expected<std::string, std::string> ReadFile(const std::string& path) {
 }
 
 // A unix socket, or a host every address of which is loopback, resolved as gRPC will
-// (lib/listen_address.h): "127.example.com" is whatever DNS says. Why not is logged.
+// (lib/daemon/listen_address.h): "127.example.com" is whatever DNS says. Why not is logged.
 bool IsLoopbackListen(const std::string& addr) {
   auto ok = driftwatch::CheckLoopbackListen(addr);
   if (!ok) LogWarn("--listen %s: %s", addr.c_str(), ok.error().c_str());

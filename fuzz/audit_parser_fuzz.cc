@@ -6,10 +6,10 @@
 #include <string>
 #include <string_view>
 
-#include "lib/audit_reassembler.h"
-#include "lib/diagnostics.h"
-#include "lib/event_json.h"
-#include "lib/process_tree.h"
+#include "lib/audit/audit_reassembler.h"
+#include "lib/base/diagnostics.h"
+#include "lib/event/event_json.h"
+#include "lib/event/process_tree.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);

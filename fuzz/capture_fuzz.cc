@@ -11,9 +11,9 @@
 #include <string>
 
 #include "fuzz/fuzz_check.h"
-#include "lib/capture.h"
-#include "lib/event_json.h"
-#include "lib/log_input.h"
+#include "lib/audit/capture.h"
+#include "lib/event/event_json.h"
+#include "lib/audit/log_input.h"
 
 namespace dw = driftwatch;
 

@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "fuzz/fuzz_check.h"
-#include "lib/cgroup_path.h"
+#include "lib/node/cgroup_path.h"
 
 namespace {
 

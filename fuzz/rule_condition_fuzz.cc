@@ -15,7 +15,7 @@
 
 #include "fuzz/fuzz_check.h"
 #include "fuzz/rule_contexts.h"
-#include "lib/rule_condition.h"
+#include "lib/rules/rule_condition.h"
 
 namespace dw = driftwatch;
 namespace cond = driftwatch::cond;

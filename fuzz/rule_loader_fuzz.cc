@@ -10,8 +10,8 @@
 
 #include "fuzz/fuzz_check.h"
 #include "fuzz/rule_contexts.h"
-#include "lib/rule_engine.h"
-#include "lib/rule_loader.h"
+#include "lib/rules/rule_engine.h"
+#include "lib/rules/rule_loader.h"
 
 namespace dw = driftwatch;
 

@@ -1,6 +1,6 @@
 // libFuzzer target: a SensorMessage as the collector receives it off the network (any
 // client that gets through TLS, or any sensor with --insecure) through the ingest path:
-// ScanSensorMessage walks it in the wire format (lib/wire_format.h) without a full parse,
+// ScanSensorMessage walks it in the wire format (lib/event/wire_format.h) without a full parse,
 // an inventory reply's routing fields are read the same way (ScanInventoryChunk), then a
 // batch's events go through PrepareEncodedBatch (parse each on an arena, validate,
 // strip id and container_id with the same wire walker) and DecodePreparedEvent, as
@@ -22,7 +22,7 @@
 
 #include "collector/ingest_server.h"
 #include "fuzz/fuzz_check.h"
-#include "lib/event_store.h"
+#include "lib/store/event_store.h"
 
 namespace dw = driftwatch;
 namespace v1 = driftwatch::v1;

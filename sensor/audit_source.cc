@@ -1,6 +1,6 @@
 #include "sensor/audit_source.h"
-#include "lib/event_json.h"
-#include "lib/log.h"
+#include "lib/base/clock.h"
+#include "lib/base/log.h"
 
 #include <linux/audit.h>
 #include <linux/netlink.h>

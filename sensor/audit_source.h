@@ -22,8 +22,8 @@
 #include <linux/audit.h>
 
 #include "driftwatch/v1/event.pb.h"
-#include "lib/audit_reassembler.h"
-#include "lib/diagnostics.h"
+#include "lib/audit/audit_reassembler.h"
+#include "lib/base/diagnostics.h"
 #include "sensor/audit_netlink.h"
 
 namespace driftwatch::sensor {

@@ -12,11 +12,11 @@
 #include <cstring>
 #include <fstream>
 
-#include "lib/cgroup_path.h"
-#include "lib/cri_client.h"
-#include "lib/image_ref.h"
-#include "lib/mountinfo.h"
-#include "lib/log.h"
+#include "lib/node/cgroup_path.h"
+#include "lib/k8s/cri_client.h"
+#include "lib/event/image_ref.h"
+#include "lib/node/mountinfo.h"
+#include "lib/base/log.h"
 
 namespace driftwatch::sensor {
 namespace {

@@ -11,10 +11,10 @@
 #include <cstdio>
 #include <cstring>
 
-#include "lib/cgroup_path.h"
-#include "lib/event_json.h"
-#include "lib/exe_file.h"
-#include "lib/procfs.h"
+#include "lib/node/cgroup_path.h"
+#include "lib/event/event_json.h"
+#include "lib/event/exe_file.h"
+#include "lib/node/procfs.h"
 
 namespace driftwatch::sensor {
 namespace {

@@ -15,10 +15,10 @@
 #include <chrono>
 #include <cstring>
 
-#include "lib/event_json.h"
-#include "lib/file_digest.h"
-#include "lib/mountinfo.h"
-#include "lib/procfs.h"
+#include "lib/base/clock.h"
+#include "lib/event/file_digest.h"
+#include "lib/node/mountinfo.h"
+#include "lib/node/procfs.h"
 #include "sensor/fanotify_fid.h"
 
 namespace driftwatch::sensor {

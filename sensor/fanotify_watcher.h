@@ -7,7 +7,7 @@
 // once. counters() and mode() may be read from any thread.
 //
 // The drain thread hashes no large file: it opens a written file (never by name for reading:
-// see ReopenRegular in lib/file_digest.h), reads its first bytes and hands an executable
+// see ReopenRegular in lib/event/file_digest.h), reads its first bytes and hands an executable
 // over hash_inline_bytes to the hash worker; each container's events leave in the order they
 // were read.
 //

@@ -18,7 +18,7 @@
 //
 // Order: an event leaves after every earlier event of its container, so one that follows an
 // event waiting for its hash waits too; other containers' events pass. Per container and not
-// per file, because the collector's correlator (lib/correlation.cc) keeps per-container file
+// per file, because the collector's correlator (lib/detect/correlation.cc) keeps per-container file
 // state in arrival order and names one file by several paths (a rename, a hard link): a
 // close-write arriving after the delete or rename that followed it would leave a stale
 // "written at runtime" record under a name, or miss the move. The exec of the file comes
@@ -45,7 +45,7 @@
 #include <unordered_map>
 
 #include "driftwatch/v1/event.pb.h"
-#include "lib/file_digest.h"
+#include "lib/event/file_digest.h"
 
 namespace driftwatch::sensor {
 

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-#include "lib/log.h"
+#include "lib/base/log.h"
 #include "sensor/disk_format.h"
 
 namespace driftwatch::sensor {

@@ -22,18 +22,19 @@
 #include <vector>
 #include <string>
 
-#include "lib/capture.h"
-#include "lib/daemon_config.h"
-#include "lib/drift_inventory.h"
-#include "lib/event_json.h"
-#include "lib/log.h"
-#include "lib/metrics.h"
-#include "lib/mountinfo.h"
-#include "lib/node_name.h"
-#include "lib/process_tree.h"
-#include "lib/procfs.h"
-#include "lib/systemd_notify.h"
-#include "lib/version.h"
+#include "lib/audit/capture.h"
+#include "lib/base/clock.h"
+#include "lib/base/json.h"
+#include "lib/daemon/daemon_config.h"
+#include "lib/node/drift_inventory.h"
+#include "lib/base/log.h"
+#include "lib/daemon/metrics.h"
+#include "lib/node/mountinfo.h"
+#include "lib/daemon/node_name.h"
+#include "lib/event/process_tree.h"
+#include "lib/node/procfs.h"
+#include "lib/daemon/systemd_notify.h"
+#include "lib/base/version.h"
 #include "sensor/audit_netlink.h"
 #include "sensor/audit_rules.h"
 #include "sensor/audit_source.h"
@@ -254,7 +255,7 @@ int Run(const Flags& flags) {
   id.set_node(flags.node.empty() ? host : flags.node);
   // EventId.node is a proto `string` (one that is not UTF-8 would make every event
   // unreadable downstream), and the collector files events under it as under a certificate's
-  // name: the same rules (lib/node_name.h). The node's name is the operator's: refuse it at
+  // name: the same rules (lib/daemon/node_name.h). The node's name is the operator's: refuse it at
   // start.
   if (auto ok = CheckNodeNameFrom(flags.node.empty() ? "host name" : "--node", id.node()); !ok) {
     LogError("%s: give one with --node\n", ok.error().c_str());

@@ -1,5 +1,5 @@
 #include "sensor/spool.h"
-#include "lib/log.h"
+#include "lib/base/log.h"
 #include "sensor/disk_format.h"
 
 #include <dirent.h>

@@ -1,6 +1,6 @@
 #include "sensor/uplink.h"
-#include "lib/log.h"
-#include "lib/procfs.h"
+#include "lib/base/log.h"
+#include "lib/node/procfs.h"
 
 #include <grpcpp/grpcpp.h>
 

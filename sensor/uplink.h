@@ -36,7 +36,7 @@
 #include <grpcpp/security/credentials.h>
 
 #include "driftwatch/v1/collector.grpc.pb.h"
-#include "lib/drift_inventory.h"
+#include "lib/node/drift_inventory.h"
 #include "sensor/spool.h"
 
 namespace driftwatch::sensor {

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "lib/cri_client.h"
+#include "lib/k8s/cri_client.h"
 
 namespace {
 

@@ -27,7 +27,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "driftwatch/v1/collector.grpc.pb.h"
-#include "lib/event_json.h"
+#include "lib/base/json.h"
 
 namespace {
 

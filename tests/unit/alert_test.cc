@@ -1,5 +1,5 @@
 // Alerts: Falco JSON, the stream and webhook outputs, the alerts table.
-#include "lib/alert.h"
+#include "lib/alerts/alert.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -21,8 +21,8 @@
 #include <set>
 #include <thread>
 
-#include "lib/alert_output.h"
-#include "lib/alert_store.h"
+#include "lib/alerts/alert_output.h"
+#include "lib/alerts/alert_store.h"
 
 namespace driftwatch {
 namespace {

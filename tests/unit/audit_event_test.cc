@@ -1,8 +1,8 @@
-#include "lib/audit_event.h"
+#include "lib/audit/audit_event.h"
 
 #include <gtest/gtest.h>
 
-#include "lib/event_json.h"
+#include "lib/event/event_json.h"
 #include "unit/test_util.h"
 
 namespace driftwatch {

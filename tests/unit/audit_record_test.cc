@@ -1,4 +1,4 @@
-#include "lib/audit_record.h"
+#include "lib/audit/audit_record.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "lib/cgroup_path.h"
+#include "lib/node/cgroup_path.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Correlation by container: hand-built events through lib/correlation.
-#include "lib/correlation.h"
+#include "lib/detect/correlation.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // The pure part of lib/cri_client: reading the runtime's verbose info JSON. The inputs are
 // trimmed from what containerd 1.6.20 answered on this machine (cri_test.sh runs it live).
-#include "lib/cri_client.h"
+#include "lib/k8s/cri_client.h"
 
 #include <gtest/gtest.h>
 

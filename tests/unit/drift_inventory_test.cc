@@ -1,4 +1,4 @@
-#include "lib/drift_inventory.h"
+#include "lib/node/drift_inventory.h"
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -1,4 +1,4 @@
-#include "lib/event_json.h"
+#include "lib/event/event_json.h"
 
 #include <gtest/gtest.h>
 
@@ -7,6 +7,10 @@
 #include <vector>
 
 #include "unit/json_check.h"
+
+#include "lib/base/clock.h"
+#include "lib/base/json.h"
+#include "lib/base/utf8.h"
 
 namespace driftwatch {
 namespace {

@@ -1,4 +1,4 @@
-#include "lib/event_store.h"
+#include "lib/store/event_store.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <atomic>
 #include <future>
+
+#include "lib/base/clock.h"
 
 namespace driftwatch {
 namespace {

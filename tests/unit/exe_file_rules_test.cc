@@ -4,8 +4,8 @@
 // orders of the write and the exec. The alert names the file that ran.
 #include <gtest/gtest.h>
 
-#include "lib/detect.h"
-#include "lib/rule_engine.h"
+#include "lib/detect/detect.h"
+#include "lib/rules/rule_engine.h"
 #include "unit/exe_file_records.h"
 #include "unit/rule_test_util.h"
 

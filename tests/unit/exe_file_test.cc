@@ -1,7 +1,7 @@
-// The file an exec actually runs (lib/exe_file.h): the loader's argv, and exe_file and
+// The file an exec actually runs (lib/event/exe_file.h): the loader's argv, and exe_file and
 // is_exe_from_memfd from real audit records of this machine (Linux 6.18, auditd RAW log, a
 // static fd_exec from tests/integration and the host's dash and glibc loader).
-#include "lib/exe_file.h"
+#include "lib/event/exe_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,8 +14,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "lib/audit_event.h"
-#include "lib/event_json.h"
+#include "lib/audit/audit_event.h"
+#include "lib/event/event_json.h"
 #include "unit/exe_file_records.h"
 #include "unit/test_util.h"
 

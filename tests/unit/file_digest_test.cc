@@ -3,7 +3,7 @@
 // O_PATH open does not raise) says whether anything opened it, and each open runs in a child
 // under alarm(), so that an open that blocks (a FIFO without a writer) fails the test instead
 // of hanging it.
-#include "lib/file_digest.h"
+#include "lib/event/file_digest.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

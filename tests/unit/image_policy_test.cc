@@ -1,5 +1,5 @@
 // The approved-images policy: list files, Kubernetes YAML, verdicts and posture.
-#include "lib/image_policy.h"
+#include "lib/detect/image_policy.h"
 
 #include <gtest/gtest.h>
 

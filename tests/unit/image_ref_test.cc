@@ -1,4 +1,4 @@
-#include "lib/image_ref.h"
+#include "lib/event/image_ref.h"
 
 #include <gtest/gtest.h>
 

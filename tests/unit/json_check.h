@@ -1,6 +1,6 @@
 // A strict JSON reader for tests of what driftwatch writes (RFC 8259): checks that a text is
 // one JSON value and nothing else, and gives back its strings as bytes under driftwatch's
-// convention for bytes that are not UTF-8 (lib/event_json.h): a lone \udc80..\udcff is the
+// convention for bytes that are not UTF-8 (lib/event/event_json.h): a lone \udc80..\udcff is the
 // byte 0x80..0xff. Raw bytes in strings must be valid UTF-8, control characters escaped;
 // any other lone surrogate, or a raw byte that is not UTF-8, is an error.
 #pragma once

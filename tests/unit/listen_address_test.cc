@@ -1,4 +1,4 @@
-#include "lib/listen_address.h"
+#include "lib/daemon/listen_address.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "lib/log_input.h"
+#include "lib/audit/log_input.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "lib/capture.h"
+#include "lib/audit/capture.h"
 
 namespace driftwatch {
 namespace {

@@ -3,7 +3,7 @@
 // size limits, and accept() failing with EMFILE in a child process whose RLIMIT_NOFILE is
 // lowered. Limits are made small so that it runs fast; the only time bounds asserted are
 // generous "eventually" bounds, and the CPU bound is the one that tells a busy loop apart.
-#include "lib/metrics.h"
+#include "lib/daemon/metrics.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

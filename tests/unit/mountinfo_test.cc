@@ -1,4 +1,4 @@
-#include "lib/mountinfo.h"
+#include "lib/node/mountinfo.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

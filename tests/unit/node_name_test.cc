@@ -1,4 +1,4 @@
-#include "lib/node_name.h"
+#include "lib/daemon/node_name.h"
 
 #include <gtest/gtest.h>
 

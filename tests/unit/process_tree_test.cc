@@ -1,4 +1,4 @@
-#include "lib/process_tree.h"
+#include "lib/event/process_tree.h"
 
 #include <gtest/gtest.h>
 

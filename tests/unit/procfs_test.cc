@@ -1,4 +1,4 @@
-#include "lib/procfs.h"
+#include "lib/node/procfs.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

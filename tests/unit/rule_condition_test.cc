@@ -1,8 +1,8 @@
-#include "lib/rule_condition.h"
+#include "lib/rules/rule_condition.h"
 
 #include <gtest/gtest.h>
 
-#include "lib/rule_fields.h"
+#include "lib/rules/rule_fields.h"
 #include "unit/rule_test_util.h"
 
 namespace driftwatch {

@@ -1,12 +1,12 @@
-#include "lib/rule_engine.h"
+#include "lib/rules/rule_engine.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
 
-#include "lib/alert.h"
-#include "lib/detect.h"
+#include "lib/alerts/alert.h"
+#include "lib/detect/detect.h"
 #include "unit/json_check.h"
 #include "unit/rule_test_util.h"
 

@@ -1,9 +1,9 @@
-#include "lib/rule_loader.h"
+#include "lib/rules/rule_loader.h"
 
 #include <gtest/gtest.h>
 
 
-#include "lib/rule_engine.h"
+#include "lib/rules/rule_engine.h"
 #include "unit/rule_test_util.h"
 
 namespace driftwatch {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "lib/rule_context.h"
+#include "lib/rules/rule_context.h"
 
 namespace driftwatch::testing {
 

@@ -1,4 +1,4 @@
-#include "lib/terminal_text.h"
+#include "lib/base/terminal_text.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "lib/log.h"
+#include "lib/base/log.h"
 
 namespace driftwatch {
 namespace {

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "driftwatch/v1/event.pb.h"
-#include "lib/audit_reassembler.h"
-#include "lib/diagnostics.h"
+#include "lib/audit/audit_reassembler.h"
+#include "lib/base/diagnostics.h"
 
 namespace driftwatch {
 

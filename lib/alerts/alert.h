@@ -1,0 +1,75 @@
+// alert: one rule match, and its JSON in Falco's shape, so that falcosidekick and existing
+// Falco pipelines take driftwatch alerts unchanged.
+//
+// Falco's JSON (falco userspace/engine/formats.cpp; falco.org "Output Channels"): one object
+// per line with the keys, in the sorted order Falco's JSON library prints them,
+//   hostname, output, output_fields, priority, rule, source, tags, time
+// where `time` is "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (UTC, always 9 digits), `output` is
+// "HH:MM:SS.nnnnnnnnn: <Priority> <message>", `priority` is capitalized ("Critical",
+// "Informational"), `tags` is sorted and de-duplicated, and `output_fields` holds every
+// %field of the rule's output plus "evt.time" as an integer (ns since the epoch).
+//
+// Thread-safety: plain data and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "lib/rules/priority.h"
+#include "lib/rules/rule_context.h"
+
+namespace driftwatch {
+
+// One value of output_fields: Falco prints numbers and booleans unquoted and unset fields
+// as null.
+struct AlertField {
+  enum class Kind { kNull, kString, kNumber, kBool };
+  Kind kind = Kind::kNull;
+  std::string str;
+  int64_t num = 0;
+  bool boolean = false;
+
+  static AlertField Null() { return {}; }
+  static AlertField String(std::string s) { return {Kind::kString, std::move(s), 0, false}; }
+  static AlertField Number(int64_t n) { return {Kind::kNumber, {}, n, false}; }
+  static AlertField Bool(bool b) { return {Kind::kBool, {}, 0, b}; }
+};
+
+struct Alert {
+  int64_t time_ns = 0;          // the event's time
+  std::string rule;
+  Priority priority = Priority::kWarning;
+  std::string message;          // the rule's output with its %fields resolved
+  std::vector<std::pair<std::string, AlertField>> output_fields;  // any order
+  std::vector<std::string> tags;
+  std::string source = "syscall";
+  std::string hostname;         // the node the event came from
+
+  // Not in Falco's JSON: the store's columns and the de-duplication key (FillAlertContext).
+  std::string node;
+  std::string container_id;     // full id; "host" for host processes
+  std::string container_name;
+  std::string pod_name;
+  std::string pod_namespace;
+  std::string event_key;        // "node/boot_id/sensor_start_ns/seq"; "" when the id is unset
+};
+
+// Fills time_ns, hostname, node, the container and pod columns and event_key from the
+// context's event and container.
+void FillAlertContext(const RuleContext& ctx, Alert* alert);
+
+// "node/boot_id/sensor_start_ns/seq" for an event with an id (seq > 0), else "".
+std::string EventKey(const v1::Event& ev);
+
+// Appends the alert as one line of Falco JSON, without the newline.
+void AppendFalcoJson(const Alert& alert, std::string* out);
+std::string FalcoJson(const Alert& alert);
+
+// "HH:MM:SS.nnnnnnnnn: Priority message": Falco's `output` string (UTC).
+std::string FalcoOutputLine(const Alert& alert);
+
+}  // namespace driftwatch

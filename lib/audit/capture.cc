@@ -1,0 +1,65 @@
+#include "lib/audit/capture.h"
+
+#include <google/protobuf/io/coded_stream.h>
+
+#include <algorithm>
+
+namespace driftwatch {
+
+namespace {
+// Far above any event the sensor writes; a larger length means the file is corrupt.
+constexpr uint64_t kMaxEventBytes = 64 << 20;
+// Read at most this much of an event at a time (InputStream's own block is 4 MiB).
+constexpr uint64_t kReadBlock = 1 << 20;
+}  // namespace
+
+CaptureWriter::CaptureWriter(std::FILE* out) : out_(out) {
+  std::fwrite(kCaptureMagic.data(), 1, kCaptureMagic.size(), out_);
+}
+
+bool CaptureWriter::Write(const v1::Event& ev) {
+  buf_.clear();
+  size_t size = ev.ByteSizeLong();
+  uint8_t head[10];
+  uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(size, head);
+  buf_.append(reinterpret_cast<char*>(head), static_cast<size_t>(end - head));
+  if (!ev.AppendToString(&buf_)) return false;
+  return std::fwrite(buf_.data(), 1, buf_.size(), out_) == buf_.size();
+}
+
+bool CaptureWriter::Flush() { return std::fflush(out_) == 0; }
+
+bool IsCapture(InputStream* in) {
+  if (in->Peek(kCaptureMagic.size()) != kCaptureMagic) return false;
+  std::string skip;
+  in->ReadExact(kCaptureMagic.size(), &skip);
+  return true;
+}
+
+int ReadCaptureEvent(InputStream* in, v1::Event* ev, std::string* error) {
+  if (in->at_end()) return 0;
+  uint64_t len = 0;
+  if (!in->ReadVarint(&len) || len > kMaxEventBytes) {
+    *error = "corrupt event length";
+    return -1;
+  }
+  // In blocks: a corrupt length must not cost a buffer of that size (up to 64 MiB, zeroed)
+  // before the input turns out to be shorter.
+  std::string bytes, block;
+  bool ok = in->ReadExact(std::min(len, kReadBlock), &bytes);
+  while (ok && bytes.size() < len) {
+    ok = in->ReadExact(std::min(len - bytes.size(), kReadBlock), &block);
+    bytes += block;
+  }
+  if (!ok) {
+    *error = "truncated event";
+    return -1;
+  }
+  if (!ev->ParseFromString(bytes)) {
+    *error = "event does not parse as driftwatch.v1.Event";
+    return -1;
+  }
+  return 1;
+}
+
+}  // namespace driftwatch

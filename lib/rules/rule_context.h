@@ -1,0 +1,68 @@
+// rule_context: everything a rule condition or output can read about one event. The
+// correlation stage (lib/correlation.*) fills it from its per-node, per-container state;
+// the field registry (lib/rule_fields*) reads it. Plain data, no behaviour.
+//
+// Thread-safety: none needed; a context lives for one evaluation on one thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "driftwatch/v1/event.pb.h"
+
+namespace driftwatch {
+
+// One ancestor of the event's process, as far as the log or stream showed it.
+struct ProcessInfo {
+  uint32_t pid = 0;
+  std::string name;     // Falco's proc.name rules (lib/event/event_json.h ProcessName)
+  std::string exepath;
+  std::string cmdline;
+  // Where its executable came from: the image (lower layer), the container's upper layer
+  // (written since it started), or unknown (an offline log, a process seen only by name).
+  enum class Origin : uint8_t { kUnknown, kImage, kUpper } origin = Origin::kUnknown;
+  std::string exe_file;  // the file it runs (its proc.exe_file): a script, not its shell
+};
+
+// What correlation knows about the executable of an exec event (or the file of a write).
+struct FileHistory {
+  bool written_at_runtime = false;  // a write event in the same container created/changed it
+  int64_t written_ns = 0;
+  std::string writer_name;          // proc.name of the writer
+  uint32_t writer_pid = 0;
+  std::string writer_exepath;
+  std::string sha256;               // hex, when the write event hashed it
+  bool chmod_exec = false;          // a chmod that added an exec bit was seen
+  int64_t chmod_ns = 0;
+  std::string chmod_by;             // proc.name of the chmod's process
+};
+
+// The event's container against the approved-images policy (lib/image_policy.*).
+struct ImageVerdict {
+  bool checked = false;          // a policy is loaded
+  bool approved = false;         // the image's digest (or image id) is in the policy
+  bool mutable_tag = false;      // referenced by tag, not pinned by digest
+  std::string reason;            // why not approved, readable
+  bool writable_rootfs = false;  // posture: the runtime or overlay says the rootfs is writable
+};
+
+struct RuleContext {
+  const v1::Event* event = nullptr;                // REQUIRED
+  const v1::ContainerInfo* container = nullptr;    // null: unknown (or host)
+  // Ancestors, parent first: lineage[0] is proc.pname / proc.aname[1], lineage[1] is
+  // proc.aname[2], ... Empty when unknown.
+  std::vector<ProcessInfo> lineage;
+  FileHistory file;              // exec: its executable; write/chmod: the file
+  ImageVerdict image;
+  int64_t container_start_ns = 0;
+  std::string container_entrypoint;  // exepath of the container's first process, if seen
+  // Owners of what `event` and `container` point to when the correlation stage provides
+  // them (re-evaluated events, container infos): such a context stays valid on its own.
+  std::shared_ptr<const v1::Event> event_owner;
+  std::shared_ptr<const v1::ContainerInfo> container_owner;
+};
+
+}  // namespace driftwatch

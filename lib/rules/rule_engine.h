@@ -1,0 +1,94 @@
+// rule_engine: a loaded, compiled set of Falco-syntax rules, evaluated against one event's
+// RuleContext at a time. Load with RuleSet::Load (lib/rules/rule_loader.h does the work).
+//
+// Thread-safety: a RuleSet is immutable once loaded; Evaluate and every accessor may be
+// called from any number of threads at once. To reload (SIGHUP), load a new RuleSet and
+// swap a shared_ptr to it on success: a failed load leaves the old one untouched.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lib/rules/rule_condition.h"
+#include "lib/rules/rule_context.h"
+#include "lib/rules/rule_fields.h"
+#include "lib/rules/rule_loader.h"
+
+namespace driftwatch {
+
+// A rule's output template, compiled: literal text and %field references.
+class OutputFormat {
+ public:
+  struct Part {
+    std::string literal;               // text before the field (or all of it, when no field)
+    const FieldInfo* field = nullptr;  // null: literal only
+    FieldArg arg;
+    std::string field_name;            // as written, "proc.aname[2]"
+  };
+
+  // Parses "... %proc.name ...". Errors name the unknown field and its byte offset.
+  static std::expected<OutputFormat, std::pair<size_t, std::string>> Parse(std::string_view text);
+
+  // Appends the formatted text; fills *fields (when not null) with field -> value or "<NA>".
+  void Format(const RuleContext& ctx, std::string* out,
+              std::map<std::string, std::string>* fields) const;
+
+
+ private:
+  std::vector<Part> parts_;
+};
+
+struct Rule {
+  std::string name;
+  std::string desc;
+  std::string condition;  // as written (appends joined), without the exceptions
+  std::string output;     // as written, folded and trimmed
+  Priority priority = Priority::kWarning;
+  std::vector<std::string> tags;
+  bool enabled = true;
+  std::vector<std::string> exception_names;
+  std::string source_file;  // where it was first defined
+  int line = 0;
+
+  cond::CompiledCondition compiled;  // condition and not (exceptions)
+  OutputFormat format;
+};
+
+struct RuleMatch {
+  const Rule* rule = nullptr;
+  std::string output;                                // formatted
+  std::map<std::string, std::string> output_fields;  // field -> value, "<NA>" when unset
+};
+
+class RuleSet {
+ public:
+  // Loads files in order (later files may append to, override or disable earlier ones).
+  static RuleSetLoad Load(const std::vector<std::string>& files) { return LoadRuleFiles(files); }
+  static RuleSetLoad LoadStrings(const std::vector<RuleSource>& sources) {
+    return LoadRuleSources(sources);
+  }
+
+  // Rules loaded, enabled or not, in definition order.
+  size_t size() const { return rules_.size(); }
+  std::vector<const Rule*> rules() const;
+  const Rule* Find(std::string_view name) const;
+  size_t enabled_count() const { return enabled_.size(); }
+  // Warnings of the load that made this set (unused keys, disabled rules that fail, ...).
+  const std::vector<RuleDiagnostic>& warnings() const { return warnings_; }
+
+  // Appends a match for every enabled rule whose condition holds, in definition order.
+  // REQUIRES: ctx.event != nullptr.
+  void Evaluate(const RuleContext& ctx, std::vector<RuleMatch>* out) const;
+  // Only tests the conditions: the rules that match, no output formatting.
+  void Match(const RuleContext& ctx, std::vector<const Rule*>* out) const;
+
+ private:
+  friend class RuleLoader;
+  std::vector<std::unique_ptr<Rule>> rules_;
+  std::vector<const Rule*> enabled_;
+  std::vector<RuleDiagnostic> warnings_;
+};
+
+}  // namespace driftwatch

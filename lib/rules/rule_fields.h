@@ -1,0 +1,121 @@
+// rule_fields: the registry of fields a rule condition or output may name (proc.name,
+// container.image.repository, ...), each an entry {name, type, doc, extractor} whose
+// extractor is one small function over a RuleContext. One file per field class:
+// lib/rules/fields_evt.cc, fields_proc.cc, fields_user.cc, fields_container.cc, fields_fd.cc.
+//
+// Names and meanings follow Falco and lib/event/event_json.cc (DESIGN.md, "Field names").
+// Extractors do not allocate in the common case: strings come back as views into the event
+// or the context; the few computed strings (proc.cmdline, fd.sha256, ...) are built in the
+// caller's FieldValue::buf, whose capacity survives from one call to the next.
+//
+// Thread-safety: the registry is immutable after static initialization; extractors are
+// pure functions of their arguments. A FieldValue belongs to one thread.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/rules/rule_context.h"
+
+namespace driftwatch {
+
+enum class FieldType {
+  kString,
+  kNumber,  // int64
+  kBool,
+  kList,    // several strings (proc.args, proc.aname without index)
+};
+
+std::string_view FieldTypeName(FieldType t);
+
+// What an extractor produced. Only the member that matches the field's type is meaningful.
+struct FieldValue {
+  std::string_view str;
+  int64_t num = 0;
+  bool boolean = false;
+  std::vector<std::string_view> list;
+  std::string buf;  // backing store for computed strings; str may point into it
+
+  // Resets the view members; keeps the capacity of buf and list.
+  void Clear() {
+    str = {};
+    num = 0;
+    boolean = false;
+    list.clear();
+    buf.clear();
+  }
+};
+
+// The [N] of an indexed field such as proc.aname[2]; index < 0 when the field had none.
+struct FieldArg {
+  int index = -1;
+  bool present() const { return index >= 0; }
+};
+
+// Fills *out and returns true when the field has a value for this event; false when it is
+// unset (output "<NA>", every comparison false).
+using FieldExtractor = bool (*)(const RuleContext& ctx, FieldArg arg, FieldValue* out);
+
+enum class FieldArgMode {
+  kNone,      // proc.name
+  kOptional,  // proc.aname, proc.aname[2]
+  kRequired,  // proc.apid[2]
+};
+
+struct FieldInfo {
+  std::string_view name;
+  FieldType type;          // without an index
+  std::string_view doc;
+  FieldExtractor extract;
+  FieldArgMode arg = FieldArgMode::kNone;
+  FieldType indexed_type = FieldType::kString;  // with an index
+  // kList fields only: string operators (=, contains, startswith, ...) compare the
+  // space-joined list (Falco's proc.args is one string) instead of any single element.
+  bool list_joins_for_strings = false;
+
+  FieldType TypeFor(FieldArg a) const { return a.present() ? indexed_type : type; }
+};
+
+// The field of this name, or null.
+const FieldInfo* FindField(std::string_view name);
+
+// Every field, sorted by name (for `driftwatch rules fields` and docs).
+std::vector<const FieldInfo*> AllFields();
+
+// Appends the field's value as output text: numbers in decimal, bools "true"/"false",
+// lists joined by spaces, "<NA>" when unset. `scratch` is reused between calls.
+void AppendFieldText(const FieldInfo& f, FieldArg arg, const RuleContext& ctx,
+                     FieldValue* scratch, std::string* out);
+
+// The per-class tables (one per fields_*.cc).
+std::span<const FieldInfo> EvtFields();
+std::span<const FieldInfo> ProcFields();
+std::span<const FieldInfo> UserFields();
+std::span<const FieldInfo> ContainerFields();
+std::span<const FieldInfo> FdFields();
+
+// Helpers the field files share.
+namespace fields {
+// The container the event belongs to: ctx.container, or the event's own body for
+// container events; null when unknown.
+const v1::ContainerInfo* ContainerOf(const RuleContext& ctx);
+// Sets out->str and returns true when s is not empty.
+inline bool SetStr(std::string_view s, FieldValue* out) {
+  if (s.empty()) return false;
+  out->str = s;
+  return true;
+}
+inline bool SetNum(int64_t n, FieldValue* out) {
+  out->num = n;
+  return true;
+}
+inline bool SetBool(bool b, FieldValue* out) {
+  out->boolean = b;
+  return true;
+}
+}  // namespace fields
+
+}  // namespace driftwatch

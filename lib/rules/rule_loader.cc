@@ -1,0 +1,1068 @@
+#include "lib/rules/rule_loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "lib/rules/rule_condition.h"
+#include "lib/rules/rule_engine.h"
+
+#ifndef DW_RULES_INSTALL_DIR
+#define DW_RULES_INSTALL_DIR "/usr/local/share/driftwatch/rules"
+#endif
+#ifndef DW_RULES_SOURCE_DIR
+#define DW_RULES_SOURCE_DIR "rules"
+#endif
+
+namespace driftwatch {
+
+std::string RuleDiagnostic::ToString() const {
+  std::string s = file;
+  if (line > 0) {
+    // Appended piecewise: g++ 12 warns wrongly on ":" + std::string&& (PR 105329).
+    s += ':';
+    s += std::to_string(line);
+    if (column > 0) {
+      s += ':';
+      s += std::to_string(column);
+    }
+  }
+  s += warning ? ": warning: " : ": error: ";
+  if (!item.empty()) s += item + ": ";
+  s += message;
+  return s;
+}
+
+namespace {
+
+// Where a character of a scalar's value came from in its file.
+struct Anchor {
+  size_t offset;  // in the value
+  int line;       // 1-based
+  int column;     // 1-based
+};
+
+// A scalar's value with the map back to its file.
+struct Text {
+  std::string value;
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::vector<Anchor> anchors;
+
+  void Locate(size_t offset, int* l, int* c) const {
+    *l = line;
+    *c = column;
+    const Anchor* best = nullptr;
+    for (const Anchor& a : anchors) {
+      if (a.offset <= offset) best = &a;
+    }
+    if (!best) return;
+    *l = best->line;
+    int col = best->column;
+    for (size_t i = best->offset; i < offset && i < value.size(); ++i) {
+      if ((static_cast<unsigned char>(value[i]) & 0xC0) != 0x80) ++col;
+    }
+    *c = col;
+  }
+};
+
+// A condition built from several scalars (a definition and its appends), joined by spaces.
+struct Fragments {
+  std::vector<std::pair<size_t, Text>> parts;  // start offset in joined, text
+  std::string joined;
+
+  void Replace(Text t) {
+    parts.clear();
+    joined.clear();
+    Append(std::move(t));
+  }
+  void Append(Text t) {
+    if (!joined.empty()) joined.push_back(' ');
+    parts.emplace_back(joined.size(), t);
+    joined += t.value;
+  }
+  void Locate(size_t offset, std::string* file, int* l, int* c) const {
+    const std::pair<size_t, Text>* best = parts.empty() ? nullptr : &parts[0];
+    for (const auto& p : parts) {
+      if (p.first <= offset) best = &p;
+    }
+    if (!best) return;
+    *file = best->second.file;
+    best->second.Locate(offset - best->first, l, c);
+  }
+};
+
+struct ExceptionSpec {
+  std::string name;
+  bool single_field = false;  // `fields: proc.name` with a flat list of values
+  std::vector<std::string> fields;
+  std::vector<std::string> comps;
+  std::vector<YAML::Node> values;
+  std::string file;
+  int line = 0, column = 0;
+};
+
+struct ListDef {
+  std::string name;
+  std::vector<std::string> items;
+  std::string file;
+  int line = 0, column = 0;
+};
+
+struct MacroDef {
+  std::string name;
+  Fragments cond;
+  std::string file;
+  int line = 0, column = 0;
+  cond::NodePtr ast;
+};
+
+struct RuleDef {
+  std::string name;
+  std::string desc;
+  Fragments cond;
+  Text output;
+  Priority priority = Priority::kWarning;
+  std::vector<std::string> tags;
+  bool enabled = true;
+  bool skip_if_unknown_filter = false;
+  std::string source = "syscall";
+  std::vector<ExceptionSpec> exceptions;
+  std::string file;
+  int line = 0, column = 0;
+};
+
+bool IsListComp(std::string_view c) { return c == "in" || c == "intersects" || c == "pmatch"; }
+
+std::optional<cond::Op> CompOp(std::string_view c) {
+  static constexpr std::pair<std::string_view, cond::Op> kOps[] = {
+      {"=", cond::Op::kEq},          {"==", cond::Op::kEq},          {"!=", cond::Op::kNe},
+      {"<", cond::Op::kLt},          {"<=", cond::Op::kLe},          {">", cond::Op::kGt},
+      {">=", cond::Op::kGe},         {"contains", cond::Op::kContains},
+      {"icontains", cond::Op::kIContains}, {"startswith", cond::Op::kStartsWith},
+      {"endswith", cond::Op::kEndsWith},   {"glob", cond::Op::kGlob},
+      {"iglob", cond::Op::kIGlob},   {"in", cond::Op::kIn},
+      {"intersects", cond::Op::kIntersects}, {"pmatch", cond::Op::kPmatch}};
+  for (const auto& [n, op] : kOps) {
+    if (c == n) return op;
+  }
+  return std::nullopt;
+}
+
+bool IsQuoted(const std::string& s) {
+  return s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front();
+}
+
+// A list item or exception value as Falco pastes it into a condition: a value wrapped in
+// quotes is that string with its escapes undone, as in a condition (\xHH and the others:
+// lib/rules/rule_condition.h). A bad escape was refused at load (BadEscape); here it stays as is.
+std::pair<std::string, bool> Unquote(std::string s) {
+  if (IsQuoted(s)) {
+    std::string_view body = std::string_view(s).substr(1, s.size() - 2);
+    auto text = cond::UnescapeQuoted(body, s.front());
+    return {text ? std::move(*text) : std::string(body), true};
+  }
+  return {std::move(s), false};
+}
+
+// Why a quoted list item or exception value (scalars anywhere in `v`) has a bad escape, or
+// nothing.
+std::optional<std::string> BadEscape(const YAML::Node& v) {
+  if (v.IsSequence()) {
+    for (const YAML::Node& e : v) {
+      if (auto bad = BadEscape(e)) return bad;
+    }
+    return std::nullopt;
+  }
+  if (!v.IsScalar()) return std::nullopt;
+  const std::string s = v.as<std::string>();
+  if (!IsQuoted(s)) return std::nullopt;
+  auto text = cond::UnescapeQuoted(std::string_view(s).substr(1, s.size() - 2), s.front());
+  if (text) return std::nullopt;
+  return s + ": " + text.error().second;
+}
+
+// "proc.aname[2]" -> name, arg
+void SplitField(const std::string& f, std::string* name, std::string* arg, bool* has_arg) {
+  size_t b = f.find('[');
+  *has_arg = b != std::string::npos && f.back() == ']';
+  if (!*has_arg) {
+    *name = f;
+    return;
+  }
+  *name = f.substr(0, b);
+  *arg = f.substr(b + 1, f.size() - b - 2);
+}
+
+}  // namespace
+
+// Friend of RuleSet: builds one.
+class RuleLoader {
+ public:
+  void AddSource(const RuleSource& src);
+  void AddError(RuleDiagnostic d) {
+    files_.push_back(d.file);
+    diags_.push_back(std::move(d));
+  }
+  RuleSetLoad Finish();
+
+ private:
+  using Lines = std::vector<std::string_view>;
+
+  void Diag(bool warning, const std::string& file, int line, int column, std::string item,
+            std::string message) {
+    std::string key = file + ":" + std::to_string(line) + ":" + std::to_string(column) + item + message;
+    if (!seen_.insert(key).second) return;
+    diags_.push_back(RuleDiagnostic{file, line, column, std::move(item), std::move(message), warning});
+  }
+  void Error(const std::string& file, const YAML::Node& n, std::string item, std::string message) {
+    Diag(false, file, n.Mark().line + 1, n.Mark().column + 1, std::move(item), std::move(message));
+  }
+  void Warn(const std::string& file, const YAML::Node& n, std::string item, std::string message) {
+    Diag(true, file, n.Mark().line + 1, n.Mark().column + 1, std::move(item), std::move(message));
+  }
+
+  Text MakeText(const YAML::Node& n, const std::string& file, const Lines& lines);
+  bool ScalarString(const YAML::Node& item, const char* key, const std::string& file,
+                    const std::string& what, std::string* out);
+
+  void AddRule(const YAML::Node& item, const std::string& file, const Lines& lines);
+  void AddMacro(const YAML::Node& item, const std::string& file, const Lines& lines);
+  void AddList(const YAML::Node& item, const std::string& file);
+  bool ParseExceptions(const YAML::Node& n, const std::string& file, const std::string& what,
+                       std::vector<ExceptionSpec>* out);
+  void MergeExceptions(std::vector<ExceptionSpec> in, RuleDef* r, const std::string& file,
+                       const YAML::Node& at, const std::string& what);
+
+  const std::vector<std::string>* ExpandList(const std::string& name, std::set<std::string>* stack);
+  cond::NodePtr ExceptionsAst(const RuleDef& r);
+  void CompileRule(const RuleDef& def, RuleSet* set);
+
+  std::vector<std::string> files_;  // in load order
+  std::vector<RuleDiagnostic> diags_;
+  std::set<std::string> seen_;
+  std::vector<RuleDef> rules_;
+  std::map<std::string, size_t, std::less<>> rule_index_;
+  std::map<std::string, MacroDef, std::less<>> macros_;
+  std::map<std::string, ListDef, std::less<>> lists_;
+  std::map<std::string, std::vector<std::string>, std::less<>> expanded_;
+  std::set<std::string, std::less<>> broken_macros_;
+};
+
+// Maps the value of a scalar back to file positions: each source line of the scalar is
+// found, in order, in the value (block and multi-line scalars fold lines into spaces).
+Text RuleLoader::MakeText(const YAML::Node& n, const std::string& file, const Lines& lines) {
+  Text t;
+  t.value = n.as<std::string>();
+  t.file = file;
+  t.line = n.Mark().line + 1;
+  t.column = n.Mark().column + 1;
+  size_t line = static_cast<size_t>(std::max(0, n.Mark().line));
+  size_t col = static_cast<size_t>(std::max(0, n.Mark().column));
+  if (line >= lines.size()) return t;
+  std::string_view first = lines[line];
+  if (col < first.size() && (first[col] == '>' || first[col] == '|')) {
+    ++line;  // block scalar: content starts on the next line
+    col = std::string_view::npos;
+  } else if (col < first.size() && (first[col] == '"' || first[col] == '\'')) {
+    ++col;
+  }
+  size_t cursor = 0;
+  for (size_t l = line; l < lines.size() && cursor < t.value.size() && l < line + 10000; ++l) {
+    std::string_view s = lines[l];
+    size_t start = 0;
+    if (col != std::string_view::npos && l == line) {
+      start = std::min(col, s.size());
+    } else {
+      while (start < s.size() && (s[start] == ' ' || s[start] == '\t')) ++start;
+    }
+    std::string_view seg = s.substr(start);
+    while (!seg.empty() && (seg.back() == ' ' || seg.back() == '\t' || seg.back() == '\r')) {
+      seg.remove_suffix(1);
+    }
+    if (seg.empty()) continue;
+    size_t at = t.value.find(seg, cursor);
+    if (at == std::string::npos) {
+      // The closing quote of a quoted scalar, or an escape: match the longest prefix.
+      size_t k = 0;
+      while (cursor + k < t.value.size() && k < seg.size() && t.value[cursor + k] == seg[k]) ++k;
+      if (k == 0) break;
+      at = cursor;
+      seg = seg.substr(0, k);
+    }
+    int c = 1;
+    for (size_t i = 0; i < start; ++i) {
+      if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) ++c;
+    }
+    t.anchors.push_back(Anchor{at, static_cast<int>(l) + 1, c});
+    cursor = at + seg.size();
+  }
+  return t;
+}
+
+bool RuleLoader::ScalarString(const YAML::Node& item, const char* key, const std::string& file,
+                              const std::string& what, std::string* out) {
+  const YAML::Node n = item[key];
+  if (!n.IsDefined() || n.IsNull()) return false;
+  if (!n.IsScalar()) {
+    Error(file, n, what, std::string("'") + key + "' must be a string");
+    return false;
+  }
+  *out = n.as<std::string>();
+  return true;
+}
+
+void RuleLoader::AddSource(const RuleSource& src) {
+  const std::string& file = src.name;
+  files_.push_back(file);
+  Lines lines;
+  {
+    std::string_view c = src.content;
+    size_t start = 0;
+    while (start <= c.size()) {
+      size_t nl = c.find('\n', start);
+      if (nl == std::string_view::npos) {
+        lines.push_back(c.substr(start));
+        break;
+      }
+      lines.push_back(c.substr(start, nl - start));
+      start = nl + 1;
+    }
+  }
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(src.content);
+  } catch (const YAML::Exception& e) {
+    Diag(false, file, e.mark.line + 1, e.mark.column + 1, "", "YAML: " + e.msg);
+    return;
+  }
+  if (doc.IsNull()) return;  // empty file
+  if (!doc.IsSequence()) {
+    Diag(false, file, doc.Mark().line + 1, doc.Mark().column + 1, "",
+         "a rules file is a YAML list of rule, macro and list items");
+    return;
+  }
+  for (const YAML::Node& item : doc) {
+    try {
+      if (!item.IsMap()) {
+        Error(file, item, "", "each item must be a map with a rule, macro or list key");
+        continue;
+      }
+      if (item["rule"]) {
+        AddRule(item, file, lines);
+      } else if (item["macro"]) {
+        AddMacro(item, file, lines);
+      } else if (item["list"]) {
+        AddList(item, file);
+      } else if (item["required_engine_version"] || item["required_plugin_versions"]) {
+        continue;
+      } else {
+        std::string first = item.begin()->first.IsScalar() ? item.begin()->first.as<std::string>() : "?";
+        Warn(file, item, "", "unknown item '" + first + "' ignored");
+      }
+    } catch (const YAML::Exception& e) {
+      Diag(false, file, e.mark.line + 1, e.mark.column + 1, "", "YAML: " + e.msg);
+    }
+  }
+}
+
+bool RuleLoader::ParseExceptions(const YAML::Node& n, const std::string& file, const std::string& what,
+                                 std::vector<ExceptionSpec>* out) {
+  if (!n.IsSequence()) {
+    Error(file, n, what, "'exceptions' must be a list");
+    return false;
+  }
+  bool ok = true;
+  for (const YAML::Node& e : n) {
+    ExceptionSpec x;
+    x.file = file;
+    x.line = e.Mark().line + 1;
+    x.column = e.Mark().column + 1;
+    if (!e.IsMap() || !e["name"] || !e["name"].IsScalar()) {
+      Error(file, e, what, "each exception needs a name");
+      ok = false;
+      continue;
+    }
+    x.name = e["name"].as<std::string>();
+    std::string ewhat = what + ", exception '" + x.name + "'";
+    const YAML::Node fields = e["fields"];
+    const YAML::Node comps = e["comps"];
+    if (fields) {
+      if (fields.IsScalar()) {
+        x.single_field = true;
+        x.fields.push_back(fields.as<std::string>());
+        if (comps && !comps.IsScalar()) {
+          Error(file, comps, ewhat, "with a single field, 'comps' is a single operator");
+          ok = false;
+          continue;
+        }
+        x.comps.push_back(comps ? comps.as<std::string>() : "in");
+      } else if (fields.IsSequence()) {
+        for (const YAML::Node& f : fields) x.fields.push_back(f.as<std::string>());
+        if (comps) {
+          if (!comps.IsSequence() || comps.size() != fields.size()) {
+            Error(file, comps, ewhat, "'comps' must list one operator per field");
+            ok = false;
+            continue;
+          }
+          for (const YAML::Node& c : comps) x.comps.push_back(c.as<std::string>());
+        } else {
+          x.comps.assign(x.fields.size(), "=");
+        }
+      } else {
+        Error(file, fields, ewhat, "'fields' must be a field or a list of fields");
+        ok = false;
+        continue;
+      }
+      bool fields_ok = true;
+      for (size_t i = 0; i < x.fields.size(); ++i) {
+        std::string name, arg;
+        bool has_arg;
+        SplitField(x.fields[i], &name, &arg, &has_arg);
+        if (!FindField(name)) {
+          Error(file, fields, ewhat, "unknown field '" + name + "'");
+          fields_ok = false;
+        }
+        if (!CompOp(x.comps[i])) {
+          Error(file, comps ? comps : e, ewhat, "unknown operator '" + x.comps[i] + "'");
+          fields_ok = false;
+        }
+      }
+      if (!fields_ok) {
+        ok = false;
+        continue;
+      }
+    }
+    if (const YAML::Node values = e["values"]) {
+      if (!values.IsSequence()) {
+        Error(file, values, ewhat, "'values' must be a list");
+        ok = false;
+        continue;
+      }
+      if (auto bad = BadEscape(values)) {
+        Error(file, values, ewhat, "value " + *bad);
+        ok = false;
+        continue;
+      }
+      for (const YAML::Node& v : values) x.values.push_back(v);
+    }
+    out->push_back(std::move(x));
+  }
+  return ok;
+}
+
+// Appends exceptions: values of an exception already defined (by name) are added to it; a
+// new name adds a new exception.
+void RuleLoader::MergeExceptions(std::vector<ExceptionSpec> in, RuleDef* r, const std::string& file,
+                                 const YAML::Node& at, const std::string& what) {
+  for (ExceptionSpec& x : in) {
+    auto it = std::find_if(r->exceptions.begin(), r->exceptions.end(),
+                           [&](const ExceptionSpec& e) { return e.name == x.name; });
+    if (it == r->exceptions.end()) {
+      if (x.fields.empty()) {
+        Error(file, at, what, "exception '" + x.name + "' is new here and needs 'fields'");
+        continue;
+      }
+      r->exceptions.push_back(std::move(x));
+      continue;
+    }
+    if (!x.fields.empty() && x.fields != it->fields) {
+      Error(file, at, what, "exception '" + x.name + "': appended fields differ from its definition");
+      continue;
+    }
+    for (YAML::Node& v : x.values) it->values.push_back(v);
+  }
+}
+
+void RuleLoader::AddRule(const YAML::Node& item, const std::string& file, const Lines& lines) {
+  std::string name;
+  if (!ScalarString(item, "rule", file, "rule", &name) || name.empty()) {
+    Error(file, item, "rule", "a rule needs a name");
+    return;
+  }
+  const std::string what = "rule '" + name + "'";
+  static const std::set<std::string, std::less<>> kKeys = {
+      "rule", "condition", "output", "desc", "priority", "tags", "enabled", "exceptions", "override",
+      "append", "source", "skip-if-unknown-filter", "warn_evttypes", "capture", "capture_duration"};
+  for (const auto& kv : item) {
+    std::string k = kv.first.as<std::string>();
+    if (!kKeys.contains(k)) Warn(file, kv.first, what, "unknown key '" + k + "' ignored");
+  }
+  auto existing = rule_index_.find(name);
+  RuleDef* prev = existing == rule_index_.end() ? nullptr : &rules_[existing->second];
+  bool append = item["append"] && item["append"].as<bool>();
+  const YAML::Node override = item["override"];
+
+  auto priority_of = [&](Priority* out) {
+    std::string p;
+    if (!ScalarString(item, "priority", file, what, &p)) return false;
+    auto pr = ParsePriority(p);
+    if (!pr) {
+      Error(file, item["priority"], what,
+            "unknown priority '" + p + "' (emergency, alert, critical, error, warning, notice, informational, debug)");
+      return false;
+    }
+    *out = *pr;
+    return true;
+  };
+  auto tags_of = [&](std::vector<std::string>* out) {
+    const YAML::Node t = item["tags"];
+    if (!t.IsSequence()) {
+      Error(file, t, what, "'tags' must be a list");
+      return false;
+    }
+    for (const YAML::Node& x : t) out->push_back(x.as<std::string>());
+    return true;
+  };
+  auto text_of = [&](const char* key, Text* out) {
+    const YAML::Node n = item[key];
+    if (!n.IsScalar()) {
+      Error(file, n, what, std::string("'") + key + "' must be a string");
+      return false;
+    }
+    *out = MakeText(n, file, lines);
+    return true;
+  };
+
+  if (override && append) {
+    Error(file, override, what, "'override' and 'append' cannot be used together");
+    return;
+  }
+  if (override) {
+    if (!prev) {
+      Error(file, item, what, "override of a rule that is not defined (define it first, or load its file first)");
+      return;
+    }
+    if (!override.IsMap()) {
+      Error(file, override, what, "'override' must map keys to append or replace");
+      return;
+    }
+    static const std::set<std::string, std::less<>> kAppendable = {"condition", "output", "desc", "tags", "exceptions"};
+    static const std::set<std::string, std::less<>> kReplaceable = {
+        "condition", "output", "desc", "priority", "tags", "exceptions", "enabled", "source",
+        "skip-if-unknown-filter", "warn_evttypes", "capture", "capture_duration"};
+    std::map<std::string, std::string> modes;
+    for (const auto& kv : override) {
+      std::string k = kv.first.as<std::string>();
+      std::string m = kv.second.IsScalar() ? kv.second.as<std::string>() : "";
+      if (m != "append" && m != "replace") {
+        Error(file, kv.second, what, "override mode of '" + k + "' must be append or replace");
+        return;
+      }
+      if ((m == "append" && !kAppendable.contains(k)) || (m == "replace" && !kReplaceable.contains(k))) {
+        Error(file, kv.first, what, "key '" + k + "' cannot be overridden with " + m);
+        return;
+      }
+      if (!item[k]) {
+        Error(file, kv.first, what, "override names '" + k + "' but the item has no such key");
+        return;
+      }
+      modes[k] = m;
+    }
+    for (const auto& kv : item) {
+      std::string k = kv.first.as<std::string>();
+      if (k != "rule" && k != "override" && kKeys.contains(k) && !modes.contains(k)) {
+        Error(file, kv.first, what, "key '" + k + "' has no override mode (add it under override)");
+        return;
+      }
+    }
+    RuleDef next = *prev;
+    for (const auto& [k, m] : modes) {
+      bool app = m == "append";
+      if (k == "condition") {
+        Text t;
+        if (!text_of("condition", &t)) return;
+        if (app) next.cond.Append(std::move(t)); else next.cond.Replace(std::move(t));
+      } else if (k == "output") {
+        Text t;
+        if (!text_of("output", &t)) return;
+        if (app) {
+          next.output.value += " " + t.value;
+        } else {
+          next.output = std::move(t);
+        }
+      } else if (k == "desc") {
+        std::string d;
+        ScalarString(item, "desc", file, what, &d);
+        next.desc = app ? next.desc + " " + d : d;
+      } else if (k == "tags") {
+        std::vector<std::string> t;
+        if (!tags_of(&t)) return;
+        if (!app) next.tags.clear();
+        for (auto& x : t) {
+          if (std::find(next.tags.begin(), next.tags.end(), x) == next.tags.end()) next.tags.push_back(x);
+        }
+      } else if (k == "priority") {
+        if (!priority_of(&next.priority)) return;
+      } else if (k == "enabled") {
+        next.enabled = item["enabled"].as<bool>();
+      } else if (k == "exceptions") {
+        std::vector<ExceptionSpec> ex;
+        if (!ParseExceptions(item["exceptions"], file, what, &ex)) return;
+        if (app) {
+          MergeExceptions(std::move(ex), &next, file, item["exceptions"], what);
+        } else {
+          next.exceptions = std::move(ex);
+        }
+      } else if (k == "skip-if-unknown-filter") {
+        next.skip_if_unknown_filter = item[k].as<bool>();
+      } else if (k == "source") {
+        next.source = item[k].as<std::string>();
+      }
+    }
+    *prev = std::move(next);
+    return;
+  }
+  if (append) {
+    if (!prev) {
+      Error(file, item, what, "append to a rule that is not defined (define it first, or load its file first)");
+      return;
+    }
+    if (item["condition"]) {
+      Text t;
+      if (!text_of("condition", &t)) return;
+      prev->cond.Append(std::move(t));
+    }
+    if (item["exceptions"]) {
+      std::vector<ExceptionSpec> ex;
+      if (!ParseExceptions(item["exceptions"], file, what, &ex)) return;
+      MergeExceptions(std::move(ex), prev, file, item["exceptions"], what);
+    }
+    if (item["enabled"]) prev->enabled = item["enabled"].as<bool>();
+    for (const char* k : {"output", "desc", "priority", "tags"}) {
+      if (item[k]) Warn(file, item[k], what, std::string("append: true ignores '") + k + "' (use override: replace)");
+    }
+    return;
+  }
+  // `enabled` alone toggles a rule defined earlier.
+  if (!item["condition"] && !item["output"] && !item["desc"] && !item["priority"] && item["enabled"]) {
+    if (!prev) {
+      Error(file, item, what, "'enabled' for a rule that is not defined");
+      return;
+    }
+    prev->enabled = item["enabled"].as<bool>();
+    return;
+  }
+  // A definition; a later definition of the same name replaces the earlier one.
+  RuleDef r;
+  r.name = name;
+  r.file = file;
+  r.line = item.Mark().line + 1;
+  r.column = item.Mark().column + 1;
+  bool ok = true;
+  for (const char* k : {"condition", "output", "desc", "priority"}) {
+    if (!item[k]) {
+      Error(file, item, what, std::string("missing '") + k + "'");
+      ok = false;
+    }
+  }
+  if (!ok) return;
+  Text c;
+  if (!text_of("condition", &c)) return;
+  r.cond.Replace(std::move(c));
+  if (!text_of("output", &r.output)) return;
+  if (!ScalarString(item, "desc", file, what, &r.desc)) return;
+  // A bad priority or tags is reported; the rule is still compiled so that the errors of
+  // its condition and output show in the same run.
+  priority_of(&r.priority);
+  if (item["tags"]) tags_of(&r.tags);
+  if (item["enabled"]) r.enabled = item["enabled"].as<bool>();
+  if (item["skip-if-unknown-filter"]) r.skip_if_unknown_filter = item["skip-if-unknown-filter"].as<bool>();
+  if (item["source"]) r.source = item["source"].as<std::string>();
+  if (item["exceptions"]) {
+    std::vector<ExceptionSpec> ex;
+    if (!ParseExceptions(item["exceptions"], file, what, &ex)) return;
+    for (const ExceptionSpec& x : ex) {
+      if (x.fields.empty()) {
+        Error(file, item["exceptions"], what, "exception '" + x.name + "' needs 'fields'");
+        return;
+      }
+    }
+    r.exceptions = std::move(ex);
+  }
+  if (prev) {
+    *prev = std::move(r);
+  } else {
+    rule_index_[name] = rules_.size();
+    rules_.push_back(std::move(r));
+  }
+}
+
+void RuleLoader::AddMacro(const YAML::Node& item, const std::string& file, const Lines& lines) {
+  std::string name;
+  if (!ScalarString(item, "macro", file, "macro", &name) || name.empty()) {
+    Error(file, item, "macro", "a macro needs a name");
+    return;
+  }
+  const std::string what = "macro '" + name + "'";
+  const YAML::Node c = item["condition"];
+  if (!c || !c.IsScalar()) {
+    Error(file, item, what, "a macro needs a 'condition' string");
+    return;
+  }
+  Text t = MakeText(c, file, lines);
+  auto it = macros_.find(name);
+  bool append = item["append"] && item["append"].as<bool>();
+  if (const YAML::Node o = item["override"]) {
+    std::string mode = o.IsMap() && o["condition"] ? o["condition"].as<std::string>() : "";
+    if (mode != "append" && mode != "replace") {
+      Error(file, o, what, "a macro's override is {condition: append} or {condition: replace}");
+      return;
+    }
+    if (it == macros_.end()) {
+      Error(file, item, what, "override of a macro that is not defined");
+      return;
+    }
+    append = mode == "append";
+    if (!append) {
+      it->second.cond.Replace(std::move(t));
+      return;
+    }
+  }
+  if (append) {
+    if (it == macros_.end()) {
+      Error(file, item, what, "append to a macro that is not defined");
+      return;
+    }
+    it->second.cond.Append(std::move(t));
+    return;
+  }
+  MacroDef m;
+  m.name = name;
+  m.file = file;
+  m.line = item.Mark().line + 1;
+  m.column = item.Mark().column + 1;
+  m.cond.Replace(std::move(t));
+  macros_[name] = std::move(m);
+}
+
+void RuleLoader::AddList(const YAML::Node& item, const std::string& file) {
+  std::string name;
+  if (!ScalarString(item, "list", file, "list", &name) || name.empty()) {
+    Error(file, item, "list", "a list needs a name");
+    return;
+  }
+  const std::string what = "list '" + name + "'";
+  const YAML::Node items = item["items"];
+  std::vector<std::string> values;
+  if (items && !items.IsNull()) {
+    if (!items.IsSequence()) {
+      Error(file, items, what, "'items' must be a list");
+      return;
+    }
+    for (const YAML::Node& v : items) {
+      if (!v.IsScalar()) {
+        Error(file, v, what, "list items must be strings");
+        return;
+      }
+      if (auto bad = BadEscape(v)) {
+        Error(file, v, what, "item " + *bad);
+        return;
+      }
+      values.push_back(v.as<std::string>());
+    }
+  } else if (!items) {
+    Error(file, item, what, "a list needs 'items'");
+    return;
+  }
+  auto it = lists_.find(name);
+  bool append = item["append"] && item["append"].as<bool>();
+  if (const YAML::Node o = item["override"]) {
+    std::string mode = o.IsMap() && o["items"] ? o["items"].as<std::string>() : "";
+    if (mode != "append" && mode != "replace") {
+      Error(file, o, what, "a list's override is {items: append} or {items: replace}");
+      return;
+    }
+    if (it == lists_.end()) {
+      Error(file, item, what, "override of a list that is not defined");
+      return;
+    }
+    append = mode == "append";
+    if (!append) {
+      it->second.items = std::move(values);
+      return;
+    }
+  }
+  if (append) {
+    if (it == lists_.end()) {
+      Error(file, item, what, "append to a list that is not defined");
+      return;
+    }
+    for (auto& v : values) it->second.items.push_back(std::move(v));
+    return;
+  }
+  lists_[name] = ListDef{name, std::move(values), file, item.Mark().line + 1, item.Mark().column + 1};
+}
+
+// A list's items with the lists it names expanded; items in quotes are literal.
+const std::vector<std::string>* RuleLoader::ExpandList(const std::string& name, std::set<std::string>* stack) {
+  if (auto it = expanded_.find(name); it != expanded_.end()) return &it->second;
+  auto def = lists_.find(name);
+  if (def == lists_.end()) return nullptr;
+  if (!stack->insert(name).second) {
+    Diag(false, def->second.file, def->second.line, def->second.column, "list '" + name + "'",
+         "list refers to itself through other lists");
+    return nullptr;
+  }
+  std::vector<std::string> out;
+  for (const std::string& raw : def->second.items) {
+    auto [text, quoted] = Unquote(raw);
+    const std::vector<std::string>* sub = nullptr;
+    if (!quoted && lists_.contains(text) && !stack->contains(text)) sub = ExpandList(text, stack);
+    if (!quoted && stack->contains(text)) {
+      Diag(false, def->second.file, def->second.line, def->second.column, "list '" + name + "'",
+           "list refers to itself through list '" + text + "'");
+      continue;
+    }
+    if (sub) {
+      out.insert(out.end(), sub->begin(), sub->end());
+    } else {
+      out.push_back(std::move(text));
+    }
+  }
+  stack->erase(name);
+  return &(expanded_[name] = std::move(out));
+}
+
+// not ((f1 c1 v1 and f2 c2 v2) or ...) for the rule's exceptions; null when none has values.
+cond::NodePtr RuleLoader::ExceptionsAst(const RuleDef& r) {
+  auto make_check = [](const std::string& field, const std::string& comp, const YAML::Node& value) {
+    auto n = std::make_unique<cond::Node>();
+    n->kind = cond::NodeKind::kCheck;
+    SplitField(field, &n->field, &n->field_arg, &n->has_field_arg);
+    n->op = *CompOp(comp);
+    if (IsListComp(comp)) {
+      if (value.IsSequence()) {
+        for (const YAML::Node& v : value) {
+          auto [text, quoted] = Unquote(v.as<std::string>());
+          n->values.push_back(cond::Value{std::move(text), quoted, 0});
+        }
+      } else {
+        // A single value for a list operator names a list (or is one literal item).
+        auto [text, quoted] = Unquote(value.as<std::string>());
+        n->values.push_back(cond::Value{std::move(text), quoted, 0});
+      }
+    } else {
+      auto [text, quoted] = Unquote(value.IsScalar() ? value.as<std::string>() : std::string());
+      n->values.push_back(cond::Value{std::move(text), true, 0});
+    }
+    return n;
+  };
+  auto any = std::make_unique<cond::Node>();
+  any->kind = cond::NodeKind::kOr;
+  for (const ExceptionSpec& x : r.exceptions) {
+    if (x.single_field) {
+      if (x.values.empty()) continue;
+      if (IsListComp(x.comps[0])) {
+        YAML::Node seq(YAML::NodeType::Sequence);
+        for (const YAML::Node& v : x.values) seq.push_back(v);
+        any->children.push_back(make_check(x.fields[0], x.comps[0], seq));
+      } else {
+        for (const YAML::Node& v : x.values) any->children.push_back(make_check(x.fields[0], x.comps[0], v));
+      }
+      continue;
+    }
+    for (const YAML::Node& tuple : x.values) {
+      if (!tuple.IsSequence() || tuple.size() != x.fields.size()) {
+        Diag(false, x.file, tuple.Mark().line + 1, tuple.Mark().column + 1, "rule '" + r.name + "'",
+             "exception '" + x.name + "': each value must list " + std::to_string(x.fields.size()) +
+                 " item(s), one per field");
+        continue;
+      }
+      auto all = std::make_unique<cond::Node>();
+      all->kind = cond::NodeKind::kAnd;
+      for (size_t i = 0; i < x.fields.size(); ++i) {
+        all->children.push_back(make_check(x.fields[i], x.comps[i], tuple[i]));
+      }
+      if (all->children.size() == 1) {
+        any->children.push_back(std::move(all->children[0]));
+      } else {
+        any->children.push_back(std::move(all));
+      }
+    }
+  }
+  if (any->children.empty()) return nullptr;
+  auto no = std::make_unique<cond::Node>();
+  no->kind = cond::NodeKind::kNot;
+  no->children.push_back(std::move(any));
+  return no;
+}
+
+void RuleLoader::CompileRule(const RuleDef& def, RuleSet* set) {
+  const std::string what = "rule '" + def.name + "'";
+  // Errors of a disabled rule are warnings: it never runs, but `rules check` shows them.
+  bool as_warning = !def.enabled;
+  size_t errors_before = std::count_if(diags_.begin(), diags_.end(), [](const RuleDiagnostic& d) { return !d.warning; });
+  auto report_cond = [&](const cond::Error& e) {
+    std::string file = def.file;
+    int line = def.line, col = def.column;
+    if (!e.macro.empty()) {
+      auto m = macros_.find(e.macro);
+      if (m != macros_.end()) {
+        m->second.cond.Locate(e.offset, &file, &line, &col);
+        Diag(as_warning, file, line, col, "macro '" + e.macro + "'", e.message + " (used by " + what + ")");
+        return;
+      }
+    }
+    def.cond.Locate(e.offset, &file, &line, &col);
+    Diag(as_warning, file, line, col, what, e.message);
+  };
+
+  if (def.source != "syscall") {
+    Diag(true, def.file, def.line, def.column, what, "source '" + def.source + "' is not supported: rule skipped");
+    return;
+  }
+  auto parsed = cond::Parse(def.cond.joined);
+  cond::NodePtr root;
+  if (!parsed) {
+    report_cond(parsed.error());
+  } else {
+    root = std::move(*parsed);
+  }
+  auto rule = std::make_unique<Rule>();
+  rule->name = def.name;
+  rule->desc = def.desc;
+  rule->condition = def.cond.joined;
+  rule->priority = def.priority;
+  rule->tags = def.tags;
+  rule->enabled = def.enabled;
+  rule->source_file = def.file;
+  rule->line = def.line;
+  for (const ExceptionSpec& x : def.exceptions) rule->exception_names.push_back(x.name);
+  // Outputs fold into one line: Falco prints one line per alert.
+  std::string out = def.output.value;
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ' || out.back() == '\r')) out.pop_back();
+  for (char& ch : out) {
+    if (ch == '\n') ch = ' ';
+  }
+  rule->output = out;
+  auto fmt = OutputFormat::Parse(rule->output);
+  if (!fmt) {
+    int line, col;
+    def.output.Locate(fmt.error().first, &line, &col);
+    Diag(as_warning, def.file, line, col, what, fmt.error().second);
+  } else {
+    rule->format = std::move(*fmt);
+  }
+  if (root) {
+    if (cond::NodePtr ex = ExceptionsAst(def)) {
+      auto both = std::make_unique<cond::Node>();
+      both->kind = cond::NodeKind::kAnd;
+      both->children.push_back(std::move(root));
+      both->children.push_back(std::move(ex));
+      root = std::move(both);
+    }
+    cond::Names names;
+    names.macro = [this](std::string_view n) -> const cond::Node* {
+      auto it = macros_.find(n);
+      return it == macros_.end() ? nullptr : it->second.ast.get();
+    };
+    names.list = [this](std::string_view n) -> const std::vector<std::string>* {
+      auto it = expanded_.find(n);
+      return it == expanded_.end() ? nullptr : &it->second;
+    };
+    auto compiled = cond::Compile(*root, names);
+    if (!compiled) {
+      const cond::Error& e = compiled.error();
+      const bool broken_macro = e.kind == cond::Error::Kind::kUndefinedMacro &&
+                                broken_macros_.count(e.name) != 0;
+      if (def.skip_if_unknown_filter && e.kind == cond::Error::Kind::kUnknownField) {
+        Diag(true, def.file, def.line, def.column, what, e.message + ": rule skipped (skip-if-unknown-filter)");
+        return;
+      }
+      if (!broken_macro) report_cond(e);
+      if (!as_warning) return;
+    } else {
+      rule->compiled = std::move(*compiled);
+    }
+  }
+  size_t errors_after = std::count_if(diags_.begin(), diags_.end(), [](const RuleDiagnostic& d) { return !d.warning; });
+  if (errors_after != errors_before) return;
+  if (!root) return;
+  if (rule->enabled) set->enabled_.push_back(rule.get());
+  set->rules_.push_back(std::move(rule));
+}
+
+RuleSetLoad RuleLoader::Finish() {
+  // Lists, expanded.
+  for (const auto& [name, def] : lists_) {
+    std::set<std::string> stack;
+    ExpandList(name, &stack);
+  }
+  // Macros, parsed once; rules expand them in place.
+  for (auto& [name, m] : macros_) {
+    auto p = cond::Parse(m.cond.joined);
+    if (!p) {
+      std::string file = m.file;
+      int line = m.line, col = m.column;
+      m.cond.Locate(p.error().offset, &file, &line, &col);
+      Diag(false, file, line, col, "macro '" + name + "'", p.error().message);
+      broken_macros_.insert(name);
+      continue;
+    }
+    m.ast = std::move(*p);
+  }
+  auto set = std::unique_ptr<RuleSet>(new RuleSet());
+  for (const RuleDef& r : rules_) CompileRule(r, set.get());
+  // In file order, then by position: the item pass and the compile pass interleave.
+  std::map<std::string, size_t> file_order;
+  for (const std::string& f : files_) file_order.emplace(f, file_order.size());
+  for (const RuleDiagnostic& d : diags_) file_order.emplace(d.file, file_order.size());
+  std::stable_sort(diags_.begin(), diags_.end(), [&](const RuleDiagnostic& a, const RuleDiagnostic& b) {
+    size_t fa = file_order[a.file], fb = file_order[b.file];
+    if (fa != fb) return fa < fb;
+    if (a.line != b.line) return a.line < b.line;
+    return a.column < b.column;
+  });
+  bool failed = std::any_of(diags_.begin(), diags_.end(), [](const RuleDiagnostic& d) { return !d.warning; });
+  if (failed) return std::unexpected(std::move(diags_));
+  set->warnings_ = std::move(diags_);
+  return set;
+}
+
+RuleSetLoad LoadRuleSources(const std::vector<RuleSource>& sources) {
+  RuleLoader loader;
+  for (const RuleSource& s : sources) loader.AddSource(s);
+  return loader.Finish();
+}
+
+RuleSetLoad LoadRuleFiles(const std::vector<std::string>& paths) {
+  RuleLoader loader;
+  for (const std::string& p : paths) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) {
+      loader.AddError(RuleDiagnostic{p, 0, 0, "", "cannot read the file", false});
+      continue;
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) {
+      loader.AddError(RuleDiagnostic{p, 0, 0, "", "read error", false});
+      continue;
+    }
+    loader.AddSource(RuleSource{p, ss.str()});
+  }
+  return loader.Finish();
+}
+
+std::string ShippedRulesDir() {
+  if (const char* env = std::getenv("DRIFTWATCH_RULES_DIR"); env && *env) return env;
+  std::error_code ec;
+  if (std::filesystem::is_directory(DW_RULES_INSTALL_DIR, ec)) return DW_RULES_INSTALL_DIR;
+  return DW_RULES_SOURCE_DIR;
+}
+
+std::vector<std::string> ShippedRuleFiles() {
+  std::string d = ShippedRulesDir();
+  return {d + "/driftwatch_macros.yaml", d + "/driftwatch_rules.yaml"};
+}
+
+}  // namespace driftwatch

@@ -1,0 +1,403 @@
+// event_store: the collector's embedded event database (SQLite, WAL) and its query API.
+//
+// Data flow: a gRPC reactor turns the serialized events of an EventBatch, as received, into a
+// PreparedBatch (PrepareEncodedBatch: parse to validate, strip the id and container_id, which
+// the store keeps as columns; runs on the caller's thread), hands it to EventStore::Submit,
+// and gets its callback once the batch is committed. One writer thread commits the queued
+// batches of all streams together in one transaction (every `commit_interval` or
+// `commit_max_events`, whichever comes first), then runs the callbacks in submission order.
+//
+// Exactly once: an event is identified by (node, boot_id, sensor_start_ns, seq). A sensor
+// sends each run's events in seq order and resends from its oldest unacknowledged one, so the
+// store keeps, per run, the highest seq stored (the `runs` table, loaded into memory at open):
+// an event at or below it is a duplicate and is dropped. Runs and their marks are written in
+// the same transaction as the events, so the mark is right after a crash or restart too.
+//
+// Durability: WAL with synchronous=NORMAL. A committed batch (and so an Ack) survives a crash
+// or kill of the collector; after a power loss or kernel crash the last transactions before
+// the most recent WAL checkpoint sync may be lost (the database itself stays consistent), and
+// the sensors, whose acks then overstated what is on disk, do not resend them.
+// `StoreOptions::synchronous_full` syncs the WAL on every commit instead (slower).
+//
+// Schema (PRAGMA user_version 3; version 2 is migrated in place at open, version 1 refused
+// with a message): rows are narrow, as ingest cost grows with the bytes every row and index
+// entry takes.
+//   events(id = rowid, run_id, seq, time_ns, stored_ns, cid, kind = the body's field number,
+//          payload = the serialized Event without id and container_id; readers put them back)
+//   runs(run_id, node, boot_id, sensor_start_ns, max_seq, updated_ns): per-run high-water mark
+//   container_ids(cid, node, id, updated_ns): one small key per (node, container id)
+//   containers(cid, info, updated_ns): latest ContainerInfo per (node, container id)
+//   nodes(node, ...): per-node state
+//   gaps(id, node, run_id, from_seq, to_seq, after_rowid, stored_ns): sequence numbers of a
+//          run that never arrived (the sensor lost them), seen at commit, written in the same
+//          transaction as the event after them (after_rowid)
+//   detect_cursors(node, rowid, updated_ns): detection's progress, written by detection
+//          (collector/detection) with the alerts it produced
+// Indexes: events(cid), events(time_ns), container_ids(id, node), gaps(after_rowid);
+// retention walks the rowid (oldest stored first).
+//
+// Time: stored_ns and retention use the store's clock, the wall clock slewed so that it never
+// runs backwards and never runs ahead faster than twice real (monotonic) time: a forward
+// jump of the system clock by a year ages stored rows by real time, not by the jump, and so
+// does not delete everything at once (the store catches up with the wall clock over time).
+//
+// Retention never deletes events detection has not evaluated yet (StoreOptions::
+// retention_floor), and also ages out runs, container keys, gaps and, where the tables
+// exist, alerts and inventories.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <google/protobuf/repeated_ptr_field.h>
+
+#include "driftwatch/v1/event.pb.h"
+
+struct sqlite3;
+
+namespace driftwatch {
+
+// "exec", "chmod", "write", "container", "status"; "" for an event without a body.
+std::string_view EventKind(const v1::Event& ev);
+
+// Checks what the store relies on; the error names the field ("event 3: id.seq is 0").
+[[nodiscard]] std::expected<void, std::string> ValidateEvent(const v1::Event& ev);
+
+// A time argument: ISO 8601 ("2026-11-28T09:06:20Z", "2026-11-28T09:06:20.5+01:00",
+// "2026-11-28" = midnight UTC) or relative to `now_ns` ("30s", "10m", "2h", "7d" ago).
+[[nodiscard]] std::expected<int64_t, std::string> ParseTimeArg(std::string_view text,
+                                                               int64_t now_ns);
+// --since and --until as the query commands take them: each "" (no bound: left unset) or a
+// ParseTimeArg text.
+[[nodiscard]] std::expected<void, std::string> ParseTimeRange(
+    std::string_view since, std::string_view until, int64_t now_ns,
+    std::optional<int64_t>* since_ns, std::optional<int64_t>* until_ns);
+
+
+// The body's field number in v1::Event (10 exec ... 14 status) for a kind name; 0 if none.
+int EventKindNumber(std::string_view kind);
+
+// One event ready for the writer; its bytes live in PreparedBatch::data.
+struct PreparedEvent {
+  uint32_t run = 0;        // index into PreparedBatch::runs
+  uint32_t container = 0;  // index into PreparedBatch::containers
+  uint64_t seq = 0;
+  int64_t time_ns = 0;
+  int kind = 0;            // v1::Event::body_case()
+  // The serialized Event without id and container_id (the store keeps them as columns).
+  uint32_t payload_offset = 0, payload_size = 0;
+  // Container events: the ContainerInfo serialized, upserted into `containers`.
+  bool has_info = false;
+  uint32_t info_offset = 0, info_size = 0;
+};
+
+struct PreparedRun {
+  std::string boot_id;
+  int64_t sensor_start_ns = 0;
+};
+
+// One allocation per batch for all event bytes: the writer frees a batch cheaply.
+struct PreparedBatch {
+  std::string node;
+  std::vector<PreparedRun> runs;        // the batch's distinct runs
+  std::vector<std::string> containers;  // the batch's distinct container ids
+  std::vector<PreparedEvent> events;
+  std::string data;
+
+  std::string_view payload(const PreparedEvent& e) const {
+    return std::string_view(data).substr(e.payload_offset, e.payload_size);
+  }
+  std::string_view info(const PreparedEvent& e) const {
+    return std::string_view(data).substr(e.info_offset, e.info_size);
+  }
+};
+
+// Each element is one serialized v1::Event as the sensor sent it. Every event is parsed
+// (malformed bytes and the ValidateEvent checks refuse the batch; the first bad event's index
+// is in the error) and filed under `node`, the authenticated name, whatever its id.node says.
+// Unknown fields are kept. Paths, argv, names and labels are `bytes` (event.proto) and are
+// stored as they are, UTF-8 or not; only a `string` field (the sensor's own vocabulary) that
+// is not UTF-8 makes an event unparsable, which only a broken sensor sends. Thread-safe.
+[[nodiscard]] std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
+    const std::string& node, std::span<const std::string_view> events);
+
+// Event `i` of a prepared batch as the reader would return it: the payload parsed, the id
+// (node = the batch's) and container id put back. For consumers of the ingest path that need
+// parsed events (detection); costs one parse. False if the payload does not parse.
+bool DecodePreparedEvent(const PreparedBatch& b, size_t i, v1::Event* out);
+
+// The same for parsed events (tests, tools): serializes them and calls PrepareEncodedBatch.
+[[nodiscard]] std::expected<PreparedBatch, std::string> PrepareBatch(
+    const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events);
+
+struct StoreOptions {
+  std::string path;
+  // How long a statement waits for another connection's write lock before it fails.
+  std::chrono::milliseconds busy_timeout{5000};
+  std::chrono::milliseconds commit_interval{20};
+  size_t commit_max_events = 10000;
+  bool synchronous_full = false;
+  // Retention, checked every `retention_interval` by the writer thread; 0 disables a bound.
+  std::chrono::hours retention_age{168};
+  uint64_t retention_max_events = 10'000'000;
+  std::chrono::milliseconds retention_interval{10000};
+  size_t retention_chunk = 5000;  // rows deleted per transaction
+  uint64_t retention_max_alerts = 1'000'000;  // 0: no bound
+  // Events at or above this rowid are never deleted (detection has not evaluated them);
+  // unset: no floor. Called on the writer thread.
+  std::function<int64_t()> retention_floor;
+  // The wall clock (ns since the epoch); tests inject one. Unset: the system's.
+  std::function<int64_t()> wall_clock;
+  // Called on the writer thread after each commit that stored events, with the highest
+  // rowid now committed. Must not block.
+  std::function<void(int64_t head_rowid)> on_commit;
+};
+
+struct CommitResult {
+  uint64_t stored = 0;      // events newly stored
+  uint64_t duplicates = 0;  // events already stored before (dropped)
+  std::string error;        // set when the transaction failed: nothing of it was stored
+};
+
+// Hello fields as the node state keeps them (the collector fills this from v1::Hello).
+struct NodeHello {
+  std::string boot_id;
+  int64_t sensor_start_ns = 0;
+  std::string sensor_version;
+  std::string kernel_version;
+  std::string audit_mode;
+  std::string fanotify_mode;
+  uint64_t spool_dropped = 0;
+  std::string peer;             // last peer address
+};
+
+// What the collector knows of a node; `connected_streams` and the last Hello are in memory
+// and in the `nodes` table.
+struct NodeState {
+  std::string node;
+  uint32_t connected_streams = 0;
+  int64_t last_seen_ns = 0;     // last connect, disconnect or stored batch
+  uint64_t events_stored = 0;
+  uint64_t duplicates = 0;
+  uint64_t events_missing = 0;  // sequence numbers that never arrived (gaps), this process
+  NodeHello hello;
+};
+
+// Thread-safety: every public method is thread-safe. Submit never blocks on the database (it
+// queues); callbacks run on the writer thread, in submission order, and must not block.
+// Close() (or the destructor) commits what is queued, runs the remaining callbacks and stops
+// the writer; Submit after Close fails the callback with an error. REQUIRES: Close() is called
+// by the owner only, never from a callback.
+class EventStore {
+ public:
+  using Callback = std::function<void(const CommitResult&)>;
+
+  static std::expected<std::unique_ptr<EventStore>, std::string> Open(const StoreOptions& opt);
+  ~EventStore();
+  EventStore(const EventStore&) = delete;
+  EventStore& operator=(const EventStore&) = delete;
+
+  // The batch is shared, not copied. `stream` names the sensor stream it came from (0: none):
+  // once one of a stream's batches failed to commit, its later batches are refused too, so
+  // that they cannot raise the run's high-water mark above events that must be sent again
+  // (which would then be dropped as duplicates).
+  void Submit(std::shared_ptr<const PreparedBatch> batch, Callback done, uint64_t stream = 0);
+  // The highest event rowid committed (0: none yet).
+  int64_t head() const { return head_.load(std::memory_order_acquire); }
+  // The store's clock (see Time above).
+  int64_t StoreNowNs();
+  // Why the last commit failed; "" once one succeeds again.
+  std::string last_error() const;
+  // Blocks until everything submitted before the call is committed.
+  void Flush();
+  void Close();
+
+  // Connection bookkeeping (in memory at once, in the `nodes` table with the next commit).
+  void NodeConnected(const std::string& node, const NodeHello& hello);
+  void NodeDisconnected(const std::string& node);
+  std::optional<NodeState> Node(const std::string& node) const;
+  std::vector<NodeState> Nodes() const;
+
+  // Runs retention now (tests; the writer also runs it periodically). Returns rows deleted.
+  std::expected<uint64_t, std::string> EnforceRetention(int64_t now_ns);
+
+ private:
+  struct Pending {
+    std::shared_ptr<const PreparedBatch> batch;
+    Callback done;
+    uint64_t stream = 0;
+  };
+  struct RunMark {
+    int64_t run_id = 0;
+    uint64_t max_seq = 0;
+    int64_t updated_ns = 0;
+  };
+  using RunKey = std::tuple<std::string, std::string, int64_t>;  // node, boot_id, start_ns
+
+  explicit EventStore(const StoreOptions& opt);
+  std::expected<void, std::string> Init();
+  void WriterLoop();
+  // REQUIRES: writer thread (or before it starts / after it stops).
+  std::expected<void, std::string> CommitPending(std::vector<Pending>* items,
+                                                 std::vector<CommitResult>* results);
+  std::expected<void, std::string> Exec(const char* sql);
+  int64_t WallNs() const;
+  std::expected<uint64_t, std::string> RetentionLocked(int64_t now_ns);
+  // Runs, container keys, gaps, alerts and inventories older than `cutoff_ns`.
+  std::expected<uint64_t, std::string> RetainSideTables(int64_t cutoff_ns);
+
+  const StoreOptions opt_;
+  sqlite3* db_ = nullptr;  // writer thread only after Open
+  struct Statements;
+  std::unique_ptr<Statements> st_;
+  std::map<RunKey, RunMark> runs_;  // writer thread only
+  using ContainerKey = std::pair<std::string, std::string>;  // node, container id
+  std::map<ContainerKey, int64_t> cids_;  // writer thread only: container_ids, all of it
+  std::mutex db_mu_;                // serializes the writer and EnforceRetention
+  std::map<uint64_t, std::string> failed_streams_;  // writer thread only: stream -> why
+  std::atomic<int64_t> head_{0};
+  std::mutex clock_mu_;
+  int64_t clock_last_ns_ = 0;       // GUARDED_BY(clock_mu_): store clock, last reading
+  std::chrono::steady_clock::time_point clock_last_mono_;  // GUARDED_BY(clock_mu_)
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;        // writer waits for work
+  std::condition_variable flushed_cv_;
+  std::deque<Pending> queue_;         // GUARDED_BY(mu_)
+  size_t queued_events_ = 0;          // GUARDED_BY(mu_)
+  uint64_t submitted_ = 0;            // GUARDED_BY(mu_): batches ever queued
+  uint64_t committed_ = 0;            // GUARDED_BY(mu_): batches whose callback ran
+  bool closing_ = false;              // GUARDED_BY(mu_)
+  bool writer_done_ = false;          // GUARDED_BY(mu_)
+  int flush_waiters_ = 0;             // GUARDED_BY(mu_): Flush() calls waiting
+  std::map<std::string, NodeState> nodes_;  // GUARDED_BY(mu_)
+  std::map<std::string, bool> dirty_nodes_;  // GUARDED_BY(mu_): to write at next commit
+  std::string last_error_;                  // GUARDED_BY(mu_)
+  std::thread writer_;  // last: started after everything above exists
+};
+
+// Detection's view of the store (collector/detection): events by rowid, as committed.
+struct ScannedEvent {
+  int64_t rowid = 0;
+  int64_t run_id = 0;
+  uint64_t seq = 0;
+  int64_t time_ns = 0;
+  int64_t stored_ns = 0;
+  int64_t cid = 0;
+  int kind = 0;
+  std::string_view payload;  // valid during the callback only
+};
+
+struct RunInfo {
+  std::string node, boot_id;
+  int64_t sensor_start_ns = 0;
+};
+
+// Sequence numbers of a run that never reached the store.
+struct StoredGap {
+  int64_t id = 0;
+  std::string node;
+  int64_t run_id = 0;
+  uint64_t from_seq = 0, to_seq = 0;  // inclusive
+  int64_t after_rowid = 0;            // the first event stored after the gap
+  int64_t stored_ns = 0;
+};
+
+// The event as readers return it: the payload parsed, id and container id put back. False if
+// the payload does not parse.
+bool DecodeStoredEvent(std::string_view payload, const RunInfo& run, uint64_t seq,
+                       const std::string& container_id, v1::Event* out);
+
+// Read-only scans for detection; works beside the writer (WAL). Thread-compatible: one
+// scanner per thread. Runs and container ids are cached once read.
+class EventScanner {
+ public:
+  static std::expected<std::unique_ptr<EventScanner>, std::string> Open(const std::string& path);
+  ~EventScanner();
+  EventScanner(const EventScanner&) = delete;
+  EventScanner& operator=(const EventScanner&) = delete;
+
+  // Events with after < rowid <= upto, in rowid order, at most `limit`; returns how many.
+  std::expected<uint64_t, std::string> Scan(int64_t after, int64_t upto, size_t limit,
+                                            const std::function<void(const ScannedEvent&)>& fn);
+  // nullptr when the run is not (or no longer) in the store.
+  std::expected<const RunInfo*, std::string> Run(int64_t run_id);
+  std::expected<const std::string*, std::string> ContainerId(int64_t cid);
+  // The smallest rowid whose event time is >= time_ns; 0 when none.
+  std::expected<int64_t, std::string> FirstRowidAtOrAfter(int64_t time_ns);
+  // The event time of a rowid; nullopt when it is gone.
+  std::expected<std::optional<int64_t>, std::string> TimeOf(int64_t rowid);
+  // Gaps whose after_rowid is in (after, upto].
+  std::expected<std::vector<StoredGap>, std::string> Gaps(int64_t after, int64_t upto);
+  // The latest ContainerInfo of every container known: node, container id, serialized info.
+  std::expected<void, std::string> ContainerInfos(
+      const std::function<void(const std::string& node, const std::string& id,
+                               std::string_view info)>& fn);
+  // detect_cursors: node -> the highest rowid of its events detection has finished with.
+  std::expected<std::map<std::string, int64_t>, std::string> Cursors();
+  std::expected<int64_t, std::string> MaxRowid();
+
+ private:
+  EventScanner() = default;
+  sqlite3* db_ = nullptr;
+  struct Statements;
+  std::unique_ptr<Statements> st_;
+  std::map<int64_t, RunInfo> runs_;
+  std::map<int64_t, std::string> cids_;
+};
+
+struct EventQuery {
+  std::string node;       // exact; "" any
+  std::string container;  // full id or a prefix of one (12-char short ids); "" any
+  std::string kind;       // exec, chmod, write, container, status; "" any
+  std::optional<int64_t> since_ns;  // event time >= since
+  std::optional<int64_t> until_ns;  // event time < until
+  uint64_t limit = 0;     // the newest `limit` matches (still printed oldest first); 0 = all
+};
+
+struct StoredEvent {
+  int64_t rowid = 0;
+  std::string node;
+  int64_t stored_ns = 0;
+  v1::Event event;
+  // The latest ContainerInfo the event's node reported for its container, if any.
+  std::optional<v1::ContainerInfo> container;
+};
+
+// Read-only access (the CLI); works while a collector writes (WAL readers do not block the
+// writer). Thread-compatible: one reader per thread.
+class EventReader {
+ public:
+  static std::expected<std::unique_ptr<EventReader>, std::string> Open(const std::string& path);
+  ~EventReader();
+  EventReader(const EventReader&) = delete;
+  EventReader& operator=(const EventReader&) = delete;
+
+  // Calls `fn` for each match, oldest first; returns how many. A payload that does not parse
+  // is an error naming its rowid.
+  std::expected<uint64_t, std::string> Query(const EventQuery& q,
+                                             const std::function<void(const StoredEvent&)>& fn);
+  std::expected<std::vector<NodeState>, std::string> Nodes();
+  std::expected<uint64_t, std::string> CountEvents();
+
+ private:
+  EventReader() = default;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace driftwatch
