@@ -228,9 +228,9 @@ int RunDiff(const DiffOptions& opt) {
     }
     auto o = RootOverlayOfPid(t.pid);
     if (!o) {
-      return Fail(t.id.empty() ? o.error()
+      return Fail(t.id.empty() ? o.error().message()
                                : "container " + t.id + " (pid " + std::to_string(t.pid) +
-                                     "): " + o.error());
+                                     "): " + o.error().message());
     }
     root = *o;
     if (!opt.include_mount_points) mount_points = MountPointsOfPid(t.pid);
@@ -242,7 +242,7 @@ int RunDiff(const DiffOptions& opt) {
   InventoryOptions io;
   io.hash_max_bytes = opt.hash_max;
   auto inv = DriftInventory(root, io);
-  if (!inv) return Fail(inv.error());
+  if (!inv) return Fail(inv.error().message());
   std::vector<DriftEntry>* entries = &inv->entries;
   size_t left_out = DropMountTargets(entries, mount_points);
   if (left_out > 0)

@@ -537,7 +537,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       // could carry (lib/daemon/node_name.h). FailLocked's log line names the peer.
       if (auto ok = CheckNodeNameFrom("Hello.node", h.node()); !ok) {
         FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                ok.error() + " (--insecure files events under Hello.node)"));
+                                ok.error().message() + " (--insecure files events under Hello.node)"));
         return;
       }
       node_ = h.node();

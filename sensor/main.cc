@@ -116,7 +116,7 @@ InventoryResult TakeInventory(const ContainerRegistry* registry, const std::stri
   root.lowerdirs.assign(info->lowerdirs().begin(), info->lowerdirs().end());
   auto inv = DriftInventory(root, opt);
   if (!inv) {
-    r.error = inv.error();
+    r.error = inv.error().message();
     return r;
   }
   if (info->init_pid())

@@ -9,13 +9,15 @@
 
 namespace driftwatch {
 
-std::expected<std::vector<std::string>, std::string> ResolveHost(const std::string& host) {
+Result<std::vector<std::string>> ResolveHost(const std::string& host) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   if (int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res); rc != 0) {
-    return std::unexpected(std::string(gai_strerror(rc)));
+    const std::string why = gai_strerror(rc);
+    return std::unexpected(rc == EAI_NONAME || rc == EAI_NODATA ? Error::NotFound(why)
+                                                                : Error::Unavailable(why));
   }
   std::vector<std::string> out;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
@@ -34,15 +36,15 @@ std::expected<std::vector<std::string>, std::string> ResolveHost(const std::stri
   return out;
 }
 
-std::expected<std::optional<std::string>, std::string> ListenHost(std::string_view addr) {
+Result<std::optional<std::string>> ListenHost(std::string_view addr) {
   if (addr.starts_with("unix:") || addr.starts_with("unix-abstract:")) {
     return std::optional<std::string>();
   }
   if (addr.starts_with("[")) {
     size_t close = addr.find(']');
-    if (close == std::string_view::npos) return std::unexpected("no closing ']'");
+    if (close == std::string_view::npos) return std::unexpected(Error::InvalidInput("no closing ']'"));
     std::string_view rest = addr.substr(close + 1);
-    if (!rest.empty() && !rest.starts_with(":")) return std::unexpected("text after ']'");
+    if (!rest.empty() && !rest.starts_with(":")) return std::unexpected(Error::InvalidInput("text after ']'"));
     return std::optional<std::string>(std::string(addr.substr(1, close - 1)));
   }
   size_t colon = addr.find(':');
@@ -66,20 +68,21 @@ bool IsLoopbackIp(std::string_view numeric) {
   return false;
 }
 
-std::expected<void, std::string> CheckLoopbackListen(std::string_view addr,
+Result<void> CheckLoopbackListen(std::string_view addr,
                                                      const HostResolver& resolve) {
   auto host = ListenHost(addr);
-  if (!host) return std::unexpected("not a listening address: " + host.error());
+  if (!host) return std::unexpected(std::move(host.error()).Prefix("not a listening address"));
   if (!*host) return {};  // a unix socket
   const std::string& h = **host;
-  if (h.empty()) return std::unexpected("no host: listens on every interface");
+  if (h.empty()) return std::unexpected(Error::InvalidInput("no host: listens on every interface"));
   auto addrs = resolve(h);
-  if (!addrs) return std::unexpected(h + " does not resolve: " + addrs.error());
-  if (addrs->empty()) return std::unexpected(h + " resolves to no address");
+  if (!addrs) return std::unexpected(std::move(addrs.error()).Prefix(h + " does not resolve"));
+  if (addrs->empty()) return std::unexpected(Error::NotFound(h + " resolves to no address"));
   for (const std::string& a : *addrs) {
     if (!IsLoopbackIp(a)) {
-      return std::unexpected(h == a ? h + " is not a loopback address"
-                                    : h + " resolves to " + a + ", not a loopback address");
+      return std::unexpected(Error::InvalidInput(
+          h == a ? h + " is not a loopback address"
+                 : h + " resolves to " + a + ", not a loopback address"));
     }
   }
   return {};

@@ -17,26 +17,27 @@
 // Thread-safety: pure functions, but for the resolver's (getaddrinfo(3) is thread-safe).
 #pragma once
 
-#include <expected>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "lib/base/result.h"
+
 namespace driftwatch {
 
 // A host's addresses as numeric text ("127.0.0.1", "::1"). Error: why it does not resolve.
 using HostResolver =
-    std::function<std::expected<std::vector<std::string>, std::string>(const std::string& host)>;
+    std::function<Result<std::vector<std::string>>(const std::string& host)>;
 
 // getaddrinfo(3), IPv4 and IPv6, as gRPC's native resolver asks.
-[[nodiscard]] std::expected<std::vector<std::string>, std::string> ResolveHost(
+Result<std::vector<std::string>> ResolveHost(
     const std::string& host);
 
 // The HOST of a listening address; nullopt for a unix socket. Error: malformed ("[::1" with
 // no closing bracket, text after "]" that is not ":PORT").
-[[nodiscard]] std::expected<std::optional<std::string>, std::string> ListenHost(
+Result<std::optional<std::string>> ListenHost(
     std::string_view addr);
 
 // 127.0.0.0/8, ::1, and 127.0.0.0/8 mapped into IPv6 (::ffff:127.x.y.z). False for text
@@ -45,7 +46,7 @@ bool IsLoopbackIp(std::string_view numeric);
 
 // OK when the address is a unix socket or every address its host resolves to is loopback.
 // Error: a sentence saying which address is not loopback, or why the host was not resolved.
-[[nodiscard]] std::expected<void, std::string> CheckLoopbackListen(
+Result<void> CheckLoopbackListen(
     std::string_view addr, const HostResolver& resolve = ResolveHost);
 
 }  // namespace driftwatch

@@ -33,13 +33,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
-#include <expected>
 #include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <thread>
+
+#include "lib/base/result.h"
 
 namespace driftwatch {
 
@@ -99,7 +100,7 @@ class MetricsServer {
 
   // Listens on `address` ("127.0.0.1:9464", "[::1]:0", "0.0.0.0:9464"; port 0: any) and
   // starts the server's thread.
-  static std::expected<std::unique_ptr<MetricsServer>, std::string> Start(
+  static Result<std::unique_ptr<MetricsServer>> Start(
       const std::string& address, Collect collect, Health health, Status status,
       MetricsLimits limits = {});
   ~MetricsServer();

@@ -15,10 +15,11 @@
 // Thread-safety: pure functions.
 #pragma once
 
-#include <expected>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "lib/base/result.h"
 
 namespace driftwatch {
 
@@ -27,12 +28,12 @@ inline constexpr size_t kMaxNodeNameBytes = 253;  // a DNS name's limit
 // Error: why the name is refused ("is empty", "contains a control character", "contains a
 // backslash", "is not valid UTF-8", "contains a space", "is longer than 253 bytes"), without
 // the name itself.
-[[nodiscard]] std::expected<void, std::string> CheckNodeName(std::string_view name);
+Result<void> CheckNodeName(std::string_view name);
 
 // As CheckNodeName, with an error that is a sentence naming where the name came from and the
 // name (at most 64 bytes of it): `Hello.node "a b" contains a space: not a node name`.
 // Escape the message when printing it (lib/base/log.h does).
-[[nodiscard]] std::expected<void, std::string> CheckNodeNameFrom(std::string_view source,
+Result<void> CheckNodeNameFrom(std::string_view source,
                                                                  std::string_view name);
 
 // dns_sans: the certificate's DNS SANs in certificate order; common_names: its subject CNs
@@ -41,7 +42,7 @@ inline constexpr size_t kMaxNodeNameBytes = 253;  // a DNS name's limit
 // contains a space: not a node name"), or saying there is no name at all. The name is in it
 // as the certificate has it (at most 64 bytes of it): escape the message when printing it
 // (lib/base/log.h does).
-[[nodiscard]] std::expected<std::string, std::string> NodeNameFromCertificate(
+Result<std::string> NodeNameFromCertificate(
     const std::vector<std::string>& dns_sans, const std::vector<std::string>& common_names);
 
 }  // namespace driftwatch

@@ -370,20 +370,20 @@ std::string TruncationText(const InventoryTruncation& t) {
   return s;
 }
 
-std::expected<DriftInventoryResult, std::string> DriftInventory(const OverlayRoot& root,
+Result<DriftInventoryResult> DriftInventory(const OverlayRoot& root,
                                                                 const InventoryOptions& opt) {
-  if (root.upperdir.empty()) return std::unexpected("overlay has no upper layer (read-only)");
+  if (root.upperdir.empty()) return std::unexpected(Error::NotFound("overlay has no upper layer (read-only)"));
   Fd upper(open(root.upperdir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (upper.get() < 0) return std::unexpected(Errno("opening upperdir " + root.upperdir));
+  if (upper.get() < 0) return std::unexpected(Error::FromErrno(errno, "opening upperdir " + root.upperdir));
   struct stat st;
-  if (fstat(upper.get(), &st) != 0) return std::unexpected(Errno("stat " + root.upperdir));
+  if (fstat(upper.get(), &st) != 0) return std::unexpected(Error::FromErrno(errno, "stat " + root.upperdir));
   std::vector<Fd> lowers;
   for (const std::string& l : root.lowerdirs) {
     if (l.empty() || l[0] != '/') {
-      return std::unexpected("lowerdir '" + l + "' is not an absolute path");
+      return std::unexpected(Error::InvalidInput("lowerdir '" + l + "' is not an absolute path"));
     }
     Fd fd(open(l.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (fd.get() < 0) return std::unexpected(Errno("opening lowerdir " + l));
+    if (fd.get() < 0) return std::unexpected(Error::FromErrno(errno, "opening lowerdir " + l));
     lowers.push_back(std::move(fd));
   }
   DriftInventoryResult r;
@@ -391,7 +391,7 @@ std::expected<DriftInventoryResult, std::string> DriftInventory(const OverlayRoo
   r.truncation.max_entries = opt.max_entries;
   r.truncation.max_path_bytes = opt.max_path_bytes;
   Walker w(st.st_dev, opt, &r.entries, &r.truncation);
-  if (!w.Walk(std::move(upper), std::move(lowers))) return std::unexpected(w.error());
+  if (!w.Walk(std::move(upper), std::move(lowers))) return std::unexpected(Error::Io(w.error()));
   std::sort(r.entries.begin(), r.entries.end(),
             [](const DriftEntry& a, const DriftEntry& b) { return a.path < b.path; });
   return r;

@@ -17,12 +17,12 @@
 #pragma once
 
 #include <cstdint>
-#include <expected>
 #include <functional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "lib/base/result.h"
 #include "lib/node/mountinfo.h"
 
 namespace driftwatch {
@@ -97,7 +97,7 @@ struct DriftInventoryResult {
 // and only then reopened for reading through /proc/self/fd; device nodes, FIFOs, sockets
 // and symlinks are never opened. When a cap hits, the entries found so far are returned
 // with `truncation` saying so.
-std::expected<DriftInventoryResult, std::string> DriftInventory(const OverlayRoot& root,
+Result<DriftInventoryResult> DriftInventory(const OverlayRoot& root,
                                                                 const InventoryOptions& opt);
 
 // The runtime makes mount targets (/run, /etc/hostname, /dev/termination-log, ...) in the

@@ -174,34 +174,35 @@ std::optional<OverlayRoot> OverlayFromMount(const MountEntry& m) {
   return o;
 }
 
-std::expected<OverlayRoot, std::string> RootOverlayOfPid(pid_t pid) {
+Result<OverlayRoot> RootOverlayOfPid(pid_t pid) {
   std::string path = "/proc/" + std::to_string(pid) + "/mountinfo";
   std::ifstream in(path);
   if (!in) {
     int e = errno;
-    if (e == ENOENT) return std::unexpected("no such process: " + std::to_string(pid));
-    return std::unexpected("cannot read " + path + ": " + std::strerror(e));
+    if (e == ENOENT) return std::unexpected(Error::NotFound("no such process: " + std::to_string(pid)));
+    return std::unexpected(Error::FromErrno(e, "cannot read " + path));
   }
   std::stringstream ss;
   ss << in.rdbuf();
   std::string text = ss.str();
   // A zombie (or a process past exit_fs) has no mount namespace left: the file reads empty.
   if (text.empty()) {
-    return std::unexpected("process " + std::to_string(pid) +
-                           " has no mount table (exiting or a zombie)");
+    return std::unexpected(Error::NotFound("process " + std::to_string(pid) +
+                                           " has no mount table (exiting or a zombie)"));
   }
   std::string err;
   std::vector<MountEntry> mounts = ParseMountinfo(text, &err);
-  if (!err.empty()) return std::unexpected(path + ": " + err);
+  if (!err.empty()) return std::unexpected(Error::InvalidInput(path + ": " + err));
   const MountEntry* root = nullptr;
   for (const MountEntry& m : mounts) {
     if (m.mount_point == "/") root = &m;  // the last one stacked at "/" is what it sees
   }
-  if (!root) return std::unexpected(path + ": nothing mounted at /");
+  if (!root) return std::unexpected(Error::NotFound(path + ": nothing mounted at /"));
   auto o = OverlayFromMount(*root);
   if (!o) {
-    return std::unexpected("root of process " + std::to_string(pid) + " is not an overlay (" +
-                           root->fstype + " " + root->source + ")");
+    return std::unexpected(Error::NotFound("root of process " + std::to_string(pid) +
+                                           " is not an overlay (" + root->fstype + " " +
+                                           root->source + ")"));
   }
   return *o;
 }

@@ -17,12 +17,13 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <expected>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "lib/base/result.h"
 
 namespace driftwatch {
 
@@ -57,7 +58,7 @@ std::optional<OverlayRoot> OverlayFromMount(const MountEntry& m);
 
 // The overlay mounted at "/" as process `pid` sees it (the last mount stacked there).
 // Errors say why: no such process, mountinfo unreadable or malformed, root not an overlay.
-std::expected<OverlayRoot, std::string> RootOverlayOfPid(pid_t pid);
+Result<OverlayRoot> RootOverlayOfPid(pid_t pid);
 
 // True when the file a container sees at `path_in_container` (absolute, e.g. "/tmp/x")
 // comes from the upper layer: it exists in `upperdir` and is not a whiteout (a 0/0 char

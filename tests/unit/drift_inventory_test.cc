@@ -199,7 +199,7 @@ TEST_F(DriftInventoryTest, Errors) {
   r.lowerdirs.push_back(dir_ + "/missing");
   auto got = DriftInventory(r, Hashing(0));
   ASSERT_FALSE(got.has_value());
-  EXPECT_NE(got.error().find("missing"), std::string::npos) << got.error();
+  EXPECT_NE(got.error().message().find("missing"), std::string::npos) << got.error();
   r = Root();
   r.upperdir.clear();
   EXPECT_FALSE(DriftInventory(r, Hashing(0)).has_value());
@@ -321,7 +321,7 @@ TEST_F(DriftInventoryTest, DeepWalkOnASmallStack) {
   struct Job {
     OverlayRoot root;
     InventoryOptions opt;
-    std::expected<DriftInventoryResult, std::string> result = std::unexpected("not run");
+    Result<DriftInventoryResult> result = std::unexpected(Error::NotFound("not run"));
   } job{ScratchRoot(), Hashing(0)};
   job.opt.max_depth = 1000;
   pthread_attr_t attr;

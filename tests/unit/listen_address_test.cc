@@ -66,9 +66,9 @@ TEST(ListenAddressTest, EveryResolvedAddressMustBeLoopback) {
       {"empty.example.com", {}},
   };
   HostResolver fake =
-      [&](const std::string& host) -> std::expected<std::vector<std::string>, std::string> {
+      [&](const std::string& host) -> Result<std::vector<std::string>> {
     auto it = dns.find(host);
-    if (it == dns.end()) return std::unexpected("Name or service not known");
+    if (it == dns.end()) return std::unexpected(Error::NotFound("Name or service not known"));
     return it->second;
   };
   struct Row {
@@ -101,7 +101,8 @@ TEST(ListenAddressTest, EveryResolvedAddressMustBeLoopback) {
       EXPECT_TRUE(got.has_value()) << r.addr << ": " << got.error();
     } else {
       ASSERT_FALSE(got.has_value()) << r.addr;
-      EXPECT_NE(got.error().find(r.error_has), std::string::npos) << r.addr << ": " << got.error();
+      EXPECT_NE(got.error().message().find(r.error_has), std::string::npos)
+          << r.addr << ": " << got.error();
     }
   }
 }

@@ -35,7 +35,7 @@ std::unique_ptr<MetricsServer> StartServer(MetricsLimits limits) {
       "127.0.0.1:0",
       [](MetricsWriter* w) { w->Counter("test_total", "a test counter", 7); },
       [](std::string*) { return true; }, [] { return std::string("{\"ok\":true}"); }, limits);
-  EXPECT_TRUE(s.has_value()) << (s ? "" : s.error());
+  EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message());
   return s ? std::move(*s) : nullptr;
 }
 
@@ -241,7 +241,7 @@ TEST(MetricsServer, OversizedRequestsGet431Or413) {
       "127.0.0.1:0", [](MetricsWriter*) {}, [](std::string*) { return true; },
       [] { return std::string("{}"); }, l);
   if (!started) {
-    say("error " + started.error());
+    say("error " + started.error().message());
     _exit(1);
   }
   auto& server = *started;

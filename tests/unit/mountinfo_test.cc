@@ -107,10 +107,11 @@ TEST(MountinfoTest, RootOverlayOfPidErrors) {
   // This test process's root is not an overlay here, nor is PID 0 a process.
   auto none = RootOverlayOfPid(0);
   ASSERT_FALSE(none.has_value());
-  EXPECT_NE(none.error().find("no such process"), std::string::npos) << none.error();
+  EXPECT_NE(none.error().message().find("no such process"), std::string::npos) << none.error();
+  EXPECT_EQ(none.error().code(), ErrorCode::kNotFound);
   auto self = RootOverlayOfPid(getpid());
   if (self.has_value()) GTEST_SKIP() << "running inside an overlay root";
-  EXPECT_NE(self.error().find("is not an overlay"), std::string::npos) << self.error();
+  EXPECT_NE(self.error().message().find("is not an overlay"), std::string::npos) << self.error();
 }
 
 class UpperLayerTest : public ::testing::Test {

@@ -38,7 +38,10 @@ TEST(NodeNameTest, AcceptedAndRefusedNames) {
   };
   for (const Row& r : rows) {
     auto got = CheckNodeName(r.name);
-    EXPECT_EQ(got ? "" : got.error(), r.error) << "'" << r.name << "'";
+    EXPECT_EQ(got ? "" : got.error().message(), r.error) << "'" << r.name << "'";
+    if (!got) {
+      EXPECT_EQ(got.error().code(), ErrorCode::kInvalidInput);
+    }
   }
 }
 
@@ -66,7 +69,7 @@ TEST(NodeNameTest, FirstDnsSanElseCn) {
     auto got = NodeNameFromCertificate(r.dns, r.cn);
     if (r.want.empty()) {
       ASSERT_FALSE(got.has_value()) << *got;
-      EXPECT_NE(got.error().find(r.error_has), std::string::npos) << got.error();
+      EXPECT_NE(got.error().message().find(r.error_has), std::string::npos) << got.error();
     } else {
       ASSERT_TRUE(got.has_value()) << got.error();
       EXPECT_EQ(*got, r.want);
@@ -80,13 +83,13 @@ TEST(NodeNameTest, CheckNodeNameFromNamesTheSource) {
   EXPECT_TRUE(CheckNodeNameFrom("Hello.node", "node-1").has_value());
   auto bad = CheckNodeNameFrom("Hello.node", "a\x1b[2J");
   ASSERT_FALSE(bad.has_value());
-  EXPECT_EQ(bad.error(), "Hello.node \"a\x1b[2J\" contains a control character: not a node name");
+  EXPECT_EQ(bad.error().message(), "Hello.node \"a\x1b[2J\" contains a control character: not a node name");
   auto empty = CheckNodeNameFrom("--node", "");
   ASSERT_FALSE(empty.has_value());
-  EXPECT_EQ(empty.error(), "--node \"\" is empty: not a node name");
+  EXPECT_EQ(empty.error().message(), "--node \"\" is empty: not a node name");
   auto longer = CheckNodeNameFrom("host name", std::string(300, 'y'));
   ASSERT_FALSE(longer.has_value());
-  EXPECT_EQ(longer.error(),
+  EXPECT_EQ(longer.error().message(),
             "host name \"" + std::string(64, 'y') + "...\" is longer than 253 bytes: not a node name");
 }
 
