@@ -6,20 +6,13 @@
 set -euo pipefail
 build=$1
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/audit_state.sh"
+source "$here/harness.sh"
 source "$here/auditd_env.sh"
 source "$here/containerd_env.sh"
-tmp=$(mktemp -d /tmp/dw-enr.XXXXXX)
+dw_harness dw-enr
 ctd=$tmp/ctd
-cleanup() {
-    dw_ctd_stop "$ctd" || true
-    dw_auditd_stop "$tmp"
-    dw_audit_restore "$tmp"
-    [[ -n ${KEEP:-} ]] || rm -rf "$tmp"
-}
-trap cleanup EXIT
 dw_ctd_check_deps
-dw_audit_save "$tmp"
+dw_audit_guard
 
 dw_auditd_start "$tmp" ENRICHED
 # rules -a|-d: the sensor's rule set (execs, chmods that add an exec bit), added or deleted.
@@ -34,6 +27,7 @@ rules -a
 
 name=dw-enr-$$
 dw_image_build "$tmp/image.tar"
+dw_at_exit dw_ctd_stop "$ctd"
 dw_ctd_start "$ctd"
 dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
 dw_ctr_run "$ctd" "$name" -- /bin/sleep 1000 >/dev/null
@@ -45,7 +39,7 @@ dw_ctd_stop "$ctd"
 rules -d
 dw_auditd_stop "$tmp"
 log=$tmp/log/audit.log
-grep -q $'\x1d' "$log" || { echo "FAIL: the log is not ENRICHED"; exit 1; }
+grep -q $'\x1d' "$log" || die "the log is not ENRICHED"
 
 "$build/cli/driftwatch" analyze --events "$log" >"$tmp/events.jsonl"
 want=$(grep -cE '^type=SYSCALL .* syscall=(59|322) ' "$log")
@@ -74,4 +68,4 @@ assert all(e.get("user.name") == "root" for e in evs if e["evt.type"] == "execve
 print("chmod attributed, user.name from ENRICHED: ok")
 PY
 dw_audit_restore "$tmp"
-dw_audit_same "$tmp" || { echo "FAIL: audit state differs"; exit 1; }
+dw_audit_same "$tmp" || die "audit state differs"
