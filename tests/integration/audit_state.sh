@@ -37,6 +37,7 @@ dw_audit_restore() {
     # Rules added since the save, removed one by one.
     while IFS= read -r rule; do
         grep -qxF -- "$rule" "$dir/audit.rules" && continue
+        [[ $rule == -[aw]* ]] && echo "audit: deleting a rule added since the save: $rule" >&2
         dw_audit_delete_rule "$rule" || true
     done <"$dir/audit.rules.now"
     en=$(_dw_audit_field enabled "$dir/audit.status")
