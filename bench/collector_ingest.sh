@@ -35,7 +35,7 @@ eval_timeout=${DW_BENCH_EVAL_TIMEOUT_S:-120}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 source "$src/tests/integration/harness.sh"
-loadgen=$build/tools/dw-loadgen
+dw_build "$build" collector loadgen
 KEEP=${KEEP:-${DW_BENCH_KEEP:-}}
 dw_harness dw_collector_bench
 

@@ -21,8 +21,7 @@ RATE=${RATE:-1000}
 RUN_SECONDS=$(printenv SECONDS || echo 20)
 # The harness the tests use (temp dir, exit steps, daemons by PID, audit state), containerd.
 source "$REPO/tests/integration/containerd_env.sh"
-export DW_CRI=$BUILD/tools/dw-cri
-build=$BUILD
+dw_build "$BUILD"
 [[ $EUID -eq 0 ]] || die "must run as root"
 dw_harness dw-lat
 TMP=$tmp
@@ -41,7 +40,7 @@ dw_image_import "$CTD" "$TMP/image.tar" >/dev/null
 
 dw_collector_start collector --listen 127.0.0.1:0 --tls-cert "$TMP/certs/collector.crt" \
 	--tls-key "$TMP/certs/collector.key" --client-ca "$TMP/certs/ca.crt" --db "$TMP/collector.db"
-dw_start sensor "$BUILD/sensor/driftwatch-sensor" --audit-mode owner --audit-state-file "$TMP/audit-state" \
+dw_start sensor "$sensor" --audit-mode owner --audit-state-file "$TMP/audit-state" \
 	--cri-endpoint "$CTD/containerd.sock" --watch-fs "$CTD/root" \
 	--collector "localhost:$port" --tls-ca "$TMP/certs/ca.crt" \
 	--tls-cert "$TMP/certs/node-lat.crt" --tls-key "$TMP/certs/node-lat.key" \

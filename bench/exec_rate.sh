@@ -138,7 +138,7 @@ backlog_empty() { [[ $(dw_audit_get backlog) == 0 ]]; }
 rules_changed() { [[ $(auditctl -l) != "$INIT_L" ]]; }
 
 run_contender() {
-	local c=$1 i lost0 wait0 cpu0=0 cpu1=0
+	local c=$1 lost0 wait0 cpu0=0 cpu1=0
 	case $c in
 	off) auditctl -e 0 >/dev/null ;;
 	null-reader)

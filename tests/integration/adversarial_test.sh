@@ -10,20 +10,14 @@
 #     and runs a binary.
 # Usage: adversarial_test.sh BUILD_DIR
 set -euo pipefail
-build=$1
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/harness.sh"
 source "$here/containerd_env.sh"
-export DW_CRI=$build/tools/dw-cri
+dw_build "$1"
 dw_harness dw-adv
 ctd=$tmp/ctd
-dw_ctd_check_deps
 dw_audit_guard --owner
-
-dw_image_build "$tmp/image.tar"
-dw_at_exit dw_ctd_stop "$ctd"
-dw_ctd_start "$ctd"
-dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
+dw_ctd_up "$ctd"
 dw_sensor_start --audit-mode owner --cri-endpoint "$ctd/containerd.sock" \
     --watch-fs "$ctd/root" --status-interval 1 --resync 1
 
@@ -63,9 +57,9 @@ sleep 1
 dw_stop sensor
 dw_audit_same "$tmp" || die "audit state not restored"
 
-"$build/cli/driftwatch" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
+"$dw" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
     { cat "$tmp/analyze.err"; die "driftwatch analyze"; }
-"$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl" 2>/dev/null
+"$dw" analyze --events "$tmp/capture" >"$tmp/events.jsonl" 2>/dev/null
 python3 - "$tmp/alerts.jsonl" "$tmp/events.jsonl" "${victim:0:12}" "${noisy:0:12}" <<'PY'
 import json, sys
 alerts = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]

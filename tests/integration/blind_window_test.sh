@@ -34,14 +34,13 @@
 #   env: BACKLOG=8, EXECS=3000 (per loop), RCVBUF=262144, STOP_READER=1 (the fallback only),
 #        COLLECTOR_OUTAGE=0 (no collector outage), KEEP=1 (keep the temp dir)
 set -euo pipefail
-build=$1
 backlog=${BACKLOG:-8}
 execs=${EXECS:-3000}
 rcvbuf=${RCVBUF:-262144}
 node="node-blind"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/harness.sh"
-dw=$build/cli/driftwatch
+dw_build "$1"
 dw_harness dw-blind
 storm_pids=()
 dw_audit_guard --owner
@@ -56,7 +55,7 @@ start_collector 0 0
 echo "collector on 127.0.0.1:$port, status on 127.0.0.1:$mport"
 
 lost_before_sensor=$(dw_audit_get lost)
-dw_start sensor "$build/sensor/driftwatch-sensor" --audit-only --audit-mode owner \
+dw_start sensor "$sensor" --audit-only --audit-mode owner \
     --audit-state-file "$tmp/audit-state" --backlog-limit "$backlog" --rcvbuf "$rcvbuf" \
     --node "$node" --collector "127.0.0.1:$port" --insecure --spool-dir "$tmp/spool" \
     --status-interval 1 --metrics-address 127.0.0.1:0

@@ -8,16 +8,14 @@
 # and exec are stored and alerted like any other.
 # Usage: collector_e2e_test.sh BUILD_DIR     env: OUTAGE=30 (seconds), KEEP=1 keeps the tmp dir
 set -euo pipefail
-build=$1
 outage=${OUTAGE:-30}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 source "$here/harness.sh"
 source "$here/containerd_env.sh"
-export DW_CRI=$build/tools/dw-cri
+dw_build "$1"
 dw_harness dw-e2e
 ctd=$tmp/ctd
-dw_ctd_check_deps
 dw_audit_guard --owner
 
 bash "$repo/scripts/make-certs.sh" "$tmp/certs" node-e2e >/dev/null
@@ -27,7 +25,7 @@ start_collector() { # PORT (0: any)
         --tls-key "$tmp/certs/collector.key" --client-ca "$tmp/certs/ca.crt" --db "$tmp/collector.db"
 }
 start_sensor() { # N: capture file number
-    dw_start sensor "$build/sensor/driftwatch-sensor" --audit-mode owner --audit-state-file "$tmp/audit-state" \
+    dw_start sensor "$sensor" --audit-mode owner --audit-state-file "$tmp/audit-state" \
         --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
         --collector "localhost:$port" --tls-ca "$tmp/certs/ca.crt" \
         --tls-cert "$tmp/certs/node-e2e.crt" --tls-key "$tmp/certs/node-e2e.key" \
@@ -36,10 +34,7 @@ start_sensor() { # N: capture file number
 # Waits until the sensor log has N "connected to collector" lines.
 wait_connected() { dw_wait_log sensor "connected to collector" "$1" 60 || die "the sensor did not connect ($1)"; }
 
-dw_image_build "$tmp/image.tar"
-dw_at_exit dw_ctd_stop "$ctd"
-dw_ctd_start "$ctd"
-dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
+dw_ctd_up "$ctd"
 start_collector 0
 start_sensor 1
 wait_connected 1
@@ -75,10 +70,10 @@ if grep -E "libprotobuf|not an event|failed to serialize" "$tmp/sensor.log" "$tm
     die "an event could not be encoded or decoded"
 fi
 
-"$build/cli/driftwatch" alerts --db "$tmp/collector.db" >"$tmp/alerts.jsonl"
-"$build/cli/driftwatch" analyze --events "$tmp/capture1" >"$tmp/sensor1.jsonl" 2>/dev/null
-"$build/cli/driftwatch" analyze --events "$tmp/capture2" >"$tmp/sensor2.jsonl" 2>/dev/null
-"$build/cli/driftwatch" events --db "$tmp/collector.db" >"$tmp/stored.jsonl"
+"$dw" alerts --db "$tmp/collector.db" >"$tmp/alerts.jsonl"
+"$dw" analyze --events "$tmp/capture1" >"$tmp/sensor1.jsonl" 2>/dev/null
+"$dw" analyze --events "$tmp/capture2" >"$tmp/sensor2.jsonl" 2>/dev/null
+"$dw" events --db "$tmp/collector.db" >"$tmp/stored.jsonl"
 python3 - "$tmp" "$cid" <<'PY'
 import collections, json, sys
 tmp, cid = sys.argv[1], sys.argv[2]

@@ -6,15 +6,9 @@
 # are ended while another sensor's stream keeps being acked, (f) plaintext only on loopback.
 # Usage: collector_test.sh BUILD_DIR
 set -euo pipefail
-build=${1:?usage: collector_test.sh BUILD_DIR}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 source "$src/tests/integration/harness.sh"
-collector=$build/collector/driftwatch-collector
-loadgen=$build/tools/dw-loadgen
-dw=$build/cli/driftwatch
-for b in "$collector" "$loadgen" "$dw"; do
-  [[ -x $b ]] || die "$b not built"
-done
+dw_build "${1:?usage: collector_test.sh BUILD_DIR}" collector loadgen dw
 dw_harness dw_collector_test
 
 # Certificates: our CA with the sensors' nodes, and a second CA nobody trusts.

@@ -11,6 +11,9 @@
 #   dw_ctr_exec DIR NAME EXECID CMD...    exec in a running container (stdio passed through)
 #   dw_ctr_pid DIR NAME                   print the task PID of a container
 #   dw_ctd_stop DIR                       stop containers, containerd, shims; unmount; rmdir cgroups
+#   dw_ctd_up DIR [EXTRA_DIR]             dependencies checked, containerd started in DIR (and
+#                                         stopped at exit: harness.sh), the image built with
+#                                         EXTRA_DIR and imported; sets image_id
 #
 # Kubernetes pods through the CRI plugin, as a kubelet would run them (host network, no CNI).
 # These need DW_CRI = the path of the dw-cri binary (built from tools/), set by the caller:
@@ -564,6 +567,15 @@ dw_ctd_stop() {
     _dw_umount_under "$dir"
     _dw_rm_cgroups "$dir"
     return 0
+}
+
+# shellcheck disable=SC2034  # image_id: for the caller
+dw_ctd_up() {
+    dw_ctd_check_deps || return 1
+    dw_at_exit dw_ctd_stop "$1"
+    dw_ctd_start "$1" || return 1
+    dw_image_build "$1/image.tar" "$DW_IMAGE" ${2:+"$2"} || return 1
+    image_id=$(dw_image_import "$1" "$1/image.tar")
 }
 
 # ---- Kubernetes pods through the CRI (dw-cri; see the header) ----

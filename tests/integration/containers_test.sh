@@ -8,23 +8,17 @@
 # drop and execute alert must fire for the odd name.
 # Usage: containers_test.sh BUILD_DIR FANOTIFY_MODE [--no-cri]
 set -euo pipefail
-build=$1
 mode=$2
-shift 2
-extra=("$@")
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/harness.sh"
 source "$here/containerd_env.sh"
-export DW_CRI=$build/tools/dw-cri
+dw_build "$1"
+shift 2
+extra=("$@")
 dw_harness dw-ctr
 ctd=$tmp/ctd
-dw_ctd_check_deps
 dw_audit_guard --owner
-
-dw_image_build "$tmp/image.tar"
-dw_at_exit dw_ctd_stop "$ctd"
-dw_ctd_start "$ctd"
-image_id=$(dw_image_import "$ctd" "$tmp/image.tar")
+dw_ctd_up "$ctd"
 
 # The sensor first: the pod is started while it runs, as on a live node.
 dw_sensor_start --audit-mode owner --fanotify-mode "$mode" \
@@ -60,7 +54,7 @@ dw_ctr_exec "$ctd" "$cid" e1 /bin/sh -c '
 grep -q dropped-ran "$tmp/exec.out" || die "the exec in the container did not run"
 grep -q odd-ran "$tmp/exec.out" || die "the binary with the odd name did not run"
 # The same drift, read from the upper layer, with the container named as in its pod.
-"$build/cli/driftwatch" diff --json --cri-endpoint "$ctd/containerd.sock" shop/web-7d9f8-x2kqp/app \
+"$dw" diff --json --cri-endpoint "$ctd/containerd.sock" shop/web-7d9f8-x2kqp/app \
     >"$tmp/diff.jsonl" 2>"$tmp/diff.err" || { cat "$tmp/diff.err"; die "driftwatch diff"; }
 python3 - "$tmp/diff.jsonl" "$(sha256sum /bin/busybox | cut -d' ' -f1)" <<'PY'
 import json, sys
@@ -79,7 +73,7 @@ sleep 1
 dw_stop sensor
 dw_audit_same "$tmp" || die "audit state not restored"
 
-"$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
+"$dw" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
 python3 "$here/check_containers.py" "$tmp/events.jsonl" --container "$cid" --pod web-7d9f8-x2kqp \
     --namespace shop --uid "$uid" --name app --image-id "$image_id" --mode "$mode" \
     --sha256 "$(sha256sum /bin/busybox | cut -d' ' -f1)" --odd-container "$odd_cid" \
@@ -89,7 +83,7 @@ if grep -E "libprotobuf|not an event|failed to serialize" "$tmp/sensor.log"; the
     die "the sensor could not encode an event"
 fi
 # The shipped rules on the capture: the drop and execute of the odd name is alerted.
-"$build/cli/driftwatch" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
+"$dw" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
     { cat "$tmp/analyze.err"; die "driftwatch analyze (alerts)"; }
 python3 - "$tmp/alerts.jsonl" "$cid" <<'PY'
 import json, sys

@@ -8,12 +8,11 @@
 # Does not touch audit or fanotify.
 set -euo pipefail
 
-build=${1:?usage: cri_test.sh BUILD_DIR}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/harness.sh"
 # shellcheck source=containerd_env.sh
 source "$here/containerd_env.sh"
-export DW_CRI=$build/tools/dw-cri
+dw_build "${1:?usage: cri_test.sh BUILD_DIR}"
 
 # Short path: the containerd socket path must fit in sun_path.
 dw_harness dwcri
@@ -41,16 +40,10 @@ else:
     print(v)
 EOF
 }
-step "check dependencies"
-dw_ctd_check_deps
 [ -x "$DW_CRI" ] || die "no dw-cri at $DW_CRI (build target dw-cri)"
 command -v python3 >/dev/null || die "python3 missing"
-
-step "build image, start containerd in $tmp, import"
-dw_image_build "$tmp/image.tar"
-dw_at_exit dw_ctd_stop "$tmp"
-dw_ctd_start "$tmp"
-image_id=$(dw_image_import "$tmp" "$tmp/image.tar")
+step "check dependencies, start containerd in $tmp, build and import the image"
+dw_ctd_up "$tmp"
 
 j=$tmp/j
 mkdir -p "$j"

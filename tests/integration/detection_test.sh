@@ -16,14 +16,8 @@
 #       delivered after the restart, each once.
 # Usage: detection_test.sh BUILD_DIR
 set -euo pipefail
-build=${1:?usage: detection_test.sh BUILD_DIR}
 source "$(dirname "$0")/harness.sh"
-collector=$build/collector/driftwatch-collector
-loadgen=$build/tools/dw-loadgen
-dw=$build/cli/driftwatch
-for b in "$collector" "$loadgen" "$dw"; do
-  [[ -x $b ]] || die "$b not built"
-done
+dw_build "${1:?usage: detection_test.sh BUILD_DIR}" collector loadgen dw
 dw_harness dw_detection_test
 
 start_collector() {  # start_collector NAME DB ARGS...: sets $port $mport

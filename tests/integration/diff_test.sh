@@ -7,21 +7,15 @@
 # audit or fanotify.
 set -euo pipefail
 
-build=${1:?usage: diff_test.sh BUILD_DIR}
-dw=$build/cli/driftwatch
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/harness.sh"
 # shellcheck source=containerd_env.sh
 source "$here/containerd_env.sh"
+dw_build "${1:?usage: diff_test.sh BUILD_DIR}" dw
 
 # Short path: the containerd socket path must fit in sun_path.
 dw_harness dwdiff
-[ -x "$dw" ] || die "no $dw (build the driftwatch target)"
-dw_ctd_check_deps
-dw_image_build "$tmp/image.tar"
-dw_at_exit dw_ctd_stop "$tmp"
-dw_ctd_start "$tmp"
-dw_image_import "$tmp" "$tmp/image.tar" >/dev/null
+dw_ctd_up "$tmp"
 
 # Names unique to this run: ctr's default cgroup /k8s.io/NAME is shared by every containerd.
 a=dwd$$-alpha

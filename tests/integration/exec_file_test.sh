@@ -16,14 +16,12 @@
 # libc, as a workload image ships them.
 # Usage: exec_file_test.sh BUILD_DIR
 set -euo pipefail
-build=$1
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/harness.sh"
 source "$here/containerd_env.sh"
-export DW_CRI=$build/tools/dw-cri
+dw_build "$1"
 dw_harness dw-exe
 ctd=$tmp/ctd
-dw_ctd_check_deps
 for c in gcc readelf ldd; do
     command -v "$c" >/dev/null || die "$c missing (apt-get install -y gcc libc6-dev)"
 done
@@ -42,10 +40,7 @@ install -D -m 755 /usr/bin/sleep "$extra/opt/dw/sleep"  # needs the same libc on
 gcc -static -O2 -Wall -Wextra -o "$extra/opt/dw/fd_exec" "$here/fd_exec.c"
 printf '#!/bin/sh\necho image-script-ran\n' >"$extra/opt/dw/image.sh"
 chmod 755 "$extra/opt/dw/image.sh"
-dw_image_build "$tmp/image.tar" "$DW_IMAGE" "$extra"
-dw_at_exit dw_ctd_stop "$ctd"
-dw_ctd_start "$ctd"
-dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
+dw_ctd_up "$ctd" "$extra"
 
 dw_sensor_start --audit-mode owner --cri-endpoint "$ctd/containerd.sock" \
     --watch-fs "$ctd/root" --status-interval 1 --resync 1
@@ -77,8 +72,8 @@ sleep 1
 dw_stop sensor
 dw_audit_same "$tmp" || die "audit state not restored"
 
-"$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
-"$build/cli/driftwatch" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
+"$dw" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
+"$dw" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
     { cat "$tmp/analyze.err"; die "driftwatch analyze"; }
 python3 - "$tmp/events.jsonl" "$tmp/alerts.jsonl" "$cid" "$loader" <<'PY'
 import json, sys

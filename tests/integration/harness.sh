@@ -2,6 +2,8 @@
 # harness.sh: the one harness of the integration tests, and of the benchmarks where they do
 # the same. Source it, then `dw_harness PREFIX`. The checks have short names, the rest dw_.
 # Uses $tmp and, to start daemons, $build (the build directory).
+#   dw_build BUILD [VAR...]    build=BUILD; collector, sensor, loadgen, dw: its binaries;
+#                              DW_CRI exported; dies unless each VAR's binary is built
 #   dw_harness PREFIX          tmp=/tmp/PREFIX.XXXXXX; at exit (also on failure, INT, TERM) the
 #                              dw_at_exit steps run newest first, $tmp/*.log are shown if the
 #                              test failed, $tmp is removed (not with KEEP=1, nor if still
@@ -29,10 +31,10 @@
 #   dw_audit_guard [--owner]   dw_audit_save $tmp, dw_audit_restore at exit; --owner: skip
 #                              when an audit daemon holds the audit pid
 #   dw_alive PID               it exists and is no zombie (PID 1 here reaps nothing)
-#   dw_stop_pid PID [SECONDS]  SIGCONT+SIGTERM, bounded wait (10 s), SIGKILL; only our own
-#                              children are reaped (dw_status: exit status); 1 if SIGKILL
+#   dw_stop_pid PID [SECONDS]  SIGCONT+SIGTERM, bounded wait (10 s), SIGKILL (at once with 0);
+#                              only our own children are reaped (dw_status: exit status);
+#                              1 if SIGKILL was needed
 #   dw_stop_pidfile FILE [SECONDS]  the same for the PID in FILE, which is removed
-#   dw_kill_pidfile FILE       SIGKILL now, reaped, FILE removed
 #   dw_mounts_under DIR        mount points at or below DIR
 #   dw_hwm_kb PID, dw_cpu_ticks PID, dw_median VALUES...   peak RSS, CPU ticks, the median
 [[ -z ${_dw_harness_sourced:-} ]] || return 0
@@ -43,6 +45,18 @@ _dw_failures=0
 _dw_passes=0
 _dw_exit_steps=()
 declare -A _dw_started=()
+
+# shellcheck disable=SC2034  # for the caller
+dw_build() {
+    local v
+    build=$1
+    collector=$build/collector/driftwatch-collector
+    sensor=$build/sensor/driftwatch-sensor
+    loadgen=$build/tools/dw-loadgen
+    dw=$build/cli/driftwatch
+    export DW_CRI=$build/tools/dw-cri
+    for v in "${@:2}"; do [[ -x ${!v} ]] || die "${!v} not built"; done
+}
 
 dw_harness() {
     tmp=$(mktemp -d "/tmp/$1.XXXXXX")
@@ -106,7 +120,7 @@ metric() {
 }
 
 dw_wait() {
-    local pid= i
+    local pid='' i
     if [[ $1 == --while ]]; then pid=$2; shift 2; fi
     for ((i = 0; i < $1 * 10; i++)); do
         "${@:2}" && return 0
@@ -126,7 +140,7 @@ dw_start() {
 }
 dw_pid() { cat "$tmp/$1.pid"; }
 dw_stop() { dw_stop_pidfile "$tmp/$1.pid" "${2:-10}"; }
-dw_kill() { dw_kill_pidfile "$tmp/$1.pid"; }
+dw_kill() { dw_stop_pidfile "$tmp/$1.pid" 0 || true; }
 
 _dw_log_has() {
     local n
@@ -139,8 +153,9 @@ dw_wait_log() {
     dw_wait ${pid:+--while "$pid"} "${4:-20}" _dw_log_has "$tmp/$1.log" "$2" "${3:-1}"
 }
 
+# shellcheck disable=SC2034  # port, mport: for the caller
 dw_collector_start() {
-    local name=$1 re="metrics on http\|running without metrics" n0 a prev= metrics=1
+    local name=$1 re="metrics on http\|running without metrics" n0 a prev='' metrics=1
     shift
     for a in "$@"; do
         [[ $prev == --metrics-address && -z $a ]] && metrics=
@@ -149,7 +164,7 @@ dw_collector_start() {
     touch "$tmp/$name.log"
     n0=$(grep -c -- "$re" "$tmp/$name.log" || true)
     rm -f "$tmp/$name.port"
-    dw_start "$name" "$build/collector/driftwatch-collector" --port-file "$tmp/$name.port" "$@"
+    dw_start "$name" "$collector" --port-file "$tmp/$name.port" "$@"
     dw_wait --while "$(dw_pid "$name")" 15 test -s "$tmp/$name.port" || die "$name did not listen"
     port=$(cat "$tmp/$name.port")
     mport=
@@ -159,7 +174,7 @@ dw_collector_start() {
 }
 
 dw_sensor_start() {
-    dw_start sensor "$build/sensor/driftwatch-sensor" --capture "$tmp/capture" "$@"
+    dw_start sensor "$sensor" --capture "$tmp/capture" "$@"
     dw_wait_log sensor "^driftwatch-sensor [0-9.]*: audit" 1 5 || die "the sensor did not start"
 }
 
@@ -177,7 +192,9 @@ dw_alive() {
 
 dw_stop_pid() {
     local pid=$1 limit=${2:-10} i rc=0
-    if dw_alive "$pid"; then
+    if ((limit == 0)); then
+        kill -KILL "$pid" 2>/dev/null || true
+    elif dw_alive "$pid"; then
         kill -TERM "$pid" 2>/dev/null || true
         kill -CONT "$pid" 2>/dev/null || true  # a stopped process acts on SIGTERM once it runs
         for ((i = 0; i < limit * 10; i++)); do
@@ -190,6 +207,7 @@ dw_stop_pid() {
             rc=1
         fi
     fi
+    # shellcheck disable=SC2034  # for the caller
     wait "$pid" 2>/dev/null && dw_status=0 || dw_status=$?
     return $rc
 }
@@ -200,15 +218,6 @@ dw_stop_pidfile() {
     pid=$(cat "$1")
     rm -f "$1"
     dw_stop_pid "$pid" "${2:-10}"
-}
-
-dw_kill_pidfile() {
-    local pid
-    [[ -f $1 ]] || return 0
-    pid=$(cat "$1")
-    rm -f "$1"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
 }
 
 dw_mounts_under() { awk -v d="$1" '$5 == d || index($5, d "/") == 1' /proc/self/mountinfo; }

@@ -7,15 +7,9 @@
 # Certificates beyond make-certs.sh's (CN = DNS SAN = node) are made here with openssl,
 # signed by the same CA. Usage: identity_test.sh BUILD_DIR
 set -euo pipefail
-build=${1:?usage: identity_test.sh BUILD_DIR}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 source "$src/tests/integration/harness.sh"
-collector=$build/collector/driftwatch-collector
-loadgen=$build/tools/dw-loadgen
-dw=$build/cli/driftwatch
-for b in "$collector" "$loadgen" "$dw"; do
-  [[ -x $b ]] || die "$b not built"
-done
+dw_build "${1:?usage: identity_test.sh BUILD_DIR}" collector loadgen dw
 dw_harness dw_identity_test
 
 certs=$tmp/certs

@@ -9,12 +9,10 @@
 # peak RSS is printed.
 # Usage: inventory_e2e_test.sh BUILD_DIR     env: KEEP=1 keeps the tmp dir
 set -euo pipefail
-build=${1:?usage: inventory_e2e_test.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/harness.sh"
 source "$here/containerd_env.sh"
-export DW_CRI=$build/tools/dw-cri
-dw=$build/cli/driftwatch
+dw_build "${1:?usage: inventory_e2e_test.sh BUILD_DIR}"
 dw_harness dw-inv-e2e
 ctd=$tmp/ctd
 
@@ -40,17 +38,12 @@ for _ in range(levels):
     os.rmdir("d", dir_fd=fd)
 PY
 }
-dw_ctd_check_deps
-
-dw_image_build "$tmp/image.tar"
-dw_at_exit dw_ctd_stop "$ctd"
-dw_ctd_start "$ctd"
-dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
+dw_ctd_up "$ctd"
 
 dw_collector_start collector --insecure --listen 127.0.0.1:0 --db "$tmp/collector.db" \
   --metrics-address "" --inventory-quiet-ms 500
 # Paths of 64,000 names of 256 bytes: 16.4 MB, over the default cap of 16 MiB.
-dw_start sensor "$build/sensor/driftwatch-sensor" --audit-mode off --cri-endpoint "$ctd/containerd.sock" \
+dw_start sensor "$sensor" --audit-mode off --cri-endpoint "$ctd/containerd.sock" \
   --watch-fs "$ctd/root" --collector "127.0.0.1:$port" --insecure \
   --node node-inv --spool-dir "$tmp/spool" --metrics-address "" \
   --inventory-max-path-bytes 33554432

@@ -9,14 +9,8 @@
 # goes on; (e) a reply in one message (a sensor from before chunks) is still taken.
 # Usage: inventory_test.sh BUILD_DIR
 set -euo pipefail
-build=${1:?usage: inventory_test.sh BUILD_DIR}
 source "$(dirname "$0")/harness.sh"
-collector=$build/collector/driftwatch-collector
-loadgen=$build/tools/dw-loadgen
-dw=$build/cli/driftwatch
-for b in "$collector" "$loadgen" "$dw"; do
-  [[ -x $b ]] || die "$b not built"
-done
+dw_build "${1:?usage: inventory_test.sh BUILD_DIR}" collector loadgen dw
 dw_harness dw_inventory_test
 
 # The collectors take messages up to 16 MiB (the default is 2 MiB): a reply as large as

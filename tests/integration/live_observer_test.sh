@@ -3,9 +3,9 @@
 # the same known execs exactly once with exact argv, and leaves auditd holding the audit
 # pid. Usage: live_observer_test.sh BUILD_DIR
 set -euo pipefail
-build=$1
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/harness.sh"
+dw_build "$1"
 source "$here/auditd_env.sh"
 dw_harness dw-observer
 dw_audit_guard
@@ -22,18 +22,18 @@ dw_stop sensor
 cat "$tmp/sensor.log"
 dw_audit_held_by "$auditd_pid" || die "auditd lost the audit pid"
 # Owner mode must refuse while auditd runs, and change nothing.
-if "$build/sensor/driftwatch-sensor" --audit-only --audit-mode owner --duration 1 2>"$tmp/owner.err"; then
+if "$sensor" --audit-only --audit-mode owner --duration 1 2>"$tmp/owner.err"; then
     die "owner mode started beside auditd"
 fi
 grep -q "holds the audit feed" "$tmp/owner.err" || { cat "$tmp/owner.err"; exit 1; }
 dw_audit_held_by "$auditd_pid" || die "owner attempt took the pid"
 
-"$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
+"$dw" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
 python3 "$here/check_events.py" "$tmp/spec.json" <"$tmp/events.jsonl"
 # auditd's own log holds the same execs: the sensor saw what auditd saw.
 auditctl -d always,exit -F arch=b64 -S execve,execveat -k dwobserver >/dev/null
 dw_auditd_stop "$tmp"
-"$build/cli/driftwatch" analyze --events "$tmp/log/audit.log" >"$tmp/auditd.jsonl"
+"$dw" analyze --events "$tmp/log/audit.log" >"$tmp/auditd.jsonl"
 python3 "$here/check_events.py" "$tmp/spec.json" <"$tmp/auditd.jsonl"
 dw_audit_restore "$tmp"
 dw_audit_same "$tmp" || die "audit state differs"

@@ -3,9 +3,9 @@
 # execs (each exactly once, exact argv), and leaves audit settings and rules as it found
 # them. Usage: live_owner_test.sh BUILD_DIR
 set -euo pipefail
-build=$1
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/harness.sh"
+dw_build "$1"
 dw_harness dw-owner
 dw_audit_guard
 [[ $(dw_audit_pid) == 0 ]] || die "an audit daemon holds the audit pid: owner mode cannot be tested here"
@@ -17,7 +17,7 @@ sleep 0.5  # let the last records cross the socket
 dw_stop sensor
 cat "$tmp/sensor.log"
 
-"$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
+"$dw" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
 python3 "$here/check_events.py" "$tmp/spec.json" <"$tmp/events.jsonl"
 grep -q 'lost: kernel 0,' "$tmp/sensor.log" || die "the kernel lost records"
 # The two execs over the argument caps (live_execs.py), at least: counted, not lost.

@@ -14,16 +14,10 @@
 # Usage: oversize_test.sh BUILD_DIR [release|sanitized]: a sanitized build's memory (ASan's
 # shadow and quarantine) says nothing of the product's, so there the bound is only reported.
 set -euo pipefail
-build=${1:?usage: oversize_test.sh BUILD_DIR [release|sanitized]}
 variant=${2:-release}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 source "$src/tests/integration/harness.sh"
-collector=$build/collector/driftwatch-collector
-loadgen=$build/tools/dw-loadgen
-dw=$build/cli/driftwatch
-for b in "$collector" "$loadgen" "$dw"; do
-  [[ -x $b ]] || die "$b not built"
-done
+dw_build "${1:?usage: oversize_test.sh BUILD_DIR [release|sanitized]}" collector loadgen dw
 dw_harness dw_oversize_test
 
 nodes=()

@@ -17,6 +17,7 @@ if [[ -z ${DW_FULL_DISK_NS:-} ]]; then
     DW_FULL_DISK_NS=1 exec unshare --mount --propagation private "$0" "$@"
 fi
 source "$here/harness.sh"
+dw_build "$build"
 
 dw_harness dw-sensor-full
 mnt=$tmp/mnt
@@ -27,7 +28,7 @@ dw_at_exit umount -l "$mnt"
 # A sensor with its spool on the small filesystem, as NAME (sensor1, sensor2): its metrics
 # port in $mport, its capture in $tmp/NAME.cap.
 start_sensor() {  # NAME
-    dw_start "$1" "$build/sensor/driftwatch-sensor" --capture "$tmp/$1.cap" --audit-mode off --no-cri \
+    dw_start "$1" "$sensor" --capture "$tmp/$1.cap" --audit-mode off --no-cri \
         --fanotify-mode off --collector 127.0.0.1:9 --insecure --spool-dir "$mnt/spool" \
         --status-interval 0.2 --metrics-address 127.0.0.1:0
     dw_wait_log "$1" "metrics on http" 1 10 || die "sensor did not start"
@@ -144,19 +145,19 @@ dw_stop sensor2 || die "sensor needed SIGKILL"
 # `driftwatch status --collector` shows them.
 dw_collector_start collector --insecure --listen 127.0.0.1:0 --db "$tmp/c.db" \
     --metrics-address 127.0.0.1:0
-dw_start sensor3 "$build/sensor/driftwatch-sensor" --audit-mode off --no-cri --fanotify-mode off \
+dw_start sensor3 "$sensor" --audit-mode off --no-cri --fanotify-mode off \
     --node full-disk-node --collector "127.0.0.1:$port" --insecure --spool-dir "$mnt/spool" \
     --status-interval 0.2 --metrics-address 127.0.0.1:0
 blind() {
-    "$build/cli/driftwatch" alerts --db "$tmp/c.db" --rule "Sensor blind window" 2>/dev/null |
+    "$dw" alerts --db "$tmp/c.db" --rule "Sensor blind window" 2>/dev/null |
         grep -c "\"sensor.loss.spool_append_failures\":$before" || true
 }
 has_blind() { [[ $(blind) -ge 1 ]]; }
-dw_wait 15 has_blind || die "no Sensor blind window alert with spool_append_failures $before: $("$build/cli/driftwatch" alerts --db "$tmp/c.db" 2>&1 | tail -3)"
+dw_wait 15 has_blind || die "no Sensor blind window alert with spool_append_failures $before: $("$dw" alerts --db "$tmp/c.db" 2>&1 | tail -3)"
 sleep 1
 [[ $(blind) == 1 ]] || die "the loss was alerted $(blind) times, not once"
-"$build/cli/driftwatch" status --collector "127.0.0.1:$mport" | grep full-disk-node | grep -q spool_append_failures ||
-    die "driftwatch status --collector: $("$build/cli/driftwatch" status --collector "127.0.0.1:$mport")"
+"$dw" status --collector "127.0.0.1:$mport" | grep full-disk-node | grep -q spool_append_failures ||
+    die "driftwatch status --collector: $("$dw" status --collector "127.0.0.1:$mport")"
 dw_stop sensor3 || die "sensor needed SIGKILL"
 dw_stop collector || die "collector needed SIGKILL"
 echo "PASS: $before append failures counted, survived a restart once, alerted once at the collector"
