@@ -119,15 +119,17 @@ metric() {
         END { printf "%.15g\n", s }'
 }
 
+_dw_now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
 dw_wait() {
-    local pid='' i
+    local pid='' end
     if [[ $1 == --while ]]; then pid=$2; shift 2; fi
-    for ((i = 0; i < $1 * 10; i++)); do
+    end=$(($(_dw_now_us) + $1 * 1000000))  # by the clock: CMD may take a while itself
+    while :; do
         "${@:2}" && return 0
         [[ -z $pid ]] || dw_alive "$pid" || { "${@:2}"; return; }
+        (($(_dw_now_us) < end)) || return 1
         sleep 0.1
     done
-    return 1
 }
 
 dw_start() {
