@@ -46,7 +46,7 @@ for f in /proc/[0-9]*/cmdline; do
     p=${f#/proc/}
     p=${p%/cmdline}
     [ "$p" = $$ ] && continue
-    if tr '\0' ' ' <"$f" 2>/dev/null | grep -qF "$tmp"; then
+    if tr '\0' ' ' 2>/dev/null <"$f" | grep -qF "$tmp"; then
         st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$p/status" 2>/dev/null || true)
         [ "$st" = Z ] || [ -z "$st" ] || fail "process $p still running: $(tr '\0' ' ' <"$f")"
     fi

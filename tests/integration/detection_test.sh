@@ -112,7 +112,7 @@ stored_f=$(sqlite3 "$tmp/f.db" "SELECT count(*) FROM alerts")
 pending_f=$(sqlite3 "$tmp/f.db" "SELECT count(*) FROM deliveries")
 dw_kill f
 expect "(f) every alert waiting in the outbox while the webhook is down" "$pending_f" "$stored_f"
-dw_start hook python3 - "$hook_port" "$tmp/hook.jsonl" <<'PY'
+cat >"$tmp/hook.py" <<'PY'
 import http.server, sys
 port, out = int(sys.argv[1]), sys.argv[2]
 class H(http.server.BaseHTTPRequestHandler):
@@ -126,6 +126,7 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 PY
+dw_start hook python3 "$tmp/hook.py" "$hook_port" "$tmp/hook.jsonl"
 sleep 0.5
 start_collector f "$tmp/f.db" --webhook "http://127.0.0.1:$hook_port/alerts"
 outbox_empty() { [[ $(sqlite3 "$tmp/f.db" "SELECT count(*) FROM deliveries") == 0 ]]; }

@@ -17,8 +17,8 @@
 #   metric NAME [LABELS-RE]    sum of NAME's samples at 127.0.0.1:$mport/metrics, 0 if none
 #   dw_wait [--while PID] SECONDS CMD...  CMD every 0.1 s until it succeeds; 1 after SECONDS
 #                              or once PID is gone (CMD tried a last time)
-#   dw_start NAME CMD...       CMD in the background: output to $tmp/NAME.log (appended), PID
-#                              in $tmp/NAME.pid, stopped at exit
+#   dw_start NAME CMD...       CMD in the background (stdin /dev/null): output to $tmp/NAME.log
+#                              (appended), PID in $tmp/NAME.pid, stopped at exit
 #   dw_wait_log NAME RE [N] [SECONDS]  until $tmp/NAME.log has N (1) lines matching grep RE,
 #                              while NAME runs, for SECONDS (20) at most
 #   dw_stop NAME [SECONDS]     dw_stop_pidfile $tmp/NAME.pid; dw_kill NAME: SIGKILL, a crash
