@@ -76,6 +76,7 @@ _dw_exit() {
     local rc=$? i f
     set +e
     trap - EXIT INT TERM
+    trap '' PIPE  # a reader of our output gone (| head) must not cut the clean-up short
     for ((i = ${#_dw_exit_steps[@]} - 1; i >= 0; i--)); do eval "${_dw_exit_steps[i]}"; done
     ((rc == 0 && _dw_failures > 0)) && rc=1
     ((rc != 0 && _dw_failures == 0)) && echo "FAIL: exit status $rc"
