@@ -26,11 +26,10 @@ DW=${DW:-$REPO/build/cli/driftwatch}
 CORPUS=$REPO/../shared/corpus/audit-raw-k8s-api.log.xz
 export PATH=$PATH:/usr/sbin:/sbin # laurel and ausearch live in sbin
 
-die() { echo "analyze_bench: $*" >&2; exit 1; }
-note() { echo "analyze_bench: $*" >&2; }
-
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+# The harness the tests use: die, note, the temp dir removed at exit.
+source "$REPO/tests/integration/harness.sh"
+dw_harness dw-analyze-bench
+TMP=$tmp
 
 [[ -x $DW ]] || die "no $DW: build first (cmake --build build)"
 
@@ -123,11 +122,11 @@ for ((r = 0; r < RUNS; r++)); do
 done
 
 # --- report ----------------------------------------------------------------------------------
-median() { sort -n | awk '{ v[NR] = $1 } END { print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'; }
 declare -A WALL CPU RSS
+# shellcheck disable=SC2046
 for t in "${TOOLS[@]}"; do
-    WALL[$t]=$(cut -d' ' -f1 "$TMP/$t.runs" | median)
-    CPU[$t]=$(cut -d' ' -f3 "$TMP/$t.runs" | median)
+    WALL[$t]=$(dw_median $(cut -d' ' -f1 "$TMP/$t.runs"))
+    CPU[$t]=$(dw_median $(cut -d' ' -f3 "$TMP/$t.runs"))
     RSS[$t]=$(cut -d' ' -f2 "$TMP/$t.runs" | sort -n | tail -1)
 done
 

@@ -34,16 +34,10 @@ argv_bytes=${DW_BENCH_ARGV_BYTES:-0}
 eval_timeout=${DW_BENCH_EVAL_TIMEOUT_S:-120}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
-collector=$build/collector/driftwatch-collector
-loadgen=$build/tools/dw-loadgen
-
-tmp=$(mktemp -d /tmp/dw_collector_bench.XXXXXX)
-pid=
-cleanup() {
-  [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [[ -n ${DW_BENCH_KEEP:-} ]] && echo "kept $tmp" >&2 || rm -rf "$tmp"
-}
-trap cleanup EXIT
+source "$src/tests/integration/harness.sh"
+dw_build "$build" collector loadgen
+KEEP=${KEEP:-${DW_BENCH_KEEP:-}}
+dw_harness dw_collector_bench
 
 nodes=()
 for ((i = 0; i < sensors; i++)); do nodes+=("sim-$i"); done
@@ -57,18 +51,11 @@ else
   server_sec=(--tls-cert "$c/collector.crt" --tls-key "$c/collector.key" --client-ca "$c/ca.crt")
   client_sec=(--ca "$c/ca.crt" --cert-dir "$c")
 fi
-"$collector" --listen 127.0.0.1:0 --port-file "$tmp/port" --db "$tmp/bench.db" \
-  --metrics-address 127.0.0.1:0 "${server_sec[@]}" ${DW_BENCH_COLLECTOR_ARGS:-} \
-  >"$tmp/collector.log" 2>&1 &
-pid=$!
-metrics_port=
-for _ in $(seq 100); do
-  metrics_port=$(sed -n 's/.*metrics on http:.* (port \([0-9]*\)).*/\1/p' "$tmp/collector.log" | head -1)
-  [[ -s $tmp/port && -n $metrics_port ]] && break
-  sleep 0.1
-done
-[[ -s $tmp/port && -n $metrics_port ]] ||
-  { cat "$tmp/collector.log"; echo "collector did not start (or serves no metrics)" >&2; exit 1; }
+# shellcheck disable=SC2086
+dw_collector_start collector --listen 127.0.0.1:0 --db "$tmp/bench.db" \
+  --metrics-address 127.0.0.1:0 "${server_sec[@]}" ${DW_BENCH_COLLECTOR_ARGS:-}
+[[ -n $mport ]] || die "the collector serves no metrics"
+pid=$(dw_pid collector)
 
 perf_pid=
 if [[ -n ${DW_BENCH_PERF:-} ]]; then
@@ -78,18 +65,17 @@ if [[ -n ${DW_BENCH_PERF:-} ]]; then
 fi
 # The watcher starts loadgen, samples /metrics every 100 ms, waits for detection to catch up.
 watch_rc=0
-python3 "$here/collector_watch.py" --metrics "127.0.0.1:$metrics_port" --pid "$pid" \
+python3 "$here/collector_watch.py" --metrics "127.0.0.1:$mport" --pid "$pid" \
   --stdout "$tmp/load.json" --interval 0.1 --timeout "$eval_timeout" -- \
   /usr/bin/time -f '%U %S %M' -o "$tmp/load.time" \
-  "$loadgen" --target "127.0.0.1:$(cat "$tmp/port")" "${client_sec[@]}" \
+  "$loadgen" --target "127.0.0.1:$port" "${client_sec[@]}" \
   --sensors "$sensors" --events-per-sensor "$per_sensor" --batch "$batch" --drift \
   --argv-bytes "$argv_bytes" --batch-bytes 262144 ${DW_BENCH_LOADGEN_ARGS:-} \
   >"$tmp/watch.json" || watch_rc=$?
 if [[ -n $perf_pid ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 if [[ $watch_rc -ne 0 || ! -s $tmp/load.json ]]; then
-  cat "$tmp/load.json" "$tmp/collector.log" >&2 2>/dev/null || true
-  echo "collector_ingest: the load or its watcher failed (rc $watch_rc)" >&2
-  exit 1
+  cat "$tmp/load.json" >&2 2>/dev/null || true
+  die "the load or its watcher failed (rc $watch_rc)"
 fi
 db_bytes=$(du -cb "$tmp"/bench.db* | tail -1 | cut -f1)
 

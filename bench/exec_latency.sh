@@ -19,49 +19,33 @@ REPO=$(dirname "$HERE")
 BUILD=${1:-$REPO/build}
 RATE=${RATE:-1000}
 RUN_SECONDS=$(printenv SECONDS || echo 20)
-source "$REPO/tests/integration/audit_state.sh"
+# The harness the tests use (temp dir, exit steps, daemons by PID, audit state), containerd.
 source "$REPO/tests/integration/containerd_env.sh"
-export DW_CRI=$BUILD/tools/dw-cri
-TMP=$(mktemp -d /tmp/dw-lat.XXXXXX)
+dw_build "$BUILD"
+[[ $EUID -eq 0 ]] || die "must run as root"
+dw_harness dw-lat
+TMP=$tmp
 CTD=$TMP/ctd
-SENSOR_PID= COLLECTOR_PID=
-cleanup() {
-	local rc=$?
-	set +e
-	[[ -n $SENSOR_PID ]] && { kill -TERM "$SENSOR_PID"; wait "$SENSOR_PID"; }
-	[[ -n $COLLECTOR_PID ]] && { kill -TERM "$COLLECTOR_PID"; wait "$COLLECTOR_PID"; }
-	dw_ctd_stop "$CTD"
-	dw_audit_restore "$TMP"
-	((rc == 0)) || tail -5 "$TMP"/*.log
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-[[ $EUID -eq 0 ]] || { echo "exec_latency: must run as root" >&2; exit 1; }
 dw_ctd_check_deps
-dw_audit_save "$TMP"
-[[ $(dw_audit_pid) == 0 ]] || { echo "exec_latency: an audit daemon is running" >&2; exit 1; }
+dw_audit_guard
+[[ $(dw_audit_pid) == 0 ]] || die "an audit daemon is running"
 
 gcc -static -O2 -o "$TMP/exec_pacer" "$HERE/exec_pacer.c"
 gcc -static -O2 -o "$TMP/noop" "$HERE/noop.c"
 bash "$REPO/scripts/make-certs.sh" "$TMP/certs" node-lat >/dev/null
 dw_image_build "$TMP/image.tar"
+dw_at_exit dw_ctd_stop "$CTD"
 dw_ctd_start "$CTD"
 dw_image_import "$CTD" "$TMP/image.tar" >/dev/null
 
-"$BUILD/collector/driftwatch-collector" --listen 127.0.0.1:0 --port-file "$TMP/port" \
-	--tls-cert "$TMP/certs/collector.crt" --tls-key "$TMP/certs/collector.key" \
-	--client-ca "$TMP/certs/ca.crt" --db "$TMP/collector.db" >"$TMP/collector.log" 2>&1 &
-COLLECTOR_PID=$!
-for ((i = 0; i < 100; i++)); do [[ -s $TMP/port ]] && break; sleep 0.1; done
-[[ -s $TMP/port ]] || { echo "exec_latency: the collector did not start" >&2; exit 1; }
-"$BUILD/sensor/driftwatch-sensor" --audit-mode owner --audit-state-file "$TMP/audit-state" \
+dw_collector_start collector --listen 127.0.0.1:0 --tls-cert "$TMP/certs/collector.crt" \
+	--tls-key "$TMP/certs/collector.key" --client-ca "$TMP/certs/ca.crt" --db "$TMP/collector.db"
+dw_start sensor "$sensor" --audit-mode owner --audit-state-file "$TMP/audit-state" \
 	--cri-endpoint "$CTD/containerd.sock" --watch-fs "$CTD/root" \
-	--collector "localhost:$(cat "$TMP/port")" --tls-ca "$TMP/certs/ca.crt" \
+	--collector "localhost:$port" --tls-ca "$TMP/certs/ca.crt" \
 	--tls-cert "$TMP/certs/node-lat.crt" --tls-key "$TMP/certs/node-lat.key" \
-	--spool-dir "$TMP/spool" >"$TMP/sensor.log" 2>&1 &
-SENSOR_PID=$!
-for ((i = 0; i < 100; i++)); do grep -qs "connected to collector" "$TMP/sensor.log" && break; sleep 0.1; done
-grep -qs "connected to collector" "$TMP/sensor.log" || { echo "exec_latency: the sensor did not connect" >&2; exit 1; }
+	--spool-dir "$TMP/spool"
+dw_wait_log sensor "connected to collector" 1 10 || die "the sensor did not connect"
 
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$CTD" lat-bench bench "$uid" "/kubepods/besteffort/pod$uid")
@@ -72,10 +56,10 @@ sleep 1
 started=$(dw_ctr_exec "$CTD" "$cid" pace /bin/exec_pacer "$RATE" "$RUN_SECONDS" /bin/noop </dev/null)
 sleep 2
 # Peak resident memory of both daemons over the run.
-sensor_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$SENSOR_PID/status")
-collector_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$COLLECTOR_PID/status")
-kill -TERM "$SENSOR_PID"; wait "$SENSOR_PID"; SENSOR_PID=
-kill -TERM "$COLLECTOR_PID"; wait "$COLLECTOR_PID"; COLLECTOR_PID=
+sensor_hwm=$(dw_hwm_kb "$(dw_pid sensor)")
+collector_hwm=$(dw_hwm_kb "$(dw_pid collector)")
+dw_stop sensor 60 && ((dw_status == 0)) || die "sensor exit status $dw_status"
+dw_stop collector 60 && ((dw_status == 0)) || die "collector exit status $dw_status"
 "$BUILD/cli/driftwatch" events --db "$TMP/collector.db" --kind exec --container "$cid" >"$TMP/execs.jsonl"
 python3 - "$TMP/execs.jsonl" "$started" "$RATE" "$RUN_SECONDS" "$sensor_hwm" "$collector_hwm" \
 	"$TMP/collector.db" "$cid" <<'PY'

@@ -30,33 +30,23 @@ SENSOR=${DW_SENSOR:-$REPO/build/sensor/driftwatch-sensor}
 KEY=dwbench
 CONTENDERS=(off null-reader sensor auditd-raw auditd-enriched)
 HZ=$(getconf CLK_TCK)
-# The private auditd config the tests use too.
+# The harness, the audit state helpers and the private auditd config the tests use too.
 source "$REPO/tests/integration/auditd_env.sh"
-
-die() { echo "exec_rate: $*" >&2; exit 1; }
-note() { echo "exec_rate: $*" >&2; }
-status() { auditctl -s | awk -v k="$1" '$1 == k { print $2 }'; }
-# A PID is alive if it exists and is not a zombie (PID 1 here reaps nothing).
-alive() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [[ ${st%% *} != Z ]]; }
-# utime+stime of a whole process (all threads), in clock ticks.
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 [[ $EUID -eq 0 ]] || die "must run as root"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ && $RUN_SECONDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS and SECONDS must be positive integers"
 for c in auditctl auditd gcc; do command -v "$c" >/dev/null || die "$c not found"; done
 
 T0=$(date +%s)
-INIT_S=$(auditctl -s)
-INIT_L=$(auditctl -l)
-INIT_ENABLED=$(status enabled)
-INIT_BACKLOG=$(status backlog_limit)
-INIT_WAIT=$(status backlog_wait_time)
-[[ $INIT_ENABLED != 2 ]] || die "audit is locked (enabled 2): nothing can be measured"
-[[ $(status pid) == 0 ]] || die "an audit daemon is registered (pid $(status pid)): stop it first"
+[[ $(dw_audit_get enabled) != 2 ]] || die "audit is locked (enabled 2): nothing can be measured"
+[[ $(dw_audit_pid) == 0 ]] || die "an audit daemon is registered (pid $(dw_audit_pid)): stop it first"
+dw_harness dwbench
+TMP=$tmp
+dw_audit_save "$TMP"
+INIT_L=$(<"$TMP/audit.rules")
 [[ $INIT_L == "No rules" ]] || note "warning: audit rules already loaded; they weigh on every contender"
-RUN_BACKLOG=${BACKLOG_LIMIT:-$INIT_BACKLOG}
+RUN_BACKLOG=${BACKLOG_LIMIT:-$(dw_audit_get backlog_limit)}
 
-TMP=$(mktemp -d /tmp/dwbench.XXXXXX)
 READER_PID=       # the reader of the current contender (null reader, sensor or auditd)
 STARTED=()        # every reader PID we started, to recognise a stale registration
 SPAWNERS=()
@@ -75,98 +65,48 @@ add_rules() {
 	done >/dev/null
 }
 
-# Stop one of our processes: SIGTERM, wait up to 10 s, then SIGKILL; always reap it.
-stop_pid() {
-	local pid=$1 i
-	if alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
-		if alive "$pid"; then
-			note "warning: PID $pid ignored SIGTERM, sending SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-
-# Delete a rule given as `auditctl -l` prints it (-a ... or -w ...).
-delete_rule() {
-	local -a w
-	read -r -a w <<<"$1"
-	case ${w[0]} in -a) w[0]=-d ;; -w) w[0]=-W ;; esac
-	auditctl "${w[@]}" >/dev/null || note "warning: could not delete rule: $1"
-}
-
 # Bring audit back to the clean state between contenders: no reader, no rules of ours,
 # pid 0, enabled as found, backlog as the run wants it.
 clean_audit() {
 	local pid line
-	for pid in "${SPAWNERS[@]}"; do stop_pid "$pid"; done
+	for pid in "${SPAWNERS[@]}"; do dw_stop_pid "$pid" || true; done
 	SPAWNERS=()
 	# Our rule first, so nothing more is queued for a reader that is going away.
-	{ auditctl -l | grep -F -e "key=$KEY" || true; } | while read -r line; do delete_rule "$line"; done
-	if [[ -n $READER_PID ]]; then stop_pid "$READER_PID"; READER_PID=; fi
-	# Rules not there at start came from the sensor we started (runs are serialized).
-	{ auditctl -l | grep -vxF -e "$INIT_L" -e "No rules" || true; } | while read -r line; do
-		note "warning: removing rule left behind: $line"
-		delete_rule "$line"
-	done
+	{ auditctl -l | grep -F -e "key=$KEY" || true; } | while read -r line; do dw_audit_delete_rule "$line" || true; done
+	if [[ -n $READER_PID ]]; then dw_stop_pid "$READER_PID" || true; READER_PID=; fi
 	# A reader killed hard leaves its pid registered until the kernel next fails to send
 	# to it. Registering the null reader replaces a dead daemon, and it unregisters on exit.
-	pid=$(status pid)
-	if [[ $pid != 0 ]] && printf '%s\n' "${STARTED[@]}" | grep -qx "$pid" && ! alive "$pid"; then
+	pid=$(dw_audit_pid)
+	if [[ $pid != 0 ]] && printf '%s\n' "${STARTED[@]}" | grep -qx "$pid" && ! dw_alive "$pid"; then
 		note "clearing stale audit pid $pid"
 		"$TMP/null_audit_reader" 2>/dev/null &
 		READER_PID=$!
 		sleep 0.3
-		stop_pid "$READER_PID"
+		dw_stop_pid "$READER_PID" || true
 		READER_PID=
 	fi
-	[[ $(status pid) == 0 ]] || note "warning: audit pid is $(status pid), not 0"
-	auditctl -e "$INIT_ENABLED" >/dev/null
+	[[ $(dw_audit_pid) == 0 ]] || note "warning: audit pid is $(dw_audit_pid), not 0"
+	# Rules not there at start (the sensor's, were it to leave any), enabled, backlog.
+	dw_audit_restore "$TMP"
 	auditctl -b "$RUN_BACKLOG" >/dev/null
-	auditctl --backlog_wait_time "$INIT_WAIT" >/dev/null
 }
 
+# At exit, also on failure or Ctrl-C: the machine as we found it, checked.
 on_exit() {
-	local rc=$? k
-	set +e
-	trap - EXIT INT TERM
+	local k
 	clean_audit
-	auditctl -b "$INIT_BACKLOG" >/dev/null
-	rm -rf "$TMP"
-	# Verify the machine is as we found it.
-	for k in enabled failure pid rate_limit backlog_limit backlog_wait_time; do
-		local was now
-		was=$(awk -v k="$k" '$1 == k { print $2 }' <<<"$INIT_S")
-		now=$(status "$k")
-		[[ $was == "$now" ]] || note "WARNING: audit $k is $now, was $was"
-	done
-	[[ $(auditctl -l) == "$INIT_L" ]] || note "WARNING: audit rules differ from the start: $(auditctl -l)"
-	for k in "${STARTED[@]}"; do alive "$k" && note "WARNING: PID $k still running"; done
+	dw_audit_restore "$TMP"
+	dw_audit_same "$TMP" >&2 || note "WARNING: audit settings or rules differ from the start (above)"
+	for k in "${STARTED[@]}"; do dw_alive "$k" && note "WARNING: PID $k still running"; done
 	echo "total runtime: $(($(date +%s) - T0)) s"
-	exit "$rc"
 }
-trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Wait until PID $1 is the registered audit daemon.
-wait_registered() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[[ $(status pid) == "$1" ]] && return 0
-		alive "$1" || return 1
-		sleep 0.1
-	done
-	return 1
-}
+dw_at_exit on_exit
 
 start_reader() { # command...: start it in the background as the contender's reader
 	"$@" >"$TMP/reader.log" 2>&1 &
 	READER_PID=$!
 	STARTED+=("$READER_PID")
-	wait_registered "$READER_PID"
+	dw_wait --while "$READER_PID" 10 dw_audit_held_by "$READER_PID"
 }
 
 start_auditd() { # RAW|ENRICHED
@@ -194,8 +134,11 @@ if [[ ! -x $SENSOR ]]; then
 	SKIP[sensor]="binary not found: $SENSOR"
 fi
 
+backlog_empty() { [[ $(dw_audit_get backlog) == 0 ]]; }
+rules_changed() { [[ $(auditctl -l) != "$INIT_L" ]]; }
+
 run_contender() {
-	local c=$1 i lost0 wait0 cpu0=0 cpu1=0
+	local c=$1 lost0 wait0 cpu0=0 cpu1=0
 	case $c in
 	off) auditctl -e 0 >/dev/null ;;
 	null-reader)
@@ -209,26 +152,23 @@ run_contender() {
 			clean_audit
 			return
 		fi
-		for ((i = 0; i < 100; i++)); do
-			[[ $(auditctl -l) != "$INIT_L" ]] && break
-			sleep 0.1
-		done ;;
+		dw_wait 10 rules_changed || true ;;
 	auditd-raw) start_auditd RAW || die "auditd did not register"; add_rules "$READER_PID" >/dev/null ;;
 	auditd-enriched) start_auditd ENRICHED || die "auditd did not register"; add_rules "$READER_PID" >/dev/null ;;
 	esac
-	lost0=$(status lost)
-	wait0=$(status backlog_wait_time_actual)
-	if [[ -n $READER_PID ]]; then cpu0=$(cpu_ticks "$READER_PID"); fi
+	lost0=$(dw_audit_get lost)
+	wait0=$(dw_audit_get backlog_wait_time_actual)
+	if [[ -n $READER_PID ]]; then cpu0=$(dw_cpu_ticks "$READER_PID"); fi
 	run_spawners
 	# Let the reader drain what the kernel still queues, so its CPU counts all of it.
-	for ((i = 0; i < 20; i++)); do [[ $(status backlog) != 0 ]] || break; sleep 0.1; done
+	dw_wait 2 backlog_empty || true
 	sleep 0.2
 	if [[ -n $READER_PID ]]; then
-		alive "$READER_PID" || die "$c: the reader (PID $READER_PID) died during the run"
-		cpu1=$(cpu_ticks "$READER_PID")
+		dw_alive "$READER_PID" || die "$c: the reader (PID $READER_PID) died during the run"
+		cpu1=$(dw_cpu_ticks "$READER_PID")
 	fi
-	LOST[$c]=$((LOST[$c] + $(status lost) - lost0))
-	WAIT[$c]=$((WAIT[$c] + $(status backlog_wait_time_actual) - wait0))
+	LOST[$c]=$((LOST[$c] + $(dw_audit_get lost) - lost0))
+	WAIT[$c]=$((WAIT[$c] + $(dw_audit_get backlog_wait_time_actual) - wait0))
 	CPU[$c]=$((CPU[$c] + cpu1 - cpu0))
 	TOTAL[$c]=$((TOTAL[$c] + EXECS))
 	RATES[$c]+=" $((EXECS / RUN_SECONDS))"
@@ -260,9 +200,9 @@ for ((r = 0; r < ROUNDS; r++)); do
 	done
 done
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A MED
-for c in "${CONTENDERS[@]}"; do [[ -z ${RATES[$c]} ]] || MED[$c]=$(median <<<"${RATES[$c]}"); done
+# shellcheck disable=SC2086
+for c in "${CONTENDERS[@]}"; do [[ -z ${RATES[$c]} ]] || MED[$c]=$(dw_median ${RATES[$c]}); done
 pct() { [[ -n ${MED[$1]:-} && -n ${MED[$2]:-} ]] && awk -v a="${MED[$1]}" -v b="${MED[$2]}" 'BEGIN { printf "%.1f%%", 100 * a / b }' || echo -; }
 
 echo

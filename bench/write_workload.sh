@@ -32,9 +32,8 @@ SENSOR=${DW_SENSOR:-$REPO/build/sensor/driftwatch-sensor}
 read -r -a CONTENDERS <<<"${CONTENDERS:-none sensor fatrace}"
 read -r -a EXTRA_SENSOR_ARGS <<<"${SENSOR_ARGS:-}"
 CTR=dwbench-writer
-
-die() { echo "write_workload: $*" >&2; exit 1; }
-note() { echo "write_workload: $*" >&2; }
+# The harness the tests use (die, note, processes by PID, the exit steps) and containerd.
+source "$REPO/tests/integration/containerd_env.sh"
 
 [[ $EUID -eq 0 ]] || die "must run as root"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ && $FILES =~ ^[1-9][0-9]*$ ]] || die "ROUNDS and FILES must be positive integers"
@@ -48,58 +47,33 @@ for c in "${CONTENDERS[@]}"; do
   esac
 done
 
-source "$REPO/tests/integration/containerd_env.sh"
 dw_ctd_check_deps || die "containerd harness dependencies missing"
 
 # Short path: containerd's socket lives under it (sun_path limit).
-TMP=$(mktemp -d /tmp/dwfw.XXXXXX)
+dw_harness dwfw
+TMP=$tmp
 # Logs off the watched filesystem.
 LOGS=$(mktemp -d /dev/shm/dwfw.XXXXXX)
+dw_at_exit rm -rf "$LOGS"
 CTD=$TMP/ctd
 WATCHER_PID=  # the watcher of the current run, if any
-CTD_STARTED=0
+stop_watcher() { [[ -z $WATCHER_PID ]] || dw_stop_pid "$WATCHER_PID" || true; WATCHER_PID=; }
 
-stop_pid() {  # SIGTERM, bounded wait, SIGKILL; only our own children
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  [[ -n $WATCHER_PID ]] && stop_pid "$WATCHER_PID"
-  WATCHER_PID=
-  [[ $CTD_STARTED == 1 ]] && { dw_ctd_stop "$CTD" || note "dw_ctd_stop reported a problem"; }
-  rm -rf "$TMP" "$LOGS"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Waits until PID holds a fanotify fd with at least one mark (its fdinfo lists "fanotify
-# ino:/sdev:/mnt_id:" lines per mark); bounded.
-wait_marked() {
-  local pid=$1 i f
-  for ((i = 0; i < 150; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    for f in /proc/"$pid"/fdinfo/*; do
-      grep -qE '^fanotify (ino|sdev|mnt_id):' "$f" 2>/dev/null && return 0
-    done
-    sleep 0.1
+# PID holds a fanotify fd with at least one mark (its fdinfo lists "fanotify
+# ino:/sdev:/mnt_id:" lines per mark).
+marked() {
+  local f
+  for f in /proc/"$1"/fdinfo/*; do
+    grep -qE '^fanotify (ino|sdev|mnt_id):' "$f" 2>/dev/null && return 0
   done
   return 1
 }
 
 # --- setup -------------------------------------------------------------------------------
 gcc -static -O2 -Wall -Wextra -o "$TMP/file_writer" "$HERE/file_writer.c"
+dw_at_exit dw_ctd_stop "$CTD"
 dw_ctd_start "$CTD" || die "containerd did not start"
-CTD_STARTED=1
+dw_at_exit stop_watcher
 dw_image_build "$TMP/image.tar" >/dev/null || die "image build failed"
 dw_image_import "$CTD" "$TMP/image.tar" >/dev/null 2>&1 || die "image import failed"
 CPID=$(dw_ctr_run "$CTD" "$CTR") || die "container did not start"
@@ -118,15 +92,11 @@ run_writer() {
 }
 
 HZ=$(getconf CLK_TCK)
-# utime+stime of a whole process (all threads), in clock ticks.
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 declare -A SUM MIN MAX N OVF EVENTS CPU RATES
 for c in "${CONTENDERS[@]}"; do
   SUM[$c]=0; MIN[$c]=; MAX[$c]=0; N[$c]=0; OVF[$c]=0; EVENTS[$c]=0; CPU[$c]=0; RATES[$c]=
 done
-# median VALUES...: the rounds' median (one odd round must not decide a ratio).
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
 run_one() {  # contender round
   local c=$1 r=$2 log="$LOGS/$1-$2.log" rate line
@@ -143,7 +113,7 @@ run_one() {  # contender round
     WATCHER_PID=$!
     ;;
   esac
-  if [[ -n $WATCHER_PID ]] && ! wait_marked "$WATCHER_PID"; then
+  if [[ -n $WATCHER_PID ]] && ! dw_wait --while "$WATCHER_PID" 15 marked "$WATCHER_PID"; then
     cat "$log" >&2
     die "$c set no fanotify mark"
   fi
@@ -152,9 +122,8 @@ run_one() {  # contender round
   # Let the watcher drain what the run queued (and the writer's untimed clean-up).
   sleep 1
   if [[ -n $WATCHER_PID ]]; then
-    CPU[$c]=$((CPU[$c] + $(cpu_ticks "$WATCHER_PID")))
-    stop_pid "$WATCHER_PID"
-    WATCHER_PID=
+    CPU[$c]=$((CPU[$c] + $(dw_cpu_ticks "$WATCHER_PID")))
+    stop_watcher
   fi
   if [[ $c == sensor ]]; then
     line=$(grep 'fanotify [0-9]* events' "$log" | tail -n 1) || true
@@ -188,10 +157,11 @@ printf '%-8s %12s %21s %9s %8s %14s %10s\n' contender "median f/s" "min..max" "v
   "events" overflows
 base=
 # shellcheck disable=SC2086
-[[ ${N[none]:-0} -gt 0 ]] && base=$(median ${RATES[none]})
+[[ ${N[none]:-0} -gt 0 ]] && base=$(dw_median ${RATES[none]})
 for c in "${CONTENDERS[@]}"; do
   # shellcheck disable=SC2086
-  mean=$(median ${RATES[$c]})
+  # the rounds' median: one odd round must not decide a ratio
+  mean=$(dw_median ${RATES[$c]})
   ratio=-
   [[ -n $base ]] && ratio=$(awk -v m="$mean" -v b="$base" 'BEGIN { printf "%.1f%%", 100 * m / b }')
   ev=-; ovf=-

@@ -10,33 +10,15 @@
 #     and runs a binary.
 # Usage: adversarial_test.sh BUILD_DIR
 set -euo pipefail
-build=$1
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/audit_state.sh"
+source "$here/harness.sh"
 source "$here/containerd_env.sh"
-source "$here/live_sensor.sh"
-export DW_CRI=$build/tools/dw-cri
-tmp=$(mktemp -d /tmp/dw-adv.XXXXXX)
+dw_build "$1"
+dw_harness dw-adv
 ctd=$tmp/ctd
-cleanup() {
-    local rc=$?
-    dw_sensor_stop "$tmp" || true
-    dw_ctd_stop "$ctd" || true
-    dw_audit_restore "$tmp"
-    if ((rc != 0)); then
-        echo "--- sensor log"; tail -50 "$tmp/sensor.log" 2>/dev/null || true
-    fi
-    [[ -n ${KEEP:-} ]] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-dw_ctd_check_deps
-dw_audit_save "$tmp"
-[[ $(dw_audit_pid) == 0 ]] || { echo "SKIP: an audit daemon is running"; exit 0; }
-
-dw_image_build "$tmp/image.tar"
-dw_ctd_start "$ctd"
-dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
-dw_sensor_start "$build" "$tmp" --audit-mode owner --cri-endpoint "$ctd/containerd.sock" \
+dw_audit_guard --owner
+dw_ctd_up "$ctd"
+dw_sensor_start --audit-mode owner --cri-endpoint "$ctd/containerd.sock" \
     --watch-fs "$ctd/root" --status-interval 1 --resync 1
 
 uid=$(cat /proc/sys/kernel/random/uuid)
@@ -68,16 +50,16 @@ dw_ctr_exec "$ctd" "$victim" e1 /bin/sh -c '
 ' </dev/null >"$tmp/victim.out" 2>&1
 wait "$flood" || true
 for word in renamed-parent-ran escapes-ran; do
-    grep -q "$word" "$tmp/victim.out" || { cat "$tmp/victim.out"; echo "FAIL: $word missing"; exit 1; }
+    grep -q "$word" "$tmp/victim.out" || { cat "$tmp/victim.out"; die "$word missing"; }
 done
-grep -q flood-done "$tmp/flood.out" || { cat "$tmp/flood.out"; echo "FAIL: the flood did not run"; exit 1; }
+grep -q flood-done "$tmp/flood.out" || { cat "$tmp/flood.out"; die "the flood did not run"; }
 sleep 1
-dw_sensor_stop "$tmp"
-dw_audit_same "$tmp" || { echo "FAIL: audit state not restored"; exit 1; }
+dw_stop sensor
+dw_audit_same "$tmp" || die "audit state not restored"
 
-"$build/cli/driftwatch" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
-    { cat "$tmp/analyze.err"; echo "FAIL: driftwatch analyze"; exit 1; }
-"$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl" 2>/dev/null
+"$dw" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
+    { cat "$tmp/analyze.err"; die "driftwatch analyze"; }
+"$dw" analyze --events "$tmp/capture" >"$tmp/events.jsonl" 2>/dev/null
 python3 - "$tmp/alerts.jsonl" "$tmp/events.jsonl" "${victim:0:12}" "${noisy:0:12}" <<'PY'
 import json, sys
 alerts = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]

@@ -1,9 +1,9 @@
 # shellcheck shell=bash
-source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 # auditd_env.sh: a private auditd for tests and benchmarks (PID 1 here is not systemd).
 #   dw_auditd_config DIR RAW|ENRICHED  writes DIR/auditd.conf (and DIR/log, DIR/plugins)
 #   dw_auditd_start DIR RAW|ENRICHED   log in DIR/log/audit.log, PID in DIR/auditd.pid; waits
-#                                      until it holds the audit pid
+#                                      until it holds the audit pid; stopped at exit
 #   dw_auditd_stop DIR                 SIGTERM by PID, bounded wait
 # Its config never halts or suspends the machine on disk trouble. Rules are the caller's.
 
@@ -42,14 +42,12 @@ CONF
 }
 
 dw_auditd_start() {
-    local dir=$1 i
+    local dir=$1
     dw_auditd_config "$dir" "$2"
     auditd -n -c "$dir" >"$dir/auditd.out" 2>&1 &
     echo $! >"$dir/auditd.pid"
-    for ((i = 0; i < 100; i++)); do
-        [[ $(auditctl -s | awk '$1=="pid"{print $2}') == "$(cat "$dir/auditd.pid")" ]] && return 0
-        sleep 0.05
-    done
+    dw_at_exit dw_auditd_stop "$dir"
+    dw_wait --while $! 5 dw_audit_held_by $! && return 0
     echo "auditd did not register:"; cat "$dir/auditd.out"
     return 1
 }

@@ -34,106 +34,67 @@
 #   env: BACKLOG=8, EXECS=3000 (per loop), RCVBUF=262144, STOP_READER=1 (the fallback only),
 #        COLLECTOR_OUTAGE=0 (no collector outage), KEEP=1 (keep the temp dir)
 set -euo pipefail
-build=$1
 backlog=${BACKLOG:-8}
 execs=${EXECS:-3000}
 rcvbuf=${RCVBUF:-262144}
 node="node-blind"
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/audit_state.sh"
-source "$here/process.sh"
-dw=$build/cli/driftwatch
-tmp=$(mktemp -d /tmp/dw-blind.XXXXXX)
+source "$here/harness.sh"
+dw_build "$1"
+dw_harness dw-blind
 storm_pids=()
-cleanup() {
-    local rc=$? p
-    set +e  # every step runs, whatever failed before
-    for p in "${storm_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${storm_pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    # A stopped sensor cannot act on SIGTERM: let it run again first.
-    [[ -f $tmp/sensor.pid ]] && kill -CONT "$(cat "$tmp/sensor.pid")" 2>/dev/null
-    dw_stop_pidfile "$tmp/sensor.pid" 20 || true
-    dw_stop_pidfile "$tmp/collector.pid" 20 || true
-    dw_audit_restore "$tmp"
-    if ((rc != 0)); then
-        for f in "$tmp"/*.log; do [[ -f $f ]] && { echo "--- $f"; tail -30 "$f"; }; done
-    fi
-    if [[ -n ${KEEP:-} ]]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-kernel_lost() { auditctl -s | awk '$1 == "lost" { print $2 }'; }
-
-dw_audit_save "$tmp"
-[[ $(dw_audit_pid) == 0 ]] || { echo "SKIP: an audit daemon holds the audit pid"; exit 0; }
+dw_audit_guard --owner
 
 # The collector: any free port for gRPC and for /status (the same ports again on a restart).
 start_collector() { # GRPC_PORT METRICS_PORT
-    local n0
-    touch "$tmp/collector.log"
-    n0=$(grep -c "metrics on http:" "$tmp/collector.log" || true)
-    rm -f "$tmp/port"
-    "$build/collector/driftwatch-collector" --insecure --listen "127.0.0.1:$1" --port-file "$tmp/port" \
-        --db "$tmp/collector.db" --metrics-address "127.0.0.1:$2" >>"$tmp/collector.log" 2>&1 &
-    echo $! >"$tmp/collector.pid"
-    local deadline=$((SECONDS + 15))
-    while ((SECONDS < deadline)); do
-        [[ -s $tmp/port ]] && (($(grep -c "metrics on http:" "$tmp/collector.log" || true) > n0)) && break
-        kill -0 "$(cat "$tmp/collector.pid")" 2>/dev/null || fail "the collector exited"
-        sleep 0.1
-    done
-    [[ -s $tmp/port ]] || fail "the collector did not listen"
-    port=$(cat "$tmp/port")
-    mport=$(sed -n 's/.*metrics on http:.* (port \([0-9]*\)).*/\1/p' "$tmp/collector.log" | tail -1)
-    [[ -n $mport ]] || fail "the collector serves no /status"
+    dw_collector_start collector --insecure --listen "127.0.0.1:$1" --db "$tmp/collector.db" \
+        --metrics-address "127.0.0.1:$2"
+    [[ -n $mport ]] || die "the collector serves no /status"
 }
 start_collector 0 0
 echo "collector on 127.0.0.1:$port, status on 127.0.0.1:$mport"
 
-lost_before_sensor=$(kernel_lost)
-"$build/sensor/driftwatch-sensor" --audit-only --audit-mode owner --audit-state-file "$tmp/audit-state" \
-    --backlog-limit "$backlog" --rcvbuf "$rcvbuf" --node "$node" --collector "127.0.0.1:$port" --insecure \
-    --spool-dir "$tmp/spool" --status-interval 1 --metrics-address 127.0.0.1:0 \
-    >"$tmp/sensor.log" 2>&1 &
-echo $! >"$tmp/sensor.pid"
-sensor_pid=$(cat "$tmp/sensor.pid")
-deadline=$((SECONDS + 20))
-while ((SECONDS < deadline)); do
-    grep -q "connected to collector" "$tmp/sensor.log" && break
-    kill -0 "$sensor_pid" 2>/dev/null || fail "the sensor exited"
-    sleep 0.1
-done
-grep -q "connected to collector" "$tmp/sensor.log" || fail "the sensor did not connect"
-[[ $(dw_audit_pid) == "$sensor_pid" ]] || fail "the sensor is not the audit daemon"
+lost_before_sensor=$(dw_audit_get lost)
+dw_start sensor "$sensor" --audit-only --audit-mode owner \
+    --audit-state-file "$tmp/audit-state" --backlog-limit "$backlog" --rcvbuf "$rcvbuf" \
+    --node "$node" --collector "127.0.0.1:$port" --insecure --spool-dir "$tmp/spool" \
+    --status-interval 1 --metrics-address 127.0.0.1:0
+sensor_pid=$(dw_pid sensor)
+dw_wait_log sensor "connected to collector" || die "the sensor did not connect"
+dw_audit_held_by "$sensor_pid" || die "the sensor is not the audit daemon"
 auditctl -s | awk '$1 == "backlog_limit" || $1 == "backlog_wait_time" { printf "%s %s  ", $1, $2 } END { print "" }'
 
-# Two exec loops at once, bounded in count (EXECS each) and time ($2 s, default 28);
-# stopped (by PID) as soon as the kernel's lost counter grew past $1 (if given). Every wait in this test is bounded by
-# the clock, so that the worst case (about 250 s) stays inside the CTest timeout: a test
-# that times out is killed, and its trap may not get to restore anything.
-storm() {
-    local base=$1 p deadline=$((SECONDS + ${2:-28}))
+# Two exec loops at once, bounded in count (EXECS each) and time (SECONDS), in the
+# background; stop_storm stops them (by PID). Every wait in this test is bounded by the
+# clock, so that the worst case (about 250 s) stays inside the CTest timeout: a test that
+# times out is killed, and its trap may not get to restore anything.
+start_storm() {  # SECONDS
     storm_pids=()
     for _ in 1 2; do
-        timeout "${2:-28}" bash -c "for ((n = 0; n < $execs; n++)); do /bin/true; done" &
+        timeout "$1" bash -c "for ((n = 0; n < $execs; n++)); do /bin/true; done" &
         storm_pids+=($!)
     done
-    while ((SECONDS < deadline)); do
-        [[ -n $base ]] && (($(kernel_lost) > base)) && break
-        kill -0 "${storm_pids[0]}" 2>/dev/null || kill -0 "${storm_pids[1]}" 2>/dev/null || break
-        sleep 0.1
-    done
-    for p in "${storm_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${storm_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+stop_storm() {
+    local p
+    for p in "${storm_pids[@]}"; do dw_stop_pid "$p" || true; done
     storm_pids=()
 }
+dw_at_exit stop_storm
+# The storm for 28 s at most, stopped as soon as the kernel's lost counter grew past $1.
+storm() {
+    start_storm 28
+    dw_wait 28 storm_over "$1" || true
+    stop_storm
+}
+storm_over() { (($(dw_audit_get lost) > $1)) || ! { dw_alive "${storm_pids[0]}" || dw_alive "${storm_pids[1]}"; }; }
 
-lost0=$(kernel_lost)
+lost0=$(dw_audit_get lost)
 how=
 if [[ -z ${STOP_READER:-} ]]; then
     t0=$SECONDS
     storm "$lost0"
-    lost1=$(kernel_lost)
+    lost1=$(dw_audit_get lost)
     echo "exec storm for $((SECONDS - t0)) s: kernel lost $lost0 -> $lost1 (backlog_limit $backlog)"
     ((lost1 > lost0)) && how="a tiny backlog"
 fi
@@ -144,20 +105,18 @@ if [[ -z $how ]]; then
     kill -STOP "$sensor_pid"
     storm "$lost0"
     kill -CONT "$sensor_pid"
-    lost1=$(kernel_lost)
+    lost1=$(dw_audit_get lost)
     echo "exec storm for $((SECONDS - t0)) s: kernel lost $lost0 -> $lost1"
-    ((lost1 > lost0)) || fail "the kernel lost no audit record, even with the reader stopped"
+    ((lost1 > lost0)) || die "the kernel lost no audit record, even with the reader stopped"
     how="a stopped reader"
 fi
 echo "the kernel dropped $((lost1 - lost0)) records ($how)"
 
 # The alert: within a status interval or two, plus detection (bounded: 30 s).
-found=
-deadline=$((SECONDS + 30))
-while ((SECONDS < deadline)); do
+alerted() {
     "$dw" alerts --db "$tmp/collector.db" --rule "Sensor blind window" --node "$node" \
         >"$tmp/alerts.jsonl" 2>"$tmp/alerts.err" || true
-    if python3 - "$tmp/alerts.jsonl" "$node" <<'PY'; then
+    python3 - "$tmp/alerts.jsonl" "$node" <<'PY'
 import json, sys
 node = sys.argv[2]
 for line in open(sys.argv[1]):
@@ -168,12 +127,9 @@ for line in open(sys.argv[1]):
         sys.exit(0)
 sys.exit(1)
 PY
-        found=1
-        break
-    fi
-    sleep 0.2
-done
-[[ -n $found ]] || { cat "$tmp/alerts.jsonl" "$tmp/alerts.err"; fail "no \"Sensor blind window\" alert with sensor.loss.kernel_lost > 0 for $node"; }
+}
+dw_wait 30 alerted ||
+    { cat "$tmp/alerts.jsonl" "$tmp/alerts.err"; die "no \"Sensor blind window\" alert with sensor.loss.kernel_lost > 0 for $node"; }
 python3 - "$tmp/alerts.jsonl" "$node" <<'PY'
 import json, sys
 node = sys.argv[2]
@@ -231,60 +187,40 @@ PY
 # twice.
 if [[ ${COLLECTOR_OUTAGE:-1} != 0 ]]; then
     echo "collector killed (SIGKILL); the kernel keeps losing during the outage"
-    kill -KILL "$(cat "$tmp/collector.pid")"
-    wait "$(cat "$tmp/collector.pid")" 2>/dev/null || true
-    rm -f "$tmp/collector.pid"
+    dw_kill collector
     # Exec loops until the sensor is back (bounded: 40 s), so that its totals keep growing
     # after the status events it spools and the Hello is newer than them.
-    storm_pids=()
-    for _ in 1 2; do
-        timeout 40 bash -c "for ((n = 0; n < $execs; n++)); do /bin/true; done" &
-        storm_pids+=($!)
-    done
+    start_storm 40
     sleep 2.5
     start_collector "$port" "$mport"
-    ok=
-    deadline=$((SECONDS + 30))
-    while ((SECONDS < deadline)); do
-        (($(grep -c "connected to collector" "$tmp/sensor.log") >= 2)) && break
-        sleep 0.1
-    done
-    for p in "${storm_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${storm_pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    storm_pids=()
-    deadline=$((SECONDS + 30))
-    while ((SECONDS < deadline)); do
-        if (($(grep -c "connected to collector" "$tmp/sensor.log") >= 2)) &&
+    dw_wait_log sensor "connected to collector" 2 30 || true
+    stop_storm
+    shows_losses() {
+        (($(grep -c "connected to collector" "$tmp/sensor.log") >= 2)) &&
             "$dw" status --collector "127.0.0.1:$mport" --json >"$tmp/status.json" 2>/dev/null &&
             python3 -c 'import json, sys
 n = [x for x in json.load(open(sys.argv[1]))["nodes"] if x["node"] == sys.argv[2]]
 sys.exit(0 if n and n[0]["streams"] == 1 and n[0].get("losses", {}).get("kernel_lost", 0) > 0 else 1)' \
-                "$tmp/status.json" "$node"; then
-            ok=1
-            break
-        fi
-        sleep 0.1
-    done
-    [[ -n $ok ]] || fail "after the restart the collector shows no losses of a connected $node"
+                "$tmp/status.json" "$node"
+    }
+    dw_wait 30 shows_losses || die "after the restart the collector shows no losses of a connected $node"
     "$dw" status --collector "127.0.0.1:$mport"
 fi
 
 # The sensor puts back what it changed; the test checks it equals what was there before.
-dw_stop_pidfile "$tmp/sensor.pid" 20 || fail "the sensor ignored SIGTERM"
+dw_stop sensor 20 || die "the sensor ignored SIGTERM"
 grep "lost: kernel" "$tmp/sensor.log" || true
-dw_audit_same "$tmp" || fail "audit state or rules differ after the sensor stopped"
+dw_audit_same "$tmp" || die "audit state or rules differ after the sensor stopped"
 echo "audit state and rules as before"
-lost_end=$(kernel_lost)
+lost_end=$(dw_audit_get lost)
 
 # Nothing counted twice or left out: once the sensor's final status is evaluated, the
 # blind windows' kernel_lost add up to the final status's total, which is at most what the
 # kernel's counter grew by while the sensor ran.
-ok=
-deadline=$((SECONDS + 30))
-while ((SECONDS < deadline)); do
+adds_up() {
+    local rc=0
     "$dw" events --db "$tmp/collector.db" --node "$node" --kind status >"$tmp/status_events.jsonl"
     "$dw" alerts --db "$tmp/collector.db" --rule "Sensor blind window" --node "$node" >"$tmp/alerts.jsonl"
-    rc=0
     python3 - "$tmp" "$((lost_end - lost_before_sensor))" >"$tmp/sum.txt" <<'PY' || rc=$?
 import datetime, json, sys
 tmp, grown = sys.argv[1], int(sys.argv[2])
@@ -321,15 +257,15 @@ try:
 except Exception as e:  # only informative
     print(f"(what the outage exercised is unknown: {e!r})")
 PY
-    ((rc == 2)) && fail "$(cat "$tmp/sum.txt")"
-    ((rc == 0)) && { cat "$tmp/sum.txt"; ok=1; break; }
-    sleep 0.2
-done
-[[ -n $ok ]] || fail "after 30 s: $(cat "$tmp/sum.txt")"
+    ((rc != 2)) || die "$(cat "$tmp/sum.txt")"
+    return $rc
+}
+dw_wait 30 adds_up || die "after 30 s: $(cat "$tmp/sum.txt")"
+cat "$tmp/sum.txt"
 
 # With the collector gone, status --collector fails and names the address.
-dw_stop_pidfile "$tmp/collector.pid" 20 || fail "the collector ignored SIGTERM"
-! "$dw" status --collector "127.0.0.1:$mport" 2>"$tmp/status.err" || fail "status --collector answered with the collector stopped"
-grep -q "127.0.0.1:$mport" "$tmp/status.err" || { cat "$tmp/status.err"; fail "the error does not name the address"; }
+dw_stop collector 20 || die "the collector ignored SIGTERM"
+! "$dw" status --collector "127.0.0.1:$mport" 2>"$tmp/status.err" || die "status --collector answered with the collector stopped"
+grep -q "127.0.0.1:$mport" "$tmp/status.err" || { cat "$tmp/status.err"; die "the error does not name the address"; }
 cat "$tmp/status.err"
 echo "PASS blind window: kernel audit loss ($how) alerted as \"Sensor blind window\" for $node"

@@ -8,67 +8,34 @@
 # and exec are stored and alerted like any other.
 # Usage: collector_e2e_test.sh BUILD_DIR     env: OUTAGE=30 (seconds), KEEP=1 keeps the tmp dir
 set -euo pipefail
-build=$1
 outage=${OUTAGE:-30}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-source "$here/audit_state.sh"
+source "$here/harness.sh"
 source "$here/containerd_env.sh"
-source "$here/process.sh"
-export DW_CRI=$build/tools/dw-cri
-tmp=$(mktemp -d /tmp/dw-e2e.XXXXXX)
+dw_build "$1"
+dw_harness dw-e2e
 ctd=$tmp/ctd
-sensor_pid=
-collector_pid=
-cleanup() {
-    local rc=$?
-    [[ -n $sensor_pid ]] && { kill -TERM "$sensor_pid" 2>/dev/null; wait "$sensor_pid" 2>/dev/null || true; }
-    [[ -n $collector_pid ]] && { kill -TERM "$collector_pid" 2>/dev/null; wait "$collector_pid" 2>/dev/null || true; }
-    dw_ctd_stop "$ctd" || true
-    dw_audit_restore "$tmp"
-    if ((rc != 0)); then
-        for f in "$tmp"/*.log; do echo "--- $f"; tail -20 "$f"; done
-    fi
-    [[ -n ${KEEP:-} ]] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-dw_ctd_check_deps
-dw_audit_save "$tmp"
-[[ $(dw_audit_pid) == 0 ]] || { echo "SKIP: an audit daemon is running"; exit 0; }
+dw_audit_guard --owner
 
 bash "$repo/scripts/make-certs.sh" "$tmp/certs" node-e2e >/dev/null
 
 start_collector() { # PORT (0: any)
-    "$build/collector/driftwatch-collector" --listen "127.0.0.1:$1" --port-file "$tmp/port" \
-        --tls-cert "$tmp/certs/collector.crt" --tls-key "$tmp/certs/collector.key" \
-        --client-ca "$tmp/certs/ca.crt" --db "$tmp/collector.db" >>"$tmp/collector.log" 2>&1 &
-    collector_pid=$!
-    for ((i = 0; i < 100; i++)); do [[ -s $tmp/port ]] && return 0; sleep 0.1; done
-    echo "FAIL: collector did not listen"; exit 1
+    dw_collector_start collector --listen "127.0.0.1:$1" --tls-cert "$tmp/certs/collector.crt" \
+        --tls-key "$tmp/certs/collector.key" --client-ca "$tmp/certs/ca.crt" --db "$tmp/collector.db"
 }
 start_sensor() { # N: capture file number
-    "$build/sensor/driftwatch-sensor" --audit-mode owner --audit-state-file "$tmp/audit-state" \
+    dw_start sensor "$sensor" --audit-mode owner --audit-state-file "$tmp/audit-state" \
         --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
         --collector "localhost:$port" --tls-ca "$tmp/certs/ca.crt" \
         --tls-cert "$tmp/certs/node-e2e.crt" --tls-key "$tmp/certs/node-e2e.key" \
-        --spool-dir "$tmp/spool" --capture "$tmp/capture$1" --status-interval 1 \
-        >>"$tmp/sensor.log" 2>&1 &
-    sensor_pid=$!
+        --spool-dir "$tmp/spool" --capture "$tmp/capture$1" --status-interval 1
 }
 # Waits until the sensor log has N "connected to collector" lines.
-wait_connected() {
-    for ((i = 0; i < 600; i++)); do
-        (($(grep -c "connected to collector" "$tmp/sensor.log" || true) >= $1)) && return 0
-        sleep 0.1
-    done
-    echo "FAIL: the sensor did not connect ($1)"; exit 1
-}
+wait_connected() { dw_wait_log sensor "connected to collector" "$1" 60 || die "the sensor did not connect ($1)"; }
 
-dw_image_build "$tmp/image.tar"
-dw_ctd_start "$ctd"
-dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
+dw_ctd_up "$ctd"
 start_collector 0
-port=$(cat "$tmp/port")
 start_sensor 1
 wait_connected 1
 
@@ -81,35 +48,32 @@ cid=$(dw_pod_container "$ctd" "$pod" worker -- /bin/sh -c \
 sleep 5
 
 echo "collector down for $outage s (SIGKILL)"
-kill -KILL "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
-rm -f "$tmp/port"
+dw_kill collector
 sleep "$outage"
 start_collector "$port"
 wait_connected 2
 sleep 3
 
 echo "sensor killed (SIGKILL) and restarted on its spool"
-kill -KILL "$sensor_pid"; wait "$sensor_pid" 2>/dev/null || true
+dw_kill sensor
 start_sensor 2
 wait_connected 3
 sleep 5
 dw_cri "$ctd" stop "$cid" --timeout 0 >/dev/null
 sleep 1
 # A clean stop drains the spool to the collector before exiting.
-kill -TERM "$sensor_pid"; wait "$sensor_pid" || { echo "FAIL: sensor exit status $?"; exit 1; }
-sensor_pid=
+dw_stop sensor 60 && ((dw_status == 0)) || die "sensor exit status $dw_status"
 grep -q "left in the spool" "$tmp/sensor.log"
-kill -TERM "$collector_pid"; wait "$collector_pid" || { echo "FAIL: collector exit status $?"; exit 1; }
-collector_pid=
-dw_audit_same "$tmp" || { echo "FAIL: audit state not restored"; exit 1; }
+dw_stop collector 60 && ((dw_status == 0)) || die "collector exit status $dw_status"
+dw_audit_same "$tmp" || die "audit state not restored"
 if grep -E "libprotobuf|not an event|failed to serialize" "$tmp/sensor.log" "$tmp/collector.log"; then
-    echo "FAIL: an event could not be encoded or decoded"; exit 1
+    die "an event could not be encoded or decoded"
 fi
 
-"$build/cli/driftwatch" alerts --db "$tmp/collector.db" >"$tmp/alerts.jsonl"
-"$build/cli/driftwatch" analyze --events "$tmp/capture1" >"$tmp/sensor1.jsonl" 2>/dev/null
-"$build/cli/driftwatch" analyze --events "$tmp/capture2" >"$tmp/sensor2.jsonl" 2>/dev/null
-"$build/cli/driftwatch" events --db "$tmp/collector.db" >"$tmp/stored.jsonl"
+"$dw" alerts --db "$tmp/collector.db" >"$tmp/alerts.jsonl"
+"$dw" analyze --events "$tmp/capture1" >"$tmp/sensor1.jsonl" 2>/dev/null
+"$dw" analyze --events "$tmp/capture2" >"$tmp/sensor2.jsonl" 2>/dev/null
+"$dw" events --db "$tmp/collector.db" >"$tmp/stored.jsonl"
 python3 - "$tmp" "$cid" <<'PY'
 import collections, json, sys
 tmp, cid = sys.argv[1], sys.argv[2]

@@ -6,32 +6,10 @@
 # are ended while another sensor's stream keeps being acked, (f) plaintext only on loopback.
 # Usage: collector_test.sh BUILD_DIR
 set -euo pipefail
-build=${1:?usage: collector_test.sh BUILD_DIR}
 src=$(cd "$(dirname "$0")/../.." && pwd)
-collector=$build/collector/driftwatch-collector
-loadgen=$build/tools/dw-loadgen
-dw=$build/cli/driftwatch
-for b in "$collector" "$loadgen" "$dw"; do
-  [[ -x $b ]] || { echo "FAIL: $b not built"; exit 1; }
-done
-
-tmp=$(mktemp -d /tmp/dw_collector_test.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
-# jq-like: json FILE PYTHON-EXPR (the object is `j`)
-json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
-expect() {  # expect DESCRIPTION ACTUAL WANTED
-  if [[ $2 == "$3" ]]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
+source "$src/tests/integration/harness.sh"
+dw_build "${1:?usage: collector_test.sh BUILD_DIR}" collector loadgen dw
+dw_harness dw_collector_test
 
 # Certificates: our CA with the sensors' nodes, and a second CA nobody trusts.
 "$src/scripts/make-certs.sh" "$tmp/certs" node-a node-b sim-0 sim-1 sim-2 >/dev/null
@@ -40,29 +18,11 @@ expect "keys are 0600" "$(stat -c %a "$tmp/certs/node-a.key")" 600
 certs=$tmp/certs
 tls=(--ca "$certs/ca.crt")
 
-start_collector() {  # start_collector NAME ARGS...: sets $port, appends to pids
-  local name=$1
-  shift
-  rm -f "$tmp/$name.port"
-  "$collector" --listen 127.0.0.1:0 --port-file "$tmp/$name.port" "$@" >"$tmp/$name.log" 2>&1 &
-  local pid=$!
-  pids+=("$pid")
-  for _ in $(seq 100); do
-    [[ -s $tmp/$name.port ]] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.log"; echo "FAIL: $name exited"; exit 1; }
-    sleep 0.1
-  done
-  [[ -s $tmp/$name.port ]] || { echo "FAIL: $name wrote no port"; exit 1; }
-  port=$(cat "$tmp/$name.port")
-  collector_pid=$pid
-}
-
 db=$tmp/collector.db
-start_collector main --tls-cert "$certs/collector.crt" --tls-key "$certs/collector.key" \
+dw_collector_start main --listen 127.0.0.1:0 --tls-cert "$certs/collector.crt" --tls-key "$certs/collector.key" \
   --client-ca "$certs/ca.crt" --db "$db" --max-batch-events 5000 \
   --max-message-bytes 16777216  # (e): a 6000-event batch must reach the batch-size check
 target=127.0.0.1:$port
-main_pid=$collector_pid
 
 # (a) three sensors, each with its own certificate, 1000 events each (the first a container).
 run=(--target "$target" "${tls[@]}" --cert-dir "$certs" --sensors 3 --events-per-sensor 1000
@@ -126,7 +86,7 @@ grep -q "Hello.node=node-b but its certificate names node-a" "$tmp/main.log" &&
 "$loadgen" --target "$target" "${tls[@]}" --cert "$certs/node-b.crt" --key "$certs/node-b.key" \
   --sensors 1 --events-per-sensor 5000 --batch 50 --interval-ms 50 >"$tmp/e-good.json" &
 good_pid=$!
-pids+=("$good_pid")
+dw_at_exit dw_stop_pid "$good_pid"
 bad() {  # bad NAME ARGS...
   local name=$1
   shift
@@ -156,10 +116,8 @@ expect "(e) good stream fully acked" "$(json "$tmp/e-good.json" '(j["status"], j
 
 # Clean stop: SIGTERM, exit 0, node state in the db (node-a: 50 from (d), 100 acked in (e)
 # before the decreasing batch_id).
-kill -TERM "$main_pid"
-rc=0
-wait "$main_pid" || rc=$?
-expect "SIGTERM exit status" "$rc" 0
+dw_stop main || true
+expect "SIGTERM exit status" "$dw_status" 0
 grep -q "driftwatch-collector: stopped" "$tmp/main.log" && ok "stopped cleanly" || fail "no clean stop"
 expect "nodes table" "$(python3 -c '
 import sqlite3,sys
@@ -175,7 +133,7 @@ fi
 if "$collector" --insecure --db "$tmp/f.db" --listen 0.0.0.0:0 2>"$tmp/f2.err"; then fail "(f) insecure remote"; else
   grep -q "not a loopback address: refused" "$tmp/f2.err" && ok "(f) --insecure on 0.0.0.0 refused" || fail "(f) $(cat "$tmp/f2.err")"
 fi
-start_collector insecure --insecure --db "$tmp/f.db" --inventory-quiet-ms 200
+dw_collector_start insecure --listen 127.0.0.1:0 --insecure --db "$tmp/f.db" --inventory-quiet-ms 200
 "$loadgen" --target "127.0.0.1:$port" --insecure --sensors 2 --events-per-sensor 100 >"$tmp/f.json" || true
 expect "(f) insecure loopback: node from Hello" "$(json "$tmp/f.json" '(j["status"], j["welcome_nodes"], j["stored"])')" \
   "({'OK': 2}, {'sim-0': 1, 'sim-1': 1}, 200)"
@@ -194,8 +152,7 @@ grep -q "node stray-0: inventory reply chunk to command 424242 discarded (unsoli
   --node-prefix drift- --drift --answer-inventory 20 >"$tmp/g.json" || true
 expect "(g) each sensor asked for an inventory and answered" \
   "$(json "$tmp/g.json" '(j["status"], j["stored"], j["inventories_answered"])')" "({'OK': 2}, 100, 2)"
-kill -TERM "$collector_pid"
-wait "$collector_pid" || true
+dw_stop insecure || true
 "$dw" inventory --db "$tmp/f.db" --json >"$tmp/g.inv" 2>"$tmp/g.err" || fail "(g) inventory: $(cat "$tmp/g.err")"
 expect "(g) stored inventories" "$(python3 -c '
 import json, sys
@@ -238,38 +195,25 @@ else
   grep -q "h-bad.yaml:3:" "$tmp/h0.err" && ok "(h) bad rule file refused at start, file:line named" ||
     fail "(h) start error: $(cat "$tmp/h0.err")"
 fi
-wait_log() {  # wait_log FILE PATTERN: up to 10 s
-  for _ in $(seq 100); do grep -q "$2" "$1" && return 0; sleep 0.1; done
-  return 1
-}
-start_collector rules --insecure --db "$tmp/h.db" --rules "$tmp/h-rules.yaml" \
+dw_collector_start rules --listen 127.0.0.1:0 --insecure --db "$tmp/h.db" --rules "$tmp/h-rules.yaml" \
   --metrics-address 127.0.0.1:0 --inventory-tag ""
-wait_log "$tmp/rules.log" "metrics on http" || fail "(h) no metrics port logged"
-metrics_port=$(sed -n 's/.*metrics on http:.* (port \([0-9]*\)).*/\1/p' "$tmp/rules.log" | head -1)
-metric() {  # metric NAME_WITH_LABELS: its value from /metrics
-  python3 -c '
-import sys, urllib.request
-for l in urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics").read().decode().splitlines():
-    if l.startswith(sys.argv[2] + " "): print(l.split()[-1])' "$metrics_port" "$1"
-}
 expect "(h) rules loaded at start" "$(metric driftwatch_collector_rules_loaded)" 1
 sed 's/rule: PM/rule: PM2/' "$tmp/h-rules.yaml" >"$tmp/h-pm2.yaml"
 cat "$tmp/h-pm2.yaml" >>"$tmp/h-rules.yaml"
-kill -HUP "$collector_pid"
-wait_log "$tmp/rules.log" "SIGHUP: 2 rules loaded" && ok "(h) SIGHUP loads the changed file" ||
+kill -HUP "$(dw_pid rules)"
+dw_wait_log rules "SIGHUP: 2 rules loaded" 1 10 && ok "(h) SIGHUP loads the changed file" ||
   fail "(h) no reload: $(tail -3 "$tmp/rules.log")"
 cp "$tmp/h-bad.yaml" "$tmp/h-rules.yaml"
-kill -HUP "$collector_pid"
-wait_log "$tmp/rules.log" "keeping the rules and policy loaded before" &&
+kill -HUP "$(dw_pid rules)"
+dw_wait_log rules "keeping the rules and policy loaded before" 1 10 &&
   grep -q "h-rules.yaml:3:" "$tmp/rules.log" && ok "(h) SIGHUP with a bad file keeps the rules, names file:line" ||
   fail "(h) bad reload: $(tail -5 "$tmp/rules.log")"
 expect "(h) reloads ok and failed, rules loaded" \
-  "$(metric 'driftwatch_collector_rule_reloads_total{result="ok"}') $(metric 'driftwatch_collector_rule_reloads_total{result="failed"}') $(metric driftwatch_collector_rules_loaded)" \
+  "$(metric driftwatch_collector_rule_reloads_total 'result="ok"') $(metric driftwatch_collector_rule_reloads_total 'result="failed"') $(metric driftwatch_collector_rules_loaded)" \
   "1 1 2"
 "$loadgen" --target "127.0.0.1:$port" --insecure --sensors 1 --events-per-sensor 20 \
   --node-prefix rules- --drift >"$tmp/h.json" || true
-kill -TERM "$collector_pid"
-wait "$collector_pid" || true
+dw_stop rules || true
 expect "(h) the kept rules still alert" \
   "$("$dw" alerts --db "$tmp/h.db" | python3 -c 'import json,sys; print(sorted(json.loads(l)["rule"] for l in sys.stdin))')" \
   "['PM', 'PM2']"
@@ -279,10 +223,4 @@ if grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$tmp"/*.
   fail "sanitizer report in a collector log"
   grep -h -A20 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$tmp"/*.log | head -60
 fi
-
-if ((failures)); then
-  echo "collector_test: $failures failure(s); collector log:"
-  tail -30 "$tmp/main.log"
-  exit 1
-fi
-echo "collector_test: all passed"
+dw_finish "collector_test: all passed"

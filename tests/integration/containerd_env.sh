@@ -11,6 +11,9 @@
 #   dw_ctr_exec DIR NAME EXECID CMD...    exec in a running container (stdio passed through)
 #   dw_ctr_pid DIR NAME                   print the task PID of a container
 #   dw_ctd_stop DIR                       stop containers, containerd, shims; unmount; rmdir cgroups
+#   dw_ctd_up DIR [EXTRA_DIR]             dependencies checked, containerd started in DIR (and
+#                                         stopped at exit: harness.sh), the image built with
+#                                         EXTRA_DIR and imported; sets image_id
 #
 # Kubernetes pods through the CRI plugin, as a kubelet would run them (host network, no CNI).
 # These need DW_CRI = the path of the dw-cri binary (built from tools/), set by the caller:
@@ -28,6 +31,8 @@
 # containerd 1.6); processes are killed by PID only, never by name; every wait is bounded.
 # The library does not touch audit or fanotify. It is `set -u` and `set -e` safe and sets no
 # shell options of its own.
+
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"  # dw_alive, dw_mounts_under
 
 DW_IMAGE=${DW_IMAGE:-localhost/dw-busybox:1}
 # Namespace used for everything: the CRI plugin only sees images and pods in k8s.io.
@@ -70,20 +75,13 @@ _dw_ctr() {
     timeout -k 5 "$DW_CTR_TIMEOUT" ctr --address "$dir/containerd.sock" "$@"
 }
 
-# True if PID exists and is not a zombie (PID 1 here does not reap orphans, see DESIGN.md).
-_dw_alive() {
-    local st
-    st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
-    [ -n "$st" ] && [ "$st" != Z ]
-}
-
 # Wait up to SECS for all PIDs to be gone (or zombies). Returns 1 on timeout.
 _dw_wait_gone() {
     local secs=$1 p live i
     shift
     for ((i = 0; i < secs * 10; i++)); do
         live=0
-        for p in "$@"; do _dw_alive "$p" && live=1; done
+        for p in "$@"; do dw_alive "$p" && live=1; done
         [ "$live" = 0 ] && return 0
         sleep 0.1
     done
@@ -109,7 +107,7 @@ _dw_pids_with_args() {
         # read -d '' splits on NULs; a vanished process just yields nothing.
         while IFS= read -r -d '' arg; do
             if [ "$prev" = "$want" ] && [ "$arg" = "$val" ]; then
-                _dw_alive "$pid" && printf '%s\n' "$pid"
+                dw_alive "$pid" && printf '%s\n' "$pid"
                 break
             fi
             prev=$arg
@@ -133,7 +131,7 @@ _dw_children() {
 _dw_ctd_pid() {
     local dir=$1 pid
     pid=$(cat "$dir/containerd.pid" 2>/dev/null) || return 1
-    [ -n "$pid" ] && _dw_alive "$pid" || return 1
+    [ -n "$pid" ] && dw_alive "$pid" || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/config.toml" || return 1
     printf '%s\n' "$pid"
 }
@@ -231,7 +229,7 @@ dw_ctd_start() {
     printf '%s\n' "$pid" >"$dir/containerd.pid"
 
     for ((i = 0; i < DW_CTD_START_TIMEOUT * 10; i++)); do
-        if ! _dw_alive "$pid"; then
+        if ! dw_alive "$pid"; then
             _dw_log "containerd (pid $pid) exited during start-up; log tail:"
             tail -n 30 "$dir/containerd.log" >&2
             return 1
@@ -477,7 +475,7 @@ _dw_orphans_in() {
     local pid
     find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u | while read -r pid; do
         [ "$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)" = 1 ] &&
-            _dw_alive "$pid" && printf '%s\n' "$pid"
+            dw_alive "$pid" && printf '%s\n' "$pid"
     done
     return 0
 }
@@ -569,6 +567,15 @@ dw_ctd_stop() {
     _dw_umount_under "$dir"
     _dw_rm_cgroups "$dir"
     return 0
+}
+
+# shellcheck disable=SC2034  # image_id: for the caller
+dw_ctd_up() {
+    dw_ctd_check_deps || return 1
+    dw_at_exit dw_ctd_stop "$1"
+    dw_ctd_start "$1" || return 1
+    dw_image_build "$1/image.tar" "$DW_IMAGE" ${2:+"$2"} || return 1
+    image_id=$(dw_image_import "$1" "$1/image.tar")
 }
 
 # ---- Kubernetes pods through the CRI (dw-cri; see the header) ----
@@ -684,18 +691,4 @@ _dw_stop_pods() {
         dw_cri "$dir" rmp "$id" >/dev/null 2>&1 || true
     done
     return 0
-}
-
-# dw_mounts_under DIR: mount points (mountinfo field 5) at or below DIR, one per line.
-dw_mounts_under() { awk -v d="$1" '$5 == d || index($5, d "/") == 1' /proc/self/mountinfo; }
-
-# dw_ctd_remove DIR: dw_ctd_stop, then remove DIR, but only once nothing is mounted below
-# it (and never across filesystems): a trap's last word. Never fails.
-dw_ctd_remove() {
-    dw_ctd_stop "$1" || true
-    if [ -z "$(dw_mounts_under "$1")" ]; then
-        rm -rf --one-file-system "$1"
-    else
-        printf 'left %s in place: still has mounts\n' "$1" >&2
-    fi
 }

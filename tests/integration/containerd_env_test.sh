@@ -5,45 +5,19 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/harness.sh"
 # shellcheck source=containerd_env.sh
 source "$here/containerd_env.sh"
 
-failures=0
-fail() {
-    printf 'FAIL: %s\n' "$*" >&2
-    failures=$((failures + 1))
-}
-
 # Short path: the containerd socket path must fit in sun_path.
-tmp=$(mktemp -d /tmp/dwctd.XXXXXX)
-# Mount points (mountinfo field 5) at or below $tmp.
-mounts_under_tmp() { dw_mounts_under "$tmp"; }
-finish() {
-    local rc=$?
-    trap - EXIT INT TERM
-    dw_ctd_remove "$tmp"
-    if [ "$rc" != 0 ] && [ "$failures" = 0 ]; then
-        failures=1
-        printf 'FAIL: aborted (exit %s)\n' "$rc" >&2
-    fi
-    if [ "$failures" = 0 ]; then
-        echo "1 passed, 0 failed"
-        exit 0
-    fi
-    echo "0 passed, 1 failed"
-    exit 1
-}
-trap finish EXIT
-trap 'exit 130' INT TERM
-
-t0=$(date +%s.%N)
-step() { printf '[%6.2fs] %s\n' "$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { print a - b }')" "$*"; }
+dw_harness dwctd
 
 step "check dependencies"
 dw_ctd_check_deps
 step "build image"
 dw_image_build "$tmp/image.tar"
 step "start containerd in $tmp"
+dw_at_exit dw_ctd_stop "$tmp"
 dw_ctd_start "$tmp"
 step "import image"
 image_id=$(dw_image_import "$tmp" "$tmp/image.tar")
@@ -72,7 +46,7 @@ for f in /proc/[0-9]*/cmdline; do
     p=${f#/proc/}
     p=${p%/cmdline}
     [ "$p" = $$ ] && continue
-    if tr '\0' ' ' <"$f" 2>/dev/null | grep -qF "$tmp"; then
+    if tr '\0' ' ' 2>/dev/null <"$f" | grep -qF "$tmp"; then
         st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$p/status" 2>/dev/null || true)
         [ "$st" = Z ] || [ -z "$st" ] || fail "process $p still running: $(tr '\0' ' ' <"$f")"
     fi
@@ -81,10 +55,8 @@ done
 if [ -n "${pid:-}" ] && [ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
     fail "container process $pid survived"
 fi
-if [ -n "$(mounts_under_tmp)" ]; then
-    mounts_under_tmp >&2
-    fail "mounts left under $tmp"
-fi
+mounts=$(dw_mounts_under "$tmp")
+[ -z "$mounts" ] || fail "mounts left under $tmp: $mounts"
 for d in /sys/fs/cgroup/*/k8s.io/dw-test-1; do
     [ -e "$d" ] && fail "cgroup left: $d"
 done

@@ -8,41 +8,23 @@
 # drop and execute alert must fire for the odd name.
 # Usage: containers_test.sh BUILD_DIR FANOTIFY_MODE [--no-cri]
 set -euo pipefail
-build=$1
 mode=$2
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/harness.sh"
+source "$here/containerd_env.sh"
+dw_build "$1"
 shift 2
 extra=("$@")
-here=$(cd "$(dirname "$0")" && pwd)
-source "$here/audit_state.sh"
-source "$here/containerd_env.sh"
-source "$here/live_sensor.sh"
-export DW_CRI=$build/tools/dw-cri
-tmp=$(mktemp -d /tmp/dw-ctr.XXXXXX)
+dw_harness dw-ctr
 ctd=$tmp/ctd
-cleanup() {
-    local rc=$?
-    dw_sensor_stop "$tmp" || true
-    dw_ctd_stop "$ctd" || true
-    dw_audit_restore "$tmp"
-    if ((rc != 0)); then
-        echo "--- sensor log"; cat "$tmp/sensor.log" 2>/dev/null || true
-    fi
-    [[ -n ${KEEP:-} ]] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-dw_ctd_check_deps
-dw_audit_save "$tmp"
-[[ $(dw_audit_pid) == 0 ]] || { echo "SKIP: an audit daemon is running"; exit 0; }
-
-dw_image_build "$tmp/image.tar"
-dw_ctd_start "$ctd"
-image_id=$(dw_image_import "$ctd" "$tmp/image.tar")
+dw_audit_guard --owner
+dw_ctd_up "$ctd"
 
 # The sensor first: the pod is started while it runs, as on a live node.
-dw_sensor_start "$build" "$tmp" --audit-mode owner --fanotify-mode "$mode" \
+dw_sensor_start --audit-mode owner --fanotify-mode "$mode" \
     --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" --status-interval 1 \
     --resync 1 ${extra[@]+"${extra[@]}"}
-grep -q "fanotify $mode" "$tmp/sensor.log" || { echo "FAIL: sensor not in fanotify mode $mode"; exit 1; }
+grep -q "fanotify $mode" "$tmp/sensor.log" || die "sensor not in fanotify mode $mode"
 
 # The odd pod first: the CRI answers that hold its name must not hide the other pod.
 odd_uid=$(cat /proc/sys/kernel/random/uuid)
@@ -52,7 +34,7 @@ uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$ctd" web-7d9f8-x2kqp shop "$uid" "/kubepods/besteffort/pod$uid")
 cid=$(dw_pod_container "$ctd" "$pod" app -- /bin/sleep 1000)
 cpid=$(dw_ctr_pid "$ctd" "$cid") || true
-[[ -n $cpid ]] || { echo "FAIL: no pid for container $cid"; exit 1; }
+[[ -n $cpid ]] || die "no pid for container $cid"
 
 # Drift inside the container. A copy of busybox (busybox_dropped) is a binary written at
 # runtime; /bin/ls is an image binary; the loop starts 200 processes that exit at once.
@@ -69,11 +51,11 @@ dw_ctr_exec "$ctd" "$cid" e1 /bin/sh -c '
     i=0
     while [ $i -lt 200 ]; do /tmp/busybox_dropped true short-$i; i=$((i + 1)); done
 ' </dev/null >"$tmp/exec.out"
-grep -q dropped-ran "$tmp/exec.out" || { echo "FAIL: the exec in the container did not run"; exit 1; }
-grep -q odd-ran "$tmp/exec.out" || { echo "FAIL: the binary with the odd name did not run"; exit 1; }
+grep -q dropped-ran "$tmp/exec.out" || die "the exec in the container did not run"
+grep -q odd-ran "$tmp/exec.out" || die "the binary with the odd name did not run"
 # The same drift, read from the upper layer, with the container named as in its pod.
-"$build/cli/driftwatch" diff --json --cri-endpoint "$ctd/containerd.sock" shop/web-7d9f8-x2kqp/app \
-    >"$tmp/diff.jsonl" 2>"$tmp/diff.err" || { cat "$tmp/diff.err"; echo "FAIL: driftwatch diff"; exit 1; }
+"$dw" diff --json --cri-endpoint "$ctd/containerd.sock" shop/web-7d9f8-x2kqp/app \
+    >"$tmp/diff.jsonl" 2>"$tmp/diff.err" || { cat "$tmp/diff.err"; die "driftwatch diff"; }
 python3 - "$tmp/diff.jsonl" "$(sha256sum /bin/busybox | cut -d' ' -f1)" <<'PY'
 import json, sys
 got = {(e["kind"], e["path"]) for e in map(json.loads, open(sys.argv[1]))}
@@ -88,21 +70,21 @@ if want - got or extra or not drop or drop[0].get("sha256") != sys.argv[2]:
 PY
 # Give the watcher and the parser their batching delay, then stop the sensor.
 sleep 1
-dw_sensor_stop "$tmp"
-dw_audit_same "$tmp" || { echo "FAIL: audit state not restored"; exit 1; }
+dw_stop sensor
+dw_audit_same "$tmp" || die "audit state not restored"
 
-"$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
+"$dw" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
 python3 "$here/check_containers.py" "$tmp/events.jsonl" --container "$cid" --pod web-7d9f8-x2kqp \
     --namespace shop --uid "$uid" --name app --image-id "$image_id" --mode "$mode" \
     --sha256 "$(sha256sum /bin/busybox | cut -d' ' -f1)" --odd-container "$odd_cid" \
     --odd-uid "$odd_uid" ${extra[@]+"${extra[@]}"}
 # Nothing refused for its encoding on the way: no protobuf complaint in the sensor's log.
 if grep -E "libprotobuf|not an event|failed to serialize" "$tmp/sensor.log"; then
-    echo "FAIL: the sensor could not encode an event"; exit 1
+    die "the sensor could not encode an event"
 fi
 # The shipped rules on the capture: the drop and execute of the odd name is alerted.
-"$build/cli/driftwatch" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
-    { cat "$tmp/analyze.err"; echo "FAIL: driftwatch analyze (alerts)"; exit 1; }
+"$dw" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
+    { cat "$tmp/analyze.err"; die "driftwatch analyze (alerts)"; }
 python3 - "$tmp/alerts.jsonl" "$cid" <<'PY'
 import json, sys
 odd = "/tmp/\udcffx"  # bytes 2f 74 6d 70 2f ff 78: a lone surrogate per byte that is not UTF-8

@@ -5,10 +5,10 @@
 set -euo pipefail
 dw=$1
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/harness.sh"
 corpus=$here/../../../shared/corpus/audit-raw-k8s-api.log.xz
-[[ -r $corpus ]] || { echo "corpus not found at $corpus (../shared beside the checkout)"; exit 1; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+[[ -r $corpus ]] || die "corpus not found at $corpus (../shared beside the checkout)"
+dw_harness dw-corpus
 
 "$dw" analyze --events "$corpus" >"$tmp/events.jsonl" 2>"$tmp/stderr"
 cat "$tmp/stderr"

@@ -8,47 +8,14 @@
 # Does not touch audit or fanotify.
 set -euo pipefail
 
-build=${1:?usage: cri_test.sh BUILD_DIR}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/harness.sh"
 # shellcheck source=containerd_env.sh
 source "$here/containerd_env.sh"
-export DW_CRI=$build/tools/dw-cri
-
-failures=0
-checks=0
-fail() {
-    printf 'FAIL: %s\n' "$*" >&2
-    failures=$((failures + 1))
-}
-# expect WHAT GOT WANT
-expect() {
-    checks=$((checks + 1))
-    [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
-}
+dw_build "${1:?usage: cri_test.sh BUILD_DIR}"
 
 # Short path: the containerd socket path must fit in sun_path.
-tmp=$(mktemp -d /tmp/dwcri.XXXXXX)
-mounts_under_tmp() { dw_mounts_under "$tmp"; }
-finish() {
-    local rc=$?
-    trap - EXIT INT TERM
-    dw_ctd_remove "$tmp"
-    if [ "$rc" != 0 ] && [ "$failures" = 0 ]; then
-        failures=1
-        printf 'FAIL: aborted (exit %s)\n' "$rc" >&2
-    fi
-    if [ "$failures" = 0 ]; then
-        echo "1 passed, 0 failed ($checks checks)"
-        exit 0
-    fi
-    echo "0 passed, 1 failed ($failures of $checks checks failed)"
-    exit 1
-}
-trap finish EXIT
-trap 'exit 130' INT TERM
-
-t0=$(date +%s.%N)
-step() { printf '[%6.2fs] %s\n' "$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { print a - b }')" "$*"; }
+dw_harness dwcri
 
 # jget FILE PATH: a value from a JSON file; PATH is keys/indexes separated by "/" (label keys
 # hold dots). Booleans print as true/false, missing values as "".
@@ -73,20 +40,10 @@ else:
     print(v)
 EOF
 }
-# jcount FILE: length of a JSON array.
-jcount() { python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))' "$1"; }
-
-alive() { _dw_alive "$1"; }
-
-step "check dependencies"
-dw_ctd_check_deps
-[ -x "$DW_CRI" ] || { fail "no dw-cri at $DW_CRI (build target dw-cri)"; exit 1; }
-command -v python3 >/dev/null || { fail "python3 missing"; exit 1; }
-
-step "build image, start containerd in $tmp, import"
-dw_image_build "$tmp/image.tar"
-dw_ctd_start "$tmp"
-image_id=$(dw_image_import "$tmp" "$tmp/image.tar")
+[ -x "$DW_CRI" ] || die "no dw-cri at $DW_CRI (build target dw-cri)"
+command -v python3 >/dev/null || die "python3 missing"
+step "check dependencies, start containerd in $tmp, build and import the image"
+dw_ctd_up "$tmp"
 
 j=$tmp/j
 mkdir -p "$j"
@@ -112,7 +69,7 @@ c_priv=$(dw_pod_container "$tmp" "$pod" priv --privileged -- sleep 1000)
 
 step "ps"
 dw_cri "$tmp" ps >"$j/ps.json"
-expect "ps count" "$(jcount "$j/ps.json")" 3
+expect "ps count" "$(json "$j/ps.json" 'len(j)')" 3
 python3 - "$j/ps.json" "$c_app" "$pod" "$pod_name" "$pod_ns" "$uid" "$image_id" 2>"$j/ps.check" <<'EOF' ||
 import json, sys
 items, cid, pod, name, ns, uid, image_id = json.load(open(sys.argv[1])), *sys.argv[2:]
@@ -133,7 +90,6 @@ if bad:
     sys.exit("ps: " + "; ".join(bad))
 EOF
     fail "$(cat "$j/ps.check" 2>/dev/null) (see $j/ps.json)"
-checks=$((checks + 1))
 
 step "inspect app"
 dw_cri "$tmp" inspect "$c_app" >"$j/app.json"
@@ -152,9 +108,8 @@ expect "app cgroup_path" "$(jget "$j/app.json" cgroup_path)" "$cgp/$c_app"
 expect "app snapshot_key" "$(jget "$j/app.json" snapshot_key)" "$c_app"
 pid_app=$(jget "$j/app.json" pid)
 [[ $pid_app =~ ^[1-9][0-9]*$ ]] || fail "app pid: '$pid_app'"
-checks=$((checks + 1))
 # The PID is the real, live container process: the kernel's view must agree.
-if alive "$pid_app"; then
+if dw_alive "$pid_app"; then
     expect "app pid cmdline" "$(tr '\0' ' ' <"/proc/$pid_app/cmdline")" "sleep 1000 "
     # Every hierarchy places it in <cgroup parent>/<container id>.
     grep -q -- "$c_app" "/proc/$pid_app/cgroup" || fail "/proc/$pid_app/cgroup lacks $c_app"
@@ -181,7 +136,6 @@ if dw_ctr_exec "$tmp" "$c_ro" w1 /bin/touch /dw-write-test </dev/null 2>/dev/nul
 fi
 dw_ctr_exec "$tmp" "$c_app" w2 /bin/touch /dw-write-test </dev/null || fail "write to app's rootfs failed"
 [ -e "/proc/$pid_app/root/dw-write-test" ] || fail "app's write not visible through /proc/$pid_app/root"
-checks=$((checks + 3))
 
 step "inspectp, pods"
 dw_cri "$tmp" inspectp "$pod" >"$j/pod.json"
@@ -196,11 +150,10 @@ expect "pod label namespace" "$(jget "$j/pod.json" labels/io.kubernetes.pod.name
 expect "pod label uid" "$(jget "$j/pod.json" labels/io.kubernetes.pod.uid)" "$uid"
 pid_sandbox=$(jget "$j/pod.json" pid)
 # The sandbox image's entrypoint must be a long-lived process, not a shell that exits.
-alive "$pid_sandbox" || fail "sandbox pid '$pid_sandbox' is not a live process"
+dw_alive "$pid_sandbox" || fail "sandbox pid '$pid_sandbox' is not a live process"
 grep -q -- ":$cgp/$pod\$" "/proc/$pid_sandbox/cgroup" || fail "sandbox not in $cgp/$pod"
-checks=$((checks + 2))
 dw_cri "$tmp" pods -q >"$j/pods.json"
-expect "pods" "$(jget "$j/pods.json" 0)/$(jcount "$j/pods.json")" "$pod/1"
+expect "pods" "$(jget "$j/pods.json" 0)/$(json "$j/pods.json" 'len(j)')" "$pod/1"
 
 step "unknown ids"
 set +e
@@ -228,30 +181,26 @@ dw_cri "$tmp" stopp "$pod" >/dev/null || fail "stopp"
 dw_cri "$tmp" rmp "$pod" >/dev/null || fail "rmp"
 dw_cri "$tmp" ps -q >"$j/ps-after.json"
 dw_cri "$tmp" pods -q >"$j/pods-after.json"
-expect "containers left" "$(jcount "$j/ps-after.json")" 0
-expect "pods left" "$(jcount "$j/pods-after.json")" 0
+expect "containers left" "$(json "$j/ps-after.json" 'len(j)')" 0
+expect "pods left" "$(json "$j/pods-after.json" 'len(j)')" 0
 # Bounded wait: the runtime reports a stop before the kernel has always reaped everything.
 _dw_wait_gone 10 "$pid_app" "$pid_ro" "$pid_priv" "$pid_sandbox" || true
 for p in "$pid_app" "$pid_ro" "$pid_priv" "$pid_sandbox"; do
-    alive "$p" && fail "process $p survived its container"
+    dw_alive "$p" && fail "process $p survived its container"
 done
-checks=$((checks + 1))
 
 step "stop containerd"
 shims=$(_dw_pids_with_args -address "$tmp/containerd.sock" | tr '\n' ' ')
 ctd=$(cat "$tmp/containerd.pid")
 dw_ctd_stop "$tmp"
 for p in $ctd $shims; do
-    alive "$p" && fail "process $p (containerd or shim) survived dw_ctd_stop"
+    dw_alive "$p" && fail "process $p (containerd or shim) survived dw_ctd_stop"
 done
-if [ -n "$(mounts_under_tmp)" ]; then
-    mounts_under_tmp >&2
-    fail "mounts left under $tmp"
-fi
+mounts=$(dw_mounts_under "$tmp")
+[ -z "$mounts" ] || fail "mounts left under $tmp: $mounts"
 for m in /sys/fs/cgroup/*/; do
     for d in "$m${cgp#/}" "$m${cgp#/}/$c_app" "$m${cgp#/}/$pod"; do
         [ -e "$d" ] && fail "cgroup left: $d"
     done
 done
-checks=$((checks + 3))
 step "done"

@@ -15,10 +15,11 @@ set -euo pipefail
 build=$1
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-out=$(mktemp -d /tmp/dw-demo-test.XXXXXX)
-trap 'rm -rf "$out"' EXIT
+source "$here/harness.sh"
+dw_harness dw-demo-test
+out=$tmp
 DW_BUILD=$build DW_DEMO_OUT=$out bash "$repo/scripts/demo.sh" >"$out/demo.txt" 2>&1 || {
-    cat "$out/demo.txt"; echo "FAIL: the demo failed"; exit 1; }
+    cat "$out/demo.txt"; die "the demo failed"; }
 grep -q "== alerts" "$out/demo.txt"
 python3 - "$out" "$(sha256sum /bin/busybox | cut -d' ' -f1)" <<'PY'
 import json, sys

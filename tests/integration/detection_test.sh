@@ -16,64 +16,18 @@
 #       delivered after the restart, each once.
 # Usage: detection_test.sh BUILD_DIR
 set -euo pipefail
-build=${1:?usage: detection_test.sh BUILD_DIR}
-collector=$build/collector/driftwatch-collector
-loadgen=$build/tools/dw-loadgen
-dw=$build/cli/driftwatch
-for b in "$collector" "$loadgen" "$dw"; do
-  [[ -x $b ]] || { echo "FAIL: $b not built"; exit 1; }
-done
+source "$(dirname "$0")/harness.sh"
+dw_build "${1:?usage: detection_test.sh BUILD_DIR}" collector loadgen dw
+dw_harness dw_detection_test
 
-tmp=$(mktemp -d /tmp/dw_detection_test.XXXXXX)
-pids=()
-mnt=
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  [[ -n $mnt ]] && umount "$mnt" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
-json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
-expect() {  # expect DESCRIPTION ACTUAL WANTED
-  if [[ $2 == "$3" ]]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
-
-start_collector() {  # start_collector NAME DB ARGS...: sets $port $mport $collector_pid
+start_collector() {  # start_collector NAME DB ARGS...: sets $port $mport
   local name=$1 db=$2
   shift 2
-  rm -f "$tmp/$name.port"
-  "$collector" --insecure --listen "127.0.0.1:${listen_port:-0}" --port-file "$tmp/$name.port" \
-    --db "$db" --metrics-address 127.0.0.1:0 "$@" >>"$tmp/$name.log" 2>&1 &
-  collector_pid=$!
-  pids+=("$collector_pid")
-  for _ in $(seq 150); do
-    [[ -s $tmp/$name.port ]] && grep -q 'metrics on' "$tmp/$name.log" && break
-    kill -0 "$collector_pid" 2>/dev/null || { cat "$tmp/$name.log"; echo "FAIL: $name exited"; exit 1; }
-    sleep 0.1
-  done
-  port=$(cat "$tmp/$name.port")
-  mport=$(grep -o 'metrics on http://[^ ]* (port [0-9]*)' "$tmp/$name.log" | tail -1 |
-    grep -o '[0-9]*)$' | tr -d ')')
+  dw_collector_start "$name" --insecure --listen "127.0.0.1:${listen_port:-0}" --db "$db" \
+    --metrics-address 127.0.0.1:0 "$@"
 }
-metric() {  # metric NAME: the sum of the metric's samples on the collector at $mport
-  curl -sf "http://127.0.0.1:$mport/metrics" |
-    awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d\n", s}'
-}
-wait_evaluated() {  # wait_evaluated: until every stored event is evaluated (120 s at most)
-  for _ in $(seq 1200); do
-    local st ev
-    st=$(metric driftwatch_collector_events_stored_total)
-    ev=$(metric driftwatch_collector_detect_events_total)
-    [[ $(metric driftwatch_collector_detect_lag_events) == 0 && $st -gt 0 ]] && return 0
-    sleep 0.1
-  done
-  return 1
-}
+evaluated() { [[ $(metric driftwatch_collector_detect_lag_events) == 0 && $(metric driftwatch_collector_events_stored_total) -gt 0 ]]; }
+wait_evaluated() { dw_wait 120 evaluated; }  # until every stored event is evaluated
 alert_keys() {  # alert_keys DB: "node rule event_key" of every alert, sorted
   sqlite3 "$1" "SELECT node || ' ' || rule || ' ' || event_key FROM alerts ORDER BY 1"
 }
@@ -92,12 +46,12 @@ expect "(a) 50 of 50 drift alerts" \
   "$(sqlite3 "$tmp/a.db" "SELECT count(DISTINCT node) || '/' || count(*) FROM alerts WHERE rule = '$drift_rule'")" "50/50"
 curl -sf "http://127.0.0.1:$mport/healthz" >/dev/null && ok "(a) healthy" || fail "(a) /healthz"
 alert_keys "$tmp/a.db" >"$tmp/a.alerts"
-kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+dw_stop a 60 || true
 
 # (b) detection far behind at the last ack, then kill -9 and restart.
 start_collector b "$tmp/b.db" --detect-max-lag-events 5000000 --detect-threads 1
 "$loadgen" --target "127.0.0.1:$port" "${burst[@]}" >"$tmp/b.json" || true
-kill -9 "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+dw_kill b
 expect "(b) all acked before the kill" "$(json "$tmp/b.json" 'j["events_acked"]')" 1000000
 before=$(sqlite3 "$tmp/b.db" "SELECT count(*) FROM alerts WHERE rule = '$drift_rule'")
 echo "(b) drift alerts stored when killed: $before of 50"
@@ -108,7 +62,7 @@ expect "(b) 50 of 50 drift alerts, none twice" \
 alert_keys "$tmp/b.db" >"$tmp/b.alerts"
 expect "(b) the same alerts as the uninterrupted run" "$(diff -q "$tmp/a.alerts" "$tmp/b.alerts" >/dev/null && echo same)" same
 grep -q 'correlation\|warm' "$tmp/b.log" || true
-kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+dw_stop b 60 || true
 
 # (c) kill -9 mid-burst, restart on the same port and database, send the same events again.
 start_collector c "$tmp/c.db"
@@ -120,7 +74,7 @@ for _ in $(seq 300); do
   [[ $n -ge 400000 ]] && break
   sleep 0.05
 done
-kill -9 "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+dw_kill c
 echo "(c) killed with about $n events stored"
 wait "$lg" || true
 start_collector c "$tmp/c.db"
@@ -131,7 +85,7 @@ expect "(c) every event stored once" "$(sqlite3 "$tmp/c.db" "SELECT count(*), co
 alert_keys "$tmp/c.db" >"$tmp/c.alerts"
 expect "(c) alerts equal the uninterrupted run's" "$(diff -q "$tmp/a.alerts" "$tmp/c.alerts" >/dev/null && echo same)" same
 diff "$tmp/a.alerts" "$tmp/c.alerts" | head -5 || true
-kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+dw_stop c 60 || true
 listen_port=
 
 # (e) a run with a gap: seq 1..100, then 151..200 (the sensor lost 50).
@@ -145,7 +99,7 @@ wait_evaluated || fail "(e) detection did not catch up"
 expect "(e) the gap is counted" "$(metric driftwatch_collector_events_missing_total)" 50
 expect "(e) Sensor blind window raised" \
   "$(sqlite3 "$tmp/e.db" "SELECT count(*) FROM alerts WHERE rule = 'Sensor blind window' AND node = 'gappy-0' AND json LIKE '%\"sensor.loss.missing_events\":50%'")" 1
-kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+dw_stop e 60 || true
 
 # (f) the outbox: alerts stored while the webhook is down, the collector killed before it
 # gave up on them; after the restart they reach the webhook, each once.
@@ -156,9 +110,9 @@ start_collector f "$tmp/f.db" --webhook "http://127.0.0.1:$hook_port/alerts"
 wait_evaluated || fail "(f) detection did not catch up"
 stored_f=$(sqlite3 "$tmp/f.db" "SELECT count(*) FROM alerts")
 pending_f=$(sqlite3 "$tmp/f.db" "SELECT count(*) FROM deliveries")
-kill -9 "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+dw_kill f
 expect "(f) every alert waiting in the outbox while the webhook is down" "$pending_f" "$stored_f"
-python3 - "$hook_port" "$tmp/hook.jsonl" <<'PY' &
+cat >"$tmp/hook.py" <<'PY'
 import http.server, sys
 port, out = int(sys.argv[1]), sys.argv[2]
 class H(http.server.BaseHTTPRequestHandler):
@@ -172,23 +126,22 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 PY
-pids+=($!)
+dw_start hook python3 "$tmp/hook.py" "$hook_port" "$tmp/hook.jsonl"
 sleep 0.5
 start_collector f "$tmp/f.db" --webhook "http://127.0.0.1:$hook_port/alerts"
-for _ in $(seq 100); do
-  [[ $(sqlite3 "$tmp/f.db" "SELECT count(*) FROM deliveries") == 0 ]] && break
-  sleep 0.1
-done
+outbox_empty() { [[ $(sqlite3 "$tmp/f.db" "SELECT count(*) FROM deliveries") == 0 ]]; }
+dw_wait 10 outbox_empty || true
 expect "(f) the outbox is empty after the restart" "$(sqlite3 "$tmp/f.db" "SELECT count(*) FROM deliveries")" 0
 expect "(f) each stored alert delivered once" "$(sort "$tmp/hook.jsonl" | uniq | wc -l)/$(wc -l <"$tmp/hook.jsonl")" "$stored_f/$stored_f"
 expect "(f) counted as redelivered" "$(metric driftwatch_collector_alerts_redelivered_total)" "$stored_f"
-kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
+dw_stop f 60 || true
 
 # (d) the database on a full filesystem.
 if [[ $(id -u) == 0 ]]; then
   mnt=$tmp/small
   mkdir -p "$mnt"
   mount -t tmpfs -o size=24m tmpfs "$mnt"
+  dw_at_exit umount -q "$mnt"
   start_collector d "$mnt/d.db"
   small=(--insecure --sensors 2 --batch 100
     --boot-id 5ca1ab1e-0000-1111-2222-333344445555 --sensor-start-ns 1764320000000000002)
@@ -208,15 +161,9 @@ if [[ $(id -u) == 0 ]]; then
   expect "(d) every event stored once" "$(sqlite3 "$mnt/d.db" "SELECT count(*), count(DISTINCT run_id || '/' || seq) FROM events")" "4000|4000"
   expect "(d) every event evaluated" "$(metric driftwatch_collector_detect_events_total)" 4000
   curl -sf "http://127.0.0.1:$mport/healthz" >/dev/null && ok "(d) healthy again" || fail "(d) still unhealthy"
-  kill "$collector_pid"; wait "$collector_pid" 2>/dev/null || true
-  umount "$mnt" && mnt=
+  dw_stop d 60 || true
+  umount "$mnt"
 else
   echo "skip: (d) needs root to mount a tmpfs"
 fi
-
-if ((failures > 0)); then
-  echo "$failures check(s) failed; collector logs:"
-  tail -20 "$tmp"/*.log
-  exit 1
-fi
-echo "all detection checks passed"
+dw_finish "all detection checks passed"

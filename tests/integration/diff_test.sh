@@ -7,45 +7,15 @@
 # audit or fanotify.
 set -euo pipefail
 
-build=${1:?usage: diff_test.sh BUILD_DIR}
-dw=$build/cli/driftwatch
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/harness.sh"
 # shellcheck source=containerd_env.sh
 source "$here/containerd_env.sh"
+dw_build "${1:?usage: diff_test.sh BUILD_DIR}" dw
 
-passed=0
-failures=0
-ok() { passed=$((passed + 1)); }
-fail() {
-    printf 'FAIL: %s\n' "$*" >&2
-    failures=$((failures + 1))
-}
-check() { # check DESCRIPTION CMD...: one assertion
-    local what=$1
-    shift
-    if "$@"; then ok; else fail "$what"; fi
-}
-
-tmp=$(mktemp -d /tmp/dwdiff.XXXXXX)
-finish() {
-    local rc=$?
-    trap - EXIT INT TERM
-    dw_ctd_remove "$tmp"
-    if [ "$rc" != 0 ] && [ "$failures" = 0 ]; then
-        failures=1
-        printf 'FAIL: aborted (exit %s)\n' "$rc" >&2
-    fi
-    echo "$passed passed, $failures failed"
-    [ "$failures" = 0 ]
-}
-trap finish EXIT
-trap 'exit 130' INT TERM
-
-[ -x "$dw" ] || { echo "no $dw (build the driftwatch target)" >&2; exit 1; }
-dw_ctd_check_deps
-dw_image_build "$tmp/image.tar"
-dw_ctd_start "$tmp"
-dw_image_import "$tmp" "$tmp/image.tar" >/dev/null
+# Short path: the containerd socket path must fit in sun_path.
+dw_harness dwdiff
+dw_ctd_up "$tmp"
 
 # Names unique to this run: ctr's default cgroup /k8s.io/NAME is shared by every containerd.
 a=dwd$$-alpha
@@ -154,7 +124,7 @@ expect_error() { # expect_error PATTERN ARGS...
     local pat=$1 rc=0 err
     shift
     err=$("$dw" diff "$@" 2>&1 >/dev/null) || rc=$?
-    if [ "$rc" = 1 ] && grep -q -- "$pat" <<<"$err"; then ok; else fail "diff $* -> rc $rc: $err"; fi
+    if [ "$rc" = 1 ] && grep -q -- "$pat" <<<"$err"; then ok "diff $*: $pat"; else fail "diff $* -> rc $rc: $err"; fi
 }
 expect_error "no running container matches 'dwd$$-nope'" "dwd$$-nope"
 expect_error "is ambiguous" "dwd$$-"

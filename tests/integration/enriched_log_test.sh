@@ -4,22 +4,14 @@
 # container's workload execs are attributed to it, none of runc's, host execs to host.
 # Usage: enriched_log_test.sh BUILD_DIR
 set -euo pipefail
-build=$1
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/audit_state.sh"
+source "$here/harness.sh"
+dw_build "$1"
 source "$here/auditd_env.sh"
 source "$here/containerd_env.sh"
-tmp=$(mktemp -d /tmp/dw-enr.XXXXXX)
+dw_harness dw-enr
 ctd=$tmp/ctd
-cleanup() {
-    dw_ctd_stop "$ctd" || true
-    dw_auditd_stop "$tmp"
-    dw_audit_restore "$tmp"
-    [[ -n ${KEEP:-} ]] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-dw_ctd_check_deps
-dw_audit_save "$tmp"
+dw_audit_guard
 
 dw_auditd_start "$tmp" ENRICHED
 # rules -a|-d: the sensor's rule set (execs, chmods that add an exec bit), added or deleted.
@@ -33,9 +25,7 @@ rules() {
 rules -a
 
 name=dw-enr-$$
-dw_image_build "$tmp/image.tar"
-dw_ctd_start "$ctd"
-dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
+dw_ctd_up "$ctd"
 dw_ctr_run "$ctd" "$name" -- /bin/sleep 1000 >/dev/null
 dw_ctr_exec "$ctd" "$name" e1 /bin/sh -c 'cp /bin/busybox /tmp/busybox_dropped && chmod 755 /tmp/busybox_dropped && /tmp/busybox_dropped uname -a' </dev/null >/dev/null
 dw_ctr_exec "$ctd" "$name" e2 /bin/ls -la /root </dev/null >/dev/null
@@ -45,9 +35,9 @@ dw_ctd_stop "$ctd"
 rules -d
 dw_auditd_stop "$tmp"
 log=$tmp/log/audit.log
-grep -q $'\x1d' "$log" || { echo "FAIL: the log is not ENRICHED"; exit 1; }
+grep -q $'\x1d' "$log" || die "the log is not ENRICHED"
 
-"$build/cli/driftwatch" analyze --events "$log" >"$tmp/events.jsonl"
+"$dw" analyze --events "$log" >"$tmp/events.jsonl"
 want=$(grep -cE '^type=SYSCALL .* syscall=(59|322) ' "$log")
 cat >"$tmp/spec.json" <<JSON
 {
@@ -74,4 +64,4 @@ assert all(e.get("user.name") == "root" for e in evs if e["evt.type"] == "execve
 print("chmod attributed, user.name from ENRICHED: ok")
 PY
 dw_audit_restore "$tmp"
-dw_audit_same "$tmp" || { echo "FAIL: audit state differs"; exit 1; }
+dw_audit_same "$tmp" || die "audit state differs"

@@ -16,37 +16,22 @@
 # libc, as a workload image ships them.
 # Usage: exec_file_test.sh BUILD_DIR
 set -euo pipefail
-build=$1
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/audit_state.sh"
+source "$here/harness.sh"
 source "$here/containerd_env.sh"
-source "$here/live_sensor.sh"
-export DW_CRI=$build/tools/dw-cri
-tmp=$(mktemp -d /tmp/dw-exe.XXXXXX)
+dw_build "$1"
+dw_harness dw-exe
 ctd=$tmp/ctd
-cleanup() {
-    local rc=$?
-    dw_sensor_stop "$tmp" || true
-    dw_ctd_stop "$ctd" || true
-    dw_audit_restore "$tmp"
-    if ((rc != 0)); then
-        echo "--- sensor log"; cat "$tmp/sensor.log" 2>/dev/null || true
-    fi
-    [[ -n ${KEEP:-} ]] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-dw_ctd_check_deps
 for c in gcc readelf ldd; do
-    command -v "$c" >/dev/null || { echo "FAIL: $c missing (apt-get install -y gcc libc6-dev)"; exit 1; }
+    command -v "$c" >/dev/null || die "$c missing (apt-get install -y gcc libc6-dev)"
 done
-dw_audit_save "$tmp"
-[[ $(dw_audit_pid) == 0 ]] || { echo "SKIP: an audit daemon is running"; exit 0; }
+dw_audit_guard --owner
 
 # The image: busybox, the host's dynamic loader and libc at the paths /usr/bin/true names
 # them, fd_exec, and a program and a script of the image's own.
 extra=$tmp/extra
 loader=$(readelf -l /usr/bin/true | sed -n 's/.*program interpreter: \([^]]*\)\]/\1/p')
-[[ -n $loader ]] || { echo "FAIL: /usr/bin/true names no program interpreter"; exit 1; }
+[[ -n $loader ]] || die "/usr/bin/true names no program interpreter"
 for lib in $(ldd /usr/bin/true | grep -o '/[^ ]*'); do
     install -D -m 755 "$(readlink -f "$lib")" "$extra$lib"
 done
@@ -55,11 +40,9 @@ install -D -m 755 /usr/bin/sleep "$extra/opt/dw/sleep"  # needs the same libc on
 gcc -static -O2 -Wall -Wextra -o "$extra/opt/dw/fd_exec" "$here/fd_exec.c"
 printf '#!/bin/sh\necho image-script-ran\n' >"$extra/opt/dw/image.sh"
 chmod 755 "$extra/opt/dw/image.sh"
-dw_image_build "$tmp/image.tar" "$DW_IMAGE" "$extra"
-dw_ctd_start "$ctd"
-dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
+dw_ctd_up "$ctd" "$extra"
 
-dw_sensor_start "$build" "$tmp" --audit-mode owner --cri-endpoint "$ctd/containerd.sock" \
+dw_sensor_start --audit-mode owner --cri-endpoint "$ctd/containerd.sock" \
     --watch-fs "$ctd/root" --status-interval 1 --resync 1
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$ctd" exec-file shop "$uid" "/kubepods/besteffort/pod$uid")
@@ -80,18 +63,18 @@ dw_ctr_exec "$ctd" "$cid" e1 /bin/sh -c "
     cp /bin/busybox /tmp/fdgone
     /opt/dw/fd_exec fd-unlinked /tmp/fdgone echo gone-ran
     /opt/dw/fd_exec memfd-loader held /opt/dw/sleep $loader 1000 </dev/null >/dev/null 2>&1 &
-" </dev/null >"$tmp/exec.out" 2>&1 || { cat "$tmp/exec.out"; echo "FAIL: the execs in the pod"; exit 1; }
+" </dev/null >"$tmp/exec.out" 2>&1 || { cat "$tmp/exec.out"; die "the execs in the pod"; }
 for w in loader-ran script-ran memfd-ran fd-ran image-loader-ran image-script-ran; do
-    grep -qx "$w" "$tmp/exec.out" || { cat "$tmp/exec.out"; echo "FAIL: $w missing"; exit 1; }
+    grep -qx "$w" "$tmp/exec.out" || { cat "$tmp/exec.out"; die "$w missing"; }
 done
 # Give the watcher and the parser their batching delay, then stop the sensor.
 sleep 1
-dw_sensor_stop "$tmp"
-dw_audit_same "$tmp" || { echo "FAIL: audit state not restored"; exit 1; }
+dw_stop sensor
+dw_audit_same "$tmp" || die "audit state not restored"
 
-"$build/cli/driftwatch" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
-"$build/cli/driftwatch" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
-    { cat "$tmp/analyze.err"; echo "FAIL: driftwatch analyze"; exit 1; }
+"$dw" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
+"$dw" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
+    { cat "$tmp/analyze.err"; die "driftwatch analyze"; }
 python3 - "$tmp/events.jsonl" "$tmp/alerts.jsonl" "$cid" "$loader" <<'PY'
 import json, sys
 events = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]

@@ -7,31 +7,10 @@
 # Certificates beyond make-certs.sh's (CN = DNS SAN = node) are made here with openssl,
 # signed by the same CA. Usage: identity_test.sh BUILD_DIR
 set -euo pipefail
-build=${1:?usage: identity_test.sh BUILD_DIR}
 src=$(cd "$(dirname "$0")/../.." && pwd)
-collector=$build/collector/driftwatch-collector
-loadgen=$build/tools/dw-loadgen
-dw=$build/cli/driftwatch
-for b in "$collector" "$loadgen" "$dw"; do
-  [[ -x $b ]] || { echo "FAIL: $b not built"; exit 1; }
-done
-
-tmp=$(mktemp -d /tmp/dw_identity_test.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  [[ -n ${DW_KEEP_TMP:-} ]] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
-json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
-expect() {  # expect DESCRIPTION ACTUAL WANTED
-  if [[ $2 == "$3" ]]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
+source "$src/tests/integration/harness.sh"
+dw_build "${1:?usage: identity_test.sh BUILD_DIR}" collector loadgen dw
+dw_harness dw_identity_test
 
 certs=$tmp/certs
 "$src/scripts/make-certs.sh" "$certs" plain-node >/dev/null
@@ -64,20 +43,9 @@ client cn-space "/CN=two words"
 client dns-esc "/CN=cn-fallback" "DNS:bad${esc}[31mname,DNS:good-second"
 client no-name "/O=driftwatch tests" "IP:10.9.8.7"
 
-rm -f "$tmp/c.port"
-"$collector" --listen 127.0.0.1:0 --port-file "$tmp/c.port" --metrics-address 127.0.0.1:0 \
-  --db "$tmp/c.db" --tls-cert "$certs/collector.crt" --tls-key "$certs/collector.key" \
-  --client-ca "$certs/ca.crt" \
-  >"$tmp/c.log" 2>&1 &
-cpid=$!
-pids+=("$cpid")
-for _ in $(seq 100); do
-  [[ -s $tmp/c.port ]] && break
-  kill -0 "$cpid" 2>/dev/null || { cat "$tmp/c.log"; echo "FAIL: collector exited"; exit 1; }
-  sleep 0.1
-done
-[[ -s $tmp/c.port ]] || { echo "FAIL: collector wrote no port"; exit 1; }
-target=127.0.0.1:$(cat "$tmp/c.port")
+dw_collector_start c --listen 127.0.0.1:0 --metrics-address 127.0.0.1:0 --db "$tmp/c.db" \
+  --tls-cert "$certs/collector.crt" --tls-key "$certs/collector.key" --client-ca "$certs/ca.crt"
+target=127.0.0.1:$port
 
 # run NAME: one simulated sensor with NAME's certificate; Hello.node is a decoy.
 run() {
@@ -136,38 +104,20 @@ insecure_refused 0.0.0.0:0 "0.0.0.0 is not a loopback address"
 insecure_refused "[::]:0" ":: is not a loopback address"
 insecure_refused :0 "listens on every interface"
 for listen in localhost:0 127.0.0.2:0; do
-  rm -f "$tmp/i.port"
-  "$collector" --insecure --db "$tmp/i.db" --metrics-address 127.0.0.1:0 --listen "$listen" \
-    --port-file "$tmp/i.port" >"$tmp/i.log" 2>&1 &
-  ipid=$!
-  pids+=("$ipid")
-  for _ in $(seq 100); do
-    [[ -s $tmp/i.port ]] && break
-    kill -0 "$ipid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [[ -s $tmp/i.port ]]; then ok "--insecure --listen $listen accepted"; else
+  rm -f "$tmp/i.port" "$tmp/i.log"
+  dw_start i "$collector" --insecure --db "$tmp/i.db" --metrics-address 127.0.0.1:0 --listen "$listen" \
+    --port-file "$tmp/i.port"
+  if dw_wait --while "$(dw_pid i)" 10 test -s "$tmp/i.port"; then ok "--insecure --listen $listen accepted"; else
     fail "--insecure --listen $listen: $(cat "$tmp/i.log")"
   fi
-  kill -TERM "$ipid" 2>/dev/null || true
-  wait "$ipid" 2>/dev/null || true
+  dw_stop i || true
 done
 
 # --insecure: no certificate, so Hello.node names the node; it must pass the same check a
 # certificate's name does, and a refusal names the peer.
-rm -f "$tmp/h.port"
-"$collector" --insecure --db "$tmp/h.db" --metrics-address 127.0.0.1:0 --listen 127.0.0.1:0 \
-  --port-file "$tmp/h.port" >"$tmp/h.log" 2>&1 &
-hpid=$!
-pids+=("$hpid")
-for _ in $(seq 100); do
-  [[ -s $tmp/h.port ]] && break
-  kill -0 "$hpid" 2>/dev/null || break
-  sleep 0.1
-done
-[[ -s $tmp/h.port ]] || { cat "$tmp/h.log"; echo "FAIL: insecure collector wrote no port"; exit 1; }
+dw_collector_start h --insecure --db "$tmp/h.db" --metrics-address 127.0.0.1:0 --listen 127.0.0.1:0
 hello() {  # hello NAME OUT: one plaintext sensor saying Hello.node=NAME
-  "$loadgen" --target "127.0.0.1:$(cat "$tmp/h.port")" --insecure --hello-node "$1" \
+  "$loadgen" --target "127.0.0.1:$port" --insecure --hello-node "$1" \
     --sensors 1 --events-per-sensor 5 --deadline-s 20 >"$tmp/$2.json" || true
 }
 hello_refused() {  # hello_refused NAME OUT LOG-PATTERN
@@ -187,9 +137,4 @@ hello good-node good
 expect "--insecure Hello.node good-node: accepted" \
   "$(json "$tmp/good.json" '(j["status"], j["welcome_nodes"], j["stored"])')" "({'OK': 1}, {'good-node': 1}, 5)"
 if grep -q "$esc" "$tmp/h.log"; then fail "raw ESC in the insecure collector's log"; fi
-
-if ((failures > 0)); then
-  echo "$failures failure(s)"
-  exit 1
-fi
-echo "PASS"
+dw_finish PASS

@@ -9,26 +9,17 @@
 # peak RSS is printed.
 # Usage: inventory_e2e_test.sh BUILD_DIR     env: KEEP=1 keeps the tmp dir
 set -euo pipefail
-build=${1:?usage: inventory_e2e_test.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/harness.sh"
 source "$here/containerd_env.sh"
-export DW_CRI=$build/tools/dw-cri
-dw=$build/cli/driftwatch
-tmp=$(mktemp -d /tmp/dw-inv-e2e.XXXXXX)
+dw_build "${1:?usage: inventory_e2e_test.sh BUILD_DIR}"
+dw_harness dw-inv-e2e
 ctd=$tmp/ctd
-sensor_pid=
-collector_pid=
-deep_upper=
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
-expect() {  # expect DESCRIPTION ACTUAL WANTED
-  if [[ $2 == "$3" ]]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
 
 # Removes the chain from the bottom up, one fd at a time (".." is the parent): a recursive
 # remove keeps a directory open per level and builds paths far over PATH_MAX.
 remove_chain() {  # DIR: holds the chain "d/d/d/..."
+  [[ -d $1 ]] || return 0
   python3 - "$1" <<'PY'
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
@@ -47,38 +38,17 @@ for _ in range(levels):
     os.rmdir("d", dir_fd=fd)
 PY
 }
-cleanup() {
-  local rc=$?
-  [[ -n $deep_upper && -d $deep_upper/deep ]] && remove_chain "$deep_upper/deep"
-  [[ -n $sensor_pid ]] && { kill -TERM "$sensor_pid" 2>/dev/null; wait "$sensor_pid" 2>/dev/null || true; }
-  [[ -n $collector_pid ]] && { kill -TERM "$collector_pid" 2>/dev/null; wait "$collector_pid" 2>/dev/null || true; }
-  dw_ctd_stop "$ctd" || true
-  if ((rc != 0 || failures != 0)); then
-    for f in "$tmp"/*.log; do echo "--- $f"; tail -20 "$f"; done
-  fi
-  [[ -n ${KEEP:-} ]] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-dw_ctd_check_deps
+dw_ctd_up "$ctd"
 
-dw_image_build "$tmp/image.tar"
-dw_ctd_start "$ctd"
-dw_image_import "$ctd" "$tmp/image.tar" >/dev/null
-
-"$build/collector/driftwatch-collector" --insecure --listen 127.0.0.1:0 --port-file "$tmp/port" \
-  --db "$tmp/collector.db" --metrics-address "" --inventory-quiet-ms 500 \
-  >"$tmp/collector.log" 2>&1 &
-collector_pid=$!
-for ((i = 0; i < 100; i++)); do [[ -s $tmp/port ]] && break; sleep 0.1; done
-[[ -s $tmp/port ]] || { echo "FAIL: collector did not listen"; exit 1; }
+dw_collector_start collector --insecure --listen 127.0.0.1:0 --db "$tmp/collector.db" \
+  --metrics-address "" --inventory-quiet-ms 500
 # Paths of 64,000 names of 256 bytes: 16.4 MB, over the default cap of 16 MiB.
-"$build/sensor/driftwatch-sensor" --audit-mode off --cri-endpoint "$ctd/containerd.sock" \
-  --watch-fs "$ctd/root" --collector "127.0.0.1:$(cat "$tmp/port")" --insecure \
+dw_start sensor "$sensor" --audit-mode off --cri-endpoint "$ctd/containerd.sock" \
+  --watch-fs "$ctd/root" --collector "127.0.0.1:$port" --insecure \
   --node node-inv --spool-dir "$tmp/spool" --metrics-address "" \
-  --inventory-max-path-bytes 33554432 >"$tmp/sensor.log" 2>&1 &
-sensor_pid=$!
-for ((i = 0; i < 300; i++)); do grep -qs "connected to collector" "$tmp/sensor.log" && break; sleep 0.1; done
-grep -q "connected to collector" "$tmp/sensor.log" || { echo "FAIL: sensor did not connect"; exit 1; }
+  --inventory-max-path-bytes 33554432
+sensor_pid=$(dw_pid sensor)
+dw_wait_log sensor "connected to collector" 1 30 || die "sensor did not connect"
 
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$ctd" inv-e2e prod "$uid" "/kubepods/besteffort/pod$uid")
@@ -97,6 +67,7 @@ PY
 }
 wide_upper=$(upper_of "$wide")
 deep_upper=$(upper_of "$deep")
+dw_at_exit remove_chain "$deep_upper/deep"
 # Made from the host, in the upper layers: directories, which fanotify does not report.
 python3 - "$wide_upper" "$deep_upper" <<'PY'
 import os, sys
@@ -113,16 +84,14 @@ for _ in range(10000):
     fd = nfd
 os.close(fd)
 PY
-hwm() { awk '/^VmHWM/ {print $2}' "/proc/$sensor_pid/status"; }
-inventories() {  # CONTAINER: waits (up to 60 s) for its inventory taken after the trigger write
-  # (the container's start alerts may have asked for one before: that one does not count).
-  for ((i = 0; i < 600; i++)); do
-    (($(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from inventories where container_id = ? and instr(reply, ?) > 0", (sys.argv[2], b"/etc/drift-trigger")).fetchone()[0])' \
-      "$tmp/collector.db" "$1" 2>/dev/null || echo 0) >= 1)) && return 0
-    sleep 0.1
-  done
-  fail "no inventory of $1 with the trigger stored within 60 s"
+hwm() { dw_hwm_kb "$sensor_pid"; }
+# Its inventory taken after the trigger write (the container's start alerts may have asked
+# for one before: that one does not count).
+triggered() {  # CONTAINER
+  (($(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from inventories where container_id = ? and instr(reply, ?) > 0", (sys.argv[2], b"/etc/drift-trigger")).fetchone()[0])' \
+    "$tmp/collector.db" "$1" 2>/dev/null || echo 0) >= 1))
 }
+inventories() { dw_wait 60 triggered "$1" || fail "no inventory of $1 with the trigger stored within 60 s"; }
 # One at a time, the deep one first: the sensor's peak RSS after each (the collector asks
 # 0.5 s after the container's alerts pause).
 hwm_start=$(hwm)
@@ -165,6 +134,4 @@ grep -q "inventory of container $deep: incomplete" "$tmp/sensor.log" && ok "sens
   fail "sensor does not log the cut"
 if grep -qE "retrying in|not sent|dropped" "$tmp/sensor.log"; then fail "sensor: $(grep -E "retrying in|not sent|dropped" "$tmp/sensor.log" | head -3)"; fi
 if grep -q "discarded" "$tmp/collector.log"; then fail "collector discarded: $(grep discarded "$tmp/collector.log" | head -3)"; fi
-
-((failures == 0)) || exit 1
-echo "PASS inventory end to end"
+dw_finish "PASS inventory end to end"

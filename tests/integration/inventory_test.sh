@@ -9,88 +9,41 @@
 # goes on; (e) a reply in one message (a sensor from before chunks) is still taken.
 # Usage: inventory_test.sh BUILD_DIR
 set -euo pipefail
-build=${1:?usage: inventory_test.sh BUILD_DIR}
-collector=$build/collector/driftwatch-collector
-loadgen=$build/tools/dw-loadgen
-dw=$build/cli/driftwatch
-for b in "$collector" "$loadgen" "$dw"; do
-  [[ -x $b ]] || { echo "FAIL: $b not built"; exit 1; }
-done
-
-tmp=$(mktemp -d /tmp/dw_inventory_test.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
-json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
-expect() {  # expect DESCRIPTION ACTUAL WANTED
-  if [[ $2 == "$3" ]]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
-wait_log() {  # wait_log FILE PATTERN: up to 10 s
-  for _ in $(seq 100); do grep -q "$2" "$1" && return 0; sleep 0.1; done
-  return 1
-}
+source "$(dirname "$0")/harness.sh"
+dw_build "${1:?usage: inventory_test.sh BUILD_DIR}" collector loadgen dw
+dw_harness dw_inventory_test
 
 # The collectors take messages up to 16 MiB (the default is 2 MiB): a reply as large as
 # an older sensor's single-message inventory must cost a walk over its bytes, not a parse.
-start_collector() {  # start_collector NAME ARGS...: sets $port, $metrics_port, $collector_pid
+start_collector() {  # start_collector NAME ARGS...: sets $port, $mport
   local name=$1
   shift
-  "$collector" --insecure --listen 127.0.0.1:0 --port-file "$tmp/$name.port" \
-    --db "$tmp/$name.db" --metrics-address 127.0.0.1:0 --inventory-quiet-ms 200 \
-    --max-message-bytes 16777216 "$@" \
-    >"$tmp/$name.log" 2>&1 &
-  collector_pid=$!
-  pids+=("$collector_pid")
-  for _ in $(seq 100); do [[ -s $tmp/$name.port ]] && break; sleep 0.1; done
-  [[ -s $tmp/$name.port ]] || { cat "$tmp/$name.log"; echo "FAIL: $name wrote no port"; exit 1; }
-  port=$(cat "$tmp/$name.port")
-  wait_log "$tmp/$name.log" "metrics on http" || { echo "FAIL: no metrics port"; exit 1; }
-  metrics_port=$(sed -n 's/.*metrics on http:.* (port \([0-9]*\)).*/\1/p' "$tmp/$name.log" | head -1)
+  dw_collector_start "$name" --insecure --listen 127.0.0.1:0 --db "$tmp/$name.db" \
+    --metrics-address 127.0.0.1:0 --inventory-quiet-ms 200 --max-message-bytes 16777216 "$@"
 }
-metric() {  # metric NAME_WITH_LABELS: its value from /metrics, 0 when absent
-  python3 -c '
-import sys, urllib.request
-v = "0"
-for l in urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics").read().decode().splitlines():
-    if l.startswith(sys.argv[2] + " "): v = l.split()[-1]
-print(v)' "$metrics_port" "$1"
-}
-discards() { metric "driftwatch_collector_inventory_chunks_discarded_total{node=\"$1\",reason=\"$2\"}"; }
-hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+discards() { metric driftwatch_collector_inventory_chunks_discarded_total "node=\"$1\",reason=\"$2\""; }
 sim() {  # sim NAME PREFIX ARGS...: one simulated sensor, its JSON in $tmp/NAME.json
   local name=$1 prefix=$2
   shift 2
   "$loadgen" --target "127.0.0.1:$port" --insecure --sensors 1 --node-prefix "$prefix" \
     "$@" >"$tmp/$name.json" || true
 }
+inventory_stored() { "$dw" inventory --db "$tmp/main.db" --node "$1" --json >"$tmp/inv.json" 2>/dev/null; [[ -s $tmp/inv.json ]]; }
 # stored NODE PYTHON-EXPR: evaluates EXPR on the node's newest stored inventory (`i`, as
 # `driftwatch inventory --json` prints it) once one is stored (up to 20 s).
 stored() {
-  for _ in $(seq 200); do
-    "$dw" inventory --db "$tmp/main.db" --node "$1" --json >"$tmp/inv.json" 2>/dev/null || true
-    [[ -s $tmp/inv.json ]] && break
-    sleep 0.1
-  done
+  dw_wait 20 inventory_stored "$1" || true
   python3 -c "import json,sys; i=[json.loads(l) for l in open(sys.argv[1])][-1]; print($2)" \
     "$tmp/inv.json" 2>&1
 }
 
 start_collector main --inventory-max-bytes 33554432
-main_pid=$collector_pid
 
 # (a) 16 MiB of empty entries to a command never sent (the largest message the collector
 # takes): parsed whole, ~800 MB; walked, its size.
-hwm_before=$(hwm_kb "$main_pid")
+hwm_before=$(dw_hwm_kb "$(dw_pid main)")
 sim a stray- --events-per-sensor 100 --stray-inventory --stray-inventory-bytes 16777000
-hwm_after=$(hwm_kb "$main_pid")
+hwm_after=$(dw_hwm_kb "$(dw_pid main)")
 echo "collector peak RSS: ${hwm_before} kB before a 16 MiB unsolicited inventory reply, ${hwm_after} kB after"
 expect "(a) unsolicited reply: stream goes on, events after it stored" \
   "$(json "$tmp/a.json" '(j["status"], j["stored"])')" "({'OK': 1}, 100)"
@@ -138,10 +91,4 @@ expect "(d) counted" "$(discards cap-0 over_cap)" 2
 grep -q "node cap-0: inventory reply chunk to command 1 discarded (over_cap: the inventory replies this stream is joining would go over 1572864 bytes" \
   "$tmp/small.log" && ok "(d) logged" || fail "(d) not logged: $(grep -i inventory "$tmp/small.log")"
 expect "(d) the command failed" "$(metric 'driftwatch_collector_inventories_total{result="failed"}')" 1
-
-if ((failures)); then
-  echo "inventory_test: $failures failure(s); collector log:"
-  tail -30 "$tmp/main.log"
-  exit 1
-fi
-echo "inventory_test: all passed"
+dw_finish "inventory_test: all passed"

@@ -14,54 +14,21 @@
 # Usage: oversize_test.sh BUILD_DIR [release|sanitized]: a sanitized build's memory (ASan's
 # shadow and quarantine) says nothing of the product's, so there the bound is only reported.
 set -euo pipefail
-build=${1:?usage: oversize_test.sh BUILD_DIR [release|sanitized]}
 variant=${2:-release}
 src=$(cd "$(dirname "$0")/../.." && pwd)
-collector=$build/collector/driftwatch-collector
-loadgen=$build/tools/dw-loadgen
-dw=$build/cli/driftwatch
-for b in "$collector" "$loadgen" "$dw"; do
-  [[ -x $b ]] || { echo "FAIL: $b not built"; exit 1; }
-done
-
-tmp=$(mktemp -d /tmp/dw_oversize_test.XXXXXX)
-cpid=
-cleanup() {
-  [[ -n $cpid ]] && { kill "$cpid" 2>/dev/null || true; wait "$cpid" 2>/dev/null || true; }
-  [[ -n ${DW_KEEP_TMP:-} ]] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
-expect() {  # expect DESCRIPTION ACTUAL WANTED
-  if [[ $2 == "$3" ]]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
-json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
-metric() {  # metric NAME LABELS-REGEX: the sum of matching samples
-  curl -s "http://127.0.0.1:$mport/metrics" |
-    awk -v n="$1" -v l="$2" '$1 ~ "^"n"[{]" && $1 ~ l { s += $2 } END { print s + 0 }'
-}
+source "$src/tests/integration/harness.sh"
+dw_build "${1:?usage: oversize_test.sh BUILD_DIR [release|sanitized]}" collector loadgen dw
+dw_harness dw_oversize_test
 
 nodes=()
 for ((i = 0; i < 50; i++)); do nodes+=("sim-$i"); done
 "$src/scripts/make-certs.sh" "$tmp/certs" "${nodes[@]}" lone-0 >/dev/null
 c=$tmp/certs
-"$collector" --listen 127.0.0.1:0 --port-file "$tmp/port" --db "$tmp/c.db" \
+dw_collector_start collector --listen 127.0.0.1:0 --db "$tmp/c.db" \
   --metrics-address 127.0.0.1:0 --tls-cert "$c/collector.crt" --tls-key "$c/collector.key" \
-  --client-ca "$c/ca.crt" --alerts-output "$tmp/alerts.jsonl" --max-message-bytes 2097152 \
-  >"$tmp/collector.log" 2>&1 &
-cpid=$!
-mport=
-for _ in $(seq 100); do
-  mport=$(sed -n 's/.*metrics on http:.* (port \([0-9]*\)).*/\1/p' "$tmp/collector.log" | head -1)
-  [[ -s $tmp/port && -n $mport ]] && break
-  kill -0 "$cpid" 2>/dev/null || break
-  sleep 0.1
-done
-[[ -s $tmp/port && -n $mport ]] || { cat "$tmp/collector.log"; echo "FAIL: collector did not start"; exit 1; }
-target=127.0.0.1:$(cat "$tmp/port")
+  --client-ca "$c/ca.crt" --alerts-output "$tmp/alerts.jsonl" --max-message-bytes 2097152
+[[ -n $mport ]] || die "collector serves no /metrics"
+target=127.0.0.1:$port
 
 # (a) Each sensor: its container, 8 execs of 2 MB of argv, the package manager exec last.
 "$loadgen" --target "$target" --ca "$c/ca.crt" --cert-dir "$c" --sensors 50 \
@@ -120,17 +87,11 @@ for _ in $(seq 300); do
 done
 expect "(a) drift alerts" "$drift" 50
 
-hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$cpid/status")
+hwm=$(dw_hwm_kb "$(dw_pid collector)")
 echo "collector peak RSS: $((hwm / 1024)) MiB"
 if [[ $variant == sanitized ]]; then
   echo "(a) peak RSS not held to 256 MiB in a sanitized build (the release build's run is)"
 else
   ((hwm <= 256 * 1024)) && ok "(a) peak RSS within 256 MiB" || fail "(a) peak RSS $((hwm / 1024)) MiB over 256 MiB"
 fi
-
-if ((failures > 0)); then
-  tail -20 "$tmp/collector.log"
-  echo "$failures failure(s)"
-  exit 1
-fi
-echo "PASS"
+dw_finish PASS

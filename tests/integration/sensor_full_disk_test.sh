@@ -16,50 +16,29 @@ proto_dir=$(dirname "$(dirname "$here")")/proto
 if [[ -z ${DW_FULL_DISK_NS:-} ]]; then
     DW_FULL_DISK_NS=1 exec unshare --mount --propagation private "$0" "$@"
 fi
-source "$here/process.sh"
+source "$here/harness.sh"
+dw_build "$build"
 
-work=$(mktemp -d /tmp/dw-sensor-full.XXXXXX)
-mnt=$work/mnt
+dw_harness dw-sensor-full
+mnt=$tmp/mnt
 mkdir "$mnt"
-cleanup() {
-    dw_stop_pidfile "$work/sensor.pid" || true
-    [[ -f $work/collector.pid ]] && { dw_stop_pidfile "$work/collector.pid" || true; }
-    [[ -z ${DW_SHOW_LOGS:-} ]] || tail -n 30 "$work"/sensor*.log
-    umount -l "$mnt" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
 mount -t tmpfs -o size=2m,mode=0700 tmpfs "$mnt"
+dw_at_exit umount -l "$mnt"
 
-fail() {
-    echo "FAIL: $*"
-    for f in "$work"/sensor*.log; do echo "--- $f"; tail -20 "$f"; done
-    exit 1
+# A sensor with its spool on the small filesystem, as NAME (sensor1, sensor2): its metrics
+# port in $mport, its capture in $tmp/NAME.cap.
+start_sensor() {  # NAME
+    dw_start "$1" "$sensor" --capture "$tmp/$1.cap" --audit-mode off --no-cri \
+        --fanotify-mode off --collector 127.0.0.1:9 --insecure --spool-dir "$mnt/spool" \
+        --status-interval 0.2 --metrics-address 127.0.0.1:0
+    dw_wait_log "$1" "metrics on http" 1 10 || die "sensor did not start"
+    mport=$(sed -n 's/.*metrics on http.*(port \([0-9]*\)).*/\1/p' "$tmp/$1.log")
 }
-
-port=
-start_sensor() {  # LOG (the capture goes beside it, LOG.cap)
-    "$build/sensor/driftwatch-sensor" --capture "$1.cap" --audit-mode off --no-cri --fanotify-mode off \
-        --collector 127.0.0.1:9 --insecure --spool-dir "$mnt/spool" --status-interval 0.2 \
-        --metrics-address 127.0.0.1:0 2>"$1" &
-    echo $! >"$work/sensor.pid"
-    port=
-    for _ in $(seq 200); do
-        port=$(sed -n 's/.*metrics on http.*(port \([0-9]*\)).*/\1/p' "$1")
-        [[ -n $port ]] && return 0
-        kill -0 "$(cat "$work/sensor.pid")" 2>/dev/null || break
-        sleep 0.05
-    done
-    fail "sensor did not start"
-}
-healthz() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz"; }
-metric() {  # NAME_WITH_LABELS -> value
-    curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m { print $2 }'
-}
+healthz() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/healthz"; }
 lifetime() {  # KIND -> losses.lifetime.KIND, or "run" KIND -> losses.run.KIND
     local which=lifetime kind=$1
     [[ $# == 2 ]] && which=$1 kind=$2
-    curl -s "http://127.0.0.1:$port/status" |
+    curl -s "http://127.0.0.1:$mport/status" |
         python3 -c "import json,sys; print(json.load(sys.stdin)['losses']['$which']['$kind'])"
 }
 fill() {  # writes FILE until the filesystem has no block left
@@ -108,91 +87,77 @@ else:
 print(m.group(1) if m else 0)  # proto3 text leaves zeros out
 ' "$2"
 }
-wait_for() {  # SECONDS COMMAND...: until COMMAND succeeds
-    local limit=$1 i
-    shift
-    for ((i = 0; i < limit * 10; i++)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
 unhealthy() { [[ $(healthz) == 503 ]]; }
 healthy() { [[ $(healthz) == 200 ]]; }
 
 # 1. Room: healthy, nothing lost, the loss file beside the spool.
-start_sensor "$work/sensor1.log"
-wait_for 5 healthy || fail "not healthy at start"
-[[ -s $mnt/spool/losses ]] || fail "no loss file beside the spool"
-[[ $(lifetime spool_append_failures) == 0 ]] || fail "losses at start"
+start_sensor sensor1
+dw_wait 5 healthy || die "not healthy at start"
+[[ -s $mnt/spool/losses ]] || die "no loss file beside the spool"
+[[ $(lifetime spool_append_failures) == 0 ]] || die "losses at start"
 
 # 2. Full: status events cannot be spooled; unhealthy, counted.
 fill "$mnt/filler"
-wait_for 10 unhealthy || fail "/healthz stayed healthy on a full spool filesystem"
-curl -s "http://127.0.0.1:$port/healthz" | grep -q "spool appends failing" ||
-    fail "/healthz does not say why"
-failures=$(metric driftwatch_sensor_spool_append_failures_total)
-[[ ${failures:-0} -gt 0 ]] || fail "driftwatch_sensor_spool_append_failures_total is '$failures'"
-gauge=$(metric 'driftwatch_sensor_lifetime_losses{kind="spool_append_failures"}')
-[[ ${gauge:-0} -ge $failures ]] || fail "lifetime gauge $gauge below the run's $failures"
-echo "full: $failures appends failed, /healthz 503"
+dw_wait 10 unhealthy || die "/healthz stayed healthy on a full spool filesystem"
+curl -s "http://127.0.0.1:$mport/healthz" | grep -q "spool appends failing" ||
+    die "/healthz does not say why"
+appends_failed=$(metric driftwatch_sensor_spool_append_failures_total)
+((appends_failed > 0)) || die "driftwatch_sensor_spool_append_failures_total is '$appends_failed'"
+gauge=$(metric driftwatch_sensor_lifetime_losses 'kind="spool_append_failures"')
+((gauge >= appends_failed)) || die "lifetime gauge $gauge below the run's $appends_failed"
+echo "full: $appends_failed appends failed, /healthz 503"
 
 # 3. Room again: appends work without a restart; healthy; the count stops growing.
 rm -f "$mnt/filler"
-wait_for 5 healthy || fail "/healthz did not recover once there was room"
+dw_wait 5 healthy || die "/healthz did not recover once there was room"
 sleep 0.5
 a=$(metric driftwatch_sensor_spool_append_failures_total)
 sleep 0.6
 b=$(metric driftwatch_sensor_spool_append_failures_total)
-[[ $a == "$b" ]] || fail "appends still failing with room: $a then $b"
+[[ $a == "$b" ]] || die "appends still failing with room: $a then $b"
 before=$(lifetime spool_append_failures)
-[[ $before -ge $failures ]] || fail "/status lifetime $before below $failures"
-grep -q "spool: appends succeed again" "$work/sensor1.log" || fail "recovery not logged"
+[[ $before -ge $appends_failed ]] || die "/status lifetime $before below $appends_failed"
+grep -q "spool: appends succeed again" "$tmp/sensor1.log" || die "recovery not logged"
 
 # 4. Restart: the lifetime totals carry over, once.
-dw_stop_pidfile "$work/sensor.pid" || fail "sensor needed SIGKILL"
-grep -q "lifetime losses on this node: $before " "$work/sensor1.log" ||
-    fail "exit log line: $(grep 'lifetime losses' "$work/sensor1.log")"
-[[ $(final_status "$work/sensor1.log.cap" spool_append_failures) == "$before" ]] ||
-    fail "run 1's final status event: spool_append_failures"
-[[ $(final_status "$work/sensor1.log.cap" lifetime.spool_append_failures) == "$before" ]] ||
-    fail "run 1's final status event: lifetime"
-start_sensor "$work/sensor2.log"
+dw_stop sensor1 || die "sensor needed SIGKILL"
+grep -q "lifetime losses on this node: $before " "$tmp/sensor1.log" ||
+    die "exit log line: $(grep 'lifetime losses' "$tmp/sensor1.log")"
+[[ $(final_status "$tmp/sensor1.cap" spool_append_failures) == "$before" ]] ||
+    die "run 1's final status event: spool_append_failures"
+[[ $(final_status "$tmp/sensor1.cap" lifetime.spool_append_failures) == "$before" ]] ||
+    die "run 1's final status event: lifetime"
+start_sensor sensor2
 after=$(lifetime spool_append_failures)
-[[ $after == "$before" ]] || fail "lifetime spool_append_failures $before before the restart, $after after"
-[[ $(lifetime run spool_append_failures) == 0 ]] || fail "run counter not reset"
-[[ $(metric 'driftwatch_sensor_lifetime_losses{kind="spool_append_failures"}') == "$before" ]] ||
-    fail "lifetime gauge after the restart"
-wait_for 5 healthy || fail "not healthy after the restart"
-dw_stop_pidfile "$work/sensor.pid" || fail "sensor needed SIGKILL"
-[[ $(final_status "$work/sensor2.log.cap" spool_append_failures) == 0 ]] ||
-    fail "run 2's final status event: spool_append_failures"
-[[ $(final_status "$work/sensor2.log.cap" lifetime.spool_append_failures) == "$before" ]] ||
-    fail "run 2's final status event: lifetime"
+[[ $after == "$before" ]] || die "lifetime spool_append_failures $before before the restart, $after after"
+[[ $(lifetime run spool_append_failures) == 0 ]] || die "run counter not reset"
+[[ $(metric driftwatch_sensor_lifetime_losses 'kind="spool_append_failures"') == "$before" ]] ||
+    die "lifetime gauge after the restart"
+dw_wait 5 healthy || die "not healthy after the restart"
+dw_stop sensor2 || die "sensor needed SIGKILL"
+[[ $(final_status "$tmp/sensor2.cap" spool_append_failures) == 0 ]] ||
+    die "run 2's final status event: spool_append_failures"
+[[ $(final_status "$tmp/sensor2.cap" lifetime.spool_append_failures) == "$before" ]] ||
+    die "run 2's final status event: lifetime"
 # 5. The collector hears of it: a sensor started on this spool reports the lifetime totals
 # (Hello, then its status events), and the collector raises one "Sensor blind window" naming
 # the append failures (and one for the sequence numbers those events had taken, a gap);
 # `driftwatch status --collector` shows them.
-"$build/collector/driftwatch-collector" --insecure --listen 127.0.0.1:0 --port-file "$work/c.port" \
-    --db "$work/c.db" --metrics-address 127.0.0.1:0 2>"$work/collector.log" &
-echo $! >"$work/collector.pid"
-wait_for 10 test -s "$work/c.port" || fail "collector did not start"
-cport=$(cat "$work/c.port")
-"$build/sensor/driftwatch-sensor" --audit-mode off --no-cri --fanotify-mode off --node full-disk-node \
-    --collector "127.0.0.1:$cport" --insecure --spool-dir "$mnt/spool" --status-interval 0.2 \
-    --metrics-address 127.0.0.1:0 2>"$work/sensor3.log" &
-echo $! >"$work/sensor.pid"
+dw_collector_start collector --insecure --listen 127.0.0.1:0 --db "$tmp/c.db" \
+    --metrics-address 127.0.0.1:0
+dw_start sensor3 "$sensor" --audit-mode off --no-cri --fanotify-mode off \
+    --node full-disk-node --collector "127.0.0.1:$port" --insecure --spool-dir "$mnt/spool" \
+    --status-interval 0.2 --metrics-address 127.0.0.1:0
 blind() {
-    "$build/cli/driftwatch" alerts --db "$work/c.db" --rule "Sensor blind window" 2>/dev/null |
+    "$dw" alerts --db "$tmp/c.db" --rule "Sensor blind window" 2>/dev/null |
         grep -c "\"sensor.loss.spool_append_failures\":$before" || true
 }
 has_blind() { [[ $(blind) -ge 1 ]]; }
-wait_for 15 has_blind || fail "no Sensor blind window alert with spool_append_failures $before: $("$build/cli/driftwatch" alerts --db "$work/c.db" 2>&1 | tail -3)"
+dw_wait 15 has_blind || die "no Sensor blind window alert with spool_append_failures $before: $("$dw" alerts --db "$tmp/c.db" 2>&1 | tail -3)"
 sleep 1
-[[ $(blind) == 1 ]] || fail "the loss was alerted $(blind) times, not once"
-mport=$(sed -n 's/.*metrics on http.*(port \([0-9]*\)).*/\1/p' "$work/collector.log")
-"$build/cli/driftwatch" status --collector "127.0.0.1:$mport" | grep full-disk-node | grep -q spool_append_failures ||
-    fail "driftwatch status --collector: $("$build/cli/driftwatch" status --collector "127.0.0.1:$mport")"
-dw_stop_pidfile "$work/sensor.pid" || fail "sensor needed SIGKILL"
-dw_stop_pidfile "$work/collector.pid" || fail "collector needed SIGKILL"
+[[ $(blind) == 1 ]] || die "the loss was alerted $(blind) times, not once"
+"$dw" status --collector "127.0.0.1:$mport" | grep full-disk-node | grep -q spool_append_failures ||
+    die "driftwatch status --collector: $("$dw" status --collector "127.0.0.1:$mport")"
+dw_stop sensor3 || die "sensor needed SIGKILL"
+dw_stop collector || die "collector needed SIGKILL"
 echo "PASS: $before append failures counted, survived a restart once, alerted once at the collector"
