@@ -58,7 +58,8 @@ struct FidNames {
 // kernel pads FID events to 4 bytes), so nothing is read through a struct pointer. Records
 // of other types (FID, PIDFD, ERROR, types to come) are skipped. A name record too short for
 // its handle, or whose handle_bytes leave no room for a name, is skipped with `error` set; a
-// record length that is below a header or runs past the event ends the walk with `error` set.
+// record length that is below a header or runs past the event, or bytes too few for a header
+// left at the end, end the walk with `error` set.
 inline FidNames WalkFidRecords(const char* ev) {
   FidNames out;
   auto fail = [&out](const char* why) {
@@ -113,6 +114,8 @@ inline FidNames WalkFidRecords(const char* ev) {
     n.name = std::string_view(name, strnlen(name, hdr.len - name_at));
     (hdr.info_type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ? out.old : out.cur) = n;
   }
+  // Records are padded to 4 bytes and fill the event: anything left is a cut record.
+  if (!out.error && pos < end) fail("bytes after the last record, fewer than an info header");
   return out;
 }
 
