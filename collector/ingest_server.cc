@@ -9,11 +9,6 @@
 #include <mutex>
 #include <optional>
 
-#include <google/protobuf/io/coded_stream.h>
-
-#include "lib/base/version.h"
-#include "lib/event/wire_format.h"
-
 namespace driftwatch {
 
 std::string NodeFromAuthContext(const grpc::AuthContext& auth) {
@@ -52,107 +47,7 @@ void Log(const char* fmt, auto... args) {
   ::driftwatch::Logf(::driftwatch::LogLevel::kInfo, fmt, args...);
 }
 
-// Parses a message given as parts that protobuf would merge, in order.
-bool ParseParts(const std::vector<std::string_view>& parts, google::protobuf::Message* m) {
-  m->Clear();
-  for (std::string_view p : parts) {
-    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(p.data()),
-                                              static_cast<int>(p.size()));
-    if (!m->MergeFromCodedStream(&in) || !in.ConsumedEntireMessage()) return false;
-  }
-  return true;
-}
-
 }  // namespace
-
-std::expected<void, std::string> ScanSensorMessage(std::string_view bytes,
-                                                   ScannedSensorMessage* out,
-                                                   size_t max_event_views) {
-  using M = v1::SensorMessage;
-  auto reset = [out](M::BodyCase body) {
-    out->body = body;
-    out->batch_id = 0;
-    out->events.clear();
-    out->event_count = 0;
-    out->parts.clear();
-  };
-  reset(M::BODY_NOT_SET);
-  std::string_view in = bytes;
-  while (!in.empty()) {
-    uint64_t field = 0, wt = 0, value = 0;
-    std::string_view sub;
-    if (!wire::NextField(&in, &field, &wt, &value, &sub)) {
-      return std::unexpected("malformed SensorMessage");
-    }
-    if (wt != 2) continue;  // no known field here has another wire type: unknown, skipped
-    const M::BodyCase body = field == M::kBatchFieldNumber       ? M::kBatch
-                             : field == M::kHelloFieldNumber     ? M::kHello
-                             : field == M::kInventoryFieldNumber ? M::kInventory
-                                                                 : M::BODY_NOT_SET;
-    if (body == M::BODY_NOT_SET) continue;
-    // Another body field replaces the oneof; the same one again merges into it.
-    if (body != out->body) reset(body);
-    if (body != M::kBatch) {
-      out->parts.push_back(sub);
-      continue;
-    }
-    while (!sub.empty()) {
-      uint64_t f = 0, w = 0, v = 0;
-      std::string_view ev;
-      if (!wire::NextField(&sub, &f, &w, &v, &ev)) return std::unexpected("malformed EventBatch");
-      if (f == v1::EventBatch::kBatchIdFieldNumber && w == 0) out->batch_id = v;
-      if (f == v1::EventBatch::kEventsFieldNumber && w == 2) {
-        ++out->event_count;
-        if (out->events.size() < max_event_views) out->events.push_back(ev);
-      }
-    }
-  }
-  return {};
-}
-
-namespace {
-
-// Calls fn(field, wire_type, value, span) for each field of an InventoryReply given as
-// `parts` (merged in order); `span` is the field as received (tag, length and bytes).
-template <typename Fn>
-std::expected<void, std::string> WalkInventory(const std::vector<std::string_view>& parts,
-                                               Fn&& fn) {
-  for (std::string_view in : parts) {
-    while (!in.empty()) {
-      const char* begin = in.data();
-      uint64_t field = 0, wt = 0, value = 0;
-      std::string_view sub;
-      if (!wire::NextField(&in, &field, &wt, &value, &sub)) {
-        return std::unexpected("malformed InventoryReply");
-      }
-      if (auto r = fn(field, wt, value, sub, std::string_view(begin, in.data() - begin)); !r) {
-        return r;
-      }
-    }
-  }
-  return {};
-}
-
-}  // namespace
-
-std::expected<void, std::string> ScanInventoryChunk(const std::vector<std::string_view>& parts,
-                                                    InventoryChunkScan* out) {
-  using R = v1::InventoryReply;
-  *out = InventoryChunkScan();
-  for (std::string_view p : parts) out->bytes += p.size();
-  return WalkInventory(parts, [out](uint64_t f, uint64_t wt, uint64_t v, std::string_view,
-                                    std::string_view) -> std::expected<void, std::string> {
-    if (wt == 0 && f == R::kCommandIdFieldNumber) out->command_id = v;
-    // As protobuf reads a uint32 and a bool from a varint.
-    if (wt == 0 && f == R::kChunkIndexFieldNumber) out->chunk_index = static_cast<uint32_t>(v);
-    if (wt == 0 && f == R::kLastChunkFieldNumber) {
-      out->has_last_chunk = true;
-      out->last_chunk = v != 0;
-    }
-    if (wt == 2 && f == R::kEntriesFieldNumber) ++out->entries;
-    return {};
-  });
-}
 
 OversizeCounts BoundEventSizes(std::vector<std::string_view>* events, size_t max_event_bytes,
                                const ArgvCaps& caps, std::deque<std::string>* storage) {
@@ -181,26 +76,22 @@ OversizeCounts BoundEventSizes(std::vector<std::string_view>* events, size_t max
   return n;
 }
 
-// One sensor stream. State changes happen under mu_; the gRPC calls they lead to (StartRead,
-// StartWrite, Finish) are made after mu_ is released, as gRPC may run OnReadDone/OnWriteDone
-// inline from them. Finish is only called when no read, write or store commit of this stream
-// is outstanding, so no callback can reach the reactor after OnDone deletes it.
+// One sensor stream: bytes in, IngestSession, messages out. State changes happen under mu_;
+// the gRPC calls they lead to (StartRead, StartWrite, Finish) are made after mu_ is
+// released, as gRPC may run OnReadDone/OnWriteDone inline from them. Finish is only called
+// when no read, write or store commit of this stream is outstanding, so no callback can
+// reach the reactor after OnDone deletes it.
 class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamReactor(IngestService* svc, grpc::CallbackServerContext* ctx)
-      : svc_(svc), ctx_(ctx), peer_(ctx->peer()) {
+      : svc_(svc),
+        ctx_(ctx),
+        session_(&svc->session_store_, &svc->opt_, ctx->peer(), CertNode(svc, ctx)) {
     ++svc_->active_streams_;
-    if (!svc_->opt_.insecure) {
-      auto auth = ctx->auth_context();
-      if (auth) cert_node_ = NodeFromAuthContext(*auth);
-    }
     Actions a;
     {
       std::lock_guard lk(mu_);
-      if (!svc_->opt_.insecure && cert_node_.empty()) {
-        FailLocked(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                                "no node name in the client certificate (SAN DNS or CN)"));
-      } else {
+      if (!session_.failure()) {
         reading_ = true;
         a.start_read = true;
       }
@@ -248,29 +139,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   }
 
   void OnDone() override {
-    if (registered_) svc_->Unregister(node_, this);
-    // No callback runs any more: the inventories being joined are ours alone.
-    for (const auto& [command_id, a] : inventories_) {
-      if (a.next_chunk > 0 && a.failed.empty()) {
-        Discard(command_id, "incomplete", "the stream ended before its last chunk");
-      }
-    }
-    {
-      std::lock_guard lk(mu_);
-      AddInventoryBytes(-static_cast<int64_t>(inventory_bytes_));
-    }
-    if (hello_) {
-      svc_->store_->NodeDisconnected(node_);
-      auto n = svc_->store_->Node(node_);
-      Log("node %s disconnected (%s): stream stored %llu, duplicates %llu; node streams %u, "
-          "stored %llu",
-          node_.c_str(), cancelled_ ? "cancelled" : finish_text_.c_str(),
-          static_cast<unsigned long long>(stored_),
-          static_cast<unsigned long long>(duplicates_), n ? n->connected_streams : 0,
-          static_cast<unsigned long long>(n ? n->events_stored : 0));
-    } else if (!finish_text_.empty() && finish_text_ != "OK") {
-      Log("stream from %s ended before Hello: %s", peer_.c_str(), finish_text_.c_str());
-    }
+    if (registered_) svc_->Unregister(session_.node(), this);
+    // No callback runs any more, and RequestInventory no longer finds the stream: the
+    // session is ours alone.
+    session_.End(cancelled_, finish_text_);
     --svc_->active_streams_;
     delete this;
   }
@@ -292,13 +164,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   // command whose reply this stream takes.
   PinResult PinForCommand(uint64_t command_id) {
     std::lock_guard lk(mu_);
-    if (finished_ || finish_status_ || read_closed_ || cancelled_ || write_failed_) {
+    if (finished_ || session_.failure() || read_closed_ || cancelled_ || write_failed_) {
       return PinResult::kEnding;
     }
-    const auto now = std::chrono::steady_clock::now();
-    ExpireInventoriesLocked(now);
-    if (inventories_.size() >= svc_->opt_.max_inventory_commands) return PinResult::kFull;
-    inventories_[command_id].asked = now;
+    if (!session_.AddCommand(command_id, IngestSession::Clock::now())) return PinResult::kFull;
     ++pins_;
     return PinResult::kPinned;
   }
@@ -320,39 +189,44 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     bool finish = false;
     grpc::Status status;
   };
-  struct InFlight {
-    uint64_t batch_id = 0;
-    bool done = false;
-    CommitResult result;
-  };
-  // An inventory command sent on this stream and the chunks of its reply joined so far.
-  struct Assembly {
-    std::chrono::steady_clock::time_point asked;
-    uint32_t next_chunk = 0;
-    std::string failed;       // the reason it was discarded: so are its later chunks
-    std::string header;       // the latest chunk's fields but its entries (wire format)
-    std::string entries;      // every chunk's entries fields so far (wire format)
-    uint64_t entry_count = 0;
-    std::string container_id, error;  // from header
-    uint64_t size() const { return header.size() + entries.size(); }
-  };
-  using Assemblies = std::map<uint64_t, Assembly>;  // by command id
 
-  // Called with mu_ held: what to do next, given the state.
+  static std::string CertNode(IngestService* svc, grpc::CallbackServerContext* ctx) {
+    if (svc->opt_.insecure) return "";
+    auto auth = ctx->auth_context();
+    return auth ? NodeFromAuthContext(*auth) : "";
+  }
+
+  static grpc::Status ToStatus(const SessionStatus& s) {
+    switch (s.code) {
+      case SessionCode::kInvalidArgument:
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, s.message);
+      case SessionCode::kUnauthenticated:
+        return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, s.message);
+      case SessionCode::kUnavailable:
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, s.message);
+    }
+    return grpc::Status(grpc::StatusCode::INTERNAL, s.message);
+  }
+
+  // Called with mu_ held: what to do next, given the state. The session's messages are
+  // queued first (none once the client is gone).
   Actions Decide(Actions a) {
+    for (const v1::CollectorMessage& m : session_.TakeOutbox()) {
+      if (!cancelled_ && !write_failed_) pending_writes_.push_back(Encode(m));
+    }
     if (!writing_ && !pending_writes_.empty() && !cancelled_ && !write_failed_) {
       out_ = std::move(pending_writes_.front());
       pending_writes_.pop_front();
       writing_ = true;
       a.start_write = true;
     }
-    const bool ending = finish_status_.has_value() || read_closed_ || cancelled_;
+    const bool ending = session_.failure().has_value() || read_closed_ || cancelled_;
     if (parked_ && ending && svc_->Unpark(this)) parked_ = false;
     if (!ending && !reading_ && !parked_ &&
-        inflight_.size() < svc_->opt_.max_in_flight_batches) {
+        session_.in_flight() < svc_->opt_.max_in_flight_batches) {
       // Past Hello, a read waits while all streams' batches in flight are over budget:
       // Release resumes it.
-      if (hello_ && svc_->OverBudget() && svc_->Park(this)) {
+      if (session_.hello() && svc_->OverBudget() && svc_->Park(this)) {
         parked_ = true;
       } else {
         reading_ = true;
@@ -360,11 +234,11 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       }
     }
     if (ending && !finished_ && !reading_ && !writing_ && !cancelling_ && pins_ == 0 && !parked_ &&
-        inflight_.empty() &&
+        session_.in_flight() == 0 &&
         (pending_writes_.empty() || cancelled_ || write_failed_)) {
       finished_ = true;
       a.finish = true;
-      a.status = finish_status_.value_or(grpc::Status::OK);
+      a.status = session_.failure() ? ToStatus(*session_.failure()) : grpc::Status::OK;
       finish_text_ = a.status.ok() ? "OK" : a.status.error_message();
     }
     return a;
@@ -378,17 +252,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     if (a.finish) Finish(a.status);
   }
 
-  void FailLocked(grpc::Status st) {
-    if (finish_status_) return;
-    Log("stream from %s%s%s: %s", peer_.c_str(), node_.empty() ? "" : " node ", node_.c_str(),
-        st.error_message().c_str());
-    finish_status_ = std::move(st);
-  }
-
   Actions HandleMessage() {
-    // in_, msg_ and node_ belong to the read path (one read at a time):
-    // PrepareEncodedBatch, the costly part, runs without mu_, so the store's writer thread
-    // never waits on it in OnCommitted.
+    // in_ and msg_ belong to the read path (one read at a time): PrepareEncodedBatch, the
+    // costly part, runs without mu_, so the store's writer thread never waits on it in
+    // OnCommitted.
     // A local buffer, not one per stream: with many streams the memory is only held by the
     // reads being handled (gRPC's callback threads), not by every idle stream.
     std::string bytes;
@@ -405,58 +272,16 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       in_.Clear();
     }
     // Views of at most one event over the cap: a batch over it is refused by count.
-    auto scanned = ScanSensorMessage(bytes, &msg_, svc_->opt_.max_batch_events + 1ull);
-    // Hello first: nothing else is looked at before it, and only a Hello is parsed whole.
-    // hello_ is written on this path only (under mu_, in OnHello), so read here without it.
-    std::string refused;
-    std::optional<v1::Hello> hello;
-    InventoryChunkScan chunk;
-    if (scanned) {
-      using M = v1::SensorMessage;
-      if (msg_.body == M::BODY_NOT_SET) {
-        refused = "SensorMessage without a body (hello, batch or inventory)";
-      } else if (!hello_ && msg_.body != M::kHello) {
-        refused = std::string(msg_.body == M::kBatch ? "EventBatch" : "InventoryReply") +
-                  " before Hello: the first message must be Hello";
-      } else if (hello_ && msg_.body == M::kHello) {
-        refused = "second Hello on the stream";
-      } else if (msg_.body == M::kHello) {
-        hello.emplace();
-        if (!ParseParts(msg_.parts, &*hello)) refused = "malformed Hello";
-      } else if (msg_.body == M::kInventory) {
-        if (auto c = ScanInventoryChunk(msg_.parts, &chunk); !c) refused = c.error();
-      }
-    }
-    std::optional<PreparedBatch> prepared;
-    uint64_t batch_id = 0;
+    const IngestSession::Inbound in = session_.Inspect(
+        ScanSensorMessage(bytes, &msg_, svc_->opt_.max_batch_events + 1ull), msg_);
+    IngestSession::Step step;
     {
       Actions a;
-      bool register_node = false;
-      std::optional<Assemblies::node_type> joining;
       {
         std::lock_guard lk(mu_);
         reading_ = false;
-        if (finish_status_) return Decide(Actions{});
-        if (!scanned || !refused.empty()) {
-          FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                  scanned ? refused : scanned.error()));
-          return Decide(Actions{});
-        }
-        switch (msg_.body) {
-          case v1::SensorMessage::kHello:
-            OnHello(*hello);
-            register_node = hello_ && !finish_status_;
-            break;
-          case v1::SensorMessage::kBatch:
-            if (CheckBatch()) batch_id = msg_.batch_id;
-            break;
-          case v1::SensorMessage::kInventory:
-            joining = TakeAssemblyLocked(chunk);
-            break;
-          case v1::SensorMessage::BODY_NOT_SET:
-            break;  // refused above
-        }
-        if (batch_id != 0) {
+        step = session_.Apply(in, IngestSession::Clock::now());
+        if (step.batch_id != 0) {
           reading_ = true;  // not really: keeps other reads and Finish away until Submit
         } else {
           a = Decide(Actions{});
@@ -464,15 +289,21 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       }
       // Outside mu_ (lock order), before the read or write Decide asked for is started, so
       // the reactor cannot finish meanwhile.
-      if (register_node) {
+      if (step.registered) {
         registered_ = true;
-        svc_->Register(node_, this);
-        if (svc_->opt_.on_hello) svc_->opt_.on_hello(node_, *hello);
+        svc_->Register(session_.node(), this);
+        session_.HelloDone(*in.hello);
       }
-      if (joining) JoinChunk(chunk, std::move(*joining));
-      DeliverReady();
-      if (batch_id == 0) return a;
+      if (step.joining) {
+        IngestSession::ChunkWalk w = session_.WalkChunk(msg_.parts, &step.joining->mapped());
+        std::lock_guard lk(mu_);
+        session_.JoinChunk(in.chunk, std::move(*step.joining), std::move(w));
+      }
+      session_.DeliverReady();
+      if (step.batch_id == 0) return a;
     }
+    const uint64_t batch_id = step.batch_id;
+    const std::string& node = session_.node();
     // Charged with what the sensor sent until the store has it: a sender of big messages
     // pays for them.
     const size_t charge = bytes.size();
@@ -483,19 +314,19 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     const OversizeCounts over =
         BoundEventSizes(&msg_.events, svc_->opt_.max_event_bytes, svc_->opt_.argv, &cut);
     if (over.capped + over.refused > 0) {
-      svc_->CountOversize(node_, over);
+      svc_->CountOversize(node, over);
       if (!oversize_logged_) {
         oversize_logged_ = true;
         Log("node %s (%s): batch %llu has events over --max-event-bytes %zu: %llu cut to the "
             "argument caps (kept, marked args_capped), %llu refused (left out: a sequence "
             "gap); later ones on this stream are counted in "
             "driftwatch_collector_events_oversize_total",
-            node_.c_str(), peer_.c_str(), static_cast<unsigned long long>(batch_id),
+            node.c_str(), ctx_->peer().c_str(), static_cast<unsigned long long>(batch_id),
             svc_->opt_.max_event_bytes, static_cast<unsigned long long>(over.capped),
             static_cast<unsigned long long>(over.refused));
       }
     }
-    auto p = PrepareEncodedBatch(node_, msg_.events);
+    auto p = PrepareEncodedBatch(node, msg_.events);
     msg_.events.clear();
     cut.clear();
     if (!p) svc_->Release(charge);  // may resume streams: no lock held
@@ -503,11 +334,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       std::lock_guard lk(mu_);
       if (!p) {
         reading_ = false;
-        FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                "batch " + std::to_string(batch_id) + ": " + p.error()));
+        session_.BatchRefused(batch_id, p.error());
         return Decide(Actions{});
       }
-      inflight_.push_back(InFlight{batch_id, false, {}});
+      session_.Submitted(batch_id);
     }
     // Outside mu_: a closed store runs the callback inline. reading_ stays set until the
     // batch is queued: were the next read started meanwhile (by OnCommitted), batch N+1 could
@@ -518,8 +348,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
         batch,
         [this, batch_id, charge](const CommitResult& r) {
           svc_->Release(charge);
-          if (r.error.empty() && svc_->opt_.admit &&
-              !svc_->opt_.admit([this, batch_id, r] { OnCommitted(batch_id, r); })) {
+          if (!session_.Admit(r, [this, batch_id, r] { OnCommitted(batch_id, r); })) {
             return;  // detection is behind: acked when it catches up
           }
           OnCommitted(batch_id, r);
@@ -530,253 +359,17 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     return Decide(Actions{});
   }
 
-  // REQUIRES: mu_.
-  void OnHello(const v1::Hello& h) {
-    if (svc_->opt_.insecure) {
-      // No certificate: the sensor names itself, and the name must be one a certificate
-      // could carry (lib/daemon/node_name.h). FailLocked's log line names the peer.
-      if (auto ok = CheckNodeNameFrom("Hello.node", h.node()); !ok) {
-        FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                ok.error().message() + " (--insecure files events under Hello.node)"));
-        return;
-      }
-      node_ = h.node();
-    } else {
-      node_ = cert_node_;
-      if (!h.node().empty() && h.node() != cert_node_) {
-        Log("peer %s says Hello.node=%s but its certificate names %s: filing under %s",
-            peer_.c_str(), h.node().c_str(), cert_node_.c_str(), cert_node_.c_str());
-      }
-    }
-    hello_ = true;
-    NodeHello nh{h.boot_id(),      h.sensor_start_ns(), h.sensor_version(), h.kernel_version(),
-                 h.audit_mode(),   h.fanotify_mode(),   h.spool_dropped(),  peer_};
-    svc_->store_->NodeConnected(node_, nh);
-    auto n = svc_->store_->Node(node_);
-    Log("node %s connected from %s (sensor %s, boot %s; node streams %u, stored %llu)",
-        node_.c_str(), peer_.c_str(), h.sensor_version().c_str(), h.boot_id().c_str(),
-        n ? n->connected_streams : 1,
-        static_cast<unsigned long long>(n ? n->events_stored : 0));
-    v1::CollectorMessage m;
-    v1::Welcome* w = m.mutable_welcome();
-    w->set_node(node_);
-    w->set_collector_version(kVersion);
-    w->set_max_batch_events(svc_->opt_.max_batch_events);
-    pending_writes_.push_back(Encode(m));
-  }
-
-  // REQUIRES: mu_. False (and the stream failed) when the batch is refused.
-  bool CheckBatch() {
-    if (msg_.batch_id <= last_batch_id_) {
-      FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "batch_id " + std::to_string(msg_.batch_id) +
-                                  " does not increase (previous " +
-                                  std::to_string(last_batch_id_) + ")"));
-      return false;
-    }
-    if (msg_.event_count > svc_->opt_.max_batch_events) {
-      FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "batch " + std::to_string(msg_.batch_id) + " has " +
-                                  std::to_string(msg_.event_count) +
-                                  " events, more than max_batch_events " +
-                                  std::to_string(svc_->opt_.max_batch_events)));
-      return false;
-    }
-    last_batch_id_ = msg_.batch_id;
-    return true;
-  }
-
-  // Inventory replies. The read path decides under mu_ (TakeAssemblyLocked) and joins
-  // outside it (JoinChunk), on the assembly it took out of inventories_: RequestInventory
-  // only adds commands and expires old ones, so nothing else touches it meanwhile.
-
-  // REQUIRES: mu_. The assembly `c` continues, taken out of inventories_ for JoinChunk;
-  // nullopt when the chunk is discarded (counted and logged here).
-  std::optional<Assemblies::node_type> TakeAssemblyLocked(const InventoryChunkScan& c) {
-    ExpireInventoriesLocked(std::chrono::steady_clock::now());
-    auto it = inventories_.find(c.command_id);
-    if (it == inventories_.end()) {
-      Discard(c.command_id, "unsolicited", "no such command outstanding on this stream");
-      return std::nullopt;
-    }
-    Assembly& a = it->second;
-    if (a.failed.empty()) {
-      if (c.chunk_index != a.next_chunk) {
-        FailAssemblyLocked(c.command_id, &a, "out_of_order",
-                           "chunk " + std::to_string(c.chunk_index) + ", expected " +
-                               std::to_string(a.next_chunk));
-      } else if (inventory_bytes_ + c.bytes > svc_->opt_.max_inventory_bytes) {
-        FailAssemblyLocked(c.command_id, &a, "over_cap",
-                           "the inventory replies this stream is joining would go over " +
-                               std::to_string(svc_->opt_.max_inventory_bytes) +
-                               " bytes (--inventory-max-bytes)");
-      } else if (svc_->inventory_bytes_.load() + c.bytes > svc_->opt_.max_inventory_bytes_total) {
-        FailAssemblyLocked(c.command_id, &a, "over_cap",
-                           "the inventory replies all streams are joining would go over " +
-                               std::to_string(svc_->opt_.max_inventory_bytes_total) +
-                               " bytes (--inventory-max-bytes-total)");
-      } else {
-        return inventories_.extract(it);
-      }
-    } else {
-      Discard(c.command_id, a.failed, "an earlier chunk of the reply was discarded");
-    }
-    if (c.last()) inventories_.erase(it);
-    return std::nullopt;
-  }
-
-  // Read path, without mu_: adds the chunk to its assembly, and hands the reply on once
-  // whole. Each entry is parsed (into one reused message) to check it, never kept parsed.
-  void JoinChunk(const InventoryChunkScan& c, Assemblies::node_type node) {
-    Assembly& a = node.mapped();
-    const uint64_t before = a.size();  // counted in inventory_bytes_
-    std::string header;
-    uint64_t count = 0;
-    auto walked = WalkInventory(
-        msg_.parts, [&](uint64_t f, uint64_t wt, uint64_t, std::string_view sub,
-                        std::string_view span) -> std::expected<void, std::string> {
-          if (f != v1::InventoryReply::kEntriesFieldNumber || wt != 2) {
-            header.append(span);
-            return {};
-          }
-          if (!entry_.ParseFromArray(sub.data(), static_cast<int>(sub.size()))) {
-            return std::unexpected("entry " + std::to_string(a.entry_count + count) +
-                                   " does not parse as an InventoryEntry");
-          }
-          a.entries.append(span);
-          ++count;
-          return {};
-        });
-    v1::InventoryReply h;
-    if (walked && !h.ParseFromString(header)) {
-      walked = std::unexpected(std::string("its fields do not parse as an InventoryReply"));
-    }
-    std::lock_guard lk(mu_);
-    auto [it, inserted, rest] = inventories_.insert(std::move(node));
-    if (!inserted) {  // cannot be: command ids are unique (the chunk is lost, not memory)
-      AddInventoryBytes(-static_cast<int64_t>(before));
-      return;
-    }
-    Assembly& b = it->second;
-    if (walked) {
-      b.header = std::move(header);
-      b.container_id = h.container_id();
-      b.error = h.error();
-      b.entry_count += count;
-      ++b.next_chunk;
-    }
-    AddInventoryBytes(static_cast<int64_t>(b.size()) - static_cast<int64_t>(before));
-    if (!walked) {
-      FailAssemblyLocked(c.command_id, &b, "malformed", walked.error());
-      if (c.last()) inventories_.erase(it);
-      return;
-    }
-    if (!c.last()) return;
-    AddInventoryBytes(-static_cast<int64_t>(b.size()));
-    StoredInventory inv;
-    inv.container_id = std::move(b.container_id);
-    inv.error = std::move(b.error);
-    inv.entries = b.entry_count;
-    inv.reply = std::move(b.entries);
-    inv.reply += b.header;  // field order does not matter: one message, entries and the rest
-    inventories_.erase(it);
-    ready_.emplace_back(c.command_id, std::move(inv));
-  }
-
-  // REQUIRES: mu_. This stream's share of the replies being joined, and the service's.
-  void AddInventoryBytes(int64_t delta) {
-    inventory_bytes_ += static_cast<uint64_t>(delta);
-    svc_->inventory_bytes_ += static_cast<uint64_t>(delta);
-  }
-
-  // REQUIRES: mu_. The command's reply is discarded from here on (its later chunks too);
-  // on_inventory hears why, so the command is a failure, not a wait for the timeout.
-  void FailAssemblyLocked(uint64_t command_id, Assembly* a, const std::string& reason,
-                          const std::string& why) {
-    Discard(command_id, reason, why);
-    a->failed = reason;
-    AddInventoryBytes(-static_cast<int64_t>(a->size()));
-    a->header = std::string();
-    a->entries = std::string();
-    StoredInventory inv;
-    inv.container_id = a->container_id;
-    inv.error = "the collector discarded the reply (" + reason + "): " + why;
-    ready_.emplace_back(command_id, std::move(inv));
-  }
-
-  // REQUIRES: mu_. Commands asked longer than inventory_timeout ago are forgotten (detection
-  // has given up on them too); a partly received reply is counted as incomplete.
-  void ExpireInventoriesLocked(std::chrono::steady_clock::time_point now) {
-    std::erase_if(inventories_, [&](const auto& kv) {
-      const Assembly& a = kv.second;
-      if (now - a.asked < svc_->opt_.inventory_timeout) return false;
-      if (a.next_chunk > 0 && a.failed.empty()) {
-        Discard(kv.first, "incomplete", "no last chunk within the inventory timeout");
-      }
-      AddInventoryBytes(-static_cast<int64_t>(a.size()));
-      return true;
-    });
-  }
-
-  // Counts a discarded chunk for the node; logs the 1st, 2nd, 4th, 8th, ... of a reason,
-  // so that a flood costs no log volume. Takes only the service's leaf lock.
-  void Discard(uint64_t command_id, const std::string& reason, const std::string& why) {
-    const std::string& node = node_.empty() ? peer_ : node_;
-    const uint64_t n = svc_->CountInventoryDiscard(node, reason);
-    if ((n & (n - 1)) == 0) {
-      LogWarn("node %s: inventory reply chunk to command %llu discarded (%s: %s); %llu %s "
-              "discarded from this node\n",
-              node.c_str(), static_cast<unsigned long long>(command_id), reason.c_str(),
-              why.c_str(), static_cast<unsigned long long>(n), reason.c_str());
-    }
-  }
-
-  // Read path, without mu_: hands on the replies (and failures) decided under it.
-  void DeliverReady() {
-    for (auto& [command_id, inv] : ready_) {
-      if (svc_->opt_.on_inventory) svc_->opt_.on_inventory(node_, command_id, std::move(inv));
-    }
-    ready_.clear();
-  }
-
   // Writer thread of the store.
   void OnCommitted(uint64_t batch_id, const CommitResult& r) {
     Actions a;
     bool cancel = false;
     {
       std::lock_guard lk(mu_);
-      for (InFlight& f : inflight_) {
-        if (f.batch_id == batch_id) {
-          f.done = true;
-          f.result = r;
-        }
-      }
-      // Acks are cumulative and in order: one Ack for the leading run of committed batches.
-      v1::Ack ack;
-      bool any = false;
-      while (!inflight_.empty() && inflight_.front().done) {
-        const InFlight& f = inflight_.front();
-        if (!f.result.error.empty()) {
-          FailLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "store: " + f.result.error));
-        } else if (!store_failed()) {
-          ack.set_batch_id(f.batch_id);
-          ack.set_stored(ack.stored() + f.result.stored);
-          ack.set_duplicates(ack.duplicates() + f.result.duplicates);
-          stored_ += f.result.stored;
-          duplicates_ += f.result.duplicates;
-          any = true;
-        }
-        inflight_.pop_front();
-      }
-      if (any && !cancelled_ && !write_failed_) {
-        v1::CollectorMessage m;
-        *m.mutable_ack() = ack;
-        pending_writes_.push_back(Encode(m));
-      }
+      session_.Committed(batch_id, r);
       a = Decide(a);
       // A store failure with a read outstanding: cancel the call so the read returns.
       // cancelling_ keeps Finish (and so OnDone) away until TryCancel has returned.
-      if (store_failed() && reading_ && !cancelling_ && !cancelled_) {
+      if (session_.store_failed() && reading_ && !cancelling_ && !cancelled_) {
         cancelling_ = true;
         cancel = true;
       }
@@ -793,31 +386,18 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       Run(b);
     }
   }
-  bool store_failed() const {
-    return finish_status_ && finish_status_->error_code() == grpc::StatusCode::UNAVAILABLE;
-  }
 
   IngestService* const svc_;
   grpc::CallbackServerContext* const ctx_;
-  const std::string peer_;
-  std::string cert_node_;
   const uint64_t stream_token_ = svc_->next_stream_++;
 
   std::mutex mu_;
+  IngestSession session_;      // GUARDED_BY(mu_), but for its read-path methods
   grpc::ByteBuffer in_;        // owned by the outstanding read
   ScannedSensorMessage msg_;   // read path: the message walked (views into HandleMessage's copy)
-  v1::InventoryEntry entry_;   // read path: each inventory entry is parsed here to check it
-  // Read path: inventory replies and failures decided under mu_, handed on after it.
-  std::vector<std::pair<uint64_t, StoredInventory>> ready_;
   grpc::ByteBuffer out_;       // owned by the outstanding write
-  bool hello_ = false;         // written by the read path (under mu_), read there without
-  std::string node_;
   bool oversize_logged_ = false;  // read path
-  uint64_t last_batch_id_ = 0;
-  std::deque<InFlight> inflight_;
   std::deque<grpc::ByteBuffer> pending_writes_;
-  Assemblies inventories_;      // commands awaiting their reply; GUARDED_BY(mu_)
-  uint64_t inventory_bytes_ = 0;  // their size(), taken ones included; GUARDED_BY(mu_)
   bool reading_ = false;
   bool writing_ = false;
   bool read_closed_ = false;
@@ -828,10 +408,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   int pins_ = 0;               // RequestInventory writing a command: no Finish meanwhile
   bool parked_ = false;        // waiting for the in-flight byte budget: no read, no Finish
   bool registered_ = false;    // in the service's streams_ (read path, then OnDone)
-  std::optional<grpc::Status> finish_status_;
   std::string finish_text_;
-  uint64_t stored_ = 0;
-  uint64_t duplicates_ = 0;
 };
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* IngestService::Stream(
@@ -839,10 +416,36 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* IngestService::Stre
   return new StreamReactor(this, ctx);
 }
 
-uint64_t IngestService::CountInventoryDiscard(const std::string& node,
-                                             const std::string& reason) {
-  std::lock_guard lk(discards_mu_);
-  return ++discards_[{node, reason}];
+void IngestService::StoreAdapter::NodeConnected(const std::string& node,
+                                               const NodeHello& hello) {
+  svc_->store_->NodeConnected(node, hello);
+}
+void IngestService::StoreAdapter::NodeDisconnected(const std::string& node) {
+  svc_->store_->NodeDisconnected(node);
+}
+std::optional<NodeState> IngestService::StoreAdapter::Node(const std::string& node) const {
+  return svc_->store_->Node(node);
+}
+void IngestService::StoreAdapter::OnHello(const std::string& node, const v1::Hello& hello) {
+  if (svc_->opt_.on_hello) svc_->opt_.on_hello(node, hello);
+}
+bool IngestService::StoreAdapter::Admit(std::function<void()> release) {
+  return !svc_->opt_.admit || svc_->opt_.admit(std::move(release));
+}
+void IngestService::StoreAdapter::OnInventory(const std::string& node, uint64_t command_id,
+                                             StoredInventory inv) {
+  if (svc_->opt_.on_inventory) svc_->opt_.on_inventory(node, command_id, std::move(inv));
+}
+uint64_t IngestService::StoreAdapter::CountInventoryDiscard(const std::string& node,
+                                                            const std::string& reason) {
+  std::lock_guard lk(svc_->discards_mu_);
+  return ++svc_->discards_[{node, reason}];
+}
+uint64_t IngestService::StoreAdapter::InventoryBytes() const {
+  return svc_->inventory_bytes_.load();
+}
+void IngestService::StoreAdapter::AddInventoryBytes(int64_t delta) {
+  svc_->inventory_bytes_ += static_cast<uint64_t>(delta);
 }
 
 std::map<std::pair<std::string, std::string>, uint64_t> IngestService::InventoryDiscards() const {

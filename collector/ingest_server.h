@@ -18,6 +18,9 @@
 // sending 64 KiB execs: over 1 GiB). What is left per stream is gRPC's: the message being
 // received (at most --max-message-bytes) and the stream window.
 //
+// The reactor moves bytes and messages and keeps gRPC's rules (one read, one write, Finish
+// last); what a message means and what is answered is IngestSession's (collector/session.h),
+// which reaches the store, detection and the counters below through SessionStore.
 //
 // Nothing but Hello is looked at before a stream's Hello (a batch or reply first ends the
 // stream), and only Hello is parsed whole. Drift inventories come back in chunks
@@ -45,47 +48,14 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "collector/message_scan.h"
+#include "collector/session.h"
 #include "driftwatch/v1/collector.grpc.pb.h"
 #include "lib/alerts/alert_store.h"
 #include "lib/event/argv_caps.h"
 #include "lib/store/event_store.h"
 
 namespace driftwatch {
-
-struct IngestOptions {
-  uint32_t max_batch_events = 10000;
-  uint32_t max_in_flight_batches = 4;
-  size_t max_in_flight_bytes = 32 << 20;  // all streams' batches awaiting the store
-  // What one event may cost the store and detection. A sensor caps exec arguments itself
-  // (lib/event/argv_caps.h); one that did not (older, misconfigured or lying) can still send
-  // megabytes per event within the message size. An event larger than max_event_bytes is
-  // parsed: an exec has its arguments cut to `argv` and is kept, marked args_capped; one
-  // still larger is refused: left out of its batch, which the store then records as a
-  // sequence gap (a "Sensor blind window" alert naming the node). Both are counted by node
-  // (OversizeByNode) and logged once per stream.
-  size_t max_event_bytes = 256 << 10;
-  ArgvCaps argv;
-  bool insecure = false;  // node name from Hello.node (no client certificate)
-  // Backpressure from detection, asked on the store's writer thread for each committed
-  // batch: true to ack it now; false holds the ack until the gate runs `release` (the stream
-  // is not read meanwhile once max_in_flight_batches are held). Unset: always ack.
-  std::function<bool(std::function<void()> release)> admit;
-  // Called on a gRPC thread with each Hello, after the node is known. Must not block.
-  std::function<void(const std::string& node, const v1::Hello& hello)> on_hello;
-  // Inventory replies: bytes of chunks being joined that one stream may hold at once (an
-  // honest sensor sends one reply at a time); commands outstanding per stream; how long a
-  // command waits for its last chunk (as detection waits for the reply).
-  uint64_t max_inventory_bytes = 64ull << 20;         // per stream
-  uint64_t max_inventory_bytes_total = 256ull << 20;  // all streams together
-  uint32_t max_inventory_commands = 64;
-  std::chrono::milliseconds inventory_timeout{60000};
-  // Called on a gRPC thread with each whole inventory reply to a command of
-  // RequestInventory (its chunks joined), and with an error in `inv.error` when the reply
-  // was discarded (out of order, over the cap, malformed). `inv` has container_id, error,
-  // entries and reply (one serialized InventoryReply) set. Must not block.
-  std::function<void(const std::string& node, uint64_t command_id, StoredInventory inv)>
-      on_inventory;
-};
 
 // The node name a verified client certificate carries: its first DNS subject alternative
 // name, else (no DNS SAN) its common name; never an IP, URI or email SAN (lib/daemon/node_name.h).
@@ -94,38 +64,6 @@ struct IngestOptions {
 // warning naming the certificate's subject and the reason is logged, and the caller refuses
 // the stream (UNAUTHENTICATED, logged with the peer's address).
 std::string NodeFromAuthContext(const grpc::AuthContext& auth);
-
-// A SensorMessage in the wire format, walked without parsing it. For a batch, `events`
-// views the serialized events inside the message's bytes (which must outlive it), the
-// first `max_event_views` of them, `event_count` counts them all; a Hello's or an
-// InventoryReply's bytes are viewed in `parts` (protobuf would merge them, in order). As
-// protobuf parses: the last body field wins, repeated batch fields merge, unknown fields
-// are skipped. Error: the bytes are malformed.
-struct ScannedSensorMessage {
-  v1::SensorMessage::BodyCase body = v1::SensorMessage::BODY_NOT_SET;
-  uint64_t batch_id = 0;
-  std::vector<std::string_view> events;
-  uint64_t event_count = 0;
-  std::vector<std::string_view> parts;  // hello or inventory
-};
-[[nodiscard]] std::expected<void, std::string> ScanSensorMessage(
-    std::string_view bytes, ScannedSensorMessage* out,
-    size_t max_event_views = static_cast<size_t>(-1));
-
-// The fields of an InventoryReply chunk that say where it belongs, read by walking its
-// wire format (`parts` as ScanSensorMessage gives them), nothing allocated. Error: the
-// bytes are malformed.
-struct InventoryChunkScan {
-  uint64_t command_id = 0;
-  uint64_t chunk_index = 0;
-  bool has_last_chunk = false;  // absent: a sensor from before chunks, one message
-  bool last_chunk = false;
-  uint64_t entries = 0;
-  uint64_t bytes = 0;  // the chunk's size
-  bool last() const { return !has_last_chunk || last_chunk; }
-};
-[[nodiscard]] std::expected<void, std::string> ScanInventoryChunk(
-    const std::vector<std::string_view>& parts, InventoryChunkScan* out);
 
 // Events over IngestOptions::max_event_bytes, by what was done with them.
 struct OversizeCounts {
@@ -174,8 +112,6 @@ class IngestService final
   friend class StreamReactor;
   void Register(const std::string& node, StreamReactor* r);
   void Unregister(const std::string& node, StreamReactor* r);
-  // Counts one discarded chunk; the node's count for `reason` so far.
-  uint64_t CountInventoryDiscard(const std::string& node, const std::string& reason);
   void CountOversize(const std::string& node, const OversizeCounts& n);
   // The in-flight byte budget. Charge/Release: any thread, no lock held. Park: with the
   // reactor's mu_ held; false (not parked) when the budget has room after all. Unpark: with
@@ -187,8 +123,28 @@ class IngestService final
   bool Park(StreamReactor* r);
   bool Unpark(StreamReactor* r);
 
+  // The store, IngestOptions' callbacks and the counters below, as each stream's
+  // IngestSession sees them (collector/session.h).
+  class StoreAdapter final : public SessionStore {
+   public:
+    explicit StoreAdapter(IngestService* svc) : svc_(svc) {}
+    void NodeConnected(const std::string& node, const NodeHello& hello) override;
+    void NodeDisconnected(const std::string& node) override;
+    std::optional<NodeState> Node(const std::string& node) const override;
+    void OnHello(const std::string& node, const v1::Hello& hello) override;
+    bool Admit(std::function<void()> release) override;
+    void OnInventory(const std::string& node, uint64_t command_id, StoredInventory inv) override;
+    uint64_t CountInventoryDiscard(const std::string& node, const std::string& reason) override;
+    uint64_t InventoryBytes() const override;
+    void AddInventoryBytes(int64_t delta) override;
+
+   private:
+    IngestService* const svc_;
+  };
+
   EventStore* const store_;
   const IngestOptions opt_;
+  StoreAdapter session_store_{this};
   std::atomic<uint64_t> active_streams_{0};
   std::atomic<uint64_t> inventory_bytes_{0};  // inventory replies being joined, all streams
   std::atomic<uint64_t> next_stream_{1};  // store tokens: a failed batch stops its stream

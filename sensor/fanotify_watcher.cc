@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "lib/base/clock.h"
+#include "lib/base/log.h"
 #include "lib/event/file_digest.h"
 #include "lib/node/mountinfo.h"
 #include "lib/node/procfs.h"
@@ -480,16 +481,23 @@ void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata& md, const ch
   if (!kind) return;
   if (dir_cache_.size() >= kMaxOpenDirs) CloseDirs();  // an event needs at most two
   // Info records: one DFID_NAME, or OLD_DFID_NAME + NEW_DFID_NAME for FAN_RENAME.
-  auto [cur, old] = WalkFidRecords(bytes);
-  if (md.mask & FAN_MOVED_FROM) {
-    old = cur;  // pre-5.17 kernels: the old side arrives alone
-    cur = FidName{};
-  }
-  const FidName& obj = cur.handle ? cur : old;
-  if (!obj.handle || obj.name.empty()) {
+  const FidEvent fe = ResolveFidEvent(md.mask, WalkFidRecords(bytes));
+  if (fe.error) {
+    // Once per event; logged the 1st, 2nd, 4th, ... time, so a flood costs no log volume.
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
-    return;
+    static std::atomic<uint64_t> malformed{0};
+    const uint64_t n = ++malformed;
+    if ((n & (n - 1)) == 0) {
+      LogWarn("fanotify: event (mask 0x%llx) with unusable info records: %s (%llu so far, "
+              "counted in errors)",
+              static_cast<unsigned long long>(md.mask), fe.error,
+              static_cast<unsigned long long>(n));
+    }
   }
+  if (!fe.usable()) return;
+  const FidName& cur = fe.cur;
+  const FidName& old = fe.old;
+  const FidName& obj = fe.entry;
 
   // Directory handle -> open directory on the host -> its path -> the container.
   const DirInfo* dir = Dir(obj.fsid, obj.handle, obj.handle_len);
