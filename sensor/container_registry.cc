@@ -107,7 +107,7 @@ std::optional<std::string> ContainerRegistry::Start() {
         runtime_name_ = cri_->RuntimeName();
         break;
       }
-      tried += "\n  " + c.error();
+      tried += "\n  " + c.error().message();
     }
     if (!cri_)
       LogWarn(
@@ -335,10 +335,12 @@ void ContainerRegistry::ApplyCri(Entry* e) {
     return;
   }
   auto st = cri_->ContainerStatus(e->info.id());
-  if (!st) return;  // runtime not answering: retried while the entry is pending
-  if (st->not_found) {
+  if (!st && st.error().code() != ErrorCode::kNotFound) {
+    return;  // runtime not answering: retried while the entry is pending
+  }
+  if (!st) {
     // A pod's sandbox (pause) container is known to CRI as the pod, not as a container.
-    if (auto pod = cri_->PodSandboxStatus(e->info.id()); pod && !pod->not_found) {
+    if (auto pod = cri_->PodSandboxStatus(e->info.id()); pod) {
       v1::ContainerInfo& i = e->info;
       i.set_source("cri");
       i.set_name("POD");  // the kubelet's name for a pod's infrastructure container
@@ -385,7 +387,7 @@ void ContainerRegistry::ApplyCri(Entry* e) {
   if (!c.pod_sandbox_id.empty()) {
     auto pod = pods_.find(c.pod_sandbox_id);
     if (pod == pods_.end()) {
-      if (auto p = cri_->PodSandboxStatus(c.pod_sandbox_id); p && !p->not_found) {
+      if (auto p = cri_->PodSandboxStatus(c.pod_sandbox_id); p) {
         v1::ContainerInfo pi;
         pi.set_pod_name(p->name);
         pi.set_pod_namespace(p->namespace_);

@@ -44,7 +44,6 @@ Json ToJson(const CriContainer& c) {
 }
 
 Json StatusJson(const CriContainer& c) {
-  if (c.not_found) return Json{{"id", c.id}, {"not_found", true}};
   Json j = ToJson(c);
   j["not_found"] = false;
   j["started_at_ns"] = c.started_at_ns;
@@ -72,7 +71,6 @@ Json ToJson(const CriPod& p) {
 }
 
 Json StatusJson(const CriPod& p) {
-  if (p.not_found) return Json{{"id", p.id}, {"not_found", true}};
   Json j = ToJson(p);
   j["not_found"] = false;
   j["host_network"] = p.host_network;
@@ -87,7 +85,7 @@ int Print(const Json& j) {
   return 0;
 }
 
-int Error(const std::string& msg) {
+int Fail(const std::string& msg) {
   std::cerr << "dw-cri: " << msg << "\n";
   return 1;
 }
@@ -185,7 +183,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<CriClient> client;
   if (!endpoint.empty()) {
     auto c = CriClient::Connect(endpoint, std::chrono::milliseconds(timeout_ms));
-    if (!c) return Error(c.error());
+    if (!c) return Fail(c.error().message());
     client = std::move(*c);
   } else {
     std::string errors;
@@ -195,9 +193,9 @@ int main(int argc, char** argv) {
         client = std::move(*c);
         break;
       }
-      errors += "\n  " + c.error();
+      errors += "\n  " + c.error().message();
     }
-    if (!client) return Error("no CRI runtime found (use --endpoint):" + errors);
+    if (!client) return Fail("no CRI runtime found (use --endpoint):" + errors);
   }
 
   if (*version) {
@@ -210,20 +208,21 @@ int main(int argc, char** argv) {
   }
   if (*runp) {
     std::string err;
-    if (!ParseLabels(pod_labels, pod.labels, err)) return Error(err);
+    if (!ParseLabels(pod_labels, pod.labels, err)) return Fail(err);
     auto r = client->RunPodSandbox(pod);
-    if (!r) return Error(r.error());
+    if (!r) return Fail(r.error().message());
     return Print(Json{{"id", *r}});
   }
   if (*create) {
     std::string err;
-    if (!ParseLabels(ctr_labels, cspec.labels, err)) return Error(err);
+    if (!ParseLabels(ctr_labels, cspec.labels, err)) return Fail(err);
     cspec.command = cmd;
     // containerd 1.6 puts the container's cgroup under the cgroup_parent of the config sent
     // here, not the pod's stored one: fill it in as a kubelet would.
     auto status = client->PodSandboxStatus(pod_id);
-    if (!status) return Error(status.error());
-    if (status->not_found) return Error("pod sandbox " + pod_id + " not found");
+    if (!status && status.error().code() == driftwatch::ErrorCode::kNotFound)
+      return Fail("pod sandbox " + pod_id + " not found");
+    if (!status) return Fail(status.error().message());
     if (o_pod_name->count() == 0) cpod.name = status->name;
     if (o_pod_ns->count() == 0) cpod.namespace_ = status->namespace_;
     if (o_pod_uid->count() == 0) cpod.uid = status->uid;
@@ -234,29 +233,29 @@ int main(int argc, char** argv) {
     // pod is privileged when any of its containers is).
     cpod.privileged = cspec.privileged;
     auto r = client->CreateContainer(pod_id, cpod, cspec);
-    if (!r) return Error(r.error());
+    if (!r) return Fail(r.error().message());
     return Print(Json{{"id", *r}});
   }
   if (*start || *stop || *rm || *stopp || *rmp) {
-    std::expected<void, std::string> r;
+    driftwatch::Result<void> r;
     if (*start) r = client->StartContainer(id);
     if (*stop) r = client->StopContainer(id, stop_timeout);
     if (*rm) r = client->RemoveContainer(id);
     if (*stopp) r = client->StopPodSandbox(id);
     if (*rmp) r = client->RemovePodSandbox(id);
-    if (!r) return Error(r.error());
+    if (!r) return Fail(r.error().message());
     return Print(Json{{"id", id}, {"ok", true}});
   }
   if (*ps) {
     auto r = client->ListContainers(filter);
-    if (!r) return Error(r.error());
+    if (!r) return Fail(r.error().message());
     Json arr = Json::array();
     for (const auto& c : *r) arr.push_back(quiet ? Json(c.id) : ToJson(c));
     return Print(arr);
   }
   if (*pods) {
     auto r = client->ListPodSandbox();
-    if (!r) return Error(r.error());
+    if (!r) return Fail(r.error().message());
     Json arr = Json::array();
     for (const auto& p : *r) arr.push_back(quiet ? Json(p.id) : ToJson(p));
     return Print(arr);
@@ -264,24 +263,32 @@ int main(int argc, char** argv) {
   if (*inspect) {
     std::string info;
     auto r = client->ContainerStatus(id, &info);
-    if (!r) return Error(r.error());
-    if (raw && !r->not_found) {
+    if (!r && r.error().code() == driftwatch::ErrorCode::kNotFound) {
+      Print(Json{{"id", id}, {"not_found", true}});
+      return Fail("container " + id + " not found");
+    }
+    if (!r) return Fail(r.error().message());
+    if (raw) {
       std::cout << info << "\n";
     } else {
       Print(StatusJson(*r));
     }
-    return r->not_found ? Error("container " + id + " not found") : 0;
+    return 0;
   }
   if (*inspectp) {
     std::string info;
     auto r = client->PodSandboxStatus(id, &info);
-    if (!r) return Error(r.error());
-    if (raw && !r->not_found) {
+    if (!r && r.error().code() == driftwatch::ErrorCode::kNotFound) {
+      Print(Json{{"id", id}, {"not_found", true}});
+      return Fail("pod sandbox " + id + " not found");
+    }
+    if (!r) return Fail(r.error().message());
+    if (raw) {
       std::cout << info << "\n";
     } else {
       Print(StatusJson(*r));
     }
-    return r->not_found ? Error("pod sandbox " + id + " not found") : 0;
+    return 0;
   }
-  return Error("no subcommand");
+  return Fail("no subcommand");
 }

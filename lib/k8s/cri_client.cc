@@ -56,6 +56,26 @@ struct CallError {
   std::string message;
 };
 
+// What a gRPC status means to a caller.
+ErrorCode CodeOf(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::StatusCode::NOT_FOUND: return ErrorCode::kNotFound;
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return ErrorCode::kUnavailable;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::OUT_OF_RANGE:
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return ErrorCode::kInvalidInput;
+    case grpc::StatusCode::DATA_LOSS: return ErrorCode::kCorruption;
+    default: return ErrorCode::kIo;
+  }
+}
+
 // One unary call with the client's deadline (+ `extra`). wait_for_ready: a channel that is
 // reconnecting (runtime restarted) is waited for within the deadline instead of failing.
 template <class Req, class Resp, class Fn>
@@ -80,8 +100,8 @@ std::expected<Resp, CallError> Call(const CriClient::Impl& impl, const char* met
 }
 
 template <class T>
-std::unexpected<std::string> Fail(CallError&& e) {
-  return std::unexpected(std::move(e.message));
+std::unexpected<Error> Fail(CallError&& e) {
+  return std::unexpected(Error(CodeOf(e.code), std::move(e.message)));
 }
 
 // Labels and annotations come as map entries (bytes: see proto/cri); a key sent twice
@@ -197,10 +217,10 @@ bool GetInt32(const Json* j, int32_t& out) {
   return true;
 }
 
-std::expected<Json, std::string> ParseInfo(std::string_view info_json) {
+Result<Json> ParseInfo(std::string_view info_json) {
   Json j = Json::parse(info_json.begin(), info_json.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return std::unexpected(std::string("verbose info is not valid JSON"));
-  if (!j.is_object()) return std::unexpected(std::string("verbose info is not a JSON object"));
+  if (j.is_discarded()) return std::unexpected(Error::InvalidInput("verbose info is not valid JSON"));
+  if (!j.is_object()) return std::unexpected(Error::InvalidInput("verbose info is not a JSON object"));
   return j;
 }
 
@@ -213,7 +233,7 @@ std::string_view InfoJson(const google::protobuf::Map<std::string, std::string>&
 
 }  // namespace
 
-std::expected<void, std::string> ApplyContainerInfo(std::string_view info_json, CriContainer& c) {
+Result<void> ApplyContainerInfo(std::string_view info_json, CriContainer& c) {
   auto parsed = ParseInfo(info_json);
   if (!parsed) return std::unexpected(parsed.error());
   const Json& j = *parsed;
@@ -245,7 +265,7 @@ std::expected<void, std::string> ApplyContainerInfo(std::string_view info_json, 
   return {};
 }
 
-std::expected<void, std::string> ApplyPodInfo(std::string_view info_json, CriPod& p) {
+Result<void> ApplyPodInfo(std::string_view info_json, CriPod& p) {
   auto parsed = ParseInfo(info_json);
   if (!parsed) return std::unexpected(parsed.error());
   const Json& j = *parsed;
@@ -265,20 +285,20 @@ std::vector<std::string> CriClient::DefaultEndpoints() {
           "/run/k3s/containerd/containerd.sock", "/run/cri-dockerd.sock"};
 }
 
-std::expected<std::unique_ptr<CriClient>, std::string> CriClient::Connect(
+Result<std::unique_ptr<CriClient>> CriClient::Connect(
     const std::string& endpoint, std::chrono::milliseconds timeout) {
   std::string path = endpoint;
   if (path.starts_with("unix://")) path.erase(0, 7);
   if (path.empty() || path[0] != '/') {
-    return std::unexpected("CRI endpoint '" + endpoint +
-                           "': want an absolute unix socket path or unix:///path");
+    return std::unexpected(Error::InvalidInput(
+        "CRI endpoint '" + endpoint + "': want an absolute unix socket path or unix:///path"));
   }
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
-    return std::unexpected("CRI socket " + path + ": " + std::strerror(errno) +
-                           " (is the container runtime running?)");
+    const Error e = Error::FromErrno(errno, "CRI socket " + path);
+    return std::unexpected(Error(e.code(), e.message() + " (is the container runtime running?)"));
   }
-  if (!S_ISSOCK(st.st_mode)) return std::unexpected("CRI socket " + path + ": not a socket");
+  if (!S_ISSOCK(st.st_mode)) return std::unexpected(Error::InvalidInput("CRI socket " + path + ": not a socket"));
 
   auto impl = std::make_unique<Impl>();
   impl->socket_path = path;
@@ -304,13 +324,13 @@ std::expected<std::unique_ptr<CriClient>, std::string> CriClient::Connect(
         resp.error().code == grpc::StatusCode::UNAVAILABLE) {
       msg += " (is a CRI runtime listening on " + path + "?)";
     }
-    return std::unexpected(std::move(msg));
+    return std::unexpected(Error(CodeOf(resp.error().code), std::move(msg)));
   }
   impl->version = FromProto(*resp);
   return std::unique_ptr<CriClient>(new CriClient(std::move(impl)));
 }
 
-std::expected<CriVersion, std::string> CriClient::Version() const {
+Result<CriVersion> CriClient::Version() const {
   rt::VersionRequest req;
   req.set_version("v1");
   auto resp = Call<rt::VersionRequest, rt::VersionResponse>(*impl_, "Version",
@@ -319,7 +339,7 @@ std::expected<CriVersion, std::string> CriClient::Version() const {
   return FromProto(*resp);
 }
 
-std::expected<std::vector<CriContainer>, std::string> CriClient::ListContainers(
+Result<std::vector<CriContainer>> CriClient::ListContainers(
     const CriContainerFilter& filter) const {
   rt::ListContainersRequest req;
   auto* f = req.mutable_filter();
@@ -348,22 +368,15 @@ std::expected<std::vector<CriContainer>, std::string> CriClient::ListContainers(
   return out;
 }
 
-std::expected<CriContainer, std::string> CriClient::ContainerStatus(const std::string& id,
+Result<CriContainer> CriClient::ContainerStatus(const std::string& id,
                                                                    std::string* raw_info) const {
   rt::ContainerStatusRequest req;
   req.set_container_id(id);
   req.set_verbose(true);
   auto resp = Call<rt::ContainerStatusRequest, rt::ContainerStatusResponse>(
       *impl_, "ContainerStatus", &rt::RuntimeService::Stub::ContainerStatus, req);
+  if (!resp) return Fail<CriContainer>(std::move(resp.error()));
   CriContainer cc;
-  if (!resp) {
-    if (resp.error().code != grpc::StatusCode::NOT_FOUND) {
-      return Fail<CriContainer>(std::move(resp.error()));
-    }
-    cc.id = id;
-    cc.not_found = true;
-    return cc;
-  }
   const rt::ContainerStatus& s = resp->status();
   cc.id = s.id().empty() ? id : s.id();
   cc.name = s.metadata().name();
@@ -384,22 +397,15 @@ std::expected<CriContainer, std::string> CriClient::ContainerStatus(const std::s
   return cc;
 }
 
-std::expected<CriPod, std::string> CriClient::PodSandboxStatus(const std::string& id,
+Result<CriPod> CriClient::PodSandboxStatus(const std::string& id,
                                                              std::string* raw_info) const {
   rt::PodSandboxStatusRequest req;
   req.set_pod_sandbox_id(id);
   req.set_verbose(true);
   auto resp = Call<rt::PodSandboxStatusRequest, rt::PodSandboxStatusResponse>(
       *impl_, "PodSandboxStatus", &rt::RuntimeService::Stub::PodSandboxStatus, req);
+  if (!resp) return Fail<CriPod>(std::move(resp.error()));
   CriPod pod;
-  if (!resp) {
-    if (resp.error().code != grpc::StatusCode::NOT_FOUND) {
-      return Fail<CriPod>(std::move(resp.error()));
-    }
-    pod.id = id;
-    pod.not_found = true;
-    return pod;
-  }
   const rt::PodSandboxStatus& s = resp->status();
   pod.id = s.id().empty() ? id : s.id();
   pod.name = s.metadata().name();
@@ -418,7 +424,7 @@ std::expected<CriPod, std::string> CriClient::PodSandboxStatus(const std::string
   return pod;
 }
 
-std::expected<std::vector<CriPod>, std::string> CriClient::ListPodSandbox() const {
+Result<std::vector<CriPod>> CriClient::ListPodSandbox() const {
   rt::ListPodSandboxRequest req;
   auto resp = Call<rt::ListPodSandboxRequest, rt::ListPodSandboxResponse>(
       *impl_, "ListPodSandbox", &rt::RuntimeService::Stub::ListPodSandbox, req);
@@ -429,7 +435,7 @@ std::expected<std::vector<CriPod>, std::string> CriClient::ListPodSandbox() cons
   return out;
 }
 
-std::expected<std::string, std::string> CriClient::RunPodSandbox(const CriPodSpec& pod) const {
+Result<std::string> CriClient::RunPodSandbox(const CriPodSpec& pod) const {
   rt::RunPodSandboxRequest req;
   *req.mutable_config() = SandboxConfig(pod);
   auto resp = Call<rt::RunPodSandboxRequest, rt::RunPodSandboxResponse>(
@@ -438,7 +444,7 @@ std::expected<std::string, std::string> CriClient::RunPodSandbox(const CriPodSpe
   return resp->pod_sandbox_id();
 }
 
-std::expected<std::string, std::string> CriClient::CreateContainer(
+Result<std::string> CriClient::CreateContainer(
     const std::string& pod_id, const CriPodSpec& pod, const CriContainerSpec& c) const {
   rt::CreateContainerRequest req;
   req.set_pod_sandbox_id(pod_id);
@@ -469,7 +475,7 @@ std::expected<std::string, std::string> CriClient::CreateContainer(
   return resp->container_id();
 }
 
-std::expected<void, std::string> CriClient::StartContainer(const std::string& id) const {
+Result<void> CriClient::StartContainer(const std::string& id) const {
   rt::StartContainerRequest req;
   req.set_container_id(id);
   auto resp = Call<rt::StartContainerRequest, rt::StartContainerResponse>(
@@ -478,7 +484,7 @@ std::expected<void, std::string> CriClient::StartContainer(const std::string& id
   return {};
 }
 
-std::expected<void, std::string> CriClient::StopContainer(const std::string& id,
+Result<void> CriClient::StopContainer(const std::string& id,
                                                           int64_t timeout_s) const {
   rt::StopContainerRequest req;
   req.set_container_id(id);
@@ -491,7 +497,7 @@ std::expected<void, std::string> CriClient::StopContainer(const std::string& id,
   return {};
 }
 
-std::expected<void, std::string> CriClient::RemoveContainer(const std::string& id) const {
+Result<void> CriClient::RemoveContainer(const std::string& id) const {
   rt::RemoveContainerRequest req;
   req.set_container_id(id);
   auto resp = Call<rt::RemoveContainerRequest, rt::RemoveContainerResponse>(
@@ -500,7 +506,7 @@ std::expected<void, std::string> CriClient::RemoveContainer(const std::string& i
   return {};
 }
 
-std::expected<void, std::string> CriClient::StopPodSandbox(const std::string& id) const {
+Result<void> CriClient::StopPodSandbox(const std::string& id) const {
   rt::StopPodSandboxRequest req;
   req.set_pod_sandbox_id(id);
   auto resp = Call<rt::StopPodSandboxRequest, rt::StopPodSandboxResponse>(
@@ -509,7 +515,7 @@ std::expected<void, std::string> CriClient::StopPodSandbox(const std::string& id
   return {};
 }
 
-std::expected<void, std::string> CriClient::RemovePodSandbox(const std::string& id) const {
+Result<void> CriClient::RemovePodSandbox(const std::string& id) const {
   rt::RemovePodSandboxRequest req;
   req.set_pod_sandbox_id(id);
   auto resp = Call<rt::RemovePodSandboxRequest, rt::RemovePodSandboxResponse>(

@@ -13,10 +13,10 @@
 // parsed here. List calls return every item in one message (16 MB cap, as the kubelet's).
 // RunPodSandbox and CreateContainer+StartContainer take tens of ms on containerd 1.6.
 //
-// Errors are values: the text names the call, the socket and the gRPC status, e.g.
-// "CRI ContainerStatus on /run/containerd/containerd.sock: UNAVAILABLE: ...". A container or
-// pod the runtime does not know (NOT_FOUND) is not an error for the status calls: they
-// return a value with `not_found = true`, so a registry can tell "gone" from "runtime down".
+// Errors are Results (lib/base/result.h): the message names the call, the socket and the gRPC
+// status, e.g. "CRI ContainerStatus on /run/containerd/containerd.sock: UNAVAILABLE: ...";
+// the code tells a container or pod the runtime does not know (kNotFound) from a runtime that
+// is down or slow (kUnavailable), so a registry can tell "gone" from "runtime down".
 //
 // Strings the runtime keeps as it was given them (names, labels, annotations, images) are
 // its bytes as they are, UTF-8 or not: containerd 1.6 does not check them, and an answer
@@ -25,12 +25,13 @@
 
 #include <chrono>
 #include <cstdint>
-#include <expected>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "lib/base/result.h"
 
 namespace driftwatch {
 
@@ -56,7 +57,6 @@ struct CriContainer {
   CriLabels annotations;
 
   // ContainerStatus only (0 / "" / false when unknown or not reported by the runtime).
-  bool not_found = false;     // the runtime answered NOT_FOUND: only `id` is set
   int64_t started_at_ns = 0;
   int64_t finished_at_ns = 0;
   int32_t exit_code = 0;
@@ -83,7 +83,6 @@ struct CriPod {
   CriLabels annotations;
 
   // PodSandboxStatus only.
-  bool not_found = false;  // the runtime answered NOT_FOUND: only `id` is set
   bool host_network = false;  // status linux.namespaces.options.network == NODE
   std::string ip;             // status network.ip ("" for host-network pods)
   int32_t pid = 0;            // verbose info `pid`: the sandbox (pause) process
@@ -136,7 +135,7 @@ class CriClient {
   // Opens a channel to `endpoint` (a unix socket path or "unix:///path") and calls Version
   // with `timeout` as deadline; fails with a message naming the socket if nothing answers.
   // `timeout` is then the deadline of every later call.
-  static std::expected<std::unique_ptr<CriClient>, std::string> Connect(
+  static Result<std::unique_ptr<CriClient>> Connect(
       const std::string& endpoint, std::chrono::milliseconds timeout);
 
   // The sockets runtimes listen on by default, most common first: containerd, CRI-O (both
@@ -156,41 +155,41 @@ class CriClient {
   const std::string& RuntimeVersion() const { return version().runtime_version; }
 
   // Asks again (one round trip): a cheap liveness probe.
-  std::expected<CriVersion, std::string> Version() const;
+  Result<CriVersion> Version() const;
 
   // Every container the runtime knows (CRI has no namespace: containerd lists k8s.io only),
   // with the fields of the non-verbose list: no pid, spec or status times.
-  std::expected<std::vector<CriContainer>, std::string> ListContainers(
+  Result<std::vector<CriContainer>> ListContainers(
       const CriContainerFilter& filter = {}) const;
 
-  // Verbose status of one container: everything in CriContainer. NOT_FOUND gives a value
-  // with not_found = true. A malformed verbose info JSON is not an error: the fields it
+  // Verbose status of one container: everything in CriContainer. An unknown id is an error
+  // with code kNotFound. A malformed verbose info JSON is not an error: the fields it
   // would fill stay empty. `raw_info`, if given, receives the verbose info JSON as is.
-  std::expected<CriContainer, std::string> ContainerStatus(const std::string& id,
+  Result<CriContainer> ContainerStatus(const std::string& id,
                                                            std::string* raw_info = nullptr) const;
 
-  // Verbose status of one pod sandbox. NOT_FOUND gives a value with not_found = true.
-  std::expected<CriPod, std::string> PodSandboxStatus(const std::string& id,
+  // Verbose status of one pod sandbox. An unknown id: kNotFound.
+  Result<CriPod> PodSandboxStatus(const std::string& id,
                                                      std::string* raw_info = nullptr) const;
 
-  std::expected<std::vector<CriPod>, std::string> ListPodSandbox() const;
+  Result<std::vector<CriPod>> ListPodSandbox() const;
 
   // Lifecycle, as a kubelet drives it. RunPodSandbox returns the pod sandbox id,
   // CreateContainer the container id. `pod` must be the spec the pod was run with, as a
   // kubelet sends it: containerd 1.6 puts the container's cgroup under this config's
   // cgroup_parent (not the pod's stored one) and checks `privileged` against it.
-  std::expected<std::string, std::string> RunPodSandbox(const CriPodSpec& pod) const;
-  std::expected<std::string, std::string> CreateContainer(const std::string& pod_id,
+  Result<std::string> RunPodSandbox(const CriPodSpec& pod) const;
+  Result<std::string> CreateContainer(const std::string& pod_id,
                                                            const CriPodSpec& pod,
                                                            const CriContainerSpec& c) const;
-  std::expected<void, std::string> StartContainer(const std::string& id) const;
+  Result<void> StartContainer(const std::string& id) const;
   // SIGTERM, then SIGKILL after `timeout_s` seconds (0: SIGKILL at once). Stopping a
   // stopped container is not an error; an unknown one is (NOT_FOUND).
-  std::expected<void, std::string> StopContainer(const std::string& id, int64_t timeout_s) const;
+  Result<void> StopContainer(const std::string& id, int64_t timeout_s) const;
   // Removing an unknown container or pod is not an error (the CRI makes them idempotent).
-  std::expected<void, std::string> RemoveContainer(const std::string& id) const;
-  std::expected<void, std::string> StopPodSandbox(const std::string& id) const;
-  std::expected<void, std::string> RemovePodSandbox(const std::string& id) const;
+  Result<void> RemoveContainer(const std::string& id) const;
+  Result<void> StopPodSandbox(const std::string& id) const;
+  Result<void> RemovePodSandbox(const std::string& id) const;
 
   struct Impl;
 
@@ -203,9 +202,9 @@ class CriClient {
 // read_only_rootfs, privileged, cgroup_path) from ContainerStatus info["info"] as containerd
 // writes it (CRI-O: only pid). Pure; exposed for unit tests. Returns an error, and leaves
 // the fields it could not read alone, if the JSON does not parse.
-std::expected<void, std::string> ApplyContainerInfo(std::string_view info_json, CriContainer& c);
+Result<void> ApplyContainerInfo(std::string_view info_json, CriContainer& c);
 
 // Same for a pod: pid, cgroup_parent.
-std::expected<void, std::string> ApplyPodInfo(std::string_view info_json, CriPod& p);
+Result<void> ApplyPodInfo(std::string_view info_json, CriPod& p);
 
 }  // namespace driftwatch
