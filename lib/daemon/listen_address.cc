@@ -42,9 +42,11 @@ Result<std::optional<std::string>> ListenHost(std::string_view addr) {
   }
   if (addr.starts_with("[")) {
     size_t close = addr.find(']');
-    if (close == std::string_view::npos) return std::unexpected(Error::InvalidInput("no closing ']'"));
+    if (close == std::string_view::npos)
+      return std::unexpected(Error::InvalidInput("no closing ']'"));
     std::string_view rest = addr.substr(close + 1);
-    if (!rest.empty() && !rest.starts_with(":")) return std::unexpected(Error::InvalidInput("text after ']'"));
+    if (!rest.empty() && !rest.starts_with(":"))
+      return std::unexpected(Error::InvalidInput("text after ']'"));
     return std::optional<std::string>(std::string(addr.substr(1, close - 1)));
   }
   size_t colon = addr.find(':');
@@ -68,8 +70,7 @@ bool IsLoopbackIp(std::string_view numeric) {
   return false;
 }
 
-Result<void> CheckLoopbackListen(std::string_view addr,
-                                                     const HostResolver& resolve) {
+Result<void> CheckLoopbackListen(std::string_view addr, const HostResolver& resolve) {
   auto host = ListenHost(addr);
   if (!host) return std::unexpected(std::move(host.error()).Prefix("not a listening address"));
   if (!*host) return {};  // a unix socket
@@ -80,9 +81,9 @@ Result<void> CheckLoopbackListen(std::string_view addr,
   if (addrs->empty()) return std::unexpected(Error::NotFound(h + " resolves to no address"));
   for (const std::string& a : *addrs) {
     if (!IsLoopbackIp(a)) {
-      return std::unexpected(Error::InvalidInput(
-          h == a ? h + " is not a loopback address"
-                 : h + " resolves to " + a + ", not a loopback address"));
+      return std::unexpected(
+          Error::InvalidInput(h == a ? h + " is not a loopback address"
+                                     : h + " resolves to " + a + ", not a loopback address"));
     }
   }
   return {};

@@ -28,17 +28,14 @@
 namespace driftwatch {
 
 // A host's addresses as numeric text ("127.0.0.1", "::1"). Error: why it does not resolve.
-using HostResolver =
-    std::function<Result<std::vector<std::string>>(const std::string& host)>;
+using HostResolver = std::function<Result<std::vector<std::string>>(const std::string& host)>;
 
 // getaddrinfo(3), IPv4 and IPv6, as gRPC's native resolver asks.
-Result<std::vector<std::string>> ResolveHost(
-    const std::string& host);
+Result<std::vector<std::string>> ResolveHost(const std::string& host);
 
 // The HOST of a listening address; nullopt for a unix socket. Error: malformed ("[::1" with
 // no closing bracket, text after "]" that is not ":PORT").
-Result<std::optional<std::string>> ListenHost(
-    std::string_view addr);
+Result<std::optional<std::string>> ListenHost(std::string_view addr);
 
 // 127.0.0.0/8, ::1, and 127.0.0.0/8 mapped into IPv6 (::ffff:127.x.y.z). False for text
 // that is not a numeric address.
@@ -46,7 +43,6 @@ bool IsLoopbackIp(std::string_view numeric);
 
 // OK when the address is a unix socket or every address its host resolves to is loopback.
 // Error: a sentence saying which address is not loopback, or why the host was not resolved.
-Result<void> CheckLoopbackListen(
-    std::string_view addr, const HostResolver& resolve = ResolveHost);
+Result<void> CheckLoopbackListen(std::string_view addr, const HostResolver& resolve = ResolveHost);
 
 }  // namespace driftwatch

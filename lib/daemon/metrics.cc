@@ -255,11 +255,12 @@ MetricsServer::MetricsServer(Collect c, Health h, Status s, MetricsLimits limits
 
 MetricsServer::~MetricsServer() { Stop(); }
 
-Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(
-    const std::string& address, Collect collect, Health health, Status status,
-    MetricsLimits limits) {
+Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& address,
+                                                            Collect collect, Health health,
+                                                            Status status, MetricsLimits limits) {
   size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return std::unexpected(Error::InvalidInput("metrics address " + address + ": want HOST:PORT"));
+  if (colon == std::string::npos)
+    return std::unexpected(Error::InvalidInput("metrics address " + address + ": want HOST:PORT"));
   std::string host = address.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   int port = 0;
@@ -268,11 +269,13 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   } catch (...) {
     port = -1;
   }
-  if (port < 0 || port > 65535) return std::unexpected(Error::InvalidInput("metrics address " + address + ": bad port"));
+  if (port < 0 || port > 65535)
+    return std::unexpected(Error::InvalidInput("metrics address " + address + ": bad port"));
   if (limits.max_connections == 0) limits.max_connections = 1;
   boost::system::error_code ec;
   auto ip = boost::asio::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
-  if (ec) return std::unexpected(Error::InvalidInput("metrics address " + address + ": " + ec.message()));
+  if (ec)
+    return std::unexpected(Error::InvalidInput("metrics address " + address + ": " + ec.message()));
   std::unique_ptr<MetricsServer> s(
       new MetricsServer(std::move(collect), std::move(health), std::move(status), limits));
   tcp::endpoint ep(ip, static_cast<uint16_t>(port));

@@ -100,9 +100,9 @@ class MetricsServer {
 
   // Listens on `address` ("127.0.0.1:9464", "[::1]:0", "0.0.0.0:9464"; port 0: any) and
   // starts the server's thread.
-  static Result<std::unique_ptr<MetricsServer>> Start(
-      const std::string& address, Collect collect, Health health, Status status,
-      MetricsLimits limits = {});
+  static Result<std::unique_ptr<MetricsServer>> Start(const std::string& address, Collect collect,
+                                                      Health health, Status status,
+                                                      MetricsLimits limits = {});
   ~MetricsServer();
 
   uint16_t port() const { return port_; }

@@ -7,10 +7,12 @@ namespace driftwatch {
 Result<void> CheckNodeName(std::string_view name) {
   if (name.empty()) return std::unexpected(Error::InvalidInput("is empty"));
   if (name.size() > kMaxNodeNameBytes) {
-    return std::unexpected(Error::InvalidInput("is longer than " + std::to_string(kMaxNodeNameBytes) + " bytes"));
+    return std::unexpected(
+        Error::InvalidInput("is longer than " + std::to_string(kMaxNodeNameBytes) + " bytes"));
   }
   if (IsTerminalClean(name)) {
-    if (name.find(' ') != std::string_view::npos) return std::unexpected(Error::InvalidInput("contains a space"));
+    if (name.find(' ') != std::string_view::npos)
+      return std::unexpected(Error::InvalidInput("contains a space"));
     return {};
   }
   // Say which of the things lib/base/terminal_text.h escapes it holds. A 0xC2 byte always leads
@@ -22,21 +24,21 @@ Result<void> CheckNodeName(std::string_view name) {
       return std::unexpected(Error::InvalidInput("contains a control character"));
     }
   }
-  if (name.find('\\') != std::string_view::npos) return std::unexpected(Error::InvalidInput("contains a backslash"));
+  if (name.find('\\') != std::string_view::npos)
+    return std::unexpected(Error::InvalidInput("contains a backslash"));
   return std::unexpected(Error::InvalidInput("is not valid UTF-8"));
 }
 
-Result<void> CheckNodeNameFrom(std::string_view source,
-                                                  std::string_view name) {
+Result<void> CheckNodeNameFrom(std::string_view source, std::string_view name) {
   auto ok = CheckNodeName(name);
   if (ok) return ok;
   std::string shown = name.size() > 64 ? std::string(name.substr(0, 64)) + "..." : std::string(name);
-  return std::unexpected(Error::InvalidInput(std::string(source) + " \"" + shown + "\" " + ok.error().message() +
-                         ": not a node name"));
+  return std::unexpected(Error::InvalidInput(std::string(source) + " \"" + shown + "\" " +
+                                             ok.error().message() + ": not a node name"));
 }
 
-Result<std::string> NodeNameFromCertificate(
-    const std::vector<std::string>& dns_sans, const std::vector<std::string>& common_names) {
+Result<std::string> NodeNameFromCertificate(const std::vector<std::string>& dns_sans,
+                                            const std::vector<std::string>& common_names) {
   const std::string* name = nullptr;
   const char* source = nullptr;
   if (!dns_sans.empty()) {
@@ -49,7 +51,8 @@ Result<std::string> NodeNameFromCertificate(
     // gRPC gives a certificate without a CN an empty one.
     return std::unexpected(Error::InvalidInput("no DNS SAN and no CN to take the node name from"));
   }
-  if (auto ok = CheckNodeNameFrom(source, *name); !ok) return std::unexpected(std::move(ok.error()));
+  if (auto ok = CheckNodeNameFrom(source, *name); !ok)
+    return std::unexpected(std::move(ok.error()));
   return *name;
 }
 

@@ -33,8 +33,7 @@ Result<void> CheckNodeName(std::string_view name);
 // As CheckNodeName, with an error that is a sentence naming where the name came from and the
 // name (at most 64 bytes of it): `Hello.node "a b" contains a space: not a node name`.
 // Escape the message when printing it (lib/base/log.h does).
-Result<void> CheckNodeNameFrom(std::string_view source,
-                                                                 std::string_view name);
+Result<void> CheckNodeNameFrom(std::string_view source, std::string_view name);
 
 // dns_sans: the certificate's DNS SANs in certificate order; common_names: its subject CNs
 // (an empty CN counts as none).
@@ -42,7 +41,7 @@ Result<void> CheckNodeNameFrom(std::string_view source,
 // contains a space: not a node name"), or saying there is no name at all. The name is in it
 // as the certificate has it (at most 64 bytes of it): escape the message when printing it
 // (lib/base/log.h does).
-Result<std::string> NodeNameFromCertificate(
-    const std::vector<std::string>& dns_sans, const std::vector<std::string>& common_names);
+Result<std::string> NodeNameFromCertificate(const std::vector<std::string>& dns_sans,
+                                            const std::vector<std::string>& common_names);
 
 }  // namespace driftwatch

@@ -59,7 +59,8 @@ struct CallError {
 // What a gRPC status means to a caller.
 ErrorCode CodeOf(grpc::StatusCode c) {
   switch (c) {
-    case grpc::StatusCode::NOT_FOUND: return ErrorCode::kNotFound;
+    case grpc::StatusCode::NOT_FOUND:
+      return ErrorCode::kNotFound;
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
     case grpc::StatusCode::RESOURCE_EXHAUSTED:
@@ -71,8 +72,10 @@ ErrorCode CodeOf(grpc::StatusCode c) {
     case grpc::StatusCode::OUT_OF_RANGE:
     case grpc::StatusCode::ALREADY_EXISTS:
       return ErrorCode::kInvalidInput;
-    case grpc::StatusCode::DATA_LOSS: return ErrorCode::kCorruption;
-    default: return ErrorCode::kIo;
+    case grpc::StatusCode::DATA_LOSS:
+      return ErrorCode::kCorruption;
+    default:
+      return ErrorCode::kIo;
   }
 }
 
@@ -219,8 +222,10 @@ bool GetInt32(const Json* j, int32_t& out) {
 
 Result<Json> ParseInfo(std::string_view info_json) {
   Json j = Json::parse(info_json.begin(), info_json.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return std::unexpected(Error::InvalidInput("verbose info is not valid JSON"));
-  if (!j.is_object()) return std::unexpected(Error::InvalidInput("verbose info is not a JSON object"));
+  if (j.is_discarded())
+    return std::unexpected(Error::InvalidInput("verbose info is not valid JSON"));
+  if (!j.is_object())
+    return std::unexpected(Error::InvalidInput("verbose info is not a JSON object"));
   return j;
 }
 
@@ -285,8 +290,8 @@ std::vector<std::string> CriClient::DefaultEndpoints() {
           "/run/k3s/containerd/containerd.sock", "/run/cri-dockerd.sock"};
 }
 
-Result<std::unique_ptr<CriClient>> CriClient::Connect(
-    const std::string& endpoint, std::chrono::milliseconds timeout) {
+Result<std::unique_ptr<CriClient>> CriClient::Connect(const std::string& endpoint,
+                                                      std::chrono::milliseconds timeout) {
   std::string path = endpoint;
   if (path.starts_with("unix://")) path.erase(0, 7);
   if (path.empty() || path[0] != '/') {
@@ -298,7 +303,8 @@ Result<std::unique_ptr<CriClient>> CriClient::Connect(
     const Error e = Error::FromErrno(errno, "CRI socket " + path);
     return std::unexpected(Error(e.code(), e.message() + " (is the container runtime running?)"));
   }
-  if (!S_ISSOCK(st.st_mode)) return std::unexpected(Error::InvalidInput("CRI socket " + path + ": not a socket"));
+  if (!S_ISSOCK(st.st_mode))
+    return std::unexpected(Error::InvalidInput("CRI socket " + path + ": not a socket"));
 
   auto impl = std::make_unique<Impl>();
   impl->socket_path = path;
@@ -369,7 +375,7 @@ Result<std::vector<CriContainer>> CriClient::ListContainers(
 }
 
 Result<CriContainer> CriClient::ContainerStatus(const std::string& id,
-                                                                   std::string* raw_info) const {
+                                                std::string* raw_info) const {
   rt::ContainerStatusRequest req;
   req.set_container_id(id);
   req.set_verbose(true);
@@ -397,8 +403,7 @@ Result<CriContainer> CriClient::ContainerStatus(const std::string& id,
   return cc;
 }
 
-Result<CriPod> CriClient::PodSandboxStatus(const std::string& id,
-                                                             std::string* raw_info) const {
+Result<CriPod> CriClient::PodSandboxStatus(const std::string& id, std::string* raw_info) const {
   rt::PodSandboxStatusRequest req;
   req.set_pod_sandbox_id(id);
   req.set_verbose(true);
@@ -444,8 +449,8 @@ Result<std::string> CriClient::RunPodSandbox(const CriPodSpec& pod) const {
   return resp->pod_sandbox_id();
 }
 
-Result<std::string> CriClient::CreateContainer(
-    const std::string& pod_id, const CriPodSpec& pod, const CriContainerSpec& c) const {
+Result<std::string> CriClient::CreateContainer(const std::string& pod_id, const CriPodSpec& pod,
+                                               const CriContainerSpec& c) const {
   rt::CreateContainerRequest req;
   req.set_pod_sandbox_id(pod_id);
   *req.mutable_sandbox_config() = SandboxConfig(pod);
@@ -484,8 +489,7 @@ Result<void> CriClient::StartContainer(const std::string& id) const {
   return {};
 }
 
-Result<void> CriClient::StopContainer(const std::string& id,
-                                                          int64_t timeout_s) const {
+Result<void> CriClient::StopContainer(const std::string& id, int64_t timeout_s) const {
   rt::StopContainerRequest req;
   req.set_container_id(id);
   req.set_timeout(timeout_s < 0 ? 0 : timeout_s);

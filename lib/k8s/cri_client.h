@@ -135,8 +135,8 @@ class CriClient {
   // Opens a channel to `endpoint` (a unix socket path or "unix:///path") and calls Version
   // with `timeout` as deadline; fails with a message naming the socket if nothing answers.
   // `timeout` is then the deadline of every later call.
-  static Result<std::unique_ptr<CriClient>> Connect(
-      const std::string& endpoint, std::chrono::milliseconds timeout);
+  static Result<std::unique_ptr<CriClient>> Connect(const std::string& endpoint,
+                                                    std::chrono::milliseconds timeout);
 
   // The sockets runtimes listen on by default, most common first: containerd, CRI-O (both
   // paths), k3s's containerd, cri-dockerd.
@@ -159,18 +159,16 @@ class CriClient {
 
   // Every container the runtime knows (CRI has no namespace: containerd lists k8s.io only),
   // with the fields of the non-verbose list: no pid, spec or status times.
-  Result<std::vector<CriContainer>> ListContainers(
-      const CriContainerFilter& filter = {}) const;
+  Result<std::vector<CriContainer>> ListContainers(const CriContainerFilter& filter = {}) const;
 
   // Verbose status of one container: everything in CriContainer. An unknown id is an error
   // with code kNotFound. A malformed verbose info JSON is not an error: the fields it
   // would fill stay empty. `raw_info`, if given, receives the verbose info JSON as is.
   Result<CriContainer> ContainerStatus(const std::string& id,
-                                                           std::string* raw_info = nullptr) const;
+                                       std::string* raw_info = nullptr) const;
 
   // Verbose status of one pod sandbox. An unknown id: kNotFound.
-  Result<CriPod> PodSandboxStatus(const std::string& id,
-                                                     std::string* raw_info = nullptr) const;
+  Result<CriPod> PodSandboxStatus(const std::string& id, std::string* raw_info = nullptr) const;
 
   Result<std::vector<CriPod>> ListPodSandbox() const;
 
@@ -179,9 +177,8 @@ class CriClient {
   // kubelet sends it: containerd 1.6 puts the container's cgroup under this config's
   // cgroup_parent (not the pod's stored one) and checks `privileged` against it.
   Result<std::string> RunPodSandbox(const CriPodSpec& pod) const;
-  Result<std::string> CreateContainer(const std::string& pod_id,
-                                                           const CriPodSpec& pod,
-                                                           const CriContainerSpec& c) const;
+  Result<std::string> CreateContainer(const std::string& pod_id, const CriPodSpec& pod,
+                                      const CriContainerSpec& c) const;
   Result<void> StartContainer(const std::string& id) const;
   // SIGTERM, then SIGKILL after `timeout_s` seconds (0: SIGKILL at once). Stopping a
   // stopped container is not an error; an unknown one is (NOT_FOUND).

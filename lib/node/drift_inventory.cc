@@ -370,13 +370,15 @@ std::string TruncationText(const InventoryTruncation& t) {
   return s;
 }
 
-Result<DriftInventoryResult> DriftInventory(const OverlayRoot& root,
-                                                                const InventoryOptions& opt) {
-  if (root.upperdir.empty()) return std::unexpected(Error::NotFound("overlay has no upper layer (read-only)"));
+Result<DriftInventoryResult> DriftInventory(const OverlayRoot& root, const InventoryOptions& opt) {
+  if (root.upperdir.empty())
+    return std::unexpected(Error::NotFound("overlay has no upper layer (read-only)"));
   Fd upper(open(root.upperdir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (upper.get() < 0) return std::unexpected(Error::FromErrno(errno, "opening upperdir " + root.upperdir));
+  if (upper.get() < 0)
+    return std::unexpected(Error::FromErrno(errno, "opening upperdir " + root.upperdir));
   struct stat st;
-  if (fstat(upper.get(), &st) != 0) return std::unexpected(Error::FromErrno(errno, "stat " + root.upperdir));
+  if (fstat(upper.get(), &st) != 0)
+    return std::unexpected(Error::FromErrno(errno, "stat " + root.upperdir));
   std::vector<Fd> lowers;
   for (const std::string& l : root.lowerdirs) {
     if (l.empty() || l[0] != '/') {

@@ -97,8 +97,7 @@ struct DriftInventoryResult {
 // and only then reopened for reading through /proc/self/fd; device nodes, FIFOs, sockets
 // and symlinks are never opened. When a cap hits, the entries found so far are returned
 // with `truncation` saying so.
-Result<DriftInventoryResult> DriftInventory(const OverlayRoot& root,
-                                                                const InventoryOptions& opt);
+Result<DriftInventoryResult> DriftInventory(const OverlayRoot& root, const InventoryOptions& opt);
 
 // The runtime makes mount targets (/run, /etc/hostname, /dev/termination-log, ...) in the
 // upper layer before the container starts: not the workload's drift. Drops the entries

@@ -179,7 +179,8 @@ Result<OverlayRoot> RootOverlayOfPid(pid_t pid) {
   std::ifstream in(path);
   if (!in) {
     int e = errno;
-    if (e == ENOENT) return std::unexpected(Error::NotFound("no such process: " + std::to_string(pid)));
+    if (e == ENOENT)
+      return std::unexpected(Error::NotFound("no such process: " + std::to_string(pid)));
     return std::unexpected(Error::FromErrno(e, "cannot read " + path));
   }
   std::stringstream ss;

@@ -129,16 +129,19 @@ TEST(CriClient, DefaultEndpointsAreAbsoluteSockets) {
 TEST(CriClient, ConnectFailsNamingTheSocket) {
   auto none = CriClient::Connect("unix:///nonexistent/dw/cri.sock", std::chrono::milliseconds(100));
   ASSERT_FALSE(none.has_value());
-  EXPECT_NE(none.error().message().find("/nonexistent/dw/cri.sock"), std::string::npos) << none.error();
+  EXPECT_NE(none.error().message().find("/nonexistent/dw/cri.sock"), std::string::npos)
+      << none.error();
   EXPECT_EQ(none.error().code(), ErrorCode::kNotFound);
 
   auto relative = CriClient::Connect("containerd.sock", std::chrono::milliseconds(100));
   ASSERT_FALSE(relative.has_value());
-  EXPECT_NE(relative.error().message().find("containerd.sock"), std::string::npos) << relative.error();
+  EXPECT_NE(relative.error().message().find("containerd.sock"), std::string::npos)
+      << relative.error();
 
   auto not_socket = CriClient::Connect("/dev/null", std::chrono::milliseconds(100));
   ASSERT_FALSE(not_socket.has_value());
-  EXPECT_NE(not_socket.error().message().find("not a socket"), std::string::npos) << not_socket.error();
+  EXPECT_NE(not_socket.error().message().find("not a socket"), std::string::npos)
+      << not_socket.error();
 }
 
 }  // namespace

@@ -65,8 +65,7 @@ TEST(ListenAddressTest, EveryResolvedAddressMustBeLoopback) {
       {"loop.example.com", {"127.0.0.53"}},
       {"empty.example.com", {}},
   };
-  HostResolver fake =
-      [&](const std::string& host) -> Result<std::vector<std::string>> {
+  HostResolver fake = [&](const std::string& host) -> Result<std::vector<std::string>> {
     auto it = dns.find(host);
     if (it == dns.end()) return std::unexpected(Error::NotFound("Name or service not known"));
     return it->second;

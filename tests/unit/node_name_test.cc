@@ -83,14 +83,15 @@ TEST(NodeNameTest, CheckNodeNameFromNamesTheSource) {
   EXPECT_TRUE(CheckNodeNameFrom("Hello.node", "node-1").has_value());
   auto bad = CheckNodeNameFrom("Hello.node", "a\x1b[2J");
   ASSERT_FALSE(bad.has_value());
-  EXPECT_EQ(bad.error().message(), "Hello.node \"a\x1b[2J\" contains a control character: not a node name");
+  EXPECT_EQ(bad.error().message(),
+            "Hello.node \"a\x1b[2J\" contains a control character: not a node name");
   auto empty = CheckNodeNameFrom("--node", "");
   ASSERT_FALSE(empty.has_value());
   EXPECT_EQ(empty.error().message(), "--node \"\" is empty: not a node name");
   auto longer = CheckNodeNameFrom("host name", std::string(300, 'y'));
   ASSERT_FALSE(longer.has_value());
-  EXPECT_EQ(longer.error().message(),
-            "host name \"" + std::string(64, 'y') + "...\" is longer than 253 bytes: not a node name");
+  EXPECT_EQ(longer.error().message(), "host name \"" + std::string(64, 'y') +
+                                          "...\" is longer than 253 bytes: not a node name");
 }
 
 }  // namespace
