@@ -78,19 +78,20 @@ class Analysis {
     bool ok = true;
     AuditReassembler reassembler({}, [this](v1::Event& ev) { OnEvent(ev); }, &diag_);
     for (const std::string& path : OrderInputs(inputs)) {
-      std::string err;
-      auto in = InputStream::Open(path, &err);
-      if (!in) {
-        std::fprintf(stderr, "driftwatch analyze: %s\n", err.c_str());
+      auto opened = InputStream::Open(path);
+      if (!opened) {
+        std::fprintf(stderr, "driftwatch analyze: %s\n", opened.error().c_str());
         ok = false;
         continue;
       }
+      std::unique_ptr<InputStream> in = std::move(*opened);
       if (IsCapture(in.get())) {
         v1::Event ev;
-        int rc;
-        while ((rc = ReadCaptureEvent(in.get(), &ev, &err)) == 1) OnEvent(ev);
-        if (rc < 0) {
-          diag_.Report(&in->name(), 0, "capture: " + err + " (rest of file skipped)");
+        Result<bool> more;
+        while ((more = ReadCaptureEvent(in.get(), &ev)) && *more) OnEvent(ev);
+        if (!more) {
+          diag_.Report(&in->name(), 0,
+                       "capture: " + more.error().message() + " (rest of file skipped)");
           ok = false;
         }
         continue;

@@ -23,17 +23,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   DW_FUZZ_CHECK(fd >= 0);
   DW_FUZZ_CHECK(ftruncate(fd, 0) == 0);
   DW_FUZZ_CHECK(pwrite(fd, data, size, 0) == static_cast<ssize_t>(size));
-  std::string err;
-  std::unique_ptr<dw::InputStream> in = dw::InputStream::Open(path, &err);
-  DW_FUZZ_CHECK(in != nullptr);
+  auto opened = dw::InputStream::Open(path);
+  DW_FUZZ_CHECK(opened.has_value());
+  std::unique_ptr<dw::InputStream> in = std::move(*opened);
   if (!dw::IsCapture(in.get())) return 0;
   dw::v1::Event ev;
   std::string json;
-  int rc;
-  while ((rc = dw::ReadCaptureEvent(in.get(), &ev, &err)) == 1) {
+  dw::Result<bool> more;
+  while ((more = dw::ReadCaptureEvent(in.get(), &ev)) && *more) {
     json.clear();
     dw::AppendEventJson(ev, ev.has_container() ? &ev.container() : nullptr, &json);
   }
-  DW_FUZZ_CHECK(rc == 0 || (rc == -1 && !err.empty()));
+  DW_FUZZ_CHECK(more || !more.error().message().empty());
   return 0;
 }

@@ -36,12 +36,11 @@ bool IsCapture(InputStream* in) {
   return true;
 }
 
-int ReadCaptureEvent(InputStream* in, v1::Event* ev, std::string* error) {
-  if (in->at_end()) return 0;
+Result<bool> ReadCaptureEvent(InputStream* in, v1::Event* ev) {
+  if (in->at_end()) return false;
   uint64_t len = 0;
   if (!in->ReadVarint(&len) || len > kMaxEventBytes) {
-    *error = "corrupt event length";
-    return -1;
+    return std::unexpected(Error::Corruption("corrupt event length"));
   }
   // In blocks: a corrupt length must not cost a buffer of that size (up to 64 MiB, zeroed)
   // before the input turns out to be shorter.
@@ -51,15 +50,11 @@ int ReadCaptureEvent(InputStream* in, v1::Event* ev, std::string* error) {
     ok = in->ReadExact(std::min(len - bytes.size(), kReadBlock), &block);
     bytes += block;
   }
-  if (!ok) {
-    *error = "truncated event";
-    return -1;
-  }
+  if (!ok) return std::unexpected(Error::Corruption("truncated event"));
   if (!ev->ParseFromString(bytes)) {
-    *error = "event does not parse as driftwatch.v1.Event";
-    return -1;
+    return std::unexpected(Error::Corruption("event does not parse as driftwatch.v1.Event"));
   }
-  return 1;
+  return true;
 }
 
 }  // namespace driftwatch

@@ -9,6 +9,7 @@
 
 #include "driftwatch/v1/event.pb.h"
 #include "lib/audit/log_input.h"
+#include "lib/base/result.h"
 
 namespace driftwatch {
 
@@ -30,8 +31,8 @@ class CaptureWriter {
 // True when the stream starts with the capture magic (which it then consumes).
 bool IsCapture(InputStream* in);
 
-// Next event of a capture. Returns 1 for an event, 0 at a clean end, -1 on a corrupt or
-// truncated record (*error names it).
-int ReadCaptureEvent(InputStream* in, v1::Event* ev, std::string* error);
+// Next event of a capture into *ev: true for an event, false at a clean end. Error
+// (kCorruption): a corrupt or truncated record, named.
+Result<bool> ReadCaptureEvent(InputStream* in, v1::Event* ev);
 
 }  // namespace driftwatch

@@ -152,16 +152,13 @@ class XzSource : public ByteSource {
 InputStream::InputStream(std::string name, std::unique_ptr<ByteSource> source)
     : name_(std::move(name)), source_(std::move(source)), buf_(kBlock) {}
 
-std::unique_ptr<InputStream> InputStream::Open(const std::string& path, std::string* error) {
+Result<std::unique_ptr<InputStream>> InputStream::Open(const std::string& path) {
   std::unique_ptr<ByteSource> src;
   if (path == "-") {
     src = std::make_unique<FdSource>(STDIN_FILENO, false);
   } else {
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      *error = path + ": " + std::strerror(errno);
-      return nullptr;
-    }
+    if (fd < 0) return std::unexpected(Error::FromErrno(errno, path));
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     src = std::make_unique<FdSource>(fd, true);
   }
@@ -170,10 +167,7 @@ std::unique_ptr<InputStream> InputStream::Open(const std::string& path, std::str
   size_t got = 0;
   while (got < head.size()) {
     long r = src->Read(head.data() + got, head.size() - got);
-    if (r < 0) {
-      *error = path + ": " + src->error();
-      return nullptr;
-    }
+    if (r < 0) return std::unexpected(Error::Io(path + ": " + src->error()));
     if (r == 0) break;
     got += static_cast<size_t>(r);
   }
@@ -287,12 +281,11 @@ bool InputStream::ReadVarint(uint64_t* v) {
 
 uint64_t FirstRecordTimeMs(const std::string& path) {
   if (path == "-") return 0;
-  std::string err;
-  auto in = InputStream::Open(path, &err);
+  auto in = InputStream::Open(path);
   if (!in) return 0;
   std::string_view line;
   bool too_long;
-  for (int i = 0; i < 64 && in->NextLine(&line, &too_long); ++i) {
+  for (int i = 0; i < 64 && (*in)->NextLine(&line, &too_long); ++i) {
     AuditRecord r;
     if (!too_long && ParseLogLine(line, &r) == nullptr) return r.TimeMs();
   }

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/base/result.h"
+
 namespace driftwatch {
 
 // A stream of bytes: a file, stdin, or a decompressor over one.
@@ -25,8 +27,8 @@ class ByteSource {
 
 class InputStream {
  public:
-  // "-" is stdin. Returns nullptr and sets *error when the file cannot be opened.
-  static std::unique_ptr<InputStream> Open(const std::string& path, std::string* error);
+  // "-" is stdin. Error: the file cannot be opened or read (the message names it).
+  static Result<std::unique_ptr<InputStream>> Open(const std::string& path);
 
   const std::string& name() const { return name_; }
 

@@ -31,9 +31,9 @@ class TempDir {
 };
 
 std::vector<std::string> Lines(const std::string& path) {
-  std::string err;
-  auto in = InputStream::Open(path, &err);
-  EXPECT_NE(in, nullptr) << err;
+  auto opened = InputStream::Open(path);
+  EXPECT_TRUE(opened.has_value()) << (opened ? "" : opened.error().message());
+  std::unique_ptr<InputStream> in = std::move(opened).value_or(nullptr);
   std::vector<std::string> out;
   std::string_view line;
   bool too_long;
@@ -60,8 +60,7 @@ TEST(InputStream, TruncatedCompressedInputIsAnError) {
   TempDir d;
   d.Write("a.log", std::string(100000, 'x') + "\n");
   ASSERT_EQ(std::system(("cd " + d.path() + " && xz -c a.log | head -c 100 > cut.xz").c_str()), 0);
-  std::string err;
-  auto in = InputStream::Open(d.path() + "/cut.xz", &err);
+  auto in = InputStream::Open(d.path() + "/cut.xz").value_or(nullptr);
   ASSERT_NE(in, nullptr);
   std::string_view line;
   bool too_long;
@@ -73,8 +72,7 @@ TEST(InputStream, TruncatedCompressedInputIsAnError) {
 TEST(InputStream, OverlongLineIsSkippedWhole) {
   TempDir d;
   std::string p = d.Write("long", std::string(InputStream::kMaxLine + 10, 'y') + "\nnext\n");
-  std::string err;
-  auto in = InputStream::Open(p, &err);
+  auto in = InputStream::Open(p).value_or(nullptr);
   std::string_view line;
   bool too_long;
   ASSERT_TRUE(in->NextLine(&line, &too_long));
@@ -86,9 +84,10 @@ TEST(InputStream, OverlongLineIsSkippedWhole) {
 }
 
 TEST(InputStream, MissingFileNamesIt) {
-  std::string err;
-  EXPECT_EQ(InputStream::Open("/nonexistent/audit.log", &err), nullptr);
-  EXPECT_NE(err.find("/nonexistent/audit.log"), std::string::npos);
+  auto missing = InputStream::Open("/nonexistent/audit.log");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  EXPECT_NE(missing.error().message().find("/nonexistent/audit.log"), std::string::npos);
 }
 
 TEST(OrderInputs, RotatedLogsOldestFirst) {
@@ -115,23 +114,24 @@ TEST(Capture, RoundTrip) {
     }
   }
   std::fclose(f);
-  std::string err;
-  auto in = InputStream::Open(p, &err);
+  auto in = InputStream::Open(p).value_or(nullptr);
   ASSERT_TRUE(IsCapture(in.get()));
   v1::Event ev;
   for (int i = 1; i <= 3; ++i) {
-    ASSERT_EQ(ReadCaptureEvent(in.get(), &ev, &err), 1);
+    ASSERT_EQ(ReadCaptureEvent(in.get(), &ev).value_or(false), true);
     EXPECT_EQ(ev.id().seq(), static_cast<uint64_t>(i));
     EXPECT_EQ(ev.exec().args(0), std::string("\0\xff", 2));
   }
-  EXPECT_EQ(ReadCaptureEvent(in.get(), &ev, &err), 0);
+  EXPECT_EQ(ReadCaptureEvent(in.get(), &ev).value_or(true), false);
   // A truncated capture is an error, not a silent end.
   ASSERT_EQ(std::system(("head -c -3 " + p + " > " + p + ".cut").c_str()), 0);
-  in = InputStream::Open(p + ".cut", &err);
+  in = InputStream::Open(p + ".cut").value_or(nullptr);
   ASSERT_TRUE(IsCapture(in.get()));
-  ASSERT_EQ(ReadCaptureEvent(in.get(), &ev, &err), 1);
-  ASSERT_EQ(ReadCaptureEvent(in.get(), &ev, &err), 1);
-  EXPECT_EQ(ReadCaptureEvent(in.get(), &ev, &err), -1);
+  ASSERT_EQ(ReadCaptureEvent(in.get(), &ev).value_or(false), true);
+  ASSERT_EQ(ReadCaptureEvent(in.get(), &ev).value_or(false), true);
+  auto cut = ReadCaptureEvent(in.get(), &ev);
+  ASSERT_FALSE(cut.has_value());
+  EXPECT_EQ(cut.error().code(), ErrorCode::kCorruption);
 }
 
 }  // namespace
