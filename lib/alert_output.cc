@@ -170,7 +170,8 @@ std::string WebhookOutput::last_error() const {
 
 bool WebhookOutput::Drain(std::chrono::milliseconds timeout) {
   MutexLock lock(mu_);
-  return cv_.WaitFor(lock, timeout, [this]() DW_REQUIRES(mu_) { return queue_.empty() && !in_flight_; });
+  return cv_.WaitFor(lock, timeout,
+                     [this]() DW_REQUIRES(mu_) { return queue_.empty() && !in_flight_; });
 }
 
 void WebhookOutput::Run() {

@@ -268,7 +268,7 @@ class EventStore {
   std::map<RunKey, RunMark> runs_;  // writer thread only
   using ContainerKey = std::pair<std::string, std::string>;  // node, container id
   std::map<ContainerKey, int64_t> cids_;  // writer thread only: container_ids, all of it
-  Mutex db_mu_;  // serializes the writer and EnforceRetention
+  Mutex db_mu_;                           // serializes the writer and EnforceRetention
   std::map<uint64_t, std::string> failed_streams_;  // writer thread only: stream -> why
   std::atomic<int64_t> head_{0};
   Mutex clock_mu_;

@@ -154,7 +154,7 @@ void AuditSource::ParseLoop() {
     {
       MutexLock lock(mu_);
       cv_.WaitFor(lock, std::chrono::milliseconds(100),
-                   [this]() DW_REQUIRES(mu_) { return !queue_.empty() || reader_done_; });
+                  [this]() DW_REQUIRES(mu_) { return !queue_.empty() || reader_done_; });
       if (!queue_.empty()) {
         b = std::move(queue_.front());
         queue_.pop_front();

@@ -118,7 +118,7 @@ class ContainerRegistry : public ContainerResolver {
   mutable SharedMutex mu_;
   std::unordered_map<std::string, Entry> entries_ DW_GUARDED_BY(mu_);
   std::unordered_map<std::string, std::string> by_upper_ DW_GUARDED_BY(mu_);  // upperdir -> id
-  std::unordered_map<int, std::string> by_mount_ DW_GUARDED_BY(mu_);         // mount id -> id
+  std::unordered_map<int, std::string> by_mount_ DW_GUARDED_BY(mu_);          // mount id -> id
   std::map<std::pair<uint32_t, uint32_t>, std::string> by_dev_ DW_GUARDED_BY(mu_);  // overlay dev
   std::set<std::string> pending_ DW_GUARDED_BY(mu_);  // ids not yet complete
 };

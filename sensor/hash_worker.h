@@ -126,8 +126,8 @@ class HashWorker {
   mutable Mutex mu_;
   CondVar wake_;
   std::unordered_map<std::string, Lane> lanes_ DW_GUARDED_BY(mu_);  // by container id
-  std::deque<ItemPtr> queue_ DW_GUARDED_BY(mu_);  // files to hash, FIFO
-  size_t files_ DW_GUARDED_BY(mu_) = 0;  // queued + being hashed
+  std::deque<ItemPtr> queue_ DW_GUARDED_BY(mu_);                    // files to hash, FIFO
+  size_t files_ DW_GUARDED_BY(mu_) = 0;                             // queued + being hashed
   uint64_t bytes_ DW_GUARDED_BY(mu_) = 0;
   size_t waiting_ DW_GUARDED_BY(mu_) = 0;  // items in lanes_
   bool stopping_ DW_GUARDED_BY(mu_) = false;

@@ -113,7 +113,7 @@ class LossFile {
   mutable Mutex mu_;
   uint64_t generation_ DW_GUARDED_BY(mu_) = 0;  // of the newest slot on disk
   bool whole_file_ DW_GUARDED_BY(mu_) = false;  // the next store writes all 256 bytes
-  LossCounts stored_run_ DW_GUARDED_BY(mu_);  // `run` of the last successful store
+  LossCounts stored_run_ DW_GUARDED_BY(mu_);    // `run` of the last successful store
   std::chrono::steady_clock::time_point last_attempt_ DW_GUARDED_BY(mu_){};
   uint64_t stores_ DW_GUARDED_BY(mu_) = 0;
   uint64_t store_failures_ DW_GUARDED_BY(mu_) = 0;

@@ -206,15 +206,15 @@ class Spool {
   int lock_fd_ = -1;
 
   Mutex ack_mu_;  // serializes Ack's file I/O; taken before mu_, never after
-  int ack_fd_ DW_GUARDED_BY(ack_mu_) = -1;  // after Open; kept open for in-place writes
-  int ack_slot_ DW_GUARDED_BY(ack_mu_) = 0;  // the slot the next write goes to
+  int ack_fd_ DW_GUARDED_BY(ack_mu_) = -1;              // after Open; kept open for in-place writes
+  int ack_slot_ DW_GUARDED_BY(ack_mu_) = 0;             // the slot the next write goes to
   bool whole_ack_file_ DW_GUARDED_BY(ack_mu_) = false;  // the next write writes both slots
 
   mutable Mutex mu_;
-  CondVar appended_;  // end_ grew, or interrupted_
-  CondVar flush_cv_;  // wakes the flusher: stopping_
+  CondVar appended_;                                 // end_ grew, or interrupted_
+  CondVar flush_cv_;                                 // wakes the flusher: stopping_
   std::deque<Segment> segments_ DW_GUARDED_BY(mu_);  // by first position; back() active
-  bool active_ DW_GUARDED_BY(mu_) = false;  // segments_.back() is being written
+  bool active_ DW_GUARDED_BY(mu_) = false;           // segments_.back() is being written
   uint64_t acked_ DW_GUARDED_BY(mu_) = 0;
   uint64_t end_ DW_GUARDED_BY(mu_) = 0;
   uint64_t bytes_ DW_GUARDED_BY(mu_) = 0;
@@ -224,8 +224,8 @@ class Spool {
   uint64_t append_failures_ DW_GUARDED_BY(mu_) = 0;
   std::string append_error_ DW_GUARDED_BY(mu_);
   uint64_t ack_failures_ DW_GUARDED_BY(mu_) = 0;
-  bool roll_ DW_GUARDED_BY(mu_) = false;  // the active segment's tail is unsure
-  bool unsynced_ DW_GUARDED_BY(mu_) = false;  // appended since the last data sync
+  bool roll_ DW_GUARDED_BY(mu_) = false;          // the active segment's tail is unsure
+  bool unsynced_ DW_GUARDED_BY(mu_) = false;      // appended since the last data sync
   bool dir_unsynced_ DW_GUARDED_BY(mu_) = false;  // a segment created since dir sync
   bool interrupted_ DW_GUARDED_BY(mu_) = false;
   bool stopping_ DW_GUARDED_BY(mu_) = false;
