@@ -19,19 +19,18 @@
 #include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
+#include <utility>
 
 #include "lib/thread_annotations.h"
 
 namespace driftwatch {
 
+// Taken only through a MutexLock, so that no path leaves it held.
 class DW_CAPABILITY("mutex") Mutex {
  public:
   Mutex() = default;
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
-
-  void Lock() DW_ACQUIRE() { mu_.lock(); }
-  void Unlock() DW_RELEASE() { mu_.unlock(); }
 
  private:
   friend class MutexLock;
