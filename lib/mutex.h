@@ -25,14 +25,8 @@
 
 namespace driftwatch {
 
-// Taken only through a MutexLock, so that no path leaves it held.
+// Taken only through a MutexLock, so that no path leaves it held. Not copyable (std::mutex).
 class DW_CAPABILITY("mutex") Mutex {
- public:
-  Mutex() = default;
-  Mutex(const Mutex&) = delete;
-  Mutex& operator=(const Mutex&) = delete;
-
- private:
   friend class MutexLock;
   std::mutex mu_;
 };
@@ -80,12 +74,6 @@ class CondVar {
 
 // A readers-writer lock: ReaderMutexLock shares it, WriterMutexLock holds it alone.
 class DW_CAPABILITY("mutex") SharedMutex {
- public:
-  SharedMutex() = default;
-  SharedMutex(const SharedMutex&) = delete;
-  SharedMutex& operator=(const SharedMutex&) = delete;
-
- private:
   friend class ReaderMutexLock;
   friend class WriterMutexLock;
   std::shared_mutex mu_;
