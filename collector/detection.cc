@@ -87,12 +87,12 @@ struct Detection::Shard {
   std::map<std::string, uint64_t> quota_seen;        // node -> quota evictions reported
   std::map<std::string, int64_t> quota_alerted;      // node -> 10-min bucket alerted + 1
 
-  std::mutex mu;
-  std::condition_variable cv;
-  std::shared_ptr<const RuleSet> new_rules;                 // GUARDED_BY(mu)
-  std::shared_ptr<const ImagePolicy> new_policy;            // GUARDED_BY(mu)
-  bool reload = false;                                      // GUARDED_BY(mu)
-  std::deque<std::pair<std::string, v1::Hello>> hellos;    // GUARDED_BY(mu)
+  Mutex mu;
+  CondVar cv;
+  std::shared_ptr<const RuleSet> new_rules DW_GUARDED_BY(mu);
+  std::shared_ptr<const ImagePolicy> new_policy DW_GUARDED_BY(mu);
+  bool reload DW_GUARDED_BY(mu) = false;
+  std::deque<std::pair<std::string, v1::Hello>> hellos DW_GUARDED_BY(mu);
   std::thread thread;
 };
 
@@ -230,20 +230,20 @@ void Detection::Stop() {
   if (stop_.exchange(true)) return;
   for (auto& s : shards_) {
     {
-      std::lock_guard lk(s->mu);
+      MutexLock lk(s->mu);
     }
-    s->cv.notify_all();
+    s->cv.NotifyAll();
   }
   for (auto& s : shards_)
     if (s->thread.joinable()) s->thread.join();
-  hk_cv_.notify_all();
+  hk_cv_.NotifyAll();
   if (housekeeping_.joinable()) housekeeping_.join();
   for (auto& [name, o] : outputs_)
     if (auto* w = dynamic_cast<WebhookOutput*>(o.get())) w->Drain(std::chrono::seconds(5));
   std::deque<std::function<void()>> held;
   std::vector<std::pair<int64_t, std::string>> done;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     held.swap(held_);
     done.swap(delivered_);
   }
@@ -258,7 +258,7 @@ void Detection::Notify(int64_t head) {
   int64_t prev = head_.load();
   while (head > prev && !head_.compare_exchange_weak(prev, head)) {
   }
-  for (auto& s : shards_) s->cv.notify_one();
+  for (auto& s : shards_) s->cv.NotifyOne();
 }
 
 int64_t Detection::lag() const {
@@ -278,7 +278,7 @@ void Detection::ReleaseAll() {
   holding_ = false;
   std::deque<std::function<void()>> held;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     held.swap(held_);
   }
   for (auto& f : held) f();
@@ -287,7 +287,7 @@ void Detection::ReleaseAll() {
 bool Detection::Admit(std::function<void()> release) {
   if (lag() <= opt_.max_lag_events || stop_ || !holding_) return true;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     held_.push_back(std::move(release));
   }
   ++counters_.held_acks;
@@ -299,7 +299,7 @@ void Detection::MaybeRelease() {
   if (lag() > opt_.max_lag_events * 3 / 4 && !stop_ && holding_) return;
   std::deque<std::function<void()>> held;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     held.swap(held_);
   }
   for (auto& f : held) f();
@@ -309,10 +309,10 @@ void Detection::OnHello(const std::string& node, const v1::Hello& hello) {
   if (shards_.empty()) return;
   Shard* s = shards_[ShardOf(node)].get();
   {
-    std::lock_guard lk(s->mu);
+    MutexLock lk(s->mu);
     s->hellos.emplace_back(node, hello);
   }
-  s->cv.notify_one();
+  s->cv.NotifyOne();
 }
 
 std::expected<size_t, std::string> Detection::Reload() {
@@ -327,12 +327,12 @@ std::expected<size_t, std::string> Detection::Reload() {
   const size_t n = (*rules)->enabled_count();
   for (auto& s : shards_) {
     {
-      std::lock_guard lk(s->mu);
+      MutexLock lk(s->mu);
       s->new_rules = *rules;
       s->new_policy = *policy;
       s->reload = true;
     }
-    s->cv.notify_one();
+    s->cv.NotifyOne();
   }
   ++counters_.reloads;
   rules_loaded_ = n;
@@ -340,12 +340,12 @@ std::expected<size_t, std::string> Detection::Reload() {
 }
 
 std::map<std::string, uint64_t> Detection::AlertsByRule() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return by_rule_;
 }
 
 std::map<std::string, NodeLossView> Detection::NodeLosses() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return losses_;
 }
 
@@ -371,11 +371,11 @@ std::string Detection::Unhealthy() const {
 void Detection::Deliver(AlertOutput* o, const std::string& output, int64_t alert_id,
                         std::string_view json) {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     in_flight_.emplace(alert_id, output);
   }
   o->Emit(json, [this, alert_id, output](Delivery r) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     in_flight_.erase({alert_id, output});
     // Dropped (queue full, output stopping): stays in the outbox for the next sweep.
     if (r != Delivery::kDropped) delivered_.emplace_back(alert_id, output);
@@ -390,7 +390,7 @@ size_t Detection::SendOutbox(const std::vector<AlertStore::PendingDelivery>& row
   size_t sent = 0;
   for (const auto& u : rows) {
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       if (in_flight_.contains({u.alert_id, u.output})) continue;
     }
     auto o = std::find_if(outputs_.begin(), outputs_.end(),
@@ -398,7 +398,7 @@ size_t Detection::SendOutbox(const std::vector<AlertStore::PendingDelivery>& row
     if (o == outputs_.end()) {
       LogWarn("alert %lld was not delivered to %s, which is no longer configured: dropped\n",
               static_cast<long long>(u.alert_id), u.output.c_str());
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       delivered_.emplace_back(u.alert_id, u.output);
       continue;
     }
@@ -505,7 +505,7 @@ void Detection::RunShard(Shard* s) {
           ++counters_.alerts;
           if (a.rule == kBlindWindowRule) ++counters_.blind_windows;
           {
-            std::lock_guard lk(mu_);
+            MutexLock lk(mu_);
             ++by_rule_[a.rule];
             if (a.rule == kBlindWindowRule) {
               NodeLossView& v = losses_[a.node];
@@ -526,7 +526,7 @@ void Detection::RunShard(Shard* s) {
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
     }
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       for (const std::string& n : dirty_losses) losses_[n].lifetime = s->lifetime[n].losses();
     }
     pending.clear();
@@ -541,8 +541,8 @@ void Detection::RunShard(Shard* s) {
   while (!stop_) {
     std::deque<std::pair<std::string, v1::Hello>> hellos;
     {
-      std::unique_lock lk(s->mu);
-      s->cv.wait_for(lk, std::chrono::milliseconds(200), [&] {
+      MutexLock lk(s->mu);
+      s->cv.WaitFor(lk, std::chrono::milliseconds(200), [&]() DW_REQUIRES(s->mu) {
         return stop_ || s->reload || !s->hellos.empty() || head_.load() > s->pos || dirty ||
                !pending.empty();
       });
@@ -676,7 +676,7 @@ void Detection::RunShard(Shard* s) {
       const uint64_t grew = n - seen;
       seen = n;
       {
-        std::lock_guard lk(mu_);
+        MutexLock lk(mu_);
         losses_[node].quota_evictions = n;
       }
       const int64_t now = NowNs();
@@ -710,24 +710,24 @@ void Detection::RunShard(Shard* s) {
 }
 
 void Detection::SetInventoryRequester(InventoryRequester fn) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   request_inventory_ = std::move(fn);
 }
 
 void Detection::SubmitInventory(const std::string& node, uint64_t command_id,
                                 StoredInventory inv) {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     replies_.push_back({node, command_id, std::move(inv)});
   }
-  hk_cv_.notify_one();
+  hk_cv_.NotifyOne();
 }
 
 void Detection::WantInventory(const Alert& a) {
   if (opt_.inventory_tag.empty() || a.container_id.empty() || a.container_id == "host") return;
   if (std::find(a.tags.begin(), a.tags.end(), opt_.inventory_tag) == a.tags.end()) return;
   const auto now = Clock::now();
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   auto [it, fresh] = wanted_.try_emplace({a.node, a.container_id});
   InventoryWant& w = it->second;
   if (fresh) {
@@ -761,7 +761,7 @@ void Detection::RequestDueInventories(Clock::time_point now) {
   std::vector<InventoryWant> due;
   InventoryRequester request;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     request = request_inventory_;
     for (auto it = wanted_.begin(); it != wanted_.end();) {
       const InventoryWant& w = it->second;
@@ -832,9 +832,9 @@ void Detection::Housekeeping() {
     std::deque<InventoryReceived> replies;
     std::vector<std::pair<int64_t, std::string>> done;
     {
-      std::unique_lock lk(mu_);
-      hk_cv_.wait_for(lk, std::chrono::milliseconds(100),
-                      [&] { return stop_.load() || !replies_.empty(); });
+      MutexLock lk(mu_);
+      hk_cv_.WaitFor(lk, std::chrono::milliseconds(100),
+                     [&]() DW_REQUIRES(mu_) { return stop_.load() || !replies_.empty(); });
       replies.swap(replies_);
       done.swap(delivered_);
     }
@@ -851,7 +851,7 @@ void Detection::Housekeeping() {
     }
     if (auto ok = hk_store_->MarkDelivered(done); !ok) {
       LogWarn("outbox: %s (retrying)\n", ok.error().c_str());
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       delivered_.insert(delivered_.end(), done.begin(), done.end());
     }
     MaybeRelease();

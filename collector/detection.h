@@ -39,13 +39,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <expected>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -54,10 +52,11 @@
 #include "driftwatch/v1/collector.pb.h"
 #include "lib/alerts/alert_output.h"
 #include "lib/alerts/alert_store.h"
+#include "lib/base/mutex.h"
 #include "lib/detect/detect.h"
-#include "lib/store/event_store.h"
 #include "lib/detect/image_policy.h"
 #include "lib/rules/rule_engine.h"
+#include "lib/store/event_store.h"
 
 namespace driftwatch::collector {
 
@@ -176,26 +175,26 @@ class Detection {
   std::atomic<bool> stop_{false};
   std::atomic<bool> holding_{true};
 
-  mutable std::mutex mu_;
-  std::condition_variable hk_cv_;                                   // housekeeping waits
-  std::map<std::string, uint64_t> by_rule_;                         // GUARDED_BY(mu_)
-  std::map<std::string, NodeLossView> losses_;                      // GUARDED_BY(mu_)
-  std::deque<std::function<void()>> held_;                          // GUARDED_BY(mu_)
-  std::vector<std::pair<int64_t, std::string>> delivered_;          // GUARDED_BY(mu_)
-  std::set<std::pair<int64_t, std::string>> in_flight_;             // GUARDED_BY(mu_)
-  InventoryRequester request_inventory_;                            // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar hk_cv_;  // housekeeping waits
+  std::map<std::string, uint64_t> by_rule_ DW_GUARDED_BY(mu_);
+  std::map<std::string, NodeLossView> losses_ DW_GUARDED_BY(mu_);
+  std::deque<std::function<void()>> held_ DW_GUARDED_BY(mu_);
+  std::vector<std::pair<int64_t, std::string>> delivered_ DW_GUARDED_BY(mu_);
+  std::set<std::pair<int64_t, std::string>> in_flight_ DW_GUARDED_BY(mu_);
+  InventoryRequester request_inventory_ DW_GUARDED_BY(mu_);
   struct InventoryReceived {
     std::string node;
     uint64_t command_id = 0;
     StoredInventory inv;
   };
-  std::deque<InventoryReceived> replies_;  // GUARDED_BY(mu_)
+  std::deque<InventoryReceived> replies_ DW_GUARDED_BY(mu_);
   struct InventoryWant {
     std::string node, container_id, container_name, pod_name, pod_namespace;
     std::set<std::string> rules;
     Clock::time_point first, last;  // alerts that asked for it
   };
-  std::map<std::pair<std::string, std::string>, InventoryWant> wanted_;  // GUARDED_BY(mu_)
+  std::map<std::pair<std::string, std::string>, InventoryWant> wanted_ DW_GUARDED_BY(mu_);
   // Housekeeping thread only.
   std::map<uint64_t, std::pair<InventoryWant, Clock::time_point>> asked_;  // by command id
   uint64_t next_command_id_ = 1;

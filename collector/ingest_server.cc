@@ -438,7 +438,7 @@ void IngestService::StoreAdapter::OnInventory(const std::string& node, uint64_t 
 }
 uint64_t IngestService::StoreAdapter::CountInventoryDiscard(const std::string& node,
                                                             const std::string& reason) {
-  std::lock_guard lk(svc_->discards_mu_);
+  MutexLock lk(svc_->discards_mu_);
   return ++svc_->discards_[{node, reason}];
 }
 uint64_t IngestService::StoreAdapter::InventoryBytes() const {
@@ -449,12 +449,12 @@ void IngestService::StoreAdapter::AddInventoryBytes(int64_t delta) {
 }
 
 std::map<std::pair<std::string, std::string>, uint64_t> IngestService::InventoryDiscards() const {
-  std::lock_guard lk(discards_mu_);
+  MutexLock lk(discards_mu_);
   return discards_;
 }
 
 void IngestService::Register(const std::string& node, StreamReactor* r) {
-  std::lock_guard lk(streams_mu_);
+  MutexLock lk(streams_mu_);
   streams_.emplace(node, r);
 }
 
@@ -463,7 +463,7 @@ void IngestService::Release(size_t bytes) {
   if (OverBudget()) return;
   std::vector<StreamReactor*> resume;
   {
-    std::lock_guard lk(parked_mu_);
+    MutexLock lk(parked_mu_);
     resume.swap(parked_);
   }
   // Every waiting stream reads on: none can be left waiting with room in the budget.
@@ -471,7 +471,7 @@ void IngestService::Release(size_t bytes) {
 }
 
 bool IngestService::Park(StreamReactor* r) {
-  std::lock_guard lk(parked_mu_);
+  MutexLock lk(parked_mu_);
   // Checked again under the lock Release takes after lowering the total: a Release between
   // the caller's check and here is seen, and the stream is not left parked.
   if (!OverBudget()) return false;
@@ -481,7 +481,7 @@ bool IngestService::Park(StreamReactor* r) {
 }
 
 bool IngestService::Unpark(StreamReactor* r) {
-  std::lock_guard lk(parked_mu_);
+  MutexLock lk(parked_mu_);
   auto it = std::find(parked_.begin(), parked_.end(), r);
   if (it == parked_.end()) return false;
   parked_.erase(it);
@@ -489,19 +489,19 @@ bool IngestService::Unpark(StreamReactor* r) {
 }
 
 void IngestService::CountOversize(const std::string& node, const OversizeCounts& n) {
-  std::lock_guard lk(oversize_mu_);
+  MutexLock lk(oversize_mu_);
   OversizeCounts& c = oversize_[node];
   c.capped += n.capped;
   c.refused += n.refused;
 }
 
 std::map<std::string, OversizeCounts> IngestService::OversizeByNode() const {
-  std::lock_guard lk(oversize_mu_);
+  MutexLock lk(oversize_mu_);
   return oversize_;
 }
 
 void IngestService::Unregister(const std::string& node, StreamReactor* r) {
-  std::lock_guard lk(streams_mu_);
+  MutexLock lk(streams_mu_);
   auto [b, e] = streams_.equal_range(node);
   for (auto it = b; it != e; ++it) {
     if (it->second == r) {
@@ -516,7 +516,7 @@ std::expected<void, std::string> IngestService::RequestInventory(const std::stri
                                                                  uint64_t command_id) {
   StreamReactor* target = nullptr;
   {
-    std::lock_guard lk(streams_mu_);
+    MutexLock lk(streams_mu_);
     auto [b, e] = streams_.equal_range(node);
     // The newest stream first: an older one of the same node is usually a dead connection
     // not yet noticed.

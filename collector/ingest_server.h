@@ -52,6 +52,7 @@
 #include "collector/session.h"
 #include "driftwatch/v1/collector.grpc.pb.h"
 #include "lib/alerts/alert_store.h"
+#include "lib/base/mutex.h"
 #include "lib/event/argv_caps.h"
 #include "lib/store/event_store.h"
 
@@ -149,16 +150,16 @@ class IngestService final
   std::atomic<uint64_t> inventory_bytes_{0};  // inventory replies being joined, all streams
   std::atomic<uint64_t> next_stream_{1};  // store tokens: a failed batch stops its stream
   // Streams past Hello, by node, oldest first. Lock order: streams_mu_, then a reactor's.
-  std::mutex streams_mu_;
-  std::multimap<std::string, StreamReactor*> streams_;  // GUARDED_BY(streams_mu_)
-  mutable std::mutex discards_mu_;  // a leaf lock
-  std::map<std::pair<std::string, std::string>, uint64_t> discards_;  // GUARDED_BY(discards_mu_)
+  Mutex streams_mu_;
+  std::multimap<std::string, StreamReactor*> streams_ DW_GUARDED_BY(streams_mu_);
+  mutable Mutex discards_mu_;  // a leaf lock
+  std::map<std::pair<std::string, std::string>, uint64_t> discards_ DW_GUARDED_BY(discards_mu_);
   std::atomic<size_t> in_flight_bytes_{0};
   std::atomic<uint64_t> budget_waits_{0};
-  std::mutex parked_mu_;  // a leaf: nothing else is locked while holding it
-  std::vector<StreamReactor*> parked_;  // GUARDED_BY(parked_mu_)
-  mutable std::mutex oversize_mu_;
-  std::map<std::string, OversizeCounts> oversize_;  // GUARDED_BY(oversize_mu_)
+  Mutex parked_mu_;  // a leaf: nothing else is locked while holding it
+  std::vector<StreamReactor*> parked_ DW_GUARDED_BY(parked_mu_);
+  mutable Mutex oversize_mu_;
+  std::map<std::string, OversizeCounts> oversize_ DW_GUARDED_BY(oversize_mu_);
 };
 
 }  // namespace driftwatch

@@ -2,7 +2,9 @@
 # The whole test suite, as CI runs it (root, Debian 12, ../shared beside the checkout):
 #   1. release build: unit tests, corpus acceptance, privileged live tests (serialized)
 #   2. AddressSanitizer + UBSan build: unit tests and the corpus again
-#   3. libFuzzer on each parser of outside input for a bounded time (DW_FUZZ_SECONDS for
+#   3. clang build of the daemons and tools with -Wthread-safety -Werror=thread-safety: an
+#      access to a DW_GUARDED_BY member without its lock fails it (lib/base/mutex.h)
+#   4. libFuzzer on each parser of outside input for a bounded time (DW_FUZZ_SECONDS for
 #      all of them, default 180)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +20,11 @@ echo "== sanitizer build (ASan + UBSan)"
 "$root/scripts/build.sh" "$root/build-asan" -DDW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -L 'unit|integration') || fail=1
+
+echo "== clang build: lock annotations checked (-Wthread-safety)"
+# Compiled, not run (the release and sanitizer builds run the code); unoptimized, for speed.
+"$root/scripts/build.sh" "$root/build-clang" -DDW_THREAD_SAFETY=ON -DDW_TESTS=OFF \
+  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug >/dev/null
 
 echo "== fuzzing: a libFuzzer target per parser of outside input (fuzz/)"
 "$root/scripts/build.sh" "$root/build-fuzz" -DDW_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ \

@@ -54,7 +54,7 @@ void AuditSource::NoteKernelStatus(const audit_status& st) {
 void AuditSource::Publish(Batch* b) {
   if (b->recs.empty()) return;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (queued_records_ + b->recs.size() > options_.queue_records) {
       counters_.queue_drops += b->recs.size();  // parser behind: drop, count, go on
     } else {
@@ -62,7 +62,7 @@ void AuditSource::Publish(Batch* b) {
       queue_.push_back(std::move(*b));
     }
   }
-  cv_.notify_one();
+  cv_.NotifyOne();
   *b = Batch();
   b->bytes.reserve(256 << 10);
 }
@@ -126,10 +126,10 @@ void AuditSource::ReadLoop() {
   }
   Publish(&batch);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     reader_done_ = true;
   }
-  cv_.notify_one();
+  cv_.NotifyOne();
 }
 
 void AuditSource::ParseLoop() {
@@ -152,9 +152,9 @@ void AuditSource::ParseLoop() {
     Batch b;
     bool done = false;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(100),
-                   [this] { return !queue_.empty() || reader_done_; });
+      MutexLock lock(mu_);
+      cv_.WaitFor(lock, std::chrono::milliseconds(100),
+                  [this]() DW_REQUIRES(mu_) { return !queue_.empty() || reader_done_; });
       if (!queue_.empty()) {
         b = std::move(queue_.front());
         queue_.pop_front();

@@ -10,11 +10,9 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +22,7 @@
 #include "driftwatch/v1/event.pb.h"
 #include "lib/audit/audit_reassembler.h"
 #include "lib/base/diagnostics.h"
+#include "lib/base/mutex.h"
 #include "sensor/audit_netlink.h"
 
 namespace driftwatch::sensor {
@@ -96,11 +95,11 @@ class AuditSource {
   Diagnostics diag_{stderr, 100};
   std::atomic<bool> stop_{false};
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Batch> queue_;   // GUARDED_BY(mu_)
-  size_t queued_records_ = 0; // GUARDED_BY(mu_)
-  bool reader_done_ = false;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<Batch> queue_ DW_GUARDED_BY(mu_);
+  size_t queued_records_ DW_GUARDED_BY(mu_) = 0;
+  bool reader_done_ DW_GUARDED_BY(mu_) = false;
 
   std::thread reader_;
   std::thread parser_;

@@ -135,26 +135,26 @@ void ContainerRegistry::Stop() {
 std::string ContainerRegistry::endpoint() const { return endpoint_; }
 
 size_t ContainerRegistry::size() const {
-  std::shared_lock lock(mu_);
+  ReaderMutexLock lock(mu_);
   return entries_.size();
 }
 
 std::optional<v1::ContainerInfo> ContainerRegistry::Find(const std::string& id) const {
-  std::shared_lock lock(mu_);
+  ReaderMutexLock lock(mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return std::nullopt;
   return it->second.info;
 }
 
 std::vector<v1::ContainerInfo> ContainerRegistry::List() const {
-  std::shared_lock lock(mu_);
+  ReaderMutexLock lock(mu_);
   std::vector<v1::ContainerInfo> out;
   for (const auto& [id, e] : entries_) out.push_back(e.info);
   return out;
 }
 
 std::optional<std::string> ContainerRegistry::ByDevice(uint32_t major, uint32_t minor) const {
-  std::shared_lock lock(mu_);
+  ReaderMutexLock lock(mu_);
   auto it = by_dev_.find({major, minor});
   if (it == by_dev_.end()) return std::nullopt;
   return it->second;
@@ -164,7 +164,7 @@ std::optional<bool> ContainerRegistry::IsInUpperLayer(const std::string& id,
                                                       std::string_view path) const {
   std::string upper;
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(mu_);
     auto it = entries_.find(id);
     if (it == entries_.end() || it->second.info.upperdir().empty()) return std::nullopt;
     upper = it->second.info.upperdir();
@@ -174,7 +174,7 @@ std::optional<bool> ContainerRegistry::IsInUpperLayer(const std::string& id,
 
 std::optional<UpperMatch> ContainerRegistry::ByUpperDir(std::string_view host_dir) const {
   // Upper directories never nest: try the directory and each of its ancestors.
-  std::shared_lock lock(mu_);
+  ReaderMutexLock lock(mu_);
   std::string probe(host_dir);
   while (probe.size() > 1 && probe.back() == '/') probe.pop_back();
   for (;;) {
@@ -191,7 +191,7 @@ std::optional<UpperMatch> ContainerRegistry::ByUpperDir(std::string_view host_di
 }
 
 std::optional<std::string> ContainerRegistry::ByMountId(int mnt_id) const {
-  std::shared_lock lock(mu_);
+  ReaderMutexLock lock(mu_);
   auto it = by_mount_.find(mnt_id);
   if (it == by_mount_.end()) return std::nullopt;
   return it->second;
@@ -208,7 +208,7 @@ std::optional<std::string> ContainerRegistry::ByUpperFile(std::string_view path_
   if (path_in_container.empty() || path_in_container[0] != '/') return std::nullopt;
   std::vector<std::pair<std::string, std::string>> uppers;  // id, upperdir
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(mu_);
     for (const auto& [upper, id] : by_upper_) uppers.emplace_back(id, upper);
   }
   for (const auto& [id, upper] : uppers) {
@@ -269,7 +269,7 @@ void ContainerRegistry::CgroupAppeared(const std::string& abs_dir) {
   if (!c) return;
   // Only the container's own directory, not cgroups it creates below it.
   if (!rel.ends_with(c->id)) return;
-  std::unique_lock lock(mu_);
+  WriterMutexLock lock(mu_);
   if (entries_.count(c->id)) return;
   Entry& e = entries_[c->id];
   e.info.set_id(c->id);
@@ -286,7 +286,7 @@ void ContainerRegistry::CgroupAppeared(const std::string& abs_dir) {
 void ContainerRegistry::CgroupGone(const std::string& abs_dir) {
   std::optional<v1::ContainerInfo> gone;
   {
-    std::unique_lock lock(mu_);
+    WriterMutexLock lock(mu_);
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
       if (it->second.cgroup_dir != abs_dir) continue;
       Unindex(it->first, it->second);
@@ -412,14 +412,14 @@ void ContainerRegistry::ApplyCri(Entry* e) {
 bool ContainerRegistry::Complete() {
   std::vector<std::string> ids;
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(mu_);
     ids.assign(pending_.begin(), pending_.end());
   }
   auto now = std::chrono::steady_clock::now();
   for (const auto& id : ids) {
     Entry e;
     {
-      std::shared_lock lock(mu_);
+      ReaderMutexLock lock(mu_);
       auto it = entries_.find(id);
       if (it == entries_.end()) continue;
       e = it->second;
@@ -453,7 +453,7 @@ bool ContainerRegistry::Complete() {
     if (e.info.start_time_ns() == 0 && (done || expired))
       e.info.set_start_time_ns(ToNs(std::chrono::system_clock::now()));
     {
-      std::unique_lock lock(mu_);
+      WriterMutexLock lock(mu_);
       auto it = entries_.find(id);
       if (it == entries_.end()) continue;  // removed meanwhile
       Unindex(id, it->second);
@@ -464,7 +464,7 @@ bool ContainerRegistry::Complete() {
     // Reported once complete (CRI answered and the overlay is known), or when given up on.
     if ((changed && done) || expired) Emit(e.info);
   }
-  std::shared_lock lock(mu_);
+  ReaderMutexLock lock(mu_);
   return !pending_.empty();
 }
 
@@ -478,7 +478,7 @@ void ContainerRegistry::Resync() {
       for (const auto& c : *list) {
         if (c.state != "running") continue;
         running.insert(c.id);
-        std::unique_lock lock(mu_);
+        WriterMutexLock lock(mu_);
         if (entries_.count(c.id)) continue;
         Entry& e = entries_[c.id];
         e.info.set_id(c.id);
@@ -490,7 +490,7 @@ void ContainerRegistry::Resync() {
       // CRI containers that stopped without our seeing their cgroup go.
       std::vector<v1::ContainerInfo> gone;
       {
-        std::unique_lock lock(mu_);
+        WriterMutexLock lock(mu_);
         for (auto it = entries_.begin(); it != entries_.end();) {
           const Entry& e = it->second;
           bool cri_owned = e.info.source() == "cri";
@@ -512,7 +512,7 @@ void ContainerRegistry::Resync() {
   // Cgroup-only containers whose directory is gone (an inotify event lost).
   std::vector<std::string> dead;
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(mu_);
     for (const auto& [id, e] : entries_)
       if (!e.cgroup_dir.empty() && !IsDir(e.cgroup_dir)) dead.push_back(e.cgroup_dir);
   }

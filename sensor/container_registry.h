@@ -21,16 +21,15 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
-#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/base/mutex.h"
 #include "sensor/fanotify_watcher.h"
 
 namespace driftwatch {
@@ -99,8 +98,8 @@ class ContainerRegistry : public ContainerResolver {
   bool Complete();
   void Resync();
   void ApplyCri(Entry* e);
-  void Index(const std::string& id, const Entry& e);
-  void Unindex(const std::string& id, const Entry& e);
+  void Index(const std::string& id, const Entry& e) DW_REQUIRES(mu_);
+  void Unindex(const std::string& id, const Entry& e) DW_REQUIRES(mu_);
   void Emit(const v1::ContainerInfo& info);
 
   Options options_;
@@ -116,12 +115,12 @@ class ContainerRegistry : public ContainerResolver {
   std::thread thread_;
   std::atomic<bool> stop_{false};
 
-  mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, Entry> entries_;                 // GUARDED_BY(mu_)
-  std::unordered_map<std::string, std::string> by_upper_;          // upperdir -> id
-  std::unordered_map<int, std::string> by_mount_;                  // mount id -> id
-  std::map<std::pair<uint32_t, uint32_t>, std::string> by_dev_;    // overlay dev -> id
-  std::set<std::string> pending_;                                  // ids not yet complete
+  mutable SharedMutex mu_;
+  std::unordered_map<std::string, Entry> entries_ DW_GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::string> by_upper_ DW_GUARDED_BY(mu_);  // upperdir -> id
+  std::unordered_map<int, std::string> by_mount_ DW_GUARDED_BY(mu_);          // mount id -> id
+  std::map<std::pair<uint32_t, uint32_t>, std::string> by_dev_ DW_GUARDED_BY(mu_);  // overlay dev
+  std::set<std::string> pending_ DW_GUARDED_BY(mu_);  // ids not yet complete
 };
 
 }  // namespace driftwatch::sensor

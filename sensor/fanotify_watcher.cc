@@ -273,13 +273,13 @@ std::expected<void, std::string> FanotifyWatcher::WatchContainerRoot(
   if (fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_MOUNT, mask_, AT_FDCWD, root.c_str()) != 0)
     return std::unexpected("fanotify_mark(FAN_MARK_MOUNT, " + root + ") for " + container_id +
                            ": " + ErrnoText(errno));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   roots_[container_id] = pid;
   return {};
 }
 
 void FanotifyWatcher::ForgetContainer(const std::string& container_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = roots_.find(container_id);
   if (it == roots_.end()) return;
   // Fails harmlessly once the process is gone; its mount (and the mark) goes with it.

@@ -31,7 +31,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,6 +38,7 @@
 #include <vector>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/base/mutex.h"
 #include "sensor/hash_worker.h"
 
 struct fanotify_event_metadata;  // <sys/fanotify.h>
@@ -191,8 +191,8 @@ class FanotifyWatcher {
   std::map<int, std::string> mount_points_;        // cleared when our mount table changes
   int mountinfo_fd_ = -1;                          // polled for mount table changes
 
-  std::mutex mu_;
-  std::map<std::string, pid_t> roots_;  // GUARDED_BY(mu_): fd-mount marks by container
+  Mutex mu_;
+  std::map<std::string, pid_t> roots_ DW_GUARDED_BY(mu_);  // fd-mount marks by container
 
   // Declared after what its sink uses (counters_, sink_), destroyed (stopped) before them.
   HashWorker hasher_;

@@ -25,7 +25,7 @@ HashWorker::HashWorker(HashQueueLimits limits, uint64_t hash_max_bytes, HashCoun
 HashWorker::~HashWorker() { Stop(); }
 
 void HashWorker::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (thread_.joinable()) return;
   stopping_ = false;
   thread_ = std::thread([this] { Run(); });
@@ -33,24 +33,24 @@ void HashWorker::Start() {
 
 void HashWorker::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.NotifyAll();
   if (thread_.joinable()) thread_.join();
   // The worker hashed everything queued, and each lane starts with a queued file: none is
   // left. Without a worker (never started), what waits leaves unhashed, counted.
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (!lanes_.empty()) GiveUp(lanes_.begin()->first);
 }
 
 size_t HashWorker::files() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return files_;
 }
 
 size_t HashWorker::waiting() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return waiting_;
 }
 
@@ -71,7 +71,7 @@ void HashWorker::Append(Lane& lane, ItemPtr item) {
 }
 
 void HashWorker::Pass(v1::Event ev) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (waiting_ >= limits_.max_waiting) GiveUpLargest();
   Lane* lane = FindLane(ev.container_id());
   if (lane == nullptr) {
@@ -84,7 +84,7 @@ void HashWorker::Pass(v1::Event ev) {
 }
 
 void HashWorker::Hash(v1::Event ev, int fd, uint64_t size) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (waiting_ >= limits_.max_waiting) GiveUpLargest();
   Lane* lane = FindLane(ev.container_id());
   const size_t lane_files = lane ? lane->files : 0;
@@ -116,7 +116,7 @@ void HashWorker::Hash(v1::Event ev, int fd, uint64_t size) {
   bytes_ += size;
   queue_.push_back(item);
   Append(*lane, std::move(item));
-  wake_.notify_one();
+  wake_.NotifyOne();
 }
 
 void HashWorker::Flush(const std::string& container_id) {
@@ -162,19 +162,19 @@ void HashWorker::GiveUp(const std::string& container_id) {
 }
 
 void HashWorker::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
-    wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    wake_.Wait(lock, [this]() DW_REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, and everything queued was hashed
     ItemPtr item = queue_.front();
     queue_.pop_front();
     const int fd = item->fd;
     item->fd = -1;
-    lock.unlock();
+    lock.Unlock();
     FileFacts facts;
     hasher_(fd, hash_max_bytes_, &facts);
     close(fd);
-    lock.lock();
+    lock.Lock();
     --files_;
     bytes_ -= item->bytes;
     if (item->emitted) continue;  // given up while hashed: left without it, counted then

@@ -34,17 +34,16 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/base/mutex.h"
 #include "lib/event/file_digest.h"
 
 namespace driftwatch::sensor {
@@ -108,15 +107,15 @@ class HashWorker {
 
   void Run();
   // The lane of `container_id` if it has events waiting; null when its events may leave now.
-  Lane* FindLane(const std::string& container_id);  // REQUIRES: mu_ held
-  void Append(Lane& lane, ItemPtr item);            // REQUIRES: mu_ held
+  Lane* FindLane(const std::string& container_id) DW_REQUIRES(mu_);
+  void Append(Lane& lane, ItemPtr item) DW_REQUIRES(mu_);
   // Emits the lane's events up to the first one still waiting for its hash; erases the lane
   // when none is left.
-  void Flush(const std::string& container_id);  // REQUIRES: mu_ held
+  void Flush(const std::string& container_id) DW_REQUIRES(mu_);
   // The lane with the most events waiting leaves at once, its pending hashes given up.
-  void GiveUpLargest();                          // REQUIRES: mu_ held
-  void GiveUp(const std::string& container_id);  // REQUIRES: mu_ held
-  void EmitLocked(Item& item);                   // REQUIRES: mu_ held
+  void GiveUpLargest() DW_REQUIRES(mu_);
+  void GiveUp(const std::string& container_id) DW_REQUIRES(mu_);
+  void EmitLocked(Item& item) DW_REQUIRES(mu_);
 
   const HashQueueLimits limits_;
   const uint64_t hash_max_bytes_;
@@ -124,14 +123,14 @@ class HashWorker {
   const Sink sink_;
   const Hasher hasher_;
 
-  mutable std::mutex mu_;
-  std::condition_variable wake_;
-  std::unordered_map<std::string, Lane> lanes_;  // GUARDED_BY(mu_): by container id
-  std::deque<ItemPtr> queue_;                    // GUARDED_BY(mu_): files to hash, FIFO
-  size_t files_ = 0;                             // GUARDED_BY(mu_): queued + being hashed
-  uint64_t bytes_ = 0;                           // GUARDED_BY(mu_)
-  size_t waiting_ = 0;                           // GUARDED_BY(mu_): items in lanes_
-  bool stopping_ = false;                        // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar wake_;
+  std::unordered_map<std::string, Lane> lanes_ DW_GUARDED_BY(mu_);  // by container id
+  std::deque<ItemPtr> queue_ DW_GUARDED_BY(mu_);                    // files to hash, FIFO
+  size_t files_ DW_GUARDED_BY(mu_) = 0;                             // queued + being hashed
+  uint64_t bytes_ DW_GUARDED_BY(mu_) = 0;
+  size_t waiting_ DW_GUARDED_BY(mu_) = 0;  // items in lanes_
+  bool stopping_ DW_GUARDED_BY(mu_) = false;
 
   std::thread thread_;
 };

@@ -27,10 +27,10 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/base/mutex.h"
 
 namespace driftwatch::sensor {
 
@@ -103,20 +103,20 @@ class LossFile {
 
  private:
   LossFile(std::string path, int fd, bool sync) : path_(std::move(path)), fd_(fd), sync_(sync) {}
-  std::expected<void, std::string> StoreLocked(const LossCounts& run);  // REQUIRES: mu_ held
+  std::expected<void, std::string> StoreLocked(const LossCounts& run) DW_REQUIRES(mu_);
 
   const std::string path_;
   const int fd_;
   const bool sync_;
   LossCounts base_;  // set once in Open, read-only after
 
-  mutable std::mutex mu_;
-  uint64_t generation_ = 0;  // GUARDED_BY(mu_): of the newest slot on disk
-  bool whole_file_ = false;  // GUARDED_BY(mu_): the next store writes all 256 bytes
-  LossCounts stored_run_;    // GUARDED_BY(mu_): `run` of the last successful store
-  std::chrono::steady_clock::time_point last_attempt_{};  // GUARDED_BY(mu_)
-  uint64_t stores_ = 0;                                   // GUARDED_BY(mu_)
-  uint64_t store_failures_ = 0;                           // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  uint64_t generation_ DW_GUARDED_BY(mu_) = 0;  // of the newest slot on disk
+  bool whole_file_ DW_GUARDED_BY(mu_) = false;  // the next store writes all 256 bytes
+  LossCounts stored_run_ DW_GUARDED_BY(mu_);    // `run` of the last successful store
+  std::chrono::steady_clock::time_point last_attempt_ DW_GUARDED_BY(mu_){};
+  uint64_t stores_ DW_GUARDED_BY(mu_) = 0;
+  uint64_t store_failures_ DW_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace driftwatch::sensor

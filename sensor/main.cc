@@ -16,7 +16,6 @@
 #include <array>
 #include <atomic>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <vector>
@@ -25,16 +24,17 @@
 #include "lib/audit/capture.h"
 #include "lib/base/clock.h"
 #include "lib/base/json.h"
-#include "lib/daemon/daemon_config.h"
-#include "lib/node/drift_inventory.h"
 #include "lib/base/log.h"
-#include "lib/daemon/metrics.h"
-#include "lib/node/mountinfo.h"
-#include "lib/daemon/node_name.h"
-#include "lib/event/process_tree.h"
-#include "lib/node/procfs.h"
-#include "lib/daemon/systemd_notify.h"
+#include "lib/base/mutex.h"
 #include "lib/base/version.h"
+#include "lib/daemon/daemon_config.h"
+#include "lib/daemon/metrics.h"
+#include "lib/daemon/node_name.h"
+#include "lib/daemon/systemd_notify.h"
+#include "lib/event/process_tree.h"
+#include "lib/node/drift_inventory.h"
+#include "lib/node/mountinfo.h"
+#include "lib/node/procfs.h"
 #include "sensor/audit_netlink.h"
 #include "sensor/audit_rules.h"
 #include "sensor/audit_source.h"
@@ -138,13 +138,13 @@ class Output {
   // REQUIRES: called before any Write; `spool` outlives this object.
   void SetSpool(Spool* spool) { spool_ = spool; }
   void SetNotify(std::function<void()> notify) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     notify_ = std::move(notify);
   }
 
   void Write(v1::Event& ev) {
     ++by_kind_[static_cast<size_t>(ev.body_case()) % by_kind_.size()];
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     *ev.mutable_id() = id_;
     ev.mutable_id()->set_seq(++seq_);
     // Spool first: a capture (buffered) never holds an event the spool lacks.
@@ -172,7 +172,7 @@ class Output {
     }
   }
   void Flush() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (capture_) capture_->Flush();
   }
   bool failed() const { return failed_.load(); }
@@ -186,15 +186,15 @@ class Output {
 
  private:
   std::array<std::atomic<uint64_t>, 16> by_kind_{};
-  std::mutex mu_;
+  Mutex mu_;
   v1::EventId id_;
-  uint64_t seq_ = 0;                        // GUARDED_BY(mu_)
-  std::unique_ptr<CaptureWriter> capture_;  // GUARDED_BY(mu_)
+  uint64_t seq_ DW_GUARDED_BY(mu_) = 0;
+  std::unique_ptr<CaptureWriter> capture_ DW_GUARDED_BY(mu_);
   Spool* spool_ = nullptr;
-  std::function<void()> notify_;           // GUARDED_BY(mu_)
-  std::string payload_;                    // GUARDED_BY(mu_): serialized event, reused
+  std::function<void()> notify_ DW_GUARDED_BY(mu_);
+  std::string payload_ DW_GUARDED_BY(mu_);  // serialized event, reused
   std::atomic<bool> failed_{false};  // read by the metrics thread
-  bool spool_failing_ = false;  // GUARDED_BY(mu_)
+  bool spool_failing_ DW_GUARDED_BY(mu_) = false;
   std::atomic<uint64_t> encode_failures_{0};
 };
 
@@ -297,7 +297,7 @@ int Run(const Flags& flags) {
   // is teardown order in reverse: watcher (uses the registry) stops before the registry.
   std::unique_ptr<ContainerRegistry> registry;
   std::unique_ptr<FanotifyWatcher> watcher;
-  std::mutex watcher_mu;  // the registry's listener may run before `watcher` is set
+  Mutex watcher_mu;  // the registry's listener may run before `watcher` is set
   if (containers_on) {
     ContainerRegistry::Options ropt;
     ropt.use_cri = !flags.no_cri;
@@ -306,7 +306,7 @@ int Run(const Flags& flags) {
     ropt.resync = std::chrono::milliseconds(static_cast<int64_t>(flags.resync * 1000));
     registry = std::make_unique<ContainerRegistry>(ropt, [&](const v1::ContainerInfo& info) {
       {
-        std::lock_guard<std::mutex> lock(watcher_mu);
+        MutexLock lock(watcher_mu);
         if (watcher) {
           if (info.state() == "removed") {
             watcher->ForgetContainer(info.id());
@@ -338,7 +338,7 @@ int Run(const Flags& flags) {
         LogError("fanotify: %s\n", w.error().c_str());
         return 1;
       }
-      std::lock_guard<std::mutex> lock(watcher_mu);
+      MutexLock lock(watcher_mu);
       watcher = std::move(*w);
       // Containers already running get their roots marked (fd-mount mode) now.
       for (const auto& c : registry->List())
@@ -546,11 +546,13 @@ int Run(const Flags& flags) {
   // Metrics, health and status over HTTP, on the metrics server's own thread: what they read
   // is thread-safe, or (the uplink's last error, loop-only) a copy the loop's tick refreshes.
   SystemdNotifier systemd;
-  std::mutex uplink_error_mu;
-  std::string uplink_error;  // GUARDED_BY(uplink_error_mu)
+  struct {
+    Mutex mu;
+    std::string text DW_GUARDED_BY(mu);
+  } uplink_error;
   auto uplink_last_error = [&] {
-    std::lock_guard<std::mutex> lock(uplink_error_mu);
-    return uplink_error;
+    MutexLock lock(uplink_error.mu);
+    return uplink_error.text;
   };
   std::unique_ptr<MetricsServer> metrics;
   if (!flags.metrics_address.empty()) {
@@ -744,8 +746,8 @@ int Run(const Flags& flags) {
       }
       output.Flush();
       if (uplink) {
-        std::lock_guard<std::mutex> lock(uplink_error_mu);
-        uplink_error = uplink->last_error();
+        MutexLock lock(uplink_error.mu);
+        uplink_error.text = uplink->last_error();
       }
       systemd.Watchdog();  // the loop is alive: tell systemd (when it asked)
       if (flags.duration > 0 && now - started >= std::chrono::duration<double>(flags.duration)) {

@@ -180,12 +180,12 @@ std::expected<std::unique_ptr<Spool>, std::string> Spool::Open(const SpoolOption
 
 Spool::~Spool() {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     stopping_ = true;
     interrupted_ = true;
   }
-  flush_cv_.notify_all();
-  appended_.notify_all();
+  flush_cv_.NotifyAll();
+  appended_.NotifyAll();
   if (flusher_.joinable()) flusher_.join();
   if (options_.fsync != FsyncPolicy::kNever) {
     if (auto r = Sync(); !r) Log(r.error());
@@ -196,6 +196,10 @@ Spool::~Spool() {
 }
 
 std::expected<void, std::string> Spool::Recover() {
+  // No other thread runs yet: the locks are uncontended, taken so that the analysis checks
+  // this like the rest (ack_mu_ first, the lock order).
+  MutexLock ack_lk(ack_mu_);
+  MutexLock lk(mu_);
   // The ack file. Unreadable or corrupt: everything stored is sent again (duplicates are
   // harmless, losses are not).
   uint64_t acked = 0;
@@ -359,7 +363,6 @@ std::expected<void, std::string> Spool::Recover() {
   if (!ack_file_ok) {
     // New, of one slot (an earlier version's), or corrupt: written whole now, while there is
     // room, so that later acks only overwrite its block.
-    std::lock_guard ack_lk(ack_mu_);
     whole_ack_file_ = true;
     if (auto r = WriteAckFile(acked_); !r) Log(r.error() + " (retried at the next ack)");
   }
@@ -416,7 +419,7 @@ std::expected<uint64_t, std::string> Spool::Append(const v1::Event& ev) {
   thread_local std::string payload;
   payload.clear();
   if (!ev.AppendToString(&payload)) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     return AppendFailed("spool: event failed to serialize");
   }
   auto pos = AppendSerialized(payload);
@@ -426,7 +429,7 @@ std::expected<uint64_t, std::string> Spool::Append(const v1::Event& ev) {
 
 std::expected<uint64_t, std::string> Spool::AppendSerialized(std::string_view payload) {
   if (payload.size() > kMaxRecordBytes || payload.size() + kRecHeader > options_.max_bytes) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     return AppendFailed("spool: event of " + std::to_string(payload.size()) +
                         " bytes is too large to store");
   }
@@ -439,7 +442,7 @@ std::expected<uint64_t, std::string> Spool::AppendSerialized(std::string_view pa
   std::string sync_path;
   uint64_t pos;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (!active_ || roll_ ||
         (segments_.back().size > kSegHeader &&
          segments_.back().size + rec_size > options_.segment_bytes)) {
@@ -483,7 +486,7 @@ std::expected<uint64_t, std::string> Spool::AppendSerialized(std::string_view pa
     }
     DropOldestIfFull(&doomed);
   }
-  appended_.notify_all();
+  appended_.NotifyAll();
   for (const Segment& s : doomed) {
     if (unlink(s.path.c_str()) != 0) Log(Errno("unlink", s.path));
   }
@@ -545,7 +548,7 @@ std::expected<void, std::string> Spool::ReadOnce(uint64_t from, size_t max_event
   std::vector<Span> spans;
   uint64_t pos;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     pos = std::max(from, acked_);
     size_t n_events = 0, n_bytes = 0;
     bool full = false;
@@ -602,7 +605,7 @@ std::expected<void, std::string> Spool::ReadOnce(uint64_t from, size_t max_event
     }
   }
   if (corrupt > 0) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     read_corrupt_ += corrupt;
   }
   *found = !spans.empty();
@@ -611,9 +614,9 @@ std::expected<void, std::string> Spool::ReadOnce(uint64_t from, size_t max_event
 }
 
 std::expected<void, std::string> Spool::Ack(uint64_t up_to) {
-  std::lock_guard ack_lk(ack_mu_);
+  MutexLock ack_lk(ack_mu_);
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     up_to = std::min(up_to, end_);
     if (up_to <= acked_) return {};
   }
@@ -621,7 +624,7 @@ std::expected<void, std::string> Spool::Ack(uint64_t up_to) {
   auto written = WriteAckFile(up_to);
   std::vector<Segment> doomed;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (!written) ++ack_failures_;
     // The collector has these events whether or not the ack file says so: their segments
     // may go (that is what frees a full disk). Without the ack file the newest stays, as
@@ -697,7 +700,7 @@ std::expected<void, std::string> Spool::Sync() {
   std::shared_ptr<File> file;
   std::string path;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (active_) {
       file = segments_.back().file;
       path = segments_.back().path;
@@ -711,79 +714,79 @@ std::expected<void, std::string> Spool::Sync() {
 }
 
 void Spool::FlusherLoop() {
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   while (!stopping_) {
-    flush_cv_.wait_for(lk, options_.fsync_interval, [this] { return stopping_; });
+    flush_cv_.WaitFor(lk, options_.fsync_interval, [this]() DW_REQUIRES(mu_) { return stopping_; });
     if (stopping_ || (!unsynced_ && !dir_unsynced_)) continue;
     std::shared_ptr<File> file = unsynced_ && active_ ? segments_.back().file : nullptr;
     std::string path = file ? segments_.back().path : "";
     bool dir = dir_unsynced_;
     unsynced_ = dir_unsynced_ = false;
-    lk.unlock();
+    lk.Unlock();
     if (file && fdatasync(file->fd) != 0) Log(Errno("fdatasync", path));
     if (dir) {
       if (auto r = SyncDir(); !r) Log(r.error());
     }
-    lk.lock();
+    lk.Lock();
   }
 }
 
 bool Spool::WaitFor(uint64_t pos, std::chrono::milliseconds timeout) {
-  std::unique_lock lk(mu_);
-  appended_.wait_for(lk, timeout, [&] { return end_ > pos || interrupted_; });
+  MutexLock lk(mu_);
+  appended_.WaitFor(lk, timeout, [&]() DW_REQUIRES(mu_) { return end_ > pos || interrupted_; });
   return end_ > pos;
 }
 
 void Spool::Interrupt() {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     interrupted_ = true;
   }
-  appended_.notify_all();
+  appended_.NotifyAll();
 }
 
 uint64_t Spool::acked() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return acked_;
 }
 uint64_t Spool::end() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return end_;
 }
 uint64_t Spool::depth() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return end_ - acked_;
 }
 uint64_t Spool::bytes() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return bytes_;
 }
 uint64_t Spool::dropped() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return dropped_;
 }
 uint64_t Spool::recovered_corrupt() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return recovered_corrupt_;
 }
 uint64_t Spool::read_corrupt() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return read_corrupt_;
 }
 uint64_t Spool::segments() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return segments_.size();
 }
 uint64_t Spool::append_failures() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return append_failures_;
 }
 std::string Spool::append_error() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return append_error_;
 }
 uint64_t Spool::ack_failures() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return ack_failures_;
 }
 

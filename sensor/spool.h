@@ -90,18 +90,17 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <expected>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/base/mutex.h"
 
 namespace driftwatch::sensor {
 
@@ -189,48 +188,48 @@ class Spool {
   };
 
   explicit Spool(const SpoolOptions& options);
-  std::expected<void, std::string> Recover();
+  std::expected<void, std::string> Recover() DW_EXCLUDES(ack_mu_, mu_);
   // One pass of Read; *found: some records were there (maybe all failing their crc).
   std::expected<void, std::string> ReadOnce(uint64_t from, size_t max_events, size_t max_bytes,
                                             std::vector<std::string>* events, uint64_t* next,
                                             bool* found);
-  std::expected<void, std::string> StartSegment();  // REQUIRES: mu_ held
-  void DropOldestIfFull(std::vector<Segment>* doomed);  // REQUIRES: mu_ held
+  std::expected<void, std::string> StartSegment() DW_REQUIRES(mu_);
+  void DropOldestIfFull(std::vector<Segment>* doomed) DW_REQUIRES(mu_);
   // The slot holding the older value, or the whole file when whole_ack_file_.
-  std::expected<void, std::string> WriteAckFile(uint64_t acked);  // REQUIRES: ack_mu_ held
-  // Counts a failed Append and keeps its error. REQUIRES: mu_ held.
-  std::unexpected<std::string> AppendFailed(std::string err);
+  std::expected<void, std::string> WriteAckFile(uint64_t acked) DW_REQUIRES(ack_mu_);
+  // Counts a failed Append and keeps its error.
+  std::unexpected<std::string> AppendFailed(std::string err) DW_REQUIRES(mu_);
   std::expected<void, std::string> SyncDir();
   void FlusherLoop();
 
   const SpoolOptions options_;
   int lock_fd_ = -1;
 
-  std::mutex ack_mu_;  // serializes Ack's file I/O; taken before mu_, never after
-  int ack_fd_ = -1;    // GUARDED_BY(ack_mu_) after Open; kept open for in-place writes
-  int ack_slot_ = 0;   // GUARDED_BY(ack_mu_): the slot the next write goes to
-  bool whole_ack_file_ = false;  // GUARDED_BY(ack_mu_): the next write writes both slots
+  Mutex ack_mu_;  // serializes Ack's file I/O; taken before mu_, never after
+  int ack_fd_ DW_GUARDED_BY(ack_mu_) = -1;              // after Open; kept open for in-place writes
+  int ack_slot_ DW_GUARDED_BY(ack_mu_) = 0;             // the slot the next write goes to
+  bool whole_ack_file_ DW_GUARDED_BY(ack_mu_) = false;  // the next write writes both slots
 
-  mutable std::mutex mu_;
-  std::condition_variable appended_;   // end_ grew, or interrupted_
-  std::condition_variable flush_cv_;   // wakes the flusher: stopping_
-  std::deque<Segment> segments_;       // GUARDED_BY(mu_): by first position; back() active
-  bool active_ = false;                // GUARDED_BY(mu_): segments_.back() is being written
-  uint64_t acked_ = 0;                 // GUARDED_BY(mu_)
-  uint64_t end_ = 0;                   // GUARDED_BY(mu_)
-  uint64_t bytes_ = 0;                 // GUARDED_BY(mu_)
-  uint64_t dropped_ = 0;               // GUARDED_BY(mu_)
-  uint64_t recovered_corrupt_ = 0;     // GUARDED_BY(mu_)
-  uint64_t read_corrupt_ = 0;          // GUARDED_BY(mu_)
-  uint64_t append_failures_ = 0;       // GUARDED_BY(mu_)
-  std::string append_error_;           // GUARDED_BY(mu_)
-  uint64_t ack_failures_ = 0;          // GUARDED_BY(mu_)
-  bool roll_ = false;                  // GUARDED_BY(mu_): the active segment's tail is unsure
-  bool unsynced_ = false;              // GUARDED_BY(mu_): appended since the last data sync
-  bool dir_unsynced_ = false;          // GUARDED_BY(mu_): a segment created since dir sync
-  bool interrupted_ = false;           // GUARDED_BY(mu_)
-  bool stopping_ = false;              // GUARDED_BY(mu_)
-  std::chrono::steady_clock::time_point last_drop_log_ =  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar appended_;                                 // end_ grew, or interrupted_
+  CondVar flush_cv_;                                 // wakes the flusher: stopping_
+  std::deque<Segment> segments_ DW_GUARDED_BY(mu_);  // by first position; back() active
+  bool active_ DW_GUARDED_BY(mu_) = false;           // segments_.back() is being written
+  uint64_t acked_ DW_GUARDED_BY(mu_) = 0;
+  uint64_t end_ DW_GUARDED_BY(mu_) = 0;
+  uint64_t bytes_ DW_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_ DW_GUARDED_BY(mu_) = 0;
+  uint64_t recovered_corrupt_ DW_GUARDED_BY(mu_) = 0;
+  uint64_t read_corrupt_ DW_GUARDED_BY(mu_) = 0;
+  uint64_t append_failures_ DW_GUARDED_BY(mu_) = 0;
+  std::string append_error_ DW_GUARDED_BY(mu_);
+  uint64_t ack_failures_ DW_GUARDED_BY(mu_) = 0;
+  bool roll_ DW_GUARDED_BY(mu_) = false;          // the active segment's tail is unsure
+  bool unsynced_ DW_GUARDED_BY(mu_) = false;      // appended since the last data sync
+  bool dir_unsynced_ DW_GUARDED_BY(mu_) = false;  // a segment created since dir sync
+  bool interrupted_ DW_GUARDED_BY(mu_) = false;
+  bool stopping_ DW_GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point last_drop_log_ DW_GUARDED_BY(mu_) =
       std::chrono::steady_clock::now() - std::chrono::hours(1);
 
   std::thread flusher_;  // kInterval only; last member: started after the rest exists

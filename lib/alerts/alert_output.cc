@@ -26,6 +26,7 @@ std::expected<std::unique_ptr<StreamOutput>, std::string> StreamOutput::Open(
   std::unique_ptr<StreamOutput> out(new StreamOutput());
   out->path_ = path;
   if (path.empty() || path == "-") {
+    MutexLock lock(out->mu_);  // not shared yet: uncontended
     out->f_ = stdout;
     return out;
   }
@@ -38,7 +39,7 @@ StreamOutput::~StreamOutput() {
 }
 
 std::expected<void, std::string> StreamOutput::Reopen() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (path_.empty() || path_ == "-") return {};
   int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (fd < 0) return std::unexpected(path_ + ": " + std::strerror(errno));
@@ -56,7 +57,7 @@ std::expected<void, std::string> StreamOutput::Reopen() {
 void StreamOutput::Emit(std::string_view json, DeliveryDone done) {
   Delivery d = Delivery::kDelivered;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     // One write per line: a reader of the file never sees half an alert from us.
     std::string line(json);
     line.push_back('\n');
@@ -72,7 +73,7 @@ void StreamOutput::Emit(std::string_view json, DeliveryDone done) {
 }
 
 OutputStats StreamOutput::Stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
@@ -123,14 +124,14 @@ WebhookOutput::WebhookOutput(WebhookOptions opt, Url url) : opt_(std::move(opt))
 
 WebhookOutput::~WebhookOutput() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
   std::deque<std::pair<std::string, DeliveryDone>> left;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stats_.dropped += queue_.size();
     left.swap(queue_);
   }
@@ -139,43 +140,44 @@ WebhookOutput::~WebhookOutput() {
 }
 
 void WebhookOutput::Start() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!thread_.joinable() && !stop_) thread_ = std::thread([this] { Run(); });
 }
 
 void WebhookOutput::Emit(std::string_view json, DeliveryDone done) {
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     if (queue_.size() >= opt_.queue_capacity) {
       ++stats_.dropped;
-      lock.unlock();
+      lock.Unlock();
       if (done) done(Delivery::kDropped);
       return;
     }
     queue_.emplace_back(std::string(json), std::move(done));
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 OutputStats WebhookOutput::Stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
 std::string WebhookOutput::last_error() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return last_error_;
 }
 
 bool WebhookOutput::Drain(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, timeout, [this] { return queue_.empty() && !in_flight_; });
+  MutexLock lock(mu_);
+  return cv_.WaitFor(lock, timeout,
+                     [this]() DW_REQUIRES(mu_) { return queue_.empty() && !in_flight_; });
 }
 
 void WebhookOutput::Run() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    cv_.Wait(lock, [this]() DW_REQUIRES(mu_) { return stop_ || !queue_.empty(); });
     if (stop_) return;
     std::string body = std::move(queue_.front().first);
     DeliveryDone done = std::move(queue_.front().second);
@@ -184,9 +186,9 @@ void WebhookOutput::Run() {
     auto backoff = opt_.backoff_initial;
     bool delivered = false;
     for (int attempt = 1; attempt <= opt_.max_attempts && !stop_; ++attempt) {
-      lock.unlock();
+      lock.Unlock();
       auto r = Post(body);
-      lock.lock();
+      lock.Lock();
       if (r) {
         delivered = true;
         break;
@@ -194,7 +196,7 @@ void WebhookOutput::Run() {
       last_error_ = r.error();
       if (attempt == opt_.max_attempts) break;
       ++stats_.retries;
-      cv_.wait_for(lock, backoff, [this] { return stop_; });
+      cv_.WaitFor(lock, backoff, [this]() DW_REQUIRES(mu_) { return stop_; });
       backoff = std::min(backoff * 2, opt_.backoff_max);
     }
     Delivery outcome = Delivery::kDelivered;
@@ -208,12 +210,12 @@ void WebhookOutput::Run() {
       outcome = Delivery::kFailed;
     }
     if (done) {
-      lock.unlock();
+      lock.Unlock();
       done(outcome);
-      lock.lock();
+      lock.Lock();
     }
     in_flight_ = false;
-    cv_.notify_all();  // Drain
+    cv_.NotifyAll();  // Drain
   }
 }
 

@@ -13,19 +13,18 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
 #include <expected>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 
 #include "lib/alerts/alert.h"
+#include "lib/base/mutex.h"
 
 namespace boost::asio::ssl {
 class context;
@@ -69,11 +68,11 @@ class StreamOutput final : public AlertOutput {
 
  private:
   StreamOutput() = default;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::string path_;
-  FILE* f_ = nullptr;  // GUARDED_BY(mu_)
+  FILE* f_ DW_GUARDED_BY(mu_) = nullptr;
   bool owned_ = false;
-  OutputStats stats_;  // GUARDED_BY(mu_)
+  OutputStats stats_ DW_GUARDED_BY(mu_);
 };
 
 struct WebhookOptions {
@@ -118,13 +117,13 @@ class WebhookOutput final : public AlertOutput {
   // https: the verifying TLS context (CA bundle loaded once), made by the first POST that
   // gets it loaded; the sending thread's only.
   std::unique_ptr<boost::asio::ssl::context> tls_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::pair<std::string, DeliveryDone>> queue_;  // GUARDED_BY(mu_)
-  bool in_flight_ = false;         // GUARDED_BY(mu_)
-  bool stop_ = false;              // GUARDED_BY(mu_)
-  OutputStats stats_;              // GUARDED_BY(mu_)
-  std::string last_error_;         // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::deque<std::pair<std::string, DeliveryDone>> queue_ DW_GUARDED_BY(mu_);
+  bool in_flight_ DW_GUARDED_BY(mu_) = false;
+  bool stop_ DW_GUARDED_BY(mu_) = false;
+  OutputStats stats_ DW_GUARDED_BY(mu_);
+  std::string last_error_ DW_GUARDED_BY(mu_);
   std::thread thread_;
 
  public:

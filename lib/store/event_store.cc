@@ -576,6 +576,7 @@ std::expected<void, std::string> EventStore::Init() {
   while (sqlite3_step(n.s) == SQLITE_ROW) {
     NodeState ns = ReadNodeRow(n.s);
     ns.connected_streams = 0;
+    MutexLock lk(mu_);  // no writer thread yet: uncontended
     dirty_nodes_[ns.node] = true;
     nodes_[ns.node] = std::move(ns);
   }
@@ -587,6 +588,7 @@ std::expected<void, std::string> EventStore::Init() {
       !ok) {
     return ok;
   }
+  MutexLock clock_lk(clock_mu_);
   if (sqlite3_step(h.s) == SQLITE_ROW) {
     head_ = sqlite3_column_int64(h.s, 0);
     clock_last_ns_ = std::max<int64_t>(WallNs(), sqlite3_column_int64(h.s, 1));
@@ -602,7 +604,7 @@ int64_t EventStore::WallNs() const { return opt_.wall_clock ? opt_.wall_clock() 
 int64_t EventStore::StoreNowNs() {
   const int64_t wall = WallNs();
   const auto mono = std::chrono::steady_clock::now();
-  std::lock_guard lk(clock_mu_);
+  MutexLock lk(clock_mu_);
   const int64_t real =
       std::chrono::duration_cast<std::chrono::nanoseconds>(mono - clock_last_mono_).count();
   // Never backwards; forward at most twice as fast as real time.
@@ -620,22 +622,22 @@ EventStore::~EventStore() {
 
 void EventStore::Close() {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     closing_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (writer_.joinable()) writer_.join();
 }
 
 void EventStore::Submit(std::shared_ptr<const PreparedBatch> batch, Callback done,
                         uint64_t stream) {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (!closing_) {
       queued_events_ += batch->events.size();
       ++submitted_;
       queue_.push_back(Pending{std::move(batch), std::move(done), stream});
-      if (queue_.size() == 1 || queued_events_ >= opt_.commit_max_events) cv_.notify_all();
+      if (queue_.size() == 1 || queued_events_ >= opt_.commit_max_events) cv_.NotifyAll();
       return;
     }
   }
@@ -643,17 +645,17 @@ void EventStore::Submit(std::shared_ptr<const PreparedBatch> batch, Callback don
 }
 
 void EventStore::Flush() {
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   const uint64_t target = submitted_;
   flush_waiters_++;
-  cv_.notify_all();
-  flushed_cv_.wait(lk, [&] { return committed_ >= target || writer_done_; });
+  cv_.NotifyAll();
+  flushed_cv_.Wait(lk, [&]() DW_REQUIRES(mu_) { return committed_ >= target || writer_done_; });
   flush_waiters_--;
 }
 
 void EventStore::NodeConnected(const std::string& node, const NodeHello& h) {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     NodeState& n = nodes_[node];
     n.node = node;
     ++n.connected_streams;
@@ -661,35 +663,35 @@ void EventStore::NodeConnected(const std::string& node, const NodeHello& h) {
     n.hello = h;
     dirty_nodes_[node] = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 void EventStore::NodeDisconnected(const std::string& node) {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     NodeState& n = nodes_[node];
     n.node = node;
     if (n.connected_streams > 0) --n.connected_streams;
     n.last_seen_ns = NowNs();
     dirty_nodes_[node] = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 std::string EventStore::last_error() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return last_error_;
 }
 
 std::optional<NodeState> EventStore::Node(const std::string& node) const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   auto it = nodes_.find(node);
   if (it == nodes_.end()) return std::nullopt;
   return it->second;
 }
 
 std::vector<NodeState> EventStore::Nodes() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   std::vector<NodeState> out;
   for (const auto& [_, n] : nodes_) out.push_back(n);
   return out;
@@ -699,15 +701,15 @@ void EventStore::WriterLoop() {
   pthread_setname_np(pthread_self(), "dw-store");
   using Clock = std::chrono::steady_clock;
   auto next_retention = Clock::now() + opt_.retention_interval;
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   for (;;) {
     size_t committed_extra = 0;
-    cv_.wait_until(lk, next_retention, [&] {
+    cv_.WaitUntil(lk, next_retention, [&]() DW_REQUIRES(mu_) {
       return closing_ || !queue_.empty() || !dirty_nodes_.empty() || flush_waiters_ > 0;
     });
     if (!queue_.empty() && !closing_ && flush_waiters_ == 0) {
       // Group commit: give other streams' batches a moment to join this transaction.
-      cv_.wait_for(lk, opt_.commit_interval, [&] {
+      cv_.WaitFor(lk, opt_.commit_interval, [&]() DW_REQUIRES(mu_) {
         return closing_ || flush_waiters_ > 0 || queued_events_ >= opt_.commit_max_events;
       });
     }
@@ -720,7 +722,7 @@ void EventStore::WriterLoop() {
     }
     queued_events_ -= n_events;
     const bool had_dirty = !dirty_nodes_.empty();
-    lk.unlock();
+    lk.Unlock();
 
     // A stream one of whose batches failed gets its later ones refused: committing them
     // would raise the run's mark above the failed events, which the resend then needs.
@@ -740,7 +742,7 @@ void EventStore::WriterLoop() {
       std::vector<CommitResult> results;
       auto ok = CommitPending(&items, &results);
       {
-        std::lock_guard elk(mu_);
+        MutexLock elk(mu_);
         last_error_ = ok ? std::string() : ok.error();
       }
       if (!ok) {
@@ -768,20 +770,20 @@ void EventStore::WriterLoop() {
                                            : opt_.retention_interval);
     }
 
-    lk.lock();
+    lk.Lock();
     committed_ += items.size() + committed_extra;
-    flushed_cv_.notify_all();
+    flushed_cv_.NotifyAll();
     if (closing_ && queue_.empty() && dirty_nodes_.empty()) break;
   }
   writer_done_ = true;
-  lk.unlock();
+  lk.Unlock();
   // Wake any Flush() that arrived after the last commit.
-  flushed_cv_.notify_all();
+  flushed_cv_.NotifyAll();
 }
 
 std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>* items,
                                                            std::vector<CommitResult>* results) {
-  std::lock_guard db_lk(db_mu_);
+  MutexLock db_lk(db_mu_);
   results->assign(items->size(), CommitResult{});
   const int64_t now = StoreNowNs();
   auto step_done = [&](sqlite3_stmt* s, const char* what) -> std::expected<void, std::string> {
@@ -917,7 +919,7 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
   // Node counters: updated in memory now, written with this transaction.
   std::vector<NodeState> dirty;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     for (auto& [node, c] : per_node) {
       NodeState& n = nodes_[node];
       n.node = node;
@@ -946,13 +948,13 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
     sqlite3_bind_int64(s, 12, static_cast<int64_t>(n.hello.spool_dropped));
     BindText(s, 13, n.hello.peer);
     if (auto ok = step_done(s, "upsert node"); !ok) {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       for (const NodeState& d : dirty) dirty_nodes_[d.node] = true;
       return fail(ok.error());
     }
   }
   if (auto ok = step_done(st_->commit.s, "commit"); !ok) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     for (const NodeState& d : dirty) dirty_nodes_[d.node] = true;
     return fail(ok.error());
   }
@@ -961,7 +963,7 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
 }
 
 std::expected<uint64_t, std::string> EventStore::EnforceRetention(int64_t now_ns) {
-  std::lock_guard db_lk(db_mu_);
+  MutexLock db_lk(db_mu_);
   return RetentionLocked(now_ns);
 }
 

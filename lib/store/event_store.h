@@ -48,14 +48,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <expected>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -67,6 +65,7 @@
 #include <google/protobuf/repeated_ptr_field.h>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/base/mutex.h"
 
 struct sqlite3;
 
@@ -257,9 +256,9 @@ class EventStore {
                                                  std::vector<CommitResult>* results);
   std::expected<void, std::string> Exec(const char* sql);
   int64_t WallNs() const;
-  std::expected<uint64_t, std::string> RetentionLocked(int64_t now_ns);
+  std::expected<uint64_t, std::string> RetentionLocked(int64_t now_ns) DW_REQUIRES(db_mu_);
   // Runs, container keys, gaps, alerts and inventories older than `cutoff_ns`.
-  std::expected<uint64_t, std::string> RetainSideTables(int64_t cutoff_ns);
+  std::expected<uint64_t, std::string> RetainSideTables(int64_t cutoff_ns) DW_REQUIRES(db_mu_);
 
   const StoreOptions opt_;
   sqlite3* db_ = nullptr;  // writer thread only after Open
@@ -268,26 +267,26 @@ class EventStore {
   std::map<RunKey, RunMark> runs_;  // writer thread only
   using ContainerKey = std::pair<std::string, std::string>;  // node, container id
   std::map<ContainerKey, int64_t> cids_;  // writer thread only: container_ids, all of it
-  std::mutex db_mu_;                // serializes the writer and EnforceRetention
+  Mutex db_mu_;                           // serializes the writer and EnforceRetention
   std::map<uint64_t, std::string> failed_streams_;  // writer thread only: stream -> why
   std::atomic<int64_t> head_{0};
-  std::mutex clock_mu_;
-  int64_t clock_last_ns_ = 0;       // GUARDED_BY(clock_mu_): store clock, last reading
-  std::chrono::steady_clock::time_point clock_last_mono_;  // GUARDED_BY(clock_mu_)
+  Mutex clock_mu_;
+  int64_t clock_last_ns_ DW_GUARDED_BY(clock_mu_) = 0;  // store clock, last reading
+  std::chrono::steady_clock::time_point clock_last_mono_ DW_GUARDED_BY(clock_mu_);
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;        // writer waits for work
-  std::condition_variable flushed_cv_;
-  std::deque<Pending> queue_;         // GUARDED_BY(mu_)
-  size_t queued_events_ = 0;          // GUARDED_BY(mu_)
-  uint64_t submitted_ = 0;            // GUARDED_BY(mu_): batches ever queued
-  uint64_t committed_ = 0;            // GUARDED_BY(mu_): batches whose callback ran
-  bool closing_ = false;              // GUARDED_BY(mu_)
-  bool writer_done_ = false;          // GUARDED_BY(mu_)
-  int flush_waiters_ = 0;             // GUARDED_BY(mu_): Flush() calls waiting
-  std::map<std::string, NodeState> nodes_;  // GUARDED_BY(mu_)
-  std::map<std::string, bool> dirty_nodes_;  // GUARDED_BY(mu_): to write at next commit
-  std::string last_error_;                  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar cv_;  // writer waits for work
+  CondVar flushed_cv_;
+  std::deque<Pending> queue_ DW_GUARDED_BY(mu_);
+  size_t queued_events_ DW_GUARDED_BY(mu_) = 0;
+  uint64_t submitted_ DW_GUARDED_BY(mu_) = 0;  // batches ever queued
+  uint64_t committed_ DW_GUARDED_BY(mu_) = 0;  // batches whose callback ran
+  bool closing_ DW_GUARDED_BY(mu_) = false;
+  bool writer_done_ DW_GUARDED_BY(mu_) = false;
+  int flush_waiters_ DW_GUARDED_BY(mu_) = 0;  // Flush() calls waiting
+  std::map<std::string, NodeState> nodes_ DW_GUARDED_BY(mu_);
+  std::map<std::string, bool> dirty_nodes_ DW_GUARDED_BY(mu_);  // to write at next commit
+  std::string last_error_ DW_GUARDED_BY(mu_);
   std::thread writer_;  // last: started after everything above exists
 };
 
