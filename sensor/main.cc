@@ -42,6 +42,7 @@
 #include "sensor/enrich.h"
 #include "sensor/fanotify_watcher.h"
 #include "sensor/loss_file.h"
+#include "sensor/output.h"
 #include "sensor/spool.h"
 #include "sensor/uplink.h"
 
@@ -128,75 +129,6 @@ InventoryResult TakeInventory(const ContainerRegistry* registry, const std::stri
   r.inventory = std::move(*inv);
   return r;
 }
-
-// The spool (when a collector is configured) and the capture file get every event.
-class Output {
- public:
-  Output(v1::EventId id, std::unique_ptr<CaptureWriter> capture)
-      : id_(std::move(id)), capture_(std::move(capture)) {}
-
-  // REQUIRES: called before any Write; `spool` outlives this object.
-  void SetSpool(Spool* spool) { spool_ = spool; }
-  void SetNotify(std::function<void()> notify) {
-    MutexLock lock(mu_);
-    notify_ = std::move(notify);
-  }
-
-  void Write(v1::Event& ev) {
-    ++by_kind_[static_cast<size_t>(ev.body_case()) % by_kind_.size()];
-    MutexLock lock(mu_);
-    *ev.mutable_id() = id_;
-    ev.mutable_id()->set_seq(++seq_);
-    // Spool first: a capture (buffered) never holds an event the spool lacks.
-    if (spool_) {
-      payload_.clear();
-      if (!ev.AppendToString(&payload_)) {
-        if (encode_failures_++ == 0)  // said once; counted in status events and /metrics
-          LogWarn("event %llu failed to serialize\n", (unsigned long long)seq_);
-      } else if (auto r = spool_->AppendSerialized(payload_); !r) {
-        // Said when appends start failing and when they work again, not per event: the
-        // spool counts them (append_failures, in status events and /metrics).
-        if (!spool_failing_) LogWarn("%s; appends failing\n", r.error().c_str());
-        spool_failing_ = true;
-      } else if (spool_failing_) {
-        spool_failing_ = false;
-        LogInfo("spool: appends succeed again (%llu failed so far)\n",
-                (unsigned long long)spool_->append_failures());
-      }
-      if (payload_.capacity() > (1u << 20)) std::string().swap(payload_);  // keep no huge one
-      if (notify_) notify_();
-    }
-    if (capture_ && !capture_->Write(ev) && !failed_) {
-      failed_ = true;
-      LogWarn("capture write failed: %s\n", strerror(errno));
-    }
-  }
-  void Flush() {
-    MutexLock lock(mu_);
-    if (capture_) capture_->Flush();
-  }
-  bool failed() const { return failed_.load(); }
-  uint64_t encode_failures() const { return encode_failures_; }
-  // An event spooled but unreadable when the uplink read it back (any thread).
-  void CountUnreadable() { ++encode_failures_; }
-  // Events written, by kind (body case number of v1::Event).
-  uint64_t written(v1::Event::BodyCase kind) const {
-    return by_kind_[static_cast<size_t>(kind) % by_kind_.size()];
-  }
-
- private:
-  std::array<std::atomic<uint64_t>, 16> by_kind_{};
-  Mutex mu_;
-  v1::EventId id_;
-  uint64_t seq_ DW_GUARDED_BY(mu_) = 0;
-  std::unique_ptr<CaptureWriter> capture_ DW_GUARDED_BY(mu_);
-  Spool* spool_ = nullptr;
-  std::function<void()> notify_ DW_GUARDED_BY(mu_);
-  std::string payload_ DW_GUARDED_BY(mu_);  // serialized event, reused
-  std::atomic<bool> failed_{false};  // read by the metrics thread
-  bool spool_failing_ DW_GUARDED_BY(mu_) = false;
-  std::atomic<uint64_t> encode_failures_{0};
-};
 
 std::string LossJson(const LossCounts& c) {
   std::string j = "{";
