@@ -31,6 +31,7 @@
 #include "lib/daemon/metrics.h"
 #include "lib/node/mountinfo.h"
 #include "lib/daemon/node_name.h"
+#include "lib/event/event_view.h"
 #include "lib/event/process_tree.h"
 #include "lib/node/procfs.h"
 #include "lib/daemon/systemd_notify.h"
@@ -143,7 +144,7 @@ class Output {
   }
 
   void Write(v1::Event& ev) {
-    ++by_kind_[static_cast<size_t>(ev.body_case()) % by_kind_.size()];
+    ++by_kind_[static_cast<size_t>(KindOf(ev))];
     std::lock_guard<std::mutex> lock(mu_);
     *ev.mutable_id() = id_;
     ev.mutable_id()->set_seq(++seq_);
@@ -180,8 +181,8 @@ class Output {
   // An event spooled but unreadable when the uplink read it back (any thread).
   void CountUnreadable() { ++encode_failures_; }
   // Events written, by kind (body case number of v1::Event).
-  uint64_t written(v1::Event::BodyCase kind) const {
-    return by_kind_[static_cast<size_t>(kind) % by_kind_.size()];
+  uint64_t written(Kind kind) const {
+    return by_kind_[static_cast<size_t>(kind)];
   }
 
  private:
@@ -555,12 +556,9 @@ int Run(const Flags& flags) {
   std::unique_ptr<MetricsServer> metrics;
   if (!flags.metrics_address.empty()) {
     auto collect = [&](MetricsWriter* w) {
-      const char* kinds[] = {"exec", "chmod", "write", "container", "status"};
-      v1::Event::BodyCase cases[] = {v1::Event::kExec, v1::Event::kChmod, v1::Event::kWrite,
-                                     v1::Event::kContainer, v1::Event::kStatus};
-      for (int i = 0; i < 5; ++i)
+      for (Kind k : AllKinds())
         w->Counter("driftwatch_sensor_events_total", "events produced, by kind",
-                   static_cast<double>(output.written(cases[i])), {{"kind", kinds[i]}});
+                   static_cast<double>(output.written(k)), {{"kind", KindName(k)}});
       if (source) {
         const AuditCounters& c = source->counters();
         w->Counter("driftwatch_sensor_audit_records_total", "audit records read", c.records);

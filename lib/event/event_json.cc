@@ -8,6 +8,7 @@
 
 #include "lib/base/clock.h"
 #include "lib/base/json.h"
+#include "lib/event/event_view.h"
 #include "lib/event/file_digest.h"
 
 namespace driftwatch {
@@ -181,7 +182,8 @@ bool AppendEventJson(const v1::Event& ev, std::string* out) {
 }
 
 bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* info, std::string* out) {
-  if (ev.has_exec()) {
+  const Kind kind = KindOf(ev);
+  if (kind == Kind::kExec) {
     const v1::ProcessExec& e = ev.exec();
     ObjectWriter w(out);
     Common(ev, &w);
@@ -230,7 +232,7 @@ bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* info, std::st
     w.Close();
     return true;
   }
-  if (ev.has_chmod()) {
+  if (kind == Kind::kChmod) {
     const v1::Chmod& c = ev.chmod();
     ObjectWriter w(out);
     Common(ev, &w);
@@ -255,7 +257,7 @@ bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* info, std::st
     w.Close();
     return true;
   }
-  if (ev.has_write()) {
+  if (kind == Kind::kWrite) {
     const v1::FileWrite& f = ev.write();
     ObjectWriter w(out);
     Common(ev, &w);
@@ -280,7 +282,7 @@ bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* info, std::st
     w.Close();
     return true;
   }
-  if (ev.has_container()) {
+  if (kind == Kind::kContainer) {
     const v1::ContainerInfo& c = ev.container();
     ObjectWriter w(out);
     Common(ev, &w);
@@ -299,7 +301,7 @@ bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* info, std::st
     w.Close();
     return true;
   }
-  if (ev.has_status()) {
+  if (kind == Kind::kStatus) {
     const v1::SensorStatus& st = ev.status();
     ObjectWriter w(out);
     Common(ev, &w);

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <unordered_map>
 
+#include "lib/event/event_view.h"
+
 namespace driftwatch {
 namespace {
 
@@ -81,7 +83,7 @@ namespace fields {
 
 const v1::ContainerInfo* ContainerOf(const RuleContext& ctx) {
   if (ctx.container) return ctx.container;
-  if (ctx.event && ctx.event->has_container()) return &ctx.event->container();
+  if (ctx.event && KindOf(*ctx.event) == Kind::kContainer) return &ctx.event->container();
   return nullptr;
 }
 
