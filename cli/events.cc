@@ -4,6 +4,7 @@
 #include <string>
 
 #include "lib/base/clock.h"
+#include "lib/event/event_fields.h"
 #include "lib/event/event_json.h"
 #include "lib/event/event_view.h"
 #include "lib/store/event_store.h"
@@ -36,7 +37,9 @@ int RunEvents(const EventsOptions& opt) {
     if (!AppendEventJson(se.event, se.container ? &*se.container : nullptr, &line)) return;
     // When the collector committed it: with evt.time, the event's end-to-end latency.
     line.pop_back();
-    line += ",\"collector.stored_ns\":" + std::to_string(se.stored_ns) + "}\n";
+    line += ",\"";
+    line += kCollectorStoredNs;
+    line += "\":" + std::to_string(se.stored_ns) + "}\n";
     std::fwrite(line.data(), 1, line.size(), stdout);
   });
   if (!n) {

@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "lib/event/event_fields.h"
 #include "lib/event/event_json.h"
+#include "lib/event/event_view.h"
 #include "lib/rules/rule_fields.h"
 #include "unit/json_check.h"
 
@@ -328,6 +330,59 @@ TEST(EventJsonGolden, MatchesGoldenFiles) {
     std::stringstream want;
     want << in.rdbuf();
     EXPECT_EQ(json, want.str()) << g.name;
+  }
+}
+
+// One vocabulary: every key event JSON prints is a field rules can name (with a type and a
+// doc), and every field the registry says event JSON prints shows up in a golden event.
+TEST(EventJsonGolden, KeysAreRegistryFields) {
+  std::set<std::string> keys;
+  for (const Golden& g : Events()) {
+    testing::JsonValue v;
+    ASSERT_EQ(testing::JsonReader::Parse(JsonOf(g), &v), "") << g.name;
+    for (const auto& [key, value] : v.members) {
+      keys.insert(key);
+      const FieldInfo* f = FindField(key);
+      ASSERT_NE(f, nullptr) << g.name << ": " << key << " is no registry field";
+      EXPECT_TRUE(f->printed()) << key;
+      EXPECT_FALSE(f->doc.empty()) << key;
+    }
+  }
+  ASSERT_NE(FindField(kCollectorStoredNs), nullptr);  // what `driftwatch events` adds
+  for (const FieldInfo* f : AllFields()) {
+    if (!f->printed()) continue;
+    EXPECT_EQ(keys.count(std::string(f->name)), 1u) << f->name << " in no golden event";
+  }
+}
+
+// docs/fields.md is what `driftwatch rules fields --markdown` prints: it lists exactly the
+// registry's fields. After adding a field: build/cli/driftwatch rules fields --markdown >
+// docs/fields.md
+TEST(FieldDocs, FieldsMdListsTheRegistry) {
+  std::ifstream in(std::string(DW_SOURCE_DIR) + "/docs/fields.md", std::ios::binary);
+  ASSERT_TRUE(in);
+  std::stringstream doc;
+  doc << in.rdbuf();
+  EXPECT_EQ(doc.str(), FieldsMarkdown());
+  for (const FieldInfo* f : AllFields()) {
+    EXPECT_NE(doc.str().find("| `" + std::string(f->name)), std::string::npos) << f->name;
+  }
+}
+
+TEST(EventView, KindNamesRoundTrip) {
+  for (Kind k : AllKinds()) {
+    EXPECT_EQ(ParseKind(KindName(k)), k);
+    EXPECT_EQ(KindOfFieldNumber(KindFieldNumber(k)), k);
+  }
+  EXPECT_EQ(ParseKind(""), std::nullopt);
+  EXPECT_EQ(ParseKind("Exec"), std::nullopt);
+  EXPECT_EQ(KindOf(v1::Event()), Kind::kNone);
+  EXPECT_EQ(KindNames(), "exec, chmod, write, container, status");
+  for (const Golden& g : Events()) {
+    const Kind k = KindOf(g.ev);
+    const bool process = k == Kind::kExec || k == Kind::kChmod || k == Kind::kWrite;
+    EXPECT_EQ(ProcessOf(g.ev).has_value(), process) << g.name;
+    EXPECT_EQ(FileOf(g.ev).has_value(), k == Kind::kChmod || k == Kind::kWrite) << g.name;
   }
 }
 
