@@ -195,7 +195,7 @@ constexpr EventField kFields[] = {
     {"proc.ppid", T::kNumber, "", kSyscall,
      [](const E& ev, const I*, V* out) { return Num(P(ev).ppid, out); }},
     {"proc.name", T::kString, "", kProcess,
-     [](const E& ev, const I*, V* out) { return Str(P(ev).name, out); }},
+     [](const E& ev, const I*, V* out) { return Str(ProcessNameOf(P(ev)), out); }},
     {"proc.exe", T::kString, "", kExec,
      [](const E& ev, const I*, V* out) {
        return Str(X(ev).args_size() > 0 ? X(ev).args(0) : X(ev).exe(), out);

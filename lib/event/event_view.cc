@@ -32,8 +32,6 @@ const KindRow* RowOf(Kind k) {
 
 std::span<const Kind> AllKinds() { return kAll; }
 
-Kind KindOf(const v1::Event& ev) { return KindOfFieldNumber(ev.body_case()); }
-
 const char* KindName(Kind k) {
   const KindRow* r = RowOf(k);
   return r ? r->name : "";
@@ -58,18 +56,6 @@ std::string KindNames() {
 int KindFieldNumber(Kind k) {
   const KindRow* r = RowOf(k);
   return r ? static_cast<int>(r->body) : 0;
-}
-
-// A switch, not the table: every field extractor asks, once per event and field.
-Kind KindOfFieldNumber(int number) {
-  switch (number) {
-    case v1::Event::kExec: return Kind::kExec;
-    case v1::Event::kChmod: return Kind::kChmod;
-    case v1::Event::kWrite: return Kind::kWrite;
-    case v1::Event::kContainer: return Kind::kContainer;
-    case v1::Event::kStatus: return Kind::kStatus;
-    default: return Kind::kNone;
-  }
 }
 
 std::string_view EventType(const v1::Event& ev) {
@@ -102,60 +88,9 @@ std::optional<ResultView> ResultOf(const v1::Event& ev) {
   return std::nullopt;
 }
 
-std::optional<ProcessView> ProcessOf(const v1::Event& ev) {
-  ProcessView p;
-  using H = ProcessView;
-  switch (KindOf(ev)) {
-    case Kind::kExec: {
-      const v1::ProcessExec& x = ev.exec();
-      p.has = H::kPid | H::kPpid | H::kIds | H::kGid | H::kCwd | H::kTerminal | H::kParentName;
-      p.pid = x.pid();
-      p.ppid = x.ppid();
-      p.uid = x.uid();
-      p.euid = x.euid();
-      p.gid = x.gid();
-      p.auid = x.auid();
-      p.session = x.session();
-      p.comm = x.comm();
-      p.name = ProcessName(x);
-      p.exe = x.exe();
-      p.cwd = x.cwd();
-      p.tty = x.tty();
-      p.parent_name = x.parent_name();
-      p.exec = &x;
-      return p;
-    }
-    case Kind::kChmod: {
-      const v1::Chmod& c = ev.chmod();
-      p.has = H::kPid | H::kPpid | H::kIds | H::kCwd | H::kTerminal | H::kParentName;
-      p.pid = c.pid();
-      p.ppid = c.ppid();
-      p.uid = c.uid();
-      p.euid = c.euid();
-      p.auid = c.auid();
-      p.session = c.session();
-      p.comm = c.comm();
-      p.name = p.comm;
-      p.exe = c.exe();
-      p.cwd = c.cwd();
-      p.tty = c.tty();
-      p.parent_name = c.parent_name();
-      return p;
-    }
-    case Kind::kWrite: {
-      const v1::FileWrite& w = ev.write();
-      if (w.pid() != 0) p.has = H::kPid;
-      p.pid = w.pid();
-      p.comm = w.comm();
-      p.name = p.comm;
-      p.exe = w.exe();
-      return p;
-    }
-    case Kind::kContainer:
-    case Kind::kStatus:
-    case Kind::kNone: break;
-  }
-  return std::nullopt;
+
+std::string_view ProcessNameOf(const ProcessView& p) {
+  return p.exec != nullptr ? ProcessName(*p.exec) : p.comm;
 }
 
 bool SetParentName(v1::Event* ev, const std::string& name) {
@@ -170,35 +105,5 @@ bool SetParentName(v1::Event* ev, const std::string& name) {
   return false;
 }
 
-std::optional<FileView> FileOf(const v1::Event& ev) {
-  FileView f;
-  switch (KindOf(ev)) {
-    case Kind::kChmod: {
-      const v1::Chmod& c = ev.chmod();
-      f.path = c.path();
-      f.inode = c.inode();
-      f.dev_major = c.dev_major();
-      f.dev_minor = c.dev_minor();
-      f.mode = c.new_mode();
-      f.chmod = &c;
-      return f;
-    }
-    case Kind::kWrite: {
-      const v1::FileWrite& w = ev.write();
-      f.path = w.path();
-      f.inode = w.inode();
-      f.dev_major = w.dev_major();
-      f.dev_minor = w.dev_minor();
-      f.mode = w.mode();
-      f.write = &w;
-      return f;
-    }
-    case Kind::kExec:
-    case Kind::kContainer:
-    case Kind::kStatus:
-    case Kind::kNone: break;
-  }
-  return std::nullopt;
-}
 
 }  // namespace driftwatch

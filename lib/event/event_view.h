@@ -25,7 +25,7 @@ enum class Kind : uint8_t { kNone, kExec, kChmod, kWrite, kContainer, kStatus };
 // Every kind but kNone, in the order of the proto's oneof.
 std::span<const Kind> AllKinds();
 
-Kind KindOf(const v1::Event& ev);
+Kind KindOf(const v1::Event& ev);  // inline below
 
 // "exec", "chmod", "write", "container", "status"; "" for kNone.
 const char* KindName(Kind k);
@@ -39,7 +39,7 @@ std::string KindNames();
 // The body's field number in v1::Event (10 exec ... 14 status; 0 for kNone): the store's
 // kind column.
 int KindFieldNumber(Kind k);
-Kind KindOfFieldNumber(int number);
+Kind KindOfFieldNumber(int number);  // inline below
 
 // A set of kinds, e.g. the kinds whose event JSON prints a field.
 class KindSet {
@@ -93,7 +93,6 @@ struct ProcessView {
   uint32_t auid = 4294967295u;     // loginuid; 4294967295 unset
   uint32_t session = 4294967295u;  // 4294967295 unset
   std::string_view comm;           // the task's comm
-  std::string_view name;           // Falco's proc.name: ProcessName for an exec, else comm
   std::string_view exe;            // the executable's path
   std::string_view cwd;
   std::string_view tty;            // "(none)" when none
@@ -101,7 +100,10 @@ struct ProcessView {
   const v1::ProcessExec* exec = nullptr;  // the exec's own body: argv, exe_file, ...
 };
 // nullopt for kinds without a process (container, status, kNone).
-std::optional<ProcessView> ProcessOf(const v1::Event& ev);
+std::optional<ProcessView> ProcessOf(const v1::Event& ev);  // inline below
+
+// Falco's proc.name: ProcessName (lib/event/event_json.h) for an exec, else comm.
+std::string_view ProcessNameOf(const ProcessView& p);
 
 // Sets the process's parent_name where its kind carries one (ProcessView::kParentName);
 // false (nothing changed) for the others.
@@ -119,6 +121,106 @@ struct FileView {
   const v1::Chmod* chmod = nullptr;      // the chmod's own body: old mode, adds_exec
 };
 // nullopt for kinds without a file (exec, container, status, kNone).
-std::optional<FileView> FileOf(const v1::Event& ev);
+std::optional<FileView> FileOf(const v1::Event& ev);  // inline below
+
+// Inline: every field extractor asks, once per event and field, and reads one or two
+// members of the view; the compiler drops the loads of the others. KindOf is a switch, not
+// a walk of the table of kinds in event_view.cc, for the same reason.
+inline Kind KindOfFieldNumber(int number) {
+  switch (number) {
+    case v1::Event::kExec: return Kind::kExec;
+    case v1::Event::kChmod: return Kind::kChmod;
+    case v1::Event::kWrite: return Kind::kWrite;
+    case v1::Event::kContainer: return Kind::kContainer;
+    case v1::Event::kStatus: return Kind::kStatus;
+    default: return Kind::kNone;
+  }
+}
+
+inline Kind KindOf(const v1::Event& ev) { return KindOfFieldNumber(ev.body_case()); }
+
+inline std::optional<ProcessView> ProcessOf(const v1::Event& ev) {
+  ProcessView p;
+  using H = ProcessView;
+  switch (KindOf(ev)) {
+    case Kind::kExec: {
+      const v1::ProcessExec& x = ev.exec();
+      p.has = H::kPid | H::kPpid | H::kIds | H::kGid | H::kCwd | H::kTerminal | H::kParentName;
+      p.pid = x.pid();
+      p.ppid = x.ppid();
+      p.uid = x.uid();
+      p.euid = x.euid();
+      p.gid = x.gid();
+      p.auid = x.auid();
+      p.session = x.session();
+      p.comm = x.comm();
+      p.exe = x.exe();
+      p.cwd = x.cwd();
+      p.tty = x.tty();
+      p.parent_name = x.parent_name();
+      p.exec = &x;
+      return p;
+    }
+    case Kind::kChmod: {
+      const v1::Chmod& c = ev.chmod();
+      p.has = H::kPid | H::kPpid | H::kIds | H::kCwd | H::kTerminal | H::kParentName;
+      p.pid = c.pid();
+      p.ppid = c.ppid();
+      p.uid = c.uid();
+      p.euid = c.euid();
+      p.auid = c.auid();
+      p.session = c.session();
+      p.comm = c.comm();
+      p.exe = c.exe();
+      p.cwd = c.cwd();
+      p.tty = c.tty();
+      p.parent_name = c.parent_name();
+      return p;
+    }
+    case Kind::kWrite: {
+      const v1::FileWrite& w = ev.write();
+      if (w.pid() != 0) p.has = H::kPid;
+      p.pid = w.pid();
+      p.comm = w.comm();
+      p.exe = w.exe();
+      return p;
+    }
+    case Kind::kContainer:
+    case Kind::kStatus:
+    case Kind::kNone: break;
+  }
+  return std::nullopt;
+}
+
+inline std::optional<FileView> FileOf(const v1::Event& ev) {
+  FileView f;
+  switch (KindOf(ev)) {
+    case Kind::kChmod: {
+      const v1::Chmod& c = ev.chmod();
+      f.path = c.path();
+      f.inode = c.inode();
+      f.dev_major = c.dev_major();
+      f.dev_minor = c.dev_minor();
+      f.mode = c.new_mode();
+      f.chmod = &c;
+      return f;
+    }
+    case Kind::kWrite: {
+      const v1::FileWrite& w = ev.write();
+      f.path = w.path();
+      f.inode = w.inode();
+      f.dev_major = w.dev_major();
+      f.dev_minor = w.dev_minor();
+      f.mode = w.mode();
+      f.write = &w;
+      return f;
+    }
+    case Kind::kExec:
+    case Kind::kContainer:
+    case Kind::kStatus:
+    case Kind::kNone: break;
+  }
+  return std::nullopt;
+}
 
 }  // namespace driftwatch

@@ -40,7 +40,7 @@ bool ProcPpid(const RuleContext& c, FieldArg, FieldValue* out) {
 
 std::string_view NameOf(const RuleContext& c) {
   auto p = ProcessOf(*c.event);
-  return p ? p->name : std::string_view();
+  return p ? ProcessNameOf(*p) : std::string_view();
 }
 
 bool ProcName(const RuleContext& c, FieldArg, FieldValue* out) { return SetStr(NameOf(c), out); }
