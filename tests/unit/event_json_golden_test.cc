@@ -355,6 +355,30 @@ TEST(EventJsonGolden, KeysAreRegistryFields) {
   }
 }
 
+// Fields only event JSON had are rule fields now, read from the event as the JSON prints
+// them; where the rules define a field, the rules' meaning stays (proc.tty is a number).
+TEST(EventJsonGolden, JsonOnlyFieldsAreReadFromTheEvent) {
+  std::vector<Golden> g = Events();
+  RuleContext ctx;
+  ctx.event = &g[2].ev;  // exec_failed_unknown_container: an audit serial
+  FieldValue v;
+  ASSERT_TRUE(FindField("audit.serial")->Extract(ctx, {}, &v));
+  EXPECT_EQ(v.num, 77001);
+  v.Clear();
+  ASSERT_TRUE(FindField("proc.argv")->Extract(ctx, {}, &v));
+  EXPECT_EQ(v.list.size(), 4u);
+  v.Clear();
+  ASSERT_TRUE(FindField("proc.tty")->Extract(ctx, {}, &v));
+  EXPECT_EQ(v.num, 0);  // "(none)"
+  v.Clear();
+  EXPECT_FALSE(FindField("sensor.kernel_lost")->Extract(ctx, {}, &v));  // not a status event
+  ctx.event = &g.back().ev;  // status
+  ASSERT_TRUE(FindField("sensor.kernel_lost")->Extract(ctx, {}, &v));
+  EXPECT_EQ(v.num, 3);
+  v.Clear();
+  EXPECT_FALSE(FindField(kCollectorStoredNs)->Extract(ctx, {}, &v));
+}
+
 // docs/fields.md is what `driftwatch rules fields --markdown` prints: it lists exactly the
 // registry's fields. After adding a field: build/cli/driftwatch rules fields --markdown >
 // docs/fields.md
