@@ -18,6 +18,7 @@
 #include "lib/rules/rule_loader.h"
 #include "lib/base/diagnostics.h"
 #include "lib/event/event_json.h"
+#include "lib/event/event_view.h"
 #include "lib/audit/log_input.h"
 #include "lib/event/process_tree.h"
 #include "lib/base/terminal_text.h"
@@ -44,11 +45,12 @@ class Analysis {
   // Every event passes here, from logs and captures alike. Captures also carry file writes,
   // container reports (kept, to name the containers of later events) and sensor status.
   void OnEvent(v1::Event& ev) {
-    if (ev.has_container()) containers_[ev.container().id()] = ev.container();
-    if (ev.has_exec() || ev.has_chmod()) {
+    const Kind kind = KindOf(ev);
+    if (kind == Kind::kContainer) containers_[ev.container().id()] = ev.container();
+    if (kind == Kind::kExec || kind == Kind::kChmod) {
       if (ev.container_id().empty()) tree_.Attribute(&ev);
-      if (ev.has_exec()) ++execs_; else ++chmods_;
-    } else if (ev.has_write()) {
+      if (kind == Kind::kExec) ++execs_; else ++chmods_;
+    } else if (kind == Kind::kWrite) {
       ++writes_;
     } else if (!opt_.events && !detector_) {
       return;
@@ -130,11 +132,12 @@ class Analysis {
     ContainerSummary& s = summary_[ev.container_id()];
     if (s.first_ns == 0) s.first_ns = ev.time_ns();
     s.last_ns = ev.time_ns();
-    if (ev.has_chmod()) {
+    const Kind kind = KindOf(ev);
+    if (kind == Kind::kChmod) {
       ++s.chmods;
       return;
     }
-    if (ev.has_write()) {
+    if (kind == Kind::kWrite) {
       ++s.writes;
       return;
     }

@@ -4,7 +4,9 @@
 #include <string>
 
 #include "lib/base/clock.h"
+#include "lib/event/event_fields.h"
 #include "lib/event/event_json.h"
+#include "lib/event/event_view.h"
 #include "lib/store/event_store.h"
 
 namespace driftwatch::cli {
@@ -15,9 +17,9 @@ int RunEvents(const EventsOptions& opt) {
   q.container = opt.container;
   q.kind = opt.kind;
   q.limit = opt.limit;
-  if (!q.kind.empty() && EventKindNumber(q.kind) == 0) {
-    std::fprintf(stderr, "driftwatch events: --kind %s: not one of exec, chmod, write, "
-                 "container, status\n", q.kind.c_str());
+  if (!q.kind.empty() && !ParseKind(q.kind)) {
+    std::fprintf(stderr, "driftwatch events: --kind %s: not one of %s\n", q.kind.c_str(),
+                 KindNames().c_str());
     return 2;
   }
   if (auto r = ParseTimeRange(opt.since, opt.until, NowNs(), &q.since_ns, &q.until_ns); !r) {
@@ -35,7 +37,9 @@ int RunEvents(const EventsOptions& opt) {
     if (!AppendEventJson(se.event, se.container ? &*se.container : nullptr, &line)) return;
     // When the collector committed it: with evt.time, the event's end-to-end latency.
     line.pop_back();
-    line += ",\"collector.stored_ns\":" + std::to_string(se.stored_ns) + "}\n";
+    line += ",\"";
+    line += kCollectorStoredNs;
+    line += "\":" + std::to_string(se.stored_ns) + "}\n";
     std::fwrite(line.data(), 1, line.size(), stdout);
   });
   if (!n) {

@@ -135,12 +135,16 @@ int main(int argc, char** argv) {
                "load only FILEs, not the shipped macros and rules before them");
   rc->add_flag("-q,--quiet", rules_check.quiet, "print only errors and the summary");
   CLI::App* rf = ru->add_subcommand("fields", "List the fields conditions and outputs may use.");
+  bool fields_markdown = false;
+  rf->add_flag("--markdown", fields_markdown,
+               "print docs/fields.md: every field with its type, the event kinds whose JSON "
+               "prints it, and its meaning");
 
   CLI11_PARSE(app, argc, argv);
   if (al->parsed()) return driftwatch::cli::RunAlerts(alerts);
   if (inv->parsed()) return driftwatch::cli::RunInventory(inventory);
   if (rc->parsed()) return driftwatch::cli::RunRulesCheck(rules_check);
-  if (rf->parsed()) return driftwatch::cli::RunRulesFields();
+  if (rf->parsed()) return driftwatch::cli::RunRulesFields(fields_markdown);
   if (st->parsed()) {
     if (st_collector->count() > 0 && status.collector.empty())
       status.collector = driftwatch::cli::kCollectorStatusAddress;

@@ -50,7 +50,12 @@ int RunRulesCheck(const RulesCheckOptions& opt) {
   return 0;
 }
 
-int RunRulesFields() {
+int RunRulesFields(bool markdown) {
+  if (markdown) {
+    std::string md = FieldsMarkdown();
+    std::fwrite(md.data(), 1, md.size(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : 1;
+  }
   for (const FieldInfo* f : AllFields()) {
     std::string name(f->name);
     if (f->arg == FieldArgMode::kOptional) name += "[N]?";

@@ -18,7 +18,8 @@ struct RulesCheckOptions {
 // 0 when everything loaded, 1 on any error.
 int RunRulesCheck(const RulesCheckOptions& opt);
 
-// Prints every field a condition or output may use: name, type, description.
-int RunRulesFields();
+// Prints every field a condition or output may use: name, type, description; with
+// `markdown`, docs/fields.md (lib/rules/rule_fields.h FieldsMarkdown).
+int RunRulesFields(bool markdown);
 
 }  // namespace driftwatch::cli

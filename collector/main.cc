@@ -327,15 +327,12 @@ int main(int argc, char** argv) {
       w->Counter("driftwatch_collector_ingest_budget_waits_total",
                  "times a stream waited to read because --max-in-flight-bytes was reached",
                  static_cast<double>(service.budget_waits()));
-      uint64_t stored = 0, dups = 0;
       for (const auto& n : (*store)->Nodes()) {
         w->Counter("driftwatch_collector_events_stored_total", "events stored, by node",
                    n.events_stored, {{"node", n.node}});
         w->Counter("driftwatch_collector_events_duplicate_total",
                    "resent events dropped as already stored, by node", n.duplicates,
                    {{"node", n.node}});
-        stored += n.events_stored;
-        dups += n.duplicates;
       }
       for (const auto& [node, o] : service.OversizeByNode()) {
         const char* help =

@@ -31,6 +31,7 @@
 #include "lib/daemon/metrics.h"
 #include "lib/daemon/node_name.h"
 #include "lib/daemon/systemd_notify.h"
+#include "lib/event/event_view.h"
 #include "lib/event/process_tree.h"
 #include "lib/node/drift_inventory.h"
 #include "lib/node/mountinfo.h"
@@ -489,12 +490,9 @@ int Run(const Flags& flags) {
   std::unique_ptr<MetricsServer> metrics;
   if (!flags.metrics_address.empty()) {
     auto collect = [&](MetricsWriter* w) {
-      const char* kinds[] = {"exec", "chmod", "write", "container", "status"};
-      v1::Event::BodyCase cases[] = {v1::Event::kExec, v1::Event::kChmod, v1::Event::kWrite,
-                                     v1::Event::kContainer, v1::Event::kStatus};
-      for (int i = 0; i < 5; ++i)
+      for (Kind k : AllKinds())
         w->Counter("driftwatch_sensor_events_total", "events produced, by kind",
-                   static_cast<double>(output.written(cases[i])), {{"kind", kinds[i]}});
+                   static_cast<double>(output.written(k)), {{"kind", KindName(k)}});
       if (source) {
         const AuditCounters& c = source->counters();
         w->Counter("driftwatch_sensor_audit_records_total", "audit records read", c.records);

@@ -13,7 +13,7 @@ void Output::SetNotify(std::function<void()> notify) {
 }
 
 void Output::Write(v1::Event& ev) {
-  ++by_kind_[static_cast<size_t>(ev.body_case()) % by_kind_.size()];
+  ++by_kind_[static_cast<size_t>(KindOf(ev))];
   MutexLock lock(mu_);
   *ev.mutable_id() = id_;
   ev.mutable_id()->set_seq(++seq_);

@@ -18,6 +18,7 @@
 #include "driftwatch/v1/event.pb.h"
 #include "lib/audit/capture.h"
 #include "lib/base/mutex.h"
+#include "lib/event/event_view.h"
 #include "sensor/spool.h"
 
 namespace driftwatch::sensor {
@@ -41,9 +42,9 @@ class Output {
   uint64_t encode_failures() const { return encode_failures_; }
   // An event spooled but unreadable when the uplink read it back (any thread).
   void CountUnreadable() { ++encode_failures_; }
-  // Events written, by kind (body case number of v1::Event).
-  uint64_t written(v1::Event::BodyCase kind) const {
-    return by_kind_[static_cast<size_t>(kind) % by_kind_.size()];
+  // Events written, by kind.
+  uint64_t written(Kind kind) const {
+    return by_kind_[static_cast<size_t>(kind)];
   }
 
  private:

@@ -1,5 +1,7 @@
 #include "lib/audit/audit_reassembler.h"
 
+#include "lib/event/event_view.h"
+
 namespace driftwatch {
 
 namespace {
@@ -72,7 +74,7 @@ void AuditReassembler::Complete(const Key& key) {
   in_flight_bytes_ -= it->second.footprint();
   const bool modelled = it->second.Finish(&scratch_, diag_);
   by_key_.erase(it);
-  if (modelled && scratch_.has_exec() && scratch_.exec().args_capped()) {
+  if (modelled && KindOf(scratch_) == Kind::kExec && scratch_.exec().args_capped()) {
     ++stats_.args_capped;
     stats_.args_dropped_bytes += scratch_.exec().args_dropped_bytes();
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "lib/event/event_json.h"
+#include "lib/event/event_view.h"
 #include "lib/event/exe_file.h"
 #include "lib/event/file_digest.h"
 
@@ -483,13 +484,15 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
   ctx.event = &ev;
   const int64_t window = opt_.window.count();
 
-  if (ev.has_container()) {
+  const Kind kind = KindOf(ev);
+  if (kind == Kind::kContainer) {
     OnContainer(node, ev);
     const std::string& id = ev.container().id().empty() ? ev.container_id() : ev.container().id();
     FillContainer(FindState(node, id), &ctx);
     return ctx;
   }
-  if (!ev.has_exec() && !ev.has_chmod() && !ev.has_write()) return ctx;
+  // Only events with a process (exec, chmod, file write) have lineage and file history.
+  if (!ProcessOf(ev)) return ctx;
 
   int64_t& node_newest = node_newest_ns_[node];
   node_newest = std::max(node_newest, ev.time_ns());
@@ -501,7 +504,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     cs.pending.pop_front();
   }
 
-  if (ev.has_exec()) {
+  if (kind == Kind::kExec) {
     const v1::ProcessExec& e = ev.exec();
     int64_t start_ns = 0;
     Proc* self = RecordExec(node, ev, &start_ns);
@@ -564,7 +567,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
         ++stats_.pending_evicted;
       }
     }
-  } else if (ev.has_chmod()) {
+  } else if (kind == Kind::kChmod) {
     const v1::Chmod& c = ev.chmod();
     const Proc* p = FindProc(node, c.pid());
     ctx.lineage = Lineage(node, c.ppid(), p ? p->start_ns : 0, c.parent_name());

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "lib/event/event_json.h"
+#include "lib/event/event_view.h"
 #include "lib/rules/rule_fields.h"
 
 namespace driftwatch {
@@ -80,7 +81,7 @@ void Detector::Evaluate(const RuleContext& ctx, bool again, const Sink& sink) {
   if (matches_.empty()) return;
   // Execs may be looked at again when their file's write arrives late: remember what fired.
   std::string key = EventKey(*ctx.event);
-  bool remember = ctx.event->has_exec() && !key.empty();
+  bool remember = KindOf(*ctx.event) == Kind::kExec && !key.empty();
   std::set<std::string>* fired = nullptr;
   if (remember) {
     auto [it, inserted] = fired_.try_emplace(key);

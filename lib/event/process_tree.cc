@@ -1,5 +1,6 @@
 #include "lib/event/process_tree.h"
 #include "lib/event/event_json.h"
+#include "lib/event/event_view.h"
 
 #include <string_view>
 #include <vector>
@@ -57,23 +58,14 @@ std::string ProcessTree::RuntimeNamespace(const std::string& container_id) const
 }
 
 void ProcessTree::Attribute(v1::Event* ev) {
-  uint32_t pid, ppid;
-  uint32_t dev_major = 0, dev_minor = 0;
-  bool success;
-  v1::ProcessExec* exec = ev->has_exec() ? ev->mutable_exec() : nullptr;
-  if (exec != nullptr) {
-    pid = exec->pid();
-    ppid = exec->ppid();
-    success = exec->success();
-    dev_major = exec->exe_dev_major();
-    dev_minor = exec->exe_dev_minor();
-  } else if (ev->has_chmod()) {
-    pid = ev->chmod().pid();
-    ppid = ev->chmod().ppid();
-    success = false;  // a chmod changes nothing in the tree
-  } else {
-    return;
-  }
+  // Execs and chmods name their parent; other kinds cannot be attributed from the tree.
+  const std::optional<ProcessView> view = ProcessOf(*ev);
+  if (!view || !view->Carries(ProcessView::kPpid)) return;
+  const uint32_t pid = view->pid, ppid = view->ppid;
+  v1::ProcessExec* exec = view->exec != nullptr ? ev->mutable_exec() : nullptr;
+  const bool success = exec != nullptr && exec->success();  // a chmod changes nothing in the tree
+  const uint32_t dev_major = exec != nullptr ? exec->exe_dev_major() : 0;
+  const uint32_t dev_minor = exec != nullptr ? exec->exe_dev_minor() : 0;
 
   auto pit = procs_.find(ppid);
   const Proc* parent = pit == procs_.end() ? nullptr : &pit->second;
@@ -134,11 +126,7 @@ void ProcessTree::Attribute(v1::Event* ev) {
 
   ev->set_container_id(container);
   ev->set_attribution(how);
-  if (exec != nullptr) {
-    exec->set_parent_name(parent_name);
-  } else {
-    ev->mutable_chmod()->set_parent_name(parent_name);
-  }
+  SetParentName(ev, parent_name);
 
   // Overlay rootfs devices are anonymous (major 0): remember which container owns one.
   if (exec != nullptr && success && container != kHost && role == Role::kProcess &&

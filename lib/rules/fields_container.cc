@@ -2,6 +2,7 @@
 // image against the approved-images policy.
 #include "lib/event/image_ref.h"
 #include "lib/event/event_json.h"
+#include "lib/event/event_view.h"
 #include "lib/rules/rule_fields.h"
 
 namespace driftwatch {
@@ -13,7 +14,7 @@ using fields::SetNum;
 using fields::SetStr;
 
 std::string_view FullId(const RuleContext& c) {
-  if (c.event->has_container() && !c.event->container().id().empty())
+  if (KindOf(*c.event) == Kind::kContainer && !c.event->container().id().empty())
     return c.event->container().id();
   if (c.event->container_id().empty()) return "host";
   return c.event->container_id();

@@ -1,6 +1,7 @@
 // evt.* fields: what happened (the syscall or file event kind), its result and time.
 #include <charconv>
 
+#include "lib/event/event_view.h"
 #include "lib/rules/rule_fields.h"
 
 namespace driftwatch {
@@ -11,45 +12,29 @@ using fields::SetNum;
 using fields::SetStr;
 
 bool EvtType(const RuleContext& c, FieldArg, FieldValue* out) {
-  const v1::Event& e = *c.event;
-  if (e.has_exec()) return SetStr(e.exec().syscall(), out);
-  if (e.has_chmod()) return SetStr(e.chmod().syscall(), out);
-  if (e.has_write()) return SetStr(e.write().kind(), out);
-  if (e.has_container()) return SetStr("container", out);
-  if (e.has_status()) return SetStr("sensor_status", out);
-  return false;
+  return SetStr(EventType(*c.event), out);
 }
 
 // Every event driftwatch sees is a syscall exit (or a finished file event).
 bool EvtDir(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (c.event->body_case() == v1::Event::BODY_NOT_SET) return false;
+  if (KindOf(*c.event) == Kind::kNone) return false;
   return SetStr("<", out);
 }
 
 // "SUCCESS", the errno name, or the raw number when the log gave no name.
-bool ResultText(bool success, const std::string& errno_name, int32_t exit, FieldValue* out) {
-  if (success) return SetStr("SUCCESS", out);
-  if (!errno_name.empty()) return SetStr(errno_name, out);
-  out->buf = std::to_string(exit);
+bool EvtRes(const RuleContext& c, FieldArg, FieldValue* out) {
+  auto r = ResultOf(*c.event);
+  if (!r) return false;
+  if (r->success) return SetStr("SUCCESS", out);
+  if (!r->errno_name.empty()) return SetStr(r->errno_name, out);
+  out->buf = std::to_string(r->exit);
   out->str = out->buf;
   return true;
 }
 
-bool EvtRes(const RuleContext& c, FieldArg, FieldValue* out) {
-  const v1::Event& e = *c.event;
-  if (e.has_exec()) return ResultText(e.exec().success(), e.exec().errno_name(), e.exec().exit(), out);
-  if (e.has_chmod())
-    return ResultText(e.chmod().success(), e.chmod().errno_name(), e.chmod().exit(), out);
-  if (e.has_write()) return SetStr("SUCCESS", out);  // fanotify reports finished operations
-  return false;
-}
-
 bool EvtRawRes(const RuleContext& c, FieldArg, FieldValue* out) {
-  const v1::Event& e = *c.event;
-  if (e.has_exec()) return SetNum(e.exec().exit(), out);
-  if (e.has_chmod()) return SetNum(e.chmod().exit(), out);
-  if (e.has_write()) return SetNum(0, out);
-  return false;
+  auto r = ResultOf(*c.event);
+  return r && SetNum(r->exit, out);
 }
 
 bool EvtTime(const RuleContext& c, FieldArg, FieldValue* out) {
@@ -67,7 +52,7 @@ bool EvtHostname(const RuleContext& c, FieldArg, FieldValue* out) {
 // A file's content or name was written: what Falco's open_write stands for here. Deletes
 // and attribute changes (chmod) are file events too, but not writes.
 bool EvtIsOpenWrite(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (!c.event->has_write()) return SetBool(false, out);
+  if (KindOf(*c.event) != Kind::kWrite) return SetBool(false, out);
   const std::string& k = c.event->write().kind();
   return SetBool(k == "close_write" || k == "modify" || k == "create" || k == "rename", out);
 }
@@ -75,8 +60,9 @@ bool EvtIsOpenWrite(const RuleContext& c, FieldArg, FieldValue* out) {
 // Falco renders a mode argument as octal followed by its flags, "0755(S_IXOTH|...)", and
 // its chmod rules match `evt.arg.mode contains S_IXUSR`: render it the same way.
 bool EvtArgMode(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (!c.event->has_chmod()) return false;
-  uint32_t m = c.event->chmod().new_mode();
+  auto f = FileOf(*c.event);
+  if (!f || !f->chmod) return false;
+  uint32_t m = f->mode;
   static constexpr struct {
     uint32_t bit;
     const char* name;
@@ -100,14 +86,15 @@ bool EvtArgMode(const RuleContext& c, FieldArg, FieldValue* out) {
 }
 
 bool EvtArgAddsExec(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (!c.event->has_chmod()) return false;
-  return SetBool(c.event->chmod().adds_exec(), out);
+  auto f = FileOf(*c.event);
+  return f && f->chmod && SetBool(f->chmod->adds_exec(), out);
 }
 
+// The exec's PATH name, the chmod's path.
 bool EvtArgFilename(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (c.event->has_exec()) return SetStr(c.event->exec().path(), out);
-  if (c.event->has_chmod()) return SetStr(c.event->chmod().path(), out);
-  return false;
+  if (auto p = ProcessOf(*c.event); p && p->exec) return SetStr(p->exec->path(), out);
+  auto f = FileOf(*c.event);
+  return f && f->chmod && SetStr(f->path, out);
 }
 
 constexpr FieldInfo kEvtFields[] = {

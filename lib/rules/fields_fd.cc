@@ -1,4 +1,5 @@
 // fd.* fields: the file an event touched (file events, chmod).
+#include "lib/event/event_view.h"
 #include "lib/event/file_digest.h"
 #include "lib/rules/rule_fields.h"
 
@@ -10,9 +11,14 @@ using fields::SetNum;
 using fields::SetStr;
 
 std::string_view PathOf(const RuleContext& c) {
-  if (c.event->has_write()) return c.event->write().path();
-  if (c.event->has_chmod()) return c.event->chmod().path();
-  return {};
+  auto f = FileOf(*c.event);
+  return f ? f->path : std::string_view();
+}
+
+// The file's write event, when the event is one.
+const v1::FileWrite* Write(const RuleContext& c) {
+  auto f = FileOf(*c.event);
+  return f ? f->write : nullptr;
 }
 
 bool FdName(const RuleContext& c, FieldArg, FieldValue* out) { return SetStr(PathOf(c), out); }
@@ -32,45 +38,46 @@ bool FdFilename(const RuleContext& c, FieldArg, FieldValue* out) {
 }
 
 bool FdTypechar(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (c.event->has_write() || c.event->has_chmod()) return SetStr("f", out);
-  return false;
+  return FileOf(*c.event) && SetStr("f", out);
 }
 
 bool FdIsExecutable(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (!c.event->has_write()) return false;
-  return SetBool(c.event->write().executable(), out);
+  const v1::FileWrite* w = Write(c);
+  return w && SetBool(w->executable(), out);
 }
 
 bool FdSha256(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (c.event->has_write() && !c.event->write().sha256().empty()) {
-    out->buf = HexOf(c.event->write().sha256());
+  auto f = FileOf(*c.event);
+  if (!f) return false;
+  if (f->write) {
+    if (f->write->sha256().empty()) return false;
+    out->buf = HexOf(f->write->sha256());
     out->str = out->buf;
     return true;
   }
-  if (c.event->has_chmod()) return SetStr(c.file.sha256, out);
-  return false;
+  return SetStr(c.file.sha256, out);  // a chmod: what correlation knows of the file
 }
 
 bool FdUpperPath(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (!c.event->has_write()) return false;
-  return SetStr(c.event->write().upper_path(), out);
+  const v1::FileWrite* w = Write(c);
+  return w && SetStr(w->upper_path(), out);
 }
 
 bool FdOldname(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (!c.event->has_write()) return false;
-  return SetStr(c.event->write().old_path(), out);
+  const v1::FileWrite* w = Write(c);
+  return w && SetStr(w->old_path(), out);
 }
 
+// A chmod's inode is 0 when the PATH record gave none (fchmod).
 bool FdIno(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (c.event->has_write()) return SetNum(static_cast<int64_t>(c.event->write().inode()), out);
-  if (c.event->has_chmod() && c.event->chmod().inode() != 0)
-    return SetNum(static_cast<int64_t>(c.event->chmod().inode()), out);
-  return false;
+  auto f = FileOf(*c.event);
+  if (!f || (f->chmod && f->inode == 0)) return false;
+  return SetNum(static_cast<int64_t>(f->inode), out);
 }
 
 bool FdSize(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (!c.event->has_write()) return false;
-  return SetNum(static_cast<int64_t>(c.event->write().size()), out);
+  const v1::FileWrite* w = Write(c);
+  return w && SetNum(static_cast<int64_t>(w->size()), out);
 }
 
 constexpr FieldInfo kFdFields[] = {

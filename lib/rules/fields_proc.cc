@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "lib/event/event_json.h"
+#include "lib/event/event_view.h"
 #include "lib/event/exe_file.h"
 #include "lib/rules/rule_fields.h"
 
@@ -16,51 +17,44 @@ using fields::SetStr;
 constexpr uint32_t kUnset = 4294967295u;
 
 const v1::ProcessExec* Exec(const RuleContext& c) {
-  return c.event->has_exec() ? &c.event->exec() : nullptr;
+  return KindOf(*c.event) == Kind::kExec ? &c.event->exec() : nullptr;
+}
+
+// The view's group `h` when the event's kind carries it.
+std::optional<ProcessView> Carrying(const RuleContext& c, ProcessView::Has h) {
+  std::optional<ProcessView> p = ProcessOf(*c.event);
+  if (p && !p->Carries(h)) p.reset();
+  return p;
 }
 
 bool ProcPid(const RuleContext& c, FieldArg, FieldValue* out) {
-  const v1::Event& e = *c.event;
-  if (e.has_exec()) return SetNum(e.exec().pid(), out);
-  if (e.has_chmod()) return SetNum(e.chmod().pid(), out);
-  if (e.has_write() && e.write().pid() != 0) return SetNum(e.write().pid(), out);
-  return false;
+  auto p = Carrying(c, ProcessView::kPid);
+  return p && SetNum(p->pid, out);
 }
 
 bool ProcPpid(const RuleContext& c, FieldArg, FieldValue* out) {
-  const v1::Event& e = *c.event;
-  if (e.has_exec()) return SetNum(e.exec().ppid(), out);
-  if (e.has_chmod()) return SetNum(e.chmod().ppid(), out);
+  if (auto p = Carrying(c, ProcessView::kPpid)) return SetNum(p->ppid, out);
   if (!c.lineage.empty()) return SetNum(c.lineage[0].pid, out);
   return false;
 }
 
 std::string_view NameOf(const RuleContext& c) {
-  const v1::Event& e = *c.event;
-  if (e.has_exec()) return ProcessName(e.exec());
-  if (e.has_chmod()) return e.chmod().comm();
-  if (e.has_write()) return e.write().comm();
-  return {};
+  auto p = ProcessOf(*c.event);
+  return p ? ProcessNameOf(*p) : std::string_view();
 }
 
 bool ProcName(const RuleContext& c, FieldArg, FieldValue* out) { return SetStr(NameOf(c), out); }
 
 bool ProcExe(const RuleContext& c, FieldArg, FieldValue* out) {
-  const v1::Event& e = *c.event;
-  if (e.has_exec()) {
-    return SetStr(e.exec().args_size() > 0 ? e.exec().args(0) : e.exec().exe(), out);
-  }
-  if (e.has_chmod()) return SetStr(e.chmod().exe(), out);
-  if (e.has_write()) return SetStr(e.write().exe(), out);
-  return false;
+  auto p = ProcessOf(*c.event);
+  if (!p) return false;
+  if (p->exec && p->exec->args_size() > 0) return SetStr(p->exec->args(0), out);
+  return SetStr(p->exe, out);
 }
 
 bool ProcExepath(const RuleContext& c, FieldArg, FieldValue* out) {
-  const v1::Event& e = *c.event;
-  if (e.has_exec()) return SetStr(e.exec().exe(), out);
-  if (e.has_chmod()) return SetStr(e.chmod().exe(), out);
-  if (e.has_write()) return SetStr(e.write().exe(), out);
-  return false;
+  auto p = ProcessOf(*c.event);
+  return p && SetStr(p->exe, out);
 }
 
 // The file the exec runs: the script or the loader's program where exe names its
@@ -74,15 +68,15 @@ bool ProcExeFile(const RuleContext& c, FieldArg, FieldValue* out) {
 // Falco's proc.is_exe_from_memfd. Events from before the field read it from exe; a chmod
 // or write names its process's exe too.
 bool ProcIsExeFromMemfd(const RuleContext& c, FieldArg, FieldValue* out) {
-  const v1::Event& e = *c.event;
-  if (e.has_exec()) {
-    const v1::ProcessExec& x = e.exec();
-    if (x.has_is_exe_from_memfd()) return SetBool(x.is_exe_from_memfd(), out);
-    return x.success() && SetBool(IsMemfdExe(x.exe()), out);
+  auto p = ProcessOf(*c.event);
+  if (!p) return false;
+  if (const v1::ProcessExec* x = p->exec) {
+    if (x->has_is_exe_from_memfd()) return SetBool(x->is_exe_from_memfd(), out);
+    return x->success() && SetBool(IsMemfdExe(x->exe()), out);
   }
-  if (e.has_chmod()) return SetBool(IsMemfdExe(e.chmod().exe()), out);
-  if (e.has_write() && !e.write().exe().empty()) return SetBool(IsMemfdExe(e.write().exe()), out);
-  return false;
+  // A file write's exe is unknown when empty; a chmod's is always the audit record's.
+  if (p->exe.empty() && KindOf(*c.event) == Kind::kWrite) return false;
+  return SetBool(IsMemfdExe(p->exe), out);
 }
 
 // Falco's proc.cmdline: the name, then the arguments after argv[0] ("..." after them when
@@ -109,9 +103,8 @@ bool ProcArgs(const RuleContext& c, FieldArg, FieldValue* out) {
 }
 
 bool ProcCwd(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (c.event->has_exec()) return SetStr(c.event->exec().cwd(), out);
-  if (c.event->has_chmod()) return SetStr(c.event->chmod().cwd(), out);
-  return false;
+  auto p = Carrying(c, ProcessView::kCwd);
+  return p && SetStr(p->cwd, out);
 }
 
 // Falco's proc.tty is the kernel's tty_nr (0: none), so rules say `proc.tty != 0`. Audit
@@ -136,24 +129,20 @@ int64_t TtyNumber(std::string_view tty) {
 }
 
 bool ProcTty(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (c.event->has_exec()) return SetNum(TtyNumber(c.event->exec().tty()), out);
-  if (c.event->has_chmod()) return SetNum(TtyNumber(c.event->chmod().tty()), out);
-  return false;
+  auto p = Carrying(c, ProcessView::kTerminal);
+  return p && SetNum(TtyNumber(p->tty), out);
 }
 
 bool ProcSid(const RuleContext& c, FieldArg, FieldValue* out) {
-  uint32_t s = kUnset;
-  if (c.event->has_exec()) s = c.event->exec().session();
-  if (c.event->has_chmod()) s = c.event->chmod().session();
-  if (s == kUnset) return false;
-  return SetNum(s, out);
+  auto p = Carrying(c, ProcessView::kTerminal);
+  if (!p || p->session == kUnset) return false;
+  return SetNum(p->session, out);
 }
 
 std::string_view ParentNameOf(const RuleContext& c) {
   if (!c.lineage.empty() && !c.lineage[0].name.empty()) return c.lineage[0].name;
-  if (c.event->has_exec()) return c.event->exec().parent_name();
-  if (c.event->has_chmod()) return c.event->chmod().parent_name();
-  return {};
+  auto p = ProcessOf(*c.event);
+  return p ? p->parent_name : std::string_view();
 }
 
 bool ProcPname(const RuleContext& c, FieldArg, FieldValue* out) {

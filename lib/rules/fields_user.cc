@@ -1,4 +1,5 @@
 // user.* and group.* fields: who ran the process.
+#include "lib/event/event_view.h"
 #include "lib/rules/rule_fields.h"
 
 namespace driftwatch {
@@ -9,47 +10,42 @@ using fields::SetStr;
 
 constexpr uint32_t kUnset = 4294967295u;
 
+// The process's ids, when its kind carries them (exec, chmod).
+std::optional<ProcessView> Ids(const RuleContext& c) {
+  std::optional<ProcessView> p = ProcessOf(*c.event);
+  if (p && !p->Carries(ProcessView::kIds)) p.reset();
+  return p;
+}
+
 bool UserUid(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (c.event->has_exec()) return SetNum(c.event->exec().uid(), out);
-  if (c.event->has_chmod()) return SetNum(c.event->chmod().uid(), out);
-  return false;
+  auto p = Ids(c);
+  return p && SetNum(p->uid, out);
 }
 
 bool UserEuid(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (c.event->has_exec()) return SetNum(c.event->exec().euid(), out);
-  if (c.event->has_chmod()) return SetNum(c.event->chmod().euid(), out);
-  return false;
+  auto p = Ids(c);
+  return p && SetNum(p->euid, out);
 }
 
 // The name an ENRICHED log gave; uid 0 is "root" everywhere, other uids stay unknown (the
 // container's /etc/passwd is not the host's).
 bool UserName(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (c.event->has_exec()) {
-    const v1::ProcessExec& x = c.event->exec();
-    if (!x.user_name().empty()) return SetStr(x.user_name(), out);
-    if (x.uid() == 0) return SetStr("root", out);
-    return false;
-  }
-  if (c.event->has_chmod() && c.event->chmod().uid() == 0) return SetStr("root", out);
+  auto p = Ids(c);
+  if (!p) return false;
+  if (p->exec && !p->exec->user_name().empty()) return SetStr(p->exec->user_name(), out);
+  if (p->uid == 0) return SetStr("root", out);
   return false;
 }
 
 // -1 when unset, as Falco prints it.
 bool UserLoginuid(const RuleContext& c, FieldArg, FieldValue* out) {
-  uint32_t a;
-  if (c.event->has_exec()) {
-    a = c.event->exec().auid();
-  } else if (c.event->has_chmod()) {
-    a = c.event->chmod().auid();
-  } else {
-    return false;
-  }
-  return SetNum(a == kUnset ? -1 : int64_t{a}, out);
+  auto p = Ids(c);
+  return p && SetNum(p->auid == kUnset ? -1 : int64_t{p->auid}, out);
 }
 
 bool GroupGid(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (c.event->has_exec()) return SetNum(c.event->exec().gid(), out);
-  return false;
+  auto p = ProcessOf(*c.event);
+  return p && p->Carries(ProcessView::kGid) && SetNum(p->gid, out);
 }
 
 constexpr FieldInfo kUserFields[] = {

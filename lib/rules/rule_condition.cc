@@ -589,7 +589,7 @@ class ExistsEval final : public Evaluator {
   ExistsEval(const FieldInfo* f, FieldArg a) : f_(f), a_(a) {}
   bool Eval(const RuleContext& ctx) const override {
     FieldValue& v = Scratch();
-    if (!f_->extract(ctx, a_, &v)) return false;
+    if (!f_->Extract(ctx, a_, &v)) return false;
     // A list field with no element (proc.args of a bare command) still exists.
     return true;
   }
@@ -638,7 +638,7 @@ class StringEval final : public Evaluator {
 
   bool Eval(const RuleContext& ctx) const override {
     FieldValue& v = Scratch();
-    if (!f_->extract(ctx, a_, &v)) return false;
+    if (!f_->Extract(ctx, a_, &v)) return false;
     if (type_ != FieldType::kList) return Match(v.str);
     bool set_op = op_ == Op::kIn || op_ == Op::kIntersects;
     if (f_->list_joins_for_strings && !set_op) {
@@ -700,7 +700,7 @@ class NumberEval final : public Evaluator {
   }
   bool Eval(const RuleContext& ctx) const override {
     FieldValue& v = Scratch();
-    if (!f_->extract(ctx, a_, &v)) return false;
+    if (!f_->Extract(ctx, a_, &v)) return false;
     int64_t n = v.num;
     switch (op_) {
       case Op::kEq: return n == operands_[0];
@@ -728,7 +728,7 @@ class BoolEval final : public Evaluator {
       : f_(f), a_(a), want_true_(want_true), want_false_(want_false) {}
   bool Eval(const RuleContext& ctx) const override {
     FieldValue& v = Scratch();
-    if (!f_->extract(ctx, a_, &v)) return false;
+    if (!f_->Extract(ctx, a_, &v)) return false;
     return v.boolean ? want_true_ : want_false_;
   }
 

@@ -3,7 +3,10 @@
 // extractor is one small function over a RuleContext. One file per field class:
 // lib/rules/fields_evt.cc, fields_proc.cc, fields_user.cc, fields_container.cc, fields_fd.cc.
 //
-// Names and meanings follow Falco and lib/event/event_json.cc (DESIGN.md, "Field names").
+// Names and meanings follow Falco (DESIGN.md, "Field names"). The fields an event carries
+// itself (lib/event/event_fields.h, what event JSON prints) join the registry: those no
+// table here defines are read from the event as the JSON prints them, so every key of event
+// JSON is a field here. docs/fields.md lists them all (FieldsMarkdown).
 // Extractors do not allocate in the common case: strings come back as views into the event
 // or the context; the few computed strings (proc.cmdline, fd.sha256, ...) are built in the
 // caller's FieldValue::buf, whose capacity survives from one call to the next.
@@ -18,36 +21,12 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/event/event_fields.h"
 #include "lib/rules/rule_context.h"
 
 namespace driftwatch {
 
-enum class FieldType {
-  kString,
-  kNumber,  // int64
-  kBool,
-  kList,    // several strings (proc.args, proc.aname without index)
-};
-
-std::string_view FieldTypeName(FieldType t);
-
-// What an extractor produced. Only the member that matches the field's type is meaningful.
-struct FieldValue {
-  std::string_view str;
-  int64_t num = 0;
-  bool boolean = false;
-  std::vector<std::string_view> list;
-  std::string buf;  // backing store for computed strings; str may point into it
-
-  // Resets the view members; keeps the capacity of buf and list.
-  void Clear() {
-    str = {};
-    num = 0;
-    boolean = false;
-    list.clear();
-    buf.clear();
-  }
-};
+// FieldType and FieldValue (what an extractor produced) come from lib/event/event_fields.h.
 
 // The [N] of an indexed field such as proc.aname[2]; index < 0 when the field had none.
 struct FieldArg {
@@ -69,6 +48,8 @@ struct FieldInfo {
   std::string_view name;
   FieldType type;          // without an index
   std::string_view doc;
+  // Null for a field read from the event as event JSON prints it (`event`): the registry
+  // adds every field of lib/event/event_fields.h that no table here defines.
   FieldExtractor extract;
   FieldArgMode arg = FieldArgMode::kNone;
   FieldType indexed_type = FieldType::kString;  // with an index
@@ -76,7 +57,19 @@ struct FieldInfo {
   // space-joined list (Falco's proc.args is one string) instead of any single element.
   bool list_joins_for_strings = false;
 
+  // Set by the registry: the event's own field of this name (how event JSON prints it:
+  // its kinds and JSON type), or null.
+  const EventField* event = nullptr;
+
   FieldType TypeFor(FieldArg a) const { return a.present() ? indexed_type : type; }
+  // Event JSON prints this field for some kind.
+  bool printed() const { return event != nullptr && !event->kinds.empty(); }
+  // The value for this event: `extract`, or the event's own field.
+  bool Extract(const RuleContext& ctx, FieldArg arg, FieldValue* out) const {
+    if (extract != nullptr) return extract(ctx, arg, out);
+    if (event == nullptr || !event->kinds.Has(KindOf(*ctx.event))) return false;
+    return event->get(*ctx.event, ctx.container, out);
+  }
 };
 
 // The field of this name, or null.
@@ -84,6 +77,10 @@ const FieldInfo* FindField(std::string_view name);
 
 // Every field, sorted by name (for `driftwatch rules fields` and docs).
 std::vector<const FieldInfo*> AllFields();
+
+// docs/fields.md: every field with its type, the event kinds whose JSON prints it and its
+// doc, as `driftwatch rules fields --markdown` prints it.
+std::string FieldsMarkdown();
 
 // Appends the field's value as output text: numbers in decimal, bools "true"/"false",
 // lists joined by spaces, "<NA>" when unset. `scratch` is reused between calls.

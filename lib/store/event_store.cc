@@ -1,6 +1,7 @@
 #include "lib/store/event_store.h"
 #include "lib/base/clock.h"
 #include "lib/base/log.h"
+#include "lib/event/event_view.h"
 #include "lib/event/wire_format.h"
 
 #include <google/protobuf/arena.h>
@@ -215,17 +216,7 @@ bool AppendWithoutFields(std::string_view msg, uint32_t drop_a, uint32_t drop_b,
 
 }  // namespace
 
-std::string_view EventKind(const v1::Event& ev) {
-  switch (ev.body_case()) {
-    case v1::Event::kExec: return "exec";
-    case v1::Event::kChmod: return "chmod";
-    case v1::Event::kWrite: return "write";
-    case v1::Event::kContainer: return "container";
-    case v1::Event::kStatus: return "status";
-    case v1::Event::BODY_NOT_SET: break;
-  }
-  return "";
-}
+std::string_view EventKind(const v1::Event& ev) { return KindName(KindOf(ev)); }
 
 std::expected<void, std::string> ValidateEvent(const v1::Event& ev) {
   if (!ev.has_id()) return std::unexpected("id missing");
@@ -238,9 +229,7 @@ std::expected<void, std::string> ValidateEvent(const v1::Event& ev) {
   if (ev.container_id().size() > 256) {
     return std::unexpected("container_id longer than 256 bytes");
   }
-  if (ev.body_case() == v1::Event::BODY_NOT_SET) {
-    return std::unexpected("body missing (none of exec, chmod, write, container, status)");
-  }
+  if (KindOf(ev) == Kind::kNone) return std::unexpected("body missing (none of " + KindNames() + ")");
   if (ev.has_container() && ev.container().id().empty()) {
     return std::unexpected("container.id is empty");
   }
@@ -347,12 +336,8 @@ std::expected<void, std::string> ParseTimeRange(std::string_view since, std::str
 }
 
 int EventKindNumber(std::string_view kind) {
-  if (kind == "exec") return v1::Event::kExec;
-  if (kind == "chmod") return v1::Event::kChmod;
-  if (kind == "write") return v1::Event::kWrite;
-  if (kind == "container") return v1::Event::kContainer;
-  if (kind == "status") return v1::Event::kStatus;
-  return 0;
+  std::optional<Kind> k = ParseKind(kind);
+  return k ? KindFieldNumber(*k) : 0;
 }
 
 std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
@@ -405,7 +390,7 @@ std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
     }
     p.seq = id.seq();
     p.time_ns = ev->time_ns();
-    p.kind = ev->body_case();
+    p.kind = KindFieldNumber(KindOf(*ev));
     p.payload_offset = static_cast<uint32_t>(b.data.size());
     if (!AppendWithoutFields(raw, v1::Event::kIdFieldNumber, v1::Event::kContainerIdFieldNumber,
                              &b.data)) {

@@ -1,0 +1,69 @@
+// event_fields: the fields an event carries itself, named as Falco and the rules name them
+// (proc.pid, fd.name, container.image, sensor.kernel_lost, ...): the table event JSON is
+// written from (lib/event/event_json.cc walks it) and that the rules' field registry
+// (lib/rules/rule_fields.h) takes in, so that every key of event JSON is a rule field with
+// a type and a doc. A field the JSON prints is added here, in the order of the JSON's keys.
+//
+// Thread-safety: the table is immutable; getters are pure functions of their arguments.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "driftwatch/v1/event.pb.h"
+#include "lib/event/event_view.h"
+
+namespace driftwatch {
+
+enum class FieldType {
+  kString,
+  kNumber,  // int64
+  kBool,
+  kList,    // several strings (proc.args, proc.aname without index)
+};
+
+std::string_view FieldTypeName(FieldType t);
+
+// A field's value. Only the member that matches the field's type is meaningful.
+struct FieldValue {
+  std::string_view str;
+  int64_t num = 0;
+  bool boolean = false;
+  std::vector<std::string_view> list;
+  std::string buf;  // backing store for computed strings; str may point into it
+
+  // Resets the view members; keeps the capacity of buf and list.
+  void Clear() {
+    str = {};
+    num = 0;
+    boolean = false;
+    list.clear();
+    buf.clear();
+  }
+};
+
+// One field of the event itself. `doc`: its meaning and where the value comes from; for a
+// field the rules define too (lib/rules/fields_*.cc, with their doc), only how the JSON's
+// value differs from theirs, or empty. `get` fills *out as event JSON writes it and returns true
+// when the JSON prints the field for this event (fields every event of a kind prints return
+// true with an empty or zero value); `info` is what the sensor reported about the event's
+// container, or null (a container event's own body is used for container events).
+struct EventField {
+  std::string_view name;
+  FieldType type;         // the JSON value's type
+  std::string_view doc;   // meaning, and where the value comes from
+  KindSet kinds;          // the kinds whose JSON prints it; empty: not in event JSON
+  bool (*get)(const v1::Event& ev, const v1::ContainerInfo* info, FieldValue* out);
+};
+
+// Every event field, in the order event JSON prints them.
+std::span<const EventField> EventFields();
+
+// `driftwatch events` adds this field (in EventFields(), with no kinds) after the event's
+// own: when the collector committed the event.
+inline constexpr std::string_view kCollectorStoredNs = "collector.stored_ns";
+
+}  // namespace driftwatch
