@@ -56,6 +56,10 @@ struct FieldInfo {
   // kList fields only: string operators (=, contains, startswith, ...) compare the
   // space-joined list (Falco's proc.args is one string) instead of any single element.
   bool list_joins_for_strings = false;
+  // Not empty: driftwatch's events never give this field a value (a Falco field of events
+  // the sensor does not see); says why in a few words ("network activity: no socket
+  // events"). Rules may name it; a rule that needs it is loaded inactive.
+  std::string_view never = {};
 
   // Set by the registry: the event's own field of this name (how event JSON prints it:
   // its kinds and JSON type), or null.

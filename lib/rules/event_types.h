@@ -1,0 +1,21 @@
+// event_types: the event type names a rule's evt.type may compare with, and which of them
+// driftwatch's events carry. Falco refuses a rule comparing evt.type with a name its event
+// tables do not know; a known name driftwatch never produces (connect, ptrace, ...) makes
+// a rule that needs it inactive instead of refused.
+//
+// Thread-safety: immutable tables.
+#pragma once
+
+#include <string_view>
+
+namespace driftwatch {
+
+// Falco knows this event type: a syscall of its syscall tables, an event of its event
+// table (container, procexit, ...), or one of driftwatch's own (sensor_status, attrib).
+bool IsKnownEventType(std::string_view name);
+
+// driftwatch's events can have this evt.type (EventType in lib/event/event_view.h): the
+// audit execve/execveat/chmod family, the file events' types, container, sensor_status.
+bool IsProducedEventType(std::string_view name);
+
+}  // namespace driftwatch
