@@ -57,6 +57,7 @@
 #include "lib/detect/image_policy.h"
 #include "lib/rules/rule_engine.h"
 #include "lib/store/event_store.h"
+#include "lib/store/event_reader.h"
 
 namespace driftwatch::collector {
 

@@ -1,4 +1,6 @@
 #include "lib/store/event_store.h"
+#include "lib/base/time_arg.h"
+#include "lib/store/event_reader.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
