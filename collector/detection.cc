@@ -156,9 +156,9 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
   auto losses = d->hk_store_->NodeLosses();
   if (!losses) return std::unexpected(opt.db + ": " + losses.error());
   auto probe = EventScanner::Open(opt.db);
-  if (!probe) return std::unexpected(probe.error());
+  if (!probe) return std::unexpected(probe.error().message());
   auto cursors = (*probe)->Cursors();
-  if (!cursors) return std::unexpected(opt.db + ": " + cursors.error());
+  if (!cursors) return std::unexpected(opt.db + ": " + cursors.error().message());
   const int64_t default_cursor = cursors->contains("") ? cursors->at("") : 0;
 
   for (size_t i = 0; i < d->opt_.shards; ++i) {
@@ -167,7 +167,7 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     s->detector = std::make_unique<Detector>(*rules);
     if (*policy) s->detector->SetImagePolicy(*policy);
     auto sc = EventScanner::Open(opt.db);
-    if (!sc) return std::unexpected(sc.error());
+    if (!sc) return std::unexpected(sc.error().message());
     s->scanner = std::move(*sc);
     auto st = AlertStore::Open(opt.db, opt.busy_timeout);
     if (!st) return std::unexpected("alerts table in " + opt.db + ": " + st.error());
@@ -183,11 +183,11 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     s->cursors[node] = rowid;
     int64_t from = rowid + 1;
     auto t = (*probe)->TimeOf(rowid);
-    if (!t) return std::unexpected(opt.db + ": " + t.error());
+    if (!t) return std::unexpected(opt.db + ": " + t.error().message());
     if (*t && opt.warmup.count() > 0) {
       auto w = (*probe)->FirstRowidAtOrAfter(
           **t - std::chrono::duration_cast<std::chrono::nanoseconds>(opt.warmup).count());
-      if (!w) return std::unexpected(opt.db + ": " + w.error());
+      if (!w) return std::unexpected(opt.db + ": " + w.error().message());
       if (*w > 0) from = std::max(*w, rowid - opt.warmup_max_events + 1);
     }
     s->warm_from[node] = from;
@@ -210,7 +210,7 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     ev.set_container_id(id);
     d->shards_[d->ShardOf(node)]->detector->OnEvent(node, ev, discard);
   });
-  if (!infos) return std::unexpected(opt.db + ": " + infos.error());
+  if (!infos) return std::unexpected(opt.db + ": " + infos.error().message());
 
   // The outbox: alerts a previous run stored but did not finish delivering.
   auto undelivered = d->hk_store_->Undelivered();
@@ -594,7 +594,7 @@ void Detection::RunShard(Shard* s) {
           return true;
         }
         auto cid = node ? s->scanner->ContainerId(e.cid)
-                        : std::expected<const std::string*, std::string>(nullptr);
+                        : Result<const std::string*>(nullptr);
         if (!cid) return false;
         s->cursors[node_name] = e.rowid;
         dirty = true;

@@ -253,7 +253,7 @@ int main(int argc, char** argv) {
     return d ? d->floor() : 0;
   };
   auto store = driftwatch::EventStore::Open(so);
-  if (!store) return Fail(store.error());
+  if (!store) return Fail(store.error().message());
   ao.db = db;
   auto started_detection = collector::Detection::Start(ao, (*store)->head());
   if (!started_detection) return Fail(started_detection.error());

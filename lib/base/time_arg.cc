@@ -14,11 +14,11 @@ bool ParseInt(std::string_view s, int64_t* out) {
 
 }  // namespace
 
-std::expected<int64_t, std::string> ParseTimeArg(std::string_view text, int64_t now_ns) {
+Result<int64_t> ParseTimeArg(std::string_view text, int64_t now_ns) {
   auto bad = [&](std::string_view why) {
-    return std::unexpected("bad time '" + std::string(text) + "': " + std::string(why) +
-                           " (ISO 8601 like 2026-11-28T09:06:20Z, or relative like 30s, "
-                           "10m, 2h, 7d)");
+    return std::unexpected(Error::InvalidInput(
+        "bad time '" + std::string(text) + "': " + std::string(why) +
+        " (ISO 8601 like 2026-11-28T09:06:20Z, or relative like 30s, 10m, 2h, 7d)"));
   };
   if (text.empty()) return bad("empty");
   // Relative: a number and one unit, meaning that long ago.
@@ -101,7 +101,7 @@ std::expected<int64_t, std::string> ParseTimeArg(std::string_view text, int64_t 
   return (t - offset_s) * 1'000'000'000LL + frac_ns;
 }
 
-std::expected<void, std::string> ParseTimeRange(std::string_view since, std::string_view until,
+Result<> ParseTimeRange(std::string_view since, std::string_view until,
                                                 int64_t now_ns, std::optional<int64_t>* since_ns,
                                                 std::optional<int64_t>* until_ns) {
   for (auto [text, out] : {std::pair{since, since_ns}, std::pair{until, until_ns}}) {

@@ -15,11 +15,11 @@ namespace driftwatch {
 using namespace sql;  // lib/store/sqlite_util.h: the store's own helpers
 
 
-std::expected<std::unique_ptr<EventReader>, std::string> EventReader::Open(
+Result<std::unique_ptr<EventReader>> EventReader::Open(
     const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    return std::unexpected(path + ": no such database (" + std::strerror(errno) + ")");
+    return std::unexpected(Error::FromErrno(errno, path + ": no such database"));
   }
   std::unique_ptr<EventReader> r(new EventReader());
   if (sqlite3_open_v2(path.c_str(), &r->db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
@@ -27,10 +27,11 @@ std::expected<std::unique_ptr<EventReader>, std::string> EventReader::Open(
   }
   sqlite3_busy_timeout(r->db_, 5000);
   auto schema = SchemaState(r->db_);
-  if (!schema) return std::unexpected(path + ": " + schema.error());
+  if (!schema) return std::unexpected(schema.error().Prefix(path));
   if (schema->first != kSchemaVersion) {
-    if (schema->second) return std::unexpected(path + ": " + OldSchemaError(schema->first));
-    return std::unexpected(path + ": not a driftwatch collector database");
+    if (schema->second)
+      return std::unexpected(Error::InvalidInput(path + ": " + OldSchemaError(schema->first)));
+    return std::unexpected(Error::InvalidInput(path + ": not a driftwatch collector database"));
   }
   Stmt s;
   if (auto ok = Prepare(r->db_,
@@ -38,10 +39,10 @@ std::expected<std::unique_ptr<EventReader>, std::string> EventReader::Open(
                         "('events','containers','container_ids','nodes','runs')",
                         &s);
       !ok) {
-    return std::unexpected(path + ": " + ok.error());
+    return std::unexpected(ok.error().Prefix(path));
   }
   if (sqlite3_step(s.s) != SQLITE_ROW || sqlite3_column_int(s.s, 0) != 5) {
-    return std::unexpected(path + ": not a driftwatch collector database");
+    return std::unexpected(Error::InvalidInput(path + ": not a driftwatch collector database"));
   }
   return r;
 }
@@ -50,7 +51,7 @@ EventReader::~EventReader() {
   if (db_) sqlite3_close(db_);
 }
 
-std::expected<uint64_t, std::string> EventReader::Query(
+Result<uint64_t> EventReader::Query(
     const EventQuery& q, const std::function<void(const StoredEvent&)>& fn) {
   // events drives the loop (CROSS JOIN keeps it outer): the other tables are rowid lookups.
   // Node and container filters are sets of small keys; a container prefix (short id) is a
@@ -97,8 +98,8 @@ std::expected<uint64_t, std::string> EventReader::Query(
     se.stored_ns = sqlite3_column_int64(s.s, 2);
     const void* p = sqlite3_column_blob(s.s, 3);
     if (!se.event.ParseFromArray(p, sqlite3_column_bytes(s.s, 3))) {
-      return std::unexpected("event " + std::to_string(se.rowid) +
-                             ": payload does not parse as driftwatch.v1.Event");
+      return std::unexpected(Error::Corruption("event " + std::to_string(se.rowid) +
+                                               ": payload does not parse as driftwatch.v1.Event"));
     }
     // The payload lacks what the columns hold: the id and the container id.
     v1::EventId* id = se.event.mutable_id();
@@ -120,7 +121,7 @@ std::expected<uint64_t, std::string> EventReader::Query(
   return n;
 }
 
-std::expected<std::vector<NodeState>, std::string> EventReader::Nodes() {
+Result<std::vector<NodeState>> EventReader::Nodes() {
   Stmt s;
   if (auto ok = Prepare(db_, (std::string("SELECT ") + kNodeColumns + " FROM nodes ORDER BY node").c_str(), &s); !ok) {
     return std::unexpected(ok.error());
@@ -130,7 +131,7 @@ std::expected<std::vector<NodeState>, std::string> EventReader::Nodes() {
   return out;
 }
 
-std::expected<uint64_t, std::string> EventReader::CountEvents() {
+Result<uint64_t> EventReader::CountEvents() {
   Stmt s;
   if (auto ok = Prepare(db_, "SELECT count(*) FROM events", &s); !ok) {
     return std::unexpected(ok.error());
@@ -161,7 +162,7 @@ struct EventScanner::Statements {
   Stmt scan, run, cid, first_at, time_of, gaps;
 };
 
-std::expected<std::unique_ptr<EventScanner>, std::string> EventScanner::Open(
+Result<std::unique_ptr<EventScanner>> EventScanner::Open(
     const std::string& path) {
   std::unique_ptr<EventScanner> r(new EventScanner());
   if (sqlite3_open_v2(path.c_str(), &r->db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
@@ -187,7 +188,7 @@ std::expected<std::unique_ptr<EventScanner>, std::string> EventScanner::Open(
   };
   for (auto& [s, sql] : stmts) {
     if (auto ok = Prepare(r->db_, sql, s, true); !ok)
-      return std::unexpected(path + ": " + ok.error());
+      return std::unexpected(ok.error().Prefix(path));
   }
   return r;
 }
@@ -197,7 +198,7 @@ EventScanner::~EventScanner() {
   if (db_) sqlite3_close(db_);
 }
 
-std::expected<uint64_t, std::string> EventScanner::Scan(
+Result<uint64_t> EventScanner::Scan(
     int64_t after, int64_t upto, size_t limit,
     const std::function<void(const ScannedEvent&)>& fn) {
   sqlite3_stmt* s = st_->scan.s;
@@ -231,7 +232,7 @@ std::expected<uint64_t, std::string> EventScanner::Scan(
   return n;
 }
 
-std::expected<const RunInfo*, std::string> EventScanner::Run(int64_t run_id) {
+Result<const RunInfo*> EventScanner::Run(int64_t run_id) {
   if (auto it = runs_.find(run_id); it != runs_.end()) return &it->second;
   sqlite3_stmt* s = st_->run.s;
   sqlite3_bind_int64(s, 1, run_id);
@@ -247,7 +248,7 @@ std::expected<const RunInfo*, std::string> EventScanner::Run(int64_t run_id) {
   return &runs_.emplace(run_id, std::move(r)).first->second;
 }
 
-std::expected<const std::string*, std::string> EventScanner::ContainerId(int64_t cid) {
+Result<const std::string*> EventScanner::ContainerId(int64_t cid) {
   if (auto it = cids_.find(cid); it != cids_.end()) return &it->second;
   sqlite3_stmt* s = st_->cid.s;
   sqlite3_bind_int64(s, 1, cid);
@@ -263,7 +264,7 @@ std::expected<const std::string*, std::string> EventScanner::ContainerId(int64_t
   return &cids_.emplace(cid, std::move(id)).first->second;
 }
 
-std::expected<int64_t, std::string> EventScanner::FirstRowidAtOrAfter(int64_t time_ns) {
+Result<int64_t> EventScanner::FirstRowidAtOrAfter(int64_t time_ns) {
   sqlite3_stmt* s = st_->first_at.s;
   sqlite3_bind_int64(s, 1, time_ns);
   const int rc = sqlite3_step(s);
@@ -273,7 +274,7 @@ std::expected<int64_t, std::string> EventScanner::FirstRowidAtOrAfter(int64_t ti
   return v;
 }
 
-std::expected<std::optional<int64_t>, std::string> EventScanner::TimeOf(int64_t rowid) {
+Result<std::optional<int64_t>> EventScanner::TimeOf(int64_t rowid) {
   sqlite3_stmt* s = st_->time_of.s;
   sqlite3_bind_int64(s, 1, rowid);
   const int rc = sqlite3_step(s);
@@ -284,7 +285,7 @@ std::expected<std::optional<int64_t>, std::string> EventScanner::TimeOf(int64_t 
   return v;
 }
 
-std::expected<std::vector<StoredGap>, std::string> EventScanner::Gaps(int64_t after,
+Result<std::vector<StoredGap>> EventScanner::Gaps(int64_t after,
                                                                       int64_t upto) {
   sqlite3_stmt* s = st_->gaps.s;
   sqlite3_bind_int64(s, 1, after);
@@ -306,7 +307,7 @@ std::expected<std::vector<StoredGap>, std::string> EventScanner::Gaps(int64_t af
   return out;
 }
 
-std::expected<void, std::string> EventScanner::ContainerInfos(
+Result<> EventScanner::ContainerInfos(
     const std::function<void(const std::string&, const std::string&, std::string_view)>& fn) {
   Stmt s;
   if (auto ok = Prepare(db_,
@@ -327,7 +328,7 @@ std::expected<void, std::string> EventScanner::ContainerInfos(
   return {};
 }
 
-std::expected<std::map<std::string, int64_t>, std::string> EventScanner::Cursors() {
+Result<std::map<std::string, int64_t>> EventScanner::Cursors() {
   Stmt s;
   if (auto ok = Prepare(db_, "SELECT node, rowid FROM detect_cursors", &s); !ok)
     return std::unexpected(ok.error());
@@ -338,7 +339,7 @@ std::expected<std::map<std::string, int64_t>, std::string> EventScanner::Cursors
   return out;
 }
 
-std::expected<int64_t, std::string> EventScanner::MaxRowid() {
+Result<int64_t> EventScanner::MaxRowid() {
   Stmt s;
   if (auto ok = Prepare(db_, "SELECT coalesce(max(id), 0) FROM events", &s); !ok)
     return std::unexpected(ok.error());

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/base/result.h"
 #include "lib/store/node_state.h"
 
 struct sqlite3;
@@ -56,30 +57,30 @@ bool DecodeStoredEvent(std::string_view payload, const RunInfo& run, uint64_t se
 // scanner per thread. Runs and container ids are cached once read.
 class EventScanner {
  public:
-  static std::expected<std::unique_ptr<EventScanner>, std::string> Open(const std::string& path);
+  static Result<std::unique_ptr<EventScanner>> Open(const std::string& path);
   ~EventScanner();
   EventScanner(const EventScanner&) = delete;
   EventScanner& operator=(const EventScanner&) = delete;
 
   // Events with after < rowid <= upto, in rowid order, at most `limit`; returns how many.
-  std::expected<uint64_t, std::string> Scan(int64_t after, int64_t upto, size_t limit,
+  Result<uint64_t> Scan(int64_t after, int64_t upto, size_t limit,
                                             const std::function<void(const ScannedEvent&)>& fn);
   // nullptr when the run is not (or no longer) in the store.
-  std::expected<const RunInfo*, std::string> Run(int64_t run_id);
-  std::expected<const std::string*, std::string> ContainerId(int64_t cid);
+  Result<const RunInfo*> Run(int64_t run_id);
+  Result<const std::string*> ContainerId(int64_t cid);
   // The smallest rowid whose event time is >= time_ns; 0 when none.
-  std::expected<int64_t, std::string> FirstRowidAtOrAfter(int64_t time_ns);
+  Result<int64_t> FirstRowidAtOrAfter(int64_t time_ns);
   // The event time of a rowid; nullopt when it is gone.
-  std::expected<std::optional<int64_t>, std::string> TimeOf(int64_t rowid);
+  Result<std::optional<int64_t>> TimeOf(int64_t rowid);
   // Gaps whose after_rowid is in (after, upto].
-  std::expected<std::vector<StoredGap>, std::string> Gaps(int64_t after, int64_t upto);
+  Result<std::vector<StoredGap>> Gaps(int64_t after, int64_t upto);
   // The latest ContainerInfo of every container known: node, container id, serialized info.
-  std::expected<void, std::string> ContainerInfos(
+  Result<> ContainerInfos(
       const std::function<void(const std::string& node, const std::string& id,
                                std::string_view info)>& fn);
   // detect_cursors: node -> the highest rowid of its events detection has finished with.
-  std::expected<std::map<std::string, int64_t>, std::string> Cursors();
-  std::expected<int64_t, std::string> MaxRowid();
+  Result<std::map<std::string, int64_t>> Cursors();
+  Result<int64_t> MaxRowid();
 
  private:
   EventScanner() = default;
@@ -112,17 +113,17 @@ struct StoredEvent {
 // writer). Thread-compatible: one reader per thread.
 class EventReader {
  public:
-  static std::expected<std::unique_ptr<EventReader>, std::string> Open(const std::string& path);
+  static Result<std::unique_ptr<EventReader>> Open(const std::string& path);
   ~EventReader();
   EventReader(const EventReader&) = delete;
   EventReader& operator=(const EventReader&) = delete;
 
   // Calls `fn` for each match, oldest first; returns how many. A payload that does not parse
   // is an error naming its rowid.
-  std::expected<uint64_t, std::string> Query(const EventQuery& q,
+  Result<uint64_t> Query(const EventQuery& q,
                                              const std::function<void(const StoredEvent&)>& fn);
-  std::expected<std::vector<NodeState>, std::string> Nodes();
-  std::expected<uint64_t, std::string> CountEvents();
+  Result<std::vector<NodeState>> Nodes();
+  Result<uint64_t> CountEvents();
 
  private:
   EventReader() = default;

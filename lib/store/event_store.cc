@@ -117,7 +117,7 @@ struct EventStore::Statements {
 
 EventStore::EventStore(const StoreOptions& opt) : opt_(opt) {}
 
-std::expected<std::unique_ptr<EventStore>, std::string> EventStore::Open(
+Result<std::unique_ptr<EventStore>> EventStore::Open(
     const StoreOptions& opt) {
   std::unique_ptr<EventStore> s(new EventStore(opt));
   if (auto ok = s->Init(); !ok) return std::unexpected(ok.error());
@@ -125,17 +125,18 @@ std::expected<std::unique_ptr<EventStore>, std::string> EventStore::Open(
   return s;
 }
 
-std::expected<void, std::string> EventStore::Exec(const char* sql) {
+Result<> EventStore::Exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string e = std::string(sql).substr(0, 60) + ": " + (err ? err : "?");
+    Error e = SqliteError(db_, std::string(sql).substr(0, 60));
+    if (err != nullptr) e = Error(e.code(), std::string(sql).substr(0, 60) + ": " + err);
     sqlite3_free(err);
-    return std::unexpected(e);
+    return std::unexpected(std::move(e));
   }
   return {};
 }
 
-std::expected<void, std::string> EventStore::Init() {
+Result<> EventStore::Init() {
   if (sqlite3_open_v2(opt_.path.c_str(), &db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
@@ -143,7 +144,7 @@ std::expected<void, std::string> EventStore::Init() {
   }
   sqlite3_busy_timeout(db_, static_cast<int>(opt_.busy_timeout.count()));
   auto schema = SchemaState(db_);
-  if (!schema) return std::unexpected(opt_.path + ": " + schema.error());
+  if (!schema) return std::unexpected(schema.error().Prefix(opt_.path));
   const auto [version, has_events] = *schema;
   if (version == 2 && has_events) {
     std::string sql = kMigrate2To3;
@@ -151,11 +152,11 @@ std::expected<void, std::string> EventStore::Init() {
     for (size_t at; (at = sql.find(":now")) != std::string::npos;) sql.replace(at, 4, now);
     if (auto ok = Exec(sql.c_str()); !ok) {
       Exec("ROLLBACK");
-      return std::unexpected(opt_.path + ": migrating schema version 2 to 3: " + ok.error());
+      return std::unexpected(ok.error().Prefix(opt_.path + ": migrating schema version 2 to 3"));
     }
     LogInfo("%s: schema version 2 migrated to 3\n", opt_.path.c_str());
   } else if (version != kSchemaVersion && (version != 0 || has_events)) {
-    return std::unexpected(opt_.path + ": " + OldSchemaError(version));
+    return std::unexpected(Error::InvalidInput(opt_.path + ": " + OldSchemaError(version)));
   }
   // A new database: larger pages mean fewer WAL frames (and write calls) per event; must be
   // set before WAL mode is.
@@ -169,14 +170,14 @@ std::expected<void, std::string> EventStore::Init() {
   for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA temp_store=MEMORY",
                           "PRAGMA cache_size=-8192", "PRAGMA wal_autocheckpoint=8192",
                           "PRAGMA journal_size_limit=67108864"}) {
-    if (auto ok = Exec(sql); !ok) return std::unexpected(opt_.path + ": " + ok.error());
+    if (auto ok = Exec(sql); !ok) return std::unexpected(ok.error().Prefix(opt_.path));
   }
   if (auto ok = Exec(opt_.synchronous_full ? "PRAGMA synchronous=FULL"
                                            : "PRAGMA synchronous=NORMAL");
       !ok) {
     return std::unexpected(ok.error());
   }
-  if (auto ok = Exec(kSchema); !ok) return std::unexpected(opt_.path + ": " + ok.error());
+  if (auto ok = Exec(kSchema); !ok) return std::unexpected(ok.error().Prefix(opt_.path));
 
   st_ = std::make_unique<Statements>();
   struct {
@@ -403,12 +404,12 @@ void EventStore::WriterLoop() {
       auto ok = CommitPending(&items, &results);
       {
         MutexLock elk(mu_);
-        last_error_ = ok ? std::string() : ok.error();
+        last_error_ = ok ? std::string() : ok.error().message();
       }
       if (!ok) {
         LogWarn("store: %s\n", ok.error().c_str());
         for (const Pending& p : items) {
-          if (p.stream != 0) failed_streams_.emplace(p.stream, ok.error());
+          if (p.stream != 0) failed_streams_.emplace(p.stream, ok.error().message());
         }
         // Bounded: streams live minutes to days; a failure is rare.
         while (failed_streams_.size() > 4096) failed_streams_.erase(failed_streams_.begin());
@@ -416,7 +417,7 @@ void EventStore::WriterLoop() {
         opt_.on_commit(head_.load(std::memory_order_acquire));
       }
       for (size_t i = 0; i < items.size(); ++i) {
-        CommitResult r = ok ? results[i] : CommitResult{0, 0, ok.error()};
+        CommitResult r = ok ? results[i] : CommitResult{0, 0, ok.error().message()};
         items[i].done(r);
       }
     }
@@ -441,12 +442,12 @@ void EventStore::WriterLoop() {
   flushed_cv_.NotifyAll();
 }
 
-std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>* items,
+Result<> EventStore::CommitPending(std::vector<Pending>* items,
                                                            std::vector<CommitResult>* results) {
   MutexLock db_lk(db_mu_);
   results->assign(items->size(), CommitResult{});
   const int64_t now = StoreNowNs();
-  auto step_done = [&](sqlite3_stmt* s, const char* what) -> std::expected<void, std::string> {
+  auto step_done = [&](sqlite3_stmt* s, const char* what) -> Result<> {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, what));
@@ -457,7 +458,7 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
   std::map<RunKey, RunMark> before;  // marks as they were, to undo on rollback
   std::vector<const ContainerKey*> new_cids;  // container keys added, to undo on rollback
   std::map<int64_t, uint64_t> touched;  // run_id -> new max_seq
-  auto fail = [&](std::string e) -> std::expected<void, std::string> {
+  auto fail = [&](Error e) -> Result<> {
     step_done(st_->rollback.s, "rollback");
     for (auto& [k, m] : before) {
       if (m.run_id == 0) runs_.erase(k); else runs_[k] = m;
@@ -622,12 +623,12 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
   return {};
 }
 
-std::expected<uint64_t, std::string> EventStore::EnforceRetention(int64_t now_ns) {
+Result<uint64_t> EventStore::EnforceRetention(int64_t now_ns) {
   MutexLock db_lk(db_mu_);
   return RetentionLocked(now_ns);
 }
 
-std::expected<uint64_t, std::string> EventStore::RetentionLocked(int64_t now_ns) {
+Result<uint64_t> EventStore::RetentionLocked(int64_t now_ns) {
   // Rowids grow with commit time and retention only ever deletes from the oldest end, so the
   // table is the rowid range [min, max]: counting and finding the oldest rows is cheap and
   // needs no index. Each chunk is its own transaction so ingest is never held up for long.
@@ -688,7 +689,7 @@ std::expected<uint64_t, std::string> EventStore::RetentionLocked(int64_t now_ns)
   return deleted;
 }
 
-std::expected<uint64_t, std::string> EventStore::RetainSideTables(int64_t cutoff_ns) {
+Result<uint64_t> EventStore::RetainSideTables(int64_t cutoff_ns) {
   // A run or container key whose last event was stored before the oldest event still here
   // has no events left: it goes once it is also older than the age bound. (A run's mark is
   // what tells a resend from new events; past the age bound no sensor resends it.)
@@ -700,7 +701,7 @@ std::expected<uint64_t, std::string> EventStore::RetainSideTables(int64_t cutoff
   const int64_t bound = std::min(oldest_ns, cutoff_ns);
   if (bound == INT64_MIN) return 0;
   uint64_t deleted = 0;
-  auto exec = [&](const char* sql, int64_t v) -> std::expected<void, std::string> {
+  auto exec = [&](const char* sql, int64_t v) -> Result<> {
     Stmt st;
     if (auto ok = Prepare(db_, sql, &st); !ok) return ok;
     sqlite3_bind_int64(st.s, 1, v);
@@ -721,7 +722,7 @@ std::expected<uint64_t, std::string> EventStore::RetainSideTables(int64_t cutoff
     }
   }
   if (auto ok = Exec("BEGIN IMMEDIATE"); !ok) return std::unexpected(ok.error());
-  auto body = [&]() -> std::expected<void, std::string> {
+  auto body = [&]() -> Result<> {
     if (auto ok = exec("DELETE FROM runs WHERE updated_ns < ?", bound); !ok) return ok;
     if (auto ok = exec("DELETE FROM containers WHERE cid IN (SELECT cid FROM container_ids "
                        "WHERE updated_ns < ?)",

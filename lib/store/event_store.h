@@ -67,6 +67,7 @@
 #include <google/protobuf/repeated_ptr_field.h>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/base/result.h"
 #include "lib/base/mutex.h"
 #include "lib/store/node_state.h"
 #include "lib/store/prepared_batch.h"
@@ -113,7 +114,7 @@ class EventStore {
  public:
   using Callback = std::function<void(const CommitResult&)>;
 
-  static std::expected<std::unique_ptr<EventStore>, std::string> Open(const StoreOptions& opt);
+  static Result<std::unique_ptr<EventStore>> Open(const StoreOptions& opt);
   ~EventStore();
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
@@ -140,7 +141,7 @@ class EventStore {
   std::vector<NodeState> Nodes() const;
 
   // Runs retention now (tests; the writer also runs it periodically). Returns rows deleted.
-  std::expected<uint64_t, std::string> EnforceRetention(int64_t now_ns);
+  Result<uint64_t> EnforceRetention(int64_t now_ns);
 
  private:
   struct Pending {
@@ -156,16 +157,16 @@ class EventStore {
   using RunKey = std::tuple<std::string, std::string, int64_t>;  // node, boot_id, start_ns
 
   explicit EventStore(const StoreOptions& opt);
-  std::expected<void, std::string> Init();
+  Result<> Init();
   void WriterLoop();
   // REQUIRES: writer thread (or before it starts / after it stops).
-  std::expected<void, std::string> CommitPending(std::vector<Pending>* items,
+  Result<> CommitPending(std::vector<Pending>* items,
                                                  std::vector<CommitResult>* results);
-  std::expected<void, std::string> Exec(const char* sql);
+  Result<> Exec(const char* sql);
   int64_t WallNs() const;
-  std::expected<uint64_t, std::string> RetentionLocked(int64_t now_ns) DW_REQUIRES(db_mu_);
+  Result<uint64_t> RetentionLocked(int64_t now_ns) DW_REQUIRES(db_mu_);
   // Runs, container keys, gaps, alerts and inventories older than `cutoff_ns`.
-  std::expected<uint64_t, std::string> RetainSideTables(int64_t cutoff_ns) DW_REQUIRES(db_mu_);
+  Result<uint64_t> RetainSideTables(int64_t cutoff_ns) DW_REQUIRES(db_mu_);
 
   const StoreOptions opt_;
   sqlite3* db_ = nullptr;  // writer thread only after Open

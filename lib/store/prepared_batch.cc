@@ -30,20 +30,20 @@ bool AppendWithoutFields(std::string_view msg, uint32_t drop_a, uint32_t drop_b,
 
 std::string_view EventKind(const v1::Event& ev) { return KindName(KindOf(ev)); }
 
-std::expected<void, std::string> ValidateEvent(const v1::Event& ev) {
-  if (!ev.has_id()) return std::unexpected("id missing");
-  if (ev.id().seq() == 0) return std::unexpected("id.seq is 0 (sequence numbers start at 1)");
+Result<> ValidateEvent(const v1::Event& ev) {
+  if (!ev.has_id()) return std::unexpected(Error::InvalidInput("id missing"));
+  if (ev.id().seq() == 0) return std::unexpected(Error::InvalidInput("id.seq is 0 (sequence numbers start at 1)"));
   if (ev.id().seq() > static_cast<uint64_t>(INT64_MAX)) {
-    return std::unexpected("id.seq is larger than 2^63-1");
+    return std::unexpected(Error::InvalidInput("id.seq is larger than 2^63-1"));
   }
-  if (ev.id().boot_id().size() > 128) return std::unexpected("id.boot_id longer than 128 bytes");
-  if (ev.time_ns() < 0) return std::unexpected("time_ns is negative");
+  if (ev.id().boot_id().size() > 128) return std::unexpected(Error::InvalidInput("id.boot_id longer than 128 bytes"));
+  if (ev.time_ns() < 0) return std::unexpected(Error::InvalidInput("time_ns is negative"));
   if (ev.container_id().size() > 256) {
-    return std::unexpected("container_id longer than 256 bytes");
+    return std::unexpected(Error::InvalidInput("container_id longer than 256 bytes"));
   }
-  if (KindOf(ev) == Kind::kNone) return std::unexpected("body missing (none of " + KindNames() + ")");
+  if (KindOf(ev) == Kind::kNone) return std::unexpected(Error::InvalidInput("body missing (none of " + KindNames() + ")"));
   if (ev.has_container() && ev.container().id().empty()) {
-    return std::unexpected("container.id is empty");
+    return std::unexpected(Error::InvalidInput("container.id is empty"));
   }
   return {};
 }
@@ -53,7 +53,7 @@ int EventKindNumber(std::string_view kind) {
   return k ? KindFieldNumber(*k) : 0;
 }
 
-std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
+Result<PreparedBatch> PrepareEncodedBatch(
     const std::string& node, std::span<const std::string_view> events) {
   PreparedBatch b;
   b.node = node;
@@ -73,14 +73,15 @@ std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
     arena.Reset();
     auto* ev = google::protobuf::Arena::CreateMessage<v1::Event>(&arena);
     if (raw.size() > INT32_MAX || !ev->ParseFromArray(raw.data(), static_cast<int>(raw.size()))) {
-      return std::unexpected("event " + std::to_string(i) +
-                             ": does not parse as driftwatch.v1.Event");
+      return std::unexpected(Error::InvalidInput("event " + std::to_string(i) +
+                                                 ": does not parse as driftwatch.v1.Event"));
     }
     if (auto ok = ValidateEvent(*ev); !ok) {
-      return std::unexpected("event " + std::to_string(i) + ": " + ok.error());
+      return std::unexpected(ok.error().Prefix("event " + std::to_string(i)));
     }
     if (b.data.size() + raw.size() + 4096 > UINT32_MAX) {
-      return std::unexpected("event " + std::to_string(i) + ": batch larger than 4 GiB");
+      return std::unexpected(
+          Error::InvalidInput("event " + std::to_string(i) + ": batch larger than 4 GiB"));
     }
     PreparedEvent& p = b.events.emplace_back();
     const v1::EventId& id = ev->id();
@@ -136,7 +137,7 @@ bool DecodePreparedEvent(const PreparedBatch& b, size_t i, v1::Event* out) {
   return true;
 }
 
-std::expected<PreparedBatch, std::string> PrepareBatch(
+Result<PreparedBatch> PrepareBatch(
     const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events) {
   std::vector<std::string> bytes;
   bytes.reserve(static_cast<size_t>(events->size()));

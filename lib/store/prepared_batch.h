@@ -13,6 +13,7 @@
 #include <google/protobuf/repeated_ptr_field.h>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/base/result.h"
 
 namespace driftwatch {
 
@@ -20,7 +21,7 @@ namespace driftwatch {
 std::string_view EventKind(const v1::Event& ev);
 
 // Checks what the store relies on; the error names the field ("event 3: id.seq is 0").
-[[nodiscard]] std::expected<void, std::string> ValidateEvent(const v1::Event& ev);
+[[nodiscard]] Result<> ValidateEvent(const v1::Event& ev);
 
 // The body's field number in v1::Event (10 exec ... 14 status) for a kind name; 0 if none.
 int EventKindNumber(std::string_view kind);
@@ -66,7 +67,7 @@ struct PreparedBatch {
 // Unknown fields are kept. Paths, argv, names and labels are `bytes` (event.proto) and are
 // stored as they are, UTF-8 or not; only a `string` field (the sensor's own vocabulary) that
 // is not UTF-8 makes an event unparsable, which only a broken sensor sends. Thread-safe.
-[[nodiscard]] std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
+[[nodiscard]] Result<PreparedBatch> PrepareEncodedBatch(
     const std::string& node, std::span<const std::string_view> events);
 
 // Event `i` of a prepared batch as the reader would return it: the payload parsed, the id
@@ -75,7 +76,7 @@ struct PreparedBatch {
 bool DecodePreparedEvent(const PreparedBatch& b, size_t i, v1::Event* out);
 
 // The same for parsed events (tests, tools): serializes them and calls PrepareEncodedBatch.
-[[nodiscard]] std::expected<PreparedBatch, std::string> PrepareBatch(
+[[nodiscard]] Result<PreparedBatch> PrepareBatch(
     const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events);
 
 }  // namespace driftwatch

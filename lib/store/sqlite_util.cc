@@ -7,11 +7,18 @@ const char* const kNodeColumns =
     "sensor_start_ns, sensor_version, kernel_version, audit_mode, fanotify_mode, "
     "spool_dropped, peer";
 
-std::string SqliteError(sqlite3* db, std::string_view what) {
-  return std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+Error SqliteError(sqlite3* db, std::string_view what) {
+  std::string m = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+  switch (db ? sqlite3_errcode(db) & 0xff : SQLITE_NOMEM) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return Error::Corruption(std::move(m));
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return Error::Unavailable(std::move(m));
+    default: return Error::Io(std::move(m));
+  }
 }
 
-std::expected<void, std::string> Prepare(sqlite3* db, const char* sql, Stmt* out,
+Result<> Prepare(sqlite3* db, const char* sql, Stmt* out,
                                          bool persistent) {
   if (sqlite3_prepare_v3(db, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &out->s,
                          nullptr) != SQLITE_OK) {
@@ -51,7 +58,7 @@ NodeState ReadNodeRow(sqlite3_stmt* s) {
   return n;
 }
 
-std::expected<std::pair<int, bool>, std::string> SchemaState(sqlite3* db) {
+Result<std::pair<int, bool>> SchemaState(sqlite3* db) {
   Stmt v, t;
   if (auto ok = Prepare(db, "PRAGMA user_version", &v); !ok) return std::unexpected(ok.error());
   if (sqlite3_step(v.s) != SQLITE_ROW) return std::unexpected(SqliteError(db, "user_version"));

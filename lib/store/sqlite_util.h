@@ -9,6 +9,8 @@
 #include <string_view>
 #include <utility>
 
+#include "lib/base/result.h"
+
 #include "lib/store/node_state.h"
 
 namespace driftwatch::sql {
@@ -19,7 +21,9 @@ inline constexpr int kSchemaVersion = 3;
 // The `nodes` columns in ReadNodeRow's order.
 extern const char* const kNodeColumns;
 
-std::string SqliteError(sqlite3* db, std::string_view what);
+// "what: sqlite's message", coded by sqlite's error: corrupt or not a database: corruption;
+// busy or locked: unavailable; anything else: I/O.
+Error SqliteError(sqlite3* db, std::string_view what);
 
 // Finalizes on scope exit.
 struct Stmt {
@@ -30,7 +34,7 @@ struct Stmt {
   ~Stmt() { sqlite3_finalize(s); }
 };
 
-std::expected<void, std::string> Prepare(sqlite3* db, const char* sql, Stmt* out,
+Result<> Prepare(sqlite3* db, const char* sql, Stmt* out,
                                          bool persistent = false);
 // Bound without a copy (SQLITE_STATIC): `v` must outlive the statement's step.
 void BindText(sqlite3_stmt* s, int i, std::string_view v);
@@ -40,7 +44,7 @@ std::string ColumnText(sqlite3_stmt* s, int i);
 NodeState ReadNodeRow(sqlite3_stmt* s);
 
 // user_version and whether an `events` table exists: 0/false is an empty database.
-std::expected<std::pair<int, bool>, std::string> SchemaState(sqlite3* db);
+Result<std::pair<int, bool>> SchemaState(sqlite3* db);
 // Why a database of this schema version cannot be used, and what to do.
 std::string OldSchemaError(int version);
 
