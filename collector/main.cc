@@ -115,14 +115,14 @@ int main(int argc, char** argv) {
   app.add_option("--rules", ao.rule_files,
                  "rule file, loaded in the order given after the shipped rule files "
                  "(repeatable; config key `rules`, a list); reloaded on SIGHUP")
-      ->expected(1);
+      ->allow_extra_args(false);  // one file per --rules; a config list gives several
   app.add_flag("--no-shipped-rules", ao.no_shipped_rules,
                "load only the --rules files, not the shipped macros and rules before them "
                "(config key `no-shipped-rules`)");
   app.add_option("--approved-images", ao.approved_images,
                  "approved images: image@sha256 lists or Kubernetes YAML (repeatable; reloaded "
                  "on SIGHUP)")
-      ->expected(1);
+      ->allow_extra_args(false);
   app.add_option("--alerts-output", ao.outputs,
                  "write alerts as Falco JSON lines to FILE, - for stdout (repeatable)")
       ->expected(1);
