@@ -1,6 +1,8 @@
 #include "cli/rules.h"
 
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "lib/rules/rule_engine.h"
 
@@ -31,8 +33,9 @@ int RunRulesCheck(const RulesCheckOptions& opt) {
                   r->name.c_str(), r->source_file.c_str(), r->line);
     }
   }
-  for (const std::string& line : set.Summary(opt.verbose ? 0 : 3)) std::printf("%s\n", line.c_str());
-  std::printf("from %zu file(s)\n", files.size());
+  std::vector<std::string> summary = set.Summary(opt.verbose ? 0 : 3);
+  summary[0] += " (" + std::to_string(files.size()) + " file(s))";
+  for (const std::string& line : summary) std::printf("%s\n", line.c_str());
   return 0;
 }
 
