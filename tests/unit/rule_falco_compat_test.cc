@@ -367,6 +367,19 @@ TEST(FalcoCompat, InactiveRules) {
   EXPECT_EQ(names, "NotNet NeNet Either ");
 }
 
+// The summary names a few rules per reason, or all (rules check -v).
+TEST(FalcoCompat, InactiveSummaryNamesAFewOrAll) {
+  std::string file;
+  for (const char* n : {"A", "B", "C", "D"}) file += Rule(n, "evt.type = ptrace");
+  auto set = MustLoad({{"f.yaml", file}});
+  ASSERT_TRUE(set);
+  auto few = set->Summary(2);
+  ASSERT_EQ(few.size(), 2u);
+  EXPECT_EQ(few[0], "4 rules: 0 active, 0 disabled, 4 inactive");
+  EXPECT_EQ(few[1], "  4 inactive, event types driftwatch never sees: ptrace: 'A', 'B', +2 more");
+  EXPECT_EQ(set->Summary(0)[1], "  4 inactive, event types driftwatch never sees: ptrace: 'A', 'B', 'C', 'D'");
+}
+
 // Any check of a field driftwatch never sets is false, `exists` included; `not` flips it.
 TEST(FalcoCompat, InactiveByFieldNeverSet) {
   const FieldInfo* never = nullptr;
