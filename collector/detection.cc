@@ -97,19 +97,21 @@ struct Detection::Shard {
 };
 
 std::expected<std::shared_ptr<const RuleSet>, std::string> Detection::LoadRules() const {
-  // The shipped macros and lists always come first; then the shipped rules or the user's.
-  std::vector<std::string> files = ShippedRuleFiles();
-  if (!opt_.rule_files.empty()) {
-    files.resize(1);
-    files.insert(files.end(), opt_.rule_files.begin(), opt_.rule_files.end());
-  }
+  const std::vector<std::string> files = RuleFilesToLoad(opt_.rule_files, opt_.no_shipped_rules);
+  if (files.empty()) return std::unexpected("rules not loaded: no rule files (--no-shipped-rules needs --rules)");
   auto r = RuleSet::Load(files);
   if (!r) {
     std::string msg = "rules not loaded:";
     for (const auto& d : r.error()) msg += "\n  " + d.ToString();
     return std::unexpected(msg);
   }
+  for (const auto& d : (*r)->warnings()) LogWarn("%s\n", d.ToString().c_str());
   return std::shared_ptr<const RuleSet>(std::move(*r));
+}
+
+std::vector<std::string> Detection::RulesSummary() const {
+  MutexLock lk(mu_);
+  return rules_summary_;
 }
 
 std::expected<std::shared_ptr<const ImagePolicy>, std::string> Detection::LoadPolicy() const {
@@ -148,7 +150,12 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     d->outputs_.emplace_back("webhook:" + url, std::move(*w));
   }
   for (const auto& [name, o] : d->outputs_) d->output_names_.push_back(name);
-  d->rules_loaded_ = (*rules)->enabled_count();
+  d->rules_loaded_ = (*rules)->active_count();
+  d->rules_inactive_ = (*rules)->inactive_count();
+  {
+    MutexLock lk(d->mu_);
+    d->rules_summary_ = (*rules)->Summary(3);
+  }
 
   auto hk = AlertStore::Open(opt.db, opt.busy_timeout);
   if (!hk) return std::unexpected("alerts table in " + opt.db + ": " + hk.error());
@@ -315,7 +322,7 @@ void Detection::OnHello(const std::string& node, const v1::Hello& hello) {
   s->cv.NotifyOne();
 }
 
-std::expected<size_t, std::string> Detection::Reload() {
+std::expected<std::vector<std::string>, std::string> Detection::Reload() {
   auto rules = LoadRules();
   auto policy = rules ? LoadPolicy()
                       : std::expected<std::shared_ptr<const ImagePolicy>, std::string>();
@@ -324,7 +331,8 @@ std::expected<size_t, std::string> Detection::Reload() {
     return std::unexpected((!rules ? rules.error() : policy.error()) +
                            "\nkeeping the rules and policy loaded before");
   }
-  const size_t n = (*rules)->enabled_count();
+  std::vector<std::string> summary = (*rules)->Summary(3);
+  const size_t n = (*rules)->active_count(), inactive = (*rules)->inactive_count();
   for (auto& s : shards_) {
     {
       MutexLock lk(s->mu);
@@ -336,7 +344,12 @@ std::expected<size_t, std::string> Detection::Reload() {
   }
   ++counters_.reloads;
   rules_loaded_ = n;
-  return n;
+  rules_inactive_ = inactive;
+  {
+    MutexLock lk(mu_);
+    rules_summary_ = summary;
+  }
+  return summary;
 }
 
 std::map<std::string, uint64_t> Detection::AlertsByRule() const {
