@@ -151,7 +151,7 @@ Result<> EventStore::Init() {
     const std::string now = std::to_string(NowNs());
     for (size_t at; (at = sql.find(":now")) != std::string::npos;) sql.replace(at, 4, now);
     if (auto ok = Exec(sql.c_str()); !ok) {
-      Exec("ROLLBACK");
+      (void)Exec("ROLLBACK");  // the failure above is the one to report
       return std::unexpected(ok.error().Prefix(opt_.path + ": migrating schema version 2 to 3"));
     }
     LogInfo("%s: schema version 2 migrated to 3\n", opt_.path.c_str());
@@ -459,7 +459,7 @@ Result<> EventStore::CommitPending(std::vector<Pending>* items,
   std::vector<const ContainerKey*> new_cids;  // container keys added, to undo on rollback
   std::map<int64_t, uint64_t> touched;  // run_id -> new max_seq
   auto fail = [&](Error e) -> Result<> {
-    step_done(st_->rollback.s, "rollback");
+    (void)step_done(st_->rollback.s, "rollback");  // `e` is the one to report
     for (auto& [k, m] : before) {
       if (m.run_id == 0) runs_.erase(k); else runs_[k] = m;
     }
@@ -757,11 +757,11 @@ Result<uint64_t> EventStore::RetainSideTables(int64_t cutoff_ns) {
     return {};
   };
   if (auto ok = body(); !ok) {
-    Exec("ROLLBACK");
+    (void)Exec("ROLLBACK");  // the failure above is the one to report
     return std::unexpected(ok.error());
   }
   if (auto ok = Exec("COMMIT"); !ok) {
-    Exec("ROLLBACK");
+    (void)Exec("ROLLBACK");  // the failure above is the one to report
     return std::unexpected(ok.error());
   }
   // The in-memory copies follow the tables: what is gone from them is gone here too.

@@ -11,7 +11,7 @@
 #       Container Drift Detected (open+create)     a file created with an exec bit
 #       Terminal shell in container                a shell with a tty (ctr exec -t)
 #       Run shell untrusted                        "nginx" spawning a shell
-#       Execution from /dev/shm                    a program run from /dev/shm
+#       Execution from /dev/shm                    a shell running a script from /dev/shm
 #       Fileless execution via memfd_create        execveat of a memfd
 #       Launch Package Management Process ...      apt-get (the image's)
 #       Set Setuid or Setgid bit                   chmod u+s
@@ -82,16 +82,16 @@ cat >"$tmp/actions.sh" <<'EOF'
 set -e
 dir=$1 shm=$2 tools=$3 bin=$4
 mkdir -p "$dir" "$shm"
-cp /bin/busybox "$dir/dropped"                 # created with an exec bit: open+create
-"$dir/dropped" true                            # drop and execute
+cp /bin/busybox "$dir/true"                    # created with an exec bit: open+create
+"$dir/true"                                    # drop and execute (busybox's applet "true")
 printf 'x' >"$dir/plain"
 chmod 755 "$dir/plain"                         # drift (chmod)
 chmod u+s "$dir/plain"                         # setuid bit
-cp /bin/busybox "$shm/shmexec"
-"$shm/shmexec" true || echo "shm exec refused (noexec)"
+printf 'true\n' >"$shm/run.sh"                 # a pod's /dev/shm is noexec: a shell runs
+sh "$shm/run.sh"                               # a script from it (proc.args /dev/shm/...)
 "$tools/fd_exec" memfd payload /bin/busybox true
 /bin/busybox sh -c "exec -a sh $tools/nginx -c '/bin/sh -c true; true'"  # ash: exec -a
-"$bin/apt-get" true
+"$bin/apt-get" || true                         # busybox has no such applet: exits 127
 echo actions-done
 EOF
 step "actions in the pod"
