@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <charconv>
 #include <deque>
+#include <initializer_list>
 #include <unordered_map>
 
 #include "lib/event/event_view.h"
+#include "lib/rules/falco_tables.h"
 
 namespace driftwatch {
 namespace {
@@ -20,7 +22,8 @@ struct Registry {
   std::unordered_map<std::string_view, FieldInfo*> by_name;
 
   Registry() {
-    for (auto table : {EvtFields(), ProcFields(), UserFields(), ContainerFields(), FdFields()}) {
+    for (auto table : {EvtFields(), ProcFields(), UserFields(), ContainerFields(), FdFields(),
+                       FsPathFields(), EvtArgFields()}) {
       for (const FieldInfo& f : table) by_name.emplace(f.name, &fields.emplace_back(f));
     }
     for (const EventField& e : EventFields()) {
@@ -35,6 +38,19 @@ struct Registry {
       f.event = &e;
       if (!e.doc.empty()) f.doc = docs.emplace_back(std::string(f.doc) + "; JSON: " + std::string(e.doc));
     }
+    // Falco's fields no table here defines: known, so a rule naming one loads (inactive),
+    // never given a value. evt.arg and evt.rawarg are EvtArgFields' (per parameter).
+    for (const falco::FalcoField& ff : falco::FalcoFields()) {
+      if (ff.name == "evt.arg" || ff.name == "evt.rawarg" || by_name.contains(ff.name)) continue;
+      FieldInfo& f = fields.emplace_back(FieldInfo{ff.name, ff.type, ff.doc, nullptr, ff.arg});
+      f.never = NeverReason(ff.name);
+      by_name.emplace(f.name, &f);
+    }
+    for (FieldInfo& f : fields) {
+      if (!f.never.empty()) {
+        f.doc = docs.emplace_back("NEVER SET (" + std::string(f.never) + "). " + std::string(f.doc));
+      }
+    }
     for (const FieldInfo& f : fields) sorted.push_back(&f);
     std::sort(sorted.begin(), sorted.end(),
               [](const FieldInfo* a, const FieldInfo* b) { return a->name < b->name; });
@@ -47,6 +63,42 @@ const Registry& TheRegistry() {
 }
 
 }  // namespace
+
+std::string_view NeverReason(std::string_view n) {
+  auto any = [&](std::initializer_list<std::string_view> prefixes) {
+    for (std::string_view p : prefixes) {
+      if (n.starts_with(p)) return true;
+    }
+    return false;
+  };
+  if (any({"fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport",
+           "fd.rport", "fd.port", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet", "fd.net",
+           "fd.ip", "fd.l4proto", "fd.sockfamily", "fd.is_server", "fd.connected",
+           "fd.cproto", "fd.sproto", "fd.lproto", "fd.rproto", "fd.proto", "fdlist."}))
+    return "network activity: the sensor sees no socket events";
+  if (any({"evt.buffer", "evt.buflen", "evt.is_io", "evt.io_dir", "evt.is_syslog"}))
+    return "I/O data: the sensor sees no read or write syscalls";
+  if (any({"evt.latency", "evt.deltatime", "evt.wait_latency", "evt.is_wait", "evt.cpu",
+           "evt.reltime", "evt.around", "evt.count"}))
+    return "syscall timing: audit and fanotify give no per-syscall latency, CPU or capture time";
+  if (any({"evt.plugin", "evt.is_async", "evt.asynctype", "evt.source", "evt.info",
+           "evt.type.is", "evt.abspath"}))
+    return "Falco engine details driftwatch's events do not have";
+  if (any({"evt."})) return "event details audit and fanotify do not report";
+  if (any({"fd.types", "fd.uid", "fd.containername", "fd.containerdirectory", "fd.dev",
+           "fd.lock", "fd.is_"}))
+    return "descriptor details: audit and fanotify name files, not the caller's descriptors";
+  if (any({"fd."})) return "descriptor details: audit and fanotify name files, not descriptors";
+  if (any({"thread.cap", "proc.cap"})) return "capabilities: audit's records do not carry them";
+  if (any({"thread."})) return "thread state: audit names processes, not their threads' state";
+  if (any({"proc.fd", "proc.vm", "proc.pfmaj", "proc.pfmin", "proc.stdin", "proc.stdout",
+           "proc.stderr", "proc.nthreads", "proc.nchilds", "proc.thread"}))
+    return "process resources: audit records do not carry them";
+  if (any({"proc."})) return "process details audit's exec records do not carry";
+  if (any({"user.", "group."}))
+    return "user and group details: the container's passwd and group files are not read";
+  return "not in driftwatch's events";
+}
 
 const FieldInfo* FindField(std::string_view name) {
   const auto& m = TheRegistry().by_name;
@@ -73,7 +125,12 @@ std::string FieldsMarkdown() {
     }
     return c;
   };
+  std::vector<const FieldInfo*> never;
   for (const FieldInfo* f : AllFields()) {
+    if (!f->never.empty()) {
+      never.push_back(f);
+      continue;
+    }
     std::string name(f->name);
     if (f->arg == FieldArgMode::kOptional) name += "[N]?";
     if (f->arg == FieldArgMode::kRequired) name += "[N]";
@@ -88,6 +145,21 @@ std::string FieldsMarkdown() {
     }
     md += "| `" + name + "` | " + std::string(FieldTypeName(f->type)) + " | " + json + " | " +
           cell(f->doc) + " |\n";
+  }
+  md +=
+      "\n## Fields driftwatch never sets\n\n"
+      "Falco's fields (and event parameters) that driftwatch's events never carry a value for,\n"
+      "and why. A rule may name them: it loads, and a rule that needs one is inactive.\n\n"
+      "| field | type | why never | meaning in Falco |\n|---|---|---|---|\n";
+  for (const FieldInfo* f : never) {
+    std::string name(f->name);
+    if (f->arg == FieldArgMode::kOptional) name += "[N]?";
+    if (f->arg == FieldArgMode::kRequired) name += "[N]";
+    std::string_view doc = f->doc;
+    if (size_t cut = doc.find("). "); doc.starts_with("NEVER SET (") && cut != std::string_view::npos)
+      doc = doc.substr(cut + 3);
+    md += "| `" + name + "` | " + std::string(FieldTypeName(f->type)) + " | " + cell(f->never) +
+          " | " + cell(doc) + " |\n";
   }
   return md;
 }

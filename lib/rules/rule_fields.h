@@ -97,6 +97,16 @@ std::span<const FieldInfo> ProcFields();
 std::span<const FieldInfo> UserFields();
 std::span<const FieldInfo> ContainerFields();
 std::span<const FieldInfo> FdFields();
+// evt.arg.<param> and evt.rawarg.<param> for every parameter name of Falco's event table,
+// evt.arg[N], evt.args (fields_evt_arg.cc).
+std::span<const FieldInfo> EvtArgFields();
+// fs.path.* (fields_fd.cc).
+std::span<const FieldInfo> FsPathFields();
+
+// Falco's field of this name (lib/rules/falco_tables.h) is one driftwatch has no value for:
+// why, in a few words, grouped ("network activity: ..."). Used for the fields of Falco's
+// tables that no table here defines.
+std::string_view NeverReason(std::string_view falco_field);
 
 // Helpers the field files share.
 namespace fields {
@@ -117,6 +127,13 @@ inline bool SetBool(bool b, FieldValue* out) {
   out->boolean = b;
   return true;
 }
+// Falco's proc.tty: the kernel's tty_nr for audit's terminal name ("pts3"); 0: none.
+int64_t TtyNumber(std::string_view tty);
+// fd.num (and evt.arg.fd, evt.rawarg.fd) of a file event: fanotify never says which
+// descriptor the writer used, only that its open succeeded. 2147483647 (INT_MAX) is no
+// descriptor the kernel hands out (fs.nr_open stays below it), so it cannot be taken for a
+// real one, and it meets Falco's `fd.num>=0` ("the open succeeded").
+inline constexpr int64_t kFileEventFdNum = 2147483647;
 }  // namespace fields
 
 }  // namespace driftwatch
