@@ -231,7 +231,7 @@ bool WriteArg(const v1::FileWrite& w, std::string_view type, const Param& p, Arg
   if (type == "openat") {
     if (n == "fd") {
       SetNumber(p, fields::kFileEventFdNum, a);
-      a->resolved = "<f>" + w.path();
+      a->resolved.assign("<f>").append(w.path());
       return true;
     }
     if (n == "name") return !w.path().empty() && (SetText(w.path(), a), true);
@@ -317,7 +317,11 @@ bool EvtArgs(const RuleContext& c, FieldArg, FieldValue* out) {
       continue;
     }
     out->buf += a.plain;
-    if (!a.resolved.empty()) out->buf += "(" + a.resolved + ")";
+    if (!a.resolved.empty()) {
+      out->buf += '(';
+      out->buf += a.resolved;
+      out->buf += ')';
+    }
   }
   out->str = out->buf;
   return true;
@@ -456,14 +460,18 @@ const Built& TheFields() {
       } else {
         never = MissingWhy(p.name);
       }
-      std::string arg_doc = doc.empty() ? "parameter `" + std::string(p.name) + "` of " + types
-                                        : std::string(doc);
-      b.fields.push_back(FieldInfo{str("evt.arg." + std::string(p.name)), FieldType::kString,
+      std::string arg_doc(doc);
+      if (doc.empty()) arg_doc.append("parameter `").append(p.name).append("` of ").append(types);
+      std::string arg_name("evt.arg.");
+      arg_name.append(p.name);
+      std::string raw_name("evt.rawarg.");
+      raw_name.append(p.name);
+      std::string raw_doc(arg_name);
+      raw_doc.append(" as its raw value (a number for numeric parameters)");
+      b.fields.push_back(FieldInfo{str(std::move(arg_name)), FieldType::kString,
                                    str(arg_doc), produced ? kExtractors[idx].first : nullptr});
       b.fields.back().never = never;
-      b.fields.push_back(FieldInfo{str("evt.rawarg." + std::string(p.name)), RawType(p.type),
-                                   str("evt.arg." + std::string(p.name) +
-                                       " as its raw value (a number for numeric parameters)"),
+      b.fields.push_back(FieldInfo{str(std::move(raw_name)), RawType(p.type), str(std::move(raw_doc)),
                                    produced ? kExtractors[idx].second : nullptr});
       b.fields.back().never = never;
     }

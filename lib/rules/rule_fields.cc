@@ -19,6 +19,14 @@ struct Registry {
   std::deque<FieldInfo> fields;
   std::deque<std::string> docs;  // docs joined with the JSON's note
   std::vector<const FieldInfo*> sorted;
+  // evt.arg.<p> and evt.rawarg.<p> of parameters no event here has (ptrace's request, ...):
+  // findable, left out of AllFields (hundreds of them), named in one line of the docs.
+  std::vector<std::string_view> unset_parameters;
+
+  static bool IsUnsetParameter(const FieldInfo& f) {
+    return !f.never.empty() && f.extract == nullptr &&
+           (f.name.starts_with("evt.arg.") || f.name.starts_with("evt.rawarg."));
+  }
   std::unordered_map<std::string_view, FieldInfo*> by_name;
 
   Registry() {
@@ -48,10 +56,19 @@ struct Registry {
     }
     for (FieldInfo& f : fields) {
       if (!f.never.empty()) {
-        f.doc = docs.emplace_back("NEVER SET (" + std::string(f.never) + "). " + std::string(f.doc));
+        std::string d("NEVER SET (");
+        d.append(f.never).append("). ").append(f.doc);
+        f.doc = docs.emplace_back(std::move(d));
       }
     }
-    for (const FieldInfo& f : fields) sorted.push_back(&f);
+    for (const FieldInfo& f : fields) {
+      if (IsUnsetParameter(f)) {
+        unset_parameters.push_back(f.name);
+        continue;
+      }
+      sorted.push_back(&f);
+    }
+    std::sort(unset_parameters.begin(), unset_parameters.end());
     std::sort(sorted.begin(), sorted.end(),
               [](const FieldInfo* a, const FieldInfo* b) { return a->name < b->name; });
   }
@@ -161,6 +178,14 @@ std::string FieldsMarkdown() {
     md += "| `" + name + "` | " + std::string(FieldTypeName(f->type)) + " | " + cell(f->never) +
           " | " + cell(doc) + " |\n";
   }
+  md += "\nAnd `evt.arg.<name>`, `evt.rawarg.<name>` for every other parameter of Falco's event "
+        "table (parameters only of events the sensor does not see):";
+  for (std::string_view n : TheRegistry().unset_parameters) {
+    if (!n.starts_with("evt.arg.")) continue;
+    md += ' ';
+    md += n.substr(8);
+  }
+  md += ".\n";
   return md;
 }
 

@@ -79,7 +79,9 @@ struct FieldInfo {
 // The field of this name, or null.
 const FieldInfo* FindField(std::string_view name);
 
-// Every field, sorted by name (for `driftwatch rules fields` and docs).
+// Every field, sorted by name (for `driftwatch rules fields` and docs), but for the
+// evt.arg.<name> and evt.rawarg.<name> of parameters no event of driftwatch's has (FindField
+// knows them; docs/fields.md names them in one line).
 std::vector<const FieldInfo*> AllFields();
 
 // docs/fields.md: every field with its type, the event kinds whose JSON prints it and its

@@ -154,6 +154,7 @@ TEST(FalcoEvtArg, ChmodFamily) {
 
 v1::Event Created(const std::string& path, uint32_t mode, const std::string& kind = "close_write") {
   v1::Event ev = WriteEvent(path, kind);
+  ev.mutable_id()->set_seq(5);  // Falco's never_true is evt.num=0: events count from 1
   v1::FileWrite* w = ev.mutable_write();
   w->set_created(true);
   w->set_mode(mode);
@@ -339,7 +340,7 @@ std::set<std::string> UpstreamFieldNames() {
     YAML::Node doc = YAML::LoadFile(kUpstream + f);
     for (const YAML::Node& item : doc) {
       for (const char* key : {"condition", "output"}) {
-        if (item[key] && item[key].IsScalar()) scan(" " + item[key].as<std::string>());
+        if (item[key] && item[key].IsScalar()) scan(std::string(1, ' ').append(item[key].as<std::string>()));
       }
       if (item["exceptions"] && item["exceptions"].IsSequence()) {
         for (const YAML::Node& e : item["exceptions"]) {
@@ -460,6 +461,7 @@ TEST(FalcoUpstream, OpenWriteAndOpenCreateDriftMeetFileEvents) {
   EXPECT_FALSE(drift.Evaluate(Ctx(data, &c)));
 
   auto modified = WriteEvent("/usr/bin/x", "modify");
+  modified.mutable_id()->set_seq(6);
   modified.mutable_write()->set_mode(0100755);
   EXPECT_TRUE(open_write.Evaluate(Ctx(modified, &c)));
   EXPECT_FALSE(drift.Evaluate(Ctx(modified, &c)));  // not created here
