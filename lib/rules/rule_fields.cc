@@ -54,6 +54,9 @@ struct Registry {
       f.never = NeverReason(ff.name);
       by_name.emplace(f.name, &f);
     }
+    for (const FieldInfo& f : ContainerPluginNeverFields()) {
+      if (!by_name.contains(f.name)) by_name.emplace(f.name, &fields.emplace_back(f));
+    }
     for (FieldInfo& f : fields) {
       if (!f.never.empty()) {
         std::string d("NEVER SET (");

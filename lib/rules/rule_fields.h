@@ -104,6 +104,10 @@ std::span<const FieldInfo> FdFields();
 std::span<const FieldInfo> EvtArgFields();
 // fs.path.* (fields_fd.cc).
 std::span<const FieldInfo> FsPathFields();
+// The fields of Falco's container plugin driftwatch never gives a value (health probes, IP
+// addresses, labels by key, deprecated k8s objects; fields_container.cc), registered as
+// Falco's own tables are: after every table that gives values.
+std::span<const FieldInfo> ContainerPluginNeverFields();
 
 // Falco's field of this name (lib/rules/falco_tables.h) is one driftwatch has no value for:
 // why, in a few words, grouped ("network activity: ..."). Used for the fields of Falco's

@@ -317,6 +317,33 @@ TEST(FalcoVocabulary, NeverFieldsAreKnownAndMarked) {
             std::string::npos);
 }
 
+TEST(FalcoVocabulary, ContainerPluginFields) {
+  auto c = Container();
+  c.set_sandbox_id("63060edc2d3aa803ab559f2393776b151f99fc5b05035b21db66b3b62246ad6a");
+  c.set_pod_uid("3e41dc6b-uid");
+  c.set_start_time_ns(1699999999000000000);
+  auto* l = c.add_labels();
+  l->set_key("app");
+  l->set_value("api");
+  l = c.add_labels();
+  l->set_key("tier");
+  l->set_value("web");
+  auto ev = ExecEvent("sh", "/bin/sh", {"sh"});
+  auto ctx = Ctx(ev, &c);
+  EXPECT_EQ(Text(ctx, "k8s.pod.sandbox_id"), "63060edc2d3a");
+  EXPECT_EQ(Text(ctx, "k8s.pod.full_sandbox_id"), c.sandbox_id());
+  EXPECT_EQ(Text(ctx, "k8s.pod.id"), "3e41dc6b-uid");
+  EXPECT_EQ(Text(ctx, "container.labels"), "app:api,tier:web");
+  EXPECT_EQ(Text(ctx, "container.duration"), std::to_string(1000000000 + 123456789));
+  for (const char* f : {"container.ip", "container.host_pid", "k8s.pod.labels", "k8s.rs.name",
+                        "container.healthcheck", "proc.is_container_healthcheck"}) {
+    const FieldInfo* fi = FindField(f);
+    ASSERT_NE(fi, nullptr) << f;
+    EXPECT_FALSE(fi->never.empty()) << f;
+    EXPECT_EQ(Text(ctx, f), "<NA>") << f;
+  }
+}
+
 TEST(FalcoVocabulary, EventTypeGroups) {
   EXPECT_EQ(EventTypeGroup("connect"), "network");
   EXPECT_EQ(EventTypeGroup("openat"), "file");
