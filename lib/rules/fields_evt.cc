@@ -1,6 +1,5 @@
-// evt.* fields: what happened (the syscall or file event kind), its result and time.
-#include <charconv>
-
+// evt.* fields: what happened (the syscall, or the syscall Falco would have seen for a file
+// event), its result and time. evt.arg.* are fields_evt_arg.cc's.
 #include "lib/event/event_view.h"
 #include "lib/rules/rule_fields.h"
 

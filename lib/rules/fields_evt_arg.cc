@@ -40,6 +40,7 @@ using falco::ParamType;
 constexpr uint32_t kUnset = 4294967295u;
 
 // libs' PPM_* bits driftwatch sets (driver/ppm_events_public.h).
+constexpr uint32_t kExeWritable = 1u << 0;
 constexpr uint32_t kExeUpperLayer = 1u << 1;
 constexpr uint32_t kExeFromMemfd = 1u << 2;
 constexpr uint32_t kExeLowerLayer = 1u << 3;
@@ -179,6 +180,18 @@ std::string_view ParentName(const RuleContext& c, std::string_view own) {
   return own;
 }
 
+// libs sets EXE_WRITABLE when the process may write its executable. Audit's PATH record
+// gives the file's mode and owner, not its group nor the process's capabilities: set it where
+// the mode alone decides (world-writable, or owned by the process's euid with owner write)
+// on a root filesystem that is not read-only; never guessed for the rest.
+bool ExeCertainlyWritable(const RuleContext& c, const v1::ProcessExec& x) {
+  const uint32_t m = x.exe_mode();
+  if ((m & 0170000) != 0100000) return false;  // unknown, or not a regular file
+  const v1::ContainerInfo* info = fields::ContainerOf(c);
+  if (info != nullptr && info->read_only_rootfs()) return false;
+  return (m & 0002) != 0 || (x.exe_ouid() == x.euid() && (m & 0200) != 0);
+}
+
 bool ExecArg(const RuleContext& c, const v1::ProcessExec& x, const Param& p, ArgText* a) {
   const std::string_view n = p.name;
   if (n == "res") return SetErrno(p, x.exit(), x.errno_name(), a), true;
@@ -210,6 +223,7 @@ bool ExecArg(const RuleContext& c, const v1::ProcessExec& x, const Param& p, Arg
       f |= (x.is_exe_upper_layer() || c.file.written_at_runtime) ? kExeUpperLayer : kExeLowerLayer;
     }
     if (x.is_exe_from_memfd()) f |= kExeFromMemfd;
+    if (ExeCertainlyWritable(c, x)) f |= kExeWritable;
     return SetNumber(p, f, a), true;
   }
   if (n == "exe_ino") return x.exe_inode() != 0 && (SetNumber(p, static_cast<int64_t>(x.exe_inode()), a), true);
@@ -415,7 +429,8 @@ constexpr ArgDoc kArgDocs[] = {
      "to exec (audit PATH item 0); chmod, fchmodat: the path"},
     {"flags",
      "execve, execveat: EXE_UPPER_LAYER or EXE_LOWER_LAYER (where the executable lives), "
-     "EXE_FROM_MEMFD, as the sensor saw them (unset for offline logs; EXE_WRITABLE never); "
+     "EXE_FROM_MEMFD, as the sensor saw them (unset for offline logs), EXE_WRITABLE where "
+     "the executable's mode and owner alone make it writable by the process's euid; "
      "openat: O_WRONLY, with O_CREAT and O_F_CREATED when the file was created, "
      "FD_UPPER_LAYER for a file in the container's upper layer"},
     {"mode",

@@ -1,7 +1,13 @@
 // rule_fields: the registry of fields a rule condition or output may name (proc.name,
 // container.image.repository, ...), each an entry {name, type, doc, extractor} whose
 // extractor is one small function over a RuleContext. One file per field class:
-// lib/rules/fields_evt.cc, fields_proc.cc, fields_user.cc, fields_container.cc, fields_fd.cc.
+// lib/rules/fields_evt.cc, fields_evt_arg.cc, fields_proc.cc, fields_user.cc,
+// fields_container.cc, fields_fd.cc.
+//
+// Falco's own vocabulary joins them (lib/rules/falco_tables.h, generated from libs): every
+// field of its syscall classes and every evt.arg.<param> of its event table is known; those
+// no table here gives a value are registered with `never` set, so a Falco rule naming one
+// loads (inactive) while a typo is still refused.
 //
 // Names and meanings follow Falco (DESIGN.md, "Field names"). The fields an event carries
 // itself (lib/event/event_fields.h, what event JSON prints) join the registry: those no

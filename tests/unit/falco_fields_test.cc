@@ -89,6 +89,18 @@ TEST(FalcoEvtArg, Execve) {
   EXPECT_EQ(Text(ctx, "evt.arg.res"), "ENOENT");
   EXPECT_EQ(Text(ctx, "evt.rawarg.res"), "-2");
   EXPECT_EQ(Text(ctx, "evt.arg.flags"), "EXE_FROM_MEMFD|EXE_LOWER_LAYER");
+  // EXE_WRITABLE where mode and owner alone decide: owned by the euid with owner write.
+  ev.mutable_exec()->set_exe_mode(0100755);
+  ev.mutable_exec()->set_exe_ouid(0);
+  EXPECT_EQ(Text(ctx, "evt.arg.flags"), "EXE_WRITABLE|EXE_FROM_MEMFD|EXE_LOWER_LAYER");
+  ev.mutable_exec()->set_exe_ouid(1000);
+  EXPECT_EQ(Text(ctx, "evt.arg.flags"), "EXE_FROM_MEMFD|EXE_LOWER_LAYER");
+  ev.mutable_exec()->set_exe_mode(0100757);  // world-writable
+  EXPECT_EQ(Text(ctx, "evt.arg.flags"), "EXE_WRITABLE|EXE_FROM_MEMFD|EXE_LOWER_LAYER");
+  auto ro = Container();
+  ro.set_read_only_rootfs(true);
+  auto roctx = Ctx(ev, &ro);
+  EXPECT_EQ(Text(roctx, "evt.arg.flags"), "EXE_FROM_MEMFD|EXE_LOWER_LAYER");
   auto offline = ExecEvent("ls", "/bin/ls", {"ls"});
   EXPECT_EQ(Text(Ctx(offline), "evt.arg.flags"), "<NA>");
   // A file written at runtime is in the upper layer, whatever the sensor's look said.
