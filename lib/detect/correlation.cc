@@ -29,7 +29,7 @@ struct Correlator::Proc {
   std::string name, exepath, cmdline;
   std::string exe_file;  // the script or loaded program it runs; empty: exepath
   ProcessInfo::Origin origin = ProcessInfo::Origin::kUnknown;
-  std::string argv0;     // its proc.exe (argv[0])
+  std::string argv0 = {};  // its proc.exe (argv[0])
 };
 
 struct Correlator::ProcSlot {
@@ -225,14 +225,15 @@ std::vector<ProcessInfo> Correlator::Lineage(const std::string& node, uint32_t p
     // Unknown, or younger than its child: that pid now names another process.
     if (p == nullptr || (child_start != 0 && p->start_ns > child_start)) break;
     out.push_back({p->pid, p->name, p->exepath, p->cmdline, p->origin,
-                   p->exe_file.empty() ? p->exepath : p->exe_file, p->argv0});
+                   p->exe_file.empty() ? p->exepath : p->exe_file});
+    out.back().exe = p->argv0;
     if (p->ppid == p->pid) break;
     child_start = p->start_ns;
     pid = p->ppid;
   }
   if (out.empty() && ppid != 0 && !parent_name.empty()) {
     // The kernel's comm of the parent, at least: a name only, from nowhere known.
-    out.push_back({ppid, parent_name, "", "", ProcessInfo::Origin::kUnknown, "", ""});
+    out.push_back({ppid, parent_name, "", "", ProcessInfo::Origin::kUnknown, ""});
   }
   return out;
 }
@@ -271,7 +272,8 @@ Correlator::Proc* Correlator::RecordExec(const std::string& node, const v1::Even
     // The same process exec'ing again keeps its start; a reused pid starts anew.
     if (p.ppid == e.ppid() && p.start_ns <= ev.time_ns()) *start_ns = p.start_ns;
     p = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
-             CommandLine(e), e.exe_file(), ProcessInfo::Origin::kUnknown, Argv0(e)};
+             CommandLine(e), e.exe_file()};
+    p.argv0 = Argv0(e);
     proc_bytes_ -= it->second.bytes;
     share.proc_bytes -= it->second.bytes;
     it->second.bytes = EntryBytes(p);
@@ -283,7 +285,8 @@ Correlator::Proc* Correlator::RecordExec(const std::string& node, const v1::Even
     ProcSlot& slot = procs_[key];
     recorded = &slot.proc;
     slot.proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
-                     CommandLine(e), e.exe_file(), ProcessInfo::Origin::kUnknown, Argv0(e)};
+                     CommandLine(e), e.exe_file()};
+    slot.proc.argv0 = Argv0(e);
     slot.order = share.procs.insert(share.procs.end(), key);
     slot.bytes = EntryBytes(slot.proc);
     proc_bytes_ += slot.bytes;

@@ -270,10 +270,16 @@ TEST(FalcoFileEvents, RenameAndDeleteArgs) {
 TEST(FalcoProcFields, AncestorExe) {
   auto ev = ExecEvent("sh", "/bin/busybox", {"sh", "-c", "x"});
   auto ctx = Ctx(ev);
-  ctx.lineage = {ProcessInfo{4200, "bash", "/usr/bin/bash", "bash", ProcessInfo::Origin::kImage,
-                             "/usr/bin/bash", "-bash"},
-                 ProcessInfo{4100, "sshd", "/usr/sbin/sshd", "sshd", ProcessInfo::Origin::kImage,
-                             "/usr/sbin/sshd", "/usr/sbin/sshd"}};
+  auto ancestor = [&](uint32_t pid, std::string name, std::string exepath, std::string exe) {
+    ProcessInfo& a = ctx.lineage.emplace_back();
+    a.pid = pid;
+    a.name = std::move(name);
+    a.exepath = exepath;
+    a.exe_file = std::move(exepath);
+    a.exe = std::move(exe);
+  };
+  ancestor(4200, "bash", "/usr/bin/bash", "-bash");
+  ancestor(4100, "sshd", "/usr/sbin/sshd", "/usr/sbin/sshd");
   EXPECT_EQ(Text(ctx, "proc.pexe"), "-bash");
   EXPECT_EQ(Text(ctx, "proc.aexe", 0), "sh");
   EXPECT_EQ(Text(ctx, "proc.aexe", 1), "-bash");

@@ -50,7 +50,7 @@ RuleSet* ShippedRules::set_ = nullptr;
 // A parent as the correlator knows it: name, executable path and where that came from.
 RuleContext WithParent(RuleContext ctx, const std::string& name, const std::string& exepath,
                        ProcessInfo::Origin origin) {
-  ctx.lineage = {ProcessInfo{4200, name, exepath, name, origin, exepath, name}};
+  ctx.lineage = {ProcessInfo{4200, name, exepath, name, origin, exepath}};
   return ctx;
 }
 

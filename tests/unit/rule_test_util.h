@@ -81,7 +81,7 @@ inline RuleContext Ctx(const v1::Event& ev, const v1::ContainerInfo* c = nullptr
   ctx.event = &ev;
   ctx.container = c;
   uint32_t pid = 4200;
-  for (auto& a : ancestors) ctx.lineage.push_back(ProcessInfo{pid--, a, "/bin/" + a, a, ProcessInfo::Origin::kUnknown, "/bin/" + a, a});
+  for (auto& a : ancestors) ctx.lineage.push_back(ProcessInfo{pid--, a, "/bin/" + a, a, ProcessInfo::Origin::kUnknown, "/bin/" + a});
   return ctx;
 }
 
