@@ -529,6 +529,24 @@ TEST(FalcoUpstream, OpenWriteAndOpenCreateDriftMeetFileEvents) {
   EXPECT_TRUE(remove.Evaluate(Ctx(rm, &c)));
 }
 
+TEST(FalcoUpstream, ChmodDrift) {
+  Upstream up;
+  auto c = Container();
+  auto drift = up.Rule("Container Drift Detected (chmod)");
+  auto plus_x = ChmodEvent("fchmodat", "/tmp/x", 0755);
+  plus_x.mutable_id()->set_seq(9);
+  EXPECT_TRUE(drift.Evaluate(Ctx(plus_x, &c)));
+  auto no_x = ChmodEvent("chmod", "/tmp/x", 0644);
+  no_x.mutable_id()->set_seq(10);
+  EXPECT_FALSE(drift.Evaluate(Ctx(no_x, &c)));
+  auto failed = ChmodEvent("chmod", "/tmp/x", 0755);
+  failed.mutable_id()->set_seq(11);
+  failed.mutable_chmod()->set_success(false);
+  failed.mutable_chmod()->set_exit(-1);
+  failed.mutable_chmod()->set_errno_name("EPERM");
+  EXPECT_FALSE(drift.Evaluate(Ctx(failed, &c)));
+}
+
 TEST(FalcoUpstream, ExecRulesReadEvtArgFlags) {
   Upstream up;
   auto c = Container();
