@@ -511,6 +511,9 @@ void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata& md, const ch
   ev.set_time_ns(NowNs());  // when read: a wait for its hash does not make it later
   v1::FileWrite* w = ev.mutable_write();
   w->set_kind(kind);
+  // A new file's FAN_CREATE and its first FAN_CLOSE_WRITE arrive merged (KindOf picks
+  // close_write): the mask still says it was created.
+  w->set_created((md.mask & FAN_CREATE) != 0);
   w->set_pid(md.pid > 0 ? static_cast<uint32_t>(md.pid) : 0);
   if (dir->match) {
     ev.set_container_id(dir->match->container_id);

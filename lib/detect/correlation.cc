@@ -29,6 +29,7 @@ struct Correlator::Proc {
   std::string name, exepath, cmdline;
   std::string exe_file;  // the script or loaded program it runs; empty: exepath
   ProcessInfo::Origin origin = ProcessInfo::Origin::kUnknown;
+  std::string argv0 = {};  // its proc.exe (argv[0])
 };
 
 struct Correlator::ProcSlot {
@@ -40,6 +41,9 @@ struct Correlator::ProcSlot {
 namespace {
 
 size_t HeapBytes(const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; }
+
+// proc.exe of an exec: argv[0], or exe when argv was empty.
+std::string Argv0(const v1::ProcessExec& e) { return e.args_size() > 0 ? e.args(0) : e.exe(); }
 
 }  // namespace
 
@@ -222,6 +226,7 @@ std::vector<ProcessInfo> Correlator::Lineage(const std::string& node, uint32_t p
     if (p == nullptr || (child_start != 0 && p->start_ns > child_start)) break;
     out.push_back({p->pid, p->name, p->exepath, p->cmdline, p->origin,
                    p->exe_file.empty() ? p->exepath : p->exe_file});
+    out.back().exe = p->argv0;
     if (p->ppid == p->pid) break;
     child_start = p->start_ns;
     pid = p->ppid;
@@ -236,7 +241,7 @@ std::vector<ProcessInfo> Correlator::Lineage(const std::string& node, uint32_t p
 size_t Correlator::EntryBytes(const Proc& p) {
   // The slot in its hash node, the list node, and the strings' heaps.
   return sizeof(ProcSlot) + 4 * sizeof(void*) + sizeof(uint64_t) + HeapBytes(p.name) +
-         HeapBytes(p.exepath) + HeapBytes(p.cmdline) + 16;
+         HeapBytes(p.exepath) + HeapBytes(p.cmdline) + HeapBytes(p.argv0) + 16;
 }
 
 uint64_t Correlator::ProcKey(uint32_t node_id, uint32_t pid) {
@@ -268,6 +273,7 @@ Correlator::Proc* Correlator::RecordExec(const std::string& node, const v1::Even
     if (p.ppid == e.ppid() && p.start_ns <= ev.time_ns()) *start_ns = p.start_ns;
     p = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
              CommandLine(e), e.exe_file()};
+    p.argv0 = Argv0(e);
     proc_bytes_ -= it->second.bytes;
     share.proc_bytes -= it->second.bytes;
     it->second.bytes = EntryBytes(p);
@@ -280,6 +286,7 @@ Correlator::Proc* Correlator::RecordExec(const std::string& node, const v1::Even
     recorded = &slot.proc;
     slot.proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
                      CommandLine(e), e.exe_file()};
+    slot.proc.argv0 = Argv0(e);
     slot.order = share.procs.insert(share.procs.end(), key);
     slot.bytes = EntryBytes(slot.proc);
     proc_bytes_ += slot.bytes;

@@ -165,6 +165,12 @@ constexpr EventField kFields[] = {
      [](const E&, const I*, V* out) { return Str("f", out); }},
     {"evt.arg.adds_exec", T::kBool, "", kChmod,
      [](const E& ev, const I*, V* out) { return Bool(F(ev).chmod->adds_exec(), out); }},
+    {"fd.write_kind", T::kString, "", kWrite,
+     [](const E& ev, const I*, V* out) { return Str(F(ev).write->kind(), out); }},
+    {"evt.is_open_create", T::kBool, "printed only when true", kWrite,
+     [](const E& ev, const I*, V* out) {
+       return F(ev).write->created() && EventType(ev) == "openat" && Bool(true, out);
+     }},
     {"fd.oldname", T::kString, "", kWrite,
      [](const E& ev, const I*, V* out) { return StrIfSet(F(ev).write->old_path(), out); }},
     {"fd.ino", T::kNumber, "", kWrite,

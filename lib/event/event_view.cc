@@ -58,11 +58,18 @@ int KindFieldNumber(Kind k) {
   return r ? static_cast<int>(r->body) : 0;
 }
 
+std::string_view FileEventType(std::string_view kind) {
+  if (kind == "close_write" || kind == "modify" || kind == "create") return "openat";
+  if (kind == "rename") return "renameat2";
+  if (kind == "delete") return "unlinkat";
+  return kind;  // "attrib": driftwatch's own (a chmod is audit's)
+}
+
 std::string_view EventType(const v1::Event& ev) {
   switch (KindOf(ev)) {
     case Kind::kExec: return ev.exec().syscall();
     case Kind::kChmod: return ev.chmod().syscall();
-    case Kind::kWrite: return ev.write().kind();
+    case Kind::kWrite: return FileEventType(ev.write().kind());
     case Kind::kContainer: return "container";
     case Kind::kStatus: return "sensor_status";
     case Kind::kNone: break;

@@ -56,9 +56,15 @@ class KindSet {
   uint8_t bits_ = 0;
 };
 
-// evt.type: the syscall (exec, chmod), the file event's kind (write), "container",
+// evt.type: the syscall (exec, chmod), the file event's (FileEventType), "container",
 // "sensor_status"; "" for kNone.
 std::string_view EventType(const v1::Event& ev);
+
+// A file event's evt.type, named as the syscall Falco would have seen do it: content
+// written (close_write, modify, create) "openat" (opened for writing), rename "renameat2",
+// delete "unlinkat"; attrib stays "attrib" (driftwatch's own: a chmod comes from audit).
+// Other text is returned as it is.
+std::string_view FileEventType(std::string_view kind);
 
 // The syscall's outcome. Exec and chmod carry one; a file write is a finished operation
 // (success, exit 0); other kinds have none.

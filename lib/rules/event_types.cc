@@ -2,6 +2,8 @@
 // and driver/event_table.c (its event names), commit 48dfd53, plus driftwatch's own types.
 #include "lib/rules/event_types.h"
 
+#include "lib/rules/falco_tables.h"
+
 #include <algorithm>
 #include <span>
 #include <string_view>
@@ -103,5 +105,33 @@ bool SortedHas(std::span<const std::string_view> table, std::string_view name) {
 
 bool IsKnownEventType(std::string_view name) { return SortedHas(kKnown, name); }
 bool IsProducedEventType(std::string_view name) { return SortedHas(kProduced, name); }
+
+std::string_view EventTypeGroup(std::string_view name) {
+  using falco::Category;
+  auto cats = falco::EventCategories();
+  auto it = std::lower_bound(cats.begin(), cats.end(), name,
+                             [](const falco::EventCategory& c, std::string_view n) { return c.type < n; });
+  if (it == cats.end() || it->type != name) return "other";
+  switch (it->category) {
+    case Category::NET: return "network";
+    case Category::FILE: return "file";
+    case Category::PROCESS: return "process";
+    case Category::IPC: return "ipc";
+    case Category::MEMORY: return "memory";
+    case Category::SIGNAL: return "signal";
+    case Category::SYSTEM: return "system";
+    case Category::USER: return "user";
+    case Category::IO_READ:
+    case Category::IO_WRITE:
+    case Category::IO_OTHER: return "I/O";
+    case Category::SCHEDULER: return "scheduler";
+    case Category::TIME:
+    case Category::SLEEP:
+    case Category::WAIT: return "time";
+    case Category::INTERNAL:
+    case Category::ITER: return "internal";
+    default: return "other";
+  }
+}
 
 }  // namespace driftwatch

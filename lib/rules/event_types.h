@@ -18,4 +18,10 @@ bool IsKnownEventType(std::string_view name);
 // audit execve/execveat/chmod family, the file events' types, container, sensor_status.
 bool IsProducedEventType(std::string_view name);
 
+// A short group for an event type from its category in Falco's event table, for summaries
+// of what inactive rules wait for: "network", "file", "process", "ipc", "memory", "signal",
+// "system", "user", "I/O", "scheduler", "time", "internal"; "other" for a syscall libs gives
+// no event of its own (a generic syscall event) or a name it does not know.
+std::string_view EventTypeGroup(std::string_view name);
+
 }  // namespace driftwatch

@@ -144,6 +144,34 @@ bool K8sPodUid(const RuleContext& c, FieldArg, FieldValue* out) {
   return i && SetStr(i->pod_uid(), out);
 }
 
+bool K8sPodSandboxId(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::ContainerInfo* i = ContainerOf(c);
+  return i && SetStr(ShortContainerIdView(i->sandbox_id()), out);
+}
+
+bool K8sPodFullSandboxId(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::ContainerInfo* i = ContainerOf(c);
+  return i && SetStr(i->sandbox_id(), out);
+}
+
+// Falco's "key:value,key:value".
+bool ContainerLabels(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::ContainerInfo* i = ContainerOf(c);
+  if (!i || i->labels_size() == 0) return false;
+  for (const v1::Label& l : i->labels()) {
+    if (!out->buf.empty()) out->buf += ',';
+    out->buf.append(l.key()).append(":").append(l.value());
+  }
+  out->str = out->buf;
+  return true;
+}
+
+// Since the container started, at the event's time.
+bool ContainerDuration(const RuleContext& c, FieldArg a, FieldValue* out) {
+  if (KindOf(*c.event) == Kind::kContainer || !ContainerStartTs(c, a, out)) return false;
+  return SetNum(c.event->time_ns() - out->num, out);
+}
+
 constexpr FieldInfo kContainerFields[] = {
     {"container.id", FieldType::kString, "12-character short id; \"host\" for host processes",
      ContainerId},
@@ -181,12 +209,82 @@ constexpr FieldInfo kContainerFields[] = {
      "executable path of the container's first process, if seen", ContainerEntrypoint},
     {"container.info", FieldType::kString, "output shorthand: container id and name",
      ContainerInfoText},
+    {"container.duration", FieldType::kNumber,
+     "ns from the container's start (container.start_ts) to the event", ContainerDuration},
+    {"container.labels", FieldType::kString,
+     "the container's labels as the runtime reports them, \"key:value,key:value\"",
+     ContainerLabels},
+    {"k8s.pod.sandbox_id", FieldType::kString, "pod sandbox id, first 12 characters",
+     K8sPodSandboxId},
+    {"k8s.pod.full_sandbox_id", FieldType::kString, "pod sandbox id", K8sPodFullSandboxId},
+    {"k8s.pod.id", FieldType::kString, "Falco's legacy name of k8s.pod.uid", K8sPodUid},
     {"k8s.pod.name", FieldType::kString, "Kubernetes pod name", K8sPodName},
     {"k8s.ns.name", FieldType::kString, "Kubernetes namespace", K8sNsName},
     {"k8s.pod.uid", FieldType::kString, "Kubernetes pod uid", K8sPodUid},
 };
 
+// Fields of Falco's container plugin (falcosecurity/plugins, plugins/container) that
+// driftwatch never gives a value. Its container.mount* fields are the sensor's /proc reading
+// (lib/rules/fields_proc_state.cc), not listed here.
+constexpr std::string_view kProbes = "health probes: the sensor does not collect them";
+constexpr std::string_view kNet = "network addresses: the sensor does not collect them";
+constexpr std::string_view kNs = "namespace sharing: the sensor does not collect it";
+constexpr std::string_view kByKey =
+    "labels by key: an [index] here is a number; container.labels lists the labels";
+constexpr std::string_view kK8s =
+    "Kubernetes objects beyond the pod: the sensor asks only the container runtime";
+constexpr std::string_view kPodLabels = "pod labels: the sensor keeps the container's labels";
+#define DW_NEVER(name, type, arg, doc, why) \
+  FieldInfo { name, FieldType::type, doc, nullptr, FieldArgMode::arg, FieldType::kString, false, why }
+constexpr FieldInfo kContainerPluginNever[] = {
+    DW_NEVER("container.healthcheck", kString, kNone, "the container's health check", kProbes),
+    DW_NEVER("container.liveness_probe", kString, kNone, "the pod's liveness probe", kProbes),
+    DW_NEVER("container.readiness_probe", kString, kNone, "the pod's readiness probe", kProbes),
+    DW_NEVER("proc.is_container_healthcheck", kBool, kNone,
+             "the process is the container's health check", kProbes),
+    DW_NEVER("proc.is_container_liveness_probe", kBool, kNone,
+             "the process is the pod's liveness probe", kProbes),
+    DW_NEVER("proc.is_container_readiness_probe", kBool, kNone,
+             "the process is the pod's readiness probe", kProbes),
+    DW_NEVER("container.ip", kString, kNone, "the container's primary IPv4 address", kNet),
+    DW_NEVER("container.cni.json", kString, kNone, "the pod's CNI result (JSON)", kNet),
+    DW_NEVER("k8s.pod.ip", kString, kNone, "the pod's IPv4 address", kNet),
+    DW_NEVER("k8s.pod.cni.json", kString, kNone, "the pod's CNI result (JSON)", kNet),
+    DW_NEVER("container.host_pid", kBool, kNone, "the container shares the host's PID namespace",
+             kNs),
+    DW_NEVER("container.host_network", kBool, kNone,
+             "the container shares the host's network namespace", kNs),
+    DW_NEVER("container.host_ipc", kBool, kNone, "the container shares the host's IPC namespace",
+             kNs),
+    DW_NEVER("container.label", kString, kRequired, "one container label by key", kByKey),
+    DW_NEVER("k8s.pod.label", kString, kRequired, "one pod label by key", kByKey),
+    DW_NEVER("k8s.pod.labels", kString, kNone, "the pod's labels, \"key:value,...\"", kPodLabels),
+    DW_NEVER("k8s.ns.id", kString, kNone, "namespace id (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.ns.label", kString, kRequired, "namespace label (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.ns.labels", kString, kNone, "namespace labels (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.rc.name", kString, kNone, "replication controller (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.rc.id", kString, kNone, "replication controller (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.rc.label", kString, kRequired, "replication controller (deprecated in Falco)",
+             kK8s),
+    DW_NEVER("k8s.rc.labels", kString, kNone, "replication controller (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.svc.name", kString, kNone, "service (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.svc.id", kString, kNone, "service (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.svc.label", kString, kRequired, "service (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.svc.labels", kString, kNone, "service (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.rs.name", kString, kNone, "replica set (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.rs.id", kString, kNone, "replica set (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.rs.label", kString, kRequired, "replica set (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.rs.labels", kString, kNone, "replica set (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.deployment.name", kString, kNone, "deployment (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.deployment.id", kString, kNone, "deployment (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.deployment.label", kString, kRequired, "deployment (deprecated in Falco)", kK8s),
+    DW_NEVER("k8s.deployment.labels", kString, kNone, "deployment (deprecated in Falco)", kK8s),
+};
+#undef DW_NEVER
+
 }  // namespace
+
+std::span<const FieldInfo> ContainerPluginNeverFields() { return kContainerPluginNever; }
 
 std::span<const FieldInfo> ContainerFields() { return kContainerFields; }
 

@@ -1,6 +1,5 @@
-// evt.* fields: what happened (the syscall or file event kind), its result and time.
-#include <charconv>
-
+// evt.* fields: what happened (the syscall, or the syscall Falco would have seen for a file
+// event), its result and time. evt.arg.* are fields_evt_arg.cc's.
 #include "lib/event/event_view.h"
 #include "lib/rules/rule_fields.h"
 
@@ -49,40 +48,58 @@ bool EvtHostname(const RuleContext& c, FieldArg, FieldValue* out) {
   return SetStr(c.event->id().node(), out);
 }
 
-// A file's content or name was written: what Falco's open_write stands for here. Deletes
-// and attribute changes (chmod) are file events too, but not writes.
-bool EvtIsOpenWrite(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (KindOf(*c.event) != Kind::kWrite) return SetBool(false, out);
-  const std::string& k = c.event->write().kind();
-  return SetBool(k == "close_write" || k == "modify" || k == "create" || k == "rename", out);
+// The file event's write, when it is a file event Falco would have seen as an openat
+// (content written: close_write, modify, create).
+const v1::FileWrite* OpenWrite(const RuleContext& c) {
+  if (KindOf(*c.event) != Kind::kWrite) return nullptr;
+  const v1::FileWrite& w = c.event->write();
+  return EventType(*c.event) == "openat" ? &w : nullptr;
 }
 
-// Falco renders a mode argument as octal followed by its flags, "0755(S_IXOTH|...)", and
-// its chmod rules match `evt.arg.mode contains S_IXUSR`: render it the same way.
-bool EvtArgMode(const RuleContext& c, FieldArg, FieldValue* out) {
-  auto f = FileOf(*c.event);
-  if (!f || !f->chmod) return false;
-  uint32_t m = f->mode;
-  static constexpr struct {
-    uint32_t bit;
-    const char* name;
-  } kFlags[] = {{01, "S_IXOTH"},  {02, "S_IWOTH"},  {04, "S_IROTH"},  {010, "S_IXGRP"},
-                {020, "S_IWGRP"}, {040, "S_IRGRP"}, {0100, "S_IXUSR"}, {0200, "S_IWUSR"},
-                {0400, "S_IRUSR"}, {01000, "S_ISVTX"}, {02000, "S_ISGID"}, {04000, "S_ISUID"}};
-  char oct[16] = {'0'};
-  auto r = std::to_chars(oct + 1, oct + sizeof oct, m & 07777, 8);
-  out->buf.assign(oct, r.ptr);
-  out->buf.push_back('(');
-  bool first = true;
-  for (const auto& f : kFlags) {
-    if (!(m & f.bit)) continue;
-    if (!first) out->buf.push_back('|');
-    first = false;
-    out->buf.append(f.name);
+// Falco: true for an open whose flags have O_WRONLY (or O_RDWR); false for every other
+// event. A file event's openat is one.
+bool EvtIsOpenWrite(const RuleContext& c, FieldArg, FieldValue* out) {
+  return SetBool(OpenWrite(c) != nullptr, out);
+}
+
+// fanotify reports writes only: no event of driftwatch's is an open for reading.
+bool EvtIsOpenRead(const RuleContext&, FieldArg, FieldValue* out) { return SetBool(false, out); }
+
+// Falco: an open with O_CREAT whose mode has an exec bit. Here: the file event created the
+// file and its permission bits after the write have one.
+bool EvtIsOpenExec(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::FileWrite* w = OpenWrite(c);
+  return SetBool(w != nullptr && w->created() && (w->mode() & 0111) != 0, out);
+}
+
+bool EvtIsOpenCreate(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::FileWrite* w = OpenWrite(c);
+  return SetBool(w != nullptr && w->created(), out);
+}
+
+bool EvtFailed(const RuleContext& c, FieldArg, FieldValue* out) {
+  auto r = ResultOf(*c.event);
+  return r && SetBool(!r->success, out);
+}
+
+// Falco's category names: "process" for execs, "file" for chmods and file events.
+bool EvtCategory(const RuleContext& c, FieldArg, FieldValue* out) {
+  switch (KindOf(*c.event)) {
+    case Kind::kExec: return SetStr("process", out);
+    case Kind::kChmod:
+    case Kind::kWrite: return SetStr("file", out);
+    default: return false;
   }
-  out->buf.push_back(')');
-  out->str = out->buf;
-  return true;
+}
+
+// The system call's name: what evt.type says for audit's events and for file events named
+// as a syscall; unset for attrib, container and sensor_status.
+bool SyscallType(const RuleContext& c, FieldArg, FieldValue* out) {
+  std::string_view t = EventType(*c.event);
+  Kind k = KindOf(*c.event);
+  if (k == Kind::kExec || k == Kind::kChmod || (k == Kind::kWrite && t != "attrib"))
+    return SetStr(t, out);
+  return false;
 }
 
 bool EvtArgAddsExec(const RuleContext& c, FieldArg, FieldValue* out) {
@@ -90,32 +107,45 @@ bool EvtArgAddsExec(const RuleContext& c, FieldArg, FieldValue* out) {
   return f && f->chmod && SetBool(f->chmod->adds_exec(), out);
 }
 
-// The exec's PATH name, the chmod's path.
-bool EvtArgFilename(const RuleContext& c, FieldArg, FieldValue* out) {
-  if (auto p = ProcessOf(*c.event); p && p->exec) return SetStr(p->exec->path(), out);
-  auto f = FileOf(*c.event);
-  return f && f->chmod && SetStr(f->path, out);
-}
-
 constexpr FieldInfo kEvtFields[] = {
     {"evt.type", FieldType::kString,
-     "execve, execveat, chmod, fchmod, fchmodat; for file events the kind (close_write, "
-     "modify, create, attrib, delete, rename); container; sensor_status",
+     "audit: execve, execveat, chmod, fchmod, fchmodat, fchmodat2; file events as the syscall "
+     "Falco would have seen: openat (content written: fanotify close_write, modify, create), "
+     "renameat2 (rename), unlinkat (delete), attrib (driftwatch's own: an attribute change, "
+     "the fanotify kind fd.write_kind keeps); container; sensor_status",
      EvtType},
     {"evt.dir", FieldType::kString, "always \"<\" (every event is a syscall exit)", EvtDir},
     {"evt.res", FieldType::kString, "SUCCESS, or the errno name of a failed syscall", EvtRes},
-    {"evt.rawres", FieldType::kNumber, "syscall return value (-errno on failure)", EvtRawRes},
+    {"evt.rawres", FieldType::kNumber,
+     "syscall return value (-errno on failure); 0 for file events (finished operations)",
+     EvtRawRes},
+    {"evt.failed", FieldType::kBool, "the syscall failed (evt.res is not SUCCESS)", EvtFailed},
+    {"evt.category", FieldType::kString, "\"process\" for execs, \"file\" for chmods and file events",
+     EvtCategory},
+    {"syscall.type", FieldType::kString,
+     "the system call: evt.type for audit's events and file events named as one; unset for "
+     "attrib, container, sensor_status",
+     SyscallType},
     {"evt.time", FieldType::kNumber, "event time, ns since the epoch", EvtTime},
     {"evt.num", FieldType::kNumber, "event sequence number of the sensor run", EvtNum},
     {"evt.hostname", FieldType::kString, "node that saw the event", EvtHostname},
     {"evt.is_open_write", FieldType::kBool,
-     "a file was written (close_write, modify, create, rename)", EvtIsOpenWrite},
-    {"evt.arg.mode", FieldType::kString,
-     "chmod: new mode as Falco prints it, \"0755(S_IXOTH|S_IROTH|...)\"", EvtArgMode},
-    {"evt.arg.adds_exec", FieldType::kBool, "chmod: the new mode adds an exec bit",
+     "an open for writing: true for file events of type openat (content written), false for "
+     "every other event",
+     EvtIsOpenWrite},
+    {"evt.is_open_read", FieldType::kBool,
+     "an open for reading: always false (fanotify's events here are writes only)",
+     EvtIsOpenRead},
+    {"evt.is_open_exec", FieldType::kBool,
+     "Falco: an open that creates a file with an exec bit. Here: an openat file event that "
+     "created the file (fanotify FAN_CREATE, FID modes only) whose permission bits after the "
+     "write have an exec bit",
+     EvtIsOpenExec},
+    {"evt.is_open_create", FieldType::kBool,
+     "an openat file event that created the file (FID modes only)", EvtIsOpenCreate},
+    {"evt.arg.adds_exec", FieldType::kBool,
+     "chmod: the new mode adds an exec bit the file lacked (or its old mode is unknown)",
      EvtArgAddsExec},
-    {"evt.arg.filename", FieldType::kString, "exec or chmod: the path the syscall named",
-     EvtArgFilename},
 };
 
 }  // namespace

@@ -80,6 +80,61 @@ bool FdSize(const RuleContext& c, FieldArg, FieldValue* out) {
   return w && SetNum(static_cast<int64_t>(w->size()), out);
 }
 
+// A file event's or chmod's: see fields::kFileEventFdNum. fchmod's descriptor is in the
+// audit record but not kept; chmod and fchmodat name a path, not a descriptor.
+bool FdNum(const RuleContext& c, FieldArg, FieldValue* out) {
+  return Write(c) && SetNum(fields::kFileEventFdNum, out);
+}
+
+bool FdType(const RuleContext& c, FieldArg, FieldValue* out) {
+  return FileOf(*c.event) && SetStr("file", out);
+}
+
+// Names of files never change under an event here (Falco's case is a UDP socket's tuple).
+bool FdNameChanged(const RuleContext& c, FieldArg, FieldValue* out) {
+  return FileOf(*c.event) && SetBool(false, out);
+}
+
+bool FdWriteKind(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::FileWrite* w = Write(c);
+  return w && SetStr(w->kind(), out);
+}
+
+// fs.path.*: the path a successful file syscall named. name for openat, unlinkat and the
+// chmod family; source and target for renameat2.
+std::string_view FsPathName(const RuleContext& c) {
+  auto f = FileOf(*c.event);
+  if (!f) return {};
+  if (f->chmod) return f->chmod->success() ? f->path : std::string_view();
+  std::string_view t = EventType(*c.event);
+  return t == "openat" || t == "unlinkat" ? f->path : std::string_view();
+}
+
+bool FsPathNameField(const RuleContext& c, FieldArg, FieldValue* out) {
+  return SetStr(FsPathName(c), out);
+}
+
+bool FsPathSource(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::FileWrite* w = Write(c);
+  return w && EventType(*c.event) == "renameat2" && SetStr(w->old_path(), out);
+}
+
+bool FsPathTarget(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::FileWrite* w = Write(c);
+  return w && EventType(*c.event) == "renameat2" && SetStr(w->path(), out);
+}
+
+constexpr FieldInfo kFsPathFields[] = {
+    {"fs.path.name", FieldType::kString,
+     "the path of openat, unlinkat and chmod family events (successful ones)", FsPathNameField},
+    {"fs.path.nameraw", FieldType::kString, "fs.path.name (paths here are already absolute)",
+     FsPathNameField},
+    {"fs.path.source", FieldType::kString, "renameat2: the path before", FsPathSource},
+    {"fs.path.sourceraw", FieldType::kString, "fs.path.source", FsPathSource},
+    {"fs.path.target", FieldType::kString, "renameat2: the path after", FsPathTarget},
+    {"fs.path.targetraw", FieldType::kString, "fs.path.target", FsPathTarget},
+};
+
 constexpr FieldInfo kFdFields[] = {
     {"fd.name", FieldType::kString, "path of the file (inside the container)", FdName},
     {"fd.directory", FieldType::kString, "directory part of fd.name", FdDirectory},
@@ -92,10 +147,23 @@ constexpr FieldInfo kFdFields[] = {
     {"fd.oldname", FieldType::kString, "rename: the path before", FdOldname},
     {"fd.ino", FieldType::kNumber, "inode number", FdIno},
     {"fd.size", FieldType::kNumber, "file size after the write", FdSize},
+    {"fd.num", FieldType::kNumber,
+     "file events: 2147483647, no real descriptor: fanotify never says which descriptor the "
+     "writer used, only that its open succeeded (Falco's open_write asks fd.num>=0); unset "
+     "for other events",
+     FdNum},
+    {"fd.nameraw", FieldType::kString, "fd.name (the path as the event gave it)", FdName},
+    {"fd.type", FieldType::kString, "\"file\" for file events and chmods", FdType},
+    {"fd.name_changed", FieldType::kBool, "false for file events and chmods", FdNameChanged},
+    {"fd.write_kind", FieldType::kString,
+     "file events: fanotify's kind, close_write, modify, create, attrib, delete or rename "
+     "(evt.type names it as a syscall: openat, renameat2, unlinkat, attrib)",
+     FdWriteKind},
 };
 
 }  // namespace
 
 std::span<const FieldInfo> FdFields() { return kFdFields; }
+std::span<const FieldInfo> FsPathFields() { return kFsPathFields; }
 
 }  // namespace driftwatch

@@ -107,9 +107,11 @@ bool ProcCwd(const RuleContext& c, FieldArg, FieldValue* out) {
   return p && SetStr(p->cwd, out);
 }
 
+}  // namespace
+
 // Falco's proc.tty is the kernel's tty_nr (0: none), so rules say `proc.tty != 0`. Audit
 // names the terminal ("pts3", "tty1", "(none)"): encode it as the kernel would.
-int64_t TtyNumber(std::string_view tty) {
+int64_t fields::TtyNumber(std::string_view tty) {
   if (tty.empty() || tty == "(none)") return 0;
   auto encode = [](uint32_t major, uint32_t minor) -> int64_t {
     return (minor & 0xff) | (major << 8) | ((minor & ~0xffu) << 12);
@@ -127,6 +129,10 @@ int64_t TtyNumber(std::string_view tty) {
   if (tty == "console") return encode(5, 1);
   return -1;  // a terminal we cannot number: still not 0
 }
+
+namespace {
+
+using fields::TtyNumber;
 
 bool ProcTty(const RuleContext& c, FieldArg, FieldValue* out) {
   auto p = Carrying(c, ProcessView::kTerminal);
@@ -177,6 +183,46 @@ bool ProcAname(const RuleContext& c, FieldArg a, FieldValue* out) {
   size_t i = static_cast<size_t>(a.index) - 1;
   if (i >= c.lineage.size()) return false;
   return SetStr(c.lineage[i].name, out);
+}
+
+// The event's own proc.exe (argv[0]) and proc.exepath, for the [0] of the a* fields.
+std::string_view OwnExe(const RuleContext& c) {
+  auto p = ProcessOf(*c.event);
+  if (!p) return {};
+  if (p->exec && p->exec->args_size() > 0) return p->exec->args(0);
+  return p->exe;
+}
+
+std::string_view OwnExepath(const RuleContext& c) {
+  auto p = ProcessOf(*c.event);
+  return p ? p->exe : std::string_view();
+}
+
+bool ProcPexe(const RuleContext& c, FieldArg, FieldValue* out) {
+  return !c.lineage.empty() && SetStr(c.lineage[0].exe, out);
+}
+
+// proc.aexe and proc.aexepath: [0] the process, [1] its parent, ...; without an index every
+// known ancestor's (not the process's own), as proc.aname.
+template <std::string ProcessInfo::*Member>
+bool Ancestor(const RuleContext& c, FieldArg a, std::string_view own, FieldValue* out) {
+  if (!a.present()) {
+    for (const ProcessInfo& p : c.lineage) {
+      if (!(p.*Member).empty()) out->list.push_back(p.*Member);
+    }
+    return !out->list.empty();
+  }
+  if (a.index == 0) return SetStr(own, out);
+  size_t i = static_cast<size_t>(a.index) - 1;
+  return i < c.lineage.size() && SetStr(c.lineage[i].*Member, out);
+}
+
+bool ProcAexe(const RuleContext& c, FieldArg a, FieldValue* out) {
+  return Ancestor<&ProcessInfo::exe>(c, a, OwnExe(c), out);
+}
+
+bool ProcAexepath(const RuleContext& c, FieldArg a, FieldValue* out) {
+  return Ancestor<&ProcessInfo::exepath>(c, a, OwnExepath(c), out);
 }
 
 bool ProcApid(const RuleContext& c, FieldArg a, FieldValue* out) {
@@ -273,6 +319,16 @@ constexpr FieldInfo kProcFields[] = {
      ProcAname, FieldArgMode::kOptional, FieldType::kString},
     {"proc.apid", FieldType::kNumber, "ancestor pid: [0] the process, [1] its parent, ...",
      ProcApid, FieldArgMode::kRequired, FieldType::kNumber},
+    {"proc.pexe", FieldType::kString,
+     "parent's proc.exe (argv[0] of its exec), when the sensor saw that exec", ProcPexe},
+    {"proc.aexe", FieldType::kList,
+     "ancestor's proc.exe (argv[0]): [0] the process, [1] its parent, ...; without index any "
+     "known ancestor's (execs the sensor saw)",
+     ProcAexe, FieldArgMode::kOptional, FieldType::kString},
+    {"proc.aexepath", FieldType::kList,
+     "ancestor's proc.exepath: [0] the process, [1] its parent, ...; without index any known "
+     "ancestor's (execs the sensor saw)",
+     ProcAexepath, FieldArgMode::kOptional, FieldType::kString},
     {"proc.is_exe_upper_layer", FieldType::kBool,
      "the executable, or the file it runs (proc.exe_file), lives in the container's upper "
      "layer (not in its image)",

@@ -25,6 +25,7 @@ struct ProcessInfo {
   // (written since it started), or unknown (an offline log, a process seen only by name).
   enum class Origin : uint8_t { kUnknown, kImage, kUpper } origin = Origin::kUnknown;
   std::string exe_file;  // the file it runs (its proc.exe_file): a script, not its shell
+  std::string exe = {};  // its proc.exe: argv[0] of its exec; empty when unknown
 };
 
 // What correlation knows about the executable of an exec event (or the file of a write).

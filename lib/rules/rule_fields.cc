@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <charconv>
 #include <deque>
+#include <initializer_list>
 #include <unordered_map>
 
 #include "lib/event/event_view.h"
+#include "lib/rules/falco_tables.h"
 
 namespace driftwatch {
 namespace {
@@ -17,10 +19,19 @@ struct Registry {
   std::deque<FieldInfo> fields;
   std::deque<std::string> docs;  // docs joined with the JSON's note
   std::vector<const FieldInfo*> sorted;
+  // evt.arg.<p> and evt.rawarg.<p> of parameters no event here has (ptrace's request, ...):
+  // findable, left out of AllFields (hundreds of them), named in one line of the docs.
+  std::vector<std::string_view> unset_parameters;
+
+  static bool IsUnsetParameter(const FieldInfo& f) {
+    return !f.never.empty() && f.extract == nullptr &&
+           (f.name.starts_with("evt.arg.") || f.name.starts_with("evt.rawarg."));
+  }
   std::unordered_map<std::string_view, FieldInfo*> by_name;
 
   Registry() {
-    for (auto table : {EvtFields(), ProcFields(), UserFields(), ContainerFields(), FdFields()}) {
+    for (auto table : {EvtFields(), ProcFields(), UserFields(), ContainerFields(), FdFields(),
+                       FsPathFields(), EvtArgFields()}) {
       for (const FieldInfo& f : table) by_name.emplace(f.name, &fields.emplace_back(f));
     }
     for (const EventField& e : EventFields()) {
@@ -35,7 +46,32 @@ struct Registry {
       f.event = &e;
       if (!e.doc.empty()) f.doc = docs.emplace_back(std::string(f.doc) + "; JSON: " + std::string(e.doc));
     }
-    for (const FieldInfo& f : fields) sorted.push_back(&f);
+    // Falco's fields no table here defines: known, so a rule naming one loads (inactive),
+    // never given a value. evt.arg and evt.rawarg are EvtArgFields' (per parameter).
+    for (const falco::FalcoField& ff : falco::FalcoFields()) {
+      if (ff.name == "evt.arg" || ff.name == "evt.rawarg" || by_name.contains(ff.name)) continue;
+      FieldInfo& f = fields.emplace_back(FieldInfo{ff.name, ff.type, ff.doc, nullptr, ff.arg});
+      f.never = NeverReason(ff.name);
+      by_name.emplace(f.name, &f);
+    }
+    for (const FieldInfo& f : ContainerPluginNeverFields()) {
+      if (!by_name.contains(f.name)) by_name.emplace(f.name, &fields.emplace_back(f));
+    }
+    for (FieldInfo& f : fields) {
+      if (!f.never.empty()) {
+        std::string d("NEVER SET (");
+        d.append(f.never).append("). ").append(f.doc);
+        f.doc = docs.emplace_back(std::move(d));
+      }
+    }
+    for (const FieldInfo& f : fields) {
+      if (IsUnsetParameter(f)) {
+        unset_parameters.push_back(f.name);
+        continue;
+      }
+      sorted.push_back(&f);
+    }
+    std::sort(unset_parameters.begin(), unset_parameters.end());
     std::sort(sorted.begin(), sorted.end(),
               [](const FieldInfo* a, const FieldInfo* b) { return a->name < b->name; });
   }
@@ -47,6 +83,42 @@ const Registry& TheRegistry() {
 }
 
 }  // namespace
+
+std::string_view NeverReason(std::string_view n) {
+  auto any = [&](std::initializer_list<std::string_view> prefixes) {
+    for (std::string_view p : prefixes) {
+      if (n.starts_with(p)) return true;
+    }
+    return false;
+  };
+  if (any({"fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport",
+           "fd.rport", "fd.port", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet", "fd.net",
+           "fd.ip", "fd.l4proto", "fd.sockfamily", "fd.is_server", "fd.connected",
+           "fd.cproto", "fd.sproto", "fd.lproto", "fd.rproto", "fd.proto", "fdlist."}))
+    return "network activity: the sensor sees no socket events";
+  if (any({"evt.buffer", "evt.buflen", "evt.is_io", "evt.io_dir", "evt.is_syslog"}))
+    return "I/O data: the sensor sees no read or write syscalls";
+  if (any({"evt.latency", "evt.deltatime", "evt.wait_latency", "evt.is_wait", "evt.cpu",
+           "evt.reltime", "evt.around", "evt.count"}))
+    return "syscall timing: audit and fanotify give no per-syscall latency, CPU or capture time";
+  if (any({"evt.plugin", "evt.is_async", "evt.asynctype", "evt.source", "evt.info",
+           "evt.type.is", "evt.abspath"}))
+    return "Falco engine details driftwatch's events do not have";
+  if (any({"evt."})) return "event details audit and fanotify do not report";
+  if (any({"fd.types", "fd.uid", "fd.containername", "fd.containerdirectory", "fd.dev",
+           "fd.lock", "fd.is_"}))
+    return "descriptor details: audit and fanotify name files, not the caller's descriptors";
+  if (any({"fd."})) return "descriptor details: audit and fanotify name files, not descriptors";
+  if (any({"thread.cap", "proc.cap"})) return "capabilities: audit's records do not carry them";
+  if (any({"thread."})) return "thread state: audit names processes, not their threads' state";
+  if (any({"proc.fd", "proc.vm", "proc.pfmaj", "proc.pfmin", "proc.stdin", "proc.stdout",
+           "proc.stderr", "proc.nthreads", "proc.nchilds", "proc.thread"}))
+    return "process resources: audit records do not carry them";
+  if (any({"proc."})) return "process details audit's exec records do not carry";
+  if (any({"user.", "group."}))
+    return "user and group details: the container's passwd and group files are not read";
+  return "not in driftwatch's events";
+}
 
 const FieldInfo* FindField(std::string_view name) {
   const auto& m = TheRegistry().by_name;
@@ -73,7 +145,12 @@ std::string FieldsMarkdown() {
     }
     return c;
   };
+  std::vector<const FieldInfo*> never;
   for (const FieldInfo* f : AllFields()) {
+    if (!f->never.empty()) {
+      never.push_back(f);
+      continue;
+    }
     std::string name(f->name);
     if (f->arg == FieldArgMode::kOptional) name += "[N]?";
     if (f->arg == FieldArgMode::kRequired) name += "[N]";
@@ -89,6 +166,29 @@ std::string FieldsMarkdown() {
     md += "| `" + name + "` | " + std::string(FieldTypeName(f->type)) + " | " + json + " | " +
           cell(f->doc) + " |\n";
   }
+  md +=
+      "\n## Fields driftwatch never sets\n\n"
+      "Falco's fields (and event parameters) that driftwatch's events never carry a value for,\n"
+      "and why. A rule may name them: it loads, and a rule that needs one is inactive.\n\n"
+      "| field | type | why never | meaning in Falco |\n|---|---|---|---|\n";
+  for (const FieldInfo* f : never) {
+    std::string name(f->name);
+    if (f->arg == FieldArgMode::kOptional) name += "[N]?";
+    if (f->arg == FieldArgMode::kRequired) name += "[N]";
+    std::string_view doc = f->doc;
+    if (size_t cut = doc.find("). "); doc.starts_with("NEVER SET (") && cut != std::string_view::npos)
+      doc = doc.substr(cut + 3);
+    md += "| `" + name + "` | " + std::string(FieldTypeName(f->type)) + " | " + cell(f->never) +
+          " | " + cell(doc) + " |\n";
+  }
+  md += "\nAnd `evt.arg.<name>`, `evt.rawarg.<name>` for every other parameter of Falco's event "
+        "table (parameters only of events the sensor does not see):";
+  for (std::string_view n : TheRegistry().unset_parameters) {
+    if (!n.starts_with("evt.arg.")) continue;
+    md += ' ';
+    md += n.substr(8);
+  }
+  md += ".\n";
   return md;
 }
 

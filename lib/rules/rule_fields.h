@@ -1,7 +1,13 @@
 // rule_fields: the registry of fields a rule condition or output may name (proc.name,
 // container.image.repository, ...), each an entry {name, type, doc, extractor} whose
 // extractor is one small function over a RuleContext. One file per field class:
-// lib/rules/fields_evt.cc, fields_proc.cc, fields_user.cc, fields_container.cc, fields_fd.cc.
+// lib/rules/fields_evt.cc, fields_evt_arg.cc, fields_proc.cc, fields_user.cc,
+// fields_container.cc, fields_fd.cc.
+//
+// Falco's own vocabulary joins them (lib/rules/falco_tables.h, generated from libs): every
+// field of its syscall classes and every evt.arg.<param> of its event table is known; those
+// no table here gives a value are registered with `never` set, so a Falco rule naming one
+// loads (inactive) while a typo is still refused.
 //
 // Names and meanings follow Falco (DESIGN.md, "Field names"). The fields an event carries
 // itself (lib/event/event_fields.h, what event JSON prints) join the registry: those no
@@ -79,7 +85,9 @@ struct FieldInfo {
 // The field of this name, or null.
 const FieldInfo* FindField(std::string_view name);
 
-// Every field, sorted by name (for `driftwatch rules fields` and docs).
+// Every field, sorted by name (for `driftwatch rules fields` and docs), but for the
+// evt.arg.<name> and evt.rawarg.<name> of parameters no event of driftwatch's has (FindField
+// knows them; docs/fields.md names them in one line).
 std::vector<const FieldInfo*> AllFields();
 
 // docs/fields.md: every field with its type, the event kinds whose JSON prints it and its
@@ -97,6 +105,20 @@ std::span<const FieldInfo> ProcFields();
 std::span<const FieldInfo> UserFields();
 std::span<const FieldInfo> ContainerFields();
 std::span<const FieldInfo> FdFields();
+// evt.arg.<param> and evt.rawarg.<param> for every parameter name of Falco's event table,
+// evt.arg[N], evt.args (fields_evt_arg.cc).
+std::span<const FieldInfo> EvtArgFields();
+// fs.path.* (fields_fd.cc).
+std::span<const FieldInfo> FsPathFields();
+// The fields of Falco's container plugin driftwatch never gives a value (health probes, IP
+// addresses, labels by key, deprecated k8s objects; fields_container.cc), registered as
+// Falco's own tables are: after every table that gives values.
+std::span<const FieldInfo> ContainerPluginNeverFields();
+
+// Falco's field of this name (lib/rules/falco_tables.h) is one driftwatch has no value for:
+// why, in a few words, grouped ("network activity: ..."). Used for the fields of Falco's
+// tables that no table here defines.
+std::string_view NeverReason(std::string_view falco_field);
 
 // Helpers the field files share.
 namespace fields {
@@ -117,6 +139,13 @@ inline bool SetBool(bool b, FieldValue* out) {
   out->boolean = b;
   return true;
 }
+// Falco's proc.tty: the kernel's tty_nr for audit's terminal name ("pts3"); 0: none.
+int64_t TtyNumber(std::string_view tty);
+// fd.num (and evt.arg.fd, evt.rawarg.fd) of a file event: fanotify never says which
+// descriptor the writer used, only that its open succeeded. 2147483647 (INT_MAX) is no
+// descriptor the kernel hands out (fs.nr_open stays below it), so it cannot be taken for a
+// real one, and it meets Falco's `fd.num>=0` ("the open succeeded").
+inline constexpr int64_t kFileEventFdNum = 2147483647;
 }  // namespace fields
 
 }  // namespace driftwatch

@@ -49,9 +49,9 @@ def main():
             fail("container event without upperdir: %r" % last)
 
     # File writes, with the path inside the container.
-    writes = [e for e in events if e["evt.type"] in ("close_write", "modify", "create", "attrib")]
+    writes = [e for e in events if e.get("fd.write_kind") in ("close_write", "modify", "create", "attrib")]
     def write_of(path):
-        ws = [e for e in writes if e.get("fd.name") == path and e["evt.type"] == "close_write"]
+        ws = [e for e in writes if e.get("fd.name") == path and e["fd.write_kind"] == "close_write"]
         if not ws:
             fail("no close_write of %s (writes seen: %s)" % (
                 path, sorted({e.get("fd.name") for e in writes if e.get("container.full_id") == cid})[:40]))

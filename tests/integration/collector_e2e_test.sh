@@ -122,7 +122,7 @@ if len(writes) < 50:
     fails.append(f"only {len(writes)} writes of /tmp/counter stored")
 # /tmp/<0xff>x: driftwatch's JSON gives a byte that is not UTF-8 as a lone \udc80..\udcff.
 odd = "/tmp/\udcffx"
-if not [e for e in db if e.get("fd.name") == odd and e.get("evt.type") == "close_write"]:
+if not [e for e in db if e.get("fd.name") == odd and e.get("fd.write_kind") == "close_write"]:
     fails.append(f"no write of {odd!r} stored")
 if not [e for e in db if e.get("proc.exepath") == odd and e.get("container.full_id") == cid]:
     fails.append(f"no exec of {odd!r} stored")

@@ -129,7 +129,7 @@ mem = exec_of("/memfd:payload (deleted)")
 if not mem or mem[0].get("proc.is_exe_from_memfd") is not True or mem[0]["evt.type"] != "execveat":
     fails.append(f"memfd exec event: {mem}")
 gone = exec_of("/tmp/fdgone (deleted)")
-written = [e for e in events if e.get("evt.type") == "close_write" and e.get("fd.name") == "/tmp/fdgone"]
+written = [e for e in events if e.get("fd.write_kind") == "close_write" and e.get("fd.name") == "/tmp/fdgone"]
 # The write's inode when the sensor could still look at the file (in FID mode it looks by
 # name, and the file may already be unlinked: then it is 0, and the chmod's inode joins).
 if not gone or not written or written[0].get("fd.ino") not in (0, gone[0].get("proc.exe_ino")) \

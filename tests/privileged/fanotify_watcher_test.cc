@@ -390,6 +390,11 @@ TEST_P(FanotifyWatcherTest, SeesContainerWritesOnly) {
     if (mode == FanotifyMode::kFidFilesystem) {
       EXPECT_EQ(fw.upper_path(), ov.upper() + want.path);
     }
+    // The workload created every one of these files. FID modes see FAN_CREATE: merged into
+    // the close_write when it was still queued, else an event of its own; fd modes never do.
+    bool created = false;
+    for (const v1::Event& x : evs) created |= x.write().path() == want.path && x.write().created();
+    EXPECT_EQ(created, mode == FanotifyMode::kFidFilesystem);
   }
 
   // The renamed file: FID mode reports the rename itself; fd modes see the close-write of the

@@ -373,6 +373,10 @@ TEST(Correlation, LineageAnameApid) {
   EXPECT_EQ(ctx.lineage[2].pid, 10u);  // proc.aname[3]
   EXPECT_EQ(ctx.lineage[2].name, "containerd-shim");
   EXPECT_EQ(ctx.lineage[2].exepath, "/usr/bin/containerd-shim-runc-v2");
+  // proc.pexe, proc.aexe[N]: each ancestor's argv[0].
+  EXPECT_EQ(ctx.lineage[0].exe, "ash");
+  EXPECT_EQ(ctx.lineage[1].exe, "/bin/sh");
+  EXPECT_EQ(ctx.lineage[2].exe, "/usr/bin/containerd-shim-runc-v2");
   // A write by pid 13 gets the writer's ancestors.
   RuleContext wc = c.Observe(kNode, Write(kCid, 5 * kSec, 13, "/tmp/x"), &re);
   ASSERT_EQ(wc.lineage.size(), 3u);

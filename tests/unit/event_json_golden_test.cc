@@ -230,10 +230,11 @@ std::vector<Golden> Events() {
     e.ev.set_attribution(v1::ATTRIBUTION_UNKNOWN);
     g.push_back(e);
   }
-  {  // An executable written in a container, hashed.
+  {  // An executable written in a container (created by the write), hashed.
     Golden e{"write_executable", Base(7), true};
     v1::FileWrite* w = e.ev.mutable_write();
     w->set_kind("close_write");
+    w->set_created(true);
     w->set_pid(4242);
     w->set_comm("curl");
     w->set_exe("/usr/bin/curl");

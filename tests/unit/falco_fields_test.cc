@@ -1,0 +1,567 @@
+// Falco's vocabulary on driftwatch's events: evt.arg.* per produced event type, the file
+// events' Falco names (openat, renameat2, unlinkat), the fields upstream rules use, `never`
+// fields, and upstream conditions (read from ../shared/falco-rules, never copied) on events.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lib/event/event_view.h"
+#include "lib/rules/event_types.h"
+#include "lib/rules/rule_condition.h"
+#include "lib/rules/rule_fields.h"
+#include "unit/rule_test_util.h"
+
+namespace driftwatch {
+namespace {
+
+using testing::Container;
+using testing::Ctx;
+using testing::ExecEvent;
+using testing::WriteEvent;
+
+std::string Text(const RuleContext& ctx, std::string_view name, int idx = -1) {
+  const FieldInfo* f = FindField(name);
+  if (f == nullptr) return "<unknown field>";
+  FieldValue v;
+  std::string out;
+  AppendFieldText(*f, FieldArg{idx}, ctx, &v, &out);
+  return out;
+}
+
+const std::string kUpstream = std::string(DW_SOURCE_DIR) + "/../shared/falco-rules/";
+const std::vector<std::string> kUpstreamFiles = {
+    "falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"};
+
+// ---------------------------------------------------------------------------------------
+// evt.arg on every event type driftwatch produces
+
+TEST(FalcoEvtArg, Execve) {
+  auto ev = ExecEvent("sh", "/bin/busybox", {"/bin/sh", "-c", "id"});
+  ev.mutable_exec()->set_path("/bin/sh");
+  ev.mutable_exec()->set_gid(0);
+  ev.mutable_exec()->set_exe_inode(4711);
+  ev.mutable_exec()->set_is_exe_upper_layer(true);
+  ev.mutable_exec()->set_tty("pts0");
+  auto ctx = Ctx(ev, nullptr, {"bash"});
+  EXPECT_EQ(Text(ctx, "evt.arg.res"), "0");
+  EXPECT_EQ(Text(ctx, "evt.arg.exe"), "/bin/sh");
+  EXPECT_EQ(Text(ctx, "evt.arg.args"), "-c.id.");
+  EXPECT_EQ(Text(ctx, "evt.arg.pid"), "sh");       // libs resolves a pid to its comm
+  EXPECT_EQ(Text(ctx, "evt.rawarg.pid"), "4242");
+  EXPECT_EQ(Text(ctx, "evt.arg.ptid"), "bash");
+  EXPECT_EQ(Text(ctx, "evt.arg.cwd"), "/");
+  EXPECT_EQ(Text(ctx, "evt.arg.comm"), "sh");
+  EXPECT_EQ(Text(ctx, "evt.arg.tty"), "34816");
+  EXPECT_EQ(Text(ctx, "evt.arg.loginuid"), "<NONE>");
+  EXPECT_EQ(Text(ctx, "evt.rawarg.loginuid"), "-1");
+  EXPECT_EQ(Text(ctx, "evt.arg.uid"), "root");
+  EXPECT_EQ(Text(ctx, "evt.rawarg.uid"), "0");
+  EXPECT_EQ(Text(ctx, "evt.arg.flags"), "EXE_UPPER_LAYER");
+  EXPECT_EQ(Text(ctx, "evt.rawarg.flags"), "2");
+  EXPECT_EQ(Text(ctx, "evt.arg.exe_ino"), "4711");
+  EXPECT_EQ(Text(ctx, "evt.arg.trusted_exepath"), "/bin/busybox");
+  EXPECT_EQ(Text(ctx, "evt.arg.filename"), "/bin/sh");
+  EXPECT_EQ(Text(ctx, "evt.arg.env"), "<NA>");      // audit does not record it
+  EXPECT_EQ(Text(ctx, "evt.arg.vm_size"), "<NA>");
+  EXPECT_EQ(Text(ctx, "evt.arg.mode"), "<NA>");     // not an execve parameter
+  EXPECT_EQ(Text(ctx, "evt.arg", 0), "0");
+  EXPECT_EQ(Text(ctx, "evt.arg", 1), "/bin/sh");
+  EXPECT_EQ(Text(ctx, "evt.arg", 30), "/bin/sh");   // filename, execve's last
+  EXPECT_EQ(Text(ctx, "evt.arg", 31), "<NA>");
+  std::string args = Text(ctx, "evt.args");
+  EXPECT_TRUE(args.starts_with("res=0 exe=/bin/sh args=-c.id. tid=4242(sh) pid=4242(sh) "
+                               "ptid=4200(bash) cwd=/ fdlimit=<NA>"))
+      << args;
+  EXPECT_NE(args.find(" flags=2(EXE_UPPER_LAYER) "), std::string::npos) << args;
+
+  // Failed, from memfd, lower layer; an offline log's exec says nothing of flags.
+  ev.mutable_exec()->set_success(false);
+  ev.mutable_exec()->set_exit(-2);
+  ev.mutable_exec()->set_errno_name("ENOENT");
+  ev.mutable_exec()->set_is_exe_upper_layer(false);
+  ev.mutable_exec()->set_is_exe_from_memfd(true);
+  EXPECT_EQ(Text(ctx, "evt.arg.res"), "ENOENT");
+  EXPECT_EQ(Text(ctx, "evt.rawarg.res"), "-2");
+  EXPECT_EQ(Text(ctx, "evt.arg.flags"), "EXE_FROM_MEMFD|EXE_LOWER_LAYER");
+  // EXE_WRITABLE where mode and owner alone decide: owned by the euid with owner write.
+  ev.mutable_exec()->set_exe_mode(0100755);
+  ev.mutable_exec()->set_exe_ouid(0);
+  EXPECT_EQ(Text(ctx, "evt.arg.flags"), "EXE_WRITABLE|EXE_FROM_MEMFD|EXE_LOWER_LAYER");
+  ev.mutable_exec()->set_exe_ouid(1000);
+  EXPECT_EQ(Text(ctx, "evt.arg.flags"), "EXE_FROM_MEMFD|EXE_LOWER_LAYER");
+  ev.mutable_exec()->set_exe_mode(0100757);  // world-writable
+  EXPECT_EQ(Text(ctx, "evt.arg.flags"), "EXE_WRITABLE|EXE_FROM_MEMFD|EXE_LOWER_LAYER");
+  auto ro = Container();
+  ro.set_read_only_rootfs(true);
+  auto roctx = Ctx(ev, &ro);
+  EXPECT_EQ(Text(roctx, "evt.arg.flags"), "EXE_FROM_MEMFD|EXE_LOWER_LAYER");
+  auto offline = ExecEvent("ls", "/bin/ls", {"ls"});
+  EXPECT_EQ(Text(Ctx(offline), "evt.arg.flags"), "<NA>");
+  // A file written at runtime is in the upper layer, whatever the sensor's look said.
+  auto written = Ctx(offline);
+  written.file.written_at_runtime = true;
+  EXPECT_EQ(Text(written, "evt.arg.flags"), "EXE_UPPER_LAYER");
+}
+
+TEST(FalcoEvtArg, Execveat) {
+  auto ev = ExecEvent("x", "/memfd:x (deleted)", {"x"});
+  ev.mutable_exec()->set_syscall("execveat");
+  ev.mutable_exec()->set_path("/dev/fd/3");
+  auto ctx = Ctx(ev);
+  EXPECT_EQ(Text(ctx, "evt.arg.exe"), "x");
+  EXPECT_EQ(Text(ctx, "evt.arg.filename"), "/dev/fd/3");  // audit names it; libs' table not
+  EXPECT_EQ(Text(ctx, "evt.arg", 29), "root");  // gid 0
+  ev.mutable_exec()->set_gid(5);
+  EXPECT_EQ(Text(ctx, "evt.arg.gid"), "5");
+  EXPECT_EQ(Text(ctx, "evt.arg", 30), "/dev/fd/3");
+}
+
+v1::Event ChmodEvent(const std::string& syscall, const std::string& path, uint32_t mode) {
+  v1::Event ev;
+  ev.set_container_id(testing::kCid);
+  v1::Chmod* c = ev.mutable_chmod();
+  c->set_syscall(syscall);
+  c->set_success(true);
+  c->set_path(path);
+  c->set_new_mode(mode);
+  c->set_pid(10);
+  c->set_comm("chmod");
+  return ev;
+}
+
+TEST(FalcoEvtArg, ChmodFamily) {
+  for (const char* sc : {"chmod", "fchmodat", "fchmodat2"}) {
+    auto ev = ChmodEvent(sc, "/tmp/x", 0755);
+    auto ctx = Ctx(ev);
+    SCOPED_TRACE(sc);
+    EXPECT_EQ(Text(ctx, "evt.arg.res"), "0");
+    EXPECT_EQ(Text(ctx, "evt.arg.filename"), "/tmp/x");
+    // libs prints a mode's names (the octal only in evt.args), in its table's order.
+    EXPECT_EQ(Text(ctx, "evt.arg.mode"), "S_IXOTH|S_IROTH|S_IXGRP|S_IRGRP|S_IXUSR|S_IWUSR|S_IRUSR");
+    EXPECT_EQ(Text(ctx, "evt.rawarg.mode"), std::to_string(0755));
+    EXPECT_EQ(Text(ctx, "evt.arg.dirfd"), "<NA>");
+    EXPECT_EQ(Text(ctx, "fs.path.name"), "/tmp/x");
+  }
+  auto one = ChmodEvent("chmod", "/tmp/x", 0100);  // one name equal to the whole mode
+  EXPECT_EQ(Text(Ctx(one), "evt.arg.mode"), "S_IXUSR");
+  auto args = ChmodEvent("chmod", "/tmp/x", 0700);
+  EXPECT_EQ(Text(Ctx(args), "evt.args"),
+            "res=0 filename=/tmp/x mode=0700(S_IXUSR|S_IWUSR|S_IRUSR)");
+  auto f = ChmodEvent("fchmod", "", 0755);
+  auto fctx = Ctx(f);
+  EXPECT_EQ(Text(fctx, "evt.arg.fd"), "<NA>");
+  EXPECT_EQ(Text(fctx, "evt.arg.filename"), "<NA>");  // not an fchmod parameter
+  EXPECT_EQ(Text(fctx, "evt.arg", 2), "S_IXOTH|S_IROTH|S_IXGRP|S_IRGRP|S_IXUSR|S_IWUSR|S_IRUSR");
+  EXPECT_EQ(Text(fctx, "fd.num"), "<NA>");
+}
+
+// ---------------------------------------------------------------------------------------
+// fanotify's file events under Falco's names
+
+v1::Event Created(const std::string& path, uint32_t mode, const std::string& kind = "close_write") {
+  v1::Event ev = WriteEvent(path, kind);
+  ev.mutable_id()->set_seq(5);  // Falco's never_true is evt.num=0: events count from 1
+  v1::FileWrite* w = ev.mutable_write();
+  w->set_created(true);
+  w->set_mode(mode);
+  w->set_inode(99);
+  w->set_dev_major(254);
+  w->set_dev_minor(1);
+  w->set_upper_path("/var/lib/containerd/snapshots/4/fs" + path);
+  return ev;
+}
+
+TEST(FalcoFileEvents, KindsMapToFalcoSyscalls) {
+  const struct {
+    const char* kind;
+    const char* type;
+    bool open_write;
+  } kCases[] = {
+      {"close_write", "openat", true}, {"modify", "openat", true},   {"create", "openat", true},
+      {"rename", "renameat2", false},  {"delete", "unlinkat", false}, {"attrib", "attrib", false},
+  };
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.kind);
+    auto ev = WriteEvent("/usr/bin/x", c.kind);
+    auto ctx = Ctx(ev);
+    EXPECT_EQ(EventType(ev), c.type);
+    EXPECT_TRUE(IsProducedEventType(c.type));
+    EXPECT_EQ(Text(ctx, "evt.type"), c.type);
+    EXPECT_EQ(Text(ctx, "fd.write_kind"), c.kind);
+    EXPECT_EQ(Text(ctx, "evt.is_open_write"), c.open_write ? "true" : "false");
+    EXPECT_EQ(Text(ctx, "evt.is_open_read"), "false");
+    EXPECT_EQ(Text(ctx, "evt.is_open_exec"), "false");  // not created
+    EXPECT_EQ(Text(ctx, "fd.num"), "2147483647");
+    EXPECT_EQ(Text(ctx, "fd.typechar"), "f");
+    EXPECT_EQ(Text(ctx, "fd.type"), "file");
+    EXPECT_EQ(Text(ctx, "fd.name_changed"), "false");
+    EXPECT_EQ(Text(ctx, "fd.nameraw"), "/usr/bin/x");
+    EXPECT_EQ(Text(ctx, "evt.rawres"), "0");
+    EXPECT_EQ(Text(ctx, "evt.category"), "file");
+    EXPECT_EQ(Text(ctx, "syscall.type"), std::string(c.type) == "attrib" ? "<NA>" : c.type);
+  }
+  EXPECT_EQ(FileEventType("something_new"), "something_new");
+}
+
+TEST(FalcoFileEvents, OpenatArgs) {
+  auto plain = WriteEvent("/etc/passwd", "modify");
+  auto pctx = Ctx(plain);
+  EXPECT_EQ(Text(pctx, "evt.arg.flags"), "O_WRONLY");
+  EXPECT_EQ(Text(pctx, "evt.arg.fd"), "<f>/etc/passwd");
+  EXPECT_EQ(Text(pctx, "evt.rawarg.fd"), "2147483647");
+  EXPECT_EQ(Text(pctx, "evt.arg.name"), "/etc/passwd");
+  EXPECT_EQ(Text(pctx, "evt.arg.mode"), "0");
+  EXPECT_EQ(Text(pctx, "evt.arg.ino"), "<NA>");
+  EXPECT_EQ(Text(pctx, "evt.is_open_create"), "false");
+  EXPECT_EQ(Text(pctx, "fs.path.name"), "/etc/passwd");
+
+  auto exe = Created("/tmp/dropper", 0100755);
+  auto ctx = Ctx(exe);
+  EXPECT_EQ(Text(ctx, "evt.arg.flags"), "O_CREAT|O_WRONLY|O_F_CREATED|FD_UPPER_LAYER");
+  EXPECT_EQ(Text(ctx, "evt.rawarg.flags"), std::to_string(2 | 4 | (1 << 14) | (1 << 15)));
+  EXPECT_EQ(Text(ctx, "evt.arg.mode"), "0755");
+  EXPECT_EQ(Text(ctx, "evt.arg.ino"), "99");
+  EXPECT_EQ(Text(ctx, "evt.arg.dev"), "FE00001");
+  EXPECT_EQ(Text(ctx, "evt.arg.dirfd"), "<NA>");
+  EXPECT_EQ(Text(ctx, "evt.is_open_exec"), "true");
+  EXPECT_EQ(Text(ctx, "evt.is_open_create"), "true");
+  EXPECT_EQ(Text(ctx, "evt.arg", 2), "/tmp/dropper");
+  EXPECT_EQ(Text(ctx, "evt.args"),
+            "fd=2147483647(<f>/tmp/dropper) dirfd=<NA> name=/tmp/dropper "
+            "flags=49158(O_CREAT|O_WRONLY|O_F_CREATED|FD_UPPER_LAYER) mode=0755 dev=FE00001 "
+            "ino=99");
+
+  auto data = Created("/tmp/notes", 0100644);
+  EXPECT_EQ(Text(Ctx(data), "evt.is_open_exec"), "false");
+}
+
+TEST(FalcoFileEvents, RenameAndDeleteArgs) {
+  auto mv = WriteEvent("/usr/bin/x", "rename");
+  mv.mutable_write()->set_old_path("/tmp/x");
+  auto ctx = Ctx(mv);
+  EXPECT_EQ(Text(ctx, "evt.arg.oldpath"), "/tmp/x");
+  EXPECT_EQ(Text(ctx, "evt.arg.newpath"), "/usr/bin/x");
+  EXPECT_EQ(Text(ctx, "evt.arg.res"), "0");
+  EXPECT_EQ(Text(ctx, "evt.arg.name"), "<NA>");
+  EXPECT_EQ(Text(ctx, "fs.path.source"), "/tmp/x");
+  EXPECT_EQ(Text(ctx, "fs.path.target"), "/usr/bin/x");
+  EXPECT_EQ(Text(ctx, "fs.path.name"), "<NA>");
+
+  auto rm = WriteEvent("/usr/bin/x", "delete");
+  auto rctx = Ctx(rm);
+  EXPECT_EQ(Text(rctx, "evt.arg.name"), "/usr/bin/x");
+  EXPECT_EQ(Text(rctx, "evt.arg.oldpath"), "<NA>");
+  EXPECT_EQ(Text(rctx, "fs.path.name"), "/usr/bin/x");
+
+  auto at = WriteEvent("/usr/bin/x", "attrib");
+  EXPECT_EQ(Text(Ctx(at), "evt.args"), "<NA>");  // driftwatch's own: no parameters
+  EXPECT_EQ(Text(Ctx(at), "evt.arg", 0), "<NA>");
+}
+
+// ---------------------------------------------------------------------------------------
+// proc.pexe, proc.aexe, proc.aexepath
+
+TEST(FalcoProcFields, AncestorExe) {
+  auto ev = ExecEvent("sh", "/bin/busybox", {"sh", "-c", "x"});
+  auto ctx = Ctx(ev);
+  auto ancestor = [&](uint32_t pid, std::string name, std::string exepath, std::string exe) {
+    ProcessInfo& a = ctx.lineage.emplace_back();
+    a.pid = pid;
+    a.name = std::move(name);
+    a.exepath = exepath;
+    a.exe_file = std::move(exepath);
+    a.exe = std::move(exe);
+  };
+  ancestor(4200, "bash", "/usr/bin/bash", "-bash");
+  ancestor(4100, "sshd", "/usr/sbin/sshd", "/usr/sbin/sshd");
+  EXPECT_EQ(Text(ctx, "proc.pexe"), "-bash");
+  EXPECT_EQ(Text(ctx, "proc.aexe", 0), "sh");
+  EXPECT_EQ(Text(ctx, "proc.aexe", 1), "-bash");
+  EXPECT_EQ(Text(ctx, "proc.aexe", 2), "/usr/sbin/sshd");
+  EXPECT_EQ(Text(ctx, "proc.aexe", 3), "<NA>");
+  EXPECT_EQ(Text(ctx, "proc.aexe"), "-bash /usr/sbin/sshd");
+  EXPECT_EQ(Text(ctx, "proc.aexepath", 0), "/bin/busybox");
+  EXPECT_EQ(Text(ctx, "proc.aexepath", 2), "/usr/sbin/sshd");
+  auto c = cond::CompileText("proc.aexepath[2] = /usr/sbin/sshd and proc.aexe endswith sshd");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_TRUE(c->Evaluate(ctx));
+  EXPECT_EQ(Text(Ctx(ev), "proc.pexe"), "<NA>");  // no lineage known
+}
+
+// ---------------------------------------------------------------------------------------
+// The vocabulary: Falco's fields known, `never` where driftwatch has no value
+
+TEST(FalcoVocabulary, NeverFieldsAreKnownAndMarked) {
+  for (const char* f : {"fd.sip", "fd.rport", "fd.l4proto", "evt.buffer", "evt.arg.request",
+                        "evt.rawarg.request", "evt.arg.domain", "fd.types", "proc.vmsize",
+                        "evt.latency", "fdlist.sports", "evt.arg.cap_permitted"}) {
+    const FieldInfo* fi = FindField(f);
+    ASSERT_NE(fi, nullptr) << f;
+    EXPECT_FALSE(fi->never.empty()) << f;
+    EXPECT_TRUE(fi->doc.starts_with("NEVER SET (")) << f << ": " << fi->doc;
+  }
+  for (const char* f : {"evt.arg.flags", "evt.arg.name", "evt.arg.oldpath", "evt.arg.newpath",
+                        "evt.arg.fd", "evt.arg.mode", "evt.arg.filename", "evt.rawarg.flags",
+                        "evt.is_open_exec", "fd.num", "proc.pexe", "proc.aexe", "evt.args",
+                        "evt.arg", "fs.path.name", "fd.write_kind"}) {
+    const FieldInfo* fi = FindField(f);
+    ASSERT_NE(fi, nullptr) << f;
+    EXPECT_TRUE(fi->never.empty()) << f;
+  }
+  // Typos stay unknown: the name must be one of Falco's.
+  for (const char* f : {"proc.nmae", "evt.arg.nosuchparam", "evt.rawarg.nosuch", "fd.sipp"}) {
+    EXPECT_EQ(FindField(f), nullptr) << f;
+  }
+  EXPECT_EQ(FindField("fd.sip")->type, FieldType::kString);
+  EXPECT_EQ(FindField("fd.rport")->type, FieldType::kNumber);
+  EXPECT_EQ(FindField("fd.types")->arg, FieldArgMode::kOptional);
+  EXPECT_EQ(FindField("evt.rawarg.flags")->type, FieldType::kNumber);
+  EXPECT_EQ(FindField("evt.rawarg.name")->type, FieldType::kString);
+  // A never field compiles, and is unset on every event.
+  auto c = cond::CompileText("fd.sip != 127.0.0.1");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  auto ev = WriteEvent("/x");
+  EXPECT_FALSE(c->Evaluate(Ctx(ev)));
+  EXPECT_EQ(Text(Ctx(ev), "fd.sip"), "<NA>");
+  std::string md = FieldsMarkdown();
+  EXPECT_NE(md.find("## Fields driftwatch never sets"), std::string::npos);
+  EXPECT_NE(md.find("| `fd.sip` | string | network activity: the sensor sees no socket events |"),
+            std::string::npos);
+}
+
+TEST(FalcoVocabulary, ContainerPluginFields) {
+  auto c = Container();
+  c.set_sandbox_id("63060edc2d3aa803ab559f2393776b151f99fc5b05035b21db66b3b62246ad6a");
+  c.set_pod_uid("3e41dc6b-uid");
+  c.set_start_time_ns(1699999999000000000);
+  auto* l = c.add_labels();
+  l->set_key("app");
+  l->set_value("api");
+  l = c.add_labels();
+  l->set_key("tier");
+  l->set_value("web");
+  auto ev = ExecEvent("sh", "/bin/sh", {"sh"});
+  auto ctx = Ctx(ev, &c);
+  EXPECT_EQ(Text(ctx, "k8s.pod.sandbox_id"), "63060edc2d3a");
+  EXPECT_EQ(Text(ctx, "k8s.pod.full_sandbox_id"), c.sandbox_id());
+  EXPECT_EQ(Text(ctx, "k8s.pod.id"), "3e41dc6b-uid");
+  EXPECT_EQ(Text(ctx, "container.labels"), "app:api,tier:web");
+  EXPECT_EQ(Text(ctx, "container.duration"), std::to_string(1000000000 + 123456789));
+  for (const char* f : {"container.ip", "container.host_pid", "k8s.pod.labels", "k8s.rs.name",
+                        "container.healthcheck", "proc.is_container_healthcheck"}) {
+    const FieldInfo* fi = FindField(f);
+    ASSERT_NE(fi, nullptr) << f;
+    EXPECT_FALSE(fi->never.empty()) << f;
+    EXPECT_EQ(Text(ctx, f), "<NA>") << f;
+  }
+}
+
+TEST(FalcoVocabulary, EventTypeGroups) {
+  EXPECT_EQ(EventTypeGroup("connect"), "network");
+  EXPECT_EQ(EventTypeGroup("openat"), "file");
+  EXPECT_EQ(EventTypeGroup("execve"), "process");
+  EXPECT_EQ(EventTypeGroup("ptrace"), "process");
+  EXPECT_EQ(EventTypeGroup("read"), "I/O");
+  EXPECT_EQ(EventTypeGroup("no_such_event"), "other");
+}
+
+// The field names of every condition, output and exception of the upstream files.
+std::set<std::string> UpstreamFieldNames() {
+  std::set<std::string> names;
+  const std::regex field(R"((?:^|[^A-Za-z0-9_.%])%?((?:evt|proc|thread|user|group|container|fd|fs|k8s|syscall|fdlist)\.[A-Za-z0-9_.]*[A-Za-z0-9_]))");
+  auto scan = [&](const std::string& text) {
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), field); it != std::sregex_iterator();
+         ++it) {
+      names.insert((*it)[1]);
+    }
+  };
+  for (const std::string& f : kUpstreamFiles) {
+    YAML::Node doc = YAML::LoadFile(kUpstream + f);
+    for (const YAML::Node& item : doc) {
+      for (const char* key : {"condition", "output"}) {
+        if (item[key] && item[key].IsScalar()) scan(std::string(1, ' ').append(item[key].as<std::string>()));
+      }
+      if (item["exceptions"] && item["exceptions"].IsSequence()) {
+        for (const YAML::Node& e : item["exceptions"]) {
+          if (!e["fields"]) continue;
+          if (e["fields"].IsScalar()) names.insert(e["fields"].as<std::string>());
+          if (e["fields"].IsSequence()) {
+            for (const YAML::Node& n : e["fields"]) names.insert(n.as<std::string>());
+          }
+        }
+      }
+    }
+  }
+  return names;
+}
+
+TEST(FalcoVocabulary, EveryFieldOfTheUpstreamRulesIsKnown) {
+  ASSERT_TRUE(std::ifstream(kUpstream + "falco_rules.yaml").good())
+      << "upstream rules not found at " << kUpstream << " (../shared beside the checkout)";
+  std::set<std::string> names = UpstreamFieldNames();
+  EXPECT_GT(names.size(), 80u);
+  // container.mounts and container.mount.dest come from Falco's container plugin, and with
+  // the /proc reading of the sensor (lib/rules/fields_proc_state.cc).
+  const std::set<std::string> elsewhere = {"container.mounts", "container.mount.dest"};
+  std::vector<std::string> unknown;
+  for (const std::string& n : names) {
+    if (elsewhere.contains(n)) continue;
+    if (FindField(n) == nullptr) unknown.push_back(n);
+  }
+  EXPECT_TRUE(unknown.empty()) << ::testing::PrintToString(unknown);
+  // Those our events carry have values somewhere; these few are Falco's own conditions'
+  // and must not be `never`.
+  for (const char* n : {"evt.arg.flags", "evt.arg.name", "evt.arg.path", "evt.arg.oldpath",
+                        "evt.arg.newpath", "fd.num", "fd.nameraw", "evt.is_open_exec",
+                        "evt.is_open_read", "proc.pexe", "proc.aexe", "proc.aexepath",
+                        "fd.name_changed"}) {
+    if (!names.contains(n)) continue;
+    const FieldInfo* f = FindField(n);
+    ASSERT_NE(f, nullptr) << n;
+    if (std::string_view(n) == "evt.arg.path") continue;  // mkdir's, not produced
+    EXPECT_TRUE(f->never.empty()) << n;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream conditions, read from the upstream files, on driftwatch's events
+
+// Macros and lists of the three upstream files, for compiling one of their conditions.
+class Upstream {
+ public:
+  Upstream() {
+    for (const std::string& f : kUpstreamFiles) {
+      YAML::Node doc = YAML::LoadFile(kUpstream + f);
+      for (const YAML::Node& item : doc) {
+        if (item["macro"] && item["condition"]) {
+          auto n = cond::Parse(item["condition"].as<std::string>());
+          if (n) macros_[item["macro"].as<std::string>()] = std::move(*n);
+        } else if (item["list"] && item["items"]) {
+          auto& l = raw_lists_[item["list"].as<std::string>()];
+          l.clear();
+          for (const YAML::Node& i : item["items"]) l.push_back(i.as<std::string>());
+        } else if (item["rule"] && item["condition"]) {
+          rules_[item["rule"].as<std::string>()] = item["condition"].as<std::string>();
+        }
+      }
+    }
+    for (const auto& [name, items] : raw_lists_) {
+      std::vector<std::string>& out = lists_[name];
+      for (const std::string& i : items) {
+        auto sub = raw_lists_.find(i);
+        if (sub == raw_lists_.end()) out.push_back(i);
+        else out.insert(out.end(), sub->second.begin(), sub->second.end());
+      }
+    }
+  }
+
+  cond::CompiledCondition Compile(const std::string& text) const {
+    cond::Names names;
+    names.macro = [this](std::string_view n) -> const cond::Node* {
+      auto it = macros_.find(std::string(n));
+      return it == macros_.end() ? nullptr : it->second.get();
+    };
+    names.list = [this](std::string_view n) -> const std::vector<std::string>* {
+      auto it = lists_.find(std::string(n));
+      return it == lists_.end() ? nullptr : &it->second;
+    };
+    auto root = cond::Parse(text);
+    EXPECT_TRUE(root.has_value()) << text;
+    auto c = cond::Compile(**root, names);
+    EXPECT_TRUE(c.has_value()) << text << ": " << (c ? "" : c.error().message);
+    return c ? std::move(*c) : cond::CompiledCondition();
+  }
+
+  cond::CompiledCondition Rule(const std::string& name) const {
+    EXPECT_TRUE(rules_.count(name)) << name;
+    return Compile(rules_.count(name) ? rules_.at(name) : "evt.num = 0 and evt.num != 0");
+  }
+
+ private:
+  std::map<std::string, cond::NodePtr> macros_;
+  std::map<std::string, std::vector<std::string>> raw_lists_;
+  std::map<std::string, std::vector<std::string>> lists_;
+  std::map<std::string, std::string> rules_;
+};
+
+TEST(FalcoUpstream, OpenWriteAndOpenCreateDriftMeetFileEvents) {
+  ASSERT_TRUE(std::ifstream(kUpstream + "falco_rules.yaml").good());
+  Upstream up;
+  auto open_write = up.Compile("open_write");
+  auto drift = up.Rule("Container Drift Detected (open+create)");
+  auto c = Container();
+
+  auto dropper = Created("/tmp/dropper", 0100755);
+  EXPECT_TRUE(open_write.Evaluate(Ctx(dropper, &c)));
+  EXPECT_TRUE(drift.Evaluate(Ctx(dropper, &c)));
+
+  auto data = Created("/tmp/data", 0100644);
+  EXPECT_TRUE(open_write.Evaluate(Ctx(data, &c)));
+  EXPECT_FALSE(drift.Evaluate(Ctx(data, &c)));
+
+  auto modified = WriteEvent("/usr/bin/x", "modify");
+  modified.mutable_id()->set_seq(6);
+  modified.mutable_write()->set_mode(0100755);
+  EXPECT_TRUE(open_write.Evaluate(Ctx(modified, &c)));
+  EXPECT_FALSE(drift.Evaluate(Ctx(modified, &c)));  // not created here
+
+  for (const char* kind : {"rename", "delete", "attrib"}) {
+    auto ev = Created("/tmp/y", 0100755, kind);
+    EXPECT_FALSE(open_write.Evaluate(Ctx(ev, &c))) << kind;
+    EXPECT_FALSE(drift.Evaluate(Ctx(ev, &c))) << kind;
+  }
+  auto chmod = ChmodEvent("chmod", "/tmp/x", 0755);
+  EXPECT_FALSE(open_write.Evaluate(Ctx(chmod, &c)));
+
+  // Falco's rename and remove macros (incubating) meet renames and deletes.
+  auto rename = up.Compile("rename");
+  auto remove = up.Compile("remove");
+  auto mv = WriteEvent("/usr/bin/x", "rename");
+  auto rm = WriteEvent("/usr/bin/x", "delete");
+  EXPECT_TRUE(rename.Evaluate(Ctx(mv, &c)));
+  EXPECT_FALSE(rename.Evaluate(Ctx(rm, &c)));
+  EXPECT_TRUE(remove.Evaluate(Ctx(rm, &c)));
+}
+
+TEST(FalcoUpstream, ChmodDrift) {
+  Upstream up;
+  auto c = Container();
+  auto drift = up.Rule("Container Drift Detected (chmod)");
+  auto plus_x = ChmodEvent("fchmodat", "/tmp/x", 0755);
+  plus_x.mutable_id()->set_seq(9);
+  EXPECT_TRUE(drift.Evaluate(Ctx(plus_x, &c)));
+  auto no_x = ChmodEvent("chmod", "/tmp/x", 0644);
+  no_x.mutable_id()->set_seq(10);
+  EXPECT_FALSE(drift.Evaluate(Ctx(no_x, &c)));
+  auto failed = ChmodEvent("chmod", "/tmp/x", 0755);
+  failed.mutable_id()->set_seq(11);
+  failed.mutable_chmod()->set_success(false);
+  failed.mutable_chmod()->set_exit(-1);
+  failed.mutable_chmod()->set_errno_name("EPERM");
+  EXPECT_FALSE(drift.Evaluate(Ctx(failed, &c)));
+}
+
+TEST(FalcoUpstream, ExecRulesReadEvtArgFlags) {
+  Upstream up;
+  auto c = Container();
+  // Falco's "Drop and execute new binary in container".
+  auto drop = up.Rule("Drop and execute new binary in container");
+  auto ev = ExecEvent("x", "/tmp/x", {"/tmp/x"});
+  ev.mutable_exec()->set_is_exe_upper_layer(true);
+  EXPECT_TRUE(drop.Evaluate(Ctx(ev, &c)));
+  ev.mutable_exec()->set_is_exe_upper_layer(false);
+  EXPECT_FALSE(drop.Evaluate(Ctx(ev, &c)));
+  // A condition on evt.arg.flags as Falco writes them.
+  auto flags = up.Compile("evt.arg.flags contains EXE_UPPER_LAYER");
+  ev.mutable_exec()->set_is_exe_upper_layer(true);
+  EXPECT_TRUE(flags.Evaluate(Ctx(ev, &c)));
+}
+
+}  // namespace
+}  // namespace driftwatch
