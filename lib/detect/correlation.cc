@@ -29,6 +29,7 @@ struct Correlator::Proc {
   std::string name, exepath, cmdline;
   std::string exe_file;  // the script or loaded program it runs; empty: exepath
   ProcessInfo::Origin origin = ProcessInfo::Origin::kUnknown;
+  int64_t fork_ns = 0;   // its start as the sensor read it (ProcessExec.start_time_ns); 0 unknown
 };
 
 struct Correlator::ProcSlot {
@@ -221,6 +222,7 @@ std::vector<ProcessInfo> Correlator::Lineage(const std::string& node, uint32_t p
     if (p == nullptr || (child_start != 0 && p->start_ns > child_start)) break;
     out.push_back({p->pid, p->name, p->exepath, p->cmdline, p->origin,
                    p->exe_file.empty() ? p->exepath : p->exe_file});
+    out.back().start_ns = p->fork_ns;
     if (p->ppid == p->pid) break;
     child_start = p->start_ns;
     pid = p->ppid;
@@ -267,6 +269,7 @@ Correlator::Proc* Correlator::RecordExec(const std::string& node, const v1::Even
     if (p.ppid == e.ppid() && p.start_ns <= ev.time_ns()) *start_ns = p.start_ns;
     p = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
              CommandLine(e), e.exe_file()};
+    p.fork_ns = e.start_time_ns();
     proc_bytes_ -= it->second.bytes;
     share.proc_bytes -= it->second.bytes;
     it->second.bytes = EntryBytes(p);
@@ -279,6 +282,7 @@ Correlator::Proc* Correlator::RecordExec(const std::string& node, const v1::Even
     recorded = &slot.proc;
     slot.proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
                      CommandLine(e), e.exe_file()};
+    slot.proc.fork_ns = e.start_time_ns();
     slot.order = share.procs.insert(share.procs.end(), key);
     slot.bytes = EntryBytes(slot.proc);
     proc_bytes_ += slot.bytes;

@@ -25,6 +25,8 @@ struct ProcessInfo {
   // (written since it started), or unknown (an offline log, a process seen only by name).
   enum class Origin : uint8_t { kUnknown, kImage, kUpper } origin = Origin::kUnknown;
   std::string exe_file;  // the file it runs (its proc.exe_file): a script, not its shell
+  int64_t start_ns = 0;  // when it started (its fork), ns since the epoch, as the sensor read
+                         // it at its exec; 0 unknown (offline logs, a process gone first)
 };
 
 // What correlation knows about the executable of an exec event (or the file of a write).

@@ -20,7 +20,7 @@ struct Registry {
   std::unordered_map<std::string_view, FieldInfo*> by_name;
 
   Registry() {
-    for (auto table : {EvtFields(), ProcFields(), UserFields(), ContainerFields(), FdFields()}) {
+    for (auto table : {EvtFields(), ProcFields(), UserFields(), ContainerFields(), FdFields(), ProcStateFields()}) {
       for (const FieldInfo& f : table) by_name.emplace(f.name, &fields.emplace_back(f));
     }
     for (const EventField& e : EventFields()) {

@@ -97,6 +97,7 @@ std::span<const FieldInfo> ProcFields();
 std::span<const FieldInfo> UserFields();
 std::span<const FieldInfo> ContainerFields();
 std::span<const FieldInfo> FdFields();
+std::span<const FieldInfo> ProcStateFields();
 
 // Helpers the field files share.
 namespace fields {

@@ -48,6 +48,15 @@ dw_ctr_exec "$ctd" "$cid" e1 /bin/sh -c '
     f=/tmp/$(printf "\377")x; cp /bin/busybox "$f"; chmod 755 "$f"
     "$f" 2>&1 | grep -q "applet not found" && echo odd-ran
     /bin/ls / >/dev/null
+    # What the sensor reads of a process at its exec (vpid, session, caps, environment, the
+    # executable'"'"'s times) and names from the container'"'"'s own /etc/passwd and /etc/group,
+    # not the host'"'"'s: uid and gid 0 are named "croot" and "cgrp" here. The sensor checks
+    # those files at most once a second: wait for it. The probe lives a second, to be read.
+    mkdir -p /etc
+    echo "croot:x:0:0:container root:/root:/bin/sh" >/etc/passwd
+    echo "cgrp:x:0:" >/etc/group
+    sleep 1.2
+    DW_MARK="$(printf "m\377")" /tmp/busybox_dropped sh -c "sleep 1; true" state-probe
     i=0
     while [ $i -lt 200 ]; do /tmp/busybox_dropped true short-$i; i=$((i + 1)); done
 ' </dev/null >"$tmp/exec.out"

@@ -369,7 +369,7 @@ TEST(RuleLoader, DisabledRuleErrorsAreWarningsAndSkipUnknownFilter) {
   auto set = MustLoad({{"a.yaml", R"(
 - rule: Off
   desc: d
-  condition: proc.vpid = 1
+  condition: proc.fdopencount = 1
   output: o
   priority: debug
   enabled: false
@@ -389,7 +389,7 @@ TEST(RuleLoader, DisabledRuleErrorsAreWarningsAndSkipUnknownFilter) {
   ASSERT_TRUE(set);
   EXPECT_EQ(set->enabled_count(), 1u);
   std::string w = AllMessages(set->warnings());
-  EXPECT_NE(w.find("warning: rule 'Off': unknown field 'proc.vpid'"), std::string::npos) << w;
+  EXPECT_NE(w.find("warning: rule 'Off': unknown field 'proc.fdopencount'"), std::string::npos) << w;
   EXPECT_NE(w.find("rule 'Skipped'"), std::string::npos) << w;
   EXPECT_NE(w.find("unknown key 'some_future_key'"), std::string::npos) << w;
 }
