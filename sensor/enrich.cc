@@ -374,13 +374,13 @@ void Enricher::ReadProcessState(v1::ProcessExec* x, int pfd, const ProcStat& st,
       x->set_session_leader_name(*n);
     }
   }
+  // The group leader's name costs no read of its own: known when the process or its
+  // session leader leads the group (a shell's job, a session's first group); else unset.
   if (st.pgrp > 0) {
     if (static_cast<uint32_t>(st.pgrp) == pid) {
       x->set_pgid_leader_name(std::string(st.comm));
-    } else if (st.pgrp == st.session) {
-      if (!x->session_leader_name().empty()) x->set_pgid_leader_name(x->session_leader_name());
-    } else if (auto n = LeaderName(st.pgrp, st.start_ticks)) {
-      x->set_pgid_leader_name(*n);
+    } else if (st.pgrp == st.session && !x->session_leader_name().empty()) {
+      x->set_pgid_leader_name(x->session_leader_name());
     }
   }
   SetNames(x, pfd, container);

@@ -25,8 +25,9 @@
 // reads through it fail once it exits, even if the pid is reused); it then reads stat,
 // status and environ through it once each, and fstat()s exe. What a later exec could have
 // changed (caps, environ, exe times) is kept only while stat's comm is still the event's.
-// Session and process group leaders' names cost one read of their stat each, when the
-// process is not the leader itself. User and group names come from IdNameCache.
+// The session leader's name costs one read of its stat when the process is not the leader
+// itself; the group leader's is set only when no read is needed (the process or its
+// session leader leads the group): Falco's rules name proc.sname, not proc.vpgid.name. User and group names come from IdNameCache.
 //
 // Thread-safety: not thread-safe; one Enricher per parser thread.
 #pragma once

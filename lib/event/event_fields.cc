@@ -306,7 +306,9 @@ constexpr EventField kFields[] = {
      "still ran at the exec",
      kExec, [](const E& ev, const I*, V* out) { return StrIfSet(X(ev).session_leader_name(), out); }},
     {"proc.vpgid.name", T::kString,
-     "name (comm) of the process group leader, when it still ran at the exec", kExec,
+     "name (comm) of the process group leader, when it is the process itself or its session "
+     "leader (no other leader is read)",
+     kExec,
      [](const E& ev, const I*, V* out) { return StrIfSet(X(ev).pgid_leader_name(), out); }},
     {"thread.cap_effective", T::kString,
      "effective capabilities, their names space-separated (\"CAP_CHOWN CAP_KILL\"); empty "

@@ -45,7 +45,7 @@ std::optional<ProcStat> ParseProcStat(std::string_view text) {
   st.comm = text.substr(open + 1, p - open - 1);
   int field = 2;
   size_t i = p + 1;
-  while (i < text.size() && field < 49) {
+  while (i < text.size() && field < 51) {
     while (i < text.size() && text[i] == ' ') ++i;
     if (i >= text.size() || text[i] == '\n') break;
     size_t end = text.find_first_of(" \n", i);
@@ -59,8 +59,8 @@ std::optional<ProcStat> ParseProcStat(std::string_view text) {
       case 5: ok = ParseNum(f, &st.pgrp); break;
       case 6: ok = ParseNum(f, &st.session); break;
       case 22: ok = ParseNum(f, &st.start_ticks); break;
-      case 48: ok = ParseNum(f, &st.env_start); break;
-      case 49: ok = ParseNum(f, &st.env_end); break;
+      case 50: ok = ParseNum(f, &st.env_start); break;
+      case 51: ok = ParseNum(f, &st.env_end); break;
       default: break;
     }
     if (!ok) {
@@ -71,7 +71,7 @@ std::optional<ProcStat> ParseProcStat(std::string_view text) {
     i = end;
   }
   if (field < 22) return std::nullopt;
-  if (field < 49 || st.env_end < st.env_start) st.env_start = st.env_end = 0;
+  if (field < 51 || st.env_end < st.env_start) st.env_start = st.env_end = 0;
   return st;
 }
 

@@ -27,7 +27,7 @@ struct ProcStat {
   int64_t pgrp = -1;         // field 5: process group, in the pid namespace of the procfs read
   int64_t session = -1;      // field 6: session id, likewise
   uint64_t start_ticks = 0;  // field 22: start time, clock ticks since boot
-  // Fields 48 and 49 (Linux 3.5+; 0 when the reader may not ptrace the process): where the
+  // Fields 50 and 51 (Linux 3.5+; 0 when the reader may not ptrace the process): where the
   // environment lies in its memory, so env_end - env_start is /proc/<pid>/environ's size.
   uint64_t env_start = 0, env_end = 0;
 };

@@ -27,10 +27,10 @@ TEST(ProcfsTest, RefusesWhatIsNotAStatLine) {
 }
 
 TEST(ProcfsTest, ParsesStatIdsCommAndEnvironmentBounds) {
-  // A real line's shape: env_start and env_end are fields 48 and 49.
+  // A real line's shape: arg_start, arg_end, env_start, env_end are fields 48 to 51.
   std::string line = "4242 (sh) S 4100 4200 4000 34816 4242 4194560 1 0 0 0 0 0 0 0 20 0 1 0 "
                      "123456 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 "
-                     "140000 140512 30 0\n";
+                     "139000 139100 140000 140512 0\n";
   auto st = ParseProcStat(line);
   ASSERT_TRUE(st);
   EXPECT_EQ(st->comm, "sh");
@@ -113,6 +113,11 @@ TEST(ProcfsTest, ReadsOwnProcess) {
   std::string text;
   EXPECT_TRUE(ReadSmallFile("/proc/self/cgroup", &text));
   EXPECT_FALSE(ReadSmallFile("/proc/self/no-such-file", &text));
+  // stat's environment bounds are /proc/self/environ's size (fields 50, 51; root may read).
+  ASSERT_TRUE(ReadSmallFile("/proc/self/environ", &text));
+  if (st->env_end != 0) {
+    EXPECT_EQ(st->env_end - st->env_start, text.size());
+  }
   auto own = ParseProcStatus((ReadSmallFile("/proc/self/status", &text), text));
   EXPECT_EQ(own.vpid, static_cast<uint32_t>(getpid()));
   EXPECT_TRUE(own.cap_effective);
