@@ -340,12 +340,14 @@ void Enricher::ReadProcessState(v1::ProcessExec* x, int pfd, const ProcStat& st,
     ++stats_.state_moved;
   } else {
     if (environ_max_bytes_ > 0) {
-      // stat says how big the environment is: read at most the cap, once.
+      // stat says how big the environment is (0, 0 when it may not say): read at most the
+      // cap, once. An empty environment reads nothing.
+      const bool bounds = st.env_end != 0;
       const uint64_t size = st.env_end - st.env_start;
-      const size_t want = size > 0 ? static_cast<size_t>(std::min<uint64_t>(size, environ_max_bytes_))
-                                   : environ_max_bytes_ + 1;
-      bool read_ok = ReadOnce(pfd, "environ", want, &buf_);
-      if (read_ok || size == 0) {
+      const size_t want = bounds ? static_cast<size_t>(std::min<uint64_t>(size, environ_max_bytes_))
+                                 : environ_max_bytes_ + 1;
+      bool read_ok = want > 0 && ReadOnce(pfd, "environ", want, &buf_);
+      if (read_ok || (bounds && size == 0)) {
         if (!read_ok) buf_.clear();
         uint64_t beyond = size > buf_.size() ? size - buf_.size() : 0;
         Environ env = SplitEnviron(buf_, environ_max_bytes_, beyond);
