@@ -19,6 +19,7 @@ def main():
     ap.add_argument("--sha256", required=True, help="sha256 of the dropped binary")
     ap.add_argument("--odd-container", help="a container whose pod and own names are not UTF-8")
     ap.add_argument("--odd-uid", help="its pod's uid")
+    ap.add_argument("--odd-mount", help="its one mount, as container.mounts prints it")
     ap.add_argument("--no-cri", action="store_true")
     a = ap.parse_args()
 
@@ -164,6 +165,8 @@ def main():
             if not a.no_cri:
                 want.update({"k8s.pod.name": "odd-\udcff", "container.name": "app\udcfe",
                              "container.source": "cri"})
+                if a.odd_mount:
+                    want["container.mounts"] = [a.odd_mount]
             for k, v in want.items():
                 if last.get(k) != v:
                     fail("odd container event: %s = %r, want %r" % (k, last.get(k), v))

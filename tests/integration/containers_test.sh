@@ -29,7 +29,9 @@ grep -q "fanotify $mode" "$tmp/sensor.log" || die "sensor not in fanotify mode $
 # The odd pod first: the CRI answers that hold its name must not hide the other pod.
 odd_uid=$(cat /proc/sys/kernel/random/uuid)
 odd_pod=$(dw_pod_run "$ctd" "odd-$(printf '\377')" shop "$odd_uid" "/kubepods/besteffort/pod$odd_uid")
-odd_cid=$(dw_pod_container "$ctd" "$odd_pod" "app$(printf '\376')" -- /bin/sleep 1000)
+# It also has a bind mount (read-only), as CRI reports it: container.mounts.
+mkdir -p "$tmp/vol"
+odd_cid=$(dw_pod_container "$ctd" "$odd_pod" "app$(printf '\376')" --mount "$tmp/vol:/vol:ro" -- /bin/sleep 1000)
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$ctd" web-7d9f8-x2kqp shop "$uid" "/kubepods/besteffort/pod$uid")
 cid=$(dw_pod_container "$ctd" "$pod" app -- /bin/sleep 1000)
@@ -87,7 +89,7 @@ dw_audit_same "$tmp" || die "audit state not restored"
 python3 "$here/check_containers.py" "$tmp/events.jsonl" --container "$cid" --pod web-7d9f8-x2kqp \
     --namespace shop --uid "$uid" --name app --image-id "$image_id" --mode "$mode" \
     --sha256 "$(sha256sum /bin/busybox | cut -d' ' -f1)" --odd-container "$odd_cid" \
-    --odd-uid "$odd_uid" ${extra[@]+"${extra[@]}"}
+    --odd-uid "$odd_uid" --odd-mount "$tmp/vol:/vol::false:private" ${extra[@]+"${extra[@]}"}
 # Nothing refused for its encoding on the way: no protobuf complaint in the sensor's log.
 if grep -E "libprotobuf|not an event|failed to serialize" "$tmp/sensor.log"; then
     die "the sensor could not encode an event"
