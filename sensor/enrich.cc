@@ -89,9 +89,11 @@ bool Enricher::StartedBy(uint64_t start_ticks, int64_t event_boot_ns) const {
 }
 
 bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container, int pfd,
-                      const ProcStat* st) {
+                      const ProcStat* st, bool gone) {
   if (pid <= 0) return false;
-  std::optional<ProcStat> stat = st != nullptr ? std::optional<ProcStat>(*st) : ReadProcStat(pid);
+  std::optional<ProcStat> stat = st != nullptr ? std::optional<ProcStat>(*st)
+                                : gone         ? std::nullopt
+                                               : ReadProcStat(pid);
   if (!stat) {
     // Gone: the cache still knows container processes that exited since.
     auto it = cache_.find(pid);
@@ -151,11 +153,13 @@ void Enricher::Enrich(v1::Event* ev) {
   // Execs: /proc/<pid> opened once, while it is the process that made the event.
   std::string stat_text;
   ProcStat st;
-  const int pfd = ev->has_exec() ? OpenProcess(static_cast<pid_t>(pid), boot_ns, &stat_text, &st) : -1;
+  bool gone = false;
+  const int pfd =
+      ev->has_exec() ? OpenProcess(static_cast<pid_t>(pid), boot_ns, &stat_text, &st, &gone) : -1;
   std::string container;
   v1::Attribution how = v1::ATTRIBUTION_UNKNOWN;
   if (pfd >= 0 ? Lookup(static_cast<pid_t>(pid), boot_ns, &container, pfd, &st)
-               : Lookup(static_cast<pid_t>(pid), boot_ns, &container)) {
+               : Lookup(static_cast<pid_t>(pid), boot_ns, &container, -1, nullptr, gone)) {
     how = v1::ATTRIBUTION_CGROUP;
     ++stats_.by_cgroup;
   } else {
@@ -208,10 +212,13 @@ std::optional<bool> Enricher::InUpperLayer(const std::string& container,
 }
 
 int Enricher::OpenProcess(pid_t pid, int64_t event_boot_ns, std::string* stat_text,
-                          ProcStat* st) const {
+                          ProcStat* st, bool* gone) const {
   if (pid <= 0) return -1;
   int pfd = open(("/proc/" + std::to_string(pid)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (pfd < 0) return -1;
+  if (pfd < 0) {
+    if (gone != nullptr) *gone = errno == ENOENT || errno == ESRCH;
+    return -1;
+  }
   std::optional<ProcStat> s =
       ReadOnce(pfd, "stat", 1024, stat_text) ? ParseProcStat(*stat_text) : std::nullopt;
   if (s && s->state != 'Z' && s->state != 'X' && StartedBy(s->start_ticks, event_boot_ns)) {

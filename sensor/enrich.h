@@ -79,17 +79,20 @@ class Enricher {
   };
   // Reads the process's start time and container. False when it is gone or started after
   // `event_boot_ns` (pid reused).
-  // With `pfd` >= 0 (from OpenProcess, with its stat `st`), reads through it.
+  // With `pfd` >= 0 (from OpenProcess, with its stat `st`), reads through it; `gone`: the
+  // caller saw /proc/<pid> missing (only the cache can answer).
   bool Lookup(pid_t pid, int64_t event_boot_ns, std::string* container, int pfd = -1,
-              const ProcStat* st = nullptr);
+              const ProcStat* st = nullptr, bool gone = false);
   // Whether a process that started at `start_ticks` can have made an event at this time.
   bool StartedBy(uint64_t start_ticks, int64_t event_boot_ns) const;
   // Sets exe_file's real path, inode, device and exe_file_stat.
   // `pfd`: from OpenProcess, or -1.
   void LookAtExeFile(v1::ProcessExec* x, const std::string& container, int pfd);
   // /proc/<pid> (an O_PATH fd) while it is the process that made the event, else -1; its
-  // stat into *stat_text and *st (a view into *stat_text).
-  int OpenProcess(pid_t pid, int64_t event_boot_ns, std::string* stat_text, ProcStat* st) const;
+  // stat into *stat_text and *st (a view into *stat_text). *gone (if given): set when
+  // /proc/<pid> does not exist.
+  int OpenProcess(pid_t pid, int64_t event_boot_ns, std::string* stat_text, ProcStat* st,
+                  bool* gone = nullptr) const;
   // Sets the process state fields of `x` (see the header comment). `pfd`, `st`: as above.
   void ReadProcessState(v1::ProcessExec* x, int pfd, const ProcStat& st,
                         const std::string& container);
