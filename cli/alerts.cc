@@ -8,6 +8,7 @@
 #include "lib/base/clock.h"
 #include "lib/event/event_json.h"
 #include "lib/store/event_store.h"
+#include "lib/base/time_arg.h"
 #include "lib/base/terminal_text.h"
 
 namespace driftwatch::cli {

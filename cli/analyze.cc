@@ -194,11 +194,11 @@ int RunAnalyze(const AnalyzeOptions& opt) {
   }
   std::unique_ptr<Detector> detector;
   if (!opt.events && !opt.summary) {
-    // The shipped macros and lists always; then the shipped rules, or the user's files.
-    std::vector<std::string> files = ShippedRuleFiles();
-    if (!opt.rules.empty()) {
-      files.resize(1);
-      files.insert(files.end(), opt.rules.begin(), opt.rules.end());
+    // The collector's load order (lib/rules/rule_loader.h RuleFilesToLoad).
+    const std::vector<std::string> files = RuleFilesToLoad(opt.rules, opt.no_shipped_rules);
+    if (files.empty()) {
+      std::fprintf(stderr, "driftwatch analyze: no rule files (--no-shipped-rules needs --rules)\n");
+      return 2;
     }
     auto rules = RuleSet::Load(files);
     if (!rules) {

@@ -10,8 +10,9 @@ struct AnalyzeOptions {
   bool events = false;              // one JSON object per event instead of alerts
   bool summary = false;             // the per-container table instead of alerts
   std::string node;                 // evt.hostname for logs without node= prefixes
-  // Rule files loaded after the shipped macros and lists; empty: the shipped rules.
+  // Rule files, loaded in order after the shipped ones (RuleFilesToLoad), as the collector.
   std::vector<std::string> rules;
+  bool no_shipped_rules = false;  // only `rules`
   std::vector<std::string> approved_images;  // image policy files (lists or K8s YAML)
 };
 

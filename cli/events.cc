@@ -8,6 +8,8 @@
 #include "lib/event/event_json.h"
 #include "lib/event/event_view.h"
 #include "lib/store/event_store.h"
+#include "lib/base/time_arg.h"
+#include "lib/store/event_reader.h"
 
 namespace driftwatch::cli {
 

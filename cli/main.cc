@@ -27,10 +27,12 @@ int main(int argc, char** argv) {
                "print one JSON object per event, keyed by Falco field names");
   an->add_flag("--summary", analyze.summary, "print a per-container table of execs and writes");
   an->add_option("--rules", analyze.rules,
-                 "rule file, loaded after the shipped macros and lists (repeatable; default: "
-                 "the shipped rules)")
+                 "rule file, loaded in the order given after the shipped rule files "
+                 "(repeatable)")
       ->expected(1)
       ->allow_extra_args(false);
+  an->add_flag("--no-shipped-rules", analyze.no_shipped_rules,
+               "load only the --rules files, not the shipped macros and rules before them");
   an->add_option("--approved-images", analyze.approved_images,
                  "approved images: a list of image@sha256 references or Kubernetes YAML "
                  "(repeatable)")
@@ -131,9 +133,10 @@ int main(int argc, char** argv) {
       "Load the shipped macros and rules, then FILEs, as the collector does. Prints the rules "
       "loaded, or every error (file:line:column, rule, reason) and exits 1.");
   rc->add_option("files", rules_check.files, "rule files, loaded in order");
-  rc->add_flag("--no-shipped", rules_check.no_shipped,
+  rc->add_flag("--no-shipped-rules", rules_check.no_shipped_rules,
                "load only FILEs, not the shipped macros and rules before them");
   rc->add_flag("-q,--quiet", rules_check.quiet, "print only errors and the summary");
+  rc->add_flag("-v,--verbose", rules_check.verbose, "name every inactive rule in the summary");
   CLI::App* rf = ru->add_subcommand("fields", "List the fields conditions and outputs may use.");
   bool fields_markdown = false;
   rf->add_flag("--markdown", fields_markdown,

@@ -1,27 +1,15 @@
 #include "cli/rules.h"
 
 #include <cstdio>
-#include <filesystem>
-#include <set>
+#include <string>
+#include <vector>
 
 #include "lib/rules/rule_engine.h"
 
 namespace driftwatch::cli {
 
 int RunRulesCheck(const RulesCheckOptions& opt) {
-  std::vector<std::string> files;
-  if (!opt.no_shipped) {
-    for (const std::string& f : ShippedRuleFiles()) files.push_back(f);
-  }
-  // A FILE that is one of the shipped files is loaded once, in its shipped place.
-  for (const std::string& f : opt.files) {
-    bool dup = false;
-    for (const std::string& s : files) {
-      std::error_code ec;
-      if (std::filesystem::equivalent(f, s, ec)) dup = true;
-    }
-    if (!dup) files.push_back(f);
-  }
+  const std::vector<std::string> files = RuleFilesToLoad(opt.files, opt.no_shipped_rules);
   if (files.empty()) {
     std::fprintf(stderr, "driftwatch rules check: no rule files\n");
     return 2;
@@ -40,13 +28,14 @@ int RunRulesCheck(const RulesCheckOptions& opt) {
   for (const RuleDiagnostic& d : set.warnings()) std::fprintf(stderr, "%s\n", d.ToString().c_str());
   if (!opt.quiet) {
     for (const Rule* r : set.rules()) {
-      std::printf("%-13s %-8s %s (%s:%d)\n", std::string(PriorityName(r->priority)).c_str(),
-                  r->enabled ? "enabled" : "disabled", r->name.c_str(), r->source_file.c_str(),
-                  r->line);
+      const char* state = !r->enabled ? "disabled" : r->inactive_reason.empty() ? "active" : "inactive";
+      std::printf("%-13s %-8s %s (%s:%d)\n", std::string(PriorityName(r->priority)).c_str(), state,
+                  r->name.c_str(), r->source_file.c_str(), r->line);
     }
   }
-  std::printf("%zu rules loaded (%zu enabled) from %zu file(s)\n", set.size(),
-              set.enabled_count(), files.size());
+  std::vector<std::string> summary = set.Summary(opt.verbose ? 0 : 3);
+  summary[0] += " (" + std::to_string(files.size()) + " file(s))";
+  for (const std::string& line : summary) std::printf("%s\n", line.c_str());
   return 0;
 }
 

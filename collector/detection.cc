@@ -97,19 +97,21 @@ struct Detection::Shard {
 };
 
 std::expected<std::shared_ptr<const RuleSet>, std::string> Detection::LoadRules() const {
-  // The shipped macros and lists always come first; then the shipped rules or the user's.
-  std::vector<std::string> files = ShippedRuleFiles();
-  if (!opt_.rule_files.empty()) {
-    files.resize(1);
-    files.insert(files.end(), opt_.rule_files.begin(), opt_.rule_files.end());
-  }
+  const std::vector<std::string> files = RuleFilesToLoad(opt_.rule_files, opt_.no_shipped_rules);
+  if (files.empty()) return std::unexpected("rules not loaded: no rule files (--no-shipped-rules needs --rules)");
   auto r = RuleSet::Load(files);
   if (!r) {
     std::string msg = "rules not loaded:";
     for (const auto& d : r.error()) msg += "\n  " + d.ToString();
     return std::unexpected(msg);
   }
+  for (const auto& d : (*r)->warnings()) LogWarn("%s\n", d.ToString().c_str());
   return std::shared_ptr<const RuleSet>(std::move(*r));
+}
+
+std::vector<std::string> Detection::RulesSummary() const {
+  MutexLock lk(mu_);
+  return rules_summary_;
 }
 
 std::expected<std::shared_ptr<const ImagePolicy>, std::string> Detection::LoadPolicy() const {
@@ -148,7 +150,12 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     d->outputs_.emplace_back("webhook:" + url, std::move(*w));
   }
   for (const auto& [name, o] : d->outputs_) d->output_names_.push_back(name);
-  d->rules_loaded_ = (*rules)->enabled_count();
+  d->rules_loaded_ = (*rules)->active_count();
+  d->rules_inactive_ = (*rules)->inactive_count();
+  {
+    MutexLock lk(d->mu_);
+    d->rules_summary_ = (*rules)->Summary(3);
+  }
 
   auto hk = AlertStore::Open(opt.db, opt.busy_timeout);
   if (!hk) return std::unexpected("alerts table in " + opt.db + ": " + hk.error());
@@ -156,9 +163,9 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
   auto losses = d->hk_store_->NodeLosses();
   if (!losses) return std::unexpected(opt.db + ": " + losses.error());
   auto probe = EventScanner::Open(opt.db);
-  if (!probe) return std::unexpected(probe.error());
+  if (!probe) return std::unexpected(probe.error().message());
   auto cursors = (*probe)->Cursors();
-  if (!cursors) return std::unexpected(opt.db + ": " + cursors.error());
+  if (!cursors) return std::unexpected(opt.db + ": " + cursors.error().message());
   const int64_t default_cursor = cursors->contains("") ? cursors->at("") : 0;
 
   for (size_t i = 0; i < d->opt_.shards; ++i) {
@@ -167,7 +174,7 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     s->detector = std::make_unique<Detector>(*rules);
     if (*policy) s->detector->SetImagePolicy(*policy);
     auto sc = EventScanner::Open(opt.db);
-    if (!sc) return std::unexpected(sc.error());
+    if (!sc) return std::unexpected(sc.error().message());
     s->scanner = std::move(*sc);
     auto st = AlertStore::Open(opt.db, opt.busy_timeout);
     if (!st) return std::unexpected("alerts table in " + opt.db + ": " + st.error());
@@ -183,11 +190,11 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     s->cursors[node] = rowid;
     int64_t from = rowid + 1;
     auto t = (*probe)->TimeOf(rowid);
-    if (!t) return std::unexpected(opt.db + ": " + t.error());
+    if (!t) return std::unexpected(opt.db + ": " + t.error().message());
     if (*t && opt.warmup.count() > 0) {
       auto w = (*probe)->FirstRowidAtOrAfter(
           **t - std::chrono::duration_cast<std::chrono::nanoseconds>(opt.warmup).count());
-      if (!w) return std::unexpected(opt.db + ": " + w.error());
+      if (!w) return std::unexpected(opt.db + ": " + w.error().message());
       if (*w > 0) from = std::max(*w, rowid - opt.warmup_max_events + 1);
     }
     s->warm_from[node] = from;
@@ -210,7 +217,7 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     ev.set_container_id(id);
     d->shards_[d->ShardOf(node)]->detector->OnEvent(node, ev, discard);
   });
-  if (!infos) return std::unexpected(opt.db + ": " + infos.error());
+  if (!infos) return std::unexpected(opt.db + ": " + infos.error().message());
 
   // The outbox: alerts a previous run stored but did not finish delivering.
   auto undelivered = d->hk_store_->Undelivered();
@@ -315,7 +322,7 @@ void Detection::OnHello(const std::string& node, const v1::Hello& hello) {
   s->cv.NotifyOne();
 }
 
-std::expected<size_t, std::string> Detection::Reload() {
+std::expected<std::vector<std::string>, std::string> Detection::Reload() {
   auto rules = LoadRules();
   auto policy = rules ? LoadPolicy()
                       : std::expected<std::shared_ptr<const ImagePolicy>, std::string>();
@@ -324,7 +331,8 @@ std::expected<size_t, std::string> Detection::Reload() {
     return std::unexpected((!rules ? rules.error() : policy.error()) +
                            "\nkeeping the rules and policy loaded before");
   }
-  const size_t n = (*rules)->enabled_count();
+  std::vector<std::string> summary = (*rules)->Summary(3);
+  const size_t n = (*rules)->active_count(), inactive = (*rules)->inactive_count();
   for (auto& s : shards_) {
     {
       MutexLock lk(s->mu);
@@ -336,7 +344,12 @@ std::expected<size_t, std::string> Detection::Reload() {
   }
   ++counters_.reloads;
   rules_loaded_ = n;
-  return n;
+  rules_inactive_ = inactive;
+  {
+    MutexLock lk(mu_);
+    rules_summary_ = summary;
+  }
+  return summary;
 }
 
 std::map<std::string, uint64_t> Detection::AlertsByRule() const {
@@ -594,7 +607,7 @@ void Detection::RunShard(Shard* s) {
           return true;
         }
         auto cid = node ? s->scanner->ContainerId(e.cid)
-                        : std::expected<const std::string*, std::string>(nullptr);
+                        : Result<const std::string*>(nullptr);
         if (!cid) return false;
         s->cursors[node_name] = e.rowid;
         dirty = true;

@@ -57,11 +57,15 @@
 #include "lib/detect/image_policy.h"
 #include "lib/rules/rule_engine.h"
 #include "lib/store/event_store.h"
+#include "lib/store/event_reader.h"
 
 namespace driftwatch::collector {
 
 struct DetectionOptions {
-  std::vector<std::string> rule_files;       // empty: the shipped rules
+  // Loaded in order after the shipped rule files (lib/rules/rule_loader.h RuleFilesToLoad),
+  // exactly what `driftwatch rules check` loads with the same files and flag.
+  std::vector<std::string> rule_files;
+  bool no_shipped_rules = false;             // only rule_files
   std::vector<std::string> approved_images;  // image policy files; empty: no digest check
   std::string db;                            // the collector's database
   std::vector<std::string> outputs;          // "-" (stdout) or files, Falco JSON lines
@@ -131,7 +135,8 @@ class Detection {
   void OnHello(const std::string& node, const v1::Hello& hello);
 
   // SIGHUP: reloads rule and policy files; on any error keeps what it had and says why.
-  std::expected<size_t, std::string> Reload();
+  // Returns the new rules' summary (RuleSet::Summary).
+  std::expected<std::vector<std::string>, std::string> Reload();
   void Stop();
   void SetInventoryRequester(InventoryRequester fn);
   // An inventory reply (IngestOptions::on_inventory): container_id, error, entries and
@@ -142,7 +147,11 @@ class Detection {
   std::map<std::string, uint64_t> AlertsByRule() const;
   std::map<std::string, NodeLossView> NodeLosses() const;
   std::vector<std::pair<std::string, OutputStats>> OutputStatsList() const;
+  // Active rules (enabled and evaluated) and inactive ones (Rule::inactive_reason).
   size_t rules_loaded() const { return rules_loaded_; }
+  size_t rules_inactive() const { return rules_inactive_; }
+  // The loaded rules' summary (RuleSet::Summary), as logged at start and reload.
+  std::vector<std::string> RulesSummary() const;
   // Why detection is unhealthy (store errors now, lag over the bound); "" when healthy.
   std::string Unhealthy() const;
 
@@ -171,6 +180,7 @@ class Detection {
   std::vector<std::string> output_names_;
   DetectionCounters counters_;
   std::atomic<size_t> rules_loaded_{0};
+  std::atomic<size_t> rules_inactive_{0};
   std::atomic<int64_t> head_{0};
   std::atomic<bool> stop_{false};
   std::atomic<bool> holding_{true};
@@ -178,6 +188,7 @@ class Detection {
   mutable Mutex mu_;
   CondVar hk_cv_;  // housekeeping waits
   std::map<std::string, uint64_t> by_rule_ DW_GUARDED_BY(mu_);
+  std::vector<std::string> rules_summary_ DW_GUARDED_BY(mu_);
   std::map<std::string, NodeLossView> losses_ DW_GUARDED_BY(mu_);
   std::deque<std::function<void()>> held_ DW_GUARDED_BY(mu_);
   std::vector<std::pair<int64_t, std::string>> delivered_ DW_GUARDED_BY(mu_);

@@ -334,7 +334,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       std::lock_guard lk(mu_);
       if (!p) {
         reading_ = false;
-        session_.BatchRefused(batch_id, p.error());
+        session_.BatchRefused(batch_id, p.error().message());
         return Decide(Actions{});
       }
       session_.Submitted(batch_id);

@@ -113,13 +113,16 @@ int main(int argc, char** argv) {
   app.add_option("--port-file", port_file, "write the bound port to FILE once listening");
   collector::DetectionOptions ao;
   app.add_option("--rules", ao.rule_files,
-                 "rule file, loaded after the shipped macros and lists (repeatable; default: the "
-                 "shipped rules); reloaded on SIGHUP")
-      ->expected(1);
+                 "rule file, loaded in the order given after the shipped rule files "
+                 "(repeatable; config key `rules`, a list); reloaded on SIGHUP")
+      ->allow_extra_args(false);  // one file per --rules; a config list gives several
+  app.add_flag("--no-shipped-rules", ao.no_shipped_rules,
+               "load only the --rules files, not the shipped macros and rules before them "
+               "(config key `no-shipped-rules`)");
   app.add_option("--approved-images", ao.approved_images,
                  "approved images: image@sha256 lists or Kubernetes YAML (repeatable; reloaded "
                  "on SIGHUP)")
-      ->expected(1);
+      ->allow_extra_args(false);
   app.add_option("--alerts-output", ao.outputs,
                  "write alerts as Falco JSON lines to FILE, - for stdout (repeatable)")
       ->expected(1);
@@ -253,11 +256,12 @@ int main(int argc, char** argv) {
     return d ? d->floor() : 0;
   };
   auto store = driftwatch::EventStore::Open(so);
-  if (!store) return Fail(store.error());
+  if (!store) return Fail(store.error().message());
   ao.db = db;
   auto started_detection = collector::Detection::Start(ao, (*store)->head());
   if (!started_detection) return Fail(started_detection.error());
   collector::Detection* detect = started_detection->get();
+  for (const std::string& line : detect->RulesSummary()) LogInfo("rules: %s\n", line.c_str());
   detection = detect;
   detect->Notify((*store)->head());
 
@@ -379,7 +383,11 @@ int main(int argc, char** argv) {
       }
       w->Counter("driftwatch_collector_rule_eval_seconds_total", "time spent evaluating rules",
                  static_cast<double>(c.eval_ns) / 1e9);
-      w->Gauge("driftwatch_collector_rules_loaded", "enabled rules", detect->rules_loaded());
+      w->Gauge("driftwatch_collector_rules_loaded", "active rules (enabled and evaluated)",
+               detect->rules_loaded());
+      w->Gauge("driftwatch_collector_rules_inactive",
+               "enabled rules that can never match driftwatch's events (not evaluated)",
+               detect->rules_inactive());
       w->Counter("driftwatch_collector_rule_reloads_total", "SIGHUP reloads, by result", c.reloads,
                  {{"result", "ok"}});
       w->Counter("driftwatch_collector_rule_reloads_total", "SIGHUP reloads, by result",
@@ -485,7 +493,7 @@ int main(int argc, char** argv) {
       systemd.Reloading();
       auto r = detect->Reload();
       if (r) {
-        LogInfo("SIGHUP: %zu rules loaded\n", *r);
+        for (const std::string& line : *r) LogInfo("SIGHUP: rules reloaded: %s\n", line.c_str());
       } else {
         LogError("SIGHUP: %s\n", r.error().c_str());
       }

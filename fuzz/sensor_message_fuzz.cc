@@ -84,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       "fuzz-node", std::span<const std::string_view>(scanned->events.data(),
                                                      scanned->events.size()));
   if (!batch) {
-    DW_FUZZ_CHECK(!batch.error().empty());
+    DW_FUZZ_CHECK(!batch.error().message().empty());
     return 0;
   }
   DW_FUZZ_CHECK(batch->events.size() == scanned->events.size());

@@ -7,6 +7,7 @@ pkgs=(
   libaudit-dev libmnl-dev libboost-dev libboost-system-dev
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
   zlib1g-dev liblzma-dev libcli11-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev libsystemd-dev
+  libre2-dev
   # the collector's certificates (scripts/make-certs.sh)
   openssl
   # tests

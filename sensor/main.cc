@@ -40,6 +40,7 @@
 #include "sensor/audit_rules.h"
 #include "sensor/audit_source.h"
 #include "sensor/container_registry.h"
+#include "sensor/counters.h"
 #include "sensor/enrich.h"
 #include "sensor/fanotify_watcher.h"
 #include "sensor/loss_file.h"
@@ -352,6 +353,10 @@ int Run(const Flags& flags) {
     }
     return losses->Lifetime(run);
   };
+  // The uplink (declared below) has no field in the status event.
+  auto counters = [&](const Uplink* up) {
+    return ReadCounters({source.get(), watcher.get(), registry.get(), spool.get(), &output, up});
+  };
   auto status = [&](bool final) {
     v1::Event ev;
     ev.set_time_ns(NowNs());
@@ -365,32 +370,10 @@ int Run(const Flags& flags) {
       s->set_backlog_limit(ownership->backlog_limit());
       s->set_backlog_wait_time(ownership->backlog_wait_time());
     }
-    if (source) {
-      const AuditCounters& c = source->counters();
-      s->set_kernel_lost(c.KernelLostDelta());
-      s->set_socket_enobufs(c.socket_enobufs);
-      s->set_queue_drops(c.queue_drops);
-      s->set_reassembly_evictions(c.evictions);
-      s->set_records(c.records);
-      s->set_events(c.events);
-      s->set_parse_errors(c.parse_errors);
-    }
-    if (registry) {
-      s->set_containers(static_cast<uint32_t>(registry->size()));
-      s->set_runtime_endpoint(registry->endpoint());
-    }
-    if (watcher) {
-      const auto& c = watcher->counters();
-      s->set_fanotify_events(c.events);
-      s->set_fanotify_overflows(c.overflows);
-      s->set_hash_skipped(c.hash_skipped);
-      s->set_hash_queue_full(c.hash_queue_full);
-    }
+    if (registry) s->set_runtime_endpoint(registry->endpoint());
+    SetStatusFields(counters(nullptr), s);
     LossCounts run;
     lifetime_losses(true, &run).ToProto(s->mutable_lifetime());
-    s->set_spool_dropped(run.spool_dropped);
-    s->set_spool_append_failures(run.spool_append_failures);
-    s->set_encode_failures(run.encode_failures);
     s->set_final(final);
     output.Write(ev);
   };
@@ -492,80 +475,13 @@ int Run(const Flags& flags) {
   std::unique_ptr<MetricsServer> metrics;
   if (!flags.metrics_address.empty()) {
     auto collect = [&](MetricsWriter* w) {
-      for (Kind k : AllKinds())
-        w->Counter("driftwatch_sensor_events_total", "events produced, by kind",
-                   static_cast<double>(output.written(k)), {{"kind", KindName(k)}});
-      if (source) {
-        const AuditCounters& c = source->counters();
-        w->Counter("driftwatch_sensor_audit_records_total", "audit records read", c.records);
-        w->Counter("driftwatch_sensor_kernel_lost_total",
-                   "growth of the kernel's audit lost counter since start", c.KernelLostDelta());
-        w->Counter("driftwatch_sensor_socket_enobufs_total", "netlink receive buffer overruns",
-                   c.socket_enobufs);
-        w->Counter("driftwatch_sensor_queue_drops_total", "records dropped between reader and parser",
-                   c.queue_drops);
-        w->Counter("driftwatch_sensor_reassembly_evictions_total",
-                   "audit events pushed out unfinished", c.evictions);
-        w->Counter("driftwatch_sensor_parse_errors_total", "unparseable audit records",
-                   c.parse_errors);
-        w->Counter("driftwatch_sensor_args_capped_total",
-                   "exec events kept with their arguments cut by --argv-max-bytes or "
-                   "--argv-max-arg-bytes (not a loss: marked args_capped)",
-                   c.args_capped);
-        w->Counter("driftwatch_sensor_args_dropped_bytes_total",
-                   "argument bytes those caps left out", c.args_dropped_bytes);
-      }
-      if (watcher) {
-        const auto& c = watcher->counters();
-        w->Counter("driftwatch_sensor_fanotify_events_total", "fanotify events read", c.events);
-        w->Counter("driftwatch_sensor_fanotify_overflows_total", "fanotify queue overflows",
-                   c.overflows);
-        w->Counter("driftwatch_sensor_hash_skipped_total", "executables over the hash size cap",
-                   c.hash_skipped);
-        w->Counter("driftwatch_sensor_hash_queue_full_total",
-                   "executables not hashed: the hash queue had no room", c.hash_queue_full);
-      }
-      if (registry) w->Gauge("driftwatch_sensor_containers", "containers known", registry->size());
-      if (spool) {
-        w->Gauge("driftwatch_sensor_spool_depth", "events waiting for the collector's ack",
-                 spool->depth());
-        w->Gauge("driftwatch_sensor_spool_bytes", "spool size on disk", spool->bytes());
-        w->Counter("driftwatch_sensor_spool_dropped_total", "events dropped because the spool was full",
-                   spool->dropped());
-        w->Counter("driftwatch_sensor_spool_append_failures_total",
-                   "events the spool could not write (disk full, file size limit, I/O error)",
-                   spool->append_failures());
-        w->Counter("driftwatch_sensor_spool_ack_failures_total",
-                   "acks not written to the spool's ack file (acked events may be sent again)",
-                   spool->ack_failures());
-      }
-      w->Counter("driftwatch_sensor_encode_failures_total", "events that failed to serialize",
-                 output.encode_failures());
+      WriteMetrics(counters(uplink.get()), w);
       LossCounts life = lifetime_losses(false);
       for (const LossField& f : kLossFields)
         w->Gauge("driftwatch_sensor_lifetime_losses",
                  "losses over the sensor's lifetime on this node (this run and the earlier ones "
                  "in the spool dir's loss file), by kind",
                  static_cast<double>(life.*f.member), {{"kind", f.name}});
-      if (uplink) {
-        const auto& u = uplink->counters();
-        w->Gauge("driftwatch_sensor_collector_connected", "1 while streaming to the collector",
-                 u.connected ? 1 : 0);
-        w->Counter("driftwatch_sensor_collector_events_sent_total", "events sent (resends included)",
-                   u.events_sent);
-        w->Counter("driftwatch_sensor_collector_events_acked_total", "events the collector stored",
-                   u.events_acked);
-        w->Counter("driftwatch_sensor_collector_stream_failures_total", "streams that broke",
-                   u.failures);
-        w->Counter("driftwatch_sensor_inventories_total",
-                   "drift inventories for the collector, by result", u.inventories,
-                   {{"result", "sent"}});
-        w->Counter("driftwatch_sensor_inventories_total",
-                   "drift inventories for the collector, by result", u.inventories_dropped,
-                   {{"result", "dropped"}});
-        w->Counter("driftwatch_sensor_inventory_chunks_total",
-                   "inventory reply chunks sent to the collector", u.inventory_chunks);
-      }
     };
     auto health = [&](std::string* why) {
       bool ok = true;
@@ -584,28 +500,21 @@ int Run(const Flags& flags) {
       return ok;
     };
     auto status_json = [&] {
+      const std::vector<CounterReading> r = counters(uplink.get());
       std::string j = "{";
       j += "\"node\":" + JsonQuote(id.node()) + ",\"version\":" + JsonQuote(kVersion);
       j += ",\"uptime_s\":" + std::to_string((NowNs() - id.sensor_start_ns()) / 1000000000);
+      j += ",\"events\":{" + StatusJsonFields(r, "events").substr(1) + "}";
+      j += ",\"output\":{" + StatusJsonFields(r, "output").substr(1) + "}";
       j += ",\"audit\":{\"mode\":" + JsonQuote(audit_on ? AuditModeName(mode) : "off");
       if (ownership)
         j += ",\"backlog_limit\":" + std::to_string(ownership->backlog_limit()) +
              ",\"backlog_wait_time\":" + std::to_string(ownership->backlog_wait_time()) +
              ",\"rules\":" + std::to_string(ownership->rules_added());
-      if (source) {
-        const AuditCounters& c = source->counters();
-        j += ",\"records\":" + std::to_string(c.records.load()) +
-             ",\"kernel_lost\":" + std::to_string(c.KernelLostDelta()) +
-             ",\"socket_enobufs\":" + std::to_string(c.socket_enobufs.load()) +
-             ",\"queue_drops\":" + std::to_string(c.queue_drops.load()) +
-             ",\"evictions\":" + std::to_string(c.evictions.load()) +
-             ",\"args_capped\":" + std::to_string(c.args_capped.load());
-      }
+      j += StatusJsonFields(r, "audit");
       j += "},\"fanotify\":{\"mode\":" +
            JsonQuote(watcher ? std::string(FanotifyModeName(watcher->mode())) : "off");
-      if (watcher)
-        j += ",\"events\":" + std::to_string(watcher->counters().events.load()) +
-             ",\"overflows\":" + std::to_string(watcher->counters().overflows.load());
+      j += StatusJsonFields(r, "fanotify");
       j += "},\"containers\":[";
       if (registry) {
         bool first = true;
@@ -620,12 +529,9 @@ int Run(const Flags& flags) {
       }
       j += "],\"runtime\":" + JsonQuote(registry ? registry->endpoint() : "");
       j += ",\"spool\":";
-      j += spool ? "{\"dir\":" + JsonQuote(flags.spool_dir) + ",\"depth\":" +
-                       std::to_string(spool->depth()) + ",\"bytes\":" + std::to_string(spool->bytes()) +
-                       ",\"dropped\":" + std::to_string(spool->dropped()) +
-                       ",\"append_failures\":" + std::to_string(spool->append_failures()) +
+      j += spool ? "{\"dir\":" + JsonQuote(flags.spool_dir) +
                        ",\"append_error\":" + JsonQuote(spool->append_error()) +
-                       ",\"ack_failures\":" + std::to_string(spool->ack_failures()) + "}"
+                       StatusJsonFields(r, "spool") + "}"
                  : std::string("null");
       LossCounts run;
       LossCounts life = lifetime_losses(false, &run);
@@ -634,12 +540,10 @@ int Run(const Flags& flags) {
            "}";
       j += ",\"collector\":";
       if (uplink) {
-        const auto& u = uplink->counters();
         j += "{\"target\":" + JsonQuote(flags.collector) +
-             ",\"connected\":" + (u.connected ? "true" : "false") +
-             ",\"events_acked\":" + std::to_string(u.events_acked.load()) +
-             ",\"stream_failures\":" + std::to_string(u.failures.load()) +
-             ",\"last_error\":" + JsonQuote(uplink_last_error()) + "}";
+             ",\"connected\":" + (uplink->counters().connected ? "true" : "false") +
+             ",\"last_error\":" + JsonQuote(uplink_last_error()) +
+             StatusJsonFields(r, "collector") + "}";
       } else {
         j += "null";
       }

@@ -51,6 +51,7 @@ struct Correlator::FileNode {
   FileHistory hist;
   uint64_t inode = 0;              // on the upper layer's filesystem; 0: unknown
   std::vector<std::string> paths;  // the records naming it, at most kMaxLinks
+  std::string unlinked_path;       // its last name, once deleted
 };
 
 struct Correlator::FileRecord {
@@ -330,10 +331,17 @@ Correlator::FileRecord* Correlator::FindFile(ContainerState& cs,
   return by_path;
 }
 
-Correlator::FileNode* Correlator::FindUnlinked(ContainerState& cs, uint64_t inode) {
-  if (inode == 0) return nullptr;
-  for (auto it = cs.unlinked.rbegin(); it != cs.unlinked.rend(); ++it)
-    if ((*it)->inode == inode) return it->get();
+Correlator::FileNode* Correlator::FindUnlinked(ContainerState& cs, uint64_t inode,
+                                               const std::vector<std::string>& paths) {
+  for (auto it = cs.unlinked.rbegin(); it != cs.unlinked.rend(); ++it) {
+    FileNode& f = **it;
+    if (inode != 0 && f.inode == inode) return &f;
+    if (f.inode != 0) continue;
+    // Its inode unknown: the exec names it "<its last path> (deleted)".
+    for (const std::string& p : paths)
+      if (std::string_view was = DeletedExePath(p); !was.empty() && was == f.unlinked_path)
+        return &f;
+  }
   return nullptr;
 }
 
@@ -528,7 +536,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     const bool lower = e.has_is_exe_upper_layer() && !e.is_exe_upper_layer();
     FileRecord* rec = FindFile(cs, paths, lower ? 0 : inode);
     // No name has it now: a file deleted after it was written, run by an fd held open.
-    FileNode* gone = rec == nullptr && !lower ? FindUnlinked(cs, inode) : nullptr;
+    FileNode* gone = rec == nullptr && !lower ? FindUnlinked(cs, inode, paths) : nullptr;
     if (rec != nullptr || gone != nullptr) {
       FileHistory& hist = rec != nullptr ? rec->node->hist : gone->hist;
       NameWriter(node, &hist);
@@ -597,8 +605,10 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
         ctx.file = rec->node->hist;
         std::shared_ptr<FileNode> file = rec->node;
         EraseFile(cs, path);
-        if (file->paths.empty() && file->inode != 0 &&
-            (file->hist.written_at_runtime || file->hist.chmod_exec)) {
+        // Kept with its inode, or by its last name when the sensor never learnt the inode
+        // (the file was gone before it looked): the exec then names "<path> (deleted)".
+        if (file->paths.empty() && (file->hist.written_at_runtime || file->hist.chmod_exec)) {
+          file->unlinked_path = path;
           cs.unlinked.push_back(std::move(file));
           if (cs.unlinked.size() > kMaxUnlinked) cs.unlinked.pop_front();
         }

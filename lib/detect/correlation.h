@@ -133,7 +133,9 @@ class Correlator {
   // file a rename brought here (its history comes along).
   FileRecord& UpsertFile(ContainerState& cs, const std::string& path, uint64_t inode,
                          std::shared_ptr<FileNode> moved = nullptr);
-  static FileNode* FindUnlinked(ContainerState& cs, uint64_t inode);
+  // A deleted file an exec may still run by its fd: by inode, or by "<path> (deleted)".
+  static FileNode* FindUnlinked(ContainerState& cs, uint64_t inode,
+                                const std::vector<std::string>& paths);
   void Attach(ContainerState& cs, FileRecord& r, std::shared_ptr<FileNode> node);
   void Detach(ContainerState& cs, FileRecord& r);
   void EraseFile(ContainerState& cs, const std::string& path);

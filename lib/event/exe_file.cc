@@ -44,7 +44,13 @@ bool IsDynamicLoaderName(std::string_view b) {
          (b.starts_with("ld-") || b.starts_with("ld.") || b.starts_with("ld64."));
 }
 
-bool IsDeletedExe(std::string_view exe) { return exe.ends_with(" (deleted)"); }
+constexpr std::string_view kDeleted = " (deleted)";
+
+bool IsDeletedExe(std::string_view exe) { return exe.ends_with(kDeleted); }
+
+std::string_view DeletedExePath(std::string_view exe) {
+  return IsDeletedExe(exe) ? exe.substr(0, exe.size() - kDeleted.size()) : std::string_view();
+}
 
 bool IsMemfdExe(std::string_view exe) {
   // The kernel names a memfd's dentry "memfd:NAME" and it has no other link.

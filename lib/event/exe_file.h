@@ -39,6 +39,8 @@ bool IsMemfdExe(std::string_view exe);
 
 // exe= of a file unlinked after it was opened: d_path appends " (deleted)".
 bool IsDeletedExe(std::string_view exe);
+// The path such an exe= had before it was deleted ("" when exe is not one).
+std::string_view DeletedExePath(std::string_view exe);
 
 // The program a dynamic loader run as a command loads, from its argv (argv[0] is the
 // loader). glibc takes "--opt VALUE" options (--library-path, --preload, --argv0,

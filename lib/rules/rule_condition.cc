@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <charconv>
+#include <span>
 #include <unordered_set>
 
+#include <re2/re2.h>
+
+#include "lib/rules/event_types.h"
 #include "lib/rules/rule_fields.h"
 
 namespace driftwatch::cond {
@@ -18,6 +22,9 @@ std::string_view OpName(Op op) {
     case Op::kGe: return ">=";
     case Op::kContains: return "contains";
     case Op::kIContains: return "icontains";
+    case Op::kBContains: return "bcontains";
+    case Op::kBStartsWith: return "bstartswith";
+    case Op::kRegex: return "regex";
     case Op::kStartsWith: return "startswith";
     case Op::kEndsWith: return "endswith";
     case Op::kGlob: return "glob";
@@ -26,6 +33,17 @@ std::string_view OpName(Op op) {
     case Op::kIntersects: return "intersects";
     case Op::kPmatch: return "pmatch";
     case Op::kExists: return "exists";
+  }
+  return "?";
+}
+
+std::string_view TransformName(Transform t) {
+  switch (t) {
+    case Transform::kToLower: return "tolower";
+    case Transform::kToUpper: return "toupper";
+    case Transform::kB64: return "b64";
+    case Transform::kBasename: return "basename";
+    case Transform::kLen: return "len";
   }
   return "?";
 }
@@ -217,6 +235,26 @@ class Parser {
     if (!IsIdentStart(s_[pos_])) {
       return Null(pos_, "expected a field, a macro or '(', found '" + std::string(Peek(16)) + "'");
     }
+    if (TransformAt()) {
+      FieldOperand lhs;
+      if (!ParseOperand(&lhs)) return nullptr;
+      auto n = std::make_unique<Node>();
+      n->kind = NodeKind::kCheck;
+      n->offset = at;
+      n->field = std::move(lhs.field);
+      n->field_arg = std::move(lhs.field_arg);
+      n->has_field_arg = lhs.has_field_arg;
+      n->transforms = std::move(lhs.transforms);
+      if (!ParseOperator(n.get())) return nullptr;
+      return n;
+    }
+    if (CallAt("val")) return Null(pos_, "val() compares with another field: it belongs on the right of an operator");
+    for (std::string_view t : {"join", "concat", "getopt"}) {
+      if (CallAt(t)) {
+        return Null(pos_, "transformer '" + std::string(t) +
+                              "' is not supported (Falco engine 0.59 and later; driftwatch implements 0.57)");
+      }
+    }
     // Identifier, possibly dotted (a field).
     size_t start = pos_;
     while (pos_ < s_.size() && IsIdentChar(s_[pos_])) ++pos_;
@@ -235,8 +273,8 @@ class Parser {
       bool op_follows = pos_ < s_.size() && (s_[pos_] == '=' || s_[pos_] == '!' || s_[pos_] == '<' || s_[pos_] == '>' ||
                                              (s_[pos_] == '[' && save == pos_));
       if (!op_follows) {
-        for (std::string_view w : {"exists", "contains", "icontains", "startswith", "endswith", "glob", "iglob", "in",
-                                   "intersects", "pmatch"}) {
+        for (std::string_view w : {"exists", "contains", "icontains", "bcontains", "startswith", "bstartswith",
+                                   "endswith", "glob", "iglob", "regex", "in", "intersects", "pmatch"}) {
           if (AtWord(w)) op_follows = true;
         }
       }
@@ -289,10 +327,12 @@ class Parser {
         std::string_view word;
         Op op;
       } kWords[] = {{"exists", Op::kExists},         {"contains", Op::kContains},
-                    {"icontains", Op::kIContains},   {"startswith", Op::kStartsWith},
+                    {"icontains", Op::kIContains},   {"bcontains", Op::kBContains},
+                    {"startswith", Op::kStartsWith}, {"bstartswith", Op::kBStartsWith},
                     {"endswith", Op::kEndsWith},     {"glob", Op::kGlob},
-                    {"iglob", Op::kIGlob},           {"intersects", Op::kIntersects},
-                    {"in", Op::kIn},                 {"pmatch", Op::kPmatch}};
+                    {"iglob", Op::kIGlob},           {"regex", Op::kRegex},
+                    {"intersects", Op::kIntersects}, {"in", Op::kIn},
+                    {"pmatch", Op::kPmatch}};
       bool found = false;
       for (const auto& w : kWords) {
         if (AtWord(w.word)) {
@@ -303,18 +343,34 @@ class Parser {
         }
       }
       if (!found) {
-        for (std::string_view w : {"bcontains", "bstartswith", "regex"}) {
-          if (AtWord(w)) {
-            Fail(at, "operator '" + std::string(w) + "' is not supported");
-            return false;
-          }
-        }
         if (pos_ >= s_.size()) {
           Fail(at, "unexpected end of condition: expected an operator after " + n->field);
         } else {
           Fail(at, "expected an operator after " + n->field + ", found '" + std::string(Peek(16)) + "'");
         }
         return false;
+      }
+    }
+    if (n->op != Op::kExists) {
+      SkipBlanks();
+      if (CallAt("val") || TransformAt()) {
+        FieldOperand rhs;
+        if (CallAt("val")) {
+          rhs.offset = pos_;
+          pos_ += 4;  // "val("
+          SkipBlanks();
+          if (!ParseField(&rhs)) return false;
+          SkipBlanks();
+          if (pos_ >= s_.size() || s_[pos_] != ')') {
+            Fail(pos_, "expected ')' to close val(");
+            return false;
+          }
+          ++pos_;
+        } else if (!ParseOperand(&rhs)) {
+          return false;
+        }
+        n->rhs = std::move(rhs);
+        return true;
       }
     }
     switch (n->op) {
@@ -334,6 +390,72 @@ class Parser {
         return true;
       }
     }
+  }
+
+  // `name(` at pos_, nothing between the name and '('.
+  bool CallAt(std::string_view name) const {
+    return s_.substr(pos_, name.size()) == name && pos_ + name.size() < s_.size() &&
+           s_[pos_ + name.size()] == '(';
+  }
+
+  std::optional<Transform> TransformAt() const {
+    for (Transform t : {Transform::kToLower, Transform::kToUpper, Transform::kB64, Transform::kBasename,
+                        Transform::kLen}) {
+      if (CallAt(TransformName(t))) return t;
+    }
+    return std::nullopt;
+  }
+
+  // Field ::= FieldName ( '[' FieldArg ']' )?
+  bool ParseField(FieldOperand* out) {
+    size_t start = pos_;
+    if (pos_ >= s_.size() || !IsIdentStart(s_[pos_])) {
+      Fail(pos_, "expected a field name");
+      return false;
+    }
+    while (pos_ < s_.size() && (IsIdentChar(s_[pos_]) || (s_[pos_] == '.' && pos_ + 1 < s_.size() &&
+                                                           IsIdentChar(s_[pos_ + 1])))) {
+      ++pos_;
+    }
+    out->field = std::string(s_.substr(start, pos_ - start));
+    if (out->offset == 0) out->offset = start;
+    if (pos_ < s_.size() && s_[pos_] == '[') {
+      size_t close = s_.find(']', pos_);
+      if (close == std::string_view::npos) {
+        Fail(pos_, "unterminated '[' after field " + out->field);
+        return false;
+      }
+      out->has_field_arg = true;
+      out->field_arg = std::string(s_.substr(pos_ + 1, close - pos_ - 1));
+      pos_ = close + 1;
+    }
+    return true;
+  }
+
+  // Operand ::= Field | TransformName '(' Operand ')'
+  bool ParseOperand(FieldOperand* out) {
+    if (++depth_ > kMaxDepth) {
+      Fail(pos_, "condition nested too deeply");
+      return false;
+    }
+    SkipBlanks();
+    if (out->offset == 0) out->offset = pos_;
+    if (std::optional<Transform> t = TransformAt()) {
+      size_t open = pos_ + TransformName(*t).size();
+      pos_ = open + 1;
+      if (!ParseOperand(out)) return false;
+      SkipBlanks();
+      if (pos_ >= s_.size() || s_[pos_] != ')') {
+        Fail(pos_, "expected ')' to close " + std::string(TransformName(*t)) + "(");
+        return false;
+      }
+      ++pos_;
+      out->transforms.push_back(*t);
+    } else if (!ParseField(out)) {
+      return false;
+    }
+    --depth_;
+    return true;
   }
 
   bool ParseListValue(Node* n) {
@@ -533,9 +655,15 @@ class Evaluator {
 
 namespace {
 
-// One scratch value per thread: a check extracts, compares and is done before the next
-// check runs, so they can share it.
+// Scratch values per thread: a check extracts, compares and is done before the next check
+// runs, so they can share them. The second is for the right-hand field of val().
 FieldValue& Scratch() {
+  thread_local FieldValue v;
+  v.Clear();
+  return v;
+}
+
+FieldValue& Scratch2() {
   thread_local FieldValue v;
   v.Clear();
   return v;
@@ -546,6 +674,129 @@ std::string& JoinScratch() {
   s.clear();
   return s;
 }
+
+// Base64 (RFC 4648, padding optional) into *out; false when `in` is not base64.
+bool DecodeBase64(std::string_view in, std::string* out) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  if (in.size() % 4 == 1) return false;
+  out->clear();
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v = val(c);
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out->push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return true;
+}
+
+// One string transformer on s: a view into s (basename) or text in *tmp.
+bool TransformString(Transform t, std::string_view s, std::string_view* out, std::string* tmp) {
+  switch (t) {
+    case Transform::kToLower:
+    case Transform::kToUpper:
+      tmp->assign(s);
+      for (char& c : *tmp) {
+        if (t == Transform::kToLower && c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (t == Transform::kToUpper && c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+      }
+      *out = *tmp;
+      return true;
+    case Transform::kB64:
+      if (!DecodeBase64(s, tmp)) return false;
+      *out = *tmp;
+      return true;
+    case Transform::kBasename: {
+      size_t slash = s.rfind('/');
+      *out = slash == std::string_view::npos ? s : s.substr(slash + 1);
+      return true;
+    }
+    case Transform::kLen:
+      break;
+  }
+  return false;
+}
+
+// A field as a check reads it: extracted, then transformed. Immutable.
+struct Source {
+  const FieldInfo* f = nullptr;
+  FieldArg arg;
+  std::vector<Transform> transforms;
+  FieldType type = FieldType::kString;  // after the transformers
+
+  bool joins() const { return f->list_joins_for_strings; }
+
+  // Fills *v; false when the field is unset (or a transformer found nothing to give).
+  bool Get(const RuleContext& ctx, FieldValue* v) const {
+    if (!f->Extract(ctx, arg, v)) return false;
+    if (transforms.empty()) return true;
+    FieldType t = f->TypeFor(arg);
+    thread_local std::string tmp;
+    thread_local std::vector<std::string> parts;
+    for (Transform tr : transforms) {
+      if (tr == Transform::kLen) {
+        if (t != FieldType::kList) {
+          v->num = static_cast<int64_t>(v->str.size());
+        } else if (joins()) {
+          size_t n = v->list.empty() ? 0 : v->list.size() - 1;
+          for (std::string_view e : v->list) n += e.size();
+          v->num = static_cast<int64_t>(n);
+        } else {
+          v->num = static_cast<int64_t>(v->list.size());
+        }
+        t = FieldType::kNumber;
+        continue;
+      }
+      if (t != FieldType::kList) {
+        std::string_view out;
+        if (!TransformString(tr, v->str, &out, &tmp)) return false;
+        if (out.data() == tmp.data()) {  // new text: keep it in the value's own buffer
+          v->buf.swap(tmp);
+          out = v->buf;
+        }
+        v->str = out;
+        continue;
+      }
+      // Each element; new texts are gathered, then laid out in buf once (views stay valid).
+      parts.resize(v->list.size());
+      std::vector<bool> copied(v->list.size());
+      for (size_t i = 0; i < v->list.size(); ++i) {
+        std::string_view out;
+        if (!TransformString(tr, v->list[i], &out, &parts[i])) return false;
+        copied[i] = out.data() == parts[i].data();
+        if (!copied[i]) v->list[i] = out;
+      }
+      size_t total = 0;
+      for (size_t i = 0; i < parts.size(); ++i) total += copied[i] ? parts[i].size() : 0;
+      tmp.clear();
+      tmp.reserve(total);
+      std::vector<size_t> at(parts.size());
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (!copied[i]) continue;
+        at[i] = tmp.size();
+        tmp += parts[i];
+      }
+      v->buf.swap(tmp);
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (copied[i]) v->list[i] = std::string_view(v->buf).substr(at[i], parts[i].size());
+      }
+    }
+    return true;
+  }
+};
 
 class AndEval final : public Evaluator {
  public:
@@ -586,17 +837,14 @@ class NotEval final : public Evaluator {
 
 class ExistsEval final : public Evaluator {
  public:
-  ExistsEval(const FieldInfo* f, FieldArg a) : f_(f), a_(a) {}
+  explicit ExistsEval(Source s) : s_(std::move(s)) {}
   bool Eval(const RuleContext& ctx) const override {
-    FieldValue& v = Scratch();
-    if (!f_->Extract(ctx, a_, &v)) return false;
     // A list field with no element (proc.args of a bare command) still exists.
-    return true;
+    return s_.Get(ctx, &Scratch());
   }
 
  private:
-  const FieldInfo* f_;
-  FieldArg a_;
+  Source s_;
 };
 
 // A set of strings: a few compared one by one, more through a hash set.
@@ -623,11 +871,38 @@ class StringSet {
   std::unordered_set<std::string_view> hash_;
 };
 
+// s against one operand, for the operators that take one string. `fold`: the operand of
+// icontains/iglob is already lower case.
+bool MatchOne(Op op, std::string_view s, std::string_view operand, bool operand_folded) {
+  switch (op) {
+    case Op::kEq: return s == operand;
+    case Op::kNe: return s != operand;
+    case Op::kContains:
+    case Op::kBContains: return s.find(operand) != std::string_view::npos;
+    case Op::kIContains: {
+      if (operand_folded) return IContains(s, operand);
+      std::string lower(operand);
+      for (char& c : lower) c = Lower(c);
+      return IContains(s, lower);
+    }
+    case Op::kStartsWith:
+    case Op::kBStartsWith: return s.starts_with(operand);
+    case Op::kEndsWith: return s.ends_with(operand);
+    case Op::kGlob: return GlobMatch(operand, s, false);
+    case Op::kIGlob: return GlobMatch(operand, s, true);
+    case Op::kPmatch: return PathPrefixMatch(operand, s);
+    default: return false;
+  }
+}
+
 // Compares one string (or each element of a list field) with the operand(s).
 class StringEval final : public Evaluator {
  public:
-  StringEval(const FieldInfo* f, FieldArg a, FieldType type, Op op, std::vector<std::string> operands)
-      : f_(f), a_(a), type_(type), op_(op), set_(op == Op::kIn || op == Op::kIntersects ? operands : std::vector<std::string>{}) {
+  StringEval(Source src, Op op, std::vector<std::string> operands,
+             std::vector<std::unique_ptr<re2::RE2>> regexes)
+      : src_(std::move(src)), op_(op),
+        set_(op == Op::kIn || op == Op::kIntersects ? operands : std::vector<std::string>{}),
+        regexes_(std::move(regexes)) {
     if (op == Op::kIContains || op == Op::kIGlob) {
       for (std::string& s : operands) {
         for (char& c : s) c = Lower(c);
@@ -638,10 +913,10 @@ class StringEval final : public Evaluator {
 
   bool Eval(const RuleContext& ctx) const override {
     FieldValue& v = Scratch();
-    if (!f_->Extract(ctx, a_, &v)) return false;
-    if (type_ != FieldType::kList) return Match(v.str);
+    if (!src_.Get(ctx, &v)) return false;
+    if (src_.type != FieldType::kList) return Match(v.str);
     bool set_op = op_ == Op::kIn || op_ == Op::kIntersects;
-    if (f_->list_joins_for_strings && !set_op) {
+    if (src_.joins() && !set_op) {
       std::string& joined = JoinScratch();
       for (size_t i = 0; i < v.list.size(); ++i) {
         if (i) joined.push_back(' ');
@@ -665,14 +940,6 @@ class StringEval final : public Evaluator {
  private:
   bool Match(std::string_view s) const {
     switch (op_) {
-      case Op::kEq: return s == operands_[0];
-      case Op::kNe: return s != operands_[0];
-      case Op::kContains: return s.find(operands_[0]) != std::string_view::npos;
-      case Op::kIContains: return IContains(s, operands_[0]);
-      case Op::kStartsWith: return s.starts_with(operands_[0]);
-      case Op::kEndsWith: return s.ends_with(operands_[0]);
-      case Op::kGlob: return GlobMatch(operands_[0], s, false);
-      case Op::kIGlob: return GlobMatch(operands_[0], s, true);
       case Op::kIn:
       case Op::kIntersects: return set_.Contains(s);
       case Op::kPmatch:
@@ -680,62 +947,109 @@ class StringEval final : public Evaluator {
           if (PathPrefixMatch(p, s)) return true;
         }
         return false;
-      default: return false;
+      case Op::kRegex:
+        return RE2::FullMatch(re2::StringPiece(s.data(), s.size()), *regexes_[0]);
+      default: return MatchOne(op_, s, operands_[0], true);
     }
   }
 
-  const FieldInfo* f_;
-  FieldArg a_;
-  FieldType type_;
+  Source src_;
   Op op_;
   std::vector<std::string> operands_;
   StringSet set_;
+  std::vector<std::unique_ptr<re2::RE2>> regexes_;  // kRegex: one, compiled at load
 };
+
+bool CompareNumbers(Op op, int64_t n, int64_t operand) {
+  switch (op) {
+    case Op::kEq:
+    case Op::kIn:
+    case Op::kIntersects: return n == operand;
+    case Op::kNe: return n != operand;
+    case Op::kLt: return n < operand;
+    case Op::kLe: return n <= operand;
+    case Op::kGt: return n > operand;
+    case Op::kGe: return n >= operand;
+    default: return false;
+  }
+}
 
 class NumberEval final : public Evaluator {
  public:
-  NumberEval(const FieldInfo* f, FieldArg a, Op op, std::vector<int64_t> operands)
-      : f_(f), a_(a), op_(op), operands_(std::move(operands)) {
+  NumberEval(Source src, Op op, std::vector<int64_t> operands)
+      : src_(std::move(src)), op_(op), operands_(std::move(operands)) {
     std::sort(operands_.begin(), operands_.end());
   }
   bool Eval(const RuleContext& ctx) const override {
     FieldValue& v = Scratch();
-    if (!f_->Extract(ctx, a_, &v)) return false;
-    int64_t n = v.num;
-    switch (op_) {
-      case Op::kEq: return n == operands_[0];
-      case Op::kNe: return n != operands_[0];
-      case Op::kLt: return n < operands_[0];
-      case Op::kLe: return n <= operands_[0];
-      case Op::kGt: return n > operands_[0];
-      case Op::kGe: return n >= operands_[0];
-      case Op::kIn:
-      case Op::kIntersects: return std::binary_search(operands_.begin(), operands_.end(), n);
-      default: return false;
+    if (!src_.Get(ctx, &v)) return false;
+    if (op_ == Op::kIn || op_ == Op::kIntersects) {
+      return std::binary_search(operands_.begin(), operands_.end(), v.num);
     }
+    return CompareNumbers(op_, v.num, operands_[0]);
   }
 
  private:
-  const FieldInfo* f_;
-  FieldArg a_;
+  Source src_;
   Op op_;
   std::vector<int64_t> operands_;
 };
 
 class BoolEval final : public Evaluator {
  public:
-  BoolEval(const FieldInfo* f, FieldArg a, bool want_true, bool want_false)
-      : f_(f), a_(a), want_true_(want_true), want_false_(want_false) {}
+  BoolEval(Source src, bool want_true, bool want_false)
+      : src_(std::move(src)), want_true_(want_true), want_false_(want_false) {}
   bool Eval(const RuleContext& ctx) const override {
     FieldValue& v = Scratch();
-    if (!f_->Extract(ctx, a_, &v)) return false;
+    if (!src_.Get(ctx, &v)) return false;
     return v.boolean ? want_true_ : want_false_;
   }
 
  private:
-  const FieldInfo* f_;
-  FieldArg a_;
+  Source src_;
   bool want_true_, want_false_;
+};
+
+// A field compared with another field (`val(f)` or a transformer on the right). Both
+// must have a value; types were matched at compile time.
+class FieldCompareEval final : public Evaluator {
+ public:
+  FieldCompareEval(Source lhs, Op op, Source rhs) : lhs_(std::move(lhs)), op_(op), rhs_(std::move(rhs)) {}
+
+  bool Eval(const RuleContext& ctx) const override {
+    FieldValue& a = Scratch();
+    if (!lhs_.Get(ctx, &a)) return false;
+    FieldValue& b = Scratch2();
+    if (!rhs_.Get(ctx, &b)) return false;
+    if (lhs_.type == FieldType::kNumber) return CompareNumbers(op_, a.num, b.num);
+    if (lhs_.type == FieldType::kBool) return op_ == Op::kNe ? a.boolean != b.boolean : a.boolean == b.boolean;
+    std::string_view one_a[1] = {a.str}, one_b[1] = {b.str};
+    std::span<const std::string_view> left = lhs_.type == FieldType::kList ? std::span<const std::string_view>(a.list)
+                                                                           : std::span<const std::string_view>(one_a);
+    std::span<const std::string_view> right = rhs_.type == FieldType::kList ? std::span<const std::string_view>(b.list)
+                                                                            : std::span<const std::string_view>(one_b);
+    if (op_ == Op::kNe) {
+      for (std::string_view l : left) {
+        for (std::string_view r : right) {
+          if (l == r) return false;
+        }
+      }
+      return true;
+    }
+    for (std::string_view l : left) {
+      for (std::string_view r : right) {
+        bool m = op_ == Op::kIn || op_ == Op::kIntersects ? l == r : MatchOne(op_, l, r, false);
+        if (m) return true;
+      }
+      if (right.empty()) break;
+    }
+    return false;
+  }
+
+ private:
+  Source lhs_;
+  Op op_;
+  Source rhs_;
 };
 
 bool ParseInt(std::string_view s, int64_t* out) {
@@ -771,11 +1085,64 @@ bool ParseBool(std::string_view s, bool* out) {
   return false;
 }
 
+// Hex digits to bytes (bcontains, bstartswith): an even number of [0-9a-fA-F].
+bool Unhex(std::string_view s, std::string* out) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (s.size() % 2 != 0) return false;
+  out->clear();
+  for (size_t i = 0; i < s.size(); i += 2) {
+    int hi = hex(s[i]), lo = hex(s[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return true;
+}
+
+// The three-valued fold that finds conditions driftwatch's events can never satisfy
+// (CompiledCondition::inactive_reason), with what made a part certain.
+enum class Tri { kUnknown, kTrue, kFalse };
+struct Why {
+  std::vector<std::string> event_types;                       // never produced
+  std::vector<std::pair<std::string, std::string>> fields;    // never set: name, why
+
+  void Merge(const Why& o) {
+    for (const auto& t : o.event_types) {
+      if (std::find(event_types.begin(), event_types.end(), t) == event_types.end()) event_types.push_back(t);
+    }
+    for (const auto& f : o.fields) {
+      if (std::find(fields.begin(), fields.end(), f) == fields.end()) fields.push_back(f);
+    }
+  }
+  std::string Text() const {
+    std::string s;
+    if (!event_types.empty()) {
+      s = "event types driftwatch never sees: ";
+      for (size_t i = 0; i < event_types.size(); ++i) s += (i ? ", " : "") + event_types[i];
+    }
+    for (const auto& [name, never] : fields) {
+      if (!s.empty()) s += "; ";
+      s += "field never set: " + name + " (" + never + ")";
+    }
+    return s;
+  }
+};
+
+struct Part {
+  std::unique_ptr<Evaluator> eval;
+  Tri tri = Tri::kUnknown;
+  Why why;  // kTrue, kFalse: what made it certain
+};
+
 class Compiler {
  public:
   explicit Compiler(const Names& names) : names_(names) {}
 
-  std::expected<std::unique_ptr<Evaluator>, Error> Run(const Node& n) { return CompileNode(n); }
+  std::expected<Part, Error> Run(const Node& n) { return CompileNode(n); }
 
  private:
   std::unexpected<Error> Fail(size_t offset, std::string msg,
@@ -784,23 +1151,52 @@ class Compiler {
                                  std::move(msg), kind, std::move(name)});
   }
 
-  std::expected<std::unique_ptr<Evaluator>, Error> CompileNode(const Node& n) {
+  std::expected<Part, Error> CompileNode(const Node& n) {
     switch (n.kind) {
       case NodeKind::kAnd:
       case NodeKind::kOr: {
+        const bool is_and = n.kind == NodeKind::kAnd;
+        // and: false if any part is false, true if all are; or: the other way round.
+        const Tri decisive = is_and ? Tri::kFalse : Tri::kTrue;
+        const Tri other = is_and ? Tri::kTrue : Tri::kFalse;
         std::vector<std::unique_ptr<Evaluator>> c;
+        Part out;
+        bool any_decisive = false, all_other = true;
+        Why decisive_why, other_why;
         for (const auto& ch : n.children) {
           auto e = CompileNode(*ch);
           if (!e) return std::unexpected(e.error());
-          c.push_back(std::move(*e));
+          if (e->tri == decisive) {
+            any_decisive = true;
+            decisive_why.Merge(e->why);
+          }
+          if (e->tri == other) {
+            other_why.Merge(e->why);
+          } else {
+            all_other = false;
+          }
+          c.push_back(std::move(e->eval));
         }
-        if (n.kind == NodeKind::kAnd) return std::make_unique<AndEval>(std::move(c));
-        return std::make_unique<OrEval>(std::move(c));
+        if (any_decisive) {
+          out.tri = decisive;
+          out.why = std::move(decisive_why);
+        } else if (all_other) {
+          out.tri = other;
+          out.why = std::move(other_why);
+        }
+        if (is_and) {
+          out.eval = std::make_unique<AndEval>(std::move(c));
+        } else {
+          out.eval = std::make_unique<OrEval>(std::move(c));
+        }
+        return out;
       }
       case NodeKind::kNot: {
         auto e = CompileNode(*n.children.at(0));
         if (!e) return e;
-        return std::make_unique<NotEval>(std::move(*e));
+        e->eval = std::make_unique<NotEval>(std::move(e->eval));
+        if (e->tri != Tri::kUnknown) e->tri = e->tri == Tri::kTrue ? Tri::kFalse : Tri::kTrue;
+        return e;
       }
       case NodeKind::kMacro:
         return CompileMacro(n);
@@ -810,13 +1206,14 @@ class Compiler {
     return Fail(n.offset, "internal: unknown node");
   }
 
-  std::expected<std::unique_ptr<Evaluator>, Error> CompileMacro(const Node& n) {
+  std::expected<Part, Error> CompileMacro(const Node& n) {
     const Node* body = names_.macro ? names_.macro(n.field) : nullptr;
     if (!body) {
       if (names_.list && names_.list(n.field)) {
         return Fail(n.offset, "'" + n.field + "' is a list, not a macro: use it inside (...) after in, intersects or pmatch");
       }
-      return Fail(n.offset, "undefined macro '" + n.field + "'", Error::Kind::kUndefinedMacro,
+      // Falco's words (rule_loader_compiler.cpp).
+      return Fail(n.offset, "Undefined macro '" + n.field + "' used in filter.", Error::Kind::kUndefinedMacro,
                   n.field);
     }
     for (const std::string& m : macro_stack_) {
@@ -853,25 +1250,100 @@ class Compiler {
 
   static bool IsListOp(Op op) { return op == Op::kIn || op == Op::kIntersects || op == Op::kPmatch; }
 
-  std::expected<std::unique_ptr<Evaluator>, Error> CompileCheck(const Node& n) {
-    const FieldInfo* f = FindField(n.field);
-    if (!f) {
-      return Fail(n.offset, "unknown field '" + n.field + "'", Error::Kind::kUnknownField,
-                  n.field);
-    }
-    FieldArg arg;
-    if (n.has_field_arg) {
-      if (f->arg == FieldArgMode::kNone) return Fail(n.offset, "field '" + n.field + "' takes no [index]");
+  // Resolves a field with its [index] and transformers.
+  std::expected<Source, Error> ResolveSource(const std::string& field, bool has_arg, const std::string& arg_text,
+                                             const std::vector<Transform>& transforms, size_t offset) {
+    Source s;
+    s.f = FindField(field);
+    if (!s.f) return Fail(offset, "unknown field '" + field + "'", Error::Kind::kUnknownField, field);
+    if (has_arg) {
+      if (s.f->arg == FieldArgMode::kNone) return Fail(offset, "field '" + field + "' takes no [index]");
       int64_t idx = 0;
-      if (!ParseInt(n.field_arg, &idx) || idx < 0 || idx > 1000000) {
-        return Fail(n.offset, "index of '" + n.field + "' must be a number >= 0, not '" + n.field_arg + "'");
+      if (!ParseInt(arg_text, &idx) || idx < 0 || idx > 1000000) {
+        return Fail(offset, "index of '" + field + "' must be a number >= 0, not '" + arg_text + "'");
       }
-      arg.index = static_cast<int>(idx);
-    } else if (f->arg == FieldArgMode::kRequired) {
-      return Fail(n.offset, "field '" + n.field + "' needs an index, as " + n.field + "[1]");
+      s.arg.index = static_cast<int>(idx);
+    } else if (s.f->arg == FieldArgMode::kRequired) {
+      return Fail(offset, "field '" + field + "' needs an index, as " + field + "[1]");
     }
-    FieldType type = f->TypeFor(arg);
-    if (n.op == Op::kExists) return std::make_unique<ExistsEval>(f, arg);
+    s.type = s.f->TypeFor(s.arg);
+    for (Transform t : transforms) {
+      if (s.type != FieldType::kString && s.type != FieldType::kList) {
+        return Fail(offset, "transformer '" + std::string(TransformName(t)) + "' needs a string or list, not a " +
+                                std::string(FieldTypeName(s.type)) + " (field " + field + ")");
+      }
+      if (t == Transform::kLen) s.type = FieldType::kNumber;
+    }
+    s.transforms = transforms;
+    return s;
+  }
+
+  // What the fold knows of a check: false for a field never set, evt.type certainties.
+  static void FoldCheck(const Node& n, const Source& lhs, const Source* rhs,
+                        const std::vector<std::string>& operands, Part* out) {
+    for (const Source* s : {&lhs, rhs}) {
+      if (s && !s->f->never.empty()) {
+        out->tri = Tri::kFalse;
+        out->why.fields.emplace_back(std::string(s->f->name), std::string(s->f->never));
+      }
+    }
+    if (out->tri != Tri::kUnknown || rhs || !lhs.transforms.empty() || lhs.f->name != "evt.type") return;
+    if (operands.empty()) return;
+    for (const std::string& t : operands) {
+      if (IsProducedEventType(t)) return;
+    }
+    if (n.op == Op::kEq || n.op == Op::kIn || n.op == Op::kIntersects) {
+      out->tri = Tri::kFalse;
+    } else if (n.op == Op::kNe) {
+      out->tri = Tri::kTrue;
+    } else {
+      return;
+    }
+    for (const std::string& t : operands) {
+      if (std::find(out->why.event_types.begin(), out->why.event_types.end(), t) == out->why.event_types.end()) {
+        out->why.event_types.push_back(t);
+      }
+    }
+  }
+
+  std::expected<Part, Error> CompileCheck(const Node& n) {
+    auto lhs = ResolveSource(n.field, n.has_field_arg, n.field_arg, n.transforms, n.offset);
+    if (!lhs) return std::unexpected(lhs.error());
+    const FieldType type = lhs->type;
+    const std::string& fname = n.field;
+    Part part;
+    if (n.op == Op::kExists) {
+      FoldCheck(n, *lhs, nullptr, {}, &part);
+      part.eval = std::make_unique<ExistsEval>(std::move(*lhs));
+      return part;
+    }
+    std::string what = "'" + std::string(OpName(n.op)) + "' on " + std::string(FieldTypeName(type)) + " field " + fname;
+    const bool ordering = n.op == Op::kLt || n.op == Op::kLe || n.op == Op::kGt || n.op == Op::kGe;
+
+    if (n.rhs) {
+      const FieldOperand& r = *n.rhs;
+      auto rhs = ResolveSource(r.field, r.has_field_arg, r.field_arg, r.transforms, r.offset);
+      if (!rhs) return std::unexpected(rhs.error());
+      auto kind = [](FieldType t) { return t == FieldType::kList ? FieldType::kString : t; };
+      if (kind(type) != kind(rhs->type)) {
+        return Fail(r.offset, what + ": cannot compare with " + std::string(FieldTypeName(rhs->type)) + " field " +
+                                  r.field);
+      }
+      if (n.op == Op::kRegex || n.op == Op::kBContains || n.op == Op::kBStartsWith) {
+        return Fail(r.offset, what + ": needs a constant value, not a field");
+      }
+      if (kind(type) == FieldType::kString && ordering) return Fail(n.offset, what + ": ordering needs a number field");
+      if (type == FieldType::kNumber && !ordering && n.op != Op::kEq && n.op != Op::kNe && n.op != Op::kIn &&
+          n.op != Op::kIntersects) {
+        return Fail(n.offset, what + " is not supported");
+      }
+      if (type == FieldType::kBool && n.op != Op::kEq && n.op != Op::kNe) {
+        return Fail(n.offset, what + " is not supported: use = or !=");
+      }
+      FoldCheck(n, *lhs, &*rhs, {}, &part);
+      part.eval = std::make_unique<FieldCompareEval>(std::move(*lhs), n.op, std::move(*rhs));
+      return part;
+    }
 
     // Only list operators take several operands; list names expand only inside them.
     std::vector<std::string> operands;
@@ -883,29 +1355,59 @@ class Compiler {
       operands.push_back(n.values.at(0).text);
     }
     size_t voff = n.values.empty() ? n.offset : n.values[0].offset;
-    std::string what = "'" + std::string(OpName(n.op)) + "' on " + std::string(FieldTypeName(type)) + " field " + n.field;
+
+    // Falco refuses an event type its tables do not know, whatever the operator.
+    if (fname == "evt.type" && n.transforms.empty()) {
+      for (const std::string& t : operands) {
+        if (IsKnownEventType(t)) continue;
+        size_t at = voff;
+        for (const Value& v : n.values) {
+          if (v.text == t) at = v.offset;
+        }
+        return Fail(at, "unknown event type " + t, Error::Kind::kUnknownEventType, t);
+      }
+    }
+    FoldCheck(n, *lhs, nullptr, operands, &part);
 
     switch (type) {
       case FieldType::kString:
       case FieldType::kList: {
-        if (n.op == Op::kLt || n.op == Op::kLe || n.op == Op::kGt || n.op == Op::kGe) {
-          return Fail(n.offset, what + ": ordering needs a number field");
+        if (ordering) return Fail(n.offset, what + ": ordering needs a number field");
+        if (n.op == Op::kBContains || n.op == Op::kBStartsWith) {
+          std::string bytes;
+          if (!Unhex(operands[0], &bytes)) {
+            return Fail(voff, "bcontains and bstartswith operator support hex strings only");  // Falco's words
+          }
+          operands[0] = std::move(bytes);
         }
-        return std::make_unique<StringEval>(f, arg, type, n.op, std::move(operands));
+        std::vector<std::unique_ptr<re2::RE2>> regexes;
+        if (n.op == Op::kRegex) {
+          // Compiled once here: RE2 in POSIX syntax, as Falco's `regex`.
+          RE2::Options opt(RE2::POSIX);
+          opt.set_log_errors(false);
+          auto re = std::make_unique<re2::RE2>(operands[0], opt);
+          if (!re->ok()) return Fail(voff, "invalid regex pattern: " + re->error());
+          regexes.push_back(std::move(re));
+        }
+        part.eval = std::make_unique<StringEval>(std::move(*lhs), n.op, std::move(operands), std::move(regexes));
+        return part;
       }
       case FieldType::kNumber: {
-        if (n.op != Op::kEq && n.op != Op::kNe && n.op != Op::kLt && n.op != Op::kLe && n.op != Op::kGt &&
-            n.op != Op::kGe && n.op != Op::kIn && n.op != Op::kIntersects) {
+        if (n.op != Op::kEq && n.op != Op::kNe && !ordering && n.op != Op::kIn && n.op != Op::kIntersects) {
           return Fail(n.offset, what + " is not supported");
         }
         std::vector<int64_t> nums;
         for (const std::string& s : operands) {
           int64_t v = 0;
-          if (!ParseInt(s, &v)) return Fail(voff, "'" + s + "' is not a number (field " + n.field + " is a number)");
+          if (!ParseInt(s, &v)) return Fail(voff, "'" + s + "' is not a number (field " + fname + " is a number)");
           nums.push_back(v);
         }
-        if (nums.empty()) return std::make_unique<BoolEval>(f, arg, false, false);  // in (): never
-        return std::make_unique<NumberEval>(f, arg, n.op, std::move(nums));
+        if (nums.empty()) {  // in (): never
+          part.eval = std::make_unique<BoolEval>(std::move(*lhs), false, false);
+        } else {
+          part.eval = std::make_unique<NumberEval>(std::move(*lhs), n.op, std::move(nums));
+        }
+        return part;
       }
       case FieldType::kBool: {
         if (n.op != Op::kEq && n.op != Op::kNe && n.op != Op::kIn) {
@@ -914,13 +1416,14 @@ class Compiler {
         bool want_true = false, want_false = false;
         for (const std::string& s : operands) {
           bool b;
-          if (!ParseBool(s, &b)) return Fail(voff, "'" + s + "' is not true or false (field " + n.field + " is a bool)");
+          if (!ParseBool(s, &b)) return Fail(voff, "'" + s + "' is not true or false (field " + fname + " is a bool)");
           (b ? want_true : want_false) = true;
         }
         if (n.op == Op::kNe) {
           std::swap(want_true, want_false);
         }
-        return std::make_unique<BoolEval>(f, arg, want_true, want_false);
+        part.eval = std::make_unique<BoolEval>(std::move(*lhs), want_true, want_false);
+        return part;
       }
     }
     return Fail(n.offset, "internal: unknown field type");
@@ -944,7 +1447,8 @@ std::expected<CompiledCondition, Error> Compile(const Node& root, const Names& n
   auto e = c.Run(root);
   if (!e) return std::unexpected(e.error());
   CompiledCondition out;
-  out.root_ = std::move(*e);
+  out.root_ = std::move(e->eval);
+  if (e->tri == Tri::kFalse) out.inactive_reason_ = e->why.Text();
   return out;
 }
 

@@ -2,8 +2,9 @@
 // offsets (for diagnostics), then compiled once, against the field registry and the
 // rule set's macros and lists, into a tree of small evaluators.
 //
-// Grammar (EBNF). Keywords and word operators need a word boundary after them; blanks
-// (space, tab, CR, LF) separate tokens anywhere.
+// Grammar (EBNF): that of falcosecurity/libs 0.22 (Falco engine 0.57; see its
+// userspace/libsinsp/filter/parser.h). Keywords and word operators need a word boundary
+// after them; blanks (space, tab, CR, LF) separate tokens anywhere.
 //
 //     Expr        ::= OrExpr
 //     OrExpr      ::= AndExpr ( 'or' AndExpr )*
@@ -13,20 +14,25 @@
 //     Primary     ::= '(' Expr ')'
 //                   | Check
 //                   | MacroName
-//     Check       ::= Field UnaryOp
-//                   | Field CmpOp Value
-//                   | Field ListOp ListValue
+//     Check       ::= Operand UnaryOp
+//                   | Operand CmpOp ( Value | FieldRhs )
+//                   | Operand ListOp ( ListValue | FieldRhs )
+//     Operand     ::= Field | Transformer
+//     Transformer ::= TransformName '(' Operand ')'
+//     FieldRhs    ::= 'val(' Field ')' | Transformer      (a compare with another field)
 //     Field       ::= FieldName ( '[' FieldArg ']' )?
 //     ListValue   ::= '(' ( Item ( ',' Item )* )? ')'
 //                   | ListName
 //     Value       ::= QuotedStr | BareStr
 //     Item        ::= QuotedStr | BareStr       (a bare Item naming a list expands to its items)
 //
-// Operators:
+// Operators and transformers:
 //     UnaryOp     ::= 'exists'
 //     CmpOp       ::= '=' | '==' | '!=' | '<' | '<=' | '>' | '>='
-//                   | 'contains' | 'icontains' | 'startswith' | 'endswith' | 'glob' | 'iglob'
+//                   | 'contains' | 'icontains' | 'bcontains' | 'startswith' | 'bstartswith'
+//                   | 'endswith' | 'glob' | 'iglob' | 'regex'
 //     ListOp      ::= 'in' | 'intersects' | 'pmatch'
+//     TransformName ::= 'tolower' | 'toupper' | 'b64' | 'basename' | 'len'
 //
 // Tokens (regular expressions):
 //     MacroName   ::= [a-zA-Z_][a-zA-Z0-9_]*          (not 'and', 'or', 'not')
@@ -37,10 +43,19 @@
 //     BareStr     ::= [^ \t\r\n(),="']+
 //
 // Semantics: a field that is unset makes every check false except that `not F exists` is
-// true. `in`, `intersects` and `pmatch` take a list; `in` on a list-valued field (proc.aname)
-// is true when any element is in the list. String comparisons are exact bytes (icontains and
-// iglob fold ASCII case), whatever the bytes: a file name that is not UTF-8 is compared as it
-// is. `pmatch` is a path-prefix match: /tmp matches /tmp and /tmp/x but not /tmpx.
+// true (an unset val() field on the right makes the check false too). `in`, `intersects`
+// and `pmatch` take a list; `in` on a list-valued field (proc.aname) is true when any
+// element is in the list. String comparisons are exact bytes (icontains and iglob fold
+// ASCII case), whatever the bytes: a file name that is not UTF-8 is compared as it is.
+// `pmatch` is a path-prefix match: /tmp matches /tmp and /tmp/x but not /tmpx. `regex` is
+// RE2 in POSIX syntax matching the whole value, as Falco's; the pattern is compiled once,
+// at load, and a bad one is a load error. `bcontains` and `bstartswith` take hex digits
+// (`bcontains 7f454c46`) and compare those bytes. Transformers: tolower and toupper fold
+// ASCII case, b64 decodes base64 (a value that does not decode is unset), basename keeps
+// what follows the last '/', len is a string's length or a list's number of elements (a
+// number); the string ones apply to each element of a list field. Values compared with
+// evt.type must be event types Falco knows (lib/rules/event_types.h): Falco refuses
+// others ("unknown event type").
 //
 // Escapes in a quoted string: \" in "...", \' in '...', \\ for a backslash, and \xHH (two
 // hex digits) for the byte 0xHH, so that a rule can name any byte, including those a YAML
@@ -55,6 +70,7 @@
 #include <expected>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -70,11 +86,25 @@ namespace cond {
 
 enum class Op {
   kEq, kNe, kLt, kLe, kGt, kGe,
-  kContains, kIContains, kStartsWith, kEndsWith, kGlob, kIGlob,
+  kContains, kIContains, kBContains, kStartsWith, kBStartsWith, kEndsWith, kGlob, kIGlob,
+  kRegex,
   kIn, kIntersects, kPmatch,
   kExists,
 };
 std::string_view OpName(Op op);
+
+// Falco's field transformers (libs 0.22), applied to a field's value before the compare.
+enum class Transform { kToLower, kToUpper, kB64, kBasename, kLen };
+std::string_view TransformName(Transform t);
+
+// A field as the right-hand side of a check reads it: val(field) or transformers.
+struct FieldOperand {
+  std::string field;
+  std::string field_arg;              // the text in [...], empty if none
+  bool has_field_arg = false;
+  std::vector<Transform> transforms;  // in the order they apply: innermost first
+  size_t offset = 0;
+};
 
 struct Value {
   std::string text;    // unquoted
@@ -95,6 +125,8 @@ struct Node {
   Op op = Op::kEq;
   std::vector<Value> values;                  // kExists: none; CmpOp: one; ListOp: the items
   bool list_by_name = false;                  // `in NAME` without parentheses
+  std::vector<Transform> transforms;          // on `field`, innermost first
+  std::optional<FieldOperand> rhs;            // `val(field)` or a transformer; then no values
   // kMacro: the name in `field`.
 };
 using NodePtr = std::unique_ptr<Node>;
@@ -102,7 +134,9 @@ using NodePtr = std::unique_ptr<Node>;
 struct Error {
   // What the loader treats apart: an unknown field (skip-if-unknown-filter) and a macro
   // that is not defined (perhaps one whose own definition failed: reported once, there).
-  enum class Kind { kOther, kUnknownField, kUndefinedMacro };
+  // kUnknownEventType: an evt.type value Falco does not know (skip-if-unknown-filter skips
+  // such a rule too, as Falco does).
+  enum class Kind { kOther, kUnknownField, kUndefinedMacro, kUnknownEventType };
   size_t offset = 0;    // in the condition text (of `macro` when that is set)
   std::string macro;    // the error lies in this macro's condition; empty: in the rule's own
   std::string message;
@@ -143,9 +177,19 @@ class CompiledCondition {
   // REQUIRES: ctx.event != nullptr.
   bool Evaluate(const RuleContext& ctx) const;
 
+  // Not empty: the condition can never be true on driftwatch's events, and why ("event
+  // types driftwatch never sees: connect, accept4"; "field never set: fd.sip (...)").
+  // Found by a three-valued fold (true, false, unknown) over the compiled condition: a
+  // check of evt.type =/in names driftwatch never produces is false (!= such a name is
+  // true); any check, `exists` included, of a field whose FieldInfo::never is set is false
+  // (an unset field fails every check); `not` flips true and false; and/or fold as usual;
+  // anything else is unknown. Only a condition that folds to false has a reason.
+  const std::string& inactive_reason() const { return inactive_reason_; }
+
  private:
   friend std::expected<CompiledCondition, Error> Compile(const Node&, const Names&);
   std::unique_ptr<Evaluator> root_;
+  std::string inactive_reason_;
 };
 
 // Resolves fields, macros (expanded in place; recursion refused) and lists, checks each

@@ -1,5 +1,6 @@
 #include "lib/rules/rule_engine.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace driftwatch {
@@ -12,7 +13,7 @@ bool IsFieldChar(char c) {
 
 }  // namespace
 
-std::expected<OutputFormat, std::pair<size_t, std::string>> OutputFormat::Parse(
+std::expected<OutputFormat, OutputFormat::ParseError> OutputFormat::Parse(
     std::string_view text) {
   OutputFormat f;
   std::string literal;
@@ -31,7 +32,7 @@ std::expected<OutputFormat, std::pair<size_t, std::string>> OutputFormat::Parse(
     while (end > start && text[end - 1] == '.') --end;
     std::string name(text.substr(start, end - start));
     const FieldInfo* info = FindField(name);
-    if (!info) return std::unexpected(std::make_pair(i, "unknown field '" + name + "' in output"));
+    if (!info) return std::unexpected(ParseError{i, "unknown field '" + name + "' in output", true});
     Part p;
     p.literal = std::move(literal);
     literal.clear();
@@ -40,15 +41,14 @@ std::expected<OutputFormat, std::pair<size_t, std::string>> OutputFormat::Parse(
     if (end < text.size() && text[end] == '[') {
       size_t close = text.find(']', end);
       if (close == std::string_view::npos) {
-        return std::unexpected(std::make_pair(end, "unterminated '[' after %" + name));
+        return std::unexpected(ParseError{end, "unterminated '[' after %" + name});
       }
       std::string_view idx = text.substr(end + 1, close - end - 1);
       int v = -1;
       auto r = std::from_chars(idx.data(), idx.data() + idx.size(), v);
       if (info->arg == FieldArgMode::kNone || r.ec != std::errc() ||
           r.ptr != idx.data() + idx.size() || v < 0) {
-        return std::unexpected(
-            std::make_pair(end, "bad index '" + std::string(idx) + "' for %" + name));
+        return std::unexpected(ParseError{end, "bad index '" + std::string(idx) + "' for %" + name});
       }
       p.arg.index = v;
       p.field_name += '[';
@@ -56,7 +56,7 @@ std::expected<OutputFormat, std::pair<size_t, std::string>> OutputFormat::Parse(
       p.field_name += ']';
       end = close + 1;
     } else if (info->arg == FieldArgMode::kRequired) {
-      return std::unexpected(std::make_pair(i, "%" + name + " needs an index, as %" + name + "[1]"));
+      return std::unexpected(ParseError{i, "%" + name + " needs an index, as %" + name + "[1]"});
     }
     f.parts_.push_back(std::move(p));
     i = end;
@@ -95,14 +95,45 @@ const Rule* RuleSet::Find(std::string_view name) const {
   return nullptr;
 }
 
+std::vector<std::string> RuleSet::Summary(size_t max_names) const {
+  size_t disabled = 0;
+  // Reasons in the order their first rule was defined.
+  std::vector<std::pair<std::string, std::vector<const Rule*>>> reasons;
+  for (const auto& r : rules_) {
+    if (!r->enabled) {
+      ++disabled;
+      continue;
+    }
+    if (r->inactive_reason.empty()) continue;
+    auto it = std::find_if(reasons.begin(), reasons.end(), [&](const auto& p) { return p.first == r->inactive_reason; });
+    if (it == reasons.end()) it = reasons.insert(reasons.end(), {r->inactive_reason, {}});
+    it->second.push_back(r.get());
+  }
+  std::vector<std::string> out;
+  out.push_back(std::to_string(rules_.size()) + " rules: " + std::to_string(active_count()) + " active, " +
+                std::to_string(disabled) + " disabled, " + std::to_string(inactive_count()) + " inactive");
+  for (const auto& [reason, rules] : reasons) {
+    std::string line = "  " + std::to_string(rules.size()) + " inactive, " + reason + ": ";
+    for (size_t i = 0; i < rules.size(); ++i) {
+      if (max_names != 0 && i == max_names) {
+        line += ", +" + std::to_string(rules.size() - i) + " more";
+        break;
+      }
+      line += (i ? ", " : "") + ("'" + rules[i]->name + "'");
+    }
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
 void RuleSet::Match(const RuleContext& ctx, std::vector<const Rule*>* out) const {
-  for (const Rule* r : enabled_) {
+  for (const Rule* r : active_) {
     if (r->compiled.Evaluate(ctx)) out->push_back(r);
   }
 }
 
 void RuleSet::Evaluate(const RuleContext& ctx, std::vector<RuleMatch>* out) const {
-  for (const Rule* r : enabled_) {
+  for (const Rule* r : active_) {
     if (!r->compiled.Evaluate(ctx)) continue;
     RuleMatch m;
     m.rule = r;

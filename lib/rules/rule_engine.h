@@ -28,8 +28,13 @@ class OutputFormat {
     std::string field_name;            // as written, "proc.aname[2]"
   };
 
+  struct ParseError {
+    size_t offset = 0;           // in the text
+    std::string message;
+    bool unknown_field = false;  // skip-if-unknown-filter skips the rule
+  };
   // Parses "... %proc.name ...". Errors name the unknown field and its byte offset.
-  static std::expected<OutputFormat, std::pair<size_t, std::string>> Parse(std::string_view text);
+  static std::expected<OutputFormat, ParseError> Parse(std::string_view text);
 
   // Appends the formatted text; fills *fields (when not null) with field -> value or "<NA>".
   void Format(const RuleContext& ctx, std::string* out,
@@ -54,6 +59,9 @@ struct Rule {
 
   cond::CompiledCondition compiled;  // condition and not (exceptions)
   OutputFormat format;
+  // Not empty: the condition can never be true on driftwatch's events (it needs event
+  // types or fields driftwatch never has); the rule is loaded but never evaluated.
+  std::string inactive_reason;
 };
 
 struct RuleMatch {
@@ -74,11 +82,17 @@ class RuleSet {
   size_t size() const { return rules_.size(); }
   std::vector<const Rule*> rules() const;
   const Rule* Find(std::string_view name) const;
-  size_t enabled_count() const { return enabled_.size(); }
+  // Enabled rules, active (evaluated) or inactive (Rule::inactive_reason).
+  size_t enabled_count() const { return active_.size() + inactive_; }
+  size_t active_count() const { return active_.size(); }
+  size_t inactive_count() const { return inactive_; }
+  // "N rules: A active, D disabled, I inactive", then one line per distinct inactive
+  // reason: its count, up to `max_names` rule names (all when 0) and the reason.
+  std::vector<std::string> Summary(size_t max_names) const;
   // Warnings of the load that made this set (unused keys, disabled rules that fail, ...).
   const std::vector<RuleDiagnostic>& warnings() const { return warnings_; }
 
-  // Appends a match for every enabled rule whose condition holds, in definition order.
+  // Appends a match for every active rule whose condition holds, in definition order.
   // REQUIRES: ctx.event != nullptr.
   void Evaluate(const RuleContext& ctx, std::vector<RuleMatch>* out) const;
   // Only tests the conditions: the rules that match, no output formatting.
@@ -87,7 +101,8 @@ class RuleSet {
  private:
   friend class RuleLoader;
   std::vector<std::unique_ptr<Rule>> rules_;
-  std::vector<const Rule*> enabled_;
+  std::vector<const Rule*> active_;  // enabled and not inactive
+  size_t inactive_ = 0;              // enabled but inactive
   std::vector<RuleDiagnostic> warnings_;
 };
 

@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -110,11 +112,15 @@ struct ExceptionSpec {
   int line = 0, column = 0;
 };
 
+// Falco's load order (rule_loader_collector.cpp): `index` is the place of the first
+// definition, `visibility` that of the latest definition, append or override. A macro sees
+// the macros, a list the lists, whose index is below its visibility.
 struct ListDef {
   std::string name;
   std::vector<std::string> items;
   std::string file;
   int line = 0, column = 0;
+  uint32_t index = 0, visibility = 0;
 };
 
 struct MacroDef {
@@ -122,8 +128,48 @@ struct MacroDef {
   Fragments cond;
   std::string file;
   int line = 0, column = 0;
+  uint32_t index = 0, visibility = 0;
   cond::NodePtr ast;
 };
+
+// A `required_plugin_versions` entry: one of these plugins (name, version) must be there.
+struct PluginRequirement {
+  std::vector<std::pair<std::string, std::string>> alternatives;
+  std::string file;
+  int line = 0, column = 0;
+};
+
+// "x.y.z" (Falco's sinsp_version); nullopt when it is not one.
+std::optional<std::array<uint64_t, 3>> ParseSemver(std::string_view s) {
+  std::array<uint64_t, 3> v{};
+  for (int i = 0; i < 3; ++i) {
+    auto r = std::from_chars(s.data(), s.data() + s.size(), v[i]);
+    if (r.ec != std::errc() || r.ptr == s.data()) return std::nullopt;
+    s.remove_prefix(static_cast<size_t>(r.ptr - s.data()));
+    if (i < 2) {
+      if (!s.starts_with('.')) return std::nullopt;
+      s.remove_prefix(1);
+    }
+  }
+  if (!s.empty()) return std::nullopt;
+  return v;
+}
+
+// Falco's sinsp_version::compatible_with: the same major version, and not older.
+bool CompatibleWith(const std::array<uint64_t, 3>& have, const std::array<uint64_t, 3>& want) {
+  return have[0] == want[0] && have >= want;
+}
+
+std::string SemverText(const std::array<uint64_t, 3>& v) {
+  return std::to_string(v[0]) + "." + std::to_string(v[1]) + "." + std::to_string(v[2]);
+}
+
+// Falco's warnings (userspace/engine/rule_loading_messages.h).
+constexpr const char* kWarningAppend =
+    "'append' key is deprecated. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.";
+constexpr const char* kWarningEnabled =
+    "The standalone 'enabled' key usage is deprecated. The correct approach requires also a 'replace' entry "
+    "under the 'override' key (i.e. 'enabled: replace').";
 
 struct RuleDef {
   std::string name;
@@ -135,6 +181,7 @@ struct RuleDef {
   bool enabled = true;
   bool skip_if_unknown_filter = false;
   std::string source = "syscall";
+  bool unknown_source = false;  // not syscall: skipped with a warning, as Falco does
   std::vector<ExceptionSpec> exceptions;
   std::string file;
   int line = 0, column = 0;
@@ -150,6 +197,8 @@ std::optional<cond::Op> CompOp(std::string_view c) {
       {"icontains", cond::Op::kIContains}, {"startswith", cond::Op::kStartsWith},
       {"endswith", cond::Op::kEndsWith},   {"glob", cond::Op::kGlob},
       {"iglob", cond::Op::kIGlob},   {"in", cond::Op::kIn},
+      {"bcontains", cond::Op::kBContains}, {"bstartswith", cond::Op::kBStartsWith},
+      {"regex", cond::Op::kRegex},
       {"intersects", cond::Op::kIntersects}, {"pmatch", cond::Op::kPmatch}};
   for (const auto& [n, op] : kOps) {
     if (c == n) return op;
@@ -234,6 +283,7 @@ class RuleLoader {
   bool ScalarString(const YAML::Node& item, const char* key, const std::string& file,
                     const std::string& what, std::string* out);
 
+  void AddItems(const YAML::Node& doc, const std::string& file, const Lines& lines);
   void AddRule(const YAML::Node& item, const std::string& file, const Lines& lines);
   void AddMacro(const YAML::Node& item, const std::string& file, const Lines& lines);
   void AddList(const YAML::Node& item, const std::string& file);
@@ -242,11 +292,22 @@ class RuleLoader {
   void MergeExceptions(std::vector<ExceptionSpec> in, RuleDef* r, const std::string& file,
                        const YAML::Node& at, const std::string& what);
 
-  const std::vector<std::string>* ExpandList(const std::string& name, std::set<std::string>* stack);
+  void ExpandList(const ListDef& def);
   cond::NodePtr ExceptionsAst(const RuleDef& r);
   void CompileRule(const RuleDef& def, RuleSet* set);
 
+  void AddRequiredEngineVersion(const YAML::Node& item, const std::string& file);
+  void AddRequiredPluginVersions(const YAML::Node& item, const std::string& file);
+  void CheckPluginRequirements();
+  void CheckMacroVisibility();
+  // A user file's definition replaces one of a shipped file: say so, naming both places.
+  void WarnShippedRedefinition(const std::string& kind, const std::string& name, const std::string& prev_file,
+                               int prev_line, const std::string& file, const YAML::Node& at);
+
   std::vector<std::string> files_;  // in load order
+  std::set<std::string> shipped_files_;
+  uint32_t next_index_ = 0;  // Falco's load order: each definition, append, override
+  std::vector<PluginRequirement> plugin_requirements_;
   std::vector<RuleDiagnostic> diags_;
   std::set<std::string> seen_;
   std::vector<RuleDef> rules_;
@@ -337,19 +398,27 @@ void RuleLoader::AddSource(const RuleSource& src) {
       start = nl + 1;
     }
   }
-  YAML::Node doc;
+  if (src.shipped) shipped_files_.insert(file);
+  // Every document of the file (`---`), as Falco reads them.
+  std::vector<YAML::Node> docs;
   try {
-    doc = YAML::Load(src.content);
+    docs = YAML::LoadAll(src.content);
   } catch (const YAML::Exception& e) {
     Diag(false, file, e.mark.line + 1, e.mark.column + 1, "", "YAML: " + e.msg);
     return;
   }
-  if (doc.IsNull()) return;  // empty file
-  if (!doc.IsSequence()) {
-    Diag(false, file, doc.Mark().line + 1, doc.Mark().column + 1, "",
-         "a rules file is a YAML list of rule, macro and list items");
-    return;
+  for (const YAML::Node& doc : docs) {
+    if (doc.IsNull()) continue;  // empty document
+    if (!doc.IsSequence()) {
+      Diag(false, file, doc.Mark().line + 1, doc.Mark().column + 1, "",
+           "a rules file is a YAML list of rule, macro and list items");
+      continue;
+    }
+    AddItems(doc, file, lines);
   }
+}
+
+void RuleLoader::AddItems(const YAML::Node& doc, const std::string& file, const Lines& lines) {
   for (const YAML::Node& item : doc) {
     try {
       if (!item.IsMap()) {
@@ -362,8 +431,10 @@ void RuleLoader::AddSource(const RuleSource& src) {
         AddMacro(item, file, lines);
       } else if (item["list"]) {
         AddList(item, file);
-      } else if (item["required_engine_version"] || item["required_plugin_versions"]) {
-        continue;
+      } else if (item["required_engine_version"]) {
+        AddRequiredEngineVersion(item, file);
+      } else if (item["required_plugin_versions"]) {
+        AddRequiredPluginVersions(item, file);
       } else {
         std::string first = item.begin()->first.IsScalar() ? item.begin()->first.as<std::string>() : "?";
         Warn(file, item, "", "unknown item '" + first + "' ignored");
@@ -372,6 +443,118 @@ void RuleLoader::AddSource(const RuleSource& src) {
       Diag(false, file, e.mark.line + 1, e.mark.column + 1, "", "YAML: " + e.msg);
     }
   }
+}
+
+void RuleLoader::AddRequiredEngineVersion(const YAML::Node& item, const std::string& file) {
+  const YAML::Node v = item["required_engine_version"];
+  if (!v.IsScalar()) {
+    Error(file, v, "", "'required_engine_version' must be a version such as 0.57.0");
+    return;
+  }
+  // An integer N is the old form: engine 0.N.0 (Falco's get_implicit_engine_version).
+  const std::string text = v.as<std::string>();
+  std::optional<std::array<uint64_t, 3>> want;
+  uint64_t minor = 0;
+  auto r = std::from_chars(text.data(), text.data() + text.size(), minor);
+  if (r.ec == std::errc() && r.ptr == text.data() + text.size()) {
+    want = std::array<uint64_t, 3>{0, minor, 0};
+  } else {
+    want = ParseSemver(text);
+  }
+  if (!want) {
+    Error(file, v, "", "Unable to parse engine version '" + text + "' as a semver string. Expected \"x.y.z\" semver format.");
+    return;
+  }
+  const auto have = *ParseSemver(kFalcoEngineVersion);
+  if (!CompatibleWith(have, *want)) {
+    Error(file, v, "", "Rules require engine version " + SemverText(*want) +
+                           ", but driftwatch implements Falco engine version " + SemverText(have));
+  }
+}
+
+void RuleLoader::AddRequiredPluginVersions(const YAML::Node& item, const std::string& file) {
+  const YAML::Node list = item["required_plugin_versions"];
+  if (!list.IsSequence()) {
+    Error(file, list, "", "Value of required_plugin_versions must be a sequence");
+    return;
+  }
+  for (const YAML::Node& plugin : list) {
+    PluginRequirement req;
+    req.file = file;
+    req.line = plugin.Mark().line + 1;
+    req.column = plugin.Mark().column + 1;
+    std::vector<YAML::Node> entries = {plugin};
+    if (plugin.IsMap() && plugin["alternatives"]) {
+      if (!plugin["alternatives"].IsSequence()) {
+        Error(file, plugin["alternatives"], "", "Value of plugin version alternatives must be a sequence");
+        continue;
+      }
+      for (const YAML::Node& alt : plugin["alternatives"]) entries.push_back(alt);
+    }
+    bool ok = true;
+    for (const YAML::Node& e : entries) {
+      if (!e.IsMap() || !e["name"] || !e["name"].IsScalar() || !e["version"] || !e["version"].IsScalar()) {
+        Error(file, e, "", "Plugin version must be a mapping with a name and a version");
+        ok = false;
+        break;
+      }
+      std::string name = e["name"].as<std::string>(), version = e["version"].as<std::string>();
+      if (!ParseSemver(version)) {
+        Error(file, e, "", "Invalid required version '" + version + "' for plugin '" + name + "'");
+        ok = false;
+        break;
+      }
+      for (const auto& [n, v] : req.alternatives) {
+        if (n == name) {
+          Error(file, e, "", "Defined multiple alternative version requirements for plugin '" + name + "'");
+          ok = false;
+        }
+      }
+      req.alternatives.emplace_back(std::move(name), std::move(version));
+    }
+    if (ok) plugin_requirements_.push_back(std::move(req));
+  }
+}
+
+// Falco checks each requirement against the plugins it loaded once all files are read
+// (falco_engine::check_plugin_requirements); driftwatch's "plugins" are built in.
+void RuleLoader::CheckPluginRequirements() {
+  for (const PluginRequirement& req : plugin_requirements_) {
+    std::string error;
+    bool satisfied = false;
+    for (const auto& [name, version] : req.alternatives) {
+      for (const BuiltinPlugin& b : kBuiltinPlugins) {
+        if (name != b.name || !error.empty() || satisfied) continue;
+        if (CompatibleWith(*ParseSemver(b.version), *ParseSemver(version))) {
+          satisfied = true;
+        } else {
+          error = "Plugin '" + name + "' version '" + b.version +
+                  "' is not compatible with required plugin version '" + version + "' (built into driftwatch)";
+        }
+      }
+    }
+    if (satisfied) continue;
+    if (error.empty()) {
+      for (const auto& [name, version] : req.alternatives) {
+        error += error.empty() ? "" : ", ";
+        error += name + " (>= " + version + ")";
+      }
+      std::string builtin;
+      for (const BuiltinPlugin& b : kBuiltinPlugins) builtin += std::string(builtin.empty() ? "" : ", ") + b.name + " " + b.version;
+      error = "Plugin requirement not satisfied, must load one of: " + error +
+              " (driftwatch loads no plugins; built in: " + builtin + ")";
+    }
+    Diag(false, req.file, req.line, req.column, "", error);
+  }
+}
+
+void RuleLoader::WarnShippedRedefinition(const std::string& kind, const std::string& name,
+                                         const std::string& prev_file, int prev_line, const std::string& file,
+                                         const YAML::Node& at) {
+  if (!shipped_files_.contains(prev_file) || shipped_files_.contains(file)) return;
+  Warn(file, at, kind + " '" + name + "'",
+       "redefines the " + kind + " of the shipped rules at " + prev_file + ":" + std::to_string(prev_line) +
+           ", which is replaced here (say so with override: replace, or give it another name)");
 }
 
 bool RuleLoader::ParseExceptions(const YAML::Node& n, const std::string& file, const std::string& what,
@@ -499,7 +682,21 @@ void RuleLoader::AddRule(const YAML::Node& item, const std::string& file, const 
   auto existing = rule_index_.find(name);
   RuleDef* prev = existing == rule_index_.end() ? nullptr : &rules_[existing->second];
   bool append = item["append"] && item["append"].as<bool>();
+  if (append) Warn(file, item, what, kWarningAppend);
   const YAML::Node override = item["override"];
+  // Falco refuses a rule redefined, appended to or overridden with another source
+  // (find_prev_rule); without a `source` key an append or override keeps the rule's.
+  const std::string source_key = item["source"] && item["source"].IsScalar() ? item["source"].as<std::string>() : "";
+  {
+    const bool defines = !override && !append && (item["condition"] || item["output"] || item["desc"] || item["priority"]);
+    const std::string source = defines && source_key.empty() ? "syscall" : source_key;
+    if (prev && !source.empty() && source != prev->source) {
+      Error(file, item["source"] ? item["source"] : item, what,
+            "Rule has been re-defined with a different source ('" + source + "', was '" + prev->source + "' at " +
+                prev->file + ":" + std::to_string(prev->line) + ")");
+      return;
+    }
+  }
 
   auto priority_of = [&](Priority* out) {
     std::string p;
@@ -533,7 +730,9 @@ void RuleLoader::AddRule(const YAML::Node& item, const std::string& file, const 
   };
 
   if (override && append) {
-    Error(file, override, what, "'override' and 'append' cannot be used together");
+    Error(file, override, what,
+          "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. "
+          "'condition: append') under 'override' instead.");
     return;
   }
   if (override) {
@@ -547,7 +746,7 @@ void RuleLoader::AddRule(const YAML::Node& item, const std::string& file, const 
     }
     static const std::set<std::string, std::less<>> kAppendable = {"condition", "output", "desc", "tags", "exceptions"};
     static const std::set<std::string, std::less<>> kReplaceable = {
-        "condition", "output", "desc", "priority", "tags", "exceptions", "enabled", "source",
+        "condition", "output", "desc", "priority", "tags", "exceptions", "enabled",
         "skip-if-unknown-filter", "warn_evttypes", "capture", "capture_duration"};
     std::map<std::string, std::string> modes;
     for (const auto& kv : override) {
@@ -569,7 +768,8 @@ void RuleLoader::AddRule(const YAML::Node& item, const std::string& file, const 
     }
     for (const auto& kv : item) {
       std::string k = kv.first.as<std::string>();
-      if (k != "rule" && k != "override" && kKeys.contains(k) && !modes.contains(k)) {
+      // `source` selects the rule (checked above); it cannot be changed.
+      if (k != "rule" && k != "override" && k != "source" && kKeys.contains(k) && !modes.contains(k)) {
         Error(file, kv.first, what, "key '" + k + "' has no override mode (add it under override)");
         return;
       }
@@ -614,8 +814,6 @@ void RuleLoader::AddRule(const YAML::Node& item, const std::string& file, const 
         }
       } else if (k == "skip-if-unknown-filter") {
         next.skip_if_unknown_filter = item[k].as<bool>();
-      } else if (k == "source") {
-        next.source = item[k].as<std::string>();
       }
     }
     *prev = std::move(next);
@@ -644,6 +842,7 @@ void RuleLoader::AddRule(const YAML::Node& item, const std::string& file, const 
   }
   // `enabled` alone toggles a rule defined earlier.
   if (!item["condition"] && !item["output"] && !item["desc"] && !item["priority"] && item["enabled"]) {
+    Warn(file, item, what, kWarningEnabled);
     if (!prev) {
       Error(file, item, what, "'enabled' for a rule that is not defined");
       return;
@@ -676,7 +875,12 @@ void RuleLoader::AddRule(const YAML::Node& item, const std::string& file, const 
   if (item["tags"]) tags_of(&r.tags);
   if (item["enabled"]) r.enabled = item["enabled"].as<bool>();
   if (item["skip-if-unknown-filter"]) r.skip_if_unknown_filter = item["skip-if-unknown-filter"].as<bool>();
-  if (item["source"]) r.source = item["source"].as<std::string>();
+  if (!source_key.empty()) r.source = source_key;
+  if (r.source != "syscall") {
+    // Falco skips rules of a source no plugin of its provides; driftwatch has only syscall.
+    r.unknown_source = true;
+    Warn(file, item["source"], what, "Unknown source " + r.source + ", skipping");
+  }
   if (item["exceptions"]) {
     std::vector<ExceptionSpec> ex;
     if (!ParseExceptions(item["exceptions"], file, what, &ex)) return;
@@ -711,6 +915,13 @@ void RuleLoader::AddMacro(const YAML::Node& item, const std::string& file, const
   Text t = MakeText(c, file, lines);
   auto it = macros_.find(name);
   bool append = item["append"] && item["append"].as<bool>();
+  if (append) Warn(file, item, what, kWarningAppend);
+  if (append && item["override"]) {
+    Error(file, item["override"], what,
+          "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. "
+          "'condition: append') under 'override' instead.");
+    return;
+  }
   if (const YAML::Node o = item["override"]) {
     std::string mode = o.IsMap() && o["condition"] ? o["condition"].as<std::string>() : "";
     if (mode != "append" && mode != "replace") {
@@ -724,6 +935,7 @@ void RuleLoader::AddMacro(const YAML::Node& item, const std::string& file, const
     append = mode == "append";
     if (!append) {
       it->second.cond.Replace(std::move(t));
+      it->second.visibility = next_index_++;
       return;
     }
   }
@@ -733,6 +945,7 @@ void RuleLoader::AddMacro(const YAML::Node& item, const std::string& file, const
       return;
     }
     it->second.cond.Append(std::move(t));
+    it->second.visibility = next_index_++;
     return;
   }
   MacroDef m;
@@ -741,6 +954,13 @@ void RuleLoader::AddMacro(const YAML::Node& item, const std::string& file, const
   m.line = item.Mark().line + 1;
   m.column = item.Mark().column + 1;
   m.cond.Replace(std::move(t));
+  // A redefinition keeps the first definition's place, as Falco's define_info.
+  m.index = next_index_;
+  if (it != macros_.end()) {
+    WarnShippedRedefinition("macro", name, it->second.file, it->second.line, file, item);
+    m.index = it->second.index;
+  }
+  m.visibility = next_index_++;
   macros_[name] = std::move(m);
 }
 
@@ -775,6 +995,13 @@ void RuleLoader::AddList(const YAML::Node& item, const std::string& file) {
   }
   auto it = lists_.find(name);
   bool append = item["append"] && item["append"].as<bool>();
+  if (append) Warn(file, item, what, kWarningAppend);
+  if (append && item["override"]) {
+    Error(file, item["override"], what,
+          "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. "
+          "'items: append') under 'override' instead.");
+    return;
+  }
   if (const YAML::Node o = item["override"]) {
     std::string mode = o.IsMap() && o["items"] ? o["items"].as<std::string>() : "";
     if (mode != "append" && mode != "replace") {
@@ -788,6 +1015,7 @@ void RuleLoader::AddList(const YAML::Node& item, const std::string& file) {
     append = mode == "append";
     if (!append) {
       it->second.items = std::move(values);
+      it->second.visibility = next_index_++;
       return;
     }
   }
@@ -797,39 +1025,69 @@ void RuleLoader::AddList(const YAML::Node& item, const std::string& file) {
       return;
     }
     for (auto& v : values) it->second.items.push_back(std::move(v));
+    it->second.visibility = next_index_++;
     return;
   }
-  lists_[name] = ListDef{name, std::move(values), file, item.Mark().line + 1, item.Mark().column + 1};
+  ListDef l{name, std::move(values), file, item.Mark().line + 1, item.Mark().column + 1, next_index_, next_index_};
+  if (it != lists_.end()) {
+    WarnShippedRedefinition("list", name, it->second.file, it->second.line, file, item);
+    l.index = it->second.index;
+  }
+  ++next_index_;
+  lists_[name] = std::move(l);
 }
 
-// A list's items with the lists it names expanded; items in quotes are literal.
-const std::vector<std::string>* RuleLoader::ExpandList(const std::string& name, std::set<std::string>* stack) {
-  if (auto it = expanded_.find(name); it != expanded_.end()) return &it->second;
-  auto def = lists_.find(name);
-  if (def == lists_.end()) return nullptr;
-  if (!stack->insert(name).second) {
-    Diag(false, def->second.file, def->second.line, def->second.column, "list '" + name + "'",
-         "list refers to itself through other lists");
-    return nullptr;
-  }
+// A list's items with the lists it names pasted in, as Falco's compile_list_infos: an item
+// (not in quotes) that names a list defined before this list's latest definition or
+// append is replaced by that list's own items as written, one level deep; any other item
+// is the string itself.
+void RuleLoader::ExpandList(const ListDef& def) {
   std::vector<std::string> out;
-  for (const std::string& raw : def->second.items) {
+  for (const std::string& raw : def.items) {
     auto [text, quoted] = Unquote(raw);
-    const std::vector<std::string>* sub = nullptr;
-    if (!quoted && lists_.contains(text) && !stack->contains(text)) sub = ExpandList(text, stack);
-    if (!quoted && stack->contains(text)) {
-      Diag(false, def->second.file, def->second.line, def->second.column, "list '" + name + "'",
-           "list refers to itself through list '" + text + "'");
-      continue;
-    }
-    if (sub) {
-      out.insert(out.end(), sub->begin(), sub->end());
+    auto ref = quoted ? lists_.end() : lists_.find(text);
+    if (ref != lists_.end() && ref->second.index < def.visibility) {
+      for (const std::string& item : ref->second.items) out.push_back(Unquote(item).first);
     } else {
       out.push_back(std::move(text));
     }
   }
-  stack->erase(name);
-  return &(expanded_[name] = std::move(out));
+  expanded_[def.name] = std::move(out);
+}
+
+// Falco resolves each macro against the macros before it (compile_macros_infos): one that
+// names a later or unknown macro is an error even when no rule uses it.
+void RuleLoader::CheckMacroVisibility() {
+  std::vector<MacroDef*> order;
+  for (auto& [name, m] : macros_) {
+    if (m.ast) order.push_back(&m);
+  }
+  std::sort(order.begin(), order.end(), [](const MacroDef* a, const MacroDef* b) { return a->index < b->index; });
+  for (MacroDef* m : order) {
+    std::vector<const cond::Node*> stack = {m->ast.get()};
+    while (!stack.empty()) {
+      const cond::Node* n = stack.back();
+      stack.pop_back();
+      for (const auto& c : n->children) stack.push_back(c.get());
+      if (n->kind != cond::NodeKind::kMacro) continue;
+      auto used = macros_.find(n->field);
+      if (used != macros_.end() && used->second.index < m->visibility) {
+        if (broken_macros_.contains(n->field)) broken_macros_.insert(m->name);  // reported there
+        continue;
+      }
+      if (used == macros_.end() && lists_.contains(n->field)) continue;  // the compiler says why
+      std::string file = m->file;
+      int line = m->line, col = m->column;
+      m->cond.Locate(n->offset, &file, &line, &col);
+      std::string why = "Undefined macro '" + n->field + "' used in filter.";
+      if (used != macros_.end()) {
+        why += " (it is defined later, at " + used->second.file + ":" + std::to_string(used->second.line) +
+               ": a macro may use only macros defined before it)";
+      }
+      Diag(false, file, line, col, "macro '" + m->name + "'", why);
+      broken_macros_.insert(m->name);
+    }
+  }
 }
 
 // not ((f1 c1 v1 and f2 c2 v2) or ...) for the rule's exceptions; null when none has values.
@@ -916,10 +1174,7 @@ void RuleLoader::CompileRule(const RuleDef& def, RuleSet* set) {
     Diag(as_warning, file, line, col, what, e.message);
   };
 
-  if (def.source != "syscall") {
-    Diag(true, def.file, def.line, def.column, what, "source '" + def.source + "' is not supported: rule skipped");
-    return;
-  }
+  if (def.unknown_source) return;  // warned where it was defined
   auto parsed = cond::Parse(def.cond.joined);
   cond::NodePtr root;
   if (!parsed) {
@@ -947,8 +1202,13 @@ void RuleLoader::CompileRule(const RuleDef& def, RuleSet* set) {
   auto fmt = OutputFormat::Parse(rule->output);
   if (!fmt) {
     int line, col;
-    def.output.Locate(fmt.error().first, &line, &col);
-    Diag(as_warning, def.file, line, col, what, fmt.error().second);
+    def.output.Locate(fmt.error().offset, &line, &col);
+    // Falco checks the output first and skips the rule on an unknown field there too.
+    if (def.skip_if_unknown_filter && fmt.error().unknown_field) {
+      Diag(true, def.output.file, line, col, what, fmt.error().message + ": rule skipped (skip-if-unknown-filter)");
+      return;
+    }
+    Diag(as_warning, def.output.file, line, col, what, fmt.error().message);
   } else {
     rule->format = std::move(*fmt);
   }
@@ -963,7 +1223,8 @@ void RuleLoader::CompileRule(const RuleDef& def, RuleSet* set) {
     cond::Names names;
     names.macro = [this](std::string_view n) -> const cond::Node* {
       auto it = macros_.find(n);
-      return it == macros_.end() ? nullptr : it->second.ast.get();
+      if (it == macros_.end() || broken_macros_.contains(it->first)) return nullptr;
+      return it->second.ast.get();
     };
     names.list = [this](std::string_view n) -> const std::vector<std::string>* {
       auto it = expanded_.find(n);
@@ -974,7 +1235,8 @@ void RuleLoader::CompileRule(const RuleDef& def, RuleSet* set) {
       const cond::Error& e = compiled.error();
       const bool broken_macro = e.kind == cond::Error::Kind::kUndefinedMacro &&
                                 broken_macros_.count(e.name) != 0;
-      if (def.skip_if_unknown_filter && e.kind == cond::Error::Kind::kUnknownField) {
+      if (def.skip_if_unknown_filter &&
+          (e.kind == cond::Error::Kind::kUnknownField || e.kind == cond::Error::Kind::kUnknownEventType)) {
         Diag(true, def.file, def.line, def.column, what, e.message + ": rule skipped (skip-if-unknown-filter)");
         return;
       }
@@ -982,21 +1244,20 @@ void RuleLoader::CompileRule(const RuleDef& def, RuleSet* set) {
       if (!as_warning) return;
     } else {
       rule->compiled = std::move(*compiled);
+      rule->inactive_reason = rule->compiled.inactive_reason();
     }
   }
   size_t errors_after = std::count_if(diags_.begin(), diags_.end(), [](const RuleDiagnostic& d) { return !d.warning; });
   if (errors_after != errors_before) return;
   if (!root) return;
-  if (rule->enabled) set->enabled_.push_back(rule.get());
+  if (rule->enabled && rule->inactive_reason.empty()) set->active_.push_back(rule.get());
+  if (rule->enabled && !rule->inactive_reason.empty()) ++set->inactive_;
   set->rules_.push_back(std::move(rule));
 }
 
 RuleSetLoad RuleLoader::Finish() {
   // Lists, expanded.
-  for (const auto& [name, def] : lists_) {
-    std::set<std::string> stack;
-    ExpandList(name, &stack);
-  }
+  for (const auto& [name, def] : lists_) ExpandList(def);
   // Macros, parsed once; rules expand them in place.
   for (auto& [name, m] : macros_) {
     auto p = cond::Parse(m.cond.joined);
@@ -1010,6 +1271,8 @@ RuleSetLoad RuleLoader::Finish() {
     }
     m.ast = std::move(*p);
   }
+  CheckMacroVisibility();
+  CheckPluginRequirements();
   auto set = std::unique_ptr<RuleSet>(new RuleSet());
   for (const RuleDef& r : rules_) CompileRule(r, set.get());
   // In file order, then by position: the item pass and the compile pass interleave.
@@ -1034,6 +1297,33 @@ RuleSetLoad LoadRuleSources(const std::vector<RuleSource>& sources) {
   return loader.Finish();
 }
 
+namespace {
+
+bool SameFile(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return a == b || std::filesystem::equivalent(a, b, ec);
+}
+
+bool IsShipped(const std::string& path) {
+  for (const std::string& s : ShippedRuleFiles()) {
+    if (SameFile(path, s)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> RuleFilesToLoad(const std::vector<std::string>& user_files, bool no_shipped) {
+  std::vector<std::string> files;
+  if (!no_shipped) files = ShippedRuleFiles();
+  for (const std::string& f : user_files) {
+    if (std::none_of(files.begin(), files.end(), [&](const std::string& s) { return SameFile(f, s); })) {
+      files.push_back(f);
+    }
+  }
+  return files;
+}
+
 RuleSetLoad LoadRuleFiles(const std::vector<std::string>& paths) {
   RuleLoader loader;
   for (const std::string& p : paths) {
@@ -1048,7 +1338,7 @@ RuleSetLoad LoadRuleFiles(const std::vector<std::string>& paths) {
       loader.AddError(RuleDiagnostic{p, 0, 0, "", "read error", false});
       continue;
     }
-    loader.AddSource(RuleSource{p, ss.str()});
+    loader.AddSource(RuleSource{p, ss.str(), IsShipped(p)});
   }
   return loader.Finish();
 }

@@ -1,26 +1,20 @@
 #include "lib/store/event_store.h"
-#include "lib/base/clock.h"
-#include "lib/base/log.h"
-#include "lib/event/event_view.h"
-#include "lib/event/wire_format.h"
 
-#include <google/protobuf/arena.h>
-#include <sqlite3.h>
 #include <pthread.h>
-#include <sys/stat.h>
+#include <sqlite3.h>
 
 #include <algorithm>
-#include <cctype>
-#include <charconv>
-#include <cstdio>
-#include <cstring>
-#include <ctime>
 #include <set>
 
-namespace driftwatch {
-namespace {
+#include "lib/base/clock.h"
+#include "lib/base/log.h"
+#include "lib/store/sqlite_util.h"
 
-constexpr int kSchemaVersion = 3;
+namespace driftwatch {
+
+using namespace sql;  // lib/store/sqlite_util.h: the store's own helpers
+
+namespace {
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS runs(
@@ -113,327 +107,8 @@ PRAGMA user_version = 3;
 COMMIT;
 )sql";
 
-constexpr const char* kNodeColumns =
-    "node, connected_streams, last_seen_ns, events_stored, duplicates, boot_id, "
-    "sensor_start_ns, sensor_version, kernel_version, audit_mode, fanotify_mode, "
-    "spool_dropped, peer";
-
-std::string SqliteError(sqlite3* db, std::string_view what) {
-  return std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
-}
-
-// Finalizes on scope exit.
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  Stmt() = default;
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  ~Stmt() { sqlite3_finalize(s); }
-};
-
-std::expected<void, std::string> Prepare(sqlite3* db, const char* sql, Stmt* out,
-                                         bool persistent = false) {
-  if (sqlite3_prepare_v3(db, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &out->s,
-                         nullptr) != SQLITE_OK) {
-    return std::unexpected(SqliteError(db, std::string("prepare ") + sql));
-  }
-  return {};
-}
-
-void BindText(sqlite3_stmt* s, int i, std::string_view v) {
-  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-}
-void BindBlob(sqlite3_stmt* s, int i, std::string_view v) {
-  sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-}
-std::string ColumnText(sqlite3_stmt* s, int i) {
-  const unsigned char* p = sqlite3_column_text(s, i);
-  return p ? std::string(reinterpret_cast<const char*>(p),
-                         static_cast<size_t>(sqlite3_column_bytes(s, i)))
-           : std::string();
-}
-
-NodeState ReadNodeRow(sqlite3_stmt* s) {
-  NodeState n;
-  n.node = ColumnText(s, 0);
-  n.connected_streams = static_cast<uint32_t>(sqlite3_column_int64(s, 1));
-  n.last_seen_ns = sqlite3_column_int64(s, 2);
-  n.events_stored = static_cast<uint64_t>(sqlite3_column_int64(s, 3));
-  n.duplicates = static_cast<uint64_t>(sqlite3_column_int64(s, 4));
-  n.hello.boot_id = ColumnText(s, 5);
-  n.hello.sensor_start_ns = sqlite3_column_int64(s, 6);
-  n.hello.sensor_version = ColumnText(s, 7);
-  n.hello.kernel_version = ColumnText(s, 8);
-  n.hello.audit_mode = ColumnText(s, 9);
-  n.hello.fanotify_mode = ColumnText(s, 10);
-  n.hello.spool_dropped = static_cast<uint64_t>(sqlite3_column_int64(s, 11));
-  n.hello.peer = ColumnText(s, 12);
-  return n;
-}
-
-bool ParseInt(std::string_view s, int64_t* out) {
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-// user_version and whether an `events` table exists: 0/false is an empty database.
-std::expected<std::pair<int, bool>, std::string> SchemaState(sqlite3* db) {
-  Stmt v, t;
-  if (auto ok = Prepare(db, "PRAGMA user_version", &v); !ok) return std::unexpected(ok.error());
-  if (sqlite3_step(v.s) != SQLITE_ROW) return std::unexpected(SqliteError(db, "user_version"));
-  if (auto ok = Prepare(db, "SELECT count(*) FROM sqlite_master WHERE name='events'", &t); !ok) {
-    return std::unexpected(ok.error());
-  }
-  if (sqlite3_step(t.s) != SQLITE_ROW) return std::unexpected(SqliteError(db, "sqlite_master"));
-  return std::pair{sqlite3_column_int(v.s, 0), sqlite3_column_int(t.s, 0) > 0};
-}
-
-std::string OldSchemaError(int version) {
-  return "database schema version " + std::to_string(version == 0 ? 1 : version) +
-         ", this collector reads version " + std::to_string(kSchemaVersion) +
-         (version == 2 ? " (the collector migrates it when it starts)"
-                       : " (move the old database away to start a new one)");
-}
-
-// Appends `msg` without its top-level fields `drop_a` and `drop_b`, bytes otherwise as they
-// are. False for wire data it does not walk (groups, truncation): the caller re-serializes.
-bool AppendWithoutFields(std::string_view msg, uint32_t drop_a, uint32_t drop_b,
-                         std::string* out) {
-  const size_t start = out->size();
-  while (!msg.empty()) {
-    const char* field_begin = msg.data();
-    uint64_t field = 0, wire_type = 0, value = 0;
-    std::string_view bytes;
-    if (!wire::NextField(&msg, &field, &wire_type, &value, &bytes))
-      return out->resize(start), false;
-    if (field != drop_a && field != drop_b) {
-      out->append(field_begin, static_cast<size_t>(msg.data() - field_begin));
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
-std::string_view EventKind(const v1::Event& ev) { return KindName(KindOf(ev)); }
-
-std::expected<void, std::string> ValidateEvent(const v1::Event& ev) {
-  if (!ev.has_id()) return std::unexpected("id missing");
-  if (ev.id().seq() == 0) return std::unexpected("id.seq is 0 (sequence numbers start at 1)");
-  if (ev.id().seq() > static_cast<uint64_t>(INT64_MAX)) {
-    return std::unexpected("id.seq is larger than 2^63-1");
-  }
-  if (ev.id().boot_id().size() > 128) return std::unexpected("id.boot_id longer than 128 bytes");
-  if (ev.time_ns() < 0) return std::unexpected("time_ns is negative");
-  if (ev.container_id().size() > 256) {
-    return std::unexpected("container_id longer than 256 bytes");
-  }
-  if (KindOf(ev) == Kind::kNone) return std::unexpected("body missing (none of " + KindNames() + ")");
-  if (ev.has_container() && ev.container().id().empty()) {
-    return std::unexpected("container.id is empty");
-  }
-  return {};
-}
-
-std::expected<int64_t, std::string> ParseTimeArg(std::string_view text, int64_t now_ns) {
-  auto bad = [&](std::string_view why) {
-    return std::unexpected("bad time '" + std::string(text) + "': " + std::string(why) +
-                           " (ISO 8601 like 2026-11-28T09:06:20Z, or relative like 30s, "
-                           "10m, 2h, 7d)");
-  };
-  if (text.empty()) return bad("empty");
-  // Relative: a number and one unit, meaning that long ago.
-  if (std::isdigit(static_cast<unsigned char>(text[0])) && text.size() <= 12 &&
-      text.find('-') == std::string_view::npos) {
-    int64_t n = 0;
-    int64_t unit = 0;
-    switch (text.back()) {
-      case 's': unit = 1'000'000'000LL; break;
-      case 'm': unit = 60'000'000'000LL; break;
-      case 'h': unit = 3'600'000'000'000LL; break;
-      case 'd': unit = 86'400'000'000'000LL; break;
-      default: return bad("unknown unit (s, m, h, d)");
-    }
-    if (!ParseInt(text.substr(0, text.size() - 1), &n) || n < 0) return bad("not a number");
-    if (n > INT64_MAX / unit) return bad("too far back");
-    return now_ns - n * unit;
-  }
-  // ISO 8601: YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]]][Z|(+|-)HH[:]MM]; no zone means UTC.
-  std::string_view s = text;
-  auto num = [&](size_t digits, int* out) -> bool {
-    if (s.size() < digits) return false;
-    int64_t v = 0;
-    if (!ParseInt(s.substr(0, digits), &v)) return false;
-    *out = static_cast<int>(v);
-    s.remove_prefix(digits);
-    return true;
-  };
-  auto eat = [&](char c) -> bool {
-    if (s.empty() || s[0] != c) return false;
-    s.remove_prefix(1);
-    return true;
-  };
-  std::tm tm{};
-  int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;
-  int64_t frac_ns = 0;
-  if (!num(4, &year) || !eat('-') || !num(2, &mon) || !eat('-') || !num(2, &day)) {
-    return bad("expected YYYY-MM-DD");
-  }
-  if (!s.empty() && (s[0] == 'T' || s[0] == 't' || s[0] == ' ')) {
-    s.remove_prefix(1);
-    if (!num(2, &hour) || !eat(':') || !num(2, &min)) return bad("expected HH:MM after the date");
-    if (eat(':')) {
-      if (!num(2, &sec)) return bad("expected seconds");
-      if (eat('.') || eat(',')) {
-        int64_t scale = 100'000'000;
-        size_t digits = 0;
-        while (!s.empty() && std::isdigit(static_cast<unsigned char>(s[0]))) {
-          frac_ns += (s[0] - '0') * scale;
-          scale /= 10;
-          s.remove_prefix(1);
-          ++digits;
-        }
-        if (digits == 0) return bad("expected digits after the decimal point");
-      }
-    }
-  }
-  int64_t offset_s = 0;
-  if (eat('Z') || eat('z')) {
-  } else if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
-    int sign = s[0] == '-' ? -1 : 1;
-    s.remove_prefix(1);
-    int oh = 0, om = 0;
-    if (!num(2, &oh)) return bad("expected a zone offset +HH:MM");
-    eat(':');
-    if (!num(2, &om)) return bad("expected a zone offset +HH:MM");
-    offset_s = sign * (oh * 3600 + om * 60);
-  }
-  if (!s.empty()) return bad("trailing characters");
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
-    return bad("field out of range");
-  }
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = min;
-  tm.tm_sec = sec;
-  int64_t t = timegm(&tm);
-  return (t - offset_s) * 1'000'000'000LL + frac_ns;
-}
-
-std::expected<void, std::string> ParseTimeRange(std::string_view since, std::string_view until,
-                                                int64_t now_ns, std::optional<int64_t>* since_ns,
-                                                std::optional<int64_t>* until_ns) {
-  for (auto [text, out] : {std::pair{since, since_ns}, std::pair{until, until_ns}}) {
-    if (text.empty()) continue;
-    auto t = ParseTimeArg(text, now_ns);
-    if (!t) return std::unexpected(t.error());
-    *out = *t;
-  }
-  return {};
-}
-
-int EventKindNumber(std::string_view kind) {
-  std::optional<Kind> k = ParseKind(kind);
-  return k ? KindFieldNumber(*k) : 0;
-}
-
-std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
-    const std::string& node, std::span<const std::string_view> events) {
-  PreparedBatch b;
-  b.node = node;
-  b.events.reserve(events.size());
-  size_t total = 0;
-  for (std::string_view e : events) total += e.size();
-  b.data.reserve(total);
-  // Parsed into an arena reset per event: validation costs no malloc per field.
-  constexpr size_t kBlock = 16384;
-  std::unique_ptr<char[]> block(new char[kBlock]);
-  google::protobuf::ArenaOptions ao;
-  ao.initial_block = block.get();
-  ao.initial_block_size = kBlock;
-  google::protobuf::Arena arena(ao);
-  for (size_t i = 0; i < events.size(); ++i) {
-    const std::string_view raw = events[i];
-    arena.Reset();
-    auto* ev = google::protobuf::Arena::CreateMessage<v1::Event>(&arena);
-    if (raw.size() > INT32_MAX || !ev->ParseFromArray(raw.data(), static_cast<int>(raw.size()))) {
-      return std::unexpected("event " + std::to_string(i) +
-                             ": does not parse as driftwatch.v1.Event");
-    }
-    if (auto ok = ValidateEvent(*ev); !ok) {
-      return std::unexpected("event " + std::to_string(i) + ": " + ok.error());
-    }
-    if (b.data.size() + raw.size() + 4096 > UINT32_MAX) {
-      return std::unexpected("event " + std::to_string(i) + ": batch larger than 4 GiB");
-    }
-    PreparedEvent& p = b.events.emplace_back();
-    const v1::EventId& id = ev->id();
-    // Runs and containers: a batch usually has one of each; the last one is checked first.
-    auto run = std::find_if(b.runs.rbegin(), b.runs.rend(), [&](const PreparedRun& r) {
-      return r.sensor_start_ns == id.sensor_start_ns() && r.boot_id == id.boot_id();
-    });
-    if (run == b.runs.rend()) {
-      b.runs.push_back(PreparedRun{id.boot_id(), id.sensor_start_ns()});
-      p.run = static_cast<uint32_t>(b.runs.size() - 1);
-    } else {
-      p.run = static_cast<uint32_t>(b.runs.rend() - run - 1);
-    }
-    auto c = std::find(b.containers.rbegin(), b.containers.rend(), ev->container_id());
-    if (c == b.containers.rend()) {
-      b.containers.push_back(ev->container_id());
-      p.container = static_cast<uint32_t>(b.containers.size() - 1);
-    } else {
-      p.container = static_cast<uint32_t>(b.containers.rend() - c - 1);
-    }
-    p.seq = id.seq();
-    p.time_ns = ev->time_ns();
-    p.kind = KindFieldNumber(KindOf(*ev));
-    p.payload_offset = static_cast<uint32_t>(b.data.size());
-    if (!AppendWithoutFields(raw, v1::Event::kIdFieldNumber, v1::Event::kContainerIdFieldNumber,
-                             &b.data)) {
-      ev->clear_id();
-      ev->clear_container_id();
-      ev->AppendToString(&b.data);
-    }
-    p.payload_size = static_cast<uint32_t>(b.data.size() - p.payload_offset);
-    if (ev->has_container()) {
-      p.has_info = true;
-      p.info_offset = static_cast<uint32_t>(b.data.size());
-      ev->container().AppendToString(&b.data);
-      p.info_size = static_cast<uint32_t>(b.data.size() - p.info_offset);
-    }
-  }
-  return b;
-}
-
-bool DecodePreparedEvent(const PreparedBatch& b, size_t i, v1::Event* out) {
-  if (i >= b.events.size()) return false;
-  const PreparedEvent& e = b.events[i];
-  const std::string_view p = b.payload(e);
-  if (!out->ParseFromArray(p.data(), static_cast<int>(p.size()))) return false;
-  v1::EventId* id = out->mutable_id();
-  id->set_node(b.node);
-  id->set_boot_id(b.runs[e.run].boot_id);
-  id->set_sensor_start_ns(b.runs[e.run].sensor_start_ns);
-  id->set_seq(e.seq);
-  out->set_container_id(b.containers[e.container]);
-  return true;
-}
-
-std::expected<PreparedBatch, std::string> PrepareBatch(
-    const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events) {
-  std::vector<std::string> bytes;
-  bytes.reserve(static_cast<size_t>(events->size()));
-  for (const v1::Event& ev : *events) bytes.push_back(ev.SerializeAsString());
-  std::vector<std::string_view> views(bytes.begin(), bytes.end());
-  return PrepareEncodedBatch(node, views);
-}
-
-// ---------------------------------------------------------------------------------------
-// EventStore
 
 struct EventStore::Statements {
   Stmt begin, commit, rollback, insert_event, insert_run, update_run, insert_cid, touch_cid,
@@ -442,7 +117,7 @@ struct EventStore::Statements {
 
 EventStore::EventStore(const StoreOptions& opt) : opt_(opt) {}
 
-std::expected<std::unique_ptr<EventStore>, std::string> EventStore::Open(
+Result<std::unique_ptr<EventStore>> EventStore::Open(
     const StoreOptions& opt) {
   std::unique_ptr<EventStore> s(new EventStore(opt));
   if (auto ok = s->Init(); !ok) return std::unexpected(ok.error());
@@ -450,17 +125,18 @@ std::expected<std::unique_ptr<EventStore>, std::string> EventStore::Open(
   return s;
 }
 
-std::expected<void, std::string> EventStore::Exec(const char* sql) {
+Result<> EventStore::Exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string e = std::string(sql).substr(0, 60) + ": " + (err ? err : "?");
+    Error e = SqliteError(db_, std::string(sql).substr(0, 60));
+    if (err != nullptr) e = Error(e.code(), std::string(sql).substr(0, 60) + ": " + err);
     sqlite3_free(err);
-    return std::unexpected(e);
+    return std::unexpected(std::move(e));
   }
   return {};
 }
 
-std::expected<void, std::string> EventStore::Init() {
+Result<> EventStore::Init() {
   if (sqlite3_open_v2(opt_.path.c_str(), &db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
@@ -468,7 +144,7 @@ std::expected<void, std::string> EventStore::Init() {
   }
   sqlite3_busy_timeout(db_, static_cast<int>(opt_.busy_timeout.count()));
   auto schema = SchemaState(db_);
-  if (!schema) return std::unexpected(opt_.path + ": " + schema.error());
+  if (!schema) return std::unexpected(schema.error().Prefix(opt_.path));
   const auto [version, has_events] = *schema;
   if (version == 2 && has_events) {
     std::string sql = kMigrate2To3;
@@ -476,11 +152,11 @@ std::expected<void, std::string> EventStore::Init() {
     for (size_t at; (at = sql.find(":now")) != std::string::npos;) sql.replace(at, 4, now);
     if (auto ok = Exec(sql.c_str()); !ok) {
       Exec("ROLLBACK");
-      return std::unexpected(opt_.path + ": migrating schema version 2 to 3: " + ok.error());
+      return std::unexpected(ok.error().Prefix(opt_.path + ": migrating schema version 2 to 3"));
     }
     LogInfo("%s: schema version 2 migrated to 3\n", opt_.path.c_str());
   } else if (version != kSchemaVersion && (version != 0 || has_events)) {
-    return std::unexpected(opt_.path + ": " + OldSchemaError(version));
+    return std::unexpected(Error::InvalidInput(opt_.path + ": " + OldSchemaError(version)));
   }
   // A new database: larger pages mean fewer WAL frames (and write calls) per event; must be
   // set before WAL mode is.
@@ -494,14 +170,14 @@ std::expected<void, std::string> EventStore::Init() {
   for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA temp_store=MEMORY",
                           "PRAGMA cache_size=-8192", "PRAGMA wal_autocheckpoint=8192",
                           "PRAGMA journal_size_limit=67108864"}) {
-    if (auto ok = Exec(sql); !ok) return std::unexpected(opt_.path + ": " + ok.error());
+    if (auto ok = Exec(sql); !ok) return std::unexpected(ok.error().Prefix(opt_.path));
   }
   if (auto ok = Exec(opt_.synchronous_full ? "PRAGMA synchronous=FULL"
                                            : "PRAGMA synchronous=NORMAL");
       !ok) {
     return std::unexpected(ok.error());
   }
-  if (auto ok = Exec(kSchema); !ok) return std::unexpected(opt_.path + ": " + ok.error());
+  if (auto ok = Exec(kSchema); !ok) return std::unexpected(ok.error().Prefix(opt_.path));
 
   st_ = std::make_unique<Statements>();
   struct {
@@ -728,12 +404,12 @@ void EventStore::WriterLoop() {
       auto ok = CommitPending(&items, &results);
       {
         MutexLock elk(mu_);
-        last_error_ = ok ? std::string() : ok.error();
+        last_error_ = ok ? std::string() : ok.error().message();
       }
       if (!ok) {
         LogWarn("store: %s\n", ok.error().c_str());
         for (const Pending& p : items) {
-          if (p.stream != 0) failed_streams_.emplace(p.stream, ok.error());
+          if (p.stream != 0) failed_streams_.emplace(p.stream, ok.error().message());
         }
         // Bounded: streams live minutes to days; a failure is rare.
         while (failed_streams_.size() > 4096) failed_streams_.erase(failed_streams_.begin());
@@ -741,7 +417,7 @@ void EventStore::WriterLoop() {
         opt_.on_commit(head_.load(std::memory_order_acquire));
       }
       for (size_t i = 0; i < items.size(); ++i) {
-        CommitResult r = ok ? results[i] : CommitResult{0, 0, ok.error()};
+        CommitResult r = ok ? results[i] : CommitResult{0, 0, ok.error().message()};
         items[i].done(r);
       }
     }
@@ -766,12 +442,12 @@ void EventStore::WriterLoop() {
   flushed_cv_.NotifyAll();
 }
 
-std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>* items,
+Result<> EventStore::CommitPending(std::vector<Pending>* items,
                                                            std::vector<CommitResult>* results) {
   MutexLock db_lk(db_mu_);
   results->assign(items->size(), CommitResult{});
   const int64_t now = StoreNowNs();
-  auto step_done = [&](sqlite3_stmt* s, const char* what) -> std::expected<void, std::string> {
+  auto step_done = [&](sqlite3_stmt* s, const char* what) -> Result<> {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, what));
@@ -782,7 +458,7 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
   std::map<RunKey, RunMark> before;  // marks as they were, to undo on rollback
   std::vector<const ContainerKey*> new_cids;  // container keys added, to undo on rollback
   std::map<int64_t, uint64_t> touched;  // run_id -> new max_seq
-  auto fail = [&](std::string e) -> std::expected<void, std::string> {
+  auto fail = [&](Error e) -> Result<> {
     step_done(st_->rollback.s, "rollback");
     for (auto& [k, m] : before) {
       if (m.run_id == 0) runs_.erase(k); else runs_[k] = m;
@@ -947,12 +623,12 @@ std::expected<void, std::string> EventStore::CommitPending(std::vector<Pending>*
   return {};
 }
 
-std::expected<uint64_t, std::string> EventStore::EnforceRetention(int64_t now_ns) {
+Result<uint64_t> EventStore::EnforceRetention(int64_t now_ns) {
   MutexLock db_lk(db_mu_);
   return RetentionLocked(now_ns);
 }
 
-std::expected<uint64_t, std::string> EventStore::RetentionLocked(int64_t now_ns) {
+Result<uint64_t> EventStore::RetentionLocked(int64_t now_ns) {
   // Rowids grow with commit time and retention only ever deletes from the oldest end, so the
   // table is the rowid range [min, max]: counting and finding the oldest rows is cheap and
   // needs no index. Each chunk is its own transaction so ingest is never held up for long.
@@ -1013,7 +689,7 @@ std::expected<uint64_t, std::string> EventStore::RetentionLocked(int64_t now_ns)
   return deleted;
 }
 
-std::expected<uint64_t, std::string> EventStore::RetainSideTables(int64_t cutoff_ns) {
+Result<uint64_t> EventStore::RetainSideTables(int64_t cutoff_ns) {
   // A run or container key whose last event was stored before the oldest event still here
   // has no events left: it goes once it is also older than the age bound. (A run's mark is
   // what tells a resend from new events; past the age bound no sensor resends it.)
@@ -1025,7 +701,7 @@ std::expected<uint64_t, std::string> EventStore::RetainSideTables(int64_t cutoff
   const int64_t bound = std::min(oldest_ns, cutoff_ns);
   if (bound == INT64_MIN) return 0;
   uint64_t deleted = 0;
-  auto exec = [&](const char* sql, int64_t v) -> std::expected<void, std::string> {
+  auto exec = [&](const char* sql, int64_t v) -> Result<> {
     Stmt st;
     if (auto ok = Prepare(db_, sql, &st); !ok) return ok;
     sqlite3_bind_int64(st.s, 1, v);
@@ -1046,7 +722,7 @@ std::expected<uint64_t, std::string> EventStore::RetainSideTables(int64_t cutoff
     }
   }
   if (auto ok = Exec("BEGIN IMMEDIATE"); !ok) return std::unexpected(ok.error());
-  auto body = [&]() -> std::expected<void, std::string> {
+  auto body = [&]() -> Result<> {
     if (auto ok = exec("DELETE FROM runs WHERE updated_ns < ?", bound); !ok) return ok;
     if (auto ok = exec("DELETE FROM containers WHERE cid IN (SELECT cid FROM container_ids "
                        "WHERE updated_ns < ?)",
@@ -1100,340 +776,6 @@ std::expected<uint64_t, std::string> EventStore::RetainSideTables(int64_t cutoff
     }
   }
   return deleted;
-}
-
-// ---------------------------------------------------------------------------------------
-// EventReader
-
-std::expected<std::unique_ptr<EventReader>, std::string> EventReader::Open(
-    const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    return std::unexpected(path + ": no such database (" + std::strerror(errno) + ")");
-  }
-  std::unique_ptr<EventReader> r(new EventReader());
-  if (sqlite3_open_v2(path.c_str(), &r->db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    return std::unexpected(SqliteError(r->db_, path));
-  }
-  sqlite3_busy_timeout(r->db_, 5000);
-  auto schema = SchemaState(r->db_);
-  if (!schema) return std::unexpected(path + ": " + schema.error());
-  if (schema->first != kSchemaVersion) {
-    if (schema->second) return std::unexpected(path + ": " + OldSchemaError(schema->first));
-    return std::unexpected(path + ": not a driftwatch collector database");
-  }
-  Stmt s;
-  if (auto ok = Prepare(r->db_,
-                        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
-                        "('events','containers','container_ids','nodes','runs')",
-                        &s);
-      !ok) {
-    return std::unexpected(path + ": " + ok.error());
-  }
-  if (sqlite3_step(s.s) != SQLITE_ROW || sqlite3_column_int(s.s, 0) != 5) {
-    return std::unexpected(path + ": not a driftwatch collector database");
-  }
-  return r;
-}
-
-EventReader::~EventReader() {
-  if (db_) sqlite3_close(db_);
-}
-
-std::expected<uint64_t, std::string> EventReader::Query(
-    const EventQuery& q, const std::function<void(const StoredEvent&)>& fn) {
-  // events drives the loop (CROSS JOIN keeps it outer): the other tables are rowid lookups.
-  // Node and container filters are sets of small keys; a container prefix (short id) is a
-  // range on container_ids(id).
-  std::string where = " WHERE 1";
-  if (!q.node.empty()) where += " AND e.run_id IN (SELECT run_id FROM runs WHERE node = :node)";
-  if (!q.container.empty()) {
-    where += " AND e.cid IN (SELECT cid FROM container_ids WHERE id >= :c AND id < :c_end)";
-  }
-  if (!q.kind.empty()) where += " AND e.kind = :kind";
-  if (q.since_ns) where += " AND e.time_ns >= :since";
-  if (q.until_ns) where += " AND e.time_ns < :until";
-  const std::string cols =
-      "SELECT e.id AS id, r.node, e.stored_ns, e.payload, c.info, r.boot_id, "
-      "r.sensor_start_ns, e.seq, k.id FROM events e CROSS JOIN runs r ON r.run_id = e.run_id "
-      "CROSS JOIN container_ids k ON k.cid = e.cid LEFT JOIN containers c ON c.cid = e.cid";
-  std::string sql = q.limit > 0 ? "SELECT * FROM (" + cols + where +
-                                      " ORDER BY e.id DESC LIMIT :limit) ORDER BY id"
-                                : cols + where + " ORDER BY e.id";
-  Stmt s;
-  if (auto ok = Prepare(db_, sql.c_str(), &s); !ok) return std::unexpected(ok.error());
-  auto bind = [&](const char* name) { return sqlite3_bind_parameter_index(s.s, name); };
-  const std::string c_end = q.container + "\xff";
-  if (!q.node.empty()) BindText(s.s, bind(":node"), q.node);
-  if (!q.container.empty()) {
-    BindText(s.s, bind(":c"), q.container);
-    BindText(s.s, bind(":c_end"), c_end);
-  }
-  if (!q.kind.empty()) sqlite3_bind_int(s.s, bind(":kind"), EventKindNumber(q.kind));
-  if (q.since_ns) sqlite3_bind_int64(s.s, bind(":since"), *q.since_ns);
-  if (q.until_ns) sqlite3_bind_int64(s.s, bind(":until"), *q.until_ns);
-  if (q.limit > 0) {
-    sqlite3_bind_int64(s.s, bind(":limit"),
-                       static_cast<int64_t>(std::min<uint64_t>(q.limit, INT64_MAX)));
-  }
-  uint64_t n = 0;
-  StoredEvent se;
-  for (;;) {
-    int rc = sqlite3_step(s.s);
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) return std::unexpected(SqliteError(db_, "query"));
-    se.rowid = sqlite3_column_int64(s.s, 0);
-    se.node = ColumnText(s.s, 1);
-    se.stored_ns = sqlite3_column_int64(s.s, 2);
-    const void* p = sqlite3_column_blob(s.s, 3);
-    if (!se.event.ParseFromArray(p, sqlite3_column_bytes(s.s, 3))) {
-      return std::unexpected("event " + std::to_string(se.rowid) +
-                             ": payload does not parse as driftwatch.v1.Event");
-    }
-    // The payload lacks what the columns hold: the id and the container id.
-    v1::EventId* id = se.event.mutable_id();
-    id->set_node(se.node);
-    id->set_boot_id(ColumnText(s.s, 5));
-    id->set_sensor_start_ns(sqlite3_column_int64(s.s, 6));
-    id->set_seq(static_cast<uint64_t>(sqlite3_column_int64(s.s, 7)));
-    se.event.set_container_id(ColumnText(s.s, 8));
-    se.container.reset();
-    if (sqlite3_column_type(s.s, 4) != SQLITE_NULL) {
-      v1::ContainerInfo ci;
-      if (ci.ParseFromArray(sqlite3_column_blob(s.s, 4), sqlite3_column_bytes(s.s, 4))) {
-        se.container = std::move(ci);
-      }
-    }
-    fn(se);
-    ++n;
-  }
-  return n;
-}
-
-std::expected<std::vector<NodeState>, std::string> EventReader::Nodes() {
-  Stmt s;
-  if (auto ok = Prepare(db_, (std::string("SELECT ") + kNodeColumns + " FROM nodes ORDER BY node").c_str(), &s); !ok) {
-    return std::unexpected(ok.error());
-  }
-  std::vector<NodeState> out;
-  while (sqlite3_step(s.s) == SQLITE_ROW) out.push_back(ReadNodeRow(s.s));
-  return out;
-}
-
-std::expected<uint64_t, std::string> EventReader::CountEvents() {
-  Stmt s;
-  if (auto ok = Prepare(db_, "SELECT count(*) FROM events", &s); !ok) {
-    return std::unexpected(ok.error());
-  }
-  if (sqlite3_step(s.s) != SQLITE_ROW) return std::unexpected(SqliteError(db_, "count"));
-  return static_cast<uint64_t>(sqlite3_column_int64(s.s, 0));
-}
-
-// ---------------------------------------------------------------------------------------
-// EventScanner
-
-bool DecodeStoredEvent(std::string_view payload, const RunInfo& run, uint64_t seq,
-                       const std::string& container_id, v1::Event* out) {
-  if (payload.size() > INT32_MAX ||
-      !out->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-    return false;
-  }
-  v1::EventId* id = out->mutable_id();
-  id->set_node(run.node);
-  id->set_boot_id(run.boot_id);
-  id->set_sensor_start_ns(run.sensor_start_ns);
-  id->set_seq(seq);
-  out->set_container_id(container_id);
-  return true;
-}
-
-struct EventScanner::Statements {
-  Stmt scan, run, cid, first_at, time_of, gaps;
-};
-
-std::expected<std::unique_ptr<EventScanner>, std::string> EventScanner::Open(
-    const std::string& path) {
-  std::unique_ptr<EventScanner> r(new EventScanner());
-  if (sqlite3_open_v2(path.c_str(), &r->db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
-    return std::unexpected(SqliteError(r->db_, path));
-  }
-  sqlite3_busy_timeout(r->db_, 5000);
-  r->st_ = std::make_unique<Statements>();
-  struct {
-    Stmt* s;
-    const char* sql;
-  } stmts[] = {
-      {&r->st_->scan,
-       "SELECT id, run_id, seq, time_ns, stored_ns, cid, kind, payload FROM events "
-       "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"},
-      {&r->st_->run, "SELECT node, boot_id, sensor_start_ns FROM runs WHERE run_id = ?"},
-      {&r->st_->cid, "SELECT id FROM container_ids WHERE cid = ?"},
-      {&r->st_->first_at, "SELECT min(id) FROM events WHERE time_ns >= ?"},
-      {&r->st_->time_of, "SELECT time_ns FROM events WHERE id = ?"},
-      {&r->st_->gaps,
-       "SELECT id, node, run_id, from_seq, to_seq, after_rowid, stored_ns FROM gaps "
-       "WHERE after_rowid > ? AND after_rowid <= ? ORDER BY after_rowid"},
-  };
-  for (auto& [s, sql] : stmts) {
-    if (auto ok = Prepare(r->db_, sql, s, true); !ok)
-      return std::unexpected(path + ": " + ok.error());
-  }
-  return r;
-}
-
-EventScanner::~EventScanner() {
-  st_.reset();
-  if (db_) sqlite3_close(db_);
-}
-
-std::expected<uint64_t, std::string> EventScanner::Scan(
-    int64_t after, int64_t upto, size_t limit,
-    const std::function<void(const ScannedEvent&)>& fn) {
-  sqlite3_stmt* s = st_->scan.s;
-  sqlite3_bind_int64(s, 1, after);
-  sqlite3_bind_int64(s, 2, upto);
-  sqlite3_bind_int64(s, 3, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
-  uint64_t n = 0;
-  ScannedEvent e;
-  for (;;) {
-    const int rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) {
-      auto err = SqliteError(db_, "scan events");
-      sqlite3_reset(s);
-      return std::unexpected(err);
-    }
-    e.rowid = sqlite3_column_int64(s, 0);
-    e.run_id = sqlite3_column_int64(s, 1);
-    e.seq = static_cast<uint64_t>(sqlite3_column_int64(s, 2));
-    e.time_ns = sqlite3_column_int64(s, 3);
-    e.stored_ns = sqlite3_column_int64(s, 4);
-    e.cid = sqlite3_column_int64(s, 5);
-    e.kind = sqlite3_column_int(s, 6);
-    const void* p = sqlite3_column_blob(s, 7);
-    e.payload = std::string_view(static_cast<const char*>(p),
-                                 static_cast<size_t>(sqlite3_column_bytes(s, 7)));
-    fn(e);
-    ++n;
-  }
-  sqlite3_reset(s);
-  return n;
-}
-
-std::expected<const RunInfo*, std::string> EventScanner::Run(int64_t run_id) {
-  if (auto it = runs_.find(run_id); it != runs_.end()) return &it->second;
-  sqlite3_stmt* s = st_->run.s;
-  sqlite3_bind_int64(s, 1, run_id);
-  const int rc = sqlite3_step(s);
-  if (rc != SQLITE_ROW) {
-    sqlite3_reset(s);
-    if (rc == SQLITE_DONE) return nullptr;
-    return std::unexpected(SqliteError(db_, "read run"));
-  }
-  RunInfo r{ColumnText(s, 0), ColumnText(s, 1), sqlite3_column_int64(s, 2)};
-  sqlite3_reset(s);
-  if (runs_.size() > 100000) runs_.clear();  // a cache: bounded, refilled on demand
-  return &runs_.emplace(run_id, std::move(r)).first->second;
-}
-
-std::expected<const std::string*, std::string> EventScanner::ContainerId(int64_t cid) {
-  if (auto it = cids_.find(cid); it != cids_.end()) return &it->second;
-  sqlite3_stmt* s = st_->cid.s;
-  sqlite3_bind_int64(s, 1, cid);
-  const int rc = sqlite3_step(s);
-  if (rc != SQLITE_ROW) {
-    sqlite3_reset(s);
-    if (rc == SQLITE_DONE) return nullptr;
-    return std::unexpected(SqliteError(db_, "read container id"));
-  }
-  std::string id = ColumnText(s, 0);
-  sqlite3_reset(s);
-  if (cids_.size() > 100000) cids_.clear();
-  return &cids_.emplace(cid, std::move(id)).first->second;
-}
-
-std::expected<int64_t, std::string> EventScanner::FirstRowidAtOrAfter(int64_t time_ns) {
-  sqlite3_stmt* s = st_->first_at.s;
-  sqlite3_bind_int64(s, 1, time_ns);
-  const int rc = sqlite3_step(s);
-  const int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-  sqlite3_reset(s);
-  if (rc != SQLITE_ROW) return std::unexpected(SqliteError(db_, "first rowid by time"));
-  return v;
-}
-
-std::expected<std::optional<int64_t>, std::string> EventScanner::TimeOf(int64_t rowid) {
-  sqlite3_stmt* s = st_->time_of.s;
-  sqlite3_bind_int64(s, 1, rowid);
-  const int rc = sqlite3_step(s);
-  std::optional<int64_t> v;
-  if (rc == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
-  sqlite3_reset(s);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "time of"));
-  return v;
-}
-
-std::expected<std::vector<StoredGap>, std::string> EventScanner::Gaps(int64_t after,
-                                                                      int64_t upto) {
-  sqlite3_stmt* s = st_->gaps.s;
-  sqlite3_bind_int64(s, 1, after);
-  sqlite3_bind_int64(s, 2, upto);
-  std::vector<StoredGap> out;
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    StoredGap& g = out.emplace_back();
-    g.id = sqlite3_column_int64(s, 0);
-    g.node = ColumnText(s, 1);
-    g.run_id = sqlite3_column_int64(s, 2);
-    g.from_seq = static_cast<uint64_t>(sqlite3_column_int64(s, 3));
-    g.to_seq = static_cast<uint64_t>(sqlite3_column_int64(s, 4));
-    g.after_rowid = sqlite3_column_int64(s, 5);
-    g.stored_ns = sqlite3_column_int64(s, 6);
-  }
-  sqlite3_reset(s);
-  if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "read gaps"));
-  return out;
-}
-
-std::expected<void, std::string> EventScanner::ContainerInfos(
-    const std::function<void(const std::string&, const std::string&, std::string_view)>& fn) {
-  Stmt s;
-  if (auto ok = Prepare(db_,
-                        "SELECT k.node, k.id, c.info FROM containers c JOIN container_ids k "
-                        "ON k.cid = c.cid ORDER BY c.updated_ns",
-                        &s);
-      !ok) {
-    return ok;
-  }
-  int rc;
-  while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
-    const void* p = sqlite3_column_blob(s.s, 2);
-    fn(ColumnText(s.s, 0), ColumnText(s.s, 1),
-       std::string_view(static_cast<const char*>(p),
-                        static_cast<size_t>(sqlite3_column_bytes(s.s, 2))));
-  }
-  if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "read containers"));
-  return {};
-}
-
-std::expected<std::map<std::string, int64_t>, std::string> EventScanner::Cursors() {
-  Stmt s;
-  if (auto ok = Prepare(db_, "SELECT node, rowid FROM detect_cursors", &s); !ok)
-    return std::unexpected(ok.error());
-  std::map<std::string, int64_t> out;
-  int rc;
-  while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) out[ColumnText(s.s, 0)] = sqlite3_column_int64(s.s, 1);
-  if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "read detection cursors"));
-  return out;
-}
-
-std::expected<int64_t, std::string> EventScanner::MaxRowid() {
-  Stmt s;
-  if (auto ok = Prepare(db_, "SELECT coalesce(max(id), 0) FROM events", &s); !ok)
-    return std::unexpected(ok.error());
-  if (sqlite3_step(s.s) != SQLITE_ROW) return std::unexpected(SqliteError(db_, "max rowid"));
-  return sqlite3_column_int64(s.s, 0);
 }
 
 }  // namespace driftwatch

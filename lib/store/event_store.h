@@ -1,4 +1,6 @@
-// event_store: the collector's embedded event database (SQLite, WAL) and its query API.
+// event_store: the collector's embedded event database (SQLite, WAL): its writer. Readers
+// (detection's scanner, the CLI's queries) are in lib/store/event_reader.h, the batches the
+// writer takes in lib/store/prepared_batch.h.
 //
 // Data flow: a gRPC reactor turns the serialized events of an EventBatch, as received, into a
 // PreparedBatch (PrepareEncodedBatch: parse to validate, strip the id and container_id, which
@@ -65,84 +67,14 @@
 #include <google/protobuf/repeated_ptr_field.h>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/base/result.h"
 #include "lib/base/mutex.h"
+#include "lib/store/node_state.h"
+#include "lib/store/prepared_batch.h"
 
 struct sqlite3;
 
 namespace driftwatch {
-
-// "exec", "chmod", "write", "container", "status"; "" for an event without a body.
-std::string_view EventKind(const v1::Event& ev);
-
-// Checks what the store relies on; the error names the field ("event 3: id.seq is 0").
-[[nodiscard]] std::expected<void, std::string> ValidateEvent(const v1::Event& ev);
-
-// A time argument: ISO 8601 ("2026-11-28T09:06:20Z", "2026-11-28T09:06:20.5+01:00",
-// "2026-11-28" = midnight UTC) or relative to `now_ns` ("30s", "10m", "2h", "7d" ago).
-[[nodiscard]] std::expected<int64_t, std::string> ParseTimeArg(std::string_view text,
-                                                               int64_t now_ns);
-// --since and --until as the query commands take them: each "" (no bound: left unset) or a
-// ParseTimeArg text.
-[[nodiscard]] std::expected<void, std::string> ParseTimeRange(
-    std::string_view since, std::string_view until, int64_t now_ns,
-    std::optional<int64_t>* since_ns, std::optional<int64_t>* until_ns);
-
-
-// The body's field number in v1::Event (10 exec ... 14 status) for a kind name; 0 if none.
-int EventKindNumber(std::string_view kind);
-
-// One event ready for the writer; its bytes live in PreparedBatch::data.
-struct PreparedEvent {
-  uint32_t run = 0;        // index into PreparedBatch::runs
-  uint32_t container = 0;  // index into PreparedBatch::containers
-  uint64_t seq = 0;
-  int64_t time_ns = 0;
-  int kind = 0;            // v1::Event::body_case()
-  // The serialized Event without id and container_id (the store keeps them as columns).
-  uint32_t payload_offset = 0, payload_size = 0;
-  // Container events: the ContainerInfo serialized, upserted into `containers`.
-  bool has_info = false;
-  uint32_t info_offset = 0, info_size = 0;
-};
-
-struct PreparedRun {
-  std::string boot_id;
-  int64_t sensor_start_ns = 0;
-};
-
-// One allocation per batch for all event bytes: the writer frees a batch cheaply.
-struct PreparedBatch {
-  std::string node;
-  std::vector<PreparedRun> runs;        // the batch's distinct runs
-  std::vector<std::string> containers;  // the batch's distinct container ids
-  std::vector<PreparedEvent> events;
-  std::string data;
-
-  std::string_view payload(const PreparedEvent& e) const {
-    return std::string_view(data).substr(e.payload_offset, e.payload_size);
-  }
-  std::string_view info(const PreparedEvent& e) const {
-    return std::string_view(data).substr(e.info_offset, e.info_size);
-  }
-};
-
-// Each element is one serialized v1::Event as the sensor sent it. Every event is parsed
-// (malformed bytes and the ValidateEvent checks refuse the batch; the first bad event's index
-// is in the error) and filed under `node`, the authenticated name, whatever its id.node says.
-// Unknown fields are kept. Paths, argv, names and labels are `bytes` (event.proto) and are
-// stored as they are, UTF-8 or not; only a `string` field (the sensor's own vocabulary) that
-// is not UTF-8 makes an event unparsable, which only a broken sensor sends. Thread-safe.
-[[nodiscard]] std::expected<PreparedBatch, std::string> PrepareEncodedBatch(
-    const std::string& node, std::span<const std::string_view> events);
-
-// Event `i` of a prepared batch as the reader would return it: the payload parsed, the id
-// (node = the batch's) and container id put back. For consumers of the ingest path that need
-// parsed events (detection); costs one parse. False if the payload does not parse.
-bool DecodePreparedEvent(const PreparedBatch& b, size_t i, v1::Event* out);
-
-// The same for parsed events (tests, tools): serializes them and calls PrepareEncodedBatch.
-[[nodiscard]] std::expected<PreparedBatch, std::string> PrepareBatch(
-    const std::string& node, google::protobuf::RepeatedPtrField<v1::Event>* events);
 
 struct StoreOptions {
   std::string path;
@@ -173,30 +105,6 @@ struct CommitResult {
   std::string error;        // set when the transaction failed: nothing of it was stored
 };
 
-// Hello fields as the node state keeps them (the collector fills this from v1::Hello).
-struct NodeHello {
-  std::string boot_id;
-  int64_t sensor_start_ns = 0;
-  std::string sensor_version;
-  std::string kernel_version;
-  std::string audit_mode;
-  std::string fanotify_mode;
-  uint64_t spool_dropped = 0;
-  std::string peer;             // last peer address
-};
-
-// What the collector knows of a node; `connected_streams` and the last Hello are in memory
-// and in the `nodes` table.
-struct NodeState {
-  std::string node;
-  uint32_t connected_streams = 0;
-  int64_t last_seen_ns = 0;     // last connect, disconnect or stored batch
-  uint64_t events_stored = 0;
-  uint64_t duplicates = 0;
-  uint64_t events_missing = 0;  // sequence numbers that never arrived (gaps), this process
-  NodeHello hello;
-};
-
 // Thread-safety: every public method is thread-safe. Submit never blocks on the database (it
 // queues); callbacks run on the writer thread, in submission order, and must not block.
 // Close() (or the destructor) commits what is queued, runs the remaining callbacks and stops
@@ -206,7 +114,7 @@ class EventStore {
  public:
   using Callback = std::function<void(const CommitResult&)>;
 
-  static std::expected<std::unique_ptr<EventStore>, std::string> Open(const StoreOptions& opt);
+  static Result<std::unique_ptr<EventStore>> Open(const StoreOptions& opt);
   ~EventStore();
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
@@ -233,7 +141,7 @@ class EventStore {
   std::vector<NodeState> Nodes() const;
 
   // Runs retention now (tests; the writer also runs it periodically). Returns rows deleted.
-  std::expected<uint64_t, std::string> EnforceRetention(int64_t now_ns);
+  Result<uint64_t> EnforceRetention(int64_t now_ns);
 
  private:
   struct Pending {
@@ -249,16 +157,16 @@ class EventStore {
   using RunKey = std::tuple<std::string, std::string, int64_t>;  // node, boot_id, start_ns
 
   explicit EventStore(const StoreOptions& opt);
-  std::expected<void, std::string> Init();
+  Result<> Init();
   void WriterLoop();
   // REQUIRES: writer thread (or before it starts / after it stops).
-  std::expected<void, std::string> CommitPending(std::vector<Pending>* items,
+  Result<> CommitPending(std::vector<Pending>* items,
                                                  std::vector<CommitResult>* results);
-  std::expected<void, std::string> Exec(const char* sql);
+  Result<> Exec(const char* sql);
   int64_t WallNs() const;
-  std::expected<uint64_t, std::string> RetentionLocked(int64_t now_ns) DW_REQUIRES(db_mu_);
+  Result<uint64_t> RetentionLocked(int64_t now_ns) DW_REQUIRES(db_mu_);
   // Runs, container keys, gaps, alerts and inventories older than `cutoff_ns`.
-  std::expected<uint64_t, std::string> RetainSideTables(int64_t cutoff_ns) DW_REQUIRES(db_mu_);
+  Result<uint64_t> RetainSideTables(int64_t cutoff_ns) DW_REQUIRES(db_mu_);
 
   const StoreOptions opt_;
   sqlite3* db_ = nullptr;  // writer thread only after Open
@@ -288,115 +196,6 @@ class EventStore {
   std::map<std::string, bool> dirty_nodes_ DW_GUARDED_BY(mu_);  // to write at next commit
   std::string last_error_ DW_GUARDED_BY(mu_);
   std::thread writer_;  // last: started after everything above exists
-};
-
-// Detection's view of the store (collector/detection): events by rowid, as committed.
-struct ScannedEvent {
-  int64_t rowid = 0;
-  int64_t run_id = 0;
-  uint64_t seq = 0;
-  int64_t time_ns = 0;
-  int64_t stored_ns = 0;
-  int64_t cid = 0;
-  int kind = 0;
-  std::string_view payload;  // valid during the callback only
-};
-
-struct RunInfo {
-  std::string node, boot_id;
-  int64_t sensor_start_ns = 0;
-};
-
-// Sequence numbers of a run that never reached the store.
-struct StoredGap {
-  int64_t id = 0;
-  std::string node;
-  int64_t run_id = 0;
-  uint64_t from_seq = 0, to_seq = 0;  // inclusive
-  int64_t after_rowid = 0;            // the first event stored after the gap
-  int64_t stored_ns = 0;
-};
-
-// The event as readers return it: the payload parsed, id and container id put back. False if
-// the payload does not parse.
-bool DecodeStoredEvent(std::string_view payload, const RunInfo& run, uint64_t seq,
-                       const std::string& container_id, v1::Event* out);
-
-// Read-only scans for detection; works beside the writer (WAL). Thread-compatible: one
-// scanner per thread. Runs and container ids are cached once read.
-class EventScanner {
- public:
-  static std::expected<std::unique_ptr<EventScanner>, std::string> Open(const std::string& path);
-  ~EventScanner();
-  EventScanner(const EventScanner&) = delete;
-  EventScanner& operator=(const EventScanner&) = delete;
-
-  // Events with after < rowid <= upto, in rowid order, at most `limit`; returns how many.
-  std::expected<uint64_t, std::string> Scan(int64_t after, int64_t upto, size_t limit,
-                                            const std::function<void(const ScannedEvent&)>& fn);
-  // nullptr when the run is not (or no longer) in the store.
-  std::expected<const RunInfo*, std::string> Run(int64_t run_id);
-  std::expected<const std::string*, std::string> ContainerId(int64_t cid);
-  // The smallest rowid whose event time is >= time_ns; 0 when none.
-  std::expected<int64_t, std::string> FirstRowidAtOrAfter(int64_t time_ns);
-  // The event time of a rowid; nullopt when it is gone.
-  std::expected<std::optional<int64_t>, std::string> TimeOf(int64_t rowid);
-  // Gaps whose after_rowid is in (after, upto].
-  std::expected<std::vector<StoredGap>, std::string> Gaps(int64_t after, int64_t upto);
-  // The latest ContainerInfo of every container known: node, container id, serialized info.
-  std::expected<void, std::string> ContainerInfos(
-      const std::function<void(const std::string& node, const std::string& id,
-                               std::string_view info)>& fn);
-  // detect_cursors: node -> the highest rowid of its events detection has finished with.
-  std::expected<std::map<std::string, int64_t>, std::string> Cursors();
-  std::expected<int64_t, std::string> MaxRowid();
-
- private:
-  EventScanner() = default;
-  sqlite3* db_ = nullptr;
-  struct Statements;
-  std::unique_ptr<Statements> st_;
-  std::map<int64_t, RunInfo> runs_;
-  std::map<int64_t, std::string> cids_;
-};
-
-struct EventQuery {
-  std::string node;       // exact; "" any
-  std::string container;  // full id or a prefix of one (12-char short ids); "" any
-  std::string kind;       // exec, chmod, write, container, status; "" any
-  std::optional<int64_t> since_ns;  // event time >= since
-  std::optional<int64_t> until_ns;  // event time < until
-  uint64_t limit = 0;     // the newest `limit` matches (still printed oldest first); 0 = all
-};
-
-struct StoredEvent {
-  int64_t rowid = 0;
-  std::string node;
-  int64_t stored_ns = 0;
-  v1::Event event;
-  // The latest ContainerInfo the event's node reported for its container, if any.
-  std::optional<v1::ContainerInfo> container;
-};
-
-// Read-only access (the CLI); works while a collector writes (WAL readers do not block the
-// writer). Thread-compatible: one reader per thread.
-class EventReader {
- public:
-  static std::expected<std::unique_ptr<EventReader>, std::string> Open(const std::string& path);
-  ~EventReader();
-  EventReader(const EventReader&) = delete;
-  EventReader& operator=(const EventReader&) = delete;
-
-  // Calls `fn` for each match, oldest first; returns how many. A payload that does not parse
-  // is an error naming its rowid.
-  std::expected<uint64_t, std::string> Query(const EventQuery& q,
-                                             const std::function<void(const StoredEvent&)>& fn);
-  std::expected<std::vector<NodeState>, std::string> Nodes();
-  std::expected<uint64_t, std::string> CountEvents();
-
- private:
-  EventReader() = default;
-  sqlite3* db_ = nullptr;
 };
 
 }  // namespace driftwatch

@@ -291,6 +291,25 @@ TEST(Correlation, UnlinkedFileRunByFd) {
   EXPECT_FALSE(c.Observe(kNode, img, &re).file.written_at_runtime);
 }
 
+// The same when the sensor looked too late to learn the written file's inode (it was
+// unlinked before the fanotify event was read: the write says inode 0): the exec's
+// "<path> (deleted)" names the file deleted last under that path. Another path does not.
+TEST(Correlation, UnlinkedFileWithoutInodeRunByFd) {
+  Correlator c;
+  std::vector<RuleContext> re;
+  c.Observe(kNode, Write(kCid, 1 * kSec, 50, "/tmp/fdgone", 0), &re);
+  c.Observe(kNode, Write(kCid, 2 * kSec, 50, "/tmp/fdgone", 0, "delete"), &re);
+  v1::Event ex = Exec(kCid, 3 * kSec, 50, 1, "/tmp/fdgone (deleted)", {}, 31);
+  ex.mutable_exec()->set_syscall("execveat");
+  ex.mutable_exec()->set_path("");
+  EXPECT_TRUE(c.Observe(kNode, ex, &re).file.written_at_runtime);
+  v1::Event other = Exec(kCid, 3 * kSec, 51, 1, "/tmp/other (deleted)", {}, 32);
+  other.mutable_exec()->set_path("");
+  EXPECT_FALSE(c.Observe(kNode, other, &re).file.written_at_runtime);
+  v1::Event live = Exec(kCid, 3 * kSec, 52, 1, "/tmp/fdgone", {}, 33);  // not deleted
+  EXPECT_FALSE(c.Observe(kNode, live, &re).file.written_at_runtime);
+}
+
 // A write on a volume (another filesystem, attributed by cgroup) never joins an exec by
 // inode number: the numbers of two filesystems say nothing of each other.
 TEST(Correlation, VolumeWriteDoesNotJoinByInode) {

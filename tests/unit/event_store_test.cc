@@ -1,4 +1,6 @@
 #include "lib/store/event_store.h"
+#include "lib/base/time_arg.h"
+#include "lib/store/event_reader.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -291,7 +293,7 @@ TEST_F(EventStoreTest, MalformedEventsAreRefusedNamingTheField) {
     c.spoil(f.Mutable(1));
     auto b = PrepareBatch("node-a", &f);
     ASSERT_FALSE(b.has_value()) << c.error;
-    EXPECT_TRUE(b.error().starts_with(c.error)) << b.error();
+    EXPECT_TRUE(b.error().message().starts_with(c.error)) << b.error();
   }
 }
 
@@ -408,7 +410,7 @@ TEST_F(EventStoreTest, UnparsableEncodedEventsAreRefused) {
     std::vector<std::string_view> views{good, *bad};
     auto b = PrepareEncodedBatch("node-a", views);
     ASSERT_FALSE(b.has_value());
-    EXPECT_TRUE(b.error().starts_with("event 1: does not parse")) << b.error();
+    EXPECT_TRUE(b.error().message().starts_with("event 1: does not parse")) << b.error();
   }
 }
 
@@ -426,10 +428,10 @@ TEST_F(EventStoreTest, DatabaseOfTheOldSchemaIsRefused) {
   o.path = path_;
   auto s = EventStore::Open(o);
   ASSERT_FALSE(s.has_value());
-  EXPECT_NE(s.error().find("schema version 1"), std::string::npos) << s.error();
+  EXPECT_NE(s.error().message().find("schema version 1"), std::string::npos) << s.error();
   auto r = EventReader::Open(path_);
   ASSERT_FALSE(r.has_value());
-  EXPECT_NE(r.error().find("schema version 1"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().message().find("schema version 1"), std::string::npos) << r.error();
 }
 
 TEST_F(EventStoreTest, CorruptPayloadIsAnErrorNamingTheRow) {
@@ -445,13 +447,13 @@ TEST_F(EventStoreTest, CorruptPayloadIsAnErrorNamingTheRow) {
   auto r = Reader();
   auto n = r->Query({}, [](const StoredEvent&) {});
   ASSERT_FALSE(n.has_value());
-  EXPECT_NE(n.error().find("event 2: payload does not parse"), std::string::npos) << n.error();
+  EXPECT_NE(n.error().message().find("event 2: payload does not parse"), std::string::npos) << n.error();
 }
 
 TEST_F(EventStoreTest, ReaderErrors) {
   auto r = EventReader::Open(dir_ + "/missing.db");
   ASSERT_FALSE(r.has_value());
-  EXPECT_NE(r.error().find("no such database"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().message().find("no such database"), std::string::npos) << r.error();
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir_ + "/other.db").c_str(), &db), SQLITE_OK);
@@ -460,7 +462,7 @@ TEST_F(EventStoreTest, ReaderErrors) {
   }
   r = EventReader::Open(dir_ + "/other.db");
   ASSERT_FALSE(r.has_value());
-  EXPECT_NE(r.error().find("not a driftwatch collector database"), std::string::npos);
+  EXPECT_NE(r.error().message().find("not a driftwatch collector database"), std::string::npos);
 }
 
 TEST_F(EventStoreTest, SubmitAfterCloseFails) {
@@ -718,7 +720,7 @@ TEST(ParseTimeArgTest, AcceptedAndRefused) {
     auto t = ParseTimeArg(bad, now);
     EXPECT_FALSE(t.has_value()) << bad;
     if (!t) {
-      EXPECT_NE(t.error().find("bad time"), std::string::npos);
+      EXPECT_NE(t.error().message().find("bad time"), std::string::npos);
     }
   }
 }

@@ -54,7 +54,9 @@ TEST(RuleConditionParse, RefusesWithPosition) {
       {"proc.name =", 11, "expected a value"},
       {"proc.name in (a, b", 18, "missing ')'"},
       {"proc.name = 'abc", 12, "unterminated quoted"},
-      {"proc.name bcontains x", 10, "not supported"},
+      {"join(proc.name) = x", 0, "transformer 'join' is not supported"},
+      {"tolower(proc.name = x", 18, "expected ')' to close tolower("},
+      {"proc.name = val(proc.pname", 26, "expected ')' to close val("},
       {"and proc.name = x", 0, "expected a check"},
       {"a b", 2, "expected 'and', 'or'"},
   };
@@ -221,7 +223,7 @@ TEST(RuleCondition, CompileErrors) {
     const char* needle;
   } cases[] = {
       {"proc.nme = bash", "unknown field 'proc.nme'"},
-      {"some_macro", "undefined macro 'some_macro'"},
+      {"some_macro", "Undefined macro 'some_macro' used in filter."},
       {"proc.name in nolist", "undefined list 'nolist'"},
       {"proc.pid = abc", "not a number"},
       {"proc.is_exe_upper_layer = maybe", "not true or false"},

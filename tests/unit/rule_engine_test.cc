@@ -348,7 +348,7 @@ TEST(RuleEngine, OutputNonAsciiAndNA) {
 
 TEST(RuleEngine, OutputFormatParsing) {
   auto f = OutputFormat::Parse("a=%proc.name. b=%proc.aname[2] 100% c=%(x) %evt.type");
-  ASSERT_TRUE(f.has_value()) << f.error().second;
+  ASSERT_TRUE(f.has_value()) << f.error().message;
   auto ev = ExecEvent("sh", "/bin/sh", {"sh"});
   auto ctx = Ctx(ev, nullptr, {"p1", "p2"});
   std::string out;

@@ -1,0 +1,133 @@
+// event_reader: read-only access to the event store beside its writer (SQLite WAL readers
+// never block the writer): EventScanner for detection (events by rowid as committed, gaps,
+// cursors), EventReader for the CLI's queries. The schema: lib/store/event_store.h.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "driftwatch/v1/event.pb.h"
+#include "lib/base/result.h"
+#include "lib/store/node_state.h"
+
+struct sqlite3;
+
+namespace driftwatch {
+
+// Detection's view of the store (collector/detection): events by rowid, as committed.
+struct ScannedEvent {
+  int64_t rowid = 0;
+  int64_t run_id = 0;
+  uint64_t seq = 0;
+  int64_t time_ns = 0;
+  int64_t stored_ns = 0;
+  int64_t cid = 0;
+  int kind = 0;
+  std::string_view payload;  // valid during the callback only
+};
+
+struct RunInfo {
+  std::string node, boot_id;
+  int64_t sensor_start_ns = 0;
+};
+
+// Sequence numbers of a run that never reached the store.
+struct StoredGap {
+  int64_t id = 0;
+  std::string node;
+  int64_t run_id = 0;
+  uint64_t from_seq = 0, to_seq = 0;  // inclusive
+  int64_t after_rowid = 0;            // the first event stored after the gap
+  int64_t stored_ns = 0;
+};
+
+// The event as readers return it: the payload parsed, id and container id put back. False if
+// the payload does not parse.
+bool DecodeStoredEvent(std::string_view payload, const RunInfo& run, uint64_t seq,
+                       const std::string& container_id, v1::Event* out);
+
+// Read-only scans for detection; works beside the writer (WAL). Thread-compatible: one
+// scanner per thread. Runs and container ids are cached once read.
+class EventScanner {
+ public:
+  static Result<std::unique_ptr<EventScanner>> Open(const std::string& path);
+  ~EventScanner();
+  EventScanner(const EventScanner&) = delete;
+  EventScanner& operator=(const EventScanner&) = delete;
+
+  // Events with after < rowid <= upto, in rowid order, at most `limit`; returns how many.
+  Result<uint64_t> Scan(int64_t after, int64_t upto, size_t limit,
+                                            const std::function<void(const ScannedEvent&)>& fn);
+  // nullptr when the run is not (or no longer) in the store.
+  Result<const RunInfo*> Run(int64_t run_id);
+  Result<const std::string*> ContainerId(int64_t cid);
+  // The smallest rowid whose event time is >= time_ns; 0 when none.
+  Result<int64_t> FirstRowidAtOrAfter(int64_t time_ns);
+  // The event time of a rowid; nullopt when it is gone.
+  Result<std::optional<int64_t>> TimeOf(int64_t rowid);
+  // Gaps whose after_rowid is in (after, upto].
+  Result<std::vector<StoredGap>> Gaps(int64_t after, int64_t upto);
+  // The latest ContainerInfo of every container known: node, container id, serialized info.
+  Result<> ContainerInfos(
+      const std::function<void(const std::string& node, const std::string& id,
+                               std::string_view info)>& fn);
+  // detect_cursors: node -> the highest rowid of its events detection has finished with.
+  Result<std::map<std::string, int64_t>> Cursors();
+  Result<int64_t> MaxRowid();
+
+ private:
+  EventScanner() = default;
+  sqlite3* db_ = nullptr;
+  struct Statements;
+  std::unique_ptr<Statements> st_;
+  std::map<int64_t, RunInfo> runs_;
+  std::map<int64_t, std::string> cids_;
+};
+
+struct EventQuery {
+  std::string node;       // exact; "" any
+  std::string container;  // full id or a prefix of one (12-char short ids); "" any
+  std::string kind;       // exec, chmod, write, container, status; "" any
+  std::optional<int64_t> since_ns;  // event time >= since
+  std::optional<int64_t> until_ns;  // event time < until
+  uint64_t limit = 0;     // the newest `limit` matches (still printed oldest first); 0 = all
+};
+
+struct StoredEvent {
+  int64_t rowid = 0;
+  std::string node;
+  int64_t stored_ns = 0;
+  v1::Event event;
+  // The latest ContainerInfo the event's node reported for its container, if any.
+  std::optional<v1::ContainerInfo> container;
+};
+
+// Read-only access (the CLI); works while a collector writes (WAL readers do not block the
+// writer). Thread-compatible: one reader per thread.
+class EventReader {
+ public:
+  static Result<std::unique_ptr<EventReader>> Open(const std::string& path);
+  ~EventReader();
+  EventReader(const EventReader&) = delete;
+  EventReader& operator=(const EventReader&) = delete;
+
+  // Calls `fn` for each match, oldest first; returns how many. A payload that does not parse
+  // is an error naming its rowid.
+  Result<uint64_t> Query(const EventQuery& q,
+                                             const std::function<void(const StoredEvent&)>& fn);
+  Result<std::vector<NodeState>> Nodes();
+  Result<uint64_t> CountEvents();
+
+ private:
+  EventReader() = default;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace driftwatch

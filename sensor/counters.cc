@@ -1,0 +1,143 @@
+#include "sensor/counters.h"
+
+#include "lib/event/event_view.h"
+#include "sensor/audit_source.h"
+#include "sensor/container_registry.h"
+#include "sensor/fanotify_watcher.h"
+#include "sensor/output.h"
+#include "sensor/spool.h"
+#include "sensor/uplink.h"
+
+namespace driftwatch::sensor {
+
+std::vector<CounterReading> ReadCounters(const CounterSources& s) {
+  std::vector<CounterReading> r;
+  r.reserve(40);
+  // section, key, status field, metric, help, gauge, label name, label value, value
+  for (Kind k : AllKinds())
+    r.push_back({"events", KindName(k), "", "driftwatch_sensor_events_total",
+                 "events produced, by kind", false, "kind", KindName(k), s.output->written(k)});
+  r.push_back({"output", "encode_failures", "encode_failures",
+               "driftwatch_sensor_encode_failures_total",
+               "events that failed to serialize or read back from the spool", false, "", "",
+               s.output->encode_failures()});
+  if (s.audit) {
+    const AuditCounters& c = s.audit->counters();
+    r.push_back({"audit", "records", "records", "driftwatch_sensor_audit_records_total",
+                 "audit records read", false, "", "", c.records});
+    r.push_back({"audit", "events", "events", "driftwatch_sensor_audit_events_total",
+                 "audit events assembled from them", false, "", "", c.events});
+    r.push_back({"audit", "kernel_lost", "kernel_lost", "driftwatch_sensor_kernel_lost_total",
+                 "growth of the kernel's audit lost counter since start", false, "", "",
+                 c.KernelLostDelta()});
+    r.push_back({"audit", "socket_enobufs", "socket_enobufs",
+                 "driftwatch_sensor_socket_enobufs_total", "netlink receive buffer overruns",
+                 false, "", "", c.socket_enobufs});
+    r.push_back({"audit", "queue_drops", "queue_drops", "driftwatch_sensor_queue_drops_total",
+                 "records dropped between reader and parser", false, "", "", c.queue_drops});
+    r.push_back({"audit", "evictions", "reassembly_evictions",
+                 "driftwatch_sensor_reassembly_evictions_total",
+                 "audit events pushed out unfinished", false, "", "", c.evictions});
+    r.push_back({"audit", "parse_errors", "parse_errors", "driftwatch_sensor_parse_errors_total",
+                 "unparseable audit records", false, "", "", c.parse_errors});
+    r.push_back({"audit", "args_capped", "", "driftwatch_sensor_args_capped_total",
+                 "exec events kept with their arguments cut by --argv-max-bytes or "
+                 "--argv-max-arg-bytes (not a loss: marked args_capped)",
+                 false, "", "", c.args_capped});
+    r.push_back({"audit", "args_dropped_bytes", "", "driftwatch_sensor_args_dropped_bytes_total",
+                 "argument bytes those caps left out", false, "", "", c.args_dropped_bytes});
+  }
+  if (s.fanotify) {
+    const FanotifyCounters& c = s.fanotify->counters();
+    r.push_back({"fanotify", "events", "fanotify_events", "driftwatch_sensor_fanotify_events_total",
+                 "fanotify events read", false, "", "", c.events});
+    r.push_back({"fanotify", "overflows", "fanotify_overflows",
+                 "driftwatch_sensor_fanotify_overflows_total", "fanotify queue overflows", false,
+                 "", "", c.overflows});
+    r.push_back({"fanotify", "hash_skipped", "hash_skipped", "driftwatch_sensor_hash_skipped_total",
+                 "executables over the hash size cap", false, "", "", c.hash_skipped});
+    r.push_back({"fanotify", "hash_queue_full", "hash_queue_full",
+                 "driftwatch_sensor_hash_queue_full_total",
+                 "executables not hashed: the hash queue had no room", false, "", "",
+                 c.hash_queue_full});
+  }
+  if (s.registry)
+    r.push_back({"runtime", "", "containers", "driftwatch_sensor_containers",
+                 "containers known", true, "", "", s.registry->size()});
+  if (s.spool) {
+    r.push_back({"spool", "depth", "", "driftwatch_sensor_spool_depth",
+                 "events waiting for the collector's ack", true, "", "", s.spool->depth()});
+    r.push_back({"spool", "bytes", "", "driftwatch_sensor_spool_bytes", "spool size on disk", true,
+                 "", "", s.spool->bytes()});
+    r.push_back({"spool", "dropped", "spool_dropped", "driftwatch_sensor_spool_dropped_total",
+                 "events dropped because the spool was full", false, "", "", s.spool->dropped()});
+    r.push_back({"spool", "append_failures", "spool_append_failures",
+                 "driftwatch_sensor_spool_append_failures_total",
+                 "events the spool could not write (disk full, file size limit, I/O error)", false,
+                 "", "", s.spool->append_failures()});
+    r.push_back({"spool", "ack_failures", "", "driftwatch_sensor_spool_ack_failures_total",
+                 "acks not written to the spool's ack file (acked events may be sent again)",
+                 false, "", "", s.spool->ack_failures()});
+  }
+  if (s.uplink) {
+    const UplinkCounters& u = s.uplink->counters();
+    r.push_back({"collector", "", "", "driftwatch_sensor_collector_connected",
+                 "1 while streaming to the collector", true, "", "", u.connected ? 1u : 0u});
+    r.push_back({"collector", "events_sent", "", "driftwatch_sensor_collector_events_sent_total",
+                 "events sent (resends included)", false, "", "", u.events_sent});
+    r.push_back({"collector", "events_acked", "", "driftwatch_sensor_collector_events_acked_total",
+                 "events the collector stored", false, "", "", u.events_acked});
+    r.push_back({"collector", "stream_failures", "",
+                 "driftwatch_sensor_collector_stream_failures_total", "streams that broke", false,
+                 "", "", u.failures});
+    const char* inv = "drift inventories for the collector, by result";
+    r.push_back({"collector", "inventories_sent", "", "driftwatch_sensor_inventories_total", inv,
+                 false, "result", "sent", u.inventories});
+    r.push_back({"collector", "inventories_dropped", "", "driftwatch_sensor_inventories_total",
+                 inv, false, "result", "dropped", u.inventories_dropped});
+    r.push_back({"collector", "inventory_chunks", "",
+                 "driftwatch_sensor_inventory_chunks_total",
+                 "inventory reply chunks sent to the collector", false, "", "", u.inventory_chunks});
+  }
+  return r;
+}
+
+void SetStatusFields(const std::vector<CounterReading>& r, v1::SensorStatus* status) {
+  const auto* desc = status->GetDescriptor();
+  const auto* refl = status->GetReflection();
+  for (const CounterReading& c : r) {
+    if (c.status_field.empty()) continue;
+    const auto* f = desc->FindFieldByName(std::string(c.status_field));
+    // The table names fields of event.proto; a wrong name is caught by the unit test.
+    if (f == nullptr) continue;
+    if (f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_UINT32)
+      refl->SetUInt32(status, f, static_cast<uint32_t>(c.value));
+    else if (f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_UINT64)
+      refl->SetUInt64(status, f, c.value);
+  }
+}
+
+void WriteMetrics(const std::vector<CounterReading>& r, MetricsWriter* w) {
+  for (const CounterReading& c : r) {
+    MetricsWriter::Labels labels;
+    if (!c.label_name.empty()) labels[std::string(c.label_name)] = std::string(c.label_value);
+    const std::string name(c.metric), help(c.help);
+    if (c.gauge)
+      w->Gauge(name, help, static_cast<double>(c.value), labels);
+    else
+      w->Counter(name, help, static_cast<double>(c.value), labels);
+  }
+}
+
+std::string StatusJsonFields(const std::vector<CounterReading>& r, std::string_view section) {
+  std::string j;
+  for (const CounterReading& c : r) {
+    if (c.section != section || c.key.empty()) continue;
+    j += ",\"";
+    j += c.key;
+    j += "\":" + std::to_string(c.value);
+  }
+  return j;
+}
+
+}  // namespace driftwatch::sensor

@@ -1,0 +1,55 @@
+// counters: the sensor's counters as one list. The status event (SensorStatus), /metrics and
+// /status all render one reading of this list, so a counter added to the table in
+// counters.cc appears in all three, under names that say the same thing, and a report never
+// mixes two readings.
+//
+// Thread-safety: ReadCounters reads the sources' atomics (any thread); a reading is plain data.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "driftwatch/v1/event.pb.h"
+#include "lib/daemon/metrics.h"
+
+namespace driftwatch::sensor {
+
+class AuditSource;
+class ContainerRegistry;
+class FanotifyWatcher;
+class Output;
+class Spool;
+class Uplink;
+
+// What the counters are read from; null: that stage is off (its counters are left out).
+struct CounterSources {
+  const AuditSource* audit = nullptr;
+  const FanotifyWatcher* fanotify = nullptr;
+  const ContainerRegistry* registry = nullptr;
+  const Spool* spool = nullptr;
+  const Output* output = nullptr;  // REQUIRED
+  const Uplink* uplink = nullptr;
+};
+
+struct CounterReading {
+  std::string_view section;       // /status object it belongs to: "audit", "fanotify", ...
+  std::string_view key;           // its key there ("" : not in /status)
+  std::string_view status_field;  // SensorStatus field ("" : not in the status event)
+  std::string_view metric;        // Prometheus name
+  std::string_view help;
+  bool gauge = false;
+  std::string_view label_name, label_value;  // one label, or none
+  uint64_t value = 0;
+};
+
+std::vector<CounterReading> ReadCounters(const CounterSources& src);
+
+// Sets the SensorStatus fields the readings name.
+void SetStatusFields(const std::vector<CounterReading>& r, v1::SensorStatus* status);
+// One sample per reading.
+void WriteMetrics(const std::vector<CounterReading>& r, MetricsWriter* w);
+// `"key":value` pairs of one /status section, each preceded by a comma.
+std::string StatusJsonFields(const std::vector<CounterReading>& r, std::string_view section);
+
+}  // namespace driftwatch::sensor

@@ -1,0 +1,66 @@
+// sensor/counters: one reading feeds the status event, /metrics and /status. Built from the
+// stages that run without the kernel's audit and fanotify (the output and a spool); the
+// privileged tests read the others from a running sensor.
+#include "sensor/counters.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <set>
+
+#include "sensor/output.h"
+#include "sensor/spool.h"
+
+namespace driftwatch::sensor {
+namespace {
+
+TEST(SensorCounters, OneReadingThreeReports) {
+  char dir[] = "/tmp/dw-counters-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  SpoolOptions so;
+  so.dir = std::string(dir) + "/spool";
+  auto spool = Spool::Open(so);
+  ASSERT_TRUE(spool) << spool.error();
+  v1::EventId id;
+  id.set_node("n1");
+  Output output(id, nullptr);
+  output.SetSpool(spool->get());
+  v1::Event ev;
+  ev.mutable_exec()->set_pid(1);
+  output.Write(ev);
+  output.Write(ev);
+  output.CountUnreadable();
+
+  const std::vector<CounterReading> r = ReadCounters({.spool = spool->get(), .output = &output});
+  // Every status field the table names exists in SensorStatus as a number.
+  v1::SensorStatus status;
+  std::set<std::string_view> fields;
+  for (const CounterReading& c : r) {
+    if (c.status_field.empty()) continue;
+    fields.insert(c.status_field);
+    const auto* f = status.GetDescriptor()->FindFieldByName(std::string(c.status_field));
+    ASSERT_NE(f, nullptr) << c.status_field;
+  }
+  SetStatusFields(r, &status);
+  EXPECT_EQ(status.encode_failures(), 1u);
+  EXPECT_EQ(status.spool_dropped(), 0u);
+  EXPECT_TRUE(fields.contains("spool_append_failures"));
+
+  MetricsWriter w;
+  WriteMetrics(r, &w);
+  EXPECT_NE(w.text().find("driftwatch_sensor_events_total{kind=\"exec\"} 2"), std::string::npos)
+      << w.text();
+  EXPECT_NE(w.text().find("driftwatch_sensor_encode_failures_total 1"), std::string::npos);
+  EXPECT_NE(w.text().find("driftwatch_sensor_spool_depth 2"), std::string::npos) << w.text();
+
+  EXPECT_EQ(StatusJsonFields(r, "events"), ",\"exec\":2,\"chmod\":0,\"write\":0,\"container\":0,\"status\":0");
+  EXPECT_EQ(StatusJsonFields(r, "spool").find(",\"depth\":2"), 0u);
+  EXPECT_EQ(StatusJsonFields(r, "audit"), "");  // no audit source: left out, not zero
+
+  spool->reset();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace driftwatch::sensor
