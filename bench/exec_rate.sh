@@ -14,6 +14,13 @@
 # Usage (root):  bench/exec_rate.sh
 #   env: ROUNDS=5 SECONDS=5 DW_SENSOR=build/sensor/driftwatch-sensor
 #        BACKLOG_LIMIT=N  (optional: set audit backlog_limit for the run; default: keep)
+#        DW_SENSOR_ARGS   the sensor's options beside its audit mode (default --audit-only:
+#                         no container registry, so no enrichment; "--fanotify-mode off
+#                         --no-cri" enriches every exec as on a node)
+#        DW_SENSOR_B      a second sensor binary, contender sensor-b (A/B of two builds,
+#                         side by side in the same rounds)
+#        CONTENDERS       the contenders to run, space-separated (default: all but sensor-b,
+#                         which is added when DW_SENSOR_B is set)
 #
 # Audit state is global to the machine (DESIGN.md, "Global kernel state"): this script
 # never sets enabled 2 or failure 2, removes only rules it (or the sensor it started)
@@ -28,7 +35,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 SENSOR=${DW_SENSOR:-$REPO/build/sensor/driftwatch-sensor}
 KEY=dwbench
-CONTENDERS=(off null-reader sensor auditd-raw auditd-enriched)
+SENSOR_B=${DW_SENSOR_B:-}
+read -r -a SENSOR_ARGS <<<"${DW_SENSOR_ARGS:---audit-only}"
+if [[ -n ${CONTENDERS:-} ]]; then
+	read -r -a CONTENDERS <<<"$CONTENDERS"
+else
+	CONTENDERS=(off null-reader sensor auditd-raw auditd-enriched)
+	[[ -z $SENSOR_B ]] || CONTENDERS+=(sensor-b)
+fi
 HZ=$(getconf CLK_TCK)
 # The harness, the audit state helpers and the private auditd config the tests use too.
 source "$REPO/tests/integration/auditd_env.sh"
@@ -133,6 +147,9 @@ for c in "${CONTENDERS[@]}"; do RATES[$c]=; LOST[$c]=0; WAIT[$c]=0; CPU[$c]=0; T
 if [[ ! -x $SENSOR ]]; then
 	SKIP[sensor]="binary not found: $SENSOR"
 fi
+if [[ -n $SENSOR_B && ! -x $SENSOR_B ]]; then
+	SKIP[sensor-b]="binary not found: $SENSOR_B"
+fi
 
 backlog_empty() { [[ $(dw_audit_get backlog) == 0 ]]; }
 rules_changed() { [[ $(auditctl -l) != "$INIT_L" ]]; }
@@ -144,10 +161,12 @@ run_contender() {
 	null-reader)
 		start_reader "$TMP/null_audit_reader" || die "null reader did not register"
 		add_rules "$READER_PID" >/dev/null ;;
-	sensor)
+	sensor | sensor-b)
 		# The sensor installs its own rules; wait for them too.
-		if ! start_reader "$SENSOR" --audit-only --audit-mode owner --capture /dev/null; then
-			SKIP[sensor]="did not register as audit daemon (see its output above)"
+		local bin=$SENSOR
+		[[ $c == sensor ]] || bin=$SENSOR_B
+		if ! start_reader "$bin" "${SENSOR_ARGS[@]}" --audit-mode owner --capture /dev/null; then
+			SKIP[$c]="did not register as audit daemon (see its output above)"
 			cat "$TMP/reader.log" >&2
 			clean_audit
 			return

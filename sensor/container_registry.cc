@@ -374,6 +374,15 @@ void ContainerRegistry::ApplyCri(Entry* e) {
   if (c.started_at_ns) i.set_start_time_ns(c.started_at_ns);
   i.set_privileged(c.privileged);
   i.set_read_only_rootfs(c.read_only_rootfs);
+  i.clear_mounts();
+  for (const CriMount& m : c.mounts) {
+    v1::Mount* vm = i.add_mounts();
+    vm->set_source(m.host_path);
+    vm->set_destination(m.container_path);
+    vm->set_read_only(m.readonly);
+    vm->set_propagation(m.propagation);
+    vm->set_selinux_relabel(m.selinux_relabel);
+  }
   if (c.pid > 0 && i.init_pid() == 0) i.set_init_pid(static_cast<uint32_t>(c.pid));
   SetLabels(&i, c.labels);
   // Pod fields: from the sandbox, else the labels the kubelet puts on every container.

@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 
 #include "lib/node/cgroup_path.h"
 #include "lib/event/event_json.h"
@@ -48,6 +49,23 @@ std::optional<std::string> OwnFdOf(std::string_view path) {
   return std::nullopt;
 }
 
+// One read(2) of a /proc file under `pfd` into *out (stat and status fit one read):
+// false when it cannot be opened or reads nothing (the process is gone).
+bool ReadOnce(int pfd, const char* name, size_t max, std::string* out) {
+  out->resize(max);
+  int fd = openat(pfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return false;
+  ssize_t n;
+  do {
+    n = read(fd, out->data(), max);
+  } while (n < 0 && errno == EINTR);
+  close(fd);
+  out->resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return n > 0;
+}
+
+int64_t Ns(const struct timespec& t) { return int64_t{t.tv_sec} * kNs + t.tv_nsec; }
+
 }  // namespace
 
 Enricher::Enricher(const ContainerRegistry* registry, size_t cache_limit)
@@ -70,9 +88,12 @@ bool Enricher::StartedBy(uint64_t start_ticks, int64_t event_boot_ns) const {
   return start_ns <= event_boot_ns + kNs / ticks_per_sec_;
 }
 
-bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container) {
+bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container, int pfd,
+                      const ProcStat* st, bool gone) {
   if (pid <= 0) return false;
-  std::optional<ProcStat> stat = ReadProcStat(pid);
+  std::optional<ProcStat> stat = st != nullptr ? std::optional<ProcStat>(*st)
+                                : gone         ? std::nullopt
+                                               : ReadProcStat(pid);
   if (!stat) {
     // Gone: the cache still knows container processes that exited since.
     auto it = cache_.find(pid);
@@ -91,7 +112,9 @@ bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container) 
     return true;
   }
   std::string text;
-  if (!ReadSmallFile("/proc/" + std::to_string(pid) + "/cgroup", &text)) return false;
+  if (!(pfd >= 0 ? ReadSmallFileAt(pfd, "cgroup", &text)
+                 : ReadSmallFile("/proc/" + std::to_string(pid) + "/cgroup", &text)))
+    return false;
   auto c = ContainerFromProcCgroup(text);
   *container = c ? c->id : "";
   // Only container answers are cached: a process moves from the host's cgroup into a
@@ -127,9 +150,16 @@ void Enricher::Enrich(v1::Event* ev) {
     return;
   }
   int64_t boot_ns = WallToBootNs(ev->time_ns());
+  // Execs: /proc/<pid> opened once, while it is the process that made the event.
+  std::string stat_text;
+  ProcStat st;
+  bool gone = false;
+  const int pfd =
+      ev->has_exec() ? OpenProcess(static_cast<pid_t>(pid), boot_ns, &stat_text, &st, &gone) : -1;
   std::string container;
   v1::Attribution how = v1::ATTRIBUTION_UNKNOWN;
-  if (Lookup(static_cast<pid_t>(pid), boot_ns, &container)) {
+  if (pfd >= 0 ? Lookup(static_cast<pid_t>(pid), boot_ns, &container, pfd, &st)
+               : Lookup(static_cast<pid_t>(pid), boot_ns, &container, -1, nullptr, gone)) {
     how = v1::ATTRIBUTION_CGROUP;
     ++stats_.by_cgroup;
   } else {
@@ -156,7 +186,13 @@ void Enricher::Enrich(v1::Event* ev) {
   ev->set_attribution(how);
   if (!ev->has_exec()) return;
   v1::ProcessExec* x = ev->mutable_exec();
-  if (!x->exe_file().empty()) LookAtExeFile(x, container, boot_ns);
+  if (!x->exe_file().empty()) LookAtExeFile(x, container, pfd);
+  if (pfd >= 0) {
+    ReadProcessState(x, pfd, st, container);
+    close(pfd);
+  } else {
+    ++stats_.state_gone;
+  }
   if (container.empty() || !x->success()) return;
   // Drift is in what ran: the executable or the file it runs (a script, a loader's program).
   std::optional<bool> upper = InUpperLayer(container, x->exe());
@@ -175,18 +211,20 @@ std::optional<bool> Enricher::InUpperLayer(const std::string& container,
   return registry_->IsInUpperLayer(container, path);
 }
 
-int Enricher::OpenProcess(pid_t pid, int64_t event_boot_ns) const {
+int Enricher::OpenProcess(pid_t pid, int64_t event_boot_ns, std::string* stat_text,
+                          ProcStat* st, bool* gone) const {
   if (pid <= 0) return -1;
   int pfd = open(("/proc/" + std::to_string(pid)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (pfd < 0) return -1;
-  int sfd = openat(pfd, "stat", O_RDONLY | O_CLOEXEC);
-  char buf[1024];
-  ssize_t n = sfd >= 0 ? read(sfd, buf, sizeof buf) : -1;
-  if (sfd >= 0) close(sfd);
-  std::optional<ProcStat> st =
-      n > 0 ? ParseProcStat(std::string_view(buf, static_cast<size_t>(n))) : std::nullopt;
-  if (st && st->state != 'Z' && st->state != 'X' && StartedBy(st->start_ticks, event_boot_ns))
+  if (pfd < 0) {
+    if (gone != nullptr) *gone = errno == ENOENT || errno == ESRCH;
+    return -1;
+  }
+  std::optional<ProcStat> s =
+      ReadOnce(pfd, "stat", 1024, stat_text) ? ParseProcStat(*stat_text) : std::nullopt;
+  if (s && s->state != 'Z' && s->state != 'X' && StartedBy(s->start_ticks, event_boot_ns)) {
+    *st = *s;
     return pfd;
+  }
   close(pfd);
   return -1;
 }
@@ -207,9 +245,7 @@ int Enricher::OpenRoot(int pfd, const std::string& container) const {
               O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
-void Enricher::LookAtExeFile(v1::ProcessExec* x, const std::string& container,
-                             int64_t event_boot_ns) {
-  const int pfd = OpenProcess(static_cast<pid_t>(x->pid()), event_boot_ns);
+void Enricher::LookAtExeFile(v1::ProcessExec* x, const std::string& container, int pfd) {
   // A loader given one of the process's own fds (`ld.so /proc/self/fd/3`, a memfd or a
   // file unlinked since): only the process itself, while it runs, says what that fd is.
   if (std::optional<std::string> fd = OwnFdOf(x->exe_file())) {
@@ -221,11 +257,9 @@ void Enricher::LookAtExeFile(v1::ProcessExec* x, const std::string& container,
       if (IsMemfdExe(target)) x->set_is_exe_from_memfd(true);
       SetExeFileStat(x, st, target);
     }
-    if (pfd >= 0) close(pfd);
     return;
   }
   int root = OpenRoot(pfd, container);
-  if (pfd >= 0) close(pfd);
   if (root < 0) {
     x->set_exe_file_stat(v1::EXE_FILE_STAT_NO_ROOT);
     return;
@@ -280,6 +314,124 @@ void Enricher::SetExeFileStat(v1::ProcessExec* x, const struct stat& st,
   x->set_exe_file_dev_major(ma);
   x->set_exe_file_dev_minor(mi);
   if (path.starts_with("/")) x->set_exe_file(path);
+}
+
+}  // namespace driftwatch::sensor
+
+namespace driftwatch::sensor {
+
+void Enricher::ReadProcessState(v1::ProcessExec* x, int pfd, const ProcStat& st,
+                                const std::string& container) {
+  ++stats_.state_read;
+  const uint32_t pid = x->pid();
+  // Start time: boot time of the start, moved to the epoch as the event's own time was.
+  const int64_t start_boot_ns = static_cast<int64_t>(st.start_ticks) * (kNs / ticks_per_sec_);
+  x->set_start_time_ns(start_boot_ns + boot_offset_ns_);
+  if (st.pgrp >= 0) x->set_pgid(static_cast<uint32_t>(st.pgrp));
+  if (st.session >= 0) x->set_sid(static_cast<uint32_t>(st.session));
+  // stat was read through pfd, and a later exec changes comm (audit's comm= is the one after
+  // this exec): the same comm means status, environ and exe are still this exec's.
+  const bool same_exec = st.comm == x->comm();
+  if (ReadOnce(pfd, "status", 4096, &buf_)) {
+    ProcStatus ps = ParseProcStatus(buf_);
+    if (ps.vpid) x->set_vpid(*ps.vpid);
+    if (ps.vpgid) x->set_vpgid(*ps.vpgid);
+    if (ps.vsid) x->set_vsid(*ps.vsid);
+    if (same_exec) {
+      if (ps.cap_effective) x->set_cap_effective(*ps.cap_effective);
+      if (ps.cap_permitted) x->set_cap_permitted(*ps.cap_permitted);
+      if (ps.cap_inheritable) x->set_cap_inheritable(*ps.cap_inheritable);
+    }
+  }
+  if (!same_exec) {
+    ++stats_.state_moved;
+  } else {
+    if (environ_max_bytes_ > 0) {
+      // stat says how big the environment is (0, 0 when it may not say): read at most the
+      // cap, once. An empty environment reads nothing.
+      const bool bounds = st.env_end != 0;
+      const uint64_t size = st.env_end - st.env_start;
+      const size_t want = bounds ? static_cast<size_t>(std::min<uint64_t>(size, environ_max_bytes_))
+                                 : environ_max_bytes_ + 1;
+      bool read_ok = want > 0 && ReadOnce(pfd, "environ", want, &buf_);
+      if (read_ok || (bounds && size == 0)) {
+        if (!read_ok) buf_.clear();
+        uint64_t beyond = size > buf_.size() ? size - buf_.size() : 0;
+        Environ env = SplitEnviron(buf_, environ_max_bytes_, beyond);
+        x->set_env_read(true);
+        for (std::string_view e : env.entries) x->add_env(std::string(e));
+        if (env.capped) {
+          x->set_env_capped(true);
+          x->set_env_dropped_bytes(env.dropped_bytes);
+          ++stats_.env_capped;
+        }
+      }
+    }
+    // The running executable (the interpreter of a script). For a plain exec it must be the
+    // file the audit record names, else the process ran another since.
+    struct stat es;
+    if (fstatat(pfd, "exe", &es, 0) == 0 &&
+        (!x->exe_file().empty() || x->exe_inode() == 0 || es.st_ino == x->exe_inode())) {
+      x->set_exe_ctime_ns(Ns(es.st_ctim));
+      x->set_exe_mtime_ns(Ns(es.st_mtim));
+    }
+  }
+  if (st.session > 0) {
+    if (static_cast<uint32_t>(st.session) == pid) {
+      x->set_session_leader_name(std::string(st.comm));
+    } else if (auto n = LeaderName(st.session, st.start_ticks)) {
+      x->set_session_leader_name(*n);
+    }
+  }
+  // The group leader's name costs no read of its own: known when the process or its
+  // session leader leads the group (a shell's job, a session's first group); else unset.
+  if (st.pgrp > 0) {
+    if (static_cast<uint32_t>(st.pgrp) == pid) {
+      x->set_pgid_leader_name(std::string(st.comm));
+    } else if (st.pgrp == st.session && !x->session_leader_name().empty()) {
+      x->set_pgid_leader_name(x->session_leader_name());
+    }
+  }
+  SetNames(x, pfd, container);
+}
+
+std::optional<std::string> Enricher::LeaderName(int64_t leader, uint64_t not_after_ticks) const {
+  // A session or group id stays allocated while a member lives, so a process with that pid
+  // is its leader; it cannot have started after a member unless the ids went round.
+  std::string text;
+  char path[48];
+  std::snprintf(path, sizeof path, "/proc/%lld/stat", static_cast<long long>(leader));
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return std::nullopt;
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof buf);
+  close(fd);
+  if (n <= 0) return std::nullopt;
+  std::optional<ProcStat> s = ParseProcStat(std::string_view(buf, static_cast<size_t>(n)));
+  if (!s || s->start_ticks > not_after_ticks) return std::nullopt;
+  return std::string(s->comm);
+}
+
+void Enricher::SetNames(v1::ProcessExec* x, int pfd, const std::string& container) {
+  const std::string& key = container.empty() ? std::string("host") : container;
+  // The container's root (its init's), else this process's own.
+  auto open_root = [&]() -> int {
+    int root = OpenRoot(-1, container);
+    if (root < 0 && pfd >= 0) root = openat(pfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return root;
+  };
+  IdNameCache::Names n = names_.Get(key, open_root, ClockNs(CLOCK_MONOTONIC_COARSE));
+  if (n.users) {
+    if (x->user_name().empty()) {
+      if (auto u = n.users->Find(x->uid()); !u.empty()) x->set_user_name(std::string(u));
+    }
+    if (x->login_name().empty() && x->auid() != 4294967295u) {
+      if (auto u = n.users->Find(x->auid()); !u.empty()) x->set_login_name(std::string(u));
+    }
+  }
+  if (n.groups && x->group_name().empty()) {
+    if (auto g = n.groups->Find(x->gid()); !g.empty()) x->set_group_name(std::string(g));
+  }
 }
 
 }  // namespace driftwatch::sensor

@@ -19,6 +19,16 @@
 // comes from the upper layer, false when both come from the image, unset when either is
 // unknown (a file unlinked after it was opened reads "... (deleted)": unknown).
 //
+// Process state (ProcessExec.vpid ... group_name; lib/node/procfs.h): at the exec the
+// sensor opens /proc/<pid> once, and only while its stat says the process started no later
+// than the event and is no zombie (an O_PATH fd of /proc/<pid> stays bound to that process:
+// reads through it fail once it exits, even if the pid is reused); it then reads stat,
+// status and environ through it once each, and fstat()s exe. What a later exec could have
+// changed (caps, environ, exe times) is kept only while stat's comm is still the event's.
+// The session leader's name costs one read of its stat when the process is not the leader
+// itself; the group leader's is set only when no read is needed (the process or its
+// session leader leads the group): Falco's rules name proc.sname, not proc.vpgid.name. User and group names come from IdNameCache.
+//
 // Thread-safety: not thread-safe; one Enricher per parser thread.
 #pragma once
 
@@ -31,7 +41,9 @@
 #include <unordered_map>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/node/procfs.h"
 #include "sensor/container_registry.h"
+#include "sensor/id_name_cache.h"
 
 namespace driftwatch::sensor {
 
@@ -41,13 +53,23 @@ class Enricher {
   // no upper-layer check).
   explicit Enricher(const ContainerRegistry* registry, size_t cache_limit = 1 << 16);
 
+  // Most bytes of a process's environment kept in ProcessExec.env (--environ-max-bytes);
+  // 0: the environment is not read.
+  static constexpr size_t kDefaultEnvironMaxBytes = 4096;
+  void set_environ_max_bytes(size_t n) { environ_max_bytes_ = n; }
+
   // Sets container_id and attribution on exec and chmod events, and
   // proc.is_exe_upper_layer on execs in containers. Other events are left alone.
   void Enrich(v1::Event* ev);
 
   struct Stats {
     uint64_t by_cgroup = 0, by_parent = 0, by_device = 0, unknown = 0, pid_reused = 0;
+    uint64_t state_read = 0;   // execs whose process state was read
+    uint64_t state_gone = 0;   // execs whose process was gone (or reused) first: fields unset
+    uint64_t state_moved = 0;  // execs whose process had exec'd again: ids only
+    uint64_t env_capped = 0;   // environments cut by the cap
   };
+  const IdNameCache::Stats& name_stats() const { return names_.stats(); }
   const Stats& stats() const { return stats_; }
 
  private:
@@ -57,13 +79,27 @@ class Enricher {
   };
   // Reads the process's start time and container. False when it is gone or started after
   // `event_boot_ns` (pid reused).
-  bool Lookup(pid_t pid, int64_t event_boot_ns, std::string* container);
+  // With `pfd` >= 0 (from OpenProcess, with its stat `st`), reads through it; `gone`: the
+  // caller saw /proc/<pid> missing (only the cache can answer).
+  bool Lookup(pid_t pid, int64_t event_boot_ns, std::string* container, int pfd = -1,
+              const ProcStat* st = nullptr, bool gone = false);
   // Whether a process that started at `start_ticks` can have made an event at this time.
   bool StartedBy(uint64_t start_ticks, int64_t event_boot_ns) const;
   // Sets exe_file's real path, inode, device and exe_file_stat.
-  void LookAtExeFile(v1::ProcessExec* x, const std::string& container, int64_t event_boot_ns);
-  // /proc/<pid> (an O_PATH fd) while it is the process that made the event, else -1.
-  int OpenProcess(pid_t pid, int64_t event_boot_ns) const;
+  // `pfd`: from OpenProcess, or -1.
+  void LookAtExeFile(v1::ProcessExec* x, const std::string& container, int pfd);
+  // /proc/<pid> (an O_PATH fd) while it is the process that made the event, else -1; its
+  // stat into *stat_text and *st (a view into *stat_text). *gone (if given): set when
+  // /proc/<pid> does not exist.
+  int OpenProcess(pid_t pid, int64_t event_boot_ns, std::string* stat_text, ProcStat* st,
+                  bool* gone = nullptr) const;
+  // Sets the process state fields of `x` (see the header comment). `pfd`, `st`: as above.
+  void ReadProcessState(v1::ProcessExec* x, int pfd, const ProcStat& st,
+                        const std::string& container);
+  // The comm of the running process `leader`, when it started no later than `not_after`.
+  std::optional<std::string> LeaderName(int64_t leader, uint64_t not_after_ticks) const;
+  // Sets user_name, login_name, group_name of `x` unless they are set already.
+  void SetNames(v1::ProcessExec* x, int pfd, const std::string& container);
   // The root directory the exec saw (an O_PATH fd), or -1: the process's own (`pfd` from
   // OpenProcess, or -1), else its container's init's (the host's for host processes).
   int OpenRoot(int pfd, const std::string& container) const;
@@ -78,6 +114,9 @@ class Enricher {
   int64_t boot_offset_ns_ = 0;             // realtime - boottime, refreshed now and then
   int64_t offset_read_at_ = 0;
   long ticks_per_sec_;
+  size_t environ_max_bytes_ = kDefaultEnvironMaxBytes;
+  IdNameCache names_;
+  std::string buf_;  // scratch for /proc reads
   Stats stats_;
 };
 

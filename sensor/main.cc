@@ -61,6 +61,7 @@ struct Flags {
   size_t queue_records = 1 << 16;
   size_t argv_max_bytes = ArgvCaps{}.max_bytes;
   size_t argv_max_arg_bytes = ArgvCaps{}.max_arg_bytes;
+  size_t environ_max_bytes = Enricher::kDefaultEnvironMaxBytes;
   double status_interval = 10;
   double duration = 0;
   std::string node;
@@ -306,6 +307,7 @@ int Run(const Flags& flags) {
 
   ProcessTree tree;
   Enricher enricher(registry.get());
+  enricher.set_environ_max_bytes(flags.environ_max_bytes);
   std::unique_ptr<AuditSource> source;
   // This run's losses, from the counters where they happen.
   auto run_losses = [&] {
@@ -696,6 +698,11 @@ int main(int argc, char** argv) {
                  "bytes kept of any one argument (longer ones are cut, the event marked "
                  "args_capped)")
       ->check(CLI::Range(size_t{1}, size_t{64} << 20))
+      ->capture_default_str();
+  app.add_option("--environ-max-bytes", f.environ_max_bytes,
+                 "bytes kept of an exec'd process's environment (proc.env; whole NAME=value "
+                 "entries, the rest left out and the event marked env_capped); 0: not read")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 20))
       ->capture_default_str();
   app.add_option("--status-interval", f.status_interval, "seconds between status events")
       ->capture_default_str();

@@ -6,6 +6,7 @@
 //   dw-cri runp --name N --namespace NS --uid U [--cgroup-parent P] [--label K=V]... [--privileged]
 //   dw-cri create POD_ID [--pod-name N --pod-namespace NS --pod-uid U --pod-cgroup-parent P]
 //                 --name C --image IMG [--privileged] [--read-only] [--label K=V]...
+//                 [--mount HOST:CTR[:ro]]...
 //                 [-- CMD ARGS...]          (pod fields not given are read from the pod)
 //   dw-cri start ID | stop ID [--timeout S] | rm ID | stopp ID | rmp ID
 //   dw-cri ps [--pod POD_ID] [--running] [-q] | pods [-q] | inspect [--raw] ID | inspectp [--raw] ID
@@ -55,6 +56,11 @@ Json StatusJson(const CriContainer& c) {
   j["read_only_rootfs"] = c.read_only_rootfs;
   j["privileged"] = c.privileged;
   j["cgroup_path"] = c.cgroup_path;
+  Json mounts = Json::array();
+  for (const auto& m : c.mounts)
+    mounts.push_back(Json{{"host_path", m.host_path}, {"container_path", m.container_path},
+                          {"readonly", m.readonly}, {"propagation", m.propagation}});
+  j["mounts"] = mounts;
   return j;
 }
 
@@ -146,6 +152,8 @@ int main(int argc, char** argv) {
   create->add_flag("--privileged", cspec.privileged);
   create->add_flag("--read-only", cspec.read_only_rootfs);
   create->add_option("--label", ctr_labels, "container label KEY=VALUE (repeatable)");
+  std::vector<std::string> ctr_mounts;
+  create->add_option("--mount", ctr_mounts, "bind mount HOST:CTR[:ro] (repeatable)");
   create->add_option("cmd", cmd, "command and arguments (after --); default: the image's");
 
   std::string id;
@@ -216,6 +224,20 @@ int main(int argc, char** argv) {
   if (*create) {
     std::string err;
     if (!ParseLabels(ctr_labels, cspec.labels, err)) return Fail(err);
+    for (const std::string& m : ctr_mounts) {
+      driftwatch::CriMount cm;
+      std::string_view v = m;
+      if (v.ends_with(":ro")) {
+        cm.readonly = true;
+        v.remove_suffix(3);
+      }
+      size_t colon = v.find(':');
+      if (colon == std::string_view::npos || colon == 0 || colon + 1 == v.size())
+        return Fail("--mount " + m + ": want HOST:CTR[:ro]");
+      cm.host_path = std::string(v.substr(0, colon));
+      cm.container_path = std::string(v.substr(colon + 1));
+      cspec.mounts.push_back(std::move(cm));
+    }
     cspec.command = cmd;
     // containerd 1.6 puts the container's cgroup under the cgroup_parent of the config sent
     // here, not the pod's stored one: fill it in as a kubelet would.

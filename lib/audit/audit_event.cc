@@ -176,9 +176,13 @@ void AuditEventBuilder::AddSyscall(const AuditRecord& r, Diagnostics* diag) {
   }
   if (c.error() != nullptr) diag->Report(r.source, r.line, c.error());
   if (!have_pid) diag->Report(r.source, r.line, "SYSCALL record without pid=");
-  if (!r.enriched.empty()) {  // ENRICHED log: UID="root" names the user
-    std::string_view uid;
-    if (FindField(r.enriched, "UID", &uid)) DecodeAuditString(uid, &user_name_);
+  if (!r.enriched.empty()) {  // ENRICHED log: UID="root" names the user, AUID= and GID= too
+    std::string_view v;
+    if (FindField(r.enriched, "UID", &v)) DecodeAuditString(v, &user_name_);
+    // auditd writes AUID="unset" for the unset loginuid: no name.
+    if (FindField(r.enriched, "AUID", &v)) DecodeAuditString(v, &login_name_);
+    if (login_name_ == "unset") login_name_.clear();
+    if (FindField(r.enriched, "GID", &v)) DecodeAuditString(v, &group_name_);
   }
 }
 
@@ -369,7 +373,7 @@ void AuditEventBuilder::FinishExeFile(v1::ProcessExec* e) const {
 size_t AuditEventBuilder::footprint() const {
   return sizeof(*this) + argv_budget_.used() + args_.capacity() * sizeof(std::string) +
          arg_present_.capacity() / 8 + tty_.size() + comm_.size() + exe_.size() +
-         user_name_.size() + node_.size() + cwd_.size() + path0_name_.size() +
+         user_name_.size() + login_name_.size() + group_name_.size() + node_.size() + cwd_.size() + path0_name_.size() +
          path1_name_.size() + proctitle_.size();
 }
 
@@ -410,6 +414,8 @@ bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
     e->set_gid(static_cast<uint32_t>(gid_));
     e->set_egid(static_cast<uint32_t>(egid_));
     if (!user_name_.empty()) e->set_user_name(user_name_);
+    if (!login_name_.empty()) e->set_login_name(login_name_);
+    if (!group_name_.empty()) e->set_group_name(group_name_);
     if (have_execve_) {
       e->set_argc(static_cast<uint32_t>(argc_));
       // Arguments arrive in order from the kernel; ones kept out of order past one the caps

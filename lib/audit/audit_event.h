@@ -63,7 +63,7 @@ class AuditEventBuilder {
   uint64_t a0_ = 0, a1_ = 0, a2_ = 0;
   uint64_t pid_ = 0, ppid_ = 0, uid_ = 0, euid_ = 0, gid_ = 0, egid_ = 0;
   uint64_t auid_ = 4294967295u, ses_ = 4294967295u;
-  std::string tty_, comm_, exe_, user_name_, node_;
+  std::string tty_, comm_, exe_, user_name_, login_name_, group_name_, node_;
   const std::string* source_ = nullptr;  // where the SYSCALL record was, for diagnostics
   uint64_t line_ = 0;
 

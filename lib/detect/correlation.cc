@@ -30,6 +30,7 @@ struct Correlator::Proc {
   std::string exe_file;  // the script or loaded program it runs; empty: exepath
   ProcessInfo::Origin origin = ProcessInfo::Origin::kUnknown;
   std::string argv0 = {};  // its proc.exe (argv[0])
+  int64_t fork_ns = 0;   // its start as the sensor read it (ProcessExec.start_time_ns); 0 unknown
 };
 
 struct Correlator::ProcSlot {
@@ -227,6 +228,7 @@ std::vector<ProcessInfo> Correlator::Lineage(const std::string& node, uint32_t p
     out.push_back({p->pid, p->name, p->exepath, p->cmdline, p->origin,
                    p->exe_file.empty() ? p->exepath : p->exe_file});
     out.back().exe = p->argv0;
+    out.back().start_ns = p->fork_ns;
     if (p->ppid == p->pid) break;
     child_start = p->start_ns;
     pid = p->ppid;
@@ -274,6 +276,7 @@ Correlator::Proc* Correlator::RecordExec(const std::string& node, const v1::Even
     p = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
              CommandLine(e), e.exe_file()};
     p.argv0 = Argv0(e);
+    p.fork_ns = e.start_time_ns();
     proc_bytes_ -= it->second.bytes;
     share.proc_bytes -= it->second.bytes;
     it->second.bytes = EntryBytes(p);
@@ -287,6 +290,7 @@ Correlator::Proc* Correlator::RecordExec(const std::string& node, const v1::Even
     slot.proc = Proc{e.pid(), e.ppid(), *start_ns, std::string(ProcessName(e)), e.exe(),
                      CommandLine(e), e.exe_file()};
     slot.proc.argv0 = Argv0(e);
+    slot.proc.fork_ns = e.start_time_ns();
     slot.order = share.procs.insert(share.procs.end(), key);
     slot.bytes = EntryBytes(slot.proc);
     proc_bytes_ += slot.bytes;

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "lib/base/clock.h"
+#include "lib/event/capabilities.h"
 #include "lib/event/event_json.h"
 #include "lib/event/file_digest.h"
 
@@ -289,16 +290,96 @@ constexpr EventField kFields[] = {
      kExec, [](const E& ev, const I*, V* out) {
        return X(ev).has_is_exe_upper_layer() && Bool(X(ev).is_exe_upper_layer(), out);
      }},
+    {"proc.pid.ts", T::kNumber,
+     "when the process started (its fork; the exec keeps it), ns since the epoch, from "
+     "/proc/<pid>/stat at clock-tick resolution; unset when the sensor did not read it",
+     kExec, [](const E& ev, const I*, V* out) {
+       return X(ev).start_time_ns() != 0 && Num(X(ev).start_time_ns(), out);
+     }},
+    {"proc.vpid", T::kNumber,
+     "pid as seen from the process's own pid namespace (/proc/<pid>/status NSpid)", kExec,
+     [](const E& ev, const I*, V* out) { return X(ev).has_vpid() && Num(X(ev).vpid(), out); }},
+    {"proc.vpgid", T::kNumber, "process group id as seen from its pid namespace (NSpgid)", kExec,
+     [](const E& ev, const I*, V* out) { return X(ev).has_vpgid() && Num(X(ev).vpgid(), out); }},
+    {"proc.vsid", T::kNumber,
+     "session id as seen from its pid namespace (NSsid): Falco's proc.sid (proc.sid here is "
+     "the audit session)",
+     kExec, [](const E& ev, const I*, V* out) { return X(ev).has_vsid() && Num(X(ev).vsid(), out); }},
+    {"proc.pgid", T::kNumber, "process group id in the host's pid namespace", kExec,
+     [](const E& ev, const I*, V* out) { return X(ev).has_pgid() && Num(X(ev).pgid(), out); }},
+    {"proc.sname", T::kString,
+     "name (comm) of the session leader, the process whose pid is the session id, when it "
+     "still ran at the exec",
+     kExec, [](const E& ev, const I*, V* out) { return StrIfSet(X(ev).session_leader_name(), out); }},
+    {"proc.vpgid.name", T::kString,
+     "name (comm) of the process group leader, when it is the process itself or its session "
+     "leader (no other leader is read)",
+     kExec,
+     [](const E& ev, const I*, V* out) { return StrIfSet(X(ev).pgid_leader_name(), out); }},
+    {"thread.cap_effective", T::kString,
+     "effective capabilities, their names space-separated (\"CAP_CHOWN CAP_KILL\"); empty "
+     "when none; unset when not read",
+     kExec, [](const E& ev, const I*, V* out) {
+       if (!X(ev).has_cap_effective()) return false;
+       AppendCapabilities(X(ev).cap_effective(), &out->buf);
+       return Str(out->buf, out);
+     }},
+    {"thread.cap_permitted", T::kString, "permitted capabilities, as thread.cap_effective", kExec,
+     [](const E& ev, const I*, V* out) {
+       if (!X(ev).has_cap_permitted()) return false;
+       AppendCapabilities(X(ev).cap_permitted(), &out->buf);
+       return Str(out->buf, out);
+     }},
+    {"thread.cap_inheritable", T::kString, "inheritable capabilities, as thread.cap_effective",
+     kExec, [](const E& ev, const I*, V* out) {
+       if (!X(ev).has_cap_inheritable()) return false;
+       AppendCapabilities(X(ev).cap_inheritable(), &out->buf);
+       return Str(out->buf, out);
+     }},
+    {"proc.exe_ino.ctime", T::kNumber,
+     "status change time (ctime) of the running executable (the interpreter of a script), "
+     "ns since the epoch",
+     kExec, [](const E& ev, const I*, V* out) {
+       return X(ev).exe_ctime_ns() != 0 && Num(X(ev).exe_ctime_ns(), out);
+     }},
+    {"proc.exe_ino.mtime", T::kNumber,
+     "modification time (mtime) of the running executable, ns since the epoch", kExec,
+     [](const E& ev, const I*, V* out) {
+       return X(ev).exe_mtime_ns() != 0 && Num(X(ev).exe_mtime_ns(), out);
+     }},
+    {"proc.env", T::kList,
+     "a list of NAME=value entries, exact bytes (a prefix of whole entries when "
+     "proc.env_capped)",
+     kExec, [](const E& ev, const I*, V* out) {
+       if (!X(ev).env_read()) return false;
+       for (const std::string& e : X(ev).env()) out->list.push_back(e);
+       return true;
+     }},
+    {"proc.env_capped", T::kBool,
+     "the sensor kept fewer environment entries than the process had (--environ-max-bytes); "
+     "JSON: printed only when true",
+     kExec, [](const E& ev, const I*, V* out) { return X(ev).env_capped() && Bool(true, out); }},
+    {"proc.env_dropped_bytes", T::kNumber,
+     "environment bytes the cap left out; set with proc.env_capped", kExec,
+     [](const E& ev, const I*, V* out) {
+       return X(ev).env_capped() && Num(static_cast<int64_t>(X(ev).env_dropped_bytes()), out);
+     }},
     {"user.uid", T::kNumber, "", kSyscall,
      [](const E& ev, const I*, V* out) { return Num(P(ev).uid, out); }},
     {"user.euid", T::kNumber, "", kExec,
      [](const E& ev, const I*, V* out) { return Num(P(ev).euid, out); }},
     {"user.loginuid", T::kNumber, "", kSyscall,
      [](const E& ev, const I*, V* out) { return Num(LoginUid(P(ev).auid), out); }},
-    {"user.name", T::kString, "an ENRICHED log's only", kExec,
-     [](const E& ev, const I*, V* out) { return StrIfSet(X(ev).user_name(), out); }},
+    {"user.name", T::kString,
+     "the name an ENRICHED log gave, or the sensor found in the process's /etc/passwd (its "
+     "container's); unset when neither did",
+     kExec, [](const E& ev, const I*, V* out) { return StrIfSet(X(ev).user_name(), out); }},
+    {"user.loginname", T::kString, "as user.name", kExec,
+     [](const E& ev, const I*, V* out) { return StrIfSet(X(ev).login_name(), out); }},
     {"group.gid", T::kNumber, "", kExec,
      [](const E& ev, const I*, V* out) { return Num(P(ev).gid, out); }},
+    {"group.name", T::kString, "as user.name (an ENRICHED log's GID=, or /etc/group)", kExec,
+     [](const E& ev, const I*, V* out) { return StrIfSet(X(ev).group_name(), out); }},
     {"container.id", T::kString, "", kContained,
      [](const E& ev, const I*, V* out) { return Str(ShortContainerIdView(FullId(ev)), out); }},
     {"container.full_id", T::kString, "", kContained,
@@ -392,6 +473,23 @@ constexpr EventField kFields[] = {
      [](const E& ev, const I*, V* out) { return Bool(ev.container().read_only_rootfs(), out); }},
     {"container.cgroup", T::kString, "the container's cgroup path", kContainer,
      [](const E& ev, const I*, V* out) { return Str(ev.container().cgroup_path(), out); }},
+    {"container.mounts", T::kList,
+     "a list of \"source:dest:mode:rdrw:propagation\" (mode empty, rdrw true or false)",
+     kContainer, [](const E& ev, const I*, V* out) {
+       const I& c = ev.container();
+       if (c.mounts_size() == 0) return false;
+       for (const v1::Mount& m : c.mounts()) {
+         out->buf += MountText(m);
+         out->buf.push_back('\0');
+       }
+       std::string_view rest = out->buf;
+       while (!rest.empty()) {
+         size_t z = rest.find('\0');
+         out->list.push_back(rest.substr(0, z));
+         rest.remove_prefix(z + 1);
+       }
+       return true;
+     }},
     {"audit.serial", T::kNumber,
      "the kernel's audit serial of the records the event was made of (audit events only)",
      kProcess, [](const E& ev, const I*, V* out) {
@@ -438,5 +536,18 @@ std::string_view FieldTypeName(FieldType t) {
 }
 
 std::span<const EventField> EventFields() { return kFields; }
+
+std::string MountText(const v1::Mount& m) {
+  std::string t;
+  t.reserve(m.source().size() + m.destination().size() + m.propagation().size() + 10);
+  t += m.source();
+  t += ':';
+  t += m.destination();
+  t += "::";
+  t += m.read_only() ? "false" : "true";
+  t += ':';
+  t += m.propagation();
+  return t;
+}
 
 }  // namespace driftwatch

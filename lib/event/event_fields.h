@@ -62,6 +62,10 @@ struct EventField {
 // Every event field, in the order event JSON prints them.
 std::span<const EventField> EventFields();
 
+// A container mount as Falco's container.mounts prints one: "source:dest:mode:rdrw:propagation"
+// (mode is always empty: CRI has none; rdrw "true" or "false").
+std::string MountText(const v1::Mount& m);
+
 // `driftwatch events` adds this field (in EventFields(), with no kinds) after the event's
 // own: when the collector committed the event.
 inline constexpr std::string_view kCollectorStoredNs = "collector.stored_ns";

@@ -396,6 +396,19 @@ Result<CriContainer> CriClient::ContainerStatus(const std::string& id,
   cc.exit_code = s.exit_code();
   cc.labels = ToMap(s.labels());
   cc.annotations = ToMap(s.annotations());
+  for (const rt::Mount& m : s.mounts()) {
+    CriMount& cm = cc.mounts.emplace_back();
+    cm.container_path = m.container_path();
+    cm.host_path = m.host_path();
+    cm.readonly = m.readonly();
+    cm.selinux_relabel = m.selinux_relabel();
+    switch (m.propagation()) {
+      case rt::PROPAGATION_PRIVATE: cm.propagation = "private"; break;
+      case rt::PROPAGATION_HOST_TO_CONTAINER: cm.propagation = "rslave"; break;
+      case rt::PROPAGATION_BIDIRECTIONAL: cm.propagation = "rshared"; break;
+      default: cm.propagation = "unknown"; break;
+    }
+  }
   // Best effort: a runtime without (or with odd) verbose info still gives the status above.
   std::string_view info = InfoJson(resp->info());
   if (raw_info != nullptr) raw_info->assign(info);
@@ -467,6 +480,16 @@ Result<std::string> CriClient::CreateContainer(const std::string& pod_id, const 
   labels[kCriLabelContainerName] = c.name;
   FillMap(cfg->mutable_labels(), labels);
   FillMap(cfg->mutable_annotations(), c.annotations);
+  for (const CriMount& m : c.mounts) {
+    rt::Mount* rm = cfg->add_mounts();
+    rm->set_container_path(m.container_path);
+    rm->set_host_path(m.host_path);
+    rm->set_readonly(m.readonly);
+    rm->set_selinux_relabel(m.selinux_relabel);
+    rm->set_propagation(m.propagation == "rshared"  ? rt::PROPAGATION_BIDIRECTIONAL
+                        : m.propagation == "rslave" ? rt::PROPAGATION_HOST_TO_CONTAINER
+                                                    : rt::PROPAGATION_PRIVATE);
+  }
   auto* sc = cfg->mutable_linux()->mutable_security_context();
   sc->set_privileged(c.privileged);
   sc->set_readonly_rootfs(c.read_only_rootfs);

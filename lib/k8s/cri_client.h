@@ -43,6 +43,17 @@ inline constexpr const char* kCriLabelPodNamespace = "io.kubernetes.pod.namespac
 inline constexpr const char* kCriLabelPodUid = "io.kubernetes.pod.uid";
 inline constexpr const char* kCriLabelContainerName = "io.kubernetes.container.name";
 
+// A bind mount of a container (CRI Mount): what the kubelet asked for.
+struct CriMount {
+  std::string container_path;
+  std::string host_path;
+  bool readonly = false;
+  bool selinux_relabel = false;
+  // "private", "rslave", "rshared" (CRI PROPAGATION_PRIVATE, _HOST_TO_CONTAINER,
+  // _BIDIRECTIONAL, named as Falco names them), "unknown" for other values.
+  std::string propagation = "private";
+};
+
 struct CriContainer {
   // From ListContainers and ContainerStatus.
   std::string id;              // 64 hex digits on containerd and CRI-O
@@ -69,6 +80,7 @@ struct CriContainer {
   // (containerd does); else guessed from the OCI spec: CAP_SYS_ADMIN and no masked paths.
   bool privileged = false;
   std::string cgroup_path;    // runtimeSpec linux.cgroupsPath: /kubepods/.../pod<uid>/<id>
+  std::vector<CriMount> mounts;  // ContainerStatus mounts, in the runtime's order
 };
 
 struct CriPod {
@@ -122,6 +134,7 @@ struct CriContainerSpec {
   CriLabels annotations;
   bool privileged = false;
   bool read_only_rootfs = false;
+  std::vector<CriMount> mounts;       // bind mounts (propagation: "private", "rslave", "rshared")
 };
 
 struct CriContainerFilter {

@@ -26,6 +26,8 @@ struct ProcessInfo {
   enum class Origin : uint8_t { kUnknown, kImage, kUpper } origin = Origin::kUnknown;
   std::string exe_file;  // the file it runs (its proc.exe_file): a script, not its shell
   std::string exe = {};  // its proc.exe: argv[0] of its exec; empty when unknown
+  int64_t start_ns = 0;  // when it started (its fork), ns since the epoch, as the sensor read
+                         // it at its exec; 0 unknown (offline logs, a process gone first)
 };
 
 // What correlation knows about the executable of an exec event (or the file of a write).

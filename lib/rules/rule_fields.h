@@ -119,6 +119,8 @@ std::span<const FieldInfo> ContainerPluginNeverFields();
 // why, in a few words, grouped ("network activity: ..."). Used for the fields of Falco's
 // tables that no table here defines.
 std::string_view NeverReason(std::string_view falco_field);
+// Fields over what the sensor read of the process at its exec (fields_proc_state.cc).
+std::span<const FieldInfo> ProcStateFields();
 
 // Helpers the field files share.
 namespace fields {

@@ -19,6 +19,7 @@ def main():
     ap.add_argument("--sha256", required=True, help="sha256 of the dropped binary")
     ap.add_argument("--odd-container", help="a container whose pod and own names are not UTF-8")
     ap.add_argument("--odd-uid", help="its pod's uid")
+    ap.add_argument("--odd-mount", help="its one mount, as container.mounts prints it")
     ap.add_argument("--no-cri", action="store_true")
     a = ap.parse_args()
 
@@ -112,6 +113,33 @@ def main():
     if x and x.get("proc.is_exe_upper_layer") is not False:
         fail("image binary exec: proc.is_exe_upper_layer = %r, want false" % x.get("proc.is_exe_upper_layer"))
 
+    # The process state the sensor read at the exec (not for --no-cri: no init pid, so the
+    # names come from the process's own root, which is the same here; checked all the same).
+    x = exec_of(["/tmp/busybox_dropped", "sh", "-c", "sleep 1; true", "state-probe"])
+    if x:
+        st = {k: x.get(k) for k in ("proc.pid", "proc.vpid", "proc.vpgid", "proc.vsid", "proc.sname",
+                                    "proc.pid.ts", "thread.cap_effective", "proc.env",
+                                    "proc.exe_ino.ctime", "proc.exe_ino.mtime", "user.name",
+                                    "group.name", "evt.time")}
+        def bad(what):
+            fail("state probe: %s: %r" % (what, st))
+        if not isinstance(st["proc.vpid"], int) or st["proc.vpid"] == st["proc.pid"]:
+            bad("proc.vpid is not the pid in the container's namespace")
+        if not isinstance(st["proc.vsid"], int) or not isinstance(st["proc.vpgid"], int):
+            bad("no session or group id")
+        if not st["proc.sname"]:
+            bad("no session leader name")
+        caps = (st["thread.cap_effective"] or "").split()
+        if "CAP_CHOWN" not in caps or "CAP_SYS_ADMIN" in caps:
+            bad("thread.cap_effective is not a default container's set")
+        if "DW_MARK=m\udcff" not in (st["proc.env"] or []):
+            bad("the environment entry DW_MARK (bytes m 0xff) is missing")
+        if not isinstance(st["proc.exe_ino.ctime"], int) or not isinstance(st["proc.pid.ts"], int) \
+                or not 0 < st["proc.pid.ts"] - st["proc.exe_ino.ctime"] < 600 * 10**9:
+            bad("proc.exe_ino.ctime is not shortly before the process started (a dropped binary)")
+        if st["user.name"] != "croot" or st["group.name"] != "cgrp":
+            bad("names not from the container's /etc/passwd and /etc/group")
+
     short = [e for e in execs if len(e.get("proc.argv", [])) == 3 and e["proc.argv"][1] == "true"
              and e["proc.argv"][2].startswith("short-")]
     seen = {e["proc.argv"][2] for e in short}
@@ -137,6 +165,8 @@ def main():
             if not a.no_cri:
                 want.update({"k8s.pod.name": "odd-\udcff", "container.name": "app\udcfe",
                              "container.source": "cri"})
+                if a.odd_mount:
+                    want["container.mounts"] = [a.odd_mount]
             for k, v in want.items():
                 if last.get(k) != v:
                     fail("odd container event: %s = %r, want %r" % (k, last.get(k), v))

@@ -29,7 +29,9 @@ grep -q "fanotify $mode" "$tmp/sensor.log" || die "sensor not in fanotify mode $
 # The odd pod first: the CRI answers that hold its name must not hide the other pod.
 odd_uid=$(cat /proc/sys/kernel/random/uuid)
 odd_pod=$(dw_pod_run "$ctd" "odd-$(printf '\377')" shop "$odd_uid" "/kubepods/besteffort/pod$odd_uid")
-odd_cid=$(dw_pod_container "$ctd" "$odd_pod" "app$(printf '\376')" -- /bin/sleep 1000)
+# It also has a bind mount (read-only), as CRI reports it: container.mounts.
+mkdir -p "$tmp/vol"
+odd_cid=$(dw_pod_container "$ctd" "$odd_pod" "app$(printf '\376')" --mount "$tmp/vol:/vol:ro" -- /bin/sleep 1000)
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$ctd" web-7d9f8-x2kqp shop "$uid" "/kubepods/besteffort/pod$uid")
 cid=$(dw_pod_container "$ctd" "$pod" app -- /bin/sleep 1000)
@@ -48,6 +50,15 @@ dw_ctr_exec "$ctd" "$cid" e1 /bin/sh -c '
     f=/tmp/$(printf "\377")x; cp /bin/busybox "$f"; chmod 755 "$f"
     "$f" 2>&1 | grep -q "applet not found" && echo odd-ran
     /bin/ls / >/dev/null
+    # What the sensor reads of a process at its exec (vpid, session, caps, environment, the
+    # executable'"'"'s times) and names from the container'"'"'s own /etc/passwd and /etc/group,
+    # not the host'"'"'s: uid and gid 0 are named "croot" and "cgrp" here. The sensor checks
+    # those files at most once a second: wait for it. The probe lives a second, to be read.
+    mkdir -p /etc
+    echo "croot:x:0:0:container root:/root:/bin/sh" >/etc/passwd
+    echo "cgrp:x:0:" >/etc/group
+    sleep 1.2
+    DW_MARK="$(printf "m\377")" /tmp/busybox_dropped sh -c "sleep 1; true" state-probe
     i=0
     while [ $i -lt 200 ]; do /tmp/busybox_dropped true short-$i; i=$((i + 1)); done
 ' </dev/null >"$tmp/exec.out"
@@ -62,6 +73,7 @@ got = {(e["kind"], e["path"]) for e in map(json.loads, open(sys.argv[1]))}
 want = {("added", p) for p in ("/tmp/hello.txt", "/srv", "/srv/data", "/srv/data/notes.txt",
                                "/tmp/busybox_dropped", "/tmp/script.sh",
                                "/tmp/\udcffx")}  # /tmp/<0xff>x, as driftwatch's JSON escapes it
+want |= {("modified", "/etc/passwd"), ("modified", "/etc/group")}  # the image's, rewritten
 # /tmp may or may not be in the image; ash keeps no history file: nothing else may appear.
 extra = {g for g in got - want if g != ("added", "/tmp") and g != ("modified", "/tmp")}
 drop = [e for e in map(json.loads, open(sys.argv[1])) if e["path"] == "/tmp/busybox_dropped"]
@@ -77,7 +89,7 @@ dw_audit_same "$tmp" || die "audit state not restored"
 python3 "$here/check_containers.py" "$tmp/events.jsonl" --container "$cid" --pod web-7d9f8-x2kqp \
     --namespace shop --uid "$uid" --name app --image-id "$image_id" --mode "$mode" \
     --sha256 "$(sha256sum /bin/busybox | cut -d' ' -f1)" --odd-container "$odd_cid" \
-    --odd-uid "$odd_uid" ${extra[@]+"${extra[@]}"}
+    --odd-uid "$odd_uid" --odd-mount "$tmp/vol:/vol::false:private" ${extra[@]+"${extra[@]}"}
 # Nothing refused for its encoding on the way: no protobuf complaint in the sensor's log.
 if grep -E "libprotobuf|not an event|failed to serialize" "$tmp/sensor.log"; then
     die "the sensor could not encode an event"

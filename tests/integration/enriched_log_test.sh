@@ -61,7 +61,8 @@ evs = [json.loads(l) for l in open(sys.argv[1])]
 ch = [e for e in evs if e["evt.type"] == "chmod" and e["fd.name"] == "/tmp/busybox_dropped"]
 assert len(ch) == 1 and ch[0]["container.full_id"] == sys.argv[2], ch
 assert all(e.get("user.name") == "root" for e in evs if e["evt.type"] == "execve" and e["user.uid"] == 0)
-print("chmod attributed, user.name from ENRICHED: ok")
+assert all(e.get("group.name") == "root" for e in evs if e["evt.type"] == "execve" and e["group.gid"] == 0)
+print("chmod attributed, user.name and group.name from ENRICHED: ok")
 PY
 dw_audit_restore "$tmp"
 dw_audit_same "$tmp" || die "audit state differs"

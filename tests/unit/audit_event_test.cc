@@ -192,6 +192,14 @@ TEST(AuditEvent, EnrichedUserName) {
                        Rec("EXECVE", "argc=1 a0=\"ls\"")});
   ASSERT_EQ(res.events.size(), 1u);
   EXPECT_EQ(res.events[0].exec().user_name(), "alice");
+  EXPECT_EQ(res.events[0].exec().login_name(), "alice");
+  // GID= names the group; AUID="unset" (loginuid 4294967295) names no one.
+  auto unset = RunLines({kSys + "\x1d" "ARCH=x86_64 SYSCALL=execve AUID=\"unset\" UID=\"root\" GID=\"wheel\"",
+                         Rec("EXECVE", "argc=1 a0=\"ls\"")});
+  ASSERT_EQ(unset.events.size(), 1u);
+  EXPECT_EQ(unset.events[0].exec().login_name(), "");
+  EXPECT_EQ(unset.events[0].exec().group_name(), "wheel");
+  EXPECT_EQ(unset.events[0].exec().user_name(), "root");
 }
 
 TEST(Reassembler, InterleavedEventsAndPROCTITLECompletion) {

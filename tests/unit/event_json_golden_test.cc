@@ -60,6 +60,15 @@ v1::ContainerInfo Info() {
   c.set_state("running");
   c.set_cgroup_path("/kubepods/besteffort/pod0b1c/" + kCid);
   c.set_source("cri");
+  v1::Mount* m = c.add_mounts();
+  m->set_source("/var/run/docker.sock");
+  m->set_destination("/var/run/docker.sock");
+  m->set_propagation("private");
+  m = c.add_mounts();
+  m->set_source("/etc/ho\xFFst");
+  m->set_destination("/host/etc");
+  m->set_read_only(true);
+  m->set_propagation("rslave");
   return c;
 }
 
@@ -280,6 +289,41 @@ std::vector<Golden> Events() {
     c->set_source("cgroup");
     c->set_privileged(true);
     c->set_read_only_rootfs(true);
+    g.push_back(e);
+  }
+  {  // What the sensor read of the process at its exec: namespace ids, leaders, caps, an
+     // environment of hostile bytes cut by the cap, the executable's times, names from the
+     // container's /etc/passwd and /etc/group.
+    Golden e{"exec_process_state", Base(12), true};
+    v1::ProcessExec x = Exec();
+    x.set_uid(1000);
+    x.set_gid(1000);
+    x.set_auid(1000);
+    x.set_vpid(7);
+    x.set_vpgid(7);
+    x.set_vsid(1);
+    x.set_pgid(4242);
+    x.set_sid(4100);
+    x.set_start_time_ns(kT - 2500000000);
+    x.set_session_leader_name("sh");
+    x.set_pgid_leader_name("curl");
+    x.set_cap_effective(0xa80425fb);
+    x.set_cap_permitted(0xa80425fb);
+    x.set_cap_inheritable(0);
+    x.add_env("PATH=/usr/bin");
+    x.add_env("X=\xFF\x01\"q\"");
+    x.add_env("HTTP_PROXY=http://p:3128");
+    x.set_env_read(true);
+    x.set_env_capped(true);
+    x.set_env_dropped_bytes(5000);
+    x.set_exe_ctime_ns(kT - 60000000000);
+    x.set_exe_mtime_ns(kT - 120000000000);
+    x.set_user_name("app");
+    x.set_login_name("\xFEops");
+    x.set_group_name("staff");
+    *e.ev.mutable_exec() = x;
+    e.ev.set_container_id(kCid);
+    e.ev.set_attribution(v1::ATTRIBUTION_CGROUP);
     g.push_back(e);
   }
   {  // The sensor's status.

@@ -183,6 +183,8 @@ TEST(EventModel, StringFieldsAreOnlyTheSensorsOwn) {
       "driftwatch.v1.Chmod.errno_name", "driftwatch.v1.Chmod.arch",
       "driftwatch.v1.FileWrite.kind", "driftwatch.v1.ContainerInfo.runtime",
       "driftwatch.v1.ContainerInfo.state", "driftwatch.v1.ContainerInfo.source",
+      // Named by the sensor from CRI's MountPropagation enum ("private", "rslave", ...).
+      "driftwatch.v1.Mount.propagation",
       // Kernel-formatted tty names ("pts0", "(none)").
       "driftwatch.v1.ProcessExec.tty", "driftwatch.v1.Chmod.tty",
       // The sensor's own status: modes, versions, the CRI socket given on its command line.
