@@ -132,6 +132,9 @@ int main(int argc, char** argv) {
       "check",
       "Load the shipped macros and rules, then FILEs, as the collector does. Prints the rules "
       "loaded, or every error (file:line:column, rule, reason) and exits 1.");
+  rc->add_option("--rules", rules_check.rules,
+                 "rule file (repeatable), as analyze and the collector take it; loaded in the "
+                 "order given, before the FILEs");
   rc->add_option("files", rules_check.files, "rule files, loaded in order");
   rc->add_flag("--no-shipped-rules", rules_check.no_shipped_rules,
                "load only FILEs, not the shipped macros and rules before them");

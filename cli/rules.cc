@@ -9,7 +9,9 @@
 namespace driftwatch::cli {
 
 int RunRulesCheck(const RulesCheckOptions& opt) {
-  const std::vector<std::string> files = RuleFilesToLoad(opt.files, opt.no_shipped_rules);
+  std::vector<std::string> user = opt.rules;
+  user.insert(user.end(), opt.files.begin(), opt.files.end());
+  const std::vector<std::string> files = RuleFilesToLoad(user, opt.no_shipped_rules);
   if (files.empty()) {
     std::fprintf(stderr, "driftwatch rules check: no rule files\n");
     return 2;

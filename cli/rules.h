@@ -7,6 +7,7 @@
 namespace driftwatch::cli {
 
 struct RulesCheckOptions {
+  std::vector<std::string> rules;  // --rules FILE (repeatable), loaded before `files`
   std::vector<std::string> files;
   bool no_shipped_rules = false;  // only FILEs, not the shipped macros and rules before them
   bool quiet = false;             // no list of rules, only errors and the summary

@@ -5,6 +5,8 @@
 // are event fields (lib/event/event_fields.cc); those defined here too read as Falco's in
 // rules (proc.env one string, container.mounts joined by ','). Offline logs carry none of
 // the process state: these fields are unset there, except the names an ENRICHED log gives.
+#include <fnmatch.h>
+
 #include <string>
 
 #include "lib/event/event_view.h"
@@ -121,49 +123,65 @@ bool Mounts(const RuleContext& c, FieldArg, FieldValue* out) {
   return true;
 }
 
-// Mount number arg.index of the event's container, or null.
-const v1::Mount* MountAt(const RuleContext& c, FieldArg a) {
+// The mount of the event's container that [arg] names: number N, or the first whose
+// source (`by_dest`: destination) matches the glob [key], as Falco's container fields do.
+const v1::Mount* MountAt(const RuleContext& c, FieldArg a, bool by_dest = false) {
   const v1::ContainerInfo* ci = fields::ContainerOf(c);
-  if (!ci || !a.present() || a.index >= ci->mounts_size()) return nullptr;
+  if (!ci) return nullptr;
+  if (a.key != nullptr) {
+    for (const v1::Mount& m : ci->mounts()) {
+      const std::string& s = by_dest ? m.destination() : m.source();
+      if (fnmatch(a.key->c_str(), s.c_str(), 0) == 0) return &m;
+    }
+    return nullptr;
+  }
+  if (!a.present() || a.index >= ci->mounts_size()) return nullptr;
   return &ci->mounts(a.index);
+}
+
+// Falco's container fields say "N/A" for a mount no [N] or [glob] names (upstream's
+// sensitive_mount macro tests `not container.mount.dest[/proc*] in ("<NA>","N/A")`); unset
+// when the container itself is unknown.
+bool NoMount(const RuleContext& c, FieldValue* out) {
+  return fields::ContainerOf(c) != nullptr && SetStr("N/A", out);
 }
 
 bool Mount(const RuleContext& c, FieldArg a, FieldValue* out) {
   const v1::Mount* m = MountAt(c, a);
-  if (!m) return false;
+  if (!m) return NoMount(c, out);
   out->buf = MountText(*m);
   out->str = out->buf;
   return true;
 }
 
 bool MountSource(const RuleContext& c, FieldArg a, FieldValue* out) {
-  const v1::Mount* m = MountAt(c, a);
-  return m && SetStr(m->source(), out);
+  const v1::Mount* m = MountAt(c, a, /*by_dest=*/true);
+  return m ? SetStr(m->source(), out) : NoMount(c, out);
 }
 
 bool MountDest(const RuleContext& c, FieldArg a, FieldValue* out) {
   const v1::Mount* m = MountAt(c, a);
-  return m && SetStr(m->destination(), out);
+  return m ? SetStr(m->destination(), out) : NoMount(c, out);
 }
 
 // CRI mounts have no mode: "" as Falco's CRI lookup gives.
 bool MountMode(const RuleContext& c, FieldArg a, FieldValue* out) {
-  if (!MountAt(c, a)) return false;
+  if (!MountAt(c, a)) return NoMount(c, out);
   out->str = "";
   return true;
 }
 
 bool MountRdwr(const RuleContext& c, FieldArg a, FieldValue* out) {
   const v1::Mount* m = MountAt(c, a);
-  return m && SetStr(m->read_only() ? "false" : "true", out);
+  return m ? SetStr(m->read_only() ? "false" : "true", out) : NoMount(c, out);
 }
 
 bool MountPropagation(const RuleContext& c, FieldArg a, FieldValue* out) {
   const v1::Mount* m = MountAt(c, a);
-  return m && SetStr(m->propagation(), out);
+  return m ? SetStr(m->propagation(), out) : NoMount(c, out);
 }
 
-constexpr FieldArgMode kReq = FieldArgMode::kRequired;
+constexpr FieldArgMode kReq = FieldArgMode::kIndexOrKey;  // [N] or [glob]
 constexpr FieldType kStr = FieldType::kString;
 
 constexpr FieldInfo kProcStateFields[] = {
@@ -204,9 +222,9 @@ constexpr FieldInfo kProcStateFields[] = {
      "the container's mounts as the runtime reports them, each "
      "\"source:dest:mode:rdrw:propagation\", joined by ','",
      Mounts},
-    {"container.mount", kStr, "mount number N, as in container.mounts", Mount, kReq},
-    {"container.mount.source", kStr, "host path of mount number N", MountSource, kReq},
-    {"container.mount.dest", kStr, "path in the container of mount number N", MountDest, kReq},
+    {"container.mount", kStr, "mount number N, or the first whose source matches the glob [KEY], as in container.mounts; \"N/A\" when none", Mount, kReq},
+    {"container.mount.source", kStr, "host path of mount number N, or of the first whose destination matches the glob [KEY]; \"N/A\" when none", MountSource, kReq},
+    {"container.mount.dest", kStr, "path in the container of mount number N, or of the first whose source matches the glob [KEY]; \"N/A\" when none", MountDest, kReq},
     {"container.mount.mode", kStr, "mode of mount number N (always empty: CRI has none)",
      MountMode, kReq},
     {"container.mount.rdwr", kStr, "\"true\" when mount number N is writable, else \"false\"",

@@ -734,6 +734,7 @@ bool TransformString(Transform t, std::string_view s, std::string_view* out, std
 struct Source {
   const FieldInfo* f = nullptr;
   FieldArg arg;
+  std::shared_ptr<const std::string> key;  // what arg.key points to
   std::vector<Transform> transforms;
   FieldType type = FieldType::kString;  // after the transformers
 
@@ -1259,11 +1260,18 @@ class Compiler {
     if (has_arg) {
       if (s.f->arg == FieldArgMode::kNone) return Fail(offset, "field '" + field + "' takes no [index]");
       int64_t idx = 0;
-      if (!ParseInt(arg_text, &idx) || idx < 0 || idx > 1000000) {
+      // A field never set takes any [key] its Falco table allows (thread.cgroup[cpu], ...).
+      const bool keyed = s.f->arg == FieldArgMode::kIndexOrKey || !s.f->never.empty();
+      if (keyed && !ParseInt(arg_text, &idx)) {
+        if (arg_text.empty()) return Fail(offset, "empty [] after '" + field + "'");
+        s.key = std::make_shared<const std::string>(arg_text);
+        s.arg.key = s.key.get();
+      } else if (!ParseInt(arg_text, &idx) || idx < 0 || idx > 1000000) {
         return Fail(offset, "index of '" + field + "' must be a number >= 0, not '" + arg_text + "'");
+      } else {
+        s.arg.index = static_cast<int>(idx);
       }
-      s.arg.index = static_cast<int>(idx);
-    } else if (s.f->arg == FieldArgMode::kRequired) {
+    } else if (s.f->arg == FieldArgMode::kRequired || s.f->arg == FieldArgMode::kIndexOrKey) {
       return Fail(offset, "field '" + field + "' needs an index, as " + field + "[1]");
     }
     s.type = s.f->TypeFor(s.arg);

@@ -46,16 +46,20 @@ std::expected<OutputFormat, OutputFormat::ParseError> OutputFormat::Parse(
       std::string_view idx = text.substr(end + 1, close - end - 1);
       int v = -1;
       auto r = std::from_chars(idx.data(), idx.data() + idx.size(), v);
-      if (info->arg == FieldArgMode::kNone || r.ec != std::errc() ||
-          r.ptr != idx.data() + idx.size() || v < 0) {
+      const bool number = r.ec == std::errc() && r.ptr == idx.data() + idx.size() && v >= 0;
+      if (!number && info->arg == FieldArgMode::kIndexOrKey && !idx.empty()) {
+        p.key = std::make_shared<const std::string>(idx);
+        p.arg.key = p.key.get();
+      } else if (info->arg == FieldArgMode::kNone || !number) {
         return std::unexpected(ParseError{end, "bad index '" + std::string(idx) + "' for %" + name});
+      } else {
+        p.arg.index = v;
       }
-      p.arg.index = v;
       p.field_name += '[';
       p.field_name += idx;
       p.field_name += ']';
       end = close + 1;
-    } else if (info->arg == FieldArgMode::kRequired) {
+    } else if (info->arg == FieldArgMode::kRequired || info->arg == FieldArgMode::kIndexOrKey) {
       return std::unexpected(ParseError{i, "%" + name + " needs an index, as %" + name + "[1]"});
     }
     f.parts_.push_back(std::move(p));

@@ -25,6 +25,7 @@ class OutputFormat {
     std::string literal;               // text before the field (or all of it, when no field)
     const FieldInfo* field = nullptr;  // null: literal only
     FieldArg arg;
+    std::shared_ptr<const std::string> key;  // what arg.key points to
     std::string field_name;            // as written, "proc.aname[2]"
   };
 

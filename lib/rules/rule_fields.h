@@ -35,9 +35,12 @@ namespace driftwatch {
 // FieldType and FieldValue (what an extractor produced) come from lib/event/event_fields.h.
 
 // The [N] of an indexed field such as proc.aname[2]; index < 0 when the field had none.
+// Or the [key] of a field that takes a name, as container.mount.dest[/proc*]: `key` points
+// to text the compiled condition or output owns (it outlives every extraction).
 struct FieldArg {
   int index = -1;
-  bool present() const { return index >= 0; }
+  const std::string* key = nullptr;
+  bool present() const { return index >= 0 || key != nullptr; }
 };
 
 // Fills *out and returns true when the field has a value for this event; false when it is
@@ -48,6 +51,7 @@ enum class FieldArgMode {
   kNone,      // proc.name
   kOptional,  // proc.aname, proc.aname[2]
   kRequired,  // proc.apid[2]
+  kIndexOrKey,  // container.mount.dest[0] or container.mount.dest[/proc*]: required
 };
 
 struct FieldInfo {

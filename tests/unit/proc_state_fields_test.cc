@@ -2,6 +2,8 @@
 // its exec and over a container's mounts, in conditions and outputs as Falco rules use them.
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 #include <string>
 
 #include "lib/rules/rule_condition.h"
@@ -15,12 +17,18 @@ using testing::Container;
 using testing::Ctx;
 using testing::ExecEvent;
 
+// The field's text as an output prints it (%field, with its [N] or [key]).
 std::string Text(const std::string& field, const RuleContext& ctx) {
   std::string name = field;
   FieldArg arg;
+  std::string key;
   if (size_t b = field.find('['); b != std::string::npos) {
     name = field.substr(0, b);
-    arg.index = std::stoi(field.substr(b + 1));
+    key = field.substr(b + 1, field.size() - b - 2);
+    if (!key.empty() && std::isdigit(static_cast<unsigned char>(key[0])))
+      arg.index = std::stoi(key);
+    else
+      arg.key = &key;
   }
   const FieldInfo* f = FindField(name);
   EXPECT_NE(f, nullptr) << name;
@@ -141,7 +149,20 @@ TEST(ProcStateFields, ContainerMounts) {
   EXPECT_EQ(Text("container.mount.rdwr[0]", ctx), "true");
   EXPECT_EQ(Text("container.mount.propagation[1]", ctx), "rslave");
   EXPECT_EQ(Text("container.mount.mode[0]", ctx), "");
-  EXPECT_EQ(Text("container.mount.dest[2]", ctx), "<NA>");
+  // No mount number 2: "N/A", as Falco's container fields say (a value, not unset).
+  EXPECT_EQ(Text("container.mount.dest[2]", ctx), "N/A");
+  // By key: a glob over the source (over the destination for .source), the first match.
+  EXPECT_EQ(Text("container.mount.dest[/proc*]", ctx), "/host/proc");
+  EXPECT_EQ(Text("container.mount.source[/host/*]", ctx), "/proc");
+  EXPECT_EQ(Text("container.mount.rdwr[/proc]", ctx), "false");
+  EXPECT_EQ(Text("container.mount.dest[/etc]", ctx), "N/A");
+  // Upstream's sensitive_mount macro, word for word for two of its mounts.
+  EXPECT_TRUE(Matches("(not container.mount.dest[/proc*] in (\"<NA>\",\"N/A\") or "
+                      "not container.mount.dest[/etc] in (\"<NA>\",\"N/A\"))", ctx));
+  EXPECT_FALSE(Matches("not container.mount.dest[/etc*] in (\"<NA>\",\"N/A\")", ctx));
+  // A field without a key takes no key; a key is not an empty [].
+  EXPECT_FALSE(cond::CompileText("proc.aname[/x] = sh").has_value());
+  EXPECT_FALSE(cond::CompileText("container.mount.dest[] = x").has_value());
   EXPECT_TRUE(Matches("container.mounts contains docker.sock", ctx));
   EXPECT_TRUE(Matches("container.mount.dest[1] startswith /host", ctx));
   // A container event: its own body.
