@@ -29,14 +29,12 @@ int main(int argc, char** argv) {
   an->add_option("--rules", analyze.rules,
                  "rule file, loaded in the order given after the shipped rule files "
                  "(repeatable)")
-      ->expected(1)
       ->allow_extra_args(false);
   an->add_flag("--no-shipped-rules", analyze.no_shipped_rules,
                "load only the --rules files, not the shipped macros and rules before them");
   an->add_option("--approved-images", analyze.approved_images,
                  "approved images: a list of image@sha256 references or Kubernetes YAML "
                  "(repeatable)")
-      ->expected(1)
       ->allow_extra_args(false);
   an->add_option("--node", analyze.node, "evt.hostname for records without a node= prefix");
 
@@ -49,7 +47,6 @@ int main(int argc, char** argv) {
   df->add_option("container", diff.container, "container id, unique id prefix or name");
   df->add_option("--cri-endpoint", diff.cri_endpoints,
                  "CRI socket for name lookup (repeatable; default: the usual sockets)")
-      ->expected(1)
       ->allow_extra_args(false);
   df->add_flag("--include-mount-points", diff.include_mount_points,
                "also list mount targets the runtime created in the upper layer (/run, "

@@ -125,9 +125,9 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   app.add_option("--alerts-output", ao.outputs,
                  "write alerts as Falco JSON lines to FILE, - for stdout (repeatable)")
-      ->expected(1);
+      ->allow_extra_args(false);
   app.add_option("--webhook", ao.webhooks, "POST each alert (Falco JSON) to URL (repeatable)")
-      ->expected(1);
+      ->allow_extra_args(false);
   app.add_option("--webhook-ca", ao.webhook_ca, "CA file for https webhooks (default: system CAs)");
   int inventory_quiet_ms = 2000, inventory_max_delay_ms = 30000;
   uint64_t inventory_max_bytes = 64ull << 20;

@@ -17,7 +17,7 @@
 #       Set Setuid or Setgid bit                   chmod u+s
 #   - on the host, the same actions raise none of the rules whose condition asks for a
 #     container; the others (shell untrusted, /dev/shm, memfd, setuid) are host rules in
-#     Falco too and fire there with container.id=host.
+#     Falco too and fire there (for the host, not for a container).
 # Usage: falco_upstream_test.sh BUILD_DIR
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -128,16 +128,17 @@ container_rules = ["Drop and execute new binary in container", "Container Drift 
                    "Launch Package Management Process in Container"]
 host_rules = ["Run shell untrusted", "Execution from /dev/shm",
               "Fileless execution via memfd_create", "Set Setuid or Setgid bit"]
-def where(a):
-    return a["output_fields"].get("container.id") or "?"
+def where(a):  # host alerts name no container (detect.cc adds a container's fields only)
+    return a["output_fields"].get("container.id") or "host"
 fails = []
 for rule in container_rules + host_rules:
     got = [a for a in alerts if a["rule"] == rule]
     if not any(where(a) == cid for a in got):
         fails.append(f"{rule!r}: no alert in the pod (alerts: {sorted({where(a) for a in got})})")
-    on_host = [a for a in got if where(a) != cid]
+    # (The pod's sandbox may raise them too: runc's init sets up its rootfs.)
+    on_host = [a for a in got if where(a) == "host"]
     if rule in container_rules and on_host:
-        fails.append(f"{rule!r} raised outside the pod: {on_host[0]['output']}")
+        fails.append(f"{rule!r} raised on the host: {on_host[0]['output']}")
     if rule in host_rules and not any(where(a) == "host" for a in got):
         fails.append(f"{rule!r}: a host rule in Falco, no alert for the host's action")
 for f in fails:
