@@ -957,7 +957,9 @@ void RuleLoader::AddMacro(const YAML::Node& item, const std::string& file, const
   // A redefinition keeps the first definition's place, as Falco's define_info.
   m.index = next_index_;
   if (it != macros_.end()) {
-    WarnShippedRedefinition("macro", name, it->second.file, it->second.line, file, item);
+    // Falco's file redefining a shipped macro with the same condition changes nothing.
+    if (it->second.cond.joined != m.cond.joined)
+      WarnShippedRedefinition("macro", name, it->second.file, it->second.line, file, item);
     m.index = it->second.index;
   }
   m.visibility = next_index_++;
@@ -1030,7 +1032,8 @@ void RuleLoader::AddList(const YAML::Node& item, const std::string& file) {
   }
   ListDef l{name, std::move(values), file, item.Mark().line + 1, item.Mark().column + 1, next_index_, next_index_};
   if (it != lists_.end()) {
-    WarnShippedRedefinition("list", name, it->second.file, it->second.line, file, item);
+    if (it->second.items != l.items)
+      WarnShippedRedefinition("list", name, it->second.file, it->second.line, file, item);
     l.index = it->second.index;
   }
   ++next_index_;

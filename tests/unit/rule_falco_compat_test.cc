@@ -335,6 +335,16 @@ TEST(FalcoCompat, RedefiningShippedMacroOrListWarns) {
   EXPECT_EQ(w.find("user.yaml:5"), std::string::npos) << w;  // an explicit override is fine
 }
 
+// The same text again (Falco's files define open_write, rename, ... as the shipped macros
+// do) changes nothing and is not warned about.
+TEST(FalcoCompat, RedefiningShippedMacroWithTheSameTextIsQuiet) {
+  RuleSource shipped{"shipped.yaml", "- list: l\n  items: [a]\n- macro: m\n  condition: proc.name in (l)\n", true};
+  auto set = MustLoad({shipped, {"user.yaml", "- macro: m\n  condition: proc.name in (l)\n- list: l\n  items: [a]\n"
+                                              "- rule: R\n  desc: d\n  condition: m\n  output: o\n  priority: INFO\n"}});
+  ASSERT_TRUE(set);
+  EXPECT_EQ(Warnings(*set).find("redefines"), std::string::npos) << Warnings(*set);
+}
+
 // Rules that can never match driftwatch's events load inactive, with a reason.
 TEST(FalcoCompat, InactiveRules) {
   auto set = MustLoad({{"f.yaml", Rule("Net", "evt.type in (connect, accept4) and proc.name = x") +
