@@ -3,12 +3,22 @@
 #include "lib/event/event_view.h"
 #include "sensor/audit_source.h"
 #include "sensor/container_registry.h"
+#include "sensor/enrich.h"
 #include "sensor/fanotify_watcher.h"
 #include "sensor/output.h"
 #include "sensor/spool.h"
 #include "sensor/uplink.h"
 
 namespace driftwatch::sensor {
+
+void EnrichCounters::Publish(const Enricher& e) {
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  state_read.store(e.stats().state_read, kRelaxed);
+  state_gone.store(e.stats().state_gone, kRelaxed);
+  state_moved.store(e.stats().state_moved, kRelaxed);
+  env_capped.store(e.stats().env_capped, kRelaxed);
+  name_files_refused.store(e.name_stats().refused, kRelaxed);
+}
 
 std::vector<CounterReading> ReadCounters(const CounterSources& s) {
   std::vector<CounterReading> r;
@@ -46,6 +56,25 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
                  false, "", "", c.args_capped});
     r.push_back({"audit", "args_dropped_bytes", "", "driftwatch_sensor_args_dropped_bytes_total",
                  "argument bytes those caps left out", false, "", "", c.args_dropped_bytes});
+  }
+  if (s.enrich) {
+    const EnrichCounters& c = *s.enrich;
+    const char* state = "execs by what the sensor read of the process at its exec: read, gone "
+                        "(exited or its pid reused first: fields unset), moved (exec'd again: "
+                        "ids only)";
+    r.push_back({"enrich", "process_state_read", "", "driftwatch_sensor_process_state_total", state,
+                 false, "result", "read", c.state_read});
+    r.push_back({"enrich", "process_state_gone", "", "driftwatch_sensor_process_state_total", state,
+                 false, "result", "gone", c.state_gone});
+    r.push_back({"enrich", "process_state_moved", "", "driftwatch_sensor_process_state_total",
+                 state, false, "result", "moved", c.state_moved});
+    r.push_back({"enrich", "env_capped", "", "driftwatch_sensor_env_capped_total",
+                 "environments cut by --environ-max-bytes (kept whole entries, marked env_capped)",
+                 false, "", "", c.env_capped});
+    r.push_back({"enrich", "name_files_refused", "", "driftwatch_sensor_name_files_refused_total",
+                 "a container's /etc/passwd or /etc/group not read (not a regular file, "
+                 "unreadable, over 1 MiB): its names left unset",
+                 false, "", "", c.name_files_refused});
   }
   if (s.fanotify) {
     const FanotifyCounters& c = s.fanotify->counters();

@@ -6,6 +6,8 @@
 // Thread-safety: ReadCounters reads the sources' atomics (any thread); a reading is plain data.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,10 +19,19 @@ namespace driftwatch::sensor {
 
 class AuditSource;
 class ContainerRegistry;
+class Enricher;
 class FanotifyWatcher;
 class Output;
 class Spool;
 class Uplink;
+
+// The enrich stage's counts, published by the audit parser's thread after each event (the
+// Enricher itself is that thread's alone) for the threads that report.
+struct EnrichCounters {
+  std::atomic<uint64_t> state_read{0}, state_gone{0}, state_moved{0}, env_capped{0};
+  std::atomic<uint64_t> name_files_refused{0};
+  void Publish(const Enricher& e);
+};
 
 // What the counters are read from; null: that stage is off (its counters are left out).
 struct CounterSources {
@@ -30,6 +41,7 @@ struct CounterSources {
   const Spool* spool = nullptr;
   const Output* output = nullptr;  // REQUIRED
   const Uplink* uplink = nullptr;
+  const EnrichCounters* enrich = nullptr;
 };
 
 struct CounterReading {

@@ -307,6 +307,7 @@ int Run(const Flags& flags) {
 
   ProcessTree tree;
   Enricher enricher(registry.get());
+  EnrichCounters enrich_counters;
   enricher.set_environ_max_bytes(flags.environ_max_bytes);
   std::unique_ptr<AuditSource> source;
   // This run's losses, from the counters where they happen.
@@ -355,7 +356,8 @@ int Run(const Flags& flags) {
   };
   // The uplink (declared below) has no field in the status event.
   auto counters = [&](const Uplink* up) {
-    return ReadCounters({source.get(), watcher.get(), registry.get(), spool.get(), &output, up});
+    return ReadCounters({source.get(), watcher.get(), registry.get(), spool.get(), &output, up,
+                         registry ? &enrich_counters : nullptr});
   };
   auto status = [&](bool final) {
     v1::Event ev;
@@ -387,7 +389,10 @@ int Run(const Flags& flags) {
         nl.get(), sopt,
         [&](v1::Event& ev) {
           tree.Attribute(&ev);  // parent names; offline-style attribution as a first guess
-          if (registry) enricher.Enrich(&ev);
+          if (registry) {
+            enricher.Enrich(&ev);
+            enrich_counters.Publish(enricher);
+          }
           output.Write(ev);
         },
         [] {});
@@ -506,6 +511,7 @@ int Run(const Flags& flags) {
       j += ",\"uptime_s\":" + std::to_string((NowNs() - id.sensor_start_ns()) / 1000000000);
       j += ",\"events\":{" + StatusJsonFields(r, "events").substr(1) + "}";
       j += ",\"output\":{" + StatusJsonFields(r, "output").substr(1) + "}";
+      if (registry) j += ",\"enrich\":{" + StatusJsonFields(r, "enrich").substr(1) + "}";
       j += ",\"audit\":{\"mode\":" + JsonQuote(audit_on ? AuditModeName(mode) : "off");
       if (ownership)
         j += ",\"backlog_limit\":" + std::to_string(ownership->backlog_limit()) +

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <set>
 
+#include "sensor/enrich.h"
 #include "sensor/output.h"
 #include "sensor/spool.h"
 
@@ -57,6 +58,19 @@ TEST(SensorCounters, OneReadingThreeReports) {
   EXPECT_EQ(StatusJsonFields(r, "events"), ",\"exec\":2,\"chmod\":0,\"write\":0,\"container\":0,\"status\":0");
   EXPECT_EQ(StatusJsonFields(r, "spool").find(",\"depth\":2"), 0u);
   EXPECT_EQ(StatusJsonFields(r, "audit"), "");  // no audit source: left out, not zero
+
+  // The enrich stage's counts, published from an Enricher (no events yet: zeros, present).
+  Enricher enricher(nullptr);
+  EnrichCounters enrich;
+  enrich.Publish(enricher);
+  const std::vector<CounterReading> with = ReadCounters({.output = &output, .enrich = &enrich});
+  EXPECT_EQ(StatusJsonFields(with, "enrich"),
+            ",\"process_state_read\":0,\"process_state_gone\":0,\"process_state_moved\":0,"
+            "\"env_capped\":0,\"name_files_refused\":0");
+  MetricsWriter w2;
+  WriteMetrics(with, &w2);
+  EXPECT_NE(w2.text().find("driftwatch_sensor_process_state_total{result=\"gone\"} 0"),
+            std::string::npos) << w2.text();
 
   spool->reset();
   std::filesystem::remove_all(dir);
