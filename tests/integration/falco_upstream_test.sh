@@ -30,7 +30,6 @@ upstream=$(cd "$here/../../../shared/falco-rules" 2>/dev/null && pwd) ||
 files=("$upstream/falco_rules.yaml" "$upstream/falco-incubating_rules.yaml"
     "$upstream/falco-sandbox_rules.yaml")
 command -v gcc >/dev/null || die "gcc missing (apt-get install -y gcc libc6-dev)"
-command -v script >/dev/null || die "script missing (apt-get install -y bsdutils)"
 
 # The drift rules upstream ships disabled, enabled as a Falco user would.
 cat >"$tmp/enable.yaml" <<'EOF'
@@ -98,9 +97,11 @@ step "actions in the pod"
 dw_ctr_exec "$ctd" "$cid" a1 /bin/sh -s /tmp/act /dev/shm/act /opt/dw /usr/bin \
     <"$tmp/actions.sh" >"$tmp/pod.out" 2>&1 || { cat "$tmp/pod.out"; die "the actions in the pod"; }
 grep -qx actions-done "$tmp/pod.out" || { cat "$tmp/pod.out"; die "actions in the pod"; }
-# A shell with a terminal: ctr exec -t under script(1), which gives ctr a pty.
-script -qec "timeout -k 5 30 ctr --address $ctd/containerd.sock -n $DW_NS tasks exec -t --exec-id t1 \
-    --fifo-dir $ctd/fifo $cid /bin/sh -c 'tty; echo tty-shell-done'" /dev/null </dev/null >"$tmp/tty.out" 2>&1 || true
+# A shell with a terminal: ctr exec -t on a pty of its own (in_pty.py: bounded, and its
+# input stays open, unlike script(1)'s).
+python3 "$here/in_pty.py" 30 ctr --address "$ctd/containerd.sock" -n "$DW_NS" tasks exec -t \
+    --exec-id t1 --fifo-dir "$ctd/fifo" "$cid" /bin/sh -c 'tty; echo tty-shell-done' \
+    </dev/null >"$tmp/tty.out" 2>&1 || true
 grep -q tty-shell-done "$tmp/tty.out" || { cat "$tmp/tty.out"; die "the shell with a tty in the pod"; }
 
 step "the same actions on the host"
@@ -111,7 +112,7 @@ cp /bin/busybox "$host/tools/apt-get"
 bash "$tmp/actions.sh" "$host/act" "/dev/shm/dw-falco-$$" "$host/tools" "$host/tools" \
     >"$tmp/host.out" 2>&1 || { cat "$tmp/host.out"; die "the actions on the host"; }
 rm -rf "/dev/shm/dw-falco-$$"
-script -qec "/bin/sh -c 'tty; echo host-tty-done'" /dev/null </dev/null >"$tmp/htty.out" 2>&1 || true
+python3 "$here/in_pty.py" 30 /bin/sh -c 'tty; echo host-tty-done' </dev/null >"$tmp/htty.out" 2>&1 || true
 sleep 1
 dw_stop sensor
 dw_audit_same "$tmp" || die "audit state not restored"
