@@ -220,6 +220,14 @@ std::optional<std::string> ContainerRegistry::ByUpperFile(std::string_view path_
   return std::nullopt;
 }
 
+std::optional<ContainerLayers> ContainerRegistry::LayersOf(const std::string& container_id) const {
+  ReaderMutexLock lock(mu_);
+  auto it = entries_.find(container_id);
+  if (it == entries_.end() || it->second.info.upperdir().empty()) return std::nullopt;
+  const v1::ContainerInfo& info = it->second.info;
+  return ContainerLayers{info.upperdir(), {info.lowerdirs().begin(), info.lowerdirs().end()}};
+}
+
 void ContainerRegistry::Index(const std::string& id, const Entry& e) {
   if (!e.info.upperdir().empty()) by_upper_[e.info.upperdir()] = id;
   if (e.mount_id >= 0) by_mount_[e.mount_id] = id;

@@ -78,6 +78,7 @@ class ContainerRegistry : public ContainerResolver {
   std::optional<std::string> ByPid(pid_t pid) const override;
   std::optional<std::string> ByUpperFile(std::string_view path_in_container, dev_t dev,
                                          ino_t ino) const override;
+  std::optional<ContainerLayers> LayersOf(const std::string& container_id) const override;
 
  private:
   struct Entry {

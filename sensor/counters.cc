@@ -6,6 +6,7 @@
 #include "sensor/enrich.h"
 #include "sensor/fanotify_watcher.h"
 #include "sensor/output.h"
+#include "sensor/prevent.h"
 #include "sensor/spool.h"
 #include "sensor/uplink.h"
 
@@ -89,6 +90,49 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
                  "driftwatch_sensor_hash_queue_full_total",
                  "executables not hashed: the hash queue had no room", false, "", "",
                  c.hash_queue_full});
+  }
+  if (s.prevent) {
+    const PreventCounters& c = s.prevent->counters();
+    const char* verdicts = "exec permission events answered, by verdict";
+    r.push_back({"prevent", "allowed", "", "driftwatch_sensor_prevent_verdicts_total", verdicts,
+                 false, "verdict", "allowed", c.allowed});
+    r.push_back({"prevent", "denied", "prevent_denied", "driftwatch_sensor_prevent_verdicts_total",
+                 verdicts, false, "verdict", "denied", c.denied});
+    r.push_back({"prevent", "would_deny", "prevent_would_deny",
+                 "driftwatch_sensor_prevent_verdicts_total", verdicts, false, "verdict",
+                 "would_deny", c.would_deny});
+    r.push_back({"prevent", "allowed_by_policy", "", "driftwatch_sensor_prevent_verdicts_total",
+                 verdicts, false, "verdict", "allowed_by_policy", c.allowed_by_policy});
+    r.push_back({"prevent", "outside_layers", "", "driftwatch_sensor_prevent_verdicts_total",
+                 verdicts, false, "verdict", "outside_layers", c.outside_layers});
+    r.push_back({"prevent", "fail_answers", "prevent_fail_answers",
+                 "driftwatch_sensor_prevent_fail_answers_total",
+                 "execs answered by the fail mode (allow unless --prevent-fail closed)", false,
+                 "", "", c.deadline_answers + c.undecided});
+    r.push_back({"prevent", "deadline_answers", "", "driftwatch_sensor_prevent_deadline_total",
+                 "execs the watchdog answered after --prevent-deadline-ms", false, "", "",
+                 c.deadline_answers});
+    r.push_back({"prevent", "undecided", "", "driftwatch_sensor_prevent_undecided_total",
+                 "execs no verdict could be reached for (overlay not known yet, the file's "
+                 "name raced)", false, "", "", c.undecided});
+    r.push_back({"prevent", "reports_dropped", "", "driftwatch_sensor_prevent_reports_dropped_total",
+                 "denials not described as events (report queue full): counted only", false, "",
+                 "", c.reports_dropped});
+    r.push_back({"prevent", "errors", "", "driftwatch_sensor_prevent_errors_total",
+                 "unreadable permission events and answers the kernel refused", false, "", "",
+                 c.errors});
+    static constexpr std::string_view kWithin[] = {"10us", "100us", "1ms", "10ms", "100ms",
+                                                   "more"};
+    static constexpr std::string_view kKeys[] = {"latency_le_10us", "latency_le_100us",
+                                                 "latency_le_1ms", "latency_le_10ms",
+                                                 "latency_le_100ms", "latency_over_100ms"};
+    for (size_t i = 0; i < std::size(kWithin); ++i)
+      r.push_back({"prevent", kKeys[i], "", "driftwatch_sensor_prevent_answers_by_latency_total",
+                   "answers by the time from reading the event to the answer (within: this "
+                   "bucket's bound, above the one before; \"more\": over 100 ms)",
+                   false, "within", kWithin[i], c.latency_buckets[i]});
+    r.push_back({"prevent", "latency_max_ns", "", "driftwatch_sensor_prevent_latency_max_ns",
+                 "longest time to an answer, ns", true, "", "", c.latency_max_ns});
   }
   if (s.registry)
     r.push_back({"runtime", "", "containers", "driftwatch_sensor_containers",

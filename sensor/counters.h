@@ -20,6 +20,7 @@ namespace driftwatch::sensor {
 class AuditSource;
 class ContainerRegistry;
 class Enricher;
+class ExecGuard;
 class FanotifyWatcher;
 class Output;
 class Spool;
@@ -42,6 +43,7 @@ struct CounterSources {
   const Output* output = nullptr;  // REQUIRED
   const Uplink* uplink = nullptr;
   const EnrichCounters* enrich = nullptr;
+  const ExecGuard* prevent = nullptr;
 };
 
 struct CounterReading {

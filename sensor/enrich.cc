@@ -28,15 +28,6 @@ int64_t ClockNs(clockid_t c) {
   return static_cast<int64_t>(ts.tv_sec) * kNs + ts.tv_nsec;
 }
 
-// readlinkat into a string; "" on failure. For an fd opened under a process's root, the
-// kernel prints the path from the root of that fd's mount namespace: the path the process
-// sees.
-std::string ReadLinkAt(int dirfd, const std::string& path) {
-  char buf[PATH_MAX];
-  ssize_t n = readlinkat(dirfd, path.c_str(), buf, sizeof buf);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
 // "fd/N" for a path naming the process's own fd N (/proc/self/fd/N, /dev/fd/N, ...).
 std::optional<std::string> OwnFdOf(std::string_view path) {
   for (std::string_view prefix : {"/proc/self/fd/", "/proc/thread-self/fd/", "/dev/fd/"}) {

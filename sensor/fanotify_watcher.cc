@@ -48,34 +48,6 @@ uint64_t PackFsid(const void* fsid) {
   return v;
 }
 
-// readlink into a string; "" on failure.
-std::string ReadLink(const char* path) {
-  char buf[PATH_MAX];
-  ssize_t n = readlink(path, buf, sizeof buf);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
-std::string FdPath(int fd) {
-  char link[64];
-  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  return ReadLink(link);
-}
-
-// mnt_id of an fd from /proc/self/fdinfo; -1 if unknown.
-int FdMountId(int fd) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
-  std::string info;
-  ReadSmallFile(path, &info);
-  size_t at = info.find("mnt_id:");
-  if (at == std::string::npos) return -1;
-  at += 7;
-  while (at < info.size() && (info[at] == ' ' || info[at] == '\t')) ++at;
-  int id = -1;
-  std::from_chars(info.data() + at, info.data() + info.size(), id);
-  return id;
-}
-
 std::string JoinPath(std::string_view dir, std::string_view name) {
   std::string p(dir);
   if (p.empty() || p.back() != '/') p += '/';
@@ -147,6 +119,17 @@ FanotifyWatcher::FanotifyWatcher(FanotifyOptions options, const ContainerResolve
       hasher_(options_.hash_queue, options_.hash_max_bytes, &counters_,
               [this](v1::Event& ev) { Emit(ev); }) {}
 
+std::vector<std::string> RuntimeFilesystems() {
+  // Where the runtimes keep container layers: containerd, CRI-O/podman, docker, k3s.
+  std::vector<std::string> fs;
+  for (const char* p : {"/var/lib/containerd", "/var/lib/containers", "/var/lib/docker",
+                        "/var/lib/rancher/k3s/agent/containerd"}) {
+    if (access(p, F_OK) == 0) fs.push_back(p);
+  }
+  if (fs.empty()) fs.push_back("/");
+  return fs;
+}
+
 FanotifyWatcher::~FanotifyWatcher() {
   Stop();
   CloseFanotify();
@@ -156,14 +139,7 @@ FanotifyWatcher::~FanotifyWatcher() {
 
 std::expected<std::unique_ptr<FanotifyWatcher>, std::string> FanotifyWatcher::Open(
     FanotifyOptions options, const ContainerResolver* resolver, Sink sink) {
-  if (options.filesystems.empty()) {
-    // Where the runtimes keep container layers: containerd, CRI-O/podman, docker, k3s.
-    for (const char* p : {"/var/lib/containerd", "/var/lib/containers", "/var/lib/docker",
-                          "/var/lib/rancher/k3s/agent/containerd"}) {
-      if (access(p, F_OK) == 0) options.filesystems.push_back(p);
-    }
-    if (options.filesystems.empty()) options.filesystems.push_back("/");
-  }
+  if (options.filesystems.empty()) options.filesystems = RuntimeFilesystems();
   FanotifyMode wanted = options.mode;
   std::unique_ptr<FanotifyWatcher> w(
       new FanotifyWatcher(std::move(options), resolver, std::move(sink)));
@@ -384,7 +360,7 @@ void FanotifyWatcher::FillProcess(pid_t pid, v1::FileWrite* w) {
     ReadSmallFile(path, &p.comm);
     if (!p.comm.empty() && p.comm.back() == '\n') p.comm.pop_back();
     std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
-    p.exe = ReadLink(path);
+    p.exe = ReadLinkAt(AT_FDCWD, path);
     p.have_names = true;
   }
   w->set_comm(p.comm);

@@ -45,6 +45,10 @@ struct fanotify_event_metadata;  // <sys/fanotify.h>
 
 namespace driftwatch::sensor {
 
+// Where the runtimes keep container layers that exist here (containerd, CRI-O/podman,
+// docker, k3s), else "/": the filesystems the watcher and the exec guard mark by default.
+std::vector<std::string> RuntimeFilesystems();
+
 enum class FanotifyMode { kAuto, kFidFilesystem, kFdFilesystem, kFdMount, kOff };
 
 // "auto", "fid-filesystem", "fd-filesystem", "fd-mount", "off".
@@ -54,6 +58,12 @@ std::optional<FanotifyMode> ParseFanotifyMode(std::string_view name);
 struct UpperMatch {
   std::string container_id;
   std::string dir_in_container;  // e.g. "/tmp"; "/" for the upper dir itself
+};
+
+// A container's rootfs overlay, as host paths.
+struct ContainerLayers {
+  std::string upperdir;
+  std::vector<std::string> lowerdirs;  // top first
 };
 
 // Maps file events to containers. Called on the drain thread for every event: lookups must
@@ -71,6 +81,11 @@ class ContainerResolver {
   // container sees it), the file with this host device and inode.
   virtual std::optional<std::string> ByUpperFile(std::string_view path_in_container, dev_t dev,
                                                  ino_t ino) const = 0;
+  // A container's overlay layers; nullopt while its overlay is unknown (the exec guard's
+  // view, sensor/prevent.h).
+  virtual std::optional<ContainerLayers> LayersOf(const std::string& /*container_id*/) const {
+    return std::nullopt;
+  }
 };
 
 struct FanotifyOptions {

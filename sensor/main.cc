@@ -45,6 +45,7 @@
 #include "sensor/fanotify_watcher.h"
 #include "sensor/loss_file.h"
 #include "sensor/output.h"
+#include "sensor/prevent.h"
 #include "sensor/spool.h"
 #include "sensor/uplink.h"
 
@@ -75,6 +76,12 @@ struct Flags {
   bool no_cri = false;
   std::string cgroup_root;
   double resync = 5;
+  // Prevention.
+  std::string prevent = "off";
+  bool prevent_dry_run = false;
+  std::string prevent_fail = "open";
+  int prevent_deadline_ms = 50;
+  std::vector<std::string> prevent_allow;
   // Collector.
   std::string collector;
   std::string tls_ca, tls_cert, tls_key, tls_server_name;
@@ -151,6 +158,12 @@ int Run(const Flags& flags) {
   else if (audit_on) mode = AuditPidHeld() ? AuditMode::kObserver : AuditMode::kOwner;
   if (!audit_on && !containers_on) {
     LogError("--audit-mode off with --audit-only leaves nothing to do\n");
+    return 2;
+  }
+  const PreventMode prevent = ParsePreventMode(flags.prevent).value_or(PreventMode::kOff);
+  if (prevent != PreventMode::kOff && !containers_on) {
+    LogError("--prevent %s needs the container registry: not with --audit-only\n",
+             flags.prevent.c_str());
     return 2;
   }
   std::optional<FanotifyMode> fmode = ParseFanotifyMode(flags.fanotify_mode);
@@ -232,7 +245,8 @@ int Run(const Flags& flags) {
   // is teardown order in reverse: watcher (uses the registry) stops before the registry.
   std::unique_ptr<ContainerRegistry> registry;
   std::unique_ptr<FanotifyWatcher> watcher;
-  Mutex watcher_mu;  // the registry's listener may run before `watcher` is set
+  std::unique_ptr<ExecGuard> guard;
+  Mutex watcher_mu;  // the registry's listener may run before `watcher` or `guard` is set
   if (containers_on) {
     ContainerRegistry::Options ropt;
     ropt.use_cri = !flags.no_cri;
@@ -242,6 +256,7 @@ int Run(const Flags& flags) {
     registry = std::make_unique<ContainerRegistry>(ropt, [&](const v1::ContainerInfo& info) {
       {
         MutexLock lock(watcher_mu);
+        if (guard && info.state() == "removed") guard->ForgetContainer(info.id());
         if (watcher) {
           if (info.state() == "removed") {
             watcher->ForgetContainer(info.id());
@@ -279,6 +294,24 @@ int Run(const Flags& flags) {
       for (const auto& c : registry->List())
         if (c.init_pid() != 0) (void)watcher->WatchContainerRoot(c.id(), static_cast<pid_t>(c.init_pid()));
       watcher->Start();
+    }
+    if (prevent != PreventMode::kOff) {
+      PreventOptions po;
+      po.mode = prevent;
+      po.dry_run = flags.prevent_dry_run;
+      po.fail_closed = flags.prevent_fail == "closed";
+      po.deadline = std::chrono::milliseconds(flags.prevent_deadline_ms);
+      po.filesystems = flags.watch_fs;
+      po.allow_paths = flags.prevent_allow;
+      po.hash_max_bytes = flags.hash_max;
+      auto g = ExecGuard::Open(po, registry.get(), [&](v1::Event& ev) { output.Write(ev); });
+      if (!g) {
+        LogError("%s\n", g.error().c_str());
+        return 1;
+      }
+      MutexLock lock(watcher_mu);
+      guard = std::move(*g);
+      guard->Start();
     }
   }
 
@@ -354,10 +387,12 @@ int Run(const Flags& flags) {
     }
     return losses->Lifetime(run);
   };
+  std::string prevent_desc = "off";
+  if (guard) prevent_desc = guard->options().dry_run ? "drift (dry run)" : "drift";
   // The uplink (declared below) has no field in the status event.
   auto counters = [&](const Uplink* up) {
     return ReadCounters({source.get(), watcher.get(), registry.get(), spool.get(), &output, up,
-                         registry ? &enrich_counters : nullptr});
+                         registry ? &enrich_counters : nullptr, guard.get()});
   };
   auto status = [&](bool final) {
     v1::Event ev;
@@ -373,6 +408,7 @@ int Run(const Flags& flags) {
       s->set_backlog_wait_time(ownership->backlog_wait_time());
     }
     if (registry) s->set_runtime_endpoint(registry->endpoint());
+    s->set_prevent_mode(prevent_desc);
     SetStatusFields(counters(nullptr), s);
     LossCounts run;
     lifetime_losses(true, &run).ToProto(s->mutable_lifetime());
@@ -421,6 +457,13 @@ int Run(const Flags& flags) {
                       ", cgroups " + registry->cgroup_root() + ", " +
                       std::to_string(registry->size()) + " running; fanotify " +
                       (watcher ? std::string(FanotifyModeName(watcher->mode())) : "off");
+  }
+  if (guard) {
+    std::string fs;
+    for (const std::string& m : guard->marked()) fs += (fs.empty() ? "" : ", ") + m;
+    containers_desc += "; prevent " + prevent_desc + " (fail " +
+                       (guard->options().fail_closed ? "closed" : "open") + " after " +
+                       std::to_string(flags.prevent_deadline_ms) + " ms; marks on " + fs + ")";
   }
   LogBanner("driftwatch-sensor %s: %s%s\n", kVersion, audit_desc.c_str(),
                containers_desc.c_str());
@@ -512,6 +555,8 @@ int Run(const Flags& flags) {
       j += ",\"events\":{" + StatusJsonFields(r, "events").substr(1) + "}";
       j += ",\"output\":{" + StatusJsonFields(r, "output").substr(1) + "}";
       if (registry) j += ",\"enrich\":{" + StatusJsonFields(r, "enrich").substr(1) + "}";
+      j += ",\"prevent\":{\"mode\":" + JsonQuote(prevent_desc) + StatusJsonFields(r, "prevent") +
+           "}";
       j += ",\"audit\":{\"mode\":" + JsonQuote(audit_on ? AuditModeName(mode) : "off");
       if (ownership)
         j += ",\"backlog_limit\":" + std::to_string(ownership->backlog_limit()) +
@@ -618,6 +663,8 @@ int Run(const Flags& flags) {
   };
   wait_signal();
   io.run();
+  // First: no exec on the node may wait for a sensor that is going away.
+  if (guard) guard->Stop();
   systemd.Stopping();
   tick.cancel();
   signals.cancel();
@@ -745,6 +792,28 @@ int main(int argc, char** argv) {
                  "cgroup hierarchy to watch for new containers (default: v2 root, else the v1 "
                  "pids hierarchy)");
   app.add_option("--resync", f.resync, "seconds between full CRI listings")->capture_default_str();
+  app.add_option("--prevent", f.prevent,
+                 "drift: deny execs of files in a container's upper layer (not in its image: "
+                 "written at run time) with EPERM, through fanotify exec permission events "
+                 "(Linux 5.0+); image binaries and host execs always run; off")
+      ->check(CLI::IsMember({"off", "drift"}))
+      ->capture_default_str();
+  app.add_flag("--prevent-dry-run", f.prevent_dry_run,
+               "with --prevent drift: deny nothing, report each exec that would be denied");
+  app.add_option("--prevent-fail", f.prevent_fail,
+                 "the verdict for an exec past --prevent-deadline-ms or undecidable (a "
+                 "container whose overlay is not known yet): open (allow) or closed (deny)")
+      ->check(CLI::IsMember({"open", "closed"}))
+      ->capture_default_str();
+  app.add_option("--prevent-deadline-ms", f.prevent_deadline_ms,
+                 "longest an exec waits for a verdict before the fail mode answers")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--prevent-allow", f.prevent_allow,
+                 "a path inside containers (glob; * stays within a directory) whose upper-layer "
+                 "files may run under --prevent drift (repeatable; config key prevent-allow, a "
+                 "list)")
+      ->allow_extra_args(false);
   app.add_option("--metrics-address", f.metrics_address,
                  "HOST:PORT serving /metrics (Prometheus), /healthz and /status (what "
                  "`driftwatch status` reads); empty: off")

@@ -20,11 +20,16 @@ constexpr KindSet kChmod{Kind::kChmod};
 constexpr KindSet kWrite{Kind::kWrite};
 constexpr KindSet kContainer{Kind::kContainer};
 constexpr KindSet kStatus{Kind::kStatus};
-constexpr KindSet kAll{Kind::kExec, Kind::kChmod, Kind::kWrite, Kind::kContainer, Kind::kStatus};
-constexpr KindSet kProcess{Kind::kExec, Kind::kChmod, Kind::kWrite};
+constexpr KindSet kPrevented{Kind::kPrevented};
+constexpr KindSet kAll{Kind::kExec,      Kind::kChmod,  Kind::kWrite,
+                       Kind::kContainer, Kind::kStatus, Kind::kPrevented};
+constexpr KindSet kProcess{Kind::kExec, Kind::kChmod, Kind::kWrite, Kind::kPrevented};
 constexpr KindSet kSyscall{Kind::kExec, Kind::kChmod};
-constexpr KindSet kFile{Kind::kChmod, Kind::kWrite};
-constexpr KindSet kContained{Kind::kExec, Kind::kChmod, Kind::kWrite, Kind::kContainer};
+constexpr KindSet kFile{Kind::kChmod, Kind::kWrite, Kind::kPrevented};
+// The kinds whose file is a whole file on disk: its directory, size, hash, upper path.
+constexpr KindSet kFileOnDisk{Kind::kWrite, Kind::kPrevented};
+constexpr KindSet kContained{Kind::kExec, Kind::kChmod, Kind::kWrite, Kind::kContainer,
+                             Kind::kPrevented};
 
 bool Str(std::string_view s, V* out) {
   out->str = s;
@@ -158,9 +163,9 @@ constexpr EventField kFields[] = {
      [](const E& ev, const I*, V* out) { return Buf(Octal(F(ev).mode), out); }},
     {"fd.name", T::kString, "", kFile,
      [](const E& ev, const I*, V* out) { return Str(F(ev).path, out); }},
-    {"fd.directory", T::kString, "", kWrite,
+    {"fd.directory", T::kString, "", kFileOnDisk,
      [](const E& ev, const I*, V* out) { return Str(SplitPath(F(ev).path).first, out); }},
-    {"fd.filename", T::kString, "", kWrite,
+    {"fd.filename", T::kString, "", kFileOnDisk,
      [](const E& ev, const I*, V* out) { return Str(SplitPath(F(ev).path).second, out); }},
     {"fd.typechar", T::kString, "", kFile,
      [](const E&, const I*, V* out) { return Str("f", out); }},
@@ -174,29 +179,42 @@ constexpr EventField kFields[] = {
      }},
     {"fd.oldname", T::kString, "", kWrite,
      [](const E& ev, const I*, V* out) { return StrIfSet(F(ev).write->old_path(), out); }},
-    {"fd.ino", T::kNumber, "", kWrite,
+    {"fd.ino", T::kNumber, "", kFileOnDisk,
      [](const E& ev, const I*, V* out) { return Num(static_cast<int64_t>(F(ev).inode), out); }},
     {"fd.dev", T::kString,
      "device of the file as \"MAJOR:MINOR\" in hex (\"00:4d\"), as fanotify's file handle names it",
-     kWrite, [](const E& ev, const I*, V* out) {
+     kFileOnDisk, [](const E& ev, const I*, V* out) {
        FileView f = F(ev);
        return Buf(Dev(f.dev_major, f.dev_minor), out);
      }},
-    {"fd.size", T::kNumber, "", kWrite,
-     [](const E& ev, const I*, V* out) {
-       return Num(static_cast<int64_t>(F(ev).write->size()), out);
-     }},
+    {"fd.size", T::kNumber, "", kFileOnDisk,
+     [](const E& ev, const I*, V* out) { return Num(static_cast<int64_t>(F(ev).size), out); }},
     {"fd.mode", T::kString, "st_mode of the file after the write, octal text (\"0100755\")",
-     kWrite, [](const E& ev, const I*, V* out) { return Buf(Octal(F(ev).mode), out); }},
+     kFileOnDisk, [](const E& ev, const I*, V* out) { return Buf(Octal(F(ev).mode), out); }},
     {"fd.is_executable", T::kBool, "", kWrite,
      [](const E& ev, const I*, V* out) { return Bool(F(ev).write->executable(), out); }},
-    {"fd.sha256", T::kString, "", kWrite,
+    {"fd.sha256", T::kString, "", kFileOnDisk,
      [](const E& ev, const I*, V* out) {
-       const std::string& h = F(ev).write->sha256();
-       return !h.empty() && Buf(HexOf(h), out);
+       const std::string_view h = F(ev).sha256;
+       return !h.empty() && Buf(HexOf(std::string(h)), out);
      }},
-    {"fd.upper_path", T::kString, "", kWrite,
-     [](const E& ev, const I*, V* out) { return StrIfSet(F(ev).write->upper_path(), out); }},
+    {"fd.upper_path", T::kString, "", kFileOnDisk,
+     [](const E& ev, const I*, V* out) { return StrIfSet(F(ev).upper_path, out); }},
+    {"prevent.verdict", T::kString,
+     "a prevented exec's verdict: \"denied\" (the exec failed with EPERM) or \"would_deny\" "
+     "(--prevent-dry-run: it ran)",
+     kPrevented, [](const E& ev, const I*, V* out) {
+       return Str(ev.prevented().verdict() == v1::ExecPrevented::WOULD_DENY ? "would_deny"
+                                                                             : "denied",
+                  out);
+     }},
+    {"prevent.reason", T::kString, "why the exec counts as drift: \"upper layer\"", kPrevented,
+     [](const E& ev, const I*, V* out) { return StrIfSet(ev.prevented().reason(), out); }},
+    {"prevent.latency_us", T::kNumber,
+     "microseconds from the sensor reading the permission event to its answer", kPrevented,
+     [](const E& ev, const I*, V* out) {
+       return Num(static_cast<int64_t>(ev.prevented().verdict_ns() / 1000), out);
+     }},
     {"proc.pid", T::kNumber, "0 for a file write whose writer is unknown",
      kProcess, [](const E& ev, const I*, V* out) { return Num(P(ev).pid, out); }},
     {"proc.ppid", T::kNumber, "", kSyscall,
@@ -513,6 +531,16 @@ constexpr EventField kFields[] = {
     DW_STATUS_NUM("sensor.fanotify_events", fanotify_events,
                   "sensor status: fanotify events received"),
     DW_STATUS_NUM("sensor.containers", containers, "sensor status: containers currently known"),
+    {"sensor.prevent_mode", T::kString,
+     "sensor status: drift prevention (drift, \"drift (dry run)\", off)", kStatus,
+     [](const E& ev, const I*, V* out) { return StrIfSet(S(ev).prevent_mode(), out); }},
+    DW_STATUS_NUM("sensor.prevent_denied", prevent_denied,
+                  "sensor status: execs denied as drift"),
+    DW_STATUS_NUM("sensor.prevent_would_deny", prevent_would_deny,
+                  "sensor status: execs a dry run would have denied"),
+    DW_STATUS_NUM("sensor.prevent_fail_answers", prevent_fail_answers,
+                  "sensor status: execs the fail mode answered (past the verdict deadline, or "
+                  "undecidable)"),
     {"sensor.final", T::kBool, "sensor status: the last status of a sensor run", kStatus,
      [](const E& ev, const I*, V* out) { return Bool(S(ev).final(), out); }},
     {kCollectorStoredNs, T::kNumber,

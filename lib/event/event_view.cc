@@ -17,9 +17,10 @@ constexpr KindRow kKinds[] = {
     {Kind::kWrite, "write", v1::Event::kWrite},
     {Kind::kContainer, "container", v1::Event::kContainer},
     {Kind::kStatus, "status", v1::Event::kStatus},
+    {Kind::kPrevented, "prevented", v1::Event::kPrevented},
 };
-constexpr Kind kAll[] = {Kind::kExec, Kind::kChmod, Kind::kWrite, Kind::kContainer,
-                         Kind::kStatus};
+constexpr Kind kAll[] = {Kind::kExec,   Kind::kChmod,    Kind::kWrite,
+                         Kind::kContainer, Kind::kStatus, Kind::kPrevented};
 
 const KindRow* RowOf(Kind k) {
   for (const KindRow& r : kKinds) {
@@ -72,6 +73,7 @@ std::string_view EventType(const v1::Event& ev) {
     case Kind::kWrite: return FileEventType(ev.write().kind());
     case Kind::kContainer: return "container";
     case Kind::kStatus: return "sensor_status";
+    case Kind::kPrevented: return "exec_prevented";
     case Kind::kNone: break;
   }
   return {};
@@ -88,6 +90,7 @@ std::optional<ResultView> ResultOf(const v1::Event& ev) {
       return ResultView{c.success(), c.exit(), c.errno_name()};
     }
     case Kind::kWrite: return ResultView{true, 0, {}};  // fanotify reports finished operations
+    case Kind::kPrevented:
     case Kind::kContainer:
     case Kind::kStatus:
     case Kind::kNone: break;
@@ -105,6 +108,7 @@ bool SetParentName(v1::Event* ev, const std::string& name) {
     case Kind::kExec: ev->mutable_exec()->set_parent_name(name); return true;
     case Kind::kChmod: ev->mutable_chmod()->set_parent_name(name); return true;
     case Kind::kWrite:
+    case Kind::kPrevented:
     case Kind::kContainer:
     case Kind::kStatus:
     case Kind::kNone: break;

@@ -20,23 +20,23 @@
 namespace driftwatch {
 
 // The kinds of event, as the CLI (`events --kind`), the store and metrics name them.
-enum class Kind : uint8_t { kNone, kExec, kChmod, kWrite, kContainer, kStatus };
+enum class Kind : uint8_t { kNone, kExec, kChmod, kWrite, kContainer, kStatus, kPrevented };
 
 // Every kind but kNone, in the order of the proto's oneof.
 std::span<const Kind> AllKinds();
 
 Kind KindOf(const v1::Event& ev);  // inline below
 
-// "exec", "chmod", "write", "container", "status"; "" for kNone.
+// "exec", "chmod", "write", "container", "status", "prevented"; "" for kNone.
 const char* KindName(Kind k);
 
 // The kind of a name KindName gives; nullopt for any other text ("" included).
 std::optional<Kind> ParseKind(std::string_view name);
 
-// "exec, chmod, write, container, status": for error messages that list the choices.
+// "exec, chmod, write, container, status, prevented": for error messages that list the choices.
 std::string KindNames();
 
-// The body's field number in v1::Event (10 exec ... 14 status; 0 for kNone): the store's
+// The body's field number in v1::Event (10 exec ... 15 prevented; 0 for kNone): the store's
 // kind column.
 int KindFieldNumber(Kind k);
 Kind KindOfFieldNumber(int number);  // inline below
@@ -57,7 +57,7 @@ class KindSet {
 };
 
 // evt.type: the syscall (exec, chmod), the file event's (FileEventType), "container",
-// "sensor_status"; "" for kNone.
+// "sensor_status", "exec_prevented"; "" for kNone.
 std::string_view EventType(const v1::Event& ev);
 
 // A file event's evt.type, named as the syscall Falco would have seen do it: content
@@ -122,11 +122,15 @@ struct FileView {
   uint64_t inode = 0;     // 0: unknown
   uint32_t dev_major = 0;
   uint32_t dev_minor = 0;
-  uint32_t mode = 0;      // write: st_mode after it; chmod: the requested permission bits
-  const v1::FileWrite* write = nullptr;  // the write's own body: size, hash, old path, ...
+  uint32_t mode = 0;      // write, prevented: st_mode; chmod: the requested permission bits
+  uint64_t size = 0;             // write, prevented
+  std::string_view sha256;       // write, prevented: raw bytes; empty when not hashed
+  std::string_view upper_path;   // write, prevented: the file on the host, when known
+  const v1::FileWrite* write = nullptr;  // the write's own body: kind, old path, ...
   const v1::Chmod* chmod = nullptr;      // the chmod's own body: old mode, adds_exec
 };
-// nullopt for kinds without a file (exec, container, status, kNone).
+// nullopt for kinds without a file (exec, container, status, kNone). A prevented exec's
+// file is the one it was denied.
 std::optional<FileView> FileOf(const v1::Event& ev);  // inline below
 
 // Inline: every field extractor asks, once per event and field, and reads one or two
@@ -139,6 +143,7 @@ inline Kind KindOfFieldNumber(int number) {
     case v1::Event::kWrite: return Kind::kWrite;
     case v1::Event::kContainer: return Kind::kContainer;
     case v1::Event::kStatus: return Kind::kStatus;
+    case v1::Event::kPrevented: return Kind::kPrevented;
     default: return Kind::kNone;
   }
 }
@@ -187,6 +192,14 @@ inline std::optional<ProcessView> ProcessOf(const v1::Event& ev) {
       p.exe = w.exe();
       return p;
     }
+    case Kind::kPrevented: {
+      const v1::ExecPrevented& x = ev.prevented();
+      p.has = H::kPid;
+      p.pid = x.pid();
+      p.comm = x.comm();
+      p.exe = x.exe();
+      return p;
+    }
     case Kind::kContainer:
     case Kind::kStatus:
     case Kind::kNone: break;
@@ -214,7 +227,22 @@ inline std::optional<FileView> FileOf(const v1::Event& ev) {
       f.dev_major = w.dev_major();
       f.dev_minor = w.dev_minor();
       f.mode = w.mode();
+      f.size = w.size();
+      f.sha256 = w.sha256();
+      f.upper_path = w.upper_path();
       f.write = &w;
+      return f;
+    }
+    case Kind::kPrevented: {
+      const v1::ExecPrevented& x = ev.prevented();
+      f.path = x.path();
+      f.inode = x.inode();
+      f.dev_major = x.dev_major();
+      f.dev_minor = x.dev_minor();
+      f.mode = x.mode();
+      f.size = x.size();
+      f.sha256 = x.sha256();
+      f.upper_path = x.upper_path();
       return f;
     }
     case Kind::kExec:

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 
 namespace driftwatch {
 
@@ -137,6 +138,26 @@ Environ SplitEnviron(std::string_view text, size_t max_bytes, uint64_t beyond) {
     e.dropped_bytes += beyond;
   }
   return e;
+}
+
+std::string ReadLinkAt(int dirfd, const std::string& path) {
+  char buf[PATH_MAX];
+  ssize_t n = readlinkat(dirfd, path.c_str(), buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+std::string FdPath(int fd) { return ReadLinkAt(AT_FDCWD, "/proc/self/fd/" + std::to_string(fd)); }
+
+int FdMountId(int fd) {
+  std::string info;
+  ReadSmallFile("/proc/self/fdinfo/" + std::to_string(fd), &info);
+  size_t at = info.find("mnt_id:");
+  if (at == std::string::npos) return -1;
+  at += 7;
+  while (at < info.size() && (info[at] == ' ' || info[at] == '\t')) ++at;
+  int id = -1;
+  std::from_chars(info.data() + at, info.data() + info.size(), id);
+  return id;
 }
 
 bool ReadSmallFileAt(int dirfd, const char* name, std::string* out, size_t max_bytes) {

@@ -19,6 +19,15 @@ bool ReadSmallFile(const std::string& path, std::string* out);
 // The same for `name` under the directory fd `dirfd` (openat), at most `max_bytes` of it.
 bool ReadSmallFileAt(int dirfd, const char* name, std::string* out, size_t max_bytes = SIZE_MAX);
 
+// readlinkat into a string; "" on failure. For an fd opened under a process's root, the
+// kernel prints the path from the root of that fd's mount namespace: the path the process
+// sees.
+std::string ReadLinkAt(int dirfd, const std::string& path);
+// The path an fd of this process reads as (/proc/self/fd/N); "" on failure.
+std::string FdPath(int fd);
+// The mount id of an fd of this process (mnt_id in /proc/self/fdinfo/N); -1 if unknown.
+int FdMountId(int fd);
+
 struct ProcStat {
   std::string_view comm;     // field 2, between the first '(' and the last ')'; a view into
                              // the parsed text

@@ -19,7 +19,7 @@ constexpr std::string_view kKnown[] = {
     "close", "close_range", "connect", "container", "copy_file_range", "cpu_hotplug", "creat",
     "create_module", "delete_module", "drop", "dup", "dup2", "dup3", "epoll_create",
     "epoll_create1", "epoll_ctl", "epoll_ctl_old", "epoll_pwait", "epoll_pwait2", "epoll_wait",
-    "epoll_wait_old", "eventfd", "eventfd2", "execve", "execveat", "exit", "exit_group",
+    "epoll_wait_old", "eventfd", "eventfd2", "exec_prevented", "execve", "execveat", "exit", "exit_group",
     "faccessat", "faccessat2", "fadvise64", "fallocate", "fanotify_init", "fanotify_mark",
     "fchdir", "fchmod", "fchmodat", "fchmodat2", "fchown", "fchownat", "fcntl", "fcntl64",
     "fdatasync", "fgetxattr", "file_getattr", "file_setattr", "finit_module", "flistxattr",
@@ -93,7 +93,7 @@ constexpr std::string_view kKnown[] = {
 
 // What EventType (lib/event/event_view.h) can return.
 constexpr std::string_view kProduced[] = {
-    "attrib", "chmod", "container", "execve", "execveat", "fchmod", "fchmodat", "fchmodat2",
+    "attrib", "chmod", "container", "exec_prevented", "execve", "execveat", "fchmod", "fchmodat", "fchmodat2",
     "openat", "renameat2", "sensor_status", "unlinkat",
 };
 

@@ -11,7 +11,8 @@
 namespace driftwatch {
 
 // Falco knows this event type: a syscall of its syscall tables, an event of its event
-// table (container, procexit, ...), or one of driftwatch's own (sensor_status, attrib).
+// table (container, procexit, ...), or one of driftwatch's own (sensor_status, attrib,
+// exec_prevented).
 bool IsKnownEventType(std::string_view name);
 
 // driftwatch's events can have this evt.type (EventType in lib/event/event_view.h): the

@@ -1,4 +1,4 @@
-// fd.* fields: the file an event touched (file events, chmod).
+// fd.* fields: the file an event touched (file events, chmod, a prevented exec's file).
 #include "lib/event/event_view.h"
 #include "lib/event/file_digest.h"
 #include "lib/rules/rule_fields.h"
@@ -46,12 +46,17 @@ bool FdIsExecutable(const RuleContext& c, FieldArg, FieldValue* out) {
   return w && SetBool(w->executable(), out);
 }
 
+// A whole file on disk (a write's, a prevented exec's): size, hash and upper path are its.
+bool OnDisk(const RuleContext& c, const std::optional<FileView>& f) {
+  return f && (f->write || KindOf(*c.event) == Kind::kPrevented);
+}
+
 bool FdSha256(const RuleContext& c, FieldArg, FieldValue* out) {
   auto f = FileOf(*c.event);
   if (!f) return false;
-  if (f->write) {
-    if (f->write->sha256().empty()) return false;
-    out->buf = HexOf(f->write->sha256());
+  if (OnDisk(c, f)) {
+    if (f->sha256.empty()) return false;
+    out->buf = HexOf(std::string(f->sha256));
     out->str = out->buf;
     return true;
   }
@@ -59,8 +64,8 @@ bool FdSha256(const RuleContext& c, FieldArg, FieldValue* out) {
 }
 
 bool FdUpperPath(const RuleContext& c, FieldArg, FieldValue* out) {
-  const v1::FileWrite* w = Write(c);
-  return w && SetStr(w->upper_path(), out);
+  auto f = FileOf(*c.event);
+  return OnDisk(c, f) && SetStr(f->upper_path, out);
 }
 
 bool FdOldname(const RuleContext& c, FieldArg, FieldValue* out) {
@@ -76,8 +81,8 @@ bool FdIno(const RuleContext& c, FieldArg, FieldValue* out) {
 }
 
 bool FdSize(const RuleContext& c, FieldArg, FieldValue* out) {
-  const v1::FileWrite* w = Write(c);
-  return w && SetNum(static_cast<int64_t>(w->size()), out);
+  auto f = FileOf(*c.event);
+  return OnDisk(c, f) && SetNum(static_cast<int64_t>(f->size), out);
 }
 
 // A file event's or chmod's: see fields::kFileEventFdNum. fchmod's descriptor is in the
@@ -146,7 +151,8 @@ constexpr FieldInfo kFdFields[] = {
      FdUpperPath},
     {"fd.oldname", FieldType::kString, "rename: the path before", FdOldname},
     {"fd.ino", FieldType::kNumber, "inode number", FdIno},
-    {"fd.size", FieldType::kNumber, "file size after the write", FdSize},
+    {"fd.size", FieldType::kNumber, "file size after the write (of a prevented exec: its file's)",
+     FdSize},
     {"fd.num", FieldType::kNumber,
      "file events: 2147483647, no real descriptor: fanotify never says which descriptor the "
      "writer used, only that its open succeeded (Falco's open_write asks fd.num>=0); unset "

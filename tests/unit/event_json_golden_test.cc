@@ -342,7 +342,45 @@ std::vector<Golden> Events() {
     s->set_containers(7);
     s->set_final(true);
     s->set_sensor_version("0.9.0");
+    s->set_prevent_mode("drift");
+    s->set_prevent_denied(2);
+    s->set_prevent_would_deny(0);
+    s->set_prevent_fail_answers(1);
     e.ev.set_container_id("host");
+    g.push_back(e);
+  }
+  {  // An exec the sensor denied (--prevent drift): a dropped binary, hashed.
+    Golden e{"prevented", Base(13), true};
+    v1::ExecPrevented* x = e.ev.mutable_prevented();
+    x->set_verdict(v1::ExecPrevented::DENIED);
+    x->set_reason("upper layer");
+    x->set_pid(4242);
+    x->set_comm("sh");
+    x->set_exe("/bin/busybox");
+    x->set_path("/tmp/x\xFF");
+    x->set_inode(1234567);
+    x->set_dev_major(254);
+    x->set_dev_minor(0);
+    x->set_size(1000);
+    x->set_mode(0100755);
+    x->set_sha256(std::string(32, '\x5a'));
+    x->set_upper_path("/var/lib/containerd/snapshots/42/fs/tmp/x\xFF");
+    x->set_verdict_ns(23456);
+    e.ev.set_container_id(kCid);
+    e.ev.set_attribution(v1::ATTRIBUTION_CGROUP);
+    g.push_back(e);
+  }
+  {  // The same, in a dry run.
+    Golden e{"prevented_dry_run", Base(14), true};
+    v1::ExecPrevented* x = e.ev.mutable_prevented();
+    x->set_verdict(v1::ExecPrevented::WOULD_DENY);
+    x->set_reason("upper layer");
+    x->set_pid(4243);
+    x->set_path("/tmp/gone");
+    x->set_mode(0100700);
+    x->set_verdict_ns(1500);
+    e.ev.set_container_id(kCid);
+    e.ev.set_attribution(v1::ATTRIBUTION_CGROUP);
     g.push_back(e);
   }
   return g;
@@ -417,7 +455,8 @@ TEST(EventJsonGolden, JsonOnlyFieldsAreReadFromTheEvent) {
   EXPECT_EQ(v.num, 0);  // "(none)"
   v.Clear();
   EXPECT_FALSE(FindField("sensor.kernel_lost")->Extract(ctx, {}, &v));  // not a status event
-  ctx.event = &g.back().ev;  // status
+  for (const Golden& e : g)
+    if (KindOf(e.ev) == Kind::kStatus) ctx.event = &e.ev;
   ASSERT_TRUE(FindField("sensor.kernel_lost")->Extract(ctx, {}, &v));
   EXPECT_EQ(v.num, 3);
   v.Clear();
@@ -446,12 +485,15 @@ TEST(EventView, KindNamesRoundTrip) {
   EXPECT_EQ(ParseKind(""), std::nullopt);
   EXPECT_EQ(ParseKind("Exec"), std::nullopt);
   EXPECT_EQ(KindOf(v1::Event()), Kind::kNone);
-  EXPECT_EQ(KindNames(), "exec, chmod, write, container, status");
+  EXPECT_EQ(KindNames(), "exec, chmod, write, container, status, prevented");
   for (const Golden& g : Events()) {
     const Kind k = KindOf(g.ev);
-    const bool process = k == Kind::kExec || k == Kind::kChmod || k == Kind::kWrite;
+    const bool process =
+        k == Kind::kExec || k == Kind::kChmod || k == Kind::kWrite || k == Kind::kPrevented;
     EXPECT_EQ(ProcessOf(g.ev).has_value(), process) << g.name;
-    EXPECT_EQ(FileOf(g.ev).has_value(), k == Kind::kChmod || k == Kind::kWrite) << g.name;
+    EXPECT_EQ(FileOf(g.ev).has_value(),
+              k == Kind::kChmod || k == Kind::kWrite || k == Kind::kPrevented)
+        << g.name;
   }
 }
 

@@ -182,6 +182,7 @@ TEST(EventModel, StringFieldsAreOnlyTheSensorsOwn) {
       "driftwatch.v1.ProcessExec.arch", "driftwatch.v1.Chmod.syscall",
       "driftwatch.v1.Chmod.errno_name", "driftwatch.v1.Chmod.arch",
       "driftwatch.v1.FileWrite.kind", "driftwatch.v1.ContainerInfo.runtime",
+      "driftwatch.v1.ExecPrevented.reason",
       "driftwatch.v1.ContainerInfo.state", "driftwatch.v1.ContainerInfo.source",
       // Named by the sensor from CRI's MountPropagation enum ("private", "rslave", ...).
       "driftwatch.v1.Mount.propagation",
@@ -190,7 +191,7 @@ TEST(EventModel, StringFieldsAreOnlyTheSensorsOwn) {
       // The sensor's own status: modes, versions, the CRI socket given on its command line.
       "driftwatch.v1.SensorStatus.audit_mode", "driftwatch.v1.SensorStatus.fanotify_mode",
       "driftwatch.v1.SensorStatus.sensor_version", "driftwatch.v1.SensorStatus.kernel_version",
-      "driftwatch.v1.SensorStatus.runtime_endpoint",
+      "driftwatch.v1.SensorStatus.runtime_endpoint", "driftwatch.v1.SensorStatus.prevent_mode",
   };
   std::set<std::string> found;
   std::set<const google::protobuf::Descriptor*> seen;

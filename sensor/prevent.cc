@@ -1,0 +1,465 @@
+#include "sensor/prevent.h"
+
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "lib/base/clock.h"
+#include "lib/event/file_digest.h"
+#include "lib/node/procfs.h"
+
+namespace driftwatch::sensor {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t PackFsid(const void* fsid) {
+  uint64_t v = 0;
+  std::memcpy(&v, fsid, sizeof v);
+  return v;
+}
+
+uint64_t NsSince(Clock::time_point t) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
+}
+
+constexpr std::string_view kDeleted = " (deleted)";
+
+}  // namespace
+
+std::string_view PreventModeName(PreventMode mode) {
+  return mode == PreventMode::kDrift ? "drift" : "off";
+}
+
+std::optional<PreventMode> ParsePreventMode(std::string_view name) {
+  if (name == "off") return PreventMode::kOff;
+  if (name == "drift") return PreventMode::kDrift;
+  return std::nullopt;
+}
+
+LayerLookup LookUpInLayer(int layer_fd, std::string_view path, const struct stat& file) {
+  while (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  if (path.empty()) return LayerLookup::kOther;  // the layer's root is no file to run
+  const std::string rel(path);
+  struct open_how how {};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  struct stat st;
+  int fd = static_cast<int>(syscall(SYS_openat2, layer_fd, rel.c_str(), &how, sizeof how));
+  if (fd >= 0) {
+    const int rc = fstat(fd, &st);
+    close(fd);
+    if (rc != 0) return LayerLookup::kError;
+  } else if (errno == ENOSYS) {
+    // Before 5.6: a plain lookup. The name came from the kernel (no "..", no symlink in its
+    // last component); a symlinked directory on the way can only make it miss.
+    if (fstatat(layer_fd, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+      return errno == ENOENT || errno == ENOTDIR ? LayerLookup::kMissing : LayerLookup::kError;
+  } else {
+    if (errno == ENOENT || errno == ENOTDIR) return LayerLookup::kMissing;
+    if (errno == ELOOP || errno == EXDEV) return LayerLookup::kOther;
+    return LayerLookup::kError;
+  }
+  return st.st_dev == file.st_dev && st.st_ino == file.st_ino ? LayerLookup::kFound
+                                                                 : LayerLookup::kOther;
+}
+
+ExecGuard::Layers::~Layers() {
+  if (upper_fd >= 0) close(upper_fd);
+  for (int fd : lower_fds) close(fd);
+}
+
+ExecGuard::ExecGuard(PreventOptions options, const ContainerResolver* resolver, Sink sink)
+    : options_(std::move(options)), resolver_(resolver), sink_(std::move(sink)),
+      self_pid_(getpid()) {}
+
+ExecGuard::~ExecGuard() {
+  Stop();
+  if (fan_fd_ >= 0) close(fan_fd_);
+  if (stop_fd_ >= 0) close(stop_fd_);
+}
+
+Result<std::unique_ptr<ExecGuard>> ExecGuard::Open(PreventOptions options,
+                                                   const ContainerResolver* resolver,
+                                                   Sink sink) {
+  if (options.filesystems.empty()) options.filesystems = RuntimeFilesystems();
+  if (options.deadline <= std::chrono::milliseconds(0))
+    return std::unexpected(Error::InvalidInput("--prevent-deadline-ms must be at least 1"));
+  for (const std::string& g : options.allow_paths) {
+    if (g.empty() || g[0] != '/')
+      return std::unexpected(Error::InvalidInput(
+          "--prevent-allow " + g + ": a path inside the container starts with /"));
+  }
+  std::unique_ptr<ExecGuard> g(new ExecGuard(std::move(options), resolver, std::move(sink)));
+  // Non-blocking: the verdict thread and the watchdog both read it.
+  g->fan_fd_ = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
+                             O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  if (g->fan_fd_ < 0)
+    return std::unexpected(Error::FromErrno(
+        errno, "--prevent: fanotify_init(FAN_CLASS_CONTENT) (needs CAP_SYS_ADMIN)"));
+  std::vector<uint64_t> fsids;
+  for (const std::string& path : g->options_.filesystems) {
+    struct statfs sfs;
+    if (statfs(path.c_str(), &sfs) != 0)
+      return std::unexpected(Error::FromErrno(errno, "--prevent: statfs " + path));
+    const uint64_t fsid = PackFsid(&sfs.f_fsid);
+    bool seen = false;
+    for (uint64_t f : fsids) seen |= f == fsid;
+    if (seen) continue;
+    if (fanotify_mark(g->fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_EXEC_PERM,
+                      AT_FDCWD, path.c_str()) != 0) {
+      const int e = errno;
+      std::string why = "--prevent: fanotify_mark(FAN_MARK_FILESYSTEM, FAN_OPEN_EXEC_PERM, " +
+                        path + ")";
+      if (e == EINVAL)
+        why += " refused: exec permission events need Linux 5.0+ and filesystem marks 4.20+";
+      return std::unexpected(Error::FromErrno(e, why));
+    }
+    fsids.push_back(fsid);
+    g->marked_.push_back(path);
+  }
+  g->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (g->stop_fd_ < 0) return std::unexpected(Error::FromErrno(errno, "eventfd"));
+  return g;
+}
+
+void ExecGuard::Start() {
+  verdict_thread_ = std::thread([this] { VerdictLoop(); });
+  watchdog_thread_ = std::thread([this] { WatchdogLoop(); });
+  report_thread_ = std::thread([this] { ReportLoop(); });
+}
+
+void ExecGuard::Stop() {
+  if (stopping_.exchange(true)) return;
+  // No exec waits for us from here on; then what was read is answered, and closing the
+  // group allows whatever the kernel still holds.
+  if (fan_fd_ >= 0) fanotify_mark(fan_fd_, FAN_MARK_FLUSH | FAN_MARK_FILESYSTEM, 0, AT_FDCWD, "/");
+  if (stop_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(stop_fd_, &one, sizeof one);
+  }
+  watchdog_cv_.NotifyAll();
+  if (verdict_thread_.joinable()) verdict_thread_.join();
+  if (watchdog_thread_.joinable()) watchdog_thread_.join();
+  AnswerQueued();
+  if (fan_fd_ >= 0) {
+    close(fan_fd_);
+    fan_fd_ = -1;
+  }
+  {
+    MutexLock lock(reports_mu_);
+    reports_done_ = true;
+  }
+  reports_cv_.NotifyAll();
+  if (report_thread_.joinable()) report_thread_.join();
+}
+
+void ExecGuard::ForgetContainer(const std::string& container_id) {
+  MutexLock lock(layers_mu_);
+  layers_.erase(container_id);
+}
+
+std::shared_ptr<ExecGuard::Layers> ExecGuard::LayersOf(const std::string& container_id) {
+  {
+    MutexLock lock(layers_mu_);
+    auto it = layers_.find(container_id);
+    if (it != layers_.end()) return it->second;
+  }
+  // Once per container: the runtime's directories on the host, not the container's to
+  // change (the container sees their contents, never these paths).
+  std::optional<ContainerLayers> l = resolver_->LayersOf(container_id);
+  if (!l) return nullptr;
+  auto layers = std::make_shared<Layers>();
+  layers->upper_path = l->upperdir;
+  layers->upper_fd = open(l->upperdir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  struct stat st;
+  if (layers->upper_fd < 0 || fstat(layers->upper_fd, &st) != 0) {
+    ++counters_.errors;
+    return nullptr;
+  }
+  layers->upper_dev = st.st_dev;
+  for (const std::string& dir : l->lowerdirs) {
+    int fd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) layers->lower_fds.push_back(fd);
+  }
+  MutexLock lock(layers_mu_);
+  return layers_.try_emplace(container_id, std::move(layers)).first->second;
+}
+
+ExecGuard::Verdict ExecGuard::Undecided() {
+  ++counters_.undecided;
+  Verdict v;
+  v.deny = options_.fail_closed;
+  return v;
+}
+
+ExecGuard::Verdict ExecGuard::DriftVerdict(std::string container_id, std::string path,
+                                           std::string upper_path) {
+  Verdict v;
+  for (const std::string& g : options_.allow_paths) {
+    if (fnmatch(g.c_str(), path.c_str(), FNM_PATHNAME) == 0) {
+      ++counters_.allowed_by_policy;
+      return v;
+    }
+  }
+  v.report = true;
+  v.deny = !options_.dry_run;
+  v.container_id = std::move(container_id);
+  v.path = std::move(path);
+  v.upper_path = std::move(upper_path);
+  return v;
+}
+
+ExecGuard::Verdict ExecGuard::Decide(pid_t pid, int fd) {
+  struct stat st;
+  if (pid == self_pid_) return {};
+  if (fstat(fd, &st) != 0) return Undecided();
+  if (!S_ISREG(st.st_mode)) return {};
+  std::optional<std::string> cid = resolver_->ByPid(pid);
+  if (!cid) return {};  // a host process (or one gone: its exec cannot go on anyway)
+  std::shared_ptr<Layers> layers = LayersOf(*cid);
+  if (!layers) return Undecided();  // a container whose overlay is not known yet
+
+  // The path the fd reads as: relative to the root of the layer the file is in (an overlay
+  // opens its files through private mounts of each layer).
+  std::string path = FdPath(fd);
+  if (path.empty()) return Undecided();
+  // Run through an fd after its last name went: a file of the upper layer (the image's
+  // files are never unlinked while mounted).
+  if (st.st_nlink == 0 || path.ends_with(kDeleted)) {
+    if (path.ends_with(kDeleted)) path.resize(path.size() - kDeleted.size());
+    if (st.st_dev == layers->upper_dev)
+      return DriftVerdict(std::move(*cid), std::move(path), std::string());
+    ++counters_.outside_layers;
+    return {};
+  }
+  // The name is the container's to change while we look: a rename can make a lookup miss,
+  // never match another file. Look again with the name the fd reads as now.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) {
+      std::string again = FdPath(fd);
+      if (again.empty()) break;
+      path = std::move(again);
+    }
+    switch (LookUpInLayer(layers->upper_fd, path, st)) {
+      case LayerLookup::kFound: {
+        if (layers->upper_mnt_id.load() < 0) layers->upper_mnt_id = FdMountId(fd);
+        return DriftVerdict(std::move(*cid), path, layers->upper_path + path);
+      }
+      case LayerLookup::kError: ++counters_.errors; break;
+      case LayerLookup::kMissing:
+      case LayerLookup::kOther: break;
+    }
+    for (int lower : layers->lower_fds) {
+      if (LookUpInLayer(lower, path, st) == LayerLookup::kFound) return {};  // the image's
+    }
+  }
+  // In neither layer under its current name: a file the upper layer's private mount
+  // opened is drift whatever its name did meanwhile; anything else is not in the layers (a
+  // volume or host path the container mounted).
+  const int mnt = FdMountId(fd);
+  if (mnt >= 0 && mnt == layers->upper_mnt_id.load())
+    return DriftVerdict(std::move(*cid), std::move(path), std::string());
+  if (st.st_dev != layers->upper_dev) {
+    ++counters_.outside_layers;
+    return {};
+  }
+  return Undecided();
+}
+
+void ExecGuard::WriteAnswer(int fd, bool allow) {
+  struct fanotify_response r {};
+  r.fd = fd;
+  r.response = allow ? FAN_ALLOW : FAN_DENY;
+  if (write(fan_fd_, &r, sizeof r) != static_cast<ssize_t>(sizeof r)) ++counters_.errors;
+  ++counters_.events;
+}
+
+bool ExecGuard::Answer(size_t i, bool allow) {
+  MutexLock lock(mu_);
+  Pending& p = batch_[i];
+  if (p.answered) return false;
+  WriteAnswer(p.fd, allow);
+  p.answered = true;
+  return true;
+}
+
+void ExecGuard::CountLatency(uint64_t ns) {
+  size_t b = 0;
+  while (b < std::size(kPreventLatencyBounds) && ns > kPreventLatencyBounds[b]) ++b;
+  ++counters_.latency_buckets[b];
+  uint64_t max = counters_.latency_max_ns.load();
+  while (ns > max && !counters_.latency_max_ns.compare_exchange_weak(max, ns)) {
+  }
+}
+
+void ExecGuard::VerdictLoop() {
+  pthread_setname_np(pthread_self(), "dw-prevent");
+  // Verdicts are short and every exec on the marked filesystems waits for one: ahead of
+  // the sensor's other threads when the cores are busy (best effort: needs CAP_SYS_NICE).
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), -10);
+  alignas(struct fanotify_event_metadata) char buf[4096];
+  while (!stopping_) {
+    struct pollfd fds[2] = {{fan_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      ++counters_.errors;
+      break;
+    }
+    if (fds[1].revents != 0 || stopping_) break;
+    ssize_t len = read(fan_fd_, buf, sizeof buf);
+    if (len <= 0) continue;  // EAGAIN: the watchdog took them
+    const auto read_at = Clock::now();
+    std::vector<const fanotify_event_metadata*> events;
+    for (auto* md = reinterpret_cast<const fanotify_event_metadata*>(buf);
+         FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len))
+      events.push_back(md);
+    {
+      MutexLock lock(mu_);
+      batch_.clear();
+      for (const auto* md : events) batch_.push_back({md->fd, read_at, md->fd < 0});
+      busy_ = true;
+      busy_since_ = read_at;
+    }
+    watchdog_cv_.NotifyAll();
+    for (size_t i = 0; i < events.size(); ++i) {
+      const fanotify_event_metadata& md = *events[i];
+      if (md.fd < 0 || md.vers != FANOTIFY_METADATA_VERSION) {  // FAN_NOFD: nothing to answer
+        ++counters_.errors;
+        continue;
+      }
+      {
+        MutexLock lock(mu_);
+        busy_since_ = Clock::now();
+      }
+      Verdict v = (md.mask & FAN_OPEN_EXEC_PERM) ? Decide(md.pid, md.fd) : Verdict{};
+      const bool mine = Answer(i, !v.deny);
+      CountLatency(NsSince(read_at));
+      if (mine) {
+        if (v.report) ++(v.deny ? counters_.denied : counters_.would_deny);
+        else ++counters_.allowed;
+      }
+      if (!mine || !v.report) {
+        close(md.fd);
+        continue;
+      }
+      Report r{md.fd, md.pid, !v.deny, NsSince(read_at), std::move(v.container_id),
+               std::move(v.path), std::move(v.upper_path)};
+      MutexLock lock(reports_mu_);
+      if (reports_.size() >= options_.report_queue) {
+        ++counters_.reports_dropped;
+        close(r.fd);
+        continue;
+      }
+      reports_.push_back(std::move(r));
+      reports_cv_.NotifyOne();
+    }
+    MutexLock lock(mu_);
+    batch_.clear();
+    busy_ = false;
+  }
+}
+
+void ExecGuard::AnswerQueued() {
+  if (fan_fd_ < 0) return;
+  alignas(struct fanotify_event_metadata) char buf[4096];
+  for (;;) {
+    ssize_t len = read(fan_fd_, buf, sizeof buf);
+    if (len <= 0) return;
+    for (auto* md = reinterpret_cast<const fanotify_event_metadata*>(buf);
+         FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len)) {
+      if (md->fd < 0) continue;
+      WriteAnswer(md->fd, !options_.fail_closed);
+      ++counters_.deadline_answers;
+      close(md->fd);
+    }
+  }
+}
+
+void ExecGuard::WatchdogLoop() {
+  pthread_setname_np(pthread_self(), "dw-prevent-wd");
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), -10);
+  const auto tick = std::max(std::chrono::milliseconds(1), options_.deadline / 4);
+  while (!stopping_) {
+    bool stuck = false;
+    {
+      MutexLock lock(mu_);
+      watchdog_cv_.WaitFor(lock, tick, [&] { return stopping_.load(); });
+      if (stopping_) break;
+      const auto now = Clock::now();
+      for (Pending& p : batch_) {
+        if (p.answered || now - p.read_at < options_.deadline) continue;
+        WriteAnswer(p.fd, !options_.fail_closed);
+        p.answered = true;
+        ++counters_.deadline_answers;
+      }
+      stuck = busy_ && now - busy_since_ >= options_.deadline;
+    }
+    // The verdict thread is held up: new execs must not wait for it.
+    if (stuck) AnswerQueued();
+  }
+}
+
+void ExecGuard::ReportLoop() {
+  pthread_setname_np(pthread_self(), "dw-prevent-rep");
+  for (;;) {
+    Report r;
+    {
+      MutexLock lock(reports_mu_);
+      reports_cv_.Wait(lock, [&]() DW_REQUIRES(reports_mu_) {
+        return reports_done_ || !reports_.empty();
+      });
+      if (reports_.empty()) return;
+      r = std::move(reports_.front());
+      reports_.pop_front();
+    }
+    v1::Event ev;
+    ev.set_time_ns(NowNs());
+    ev.set_container_id(r.container_id);
+    ev.set_attribution(v1::ATTRIBUTION_CGROUP);
+    v1::ExecPrevented* x = ev.mutable_prevented();
+    x->set_verdict(r.dry_run ? v1::ExecPrevented::WOULD_DENY : v1::ExecPrevented::DENIED);
+    x->set_reason("upper layer");
+    x->set_pid(static_cast<uint32_t>(r.pid));
+    x->set_path(r.path);
+    x->set_upper_path(r.upper_path);
+    x->set_verdict_ns(r.verdict_ns);
+    // The caller is still there (a denied execve returns to it; a dry run's became the
+    // program): best effort.
+    char p[64];
+    std::string comm;
+    std::snprintf(p, sizeof p, "/proc/%d/comm", r.pid);
+    if (ReadSmallFile(p, &comm) && comm.back() == '\n') comm.pop_back();
+    x->set_comm(comm);
+    std::snprintf(p, sizeof p, "/proc/%d/exe", r.pid);
+    x->set_exe(ReadLinkAt(AT_FDCWD, p));
+    struct stat st;
+    if (fstat(r.fd, &st) == 0) {
+      x->set_inode(st.st_ino);
+      x->set_dev_major(major(st.st_dev));
+      x->set_dev_minor(minor(st.st_dev));
+      x->set_size(static_cast<uint64_t>(st.st_size));
+      x->set_mode(st.st_mode);
+      FileFacts f = InspectFile(r.fd, st.st_mode, static_cast<uint64_t>(st.st_size),
+                                options_.hash_max_bytes);
+      if (f.hashed) x->set_sha256(f.sha256);
+    }
+    close(r.fd);
+    sink_(ev);
+  }
+}
+
+}  // namespace driftwatch::sensor

@@ -1,0 +1,214 @@
+// prevent: drift prevention (--prevent drift). An exec of a file that lives in a container's
+// upper layer (written at run time, or there before the sensor started: not in its image)
+// is denied before it happens; image (lower-layer) binaries and host execs always run.
+//
+// How: a fanotify group of its own (FAN_CLASS_CONTENT) marks the filesystems that hold the
+// containers' upper dirs with FAN_OPEN_EXEC_PERM (Linux 5.0+). The kernel then holds every
+// exec that opens a file on them (the exec'd file and its ELF interpreter) until the group
+// answers FAN_ALLOW or FAN_DENY; a denied execve fails with EPERM (a shell says exit 126).
+// The event's fd reads as the path inside the container and fstats as the file on the host
+// filesystem, so the verdict is: the caller's container (its cgroup), then whether that
+// container's upper dir holds this very inode at that path (openat2 beneath a directory fd
+// opened once per container, no symlink followed), or the inode is unlinked on the upper
+// dir's filesystem (a deleted dropped file run through its fd).
+//
+// Why a group of its own, not the write watcher's: permission events need FAN_CLASS_CONTENT,
+// which the kernel refuses together with the watcher's FID reporting; and a verdict must
+// never wait behind the watcher's reads and hashing.
+//
+// Never hang the host: the verdict path reads only /proc (the caller's cgroup, the fd's
+// path) and one openat2 relative to a trusted directory fd; no network, no spool. A
+// watchdog thread answers (fail-open: allow; --prevent-fail closed: deny) whatever has
+// waited past the deadline, and while the verdict thread is stuck it reads and answers new
+// events itself. Everything the kernel still holds is allowed when the group's fd closes:
+// on Stop (marks flushed first), and when the sensor dies, SIGKILL included.
+//
+// After the answer, a reporter thread describes each denial (caller's comm and exe, the
+// file's size, mode and sha256) as a v1::Event{prevented} for the sink.
+//
+// Thread-safety: Open/Start/Stop from one controlling thread; ForgetContainer from any
+// thread; counters() from any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "driftwatch/v1/event.pb.h"
+#include "lib/base/mutex.h"
+#include "lib/base/result.h"
+#include "sensor/fanotify_watcher.h"
+
+struct stat;
+
+namespace driftwatch::sensor {
+
+enum class PreventMode { kOff, kDrift };
+// "off", "drift".
+std::string_view PreventModeName(PreventMode mode);
+std::optional<PreventMode> ParsePreventMode(std::string_view name);
+
+struct PreventOptions {
+  PreventMode mode = PreventMode::kOff;
+  bool dry_run = false;     // answer allow, report what would have been denied
+  bool fail_closed = false;  // past the deadline or undecidable: deny (default: allow)
+  // How long an exec may wait for a verdict before the watchdog answers for it.
+  std::chrono::milliseconds deadline{100};
+  // Host paths whose filesystems get the marks; empty: RuntimeFilesystems().
+  std::vector<std::string> filesystems;
+  // Paths inside containers (globs, fnmatch with FNM_PATHNAME: "*" stays within a
+  // directory) whose upper-layer files may run.
+  std::vector<std::string> allow_paths;
+  uint64_t hash_max_bytes = 64ull << 20;  // denied files hashed up to this size
+  size_t report_queue = 4096;             // denials waiting for their description
+};
+
+// What the verdicts were. Latency buckets: answers written within 10, 100 us, 1, 10, 100 ms,
+// and later.
+struct PreventCounters {
+  std::atomic<uint64_t> events{0};          // permission events answered
+  std::atomic<uint64_t> allowed{0};         // allowed: host, image layer, outside the layers
+  std::atomic<uint64_t> denied{0};          // denied: drift
+  std::atomic<uint64_t> would_deny{0};      // dry run: allowed, reported
+  std::atomic<uint64_t> allowed_by_policy{0};  // drift that --prevent-allow lets run
+  std::atomic<uint64_t> deadline_answers{0};   // answered by the watchdog (fail mode's verdict)
+  std::atomic<uint64_t> outside_layers{0};  // allowed: a container's file in neither layer
+                                            // (a volume on the same filesystem)
+  std::atomic<uint64_t> undecided{0};       // no verdict possible (overlay not known yet,
+                                            // the name raced): fail mode's verdict
+  std::atomic<uint64_t> reports_dropped{0};  // denials not described (report queue full)
+  std::atomic<uint64_t> errors{0};          // unreadable events, failed answers
+  std::atomic<uint64_t> latency_buckets[6] = {};
+  std::atomic<uint64_t> latency_max_ns{0};
+};
+// The upper limits of the latency buckets, ns (the last is unbounded).
+inline constexpr uint64_t kPreventLatencyBounds[5] = {10'000, 100'000, 1'000'000, 10'000'000,
+                                                      100'000'000};
+
+// Where the file `file` (an fstat of the exec'd file) is in a container's layers, by the
+// path the event's fd reads as (relative to the layer it is in), looked up beneath the
+// layer's directory fd without following symlinks or leaving the filesystem.
+enum class LayerLookup {
+  kFound,     // this very inode is at that path in the layer
+  kMissing,   // nothing at that path
+  kOther,     // another file, or a lookup refused (a symlink on the way, another mount)
+  kError,     // the lookup failed otherwise
+};
+LayerLookup LookUpInLayer(int layer_fd, std::string_view path, const struct stat& file);
+
+class ExecGuard {
+ public:
+  using Sink = std::function<void(v1::Event&)>;
+
+  // Opens the group and marks the filesystems. Errors name the kernel's refusal (Linux
+  // 5.0+ is needed for FAN_OPEN_EXEC_PERM, CAP_SYS_ADMIN for the group).
+  // REQUIRES: `resolver` outlives the guard; options.mode == kDrift.
+  static Result<std::unique_ptr<ExecGuard>> Open(PreventOptions options,
+                                                 const ContainerResolver* resolver, Sink sink);
+  ~ExecGuard();
+  ExecGuard(const ExecGuard&) = delete;
+  ExecGuard& operator=(const ExecGuard&) = delete;
+
+  void Start();
+  // Flushes the marks (no new exec waits for us), answers what is pending, stops the
+  // threads, closes the group (the kernel allows anything left) and reports what is queued.
+  void Stop();
+
+  // A container went away: its upper dir fd is closed.
+  void ForgetContainer(const std::string& container_id);
+
+  const PreventCounters& counters() const { return counters_; }
+  const PreventOptions& options() const { return options_; }
+  // The filesystems marked, as given.
+  const std::vector<std::string>& marked() const { return marked_; }
+
+ private:
+  // A permission event read and not yet answered.
+  struct Pending {
+    int fd = -1;
+    std::chrono::steady_clock::time_point read_at;
+    bool answered = false;
+  };
+  struct Verdict {
+    bool deny = false;
+    bool report = false;  // denied or would-deny: describe it
+    std::string container_id, path, upper_path;
+  };
+  struct Report {
+    int fd = -1;  // the exec'd file, owned
+    pid_t pid = 0;
+    bool dry_run = false;
+    uint64_t verdict_ns = 0;
+    std::string container_id, path, upper_path;
+  };
+  // A container's layers, opened once (O_PATH directory fds); shared with a verdict in
+  // flight, so that ForgetContainer never closes an fd under it.
+  struct Layers {
+    ~Layers();
+    int upper_fd = -1;
+    dev_t upper_dev = 0;
+    std::string upper_path;
+    std::vector<int> lower_fds;
+    std::atomic<int> upper_mnt_id{-1};  // the upper layer's private mount, once seen
+  };
+
+  ExecGuard(PreventOptions options, const ContainerResolver* resolver, Sink sink);
+
+  void VerdictLoop();
+  void WatchdogLoop();
+  void ReportLoop();
+  Verdict Decide(pid_t pid, int fd);
+  // Drift (deny or would-deny) or allow under the policy, counted.
+  Verdict DriftVerdict(std::string container_id, std::string path, std::string upper_path);
+  // The fail mode's verdict for an exec nothing could be decided about, counted.
+  Verdict Undecided();
+  // Writes the answer for batch_[i] unless the watchdog did; true when this call wrote it.
+  bool Answer(size_t i, bool allow);
+  void WriteAnswer(int fd, bool allow);
+  // The watchdog's rescue: reads and answers with the fail mode's verdict whatever the
+  // kernel holds now.
+  void AnswerQueued();
+  void CountLatency(uint64_t ns);
+  std::shared_ptr<Layers> LayersOf(const std::string& container_id);
+
+  PreventOptions options_;
+  const ContainerResolver* resolver_;
+  Sink sink_;
+  PreventCounters counters_;
+  pid_t self_pid_;
+  std::vector<std::string> marked_;
+
+  int fan_fd_ = -1;
+  int stop_fd_ = -1;  // eventfd: wakes the verdict thread for Stop()
+  std::atomic<bool> stopping_{false};
+
+  // The verdict thread's batch, shared with the watchdog.
+  Mutex mu_;
+  std::vector<Pending> batch_ DW_GUARDED_BY(mu_);
+  bool busy_ DW_GUARDED_BY(mu_) = false;  // the verdict thread is deciding for `batch_`
+  std::chrono::steady_clock::time_point busy_since_ DW_GUARDED_BY(mu_);
+  CondVar watchdog_cv_;
+
+  Mutex layers_mu_;
+  std::unordered_map<std::string, std::shared_ptr<Layers>> layers_ DW_GUARDED_BY(layers_mu_);
+
+  Mutex reports_mu_;
+  CondVar reports_cv_;
+  std::deque<Report> reports_ DW_GUARDED_BY(reports_mu_);
+  bool reports_done_ DW_GUARDED_BY(reports_mu_) = false;
+
+  std::thread verdict_thread_, watchdog_thread_, report_thread_;
+};
+
+}  // namespace driftwatch::sensor

@@ -1,0 +1,158 @@
+#!/bin/bash
+# Issue 15, drift prevention (driftwatch-sensor --prevent drift) against a real pod created
+# through CRI on a private containerd, with fanotify exec permission events on the kernel:
+#   - denied (exit 126, EPERM): a dropped binary (copied, chmod'ed, run), a dropped script
+#     run by path, the binary renamed, a hard link to it, a file run through its fd after
+#     its last name went, and drift present before the sensor started;
+#   - run: the image's binaries, `sh -c` commands, a script read by a shell (an ordinary
+#     open, not an exec: the README says so), --prevent-allow'ed paths, and host execs of
+#     dropped files;
+#   - each denial is an event whose "Drift Prevented" alert names the pod and the file;
+#   - --prevent-dry-run denies nothing and reports each would-be denial;
+#   - a sensor SIGKILLed during an exec storm in the pod and on the host leaves no exec
+#     blocked: every exec of the storm finishes (a timed-out one fails the test), and the
+#     image's execs all succeed (none wrongly denied, with both cores busy).
+# Usage: prevent_test.sh BUILD_DIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/harness.sh"
+source "$here/containerd_env.sh"
+dw_build "$1"
+dw_harness dw-prevent
+command -v gcc >/dev/null || die "gcc missing (apt-get install -y gcc libc6-dev)"
+
+extra=$tmp/extra
+mkdir -p "$extra/opt/dw"
+gcc -static -O2 -Wall -Wextra -o "$extra/opt/dw/fd_exec" "$here/fd_exec.c"
+ctd=$tmp/ctd
+dw_ctd_up "$ctd" "$extra"
+uid=$(cat /proc/sys/kernel/random/uuid)
+pod=$(dw_pod_run "$ctd" prevent-pod shop "$uid" "/kubepods/besteffort/pod$uid")
+cid=$(dw_pod_container "$ctd" "$pod" app -- /bin/sleep 1000)
+in_pod() { timeout -k 5 60 ctr --address "$ctd/containerd.sock" -n "$DW_NS" tasks exec \
+    --exec-id "x$RANDOM$RANDOM" --fifo-dir "$ctd/fifo" "$cid" "$@"; }
+
+step "drift present before the sensor starts"
+in_pod /bin/sh -c 'cp /bin/busybox /tmp/busybox-pre && chmod 755 /tmp/busybox-pre' || die "cp in the pod"
+
+# The actions: NAME=EXIT lines, one per exec tried.
+cat >"$tmp/actions.sh" <<'EOF'
+t() { name=$1; shift; "$@" >/dev/null 2>&1; echo "$name=$?"; }
+t image /bin/busybox true
+t sh_c /bin/sh -c 'true'
+cp /bin/busybox /tmp/busybox-dropped && chmod 755 /tmp/busybox-dropped
+t dropped /tmp/busybox-dropped true
+printf '#!/bin/sh\nexit 0\n' >/tmp/s.sh && chmod 755 /tmp/s.sh
+t script /tmp/s.sh
+t script_by_shell /bin/sh /tmp/s.sh
+mv /tmp/busybox-dropped /tmp/busybox-renamed
+t renamed /tmp/busybox-renamed true
+ln /tmp/busybox-renamed /tmp/busybox-hardlink
+t hardlink /tmp/busybox-hardlink true
+t pre /tmp/busybox-pre true
+mkdir -p /tmp/allowed && cp /bin/busybox /tmp/allowed/busybox-tool && chmod 755 /tmp/allowed/busybox-tool
+t allowed /tmp/allowed/busybox-tool true
+cp /bin/busybox /tmp/busybox-gone && chmod 755 /tmp/busybox-gone
+t unlinked /opt/dw/fd_exec fd-unlinked /tmp/busybox-gone true
+echo actions-done
+EOF
+actions() { # OUT: the actions in the pod
+    in_pod /bin/sh -s <"$tmp/actions.sh" >"$1" 2>&1 || true
+    grep -qx actions-done "$1" || { cat "$1"; die "the actions in the pod did not finish"; }
+}
+# The sensor's /status into $tmp/status.json; true once it lists the pod's container.
+sensor_status() {
+    local port
+    port=$(sed -n 's/.*metrics on http:\/\/[^ ]* (port \([0-9]*\)).*/\1/p' "$tmp/sensor.log" | tail -1)
+    curl -sf "http://127.0.0.1:$port/status" >"$tmp/status.json" && grep -q "$cid" "$tmp/status.json"
+}
+want() { # OUT NAME EXIT
+    local got
+    got=$(sed -n "s/^$2=//p" "$1")
+    expect "$2 exits $3" "$got" "$3"
+}
+
+step "prevent drift"
+dw_sensor_start --audit-mode off --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
+    --prevent drift --prevent-allow '/tmp/allowed/*' --status-interval 1 \
+    --metrics-address 127.0.0.1:0
+grep -q "prevent drift (fail open after 50 ms; marks on $ctd/root)" "$tmp/sensor.log" &&
+    ok "the banner names prevent mode and marks" || fail "banner: $(grep -m1 prevent "$tmp/sensor.log")"
+dw_wait 10 sensor_status || die "the sensor does not know the container"
+actions "$tmp/pod.out"
+cat "$tmp/pod.out"
+for n in image sh_c script_by_shell allowed; do want "$tmp/pod.out" "$n" 0; done
+for n in dropped script renamed hardlink pre; do want "$tmp/pod.out" "$n" 126; done
+want "$tmp/pod.out" unlinked 127  # fd_exec: execveat failed (EPERM)
+# Host execs of a dropped file on the same filesystem run.
+cp /bin/busybox "$ctd/root/busybox-host-dropped" && chmod 755 "$ctd/root/busybox-host-dropped"
+"$ctd/root/busybox-host-dropped" true && ok "host exec of a dropped file runs" || fail "host exec denied"
+sensor_status
+expect "status: denials" "$(json "$tmp/status.json" 'j["prevent"]["denied"]')" 6
+expect "status: mode" "$(json "$tmp/status.json" 'j["prevent"]["mode"]')" drift
+expect "status: fail answers" "$(json "$tmp/status.json" 'j["prevent"]["fail_answers"]')" 0
+dw_stop sensor
+mv "$tmp/capture" "$tmp/capture.deny"
+
+step "alerts"
+"$dw" analyze "$tmp/capture.deny" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
+    { cat "$tmp/analyze.err"; die "analyze"; }
+python3 - "$tmp/alerts.jsonl" "${cid:0:12}" <<'PY' && ok "Drift Prevented alerts name pod and file" || fail "Drift Prevented alerts"
+import json, sys
+alerts = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+got = [a for a in alerts if a["rule"] == "Drift Prevented"]
+files = sorted(a["output_fields"]["fd.name"] for a in got)
+# A hard link's denial may name the file's other link: overlayfs opens a hard-linked
+# file through the upper dentry it met first.
+want = {"/tmp/busybox-dropped", "/tmp/busybox-gone", "/tmp/busybox-pre", "/tmp/busybox-renamed",
+        "/tmp/s.sh"}
+bad = [a for a in got if a["priority"] != "Critical" or a["output_fields"]["k8s.pod.name"] != "prevent-pod"
+       or a["output_fields"]["container.id"] != sys.argv[2] or not a["output_fields"].get("fd.sha256")]
+print("denied files:", files)
+if bad:
+    print("bad alert:", bad[0])
+ok = len(got) == 6 and want <= set(files) <= want | {"/tmp/busybox-hardlink"} and not bad
+sys.exit(0 if ok else 1)
+PY
+
+step "dry run"
+dw_sensor_start --audit-mode off --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
+    --prevent drift --prevent-dry-run --metrics-address 127.0.0.1:0
+dw_wait 10 sensor_status || die "the sensor does not know the container (dry run)"
+in_pod /bin/sh -c 'rm -f /tmp/busybox-hardlink /tmp/busybox-renamed /tmp/s.sh' || true
+actions "$tmp/dry.out"
+for n in image sh_c dropped script renamed hardlink pre unlinked; do want "$tmp/dry.out" "$n" 0; done
+sensor_status
+expect "dry run: would-deny count" "$(json "$tmp/status.json" 'j["prevent"]["would_deny"]')" 7
+expect "dry run: nothing denied" "$(json "$tmp/status.json" 'j["prevent"]["denied"]')" 0
+dw_stop sensor
+"$dw" analyze "$tmp/capture" >"$tmp/dry-alerts.jsonl" 2>/dev/null || die "analyze (dry run)"
+expect "dry run alerts" "$(grep -c '"rule":"Drift Prevention Dry Run"' "$tmp/dry-alerts.jsonl" || true)" 7
+
+step "SIGKILL during an exec storm"
+dw_sensor_start --audit-mode off --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
+    --prevent drift --metrics-address 127.0.0.1:0
+dw_wait 10 sensor_status || die "the sensor does not know the container (storm)"
+# Two storms of image execs, one per core: in the pod and on the host (a copy of busybox on
+# the marked filesystem). Each counts its failures; timeout marks a hung exec.
+storm='n=0; f=0; while [ $n -lt 3000 ]; do /bin/busybox true || f=$((f+1)); n=$((n+1)); done; echo "failed=$f"'
+(in_pod /bin/sh -c "$storm" >"$tmp/storm-pod.out" 2>&1; echo "rc=$?" >>"$tmp/storm-pod.out") &
+pod_storm=$!
+cp /bin/busybox "$ctd/root/busybox-bb"
+(timeout -k 5 60 /bin/sh -c "${storm//\/bin\/busybox/$ctd/root/busybox-bb}" >"$tmp/storm-host.out" 2>&1
+ echo "rc=$?" >>"$tmp/storm-host.out") &
+host_storm=$!
+sleep 1.5
+dw_kill sensor
+wait "$pod_storm" || true
+wait "$host_storm" || true
+cat "$tmp/storm-pod.out" "$tmp/storm-host.out"
+expect "pod storm finished" "$(sed -n 's/^rc=//p' "$tmp/storm-pod.out")" 0
+expect "host storm finished" "$(sed -n 's/^rc=//p' "$tmp/storm-host.out")" 0
+expect "no image exec denied in the pod" "$(sed -n 's/^failed=//p' "$tmp/storm-pod.out")" 0
+expect "no host exec denied" "$(sed -n 's/^failed=//p' "$tmp/storm-host.out")" 0
+# After the kill nothing is marked: a dropped binary runs again.
+got=$(in_pod /bin/sh -c '/tmp/busybox-pre true; echo $?' 2>&1 | tail -1)
+expect "after SIGKILL the kernel holds no exec" "$got" 0
+
+dw_finish

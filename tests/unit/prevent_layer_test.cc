@@ -1,0 +1,99 @@
+// LookUpInLayer (sensor/prevent.h): whether an exec'd file is the one a layer directory
+// holds at a path, on real directories: a file, a hard link, a file of the same name that
+// is another inode, a symlink on the way (not followed), a name that leaves the layer.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "sensor/prevent.h"
+
+namespace driftwatch::sensor {
+namespace {
+
+namespace fs = std::filesystem;
+
+class LayerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/dw-layer-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    fs::create_directories(root_ / "upper/tmp");
+    fs::create_directories(root_ / "lower/bin");
+    Write(root_ / "upper/tmp/dropped");
+    Write(root_ / "lower/bin/sh");
+    Write(root_ / "upper/bin-sh-copy");
+    layer_ = open((root_ / "upper").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(layer_, 0);
+  }
+  void TearDown() override {
+    close(layer_);
+    fs::remove_all(root_);
+  }
+  static void Write(const fs::path& p) { std::ofstream(p) << "\x7f" "ELF" << p.string(); }
+  struct stat Stat(const fs::path& p) {
+    struct stat st {};
+    EXPECT_EQ(lstat(p.c_str(), &st), 0) << p;
+    return st;
+  }
+
+  fs::path root_;
+  int layer_ = -1;
+};
+
+TEST_F(LayerTest, TheFileAtItsPath) {
+  const struct stat st = Stat(root_ / "upper/tmp/dropped");
+  EXPECT_EQ(LookUpInLayer(layer_, "/tmp/dropped", st), LayerLookup::kFound);
+  EXPECT_EQ(LookUpInLayer(layer_, "tmp/dropped", st), LayerLookup::kFound);
+  EXPECT_EQ(LookUpInLayer(layer_, "//tmp/dropped", st), LayerLookup::kFound);
+}
+
+TEST_F(LayerTest, AHardLinkIsTheSameFile) {
+  fs::create_hard_link(root_ / "upper/tmp/dropped", root_ / "upper/tmp/link");
+  const struct stat st = Stat(root_ / "upper/tmp/dropped");
+  EXPECT_EQ(LookUpInLayer(layer_, "/tmp/link", st), LayerLookup::kFound);
+}
+
+TEST_F(LayerTest, MissingAndOtherFiles) {
+  const struct stat lower = Stat(root_ / "lower/bin/sh");
+  EXPECT_EQ(LookUpInLayer(layer_, "/bin/sh", lower), LayerLookup::kMissing);
+  EXPECT_EQ(LookUpInLayer(layer_, "/tmp/dropped/x", lower), LayerLookup::kMissing);  // ENOTDIR
+  // Another inode at the path: not this file.
+  EXPECT_EQ(LookUpInLayer(layer_, "/bin-sh-copy", lower), LayerLookup::kOther);
+  // The layer's root is no file to run.
+  EXPECT_EQ(LookUpInLayer(layer_, "/", lower), LayerLookup::kOther);
+  EXPECT_EQ(LookUpInLayer(layer_, "", lower), LayerLookup::kOther);
+}
+
+TEST_F(LayerTest, SymlinksAndDotDotStayOutside) {
+  // A directory the container swapped for a symlink to the host's view of the lower layer:
+  // the lookup must not follow it (it would find the lower file and call it the upper's).
+  fs::create_directory_symlink(root_ / "lower/bin", root_ / "upper/bin");
+  const struct stat lower = Stat(root_ / "lower/bin/sh");
+  EXPECT_NE(LookUpInLayer(layer_, "/bin/sh", lower), LayerLookup::kFound);
+  // The last component a symlink to the file: not followed either.
+  fs::create_symlink(root_ / "lower/bin/sh", root_ / "upper/tmp/sh");
+  EXPECT_NE(LookUpInLayer(layer_, "/tmp/sh", lower), LayerLookup::kFound);
+  // ".." cannot climb out of the layer.
+  EXPECT_NE(LookUpInLayer(layer_, "/../lower/bin/sh", lower), LayerLookup::kFound);
+  EXPECT_NE(LookUpInLayer(layer_, "/tmp/../../lower/bin/sh", lower), LayerLookup::kFound);
+}
+
+TEST(PreventMode, Names) {
+  EXPECT_EQ(ParsePreventMode("off"), PreventMode::kOff);
+  EXPECT_EQ(ParsePreventMode("drift"), PreventMode::kDrift);
+  EXPECT_EQ(ParsePreventMode("Drift"), std::nullopt);
+  EXPECT_EQ(ParsePreventMode(""), std::nullopt);
+  EXPECT_EQ(PreventModeName(PreventMode::kDrift), "drift");
+  EXPECT_EQ(PreventModeName(PreventMode::kOff), "off");
+}
+
+}  // namespace
+}  // namespace driftwatch::sensor
