@@ -137,7 +137,7 @@ int RunInventory(const InventoryOptions& opt) {
   const bool listing = opt.container.empty() && !opt.all;
   if (!listing && !opt.all) q.limit = 1;
   auto reader = AlertReader::Open(opt.db);
-  if (!reader) return Fail(reader.error());
+  if (!reader) return Fail(reader.error().message());
   if (listing && !opt.json) {
     std::printf("%-20s  %-16s  %-13s  %-20s  %-30s  %7s  %s\n", "TIME", "NODE", "CONTAINER",
                 "NAME", "POD", "CHANGES", "RULES");
@@ -189,7 +189,7 @@ int RunInventory(const InventoryOptions& opt) {
     q.name = opt.container;
     n = (*reader)->QueryInventories(q, print);
   }
-  if (!n) return Fail(opt.db + ": " + n.error());
+  if (!n) return Fail(opt.db + ": " + n.error().message());
   if (any_cut) std::printf("+: the listing is incomplete (the sensor's walk stopped at a cap)\n");
   if (!bad.empty()) return Fail(bad);
   if (*n == 0 && !listing) return Fail("no inventory stored for " + opt.container);

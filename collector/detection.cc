@@ -117,7 +117,7 @@ std::vector<std::string> Detection::RulesSummary() const {
 std::expected<std::shared_ptr<const ImagePolicy>, std::string> Detection::LoadPolicy() const {
   if (opt_.approved_images.empty()) return std::shared_ptr<const ImagePolicy>();
   auto p = ImagePolicy::LoadFiles(opt_.approved_images);
-  if (!p) return std::unexpected("approved images: " + p.error());
+  if (!p) return std::unexpected("approved images: " + p.error().message());
   for (const auto& w : p->warnings()) LogWarn("approved images: %s\n", w.c_str());
   return std::make_shared<const ImagePolicy>(std::move(*p));
 }
@@ -137,7 +137,7 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
   if (!policy) return std::unexpected(policy.error());
   for (const auto& path : opt.outputs) {
     auto o = StreamOutput::Open(path);
-    if (!o) return std::unexpected("alert output " + path + ": " + o.error());
+    if (!o) return std::unexpected("alert output " + path + ": " + o.error().message());
     d->outputs_.emplace_back(path == "-" ? "stdout" : "file:" + path, std::move(*o));
   }
   for (const auto& url : opt.webhooks) {
@@ -145,7 +145,7 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     wo.url = url;
     wo.ca_file = opt.webhook_ca;
     auto w = WebhookOutput::Create(wo);
-    if (!w) return std::unexpected("webhook " + url + ": " + w.error());
+    if (!w) return std::unexpected("webhook " + url + ": " + w.error().message());
     (*w)->Start();
     d->outputs_.emplace_back("webhook:" + url, std::move(*w));
   }
@@ -158,10 +158,10 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
   }
 
   auto hk = AlertStore::Open(opt.db, opt.busy_timeout);
-  if (!hk) return std::unexpected("alerts table in " + opt.db + ": " + hk.error());
+  if (!hk) return std::unexpected("alerts table in " + opt.db + ": " + hk.error().message());
   d->hk_store_ = std::move(*hk);
   auto losses = d->hk_store_->NodeLosses();
-  if (!losses) return std::unexpected(opt.db + ": " + losses.error());
+  if (!losses) return std::unexpected(opt.db + ": " + losses.error().message());
   auto probe = EventScanner::Open(opt.db);
   if (!probe) return std::unexpected(probe.error().message());
   auto cursors = (*probe)->Cursors();
@@ -177,7 +177,7 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     if (!sc) return std::unexpected(sc.error().message());
     s->scanner = std::move(*sc);
     auto st = AlertStore::Open(opt.db, opt.busy_timeout);
-    if (!st) return std::unexpected("alerts table in " + opt.db + ": " + st.error());
+    if (!st) return std::unexpected("alerts table in " + opt.db + ": " + st.error().message());
     s->store = std::move(*st);
     s->default_cursor = default_cursor;
     d->shards_.push_back(std::move(s));
@@ -221,7 +221,7 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
 
   // The outbox: alerts a previous run stored but did not finish delivering.
   auto undelivered = d->hk_store_->Undelivered();
-  if (!undelivered) return std::unexpected(opt.db + ": " + undelivered.error());
+  if (!undelivered) return std::unexpected(opt.db + ": " + undelivered.error().message());
   if (const size_t n = d->SendOutbox(*undelivered); n > 0)
     LogInfo("%zu alert deliveries left over from the last run sent again\n", n);
 

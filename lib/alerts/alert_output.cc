@@ -21,8 +21,7 @@ namespace http = beast::http;
 
 // ---- StreamOutput
 
-std::expected<std::unique_ptr<StreamOutput>, std::string> StreamOutput::Open(
-    const std::string& path) {
+Result<std::unique_ptr<StreamOutput>> StreamOutput::Open(const std::string& path) {
   std::unique_ptr<StreamOutput> out(new StreamOutput());
   out->path_ = path;
   if (path.empty() || path == "-") {
@@ -38,15 +37,16 @@ StreamOutput::~StreamOutput() {
   if (owned_ && f_ != nullptr) std::fclose(f_);
 }
 
-std::expected<void, std::string> StreamOutput::Reopen() {
+Result<> StreamOutput::Reopen() {
   MutexLock lock(mu_);
   if (path_.empty() || path_ == "-") return {};
   int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) return std::unexpected(path_ + ": " + std::strerror(errno));
+  if (fd < 0) return std::unexpected(Error::FromErrno(errno, path_));
   FILE* f = ::fdopen(fd, "a");
   if (f == nullptr) {
+    Error err = Error::FromErrno(errno, path_);
     ::close(fd);
-    return std::unexpected(path_ + ": " + std::strerror(errno));
+    return std::unexpected(std::move(err));
   }
   if (owned_ && f_ != nullptr) std::fclose(f_);
   f_ = f;
@@ -79,8 +79,10 @@ OutputStats StreamOutput::Stats() const {
 
 // ---- WebhookOutput
 
-std::expected<std::unique_ptr<WebhookOutput>, std::string> WebhookOutput::Create(
-    WebhookOptions opt) {
+Result<std::unique_ptr<WebhookOutput>> WebhookOutput::Create(WebhookOptions opt) {
+  auto bad = [&opt](const char* why) {
+    return std::unexpected(Error::InvalidInput("webhook URL " + opt.url + ": " + why));
+  };
   Url u;
   std::string_view rest = opt.url;
   if (rest.starts_with("http://")) {
@@ -89,30 +91,30 @@ std::expected<std::unique_ptr<WebhookOutput>, std::string> WebhookOutput::Create
     rest.remove_prefix(8);
     u.tls = true;
   } else {
-    return std::unexpected("webhook URL " + opt.url + ": http:// or https:// required");
+    return bad("http:// or https:// required");
   }
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   u.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   if (authority.find('@') != std::string_view::npos) {
-    return std::unexpected("webhook URL " + opt.url + ": user info is not supported");
+    return bad("user info is not supported");
   }
   std::string_view host = authority, port;
   if (authority.starts_with('[')) {  // [v6]:port
     size_t close = authority.find(']');
-    if (close == std::string_view::npos) return std::unexpected("webhook URL " + opt.url + ": bad host");
+    if (close == std::string_view::npos) return bad("bad host");
     host = authority.substr(1, close - 1);
     if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return std::unexpected("webhook URL " + opt.url + ": bad host");
+      if (authority[close + 1] != ':') return bad("bad host");
       port = authority.substr(close + 2);
     }
   } else if (size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
     host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
   }
-  if (host.empty()) return std::unexpected("webhook URL " + opt.url + ": no host");
+  if (host.empty()) return bad("no host");
   for (char c : port) {
-    if (c < '0' || c > '9') return std::unexpected("webhook URL " + opt.url + ": bad port");
+    if (c < '0' || c > '9') return bad("bad port");
   }
   u.host = std::string(host);
   u.port = port.empty() ? (u.tls ? "443" : "80") : std::string(port);
@@ -193,7 +195,7 @@ void WebhookOutput::Run() {
         delivered = true;
         break;
       }
-      last_error_ = r.error();
+      last_error_ = r.error().message();
       if (attempt == opt_.max_attempts) break;
       ++stats_.retries;
       cv_.WaitFor(lock, backoff, [this]() DW_REQUIRES(mu_) { return stop_; });
@@ -232,32 +234,31 @@ beast::error_code RunOp(asio::io_context& ioc, Start&& start) {
 }
 
 template <class Stream>
-std::expected<unsigned, std::string> Exchange(asio::io_context& ioc, Stream& stream,
-                                              beast::tcp_stream& tcp,
-                                              const http::request<http::string_body>& req,
-                                              std::chrono::milliseconds timeout) {
+Result<unsigned> Exchange(asio::io_context& ioc, Stream& stream, beast::tcp_stream& tcp,
+                          const http::request<http::string_body>& req,
+                          std::chrono::milliseconds timeout) {
   tcp.expires_after(timeout);
   if (auto ec = RunOp(ioc, [&](auto h) { http::async_write(stream, req, h); })) {
-    return std::unexpected("send: " + ec.message());
+    return std::unexpected(Error::Io("send: " + ec.message()));
   }
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
   parser.body_limit(1 << 20);
   tcp.expires_after(timeout);
   if (auto ec = RunOp(ioc, [&](auto h) { http::async_read(stream, buf, parser, h); })) {
-    return std::unexpected("receive: " + ec.message());
+    return std::unexpected(Error::Io("receive: " + ec.message()));
   }
   return parser.get().result_int();
 }
 
 }  // namespace
 
-std::expected<void, std::string> WebhookOutput::Post(const std::string& body) {
+Result<> WebhookOutput::Post(const std::string& body) {
   asio::io_context ioc;
   asio::ip::tcp::resolver resolver(ioc);
   beast::error_code ec;
   auto endpoints = resolver.resolve(url_.host, url_.port, ec);
-  if (ec) return std::unexpected(url_.host + ": " + ec.message());
+  if (ec) return std::unexpected(Error::Unavailable(url_.host + ": " + ec.message()));
 
   http::request<http::string_body> req{http::verb::post, url_.target, 11};
   const bool default_port = url_.port == (url_.tls ? "443" : "80");
@@ -271,13 +272,13 @@ std::expected<void, std::string> WebhookOutput::Post(const std::string& body) {
   req.body() = body;
   req.prepare_payload();
 
-  std::expected<unsigned, std::string> status;
+  Result<unsigned> status;
   const std::string where = (url_.tls ? "https://" : "http://") + host_header + url_.target;
   if (!url_.tls) {
     beast::tcp_stream stream(ioc);
     stream.expires_after(opt_.timeout);
     if (auto e = RunOp(ioc, [&](auto h) { stream.async_connect(endpoints, h); })) {
-      return std::unexpected(where + ": connect: " + e.message());
+      return std::unexpected(Error::Unavailable(where + ": connect: " + e.message()));
     }
     status = Exchange(ioc, stream, stream, req, opt_.timeout);
     stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
@@ -289,33 +290,36 @@ std::expected<void, std::string> WebhookOutput::Post(const std::string& body) {
       } else {
         ctx->load_verify_file(opt_.ca_file, ec);
       }
-      if (ec) return std::unexpected(where + ": CA certificates: " + ec.message());
+      if (ec) return std::unexpected(Error::Io(where + ": CA certificates: " + ec.message()));
       ctx->set_verify_mode(asio::ssl::verify_peer);
       tls_ = std::move(ctx);
     }
     beast::ssl_stream<beast::tcp_stream> stream(ioc, *tls_);
     if (!SSL_set_tlsext_host_name(stream.native_handle(), url_.host.c_str())) {
-      return std::unexpected(where + ": SNI failed");
+      return std::unexpected(Error::Io(where + ": SNI failed"));
     }
     stream.set_verify_callback(asio::ssl::host_name_verification(url_.host));
     beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
     tcp.expires_after(opt_.timeout);
     if (auto e = RunOp(ioc, [&](auto h) { tcp.async_connect(endpoints, h); })) {
-      return std::unexpected(where + ": connect: " + e.message());
+      return std::unexpected(Error::Unavailable(where + ": connect: " + e.message()));
     }
     tcp.expires_after(opt_.timeout);
     if (auto e = RunOp(ioc, [&](auto h) {
           stream.async_handshake(asio::ssl::stream_base::client, h);
         })) {
-      return std::unexpected(where + ": TLS handshake: " + e.message());
+      return std::unexpected(Error::Io(where + ": TLS handshake: " + e.message()));
     }
     status = Exchange(ioc, stream, tcp, req, opt_.timeout);
     tcp.expires_after(opt_.timeout);
     RunOp(ioc, [&](auto h) { stream.async_shutdown(h); });  // peers often just close
   }
-  if (!status) return std::unexpected(where + ": " + status.error());
+  if (!status) return std::unexpected(std::move(status.error()).Prefix(where));
   if (*status < 200 || *status >= 300) {
-    return std::unexpected(where + ": HTTP status " + std::to_string(*status));
+    // A server error or "too many requests" may pass; any other status refuses the request.
+    const ErrorCode code =
+        *status >= 500 || *status == 429 ? ErrorCode::kUnavailable : ErrorCode::kInvalidInput;
+    return std::unexpected(Error(code, where + ": HTTP status " + std::to_string(*status)));
   }
   return {};
 }

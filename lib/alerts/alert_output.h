@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <deque>
-#include <expected>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,6 +24,7 @@
 
 #include "lib/alerts/alert.h"
 #include "lib/base/mutex.h"
+#include "lib/base/result.h"
 
 namespace boost::asio::ssl {
 class context;
@@ -56,15 +56,15 @@ class AlertOutput {
 
 class StreamOutput final : public AlertOutput {
  public:
-  // "-" or "" is stdout; anything else a file opened for appending (created 0640).
-  [[nodiscard]] static std::expected<std::unique_ptr<StreamOutput>, std::string> Open(
-      const std::string& path);
+  // "-" or "" is stdout; anything else a file opened for appending (created 0640). An
+  // error is coded by open's errno ("path: No such file or directory": kNotFound).
+  [[nodiscard]] static Result<std::unique_ptr<StreamOutput>> Open(const std::string& path);
   ~StreamOutput() override;
 
   void Emit(std::string_view json, DeliveryDone done = {}) override;
   OutputStats Stats() const override;
   // Reopens the file (after a rotation); no-op for stdout.
-  [[nodiscard]] std::expected<void, std::string> Reopen();
+  [[nodiscard]] Result<> Reopen();
 
  private:
   StreamOutput() = default;
@@ -88,10 +88,9 @@ struct WebhookOptions {
 
 class WebhookOutput final : public AlertOutput {
  public:
-  // Checks the URL; the sending thread starts with Start(). An error for a malformed URL
-  // or a scheme other than http/https.
-  [[nodiscard]] static std::expected<std::unique_ptr<WebhookOutput>, std::string> Create(
-      WebhookOptions opt);
+  // Checks the URL; the sending thread starts with Start(). An error (kInvalidInput) for a
+  // malformed URL or a scheme other than http/https.
+  [[nodiscard]] static Result<std::unique_ptr<WebhookOutput>> Create(WebhookOptions opt);
   // Stops the thread: alerts still queued are counted as dropped.
   ~WebhookOutput() override;
 
@@ -109,8 +108,10 @@ class WebhookOutput final : public AlertOutput {
   };
   explicit WebhookOutput(WebhookOptions opt, Url url);
   void Run();
-  // One POST; the error describes a failure (connection, timeout, HTTP status).
-  std::expected<void, std::string> Post(const std::string& body);
+  // One POST; the error describes a failure (connection, timeout, HTTP status). Codes:
+  // name resolution, connect and an HTTP 5xx or 429: kUnavailable; an HTTP status that
+  // refuses the request: kInvalidInput; anything else: kIo.
+  Result<> Post(const std::string& body);
 
   const WebhookOptions opt_;
   const Url url_;

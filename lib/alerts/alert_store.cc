@@ -1,6 +1,7 @@
 #include "lib/alerts/alert_store.h"
 
 #include "lib/base/clock.h"
+#include "lib/store/sqlite_util.h"
 
 #include <sqlite3.h>
 
@@ -56,8 +57,14 @@ CREATE TABLE IF NOT EXISTS detect_cursors(
   updated_ns INTEGER NOT NULL);
 )sql";
 
-std::string Err(sqlite3* db, const std::string& what) {
-  return what + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+// "what: sqlite's message" (sql::SqliteError, coded by sqlite's error).
+Error Err(sqlite3* db, const std::string& what) { return sql::SqliteError(db, what); }
+
+// "what: sqlite3_exec's message" (frees it), coded as Err codes the connection's error.
+Error ExecErr(sqlite3* db, const std::string& what, char* err) {
+  Error e(Err(db, what).code(), what + ": " + (err ? err : "?"));
+  sqlite3_free(err);
+  return e;
 }
 
 
@@ -142,8 +149,8 @@ struct Filter {
            time_col + ", id";
   }
   // Prepares `sql`, binds, calls `row` for each row; the number of rows.
-  std::expected<uint64_t, std::string> Run(sqlite3* db, const std::string& sql,
-                                           const std::function<void(sqlite3_stmt*)>& row) const {
+  Result<uint64_t> Run(sqlite3* db, const std::string& sql,
+                       const std::function<void(sqlite3_stmt*)>& row) const {
     sqlite3_stmt* s = nullptr;
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK)
       return std::unexpected(Err(db, "query"));
@@ -173,8 +180,8 @@ struct Filter {
 
 }  // namespace
 
-std::expected<std::unique_ptr<AlertStore>, std::string> AlertStore::Open(
-    const std::string& path, std::chrono::milliseconds busy_timeout) {
+Result<std::unique_ptr<AlertStore>> AlertStore::Open(const std::string& path,
+                                                     std::chrono::milliseconds busy_timeout) {
   std::unique_ptr<AlertStore> st(new AlertStore());
   if (sqlite3_open_v2(path.c_str(), &st->db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -185,9 +192,7 @@ std::expected<std::unique_ptr<AlertStore>, std::string> AlertStore::Open(
   char* err = nullptr;
   for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", kSchema}) {
     if (sqlite3_exec(st->db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string e = path + ": " + (err ? err : "?");
-      sqlite3_free(err);
-      return std::unexpected(e);
+      return std::unexpected(ExecErr(st->db_, path, err));
     }
   }
   const char* ins =
@@ -218,7 +223,7 @@ AlertStore::~AlertStore() {
   sqlite3_close(db_);
 }
 
-std::expected<void, std::string> AlertStore::InsertInventory(const StoredInventory& inv) {
+Result<> AlertStore::InsertInventory(const StoredInventory& inv) {
   sqlite3_stmt* s = insert_inventory_;
   sqlite3_bind_int64(s, 1, inv.taken_ns);
   int i = 2;
@@ -237,7 +242,7 @@ std::expected<void, std::string> AlertStore::InsertInventory(const StoredInvento
   return {};
 }
 
-std::expected<bool, std::string> AlertStore::Insert(const Alert& a, const std::string& json) {
+Result<bool> AlertStore::Insert(const Alert& a, const std::string& json) {
   sqlite3_stmt* s = insert_;
   sqlite3_reset(s);
   sqlite3_bind_int64(s, 1, a.time_ns);
@@ -257,12 +262,10 @@ std::expected<bool, std::string> AlertStore::Insert(const Alert& a, const std::s
 
 namespace {
 
-std::expected<void, std::string> ExecSql(sqlite3* db, const char* sql) {
+Result<> ExecSql(sqlite3* db, const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string e = std::string(sql) + ": " + (err ? err : "?");
-    sqlite3_free(err);
-    return std::unexpected(e);
+    return std::unexpected(ExecErr(db, sql, err));
   }
   return {};
 }
@@ -275,11 +278,10 @@ struct OneStmt {
 
 }  // namespace
 
-std::expected<std::vector<int64_t>, std::string> AlertStore::CommitDetection(
-    const DetectionCommit& c) {
+Result<std::vector<int64_t>> AlertStore::CommitDetection(const DetectionCommit& c) {
   if (auto ok = ExecSql(db_, "BEGIN IMMEDIATE"); !ok) return std::unexpected(ok.error());
   std::vector<int64_t> ids;
-  auto body = [&]() -> std::expected<void, std::string> {
+  auto body = [&]() -> Result<> {
     OneStmt del, cur, loss;
     if (sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO deliveries(alert_id, output) VALUES(?,?)",
                            -1, &del.s, nullptr) != SQLITE_OK ||
@@ -330,7 +332,7 @@ std::expected<std::vector<int64_t>, std::string> AlertStore::CommitDetection(
   return ids;
 }
 
-std::expected<std::vector<AlertStore::PendingDelivery>, std::string> AlertStore::Undelivered() {
+Result<std::vector<AlertStore::PendingDelivery>> AlertStore::Undelivered() {
   OneStmt q;
   if (sqlite3_prepare_v2(db_,
                          "SELECT d.alert_id, d.output, a.json FROM deliveries d JOIN alerts a "
@@ -347,8 +349,7 @@ std::expected<std::vector<AlertStore::PendingDelivery>, std::string> AlertStore:
   return out;
 }
 
-std::expected<void, std::string> AlertStore::MarkDelivered(
-    const std::vector<std::pair<int64_t, std::string>>& done) {
+Result<> AlertStore::MarkDelivered(const std::vector<std::pair<int64_t, std::string>>& done) {
   if (done.empty()) return {};
   if (auto ok = ExecSql(db_, "BEGIN IMMEDIATE"); !ok) return ok;
   OneStmt d;
@@ -373,7 +374,7 @@ std::expected<void, std::string> AlertStore::MarkDelivered(
   return {};
 }
 
-std::expected<std::map<std::string, std::string>, std::string> AlertStore::NodeLosses() {
+Result<std::map<std::string, std::string>> AlertStore::NodeLosses() {
   OneStmt q;
   if (sqlite3_prepare_v2(db_, "SELECT node, lifetime FROM node_losses", -1, &q.s, nullptr) !=
       SQLITE_OK) {
@@ -386,8 +387,7 @@ std::expected<std::map<std::string, std::string>, std::string> AlertStore::NodeL
   return out;
 }
 
-std::expected<std::unique_ptr<AlertReader>, std::string> AlertReader::Open(
-    const std::string& path) {
+Result<std::unique_ptr<AlertReader>> AlertReader::Open(const std::string& path) {
   std::unique_ptr<AlertReader> r(new AlertReader());
   if (sqlite3_open_v2(path.c_str(), &r->db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
@@ -403,8 +403,8 @@ std::expected<std::unique_ptr<AlertReader>, std::string> AlertReader::Open(
 
 AlertReader::~AlertReader() { sqlite3_close(db_); }
 
-std::expected<uint64_t, std::string> AlertReader::Query(
-    const AlertQuery& q, const std::function<void(const StoredAlert&)>& fn) {
+Result<uint64_t> AlertReader::Query(const AlertQuery& q,
+                                    const std::function<void(const StoredAlert&)>& fn) {
   if (!has_table_) return 0;
   Filter f;
   f.Common(q.node, q.container, q.pod);
@@ -435,7 +435,7 @@ std::expected<uint64_t, std::string> AlertReader::Query(
   });
 }
 
-std::expected<uint64_t, std::string> AlertReader::QueryInventories(
+Result<uint64_t> AlertReader::QueryInventories(
     const InventoryQuery& q, const std::function<void(const StoredInventory&)>& fn) {
   if (!has_inventories_) return 0;
   Filter f;

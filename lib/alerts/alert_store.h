@@ -25,6 +25,9 @@
 //
 // Open the EventStore first on a new database: it sets the page size before WAL mode.
 //
+// Errors are SQLite's, coded as lib/store/sqlite_util.h's SqliteError codes them (corrupt
+// or not a database: kCorruption; busy or locked: kUnavailable; anything else: kIo).
+//
 // Thread-safety: an AlertStore is used by one thread at a time (SQLITE_OPEN_NOMUTEX);
 // SQLite serializes it with the event store's writer (busy timeout 5 s). AlertReader
 // likewise.
@@ -34,13 +37,13 @@
 #include <cstdint>
 #include <map>
 #include <vector>
-#include <expected>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "lib/alerts/alert.h"
+#include "lib/base/result.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -60,14 +63,13 @@ struct StoredInventory {
 
 class AlertStore {
  public:
-  [[nodiscard]] static std::expected<std::unique_ptr<AlertStore>, std::string> Open(
+  [[nodiscard]] static Result<std::unique_ptr<AlertStore>> Open(
       const std::string& path, std::chrono::milliseconds busy_timeout = std::chrono::seconds(5));
   ~AlertStore();
 
   // Stores the alert with `json` (FalcoJson(alert)); false when (event_key, rule) was
   // already stored.
-  [[nodiscard]] std::expected<bool, std::string> Insert(const Alert& alert,
-                                                        const std::string& json);
+  [[nodiscard]] Result<bool> Insert(const Alert& alert, const std::string& json);
 
   // One detection step, in one transaction: the alerts (each with its Falco JSON; one
   // deliveries row per output for each alert not stored before), detection's cursors
@@ -80,24 +82,21 @@ class AlertStore {
     std::map<std::string, int64_t> cursors;
     std::map<std::string, std::string> losses;
   };
-  [[nodiscard]] std::expected<std::vector<int64_t>, std::string> CommitDetection(
-      const DetectionCommit& c);
+  [[nodiscard]] Result<std::vector<int64_t>> CommitDetection(const DetectionCommit& c);
   // Outbox: alerts not yet delivered to an output (alert id, output, json), oldest first.
   struct PendingDelivery {
     int64_t alert_id = 0;
     std::string output, json;
   };
-  [[nodiscard]] std::expected<std::vector<PendingDelivery>, std::string> Undelivered();
-  [[nodiscard]] std::expected<void, std::string> MarkDelivered(
-      const std::vector<std::pair<int64_t, std::string>>& done);
+  [[nodiscard]] Result<std::vector<PendingDelivery>> Undelivered();
+  [[nodiscard]] Result<> MarkDelivered(const std::vector<std::pair<int64_t, std::string>>& done);
   // node -> serialized LossCounters.
-  [[nodiscard]] std::expected<std::map<std::string, std::string>, std::string> NodeLosses();
+  [[nodiscard]] Result<std::map<std::string, std::string>> NodeLosses();
 
   static constexpr int kInventoriesKept = 10;
   // Stores a container's drift inventory (id is ignored) and drops that container's older
   // ones beyond kInventoriesKept.
-  [[nodiscard]] std::expected<void, std::string> InsertInventory(
-      const StoredInventory& inv);
+  [[nodiscard]] Result<> InsertInventory(const StoredInventory& inv);
 
  private:
   AlertStore() = default;
@@ -139,17 +138,16 @@ struct StoredAlert {
 class AlertReader {
  public:
   // Read-only. A database without the alerts table reads as empty.
-  [[nodiscard]] static std::expected<std::unique_ptr<AlertReader>, std::string> Open(
-      const std::string& path);
+  [[nodiscard]] static Result<std::unique_ptr<AlertReader>> Open(const std::string& path);
   ~AlertReader();
 
   // Calls `fn` for each match, oldest first; returns the number of matches.
-  [[nodiscard]] std::expected<uint64_t, std::string> Query(
-      const AlertQuery& q, const std::function<void(const StoredAlert&)>& fn);
+  [[nodiscard]] Result<uint64_t> Query(const AlertQuery& q,
+                                       const std::function<void(const StoredAlert&)>& fn);
 
   // Inventories, oldest first; the number of matches. A database without the table (an
   // older collector) reads as empty.
-  [[nodiscard]] std::expected<uint64_t, std::string> QueryInventories(
+  [[nodiscard]] Result<uint64_t> QueryInventories(
       const InventoryQuery& q, const std::function<void(const StoredInventory&)>& fn);
 
  private:

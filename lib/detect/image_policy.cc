@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 
@@ -63,34 +64,34 @@ YAML::Node Child(const YAML::Node& n, const char* key) {
 
 }  // namespace
 
-std::expected<ImagePolicy, std::string> ImagePolicy::LoadFiles(
-    const std::vector<std::string>& paths) {
+Result<ImagePolicy> ImagePolicy::LoadFiles(const std::vector<std::string>& paths) {
   ImagePolicy p;
   for (const std::string& path : paths) {
+    errno = 0;
     std::ifstream in(path, std::ios::binary);
-    if (!in) return std::unexpected(path + ": cannot open");
+    if (!in) {
+      // The message as ever; the code open(2)'s errno implies (missing: kNotFound).
+      return std::unexpected(Error(Error::FromErrno(errno, path).code(), path + ": cannot open"));
+    }
     std::stringstream ss;
     ss << in.rdbuf();
-    if (in.bad()) return std::unexpected(path + ": read error");
+    if (in.bad()) return std::unexpected(Error::Io(path + ": read error"));
     if (auto ok = p.AddText(ss.str(), path); !ok) return std::unexpected(ok.error());
   }
   return p;
 }
 
-std::expected<ImagePolicy, std::string> ImagePolicy::LoadText(std::string_view text,
-                                                              std::string_view name) {
+Result<ImagePolicy> ImagePolicy::LoadText(std::string_view text, std::string_view name) {
   ImagePolicy p;
   if (auto ok = p.AddText(text, name); !ok) return std::unexpected(ok.error());
   return p;
 }
 
-std::expected<void, std::string> ImagePolicy::AddText(std::string_view text,
-                                                      std::string_view name) {
+Result<> ImagePolicy::AddText(std::string_view text, std::string_view name) {
   return IsYamlName(name) ? AddYaml(text, name) : AddList(text, name);
 }
 
-std::expected<void, std::string> ImagePolicy::AddList(std::string_view text,
-                                                      std::string_view name) {
+Result<> ImagePolicy::AddList(std::string_view text, std::string_view name) {
   size_t line_no = 0;
   while (!text.empty()) {
     ++line_no;
@@ -102,23 +103,21 @@ std::expected<void, std::string> ImagePolicy::AddList(std::string_view text,
     if (line.empty()) continue;
     std::string d = PinnedDigest(line);
     if (d.empty()) {
-      return std::unexpected(std::string(name) + ":" + std::to_string(line_no) + ": '" +
-                             std::string(line) +
-                             "' is not pinned by digest (expected repo@sha256:<64 hex> or "
-                             "sha256:<64 hex>)");
+      return std::unexpected(Error::InvalidInput(
+          std::string(name) + ":" + std::to_string(line_no) + ": '" + std::string(line) +
+          "' is not pinned by digest (expected repo@sha256:<64 hex> or sha256:<64 hex>)"));
     }
     digests_.insert(std::move(d));
   }
   return {};
 }
 
-std::expected<void, std::string> ImagePolicy::AddYaml(std::string_view text,
-                                                      std::string_view name) {
+Result<> ImagePolicy::AddYaml(std::string_view text, std::string_view name) {
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
-    return std::unexpected(Where(name, e.mark) + ": " + e.msg);
+    return std::unexpected(Error::InvalidInput(Where(name, e.mark) + ": " + e.msg));
   }
   std::vector<std::pair<std::string, std::string>> found;  // digest, where
   std::vector<std::string> warnings;
@@ -168,7 +167,7 @@ std::expected<void, std::string> ImagePolicy::AddYaml(std::string_view text,
       }
     }
   } catch (const YAML::Exception& e) {
-    return std::unexpected(Where(name, e.mark) + ": " + e.msg);
+    return std::unexpected(Error::InvalidInput(Where(name, e.mark) + ": " + e.msg));
   }
   for (auto& [d, where] : found) digests_.insert(std::move(d));
   for (auto& w : warnings) warnings_.push_back(std::move(w));

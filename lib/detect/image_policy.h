@@ -17,13 +17,13 @@
 // Thread-safety: immutable after loading; Check may be called from any thread.
 #pragma once
 
-#include <expected>
 #include <string>
 #include <string_view>
 #include <unordered_set>
 #include <vector>
 
 #include "lib/alerts/alert.h"
+#include "lib/base/result.h"
 #include "lib/rules/rule_context.h"
 
 namespace driftwatch {
@@ -31,12 +31,11 @@ namespace driftwatch {
 class ImagePolicy {
  public:
   // Loads and merges every file. The error names the file and line ("deploy.yaml:12:3:
-  // ..."); nothing is loaded then.
-  [[nodiscard]] static std::expected<ImagePolicy, std::string> LoadFiles(
-      const std::vector<std::string>& paths);
+  // ..."); nothing is loaded then. Codes: a file that cannot be opened: what open's errno
+  // implies (kNotFound when missing); a read error: kIo; a bad line or YAML: kInvalidInput.
+  [[nodiscard]] static Result<ImagePolicy> LoadFiles(const std::vector<std::string>& paths);
   // `name` is the file name: it picks the format (.yaml/.yml) and prefixes messages.
-  [[nodiscard]] static std::expected<ImagePolicy, std::string> LoadText(std::string_view text,
-                                                                        std::string_view name);
+  [[nodiscard]] static Result<ImagePolicy> LoadText(std::string_view text, std::string_view name);
 
   // The verdict for a container (checked = true). Also fills mutable_tag and
   // writable_rootfs, which need no manifest (CheckPosture).
@@ -49,9 +48,9 @@ class ImagePolicy {
   const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
-  std::expected<void, std::string> AddText(std::string_view text, std::string_view name);
-  std::expected<void, std::string> AddList(std::string_view text, std::string_view name);
-  std::expected<void, std::string> AddYaml(std::string_view text, std::string_view name);
+  Result<> AddText(std::string_view text, std::string_view name);
+  Result<> AddList(std::string_view text, std::string_view name);
+  Result<> AddYaml(std::string_view text, std::string_view name);
 
   std::unordered_set<std::string> digests_;  // "sha256:<lowercase hex>"
   std::vector<std::string> warnings_;

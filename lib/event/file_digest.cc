@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace driftwatch {
@@ -90,42 +91,42 @@ FileFacts InspectFile(int fd, mode_t mode, uint64_t size, uint64_t hash_max_byte
   return f;
 }
 
-std::expected<int, std::string> ReopenRegular(int path_fd, const struct stat& st) {
-  if (!S_ISREG(st.st_mode)) return std::unexpected(std::string("not a regular file"));
+Result<int> ReopenRegular(int path_fd, const struct stat& st) {
+  if (!S_ISREG(st.st_mode)) return std::unexpected(Error::InvalidInput("not a regular file"));
   char proc_path[32];
   std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", path_fd);
   // The magic link opens the inode path_fd holds, whatever its name is now. O_NONBLOCK and
   // O_NOCTTY cost nothing on a regular file and would keep a wrong one harmless; the
   // (dev, ino) check below catches a /proc/self that is not ours.
   int fd = open(proc_path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return std::unexpected(std::string("reopen: ") + strerror(errno));
+  if (fd < 0) return std::unexpected(Error::FromErrno(errno, "reopen"));
   struct stat now;
   if (fstat(fd, &now) != 0) {
-    std::string err = std::string("fstat: ") + strerror(errno);
+    Error err = Error::FromErrno(errno, "fstat");
     close(fd);
-    return std::unexpected(err);
+    return std::unexpected(std::move(err));
   }
   if (!S_ISREG(now.st_mode) || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
     close(fd);
-    return std::unexpected(std::string("reopened another file"));
+    return std::unexpected(Error::Io("reopened another file"));
   }
   // Blocking reads from here (a regular file never blocks; a lease break would EAGAIN).
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
-    std::string err = std::string("fcntl: ") + strerror(errno);
+    Error err = Error::FromErrno(errno, "fcntl");
     close(fd);
-    return std::unexpected(err);
+    return std::unexpected(std::move(err));
   }
   return fd;
 }
 
-std::expected<int, std::string> OpenRegularAt(int dir_fd, const char* name, struct stat* st) {
+Result<int> OpenRegularAt(int dir_fd, const char* name, struct stat* st) {
   int path_fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (path_fd < 0) return std::unexpected(std::string("open: ") + strerror(errno));
+  if (path_fd < 0) return std::unexpected(Error::FromErrno(errno, "open"));
   if (fstat(path_fd, st) != 0) {
-    std::string err = std::string("fstat: ") + strerror(errno);
+    Error err = Error::FromErrno(errno, "fstat");
     close(path_fd);
-    return std::unexpected(err);
+    return std::unexpected(std::move(err));
   }
   auto fd = ReopenRegular(path_fd, *st);
   close(path_fd);

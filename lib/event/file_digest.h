@@ -9,8 +9,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <expected>
 #include <string>
+
+#include "lib/base/result.h"
 
 namespace driftwatch {
 
@@ -50,12 +51,15 @@ void HashFile(int fd, uint64_t hash_max_bytes, FileFacts* f);
 //
 // Reopens `path_fd` (an O_PATH or any other fd; `st` its fstat) for reading: an fd
 // (O_RDONLY, blocking, close-on-exec) on the same (st_dev, st_ino), or why not. Refuses
-// anything that is not a regular file without opening it.
-std::expected<int, std::string> ReopenRegular(int path_fd, const struct stat& st);
+// anything that is not a regular file without opening it. Errors: not a regular file:
+// kInvalidInput; another inode reopened (swapped meanwhile): kIo; a failed syscall: what its
+// errno implies ("fstat: ...").
+Result<int> ReopenRegular(int path_fd, const struct stat& st);
 
 // `name` under `dir_fd` (AT_FDCWD: the cwd; a symlink is not followed, in the last
-// component) opened for reading through ReopenRegular; `st` gets its fstat.
-std::expected<int, std::string> OpenRegularAt(int dir_fd, const char* name, struct stat* st);
+// component) opened for reading through ReopenRegular; `st` gets its fstat. A name that is
+// not there: kNotFound ("open: No such file or directory").
+Result<int> OpenRegularAt(int dir_fd, const char* name, struct stat* st);
 
 // Lowercase hex of raw bytes ("" for "").
 std::string HexOf(const std::string& raw);

@@ -157,7 +157,10 @@ TEST(AlertOutput, StreamToFile) {
   EXPECT_EQ(json::parse(l1)["rule"], "Drop and execute new binary in container");
   EXPECT_EQ(json::parse(l2)["rule"], "second");
   std::filesystem::remove(path);
-  EXPECT_FALSE(StreamOutput::Open("/nonexistent-dir/alerts.json"));
+  auto missing = StreamOutput::Open("/nonexistent-dir/alerts.json");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(missing.error().message(), "/nonexistent-dir/alerts.json: No such file or directory");
 }
 
 // A tiny HTTP/1.1 server on 127.0.0.1:0: answers each request with the next status of
@@ -437,7 +440,10 @@ WebhookOptions Opts(const std::string& url) {
 }
 
 TEST(Webhook, Urls) {
-  EXPECT_FALSE(WebhookOutput::Create(Opts("ftp://x/")));
+  auto ftp = WebhookOutput::Create(Opts("ftp://x/"));
+  ASSERT_FALSE(ftp);
+  EXPECT_EQ(ftp.error().code(), ErrorCode::kInvalidInput);
+  EXPECT_EQ(ftp.error().message(), "webhook URL ftp://x/: http:// or https:// required");
   EXPECT_FALSE(WebhookOutput::Create(Opts("http://")));
   EXPECT_FALSE(WebhookOutput::Create(Opts("http://host:12x/")));
   EXPECT_TRUE(WebhookOutput::Create(Opts("http://sidekick:2801")));

@@ -106,7 +106,10 @@ TEST(OpenRegularAtTest, OpensARegularFileForBlockingReads) {
   auto at = OpenRegularAt(dir, "f", &st);
   ASSERT_TRUE(at.has_value()) << at.error();
   close(*at);
-  EXPECT_FALSE(OpenRegularAt(dir, "missing", &st).has_value());
+  auto missing = OpenRegularAt(dir, "missing", &st);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(missing.error().message(), "open: No such file or directory");
   close(dir);
 }
 
@@ -167,11 +170,16 @@ TEST(OpenRegularAtTest, ReopenReadsTheInodeHeldNotTheName) {
   // A stat that says something else than a regular file is refused before any open.
   struct stat fifo_st = st;
   fifo_st.st_mode = S_IFIFO | 0644;
-  EXPECT_FALSE(ReopenRegular(path_fd, fifo_st).has_value());
+  auto fifo = ReopenRegular(path_fd, fifo_st);
+  ASSERT_FALSE(fifo.has_value());
+  EXPECT_EQ(fifo.error().code(), ErrorCode::kInvalidInput);
+  EXPECT_EQ(fifo.error().message(), "not a regular file");
   // A stat of another inode: the reopened fd does not match it.
   struct stat other = st;
   other.st_ino += 1;
-  EXPECT_FALSE(ReopenRegular(path_fd, other).has_value());
+  auto swapped = ReopenRegular(path_fd, other);
+  ASSERT_FALSE(swapped.has_value());
+  EXPECT_EQ(swapped.error().message(), "reopened another file");
   close(path_fd);
 }
 
