@@ -227,6 +227,17 @@ int RunStatus(const StatusOptions& opt) {
               Num(a, "evictions").c_str());
   std::printf("fanotify   %s, %s events, %s overflows\n", str(f, "mode").c_str(),
               Num(f, "events").c_str(), Num(f, "overflows").c_str());
+  if (s["prevent"].is_object() && str(s["prevent"], "mode") != "off") {
+    const auto& p = s["prevent"];
+    std::printf("prevent    %s: %s denied, %s would deny, %s allowed by policy, %s fail answers "
+                "(%s past the deadline, %s undecided), longest answer %s ns\n",
+                str(p, "mode").c_str(), Num(p, "denied").c_str(), Num(p, "would_deny").c_str(),
+                Num(p, "allowed_by_policy").c_str(), Num(p, "fail_answers").c_str(),
+                Num(p, "deadline_answers").c_str(), Num(p, "undecided").c_str(),
+                Num(p, "latency_max_ns").c_str());
+  } else {
+    std::printf("prevent    off\n");
+  }
   const auto& cs = s["containers"];
   std::printf("containers %zu watched (runtime %s)\n", cs.is_array() ? cs.size() : 0,
               str(s, "runtime").empty() ? "cgroups only" : str(s, "runtime").c_str());
