@@ -79,6 +79,9 @@ class ContainerRegistry : public ContainerResolver {
   std::optional<std::string> ByUpperFile(std::string_view path_in_container, dev_t dev,
                                          ino_t ino) const override;
   std::optional<ContainerLayers> LayersOf(const std::string& container_id) const override;
+  std::optional<v1::ContainerInfo> Describe(const std::string& container_id) const override {
+    return Find(container_id);
+  }
 
  private:
   struct Entry {

@@ -86,6 +86,10 @@ class ContainerResolver {
   virtual std::optional<ContainerLayers> LayersOf(const std::string& /*container_id*/) const {
     return std::nullopt;
   }
+  // What is known of a container (pod, labels), for the exec guard's policy.
+  virtual std::optional<v1::ContainerInfo> Describe(const std::string& /*container_id*/) const {
+    return std::nullopt;
+  }
 };
 
 struct FanotifyOptions {

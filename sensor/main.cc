@@ -82,6 +82,7 @@ struct Flags {
   std::string prevent_fail = "open";
   int prevent_deadline_ms = 50;
   std::vector<std::string> prevent_allow;
+  std::string prevent_policy;
   // Collector.
   std::string collector;
   std::string tls_ca, tls_cert, tls_key, tls_server_name;
@@ -303,6 +304,7 @@ int Run(const Flags& flags) {
       po.deadline = std::chrono::milliseconds(flags.prevent_deadline_ms);
       po.filesystems = flags.watch_fs;
       po.allow_paths = flags.prevent_allow;
+      po.policy_file = flags.prevent_policy;
       po.hash_max_bytes = flags.hash_max;
       auto g = ExecGuard::Open(po, registry.get(), [&](v1::Event& ev) { output.Write(ev); });
       if (!g) {
@@ -650,9 +652,17 @@ int Run(const Flags& flags) {
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        // Nothing the sensor reads at run time can change: its settings are flags.
+        // The prevention policy file is the one thing read at run time; the rest are flags.
         systemd.Reloading();
-        LogInfo("SIGHUP: nothing to reload (restart to apply new flags)\n");
+        if (guard && !flags.prevent_policy.empty()) {
+          if (auto r = guard->ReloadPolicy(); r)
+            LogInfo("SIGHUP: prevention policy %s reloaded: %zu entries\n",
+                    flags.prevent_policy.c_str(), guard->policy_entries());
+          else
+            LogError("SIGHUP: %s; the policy in force stays\n", r.error().c_str());
+        } else {
+          LogInfo("SIGHUP: nothing to reload (restart to apply new flags)\n");
+        }
         systemd.Ready("running");
         wait_signal();
         return;
@@ -814,6 +824,9 @@ int main(int argc, char** argv) {
                  "files may run under --prevent drift (repeatable; config key prevent-allow, a "
                  "list)")
       ->allow_extra_args(false);
+  app.add_option("--prevent-policy", f.prevent_policy,
+                 "YAML file of drift that may run under --prevent drift (entries of namespaces, "
+                 "pods, labels, paths, sha256; see the README), read again on SIGHUP");
   app.add_option("--metrics-address", f.metrics_address,
                  "HOST:PORT serving /metrics (Prometheus), /healthz and /status (what "
                  "`driftwatch status` reads); empty: off")

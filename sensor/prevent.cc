@@ -1,7 +1,6 @@
 #include "sensor/prevent.h"
 
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <linux/openat2.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -98,12 +97,13 @@ Result<std::unique_ptr<ExecGuard>> ExecGuard::Open(PreventOptions options,
   if (options.filesystems.empty()) options.filesystems = RuntimeFilesystems();
   if (options.deadline <= std::chrono::milliseconds(0))
     return std::unexpected(Error::InvalidInput("--prevent-deadline-ms must be at least 1"));
-  for (const std::string& g : options.allow_paths) {
-    if (g.empty() || g[0] != '/')
-      return std::unexpected(Error::InvalidInput(
-          "--prevent-allow " + g + ": a path inside the container starts with /"));
-  }
+  auto policy = LoadPolicy(options);
+  if (!policy) return std::unexpected(policy.error());
   std::unique_ptr<ExecGuard> g(new ExecGuard(std::move(options), resolver, std::move(sink)));
+  {
+    MutexLock lock(g->policy_mu_);
+    g->policy_ = std::move(*policy);
+  }
   // Non-blocking: the verdict thread and the watchdog both read it.
   g->fan_fd_ = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
                              O_RDONLY | O_LARGEFILE | O_CLOEXEC);
@@ -167,6 +167,53 @@ void ExecGuard::Stop() {
   if (report_thread_.joinable()) report_thread_.join();
 }
 
+Result<std::shared_ptr<const PreventPolicy>> ExecGuard::LoadPolicy(const PreventOptions& o) {
+  for (const std::string& g : o.allow_paths) {
+    if (g.empty() || g[0] != '/')
+      return std::unexpected(Error::InvalidInput(
+          "--prevent-allow " + g + ": a path inside the container starts with /"));
+  }
+  PreventPolicy p;
+  if (!o.policy_file.empty()) {
+    auto loaded = PreventPolicy::Load(o.policy_file);
+    if (!loaded) return std::unexpected(loaded.error().Prefix("--prevent-policy"));
+    p = std::move(*loaded);
+  }
+  p.AddPaths(o.allow_paths);
+  return std::make_shared<const PreventPolicy>(std::move(p));
+}
+
+Result<> ExecGuard::ReloadPolicy() {
+  auto policy = LoadPolicy(options_);
+  if (!policy) return std::unexpected(policy.error());
+  MutexLock lock(policy_mu_);
+  policy_ = std::move(*policy);
+  return {};
+}
+
+size_t ExecGuard::policy_entries() const {
+  MutexLock lock(policy_mu_);
+  return policy_->size();
+}
+
+std::optional<std::string> ExecGuard::PolicyHash(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return std::nullopt;
+  if (static_cast<uint64_t>(st.st_size) > kPolicyHashMaxBytes) return std::nullopt;
+  const HashKey key{st.st_dev, st.st_ino,
+                    st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                    st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec,
+                    static_cast<int64_t>(st.st_size)};
+  if (auto it = hash_cache_.find(key); it != hash_cache_.end()) return it->second;
+  FileFacts f;
+  HashFile(fd, kPolicyHashMaxBytes, &f);
+  std::optional<std::string> h;
+  if (f.hashed) h = f.sha256;
+  if (hash_cache_.size() >= 4096) hash_cache_.clear();  // a bound, not an LRU: rare
+  hash_cache_.emplace(key, h);
+  return h;
+}
+
 void ExecGuard::ForgetContainer(const std::string& container_id) {
   MutexLock lock(layers_mu_);
   layers_.erase(container_id);
@@ -206,11 +253,20 @@ ExecGuard::Verdict ExecGuard::Undecided() {
   return v;
 }
 
-ExecGuard::Verdict ExecGuard::DriftVerdict(std::string container_id, std::string path,
+ExecGuard::Verdict ExecGuard::DriftVerdict(int fd, std::string container_id, std::string path,
                                            std::string upper_path) {
   Verdict v;
-  for (const std::string& g : options_.allow_paths) {
-    if (fnmatch(g.c_str(), path.c_str(), FNM_PATHNAME) == 0) {
+  std::shared_ptr<const PreventPolicy> policy;
+  {
+    MutexLock lock(policy_mu_);
+    policy = policy_;
+  }
+  if (!policy->empty()) {
+    // Drift is rare: what the policy needs is looked up here only.
+    std::optional<v1::ContainerInfo> info;
+    if (policy->wants_container()) info = resolver_->Describe(container_id);
+    PreventPolicy::Exec x{path, info ? &*info : nullptr, [this, fd] { return PolicyHash(fd); }};
+    if (policy->Allows(x)) {
       ++counters_.allowed_by_policy;
       return v;
     }
@@ -242,7 +298,7 @@ ExecGuard::Verdict ExecGuard::Decide(pid_t pid, int fd) {
   if (st.st_nlink == 0 || path.ends_with(kDeleted)) {
     if (path.ends_with(kDeleted)) path.resize(path.size() - kDeleted.size());
     if (st.st_dev == layers->upper_dev)
-      return DriftVerdict(std::move(*cid), std::move(path), std::string());
+      return DriftVerdict(fd, std::move(*cid), std::move(path), std::string());
     ++counters_.outside_layers;
     return {};
   }
@@ -257,7 +313,7 @@ ExecGuard::Verdict ExecGuard::Decide(pid_t pid, int fd) {
     switch (LookUpInLayer(layers->upper_fd, path, st)) {
       case LayerLookup::kFound: {
         if (layers->upper_mnt_id.load() < 0) layers->upper_mnt_id = FdMountId(fd);
-        return DriftVerdict(std::move(*cid), path, layers->upper_path + path);
+        return DriftVerdict(fd, std::move(*cid), path, layers->upper_path + path);
       }
       case LayerLookup::kError: ++counters_.errors; break;
       case LayerLookup::kMissing:
@@ -272,7 +328,7 @@ ExecGuard::Verdict ExecGuard::Decide(pid_t pid, int fd) {
   // volume or host path the container mounted).
   const int mnt = FdMountId(fd);
   if (mnt >= 0 && mnt == layers->upper_mnt_id.load())
-    return DriftVerdict(std::move(*cid), std::move(path), std::string());
+    return DriftVerdict(fd, std::move(*cid), std::move(path), std::string());
   if (st.st_dev != layers->upper_dev) {
     ++counters_.outside_layers;
     return {};

@@ -37,11 +37,13 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -49,6 +51,7 @@
 #include "lib/base/mutex.h"
 #include "lib/base/result.h"
 #include "sensor/fanotify_watcher.h"
+#include "sensor/prevent_policy.h"
 
 struct stat;
 
@@ -68,8 +71,10 @@ struct PreventOptions {
   // Host paths whose filesystems get the marks; empty: RuntimeFilesystems().
   std::vector<std::string> filesystems;
   // Paths inside containers (globs, fnmatch with FNM_PATHNAME: "*" stays within a
-  // directory) whose upper-layer files may run.
+  // directory) whose upper-layer files may run (--prevent-allow).
   std::vector<std::string> allow_paths;
+  // The policy file (sensor/prevent_policy.h), read at Open and by ReloadPolicy; "": none.
+  std::string policy_file;
   uint64_t hash_max_bytes = 64ull << 20;  // denied files hashed up to this size
   size_t report_queue = 4096;             // denials waiting for their description
 };
@@ -81,7 +86,7 @@ struct PreventCounters {
   std::atomic<uint64_t> allowed{0};         // allowed: host, image layer, outside the layers
   std::atomic<uint64_t> denied{0};          // denied: drift
   std::atomic<uint64_t> would_deny{0};      // dry run: allowed, reported
-  std::atomic<uint64_t> allowed_by_policy{0};  // drift that --prevent-allow lets run
+  std::atomic<uint64_t> allowed_by_policy{0};  // drift the policy lets run
   std::atomic<uint64_t> deadline_answers{0};   // answered by the watchdog (fail mode's verdict)
   std::atomic<uint64_t> outside_layers{0};  // allowed: a container's file in neither layer
                                             // (a volume on the same filesystem)
@@ -127,6 +132,9 @@ class ExecGuard {
 
   // A container went away: its upper dir fd is closed.
   void ForgetContainer(const std::string& container_id);
+  // Reads the policy file again (SIGHUP). On error the policy in force stays.
+  Result<> ReloadPolicy();
+  size_t policy_entries() const;
 
   const PreventCounters& counters() const { return counters_; }
   const PreventOptions& options() const { return options_; }
@@ -170,7 +178,8 @@ class ExecGuard {
   void ReportLoop();
   Verdict Decide(pid_t pid, int fd);
   // Drift (deny or would-deny) or allow under the policy, counted.
-  Verdict DriftVerdict(std::string container_id, std::string path, std::string upper_path);
+  Verdict DriftVerdict(int fd, std::string container_id, std::string path,
+                       std::string upper_path);
   // The fail mode's verdict for an exec nothing could be decided about, counted.
   Verdict Undecided();
   // Writes the answer for batch_[i] unless the watchdog did; true when this call wrote it.
@@ -181,6 +190,10 @@ class ExecGuard {
   void AnswerQueued();
   void CountLatency(uint64_t ns);
   std::shared_ptr<Layers> LayersOf(const std::string& container_id);
+  static Result<std::shared_ptr<const PreventPolicy>> LoadPolicy(const PreventOptions& o);
+  // The sha256 of the file behind `fd` for a policy's sha256 selector, cached by the
+  // file's identity and times (verdict thread only).
+  std::optional<std::string> PolicyHash(int fd);
 
   PreventOptions options_;
   const ContainerResolver* resolver_;
@@ -199,6 +212,19 @@ class ExecGuard {
   bool busy_ DW_GUARDED_BY(mu_) = false;  // the verdict thread is deciding for `batch_`
   std::chrono::steady_clock::time_point busy_since_ DW_GUARDED_BY(mu_);
   CondVar watchdog_cv_;
+
+  mutable Mutex policy_mu_;
+  std::shared_ptr<const PreventPolicy> policy_ DW_GUARDED_BY(policy_mu_);
+  struct HashKey {
+    dev_t dev;
+    ino_t ino;
+    int64_t mtime_ns, ctime_ns, size;
+    bool operator<(const HashKey& o) const {
+      return std::tie(dev, ino, mtime_ns, ctime_ns, size) <
+             std::tie(o.dev, o.ino, o.mtime_ns, o.ctime_ns, o.size);
+    }
+  };
+  std::map<HashKey, std::optional<std::string>> hash_cache_;  // verdict thread only
 
   Mutex layers_mu_;
   std::unordered_map<std::string, std::shared_ptr<Layers>> layers_ DW_GUARDED_BY(layers_mu_);

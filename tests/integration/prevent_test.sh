@@ -73,9 +73,13 @@ want() { # OUT NAME EXIT
 }
 
 step "prevent drift"
+# The policy file: drift under /tmp/policy/ may run in namespace shop (this pod's).
+bb_sha=$(sha256sum /bin/busybox | cut -d' ' -f1)
+printf 'allow:\n  - name: shop-tools\n    namespaces: [shop]\n    paths: ["/tmp/policy/*"]\n  - name: other-by-hash\n    namespaces: [other]\n    sha256: [%s]\n' \
+    "$bb_sha" >"$tmp/policy.yaml"
 dw_sensor_start --audit-mode off --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
-    --prevent drift --prevent-allow '/tmp/allowed/*' --status-interval 1 \
-    --metrics-address 127.0.0.1:0
+    --prevent drift --prevent-allow '/tmp/allowed/*' --prevent-policy "$tmp/policy.yaml" \
+    --status-interval 1 --metrics-address 127.0.0.1:0
 grep -q "prevent drift (fail open after 50 ms; marks on $ctd/root)" "$tmp/sensor.log" &&
     ok "the banner names prevent mode and marks" || fail "banner: $(grep -m1 prevent "$tmp/sensor.log")"
 dw_wait 10 sensor_status || die "the sensor does not know the container"
@@ -84,11 +88,30 @@ cat "$tmp/pod.out"
 for n in image sh_c script_by_shell allowed; do want "$tmp/pod.out" "$n" 0; done
 for n in dropped script renamed hardlink pre; do want "$tmp/pod.out" "$n" 126; done
 want "$tmp/pod.out" unlinked 127  # fd_exec: execveat failed (EPERM)
+policy_run() { in_pod /bin/sh -c 'mkdir -p /tmp/policy && cp /bin/busybox /tmp/policy/busybox-p &&
+    chmod 755 /tmp/policy/busybox-p; /tmp/policy/busybox-p true >/dev/null 2>&1; echo $?' 2>&1 | tail -1; }
+expect "the policy file lets /tmp/policy/ run in namespace shop" "$(policy_run)" 0
+# The same file by hash, but for another namespace: not this pod's.
+printf 'allow:\n  - namespaces: [other]\n    sha256: [%s]\n' "$bb_sha" >"$tmp/policy.yaml"
+kill -HUP "$(dw_pid sensor)"
+dw_wait 5 grep -q "prevention policy .* reloaded: 2 entries" "$tmp/sensor.log" ||
+    fail "SIGHUP: $(grep SIGHUP "$tmp/sensor.log" | tail -1)"
+expect "after SIGHUP the policy no longer lets it run" "$(policy_run)" 126
+printf 'allow:\n  - namespaces: [shop]\n    sha256: [%s]\n' "$bb_sha" >"$tmp/policy.yaml"
+kill -HUP "$(dw_pid sensor)"
+dw_wait 5 test "$(grep -c "prevention policy .* reloaded" "$tmp/sensor.log")" -ge 2 || fail "second SIGHUP"
+expect "a sha256 entry lets the same file run" "$(policy_run)" 0
+printf 'allow:\n  - bogus: 1\n' >"$tmp/policy.yaml"
+kill -HUP "$(dw_pid sensor)"
+dw_wait 5 grep -q "SIGHUP: .*policy.yaml:2:5: unknown key bogus.*the policy in force stays" "$tmp/sensor.log" &&
+    ok "a bad policy file is refused with its line, the old one stays" || fail "bad policy: $(tail -2 "$tmp/sensor.log")"
+expect "the old policy still in force" "$(policy_run)" 0
 # Host execs of a dropped file on the same filesystem run.
 cp /bin/busybox "$ctd/root/busybox-host-dropped" && chmod 755 "$ctd/root/busybox-host-dropped"
 "$ctd/root/busybox-host-dropped" true && ok "host exec of a dropped file runs" || fail "host exec denied"
 sensor_status
-expect "status: denials" "$(json "$tmp/status.json" 'j["prevent"]["denied"]')" 6
+expect "status: denials" "$(json "$tmp/status.json" 'j["prevent"]["denied"]')" 7
+expect "status: allowed by policy" "$(json "$tmp/status.json" 'j["prevent"]["allowed_by_policy"]')" 4
 expect "status: mode" "$(json "$tmp/status.json" 'j["prevent"]["mode"]')" drift
 expect "status: fail answers" "$(json "$tmp/status.json" 'j["prevent"]["fail_answers"]')" 0
 dw_stop sensor
@@ -111,7 +134,8 @@ bad = [a for a in got if a["priority"] != "Critical" or a["output_fields"]["k8s.
 print("denied files:", files)
 if bad:
     print("bad alert:", bad[0])
-ok = len(got) == 6 and want <= set(files) <= want | {"/tmp/busybox-hardlink"} and not bad
+want.add("/tmp/policy/busybox-p")  # once, between the two SIGHUPs
+ok = len(got) == 7 and want <= set(files) <= want | {"/tmp/busybox-hardlink"} and not bad
 sys.exit(0 if ok else 1)
 PY
 

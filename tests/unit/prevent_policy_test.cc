@@ -1,0 +1,110 @@
+// PreventPolicy (sensor/prevent_policy.h): the drift --prevent drift lets run. Entries AND
+// their selectors, the policy ORs its entries; bad files name file, line and column.
+#include <gtest/gtest.h>
+
+#include "lib/event/file_digest.h"
+#include "sensor/prevent_policy.h"
+
+namespace driftwatch::sensor {
+namespace {
+
+v1::ContainerInfo Pod(const std::string& ns, const std::string& pod,
+                      std::vector<std::pair<std::string, std::string>> labels = {}) {
+  v1::ContainerInfo c;
+  c.set_pod_namespace(ns);
+  c.set_pod_name(pod);
+  for (auto& [k, v] : labels) {
+    v1::Label* l = c.add_labels();
+    l->set_key(k);
+    l->set_value(v);
+  }
+  return c;
+}
+
+PreventPolicy Parse(std::string_view text) {
+  auto p = PreventPolicy::Parse(text, "policy.yaml");
+  EXPECT_TRUE(p.has_value()) << (p ? "" : p.error().message());
+  return p ? std::move(*p) : PreventPolicy();
+}
+
+TEST(PreventPolicy, EntriesAndSelectors) {
+  const PreventPolicy p = Parse(R"(
+allow:
+  - name: ci
+    namespaces: [ci, "build-*"]
+    pods: ["runner-*"]
+    paths: ["/workspace/*"]
+  - name: tools
+    labels: {app: tools, tier: ops}
+  - name: hashed
+    sha256: [9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08]
+)");
+  EXPECT_EQ(p.size(), 3u);
+  EXPECT_TRUE(p.wants_container());
+  const v1::ContainerInfo runner = Pod("build-7", "runner-x");
+  EXPECT_EQ(p.Allows({"/workspace/go", &runner, {}}), "ci");
+  EXPECT_EQ(p.Allows({"/workspace/sub/go", &runner, {}}), std::nullopt);  // * stays in a dir
+  const v1::ContainerInfo other = Pod("prod", "runner-x");
+  EXPECT_EQ(p.Allows({"/workspace/go", &other, {}}), std::nullopt);
+  EXPECT_EQ(p.Allows({"/workspace/go", nullptr, {}}), std::nullopt);  // pod unknown
+  const v1::ContainerInfo tools = Pod("x", "y", {{"app", "tools"}, {"tier", "ops"}});
+  EXPECT_EQ(p.Allows({"/anything", &tools, {}}), "tools");
+  const v1::ContainerInfo half = Pod("x", "y", {{"app", "tools"}});
+  EXPECT_EQ(p.Allows({"/anything", &half, {}}), std::nullopt);
+  // sha256 of "test"; the hash is computed only when an entry asks, once.
+  int calls = 0;
+  auto hash = [&]() -> std::optional<std::string> {
+    ++calls;
+    std::string raw;
+    const std::string hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    for (size_t i = 0; i < hex.size(); i += 2) raw.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    return raw;
+  };
+  EXPECT_EQ(p.Allows({"/bin/x", &half, hash}), "hashed");
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(p.Allows({"/bin/x", &half, [] { return std::optional<std::string>(); }}), std::nullopt);
+}
+
+TEST(PreventPolicy, AllowPathsFlag) {
+  PreventPolicy p;
+  EXPECT_TRUE(p.empty());
+  p.AddPaths({"/opt/tools/*"});
+  EXPECT_FALSE(p.wants_container());
+  EXPECT_EQ(p.Allows({"/opt/tools/a", nullptr, {}}), "--prevent-allow");
+  EXPECT_EQ(p.Allows({"/opt/other", nullptr, {}}), std::nullopt);
+}
+
+TEST(PreventPolicy, EmptyFileAllowsNothing) {
+  EXPECT_TRUE(Parse("").empty());
+  EXPECT_TRUE(Parse("allow:\n").empty());
+}
+
+TEST(PreventPolicy, BadFilesNameTheirPlace) {
+  struct Case {
+    const char* text;
+    const char* error;
+  } cases[] = {
+      {"allow: [", "policy.yaml:1:"},
+      {"deny: []\n", "policy.yaml:1:1: unknown key deny"},
+      {"allow: x\n", "allow: a list of entries"},
+      {"allow:\n  - name: open\n", "policy.yaml:2:5: an entry needs at least one of"},
+      {"allow:\n  - paths: [tmp/x]\n", "a path inside the container starts with /"},
+      {"allow:\n  - sha256: [abc]\n", "sha256: abc: 64 hex digits"},
+      {"allow:\n  - pods: runner\n", "pods: a list of strings"},
+      {"allow:\n  - labels: [a]\n", "labels: a map of label to value"},
+      {"allow:\n  - image: x\n", "unknown key image"},
+  };
+  for (const Case& c : cases) {
+    auto p = PreventPolicy::Parse(c.text, "policy.yaml");
+    ASSERT_FALSE(p.has_value()) << c.text;
+    EXPECT_EQ(p.error().code(), ErrorCode::kInvalidInput);
+    EXPECT_NE(p.error().message().find(c.error), std::string::npos)
+        << c.text << " -> " << p.error().message();
+  }
+  auto missing = PreventPolicy::Load("/nonexistent/policy.yaml");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace driftwatch::sensor
