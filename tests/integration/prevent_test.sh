@@ -153,16 +153,29 @@ dw_stop sensor
 "$dw" analyze "$tmp/capture" >"$tmp/dry-alerts.jsonl" 2>/dev/null || die "analyze (dry run)"
 expect "dry run alerts" "$(grep -c '"rule":"Drift Prevention Dry Run"' "$tmp/dry-alerts.jsonl" || true)" 7
 
-step "SIGKILL during an exec storm"
+step "exec storms: prevention on, then SIGKILL in the middle"
 dw_sensor_start --audit-mode off --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
     --prevent drift --metrics-address 127.0.0.1:0
 dw_wait 10 sensor_status || die "the sensor does not know the container (storm)"
 # Two storms of image execs, one per core: in the pod and on the host (a copy of busybox on
 # the marked filesystem). Each counts its failures; timeout marks a hung exec.
 storm='n=0; f=0; while [ $n -lt 3000 ]; do /bin/busybox true || f=$((f+1)); n=$((n+1)); done; echo "failed=$f"'
+cp /bin/busybox "$ctd/root/busybox-bb"
+# First a whole storm with prevention on: no allowed exec denied, none past the deadline.
+(in_pod /bin/sh -c "$storm" >"$tmp/storm0-pod.out" 2>&1; echo "rc=$?" >>"$tmp/storm0-pod.out") &
+pod_storm=$!
+timeout -k 5 60 /bin/sh -c "${storm//\/bin\/busybox/$ctd/root/busybox-bb}" >"$tmp/storm0-host.out" 2>&1 || true
+wait "$pod_storm" || true
+expect "storm: no image exec denied in the pod" "$(sed -n 's/^failed=//p' "$tmp/storm0-pod.out")" 0
+expect "storm: no host exec denied" "$(sed -n 's/^failed=//p' "$tmp/storm0-host.out")" 0
+sensor_status
+expect "storm: no exec answered by the deadline" "$(json "$tmp/status.json" 'j["prevent"]["deadline_answers"]')" 0
+expect "storm: none undecided" "$(json "$tmp/status.json" 'j["prevent"]["undecided"]')" 0
+expect "storm: none denied" "$(json "$tmp/status.json" 'j["prevent"]["denied"]')" 0
+note "storm: $(json "$tmp/status.json" 'j["prevent"]["allowed"]') execs allowed, longest answer $(json "$tmp/status.json" 'j["prevent"]["latency_max_ns"]') ns"
+# Then the same, with the sensor killed in the middle.
 (in_pod /bin/sh -c "$storm" >"$tmp/storm-pod.out" 2>&1; echo "rc=$?" >>"$tmp/storm-pod.out") &
 pod_storm=$!
-cp /bin/busybox "$ctd/root/busybox-bb"
 (timeout -k 5 60 /bin/sh -c "${storm//\/bin\/busybox/$ctd/root/busybox-bb}" >"$tmp/storm-host.out" 2>&1
  echo "rc=$?" >>"$tmp/storm-host.out") &
 host_storm=$!
