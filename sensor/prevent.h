@@ -224,6 +224,7 @@ class ExecGuard {
              std::tie(o.dev, o.ino, o.mtime_ns, o.ctime_ns, o.size);
     }
   };
+  static HashKey KeyOf(const struct stat& st);
   std::map<HashKey, std::optional<std::string>> hash_cache_;  // verdict thread only
 
   Mutex layers_mu_;
