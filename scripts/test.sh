@@ -41,8 +41,10 @@ for t in "${fuzz_targets[@]}"; do
   mkdir "$fuzz_dir/$t"
   dict=()
   [[ -f $root/fuzz/dicts/$t.dict ]] && dict=(-dict="$root/fuzz/dicts/$t.dict")
-  # -timeout: an input that takes 30 s is a hang, and fails like a crash.
-  if (cd "$fuzz_dir" && "$root/build-fuzz/fuzz/${t}_fuzz" -max_total_time="$fuzz_each" \
+  # -timeout: an input that takes 30 s is a hang, and fails like a crash. The outer timeout
+  # bounds the fuzzer itself: after an out-of-memory report a fuzzer was seen to hang in its
+  # exit path (and the suite with it) instead of failing.
+  if (cd "$fuzz_dir" && timeout -k 10 $((fuzz_each + 90)) "$root/build-fuzz/fuzz/${t}_fuzz" -max_total_time="$fuzz_each" \
         -max_len=8192 -timeout=30 -print_final_stats=1 -artifact_prefix="$fuzz_dir/$t-" \
         "${dict[@]}" "$fuzz_dir/$t" "$root/fuzz/seeds/$t") >"$fuzz_dir/$t.log" 2>&1; then
     echo "fuzz $t: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$fuzz_dir/$t.log")," \

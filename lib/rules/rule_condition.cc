@@ -1153,6 +1153,12 @@ class Compiler {
   }
 
   std::expected<Part, Error> CompileNode(const Node& n) {
+    // Each use of a macro compiles its body again, so macros that use each other twice
+    // over grow a condition exponentially: a few KiB of rules could take all memory.
+    if (++compiled_nodes_ > kMaxCompiledNodes) {
+      return Fail(n.offset, "condition too large: over " + std::to_string(kMaxCompiledNodes) +
+                                " nodes once its macros are expanded");
+    }
     switch (n.kind) {
       case NodeKind::kAnd:
       case NodeKind::kOr: {
@@ -1363,6 +1369,13 @@ class Compiler {
       operands.push_back(n.values.at(0).text);
     }
     size_t voff = n.values.empty() ? n.offset : n.values[0].offset;
+    // A list's items are copied into every check that names it, once per use of the macro
+    // that holds the check: they count against the same bound as nodes.
+    compiled_nodes_ += operands.size();
+    if (compiled_nodes_ > kMaxCompiledNodes) {
+      return Fail(voff, "condition too large: over " + std::to_string(kMaxCompiledNodes) +
+                            " nodes and list items once its macros are expanded");
+    }
 
     // Falco refuses an event type its tables do not know, whatever the operator.
     if (fname == "evt.type" && n.transforms.empty()) {
@@ -1393,6 +1406,12 @@ class Compiler {
           // Compiled once here: RE2 in POSIX syntax, as Falco's `regex`.
           RE2::Options opt(RE2::POSIX);
           opt.set_log_errors(false);
+          // A rule's pattern is short; RE2's default 8 MiB per pattern, times every use of
+          // a macro that holds one, let a small rule file take gigabytes (fuzzing found it).
+          opt.set_max_mem(1 << 20);
+          if (++regexes_ > kMaxRegexes)
+            return Fail(voff, "condition too large: over " + std::to_string(kMaxRegexes) +
+                                  " regex checks once its macros are expanded");
           auto re = std::make_unique<re2::RE2>(operands[0], opt);
           if (!re->ok()) return Fail(voff, "invalid regex pattern: " + re->error());
           regexes.push_back(std::move(re));
@@ -1439,6 +1458,10 @@ class Compiler {
 
   const Names& names_;
   std::vector<std::string> macro_stack_;
+  static constexpr size_t kMaxCompiledNodes = 100000;
+  size_t compiled_nodes_ = 0;
+  static constexpr size_t kMaxRegexes = 256;
+  size_t regexes_ = 0;
 };
 
 }  // namespace

@@ -44,6 +44,23 @@ std::string RuleDiagnostic::ToString() const {
 
 namespace {
 
+// Rule files are small: the three upstream files hold about 30,000 YAML nodes together.
+constexpr size_t kMaxExpandedNodes = 1000000;
+
+// Whether `n` has at most *budget nodes with aliases expanded (spends the budget).
+bool WithinNodes(const YAML::Node& n, size_t* budget) {
+  if (*budget == 0) return false;
+  --*budget;
+  if (n.IsSequence()) {
+    for (const YAML::Node& c : n)
+      if (!WithinNodes(c, budget)) return false;
+  } else if (n.IsMap()) {
+    for (const auto& kv : n)
+      if (!WithinNodes(kv.first, budget) || !WithinNodes(kv.second, budget)) return false;
+  }
+  return true;
+}
+
 // Where a character of a scalar's value came from in its file.
 struct Anchor {
   size_t offset;  // in the value
@@ -409,6 +426,14 @@ void RuleLoader::AddSource(const RuleSource& src) {
   }
   for (const YAML::Node& doc : docs) {
     if (doc.IsNull()) continue;  // empty document
+    // Aliases (*name) share a node that every step below copies: nested ones make a few
+    // KiB read as billions of nodes. Counted with the aliases expanded, up to a bound.
+    if (size_t budget = kMaxExpandedNodes; !WithinNodes(doc, &budget)) {
+      Diag(false, file, doc.Mark().line + 1, doc.Mark().column + 1, "",
+           "over " + std::to_string(kMaxExpandedNodes) +
+               " YAML nodes once its aliases are expanded");
+      continue;
+    }
     if (!doc.IsSequence()) {
       Diag(false, file, doc.Mark().line + 1, doc.Mark().column + 1, "",
            "a rules file is a YAML list of rule, macro and list items");
@@ -1095,7 +1120,11 @@ void RuleLoader::CheckMacroVisibility() {
 
 // not ((f1 c1 v1 and f2 c2 v2) or ...) for the rule's exceptions; null when none has values.
 cond::NodePtr RuleLoader::ExceptionsAst(const RuleDef& r) {
-  auto make_check = [](const std::string& field, const std::string& comp, const YAML::Node& value) {
+  // A value that is not a scalar (a map or list where one text belongs) compares as empty
+  // text: never a throw out of the loader (yaml-cpp's as<string>() throws on it).
+  auto text_of = [](const YAML::Node& v) { return v.IsScalar() ? v.Scalar() : std::string(); };
+  auto make_check = [&text_of](const std::string& field, const std::string& comp,
+                               const YAML::Node& value) {
     auto n = std::make_unique<cond::Node>();
     n->kind = cond::NodeKind::kCheck;
     SplitField(field, &n->field, &n->field_arg, &n->has_field_arg);
@@ -1103,16 +1132,16 @@ cond::NodePtr RuleLoader::ExceptionsAst(const RuleDef& r) {
     if (IsListComp(comp)) {
       if (value.IsSequence()) {
         for (const YAML::Node& v : value) {
-          auto [text, quoted] = Unquote(v.as<std::string>());
+          auto [text, quoted] = Unquote(text_of(v));
           n->values.push_back(cond::Value{std::move(text), quoted, 0});
         }
       } else {
         // A single value for a list operator names a list (or is one literal item).
-        auto [text, quoted] = Unquote(value.as<std::string>());
+        auto [text, quoted] = Unquote(text_of(value));
         n->values.push_back(cond::Value{std::move(text), quoted, 0});
       }
     } else {
-      auto [text, quoted] = Unquote(value.IsScalar() ? value.as<std::string>() : std::string());
+      auto [text, quoted] = Unquote(text_of(value));
       n->values.push_back(cond::Value{std::move(text), true, 0});
     }
     return n;
@@ -1296,8 +1325,19 @@ RuleSetLoad RuleLoader::Finish() {
 
 RuleSetLoad LoadRuleSources(const std::vector<RuleSource>& sources) {
   RuleLoader loader;
-  for (const RuleSource& s : sources) loader.AddSource(s);
-  return loader.Finish();
+  // yaml-cpp throws where a node is not what a step expects; each step checks, and this is
+  // the backstop: a rule file is refused, never the end of the program that loads it.
+  try {
+    for (const RuleSource& s : sources) loader.AddSource(s);
+    return loader.Finish();
+  } catch (const YAML::Exception& e) {
+    RuleDiagnostic d;
+    d.file = sources.empty() ? std::string() : sources.back().name;
+    d.line = e.mark.is_null() ? 0 : e.mark.line + 1;
+    d.column = e.mark.is_null() ? 0 : e.mark.column + 1;
+    d.message = "unexpected YAML structure: " + e.msg;
+    return std::unexpected(std::vector<RuleDiagnostic>{std::move(d)});
+  }
 }
 
 namespace {
