@@ -397,8 +397,14 @@ void ExecGuard::VerdictLoop() {
     // per exec (a fifth of the sensor's CPU in an exec storm).
     for (size_t i = 0; i < events.size(); ++i) {
       const fanotify_event_metadata& md = *events[i];
-      if (md.fd < 0 || md.vers != FANOTIFY_METADATA_VERSION) {  // FAN_NOFD: nothing to answer
+      if (md.fd < 0) {  // FAN_NOFD (a queue overflow): nothing to answer
         ++counters_.errors;
+        continue;
+      }
+      if (md.vers != FANOTIFY_METADATA_VERSION) {  // unreadable: let it run, keep no fd
+        ++counters_.errors;
+        Answer(i, true);
+        close(md.fd);
         continue;
       }
       {
