@@ -150,15 +150,6 @@ on_exit() {
 # containerd's teardown, on_exit's checks last.
 dw_at_exit on_exit
 
-# PID holds a fanotify fd with at least one mark (fdinfo: "fanotify ino:/sdev:/mnt_id:").
-marked() {
-  local f
-  for f in /proc/"$1"/fdinfo/*; do
-    grep -qE '^fanotify (ino|sdev|mnt_id):' "$f" 2>/dev/null && return 0
-  done
-  return 1
-}
-
 # --- setup: the image (busybox + spawner + no-op), containerd, a pod ---------------------
 EXTRA=$TMP/extra
 mkdir -p "$EXTRA/opt/dwbench" "$EXTRA/etc" "$EXTRA/dwbench"
@@ -270,7 +261,7 @@ start_fapolicyd() { # log: sets LISTENER_PID, fails unless it listens with its m
   STARTED+=("$LISTENER_PID:$(start_time "$LISTENER_PID")")
   guard "$LISTENER_PID" $((RUN_SECONDS + 90))
   dw_wait --while "$LISTENER_PID" 30 grep -q "Starting to listen for events" "$log" &&
-    dw_wait --while "$LISTENER_PID" 5 marked "$LISTENER_PID"
+    dw_wait --while "$LISTENER_PID" 5 dw_fanotify_marked "$LISTENER_PID"
 }
 
 # The sensor's /status into FILE; true once it lists the container.
@@ -289,7 +280,7 @@ start_sensor() { # log prevent(0/1)
   LISTENER_PID=$!
   STARTED+=("$LISTENER_PID:$(start_time "$LISTENER_PID")")
   guard "$LISTENER_PID" $((RUN_SECONDS + 90))
-  dw_wait --while "$LISTENER_PID" 20 marked "$LISTENER_PID" &&
+  dw_wait --while "$LISTENER_PID" 20 dw_fanotify_marked "$LISTENER_PID" &&
     dw_wait --while "$LISTENER_PID" 20 sensor_status "$log" "$LOGS/status.json" || return 1
   # With --prevent: its banner says so and /status has the prevent object.
   [[ $2 == 0 ]] || { grep -q "prevent drift (fail" "$log" && grep -q '"prevent":{' "$LOGS/status.json"; }

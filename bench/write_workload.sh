@@ -59,16 +59,6 @@ CTD=$TMP/ctd
 WATCHER_PID=  # the watcher of the current run, if any
 stop_watcher() { [[ -z $WATCHER_PID ]] || dw_stop_pid "$WATCHER_PID" || true; WATCHER_PID=; }
 
-# PID holds a fanotify fd with at least one mark (its fdinfo lists "fanotify
-# ino:/sdev:/mnt_id:" lines per mark).
-marked() {
-  local f
-  for f in /proc/"$1"/fdinfo/*; do
-    grep -qE '^fanotify (ino|sdev|mnt_id):' "$f" 2>/dev/null && return 0
-  done
-  return 1
-}
-
 # --- setup -------------------------------------------------------------------------------
 gcc -static -O2 -Wall -Wextra -o "$TMP/file_writer" "$HERE/file_writer.c"
 dw_at_exit dw_ctd_stop "$CTD"
@@ -113,7 +103,7 @@ run_one() {  # contender round
     WATCHER_PID=$!
     ;;
   esac
-  if [[ -n $WATCHER_PID ]] && ! dw_wait --while "$WATCHER_PID" 15 marked "$WATCHER_PID"; then
+  if [[ -n $WATCHER_PID ]] && ! dw_wait --while "$WATCHER_PID" 15 dw_fanotify_marked "$WATCHER_PID"; then
     cat "$log" >&2
     die "$c set no fanotify mark"
   fi

@@ -225,6 +225,16 @@ dw_stop_pidfile() {
 
 dw_mounts_under() { awk -v d="$1" '$5 == d || index($5, d "/") == 1' /proc/self/mountinfo; }
 
+# PID holds a fanotify fd with at least one mark (its fdinfo lists "fanotify
+# ino:/sdev:/mnt_id:" lines per mark).
+dw_fanotify_marked() {
+    local f
+    for f in /proc/"$1"/fdinfo/*; do
+        grep -qE '^fanotify (ino|sdev|mnt_id):' "$f" 2>/dev/null && return 0
+    done
+    return 1
+}
+
 dw_hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 # utime+stime of a whole process (all threads), in clock ticks.
 dw_cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
