@@ -295,7 +295,14 @@ ExecGuard::Verdict ExecGuard::Decide(pid_t pid, int fd) {
   // The path the fd reads as: relative to the root of the layer the file is in (an overlay
   // opens its files through private mounts of each layer).
   std::string path = FdPath(fd);
-  if (path.empty()) return Undecided();
+  if (path.empty()) {
+    // No name (a path past PATH_MAX the container built to hide the file): the upper
+    // layer's private mount, once known, still says drift.
+    const int mnt = FdMountId(fd);
+    if (mnt >= 0 && mnt == layers->upper_mnt_id.load())
+      return DriftVerdict(fd, std::move(*cid), std::string(), std::string());
+    return Undecided();
+  }
   // Run through an fd after its last name went: a file of the upper layer (the image's
   // files are never unlinked while mounted).
   if (st.st_nlink == 0 || path.ends_with(kDeleted)) {

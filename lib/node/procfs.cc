@@ -143,7 +143,9 @@ Environ SplitEnviron(std::string_view text, size_t max_bytes, uint64_t beyond) {
 std::string ReadLinkAt(int dirfd, const std::string& path) {
   char buf[PATH_MAX];
   ssize_t n = readlinkat(dirfd, path.c_str(), buf, sizeof buf);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  // A link that fills the buffer may be cut: no answer rather than a wrong one.
+  return n > 0 && static_cast<size_t>(n) < sizeof buf ? std::string(buf, static_cast<size_t>(n))
+                                                      : std::string();
 }
 
 std::string FdPath(int fd) { return ReadLinkAt(AT_FDCWD, "/proc/self/fd/" + std::to_string(fd)); }
