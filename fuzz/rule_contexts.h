@@ -65,7 +65,10 @@ struct RuleContexts {
     RuleContext in_container;
     in_container.event = exec.get();
     in_container.container = &container;
-    in_container.lineage = {{4200, "sh", "/bin/sh", "sh -c x"}, {1, "runc", "/usr/bin/runc", ""}};
+    in_container.lineage = {
+        {.pid = 4200, .name = "sh", .exepath = "/bin/sh", .cmdline = "sh -c x",
+         .exe_file = "/bin/sh"},
+        {.pid = 1, .name = "runc", .exepath = "/usr/bin/runc", .exe_file = "/usr/bin/runc"}};
     in_container.file.written_at_runtime = true;
     in_container.file.writer_name = "curl";
     in_container.image.checked = true;

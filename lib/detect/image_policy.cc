@@ -8,6 +8,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "lib/base/yaml_documents.h"
 #include "lib/event/image_ref.h"
 
 namespace driftwatch {
@@ -115,7 +116,7 @@ Result<> ImagePolicy::AddList(std::string_view text, std::string_view name) {
 Result<> ImagePolicy::AddYaml(std::string_view text, std::string_view name) {
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(std::string(text));
+    docs = LoadYamlDocuments(std::string(text));
   } catch (const YAML::Exception& e) {
     return std::unexpected(Error::InvalidInput(Where(name, e.mark) + ": " + e.msg));
   }

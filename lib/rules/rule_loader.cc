@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "lib/base/yaml_documents.h"
 #include "lib/rules/rule_condition.h"
 #include "lib/rules/rule_engine.h"
 
@@ -419,7 +420,7 @@ void RuleLoader::AddSource(const RuleSource& src) {
   // Every document of the file (`---`), as Falco reads them.
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(src.content);
+    docs = LoadYamlDocuments(src.content);
   } catch (const YAML::Exception& e) {
     Diag(false, file, e.mark.line + 1, e.mark.column + 1, "", "YAML: " + e.msg);
     return;

@@ -143,6 +143,10 @@ TEST(ImagePolicy, MalformedYamlNamesFileAndLine) {
   EXPECT_TRUE(p.error().message().starts_with("bad.yaml:")) << p.error();
   // A line number follows the file name.
   EXPECT_GT(std::atoi(p.error().c_str() + 9), 0) << p.error();
+  // A stray ',' (yaml-cpp 0.7 would loop on it forever) is an error with its place.
+  auto stray = ImagePolicy::LoadText("kind: Pod\n---\n,\n", "stray.yaml");
+  ASSERT_FALSE(stray);
+  EXPECT_TRUE(stray.error().message().starts_with("stray.yaml:3:")) << stray.error();
   // Wrong shapes are not errors: a scalar where a map is expected is skipped.
   auto odd = ImagePolicy::LoadText("kind: Pod\nspec: 3\n---\n- 1\n- 2\n", "odd.yaml");
   ASSERT_TRUE(odd) << odd.error();

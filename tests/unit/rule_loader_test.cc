@@ -203,6 +203,22 @@ TEST(RuleLoader, YamlSyntaxErrorHasPosition) {
   EXPECT_NE(d[0].message.find("YAML"), std::string::npos);
 }
 
+// yaml-cpp 0.7's LoadAll loops forever, allocating, on a token it cannot place at the top
+// of a document (a stray ','): the loader reports it at its place instead.
+TEST(RuleLoader, StrayFlowTokenIsAnErrorNotAHang) {
+  for (const char* text : {",", ",\n", "- list: a\n  items: [x]\n---\n,\n", "]", "}"}) {
+    auto d = MustFail({{"s.yaml", text}});
+    ASSERT_FALSE(d.empty()) << text;
+    EXPECT_EQ(d[0].file, "s.yaml");
+    EXPECT_GT(d[0].line, 0) << text;
+    EXPECT_NE(d[0].message.find("YAML"), std::string::npos) << d[0].ToString();
+  }
+  // Empty documents are not that: they load as nothing.
+  auto empty = RuleSet::LoadStrings({{"e.yaml", "---\n---\n...\n---\n"}});
+  ASSERT_TRUE(empty) << empty.error()[0].ToString();
+  EXPECT_EQ((*empty)->size(), 0u);
+}
+
 TEST(RuleLoader, MissingKeysAndUndefinedTargets) {
   std::string all = AllMessages(MustFail({{"m.yaml", R"(
 - rule: No output
