@@ -71,6 +71,13 @@ Alert InternalAlert(const std::string& rule, const std::string& node, int64_t ti
 
 }  // namespace
 
+// One commit's batches of a shard's nodes: the rows (after, head] of those nodes.
+struct Detection::FeedEntry {
+  int64_t after = 0, head = 0;
+  std::vector<CommittedBatch> batches;
+  size_t bytes = 0;
+};
+
 struct Detection::Shard {
   size_t index = 0;
   std::unique_ptr<Detector> detector;
@@ -93,6 +100,8 @@ struct Detection::Shard {
   std::shared_ptr<const ImagePolicy> new_policy DW_GUARDED_BY(mu);
   bool reload DW_GUARDED_BY(mu) = false;
   std::deque<std::pair<std::string, v1::Hello>> hellos DW_GUARDED_BY(mu);
+  std::deque<FeedEntry> feed DW_GUARDED_BY(mu);
+  size_t feed_bytes DW_GUARDED_BY(mu) = 0;
   std::thread thread;
 };
 
@@ -266,6 +275,47 @@ void Detection::Notify(int64_t head) {
   while (head > prev && !head_.compare_exchange_weak(prev, head)) {
   }
   for (auto& s : shards_) s->cv.NotifyOne();
+}
+
+void Detection::Notify(StoreCommit commit) {
+  if (opt_.feed_max_bytes > 0 && !shards_.empty()) {
+    std::vector<FeedEntry> to(shards_.size());
+    for (CommittedBatch& b : commit.batches) {
+      FeedEntry& e = to[ShardOf(b.batch->node)];
+      e.bytes += b.batch->data.size() + b.batch->events.size() * sizeof(PreparedEvent) +
+                 b.rowids.size() * sizeof(int64_t);
+      e.batches.push_back(std::move(b));
+    }
+    const size_t bound = opt_.feed_max_bytes / shards_.size();
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      // Every shard gets the entry, also one without batches: it tells the shard that no row
+      // of (after, head] is its own, so it moves on without reading the store.
+      to[i].after = commit.after;
+      to[i].head = commit.head;
+      to[i].bytes += sizeof(FeedEntry);
+      Shard* s = shards_[i].get();
+      MutexLock lk(s->mu);
+      s->feed_bytes += to[i].bytes;
+      // A shard that has not taken the last entry yet gets this one with it, up to a step's
+      // worth of bytes (its cursor commits wait for the step).
+      if (!s->feed.empty() && s->feed.back().head == to[i].after &&
+          s->feed.back().bytes < (1 << 20)) {
+        FeedEntry& back = s->feed.back();
+        back.head = to[i].head;
+        back.bytes += to[i].bytes;
+        for (CommittedBatch& b : to[i].batches) back.batches.push_back(std::move(b));
+      } else {
+        s->feed.push_back(std::move(to[i]));
+      }
+      // Over the bound (the shard is behind): the oldest go; the shard reads them back.
+      while (s->feed_bytes > bound && !s->feed.empty()) {
+        s->feed_bytes -= s->feed.front().bytes;
+        s->feed.pop_front();
+        ++counters_.feed_overflows;
+      }
+    }
+  }
+  Notify(commit.head);
 }
 
 int64_t Detection::lag() const {
@@ -551,13 +601,38 @@ void Detection::RunShard(Shard* s) {
     return true;
   };
 
+  // A row that cannot be evaluated is alerted, not passed over.
+  auto not_evaluated = [&](const std::string* node, int64_t rowid, uint64_t seq, int64_t time_ns,
+                           const char* why) {
+    ++counters_.not_evaluated;
+    const std::string node_name = node ? *node : std::string();
+    pending.push_back(InternalAlert(
+        kNotEvaluatedRule, node_name, time_ns, "row/" + std::to_string(rowid),
+        "Event not evaluated: stored event " + std::to_string(rowid) + " of node " +
+            (node ? node_name : std::string("<unknown run>")) + " (seq " + std::to_string(seq) +
+            ") " + why + ": no rule saw it"));
+    pending.back().output_fields.emplace_back("evt.num",
+                                              AlertField::Number(static_cast<long long>(rowid)));
+  };
+  auto evaluate = [&](const std::string& node, const v1::Event& ev) {
+    if (ev.has_status()) {
+      losses_grew(node, LossesOf(ev.status()), ev.id().sensor_start_ns(), ev.time_ns(),
+                  EventKey(ev), "status event");
+    }
+    s->detector->OnEvent(node, ev, [&](Alert&& a) { pending.push_back(std::move(a)); });
+  };
+
+  FeedEntry fed;
+  int64_t scan_upto = 0;
+  int64_t gaps_pos = s->pos;  // gaps read for the rows up to here
   while (!stop_) {
     std::deque<std::pair<std::string, v1::Hello>> hellos;
+    fed = FeedEntry();
     {
       MutexLock lk(s->mu);
       s->cv.WaitFor(lk, std::chrono::milliseconds(200), [&]() DW_REQUIRES(s->mu) {
         return stop_ || s->reload || !s->hellos.empty() || head_.load() > s->pos || dirty ||
-               !pending.empty();
+               !pending.empty() || !s->feed.empty();
       });
       if (s->reload) {
         s->detector->SetRules(std::move(s->new_rules));
@@ -565,6 +640,20 @@ void Detection::RunShard(Shard* s) {
         s->reload = false;
       }
       hellos.swap(s->hellos);
+      // The next rows: the feed's first entry when it starts at or before this shard's
+      // position, else the store's rows up to where the feed starts.
+      scan_upto = head_.load();
+      while (!s->feed.empty() && s->feed.front().head <= s->pos) {
+        s->feed_bytes -= s->feed.front().bytes;
+        s->feed.pop_front();
+      }
+      if (!s->feed.empty() && s->feed.front().after <= s->pos) {
+        fed = std::move(s->feed.front());
+        s->feed_bytes -= fed.bytes;
+        s->feed.pop_front();
+      } else if (!s->feed.empty()) {
+        scan_upto = std::min(scan_upto, s->feed.front().after);
+      }
     }
     if (stop_) break;
     for (const auto& [node, h] : hellos) {
@@ -577,11 +666,36 @@ void Detection::RunShard(Shard* s) {
                   "Hello");
     }
 
-    const int64_t head = head_.load();
     const int64_t before = s->pos;
     int64_t last_row = before;
     bool scan_failed = false;
-    if (head > before) {
+    if (fed.head > before) {
+      // From memory: the rows of this shard's nodes in (fed.after, fed.head], as committed.
+      uint64_t evaluated = 0;
+      const uint64_t eval_before = s->detector->stats().eval_ns;
+      for (const CommittedBatch& cb : fed.batches) {
+        const PreparedBatch& b = *cb.batch;
+        int64_t& cursor = s->cursors.try_emplace(b.node, s->default_cursor).first->second;
+        for (size_t i = 0; i < b.events.size(); ++i) {
+          const int64_t rowid = cb.rowids[i];
+          if (rowid == 0 || rowid <= before || rowid <= cursor) continue;  // not stored; done
+          cursor = rowid;
+          dirty = true;
+          ++evaluated;
+          v1::Event& ev = new_event();
+          if (!DecodePreparedEvent(b, i, &ev)) {
+            not_evaluated(&b.node, rowid, b.events[i].seq, b.events[i].time_ns, "does not parse");
+            continue;
+          }
+          evaluate(b.node, ev);
+        }
+      }
+      s->pos = fed.head;
+      counters_.events += evaluated;
+      counters_.fed_events += evaluated;
+      counters_.eval_ns += s->detector->stats().eval_ns - eval_before;
+    } else if (scan_upto > before) {
+      const int64_t head = scan_upto;
       uint64_t evaluated = 0, warmed = 0;
       const uint64_t eval_before = s->detector->stats().eval_ns;
       // One row; false when the store could not be read (the row is looked at again).
@@ -614,25 +728,12 @@ void Detection::RunShard(Shard* s) {
         ++evaluated;
         v1::Event& ev = new_event();
         if (!node || !*cid || !DecodeStoredEvent(e.payload, **run, e.seq, **cid, &ev)) {
-          ++counters_.not_evaluated;
-          pending.push_back(InternalAlert(
-              kNotEvaluatedRule, node_name, e.time_ns, "row/" + std::to_string(e.rowid),
-              "Event not evaluated: stored event " + std::to_string(e.rowid) + " of node " +
-                  (node ? node_name : std::string("<unknown run>")) + " (seq " +
-                  std::to_string(e.seq) + ") " +
-                  (!node ? "belongs to no known run" : !*cid ? "has no container id"
-                                                             : "does not parse") +
-                  ": no rule saw it"));
-          pending.back().output_fields.emplace_back(
-              "evt.num", AlertField::Number(static_cast<long long>(e.rowid)));
+          not_evaluated(node, e.rowid, e.seq, e.time_ns,
+                        !node ? "belongs to no known run" : !*cid ? "has no container id"
+                                                                  : "does not parse");
           return true;
         }
-        if (ev.has_status()) {
-          losses_grew(node_name, LossesOf(ev.status()), ev.id().sensor_start_ns(), ev.time_ns(),
-                      EventKey(ev),
-                      "status event");
-        }
-        s->detector->OnEvent(node_name, ev, [&](Alert&& a) { pending.push_back(std::move(a)); });
+        evaluate(node_name, ev);
         return true;
       };
       auto n = s->scanner->Scan(before, head, opt_.scan_rows, [&](const ScannedEvent& e) {
@@ -656,11 +757,15 @@ void Detection::RunShard(Shard* s) {
       counters_.events += evaluated;
       counters_.warmup_events += warmed;
       counters_.eval_ns += s->detector->stats().eval_ns - eval_before;
-      // Gaps the store saw in this range, for this shard's nodes.
-      auto gaps = s->scanner->Gaps(before, s->pos);
+    }
+    // Gaps the store saw in the rows looked at, for this shard's nodes (a failed read is
+    // tried again with the next rows).
+    if (s->pos > gaps_pos) {
+      auto gaps = s->scanner->Gaps(gaps_pos, s->pos);
       if (!gaps) {
-        LogWarn("detection: reading gaps: %s\n", gaps.error().c_str());
+        LogWarn("detection: reading gaps: %s (retrying)\n", gaps.error().c_str());
       } else {
+        gaps_pos = s->pos;
         for (const StoredGap& g : *gaps) {
           if (ShardOf(g.node) != s->index) continue;
           const uint64_t missing = g.to_seq - g.from_seq + 1;

@@ -5,9 +5,13 @@
 //   loss alerts ─► one transaction: alerts + outbox rows + the shard's node cursors + node
 //   loss totals ─► outputs (file, webhook); the outbox row goes when the output is done.
 //
-// Nothing is skipped: a shard reads every committed row in rowid order, evaluates the rows of
+// Nothing is skipped: a shard takes every committed row in rowid order, evaluates the rows of
 // its nodes and commits, per node, the highest rowid it is done with (detect_cursors) in the
-// same transaction as the alerts those rows produced. After a crash or kill -9 each node
+// same transaction as the alerts those rows produced. Rows come from memory while the shard
+// keeps up: the store hands each commit's batches to Notify, which queues each shard the
+// batches of its nodes (the feed, at most `feed_max_bytes` for all shards); a shard that is
+// behind the feed (at start, after a restart, when its feed overflowed) reads the rows from
+// the store instead until it meets the feed again. Both give the same rows. After a crash or kill -9 each node
 // resumes after its cursor; before that its correlation state is rebuilt from its recent
 // stored events (the containers' latest info, then `warmup` of event time before the cursor,
 // at most `warmup_max_events` rows) without alerting. Alerts are exactly once: (event key,
@@ -74,6 +78,7 @@ struct DetectionOptions {
   size_t shards = 2;                         // detection threads; nodes split among them
   int64_t max_lag_events = 500000;           // beyond it ingest holds its acks
   size_t scan_rows = 4096;                   // rows read per step
+  size_t feed_max_bytes = 64 << 20;          // committed batches queued in memory; 0: none
   std::chrono::milliseconds commit_interval{50};  // cursor commits while rows keep coming
   std::chrono::seconds warmup{600};          // correlation history rebuilt at start, per node
   int64_t warmup_max_events = 2'000'000;
@@ -97,6 +102,8 @@ struct DetectionCounters {
   std::atomic<uint64_t> blind_windows{0};  // "Sensor blind window" alerts
   std::atomic<uint64_t> store_errors{0};   // failed detection commits (retried)
   std::atomic<uint64_t> eval_ns{0};
+  std::atomic<uint64_t> fed_events{0};      // rows evaluated from the feed (not read back)
+  std::atomic<uint64_t> feed_overflows{0};  // commits a shard's full feed let go (read back)
   std::atomic<uint64_t> held_acks{0};      // acks held back by backpressure, total
   std::atomic<uint64_t> reloads{0}, reload_failures{0};
   std::atomic<uint64_t> redelivered{0};    // alerts sent again after a restart
@@ -121,8 +128,10 @@ class Detection {
                                                                      int64_t head);
   ~Detection();
 
-  // The store committed rows up to `head` (EventStore's on_commit; does not block).
+  // The store committed rows up to `head` (does not block).
   void Notify(int64_t head);
+  // The store committed these batches (EventStore's on_commit; does not block).
+  void Notify(StoreCommit commit);
   // Backpressure: true when ingest may ack now; otherwise `release` runs once the lag fell
   // back (or at Stop).
   bool Admit(std::function<void()> release);
@@ -162,6 +171,7 @@ class Detection {
   std::expected<std::shared_ptr<const RuleSet>, std::string> LoadRules() const;
   std::expected<std::shared_ptr<const ImagePolicy>, std::string> LoadPolicy() const;
   size_t ShardOf(const std::string& node) const;
+  struct FeedEntry;
   void RunShard(Shard* s);
   void Housekeeping();
   void Emit(int64_t alert_id, const std::string& json);

@@ -141,6 +141,11 @@ int main(int argc, char** argv) {
                  "stored events detection may fall behind by; beyond it acks are held back "
                  "(the sensors' spools keep the events) until it catches up")
       ->capture_default_str();
+  uint64_t feed_mib = ao.feed_max_bytes >> 20;
+  app.add_option("--detect-feed-mib", feed_mib,
+                 "committed events handed to detection in memory, at most this many MiB; "
+                 "detection reads from the store what does not fit (0: always)")
+      ->capture_default_str();
   app.add_option("--detect-warmup-s", warmup_s,
                  "at start, each node's correlation state is rebuilt from this much of its "
                  "stored history before its detection cursor")
@@ -211,6 +216,7 @@ int main(int argc, char** argv) {
   if (ao.shards == 0 || ao.max_lag_events <= 0 || warmup_s < 0)
     return Fail("--detect-threads and --detect-max-lag-events must be > 0, --detect-warmup-s >= 0");
   ao.warmup = std::chrono::seconds(warmup_s);
+  ao.feed_max_bytes = static_cast<size_t>(std::min<uint64_t>(feed_mib, 1u << 20)) << 20;
   ao.inventory_quiet = std::chrono::milliseconds(inventory_quiet_ms);
   ao.inventory_max_delay = std::chrono::milliseconds(inventory_max_delay_ms);
 
@@ -248,8 +254,8 @@ int main(int argc, char** argv) {
   // Detection starts after the store (which creates the schema) and follows its commits;
   // until then retention keeps everything.
   std::atomic<collector::Detection*> detection{nullptr};
-  so.on_commit = [&detection](int64_t head) {
-    if (auto* d = detection.load()) d->Notify(head);
+  so.on_commit = [&detection](driftwatch::StoreCommit commit) {
+    if (auto* d = detection.load()) d->Notify(std::move(commit));
   };
   so.retention_floor = [&detection]() -> int64_t {
     auto* d = detection.load();
@@ -349,6 +355,12 @@ int main(int argc, char** argv) {
       }
       w->Counter("driftwatch_collector_detect_events_total", "stored events evaluated by detection",
                  c.events);
+      w->Counter("driftwatch_collector_detect_fed_events_total",
+                 "stored events detection evaluated from memory, not read back from the store",
+                 c.fed_events);
+      w->Counter("driftwatch_collector_detect_feed_overflows_total",
+                 "commits detection's full in-memory feed let go (read back from the store)",
+                 c.feed_overflows);
       w->Counter("driftwatch_collector_detect_warmup_events_total",
                  "stored events replayed at start to rebuild correlation state", c.warmup_events);
       w->Counter("driftwatch_collector_detect_not_evaluated_total",

@@ -401,7 +401,8 @@ void EventStore::WriterLoop() {
     }
     if (!items.empty() || had_dirty) {
       std::vector<CommitResult> results;
-      auto ok = CommitPending(&items, &results);
+      StoreCommit stored;
+      auto ok = CommitPending(&items, &results, &stored);
       {
         MutexLock elk(mu_);
         last_error_ = ok ? std::string() : ok.error().message();
@@ -413,8 +414,8 @@ void EventStore::WriterLoop() {
         }
         // Bounded: streams live minutes to days; a failure is rare.
         while (failed_streams_.size() > 4096) failed_streams_.erase(failed_streams_.begin());
-      } else if (opt_.on_commit && !items.empty()) {
-        opt_.on_commit(head_.load(std::memory_order_acquire));
+      } else if (opt_.on_commit && stored.head > stored.after) {
+        opt_.on_commit(std::move(stored));
       }
       for (size_t i = 0; i < items.size(); ++i) {
         CommitResult r = ok ? results[i] : CommitResult{0, 0, ok.error().message()};
@@ -443,9 +444,12 @@ void EventStore::WriterLoop() {
 }
 
 Result<> EventStore::CommitPending(std::vector<Pending>* items,
-                                                           std::vector<CommitResult>* results) {
+                                   std::vector<CommitResult>* results, StoreCommit* stored) {
   MutexLock db_lk(db_mu_);
   results->assign(items->size(), CommitResult{});
+  const bool feed = static_cast<bool>(opt_.on_commit);
+  stored->after = stored->head = head_.load(std::memory_order_acquire);
+  stored->batches.clear();
   const int64_t now = StoreNowNs();
   auto step_done = [&](sqlite3_stmt* s, const char* what) -> Result<> {
     int rc = sqlite3_step(s);
@@ -498,7 +502,10 @@ Result<> EventStore::CommitPending(std::vector<Pending>* items,
       marks[k] = &it->second;
     }
     cids.assign(b.containers.size(), 0);  // resolved on first use: duplicates need none
-    for (const PreparedEvent& e : b.events) {
+    std::vector<int64_t> rowids;
+    if (feed) rowids.assign(b.events.size(), 0);
+    for (size_t ei = 0; ei < b.events.size(); ++ei) {
+      const PreparedEvent& e = b.events[ei];
       RunMark* mark = marks[e.run];
       if (e.seq <= mark->max_seq) {
         ++r.duplicates;
@@ -535,6 +542,7 @@ Result<> EventStore::CommitPending(std::vector<Pending>* items,
       if (auto ok = step_done(s, "insert event"); !ok) return fail(ok.error());
       const int64_t rowid = sqlite3_last_insert_rowid(db_);
       head = rowid;
+      if (feed) rowids[ei] = rowid;
       if (e.seq > gap_from) {
         sqlite3_stmt* g = st_->insert_gap.s;
         BindText(g, 1, b.node);
@@ -559,6 +567,7 @@ Result<> EventStore::CommitPending(std::vector<Pending>* items,
       touched[m->run_id] = m->max_seq;
       m->updated_ns = now;
     }
+    if (feed && r.stored > 0) stored->batches.push_back({(*items)[i].batch, std::move(rowids)});
     auto& pn = per_node[b.node];
     pn.stored += r.stored;
     pn.duplicates += r.duplicates;
@@ -619,7 +628,12 @@ Result<> EventStore::CommitPending(std::vector<Pending>* items,
     for (const NodeState& d : dirty) dirty_nodes_[d.node] = true;
     return fail(ok.error());
   }
-  if (head > 0) head_.store(head, std::memory_order_release);
+  if (head > 0) {
+    head_.store(head, std::memory_order_release);
+    stored->head = head;
+  } else {
+    stored->batches.clear();
+  }
   return {};
 }
 
@@ -673,7 +687,10 @@ Result<uint64_t> EventStore::RetentionLocked(int64_t now_ns) {
     }
     if (keep_from == min_id && oldest_ns >= cutoff) break;
     sqlite3_bind_int64(del.s, 1, min_id);
-    sqlite3_bind_int64(del.s, 2, min_id + static_cast<int64_t>(opt_.retention_chunk));
+    // Never the newest row: with the table empty SQLite would number rows from 1 again, and
+    // detection, which follows rowids, would take the new rows for ones it has done.
+    sqlite3_bind_int64(del.s, 2,
+                       std::min(min_id + static_cast<int64_t>(opt_.retention_chunk), max_id));
     sqlite3_bind_int64(del.s, 3, floor);
     sqlite3_bind_int64(del.s, 4, keep_from);
     sqlite3_bind_int64(del.s, 5, cutoff);

@@ -76,6 +76,21 @@ struct sqlite3;
 
 namespace driftwatch {
 
+// One batch's events as a commit stored them, for a consumer that takes them from memory
+// instead of reading them back (detection's feed, collector/detection.h).
+struct CommittedBatch {
+  std::shared_ptr<const PreparedBatch> batch;
+  std::vector<int64_t> rowids;  // per event of the batch: its rowid; 0 for a duplicate
+};
+
+// What one commit stored: the rows (after, head] are exactly the events of `batches` with a
+// rowid (one writer, rowids only grow: retention keeps the newest row).
+struct StoreCommit {
+  int64_t after = 0;
+  int64_t head = 0;
+  std::vector<CommittedBatch> batches;  // those with at least one event stored
+};
+
 struct StoreOptions {
   std::string path;
   // How long a statement waits for another connection's write lock before it fails.
@@ -94,9 +109,8 @@ struct StoreOptions {
   std::function<int64_t()> retention_floor;
   // The wall clock (ns since the epoch); tests inject one. Unset: the system's.
   std::function<int64_t()> wall_clock;
-  // Called on the writer thread after each commit that stored events, with the highest
-  // rowid now committed. Must not block.
-  std::function<void(int64_t head_rowid)> on_commit;
+  // Called on the writer thread after each commit that stored events. Must not block.
+  std::function<void(StoreCommit)> on_commit;
 };
 
 struct CommitResult {
@@ -160,8 +174,9 @@ class EventStore {
   Result<> Init();
   void WriterLoop();
   // REQUIRES: writer thread (or before it starts / after it stops).
-  Result<> CommitPending(std::vector<Pending>* items,
-                                                 std::vector<CommitResult>* results);
+  // `stored` gets the commit's batches with the rowids of their events (when on_commit is set).
+  Result<> CommitPending(std::vector<Pending>* items, std::vector<CommitResult>* results,
+                         StoreCommit* stored);
   Result<> Exec(const char* sql);
   int64_t WallNs() const;
   Result<uint64_t> RetentionLocked(int64_t now_ns) DW_REQUIRES(db_mu_);

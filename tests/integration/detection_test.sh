@@ -8,6 +8,8 @@
 #       its cursors, 50 of 50 alerts, none twice;
 #   (c) SIGKILL in the middle of a burst, restart, the same events sent again: the stored
 #       alerts equal those of an uninterrupted run over the same events;
+#   (a) takes most events from detection's in-memory feed, (b) overflows it and reads the
+#   rest back from the store, (c) after its restart reads every row from the store;
 #   (d) the collector's database on a full filesystem (a small tmpfs): batches fail and are
 #       not acked, /healthz says why; once space returns the same events are stored once and
 #       evaluated (needs root for the mount);
@@ -42,15 +44,21 @@ expect "(a) all acked" "$(json "$tmp/a.json" 'j["events_acked"]')" 1000000
 wait_evaluated || fail "(a) detection did not catch up"
 expect "(a) every stored event evaluated" "$(metric driftwatch_collector_detect_events_total)" 1000000
 expect "(a) nothing unevaluated" "$(metric driftwatch_collector_detect_not_evaluated_total)" 0
+fed=$(metric driftwatch_collector_detect_fed_events_total)
+[[ $fed -gt 500000 ]] && ok "(a) detection kept up from memory ($fed of 1000000 events not read back)" \
+  || fail "(a) only $fed events came from the in-memory feed"
 expect "(a) 50 of 50 drift alerts" \
   "$(sqlite3 "$tmp/a.db" "SELECT count(DISTINCT node) || '/' || count(*) FROM alerts WHERE rule = '$drift_rule'")" "50/50"
 curl -sf "http://127.0.0.1:$mport/healthz" >/dev/null && ok "(a) healthy" || fail "(a) /healthz"
 alert_keys "$tmp/a.db" >"$tmp/a.alerts"
 dw_stop a 60 || true
 
-# (b) detection far behind at the last ack, then kill -9 and restart.
-start_collector b "$tmp/b.db" --detect-max-lag-events 5000000 --detect-threads 1
+# (b) detection far behind at the last ack (its in-memory feed overflowing: it reads back from
+# the store what the feed let go), then kill -9 and restart.
+start_collector b "$tmp/b.db" --detect-max-lag-events 5000000 --detect-threads 1 --detect-feed-mib 1
 "$loadgen" --target "127.0.0.1:$port" "${burst[@]}" >"$tmp/b.json" || true
+overflows=$(metric driftwatch_collector_detect_feed_overflows_total)
+[[ $overflows -gt 0 ]] && ok "(b) the feed overflowed $overflows times" || fail "(b) the feed never overflowed"
 dw_kill b
 expect "(b) all acked before the kill" "$(json "$tmp/b.json" 'j["events_acked"]')" 1000000
 before=$(sqlite3 "$tmp/b.db" "SELECT count(*) FROM alerts WHERE rule = '$drift_rule'")
@@ -77,7 +85,7 @@ done
 dw_kill c
 echo "(c) killed with about $n events stored"
 wait "$lg" || true
-start_collector c "$tmp/c.db"
+start_collector c "$tmp/c.db" --detect-feed-mib 0  # every row read back from the store
 "$loadgen" --target "127.0.0.1:$port" "${burst[@]}" >"$tmp/c2.json" || true
 expect "(c) the resend is acked" "$(json "$tmp/c2.json" 'j["events_acked"]')" 1000000
 wait_evaluated || fail "(c) detection did not catch up"

@@ -8,7 +8,10 @@
 
 #include <filesystem>
 #include <atomic>
+#include <thread>
 #include <future>
+#include <mutex>
+#include <tuple>
 
 #include "lib/base/clock.h"
 
@@ -214,8 +217,16 @@ TEST_F(EventStoreTest, RetentionByAge) {
   Submit(s.get(), "node-a", Range(1, 50));
   EXPECT_EQ(*s->EnforceRetention(NowNs()), 0u);
   EXPECT_EQ(*Reader()->CountEvents(), 50u);
-  EXPECT_EQ(*s->EnforceRetention(NowNs() + 2 * 3'600'000'000'000LL), 50u);
-  EXPECT_EQ(*Reader()->CountEvents(), 0u);
+  // All but the newest row: an empty table would number the next rows from 1 again, below
+  // what detection has done.
+  EXPECT_EQ(*s->EnforceRetention(NowNs() + 2 * 3'600'000'000'000LL), 49u);
+  EXPECT_EQ(*Reader()->CountEvents(), 1u);
+  EXPECT_EQ(*s->EnforceRetention(NowNs() + 3 * 3'600'000'000'000LL), 0u);
+  Submit(s.get(), "node-a", Range(51, 51));
+  auto scanner = EventScanner::Open(path_);
+  ASSERT_TRUE(scanner) << scanner.error();
+  EXPECT_EQ(*(*scanner)->MaxRowid(), 51);
+  EXPECT_EQ(s->head(), 51);
 }
 
 TEST_F(EventStoreTest, Queries) {
@@ -522,6 +533,53 @@ TEST_F(EventStoreTest, FailedBatchLosesNothingWhenLaterBatchesFollow) {
   for (size_t i = 0; i < evs.size(); ++i) EXPECT_EQ(evs[i].event.id().seq(), i + 1);
 }
 
+// on_commit hands each commit's batches with their rowids: the rows (after, head] are exactly
+// those, in the order a scan of the store reads them, duplicates left out (detection's feed).
+TEST_F(EventStoreTest, CommitFeedIsExactlyTheRowsStored) {
+  std::mutex mu;
+  std::vector<StoreCommit> commits;
+  StoreOptions o;
+  o.on_commit = [&](StoreCommit c) {
+    std::lock_guard lk(mu);
+    commits.push_back(std::move(c));
+  };
+  auto s = Open(o);
+  Submit(s.get(), "node-a", Range(1, 10));
+  Submit(s.get(), "node-b", Range(1, 3));
+  Submit(s.get(), "node-a", Range(5, 15));  // 5..10 are duplicates
+  Submit(s.get(), "node-a", Range(1, 15));  // all duplicates: no commit to hand over
+  s->Flush();
+  std::lock_guard lk(mu);
+  ASSERT_EQ(commits.size(), 3u);
+  std::vector<std::tuple<int64_t, std::string, uint64_t>> fed;  // rowid, node, seq
+  int64_t after = 0;
+  for (const StoreCommit& c : commits) {
+    EXPECT_EQ(c.after, after);  // one commit after the other, nothing between
+    after = c.head;
+    for (const CommittedBatch& b : c.batches) {
+      ASSERT_EQ(b.rowids.size(), b.batch->events.size());
+      for (size_t i = 0; i < b.rowids.size(); ++i) {
+        if (b.rowids[i] == 0) continue;
+        EXPECT_GT(b.rowids[i], c.after);
+        EXPECT_LE(b.rowids[i], c.head);
+        fed.emplace_back(b.rowids[i], b.batch->node, b.batch->events[i].seq);
+      }
+    }
+  }
+  EXPECT_EQ(after, s->head());
+  auto sc = EventScanner::Open(path_);
+  ASSERT_TRUE(sc.has_value()) << sc.error();
+  std::vector<std::tuple<int64_t, std::string, uint64_t>> scanned;
+  auto n = (*sc)->Scan(0, s->head(), 1000, [&](const ScannedEvent& e) {
+    auto run = (*sc)->Run(e.run_id);
+    ASSERT_TRUE(run && *run);
+    scanned.emplace_back(e.rowid, (*run)->node, e.seq);
+  });
+  ASSERT_TRUE(n.has_value()) << n.error();
+  EXPECT_EQ(*n, 18u);
+  EXPECT_EQ(fed, scanned);
+}
+
 TEST_F(EventStoreTest, GapsAreRecordedWithTheEventAfterThem) {
   auto s = Open();
   Submit(s.get(), "node-a", Range(1, 10));
@@ -589,8 +647,8 @@ TEST_F(EventStoreTest, ForwardClockJumpDoesNotDeleteEverything) {
   Submit(s.get(), "node-a", Range(51, 60));  // rows stored after the jump
   EXPECT_EQ(*s->EnforceRetention(s->StoreNowNs()), 0u);
   EXPECT_EQ(*Reader()->CountEvents(), 60u);
-  // A real hour later (as the store's clock sees it), the old rows go.
-  EXPECT_EQ(*s->EnforceRetention(s->StoreNowNs() + 2 * 3'600'000'000'000LL), 60u);
+  // A real hour later (as the store's clock sees it), the old rows go (but the newest).
+  EXPECT_EQ(*s->EnforceRetention(s->StoreNowNs() + 2 * 3'600'000'000'000LL), 59u);
 }
 
 TEST_F(EventStoreTest, RunsAndContainerKeysAgeOutWithTheirEvents) {
@@ -598,6 +656,13 @@ TEST_F(EventStoreTest, RunsAndContainerKeysAgeOutWithTheirEvents) {
   o.retention_age = std::chrono::hours(1);
   auto s = Open(o);
   Submit(s.get(), "node-a", Range(1, 5, "boot-old"));
+  s->Flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // The newest row stays whatever its age (rowids must keep growing): one of another run and
+  // container.
+  auto last = Range(1, 1, "boot-new");
+  last[0].set_container_id("other");
+  Submit(s.get(), "node-a", last);
   s->Flush();
   const int64_t later = NowNs() + 2 * 3'600'000'000'000LL;
   EXPECT_EQ(*s->EnforceRetention(later), 5u);  // the events; their run and key go with them
@@ -611,8 +676,10 @@ TEST_F(EventStoreTest, RunsAndContainerKeysAgeOutWithTheirEvents) {
     sqlite3_finalize(st);
     return n;
   };
-  EXPECT_EQ(count("SELECT count(*) FROM runs"), 0);
-  EXPECT_EQ(count("SELECT count(*) FROM container_ids"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE boot_id = 'boot-old'"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM runs"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM container_ids WHERE id = 'other'"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM container_ids"), 1);
   sqlite3_close(db);
 }
 
