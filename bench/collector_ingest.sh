@@ -12,7 +12,8 @@
 # after the load is bounded (DW_BENCH_EVAL_TIMEOUT_S, 120 s; beyond: "evaluated_all": false
 # and exit 1). Also: the collector's CPU per event (utime+stime over the load and the wait),
 # its peak RSS (VmHWM; target <= 256 MiB), alerts by rule, drift alerts raised / sensors,
-# acks held back, loadgen's own CPU per event and peak RSS (it shares the cores), and the
+# acks held back, events detection took from memory (not read back from the store) and the
+# times its in-memory feed overflowed, loadgen's own CPU per event and peak RSS (it shares the cores), and the
 # CPU time anything else on the machine took meanwhile (other_cpu_s: a shared machine's noise).
 # DW_BENCH_ARGV_BYTES=N makes every exec carry N bytes of argv (dw-loadgen --argv-bytes): a
 # flood of maximum-size arguments, as from sensors that cap them (65536, their default) or
@@ -110,6 +111,7 @@ out = {
     "peak_rss_target_ok": w["hwm_kb"] <= 256 * 1024,
     "collector_rss_mib_p50": mib(w["rss_kb_p50"]), "collector_rss_mib_max_sampled": mib(w["rss_kb_max"]),
     "held_acks": w["held_acks"], "not_evaluated": w["not_evaluated"],
+    "evaluated_from_memory": w["fed_events"], "feed_overflows": w["feed_overflows"],
     "oversize": w["oversize"], "budget_waits": w["budget_waits"],
     "status_detect": w["status_detect"],
     "alerts": w["alerts"],

@@ -168,6 +168,8 @@ def main():
         "watcher_cpu_s": (self1.user + self1.system) - (self0.user + self0.system),
         "held_acks": int(total(m, "driftwatch_collector_detect_held_acks_total")),
         "not_evaluated": int(total(m, "driftwatch_collector_detect_not_evaluated_total")),
+        "fed_events": int(total(m, "driftwatch_collector_detect_fed_events_total")),
+        "feed_overflows": int(total(m, "driftwatch_collector_detect_feed_overflows_total")),
         "alerts": alerts,
         "oversize": oversize,
         "budget_waits": int(total(m, "driftwatch_collector_ingest_budget_waits_total")),

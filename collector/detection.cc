@@ -101,7 +101,7 @@ struct Detection::Shard {
   bool reload DW_GUARDED_BY(mu) = false;
   std::deque<std::pair<std::string, v1::Hello>> hellos DW_GUARDED_BY(mu);
   std::deque<FeedEntry> feed DW_GUARDED_BY(mu);
-  size_t feed_bytes DW_GUARDED_BY(mu) = 0;
+  std::atomic<size_t> feed_bytes{0};  // of `feed`; changed under mu, read by Admit
   std::thread thread;
 };
 
@@ -341,8 +341,18 @@ void Detection::ReleaseAll() {
   for (auto& f : held) f();
 }
 
+bool Detection::Behind(int percent) const {
+  if (lag() > opt_.max_lag_events * percent / 100) return true;
+  // A shard whose feed fills up would soon read rows back from the store, which costs more
+  // than taking them from memory: ingest waits for it instead.
+  const size_t bound = shards_.empty() ? 0 : opt_.feed_max_bytes / shards_.size();
+  for (const auto& s : shards_)
+    if (s->feed_bytes.load() > bound * percent / 100 * 3 / 4) return true;
+  return false;
+}
+
 bool Detection::Admit(std::function<void()> release) {
-  if (lag() <= opt_.max_lag_events || stop_ || !holding_) return true;
+  if (!Behind(100) || stop_ || !holding_) return true;
   {
     MutexLock lk(mu_);
     held_.push_back(std::move(release));
@@ -353,7 +363,7 @@ bool Detection::Admit(std::function<void()> release) {
 
 void Detection::MaybeRelease() {
   // A little below the bound, so that acks do not flap one batch at a time.
-  if (lag() > opt_.max_lag_events * 3 / 4 && !stop_ && holding_) return;
+  if (Behind(75) && !stop_ && holding_) return;
   std::deque<std::function<void()>> held;
   {
     MutexLock lk(mu_);

@@ -27,8 +27,9 @@
 // alert "Sensor blind window", naming the node, the counters and the time window.
 //
 // Backpressure: lag() is the number of committed rows the slowest shard has not finished;
-// over max_lag_events, Admit() says no and ingest holds its acks (its streams stop being
-// read; the sensors' spools absorb the rest) until Release() runs the held acks. The
+// over max_lag_events, or with a shard's feed three quarters full, Admit() says no and
+// ingest holds its acks (its streams stop being read; the sensors' spools absorb the rest)
+// until the held acks are released (lag and feeds below three quarters of that). The
 // retention floor (floor()) keeps every row a shard has not committed as done.
 //
 // Drift inventories: when rules tagged `inventory_tag` alert on a container, the
@@ -78,7 +79,7 @@ struct DetectionOptions {
   size_t shards = 2;                         // detection threads; nodes split among them
   int64_t max_lag_events = 500000;           // beyond it ingest holds its acks
   size_t scan_rows = 4096;                   // rows read per step
-  size_t feed_max_bytes = 64 << 20;          // committed batches queued in memory; 0: none
+  size_t feed_max_bytes = 32 << 20;          // committed batches queued in memory; 0: none
   std::chrono::milliseconds commit_interval{50};  // cursor commits while rows keep coming
   std::chrono::seconds warmup{600};          // correlation history rebuilt at start, per node
   int64_t warmup_max_events = 2'000'000;
@@ -180,6 +181,9 @@ class Detection {
   // Sends outbox rows not in flight to their outputs; the number sent.
   size_t SendOutbox(const std::vector<AlertStore::PendingDelivery>& rows);
   void MaybeRelease();
+  // Over `percent`% of the lag bound, or a shard's feed over `percent`% of three quarters
+  // of its share of feed_max_bytes.
+  bool Behind(int percent) const;
   // Inventory bookkeeping (housekeeping thread; wants come from the shards under mu_).
   void WantInventory(const Alert& a);
   void RequestDueInventories(Clock::time_point now);
