@@ -106,6 +106,14 @@ bool SortedHas(std::span<const std::string_view> table, std::string_view name) {
 bool IsKnownEventType(std::string_view name) { return SortedHas(kKnown, name); }
 bool IsProducedEventType(std::string_view name) { return SortedHas(kProduced, name); }
 
+EventTypeSet EventTypeBit(std::string_view name) {
+  static_assert(std::size(kProduced) < sizeof(EventTypeSet) * 8, "one bit per type and one more");
+  auto it = std::lower_bound(std::begin(kProduced), std::end(kProduced), name);
+  const size_t i = it != std::end(kProduced) && *it == name ? static_cast<size_t>(it - std::begin(kProduced))
+                                                            : std::size(kProduced);
+  return EventTypeSet{1} << i;
+}
+
 std::string_view EventTypeGroup(std::string_view name) {
   using falco::Category;
   auto cats = falco::EventCategories();

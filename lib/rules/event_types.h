@@ -6,6 +6,7 @@
 // Thread-safety: immutable tables.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 namespace driftwatch {
@@ -18,6 +19,15 @@ bool IsKnownEventType(std::string_view name);
 // driftwatch's events can have this evt.type (EventType in lib/event/event_view.h): the
 // audit execve/execveat/chmod family, the file events' types, container, sensor_status.
 bool IsProducedEventType(std::string_view name);
+
+// A set of event types as bits: one per type driftwatch produces and one for every other
+// name (an event outside the table), so that a set is exact for the types that occur. The
+// engine skips a rule whose condition cannot be true for the event's type, as Falco indexes
+// rules by event type.
+using EventTypeSet = uint32_t;
+// The set of one event type (the "other" bit for a name driftwatch does not produce).
+EventTypeSet EventTypeBit(std::string_view name);
+inline constexpr EventTypeSet kAnyEventType = ~EventTypeSet{0};
 
 // A short group for an event type from its category in Falco's event table, for summaries
 // of what inactive rules wait for: "network", "file", "process", "ipc", "memory", "signal",

@@ -1137,6 +1137,9 @@ struct Part {
   std::unique_ptr<Evaluator> eval;
   Tri tri = Tri::kUnknown;
   Why why;  // kTrue, kFalse: what made it certain
+  // The event types for which the part can be true, and those for which it is always true
+  // (from evt.type checks; anything else can be true for every type and is never certain).
+  EventTypeSet can = kAnyEventType, always = 0;
 };
 
 class Compiler {
@@ -1168,11 +1171,20 @@ class Compiler {
         const Tri other = is_and ? Tri::kTrue : Tri::kFalse;
         std::vector<std::unique_ptr<Evaluator>> c;
         Part out;
+        out.can = is_and ? kAnyEventType : 0;
+        out.always = is_and ? kAnyEventType : 0;
         bool any_decisive = false, all_other = true;
         Why decisive_why, other_why;
         for (const auto& ch : n.children) {
           auto e = CompileNode(*ch);
           if (!e) return std::unexpected(e.error());
+          if (is_and) {
+            out.can &= e->can;
+            out.always &= e->always;
+          } else {
+            out.can |= e->can;
+            out.always |= e->always;
+          }
           if (e->tri == decisive) {
             any_decisive = true;
             decisive_why.Merge(e->why);
@@ -1203,6 +1215,9 @@ class Compiler {
         if (!e) return e;
         e->eval = std::make_unique<NotEval>(std::move(e->eval));
         if (e->tri != Tri::kUnknown) e->tri = e->tri == Tri::kTrue ? Tri::kFalse : Tri::kTrue;
+        const EventTypeSet can = e->can;
+        e->can = ~e->always;
+        e->always = ~can;
         return e;
       }
       case NodeKind::kMacro:
@@ -1301,8 +1316,19 @@ class Compiler {
         out->why.fields.emplace_back(std::string(s->f->name), std::string(s->f->never));
       }
     }
-    if (out->tri != Tri::kUnknown || rhs || !lhs.transforms.empty() || lhs.f->name != "evt.type") return;
-    if (operands.empty()) return;
+    if (rhs || !lhs.transforms.empty() || lhs.f->name != "evt.type" || operands.empty()) return;
+    // The types it can be true for. A name driftwatch does not produce stands for the one
+    // bit of all such names: "= connect" can be true only there, and is never certain.
+    if (n.op == Op::kEq || n.op == Op::kIn || n.op == Op::kIntersects) {
+      out->can = out->always = 0;
+      for (const std::string& t : operands) {
+        out->can |= EventTypeBit(t);
+        if (IsProducedEventType(t)) out->always |= EventTypeBit(t);
+      }
+    } else if (n.op == Op::kNe && IsProducedEventType(operands[0])) {
+      out->can = out->always = ~EventTypeBit(operands[0]);
+    }
+    if (out->tri != Tri::kUnknown) return;
     for (const std::string& t : operands) {
       if (IsProducedEventType(t)) return;
     }
@@ -1480,6 +1506,7 @@ std::expected<CompiledCondition, Error> Compile(const Node& root, const Names& n
   CompiledCondition out;
   out.root_ = std::move(e->eval);
   if (e->tri == Tri::kFalse) out.inactive_reason_ = e->why.Text();
+  out.event_types_ = e->can;
   return out;
 }
 

@@ -76,6 +76,7 @@
 #include <utility>
 #include <vector>
 
+#include "lib/rules/event_types.h"
 #include "lib/rules/rule_context.h"
 
 namespace driftwatch {
@@ -186,10 +187,17 @@ class CompiledCondition {
   // anything else is unknown. Only a condition that folds to false has a reason.
   const std::string& inactive_reason() const { return inactive_reason_; }
 
+  // The event types for which the condition can be true (EventTypeBit): for the others it is
+  // false without being evaluated. From its evt.type checks: =, in and intersects allow their
+  // names, != all but its name; and takes what all parts allow, or what any part does; not
+  // allows the types for which its part is not always true.
+  EventTypeSet event_types() const { return event_types_; }
+
  private:
   friend std::expected<CompiledCondition, Error> Compile(const Node&, const Names&);
   std::unique_ptr<Evaluator> root_;
   std::string inactive_reason_;
+  EventTypeSet event_types_ = kAnyEventType;
 };
 
 // Resolves fields, macros (expanded in place; recursion refused) and lists, checks each

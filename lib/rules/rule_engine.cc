@@ -131,14 +131,16 @@ std::vector<std::string> RuleSet::Summary(size_t max_names) const {
 }
 
 void RuleSet::Match(const RuleContext& ctx, std::vector<const Rule*>* out) const {
+  const EventTypeSet type = EventTypeBit(EventType(*ctx.event));
   for (const Rule* r : active_) {
-    if (r->compiled.Evaluate(ctx)) out->push_back(r);
+    if ((r->compiled.event_types() & type) != 0 && r->compiled.Evaluate(ctx)) out->push_back(r);
   }
 }
 
 void RuleSet::Evaluate(const RuleContext& ctx, std::vector<RuleMatch>* out) const {
+  const EventTypeSet type = EventTypeBit(EventType(*ctx.event));
   for (const Rule* r : active_) {
-    if (!r->compiled.Evaluate(ctx)) continue;
+    if ((r->compiled.event_types() & type) == 0 || !r->compiled.Evaluate(ctx)) continue;
     RuleMatch m;
     m.rule = r;
     r->format.Format(ctx, &m.output, &m.output_fields);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "lib/event/event_view.h"
+#include "lib/rules/event_types.h"
 #include "lib/rules/rule_fields.h"
 #include "unit/rule_test_util.h"
 
@@ -357,6 +359,47 @@ TEST(RuleFields, ValuesFollowEventJson) {
   out.clear();
   AppendFieldText(*FindField("fd.directory"), {}, cctx, &v, &out);
   EXPECT_EQ(out, "/tmp");
+}
+
+// The event types a condition can be true for (the engine's index, Falco's evttype filter).
+TEST(RuleConditionEventTypes, SetsFollowTheLogic) {
+  auto types = [](std::string_view text) {
+    auto c = cond::CompileText(text);
+    EXPECT_TRUE(c.has_value()) << text << ": " << (c ? "" : c.error().message);
+    return c ? c->event_types() : EventTypeSet{0};
+  };
+  const EventTypeSet execve = EventTypeBit("execve"), execveat = EventTypeBit("execveat");
+  const EventTypeSet openat = EventTypeBit("openat"), other = EventTypeBit("connect");
+  EXPECT_NE(execve, execveat);
+  EXPECT_EQ(other, EventTypeBit("no such type"));  // one bit for every other name
+  EXPECT_EQ(types("evt.type = execve"), execve);
+  EXPECT_EQ(types("evt.type in (execve, execveat) and proc.name = sh"), execve | execveat);
+  EXPECT_EQ(types("evt.type = execve or evt.type = openat"), execve | openat);
+  EXPECT_EQ(types("evt.type in (execve, connect)"), execve | other);
+  EXPECT_EQ(types("evt.type != execve"), ~execve);
+  EXPECT_EQ(types("not evt.type = execve"), ~execve);
+  EXPECT_EQ(types("evt.type != connect"), kAnyEventType);  // other names: some may differ
+  EXPECT_EQ(types("evt.type = execve and evt.type = openat"), 0u);
+  // Anything else is possible for every type.
+  EXPECT_EQ(types("proc.name = sh"), kAnyEventType);
+  EXPECT_EQ(types("evt.type = execve or proc.name = sh"), kAnyEventType);
+  EXPECT_EQ(types("evt.type exists"), kAnyEventType);
+  EXPECT_EQ(types("evt.type startswith execve"), kAnyEventType);
+  EXPECT_EQ(types("tolower(evt.type) = execve"), kAnyEventType);
+  EXPECT_EQ(types("evt.type = val(proc.name)"), kAnyEventType);
+  // not: true where its part is not always true.
+  EXPECT_EQ(types("not (evt.type = execve and proc.name = sh)"), kAnyEventType);
+  EXPECT_EQ(types("not (evt.type in (execve, openat) and evt.type != openat)"), ~execve);
+  EXPECT_EQ(types("not not evt.type = execve"), execve);
+  // The sets agree with evaluation on an exec.
+  auto ev = ExecEvent("sh", "/bin/sh", {"sh"});
+  for (const char* text : {"evt.type = execve", "evt.type != execve", "not evt.type = openat",
+                           "evt.type in (openat, execveat)"}) {
+    const bool can = (types(text) & EventTypeBit(EventType(ev))) != 0;
+    if (!can) {
+      EXPECT_FALSE(Eval(text, Ctx(ev))) << text;
+    }
+  }
 }
 
 }  // namespace
