@@ -8,15 +8,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "lib/base/yaml_documents.h"
 #include "lib/event/file_digest.h"
 
 namespace driftwatch::sensor {
 namespace {
-
-std::string Where(std::string_view name, const YAML::Mark& m) {
-  if (m.is_null()) return std::string(name);
-  return std::string(name) + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-}
 
 bool Glob(const std::string& pattern, std::string_view value, int flags = 0) {
   return fnmatch(pattern.c_str(), std::string(value).c_str(), flags) == 0;
@@ -36,11 +32,11 @@ Result<std::vector<std::string>> Strings(const YAML::Node& entry, const char* ke
   const YAML::Node n = entry[key];
   if (!n.IsDefined() || n.IsNull()) return out;
   if (!n.IsSequence())
-    return std::unexpected(Error::InvalidInput(Where(name, n.Mark()) + ": " + key +
+    return std::unexpected(Error::InvalidInput(YamlPlace(name, n.Mark()) + ": " + key +
                                                ": a list of strings"));
   for (const YAML::Node& v : n) {
     if (!v.IsScalar() || v.Scalar().empty())
-      return std::unexpected(Error::InvalidInput(Where(name, v.Mark()) + ": " + key +
+      return std::unexpected(Error::InvalidInput(YamlPlace(name, v.Mark()) + ": " + key +
                                                  ": each item a non-empty string"));
     out.push_back(v.Scalar());
   }
@@ -55,16 +51,16 @@ Result<PreventPolicy> PreventPolicy::Parse(std::string_view text, std::string_vi
   try {
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
-    return std::unexpected(Error::InvalidInput(Where(name, e.mark) + ": " + e.msg));
+    return std::unexpected(Error::InvalidInput(YamlPlace(name, e.mark) + ": " + e.msg));
   }
   try {
     if (!root.IsDefined() || root.IsNull()) return p;  // empty: allows nothing
     if (!root.IsMap())
-      return std::unexpected(Error::InvalidInput(Where(name, root.Mark()) +
+      return std::unexpected(Error::InvalidInput(YamlPlace(name, root.Mark()) +
                                                  ": a map with the key `allow`"));
     for (const auto& kv : root) {
       if (kv.first.Scalar() != "allow")
-        return std::unexpected(Error::InvalidInput(Where(name, kv.first.Mark()) +
+        return std::unexpected(Error::InvalidInput(YamlPlace(name, kv.first.Mark()) +
                                                    ": unknown key " + kv.first.Scalar() +
                                                    " (the file has one key: allow)"));
     }
@@ -72,10 +68,10 @@ Result<PreventPolicy> PreventPolicy::Parse(std::string_view text, std::string_vi
     if (allow.IsNull()) return p;
     if (!allow.IsSequence())
       return std::unexpected(
-          Error::InvalidInput(Where(name, allow.Mark()) + ": allow: a list of entries"));
+          Error::InvalidInput(YamlPlace(name, allow.Mark()) + ": allow: a list of entries"));
     for (const YAML::Node& n : allow) {
       if (!n.IsMap())
-        return std::unexpected(Error::InvalidInput(Where(name, n.Mark()) + ": an entry is a map"));
+        return std::unexpected(Error::InvalidInput(YamlPlace(name, n.Mark()) + ": an entry is a map"));
       Entry e;
       bool any = false;
       for (const auto& kv : n) {
@@ -92,7 +88,7 @@ Result<PreventPolicy> PreventPolicy::Parse(std::string_view text, std::string_vi
             for (const std::string& g : *list) {
               if (g[0] != '/')
                 return std::unexpected(Error::InvalidInput(
-                    Where(name, kv.second.Mark()) + ": paths: " + g +
+                    YamlPlace(name, kv.second.Mark()) + ": paths: " + g +
                     ": a path inside the container starts with /"));
             }
             e.paths = std::move(*list);
@@ -102,32 +98,32 @@ Result<PreventPolicy> PreventPolicy::Parse(std::string_view text, std::string_vi
               for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
               if (h.size() != 64 || h.find_first_not_of("0123456789abcdef") != std::string::npos)
                 return std::unexpected(Error::InvalidInput(
-                    Where(name, kv.second.Mark()) + ": sha256: " + h + ": 64 hex digits"));
+                    YamlPlace(name, kv.second.Mark()) + ": sha256: " + h + ": 64 hex digits"));
               e.sha256.insert(std::move(h));
             }
           }
         } else if (k == "labels") {
           if (!kv.second.IsMap())
-            return std::unexpected(Error::InvalidInput(Where(name, kv.second.Mark()) +
+            return std::unexpected(Error::InvalidInput(YamlPlace(name, kv.second.Mark()) +
                                                        ": labels: a map of label to value"));
           for (const auto& l : kv.second) e.labels[l.first.Scalar()] = l.second.Scalar();
           any |= !e.labels.empty();
         } else {
           return std::unexpected(Error::InvalidInput(
-              Where(name, kv.first.Mark()) + ": unknown key " + k +
+              YamlPlace(name, kv.first.Mark()) + ": unknown key " + k +
               " (name, namespaces, pods, labels, paths, sha256)"));
         }
       }
       // An entry without a selector would allow all drift: say so instead.
       if (!any)
         return std::unexpected(Error::InvalidInput(
-            Where(name, n.Mark()) + ": an entry needs at least one of namespaces, pods, labels, "
+            YamlPlace(name, n.Mark()) + ": an entry needs at least one of namespaces, pods, labels, "
                                     "paths, sha256 (it would allow every drifted exec)"));
       p.wants_container_ |= !e.namespaces.empty() || !e.pods.empty() || !e.labels.empty();
       p.entries_.push_back(std::move(e));
     }
   } catch (const YAML::Exception& e) {
-    return std::unexpected(Error::InvalidInput(Where(name, e.mark) + ": " + e.msg));
+    return std::unexpected(Error::InvalidInput(YamlPlace(name, e.mark) + ": " + e.msg));
   }
   return p;
 }

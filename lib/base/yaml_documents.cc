@@ -52,4 +52,10 @@ std::vector<YAML::Node> LoadYamlDocuments(const std::string& text) {
   return YAML::LoadAll(text);
 }
 
+std::string YamlPlace(std::string_view name, const YAML::Mark& mark) {
+  if (mark.is_null()) return std::string(name);
+  return std::string(name) + ":" + std::to_string(mark.line + 1) + ":" +
+         std::to_string(mark.column + 1);
+}
+
 }  // namespace driftwatch

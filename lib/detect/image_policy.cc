@@ -49,11 +49,6 @@ bool IsYamlName(std::string_view name) {
   return name.ends_with(".yaml") || name.ends_with(".yml");
 }
 
-std::string Where(std::string_view name, const YAML::Mark& m) {
-  if (m.is_null()) return std::string(name);
-  return std::string(name) + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-}
-
 // A map child, or an undefined node when `n` is not a map or lacks the key. yaml-cpp throws
 // on a scalar's subscript and on any use of the "zombie" node a missing key gives.
 YAML::Node Child(const YAML::Node& n, const char* key) {
@@ -118,7 +113,7 @@ Result<> ImagePolicy::AddYaml(std::string_view text, std::string_view name) {
   try {
     docs = LoadYamlDocuments(std::string(text));
   } catch (const YAML::Exception& e) {
-    return std::unexpected(Error::InvalidInput(Where(name, e.mark) + ": " + e.msg));
+    return std::unexpected(Error::InvalidInput(YamlPlace(name, e.mark) + ": " + e.msg));
   }
   std::vector<std::pair<std::string, std::string>> found;  // digest, where
   std::vector<std::string> warnings;
@@ -132,10 +127,10 @@ Result<> ImagePolicy::AddYaml(std::string_view text, std::string_view name) {
         const std::string& ref = image.Scalar();
         std::string d = PinnedDigest(ref);
         if (d.empty()) {
-          warnings.push_back(Where(name, image.Mark()) + ": image " + ref +
+          warnings.push_back(YamlPlace(name, image.Mark()) + ": image " + ref +
                              " is not pinned by digest: it approves nothing");
         } else {
-          found.emplace_back(std::move(d), Where(name, image.Mark()));
+          found.emplace_back(std::move(d), YamlPlace(name, image.Mark()));
         }
       }
     }
@@ -168,7 +163,7 @@ Result<> ImagePolicy::AddYaml(std::string_view text, std::string_view name) {
       }
     }
   } catch (const YAML::Exception& e) {
-    return std::unexpected(Error::InvalidInput(Where(name, e.mark) + ": " + e.msg));
+    return std::unexpected(Error::InvalidInput(YamlPlace(name, e.mark) + ": " + e.msg));
   }
   for (auto& [d, where] : found) digests_.insert(std::move(d));
   for (auto& w : warnings) warnings_.push_back(std::move(w));
