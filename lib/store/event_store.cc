@@ -119,6 +119,11 @@ EventStore::EventStore(const StoreOptions& opt) : opt_(opt) {}
 
 Result<std::unique_ptr<EventStore>> EventStore::Open(
     const StoreOptions& opt) {
+  // No memory statistics: SQLite otherwise takes a process-wide mutex on every allocation,
+  // which the writer and detection's readers then contend on. Only possible before SQLite's
+  // first use in the process (refused, harmlessly, after it).
+  static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)memstatus_off;
   std::unique_ptr<EventStore> s(new EventStore(opt));
   if (auto ok = s->Init(); !ok) return std::unexpected(ok.error());
   s->writer_ = std::thread([p = s.get()] { p->WriterLoop(); });
