@@ -282,8 +282,7 @@ void Detection::Notify(StoreCommit commit) {
     std::vector<FeedEntry> to(shards_.size());
     for (CommittedBatch& b : commit.batches) {
       FeedEntry& e = to[ShardOf(b.batch->node)];
-      e.bytes += b.batch->data.size() + b.batch->events.size() * sizeof(PreparedEvent) +
-                 b.rowids.size() * sizeof(int64_t);
+      e.bytes += b.batch->MemoryBytes() + b.rowids.capacity() * sizeof(int64_t);
       e.batches.push_back(std::move(b));
     }
     const size_t bound = opt_.feed_max_bytes / shards_.size();

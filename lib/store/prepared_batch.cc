@@ -123,6 +123,14 @@ Result<PreparedBatch> PrepareEncodedBatch(
   return b;
 }
 
+size_t PreparedBatch::MemoryBytes() const {
+  size_t n = sizeof(PreparedBatch) + node.capacity() + data.capacity() +
+             events.capacity() * sizeof(PreparedEvent);
+  for (const std::string& c : containers) n += sizeof(std::string) + c.capacity();
+  for (const PreparedRun& r : runs) n += sizeof(PreparedRun) + r.boot_id.capacity();
+  return n;
+}
+
 bool DecodePreparedEvent(const PreparedBatch& b, size_t i, v1::Event* out) {
   if (i >= b.events.size()) return false;
   const PreparedEvent& e = b.events[i];

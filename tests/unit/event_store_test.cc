@@ -580,6 +580,21 @@ TEST_F(EventStoreTest, CommitFeedIsExactlyTheRowsStored) {
   EXPECT_EQ(fed, scanned);
 }
 
+// What a batch holds in memory counts the container ids kept beside its bytes: a sender
+// that names a new container in every event must not look small to detection's feed bound.
+TEST(PreparedBatchTest, MemoryBytesCountsContainerIds) {
+  google::protobuf::RepeatedPtrField<v1::Event> f;
+  for (uint64_t i = 1; i <= 100; ++i) {
+    v1::Event e = Exec(i, "boot-1", 100);
+    e.set_container_id(std::string(63, 'c') + static_cast<char>('0' + i % 10) + std::to_string(i));
+    *f.Add() = std::move(e);
+  }
+  auto b = PrepareBatch("node-a", &f);
+  ASSERT_TRUE(b.has_value()) << b.error();
+  ASSERT_EQ(b->containers.size(), 100u);
+  EXPECT_GE(b->MemoryBytes(), b->data.size() + 100 * 64 + 100 * sizeof(PreparedEvent));
+}
+
 TEST_F(EventStoreTest, GapsAreRecordedWithTheEventAfterThem) {
   auto s = Open();
   Submit(s.get(), "node-a", Range(1, 10));
