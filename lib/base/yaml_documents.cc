@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/parser.h>
 
@@ -33,7 +34,7 @@ bool SameMark(const YAML::Mark& a, const YAML::Mark& b) {
 
 }  // namespace
 
-std::vector<YAML::Node> LoadYamlDocuments(const std::string& text) {
+std::vector<YAML::Node> LoadYamlDocuments(const std::string& text) try {
   // A first pass that only walks the events: each document must start past the one before
   // it. A document that starts where the last one did is the parser stuck on a token.
   {
@@ -50,6 +51,10 @@ std::vector<YAML::Node> LoadYamlDocuments(const std::string& text) {
     }
   }
   return YAML::LoadAll(text);
+} catch (const YAML::DeepRecursion& e) {
+  // yaml-cpp says "bad file" for its nesting bound.
+  throw YAML::ParserException(e.mark, "nested too deeply (" + std::to_string(e.depth()) +
+                                          " levels reached)");
 }
 
 std::string YamlPlace(std::string_view name, const YAML::Mark& mark) {

@@ -213,6 +213,10 @@ TEST(RuleLoader, StrayFlowTokenIsAnErrorNotAHang) {
     EXPECT_GT(d[0].line, 0) << text;
     EXPECT_NE(d[0].message.find("YAML"), std::string::npos) << d[0].ToString();
   }
+  // Nesting past yaml-cpp's bound is named as such (yaml-cpp itself says "bad file").
+  auto deep = MustFail({{"d.yaml", std::string(10000, '[') + std::string(10000, ']')}});
+  ASSERT_FALSE(deep.empty());
+  EXPECT_NE(deep[0].message.find("nested too deeply"), std::string::npos) << deep[0].ToString();
   // Empty documents are not that: they load as nothing.
   auto empty = RuleSet::LoadStrings({{"e.yaml", "---\n---\n...\n---\n"}});
   ASSERT_TRUE(empty) << empty.error()[0].ToString();
