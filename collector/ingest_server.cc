@@ -2,6 +2,7 @@
 
 #include "lib/base/log.h"
 #include "lib/daemon/node_name.h"
+#include "lib/event/file_digest.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -170,6 +171,14 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     if (!session_.AddCommand(command_id, IngestSession::Clock::now())) return PinResult::kFull;
     ++pins_;
     return PinResult::kPinned;
+  }
+  // Keeps the stream from finishing until SendPinned, for a message that asks no reply;
+  // false when the stream is ending.
+  bool PinForPush() {
+    std::lock_guard lk(mu_);
+    if (finished_ || session_.failure() || cancelled_ || write_failed_) return false;
+    ++pins_;
+    return true;
   }
   void SendPinned(grpc::ByteBuffer msg) {
     Actions a;
@@ -454,8 +463,40 @@ std::map<std::pair<std::string, std::string>, uint64_t> IngestService::Inventory
 }
 
 void IngestService::Register(const std::string& node, StreamReactor* r) {
-  MutexLock lk(streams_mu_);
-  streams_.emplace(node, r);
+  grpc::ByteBuffer policy;
+  {
+    MutexLock lk(streams_mu_);
+    streams_.emplace(node, r);
+    if (policy_generation_ == 0 || !r->PinForPush()) return;
+    policy = policy_message_;  // slices are shared, not copied
+  }
+  r->SendPinned(std::move(policy));
+  ++policy_pushes_;
+}
+
+void IngestService::SetPreventPolicy(const std::optional<PreventPolicyText>& policy) {
+  v1::CollectorMessage m;
+  v1::PreventPolicy* p = m.mutable_command()->mutable_prevent_policy();
+  p->set_configured(policy.has_value());
+  if (policy) {
+    p->set_text(policy->text);
+    p->set_name(policy->name);
+    p->set_sha256(Sha256Hex(policy->text));
+  }
+  std::vector<StreamReactor*> pinned;
+  grpc::ByteBuffer encoded;
+  {
+    MutexLock lk(streams_mu_);
+    p->set_generation(++policy_generation_);
+    policy_message_ = Encode(m);
+    encoded = policy_message_;
+    for (auto& [node, r] : streams_) {
+      if (r->PinForPush()) pinned.push_back(r);
+    }
+  }
+  // Outside streams_mu_: a write may run a reaction inline, which may unregister.
+  for (StreamReactor* r : pinned) r->SendPinned(encoded);
+  policy_pushes_ += pinned.size();
 }
 
 void IngestService::Release(size_t bytes) {

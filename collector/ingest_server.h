@@ -39,6 +39,7 @@
 #include <map>
 #include <mutex>
 #include <memory>
+#include <optional>
 #include <cstdint>
 #include <deque>
 #include <expected>
@@ -102,6 +103,15 @@ class IngestService final
   // command timed out or its stream ended before the last chunk).
   std::map<std::pair<std::string, std::string>, uint64_t> InventoryDiscards() const;
 
+  // The fleet's prevention policy (--prevent-policy; nullopt: none), pushed to every stream
+  // now and to each new one after its Hello, with a generation that grows with each call
+  // (sensors apply the newest: collector.proto PreventPolicy). Call once before serving.
+  struct PreventPolicyText {
+    std::string text, name;
+  };
+  void SetPreventPolicy(const std::optional<PreventPolicyText>& policy);
+  uint64_t policy_pushes() const { return policy_pushes_.load(); }
+
   // Asks the node's sensor for a container's drift inventory (Command{inventory}) on the
   // node's newest stream; the reply comes to on_inventory. Error: no stream of that node
   // that can still be written to, or that stream has max_inventory_commands outstanding.
@@ -152,6 +162,9 @@ class IngestService final
   // Streams past Hello, by node, oldest first. Lock order: streams_mu_, then a reactor's.
   Mutex streams_mu_;
   std::multimap<std::string, StreamReactor*> streams_ DW_GUARDED_BY(streams_mu_);
+  grpc::ByteBuffer policy_message_ DW_GUARDED_BY(streams_mu_);  // Command{prevent_policy}
+  uint64_t policy_generation_ DW_GUARDED_BY(streams_mu_) = 0;
+  std::atomic<uint64_t> policy_pushes_{0};
   mutable Mutex discards_mu_;  // a leaf lock
   std::map<std::pair<std::string, std::string>, uint64_t> discards_ DW_GUARDED_BY(discards_mu_);
   std::atomic<size_t> in_flight_bytes_{0};

@@ -23,6 +23,8 @@
 #include "lib/daemon/metrics.h"
 #include "lib/daemon/systemd_notify.h"
 #include "lib/base/version.h"
+#include "lib/event/file_digest.h"
+#include "lib/node/prevent_policy.h"
 
 namespace {
 
@@ -123,6 +125,10 @@ int main(int argc, char** argv) {
                  "approved images: image@sha256 lists or Kubernetes YAML (repeatable; reloaded "
                  "on SIGHUP)")
       ->allow_extra_args(false);
+  std::string prevent_policy;
+  app.add_option("--prevent-policy", prevent_policy,
+                 "the fleet's prevention policy (the YAML of driftwatch-sensor --prevent-policy): "
+                 "pushed to every sensor, whose entries it adds to its own; reloaded on SIGHUP");
   app.add_option("--alerts-output", ao.outputs,
                  "write alerts as Falco JSON lines to FILE, - for stdout (repeatable)")
       ->allow_extra_args(false);
@@ -192,6 +198,19 @@ int main(int argc, char** argv) {
     return 0;
   }
   driftwatch::SetLogFormat("driftwatch-collector", log_format);
+
+  // The fleet's prevention policy, checked before anything starts.
+  auto read_policy = [&prevent_policy]()
+      -> driftwatch::Result<std::optional<driftwatch::IngestService::PreventPolicyText>> {
+    if (prevent_policy.empty()) return std::nullopt;
+    auto text = driftwatch::PreventPolicy::ReadChecked(prevent_policy);
+    if (!text) return std::unexpected(text.error().Prefix("--prevent-policy"));
+    return driftwatch::IngestService::PreventPolicyText{std::move(*text), prevent_policy};
+  };
+  auto fleet_policy = read_policy();
+  if (!fleet_policy) return Fail(fleet_policy.error().message());
+  std::mutex policy_mu;  // policy_sha: SIGHUP writes it, /status reads it
+  std::string policy_sha = *fleet_policy ? driftwatch::Sha256Hex((*fleet_policy)->text) : "";
 
   const bool tls = !tls_cert.empty() || !tls_key.empty() || !client_ca.empty();
   if (tls && insecure) return Fail("--insecure and --tls-* exclude each other");
@@ -289,6 +308,10 @@ int main(int argc, char** argv) {
     detect->SubmitInventory(node, command_id, std::move(inv));
   };
   driftwatch::IngestService service(store->get(), io);
+  service.SetPreventPolicy(*fleet_policy);
+  if (*fleet_policy)
+    LogInfo("prevention policy %s (sha256 %s): pushed to every sensor\n", prevent_policy.c_str(),
+            policy_sha.substr(0, 12).c_str());
   detect->SetInventoryRequester(
       [&service](const std::string& node, const std::string& container, uint64_t id) {
         return service.RequestInventory(node, container, id);
@@ -400,6 +423,9 @@ int main(int argc, char** argv) {
       w->Gauge("driftwatch_collector_rules_inactive",
                "enabled rules that can never match driftwatch's events (not evaluated)",
                detect->rules_inactive());
+      w->Counter("driftwatch_collector_prevent_policy_pushes_total",
+                 "fleet prevention policies sent to sensor streams (after each Hello, on reload)",
+                 service.policy_pushes());
       w->Counter("driftwatch_collector_rule_reloads_total", "SIGHUP reloads, by result", c.reloads,
                  {{"result", "ok"}});
       w->Counter("driftwatch_collector_rule_reloads_total", "SIGHUP reloads, by result",
@@ -446,6 +472,15 @@ int main(int argc, char** argv) {
                                          .count()) +
                       ",\"streams\":" + std::to_string(service.active_streams()) +
                       ",\"rules\":" + std::to_string(detect->rules_loaded()) +
+                      ",\"prevent_policy\":" + [&] {
+                        std::lock_guard lk(policy_mu);
+                        return prevent_policy.empty()
+                                   ? std::string("null")
+                                   : "{\"file\":" + driftwatch::JsonQuote(prevent_policy) +
+                                         ",\"sha256\":" + driftwatch::JsonQuote(policy_sha) +
+                                         ",\"pushes\":" +
+                                         std::to_string(service.policy_pushes()) + "}";
+                      }() +
                       ",\"alerts\":" + std::to_string(detect->counters().alerts.load()) + ",\"nodes\":[";
       bool first = true;
       const auto losses = detect->NodeLosses();
@@ -508,6 +543,21 @@ int main(int argc, char** argv) {
         for (const std::string& line : *r) LogInfo("SIGHUP: rules reloaded: %s\n", line.c_str());
       } else {
         LogError("SIGHUP: %s\n", r.error().c_str());
+      }
+      if (!prevent_policy.empty()) {
+        if (auto p = read_policy(); !p) {
+          LogError("SIGHUP: %s; the sensors keep the policy they have\n",
+                   p.error().message().c_str());
+        } else {
+          const std::string sha = driftwatch::Sha256Hex((*p)->text);
+          service.SetPreventPolicy(*p);
+          {
+            std::lock_guard lk(policy_mu);
+            policy_sha = sha;
+          }
+          LogInfo("SIGHUP: prevention policy %s (sha256 %s) pushed to the connected sensors\n",
+                  prevent_policy.c_str(), sha.substr(0, 12).c_str());
+        }
       }
       systemd.Ready("reloaded");
       continue;

@@ -305,6 +305,8 @@ int Run(const Flags& flags) {
       po.filesystems = flags.watch_fs;
       po.allow_paths = flags.prevent_allow;
       po.policy_file = flags.prevent_policy;
+      // The fleet's policy as the collector last pushed it, for a restart without it.
+      if (!flags.collector.empty()) po.fleet_policy_file = flags.spool_dir + "/fleet-policy.yaml";
       po.hash_max_bytes = flags.hash_max;
       auto g = ExecGuard::Open(po, registry.get(), [&](v1::Event& ev) { output.Write(ev); });
       if (!g) {
@@ -480,6 +482,21 @@ int Run(const Flags& flags) {
     uo.key_file = flags.tls_key;
     uo.server_name = flags.tls_server_name;
     uo.on_unreadable_record = [&output] { output.CountUnreadable(); };
+    uo.on_prevent_policy = [&guard](const v1::PreventPolicy& p) {
+      const std::string what = p.configured() ? "fleet prevention policy " + p.name() + " (sha256 " +
+                                                    p.sha256().substr(0, 12) + ")"
+                                              : "no fleet prevention policy";
+      if (!guard) {
+        LogInfo("collector: %s; not applied (--prevent off)\n", what.c_str());
+        return;
+      }
+      if (auto r = guard->SetFleetPolicy(p); !r) {
+        LogError("collector: %s: %s\n", what.c_str(), r.error().c_str());
+      } else {
+        LogInfo("collector: %s applied: %zu entries in force\n", what.c_str(),
+                guard->policy_entries());
+      }
+    };
     auto up = Uplink::Create(
         &io, spool.get(), uo,
         [&](v1::Hello* h) {
@@ -557,8 +574,16 @@ int Run(const Flags& flags) {
       j += ",\"events\":{" + StatusJsonFields(r, "events").substr(1) + "}";
       j += ",\"output\":{" + StatusJsonFields(r, "output").substr(1) + "}";
       if (registry) j += ",\"enrich\":{" + StatusJsonFields(r, "enrich").substr(1) + "}";
-      j += ",\"prevent\":{\"mode\":" + JsonQuote(prevent_desc) + StatusJsonFields(r, "prevent") +
-           "}";
+      j += ",\"prevent\":{\"mode\":" + JsonQuote(prevent_desc) + StatusJsonFields(r, "prevent");
+      if (guard) {
+        const ExecGuard::FleetPolicyState f = guard->fleet_policy();
+        j += ",\"policy_entries\":" + std::to_string(guard->policy_entries()) +
+             ",\"fleet_policy\":{\"sha256\":" + JsonQuote(f.sha256) +
+             ",\"entries\":" + std::to_string(f.entries) + ",\"source\":" + JsonQuote(f.source) +
+             ",\"updates\":" + std::to_string(f.updates) + ",\"refused\":" +
+             std::to_string(f.refused) + ",\"error\":" + JsonQuote(f.error) + "}";
+      }
+      j += "}";
       j += ",\"audit\":{\"mode\":" + JsonQuote(audit_on ? AuditModeName(mode) : "off");
       if (ownership)
         j += ",\"backlog_limit\":" + std::to_string(ownership->backlog_limit()) +

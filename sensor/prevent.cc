@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "lib/base/clock.h"
+#include "lib/base/log.h"
 #include "lib/event/file_digest.h"
 #include "lib/node/procfs.h"
 
@@ -97,13 +98,15 @@ Result<std::unique_ptr<ExecGuard>> ExecGuard::Open(PreventOptions options,
   if (options.filesystems.empty()) options.filesystems = RuntimeFilesystems();
   if (options.deadline <= std::chrono::milliseconds(0))
     return std::unexpected(Error::InvalidInput("--prevent-deadline-ms must be at least 1"));
-  auto policy = LoadPolicy(options);
+  auto policy = LoadLocalPolicy(options);
   if (!policy) return std::unexpected(policy.error());
   std::unique_ptr<ExecGuard> g(new ExecGuard(std::move(options), resolver, std::move(sink)));
   {
     MutexLock lock(g->policy_mu_);
-    g->policy_ = std::move(*policy);
+    g->local_ = std::move(*policy);
+    g->CombinePolicies();
   }
+  g->LoadSavedFleetPolicy();
   // Non-blocking: the verdict thread and the watchdog both read it.
   g->fan_fd_ = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
                              O_RDONLY | O_LARGEFILE | O_CLOEXEC);
@@ -167,7 +170,7 @@ void ExecGuard::Stop() {
   if (report_thread_.joinable()) report_thread_.join();
 }
 
-Result<std::shared_ptr<const PreventPolicy>> ExecGuard::LoadPolicy(const PreventOptions& o) {
+Result<PreventPolicy> ExecGuard::LoadLocalPolicy(const PreventOptions& o) {
   for (const std::string& g : o.allow_paths) {
     if (g.empty() || g[0] != '/')
       return std::unexpected(Error::InvalidInput(
@@ -180,15 +183,133 @@ Result<std::shared_ptr<const PreventPolicy>> ExecGuard::LoadPolicy(const Prevent
     p = std::move(*loaded);
   }
   p.AddPaths(o.allow_paths);
-  return std::make_shared<const PreventPolicy>(std::move(p));
+  return p;
+}
+
+void ExecGuard::CombinePolicies() {
+  PreventPolicy p = local_;
+  if (fleet_) p.Add(*fleet_, "fleet policy");
+  policy_ = std::make_shared<const PreventPolicy>(std::move(p));
 }
 
 Result<> ExecGuard::ReloadPolicy() {
-  auto policy = LoadPolicy(options_);
+  auto policy = LoadLocalPolicy(options_);
   if (!policy) return std::unexpected(policy.error());
   MutexLock lock(policy_mu_);
-  policy_ = std::move(*policy);
+  local_ = std::move(*policy);
+  CombinePolicies();
   return {};
+}
+
+void ExecGuard::LoadSavedFleetPolicy() {
+  const std::string& path = options_.fleet_policy_file;
+  if (path.empty() || access(path.c_str(), F_OK) != 0) return;
+  auto text = PreventPolicy::ReadChecked(path);
+  if (!text) {
+    LogWarn("prevent: the saved fleet policy is not used (the collector sends it again): %s\n",
+            text.error().message().c_str());
+    return;
+  }
+  auto p = PreventPolicy::Parse(*text, path);  // ReadChecked parsed it: cannot fail
+  if (!p) return;
+  MutexLock lock(policy_mu_);
+  fleet_state_.sha256 = Sha256Hex(*text);
+  fleet_state_.entries = p->size();
+  fleet_state_.source = path;
+  fleet_ = std::move(*p);
+  CombinePolicies();
+}
+
+namespace {
+
+// `text` into `path` whole or not at all: a crash leaves the old file or the new one.
+Result<> WriteFileAtomic(const std::string& path, std::string_view text) {
+  const std::string tmp = path + ".tmp";
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return std::unexpected(Error::FromErrno(errno, tmp));
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int e = n < 0 ? errno : EIO;
+      close(fd);
+      unlink(tmp.c_str());
+      return std::unexpected(Error::FromErrno(e, tmp));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) {
+    const int e = errno;
+    close(fd);
+    unlink(tmp.c_str());
+    return std::unexpected(Error::FromErrno(e, tmp + ": fsync"));
+  }
+  close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    unlink(tmp.c_str());
+    return std::unexpected(Error::FromErrno(e, path));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<> ExecGuard::SetFleetPolicy(const v1::PreventPolicy& pushed) {
+  const std::string& path = options_.fleet_policy_file;
+  if (!pushed.configured()) {
+    {
+      MutexLock lock(policy_mu_);
+      if (!fleet_) return {};
+      fleet_.reset();
+      fleet_state_.sha256.clear();
+      fleet_state_.entries = 0;
+      fleet_state_.source.clear();
+      fleet_state_.error.clear();
+      ++fleet_state_.updates;
+      CombinePolicies();
+    }
+    if (!path.empty() && unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return std::unexpected(Error::FromErrno(errno, path + ": the dropped fleet policy stays "
+                                                            "on disk (used after a restart)"));
+    }
+    return {};
+  }
+  const std::string name = "fleet policy " + pushed.name() + " (from the collector)";
+  Result<PreventPolicy> p =
+      pushed.text().size() > PreventPolicy::kMaxTextBytes
+          ? std::unexpected(Error::InvalidInput(
+                name + ": " + std::to_string(pushed.text().size()) + " bytes, more than " +
+                std::to_string(PreventPolicy::kMaxTextBytes)))
+          : PreventPolicy::Parse(pushed.text(), name);
+  {
+    // Verdicts take policy_mu_: no I/O under it.
+    MutexLock lock(policy_mu_);
+    if (!p) {
+      ++fleet_state_.refused;
+      fleet_state_.error = p.error().message();
+      return std::unexpected(p.error());
+    }
+    fleet_state_.sha256 = Sha256Hex(pushed.text());
+    fleet_state_.entries = p->size();
+    fleet_state_.source = "collector (" + pushed.name() + ")";
+    fleet_state_.error.clear();
+    ++fleet_state_.updates;
+    fleet_ = std::move(*p);
+    CombinePolicies();
+  }
+  if (!path.empty()) {
+    if (auto ok = WriteFileAtomic(path, pushed.text()); !ok) {
+      return std::unexpected(ok.error().Prefix("fleet policy applied but not kept for a restart"));
+    }
+  }
+  return {};
+}
+
+ExecGuard::FleetPolicyState ExecGuard::fleet_policy() const {
+  MutexLock lock(policy_mu_);
+  return fleet_state_;
 }
 
 size_t ExecGuard::policy_entries() const {

@@ -47,11 +47,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "driftwatch/v1/collector.pb.h"
 #include "driftwatch/v1/event.pb.h"
 #include "lib/base/mutex.h"
 #include "lib/base/result.h"
 #include "sensor/fanotify_watcher.h"
-#include "sensor/prevent_policy.h"
+#include "lib/node/prevent_policy.h"
 
 struct stat;
 
@@ -73,8 +74,11 @@ struct PreventOptions {
   // Paths inside containers (globs, fnmatch with FNM_PATHNAME: "*" stays within a
   // directory) whose upper-layer files may run (--prevent-allow).
   std::vector<std::string> allow_paths;
-  // The policy file (sensor/prevent_policy.h), read at Open and by ReloadPolicy; "": none.
+  // The policy file (lib/node/prevent_policy.h), read at Open and by ReloadPolicy; "": none.
   std::string policy_file;
+  // Where the fleet policy the collector pushed is kept (beside the spool), read at Open
+  // when present so that a restart without the collector keeps it; "": not kept.
+  std::string fleet_policy_file;
   uint64_t hash_max_bytes = 64ull << 20;  // denied files hashed up to this size
   size_t report_queue = 4096;             // denials waiting for their description
 };
@@ -135,6 +139,19 @@ class ExecGuard {
   // Reads the policy file again (SIGHUP). On error the policy in force stays.
   Result<> ReloadPolicy();
   size_t policy_entries() const;
+  // The fleet's policy as the collector pushed it (Command{prevent_policy}): its entries are
+  // added to the file's and --prevent-allow's, and it is kept in fleet_policy_file; one
+  // that is not configured drops the fleet policy. On error (too long, does not parse) the
+  // fleet policy in force stays and the error is kept for /status.
+  Result<> SetFleetPolicy(const v1::PreventPolicy& pushed);
+  struct FleetPolicyState {
+    std::string sha256;  // of the text in force; "" with none
+    size_t entries = 0;
+    std::string source;  // "collector (NAME)", the saved file's path, or ""
+    std::string error;   // the last refused push, "" when the last one was taken
+    uint64_t updates = 0, refused = 0;
+  };
+  FleetPolicyState fleet_policy() const;
 
   const PreventCounters& counters() const { return counters_; }
   const PreventOptions& options() const { return options_; }
@@ -190,7 +207,12 @@ class ExecGuard {
   void AnswerQueued();
   void CountLatency(uint64_t ns);
   std::shared_ptr<Layers> LayersOf(const std::string& container_id);
-  static Result<std::shared_ptr<const PreventPolicy>> LoadPolicy(const PreventOptions& o);
+  // The file's and --prevent-allow's entries.
+  static Result<PreventPolicy> LoadLocalPolicy(const PreventOptions& o);
+  // local_ and fleet_ together into policy_.
+  void CombinePolicies() DW_REQUIRES(policy_mu_);
+  // The fleet policy kept at Open, if any (errors are logged: the sensor starts without it).
+  void LoadSavedFleetPolicy();
   // The sha256 of the file behind `fd` for a policy's sha256 selector, cached by the
   // file's identity and times (verdict thread only).
   std::optional<std::string> PolicyHash(int fd);
@@ -214,7 +236,10 @@ class ExecGuard {
   CondVar watchdog_cv_;
 
   mutable Mutex policy_mu_;
-  std::shared_ptr<const PreventPolicy> policy_ DW_GUARDED_BY(policy_mu_);
+  std::shared_ptr<const PreventPolicy> policy_ DW_GUARDED_BY(policy_mu_);  // what verdicts use
+  PreventPolicy local_ DW_GUARDED_BY(policy_mu_);
+  std::optional<PreventPolicy> fleet_ DW_GUARDED_BY(policy_mu_);
+  FleetPolicyState fleet_state_ DW_GUARDED_BY(policy_mu_);
   struct HashKey {
     dev_t dev;
     ino_t ino;

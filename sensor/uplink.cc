@@ -251,6 +251,7 @@ void Uplink::Notify() {
 }
 
 void Uplink::Connect() {
+  policy_generation_ = 0;
   if (stopping_) return;
   welcomed_ = false;
   writing_ = false;
@@ -373,6 +374,13 @@ void Uplink::OnMessage(const v1::CollectorMessage& m) {
       counters_.duplicates += m.ack().duplicates();
     }
     Pump();
+  } else if (m.has_command() && m.command().has_prevent_policy()) {
+    // Pushes of one stream may cross (a reload racing the one sent after Hello): the newest
+    // generation wins.
+    const v1::PreventPolicy& p = m.command().prevent_policy();
+    if (p.generation() <= policy_generation_) return;
+    policy_generation_ = p.generation();
+    if (options_.on_prevent_policy) options_.on_prevent_policy(p);
   } else if (m.has_command() && m.command().has_inventory()) {
     uint64_t cmd = m.command().command_id();
     std::string id = m.command().inventory().container_id();

@@ -11,6 +11,7 @@
 // acknowledged is sent again on the next stream (the collector drops what it already
 // stored, by event id).
 //
+// The fleet's prevention policy (Command{prevent_policy}) goes to options.on_prevent_policy.
 // Drift inventories (Command{inventory}) are taken one at a time on a thread of their own and
 // sent back on the stream the command came on, in chunks of about `inventory_chunk_bytes`
 // of entries (InventoryChunker) taking turns with event batches; if that stream ends first,
@@ -64,6 +65,9 @@ struct UplinkOptions {
   // are checksummed and every field carrying outside text is `bytes`, so only a sensor bug
   // can cause one; a record is reported once, not again when it is read for a resend.
   std::function<void()> on_unreadable_record;
+  // Called (io thread) with the fleet's prevention policy the collector pushes
+  // (Command{prevent_policy}), a newer generation each time on a stream.
+  std::function<void(const v1::PreventPolicy&)> on_prevent_policy;
 };
 
 struct UplinkCounters {
@@ -158,6 +162,7 @@ class Uplink {
 
   std::shared_ptr<Stream> stream_;  // the live stream, null between streams
   bool welcomed_ = false;
+  uint64_t policy_generation_ = 0;  // the newest prevent_policy push on this stream
   bool writing_ = false;
   bool stopping_ = false;
   bool ack_failing_ = false;           // the spool's last Ack failed (logged once per spell)

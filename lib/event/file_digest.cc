@@ -144,4 +144,11 @@ std::string HexOf(const std::string& raw) {
   return out;
 }
 
+std::string Sha256Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return "";
+  return HexOf(std::string(reinterpret_cast<const char*>(md), len));
+}
+
 }  // namespace driftwatch

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "lib/base/result.h"
 
@@ -63,5 +64,7 @@ Result<int> OpenRegularAt(int dir_fd, const char* name, struct stat* st);
 
 // Lowercase hex of raw bytes ("" for "").
 std::string HexOf(const std::string& raw);
+// The sha256 of `data`, lowercase hex.
+std::string Sha256Hex(std::string_view data);
 
 }  // namespace driftwatch

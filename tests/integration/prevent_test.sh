@@ -11,7 +11,9 @@
 #   - --prevent-dry-run denies nothing and reports each would-be denial;
 #   - a sensor SIGKILLed during an exec storm in the pod and on the host leaves no exec
 #     blocked: every exec of the storm finishes (a timed-out one fails the test), and the
-#     image's execs all succeed (none wrongly denied, with both cores busy).
+#     image's execs all succeed (none wrongly denied, with both cores busy);
+#   - the collector's --prevent-policy reaches the sensor, follows the collector's SIGHUP,
+#     outlives a sensor restart without the collector, and goes when the collector has none.
 # Usage: prevent_test.sh BUILD_DIR
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -191,5 +193,59 @@ expect "no host exec denied" "$(sed -n 's/^failed=//p' "$tmp/storm-host.out")" 0
 # After the kill nothing is marked: a dropped binary runs again.
 got=$(in_pod /bin/sh -c '/tmp/busybox-pre true; echo $?' 2>&1 | tail -1)
 expect "after SIGKILL the kernel holds no exec" "$got" 0
+
+step "fleet policy pushed by the collector"
+# The collector's --prevent-policy reaches the sensor over its stream, is replaced on the
+# collector's SIGHUP, survives a sensor restart without the collector (kept beside the
+# spool), and is dropped when the collector has none.
+fleet_yaml() { printf 'allow:\n  - name: fleet-tools\n    namespaces: [shop]\n    paths: ["%s"]\n' "$1" >"$tmp/fleet.yaml"; }
+fleet_run() { in_pod /bin/sh -c 'mkdir -p /tmp/fleet && cp /bin/busybox /tmp/fleet/busybox-f &&
+    chmod 755 /tmp/fleet/busybox-f; /tmp/fleet/busybox-f true >/dev/null 2>&1; echo $?' 2>&1 | tail -1; }
+applied() { grep -c "fleet prevention policy .* applied" "$tmp/sensor.log" || true; }
+fleet_sensor() {
+    dw_sensor_start --audit-mode off --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
+        --prevent drift --collector "127.0.0.1:$port" --insecure --node fleet-node \
+        --spool-dir "$tmp/spool" --metrics-address 127.0.0.1:0
+    dw_wait 10 sensor_status || die "the sensor does not know the container (fleet)"
+}
+fleet_yaml "/tmp/fleet/*"
+dw_collector_start collector --insecure --listen 127.0.0.1:0 --db "$tmp/collector.db" \
+    --metrics-address "" --prevent-policy "$tmp/fleet.yaml"
+fleet_sensor
+dw_wait 10 test "$(applied)" -ge 1 || die "no fleet policy applied: $(grep -i policy "$tmp/sensor.log" | tail -2)"
+expect "the fleet policy lets /tmp/fleet/ run" "$(fleet_run)" 0
+sensor_status
+expect "status: fleet policy entries" "$(json "$tmp/status.json" 'j["prevent"]["fleet_policy"]["entries"]')" 1
+expect "status: fleet policy sha256" "$(json "$tmp/status.json" 'j["prevent"]["fleet_policy"]["sha256"]')" \
+    "$(sha256sum "$tmp/fleet.yaml" | cut -d' ' -f1)"
+fleet_yaml "/opt/elsewhere/*"
+kill -HUP "$(dw_pid collector)"
+dw_wait 10 test "$(applied)" -ge 2 || die "the reloaded fleet policy did not reach the sensor"
+expect "after the collector's SIGHUP /tmp/fleet/ is denied" "$(fleet_run)" 126
+printf 'allow:\n  - bogus: 1\n' >"$tmp/fleet.yaml"
+kill -HUP "$(dw_pid collector)"
+dw_wait 5 grep -q "SIGHUP: --prevent-policy: .*fleet.yaml:2:5: unknown key bogus.*the sensors keep" "$tmp/collector.log" &&
+    ok "a bad fleet policy is refused by the collector with its line" ||
+    fail "bad fleet policy: $(grep SIGHUP "$tmp/collector.log" | tail -1)"
+expect "the sensor keeps the policy it had" "$(applied)" 2
+fleet_yaml "/tmp/fleet/*"
+kill -HUP "$(dw_pid collector)"
+dw_wait 10 test "$(applied)" -ge 3 || die "the third fleet policy did not reach the sensor"
+dw_stop sensor
+dw_stop collector
+# Restarted while the collector is down: the policy kept beside the spool applies.
+fleet_sensor
+expect "without the collector the kept fleet policy applies" "$(fleet_run)" 0
+sensor_status
+expect "status: the kept policy's source" "$(json "$tmp/status.json" 'j["prevent"]["fleet_policy"]["source"]')" \
+    "$tmp/spool/fleet-policy.yaml"
+dw_stop sensor
+dw_collector_start collector --insecure --listen 127.0.0.1:0 --db "$tmp/collector.db" --metrics-address ""
+fleet_sensor
+dw_wait 10 grep -q "collector: no fleet prevention policy applied" "$tmp/sensor.log" ||
+    die "the sensor did not hear that the collector has no policy"
+expect "a collector without a policy drops the fleet's" "$(fleet_run)" 126
+[[ ! -e $tmp/spool/fleet-policy.yaml ]] && ok "the kept policy is removed" || fail "fleet-policy.yaml left"
+dw_stop sensor
 
 dw_finish

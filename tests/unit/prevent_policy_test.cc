@@ -1,11 +1,14 @@
-// PreventPolicy (sensor/prevent_policy.h): the drift --prevent drift lets run. Entries AND
+// PreventPolicy (lib/node/prevent_policy.h): the drift --prevent drift lets run. Entries AND
 // their selectors, the policy ORs its entries; bad files name file, line and column.
 #include <gtest/gtest.h>
 
-#include "lib/event/file_digest.h"
-#include "sensor/prevent_policy.h"
+#include <cstdio>
+#include <fstream>
 
-namespace driftwatch::sensor {
+#include "lib/event/file_digest.h"
+#include "lib/node/prevent_policy.h"
+
+namespace driftwatch {
 namespace {
 
 v1::ContainerInfo Pod(const std::string& ns, const std::string& pod,
@@ -106,5 +109,54 @@ TEST(PreventPolicy, BadFilesNameTheirPlace) {
   EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
 }
 
+// The sensor's own entries first, then the fleet's (pushed by the collector), whose
+// unnamed entries say where they came from.
+TEST(PreventPolicy, AddKeepsOrderAndNamesTheFleet) {
+  PreventPolicy local = Parse("allow:\n  - name: mine\n    paths: [/opt/a/*]\n");
+  const PreventPolicy fleet =
+      Parse("allow:\n  - paths: [/opt/b/*]\n  - name: ci\n    namespaces: [ci]\n");
+  EXPECT_FALSE(local.wants_container());
+  local.Add(fleet, "fleet policy");
+  EXPECT_EQ(local.size(), 3u);
+  EXPECT_TRUE(local.wants_container());
+  EXPECT_EQ(local.Allows({"/opt/a/x", nullptr, {}}), "mine");
+  EXPECT_EQ(local.Allows({"/opt/b/x", nullptr, {}}), "fleet policy");
+  const v1::ContainerInfo ci = Pod("ci", "runner");
+  EXPECT_EQ(local.Allows({"/anything", &ci, {}}), "ci");
+  EXPECT_EQ(local.Allows({"/opt/c/x", nullptr, {}}), std::nullopt);
+}
+
+TEST(PreventPolicy, ReadCheckedBoundsAndChecksTheFile) {
+  const std::string dir = ::testing::TempDir();
+  const std::string good = dir + "/prevent_policy_good.yaml";
+  const std::string text = "allow:\n  - paths: [/opt/*]\n";
+  { std::ofstream(good, std::ios::binary) << text; }
+  auto r = PreventPolicy::ReadChecked(good);
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(*r, text);
+
+  const std::string bad = dir + "/prevent_policy_bad.yaml";
+  { std::ofstream(bad, std::ios::binary) << "allow:\n  - bogus: 1\n"; }
+  r = PreventPolicy::ReadChecked(bad);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find(bad + ":2:5: unknown key bogus"), std::string::npos)
+      << r.error().message();
+
+  // A comment past the bound: the text is refused whole, not cut and parsed.
+  const std::string big = dir + "/prevent_policy_big.yaml";
+  {
+    std::ofstream f(big, std::ios::binary);
+    f << text << "# " << std::string(PreventPolicy::kMaxTextBytes, 'x') << "\n";
+  }
+  r = PreventPolicy::ReadChecked(big);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("longer than 1048576 bytes"), std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(PreventPolicy::Load(big).has_value());
+  std::remove(good.c_str());
+  std::remove(bad.c_str());
+  std::remove(big.c_str());
+}
+
 }  // namespace
-}  // namespace driftwatch::sensor
+}  // namespace driftwatch

@@ -1,17 +1,16 @@
-#include "sensor/prevent_policy.h"
+#include "lib/node/prevent_policy.h"
 
 #include <fnmatch.h>
 
 #include <cctype>
 #include <fstream>
-#include <sstream>
 
 #include <yaml-cpp/yaml.h>
 
 #include "lib/base/yaml_documents.h"
 #include "lib/event/file_digest.h"
 
-namespace driftwatch::sensor {
+namespace driftwatch {
 namespace {
 
 bool Glob(const std::string& pattern, std::string_view value, int flags = 0) {
@@ -128,13 +127,44 @@ Result<PreventPolicy> PreventPolicy::Parse(std::string_view text, std::string_vi
   return p;
 }
 
-Result<PreventPolicy> PreventPolicy::Load(const std::string& path) {
+namespace {
+
+Result<std::string> ReadPolicyText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::unexpected(Error::FromErrno(errno, path));
-  std::ostringstream text;
-  text << in.rdbuf();
+  std::string text(PreventPolicy::kMaxTextBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad()) return std::unexpected(Error::Io(path + ": read failed"));
-  return Parse(text.str(), path);
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > PreventPolicy::kMaxTextBytes) {
+    return std::unexpected(Error::InvalidInput(path + ": longer than " +
+                                               std::to_string(PreventPolicy::kMaxTextBytes) +
+                                               " bytes, the most a policy holds"));
+  }
+  return text;
+}
+
+}  // namespace
+
+Result<std::string> PreventPolicy::ReadChecked(const std::string& path) {
+  auto text = ReadPolicyText(path);
+  if (!text) return std::unexpected(text.error());
+  if (auto p = Parse(*text, path); !p) return std::unexpected(p.error());
+  return text;
+}
+
+Result<PreventPolicy> PreventPolicy::Load(const std::string& path) {
+  auto text = ReadPolicyText(path);
+  if (!text) return std::unexpected(text.error());
+  return Parse(*text, path);
+}
+
+void PreventPolicy::Add(const PreventPolicy& other, const std::string& name) {
+  for (const Entry& e : other.entries_) {
+    entries_.push_back(e);
+    if (entries_.back().name.empty()) entries_.back().name = name;
+  }
+  wants_container_ |= other.wants_container_;
 }
 
 void PreventPolicy::AddPaths(const std::vector<std::string>& globs) {
@@ -176,4 +206,4 @@ std::optional<std::string> PreventPolicy::Allows(const Exec& x) const {
   return std::nullopt;
 }
 
-}  // namespace driftwatch::sensor
+}  // namespace driftwatch

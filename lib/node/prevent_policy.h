@@ -29,7 +29,7 @@
 #include "driftwatch/v1/event.pb.h"
 #include "lib/base/result.h"
 
-namespace driftwatch::sensor {
+namespace driftwatch {
 
 // Files up to this size are hashed on the verdict path for a sha256 selector.
 inline constexpr uint64_t kPolicyHashMaxBytes = 16ull << 20;
@@ -50,11 +50,18 @@ class PreventPolicy {
     std::function<std::optional<std::string>()> sha256;
   };
 
+  // A policy's text is at most this long (a file, or one pushed by the collector).
+  static constexpr size_t kMaxTextBytes = 1 << 20;
+
   // `text` of a file named `name` (for errors: "name:line:column: what").
   static Result<PreventPolicy> Parse(std::string_view text, std::string_view name);
   static Result<PreventPolicy> Load(const std::string& path);
+  // The file's text, checked to parse (the collector pushes it to sensors as it is).
+  static Result<std::string> ReadChecked(const std::string& path);
   // The --prevent-allow globs as an entry of their own.
   void AddPaths(const std::vector<std::string>& globs);
+  // The entries of `other` after this one's; an unnamed one takes `name`.
+  void Add(const PreventPolicy& other, const std::string& name);
 
   // The name of the first entry that allows the exec ("" for an unnamed one), or nullopt.
   std::optional<std::string> Allows(const Exec& exec) const;
@@ -68,4 +75,4 @@ class PreventPolicy {
   bool wants_container_ = false;
 };
 
-}  // namespace driftwatch::sensor
+}  // namespace driftwatch
