@@ -151,6 +151,14 @@ int RunCollectorStatus(const StatusOptions& opt) {
   std::printf("detection  %s events evaluated, %s behind the store (head %s), %s not evaluated\n",
               num(d, "evaluated").c_str(), num(d, "lag_events").c_str(), num(d, "head").c_str(),
               num(d, "not_evaluated").c_str());
+  if (s.contains("prevent_policy") && s["prevent_policy"].is_object()) {
+    const auto& p = s["prevent_policy"];
+    auto text = [&](const char* k) {
+      return p.contains(k) && p[k].is_string() ? TerminalEscape(p[k].get<std::string>()) : "-";
+    };
+    std::printf("prevention policy %s (sha256 %.12s), %s pushes to sensors\n", text("file").c_str(),
+                text("sha256").c_str(), num(p, "pushes").c_str());
+  }
   const auto& nodes = s["nodes"];
   if (!nodes.is_array() || nodes.empty()) {
     std::printf("nodes      none yet (no sensor has connected)\n");
@@ -235,8 +243,26 @@ int RunStatus(const StatusOptions& opt) {
                 Num(p, "allowed_by_policy").c_str(), Num(p, "fail_answers").c_str(),
                 Num(p, "deadline_answers").c_str(), Num(p, "undecided").c_str(),
                 Num(p, "latency_max_ns").c_str());
+    if (p["fleet_policy"].is_object() && !str(p["fleet_policy"], "sha256").empty()) {
+      const auto& fp = p["fleet_policy"];
+      std::printf("           policy: %s entries in force, fleet's sha256 %.12s (%s entries, from %s)\n",
+                  Num(p, "policy_entries").c_str(), str(fp, "sha256").c_str(),
+                  Num(fp, "entries").c_str(), TerminalEscape(str(fp, "source")).c_str());
+    }
+    if (p["fleet_policy"].is_object() && !str(p["fleet_policy"], "error").empty()) {
+      std::printf("           fleet policy refused: %s\n",
+                  TerminalEscape(str(p["fleet_policy"], "error")).c_str());
+    }
   } else {
     std::printf("prevent    off\n");
+  }
+  if (s["respond"].is_object()) {
+    const auto& r = s["respond"];
+    std::printf("respond    stop (at most %s a minute): %s stopped, %s failed, %s rate limited, %s "
+                "queue full\n",
+                Num(r, "max_per_minute").c_str(), Num(r, "stopped").c_str(),
+                Num(r, "failed").c_str(), Num(r, "rate_limited").c_str(),
+                Num(r, "queue_full").c_str());
   }
   const auto& cs = s["containers"];
   std::printf("containers %zu watched (runtime %s)\n", cs.is_array() ? cs.size() : 0,

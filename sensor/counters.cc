@@ -7,6 +7,7 @@
 #include "sensor/fanotify_watcher.h"
 #include "sensor/output.h"
 #include "sensor/prevent.h"
+#include "sensor/respond.h"
 #include "sensor/spool.h"
 #include "sensor/uplink.h"
 
@@ -90,6 +91,22 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
                  "driftwatch_sensor_hash_queue_full_total",
                  "executables not hashed: the hash queue had no room", false, "", "",
                  c.hash_queue_full});
+  }
+  if (s.respond) {
+    const RespondCounters& c = s.respond->counters();
+    const char* results = "--respond stop: containers asked to stop after a denial, by result";
+    r.push_back({"respond", "stopped", "respond_stopped", "driftwatch_sensor_respond_total",
+                 results, false, "result", "stopped", c.stopped});
+    r.push_back({"respond", "failed", "", "driftwatch_sensor_respond_total", results, false,
+                 "result", "failed", c.failed});
+    r.push_back({"respond", "rate_limited", "", "driftwatch_sensor_respond_total", results,
+                 false, "result", "rate_limited", c.rate_limited});
+    r.push_back({"respond", "queue_full", "", "driftwatch_sensor_respond_total", results, false,
+                 "result", "queue_full", c.queue_full});
+    r.push_back({"respond", "repeat", "", "driftwatch_sensor_respond_total", results, false,
+                 "result", "repeat", c.repeat});
+    r.push_back({"respond", "not_stopped", "respond_not_stopped", "", "", false, "", "",
+                 c.failed + c.rate_limited + c.queue_full});
   }
   if (s.prevent) {
     const PreventCounters& c = s.prevent->counters();
@@ -192,6 +209,7 @@ void SetStatusFields(const std::vector<CounterReading>& r, v1::SensorStatus* sta
 
 void WriteMetrics(const std::vector<CounterReading>& r, MetricsWriter* w) {
   for (const CounterReading& c : r) {
+    if (c.metric.empty()) continue;  // a sum for the status event only
     MetricsWriter::Labels labels;
     if (!c.label_name.empty()) labels[std::string(c.label_name)] = std::string(c.label_value);
     const std::string name(c.metric), help(c.help);

@@ -23,6 +23,7 @@ class Enricher;
 class ExecGuard;
 class FanotifyWatcher;
 class Output;
+class Responder;
 class Spool;
 class Uplink;
 
@@ -44,6 +45,7 @@ struct CounterSources {
   const Uplink* uplink = nullptr;
   const EnrichCounters* enrich = nullptr;
   const ExecGuard* prevent = nullptr;
+  const Responder* respond = nullptr;
 };
 
 struct CounterReading {

@@ -46,6 +46,8 @@
 #include "sensor/loss_file.h"
 #include "sensor/output.h"
 #include "sensor/prevent.h"
+#include "sensor/respond.h"
+#include "lib/base/terminal_text.h"
 #include "sensor/spool.h"
 #include "sensor/uplink.h"
 
@@ -83,6 +85,9 @@ struct Flags {
   int prevent_deadline_ms = 50;
   std::vector<std::string> prevent_allow;
   std::string prevent_policy;
+  std::string respond = "off";
+  int respond_max_per_minute = 6;
+  int64_t respond_stop_timeout_s = 10;
   // Collector.
   std::string collector;
   std::string tls_ca, tls_cert, tls_key, tls_server_name;
@@ -167,6 +172,11 @@ int Run(const Flags& flags) {
              flags.prevent.c_str());
     return 2;
   }
+  if (flags.respond == "stop" && (prevent == PreventMode::kOff || flags.prevent_dry_run)) {
+    LogError("--respond stop acts on denied execs: it needs --prevent drift without "
+             "--prevent-dry-run\n");
+    return 2;
+  }
   std::optional<FanotifyMode> fmode = ParseFanotifyMode(flags.fanotify_mode);
   if (!fmode) {
     LogError("--fanotify-mode %s: unknown mode\n",
@@ -246,6 +256,7 @@ int Run(const Flags& flags) {
   // is teardown order in reverse: watcher (uses the registry) stops before the registry.
   std::unique_ptr<ContainerRegistry> registry;
   std::unique_ptr<FanotifyWatcher> watcher;
+  std::unique_ptr<Responder> responder;  // before guard: the guard's reports call it
   std::unique_ptr<ExecGuard> guard;
   Mutex watcher_mu;  // the registry's listener may run before `watcher` or `guard` is set
   if (containers_on) {
@@ -308,7 +319,26 @@ int Run(const Flags& flags) {
       // The fleet's policy as the collector last pushed it, for a restart without it.
       if (!flags.collector.empty()) po.fleet_policy_file = flags.spool_dir + "/fleet-policy.yaml";
       po.hash_max_bytes = flags.hash_max;
-      auto g = ExecGuard::Open(po, registry.get(), [&](v1::Event& ev) { output.Write(ev); });
+      if (flags.respond == "stop") {
+        RespondOptions ro;
+        ro.cri_endpoint = registry->endpoint();
+        ro.max_per_minute = flags.respond_max_per_minute;
+        ro.stop_timeout_s = flags.respond_stop_timeout_s;
+        auto r = Responder::Start(ro);
+        if (!r) {
+          LogError("%s\n", r.error().c_str());
+          return 1;
+        }
+        responder = std::move(*r);
+      }
+      auto g = ExecGuard::Open(po, registry.get(), [&](v1::Event& ev) {
+        output.Write(ev);
+        if (responder && ev.prevented().verdict() == v1::ExecPrevented::DENIED &&
+            !ev.container_id().empty()) {
+          responder->Request(ev.container_id(),
+                             "drift prevented: " + TerminalEscape(ev.prevented().path()));
+        }
+      });
       if (!g) {
         LogError("%s\n", g.error().c_str());
         return 1;
@@ -396,7 +426,7 @@ int Run(const Flags& flags) {
   // The uplink (declared below) has no field in the status event.
   auto counters = [&](const Uplink* up) {
     return ReadCounters({source.get(), watcher.get(), registry.get(), spool.get(), &output, up,
-                         registry ? &enrich_counters : nullptr, guard.get()});
+                         registry ? &enrich_counters : nullptr, guard.get(), responder.get()});
   };
   auto status = [&](bool final) {
     v1::Event ev;
@@ -584,6 +614,11 @@ int Run(const Flags& flags) {
              std::to_string(f.refused) + ",\"error\":" + JsonQuote(f.error) + "}";
       }
       j += "}";
+      if (responder) {
+        j += ",\"respond\":{\"mode\":\"stop\",\"max_per_minute\":" +
+             std::to_string(responder->options().max_per_minute) + StatusJsonFields(r, "respond") +
+             "}";
+      }
       j += ",\"audit\":{\"mode\":" + JsonQuote(audit_on ? AuditModeName(mode) : "off");
       if (ownership)
         j += ",\"backlog_limit\":" + std::to_string(ownership->backlog_limit()) +
@@ -852,6 +887,20 @@ int main(int argc, char** argv) {
   app.add_option("--prevent-policy", f.prevent_policy,
                  "YAML file of drift that may run under --prevent drift (entries of namespaces, "
                  "pods, labels, paths, sha256; see the README), read again on SIGHUP");
+  app.add_option("--respond", f.respond,
+                 "stop: stop a container through the CRI when --prevent drift denies one of "
+                 "its execs (rate-limited, once per container); off")
+      ->check(CLI::IsMember({"off", "stop"}))
+      ->capture_default_str();
+  app.add_option("--respond-max-per-minute", f.respond_max_per_minute,
+                 "--respond stop: containers stopped per minute at most on this node (more "
+                 "are counted and logged, not stopped)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--respond-stop-timeout-s", f.respond_stop_timeout_s,
+                 "--respond stop: seconds between SIGTERM and SIGKILL")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600}))
+      ->capture_default_str();
   app.add_option("--metrics-address", f.metrics_address,
                  "HOST:PORT serving /metrics (Prometheus), /healthz and /status (what "
                  "`driftwatch status` reads); empty: off")

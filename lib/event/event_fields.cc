@@ -541,6 +541,11 @@ constexpr EventField kFields[] = {
     DW_STATUS_NUM("sensor.prevent_fail_answers", prevent_fail_answers,
                   "sensor status: execs the fail mode answered (past the verdict deadline, or "
                   "undecidable)"),
+    DW_STATUS_NUM("sensor.respond_stopped", respond_stopped,
+                  "sensor status: containers --respond stop stopped after a denial"),
+    DW_STATUS_NUM("sensor.respond_not_stopped", respond_not_stopped,
+                  "sensor status: containers --respond stop did not stop (CRI failed, rate "
+                  "limit, queue full)"),
     {"sensor.final", T::kBool, "sensor status: the last status of a sensor run", kStatus,
      [](const E& ev, const I*, V* out) { return Bool(S(ev).final(), out); }},
     {kCollectorStoredNs, T::kNumber,

@@ -13,7 +13,9 @@
 #     blocked: every exec of the storm finishes (a timed-out one fails the test), and the
 #     image's execs all succeed (none wrongly denied, with both cores busy);
 #   - the collector's --prevent-policy reaches the sensor, follows the collector's SIGHUP,
-#     outlives a sensor restart without the collector, and goes when the collector has none.
+#     outlives a sensor restart without the collector, and goes when the collector has none;
+#   - --respond stop stops the container a denial came from through the CRI, at most
+#     --respond-max-per-minute of them (the next is logged and counted, not stopped).
 # Usage: prevent_test.sh BUILD_DIR
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,12 +64,12 @@ actions() { # OUT: the actions in the pod
     in_pod /bin/sh -s <"$tmp/actions.sh" >"$1" 2>&1 || true
     grep -qx actions-done "$1" || { cat "$1"; die "the actions in the pod did not finish"; }
 }
+sensor_port() { sed -n 's/.*metrics on http:\/\/[^ ]* (port \([0-9]*\)).*/\1/p' "$tmp/sensor.log" | tail -1; }
 # The sensor's /status into $tmp/status.json; true once it lists the pod's container.
 sensor_status() {
-    local port
-    port=$(sed -n 's/.*metrics on http:\/\/[^ ]* (port \([0-9]*\)).*/\1/p' "$tmp/sensor.log" | tail -1)
-    curl -sf "http://127.0.0.1:$port/status" >"$tmp/status.json" && grep -q "$cid" "$tmp/status.json"
+    curl -sf "http://127.0.0.1:$(sensor_port)/status" >"$tmp/status.json" && grep -q "$cid" "$tmp/status.json"
 }
+sensor_cli_status() { "$dw" status --sensor "127.0.0.1:$(sensor_port)"; }
 want() { # OUT NAME EXIT
     local got
     got=$(sed -n "s/^$2=//p" "$1")
@@ -101,7 +103,8 @@ dw_wait 5 grep -q "prevention policy .* reloaded: 2 entries" "$tmp/sensor.log" |
 expect "after SIGHUP the policy no longer lets it run" "$(policy_run)" 126
 printf 'allow:\n  - namespaces: [shop]\n    sha256: [%s]\n' "$bb_sha" >"$tmp/policy.yaml"
 kill -HUP "$(dw_pid sensor)"
-dw_wait 5 test "$(grep -c "prevention policy .* reloaded" "$tmp/sensor.log")" -ge 2 || fail "second SIGHUP"
+reloads_at_least() { test "$(grep -c "prevention policy .* reloaded" "$tmp/sensor.log")" -ge "$1"; }
+dw_wait 5 reloads_at_least 2 || fail "second SIGHUP"
 expect "a sha256 entry lets the same file run" "$(policy_run)" 0
 printf 'allow:\n  - bogus: 1\n' >"$tmp/policy.yaml"
 kill -HUP "$(dw_pid sensor)"
@@ -202,6 +205,7 @@ fleet_yaml() { printf 'allow:\n  - name: fleet-tools\n    namespaces: [shop]\n  
 fleet_run() { in_pod /bin/sh -c 'mkdir -p /tmp/fleet && cp /bin/busybox /tmp/fleet/busybox-f &&
     chmod 755 /tmp/fleet/busybox-f; /tmp/fleet/busybox-f true >/dev/null 2>&1; echo $?' 2>&1 | tail -1; }
 applied() { grep -c "fleet prevention policy .* applied" "$tmp/sensor.log" || true; }
+applied_at_least() { test "$(applied)" -ge "$1"; }  # for dw_wait, which runs it again
 fleet_sensor() {
     dw_sensor_start --audit-mode off --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
         --prevent drift --collector "127.0.0.1:$port" --insecure --node fleet-node \
@@ -212,15 +216,17 @@ fleet_yaml "/tmp/fleet/*"
 dw_collector_start collector --insecure --listen 127.0.0.1:0 --db "$tmp/collector.db" \
     --metrics-address "" --prevent-policy "$tmp/fleet.yaml"
 fleet_sensor
-dw_wait 10 test "$(applied)" -ge 1 || die "no fleet policy applied: $(grep -i policy "$tmp/sensor.log" | tail -2)"
+dw_wait 10 applied_at_least 1 || die "no fleet policy applied: $(grep -i policy "$tmp/sensor.log" | tail -2)"
 expect "the fleet policy lets /tmp/fleet/ run" "$(fleet_run)" 0
 sensor_status
+sensor_cli_status | grep -q "policy: 1 entries in force, fleet's sha256 $(sha256sum "$tmp/fleet.yaml" | cut -c1-12) (1 entries, from collector" &&
+    ok "driftwatch status shows the fleet policy" || fail "driftwatch status: no fleet policy line"
 expect "status: fleet policy entries" "$(json "$tmp/status.json" 'j["prevent"]["fleet_policy"]["entries"]')" 1
 expect "status: fleet policy sha256" "$(json "$tmp/status.json" 'j["prevent"]["fleet_policy"]["sha256"]')" \
     "$(sha256sum "$tmp/fleet.yaml" | cut -d' ' -f1)"
 fleet_yaml "/opt/elsewhere/*"
 kill -HUP "$(dw_pid collector)"
-dw_wait 10 test "$(applied)" -ge 2 || die "the reloaded fleet policy did not reach the sensor"
+dw_wait 10 applied_at_least 2 || die "the reloaded fleet policy did not reach the sensor"
 expect "after the collector's SIGHUP /tmp/fleet/ is denied" "$(fleet_run)" 126
 printf 'allow:\n  - bogus: 1\n' >"$tmp/fleet.yaml"
 kill -HUP "$(dw_pid collector)"
@@ -230,7 +236,7 @@ dw_wait 5 grep -q "SIGHUP: --prevent-policy: .*fleet.yaml:2:5: unknown key bogus
 expect "the sensor keeps the policy it had" "$(applied)" 2
 fleet_yaml "/tmp/fleet/*"
 kill -HUP "$(dw_pid collector)"
-dw_wait 10 test "$(applied)" -ge 3 || die "the third fleet policy did not reach the sensor"
+dw_wait 10 applied_at_least 3 || die "the third fleet policy did not reach the sensor"
 dw_stop sensor
 dw_stop collector
 # Restarted while the collector is down: the policy kept beside the spool applies.
@@ -246,6 +252,41 @@ dw_wait 10 grep -q "collector: no fleet prevention policy applied" "$tmp/sensor.
     die "the sensor did not hear that the collector has no policy"
 expect "a collector without a policy drops the fleet's" "$(fleet_run)" 126
 [[ ! -e $tmp/spool/fleet-policy.yaml ]] && ok "the kept policy is removed" || fail "fleet-policy.yaml left"
+dw_stop sensor
+dw_stop collector
+
+step "respond stop"
+out=$("$sensor" --audit-mode off --respond stop --capture "$tmp/x" 2>&1) && fail "--respond stop without --prevent ran" ||
+    { grep -q "needs --prevent drift without --prevent-dry-run" <<<"$out" && ok "--respond stop needs --prevent drift" ||
+        fail "--respond stop without --prevent: $out"; }
+victim=$(dw_pod_container "$ctd" "$pod" victim -- /bin/sleep 1000)
+bystander=$(dw_pod_container "$ctd" "$pod" bystander -- /bin/sleep 1000)
+in_ctr() { local c=$1; shift; timeout -k 5 60 ctr --address "$ctd/containerd.sock" -n "$DW_NS" tasks exec \
+    --exec-id "x$RANDOM$RANDOM" --fifo-dir "$ctd/fifo" "$c" "$@"; }
+drop_run() { in_ctr "$1" /bin/sh -c 'cp /bin/busybox /tmp/busybox-r && chmod 755 /tmp/busybox-r;
+    /tmp/busybox-r true >/dev/null 2>&1; echo $?' 2>&1 | tail -1; }
+state() { dw_cri "$ctd" inspect "$1" | sed -n 's/^  "state": "\(.*\)",*$/\1/p'; }
+dw_sensor_start --audit-mode off --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
+    --prevent drift --respond stop --respond-max-per-minute 1 --respond-stop-timeout-s 0 \
+    --metrics-address 127.0.0.1:0
+knows() { sensor_status && grep -q "$victim" "$tmp/status.json" && grep -q "$bystander" "$tmp/status.json"; }
+dw_wait 10 knows || die "the sensor does not know the victim and bystander containers"
+expect "victim: state before" "$(state "$victim")" running
+expect "victim: the dropped binary is denied" "$(drop_run "$victim")" 126
+not_running() { test "$(state "$1")" != running; }
+dw_wait 15 not_running "$victim" && ok "the victim is stopped ($(state "$victim"))" ||
+    fail "the victim still runs: $(grep respond "$tmp/sensor.log")"
+grep -q "respond: container $victim stopped through" "$tmp/sensor.log" && ok "the stop is logged" ||
+    fail "no stop logged"
+expect "bystander: denied too" "$(drop_run "$bystander")" 126
+dw_wait 5 grep -q "respond: container $bystander not stopped (drift prevented: /tmp/busybox-r): over --respond-max-per-minute 1" "$tmp/sensor.log" &&
+    ok "a second stop within the minute is refused and logged" || fail "rate limit: $(grep respond "$tmp/sensor.log")"
+expect "bystander: still running" "$(state "$bystander")" running
+sensor_status
+expect "status: respond stopped" "$(json "$tmp/status.json" 'j["respond"]["stopped"]')" 1
+expect "status: respond rate limited" "$(json "$tmp/status.json" 'j["respond"]["rate_limited"]')" 1
+sensor_cli_status | grep -q "respond    stop (at most 1 a minute): 1 stopped, 0 failed, 1 rate limited" &&
+    ok "driftwatch status shows the responses" || fail "driftwatch status: $(sensor_cli_status | grep respond)"
 dw_stop sensor
 
 dw_finish
