@@ -142,6 +142,11 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
   d->head_ = head;
   auto rules = d->LoadRules();
   if (!rules) return std::unexpected(rules.error());
+  for (const std::string& name : opt.respond_rules) {
+    const auto all = (*rules)->rules();
+    if (std::none_of(all.begin(), all.end(), [&](const Rule* r) { return r->name == name; }))
+      return std::unexpected("--respond-rules " + name + ": no rule of that name is loaded");
+  }
   auto policy = d->LoadPolicy();
   if (!policy) return std::unexpected(policy.error());
   for (const auto& path : opt.outputs) {
@@ -586,6 +591,7 @@ void Detection::RunShard(Shard* s) {
             }
           }
           WantInventory(a);
+          Respond(a);
           Emit((*ids)[i], jsons[i]);
         }
         break;
@@ -848,6 +854,34 @@ void Detection::SubmitInventory(const std::string& node, uint64_t command_id,
     replies_.push_back({node, command_id, std::move(inv)});
   }
   hk_cv_.NotifyOne();
+}
+
+void Detection::SetStopRequester(StopRequester fn) {
+  MutexLock lk(mu_);
+  request_stop_ = std::move(fn);
+}
+
+void Detection::Respond(const Alert& a) {
+  if (opt_.respond_rules.empty() || a.container_id.empty() || a.container_id == "host") return;
+  if (std::find(opt_.respond_rules.begin(), opt_.respond_rules.end(), a.rule) ==
+      opt_.respond_rules.end())
+    return;
+  StopRequester request;
+  {
+    MutexLock lk(mu_);
+    request = request_stop_;
+  }
+  auto sent = request ? request(a.node, a.container_id, a.rule)
+                      : std::expected<void, std::string>(std::unexpected("not serving yet"));
+  if (sent) {
+    ++counters_.stops_requested;
+    LogInfo("respond: asked node %s to stop container %s (%s)\n", a.node.c_str(),
+            a.container_id.c_str(), a.rule.c_str());
+  } else {
+    ++counters_.stops_not_sent;
+    LogWarn("respond: container %s on node %s not stopped (%s): %s\n", a.container_id.c_str(),
+            a.node.c_str(), a.rule.c_str(), sent.error().c_str());
+  }
 }
 
 void Detection::WantInventory(const Alert& a) {

@@ -89,11 +89,18 @@ struct DetectionOptions {
   std::chrono::milliseconds inventory_quiet{2000};
   std::chrono::milliseconds inventory_max_delay{30000};
   std::chrono::milliseconds inventory_timeout{60000};  // a reply later than this is a failure
+  // Rules whose new alerts ask the node's sensor to stop the container (Command
+  // {stop_container}; a sensor acts only with --respond stop). Empty: never.
+  std::vector<std::string> respond_rules;
 };
 
 // Sends Command{inventory} to the node's sensor (IngestService::RequestInventory).
 using InventoryRequester = std::function<std::expected<void, std::string>(
     const std::string& node, const std::string& container_id, uint64_t command_id)>;
+
+// Sends Command{stop_container} to the node's sensor (IngestService::RequestStop).
+using StopRequester = std::function<std::expected<void, std::string>(
+    const std::string& node, const std::string& container_id, const std::string& reason)>;
 
 struct DetectionCounters {
   std::atomic<uint64_t> events{0};         // rows evaluated
@@ -110,6 +117,8 @@ struct DetectionCounters {
   std::atomic<uint64_t> redelivered{0};    // alerts sent again after a restart
   std::atomic<uint64_t> inventories_requested{0}, inventories_stored{0};
   std::atomic<uint64_t> inventories_failed{0};  // not sent, error reply, timed out, not stored
+  std::atomic<uint64_t> stops_requested{0};     // --respond-rules: stop commands sent
+  std::atomic<uint64_t> stops_not_sent{0};      // the node had no stream to take one
 };
 
 // What the collector knows of a node's losses (for /metrics, /status).
@@ -149,6 +158,7 @@ class Detection {
   std::expected<std::vector<std::string>, std::string> Reload();
   void Stop();
   void SetInventoryRequester(InventoryRequester fn);
+  void SetStopRequester(StopRequester fn);
   // An inventory reply (IngestOptions::on_inventory): container_id, error, entries and
   // reply set; detection adds what it asked for (names, rules) and stores it.
   void SubmitInventory(const std::string& node, uint64_t command_id, StoredInventory inv);
@@ -186,6 +196,8 @@ class Detection {
   bool Behind(int percent) const;
   // Inventory bookkeeping (housekeeping thread; wants come from the shards under mu_).
   void WantInventory(const Alert& a);
+  // A new alert of a --respond-rules rule: the container's node is asked to stop it.
+  void Respond(const Alert& a);
   void RequestDueInventories(Clock::time_point now);
   void StoreInventory(const std::string& node, uint64_t command_id, StoredInventory inv);
 
@@ -208,6 +220,7 @@ class Detection {
   std::vector<std::pair<int64_t, std::string>> delivered_ DW_GUARDED_BY(mu_);
   std::set<std::pair<int64_t, std::string>> in_flight_ DW_GUARDED_BY(mu_);
   InventoryRequester request_inventory_ DW_GUARDED_BY(mu_);
+  StopRequester request_stop_ DW_GUARDED_BY(mu_);
   struct InventoryReceived {
     std::string node;
     uint64_t command_id = 0;

@@ -474,6 +474,26 @@ void IngestService::Register(const std::string& node, StreamReactor* r) {
   ++policy_pushes_;
 }
 
+std::expected<void, std::string> IngestService::RequestStop(const std::string& node,
+                                                            const std::string& container_id,
+                                                            const std::string& reason) {
+  StreamReactor* target = nullptr;
+  {
+    MutexLock lk(streams_mu_);
+    auto [b, e] = streams_.equal_range(node);
+    for (auto it = e; it != b && !target;) {  // the newest stream first
+      --it;
+      if (it->second->PinForPush()) target = it->second;
+    }
+  }
+  if (!target) return std::unexpected("node " + node + " has no sensor stream connected");
+  v1::CollectorMessage m;
+  m.mutable_command()->mutable_stop_container()->set_container_id(container_id);
+  m.mutable_command()->mutable_stop_container()->set_reason(reason);
+  target->SendPinned(Encode(m));
+  return {};
+}
+
 void IngestService::SetPreventPolicy(const std::optional<PreventPolicyText>& policy) {
   v1::CollectorMessage m;
   v1::PreventPolicy* p = m.mutable_command()->mutable_prevent_policy();

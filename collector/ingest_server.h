@@ -112,6 +112,12 @@ class IngestService final
   void SetPreventPolicy(const std::optional<PreventPolicyText>& policy);
   uint64_t policy_pushes() const { return policy_pushes_.load(); }
 
+  // Asks the node's sensor to stop a container (Command{stop_container}, no reply) on the
+  // node's newest stream. Error: no stream of that node can be written to.
+  std::expected<void, std::string> RequestStop(const std::string& node,
+                                               const std::string& container_id,
+                                               const std::string& reason);
+
   // Asks the node's sensor for a container's drift inventory (Command{inventory}) on the
   // node's newest stream; the reply comes to on_inventory. Error: no stream of that node
   // that can still be written to, or that stream has max_inventory_commands outstanding.

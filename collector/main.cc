@@ -129,6 +129,11 @@ int main(int argc, char** argv) {
   app.add_option("--prevent-policy", prevent_policy,
                  "the fleet's prevention policy (the YAML of driftwatch-sensor --prevent-policy): "
                  "pushed to every sensor, whose entries it adds to its own; reloaded on SIGHUP");
+  app.add_option("--respond-rules", ao.respond_rules,
+                 "a rule whose new alerts ask the node's sensor to stop the container "
+                 "(repeatable; config key `respond-rules`, a list; the sensor acts only with "
+                 "--respond stop)")
+      ->allow_extra_args(false);
   app.add_option("--alerts-output", ao.outputs,
                  "write alerts as Falco JSON lines to FILE, - for stdout (repeatable)")
       ->allow_extra_args(false);
@@ -312,6 +317,10 @@ int main(int argc, char** argv) {
   if (*fleet_policy)
     LogInfo("prevention policy %s (sha256 %s): pushed to every sensor\n", prevent_policy.c_str(),
             policy_sha.substr(0, 12).c_str());
+  detect->SetStopRequester([&service](const std::string& node, const std::string& container,
+                                      const std::string& reason) {
+    return service.RequestStop(node, container, reason);
+  });
   detect->SetInventoryRequester(
       [&service](const std::string& node, const std::string& container, uint64_t id) {
         return service.RequestInventory(node, container, id);
@@ -423,6 +432,12 @@ int main(int argc, char** argv) {
       w->Gauge("driftwatch_collector_rules_inactive",
                "enabled rules that can never match driftwatch's events (not evaluated)",
                detect->rules_inactive());
+      w->Counter("driftwatch_collector_respond_stops_total",
+                 "--respond-rules: container stops asked of sensors, by result",
+                 c.stops_requested, {{"result", "sent"}});
+      w->Counter("driftwatch_collector_respond_stops_total",
+                 "--respond-rules: container stops asked of sensors, by result", c.stops_not_sent,
+                 {{"result", "no_stream"}});
       w->Counter("driftwatch_collector_prevent_policy_pushes_total",
                  "fleet prevention policies sent to sensor streams (after each Hello, on reload)",
                  service.policy_pushes());

@@ -172,9 +172,8 @@ int Run(const Flags& flags) {
              flags.prevent.c_str());
     return 2;
   }
-  if (flags.respond == "stop" && (prevent == PreventMode::kOff || flags.prevent_dry_run)) {
-    LogError("--respond stop acts on denied execs: it needs --prevent drift without "
-             "--prevent-dry-run\n");
+  if (flags.respond == "stop" && !containers_on) {
+    LogError("--respond stop stops containers through the CRI: not with --audit-only\n");
     return 2;
   }
   std::optional<FanotifyMode> fmode = ParseFanotifyMode(flags.fanotify_mode);
@@ -307,6 +306,18 @@ int Run(const Flags& flags) {
         if (c.init_pid() != 0) (void)watcher->WatchContainerRoot(c.id(), static_cast<pid_t>(c.init_pid()));
       watcher->Start();
     }
+    if (flags.respond == "stop") {
+      RespondOptions ro;
+      ro.cri_endpoint = registry->endpoint();
+      ro.max_per_minute = flags.respond_max_per_minute;
+      ro.stop_timeout_s = flags.respond_stop_timeout_s;
+      auto r = Responder::Start(ro);
+      if (!r) {
+        LogError("%s\n", r.error().c_str());
+        return 1;
+      }
+      responder = std::move(*r);
+    }
     if (prevent != PreventMode::kOff) {
       PreventOptions po;
       po.mode = prevent;
@@ -319,18 +330,6 @@ int Run(const Flags& flags) {
       // The fleet's policy as the collector last pushed it, for a restart without it.
       if (!flags.collector.empty()) po.fleet_policy_file = flags.spool_dir + "/fleet-policy.yaml";
       po.hash_max_bytes = flags.hash_max;
-      if (flags.respond == "stop") {
-        RespondOptions ro;
-        ro.cri_endpoint = registry->endpoint();
-        ro.max_per_minute = flags.respond_max_per_minute;
-        ro.stop_timeout_s = flags.respond_stop_timeout_s;
-        auto r = Responder::Start(ro);
-        if (!r) {
-          LogError("%s\n", r.error().c_str());
-          return 1;
-        }
-        responder = std::move(*r);
-      }
       auto g = ExecGuard::Open(po, registry.get(), [&](v1::Event& ev) {
         output.Write(ev);
         if (responder && ev.prevented().verdict() == v1::ExecPrevented::DENIED &&
@@ -512,6 +511,18 @@ int Run(const Flags& flags) {
     uo.key_file = flags.tls_key;
     uo.server_name = flags.tls_server_name;
     uo.on_unreadable_record = [&output] { output.CountUnreadable(); };
+    uo.on_stop_container = [&](const v1::StopContainer& stop) {
+      const std::string why = "collector: " + TerminalEscape(stop.reason());
+      if (!responder) {
+        LogWarn("%s: asked to stop container %s; not stopped (--respond off)\n", why.c_str(),
+                TerminalEscape(stop.container_id()).c_str());
+      } else if (!registry->Find(stop.container_id())) {
+        LogWarn("%s: asked to stop container %s, which this node does not run; not stopped\n",
+                why.c_str(), TerminalEscape(stop.container_id()).c_str());
+      } else {
+        responder->Request(stop.container_id(), why);
+      }
+    };
     uo.on_prevent_policy = [&guard](const v1::PreventPolicy& p) {
       const std::string what = p.configured() ? "fleet prevention policy " + p.name() + " (sha256 " +
                                                     p.sha256().substr(0, 12) + ")"
@@ -889,7 +900,8 @@ int main(int argc, char** argv) {
                  "pods, labels, paths, sha256; see the README), read again on SIGHUP");
   app.add_option("--respond", f.respond,
                  "stop: stop a container through the CRI when --prevent drift denies one of "
-                 "its execs (rate-limited, once per container); off")
+                 "its execs or the collector asks (--respond-rules); rate-limited, once per "
+                 "container; off")
       ->check(CLI::IsMember({"off", "stop"}))
       ->capture_default_str();
   app.add_option("--respond-max-per-minute", f.respond_max_per_minute,

@@ -381,6 +381,8 @@ void Uplink::OnMessage(const v1::CollectorMessage& m) {
     if (p.generation() <= policy_generation_) return;
     policy_generation_ = p.generation();
     if (options_.on_prevent_policy) options_.on_prevent_policy(p);
+  } else if (m.has_command() && m.command().has_stop_container()) {
+    if (options_.on_stop_container) options_.on_stop_container(m.command().stop_container());
   } else if (m.has_command() && m.command().has_inventory()) {
     uint64_t cmd = m.command().command_id();
     std::string id = m.command().inventory().container_id();

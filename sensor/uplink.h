@@ -68,6 +68,8 @@ struct UplinkOptions {
   // Called (io thread) with the fleet's prevention policy the collector pushes
   // (Command{prevent_policy}), a newer generation each time on a stream.
   std::function<void(const v1::PreventPolicy&)> on_prevent_policy;
+  // Called (io thread) with each Command{stop_container}; must not block.
+  std::function<void(const v1::StopContainer&)> on_stop_container;
 };
 
 struct UplinkCounters {

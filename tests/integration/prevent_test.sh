@@ -15,7 +15,8 @@
 #   - the collector's --prevent-policy reaches the sensor, follows the collector's SIGHUP,
 #     outlives a sensor restart without the collector, and goes when the collector has none;
 #   - --respond stop stops the container a denial came from through the CRI, at most
-#     --respond-max-per-minute of them (the next is logged and counted, not stopped).
+#     --respond-max-per-minute of them (the next is logged and counted, not stopped), and
+#     the container of a collector's --respond-rules alert.
 # Usage: prevent_test.sh BUILD_DIR
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -256,9 +257,9 @@ dw_stop sensor
 dw_stop collector
 
 step "respond stop"
-out=$("$sensor" --audit-mode off --respond stop --capture "$tmp/x" 2>&1) && fail "--respond stop without --prevent ran" ||
-    { grep -q "needs --prevent drift without --prevent-dry-run" <<<"$out" && ok "--respond stop needs --prevent drift" ||
-        fail "--respond stop without --prevent: $out"; }
+out=$("$sensor" --audit-only --respond stop --capture "$tmp/x" 2>&1) && fail "--respond stop with --audit-only ran" ||
+    { grep -q "respond stop stops containers through the CRI: not with --audit-only" <<<"$out" &&
+        ok "--respond stop needs the container registry" || fail "--respond stop --audit-only: $out"; }
 victim=$(dw_pod_container "$ctd" "$pod" victim -- /bin/sleep 1000)
 bystander=$(dw_pod_container "$ctd" "$pod" bystander -- /bin/sleep 1000)
 in_ctr() { local c=$1; shift; timeout -k 5 60 ctr --address "$ctd/containerd.sock" -n "$DW_NS" tasks exec \
@@ -288,5 +289,30 @@ expect "status: respond rate limited" "$(json "$tmp/status.json" 'j["respond"]["
 sensor_cli_status | grep -q "respond    stop (at most 1 a minute): 1 stopped, 0 failed, 1 rate limited" &&
     ok "driftwatch status shows the responses" || fail "driftwatch status: $(sensor_cli_status | grep respond)"
 dw_stop sensor
+
+step "respond stop asked by the collector (--respond-rules)"
+# Dry run: nothing is denied, the would-deny event reaches the collector, whose alert of a
+# --respond-rules rule asks the node's sensor to stop the container.
+asked=$(dw_pod_container "$ctd" "$pod" asked -- /bin/sleep 1000)
+out=$("$collector" --insecure --listen 127.0.0.1:0 --db "$tmp/r0.db" --respond-rules "No Such Rule" 2>&1) &&
+    fail "an unknown --respond-rules rule was taken" ||
+    { grep -q -- "--respond-rules No Such Rule: no rule of that name is loaded" <<<"$out" &&
+        ok "an unknown --respond-rules rule is refused" || fail "unknown rule: $out"; }
+dw_collector_start collector --insecure --listen 127.0.0.1:0 --db "$tmp/respond.db" \
+    --metrics-address "" --respond-rules "Drift Prevention Dry Run"
+dw_sensor_start --audit-mode off --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
+    --prevent drift --prevent-dry-run --respond stop --collector "127.0.0.1:$port" --insecure \
+    --node respond-node --spool-dir "$tmp/spool-r" --metrics-address 127.0.0.1:0
+knows_asked() { sensor_status && grep -q "$asked" "$tmp/status.json"; }
+dw_wait 10 knows_asked || die "the sensor does not know the asked container"
+expect "dry run: the dropped binary runs" "$(drop_run "$asked")" 0
+dw_wait 20 not_running "$asked" && ok "the collector's request stopped the container ($(state "$asked"))" ||
+    fail "still running: $(grep respond "$tmp/collector.log" "$tmp/sensor.log")"
+grep -q "respond: asked node respond-node to stop container $asked (Drift Prevention Dry Run)" "$tmp/collector.log" &&
+    ok "the collector logs the request" || fail "collector: $(grep respond "$tmp/collector.log")"
+grep -q "respond: container $asked stopped through .* (collector: Drift Prevention Dry Run)" "$tmp/sensor.log" &&
+    ok "the sensor logs the stop and why" || fail "sensor: $(grep respond "$tmp/sensor.log")"
+dw_stop sensor
+dw_stop collector
 
 dw_finish
