@@ -10,6 +10,8 @@
 #   sensor-prevent  driftwatch-sensor --audit-mode off --prevent drift, marks on the
 #                   containerd root's filesystem, CRI of the private containerd (the product)
 #   sensor-watch    the same sensor without --prevent: the write watcher's own share
+#   sensor-prevent-open  --prevent drift --prevent-events open: FAN_OPEN_PERM, the path of
+#                   kernels before 5.0 (every open waits for a verdict; exec opens told apart)
 #   fapolicyd       Debian's fapolicyd (1.1.7) in the foreground (--debug-deny), private
 #                   config in a private mount namespace (below), filesystem mark on ext4
 # Prints exec/s per contender (median over rounds, min..max), the ratios to none, each
@@ -32,7 +34,7 @@
 # /etc/fapolicyd is never read or changed.
 #
 # Usage (root):  bench/prevent_bench.sh [BUILD_DIR]
-#   env: ROUNDS=3 SECONDS=5 CONTENDERS="none sensor-prevent sensor-watch fapolicyd"
+#   env: ROUNDS=3 SECONDS=5 CONTENDERS="none sensor-prevent sensor-watch sensor-prevent-open fapolicyd"
 #        DW_SENSOR=BUILD/sensor/driftwatch-sensor DW_CRI=BUILD/tools/dw-cri BENCH_UID=4242
 #        SENSOR_ARGS="extra sensor flags"  FAPOLICYD_DEBUG=1 (--debug: every decision logged)
 #
@@ -54,7 +56,7 @@ SENSOR=${DW_SENSOR:-$BUILD/sensor/driftwatch-sensor}
 export DW_CRI=${DW_CRI:-$BUILD/tools/dw-cri}
 BENCH_UID=${BENCH_UID:-4242}
 FAPOLICYD=${FAPOLICYD:-/usr/sbin/fapolicyd}
-read -r -a CONTENDERS <<<"${CONTENDERS:-none sensor-prevent sensor-watch fapolicyd}"
+read -r -a CONTENDERS <<<"${CONTENDERS:-none sensor-prevent sensor-watch sensor-prevent-open fapolicyd}"
 read -r -a EXTRA_SENSOR_ARGS <<<"${SENSOR_ARGS:-}"
 # The harness (die, note, processes by PID, exit steps) and the private containerd.
 source "$REPO/tests/integration/containerd_env.sh"
@@ -77,7 +79,7 @@ declare -A SKIP
 for c in "${CONTENDERS[@]}"; do
   case $c in
   none) ;;
-  sensor-prevent | sensor-watch) [[ -x $SENSOR ]] || SKIP[$c]="$SENSOR not built" ;;
+  sensor-prevent | sensor-watch | sensor-prevent-open) [[ -x $SENSOR ]] || SKIP[$c]="$SENSOR not built" ;;
   fapolicyd)
     if [[ ! -x $FAPOLICYD ]]; then
       SKIP[$c]="$FAPOLICYD not installed (apt-get install fapolicyd, its service masked)"
@@ -271,11 +273,12 @@ sensor_status() { # LOG FILE
   port=$(sensor_port "$1")
   [[ -n $port ]] && curl -sf --max-time 5 "http://127.0.0.1:$port/status" >"$2" && grep -q "$CID" "$2"
 }
-start_sensor() { # log prevent(0/1)
+start_sensor() { # log prevent(0/1/open)
   local log=$1
   local -a args=(--audit-mode off --capture /dev/null --watch-fs "$CTD/root"
     --cri-endpoint "unix://$CTD/containerd.sock" --metrics-address 127.0.0.1:0)
-  [[ $2 == 1 ]] && args+=(--prevent drift)
+  [[ $2 == 0 ]] || args+=(--prevent drift)
+  [[ $2 != open ]] || args+=(--prevent-events open)
   "$SENSOR" "${args[@]}" ${EXTRA_SENSOR_ARGS[@]+"${EXTRA_SENSOR_ARGS[@]}"} </dev/null >/dev/null 2>"$log" &
   LISTENER_PID=$!
   STARTED+=("$LISTENER_PID:$(start_time "$LISTENER_PID")")
@@ -343,8 +346,11 @@ drift_check() {
 run_one() { # contender round
   local c=$1 r=$2 log="$LOGS/$1-$2.log" cpu0=0 cpu1=0 d0 d1 rc
   case $c in
-  sensor-prevent | sensor-watch)
-    if ! start_sensor "$log" "$([[ $c == sensor-prevent ]] && echo 1 || echo 0)"; then
+  sensor-prevent | sensor-watch | sensor-prevent-open)
+    local how=0
+    [[ $c != sensor-prevent ]] || how=1
+    [[ $c != sensor-prevent-open ]] || how=open
+    if ! start_sensor "$log" "$how"; then
       cat "$log" >&2
       stop_listener
       SKIP[$c]="did not start or did not see the container (log above)"
@@ -535,6 +541,8 @@ echo
 if [[ -n ${MED[sensor-prevent]:-} ]]; then
   echo "sensor-prevent/none = $(pct sensor-prevent none) (target >= 95%)"
   echo "sensor-prevent/sensor-watch = $(pct sensor-prevent sensor-watch) (prevention's own share)"
+  [[ -z ${MED[sensor-prevent-open]:-} ]] ||
+    echo "sensor-prevent-open/none = $(pct sensor-prevent-open none) (open permission events, kernels before 5.0)"
   echo "verdict p99 <= 100 us: $(python3 -c 'import json,sys; l=json.loads(sys.argv[1]); print(("yes" if l["p99_le_100us"] else "NO") + " (p99 ~%.1f us, max %.1f us)" % (l["p99_us"] or 0, l["max_us"]))' "$LAT") (target)"
 else
   echo "sensor-prevent/none = n/a (sensor-prevent: ${SKIP[sensor-prevent]:-no data})"
@@ -576,6 +584,7 @@ def ratio(a, b):
 out["prevent_over_none"] = ratio("sensor-prevent", "none")
 out["prevent_over_none_target_ok"] = (out["prevent_over_none"] or 0) >= 0.95
 out["watch_over_none"] = ratio("sensor-watch", "none")
+out["prevent_open_over_none"] = ratio("sensor-prevent-open", "none")
 out["fapolicyd_over_none"] = ratio("fapolicyd", "none")
 out["verdict_latency"] = lat
 print(json.dumps(out))

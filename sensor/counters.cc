@@ -120,6 +120,8 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
                  "would_deny", c.would_deny});
     r.push_back({"prevent", "allowed_by_policy", "", "driftwatch_sensor_prevent_verdicts_total",
                  verdicts, false, "verdict", "allowed_by_policy", c.allowed_by_policy});
+    r.push_back({"prevent", "not_exec", "", "driftwatch_sensor_prevent_verdicts_total", verdicts,
+                 false, "verdict", "not_exec", c.not_exec});
     r.push_back({"prevent", "outside_layers", "", "driftwatch_sensor_prevent_verdicts_total",
                  verdicts, false, "verdict", "outside_layers", c.outside_layers});
     r.push_back({"prevent", "fail_answers", "prevent_fail_answers",

@@ -82,6 +82,7 @@ struct Flags {
   std::string prevent = "off";
   bool prevent_dry_run = false;
   std::string prevent_fail = "open";
+  std::string prevent_events = "auto";
   int prevent_deadline_ms = 50;
   std::vector<std::string> prevent_allow;
   std::string prevent_policy;
@@ -322,6 +323,7 @@ int Run(const Flags& flags) {
       PreventOptions po;
       po.mode = prevent;
       po.dry_run = flags.prevent_dry_run;
+      po.events = ParsePreventEvents(flags.prevent_events).value_or(PreventEvents::kAuto);
       po.fail_closed = flags.prevent_fail == "closed";
       po.deadline = std::chrono::milliseconds(flags.prevent_deadline_ms);
       po.filesystems = flags.watch_fs;
@@ -496,7 +498,8 @@ int Run(const Flags& flags) {
     for (const std::string& m : guard->marked()) fs += (fs.empty() ? "" : ", ") + m;
     containers_desc += "; prevent " + prevent_desc + " (fail " +
                        (guard->options().fail_closed ? "closed" : "open") + " after " +
-                       std::to_string(flags.prevent_deadline_ms) + " ms; marks on " + fs + ")";
+                       std::to_string(flags.prevent_deadline_ms) + " ms; marks on " + fs +
+                       (guard->events() == "open" ? "; open permission events" : "") + ")";
   }
   LogBanner("driftwatch-sensor %s: %s%s\n", kVersion, audit_desc.c_str(),
                containers_desc.c_str());
@@ -617,6 +620,7 @@ int Run(const Flags& flags) {
       if (registry) j += ",\"enrich\":{" + StatusJsonFields(r, "enrich").substr(1) + "}";
       j += ",\"prevent\":{\"mode\":" + JsonQuote(prevent_desc) + StatusJsonFields(r, "prevent");
       if (guard) {
+        j += ",\"events\":" + JsonQuote(guard->events());
         const ExecGuard::FleetPolicyState f = guard->fleet_policy();
         j += ",\"policy_entries\":" + std::to_string(guard->policy_entries()) +
              ",\"fleet_policy\":{\"sha256\":" + JsonQuote(f.sha256) +
@@ -885,6 +889,13 @@ int main(int argc, char** argv) {
                  "the verdict for an exec past --prevent-deadline-ms or undecidable (a "
                  "container whose overlay is not known yet): open (allow) or closed (deny)")
       ->check(CLI::IsMember({"open", "closed"}))
+      ->capture_default_str();
+  app.add_option("--prevent-events", f.prevent_events,
+                 "the permission events prevention uses: exec (FAN_OPEN_EXEC_PERM, Linux 5.0+), "
+                 "open (FAN_OPEN_PERM: every open on the marked filesystems waits for a "
+                 "verdict, exec opens told apart by the caller's syscall; older kernels), auto "
+                 "(exec where the kernel has it)")
+      ->check(CLI::IsMember({"auto", "exec", "open"}))
       ->capture_default_str();
   app.add_option("--prevent-deadline-ms", f.prevent_deadline_ms,
                  "longest an exec waits for a verdict before the fail mode answers")

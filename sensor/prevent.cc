@@ -1,5 +1,6 @@
 #include "sensor/prevent.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <poll.h>
@@ -13,6 +14,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "lib/base/clock.h"
@@ -48,6 +51,39 @@ std::optional<PreventMode> ParsePreventMode(std::string_view name) {
   if (name == "off") return PreventMode::kOff;
   if (name == "drift") return PreventMode::kDrift;
   return std::nullopt;
+}
+
+std::optional<PreventEvents> ParsePreventEvents(std::string_view name) {
+  if (name == "auto") return PreventEvents::kAuto;
+  if (name == "exec") return PreventEvents::kExec;
+  if (name == "open") return PreventEvents::kOpen;
+  return std::nullopt;
+}
+
+bool ThreadInExec(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/syscall", static_cast<int>(tid));
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[32];
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  // "NR arg1 ... sp pc", "running", or "-1 sp pc" (not in a syscall).
+  char* end = nullptr;
+  const long nr = std::strtol(buf, &end, 10);
+  if (end == buf) return false;
+  // The numbers a 32-bit task reports are its own ABI's: 11 and 358 (i386), 11 and 387
+  // (arm). In the native tables 11 is munmap (x86_64) or getxattr (arm64), neither of which
+  // opens a file, and 358/387 are unassigned.
+#if defined(__x86_64__)
+  return nr == SYS_execve || nr == SYS_execveat || nr == 11 || nr == 358;
+#elif defined(__aarch64__)
+  return nr == SYS_execve || nr == SYS_execveat || nr == 11 || nr == 387;
+#else
+  return nr == SYS_execve || nr == SYS_execveat;
+#endif
 }
 
 LayerLookup LookUpInLayer(int layer_fd, std::string_view path, const struct stat& file) {
@@ -107,12 +143,20 @@ Result<std::unique_ptr<ExecGuard>> ExecGuard::Open(PreventOptions options,
     g->CombinePolicies();
   }
   g->LoadSavedFleetPolicy();
-  // Non-blocking: the verdict thread and the watchdog both read it.
-  g->fan_fd_ = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
-                             O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  // Non-blocking: the verdict thread and the watchdog both read it. For open events, the
+  // opening thread's id (4.20+): the one whose syscall says whether the open is an exec.
+  const bool want_open = g->options_.events == PreventEvents::kOpen;
+  auto init = [&](bool tid) {
+    return fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | (tid ? FAN_REPORT_TID : 0),
+                         O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  };
+  g->fan_fd_ = init(want_open);
+  g->tid_events_ = want_open && g->fan_fd_ >= 0;
+  if (g->fan_fd_ < 0 && want_open && errno == EINVAL) g->fan_fd_ = init(false);
   if (g->fan_fd_ < 0)
     return std::unexpected(Error::FromErrno(
         errno, "--prevent: fanotify_init(FAN_CLASS_CONTENT) (needs CAP_SYS_ADMIN)"));
+  g->open_events_ = want_open;
   std::vector<uint64_t> fsids;
   for (const std::string& path : g->options_.filesystems) {
     struct statfs sfs;
@@ -122,13 +166,36 @@ Result<std::unique_ptr<ExecGuard>> ExecGuard::Open(PreventOptions options,
     bool seen = false;
     for (uint64_t f : fsids) seen |= f == fsid;
     if (seen) continue;
-    if (fanotify_mark(g->fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_EXEC_PERM,
-                      AT_FDCWD, path.c_str()) != 0) {
+    auto mark = [&] {
+      return fanotify_mark(g->fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+                           g->open_events_ ? FAN_OPEN_PERM : FAN_OPEN_EXEC_PERM, AT_FDCWD,
+                           path.c_str());
+    };
+    int rc = mark();
+    if (rc != 0 && errno == EINVAL && !g->open_events_ &&
+        g->options_.events == PreventEvents::kAuto && fsids.empty()) {
+      // No FAN_OPEN_EXEC_PERM (before 5.0): every open, the exec ones told apart.
+      LogWarn("--prevent: this kernel has no exec permission events (Linux 5.0+): every "
+              "open on the marked filesystems waits for a verdict (FAN_OPEN_PERM)\n");
+      close(g->fan_fd_);
+      g->fan_fd_ = init(true);
+      g->tid_events_ = g->fan_fd_ >= 0;
+      if (g->fan_fd_ < 0 && errno == EINVAL) g->fan_fd_ = init(false);
+      if (g->fan_fd_ < 0)
+        return std::unexpected(Error::FromErrno(errno, "--prevent: fanotify_init"));
+      g->open_events_ = true;
+      rc = mark();
+    }
+    if (rc != 0) {
       const int e = errno;
-      std::string why = "--prevent: fanotify_mark(FAN_MARK_FILESYSTEM, FAN_OPEN_EXEC_PERM, " +
-                        path + ")";
+      std::string why = std::string("--prevent: fanotify_mark(FAN_MARK_FILESYSTEM, ") +
+                        (g->open_events_ ? "FAN_OPEN_PERM, " : "FAN_OPEN_EXEC_PERM, ") + path +
+                        ")";
       if (e == EINVAL)
-        why += " refused: exec permission events need Linux 5.0+ and filesystem marks 4.20+";
+        why += g->open_events_ ? " refused: filesystem marks need Linux 4.20+"
+                               : " refused: exec permission events need Linux 5.0+ and "
+                                 "filesystem marks 4.20+ (--prevent-events auto or open "
+                                 "falls back to open permission events)";
       return std::unexpected(Error::FromErrno(e, why));
     }
     fsids.push_back(fsid);
@@ -403,6 +470,21 @@ ExecGuard::Verdict ExecGuard::DriftVerdict(int fd, std::string container_id, std
   return v;
 }
 
+bool ExecGuard::IsExecOpen(pid_t pid) const {
+  if (tid_events_) return ThreadInExec(pid);
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task", static_cast<int>(pid));
+  DIR* d = opendir(path);
+  if (d == nullptr) return false;
+  bool exec = false;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    if ((exec = ThreadInExec(static_cast<pid_t>(std::atoi(e->d_name))))) break;
+  }
+  closedir(d);
+  return exec;
+}
+
 ExecGuard::Verdict ExecGuard::Decide(pid_t pid, int fd) {
   struct stat st;
   if (pid == self_pid_) return {};
@@ -539,7 +621,15 @@ void ExecGuard::VerdictLoop() {
         MutexLock lock(mu_);
         busy_since_ = Clock::now();
       }
-      Verdict v = (md.mask & FAN_OPEN_EXEC_PERM) ? Decide(md.pid, md.fd) : Verdict{};
+      if (open_events_ && !IsExecOpen(md.pid)) {
+        // An open that is no exec: allowed at once.
+        if (Answer(i, true)) ++counters_.not_exec;
+        CountLatency(NsSince(read_at));
+        close(md.fd);
+        continue;
+      }
+      Verdict v = (md.mask & (FAN_OPEN_EXEC_PERM | FAN_OPEN_PERM)) ? Decide(md.pid, md.fd)
+                                                                    : Verdict{};
       const bool mine = Answer(i, !v.deny);
       CountLatency(NsSince(read_at));
       if (mine) {

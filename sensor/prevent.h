@@ -63,8 +63,21 @@ enum class PreventMode { kOff, kDrift };
 std::string_view PreventModeName(PreventMode mode);
 std::optional<PreventMode> ParsePreventMode(std::string_view name);
 
+// Which permission events tell the sensor about execs. kExec: FAN_OPEN_EXEC_PERM (Linux
+// 5.0+), only exec opens. kOpen: FAN_OPEN_PERM, every open on the marked filesystems, the
+// exec ones told apart by the caller being inside execve/execveat (/proc/TID/syscall, read
+// while it waits for the answer): older kernels, at the price of a verdict per open. kAuto:
+// kExec where the kernel has it, else kOpen.
+enum class PreventEvents { kAuto, kExec, kOpen };
+std::optional<PreventEvents> ParsePreventEvents(std::string_view name);  // auto, exec, open
+
+// Whether thread `tid` is inside execve or execveat now (native or 32-bit compat), from
+// /proc/TID/syscall; false when that cannot be read (the thread is gone).
+bool ThreadInExec(pid_t tid);
+
 struct PreventOptions {
   PreventMode mode = PreventMode::kOff;
+  PreventEvents events = PreventEvents::kAuto;
   bool dry_run = false;     // answer allow, report what would have been denied
   bool fail_closed = false;  // past the deadline or undecidable: deny (default: allow)
   // How long an exec may wait for a verdict before the watchdog answers for it.
@@ -88,6 +101,7 @@ struct PreventOptions {
 struct PreventCounters {
   std::atomic<uint64_t> events{0};          // permission events answered
   std::atomic<uint64_t> allowed{0};         // allowed: host, image layer, outside the layers
+  std::atomic<uint64_t> not_exec{0};        // FAN_OPEN_PERM events of opens that are no exec
   std::atomic<uint64_t> denied{0};          // denied: drift
   std::atomic<uint64_t> would_deny{0};      // dry run: allowed, reported
   std::atomic<uint64_t> allowed_by_policy{0};  // drift the policy lets run
@@ -157,6 +171,8 @@ class ExecGuard {
   const PreventOptions& options() const { return options_; }
   // The filesystems marked, as given.
   const std::vector<std::string>& marked() const { return marked_; }
+  // The permission events in use: "exec" (FAN_OPEN_EXEC_PERM) or "open" (FAN_OPEN_PERM).
+  std::string_view events() const { return open_events_ ? "open" : "exec"; }
 
  private:
   // A permission event read and not yet answered.
@@ -194,6 +210,10 @@ class ExecGuard {
   void WatchdogLoop();
   void ReportLoop();
   Verdict Decide(pid_t pid, int fd);
+  // FAN_OPEN_PERM: whether the open is an exec's: the thread's (FAN_REPORT_TID), else any
+  // thread of the process inside execve (before 4.20; a thread opening a drifted file while
+  // another execs is then judged as an exec).
+  bool IsExecOpen(pid_t pid) const;
   // Drift (deny or would-deny) or allow under the policy, counted.
   Verdict DriftVerdict(int fd, std::string container_id, std::string path,
                        std::string upper_path);
@@ -225,6 +245,8 @@ class ExecGuard {
   std::vector<std::string> marked_;
 
   int fan_fd_ = -1;
+  bool open_events_ = false;  // FAN_OPEN_PERM: every open, exec ones told apart
+  bool tid_events_ = false;   // FAN_REPORT_TID: an event's pid is the opening thread's
   int stop_fd_ = -1;  // eventfd: wakes the verdict thread for Stop()
   std::atomic<bool> stopping_{false};
 

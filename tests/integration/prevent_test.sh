@@ -14,6 +14,8 @@
 #     image's execs all succeed (none wrongly denied, with both cores busy);
 #   - the collector's --prevent-policy reaches the sensor, follows the collector's SIGHUP,
 #     outlives a sensor restart without the collector, and goes when the collector has none;
+#   - --prevent-events open (FAN_OPEN_PERM, for kernels before 5.0) reaches the same
+#     verdicts, and an exec storm meets no wrongful denial and no deadline;
 #   - --respond stop stops the container a denial came from through the CRI, at most
 #     --respond-max-per-minute of them (the next is logged and counted, not stopped), and
 #     the container of a collector's --respond-rules alert.
@@ -197,6 +199,36 @@ expect "no host exec denied" "$(sed -n 's/^failed=//p' "$tmp/storm-host.out")" 0
 # After the kill nothing is marked: a dropped binary runs again.
 got=$(in_pod /bin/sh -c '/tmp/busybox-pre true; echo $?' 2>&1 | tail -1)
 expect "after SIGKILL the kernel holds no exec" "$got" 0
+
+step "open permission events (--prevent-events open, the path of kernels before 5.0)"
+# FAN_OPEN_PERM: every open on the filesystem waits for a verdict; only the opens of a
+# thread inside execve are judged. The same verdicts as with exec events.
+in_pod /bin/sh -c 'rm -f /tmp/busybox-hardlink /tmp/busybox-renamed /tmp/s.sh' || true
+dw_sensor_start --audit-mode off --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
+    --prevent drift --prevent-events open --prevent-allow '/tmp/allowed/*' --metrics-address 127.0.0.1:0
+dw_wait 5 grep -q "marks on $ctd/root; open permission events)" "$tmp/sensor.log" &&
+    ok "the banner says open permission events" || fail "banner: $(grep -m1 prevent "$tmp/sensor.log")"
+dw_wait 10 sensor_status || die "the sensor does not know the container (open events)"
+actions "$tmp/open.out"
+for n in image sh_c script_by_shell allowed; do want "$tmp/open.out" "$n" 0; done
+for n in dropped script renamed hardlink pre; do want "$tmp/open.out" "$n" 126; done
+want "$tmp/open.out" unlinked 127
+storm1k='n=0; f=0; while [ $n -lt 1000 ]; do /bin/busybox true || f=$((f+1)); n=$((n+1)); done; echo "failed=$f"'
+(in_pod /bin/sh -c "$storm1k" >"$tmp/storm-open-pod.out" 2>&1) &
+pod_storm=$!
+timeout -k 5 60 /bin/sh -c "${storm1k//\/bin\/busybox/$ctd/root/busybox-bb}" >"$tmp/storm-open-host.out" 2>&1 || true
+wait "$pod_storm" || true
+expect "open events storm: no image exec denied in the pod" "$(sed -n 's/^failed=//p' "$tmp/storm-open-pod.out")" 0
+expect "open events storm: no host exec denied" "$(sed -n 's/^failed=//p' "$tmp/storm-open-host.out")" 0
+sensor_status
+expect "open events: status says so" "$(json "$tmp/status.json" 'j["prevent"]["events"]')" open
+expect "open events: denials" "$(json "$tmp/status.json" 'j["prevent"]["denied"]')" 6
+expect "open events: no deadline answers" "$(json "$tmp/status.json" 'j["prevent"]["deadline_answers"]')" 0
+expect "open events: none undecided" "$(json "$tmp/status.json" 'j["prevent"]["undecided"]')" 0
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["prevent"]["not_exec"] > 10 else 1)' \
+    "$tmp/status.json" && ok "open events: plain opens allowed as no exec ($(json "$tmp/status.json" 'j["prevent"]["not_exec"]'))" ||
+    fail "open events: not_exec $(json "$tmp/status.json" 'j["prevent"]["not_exec"]')"
+dw_stop sensor
 
 step "fleet policy pushed by the collector"
 # The collector's --prevent-policy reaches the sensor over its stream, is replaced on the

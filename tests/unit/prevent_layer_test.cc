@@ -2,6 +2,8 @@
 // holds at a path, on real directories: a file, a hard link, a file of the same name that
 // is another inode, a symlink on the way (not followed), a name that leaves the layer.
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,6 +95,30 @@ TEST(PreventMode, Names) {
   EXPECT_EQ(ParsePreventMode(""), std::nullopt);
   EXPECT_EQ(PreventModeName(PreventMode::kDrift), "drift");
   EXPECT_EQ(PreventModeName(PreventMode::kOff), "off");
+}
+
+TEST(PreventEvents, Names) {
+  EXPECT_EQ(ParsePreventEvents("auto"), PreventEvents::kAuto);
+  EXPECT_EQ(ParsePreventEvents("exec"), PreventEvents::kExec);
+  EXPECT_EQ(ParsePreventEvents("open"), PreventEvents::kOpen);
+  EXPECT_EQ(ParsePreventEvents("perm"), std::nullopt);
+}
+
+// A thread in another syscall, and one gone, are not in execve (the positive side needs a
+// thread held inside execve: tests/integration/prevent_test.sh, --prevent-events open).
+TEST(PreventEvents, ThreadInExecReadsTheSyscall) {
+  EXPECT_FALSE(ThreadInExec(gettid()));  // here: inside read()
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  usleep(50000);  // let it reach pause()
+  EXPECT_FALSE(ThreadInExec(child));
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  EXPECT_FALSE(ThreadInExec(child));  // reaped: no /proc entry
 }
 
 }  // namespace
