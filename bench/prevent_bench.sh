@@ -180,7 +180,7 @@ in_pod_root() { # SECONDS CMD...: bounded
   shift
   EXECN=$((EXECN + 1))
   timeout -k 5 "$secs" ctr --address "$CTD/containerd.sock" -n "$DW_NS" tasks exec \
-    --exec-id "pb$EXECN-$RANDOM" --fifo-dir "$CTD/fifo" "$CID" "$@"
+    --exec-id "pb$EXECN-$BASHPID-$RANDOM" --fifo-dir "$CTD/fifo" "$CID" "$@"
 }
 # in_pod SECONDS SCRIPT: sh -c SCRIPT as dwbench (BENCH_UID), switched by su in the container.
 in_pod() { in_pod_root "$1" /bin/busybox su -s /bin/sh dwbench -c "$2"; }

@@ -83,6 +83,7 @@ struct Flags {
   bool prevent_dry_run = false;
   std::string prevent_fail = "open";
   std::string prevent_events = "auto";
+  std::string prevent_priority = "realtime";
   int prevent_deadline_ms = 50;
   std::vector<std::string> prevent_allow;
   std::string prevent_policy;
@@ -324,6 +325,7 @@ int Run(const Flags& flags) {
       po.mode = prevent;
       po.dry_run = flags.prevent_dry_run;
       po.events = ParsePreventEvents(flags.prevent_events).value_or(PreventEvents::kAuto);
+      po.realtime = flags.prevent_priority == "realtime";
       po.fail_closed = flags.prevent_fail == "closed";
       po.deadline = std::chrono::milliseconds(flags.prevent_deadline_ms);
       po.filesystems = flags.watch_fs;
@@ -620,7 +622,8 @@ int Run(const Flags& flags) {
       if (registry) j += ",\"enrich\":{" + StatusJsonFields(r, "enrich").substr(1) + "}";
       j += ",\"prevent\":{\"mode\":" + JsonQuote(prevent_desc) + StatusJsonFields(r, "prevent");
       if (guard) {
-        j += ",\"events\":" + JsonQuote(guard->events());
+        j += ",\"events\":" + JsonQuote(guard->events()) +
+             ",\"realtime\":" + (guard->realtime() ? "true" : "false");
         const ExecGuard::FleetPolicyState f = guard->fleet_policy();
         j += ",\"policy_entries\":" + std::to_string(guard->policy_entries()) +
              ",\"fleet_policy\":{\"sha256\":" + JsonQuote(f.sha256) +
@@ -896,6 +899,12 @@ int main(int argc, char** argv) {
                  "verdict, exec opens told apart by the caller's syscall; older kernels), auto "
                  "(exec where the kernel has it)")
       ->check(CLI::IsMember({"auto", "exec", "open"}))
+      ->capture_default_str();
+  app.add_option("--prevent-priority", f.prevent_priority,
+                 "the verdict thread's scheduling: realtime (SCHED_FIFO 1: an exec waits for "
+                 "its verdict, not for a core; needs CAP_SYS_NICE and real-time budget in the "
+                 "sensor's cgroup, else nice -10) or normal (nice -10)")
+      ->check(CLI::IsMember({"realtime", "normal"}))
       ->capture_default_str();
   app.add_option("--prevent-deadline-ms", f.prevent_deadline_ms,
                  "longest an exec waits for a verdict before the fail mode answers")

@@ -92,6 +92,7 @@ struct PreventOptions {
   // Where the fleet policy the collector pushed is kept (beside the spool), read at Open
   // when present so that a restart without the collector keeps it; "": not kept.
   std::string fleet_policy_file;
+  bool realtime = true;  // the verdict thread at SCHED_FIFO 1 (best effort)
   uint64_t hash_max_bytes = 64ull << 20;  // denied files hashed up to this size
   size_t report_queue = 4096;             // denials waiting for their description
 };
@@ -173,6 +174,8 @@ class ExecGuard {
   const std::vector<std::string>& marked() const { return marked_; }
   // The permission events in use: "exec" (FAN_OPEN_EXEC_PERM) or "open" (FAN_OPEN_PERM).
   std::string_view events() const { return open_events_ ? "open" : "exec"; }
+  // Whether the verdict thread got its real-time priority (known once it runs).
+  bool realtime() const { return realtime_.load(); }
 
  private:
   // A permission event read and not yet answered.
@@ -247,6 +250,7 @@ class ExecGuard {
   int fan_fd_ = -1;
   bool open_events_ = false;  // FAN_OPEN_PERM: every open, exec ones told apart
   bool tid_events_ = false;   // FAN_REPORT_TID: an event's pid is the opening thread's
+  std::atomic<bool> realtime_{false};
   int stop_fd_ = -1;  // eventfd: wakes the verdict thread for Stop()
   std::atomic<bool> stopping_{false};
 
