@@ -470,6 +470,11 @@ ExecGuard::Verdict ExecGuard::DriftVerdict(int fd, std::string container_id, std
   return v;
 }
 
+bool ExecGuard::FailAllows(pid_t pid) const {
+  if (!options_.fail_closed) return true;
+  return open_events_ && !IsExecOpen(pid);
+}
+
 bool ExecGuard::IsExecOpen(pid_t pid) const {
   if (tid_events_) return ThreadInExec(pid);
   char path[64];
@@ -613,7 +618,7 @@ void ExecGuard::VerdictLoop() {
     {
       MutexLock lock(mu_);
       batch_.clear();
-      for (const auto* md : events) batch_.push_back({md->fd, read_at, md->fd < 0});
+      for (const auto* md : events) batch_.push_back({md->fd, md->pid, read_at, md->fd < 0});
       busy_ = true;
       busy_since_ = read_at;
     }
@@ -680,7 +685,7 @@ void ExecGuard::AnswerQueued() {
     for (auto* md = reinterpret_cast<const fanotify_event_metadata*>(buf);
          FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len)) {
       if (md->fd < 0) continue;
-      WriteAnswer(md->fd, !options_.fail_closed);
+      WriteAnswer(md->fd, FailAllows(md->pid));
       ++counters_.deadline_answers;
       close(md->fd);
     }
@@ -700,7 +705,7 @@ void ExecGuard::WatchdogLoop() {
       const auto now = Clock::now();
       for (Pending& p : batch_) {
         if (p.answered || now - p.read_at < options_.deadline) continue;
-        WriteAnswer(p.fd, !options_.fail_closed);
+        WriteAnswer(p.fd, FailAllows(p.pid));
         p.answered = true;
         ++counters_.deadline_answers;
       }

@@ -181,6 +181,7 @@ class ExecGuard {
   // A permission event read and not yet answered.
   struct Pending {
     int fd = -1;
+    pid_t pid = 0;
     std::chrono::steady_clock::time_point read_at;
     bool answered = false;
   };
@@ -217,6 +218,9 @@ class ExecGuard {
   // thread of the process inside execve (before 4.20; a thread opening a drifted file while
   // another execs is then judged as an exec).
   bool IsExecOpen(pid_t pid) const;
+  // The fail mode's answer for an event the verdict thread did not answer in time: with
+  // open events only an exec's open gets it (a plain open is never denied for lateness).
+  bool FailAllows(pid_t pid) const;
   // Drift (deny or would-deny) or allow under the policy, counted.
   Verdict DriftVerdict(int fd, std::string container_id, std::string path,
                        std::string upper_path);
