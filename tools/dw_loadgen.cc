@@ -319,6 +319,10 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
     driftwatch::v1::CollectorMessage m;
     while (stream->Read(&m)) {
       if (m.has_command()) {
+        // Inventory requests only: a collector sends every stream its prevention policy
+        // (Command{prevent_policy}) and may ask to stop containers; a simulated node has
+        // nothing to do with either.
+        if (!m.command().has_inventory()) continue;
         std::lock_guard lk(mu);
         commands.push_back(m.command());
         cv.notify_all();
