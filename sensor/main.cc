@@ -533,12 +533,14 @@ int Run(const Flags& flags) {
                                                     p.sha256().substr(0, 12) + ")"
                                               : "no fleet prevention policy";
       if (!guard) {
-        LogInfo("collector: %s; not applied (--prevent off)\n", what.c_str());
+        // Every collector says whether it has one; only a policy is worth a line here.
+        if (p.configured()) LogInfo("collector: %s; not applied (--prevent off)\n", what.c_str());
         return;
       }
+      const uint64_t updates = guard->fleet_policy().updates;
       if (auto r = guard->SetFleetPolicy(p); !r) {
         LogError("collector: %s: %s\n", what.c_str(), r.error().c_str());
-      } else {
+      } else if (guard->fleet_policy().updates != updates) {  // not the same one again
         LogInfo("collector: %s applied: %zu entries in force\n", what.c_str(),
                 guard->policy_entries());
       }

@@ -343,6 +343,12 @@ Result<> ExecGuard::SetFleetPolicy(const v1::PreventPolicy& pushed) {
     }
     return {};
   }
+  const std::string sha = Sha256Hex(pushed.text());  // not under policy_mu_: verdicts take it
+  {
+    // The same policy again (every new stream gets it): nothing to parse or write.
+    MutexLock lock(policy_mu_);
+    if (fleet_ && fleet_state_.error.empty() && fleet_state_.sha256 == sha) return {};
+  }
   const std::string name = "fleet policy " + pushed.name() + " (from the collector)";
   Result<PreventPolicy> p =
       pushed.text().size() > PreventPolicy::kMaxTextBytes
@@ -358,7 +364,7 @@ Result<> ExecGuard::SetFleetPolicy(const v1::PreventPolicy& pushed) {
       fleet_state_.error = p.error().message();
       return std::unexpected(p.error());
     }
-    fleet_state_.sha256 = Sha256Hex(pushed.text());
+    fleet_state_.sha256 = sha;
     fleet_state_.entries = p->size();
     fleet_state_.source = "collector (" + pushed.name() + ")";
     fleet_state_.error.clear();
