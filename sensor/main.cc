@@ -529,8 +529,9 @@ int Run(const Flags& flags) {
       }
     };
     uo.on_prevent_policy = [&guard](const v1::PreventPolicy& p) {
-      const std::string what = p.configured() ? "fleet prevention policy " + p.name() + " (sha256 " +
-                                                    p.sha256().substr(0, 12) + ")"
+      const std::string what = p.configured() ? "fleet prevention policy " +
+                                                    TerminalEscape(p.name()) + " (sha256 " +
+                                                    TerminalEscape(p.sha256().substr(0, 12)) + ")"
                                               : "no fleet prevention policy";
       if (!guard) {
         // Every collector says whether it has one; only a policy is worth a line here.

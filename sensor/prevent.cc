@@ -60,7 +60,7 @@ std::optional<PreventEvents> ParsePreventEvents(std::string_view name) {
   return std::nullopt;
 }
 
-bool ThreadInExec(pid_t tid) {
+bool ThreadInExec(pid_t tid, bool opening) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/syscall", static_cast<int>(tid));
   const int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -75,12 +75,13 @@ bool ThreadInExec(pid_t tid) {
   const long nr = std::strtol(buf, &end, 10);
   if (end == buf) return false;
   // The numbers a 32-bit task reports are its own ABI's: 11 and 358 (i386), 11 and 387
-  // (arm). In the native tables 11 is munmap (x86_64) or getxattr (arm64), neither of which
-  // opens a file, and 358/387 are unassigned.
+  // (arm). 358 and 387 are unassigned in the native tables; 11 is munmap (x86_64) or
+  // listxattr (arm64), which open no file: it means execve only for a thread known to be
+  // opening one.
 #if defined(__x86_64__)
-  return nr == SYS_execve || nr == SYS_execveat || nr == 11 || nr == 358;
+  return nr == SYS_execve || nr == SYS_execveat || nr == 358 || (opening && nr == 11);
 #elif defined(__aarch64__)
-  return nr == SYS_execve || nr == SYS_execveat || nr == 11 || nr == 387;
+  return nr == SYS_execve || nr == SYS_execveat || nr == 387 || (opening && nr == 11);
 #else
   return nr == SYS_execve || nr == SYS_execveat;
 #endif
@@ -482,7 +483,7 @@ bool ExecGuard::FailAllows(pid_t pid) const {
 }
 
 bool ExecGuard::IsExecOpen(pid_t pid) const {
-  if (tid_events_) return ThreadInExec(pid);
+  if (tid_events_) return ThreadInExec(pid, true);
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/task", static_cast<int>(pid));
   DIR* d = opendir(path);
@@ -490,7 +491,7 @@ bool ExecGuard::IsExecOpen(pid_t pid) const {
   bool exec = false;
   while (dirent* e = readdir(d)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    if ((exec = ThreadInExec(static_cast<pid_t>(std::atoi(e->d_name))))) break;
+    if ((exec = ThreadInExec(static_cast<pid_t>(std::atoi(e->d_name)), false))) break;
   }
   closedir(d);
   return exec;

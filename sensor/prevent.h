@@ -72,8 +72,11 @@ enum class PreventEvents { kAuto, kExec, kOpen };
 std::optional<PreventEvents> ParsePreventEvents(std::string_view name);  // auto, exec, open
 
 // Whether thread `tid` is inside execve or execveat now (native or 32-bit compat), from
-// /proc/TID/syscall; false when that cannot be read (the thread is gone).
-bool ThreadInExec(pid_t tid);
+// /proc/TID/syscall; false when that cannot be read (the thread is gone). `opening`: the
+// thread is known to be opening a file (it is the one a permission event waits for), which
+// tells i386's execve (11) from x86_64's munmap; otherwise 11 is not taken for an exec
+// (a false denial of a plain open is worse than missing a 32-bit exec on a pre-4.20 kernel).
+bool ThreadInExec(pid_t tid, bool opening);
 
 struct PreventOptions {
   PreventMode mode = PreventMode::kOff;

@@ -107,7 +107,7 @@ TEST(PreventEvents, Names) {
 // A thread in another syscall, and one gone, are not in execve (the positive side needs a
 // thread held inside execve: tests/integration/prevent_test.sh, --prevent-events open).
 TEST(PreventEvents, ThreadInExecReadsTheSyscall) {
-  EXPECT_FALSE(ThreadInExec(gettid()));  // here: inside read()
+  EXPECT_FALSE(ThreadInExec(gettid(), true));  // here: inside read()
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
@@ -115,10 +115,11 @@ TEST(PreventEvents, ThreadInExecReadsTheSyscall) {
     _exit(0);
   }
   usleep(50000);  // let it reach pause()
-  EXPECT_FALSE(ThreadInExec(child));
+  EXPECT_FALSE(ThreadInExec(child, true));
+  EXPECT_FALSE(ThreadInExec(child, false));
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
-  EXPECT_FALSE(ThreadInExec(child));  // reaped: no /proc entry
+  EXPECT_FALSE(ThreadInExec(child, true));  // reaped: no /proc entry
 }
 
 }  // namespace
