@@ -165,9 +165,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   // command whose reply this stream takes.
   PinResult PinForCommand(uint64_t command_id) {
     std::lock_guard lk(mu_);
-    if (finished_ || session_.failure() || read_closed_ || cancelled_ || write_failed_) {
-      return PinResult::kEnding;
-    }
+    if (Ending() || read_closed_) return PinResult::kEnding;  // no reply could come
     if (!session_.AddCommand(command_id, IngestSession::Clock::now())) return PinResult::kFull;
     ++pins_;
     return PinResult::kPinned;
@@ -176,7 +174,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   // false when the stream is ending.
   bool PinForPush() {
     std::lock_guard lk(mu_);
-    if (finished_ || session_.failure() || cancelled_ || write_failed_) return false;
+    if (Ending()) return false;
     ++pins_;
     return true;
   }
@@ -192,6 +190,9 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   }
 
  private:
+  // Nothing written to the stream would reach the sensor any more. With mu_ held.
+  bool Ending() const { return finished_ || session_.failure() || cancelled_ || write_failed_; }
+
   struct Actions {
     bool start_read = false;
     bool start_write = false;
@@ -508,6 +509,7 @@ void IngestService::SetPreventPolicy(const std::optional<PreventPolicyText>& pol
   {
     MutexLock lk(streams_mu_);
     p->set_generation(++policy_generation_);
+    policy_sha256_ = p->sha256();
     policy_message_ = Encode(m);
     encoded = policy_message_;
     for (auto& [node, r] : streams_) {
@@ -517,6 +519,11 @@ void IngestService::SetPreventPolicy(const std::optional<PreventPolicyText>& pol
   // Outside streams_mu_: a write may run a reaction inline, which may unregister.
   for (StreamReactor* r : pinned) r->SendPinned(encoded);
   policy_pushes_ += pinned.size();
+}
+
+std::string IngestService::prevent_policy_sha256() const {
+  MutexLock lk(streams_mu_);
+  return policy_sha256_;
 }
 
 void IngestService::Release(size_t bytes) {

@@ -111,6 +111,8 @@ class IngestService final
   };
   void SetPreventPolicy(const std::optional<PreventPolicyText>& policy);
   uint64_t policy_pushes() const { return policy_pushes_.load(); }
+  // The sha256 (hex) of the policy pushed now; "" with none.
+  std::string prevent_policy_sha256() const;
 
   // Asks the node's sensor to stop a container (Command{stop_container}, no reply) on the
   // node's newest stream. Error: no stream of that node can be written to.
@@ -166,10 +168,11 @@ class IngestService final
   std::atomic<uint64_t> inventory_bytes_{0};  // inventory replies being joined, all streams
   std::atomic<uint64_t> next_stream_{1};  // store tokens: a failed batch stops its stream
   // Streams past Hello, by node, oldest first. Lock order: streams_mu_, then a reactor's.
-  Mutex streams_mu_;
+  mutable Mutex streams_mu_;
   std::multimap<std::string, StreamReactor*> streams_ DW_GUARDED_BY(streams_mu_);
   grpc::ByteBuffer policy_message_ DW_GUARDED_BY(streams_mu_);  // Command{prevent_policy}
   uint64_t policy_generation_ DW_GUARDED_BY(streams_mu_) = 0;
+  std::string policy_sha256_ DW_GUARDED_BY(streams_mu_);
   std::atomic<uint64_t> policy_pushes_{0};
   mutable Mutex discards_mu_;  // a leaf lock
   std::map<std::pair<std::string, std::string>, uint64_t> discards_ DW_GUARDED_BY(discards_mu_);

@@ -23,7 +23,6 @@
 #include "lib/daemon/metrics.h"
 #include "lib/daemon/systemd_notify.h"
 #include "lib/base/version.h"
-#include "lib/event/file_digest.h"
 #include "lib/node/prevent_policy.h"
 
 namespace {
@@ -214,8 +213,6 @@ int main(int argc, char** argv) {
   };
   auto fleet_policy = read_policy();
   if (!fleet_policy) return Fail(fleet_policy.error().message());
-  std::mutex policy_mu;  // policy_sha: SIGHUP writes it, /status reads it
-  std::string policy_sha = *fleet_policy ? driftwatch::Sha256Hex((*fleet_policy)->text) : "";
 
   const bool tls = !tls_cert.empty() || !tls_key.empty() || !client_ca.empty();
   if (tls && insecure) return Fail("--insecure and --tls-* exclude each other");
@@ -316,7 +313,7 @@ int main(int argc, char** argv) {
   service.SetPreventPolicy(*fleet_policy);
   if (*fleet_policy)
     LogInfo("prevention policy %s (sha256 %s): pushed to every sensor\n", prevent_policy.c_str(),
-            policy_sha.substr(0, 12).c_str());
+            service.prevent_policy_sha256().substr(0, 12).c_str());
   detect->SetStopRequester([&service](const std::string& node, const std::string& container,
                                       const std::string& reason) {
     return service.RequestStop(node, container, reason);
@@ -487,15 +484,13 @@ int main(int argc, char** argv) {
                                          .count()) +
                       ",\"streams\":" + std::to_string(service.active_streams()) +
                       ",\"rules\":" + std::to_string(detect->rules_loaded()) +
-                      ",\"prevent_policy\":" + [&] {
-                        std::lock_guard lk(policy_mu);
-                        return prevent_policy.empty()
-                                   ? std::string("null")
-                                   : "{\"file\":" + driftwatch::JsonQuote(prevent_policy) +
-                                         ",\"sha256\":" + driftwatch::JsonQuote(policy_sha) +
-                                         ",\"pushes\":" +
-                                         std::to_string(service.policy_pushes()) + "}";
-                      }() +
+                      ",\"prevent_policy\":" +
+                      (prevent_policy.empty()
+                           ? std::string("null")
+                           : "{\"file\":" + driftwatch::JsonQuote(prevent_policy) +
+                                 ",\"sha256\":" +
+                                 driftwatch::JsonQuote(service.prevent_policy_sha256()) +
+                                 ",\"pushes\":" + std::to_string(service.policy_pushes()) + "}") +
                       ",\"alerts\":" + std::to_string(detect->counters().alerts.load()) + ",\"nodes\":[";
       bool first = true;
       const auto losses = detect->NodeLosses();
@@ -564,14 +559,9 @@ int main(int argc, char** argv) {
           LogError("SIGHUP: %s; the sensors keep the policy they have\n",
                    p.error().message().c_str());
         } else {
-          const std::string sha = driftwatch::Sha256Hex((*p)->text);
           service.SetPreventPolicy(*p);
-          {
-            std::lock_guard lk(policy_mu);
-            policy_sha = sha;
-          }
           LogInfo("SIGHUP: prevention policy %s (sha256 %s) pushed to the connected sensors\n",
-                  prevent_policy.c_str(), sha.substr(0, 12).c_str());
+                  prevent_policy.c_str(), service.prevent_policy_sha256().substr(0, 12).c_str());
         }
       }
       systemd.Ready("reloaded");

@@ -272,16 +272,16 @@ Result<> ExecGuard::ReloadPolicy() {
 void ExecGuard::LoadSavedFleetPolicy() {
   const std::string& path = options_.fleet_policy_file;
   if (path.empty() || access(path.c_str(), F_OK) != 0) return;
-  auto text = PreventPolicy::ReadChecked(path);
-  if (!text) {
+  auto text = PreventPolicy::ReadText(path);
+  auto p = text ? PreventPolicy::Parse(*text, path) : std::unexpected(text.error());
+  if (!p) {
     LogWarn("prevent: the saved fleet policy is not used (the collector sends it again): %s\n",
-            text.error().message().c_str());
+            p.error().message().c_str());
     return;
   }
-  auto p = PreventPolicy::Parse(*text, path);  // ReadChecked parsed it: cannot fail
-  if (!p) return;
+  const std::string sha = Sha256Hex(*text);
   MutexLock lock(policy_mu_);
-  fleet_state_.sha256 = Sha256Hex(*text);
+  fleet_state_.sha256 = sha;
   fleet_state_.entries = p->size();
   fleet_state_.source = path;
   fleet_ = std::move(*p);

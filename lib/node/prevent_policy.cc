@@ -127,34 +127,30 @@ Result<PreventPolicy> PreventPolicy::Parse(std::string_view text, std::string_vi
   return p;
 }
 
-namespace {
-
-Result<std::string> ReadPolicyText(const std::string& path) {
+Result<std::string> PreventPolicy::ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::unexpected(Error::FromErrno(errno, path));
-  std::string text(PreventPolicy::kMaxTextBytes + 1, '\0');
+  std::string text(kMaxTextBytes + 1, '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad()) return std::unexpected(Error::Io(path + ": read failed"));
   text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > PreventPolicy::kMaxTextBytes) {
+  if (text.size() > kMaxTextBytes) {
     return std::unexpected(Error::InvalidInput(path + ": longer than " +
-                                               std::to_string(PreventPolicy::kMaxTextBytes) +
+                                               std::to_string(kMaxTextBytes) +
                                                " bytes, the most a policy holds"));
   }
   return text;
 }
 
-}  // namespace
-
 Result<std::string> PreventPolicy::ReadChecked(const std::string& path) {
-  auto text = ReadPolicyText(path);
+  auto text = ReadText(path);
   if (!text) return std::unexpected(text.error());
   if (auto p = Parse(*text, path); !p) return std::unexpected(p.error());
   return text;
 }
 
 Result<PreventPolicy> PreventPolicy::Load(const std::string& path) {
-  auto text = ReadPolicyText(path);
+  auto text = ReadText(path);
   if (!text) return std::unexpected(text.error());
   return Parse(*text, path);
 }

@@ -56,7 +56,9 @@ class PreventPolicy {
   // `text` of a file named `name` (for errors: "name:line:column: what").
   static Result<PreventPolicy> Parse(std::string_view text, std::string_view name);
   static Result<PreventPolicy> Load(const std::string& path);
-  // The file's text, checked to parse (the collector pushes it to sensors as it is).
+  // The file's text, at most kMaxTextBytes (a longer file is an error), not parsed.
+  static Result<std::string> ReadText(const std::string& path);
+  // The same, checked to parse (the collector pushes it to sensors as it is).
   static Result<std::string> ReadChecked(const std::string& path);
   // The --prevent-allow globs as an entry of their own.
   void AddPaths(const std::vector<std::string>& globs);
