@@ -867,13 +867,22 @@ void Detection::Respond(const Alert& a) {
       opt_.respond_rules.end())
     return;
   StopRequester request;
+  const std::pair<std::string, std::string> key{a.node, a.container_id};
   {
     MutexLock lk(mu_);
+    // Asked once per container: a container running drift in a loop raises an alert per
+    // exec, and the sensor would only count the repeats.
+    if (stops_asked_.contains(key)) return;
     request = request_stop_;
   }
   auto sent = request ? request(a.node, a.container_id, a.rule)
                       : std::expected<void, std::string>(std::unexpected("not serving yet"));
   if (sent) {
+    {
+      MutexLock lk(mu_);
+      if (stops_asked_.size() >= 4096) stops_asked_.clear();  // a bound: ids are not reused
+      stops_asked_.insert(key);
+    }
     ++counters_.stops_requested;
     LogInfo("respond: asked node %s to stop container %s (%s)\n", a.node.c_str(),
             a.container_id.c_str(), a.rule.c_str());

@@ -117,7 +117,8 @@ struct DetectionCounters {
   std::atomic<uint64_t> redelivered{0};    // alerts sent again after a restart
   std::atomic<uint64_t> inventories_requested{0}, inventories_stored{0};
   std::atomic<uint64_t> inventories_failed{0};  // not sent, error reply, timed out, not stored
-  std::atomic<uint64_t> stops_requested{0};     // --respond-rules: stop commands sent
+  std::atomic<uint64_t> stops_requested{0};     // --respond-rules: stop commands sent (one
+                                                // per container)
   std::atomic<uint64_t> stops_not_sent{0};      // the node had no stream to take one
 };
 
@@ -221,6 +222,7 @@ class Detection {
   std::set<std::pair<int64_t, std::string>> in_flight_ DW_GUARDED_BY(mu_);
   InventoryRequester request_inventory_ DW_GUARDED_BY(mu_);
   StopRequester request_stop_ DW_GUARDED_BY(mu_);
+  std::set<std::pair<std::string, std::string>> stops_asked_ DW_GUARDED_BY(mu_);  // node, id
   struct InventoryReceived {
     std::string node;
     uint64_t command_id = 0;

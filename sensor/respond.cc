@@ -70,16 +70,30 @@ void Responder::Request(const std::string& container_id, const std::string& why)
       ++counters_.repeat;
       return;
     }
+    const auto now = std::chrono::steady_clock::now();
+    std::string refused;
     if (queue_.size() >= options_.queue) {
       ++counters_.queue_full;
-      LogWarn("respond: container %s not stopped (%s): %zu stops queued already\n",
-              container_id.c_str(), why.c_str(), queue_.size());
-      return;
-    }
-    if (!TakeToken(std::chrono::steady_clock::now())) {
+      refused = std::to_string(queue_.size()) + " stops queued already";
+    } else if (!TakeToken(now)) {
       ++counters_.rate_limited;
-      LogWarn("respond: container %s not stopped (%s): over --respond-max-per-minute %d\n",
-              container_id.c_str(), why.c_str(), options_.max_per_minute);
+      refused = "over --respond-max-per-minute " + std::to_string(options_.max_per_minute);
+    }
+    if (!refused.empty()) {
+      // A container that keeps running drift keeps being refused: a line a second at most,
+      // the rest counted (and said in the next line).
+      if (now - last_refusal_log_ >= std::chrono::seconds(1)) {
+        LogWarn("respond: container %s not stopped (%s): %s%s\n", container_id.c_str(),
+                why.c_str(), refused.c_str(),
+                refusals_unlogged_ == 0
+                    ? ""
+                    : (" (" + std::to_string(refusals_unlogged_) +
+                       " more refused since the last such line)").c_str());
+        last_refusal_log_ = now;
+        refusals_unlogged_ = 0;
+      } else {
+        ++refusals_unlogged_;
+      }
       return;
     }
     acted_.insert(container_id);

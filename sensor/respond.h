@@ -10,7 +10,8 @@
 // container is stopped once (asked again while stopped or being stopped: counted as
 // `repeat`), at most --respond-max-per-minute containers per minute on the node (a token
 // bucket: a storm of drift in many containers does not stop the node's whole workload at
-// once); every request not carried out is counted by why and logged.
+// once); every request not carried out is counted by why, and logged (a line a second at
+// most: a container running drift in a loop must not flood the log).
 //
 // Thread-safety: Request and counters() from any thread.
 #pragma once
@@ -84,6 +85,8 @@ class Responder {
   double tokens_ DW_GUARDED_BY(mu_) = 0;
   std::chrono::steady_clock::time_point refilled_ DW_GUARDED_BY(mu_);
   bool stopping_ DW_GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point last_refusal_log_ DW_GUARDED_BY(mu_);
+  uint64_t refusals_unlogged_ DW_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 
