@@ -8,7 +8,7 @@
 #       its cursors, 50 of 50 alerts, none twice;
 #   (c) SIGKILL in the middle of a burst, restart, the same events sent again: the stored
 #       alerts equal those of an uninterrupted run over the same events;
-#   (a) takes most events from detection's in-memory feed, (b) overflows it and reads the
+#   (a) takes events from detection's in-memory feed (how many depends on load), (b) overflows it and reads the
 #   rest back from the store, (c) after its restart reads every row from the store;
 #   (d) the collector's database on a full filesystem (a small tmpfs): batches fail and are
 #       not acked, /healthz says why; once space returns the same events are stored once and
@@ -45,8 +45,10 @@ wait_evaluated || fail "(a) detection did not catch up"
 expect "(a) every stored event evaluated" "$(metric driftwatch_collector_detect_events_total)" 1000000
 expect "(a) nothing unevaluated" "$(metric driftwatch_collector_detect_not_evaluated_total)" 0
 fed=$(metric driftwatch_collector_detect_fed_events_total)
-[[ $fed -gt 500000 ]] && ok "(a) detection kept up from memory ($fed of 1000000 events not read back)" \
-  || fail "(a) only $fed events came from the in-memory feed"
+# How much of the burst the feed carries depends on the machine's load (no timing thresholds
+# in tests): the check is that the feed is used at all, the share is printed.
+[[ $fed -gt 0 ]] && ok "(a) detection took $fed of 1000000 events from memory, the rest read back" \
+  || fail "(a) no event came from the in-memory feed"
 expect "(a) 50 of 50 drift alerts" \
   "$(sqlite3 "$tmp/a.db" "SELECT count(DISTINCT node) || '/' || count(*) FROM alerts WHERE rule = '$drift_rule'")" "50/50"
 curl -sf "http://127.0.0.1:$mport/healthz" >/dev/null && ok "(a) healthy" || fail "(a) /healthz"
