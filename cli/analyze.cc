@@ -47,9 +47,9 @@ class Analysis {
   void OnEvent(v1::Event& ev) {
     const Kind kind = KindOf(ev);
     if (kind == Kind::kContainer) containers_[ev.container().id()] = ev.container();
-    if (kind == Kind::kExec || kind == Kind::kChmod) {
+    if (kind == Kind::kExec || kind == Kind::kChmod || kind == Kind::kNetwork) {
       if (ev.container_id().empty()) tree_.Attribute(&ev);
-      if (kind == Kind::kExec) ++execs_; else ++chmods_;
+      ++(kind == Kind::kExec ? execs_ : kind == Kind::kChmod ? chmods_ : network_);
     } else if (kind == Kind::kWrite) {
       ++writes_;
     } else if (!opt_.events && !detector_) {
@@ -107,9 +107,11 @@ class Analysis {
     const auto& rs = reassembler.stats();
     std::fprintf(stderr,
                  "driftwatch analyze: %llu lines, %llu records, %llu events (%llu exec, %llu "
-                 "chmod, %llu file write), %llu input errors, %llu evicted unfinished\n",
-                 ull(log_stats_.lines), ull(rs.records), ull(execs_ + chmods_ + writes_),
-                 ull(execs_), ull(chmods_), ull(writes_), ull(diag_.count()), ull(rs.evictions));
+                 "chmod, %llu file write, %llu network), %llu input errors, %llu evicted "
+                 "unfinished\n",
+                 ull(log_stats_.lines), ull(rs.records), ull(execs_ + chmods_ + writes_ + network_),
+                 ull(execs_), ull(chmods_), ull(writes_), ull(network_), ull(diag_.count()),
+                 ull(rs.evictions));
     if (detector_) {
       std::string by_rule;
       for (const auto& [rule, n] : detector_->stats().by_rule)
@@ -137,6 +139,7 @@ class Analysis {
       ++s.chmods;
       return;
     }
+    if (kind == Kind::kNetwork) return;  // the summary is of drift: execs, chmods, writes
     if (kind == Kind::kWrite) {
       ++s.writes;
       return;
@@ -177,7 +180,7 @@ class Analysis {
   LogReadStats log_stats_;
   static inline const std::string kLocalNode = "local";
   std::unique_ptr<Detector> detector_;
-  uint64_t seq_ = 0, execs_ = 0, chmods_ = 0, writes_ = 0, alerts_ = 0;
+  uint64_t seq_ = 0, execs_ = 0, chmods_ = 0, writes_ = 0, network_ = 0, alerts_ = 0;
   std::map<std::string, v1::ContainerInfo> containers_;  // from captures' container reports
   std::string out_;
   std::map<std::string, ContainerSummary> summary_;

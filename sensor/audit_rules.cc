@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <cstdio>
 #include <memory>
@@ -169,14 +170,46 @@ std::expected<std::unique_ptr<AuditOwnership>, std::string> AuditOwnership::Acqu
         {{"arch=b64", "a2&0x49", key}, {"fchmodat"}},
         {{"arch=b32", "a2&0x49", key}, {"fchmodat"}},
     };
+    // Socket calls. i386 makes them through socketcall(2) (libc's choice, not the
+    // program's) or, since 4.3, directly: both are audited, the call told apart later.
+    // socketcall carries every socket operation (send and receive too): only the calls
+    // modelled, by number (a0: 2 bind, 3 connect, 4 listen, 5 accept, 18 accept4).
+    std::vector<R> net;
+    if (options.network != AuditNetwork::kOff) {
+      net.push_back({{"arch=b64", key}, {"connect"}});
+      net.push_back({{"arch=b32", key}, {"connect"}});
+      net.push_back({{"arch=b32", "a0=3", key}, {"socketcall"}});
+    }
+    if (options.network == AuditNetwork::kAll) {
+      net.push_back({{"arch=b64", key}, {"bind", "listen"}});
+      net.push_back({{"arch=b32", key}, {"bind", "listen"}});
+      net.push_back({{"arch=b64", "success=1", key}, {"accept", "accept4"}});
+      net.push_back({{"arch=b32", "success=1", key}, {"accept4"}});
+      net.push_back({{"arch=b32", "a0=2", key}, {"socketcall"}});
+      net.push_back({{"arch=b32", "a0=4", key}, {"socketcall"}});
+      net.push_back({{"arch=b32", "a0=5", "success=1", key}, {"socketcall"}});
+      net.push_back({{"arch=b32", "a0=18", "success=1", key}, {"socketcall"}});
+    }
     // The sensor's own exclusion names the audited syscalls, not all of them: a rule
-    // that matches every syscall is evaluated on every syscall of the host.
+    // that matches every syscall is evaluated on every syscall of the host. Its own
+    // connections (collector, CRI) would otherwise feed back into its events.
     for (const char* arch : {"arch=b32", "arch=b64"}) {  // prepended: b64 ends up first
-      auto r = self->AddRule({arch, own, key},
-                             {"execve", "execveat", "chmod", "fchmod", "fchmodat"}, AUDIT_NEVER, true);
+      std::vector<std::string> mine = {"execve", "execveat", "chmod", "fchmod", "fchmodat"};
+      for (const R& n : net) {
+        if (n.fields[0] != arch) continue;
+        for (const std::string& s : n.syscalls) {
+          if (std::find(mine.begin(), mine.end(), s) == mine.end()) mine.push_back(s);
+        }
+      }
+      auto r = self->AddRule({arch, own, key}, mine, AUDIT_NEVER, true);
       if (!r) return std::unexpected(r.error());
     }
     for (const R& rule : rules) {
+      if (auto r = self->AddRule(rule.fields, rule.syscalls, AUDIT_ALWAYS, false); !r) {
+        return std::unexpected(r.error());
+      }
+    }
+    for (const R& rule : net) {
       if (auto r = self->AddRule(rule.fields, rule.syscalls, AUDIT_ALWAYS, false); !r) {
         return std::unexpected(r.error());
       }

@@ -7,6 +7,9 @@
 //   always,exit -F arch=b64|b32 -S execve,execveat
 //   always,exit -F arch=b64|b32 -S chmod,fchmod   -F a1&0111   new mode has an exec bit
 //   always,exit -F arch=b64|b32 -S fchmodat       -F a2&0111
+//   --audit-network connect: always,exit -F arch=b64 -S connect, b32: connect, socketcall
+//   --audit-network all: also bind, listen (every result), accept, accept4 (successful
+//   ones: a non-blocking server's accept loop ends each round in EAGAIN)
 // Only rules this object added are removed; settings are put back as they were found.
 //
 // Thread-compatible; Release() must run on every exit path (the destructor calls it).
@@ -26,9 +29,13 @@ struct audit_rule_data;
 
 namespace driftwatch::sensor {
 
+// Which socket calls the sensor's rules audit (bench/net_rules_cost.sh for their cost).
+enum class AuditNetwork { kOff, kConnect, kAll };
+
 struct OwnerOptions {
   uint32_t backlog_limit = 8192;
   bool install_rules = true;
+  AuditNetwork network = AuditNetwork::kOff;
   // Every rule the sensor installs carries this key. Rules with it that exist at start
   // are an earlier sensor's that did not exit cleanly (kill -9, power cut): removed.
   std::string rule_key = "driftwatch";

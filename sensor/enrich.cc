@@ -137,6 +137,9 @@ void Enricher::Enrich(v1::Event* ev) {
     dev_major = c.dev_major();
     dev_minor = c.dev_minor();
     has_dev = c.inode() != 0;
+  } else if (ev->has_network()) {
+    pid = ev->network().pid();
+    ppid = ev->network().ppid();
   } else {
     return;
   }

@@ -59,6 +59,7 @@ struct Flags {
   std::string audit_mode = "auto";
   std::string capture;
   uint32_t backlog_limit = 8192;
+  std::string audit_network = "connect";
   std::string audit_state_file = "/run/driftwatch/audit-state";
   int rcvbuf = 32 << 20;
   size_t queue_records = 1 << 16;
@@ -366,6 +367,9 @@ int Run(const Flags& flags) {
       OwnerOptions opt;
       opt.backlog_limit = flags.backlog_limit;
       opt.state_file = flags.audit_state_file;
+      opt.network = flags.audit_network == "all"       ? AuditNetwork::kAll
+                    : flags.audit_network == "connect" ? AuditNetwork::kConnect
+                                                       : AuditNetwork::kOff;
       auto own = AuditOwnership::Acquire(nl.get(), opt);
       if (!own) {
         LogError("owner mode: %s\n", own.error().c_str());
@@ -824,6 +828,12 @@ int main(int argc, char** argv) {
   app.add_option("--capture", f.capture,
                  "write the event stream (length-delimited driftwatch.v1.Event) to FILE, - for "
                  "stdout; read it back with `driftwatch analyze`");
+  app.add_option("--audit-network", f.audit_network,
+                 "owner mode: socket calls the audit rules add: connect (network events for "
+                 "outbound connections, every result), all (also bind, listen and successful "
+                 "accept), off")
+      ->check(CLI::IsMember({"off", "connect", "all"}))
+      ->capture_default_str();
   app.add_option("--backlog-limit", f.backlog_limit, "owner mode: kernel audit backlog limit")
       ->capture_default_str();
   app.add_option("--audit-state-file", f.audit_state_file,

@@ -1,6 +1,7 @@
 #include "lib/audit/audit_event.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstring>
@@ -47,16 +48,20 @@ const char* ArchName(uint32_t arch) {
 }
 
 SyscallKind ClassifySyscall(uint32_t arch, uint32_t nr) {
-  struct Table { uint32_t execve, execveat, chmod, fchmod, fchmodat; };
+  constexpr uint32_t kNone = UINT32_MAX;
+  struct Table {
+    uint32_t execve, execveat, chmod, fchmod, fchmodat;
+    uint32_t connect, accept, accept4, bind, listen, socketcall;
+  };
   Table t;
   switch (arch) {
-    case kArchX86_64: t = {59, 322, 90, 91, 268}; break;
-    case kArchI386: t = {11, 358, 15, 94, 306}; break;
-    case kArchArm: t = {11, 387, 15, 94, 333}; break;
-    case kArchPpc64le: t = {11, 362, 15, 94, 297}; break;
-    case kArchS390x: t = {11, 354, 15, 94, 299}; break;
+    case kArchX86_64: t = {59, 322, 90, 91, 268, 42, 43, 288, 49, 50, kNone}; break;
+    case kArchI386: t = {11, 358, 15, 94, 306, 362, kNone, 364, 361, 363, 102}; break;
+    case kArchArm: t = {11, 387, 15, 94, 333, 283, 285, 366, 282, 284, kNone}; break;
+    case kArchPpc64le: t = {11, 362, 15, 94, 297, 328, 330, 344, 327, 329, 102}; break;
+    case kArchS390x: t = {11, 354, 15, 94, 299, 362, kNone, 364, 361, 363, 102}; break;
     case kArchAarch64:  // the generic table: no chmod
-    case kArchRiscv64: t = {221, 281, UINT32_MAX, 52, 53}; break;
+    case kArchRiscv64: t = {221, 281, kNone, 52, 53, 203, 202, 242, 200, 201, kNone}; break;
     default: return SyscallKind::kOther;
   }
   if (nr == t.execve) return SyscallKind::kExecve;
@@ -64,6 +69,24 @@ SyscallKind ClassifySyscall(uint32_t arch, uint32_t nr) {
   if (nr == t.chmod) return SyscallKind::kChmod;
   if (nr == t.fchmod) return SyscallKind::kFchmod;
   if (nr == t.fchmodat || nr == 452) return SyscallKind::kFchmodat;  // 452: fchmodat2
+  if (nr == t.connect) return SyscallKind::kConnect;
+  if (nr == t.accept) return SyscallKind::kAccept;
+  if (nr == t.accept4) return SyscallKind::kAccept4;
+  if (nr == t.bind) return SyscallKind::kBind;
+  if (nr == t.listen) return SyscallKind::kListen;
+  if (nr == t.socketcall) return SyscallKind::kSocketcall;
+  return SyscallKind::kOther;
+}
+
+// socketcall(2)'s call numbers (linux/net.h) for the calls driftwatch models.
+static SyscallKind SocketcallKind(uint64_t call) {
+  switch (call) {
+    case 2: return SyscallKind::kBind;
+    case 3: return SyscallKind::kConnect;
+    case 4: return SyscallKind::kListen;
+    case 5: return SyscallKind::kAccept;
+    case 18: return SyscallKind::kAccept4;
+  }
   return SyscallKind::kOther;
 }
 
@@ -74,6 +97,12 @@ const char* SyscallKindName(SyscallKind k) {
     case SyscallKind::kChmod: return "chmod";
     case SyscallKind::kFchmod: return "fchmod";
     case SyscallKind::kFchmodat: return "fchmodat";
+    case SyscallKind::kConnect: return "connect";
+    case SyscallKind::kAccept: return "accept";
+    case SyscallKind::kAccept4: return "accept4";
+    case SyscallKind::kBind: return "bind";
+    case SyscallKind::kListen: return "listen";
+    case SyscallKind::kSocketcall:
     case SyscallKind::kOther: break;
   }
   return "other";
@@ -85,6 +114,7 @@ void AuditEventBuilder::Add(const AuditRecord& r, Diagnostics* diag) {
     case kAuditSyscall: AddSyscall(r, diag); break;
     case kAuditExecve: AddExecve(r, diag); break;
     case kAuditPath: AddPath(r, diag); break;
+    case kAuditSockaddr: AddSockaddr(r, diag); break;
     case kAuditCwd: {
       std::string_view v;
       if (!FindField(r.body, "cwd", &v) || !DecodeAuditString(v, &cwd_)) {
@@ -176,6 +206,10 @@ void AuditEventBuilder::AddSyscall(const AuditRecord& r, Diagnostics* diag) {
   }
   if (c.error() != nullptr) diag->Report(r.source, r.line, c.error());
   if (!have_pid) diag->Report(r.source, r.line, "SYSCALL record without pid=");
+  if (kind_ == SyscallKind::kSocketcall) {
+    via_socketcall_ = true;
+    kind_ = SocketcallKind(a0_);  // kOther: ignored
+  }
   if (!r.enriched.empty()) {  // ENRICHED log: UID="root" names the user, AUID= and GID= too
     std::string_view v;
     if (FindField(r.enriched, "UID", &v)) DecodeAuditString(v, &user_name_);
@@ -293,6 +327,55 @@ void AuditEventBuilder::AddExecve(const AuditRecord& r, Diagnostics* diag) {
   if (c.error() != nullptr) diag->Report(r.source, r.line, c.error());
 }
 
+bool AuditEventBuilder::IsNetwork() const {
+  switch (kind_) {
+    case SyscallKind::kConnect:
+    case SyscallKind::kAccept:
+    case SyscallKind::kAccept4:
+    case SyscallKind::kBind:
+    case SyscallKind::kListen: return true;
+    default: return false;
+  }
+}
+
+// saddr= is the struct sockaddr as the caller passed it (connect, bind) or as the kernel
+// filled it (accept), in hex: the family in host byte order, then the family's fields.
+void AuditEventBuilder::AddSockaddr(const AuditRecord& r, Diagnostics* diag) {
+  std::string_view v;
+  std::string raw;
+  if (!FindField(r.body, "saddr", &v) || !HexDecodeAppend(v, &raw) || raw.size() < 2) {
+    diag->Report(r.source, r.line, "SOCKADDR record without a readable saddr=");
+    return;
+  }
+  if (have_sockaddr_) return;  // one address per call; a second record adds nothing
+  have_sockaddr_ = true;
+  const auto* b = reinterpret_cast<const uint8_t*>(raw.data());
+  const bool big_endian = arch_ == kArchS390x;
+  family_ = big_endian ? (b[0] << 8 | b[1]) : (b[1] << 8 | b[0]);
+  auto port = [&] { return static_cast<uint32_t>(b[2] << 8 | b[3]); };  // network order
+  switch (family_) {
+    case AF_INET:
+      if (raw.size() < 8) break;
+      port_ = port();
+      address_.assign(raw, 4, 4);
+      return;
+    case AF_INET6:
+      if (raw.size() < 24) break;
+      port_ = port();
+      address_.assign(raw, 8, 16);
+      return;
+    case AF_UNIX: {
+      // A path ends at its NUL; an abstract name (leading NUL) is every byte given.
+      std::string_view path(raw.data() + 2, raw.size() - 2);
+      if (!path.empty() && path[0] != '\0') path = path.substr(0, path.find('\0'));
+      unix_path_.assign(path);
+      return;
+    }
+    default: return;  // another family: only its number is kept
+  }
+  diag->Report(r.source, r.line, "SOCKADDR record shorter than its family's address");
+}
+
 void AuditEventBuilder::AddPath(const AuditRecord& r, Diagnostics* diag) {
   FieldCursor c(r.body);
   std::string_view k, v;
@@ -374,7 +457,7 @@ size_t AuditEventBuilder::footprint() const {
   return sizeof(*this) + argv_budget_.used() + args_.capacity() * sizeof(std::string) +
          arg_present_.capacity() / 8 + tty_.size() + comm_.size() + exe_.size() +
          user_name_.size() + login_name_.size() + group_name_.size() + node_.size() + cwd_.size() + path0_name_.size() +
-         path1_name_.size() + proctitle_.size();
+         path1_name_.size() + proctitle_.size() + address_.size() + unix_path_.size();
 }
 
 bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
@@ -472,6 +555,28 @@ bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
     // plumbing, not a workload exec.
     if (e->args_size() >= 2 && e->args(1) == "init" && Basename(e->args(0)) == "runc") {
       e->set_runtime_plumbing(true);
+    }
+    return true;
+  }
+
+  if (IsNetwork()) {
+    auto* n = out->mutable_network();
+    set_process(n);
+    // The socket: the first argument of connect, bind and listen, accept's result (a new
+    // descriptor); socketcall passes its arguments behind a pointer.
+    int64_t fd = -1;
+    if (kind_ == SyscallKind::kAccept || kind_ == SyscallKind::kAccept4) {
+      if (success_ && exit_ >= 0) fd = exit_;
+    } else if (!via_socketcall_ && a0_ <= INT32_MAX) {
+      fd = static_cast<int64_t>(a0_);
+    }
+    n->set_fd(static_cast<int32_t>(fd));
+    if (have_sockaddr_) {
+      n->set_family(family_);
+      n->set_address(address_);
+      n->set_port(port_);
+      n->set_unix_path(unix_path_);
+      n->set_address_is_local(kind_ == SyscallKind::kBind);
     }
     return true;
   }

@@ -18,7 +18,11 @@
 namespace driftwatch {
 
 // What a syscall number means to driftwatch, per audit arch.
-enum class SyscallKind { kOther, kExecve, kExecveat, kChmod, kFchmod, kFchmodat };
+enum class SyscallKind {
+  kOther, kExecve, kExecveat, kChmod, kFchmod, kFchmodat,
+  kConnect, kAccept, kAccept4, kBind, kListen,
+  kSocketcall,  // i386, ppc, s390: the call is in a0 (resolved to one of the above or kOther)
+};
 SyscallKind ClassifySyscall(uint32_t arch, uint32_t nr);
 const char* ArchName(uint32_t arch);  // "x86_64", "i386", ... or nullptr
 const char* SyscallKindName(SyscallKind k);
@@ -44,6 +48,8 @@ class AuditEventBuilder {
   void AddSyscall(const AuditRecord& r, Diagnostics* diag);
   void AddExecve(const AuditRecord& r, Diagnostics* diag);
   void AddPath(const AuditRecord& r, Diagnostics* diag);
+  void AddSockaddr(const AuditRecord& r, Diagnostics* diag);
+  bool IsNetwork() const;
   enum class ArgFate { kKept, kCapped, kIgnored };
   ArgFate SetArg(size_t index, std::string&& value, const AuditRecord& r, Diagnostics* diag);
   // exe_file and is_exe_from_memfd (lib/event/exe_file.h), once argv is in `e`.
@@ -91,6 +97,14 @@ class AuditEventBuilder {
   uint64_t path0_inode_ = 0;
   uint32_t path0_major_ = 0, path0_minor_ = 0, path0_mode_ = 0, path0_ouid_ = 0;
   std::string proctitle_;
+
+  // SOCKADDR: the address connect, bind or accept named (saddr=, decoded).
+  bool via_socketcall_ = false;  // the call came through socketcall: a0 is not the socket
+  bool have_sockaddr_ = false;
+  uint32_t family_ = 0;
+  std::string address_;    // 4 or 16 raw bytes
+  uint32_t port_ = 0;
+  std::string unix_path_;
 };
 
 }  // namespace driftwatch

@@ -64,6 +64,7 @@ uint32_t AuditTypeFromName(std::string_view name) {
   if (name == "EXECVE") return kAuditExecve;
   if (name == "PATH") return kAuditPath;
   if (name == "CWD") return kAuditCwd;
+  if (name == "SOCKADDR") return kAuditSockaddr;
   if (name == "PROCTITLE") return kAuditProctitle;
   if (name == "EOE") return kAuditEoe;
   if (name == "BPRM_FCAPS") return 1321;

@@ -15,6 +15,7 @@ namespace driftwatch {
 enum AuditType : uint32_t {
   kAuditSyscall = 1300,
   kAuditPath = 1302,
+  kAuditSockaddr = 1306,
   kAuditCwd = 1307,
   kAuditExecve = 1309,
   kAuditEoe = 1320,

@@ -586,6 +586,11 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
         ++stats_.pending_evicted;
       }
     }
+  } else if (kind == Kind::kNetwork) {
+    // The caller's ancestry (proc.aname, proc.pname of network rules); no file state.
+    const v1::NetworkActivity& n = ev.network();
+    const Proc* p = FindProc(node, n.pid());
+    ctx.lineage = Lineage(node, n.ppid(), p ? p->start_ns : 0, n.parent_name());
   } else if (kind == Kind::kChmod) {
     const v1::Chmod& c = ev.chmod();
     const Proc* p = FindProc(node, c.pid());

@@ -6,6 +6,7 @@
 #include "lib/event/capabilities.h"
 #include "lib/event/event_json.h"
 #include "lib/event/file_digest.h"
+#include "lib/event/net_address.h"
 
 namespace driftwatch {
 namespace {
@@ -21,15 +22,18 @@ constexpr KindSet kWrite{Kind::kWrite};
 constexpr KindSet kContainer{Kind::kContainer};
 constexpr KindSet kStatus{Kind::kStatus};
 constexpr KindSet kPrevented{Kind::kPrevented};
-constexpr KindSet kAll{Kind::kExec,      Kind::kChmod,  Kind::kWrite,
-                       Kind::kContainer, Kind::kStatus, Kind::kPrevented};
-constexpr KindSet kProcess{Kind::kExec, Kind::kChmod, Kind::kWrite, Kind::kPrevented};
-constexpr KindSet kSyscall{Kind::kExec, Kind::kChmod};
+constexpr KindSet kNetwork{Kind::kNetwork};
+constexpr KindSet kAll{Kind::kExec,   Kind::kChmod,     Kind::kWrite,  Kind::kContainer,
+                       Kind::kStatus, Kind::kPrevented, Kind::kNetwork};
+constexpr KindSet kProcess{Kind::kExec, Kind::kChmod, Kind::kWrite, Kind::kPrevented,
+                           Kind::kNetwork};
+constexpr KindSet kSyscall{Kind::kExec, Kind::kChmod, Kind::kNetwork};
 constexpr KindSet kFile{Kind::kChmod, Kind::kWrite, Kind::kPrevented};
+constexpr KindSet kNamed{Kind::kChmod, Kind::kWrite, Kind::kPrevented, Kind::kNetwork};  // fd.name
 // The kinds whose file is a whole file on disk: its directory, size, hash, upper path.
 constexpr KindSet kFileOnDisk{Kind::kWrite, Kind::kPrevented};
 constexpr KindSet kContained{Kind::kExec, Kind::kChmod, Kind::kWrite, Kind::kContainer,
-                             Kind::kPrevented};
+                             Kind::kPrevented, Kind::kNetwork};
 
 bool Str(std::string_view s, V* out) {
   out->str = s;
@@ -161,16 +165,56 @@ constexpr EventField kFields[] = {
      [](const E& ev, const I*, V* out) { return Str(X(ev).path(), out); }},
     {"evt.arg.mode", T::kString, "octal text without the flags", kChmod,
      [](const E& ev, const I*, V* out) { return Buf(Octal(F(ev).mode), out); }},
-    {"fd.name", T::kString, "", kFile,
-     [](const E& ev, const I*, V* out) { return Str(F(ev).path, out); }},
+    {"fd.name", T::kString,
+     "network events: \"CIP:CPORT->SIP:SPORT\" with the side audit does not give left out "
+     "(\"->1.2.3.4:443\" for a connect), \"IP:PORT\" for a bind, a unix socket's path; "
+     "unset for a listen",
+     kNamed, [](const E& ev, const I*, V* out) {
+       if (KindOf(ev) != Kind::kNetwork) return Str(F(ev).path, out);
+       std::string name = NetFdName(ev.network());
+       return !name.empty() && Buf(std::move(name), out);
+     }},
     {"fd.directory", T::kString, "", kFileOnDisk,
      [](const E& ev, const I*, V* out) { return Str(SplitPath(F(ev).path).first, out); }},
     {"fd.filename", T::kString, "", kFileOnDisk,
      [](const E& ev, const I*, V* out) { return Str(SplitPath(F(ev).path).second, out); }},
-    {"fd.typechar", T::kString, "", kFile,
-     [](const E&, const I*, V* out) { return Str("f", out); }},
+    {"fd.typechar", T::kString, "network events: \"4\", \"6\" or \"u\"", kNamed,
+     [](const E& ev, const I*, V* out) {
+       return KindOf(ev) != Kind::kNetwork ? Str("f", out)
+                                           : StrIfSet(NetFdTypechar(ev.network()), out);
+     }},
     {"evt.arg.adds_exec", T::kBool, "", kChmod,
      [](const E& ev, const I*, V* out) { return Bool(F(ev).chmod->adds_exec(), out); }},
+    {"fd.type", T::kString, "network events: \"ipv4\", \"ipv6\" or \"unix\"", kNetwork,
+     [](const E& ev, const I*, V* out) { return StrIfSet(NetFdType(ev.network()), out); }},
+    {"fd.num", T::kNumber, "network events: the socket (accept: the new connection's)",
+     kNetwork, [](const E& ev, const I*, V* out) {
+       return ev.network().fd() >= 0 && Num(ev.network().fd(), out);
+     }},
+    {"fd.sip", T::kString, "server IP: connect's peer, a bind's own address", kNetwork,
+     [](const E& ev, const I*, V* out) {
+       NetSide s = SidesOf(ev.network()).server;
+       return s.known() && Buf(IpText(s.ip), out);
+     }},
+    {"fd.sport", T::kNumber, "server port: connect's peer's, a bind's own", kNetwork,
+     [](const E& ev, const I*, V* out) {
+       NetSide s = SidesOf(ev.network()).server;
+       return s.known() && Num(s.port, out);
+     }},
+    {"fd.cip", T::kString, "client IP: accept's peer", kNetwork,
+     [](const E& ev, const I*, V* out) {
+       NetSide s = SidesOf(ev.network()).client;
+       return s.known() && Buf(IpText(s.ip), out);
+     }},
+    {"fd.cport", T::kNumber, "client port: accept's peer's", kNetwork,
+     [](const E& ev, const I*, V* out) {
+       NetSide s = SidesOf(ev.network()).client;
+       return s.known() && Num(s.port, out);
+     }},
+    {"fd.l4proto", T::kString,
+     "\"tcp\" where the call proves a stream socket (accept, listen); unset where audit "
+     "does not say (connect, bind)",
+     kNetwork, [](const E& ev, const I*, V* out) { return StrIfSet(NetL4Proto(ev.network()), out); }},
     {"fd.write_kind", T::kString, "", kWrite,
      [](const E& ev, const I*, V* out) { return Str(F(ev).write->kind(), out); }},
     {"evt.is_open_create", T::kBool, "printed only when true", kWrite,
@@ -564,6 +608,7 @@ std::string_view FieldTypeName(FieldType t) {
     case FieldType::kNumber: return "number";
     case FieldType::kBool: return "bool";
     case FieldType::kList: return "list";
+    case FieldType::kIpNet: return "ipnet";
   }
   return "?";
 }

@@ -23,6 +23,7 @@ enum class FieldType {
   kNumber,  // int64
   kBool,
   kList,    // several strings (proc.args, proc.aname without index)
+  kIpNet,   // an IP address as text (fd.net...): compared with networks ("10.0.0.0/8")
 };
 
 std::string_view FieldTypeName(FieldType t);

@@ -14,6 +14,7 @@ namespace {
 void AppendValue(const EventField& f, const FieldValue& v, std::string* out) {
   switch (f.type) {
     case FieldType::kString:
+    case FieldType::kIpNet:
       AppendJsonString(v.str, out);
       return;
     case FieldType::kNumber: {

@@ -18,9 +18,10 @@ constexpr KindRow kKinds[] = {
     {Kind::kContainer, "container", v1::Event::kContainer},
     {Kind::kStatus, "status", v1::Event::kStatus},
     {Kind::kPrevented, "prevented", v1::Event::kPrevented},
+    {Kind::kNetwork, "network", v1::Event::kNetwork},
 };
-constexpr Kind kAll[] = {Kind::kExec,   Kind::kChmod,    Kind::kWrite,
-                         Kind::kContainer, Kind::kStatus, Kind::kPrevented};
+constexpr Kind kAll[] = {Kind::kExec,      Kind::kChmod,  Kind::kWrite,    Kind::kContainer,
+                         Kind::kStatus,    Kind::kPrevented, Kind::kNetwork};
 
 const KindRow* RowOf(Kind k) {
   for (const KindRow& r : kKinds) {
@@ -74,6 +75,7 @@ std::string_view EventType(const v1::Event& ev) {
     case Kind::kContainer: return "container";
     case Kind::kStatus: return "sensor_status";
     case Kind::kPrevented: return "exec_prevented";
+    case Kind::kNetwork: return ev.network().syscall();
     case Kind::kNone: break;
   }
   return {};
@@ -88,6 +90,10 @@ std::optional<ResultView> ResultOf(const v1::Event& ev) {
     case Kind::kChmod: {
       const v1::Chmod& c = ev.chmod();
       return ResultView{c.success(), c.exit(), c.errno_name()};
+    }
+    case Kind::kNetwork: {
+      const v1::NetworkActivity& n = ev.network();
+      return ResultView{n.success(), n.exit(), n.errno_name()};
     }
     case Kind::kWrite: return ResultView{true, 0, {}};  // fanotify reports finished operations
     case Kind::kPrevented:
@@ -107,6 +113,7 @@ bool SetParentName(v1::Event* ev, const std::string& name) {
   switch (KindOf(*ev)) {
     case Kind::kExec: ev->mutable_exec()->set_parent_name(name); return true;
     case Kind::kChmod: ev->mutable_chmod()->set_parent_name(name); return true;
+    case Kind::kNetwork: ev->mutable_network()->set_parent_name(name); return true;
     case Kind::kWrite:
     case Kind::kPrevented:
     case Kind::kContainer:

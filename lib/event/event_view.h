@@ -20,23 +20,23 @@
 namespace driftwatch {
 
 // The kinds of event, as the CLI (`events --kind`), the store and metrics name them.
-enum class Kind : uint8_t { kNone, kExec, kChmod, kWrite, kContainer, kStatus, kPrevented };
+enum class Kind : uint8_t { kNone, kExec, kChmod, kWrite, kContainer, kStatus, kPrevented, kNetwork };
 
 // Every kind but kNone, in the order of the proto's oneof.
 std::span<const Kind> AllKinds();
 
 Kind KindOf(const v1::Event& ev);  // inline below
 
-// "exec", "chmod", "write", "container", "status", "prevented"; "" for kNone.
+// "exec", "chmod", "write", "container", "status", "prevented", "network"; "" for kNone.
 const char* KindName(Kind k);
 
 // The kind of a name KindName gives; nullopt for any other text ("" included).
 std::optional<Kind> ParseKind(std::string_view name);
 
-// "exec, chmod, write, container, status, prevented": for error messages that list the choices.
+// "exec, chmod, write, container, status, prevented, network": for error messages.
 std::string KindNames();
 
-// The body's field number in v1::Event (10 exec ... 15 prevented; 0 for kNone): the store's
+// The body's field number in v1::Event (10 exec ... 16 network; 0 for kNone): the store's
 // kind column.
 int KindFieldNumber(Kind k);
 Kind KindOfFieldNumber(int number);  // inline below
@@ -56,7 +56,7 @@ class KindSet {
   uint8_t bits_ = 0;
 };
 
-// evt.type: the syscall (exec, chmod), the file event's (FileEventType), "container",
+// evt.type: the syscall (exec, chmod, network), the file event's (FileEventType), "container",
 // "sensor_status", "exec_prevented"; "" for kNone.
 std::string_view EventType(const v1::Event& ev);
 
@@ -144,13 +144,14 @@ inline Kind KindOfFieldNumber(int number) {
     case v1::Event::kContainer: return Kind::kContainer;
     case v1::Event::kStatus: return Kind::kStatus;
     case v1::Event::kPrevented: return Kind::kPrevented;
+    case v1::Event::kNetwork: return Kind::kNetwork;
     default: return Kind::kNone;
   }
 }
 
 inline Kind KindOf(const v1::Event& ev) { return KindOfFieldNumber(ev.body_case()); }
 
-// The process fields an audit syscall record gives (exec and chmod bodies share them).
+// The process fields an audit syscall record gives (exec, chmod and network bodies share them).
 template <typename Body>
 inline void CopyAuditProcess(const Body& b, ProcessView* p) {
   p->pid = b.pid();
@@ -182,6 +183,12 @@ inline std::optional<ProcessView> ProcessOf(const v1::Event& ev) {
       const v1::Chmod& c = ev.chmod();
       p.has = H::kPid | H::kPpid | H::kIds | H::kCwd | H::kTerminal | H::kParentName;
       CopyAuditProcess(c, &p);
+      return p;
+    }
+    case Kind::kNetwork: {
+      const v1::NetworkActivity& n = ev.network();
+      p.has = H::kPid | H::kPpid | H::kIds | H::kCwd | H::kTerminal | H::kParentName;
+      CopyAuditProcess(n, &p);
       return p;
     }
     case Kind::kWrite: {
@@ -246,6 +253,7 @@ inline std::optional<FileView> FileOf(const v1::Event& ev) {
       return f;
     }
     case Kind::kExec:
+    case Kind::kNetwork:
     case Kind::kContainer:
     case Kind::kStatus:
     case Kind::kNone: break;

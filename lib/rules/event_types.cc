@@ -93,8 +93,9 @@ constexpr std::string_view kKnown[] = {
 
 // What EventType (lib/event/event_view.h) can return.
 constexpr std::string_view kProduced[] = {
-    "attrib", "chmod", "container", "exec_prevented", "execve", "execveat", "fchmod", "fchmodat", "fchmodat2",
-    "openat", "renameat2", "sensor_status", "unlinkat",
+    "accept", "accept4", "attrib", "bind", "chmod", "connect", "container", "exec_prevented",
+    "execve", "execveat", "fchmod", "fchmodat", "fchmodat2", "listen", "openat", "renameat2",
+    "sensor_status", "unlinkat",
 };
 
 bool SortedHas(std::span<const std::string_view> table, std::string_view name) {

@@ -82,10 +82,12 @@ bool EvtFailed(const RuleContext& c, FieldArg, FieldValue* out) {
   return r && SetBool(!r->success, out);
 }
 
-// Falco's category names: "process" for execs, "file" for chmods and file events.
+// Falco's category names: "process" for execs, "file" for chmods and file events, "net"
+// for network events.
 bool EvtCategory(const RuleContext& c, FieldArg, FieldValue* out) {
   switch (KindOf(*c.event)) {
     case Kind::kExec: return SetStr("process", out);
+    case Kind::kNetwork: return SetStr("net", out);
     case Kind::kChmod:
     case Kind::kWrite: return SetStr("file", out);
     default: return false;
@@ -97,7 +99,7 @@ bool EvtCategory(const RuleContext& c, FieldArg, FieldValue* out) {
 bool SyscallType(const RuleContext& c, FieldArg, FieldValue* out) {
   std::string_view t = EventType(*c.event);
   Kind k = KindOf(*c.event);
-  if (k == Kind::kExec || k == Kind::kChmod || (k == Kind::kWrite && t != "attrib"))
+  if (k == Kind::kExec || k == Kind::kChmod || k == Kind::kNetwork || (k == Kind::kWrite && t != "attrib"))
     return SetStr(t, out);
   return false;
 }
@@ -112,7 +114,8 @@ constexpr FieldInfo kEvtFields[] = {
      "audit: execve, execveat, chmod, fchmod, fchmodat, fchmodat2; file events as the syscall "
      "Falco would have seen: openat (content written: fanotify close_write, modify, create), "
      "renameat2 (rename), unlinkat (delete), attrib (driftwatch's own: an attribute change, "
-     "the fanotify kind fd.write_kind keeps); container; sensor_status",
+     "the fanotify kind fd.write_kind keeps); network (audit): connect, accept, accept4, bind, "
+     "listen; container; sensor_status",
      EvtType},
     {"evt.dir", FieldType::kString, "always \"<\" (every event is a syscall exit)", EvtDir},
     {"evt.res", FieldType::kString, "SUCCESS, or the errno name of a failed syscall", EvtRes},
@@ -120,7 +123,8 @@ constexpr FieldInfo kEvtFields[] = {
      "syscall return value (-errno on failure); 0 for file events (finished operations)",
      EvtRawRes},
     {"evt.failed", FieldType::kBool, "the syscall failed (evt.res is not SUCCESS)", EvtFailed},
-    {"evt.category", FieldType::kString, "\"process\" for execs, \"file\" for chmods and file events",
+    {"evt.category", FieldType::kString,
+     "\"process\" for execs, \"file\" for chmods and file events, \"net\" for network events",
      EvtCategory},
     {"syscall.type", FieldType::kString,
      "the system call: evt.type for audit's events and file events named as one; unset for "

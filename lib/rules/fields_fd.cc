@@ -1,6 +1,8 @@
-// fd.* fields: the file an event touched (file events, chmod, a prevented exec's file).
+// fd.* fields: the file an event touched (file events, chmod, a prevented exec's file) or
+// the socket of a network event (its address: lib/event/net_address.h).
 #include "lib/event/event_view.h"
 #include "lib/event/file_digest.h"
+#include "lib/event/net_address.h"
 #include "lib/rules/rule_fields.h"
 
 namespace driftwatch {
@@ -21,7 +23,18 @@ const v1::FileWrite* Write(const RuleContext& c) {
   return f ? f->write : nullptr;
 }
 
-bool FdName(const RuleContext& c, FieldArg, FieldValue* out) { return SetStr(PathOf(c), out); }
+const v1::NetworkActivity* Net(const RuleContext& c) {
+  return KindOf(*c.event) == Kind::kNetwork ? &c.event->network() : nullptr;
+}
+
+bool FdName(const RuleContext& c, FieldArg, FieldValue* out) {
+  if (const v1::NetworkActivity* n = Net(c)) {
+    out->buf = NetFdName(*n);
+    out->str = out->buf;
+    return !out->buf.empty();
+  }
+  return SetStr(PathOf(c), out);
+}
 
 // fd.directory and fd.filename split fd.name at its last slash, as Falco does.
 bool FdDirectory(const RuleContext& c, FieldArg, FieldValue* out) {
@@ -38,7 +51,54 @@ bool FdFilename(const RuleContext& c, FieldArg, FieldValue* out) {
 }
 
 bool FdTypechar(const RuleContext& c, FieldArg, FieldValue* out) {
+  if (const v1::NetworkActivity* n = Net(c)) return !NetFdTypechar(*n).empty() && SetStr(NetFdTypechar(*n), out);
   return FileOf(*c.event) && SetStr("f", out);
+}
+
+// The IP side `which` of a network event, as text (kString and kIpNet fields).
+template <NetSide NetSides::*which>
+bool FdSideIp(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::NetworkActivity* n = Net(c);
+  if (!n) return false;
+  const NetSide s = SidesOf(*n).*which;
+  if (!s.known()) return false;
+  out->buf = IpText(s.ip);
+  out->str = out->buf;
+  return true;
+}
+
+template <NetSide NetSides::*which>
+bool FdSidePort(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::NetworkActivity* n = Net(c);
+  if (!n) return false;
+  const NetSide s = SidesOf(*n).*which;
+  return s.known() && SetNum(s.port, out);
+}
+
+// fd.ip, fd.port, fd.net: "either side": the one audit gave.
+bool FdAnyIp(const RuleContext& c, FieldArg a, FieldValue* out) {
+  const v1::NetworkActivity* n = Net(c);
+  if (!n) return false;
+  return SidesOf(*n).server.known() ? FdSideIp<&NetSides::server>(c, a, out)
+                                    : FdSideIp<&NetSides::client>(c, a, out);
+}
+
+bool FdAnyPort(const RuleContext& c, FieldArg a, FieldValue* out) {
+  const v1::NetworkActivity* n = Net(c);
+  if (!n) return false;
+  return SidesOf(*n).server.known() ? FdSidePort<&NetSides::server>(c, a, out)
+                                    : FdSidePort<&NetSides::client>(c, a, out);
+}
+
+bool FdSockFamily(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::NetworkActivity* n = Net(c);
+  return n && !NetSockFamily(*n).empty() && SetStr(NetSockFamily(*n), out);
+}
+
+// accept, accept4, bind and listen are the serving end; connect the client.
+bool FdIsServer(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::NetworkActivity* n = Net(c);
+  return n && SetBool(n->syscall() != "connect", out);
 }
 
 bool FdIsExecutable(const RuleContext& c, FieldArg, FieldValue* out) {
@@ -88,16 +148,19 @@ bool FdSize(const RuleContext& c, FieldArg, FieldValue* out) {
 // A file event's or chmod's: see fields::kFileEventFdNum. fchmod's descriptor is in the
 // audit record but not kept; chmod and fchmodat name a path, not a descriptor.
 bool FdNum(const RuleContext& c, FieldArg, FieldValue* out) {
+  if (const v1::NetworkActivity* n = Net(c)) return n->fd() >= 0 && SetNum(n->fd(), out);
   return Write(c) && SetNum(fields::kFileEventFdNum, out);
 }
 
 bool FdType(const RuleContext& c, FieldArg, FieldValue* out) {
+  if (const v1::NetworkActivity* n = Net(c)) return !NetFdType(*n).empty() && SetStr(NetFdType(*n), out);
   return FileOf(*c.event) && SetStr("file", out);
 }
 
-// Names of files never change under an event here (Falco's case is a UDP socket's tuple).
+// Names of files never change under an event here; a socket's tuple is the one the call
+// named (Falco's case is an unconnected UDP socket's sendto: not an event here).
 bool FdNameChanged(const RuleContext& c, FieldArg, FieldValue* out) {
-  return FileOf(*c.event) && SetBool(false, out);
+  return (FileOf(*c.event) || Net(c)) && SetBool(false, out);
 }
 
 bool FdWriteKind(const RuleContext& c, FieldArg, FieldValue* out) {
@@ -141,10 +204,13 @@ constexpr FieldInfo kFsPathFields[] = {
 };
 
 constexpr FieldInfo kFdFields[] = {
-    {"fd.name", FieldType::kString, "path of the file (inside the container)", FdName},
+    {"fd.name", FieldType::kString,
+     "path of the file (inside the container); network events: \"CIP:CPORT->SIP:SPORT\" "
+     "with the side audit does not give left out, \"IP:PORT\" for a bind, a unix socket's path",
+     FdName},
     {"fd.directory", FieldType::kString, "directory part of fd.name", FdDirectory},
     {"fd.filename", FieldType::kString, "last component of fd.name", FdFilename},
-    {"fd.typechar", FieldType::kString, "'f' for files", FdTypechar},
+    {"fd.typechar", FieldType::kString, "'f' for files; network events: '4', '6', 'u'", FdTypechar},
     {"fd.is_executable", FieldType::kBool, "ELF, #! script or exec bit", FdIsExecutable},
     {"fd.sha256", FieldType::kString, "sha256 (hex) of an executable file", FdSha256},
     {"fd.upper_path", FieldType::kString, "the file in the container's upper layer on the host",
@@ -155,12 +221,28 @@ constexpr FieldInfo kFdFields[] = {
      FdSize},
     {"fd.num", FieldType::kNumber,
      "file events: 2147483647, no real descriptor: fanotify never says which descriptor the "
-     "writer used, only that its open succeeded (Falco's open_write asks fd.num>=0); unset "
-     "for other events",
+     "writer used, only that its open succeeded (Falco's open_write asks fd.num>=0); network events: "
+     "the socket (accept: the new connection's); unset for other events",
      FdNum},
     {"fd.nameraw", FieldType::kString, "fd.name (the path as the event gave it)", FdName},
-    {"fd.type", FieldType::kString, "\"file\" for file events and chmods", FdType},
-    {"fd.name_changed", FieldType::kBool, "false for file events and chmods", FdNameChanged},
+    {"fd.type", FieldType::kString,
+     "\"file\" for file events and chmods; network events: \"ipv4\", \"ipv6\", \"unix\"", FdType},
+    {"fd.name_changed", FieldType::kBool, "false for file events, chmods and network events",
+     FdNameChanged},
+    {"fd.ip", FieldType::kString, "network events: the IP audit gave (server or client)", FdAnyIp},
+    {"fd.port", FieldType::kNumber, "network events: the port audit gave", FdAnyPort},
+    {"fd.rip", FieldType::kString, "remote IP: connect's and accept's peer", FdSideIp<&NetSides::remote>},
+    {"fd.rport", FieldType::kNumber, "remote port", FdSidePort<&NetSides::remote>},
+    {"fd.lip", FieldType::kString, "local IP: a bind's address", FdSideIp<&NetSides::local>},
+    {"fd.lport", FieldType::kNumber, "local port: a bind's", FdSidePort<&NetSides::local>},
+    {"fd.net", FieldType::kIpNet, "fd.ip, compared with networks (fd.net = \"10.0.0.0/8\")", FdAnyIp},
+    {"fd.snet", FieldType::kIpNet, "fd.sip, compared with networks", FdSideIp<&NetSides::server>},
+    {"fd.cnet", FieldType::kIpNet, "fd.cip, compared with networks", FdSideIp<&NetSides::client>},
+    {"fd.rnet", FieldType::kIpNet, "fd.rip, compared with networks", FdSideIp<&NetSides::remote>},
+    {"fd.lnet", FieldType::kIpNet, "fd.lip, compared with networks", FdSideIp<&NetSides::local>},
+    {"fd.sockfamily", FieldType::kString, "network events: \"ip\" or \"unix\"", FdSockFamily},
+    {"fd.is_server", FieldType::kBool,
+     "network events: true for accept, accept4, bind and listen, false for connect", FdIsServer},
     {"fd.write_kind", FieldType::kString,
      "file events: fanotify's kind, close_write, modify, create, attrib, delete or rename "
      "(evt.type names it as a syscall: openat, renameat2, unlinkat, attrib)",

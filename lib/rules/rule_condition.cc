@@ -7,6 +7,7 @@
 
 #include <re2/re2.h>
 
+#include "lib/event/net_address.h"
 #include "lib/rules/event_types.h"
 #include "lib/rules/rule_fields.h"
 
@@ -996,6 +997,27 @@ class NumberEval final : public Evaluator {
   std::vector<int64_t> operands_;
 };
 
+// An IP address field against networks: = and in hold when the address is in one of them
+// (an address alone is its /32 or /128), != when it is in none.
+class IpNetEval final : public Evaluator {
+ public:
+  IpNetEval(Source src, Op op, std::vector<IpNet> nets) : src_(std::move(src)), op_(op), nets_(std::move(nets)) {}
+  bool Eval(const RuleContext& ctx) const override {
+    FieldValue& v = Scratch();
+    if (!src_.Get(ctx, &v)) return false;
+    const std::string raw = IpRaw(v.str);
+    if (raw.empty()) return false;
+    bool in = false;
+    for (const IpNet& n : nets_) in = in || IpNetContains(n, raw);
+    return op_ == Op::kNe ? !in : in;
+  }
+
+ private:
+  Source src_;
+  Op op_;
+  std::vector<IpNet> nets_;
+};
+
 class BoolEval final : public Evaluator {
  public:
   BoolEval(Source src, bool want_true, bool want_false)
@@ -1372,7 +1394,9 @@ class Compiler {
       if (n.op == Op::kRegex || n.op == Op::kBContains || n.op == Op::kBStartsWith) {
         return Fail(r.offset, what + ": needs a constant value, not a field");
       }
-      if (kind(type) == FieldType::kString && ordering) return Fail(n.offset, what + ": ordering needs a number field");
+      if ((kind(type) == FieldType::kString || type == FieldType::kIpNet) && ordering) {
+        return Fail(n.offset, what + ": ordering needs a number field");
+      }
       if (type == FieldType::kNumber && !ordering && n.op != Op::kEq && n.op != Op::kNe && n.op != Op::kIn &&
           n.op != Op::kIntersects) {
         return Fail(n.offset, what + " is not supported");
@@ -1460,6 +1484,28 @@ class Compiler {
         } else {
           part.eval = std::make_unique<NumberEval>(std::move(*lhs), n.op, std::move(nums));
         }
+        return part;
+      }
+      case FieldType::kIpNet: {
+        if (n.op != Op::kEq && n.op != Op::kNe && n.op != Op::kIn) {
+          return Fail(n.offset, what + " is not supported: use =, != or in with addresses or networks");
+        }
+        std::vector<IpNet> nets;
+        for (const std::string& s : operands) {
+          // Falco's lists quote networks inside the YAML string ('"10.0.0.0/8"'): its
+          // parser reads them as quoted text; list items here arrive as written.
+          std::string_view t = s;
+          if (t.size() >= 2 && (t.front() == '"' || t.front() == '\'') && t.back() == t.front()) {
+            t = t.substr(1, t.size() - 2);
+          }
+          auto net = ParseIpNet(t);
+          if (!net) {
+            return Fail(voff, "'" + s + "' is not an IP address or network (field " + fname +
+                                  " takes \"10.0.0.0/8\", \"fe80::/10\", \"1.2.3.4\")");
+          }
+          nets.push_back(*net);
+        }
+        part.eval = std::make_unique<IpNetEval>(std::move(*lhs), n.op, std::move(nets));
         return part;
       }
       case FieldType::kBool: {

@@ -91,11 +91,10 @@ std::string_view NeverReason(std::string_view n) {
     }
     return false;
   };
-  if (any({"fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport",
-           "fd.rport", "fd.port", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet", "fd.net",
-           "fd.ip", "fd.l4proto", "fd.sockfamily", "fd.is_server", "fd.connected",
-           "fd.cproto", "fd.sproto", "fd.lproto", "fd.rproto", "fd.proto", "fdlist."}))
-    return "network activity: the sensor sees no socket events";
+  if (any({"fd.connected", "fd.cproto", "fd.sproto", "fd.lproto", "fd.rproto", "fd.proto",
+           "fd.cip.name", "fd.sip.name", "fd.lip.name", "fd.rip.name", "fdlist."}))
+    return "socket state: audit gives the address a call named, not the socket's state, "
+           "protocol names or resolved host names";
   if (any({"evt.buffer", "evt.buflen", "evt.is_io", "evt.io_dir", "evt.is_syslog"}))
     return "I/O data: the sensor sees no read or write syscalls";
   if (any({"evt.latency", "evt.deltatime", "evt.wait_latency", "evt.is_wait", "evt.cpu",
@@ -201,6 +200,7 @@ void AppendFieldText(const FieldInfo& f, FieldArg arg, const RuleContext& ctx,
   }
   switch (f.TypeFor(arg)) {
     case FieldType::kString:
+    case FieldType::kIpNet:
       out->append(scratch->str);
       return;
     case FieldType::kNumber: {

@@ -187,6 +187,98 @@ TEST(AuditEvent, OtherSyscallsAreNotEvents) {
   EXPECT_EQ(res.stats.events_completed, 1u);
 }
 
+// Network calls: SYSCALL and SOCKADDR records, as the kernel writes them (saddr= is the
+// struct sockaddr in hex, family in host order, port and address in network order).
+TEST(AuditEvent, ConnectIpv4WithItsAddress) {
+  auto res = RunLines(
+      {"type=SYSCALL msg=audit(1.000:9): arch=c000003e syscall=42 success=no exit=-115 a0=5 "
+       "a1=7ffd a2=10 a3=0 items=0 ppid=4 pid=5 auid=4294967295 uid=0 gid=0 euid=0 tty=(none) "
+       "ses=4294967295 comm=\"curl\" exe=\"/usr/bin/curl\" key=\"dw_net\"",
+       "type=SOCKADDR msg=audit(1.000:9): saddr=02000050A9FEA9FE0000000000000000",
+       "type=PROCTITLE msg=audit(1.000:9): proctitle=\"curl\""});
+  ASSERT_EQ(res.events.size(), 1u);
+  const v1::NetworkActivity& n = res.events[0].network();
+  EXPECT_EQ(n.syscall(), "connect");
+  EXPECT_FALSE(n.success());
+  EXPECT_EQ(n.errno_name(), "EINPROGRESS");
+  EXPECT_EQ(n.fd(), 5);
+  EXPECT_EQ(n.family(), 2u);
+  EXPECT_EQ(n.address(), std::string("\xa9\xfe\xa9\xfe", 4));
+  EXPECT_EQ(n.port(), 80u);
+  EXPECT_FALSE(n.address_is_local());
+  EXPECT_EQ(n.comm(), "curl");
+  EXPECT_EQ(res.errors, 0u);
+}
+
+TEST(AuditEvent, AcceptBindListenAndUnixSockets) {
+  // accept4 of an IPv6 client: the new descriptor is the result.
+  auto acc = RunLines(
+      {"type=SYSCALL msg=audit(1.000:9): arch=c000003e syscall=288 success=yes exit=7 a0=3 "
+       "pid=5 ppid=1 uid=0 comm=\"sshd\" exe=\"/usr/sbin/sshd\"",
+       "type=SOCKADDR msg=audit(1.000:9): saddr=0A00C7380000000020010DB8000000000000000000000001"
+       "00000000"});
+  ASSERT_EQ(acc.events.size(), 1u);
+  EXPECT_EQ(acc.events[0].network().syscall(), "accept4");
+  EXPECT_EQ(acc.events[0].network().fd(), 7);
+  EXPECT_EQ(acc.events[0].network().family(), 10u);
+  EXPECT_EQ(acc.events[0].network().port(), 51000u);
+  EXPECT_EQ(acc.events[0].network().address().size(), 16u);
+  // bind: the address is the socket's own.
+  auto bind = RunLines(
+      {"type=SYSCALL msg=audit(1.000:9): arch=c000003e syscall=49 success=yes exit=0 a0=3 pid=5",
+       "type=SOCKADDR msg=audit(1.000:9): saddr=02001F90000000000000000000000000"});
+  ASSERT_EQ(bind.events.size(), 1u);
+  EXPECT_TRUE(bind.events[0].network().address_is_local());
+  EXPECT_EQ(bind.events[0].network().port(), 8080u);
+  // listen names no address.
+  auto listen = RunLines(
+      {"type=SYSCALL msg=audit(1.000:9): arch=c000003e syscall=50 success=yes exit=0 a0=3 a1=1000 pid=5"});
+  ASSERT_EQ(listen.events.size(), 1u);
+  EXPECT_EQ(listen.events[0].network().syscall(), "listen");
+  EXPECT_EQ(listen.events[0].network().family(), 0u);
+  EXPECT_EQ(listen.events[0].network().fd(), 3);
+  // A unix socket's path ends at its NUL; an abstract name keeps its leading NUL.
+  auto path = RunLines(
+      {"type=SYSCALL msg=audit(1.000:9): arch=c000003e syscall=42 success=yes exit=0 a0=4 pid=5",
+       "type=SOCKADDR msg=audit(1.000:9): saddr=01002F72756E2F782E736F636B000000"});
+  ASSERT_EQ(path.events.size(), 1u);
+  EXPECT_EQ(path.events[0].network().unix_path(), "/run/x.sock");
+  auto abstract = RunLines(
+      {"type=SYSCALL msg=audit(1.000:9): arch=c000003e syscall=42 success=yes exit=0 a0=4 pid=5",
+       "type=SOCKADDR msg=audit(1.000:9): saddr=0100006162"});
+  ASSERT_EQ(abstract.events.size(), 1u);
+  EXPECT_EQ(abstract.events[0].network().unix_path(), std::string("\0ab", 3));
+}
+
+TEST(AuditEvent, SocketcallAndBadSockaddr) {
+  // i386 socketcall: the call is a0 (3: connect), the socket is behind a pointer.
+  auto sc = RunLines(
+      {"type=SYSCALL msg=audit(1.000:9): arch=40000003 syscall=102 success=yes exit=0 a0=3 "
+       "a1=ffd0 pid=5",
+       "type=SOCKADDR msg=audit(1.000:9): saddr=0200005001020304"});
+  ASSERT_EQ(sc.events.size(), 1u);
+  EXPECT_EQ(sc.events[0].network().syscall(), "connect");
+  EXPECT_EQ(sc.events[0].network().fd(), -1);
+  EXPECT_EQ(sc.events[0].network().address(), "\x01\x02\x03\x04");
+  // socketcall's other calls (1: socket) are not events.
+  auto other = RunLines(
+      {"type=SYSCALL msg=audit(1.000:9): arch=40000003 syscall=102 success=yes exit=3 a0=1 pid=5"});
+  EXPECT_TRUE(other.events.empty());
+  // An address cut short is reported; the event keeps its family only.
+  auto cut = RunLines(
+      {"type=SYSCALL msg=audit(1.000:9): arch=c000003e syscall=42 success=yes exit=0 a0=4 pid=5",
+       "type=SOCKADDR msg=audit(1.000:9): saddr=0A000050"});
+  ASSERT_EQ(cut.events.size(), 1u);
+  EXPECT_EQ(cut.events[0].network().family(), 10u);
+  EXPECT_TRUE(cut.events[0].network().address().empty());
+  EXPECT_EQ(cut.errors, 1u);
+  auto bad = RunLines(
+      {"type=SYSCALL msg=audit(1.000:9): arch=c000003e syscall=42 success=yes exit=0 a0=4 pid=5",
+       "type=SOCKADDR msg=audit(1.000:9): saddr=zz"});
+  ASSERT_EQ(bad.events.size(), 1u);
+  EXPECT_EQ(bad.errors, 1u);
+}
+
 TEST(AuditEvent, EnrichedUserName) {
   auto res = RunLines({kSys + "\x1d" "ARCH=x86_64 SYSCALL=execve AUID=\"alice\" UID=\"alice\"",
                        Rec("EXECVE", "argc=1 a0=\"ls\"")});

@@ -383,6 +383,48 @@ std::vector<Golden> Events() {
     e.ev.set_attribution(v1::ATTRIBUTION_CGROUP);
     g.push_back(e);
   }
+  {  // A non-blocking connect to a server in a container (EINPROGRESS, the usual result).
+    Golden e{"network_connect", Base(15), true};
+    v1::NetworkActivity* n = e.ev.mutable_network();
+    n->set_syscall("connect");
+    n->set_exit(-115);
+    n->set_errno_name("EINPROGRESS");
+    n->set_pid(4400);
+    n->set_ppid(4100);
+    n->set_auid(4294967295u);
+    n->set_session(4294967295u);
+    n->set_tty("(none)");
+    n->set_comm("curl\xFF");
+    n->set_exe("/usr/bin/curl");
+    n->set_cwd("/");
+    n->set_arch("x86_64");
+    n->set_parent_name("sh");
+    n->set_fd(5);
+    n->set_family(2);
+    n->set_address(std::string("\xa9\xfe\xa9\xfe", 4));
+    n->set_port(80);
+    e.ev.set_container_id(kCid);
+    e.ev.set_attribution(v1::ATTRIBUTION_CGROUP);
+    g.push_back(e);
+  }
+  {  // An accept on the host, IPv6 client.
+    Golden e{"network_accept_ipv6", Base(16), false};
+    v1::NetworkActivity* n = e.ev.mutable_network();
+    n->set_syscall("accept4");
+    n->set_success(true);
+    n->set_exit(7);
+    n->set_pid(900);
+    n->set_ppid(1);
+    n->set_comm("sshd");
+    n->set_exe("/usr/sbin/sshd");
+    n->set_fd(7);
+    n->set_family(10);
+    n->set_address(std::string("\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x01", 16));
+    n->set_port(51000);
+    e.ev.set_container_id("host");
+    e.ev.set_attribution(v1::ATTRIBUTION_UNKNOWN);
+    g.push_back(e);
+  }
   return g;
 }
 
@@ -485,11 +527,11 @@ TEST(EventView, KindNamesRoundTrip) {
   EXPECT_EQ(ParseKind(""), std::nullopt);
   EXPECT_EQ(ParseKind("Exec"), std::nullopt);
   EXPECT_EQ(KindOf(v1::Event()), Kind::kNone);
-  EXPECT_EQ(KindNames(), "exec, chmod, write, container, status, prevented");
+  EXPECT_EQ(KindNames(), "exec, chmod, write, container, status, prevented, network");
   for (const Golden& g : Events()) {
     const Kind k = KindOf(g.ev);
     const bool process =
-        k == Kind::kExec || k == Kind::kChmod || k == Kind::kWrite || k == Kind::kPrevented;
+        k == Kind::kExec || k == Kind::kChmod || k == Kind::kWrite || k == Kind::kPrevented || k == Kind::kNetwork;
     EXPECT_EQ(ProcessOf(g.ev).has_value(), process) << g.name;
     EXPECT_EQ(FileOf(g.ev).has_value(),
               k == Kind::kChmod || k == Kind::kWrite || k == Kind::kPrevented)

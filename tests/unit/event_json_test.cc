@@ -181,6 +181,8 @@ TEST(EventModel, StringFieldsAreOnlyTheSensorsOwn) {
       "driftwatch.v1.ProcessExec.syscall", "driftwatch.v1.ProcessExec.errno_name",
       "driftwatch.v1.ProcessExec.arch", "driftwatch.v1.Chmod.syscall",
       "driftwatch.v1.Chmod.errno_name", "driftwatch.v1.Chmod.arch",
+      "driftwatch.v1.NetworkActivity.syscall", "driftwatch.v1.NetworkActivity.errno_name",
+      "driftwatch.v1.NetworkActivity.arch",
       "driftwatch.v1.FileWrite.kind", "driftwatch.v1.ContainerInfo.runtime",
       "driftwatch.v1.ExecPrevented.reason",
       "driftwatch.v1.ContainerInfo.state", "driftwatch.v1.ContainerInfo.source",
@@ -188,6 +190,7 @@ TEST(EventModel, StringFieldsAreOnlyTheSensorsOwn) {
       "driftwatch.v1.Mount.propagation",
       // Kernel-formatted tty names ("pts0", "(none)").
       "driftwatch.v1.ProcessExec.tty", "driftwatch.v1.Chmod.tty",
+      "driftwatch.v1.NetworkActivity.tty",
       // The sensor's own status: modes, versions, the CRI socket given on its command line.
       "driftwatch.v1.SensorStatus.audit_mode", "driftwatch.v1.SensorStatus.fanotify_mode",
       "driftwatch.v1.SensorStatus.sensor_version", "driftwatch.v1.SensorStatus.kernel_version",

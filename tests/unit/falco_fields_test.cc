@@ -301,7 +301,7 @@ TEST(FalcoProcFields, AncestorExe) {
 // The vocabulary: Falco's fields known, `never` where driftwatch has no value
 
 TEST(FalcoVocabulary, NeverFieldsAreKnownAndMarked) {
-  for (const char* f : {"fd.sip", "fd.rport", "fd.l4proto", "evt.buffer", "evt.arg.request",
+  for (const char* f : {"fd.connected", "fd.sip.name", "fd.sproto", "evt.buffer", "evt.arg.request",
                         "evt.rawarg.request", "evt.arg.domain", "fd.types", "proc.vmsize",
                         "evt.latency", "fdlist.sports", "evt.arg.cap_permitted"}) {
     const FieldInfo* fi = FindField(f);
@@ -326,16 +326,127 @@ TEST(FalcoVocabulary, NeverFieldsAreKnownAndMarked) {
   EXPECT_EQ(FindField("fd.types")->arg, FieldArgMode::kOptional);
   EXPECT_EQ(FindField("evt.rawarg.flags")->type, FieldType::kNumber);
   EXPECT_EQ(FindField("evt.rawarg.name")->type, FieldType::kString);
-  // A never field compiles, and is unset on every event.
-  auto c = cond::CompileText("fd.sip != 127.0.0.1");
-  ASSERT_TRUE(c.has_value()) << c.error().message;
-  auto ev = WriteEvent("/x");
-  EXPECT_FALSE(c->Evaluate(Ctx(ev)));
-  EXPECT_EQ(Text(Ctx(ev), "fd.sip"), "<NA>");
+  // A never field compiles, and is unset on every event; a network field is unset on a
+  // file event.
+  for (const char* text : {"fd.sip.name != localhost", "fd.sip != 127.0.0.1"}) {
+    auto c = cond::CompileText(text);
+    ASSERT_TRUE(c.has_value()) << c.error().message;
+    auto ev = WriteEvent("/x");
+    EXPECT_FALSE(c->Evaluate(Ctx(ev))) << text;
+  }
+  EXPECT_EQ(Text(Ctx(WriteEvent("/x")), "fd.sip"), "<NA>");
   std::string md = FieldsMarkdown();
   EXPECT_NE(md.find("## Fields driftwatch never sets"), std::string::npos);
-  EXPECT_NE(md.find("| `fd.sip` | string | network activity: the sensor sees no socket events |"),
+  EXPECT_NE(md.find("| `fd.connected` | bool | socket state: audit gives the address a call named"),
             std::string::npos);
+}
+
+// Network events (connect, accept, bind, listen from audit) and Falco's fd.* socket fields.
+v1::Event NetEvent(const std::string& syscall, uint32_t family, const std::string& address,
+                   uint32_t port, bool local = false) {
+  v1::Event ev;
+  v1::NetworkActivity* n = ev.mutable_network();
+  n->set_syscall(syscall);
+  n->set_success(syscall != "connect");
+  n->set_exit(syscall == "connect" ? -115 : 3);
+  if (syscall == "connect") n->set_errno_name("EINPROGRESS");
+  n->set_pid(42);
+  n->set_comm("nc");
+  n->set_fd(3);
+  n->set_family(family);
+  if (family == 1) {
+    n->set_unix_path(address);
+  } else {
+    n->set_address(address);
+    n->set_port(port);
+  }
+  n->set_address_is_local(local);
+  ev.set_container_id("3f1a9c0e5b7d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468");
+  return ev;
+}
+
+TEST(NetworkFields, SidesTypesAndNames) {
+  const std::string meta("\xa9\xfe\xa9\xfe", 4);
+  auto c = NetEvent("connect", 2, meta, 80);
+  EXPECT_EQ(Text(Ctx(c), "evt.type"), "connect");
+  EXPECT_EQ(Text(Ctx(c), "evt.category"), "net");
+  EXPECT_EQ(Text(Ctx(c), "evt.res"), "EINPROGRESS");
+  EXPECT_EQ(Text(Ctx(c), "fd.name"), "->169.254.169.254:80");
+  EXPECT_EQ(Text(Ctx(c), "fd.sip"), "169.254.169.254");
+  EXPECT_EQ(Text(Ctx(c), "fd.sport"), "80");
+  EXPECT_EQ(Text(Ctx(c), "fd.rip"), "169.254.169.254");
+  EXPECT_EQ(Text(Ctx(c), "fd.cip"), "<NA>");  // audit does not give the local end
+  EXPECT_EQ(Text(Ctx(c), "fd.typechar"), "4");
+  EXPECT_EQ(Text(Ctx(c), "fd.type"), "ipv4");
+  EXPECT_EQ(Text(Ctx(c), "fd.sockfamily"), "ip");
+  EXPECT_EQ(Text(Ctx(c), "fd.l4proto"), "<NA>");  // TCP or UDP: audit does not say
+  EXPECT_EQ(Text(Ctx(c), "fd.is_server"), "false");
+  EXPECT_EQ(Text(Ctx(c), "fd.num"), "3");
+  EXPECT_EQ(Text(Ctx(c), "proc.name"), "nc");
+
+  const std::string v6("\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x01", 16);
+  auto a = NetEvent("accept", 10, v6, 51000);
+  EXPECT_EQ(Text(Ctx(a), "fd.name"), "2001:db8::1:51000->");
+  EXPECT_EQ(Text(Ctx(a), "fd.cip"), "2001:db8::1");
+  EXPECT_EQ(Text(Ctx(a), "fd.cport"), "51000");
+  EXPECT_EQ(Text(Ctx(a), "fd.sip"), "<NA>");
+  EXPECT_EQ(Text(Ctx(a), "fd.l4proto"), "tcp");
+  EXPECT_EQ(Text(Ctx(a), "fd.is_server"), "true");
+  EXPECT_EQ(Text(Ctx(a), "fd.typechar"), "6");
+
+  auto b = NetEvent("bind", 2, std::string(4, '\0'), 8080, true);
+  EXPECT_EQ(Text(Ctx(b), "fd.name"), "0.0.0.0:8080");
+  EXPECT_EQ(Text(Ctx(b), "fd.lport"), "8080");
+  EXPECT_EQ(Text(Ctx(b), "fd.sport"), "8080");
+
+  auto u = NetEvent("connect", 1, "/var/run/docker.sock", 0);
+  EXPECT_EQ(Text(Ctx(u), "fd.name"), "/var/run/docker.sock");
+  EXPECT_EQ(Text(Ctx(u), "fd.typechar"), "u");
+  EXPECT_EQ(Text(Ctx(u), "fd.sip"), "<NA>");
+
+  // A file event has no socket fields.
+  EXPECT_EQ(Text(Ctx(WriteEvent("/x")), "fd.sport"), "<NA>");
+  EXPECT_EQ(Text(Ctx(WriteEvent("/x")), "fd.type"), "file");
+}
+
+TEST(NetworkFields, NetworksInConditions) {
+  const std::string meta("\xa9\xfe\xa9\xfe", 4), lo("\x7f\0\0\x01", 4),
+      ten("\x0a\x01\x02\x03", 4);
+  const std::string mapped_ten = std::string(10, '\0') + "\xff\xff" + ten;
+  auto match = [](const char* text, const v1::Event& ev) {
+    auto c = cond::CompileText(text);
+    EXPECT_TRUE(c.has_value()) << text << ": " << (c ? "" : c.error().message);
+    return c && c->Evaluate(Ctx(ev));
+  };
+  // Falco's outbound macro, its rfc_1918 list inlined as Falco's files quote it.
+  const char* outbound =
+      "(evt.type = connect and evt.dir=<) and (fd.typechar = 4 or fd.typechar = 6) and "
+      "(fd.ip != \"0.0.0.0\" and fd.net != \"127.0.0.0/8\" and not fd.snet in "
+      "('\"10.0.0.0/8\"', '\"172.16.0.0/12\"', '\"192.168.0.0/16\"')) and "
+      "(evt.rawres >= 0 or evt.res = EINPROGRESS)";
+  EXPECT_TRUE(match(outbound, NetEvent("connect", 2, meta, 80)));
+  EXPECT_FALSE(match(outbound, NetEvent("connect", 2, lo, 80)));
+  EXPECT_FALSE(match(outbound, NetEvent("connect", 2, ten, 80)));
+  EXPECT_FALSE(match(outbound, NetEvent("connect", 10, mapped_ten, 80)));  // ::ffff:10.1.2.3
+  EXPECT_FALSE(match(outbound, NetEvent("bind", 2, meta, 80, true)));
+  EXPECT_TRUE(match("fd.sip = \"169.254.169.254\" and fd.sport = 80", NetEvent("connect", 2, meta, 80)));
+  EXPECT_TRUE(match("fd.snet = \"169.254.0.0/16\"", NetEvent("connect", 2, meta, 80)));
+  EXPECT_FALSE(match("fd.snet = \"169.254.0.0/17\"", NetEvent("connect", 2, ten, 80)));
+  EXPECT_TRUE(match("fd.cnet in (\"2001:db8::/32\")",
+                    NetEvent("accept", 10, std::string("\x20\x01\x0d\xb8", 4) + std::string(12, '\1'), 1)));
+  // A field with no value (fd.cip of a connect) matches neither = nor !=.
+  EXPECT_FALSE(match("fd.cnet != \"10.0.0.0/8\"", NetEvent("connect", 2, meta, 80)));
+  // Bad networks and ordering are refused at load, naming the value.
+  for (const char* bad : {"fd.net = \"10.0.0.0/33\"", "fd.net = \"10.0.0/8\"", "fd.net = host",
+                          "fd.net in (\"10.0.0.0/x\")", "fd.net > 1"}) {
+    auto c = cond::CompileText(bad);
+    EXPECT_FALSE(c.has_value()) << bad;
+  }
+  auto c = cond::CompileText("fd.net = \"10.0.0.0/33\"");
+  ASSERT_FALSE(c.has_value());
+  EXPECT_NE(c.error().message.find("'10.0.0.0/33' is not an IP address or network (field fd.net"),
+            std::string::npos)
+      << c.error().message;
 }
 
 TEST(FalcoVocabulary, ContainerPluginFields) {

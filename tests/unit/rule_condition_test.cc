@@ -369,16 +369,16 @@ TEST(RuleConditionEventTypes, SetsFollowTheLogic) {
     return c ? c->event_types() : EventTypeSet{0};
   };
   const EventTypeSet execve = EventTypeBit("execve"), execveat = EventTypeBit("execveat");
-  const EventTypeSet openat = EventTypeBit("openat"), other = EventTypeBit("connect");
+  const EventTypeSet openat = EventTypeBit("openat"), other = EventTypeBit("sendto");
   EXPECT_NE(execve, execveat);
   EXPECT_EQ(other, EventTypeBit("no such type"));  // one bit for every other name
   EXPECT_EQ(types("evt.type = execve"), execve);
   EXPECT_EQ(types("evt.type in (execve, execveat) and proc.name = sh"), execve | execveat);
   EXPECT_EQ(types("evt.type = execve or evt.type = openat"), execve | openat);
-  EXPECT_EQ(types("evt.type in (execve, connect)"), execve | other);
+  EXPECT_EQ(types("evt.type in (execve, sendto)"), execve | other);
   EXPECT_EQ(types("evt.type != execve"), ~execve);
   EXPECT_EQ(types("not evt.type = execve"), ~execve);
-  EXPECT_EQ(types("evt.type != connect"), kAnyEventType);  // other names: some may differ
+  EXPECT_EQ(types("evt.type != sendto"), kAnyEventType);  // other names: some may differ
   EXPECT_EQ(types("evt.type = execve and evt.type = openat"), 0u);
   // Anything else is possible for every type.
   EXPECT_EQ(types("proc.name = sh"), kAnyEventType);
