@@ -59,7 +59,7 @@ struct Flags {
   std::string audit_mode = "auto";
   std::string capture;
   uint32_t backlog_limit = 8192;
-  std::string audit_network = "connect";
+  std::string audit_network = "off";
   std::string audit_state_file = "/run/driftwatch/audit-state";
   int rcvbuf = 32 << 20;
   size_t queue_records = 1 << 16;
@@ -829,9 +829,11 @@ int main(int argc, char** argv) {
                  "write the event stream (length-delimited driftwatch.v1.Event) to FILE, - for "
                  "stdout; read it back with `driftwatch analyze`");
   app.add_option("--audit-network", f.audit_network,
-                 "owner mode: socket calls the audit rules add: connect (network events for "
+                 "owner mode: socket calls the audit rules add: off, connect (network events for "
                  "outbound connections, every result), all (also bind, listen and successful "
-                 "accept), off")
+                 "accept); off by default: a connect costs ~15 us in the kernel and ~20 us in the "
+                 "sensor, and a flood of them shares the sensor's queue with execs "
+                 "(bench/net_rules_cost.sh)")
       ->check(CLI::IsMember({"off", "connect", "all"}))
       ->capture_default_str();
   app.add_option("--backlog-limit", f.backlog_limit, "owner mode: kernel audit backlog limit")
