@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   ev->add_option("--db", events.db, "collector database")->capture_default_str();
   ev->add_option("--node", events.node, "only this node");
   ev->add_option("--container", events.container, "only this container (full id or prefix)");
-  ev->add_option("--kind", events.kind, "exec, chmod, write, container or status");
+  ev->add_option("--kind", events.kind, "exec, chmod, write, container, status, prevented or network");
   ev->add_option("--since", events.since, "event time from: ISO 8601 or relative (10m, 2h, 7d)");
   ev->add_option("--until", events.until, "event time before: ISO 8601 or relative");
   ev->add_option("--limit", events.limit, "only the newest N matches");

@@ -169,6 +169,13 @@ int Run(const Flags& flags) {
     LogError("--audit-mode off with --audit-only leaves nothing to do\n");
     return 2;
   }
+  if (flags.audit_network != "off" && (!audit_on || mode != AuditMode::kOwner)) {
+    // Observer mode reads what auditd's rules produce: network events appear where
+    // those rules audit connect, bind, listen or accept.
+    LogWarn("--audit-network %s ignored: the sensor adds audit rules only in owner mode "
+            "(audit mode %s)\n",
+            flags.audit_network.c_str(), audit_on ? AuditModeName(mode) : "off");
+  }
   const PreventMode prevent = ParsePreventMode(flags.prevent).value_or(PreventMode::kOff);
   if (prevent != PreventMode::kOff && !containers_on) {
     LogError("--prevent %s needs the container registry: not with --audit-only\n",
