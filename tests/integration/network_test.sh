@@ -35,8 +35,13 @@ except ConnectionRefusedError:
 nb = socket.socket(); nb.setblocking(False)
 assert nb.connect_ex(("127.0.0.1", out["port"])) in (0, errno.EINPROGRESS)
 nb.close()
-s6 = socket.socket(socket.AF_INET6); s6.bind(("::1", 0)); s6.listen(1); out["port6"] = s6.getsockname()[1]
-c6 = socket.create_connection(("::1", out["port6"])); c6.close(); s6.close()
+try:  # a machine without IPv6 loopback skips this part (and says so)
+    s6 = socket.socket(socket.AF_INET6); s6.bind(("::1", 0))
+except OSError:
+    s6 = None
+if s6:
+    s6.listen(1); out["port6"] = s6.getsockname()[1]
+    c6 = socket.create_connection(("::1", out["port6"])); c6.close(); s6.close()
 path = "/tmp/dw-net-%d.sock" % os.getpid()
 u = socket.socket(socket.AF_UNIX); u.bind(path); u.listen(1)
 uc = socket.socket(socket.AF_UNIX); uc.connect(path); uc.close(); u.close(); os.unlink(path)
@@ -62,15 +67,18 @@ def want(what, pred, n=1):
         fails.append("%s: %d events, want %d" % (what, len(got), n))
     else:
         print("ok: %s" % what)
-p, p6 = w["port"], w["port6"]
+p, p6 = w["port"], w.get("port6")
 # Both IPv4 binds ask for an ephemeral port: the address as the call named it.
 want("bind 127.0.0.1:0", lambda e: e["evt.type"] == "bind" and e.get("fd.name") == "127.0.0.1:0", 2)
-want("listen", lambda e: e["evt.type"] == "listen" and e.get("evt.res") == "SUCCESS", 3)
+want("listen", lambda e: e["evt.type"] == "listen" and e.get("evt.res") == "SUCCESS", 3 if p6 else 2)
 want("blocking connect", lambda e: e["evt.type"] == "connect" and e.get("fd.sip") == "127.0.0.1" and e.get("fd.sport") == p and e.get("evt.res") == "SUCCESS")
 want("accept of the client", lambda e: e["evt.type"] in ("accept", "accept4") and e.get("fd.cip") == "127.0.0.1" and e.get("fd.cport") == w["client_port"] and e.get("fd.l4proto") == "tcp")
 want("refused connect", lambda e: e["evt.type"] == "connect" and e.get("fd.sport") == w["closed_port"] and e.get("evt.res") == "ECONNREFUSED")
 want("non-blocking connect", lambda e: e["evt.type"] == "connect" and e.get("fd.sport") == p and e.get("evt.res") == "EINPROGRESS")
-want("IPv6 connect", lambda e: e["evt.type"] == "connect" and e.get("fd.sip") == "::1" and e.get("fd.sport") == p6 and e.get("fd.type") == "ipv6")
+if p6:
+    want("IPv6 connect", lambda e: e["evt.type"] == "connect" and e.get("fd.sip") == "::1" and e.get("fd.sport") == p6 and e.get("fd.type") == "ipv6")
+else:
+    print("skipped: IPv6 (no ::1 on this machine)")
 want("unix connect", lambda e: e["evt.type"] == "connect" and e.get("fd.name") == w["unix"] and e.get("fd.typechar") == "u")
 want("unix bind", lambda e: e["evt.type"] == "bind" and e.get("fd.name") == w["unix"])
 own = [e for e in net if e.get("proc.pid") == int(sys.argv[3])]
@@ -94,7 +102,9 @@ cat >"$tmp/net_rules.yaml" <<'YAML'
 YAML
 "$dw" analyze --no-shipped-rules --rules "$tmp/net_rules.yaml" "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" || true
 n=$(grep -c '"rule":"Loopback Connect"' "$tmp/alerts.jsonl" || true)
-((n >= 3)) || { cat "$tmp/analyze.err"; die "Loopback Connect fired $n times, want >= 3 (IPv4, non-blocking, IPv6)"; }
+want=3  # the blocking and the non-blocking IPv4 connects, the IPv6 one
+grep -q port6 "$tmp/workload.json" || want=2
+((n >= want)) || { cat "$tmp/analyze.err"; die "Loopback Connect fired $n times, want >= $want"; }
 echo "ok: a rule on fd.snet fired $n times"
 dw_audit_same "$tmp" || die "audit state differs after the sensor stopped"
 echo "audit state and rules as before"
