@@ -12,6 +12,7 @@
 // --inventory-entries in chunks of about 1 MiB (--inventory-misorder: the first two swapped;
 // --inventory-truncated: marked as cut at the depth cap).
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -515,6 +516,7 @@ int main(int argc, char** argv) {
 
   std::vector<Result> results;
   std::mutex results_mu;
+  std::atomic<uint64_t> reconnects{0};  // streams made again after a failed connection
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (int i = 0; i < fl.sensors; ++i) {
@@ -535,6 +537,14 @@ int main(int argc, char** argv) {
       auto ch = grpc::CreateCustomChannel(fl.target, sensor_creds, args);
       for (int pass = 0; pass < (fl.resend ? 2 : 1); ++pass) {
         Result r = RunStream(fl, ch, sensors[static_cast<size_t>(i)], t0);
+        // As a sensor does: a connection that failed before anything was acked (a slow
+        // handshake under load) is made again, at most 3 times, a second apart.
+        for (int retry = 0; retry < 3 && r.code == grpc::StatusCode::UNAVAILABLE && r.acked == 0;
+             ++retry) {
+          reconnects.fetch_add(1);
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+          r = RunStream(fl, ch, sensors[static_cast<size_t>(i)], t0);
+        }
         std::lock_guard lk(results_mu);
         results.push_back(std::move(r));
       }
@@ -573,7 +583,8 @@ int main(int argc, char** argv) {
                     ",\"batches_acked\":" + std::to_string(batches) +
                     ",\"stored\":" + std::to_string(stored) +
                     ",\"duplicates\":" + std::to_string(dups) +
-                    ",\"inventories_answered\":" + std::to_string(answered);
+                    ",\"inventories_answered\":" + std::to_string(answered) +
+                    ",\"reconnects\":" + std::to_string(reconnects.load());
   char buf[128];
   std::snprintf(buf, sizeof buf, ",\"wall_s\":%.3f,\"events_per_s\":%.0f", wall,
                 wall > 0 ? static_cast<double>(acked) / wall : 0.0);

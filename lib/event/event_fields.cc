@@ -28,7 +28,6 @@ constexpr KindSet kAll{Kind::kExec,   Kind::kChmod,     Kind::kWrite,  Kind::kCo
 constexpr KindSet kProcess{Kind::kExec, Kind::kChmod, Kind::kWrite, Kind::kPrevented,
                            Kind::kNetwork};
 constexpr KindSet kSyscall{Kind::kExec, Kind::kChmod, Kind::kNetwork};
-constexpr KindSet kFile{Kind::kChmod, Kind::kWrite, Kind::kPrevented};
 constexpr KindSet kNamed{Kind::kChmod, Kind::kWrite, Kind::kPrevented, Kind::kNetwork};  // fd.name
 // The kinds whose file is a whole file on disk: its directory, size, hash, upper path.
 constexpr KindSet kFileOnDisk{Kind::kWrite, Kind::kPrevented};
