@@ -174,6 +174,24 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
   auto hk = AlertStore::Open(opt.db, opt.busy_timeout);
   if (!hk) return std::unexpected("alerts table in " + opt.db + ": " + hk.error().message());
   d->hk_store_ = std::move(*hk);
+  if (opt.baselines) {
+    auto bs = BaselineStore::Open(opt.db, /*writable=*/true, opt.busy_timeout);
+    if (!bs) return std::unexpected("baselines in " + opt.db + ": " + bs.error().message());
+    d->baseline_store_ = std::move(*bs);
+    auto last = d->baseline_store_->LastEdit();
+    std::vector<BaselineHeader> headers;
+    std::vector<BaselineItem> items;
+    Result<> loaded = last ? d->baseline_store_->Load(true, {}, &headers, &items)
+                           : Result<>(std::unexpected(last.error()));
+    if (!loaded) return std::unexpected("baselines in " + opt.db + ": " + loaded.error().message());
+    d->baseline_edit_ = *last;
+    d->baselines_ = std::make_unique<Baselines>(opt.baseline);
+    d->baselines_->Load(true, {}, headers, items);
+    LogInfo("baselines: %zu loaded (%zu items), learning %lld s from each image's first event\n",
+            headers.size(), items.size(),
+            static_cast<long long>(
+                std::chrono::duration_cast<std::chrono::seconds>(opt.baseline.learn).count()));
+  }
   auto losses = d->hk_store_->NodeLosses();
   if (!losses) return std::unexpected(opt.db + ": " + losses.error().message());
   auto probe = EventScanner::Open(opt.db);
@@ -493,6 +511,16 @@ void Detection::RunShard(Shard* s) {
   std::deque<Alert> pending;  // alerts of rows looked at, not committed yet
   std::set<std::string> dirty_losses;
   bool dirty = false;
+  // Baselines: judged before the rules, by the store's time of the row.
+  BaselineChanges baseline_changes;  // decided for rows not committed yet
+  const std::string* row_node = nullptr;
+  int64_t row_stored_ns = 0;
+  Detector::Hook baseline_hook;
+  if (baselines_) {
+    baseline_hook = [&](RuleContext* ctx) {
+      baselines_->Check(ctx, *row_node, row_stored_ns, &baseline_changes);
+    };
+  }
   auto last_commit = Clock::now();
   // Rows are parsed into an arena that starts over every kArenaRows rows: a parse allocates a
   // dozen strings and sub-messages, and their malloc/free was a quarter of detection's time.
@@ -571,6 +599,9 @@ void Detection::RunShard(Shard* s) {
       if (o.get() != s) low = std::min(low, o->committed.load());
     c.cursors[""] = low;
     for (const std::string& n : dirty_losses) c.losses[n] = s->lifetime[n].SerializeAsString();
+    if (!baseline_changes.empty()) {
+      c.extra = [&](sqlite3* db) { return WriteBaselineChanges(db, baseline_changes, NowNs()); };
+    }
     auto backoff = std::chrono::milliseconds(100);
     for (;;) {
       auto ids = s->store->CommitDetection(c);
@@ -609,6 +640,7 @@ void Detection::RunShard(Shard* s) {
     }
     pending.clear();
     dirty_losses.clear();
+    baseline_changes.clear();
     dirty = false;
     s->committed = s->pos;
     last_commit = Clock::now();
@@ -629,12 +661,15 @@ void Detection::RunShard(Shard* s) {
     pending.back().output_fields.emplace_back("evt.num",
                                               AlertField::Number(static_cast<long long>(rowid)));
   };
-  auto evaluate = [&](const std::string& node, const v1::Event& ev) {
+  auto evaluate = [&](const std::string& node, const v1::Event& ev, int64_t stored_ns) {
     if (ev.has_status()) {
       losses_grew(node, LossesOf(ev.status()), ev.id().sensor_start_ns(), ev.time_ns(),
                   EventKey(ev), "status event");
     }
-    s->detector->OnEvent(node, ev, [&](Alert&& a) { pending.push_back(std::move(a)); });
+    row_node = &node;
+    row_stored_ns = stored_ns;
+    s->detector->OnEvent(node, ev, [&](Alert&& a) { pending.push_back(std::move(a)); },
+                         baseline_hook);
   };
 
   FeedEntry fed;
@@ -702,7 +737,7 @@ void Detection::RunShard(Shard* s) {
             not_evaluated(&b.node, rowid, b.events[i].seq, b.events[i].time_ns, "does not parse");
             continue;
           }
-          evaluate(b.node, ev);
+          evaluate(b.node, ev, cb.stored_ns);
         }
       }
       s->pos = fed.head;
@@ -748,7 +783,7 @@ void Detection::RunShard(Shard* s) {
                                                                   : "does not parse");
           return true;
         }
-        evaluate(node_name, ev);
+        evaluate(node_name, ev, e.stored_ns);
         return true;
       };
       auto n = s->scanner->Scan(before, head, opt_.scan_rows, [&](const ScannedEvent& e) {
@@ -1024,8 +1059,34 @@ void Detection::Housekeeping() {
       MutexLock lk(mu_);
       delivered_.insert(delivered_.end(), done.begin(), done.end());
     }
+    if (baseline_store_ && Clock::now() >= next_edit_poll_) {
+      next_edit_poll_ = Clock::now() + opt_.baseline_edit_poll;
+      LoadBaselineEdits();
+    }
     MaybeRelease();
   }
+}
+
+// Baselines edited by the CLI since the last look are loaded again.
+void Detection::LoadBaselineEdits() {
+  auto edits = baseline_store_->EditsAfter(baseline_edit_);
+  if (!edits) {
+    LogWarn("baselines: %s (retrying)\n", edits.error().c_str());
+    return;
+  }
+  if (edits->empty()) return;
+  std::set<BaselineId> ids;
+  for (const auto& [id, b] : *edits) ids.insert(b);
+  std::vector<BaselineId> list(ids.begin(), ids.end());
+  std::vector<BaselineHeader> headers;
+  std::vector<BaselineItem> items;
+  if (auto ok = baseline_store_->Load(false, list, &headers, &items); !ok) {
+    LogWarn("baselines: %s (retrying)\n", ok.error().c_str());
+    return;
+  }
+  baselines_->Load(false, list, headers, items);
+  baseline_edit_ = edits->back().first;
+  LogInfo("baselines: %zu edited by the CLI, loaded again\n", list.size());
 }
 
 }  // namespace driftwatch::collector

@@ -37,6 +37,11 @@
 // container's alerts pause for `inventory_quiet`, or `inventory_max_delay` after the first
 // alert waiting. Replies are stored beside the alerts (`driftwatch inventory`).
 //
+// Baselines: before the rules see an exec, connect or bind of a container, the shared
+// Baselines learn it or judge it (the baseline.* fields); what they decided is written in
+// the commit of the rows that made it. Edits by `driftwatch baseline` (baseline_edits) are
+// polled by the housekeeping thread and loaded.
+//
 // Thread-safety: every public method may be called from any thread. Each shard's Detector,
 // scanner and store connection belong to its thread; inventory bookkeeping and outbox marks
 // are guarded by mu_ and done by the housekeeping thread with its own store connection.
@@ -58,6 +63,8 @@
 #include "lib/alerts/alert_output.h"
 #include "lib/alerts/alert_store.h"
 #include "lib/base/mutex.h"
+#include "lib/detect/baseline.h"
+#include "lib/detect/baseline_store.h"
 #include "lib/detect/detect.h"
 #include "lib/detect/image_policy.h"
 #include "lib/rules/rule_engine.h"
@@ -92,6 +99,11 @@ struct DetectionOptions {
   // Rules whose new alerts ask the node's sensor to stop the container (Command
   // {stop_container}; a sensor acts only with --respond stop). Empty: never.
   std::vector<std::string> respond_rules;
+  // Learned per-image baselines (lib/detect/baseline.h); off: the baseline.* fields stay
+  // unset and nothing is learned.
+  bool baselines = true;
+  BaselineOptions baseline;
+  std::chrono::milliseconds baseline_edit_poll{2000};  // CLI edits reach detection this often
 };
 
 // Sends Command{inventory} to the node's sensor (IngestService::RequestInventory).
@@ -165,6 +177,8 @@ class Detection {
   void SubmitInventory(const std::string& node, uint64_t command_id, StoredInventory inv);
 
   const DetectionCounters& counters() const { return counters_; }
+  // Null when baselines are off.
+  const Baselines* baselines() const { return baselines_.get(); }
   std::map<std::string, uint64_t> AlertsByRule() const;
   std::map<std::string, NodeLossView> NodeLosses() const;
   std::vector<std::pair<std::string, OutputStats>> OutputStatsList() const;
@@ -239,6 +253,12 @@ class Detection {
   std::map<uint64_t, std::pair<InventoryWant, Clock::time_point>> asked_;  // by command id
   uint64_t next_command_id_ = 1;
   std::unique_ptr<AlertStore> hk_store_;
+  std::unique_ptr<BaselineStore> baseline_store_;  // housekeeping thread: edits
+  int64_t baseline_edit_ = 0;                      // the last edit loaded
+  Clock::time_point next_edit_poll_{};
+  void LoadBaselineEdits();
+
+  std::unique_ptr<Baselines> baselines_;  // shared by the shards (its own lock)
 
   // Destruction: shards (their threads) stop before the outputs they emit to go.
   std::vector<std::unique_ptr<Shard>> shards_;

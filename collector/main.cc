@@ -15,7 +15,9 @@
 
 #include "collector/detection.h"
 #include "collector/ingest_server.h"
+#include "lib/base/clock.h"
 #include "lib/base/json.h"
+#include "lib/base/time_arg.h"
 #include "lib/daemon/daemon_config.h"
 #include "lib/store/event_store.h"
 #include "lib/daemon/listen_address.h"
@@ -182,6 +184,23 @@ int main(int argc, char** argv) {
   app.add_option("--inventory-max-delay-ms", inventory_max_delay_ms,
                  "... or at the latest this long after the first alert waiting for one")
       ->capture_default_str();
+  std::string baselines = "on", baseline_learn = "24h";
+  app.add_option("--baselines", baselines,
+                 "learn what each image's containers do (processes, connections, listeners) and "
+                 "judge later events against it (rules on baseline.*; driftwatch baseline)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  app.add_option("--baseline-learn", baseline_learn,
+                 "how long a baseline learns from its image's first event before it judges "
+                 "(30s, 10m, 2h, 7d)")
+      ->capture_default_str();
+  app.add_option("--baseline-max-items", ao.baseline.max_items,
+                 "items one baseline keeps; past it nothing more is recorded (counted)")
+      ->capture_default_str();
+  app.add_option("--baseline-max", ao.baseline.max_baselines,
+                 "baselines (image and container name) kept; events of more images are not "
+                 "learned (counted)")
+      ->capture_default_str();
   std::string metrics_address = "127.0.0.1:9465";
   app.add_option("--metrics-address", metrics_address,
                  "HOST:PORT serving /metrics (Prometheus), /healthz and /status; empty: off")
@@ -237,6 +256,16 @@ int main(int argc, char** argv) {
   if (ao.shards == 0 || ao.max_lag_events <= 0 || warmup_s < 0)
     return Fail("--detect-threads and --detect-max-lag-events must be > 0, --detect-warmup-s >= 0");
   ao.warmup = std::chrono::seconds(warmup_s);
+  ao.baselines = baselines == "on";
+  {
+    const int64_t now = driftwatch::NowNs();
+    auto t = driftwatch::ParseTimeArg(baseline_learn, now);
+    if (!t || baseline_learn.find_first_not_of("0123456789smhd") != std::string::npos)
+      return Fail("--baseline-learn " + baseline_learn + ": not a duration (30s, 10m, 2h, 7d)");
+    ao.baseline.learn = std::chrono::nanoseconds(now - *t);
+  }
+  if (ao.baseline.max_items == 0 || ao.baseline.max_baselines == 0)
+    return Fail("--baseline-max-items and --baseline-max must be > 0");
   ao.feed_max_bytes = static_cast<size_t>(std::min<uint64_t>(feed_mib, 1u << 20)) << 20;
   ao.inventory_quiet = std::chrono::milliseconds(inventory_quiet_ms);
   ao.inventory_max_delay = std::chrono::milliseconds(inventory_max_delay_ms);
@@ -402,6 +431,27 @@ int main(int argc, char** argv) {
                  "acks held back because detection lagged", c.held_acks);
       w->Counter("driftwatch_collector_alerts_redelivered_total",
                  "alerts sent to outputs again after a restart", c.redelivered);
+      if (const driftwatch::Baselines* b = detect->baselines()) {
+        const auto& bst = b->stats();
+        w->Gauge("driftwatch_collector_baselines", "per-image baselines known (image, container)",
+                 static_cast<double>(b->size()));
+        w->Counter("driftwatch_collector_baseline_events_total",
+                   "events judged against a baseline, by verdict", bst.learned,
+                   {{"verdict", "learned"}});
+        w->Counter("driftwatch_collector_baseline_events_total",
+                   "events judged against a baseline, by verdict", bst.unexpected,
+                   {{"verdict", "unexpected"}});
+        w->Counter("driftwatch_collector_baseline_events_total",
+                   "events judged against a baseline, by verdict",
+                   bst.checked - bst.learned - bst.unexpected, {{"verdict", "known"}});
+        const char* help =
+            "behaviour a baseline could not record: items of a full baseline (--baseline-max-items), "
+            "events of images past --baseline-max";
+        w->Counter("driftwatch_collector_baseline_dropped_total", help, bst.dropped_items,
+                   {{"what", "items"}});
+        w->Counter("driftwatch_collector_baseline_dropped_total", help, bst.dropped_baselines,
+                   {{"what", "baselines"}});
+      }
       for (const auto& n : (*store)->Nodes()) {
         w->Counter("driftwatch_collector_events_missing_total",
                    "sequence numbers that never arrived (gaps), by node", n.events_missing,

@@ -321,6 +321,7 @@ Result<std::vector<int64_t>> AlertStore::CommitDetection(const DetectionCommit& 
       sqlite3_bind_int64(loss.s, 3, now);
       if (!StepDone(loss.s)) return std::unexpected(Err(db_, "write node losses"));
     }
+    if (c.extra) return c.extra(db_);
     return {};
   };
   auto ok = body();

@@ -73,7 +73,7 @@ class AlertStore {
 
   // One detection step, in one transaction: the alerts (each with its Falco JSON; one
   // deliveries row per output for each alert not stored before), detection's cursors
-  // (node -> rowid), and the loss totals of nodes (node -> serialized LossCounters).
+  // (node -> rowid), the loss totals of nodes (node -> serialized LossCounters), and `extra`.
   // Returns each alert's new id, or 0 when (event_key, rule) was stored before. Nothing of it
   // is stored on error.
   struct DetectionCommit {
@@ -81,6 +81,8 @@ class AlertStore {
     std::vector<std::string> outputs;
     std::map<std::string, int64_t> cursors;
     std::map<std::string, std::string> losses;
+    // More writes of the same step, in the same transaction (detection's baseline changes).
+    std::function<Result<>(sqlite3* db)> extra;
   };
   [[nodiscard]] Result<std::vector<int64_t>> CommitDetection(const DetectionCommit& c);
   // Outbox: alerts not yet delivered to an output (alert id, output, json), oldest first.

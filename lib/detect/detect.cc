@@ -59,10 +59,12 @@ Alert MakeAlert(const RuleContext& ctx, const RuleMatch& m) {
 Detector::Detector(std::shared_ptr<const RuleSet> rules, CorrelationOptions options)
     : rules_(std::move(rules)), correlator_(options) {}
 
-void Detector::OnEvent(const std::string& node, const v1::Event& ev, const Sink& sink) {
+void Detector::OnEvent(const std::string& node, const v1::Event& ev, const Sink& sink,
+                       const Hook& before) {
   ++stats_.events;
   std::vector<RuleContext> again;
   RuleContext ctx = correlator_.Observe(node, ev, &again);
+  if (before) before(&ctx);
   Evaluate(ctx, false, sink);
   for (const RuleContext& c : again) {
     ++stats_.reevaluations;

@@ -37,6 +37,9 @@ struct DetectorStats {
 class Detector {
  public:
   using Sink = std::function<void(Alert&& alert)>;
+  // Sees the event's context before the rules do, on its first look only (the collector's
+  // baseline check sets ctx->baseline).
+  using Hook = std::function<void(RuleContext* ctx)>;
 
   Detector(std::shared_ptr<const RuleSet> rules, CorrelationOptions options = {});
 
@@ -45,7 +48,8 @@ class Detector {
     correlator_.SetImagePolicy(std::move(policy));
   }
   // One event from `node` (its EventId.node is ignored: the caller says who sent it).
-  void OnEvent(const std::string& node, const v1::Event& ev, const Sink& sink);
+  void OnEvent(const std::string& node, const v1::Event& ev, const Sink& sink,
+               const Hook& before = nullptr);
 
   const DetectorStats& stats() const { return stats_; }
   // Processes and containers each node lost to its own quota (Correlator::QuotaEvictions).

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "driftwatch/v1/event.pb.h"
@@ -52,6 +53,16 @@ struct ImageVerdict {
   bool writable_rootfs = false;  // posture: the runtime or overlay says the rootfs is writable
 };
 
+// The event against its image's learned baseline (lib/detect/baseline.h); the collector
+// sets it, offline analysis never does.
+struct BaselineVerdict {
+  enum class State : uint8_t { kNone, kLearning, kEnforcing, kFull } state = State::kNone;
+  bool unexpected = false;  // enforcing, and the item is new: the first time only
+  std::string_view kind;    // "process", "connection", "listener"
+  std::string item;         // "/usr/bin/curl", "10.0.0.5:443", "8080"
+  std::string image;        // the baseline's image (digest, image id or name)
+};
+
 struct RuleContext {
   const v1::Event* event = nullptr;                // REQUIRED
   const v1::ContainerInfo* container = nullptr;    // null: unknown (or host)
@@ -62,6 +73,7 @@ struct RuleContext {
   ImageVerdict image;
   int64_t container_start_ns = 0;
   std::string container_entrypoint;  // exepath of the container's first process, if seen
+  BaselineVerdict baseline;
   // Owners of what `event` and `container` point to when the correlation stage provides
   // them (re-evaluated events, container infos): such a context stays valid on its own.
   std::shared_ptr<const v1::Event> event_owner;

@@ -31,7 +31,7 @@ struct Registry {
 
   Registry() {
     for (auto table : {EvtFields(), ProcFields(), UserFields(), ContainerFields(), FdFields(),
-                       FsPathFields(), EvtArgFields(), ProcStateFields()}) {
+                       FsPathFields(), EvtArgFields(), ProcStateFields(), BaselineFields()}) {
       for (const FieldInfo& f : table) by_name.emplace(f.name, &fields.emplace_back(f));
     }
     for (const EventField& e : EventFields()) {

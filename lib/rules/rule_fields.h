@@ -2,7 +2,7 @@
 // container.image.repository, ...), each an entry {name, type, doc, extractor} whose
 // extractor is one small function over a RuleContext. One file per field class:
 // lib/rules/fields_evt.cc, fields_evt_arg.cc, fields_proc.cc, fields_user.cc,
-// fields_container.cc, fields_fd.cc.
+// fields_container.cc, fields_fd.cc, fields_baseline.cc.
 //
 // Falco's own vocabulary joins them (lib/rules/falco_tables.h, generated from libs): every
 // field of its syscall classes and every evt.arg.<param> of its event table is known; those
@@ -125,6 +125,8 @@ std::span<const FieldInfo> ContainerPluginNeverFields();
 std::string_view NeverReason(std::string_view falco_field);
 // Fields over what the sensor read of the process at its exec (fields_proc_state.cc).
 std::span<const FieldInfo> ProcStateFields();
+// baseline.*: the event against its image's learned baseline (fields_baseline.cc).
+std::span<const FieldInfo> BaselineFields();
 
 // Helpers the field files share.
 namespace fields {

@@ -572,7 +572,7 @@ Result<> EventStore::CommitPending(std::vector<Pending>* items,
       touched[m->run_id] = m->max_seq;
       m->updated_ns = now;
     }
-    if (feed && r.stored > 0) stored->batches.push_back({(*items)[i].batch, std::move(rowids)});
+    if (feed && r.stored > 0) stored->batches.push_back({(*items)[i].batch, std::move(rowids), now});
     auto& pn = per_node[b.node];
     pn.stored += r.stored;
     pn.duplicates += r.duplicates;

@@ -81,6 +81,7 @@ namespace driftwatch {
 struct CommittedBatch {
   std::shared_ptr<const PreparedBatch> batch;
   std::vector<int64_t> rowids;  // per event of the batch: its rowid; 0 for a duplicate
+  int64_t stored_ns = 0;        // the rows' stored_ns (the commit's)
 };
 
 // What one commit stored: the rows (after, head] are exactly the events of `batches` with a
