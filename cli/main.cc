@@ -4,6 +4,7 @@
 #include "cli/alerts.h"
 #include "cli/analyze.h"
 #include "cli/diff.h"
+#include "cli/baseline.h"
 #include "cli/inventory.h"
 #include "cli/events.h"
 #include "cli/rules.h"
@@ -122,6 +123,48 @@ int main(int argc, char** argv) {
   inv->add_flag("--json", inventory.json,
                 "one JSON object per inventory (entries as `driftwatch diff --json`)");
 
+  driftwatch::cli::BaselineOptions baseline;
+  CLI::App* bl = app.add_subcommand(
+      "baseline",
+      "The baselines a driftwatch-collector learned: per image and container name, the "
+      "processes, connection destinations and listening ports of its containers while it "
+      "learned, and what they did since that was not in it (alerted once each). A running "
+      "collector loads edits (import, reset, enforce) within seconds.");
+  bl->require_subcommand(1);
+  auto baseline_cmd = [&](const char* name, const char* what, bool takes_image) {
+    CLI::App* c = bl->add_subcommand(name, what);
+    c->add_option("--db", baseline.db, "collector database")->capture_default_str();
+    if (takes_image) {
+      c->add_option("image", baseline.image,
+                    "the image: its digest (sha256:...), a prefix of it, or part of its name")
+          ->required();
+      c->add_option("--container", baseline.container, "only the baseline of this container name");
+    }
+    c->callback([&baseline, name] { baseline.action = name; });
+    return c;
+  };
+  baseline_cmd("list", "one line per baseline: image, container, state, items", false)
+      ->add_flag("--json", baseline.json, "one JSON object per baseline");
+  baseline_cmd("show", "every item of the matching baselines, with where it was first seen", true)
+      ->add_flag("--json", baseline.json, "one JSON object per item");
+  baseline_cmd("export",
+               "one baseline as a Falco rules file of lists (dw_baseline_<container>_processes, "
+               "_connections, _listeners), for Falco rules or `baseline import`",
+               true)
+      ->add_option("-o,--output", baseline.file, "write to FILE instead of stdout");
+  CLI::App* bl_import = baseline_cmd(
+      "import",
+      "replace a baseline's items by those of an exported file (edited or not) and make it "
+      "enforcing; image and container from the file's header unless given",
+      false);
+  bl_import->add_option("file", baseline.file, "the exported file")->required();
+  bl_import->add_option("--image", baseline.image, "the image to import into");
+  bl_import->add_option("--container", baseline.container, "the container name to import into");
+  baseline_cmd("reset", "forget a baseline: it learns again from its next event", true)
+      ->add_flag("--all", baseline.all, "every baseline that matches, not exactly one");
+  baseline_cmd("enforce", "end a baseline's learning now", true)
+      ->add_flag("--all", baseline.all, "every baseline that matches, not exactly one");
+
   driftwatch::cli::RulesCheckOptions rules_check;
   CLI::App* ru = app.add_subcommand("rules", "Falco-syntax rule files: check them, list fields.");
   ru->require_subcommand(1);
@@ -146,6 +189,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (al->parsed()) return driftwatch::cli::RunAlerts(alerts);
   if (inv->parsed()) return driftwatch::cli::RunInventory(inventory);
+  if (bl->parsed()) return driftwatch::cli::RunBaseline(baseline);
   if (rc->parsed()) return driftwatch::cli::RunRulesCheck(rules_check);
   if (rf->parsed()) return driftwatch::cli::RunRulesFields(fields_markdown);
   if (st->parsed()) {

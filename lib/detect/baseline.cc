@@ -70,6 +70,10 @@ std::optional<std::pair<BaselineKind, std::string>> BaselineItemOf(const RuleCon
         return std::nullopt;
       std::string path = FieldText(ctx, "proc.exepath");
       if (path.empty()) return std::nullopt;
+      // Multi-call binaries (busybox: sh, ls, nc are all /bin/busybox) tell their commands
+      // apart by name: the name joins the item where it is not the executable's own.
+      const std::string name = FieldText(ctx, "proc.name");
+      if (!name.empty() && name != path.substr(path.rfind('/') + 1)) path += " [" + name + "]";
       return std::pair{BaselineKind::kProcess, std::move(path)};
     }
     case Kind::kNetwork: {

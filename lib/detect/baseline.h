@@ -9,7 +9,9 @@
 //   ─► BaselineChanges, which detection commits with the alerts and cursors of the same rows
 //      (lib/detect/baseline_store.h), so a replay after a crash decides as the first pass did.
 //
-// Items: process = proc.exepath of an exec; connection = the destination of a connect
+// Items: process = proc.exepath of a successful exec (as spawned_process: not the runtime's
+// own), with " [proc.name]" where the name is not the executable's (busybox's applets);
+// connection = the destination of a connect
 // ("10.0.0.5:443", "[fd00::5]:443", or "unix:/run/x.sock"); listener = the port of a bind to
 // a fixed port, TCP and UDP alike ("8080"; audit does not tell the protocol of a bind).
 //

@@ -50,7 +50,8 @@ const FieldInfo kBaselineFields[] = {
      "to a fixed port)",
      BaselineKindField},
     {"baseline.item", FieldType::kString,
-     "the behaviour as the baseline records it: an executable path, a destination "
+     "the behaviour as the baseline records it: an executable path (with \" [name]\" where "
+     "the process name is not the file's: \"/bin/busybox [ls]\"), a destination "
      "(\"10.0.0.5:443\", \"[fd00::5]:443\", \"unix:/run/x.sock\"), a port (\"8080\")",
      BaselineItemField},
     {"baseline.image", FieldType::kString,

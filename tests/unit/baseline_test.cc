@@ -187,6 +187,20 @@ TEST_F(BaselineDetect, ContainerNamesHaveTheirOwnBaselines) {
   EXPECT_EQ(baselines_->size(), 2u);
 }
 
+TEST_F(BaselineDetect, BusyboxAppletsAreTheirOwnProcesses) {
+  auto applet = [](uint64_t seq, const std::string& name) {
+    v1::Event ev = testing::ExecEvent(name, "/bin/busybox", {name}, kCidA);
+    ev.mutable_id()->set_seq(seq);
+    return ev;
+  };
+  Feed("node-1", ContainerEv(kCidA, "web"), 0);
+  Feed("node-1", applet(1, "sh"), 1);
+  EXPECT_EQ(last_.item, "/bin/busybox [sh]");
+  EXPECT_EQ(Baseline(Feed("node-1", applet(2, "sh"), 100)), kNone);
+  EXPECT_EQ(Baseline(Feed("node-1", applet(3, "nc"), 101)), Rules{"Unexpected process for image"});
+  EXPECT_EQ(last_.item, "/bin/busybox [nc]");
+}
+
 TEST_F(BaselineDetect, HostEventsAndUnknownImagesHaveNone) {
   v1::Event host = Exec("host", 1, "/usr/bin/curl");
   Feed("node-1", host, 1000);
