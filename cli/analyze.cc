@@ -139,7 +139,8 @@ class Analysis {
       ++s.chmods;
       return;
     }
-    if (kind == Kind::kNetwork) return;  // the summary is of drift: execs, chmods, writes
+    // The summary is of drift: execs, chmods, writes.
+    if (kind == Kind::kNetwork || kind == Kind::kRead) return;
     if (kind == Kind::kWrite) {
       ++s.writes;
       return;

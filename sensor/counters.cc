@@ -8,6 +8,7 @@
 #include "sensor/output.h"
 #include "sensor/prevent.h"
 #include "sensor/respond.h"
+#include "sensor/sensitive_reads.h"
 #include "sensor/spool.h"
 #include "sensor/uplink.h"
 
@@ -91,6 +92,24 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
                  "driftwatch_sensor_hash_queue_full_total",
                  "executables not hashed: the hash queue had no room", false, "", "",
                  c.hash_queue_full});
+  }
+  if (s.reads) {
+    const SensitiveReadCounters& c = s.reads->counters();
+    r.push_back({"sensitive_reads", "events", "", "driftwatch_sensor_sensitive_reads_total",
+                 "sensitive files read in containers (events)", false, "", "", c.events});
+    r.push_back({"sensitive_reads", "overflows", "", "driftwatch_sensor_sensitive_reads_lost_total",
+                 "sensitive reads lost: their fanotify queue overflowed (also in "
+                 "fanotify_overflows)",
+                 false, "", "", c.overflows});
+    r.push_back({"sensitive_reads", "marks", "", "driftwatch_sensor_sensitive_marks_total",
+                 "sensitive files and directories marked in containers", false, "", "", c.marks});
+    r.push_back({"sensitive_reads", "mark_errors", "",
+                 "driftwatch_sensor_sensitive_mark_errors_total",
+                 "sensitive files the kernel would not mark (not watched)", false, "", "",
+                 c.mark_errors});
+    r.push_back({"sensitive_reads", "unsafe", "", "driftwatch_sensor_sensitive_unsafe_total",
+                 "sensitive paths behind a symlink on a kernel without openat2: not watched",
+                 false, "", "", c.unsafe});
   }
   if (s.respond) {
     const RespondCounters& c = s.respond->counters();

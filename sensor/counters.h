@@ -24,6 +24,7 @@ class ExecGuard;
 class FanotifyWatcher;
 class Output;
 class Responder;
+class SensitiveReads;
 class Spool;
 class Uplink;
 
@@ -46,6 +47,7 @@ struct CounterSources {
   const EnrichCounters* enrich = nullptr;
   const ExecGuard* prevent = nullptr;
   const Responder* respond = nullptr;
+  const SensitiveReads* reads = nullptr;
 };
 
 struct CounterReading {

@@ -47,6 +47,7 @@
 #include "sensor/output.h"
 #include "sensor/prevent.h"
 #include "sensor/respond.h"
+#include "sensor/sensitive_reads.h"
 #include "lib/base/terminal_text.h"
 #include "sensor/spool.h"
 #include "sensor/uplink.h"
@@ -75,6 +76,9 @@ struct Flags {
   uint64_t hash_max = 64ull << 20;
   InventoryOptions inventory;  // caps of a drift inventory walk
   std::vector<std::string> watch_fs;
+  std::string sensitive_reads = "on";
+  std::vector<std::string> sensitive_paths;  // empty: DefaultSensitivePaths()
+  double sensitive_rescan = 30;
   std::vector<std::string> cri_endpoints;
   bool no_cri = false;
   std::string cgroup_root;
@@ -267,6 +271,7 @@ int Run(const Flags& flags) {
   std::unique_ptr<FanotifyWatcher> watcher;
   std::unique_ptr<Responder> responder;  // before guard: the guard's reports call it
   std::unique_ptr<ExecGuard> guard;
+  std::unique_ptr<SensitiveReads> reads;
   Mutex watcher_mu;  // the registry's listener may run before `watcher` or `guard` is set
   if (containers_on) {
     ContainerRegistry::Options ropt;
@@ -278,6 +283,13 @@ int Run(const Flags& flags) {
       {
         MutexLock lock(watcher_mu);
         if (guard && info.state() == "removed") guard->ForgetContainer(info.id());
+        if (reads) {
+          if (info.state() == "removed") {
+            reads->Forget(info.id());
+          } else if (info.init_pid() != 0) {
+            reads->Watch(info.id(), static_cast<pid_t>(info.init_pid()));
+          }
+        }
         if (watcher) {
           if (info.state() == "removed") {
             watcher->ForgetContainer(info.id());
@@ -315,6 +327,21 @@ int Run(const Flags& flags) {
       for (const auto& c : registry->List())
         if (c.init_pid() != 0) (void)watcher->WatchContainerRoot(c.id(), static_cast<pid_t>(c.init_pid()));
       watcher->Start();
+    }
+    if (flags.sensitive_reads == "on") {
+      SensitiveReadOptions so;
+      if (!flags.sensitive_paths.empty()) so.paths = flags.sensitive_paths;
+      so.rescan = std::chrono::milliseconds(static_cast<int64_t>(flags.sensitive_rescan * 1000));
+      auto r = SensitiveReads::Open(so, registry.get(), [&](v1::Event& ev) { output.Write(ev); });
+      if (!r) {
+        LogError("%s\n", r.error().c_str());
+        return 1;
+      }
+      MutexLock lock(watcher_mu);
+      reads = std::move(*r);
+      for (const auto& c : registry->List())
+        if (c.init_pid() != 0) reads->Watch(c.id(), static_cast<pid_t>(c.init_pid()));
+      reads->Start();
     }
     if (flags.respond == "stop") {
       RespondOptions ro;
@@ -406,6 +433,7 @@ int Run(const Flags& flags) {
       l.hash_skipped = watcher->counters().hash_skipped;
       l.hash_queue_full = watcher->counters().hash_queue_full;
     }
+    if (reads) l.fanotify_overflows += reads->counters().overflows;
     if (spool) {
       l.spool_dropped = spool->dropped();
       l.spool_append_failures = spool->append_failures();
@@ -440,7 +468,8 @@ int Run(const Flags& flags) {
   // The uplink (declared below) has no field in the status event.
   auto counters = [&](const Uplink* up) {
     return ReadCounters({source.get(), watcher.get(), registry.get(), spool.get(), &output, up,
-                         registry ? &enrich_counters : nullptr, guard.get(), responder.get()});
+                         registry ? &enrich_counters : nullptr, guard.get(), responder.get(),
+                         reads.get()});
   };
   auto status = [&](bool final) {
     v1::Event ev;
@@ -775,6 +804,7 @@ int Run(const Flags& flags) {
   if (source) source->Stop();  // the parser completes what is in flight
   if (ownership) ownership->Release();
   if (watcher) watcher->Stop();
+  if (reads) reads->Stop();
   if (registry) registry->Stop();
   status(true);
   output.Flush();
@@ -895,6 +925,20 @@ int main(int argc, char** argv) {
                  "a path on each filesystem holding container snapshots (repeatable; default: "
                  "/var/lib/containerd, /var/lib/containers, /var/lib/docker where present, "
                  "else /)");
+  app.add_option("--sensitive-reads", f.sensitive_reads,
+                 "report sensitive files opened for reading inside containers (fanotify marks "
+                 "on those files in each container; event kind read, evt.is_open_read)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  app.add_option("--sensitive-paths", f.sensitive_paths,
+                 "a sensitive file inside containers, or a directory with a trailing / (its "
+                 "files); repeatable, replaces the default list (/etc/shadow, SSH keys, service "
+                 "account tokens, cloud credentials: see docs)")
+      ->allow_extra_args(false);
+  app.add_option("--sensitive-rescan-s", f.sensitive_rescan,
+                 "each container's sensitive paths are resolved again this often (a token "
+                 "rotated, a key written after start)")
+      ->capture_default_str();
   app.add_option("--cri-endpoint", f.cri_endpoints,
                  "CRI socket (repeatable; default: containerd's, CRI-O's, k3s's, cri-dockerd's)");
   app.add_flag("--no-cri", f.no_cri, "discover containers from cgroup paths only");

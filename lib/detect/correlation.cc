@@ -606,6 +606,11 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
       MatchPending(node, cs, *rec, reevaluate);
     }
     if (rec != nullptr) ctx.file = rec->node->hist;
+  } else if (kind == Kind::kRead || kind == Kind::kPrevented) {
+    // The reader's (the denied caller's) ancestry; neither changes what a file holds.
+    const uint32_t pid = ProcessOf(ev)->pid;
+    const Proc* p = pid != 0 ? FindProc(node, pid) : nullptr;
+    if (p != nullptr) ctx.lineage = Lineage(node, p->ppid, p->start_ns, "");
   } else {
     const v1::FileWrite& w = ev.write();
     const Proc* p = w.pid() != 0 ? FindProc(node, w.pid()) : nullptr;

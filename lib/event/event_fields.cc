@@ -23,16 +23,20 @@ constexpr KindSet kContainer{Kind::kContainer};
 constexpr KindSet kStatus{Kind::kStatus};
 constexpr KindSet kPrevented{Kind::kPrevented};
 constexpr KindSet kNetwork{Kind::kNetwork};
-constexpr KindSet kAll{Kind::kExec,   Kind::kChmod,     Kind::kWrite,  Kind::kContainer,
-                       Kind::kStatus, Kind::kPrevented, Kind::kNetwork};
+constexpr KindSet kRead{Kind::kRead};
+constexpr KindSet kAll{Kind::kExec,   Kind::kChmod,     Kind::kWrite,   Kind::kContainer,
+                       Kind::kStatus, Kind::kPrevented, Kind::kNetwork, Kind::kRead};
 constexpr KindSet kProcess{Kind::kExec, Kind::kChmod, Kind::kWrite, Kind::kPrevented,
-                           Kind::kNetwork};
+                           Kind::kNetwork, Kind::kRead};
 constexpr KindSet kSyscall{Kind::kExec, Kind::kChmod, Kind::kNetwork};
-constexpr KindSet kNamed{Kind::kChmod, Kind::kWrite, Kind::kPrevented, Kind::kNetwork};  // fd.name
+constexpr KindSet kNamed{Kind::kChmod, Kind::kWrite, Kind::kPrevented, Kind::kNetwork,
+                         Kind::kRead};  // fd.name
 // The kinds whose file is a whole file on disk: its directory, size, hash, upper path.
 constexpr KindSet kFileOnDisk{Kind::kWrite, Kind::kPrevented};
+// The kinds whose file is a path with an inode: the above and sensitive reads.
+constexpr KindSet kFilePath{Kind::kWrite, Kind::kPrevented, Kind::kRead};
 constexpr KindSet kContained{Kind::kExec, Kind::kChmod, Kind::kWrite, Kind::kContainer,
-                             Kind::kPrevented, Kind::kNetwork};
+                             Kind::kPrevented, Kind::kNetwork, Kind::kRead};
 
 bool Str(std::string_view s, V* out) {
   out->str = s;
@@ -173,9 +177,9 @@ constexpr EventField kFields[] = {
        std::string name = NetFdName(ev.network());
        return !name.empty() && Buf(std::move(name), out);
      }},
-    {"fd.directory", T::kString, "", kFileOnDisk,
+    {"fd.directory", T::kString, "", kFilePath,
      [](const E& ev, const I*, V* out) { return Str(SplitPath(F(ev).path).first, out); }},
-    {"fd.filename", T::kString, "", kFileOnDisk,
+    {"fd.filename", T::kString, "", kFilePath,
      [](const E& ev, const I*, V* out) { return Str(SplitPath(F(ev).path).second, out); }},
     {"fd.typechar", T::kString, "network events: \"4\", \"6\" or \"u\"", kNamed,
      [](const E& ev, const I*, V* out) {
@@ -214,6 +218,17 @@ constexpr EventField kFields[] = {
      "\"tcp\" where the call proves a stream socket (accept, listen); unset where audit "
      "does not say (connect, bind)",
      kNetwork, [](const E& ev, const I*, V* out) { return StrIfSet(NetL4Proto(ev.network()), out); }},
+    {"sensitive.entry", T::kString,
+     "a sensitive read: the driftwatch-sensor --sensitive-paths entry that marked the file",
+     kRead, [](const E& ev, const I*, V* out) { return StrIfSet(ev.read().entry(), out); }},
+    {"sensitive.file_container", T::kString,
+     "a sensitive read: the container whose file was read (the reader may be another "
+     "container, or the host)",
+     kRead, [](const E& ev, const I*, V* out) {
+       return StrIfSet(ev.read().file_container_id(), out);
+     }},
+    {"evt.is_open_read", T::kBool, "printed for sensitive reads (true)", kRead,
+     [](const E&, const I*, V* out) { return Bool(true, out); }},
     {"fd.write_kind", T::kString, "", kWrite,
      [](const E& ev, const I*, V* out) { return Str(F(ev).write->kind(), out); }},
     {"evt.is_open_create", T::kBool, "printed only when true", kWrite,
@@ -222,11 +237,11 @@ constexpr EventField kFields[] = {
      }},
     {"fd.oldname", T::kString, "", kWrite,
      [](const E& ev, const I*, V* out) { return StrIfSet(F(ev).write->old_path(), out); }},
-    {"fd.ino", T::kNumber, "", kFileOnDisk,
+    {"fd.ino", T::kNumber, "", kFilePath,
      [](const E& ev, const I*, V* out) { return Num(static_cast<int64_t>(F(ev).inode), out); }},
     {"fd.dev", T::kString,
      "device of the file as \"MAJOR:MINOR\" in hex (\"00:4d\"), as fanotify's file handle names it",
-     kFileOnDisk, [](const E& ev, const I*, V* out) {
+     kFilePath, [](const E& ev, const I*, V* out) {
        FileView f = F(ev);
        return Buf(Dev(f.dev_major, f.dev_minor), out);
      }},

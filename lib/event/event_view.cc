@@ -19,9 +19,10 @@ constexpr KindRow kKinds[] = {
     {Kind::kStatus, "status", v1::Event::kStatus},
     {Kind::kPrevented, "prevented", v1::Event::kPrevented},
     {Kind::kNetwork, "network", v1::Event::kNetwork},
+    {Kind::kRead, "read", v1::Event::kRead},
 };
-constexpr Kind kAll[] = {Kind::kExec,      Kind::kChmod,  Kind::kWrite,    Kind::kContainer,
-                         Kind::kStatus,    Kind::kPrevented, Kind::kNetwork};
+constexpr Kind kAll[] = {Kind::kExec,   Kind::kChmod,     Kind::kWrite,   Kind::kContainer,
+                         Kind::kStatus, Kind::kPrevented, Kind::kNetwork, Kind::kRead};
 
 const KindRow* RowOf(Kind k) {
   for (const KindRow& r : kKinds) {
@@ -76,6 +77,7 @@ std::string_view EventType(const v1::Event& ev) {
     case Kind::kStatus: return "sensor_status";
     case Kind::kPrevented: return "exec_prevented";
     case Kind::kNetwork: return ev.network().syscall();
+    case Kind::kRead: return "openat";
     case Kind::kNone: break;
   }
   return {};
@@ -95,7 +97,8 @@ std::optional<ResultView> ResultOf(const v1::Event& ev) {
       const v1::NetworkActivity& n = ev.network();
       return ResultView{n.success(), n.exit(), n.errno_name()};
     }
-    case Kind::kWrite: return ResultView{true, 0, {}};  // fanotify reports finished operations
+    case Kind::kWrite:  // fanotify reports finished operations
+    case Kind::kRead: return ResultView{true, 0, {}};
     case Kind::kPrevented:
     case Kind::kContainer:
     case Kind::kStatus:
@@ -115,6 +118,7 @@ bool SetParentName(v1::Event* ev, const std::string& name) {
     case Kind::kChmod: ev->mutable_chmod()->set_parent_name(name); return true;
     case Kind::kNetwork: ev->mutable_network()->set_parent_name(name); return true;
     case Kind::kWrite:
+    case Kind::kRead:
     case Kind::kPrevented:
     case Kind::kContainer:
     case Kind::kStatus:

@@ -20,23 +20,26 @@
 namespace driftwatch {
 
 // The kinds of event, as the CLI (`events --kind`), the store and metrics name them.
-enum class Kind : uint8_t { kNone, kExec, kChmod, kWrite, kContainer, kStatus, kPrevented, kNetwork };
+enum class Kind : uint8_t {
+  kNone, kExec, kChmod, kWrite, kContainer, kStatus, kPrevented, kNetwork, kRead
+};
 
 // Every kind but kNone, in the order of the proto's oneof.
 std::span<const Kind> AllKinds();
 
 Kind KindOf(const v1::Event& ev);  // inline below
 
-// "exec", "chmod", "write", "container", "status", "prevented", "network"; "" for kNone.
+// "exec", "chmod", "write", "container", "status", "prevented", "network", "read"; "" for
+// kNone.
 const char* KindName(Kind k);
 
 // The kind of a name KindName gives; nullopt for any other text ("" included).
 std::optional<Kind> ParseKind(std::string_view name);
 
-// "exec, chmod, write, container, status, prevented, network": for error messages.
+// "exec, chmod, write, container, status, prevented, network, read": for error messages.
 std::string KindNames();
 
-// The body's field number in v1::Event (10 exec ... 16 network; 0 for kNone): the store's
+// The body's field number in v1::Event (10 exec ... 17 read; 0 for kNone): the store's
 // kind column.
 int KindFieldNumber(Kind k);
 Kind KindOfFieldNumber(int number);  // inline below
@@ -52,8 +55,10 @@ class KindSet {
   constexpr bool empty() const { return bits_ == 0; }
 
  private:
-  static constexpr uint8_t Bit(Kind k) { return static_cast<uint8_t>(1u << static_cast<int>(k)); }
-  uint8_t bits_ = 0;
+  static constexpr uint16_t Bit(Kind k) {
+    return static_cast<uint16_t>(1u << static_cast<int>(k));
+  }
+  uint16_t bits_ = 0;
 };
 
 // evt.type: the syscall (exec, chmod, network), the file event's (FileEventType), "container",
@@ -115,7 +120,7 @@ std::string_view ProcessNameOf(const ProcessView& p);
 // false (nothing changed) for the others.
 bool SetParentName(v1::Event* ev, const std::string& name);
 
-// The file an event touched: a file write's file, a chmod's. An exec's executable is its
+// The file an event touched: a file write's file, a chmod's, a sensitive read's. An exec's executable is its
 // process's (ProcessView::exe, ProcessView::exec).
 struct FileView {
   std::string_view path;  // inside the container; empty for fchmod (only an fd is known)
@@ -145,6 +150,7 @@ inline Kind KindOfFieldNumber(int number) {
     case v1::Event::kStatus: return Kind::kStatus;
     case v1::Event::kPrevented: return Kind::kPrevented;
     case v1::Event::kNetwork: return Kind::kNetwork;
+    case v1::Event::kRead: return Kind::kRead;
     default: return Kind::kNone;
   }
 }
@@ -199,6 +205,14 @@ inline std::optional<ProcessView> ProcessOf(const v1::Event& ev) {
       p.exe = w.exe();
       return p;
     }
+    case Kind::kRead: {
+      const v1::FileRead& r = ev.read();
+      if (r.pid() != 0) p.has = H::kPid;
+      p.pid = r.pid();
+      p.comm = r.comm();
+      p.exe = r.exe();
+      return p;
+    }
     case Kind::kPrevented: {
       const v1::ExecPrevented& x = ev.prevented();
       p.has = H::kPid;
@@ -250,6 +264,14 @@ inline std::optional<FileView> FileOf(const v1::Event& ev) {
       f.size = x.size();
       f.sha256 = x.sha256();
       f.upper_path = x.upper_path();
+      return f;
+    }
+    case Kind::kRead: {
+      const v1::FileRead& r = ev.read();
+      f.path = r.path();
+      f.inode = r.inode();
+      f.dev_major = r.dev_major();
+      f.dev_minor = r.dev_minor();
       return f;
     }
     case Kind::kExec:

@@ -62,8 +62,10 @@ bool EvtIsOpenWrite(const RuleContext& c, FieldArg, FieldValue* out) {
   return SetBool(OpenWrite(c) != nullptr, out);
 }
 
-// fanotify reports writes only: no event of driftwatch's is an open for reading.
-bool EvtIsOpenRead(const RuleContext&, FieldArg, FieldValue* out) { return SetBool(false, out); }
+// Only the sensitive reads (fanotify FAN_CLOSE_NOWRITE on marked files) are opens for reading.
+bool EvtIsOpenRead(const RuleContext& c, FieldArg, FieldValue* out) {
+  return SetBool(KindOf(*c.event) == Kind::kRead, out);
+}
 
 // Falco: an open with O_CREAT whose mode has an exec bit. Here: the file event created the
 // file and its permission bits after the write have one.
@@ -89,7 +91,8 @@ bool EvtCategory(const RuleContext& c, FieldArg, FieldValue* out) {
     case Kind::kExec: return SetStr("process", out);
     case Kind::kNetwork: return SetStr("net", out);
     case Kind::kChmod:
-    case Kind::kWrite: return SetStr("file", out);
+    case Kind::kWrite:
+    case Kind::kRead: return SetStr("file", out);
     default: return false;
   }
 }
@@ -124,7 +127,8 @@ constexpr FieldInfo kEvtFields[] = {
      EvtRawRes},
     {"evt.failed", FieldType::kBool, "the syscall failed (evt.res is not SUCCESS)", EvtFailed},
     {"evt.category", FieldType::kString,
-     "\"process\" for execs, \"file\" for chmods and file events, \"net\" for network events",
+     "\"process\" for execs, \"file\" for chmods, file events and sensitive reads, \"net\" "
+     "for network events",
      EvtCategory},
     {"syscall.type", FieldType::kString,
      "the system call: evt.type for audit's events and file events named as one; unset for "
@@ -138,7 +142,8 @@ constexpr FieldInfo kEvtFields[] = {
      "every other event",
      EvtIsOpenWrite},
     {"evt.is_open_read", FieldType::kBool,
-     "an open for reading: always false (fanotify's events here are writes only)",
+     "an open for reading: true for sensitive reads (driftwatch-sensor --sensitive-paths), "
+     "false for every other event",
      EvtIsOpenRead},
     {"evt.is_open_exec", FieldType::kBool,
      "Falco: an open that creates a file with an exec bit. Here: an openat file event that "

@@ -275,12 +275,29 @@ bool WriteArg(const v1::FileWrite& w, std::string_view type, const Param& p, Arg
   return false;
 }
 
+// A sensitive read, as Falco's openat of it: the file opened read-only.
+bool ReadArg(const v1::FileRead& r, const Param& p, ArgText* a) {
+  const std::string_view n = p.name;
+  if (n == "res") return SetErrno(p, 0, {}, a), true;
+  if (n == "fd") {
+    SetNumber(p, fields::kFileEventFdNum, a);
+    a->resolved.assign("<f>").append(r.path());
+    return true;
+  }
+  if (n == "name") return !r.path().empty() && (SetText(r.path(), a), true);
+  if (n == "flags") return SetNumber(p, 0, a), true;  // O_RDONLY
+  if (n == "dev") return r.inode() != 0 && (SetNumber(p, (int64_t{r.dev_major()} << 20) | r.dev_minor(), a), true);
+  if (n == "ino") return r.inode() != 0 && (SetNumber(p, static_cast<int64_t>(r.inode()), a), true);
+  return false;  // dirfd, mode
+}
+
 // The value of parameter p of the event's type.
 bool ArgOf(const RuleContext& c, std::string_view type, const Param& p, ArgText* a) {
   switch (KindOf(*c.event)) {
     case Kind::kExec: return ExecArg(c, c.event->exec(), p, a);
     case Kind::kChmod: return ChmodArg(c.event->chmod(), p, a);
     case Kind::kWrite: return WriteArg(c.event->write(), type, p, a);
+    case Kind::kRead: return ReadArg(c.event->read(), p, a);
     default: return false;
   }
 }

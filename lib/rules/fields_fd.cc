@@ -1,4 +1,5 @@
-// fd.* fields: the file an event touched (file events, chmod, a prevented exec's file) or
+// fd.* fields: the file an event touched (file events, chmod, a prevented exec's file, a
+// sensitive read) or
 // the socket of a network event (its address: lib/event/net_address.h).
 #include "lib/event/event_view.h"
 #include "lib/event/file_digest.h"
@@ -149,7 +150,8 @@ bool FdSize(const RuleContext& c, FieldArg, FieldValue* out) {
 // audit record but not kept; chmod and fchmodat name a path, not a descriptor.
 bool FdNum(const RuleContext& c, FieldArg, FieldValue* out) {
   if (const v1::NetworkActivity* n = Net(c)) return n->fd() >= 0 && SetNum(n->fd(), out);
-  return Write(c) && SetNum(fields::kFileEventFdNum, out);
+  const bool read = KindOf(*c.event) == Kind::kRead;
+  return (Write(c) || read) && SetNum(fields::kFileEventFdNum, out);
 }
 
 bool FdType(const RuleContext& c, FieldArg, FieldValue* out) {

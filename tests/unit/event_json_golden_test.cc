@@ -425,6 +425,22 @@ std::vector<Golden> Events() {
     e.ev.set_attribution(v1::ATTRIBUTION_UNKNOWN);
     g.push_back(e);
   }
+  {  // A sensitive read in a container: its service account token, through the symlink.
+    Golden e{"read_sensitive", Base(17), true};
+    v1::FileRead* r = e.ev.mutable_read();
+    r->set_pid(4500);
+    r->set_comm("cat");
+    r->set_exe("/bin/busybox");
+    r->set_path("/var/run/secrets/kubernetes.io/serviceaccount/..2026_12_05_05_00_00.1/token");
+    r->set_entry("/var/run/secrets/kubernetes.io/serviceaccount/token");
+    r->set_inode(31337);
+    r->set_dev_major(0);
+    r->set_dev_minor(0x4d);
+    r->set_file_container_id(kCid);
+    e.ev.set_container_id(kCid);
+    e.ev.set_attribution(v1::ATTRIBUTION_CGROUP);
+    g.push_back(e);
+  }
   return g;
 }
 
@@ -527,14 +543,14 @@ TEST(EventView, KindNamesRoundTrip) {
   EXPECT_EQ(ParseKind(""), std::nullopt);
   EXPECT_EQ(ParseKind("Exec"), std::nullopt);
   EXPECT_EQ(KindOf(v1::Event()), Kind::kNone);
-  EXPECT_EQ(KindNames(), "exec, chmod, write, container, status, prevented, network");
+  EXPECT_EQ(KindNames(), "exec, chmod, write, container, status, prevented, network, read");
   for (const Golden& g : Events()) {
     const Kind k = KindOf(g.ev);
-    const bool process =
-        k == Kind::kExec || k == Kind::kChmod || k == Kind::kWrite || k == Kind::kPrevented || k == Kind::kNetwork;
+    const bool process = k == Kind::kExec || k == Kind::kChmod || k == Kind::kWrite ||
+                         k == Kind::kPrevented || k == Kind::kNetwork || k == Kind::kRead;
     EXPECT_EQ(ProcessOf(g.ev).has_value(), process) << g.name;
-    EXPECT_EQ(FileOf(g.ev).has_value(),
-              k == Kind::kChmod || k == Kind::kWrite || k == Kind::kPrevented)
+    EXPECT_EQ(FileOf(g.ev).has_value(), k == Kind::kChmod || k == Kind::kWrite ||
+                                            k == Kind::kPrevented || k == Kind::kRead)
         << g.name;
   }
 }

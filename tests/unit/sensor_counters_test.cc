@@ -55,7 +55,7 @@ TEST(SensorCounters, OneReadingThreeReports) {
   EXPECT_NE(w.text().find("driftwatch_sensor_encode_failures_total 1"), std::string::npos);
   EXPECT_NE(w.text().find("driftwatch_sensor_spool_depth 2"), std::string::npos) << w.text();
 
-  EXPECT_EQ(StatusJsonFields(r, "events"), ",\"exec\":2,\"chmod\":0,\"write\":0,\"container\":0,\"status\":0,\"prevented\":0,\"network\":0");
+  EXPECT_EQ(StatusJsonFields(r, "events"), ",\"exec\":2,\"chmod\":0,\"write\":0,\"container\":0,\"status\":0,\"prevented\":0,\"network\":0,\"read\":0");
   EXPECT_EQ(StatusJsonFields(r, "spool").find(",\"depth\":2"), 0u);
   EXPECT_EQ(StatusJsonFields(r, "audit"), "");  // no audit source: left out, not zero
 
