@@ -11,6 +11,14 @@
 // answers it: two entries in one message as sensors did before chunks, or
 // --inventory-entries in chunks of about 1 MiB (--inventory-misorder: the first two swapped;
 // --inventory-truncated: marked as cut at the depth cap).
+//
+// --network-share PERCENT makes that share of each sensor's events (after its first, the
+// container, and before a --drift ending) network events of the same container, spread evenly
+// through the run: mostly connects (AF_INET) of the app and of its curl children to a small
+// set of destinations (DNS, database, cache, services, one outside address), most of them
+// EINPROGRESS as non-blocking sockets report, some connected at once, some ECONNREFUSED;
+// a few binds (the app's listening ports, some EADDRINUSE); counted as network_events_sent.
+// 0 (the default): exec events only, as before the flag.
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
@@ -59,6 +67,7 @@ struct Flags {
   uint64_t argv_bytes = 0;
   uint64_t batch_bytes = 0;  // 0: batches cut by count only
   bool decreasing_batch_id = false;
+  int network_share = 0;  // percent of the events that are network events
   int interval_ms = 0;
   int deadline_s = 300;
 };
@@ -67,6 +76,7 @@ struct Result {
   std::string node;
   std::string welcome_node;
   uint64_t sent = 0, acked = 0, stored = 0, duplicates = 0, batches_acked = 0;
+  uint64_t network_sent = 0;
   uint64_t inventories_answered = 0;
   grpc::StatusCode code = grpc::StatusCode::OK;
   std::string message;
@@ -99,14 +109,52 @@ std::string Hex(std::mt19937_64& rng, int n) {
   return s;
 }
 
-// A sensor's identity and its event template.
+// A sensor's identity and its event templates.
 struct Sensor {
   std::string node;
   std::string boot_id;
   int64_t start_ns = 0;
   std::string container_id;
-  driftwatch::v1::Event tmpl;
+  uint64_t salt = 0;  // varies the network events' mix from sensor to sensor
+  driftwatch::v1::Event tmpl;      // an exec
+  driftwatch::v1::Event net_tmpl;  // a network event, process fields of the app
 };
+
+// Where the containers' processes connect, with how often (in percent of the connects).
+struct NetDest {
+  uint8_t ip[4];
+  uint32_t port;
+  int weight;
+  int refused;  // percent of its connects refused (ECONNREFUSED)
+  bool udp;     // connect on a datagram socket: succeeds at once, never refused
+  bool curl;    // made by a curl child (as the exec events' curl) rather than by the app
+};
+constexpr NetDest kNetDests[] = {
+    {{10, 96, 0, 10}, 53, 25, 0, true, false},       // cluster DNS
+    {{10, 96, 14, 22}, 5432, 20, 10, false, false},  // postgres
+    {{10, 96, 3, 17}, 6379, 15, 10, false, false},   // redis
+    {{10, 96, 88, 41}, 8443, 15, 0, false, true},    // inventory service, curl
+    {{10, 96, 201, 5}, 9092, 10, 10, false, false},  // kafka
+    {{10, 96, 0, 1}, 443, 5, 5, false, false},       // kube-apiserver
+    {{10, 244, 3, 18}, 8080, 5, 40, false, false},   // a peer pod that restarts now and then
+    {{52, 94, 236, 248}, 443, 5, 0, false, true},    // an outside API, curl
+};
+
+uint64_t Mix64(uint64_t x) {  // splitmix64's finalizer: a cheap, deterministic spread
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// True when event `seq` is one of the --network-share percent made network events: the
+// share spread evenly over the run (50: every second event).
+bool IsNetworkSeq(const Flags& fl, uint64_t seq) {
+  if (fl.network_share <= 0 || seq <= 1) return false;
+  if (fl.drift && seq == fl.events_per_sensor) return false;
+  const auto p = static_cast<uint64_t>(fl.network_share);
+  return seq * p / 100 != (seq - 1) * p / 100;
+}
 
 Sensor MakeSensor(const Flags& fl, int i) {
   std::mt19937_64 rng(0x5eed + static_cast<uint64_t>(i));
@@ -165,7 +213,79 @@ Sensor MakeSensor(const Flags& fl, int i) {
     }
     x->set_argc(static_cast<uint32_t>(x->args_size()));
   }
+
+  s.salt = rng();
+  auto& ne = s.net_tmpl;
+  *ne.mutable_id() = e.id();
+  ne.set_container_id(s.container_id);
+  ne.set_attribution(driftwatch::v1::ATTRIBUTION_CGROUP);
+  auto* n = ne.mutable_network();  // the app, the container's main process
+  n->set_syscall("connect");
+  n->set_pid(4310);
+  n->set_ppid(4300);
+  n->set_uid(1000);
+  n->set_euid(1000);
+  n->set_auid(4294967295u);
+  n->set_session(4294967295u);
+  n->set_tty("(none)");
+  n->set_comm("api");
+  n->set_exe("/srv/app/bin/api");
+  n->set_cwd("/srv/app");
+  n->set_arch("x86_64");
+  n->set_parent_name("tini");
+  n->set_family(2);  // AF_INET
   return s;
+}
+
+// The body of network event `seq`: a connect (92%) or a bind (8%), with its result.
+void FillNetwork(const Sensor& s, uint64_t seq, driftwatch::v1::NetworkActivity* n) {
+  const uint64_t h = Mix64(s.salt ^ seq);
+  n->set_fd(static_cast<int32_t>(3 + (h >> 32) % 40));
+  const auto fail = [n](int err, const char* name) {
+    n->set_success(false);
+    n->set_exit(-err);
+    n->set_errno_name(name);
+  };
+  const int pick = static_cast<int>(h % 100);
+  const int result = static_cast<int>((h >> 8) % 100);
+  if (pick < 8) {
+    // The app's listening ports: 8080 (http), 9090 (metrics); a worker started while
+    // another holds the port is refused.
+    n->set_syscall("bind");
+    n->set_address(std::string(4, '\0'));  // 0.0.0.0
+    n->set_port(pick < 6 ? 8080 : 9090);
+    n->set_address_is_local(true);
+    if (result < 25) {
+      fail(98, "EADDRINUSE");
+    } else {
+      n->set_success(true);
+    }
+    return;
+  }
+  int w = static_cast<int>((h >> 16) % 100);
+  const NetDest* d = &kNetDests[0];
+  for (const NetDest& x : kNetDests) {
+    d = &x;
+    if (w < x.weight) break;
+    w -= x.weight;
+  }
+  n->set_address(std::string(reinterpret_cast<const char*>(d->ip), 4));
+  n->set_port(d->port);
+  if (d->curl) {
+    // A curl child of the shell (as the exec events' curl), its pid an exec's.
+    n->set_pid(static_cast<uint32_t>(10000 + (seq - 1) % 50000));
+    n->set_ppid(4321);
+    n->set_comm("curl");
+    n->set_exe("/usr/bin/curl");
+    n->set_parent_name("sh");
+  }
+  if (d->udp || result < 20) {
+    n->set_success(true);  // a datagram socket, or a blocking one connected at once
+  } else if (result >= 100 - d->refused) {
+    fail(111, "ECONNREFUSED");
+  } else {
+    fail(115, "EINPROGRESS");  // a non-blocking socket, the usual case
+  }
 }
 
 // First event of a run: the container the exec events belong to.
@@ -188,15 +308,27 @@ void AddContainerEvent(const Sensor& s, uint64_t seq, int64_t t, driftwatch::v1:
   c->set_source("cri");
 }
 
-void FillBatch(const Flags& fl, const Sensor& s, uint64_t first_seq, uint64_t n, int64_t t0,
-               bool oversize, driftwatch::v1::EventBatch* b) {
+// Returns the number of network events put into the batch.
+uint64_t FillBatch(const Flags& fl, const Sensor& s, uint64_t first_seq, uint64_t n, int64_t t0,
+                   bool oversize, driftwatch::v1::EventBatch* b) {
   b->clear_events();
+  uint64_t network = 0;
   for (uint64_t k = 0; k < n; ++k) {
     const uint64_t seq = first_seq + k;
     const int64_t t = t0 + static_cast<int64_t>(seq) * 1000;
     driftwatch::v1::Event* e = b->add_events();
     if (seq == 1) {
       AddContainerEvent(s, seq, t, e);
+      continue;
+    }
+    if (IsNetworkSeq(fl, seq)) {
+      *e = s.net_tmpl;
+      e->mutable_id()->set_seq(seq);
+      e->set_time_ns(t);
+      FillNetwork(s, seq, e->mutable_network());
+      e->mutable_audit()->set_sec(static_cast<uint64_t>(t / 1000000000));
+      e->mutable_audit()->set_serial(seq);
+      ++network;
       continue;
     }
     *e = s.tmpl;
@@ -222,6 +354,7 @@ void FillBatch(const Flags& fl, const Sensor& s, uint64_t first_seq, uint64_t n,
       x->set_argc(3);
     }
   }
+  return network;
 }
 
 // Answers an inventory command as a chunking sensor does: --inventory-entries added
@@ -373,13 +506,15 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
     auto* msg = google::protobuf::Arena::CreateMessage<driftwatch::v1::SensorMessage>(&arena);
     auto* b = msg->mutable_batch();
     b->set_batch_id(id);
-    FillBatch(fl, s, seq, n, t0, (fl.oversize > 0 || fl.oversize_cwd > 0) && batch_id == 1, b);
+    const uint64_t network =
+        FillBatch(fl, s, seq, n, t0, (fl.oversize > 0 || fl.oversize_cwd > 0) && batch_id == 1, b);
     {
       std::lock_guard lk(mu);
       batch_events.push_back(n);
     }
     if (!stream->Write(*msg)) break;
     r.sent += n;
+    r.network_sent += network;
     seq += n;
     if (fl.interval_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(fl.interval_ms));
   }
@@ -486,6 +621,12 @@ int main(int argc, char** argv) {
                  "count only")
       ->capture_default_str();
   app.add_flag("--decreasing-batch-id", fl.decreasing_batch_id, "number the second batch 1");
+  app.add_option("--network-share", fl.network_share,
+                 "make PERCENT of each sensor's events network events of its container "
+                 "(connects, mostly EINPROGRESS, some refused; binds), spread evenly; 0: "
+                 "exec events only")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
   app.add_option("--interval-ms", fl.interval_ms, "pause between batches");
   app.add_option("--deadline-s", fl.deadline_s, "deadline of each stream")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -554,12 +695,13 @@ int main(int argc, char** argv) {
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  uint64_t sent = 0, acked = 0, stored = 0, dups = 0, batches = 0, answered = 0;
+  uint64_t sent = 0, acked = 0, stored = 0, dups = 0, batches = 0, answered = 0, network = 0;
   std::map<std::string, int> codes;
   std::map<std::string, int> welcome_nodes;
   std::string errors;
   for (const Result& r : results) {
     sent += r.sent;
+    network += r.network_sent;
     acked += r.acked;
     stored += r.stored;
     dups += r.duplicates;
@@ -579,6 +721,7 @@ int main(int argc, char** argv) {
   std::string out = "{\"sensors\":" + std::to_string(fl.sensors) +
                     ",\"streams\":" + std::to_string(results.size()) +
                     ",\"events_sent\":" + std::to_string(sent) +
+                    ",\"network_events_sent\":" + std::to_string(network) +
                     ",\"events_acked\":" + std::to_string(acked) +
                     ",\"batches_acked\":" + std::to_string(batches) +
                     ",\"stored\":" + std::to_string(stored) +
