@@ -43,6 +43,7 @@ std::string SummaryJson(const BaselineSummary& s, int64_t now) {
   o.append(",\"learn_until\":").append(time(h.learn_until_ns));
   o += ",\"processes\":" + std::to_string(s.processes) + ",\"connections\":" +
        std::to_string(s.connections) + ",\"listeners\":" + std::to_string(s.listeners) +
+       ",\"reads\":" + std::to_string(s.reads) +
        ",\"unexpected\":" + std::to_string(s.unexpected) + ",\"dropped\":" +
        std::to_string(h.dropped) + "}";
   return o;
@@ -96,11 +97,13 @@ int List(BaselineStore* st, const BaselineOptions& opt) {
       std::printf("%s\n", SummaryJson(s, now).c_str());
       continue;
     }
-    std::printf("%s\n  %s; %llu processes, %llu connections, %llu listeners, %llu unexpected%s\n",
+    std::printf("%s\n  %s; %llu processes, %llu connections, %llu listeners, %llu reads, "
+                "%llu unexpected%s\n",
                 Name(s.header.id).c_str(), State(s.header, now).c_str(),
                 static_cast<unsigned long long>(s.processes),
                 static_cast<unsigned long long>(s.connections),
                 static_cast<unsigned long long>(s.listeners),
+                static_cast<unsigned long long>(s.reads),
                 static_cast<unsigned long long>(s.unexpected),
                 s.header.dropped ? (", " + std::to_string(s.header.dropped) +
                                     " not recorded (full)").c_str()
@@ -126,7 +129,7 @@ int Show(BaselineStore* st, const BaselineOptions& opt) {
     std::printf("%s\n  %s\n", Name(h.id).c_str(), State(h, now).c_str());
     if (h.dropped) std::printf("  %llu items not recorded: the baseline is full\n",
                                static_cast<unsigned long long>(h.dropped));
-    for (BaselineKind k : {BaselineKind::kProcess, BaselineKind::kConnection, BaselineKind::kListener}) {
+    for (BaselineKind k : kBaselineKinds) {
       for (const BaselineItem& i : items) {
         if (i.id != h.id || i.kind != k) continue;
         std::printf("  %-10s %-10s %s%s%s  (%s, %s)\n", std::string(BaselineKindName(k)).c_str(),

@@ -127,7 +127,8 @@ int main(int argc, char** argv) {
   CLI::App* bl = app.add_subcommand(
       "baseline",
       "The baselines a driftwatch-collector learned: per image and container name, the "
-      "processes, connection destinations and listening ports of its containers while it "
+      "processes, connection destinations, listening ports and sensitive reads of its "
+      "containers while it "
       "learned, and what they did since that was not in it (alerted once each). A running "
       "collector loads edits (import, reset, enforce) within seconds.");
   bl->require_subcommand(1);
@@ -149,7 +150,7 @@ int main(int argc, char** argv) {
       ->add_flag("--json", baseline.json, "one JSON object per item");
   baseline_cmd("export",
                "one baseline as a Falco rules file of lists (dw_baseline_<container>_processes, "
-               "_connections, _listeners), for Falco rules or `baseline import`",
+               "_connections, _listeners, _reads), for Falco rules or `baseline import`",
                true)
       ->add_option("-o,--output", baseline.file, "write to FILE instead of stdout");
   CLI::App* bl_import = baseline_cmd(

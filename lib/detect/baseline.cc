@@ -35,12 +35,13 @@ std::string_view BaselineKindName(BaselineKind k) {
     case BaselineKind::kProcess: return "process";
     case BaselineKind::kConnection: return "connection";
     case BaselineKind::kListener: return "listener";
+    case BaselineKind::kRead: return "read";
   }
   return "?";
 }
 
 std::optional<BaselineKind> ParseBaselineKind(std::string_view name) {
-  for (BaselineKind k : {BaselineKind::kProcess, BaselineKind::kConnection, BaselineKind::kListener})
+  for (BaselineKind k : kBaselineKinds)
     if (BaselineKindName(k) == name) return k;
   return std::nullopt;
 }
@@ -97,6 +98,10 @@ std::optional<std::pair<BaselineKind, std::string>> BaselineItemOf(const RuleCon
       if (n.syscall() == "bind" && n.success() && ip && n.port() != 0)
         return std::pair{BaselineKind::kListener, std::to_string(n.port())};
       return std::nullopt;
+    }
+    case Kind::kRead: {
+      if (ev.read().path().empty()) return std::nullopt;
+      return std::pair{BaselineKind::kRead, ev.read().path()};
     }
     default:
       return std::nullopt;

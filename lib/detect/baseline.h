@@ -2,7 +2,8 @@
 // verdict on one event against it (RuleContext::baseline, the baseline.* fields that the
 // shipped rules "Unexpected process/connection/listener for image" read).
 //
-//   event of a container (exec, connect, bind) ─► its baseline: (image, container name)
+//   event of a container (exec, connect, bind, sensitive read) ─► its baseline: (image,
+//   container name)
 //     learning  ─► the item joins the baseline
 //     enforcing ─► an item not in the baseline is unexpected; the first time only, as it then
 //                  joins the baseline as "unexpected" (each new behaviour alerts once)
@@ -13,7 +14,8 @@
 // own), with " [proc.name]" where the name is not the executable's (busybox's applets);
 // connection = the destination of a connect
 // ("10.0.0.5:443", "[fd00::5]:443", or "unix:/run/x.sock"); listener = the port of a bind to
-// a fixed port, TCP and UDP alike ("8080"; audit does not tell the protocol of a bind).
+// a fixed port, TCP and UDP alike ("8080"; audit does not tell the protocol of a bind);
+// read = the path of a sensitive file read (driftwatch-sensor --sensitive-paths).
 //
 // Image: the registry digest (a CRI image_ref "repo@sha256:..." or image_digest), else the
 // image id a locally imported image has, else the image name; an event of a container whose
@@ -56,9 +58,12 @@ struct BaselineOptions {
   size_t max_baselines = 10000;  // in all
 };
 
-enum class BaselineKind : uint8_t { kProcess, kConnection, kListener };
-std::string_view BaselineKindName(BaselineKind k);  // "process", "connection", "listener"
+enum class BaselineKind : uint8_t { kProcess, kConnection, kListener, kRead };
+// "process", "connection", "listener", "read".
+std::string_view BaselineKindName(BaselineKind k);
 std::optional<BaselineKind> ParseBaselineKind(std::string_view name);
+inline constexpr BaselineKind kBaselineKinds[] = {BaselineKind::kProcess, BaselineKind::kConnection,
+                                                  BaselineKind::kListener, BaselineKind::kRead};
 
 struct BaselineId {
   std::string image;      // digest, image id or name (see above)

@@ -101,6 +101,7 @@ std::string_view ListSuffix(BaselineKind k) {
     case BaselineKind::kProcess: return "_processes";
     case BaselineKind::kConnection: return "_connections";
     case BaselineKind::kListener: return "_listeners";
+    case BaselineKind::kRead: return "_reads";
   }
   return "_?";
 }
@@ -281,7 +282,8 @@ Result<std::vector<BaselineSummary>> BaselineStore::List() {
   if (auto ok = Prepare(db_,
                         "SELECT b.image, b.container, b.generation, b.first_ns, b.learn_until_ns, "
                         "b.dropped, sum(i.kind = 'process'), sum(i.kind = 'connection'), "
-                        "sum(i.kind = 'listener'), sum(i.source = 'unexpected') FROM baselines b "
+                        "sum(i.kind = 'listener'), sum(i.kind = 'read'), sum(i.source = 'unexpected') "
+                        "FROM baselines b "
                         "LEFT JOIN baseline_items i ON i.image = b.image AND i.container = "
                         "b.container GROUP BY b.image, b.container ORDER BY b.image, b.container",
                         &q);
@@ -294,7 +296,8 @@ Result<std::vector<BaselineSummary>> BaselineStore::List() {
     s.processes = static_cast<uint64_t>(sqlite3_column_int64(q.s, 6));
     s.connections = static_cast<uint64_t>(sqlite3_column_int64(q.s, 7));
     s.listeners = static_cast<uint64_t>(sqlite3_column_int64(q.s, 8));
-    s.unexpected = static_cast<uint64_t>(sqlite3_column_int64(q.s, 9));
+    s.reads = static_cast<uint64_t>(sqlite3_column_int64(q.s, 9));
+    s.unexpected = static_cast<uint64_t>(sqlite3_column_int64(q.s, 10));
     out.push_back(std::move(s));
   }
   if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "list baselines"));
@@ -443,7 +446,7 @@ std::string BaselineYaml(const BaselineSummary& s, const std::vector<BaselineIte
   }
   if (h.dropped) out += "# " + std::to_string(h.dropped) + " items not recorded (baseline full)\n";
   const std::string base = "dw_baseline_" + ListPart(h.id.container);
-  for (BaselineKind k : {BaselineKind::kProcess, BaselineKind::kConnection, BaselineKind::kListener}) {
+  for (BaselineKind k : kBaselineKinds) {
     out.append("- list: ").append(base).append(ListSuffix(k)).append("\n  items: [");
     bool first = true;
     for (const BaselineItem& i : items) {
@@ -498,15 +501,14 @@ Result<ImportedBaseline> ParseBaselineYaml(const std::string& text, const std::s
             YamlPlace(name, it.Mark()) + ": expected `- list: NAME` with `items: [...]`"));
       const std::string list = it["list"].Scalar();
       std::optional<BaselineKind> kind;
-      for (BaselineKind k :
-           {BaselineKind::kProcess, BaselineKind::kConnection, BaselineKind::kListener}) {
+      for (BaselineKind k : kBaselineKinds) {
         if (list.ends_with(ListSuffix(k))) kind = k;
       }
       if (!kind)
         return std::unexpected(Error::InvalidInput(
             YamlPlace(name, it.Mark()) + ": list " + list +
-            " is not a baseline list (its name ends in _processes, _connections or "
-            "_listeners)"));
+            " is not a baseline list (its name ends in _processes, _connections, _listeners "
+            "or _reads)"));
       for (const YAML::Node& v : it["items"]) {
         if (!v.IsScalar() || v.Scalar().empty())
           return std::unexpected(Error::InvalidInput(YamlPlace(name, v.Mark()) +

@@ -12,8 +12,8 @@
 // cursors of the rows that made them, under the generation it decided with: an edit since
 // then (a reset, an import) wins, and the stale change is dropped by the database.
 //
-// Exported files are Falco rules files of three lists per baseline
-// (dw_baseline_<container>_processes, _connections, _listeners) under a comment header that
+// Exported files are Falco rules files of four lists per baseline
+// (dw_baseline_<container>_processes, _connections, _listeners, _reads) under a header that
 // names the image and container; `import` reads them back (the header, or --image and
 // --container) and makes the baseline enforcing with exactly those items.
 //
@@ -40,7 +40,7 @@ Result<> WriteBaselineChanges(sqlite3* db, const BaselineChanges& c, int64_t now
 
 struct BaselineSummary {
   BaselineHeader header;
-  uint64_t processes = 0, connections = 0, listeners = 0, unexpected = 0;
+  uint64_t processes = 0, connections = 0, listeners = 0, reads = 0, unexpected = 0;
 };
 
 class BaselineStore {

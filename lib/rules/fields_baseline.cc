@@ -47,12 +47,13 @@ const FieldInfo kBaselineFields[] = {
      BaselineUnexpected},
     {"baseline.kind", FieldType::kString,
      "what the baseline compares: process (an exec), connection (a connect), listener (a bind "
-     "to a fixed port)",
+     "to a fixed port), read (a sensitive file read)",
      BaselineKindField},
     {"baseline.item", FieldType::kString,
      "the behaviour as the baseline records it: an executable path (with \" [name]\" where "
      "the process name is not the file's: \"/bin/busybox [ls]\"), a destination "
-     "(\"10.0.0.5:443\", \"[fd00::5]:443\", \"unix:/run/x.sock\"), a port (\"8080\")",
+     "(\"10.0.0.5:443\", \"[fd00::5]:443\", \"unix:/run/x.sock\"), a port (\"8080\"), a "
+     "sensitive file's path",
      BaselineItemField},
     {"baseline.image", FieldType::kString,
      "the baseline's image: registry digest, else the image id, else the image name",

@@ -187,6 +187,26 @@ TEST_F(BaselineDetect, ContainerNamesHaveTheirOwnBaselines) {
   EXPECT_EQ(baselines_->size(), 2u);
 }
 
+TEST_F(BaselineDetect, SensitiveReadsAreLearnedToo) {
+  auto read = [](uint64_t seq, const std::string& path) {
+    v1::Event ev;
+    ev.mutable_id()->set_node("node-1");
+    ev.mutable_id()->set_seq(seq);
+    ev.set_container_id(kCidA);
+    ev.mutable_read()->set_pid(77);
+    ev.mutable_read()->set_comm("app");
+    ev.mutable_read()->set_path(path);
+    return ev;
+  };
+  Feed("node-1", ContainerEv(kCidA, "web"), 0);
+  Feed("node-1", read(1, "/var/run/secrets/kubernetes.io/serviceaccount/token"), 1);
+  EXPECT_EQ(last_.kind, "read");
+  EXPECT_EQ(Baseline(Feed("node-1", read(2, "/var/run/secrets/kubernetes.io/serviceaccount/token"), 100)),
+            kNone);
+  EXPECT_EQ(Baseline(Feed("node-1", read(3, "/etc/shadow"), 101)),
+            Rules{"Unexpected sensitive read for image"});
+}
+
 TEST_F(BaselineDetect, BusyboxAppletsAreTheirOwnProcesses) {
   auto applet = [](uint64_t seq, const std::string& name) {
     v1::Event ev = testing::ExecEvent(name, "/bin/busybox", {name}, kCidA);
