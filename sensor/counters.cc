@@ -97,6 +97,10 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
     const SensitiveReadCounters& c = s.reads->counters();
     r.push_back({"sensitive_reads", "events", "", "driftwatch_sensor_sensitive_reads_total",
                  "sensitive files read in containers (events)", false, "", "", c.events});
+    r.push_back({"sensitive_reads", "coalesced", "", "driftwatch_sensor_sensitive_reads_coalesced_total",
+                 "sensitive reads folded into a reported one's repeats (same reader and file "
+                 "within a second)",
+                 false, "", "", c.coalesced});
     r.push_back({"sensitive_reads", "overflows", "", "driftwatch_sensor_sensitive_reads_lost_total",
                  "sensitive reads lost: their fanotify queue overflowed (also in "
                  "fanotify_overflows)",

@@ -22,6 +22,7 @@ namespace {
 
 constexpr uint64_t kFileMask = FAN_CLOSE_NOWRITE;
 constexpr uint64_t kDirMask = FAN_CLOSE_NOWRITE | FAN_EVENT_ON_CHILD;
+constexpr size_t kMaxRecent = 4096;  // readers coalesced at once; beyond: all reported now
 
 // An O_PATH fd of `path` (absolute, in the container) inside the root `root_fd`, following
 // symlinks only within that root; -1 with errno.
@@ -132,6 +133,8 @@ void SensitiveReads::Watch(const std::string& container_id, pid_t init_pid) {
 void SensitiveReads::Forget(const std::string& container_id) {
   MutexLock lk(mu_);
   containers_.erase(container_id);
+  for (auto it = root_dev_.begin(); it != root_dev_.end();)
+    it = it->second == container_id ? root_dev_.erase(it) : std::next(it);
   for (auto it = marked_.begin(); it != marked_.end();)
     it = it->second.container_id == container_id ? marked_.erase(it) : std::next(it);
 }
@@ -140,6 +143,10 @@ void SensitiveReads::MarkContainer(const std::string& id, pid_t pid) {
   const std::string root = "/proc/" + std::to_string(pid) + "/root";
   const int root_fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return;  // gone: the registry forgets it
+  if (struct stat rs; fstat(root_fd, &rs) == 0) {
+    MutexLock lk(mu_);
+    root_dev_[rs.st_dev] = id;
+  }
   for (const std::string& entry : opt_.paths) {
     bool unsafe = false;
     const int fd = OpenInRoot(root_fd, entry, &unsafe);
@@ -184,8 +191,9 @@ void SensitiveReads::Run() {
   alignas(fanotify_event_metadata) char buf[16384];
   auto next_rescan = std::chrono::steady_clock::now() + opt_.rescan;
   for (;;) {
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
         next_rescan - std::chrono::steady_clock::now());
+    if (!recent_.empty()) wait = std::min(wait, std::chrono::milliseconds(250));
     pollfd fds[2] = {{fan_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
     const int n = poll(fds, 2, static_cast<int>(std::max<int64_t>(0, wait.count())));
     if (n < 0 && errno != EINTR) {
@@ -194,8 +202,12 @@ void SensitiveReads::Run() {
     }
     if (fds[1].revents & POLLIN) {
       uint64_t v = 0;
-      if (read(stop_fd_, &v, sizeof v) == sizeof v && v >= (1u << 20)) return;
+      if (read(stop_fd_, &v, sizeof v) == sizeof v && v >= (1u << 20)) {
+        FlushCoalesced(/*all=*/true);  // nothing counted is left unreported
+        return;
+      }
     }
+    FlushCoalesced(/*all=*/false);
     std::vector<std::pair<std::string, pid_t>> todo;
     {
       MutexLock lk(mu_);
@@ -258,19 +270,76 @@ void SensitiveReads::Handle(const fanotify_event_metadata& m) {
   r->set_comm(comm);
   r->set_exe(ReadLinkAt(AT_FDCWD, proc + "/exe"));
   auto by_pid = resolver_ ? resolver_->ByPid(m.pid) : std::nullopt;
+  // A reader that closed the file as it exited may be gone (or a zombie) by now: its cgroup
+  // says nothing then. Only a live reader outside every container is the host's.
+  auto stat = by_pid ? std::nullopt : ReadProcStat(m.pid);
+  const bool gone = !by_pid && (!stat || stat->state == 'Z' || stat->state == 'X');
   if (by_pid) {
     ev.set_container_id(*by_pid);
     ev.set_attribution(v1::ATTRIBUTION_CGROUP);
-  } else if (comm.empty() && !r->file_container_id().empty()) {
-    // The reader is gone (it closed the file as it exited): the file's container.
+  } else if (gone && !r->file_container_id().empty()) {
+    // The file's container: where a reader of its files almost always runs.
     ev.set_container_id(r->file_container_id());
     ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
+  } else if (gone) {
+    // A file in a marked directory (not in the map): the container whose root filesystem
+    // (each overlay mount has a device of its own) holds it, else unknown.
+    std::string owner;
+    {
+      MutexLock lk(mu_);
+      auto d = root_dev_.find(st.st_dev);
+      if (d != root_dev_.end()) owner = d->second;
+    }
+    ev.set_container_id(owner.empty() ? "host" : owner);
+    ev.set_attribution(owner.empty() ? v1::ATTRIBUTION_UNKNOWN : v1::ATTRIBUTION_OVERLAY);
   } else {
     ev.set_container_id("host");
     ev.set_attribution(v1::ATTRIBUTION_UNKNOWN);
   }
+  const auto key = std::tuple{m.pid, st.st_dev, st.st_ino};
+  auto it = recent_.find(key);
+  if (it != recent_.end() && ev.time_ns() - it->second.reported_ns < opt_.coalesce.count() * 1000000) {
+    ++it->second.since;
+    it->second.last = std::move(ev);
+    ++counters_.coalesced;
+    return;
+  }
+  if (it != recent_.end()) {
+    if (it->second.since > 0) {  // the window passed before a flush reported them
+      it->second.last.mutable_read()->set_repeats(it->second.since - 1);
+      ++counters_.events;
+      sink_(it->second.last);
+    }
+    it->second = Recent{ev.time_ns(), 0, {}};
+  } else {
+    if (recent_.size() >= kMaxRecent) FlushCoalesced(/*all=*/true);
+    recent_.emplace(key, Recent{ev.time_ns(), 0, {}});
+  }
   ++counters_.events;
   sink_(ev);
+}
+
+void SensitiveReads::FlushCoalesced(bool all) {
+  const int64_t now = NowNs();
+  const int64_t window = opt_.coalesce.count() * 1000000;
+  for (auto it = recent_.begin(); it != recent_.end();) {
+    Recent& r = it->second;
+    if (!all && now - r.reported_ns < window) {
+      ++it;
+      continue;
+    }
+    if (r.since > 0) {
+      r.last.mutable_read()->set_repeats(r.since - 1);
+      ++counters_.events;
+      sink_(r.last);
+      r.since = 0;
+      r.reported_ns = now;
+      ++it;
+      continue;
+    }
+    it = recent_.erase(it);
+  }
+  if (all) recent_.clear();
 }
 
 }  // namespace driftwatch::sensor

@@ -17,6 +17,12 @@
 // after start) is a new inode: every `rescan` each container's entries are resolved again and
 // new inodes marked. Cost: a few marks per container, one event per read of a marked file.
 //
+// Coalescing: a read of the same file by the same process within `coalesce` of the one
+// reported is not reported by itself; the next report (at the latest `coalesce` later)
+// says how many it stands for (FileRead.repeats). A loop of reads costs an event a second.
+// The kernel already merges identical events still queued (same file, same process), so
+// repeats counts the reads the sensor saw: at least one per report, at most the reads made.
+//
 // Its own fanotify group (FAN_CLASS_NOTIF, fd events): the write watcher's may be in FID
 // mode, and its queue is shared with filesystem-wide write events.
 // Nothing is dropped silently: queue overflows, marks that failed and entries that could
@@ -37,6 +43,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -55,6 +62,7 @@ struct SensitiveReadOptions {
   // Absolute paths inside containers; a trailing '/' names a directory (its files).
   std::vector<std::string> paths = DefaultSensitivePaths();
   std::chrono::milliseconds rescan{30000};
+  std::chrono::milliseconds coalesce{1000};
 };
 
 struct SensitiveReadCounters {
@@ -64,6 +72,7 @@ struct SensitiveReadCounters {
   std::atomic<uint64_t> marks{0};         // inodes marked (new ones; rescans add to it)
   std::atomic<uint64_t> mark_errors{0};   // a resolved file the kernel would not mark
   std::atomic<uint64_t> unsafe{0};        // entries not resolved: symlinks without openat2
+  std::atomic<uint64_t> coalesced{0};     // reads folded into another event's repeats
 };
 
 class SensitiveReads {
@@ -89,6 +98,9 @@ class SensitiveReads {
   void Run();
   void MarkContainer(const std::string& id, pid_t pid);
   void Handle(const fanotify_event_metadata& m);
+  // Reports the reads coalesced at least `coalesce` ago (all when `all`); forgets the
+  // readers whose last report is that old.
+  void FlushCoalesced(bool all);
 
   struct Marked {
     std::string container_id;
@@ -104,7 +116,15 @@ class SensitiveReads {
   Mutex mu_;
   std::map<std::pair<dev_t, ino_t>, Marked> marked_ DW_GUARDED_BY(mu_);
   std::map<std::string, pid_t> containers_ DW_GUARDED_BY(mu_);
+  std::map<dev_t, std::string> root_dev_ DW_GUARDED_BY(mu_);  // a root overlay's device
   std::vector<std::pair<std::string, pid_t>> to_mark_ DW_GUARDED_BY(mu_);
+  // Drain thread only: (pid, dev, ino) -> the last report and the reads since.
+  struct Recent {
+    int64_t reported_ns = 0;
+    uint32_t since = 0;  // reads not reported since
+    v1::Event last;      // the newest of them
+  };
+  std::map<std::tuple<pid_t, dev_t, ino_t>, Recent> recent_;
 };
 
 }  // namespace driftwatch::sensor

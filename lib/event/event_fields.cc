@@ -227,6 +227,12 @@ constexpr EventField kFields[] = {
      kRead, [](const E& ev, const I*, V* out) {
        return StrIfSet(ev.read().file_container_id(), out);
      }},
+    {"sensitive.repeats", T::kNumber,
+     "a sensitive read: more reads of the file by the same process this event stands for "
+     "(coalesced within a second); printed when not 0",
+     kRead, [](const E& ev, const I*, V* out) {
+       return ev.read().repeats() != 0 && Num(ev.read().repeats(), out);
+     }},
     {"evt.is_open_read", T::kBool, "printed for sensitive reads (true)", kRead,
      [](const E&, const I*, V* out) { return Bool(true, out); }},
     {"fd.write_kind", T::kString, "", kWrite,

@@ -437,6 +437,7 @@ std::vector<Golden> Events() {
     r->set_dev_major(0);
     r->set_dev_minor(0x4d);
     r->set_file_container_id(kCid);
+    r->set_repeats(4);
     e.ev.set_container_id(kCid);
     e.ev.set_attribution(v1::ATTRIBUTION_CGROUP);
     g.push_back(e);
