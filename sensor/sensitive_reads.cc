@@ -243,8 +243,18 @@ void SensitiveReads::Handle(const fanotify_event_metadata& m) {
   }
   struct stat st;
   if (fstat(m.fd, &st) != 0) return;
+  // A repeat within the window is only counted: nothing else read (a loop is cheap).
+  const int64_t now = NowNs();
+  const auto key = std::tuple{m.pid, st.st_dev, st.st_ino};
+  auto it = recent_.find(key);
+  if (it != recent_.end() && now - it->second.reported.time_ns() < opt_.coalesce.count() * 1000000) {
+    ++it->second.since;
+    it->second.last_ns = now;
+    ++counters_.coalesced;
+    return;
+  }
   v1::Event ev;
-  ev.set_time_ns(NowNs());
+  ev.set_time_ns(now);
   v1::FileRead* r = ev.mutable_read();
   r->set_pid(static_cast<uint32_t>(m.pid));
   r->set_inode(st.st_ino);
@@ -296,25 +306,26 @@ void SensitiveReads::Handle(const fanotify_event_metadata& m) {
     ev.set_container_id("host");
     ev.set_attribution(v1::ATTRIBUTION_UNKNOWN);
   }
-  const auto key = std::tuple{m.pid, st.st_dev, st.st_ino};
-  auto it = recent_.find(key);
-  if (it != recent_.end() && ev.time_ns() - it->second.reported_ns < opt_.coalesce.count() * 1000000) {
-    ++it->second.since;
-    it->second.last = std::move(ev);
-    ++counters_.coalesced;
-    return;
-  }
   if (it != recent_.end()) {
-    if (it->second.since > 0) {  // the window passed before a flush reported them
-      it->second.last.mutable_read()->set_repeats(it->second.since - 1);
-      ++counters_.events;
-      sink_(it->second.last);
-    }
-    it->second = Recent{ev.time_ns(), 0, {}};
+    ReportRepeats(&it->second);  // the window passed before a flush reported them
+    it->second = Recent{ev, 0, 0};
   } else {
     if (recent_.size() >= kMaxRecent) FlushCoalesced(/*all=*/true);
-    recent_.emplace(key, Recent{ev.time_ns(), 0, {}});
+    recent_.emplace(key, Recent{ev, 0, 0});
   }
+  ++counters_.events;
+  sink_(ev);
+}
+
+void SensitiveReads::ReportRepeats(Recent* r) {
+  if (r->since == 0) return;
+  // The same reader, the same file: the reported event again, at the newest read's time,
+  // standing for all of them.
+  v1::Event ev = r->reported;
+  ev.set_time_ns(r->last_ns);
+  ev.mutable_read()->set_repeats(r->since - 1);
+  r->reported.set_time_ns(NowNs());
+  r->since = 0;
   ++counters_.events;
   sink_(ev);
 }
@@ -324,16 +335,12 @@ void SensitiveReads::FlushCoalesced(bool all) {
   const int64_t window = opt_.coalesce.count() * 1000000;
   for (auto it = recent_.begin(); it != recent_.end();) {
     Recent& r = it->second;
-    if (!all && now - r.reported_ns < window) {
+    if (!all && now - r.reported.time_ns() < window) {
       ++it;
       continue;
     }
     if (r.since > 0) {
-      r.last.mutable_read()->set_repeats(r.since - 1);
-      ++counters_.events;
-      sink_(r.last);
-      r.since = 0;
-      r.reported_ns = now;
+      ReportRepeats(&r);
       ++it;
       continue;
     }

@@ -120,10 +120,12 @@ class SensitiveReads {
   std::vector<std::pair<std::string, pid_t>> to_mark_ DW_GUARDED_BY(mu_);
   // Drain thread only: (pid, dev, ino) -> the last report and the reads since.
   struct Recent {
-    int64_t reported_ns = 0;
-    uint32_t since = 0;  // reads not reported since
-    v1::Event last;      // the newest of them
+    v1::Event reported;   // the last report (its time: when it was made)
+    uint32_t since = 0;   // reads not reported since
+    int64_t last_ns = 0;  // the newest of them
   };
+  // Reports `since` reads as one event (a copy of `reported` with repeats); none when 0.
+  void ReportRepeats(Recent* r);
   std::map<std::tuple<pid_t, dev_t, ino_t>, Recent> recent_;
 };
 
