@@ -197,6 +197,9 @@ int main(int argc, char** argv) {
   app.add_option("--baseline-max-items", ao.baseline.max_items,
                  "items one baseline keeps; past it nothing more is recorded (counted)")
       ->capture_default_str();
+  app.add_option("--baseline-max-total-items", ao.baseline.max_total_items,
+                 "items all baselines keep together (about 100 bytes of memory each)")
+      ->capture_default_str();
   app.add_option("--baseline-max", ao.baseline.max_baselines,
                  "baselines (image and container name) kept; events of more images are not "
                  "learned (counted)")
@@ -264,8 +267,9 @@ int main(int argc, char** argv) {
       return Fail("--baseline-learn " + baseline_learn + ": not a duration (30s, 10m, 2h, 7d)");
     ao.baseline.learn = std::chrono::nanoseconds(now - *t);
   }
-  if (ao.baseline.max_items == 0 || ao.baseline.max_baselines == 0)
-    return Fail("--baseline-max-items and --baseline-max must be > 0");
+  if (ao.baseline.max_items == 0 || ao.baseline.max_baselines == 0 ||
+      ao.baseline.max_total_items == 0)
+    return Fail("--baseline-max-items, --baseline-max-total-items and --baseline-max must be > 0");
   ao.feed_max_bytes = static_cast<size_t>(std::min<uint64_t>(feed_mib, 1u << 20)) << 20;
   ao.inventory_quiet = std::chrono::milliseconds(inventory_quiet_ms);
   ao.inventory_max_delay = std::chrono::milliseconds(inventory_max_delay_ms);

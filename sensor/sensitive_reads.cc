@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <set>
 
 #include "lib/base/clock.h"
 #include "lib/base/log.h"
@@ -147,6 +148,7 @@ void SensitiveReads::MarkContainer(const std::string& id, pid_t pid) {
     MutexLock lk(mu_);
     root_dev_[rs.st_dev] = id;
   }
+  std::set<std::pair<dev_t, ino_t>> now_marked;  // this container's, as resolved now
   for (const std::string& entry : opt_.paths) {
     bool unsafe = false;
     const int fd = OpenInRoot(root_fd, entry, &unsafe);
@@ -161,6 +163,7 @@ void SensitiveReads::MarkContainer(const std::string& id, pid_t pid) {
       continue;
     }
     const auto key = std::pair{st.st_dev, st.st_ino};
+    now_marked.insert(key);
     bool known;
     {
       MutexLock lk(mu_);
@@ -184,6 +187,13 @@ void SensitiveReads::MarkContainer(const std::string& id, pid_t pid) {
     close(fd);
   }
   close(root_fd);
+  // Files replaced since the last look (a rotated token, a rewritten key) leave the map:
+  // a container rewriting one in a loop does not grow it.
+  MutexLock lk(mu_);
+  for (auto it = marked_.begin(); it != marked_.end();) {
+    it = it->second.container_id == id && !now_marked.contains(it->first) ? marked_.erase(it)
+                                                                         : std::next(it);
+  }
 }
 
 void SensitiveReads::Run() {

@@ -119,6 +119,8 @@ void Baselines::Load(bool all, const std::vector<BaselineId>& ids,
     auto it = by_id_.find(i.id);
     if (it != by_id_.end()) it->second.items.emplace(i.kind, i.item);
   }
+  items_ = 0;
+  for (const auto& [id, e] : by_id_) items_ += e.items.size();
 }
 
 size_t Baselines::size() const {
@@ -166,7 +168,7 @@ void Baselines::Check(RuleContext* ctx, const std::string& node, int64_t stored_
   if (e.items.contains(*item)) return;
   v.unexpected = !learning;
   if (v.unexpected) ++stats_.unexpected;
-  if (e.items.size() >= opt_.max_items) {
+  if (e.items.size() >= opt_.max_items || items_ >= opt_.max_total_items) {
     // Full: nothing more is recorded; an unexpected item stays unexpected every time.
     ++stats_.dropped_items;
     ++e.header.dropped;
@@ -175,6 +177,7 @@ void Baselines::Check(RuleContext* ctx, const std::string& node, int64_t stored_
     return;
   }
   e.items.insert(*item);
+  ++items_;
   if (learning) ++stats_.learned;
   BaselineItem row;
   row.id = id;

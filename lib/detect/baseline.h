@@ -27,7 +27,7 @@
 // reset by the CLI starts again at its next row).
 //
 // Bounds (a hostile container or node may invent any number of items or images): at most
-// `max_items` items per baseline and `max_baselines` baselines. Past them nothing more is
+// `max_items` items per baseline, `max_total_items` in all, and `max_baselines` baselines. Past them nothing more is
 // recorded and each refusal is counted (BaselineStats, per baseline in the store). What
 // cannot be recorded is never hidden: an unexpected item that cannot join a full baseline
 // is unexpected at every occurrence; a row that cannot have a baseline (too many) says
@@ -54,8 +54,9 @@ namespace driftwatch {
 
 struct BaselineOptions {
   std::chrono::nanoseconds learn = std::chrono::hours(24);
-  size_t max_items = 2000;       // per baseline
-  size_t max_baselines = 10000;  // in all
+  size_t max_items = 2000;          // per baseline
+  size_t max_baselines = 10000;     // in all
+  size_t max_total_items = 500000;  // in all baselines (memory: about 100 B each)
 };
 
 enum class BaselineKind : uint8_t { kProcess, kConnection, kListener, kRead };
@@ -141,6 +142,7 @@ class Baselines {
   const BaselineOptions opt_;
   mutable Mutex mu_;
   std::map<BaselineId, Entry> by_id_ DW_GUARDED_BY(mu_);
+  size_t items_ DW_GUARDED_BY(mu_) = 0;  // in all entries
   BaselineStats stats_;
 };
 

@@ -274,6 +274,18 @@ TEST_F(BaselineDetect, FullBaselineNeverHides) {
   EXPECT_EQ(baselines_->stats().dropped_baselines.load(), 1u);
 }
 
+TEST_F(BaselineDetect, AllBaselinesTogetherAreBounded) {
+  opt_.max_total_items = 2;
+  Feed("node-1", ContainerEv(kCidA, "web"), 0);
+  Feed("node-1", ContainerEv(kCidB, "worker"), 0);
+  Feed("node-1", Exec(kCidA, 1, "/bin/a"), 1);
+  Feed("node-1", Exec(kCidB, 2, "/bin/b"), 2);
+  Feed("node-1", Exec(kCidB, 3, "/bin/c"), 3);  // a third item in all: not recorded
+  EXPECT_EQ(last_.state, BaselineVerdict::State::kFull);
+  EXPECT_EQ(baselines_->stats().dropped_items.load(), 1u);
+  EXPECT_EQ(Baseline(Feed("node-1", Exec(kCidB, 4, "/bin/b"), 100)), kNone);
+}
+
 TEST(BaselineId, DigestThenImageIdThenName) {
   v1::ContainerInfo c;
   c.set_name("web");
