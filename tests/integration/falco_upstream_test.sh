@@ -15,6 +15,7 @@
 #       Fileless execution via memfd_create        execveat of a memfd
 #       Launch Package Management Process ...      apt-get (the image's)
 #       Set Setuid or Setgid bit                   chmod u+s
+#       Read sensitive file untrusted              cat /etc/shadow
 #   - on the host, the same actions raise none of the rules whose condition asks for a
 #     container; the others (shell untrusted, /dev/shm, memfd, setuid) are host rules in
 #     Falco too and fire there (for the host, not for a container).
@@ -62,7 +63,8 @@ dw_stop col 30 || true
 # The image: busybox, fd_exec (memfd and fd execs), a busybox named nginx (a server that
 # spawns a shell) and an apt-get of the image's own (a copy of true).
 extra=$tmp/extra
-mkdir -p "$extra/opt/dw" "$extra/usr/bin"
+mkdir -p "$extra/opt/dw" "$extra/usr/bin" "$extra/etc"
+printf 'root:*:19000:0:99999:7:::\n' >"$extra/etc/shadow"
 gcc -static -O2 -Wall -Wextra -o "$extra/opt/dw/fd_exec" "$here/fd_exec.c"
 cp /bin/busybox "$extra/opt/dw/nginx"
 cp /bin/busybox "$extra/usr/bin/apt-get"
@@ -91,6 +93,7 @@ sh "$shm/run.sh"                               # a script from it (proc.args /de
 "$tools/fd_exec" memfd payload /bin/busybox true
 /bin/busybox sh -c "exec -a sh $tools/nginx -c '/bin/sh -c true; true'"  # ash: exec -a
 "$bin/apt-get" || true                         # busybox has no such applet: exits 127
+cat /etc/shadow >/dev/null 2>&1 || true        # a sensitive read (marked in containers only)
 echo actions-done
 EOF
 step "actions in the pod"
@@ -124,9 +127,11 @@ python3 - "$tmp/alerts.jsonl" "$cid" <<'PY'
 import json, sys
 alerts = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 cid = sys.argv[2][:12]
+# Read sensitive file untrusted: a host rule in Falco too, but the sensor watches sensitive
+# files inside containers only (--sensitive-paths): the host's read is no event.
 container_rules = ["Drop and execute new binary in container", "Container Drift Detected (chmod)",
                    "Container Drift Detected (open+create)", "Terminal shell in container",
-                   "Launch Package Management Process in Container"]
+                   "Launch Package Management Process in Container", "Read sensitive file untrusted"]
 host_rules = ["Run shell untrusted", "Execution from /dev/shm",
               "Fileless execution via memfd_create", "Set Setuid or Setgid bit"]
 def where(a):  # host alerts name no container (detect.cc adds a container's fields only)
