@@ -16,6 +16,8 @@
 #       Launch Package Management Process ...      apt-get (the image's)
 #       Set Setuid or Setgid bit                   chmod u+s
 #       Read sensitive file untrusted              cat /etc/shadow
+#       Contact EC2 Instance Metadata Service ...  a connect to 169.254.169.254:80
+#                                                  (--audit-network connect)
 #   - on the host, the same actions raise none of the rules whose condition asks for a
 #     container; the others (shell untrusted, /dev/shm, memfd, setuid) are host rules in
 #     Falco too and fire there (for the host, not for a container).
@@ -66,12 +68,13 @@ extra=$tmp/extra
 mkdir -p "$extra/opt/dw" "$extra/usr/bin" "$extra/etc"
 printf 'root:*:19000:0:99999:7:::\n' >"$extra/etc/shadow"
 gcc -static -O2 -Wall -Wextra -o "$extra/opt/dw/fd_exec" "$here/fd_exec.c"
+gcc -static -O2 -Wall -Wextra -o "$extra/opt/dw/nb_connect" "$here/nb_connect.c"
 cp /bin/busybox "$extra/opt/dw/nginx"
 cp /bin/busybox "$extra/usr/bin/apt-get"
 ctd=$tmp/ctd
 dw_audit_guard --owner
 dw_ctd_up "$ctd" "$extra"
-dw_sensor_start --audit-mode owner --cri-endpoint "$ctd/containerd.sock" \
+dw_sensor_start --audit-mode owner --audit-network connect --cri-endpoint "$ctd/containerd.sock" \
     --watch-fs "$ctd/root" --status-interval 1 --resync 1
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$ctd" falco-up shop "$uid" "/kubepods/besteffort/pod$uid")
@@ -94,6 +97,7 @@ sh "$shm/run.sh"                               # a script from it (proc.args /de
 /bin/busybox sh -c "exec -a sh $tools/nginx -c '/bin/sh -c true; true'"  # ash: exec -a
 "$bin/apt-get" || true                         # busybox has no such applet: exits 127
 cat /etc/shadow >/dev/null 2>&1 || true        # a sensitive read (marked in containers only)
+"$tools/nb_connect" 169.254.169.254 80         # the cloud metadata service (non-blocking)
 echo actions-done
 EOF
 step "actions in the pod"
@@ -110,7 +114,7 @@ grep -q tty-shell-done "$tmp/tty.out" || { cat "$tmp/tty.out"; die "the shell wi
 step "the same actions on the host"
 host=$tmp/host
 mkdir -p "$host/tools"
-cp "$extra/opt/dw/fd_exec" "$extra/opt/dw/nginx" "$host/tools/"
+cp "$extra/opt/dw/fd_exec" "$extra/opt/dw/nginx" "$extra/opt/dw/nb_connect" "$host/tools/"
 cp /bin/busybox "$host/tools/apt-get"
 bash "$tmp/actions.sh" "$host/act" "/dev/shm/dw-falco-$$" "$host/tools" "$host/tools" \
     >"$tmp/host.out" 2>&1 || { cat "$tmp/host.out"; die "the actions on the host"; }
@@ -131,7 +135,8 @@ cid = sys.argv[2][:12]
 # files inside containers only (--sensitive-paths): the host's read is no event.
 container_rules = ["Drop and execute new binary in container", "Container Drift Detected (chmod)",
                    "Container Drift Detected (open+create)", "Terminal shell in container",
-                   "Launch Package Management Process in Container", "Read sensitive file untrusted"]
+                   "Launch Package Management Process in Container", "Read sensitive file untrusted",
+                   "Contact EC2 Instance Metadata Service From Container"]
 host_rules = ["Run shell untrusted", "Execution from /dev/shm",
               "Fileless execution via memfd_create", "Set Setuid or Setgid bit"]
 def where(a):  # host alerts name no container (detect.cc adds a container's fields only)
