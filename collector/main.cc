@@ -198,7 +198,7 @@ int main(int argc, char** argv) {
                  "items one baseline keeps; past it nothing more is recorded (counted)")
       ->capture_default_str();
   app.add_option("--baseline-max-total-items", ao.baseline.max_total_items,
-                 "items all baselines keep together (about 100 bytes of memory each)")
+                 "items all baselines keep together (each at most 1 KiB: a longer one keeps its head and a sha256 of the whole)")
       ->capture_default_str();
   app.add_option("--baseline-max", ao.baseline.max_baselines,
                  "baselines (image and container name) kept; events of more images are not "

@@ -4,6 +4,7 @@
 #include "lib/base/log.h"
 #include "lib/event/event_json.h"
 #include "lib/event/event_view.h"
+#include "lib/event/file_digest.h"
 #include "lib/event/image_ref.h"
 #include "lib/event/net_address.h"
 #include "lib/rules/rule_fields.h"
@@ -12,6 +13,7 @@ namespace driftwatch {
 namespace {
 
 constexpr uint32_t kAfUnix = 1, kAfInet = 2, kAfInet6 = 10;
+constexpr size_t kMaxItemBytes = 1024;
 
 // The field's text for this event ("" when it has none), as rules read it.
 std::string FieldText(const RuleContext& ctx, std::string_view name) {
@@ -140,6 +142,14 @@ void Baselines::Check(RuleContext* ctx, const std::string& node, int64_t stored_
   BaselineId id = BaselineIdOf(*ctx->container);
   if (id.image.empty()) return;
   ++stats_.checked;
+  // An item is a path or an address a container or node chose: past kMaxItemBytes its tail
+  // becomes a digest, so the bound on items bounds memory, and distinct items stay distinct.
+  if (item->second.size() > kMaxItemBytes) {
+    const std::string digest = Sha256Hex(item->second);
+    constexpr std::string_view kMark = "...sha256:";
+    item->second.resize(kMaxItemBytes - kMark.size() - digest.size());
+    item->second.append(kMark).append(digest);
+  }
   v.kind = BaselineKindName(item->first);
   v.item = item->second;
   v.image = id.image;

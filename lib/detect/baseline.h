@@ -56,7 +56,7 @@ struct BaselineOptions {
   std::chrono::nanoseconds learn = std::chrono::hours(24);
   size_t max_items = 2000;          // per baseline
   size_t max_baselines = 10000;     // in all
-  size_t max_total_items = 500000;  // in all baselines (memory: about 100 B each)
+  size_t max_total_items = 500000;  // in all baselines (each at most 1 KiB)
 };
 
 enum class BaselineKind : uint8_t { kProcess, kConnection, kListener, kRead };

@@ -221,6 +221,15 @@ TEST_F(BaselineDetect, BusyboxAppletsAreTheirOwnProcesses) {
   EXPECT_EQ(last_.item, "/bin/busybox [nc]");
 }
 
+TEST_F(BaselineDetect, LongItemsAreBoundedAndStayDistinct) {
+  Feed("node-1", ContainerEv(kCidA, "web"), 0);
+  const std::string a = "/" + std::string(5000, 'a') + "1", b = "/" + std::string(5000, 'a') + "2";
+  Feed("node-1", Exec(kCidA, 1, a), 1);
+  EXPECT_EQ(last_.item.size(), 1024u);
+  EXPECT_EQ(Baseline(Feed("node-1", Exec(kCidA, 2, a), 100)), kNone);
+  EXPECT_EQ(Baseline(Feed("node-1", Exec(kCidA, 3, b), 101)), Rules{"Unexpected process for image"});
+}
+
 TEST_F(BaselineDetect, HostEventsAndUnknownImagesHaveNone) {
   v1::Event host = Exec("host", 1, "/usr/bin/curl");
   Feed("node-1", host, 1000);
