@@ -10,6 +10,8 @@ pkgs=(
   libre2-dev
   # the collector's certificates (scripts/make-certs.sh)
   openssl
+  # the Debian package (cpack -G DEB: dpkg-shlibdeps, file)
+  dpkg-dev file
   # tests
   googletest libgtest-dev libgmock-dev clang libclang-rt-14-dev python3 python3-yaml xz-utils gzip
   sqlite3 curl

@@ -1389,8 +1389,16 @@ RuleSetLoad LoadRuleFiles(const std::vector<std::string>& paths) {
 
 std::string ShippedRulesDir() {
   if (const char* env = std::getenv("DRIFTWATCH_RULES_DIR"); env && *env) return env;
+  // Installed: <prefix>/bin/driftwatch* beside <prefix>/share/driftwatch/rules, whatever the
+  // prefix the package or `cmake --install --prefix` chose (so no path is compiled in that
+  // a relocated install would miss, and a stale install never shadows a build tree's rules).
   std::error_code ec;
-  if (std::filesystem::is_directory(DW_RULES_INSTALL_DIR, ec)) return DW_RULES_INSTALL_DIR;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    std::filesystem::path installed = exe.parent_path().parent_path() / "share/driftwatch/rules";
+    if (std::filesystem::is_directory(installed, ec)) return installed.string();
+  }
+  // A binary in its build tree: the source tree's rules.
   return DW_RULES_SOURCE_DIR;
 }
 

@@ -84,8 +84,9 @@ using RuleSetLoad = std::expected<std::unique_ptr<RuleSet>, std::vector<RuleDiag
 // The same from text in memory (tests, embedded rules).
 [[nodiscard]] RuleSetLoad LoadRuleSources(const std::vector<RuleSource>& sources);
 
-// The directory of the shipped rule files: $DRIFTWATCH_RULES_DIR when set, else the
-// installed share/driftwatch/rules when it exists, else the source tree's rules/.
+// The directory of the shipped rule files: $DRIFTWATCH_RULES_DIR when set, else
+// ../share/driftwatch/rules from the running binary's directory when it exists (an
+// installed binary), else the source tree's rules/ (a binary in its build tree).
 std::string ShippedRulesDir();
 // driftwatch_macros.yaml and driftwatch_rules.yaml in ShippedRulesDir(), in load order.
 std::vector<std::string> ShippedRuleFiles();

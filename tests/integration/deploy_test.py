@@ -140,7 +140,7 @@ try:
         for unit_path in glob.glob(os.path.join(repo, "systemd", "*.service")):
             text = open(unit_path).read()
             for daemon, b in binaries.items():
-                text = text.replace(f"/usr/local/bin/driftwatch-{daemon}", b)
+                text = text.replace(f"/usr/bin/driftwatch-{daemon}", b)
             u = os.path.join(tmp, os.path.basename(unit_path))
             open(u, "w").write(text)
             r = subprocess.run(["systemd-analyze", "verify", u], capture_output=True, text=True)
