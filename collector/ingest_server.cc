@@ -36,6 +36,15 @@ std::string NodeFromAuthContext(const grpc::AuthContext& auth) {
   return *node;
 }
 
+std::optional<CertificateInfo> PeerCertificate(const grpc::AuthContext& auth) {
+  if (!auth.IsPeerAuthenticated()) return std::nullopt;
+  for (const grpc::string_ref& v : auth.FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME)) {
+    auto info = ReadCertificate(std::string_view(v.data(), v.size()));
+    if (info) return std::move(*info);
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 grpc::ByteBuffer Encode(const v1::CollectorMessage& m) {
@@ -89,6 +98,12 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
         ctx_(ctx),
         session_(&svc->session_store_, &svc->opt_, ctx->peer(), CertNode(svc, ctx)) {
     ++svc_->active_streams_;
+    // A bootstrap certificate, or one the deny list names, never opens a stream.
+    if (svc_->authority_ && !svc_->opt_.insecure && !session_.failure()) {
+      if (auto auth = ctx->auth_context()) cert_ = PeerCertificate(*auth).value_or(CertificateInfo{});
+      if (std::string why = svc_->authority_->RefuseStream(CertNode(svc, ctx), cert_); !why.empty())
+        session_.Fail(SessionCode::kUnauthenticated, why);
+    }
     Actions a;
     {
       std::lock_guard lk(mu_);
@@ -177,6 +192,24 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     if (Ending()) return false;
     ++pins_;
     return true;
+  }
+  // The stream's certificate (empty without an authority or with --insecure).
+  const CertificateInfo& cert() const { return cert_; }
+  // Ends a pinned stream (PinForPush) whose certificate was revoked: the reason is its
+  // failure, the call is cancelled so that the outstanding read returns, then the pin goes.
+  void CancelPinned(const std::string& why) {
+    {
+      std::lock_guard lk(mu_);
+      session_.Fail(SessionCode::kUnauthenticated, why);
+    }
+    ctx_->TryCancel();
+    Actions a;
+    {
+      std::lock_guard lk(mu_);
+      --pins_;
+      a = Decide(a);
+    }
+    Run(a);
   }
   void SendPinned(grpc::ByteBuffer msg) {
     Actions a;
@@ -419,11 +452,81 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   bool parked_ = false;        // waiting for the in-flight byte budget: no read, no Finish
   bool registered_ = false;    // in the service's streams_ (read path, then OnDone)
   std::string finish_text_;
+  CertificateInfo cert_;       // set in the constructor, read-only after
 };
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* IngestService::Stream(
     grpc::CallbackServerContext* ctx) {
   return new StreamReactor(this, ctx);
+}
+
+grpc::ServerUnaryReactor* IngestService::Enroll(grpc::CallbackServerContext* ctx,
+                                                const v1::EnrollRequest* request,
+                                                v1::EnrollResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto auth = ctx->auth_context();
+  std::optional<CertificateInfo> peer;
+  std::string peer_node;
+  if (auth && !opt_.insecure) {
+    peer = PeerCertificate(*auth);
+    peer_node = NodeFromAuthContext(*auth);
+  }
+  const std::string shown_peer =
+      peer ? (peer->bootstrap ? "bootstrap certificate " : "node certificate ") + peer->subject +
+                 " serial " + peer->serial
+           : std::string("no certificate");
+  if (!authority_) {
+    LogWarn("enroll from %s (%s): enrollment is not configured on this collector",
+            ctx->peer().c_str(), shown_peer.c_str());
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                 "enrollment is not configured on this collector"));
+    return reactor;
+  }
+  auto issued = authority_->Enroll(peer, peer_node, *request, request->ByteSizeLong(),
+                                   std::chrono::duration_cast<std::chrono::seconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+  if (!issued) {
+    const EnrollRefusal& r = issued.error();
+    LogWarn("enroll of node \"%s\" from %s (%s) refused (%s): %s",
+            request->node().substr(0, 64).c_str(), ctx->peer().c_str(), shown_peer.c_str(),
+            r.reason.c_str(), r.message.c_str());
+    grpc::StatusCode code = grpc::StatusCode::INTERNAL;
+    switch (r.kind) {
+      case EnrollRefusal::Kind::kInvalid: code = grpc::StatusCode::INVALID_ARGUMENT; break;
+      case EnrollRefusal::Kind::kDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
+      case EnrollRefusal::Kind::kOversize: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+      case EnrollRefusal::Kind::kUnconfigured: code = grpc::StatusCode::UNIMPLEMENTED; break;
+      case EnrollRefusal::Kind::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
+      case EnrollRefusal::Kind::kInternal: code = grpc::StatusCode::INTERNAL; break;
+    }
+    reactor->Finish(grpc::Status(code, r.message));
+    return reactor;
+  }
+  Log("enrolled node %s from %s (%s): certificate serial %s, valid until %lld",
+      request->node().c_str(), ctx->peer().c_str(), shown_peer.c_str(),
+      issued->info.serial.c_str(), static_cast<long long>(issued->info.not_after_s));
+  response->set_certificate_pem(std::move(issued->pem));
+  response->set_serial(issued->info.serial);
+  response->set_not_after_s(issued->info.not_after_s);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+size_t IngestService::EndDeniedStreams() {
+  if (!authority_) return 0;
+  std::vector<std::pair<StreamReactor*, std::string>> ending;
+  {
+    MutexLock lk(streams_mu_);
+    for (auto& [node, r] : streams_) {
+      std::string why = authority_->Denied(node, r->cert());
+      if (!why.empty() && r->PinForPush()) ending.emplace_back(r, "revoked: " + why);
+    }
+  }
+  // Outside streams_mu_: ending a stream may unregister it inline.
+  for (auto& [r, why] : ending) r->CancelPinned(why);
+  authority_->CountStreamsEnded(ending.size());
+  return ending.size();
 }
 
 void IngestService::StoreAdapter::NodeConnected(const std::string& node,

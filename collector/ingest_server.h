@@ -49,6 +49,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "collector/enrollment.h"
 #include "collector/message_scan.h"
 #include "collector/session.h"
 #include "driftwatch/v1/collector.grpc.pb.h"
@@ -66,6 +67,10 @@ namespace driftwatch {
 // warning naming the certificate's subject and the reason is logged, and the caller refuses
 // the stream (UNAUTHENTICATED, logged with the peer's address).
 std::string NodeFromAuthContext(const grpc::AuthContext& auth);
+
+// What the peer's verified certificate says about itself (serial, fingerprint, bootstrap
+// role); nullopt without one.
+std::optional<CertificateInfo> PeerCertificate(const grpc::AuthContext& auth);
 
 // Events over IngestOptions::max_event_bytes, by what was done with them.
 struct OversizeCounts {
@@ -86,12 +91,25 @@ class StreamReactor;
 // state with a mutex and never calls into gRPC while holding it (gRPC may run a reaction
 // inline). `store` must outlive the server.
 class IngestService final
-    : public v1::Collector::WithRawCallbackMethod_Stream<v1::Collector::Service> {
+    : public v1::Collector::WithCallbackMethod_Enroll<
+          v1::Collector::WithRawCallbackMethod_Stream<v1::Collector::Service>> {
  public:
   IngestService(EventStore* store, IngestOptions opt) : store_(store), opt_(opt) {}
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(
       grpc::CallbackServerContext* ctx) override;
+  // Answered inline (checks and one ECDSA signature): collector/enrollment.h.
+  grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* ctx,
+                                   const v1::EnrollRequest* request,
+                                   v1::EnrollResponse* response) override;
+
+  // Who may stream and enroll (deny list, bootstrap role, enrollment). Without one (set
+  // before serving; it must outlive the server) every verified certificate streams and
+  // Enroll answers UNIMPLEMENTED.
+  void SetAuthority(NodeAuthority* authority) { authority_ = authority; }
+  // Ends the live streams whose certificate the deny list now refuses (after a reload);
+  // returns how many.
+  size_t EndDeniedStreams();
 
   uint64_t active_streams() const { return active_streams_.load(); }
   size_t in_flight_bytes() const { return in_flight_bytes_.load(); }
@@ -163,6 +181,7 @@ class IngestService final
 
   EventStore* const store_;
   const IngestOptions opt_;
+  NodeAuthority* authority_ = nullptr;
   StoreAdapter session_store_{this};
   std::atomic<uint64_t> active_streams_{0};
   std::atomic<uint64_t> inventory_bytes_{0};  // inventory replies being joined, all streams

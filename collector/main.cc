@@ -204,6 +204,28 @@ int main(int argc, char** argv) {
                  "baselines (image and container name) kept; events of more images are not "
                  "learned (counted)")
       ->capture_default_str();
+  // Node identities (docs/node-identity.md).
+  driftwatch::NodeAuthorityOptions na;
+  std::string enroll_validity = "30d";
+  app.add_option("--deny-list", na.deny_list,
+                 "revoked nodes and certificates (lines `node NAME`, `serial HEX`, `sha256 HEX`): "
+                 "refused at stream start and at enrollment; reloaded on SIGHUP, which also ends "
+                 "the live streams it now refuses");
+  app.add_option("--enroll-ca-cert", na.ca_cert,
+                 "CA certificate that signs node certificates for sensors that enroll (must be "
+                 "one of --client-ca); with --enroll-ca-key");
+  app.add_option("--enroll-ca-key", na.ca_key, "the private key of --enroll-ca-cert");
+  app.add_option("--enroll-allow", na.allow_list,
+                 "node names (or globs) that may enroll with a bootstrap certificate, one a line; "
+                 "reloaded on SIGHUP; without it only renewals are signed");
+  app.add_option("--enroll-validity", enroll_validity,
+                 "lifetime of the node certificates signed (30s, 10m, 2h, 30d); sensors renew at "
+                 "2/3 of it")
+      ->capture_default_str();
+  app.add_option("--enroll-records", na.records,
+                 "file of the names enrolled and their newest certificate (a bootstrap "
+                 "certificate cannot enroll an enrolled name again); default: --db with "
+                 "`.enrollments` appended");
   std::string metrics_address = "127.0.0.1:9465";
   app.add_option("--metrics-address", metrics_address,
                  "HOST:PORT serving /metrics (Prometheus), /healthz and /status; empty: off")
@@ -274,6 +296,33 @@ int main(int argc, char** argv) {
   ao.inventory_quiet = std::chrono::milliseconds(inventory_quiet_ms);
   ao.inventory_max_delay = std::chrono::milliseconds(inventory_max_delay_ms);
 
+  {
+    const int64_t now = driftwatch::NowNs();
+    auto t = driftwatch::ParseTimeArg(enroll_validity, now);
+    if (!t || enroll_validity.find_first_not_of("0123456789smhd") != std::string::npos)
+      return Fail("--enroll-validity " + enroll_validity + ": not a duration (30s, 10m, 2h, 30d)");
+    na.validity = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::nanoseconds(now - *t));
+  }
+  if (na.records.empty()) na.records = db + ".enrollments";
+  if (!tls && (!na.deny_list.empty() || !na.ca_cert.empty() || !na.allow_list.empty()))
+    return Fail("--deny-list and --enroll-* need mTLS (no certificates with --insecure)");
+  std::unique_ptr<driftwatch::NodeAuthority> authority;
+  if (tls) {
+    auto ca = ReadFile(client_ca);
+    if (!ca) return Fail(ca.error());
+    na.client_ca_bundle = *ca;
+    auto a = driftwatch::NodeAuthority::Open(na);
+    if (!a) return Fail(a.error().message());
+    authority = std::move(*a);
+    if (authority->enrollment_enabled())
+      LogInfo("enrollment: node certificates signed by %s for %s, allow list %s, records %s\n",
+              na.ca_cert.c_str(), enroll_validity.c_str(),
+              na.allow_list.empty() ? "(none: renewals only)" : na.allow_list.c_str(),
+              na.records.c_str());
+    if (!na.deny_list.empty())
+      LogInfo("deny list %s: %zu entries\n", na.deny_list.c_str(), authority->deny_entries());
+  }
+
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (tls) {
     auto cert = ReadFile(tls_cert), key = ReadFile(tls_key), ca = ReadFile(client_ca);
@@ -343,6 +392,7 @@ int main(int argc, char** argv) {
     detect->SubmitInventory(node, command_id, std::move(inv));
   };
   driftwatch::IngestService service(store->get(), io);
+  service.SetAuthority(authority.get());
   service.SetPreventPolicy(*fleet_policy);
   if (*fleet_policy)
     LogInfo("prevention policy %s (sha256 %s): pushed to every sensor\n", prevent_policy.c_str(),
@@ -476,6 +526,28 @@ int main(int argc, char** argv) {
                      {{"node", node}, {"counter", d->field(i)->name()}});
         }
       }
+      if (authority) {
+        const driftwatch::NodeAuthorityCounters nc = authority->counters();
+        const char* signed_help = "node certificates signed, by kind (bootstrap: first "
+                                  "enrollment; renewal: with the node's own certificate)";
+        w->Counter("driftwatch_collector_enrollments_total", signed_help,
+                   static_cast<double>(nc.signed_bootstrap), {{"kind", "bootstrap"}});
+        w->Counter("driftwatch_collector_enrollments_total", signed_help,
+                   static_cast<double>(nc.signed_renewal), {{"kind", "renewal"}});
+        for (const auto& [reason, n] : nc.enroll_refused)
+          w->Counter("driftwatch_collector_enroll_refused_total",
+                     "enrollments refused, by reason (revoked, not_approved, already_enrolled, "
+                     "name_mismatch, bad_signature, bad_csr, bad_name, wrong_node, oversize, ...)",
+                     static_cast<double>(n), {{"reason", reason}});
+        for (const auto& [reason, n] : nc.streams_refused)
+          w->Counter("driftwatch_collector_streams_refused_total",
+                     "ingest streams refused at start, by reason (revoked: the deny list; "
+                     "bootstrap_credential)",
+                     static_cast<double>(n), {{"reason", reason}});
+        w->Counter("driftwatch_collector_streams_revoked_total",
+                   "live ingest streams ended because a reload's deny list refuses them",
+                   static_cast<double>(nc.streams_ended));
+      }
       w->Counter("driftwatch_collector_rule_eval_seconds_total", "time spent evaluating rules",
                  static_cast<double>(c.eval_ns) / 1e9);
       w->Gauge("driftwatch_collector_rules_loaded", "active rules (enabled and evaluated)",
@@ -607,6 +679,14 @@ int main(int argc, char** argv) {
         for (const std::string& line : *r) LogInfo("SIGHUP: rules reloaded: %s\n", line.c_str());
       } else {
         LogError("SIGHUP: %s\n", r.error().c_str());
+      }
+      if (authority) {
+        if (auto r = authority->Reload(); !r) {
+          LogError("SIGHUP: %s; the deny and allow lists in force stay\n", r.error().c_str());
+        } else {
+          const size_t ended = service.EndDeniedStreams();
+          LogInfo("SIGHUP: %s; %zu live streams ended as revoked\n", r->c_str(), ended);
+        }
       }
       if (!prevent_policy.empty()) {
         if (auto p = read_policy(); !p) {

@@ -5,7 +5,7 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-usage: scripts/make-certs.sh DIR [NODE...]
+usage: scripts/make-certs.sh DIR [NODE...] [--bootstrap]
 
 Writes into DIR (created if missing; existing files are kept, so more nodes can be added
 later with the same CA):
@@ -14,12 +14,20 @@ later with the same CA):
                                 if DW_COLLECTOR_NAME is set, DNS:$DW_COLLECTOR_NAME
   NODE.crt NODE.key             one client certificate per node: CN and SAN DNS = NODE
                                 (the collector files that sensor's events under NODE)
+  bootstrap.crt bootstrap.key   with --bootstrap: a bootstrap certificate (subject
+                                OU=driftwatch-bootstrap) for sensors to enroll with
+                                (docs/node-identity.md); valid DW_BOOTSTRAP_DAYS (default 2)
+                                days; made anew on every run (rotation)
 Keys are mode 0600. Validity: DW_CERT_DAYS (default 825) days.
 
 collector: driftwatch-collector --tls-cert DIR/collector.crt --tls-key DIR/collector.key \
              --client-ca DIR/ca.crt
 sensor:    driftwatch-sensor --collector HOST:PORT --tls-ca DIR/ca.crt \
              --tls-cert DIR/NODE.crt --tls-key DIR/NODE.key
+enrolling: driftwatch-collector ... --enroll-ca-cert DIR/ca.crt --enroll-ca-key DIR/ca.key \
+             --enroll-allow ALLOW-LIST
+           driftwatch-sensor --collector HOST:PORT --tls-ca DIR/ca.crt \
+             --bootstrap-cert DIR/bootstrap.crt --bootstrap-key DIR/bootstrap.key
 USAGE
 }
 
@@ -69,7 +77,22 @@ keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectAltName=$san"
 
-for node in "$@"; do
+bootstrap=
+nodes=()
+for a in "$@"; do
+  if [[ $a == --bootstrap ]]; then bootstrap=1; else nodes+=("$a"); fi
+done
+
+if [[ -n $bootstrap ]]; then
+  # Shared by every sensor and short-lived: made anew each time, never kept.
+  rm -f "$dir/bootstrap.crt" "$dir/bootstrap.key"
+  days=${DW_BOOTSTRAP_DAYS:-2} sign bootstrap "/O=driftwatch/OU=driftwatch-bootstrap/CN=driftwatch-bootstrap" \
+    "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth"
+fi
+
+for node in "${nodes[@]}"; do
   if [[ ! $node =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]]; then
     echo "make-certs.sh: '$node': not a DNS name" >&2
     exit 2

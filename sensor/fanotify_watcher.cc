@@ -7,12 +7,14 @@
 #include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/utsname.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "lib/base/clock.h"
@@ -119,6 +121,21 @@ FanotifyWatcher::FanotifyWatcher(FanotifyOptions options, const ContainerResolve
       hasher_(options_.hash_queue, options_.hash_max_bytes, &counters_,
               [this](v1::Event& ev) { Emit(ev); }) {}
 
+bool KernelAtLeast(int major, int minor, std::string_view release) {
+  utsname uts{};
+  if (release.empty()) {
+    if (uname(&uts) != 0) return true;  // unknown: assume a current kernel
+    release = uts.release;
+  }
+  int ma = 0, mi = 0;
+  if (std::sscanf(std::string(release).c_str(), "%d.%d", &ma, &mi) != 2) return true;
+  return ma != major ? ma > major : mi >= minor;
+}
+
+bool OverlayIoReachesFilesystemMarks(std::string_view release) {
+  return KernelAtLeast(6, 5, release);
+}
+
 std::vector<std::string> RuntimeFilesystems() {
   // Where the runtimes keep container layers: containerd, CRI-O/podman, docker, k3s.
   std::vector<std::string> fs;
@@ -146,10 +163,22 @@ std::expected<std::unique_ptr<FanotifyWatcher>, std::string> FanotifyWatcher::Op
   if (wanted == FanotifyMode::kOff) return w;
 
   std::vector<FanotifyMode> chain;
-  if (wanted == FanotifyMode::kAuto)
+  const bool fs_marks_see_io = OverlayIoReachesFilesystemMarks();
+  if (wanted == FanotifyMode::kAuto && !fs_marks_see_io) {
+    LogInfo("fanotify: kernel before 6.5: overlayfs hides containers' file writes from "
+            "filesystem marks, so marks go on each container's overlay mount (fd-mount)\n");
+    chain = {FanotifyMode::kFdMount};
+  } else if (wanted == FanotifyMode::kAuto) {
     chain = {FanotifyMode::kFidFilesystem, FanotifyMode::kFdFilesystem, FanotifyMode::kFdMount};
-  else
+  } else {
+    if (!fs_marks_see_io &&
+        (wanted == FanotifyMode::kFidFilesystem || wanted == FanotifyMode::kFdFilesystem))
+      LogWarn("fanotify mode %s on a kernel before 6.5: overlayfs hides containers' file "
+              "writes from filesystem marks (only creates, chmods, deletes and renames are "
+              "seen); fd-mount sees them\n",
+              std::string(FanotifyModeName(wanted)).c_str());
     chain = {wanted};
+  }
   std::string why;
   for (FanotifyMode m : chain) {
     std::string err = w->TryMode(m);

@@ -20,6 +20,11 @@
 //                   Attribution by mount id, else by the writer's pid.
 //   fd-mount        fd events + FAN_MARK_MOUNT on each container's root through
 //                   /proc/<pid>/root/ (2.6.37+): the caller calls WatchContainerRoot.
+// Before Linux 6.5, overlayfs opened the real files of its layers with FMODE_NONOTIFY: a
+// filesystem mark on the filesystem of the upper dirs then sees a container's directory
+// changes (create, attrib, delete, rename) but none of its file I/O (no modify, no
+// close-write, no exec permission event). kAuto therefore takes fd-mount there, whose marks
+// are on the containers' own overlay mounts (OverlayIoReachesFilesystemMarks).
 // The sensor's own writes are never reported (its pid is dropped and counted).
 #pragma once
 
@@ -48,6 +53,13 @@ namespace driftwatch::sensor {
 // Where the runtimes keep container layers that exist here (containerd, CRI-O/podman,
 // docker, k3s), else "/": the filesystems the watcher and the exec guard mark by default.
 std::vector<std::string> RuntimeFilesystems();
+
+// Whether a container's file I/O reaches fanotify marks on the filesystem of its upper dir:
+// Linux 6.5+ (commit "ovl: enable fsnotify events on underlying real files"), from
+// uname's release ("6.1.0-57-cloud-amd64" -> no). `release` "" reads the running kernel's.
+bool OverlayIoReachesFilesystemMarks(std::string_view release = "");
+// Whether the kernel is at least major.minor (uname's release; "" the running kernel).
+bool KernelAtLeast(int major, int minor, std::string_view release = "");
 
 enum class FanotifyMode { kAuto, kFidFilesystem, kFdFilesystem, kFdMount, kOff };
 

@@ -42,6 +42,7 @@
 #include "sensor/container_registry.h"
 #include "sensor/counters.h"
 #include "sensor/enrich.h"
+#include "sensor/enroll.h"
 #include "sensor/fanotify_watcher.h"
 #include "sensor/loss_file.h"
 #include "sensor/output.h"
@@ -88,6 +89,7 @@ struct Flags {
   bool prevent_dry_run = false;
   std::string prevent_fail = "open";
   std::string prevent_events = "auto";
+  std::string prevent_marks = "auto";
   std::string prevent_priority = "realtime";
   int prevent_deadline_ms = 50;
   std::vector<std::string> prevent_allow;
@@ -98,6 +100,8 @@ struct Flags {
   // Collector.
   std::string collector;
   std::string tls_ca, tls_cert, tls_key, tls_server_name;
+  std::string bootstrap_cert, bootstrap_key;
+  std::string node_cert_dir = "/var/lib/driftwatch/identity";
   bool insecure = false;
   std::string spool_dir = "/var/lib/driftwatch/spool";
   uint64_t spool_max_bytes = 256ull << 20;
@@ -282,7 +286,12 @@ int Run(const Flags& flags) {
     registry = std::make_unique<ContainerRegistry>(ropt, [&](const v1::ContainerInfo& info) {
       {
         MutexLock lock(watcher_mu);
-        if (guard && info.state() == "removed") guard->ForgetContainer(info.id());
+        if (guard && info.state() == "removed") {
+          guard->ForgetContainer(info.id());
+        } else if (guard && info.init_pid() != 0) {
+          if (auto r = guard->WatchContainerRoot(info.id(), static_cast<pid_t>(info.init_pid())); !r)
+            LogWarn("%s\n", r.error().c_str());
+        }
         if (reads) {
           if (info.state() == "removed") {
             reads->Forget(info.id());
@@ -360,6 +369,7 @@ int Run(const Flags& flags) {
       po.mode = prevent;
       po.dry_run = flags.prevent_dry_run;
       po.events = ParsePreventEvents(flags.prevent_events).value_or(PreventEvents::kAuto);
+      po.marks = ParsePreventMarks(flags.prevent_marks).value_or(PreventMarks::kAuto);
       po.realtime = flags.prevent_priority == "realtime";
       po.fail_closed = flags.prevent_fail == "closed";
       po.deadline = std::chrono::milliseconds(flags.prevent_deadline_ms);
@@ -384,6 +394,12 @@ int Run(const Flags& flags) {
       MutexLock lock(watcher_mu);
       guard = std::move(*g);
       guard->Start();
+      // Containers already running get their overlay mounts marked (mount marks) now.
+      for (const auto& c : registry->List()) {
+        if (c.init_pid() == 0) continue;
+        if (auto r = guard->WatchContainerRoot(c.id(), static_cast<pid_t>(c.init_pid())); !r)
+          LogWarn("%s\n", r.error().c_str());
+      }
     }
   }
 
@@ -538,6 +554,7 @@ int Run(const Flags& flags) {
   if (guard) {
     std::string fs;
     for (const std::string& m : guard->marked()) fs += (fs.empty() ? "" : ", ") + m;
+    if (guard->mount_marks()) fs = "each container's overlay mount";
     containers_desc += "; prevent " + prevent_desc + " (fail " +
                        (guard->options().fail_closed ? "closed" : "open") + " after " +
                        std::to_string(flags.prevent_deadline_ms) + " ms; marks on " + fs +
@@ -546,8 +563,20 @@ int Run(const Flags& flags) {
   LogBanner("driftwatch-sensor %s: %s%s\n", kVersion, audit_desc.c_str(),
                containers_desc.c_str());
 
+  // Before the uplink: destroyed after it, whose last io runs may still meet its handlers.
+  std::unique_ptr<IdentityKeeper> identity;
   std::unique_ptr<Uplink> uplink;
   if (spool) {
+    // No --tls-cert: the node's own enrolled certificate (sensor/enroll.h).
+    const bool enroll = !flags.insecure && flags.tls_cert.empty() && flags.tls_key.empty();
+    if (!enroll && !flags.bootstrap_cert.empty()) {
+      LogError("--bootstrap-cert enrolls a node certificate: not with --tls-cert or --insecure\n");
+      return 2;
+    }
+    if (flags.bootstrap_cert.empty() != flags.bootstrap_key.empty()) {
+      LogError("--bootstrap-cert and --bootstrap-key go together\n");
+      return 2;
+    }
     UplinkOptions uo;
     uo.target = flags.collector;
     uo.insecure = flags.insecure;
@@ -555,6 +584,7 @@ int Run(const Flags& flags) {
     uo.cert_file = flags.tls_cert;
     uo.key_file = flags.tls_key;
     uo.server_name = flags.tls_server_name;
+    uo.await_certificate = enroll;
     uo.on_unreadable_record = [&output] { output.CountUnreadable(); };
     uo.on_stop_container = [&](const v1::StopContainer& stop) {
       const std::string why = "collector: " + TerminalEscape(stop.reason());
@@ -612,6 +642,23 @@ int Run(const Flags& flags) {
     Uplink* u = uplink.get();
     output.SetNotify([u] { u->Notify(); });
     uplink->Start();
+    if (enroll) {
+      IdentityOptions o;
+      o.dir = flags.node_cert_dir;
+      o.node = id.node();
+      o.target = flags.collector;
+      o.ca_file = flags.tls_ca;
+      o.server_name = flags.tls_server_name;
+      o.bootstrap_cert = flags.bootstrap_cert;
+      o.bootstrap_key = flags.bootstrap_key;
+      identity = std::make_unique<IdentityKeeper>(&io, o, [u](const NodeCredentials& c) {
+        u->SetClientCertificate(c.cert_pem, c.key_pem);
+      });
+      if (auto r = identity->Start(); !r) {
+        LogError("collector: no --tls-cert, and %s\n", r.error().c_str());
+        return 1;
+      }
+    }
     LogInfo("spool %s (%llu events waiting), collector %s%s\n",
                  flags.spool_dir.c_str(), (unsigned long long)spool->depth(),
                  flags.collector.c_str(), flags.insecure ? " (plaintext)" : " (mTLS)");
@@ -632,6 +679,21 @@ int Run(const Flags& flags) {
   if (!flags.metrics_address.empty()) {
     auto collect = [&](MetricsWriter* w) {
       WriteMetrics(counters(uplink.get()), w);
+      if (identity) {
+        const IdentityCounters& ic = identity->counters();
+        w->Counter("driftwatch_sensor_enrollments_total",
+                   "node certificates obtained, by kind (bootstrap, renewal)",
+                   static_cast<double>(ic.enrollments), {{"kind", "bootstrap"}});
+        w->Counter("driftwatch_sensor_enrollments_total",
+                   "node certificates obtained, by kind (bootstrap, renewal)",
+                   static_cast<double>(ic.renewals), {{"kind", "renewal"}});
+        w->Counter("driftwatch_sensor_enroll_failures_total",
+                   "enrollment calls that failed (retried with backoff)",
+                   static_cast<double>(ic.failures));
+        w->Gauge("driftwatch_sensor_node_cert_not_after_seconds",
+                 "expiry of the node certificate in use (unix seconds; 0: none yet)",
+                 static_cast<double>(ic.not_after_s));
+      }
       LossCounts life = lifetime_losses(false);
       for (const LossField& f : kLossFields)
         w->Gauge("driftwatch_sensor_lifetime_losses",
@@ -666,6 +728,7 @@ int Run(const Flags& flags) {
       j += ",\"prevent\":{\"mode\":" + JsonQuote(prevent_desc) + StatusJsonFields(r, "prevent");
       if (guard) {
         j += ",\"events\":" + JsonQuote(guard->events()) +
+             ",\"marks\":" + JsonQuote(guard->mount_marks() ? "mount" : "filesystem") +
              ",\"realtime\":" + (guard->realtime() ? "true" : "false");
         const ExecGuard::FleetPolicyState f = guard->fleet_policy();
         j += ",\"policy_entries\":" + std::to_string(guard->policy_entries()) +
@@ -794,6 +857,7 @@ int Run(const Flags& flags) {
   };
   wait_signal();
   io.run();
+  if (identity) identity->Stop();
   // First: no exec on the node may wait for a sensor that is going away.
   if (guard) guard->Stop();
   systemd.Stopping();
@@ -959,6 +1023,13 @@ int main(int argc, char** argv) {
                  "container whose overlay is not known yet): open (allow) or closed (deny)")
       ->check(CLI::IsMember({"open", "closed"}))
       ->capture_default_str();
+  app.add_option("--prevent-marks", f.prevent_marks,
+                 "where prevention's marks go: filesystem (the filesystems of --watch-fs, "
+                 "Linux 4.20+), mount (each container's overlay mount, as containers appear), "
+                 "auto (filesystem on 6.5+; before 6.5 overlayfs hides containers' execs from "
+                 "filesystem marks, so mount)")
+      ->check(CLI::IsMember({"auto", "filesystem", "mount"}))
+      ->capture_default_str();
   app.add_option("--prevent-events", f.prevent_events,
                  "the permission events prevention uses: exec (FAN_OPEN_EXEC_PERM, Linux 5.0+), "
                  "open (FAN_OPEN_PERM: every open on the marked filesystems waits for a "
@@ -1011,8 +1082,20 @@ int main(int argc, char** argv) {
   app.add_option("--collector", f.collector,
                  "collector address HOST:PORT: events go through the spool to it (default: none)");
   app.add_option("--tls-ca", f.tls_ca, "PEM file of the CA that signed the collector's certificate");
-  app.add_option("--tls-cert", f.tls_cert, "PEM file of this node's client certificate");
+  app.add_option("--tls-cert", f.tls_cert,
+                 "PEM file of this node's client certificate (none: the enrolled one in "
+                 "--node-cert-dir, or enroll with --bootstrap-cert)");
   app.add_option("--tls-key", f.tls_key, "PEM file of this node's private key");
+  app.add_option("--bootstrap-cert", f.bootstrap_cert,
+                 "without --tls-cert: a bootstrap client certificate (subject OU "
+                 "driftwatch-bootstrap, short-lived, shared) to enroll this node with: the "
+                 "sensor makes its own key and the collector signs a certificate for --node "
+                 "(docs/node-identity.md)");
+  app.add_option("--bootstrap-key", f.bootstrap_key, "the private key of --bootstrap-cert");
+  app.add_option("--node-cert-dir", f.node_cert_dir,
+                 "without --tls-cert: where the node's enrolled key and certificate are kept "
+                 "(node.key, node.crt, mode 0600); renewed at 2/3 of their lifetime")
+      ->capture_default_str();
   app.add_option("--tls-server-name", f.tls_server_name,
                  "name expected in the collector's certificate (default: the HOST of --collector)");
   app.add_flag("--insecure", f.insecure, "plaintext to the collector (it must allow it too)");

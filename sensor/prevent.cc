@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "lib/base/atomic_file.h"
 #include "lib/base/clock.h"
 #include "lib/base/log.h"
 #include "lib/event/file_digest.h"
@@ -60,6 +61,13 @@ std::optional<PreventEvents> ParsePreventEvents(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<PreventMarks> ParsePreventMarks(std::string_view name) {
+  if (name == "auto") return PreventMarks::kAuto;
+  if (name == "filesystem") return PreventMarks::kFilesystem;
+  if (name == "mount") return PreventMarks::kMount;
+  return std::nullopt;
+}
+
 bool ThreadInExec(pid_t tid, bool opening) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/syscall", static_cast<int>(tid));
@@ -87,7 +95,8 @@ bool ThreadInExec(pid_t tid, bool opening) {
 #endif
 }
 
-LayerLookup LookUpInLayer(int layer_fd, std::string_view path, const struct stat& file) {
+LayerLookup LookUpInLayer(int layer_fd, std::string_view path, const struct stat& file,
+                          bool overlay_file) {
   while (!path.empty() && path.front() == '/') path.remove_prefix(1);
   if (path.empty()) return LayerLookup::kOther;  // the layer's root is no file to run
   const std::string rel(path);
@@ -110,8 +119,8 @@ LayerLookup LookUpInLayer(int layer_fd, std::string_view path, const struct stat
     if (errno == ELOOP || errno == EXDEV) return LayerLookup::kOther;
     return LayerLookup::kError;
   }
-  return st.st_dev == file.st_dev && st.st_ino == file.st_ino ? LayerLookup::kFound
-                                                                 : LayerLookup::kOther;
+  const bool same_dev = overlay_file || st.st_dev == file.st_dev;
+  return same_dev && st.st_ino == file.st_ino ? LayerLookup::kFound : LayerLookup::kOther;
 }
 
 ExecGuard::Layers::~Layers() {
@@ -158,8 +167,30 @@ Result<std::unique_ptr<ExecGuard>> ExecGuard::Open(PreventOptions options,
     return std::unexpected(Error::FromErrno(
         errno, "--prevent: fanotify_init(FAN_CLASS_CONTENT) (needs CAP_SYS_ADMIN)"));
   g->open_events_ = want_open;
+  g->mount_marks_ = g->options_.marks == PreventMarks::kMount ||
+                    (g->options_.marks == PreventMarks::kAuto && !OverlayIoReachesFilesystemMarks());
+  if (g->mount_marks_) {
+    // The marks come with WatchContainerRoot. No mark to try the event type on here: the
+    // kernel's version says (marking a live mount to find out would hold its execs).
+    if (!want_open && !KernelAtLeast(5, 0)) {
+      if (g->options_.events == PreventEvents::kExec)
+        return std::unexpected(Error::InvalidInput(
+            "--prevent-events exec: exec permission events need Linux 5.0+"));
+      LogWarn("--prevent: this kernel has no exec permission events (Linux 5.0+): every "
+              "open in the marked containers waits for a verdict (FAN_OPEN_PERM)\n");
+      close(g->fan_fd_);
+      g->fan_fd_ = init(true);
+      g->tid_events_ = g->fan_fd_ >= 0;
+      if (g->fan_fd_ < 0 && errno == EINVAL) g->fan_fd_ = init(false);
+      if (g->fan_fd_ < 0) return std::unexpected(Error::FromErrno(errno, "--prevent: fanotify_init"));
+      g->open_events_ = true;
+    }
+    if (g->options_.marks == PreventMarks::kAuto)
+      LogInfo("--prevent: kernel before 6.5: overlayfs hides containers' execs from "
+              "filesystem marks, so each container's overlay mount is marked\n");
+  }
   std::vector<uint64_t> fsids;
-  for (const std::string& path : g->options_.filesystems) {
+  for (const std::string& path : g->mount_marks_ ? std::vector<std::string>{} : g->options_.filesystems) {
     struct statfs sfs;
     if (statfs(path.c_str(), &sfs) != 0)
       return std::unexpected(Error::FromErrno(errno, "--prevent: statfs " + path));
@@ -217,7 +248,10 @@ void ExecGuard::Stop() {
   if (stopping_.exchange(true)) return;
   // No exec waits for us from here on; then what was read is answered, and closing the
   // group allows whatever the kernel still holds.
-  if (fan_fd_ >= 0) fanotify_mark(fan_fd_, FAN_MARK_FLUSH | FAN_MARK_FILESYSTEM, 0, AT_FDCWD, "/");
+  if (fan_fd_ >= 0) {
+    fanotify_mark(fan_fd_, FAN_MARK_FLUSH | FAN_MARK_FILESYSTEM, 0, AT_FDCWD, "/");
+    fanotify_mark(fan_fd_, FAN_MARK_FLUSH | FAN_MARK_MOUNT, 0, AT_FDCWD, "/");
+  }
   if (stop_fd_ >= 0) {
     uint64_t one = 1;
     (void)!write(stop_fd_, &one, sizeof one);
@@ -289,38 +323,6 @@ void ExecGuard::LoadSavedFleetPolicy() {
 }
 
 namespace {
-
-// `text` into `path` whole or not at all: a crash leaves the old file or the new one.
-Result<> WriteFileAtomic(const std::string& path, std::string_view text) {
-  const std::string tmp = path + ".tmp";
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return std::unexpected(Error::FromErrno(errno, tmp));
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int e = n < 0 ? errno : EIO;
-      close(fd);
-      unlink(tmp.c_str());
-      return std::unexpected(Error::FromErrno(e, tmp));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (fsync(fd) != 0) {
-    const int e = errno;
-    close(fd);
-    unlink(tmp.c_str());
-    return std::unexpected(Error::FromErrno(e, tmp + ": fsync"));
-  }
-  close(fd);
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    unlink(tmp.c_str());
-    return std::unexpected(Error::FromErrno(e, path));
-  }
-  return {};
-}
 
 }  // namespace
 
@@ -412,7 +414,30 @@ std::optional<std::string> ExecGuard::PolicyHash(int fd) {
   return h;
 }
 
+Result<> ExecGuard::WatchContainerRoot(const std::string& container_id, pid_t pid) {
+  if (!mount_marks_ || stopping_.load()) return {};
+  const std::string root = "/proc/" + std::to_string(pid) + "/root/";
+  MutexLock lock(roots_mu_);
+  if (roots_.contains(container_id)) return {};
+  if (fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_MOUNT,
+                    open_events_ ? FAN_OPEN_PERM : FAN_OPEN_EXEC_PERM, AT_FDCWD, root.c_str()) != 0)
+    return std::unexpected(Error::FromErrno(
+        errno, "--prevent: fanotify_mark(FAN_MARK_MOUNT, " + root + ") for " + container_id));
+  roots_[container_id] = pid;
+  return {};
+}
+
 void ExecGuard::ForgetContainer(const std::string& container_id) {
+  {
+    MutexLock lock(roots_mu_);
+    if (auto it = roots_.find(container_id); it != roots_.end()) {
+      // Fails harmlessly once the process is gone: its mount, and the mark, went with it.
+      const std::string root = "/proc/" + std::to_string(it->second) + "/root/";
+      fanotify_mark(fan_fd_, FAN_MARK_REMOVE | FAN_MARK_MOUNT,
+                    open_events_ ? FAN_OPEN_PERM : FAN_OPEN_EXEC_PERM, AT_FDCWD, root.c_str());
+      roots_.erase(it);
+    }
+  }
   MutexLock lock(layers_mu_);
   layers_.erase(container_id);
 }
@@ -506,6 +531,7 @@ ExecGuard::Verdict ExecGuard::Decide(pid_t pid, int fd) {
   if (!cid) return {};  // a host process (or one gone: its exec cannot go on anyway)
   std::shared_ptr<Layers> layers = LayersOf(*cid);
   if (!layers) return Undecided();  // a container whose overlay is not known yet
+  if (mount_marks_) return DecideOverlayFile(fd, st, std::move(*cid), *layers);
 
   // The path the fd reads as: relative to the root of the layer the file is in (an overlay
   // opens its files through private mounts of each layer).
@@ -557,6 +583,40 @@ ExecGuard::Verdict ExecGuard::Decide(pid_t pid, int fd) {
   if (st.st_dev != layers->upper_dev) {
     ++counters_.outside_layers;
     return {};
+  }
+  return Undecided();
+}
+
+ExecGuard::Verdict ExecGuard::DecideOverlayFile(int fd, const struct stat& st,
+                                                std::string container_id, const Layers& layers) {
+  // The fd is the overlay's file: it reads as the path inside the container, and its inode
+  // number is the layer file's (overlayfs keeps it for non-directories), its device the
+  // overlay's. The upper layer shadows the lower ones, so a match there is what ran.
+  std::string path = FdPath(fd);
+  if (path.empty()) return Undecided();
+  if (st.st_nlink == 0 || path.ends_with(kDeleted)) {
+    // Unlinked and run through its fd: the classic dropped binary. (An image file removed in
+    // the container and then run through an fd it kept open is taken for drift too: a lower
+    // file cannot be told from here once its name is gone.)
+    if (path.ends_with(kDeleted)) path.resize(path.size() - kDeleted.size());
+    return DriftVerdict(fd, std::move(container_id), std::move(path), std::string());
+  }
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) {
+      std::string again = FdPath(fd);
+      if (again.empty()) break;
+      path = std::move(again);
+    }
+    switch (LookUpInLayer(layers.upper_fd, path, st, true)) {
+      case LayerLookup::kFound:
+        return DriftVerdict(fd, std::move(container_id), path, layers.upper_path + path);
+      case LayerLookup::kError: ++counters_.errors; break;
+      case LayerLookup::kMissing:
+      case LayerLookup::kOther: break;
+    }
+    for (int lower : layers.lower_fds) {
+      if (LookUpInLayer(lower, path, st, true) == LayerLookup::kFound) return {};  // the image's
+    }
   }
   return Undecided();
 }

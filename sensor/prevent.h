@@ -71,6 +71,16 @@ std::optional<PreventMode> ParsePreventMode(std::string_view name);
 enum class PreventEvents { kAuto, kExec, kOpen };
 std::optional<PreventEvents> ParsePreventEvents(std::string_view name);  // auto, exec, open
 
+// Where the permission marks go. kFilesystem: FAN_MARK_FILESYSTEM on the filesystems of the
+// upper dirs (4.20+; one mark for every container, also those started later). kMount:
+// FAN_MARK_MOUNT on each container's overlay mount (/proc/PID/root/, added as the registry
+// reports containers): needed before Linux 6.5, where overlayfs hides its layers' file opens
+// from filesystem marks (FMODE_NONOTIFY), so a filesystem mark denies nothing; there the
+// event's fd is the overlay's file (the path inside the container; the inode number of the
+// layer's file). kAuto: kFilesystem on 6.5+, else kMount.
+enum class PreventMarks { kAuto, kFilesystem, kMount };
+std::optional<PreventMarks> ParsePreventMarks(std::string_view name);  // auto, filesystem, mount
+
 // Whether thread `tid` is inside execve or execveat now (native or 32-bit compat), from
 // /proc/TID/syscall; false when that cannot be read (the thread is gone). `opening`: the
 // thread is known to be opening a file (it is the one a permission event waits for), which
@@ -81,6 +91,7 @@ bool ThreadInExec(pid_t tid, bool opening);
 struct PreventOptions {
   PreventMode mode = PreventMode::kOff;
   PreventEvents events = PreventEvents::kAuto;
+  PreventMarks marks = PreventMarks::kAuto;
   bool dry_run = false;     // answer allow, report what would have been denied
   bool fail_closed = false;  // past the deadline or undecidable: deny (default: allow)
   // How long an exec may wait for a verdict before the watchdog answers for it.
@@ -132,7 +143,10 @@ enum class LayerLookup {
   kOther,     // another file, or a lookup refused (a symlink on the way, another mount)
   kError,     // the lookup failed otherwise
 };
-LayerLookup LookUpInLayer(int layer_fd, std::string_view path, const struct stat& file);
+// `overlay_file`: `file` is the stat of an overlay's file (mount marks), whose st_dev is the
+// overlay's and st_ino the layer file's: the inode number alone is compared.
+LayerLookup LookUpInLayer(int layer_fd, std::string_view path, const struct stat& file,
+                          bool overlay_file = false);
 
 class ExecGuard {
  public:
@@ -152,7 +166,10 @@ class ExecGuard {
   // threads, closes the group (the kernel allows anything left) and reports what is queued.
   void Stop();
 
-  // A container went away: its upper dir fd is closed.
+  // With mount marks: marks the container's overlay mount (through /proc/PID/root/ of a
+  // process in it). A no-op with filesystem marks.
+  Result<> WatchContainerRoot(const std::string& container_id, pid_t pid);
+  // A container went away: its upper dir fd is closed (and its mount mark removed).
   void ForgetContainer(const std::string& container_id);
   // Reads the policy file again (SIGHUP). On error the policy in force stays.
   Result<> ReloadPolicy();
@@ -173,8 +190,10 @@ class ExecGuard {
 
   const PreventCounters& counters() const { return counters_; }
   const PreventOptions& options() const { return options_; }
-  // The filesystems marked, as given.
+  // The filesystems marked, as given (none with mount marks).
   const std::vector<std::string>& marked() const { return marked_; }
+  // Marks on each container's overlay mount (PreventMarks::kMount) rather than filesystems.
+  bool mount_marks() const { return mount_marks_; }
   // The permission events in use: "exec" (FAN_OPEN_EXEC_PERM) or "open" (FAN_OPEN_PERM).
   std::string_view events() const { return open_events_ ? "open" : "exec"; }
   // Whether the verdict thread got its real-time priority (known once it runs).
@@ -217,6 +236,9 @@ class ExecGuard {
   void WatchdogLoop();
   void ReportLoop();
   Verdict Decide(pid_t pid, int fd);
+  // Decide's file part for an overlay's file (mount marks).
+  Verdict DecideOverlayFile(int fd, const struct stat& st, std::string container_id,
+                            const Layers& layers);
   // FAN_OPEN_PERM: whether the open is an exec's: the thread's (FAN_REPORT_TID), else any
   // thread of the process inside execve (before 4.20; a thread opening a drifted file while
   // another execs is then judged as an exec).
@@ -255,6 +277,9 @@ class ExecGuard {
   std::vector<std::string> marked_;
 
   int fan_fd_ = -1;
+  bool mount_marks_ = false;
+  Mutex roots_mu_;
+  std::map<std::string, pid_t> roots_ DW_GUARDED_BY(roots_mu_);  // mount marks: container -> pid
   bool open_events_ = false;  // FAN_OPEN_PERM: every open, exec ones told apart
   bool tid_events_ = false;   // FAN_REPORT_TID: an event's pid is the opening thread's
   std::atomic<bool> realtime_{false};

@@ -156,6 +156,9 @@ std::expected<std::unique_ptr<Uplink>, std::string> Uplink::Create(
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (options.insecure) {
     creds = grpc::InsecureChannelCredentials();
+  } else if (options.await_certificate) {
+    if (options.ca_file.empty()) return std::unexpected("TLS needs --tls-ca");
+    if (auto ca = ReadPem(options.ca_file, "--tls-ca"); !ca) return std::unexpected(ca.error());
   } else {
     if (options.ca_file.empty() || options.cert_file.empty() || options.key_file.empty())
       return std::unexpected(
@@ -187,6 +190,13 @@ Uplink::Uplink(boost::asio::io_context* io, Spool* spool, UplinkOptions options,
       retry_timer_(*io),
       backoff_(options_.backoff_min),
       rng_(std::random_device{}()) {
+  if (options_.await_certificate) {
+    if (auto ca = ReadPem(options_.ca_file, "--tls-ca")) ca_pem_ = std::move(*ca);  // read in Create
+  }
+  if (creds_) MakeChannel();
+}
+
+void Uplink::MakeChannel() {
   grpc::ChannelArguments args;
   if (!options_.server_name.empty()) args.SetSslTargetNameOverride(options_.server_name);
   // A dead peer is noticed within ~40 s even without traffic.
@@ -204,7 +214,33 @@ Uplink::Uplink(boost::asio::io_context* io, Spool* spool, UplinkOptions options,
 
 Uplink::~Uplink() { Stop(); }
 
-void Uplink::Start() { Connect(); }
+void Uplink::Start() {
+  started_ = true;
+  Connect();
+}
+
+void Uplink::SetClientCertificate(const std::string& cert_pem, const std::string& key_pem) {
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = ca_pem_;
+  o.pem_cert_chain = cert_pem;
+  o.pem_private_key = key_pem;
+  creds_ = grpc::SslCredentials(o);
+  // A new channel: the live stream keeps the old one (its call holds it) until it ends.
+  MakeChannel();
+  if (!started_ || stopping_) return;
+  if (!stream_) {
+    if (!retry_pending_) Connect();  // else the retry connects with the new channel
+    return;
+  }
+  switching_ = true;
+  MaybeSwitch();
+}
+
+void Uplink::MaybeSwitch() {
+  if (!switching_ || !stream_) return;
+  if (welcomed_ && !in_flight_.empty()) return;  // the acks come first
+  stream_->Cancel();  // OnStreamDone opens the next stream at once
+}
 
 void Uplink::Drain(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -252,7 +288,7 @@ void Uplink::Notify() {
 
 void Uplink::Connect() {
   policy_generation_ = 0;
-  if (stopping_) return;
+  if (stopping_ || !stub_) return;
   welcomed_ = false;
   writing_ = false;
   out_.clear();
@@ -299,6 +335,10 @@ void Uplink::WriteNext() {
 
 void Uplink::Pump() {
   if (!stream_ || !welcomed_ || stopping_) return;
+  if (switching_) {
+    MaybeSwitch();
+    return;
+  }
   // Keep at most one batch queued behind the write in progress: the rest waits in the
   // spool, where a broken stream cannot lose it.
   while (static_cast<int>(in_flight_.size()) < options_.window && out_.size() < 2) {
@@ -423,6 +463,13 @@ void Uplink::OnStreamDone(const grpc::Status& st) {
   DropInventories();
   in_flight_.clear();
   if (stopping_) return;
+  if (switching_) {
+    // Ended by us for a renewed certificate: not a failure, no backoff.
+    switching_ = false;
+    LogInfo("collector: reconnecting with the renewed certificate\n");
+    Connect();
+    return;
+  }
   ++counters_.failures;
   last_error_ = "collector " + options_.target + (peer.empty() ? "" : " (" + peer + ")") +
                 ": " + std::to_string(st.error_code()) + " " + st.error_message();
@@ -446,7 +493,9 @@ void Uplink::ScheduleReconnect() {
                last_error_.c_str(), (long long)delay.count(), (unsigned long long)spool_->depth());
   backoff_ = std::min(backoff_ * 2, options_.backoff_max);
   retry_timer_.expires_after(delay);
+  retry_pending_ = true;
   retry_timer_.async_wait([this](const boost::system::error_code& ec) {
+    retry_pending_ = false;
     if (!ec) Connect();
   });
 }

@@ -49,6 +49,9 @@ struct UplinkOptions {
   std::string cert_file;       // PEM: this node's client certificate
   std::string key_file;        // PEM: its key
   std::string server_name;     // expected name in the collector's certificate (default: host)
+  // mTLS with the client certificate given later, by SetClientCertificate (an enrolled
+  // node identity, sensor/enroll.h): cert_file and key_file unused; nothing is sent before.
+  bool await_certificate = false;
   size_t batch_events = 1000;  // at most this many events per batch
   // The collector holds about one message per sensor stream in gRPC's buffers: with 50
   // sensors sending capped 64 KiB execs, 4 MiB batches took its peak RSS to 558 MiB, 256 KiB
@@ -135,6 +138,12 @@ class Uplink {
   void Stop();
   // The spool grew (any thread).
   void Notify();
+  // The client certificate to use from now on (io thread). The first one starts the
+  // uplink (if Start was called); a later one (a renewal) is switched to at a quiet point:
+  // no new batch is sent, and once every batch in flight is acked the stream is ended and
+  // a new one opened with it. Nothing is lost or sent twice: only acked events leave the
+  // spool.
+  void SetClientCertificate(const std::string& cert_pem, const std::string& key_pem);
 
   const UplinkCounters& counters() const { return counters_; }
   std::string last_error() const { return last_error_; }  // io thread
@@ -145,6 +154,8 @@ class Uplink {
          InventoryFn inventory, std::shared_ptr<grpc::ChannelCredentials> creds);
 
   void Connect();
+  void MakeChannel();
+  void MaybeSwitch();  // a renewed certificate waits: end the stream once nothing is in flight
   void Pump();
   void OnMessage(const v1::CollectorMessage& m);
   void OnStreamDone(const grpc::Status& st);
@@ -158,7 +169,11 @@ class Uplink {
   UplinkOptions options_;
   HelloFn hello_;
   InventoryFn inventory_;
-  std::shared_ptr<grpc::ChannelCredentials> creds_;
+  std::shared_ptr<grpc::ChannelCredentials> creds_;  // null while awaiting a certificate
+  std::string ca_pem_;                               // with await_certificate
+  bool started_ = false;
+  bool switching_ = false;       // a new certificate waits for the stream to go quiet
+  bool retry_pending_ = false;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Collector::Stub> stub_;
 

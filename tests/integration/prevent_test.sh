@@ -16,6 +16,8 @@
 #     outlives a sensor restart without the collector, and goes when the collector has none;
 #   - --prevent-events open (FAN_OPEN_PERM, for kernels before 5.0) reaches the same
 #     verdicts, and an exec storm meets no wrongful denial and no deadline;
+#   - --prevent-marks mount (each container's overlay mount marked: kernels before 6.5)
+#     reaches the same verdicts, and a SIGKILL during an exec storm holds nothing;
 #   - --respond stop stops the container a denial came from through the CRI, at most
 #     --respond-max-per-minute of them (the next is logged and counted, not stopped), and
 #     the container of a collector's --respond-rules alert.
@@ -229,6 +231,36 @@ python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["pr
     "$tmp/status.json" && ok "open events: plain opens allowed as no exec ($(json "$tmp/status.json" 'j["prevent"]["not_exec"]'))" ||
     fail "open events: not_exec $(json "$tmp/status.json" 'j["prevent"]["not_exec"]')"
 dw_stop sensor
+
+step "mount marks (--prevent-marks mount, the path of kernels before 6.5)"
+# Before 6.5 overlayfs hides a container's execs from marks on the upper dirs' filesystem:
+# each container's overlay mount is marked instead, and the fd is the overlay's file.
+in_pod /bin/sh -c 'rm -f /tmp/busybox-hardlink /tmp/busybox-renamed /tmp/s.sh' || true
+dw_sensor_start --audit-mode off --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
+    --prevent drift --prevent-marks mount --prevent-allow '/tmp/allowed/*' --metrics-address 127.0.0.1:0
+dw_wait 5 grep -q "marks on each container's overlay mount)" "$tmp/sensor.log" &&
+    ok "the banner says mount marks" || fail "banner: $(grep -m1 prevent "$tmp/sensor.log")"
+dw_wait 10 sensor_status || die "the sensor does not know the container (mount marks)"
+actions "$tmp/mount.out"
+for n in image sh_c script_by_shell allowed; do want "$tmp/mount.out" "$n" 0; done
+for n in dropped script renamed hardlink pre; do want "$tmp/mount.out" "$n" 126; done
+want "$tmp/mount.out" unlinked 127
+"$ctd/root/busybox-host-dropped" true && ok "mount marks: host exec of a dropped file runs" ||
+    fail "mount marks: host exec denied"
+sensor_status
+expect "mount marks: status says so" "$(json "$tmp/status.json" 'j["prevent"]["marks"]')" mount
+expect "mount marks: denials" "$(json "$tmp/status.json" 'j["prevent"]["denied"]')" 6
+expect "mount marks: none undecided" "$(json "$tmp/status.json" 'j["prevent"]["undecided"]')" 0
+storm='n=0; f=0; while [ $n -lt 400 ]; do /bin/busybox true || f=$((f+1)); n=$((n+1)); done; echo "failed=$f"'
+(in_pod /bin/sh -c "$storm" >"$tmp/storm-mount.out" 2>&1) &
+mount_storm=$!
+sleep 0.3
+dw_kill sensor
+wait "$mount_storm" || true
+expect "mount marks: SIGKILL during a storm leaves no exec held or denied" \
+    "$(sed -n 's/^failed=//p' "$tmp/storm-mount.out")" 0
+expect "mount marks: after SIGKILL drift runs again (no mark left)" \
+    "$(in_pod /bin/sh -c '/tmp/busybox-pre true; echo $?' 2>&1 | tail -1)" 0
 
 step "fleet policy pushed by the collector"
 # The collector's --prevent-policy reaches the sensor over its stream, is replaced on the

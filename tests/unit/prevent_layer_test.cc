@@ -122,5 +122,20 @@ TEST(PreventEvents, ThreadInExecReadsTheSyscall) {
   EXPECT_FALSE(ThreadInExec(child, true));  // reaped: no /proc entry
 }
 
+// Before 6.5 overlayfs hides container file I/O from filesystem marks: the release decides
+// which marks the watcher and the guard take.
+TEST(KernelRelease, OverlayIoReachesFilesystemMarks) {
+  EXPECT_FALSE(OverlayIoReachesFilesystemMarks("6.1.0-57-cloud-amd64"));
+  EXPECT_FALSE(OverlayIoReachesFilesystemMarks("5.15.0-91-generic"));
+  EXPECT_FALSE(OverlayIoReachesFilesystemMarks("6.4.16"));
+  EXPECT_TRUE(OverlayIoReachesFilesystemMarks("6.5.0"));
+  EXPECT_TRUE(OverlayIoReachesFilesystemMarks("6.18.44-fc-v1272"));
+  EXPECT_TRUE(OverlayIoReachesFilesystemMarks("7.0-rc1"));
+  EXPECT_TRUE(KernelAtLeast(5, 0, "5.0.21"));
+  EXPECT_FALSE(KernelAtLeast(5, 0, "4.19.0-26-amd64"));
+  // A release that does not parse is taken for a current kernel.
+  EXPECT_TRUE(KernelAtLeast(6, 5, "unknown"));
+}
+
 }  // namespace
 }  // namespace driftwatch::sensor
