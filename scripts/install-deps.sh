@@ -17,6 +17,9 @@ pkgs=(
   sqlite3 curl
   # the kernel-facing tests and the demo
   auditd containerd runc busybox-static
+  # the units under a real systemd (systemd-nspawn on a debootstrap tree), Debian 12's kernel
+  # under qemu (tests/vm: the guest's image made with mke2fs -d, read back with debugfs)
+  systemd-container debootstrap qemu-system-x86 e2fsprogs
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -80,6 +80,7 @@ Json StatusJson(const CriPod& p) {
   Json j = ToJson(p);
   j["not_found"] = false;
   j["host_network"] = p.host_network;
+  j["host_pid"] = p.host_pid;
   j["ip"] = p.ip;
   j["pid"] = p.pid;
   j["cgroup_parent"] = p.cgroup_parent;
@@ -133,6 +134,8 @@ int main(int argc, char** argv) {
   runp->add_option("--cgroup-parent", pod.cgroup_parent);
   runp->add_option("--label", pod_labels, "pod label KEY=VALUE (repeatable)");
   runp->add_flag("--privileged", pod.privileged, "allow privileged containers in the pod");
+  runp->add_flag("--host-pid", pod.host_pid, "the host's PID namespace (hostPID: true)");
+  runp->add_option("--log-dir", pod.log_directory, "directory of the containers' log files");
 
   std::string pod_id;
   driftwatch::CriPodSpec cpod;
@@ -147,13 +150,22 @@ int main(int argc, char** argv) {
   auto* o_pod_uid = create->add_option("--pod-uid", cpod.uid);
   auto* o_pod_attempt = create->add_option("--pod-attempt", cpod.attempt);
   auto* o_pod_cgroup = create->add_option("--pod-cgroup-parent", cpod.cgroup_parent);
+  create->add_option("--pod-log-dir", cpod.log_directory, "the pod's --log-dir (the runtime takes it from this call)");
   create->add_option("--name", cspec.name)->required();
   create->add_option("--image", cspec.image)->required();
   create->add_flag("--privileged", cspec.privileged);
   create->add_flag("--read-only", cspec.read_only_rootfs);
   create->add_option("--label", ctr_labels, "container label KEY=VALUE (repeatable)");
   std::vector<std::string> ctr_mounts;
-  create->add_option("--mount", ctr_mounts, "bind mount HOST:CTR[:ro] (repeatable)");
+  create->add_option("--mount", ctr_mounts,
+                     "bind mount HOST:CTR[:ro][:rslave|:rshared] (repeatable)");
+  create->add_option("--cap-add", cspec.add_capabilities, "capability to add, e.g. SYS_ADMIN (repeatable)");
+  create->add_option("--cap-drop", cspec.drop_capabilities, "capability to drop, ALL for all (repeatable)");
+  create->add_flag("--no-new-privs", cspec.no_new_privs, "allowPrivilegeEscalation: false");
+  create->add_option("--run-as-user", cspec.run_as_user, "runAsUser");
+  std::vector<std::string> ctr_envs;
+  create->add_option("--env", ctr_envs, "environment variable KEY=VALUE (repeatable)");
+  create->add_option("--log-path", cspec.log_path, "the container's log file, relative to --pod-log-dir (CRI log format)");
   create->add_option("cmd", cmd, "command and arguments (after --); default: the image's");
 
   std::string id;
@@ -227,6 +239,12 @@ int main(int argc, char** argv) {
     for (const std::string& m : ctr_mounts) {
       driftwatch::CriMount cm;
       std::string_view v = m;
+      for (const char* p : {":rslave", ":rshared"}) {
+        if (v.ends_with(p)) {
+          cm.propagation = p + 1;
+          v.remove_suffix(std::string_view(p).size());
+        }
+      }
       if (v.ends_with(":ro")) {
         cm.readonly = true;
         v.remove_suffix(3);
@@ -237,6 +255,11 @@ int main(int argc, char** argv) {
       cm.host_path = std::string(v.substr(0, colon));
       cm.container_path = std::string(v.substr(colon + 1));
       cspec.mounts.push_back(std::move(cm));
+    }
+    for (const std::string& kv : ctr_envs) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) return Fail("--env " + kv + ": want KEY=VALUE");
+      cspec.envs.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     }
     cspec.command = cmd;
     // containerd 1.6 puts the container's cgroup under the cgroup_parent of the config sent
@@ -251,6 +274,7 @@ int main(int argc, char** argv) {
     if (o_pod_attempt->count() == 0) cpod.attempt = status->attempt;
     if (o_pod_cgroup->count() == 0) cpod.cgroup_parent = status->cgroup_parent;
     cpod.host_network = status->host_network;
+    cpod.host_pid = status->host_pid;
     // The sandbox config sent again must allow what the container asks for (a kubelet's
     // pod is privileged when any of its containers is).
     cpod.privileged = cspec.privileged;

@@ -166,6 +166,7 @@ rt::PodSandboxConfig SandboxConfig(const CriPodSpec& pod) {
   md->set_uid(pod.uid);
   md->set_attempt(pod.attempt);
   cfg.set_hostname(pod.hostname);
+  cfg.set_log_directory(pod.log_directory);
   CriLabels labels = pod.labels;
   // The kubelet's own labels win over same-named pod labels, as in kubelet's newPodLabels.
   labels[kCriLabelPodName] = pod.name;
@@ -179,7 +180,8 @@ rt::PodSandboxConfig SandboxConfig(const CriPodSpec& pod) {
   sc->set_privileged(pod.privileged);
   auto* ns = sc->mutable_namespace_options();
   ns->set_network(pod.host_network ? rt::NODE : rt::POD);
-  ns->set_pid(rt::CONTAINER);  // what a kubelet asks unless shareProcessNamespace
+  // hostPID: NODE; else what a kubelet asks unless shareProcessNamespace.
+  ns->set_pid(pod.host_pid ? rt::NODE : rt::CONTAINER);
   ns->set_ipc(rt::POD);
   return cfg;
 }
@@ -436,6 +438,7 @@ Result<CriPod> CriClient::PodSandboxStatus(const std::string& id, std::string* r
   pod.annotations = ToMap(s.annotations());
   pod.ip = s.network().ip();
   pod.host_network = s.linux().namespaces().options().network() == rt::NODE;
+  pod.host_pid = s.linux().namespaces().options().pid() == rt::NODE;
   std::string_view info = InfoJson(resp->info());
   if (raw_info != nullptr) raw_info->assign(info);
   if (!info.empty()) (void)ApplyPodInfo(info, pod);
@@ -490,12 +493,22 @@ Result<std::string> CriClient::CreateContainer(const std::string& pod_id, const 
                         : m.propagation == "rslave" ? rt::PROPAGATION_HOST_TO_CONTAINER
                                                     : rt::PROPAGATION_PRIVATE);
   }
+  for (const auto& [k, v] : c.envs) {
+    auto* kv = cfg->add_envs();
+    kv->set_key(k);
+    kv->set_value(v);
+  }
+  cfg->set_log_path(c.log_path);
   auto* sc = cfg->mutable_linux()->mutable_security_context();
   sc->set_privileged(c.privileged);
   sc->set_readonly_rootfs(c.read_only_rootfs);
+  sc->set_no_new_privs(c.no_new_privs);
+  if (c.run_as_user >= 0) sc->mutable_run_as_user()->set_value(c.run_as_user);
+  for (const auto& cap : c.add_capabilities) sc->mutable_capabilities()->add_add_capabilities(cap);
+  for (const auto& cap : c.drop_capabilities) sc->mutable_capabilities()->add_drop_capabilities(cap);
   auto* ns = sc->mutable_namespace_options();
   ns->set_network(pod.host_network ? rt::NODE : rt::POD);
-  ns->set_pid(rt::CONTAINER);
+  ns->set_pid(pod.host_pid ? rt::NODE : rt::CONTAINER);
   ns->set_ipc(rt::POD);
   auto resp = Call<rt::CreateContainerRequest, rt::CreateContainerResponse>(
       *impl_, "CreateContainer", &rt::RuntimeService::Stub::CreateContainer, req);

@@ -96,6 +96,7 @@ struct CriPod {
 
   // PodSandboxStatus only.
   bool host_network = false;  // status linux.namespaces.options.network == NODE
+  bool host_pid = false;      // status linux.namespaces.options.pid == NODE
   std::string ip;             // status network.ip ("" for host-network pods)
   int32_t pid = 0;            // verbose info `pid`: the sandbox (pause) process
   std::string cgroup_parent;  // verbose info config.linux.cgroup_parent
@@ -119,7 +120,9 @@ struct CriPodSpec {
   std::string cgroup_parent;  // e.g. /kubepods/besteffort/pod<uid>; "" = runtime default
   bool host_network = true;   // NamespaceOption network = NODE: needs no CNI
   bool privileged = false;    // must be true to create privileged containers in the pod
+  bool host_pid = false;      // NamespaceOption pid = NODE (a pod's hostPID: true)
   std::string hostname;       // "" = the node's (host network)
+  std::string log_directory;  // where the runtime writes the containers' logs ("" = none)
 };
 
 // What CreateContainer asks for. Like a kubelet, the client adds the labels
@@ -135,6 +138,13 @@ struct CriContainerSpec {
   bool privileged = false;
   bool read_only_rootfs = false;
   std::vector<CriMount> mounts;       // bind mounts (propagation: "private", "rslave", "rshared")
+  // securityContext.capabilities: names without CAP_ as Kubernetes writes them, "ALL" in drop.
+  std::vector<std::string> add_capabilities;
+  std::vector<std::string> drop_capabilities;
+  bool no_new_privs = false;          // allowPrivilegeEscalation: false
+  int64_t run_as_user = -1;           // runAsUser; -1 = the image's user
+  std::vector<std::pair<std::string, std::string>> envs;
+  std::string log_path;               // relative to the pod's log_directory ("" = none)
 };
 
 struct CriContainerFilter {

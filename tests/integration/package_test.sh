@@ -8,6 +8,9 @@
 # - `cpack -G DEB` makes a package dpkg-deb accepts: Depends from dpkg-shlibdeps (the gRPC,
 #   protobuf, audit and mnl libraries), conffiles = the two configs, maintainer scripts that
 #   never enable or start a unit, the same files as the install.
+# - scripts/build-bundle.sh makes the self-contained tarball for older userlands: unpacked in
+#   an empty root (a static busybox for the launchers' sh, nothing else), its binaries run,
+#   load the shipped rules and accept the example configs: no library of the host is used.
 # Installing it under a real systemd (and removing it) is systemd_test.sh's part.
 # Usage: package_test.sh BUILD_DIR
 set -euo pipefail
@@ -81,4 +84,29 @@ dpkg-deb --contents "$deb" | awk '$NF !~ /\/$/ { sub(/^\./, "", $NF); print $NF 
 (cd "$root" && find . -type f | sed 's/^\.//' | sort) >"$tmp/install.files"
 check "the package holds the install's files" diff "$tmp/install.files" "$tmp/deb.files"
 note "$(basename "$deb"): $(stat -c %s "$deb") bytes; Depends: $depends"
+
+step "self-contained bundle in an empty root"
+"$src/scripts/build-bundle.sh" "$build" "$tmp/bundle.tar.gz" >"$tmp/bundle.log" 2>&1 ||
+  die "build-bundle.sh: $(tail -3 "$tmp/bundle.log")"
+if [[ $EUID -eq 0 && -x /bin/busybox ]]; then
+  jail=$tmp/jail
+  mkdir -p "$jail/bin" "$jail/opt" "$jail/tmp"
+  cp /bin/busybox "$jail/bin/busybox"
+  for t in sh readlink dirname; do ln -s busybox "$jail/bin/$t"; done
+  tar -C "$jail/opt" -xzf "$tmp/bundle.tar.gz"
+  b=$(cd "$jail/opt" && echo driftwatch-*)
+  check "no host library in the empty root" test ! -e "$jail/lib" -a ! -e "$jail/usr"
+  expect "bundle: driftwatch-sensor --version" "$(chroot "$jail" "/opt/$b/bin/driftwatch-sensor" --version 2>&1)" \
+    "$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")"
+  chroot "$jail" "/opt/$b/bin/driftwatch" rules check >"$tmp/bundle-check.out" 2>&1 ||
+    fail "bundle: rules check: $(tail -3 "$tmp/bundle-check.out")"
+  check "bundle: rules check loads the bundle's rules" \
+    grep -q "(/opt/$b/usr/share/driftwatch/rules/driftwatch_rules.yaml:" "$tmp/bundle-check.out"
+  for d in sensor collector; do
+    check "bundle: driftwatch-$d accepts its example config" \
+      quiet chroot "$jail" "/opt/$b/bin/driftwatch-$d" --config "/opt/$b/etc/driftwatch/$d.yaml" --check-config
+  done
+else
+  note "not root or no /bin/busybox: the bundle is built, not run in an empty root"
+fi
 dw_finish "package: install layout and Debian package ok"
