@@ -82,7 +82,10 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
   if (s.fanotify) {
     const FanotifyCounters& c = s.fanotify->counters();
     r.push_back({"fanotify", "events", "fanotify_events", "driftwatch_sensor_fanotify_events_total",
-                 "fanotify events read", false, "", "", c.events});
+                 "fanotify events passed on (files of containers)", false, "", "", c.events});
+    r.push_back({"fanotify", "dropped_host", "", "driftwatch_sensor_fanotify_dropped_host_total",
+                 "fanotify events of files no container claimed (host files): dropped", false,
+                 "", "", c.dropped_host});
     r.push_back({"fanotify", "overflows", "fanotify_overflows",
                  "driftwatch_sensor_fanotify_overflows_total", "fanotify queue overflows", false,
                  "", "", c.overflows});

@@ -41,6 +41,7 @@ uint64_t NsSince(Clock::time_point t) {
 }
 
 constexpr std::string_view kDeleted = " (deleted)";
+constexpr decltype(statfs::f_type) kOverlayMagic = 0x794c7630;  // OVERLAYFS_SUPER_MAGIC
 
 }  // namespace
 
@@ -419,6 +420,17 @@ Result<> ExecGuard::WatchContainerRoot(const std::string& container_id, pid_t pi
   const std::string root = "/proc/" + std::to_string(pid) + "/root/";
   MutexLock lock(roots_mu_);
   if (roots_.contains(container_id)) return {};
+  // The mark goes on the mount of the process's root: a container process that changed its
+  // root to a volume would get that marked, not the overlay its image and drift live on.
+  struct statfs sfs;
+  if (statfs(root.c_str(), &sfs) != 0)
+    return std::unexpected(Error::FromErrno(errno, "--prevent: statfs " + root + " for " + container_id));
+  if (sfs.f_type != kOverlayMagic) {
+    ++counters_.errors;
+    return std::unexpected(Error::InvalidInput(
+        "--prevent: the root of " + container_id + " (" + root + ") is no overlay mount (its "
+        "process changed its root?): its execs are not held"));
+  }
   if (fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_MOUNT,
                     open_events_ ? FAN_OPEN_PERM : FAN_OPEN_EXEC_PERM, AT_FDCWD, root.c_str()) != 0)
     return std::unexpected(Error::FromErrno(
