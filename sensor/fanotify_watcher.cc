@@ -285,12 +285,9 @@ std::expected<void, std::string> FanotifyWatcher::WatchContainerRoot(
 
 void FanotifyWatcher::ForgetContainer(const std::string& container_id) {
   MutexLock lock(mu_);
-  auto it = roots_.find(container_id);
-  if (it == roots_.end()) return;
-  // Fails harmlessly once the process is gone; its mount (and the mark) goes with it.
-  std::string root = "/proc/" + std::to_string(it->second) + "/root/";
-  fanotify_mark(fan_fd_, FAN_MARK_REMOVE | FAN_MARK_MOUNT, mask_, AT_FDCWD, root.c_str());
-  roots_.erase(it);
+  // No FAN_MARK_REMOVE: the mark goes with the container's mount, and its pid may already be
+  // another container's process, whose mount a removal by /proc/PID/root would unmark.
+  roots_.erase(container_id);
 }
 
 void FanotifyWatcher::Start() {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/resource.h>
@@ -72,13 +73,25 @@ std::optional<PreventMarks> ParsePreventMarks(std::string_view name) {
 bool ThreadInExec(pid_t tid, bool opening) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/syscall", static_cast<int>(tid));
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
   char buf[32];
-  const ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
+  // A thread that has queued its permission event may not be asleep yet: the kernel then
+  // says "running" instead of the syscall. The opening thread waits for our answer, so it
+  // is asleep within microseconds: read again, for 2 ms at most (a busy node was seen to
+  // let a script's exec through as a plain open).
+  for (int attempt = 0;; ++attempt) {
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    if (!opening || std::strncmp(buf, "running", 7) != 0 || attempt >= 40) break;
+    if (attempt < 20) {
+      sched_yield();
+    } else {
+      usleep(100);
+    }
+  }
   // "NR arg1 ... sp pc", "running", or "-1 sp pc" (not in a syscall).
   char* end = nullptr;
   const long nr = std::strtol(buf, &end, 10);
@@ -442,13 +455,9 @@ Result<> ExecGuard::WatchContainerRoot(const std::string& container_id, pid_t pi
 void ExecGuard::ForgetContainer(const std::string& container_id) {
   {
     MutexLock lock(roots_mu_);
-    if (auto it = roots_.find(container_id); it != roots_.end()) {
-      // Fails harmlessly once the process is gone: its mount, and the mark, went with it.
-      const std::string root = "/proc/" + std::to_string(it->second) + "/root/";
-      fanotify_mark(fan_fd_, FAN_MARK_REMOVE | FAN_MARK_MOUNT,
-                    open_events_ ? FAN_OPEN_PERM : FAN_OPEN_EXEC_PERM, AT_FDCWD, root.c_str());
-      roots_.erase(it);
-    }
+    // No FAN_MARK_REMOVE: the mark goes with the container's mount, and its pid may already
+    // be another container's process, whose mount a removal by /proc/PID/root would unmark.
+    roots_.erase(container_id);
   }
   MutexLock lock(layers_mu_);
   layers_.erase(container_id);

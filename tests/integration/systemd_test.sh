@@ -16,7 +16,7 @@
 #     fd-filesystem mode, overlayfs refuses FID), its status events stored by the collector,
 #     reload keeps the process;
 #   - dpkg -r: units stopped cleanly, no process left, files gone, conffiles kept; dpkg -P:
-#     conffiles, TLS files and state gone;
+#     conffiles and state gone, the operator's TLS keys kept (and said so);
 #   - observer phase, as far as the kernel lets audit into a container: a second container with
 #     the host's network namespace and no nspawn seccomp filter, a private auditd on the host
 #     owning the feed, the sensor unit in audit-mode observer: an exec in the container goes
@@ -354,8 +354,10 @@ if [[ $how == deb ]]; then
     if dwsd_exec timeout 60 dpkg -P driftwatch >"$tmp/dpkg-p.log" 2>&1; then ok "dpkg -P driftwatch"
     else fail "dpkg -P driftwatch: $(tail -5 "$tmp/dpkg-p.log")"
     fi
-    gone=$(dwsd_sh 'ls -d /etc/driftwatch /var/lib/driftwatch /var/lib/private/driftwatch-collector /var/lib/driftwatch-collector 2>/dev/null' || true)
-    expect "conffiles, TLS files and state gone after dpkg -P" "$gone" ""
+    gone=$(dwsd_sh 'ls -d /etc/driftwatch/*.yaml /var/lib/driftwatch /var/lib/private/driftwatch-collector /var/lib/driftwatch-collector 2>/dev/null' || true)
+    expect "conffiles and state gone after dpkg -P" "$gone" ""
+    check "the operator's TLS keys kept after dpkg -P" test -f "$r/etc/driftwatch/tls/ca.key"
+    check "dpkg -P says what it kept" grep -q "/etc/driftwatch kept" "$tmp/dpkg-p.log"
     dwsd_exec dpkg-query -W driftwatch >/dev/null 2>&1 && fail "dpkg still knows driftwatch after -P" || ok "dpkg forgot driftwatch after -P"
 else
     note "no package ($how install): dpkg -r/-P not tested"
