@@ -56,9 +56,16 @@ Result<NodeCredentials> LoadStoredIdentity(const IdentityOptions& opt, int64_t n
   if (!cert) return std::unexpected(cert.error());
   auto info = ReadCertificate(*cert);
   if (!info) return std::unexpected(info.error().Prefix(opt.dir + kCertFile));
-  if (!KeyMatchesCertificate(*key, *cert))
-    return std::unexpected(Error::InvalidInput(opt.dir + kKeyFile + " is not the key of " +
-                                               opt.dir + kCertFile));
+  if (!KeyMatchesCertificate(*key, *cert)) {
+    // A crash between StoreIdentity's two renames leaves the new key beside the old
+    // certificate: the old key, kept aside, still goes with it (and renews it), where
+    // enrolling again would be refused while the old certificate is valid.
+    auto prev = ReadPemFile(opt.dir + kKeyFile + ".prev", "previous node key");
+    if (!prev || !KeyMatchesCertificate(*prev, *cert))
+      return std::unexpected(Error::InvalidInput(opt.dir + kKeyFile + " is not the key of " +
+                                                 opt.dir + kCertFile));
+    key = std::move(prev);
+  }
   if (auto ok = NamesNode(*info, opt.node); !ok)
     return std::unexpected(ok.error().Prefix(opt.dir + kCertFile));
   if (info->not_after_s <= now_s)
@@ -74,8 +81,14 @@ Result<void> StoreIdentity(const std::string& dir, const NodeCredentials& c) {
     return std::unexpected(Error::FromErrno(errno, dir));
   (void)::chmod(dir.c_str(), 0700);
   const std::string key = dir + kKeyFile, cert = dir + kCertFile;
-  // Two files, each replaced whole: a crash between them leaves a pair that does not match,
-  // which LoadStoredIdentity takes for none (the sensor enrolls again).
+  // Two files, each replaced whole. The key in use is kept as node.key.prev first: a crash
+  // between the two leaves the old certificate with its key still at hand
+  // (LoadStoredIdentity), not a pair that does not match.
+  const std::string prev = key + ".prev";
+  if (::unlink(prev.c_str()) != 0 && errno != ENOENT)
+    return std::unexpected(Error::FromErrno(errno, prev));
+  if (::link(key.c_str(), prev.c_str()) != 0 && errno != ENOENT)
+    return std::unexpected(Error::FromErrno(errno, prev));
   if (auto r = WriteFileAtomic(key, c.key_pem); !r) return r;
   return WriteFileAtomic(cert, c.cert_pem);
 }
