@@ -9,7 +9,7 @@
 #   protobuf, audit and mnl libraries), conffiles = the two configs, maintainer scripts that
 #   never enable or start a unit, the same files as the install.
 # - scripts/build-bundle.sh makes the self-contained tarball for older userlands: unpacked in
-#   an empty root (a static busybox for the launchers' sh, nothing else), its binaries run,
+#   an empty root (a static busybox for the launchers' sh and /proc, nothing else), its binaries run,
 #   load the shipped rules and accept the example configs: no library of the host is used.
 # Installing it under a real systemd (and removing it) is systemd_test.sh's part.
 # Usage: package_test.sh BUILD_DIR
@@ -90,8 +90,11 @@ step "self-contained bundle in an empty root"
   die "build-bundle.sh: $(tail -3 "$tmp/bundle.log")"
 if [[ $EUID -eq 0 && -x /bin/busybox ]]; then
   jail=$tmp/jail
-  mkdir -p "$jail/bin" "$jail/opt" "$jail/tmp"
+  mkdir -p "$jail/bin" "$jail/opt" "$jail/tmp" "$jail/proc"
   cp /bin/busybox "$jail/bin/busybox"
+  # /proc as on any host (the sanitizer build's runtime reads it; no library is there).
+  mount -t proc proc "$jail/proc" || die "mount proc in the empty root"
+  dw_at_exit umount "$jail/proc"
   for t in sh readlink dirname; do ln -s busybox "$jail/bin/$t"; done
   tar -C "$jail/opt" -xzf "$tmp/bundle.tar.gz"
   b=$(cd "$jail/opt" && echo driftwatch-*)
