@@ -278,16 +278,7 @@ std::expected<void, std::string> FanotifyWatcher::WatchContainerRoot(
   if (fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_MOUNT, mask_, AT_FDCWD, root.c_str()) != 0)
     return std::unexpected("fanotify_mark(FAN_MARK_MOUNT, " + root + ") for " + container_id +
                            ": " + ErrnoText(errno));
-  MutexLock lock(mu_);
-  roots_[container_id] = pid;
   return {};
-}
-
-void FanotifyWatcher::ForgetContainer(const std::string& container_id) {
-  MutexLock lock(mu_);
-  // No FAN_MARK_REMOVE: the mark goes with the container's mount, and its pid may already be
-  // another container's process, whose mount a removal by /proc/PID/root would unmark.
-  roots_.erase(container_id);
 }
 
 void FanotifyWatcher::Start() {

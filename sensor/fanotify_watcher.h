@@ -1,8 +1,8 @@
 // fanotify_watcher: files written inside containers, as fanotify reports them, turned into
 // v1::Event{write} with the container they belong to (see DESIGN.md, "fanotify").
 //
-// Thread-safety: Open/Start/Stop from one controlling thread. WatchContainerRoot and
-// ForgetContainer may be called from any thread, also while the drain thread runs. The
+// Thread-safety: Open/Start/Stop from one controlling thread. WatchContainerRoot
+// may be called from any thread, also while the drain thread runs. The
 // sink runs on the drain thread or the hash worker (sensor/hash_worker.h), never on both at
 // once. counters() and mode() may be read from any thread.
 //
@@ -150,8 +150,8 @@ class FanotifyWatcher {
   // FAN_MARK_MOUNT. A no-op in the other modes.
   [[nodiscard]] std::expected<void, std::string> WatchContainerRoot(const std::string& container_id,
                                                                     pid_t pid);
-  // Drops the mark of a container (best effort: the mark dies with its mount anyway).
-  void ForgetContainer(const std::string& container_id);
+  // No ForgetContainer: a mark goes with its container's mount, and removing it by
+  // /proc/PID/root could unmark another container's mount once the pid is reused.
 
   FanotifyMode mode() const { return mode_; }
   const FanotifyCounters& counters() const { return counters_; }
@@ -221,9 +221,6 @@ class FanotifyWatcher {
   std::vector<DirInfo> dir_cache_;                 // closed after every read() batch
   std::map<int, std::string> mount_points_;        // cleared when our mount table changes
   int mountinfo_fd_ = -1;                          // polled for mount table changes
-
-  Mutex mu_;
-  std::map<std::string, pid_t> roots_ DW_GUARDED_BY(mu_);  // fd-mount marks by container
 
   // Declared after what its sink uses (counters_, sink_), destroyed (stopped) before them.
   HashWorker hasher_;

@@ -299,13 +299,9 @@ int Run(const Flags& flags) {
             reads->Watch(info.id(), static_cast<pid_t>(info.init_pid()));
           }
         }
-        if (watcher) {
-          if (info.state() == "removed") {
-            watcher->ForgetContainer(info.id());
-          } else if (info.init_pid() != 0) {
-            if (auto r = watcher->WatchContainerRoot(info.id(), static_cast<pid_t>(info.init_pid())); !r)
-              LogWarn("%s\n", r.error().c_str());
-          }
+        if (watcher && info.state() != "removed" && info.init_pid() != 0) {
+          if (auto r = watcher->WatchContainerRoot(info.id(), static_cast<pid_t>(info.init_pid())); !r)
+            LogWarn("%s\n", r.error().c_str());
         }
       }
       v1::Event ev;

@@ -448,7 +448,7 @@ Result<> ExecGuard::WatchContainerRoot(const std::string& container_id, pid_t pi
                     open_events_ ? FAN_OPEN_PERM : FAN_OPEN_EXEC_PERM, AT_FDCWD, root.c_str()) != 0)
     return std::unexpected(Error::FromErrno(
         errno, "--prevent: fanotify_mark(FAN_MARK_MOUNT, " + root + ") for " + container_id));
-  roots_[container_id] = pid;
+  roots_.insert(container_id);
   return {};
 }
 

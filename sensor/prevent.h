@@ -40,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -279,7 +280,7 @@ class ExecGuard {
   int fan_fd_ = -1;
   bool mount_marks_ = false;
   Mutex roots_mu_;
-  std::map<std::string, pid_t> roots_ DW_GUARDED_BY(roots_mu_);  // mount marks: container -> pid
+  std::set<std::string> roots_ DW_GUARDED_BY(roots_mu_);  // containers whose mount is marked
   bool open_events_ = false;  // FAN_OPEN_PERM: every open, exec ones told apart
   bool tid_events_ = false;   // FAN_REPORT_TID: an event's pid is the opening thread's
   std::atomic<bool> realtime_{false};
