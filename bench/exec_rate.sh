@@ -65,19 +65,7 @@ READER_PID=       # the reader of the current contender (null reader, sensor or 
 STARTED=()        # every reader PID we started, to recognise a stale registration
 SPAWNERS=()
 
-# The sensor's rule set (sensor/audit_rules.cc), for a reader with PID $1: its own execs
-# and chmods excluded, then execve/execveat, and chmods that add an exec bit.
-add_rules() {
-	local a
-	for a in b64 b32; do
-		auditctl -a never,exit -F arch=$a -S execve,execveat,chmod,fchmod,fchmodat -F pid="$1" -k "$KEY"
-	done
-	for a in b64 b32; do
-		auditctl -a always,exit -F arch=$a -S execve,execveat -k "$KEY"
-		auditctl -a always,exit -F arch=$a -S chmod,fchmod -F 'a1&0x49' -k "$KEY"
-		auditctl -a always,exit -F arch=$a -S fchmodat -F 'a2&0x49' -k "$KEY"
-	done >/dev/null
-}
+add_rules() { dw_sensor_rule_set "$KEY" "$1"; } # auditd_env.sh
 
 # Bring audit back to the clean state between contenders: no reader, no rules of ours,
 # pid 0, enabled as found, backlog as the run wants it.

@@ -5,6 +5,7 @@
 #include <linux/audit.h>
 #include <linux/netlink.h>
 
+#include <pthread.h>
 #include <time.h>
 
 #include <chrono>
@@ -25,8 +26,14 @@ AuditSource::~AuditSource() { Stop(); }
 
 void AuditSource::Start() {
   stop_ = false;
-  reader_ = std::thread([this] { ReadLoop(); });
-  parser_ = std::thread([this] { ParseLoop(); });
+  reader_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "dw-audit-read");
+    ReadLoop();
+  });
+  parser_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "dw-audit-parse");
+    ParseLoop();
+  });
 }
 
 void AuditSource::Stop() {
@@ -78,7 +85,6 @@ void AuditSource::ReadLoop() {
   auto last_poll = std::chrono::steady_clock::now() - std::chrono::hours(1);
   auto batch_start = last_poll;  // when the batch's first record arrived
   const auto publish_after = std::chrono::milliseconds(options_.publish_ms);
-  const timespec nap{0, static_cast<long>(options_.nap_us) * 1000};
   while (!stop_) {
     auto now = std::chrono::steady_clock::now();
     if (now - last_poll >= std::chrono::milliseconds(options_.status_poll_ms)) {
@@ -120,8 +126,14 @@ void AuditSource::ReadLoop() {
     if (batch.recs.size() >= 1024 || batch.bytes.size() >= (1u << 20) ||
         std::chrono::steady_clock::now() - batch_start >= publish_after) {
       Publish(&batch);
-    } else if (n < kSlots && options_.nap_us > 0) {
-      nanosleep(&nap, nullptr);  // drained: let records pile up in the socket buffer
+    } else if (n < kSlots) {
+      // Drained: let records pile up in the socket buffer until the batch is due.
+      auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          batch_start + publish_after - std::chrono::steady_clock::now());
+      if (left.count() > 0) {
+        const timespec nap{0, static_cast<long>(left.count())};
+        nanosleep(&nap, nullptr);
+      }
     }
   }
   Publish(&batch);

@@ -54,11 +54,11 @@ class AuditSource {
     AuditReassembler::Options reassembly;
     int status_poll_ms = 1000;       // AUDIT_GET period, for the kernel lost counter
     // Wake-up coalescing. The kernel sends one datagram per record; waking a thread for
-    // each costs more than parsing it. Once the socket is drained the reader naps this
-    // long (the large receive buffer holds what arrives meanwhile) and hands a batch to
-    // the parser at most every publish_ms: latency bounded by a few ms, wake-ups by ~1 kHz.
-    int nap_us = 1000;
-    int publish_ms = 5;
+    // each costs more than parsing it. Once the socket is drained the reader naps until
+    // the batch it holds is due (the large receive buffer holds what arrives meanwhile)
+    // and hands it to the parser publish_ms after its first record: latency bounded by a
+    // few ms, wake-ups by two a batch whatever the rate.
+    int publish_ms = 10;
   };
   using Sink = std::function<void(v1::Event&)>;
   using Tick = std::function<void()>;  // about every 100 ms, on the parser thread

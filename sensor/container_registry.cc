@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -119,7 +120,10 @@ std::optional<std::string> ContainerRegistry::Start() {
   Resync();
   Complete();
   stop_ = false;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "dw-registry");
+    Run();
+  });
   return std::nullopt;
 }
 
@@ -160,16 +164,11 @@ std::optional<std::string> ContainerRegistry::ByDevice(uint32_t major, uint32_t 
   return it->second;
 }
 
-std::optional<bool> ContainerRegistry::IsInUpperLayer(const std::string& id,
-                                                      std::string_view path) const {
-  std::string upper;
-  {
-    ReaderMutexLock lock(mu_);
-    auto it = entries_.find(id);
-    if (it == entries_.end() || it->second.info.upperdir().empty()) return std::nullopt;
-    upper = it->second.info.upperdir();
-  }
-  return driftwatch::IsInUpperLayer(upper, path);
+std::optional<std::string> ContainerRegistry::UpperDir(const std::string& id) const {
+  ReaderMutexLock lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.info.upperdir().empty()) return std::nullopt;
+  return it->second.info.upperdir();
 }
 
 std::optional<UpperMatch> ContainerRegistry::ByUpperDir(std::string_view host_dir) const {

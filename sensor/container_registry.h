@@ -68,9 +68,9 @@ class ContainerRegistry : public ContainerResolver {
   std::vector<v1::ContainerInfo> List() const;
   // The container whose rootfs overlay has this device (audit PATH dev=).
   std::optional<std::string> ByDevice(uint32_t major, uint32_t minor) const;
-  // Whether the file a container sees at `path` comes from its upper layer; nullopt when
-  // the container or its upperdir is unknown.
-  std::optional<bool> IsInUpperLayer(const std::string& id, std::string_view path) const;
+  // The host path of a container's upper directory; nullopt when the container or its
+  // upperdir is unknown.
+  std::optional<std::string> UpperDir(const std::string& id) const;
 
   // ContainerResolver (the fanotify watcher's view).
   std::optional<UpperMatch> ByUpperDir(std::string_view host_dir) const override;

@@ -21,6 +21,11 @@ void EnrichCounters::Publish(const Enricher& e) {
   state_moved.store(e.stats().state_moved, kRelaxed);
   env_capped.store(e.stats().env_capped, kRelaxed);
   name_files_refused.store(e.name_stats().refused, kRelaxed);
+  by_cgroup.store(e.stats().by_cgroup, kRelaxed);
+  by_parent.store(e.stats().by_parent, kRelaxed);
+  by_device.store(e.stats().by_device, kRelaxed);
+  unknown.store(e.stats().unknown, kRelaxed);
+  cache_trusted.store(e.stats().cache_trusted, kRelaxed);
 }
 
 std::vector<CounterReading> ReadCounters(const CounterSources& s) {
@@ -78,6 +83,22 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
                  "a container's /etc/passwd or /etc/group not read (not a regular file, "
                  "unreadable, over 1 MiB): its names left unset",
                  false, "", "", c.name_files_refused});
+    const char* by = "exec, chmod and network events by what tied them to their container or "
+                     "the host: the process's cgroup, its parent's, the executable's device, "
+                     "nothing";
+    r.push_back({"enrich", "attributed_cgroup", "", "driftwatch_sensor_attribution_total", by,
+                 false, "by", "cgroup", c.by_cgroup});
+    r.push_back({"enrich", "attributed_parent", "", "driftwatch_sensor_attribution_total", by,
+                 false, "by", "parent", c.by_parent});
+    r.push_back({"enrich", "attributed_device", "", "driftwatch_sensor_attribution_total", by,
+                 false, "by", "device", c.by_device});
+    r.push_back({"enrich", "attributed_unknown", "", "driftwatch_sensor_attribution_total", by,
+                 false, "by", "unknown", c.unknown});
+    r.push_back({"enrich", "cache_trusted", "", "driftwatch_sensor_cache_trusted_total",
+                 "attribution answers from the process cache without a read of the process's "
+                 "stat: the pid counter had not passed its pid since it was seen, so it names "
+                 "the same process",
+                 false, "", "", c.cache_trusted});
   }
   if (s.fanotify) {
     const FanotifyCounters& c = s.fanotify->counters();

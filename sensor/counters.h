@@ -33,6 +33,8 @@ class Uplink;
 struct EnrichCounters {
   std::atomic<uint64_t> state_read{0}, state_gone{0}, state_moved{0}, env_capped{0};
   std::atomic<uint64_t> name_files_refused{0};
+  std::atomic<uint64_t> by_cgroup{0}, by_parent{0}, by_device{0}, unknown{0};
+  std::atomic<uint64_t> cache_trusted{0};
   void Publish(const Enricher& e);
 };
 

@@ -1,6 +1,7 @@
 #include "sensor/enrich.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "lib/node/cgroup_path.h"
 #include "lib/event/event_json.h"
 #include "lib/event/exe_file.h"
+#include "lib/node/mountinfo.h"
 #include "lib/node/procfs.h"
 
 namespace driftwatch::sensor {
@@ -60,8 +62,43 @@ int64_t Ns(const struct timespec& t) { return int64_t{t.tv_sec} * kNs + t.tv_nse
 }  // namespace
 
 Enricher::Enricher(const ContainerRegistry* registry, size_t cache_limit)
-    : registry_(registry), cache_limit_(cache_limit), ticks_per_sec_(sysconf(_SC_CLK_TCK)) {
+    : registry_(registry),
+      cache_limit_(cache_limit),
+      proc_fd_(open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)),
+      ticks_per_sec_(sysconf(_SC_CLK_TCK)) {
   if (ticks_per_sec_ <= 0) ticks_per_sec_ = 100;
+}
+
+Enricher::~Enricher() {
+  if (proc_fd_ >= 0) close(proc_fd_);
+  for (auto& [id, u] : upper_dirs_)
+    if (u.fd >= 0) close(u.fd);
+}
+
+void Enricher::ObserveCursor(bool force) {
+  if (!cursor_reader_.available()) return;  // unknown: every answer reads /proc
+  const int64_t now = ClockNs(CLOCK_MONOTONIC);
+  if (!force && cursor_.last_observed_ns() != 0 && now - cursor_.last_observed_ns() < kNs / 1000)
+    return;
+  if (pid_max_ == 0 || now - pid_max_read_ns_ > kNs) {
+    pid_max_ = cursor_reader_.PidMax().value_or(0);
+    pid_max_read_ns_ = now;
+  }
+  cursor_.Observe(now, cursor_reader_.LastPid(), pid_max_);
+}
+
+void Enricher::Remember(pid_t pid, uint64_t start_ticks, const std::string& container) {
+  // Only container answers are cached: a process moves from the host's cgroup into a
+  // container's (runc init) but never back, so a cached "host" could go stale.
+  if (container.empty()) {
+    cache_.erase(pid);
+    return;
+  }
+  // The mark must stand at or past the pid (a pid just handed out lies past a mark taken
+  // before), else the pid counts as ahead of the cursor.
+  if (pid > cursor_.last_pid()) ObserveCursor(true);
+  if (cache_.size() >= cache_limit_) cache_.clear();  // rare; costs only re-reads
+  cache_[pid] = Proc{start_ticks, container, cursor_.mark()};
 }
 
 int64_t Enricher::WallToBootNs(int64_t wall_ns) {
@@ -82,12 +119,21 @@ bool Enricher::StartedBy(uint64_t start_ticks, int64_t event_boot_ns) const {
 bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container, int pfd,
                       const ProcStat* st, bool gone) {
   if (pid <= 0) return false;
+  auto it = cache_.find(pid);
+  // A cached pid the cursor has not passed since is still that process (or gone, and its
+  // pid not given again): its stat need not be read.
+  if (st == nullptr && !gone && it != cache_.end() &&
+      !cursor_.MayBeReused(pid, it->second.seen)) {
+    if (!StartedBy(it->second.start_ticks, event_boot_ns)) return false;
+    ++stats_.cache_trusted;
+    *container = it->second.container;
+    return true;
+  }
   std::optional<ProcStat> stat = st != nullptr ? std::optional<ProcStat>(*st)
                                 : gone         ? std::nullopt
                                                : ReadProcStat(pid);
   if (!stat) {
     // Gone: the cache still knows container processes that exited since.
-    auto it = cache_.find(pid);
     if (it == cache_.end() || !StartedBy(it->second.start_ticks, event_boot_ns)) return false;
     *container = it->second.container;
     return true;
@@ -97,9 +143,9 @@ bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container, 
     ++stats_.pid_reused;
     return false;
   }
-  auto it = cache_.find(pid);
   if (it != cache_.end() && it->second.start_ticks == start) {
     *container = it->second.container;
+    Remember(pid, start, *container);  // seen alive again: a newer mark
     return true;
   }
   std::string text;
@@ -108,14 +154,7 @@ bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container, 
     return false;
   auto c = ContainerFromProcCgroup(text);
   *container = c ? c->id : "";
-  // Only container answers are cached: a process moves from the host's cgroup into a
-  // container's (runc init) but never back, so a cached "host" could go stale.
-  if (c) {
-    if (cache_.size() >= cache_limit_) cache_.clear();  // rare; costs only re-reads
-    cache_[pid] = Proc{start, c->id};
-  } else {
-    cache_.erase(pid);
-  }
+  Remember(pid, start, *container);
   return true;
 }
 
@@ -144,6 +183,7 @@ void Enricher::Enrich(v1::Event* ev) {
     return;
   }
   int64_t boot_ns = WallToBootNs(ev->time_ns());
+  ObserveCursor(false);
   // Execs: /proc/<pid> opened once, while it is the process that made the event.
   std::string stat_text;
   ProcStat st;
@@ -199,16 +239,48 @@ void Enricher::Enrich(v1::Event* ev) {
 }
 
 std::optional<bool> Enricher::InUpperLayer(const std::string& container,
-                                           const std::string& path) const {
+                                           const std::string& path) {
   if (IsMemfdExe(path)) return false;  // in no layer at all
   if (IsDeletedExe(path) || registry_ == nullptr) return std::nullopt;
-  return registry_->IsInUpperLayer(container, path);
+  std::optional<std::string> upper = registry_->UpperDir(container);
+  if (!upper) return std::nullopt;
+  auto it = upper_dirs_.find(container);
+  if (it == upper_dirs_.end() || it->second.path != *upper) {
+    if (it == upper_dirs_.end()) {
+      // Containers come and go: start over now and then rather than track each one's end.
+      if (upper_dirs_.size() >= 256) {
+        for (auto& [id, u] : upper_dirs_)
+          if (u.fd >= 0) close(u.fd);
+        upper_dirs_.clear();
+      }
+      it = upper_dirs_.emplace(container, UpperDir{}).first;
+    }
+    if (it->second.fd >= 0) close(it->second.fd);
+    it->second.path = *upper;
+    it->second.fd = open(upper->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  }
+  if (it->second.fd < 0) {
+    // Not there (yet, or any more): tried again at the next exec.
+    upper_dirs_.erase(it);
+    return false;
+  }
+  return IsInUpperLayerAt(it->second.fd, path);
 }
 
 int Enricher::OpenProcess(pid_t pid, int64_t event_boot_ns, std::string* stat_text,
                           ProcStat* st, bool* gone) const {
   if (pid <= 0) return -1;
-  int pfd = open(("/proc/" + std::to_string(pid)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  // Most short-lived processes are gone by now: a null signal says so for less than a failed
+  // lookup in /proc (which builds and drops a dentry each time).
+  if (kill(pid, 0) != 0 && errno == ESRCH) {
+    if (gone != nullptr) *gone = true;
+    return -1;
+  }
+  char name[16];
+  std::snprintf(name, sizeof name, "%d", static_cast<int>(pid));
+  int pfd = proc_fd_ >= 0 ? openat(proc_fd_, name, O_PATH | O_DIRECTORY | O_CLOEXEC)
+                          : open(("/proc/" + std::string(name)).c_str(),
+                                 O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (pfd < 0) {
     if (gone != nullptr) *gone = errno == ENOENT || errno == ESRCH;
     return -1;

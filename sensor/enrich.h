@@ -29,6 +29,15 @@
 // itself; the group leader's is set only when no read is needed (the process or its
 // session leader leads the group): Falco's rules name proc.sname, not proc.vpgid.name. User and group names come from IdNameCache.
 //
+// A cached pid is trusted without reading its stat while PidCursor says it cannot have been
+// given to another process since it was seen (the pid counter has not passed it): the
+// parent of a process gone before its exec was read (most short-lived processes: the parser
+// sees an exec milliseconds later) costs no /proc read. Otherwise the stat decides, as
+// above. A process that is still there has its own cgroup read, as before: a fork inherits
+// its parent's cgroup, but a process can be moved since, and one read settles it.
+// Upper-layer checks run from an O_PATH descriptor of each container's upper directory,
+// kept while its registry entry names the same directory.
+//
 // Thread-safety: not thread-safe; one Enricher per parser thread.
 #pragma once
 
@@ -41,6 +50,7 @@
 #include <unordered_map>
 
 #include "driftwatch/v1/event.pb.h"
+#include "lib/node/pid_cursor.h"
 #include "lib/node/procfs.h"
 #include "sensor/container_registry.h"
 #include "sensor/id_name_cache.h"
@@ -52,6 +62,9 @@ class Enricher {
   // REQUIRES: `registry` outlives this object (it may be null: no device attribution and
   // no upper-layer check).
   explicit Enricher(const ContainerRegistry* registry, size_t cache_limit = 1 << 16);
+  ~Enricher();
+  Enricher(const Enricher&) = delete;
+  Enricher& operator=(const Enricher&) = delete;
 
   // Most bytes of a process's environment kept in ProcessExec.env (--environ-max-bytes);
   // 0: the environment is not read.
@@ -68,6 +81,7 @@ class Enricher {
     uint64_t state_gone = 0;   // execs whose process was gone (or reused) first: fields unset
     uint64_t state_moved = 0;  // execs whose process had exec'd again: ids only
     uint64_t env_capped = 0;   // environments cut by the cap
+    uint64_t cache_trusted = 0;  // cached pids trusted by the pid cursor: no stat read
   };
   const IdNameCache::Stats& name_stats() const { return names_.stats(); }
   const Stats& stats() const { return stats_; }
@@ -76,7 +90,12 @@ class Enricher {
   struct Proc {
     uint64_t start_ticks = 0;  // /proc/<pid>/stat field 22
     std::string container;     // container id ("" = host)
+    PidCursor::Mark seen;      // where the pid cursor stood when it was last seen alive
   };
+  // Observes the pid cursor when the last look is over a millisecond old (or `force`).
+  void ObserveCursor(bool force);
+  // A cache entry for `pid`, seen alive now.
+  void Remember(pid_t pid, uint64_t start_ticks, const std::string& container);
   // Reads the process's start time and container. False when it is gone or started after
   // `event_boot_ns` (pid reused).
   // With `pfd` >= 0 (from OpenProcess, with its stat `st`), reads through it; `gone`: the
@@ -105,11 +124,20 @@ class Enricher {
   int OpenRoot(int pfd, const std::string& container) const;
   static void SetExeFileStat(v1::ProcessExec* x, const struct stat& st, const std::string& path);
   // Upper layer of one file a container process ran; nullopt when unknown.
-  std::optional<bool> InUpperLayer(const std::string& container, const std::string& path) const;
+  std::optional<bool> InUpperLayer(const std::string& container, const std::string& path);
   int64_t WallToBootNs(int64_t wall_ns);
 
   const ContainerRegistry* registry_;
   size_t cache_limit_;
+  int proc_fd_;  // /proc, O_PATH
+  PidCursorReader cursor_reader_;
+  PidCursor cursor_;
+  int64_t pid_max_ = 0, pid_max_read_ns_ = 0;
+  struct UpperDir {
+    std::string path;
+    int fd = -1;
+  };
+  std::unordered_map<std::string, UpperDir> upper_dirs_;  // by container id
   std::unordered_map<pid_t, Proc> cache_;  // container processes only
   int64_t boot_offset_ns_ = 0;             // realtime - boottime, refreshed now and then
   int64_t offset_read_at_ = 0;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/stat.h>
@@ -284,7 +285,10 @@ std::expected<void, std::string> FanotifyWatcher::WatchContainerRoot(
 void FanotifyWatcher::Start() {
   if (mode_ == FanotifyMode::kOff || thread_.joinable()) return;
   hasher_.Start();
-  thread_ = std::thread([this] { DrainLoop(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "dw-fanotify");
+    DrainLoop();
+  });
 }
 
 void FanotifyWatcher::Stop() {

@@ -1,5 +1,7 @@
 #include "sensor/hash_worker.h"
 
+#include <pthread.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,7 +30,10 @@ void HashWorker::Start() {
   MutexLock lock(mu_);
   if (thread_.joinable()) return;
   stopping_ = false;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "dw-hash");
+    Run();
+  });
 }
 
 void HashWorker::Stop() {

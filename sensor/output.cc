@@ -18,9 +18,11 @@ void Output::Write(v1::Event& ev) {
   *ev.mutable_id() = id_;
   ev.mutable_id()->set_seq(++seq_);
   // Spool first: a capture (buffered) never holds an event the spool lacks.
+  bool serialized = false;
   if (spool_) {
     payload_.clear();
-    if (!ev.AppendToString(&payload_)) {
+    serialized = ev.AppendToString(&payload_);
+    if (!serialized) {
       if (encode_failures_++ == 0)  // said once; counted in status events and /metrics
         LogWarn("event %llu failed to serialize\n", (unsigned long long)seq_);
     } else if (auto r = spool_->AppendSerialized(payload_); !r) {
@@ -33,13 +35,14 @@ void Output::Write(v1::Event& ev) {
       LogInfo("spool: appends succeed again (%llu failed so far)\n",
               (unsigned long long)spool_->append_failures());
     }
-    if (payload_.capacity() > (1u << 20)) std::string().swap(payload_);  // keep no huge one
     if (notify_) notify_();
   }
-  if (capture_ && !capture_->Write(ev) && !failed_) {
+  if (capture_ && !(serialized ? capture_->WriteSerialized(payload_) : capture_->Write(ev)) &&
+      !failed_) {
     failed_ = true;
     LogWarn("capture write failed: %s\n", strerror(errno));
   }
+  if (payload_.capacity() > (1u << 20)) std::string().swap(payload_);  // keep no huge one
 }
 
 void Output::Flush() {

@@ -1,9 +1,11 @@
 #include "sensor/spool.h"
+
 #include "lib/base/log.h"
 #include "sensor/disk_format.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -174,7 +176,10 @@ std::expected<std::unique_ptr<Spool>, std::string> Spool::Open(const SpoolOption
 
   if (auto r = spool->Recover(); !r) return std::unexpected("spool: " + r.error());
   if (options.fsync == FsyncPolicy::kInterval)
-    spool->flusher_ = std::thread([s = spool.get()] { s->FlusherLoop(); });
+    spool->flusher_ = std::thread([s = spool.get()] {
+      pthread_setname_np(pthread_self(), "dw-spool");
+      s->FlusherLoop();
+    });
   return spool;
 }
 

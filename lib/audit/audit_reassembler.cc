@@ -13,7 +13,10 @@ bool IsSingleRecordType(uint32_t type) {
 }  // namespace
 
 AuditReassembler::AuditReassembler(Options options, Sink sink, Diagnostics* diag)
-    : options_(options), sink_(std::move(sink)), diag_(diag) {
+    : options_(options),
+      sink_(std::move(sink)),
+      diag_(diag),
+      scratch_(google::protobuf::Arena::CreateMessage<v1::Event>(&arena_)) {
   if (options_.max_in_flight == 0) options_.max_in_flight = 1;
 }
 
@@ -72,13 +75,17 @@ void AuditReassembler::Complete(const Key& key) {
   }
   ++stats_.events_completed;
   in_flight_bytes_ -= it->second.footprint();
-  const bool modelled = it->second.Finish(&scratch_, diag_);
-  by_key_.erase(it);
-  if (modelled && KindOf(scratch_) == Kind::kExec && scratch_.exec().args_capped()) {
-    ++stats_.args_capped;
-    stats_.args_dropped_bytes += scratch_.exec().args_dropped_bytes();
+  if (arena_.SpaceUsed() > kArenaBytes) {
+    arena_.Reset();
+    scratch_ = google::protobuf::Arena::CreateMessage<v1::Event>(&arena_);
   }
-  if (modelled) sink_(scratch_);
+  const bool modelled = it->second.Finish(scratch_, diag_);
+  by_key_.erase(it);
+  if (modelled && KindOf(*scratch_) == Kind::kExec && scratch_->exec().args_capped()) {
+    ++stats_.args_capped;
+    stats_.args_dropped_bytes += scratch_->exec().args_dropped_bytes();
+  }
+  if (modelled) sink_(*scratch_);
   // Keep the arrival queue from growing with keys completed out of its order.
   while (!order_.empty() && by_key_.count(order_.front()) == 0) order_.pop_front();
 }

@@ -3,6 +3,7 @@
 #include <google/protobuf/io/coded_stream.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace driftwatch {
 
@@ -18,13 +19,24 @@ CaptureWriter::CaptureWriter(std::FILE* out) : out_(out) {
 }
 
 bool CaptureWriter::Write(const v1::Event& ev) {
-  buf_.clear();
-  size_t size = ev.ByteSizeLong();
+  // Sizes computed once (AppendToString would compute them again).
+  const size_t size = ev.ByteSizeLong();
   uint8_t head[10];
   uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(size, head);
-  buf_.append(reinterpret_cast<char*>(head), static_cast<size_t>(end - head));
-  if (!ev.AppendToString(&buf_)) return false;
+  const size_t head_len = static_cast<size_t>(end - head);
+  buf_.resize(head_len + size);
+  std::memcpy(buf_.data(), head, head_len);
+  auto* body = reinterpret_cast<uint8_t*>(buf_.data() + head_len);
+  if (ev.SerializeWithCachedSizesToArray(body) != body + size) return false;
   return std::fwrite(buf_.data(), 1, buf_.size(), out_) == buf_.size();
+}
+
+bool CaptureWriter::WriteSerialized(std::string_view payload) {
+  uint8_t head[10];
+  uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(payload.size(), head);
+  const size_t head_len = static_cast<size_t>(end - head);
+  return std::fwrite(head, 1, head_len, out_) == head_len &&
+         std::fwrite(payload.data(), 1, payload.size(), out_) == payload.size();
 }
 
 bool CaptureWriter::Flush() { return std::fflush(out_) == 0; }

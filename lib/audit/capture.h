@@ -21,6 +21,8 @@ class CaptureWriter {
   explicit CaptureWriter(std::FILE* out);
   // False when the write failed (errno says why).
   bool Write(const v1::Event& ev);
+  // The same for an event serialized already.
+  bool WriteSerialized(std::string_view payload);
   bool Flush();
 
  private:

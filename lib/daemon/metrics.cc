@@ -1,5 +1,7 @@
 #include "lib/daemon/metrics.h"
 
+#include <pthread.h>
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -287,7 +289,10 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& a
   s->port_ = s->acceptor_.local_endpoint().port();
   s->Accept();
   MetricsServer* raw = s.get();
-  s->thread_ = std::thread([raw] { raw->io_.run(); });
+  s->thread_ = std::thread([raw] {
+    pthread_setname_np(pthread_self(), "dw-metrics");
+    raw->io_.run();
+  });
   return s;
 }
 

@@ -1,6 +1,8 @@
 #include "lib/node/mountinfo.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -232,10 +234,17 @@ bool IsOverlayWhiteout(int dirfd, const char* name, const struct stat& st) {
 }
 
 bool IsInUpperLayer(const std::string& upperdir, std::string_view path) {
-  if (upperdir.empty() || path.empty() || path[0] != '/') return false;
+  if (upperdir.empty()) return false;
   int dir = open(upperdir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) return false;
-  std::vector<std::string> comps;
+  bool in_upper = IsInUpperLayerAt(dir, path);
+  close(dir);
+  return in_upper;
+}
+
+bool IsInUpperLayerAt(int upper_fd, std::string_view path) {
+  if (upper_fd < 0 || path.empty() || path[0] != '/') return false;
+  std::vector<std::string_view> comps;
   size_t pos = 1;
   while (pos <= path.size()) {
     size_t next = path.find('/', pos);
@@ -243,27 +252,48 @@ bool IsInUpperLayer(const std::string& upperdir, std::string_view path) {
     std::string_view c = path.substr(pos, next - pos);
     pos = next + 1;
     if (c.empty() || c == ".") continue;
-    if (c == "..") {
-      close(dir);
-      return false;
+    if (c == "..") return false;
+    comps.push_back(c);
+  }
+  if (comps.empty()) return false;  // "/" itself: the upper root always exists
+  const std::string last(comps.back());
+  int dir = upper_fd;
+  if (comps.size() > 1) {
+    std::string parent;
+    for (size_t i = 0; i + 1 < comps.size(); ++i) {
+      if (i) parent += '/';
+      parent += comps[i];
     }
-    comps.emplace_back(c);
-  }
-  if (comps.empty()) {  // "/" itself: the upper root always exists
-    close(dir);
-    return false;
-  }
-  for (size_t i = 0; i + 1 < comps.size(); ++i) {
-    // O_NOFOLLOW|O_DIRECTORY: a symlink or non-directory stops the walk.
-    int next = openat(dir, comps[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    close(dir);
-    if (next < 0) return false;
-    dir = next;
+    // Most files a container runs are not in its upper layer: one lstat of the whole path
+    // says so without opening anything. It may follow a symlink among the directories,
+    // but failing through one means "not there" just as well; only a success needs the
+    // symlink-free walk.
+    struct stat probe;
+    if (fstatat(upper_fd, (parent + "/" + last).c_str(), &probe, AT_SYMLINK_NOFOLLOW) != 0)
+      return false;
+    // One walk, no symlink followed and none of ".." (there is none): as the per-component
+    // O_NOFOLLOW walk below, which serves kernels before 5.6.
+    open_how how{};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    dir = static_cast<int>(syscall(SYS_openat2, upper_fd, parent.c_str(), &how, sizeof how));
+    if (dir < 0 && errno == ENOSYS) {
+      dir = upper_fd;
+      for (size_t i = 0; i + 1 < comps.size(); ++i) {
+        // O_NOFOLLOW|O_DIRECTORY: a symlink or non-directory stops the walk.
+        int next = openat(dir, std::string(comps[i]).c_str(),
+                          O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir != upper_fd) close(dir);
+        if (next < 0) return false;
+        dir = next;
+      }
+    }
+    if (dir < 0) return false;
   }
   struct stat st;
-  bool in_upper = fstatat(dir, comps.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                  !IsOverlayWhiteout(dir, comps.back().c_str(), st);
-  close(dir);
+  bool in_upper = fstatat(dir, last.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                  !IsOverlayWhiteout(dir, last.c_str(), st);
+  if (dir != upper_fd) close(dir);
   return in_upper;
 }
 

@@ -66,11 +66,14 @@ Result<OverlayRoot> RootOverlayOfPid(pid_t pid);
 // is followed: a symlink among the directories means false (the container would resolve
 // it against its own root, never the host's); the last component is looked at as lstat
 // does. ".." components give false.
+bool IsInUpperLayer(const std::string& upperdir, std::string_view path_in_container);
+// The same from an O_PATH descriptor of the upper directory: one openat2() walk
+// (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) and one lstat, where the kernel has openat2.
+bool IsInUpperLayerAt(int upper_fd, std::string_view path_in_container);
+
 // Mount points as process `pid` sees them (its /proc/<pid>/mountinfo), "/" left out: in a
 // container these are the runtime's mount targets (/proc, /etc/hostname, /run, ...).
 std::set<std::string> MountPointsOfPid(pid_t pid);
-
-bool IsInUpperLayer(const std::string& upperdir, std::string_view path_in_container);
 
 // A lowerdir= value in overlay syntax ("/a:/b\\:c", "::" before data-only layers, which
 // are left out) split into layer paths, topmost first.

@@ -5,6 +5,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 #   dw_auditd_start DIR RAW|ENRICHED   log in DIR/log/audit.log, PID in DIR/auditd.pid; waits
 #                                      until it holds the audit pid; stopped at exit
 #   dw_auditd_stop DIR                 SIGTERM by PID, bounded wait
+#   dw_sensor_rule_set KEY PID         the sensor's audit rules (sensor/audit_rules.cc), keyed
+#                                      KEY, for a reader with PID PID: benchmarks give every
+#                                      reader the same kernel-side cost
 # Its config never halts or suspends the machine on disk trouble. Rules are the caller's.
 
 dw_auditd_config() {
@@ -50,6 +53,19 @@ dw_auditd_start() {
     dw_wait --while $! 5 dw_audit_held_by $! && return 0
     echo "auditd did not register:"; cat "$dir/auditd.out"
     return 1
+}
+
+# Its own execs and chmods excluded, then execve/execveat, and chmods that add an exec bit.
+dw_sensor_rule_set() {
+    local a
+    for a in b64 b32; do
+        auditctl -a never,exit -F arch=$a -S execve,execveat,chmod,fchmod,fchmodat -F pid="$2" -k "$1"
+    done
+    for a in b64 b32; do
+        auditctl -a always,exit -F arch=$a -S execve,execveat -k "$1"
+        auditctl -a always,exit -F arch=$a -S chmod,fchmod -F 'a1&0x49' -k "$1"
+        auditctl -a always,exit -F arch=$a -S fchmodat -F 'a2&0x49' -k "$1"
+    done >/dev/null
 }
 
 dw_auditd_stop() { dw_stop_pidfile "$1/auditd.pid" || true; }

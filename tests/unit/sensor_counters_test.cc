@@ -66,7 +66,9 @@ TEST(SensorCounters, OneReadingThreeReports) {
   const std::vector<CounterReading> with = ReadCounters({.output = &output, .enrich = &enrich});
   EXPECT_EQ(StatusJsonFields(with, "enrich"),
             ",\"process_state_read\":0,\"process_state_gone\":0,\"process_state_moved\":0,"
-            "\"env_capped\":0,\"name_files_refused\":0");
+            "\"env_capped\":0,\"name_files_refused\":0,\"attributed_cgroup\":0,"
+            "\"attributed_parent\":0,\"attributed_device\":0,\"attributed_unknown\":0,"
+            "\"cache_trusted\":0");
   MetricsWriter w2;
   WriteMetrics(with, &w2);
   EXPECT_NE(w2.text().find("driftwatch_sensor_process_state_total{result=\"gone\"} 0"),
