@@ -123,6 +123,8 @@ void AuditEventBuilder::Add(const AuditRecord& r, Diagnostics* diag) {
       break;
     }
     case kAuditProctitle: {
+      // Only an exec without its EXECVE record reads it (EXECVE comes first).
+      if (have_execve_) break;
       std::string_view v;
       if (!FindField(r.body, "proctitle", &v) || !DecodeAuditString(v, &proctitle_)) {
         diag->Report(r.source, r.line, "PROCTITLE record without a readable proctitle=");

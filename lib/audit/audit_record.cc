@@ -116,9 +116,10 @@ const char* ParseNetlinkRecord(uint16_t type, std::string_view payload, AuditRec
 bool FieldCursor::Next(std::string_view* key, std::string_view* value) {
   while (!rest_.empty() && rest_.front() == ' ') rest_.remove_prefix(1);
   if (rest_.empty() || error_ != nullptr) return false;
-  size_t eq = rest_.find('=');
-  size_t sp = rest_.find(' ');
-  if (eq == std::string_view::npos || (sp != std::string_view::npos && sp < eq)) {
+  // Keys are short: one pass to the '=' (a space first means a field without one).
+  size_t eq = 0;
+  while (eq < rest_.size() && rest_[eq] != '=' && rest_[eq] != ' ') ++eq;
+  if (eq == rest_.size() || rest_[eq] != '=') {
     error_ = "field without '='";
     return false;
   }
