@@ -242,6 +242,19 @@ std::optional<bool> Enricher::InUpperLayer(const std::string& container,
                                            const std::string& path) {
   if (IsMemfdExe(path)) return false;  // in no layer at all
   if (IsDeletedExe(path) || registry_ == nullptr) return std::nullopt;
+  // Descriptors of containers gone from the registry are let go now and then: a kept one
+  // would hold the directory's filesystem busy.
+  if (const int64_t now = ClockNs(CLOCK_MONOTONIC_COARSE); now - upper_pruned_ns_ > 10 * kNs) {
+    upper_pruned_ns_ = now;
+    for (auto it = upper_dirs_.begin(); it != upper_dirs_.end();) {
+      if (registry_->UpperDir(it->first)) {
+        ++it;
+        continue;
+      }
+      if (it->second.fd >= 0) close(it->second.fd);
+      it = upper_dirs_.erase(it);
+    }
+  }
   std::optional<std::string> upper = registry_->UpperDir(container);
   if (!upper) return std::nullopt;
   auto it = upper_dirs_.find(container);

@@ -36,7 +36,9 @@
 // above. A process that is still there has its own cgroup read, as before: a fork inherits
 // its parent's cgroup, but a process can be moved since, and one read settles it.
 // Upper-layer checks run from an O_PATH descriptor of each container's upper directory,
-// kept while its registry entry names the same directory.
+// kept while its registry entry names the same directory (no symlink is ever followed:
+// a container's own symlinks could point the sensor at any host path, an automounter's
+// included).
 //
 // Thread-safety: not thread-safe; one Enricher per parser thread.
 #pragma once
@@ -138,6 +140,7 @@ class Enricher {
     int fd = -1;
   };
   std::unordered_map<std::string, UpperDir> upper_dirs_;  // by container id
+  int64_t upper_pruned_ns_ = 0;
   std::unordered_map<pid_t, Proc> cache_;  // container processes only
   int64_t boot_offset_ns_ = 0;             // realtime - boottime, refreshed now and then
   int64_t offset_read_at_ = 0;

@@ -946,8 +946,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--audit-batch-ms", f.audit_batch_ms,
                  "how long the audit reader gathers records before the parser takes them: "
-                 "longer costs fewer wake-ups per exec, and adds that much to every event's "
-                 "latency")
+                 "longer costs fewer wake-ups per exec, adds that much to every event's "
+                 "latency, and needs --rcvbuf to hold that long's records")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   app.add_option("--argv-max-bytes", f.argv_max_bytes,

@@ -264,18 +264,12 @@ bool IsInUpperLayerAt(int upper_fd, std::string_view path) {
       if (i) parent += '/';
       parent += comps[i];
     }
-    // Most files a container runs are not in its upper layer: one lstat of the whole path
-    // says so without opening anything. It may follow a symlink among the directories,
-    // but failing through one means "not there" just as well; only a success needs the
-    // symlink-free walk.
-    struct stat probe;
-    if (fstatat(upper_fd, (parent + "/" + last).c_str(), &probe, AT_SYMLINK_NOFOLLOW) != 0)
-      return false;
-    // One walk, no symlink followed and none of ".." (there is none): as the per-component
-    // O_NOFOLLOW walk below, which serves kernels before 5.6.
+    // One walk, no symlink followed (a container's symlink could name any host path, an
+    // automounter's included), no mount crossed, none of ".." (there is none): as the
+    // per-component O_NOFOLLOW walk below, which serves kernels before 5.6.
     open_how how{};
     how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
     dir = static_cast<int>(syscall(SYS_openat2, upper_fd, parent.c_str(), &how, sizeof how));
     if (dir < 0 && errno == ENOSYS) {
       dir = upper_fd;
