@@ -284,10 +284,15 @@ int Enricher::OpenProcess(pid_t pid, int64_t event_boot_ns, std::string* stat_te
                           ProcStat* st, bool* gone) const {
   if (pid <= 0) return -1;
   // Most short-lived processes are gone by now: a null signal says so for less than a failed
-  // lookup in /proc (which builds and drops a dentry each time).
-  if (kill(pid, 0) != 0 && errno == ESRCH) {
-    if (gone != nullptr) *gone = true;
-    return -1;
+  // lookup in /proc (which builds and drops a dentry each time). EPERM (no CAP_KILL, as
+  // under the systemd unit: another user's process) means it exists; where a security
+  // module refuses the signal (EACCES; each refusal could be logged) it is not sent again.
+  if (null_signal_ok_ && kill(pid, 0) != 0) {
+    if (errno == ESRCH) {
+      if (gone != nullptr) *gone = true;
+      return -1;
+    }
+    if (errno == EACCES) null_signal_ok_ = false;
   }
   char name[16];
   std::snprintf(name, sizeof name, "%d", static_cast<int>(pid));

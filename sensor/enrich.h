@@ -132,6 +132,7 @@ class Enricher {
   const ContainerRegistry* registry_;
   size_t cache_limit_;
   int proc_fd_;  // /proc, O_PATH
+  mutable bool null_signal_ok_ = true;  // kill(pid, 0) allowed (OpenProcess)
   PidCursorReader cursor_reader_;
   PidCursor cursor_;
   int64_t pid_max_ = 0, pid_max_read_ns_ = 0;
