@@ -947,7 +947,9 @@ int main(int argc, char** argv) {
   app.add_option("--audit-batch-ms", f.audit_batch_ms,
                  "how long the audit reader gathers records before the parser takes them: "
                  "longer costs fewer wake-ups per exec, adds that much to every event's "
-                 "latency, and needs --rcvbuf to hold that long's records")
+                 "latency, needs --rcvbuf to hold that long's records, and finds more "
+                 "short-lived processes (and their parents) gone when their execs are read, "
+                 "so that they are attributed by device or not at all")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   app.add_option("--argv-max-bytes", f.argv_max_bytes,
