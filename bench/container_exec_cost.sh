@@ -83,18 +83,10 @@ STARTED=()  # every reader started
 add_rules() { dw_sensor_rule_set "$KEY" "$1"; } # auditd_env.sh
 # Back to the state found at start between contenders: no reader, no rules of ours.
 clean_audit() {
-  local line pid
+  local line
   { auditctl -l | grep -F -e "key=$KEY" || true; } | while read -r line; do dw_audit_delete_rule "$line" || true; done
   if [[ -n $READER_PID ]]; then dw_stop_pid "$READER_PID" || true; READER_PID=; fi
-  # A reader killed hard leaves its pid registered until the kernel next fails to send to
-  # it: registering the null reader replaces it, and it unregisters on exit.
-  pid=$(dw_audit_pid)
-  if [[ $pid != 0 ]] && printf '%s\n' ${STARTED[@]+"${STARTED[@]}"} | grep -qx "$pid" && ! dw_alive "$pid"; then
-    "$TMP/null_audit_reader" 2>/dev/null &
-    local nr=$!
-    sleep 0.3
-    dw_stop_pid "$nr" || true
-  fi
+  dw_audit_clear_stale "$TMP/null_audit_reader" ${STARTED[@]+"${STARTED[@]}"}
   dw_audit_restore "$TMP"
 }
 on_exit() {
@@ -242,9 +234,8 @@ run_one() { # workload contender
   rm -rf "$TMP"/auditd-* # logs can be large
 }
 
-cpu_line() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
-read -r BUSY0 IDLE0 < <(cpu_line); sleep 1; read -r BUSY1 IDLE1 < <(cpu_line)
-BUSY=$(((BUSY1 - BUSY0) * 100 / (BUSY1 - BUSY0 + IDLE1 - IDLE0 + 1)))
+# Anything else running skews every figure: say so.
+BUSY=$(dw_busy_pct)
 ((BUSY < 10)) || note "warning: the machine is ${BUSY}% busy before starting: figures will be noisy"
 echo "container_exec_cost: $ROUNDS rounds x ${RUN_SECONDS}s, workloads ${WORKLOADS[*]} (2 copies each) in a pod, $(nproc) CPUs, kernel $(uname -r), ${BUSY}% busy before"
 for c in "${CONTENDERS[@]}"; do [[ -z ${SKIP[$c]:-} ]] || note "skipping $c: ${SKIP[$c]}"; done

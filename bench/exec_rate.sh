@@ -76,17 +76,7 @@ clean_audit() {
 	# Our rule first, so nothing more is queued for a reader that is going away.
 	{ auditctl -l | grep -F -e "key=$KEY" || true; } | while read -r line; do dw_audit_delete_rule "$line" || true; done
 	if [[ -n $READER_PID ]]; then dw_stop_pid "$READER_PID" || true; READER_PID=; fi
-	# A reader killed hard leaves its pid registered until the kernel next fails to send
-	# to it. Registering the null reader replaces a dead daemon, and it unregisters on exit.
-	pid=$(dw_audit_pid)
-	if [[ $pid != 0 ]] && printf '%s\n' "${STARTED[@]}" | grep -qx "$pid" && ! dw_alive "$pid"; then
-		note "clearing stale audit pid $pid"
-		"$TMP/null_audit_reader" 2>/dev/null &
-		READER_PID=$!
-		sleep 0.3
-		dw_stop_pid "$READER_PID" || true
-		READER_PID=
-	fi
+	dw_audit_clear_stale "$TMP/null_audit_reader" "${STARTED[@]}"
 	[[ $(dw_audit_pid) == 0 ]] || note "warning: audit pid is $(dw_audit_pid), not 0"
 	# Rules not there at start (the sensor's, were it to leave any), enabled, backlog.
 	dw_audit_restore "$TMP"
@@ -190,10 +180,8 @@ for p in noop spawner null_audit_reader; do
 done
 auditctl -b "$RUN_BACKLOG" >/dev/null
 
-# Anything else running skews every figure: sample CPU use for 1 s and say so.
-cpu_line() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
-read -r BUSY0 IDLE0 < <(cpu_line); sleep 1; read -r BUSY1 IDLE1 < <(cpu_line)
-BUSY=$(((BUSY1 - BUSY0) * 100 / (BUSY1 - BUSY0 + IDLE1 - IDLE0 + 1)))
+# Anything else running skews every figure: say so.
+BUSY=$(dw_busy_pct)
 ((BUSY < 10)) || note "warning: the machine is ${BUSY}% busy before starting: figures will be noisy"
 echo "exec_rate: $ROUNDS rounds x ${RUN_SECONDS}s, 2 spawners, backlog_limit $RUN_BACKLOG, $(nproc) CPUs, kernel $(uname -r)"
 [[ -z ${SKIP[sensor]:-} ]] || note "skipping sensor: ${SKIP[sensor]}"

@@ -163,22 +163,10 @@ stop_workers() {
 # Back to the clean state between rule sets: no reader, none of our rules, pid 0, enabled
 # as found, backlog_limit as the run wants it.
 clean_audit() {
-	local pid
 	stop_workers
 	delete_our_rules # first, so nothing more is queued for a reader that is going away
 	if [[ -n $READER_PID ]]; then dw_stop_pid "$READER_PID" || true; READER_PID=; fi
-	# A reader killed hard leaves its pid registered until the kernel next fails to send
-	# to it. Registering the null reader replaces it, and it unregisters on exit.
-	pid=$(dw_audit_pid)
-	if [[ $pid != 0 ]] && printf '%s\n' "${STARTED[@]}" | grep -qx "$pid" && ! dw_alive "$pid"; then
-		note "clearing stale audit pid $pid"
-		"$TMP/null_audit_reader" 2>/dev/null 9>&- &
-		READER_PID=$!
-		STARTED+=("$READER_PID")
-		sleep 0.3
-		dw_stop_pid "$READER_PID" || true
-		READER_PID=
-	fi
+	dw_audit_clear_stale "$TMP/null_audit_reader" "${STARTED[@]}"
 	[[ $(dw_audit_pid) == 0 ]] || note "warning: audit pid is $(dw_audit_pid), not 0"
 	auditctl -e "$(saved enabled)" >/dev/null
 	auditctl -b "$RUN_BACKLOG" >/dev/null
@@ -274,9 +262,8 @@ done
 auditctl -b "$RUN_BACKLOG" >/dev/null
 auditctl --backlog_wait_time "$RUN_WAIT_TIME" >/dev/null
 
-cpu_line() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
-read -r BUSY0 IDLE0 < <(cpu_line); sleep 1; read -r BUSY1 IDLE1 < <(cpu_line)
-BUSY=$(((BUSY1 - BUSY0) * 100 / (BUSY1 - BUSY0 + IDLE1 - IDLE0 + 1)))
+# Anything else running skews every figure: say so.
+BUSY=$(dw_busy_pct)
 ((BUSY < 10)) || note "warning: the machine is ${BUSY}% busy before starting: figures will be noisy"
 echo "net_rules_cost: $ROUNDS rounds x ${RUN_SECONDS}s per measurement, 2 connect storms (${MODES[*]}) then 2 spawners,"
 echo "  null reader, backlog_limit $RUN_BACKLOG, backlog_wait_time $RUN_WAIT_TIME, $(nproc) CPUs, kernel $(uname -r)"

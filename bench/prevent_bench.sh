@@ -309,9 +309,6 @@ json.dump(s, open(sys.argv[2], "w"))
 PY
 }
 
-# The machine's busy and idle CPU time (ticks).
-cpu_line() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
-
 # Both spawners in the container for RUN_SECONDS; sets EXECS (0 and FAILED if one failed).
 run_spawners() {
   local c=$1 r=$2 i rc pids=()
@@ -365,11 +362,11 @@ run_one() { # contender round
   esac
   [[ -z $LISTENER_PID ]] || cpu0=$(dw_cpu_ticks "$LISTENER_PID")
   local b0 i0 b1 i1 k0 k1
-  read -r b0 i0 < <(cpu_line)
+  read -r b0 i0 < <(dw_machine_ticks)
   k0=$(ctr_cpu_ns)
   run_spawners "$c" "$r"
   k1=$(ctr_cpu_ns)
-  read -r b1 i1 < <(cpu_line)
+  read -r b1 i1 < <(dw_machine_ticks)
   if [[ -n $LISTENER_PID ]]; then
     dw_alive "$LISTENER_PID" || { cat "$log" >&2; die "$c: the listener (PID $LISTENER_PID) died during the run"; }
     cpu1=$(dw_cpu_ticks "$LISTENER_PID")
@@ -425,9 +422,8 @@ run_one() { # contender round
 
 [[ -n ${SKIP[fapolicyd]:-} ]] || ! printf '%s\n' "${CONTENDERS[@]}" | grep -qx fapolicyd || setup_fapolicyd
 
-# Anything else running skews every figure: sample CPU use for 1 s and say so.
-read -r BUSY0 IDLE0 < <(cpu_line); sleep 1; read -r BUSY1 IDLE1 < <(cpu_line)
-BUSY=$(((BUSY1 - BUSY0) * 100 / (BUSY1 - BUSY0 + IDLE1 - IDLE0 + 1)))
+# Anything else running skews every figure: say so.
+BUSY=$(dw_busy_pct)
 ((BUSY < 10)) || note "warning: the machine is ${BUSY}% busy before starting: figures will be noisy"
 echo "prevent_bench: $ROUNDS rounds x ${RUN_SECONDS}s, 2 spawners in a pod (uid $BENCH_UID) exec'ing a static no-op, $(nproc) CPUs, kernel $(uname -r), ${BUSY}% busy before"
 for c in "${CONTENDERS[@]}"; do [[ -z ${SKIP[$c]:-} ]] || note "skipping $c: ${SKIP[$c]}"; done

@@ -275,6 +275,10 @@ void AuditEventBuilder::AddExecve(const AuditRecord& r, Diagnostics* diag) {
       if (!have_execve_) {
         have_execve_ = true;
         argc_ = n;
+        // One allocation for the usual short argv, not one per argument as they arrive.
+        const size_t expect = static_cast<size_t>(std::min<uint64_t>(n, 32));
+        args_.reserve(expect);
+        arg_present_.reserve(expect);
       }
       continue;
     }

@@ -5,6 +5,15 @@
 namespace driftwatch {
 
 namespace {
+// The arena starts in a block of its own that Reset keeps: a reset does not hand the
+// blocks back to malloc only to ask for them again at the next events.
+google::protobuf::ArenaOptions ArenaOn(char* block) {
+  google::protobuf::ArenaOptions o;
+  o.initial_block = block;
+  o.initial_block_size = AuditReassembler::kArenaBlock;
+  return o;
+}
+
 // User-space messages (AUDIT_FIRST_USER_MSG..AUDIT_LAST_USER_MSG and the second user
 // range) and daemon records stand alone: no EOE follows them.
 bool IsSingleRecordType(uint32_t type) {
@@ -16,6 +25,8 @@ AuditReassembler::AuditReassembler(Options options, Sink sink, Diagnostics* diag
     : options_(options),
       sink_(std::move(sink)),
       diag_(diag),
+      arena_block_(std::make_unique<char[]>(kArenaBlock)),
+      arena_(ArenaOn(arena_block_.get())),
       scratch_(google::protobuf::Arena::CreateMessage<v1::Event>(&arena_)) {
   if (options_.max_in_flight == 0) options_.max_in_flight = 1;
 }

@@ -42,6 +42,8 @@ class AuditReassembler {
     uint64_t args_capped = 0;         // exec events whose argv the caps cut (kept, marked)
     uint64_t args_dropped_bytes = 0;  // argument bytes those caps left out
   };
+  // The first block of the events' arena (see arena_).
+  static constexpr size_t kArenaBlock = (1 << 20) + (256 << 10);
   // Receives each exec or chmod event; the Event may be moved from.
   using Sink = std::function<void(v1::Event&)>;
 
@@ -88,8 +90,10 @@ class AuditReassembler {
   Key last_key_{UINT64_MAX, UINT64_MAX};
   AuditEventBuilder* last_ = nullptr;
   // The event handed to the sink, built on an arena: its strings and messages cost a bump of
-  // a pointer, not a malloc and a free each. The arena is reset once it holds kArenaBytes.
+  // a pointer, not a malloc and a free each. The arena is reset once it holds kArenaBytes,
+  // which its first block (kept across resets) has room for.
   static constexpr size_t kArenaBytes = 1 << 20;
+  std::unique_ptr<char[]> arena_block_;
   google::protobuf::Arena arena_;
   v1::Event* scratch_;
 };

@@ -10,6 +10,10 @@
 #   dw_audit_get KEY       KEY's value in `auditctl -s` now (lost, backlog_limit, ...)
 #   dw_audit_pid           the pid the kernel sends audit records to (0: none)
 #   dw_audit_held_by PID   0 when PID is that pid
+#   dw_audit_clear_stale READER PID...  the registered audit pid, if it is one of PIDs (readers
+#                          the caller started) and dead, replaced by running READER (a reader
+#                          that registers, then unregisters on exit) for a moment: a reader
+#                          killed hard stays registered until the kernel next fails to send
 #   dw_audit_delete_rule RULE  delete one rule given as `auditctl -l` prints it (-a or -w)
 # Only for tests and benchmarks that serialize with every other audit user (RESOURCE_LOCK).
 
@@ -18,6 +22,18 @@ _dw_audit_field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 dw_audit_get() { auditctl -s | awk -v k="$1" '$1 == k { print $2 }'; }
 dw_audit_pid() { dw_audit_get pid; }
 dw_audit_held_by() { [[ $(dw_audit_pid) == "$1" ]]; }
+
+dw_audit_clear_stale() {
+    local reader=$1 pid nr
+    shift
+    pid=$(dw_audit_pid)
+    [[ $pid != 0 ]] && printf '%s\n' "$@" | grep -qx "$pid" && ! dw_alive "$pid" || return 0
+    echo "audit: clearing stale audit pid $pid" >&2
+    "$reader" 2>/dev/null 9>&- &
+    nr=$!
+    sleep 0.3
+    dw_stop_pid "$nr" || true
+}
 
 dw_audit_save() {
     auditctl -s >"$1/audit.status"

@@ -15,6 +15,9 @@
 #   dw_finish [MESSAGE]        exit 1 if a check failed, else print MESSAGE; step WHAT: timed
 #   json FILE EXPR             Python EXPR over the JSON document j in FILE
 #   metric NAME [LABELS-RE]    sum of NAME's samples at 127.0.0.1:$mport/metrics, 0 if none
+#   dw_machine_ticks           the machine's busy and idle CPU time (ticks) now
+#   dw_busy_pct                the machine's CPU use over the next second, in percent
+#                              (benchmarks warn when others keep it busy)
 #   dw_wait [--while PID] SECONDS CMD...  CMD every 0.1 s until it succeeds; 1 after SECONDS
 #                              or once PID is gone (CMD tried a last time)
 #   dw_start NAME CMD...       CMD in the background (stdin /dev/null): output to $tmp/NAME.log
@@ -191,6 +194,16 @@ dw_alive() {
     local st
     st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
     [[ -n $st && $st != Z ]]
+}
+
+dw_machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
+
+dw_busy_pct() {
+    local b0 i0 b1 i1
+    read -r b0 i0 < <(dw_machine_ticks)
+    sleep 1
+    read -r b1 i1 < <(dw_machine_ticks)
+    echo $(((b1 - b0) * 100 / (b1 - b0 + i1 - i0 + 1)))
 }
 
 dw_stop_pid() {
