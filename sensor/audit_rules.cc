@@ -136,20 +136,20 @@ std::expected<std::unique_ptr<AuditOwnership>, std::string> AuditOwnership::Acqu
   if (auto r = nl->SetStatus(set); !r) return std::unexpected("registering as audit daemon: " + r.error());
   self->registered_ = true;
 
-  // A slow reader must never stall the host's syscalls: no backlog wait where the kernel
-  // lets us say so, and a backlog deep enough for bursts.
+  // By default a slow reader never stalls the host's syscalls: no backlog wait where the
+  // kernel lets us say so, and a backlog deep enough for bursts.
   set = {};
   set.mask = AUDIT_STATUS_BACKLOG_LIMIT;
   set.backlog_limit = options.backlog_limit;
   bool can_wait = (st->feature_bitmap & AUDIT_FEATURE_BITMAP_BACKLOG_WAIT_TIME) != 0;
   if (can_wait) {
     set.mask |= AUDIT_STATUS_BACKLOG_WAIT_TIME;
-    set.backlog_wait_time = 0;
+    set.backlog_wait_time = options.backlog_wait_time;
   }
   self->settings_changed_ = true;
   if (auto r = nl->SetStatus(set); !r) return std::unexpected("setting the backlog: " + r.error());
   self->backlog_limit_ = options.backlog_limit;
-  self->backlog_wait_time_ = can_wait ? 0 : st->backlog_wait_time;
+  self->backlog_wait_time_ = can_wait ? options.backlog_wait_time : st->backlog_wait_time;
 
   if (options.install_rules) {
     self->rule_fd_ = audit_open();

@@ -34,6 +34,10 @@ enum class AuditNetwork { kOff, kConnect, kAll };
 
 struct OwnerOptions {
   uint32_t backlog_limit = 8192;
+  // How long a syscall waits for room when the backlog is full, in the kernel's unit (as
+  // auditctl --backlog_wait_time): 0 loses the record (counted by the kernel) rather than
+  // stall the host; auditd's choice is to stall (60 s).
+  uint32_t backlog_wait_time = 0;
   bool install_rules = true;
   AuditNetwork network = AuditNetwork::kOff;
   // Every rule the sensor installs carries this key. Rules with it that exist at start

@@ -61,6 +61,7 @@ struct Flags {
   std::string audit_mode = "auto";
   std::string capture;
   uint32_t backlog_limit = 8192;
+  uint32_t backlog_wait_time = 0;
   std::string audit_network = "off";
   std::string audit_state_file = "/run/driftwatch/audit-state";
   int rcvbuf = 32 << 20;
@@ -413,6 +414,7 @@ int Run(const Flags& flags) {
     if (mode == AuditMode::kOwner) {
       OwnerOptions opt;
       opt.backlog_limit = flags.backlog_limit;
+      opt.backlog_wait_time = flags.backlog_wait_time;
       opt.state_file = flags.audit_state_file;
       opt.network = flags.audit_network == "all"       ? AuditNetwork::kAll
                     : flags.audit_network == "connect" ? AuditNetwork::kConnect
@@ -936,6 +938,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"off", "connect", "all"}))
       ->capture_default_str();
   app.add_option("--backlog-limit", f.backlog_limit, "owner mode: kernel audit backlog limit")
+      ->capture_default_str();
+  app.add_option("--backlog-wait-time", f.backlog_wait_time,
+                 "owner mode: how long a syscall waits when the backlog is full, in the kernel's "
+                 "unit (auditctl --backlog_wait_time's; its default is 60 s): 0 never stalls the "
+                 "host and loses the record instead (the kernel's lost counter, the sensor's "
+                 "blind-window report); under CPU starvation of the kernel's audit thread, a "
+                 "wait trades the host's speed for no loss, as auditd does")
       ->capture_default_str();
   app.add_option("--audit-state-file", f.audit_state_file,
                  "owner mode: where the audit settings found at start are kept while the sensor "
