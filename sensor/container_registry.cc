@@ -8,8 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -189,6 +191,35 @@ std::optional<UpperMatch> ContainerRegistry::ByUpperDir(std::string_view host_di
   }
 }
 
+std::vector<VolumeMatch> ContainerRegistry::ByVolumePath(std::string_view host_path) const {
+  // Volumes may nest (one container mounts /a, another /a/b): every ancestor is tried.
+  std::vector<VolumeMatch> out;
+  if (host_path.empty() || host_path[0] != '/') return out;
+  ReaderMutexLock lock(mu_);
+  if (by_volume_.empty()) return out;
+  std::string probe(host_path);
+  while (probe.size() > 1 && probe.back() == '/') probe.pop_back();
+  for (;;) {
+    auto it = by_volume_.find(probe);
+    if (it != by_volume_.end()) {
+      std::string_view rest = host_path.substr(std::min(probe.size(), host_path.size()));
+      for (const auto& [id, dest] : it->second) {
+        std::string p = dest;
+        if (!rest.empty() && rest != "/") {
+          while (p.size() > 1 && p.back() == '/') p.pop_back();
+          if (p == "/") p.clear();
+          p.append(rest);
+        }
+        out.push_back({id, std::move(p)});
+      }
+    }
+    if (probe == "/") return out;
+    size_t slash = probe.rfind('/');
+    if (slash == std::string::npos) return out;
+    probe.resize(slash == 0 ? 1 : slash);
+  }
+}
+
 std::optional<std::string> ContainerRegistry::ByMountId(int mnt_id) const {
   ReaderMutexLock lock(mu_);
   auto it = by_mount_.find(mnt_id);
@@ -231,6 +262,10 @@ void ContainerRegistry::Index(const std::string& id, const Entry& e) {
   if (!e.info.upperdir().empty()) by_upper_[e.info.upperdir()] = id;
   if (e.mount_id >= 0) by_mount_[e.mount_id] = id;
   if (e.overlay_known) by_dev_[{e.info.rootfs_dev_major(), e.info.rootfs_dev_minor()}] = id;
+  for (const v1::Mount& m : e.info.mounts()) {
+    if (m.read_only() || m.source().empty() || m.source()[0] != '/') continue;
+    by_volume_[m.source()].emplace_back(id, m.destination());
+  }
 }
 
 void ContainerRegistry::Unindex(const std::string& id, const Entry& e) {
@@ -241,6 +276,12 @@ void ContainerRegistry::Unindex(const std::string& id, const Entry& e) {
   drop(by_upper_, e.info.upperdir());
   drop(by_mount_, e.mount_id);
   drop(by_dev_, std::make_pair(e.info.rootfs_dev_major(), e.info.rootfs_dev_minor()));
+  for (const v1::Mount& m : e.info.mounts()) {
+    auto it = by_volume_.find(m.source());
+    if (it == by_volume_.end()) continue;
+    std::erase_if(it->second, [&id](const auto& v) { return v.first == id; });
+    if (it->second.empty()) by_volume_.erase(it);
+  }
 }
 
 void ContainerRegistry::Emit(const v1::ContainerInfo& info) {
@@ -384,7 +425,10 @@ void ContainerRegistry::ApplyCri(Entry* e) {
   i.clear_mounts();
   for (const CriMount& m : c.mounts) {
     v1::Mount* vm = i.add_mounts();
-    vm->set_source(m.host_path);
+    // As the kernel names it (fanotify's paths): no symlink in it, no trailing slash.
+    char* real = realpath(m.host_path.c_str(), nullptr);
+    vm->set_source(real != nullptr ? real : m.host_path);
+    free(real);
     vm->set_destination(m.container_path);
     vm->set_read_only(m.readonly);
     vm->set_propagation(m.propagation);

@@ -74,6 +74,7 @@ class ContainerRegistry : public ContainerResolver {
 
   // ContainerResolver (the fanotify watcher's view).
   std::optional<UpperMatch> ByUpperDir(std::string_view host_dir) const override;
+  std::vector<VolumeMatch> ByVolumePath(std::string_view host_path) const override;
   std::optional<std::string> ByMountId(int mnt_id) const override;
   std::optional<std::string> ByPid(pid_t pid) const override;
   std::optional<std::string> ByUpperFile(std::string_view path_in_container, dev_t dev,
@@ -123,6 +124,9 @@ class ContainerRegistry : public ContainerResolver {
   std::unordered_map<std::string, Entry> entries_ DW_GUARDED_BY(mu_);
   std::unordered_map<std::string, std::string> by_upper_ DW_GUARDED_BY(mu_);  // upperdir -> id
   std::unordered_map<int, std::string> by_mount_ DW_GUARDED_BY(mu_);          // mount id -> id
+  // A writable bind mount's host source -> (id, destination) of each container mounting it.
+  std::unordered_map<std::string, std::vector<std::pair<std::string, std::string>>> by_volume_
+      DW_GUARDED_BY(mu_);
   std::map<std::pair<uint32_t, uint32_t>, std::string> by_dev_ DW_GUARDED_BY(mu_);  // overlay dev
   std::set<std::string> pending_ DW_GUARDED_BY(mu_);  // ids not yet complete
 };

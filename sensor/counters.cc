@@ -107,6 +107,10 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
     r.push_back({"fanotify", "dropped_host", "", "driftwatch_sensor_fanotify_dropped_host_total",
                  "fanotify events of files no container claimed (host files): dropped", false,
                  "", "", c.dropped_host});
+    r.push_back({"fanotify", "volumes_unwatched", "",
+                 "driftwatch_sensor_fanotify_volumes_unwatched_total",
+                 "container volumes whose filesystem the kernel refused to mark: writes there "
+                 "are not seen", false, "", "", c.volumes_unwatched});
     r.push_back({"fanotify", "overflows", "fanotify_overflows",
                  "driftwatch_sensor_fanotify_overflows_total", "fanotify queue overflows", false,
                  "", "", c.overflows});

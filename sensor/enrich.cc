@@ -209,6 +209,10 @@ void Enricher::Enrich(v1::Event* ev) {
       container = *by_dev;
       how = v1::ATTRIBUTION_DEVICE;
       ++stats_.by_device;
+      // Gone already (a `sh -c` that ends by exec'ing its last command): its next exec, of a
+      // file on no container's overlay (a volume), is still this container's. Its start is
+      // unknown (0): the pid cursor alone says when the pid may be another process's.
+      if (pfd < 0 && gone) Remember(static_cast<pid_t>(pid), 0, container);
     } else if (parent_known) {
       how = v1::ATTRIBUTION_PARENT;
       ++stats_.by_parent;

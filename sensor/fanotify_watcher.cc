@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -20,6 +22,7 @@
 
 #include "lib/base/clock.h"
 #include "lib/base/log.h"
+#include "lib/event/event_json.h"
 #include "lib/event/file_digest.h"
 #include "lib/node/mountinfo.h"
 #include "lib/node/procfs.h"
@@ -58,8 +61,26 @@ std::string JoinPath(std::string_view dir, std::string_view name) {
   return p;
 }
 
+// `name` in host directory `host_dir`, as container `cid` sees it through one of `volumes`
+// (the volumes that hold host_dir), else by its host path.
+std::string VolumePathOf(const std::vector<VolumeMatch>& volumes, const std::string& cid,
+                         const std::string& host_dir, std::string_view name) {
+  for (const VolumeMatch& v : volumes)
+    if (v.container_id == cid) return JoinPath(v.path_in_container, name);
+  return JoinPath(host_dir, name);
+}
+
 // The path of `path` below `mount_point` ("/" for the mount point itself); `path` unchanged
 // when it is not below it.
+// The entries of `volumes` of containers other than `cid`.
+std::vector<VolumeMatch> OtherContainers(const std::vector<VolumeMatch>& volumes,
+                                         const std::string& cid) {
+  std::vector<VolumeMatch> out;
+  for (const VolumeMatch& v : volumes)
+    if (v.container_id != cid) out.push_back(v);
+  return out;
+}
+
 std::string StripMountPoint(const std::string& path, const std::string& mount_point) {
   if (mount_point.empty() || mount_point == "/") return path;
   if (path == mount_point) return "/";
@@ -207,6 +228,7 @@ uint64_t FanotifyWatcher::EventMask() const {
 }
 
 void FanotifyWatcher::CloseFanotify() {
+  MutexLock lock(marks_mu_);
   for (FsMark& f : fs_marks_)
     if (f.mount_fd >= 0) close(f.mount_fd);
   fs_marks_.clear();
@@ -224,52 +246,83 @@ std::string FanotifyWatcher::TryMode(FanotifyMode mode) {
   mask_ = EventMask();
   if (mode == FanotifyMode::kFdMount) return {};  // marks come with WatchContainerRoot
 
-  uint64_t fid_mask = mask_ | FAN_CREATE | FAN_ATTRIB | FAN_DELETE | FAN_RENAME;
-  for (const std::string& path : options_.filesystems) {
-    struct statfs sfs;
-    if (statfs(path.c_str(), &sfs) != 0) {
-      std::string err = "fanotify mode " + name + ": statfs " + path + ": " + ErrnoText(errno);
-      CloseFanotify();
-      return err;
-    }
-    FsMark fm;
-    fm.path = path;
-    fm.fsid = PackFsid(&sfs.f_fsid);
-    bool same_fs = false;
-    for (const FsMark& o : fs_marks_) same_fs |= o.fsid == fm.fsid;
-    if (same_fs) continue;
-    int rc = -1;
-    if (fid) {
-      rc = fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, fid_mask, AT_FDCWD,
-                         path.c_str());
-      if (rc != 0 && errno == EINVAL) {
-        // Before 5.17 there is no FAN_RENAME: one event per side of the rename.
-        fid_mask = (fid_mask & ~FAN_RENAME) | FAN_MOVED_FROM | FAN_MOVED_TO;
-        rc = fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, fid_mask, AT_FDCWD,
-                           path.c_str());
-      }
-    } else {
-      rc = fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask_, AT_FDCWD,
-                         path.c_str());
-    }
-    if (rc != 0) {
-      std::string err = "fanotify mode " + name + ": fanotify_mark(FAN_MARK_FILESYSTEM, " +
-                        path + "): " + ErrnoText(errno);
-      CloseFanotify();
-      return err;
-    }
-    if (fid) {
-      fm.mount_fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (fm.mount_fd < 0) {
-        std::string err = "fanotify mode " + name + ": open " + path + ": " + ErrnoText(errno);
-        CloseFanotify();
-        return err;
-      }
-    }
-    fs_marks_.push_back(std::move(fm));
+  fid_mask_ = mask_ | FAN_CREATE | FAN_ATTRIB | FAN_DELETE | FAN_RENAME;
+  std::string err;
+  {
+    MutexLock lock(marks_mu_);
+    for (const std::string& path : options_.filesystems)
+      if (err = MarkFilesystem(path, fid); !err.empty()) break;
   }
-  if (fid) mask_ = fid_mask;
+  if (!err.empty()) {
+    CloseFanotify();
+    return "fanotify mode " + name + ": " + err;
+  }
+  if (fid) mask_ = fid_mask_;
   return {};
+}
+
+std::string FanotifyWatcher::MarkFilesystem(const std::string& path, bool fid) {
+  struct statfs sfs;
+  if (statfs(path.c_str(), &sfs) != 0) return "statfs " + path + ": " + ErrnoText(errno);
+  FsMark fm;
+  fm.path = path;
+  fm.fsid = PackFsid(&sfs.f_fsid);
+  for (const FsMark& o : fs_marks_)
+    if (o.fsid == fm.fsid) return {};
+  int rc = -1;
+  if (fid) {
+    rc = fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, fid_mask_, AT_FDCWD,
+                       path.c_str());
+    if (rc != 0 && errno == EINVAL && (fid_mask_ & FAN_RENAME)) {
+      // Before 5.17 there is no FAN_RENAME: one event per side of the rename.
+      fid_mask_ = (fid_mask_ & ~FAN_RENAME) | FAN_MOVED_FROM | FAN_MOVED_TO;
+      rc = fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, fid_mask_, AT_FDCWD,
+                         path.c_str());
+    }
+  } else {
+    rc = fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask_, AT_FDCWD,
+                       path.c_str());
+  }
+  if (rc != 0) return "fanotify_mark(FAN_MARK_FILESYSTEM, " + path + "): " + ErrnoText(errno);
+  if (fid) {
+    fm.mount_fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fm.mount_fd < 0) {
+      fanotify_mark(fan_fd_, FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, fid_mask_, AT_FDCWD,
+                    path.c_str());
+      return "open " + path + ": " + ErrnoText(errno);
+    }
+  }
+  fs_marks_.push_back(std::move(fm));
+  return {};
+}
+
+void FanotifyWatcher::WatchVolumes(const v1::ContainerInfo& info) {
+  if (mode_ == FanotifyMode::kOff || info.state() == "removed") return;
+  MutexLock lock(marks_mu_);
+  for (const v1::Mount& m : info.mounts()) {
+    if (m.read_only() || m.source().empty() || m.source()[0] != '/') continue;
+    if (!volume_paths_.insert(m.source()).second) continue;
+    // A file bind-mounted (a config) is marked through its directory: the same filesystem.
+    std::string dir = m.source();
+    struct stat st;
+    if (stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) dir.resize(std::max<size_t>(dir.rfind('/'), 1));
+    // Marks are per filesystem: a volume on one already marked (the runtime's own, or an
+    // earlier volume's) costs nothing more.
+    if (std::string err = MarkFilesystem(dir, mode_ == FanotifyMode::kFidFilesystem);
+        !err.empty()) {
+      counters_.volumes_unwatched.fetch_add(1, std::memory_order_relaxed);
+      LogWarn("fanotify: volume %s of container %s is not watched: %s\n", m.source().c_str(),
+              ShortContainerId(info.id()).c_str(), err.c_str());
+    }
+  }
+}
+
+std::vector<VolumeMatch> FanotifyWatcher::VolumeWriters(pid_t writer,
+                                                        std::vector<VolumeMatch> volumes) {
+  if (volumes.empty()) return volumes;
+  // Alive and in no container: the host's (a null signal: EPERM means it exists too).
+  if (writer > 0 && (kill(writer, 0) == 0 || errno == EPERM)) return {};
+  return volumes;
 }
 
 std::expected<void, std::string> FanotifyWatcher::WatchContainerRoot(
@@ -404,20 +457,24 @@ const FanotifyWatcher::DirInfo* FanotifyWatcher::Dir(uint64_t fsid, const char* 
   key.append(handle, handle_len);
   for (const DirInfo& d : dir_cache_)
     if (d.key == key) return &d;
-  const FsMark* mark = nullptr;
-  for (const FsMark& f : fs_marks_)
-    if (f.fsid == fsid) mark = &f;
+  int mount_fd = -1;
+  {
+    MutexLock lock(marks_mu_);
+    for (const FsMark& f : fs_marks_)
+      if (f.fsid == fsid) mount_fd = f.mount_fd;
+  }
   alignas(file_handle) char h[sizeof(file_handle) + MAX_HANDLE_SZ];
-  if (!mark || handle_len > sizeof h) return nullptr;
+  if (mount_fd < 0 || handle_len > sizeof h) return nullptr;
   std::memcpy(h, handle, handle_len);
   DirInfo d;
-  d.fd = open_by_handle_at(mark->mount_fd, reinterpret_cast<file_handle*>(h),
+  d.fd = open_by_handle_at(mount_fd, reinterpret_cast<file_handle*>(h),
                            O_PATH | O_DIRECTORY | O_CLOEXEC);
   // The directory is gone already (ESTALE), or not on a filesystem we marked.
   if (d.fd < 0) return nullptr;
   d.key = std::move(key);
   d.host_dir = FdPath(d.fd);
   d.match = resolver_->ByUpperDir(d.host_dir);
+  if (!d.match) d.volumes = resolver_->ByVolumePath(d.host_dir);
   dir_cache_.push_back(std::move(d));
   return &dir_cache_.back();
 }
@@ -512,32 +569,51 @@ void FanotifyWatcher::HandleFidEvent(const fanotify_event_metadata& md, const ch
   // close_write): the mask still says it was created.
   w->set_created((md.mask & FAN_CREATE) != 0);
   w->set_pid(md.pid > 0 ? static_cast<uint32_t>(md.pid) : 0);
+  // The other containers that mount the volume the file is in: it appeared in each.
+  std::vector<VolumeMatch> others;
   if (dir->match) {
     ev.set_container_id(dir->match->container_id);
     ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
     w->set_path(JoinPath(dir->match->dir_in_container, obj.name));
     w->set_upper_path(JoinPath(dir->host_dir, obj.name));
+  } else if (std::optional<std::string> cid = ContainerOfPid(md.pid)) {
+    // A write by a container process outside its rootfs: in one of its volumes, named as
+    // the container sees it, else (a filesystem shared some other way) by its host path.
+    ev.set_container_id(*cid);
+    ev.set_attribution(v1::ATTRIBUTION_CGROUP);
+    w->set_path(VolumePathOf(dir->volumes, *cid, dir->host_dir, obj.name));
+    others = OtherContainers(dir->volumes, *cid);
   } else {
-    // A write by a container process outside its rootfs (a volume on a marked filesystem).
-    std::optional<std::string> cid = ContainerOfPid(md.pid);
-    if (!cid) {
+    others = VolumeWriters(md.pid, dir->volumes);
+    if (others.empty()) {
       counters_.dropped_host.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    ev.set_container_id(*cid);
-    ev.set_attribution(v1::ATTRIBUTION_CGROUP);
-    w->set_path(JoinPath(dir->host_dir, obj.name));
+    ev.set_container_id(others.front().container_id);
+    ev.set_attribution(v1::ATTRIBUTION_VOLUME);
+    w->set_path(JoinPath(others.front().path_in_container, obj.name));
+    others.erase(others.begin());
   }
   if (old.handle && obj.handle != old.handle) {
     // Dir() may grow the cache: `dir` is not used past this point.
     if (const DirInfo* od = Dir(old.fsid, old.handle, old.handle_len))
       w->set_old_path(od->match ? JoinPath(od->match->dir_in_container, old.name)
-                                : JoinPath(od->host_dir, old.name));
+                                : VolumePathOf(od->volumes, ev.container_id(), od->host_dir,
+                                               old.name));
   } else if (md.mask & FAN_MOVED_FROM) {
     w->set_old_path(w->path());
     w->clear_path();
   }
   FillProcess(md.pid, w);
+  // The other containers that mount the volume get the event too, as each one names the
+  // file (without its content facts: shared volumes are few, and the first event has them).
+  for (const VolumeMatch& o : others) {
+    v1::Event copy = ev;
+    copy.set_container_id(o.container_id);
+    copy.set_attribution(v1::ATTRIBUTION_VOLUME);
+    copy.mutable_write()->set_path(JoinPath(o.path_in_container, obj.name));
+    hasher_.Pass(std::move(copy));
+  }
 
   // A delete names an entry that is gone (or a newer file under that name), and a pre-5.17
   // FAN_MOVED_FROM only the old, now absent, entry: nothing to stat.
@@ -583,16 +659,27 @@ void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata& md) {
   std::string path = FdPath(fd);
   struct stat st;
   bool have_stat = fstat(fd, &st) == 0;
+  std::vector<VolumeMatch> others;  // as in HandleFidEvent
   if (cid) {
     ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
     path = StripMountPoint(path, MountPoint(mnt_id));
   } else if ((cid = ContainerOfPid(md.pid))) {
     ev.set_attribution(v1::ATTRIBUTION_CGROUP);
+    // In one of its volumes (a host path here): named as the container sees it.
+    std::vector<VolumeMatch> volumes = resolver_->ByVolumePath(path);
+    for (const VolumeMatch& v : volumes)
+      if (v.container_id == *cid) path = v.path_in_container;
+    others = OtherContainers(volumes, *cid);
   } else if (have_stat &&
              (cid = resolver_->ByUpperFile(path, st.st_dev, st.st_ino))) {
     // The writer is gone already (cp, a shell redirect): the fd is the upper file itself,
     // so the container whose upper layer has this inode at this path wrote it.
     ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
+  } else if (!(others = VolumeWriters(md.pid, resolver_->ByVolumePath(path))).empty()) {
+    cid = others.front().container_id;
+    path = others.front().path_in_container;
+    others.erase(others.begin());
+    ev.set_attribution(v1::ATTRIBUTION_VOLUME);
   } else {
     counters_.dropped_host.fetch_add(1, std::memory_order_relaxed);
     close(fd);
@@ -603,6 +690,14 @@ void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata& md) {
   w->set_pid(md.pid > 0 ? static_cast<uint32_t>(md.pid) : 0);
   w->set_path(path);
   FillProcess(md.pid, w);
+  for (const VolumeMatch& o : others) {
+    v1::Event copy = ev;
+    copy.set_container_id(o.container_id);
+    copy.set_attribution(v1::ATTRIBUTION_VOLUME);
+    copy.mutable_write()->set_path(o.path_in_container);
+    if (have_stat) FillStat(st, copy.mutable_write());
+    hasher_.Pass(std::move(copy));
+  }
   if (have_stat) {
     FillStat(st, w);
     // The kernel's fd is the written file itself, opened by no name: fstat decides.

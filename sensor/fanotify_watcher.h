@@ -37,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -72,6 +73,13 @@ struct UpperMatch {
   std::string dir_in_container;  // e.g. "/tmp"; "/" for the upper dir itself
 };
 
+// A host path inside a container's volume (a writable bind mount: emptyDir, hostPath, ...)
+// -> the container and the path it sees there.
+struct VolumeMatch {
+  std::string container_id;
+  std::string path_in_container;
+};
+
 // A container's rootfs overlay, as host paths.
 struct ContainerLayers {
   std::string upperdir;
@@ -85,6 +93,11 @@ class ContainerResolver {
   virtual ~ContainerResolver() = default;
   // A host directory inside some container's upperdir -> its container and its path there.
   virtual std::optional<UpperMatch> ByUpperDir(std::string_view host_dir) const = 0;
+  // A host path -> every container that mounts it writable (a volume two containers of a
+  // pod share names both), and its path there. Empty when no container mounts it.
+  virtual std::vector<VolumeMatch> ByVolumePath(std::string_view /*host_path*/) const {
+    return {};
+  }
   // The mount id (mnt_id in /proc/self/fdinfo/<fd>) of a container's root overlay mount.
   virtual std::optional<std::string> ByMountId(int mnt_id) const = 0;
   // The writer's pid (its cgroup) -> container id.
@@ -125,6 +138,7 @@ struct FanotifyCounters : HashCounters {
   std::atomic<uint64_t> overflows{0};     // FAN_Q_OVERFLOW: the kernel queue was full
   std::atomic<uint64_t> dropped_self{0};  // written by this process
   std::atomic<uint64_t> dropped_host{0};  // no container claimed it: counted, dropped
+  std::atomic<uint64_t> volumes_unwatched{0};  // volume paths whose filesystem got no mark
 };
 
 class FanotifyWatcher {
@@ -150,6 +164,12 @@ class FanotifyWatcher {
   // FAN_MARK_MOUNT. A no-op in the other modes.
   [[nodiscard]] std::expected<void, std::string> WatchContainerRoot(const std::string& container_id,
                                                                     pid_t pid);
+  // Every mode: the filesystems that hold the container's writable volumes (its CRI bind
+  // mounts: emptyDir on disk or tmpfs, hostPath) get filesystem marks, once each, so that a
+  // file written there and then run is seen like one written to the upper layer. A
+  // filesystem the kernel refuses to mark is counted (volumes_unwatched) and named in a
+  // warning, once.
+  void WatchVolumes(const v1::ContainerInfo& info);
   // No ForgetContainer: a mark goes with its container's mount, and removing it by
   // /proc/PID/root could unmark another container's mount once the pid is reused.
 
@@ -174,12 +194,19 @@ class FanotifyWatcher {
     int fd = -1;      // O_PATH directory, closed at the end of the batch
     std::string host_dir;
     std::optional<UpperMatch> match;
+    std::vector<VolumeMatch> volumes;  // when not in an upper dir: the volumes it is in
   };
 
   FanotifyWatcher(FanotifyOptions options, const ContainerResolver* resolver, Sink sink);
 
   // Opens the fanotify fd and sets the filesystem marks of `mode`; "" or why not.
   std::string TryMode(FanotifyMode mode);
+  // A FILESYSTEM mark on the filesystem holding `path`, unless it has one; "" or why not.
+  std::string MarkFilesystem(const std::string& path, bool fid) DW_REQUIRES(marks_mu_);
+  // The containers a write under a volume belongs to when the writer's cgroup does not say:
+  // nobody when the writer lives on the host (the kubelet filling a configMap); each
+  // container that mounts it when the writer is gone (cp, a shell redirect).
+  std::vector<VolumeMatch> VolumeWriters(pid_t writer, std::vector<VolumeMatch> volumes);
   void CloseFanotify();
   uint64_t EventMask() const;
 
@@ -214,7 +241,12 @@ class FanotifyWatcher {
   int fan_fd_ = -1;
   int stop_fd_ = -1;       // eventfd: wakes the drain thread for Stop()
   uint64_t mask_ = 0;      // what the marks ask for
-  std::vector<FsMark> fs_marks_;
+  uint64_t fid_mask_ = 0;  // FID mode: what filesystem marks ask for
+  // Filesystem marks: set at Open, and later for volumes (any thread), read by the drain
+  // thread to resolve FID handles.
+  Mutex marks_mu_;
+  std::vector<FsMark> fs_marks_ DW_GUARDED_BY(marks_mu_);
+  std::set<std::string> volume_paths_ DW_GUARDED_BY(marks_mu_);  // marked (or refused) once
 
   // Drain thread only.
   std::vector<ProcInfo> proc_cache_;               // cleared after every read() batch

@@ -305,6 +305,7 @@ int Run(const Flags& flags) {
           if (auto r = watcher->WatchContainerRoot(info.id(), static_cast<pid_t>(info.init_pid())); !r)
             LogWarn("%s\n", r.error().c_str());
         }
+        if (watcher) watcher->WatchVolumes(info);
       }
       v1::Event ev;
       ev.set_time_ns(NowNs());
@@ -331,8 +332,10 @@ int Run(const Flags& flags) {
       MutexLock lock(watcher_mu);
       watcher = std::move(*w);
       // Containers already running get their roots marked (fd-mount mode) now.
-      for (const auto& c : registry->List())
+      for (const auto& c : registry->List()) {
         if (c.init_pid() != 0) (void)watcher->WatchContainerRoot(c.id(), static_cast<pid_t>(c.init_pid()));
+        watcher->WatchVolumes(c);
+      }
       watcher->Start();
     }
     if (flags.sensitive_reads == "on") {

@@ -10,6 +10,18 @@
 namespace driftwatch {
 namespace {
 
+// Whether the file an exec ran is known to be on another device than the container's
+// rootfs overlay (a volume). False when either device is unknown.
+bool OnOtherDevice(const v1::ContainerInfo* info, const v1::ProcessExec& e) {
+  if (info == nullptr || (info->rootfs_dev_major() == 0 && info->rootfs_dev_minor() == 0))
+    return false;
+  const bool by_file = e.exe_file_inode() != 0;
+  const uint32_t major = by_file ? e.exe_file_dev_major() : e.exe_dev_major();
+  const uint32_t minor = by_file ? e.exe_file_dev_minor() : e.exe_dev_minor();
+  if ((by_file ? e.exe_file_inode() : e.exe_inode()) == 0) return false;
+  return major != info->rootfs_dev_major() || minor != info->rootfs_dev_minor();
+}
+
 std::string ContainerKey(const std::string& node, const std::string& id) {
   return node + '\x1f' + id;
 }
@@ -539,8 +551,11 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     const uint64_t inode = e.exe_file_inode() != 0 ? e.exe_file_inode() : e.exe_inode();
     // The inode joins only an exec of an upper-layer file: an image (lower-layer) binary
     // never ran what was written at runtime, whatever inode number a write elsewhere (a
-    // volume on another filesystem) happened to have.
-    const bool lower = e.has_is_exe_upper_layer() && !e.is_exe_upper_layer();
+    // volume on another filesystem) happened to have. Not in the upper layer means in the
+    // image only for a file on the container's rootfs overlay: one on a volume (another
+    // device) may well have been written at runtime.
+    const bool lower = e.has_is_exe_upper_layer() && !e.is_exe_upper_layer() &&
+                       !OnOtherDevice(cs.info.get(), e);
     FileRecord* rec = FindFile(cs, paths, lower ? 0 : inode);
     // No name has it now: a file deleted after it was written, run by an fd held open.
     FileNode* gone = rec == nullptr && !lower ? FindUnlinked(cs, inode, paths) : nullptr;
@@ -572,7 +587,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     }
     // Kept for a late write only if it can have one: an exec the sensor saw run an image
     // (lower-layer) file never ran a file written at runtime. Unknown (offline logs): kept.
-    const bool from_image = e.has_is_exe_upper_layer() && !e.is_exe_upper_layer();
+    const bool from_image = lower;
     if (!ctx.file.written_at_runtime && !e.runtime_plumbing() && !cs.removed && !from_image &&
         opt_.max_pending_execs_per_container > 0) {
       PendingExec pe;
@@ -640,9 +655,13 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
         }
       }
       const bool have_moved = moved != nullptr;
-      // Inodes join only on the container's upper layer: a volume (cgroup-attributed
-      // write) is another filesystem, whose inode numbers say nothing of the rootfs.
-      const uint64_t inode = ev.attribution() == v1::ATTRIBUTION_CGROUP ? 0 : w.inode();
+      // Inodes join only on the container's upper layer: a volume (cgroup- or
+      // volume-attributed write) is another filesystem, whose inode numbers say nothing of
+      // the rootfs.
+      const uint64_t inode = ev.attribution() == v1::ATTRIBUTION_CGROUP ||
+                                     ev.attribution() == v1::ATTRIBUTION_VOLUME
+                                 ? 0
+                                 : w.inode();
       FileRecord& rec = UpsertFile(cs, path, inode, std::move(moved));
       FileHistory& h = rec.node->hist;
       const bool attrib = kind == "attrib";
