@@ -21,10 +21,16 @@ void PrintRow(const StoredAlert& a) {
   std::string container = a.container_name.empty() ? ShortContainerId(a.container_id)
                                                    : a.container_name;
   std::string pod = a.pod_name.empty() ? "-" : a.pod_namespace + "/" + a.pod_name;
-  std::printf("%-20s  %-13s  %-16s  %-20s  %-30s  %s\n    %s\n", t.c_str(),
+  // An aggregate: how many ("+" while its window still counts repeats), and over when.
+  const std::string count = std::to_string(a.count) + (a.open ? "+" : "");
+  const std::string span = a.count > 1 ? "  [" + FormatIsoTime(a.first_ns).substr(0, 19) +
+                                             "Z .. " + FormatIsoTime(a.last_ns).substr(0, 19) +
+                                             "Z]"
+                                       : "";
+  std::printf("%-20s  %-13s  %-16s  %-20s  %-30s  %-6s  %s\n    %s%s\n", t.c_str(),
               std::string(PriorityName(a.priority)).c_str(), TerminalEscape(a.node).c_str(),
-              TerminalEscape(container).c_str(), TerminalEscape(pod).c_str(),
-              TerminalEscape(a.rule).c_str(), TerminalEscape(a.message).c_str());
+              TerminalEscape(container).c_str(), TerminalEscape(pod).c_str(), count.c_str(),
+              TerminalEscape(a.rule).c_str(), TerminalEscape(a.message).c_str(), span.c_str());
 }
 
 }  // namespace
@@ -55,14 +61,15 @@ int RunAlerts(const AlertsOptions& opt) {
     return 1;
   }
   if (opt.table) {
-    std::printf("%-20s  %-13s  %-16s  %-20s  %-30s  %s\n", "TIME", "PRIORITY", "NODE",
-                "CONTAINER", "POD", "RULE");
+    std::printf("%-20s  %-13s  %-16s  %-20s  %-30s  %-6s  %s\n", "TIME", "PRIORITY", "NODE",
+                "CONTAINER", "POD", "COUNT", "RULE");
   }
   auto n = (*reader)->Query(q, [&](const StoredAlert& a) {
     if (opt.table) {
       PrintRow(a);
     } else {
-      std::fwrite(a.json.data(), 1, a.json.size(), stdout);
+      const std::string json = a.FullJson();
+      std::fwrite(json.data(), 1, json.size(), stdout);
       std::fputc('\n', stdout);
     }
   });

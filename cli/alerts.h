@@ -19,7 +19,9 @@ struct AlertsOptions {
 };
 
 // Prints the stored alerts matching the options, oldest first: one Falco JSON object per
-// line, or a table. Opens the database read-only. Returns the exit status: 0, 1 when the
+// line, or a table. An aggregated alert (count > 1) carries driftwatch.count,
+// driftwatch.first_time and driftwatch.last_time in its output_fields (AggregateJson), and
+// its COUNT in the table. Opens the database read-only. Returns the exit status: 0, 1 when the
 // database cannot be read, 2 for a bad argument.
 int RunAlerts(const AlertsOptions& opt);
 

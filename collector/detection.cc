@@ -93,6 +93,7 @@ struct Detection::Shard {
   std::map<std::string, int64_t> last_report_ns;     // node -> newest status/Hello time
   std::map<std::string, uint64_t> quota_seen;        // node -> quota evictions reported
   std::map<std::string, int64_t> quota_alerted;      // node -> 10-min bucket alerted + 1
+  std::set<std::pair<int64_t, int64_t>> open_aggregates;  // (open_until_ns, alert id)
 
   Mutex mu;
   CondVar cv;
@@ -192,6 +193,8 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
             static_cast<long long>(
                 std::chrono::duration_cast<std::chrono::seconds>(opt.baseline.learn).count()));
   }
+  auto open_aggs = d->hk_store_->OpenAggregates();
+  if (!open_aggs) return std::unexpected(opt.db + ": " + open_aggs.error().message());
   auto losses = d->hk_store_->NodeLosses();
   if (!losses) return std::unexpected(opt.db + ": " + losses.error().message());
   auto probe = EventScanner::Open(opt.db);
@@ -232,6 +235,9 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     s->warm_from[node] = from;
     s->pos = std::min(s->pos, from - 1);
   }
+  // Aggregates a previous run left open: counted in again, closed by their shard's timer.
+  for (const AlertStore::OpenAggregate& a : *open_aggs)
+    d->shards_[d->ShardOf(a.node)]->open_aggregates.emplace(a.open_until_ns, a.id);
   for (const auto& [node, blob] : *losses) {
     Shard* s = d->shards_[d->ShardOf(node)].get();
     v1::Hello known;  // the totals and the sensor run that reported them
@@ -586,12 +592,14 @@ void Detection::RunShard(Shard* s) {
     pending.push_back(std::move(a));
   };
 
+  std::vector<int64_t> closing;  // aggregates whose window ended, closed by the next commit
   auto commit = [&]() -> bool {
     AlertStore::DetectionCommit c;
-    std::vector<std::string> jsons;
-    jsons.reserve(pending.size());
-    for (const Alert& a : pending) jsons.push_back(FalcoJson(a));
-    for (size_t i = 0; i < pending.size(); ++i) c.alerts.emplace_back(&pending[i], jsons[i]);
+    c.alerts.reserve(pending.size());
+    for (const Alert& a : pending)
+      c.alerts.push_back({&a, FalcoJson(a), AggregationKey(a, opt_.aggregation)});
+    c.aggregate_window = opt_.aggregation.window;
+    c.close = closing;
     c.outputs = output_names_;
     c.cursors = s->cursors;
     int64_t low = s->pos;
@@ -604,11 +612,20 @@ void Detection::RunShard(Shard* s) {
     }
     auto backoff = std::chrono::milliseconds(100);
     for (;;) {
-      auto ids = s->store->CommitDetection(c);
-      if (ids) {
+      auto done = s->store->CommitDetection(c);
+      if (done) {
         s->failing = false;
-        for (size_t i = 0; i < ids->size(); ++i) {
-          if ((*ids)[i] == 0) continue;  // stored before: a replay after a restart
+        for (const AlertStore::ClosedAggregate& agg : done->closed) {
+          if (agg.summary_json.empty()) continue;  // no repeats: the first alert said it all
+          ++counters_.aggregate_summaries;
+          Emit(-agg.id, agg.summary_json);
+        }
+        closing.clear();
+        for (size_t i = 0; i < done->alerts.size(); ++i) {
+          const AlertStore::StoredResult& r = done->alerts[i];
+          if (r.kind == AlertStore::StoredResult::Kind::kRepeat) ++counters_.aggregated;
+          if (r.kind != AlertStore::StoredResult::Kind::kNew) continue;  // or a replay
+          if (r.open_until_ns != 0) s->open_aggregates.emplace(r.open_until_ns, r.id);
           const Alert& a = pending[i];
           ++counters_.alerts;
           if (a.rule == kBlindWindowRule) ++counters_.blind_windows;
@@ -623,12 +640,12 @@ void Detection::RunShard(Shard* s) {
           }
           WantInventory(a);
           Respond(a);
-          Emit((*ids)[i], jsons[i]);
+          Emit(r.id, c.alerts[i].json);
         }
         break;
       }
       if (!s->failing.exchange(true) || counters_.store_errors % 100 == 0)
-        LogWarn("detection: %s (retrying)\n", ids.error().c_str());
+        LogWarn("detection: %s (retrying)\n", done.error().c_str());
       ++counters_.store_errors;
       if (stop_) return false;  // the rows are evaluated again after the restart
       std::this_thread::sleep_for(backoff);
@@ -865,8 +882,14 @@ void Detection::RunShard(Shard* s) {
       a.output_fields.emplace_back("sensor.report", AlertField::String("detection quota"));
       pending.push_back(std::move(a));
     }
+    // Aggregates whose window ended, with or without rows coming.
+    for (const int64_t now = NowNs();
+         !s->open_aggregates.empty() && s->open_aggregates.begin()->first <= now;) {
+      closing.push_back(s->open_aggregates.begin()->second);
+      s->open_aggregates.erase(s->open_aggregates.begin());
+    }
     const bool caught_up = s->pos >= head_.load();
-    if (!pending.empty() || !dirty_losses.empty() ||
+    if (!pending.empty() || !dirty_losses.empty() || !closing.empty() ||
         (dirty && (caught_up || Clock::now() - last_commit >= opt_.commit_interval))) {
       if (!commit()) break;
     } else if (!dirty) {
@@ -874,6 +897,12 @@ void Detection::RunShard(Shard* s) {
       s->committed = s->pos;
       MaybeRelease();
     }
+  }
+  // Shutdown closes every window: the summaries go out now, not after the next start.
+  if (!s->open_aggregates.empty()) {
+    for (const auto& [until, id] : s->open_aggregates) closing.push_back(id);
+    s->open_aggregates.clear();
+    if (!commit()) LogWarn("detection: open aggregates not closed; closed after the restart\n");
   }
 }
 

@@ -22,6 +22,14 @@
 // that cannot be evaluated (its payload or run unreadable) is not passed over silently: it
 // raises the built-in "Event not evaluated" alert.
 //
+// Aggregation: repeats of an alert (same rule, node, container and executable or file) are
+// counted in the first one's row for `aggregation.window` after it was stored, in the same
+// transaction as the cursors, so that a replay after a crash counts each once; the open
+// aggregates are read back from the store at start. The first alert goes to the outputs at
+// once; when the window ends (a shard's timer, or shutdown) an aggregate that counted repeats
+// sends its summary (AggregateJson) through the same outbox. Critical and above are stored
+// one by one unless `aggregation.critical`.
+//
 // Losses: a status event or a Hello whose lifetime loss totals (LossCounters) grew, and a
 // gap in a run's sequence numbers (seen by the store at commit), raise the built-in Critical
 // alert "Sensor blind window", naming the node, the counters and the time window.
@@ -60,6 +68,7 @@
 #include <vector>
 
 #include "driftwatch/v1/collector.pb.h"
+#include "lib/alerts/alert_aggregation.h"
 #include "lib/alerts/alert_output.h"
 #include "lib/alerts/alert_store.h"
 #include "lib/base/mutex.h"
@@ -104,6 +113,8 @@ struct DetectionOptions {
   bool baselines = true;
   BaselineOptions baseline;
   std::chrono::milliseconds baseline_edit_poll{2000};  // CLI edits reach detection this often
+  // Repeats of an alert within a window stored and sent as one (lib/alerts/alert_aggregation.h).
+  AggregationOptions aggregation;
 };
 
 // Sends Command{inventory} to the node's sensor (IngestService::RequestInventory).
@@ -119,6 +130,8 @@ struct DetectionCounters {
   std::atomic<uint64_t> warmup_events{0};  // rows replayed to rebuild correlation state
   std::atomic<uint64_t> not_evaluated{0};  // rows that could not be evaluated (alerted)
   std::atomic<uint64_t> alerts{0};
+  std::atomic<uint64_t> aggregated{0};           // repeats counted into an earlier alert
+  std::atomic<uint64_t> aggregate_summaries{0};  // closed aggregates that counted repeats
   std::atomic<uint64_t> blind_windows{0};  // "Sensor blind window" alerts
   std::atomic<uint64_t> store_errors{0};   // failed detection commits (retried)
   std::atomic<uint64_t> eval_ns{0};

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -204,6 +205,17 @@ int main(int argc, char** argv) {
                  "baselines (image and container name) kept; events of more images are not "
                  "learned (counted)")
       ->capture_default_str();
+  std::string aggregate_window = "60s";
+  app.add_option("--aggregate-window", aggregate_window,
+                 "repeats of an alert (same rule, node, container and executable sha256, else "
+                 "its path or the file) within this long of the first are stored and sent as "
+                 "one alert with a count (driftwatch.count, driftwatch.first_time, "
+                 "driftwatch.last_time in output_fields), sent again when the window ends; "
+                 "the first goes out at once (30s, 10m, 2h; 0: every alert on its own)")
+      ->capture_default_str();
+  app.add_flag("--aggregate-critical", ao.aggregation.critical,
+               "aggregate Critical, Alert and Emergency rules too (by default each of their "
+               "alerts is stored and sent on its own)");
   // Node identities (docs/node-identity.md).
   driftwatch::NodeAuthorityOptions na;
   std::string enroll_validity = "30d";
@@ -282,12 +294,27 @@ int main(int argc, char** argv) {
     return Fail("--detect-threads and --detect-max-lag-events must be > 0, --detect-warmup-s >= 0");
   ao.warmup = std::chrono::seconds(warmup_s);
   ao.baselines = baselines == "on";
-  {
+  // A duration flag: a number and one unit (30s, 10m, 2h, 7d); "0" when `zero_ok`.
+  auto duration = [](const char* flag, const std::string& text, const char* examples,
+                     bool zero_ok = false) -> std::optional<std::chrono::nanoseconds> {
+    if (zero_ok && text == "0") return std::chrono::nanoseconds(0);
     const int64_t now = driftwatch::NowNs();
-    auto t = driftwatch::ParseTimeArg(baseline_learn, now);
-    if (!t || baseline_learn.find_first_not_of("0123456789smhd") != std::string::npos)
-      return Fail("--baseline-learn " + baseline_learn + ": not a duration (30s, 10m, 2h, 7d)");
-    ao.baseline.learn = std::chrono::nanoseconds(now - *t);
+    auto t = driftwatch::ParseTimeArg(text, now);
+    if (!t || text.find_first_not_of("0123456789smhd") != std::string::npos) {
+      LogError("%s %s: not a duration (%s)\n", flag, text.c_str(), examples);
+      return std::nullopt;
+    }
+    return std::chrono::nanoseconds(now - *t);
+  };
+  if (auto d = duration("--baseline-learn", baseline_learn, "30s, 10m, 2h, 7d")) {
+    ao.baseline.learn = *d;
+  } else {
+    return 1;
+  }
+  if (auto d = duration("--aggregate-window", aggregate_window, "30s, 10m, 2h; 0: off", true)) {
+    ao.aggregation.window = *d;
+  } else {
+    return 1;
   }
   if (ao.baseline.max_items == 0 || ao.baseline.max_baselines == 0 ||
       ao.baseline.max_total_items == 0)
@@ -296,12 +323,10 @@ int main(int argc, char** argv) {
   ao.inventory_quiet = std::chrono::milliseconds(inventory_quiet_ms);
   ao.inventory_max_delay = std::chrono::milliseconds(inventory_max_delay_ms);
 
-  {
-    const int64_t now = driftwatch::NowNs();
-    auto t = driftwatch::ParseTimeArg(enroll_validity, now);
-    if (!t || enroll_validity.find_first_not_of("0123456789smhd") != std::string::npos)
-      return Fail("--enroll-validity " + enroll_validity + ": not a duration (30s, 10m, 2h, 30d)");
-    na.validity = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::nanoseconds(now - *t));
+  if (auto d = duration("--enroll-validity", enroll_validity, "30s, 10m, 2h, 30d")) {
+    na.validity = std::chrono::duration_cast<std::chrono::seconds>(*d);
+  } else {
+    return 1;
   }
   if (na.records.empty()) na.records = db + ".enrollments";
   if (!tls && (!na.deny_list.empty() || !na.ca_cert.empty() || !na.allow_list.empty()))
@@ -485,6 +510,13 @@ int main(int argc, char** argv) {
                  "acks held back because detection lagged", c.held_acks);
       w->Counter("driftwatch_collector_alerts_redelivered_total",
                  "alerts sent to outputs again after a restart", c.redelivered);
+      w->Counter("driftwatch_collector_alerts_aggregated_total",
+                 "repeats counted into an earlier alert (--aggregate-window) instead of stored "
+                 "and sent on their own",
+                 c.aggregated);
+      w->Counter("driftwatch_collector_alert_summaries_total",
+                 "aggregated alerts whose window closed with repeats: their count sent",
+                 c.aggregate_summaries);
       if (const driftwatch::Baselines* b = detect->baselines()) {
         const auto& bst = b->stats();
         w->Gauge("driftwatch_collector_baselines", "per-image baselines known (image, container)",
@@ -617,7 +649,9 @@ int main(int argc, char** argv) {
                                  ",\"sha256\":" +
                                  driftwatch::JsonQuote(service.prevent_policy_sha256()) +
                                  ",\"pushes\":" + std::to_string(service.policy_pushes()) + "}") +
-                      ",\"alerts\":" + std::to_string(detect->counters().alerts.load()) + ",\"nodes\":[";
+                      ",\"alerts\":" + std::to_string(detect->counters().alerts.load()) +
+                      ",\"alerts_aggregated\":" +
+                      std::to_string(detect->counters().aggregated.load()) + ",\"nodes\":[";
       bool first = true;
       const auto losses = detect->NodeLosses();
       const int64_t lag = detect->lag();

@@ -7,7 +7,7 @@
 // --resend sends every sensor's events a second time on a new stream; --argv-bytes makes every
 // exec carry that much argv, as a sensor that does not cap arguments would send them
 // (--batch-bytes keeps messages in bounds). --drift ends each run with a package manager exec
-// (a drift alert), and --answer-inventory waits for the collector's inventory command and
+// (a drift alert; --drift-execs N: its last N events, identical repeats), and --answer-inventory waits for the collector's inventory command and
 // answers it: two entries in one message as sensors did before chunks, or
 // --inventory-entries in chunks of about 1 MiB (--inventory-misorder: the first two swapped;
 // --inventory-truncated: marked as cut at the depth cap).
@@ -61,6 +61,7 @@ struct Flags {
   bool inventory_misorder = false;
   bool inventory_truncated = false;
   bool drift = false;
+  uint64_t drift_execs = 1;  // with --drift: the run's last this many events
   int answer_inventory_s = 0;
   uint64_t oversize = 0;
   uint64_t oversize_cwd = 0;
@@ -147,11 +148,17 @@ uint64_t Mix64(uint64_t x) {  // splitmix64's finalizer: a cheap, deterministic 
   return x ^ (x >> 31);
 }
 
+// True when event `seq` is one of the run's --drift package manager execs (its last
+// --drift-execs events, never its first: the container).
+bool IsDriftSeq(const Flags& fl, uint64_t seq) {
+  return fl.drift && seq > 1 && seq + fl.drift_execs > fl.events_per_sensor;
+}
+
 // True when event `seq` is one of the --network-share percent made network events: the
 // share spread evenly over the run (50: every second event).
 bool IsNetworkSeq(const Flags& fl, uint64_t seq) {
   if (fl.network_share <= 0 || seq <= 1) return false;
-  if (fl.drift && seq == fl.events_per_sensor) return false;
+  if (IsDriftSeq(fl, seq)) return false;
   const auto p = static_cast<uint64_t>(fl.network_share);
   return seq * p / 100 != (seq - 1) * p / 100;
 }
@@ -344,8 +351,8 @@ uint64_t FillBatch(const Flags& fl, const Sensor& s, uint64_t first_seq, uint64_
       if (fl.oversize > 0) x->add_args(std::string(fl.oversize, 'A'));
       if (fl.oversize_cwd > 0) x->set_cwd(std::string(fl.oversize_cwd, 'C'));
     }
-    if (fl.drift && seq == fl.events_per_sensor) {
-      // The run's last exec: a package manager in the container.
+    if (IsDriftSeq(fl, seq)) {
+      // The run's last execs: a package manager in the container, the same each time.
       x->set_comm("apk");
       x->set_exe("/sbin/apk");
       x->set_path("/sbin/apk");
@@ -609,6 +616,10 @@ int main(int argc, char** argv) {
   app.add_flag("--inventory-truncated", fl.inventory_truncated,
                "with --inventory-entries: say the walk stopped at the depth cap");
   app.add_flag("--drift", fl.drift, "the last event of each run: a package manager exec");
+  app.add_option("--drift-execs", fl.drift_execs,
+                 "with --drift: the last N events of each run are that exec (identical "
+                 "repeats, as a container running it in a loop)")
+      ->capture_default_str();
   app.add_option("--answer-inventory", fl.answer_inventory_s,
                  "after the last ack, wait up to SECONDS for inventory commands and answer them");
   app.add_option("--oversize", fl.oversize, "put an argument of BYTES into the first batch");

@@ -9,6 +9,8 @@
 
 #include "lib/base/clock.h"
 #include "lib/base/json.h"
+#include "lib/event/event_json.h"
+#include "lib/event/file_digest.h"
 
 namespace driftwatch {
 namespace {
@@ -27,6 +29,46 @@ void AppendField(const AlertField& f, std::string* out) {
     case AlertField::Kind::kBool:
       out->append(f.boolean ? "true" : "false");
       break;
+  }
+}
+
+// Alert::subject: the file by its content when it was hashed, else by its path.
+std::string FileSubject(const std::string& sha256_hex, const std::string& raw_sha256,
+                        const std::string& path) {
+  if (!sha256_hex.empty()) return "sha256:" + sha256_hex;
+  // Sensors send the digest raw (32 bytes); older ones sent hex.
+  if (!raw_sha256.empty())
+    return "sha256:" + (raw_sha256.size() == 32 ? HexOf(raw_sha256) : raw_sha256);
+  return path;
+}
+
+std::string AlertSubject(const RuleContext& ctx) {
+  const v1::Event& ev = *ctx.event;
+  switch (ev.body_case()) {
+    case v1::Event::kExec: {
+      const v1::ProcessExec& x = ev.exec();
+      // The file that ran: a script rather than its interpreter.
+      const std::string& path = !x.exe_file().empty() ? x.exe_file()
+                                : !x.exe().empty()    ? x.exe()
+                                                      : x.path();
+      // And its name: one multi-call binary (busybox) is many commands, each its own alert.
+      return FileSubject(ctx.file.sha256, "", path) + '\n' + std::string(ProcessName(x));
+    }
+    case v1::Event::kWrite:
+      return FileSubject(ctx.file.sha256, ev.write().sha256(), ev.write().path());
+    case v1::Event::kChmod:
+      return ev.chmod().path();
+    case v1::Event::kRead:
+      return ev.read().path();
+    case v1::Event::kPrevented:
+      return FileSubject("", ev.prevented().sha256(), ev.prevented().path());
+    case v1::Event::kNetwork: {
+      const v1::NetworkActivity& n = ev.network();
+      return n.exe() + '\n' + n.syscall() + ' ' + HexOf(n.address()) + ':' +
+             std::to_string(n.port());
+    }
+    default:
+      return "";
   }
 }
 
@@ -52,6 +94,7 @@ void FillAlertContext(const RuleContext& ctx, Alert* a) {
     a->pod_namespace = c->pod_namespace();
   }
   a->event_key = EventKey(ev);
+  a->subject = AlertSubject(ctx);
 }
 
 std::string FalcoOutputLine(const Alert& a) {
@@ -103,6 +146,71 @@ void AppendFalcoJson(const Alert& a, std::string* out) {
   out->append("],\"time\":");
   AppendJsonString(FormatIsoTime(a.time_ns), out);
   out->push_back('}');
+}
+
+namespace {
+
+// The end of the JSON string literal that starts at json[i] ('"'), one past its closing
+// quote; npos when it does not close.
+size_t StringEnd(std::string_view json, size_t i) {
+  for (++i; i < json.size(); ++i) {
+    if (json[i] == '\\') {
+      ++i;
+    } else if (json[i] == '"') {
+      return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
+std::string AggregateJson(std::string_view json, uint64_t count, int64_t first_ns,
+                          int64_t last_ns) {
+  // Raw '"' only delimits strings in JSON, so this is output_fields' own key. Its values are
+  // flat (AppendField): strings and bare literals.
+  constexpr std::string_view kOpen = ",\"output_fields\":{";
+  const size_t open = json.find(kOpen);
+  if (open == std::string_view::npos) return std::string(json);
+  const size_t body = open + kOpen.size();
+  // "key":value entries by key (without its quotes; field names need no escapes).
+  std::map<std::string, std::string> entries;
+  size_t i = body;
+  while (i < json.size() && json[i] != '}') {
+    if (json[i] == ',' && ++i == json.size()) break;
+    const size_t key_end = json[i] == '"' ? StringEnd(json, i) : std::string_view::npos;
+    if (key_end == std::string_view::npos || key_end >= json.size() || json[key_end] != ':')
+      return std::string(json);
+    size_t end = key_end + 1;
+    if (end < json.size() && json[end] == '"') {
+      end = StringEnd(json, end);
+    } else {
+      end = json.find_first_of(",}", end);
+    }
+    if (end == std::string_view::npos) return std::string(json);
+    entries[std::string(json.substr(i + 1, key_end - i - 2))] = json.substr(i, end - i);
+    i = end;
+  }
+  if (i >= json.size()) return std::string(json);
+  auto put = [&entries](const char* name, const AlertField& f) {
+    std::string e;
+    AppendJsonString(name, &e);
+    e.push_back(':');
+    AppendField(f, &e);
+    entries[name] = std::move(e);
+  };
+  put(kAggregateCountField, AlertField::Number(static_cast<int64_t>(count)));
+  put(kAggregateFirstField, AlertField::String(FormatIsoTime(first_ns)));
+  put(kAggregateLastField, AlertField::String(FormatIsoTime(last_ns)));
+  std::string out(json.substr(0, body));
+  bool first = true;
+  for (const auto& [name, entry] : entries) {
+    if (!first) out.push_back(',');
+    first = false;
+    out += entry;
+  }
+  out += json.substr(i);
+  return out;
 }
 
 std::string FalcoJson(const Alert& a) {

@@ -56,7 +56,19 @@ struct Alert {
   std::string pod_name;
   std::string pod_namespace;
   std::string event_key;        // "node/boot_id/sensor_start_ns/seq"; "" when the id is unset
+  // What the alert is about, for aggregation (lib/alerts/alert_aggregation.h): an exec's
+  // "sha256:<hex>" when its executable was hashed, else its path, and its process name
+  // (one busybox is many commands); the file of a write,
+  // chmod, read or prevented exec (its sha256 first, likewise); a connection's executable
+  // and peer. "" when the event names none (container alerts).
+  std::string subject;
 };
+
+// output_fields an aggregated alert's summary adds (AggregateJson): how many alerts it stands
+// for, and the event times of the first and the last (ISO 8601, as `time`).
+inline constexpr const char* kAggregateCountField = "driftwatch.count";
+inline constexpr const char* kAggregateFirstField = "driftwatch.first_time";
+inline constexpr const char* kAggregateLastField = "driftwatch.last_time";
 
 // Fills time_ns, hostname, node, the container and pod columns and event_key from the
 // context's event and container.
@@ -71,5 +83,12 @@ std::string FalcoJson(const Alert& alert);
 
 // "HH:MM:SS.nnnnnnnnn: Priority message": Falco's `output` string (UTC).
 std::string FalcoOutputLine(const Alert& alert);
+
+// `json` (a line of AppendFalcoJson) with kAggregateCountField, kAggregateFirstField and
+// kAggregateLastField added to its output_fields, in their sorted place (fields of those
+// names already there are replaced). Works from the stored line alone: after a restart the
+// Alert is gone. A line without an output_fields object is returned unchanged.
+std::string AggregateJson(std::string_view json, uint64_t count, int64_t first_ns,
+                          int64_t last_ns);
 
 }  // namespace driftwatch

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <set>
 #include <vector>
 
 namespace driftwatch {
@@ -57,6 +58,32 @@ CREATE TABLE IF NOT EXISTS detect_cursors(
   updated_ns INTEGER NOT NULL);
 )sql";
 
+// Aggregation (issue 19): columns the alerts table of older versions lacks, added in place
+// with the values their rows mean (one alert, open to nothing).
+struct AddedColumn {
+  const char* name;
+  const char* decl;
+};
+constexpr AddedColumn kAddedColumns[] = {
+    {"count", "INTEGER NOT NULL DEFAULT 1"},
+    {"first_ns", "INTEGER NOT NULL DEFAULT 0"},
+    {"last_ns", "INTEGER NOT NULL DEFAULT 0"},
+    {"agg_key", "TEXT NOT NULL DEFAULT ''"},
+    {"open_until_ns", "INTEGER NOT NULL DEFAULT 0"},
+};
+
+// What needs the added columns; after them.
+constexpr const char* kAggregateSchema = R"sql(
+CREATE INDEX IF NOT EXISTS alerts_open ON alerts(agg_key, open_until_ns)
+  WHERE open_until_ns != 0;
+CREATE TABLE IF NOT EXISTS alert_repeats(
+  event_key TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  alert_id INTEGER NOT NULL,
+  PRIMARY KEY(event_key, rule)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alert_repeats_alert ON alert_repeats(alert_id);
+)sql";
+
 // "what: sqlite's message" (sql::SqliteError, coded by sqlite's error).
 Error Err(sqlite3* db, const std::string& what) { return sql::SqliteError(db, what); }
 
@@ -104,6 +131,55 @@ bool HasTable(sqlite3* db, const char* name, bool* has) {
   if (rc == SQLITE_ROW) *has = sqlite3_column_int(s, 0) > 0;
   sqlite3_finalize(s);
   return rc == SQLITE_ROW;
+}
+
+Result<> ExecSql(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    return std::unexpected(ExecErr(db, sql, err));
+  }
+  return {};
+}
+
+// A statement prepared for one use, finalized on scope exit.
+struct OneStmt {
+  sqlite3_stmt* s = nullptr;
+  ~OneStmt() { sqlite3_finalize(s); }
+};
+
+// The names of `table`'s columns (none when it does not exist).
+Result<std::set<std::string>> Columns(sqlite3* db, const std::string& table) {
+  sqlite3_stmt* s = nullptr;
+  const std::string sql = "PRAGMA table_info(" + table + ")";
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK)
+    return std::unexpected(Err(db, sql));
+  std::set<std::string> out;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) out.insert(Text(s, 1));
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) return std::unexpected(Err(db, sql));
+  return out;
+}
+
+// An older version's alerts table gets the columns it lacks, in one write transaction (two
+// collectors opening the same file at once add each column once).
+Result<> MigrateAlerts(sqlite3* db) {
+  if (auto ok = ExecSql(db, "BEGIN IMMEDIATE"); !ok) return ok;
+  auto body = [&]() -> Result<> {
+    auto have = Columns(db, "alerts");
+    if (!have) return std::unexpected(have.error());
+    for (const AddedColumn& c : kAddedColumns) {
+      if (have->contains(c.name)) continue;
+      const std::string sql =
+          std::string("ALTER TABLE alerts ADD COLUMN ") + c.name + " " + c.decl;
+      if (auto ok = ExecSql(db, sql.c_str()); !ok) return ok;
+    }
+    return ExecSql(db, kAggregateSchema);
+  };
+  auto ok = body();
+  if (ok) ok = ExecSql(db, "COMMIT");
+  if (!ok) (void)ExecSql(db, "ROLLBACK");  // the failure above is the one to report
+  return ok;
 }
 
 // WHERE clauses over the columns alerts and inventories share, with their bound values.
@@ -195,10 +271,26 @@ Result<std::unique_ptr<AlertStore>> AlertStore::Open(const std::string& path,
       return std::unexpected(ExecErr(st->db_, path, err));
     }
   }
+  if (auto ok = MigrateAlerts(st->db_); !ok) return std::unexpected(ok.error().Prefix(path));
   const char* ins =
       "INSERT OR IGNORE INTO alerts(time_ns, stored_ns, node, container_id, container_name, "
-      "pod_name, pod_namespace, rule, priority, event_key, message, json) "
-      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)";
+      "pod_name, pod_namespace, rule, priority, event_key, message, json, count, first_ns, "
+      "last_ns, agg_key, open_until_ns) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,1,?1,?1,"
+      "?13,?14)";
+  const char* find_open =
+      "SELECT id FROM alerts WHERE agg_key = ? AND open_until_ns > ? AND open_until_ns != 0 "
+      "ORDER BY open_until_ns DESC LIMIT 1";
+  const char* known =
+      "SELECT 1 FROM alerts WHERE event_key = ?1 AND rule = ?2 AND event_key != '' UNION ALL "
+      "SELECT 1 FROM alert_repeats WHERE event_key = ?1 AND rule = ?2";
+  const char* add_repeat =
+      "INSERT OR IGNORE INTO alert_repeats(event_key, rule, alert_id) VALUES(?,?,?)";
+  const char* count_repeat =
+      "UPDATE alerts SET count = count + 1, first_ns = min(first_ns, ?1), "
+      "last_ns = max(last_ns, ?1) WHERE id = ?2";
+  const char* close =
+      "UPDATE alerts SET open_until_ns = 0 WHERE id = ? AND open_until_ns != 0 "
+      "RETURNING count, first_ns, last_ns, json";
   const char* ins_inv =
       "INSERT INTO inventories(taken_ns, node, container_id, container_name, pod_name, "
       "pod_namespace, rules, error, entries, reply) VALUES(?,?,?,?,?,?,?,?,?,?)";
@@ -207,7 +299,11 @@ Result<std::unique_ptr<AlertStore>> AlertStore::Open(const std::string& path,
       "(SELECT id FROM inventories WHERE node = ?1 AND container_id = ?2 "
       "ORDER BY taken_ns DESC, id DESC LIMIT ?3)";
   for (auto [sql, stmt] : {std::pair{ins, &st->insert_}, std::pair{ins_inv, &st->insert_inventory_},
-                           std::pair{trim, &st->trim_inventories_}}) {
+                           std::pair{trim, &st->trim_inventories_},
+                           std::pair{find_open, &st->find_open_}, std::pair{known, &st->known_},
+                           std::pair{add_repeat, &st->add_repeat_},
+                           std::pair{count_repeat, &st->count_repeat_},
+                           std::pair{close, &st->close_}}) {
     if (sqlite3_prepare_v3(st->db_, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, nullptr) !=
         SQLITE_OK) {
       return std::unexpected(Err(st->db_, path));
@@ -220,6 +316,8 @@ AlertStore::~AlertStore() {
   sqlite3_finalize(insert_);
   sqlite3_finalize(insert_inventory_);
   sqlite3_finalize(trim_inventories_);
+  for (sqlite3_stmt* s : {find_open_, known_, add_repeat_, count_repeat_, close_})
+    sqlite3_finalize(s);
   sqlite3_close(db_);
 }
 
@@ -243,6 +341,11 @@ Result<> AlertStore::InsertInventory(const StoredInventory& inv) {
 }
 
 Result<bool> AlertStore::Insert(const Alert& a, const std::string& json) {
+  return InsertRow(a, json, "", 0);
+}
+
+Result<bool> AlertStore::InsertRow(const Alert& a, const std::string& json,
+                                   const std::string& agg_key, int64_t open_until_ns) {
   sqlite3_stmt* s = insert_;
   sqlite3_reset(s);
   sqlite3_bind_int64(s, 1, a.time_ns);
@@ -256,31 +359,55 @@ Result<bool> AlertStore::Insert(const Alert& a, const std::string& json) {
   BindText(s, i++, a.event_key);
   BindText(s, i++, a.message);
   BindText(s, i++, json);
+  BindText(s, i++, agg_key);
+  sqlite3_bind_int64(s, i++, open_until_ns);
   if (!StepDone(s)) return std::unexpected(Err(db_, "insert alert"));
   return sqlite3_changes(db_) > 0;
 }
 
-namespace {
-
-Result<> ExecSql(sqlite3* db, const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    return std::unexpected(ExecErr(db, sql, err));
+Result<AlertStore::StoredResult> AlertStore::StoreAggregated(const NewAlert& n, int64_t now_ns,
+                                                             int64_t window_ns) {
+  const Alert& a = *n.alert;
+  // Evaluated before (a replay): stored, or counted in an aggregate.
+  if (!a.event_key.empty()) {
+    BindText(known_, 1, a.event_key);
+    BindText(known_, 2, a.rule);
+    const int rc = sqlite3_step(known_);
+    sqlite3_reset(known_);
+    sqlite3_clear_bindings(known_);
+    if (rc == SQLITE_ROW) return StoredResult{};
+    if (rc != SQLITE_DONE) return std::unexpected(Err(db_, "look up alert"));
   }
-  return {};
+  BindText(find_open_, 1, n.aggregate_key);
+  sqlite3_bind_int64(find_open_, 2, now_ns);
+  const int rc = sqlite3_step(find_open_);
+  const int64_t open = rc == SQLITE_ROW ? sqlite3_column_int64(find_open_, 0) : 0;
+  sqlite3_reset(find_open_);
+  sqlite3_clear_bindings(find_open_);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return std::unexpected(Err(db_, "look up open aggregate"));
+  if (open == 0) {
+    const int64_t until = now_ns + window_ns;
+    auto fresh = InsertRow(a, n.json, n.aggregate_key, until);
+    if (!fresh) return std::unexpected(fresh.error());
+    return StoredResult{StoredResult::Kind::kNew, sqlite3_last_insert_rowid(db_), until};
+  }
+  if (!a.event_key.empty()) {
+    BindText(add_repeat_, 1, a.event_key);
+    BindText(add_repeat_, 2, a.rule);
+    sqlite3_bind_int64(add_repeat_, 3, open);
+    if (!StepDone(add_repeat_)) return std::unexpected(Err(db_, "record repeat"));
+  }
+  sqlite3_bind_int64(count_repeat_, 1, a.time_ns);
+  sqlite3_bind_int64(count_repeat_, 2, open);
+  if (!StepDone(count_repeat_)) return std::unexpected(Err(db_, "count repeat"));
+  return StoredResult{StoredResult::Kind::kRepeat, open, 0};
 }
 
-// A statement prepared for one use, finalized on scope exit.
-struct OneStmt {
-  sqlite3_stmt* s = nullptr;
-  ~OneStmt() { sqlite3_finalize(s); }
-};
-
-}  // namespace
-
-Result<std::vector<int64_t>> AlertStore::CommitDetection(const DetectionCommit& c) {
+Result<AlertStore::DetectionCommitted> AlertStore::CommitDetection(const DetectionCommit& c) {
   if (auto ok = ExecSql(db_, "BEGIN IMMEDIATE"); !ok) return std::unexpected(ok.error());
-  std::vector<int64_t> ids;
+  DetectionCommitted out;
+  const int64_t now = c.now_ns != 0 ? c.now_ns : NowNs();
   auto body = [&]() -> Result<> {
     OneStmt del, cur, loss;
     if (sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO deliveries(alert_id, output) VALUES(?,?)",
@@ -296,19 +423,52 @@ Result<std::vector<int64_t>> AlertStore::CommitDetection(const DetectionCommit& 
                            -1, &loss.s, nullptr) != SQLITE_OK) {
       return std::unexpected(Err(db_, "prepare detection commit"));
     }
-    for (const auto& [alert, json] : c.alerts) {
-      auto fresh = Insert(*alert, json);
-      if (!fresh) return std::unexpected(fresh.error());
-      const int64_t id = *fresh ? sqlite3_last_insert_rowid(db_) : 0;
-      ids.push_back(id);
-      if (id == 0) continue;
+    auto deliver = [&](int64_t id) -> Result<> {
       for (const std::string& o : c.outputs) {
         sqlite3_bind_int64(del.s, 1, id);
         BindText(del.s, 2, o);
         if (!StepDone(del.s)) return std::unexpected(Err(db_, "insert delivery"));
       }
+      return {};
+    };
+    // Closed first: a repeat in this commit after the window ended opens a new aggregate.
+    for (const int64_t id : c.close) {
+      sqlite3_bind_int64(close_, 1, id);
+      int rc = sqlite3_step(close_);
+      ClosedAggregate agg{id, 0, {}};
+      if (rc == SQLITE_ROW) {
+        agg.count = static_cast<uint64_t>(sqlite3_column_int64(close_, 0));
+        if (agg.count > 1) {
+          agg.summary_json = AggregateJson(Text(close_, 3), agg.count,
+                                           sqlite3_column_int64(close_, 1),
+                                           sqlite3_column_int64(close_, 2));
+        }
+        rc = sqlite3_step(close_);
+      }
+      sqlite3_reset(close_);
+      if (rc != SQLITE_DONE) return std::unexpected(Err(db_, "close aggregate"));
+      if (agg.count == 0) continue;  // closed before, or gone with retention
+      if (agg.count > 1) {
+        if (auto ok = deliver(-id); !ok) return ok;
+      }
+      out.closed.push_back(std::move(agg));
     }
-    const int64_t now = NowNs();
+    for (const NewAlert& n : c.alerts) {
+      StoredResult r;
+      if (!n.aggregate_key.empty()) {
+        auto st = StoreAggregated(n, now, c.aggregate_window.count());
+        if (!st) return std::unexpected(st.error());
+        r = *st;
+      } else {
+        auto fresh = InsertRow(*n.alert, n.json, "", 0);
+        if (!fresh) return std::unexpected(fresh.error());
+        if (*fresh) r = {StoredResult::Kind::kNew, sqlite3_last_insert_rowid(db_), 0};
+      }
+      if (r.kind == StoredResult::Kind::kNew) {
+        if (auto ok = deliver(r.id); !ok) return ok;
+      }
+      out.alerts.push_back(r);
+    }
     for (const auto& [node, rowid] : c.cursors) {
       BindText(cur.s, 1, node);
       sqlite3_bind_int64(cur.s, 2, rowid);
@@ -330,21 +490,43 @@ Result<std::vector<int64_t>> AlertStore::CommitDetection(const DetectionCommit& 
     (void)ExecSql(db_, "ROLLBACK");
     return std::unexpected(ok.error());
   }
-  return ids;
+  return out;
+}
+
+Result<std::vector<AlertStore::OpenAggregate>> AlertStore::OpenAggregates() {
+  OneStmt q;
+  if (sqlite3_prepare_v2(db_,
+                         "SELECT id, node, open_until_ns FROM alerts WHERE open_until_ns != 0",
+                         -1, &q.s, nullptr) != SQLITE_OK) {
+    return std::unexpected(Err(db_, "read open aggregates"));
+  }
+  std::vector<OpenAggregate> out;
+  int rc;
+  while ((rc = sqlite3_step(q.s)) == SQLITE_ROW)
+    out.push_back({sqlite3_column_int64(q.s, 0), Text(q.s, 1), sqlite3_column_int64(q.s, 2)});
+  if (rc != SQLITE_DONE) return std::unexpected(Err(db_, "read open aggregates"));
+  return out;
 }
 
 Result<std::vector<AlertStore::PendingDelivery>> AlertStore::Undelivered() {
   OneStmt q;
   if (sqlite3_prepare_v2(db_,
-                         "SELECT d.alert_id, d.output, a.json FROM deliveries d JOIN alerts a "
-                         "ON a.id = d.alert_id ORDER BY d.alert_id",
+                         "SELECT d.alert_id, d.output, a.json, a.count, a.first_ns, a.last_ns "
+                         "FROM deliveries d JOIN alerts a ON a.id = abs(d.alert_id) "
+                         "ORDER BY abs(d.alert_id), d.alert_id DESC",
                          -1, &q.s, nullptr) != SQLITE_OK) {
     return std::unexpected(Err(db_, "read deliveries"));
   }
   std::vector<PendingDelivery> out;
   int rc;
   while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
-    out.push_back({sqlite3_column_int64(q.s, 0), Text(q.s, 1), Text(q.s, 2)});
+    const int64_t id = sqlite3_column_int64(q.s, 0);
+    std::string json = Text(q.s, 2);
+    if (id < 0) {
+      json = AggregateJson(json, static_cast<uint64_t>(sqlite3_column_int64(q.s, 3)),
+                           sqlite3_column_int64(q.s, 4), sqlite3_column_int64(q.s, 5));
+    }
+    out.push_back({id, Text(q.s, 1), std::move(json)});
   }
   if (rc != SQLITE_DONE) return std::unexpected(Err(db_, "read deliveries"));
   return out;
@@ -388,6 +570,10 @@ Result<std::map<std::string, std::string>> AlertStore::NodeLosses() {
   return out;
 }
 
+std::string StoredAlert::FullJson() const {
+  return count > 1 ? AggregateJson(json, count, first_ns, last_ns) : json;
+}
+
 Result<std::unique_ptr<AlertReader>> AlertReader::Open(const std::string& path) {
   std::unique_ptr<AlertReader> r(new AlertReader());
   if (sqlite3_open_v2(path.c_str(), &r->db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
@@ -399,6 +585,10 @@ Result<std::unique_ptr<AlertReader>> AlertReader::Open(const std::string& path) 
       !HasTable(r->db_, "inventories", &r->has_inventories_)) {
     return std::unexpected(Err(r->db_, path));
   }
+  // Read-only: an older version's table is read as it is (each row one alert).
+  auto cols = Columns(r->db_, "alerts");
+  if (!cols) return std::unexpected(cols.error().Prefix(path));
+  r->has_counts_ = cols->contains("open_until_ns");
   return r;
 }
 
@@ -415,7 +605,11 @@ Result<uint64_t> AlertReader::Query(const AlertQuery& q,
   if (q.until_ns) f.Num(" AND time_ns < ?", *q.until_ns);
   const std::string sql = f.Select(
       "id, time_ns, stored_ns, node, container_id, container_name, pod_name, pod_namespace, "
-      "rule, priority, message, json",
+      "rule, priority, message, json, " +
+          std::string(has_counts_ ? "count, CASE first_ns WHEN 0 THEN time_ns ELSE first_ns END, "
+                                    "CASE last_ns WHEN 0 THEN time_ns ELSE last_ns END, "
+                                    "open_until_ns != 0"
+                                  : "1, time_ns, time_ns, 0"),
       "alerts", "time_ns", q.limit);
   StoredAlert a;
   return f.Run(db_, sql, [&](sqlite3_stmt* s) {
@@ -432,6 +626,10 @@ Result<uint64_t> AlertReader::Query(const AlertQuery& q,
     a.priority = p >= 0 && p <= 7 ? static_cast<Priority>(p) : Priority::kDebug;
     a.message = Text(s, 10);
     a.json = Text(s, 11);
+    a.count = static_cast<uint64_t>(sqlite3_column_int64(s, 12));
+    a.first_ns = sqlite3_column_int64(s, 13);
+    a.last_ns = sqlite3_column_int64(s, 14);
+    a.open = sqlite3_column_int(s, 15) != 0;
     fn(a);
   });
 }

@@ -7,8 +7,19 @@
 //   alerts(id INTEGER PRIMARY KEY, time_ns, stored_ns, node, container_id, container_name,
 //          pod_name, pod_namespace, rule, priority (0 Emergency .. 7 Debug), event_key,
 //          message = the rule's resolved output, json = the Falco JSON line)
+//          count, first_ns, last_ns = how many alerts the row stands for (aggregation,
+//          lib/alerts/alert_aggregation.h) and the event times of the first and the last
+//          (0 in rows of older versions: time_ns), agg_key = AggregationKey ('' : stored on
+//          its own), open_until_ns = while the collector's clock is before it, repeats of
+//          agg_key are counted in this row (0: closed)
 //   indexes: alerts(time_ns); alerts(node, time_ns); unique (event_key, rule) where
-//   event_key != '' so that an event re-evaluated after a restart is stored once.
+//   event_key != '' so that an event re-evaluated after a restart is stored once;
+//   alerts(agg_key, open_until_ns) where open_until_ns != 0.
+//   alert_repeats(event_key, rule, alert_id): each repeat counted into aggregate alert_id,
+//          so that a repeat evaluated again is counted once, as the unique index does for
+//          stored alerts.
+//   Databases of older versions get the columns and tables they lack when opened
+//   (ALTER TABLE ... ADD COLUMN), in place.
 //   inventories(id INTEGER PRIMARY KEY, taken_ns, node, container_id, container_name,
 //          pod_name, pod_namespace, rules = the rules whose alerts asked for it (sorted,
 //          comma-separated), error, entries, reply = the sensor's InventoryReply, its chunks
@@ -17,7 +28,8 @@
 //   container are kept.
 //   deliveries(alert_id, output): an alert not yet delivered to that output (outbox); written
 //          with the alert, deleted once the output delivered it or gave up on it. After a
-//          restart the collector sends what is left again.
+//          restart the collector sends what is left again. alert_id < 0: the summary of
+//          aggregate -alert_id (AggregateJson), written when its window closed with repeats.
 //   node_losses(node, lifetime, updated_ns): the highest loss totals detection has seen from
 //          each node and the sensor run that reported them (a v1::Hello with losses and
 //          sensor_start_ns, serialized), for the "Sensor blind window" alert.
@@ -71,21 +83,60 @@ class AlertStore {
   // already stored.
   [[nodiscard]] Result<bool> Insert(const Alert& alert, const std::string& json);
 
-  // One detection step, in one transaction: the alerts (each with its Falco JSON; one
-  // deliveries row per output for each alert not stored before), detection's cursors
-  // (node -> rowid), the loss totals of nodes (node -> serialized LossCounters), and `extra`.
-  // Returns each alert's new id, or 0 when (event_key, rule) was stored before. Nothing of it
-  // is stored on error.
+  // One detection step, in one transaction: the alerts, in order (each with its Falco JSON;
+  // one deliveries row per output for each alert stored as new), the aggregates whose
+  // window ended (closed; one deliveries row per output for the summary of each that counted
+  // repeats), detection's cursors (node -> rowid), the loss totals of nodes (node ->
+  // serialized LossCounters), and `extra`. Nothing of it is stored on error.
+  //
+  // An alert with an aggregate_key is counted in the open aggregate of that key (count,
+  // last_ns) when there is one whose window has not ended at now_ns; otherwise it is stored
+  // and opens an aggregate until now_ns + aggregate_window.
+  struct NewAlert {
+    const Alert* alert = nullptr;
+    std::string json;           // FalcoJson(*alert)
+    std::string aggregate_key;  // AggregationKey(*alert, ...); "" : stored on its own
+  };
   struct DetectionCommit {
-    std::vector<std::pair<const Alert*, std::string>> alerts;  // alert, json
+    std::vector<NewAlert> alerts;
+    int64_t now_ns = 0;  // the collector's clock for the aggregates' windows; 0: NowNs()
+    std::chrono::nanoseconds aggregate_window{0};
+    std::vector<int64_t> close;  // open aggregates (alert ids) whose window ended
     std::vector<std::string> outputs;
     std::map<std::string, int64_t> cursors;
     std::map<std::string, std::string> losses;
     // More writes of the same step, in the same transaction (detection's baseline changes).
     std::function<Result<>(sqlite3* db)> extra;
   };
-  [[nodiscard]] Result<std::vector<int64_t>> CommitDetection(const DetectionCommit& c);
-  // Outbox: alerts not yet delivered to an output (alert id, output, json), oldest first.
+  struct StoredResult {
+    enum class Kind {
+      kNew,        // stored: id is its own; open_until_ns > 0 when it opened an aggregate
+      kRepeat,     // counted in aggregate `id`
+      kDuplicate,  // (event_key, rule) stored or counted before: a replay; id 0
+    };
+    Kind kind = Kind::kDuplicate;
+    int64_t id = 0;
+    int64_t open_until_ns = 0;
+  };
+  struct ClosedAggregate {
+    int64_t id = 0;
+    uint64_t count = 0;
+    std::string summary_json;  // AggregateJson; "" when count is 1 (nothing more to say)
+  };
+  struct DetectionCommitted {
+    std::vector<StoredResult> alerts;     // one per DetectionCommit::alerts
+    std::vector<ClosedAggregate> closed;  // those of `close` still open
+  };
+  [[nodiscard]] Result<DetectionCommitted> CommitDetection(const DetectionCommit& c);
+  // Aggregates still open (a restart finds them here): alert id, node, open_until_ns.
+  struct OpenAggregate {
+    int64_t id = 0;
+    std::string node;
+    int64_t open_until_ns = 0;
+  };
+  [[nodiscard]] Result<std::vector<OpenAggregate>> OpenAggregates();
+  // Outbox: alerts not yet delivered to an output (alert id, output, json), oldest first;
+  // an aggregate's summary (alert id < 0) after its first alert.
   struct PendingDelivery {
     int64_t alert_id = 0;
     std::string output, json;
@@ -102,8 +153,18 @@ class AlertStore {
 
  private:
   AlertStore() = default;
+  // Inserts a row (count 1); false when (event_key, rule) was stored before.
+  Result<bool> InsertRow(const Alert& a, const std::string& json, const std::string& agg_key,
+                         int64_t open_until_ns);
+  // An alert with an aggregate key, in CommitDetection's transaction.
+  Result<StoredResult> StoreAggregated(const NewAlert& n, int64_t now_ns, int64_t window_ns);
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* find_open_ = nullptr;
+  sqlite3_stmt* known_ = nullptr;
+  sqlite3_stmt* add_repeat_ = nullptr;
+  sqlite3_stmt* count_repeat_ = nullptr;
+  sqlite3_stmt* close_ = nullptr;
   sqlite3_stmt* insert_inventory_ = nullptr;
   sqlite3_stmt* trim_inventories_ = nullptr;
 };
@@ -134,7 +195,12 @@ struct StoredAlert {
   std::string node, container_id, container_name, pod_name, pod_namespace, rule;
   Priority priority = Priority::kDebug;
   std::string message;
-  std::string json;
+  std::string json;  // the first alert's Falco JSON, as it was delivered
+  uint64_t count = 1;  // alerts the row stands for (aggregation)
+  int64_t first_ns = 0, last_ns = 0;  // event times of the first and the last of them
+  bool open = false;   // its aggregate still counts repeats
+  // The Falco JSON that says it all: `json`, or with count > 1 its AggregateJson.
+  std::string FullJson() const;
 };
 
 class AlertReader {
@@ -157,6 +223,7 @@ class AlertReader {
   sqlite3* db_ = nullptr;
   bool has_table_ = false;
   bool has_inventories_ = false;
+  bool has_counts_ = false;  // an older version's table has no count columns
 };
 
 }  // namespace driftwatch

@@ -731,7 +731,7 @@ Result<uint64_t> EventStore::RetainSideTables(int64_t cutoff_ns) {
     deleted += static_cast<uint64_t>(sqlite3_changes(db_));
     return {};
   };
-  bool has_alerts = false, has_inventories = false, has_deliveries = false;
+  bool has_alerts = false, has_inventories = false, has_deliveries = false, has_repeats = false;
   {
     Stmt t;
     if (auto ok = Prepare(db_, "SELECT name FROM sqlite_master WHERE type='table'", &t); !ok)
@@ -741,6 +741,7 @@ Result<uint64_t> EventStore::RetainSideTables(int64_t cutoff_ns) {
       has_alerts |= name == "alerts";
       has_inventories |= name == "inventories";
       has_deliveries |= name == "deliveries";
+      has_repeats |= name == "alert_repeats";
     }
   }
   if (auto ok = Exec("BEGIN IMMEDIATE"); !ok) return std::unexpected(ok.error());
@@ -763,13 +764,15 @@ Result<uint64_t> EventStore::RetainSideTables(int64_t cutoff_ns) {
           return ok;
         }
       }
-      if (has_deliveries) {
-        if (auto ok = exec("DELETE FROM deliveries WHERE alert_id < (SELECT coalesce(min(id), "
-                           "?) FROM alerts)",
-                           INT64_MAX);
-            !ok) {
-          return ok;
-        }
+      // Rows of alerts gone with them. An aggregate's summary is delivered as -id, its
+      // repeats recorded by id (lib/alerts/alert_store.h).
+      for (const auto& [has, sql] :
+           {std::pair{has_deliveries, "DELETE FROM deliveries WHERE abs(alert_id) < "
+                                      "(SELECT coalesce(min(id), ?) FROM alerts)"},
+            std::pair{has_repeats, "DELETE FROM alert_repeats WHERE alert_id < "
+                                   "(SELECT coalesce(min(id), ?) FROM alerts)"}}) {
+        if (!has) continue;
+        if (auto ok = exec(sql, INT64_MAX); !ok) return ok;
       }
     }
     if (has_inventories) {

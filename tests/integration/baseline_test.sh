@@ -45,9 +45,12 @@ p2=$(json "$tmp/servers.json" 'j["p2"]')
 p3=$(json "$tmp/servers.json" 'j["p3"]')
 
 dw_ctd_up "$ctd"
+# Each new behaviour must be its own stored alert, also ls again after the import within a
+# minute of the first: no aggregation of repeats (aggregation_test.sh tests that).
 start_collector() {
   dw_collector_start collector --insecure --listen "127.0.0.1:${1:-0}" --db "$tmp/collector.db" \
-    --metrics-address 127.0.0.1:0 --alerts-output "$tmp/alerts.jsonl" --baseline-learn ${learn}s
+    --metrics-address 127.0.0.1:0 --alerts-output "$tmp/alerts.jsonl" --baseline-learn ${learn}s \
+    --aggregate-window 0
 }
 start_collector
 dw_start sensor "$sensor" --audit-mode owner --audit-state-file "$tmp/audit-state" \
