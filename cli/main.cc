@@ -7,6 +7,7 @@
 #include "cli/baseline.h"
 #include "cli/inventory.h"
 #include "cli/events.h"
+#include "cli/rule_tests.h"
 #include "cli/rules.h"
 #include "cli/status.h"
 #include "lib/base/version.h"
@@ -167,7 +168,7 @@ int main(int argc, char** argv) {
       ->add_flag("--all", baseline.all, "every baseline that matches, not exactly one");
 
   driftwatch::cli::RulesCheckOptions rules_check;
-  CLI::App* ru = app.add_subcommand("rules", "Falco-syntax rule files: check them, list fields.");
+  CLI::App* ru = app.add_subcommand("rules", "Falco-syntax rule files: check them, test them, list fields.");
   ru->require_subcommand(1);
   CLI::App* rc = ru->add_subcommand(
       "check",
@@ -187,12 +188,36 @@ int main(int argc, char** argv) {
                "print docs/fields.md: every field with its type, the event kinds whose JSON "
                "prints it, and its meaning");
 
+  driftwatch::cli::RulesTestOptions rules_test;
+  CLI::App* rt = ru->add_subcommand(
+      "test",
+      "Run events (JSON lines, as analyze --events prints them, or written by hand) through "
+      "the rules as the collector does, and check the alerts against the expectations of "
+      "each SPEC (YAML: rule files, events files, test cases). Prints PASS or FAIL per case; "
+      "exits 0 when all pass, 1 when one fails, 2 on bad input. Or, without a spec: "
+      "RULES... --events FILE --expect RULE[=COUNT]...");
+  rt->add_option("files", rules_test.files, "specs; with --events, rule files");
+  rt->add_option("--rules", rules_test.rules,
+                 "rule file (repeatable), loaded after the shipped files and before the "
+                 "spec's")
+      ->allow_extra_args(false);
+  rt->add_flag("--no-shipped-rules", rules_test.no_shipped_rules,
+               "load only --rules and the spec's files, not the shipped macros and rules");
+  rt->add_option("--events", rules_test.events,
+                 "the spec-less form: events file (JSON lines; repeatable)")
+      ->allow_extra_args(false);
+  rt->add_option("--expect", rules_test.expect,
+                 "the spec-less form: RULE fires COUNT times (default 1; 0: never) over all "
+                 "the events (repeatable)")
+      ->allow_extra_args(false);
+
   CLI11_PARSE(app, argc, argv);
   if (al->parsed()) return driftwatch::cli::RunAlerts(alerts);
   if (inv->parsed()) return driftwatch::cli::RunInventory(inventory);
   if (bl->parsed()) return driftwatch::cli::RunBaseline(baseline);
   if (rc->parsed()) return driftwatch::cli::RunRulesCheck(rules_check);
   if (rf->parsed()) return driftwatch::cli::RunRulesFields(fields_markdown);
+  if (rt->parsed()) return driftwatch::cli::RunRulesTest(rules_test);
   if (st->parsed()) {
     if (st_collector->count() > 0 && status.collector.empty())
       status.collector = driftwatch::cli::kCollectorStatusAddress;

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace driftwatch {
@@ -14,5 +16,9 @@ size_t Utf8SequenceLength(std::string_view s, size_t i);
 
 // True when `bytes` is valid UTF-8.
 bool IsUtf8(std::string_view bytes);
+
+// Appends the UTF-8 encoding of code point `cp` (at most U+10FFFF; JSON's \u escapes
+// decoded).
+void AppendUtf8(uint32_t cp, std::string* out);
 
 }  // namespace driftwatch

@@ -52,12 +52,21 @@ struct FieldValue {
 // when the JSON prints the field for this event (fields every event of a kind prints return
 // true with an empty or zero value); `info` is what the sensor reported about the event's
 // container, or null (a container event's own body is used for container events).
+//
+// `set` is `get` backwards, for event JSON read back (lib/event/event_json_read.h): it puts
+// the value, as `get` writes it, into `ev`, whose body is already of one of the field's
+// kinds, and into `info` (container.* and k8s.*: the container event's own body for a
+// container event). Setters run in the table's order, so a later field may refine what an
+// earlier one set (proc.argv after proc.exe). Returns null, or why the value was refused
+// ("not octal text"). A field with no setter is computed from others (proc.cmdline from
+// proc.name and proc.args, fd.directory from fd.name): the reader only checks it.
 struct EventField {
   std::string_view name;
   FieldType type;         // the JSON value's type
   std::string_view doc;   // meaning, and where the value comes from
   KindSet kinds;          // the kinds whose JSON prints it; empty: not in event JSON
   bool (*get)(const v1::Event& ev, const v1::ContainerInfo* info, FieldValue* out);
+  const char* (*set)(const FieldValue& v, v1::Event* ev, v1::ContainerInfo* info);
 };
 
 // Every event field, in the order event JSON prints them.

@@ -9,9 +9,8 @@
 #include "lib/event/event_view.h"
 
 namespace driftwatch {
-namespace {
 
-void AppendValue(const EventField& f, const FieldValue& v, std::string* out) {
+void AppendFieldValueJson(const EventField& f, const FieldValue& v, std::string* out) {
   switch (f.type) {
     case FieldType::kString:
     case FieldType::kIpNet:
@@ -36,8 +35,6 @@ void AppendValue(const EventField& f, const FieldValue& v, std::string* out) {
       return;
   }
 }
-
-}  // namespace
 
 std::string_view ShortContainerIdView(std::string_view id) {
   if (id.size() != 64) return id;
@@ -100,7 +97,7 @@ bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* info, std::st
     first = false;
     out->append(f.name);
     out->append("\":");
-    AppendValue(f, v, out);
+    AppendFieldValueJson(f, v, out);
   }
   out->push_back('}');
   return true;

@@ -24,6 +24,11 @@ namespace driftwatch {
 bool AppendEventJson(const v1::Event& ev, std::string* out);
 bool AppendEventJson(const v1::Event& ev, const v1::ContainerInfo* container, std::string* out);
 
+// One field's value as event JSON writes it (a string, a number, true or false, a list).
+struct EventField;
+struct FieldValue;
+void AppendFieldValueJson(const EventField& f, const FieldValue& v, std::string* out);
+
 // Falco's container.id is the 12-character short form of a 64-hex id; other ids (as
 // `ctr run` names them) are kept whole. The view is into `id`.
 std::string_view ShortContainerIdView(std::string_view id);

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/base/utf8.h"
+
 namespace driftwatch::testing {
 
 struct JsonValue {
@@ -138,24 +140,6 @@ class JsonReader {
     }
   }
 
-  static void PutUtf8(uint32_t cp, std::string* out) {
-    if (cp < 0x80) {
-      out->push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
   bool Hex4(uint32_t* v) {
     if (pos_ + 4 > s_.size()) return Fail("short \\u escape");
     *v = 0;
@@ -233,13 +217,13 @@ class JsonReader {
         uint32_t lo;
         if (!Lit("\\u") || !Hex4(&lo) || lo < 0xDC00 || lo > 0xDFFF)
           return Fail("high surrogate without its low surrogate");
-        PutUtf8(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00), out);
+        AppendUtf8(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00), out);
       } else if (cp >= 0xDC80 && cp <= 0xDCFF) {  // driftwatch: a byte that is not UTF-8
         out->push_back(static_cast<char>(cp - 0xDC00));
       } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
         return Fail("lone low surrogate outside \\udc80..\\udcff");
       } else {
-        PutUtf8(cp, out);
+        AppendUtf8(cp, out);
       }
     }
   }
