@@ -3,7 +3,8 @@
 #
 # Source it, then:
 #   dw_ctd_check_deps                     root + containerd, runc, ctr, busybox-static present?
-#   dw_ctd_start DIR                      start containerd (config, root, state, socket under DIR)
+#   dw_ctd_start DIR                      start containerd (config, root, state, socket under DIR),
+#                                         the pod sandbox image (pause.c, DW_PAUSE_IMAGE) imported
 #   dw_image_build TARFILE [NAME] [EXTRA_DIR]  build a busybox-static docker-archive image
 #                                         tarball (EXTRA_DIR's tree copied into its rootfs)
 #   dw_image_import DIR TARFILE           import it into namespace k8s.io; prints the image id
@@ -35,6 +36,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"  # dw_alive, dw_mounts_under
 
 DW_IMAGE=${DW_IMAGE:-localhost/dw-busybox:1}
+# The CRI sandbox_image: a real pause (pause.c), imported by dw_ctd_start.
+DW_PAUSE_IMAGE=${DW_PAUSE_IMAGE:-localhost/dw-pause:1}
 # Namespace used for everything: the CRI plugin only sees images and pods in k8s.io.
 DW_NS=${DW_NS:-k8s.io}
 # Bounds (seconds) for waits.
@@ -175,7 +178,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri"]
     # The sandbox asks for oom_score_adj -998, which needs CAP_SYS_RESOURCE (withheld here).
     restrict_oom_score_adj = true
-    sandbox_image = "$DW_IMAGE"
+    sandbox_image = "$DW_PAUSE_IMAGE"
     # Pod network namespaces under DIR instead of /var/run/netns.
     netns_mounts_under_state_dir = true
     disable_tcp_service = true
@@ -204,7 +207,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 EOF
 }
 
-# dw_ctd_start DIR: start a private containerd, wait until it answers.
+# The sandbox image, for pods through CRI (not dw_image_import: DIR/image.id stays the
+# workload image's).
+_dw_pause_import() {
+    local out
+    dw_pause_image_build "$1/pause.tar" || return 1
+    out=$(_dw_ctr "$1" -n "$DW_NS" images import "$1/pause.tar" 2>&1) || {
+        _dw_log "pause image import failed: $out"
+        return 1
+    }
+}
+
+# dw_ctd_start DIR: start a private containerd, wait until it answers; the pause image
+# (DW_PAUSE_IMAGE, the CRI sandbox_image) imported.
 dw_ctd_start() {
     local dir pid i
     dir=$(_dw_abs "${1:?usage: dw_ctd_start DIR}")
@@ -236,7 +251,8 @@ dw_ctd_start() {
         fi
         if [ -S "$dir/containerd.sock" ] &&
             timeout 5 ctr --address "$dir/containerd.sock" version >/dev/null 2>&1; then
-            return 0
+            _dw_pause_import "$dir"
+            return
         fi
         sleep 0.1
     done
@@ -245,11 +261,62 @@ dw_ctd_start() {
     return 1
 }
 
+# _dw_archive ROOTFS TARFILE NAME ARCH CMD_JSON HISTORY: a one-layer docker-archive of
+# ROOTFS (run in the staging directory that holds it), reproducible (fixed mtimes, owners).
+_dw_archive() {
+    local rootfs=$1 tarfile=$2 name=$3 arch=$4 cmd=$5 history=$6 layer_hex cfg cfg_hex
+    # shellcheck disable=SC2046  # top-level names of the rootfs, none with spaces
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=gnu \
+        -C "$rootfs" -cf layer.tar $(ls -A "$rootfs")
+    layer_hex=$(sha256sum layer.tar | cut -d' ' -f1)
+    mkdir "$layer_hex"
+    mv layer.tar "$layer_hex/layer.tar"
+    cfg=$(printf '{"architecture":"%s","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"%s"}]}' \
+        "$arch" "$cmd" "$layer_hex" "$history")
+    printf '%s' "$cfg" >config.json
+    cfg_hex=$(sha256sum config.json | cut -d' ' -f1)
+    mv config.json "$cfg_hex.json"
+    printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' \
+        "$cfg_hex" "$name" "$layer_hex" >manifest.json
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=gnu \
+        -cf "$tarfile.tmp" manifest.json "$cfg_hex.json" "$layer_hex"
+    mv "$tarfile.tmp" "$tarfile"
+}
+
+_dw_arch() {
+    case $(uname -m) in
+    x86_64) echo amd64 ;;
+    aarch64) echo arm64 ;;
+    *) uname -m ;;
+    esac
+}
+
+# dw_pause_image_build TARFILE: the pod sandbox image (DW_PAUSE_IMAGE): pause.c built static,
+# alone in its rootfs, as Kubernetes' pause image is.
+dw_pause_image_build() {
+    local tarfile src stage rc=0
+    tarfile=$(_dw_abs "${1:?usage: dw_pause_image_build TARFILE}")
+    src=$(_dw_abs "$(dirname "${BASH_SOURCE[0]}")")/pause.c
+    command -v gcc >/dev/null 2>&1 || { _dw_log "gcc missing (apt-get install -y gcc libc6-dev)"; return 1; }
+    stage=$(mktemp -d "${TMPDIR:-/tmp}/dw-pause.XXXXXX") || return 1
+    (
+        set -e
+        cd "$stage"
+        mkdir rootfs
+        gcc -static -O2 -Wall -Wextra -o rootfs/pause "$src"
+        _dw_archive rootfs "$tarfile" "$DW_PAUSE_IMAGE" "$(_dw_arch)" '["/pause"]' \
+            "driftwatch dw_pause_image_build: pause.c"
+    ) || rc=$?
+    rm -rf "$stage"
+    [ "$rc" = 0 ] || _dw_log "pause image build failed ($rc)"
+    return "$rc"
+}
+
 # dw_image_build TARFILE [NAME] [EXTRA_DIR]: a docker-archive (docker.v1.2) tarball with one
 # layer built from /bin/busybox (busybox-static), plus EXTRA_DIR's files and symlinks when
 # given. Reproducible: fixed mtimes/owners, so the image id is stable for given inputs.
 dw_image_build() {
-    local tarfile name extra stage arch layer_hex cfg cfg_hex rc=0 a
+    local tarfile name extra stage arch rc=0 a
     tarfile=$(_dw_abs "${1:?usage: dw_image_build TARFILE [NAME] [EXTRA_DIR]}")
     name=${2:-$DW_IMAGE}
     extra=${3:+$(_dw_abs "$3")}
@@ -259,11 +326,7 @@ dw_image_build() {
         _dw_log "/bin/busybox missing or not static (apt-get install -y busybox-static)"
         return 1
     fi
-    case $(uname -m) in
-    x86_64) arch=amd64 ;;
-    aarch64) arch=arm64 ;;
-    *) arch=$(uname -m) ;;
-    esac
+    arch=$(_dw_arch)
     stage=$(mktemp -d "${TMPDIR:-/tmp}/dw-image.XXXXXX") || return 1
     (
         set -e
@@ -285,26 +348,11 @@ dw_image_build() {
         printf 'root:x:0:\nnogroup:x:65534:\n' >rootfs/etc/group
         [ -z "$extra" ] || cp -a "$extra/." rootfs/
 
-        # shellcheck disable=SC2046  # top-level names of the rootfs, none with spaces
-        tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=gnu \
-            -C rootfs -cf layer.tar $(ls -A rootfs)
-        layer_hex=$(sha256sum layer.tar | cut -d' ' -f1)
-        mkdir "$layer_hex"
-        mv layer.tar "$layer_hex/layer.tar"
-
-        # Default command doubles as a pause process when this is the CRI sandbox_image:
-        # one exec at start, no periodic execs, and it exits on SIGTERM (PID 1 ignores
-        # signals it has no handler for).
-        cfg=$(printf '{"architecture":"%s","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/bin/sh","-c","trap \\"exit 0\\" TERM INT; sleep 2147483647 & wait"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"driftwatch dw_image_build: busybox-static"}]}' \
-            "$arch" "$layer_hex")
-        printf '%s' "$cfg" >config.json
-        cfg_hex=$(sha256sum config.json | cut -d' ' -f1)
-        mv config.json "$cfg_hex.json"
-        printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' \
-            "$cfg_hex" "$name" "$layer_hex" >manifest.json
-        tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=gnu \
-            -cf "$tarfile.tmp" manifest.json "$cfg_hex.json" "$layer_hex"
-        mv "$tarfile.tmp" "$tarfile"
+        # Its default command sleeps until SIGTERM (PID 1 ignores signals it has no handler
+        # for). Pod sandboxes run pause.c instead (DW_PAUSE_IMAGE).
+        _dw_archive rootfs "$tarfile" "$name" "$arch" \
+            '["/bin/sh","-c","trap \"exit 0\" TERM INT; sleep 2147483647 & wait"]' \
+            "driftwatch dw_image_build: busybox-static"
     ) || rc=$?
     rm -rf "$stage"
     [ "$rc" = 0 ] || _dw_log "image build failed ($rc)"
