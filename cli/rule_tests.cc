@@ -111,7 +111,7 @@ class SpecReader {
     };
     for (auto it = docs[0].begin(); it != docs[0].end(); ++it) {
       const std::string key = it->first.Scalar();
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: the iterator's pair is a temporary
       if (key == "rules" || key == "events") {
         auto files = Strings(v, key == "rules" ? "rule files" : "events files");
         if (!files) return std::unexpected(files.error());
@@ -160,7 +160,7 @@ class SpecReader {
     tc.name = "#" + std::to_string(number);
     for (auto it = c.begin(); it != c.end(); ++it) {
       const std::string key = it->first.Scalar();
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: the iterator's pair is a temporary
       if (key == "name") {
         auto s = Scalar(v, Place(v), "a name");
         if (!s) return std::unexpected(s.error());
@@ -223,7 +223,7 @@ class SpecReader {
     Expectation x;
     for (auto it = e.begin(); it != e.end(); ++it) {
       const std::string key = it->first.Scalar();
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: the iterator's pair is a temporary
       if (key == "rule") {
         auto s = Scalar(v, Place(v), "a rule name");
         if (!s) return std::unexpected(s.error());
@@ -301,10 +301,10 @@ std::string FieldText(const AlertField& f) {
 bool Meets(const Fired& f, const Expectation& x) {
   if (f.alert.rule != x.rule) return false;
   if (f.alert.message.find(x.output_contains) == std::string::npos) return false;
-  for (const auto& [name, value] : x.output_fields) {
+  for (const auto& want : x.output_fields) {
     auto it = std::find_if(f.alert.output_fields.begin(), f.alert.output_fields.end(),
-                           [&](const auto& kv) { return kv.first == name; });
-    if (it == f.alert.output_fields.end() || FieldText(it->second) != value) return false;
+                           [&want](const auto& kv) { return kv.first == want.first; });
+    if (it == f.alert.output_fields.end() || FieldText(it->second) != want.second) return false;
   }
   return true;
 }

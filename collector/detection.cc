@@ -629,6 +629,8 @@ void Detection::RunShard(Shard* s) {
           const Alert& a = pending[i];
           ++counters_.alerts;
           if (a.rule == kBlindWindowRule) ++counters_.blind_windows;
+          if (!a.container_id.empty() && a.container_id != "host" && a.container_name.empty())
+            ++counters_.alerts_without_metadata;
           {
             MutexLock lk(mu_);
             ++by_rule_[a.rule];

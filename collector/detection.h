@@ -133,6 +133,9 @@ struct DetectionCounters {
   std::atomic<uint64_t> aggregated{0};           // repeats counted into an earlier alert
   std::atomic<uint64_t> aggregate_summaries{0};  // closed aggregates that counted repeats
   std::atomic<uint64_t> blind_windows{0};  // "Sensor blind window" alerts
+  // Alerts of a container whose name (so also its pod and image) was unknown when stored:
+  // the node had not reported the container (yet) when detection evaluated the event.
+  std::atomic<uint64_t> alerts_without_metadata{0};
   std::atomic<uint64_t> store_errors{0};   // failed detection commits (retried)
   std::atomic<uint64_t> eval_ns{0};
   std::atomic<uint64_t> fed_events{0};      // rows evaluated from the feed (not read back)

@@ -514,6 +514,10 @@ int main(int argc, char** argv) {
                  "repeats counted into an earlier alert (--aggregate-window) instead of stored "
                  "and sent on their own",
                  c.aggregated);
+      w->Counter("driftwatch_collector_alerts_without_metadata_total",
+                 "alerts of a container stored before its node reported the container: no "
+                 "name, pod or image in them",
+                 c.alerts_without_metadata);
       w->Counter("driftwatch_collector_alert_summaries_total",
                  "aggregated alerts whose window closed with repeats: their count sent",
                  c.aggregate_summaries);
@@ -651,7 +655,10 @@ int main(int argc, char** argv) {
                                  ",\"pushes\":" + std::to_string(service.policy_pushes()) + "}") +
                       ",\"alerts\":" + std::to_string(detect->counters().alerts.load()) +
                       ",\"alerts_aggregated\":" +
-                      std::to_string(detect->counters().aggregated.load()) + ",\"nodes\":[";
+                      std::to_string(detect->counters().aggregated.load()) +
+                      ",\"alerts_without_metadata\":" +
+                      std::to_string(detect->counters().alerts_without_metadata.load()) +
+                      ",\"nodes\":[";
       bool first = true;
       const auto losses = detect->NodeLosses();
       const int64_t lag = detect->lag();
