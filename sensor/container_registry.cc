@@ -220,6 +220,33 @@ std::vector<VolumeMatch> ContainerRegistry::ByVolumePath(std::string_view host_p
   }
 }
 
+std::vector<VolumeMatch> ContainerRegistry::ByVolumeFile(std::string_view path_in_container,
+                                                         dev_t dev, ino_t ino) const {
+  std::vector<VolumeMatch> out;
+  if (path_in_container.empty() || path_in_container[0] != '/') return out;
+  std::vector<std::pair<std::string, std::string>> sources;  // host source, destination
+  {
+    ReaderMutexLock lock(mu_);
+    for (const auto& [source, mounts] : by_volume_)
+      for (const auto& [id, dest] : mounts) sources.emplace_back(source, dest);
+  }
+  // The volume whose destination holds the path and whose source holds this very file; then
+  // every container that mounts that source (each by its own path).
+  for (const auto& [source, dest] : sources) {
+    std::string_view d = dest;
+    while (d.size() > 1 && d.back() == '/') d.remove_suffix(1);
+    if (!path_in_container.starts_with(d) ||
+        (d != "/" && path_in_container.size() > d.size() && path_in_container[d.size()] != '/'))
+      continue;
+    std::string host = source;
+    host.append(path_in_container.substr(d == "/" ? 0 : d.size()));
+    struct stat st;
+    if (lstat(host.c_str(), &st) != 0 || st.st_dev != dev || st.st_ino != ino) continue;
+    return ByVolumePath(host);
+  }
+  return out;
+}
+
 std::optional<std::string> ContainerRegistry::ByMountId(int mnt_id) const {
   ReaderMutexLock lock(mu_);
   auto it = by_mount_.find(mnt_id);

@@ -75,6 +75,8 @@ class ContainerRegistry : public ContainerResolver {
   // ContainerResolver (the fanotify watcher's view).
   std::optional<UpperMatch> ByUpperDir(std::string_view host_dir) const override;
   std::vector<VolumeMatch> ByVolumePath(std::string_view host_path) const override;
+  std::vector<VolumeMatch> ByVolumeFile(std::string_view path_in_container, dev_t dev,
+                                        ino_t ino) const override;
   std::optional<std::string> ByMountId(int mnt_id) const override;
   std::optional<std::string> ByPid(pid_t pid) const override;
   std::optional<std::string> ByUpperFile(std::string_view path_in_container, dev_t dev,

@@ -317,6 +317,22 @@ void FanotifyWatcher::WatchVolumes(const v1::ContainerInfo& info) {
   }
 }
 
+std::vector<VolumeMatch> FanotifyWatcher::VolumesOfFile(const std::string& path,
+                                                        const struct stat* st) {
+  if (st == nullptr) return {};
+  // Written through a container's bind mount (another mount namespace): the path there.
+  std::vector<VolumeMatch> volumes = resolver_->ByVolumeFile(path, st->st_dev, st->st_ino);
+  if (!volumes.empty()) return volumes;
+  // A host path, when it names this very file (an upper-layer file's path, read as the path
+  // in its container, may look like a hostPath's source: /var/log).
+  volumes = resolver_->ByVolumePath(path);
+  struct stat host;
+  if (!volumes.empty() && (lstat(path.c_str(), &host) != 0 || host.st_dev != st->st_dev ||
+                           host.st_ino != st->st_ino))
+    volumes.clear();
+  return volumes;
+}
+
 std::vector<VolumeMatch> FanotifyWatcher::VolumeWriters(pid_t writer,
                                                         std::vector<VolumeMatch> volumes) {
   if (volumes.empty()) return volumes;
@@ -666,7 +682,7 @@ void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata& md) {
   } else if ((cid = ContainerOfPid(md.pid))) {
     ev.set_attribution(v1::ATTRIBUTION_CGROUP);
     // In one of its volumes (a host path here): named as the container sees it.
-    std::vector<VolumeMatch> volumes = resolver_->ByVolumePath(path);
+    std::vector<VolumeMatch> volumes = VolumesOfFile(path, have_stat ? &st : nullptr);
     for (const VolumeMatch& v : volumes)
       if (v.container_id == *cid) path = v.path_in_container;
     others = OtherContainers(volumes, *cid);
@@ -675,7 +691,8 @@ void FanotifyWatcher::HandleFdEvent(const fanotify_event_metadata& md) {
     // The writer is gone already (cp, a shell redirect): the fd is the upper file itself,
     // so the container whose upper layer has this inode at this path wrote it.
     ev.set_attribution(v1::ATTRIBUTION_OVERLAY);
-  } else if (!(others = VolumeWriters(md.pid, resolver_->ByVolumePath(path))).empty()) {
+  } else if (!(others = VolumeWriters(md.pid, VolumesOfFile(path, have_stat ? &st : nullptr)))
+                   .empty()) {
     cid = others.front().container_id;
     path = others.front().path_in_container;
     others.erase(others.begin());

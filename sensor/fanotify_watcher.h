@@ -98,6 +98,13 @@ class ContainerResolver {
   virtual std::vector<VolumeMatch> ByVolumePath(std::string_view /*host_path*/) const {
     return {};
   }
+  // fd modes: a file written through a container's bind mount reads as its path in that
+  // container: every container whose volume, at this path, holds the file with this host
+  // device and inode (and its path there).
+  virtual std::vector<VolumeMatch> ByVolumeFile(std::string_view /*path_in_container*/,
+                                                dev_t /*dev*/, ino_t /*ino*/) const {
+    return {};
+  }
   // The mount id (mnt_id in /proc/self/fdinfo/<fd>) of a container's root overlay mount.
   virtual std::optional<std::string> ByMountId(int mnt_id) const = 0;
   // The writer's pid (its cgroup) -> container id.
@@ -207,6 +214,10 @@ class FanotifyWatcher {
   // nobody when the writer lives on the host (the kubelet filling a configMap); each
   // container that mounts it when the writer is gone (cp, a shell redirect).
   std::vector<VolumeMatch> VolumeWriters(pid_t writer, std::vector<VolumeMatch> volumes);
+  // fd modes: the volumes that hold the file an event's fd is (`st`), named by `path` (its
+  // fd's path: the path in the container it was written through, or a host path), each
+  // checked to hold that very file; none when its fstat failed.
+  std::vector<VolumeMatch> VolumesOfFile(const std::string& path, const struct stat* st);
   void CloseFanotify();
   uint64_t EventMask() const;
 

@@ -10,7 +10,10 @@
 #   - a file the host writes into the volume (the kubelet filling a configMap) and the
 #     container runs: no drop alert (host writes are not the container's drift)
 # Each alert names the file as the container sees it, and the sensor watched every volume
-# (volumes_unwatched 0). Usage: volume_drift_test.sh BUILD_DIR
+# (volumes_unwatched 0). In fd modes an upper-layer file's path reads as the path in its
+# container: a rootfs write under a path that is also a volume's host source (here /cache/d2
+# against the hostPath's source) must keep its own name.
+# Usage: volume_drift_test.sh BUILD_DIR [FANOTIFY_MODE (auto)]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/harness.sh"
@@ -27,15 +30,21 @@ mkdir -p "$vols/kubernetes.io~empty-dir/cache" "$vols/kubernetes.io~empty-dir/me
     "$vols/kubernetes.io~empty-dir/shared" "$tmp/hostpath"
 mount -t tmpfs -o size=64m tmpfs "$vols/kubernetes.io~empty-dir/mem"
 dw_at_exit umount "$vols/kubernetes.io~empty-dir/mem"
+# A hostPath whose host source is also a path in the container's own rootfs.
+twin=/var/tmp/dw-vol-twin.$$
+mkdir "$twin"
+dw_at_exit rm -rf "$twin"
 
 dw_sensor_start --audit-mode owner --cri-endpoint "$ctd/containerd.sock" \
-    --watch-fs "$ctd/root" --status-interval 1 --resync 1 --metrics-address 127.0.0.1:0
+    --watch-fs "$ctd/root" --status-interval 1 --resync 1 --metrics-address 127.0.0.1:0 \
+    --fanotify-mode "${2:-auto}"
 pod=$(dw_pod_run "$ctd" vol-drift shop "$uid" "/kubepods/besteffort/pod$uid")
 app=$(dw_pod_container "$ctd" "$pod" app \
     --mount "$vols/kubernetes.io~empty-dir/cache:/cache" \
     --mount "$vols/kubernetes.io~empty-dir/mem:/mem" \
     --mount "$tmp/hostpath:/host-data" \
     --mount "$vols/kubernetes.io~empty-dir/shared:/shared" \
+    --mount "$twin:/twin" \
     -- /bin/sleep 1000)
 side=$(dw_pod_container "$ctd" "$pod" sidecar \
     --mount "$vols/kubernetes.io~empty-dir/shared:/work" -- /bin/sleep 1000)
@@ -62,6 +71,7 @@ run "$app" e2 'mkdir /mem/d && cp /bin/busybox /mem/d/echo && /mem/d/echo ran-me
 run "$app" e3 'mkdir /host-data/d && cp /bin/busybox /host-data/d/echo && /host-data/d/echo ran-host'
 run "$app" e4 'mkdir /shared/d && cp /bin/busybox /shared/d/echo'
 run "$side" e5 '/work/d/echo ran-shared'
+run "$app" e7 "mkdir -p $twin/d && cp /bin/busybox $twin/d/echo && $twin/d/echo ran-rootfs"
 # The host's write, by a live host process (this shell closes the file last, as the kubelet
 # would), then the container runs it.
 mkdir "$vols/kubernetes.io~empty-dir/cache/h"
@@ -71,7 +81,7 @@ exec 5>&-
 chmod 755 "$vols/kubernetes.io~empty-dir/cache/h/echo"
 sleep 1
 run "$app" e6 '/cache/h/echo ran-from-host'
-for w in ran-disk ran-mem ran-host ran-shared ran-from-host; do
+for w in ran-disk ran-mem ran-host ran-shared ran-rootfs ran-from-host; do
     grep -qx "$w" "$tmp/exec.out" || { cat "$tmp/exec.out"; die "$w missing"; }
 done
 sleep 1
@@ -83,11 +93,11 @@ expect "volumes the sensor could not watch" "$unwatched" 0
 "$dw" analyze --events "$tmp/capture" >"$tmp/events.jsonl"
 "$dw" analyze "$tmp/capture" >"$tmp/alerts.jsonl" 2>"$tmp/analyze.err" ||
     { cat "$tmp/analyze.err"; die "driftwatch analyze"; }
-python3 - "$tmp/events.jsonl" "$tmp/alerts.jsonl" "$app" "$side" <<'PY'
+python3 - "$tmp/events.jsonl" "$tmp/alerts.jsonl" "$app" "$side" "$twin" <<'PY'
 import json, sys
 events = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 alerts = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
-app, side = sys.argv[3][:12], sys.argv[4][:12]
+app, side, twin = sys.argv[3][:12], sys.argv[4][:12], sys.argv[5]
 drop = "Drop and execute new binary in container"
 fails = []
 
@@ -104,7 +114,8 @@ def writes(cid, path):
 for cid, path, kind in ((app, "/cache/d/echo", "emptyDir on disk"),
                         (app, "/mem/d/echo", "emptyDir in memory"),
                         (app, "/host-data/d/echo", "hostPath"),
-                        (side, "/work/d/echo", "shared emptyDir, run by the other container")):
+                        (side, "/work/d/echo", "shared emptyDir, run by the other container"),
+                        (app, twin + "/d/echo", "rootfs path that is also a volume's host path")):
     if not writes(cid, path):
         fails.append(f"{kind}: no write event of {path} in {cid}")
     if not drops(cid, path):
