@@ -453,12 +453,16 @@ void Correlator::MatchPending(const std::string& node, ContainerState& cs, const
   const int64_t window = opt_.window.count();
   for (PendingExec& pe : cs.pending) {
     if (pe.matched) continue;
-    // The exec ran this file by its inode or by any of its names (hard links).
+    // The exec ran this file by its inode or by any of its names (hard links), or by its fd
+    // once it was unlinked ("<name> (deleted)"): an exec read before the file's write, whose
+    // inode the watcher could not learn (the file was gone when it looked).
     const FileNode& file = *rec.node;
+    auto named = [&pe](const std::string& p) {
+      return std::find(pe.paths.begin(), pe.paths.end(), p) != pe.paths.end() ||
+             std::find(pe.paths.begin(), pe.paths.end(), p + " (deleted)") != pe.paths.end();
+    };
     bool same = (file.inode != 0 && pe.inode == file.inode) ||
-                std::any_of(file.paths.begin(), file.paths.end(), [&](const std::string& p) {
-                  return std::find(pe.paths.begin(), pe.paths.end(), p) != pe.paths.end();
-                });
+                std::any_of(file.paths.begin(), file.paths.end(), named);
     if (!same) continue;
     const FileHistory& hist = file.hist;
     const int64_t change_ns = hist.written_at_runtime ? hist.written_ns : hist.chmod_ns;

@@ -310,6 +310,26 @@ TEST(Correlation, UnlinkedFileWithoutInodeRunByFd) {
   EXPECT_FALSE(c.Observe(kNode, live, &re).file.written_at_runtime);
 }
 
+// The same, the exec read first (its audit batch before the watcher's read): the write
+// without an inode (the file was gone when the watcher looked) still meets the waiting exec
+// of "<path> (deleted)", and nothing else does.
+TEST(Correlation, UnlinkedFileRunByFdBeforeItsWriteIsRead) {
+  Correlator c;
+  std::vector<RuleContext> re;
+  v1::Event ex = Exec(kCid, 1 * kSec, 50, 1, "/tmp/fdgone (deleted)", {}, 31);
+  ex.mutable_exec()->set_syscall("execveat");
+  ex.mutable_exec()->set_path("");
+  EXPECT_FALSE(c.Observe(kNode, ex, &re).file.written_at_runtime);
+  v1::Event other = Exec(kCid, 1 * kSec, 51, 1, "/tmp/other (deleted)", {}, 32);
+  other.mutable_exec()->set_path("");
+  c.Observe(kNode, other, &re);
+  c.Observe(kNode, Write(kCid, 1 * kSec, 49, "/tmp/fdgone", 0), &re);
+  c.Observe(kNode, Write(kCid, 1 * kSec, 50, "/tmp/fdgone", 0, "delete"), &re);
+  ASSERT_EQ(re.size(), 1u);
+  EXPECT_EQ(re[0].event->exec().exe(), "/tmp/fdgone (deleted)");
+  EXPECT_TRUE(re[0].file.written_at_runtime);
+}
+
 // A write on a volume (another filesystem, attributed by cgroup) never joins an exec by
 // inode number: the numbers of two filesystems say nothing of each other.
 TEST(Correlation, VolumeWriteDoesNotJoinByInode) {
