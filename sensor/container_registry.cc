@@ -290,7 +290,10 @@ void ContainerRegistry::Index(const std::string& id, const Entry& e) {
   if (e.mount_id >= 0) by_mount_[e.mount_id] = id;
   if (e.overlay_known) by_dev_[{e.info.rootfs_dev_major(), e.info.rootfs_dev_minor()}] = id;
   for (const v1::Mount& m : e.info.mounts()) {
-    if (m.read_only() || m.source().empty() || m.source()[0] != '/') continue;
+    // The host's whole root (a node agent's hostPath "/") is no volume: every short-lived
+    // host writer would be taken for the container's.
+    if (m.read_only() || m.source().empty() || m.source()[0] != '/' || m.source() == "/")
+      continue;
     by_volume_[m.source()].emplace_back(id, m.destination());
   }
 }

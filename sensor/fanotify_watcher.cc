@@ -300,7 +300,8 @@ void FanotifyWatcher::WatchVolumes(const v1::ContainerInfo& info) {
   if (mode_ == FanotifyMode::kOff || info.state() == "removed") return;
   MutexLock lock(marks_mu_);
   for (const v1::Mount& m : info.mounts()) {
-    if (m.read_only() || m.source().empty() || m.source()[0] != '/') continue;
+    if (m.read_only() || m.source().empty() || m.source()[0] != '/' || m.source() == "/")
+      continue;
     if (!volume_paths_.insert(m.source()).second) continue;
     // A file bind-mounted (a config) is marked through its directory: the same filesystem.
     std::string dir = m.source();
