@@ -6,6 +6,7 @@
 #include "lib/alerts/alert.h"
 #include "lib/alerts/alert_store.h"
 #include "lib/base/clock.h"
+#include "lib/base/json.h"
 #include "lib/event/event_json.h"
 #include "lib/store/event_store.h"
 #include "lib/base/time_arg.h"
@@ -33,9 +34,67 @@ void PrintRow(const StoredAlert& a) {
               TerminalEscape(a.rule).c_str(), TerminalEscape(a.message).c_str(), span.c_str());
 }
 
+// Says "driftwatch alerts: what" on stderr; returns `status`.
+int Say(int status, const std::string& what) {
+  std::fprintf(stderr, "driftwatch alerts: %s\n", what.c_str());
+  return status;
+}
+
+// Flushes stdout: 0, or 1 when the output could not be written.
+int Flushed() { return std::fflush(stdout) == 0 ? 0 : 1; }
+
+std::string AllowedJson(const StoredAllowedDrift& d) {
+  auto q = [](const std::string& v) { return JsonQuote(v); };
+  return "{\"day\":" + q(d.day) + ",\"node\":" + q(d.node) + ",\"namespace\":" +
+         q(d.pod_namespace) + ",\"workload\":" + q(d.workload) + ",\"container\":" +
+         q(d.container_name) + ",\"image\":" + q(d.image) + ",\"rule\":" + q(d.rule) +
+         ",\"allowed_by\":" + q(d.allowed_by) + ",\"subject\":" + q(d.subject) +
+         ",\"count\":" + std::to_string(d.count) + ",\"first_time\":" +
+         q(FormatIsoTime(d.first_ns)) + ",\"last_time\":" + q(FormatIsoTime(d.last_ns)) +
+         ",\"last_pod\":" + q(d.pod_name) + ",\"last_container_id\":" + q(d.container_id) +
+         ",\"last_output\":" + q(d.message) + "}";
+}
+
+int RunAllowed(const AlertsOptions& opt) {
+  if (!opt.container.empty() || !opt.rule.empty() || !opt.priority.empty() ||
+      !opt.until.empty()) {
+    return Say(2, "--allowed: filters by --node, --pod, --since and --limit only");
+  }
+  AllowedDriftQuery q;
+  q.node = opt.node;
+  q.pod = opt.pod;
+  q.limit = opt.limit;
+  std::optional<int64_t> until;
+  if (auto r = ParseTimeRange(opt.since, "", NowNs(), &q.since_ns, &until); !r)
+    return Say(2, r.error().message());
+  auto reader = AlertReader::Open(opt.db);
+  if (!reader) return Say(1, reader.error().message());
+  if (opt.table) {
+    std::printf("%-10s  %-16s  %-30s  %-20s  %-8s  %-36s  %s\n", "DAY", "NODE",
+                "NAMESPACE/WORKLOAD", "CONTAINER", "COUNT", "RULE", "ALLOWED BY");
+  }
+  auto n = (*reader)->QueryAllowed(q, [&](const StoredAllowedDrift& d) {
+    if (opt.table) {
+      std::printf("%-10s  %-16s  %-30s  %-20s  %-8llu  %-36s  %s\n    %s\n", d.day.c_str(),
+                  TerminalEscape(d.node).c_str(),
+                  TerminalEscape(d.pod_namespace + "/" + d.workload).c_str(),
+                  TerminalEscape(d.container_name).c_str(),
+                  static_cast<unsigned long long>(d.count), TerminalEscape(d.rule).c_str(),
+                  TerminalEscape(d.allowed_by).c_str(), TerminalEscape(d.subject).c_str());
+    } else {
+      const std::string json = AllowedJson(d);
+      std::fwrite(json.data(), 1, json.size(), stdout);
+      std::fputc('\n', stdout);
+    }
+  });
+  if (!n) return Say(1, opt.db + ": " + n.error().message());
+  return Flushed();
+}
+
 }  // namespace
 
 int RunAlerts(const AlertsOptions& opt) {
+  if (opt.allowed) return RunAllowed(opt);
   AlertQuery q;
   q.node = opt.node;
   q.container = opt.container;
@@ -51,15 +110,10 @@ int RunAlerts(const AlertsOptions& opt) {
       return 2;
     }
   }
-  if (auto r = ParseTimeRange(opt.since, opt.until, NowNs(), &q.since_ns, &q.until_ns); !r) {
-    std::fprintf(stderr, "driftwatch alerts: %s\n", r.error().c_str());
-    return 2;
-  }
+  if (auto r = ParseTimeRange(opt.since, opt.until, NowNs(), &q.since_ns, &q.until_ns); !r)
+    return Say(2, r.error().message());
   auto reader = AlertReader::Open(opt.db);
-  if (!reader) {
-    std::fprintf(stderr, "driftwatch alerts: %s\n", reader.error().c_str());
-    return 1;
-  }
+  if (!reader) return Say(1, reader.error().message());
   if (opt.table) {
     std::printf("%-20s  %-13s  %-16s  %-20s  %-30s  %-6s  %s\n", "TIME", "PRIORITY", "NODE",
                 "CONTAINER", "POD", "COUNT", "RULE");
@@ -73,11 +127,8 @@ int RunAlerts(const AlertsOptions& opt) {
       std::fputc('\n', stdout);
     }
   });
-  if (!n) {
-    std::fprintf(stderr, "driftwatch alerts: %s: %s\n", opt.db.c_str(), n.error().c_str());
-    return 1;
-  }
-  return std::fflush(stdout) == 0 ? 0 : 1;
+  if (!n) return Say(1, opt.db + ": " + n.error().message());
+  return Flushed();
 }
 
 }  // namespace driftwatch::cli

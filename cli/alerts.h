@@ -16,6 +16,7 @@ struct AlertsOptions {
   std::string until;
   uint64_t limit = 0;     // the newest N matches; 0 = all
   bool table = false;     // a readable table instead of JSON lines
+  bool allowed = false;   // the allowed-drift summary instead of the alerts
 };
 
 // Prints the stored alerts matching the options, oldest first: one Falco JSON object per
@@ -23,6 +24,10 @@ struct AlertsOptions {
 // driftwatch.first_time and driftwatch.last_time in its output_fields (AggregateJson), and
 // its COUNT in the table. Opens the database read-only. Returns the exit status: 0, 1 when the
 // database cannot be read, 2 for a bad argument.
+//
+// With `allowed`: the allowed-drift summary (rule matches a rule exception or the drift
+// policy allowed), one row per day, node, namespace, workload, container name, rule, what
+// allowed it and subject, by last time; filtered by node, pod and since only.
 int RunAlerts(const AlertsOptions& opt);
 
 }  // namespace driftwatch::cli

@@ -118,6 +118,10 @@ class Analysis {
         by_rule += (by_rule.empty() ? "" : ", ") + rule + " " + std::to_string(n);
       std::fprintf(stderr, "driftwatch analyze: %llu alerts%s%s%s\n", ull(alerts_),
                    by_rule.empty() ? "" : " (", by_rule.c_str(), by_rule.empty() ? "" : ")");
+      // Matches the rules' own exceptions let pass: said, not hidden.
+      if (const uint64_t n = detector_->stats().allowed; n != 0)
+        std::fprintf(stderr, "driftwatch analyze: %llu more matches excepted by the rules' "
+                             "exceptions\n", ull(n));
     }
     return ok;
   }

@@ -107,6 +107,9 @@ int main(int argc, char** argv) {
   al->add_option("--until", alerts.until, "alert time before: ISO 8601 or relative");
   al->add_option("--limit", alerts.limit, "only the newest N matches");
   al->add_flag("--table", alerts.table, "a readable table instead of JSON lines");
+  al->add_flag("--allowed", alerts.allowed,
+               "the allowed-drift summary instead: matches a rule exception or the drift "
+               "policy allowed, counted per day, workload, rule and file");
 
   driftwatch::cli::InventoryOptions inventory;
   CLI::App* inv = app.add_subcommand(

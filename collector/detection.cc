@@ -99,6 +99,7 @@ struct Detection::Shard {
   CondVar cv;
   std::shared_ptr<const RuleSet> new_rules DW_GUARDED_BY(mu);
   std::shared_ptr<const ImagePolicy> new_policy DW_GUARDED_BY(mu);
+  std::shared_ptr<const PreventPolicy> new_drift_policy DW_GUARDED_BY(mu);
   bool reload DW_GUARDED_BY(mu) = false;
   std::deque<std::pair<std::string, v1::Hello>> hellos DW_GUARDED_BY(mu);
   std::deque<FeedEntry> feed DW_GUARDED_BY(mu);
@@ -132,6 +133,14 @@ std::expected<std::shared_ptr<const ImagePolicy>, std::string> Detection::LoadPo
   return std::make_shared<const ImagePolicy>(std::move(*p));
 }
 
+std::expected<std::shared_ptr<const PreventPolicy>, std::string> Detection::LoadDriftPolicy()
+    const {
+  if (opt_.drift_policy.empty()) return std::shared_ptr<const PreventPolicy>();
+  auto p = PreventPolicy::Load(opt_.drift_policy);
+  if (!p) return std::unexpected("drift policy: " + p.error().message());
+  return std::make_shared<const PreventPolicy>(std::move(*p));
+}
+
 size_t Detection::ShardOf(const std::string& node) const {
   return std::hash<std::string>{}(node) % shards_.size();
 }
@@ -150,6 +159,8 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
   }
   auto policy = d->LoadPolicy();
   if (!policy) return std::unexpected(policy.error());
+  auto drift_policy = d->LoadDriftPolicy();
+  if (!drift_policy) return std::unexpected(drift_policy.error());
   for (const auto& path : opt.outputs) {
     auto o = StreamOutput::Open(path);
     if (!o) return std::unexpected("alert output " + path + ": " + o.error().message());
@@ -208,6 +219,7 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     s->index = i;
     s->detector = std::make_unique<Detector>(*rules);
     if (*policy) s->detector->SetImagePolicy(*policy);
+    s->detector->SetDriftPolicy(*drift_policy);
     auto sc = EventScanner::Open(opt.db);
     if (!sc) return std::unexpected(sc.error().message());
     s->scanner = std::move(*sc);
@@ -414,10 +426,13 @@ std::expected<std::vector<std::string>, std::string> Detection::Reload() {
   auto rules = LoadRules();
   auto policy = rules ? LoadPolicy()
                       : std::expected<std::shared_ptr<const ImagePolicy>, std::string>();
-  if (!rules || !policy) {
+  auto drift_policy = rules && policy
+                          ? LoadDriftPolicy()
+                          : std::expected<std::shared_ptr<const PreventPolicy>, std::string>();
+  if (!rules || !policy || !drift_policy) {
     ++counters_.reload_failures;
-    return std::unexpected((!rules ? rules.error() : policy.error()) +
-                           "\nkeeping the rules and policy loaded before");
+    return std::unexpected((!rules ? rules.error() : !policy ? policy.error() : drift_policy.error()) +
+                           "\nkeeping the rules and policies loaded before");
   }
   std::vector<std::string> summary = (*rules)->Summary(3);
   const size_t n = (*rules)->active_count(), inactive = (*rules)->inactive_count();
@@ -426,6 +441,7 @@ std::expected<std::vector<std::string>, std::string> Detection::Reload() {
       MutexLock lk(s->mu);
       s->new_rules = *rules;
       s->new_policy = *policy;
+      s->new_drift_policy = *drift_policy;
       s->reload = true;
     }
     s->cv.NotifyOne();
@@ -515,6 +531,7 @@ void Detection::RunShard(Shard* s) {
   pthread_setname_np(pthread_self(), ("dw-detect-" + std::to_string(s->index)).substr(0, 15).c_str());
   Detector::Sink discard = [](Alert&&) {};
   std::deque<Alert> pending;  // alerts of rows looked at, not committed yet
+  std::deque<AllowedMatch> allowed;  // allowed drift of those rows, not committed yet
   std::set<std::string> dirty_losses;
   bool dirty = false;
   // Baselines: judged before the rules, by the store's time of the row.
@@ -598,6 +615,9 @@ void Detection::RunShard(Shard* s) {
     c.alerts.reserve(pending.size());
     for (const Alert& a : pending)
       c.alerts.push_back({&a, FalcoJson(a), AggregationKey(a, opt_.aggregation)});
+    c.allowed.reserve(allowed.size());
+    for (const AllowedMatch& m : allowed)
+      c.allowed.push_back({&m.alert, m.allowed_by, m.workload, m.image});
     c.aggregate_window = opt_.aggregation.window;
     c.close = closing;
     c.outputs = output_names_;
@@ -657,7 +677,9 @@ void Detection::RunShard(Shard* s) {
       MutexLock lk(mu_);
       for (const std::string& n : dirty_losses) losses_[n].lifetime = s->lifetime[n].losses();
     }
+    counters_.allowed_drift += allowed.size();
     pending.clear();
+    allowed.clear();
     dirty_losses.clear();
     baseline_changes.clear();
     dirty = false;
@@ -688,7 +710,7 @@ void Detection::RunShard(Shard* s) {
     row_node = &node;
     row_stored_ns = stored_ns;
     s->detector->OnEvent(node, ev, [&](Alert&& a) { pending.push_back(std::move(a)); },
-                         baseline_hook);
+                         baseline_hook, [&](AllowedMatch&& m) { allowed.push_back(std::move(m)); });
   };
 
   FeedEntry fed;
@@ -706,6 +728,7 @@ void Detection::RunShard(Shard* s) {
       if (s->reload) {
         s->detector->SetRules(std::move(s->new_rules));
         s->detector->SetImagePolicy(std::move(s->new_policy));
+        s->detector->SetDriftPolicy(std::move(s->new_drift_policy));
         s->reload = false;
       }
       hellos.swap(s->hellos);
@@ -891,7 +914,7 @@ void Detection::RunShard(Shard* s) {
       s->open_aggregates.erase(s->open_aggregates.begin());
     }
     const bool caught_up = s->pos >= head_.load();
-    if (!pending.empty() || !dirty_losses.empty() || !closing.empty() ||
+    if (!pending.empty() || !allowed.empty() || !dirty_losses.empty() || !closing.empty() ||
         (dirty && (caught_up || Clock::now() - last_commit >= opt_.commit_interval))) {
       if (!commit()) break;
     } else if (!dirty) {

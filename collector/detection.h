@@ -88,6 +88,9 @@ struct DetectionOptions {
   std::vector<std::string> rule_files;
   bool no_shipped_rules = false;             // only rule_files
   std::vector<std::string> approved_images;  // image policy files; empty: no digest check
+  // The drift policy (lib/node/prevent_policy.h): matches of drift rules it allows are
+  // counted in the allowed-drift summary, not alerted. "": none.
+  std::string drift_policy;
   std::string db;                            // the collector's database
   std::vector<std::string> outputs;          // "-" (stdout) or files, Falco JSON lines
   std::vector<std::string> webhooks;         // http(s) URLs
@@ -136,6 +139,9 @@ struct DetectionCounters {
   // Alerts of a container whose name (so also its pod and image) was unknown when stored:
   // the node had not reported the container (yet) when detection evaluated the event.
   std::atomic<uint64_t> alerts_without_metadata{0};
+  // Rule matches allowed (a rule exception or the drift policy) and counted in the
+  // allowed-drift summary instead of alerting.
+  std::atomic<uint64_t> allowed_drift{0};
   std::atomic<uint64_t> store_errors{0};   // failed detection commits (retried)
   std::atomic<uint64_t> eval_ns{0};
   std::atomic<uint64_t> fed_events{0};      // rows evaluated from the feed (not read back)
@@ -212,6 +218,7 @@ class Detection {
   explicit Detection(DetectionOptions opt);
   std::expected<std::shared_ptr<const RuleSet>, std::string> LoadRules() const;
   std::expected<std::shared_ptr<const ImagePolicy>, std::string> LoadPolicy() const;
+  std::expected<std::shared_ptr<const PreventPolicy>, std::string> LoadDriftPolicy() const;
   size_t ShardOf(const std::string& node) const;
   struct FeedEntry;
   void RunShard(Shard* s);

@@ -128,9 +128,11 @@ int main(int argc, char** argv) {
                  "on SIGHUP)")
       ->allow_extra_args(false);
   std::string prevent_policy;
-  app.add_option("--prevent-policy", prevent_policy,
-                 "the fleet's prevention policy (the YAML of driftwatch-sensor --prevent-policy): "
-                 "pushed to every sensor, whose entries it adds to its own; reloaded on SIGHUP");
+  app.add_option("--drift-policy,--prevent-policy", prevent_policy,
+                 "the fleet's drift policy (the YAML of driftwatch-sensor --prevent-policy): the "
+                 "drift it allows is counted in the allowed-drift summary (driftwatch alerts "
+                 "--allowed), not alerted, and it is pushed to every sensor, whose prevention "
+                 "adds its entries to its own; reloaded on SIGHUP");
   app.add_option("--respond-rules", ao.respond_rules,
                  "a rule whose new alerts ask the node's sensor to stop the container "
                  "(repeatable; config key `respond-rules`, a list; the sensor acts only with "
@@ -259,12 +261,12 @@ int main(int argc, char** argv) {
   }
   driftwatch::SetLogFormat("driftwatch-collector", log_format);
 
-  // The fleet's prevention policy, checked before anything starts.
+  // The fleet's drift policy, checked before anything starts.
   auto read_policy = [&prevent_policy]()
       -> driftwatch::Result<std::optional<driftwatch::IngestService::PreventPolicyText>> {
     if (prevent_policy.empty()) return std::nullopt;
     auto text = driftwatch::PreventPolicy::ReadChecked(prevent_policy);
-    if (!text) return std::unexpected(text.error().Prefix("--prevent-policy"));
+    if (!text) return std::unexpected(text.error().Prefix("--drift-policy"));
     return driftwatch::IngestService::PreventPolicyText{std::move(*text), prevent_policy};
   };
   auto fleet_policy = read_policy();
@@ -392,6 +394,7 @@ int main(int argc, char** argv) {
   auto store = driftwatch::EventStore::Open(so);
   if (!store) return Fail(store.error().message());
   ao.db = db;
+  ao.drift_policy = prevent_policy;
   auto started_detection = collector::Detection::Start(ao, (*store)->head());
   if (!started_detection) return Fail(started_detection.error());
   collector::Detection* detect = started_detection->get();
@@ -420,7 +423,7 @@ int main(int argc, char** argv) {
   service.SetAuthority(authority.get());
   service.SetPreventPolicy(*fleet_policy);
   if (*fleet_policy)
-    LogInfo("prevention policy %s (sha256 %s): pushed to every sensor\n", prevent_policy.c_str(),
+    LogInfo("drift policy %s (sha256 %s): pushed to every sensor\n", prevent_policy.c_str(),
             service.prevent_policy_sha256().substr(0, 12).c_str());
   detect->SetStopRequester([&service](const std::string& node, const std::string& container,
                                       const std::string& reason) {
@@ -518,6 +521,10 @@ int main(int argc, char** argv) {
                  "alerts of a container stored before its node reported the container: no "
                  "name, pod or image in them",
                  c.alerts_without_metadata);
+      w->Counter("driftwatch_collector_allowed_drift_total",
+                 "rule matches a rule exception or the drift policy allowed: counted in the "
+                 "allowed-drift summary, not alerted",
+                 c.allowed_drift);
       w->Counter("driftwatch_collector_alert_summaries_total",
                  "aggregated alerts whose window closed with repeats: their count sent",
                  c.aggregate_summaries);
@@ -658,6 +665,8 @@ int main(int argc, char** argv) {
                       std::to_string(detect->counters().aggregated.load()) +
                       ",\"alerts_without_metadata\":" +
                       std::to_string(detect->counters().alerts_without_metadata.load()) +
+                      ",\"allowed_drift\":" +
+                      std::to_string(detect->counters().allowed_drift.load()) +
                       ",\"nodes\":[";
       bool first = true;
       const auto losses = detect->NodeLosses();
@@ -735,7 +744,7 @@ int main(int argc, char** argv) {
                    p.error().message().c_str());
         } else {
           service.SetPreventPolicy(*p);
-          LogInfo("SIGHUP: prevention policy %s (sha256 %s) pushed to the connected sensors\n",
+          LogInfo("SIGHUP: drift policy %s (sha256 %s) pushed to the connected sensors\n",
                   prevent_policy.c_str(), service.prevent_policy_sha256().substr(0, 12).c_str());
         }
       }

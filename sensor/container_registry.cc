@@ -69,6 +69,24 @@ void SetLabels(v1::ContainerInfo* i, const CriLabels& labels) {
   }
 }
 
+// The pod's labels and driftwatch.io/ annotations (ContainerInfo.pod_labels, pod_annotations).
+void SetPodLabels(v1::ContainerInfo* i, const CriPod& pod) {
+  i->clear_pod_labels();
+  for (const auto& [k, v] : pod.labels) {
+    if (k.starts_with("io.kubernetes.pod.")) continue;  // the kubelet's: pod_name, ... say it
+    v1::Label* l = i->add_pod_labels();
+    l->set_key(k);
+    l->set_value(v);
+  }
+  i->clear_pod_annotations();
+  for (const auto& [k, v] : pod.annotations) {
+    if (!k.starts_with("driftwatch.io/")) continue;
+    v1::Label* l = i->add_pod_annotations();
+    l->set_key(k);
+    l->set_value(v);
+  }
+}
+
 // One label set or replaced; the others kept.
 void SetLabel(v1::ContainerInfo* i, const std::string& key, const std::string& value) {
   CriLabels labels;
@@ -426,6 +444,7 @@ void ContainerRegistry::ApplyCri(Entry* e) {
       i.set_pod_name(pod->name);
       i.set_pod_namespace(pod->namespace_);
       i.set_pod_uid(pod->uid);
+      SetPodLabels(&i, *pod);
       SetLabel(&i, "io.kubernetes.pod.sandbox", "true");
       if (pod->pid > 0 && i.init_pid() == 0) i.set_init_pid(static_cast<uint32_t>(pod->pid));
     }
@@ -482,6 +501,7 @@ void ContainerRegistry::ApplyCri(Entry* e) {
         pi.set_pod_name(p->name);
         pi.set_pod_namespace(p->namespace_);
         pi.set_pod_uid(p->uid);
+        SetPodLabels(&pi, *p);
         pod = pods_.emplace(c.pod_sandbox_id, pi).first;
       }
     }
@@ -489,6 +509,8 @@ void ContainerRegistry::ApplyCri(Entry* e) {
       i.set_pod_name(pod->second.pod_name());
       i.set_pod_namespace(pod->second.pod_namespace());
       i.set_pod_uid(pod->second.pod_uid());
+      *i.mutable_pod_labels() = pod->second.pod_labels();
+      *i.mutable_pod_annotations() = pod->second.pod_annotations();
     }
   }
   if (e->cgroup_dir.empty() && !c.cgroup_path.empty()) {

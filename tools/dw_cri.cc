@@ -3,7 +3,8 @@
 // Every subcommand prints one JSON document on stdout; errors go to stderr with exit 1.
 //
 //   dw-cri [--endpoint SOCK] [--timeout-ms MS] version
-//   dw-cri runp --name N --namespace NS --uid U [--cgroup-parent P] [--label K=V]... [--privileged]
+//   dw-cri runp --name N --namespace NS --uid U [--cgroup-parent P] [--label K=V]...
+//               [--annotation K=V]... [--privileged]
 //   dw-cri create POD_ID [--pod-name N --pod-namespace NS --pod-uid U --pod-cgroup-parent P]
 //                 --name C --image IMG [--privileged] [--read-only] [--label K=V]...
 //                 [--mount HOST:CTR[:ro]]...
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
   auto* version = app.add_subcommand("version", "runtime name and version");
 
   driftwatch::CriPodSpec pod;
-  std::vector<std::string> pod_labels;
+  std::vector<std::string> pod_labels, pod_annotations;
   auto* runp = app.add_subcommand("runp", "run a pod sandbox (host network); prints its id");
   runp->add_option("--name", pod.name)->required();
   runp->add_option("--namespace", pod.namespace_)->required();
@@ -133,6 +134,7 @@ int main(int argc, char** argv) {
   runp->add_option("--attempt", pod.attempt);
   runp->add_option("--cgroup-parent", pod.cgroup_parent);
   runp->add_option("--label", pod_labels, "pod label KEY=VALUE (repeatable)");
+  runp->add_option("--annotation", pod_annotations, "pod annotation KEY=VALUE (repeatable)");
   runp->add_flag("--privileged", pod.privileged, "allow privileged containers in the pod");
   runp->add_flag("--host-pid", pod.host_pid, "the host's PID namespace (hostPID: true)");
   runp->add_option("--log-dir", pod.log_directory, "directory of the containers' log files");
@@ -229,6 +231,7 @@ int main(int argc, char** argv) {
   if (*runp) {
     std::string err;
     if (!ParseLabels(pod_labels, pod.labels, err)) return Fail(err);
+    if (!ParseLabels(pod_annotations, pod.annotations, err)) return Fail(err);
     auto r = client->RunPodSandbox(pod);
     if (!r) return Fail(r.error().message());
     return Print(Json{{"id", *r}});

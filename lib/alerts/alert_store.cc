@@ -52,6 +52,26 @@ CREATE TABLE IF NOT EXISTS node_losses(
   node TEXT PRIMARY KEY,
   lifetime BLOB NOT NULL,
   updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS allowed_drift(
+  id INTEGER PRIMARY KEY,
+  day TEXT NOT NULL,
+  node TEXT NOT NULL,
+  pod_namespace TEXT NOT NULL,
+  workload TEXT NOT NULL,
+  container_name TEXT NOT NULL,
+  image TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  allowed_by TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  first_ns INTEGER NOT NULL,
+  last_ns INTEGER NOT NULL,
+  container_id TEXT NOT NULL,
+  pod_name TEXT NOT NULL,
+  message TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS allowed_drift_key ON allowed_drift(day, node, pod_namespace,
+  workload, container_name, rule, allowed_by, subject);
+CREATE INDEX IF NOT EXISTS allowed_drift_last ON allowed_drift(last_ns);
 CREATE TABLE IF NOT EXISTS detect_cursors(
   node TEXT PRIMARY KEY,
   rowid INTEGER NOT NULL,
@@ -409,9 +429,21 @@ Result<AlertStore::DetectionCommitted> AlertStore::CommitDetection(const Detecti
   DetectionCommitted out;
   const int64_t now = c.now_ns != 0 ? c.now_ns : NowNs();
   auto body = [&]() -> Result<> {
-    OneStmt del, cur, loss;
+    OneStmt del, cur, loss, allow;
     if (sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO deliveries(alert_id, output) VALUES(?,?)",
                            -1, &del.s, nullptr) != SQLITE_OK ||
+        (!c.allowed.empty() &&
+         sqlite3_prepare_v2(
+             db_,
+             "INSERT INTO allowed_drift(day, node, pod_namespace, workload, container_name, "
+             "image, rule, allowed_by, subject, count, first_ns, last_ns, container_id, "
+             "pod_name, message) VALUES(?,?,?,?,?,?,?,?,?,1,?,?,?,?,?) "
+             "ON CONFLICT(day, node, pod_namespace, workload, container_name, rule, allowed_by, "
+             "subject) DO UPDATE SET count = count + 1, first_ns = min(first_ns, "
+             "excluded.first_ns), last_ns = max(last_ns, excluded.last_ns), image = "
+             "excluded.image, container_id = excluded.container_id, pod_name = "
+             "excluded.pod_name, message = excluded.message",
+             -1, &allow.s, nullptr) != SQLITE_OK) ||
         sqlite3_prepare_v2(db_,
                            "INSERT INTO detect_cursors(node, rowid, updated_ns) VALUES(?,?,?) "
                            "ON CONFLICT(node) DO UPDATE SET rowid = max(rowid, excluded.rowid), "
@@ -468,6 +500,21 @@ Result<AlertStore::DetectionCommitted> AlertStore::CommitDetection(const Detecti
         if (auto ok = deliver(r.id); !ok) return ok;
       }
       out.alerts.push_back(r);
+    }
+    for (const AllowedDrift& d : c.allowed) {
+      const Alert& a = *d.alert;
+      const std::string day = FormatIsoTime(a.time_ns).substr(0, 10);
+      const std::string* text[] = {&day, &a.node, &a.pod_namespace, &d.workload,
+                                   &a.container_name, &d.image, &a.rule, &d.allowed_by,
+                                   &a.subject};
+      int i = 1;
+      for (const std::string* t : text) BindText(allow.s, i++, *t);
+      sqlite3_bind_int64(allow.s, i++, a.time_ns);
+      sqlite3_bind_int64(allow.s, i++, a.time_ns);
+      BindText(allow.s, i++, a.container_id);
+      BindText(allow.s, i++, a.pod_name);
+      BindText(allow.s, i++, a.message);
+      if (!StepDone(allow.s)) return std::unexpected(Err(db_, "count allowed drift"));
     }
     for (const auto& [node, rowid] : c.cursors) {
       BindText(cur.s, 1, node);
@@ -582,7 +629,8 @@ Result<std::unique_ptr<AlertReader>> AlertReader::Open(const std::string& path) 
   }
   sqlite3_busy_timeout(r->db_, 5000);
   if (!HasTable(r->db_, "alerts", &r->has_table_) ||
-      !HasTable(r->db_, "inventories", &r->has_inventories_)) {
+      !HasTable(r->db_, "inventories", &r->has_inventories_) ||
+      !HasTable(r->db_, "allowed_drift", &r->has_allowed_)) {
     return std::unexpected(Err(r->db_, path));
   }
   // Read-only: an older version's table is read as it is (each row one alert).
@@ -631,6 +679,34 @@ Result<uint64_t> AlertReader::Query(const AlertQuery& q,
     a.last_ns = sqlite3_column_int64(s, 14);
     a.open = sqlite3_column_int(s, 15) != 0;
     fn(a);
+  });
+}
+
+Result<uint64_t> AlertReader::QueryAllowed(
+    const AllowedDriftQuery& q, const std::function<void(const StoredAllowedDrift&)>& fn) {
+  if (!has_allowed_) return 0;
+  Filter f;
+  f.Common(q.node, "", q.pod);
+  if (!q.ns.empty()) f.Text(" AND pod_namespace = ?", q.ns);
+  if (q.since_ns) f.Num(" AND last_ns >= ?", *q.since_ns);
+  const std::string sql = f.Select(
+      "id, day, node, pod_namespace, workload, container_name, image, rule, allowed_by, "
+      "subject, count, first_ns, last_ns, container_id, pod_name, message",
+      "allowed_drift", "last_ns", q.limit);
+  StoredAllowedDrift d;
+  return f.Run(db_, sql, [&](sqlite3_stmt* s) {
+    d.id = sqlite3_column_int64(s, 0);
+    std::string* text[] = {&d.day, &d.node, &d.pod_namespace, &d.workload, &d.container_name,
+                           &d.image, &d.rule, &d.allowed_by, &d.subject};
+    int i = 1;
+    for (std::string* t : text) *t = Text(s, i++);
+    d.count = static_cast<uint64_t>(sqlite3_column_int64(s, 10));
+    d.first_ns = sqlite3_column_int64(s, 11);
+    d.last_ns = sqlite3_column_int64(s, 12);
+    d.container_id = Text(s, 13);
+    d.pod_name = Text(s, 14);
+    d.message = Text(s, 15);
+    fn(d);
   });
 }
 

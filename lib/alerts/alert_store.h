@@ -33,6 +33,13 @@
 //   node_losses(node, lifetime, updated_ns): the highest loss totals detection has seen from
 //          each node and the sensor run that reported them (a v1::Hello with losses and
 //          sensor_start_ns, serialized), for the "Sensor blind window" alert.
+//   allowed_drift(id INTEGER PRIMARY KEY, day = the event's UTC date "YYYY-MM-DD", node,
+//          pod_namespace, workload (AllowedDrift::workload), container_name, image, rule,
+//          allowed_by ("exception <name>" or "policy <entry>"), subject (Alert::subject),
+//          count, first_ns, last_ns = event times, and of the latest: container_id,
+//          pod_name, message): the drift the policy or the rules' exceptions allowed,
+//          summarized per workload and day; unique by (day, node, pod_namespace, workload,
+//          container_name, rule, allowed_by, subject).
 //   detect_cursors (the event store's table): written here with the alerts (CommitDetection).
 //
 // Open the EventStore first on a new database: it sets the page size before WAL mode.
@@ -97,8 +104,16 @@ class AlertStore {
     std::string json;           // FalcoJson(*alert)
     std::string aggregate_key;  // AggregationKey(*alert, ...); "" : stored on its own
   };
+  // A rule match allowed (lib/detect/detect.h's AllowedMatch): counted, not alerted.
+  struct AllowedDrift {
+    const Alert* alert = nullptr;
+    std::string allowed_by;
+    std::string workload;  // WorkloadOf the container
+    std::string image;     // the image as the runtime names it
+  };
   struct DetectionCommit {
     std::vector<NewAlert> alerts;
+    std::vector<AllowedDrift> allowed;  // counted in allowed_drift
     int64_t now_ns = 0;  // the collector's clock for the aggregates' windows; 0: NowNs()
     std::chrono::nanoseconds aggregate_window{0};
     std::vector<int64_t> close;  // open aggregates (alert ids) whose window ended
@@ -188,6 +203,23 @@ struct AlertQuery {
   uint64_t limit = 0;                  // the newest N matches; 0 = all
 };
 
+struct AllowedDriftQuery {
+  std::string node;                 // exact
+  std::string pod;                  // pod name (the latest of the row), or namespace/name
+  std::string ns;                   // pod namespace, exact
+  std::optional<int64_t> since_ns;  // last_ns >= since
+  uint64_t limit = 0;               // the newest N rows; 0 = all
+};
+
+struct StoredAllowedDrift {
+  int64_t id = 0;
+  std::string day, node, pod_namespace, workload, container_name, image, rule, allowed_by,
+      subject;
+  uint64_t count = 0;
+  int64_t first_ns = 0, last_ns = 0;
+  std::string container_id, pod_name, message;  // of the latest
+};
+
 struct StoredAlert {
   int64_t id = 0;
   int64_t time_ns = 0;
@@ -213,6 +245,11 @@ class AlertReader {
   [[nodiscard]] Result<uint64_t> Query(const AlertQuery& q,
                                        const std::function<void(const StoredAlert&)>& fn);
 
+  // The allowed-drift summary, by last_ns, oldest first; the number of rows. A database
+  // without the table (an older collector) reads as empty.
+  [[nodiscard]] Result<uint64_t> QueryAllowed(
+      const AllowedDriftQuery& q, const std::function<void(const StoredAllowedDrift&)>& fn);
+
   // Inventories, oldest first; the number of matches. A database without the table (an
   // older collector) reads as empty.
   [[nodiscard]] Result<uint64_t> QueryInventories(
@@ -223,6 +260,7 @@ class AlertReader {
   sqlite3* db_ = nullptr;
   bool has_table_ = false;
   bool has_inventories_ = false;
+  bool has_allowed_ = false;
   bool has_counts_ = false;  // an older version's table has no count columns
 };
 

@@ -91,6 +91,8 @@ struct Correlator::ContainerState {
   std::string entrypoint;
   bool entrypoint_is_init = false;
   bool removed = false;
+  int64_t removed_ns = 0;  // the removal event's time
+  bool cleared = false;    // its per-file state dropped (a window after the removal)
   std::unordered_map<std::string, FileRecord> files;  // by path inside the container
   std::list<std::string> file_order;                  // oldest change first
   std::unordered_map<uint64_t, std::shared_ptr<FileNode>> by_inode;
@@ -483,7 +485,8 @@ void Correlator::MatchPending(const std::string& node, ContainerState& cs, const
 
 void Correlator::SweepPending() {
   // Containers that went quiet keep their last execs until swept here: drop those older
-  // than the window before the newest event of their node.
+  // than the window before the newest event of their node; and the per-file state of
+  // containers removed a window before it.
   for (auto& [key, cs] : containers_) {
     auto newest = node_newest_ns_.find(cs->node);
     if (newest == node_newest_ns_.end()) continue;
@@ -491,7 +494,22 @@ void Correlator::SweepPending() {
            cs->pending.front().ev->time_ns() < newest->second - opt_.window.count()) {
       cs->pending.pop_front();
     }
+    if (cs->removed && !cs->cleared && cs->removed_ns < newest->second - opt_.window.count())
+      ClearFiles(cs.get());
   }
+}
+
+void Correlator::ClearFiles(ContainerState* cs) {
+  cs->cleared = true;
+  cs->files.clear();
+  cs->file_order.clear();
+  cs->by_inode.clear();
+  cs->unlinked.clear();
+  cs->pending.clear();
+}
+
+bool Correlator::Gone(const ContainerState& cs, int64_t time_ns) const {
+  return cs.removed && (cs.cleared || time_ns > cs.removed_ns + opt_.window.count());
 }
 
 void Correlator::OnContainer(const std::string& node, const v1::Event& ev) {
@@ -503,12 +521,10 @@ void Correlator::OnContainer(const std::string& node, const v1::Event& ev) {
   cs.image = CheckImage(c);
   if (c.state() == "removed" && !cs.removed) {
     cs.removed = true;
-    // Late events may still name it: keep the info, drop the per-file state.
-    cs.files.clear();
-    cs.file_order.clear();
-    cs.by_inode.clear();
-    cs.unlinked.clear();
-    cs.pending.clear();
+    cs.removed_ns = ev.time_ns();
+    // Late events still name it, and the sensor's removal (from the cgroup's end) can
+    // overtake the container's last execs and writes (from the audit and fanotify
+    // readers): its per-file state serves them for a window (SweepPending drops it).
     shares_[cs.node_id].removed.push_back(ContainerKey(node, id));
   }
 }
@@ -533,6 +549,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
   node_newest = std::max(node_newest, ev.time_ns());
   if (++observed_ % 4096 == 0) SweepPending();
   ContainerState& cs = State(node, ev.container_id());
+  if (!cs.cleared && Gone(cs, ev.time_ns())) ClearFiles(&cs);
   cs.newest_ns = std::max(cs.newest_ns, ev.time_ns());
   // Execs older than the window can no longer meet a late write.
   while (!cs.pending.empty() && cs.pending.front().ev->time_ns() < cs.newest_ns - window) {
@@ -580,7 +597,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
                      : e.is_exe_upper_layer()      ? Origin::kUpper
                                                    : Origin::kImage;
     }
-    if (!e.runtime_plumbing() && e.success() && !cs.removed) {
+    if (!e.runtime_plumbing() && e.success() && !Gone(cs, ev.time_ns())) {
       if (cs.info && cs.info->init_pid() != 0 && cs.info->init_pid() == e.pid() &&
           !cs.entrypoint_is_init) {
         cs.entrypoint = e.exe();
@@ -592,7 +609,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     // Kept for a late write only if it can have one: an exec the sensor saw run an image
     // (lower-layer) file never ran a file written at runtime. Unknown (offline logs): kept.
     const bool from_image = lower;
-    if (!ctx.file.written_at_runtime && !e.runtime_plumbing() && !cs.removed && !from_image &&
+    if (!ctx.file.written_at_runtime && !e.runtime_plumbing() && !Gone(cs, ev.time_ns()) && !from_image &&
         opt_.max_pending_execs_per_container > 0) {
       PendingExec pe;
       pe.ev = std::make_shared<const v1::Event>(ev);
@@ -616,7 +633,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
     ctx.lineage = Lineage(node, c.ppid(), p ? p->start_ns : 0, c.parent_name());
     const std::string path = JoinPath(c.path(), c.cwd());
     FileRecord* rec = FindFile(cs, {path}, c.inode());
-    if (c.success() && c.adds_exec() && !cs.removed && (rec != nullptr || !path.empty())) {
+    if (c.success() && c.adds_exec() && !Gone(cs, ev.time_ns()) && (rec != nullptr || !path.empty())) {
       if (rec == nullptr) rec = &UpsertFile(cs, path, c.inode());
       FileHistory& hist = rec->node->hist;
       hist.chmod_exec = true;
@@ -649,7 +666,7 @@ RuleContext Correlator::Observe(const std::string& node, const v1::Event& ev,
           if (cs.unlinked.size() > kMaxUnlinked) cs.unlinked.pop_front();
         }
       }
-    } else if (!path.empty() && !cs.removed) {
+    } else if (!path.empty() && !Gone(cs, ev.time_ns())) {
       std::shared_ptr<FileNode> moved;
       if (kind == "rename" && !w.old_path().empty()) {
         const std::string old = JoinPath(w.old_path(), "/");

@@ -143,6 +143,10 @@ class Correlator {
   void MatchPending(const std::string& node, ContainerState& cs, const FileRecord& rec,
                     std::vector<RuleContext>* reevaluate);
   void SweepPending();
+  void ClearFiles(ContainerState* cs);
+  // Removed, and a window past its removal: no more per-file state (late events still
+  // get its info).
+  bool Gone(const ContainerState& cs, int64_t time_ns) const;
   void OnContainer(const std::string& node, const v1::Event& ev);
 
   CorrelationOptions opt_;

@@ -56,32 +56,107 @@ Alert MakeAlert(const RuleContext& ctx, const RuleMatch& m) {
   return a;
 }
 
+namespace {
+
+// "-xxxxx" of the characters Kubernetes generates names from (no vowels, no 0 1 3).
+bool GeneratedSuffix(std::string_view s, size_t n) {
+  if (s.size() <= n + 1 || s[s.size() - n - 1] != '-') return false;
+  return s.substr(s.size() - n).find_first_not_of("bcdfghjklmnpqrstvwxz2456789") ==
+         std::string_view::npos;
+}
+
+bool DigitsSuffix(std::string_view s, size_t min) {
+  size_t dash = s.rfind('-');
+  if (dash == std::string_view::npos || dash == 0 || s.size() - dash - 1 < min) return false;
+  return s.substr(dash + 1).find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+}  // namespace
+
+std::string WorkloadOf(const v1::ContainerInfo* c) {
+  if (c == nullptr) return {};
+  for (const char* key : {"app.kubernetes.io/name", "app", "k8s-app"}) {
+    for (const v1::Label& l : c->pod_labels())
+      if (l.key() == key && !l.value().empty()) return l.value();
+  }
+  std::string_view name = c->pod_name();
+  if (name.empty()) return c->name();
+  if (GeneratedSuffix(name, 5)) {
+    name.remove_suffix(6);
+    // A ReplicaSet's pod-template-hash (up to 10 characters of the same alphabet).
+    for (size_t n = 10; n >= 6; --n) {
+      if (GeneratedSuffix(name, n)) {
+        name.remove_suffix(n + 1);
+        break;
+      }
+    }
+    if (DigitsSuffix(name, 8)) name.remove_suffix(name.size() - name.rfind('-'));
+  }
+  return std::string(name);
+}
+
+std::string PolicyPath(const v1::Event& ev) {
+  switch (KindOf(ev)) {
+    case Kind::kExec: {
+      const v1::ProcessExec& e = ev.exec();
+      return e.exe_file().starts_with("/") ? e.exe_file() : e.exe();
+    }
+    case Kind::kWrite: return ev.write().path();
+    case Kind::kChmod: return ev.chmod().path();
+    case Kind::kPrevented: return ev.prevented().path();
+    case Kind::kRead: return ev.read().path();
+    default: return {};
+  }
+}
+
 Detector::Detector(std::shared_ptr<const RuleSet> rules, CorrelationOptions options)
     : rules_(std::move(rules)), correlator_(options) {}
 
 void Detector::OnEvent(const std::string& node, const v1::Event& ev, const Sink& sink,
-                       const Hook& before) {
+                       const Hook& before, const AllowedSink& allowed) {
   ++stats_.events;
   std::vector<RuleContext> again;
   RuleContext ctx = correlator_.Observe(node, ev, &again);
   if (before) before(&ctx);
-  Evaluate(ctx, false, sink);
+  Evaluate(ctx, false, sink, allowed);
   for (const RuleContext& c : again) {
     ++stats_.reevaluations;
-    Evaluate(c, true, sink);
+    Evaluate(c, true, sink, allowed);
   }
 }
 
-void Detector::Evaluate(const RuleContext& ctx, bool again, const Sink& sink) {
+void Detector::Evaluate(const RuleContext& ctx, bool again, const Sink& sink,
+                        const AllowedSink& allowed) {
   if (!rules_ || ctx.event == nullptr) return;
   matches_.clear();
+  excepted_.clear();
   auto t0 = std::chrono::steady_clock::now();
-  rules_->Evaluate(ctx, &matches_);
+  rules_->Evaluate(ctx, &matches_, &excepted_);
+  // The drift policy: matches of the rules an entry covers that it allows.
+  if (policy_ && !policy_->empty() && !matches_.empty()) {
+    const std::string path = PolicyPath(*ctx.event);
+    for (size_t i = 0; i < matches_.size();) {
+      PreventPolicy::Exec x;
+      x.path = path;
+      x.container = ctx.container;
+      x.sha256_hex = ctx.file.sha256;
+      x.rule = matches_[i].rule->name;
+      x.rule_tags = &matches_[i].rule->tags;
+      if (auto by = policy_->Allows(x)) {
+        matches_[i].excepted_by = "policy " + (by->empty() ? std::string("(unnamed)") : *by);
+        excepted_.push_back(std::move(matches_[i]));
+        matches_.erase(matches_.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+  }
   stats_.eval_ns += static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
           .count());
-  if (matches_.empty()) return;
-  // Execs may be looked at again when their file's write arrives late: remember what fired.
+  if (matches_.empty() && excepted_.empty()) return;
+  // Execs may be looked at again when their file's write arrives late: remember what fired
+  // (or was allowed: said once too).
   std::string key = EventKey(*ctx.event);
   bool remember = KindOf(*ctx.event) == Kind::kExec && !key.empty();
   std::set<std::string>* fired = nullptr;
@@ -96,15 +171,27 @@ void Detector::Evaluate(const RuleContext& ctx, bool again, const Sink& sink) {
     }
     fired = &it->second;
   }
+  auto first_look = [&](const RuleMatch& m) {
+    if (fired) return fired->insert(m.rule->name).second;
+    return !again;
+  };
   for (const RuleMatch& m : matches_) {
-    if (fired) {
-      if (!fired->insert(m.rule->name).second) continue;  // alerted on the first look
-    } else if (again) {
-      continue;
-    }
+    if (!first_look(m)) continue;
     ++stats_.alerts;
     ++stats_.by_rule[m.rule->name];
     sink(MakeAlert(ctx, m));
+  }
+  for (const RuleMatch& m : excepted_) {
+    if (!first_look(m)) continue;
+    ++stats_.allowed;
+    if (!allowed) continue;
+    AllowedMatch a;
+    a.alert = MakeAlert(ctx, m);
+    a.allowed_by =
+        m.excepted_by.starts_with("policy ") ? m.excepted_by : "exception " + m.excepted_by;
+    a.workload = WorkloadOf(ctx.container);
+    if (ctx.container) a.image = ctx.container->image();
+    allowed(std::move(a));
   }
 }
 

@@ -3,6 +3,8 @@
 // each rule match becomes an Alert in Falco's shape, handed to the caller's sink.
 //
 //   event ─► Correlator::Observe ─► RuleSet::Evaluate ─► Alert ─► sink (store, outputs)
+//                     │                   └─ excepted by the rule's exceptions or allowed by
+//                     │                      the drift policy ─► AllowedMatch ─► allowed sink
 //                     └─ earlier execs whose facts changed (a write arrived after the exec
 //                        of the same file) are evaluated again; only rules that did not
 //                        match them the first time can alert then.
@@ -22,6 +24,7 @@
 
 #include "lib/alerts/alert.h"
 #include "lib/detect/correlation.h"
+#include "lib/node/prevent_policy.h"
 #include "lib/rules/rule_engine.h"
 
 namespace driftwatch {
@@ -29,14 +32,36 @@ namespace driftwatch {
 struct DetectorStats {
   uint64_t events = 0;
   uint64_t alerts = 0;
+  uint64_t allowed = 0;  // matches a rule exception or the drift policy allowed
   uint64_t reevaluations = 0;
   uint64_t eval_ns = 0;  // time spent in rule evaluation
   std::unordered_map<std::string, uint64_t> by_rule;
 };
 
+// A rule match that is not an alert: the rule's own exception (Falco's `exceptions:`) or
+// the drift policy allows it. Still said: the allowed-drift summary counts it.
+struct AllowedMatch {
+  Alert alert;             // the alert it would have been
+  std::string allowed_by;  // "exception <name>" or "policy <entry name>"
+  std::string workload;    // WorkloadOf its container
+  std::string image;       // its container's image as the runtime names it
+};
+
+// The workload a container belongs to, for the allowed-drift summary: the pod's label
+// app.kubernetes.io/name, app or k8s-app when it has one, else its pod name without the
+// suffixes controllers generate (a Deployment's "-<template hash>-<5 chars>", a Job's or
+// DaemonSet's "-<5 chars>", a CronJob's "-<minutes since the epoch>"); the container's name
+// for a container outside a pod; "" for none.
+std::string WorkloadOf(const v1::ContainerInfo* c);
+
+// The path the drift policy judges a match by: an exec's executable, the file written,
+// chmod'ed, read or whose exec was prevented; "" for other events.
+std::string PolicyPath(const v1::Event& ev);
+
 class Detector {
  public:
   using Sink = std::function<void(Alert&& alert)>;
+  using AllowedSink = std::function<void(AllowedMatch&& allowed)>;
   // Sees the event's context before the rules do, on its first look only (the collector's
   // baseline check sets ctx->baseline).
   using Hook = std::function<void(RuleContext* ctx)>;
@@ -47,9 +72,13 @@ class Detector {
   void SetImagePolicy(std::shared_ptr<const ImagePolicy> policy) {
     correlator_.SetImagePolicy(std::move(policy));
   }
+  // Matches of drift rules (by default: PreventPolicy::Entry::rules) that the policy allows
+  // go to the allowed sink instead of alerting. Null: none.
+  void SetDriftPolicy(std::shared_ptr<const PreventPolicy> policy) { policy_ = std::move(policy); }
   // One event from `node` (its EventId.node is ignored: the caller says who sent it).
+  // Allowed matches go to `allowed` (counted in stats().allowed either way).
   void OnEvent(const std::string& node, const v1::Event& ev, const Sink& sink,
-               const Hook& before = nullptr);
+               const Hook& before = nullptr, const AllowedSink& allowed = nullptr);
 
   const DetectorStats& stats() const { return stats_; }
   // Processes and containers each node lost to its own quota (Correlator::QuotaEvictions).
@@ -58,12 +87,13 @@ class Detector {
   }
 
  private:
-  void Evaluate(const RuleContext& ctx, bool again, const Sink& sink);
+  void Evaluate(const RuleContext& ctx, bool again, const Sink& sink, const AllowedSink& allowed);
 
   std::shared_ptr<const RuleSet> rules_;
+  std::shared_ptr<const PreventPolicy> policy_;
   Correlator correlator_;
   DetectorStats stats_;
-  std::vector<RuleMatch> matches_;  // reused
+  std::vector<RuleMatch> matches_, excepted_;  // reused
   // Rules that matched an event already, for events that may come back for another look
   // (execs awaiting a late write); bounded, oldest forgotten first.
   std::unordered_map<std::string, std::set<std::string>> fired_;

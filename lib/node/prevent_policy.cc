@@ -2,6 +2,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 
@@ -42,6 +43,74 @@ Result<std::vector<std::string>> Strings(const YAML::Node& entry, const char* ke
   return out;
 }
 
+constexpr char kAnnotationPrefix[] = "driftwatch.io/";
+
+// A map of string to string under `key` (labels, annotations), or a clear error.
+Result<std::map<std::string, std::string>> StringMap(const YAML::Node& n, const std::string& key,
+                                                     std::string_view name) {
+  std::map<std::string, std::string> out;
+  if (n.IsNull()) return out;
+  if (!n.IsMap())
+    return std::unexpected(Error::InvalidInput(YamlPlace(name, n.Mark()) + ": " + key +
+                                               ": a map of key to value"));
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar() || kv.first.Scalar().empty() || !kv.second.IsScalar())
+      return std::unexpected(Error::InvalidInput(YamlPlace(name, kv.first.Mark()) + ": " + key +
+                                                 ": each key and value a string"));
+    if (key == "annotations" && !kv.first.Scalar().starts_with(kAnnotationPrefix))
+      return std::unexpected(Error::InvalidInput(
+          YamlPlace(name, kv.first.Mark()) + ": annotations: " + kv.first.Scalar() +
+          ": only keys under " + std::string(kAnnotationPrefix) + " (the sensor carries no other)"));
+    out[kv.first.Scalar()] = kv.second.Scalar();
+  }
+  return out;
+}
+
+bool HasLabel(const google::protobuf::RepeatedPtrField<v1::Label>& labels, const std::string& k,
+              const std::string& v) {
+  for (const v1::Label& l : labels)
+    if (l.key() == k) return l.value() == v;
+  return false;
+}
+
+const std::string* FindLabel(const google::protobuf::RepeatedPtrField<v1::Label>& labels,
+                             std::string_view k) {
+  for (const v1::Label& l : labels)
+    if (l.key() == k) return &l.value();
+  return nullptr;
+}
+
+// Whether a glob matches the container's image under any of its names.
+bool ImageMatches(const std::vector<std::string>& globs, const v1::ContainerInfo& c) {
+  if (globs.empty()) return true;
+  std::vector<std::string> names = {c.image(), c.image_ref()};
+  if (!c.image_repository().empty()) {
+    names.push_back(c.image_repository());
+    if (!c.image_tag().empty()) names.push_back(c.image_repository() + ":" + c.image_tag());
+    if (!c.image_digest().empty()) names.push_back(c.image_repository() + "@" + c.image_digest());
+  }
+  for (const std::string& n : names)
+    if (!n.empty() && AnyGlob(globs, n)) return true;
+  return false;
+}
+
+// Whether the path matches one of the comma-separated globs of the pod's annotation.
+bool AnnotatedPath(const v1::ContainerInfo& c, const std::string& key, std::string_view path) {
+  const std::string* globs = FindLabel(c.pod_annotations(), key);
+  if (globs == nullptr) return false;
+  size_t at = 0;
+  while (at <= globs->size()) {
+    size_t comma = globs->find(',', at);
+    if (comma == std::string::npos) comma = globs->size();
+    std::string g = globs->substr(at, comma - at);
+    while (!g.empty() && g.front() == ' ') g.erase(g.begin());
+    while (!g.empty() && g.back() == ' ') g.pop_back();
+    if (g.starts_with("/") && Glob(g, path, FNM_PATHNAME)) return true;
+    at = comma + 1;
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<PreventPolicy> PreventPolicy::Parse(std::string_view text, std::string_view name) {
@@ -72,17 +141,20 @@ Result<PreventPolicy> PreventPolicy::Parse(std::string_view text, std::string_vi
       if (!n.IsMap())
         return std::unexpected(Error::InvalidInput(YamlPlace(name, n.Mark()) + ": an entry is a map"));
       Entry e;
-      bool any = false;
+      bool any = false;  // a selector: `rules` says which rules, not which drift
       for (const auto& kv : n) {
         const std::string& k = kv.first.Scalar();
         if (k == "name") {
           e.name = kv.second.Scalar();
-        } else if (k == "namespaces" || k == "pods" || k == "paths" || k == "sha256") {
+        } else if (k == "namespaces" || k == "pods" || k == "paths" || k == "sha256" ||
+                   k == "images" || k == "rules") {
           auto list = Strings(n, k.c_str(), name);
           if (!list) return std::unexpected(list.error());
-          any |= !list->empty();
+          if (k != "rules") any |= !list->empty();
           if (k == "namespaces") e.namespaces = std::move(*list);
           if (k == "pods") e.pods = std::move(*list);
+          if (k == "images") e.images = std::move(*list);
+          if (k == "rules") e.rules = std::move(*list);
           if (k == "paths") {
             for (const std::string& g : *list) {
               if (g[0] != '/')
@@ -101,24 +173,34 @@ Result<PreventPolicy> PreventPolicy::Parse(std::string_view text, std::string_vi
               e.sha256.insert(std::move(h));
             }
           }
-        } else if (k == "labels") {
-          if (!kv.second.IsMap())
-            return std::unexpected(Error::InvalidInput(YamlPlace(name, kv.second.Mark()) +
-                                                       ": labels: a map of label to value"));
-          for (const auto& l : kv.second) e.labels[l.first.Scalar()] = l.second.Scalar();
-          any |= !e.labels.empty();
+        } else if (k == "labels" || k == "annotations") {
+          auto map = StringMap(kv.second, k, name);
+          if (!map) return std::unexpected(map.error());
+          any |= !map->empty();
+          (k == "labels" ? e.labels : e.annotations) = std::move(*map);
+        } else if (k == "path_annotation") {
+          if (!kv.second.IsScalar() || !kv.second.Scalar().starts_with(kAnnotationPrefix))
+            return std::unexpected(Error::InvalidInput(
+                YamlPlace(name, kv.second.Mark()) + ": path_annotation: an annotation key under " +
+                kAnnotationPrefix + " (the sensor carries no other)"));
+          e.path_annotation = kv.second.Scalar();
+          any = true;
         } else {
           return std::unexpected(Error::InvalidInput(
               YamlPlace(name, kv.first.Mark()) + ": unknown key " + k +
-              " (name, namespaces, pods, labels, paths, sha256)"));
+              " (name, namespaces, pods, labels, annotations, images, paths, path_annotation, "
+              "sha256, rules)"));
         }
       }
       // An entry without a selector would allow all drift: say so instead.
       if (!any)
         return std::unexpected(Error::InvalidInput(
             YamlPlace(name, n.Mark()) + ": an entry needs at least one of namespaces, pods, labels, "
-                                    "paths, sha256 (it would allow every drifted exec)"));
-      p.wants_container_ |= !e.namespaces.empty() || !e.pods.empty() || !e.labels.empty();
+                                    "annotations, images, paths, path_annotation, sha256 (it "
+                                    "would allow all drift)"));
+      p.wants_container_ |= !e.namespaces.empty() || !e.pods.empty() || !e.labels.empty() ||
+                            !e.annotations.empty() || !e.images.empty() ||
+                            !e.path_annotation.empty();
       p.entries_.push_back(std::move(e));
     }
   } catch (const YAML::Exception& e) {
@@ -175,23 +257,39 @@ std::optional<std::string> PreventPolicy::Allows(const Exec& x) const {
   std::optional<std::string> hex;  // computed once, for the first entry that asks
   bool hashed = false;
   for (const Entry& e : entries_) {
+    if (x.rule_tags != nullptr) {
+      const std::vector<std::string>& want = e.rules;
+      auto named = [&](const std::string& w) {
+        return w == x.rule || std::find(x.rule_tags->begin(), x.rule_tags->end(), w) !=
+                                  x.rule_tags->end();
+      };
+      if (want.empty() ? !named("drift") : std::none_of(want.begin(), want.end(), named)) continue;
+    }
     if (!AnyGlob(e.paths, x.path, FNM_PATHNAME)) continue;
-    if (!e.namespaces.empty() || !e.pods.empty() || !e.labels.empty()) {
-      if (x.container == nullptr) continue;
-      if (!AnyGlob(e.namespaces, x.container->pod_namespace())) continue;
-      if (!AnyGlob(e.pods, x.container->pod_name())) continue;
-      bool labels = true;
-      for (const auto& [k, v] : e.labels) {
-        bool found = false;
-        for (const v1::Label& l : x.container->labels()) found |= l.key() == k && l.value() == v;
-        labels &= found;
-      }
-      if (!labels) continue;
+    if (!e.namespaces.empty() || !e.pods.empty() || !e.labels.empty() ||
+        !e.annotations.empty() || !e.images.empty() || !e.path_annotation.empty()) {
+      const v1::ContainerInfo* c = x.container;
+      if (c == nullptr) continue;
+      if (!AnyGlob(e.namespaces, c->pod_namespace())) continue;
+      if (!AnyGlob(e.pods, c->pod_name())) continue;
+      if (!std::all_of(e.labels.begin(), e.labels.end(), [c](const auto& kv) {
+            return HasLabel(c->pod_labels(), kv.first, kv.second) ||
+                   HasLabel(c->labels(), kv.first, kv.second);
+          }))
+        continue;
+      if (!std::all_of(e.annotations.begin(), e.annotations.end(), [c](const auto& kv) {
+            return HasLabel(c->pod_annotations(), kv.first, kv.second);
+          }))
+        continue;
+      if (!ImageMatches(e.images, *c)) continue;
+      if (!e.path_annotation.empty() && !AnnotatedPath(*c, e.path_annotation, x.path)) continue;
     }
     if (!e.sha256.empty()) {
       if (!hashed) {
         hashed = true;
-        if (x.sha256) {
+        if (!x.sha256_hex.empty()) {
+          hex = std::string(x.sha256_hex);
+        } else if (x.sha256) {
           if (auto raw = x.sha256()) hex = HexOf(*raw);
         }
       }

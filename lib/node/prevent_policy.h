@@ -1,16 +1,30 @@
-// prevent_policy: the drift that --prevent drift lets run, from a YAML file
-// (--prevent-policy, reloaded on SIGHUP) and --prevent-allow. Each entry of `allow` lets an
-// exec of an upper-layer file run when every selector it gives matches; an exec is allowed
-// when any entry matches:
+// prevent_policy: the drift a site allows, declared once, from a YAML file. The sensor
+// lets such execs run under --prevent drift (--prevent-policy, reloaded on SIGHUP, plus
+// --prevent-allow); the collector (--drift-policy, pushed to the sensors as their fleet
+// policy) counts such matches of drift rules in the allowed-drift summary instead of
+// alerting. Each entry of `allow` allows what every selector it gives matches; something is
+// allowed when any entry matches:
 //
 //   allow:
-//     - name: ci-runners          # said in the sensor's log and counters' help
+//     - name: ci-runners          # said in logs, counters and the allowed-drift summary
 //       namespaces: [ci, "build-*"]    # pod namespace globs
 //       pods: ["runner-*"]             # pod name globs
-//       labels: {app: builder}         # container (pod) labels, each must be equal
+//       labels: {app: builder}         # pod or container labels, each must be equal
+//       annotations: {driftwatch.io/team: ci}  # pod annotations (driftwatch.io/ keys only:
+//                                      # the sensor carries no other), each must be equal
+//       images: ["docker.io/library/golang:*"]  # image globs: the image as the runtime
+//                                      # names it, repository[:tag], repository@digest, or
+//                                      # the image id
 //       paths: ["/workspace/bin/*"]    # the file's path inside the container (FNM_PATHNAME)
+//       path_annotation: driftwatch.io/allow-drift  # the file's path matches one of the
+//                                      # comma-separated globs this pod annotation lists
+//                                      # (an entry for who may declare drift in pod specs)
 //       sha256: [9f86d0...]            # the file's sha256 (hex; hashed only if asked, up to
 //                                      # 16 MiB: a larger file matches no hash)
+//       rules: [drift]                 # collector only: the rules (names or tags) whose
+//                                      # matches it allows; default: those tagged drift
+//
+// The file is an exec's (prevention; an exec rule's match), or the file written or chmod'ed.
 //
 // Thread-safety: a loaded policy is immutable; Allows may run on any thread.
 #pragma once
@@ -38,9 +52,12 @@ class PreventPolicy {
  public:
   struct Entry {
     std::string name;
-    std::vector<std::string> namespaces, pods, paths;  // globs; empty: any
+    std::vector<std::string> namespaces, pods, paths, images;  // globs; empty: any
     std::map<std::string, std::string> labels;         // all must match; empty: any
+    std::map<std::string, std::string> annotations;    // all must match; empty: any
+    std::string path_annotation;                       // "": none
     std::set<std::string> sha256;                      // lowercase hex; empty: any
+    std::vector<std::string> rules;                    // names or tags; empty: tag drift
   };
   // What an exec is judged by. `container` is null when the registry knows nothing more
   // than the id; `sha256` computes the file's hash (raw bytes; nullopt when it cannot).
@@ -48,6 +65,10 @@ class PreventPolicy {
     std::string_view path;
     const v1::ContainerInfo* container = nullptr;
     std::function<std::optional<std::string>()> sha256;
+    std::string_view sha256_hex;  // when known already (the collector's events): used first
+    // The collector's rule match; null rule_tags (the sensor's prevention): `rules` ignored.
+    std::string_view rule;
+    const std::vector<std::string>* rule_tags = nullptr;
   };
 
   // A policy's text is at most this long (a file, or one pushed by the collector).

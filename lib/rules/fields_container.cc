@@ -154,16 +154,63 @@ bool K8sPodFullSandboxId(const RuleContext& c, FieldArg, FieldValue* out) {
   return i && SetStr(i->sandbox_id(), out);
 }
 
-// Falco's "key:value,key:value".
-bool ContainerLabels(const RuleContext& c, FieldArg, FieldValue* out) {
-  const v1::ContainerInfo* i = ContainerOf(c);
-  if (!i || i->labels_size() == 0) return false;
-  for (const v1::Label& l : i->labels()) {
+// Falco's "key:value,key:value"; unset when there are none.
+bool JoinLabels(const google::protobuf::RepeatedPtrField<v1::Label>& labels, FieldValue* out) {
+  if (labels.empty()) return false;
+  for (const v1::Label& l : labels) {
     if (!out->buf.empty()) out->buf += ',';
     out->buf.append(l.key()).append(":").append(l.value());
   }
   out->str = out->buf;
   return true;
+}
+
+bool ContainerLabels(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::ContainerInfo* i = ContainerOf(c);
+  return i && JoinLabels(i->labels(), out);
+}
+
+bool K8sPodLabels(const RuleContext& c, FieldArg, FieldValue* out) {
+  const v1::ContainerInfo* i = ContainerOf(c);
+  return i && JoinLabels(i->pod_labels(), out);
+}
+
+// One label by key: `field[key]` (a key that reads as a number arrives as an index).
+bool LabelByKey(const google::protobuf::RepeatedPtrField<v1::Label>& labels, FieldArg a,
+                FieldValue* out) {
+  std::string number;
+  std::string_view key;
+  if (a.key) {
+    key = *a.key;
+  } else if (a.index >= 0) {
+    number = std::to_string(a.index);
+    key = number;
+  } else {
+    return false;
+  }
+  for (const v1::Label& l : labels) {
+    if (l.key() == key) {
+      out->buf = l.value();
+      out->str = out->buf;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ContainerLabel(const RuleContext& c, FieldArg a, FieldValue* out) {
+  const v1::ContainerInfo* i = ContainerOf(c);
+  return i && LabelByKey(i->labels(), a, out);
+}
+
+bool K8sPodLabel(const RuleContext& c, FieldArg a, FieldValue* out) {
+  const v1::ContainerInfo* i = ContainerOf(c);
+  return i && LabelByKey(i->pod_labels(), a, out);
+}
+
+bool K8sPodAnnotation(const RuleContext& c, FieldArg a, FieldValue* out) {
+  const v1::ContainerInfo* i = ContainerOf(c);
+  return i && LabelByKey(i->pod_annotations(), a, out);
 }
 
 // Since the container started, at the event's time.
@@ -214,6 +261,16 @@ constexpr FieldInfo kContainerFields[] = {
     {"container.labels", FieldType::kString,
      "the container's labels as the runtime reports them, \"key:value,key:value\"",
      ContainerLabels},
+    {"container.label", FieldType::kString, "one of the container's labels, by key",
+     ContainerLabel, FieldArgMode::kIndexOrKey},
+    {"k8s.pod.labels", FieldType::kString,
+     "the pod's labels (without the kubelet's io.kubernetes.pod.*), \"key:value,key:value\"",
+     K8sPodLabels},
+    {"k8s.pod.label", FieldType::kString, "one of the pod's labels, by key", K8sPodLabel,
+     FieldArgMode::kIndexOrKey},
+    {"k8s.pod.annotation", FieldType::kString,
+     "one of the pod's annotations under driftwatch.io/, by key (driftwatch's; not in Falco)",
+     K8sPodAnnotation, FieldArgMode::kIndexOrKey},
     {"k8s.pod.sandbox_id", FieldType::kString, "pod sandbox id, first 12 characters",
      K8sPodSandboxId},
     {"k8s.pod.full_sandbox_id", FieldType::kString, "pod sandbox id", K8sPodFullSandboxId},
@@ -229,11 +286,8 @@ constexpr FieldInfo kContainerFields[] = {
 constexpr std::string_view kProbes = "health probes: the sensor does not collect them";
 constexpr std::string_view kNet = "network addresses: the sensor does not collect them";
 constexpr std::string_view kNs = "namespace sharing: the sensor does not collect it";
-constexpr std::string_view kByKey =
-    "labels by key: an [index] here is a number; container.labels lists the labels";
 constexpr std::string_view kK8s =
     "Kubernetes objects beyond the pod: the sensor asks only the container runtime";
-constexpr std::string_view kPodLabels = "pod labels: the sensor keeps the container's labels";
 #define DW_NEVER(name, type, arg, doc, why) \
   FieldInfo { name, FieldType::type, doc, nullptr, FieldArgMode::arg, FieldType::kString, false, why }
 constexpr FieldInfo kContainerPluginNever[] = {
@@ -256,9 +310,6 @@ constexpr FieldInfo kContainerPluginNever[] = {
              "the container shares the host's network namespace", kNs),
     DW_NEVER("container.host_ipc", kBool, kNone, "the container shares the host's IPC namespace",
              kNs),
-    DW_NEVER("container.label", kString, kRequired, "one container label by key", kByKey),
-    DW_NEVER("k8s.pod.label", kString, kRequired, "one pod label by key", kByKey),
-    DW_NEVER("k8s.pod.labels", kString, kNone, "the pod's labels, \"key:value,...\"", kPodLabels),
     DW_NEVER("k8s.ns.id", kString, kNone, "namespace id (deprecated in Falco)", kK8s),
     DW_NEVER("k8s.ns.label", kString, kRequired, "namespace label (deprecated in Falco)", kK8s),
     DW_NEVER("k8s.ns.labels", kString, kNone, "namespace labels (deprecated in Falco)", kK8s),

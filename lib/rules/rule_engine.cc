@@ -130,21 +130,37 @@ std::vector<std::string> RuleSet::Summary(size_t max_names) const {
   return out;
 }
 
+namespace {
+
+// The first exception of `r` that holds for the event, or null.
+const RuleException* ExceptedBy(const Rule& r, const RuleContext& ctx) {
+  for (const RuleException& x : r.exceptions)
+    if (x.compiled.Evaluate(ctx)) return &x;
+  return nullptr;
+}
+
+}  // namespace
+
 void RuleSet::Match(const RuleContext& ctx, std::vector<const Rule*>* out) const {
   const EventTypeSet type = EventTypeBit(EventType(*ctx.event));
   for (const Rule* r : active_) {
-    if ((r->compiled.event_types() & type) != 0 && r->compiled.Evaluate(ctx)) out->push_back(r);
+    if ((r->compiled.event_types() & type) != 0 && r->compiled.Evaluate(ctx) && !ExceptedBy(*r, ctx))
+      out->push_back(r);
   }
 }
 
-void RuleSet::Evaluate(const RuleContext& ctx, std::vector<RuleMatch>* out) const {
+void RuleSet::Evaluate(const RuleContext& ctx, std::vector<RuleMatch>* out,
+                       std::vector<RuleMatch>* excepted) const {
   const EventTypeSet type = EventTypeBit(EventType(*ctx.event));
   for (const Rule* r : active_) {
     if ((r->compiled.event_types() & type) == 0 || !r->compiled.Evaluate(ctx)) continue;
+    const RuleException* x = ExceptedBy(*r, ctx);
+    if (x && !excepted) continue;
     RuleMatch m;
     m.rule = r;
+    if (x) m.excepted_by = x->name;
     r->format.Format(ctx, &m.output, &m.output_fields);
-    out->push_back(std::move(m));
+    (x ? excepted : out)->push_back(std::move(m));
   }
 }
 

@@ -46,6 +46,12 @@ class OutputFormat {
   std::vector<Part> parts_;
 };
 
+// A rule's exception (Falco's `exceptions:` item), compiled: its values or'ed.
+struct RuleException {
+  std::string name;
+  cond::CompiledCondition compiled;
+};
+
 struct Rule {
   std::string name;
   std::string desc;
@@ -58,7 +64,8 @@ struct Rule {
   std::string source_file;  // where it was first defined
   int line = 0;
 
-  cond::CompiledCondition compiled;  // condition and not (exceptions)
+  cond::CompiledCondition compiled;  // the condition, without the exceptions
+  std::vector<RuleException> exceptions;  // those with values
   OutputFormat format;
   // Not empty: the condition can never be true on driftwatch's events (it needs event
   // types or fields driftwatch never has); the rule is loaded but never evaluated.
@@ -67,6 +74,8 @@ struct Rule {
 
 struct RuleMatch {
   const Rule* rule = nullptr;
+  // Not empty: the condition held but this exception of the rule excepts the event.
+  std::string excepted_by;
   std::string output;                                // formatted
   std::map<std::string, std::string> output_fields;  // field -> value, "<NA>" when unset
 };
@@ -93,10 +102,12 @@ class RuleSet {
   // Warnings of the load that made this set (unused keys, disabled rules that fail, ...).
   const std::vector<RuleDiagnostic>& warnings() const { return warnings_; }
 
-  // Appends a match for every active rule whose condition holds, in definition order.
-  // REQUIRES: ctx.event != nullptr.
-  void Evaluate(const RuleContext& ctx, std::vector<RuleMatch>* out) const;
-  // Only tests the conditions: the rules that match, no output formatting.
+  // Appends a match for every active rule whose condition holds and no exception excepts,
+  // in definition order; those an exception excepts go to *excepted (RuleMatch::excepted_by
+  // set) when it is not null. REQUIRES: ctx.event != nullptr.
+  void Evaluate(const RuleContext& ctx, std::vector<RuleMatch>* out,
+                std::vector<RuleMatch>* excepted = nullptr) const;
+  // Only tests the conditions and exceptions: the rules that match, no output formatting.
   void Match(const RuleContext& ctx, std::vector<const Rule*>* out) const;
 
  private:

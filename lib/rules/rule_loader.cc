@@ -311,7 +311,7 @@ class RuleLoader {
                        const YAML::Node& at, const std::string& what);
 
   void ExpandList(const ListDef& def);
-  cond::NodePtr ExceptionsAst(const RuleDef& r);
+  cond::NodePtr ExceptionAst(const RuleDef& r, const ExceptionSpec& x);
   void CompileRule(const RuleDef& def, RuleSet* set);
 
   void AddRequiredEngineVersion(const YAML::Node& item, const std::string& file);
@@ -1119,8 +1119,8 @@ void RuleLoader::CheckMacroVisibility() {
   }
 }
 
-// not ((f1 c1 v1 and f2 c2 v2) or ...) for the rule's exceptions; null when none has values.
-cond::NodePtr RuleLoader::ExceptionsAst(const RuleDef& r) {
+// (f1 c1 v1 and f2 c2 v2) or ... for one exception of the rule; null when it has no values.
+cond::NodePtr RuleLoader::ExceptionAst(const RuleDef& r, const ExceptionSpec& x) {
   // A value that is not a scalar (a map or list where one text belongs) compares as empty
   // text: never a throw out of the loader (yaml-cpp's as<string>() throws on it).
   auto text_of = [](const YAML::Node& v) { return v.IsScalar() ? v.Scalar() : std::string(); };
@@ -1149,18 +1149,16 @@ cond::NodePtr RuleLoader::ExceptionsAst(const RuleDef& r) {
   };
   auto any = std::make_unique<cond::Node>();
   any->kind = cond::NodeKind::kOr;
-  for (const ExceptionSpec& x : r.exceptions) {
-    if (x.single_field) {
-      if (x.values.empty()) continue;
-      if (IsListComp(x.comps[0])) {
-        YAML::Node seq(YAML::NodeType::Sequence);
-        for (const YAML::Node& v : x.values) seq.push_back(v);
-        any->children.push_back(make_check(x.fields[0], x.comps[0], seq));
-      } else {
-        for (const YAML::Node& v : x.values) any->children.push_back(make_check(x.fields[0], x.comps[0], v));
-      }
-      continue;
+  if (x.single_field) {
+    if (x.values.empty()) return nullptr;
+    if (IsListComp(x.comps[0])) {
+      YAML::Node seq(YAML::NodeType::Sequence);
+      for (const YAML::Node& v : x.values) seq.push_back(v);
+      any->children.push_back(make_check(x.fields[0], x.comps[0], seq));
+    } else {
+      for (const YAML::Node& v : x.values) any->children.push_back(make_check(x.fields[0], x.comps[0], v));
     }
+  } else {
     for (const YAML::Node& tuple : x.values) {
       if (!tuple.IsSequence() || tuple.size() != x.fields.size()) {
         Diag(false, x.file, tuple.Mark().line + 1, tuple.Mark().column + 1, "rule '" + r.name + "'",
@@ -1181,10 +1179,7 @@ cond::NodePtr RuleLoader::ExceptionsAst(const RuleDef& r) {
     }
   }
   if (any->children.empty()) return nullptr;
-  auto no = std::make_unique<cond::Node>();
-  no->kind = cond::NodeKind::kNot;
-  no->children.push_back(std::move(any));
-  return no;
+  return any;
 }
 
 void RuleLoader::CompileRule(const RuleDef& def, RuleSet* set) {
@@ -1246,13 +1241,6 @@ void RuleLoader::CompileRule(const RuleDef& def, RuleSet* set) {
     rule->format = std::move(*fmt);
   }
   if (root) {
-    if (cond::NodePtr ex = ExceptionsAst(def)) {
-      auto both = std::make_unique<cond::Node>();
-      both->kind = cond::NodeKind::kAnd;
-      both->children.push_back(std::move(root));
-      both->children.push_back(std::move(ex));
-      root = std::move(both);
-    }
     cond::Names names;
     names.macro = [this](std::string_view n) -> const cond::Node* {
       auto it = macros_.find(n);
@@ -1263,21 +1251,35 @@ void RuleLoader::CompileRule(const RuleDef& def, RuleSet* set) {
       auto it = expanded_.find(n);
       return it == expanded_.end() ? nullptr : &it->second;
     };
-    auto compiled = cond::Compile(*root, names);
-    if (!compiled) {
+    // False: the rule is skipped (skip-if-unknown-filter), or dropped on an error.
+    auto compile = [&](const cond::Node& ast, cond::CompiledCondition* out) {
+      auto compiled = cond::Compile(ast, names);
+      if (compiled) {
+        *out = std::move(*compiled);
+        return true;
+      }
       const cond::Error& e = compiled.error();
       const bool broken_macro = e.kind == cond::Error::Kind::kUndefinedMacro &&
                                 broken_macros_.count(e.name) != 0;
       if (def.skip_if_unknown_filter &&
           (e.kind == cond::Error::Kind::kUnknownField || e.kind == cond::Error::Kind::kUnknownEventType)) {
         Diag(true, def.file, def.line, def.column, what, e.message + ": rule skipped (skip-if-unknown-filter)");
-        return;
+        return false;
       }
       if (!broken_macro) report_cond(e);
-      if (!as_warning) return;
-    } else {
-      rule->compiled = std::move(*compiled);
-      rule->inactive_reason = rule->compiled.inactive_reason();
+      return as_warning;
+    };
+    if (!compile(*root, &rule->compiled)) return;
+    rule->inactive_reason = rule->compiled.inactive_reason();
+    // Each exception on its own, tried once the condition holds: a match it excepts is
+    // told apart from no match (allowed drift is summarized, not forgotten).
+    for (const ExceptionSpec& x : def.exceptions) {
+      cond::NodePtr ast = ExceptionAst(def, x);
+      if (!ast) continue;
+      RuleException ex;
+      ex.name = x.name;
+      if (!compile(*ast, &ex.compiled)) return;
+      rule->exceptions.push_back(std::move(ex));
     }
   }
   size_t errors_after = std::count_if(diags_.begin(), diags_.end(), [](const RuleDiagnostic& d) { return !d.warning; });

@@ -645,16 +645,19 @@ _dw_json_id() { sed -n 's/^  "id": "\([^"]*\)".*/\1/p'; }
 # The strings of a `dw-cri ps -q` / `pods -q` array, one per line.
 _dw_json_ids() { sed -n 's/^  "\([^"]*\)",\{0,1\}$/\1/p'; }
 
-# dw_pod_run DIR NAME NS UID [CGROUP_PARENT]: run a host-network pod sandbox labelled as a
-# kubelet does; prints its id. The cgroup parent is recorded so dw_ctd_stop rmdirs it.
+# dw_pod_run DIR NAME NS UID [CGROUP_PARENT [RUNP-OPTS...]]: run a host-network pod sandbox
+# labelled as a kubelet does; prints its id. The cgroup parent ("" for the runtime's) is
+# recorded so dw_ctd_stop rmdirs it. RUNP-OPTS go to dw-cri runp (--label K=V,
+# --annotation K=V, ...).
 dw_pod_run() {
     local dir name ns uid cgp out id
     local -a opts=()
-    dir=$(_dw_abs "${1:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT]}")
-    name=${2:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT]}
-    ns=${3:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT]}
-    uid=${4:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT]}
+    dir=$(_dw_abs "${1:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT [RUNP-OPTS...]]}")
+    name=${2:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT [RUNP-OPTS...]]}
+    ns=${3:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT [RUNP-OPTS...]]}
+    uid=${4:?usage: dw_pod_run DIR NAME NS UID [CGROUP_PARENT [RUNP-OPTS...]]}
     cgp=${5:-}
+    shift $(($# < 5 ? $# : 5))
     if [ -n "$cgp" ]; then
         case $cgp in
         /?*) ;;
@@ -668,7 +671,7 @@ dw_pod_run() {
         printf '%s\n' "$cgp" >>"$dir/cgroups.list"
     fi
     out=$(dw_cri "$dir" runp --name "$name" --namespace "$ns" --uid "$uid" \
-        ${opts[@]+"${opts[@]}"}) || {
+        ${opts[@]+"${opts[@]}"} "$@") || {
         _dw_log "RunPodSandbox $ns/$name failed"
         return 1
     }

@@ -295,7 +295,7 @@ dw_wait 10 applied_at_least 2 || die "the reloaded fleet policy did not reach th
 expect "after the collector's SIGHUP /tmp/fleet/ is denied" "$(fleet_run)" 126
 printf 'allow:\n  - bogus: 1\n' >"$tmp/fleet.yaml"
 kill -HUP "$(dw_pid collector)"
-dw_wait 5 grep -q "SIGHUP: --prevent-policy: .*fleet.yaml:2:5: unknown key bogus.*the sensors keep" "$tmp/collector.log" &&
+dw_wait 5 grep -q "SIGHUP: --drift-policy: .*fleet.yaml:2:5: unknown key bogus.*the sensors keep" "$tmp/collector.log" &&
     ok "a bad fleet policy is refused by the collector with its line" ||
     fail "bad fleet policy: $(grep SIGHUP "$tmp/collector.log" | tail -1)"
 expect "the sensor keeps the policy it had" "$(applied)" 2

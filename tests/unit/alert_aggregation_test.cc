@@ -383,5 +383,53 @@ TEST_F(AggregationStoreTest, OlderDatabaseUpgradedInPlace) {
   EXPECT_EQ(Sql("SELECT count FROM alerts ORDER BY id"), "1;2");
 }
 
+// Allowed drift (issue 19): counted per day, workload, rule, what allowed it and subject, in
+// the detection commit's transaction; read back by AlertReader::QueryAllowed.
+TEST_F(AggregationStoreTest, AllowedDriftSummarizedPerWorkloadAndDay) {
+  std::vector<Alert> matches;
+  for (uint64_t i = 1; i <= 5; ++i) {
+    Alert a = Drift(i);
+    a.pod_namespace = "ci";
+    a.pod_name = "build-" + std::to_string(i);  // a pod per run: one workload
+    a.container_name = "build";
+    matches.push_back(a);
+  }
+  Alert next_day = Drift(6);
+  next_day.time_ns = kNow + 86400 * kSecond;
+  next_day.pod_namespace = "ci";
+  next_day.container_name = "build";
+  AlertStore::DetectionCommit c;
+  for (const Alert& a : matches) c.allowed.push_back({&a, "policy ci", "build", "golang:1"});
+  c.allowed.push_back({&next_day, "policy ci", "build", "golang:1"});
+  c.allowed.push_back({&matches[0], "exception by_name", "build", "golang:1"});
+  c.cursors["n1"] = 6;
+  ASSERT_TRUE(store_->CommitDetection(c));
+  auto r = AlertReader::Open(db_);
+  ASSERT_TRUE(r) << r.error();
+  std::vector<StoredAllowedDrift> rows;
+  auto n = (*r)->QueryAllowed({}, [&](const StoredAllowedDrift& d) { rows.push_back(d); });
+  ASSERT_TRUE(n) << n.error();
+  ASSERT_EQ(rows.size(), 3u);
+  const StoredAllowedDrift& first = rows[0].allowed_by == "policy ci" ? rows[0] : rows[1];
+  EXPECT_EQ(first.count, 5u);
+  EXPECT_EQ(first.workload, "build");
+  EXPECT_EQ(first.pod_namespace, "ci");
+  EXPECT_EQ(first.first_ns, matches[0].time_ns);
+  EXPECT_EQ(first.last_ns, matches[4].time_ns);
+  EXPECT_EQ(first.pod_name, "build-5");  // the latest
+  EXPECT_EQ(first.image, "golang:1");
+  EXPECT_EQ(rows[2].count, 1u);  // the next day: a row of its own
+  EXPECT_NE(rows[2].day, first.day);
+  // Filters: namespace, since.
+  AllowedDriftQuery q;
+  q.ns = "prod";
+  EXPECT_EQ(*(*r)->QueryAllowed(q, [](const StoredAllowedDrift&) {}), 0u);
+  q = {};
+  q.since_ns = kNow + 86400 * kSecond;
+  EXPECT_EQ(*(*r)->QueryAllowed(q, [](const StoredAllowedDrift&) {}), 1u);
+  // Nothing of it was an alert.
+  EXPECT_TRUE(Stored().empty());
+}
+
 }  // namespace
 }  // namespace driftwatch

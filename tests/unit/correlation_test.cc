@@ -131,6 +131,34 @@ TEST(Correlation, DropThenExec) {
   EXPECT_EQ(ctx.file.sha256, hex);
 }
 
+// The sensor says a short-lived container is removed (its cgroup went) before the audit
+// reader's records of its last execs reach the collector: those execs still meet the writes
+// (Falco #2013, CronJobs losing events). A window past the removal its file state is gone.
+TEST(Correlation, RemovalOvertakingTheLastExecs) {
+  Correlator c;
+  std::vector<RuleContext> re;
+  c.Observe(kNode, ContainerEv(kCid, 1 * kSec), &re);
+  c.Observe(kNode, Write(kCid, 2 * kSec, 50, "/tmp/x", 7), &re);
+  v1::Event removed = ContainerEv(kCid, 3 * kSec);
+  removed.mutable_container()->set_state("removed");
+  c.Observe(kNode, removed, &re);
+  v1::Event ex = Exec(kCid, 2 * kSec + 1000, 51, 1, "/tmp/x", {}, 7);  // ran before removal
+  RuleContext ctx = c.Observe(kNode, ex, &re);
+  EXPECT_TRUE(ctx.file.written_at_runtime);
+  ASSERT_NE(ctx.container, nullptr);
+  EXPECT_EQ(ctx.container->name(), "api");
+  // Its exec first, its write after, both behind the removal: joined on the write.
+  v1::Event ex2 = Exec(kCid, 2 * kSec + 2000, 52, 1, "/tmp/y", {}, 8);
+  EXPECT_FALSE(c.Observe(kNode, ex2, &re).file.written_at_runtime);
+  c.Observe(kNode, Write(kCid, 2 * kSec + 1500, 50, "/tmp/y", 8), &re);
+  ASSERT_EQ(re.size(), 1u);
+  EXPECT_TRUE(re[0].file.written_at_runtime);
+  // Long after the removal (beyond the window): nothing is kept or joined.
+  re.clear();
+  v1::Event late = Exec(kCid, 30 * kSec, 53, 1, "/tmp/x", {}, 7);
+  EXPECT_FALSE(c.Observe(kNode, late, &re).file.written_at_runtime);
+}
+
 TEST(Correlation, ExecThenDropIsReevaluatedOnce) {
   Correlator c;
   std::vector<RuleContext> re;

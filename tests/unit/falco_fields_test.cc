@@ -37,6 +37,18 @@ std::string Text(const RuleContext& ctx, std::string_view name, int idx = -1) {
   return out;
 }
 
+// field[key] of a field that takes a key.
+std::string Keyed(const RuleContext& ctx, std::string_view name, const std::string& key) {
+  const FieldInfo* f = FindField(name);
+  if (f == nullptr) return "<unknown field>";
+  FieldValue v;
+  std::string out;
+  FieldArg a;
+  a.key = &key;
+  AppendFieldText(*f, a, ctx, &v, &out);
+  return out;
+}
+
 const std::string kUpstream = std::string(DW_SOURCE_DIR) + "/../shared/falco-rules/";
 const std::vector<std::string> kUpstreamFiles = {
     "falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"};
@@ -467,7 +479,24 @@ TEST(FalcoVocabulary, ContainerPluginFields) {
   EXPECT_EQ(Text(ctx, "k8s.pod.id"), "3e41dc6b-uid");
   EXPECT_EQ(Text(ctx, "container.labels"), "app:api,tier:web");
   EXPECT_EQ(Text(ctx, "container.duration"), std::to_string(1000000000 + 123456789));
-  for (const char* f : {"container.ip", "container.host_pid", "k8s.pod.labels", "k8s.rs.name",
+  EXPECT_EQ(Keyed(ctx, "container.label", "tier"), "web");
+  EXPECT_EQ(Keyed(ctx, "container.label", "none"), "<NA>");
+  EXPECT_EQ(Text(ctx, "k8s.pod.labels"), "<NA>");
+  l = c.add_pod_labels();
+  l->set_key("app.kubernetes.io/name");
+  l->set_value("builder");
+  l = c.add_pod_labels();
+  l->set_key("7");
+  l->set_value("seven");
+  l = c.add_pod_annotations();
+  l->set_key("driftwatch.io/allow-drift");
+  l->set_value("/workspace/bin/*");
+  EXPECT_EQ(Text(ctx, "k8s.pod.labels"), "app.kubernetes.io/name:builder,7:seven");
+  EXPECT_EQ(Keyed(ctx, "k8s.pod.label", "app.kubernetes.io/name"), "builder");
+  EXPECT_EQ(Text(ctx, "k8s.pod.label", 7), "seven");  // a key that reads as a number
+  EXPECT_EQ(Keyed(ctx, "k8s.pod.label", "app"), "<NA>");
+  EXPECT_EQ(Keyed(ctx, "k8s.pod.annotation", "driftwatch.io/allow-drift"), "/workspace/bin/*");
+  for (const char* f : {"container.ip", "container.host_pid", "k8s.ns.labels", "k8s.rs.name",
                         "container.healthcheck", "proc.is_container_healthcheck"}) {
     const FieldInfo* fi = FindField(f);
     ASSERT_NE(fi, nullptr) << f;

@@ -94,7 +94,7 @@ TEST(PreventPolicy, BadFilesNameTheirPlace) {
       {"allow:\n  - paths: [tmp/x]\n", "a path inside the container starts with /"},
       {"allow:\n  - sha256: [abc]\n", "sha256: abc: 64 hex digits"},
       {"allow:\n  - pods: runner\n", "pods: a list of strings"},
-      {"allow:\n  - labels: [a]\n", "labels: a map of label to value"},
+      {"allow:\n  - labels: [a]\n", "labels: a map of key to value"},
       {"allow:\n  - image: x\n", "unknown key image"},
   };
   for (const Case& c : cases) {
@@ -162,6 +162,99 @@ TEST(PreventPolicy, ReadCheckedBoundsAndChecksTheFile) {
   std::remove(good.c_str());
   std::remove(bad.c_str());
   std::remove(big.c_str());
+}
+
+void AddLabel(google::protobuf::RepeatedPtrField<v1::Label>* to, const std::string& k,
+              const std::string& v) {
+  v1::Label* l = to->Add();
+  l->set_key(k);
+  l->set_value(v);
+}
+
+// Issue 19: the selectors the collector's drift exceptions need (pod labels, annotations,
+// images, a pod's own list of allowed paths) and the rules an entry covers.
+TEST(PreventPolicy, PodLabelsAnnotationsImagesAndRules) {
+  const PreventPolicy p = Parse(R"(
+allow:
+  - {name: builders, labels: {app.kubernetes.io/name: builder}}
+  - {name: team, annotations: {driftwatch.io/team: ci}}
+  - {name: golang, images: ["docker.io/library/golang:*"]}
+  - {name: by-id, images: ["sha256:abc*"]}
+  - {name: declared, path_annotation: driftwatch.io/allow-drift}
+  - {name: pkg, namespaces: [infra], rules: [Package Manager Execution in Container]}
+)");
+  v1::ContainerInfo c = Pod("prod", "web-1");
+  EXPECT_EQ(p.Allows({"/x", &c, {}}), std::nullopt);
+  AddLabel(c.mutable_pod_labels(), "app.kubernetes.io/name", "builder");
+  EXPECT_EQ(p.Allows({"/x", &c, {}}), "builders");  // a pod label
+
+  v1::ContainerInfo t = Pod("prod", "web-1");
+  AddLabel(t.mutable_pod_annotations(), "driftwatch.io/team", "ci");
+  EXPECT_EQ(p.Allows({"/x", &t, {}}), "team");
+
+  v1::ContainerInfo g = Pod("prod", "web-1");
+  g.set_image("docker.io/library/golang:1.22");
+  EXPECT_EQ(p.Allows({"/x", &g, {}}), "golang");
+  v1::ContainerInfo r = Pod("prod", "web-1");
+  r.set_image_repository("docker.io/library/golang");
+  r.set_image_tag("1.21");
+  EXPECT_EQ(p.Allows({"/x", &r, {}}), "golang");  // repository:tag
+  v1::ContainerInfo id = Pod("prod", "web-1");
+  id.set_image("localhost/app:1");
+  id.set_image_ref("sha256:abcdef");
+  EXPECT_EQ(p.Allows({"/x", &id, {}}), "by-id");  // the image id
+
+  // The pod lists its own allowed paths; others stay drift.
+  v1::ContainerInfo d = Pod("prod", "job-1");
+  AddLabel(d.mutable_pod_annotations(), "driftwatch.io/allow-drift", "/workspace/bin/*, /tmp/helper");
+  EXPECT_EQ(p.Allows({"/workspace/bin/app", &d, {}}), "declared");
+  EXPECT_EQ(p.Allows({"/tmp/helper", &d, {}}), "declared");
+  EXPECT_EQ(p.Allows({"/tmp/other", &d, {}}), std::nullopt);
+  EXPECT_EQ(p.Allows({"/workspace/bin/sub/app", &d, {}}), std::nullopt);
+
+  // The collector says which rule matched: an entry covers the rules tagged drift unless it
+  // names rules (or tags); the sensor (no rule) ignores `rules`.
+  const std::vector<std::string> drift = {"container", "drift"};
+  const std::vector<std::string> posture = {"container", "posture"};
+  PreventPolicy::Exec x{"/x", &c, {}};
+  x.rule = "Drop and execute new binary in container";
+  x.rule_tags = &drift;
+  EXPECT_EQ(p.Allows(x), "builders");
+  x.rule_tags = &posture;
+  EXPECT_EQ(p.Allows(x), std::nullopt);
+  v1::ContainerInfo infra = Pod("infra", "setup");
+  PreventPolicy::Exec pm{"/usr/bin/apt", &infra, {}};
+  EXPECT_EQ(p.Allows(pm), "pkg");
+  pm.rule = "Package Manager Execution in Container";
+  pm.rule_tags = &drift;
+  EXPECT_EQ(p.Allows(pm), "pkg");
+  pm.rule = "Container Shell Spawned";
+  EXPECT_EQ(p.Allows(pm), std::nullopt);
+
+  // A known sha256 is used as it is: no hashing.
+  const PreventPolicy h = Parse("allow: [{sha256: [" + std::string(64, 'a') + "]}]\n");
+  PreventPolicy::Exec hx{"/x", nullptr, []() -> std::optional<std::string> {
+                           ADD_FAILURE() << "hashed";
+                           return std::nullopt;
+                         }};
+  const std::string known(64, 'a');
+  hx.sha256_hex = known;
+  EXPECT_EQ(h.Allows(hx), "");
+}
+
+TEST(PreventPolicy, BadSelectorsSayWhere) {
+  auto err = [](std::string_view text) {
+    auto p = PreventPolicy::Parse(text, "p.yaml");
+    return p ? std::string("parsed") : p.error().message();
+  };
+  EXPECT_NE(err("allow: [{annotations: {team: ci}}]").find(
+                "p.yaml:1:24: annotations: team: only keys under driftwatch.io/"),
+            std::string::npos)
+      << err("allow: [{annotations: {team: ci}}]");
+  EXPECT_NE(err("allow: [{path_annotation: other/x}]").find("path_annotation: an annotation key"),
+            std::string::npos);
+  EXPECT_NE(err("allow: [{rules: [drift]}]").find("needs at least one of"), std::string::npos);
+  EXPECT_NE(err("allow: [{labels: [a]}]").find("labels: a map of key to value"), std::string::npos);
 }
 
 }  // namespace

@@ -317,6 +317,107 @@ TEST_F(ShippedRules, DigestAndPostureRules) {
   EXPECT_TRUE(Fired(ctx).empty());
 }
 
+// Issue 19: drift the policy allows goes to the allowed sink, with its workload and what
+// allowed it; drift in the same pod that no entry allows still alerts; a rule the entry does
+// not cover (no drift tag) still alerts.
+TEST(AllowedDrift, PolicyAllowsDeclaredDriftOnly) {
+  auto rules = RuleSet::Load(SourceRuleFiles());
+  ASSERT_TRUE(rules.has_value());
+  std::shared_ptr<const RuleSet> set(std::move(*rules));
+  auto policy = PreventPolicy::Parse(
+      "allow:\n  - {name: builds, path_annotation: driftwatch.io/allow-drift}\n", "p.yaml");
+  ASSERT_TRUE(policy) << policy.error();
+  constexpr int64_t kSec = 1'000'000'000;
+  const int64_t t0 = 1700000000 * kSec;
+  uint64_t seq = 0;
+  auto base = [&](int64_t t) {
+    v1::Event ev;
+    ev.mutable_id()->set_node("node-1");
+    ev.mutable_id()->set_boot_id("b");
+    ev.mutable_id()->set_seq(++seq);
+    ev.set_time_ns(t);
+    ev.set_container_id(testing::kCid);
+    return ev;
+  };
+  v1::Event container = base(t0);
+  *container.mutable_container() = testing::Container("build");
+  v1::ContainerInfo& c = *container.mutable_container();
+  c.set_pod_name("compile-28374650-x2kqp");
+  c.set_pod_namespace("ci");
+  v1::Label* a = c.add_pod_annotations();
+  a->set_key("driftwatch.io/allow-drift");
+  a->set_value("/workspace/out/*");
+  auto write = [&](int64_t t, const std::string& path) {
+    v1::Event ev = base(t);
+    v1::FileWrite* w = ev.mutable_write();
+    w->set_kind("close_write");
+    w->set_pid(300);
+    w->set_comm("cc");
+    w->set_path(path);
+    w->set_inode(path.size());
+    w->set_mode(0100755);
+    w->set_executable(true);
+    return ev;
+  };
+  auto exec = [&](int64_t t, const std::string& path) {
+    v1::Event ev = testing::ExecEvent("x", path, {path}, testing::kCid);
+    ev.mutable_id()->set_boot_id("b");
+    ev.mutable_id()->set_seq(++seq);
+    ev.set_time_ns(t);
+    ev.mutable_exec()->set_exe_inode(path.size());
+    ev.mutable_exec()->set_is_exe_upper_layer(true);
+    return ev;
+  };
+  Detector d(set);
+  d.SetDriftPolicy(std::make_shared<const PreventPolicy>(std::move(*policy)));
+  std::vector<Alert> alerts;
+  std::vector<AllowedMatch> allowed;
+  auto sink = [&](Alert&& x) { alerts.push_back(std::move(x)); };
+  auto allow = [&](AllowedMatch&& m) { allowed.push_back(std::move(m)); };
+  d.OnEvent("node-1", container, sink, nullptr, allow);
+  d.OnEvent("node-1", write(t0 + kSec, "/workspace/out/app"), sink, nullptr, allow);
+  d.OnEvent("node-1", exec(t0 + 2 * kSec, "/workspace/out/app"), sink, nullptr, allow);
+  const std::string kDrop = "Drop and execute new binary in container";
+  auto has = [&](const std::vector<Alert>& v, const std::string& rule) {
+    return std::any_of(v.begin(), v.end(), [&](const Alert& x) { return x.rule == rule; });
+  };
+  EXPECT_FALSE(has(alerts, kDrop));
+  ASSERT_FALSE(allowed.empty());
+  const AllowedMatch* m = nullptr;
+  for (const AllowedMatch& x : allowed)
+    if (x.alert.rule == kDrop) m = &x;
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->allowed_by, "policy builds");
+  EXPECT_EQ(m->workload, "compile");  // a CronJob's pod: -<minutes>-<5 chars> dropped
+  EXPECT_EQ(m->alert.pod_namespace, "ci");
+  EXPECT_EQ(d.stats().allowed, allowed.size());
+  // The same pod, a file its annotation does not list: drift.
+  d.OnEvent("node-1", write(t0 + 3 * kSec, "/tmp/payload"), sink, nullptr, allow);
+  d.OnEvent("node-1", exec(t0 + 4 * kSec, "/tmp/payload"), sink, nullptr, allow);
+  EXPECT_TRUE(has(alerts, kDrop));
+}
+
+TEST(AllowedDrift, WorkloadOfPods) {
+  v1::ContainerInfo c;
+  EXPECT_EQ(WorkloadOf(nullptr), "");
+  c.set_name("solo");
+  EXPECT_EQ(WorkloadOf(&c), "solo");  // no pod: the container
+  auto pod = [&](const std::string& name) {
+    c.set_pod_name(name);
+    return WorkloadOf(&c);
+  };
+  EXPECT_EQ(pod("web-7c9f8d6b5-x2kqp"), "web");           // Deployment
+  EXPECT_EQ(pod("agent-x2kqp"), "agent");                  // DaemonSet, Job
+  EXPECT_EQ(pod("backup-28374650-x2kqp"), "backup");       // CronJob
+  EXPECT_EQ(pod("db-0"), "db-0");                          // StatefulSet: its own
+  EXPECT_EQ(pod("hand-made"), "hand-made");
+  EXPECT_EQ(pod("web-AAAAA"), "web-AAAAA");                // not generated characters
+  v1::Label* l = c.add_pod_labels();
+  l->set_key("app");
+  l->set_value("shop");
+  EXPECT_EQ(pod("web-7c9f8d6b5-x2kqp"), "shop");          // the app label first
+}
+
 TEST(RuleEngine, OutputNonAsciiAndNA) {
   std::string seed = ReadFile(std::string(DW_SOURCE_DIR) + "/../shared/seed/seed-rules.yaml");
   std::string macros = ReadFile(std::string(DW_SOURCE_DIR) + "/rules/driftwatch_macros.yaml");

@@ -370,6 +370,28 @@ TEST(RuleLoader, Exceptions) {
   EXPECT_EQ(Matches(*set, Ctx(sh_cron_bin)).size(), 1u);
   EXPECT_TRUE(Matches(*set, Ctx(zsh)).empty());
   EXPECT_TRUE(Matches(*set, Ctx(bash)).empty());
+  // An excepted match is told apart from no match (the allowed-drift summary counts it),
+  // with the exception that excepted it.
+  std::vector<RuleMatch> out, excepted;
+  set->Evaluate(Ctx(sh_sshd), &out, &excepted);
+  EXPECT_TRUE(out.empty());
+  ASSERT_EQ(excepted.size(), 1u);
+  EXPECT_EQ(excepted[0].rule->name, "Shell");
+  EXPECT_EQ(excepted[0].excepted_by, "parent_and_path");
+  EXPECT_FALSE(excepted[0].output.empty());
+  excepted.clear();
+  set->Evaluate(Ctx(bash), &out, &excepted);
+  ASSERT_EQ(excepted.size(), 1u);
+  EXPECT_EQ(excepted[0].excepted_by, "by_name");
+  excepted.clear();
+  set->Evaluate(Ctx(sh_cron_bin), &out, &excepted);
+  EXPECT_EQ(out.size(), 1u);
+  EXPECT_TRUE(excepted.empty());
+  auto dash = ev("dash", "/bin/dash", "x");  // the condition does not hold: neither
+  out.clear();
+  set->Evaluate(Ctx(dash), &out, &excepted);
+  EXPECT_TRUE(out.empty());
+  EXPECT_TRUE(excepted.empty());
 
   std::string all = AllMessages(MustFail({{"a.yaml", kBase},
                                           {"b.yaml", R"(
