@@ -731,7 +731,8 @@ Result<uint64_t> EventStore::RetainSideTables(int64_t cutoff_ns) {
     deleted += static_cast<uint64_t>(sqlite3_changes(db_));
     return {};
   };
-  bool has_alerts = false, has_inventories = false, has_deliveries = false, has_repeats = false;
+  bool has_alerts = false, has_inventories = false, has_deliveries = false, has_repeats = false,
+       has_allowed = false;
   {
     Stmt t;
     if (auto ok = Prepare(db_, "SELECT name FROM sqlite_master WHERE type='table'", &t); !ok)
@@ -742,6 +743,7 @@ Result<uint64_t> EventStore::RetainSideTables(int64_t cutoff_ns) {
       has_inventories |= name == "inventories";
       has_deliveries |= name == "deliveries";
       has_repeats |= name == "alert_repeats";
+      has_allowed |= name == "allowed_drift";
     }
   }
   if (auto ok = Exec("BEGIN IMMEDIATE"); !ok) return std::unexpected(ok.error());
@@ -778,6 +780,19 @@ Result<uint64_t> EventStore::RetainSideTables(int64_t cutoff_ns) {
     if (has_inventories) {
       if (auto ok = exec("DELETE FROM inventories WHERE taken_ns < ?", cutoff_ns); !ok)
         return ok;
+    }
+    // The allowed-drift summary: by its last event, and as many rows as alerts at most (a
+    // container allowed to drift can name a new file every time).
+    if (has_allowed) {
+      if (auto ok = exec("DELETE FROM allowed_drift WHERE last_ns < ?", cutoff_ns); !ok) return ok;
+      if (opt_.retention_max_alerts > 0) {
+        if (auto ok = exec("DELETE FROM allowed_drift WHERE id <= (SELECT max(id) FROM "
+                           "allowed_drift) - ?",
+                           static_cast<int64_t>(opt_.retention_max_alerts));
+            !ok) {
+          return ok;
+        }
+      }
     }
     return {};
   };

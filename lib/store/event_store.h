@@ -45,7 +45,7 @@
 //
 // Retention never deletes events detection has not evaluated yet (StoreOptions::
 // retention_floor), and also ages out runs, container keys, gaps and, where the tables
-// exist, alerts and inventories.
+// exist, alerts, inventories and the allowed-drift summary (lib/alerts/alert_store.h).
 #pragma once
 
 #include <atomic>

@@ -15,6 +15,7 @@
 
 #include "lib/alerts/alert_store.h"
 #include "lib/base/clock.h"
+#include "lib/store/event_store.h"
 
 namespace driftwatch {
 namespace {
@@ -429,6 +430,27 @@ TEST_F(AggregationStoreTest, AllowedDriftSummarizedPerWorkloadAndDay) {
   EXPECT_EQ(*(*r)->QueryAllowed(q, [](const StoredAllowedDrift&) {}), 1u);
   // Nothing of it was an alert.
   EXPECT_TRUE(Stored().empty());
+}
+
+// The summary is bounded like the alerts: by age (its last event) and by row count.
+TEST_F(AggregationStoreTest, AllowedDriftRetention) {
+  Alert old_row = Drift(1);
+  Alert b = Drift(2), c = Drift(3);
+  b.time_ns = c.time_ns = NowNs();
+  b.subject = "/workspace/out/b";
+  c.subject = "/workspace/out/c";
+  AlertStore::DetectionCommit commit;
+  for (const Alert* a : {&old_row, &b, &c}) commit.allowed.push_back({a, "policy ci", "build", ""});
+  ASSERT_TRUE(store_->CommitDetection(commit));
+  StoreOptions so;
+  so.path = db_;
+  so.retention_age = std::chrono::hours(1);
+  so.retention_interval = std::chrono::hours(1);  // called below
+  so.retention_max_alerts = 1;
+  auto events = EventStore::Open(so);
+  ASSERT_TRUE(events) << events.error();
+  ASSERT_TRUE((*events)->EnforceRetention(NowNs()));
+  EXPECT_EQ(Sql("SELECT subject FROM allowed_drift"), "/workspace/out/c");
 }
 
 }  // namespace
