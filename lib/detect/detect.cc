@@ -37,8 +37,8 @@ Alert MakeAlert(const RuleContext& ctx, const RuleMatch& m) {
   a.tags = m.rule->tags;
   for (const auto& [k, v] : m.output_fields) a.output_fields.emplace_back(k, TypedField(k, v));
   FillAlertContext(ctx, &a);
-  // As Falco's append_output extra_fields: every container alert names its container and
-  // pod in output_fields, whatever the rule's output mentions.
+  // As Falco's append_output extra_fields: every container alert names its container, pod
+  // and image in output_fields, whatever the rule's output mentions (issue 19).
   if (!a.container_id.empty() && a.container_id != "host") {
     auto have = [&a](std::string_view k) {
       for (const auto& f : a.output_fields)
@@ -52,6 +52,12 @@ Alert MakeAlert(const RuleContext& ctx, const RuleMatch& m) {
     if (!have("container.name")) a.output_fields.emplace_back("container.name", opt(a.container_name));
     if (!have("k8s.pod.name")) a.output_fields.emplace_back("k8s.pod.name", opt(a.pod_name));
     if (!have("k8s.ns.name")) a.output_fields.emplace_back("k8s.ns.name", opt(a.pod_namespace));
+    const v1::ContainerInfo* c = ctx.container;
+    if (!have("container.image.repository"))
+      a.output_fields.emplace_back("container.image.repository",
+                                   opt(c ? c->image_repository() : std::string()));
+    if (!have("container.image.id"))
+      a.output_fields.emplace_back("container.image.id", opt(c ? c->image_ref() : std::string()));
   }
   return a;
 }
@@ -136,13 +142,9 @@ void Detector::Evaluate(const RuleContext& ctx, bool again, const Sink& sink,
   if (policy_ && !policy_->empty() && !matches_.empty()) {
     const std::string path = PolicyPath(*ctx.event);
     for (size_t i = 0; i < matches_.size();) {
-      PreventPolicy::Exec x;
-      x.path = path;
-      x.container = ctx.container;
-      x.sha256_hex = ctx.file.sha256;
-      x.rule = matches_[i].rule->name;
-      x.rule_tags = &matches_[i].rule->tags;
-      if (auto by = policy_->Allows(x)) {
+      const PreventPolicy::RuleMatch m{matches_[i].rule->name, &matches_[i].rule->tags,
+                                       ctx.file.sha256};
+      if (auto by = policy_->Allows({path, ctx.container, {}}, &m)) {
         matches_[i].excepted_by = "policy " + (by->empty() ? std::string("(unnamed)") : *by);
         excepted_.push_back(std::move(matches_[i]));
         matches_.erase(matches_.begin() + static_cast<std::ptrdiff_t>(i));

@@ -253,17 +253,20 @@ void PreventPolicy::AddPaths(const std::vector<std::string>& globs) {
   entries_.push_back(std::move(e));
 }
 
-std::optional<std::string> PreventPolicy::Allows(const Exec& x) const {
+std::optional<std::string> PreventPolicy::Allows(const Exec& x, const RuleMatch* m) const {
   std::optional<std::string> hex;  // computed once, for the first entry that asks
   bool hashed = false;
   for (const Entry& e : entries_) {
-    if (x.rule_tags != nullptr) {
+    if (m != nullptr) {
       const std::vector<std::string>& want = e.rules;
       auto named = [&](const std::string& w) {
-        return w == x.rule || std::find(x.rule_tags->begin(), x.rule_tags->end(), w) !=
-                                  x.rule_tags->end();
+        return w == m->rule || std::find(m->tags->begin(), m->tags->end(), w) != m->tags->end();
       };
-      if (want.empty() ? !named("drift") : std::none_of(want.begin(), want.end(), named)) continue;
+      // By default the drift rules, but not a denial's: the exec was stopped, which is
+      // news whatever the policy says now (the sensor judged it by the policy it had).
+      if (want.empty() ? !named("drift") || named("prevention")
+                       : std::none_of(want.begin(), want.end(), named))
+        continue;
     }
     if (!AnyGlob(e.paths, x.path, FNM_PATHNAME)) continue;
     if (!e.namespaces.empty() || !e.pods.empty() || !e.labels.empty() ||
@@ -287,8 +290,8 @@ std::optional<std::string> PreventPolicy::Allows(const Exec& x) const {
     if (!e.sha256.empty()) {
       if (!hashed) {
         hashed = true;
-        if (!x.sha256_hex.empty()) {
-          hex = std::string(x.sha256_hex);
+        if (m != nullptr && !m->sha256_hex.empty()) {
+          hex = std::string(m->sha256_hex);
         } else if (x.sha256) {
           if (auto raw = x.sha256()) hex = HexOf(*raw);
         }

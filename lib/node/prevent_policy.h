@@ -23,6 +23,7 @@
 //                                      # 16 MiB: a larger file matches no hash)
 //       rules: [drift]                 # collector only: the rules (names or tags) whose
 //                                      # matches it allows; default: those tagged drift
+//                                      # and not prevention (a denial is always said)
 //
 // The file is an exec's (prevention; an exec rule's match), or the file written or chmod'ed.
 //
@@ -65,10 +66,13 @@ class PreventPolicy {
     std::string_view path;
     const v1::ContainerInfo* container = nullptr;
     std::function<std::optional<std::string>()> sha256;
-    std::string_view sha256_hex;  // when known already (the collector's events): used first
-    // The collector's rule match; null rule_tags (the sensor's prevention): `rules` ignored.
+  };
+  // The collector's rule match of the event (the sensor's prevention has none: `rules`
+  // ignored there).
+  struct RuleMatch {
     std::string_view rule;
-    const std::vector<std::string>* rule_tags = nullptr;
+    const std::vector<std::string>* tags = nullptr;  // REQUIRED
+    std::string_view sha256_hex;  // the file's, when the event knows it: used, not hashed
   };
 
   // A policy's text is at most this long (a file, or one pushed by the collector).
@@ -87,7 +91,7 @@ class PreventPolicy {
   void Add(const PreventPolicy& other, const std::string& name);
 
   // The name of the first entry that allows the exec ("" for an unnamed one), or nullopt.
-  std::optional<std::string> Allows(const Exec& exec) const;
+  std::optional<std::string> Allows(const Exec& exec, const RuleMatch* match = nullptr) const;
   bool empty() const { return entries_.empty(); }
   size_t size() const { return entries_.size(); }
   // Whether some entry needs the container's pod metadata.

@@ -216,20 +216,21 @@ allow:
   // names rules (or tags); the sensor (no rule) ignores `rules`.
   const std::vector<std::string> drift = {"container", "drift"};
   const std::vector<std::string> posture = {"container", "posture"};
-  PreventPolicy::Exec x{"/x", &c, {}};
-  x.rule = "Drop and execute new binary in container";
-  x.rule_tags = &drift;
-  EXPECT_EQ(p.Allows(x), "builders");
-  x.rule_tags = &posture;
-  EXPECT_EQ(p.Allows(x), std::nullopt);
+  const PreventPolicy::Exec x{"/x", &c, {}};
+  PreventPolicy::RuleMatch m{"Drop and execute new binary in container", &drift, {}};
+  EXPECT_EQ(p.Allows(x, &m), "builders");
+  m.tags = &posture;
+  EXPECT_EQ(p.Allows(x, &m), std::nullopt);
+  const std::vector<std::string> prevented = {"container", "drift", "prevention"};
+  m = {"Drift Prevented", &prevented, {}};
+  EXPECT_EQ(p.Allows(x, &m), std::nullopt);  // a denial is said, whatever the policy is now
   v1::ContainerInfo infra = Pod("infra", "setup");
-  PreventPolicy::Exec pm{"/usr/bin/apt", &infra, {}};
+  const PreventPolicy::Exec pm{"/usr/bin/apt", &infra, {}};
   EXPECT_EQ(p.Allows(pm), "pkg");
-  pm.rule = "Package Manager Execution in Container";
-  pm.rule_tags = &drift;
-  EXPECT_EQ(p.Allows(pm), "pkg");
-  pm.rule = "Container Shell Spawned";
-  EXPECT_EQ(p.Allows(pm), std::nullopt);
+  m = {"Package Manager Execution in Container", &drift, {}};
+  EXPECT_EQ(p.Allows(pm, &m), "pkg");
+  m.rule = "Container Shell Spawned";
+  EXPECT_EQ(p.Allows(pm, &m), std::nullopt);
 
   // A known sha256 is used as it is: no hashing.
   const PreventPolicy h = Parse("allow: [{sha256: [" + std::string(64, 'a') + "]}]\n");
@@ -238,8 +239,8 @@ allow:
                            return std::nullopt;
                          }};
   const std::string known(64, 'a');
-  hx.sha256_hex = known;
-  EXPECT_EQ(h.Allows(hx), "");
+  const PreventPolicy::RuleMatch hm{"Drop and execute new binary in container", &drift, known};
+  EXPECT_EQ(h.Allows(hx, &hm), "");
 }
 
 TEST(PreventPolicy, BadSelectorsSayWhere) {
