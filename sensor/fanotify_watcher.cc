@@ -19,6 +19,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include "lib/base/clock.h"
 #include "lib/base/log.h"
@@ -248,11 +251,8 @@ std::string FanotifyWatcher::TryMode(FanotifyMode mode) {
 
   fid_mask_ = mask_ | FAN_CREATE | FAN_ATTRIB | FAN_DELETE | FAN_RENAME;
   std::string err;
-  {
-    MutexLock lock(marks_mu_);
-    for (const std::string& path : options_.filesystems)
-      if (err = MarkFilesystem(path, fid); !err.empty()) break;
-  }
+  for (const std::string& path : options_.filesystems)
+    if (err = MarkFilesystem(path, fid); !err.empty()) break;
   if (!err.empty()) {
     CloseFanotify();
     return "fanotify mode " + name + ": " + err;
@@ -267,8 +267,13 @@ std::string FanotifyWatcher::MarkFilesystem(const std::string& path, bool fid) {
   FsMark fm;
   fm.path = path;
   fm.fsid = PackFsid(&sfs.f_fsid);
-  for (const FsMark& o : fs_marks_)
-    if (o.fsid == fm.fsid) return {};
+  auto marked = [this, &fm]() {
+    MutexLock lock(marks_mu_);
+    for (const FsMark& o : fs_marks_)
+      if (o.fsid == fm.fsid) return true;
+    return false;
+  };
+  if (marked()) return {};
   int rc = -1;
   if (fid) {
     rc = fanotify_mark(fan_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, fid_mask_, AT_FDCWD,
@@ -292,17 +297,67 @@ std::string FanotifyWatcher::MarkFilesystem(const std::string& path, bool fid) {
       return "open " + path + ": " + ErrnoText(errno);
     }
   }
+  MutexLock lock(marks_mu_);
+  for (const FsMark& o : fs_marks_) {
+    if (o.fsid != fm.fsid) continue;
+    if (fm.mount_fd >= 0) close(fm.mount_fd);  // marked meanwhile: the mark is the same one
+    return {};
+  }
   fs_marks_.push_back(std::move(fm));
   return {};
 }
 
+std::string FsTypeAt(std::string_view mountinfo, std::string_view path) {
+  std::string best_type;
+  size_t best = 0;
+  for (const MountEntry& m : ParseMountinfo(mountinfo, nullptr)) {
+    const std::string& mp = m.mount_point;
+    const bool under = mp == "/" || path == mp ||
+                       (path.starts_with(mp) && path.size() > mp.size() && path[mp.size()] == '/');
+    if (under && mp.size() + 1 >= best) {  // the last of equal mount points is on top
+      best = mp.size() + 1;
+      best_type = m.fstype;
+    }
+  }
+  return best_type;
+}
+
+bool RemoteFsType(std::string_view type) {
+  static constexpr std::string_view kRemote[] = {"nfs",   "nfs4",      "cifs", "smb3",
+                                                 "smbfs", "ceph",      "9p",   "afs",
+                                                 "fuse",  "glusterfs", "lustre", "gfs2",
+                                                 "ocfs2", "sshfs"};
+  if (type.starts_with("fuse.")) return true;
+  return std::find(std::begin(kRemote), std::end(kRemote), type) != std::end(kRemote);
+}
+
+namespace {
+
+// The type of the filesystem holding `path`, from our mountinfo: read without touching the
+// filesystem itself, which may be one that hangs.
+std::string FsTypeOf(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::stringstream text;
+  text << in.rdbuf();
+  return FsTypeAt(text.str(), path);
+}
+
+}  // namespace
+
 void FanotifyWatcher::WatchVolumes(const v1::ContainerInfo& info) {
   if (mode_ == FanotifyMode::kOff || info.state() == "removed") return;
-  MutexLock lock(marks_mu_);
   for (const v1::Mount& m : info.mounts()) {
     if (m.read_only() || m.source().empty() || m.source()[0] != '/' || m.source() == "/")
       continue;
     if (!volume_paths_.insert(m.source()).second) continue;
+    if (const std::string type = FsTypeOf(m.source()); RemoteFsType(type)) {
+      counters_.volumes_unwatched.fetch_add(1, std::memory_order_relaxed);
+      LogWarn("fanotify: volume %s of container %s is not watched: a %s filesystem (a server "
+              "that stops answering would hang the sensor; other clients' writes are not "
+              "seen anyway)\n",
+              m.source().c_str(), ShortContainerId(info.id()).c_str(), type.c_str());
+      continue;
+    }
     // A file bind-mounted (a config) is marked through its directory: the same filesystem.
     std::string dir = m.source();
     struct stat st;

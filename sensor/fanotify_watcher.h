@@ -148,6 +148,13 @@ struct FanotifyCounters : HashCounters {
   std::atomic<uint64_t> volumes_unwatched{0};  // volume paths whose filesystem got no mark
 };
 
+// The type of the filesystem mounted at the longest mount point holding `path` (absolute,
+// symlinks resolved) in a mountinfo text (the topmost of stacked mounts); "" for none.
+std::string FsTypeAt(std::string_view mountinfo, std::string_view path);
+// Network and user-space filesystems: a server that stops answering hangs every syscall on
+// them (statfs, a mark's path lookup), and writes from other clients are not seen anyway.
+bool RemoteFsType(std::string_view type);
+
 class FanotifyWatcher {
  public:
   using Sink = std::function<void(v1::Event&)>;
@@ -209,7 +216,9 @@ class FanotifyWatcher {
   // Opens the fanotify fd and sets the filesystem marks of `mode`; "" or why not.
   std::string TryMode(FanotifyMode mode);
   // A FILESYSTEM mark on the filesystem holding `path`, unless it has one; "" or why not.
-  std::string MarkFilesystem(const std::string& path, bool fid) DW_REQUIRES(marks_mu_);
+  // Its syscalls (statfs, fanotify_mark, open) run without marks_mu_: a volume's filesystem
+  // that hangs them must not stall the drain thread's handle lookups.
+  std::string MarkFilesystem(const std::string& path, bool fid) DW_EXCLUDES(marks_mu_);
   // The containers a write under a volume belongs to when the writer's cgroup does not say:
   // nobody when the writer lives on the host (the kubelet filling a configMap); each
   // container that mounts it when the writer is gone (cp, a shell redirect).
@@ -257,7 +266,9 @@ class FanotifyWatcher {
   // thread to resolve FID handles.
   Mutex marks_mu_;
   std::vector<FsMark> fs_marks_ DW_GUARDED_BY(marks_mu_);
-  std::set<std::string> volume_paths_ DW_GUARDED_BY(marks_mu_);  // marked (or refused) once
+  // Volume paths marked (or refused) once; WatchVolumes' callers serialize (the sensor's
+  // registry listener and its start, under one mutex).
+  std::set<std::string> volume_paths_;
 
   // Drain thread only.
   std::vector<ProcInfo> proc_cache_;               // cleared after every read() batch
