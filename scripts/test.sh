@@ -33,7 +33,7 @@ echo "== fuzzing: a libFuzzer target per parser of outside input (fuzz/)"
 # DW_FUZZ_TARGETS picks some. A target X is build-fuzz/fuzz/X_fuzz, its seeds fuzz/seeds/X/,
 # its dictionary fuzz/dicts/X.dict if there is one.
 fuzz_targets=(${DW_FUZZ_TARGETS:-audit_parser sensor_message fanotify_fid mountinfo cgroup_path
-  rule_condition rule_loader capture cri_info})
+  rule_condition rule_loader capture cri_info event_json})
 fuzz_each=$(( ${DW_FUZZ_SECONDS:-180} / ${#fuzz_targets[@]} ))
 ((fuzz_each >= 10)) || fuzz_each=10
 fuzz_dir=$(mktemp -d)

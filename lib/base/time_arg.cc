@@ -97,8 +97,13 @@ Result<int64_t> ParseTimeArg(std::string_view text, int64_t now_ns) {
   tm.tm_hour = hour;
   tm.tm_min = min;
   tm.tm_sec = sec;
-  int64_t t = timegm(&tm);
-  return (t - offset_s) * 1'000'000'000LL + frac_ns;
+  const int64_t t = timegm(&tm) - offset_s;
+  // Nanoseconds since the epoch in 64 bits: the years 1678 to 2261.
+  int64_t ns = 0;
+  if (__builtin_mul_overflow(t, int64_t{1'000'000'000}, &ns) ||
+      __builtin_add_overflow(ns, frac_ns, &ns))
+    return bad("out of range (nanoseconds since 1970 hold the years 1678 to 2261)");
+  return ns;
 }
 
 Result<> ParseTimeRange(std::string_view since, std::string_view until,

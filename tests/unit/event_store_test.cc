@@ -791,6 +791,7 @@ TEST(ParseTimeArgTest, AcceptedAndRefused) {
       {"2026-11-28T10:06:20+01:00", 1795856780'000'000'000LL},
       {"2026-11-28T04:06:20-0500", 1795856780'000'000'000LL},
       {"2026-11-28 09:06", 1795856760'000'000'000LL},
+      {"2261-12-31", 9'214'560'000'000'000'000LL},  // the last year 64-bit nanoseconds hold
   };
   for (auto& c : ok) {
     auto t = ParseTimeArg(c.in, now);
@@ -798,7 +799,8 @@ TEST(ParseTimeArgTest, AcceptedAndRefused) {
     EXPECT_EQ(*t, c.want) << c.in;
   }
   for (const char* bad : {"", "10", "10x", "m", "-5m", "2026-13-01", "2026-11-28T25:00Z",
-                          "2026-11-28T09:06:20Zjunk", "yesterday", "2026/11/28"}) {
+                          "2026-11-28T09:06:20Zjunk", "yesterday", "2026/11/28",
+                          "2725-12-03T10:40:00Z", "1600-01-01", "2262-04-12"}) {
     auto t = ParseTimeArg(bad, now);
     EXPECT_FALSE(t.has_value()) << bad;
     if (!t) {
