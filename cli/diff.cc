@@ -3,6 +3,7 @@
 #include "cli/diff.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "lib/base/json.h"
 #include "lib/node/cgroup_path.h"
 #include "lib/k8s/cri_client.h"
+#include "lib/k8s/docker_client.h"
 #include "lib/node/drift_inventory.h"
 #include "lib/node/mountinfo.h"
 #include "lib/node/procfs.h"
@@ -72,9 +74,11 @@ std::map<std::string, Candidate> ScanContainers() {
 }
 
 // Lookup by name through the CRI runtimes that answer: NAME is the container's name in its
-// pod, or POD/NAME, or NAMESPACE/POD/NAME. Several matches are an error listing them.
+// pod, or POD/NAME, or NAMESPACE/POD/NAME; and through the Docker engine when it answers (a
+// bare NAME, as `docker ps` shows it). Several matches are an error listing them.
 std::expected<std::optional<std::string>, std::string> ContainerIdByName(
-    const std::string& query, const std::vector<std::string>& endpoints) {
+    const std::string& query, const std::vector<std::string>& endpoints,
+    const std::string& docker_endpoint) {
   std::vector<std::string> parts;
   for (size_t b = 0;;) {
     size_t e = query.find('/', b);
@@ -107,6 +111,23 @@ std::expected<std::optional<std::string>, std::string> ContainerIdByName(
                           label(c, kCriLabelPodName) + "/" + c.name + " on " + ep + ")");
     }
   }
+  std::string docker = docker_endpoint;
+  if (docker.empty() && access(DockerClient::kDefaultEndpoint, F_OK) == 0)
+    docker = DockerClient::kDefaultEndpoint;
+  if (parts.size() == 1 && !docker.empty()) {
+    if (auto client = DockerClient::Connect(docker, std::chrono::milliseconds(2000)); client) {
+      if (auto list = (*client)->ListContainers(false); list) {
+        for (const DockerContainer& c : *list) {
+          if (c.name != name) continue;
+          found.push_back(c.id);
+          described.push_back(c.id + " (" + c.name + " on " + (*client)->version().engine + " " +
+                              docker + ")");
+        }
+      }
+    } else if (!docker_endpoint.empty()) {
+      return std::unexpected(client.error().message());  // asked for by the user: said
+    }
+  }
   if (found.size() > 1) {
     std::string msg = "container name '" + query + "' is ambiguous (use POD/NAME or an id):";
     for (const auto& d : described) msg += "\n  " + d;
@@ -117,7 +138,8 @@ std::expected<std::optional<std::string>, std::string> ContainerIdByName(
 }
 
 std::expected<Target, std::string> ResolveContainer(const std::string& query,
-                                                    const std::vector<std::string>& endpoints) {
+                                                    const std::vector<std::string>& endpoints,
+                                                    const std::string& docker_endpoint) {
   if (query.empty()) return std::unexpected("empty container id");
   std::map<std::string, Candidate> all = ScanContainers();
   auto pick = [](const std::string& id, const Candidate& c) {
@@ -134,7 +156,7 @@ std::expected<Target, std::string> ResolveContainer(const std::string& query,
     for (auto& it : matches) msg += "\n  " + it->first + " (" + it->second.runtime + ")";
     return std::unexpected(msg);
   }
-  auto by_name = ContainerIdByName(query, endpoints);
+  auto by_name = ContainerIdByName(query, endpoints, docker_endpoint);
   if (!by_name) return std::unexpected(by_name.error());
   if (*by_name) {
     if (auto it = all.find(**by_name); it != all.end()) return pick(it->first, it->second);
@@ -222,7 +244,7 @@ int RunDiff(const DiffOptions& opt) {
     if (opt.pid != 0) {
       t.pid = opt.pid;
     } else {
-      auto r = ResolveContainer(opt.container, opt.cri_endpoints);
+      auto r = ResolveContainer(opt.container, opt.cri_endpoints, opt.docker_endpoint);
       if (!r) return Fail(r.error());
       t = *r;
     }

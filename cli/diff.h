@@ -12,8 +12,8 @@ namespace driftwatch::cli {
 
 struct DiffOptions {
   // Exactly one of the three sources:
-  std::string container;  // full container id, a unique prefix of one, or a CRI name:
-                          // NAME, POD/NAME or NAMESPACE/POD/NAME
+  std::string container;  // full container id, a unique prefix of one, or a name: a CRI
+                          // NAME, POD/NAME or NAMESPACE/POD/NAME, or a Docker NAME
   pid_t pid = 0;          // a process whose root is the container's overlay
   std::string upperdir;   // offline: an upper layer (e.g. a stopped container's snapshot)
   std::string lowerdir;   // with upperdir: lower layers, ':'-separated, topmost first
@@ -22,6 +22,8 @@ struct DiffOptions {
   uint64_t hash_max = 64ull << 20;    // sha256 of executables up to this size
   bool include_mount_points = false;  // keep mount targets the runtime created
   std::vector<std::string> cri_endpoints;  // for names; empty: the usual sockets
+  // For names of Docker (or Podman) containers; "" : the engine's usual socket if it exists.
+  std::string docker_endpoint;
 };
 
 // Prints the container's drift against its image. Returns the exit status: 0, or 1 with a

@@ -44,12 +44,15 @@ int main(int argc, char** argv) {
   CLI::App* df = app.add_subcommand(
       "diff",
       "List a container's filesystem drift (added, modified, deleted files) from its overlay "
-      "upper layer. CONTAINER is a full id, a unique prefix of one, or a CRI container name "
-      "(NAME, POD/NAME or NAMESPACE/POD/NAME).");
+      "upper layer. CONTAINER is a full id, a unique prefix of one, or a container name: a "
+      "CRI NAME, POD/NAME or NAMESPACE/POD/NAME, or a Docker container's NAME.");
   df->add_option("container", diff.container, "container id, unique id prefix or name");
   df->add_option("--cri-endpoint", diff.cri_endpoints,
                  "CRI socket for name lookup (repeatable; default: the usual sockets)")
       ->allow_extra_args(false);
+  df->add_option("--docker-endpoint", diff.docker_endpoint,
+                 "Docker (or Podman) socket for name lookup (default: /var/run/docker.sock "
+                 "when it exists)");
   df->add_flag("--include-mount-points", diff.include_mount_points,
                "also list mount targets the runtime created in the upper layer (/run, "
                "/etc/hostname, ...)");

@@ -509,6 +509,10 @@ size_t Detection::SendOutbox(const std::vector<AlertStore::PendingDelivery>& row
     {
       MutexLock lk(mu_);
       if (in_flight_.contains({u.alert_id, u.output})) continue;
+      // Delivered, not marked yet.
+      if (std::find(delivered_.begin(), delivered_.end(), std::make_pair(u.alert_id, u.output)) !=
+          delivered_.end())
+        continue;
     }
     auto o = std::find_if(outputs_.begin(), outputs_.end(),
                           [&](const auto& p) { return p.first == u.output; });
@@ -1087,6 +1091,10 @@ void Detection::StoreInventory(const std::string& node, uint64_t command_id,
 void Detection::Housekeeping() {
   pthread_setname_np(pthread_self(), "dw-detect-hk");
   auto next_outbox_sweep = Clock::now() + opt_.outbox_retry;
+  // Outbox rows seen by the previous sweep: only those are sent again. A row a shard has
+  // just committed is not in flight until its Emit runs, and a delivery that completed
+  // after this loop took `delivered_` is not marked yet: either would be sent twice.
+  std::set<std::pair<int64_t, std::string>> stuck;
   while (!stop_) {
     std::deque<InventoryReceived> replies;
     std::vector<std::pair<int64_t, std::string>> done;
@@ -1099,19 +1107,30 @@ void Detection::Housekeeping() {
     }
     for (InventoryReceived& r : replies) StoreInventory(r.node, r.command_id, std::move(r.inv));
     RequestDueInventories(Clock::now());
-    // Deliveries an output dropped (a full queue) are tried again from the outbox.
-    if (Clock::now() >= next_outbox_sweep) {
-      next_outbox_sweep = Clock::now() + opt_.outbox_retry;
-      if (auto rows = hk_store_->Undelivered(); !rows) {
-        LogWarn("outbox: %s\n", rows.error().c_str());
-      } else {
-        SendOutbox(*rows);
-      }
-    }
+    // Delivered: marked first, so that the sweep below does not send them again.
+    bool marked = true;
     if (auto ok = hk_store_->MarkDelivered(done); !ok) {
       LogWarn("outbox: %s (retrying)\n", ok.error().c_str());
       MutexLock lk(mu_);
       delivered_.insert(delivered_.end(), done.begin(), done.end());
+      marked = false;
+    }
+    // Deliveries an output dropped (a full queue) are tried again from the outbox.
+    if (marked && Clock::now() >= next_outbox_sweep) {
+      next_outbox_sweep = Clock::now() + opt_.outbox_retry;
+      if (auto rows = hk_store_->Undelivered(); !rows) {
+        LogWarn("outbox: %s\n", rows.error().c_str());
+      } else {
+        std::vector<AlertStore::PendingDelivery> again;
+        std::set<std::pair<int64_t, std::string>> seen;
+        for (AlertStore::PendingDelivery& r : *rows) {
+          auto key = std::make_pair(r.alert_id, r.output);
+          if (stuck.contains(key)) again.push_back(std::move(r));
+          seen.insert(std::move(key));
+        }
+        stuck.swap(seen);
+        SendOutbox(again);
+      }
     }
     if (baseline_store_ && Clock::now() >= next_edit_poll_) {
       next_edit_poll_ = Clock::now() + opt_.baseline_edit_poll;

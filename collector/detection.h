@@ -18,7 +18,8 @@
 // rule) is unique in the alerts table, so a replay stores and sends none twice; an alert is
 // sent to the outputs once its transaction committed, and alerts whose delivery did not
 // finish before a restart are sent again then (at least once per output across a crash,
-// exactly once otherwise); so are, every `outbox_retry`, those an output dropped. A row
+// exactly once otherwise); so are those an output dropped, once two sweeps `outbox_retry`
+// apart found them undelivered (a row just committed or delivered is not sent twice). A row
 // that cannot be evaluated (its payload or run unreadable) is not passed over silently: it
 // raises the built-in "Event not evaluated" alert.
 //

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "lib/node/cgroup_path.h"
 #include "lib/k8s/cri_client.h"
@@ -30,6 +31,14 @@ constexpr uint32_t kWatchMask = IN_CREATE | IN_DELETE | IN_ONLYDIR | IN_DONT_FOL
 constexpr auto kPendingLimit = std::chrono::seconds(10);
 // How long a container CRI does not know yet may still turn out to be a CRI one.
 constexpr auto kCriGrace = std::chrono::seconds(3);
+// How often CRI is asked again about a container it does not know (yet).
+constexpr auto kCriRetry = std::chrono::milliseconds(10);
+// How long after its cgroup appeared a container's root is looked for among the runtime's
+// mounts (there from the start where the runtime mounts it in the host's namespace; other
+// runtimes never show it there, and the host's mount table is not read for them forever).
+constexpr auto kRuntimeRootWindow = std::chrono::seconds(2);
+// How often it is looked for there meanwhile (and whenever CRI names another root path).
+constexpr auto kRuntimeRootRetry = std::chrono::milliseconds(100);
 
 bool IsDir(const std::string& p) {
   struct stat st;
@@ -53,6 +62,41 @@ std::string ChooseCgroupRoot() {
     if (access((p + "/cgroup.procs").c_str(), F_OK) == 0) return p;
   }
   return "";
+}
+
+// The host's mount table, where runtimes mount containers' roots: PID 1's (the sensor runs
+// with the host's PID namespace, maybe in a mount namespace of its own), else the sensor's.
+std::vector<MountEntry> HostMounts() {
+  for (const char* path : {"/proc/1/mountinfo", "/proc/self/mountinfo"}) {
+    std::ifstream in(path);
+    if (!in) continue;
+    std::stringstream text;
+    text << in.rdbuf();
+    std::vector<MountEntry> mounts = ParseMountinfo(text.str(), nullptr);
+    if (!mounts.empty()) return mounts;
+  }
+  return {};
+}
+
+// What of a container's info the collector is told again when it changes: all but what the
+// registry reads from the container's processes and mounts (init pid, overlay, start time),
+// which its first report has, or does without. (Reported again for those alone, each
+// container would be "started" twice for the rules.)
+std::string Reportable(v1::ContainerInfo info) {
+  info.clear_init_pid();
+  info.clear_rootfs_dev_major();
+  info.clear_rootfs_dev_minor();
+  info.clear_upperdir();
+  info.clear_lowerdirs();
+  info.clear_start_time_ns();
+  return info.SerializeAsString();
+}
+
+// A pod's sandbox (its infrastructure container), as ApplyCri labels it.
+bool IsSandbox(const v1::ContainerInfo& i) {
+  for (const v1::Label& l : i.labels())
+    if (l.key() == "io.kubernetes.pod.sandbox") return l.value() == "true";
+  return false;
 }
 
 int64_t ToNs(std::chrono::system_clock::time_point t) {
@@ -104,6 +148,7 @@ ContainerRegistry::~ContainerRegistry() {
   Stop();
   if (inotify_fd_ >= 0) close(inotify_fd_);
   if (stop_fd_ >= 0) close(stop_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
 }
 
 std::optional<std::string> ContainerRegistry::Start() {
@@ -115,6 +160,8 @@ std::optional<std::string> ContainerRegistry::Start() {
   if (inotify_fd_ < 0) return std::string("inotify_init1: ") + strerror(errno);
   stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (stop_fd_ < 0) return std::string("eventfd: ") + strerror(errno);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) return std::string("eventfd: ") + strerror(errno);
 
   if (options_.use_cri) {
     std::vector<std::string> endpoints = options_.cri_endpoints;
@@ -137,9 +184,14 @@ std::optional<std::string> ContainerRegistry::Start() {
                    tried.c_str());
   }
   WatchTree(cgroup_root_);
+  LearnFresh();
   Resync();
   Complete();
   stop_ = false;
+  cgroup_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "dw-cgroups");
+    WatchCgroups();
+  });
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "dw-registry");
     Run();
@@ -153,7 +205,56 @@ void ContainerRegistry::Stop() {
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = write(stop_fd_, &one, sizeof one);
   }
+  {
+    MutexLock lock(announce_mu_);
+    announced_.NotifyAll();
+  }
+  if (cgroup_thread_.joinable()) cgroup_thread_.join();
   if (thread_.joinable()) thread_.join();
+}
+
+void ContainerRegistry::Wake() {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof one);
+}
+
+void ContainerRegistry::Announce(const std::string& id, std::chrono::milliseconds wait) {
+  if (id.empty() || id == "host") return;
+  MutexLock lock(announce_mu_);
+  if (told_.contains(id) || stop_ || wake_fd_ < 0) return;
+  wanted_.insert(id);
+  Wake();
+  if (announced_.WaitFor(lock, wait,
+                         [&]() DW_REQUIRES(announce_mu_) { return told_.contains(id) || stop_; }))
+    return;
+  wanted_.erase(id);
+  // Not waited for again: its info goes out when the registry learns it.
+  told_.insert(id);
+  told_gone_.push_back(id);
+  while (told_gone_.size() > kToldGone) {
+    told_.erase(told_gone_.front());
+    told_gone_.pop_front();
+  }
+  // Said the 1st, 2nd, 4th, ... time: a runtime that stopped answering costs no log volume.
+  const uint64_t k = ++announce_timeouts_;
+  if ((k & (k - 1)) == 0)
+    LogWarn("container %s: its first events went out before its info (not learnt within %lld "
+            "ms; %llu containers so far)\n",
+            id.c_str(), static_cast<long long>(wait.count()), static_cast<unsigned long long>(k));
+}
+
+void ContainerRegistry::Told(const std::string& id, bool gone) {
+  MutexLock lock(announce_mu_);
+  told_.insert(id);
+  wanted_.erase(id);
+  if (gone) {
+    told_gone_.push_back(id);
+    while (told_gone_.size() > kToldGone) {
+      told_.erase(told_gone_.front());
+      told_gone_.pop_front();
+    }
+  }
+  announced_.NotifyAll();
 }
 
 std::string ContainerRegistry::endpoint() const { return endpoint_; }
@@ -332,8 +433,16 @@ void ContainerRegistry::Unindex(const std::string& id, const Entry& e) {
   }
 }
 
-void ContainerRegistry::Emit(const v1::ContainerInfo& info) {
-  if (listener_) listener_(info);
+bool ContainerRegistry::MarkReported(Entry* e) {
+  std::string now = Reportable(e->info);
+  if (now == e->reported) return false;
+  e->reported = std::move(now);
+  return true;
+}
+
+void ContainerRegistry::Emit(const v1::ContainerInfo& info, bool report) {
+  if (listener_) listener_(info, report);
+  Told(info.id(), info.state() == "removed");
 }
 
 void ContainerRegistry::WatchTree(const std::string& dir) {
@@ -377,23 +486,71 @@ void ContainerRegistry::CgroupAppeared(const std::string& abs_dir) {
   e.cgroup_dir = abs_dir;
   e.seen = std::chrono::steady_clock::now();
   pending_.insert(c->id);
+  fresh_.push_back(c->id);
+}
+
+void ContainerRegistry::LearnFresh() {
+  if (fresh_.empty()) return;
+  const std::vector<MountEntry> host = HostMounts();
+  WriterMutexLock lock(mu_);
+  for (const std::string& id : fresh_) {
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.overlay_known) continue;
+    Unindex(id, it->second);
+    ApplyRuntimeRoot(&it->second, host);
+    Index(id, it->second);
+  }
+  fresh_.clear();
 }
 
 void ContainerRegistry::CgroupGone(const std::string& abs_dir) {
-  std::optional<v1::ContainerInfo> gone;
+  WriterMutexLock lock(mu_);
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->second.cgroup_dir != abs_dir) continue;
+    Remove(it);
+    return;
+  }
+}
+
+void ContainerRegistry::Remove(std::unordered_map<std::string, Entry>::iterator it) {
+  pending_.erase(it->first);
+  removals_.push_back({std::chrono::steady_clock::now() + kRemovalDelay, it->first,
+                       std::move(it->second)});
+  entries_.erase(it);
+}
+
+void ContainerRegistry::FinishRemovals(bool all) {
+  std::vector<v1::ContainerInfo> gone;
   {
     WriterMutexLock lock(mu_);
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (it->second.cgroup_dir != abs_dir) continue;
-      Unindex(it->first, it->second);
-      it->second.info.set_state("removed");
-      gone = it->second.info;
-      pending_.erase(it->first);
-      entries_.erase(it);
-      break;
+    const auto now = std::chrono::steady_clock::now();
+    while (!removals_.empty() && (all || removals_.front().due <= now)) {
+      Removal& r = removals_.front();
+      // (A live entry of that id keeps its keys.)
+      if (!entries_.contains(r.id)) Unindex(r.id, r.entry);
+      r.entry.info.set_state("removed");
+      gone.push_back(std::move(r.entry.info));  // reported: its state changed
+      removals_.pop_front();
     }
   }
-  if (gone) Emit(*gone);
+  for (const v1::ContainerInfo& info : gone) {
+    if (IsSandbox(info)) {
+      pods_.erase(info.sandbox_id());
+      pods_cached_ = pods_.size();
+    }
+    Emit(info, true);
+  }
+}
+
+void ContainerRegistry::PrunePods() {
+  std::set<std::string> named;
+  {
+    ReaderMutexLock lock(mu_);
+    for (const auto& [id, e] : entries_) named.insert(e.info.sandbox_id());
+    for (const Removal& r : removals_) named.insert(r.entry.info.sandbox_id());
+  }
+  std::erase_if(pods_, [&named](const auto& p) { return !named.contains(p.first); });
+  pods_cached_ = pods_.size();
 }
 
 void ContainerRegistry::HandleInotify() {
@@ -426,17 +583,24 @@ void ContainerRegistry::HandleInotify() {
 }
 
 void ContainerRegistry::ApplyCri(Entry* e) {
+  if (ApplyDocker(e)) return;  // a Docker container: its engine has described it
   if (!cri_) {
     e->cri_done = true;
     return;
   }
-  auto st = cri_->ContainerStatus(e->info.id());
+  e->cri_asked = std::chrono::steady_clock::now();
+  // CRI stores a container before its cgroup exists (CreateContainer, then StartContainer):
+  // one it did not know when asked is no CRI container, maybe a pod's sandbox.
+  Result<CriContainer> st = std::unexpected(Error::NotFound("not a CRI container"));
+  if (!e->cri_not_container) st = cri_->ContainerStatus(e->info.id());
   if (!st && st.error().code() != ErrorCode::kNotFound) {
     return;  // runtime not answering: retried while the entry is pending
   }
   if (!st) {
+    e->cri_not_container = true;
     // A pod's sandbox (pause) container is known to CRI as the pod, not as a container.
     if (auto pod = cri_->PodSandboxStatus(e->info.id()); pod) {
+      e->cri_found = true;
       v1::ContainerInfo& i = e->info;
       i.set_source("cri");
       i.set_name("POD");  // the kubelet's name for a pod's infrastructure container
@@ -457,6 +621,7 @@ void ContainerRegistry::ApplyCri(Entry* e) {
     return;
   }
   const CriContainer& c = *st;
+  e->cri_found = true;
   v1::ContainerInfo& i = e->info;
   i.set_source("cri");
   i.set_runtime(runtime_name_.empty() ? i.runtime() : runtime_name_);
@@ -471,6 +636,7 @@ void ContainerRegistry::ApplyCri(Entry* e) {
   if (c.started_at_ns) i.set_start_time_ns(c.started_at_ns);
   i.set_privileged(c.privileged);
   i.set_read_only_rootfs(c.read_only_rootfs);
+  e->root_path = c.root_path;
   i.clear_mounts();
   for (const CriMount& m : c.mounts) {
     v1::Mount* vm = i.add_mounts();
@@ -503,6 +669,7 @@ void ContainerRegistry::ApplyCri(Entry* e) {
         pi.set_pod_uid(p->uid);
         SetPodLabels(&pi, *p);
         pod = pods_.emplace(c.pod_sandbox_id, pi).first;
+        pods_cached_ = pods_.size();
       }
     }
     if (pod != pods_.end()) {
@@ -521,14 +688,147 @@ void ContainerRegistry::ApplyCri(Entry* e) {
   e->cri_done = true;
 }
 
+bool ContainerRegistry::ApplyRuntimeRoot(Entry* e, const std::vector<MountEntry>& host_mounts) {
+  e->root_looked = std::chrono::steady_clock::now();
+  e->root_looked_for = e->root_path;
+  std::optional<OverlayRoot> ov = RuntimeRootOverlay(host_mounts, e->info.id(), e->root_path);
+  if (!ov) return false;
+  v1::ContainerInfo& i = e->info;
+  i.set_rootfs_dev_major(ov->dev_major);
+  i.set_rootfs_dev_minor(ov->dev_minor);
+  i.set_upperdir(ov->upperdir);
+  i.clear_lowerdirs();
+  for (const auto& l : ov->lowerdirs) i.add_lowerdirs(l);
+  if (!i.read_only_rootfs()) i.set_read_only_rootfs(ov->read_only);
+  e->overlay_known = true;
+  return true;
+}
+
+bool ContainerRegistry::ReadInitRoot(Entry* e) {
+  pid_t pid = e->info.init_pid() ? static_cast<pid_t>(e->info.init_pid()) : 0;
+  if (!pid && !e->cgroup_dir.empty()) pid = FirstPid(e->cgroup_dir);
+  // runc init sits in the cgroup before it pivots into the rootfs: not an overlay yet.
+  if (pid <= 0) return false;
+  auto ov = RootOverlayOfPid(pid);
+  if (!ov) return false;
+  v1::ContainerInfo& i = e->info;
+  i.set_init_pid(static_cast<uint32_t>(pid));
+  i.set_rootfs_dev_major(ov->dev_major);
+  i.set_rootfs_dev_minor(ov->dev_minor);
+  i.set_upperdir(ov->upperdir);
+  i.clear_lowerdirs();
+  for (const auto& l : ov->lowerdirs) i.add_lowerdirs(l);
+  if (!i.read_only_rootfs()) i.set_read_only_rootfs(ov->read_only);
+  e->mount_id = ov->mount_id;
+  e->overlay_known = true;
+  e->root_read = true;
+  return true;
+}
+
+bool ContainerRegistry::Store(const std::string& id, Entry* e, bool done) {
+  WriterMutexLock lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return false;  // removed meanwhile
+  const Entry& cur = it->second;
+  if (!e->overlay_known && cur.overlay_known) {
+    // Learnt by the cgroup thread (LearnFresh) while this one worked on its copy.
+    v1::ContainerInfo& i = e->info;
+    i.set_rootfs_dev_major(cur.info.rootfs_dev_major());
+    i.set_rootfs_dev_minor(cur.info.rootfs_dev_minor());
+    i.set_upperdir(cur.info.upperdir());
+    *i.mutable_lowerdirs() = cur.info.lowerdirs();
+    if (!i.read_only_rootfs()) i.set_read_only_rootfs(cur.info.read_only_rootfs());
+    e->overlay_known = true;
+  }
+  Unindex(id, it->second);
+  it->second = *e;
+  Index(id, *e);
+  if (done) pending_.erase(id);
+  return true;
+}
+
+void ContainerRegistry::ServeAnnounces() {
+  std::vector<std::string> ids;
+  {
+    MutexLock lock(announce_mu_);
+    ids.assign(wanted_.begin(), wanted_.end());
+  }
+  std::optional<std::vector<MountEntry>> host;
+  for (const std::string& id : ids) {
+    Entry e;
+    bool removing = false;
+    {
+      ReaderMutexLock lock(mu_);
+      if (auto it = entries_.find(id); it != entries_.end()) {
+        e = it->second;
+      } else {
+        auto r = std::find_if(removals_.begin(), removals_.end(),
+                              [&id](const Removal& r) { return r.id == id; });
+        if (r == removals_.end()) continue;  // not seen (yet): Announce gives up in time
+        e = r->entry;
+        removing = true;
+      }
+    }
+    // What a pass of Complete would do, without waiting for what is still missing. Also for
+    // a container whose cgroup went already (it lived a few ms, and this thread was busy or
+    // starved meanwhile): the runtime still knows it until it is removed.
+    if (!e.cri_done && std::chrono::steady_clock::now() - e.cri_asked >= kCriRetry) ApplyCri(&e);
+    // A pod's sandbox enters CRI's store only once RunPodSandbox has started it, after its
+    // first events: a container in a kubelet's pod cgroup is reported once CRI knows it
+    // (asked again on the next turns; Announce stops waiting in time).
+    const bool wait_cri =
+        cri_ && !e.cri_found && !e.cri_done && !e.info.pod_uid().empty() && !removing;
+    if (!removing) {
+      if (!e.overlay_known) {
+        if (!host) host = HostMounts();
+        ApplyRuntimeRoot(&e, *host);
+      }
+      if (!e.root_read) ReadInitRoot(&e);
+    }
+    // Its first events are now: it started about now, if the runtime has not said when.
+    if (!wait_cri && e.info.start_time_ns() == 0)
+      e.info.set_start_time_ns(ToNs(std::chrono::system_clock::now()));
+    const bool report = !wait_cri && MarkReported(&e);
+    if (removing) {
+      StoreRemoving(id, e);
+    } else if (!Store(id, &e, e.cri_done && e.overlay_known && e.root_read)) {
+      continue;  // gone meanwhile: the next turn finds it among the removals
+    }
+    if (wait_cri) continue;
+    Emit(e.info, report);
+  }
+}
+
+void ContainerRegistry::StoreRemoving(const std::string& id, const Entry& e) {
+  WriterMutexLock lock(mu_);
+  auto r = std::find_if(removals_.begin(), removals_.end(),
+                        [&id](const Removal& r) { return r.id == id; });
+  if (r == removals_.end()) return;
+  if (!entries_.contains(id)) {
+    Unindex(id, r->entry);
+    Index(id, e);  // the volumes CRI named still attribute its last writes
+  }
+  r->entry = e;
+}
+
 bool ContainerRegistry::Complete() {
   std::vector<std::string> ids;
   {
     ReaderMutexLock lock(mu_);
     ids.assign(pending_.begin(), pending_.end());
+    // The runtime is asked about new containers first: the others wait for their root or
+    // for CRI to know them, which can wait a round trip longer.
+    auto unasked = [this](const std::string& id) DW_REQUIRES_SHARED(mu_) {
+      auto it = entries_.find(id);
+      return it != entries_.end() &&
+             it->second.cri_asked == std::chrono::steady_clock::time_point();
+    };
+    std::stable_partition(ids.begin(), ids.end(), unasked);
   }
   auto now = std::chrono::steady_clock::now();
+  std::optional<std::vector<MountEntry>> host;  // read once a pass, when an entry needs it
   for (const auto& id : ids) {
+    ServeAnnounces();  // an event waits for those: before the next CRI round trip
     Entry e;
     {
       ReaderMutexLock lock(mu_);
@@ -537,44 +837,27 @@ bool ContainerRegistry::Complete() {
       e = it->second;
     }
     bool changed = false;
-    if (!e.cri_done) {
+    if (!e.cri_done && now - e.cri_asked >= kCriRetry) {
       ApplyCri(&e);
       changed = e.cri_done;
     }
-    if (!e.overlay_known) {
-      pid_t pid = e.info.init_pid() ? static_cast<pid_t>(e.info.init_pid()) : 0;
-      if (!pid && !e.cgroup_dir.empty()) pid = FirstPid(e.cgroup_dir);
-      // runc init sits in the cgroup before it pivots into the rootfs: not an overlay yet.
-      if (pid > 0) {
-        if (auto ov = RootOverlayOfPid(pid)) {
-          e.info.set_init_pid(static_cast<uint32_t>(pid));
-          e.info.set_rootfs_dev_major(ov->dev_major);
-          e.info.set_rootfs_dev_minor(ov->dev_minor);
-          e.info.set_upperdir(ov->upperdir);
-          e.info.clear_lowerdirs();
-          for (const auto& l : ov->lowerdirs) e.info.add_lowerdirs(l);
-          if (!e.info.read_only_rootfs()) e.info.set_read_only_rootfs(ov->read_only);
-          e.mount_id = ov->mount_id;
-          e.overlay_known = true;
-          changed = true;
-        }
-      }
+    if (!e.overlay_known && now - e.seen < kRuntimeRootWindow &&
+        (now - e.root_looked >= kRuntimeRootRetry || e.root_path != e.root_looked_for)) {
+      if (!host) host = HostMounts();
+      changed |= ApplyRuntimeRoot(&e, *host);
     }
-    bool done = e.cri_done && e.overlay_known;
+    if (!e.root_read) changed |= ReadInitRoot(&e);
+    bool done = e.cri_done && e.overlay_known && e.root_read;
     bool expired = now - e.seen > kPendingLimit;
     if (e.info.start_time_ns() == 0 && (done || expired))
       e.info.set_start_time_ns(ToNs(std::chrono::system_clock::now()));
-    {
-      WriterMutexLock lock(mu_);
-      auto it = entries_.find(id);
-      if (it == entries_.end()) continue;  // removed meanwhile
-      Unindex(id, it->second);
-      it->second = e;
-      Index(id, e);
-      if (done || expired) pending_.erase(id);
-    }
-    // Reported once complete (CRI answered and the overlay is known), or when given up on.
-    if ((changed && done) || expired) Emit(e.info);
+    // Reported once complete (CRI answered, the init's root read), or when given up on; an
+    // event of the container before that has it reported already (ServeAnnounces), and the
+    // collector then hears again only of what CRI changed.
+    const bool emit = (changed && done) || expired;
+    const bool report = emit && MarkReported(&e);
+    if (!Store(id, &e, done || expired)) continue;
+    if (emit) Emit(e.info, report);
   }
   ReaderMutexLock lock(mu_);
   return !pending_.empty();
@@ -600,25 +883,15 @@ void ContainerRegistry::Resync() {
         pending_.insert(c.id);
       }
       // CRI containers that stopped without our seeing their cgroup go.
-      std::vector<v1::ContainerInfo> gone;
-      {
-        WriterMutexLock lock(mu_);
-        for (auto it = entries_.begin(); it != entries_.end();) {
-          const Entry& e = it->second;
-          bool cri_owned = e.info.source() == "cri";
-          bool cgroup_alive = !e.cgroup_dir.empty() && IsDir(e.cgroup_dir);
-          if (cri_owned && !running.count(it->first) && !cgroup_alive) {
-            Unindex(it->first, e);
-            gone.push_back(e.info);
-            gone.back().set_state("removed");
-            pending_.erase(it->first);
-            it = entries_.erase(it);
-          } else {
-            ++it;
-          }
-        }
+      WriterMutexLock lock(mu_);
+      for (auto it = entries_.begin(); it != entries_.end();) {
+        const Entry& e = it->second;
+        bool cri_owned = e.info.source() == "cri";
+        bool cgroup_alive = !e.cgroup_dir.empty() && IsDir(e.cgroup_dir);
+        auto next = std::next(it);
+        if (cri_owned && !running.count(it->first) && !cgroup_alive) Remove(it);
+        it = next;
       }
-      for (const auto& g : gone) Emit(g);
     }
   }
   // Cgroup-only containers whose directory is gone (an inotify event lost).
@@ -629,6 +902,24 @@ void ContainerRegistry::Resync() {
       if (!e.cgroup_dir.empty() && !IsDir(e.cgroup_dir)) dead.push_back(e.cgroup_dir);
   }
   for (const auto& d : dead) CgroupGone(d);
+  PrunePods();
+}
+
+void ContainerRegistry::WatchCgroups() {
+  while (!stop_) {
+    pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    int n = poll(fds, 2, -1);
+    if (n < 0 && errno != EINTR) {
+      LogWarn("registry poll: %s\n", strerror(errno));
+      break;
+    }
+    if (stop_) break;
+    if (n > 0 && (fds[0].revents & POLLIN)) {
+      HandleInotify();
+      LearnFresh();
+      Wake();  // the registry's thread completes what appeared
+    }
+  }
 }
 
 void ContainerRegistry::Run() {
@@ -636,22 +927,34 @@ void ContainerRegistry::Run() {
   bool pending = true;
   while (!stop_) {
     // Pending containers are retried every 10 ms: a process in the cgroup and its overlay
-    // root come a few ms after the cgroup directory.
-    int timeout_ms = pending ? 10 : 1000;
-    pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    // root come a few ms after the cgroup directory. Removals are due to the 100 ms.
+    bool removing;
+    {
+      ReaderMutexLock lock(mu_);
+      removing = !removals_.empty();
+    }
+    int timeout_ms = pending ? 10 : removing ? 100 : 1000;
+    pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     int n = poll(fds, 2, timeout_ms);
     if (n < 0 && errno != EINTR) {
       LogWarn("registry poll: %s\n", strerror(errno));
       break;
     }
     if (stop_) break;
-    if (n > 0 && (fds[0].revents & POLLIN)) HandleInotify();
+    if (n > 0 && (fds[1].revents & POLLIN)) {
+      uint64_t count;
+      [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof count);
+    }
+    ServeAnnounces();
     if (std::chrono::steady_clock::now() >= next_resync) {
       Resync();
       next_resync = std::chrono::steady_clock::now() + options_.resync;
     }
     pending = Complete();
+    FinishRemovals(false);
   }
+  // The removals still held back: reported now, the last word on those containers.
+  FinishRemovals(true);
 }
 
 }  // namespace driftwatch::sensor

@@ -6,18 +6,32 @@
 //   - the CRI API (runtime.v1) on the runtime's socket, for names, pod labels and images,
 //     listed at start and every `resync` period; without a runtime answering, the registry
 //     works from cgroup paths alone.
-// The rootfs overlay (device, upperdir, lowerdirs) comes from the container's init process's
-// /proc/<pid>/mountinfo.
+// The rootfs overlay (device, upperdir, lowerdirs) comes first from the mount the runtime
+// made for the container's root in the host's mount namespace (/proc/1/mountinfo: containerd
+// mounts <bundle>/rootfs before `runc create`, so it is there when the cgroup appears, and a
+// container that exits within milliseconds still has its writes and execs attributed), then
+// from its init process's /proc/<pid>/mountinfo (the mount id in the container's namespace,
+// the init pid).
+//
+// Short-lived containers (issue 19): the CRI is asked as soon as the cgroup appears, and a
+// container's info goes out before any event of it: the event sources call Announce() before
+// they write one, which waits (bounded) until the registry's thread has reported the
+// container with what the runtime says of it. A container's removal is reported
+// kRemovalDelay after its cgroup went, so that its last events (still in the audit parser or
+// the hash worker) go out before it; meanwhile its overlay device, upper directory and
+// volumes still attribute them.
 //
 // Thread-safety: all public methods may be called from any thread; lookups take a shared
-// lock and do no I/O except ByPid (reads /proc/<pid>/cgroup). The listener runs on the
-// registry's own thread, outside the lock.
+// lock and do no I/O except ByPid (reads /proc/<pid>/cgroup). Two threads of its own: the
+// cgroup thread (inotify, the runtime's mounts: nothing that waits on the runtime) and the
+// registry's thread (CRI, /proc reads of init processes, the listener, outside the lock).
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,10 +40,12 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "driftwatch/v1/event.pb.h"
 #include "lib/base/mutex.h"
+#include "lib/node/mountinfo.h"
 #include "sensor/fanotify_watcher.h"
 
 namespace driftwatch {
@@ -37,6 +53,8 @@ class CriClient;
 }
 
 namespace driftwatch::sensor {
+
+class DockerSource;
 
 class ContainerRegistry : public ContainerResolver {
  public:
@@ -46,19 +64,44 @@ class ContainerRegistry : public ContainerResolver {
     std::chrono::milliseconds cri_timeout{2000};
     std::string cgroup_root;                 // hierarchy to watch; empty: chosen at start
     std::chrono::milliseconds resync{5000};  // full CRI list / cgroup walk period
+    // Not owned; outlives the registry. Asked first for each container (its cache, else one
+    // inspect): a Docker container is described by its engine, not CRI (docker_source.h).
+    DockerSource* docker = nullptr;
   };
   // Called for a container that appeared, changed (CRI metadata arrived, overlay found) or
-  // went away (state "removed").
-  using Listener = std::function<void(const v1::ContainerInfo&)>;
+  // went away (state "removed"). `report`: the collector should hear of it (the first time,
+  // on removal, and when what CRI says changed; not for the init pid, overlay or start time
+  // alone, which would make it a second start). On the registry's thread (after Start;
+  // before, on Start's caller's): it must not call Announce.
+  using Listener = std::function<void(const v1::ContainerInfo&, bool report)>;
+
+  // How long Announce waits for the registry's thread at most.
+  static constexpr std::chrono::milliseconds kAnnounceWait{500};
+  // How long a container's removal is held back after its cgroup went.
+  static constexpr std::chrono::milliseconds kRemovalDelay{1000};
 
   ContainerRegistry(Options options, Listener listener);
   ~ContainerRegistry() override;
 
   // Picks the cgroup hierarchy, connects to the first CRI endpoint that answers (none is
   // not an error: cgroup-only discovery), records the containers running now and starts the
-  // watch thread. Fails only when no cgroup hierarchy can be watched.
+  // cgroup thread and the registry's thread. Fails only when no cgroup hierarchy can be
+  // watched.
   std::optional<std::string> Start();  // error text, or nullopt
   void Stop();
+
+  // Before an event of container `id` is written: returns once the container's info has
+  // gone to the listener (at once when it has: a lock and a set lookup), so the collector
+  // knows the pod, image and names of the container its first events come from. Otherwise
+  // asks the registry's thread to report the container now (the CRI asked first, if it has
+  // not answered yet) and waits for that at most `wait`; a container it cannot report by
+  // then (the runtime slow, no such cgroup) is counted in announce_timeouts() and not
+  // waited for again. "host" and "" return at once. Any thread but the registry's.
+  void Announce(const std::string& id, std::chrono::milliseconds wait = kAnnounceWait);
+  // Containers whose events went out before their info (Announce timed out).
+  uint64_t announce_timeouts() const { return announce_timeouts_.load(); }
+  // Pods whose fields the registry keeps (a cache by sandbox id; bounded by the pods known).
+  size_t pods_cached() const { return pods_cached_.load(); }
 
   std::string endpoint() const;     // CRI socket in use; "" for cgroup-only
   std::string cgroup_root() const { return cgroup_root_; }
@@ -91,35 +134,91 @@ class ContainerRegistry : public ContainerResolver {
     v1::ContainerInfo info;
     int mount_id = -1;
     std::string cgroup_dir;  // absolute, under cgroup_root_
-    bool overlay_known = false;
+    bool overlay_known = false;  // device and layers: from the runtime's mount or the init's
+    bool root_read = false;      // the init process's own root read (mount id, init pid)
     bool cri_done = false;   // CRI answered (or said it does not know the container)
+    bool cri_found = false;  // CRI knows it, as a container or a pod's sandbox
+    bool cri_not_container = false;  // ContainerStatus did not know it: asked no more
+    std::chrono::steady_clock::time_point cri_asked;  // last ContainerStatus
+    std::string root_path;   // the OCI spec's root.path, from CRI ("": not known)
+    // The last look for the runtime's mount of the root (ApplyRuntimeRoot), for which path.
+    std::chrono::steady_clock::time_point root_looked;
+    std::string root_looked_for;
+    std::string reported;  // Reportable() of the info last reported ("": none)
     std::chrono::steady_clock::time_point seen;
+  };
+  // A container whose cgroup went: reported removed at `due`, indexed until then.
+  struct Removal {
+    std::chrono::steady_clock::time_point due;
+    std::string id;
+    Entry entry;
   };
 
   void Run();
   void WatchTree(const std::string& dir);  // adds watches, reports containers found
   void HandleInotify();
   void CgroupAppeared(const std::string& abs_dir);
+  // Indexes the overlays of the containers whose cgroups just appeared (fresh_), from the
+  // runtime's mounts: their writes and execs are attributed from their very first one.
+  void LearnFresh();
+  // The cgroup thread: inotify and LearnFresh only, never a CRI round trip nor the listener
+  // (both can take long on a busy node), so a container is indexed within a millisecond of
+  // its cgroup, however slow the runtime answers about another one.
+  void WatchCgroups();
+  void Wake();  // the registry's thread
   void CgroupGone(const std::string& abs_dir);
   // Completes pending entries (pid, overlay, CRI); returns whether some are still pending.
   bool Complete();
   void Resync();
   void ApplyCri(Entry* e);
+  // Fills `e` from the Docker engine and marks it done when the engine knows the container
+  // (defined in docker_source.cc); false otherwise: CRI is asked.
+  bool ApplyDocker(Entry* e);
+  // Sets the overlay from the runtime's mount of the container's root in `host_mounts`
+  // (read once per pass by the caller, when an entry needs it); false if not found.
+  bool ApplyRuntimeRoot(Entry* e, const std::vector<MountEntry>& host_mounts);
+  // Writes back an entry the thread worked on (unless it went meanwhile), with the overlay
+  // the cgroup thread learnt meanwhile; `done`: no longer pending. False when it went.
+  bool Store(const std::string& id, Entry* e, bool done);
+  // Reports now the containers Announce waits for.
+  void ServeAnnounces();
+  // Writes back a removed container's entry (its CRI answer) while its removal is held back.
+  void StoreRemoving(const std::string& id, const Entry& e);
+  // Moves a container into removals_ (reported later by FinishRemovals).
+  void Remove(std::unordered_map<std::string, Entry>::iterator it) DW_REQUIRES(mu_);
+  // Reports the removals that are due (all of them with `all`).
+  void FinishRemovals(bool all);
+  // Drops the pod cache entries no known container or sandbox names.
+  void PrunePods();
+  // The info went to the listener: Announce need not wait for it (`gone`: not any more,
+  // and only for a while: told_ keeps kToldGone of those).
+  void Told(const std::string& id, bool gone);
   void Index(const std::string& id, const Entry& e) DW_REQUIRES(mu_);
   void Unindex(const std::string& id, const Entry& e) DW_REQUIRES(mu_);
-  void Emit(const v1::ContainerInfo& info);
+  // Whether the info says something the collector has not heard (then noted as heard).
+  bool MarkReported(Entry* e);
+  void Emit(const v1::ContainerInfo& info, bool report);
+  // The init process's own root (init pid, mount id, overlay); false while not an overlay.
+  bool ReadInitRoot(Entry* e);
 
   Options options_;
   Listener listener_;
   std::string cgroup_root_;
   int inotify_fd_ = -1;
   int stop_fd_ = -1;  // eventfd: wakes the thread for Stop()
-  std::unordered_map<int, std::string> watch_dirs_;  // inotify wd -> absolute dir (thread only)
-  std::unique_ptr<CriClient> cri_;                   // thread only after Start()
+  int wake_fd_ = -1;  // eventfd: wakes the thread for Announce()
+  // The cgroup thread's (and Start's, before it runs):
+  std::unordered_map<int, std::string> watch_dirs_;  // inotify wd -> absolute dir
+  std::vector<std::string> fresh_;                   // ids CgroupAppeared added
+  std::unique_ptr<CriClient> cri_;                   // registry's thread only after Start()
   std::string endpoint_;
   std::string runtime_name_;
-  std::map<std::string, v1::ContainerInfo> pods_;    // sandbox id -> pod fields (thread only)
-  std::thread thread_;
+  // Sandbox id -> pod fields (registry's thread): an entry goes with its sandbox's removal,
+  // and at each resync when no container or sandbox the registry knows names it.
+  std::map<std::string, v1::ContainerInfo> pods_;
+  std::atomic<size_t> pods_cached_{0};  // pods_.size(), for other threads
+  std::thread cgroup_thread_;  // WatchCgroups
+  std::thread thread_;         // Run: CRI, /proc reads, the listener
   std::atomic<bool> stop_{false};
 
   mutable SharedMutex mu_;
@@ -131,6 +230,16 @@ class ContainerRegistry : public ContainerResolver {
       DW_GUARDED_BY(mu_);
   std::map<std::pair<uint32_t, uint32_t>, std::string> by_dev_ DW_GUARDED_BY(mu_);  // overlay dev
   std::set<std::string> pending_ DW_GUARDED_BY(mu_);  // ids not yet complete
+  std::deque<Removal> removals_ DW_GUARDED_BY(mu_);   // by due time
+
+  // Announce's side. Lock order: mu_ before announce_mu_ (never the other way).
+  static constexpr size_t kToldGone = 4096;
+  Mutex announce_mu_;
+  CondVar announced_;
+  std::unordered_set<std::string> told_ DW_GUARDED_BY(announce_mu_);  // info went out
+  std::deque<std::string> told_gone_ DW_GUARDED_BY(announce_mu_);  // removed, oldest first
+  std::set<std::string> wanted_ DW_GUARDED_BY(announce_mu_);       // Announce waits for them
+  std::atomic<uint64_t> announce_timeouts_{0};
 };
 
 }  // namespace driftwatch::sensor

@@ -204,9 +204,17 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
     r.push_back({"prevent", "latency_max_ns", "", "driftwatch_sensor_prevent_latency_max_ns",
                  "longest time to an answer, ns", true, "", "", c.latency_max_ns});
   }
-  if (s.registry)
+  if (s.registry) {
     r.push_back({"runtime", "", "containers", "driftwatch_sensor_containers",
                  "containers known", true, "", "", s.registry->size()});
+    r.push_back({"runtime", "", "", "driftwatch_sensor_container_info_late_total",
+                 "containers whose first events went out before their info (pod, image, "
+                 "names): the registry did not learn it in time; their alerts may lack it",
+                 false, "", "", s.registry->announce_timeouts()});
+    r.push_back({"runtime", "", "", "driftwatch_sensor_pods_cached",
+                 "pods whose fields the container registry keeps (by sandbox id)", true, "", "",
+                 s.registry->pods_cached()});
+  }
   if (s.spool) {
     r.push_back({"spool", "depth", "", "driftwatch_sensor_spool_depth",
                  "events waiting for the collector's ack", true, "", "", s.spool->depth()});

@@ -98,7 +98,7 @@ void Enricher::Remember(pid_t pid, uint64_t start_ticks, const std::string& cont
   // before), else the pid counts as ahead of the cursor.
   if (pid > cursor_.last_pid()) ObserveCursor(true);
   if (cache_.size() >= cache_limit_) cache_.clear();  // rare; costs only re-reads
-  cache_[pid] = Proc{start_ticks, container, cursor_.mark()};
+  cache_[pid] = Proc{start_ticks, container, cursor_.mark(), ClockNs(CLOCK_BOOTTIME)};
 }
 
 int64_t Enricher::WallToBootNs(int64_t wall_ns) {
@@ -133,8 +133,14 @@ bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container, 
                                 : gone         ? std::nullopt
                                                : ReadProcStat(pid);
   if (!stat) {
-    // Gone: the cache still knows container processes that exited since.
+    // Gone: the cache still knows container processes that exited since, if the pid was
+    // still theirs at the event: they were seen alive after it, or the cursor has not passed
+    // the pid since. (The pid of a container that went half a minute ago, handed out again to
+    // a new container's process that exited before its exec was read, is not the old
+    // container's: seen with 500 short-lived pods, pids going round in half a minute.)
     if (it == cache_.end() || !StartedBy(it->second.start_ticks, event_boot_ns)) return false;
+    if (event_boot_ns > it->second.seen_boot_ns && cursor_.MayBeReused(pid, it->second.seen))
+      return false;
     *container = it->second.container;
     return true;
   }

@@ -93,6 +93,7 @@ class Enricher {
     uint64_t start_ticks = 0;  // /proc/<pid>/stat field 22
     std::string container;     // container id ("" = host)
     PidCursor::Mark seen;      // where the pid cursor stood when it was last seen alive
+    int64_t seen_boot_ns = 0;  // and when (CLOCK_BOOTTIME, the events' clock here)
   };
   // Observes the pid cursor when the last look is over a millisecond old (or `force`).
   void ObserveCursor(bool force);

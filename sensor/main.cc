@@ -40,6 +40,7 @@
 #include "sensor/audit_rules.h"
 #include "sensor/audit_source.h"
 #include "sensor/container_registry.h"
+#include "sensor/docker_source.h"
 #include "sensor/counters.h"
 #include "sensor/enrich.h"
 #include "sensor/enroll.h"
@@ -84,6 +85,8 @@ struct Flags {
   double sensitive_rescan = 30;
   std::vector<std::string> cri_endpoints;
   bool no_cri = false;
+  std::string docker_endpoint;  // "": DockerClient::kDefaultEndpoint where it exists
+  bool no_docker = false;
   std::string cgroup_root;
   double resync = 5;
   // Prevention.
@@ -273,19 +276,39 @@ int Run(const Flags& flags) {
 
   // Containers first, so that the first audit events find them known. Member order below
   // is teardown order in reverse: watcher (uses the registry) stops before the registry.
+  std::unique_ptr<DockerSource> docker;  // the registry asks it: outlives it
   std::unique_ptr<ContainerRegistry> registry;
   std::unique_ptr<FanotifyWatcher> watcher;
   std::unique_ptr<Responder> responder;  // before guard: the guard's reports call it
   std::unique_ptr<ExecGuard> guard;
   std::unique_ptr<SensitiveReads> reads;
   Mutex watcher_mu;  // the registry's listener may run before `watcher` or `guard` is set
+  // The sources' events: a container's after its info (issue 19: the collector's alerts on a
+  // container's very first events name its pod and image). Not the registry's own events.
+  auto write_event = [&](v1::Event& ev) {
+    if (registry) registry->Announce(ev.container_id());
+    output.Write(ev);
+  };
   if (containers_on) {
     ContainerRegistry::Options ropt;
     ropt.use_cri = !flags.no_cri;
     ropt.cri_endpoints = flags.cri_endpoints;
     ropt.cgroup_root = flags.cgroup_root;
     ropt.resync = std::chrono::milliseconds(static_cast<int64_t>(flags.resync * 1000));
-    registry = std::make_unique<ContainerRegistry>(ropt, [&](const v1::ContainerInfo& info) {
+    // Plain Docker hosts have no CRI socket: names, images and labels from the engine.
+    std::string docker_ep = flags.docker_endpoint;
+    if (docker_ep.empty() && access(DockerClient::kDefaultEndpoint, F_OK) == 0)
+      docker_ep = DockerClient::kDefaultEndpoint;
+    if (!flags.no_docker && !docker_ep.empty()) {
+      DockerSource::Options dopt;
+      dopt.endpoint = docker_ep;
+      dopt.resync = ropt.resync;
+      docker = DockerSource::Open(dopt);
+      docker->Start();
+      ropt.docker = docker.get();
+    }
+    registry = std::make_unique<ContainerRegistry>(ropt, [&](const v1::ContainerInfo& info,
+                                                             bool report) {
       {
         MutexLock lock(watcher_mu);
         if (guard && info.state() == "removed") {
@@ -307,6 +330,7 @@ int Run(const Flags& flags) {
         }
         if (watcher) watcher->WatchVolumes(info);
       }
+      if (!report) return;
       v1::Event ev;
       ev.set_time_ns(NowNs());
       ev.set_container_id(info.id());
@@ -324,7 +348,7 @@ int Run(const Flags& flags) {
       fo.filesystems = flags.watch_fs;
       fo.modify = flags.fanotify_modify;
       fo.hash_max_bytes = flags.hash_max;
-      auto w = FanotifyWatcher::Open(fo, registry.get(), [&](v1::Event& ev) { output.Write(ev); });
+      auto w = FanotifyWatcher::Open(fo, registry.get(), write_event);
       if (!w) {
         LogError("fanotify: %s\n", w.error().c_str());
         return 1;
@@ -342,7 +366,7 @@ int Run(const Flags& flags) {
       SensitiveReadOptions so;
       if (!flags.sensitive_paths.empty()) so.paths = flags.sensitive_paths;
       so.rescan = std::chrono::milliseconds(static_cast<int64_t>(flags.sensitive_rescan * 1000));
-      auto r = SensitiveReads::Open(so, registry.get(), [&](v1::Event& ev) { output.Write(ev); });
+      auto r = SensitiveReads::Open(so, registry.get(), write_event);
       if (!r) {
         LogError("%s\n", r.error().c_str());
         return 1;
@@ -381,7 +405,7 @@ int Run(const Flags& flags) {
       if (!flags.collector.empty()) po.fleet_policy_file = flags.spool_dir + "/fleet-policy.yaml";
       po.hash_max_bytes = flags.hash_max;
       auto g = ExecGuard::Open(po, registry.get(), [&](v1::Event& ev) {
-        output.Write(ev);
+        write_event(ev);
         if (responder && ev.prevented().verdict() == v1::ExecPrevented::DENIED &&
             !ev.container_id().empty()) {
           responder->Request(ev.container_id(),
@@ -525,7 +549,7 @@ int Run(const Flags& flags) {
             enricher.Enrich(&ev);
             enrich_counters.Publish(enricher);
           }
-          output.Write(ev);
+          write_event(ev);
         },
         [] {});
     source->Start();
@@ -551,7 +575,9 @@ int Run(const Flags& flags) {
                                               ? std::string("cgroup paths only")
                                               : "CRI " + registry->endpoint()) +
                       ", cgroups " + registry->cgroup_root() + ", " +
-                      std::to_string(registry->size()) + " running; fanotify " +
+                      std::to_string(registry->size()) + " running" +
+                      (docker ? "; Docker " + docker->endpoint() + ": " + docker->Describe() : "") +
+                      "; fanotify " +
                       (watcher ? std::string(FanotifyModeName(watcher->mode())) : "off");
   }
   if (guard) {
@@ -767,7 +793,10 @@ int Run(const Flags& flags) {
                ",\"image\":" + JsonQuote(c.image()) + ",\"source\":" + JsonQuote(c.source()) + "}";
         }
       }
-      j += "],\"runtime\":" + JsonQuote(registry ? registry->endpoint() : "");
+      // The CRI socket, and the Docker engine's ("docker SOCK") where one is asked.
+      std::string runtime = registry ? registry->endpoint() : "";
+      if (docker) runtime += (runtime.empty() ? "docker " : ", docker ") + docker->endpoint();
+      j += "],\"runtime\":" + JsonQuote(runtime);
       j += ",\"spool\":";
       j += spool ? "{\"dir\":" + JsonQuote(flags.spool_dir) +
                        ",\"append_error\":" + JsonQuote(spool->append_error()) +
@@ -873,6 +902,7 @@ int Run(const Flags& flags) {
   if (watcher) watcher->Stop();
   if (reads) reads->Stop();
   if (registry) registry->Stop();
+  if (docker) docker->Stop();
   status(true);
   output.Flush();
   if (uplink) {
@@ -1024,6 +1054,11 @@ int main(int argc, char** argv) {
   app.add_option("--cri-endpoint", f.cri_endpoints,
                  "CRI socket (repeatable; default: containerd's, CRI-O's, k3s's, cri-dockerd's)");
   app.add_flag("--no-cri", f.no_cri, "discover containers from cgroup paths only");
+  app.add_option("--docker-endpoint", f.docker_endpoint,
+                 "Docker engine socket (or Podman's Docker-compatible one) for the names, "
+                 "images and labels of its containers (default: /var/run/docker.sock where it "
+                 "exists)");
+  app.add_flag("--no-docker", f.no_docker, "do not ask a Docker engine");
   app.add_option("--cgroup-root", f.cgroup_root,
                  "cgroup hierarchy to watch for new containers (default: v2 root, else the v1 "
                  "pids hierarchy)");

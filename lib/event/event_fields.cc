@@ -929,8 +929,8 @@ constexpr EventField kFields[] = {
      [](const E& ev, const I*, V* out) { return Str(ev.container().state(), out); },
      BodyStr<"state">},
     {"container.source", T::kString,
-     "how the sensor knows the container: \"cri\" (the runtime answered) or \"cgroup\" (from "
-     "its cgroup path only)",
+     "how the sensor knows the container: \"cri\" (the runtime answered), \"docker\" or "
+     "\"podman\" (the engine answered) or \"cgroup\" (from its cgroup path only)",
      kContainer, [](const E& ev, const I*, V* out) { return Str(ev.container().source(), out); },
      BodyStr<"source">},
     {"container.attribution", T::kString,

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "cri/runtime/v1/api.grpc.pb.h"
+#include "lib/k8s/json_access.h"
 
 namespace driftwatch {
 
@@ -186,21 +187,8 @@ rt::PodSandboxConfig SandboxConfig(const CriPodSpec& pod) {
   return cfg;
 }
 
-// Accessors that never throw on unexpected JSON shapes (input from the runtime).
-const Json* Member(const Json& j, const char* key) {
-  if (!j.is_object()) return nullptr;
-  auto it = j.find(key);
-  return it == j.end() ? nullptr : &*it;
-}
-
-const Json* Path(const Json& j, std::initializer_list<const char*> keys) {
-  const Json* cur = &j;
-  for (const char* k : keys) {
-    cur = Member(*cur, k);
-    if (cur == nullptr) return nullptr;
-  }
-  return cur;
-}
+using json_access::Member;
+using json_access::Path;
 
 bool GetString(const Json* j, std::string& out) {
   if (j == nullptr || !j->is_string()) return false;
@@ -251,6 +239,7 @@ Result<void> ApplyContainerInfo(std::string_view info_json, CriContainer& c) {
   if (const Json* spec = Member(j, "runtimeSpec")) {
     GetBool(Path(*spec, {"root", "readonly"}), c.read_only_rootfs);
     GetString(Path(*spec, {"linux", "cgroupsPath"}), c.cgroup_path);
+    GetString(Path(*spec, {"root", "path"}), c.root_path);
     // Fallback for runtimes that do not echo the CRI config: a privileged container has
     // the full capability set and nothing masked.
     bool sys_admin = false;

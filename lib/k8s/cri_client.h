@@ -80,6 +80,9 @@ struct CriContainer {
   // (containerd does); else guessed from the OCI spec: CAP_SYS_ADMIN and no masked paths.
   bool privileged = false;
   std::string cgroup_path;    // runtimeSpec linux.cgroupsPath: /kubepods/.../pod<uid>/<id>
+  // runtimeSpec root.path: relative to the OCI bundle ("rootfs": containerd, which mounts it
+  // at <state>/io.containerd.runtime.v2.task/<namespace>/<id>/rootfs) or absolute (CRI-O).
+  std::string root_path;
   std::vector<CriMount> mounts;  // ContainerStatus mounts, in the runtime's order
 };
 
@@ -219,9 +222,9 @@ class CriClient {
 };
 
 // Fills the verbose-info fields of `c` (pid, pod_sandbox_id, snapshotter, snapshot_key,
-// read_only_rootfs, privileged, cgroup_path) from ContainerStatus info["info"] as containerd
-// writes it (CRI-O: only pid). Pure; exposed for unit tests. Returns an error, and leaves
-// the fields it could not read alone, if the JSON does not parse.
+// read_only_rootfs, privileged, cgroup_path, root_path) from ContainerStatus info["info"] as
+// containerd writes it (CRI-O: only pid). Pure; exposed for unit tests. Returns an error, and
+// leaves the fields it could not read alone, if the JSON does not parse.
 Result<void> ApplyContainerInfo(std::string_view info_json, CriContainer& c);
 
 // Same for a pod: pid, cgroup_parent.

@@ -210,6 +210,31 @@ Result<OverlayRoot> RootOverlayOfPid(pid_t pid) {
   return *o;
 }
 
+std::optional<OverlayRoot> RuntimeRootOverlay(const std::vector<MountEntry>& mounts,
+                                              std::string_view id, std::string_view root_path) {
+  if (id.empty() || id.find('/') != std::string_view::npos) return std::nullopt;
+  std::string_view root = root_path.empty() ? "rootfs" : root_path;
+  while (root.size() > 1 && root.back() == '/') root.remove_suffix(1);
+  const bool absolute = root.starts_with("/");
+  std::string want;  // the mount point (absolute), or how it ends (relative)
+  if (absolute) {
+    want = root;
+  } else {
+    while (root.starts_with("./")) root.remove_prefix(2);
+    if (root.empty() || root == "." || root == ".." || root.starts_with("../") ||
+        root.find("/../") != std::string_view::npos || root.ends_with("/.."))
+      return std::nullopt;
+    want.append("/").append(id).append("/").append(root);
+  }
+  const MountEntry* hit = nullptr;
+  for (const MountEntry& m : mounts) {
+    if (absolute ? m.mount_point == want : m.mount_point.ends_with(want))
+      hit = &m;  // the last one stacked there is what the container gets
+  }
+  if (hit == nullptr) return std::nullopt;
+  return OverlayFromMount(*hit);
+}
+
 std::optional<std::string> GetXattrAt(int dirfd, const char* name, const char* key) {
   // No l*xattr variant takes a dirfd; /proc/self/fd/N/<name> resolves the directory by fd
   // and lgetxattr leaves a symlink at <name> alone.

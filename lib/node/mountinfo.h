@@ -71,6 +71,17 @@ bool IsInUpperLayer(const std::string& upperdir, std::string_view path_in_contai
 // (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) and one lstat, where the kernel has openat2.
 bool IsInUpperLayerAt(int upper_fd, std::string_view path_in_container);
 
+// The overlay a container runtime mounted as container `id`'s root in its own mount
+// namespace (the host's, for containerd and CRI-O) before the container's first process
+// exists: the root that process will see, there before it runs and after it exits.
+// `root_path` is the OCI spec's root.path: absolute (CRI-O: the mount point itself) or
+// relative to the bundle, whose directory containerd names after the container
+// (<state>/io.containerd.runtime.v2.task/<namespace>/<id>/rootfs); "" stands for "rootfs".
+// The last overlay stacked there (its mount_id is the host's mount, not the container's);
+// nullopt when none is, or for a relative root_path with "..".
+std::optional<OverlayRoot> RuntimeRootOverlay(const std::vector<MountEntry>& mounts,
+                                              std::string_view id, std::string_view root_path);
+
 // Mount points as process `pid` sees them (its /proc/<pid>/mountinfo), "/" left out: in a
 // container these are the runtime's mount targets (/proc, /etc/hostname, /run, ...).
 std::set<std::string> MountPointsOfPid(pid_t pid);

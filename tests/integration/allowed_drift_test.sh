@@ -16,7 +16,8 @@
 # allowed-drift summary (`driftwatch alerts --allowed`, per workload and day, with what
 # allowed it, and driftwatch_collector_allowed_drift_total); a real drop-and-execute in each
 # of the same pods, and the package manager run in a pod the entry does not name, still
-# alert. Usage: allowed_drift_test.sh BUILD_DIR     env: KEEP=1 keeps the tmp dir
+# alert; the runtime's own setup of each container (runc's init creating /etc/hosts and
+# /etc/resolv.conf) raises nothing. Usage: allowed_drift_test.sh BUILD_DIR     env: KEEP=1 keeps the tmp dir
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/harness.sh"
@@ -126,6 +127,11 @@ grep -q "^Package Manager Execution in Container|setup-1|" "$tmp/stored.txt" &&
   fail "the setup pod's package manager alerted" || ok "no alert for the init container's apt-get"
 grep -q "^Container Shell Spawned|build|" "$tmp/stored.txt" &&
   fail "the build pod's shells alerted" || ok "no alert for the build pod's shells (rule exception)"
+
+# The runtime's setup (runc's init creating /etc/hosts and /etc/resolv.conf empty) is no drift.
+grep -E "^Container File System Write\|[^|]*\|/etc/(hosts|resolv.conf)$" "$tmp/stored.txt" &&
+  fail "the runtime's setup alerted as a file system write" ||
+  ok "no alert for the runtime's setup of /etc/hosts and /etc/resolv.conf"
 
 # The allowed-drift summary says all of it, with what allowed it.
 "$dw" alerts --db "$tmp/collector.db" --allowed >"$tmp/allowed.jsonl"

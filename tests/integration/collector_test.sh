@@ -209,7 +209,7 @@ dw_wait_log rules "SIGHUP: rules reloaded: [0-9]* rules: $(h_active "$tmp/h-rule
   fail "(h) no reload: $(tail -3 "$tmp/rules.log")"
 cp "$tmp/h-bad.yaml" "$tmp/h-rules.yaml"
 kill -HUP "$(dw_pid rules)"
-dw_wait_log rules "keeping the rules and policy loaded before" 1 10 &&
+dw_wait_log rules "keeping the rules and policies loaded before" 1 10 &&
   grep -q "h-rules.yaml:3:" "$tmp/rules.log" && ok "(h) SIGHUP with a bad file keeps the rules, names file:line" ||
   fail "(h) bad reload: $(tail -5 "$tmp/rules.log")"
 expect "(h) reloads ok and failed, rules loaded" \

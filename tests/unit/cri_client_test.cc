@@ -40,6 +40,7 @@ TEST(ApplyContainerInfo, ContainerdReadOnly) {
   EXPECT_TRUE(c.read_only_rootfs);
   EXPECT_FALSE(c.privileged);
   EXPECT_EQ(c.cgroup_path, "/kubepods/besteffort/pod1234/62c3c2c66f26");
+  EXPECT_EQ(c.root_path, "rootfs");
 }
 
 TEST(ApplyContainerInfo, PrivilegedFromConfig) {

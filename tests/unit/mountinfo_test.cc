@@ -114,6 +114,53 @@ TEST(MountinfoTest, RootOverlayOfPidErrors) {
   EXPECT_NE(self.error().message().find("is not an overlay"), std::string::npos) << self.error();
 }
 
+TEST(MountinfoTest, RuntimeRootOverlay) {
+  // containerd's shim mounts each bundle's rootfs in the host's namespace (lines as this
+  // machine printed them, shortened), CRI-O at the spec's absolute root.path.
+  const std::string id = "4ad85540d522683811670a31905511c8008f5f122e531d7746180b488c6249f4";
+  const std::string other = "5c7630a9e52049acca68c2258498b592dd10245998f5ed33da088f5434834933";
+  const std::string task = "/run/containerd/io.containerd.runtime.v2.task/k8s.io/";
+  const std::string snap = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/";
+  const std::string text =
+      "48 27 0:41 / " + task + other + "/rootfs rw,relatime - overlay overlay rw,lowerdir=" +
+      snap + "1/fs,upperdir=" + snap + "3/fs,workdir=" + snap + "3/work\n" +
+      "60 27 0:50 / " + task + id + "/rootfs rw,relatime - overlay overlay rw,lowerdir=" +
+      snap + "2/fs:" + snap + "1/fs,upperdir=" + snap + "4/fs,workdir=" + snap + "4/work\n" +
+      "61 27 0:51 / " + task + "x" + id +
+      "/rootfs rw - overlay overlay rw,lowerdir=/a,upperdir=/b\n" +
+      "62 27 0:52 / /var/lib/containers/storage/overlay/9f1e/merged rw - overlay overlay "
+      "rw,lowerdir=/l/1,upperdir=/l/9f1e/diff,workdir=/l/9f1e/work\n" +
+      "63 27 0:53 / " + task + "abc/rootfs rw - tmpfs tmpfs rw\n";
+  std::string err;
+  const std::vector<MountEntry> mounts = ParseMountinfo(text, &err);
+  ASSERT_EQ(err, "");
+  auto c = RuntimeRootOverlay(mounts, id, "rootfs");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->dev_major, 0u);
+  EXPECT_EQ(c->dev_minor, 50u);
+  EXPECT_EQ(c->upperdir, snap + "4/fs");
+  EXPECT_EQ(c->lowerdirs, (std::vector<std::string>{snap + "2/fs", snap + "1/fs"}));
+  EXPECT_FALSE(c->read_only);
+  // "" is containerd's "rootfs"; "./rootfs/" the same path.
+  ASSERT_TRUE(RuntimeRootOverlay(mounts, id, "").has_value());
+  EXPECT_EQ(RuntimeRootOverlay(mounts, id, "./rootfs/")->dev_minor, 50u);
+  EXPECT_EQ(RuntimeRootOverlay(mounts, other, "")->dev_minor, 41u);
+  auto crio =
+      RuntimeRootOverlay(mounts, "anything", "/var/lib/containers/storage/overlay/9f1e/merged");
+  ASSERT_TRUE(crio.has_value());
+  EXPECT_EQ(crio->upperdir, "/l/9f1e/diff");
+  // Refused: an unknown id, an id as part of another directory's name (the "x..." mount is
+  // not this container's), a path out of the bundle, a mount that is no overlay, an id
+  // with a slash.
+  EXPECT_FALSE(RuntimeRootOverlay(mounts, "0123", "rootfs").has_value());
+  EXPECT_FALSE(RuntimeRootOverlay(mounts, id.substr(1), "rootfs").has_value());
+  EXPECT_FALSE(RuntimeRootOverlay(mounts, id, "../" + other + "/rootfs").has_value());
+  EXPECT_FALSE(RuntimeRootOverlay(mounts, id, "..").has_value());
+  EXPECT_FALSE(RuntimeRootOverlay(mounts, "abc", "rootfs").has_value());
+  EXPECT_FALSE(RuntimeRootOverlay(mounts, "k8s.io/" + id, "rootfs").has_value());
+  EXPECT_FALSE(RuntimeRootOverlay(mounts, "", "rootfs").has_value());
+}
+
 class UpperLayerTest : public ::testing::Test {
  protected:
   void SetUp() override {
