@@ -5,8 +5,9 @@
 # compose labels), a binary copied, chmod'ed and run raises "Drop and execute new binary in
 # container" with container.name shop-web, container.image.repository localhost/webapp,
 # container.image.tag 3, and a rule on container.label[com.docker.compose.project] = shop
-# fires; the sensor's container report has the image id and the flags; `driftwatch diff
-# shop-web` finds it by name and lists the drift. The sensor starts before the engine; a
+# fires; a shell and a package manager run in it alert with its name, image and image id; the sensor's container report has the image id and the flags; `driftwatch diff
+# shop-web` finds it by name and lists the drift; `--prevent drift` denies a dropped binary
+# there (exit 126, "Drift Prevented" naming shop-web). The sensor starts before the engine; a
 # container that lives well under a second is named too.
 # Usage: docker_drift_test.sh BUILD_DIR
 set -euo pipefail
@@ -51,6 +52,10 @@ dw_docker "$d" exec shop-web /bin/sh -c \
     'cp /bin/busybox /tmp/echo && chmod 755 /tmp/echo && /tmp/echo ran-dropped' \
     >"$tmp/exec.out" 2>&1 || { cat "$tmp/exec.out"; die "docker exec in shop-web"; }
 grep -qx ran-dropped "$tmp/exec.out" || die "the dropped binary did not run: $(cat "$tmp/exec.out")"
+# A shell spawned in it, and a package manager run (busybox answers "applet not found": the
+# exec is what counts).
+dw_docker "$d" exec shop-web /bin/sh -c 'ln -s /bin/busybox /tmp/apt-get; /tmp/apt-get update; /bin/sh -c true' \
+    >>"$tmp/exec.out" 2>&1 || true
 # driftwatch diff finds shop-web by its Docker name and lists the dropped binary.
 "$dw" diff shop-web --docker-endpoint "$d/docker.sock" >"$tmp/diff.txt" 2>&1 ||
     { cat "$tmp/diff.txt"; die "driftwatch diff shop-web"; }
@@ -103,6 +108,15 @@ else:
     check("alert container.name", f.get("container.name"), "shop-web")
     check("alert container.image.repository", f.get("container.image.repository"), "localhost/webapp")
     check("alert container.image.tag", f.get("container.image.tag"), "3")
+for rule in ("Container Shell Spawned", "Package Manager Execution in Container"):
+    hits = [a for a in alerts if a["rule"] == rule and a["output_fields"].get("container.id") == cid]
+    if not hits:
+        fails.append(f"no {rule!r} alert in shop-web")
+        continue
+    f = hits[0]["output_fields"]
+    check(f"{rule}: container.name", f.get("container.name"), "shop-web")
+    check(f"{rule}: container.image.repository", f.get("container.image.repository"), "localhost/webapp")
+    check(f"{rule}: container.image.id", f.get("container.image.id"), image_id)
 short = [a for a in alerts if a["rule"] == "Drop and execute new binary in container"
          and a["output_fields"].get("container.id") == blink]
 if not short:
@@ -136,4 +150,25 @@ check("report of the read-only container: container.read_only_rootfs",
 print("\n".join("FAIL: " + f for f in fails))
 sys.exit(1 if fails else 0)
 PY
-dw_finish "docker drift: named, imaged and labelled from the engine"
+
+# Prevention in a Docker container: the sensor again, with --prevent drift and a policy that
+# lets images of another repository drift: the dropped binary is denied (exit 126) and the
+# image's own binaries run.
+printf 'allow:\n  - {name: other-images, images: ["localhost/other:*"]}\n' >"$tmp/policy.yaml"
+rm -rf "$tmp/capture"
+dw_sensor_start --audit-mode off --no-cri --docker-endpoint "$d/docker.sock" \
+    --watch-fs "$d/data" --prevent drift --prevent-policy "$tmp/policy.yaml" \
+    --status-interval 1 --metrics-address ""
+dw_wait_log sensor "Docker engine on $d/docker.sock: docker" 1 10 || die "prevent: no engine"
+run_in() { dw_docker "$d" exec shop-web /bin/sh -c "$1" 2>&1 | tail -1; }
+expect "prevent: the image's busybox runs" "$(run_in '/bin/busybox true; echo $?')" 0
+expect "prevent: the dropped binary is denied" \
+    "$(run_in 'cp /bin/busybox /tmp/denied && chmod 755 /tmp/denied; /tmp/denied true 2>/dev/null; echo $?')" 126
+dw_stop sensor
+dw_audit_same "$tmp" || die "audit state not restored"
+"$dw" analyze "$tmp/capture" >"$tmp/prevent.jsonl" 2>/dev/null || true
+check "prevent: the denial alerts as Drift Prevented in shop-web" python3 -c '
+import json, sys
+sys.exit(0 if any(a["rule"] == "Drift Prevented" and a["output_fields"].get("container.name") == "shop-web"
+                  for a in map(json.loads, open(sys.argv[1]))) else 1)' "$tmp/prevent.jsonl"
+dw_finish "docker drift: named, imaged and labelled from the engine; prevention denies drift"
