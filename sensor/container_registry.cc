@@ -688,19 +688,24 @@ void ContainerRegistry::ApplyCri(Entry* e) {
   e->cri_done = true;
 }
 
+// The rootfs overlay's device and layers into the entry (from either place it is read).
+void ContainerRegistry::SetOverlay(Entry* e, const OverlayRoot& ov) {
+  v1::ContainerInfo& i = e->info;
+  i.set_rootfs_dev_major(ov.dev_major);
+  i.set_rootfs_dev_minor(ov.dev_minor);
+  i.set_upperdir(ov.upperdir);
+  i.clear_lowerdirs();
+  for (const auto& l : ov.lowerdirs) i.add_lowerdirs(l);
+  if (!i.read_only_rootfs()) i.set_read_only_rootfs(ov.read_only);
+  e->overlay_known = true;
+}
+
 bool ContainerRegistry::ApplyRuntimeRoot(Entry* e, const std::vector<MountEntry>& host_mounts) {
   e->root_looked = std::chrono::steady_clock::now();
   e->root_looked_for = e->root_path;
   std::optional<OverlayRoot> ov = RuntimeRootOverlay(host_mounts, e->info.id(), e->root_path);
   if (!ov) return false;
-  v1::ContainerInfo& i = e->info;
-  i.set_rootfs_dev_major(ov->dev_major);
-  i.set_rootfs_dev_minor(ov->dev_minor);
-  i.set_upperdir(ov->upperdir);
-  i.clear_lowerdirs();
-  for (const auto& l : ov->lowerdirs) i.add_lowerdirs(l);
-  if (!i.read_only_rootfs()) i.set_read_only_rootfs(ov->read_only);
-  e->overlay_known = true;
+  SetOverlay(e, *ov);
   return true;
 }
 
@@ -711,16 +716,9 @@ bool ContainerRegistry::ReadInitRoot(Entry* e) {
   if (pid <= 0) return false;
   auto ov = RootOverlayOfPid(pid);
   if (!ov) return false;
-  v1::ContainerInfo& i = e->info;
-  i.set_init_pid(static_cast<uint32_t>(pid));
-  i.set_rootfs_dev_major(ov->dev_major);
-  i.set_rootfs_dev_minor(ov->dev_minor);
-  i.set_upperdir(ov->upperdir);
-  i.clear_lowerdirs();
-  for (const auto& l : ov->lowerdirs) i.add_lowerdirs(l);
-  if (!i.read_only_rootfs()) i.set_read_only_rootfs(ov->read_only);
+  e->info.set_init_pid(static_cast<uint32_t>(pid));
+  SetOverlay(e, *ov);
   e->mount_id = ov->mount_id;
-  e->overlay_known = true;
   e->root_read = true;
   return true;
 }

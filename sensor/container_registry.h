@@ -174,6 +174,8 @@ class ContainerRegistry : public ContainerResolver {
   // Fills `e` from the Docker engine and marks it done when the engine knows the container
   // (defined in docker_source.cc); false otherwise: CRI is asked.
   bool ApplyDocker(Entry* e);
+  // The overlay's device and layers into the entry; overlay_known.
+  static void SetOverlay(Entry* e, const OverlayRoot& ov);
   // Sets the overlay from the runtime's mount of the container's root in `host_mounts`
   // (read once per pass by the caller, when an entry needs it); false if not found.
   bool ApplyRuntimeRoot(Entry* e, const std::vector<MountEntry>& host_mounts);

@@ -45,21 +45,16 @@ std::string FileSubject(const std::string& sha256_hex, const std::string& raw_sh
 std::string AlertSubject(const RuleContext& ctx) {
   const v1::Event& ev = *ctx.event;
   switch (ev.body_case()) {
-    case v1::Event::kExec: {
-      const v1::ProcessExec& x = ev.exec();
-      // The file that ran: a script rather than its interpreter.
-      const std::string& path = !x.exe_file().empty() ? x.exe_file()
-                                : !x.exe().empty()    ? x.exe()
-                                                      : x.path();
-      // And its name: one multi-call binary (busybox) is many commands, each its own alert.
-      return FileSubject(ctx.file.sha256, "", path) + '\n' + std::string(ProcessName(x));
-    }
+    case v1::Event::kExec:
+      // The file that ran, and its name: one multi-call binary (busybox) is many commands,
+      // each its own alert.
+      return FileSubject(ctx.file.sha256, "", std::string(EventFilePath(ev))) + '\n' +
+             std::string(ProcessName(ev.exec()));
     case v1::Event::kWrite:
       return FileSubject(ctx.file.sha256, ev.write().sha256(), ev.write().path());
     case v1::Event::kChmod:
-      return ev.chmod().path();
     case v1::Event::kRead:
-      return ev.read().path();
+      return std::string(EventFilePath(ev));
     case v1::Event::kPrevented:
       return FileSubject("", ev.prevented().sha256(), ev.prevented().path());
     case v1::Event::kNetwork: {

@@ -13,6 +13,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "lib/base/asio_op.h"
+
 namespace driftwatch {
 
 namespace asio = boost::asio;
@@ -222,16 +224,6 @@ void WebhookOutput::Run() {
 }
 
 namespace {
-
-// Runs one asynchronous operation to completion on `ioc`: the stream's expiry bounds it.
-template <class Start>
-beast::error_code RunOp(asio::io_context& ioc, Start&& start) {
-  beast::error_code result = asio::error::would_block;
-  start([&result](beast::error_code ec, auto&&...) { result = ec; });
-  ioc.restart();
-  ioc.run();
-  return result;
-}
 
 template <class Stream>
 Result<unsigned> Exchange(asio::io_context& ioc, Stream& stream, beast::tcp_stream& tcp,

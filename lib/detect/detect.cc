@@ -101,20 +101,6 @@ std::string WorkloadOf(const v1::ContainerInfo* c) {
   return std::string(name);
 }
 
-std::string PolicyPath(const v1::Event& ev) {
-  switch (KindOf(ev)) {
-    case Kind::kExec: {
-      const v1::ProcessExec& e = ev.exec();
-      return e.exe_file().starts_with("/") ? e.exe_file() : e.exe();
-    }
-    case Kind::kWrite: return ev.write().path();
-    case Kind::kChmod: return ev.chmod().path();
-    case Kind::kPrevented: return ev.prevented().path();
-    case Kind::kRead: return ev.read().path();
-    default: return {};
-  }
-}
-
 Detector::Detector(std::shared_ptr<const RuleSet> rules, CorrelationOptions options)
     : rules_(std::move(rules)), correlator_(options) {}
 
@@ -140,7 +126,7 @@ void Detector::Evaluate(const RuleContext& ctx, bool again, const Sink& sink,
   rules_->Evaluate(ctx, &matches_, &excepted_);
   // The drift policy: matches of the rules an entry covers that it allows.
   if (policy_ && !policy_->empty() && !matches_.empty()) {
-    const std::string path = PolicyPath(*ctx.event);
+    const std::string_view path = EventFilePath(*ctx.event);
     for (size_t i = 0; i < matches_.size();) {
       const PreventPolicy::RuleMatch m{matches_[i].rule->name, &matches_[i].rule->tags,
                                        ctx.file.sha256};

@@ -54,10 +54,6 @@ struct AllowedMatch {
 // for a container outside a pod; "" for none.
 std::string WorkloadOf(const v1::ContainerInfo* c);
 
-// The path the drift policy judges a match by: an exec's executable, the file written,
-// chmod'ed, read or whose exec was prevented; "" for other events.
-std::string PolicyPath(const v1::Event& ev);
-
 class Detector {
  public:
   using Sink = std::function<void(Alert&& alert)>;

@@ -60,6 +60,20 @@ std::string_view Basename(std::string_view path) {
   return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
+std::string_view EventFilePath(const v1::Event& ev) {
+  switch (ev.body_case()) {
+    case v1::Event::kExec: {
+      const v1::ProcessExec& x = ev.exec();
+      return !x.exe_file().empty() ? x.exe_file() : !x.exe().empty() ? x.exe() : x.path();
+    }
+    case v1::Event::kWrite: return ev.write().path();
+    case v1::Event::kChmod: return ev.chmod().path();
+    case v1::Event::kRead: return ev.read().path();
+    case v1::Event::kPrevented: return ev.prevented().path();
+    default: return {};
+  }
+}
+
 std::string_view ProcessName(const v1::ProcessExec& e) {
   const std::string& path = e.path();
   bool via_fd = path.starts_with("/proc/") || path.starts_with("/dev/fd/");

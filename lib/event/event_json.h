@@ -42,6 +42,11 @@ std::string_view Basename(std::string_view path);
 // "exe" or a digit: there the basename of argv[0] is the name the user gave. A view into `e`.
 std::string_view ProcessName(const v1::ProcessExec& e);
 
+// The file an event is about: an exec's file that ran (a script rather than its
+// interpreter: exe_file, else exe, else PATH's name), the file written, chmod'ed, read or
+// whose exec was prevented; "" for other events. A view into `ev`.
+std::string_view EventFilePath(const v1::Event& ev);
+
 // Falco's proc.cmdline: the process name followed by the arguments after argv[0]. When the
 // argument caps cut argv (args_capped) it ends with "..." (the cut argument's kept bytes,
 // then "..."); proc.args_capped says so for certain, as an argument may end in "..." itself.

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "lib/base/asio_op.h"
 #include "lib/base/terminal_text.h"
 #include "lib/k8s/json_access.h"
 
@@ -143,16 +144,6 @@ std::string EngineMessage(std::string_view body) {
 }
 
 // ---- HTTP over the unix socket ----
-
-// Runs one asynchronous operation to completion on `ioc`: the stream's expiry bounds it.
-template <class Start>
-beast::error_code RunOp(asio::io_context& ioc, Start&& start) {
-  beast::error_code result = asio::error::would_block;
-  start([&result](beast::error_code ec, auto&&...) { result = ec; });
-  ioc.restart();
-  ioc.run();
-  return result;
-}
 
 // What an I/O failure means to the caller, with the deadline said when it ran out.
 Error IoError(const std::string& where, const char* step, const beast::error_code& ec,
