@@ -224,10 +224,13 @@ void ContainerRegistry::Announce(const std::string& id, std::chrono::millisecond
   if (told_.contains(id) || stop_ || wake_fd_ < 0) return;
   wanted_.insert(id);
   Wake();
+  const auto now = std::chrono::steady_clock::now();
+  if (now < no_wait_until_) wait = std::chrono::milliseconds(0);
   if (announced_.WaitFor(lock, wait,
                          [&]() DW_REQUIRES(announce_mu_) { return told_.contains(id) || stop_; }))
     return;
   wanted_.erase(id);
+  if (wait.count() > 0) no_wait_until_ = std::chrono::steady_clock::now() + kAnnounceCooldown;
   // Not waited for again: its info goes out when the registry learns it.
   told_.insert(id);
   told_gone_.push_back(id);

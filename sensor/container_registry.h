@@ -77,6 +77,7 @@ class ContainerRegistry : public ContainerResolver {
 
   // How long Announce waits for the registry's thread at most.
   static constexpr std::chrono::milliseconds kAnnounceWait{500};
+  static constexpr std::chrono::milliseconds kAnnounceCooldown{5000};
   // How long a container's removal is held back after its cgroup went.
   static constexpr std::chrono::milliseconds kRemovalDelay{1000};
 
@@ -96,7 +97,11 @@ class ContainerRegistry : public ContainerResolver {
   // asks the registry's thread to report the container now (the CRI asked first, if it has
   // not answered yet) and waits for that at most `wait`; a container it cannot report by
   // then (the runtime slow, no such cgroup) is counted in announce_timeouts() and not
-  // waited for again. "host" and "" return at once. Any thread but the registry's.
+  // waited for again. After a timeout no container is waited for during kAnnounceCooldown:
+  // containers that never become known (a container making cgroups that look like
+  // containers, a runtime that stopped answering) cannot stall the caller, the audit
+  // parser, more than kAnnounceWait in every kAnnounceCooldown. "host" and "" return at
+  // once. Any thread but the registry's.
   void Announce(const std::string& id, std::chrono::milliseconds wait = kAnnounceWait);
   // Containers whose events went out before their info (Announce timed out).
   uint64_t announce_timeouts() const { return announce_timeouts_.load(); }
@@ -241,6 +246,7 @@ class ContainerRegistry : public ContainerResolver {
   std::unordered_set<std::string> told_ DW_GUARDED_BY(announce_mu_);  // info went out
   std::deque<std::string> told_gone_ DW_GUARDED_BY(announce_mu_);  // removed, oldest first
   std::set<std::string> wanted_ DW_GUARDED_BY(announce_mu_);       // Announce waits for them
+  std::chrono::steady_clock::time_point no_wait_until_ DW_GUARDED_BY(announce_mu_);
   std::atomic<uint64_t> announce_timeouts_{0};
 };
 
