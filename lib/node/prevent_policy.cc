@@ -94,18 +94,29 @@ bool ImageMatches(const std::vector<std::string>& globs, const v1::ContainerInfo
   return false;
 }
 
+// A pod's own glob is whoever wrote the pod spec's, and fnmatch backtracks: one with many
+// wildcards against a long path costs time exponential in them, on the prevention verdict's
+// path too. Such globs allow nothing.
+constexpr size_t kMaxAnnotationGlobBytes = 512;
+constexpr size_t kMaxAnnotationGlobWildcards = 4;
+constexpr size_t kMaxAnnotationGlobs = 64;
+
 // Whether the path matches one of the comma-separated globs of the pod's annotation.
 bool AnnotatedPath(const v1::ContainerInfo& c, const std::string& key, std::string_view path) {
   const std::string* globs = FindLabel(c.pod_annotations(), key);
   if (globs == nullptr) return false;
   size_t at = 0;
-  while (at <= globs->size()) {
+  for (size_t n = 0; at <= globs->size() && n < kMaxAnnotationGlobs; ++n) {
     size_t comma = globs->find(',', at);
     if (comma == std::string::npos) comma = globs->size();
     std::string g = globs->substr(at, comma - at);
     while (!g.empty() && g.front() == ' ') g.erase(g.begin());
     while (!g.empty() && g.back() == ' ') g.pop_back();
-    if (g.starts_with("/") && Glob(g, path, FNM_PATHNAME)) return true;
+    const size_t wildcards = static_cast<size_t>(std::count_if(
+        g.begin(), g.end(), [](char ch) { return ch == '*' || ch == '?' || ch == '['; }));
+    if (g.starts_with("/") && g.size() <= kMaxAnnotationGlobBytes &&
+        wildcards <= kMaxAnnotationGlobWildcards && Glob(g, path, FNM_PATHNAME))
+      return true;
     at = comma + 1;
   }
   return false;

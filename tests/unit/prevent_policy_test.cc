@@ -211,6 +211,16 @@ allow:
   EXPECT_EQ(p.Allows({"/tmp/helper", &d, {}}), "declared");
   EXPECT_EQ(p.Allows({"/tmp/other", &d, {}}), std::nullopt);
   EXPECT_EQ(p.Allows({"/workspace/bin/sub/app", &d, {}}), std::nullopt);
+  // A pod's glob with more wildcards than fnmatch can try in bounded time allows nothing
+  // (and returns at once against a long name that would take it ages to refuse).
+  v1::ContainerInfo w = Pod("prod", "job-2");
+  AddLabel(w.mutable_pod_annotations(), "driftwatch.io/allow-drift", "/*a*a*a*a*a*a*a*a*a*a*b");
+  std::string long_name(251, 'a');
+  long_name[0] = '/';
+  EXPECT_EQ(p.Allows({long_name, &w, {}}), std::nullopt);
+  v1::ContainerInfo w4 = Pod("prod", "job-3");
+  AddLabel(w4.mutable_pod_annotations(), "driftwatch.io/allow-drift", "/x,/t*/*el*er");
+  EXPECT_EQ(p.Allows({"/tmp/helper", &w4, {}}), "declared");  // 3 wildcards: fine
 
   // The collector says which rule matched: an entry covers the rules tagged drift unless it
   // names rules (or tags); the sensor (no rule) ignores `rules`.
