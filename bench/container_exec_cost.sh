@@ -23,7 +23,7 @@
 # RAW's; sensor exec rate >= 95% of the null reader's. A JSON line ends the output.
 #
 # Usage (root):  bench/container_exec_cost.sh [BUILD_DIR]
-#   env: ROUNDS=3 SECONDS=5 WORKLOADS="shell spawner" CONTENDERS="off null-reader sensor
+#   env: ROUNDS=3 SECONDS=5 WORKLOADS="shell spawner" PROFILE=1 (0: no perf pass) CONTENDERS="off null-reader sensor
 #        auditd-raw auditd-enriched" DW_SENSOR=BUILD/sensor/driftwatch-sensor
 #        DW_SENSOR_B=other build's sensor (contender sensor-b: A/B in the same rounds)
 #        SENSOR_ARGS="extra sensor flags"
@@ -252,6 +252,61 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
+# --- where the sensor's parser spends its time ------------------------------------------------
+# One more shell-workload pass with the sensor, its dw-audit-parse thread sampled by perf with
+# DWARF call graphs (apart from the rounds: sampling costs CPU). Inclusive shares of that
+# thread, times its CPU per exec from the rounds, give each stage's cost per exec.
+STAGES=
+stage_profile() {
+  local tid pp w=${WORKLOADS[0]}
+  start_contender sensor || return 1
+  tid=$(grep -lx dw-audit-parse /proc/"$READER_PID"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
+  [[ -n $tid ]] || return 1
+  perf record -q -F 999 --call-graph dwarf,16384 -t "$tid" -o "$TMP/perf.data" \
+    -- sleep "$(((RUN_SECONDS + 1) / 2))" >/dev/null 2>&1 &
+  pp=$!
+  run_workload "$w"
+  wait "$pp" || true
+  clean_audit
+  perf report -i "$TMP/perf.data" --children --sort sym -g none -q 2>/dev/null >"$TMP/perf.txt" || return 1
+  # "stage<TAB>symbol" (demangled, without arguments' types): inclusive percentages.
+  STAGES=$(python3 - "$TMP/perf.txt" <<'PY'
+import re, sys
+B = "driftwatch::AuditEventBuilder::"
+E = "driftwatch::sensor::Enricher::"
+# A stage sums symbols that do not call each other.
+stages = [("parse records (text to fields)", ["driftwatch::ParseNetlinkRecord"]),
+          ("build events (fields to protobuf)", [B + f for f in ("AddSyscall", "AddExecve", "AddPath",
+                                                                  "AddCwd", "AddSockaddr", "Finish")]),
+          ("enrich (attribution, /proc, layers)", [E + "Enrich"]),
+          ("  upper-layer test (openat2+fstatat)", [E + "InUpperLayer"]),
+          ("  attribution lookups", [E + "Lookup"]),
+          ("  liveness (null signal, /proc stat)", [E + "OpenProcess"]),
+          ("  pid cursor", [E + "ObserveCursor"]),
+          ("container announce", ["driftwatch::sensor::ContainerRegistry::Announce"]),
+          ("output (serialize, write)", ["driftwatch::sensor::Output::Write"])]
+pct = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"\s*([\d.]+)%\s+[\d.]+%\s+\[[.k]\]\s+(.*)$", line)
+    if m:
+        sym = re.sub(r"\[abi:[^]]*\]", "", m.group(2)).strip()
+        pct.setdefault(sym, float(m.group(1)))
+# ParseNetlinkRecord ends in a tail call to ParseStampAndBody: then they are siblings.
+outer, inner = pct.get("driftwatch::ParseNetlinkRecord", 0.0), pct.get("driftwatch::(anonymous namespace)::ParseStampAndBody", 0.0)
+pct["driftwatch::ParseNetlinkRecord"] = outer if outer >= inner else outer + inner
+for name, syms in stages:
+    print("%s\t%.1f" % (name, sum(pct.get(x, 0.0) for x in syms)))
+PY
+)
+}
+if [[ ${PROFILE:-1} != 0 && -z ${SKIP[sensor]:-} && " ${CONTENDERS[*]} " == *" sensor "* ]]; then
+  if ! command -v perf >/dev/null; then
+    note "no perf (apt-get install linux-perf): no per-stage profile"
+  elif ! stage_profile; then
+    note "the per-stage profile failed (perf: $(tail -1 "$TMP/perf.txt" 2>/dev/null))"
+  fi
+fi
+
 # --- summary ---------------------------------------------------------------------------------
 declare -A MED US
 for w in "${WORKLOADS[@]}"; do
@@ -283,6 +338,11 @@ for w in "${WORKLOADS[@]}"; do
       for (k in s) if (s[k] > 0) printf " %s %.1f us,", k, s[k] / hz * 1e6 / n; print "" }' <<<"${THREADS[$w,$c]}" | sed 's/,$//'
     [[ -z ${ATTR[$w,$c]:-} ]] || echo "  $c /status enrich (its last round): ${ATTR[$w,$c]}"
   done
+  if [[ -n $STAGES && $w == "${WORKLOADS[0]}" ]]; then
+    parse_us=$(awk -v hz="$HZ" -v n="${TOTAL[$w,sensor]}" '$1 == "dw-audit-parse" { s += $2 } END { printf "%.2f", n ? s / hz * 1e6 / n : 0 }' <<<"${THREADS[$w,sensor]}")
+    echo "  sensor dw-audit-parse by stage (perf, inclusive; us per exec = share x $parse_us us):"
+    awk -F'\t' -v t="$parse_us" '{ printf "    %-40s %5.1f%%  %5.2f us\n", $1, $2, $2 * t / 100 }' <<<"$STAGES"
+  fi
 done
 echo "(reader us/ex: the reader's CPU, all threads, over its rounds / the container's execs;"
 echo " vs auditd-raw: that CPU / auditd RAW's; lost: the kernel's audit lost counter's growth)"
