@@ -360,11 +360,13 @@ std::vector<VolumeMatch> ContainerRegistry::ByVolumeFile(std::string_view path_i
     if (!path_in_container.starts_with(d) ||
         (d != "/" && path_in_container.size() > d.size() && path_in_container[d.size()] != '/'))
       continue;
-    std::string host = source;
-    host.append(path_in_container.substr(d == "/" ? 0 : d.size()));
+    const std::string_view rest = path_in_container.substr(d == "/" ? 0 : d.size());
+    // The container controls the path below the volume's source: walked beneath it.
     struct stat st;
-    if (lstat(host.c_str(), &st) != 0 || st.st_dev != dev || st.st_ino != ino) continue;
-    return ByVolumePath(host);
+    if (!(rest.empty() ? lstat(source.c_str(), &st) == 0 : StatBeneath(source, rest, false, &st)) ||
+        st.st_dev != dev || st.st_ino != ino)
+      continue;
+    return ByVolumePath(source + std::string(rest));
   }
   return out;
 }
@@ -391,10 +393,10 @@ std::optional<std::string> ContainerRegistry::ByUpperFile(std::string_view path_
     for (const auto& [upper, id] : by_upper_) uppers.emplace_back(id, upper);
   }
   for (const auto& [id, upper] : uppers) {
-    std::string p = upper;
-    p.append(path_in_container);
+    // The path is the container's: walked beneath its upper directory, not by the host.
     struct stat st;
-    if (lstat(p.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) return id;
+    if (StatBeneath(upper, path_in_container, true, &st) && st.st_dev == dev && st.st_ino == ino)
+      return id;
   }
   return std::nullopt;
 }

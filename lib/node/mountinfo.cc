@@ -267,8 +267,8 @@ bool IsInUpperLayer(const std::string& upperdir, std::string_view path) {
   return in_upper;
 }
 
-bool IsInUpperLayerAt(int upper_fd, std::string_view path) {
-  if (upper_fd < 0 || path.empty() || path[0] != '/') return false;
+int OpenParentBeneath(int dir_fd, std::string_view path, bool same_mount, std::string* last) {
+  if (dir_fd < 0 || path.empty() || path[0] != '/') return -1;
   std::vector<std::string_view> comps;
   size_t pos = 1;
   while (pos <= path.size()) {
@@ -277,38 +277,60 @@ bool IsInUpperLayerAt(int upper_fd, std::string_view path) {
     std::string_view c = path.substr(pos, next - pos);
     pos = next + 1;
     if (c.empty() || c == ".") continue;
-    if (c == "..") return false;
+    if (c == "..") return -1;
     comps.push_back(c);
   }
-  if (comps.empty()) return false;  // "/" itself: the upper root always exists
-  const std::string last(comps.back());
-  int dir = upper_fd;
-  if (comps.size() > 1) {
-    std::string parent;
-    for (size_t i = 0; i + 1 < comps.size(); ++i) {
-      if (i) parent += '/';
-      parent += comps[i];
-    }
-    // One walk, no symlink followed (a container's symlink could name any host path, an
-    // automounter's included), no mount crossed, none of ".." (there is none): as the
-    // per-component O_NOFOLLOW walk below, which serves kernels before 5.6.
-    open_how how{};
-    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-    dir = static_cast<int>(syscall(SYS_openat2, upper_fd, parent.c_str(), &how, sizeof how));
-    if (dir < 0 && errno == ENOSYS) {
-      dir = upper_fd;
-      for (size_t i = 0; i + 1 < comps.size(); ++i) {
-        // O_NOFOLLOW|O_DIRECTORY: a symlink or non-directory stops the walk.
-        int next = openat(dir, std::string(comps[i]).c_str(),
-                          O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dir != upper_fd) close(dir);
-        if (next < 0) return false;
-        dir = next;
-      }
-    }
-    if (dir < 0) return false;
+  if (comps.empty()) return -1;  // "/" itself
+  last->assign(comps.back());
+  if (comps.size() == 1) return dir_fd;
+  std::string parent;
+  for (size_t i = 0; i + 1 < comps.size(); ++i) {
+    if (i) parent += '/';
+    parent += comps[i];
   }
+  // One walk, no symlink followed (a container's symlink could name any host path, an
+  // automounter's included), none of ".." (there is none): as the per-component O_NOFOLLOW
+  // walk below, which serves kernels before 5.6.
+  open_how how{};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  if (same_mount) how.resolve |= RESOLVE_NO_XDEV;
+  int dir = static_cast<int>(syscall(SYS_openat2, dir_fd, parent.c_str(), &how, sizeof how));
+  if (dir >= 0 || errno != ENOSYS) return dir;
+  dir = dir_fd;
+  for (size_t i = 0; i + 1 < comps.size(); ++i) {
+    // O_NOFOLLOW|O_DIRECTORY: a symlink or non-directory stops the walk.
+    int next = openat(dir, std::string(comps[i]).c_str(),
+                      O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir != dir_fd) close(dir);
+    if (next < 0) return -1;
+    dir = next;
+  }
+  return dir;
+}
+
+bool StatBeneath(int dir_fd, std::string_view path, bool same_mount, struct stat* st) {
+  std::string last;
+  const int dir = OpenParentBeneath(dir_fd, path, same_mount, &last);
+  if (dir < 0) return false;
+  const bool ok = fstatat(dir, last.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (dir != dir_fd) close(dir);
+  return ok;
+}
+
+bool StatBeneath(const std::string& dir, std::string_view path, bool same_mount,
+                 struct stat* st) {
+  const int fd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = StatBeneath(fd, path, same_mount, st);
+  close(fd);
+  return ok;
+}
+
+bool IsInUpperLayerAt(int upper_fd, std::string_view path) {
+  std::string last;
+  const int dir = OpenParentBeneath(upper_fd, path, /*same_mount=*/true, &last);
+  if (dir < 0) return false;  // "/" itself too: the upper root always exists
   struct stat st;
   bool in_upper = fstatat(dir, last.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                   !IsOverlayWhiteout(dir, last.c_str(), st);

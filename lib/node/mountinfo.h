@@ -71,6 +71,17 @@ bool IsInUpperLayer(const std::string& upperdir, std::string_view path_in_contai
 // (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) and one lstat, where the kernel has openat2.
 bool IsInUpperLayerAt(int upper_fd, std::string_view path_in_container);
 
+// The directory holding `path`'s last component (absolute, taken as relative to `dir_fd`),
+// opened O_PATH beneath `dir_fd` with no symlink followed, no ".." and, with `same_mount`,
+// no mount crossed: a container controls every component of a path in its layers or
+// volumes, and the host must not resolve them. Returns `dir_fd` itself for a one-component
+// path (close the result only when it differs), -1 when the walk is refused or fails.
+int OpenParentBeneath(int dir_fd, std::string_view path, bool same_mount, std::string* last);
+// lstat() of `path` beneath `dir_fd` (or the directory `dir`) by that walk.
+bool StatBeneath(int dir_fd, std::string_view path, bool same_mount, struct stat* st);
+bool StatBeneath(const std::string& dir, std::string_view path, bool same_mount,
+                 struct stat* st);
+
 // The overlay a container runtime mounted as container `id`'s root in its own mount
 // namespace (the host's, for containerd and CRI-O) before the container's first process
 // exists: the root that process will see, there before it runs and after it exits.

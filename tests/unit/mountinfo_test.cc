@@ -198,5 +198,34 @@ TEST_F(UpperLayerTest, IsInUpperLayer) {
   EXPECT_TRUE(IsInUpperLayer(dir_, "/etc/null"));  // a real device node
 }
 
+// How the sensor looks up a container's file in its upper layer or volume source: the
+// container writes every component below that directory, so no symlink of its may lead the
+// host's lookup elsewhere (a host file with the very inode written would be found there).
+TEST_F(UpperLayerTest, StatBeneathFollowsNoSymlink) {
+  std::filesystem::create_directories(dir_ + "/etc/sub");
+  Write("/etc/sub/f");
+  const std::string host = dir_ + "/host";  // a host directory outside the layer
+  std::filesystem::create_directories(host);
+  std::ofstream(host + "/secret") << "s";
+  std::filesystem::create_directories(dir_ + "/layer");
+  ASSERT_EQ(symlink(host.c_str(), (dir_ + "/layer/out").c_str()), 0);
+  ASSERT_EQ(symlink((dir_ + "/etc").c_str(), (dir_ + "/layer/etc").c_str()), 0);
+  struct stat st, want;
+  ASSERT_EQ(stat((host + "/secret").c_str(), &want), 0);
+  // Through the host's lookup, the container's symlink reaches the host file.
+  ASSERT_EQ(lstat((dir_ + "/layer/out/secret").c_str(), &st), 0);
+  EXPECT_EQ(st.st_ino, want.st_ino);
+  EXPECT_FALSE(StatBeneath(dir_ + "/layer", "/out/secret", false, &st));
+  EXPECT_FALSE(StatBeneath(dir_ + "/layer", "/etc/sub/f", true, &st));
+  EXPECT_FALSE(StatBeneath(dir_ + "/layer", "/../host/secret", false, &st));
+  EXPECT_TRUE(StatBeneath(dir_ + "/layer", "/out", false, &st));  // the symlink itself
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  ASSERT_TRUE(StatBeneath(dir_, "/etc/sub/f", true, &st));
+  ASSERT_EQ(stat((dir_ + "/etc/sub/f").c_str(), &want), 0);
+  EXPECT_EQ(st.st_ino, want.st_ino);
+  EXPECT_FALSE(StatBeneath(dir_ + "/missing", "/etc/sub/f", true, &st));
+  EXPECT_FALSE(StatBeneath(dir_, "/", true, &st));
+}
+
 }  // namespace
 }  // namespace driftwatch
