@@ -241,6 +241,9 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
     r.push_back({"collector", "stream_failures", "",
                  "driftwatch_sensor_collector_stream_failures_total", "streams that broke", false,
                  "", "", u.failures});
+    r.push_back({"collector", "switches", "", "driftwatch_sensor_collector_switches_total",
+                 "moves to the next collector of --collector's list after a stream broke", false,
+                 "", "", u.switches});
     const char* inv = "drift inventories for the collector, by result";
     r.push_back({"collector", "inventories_sent", "", "driftwatch_sensor_inventories_total", inv,
                  false, "result", "sent", u.inventories});

@@ -201,12 +201,16 @@ void IdentityKeeper::Attempt() {
     cert = std::move(*c);
     key = std::move(*k);
   }
-  boost::asio::post(worker_, [this, renewal, cert = std::move(cert), key = std::move(key)] {
-    auto r = EnrollOnce(opt_, ca_pem_, cert, key);
+  IdentityOptions o = opt_;
+  if (!opt_.targets.empty()) o.target = opt_.targets[target_ % opt_.targets.size()];
+  boost::asio::post(worker_, [this, renewal, o = std::move(o), cert = std::move(cert),
+                              key = std::move(key)] {
+    auto r = EnrollOnce(o, ca_pem_, cert, key);
     boost::asio::post(*io_, [this, renewal, r = std::move(r)]() mutable {
       if (stopping_) return;
       if (!r) {
         ++counters_.failures;
+        ++target_;  // the next collector of the list, if any
         Retry(r.error().message());
         return;
       }

@@ -26,6 +26,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "lib/base/result.h"
 #include "lib/daemon/node_identity.h"
@@ -36,6 +37,8 @@ struct IdentityOptions {
   std::string dir;                            // --node-cert-dir: node.key, node.crt
   std::string node;                           // the name enrolled
   std::string target, ca_file, server_name;   // the collector, as the uplink reaches it
+  // With several collectors (IdentityKeeper): each attempt asks the next after a failure.
+  std::vector<std::string> targets;
   std::string bootstrap_cert, bootstrap_key;  // files; "" for none
   std::chrono::seconds timeout{10};           // one Enroll call
 };
@@ -91,6 +94,7 @@ class IdentityKeeper {
   NodeCredentials current_;  // io thread; empty before the first certificate
   boost::asio::steady_timer timer_;
   std::chrono::seconds backoff_{1};
+  size_t target_ = 0;  // index in opt_.targets asked next
   bool stopping_ = false;
   IdentityCounters counters_;
   boost::asio::thread_pool worker_{1};

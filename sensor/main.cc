@@ -242,6 +242,22 @@ int Run(const Flags& flags) {
     LogError("%s: give one with --node\n", ok.error().c_str());
     return 1;
   }
+  // --collector A,B,...: the sensor streams to one at a time, the next when it fails.
+  std::vector<std::string> collectors;
+  for (size_t pos = 0; !flags.collector.empty() && pos <= flags.collector.size();) {
+    size_t end = flags.collector.find(',', pos);
+    if (end == std::string::npos) end = flags.collector.size();
+    std::string t = flags.collector.substr(pos, end - pos);
+    t.erase(0, t.find_first_not_of(" \t"));
+    t.erase(t.find_last_not_of(" \t") + 1);
+    if (t.empty()) {
+      LogError("--collector %s: an empty address in the list (expected HOST:PORT[,HOST:PORT...])\n",
+               TerminalEscape(flags.collector).c_str());
+      return 2;
+    }
+    collectors.push_back(std::move(t));
+    pos = end + 1;
+  }
   std::string boot_id;
   if (ReadSmallFile("/proc/sys/kernel/random/boot_id", &boot_id) && boot_id.back() == '\n')
     boot_id.pop_back();
@@ -607,7 +623,7 @@ int Run(const Flags& flags) {
       return 2;
     }
     UplinkOptions uo;
-    uo.target = flags.collector;
+    uo.targets = collectors;
     uo.insecure = flags.insecure;
     uo.ca_file = flags.tls_ca;
     uo.cert_file = flags.tls_cert;
@@ -675,7 +691,7 @@ int Run(const Flags& flags) {
       IdentityOptions o;
       o.dir = flags.node_cert_dir;
       o.node = id.node();
-      o.target = flags.collector;
+      o.targets = collectors;
       o.ca_file = flags.tls_ca;
       o.server_name = flags.tls_server_name;
       o.bootstrap_cert = flags.bootstrap_cert;
@@ -699,10 +715,15 @@ int Run(const Flags& flags) {
   struct {
     Mutex mu;
     std::string text DW_GUARDED_BY(mu);
+    std::string target DW_GUARDED_BY(mu);  // the collector in use
   } uplink_error;
   auto uplink_last_error = [&] {
     MutexLock lock(uplink_error.mu);
     return uplink_error.text;
+  };
+  auto uplink_target = [&] {
+    MutexLock lock(uplink_error.mu);
+    return uplink_error.target;
   };
   std::unique_ptr<MetricsServer> metrics;
   if (!flags.metrics_address.empty()) {
@@ -809,7 +830,9 @@ int Run(const Flags& flags) {
            "}";
       j += ",\"collector\":";
       if (uplink) {
-        j += "{\"target\":" + JsonQuote(flags.collector) +
+        std::string list;
+        for (const std::string& t : collectors) list += (list.empty() ? "" : ",") + JsonQuote(t);
+        j += "{\"target\":" + JsonQuote(uplink_target()) + ",\"targets\":[" + list + "]" +
              ",\"connected\":" + (uplink->counters().connected ? "true" : "false") +
              ",\"last_error\":" + JsonQuote(uplink_last_error()) +
              StatusJsonFields(r, "collector") + "}";
@@ -853,6 +876,7 @@ int Run(const Flags& flags) {
       if (uplink) {
         MutexLock lock(uplink_error.mu);
         uplink_error.text = uplink->last_error();
+        uplink_error.target = uplink->target();
       }
       systemd.Watchdog();  // the loop is alive: tell systemd (when it asked)
       if (flags.duration > 0 && now - started >= std::chrono::duration<double>(flags.duration)) {
@@ -1133,7 +1157,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   app.add_option("--collector", f.collector,
-                 "collector address HOST:PORT: events go through the spool to it (default: none)");
+                 "collector address HOST:PORT, or several, comma-separated: events go through the "
+                 "spool to one at a time, to the next when its stream breaks (with what it has "
+                 "not acknowledged); a name resolving to several addresses is tried address by "
+                 "address (default: none)");
   app.add_option("--tls-ca", f.tls_ca, "PEM file of the CA that signed the collector's certificate");
   app.add_option("--tls-cert", f.tls_cert,
                  "PEM file of this node's client certificate (none: the enrolled one in "

@@ -152,7 +152,10 @@ class Uplink::Stream : public grpc::ClientBidiReactor<v1::SensorMessage, v1::Col
 std::expected<std::unique_ptr<Uplink>, std::string> Uplink::Create(
     boost::asio::io_context* io, Spool* spool, UplinkOptions options, HelloFn hello,
     InventoryFn inventory) {
-  if (options.target.empty()) return std::unexpected("no collector address");
+  if (options.targets.empty()) return std::unexpected("no collector address");
+  for (const std::string& t : options.targets)
+    if (t.empty() || t.find_first_of(" \t") != std::string::npos)
+      return std::unexpected("collector address '" + t + "': expected HOST:PORT");
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (options.insecure) {
     creds = grpc::InsecureChannelCredentials();
@@ -208,7 +211,7 @@ void Uplink::MakeChannel() {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetMaxReceiveMessageSize(64 << 20);
-  channel_ = grpc::CreateCustomChannel(options_.target, creds_, args);
+  channel_ = grpc::CreateCustomChannel(options_.targets[target_], creds_, args);
   stub_ = v1::Collector::NewStub(channel_);
 }
 
@@ -383,13 +386,14 @@ void Uplink::OnMessage(const v1::CollectorMessage& m) {
   if (m.has_welcome()) {
     welcomed_ = true;
     backoff_ = options_.backoff_min;
+    failed_in_row_ = 0;
     size_t cap = m.welcome().max_batch_events();
     max_batch_ = cap == 0 ? options_.batch_events : std::min(options_.batch_events, cap);
     send_pos_ = spool_->acked();  // everything unacknowledged goes (again)
     ++counters_.connects;
     counters_.connected = true;
     LogInfo("connected to collector %s as node %s; %llu events to send\n",
-                 options_.target.c_str(), m.welcome().node().c_str(),
+                 target().c_str(), m.welcome().node().c_str(),
                  (unsigned long long)spool_->depth());
     Pump();
   } else if (m.has_ack()) {
@@ -471,8 +475,17 @@ void Uplink::OnStreamDone(const grpc::Status& st) {
     return;
   }
   ++counters_.failures;
-  last_error_ = "collector " + options_.target + (peer.empty() ? "" : " (" + peer + ")") +
-                ": " + std::to_string(st.error_code()) + " " + st.error_message();
+  ++failed_in_row_;
+  last_error_ = "collector " + target() + (peer.empty() ? "" : " (" + peer + ")") + ": " +
+                std::to_string(st.error_code()) + " " + st.error_message();
+  if (options_.targets.size() > 1) {
+    // On to the next collector: a channel of its own, the spool's unacknowledged events
+    // resent there after its Welcome.
+    target_ = (target_ + 1) % options_.targets.size();
+    ++counters_.switches;
+    if (creds_) MakeChannel();
+    last_error_ += "; moving to collector " + target();
+  }
   ScheduleReconnect();
 }
 
@@ -486,12 +499,15 @@ void Uplink::DropInventories() {
 }
 
 void Uplink::ScheduleReconnect() {
-  // Full jitter between half the backoff and the backoff, doubling up to the cap.
-  std::uniform_int_distribution<int64_t> d(backoff_.count() / 2, backoff_.count());
+  // Full jitter between half the backoff and the backoff, doubling up to the cap once every
+  // collector of the list failed in turn (until then the next one is tried soon).
+  const bool round_done = failed_in_row_ % options_.targets.size() == 0;
+  const std::chrono::milliseconds cap = round_done ? backoff_ : options_.backoff_min;
+  std::uniform_int_distribution<int64_t> d(cap.count() / 2, cap.count());
   auto delay = std::chrono::milliseconds(d(rng_));
   LogWarn("%s; retrying in %lld ms (%llu events waiting)\n",
                last_error_.c_str(), (long long)delay.count(), (unsigned long long)spool_->depth());
-  backoff_ = std::min(backoff_ * 2, options_.backoff_max);
+  if (round_done) backoff_ = std::min(backoff_ * 2, options_.backoff_max);
   retry_timer_.expires_after(delay);
   retry_pending_ = true;
   retry_timer_.async_wait([this](const boost::system::error_code& ec) {

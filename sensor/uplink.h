@@ -33,6 +33,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <grpcpp/security/credentials.h>
 
@@ -43,7 +44,10 @@
 namespace driftwatch::sensor {
 
 struct UplinkOptions {
-  std::string target;          // collector host:port
+  // Collectors, host:port each (a name may resolve to several addresses: gRPC tries them
+  // in turn). A stream that breaks moves the sensor on to the next one, with its spool: what
+  // was not acknowledged goes again to whichever collector answers.
+  std::vector<std::string> targets;
   bool insecure = false;       // plaintext (the collector must allow it)
   std::string ca_file;         // PEM: CA that signed the collector's certificate
   std::string cert_file;       // PEM: this node's client certificate
@@ -78,6 +82,7 @@ struct UplinkOptions {
 struct UplinkCounters {
   std::atomic<uint64_t> connects{0};      // streams that got a Welcome
   std::atomic<uint64_t> failures{0};      // streams that ended in an error
+  std::atomic<uint64_t> switches{0};      // moves to another collector of the list
   std::atomic<uint64_t> batches{0};
   std::atomic<uint64_t> events_sent{0};   // resends included
   std::atomic<uint64_t> events_acked{0};
@@ -147,6 +152,7 @@ class Uplink {
 
   const UplinkCounters& counters() const { return counters_; }
   std::string last_error() const { return last_error_; }  // io thread
+  std::string target() const { return options_.targets[target_]; }  // io thread: the current one
 
  private:
   class Stream;
@@ -174,6 +180,8 @@ class Uplink {
   bool started_ = false;
   bool switching_ = false;       // a new certificate waits for the stream to go quiet
   bool retry_pending_ = false;
+  size_t target_ = 0;            // index in options_.targets of the collector in use
+  size_t failed_in_row_ = 0;     // stream failures since the last Welcome
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Collector::Stub> stub_;
 
