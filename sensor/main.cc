@@ -725,6 +725,10 @@ int Run(const Flags& flags) {
     MutexLock lock(uplink_error.mu);
     return uplink_error.target;
   };
+  if (uplink) {
+    MutexLock lock(uplink_error.mu);
+    uplink_error.target = uplink->target();  // before the loop's first tick
+  }
   std::unique_ptr<MetricsServer> metrics;
   if (!flags.metrics_address.empty()) {
     auto collect = [&](MetricsWriter* w) {
