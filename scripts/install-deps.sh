@@ -15,6 +15,8 @@ pkgs=(
   # tests
   googletest libgtest-dev libgmock-dev clang libclang-rt-14-dev python3 python3-yaml xz-utils gzip
   sqlite3 curl
+  # a shared store for several collectors (issue 17): tests start a private server
+  postgresql postgresql-client libpq-dev
   # the kernel-facing tests and the demo
   auditd containerd runc busybox-static
   # the units under a real systemd (systemd-nspawn on a debootstrap tree), Debian 12's kernel
