@@ -284,27 +284,13 @@ Result<Spec> ShortSpec(const RulesTestOptions& opt) {
   return spec;
 }
 
-std::string FieldText(const AlertField& f) {
-  switch (f.kind) {
-    case AlertField::Kind::kNull:
-      return "<NA>";
-    case AlertField::Kind::kString:
-      return f.str;
-    case AlertField::Kind::kNumber:
-      return std::to_string(f.num);
-    case AlertField::Kind::kBool:
-      return f.boolean ? "true" : "false";
-  }
-  return "";
-}
-
 bool Meets(const Fired& f, const Expectation& x) {
   if (f.alert.rule != x.rule) return false;
   if (f.alert.message.find(x.output_contains) == std::string::npos) return false;
   for (const auto& want : x.output_fields) {
     auto it = std::find_if(f.alert.output_fields.begin(), f.alert.output_fields.end(),
                            [&want](const auto& kv) { return kv.first == want.first; });
-    if (it == f.alert.output_fields.end() || FieldText(it->second) != want.second) return false;
+    if (it == f.alert.output_fields.end() || it->second.Text() != want.second) return false;
   }
   return true;
 }

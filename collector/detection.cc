@@ -1,6 +1,7 @@
 #include "collector/detection.h"
 
 #include <algorithm>
+#include <list>
 #include <pthread.h>
 
 #include <cstdio>
@@ -94,6 +95,18 @@ struct Detection::Shard {
   std::map<std::string, uint64_t> quota_seen;        // node -> quota evictions reported
   std::map<std::string, int64_t> quota_alerted;      // node -> 10-min bucket alerted + 1
   std::set<std::pair<int64_t, int64_t>> open_aggregates;  // (open_until_ns, alert id)
+  // Alerts stored without their container's metadata, not sent yet, in commit order (and so
+  // by `until`: every wait is metadata_wait).
+  struct HeldAlert {
+    int64_t id = 0;
+    Alert alert;
+    std::string json;
+    Clock::time_point until;
+    // Held again at start: the outbox rows left (its outputs, its summary). Empty: every output.
+    std::vector<AlertStore::PendingDelivery> rows;
+  };
+  std::list<HeldAlert> held;
+  std::map<std::pair<std::string, std::string>, size_t> held_containers;  // (node, id) -> held
 
   Mutex mu;
   CondVar cv;
@@ -272,7 +285,7 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
   // The outbox: alerts a previous run stored but did not finish delivering.
   auto undelivered = d->hk_store_->Undelivered();
   if (!undelivered) return std::unexpected(opt.db + ": " + undelivered.error().message());
-  if (const size_t n = d->SendOutbox(*undelivered); n > 0)
+  if (const size_t n = d->SendOutbox(d->CompleteUndelivered(std::move(*undelivered))); n > 0)
     LogInfo("%zu alert deliveries left over from the last run sent again\n", n);
 
   for (auto& s : d->shards_) s->thread = std::thread([p = d.get(), s = s.get()] { p->RunShard(s); });
@@ -491,6 +504,32 @@ void Detection::Deliver(AlertOutput* o, const std::string& output, int64_t alert
     MutexLock lk(mu_);
     in_flight_.emplace(alert_id, output);
   }
+  Send(o, output, alert_id, json);
+}
+
+void Detection::Release(int64_t id, const std::vector<AlertStore::PendingDelivery>& rows) {
+  std::vector<std::pair<AlertOutput*, const AlertStore::PendingDelivery*>> go;
+  {
+    MutexLock lk(mu_);
+    for (const AlertStore::PendingDelivery& r : rows) {
+      auto o = std::find_if(outputs_.begin(), outputs_.end(),
+                            [&](const auto& p) { return p.first == r.output; });
+      if (o == outputs_.end()) {  // an output of the last run's (held again at start)
+        LogWarn("alert %lld was not delivered to %s, which is no longer configured: dropped\n",
+                static_cast<long long>(r.alert_id), r.output.c_str());
+        delivered_.emplace_back(r.alert_id, r.output);
+        continue;
+      }
+      in_flight_.emplace(r.alert_id, r.output);
+      go.emplace_back(o->second.get(), &r);
+    }
+    held_ids_.erase(id);
+  }
+  for (const auto& [o, r] : go) Send(o, r->output, r->alert_id, r->json);
+}
+
+void Detection::Send(AlertOutput* o, const std::string& output, int64_t alert_id,
+                     std::string_view json) {
   o->Emit(json, [this, alert_id, output](Delivery r) {
     MutexLock lk(mu_);
     in_flight_.erase({alert_id, output});
@@ -509,6 +548,8 @@ size_t Detection::SendOutbox(const std::vector<AlertStore::PendingDelivery>& row
     {
       MutexLock lk(mu_);
       if (in_flight_.contains({u.alert_id, u.output})) continue;
+      // Waiting for its container's metadata (a summary goes after its first alert).
+      if (held_ids_.contains(u.alert_id < 0 ? -u.alert_id : u.alert_id)) continue;
       // Delivered, not marked yet.
       if (std::find(delivered_.begin(), delivered_.end(), std::make_pair(u.alert_id, u.output)) !=
           delivered_.end())
@@ -528,6 +569,79 @@ size_t Detection::SendOutbox(const std::vector<AlertStore::PendingDelivery>& row
     Deliver(o->second.get(), u.output, u.alert_id, u.json);
   }
   return sent;
+}
+
+std::vector<AlertStore::PendingDelivery> Detection::CompleteUndelivered(
+    std::vector<AlertStore::PendingDelivery> rows) {
+  if (opt_.metadata_wait.count() <= 0 || rows.empty()) return rows;
+  // Rows by alert (an alert's rows are adjacent: ordered by abs(alert_id), its summary last).
+  std::vector<AlertStore::PendingDelivery> send;
+  std::deque<Alert> filled;  // what the updates point to
+  std::vector<AlertStore::AlertUpdate> updates;
+  std::vector<std::vector<AlertStore::PendingDelivery>> updated_rows;
+  const auto until = Clock::now() + opt_.metadata_wait;
+  for (size_t i = 0; i < rows.size();) {
+    const int64_t id = std::abs(rows[i].alert_id);
+    size_t end = i;
+    while (end < rows.size() && std::abs(rows[end].alert_id) == id) ++end;
+    std::vector<AlertStore::PendingDelivery> group(std::make_move_iterator(rows.begin() + i),
+                                                   std::make_move_iterator(rows.begin() + end));
+    i = end;
+    const AlertStore::PendingDelivery& p = group.front();
+    std::optional<Alert> a;
+    // Only a container alert not sent anywhere yet that names neither container nor image, and
+    // whose JSON reads back exactly (it is rewritten).
+    if (p.alert_id > 0 && !p.container_id.empty() && p.container_id != "host" &&
+        p.container_name.empty())
+      a = ParseFalcoJson(p.json);
+    if (a) {
+      a->node = p.node;
+      a->container_id = p.container_id;
+    }
+    if (!a || !MissingContainerMetadata(*a)) {
+      for (auto& r : group) send.push_back(std::move(r));
+      continue;
+    }
+    Shard* s = shards_[ShardOf(p.node)].get();
+    RuleContext ctx;
+    if (s->detector->ContainerContext(p.node, p.container_id, &ctx)) {
+      // The rebuilt correlation state knows the container now: completed, sent.
+      FillContainerMetadata(ctx, s->detector->rules().get(), &*a);
+      filled.push_back(std::move(*a));
+      updates.push_back({id, &filled.back(), FalcoJson(filled.back())});
+      updated_rows.push_back(std::move(group));
+      continue;
+    }
+    // Not known yet: the same wait as a new alert, in its shard (before its thread starts).
+    s->held_containers[{p.node, p.container_id}]++;
+    s->held.push_back({id, std::move(*a), p.json, until, std::move(group)});
+    ++counters_.alerts_held;
+    MutexLock lk(mu_);
+    held_ids_.insert(id);
+  }
+  if (updates.empty()) return send;
+  if (auto ok = hk_store_->UpdateAlerts(updates); !ok) {
+    // Sent as stored: what is delivered stays what the row says.
+    LogWarn("alerts completed from their containers' info not rewritten: %s (sent as they "
+            "were)\n",
+            ok.error().c_str());
+    counters_.metadata_unknown += updates.size();
+    for (auto& g : updated_rows)
+      for (auto& r : g) send.push_back(std::move(r));
+    return send;
+  }
+  for (size_t k = 0; k < updates.size(); ++k) {
+    ++(MissingContainerMetadata(*updates[k].alert) ? counters_.metadata_unknown
+                                                   : counters_.metadata_filled_late);
+    for (AlertStore::PendingDelivery& r : updated_rows[k]) {
+      r.json = r.alert_id > 0 ? updates[k].json
+                              : AggregateJson(updates[k].json, r.count, r.first_ns, r.last_ns);
+      send.push_back(std::move(r));
+    }
+  }
+  LogInfo("%zu alerts left over from the last run completed with their containers' info\n",
+          updates.size());
+  return send;
 }
 
 void Detection::RunShard(Shard* s) {
@@ -614,8 +728,74 @@ void Detection::RunShard(Shard* s) {
   };
 
   std::vector<int64_t> closing;  // aggregates whose window ended, closed by the next commit
+  // Containers with held alerts whose info came in rows not committed yet.
+  std::set<std::pair<std::string, std::string>> arrived;
+  bool flush_held = false;  // stopping: nothing is held any more
+  using HeldIt = std::list<Shard::HeldAlert>::iterator;
+  // A held alert goes out: completed or as it was, counted.
+  auto send_held = [&](Shard::HeldAlert& h) {
+    const bool missing = MissingContainerMetadata(h.alert);
+    ++(missing ? counters_.metadata_unknown : counters_.metadata_filled_late);
+    std::vector<AlertStore::PendingDelivery> rows = std::move(h.rows);
+    if (rows.empty()) {
+      for (const std::string& o : output_names_) {
+        AlertStore::PendingDelivery r;
+        r.alert_id = h.id;
+        r.output = o;
+        r.json = h.json;
+        rows.push_back(std::move(r));
+      }
+    } else {
+      for (AlertStore::PendingDelivery& r : rows) {
+        if (r.alert_id > 0) {
+          r.json = h.json;
+        } else if (!missing) {
+          r.json = AggregateJson(h.json, r.count, r.first_ns, r.last_ns);
+        }
+      }
+    }
+    Release(h.id, rows);
+    --counters_.alerts_held;
+  };
+  auto drop_held = [&](HeldIt it) {
+    auto k = s->held_containers.find({it->alert.node, it->alert.container_id});
+    if (k != s->held_containers.end() && --k->second == 0) s->held_containers.erase(k);
+    s->held.erase(it);
+  };
   auto commit = [&]() -> bool {
     AlertStore::DetectionCommit c;
+    const RuleSet* rules = s->detector->rules().get();
+    // Alerts of containers their node had not reported: completed now when the info came
+    // with a later row of this step (the correlator knows it).
+    std::vector<char> lacked(pending.size(), 0);
+    for (size_t i = 0; i < pending.size(); ++i) {
+      Alert& a = pending[i];
+      if (!MissingContainerMetadata(a)) continue;
+      lacked[i] = 1;
+      RuleContext ctx;
+      if (s->detector->ContainerContext(a.node, a.container_id, &ctx))
+        FillContainerMetadata(ctx, rules, &a);
+    }
+    // Held alerts going out with this commit (before its new alerts, so that a container's
+    // alerts keep their order): their container's info came (completed, row rewritten),
+    // their wait ended, their aggregate closes (its summary follows them), or stopping.
+    std::vector<HeldIt> going;
+    const auto now_tp = Clock::now();
+    for (auto it = s->held.begin(); it != s->held.end(); ++it) {
+      const bool go =
+          flush_held || it->until <= now_tp ||
+          arrived.contains({it->alert.node, it->alert.container_id}) ||
+          std::find(closing.begin(), closing.end(), it->id) != closing.end();
+      if (!go && arrived.empty() && closing.empty()) break;  // the rest wait longer
+      if (!go) continue;
+      RuleContext ctx;
+      if (s->detector->ContainerContext(it->alert.node, it->alert.container_id, &ctx)) {
+        FillContainerMetadata(ctx, rules, &it->alert);
+        it->json = FalcoJson(it->alert);
+        c.updates.push_back({it->id, &it->alert, it->json});
+      }
+      going.push_back(it);
+    }
     c.alerts.reserve(pending.size());
     for (const Alert& a : pending)
       c.alerts.push_back({&a, FalcoJson(a), AggregationKey(a, opt_.aggregation)});
@@ -639,6 +819,11 @@ void Detection::RunShard(Shard* s) {
       auto done = s->store->CommitDetection(c);
       if (done) {
         s->failing = false;
+        for (HeldIt it : going) {
+          send_held(*it);
+          drop_held(it);
+        }
+        arrived.clear();
         for (const AlertStore::ClosedAggregate& agg : done->closed) {
           if (agg.summary_json.empty()) continue;  // no repeats: the first alert said it all
           ++counters_.aggregate_summaries;
@@ -653,8 +838,7 @@ void Detection::RunShard(Shard* s) {
           const Alert& a = pending[i];
           ++counters_.alerts;
           if (a.rule == kBlindWindowRule) ++counters_.blind_windows;
-          if (!a.container_id.empty() && a.container_id != "host" && a.container_name.empty())
-            ++counters_.alerts_without_metadata;
+          if (lacked[i]) ++counters_.alerts_without_metadata;
           {
             MutexLock lk(mu_);
             ++by_rule_[a.rule];
@@ -666,6 +850,23 @@ void Detection::RunShard(Shard* s) {
           }
           WantInventory(a);
           Respond(a);
+          const bool missing = lacked[i] && MissingContainerMetadata(a);
+          if (missing && opt_.metadata_wait.count() > 0 && !flush_held) {
+            // Stored; sent when its container's info arrives or the wait ends. Over the
+            // bound, the oldest held goes out now as it is.
+            if (s->held.size() >= std::max<size_t>(opt_.max_held_alerts, 1)) {
+              ++counters_.held_overflows;
+              send_held(s->held.front());
+              drop_held(s->held.begin());
+            }
+            s->held.push_back({r.id, a, c.alerts[i].json, Clock::now() + opt_.metadata_wait, {}});
+            ++s->held_containers[{a.node, a.container_id}];
+            ++counters_.alerts_held;
+            MutexLock lk(mu_);
+            held_ids_.insert(r.id);
+            continue;
+          }
+          if (lacked[i]) ++(missing ? counters_.metadata_unknown : counters_.metadata_filled_late);
           Emit(r.id, c.alerts[i].json);
         }
         break;
@@ -715,6 +916,11 @@ void Detection::RunShard(Shard* s) {
     row_stored_ns = stored_ns;
     s->detector->OnEvent(node, ev, [&](Alert&& a) { pending.push_back(std::move(a)); },
                          baseline_hook, [&](AllowedMatch&& m) { allowed.push_back(std::move(m)); });
+    if (ev.has_container() && !s->held_containers.empty()) {
+      const std::string& id =
+          ev.container().id().empty() ? ev.container_id() : ev.container().id();
+      if (s->held_containers.contains({node, id})) arrived.emplace(node, id);
+    }
   };
 
   FeedEntry fed;
@@ -918,7 +1124,9 @@ void Detection::RunShard(Shard* s) {
       s->open_aggregates.erase(s->open_aggregates.begin());
     }
     const bool caught_up = s->pos >= head_.load();
+    const bool held_due = !s->held.empty() && s->held.front().until <= Clock::now();
     if (!pending.empty() || !allowed.empty() || !dirty_losses.empty() || !closing.empty() ||
+        held_due || !arrived.empty() ||
         (dirty && (caught_up || Clock::now() - last_commit >= opt_.commit_interval))) {
       if (!commit()) break;
     } else if (!dirty) {
@@ -927,11 +1135,16 @@ void Detection::RunShard(Shard* s) {
       MaybeRelease();
     }
   }
-  // Shutdown closes every window: the summaries go out now, not after the next start.
-  if (!s->open_aggregates.empty()) {
+  // Shutdown closes every window: the summaries go out now, not after the next start. Held
+  // alerts too (completed when their container's info came): a collector that stops may not
+  // come back soon. A kill leaves them in the outbox, where the next start finds them.
+  if (!s->open_aggregates.empty() || !s->held.empty()) {
     for (const auto& [until, id] : s->open_aggregates) closing.push_back(id);
     s->open_aggregates.clear();
-    if (!commit()) LogWarn("detection: open aggregates not closed; closed after the restart\n");
+    flush_held = true;
+    if (!commit())
+      LogWarn("detection: open aggregates not closed or held alerts not sent; done after the "
+              "restart\n");
   }
 }
 

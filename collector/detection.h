@@ -31,6 +31,23 @@
 // sends its summary (AggregateJson) through the same outbox. Critical and above are stored
 // one by one unless `aggregation.critical`.
 //
+// Late container metadata (`metadata_wait`): an alert of a container whose node had not
+// reported it yet (no name, no image) is stored at once, as every alert, but its delivery is
+// held in its shard, the outbox row kept. When the container's info reaches the shard's
+// correlator the alert is completed (container and pod columns, container.*/k8s.* fields,
+// the message made again from the rule's output), its row rewritten in the same transaction
+// as the cursors, then sent; after the wait it is sent as it is. Alerts whose info is already
+// known at commit (it came with a later row of the step) are completed before they are
+// stored. Order: a container's alerts go out in commit order (held ones before the next
+// commit's; the info that completes them comes before any alert that would carry it); other
+// containers' alerts may pass them. The outbox sweep skips held alerts; a stop sends them
+// (completed if the info came), a kill leaves them in the outbox, and the next start
+// completes them from the rebuilt state or holds them again for another wait. An aggregate
+// whose first alert is held counts repeats as usual (its key has the container id, not the
+// name); the summary is made from the row's JSON, so it carries what the completion wrote;
+// when the window ends first, the held first alert goes out just before its summary. At most
+// `max_held_alerts` per shard: past it the oldest goes out at once.
+//
 // Losses: a status event or a Hello whose lifetime loss totals (LossCounters) grew, and a
 // gap in a run's sequence numbers (seen by the store at commit), raise the built-in Critical
 // alert "Sensor blind window", naming the node, the counters and the time window.
@@ -119,6 +136,11 @@ struct DetectionOptions {
   std::chrono::milliseconds baseline_edit_poll{2000};  // CLI edits reach detection this often
   // Repeats of an alert within a window stored and sent as one (lib/alerts/alert_aggregation.h).
   AggregationOptions aggregation;
+  // An alert of a container its node had not reported yet (no name or image) is stored at
+  // once but sent when the container's info reaches detection (completed, its row rewritten)
+  // or after this long as it is. 0: sent at once.
+  std::chrono::milliseconds metadata_wait{5000};
+  size_t max_held_alerts = 10000;  // per shard; past it the oldest held goes out at once
 };
 
 // Sends Command{inventory} to the node's sensor (IngestService::RequestInventory).
@@ -137,9 +159,16 @@ struct DetectionCounters {
   std::atomic<uint64_t> aggregated{0};           // repeats counted into an earlier alert
   std::atomic<uint64_t> aggregate_summaries{0};  // closed aggregates that counted repeats
   std::atomic<uint64_t> blind_windows{0};  // "Sensor blind window" alerts
-  // Alerts of a container whose name (so also its pod and image) was unknown when stored:
-  // the node had not reported the container (yet) when detection evaluated the event.
+  // Alerts of a container whose name or image (so also its pod) was unknown when made: the
+  // node had not reported the container (yet) when detection evaluated the event.
   std::atomic<uint64_t> alerts_without_metadata{0};
+  // How those were sent (metadata_wait): completed (the container's info came later, also
+  // after a restart), or as they were (it never came within the wait, the wait is 0, the
+  // hold was full, the collector stopped). Held now: the rest.
+  std::atomic<uint64_t> metadata_filled_late{0};
+  std::atomic<uint64_t> metadata_unknown{0};
+  std::atomic<uint64_t> held_overflows{0};  // sent before their wait ended: hold full
+  std::atomic<int64_t> alerts_held{0};      // waiting for their container's info now
   // Rule matches allowed (a rule exception or the drift policy) and counted in the
   // allowed-drift summary instead of alerting.
   std::atomic<uint64_t> allowed_drift{0};
@@ -227,6 +256,16 @@ class Detection {
   void Emit(int64_t alert_id, const std::string& json);
   void Deliver(AlertOutput* o, const std::string& output, int64_t alert_id,
                std::string_view json);
+  // The output's Emit, its outcome recorded for the outbox; the caller marked it in flight.
+  void Send(AlertOutput* o, const std::string& output, int64_t alert_id, std::string_view json);
+  // Sends `rows` of alert `id`, which a shard held (held_ids_) until now. The rows are in
+  // flight before the hold is lifted, so that the outbox sweep never sends one as well.
+  void Release(int64_t id, const std::vector<AlertStore::PendingDelivery>& rows);
+  // Start: undelivered alerts stored without their container's metadata are completed from
+  // the rebuilt correlation state, or held in their shard for another metadata_wait; the
+  // rest is returned, to be sent again.
+  std::vector<AlertStore::PendingDelivery> CompleteUndelivered(
+      std::vector<AlertStore::PendingDelivery> rows);
   // Sends outbox rows not in flight to their outputs; the number sent.
   size_t SendOutbox(const std::vector<AlertStore::PendingDelivery>& rows);
   void MaybeRelease();
@@ -258,6 +297,9 @@ class Detection {
   std::deque<std::function<void()>> held_ DW_GUARDED_BY(mu_);
   std::vector<std::pair<int64_t, std::string>> delivered_ DW_GUARDED_BY(mu_);
   std::set<std::pair<int64_t, std::string>> in_flight_ DW_GUARDED_BY(mu_);
+  // Alerts a shard holds for their container's metadata: the outbox sweep leaves them (and
+  // their summaries) alone.
+  std::set<int64_t> held_ids_ DW_GUARDED_BY(mu_);
   InventoryRequester request_inventory_ DW_GUARDED_BY(mu_);
   StopRequester request_stop_ DW_GUARDED_BY(mu_);
   std::set<std::pair<std::string, std::string>> stops_asked_ DW_GUARDED_BY(mu_);  // node, id

@@ -215,6 +215,17 @@ int main(int argc, char** argv) {
                  "driftwatch.last_time in output_fields), sent again when the window ends; "
                  "the first goes out at once (30s, 10m, 2h; 0: every alert on its own)")
       ->capture_default_str();
+  std::string metadata_wait = "5s";
+  app.add_option("--metadata-wait", metadata_wait,
+                 "an alert of a container its node has not reported yet (no name, pod or "
+                 "image) is stored at once but sent when the container's info arrives "
+                 "(completed, its stored row too) or after this long as it is (2s, 30s; 0: "
+                 "sent at once)")
+      ->capture_default_str();
+  app.add_option("--metadata-wait-max-alerts", ao.max_held_alerts,
+                 "alerts held for --metadata-wait per detection thread; past it the oldest is "
+                 "sent at once")
+      ->capture_default_str();
   app.add_flag("--aggregate-critical", ao.aggregation.critical,
                "aggregate Critical, Alert and Emergency rules too (by default each of their "
                "alerts is stored and sent on its own)");
@@ -318,6 +329,12 @@ int main(int argc, char** argv) {
   } else {
     return 1;
   }
+  if (auto d = duration("--metadata-wait", metadata_wait, "2s, 30s, 1m; 0: off", true)) {
+    ao.metadata_wait = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+  } else {
+    return 1;
+  }
+  if (ao.max_held_alerts == 0) return Fail("--metadata-wait-max-alerts must be > 0");
   if (ao.baseline.max_items == 0 || ao.baseline.max_baselines == 0 ||
       ao.baseline.max_total_items == 0)
     return Fail("--baseline-max-items, --baseline-max-total-items and --baseline-max must be > 0");
@@ -521,6 +538,20 @@ int main(int argc, char** argv) {
                  "alerts of a container stored before its node reported the container: no "
                  "name, pod or image in them",
                  c.alerts_without_metadata);
+      w->Counter("driftwatch_collector_alert_metadata_filled_late_total",
+                 "of those, alerts sent completed: their container's info arrived within "
+                 "--metadata-wait (or was known at a restart)",
+                 c.metadata_filled_late);
+      w->Counter("driftwatch_collector_alert_metadata_unknown_total",
+                 "of those, alerts sent without it: no info within --metadata-wait (or the "
+                 "wait was 0, the hold full, the collector stopping)",
+                 c.metadata_unknown);
+      w->Counter("driftwatch_collector_alert_metadata_hold_overflows_total",
+                 "alerts sent before their --metadata-wait ended: the hold was full",
+                 c.held_overflows);
+      w->Gauge("driftwatch_collector_alerts_held_for_metadata",
+               "alerts stored and waiting for their container's info before they are sent",
+               c.alerts_held.load());
       w->Counter("driftwatch_collector_allowed_drift_total",
                  "rule matches a rule exception or the drift policy allowed: counted in the "
                  "allowed-drift summary, not alerted",
@@ -665,6 +696,12 @@ int main(int argc, char** argv) {
                       std::to_string(detect->counters().aggregated.load()) +
                       ",\"alerts_without_metadata\":" +
                       std::to_string(detect->counters().alerts_without_metadata.load()) +
+                      ",\"alert_metadata_filled_late\":" +
+                      std::to_string(detect->counters().metadata_filled_late.load()) +
+                      ",\"alert_metadata_unknown\":" +
+                      std::to_string(detect->counters().metadata_unknown.load()) +
+                      ",\"alerts_held_for_metadata\":" +
+                      std::to_string(detect->counters().alerts_held.load()) +
                       ",\"allowed_drift\":" +
                       std::to_string(detect->counters().allowed_drift.load()) +
                       ",\"nodes\":[";

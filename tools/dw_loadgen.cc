@@ -10,7 +10,9 @@
 // (a drift alert; --drift-execs N: its last N events, identical repeats), and --answer-inventory waits for the collector's inventory command and
 // answers it: two entries in one message as sensors did before chunks, or
 // --inventory-entries in chunks of about 1 MiB (--inventory-misorder: the first two swapped;
-// --inventory-truncated: marked as cut at the depth cap).
+// --inventory-truncated: marked as cut at the depth cap). --container-info-after-ms MS sends
+// each run's container event (its info) last, MS ms after the rest was acked, as a sensor whose
+// runtime answered late does; --no-container-info never sends it.
 //
 // --network-share PERCENT makes that share of each sensor's events (after its first, the
 // container, and before a --drift ending) network events of the same container, spread evenly
@@ -71,6 +73,10 @@ struct Flags {
   int network_share = 0;  // percent of the events that are network events
   int interval_ms = 0;
   int deadline_s = 300;
+  // The run's container event (its info): first (-1), or last, sent on its own this many ms
+  // after the other events were acked (a runtime that answered late); none at all.
+  int container_info_after_ms = -1;
+  bool no_container_info = false;
 };
 
 struct Result {
@@ -148,16 +154,31 @@ uint64_t Mix64(uint64_t x) {  // splitmix64's finalizer: a cheap, deterministic 
   return x ^ (x >> 31);
 }
 
+// The sequence number of the run's container event: 1, the last (--container-info-after-ms)
+// or none (0, --no-container-info).
+uint64_t ContainerSeq(const Flags& fl) {
+  if (fl.no_container_info) return 0;
+  return fl.container_info_after_ms >= 0 ? fl.events_per_sensor : 1;
+}
+
+// The run's last exec: the last event, or the one before a late container event.
+uint64_t LastExecSeq(const Flags& fl) {
+  return ContainerSeq(fl) == fl.events_per_sensor && fl.events_per_sensor > 1
+             ? fl.events_per_sensor - 1
+             : fl.events_per_sensor;
+}
+
 // True when event `seq` is one of the run's --drift package manager execs (its last
-// --drift-execs events, never its first: the container).
+// --drift-execs execs, never the container).
 bool IsDriftSeq(const Flags& fl, uint64_t seq) {
-  return fl.drift && seq > 1 && seq + fl.drift_execs > fl.events_per_sensor;
+  return fl.drift && seq != ContainerSeq(fl) && seq <= LastExecSeq(fl) &&
+         seq + fl.drift_execs > LastExecSeq(fl);
 }
 
 // True when event `seq` is one of the --network-share percent made network events: the
 // share spread evenly over the run (50: every second event).
 bool IsNetworkSeq(const Flags& fl, uint64_t seq) {
-  if (fl.network_share <= 0 || seq <= 1) return false;
+  if (fl.network_share <= 0 || seq <= 1 || seq == ContainerSeq(fl)) return false;
   if (IsDriftSeq(fl, seq)) return false;
   const auto p = static_cast<uint64_t>(fl.network_share);
   return seq * p / 100 != (seq - 1) * p / 100;
@@ -324,7 +345,7 @@ uint64_t FillBatch(const Flags& fl, const Sensor& s, uint64_t first_seq, uint64_
     const uint64_t seq = first_seq + k;
     const int64_t t = t0 + static_cast<int64_t>(seq) * 1000;
     driftwatch::v1::Event* e = b->add_events();
-    if (seq == 1) {
+    if (seq == ContainerSeq(fl)) {
       AddContainerEvent(s, seq, t, e);
       continue;
     }
@@ -491,7 +512,9 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
   const uint64_t per_batch_by_bytes =
       fl.batch_bytes == 0 ? UINT64_MAX
                           : std::max<uint64_t>(1, fl.batch_bytes / std::max<size_t>(1, s.tmpl.ByteSizeLong()));
-  const uint64_t total = fl.events_per_sensor;
+  // A late container event is sent on its own after the rest.
+  const bool info_late = ContainerSeq(fl) == fl.events_per_sensor && fl.container_info_after_ms >= 0;
+  const uint64_t total = info_late ? fl.events_per_sensor - 1 : fl.events_per_sensor;
   const size_t block_size = 4096 + static_cast<size_t>(fl.batch) * 2048;
   std::unique_ptr<char[]> block(new char[block_size]);
   google::protobuf::ArenaOptions arena_opt;
@@ -529,6 +552,23 @@ Result RunStream(const Flags& fl, const std::shared_ptr<grpc::Channel>& ch, cons
   {
     std::unique_lock lk(mu);
     cv.wait(lk, [&] { return reader_done || acked_batch >= batch_id; });
+  }
+  if (info_late && seq == total + 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(fl.container_info_after_ms));
+    google::protobuf::Arena arena(arena_opt);
+    auto* msg = google::protobuf::Arena::CreateMessage<driftwatch::v1::SensorMessage>(&arena);
+    auto* b = msg->mutable_batch();
+    b->set_batch_id(++batch_id);
+    FillBatch(fl, s, fl.events_per_sensor, 1, t0, false, b);
+    {
+      std::lock_guard lk(mu);
+      batch_events.push_back(1);
+    }
+    if (stream->Write(*msg)) {
+      r.sent += 1;
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return reader_done || acked_batch >= batch_id; });
+    }
   }
   if (fl.answer_inventory_s > 0) {
     // Writes stay on this thread (one at a time on a stream): the reader hands commands over.
@@ -620,6 +660,12 @@ int main(int argc, char** argv) {
                  "with --drift: the last N events of each run are that exec (identical "
                  "repeats, as a container running it in a loop)")
       ->capture_default_str();
+  app.add_option("--container-info-after-ms", fl.container_info_after_ms,
+                 "send each run's container event last, on its own, this many ms after the "
+                 "other events were acked (a runtime that answered late); -1: first")
+      ->capture_default_str();
+  app.add_flag("--no-container-info", fl.no_container_info,
+               "send no container event (a container its node never reported)");
   app.add_option("--answer-inventory", fl.answer_inventory_s,
                  "after the last ack, wait up to SECONDS for inventory commands and answer them");
   app.add_option("--oversize", fl.oversize, "put an argument of BYTES into the first batch");

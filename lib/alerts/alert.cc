@@ -7,6 +7,8 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "lib/base/clock.h"
 #include "lib/base/json.h"
 #include "lib/event/event_json.h"
@@ -206,6 +208,63 @@ std::string AggregateJson(std::string_view json, uint64_t count, int64_t first_n
   }
   out += json.substr(i);
   return out;
+}
+
+std::optional<Alert> ParseFalcoJson(std::string_view json) {
+  using Json = nlohmann::json;
+  const Json j = Json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  auto str = [&j](const char* key) -> const std::string* {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
+  };
+  const std::string *hostname = str("hostname"), *output = str("output"),
+                    *priority = str("priority"), *rule = str("rule"), *source = str("source");
+  auto fields = j.find("output_fields");
+  auto tags = j.find("tags");
+  if (!hostname || !output || !priority || !rule || !source || fields == j.end() ||
+      !fields->is_object() || tags == j.end() || !tags->is_array())
+    return std::nullopt;
+  Alert a;
+  a.hostname = *hostname;
+  a.rule = *rule;
+  a.source = *source;
+  const std::optional<Priority> p = ParsePriority(*priority);
+  if (!p) return std::nullopt;
+  a.priority = *p;
+  for (const Json& t : *tags) {
+    if (!t.is_string()) return std::nullopt;
+    a.tags.push_back(t.get<std::string>());
+  }
+  bool have_time = false;
+  for (auto it = fields->begin(); it != fields->end(); ++it) {
+    const Json& v = it.value();
+    if (it.key() == "evt.time" && v.is_number_integer()) {
+      a.time_ns = v.get<int64_t>();
+      have_time = true;
+      continue;  // AppendFalcoJson adds it from time_ns
+    }
+    AlertField f;
+    if (v.is_null()) {
+      f = AlertField::Null();
+    } else if (v.is_string()) {
+      f = AlertField::String(v.get<std::string>());
+    } else if (v.is_boolean()) {
+      f = AlertField::Bool(v.get<bool>());
+    } else if (v.is_number_integer()) {
+      f = AlertField::Number(v.get<int64_t>());
+    } else {
+      return std::nullopt;
+    }
+    a.output_fields.emplace_back(it.key(), std::move(f));
+  }
+  if (!have_time) return std::nullopt;
+  // `output` is FalcoOutputLine: the time of day and the priority before the message.
+  const std::string prefix = FalcoOutputLine(a);
+  if (!output->starts_with(prefix)) return std::nullopt;
+  a.message = output->substr(prefix.size());
+  if (FalcoJson(a) != json) return std::nullopt;
+  return a;
 }
 
 std::string FalcoJson(const Alert& a) {

@@ -37,6 +37,17 @@ struct AlertField {
   static AlertField String(std::string s) { return {Kind::kString, std::move(s), 0, false}; }
   static AlertField Number(int64_t n) { return {Kind::kNumber, {}, n, false}; }
   static AlertField Bool(bool b) { return {Kind::kBool, {}, 0, b}; }
+
+  // The text a rule's output printed for this value ("<NA>" for null).
+  std::string Text() const {
+    switch (kind) {
+      case Kind::kNull: return "<NA>";
+      case Kind::kString: return str;
+      case Kind::kNumber: return std::to_string(num);
+      case Kind::kBool: return boolean ? "true" : "false";
+    }
+    return {};
+  }
 };
 
 struct Alert {
@@ -80,6 +91,13 @@ std::string EventKey(const v1::Event& ev);
 // Appends the alert as one line of Falco JSON, without the newline.
 void AppendFalcoJson(const Alert& alert, std::string* out);
 std::string FalcoJson(const Alert& alert);
+
+// The Falco fields of an alert (hostname, message, output_fields, priority, rule, source,
+// tags, time_ns) read back from its JSON line, as a collector restart finds it in the store;
+// the store's columns (node, container, event_key, ...) are not in it. nullopt unless
+// AppendFalcoJson of the result gives `json` again byte for byte (a line of another shape,
+// or one it cannot read back exactly), so that nothing of it is lost in a rewrite.
+std::optional<Alert> ParseFalcoJson(std::string_view json);
 
 // "HH:MM:SS.nnnnnnnnn: Priority message": Falco's `output` string (UTC).
 std::string FalcoOutputLine(const Alert& alert);

@@ -424,6 +424,40 @@ Result<AlertStore::StoredResult> AlertStore::StoreAggregated(const NewAlert& n, 
   return StoredResult{StoredResult::Kind::kRepeat, open, 0};
 }
 
+namespace {
+
+// UPDATE of AlertUpdates, inside the caller's transaction.
+Result<> WriteUpdates(sqlite3* db, const std::vector<AlertStore::AlertUpdate>& updates) {
+  if (updates.empty()) return {};
+  OneStmt u;
+  if (sqlite3_prepare_v2(db,
+                         "UPDATE alerts SET container_name = ?, pod_name = ?, pod_namespace = ?, "
+                         "message = ?, json = ? WHERE id = ?",
+                         -1, &u.s, nullptr) != SQLITE_OK)
+    return std::unexpected(Err(db, "prepare alert update"));
+  for (const AlertStore::AlertUpdate& up : updates) {
+    const Alert& a = *up.alert;
+    int i = 1;
+    for (const std::string* t : {&a.container_name, &a.pod_name, &a.pod_namespace, &a.message,
+                                 &up.json})
+      BindText(u.s, i++, *t);
+    sqlite3_bind_int64(u.s, i, up.id);
+    if (!StepDone(u.s)) return std::unexpected(Err(db, "update alert"));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<> AlertStore::UpdateAlerts(const std::vector<AlertUpdate>& updates) {
+  if (updates.empty()) return {};
+  if (auto ok = ExecSql(db_, "BEGIN IMMEDIATE"); !ok) return ok;
+  auto ok = WriteUpdates(db_, updates);
+  if (ok) ok = ExecSql(db_, "COMMIT");
+  if (!ok) (void)ExecSql(db_, "ROLLBACK");
+  return ok;
+}
+
 Result<AlertStore::DetectionCommitted> AlertStore::CommitDetection(const DetectionCommit& c) {
   if (auto ok = ExecSql(db_, "BEGIN IMMEDIATE"); !ok) return std::unexpected(ok.error());
   DetectionCommitted out;
@@ -463,6 +497,7 @@ Result<AlertStore::DetectionCommitted> AlertStore::CommitDetection(const Detecti
       }
       return {};
     };
+    if (auto ok = WriteUpdates(db_, c.updates); !ok) return ok;
     // Closed first: a repeat in this commit after the window ended opens a new aggregate.
     for (const int64_t id : c.close) {
       sqlite3_bind_int64(close_, 1, id);
@@ -558,7 +593,8 @@ Result<std::vector<AlertStore::OpenAggregate>> AlertStore::OpenAggregates() {
 Result<std::vector<AlertStore::PendingDelivery>> AlertStore::Undelivered() {
   OneStmt q;
   if (sqlite3_prepare_v2(db_,
-                         "SELECT d.alert_id, d.output, a.json, a.count, a.first_ns, a.last_ns "
+                         "SELECT d.alert_id, d.output, a.json, a.count, a.first_ns, a.last_ns, "
+                         "a.node, a.container_id, a.container_name "
                          "FROM deliveries d JOIN alerts a ON a.id = abs(d.alert_id) "
                          "ORDER BY abs(d.alert_id), d.alert_id DESC",
                          -1, &q.s, nullptr) != SQLITE_OK) {
@@ -573,7 +609,17 @@ Result<std::vector<AlertStore::PendingDelivery>> AlertStore::Undelivered() {
       json = AggregateJson(json, static_cast<uint64_t>(sqlite3_column_int64(q.s, 3)),
                            sqlite3_column_int64(q.s, 4), sqlite3_column_int64(q.s, 5));
     }
-    out.push_back({id, Text(q.s, 1), std::move(json)});
+    PendingDelivery p;
+    p.alert_id = id;
+    p.output = Text(q.s, 1);
+    p.json = std::move(json);
+    p.count = static_cast<uint64_t>(sqlite3_column_int64(q.s, 3));
+    p.first_ns = sqlite3_column_int64(q.s, 4);
+    p.last_ns = sqlite3_column_int64(q.s, 5);
+    p.node = Text(q.s, 6);
+    p.container_id = Text(q.s, 7);
+    p.container_name = Text(q.s, 8);
+    out.push_back(std::move(p));
   }
   if (rc != SQLITE_DONE) return std::unexpected(Err(db_, "read deliveries"));
   return out;

@@ -111,7 +111,17 @@ class AlertStore {
     std::string workload;  // WorkloadOf the container
     std::string image;     // the image as the runtime names it
   };
+  // A stored alert completed later (its container's metadata arrived after it was stored):
+  // its container and pod columns, message and JSON rewritten in place.
+  struct AlertUpdate {
+    int64_t id = 0;
+    const Alert* alert = nullptr;
+    std::string json;  // FalcoJson(*alert)
+  };
   struct DetectionCommit {
+    // Rewritten first: the summary of an aggregate closed in the same commit is made from its
+    // row's JSON.
+    std::vector<AlertUpdate> updates;
     std::vector<NewAlert> alerts;
     std::vector<AllowedDrift> allowed;  // counted in allowed_drift
     int64_t now_ns = 0;  // the collector's clock for the aggregates' windows; 0: NowNs()
@@ -155,8 +165,15 @@ class AlertStore {
   struct PendingDelivery {
     int64_t alert_id = 0;
     std::string output, json;
+    // Of the alert's row (abs(alert_id)): for a restart to complete an alert stored without
+    // its container's metadata, and to make its summary again from the completed JSON.
+    std::string node, container_id, container_name;
+    uint64_t count = 1;
+    int64_t first_ns = 0, last_ns = 0;
   };
   [[nodiscard]] Result<std::vector<PendingDelivery>> Undelivered();
+  // AlertUpdates in one transaction of their own.
+  [[nodiscard]] Result<> UpdateAlerts(const std::vector<AlertUpdate>& updates);
   [[nodiscard]] Result<> MarkDelivered(const std::vector<std::pair<int64_t, std::string>>& done);
   // node -> serialized LossCounters.
   [[nodiscard]] Result<std::map<std::string, std::string>> NodeLosses();

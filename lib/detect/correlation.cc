@@ -214,6 +214,14 @@ const v1::ContainerInfo* Correlator::Container(const std::string& node,
   return cs ? cs->info.get() : nullptr;
 }
 
+bool Correlator::ContainerContext(const std::string& node, const std::string& id,
+                                  RuleContext* ctx) const {
+  const ContainerState* cs = FindState(node, id);
+  if (cs == nullptr || !cs->info) return false;
+  FillContainer(cs, ctx);
+  return true;
+}
+
 const Correlator::Proc* Correlator::FindProc(const std::string& node, uint32_t pid) const {
   auto n = node_ids_.find(node);
   if (n == node_ids_.end()) return nullptr;

@@ -91,6 +91,10 @@ class Correlator {
   // Container info by (node, container id) from container events; null when unknown. Valid
   // until the next Observe.
   const v1::ContainerInfo* Container(const std::string& node, const std::string& id) const;
+  // What a context of the container's events gets from its info (container, image verdict,
+  // start time, entrypoint), into *ctx; false (ctx untouched) when its info is unknown. The
+  // context owns the info (container_owner).
+  bool ContainerContext(const std::string& node, const std::string& id, RuleContext* ctx) const;
 
   // The policy checked for every context from now on; null: none (posture only).
   void SetImagePolicy(std::shared_ptr<const ImagePolicy> policy);

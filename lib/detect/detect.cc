@@ -64,6 +64,62 @@ Alert MakeAlert(const RuleContext& ctx, const RuleMatch& m) {
 
 namespace {
 
+bool ContainerClassField(std::string_view name) {
+  return name.starts_with("container.") || name.starts_with("k8s.");
+}
+
+}  // namespace
+
+bool MissingContainerMetadata(const Alert& a) {
+  if (a.container_id.empty() || a.container_id == "host" || a.source == "internal") return false;
+  if (a.container_name.empty()) return true;
+  for (const auto& [k, v] : a.output_fields) {
+    if ((k == "container.image.repository" || k == "container.image.id") &&
+        v.kind != AlertField::Kind::kNull)
+      return false;
+  }
+  return true;
+}
+
+void FillContainerMetadata(const RuleContext& container, const RuleSet* rules, Alert* a) {
+  const v1::ContainerInfo* c = container.container;
+  if (c == nullptr) return;
+  // What container fields read of the event: its node, container and time (container.duration).
+  v1::Event ev;
+  ev.mutable_id()->set_node(a->node);
+  ev.set_container_id(a->container_id);
+  ev.set_time_ns(a->time_ns);
+  RuleContext ctx = container;
+  ctx.event = &ev;
+  const std::vector<std::pair<std::string, AlertField>> before = a->output_fields;
+  for (auto& [name, value] : a->output_fields) {
+    if (!ContainerClassField(name)) continue;
+    auto f = OutputFormat::Parse("%" + name);
+    if (!f) continue;
+    std::string text;
+    f->Format(ctx, &text, nullptr);
+    value = TypedField(name, text);
+  }
+  a->container_name = c->name();
+  a->pod_name = c->pod_name();
+  a->pod_namespace = c->pod_namespace();
+  const Rule* rule = rules ? rules->Find(a->rule) : nullptr;
+  if (rule == nullptr) return;
+  auto from = [](const std::vector<std::pair<std::string, AlertField>>& fields) {
+    return [&fields](std::string_view n) -> std::optional<std::string> {
+      for (const auto& [k, v] : fields)
+        if (k == n) return v.Text();
+      return std::nullopt;
+    };
+  };
+  std::string old_message, message;
+  if (rule->format.FormatFrom(from(before), &old_message) && old_message == a->message &&
+      rule->format.FormatFrom(from(a->output_fields), &message))
+    a->message = std::move(message);
+}
+
+namespace {
+
 // "-xxxxx" of the characters Kubernetes generates names from (no vowels, no 0 1 3).
 bool GeneratedSuffix(std::string_view s, size_t n) {
   if (s.size() <= n + 1 || s[s.size() - n - 1] != '-') return false;

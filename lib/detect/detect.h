@@ -77,6 +77,11 @@ class Detector {
                const Hook& before = nullptr, const AllowedSink& allowed = nullptr);
 
   const DetectorStats& stats() const { return stats_; }
+  const std::shared_ptr<const RuleSet>& rules() const { return rules_; }
+  // The container's info as the correlator knows it now (Correlator::ContainerContext).
+  bool ContainerContext(const std::string& node, const std::string& id, RuleContext* ctx) const {
+    return correlator_.ContainerContext(node, id, ctx);
+  }
   // Processes and containers each node lost to its own quota (Correlator::QuotaEvictions).
   std::vector<std::pair<std::string, uint64_t>> QuotaEvictions() const {
     return correlator_.QuotaEvictions();
@@ -95,6 +100,18 @@ class Detector {
   std::unordered_map<std::string, std::set<std::string>> fired_;
   std::list<std::string> fired_order_;
 };
+
+// An alert of a container that names neither its container nor its image: the node had not
+// reported the container (yet) when the event was evaluated. Host and internal alerts never.
+bool MissingContainerMetadata(const Alert& a);
+
+// Fills an alert made before its container's info was known as if the info had been there:
+// the container and pod columns, every container.* and k8s.* value of output_fields (from
+// `container`, a Correlator::ContainerContext), and the message, made again from the rule's
+// output (rules->Find(a->rule)) with those values. The message is kept as it was when the
+// rule is gone or its output no longer makes the old message from the old values (reloaded
+// with another output). Lineage, files and the other fields stay the event's.
+void FillContainerMetadata(const RuleContext& container, const RuleSet* rules, Alert* a);
 
 // An Alert from one rule match: rule, priority, message, tags, typed output fields
 // (numbers and booleans as JSON would have them, <NA> as null), and the event's context.

@@ -85,6 +85,19 @@ void OutputFormat::Format(const RuleContext& ctx, std::string* out,
   }
 }
 
+bool OutputFormat::FormatFrom(
+    const std::function<std::optional<std::string>(std::string_view field)>& value,
+    std::string* out) const {
+  for (const Part& p : parts_) {
+    out->append(p.literal);
+    if (!p.field) continue;
+    std::optional<std::string> v = value(p.field_name);
+    if (!v) return false;
+    out->append(*v);
+  }
+  return true;
+}
+
 std::vector<const Rule*> RuleSet::rules() const {
   std::vector<const Rule*> out;
   out.reserve(rules_.size());

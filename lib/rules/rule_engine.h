@@ -6,8 +6,10 @@
 // swap a shared_ptr to it on success: a failed load leaves the old one untouched.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,11 @@ class OutputFormat {
   // Appends the formatted text; fills *fields (when not null) with field -> value or "<NA>".
   void Format(const RuleContext& ctx, std::string* out,
               std::map<std::string, std::string>* fields) const;
+  // Appends the text with each field's value taken from `value` (by the name as written,
+  // the keys Format puts in *fields): an alert's message made again from its output_fields.
+  // False, with *out unspecified, when `value` has none for a field.
+  bool FormatFrom(const std::function<std::optional<std::string>(std::string_view field)>& value,
+                  std::string* out) const;
 
 
  private:
