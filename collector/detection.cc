@@ -104,8 +104,12 @@ struct Detection::Shard {
     Clock::time_point until;
     // Held again at start: the outbox rows left (its outputs, its summary). Empty: every output.
     std::vector<AlertStore::PendingDelivery> rows;
+    size_t bytes = 0;  // counted in held_bytes
   };
   std::list<HeldAlert> held;
+  // About what `held` takes: the JSON twice (as text and as the Alert). An alert carries a
+  // process's arguments, up to the event cap: bounded in bytes, not only in number.
+  size_t held_bytes = 0;
   std::map<std::pair<std::string, std::string>, size_t> held_containers;  // (node, id) -> held
 
   Mutex mu;
@@ -571,6 +575,10 @@ size_t Detection::SendOutbox(const std::vector<AlertStore::PendingDelivery>& row
   return sent;
 }
 
+namespace {
+size_t HeldBytes(const std::string& json) { return 2 * json.size() + 256; }
+}  // namespace
+
 std::vector<AlertStore::PendingDelivery> Detection::CompleteUndelivered(
     std::vector<AlertStore::PendingDelivery> rows) {
   if (opt_.metadata_wait.count() <= 0 || rows.empty()) return rows;
@@ -612,9 +620,19 @@ std::vector<AlertStore::PendingDelivery> Detection::CompleteUndelivered(
       updated_rows.push_back(std::move(group));
       continue;
     }
-    // Not known yet: the same wait as a new alert, in its shard (before its thread starts).
+    // Not known yet: the same wait as a new alert, in its shard (before its thread starts),
+    // within the same bounds (else sent now as it is).
+    const size_t bytes = HeldBytes(p.json);
+    if (s->held.size() >= std::max<size_t>(opt_.max_held_alerts, 1) ||
+        s->held_bytes + bytes > opt_.max_held_bytes) {
+      ++counters_.held_overflows;
+      ++counters_.metadata_unknown;
+      for (auto& r : group) send.push_back(std::move(r));
+      continue;
+    }
     s->held_containers[{p.node, p.container_id}]++;
-    s->held.push_back({id, std::move(*a), p.json, until, std::move(group)});
+    s->held_bytes += bytes;
+    s->held.push_back({id, std::move(*a), p.json, until, std::move(group), bytes});
     ++counters_.alerts_held;
     MutexLock lk(mu_);
     held_ids_.insert(id);
@@ -758,6 +776,7 @@ void Detection::RunShard(Shard* s) {
     --counters_.alerts_held;
   };
   auto drop_held = [&](HeldIt it) {
+    s->held_bytes -= it->bytes;
     auto k = s->held_containers.find({it->alert.node, it->alert.container_id});
     if (k != s->held_containers.end() && --k->second == 0) s->held_containers.erase(k);
     s->held.erase(it);
@@ -854,12 +873,17 @@ void Detection::RunShard(Shard* s) {
           if (missing && opt_.metadata_wait.count() > 0 && !flush_held) {
             // Stored; sent when its container's info arrives or the wait ends. Over the
             // bound, the oldest held goes out now as it is.
-            if (s->held.size() >= std::max<size_t>(opt_.max_held_alerts, 1)) {
+            const size_t bytes = HeldBytes(c.alerts[i].json);
+            while (!s->held.empty() &&
+                   (s->held.size() >= std::max<size_t>(opt_.max_held_alerts, 1) ||
+                    s->held_bytes + bytes > opt_.max_held_bytes)) {
               ++counters_.held_overflows;
               send_held(s->held.front());
               drop_held(s->held.begin());
             }
-            s->held.push_back({r.id, a, c.alerts[i].json, Clock::now() + opt_.metadata_wait, {}});
+            s->held_bytes += bytes;
+            s->held.push_back(
+                {r.id, a, c.alerts[i].json, Clock::now() + opt_.metadata_wait, {}, bytes});
             ++s->held_containers[{a.node, a.container_id}];
             ++counters_.alerts_held;
             MutexLock lk(mu_);

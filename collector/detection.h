@@ -141,6 +141,7 @@ struct DetectionOptions {
   // or after this long as it is. 0: sent at once.
   std::chrono::milliseconds metadata_wait{5000};
   size_t max_held_alerts = 10000;  // per shard; past it the oldest held goes out at once
+  size_t max_held_bytes = 64u << 20;  // per shard, the same (alerts carry long command lines)
 };
 
 // Sends Command{inventory} to the node's sensor (IngestService::RequestInventory).

@@ -226,6 +226,11 @@ int main(int argc, char** argv) {
                  "alerts held for --metadata-wait per detection thread; past it the oldest is "
                  "sent at once")
       ->capture_default_str();
+  size_t held_mib = ao.max_held_bytes >> 20;
+  app.add_option("--metadata-wait-max-mib", held_mib,
+                 "memory the held alerts may take per detection thread (about twice their "
+                 "JSON), MiB; past it the oldest is sent at once")
+      ->capture_default_str();
   app.add_flag("--aggregate-critical", ao.aggregation.critical,
                "aggregate Critical, Alert and Emergency rules too (by default each of their "
                "alerts is stored and sent on its own)");
@@ -335,6 +340,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (ao.max_held_alerts == 0) return Fail("--metadata-wait-max-alerts must be > 0");
+  if (held_mib == 0 || held_mib > (1u << 20))
+    return Fail("--metadata-wait-max-mib must be between 1 and 1048576");
+  ao.max_held_bytes = held_mib << 20;
   if (ao.baseline.max_items == 0 || ao.baseline.max_baselines == 0 ||
       ao.baseline.max_total_items == 0)
     return Fail("--baseline-max-items, --baseline-max-total-items and --baseline-max must be > 0");

@@ -68,6 +68,7 @@ struct Flags {
   uint64_t oversize = 0;
   uint64_t oversize_cwd = 0;
   uint64_t argv_bytes = 0;
+  uint64_t drift_arg_bytes = 0;
   uint64_t batch_bytes = 0;  // 0: batches cut by count only
   bool decreasing_batch_id = false;
   int network_share = 0;  // percent of the events that are network events
@@ -379,7 +380,8 @@ uint64_t FillBatch(const Flags& fl, const Sensor& s, uint64_t first_seq, uint64_
       x->set_path("/sbin/apk");
       x->clear_args();
       for (const char* a : {"apk", "add", "curl"}) x->add_args(a);
-      x->set_argc(3);
+      if (fl.drift_arg_bytes > 0) x->add_args(std::string(fl.drift_arg_bytes, 'p'));
+      x->set_argc(static_cast<uint32_t>(x->args_size()));
     }
   }
   return network;
@@ -671,6 +673,10 @@ int main(int argc, char** argv) {
   app.add_option("--oversize", fl.oversize, "put an argument of BYTES into the first batch");
   app.add_option("--oversize-cwd", fl.oversize_cwd,
                  "give the first batch's last exec a cwd of BYTES (no argument to cut)");
+  app.add_option("--drift-arg-bytes", fl.drift_arg_bytes,
+                 "with --drift, the package manager's exec carries one more argument of this "
+                 "many bytes (alerts with long command lines)")
+      ->check(CLI::Range(0, 128 << 10));
   app.add_option("--argv-bytes", fl.argv_bytes,
                  "every exec carries this many bytes of argv (as an uncapped sensor sends)");
   app.add_option("--batch-bytes", fl.batch_bytes,

@@ -7,7 +7,8 @@
 #   (b) the info never comes: the alert is sent after the wait as it is, counted unknown;
 #   (c) --metadata-wait 0: sent at once without metadata, the late info changes nothing;
 #   (d) kill -9 while the alert is held, restart: held again, completed by info sent after
-#       the restart (a new sensor run), sent once in all.
+#       the restart (a new sensor run), sent once in all;
+#   (e) held alerts bounded in bytes (--metadata-wait-max-mib): past it the oldest goes out.
 # Usage: metadata_wait_test.sh BUILD_DIR
 set -euo pipefail
 source "$(dirname "$0")/harness.sh"
@@ -149,4 +150,20 @@ dw_wait 10 outbox_empty d && ok "(d) the outbox is empty" || fail "(d) outbox ro
 dw_stop d 60 || true
 listen_port=
 expect "(d) still sent once after the stop" "$(sent_count d)" 1
+
+# (e) held alerts are bounded in bytes: alerts carrying 100 KB command lines (about 200 KB
+# each as JSON), 1 MiB held at most, a wait far beyond the test: all but the few that fit go
+# out at once, as they are.
+start_collector e --metadata-wait 120s --metadata-wait-max-mib 1 --detect-threads 1
+"$loadgen" --target "127.0.0.1:$port" --insecure --sensors 8 --node-prefix mwe- --drift \
+  --events-per-sensor 2 --no-container-info --drift-arg-bytes 100000 >"$tmp/e.json" || true
+expect "(e) all acked" "$(json "$tmp/e.json" 'j["events_acked"]')" 16
+sent_e() { (($(sent_count e) >= 6)); }
+dw_wait 20 sent_e || fail "(e) the alerts over the byte bound were not sent at once ($(sent_count e) sent)"
+e_held=$(metric driftwatch_collector_alerts_held_for_metadata)
+e_over=$(metric driftwatch_collector_alert_metadata_hold_overflows_total)
+((e_held >= 1 && e_held <= 2 && e_held + e_over == 8)) && ok "(e) $e_held held, $e_over sent over the bound" ||
+  fail "(e) held $e_held, overflows $e_over (want 1-2 held, the rest over the bound)"
+dw_stop e 60 || true
+expect "(e) every alert sent once after the stop" "$(sent_count e)" 8
 dw_finish "all metadata-wait checks passed"
