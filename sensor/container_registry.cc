@@ -21,6 +21,7 @@
 #include "lib/event/image_ref.h"
 #include "lib/node/mountinfo.h"
 #include "lib/base/log.h"
+#include "sensor/docker_source.h"
 
 namespace driftwatch::sensor {
 namespace {
@@ -183,6 +184,9 @@ std::optional<std::string> ContainerRegistry::Start() {
                    "only:%s\n",
                    tried.c_str());
   }
+  // Before the first walk: what the engine learns from now on reaches the containers found.
+  if (options_.docker != nullptr)
+    options_.docker->SetListener([this](const std::string& id) { DockerUpdated(id); });
   WatchTree(cgroup_root_);
   LearnFresh();
   Resync();
@@ -200,6 +204,8 @@ std::optional<std::string> ContainerRegistry::Start() {
 }
 
 void ContainerRegistry::Stop() {
+  // The source outlives the registry: no call into it from now on.
+  if (options_.docker != nullptr) options_.docker->SetListener(nullptr);
   stop_ = true;
   if (stop_fd_ >= 0) {
     uint64_t one = 1;
@@ -477,8 +483,12 @@ void ContainerRegistry::CgroupAppeared(const std::string& abs_dir) {
   rel.remove_prefix(cgroup_root_ == "/" ? 0 : cgroup_root_.size());
   auto c = ContainerFromCgroupPath(rel);
   if (!c) return;
-  // Only the container's own directory, not cgroups it creates below it.
-  if (!rel.ends_with(c->id)) return;
+  // Only the container's own directory (`<id>`, `docker-<id>.scope`, `...:cri-containerd:<id>`:
+  // its last component names it), not cgroups it creates below it.
+  const size_t slash = rel.rfind('/');
+  if (rel.substr(slash == std::string_view::npos ? 0 : slash + 1).find(c->id) ==
+      std::string_view::npos)
+    return;
   WriterMutexLock lock(mu_);
   if (entries_.count(c->id)) return;
   Entry& e = entries_[c->id];
@@ -949,6 +959,7 @@ void ContainerRegistry::Run() {
       [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof count);
     }
     ServeAnnounces();
+    ApplyDockerUpdates();
     if (std::chrono::steady_clock::now() >= next_resync) {
       Resync();
       next_resync = std::chrono::steady_clock::now() + options_.resync;

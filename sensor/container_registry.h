@@ -103,6 +103,10 @@ class ContainerRegistry : public ContainerResolver {
   // parser, more than kAnnounceWait in every kAnnounceCooldown. "host" and "" return at
   // once. Any thread but the registry's.
   void Announce(const std::string& id, std::chrono::milliseconds wait = kAnnounceWait);
+  // The Docker source has new facts of container `id` (its listener): the registry's thread
+  // applies them, and reports the container again when what it reported changes (the engine
+  // did not answer when the container was found; a rename). Any thread; returns at once.
+  void DockerUpdated(const std::string& id);
   // Containers whose events went out before their info (Announce timed out).
   uint64_t announce_timeouts() const { return announce_timeouts_.load(); }
   // Pods whose fields the registry keeps (a cache by sandbox id; bounded by the pods known).
@@ -179,6 +183,8 @@ class ContainerRegistry : public ContainerResolver {
   // Fills `e` from the Docker engine and marks it done when the engine knows the container
   // (defined in docker_source.cc); false otherwise: CRI is asked.
   bool ApplyDocker(Entry* e);
+  // The containers DockerUpdated named (defined in docker_source.cc).
+  void ApplyDockerUpdates();
   // The overlay's device and layers into the entry; overlay_known.
   static void SetOverlay(Entry* e, const OverlayRoot& ov);
   // Sets the overlay from the runtime's mount of the container's root in `host_mounts`
@@ -248,6 +254,10 @@ class ContainerRegistry : public ContainerResolver {
   std::set<std::string> wanted_ DW_GUARDED_BY(announce_mu_);       // Announce waits for them
   std::chrono::steady_clock::time_point no_wait_until_ DW_GUARDED_BY(announce_mu_);
   std::atomic<uint64_t> announce_timeouts_{0};
+
+  // DockerUpdated's queue, drained by the registry's thread. Taken with no other lock held.
+  Mutex docker_mu_;
+  std::set<std::string> docker_updates_ DW_GUARDED_BY(docker_mu_);
 };
 
 }  // namespace driftwatch::sensor

@@ -20,6 +20,10 @@ constexpr auto kDownBackoff = std::chrono::seconds(5);
 constexpr auto kConnectBackoff = std::chrono::seconds(1);
 // How long the event thread waits for an event before it looks at stop_ and the resync clock.
 constexpr auto kEventPoll = std::chrono::milliseconds(200);
+// A wanted id's first retry, and the most its backoff grows to (kWantedAttempts in all: about
+// four minutes before it is given up on).
+constexpr auto kWantedFirst = std::chrono::seconds(1);
+constexpr auto kWantedMaxBackoff = std::chrono::seconds(30);
 
 // The engine's propagation names ("rprivate", "rslave", ...) as Falco names CRI's.
 std::string Propagation(const std::string& p) {
@@ -85,7 +89,28 @@ void DockerSource::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-Result<DockerSource::Facts> DockerSource::Fetch(const std::string& id) {
+void DockerSource::SetListener(Listener listener) {
+  MutexLock lock(listener_mu_);
+  listener_ = std::move(listener);
+}
+
+void DockerSource::Notify(const std::string& id) {
+  MutexLock lock(listener_mu_);
+  if (listener_) listener_(id);
+}
+
+size_t DockerSource::wanted() const {
+  MutexLock lock(mu_);
+  return wanted_.size();
+}
+
+void DockerSource::Want(const std::string& id) {
+  if (wanted_.contains(id) || wanted_.size() >= kWantedMax) return;
+  const auto now = std::chrono::steady_clock::now();
+  wanted_[id] = Wanted{now, now + kWantedFirst, 0};
+}
+
+Result<DockerSource::Facts> DockerSource::Fetch(const std::string& id, bool notify) {
   std::shared_ptr<const DockerClient> client = Client();
   if (!client)
     return std::unexpected(Error::Unavailable("Docker engine on " + options_.endpoint + ": not connected"));
@@ -111,9 +136,13 @@ Result<DockerSource::Facts> DockerSource::Fetch(const std::string& id) {
   }
   f.image = DockerImageName(*c, image ? &*image : nullptr);
   f.container = std::move(*c);
-  MutexLock lock(mu_);
-  cache_[f.container.id] = f;
-  unknown_.erase(f.container.id);
+  {
+    MutexLock lock(mu_);
+    cache_[f.container.id] = f;
+    unknown_.erase(f.container.id);
+    wanted_.erase(f.container.id);
+  }
+  if (notify) Notify(f.container.id);
   return f;
 }
 
@@ -121,23 +150,64 @@ std::optional<DockerSource::Facts> DockerSource::Lookup(const std::string& id) {
   {
     MutexLock lock(mu_);
     if (auto it = cache_.find(id); it != cache_.end()) return it->second;
-    if (unknown_.contains(id) || std::chrono::steady_clock::now() < down_until_)
+    if (unknown_.contains(id)) return std::nullopt;
+    if (std::chrono::steady_clock::now() < down_until_) {
+      Want(id);
       return std::nullopt;
+    }
   }
-  auto f = Fetch(id);
+  auto f = Fetch(id, /*notify=*/false);
   if (f) return std::move(*f);
   MutexLock lock(mu_);
   if (f.error().code() == ErrorCode::kNotFound) {
     unknown_.insert(id);
   } else {
     down_until_ = std::chrono::steady_clock::now() + kDownBackoff;
+    Want(id);
   }
   return std::nullopt;
+}
+
+void DockerSource::RetryWanted() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> due;
+  {
+    MutexLock lock(mu_);
+    for (const auto& [id, w] : wanted_)
+      if (w.next <= now) due.push_back(id);
+  }
+  for (const std::string& id : due) {
+    if (stop_) return;
+    auto f = Fetch(id, /*notify=*/true);  // success: out of wanted_, the listener told
+    if (f) continue;
+    MutexLock lock(mu_);
+    auto it = wanted_.find(id);
+    if (it == wanted_.end()) continue;
+    if (f.error().code() == ErrorCode::kNotFound) {  // not the engine's (or gone)
+      unknown_.insert(id);
+      wanted_.erase(it);
+      continue;
+    }
+    // Down still: this id backs off; the others wait for their turn (each would cost a
+    // deadline now).
+    Wanted& w = it->second;
+    if (++w.attempts >= kWantedAttempts) {
+      LogWarn("Docker engine on %s: container %.12s not described after %d attempts: %s\n",
+              options_.endpoint.c_str(), id.c_str(), w.attempts, f.error().c_str());
+      wanted_.erase(it);
+      return;
+    }
+    w.next = std::chrono::steady_clock::now() +
+             std::min<std::chrono::steady_clock::duration>(kWantedFirst * (1 << w.attempts),
+                                                           kWantedMaxBackoff);
+    return;
+  }
 }
 
 void DockerSource::Relist() {
   std::shared_ptr<const DockerClient> client = Client();
   if (!client) return;
+  const auto asked = std::chrono::steady_clock::now();  // before: what the listing can know
   auto list = client->ListContainers(/*all=*/true);
   if (!list) {
     LogInfo("%s\n", list.error().c_str());
@@ -152,13 +222,17 @@ void DockerSource::Relist() {
       if (!cache_.contains(c.id)) missing.push_back(c.id);
     }
     std::erase_if(cache_, [&listed](const auto& kv) { return !listed.contains(kv.first); });
+    // Wanted before this listing and not in it: no container of this engine.
+    std::erase_if(wanted_, [&listed, asked](const auto& kv) {
+      return kv.second.since < asked && !listed.contains(kv.first);
+    });
     // Ids not listed may be new ones of another runtime next time; images may be re-tagged.
     unknown_.clear();
     images_.clear();
   }
   for (const std::string& id : missing) {
     if (stop_) return;
-    (void)Fetch(id);  // gone meanwhile: the next listing settles it
+    (void)Fetch(id, /*notify=*/true);  // gone meanwhile: the next listing settles it
   }
 }
 
@@ -188,6 +262,7 @@ void DockerSource::Run() {
       Relist();
       next_resync = std::chrono::steady_clock::now() + options_.resync;
     }
+    RetryWanted();
     auto e = stream->Next(kEventPoll);
     if (!e) {
       LogWarn("%s\n", e.error().c_str());
@@ -202,7 +277,7 @@ void DockerSource::Run() {
       cache_.erase(ev.id);
     } else if (ev.action == "create" || ev.action == "start" || ev.action == "rename" ||
                ev.action == "update") {
-      if (auto f = Fetch(ev.id); !f && f.error().code() != ErrorCode::kNotFound)
+      if (auto f = Fetch(ev.id, /*notify=*/true); !f && f.error().code() != ErrorCode::kNotFound)
         LogInfo("%s\n", f.error().c_str());
     }
   }
@@ -248,7 +323,7 @@ void ApplyDockerFacts(const DockerSource::Facts& facts, v1::ContainerInfo* i) {
   }
 }
 
-// The registry's Docker hook (declared in container_registry.h), kept here beside the source.
+// The registry's Docker hooks (declared in container_registry.h), kept here beside the source.
 bool ContainerRegistry::ApplyDocker(Entry* e) {
   if (options_.docker == nullptr) return false;
   auto facts = options_.docker->Lookup(e->info.id());
@@ -261,6 +336,44 @@ bool ContainerRegistry::ApplyDocker(Entry* e) {
   if (e->root_path.empty()) e->root_path = facts->container.merged_dir;
   e->cri_done = true;
   return true;
+}
+
+void ContainerRegistry::DockerUpdated(const std::string& id) {
+  {
+    MutexLock lock(docker_mu_);
+    docker_updates_.insert(id);
+  }
+  Wake();
+}
+
+void ContainerRegistry::ApplyDockerUpdates() {
+  std::set<std::string> ids;
+  {
+    MutexLock lock(docker_mu_);
+    ids.swap(docker_updates_);
+  }
+  for (const std::string& id : ids) {
+    Entry e;
+    bool pending;
+    {
+      ReaderMutexLock lock(mu_);
+      auto it = entries_.find(id);
+      if (it == entries_.end()) continue;  // no cgroup (yet): its discovery asks the cache
+      e = it->second;
+      pending = pending_.contains(id);
+    }
+    if (e.cri_found || !ApplyDocker(&e)) continue;  // CRI's container; or gone meanwhile
+    // A container still being completed is reported by Complete once it is; one reported
+    // already (without the engine's facts, or under its old name) is reported again now.
+    const bool done = e.cri_done && e.overlay_known && e.root_read;
+    if (pending && !done) {
+      (void)Store(id, &e, false);
+      continue;
+    }
+    const bool report = MarkReported(&e);
+    if (!Store(id, &e, true)) continue;
+    if (report || pending) Emit(e.info, report);
+  }
 }
 
 }  // namespace driftwatch::sensor

@@ -5,7 +5,8 @@
 #   dw_docker_check_deps              root; Debian's dockerd and docker, installed when missing
 #   dw_docker_start DIR               a private containerd (containerd_env.sh) in DIR/ctd, then
 #                                     dockerd on it: data in DIR/data, runtime state in
-#                                     DIR/exec, socket DIR/docker.sock; no iptables, no bridge
+#                                     DIR/exec (a tmpfs), socket DIR/docker.sock; no iptables,
+#                                     no bridge
 #   dw_docker DIR ARGS...             Debian's docker CLI on the private socket, bounded
 #   dw_docker_run DIR NAME [OPTS... --] [CMD...]  `docker run -d --name NAME OPTS IMAGE CMD`;
 #                                     prints the container id; its cgroups recorded
@@ -14,6 +15,11 @@
 #   dw_docker_up DIR                  all of the above (stopped at exit: harness.sh); the test
 #                                     image built (dw_image_build) and loaded as
 #                                     $DW_DOCKER_IMAGE; sets docker_image_id
+#   dw_docker_registry_up DIR         a private image registry (Debian's docker-registry,
+#                                     installed when missing) on 127.0.0.1, storage in
+#                                     DIR/registry, stopped by PID at exit; sets docker_registry
+#                                     (HOST:PORT: dockerd takes 127.0.0.0/8 registries over
+#                                     plain HTTP), so that pushed images get RepoDigests
 #
 # Debian's binaries by path: /usr/local/bin/docker on this machine kind is another docker CLI
 # (28.x, API 1.50), which Debian's 20.10 engine (API 1.41) would refuse.
@@ -79,6 +85,11 @@ dw_docker_start() {
         return 0
     fi
     mkdir -p "$dir/data" "$dir/exec" || return 1
+    # The exec root on a tmpfs, as /run/docker is on a host: runc's state (runc init's
+    # exec.fifo) then stays off the filesystem the sensor marks for the layers in DIR/data.
+    if ! mountpoint -q "$dir/exec"; then
+        mount -n -t tmpfs -o size=64m,mode=0711 dw-docker-exec "$dir/exec" || return 1
+    fi
     dw_ctd_start "$dir/ctd" || return 1
     # An empty config: the system's /etc/docker/daemon.json (if any) stays out of it.
     printf '{}\n' >"$dir/daemon.json"
@@ -164,6 +175,47 @@ dw_docker_stop() {
     dw_ctd_stop "$dir/ctd"
     _dw_umount_under "$dir"
     return 0
+}
+
+# The registry by PID, only while that PID is still the registry serving DIR's config.
+_dw_docker_registry_stop() {
+    tr '\0' ' ' <"/proc/$2/cmdline" 2>/dev/null | grep -qF -- "$1/registry.yml" || return 0
+    _dw_terminate "$2"
+}
+
+# shellcheck disable=SC2034  # docker_registry: for the caller
+dw_docker_registry_up() {
+    local dir policy=/usr/sbin/policy-rc.d added='' port pid i bin=${DW_DOCKER_REGISTRY:-/usr/bin/docker-registry}
+    dir=$(_dw_abs "${1:?usage: dw_docker_registry_up DIR}")
+    if [ ! -x "$bin" ]; then
+        _dw_docker_log "installing Debian's docker-registry"
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added=1
+        fi
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq \
+            --no-install-recommends docker-registry >/dev/null 2>&1 || true
+        [ -n "$added" ] && rm -f "$policy"
+        [ -x "$bin" ] || { _dw_docker_log "missing: $bin (apt-get install -y docker-registry)"; return 1; }
+    fi
+    mkdir -p "$dir/registry" || return 1
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    printf 'version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: "127.0.0.1:%s"}\n' \
+        "$dir/registry" "$port" >"$dir/registry.yml"
+    "$bin" serve "$dir/registry.yml" </dev/null >>"$dir/registry.log" 2>&1 &
+    pid=$!
+    disown "$pid" 2>/dev/null || true
+    dw_at_exit _dw_docker_registry_stop "$dir" "$pid"
+    for ((i = 0; i < 100; i++)); do
+        if ! dw_alive "$pid"; then
+            _dw_docker_log "docker-registry exited during start-up; log tail:"
+            tail -n 20 "$dir/registry.log" >&2
+            return 1
+        fi
+        curl -sf "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && { docker_registry=127.0.0.1:$port; return 0; }
+        sleep 0.1
+    done
+    _dw_docker_log "docker-registry (pid $pid) did not answer on 127.0.0.1:$port within 10 s"
+    return 1
 }
 
 # shellcheck disable=SC2034  # docker_image_id: for the caller

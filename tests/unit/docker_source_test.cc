@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
+#include <string>
+
 namespace driftwatch::sensor {
 namespace {
 
@@ -83,6 +87,26 @@ TEST(ApplyDockerFacts, OwnRootMountAndPidStay) {
   EXPECT_EQ(i.start_time_ns(), 11);
   EXPECT_EQ(i.runtime(), "podman");
   EXPECT_EQ(i.source(), "podman");
+}
+
+// Containers found while the engine does not answer wait to be asked again, in a bounded
+// queue: an engine that stays away (here: no socket at all) cannot make it grow without end.
+TEST(DockerSource, IdsAskedAgainAreBounded) {
+  DockerSource::Options o;
+  o.endpoint = "/nonexistent/driftwatch-test/docker.sock";
+  o.timeout = std::chrono::milliseconds(100);
+  auto source = DockerSource::Open(o);  // not started: nothing retries meanwhile
+  EXPECT_EQ(source->Describe(), "not connected");
+  EXPECT_FALSE(source->Lookup(std::string(64, 'a')));
+  EXPECT_EQ(source->wanted(), 1u);
+  EXPECT_FALSE(source->Lookup(std::string(64, 'a')));  // once each
+  EXPECT_EQ(source->wanted(), 1u);
+  for (size_t i = 0; i < DockerSource::kWantedMax + 100; ++i) {
+    char id[65];
+    snprintf(id, sizeof id, "%064zx", i + 1);
+    EXPECT_FALSE(source->Lookup(id));
+  }
+  EXPECT_EQ(source->wanted(), DockerSource::kWantedMax);
 }
 
 }  // namespace
