@@ -1,0 +1,173 @@
+#include "lib/store/pg_conn.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "lib/base/log.h"
+
+namespace driftwatch {
+namespace {
+
+// The advisory lock migrations take: one key for every driftwatch database user.
+constexpr int64_t kMigrationLock = 0x6477736368656d61;  // "dwschema"
+
+std::string ServerMessage(const PGresult* r, PGconn* c) {
+  std::string m = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  return m.empty() ? "no message from the server" : m;
+}
+
+}  // namespace
+
+bool IsPgUri(std::string_view s) {
+  return s.starts_with("postgresql://") || s.starts_with("postgres://");
+}
+
+std::string RedactPgUri(std::string_view uri) {
+  std::string out(uri);
+  // postgresql://user:password@host...: the user info ends at the last '@' before the path.
+  const size_t scheme = out.find("://");
+  if (scheme != std::string::npos) {
+    const size_t start = scheme + 3;
+    size_t end = out.find_first_of("/?", start);
+    if (end == std::string::npos) end = out.size();
+    const size_t at = out.rfind('@', end);
+    if (at != std::string::npos && at >= start) {
+      const size_t colon = out.find(':', start);
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  // ...?password=...&...
+  for (size_t p = out.find("password="); p != std::string::npos;
+       p = out.find("password=", p + 1)) {
+    if (p > 0 && out[p - 1] != '?' && out[p - 1] != '&' && out[p - 1] != ' ') continue;
+    const size_t v = p + 9;
+    size_t e = out.find_first_of("& ", v);
+    if (e == std::string::npos) e = out.size();
+    out.replace(v, e - v, "***");
+  }
+  return out;
+}
+
+Result<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& uri,
+                                                std::chrono::seconds timeout) {
+  const std::string where = RedactPgUri(uri);
+  if (!IsPgUri(uri))
+    return std::unexpected(Error::InvalidInput(where + ": not a postgresql:// URI"));
+  char* parse_err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(uri.c_str(), &parse_err);
+  if (opts == nullptr) {
+    std::string m = parse_err ? parse_err : "unparsable";
+    PQfreemem(parse_err);
+    while (!m.empty() && m.back() == '\n') m.pop_back();
+    return std::unexpected(Error::InvalidInput(where + ": " + m));
+  }
+  PQconninfoFree(opts);
+  // Ours first: what the URI says (its dbname, expanded, comes last) overrides them.
+  const std::string t = std::to_string(timeout.count());
+  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+  const char* values[] = {t.c_str(), "driftwatch", uri.c_str(), nullptr};
+  PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (c == nullptr) return std::unexpected(Error::Unavailable(where + ": out of memory"));
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string m = ServerMessage(nullptr, c);
+    PQfinish(c);
+    return std::unexpected(Error::Unavailable(where + ": " + m));
+  }
+  std::unique_ptr<PgConn> conn(new PgConn(c, where));
+  // The server's notices go to the log, not to stderr: warnings only ("already exists,
+  // skipping" and such are the statements' business).
+  PQsetNoticeReceiver(
+      c,
+      [](void* arg, const PGresult* r) {
+        const char* sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+        if (sev == nullptr || std::strcmp(sev, "WARNING") != 0) return;
+        std::string m = PQresultErrorMessage(r);
+        while (!m.empty() && m.back() == '\n') m.pop_back();
+        LogWarn("%s: %s\n", static_cast<const PgConn*>(arg)->where().c_str(), m.c_str());
+      },
+      conn.get());
+  return conn;
+}
+
+PgConn::~PgConn() { PQfinish(c_); }
+
+Error PgConn::Failed(std::string_view what, const PGresult* r) const {
+  std::string m = where_ + ": " + std::string(what) + ": " + ServerMessage(r, c_);
+  // Lost connections are worth a retry; anything else is the statement's or the data's.
+  if (PQstatus(c_) != CONNECTION_OK) return Error::Unavailable(std::move(m));
+  return Error::Io(std::move(m));
+}
+
+Result<PgResult> PgConn::Exec(std::string_view what, const std::string& sql,
+                              const std::vector<std::optional<std::string>>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  PgResult r(PQexecParams(c_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                          values.data(), nullptr, nullptr, /*text results=*/0));
+  const ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    return std::unexpected(Failed(what, r.get()));
+  return r;
+}
+
+Result<> PgConn::Run(std::string_view what, const std::string& sql) {
+  PgResult r(PQexec(c_, sql.c_str()));
+  const ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    return std::unexpected(Failed(what, r.get()));
+  return {};
+}
+
+Result<int> MigratePg(PgConn* c, std::span<const PgMigration> migrations, std::string_view by) {
+  for (size_t i = 0; i < migrations.size(); ++i) {
+    if (migrations[i].version != static_cast<int>(i) + 1)
+      return std::unexpected(Error::InvalidInput("migration list out of order at " +
+                                                 std::string(migrations[i].name)));
+  }
+  const int latest = static_cast<int>(migrations.size());
+  auto body = [&]() -> Result<int> {
+    if (auto ok = c->Run("take the migration lock",
+                         "SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLock) + ")");
+        !ok)
+      return std::unexpected(ok.error());
+    if (auto ok = c->Run("create dw_schema_migrations",
+                         "CREATE TABLE IF NOT EXISTS dw_schema_migrations("
+                         "version integer PRIMARY KEY, name text NOT NULL, "
+                         "applied_by text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+        !ok)
+      return std::unexpected(ok.error());
+    auto r = c->Exec("read the schema version",
+                     "SELECT coalesce(max(version), 0) FROM dw_schema_migrations");
+    if (!r) return std::unexpected(r.error());
+    const int have = std::atoi(PQgetvalue(r->get(), 0, 0));
+    if (have > latest)
+      return std::unexpected(Error::InvalidInput(
+          c->where() + ": schema version " + std::to_string(have) +
+          " is newer than this driftwatch's (" + std::to_string(latest) +
+          "): a newer driftwatch migrated it; run that version"));
+    for (int v = have + 1; v <= latest; ++v) {
+      const PgMigration& m = migrations[static_cast<size_t>(v - 1)];
+      const std::string what = "migration " + std::to_string(v) + " (" + m.name + ")";
+      if (auto ok = c->Run(what, m.sql); !ok) return std::unexpected(ok.error());
+      if (auto ok = c->Exec(what + ": record it",
+                            "INSERT INTO dw_schema_migrations(version, name, applied_by) "
+                            "VALUES ($1, $2, $3)",
+                            {std::to_string(v), std::string(m.name), std::string(by)});
+          !ok)
+        return std::unexpected(ok.error());
+    }
+    return latest;
+  };
+  if (auto ok = c->Run("begin the migration", "BEGIN"); !ok) return std::unexpected(ok.error());
+  auto v = body();
+  if (!v) {
+    (void)c->Run("roll the migration back", "ROLLBACK");
+    return v;
+  }
+  if (auto ok = c->Run("commit the migration", "COMMIT"); !ok) return std::unexpected(ok.error());
+  return v;
+}
+
+}  // namespace driftwatch

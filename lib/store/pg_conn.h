@@ -1,0 +1,76 @@
+// pg_conn: a PostgreSQL connection (libpq) for the store several collectors share (issue 17),
+// and the versioned schema migrations it is brought up to date with.
+//
+// Errors name the statement that failed and what the server said, and the database by its
+// URI with the password left out (RedactPgUri): they end up in logs.
+//
+// Migrations run in one transaction under a transaction-scoped advisory lock: collectors
+// that start together against one database apply each migration exactly once (the others
+// wait, then find it applied), a failing migration leaves nothing of itself, and a database
+// a newer driftwatch migrated further is refused rather than written with an older schema.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/base/result.h"
+
+namespace driftwatch {
+
+// True for a libpq connection URI (postgresql:// or postgres://).
+bool IsPgUri(std::string_view s);
+// `uri` with its password (URI user info, or a password= query parameter) replaced by ***.
+std::string RedactPgUri(std::string_view uri);
+
+struct PgResultFree {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, PgResultFree>;
+
+class PgConn {
+ public:
+  // Connects by a libpq URI; `timeout` unless the URI sets connect_timeout.
+  static Result<std::unique_ptr<PgConn>> Connect(const std::string& uri,
+                                                 std::chrono::seconds timeout = std::chrono::seconds(10));
+  ~PgConn();
+  PgConn(const PgConn&) = delete;
+  PgConn& operator=(const PgConn&) = delete;
+
+  // Runs one statement with text parameters (nullopt: NULL); `what` names it in errors. The
+  // result holds the rows of a query.
+  Result<PgResult> Exec(std::string_view what, const std::string& sql,
+                        const std::vector<std::optional<std::string>>& params = {});
+  // Statements without parameters or rows (several, separated by ';').
+  Result<> Run(std::string_view what, const std::string& sql);
+
+  const std::string& where() const { return where_; }  // the URI, redacted
+  PGconn* raw() { return c_; }
+
+ private:
+  PgConn(PGconn* c, std::string where) : c_(c), where_(std::move(where)) {}
+  Error Failed(std::string_view what, const PGresult* r) const;
+
+  PGconn* c_;
+  std::string where_;
+};
+
+struct PgMigration {
+  int version;       // 1, 2, ... in order, none skipped
+  const char* name;  // for errors and the bookkeeping table
+  const char* sql;   // statements separated by ';'
+};
+
+// Applies the migrations the database has not had yet, in one transaction under the advisory
+// lock, recording each in dw_schema_migrations (version, name, applied_by, applied_at).
+// Returns the schema version now. Errors: a migration that fails (named, with the server's
+// message; nothing applied), a database already past the last migration given.
+Result<int> MigratePg(PgConn* c, std::span<const PgMigration> migrations, std::string_view by);
+
+}  // namespace driftwatch
