@@ -2,6 +2,7 @@
 // private server (pg_env.sh) and runs this with DW_PG_URI set. Each test works in a database
 // of its own.
 #include "lib/store/pg_conn.h"
+#include "lib/store/pg_schema.h"
 
 #include <gtest/gtest.h>
 
@@ -179,6 +180,60 @@ TEST_F(PgTest, ConcurrentMigratorsApplyEachMigrationOnce) {
   EXPECT_EQ(Count(c->get(), "SELECT count(*) FROM items"), 1000);
   EXPECT_EQ(Count(c->get(), "SELECT count(*) FROM once"), 1);
   EXPECT_EQ(Count(c->get(), "SELECT count(DISTINCT applied_by) FROM dw_schema_migrations"), 1);
+}
+
+TEST(PgSchema, DailyPartitionNames) {
+  EXPECT_EQ(EventPartitionOf(0).name, "events_19700101");
+  const int64_t day = 86'400'000'000'000;
+  const EventPartition p = EventPartitionOf(1764979200'000'000'000 + 5);  // 2025-12-06 00:00:00 UTC
+  EXPECT_EQ(p.name, "events_20251206");
+  EXPECT_EQ(p.from_ns, 1764979200'000'000'000);
+  EXPECT_EQ(p.to_ns, p.from_ns + day);
+  EXPECT_EQ(EventPartitionOf(p.from_ns - 1).name, "events_20251205");
+  EXPECT_EQ(EventPartitionOf(-1).name, "events_19691231");
+}
+
+// The store's schema on a real server: migrated, a day's partition made ahead, rows routed
+// by stored_ns, a day without a partition refused, retention dropping whole days only.
+TEST_F(PgTest, StoreSchemaPartitionsEventsByDay) {
+  const std::string uri = FreshDatabase("dw_schema");
+  auto c = PgConn::Connect(uri);
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  auto v = MigratePg(c->get(), PgStoreMigrations(), "test");
+  ASSERT_TRUE(v.has_value()) << v.error().message();
+  EXPECT_EQ(*v, static_cast<int>(PgStoreMigrations().size()));
+  const int64_t day = 86'400'000'000'000, today = 1764979200'000'000'000 + 3600'000'000'000;
+  // Collectors racing to make the same partitions.
+  std::vector<std::thread> threads;
+  std::atomic<int> made{0};
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&] {
+      auto cc = PgConn::Connect(uri);
+      if (cc && EnsureEventPartitions(cc->get(), today, 1)) ++made;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(made.load(), 4);
+  EXPECT_EQ(Count(c->get(), "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"), 2);
+  auto insert = [&](int64_t stored_ns) {
+    return (*c)->Exec("insert event",
+                      "INSERT INTO events(node, id, run_id, seq, time_ns, stored_ns, cid, kind, payload) "
+                      "VALUES ('n', 1, 1, 1, $1, $1, 1, 1, '\\x00')",
+                      {std::to_string(stored_ns)});
+  };
+  ASSERT_TRUE(insert(today).has_value());
+  ASSERT_TRUE(insert(today + day).has_value());
+  auto late = insert(today + 3 * day);
+  ASSERT_FALSE(late.has_value());
+  EXPECT_NE(late.error().message().find("no partition of relation \"events\" found"), std::string::npos)
+      << late.error().message();
+  // Retention at a cutoff inside tomorrow: today's day goes whole, tomorrow's stays.
+  auto dropped = DropEventPartitionsBefore(c->get(), today + day + 1);
+  ASSERT_TRUE(dropped.has_value()) << dropped.error().message();
+  EXPECT_EQ(*dropped, 1);
+  EXPECT_EQ(Count(c->get(), "SELECT count(*) FROM events"), 1);
+  EXPECT_EQ(Count(c->get(), "SELECT count(*) FROM events WHERE stored_ns >= " +
+                                std::to_string(EventPartitionOf(today + day).from_ns)), 1);
+  EXPECT_EQ(*DropEventPartitionsBefore(c->get(), today + day + 1), 0);
 }
 
 }  // namespace

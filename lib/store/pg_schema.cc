@@ -1,0 +1,168 @@
+#include "lib/store/pg_schema.h"
+
+#include <cstdio>
+#include <ctime>
+#include <vector>
+
+namespace driftwatch {
+namespace {
+
+constexpr int64_t kDayNs = 86'400'000'000'000;
+// Partition DDL of collectors racing: one at a time (catalog rows are unique).
+constexpr int64_t kPartitionLock = 0x6477706172746e73;  // "dwpartns"
+
+// Migration 1: ingest's tables. Times are ns since the epoch (bigint), as in SQLite;
+// payloads the events' protobuf bytes.
+constexpr const char* kIngestTables = R"sql(
+CREATE TABLE runs(
+  run_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  node text NOT NULL,
+  boot_id text NOT NULL,
+  sensor_start_ns bigint NOT NULL,
+  max_seq bigint NOT NULL DEFAULT 0,
+  updated_ns bigint NOT NULL,
+  UNIQUE (node, boot_id, sensor_start_ns));
+CREATE TABLE node_heads(
+  node text PRIMARY KEY,
+  last_id bigint NOT NULL DEFAULT 0);
+CREATE TABLE container_ids(
+  cid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  node text NOT NULL,
+  id text NOT NULL,
+  updated_ns bigint NOT NULL,
+  UNIQUE (id, node));
+CREATE TABLE events(
+  node text NOT NULL,
+  id bigint NOT NULL,
+  run_id bigint NOT NULL,
+  seq bigint NOT NULL,
+  time_ns bigint NOT NULL,
+  stored_ns bigint NOT NULL,
+  cid bigint NOT NULL,
+  kind smallint NOT NULL,
+  payload bytea NOT NULL) PARTITION BY RANGE (stored_ns);
+CREATE INDEX events_node_id ON events (node, id);
+CREATE INDEX events_cid_time ON events (cid, time_ns);
+CREATE INDEX events_time ON events (time_ns);
+CREATE TABLE containers(
+  cid bigint PRIMARY KEY,
+  info bytea NOT NULL,
+  updated_ns bigint NOT NULL);
+CREATE TABLE nodes(
+  node text PRIMARY KEY,
+  connected_streams integer NOT NULL,
+  last_seen_ns bigint NOT NULL,
+  events_stored bigint NOT NULL,
+  duplicates bigint NOT NULL,
+  boot_id text NOT NULL,
+  sensor_start_ns bigint NOT NULL,
+  sensor_version text NOT NULL,
+  kernel_version text NOT NULL,
+  audit_mode text NOT NULL,
+  fanotify_mode text NOT NULL,
+  spool_dropped bigint NOT NULL,
+  peer text NOT NULL);
+CREATE TABLE gaps(
+  gap_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  node text NOT NULL,
+  run_id bigint NOT NULL,
+  from_seq bigint NOT NULL,
+  to_seq bigint NOT NULL,
+  after_id bigint NOT NULL,
+  stored_ns bigint NOT NULL);
+CREATE INDEX gaps_node_after ON gaps (node, after_id);
+CREATE TABLE detect_cursors(
+  node text PRIMARY KEY,
+  id bigint NOT NULL,
+  updated_ns bigint NOT NULL);
+CREATE TABLE detect_leases(
+  node text PRIMARY KEY,
+  owner text NOT NULL,
+  expires_ns bigint NOT NULL,
+  epoch bigint NOT NULL DEFAULT 1)
+)sql";
+
+const PgMigration kMigrations[] = {
+    {1, "ingest tables", kIngestTables},
+};
+
+std::string DayName(int64_t day_start_ns) {
+  const time_t t = static_cast<time_t>(day_start_ns / 1'000'000'000);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "events_%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday);
+  return buf;
+}
+
+// The day a partition's name says, as its start in ns; -1 when it is no such name.
+int64_t DayOfName(const std::string& name) {
+  int y = 0, m = 0, d = 0;
+  char tail = 0;
+  if (name.size() != 15 || std::sscanf(name.c_str(), "events_%4d%2d%2d%c", &y, &m, &d, &tail) != 3)
+    return -1;
+  struct tm tm {};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = m - 1;
+  tm.tm_mday = d;
+  const time_t t = timegm(&tm);
+  if (t == static_cast<time_t>(-1) || DayName(int64_t{t} * 1'000'000'000) != name) return -1;
+  return int64_t{t} * 1'000'000'000;
+}
+
+}  // namespace
+
+std::span<const PgMigration> PgStoreMigrations() { return kMigrations; }
+
+EventPartition EventPartitionOf(int64_t stored_ns) {
+  const int64_t from = stored_ns >= 0 ? stored_ns / kDayNs * kDayNs
+                                      : (stored_ns - kDayNs + 1) / kDayNs * kDayNs;
+  return {DayName(from), from, from + kDayNs};
+}
+
+Result<> EnsureEventPartitions(PgConn* c, int64_t now_ns, int days_ahead) {
+  if (auto ok = c->Run("begin partitions", "BEGIN"); !ok) return ok;
+  auto body = [&]() -> Result<> {
+    if (auto ok = c->Run("take the partition lock",
+                         "SELECT pg_advisory_xact_lock(" + std::to_string(kPartitionLock) + ")");
+        !ok)
+      return ok;
+    for (int d = 0; d <= days_ahead; ++d) {
+      const EventPartition p = EventPartitionOf(now_ns + d * kDayNs);
+      if (auto ok = c->Run("create partition " + p.name,
+                           "CREATE TABLE IF NOT EXISTS " + p.name + " PARTITION OF events FOR VALUES FROM (" +
+                               std::to_string(p.from_ns) + ") TO (" + std::to_string(p.to_ns) + ")");
+          !ok)
+        return ok;
+    }
+    return {};
+  };
+  auto ok = body();
+  if (!ok) {
+    (void)c->Run("roll partitions back", "ROLLBACK");
+    return ok;
+  }
+  return c->Run("commit partitions", "COMMIT");
+}
+
+Result<int> DropEventPartitionsBefore(PgConn* c, int64_t cutoff_ns) {
+  auto r = c->Exec("list event partitions",
+                   "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                   "WHERE i.inhparent = 'events'::regclass");
+  if (!r) return std::unexpected(r.error());
+  std::vector<std::string> drop;
+  for (int i = 0; i < PQntuples(r->get()); ++i) {
+    const std::string name = PQgetvalue(r->get(), i, 0);
+    const int64_t day = DayOfName(name);
+    if (day >= 0 && day + kDayNs <= cutoff_ns) drop.push_back(name);
+  }
+  for (const std::string& name : drop) {
+    // A name DayOfName took: events_ and eight digits, nothing to quote.
+    if (auto ok = c->Run("drop partition " + name, "DROP TABLE IF EXISTS " + name); !ok)
+      return std::unexpected(ok.error());
+  }
+  return static_cast<int>(drop.size());
+}
+
+}  // namespace driftwatch
