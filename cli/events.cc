@@ -10,6 +10,7 @@
 #include "lib/store/event_store.h"
 #include "lib/base/time_arg.h"
 #include "lib/store/event_reader.h"
+#include "lib/store/pg_event_reader.h"
 
 namespace driftwatch::cli {
 
@@ -28,7 +29,7 @@ int RunEvents(const EventsOptions& opt) {
     std::fprintf(stderr, "driftwatch events: %s\n", r.error().c_str());
     return 2;
   }
-  auto reader = EventReader::Open(opt.db);
+  auto reader = OpenEventQueries(opt.db);
   if (!reader) {
     std::fprintf(stderr, "driftwatch events: %s\n", reader.error().c_str());
     return 1;

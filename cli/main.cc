@@ -67,7 +67,10 @@ int main(int argc, char** argv) {
       "events",
       "Print the events a driftwatch-collector stored, one JSON object per line (as analyze "
       "--events), oldest first. Opens the database read-only: works while the collector runs.");
-  ev->add_option("--db", events.db, "collector database")->capture_default_str();
+  ev->add_option("--db", events.db,
+                 "collector database: a SQLite file, or the store several collectors share "
+                 "(postgresql://USER:PASSWORD@HOST:PORT/DB?sslmode=...)")
+      ->capture_default_str();
   ev->add_option("--node", events.node, "only this node");
   ev->add_option("--container", events.container, "only this container (full id or prefix)");
   ev->add_option("--kind", events.kind, "exec, chmod, write, container, status, prevented or network");

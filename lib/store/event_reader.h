@@ -109,21 +109,32 @@ struct StoredEvent {
   std::optional<v1::ContainerInfo> container;
 };
 
+// The CLI's queries of a store, SQLite (EventReader) or PostgreSQL (PgEventReader,
+// lib/store/pg_event_reader.h, whose OpenEventQueries picks by --db).
+class EventQueries {
+ public:
+  virtual ~EventQueries() = default;
+  // Calls `fn` for each match, oldest first; returns how many. A payload that does not parse
+  // is an error naming its event.
+  virtual Result<uint64_t> Query(const EventQuery& q,
+                                 const std::function<void(const StoredEvent&)>& fn) = 0;
+  virtual Result<std::vector<NodeState>> Nodes() = 0;
+  virtual Result<uint64_t> CountEvents() = 0;
+};
+
 // Read-only access (the CLI); works while a collector writes (WAL readers do not block the
 // writer). Thread-compatible: one reader per thread.
-class EventReader {
+class EventReader : public EventQueries {
  public:
   static Result<std::unique_ptr<EventReader>> Open(const std::string& path);
-  ~EventReader();
+  ~EventReader() override;
   EventReader(const EventReader&) = delete;
   EventReader& operator=(const EventReader&) = delete;
 
-  // Calls `fn` for each match, oldest first; returns how many. A payload that does not parse
-  // is an error naming its rowid.
   Result<uint64_t> Query(const EventQuery& q,
-                                             const std::function<void(const StoredEvent&)>& fn);
-  Result<std::vector<NodeState>> Nodes();
-  Result<uint64_t> CountEvents();
+                         const std::function<void(const StoredEvent&)>& fn) override;
+  Result<std::vector<NodeState>> Nodes() override;
+  Result<uint64_t> CountEvents() override;
 
  private:
   EventReader() = default;

@@ -14,4 +14,17 @@ dw_pg_start "$tmp/pg"
 # The test databases are made by dw, the tests' role.
 dw_pg_psql "ALTER ROLE dw CREATEDB" >/dev/null
 DW_PG_URI=$DW_PG_URI "$build/tests/pg_tests" && ok "pg_tests" || fail "pg_tests"
+# The CLI on the database pg_event_reader_test leaves: driftwatch events --db postgresql://.
+reader_uri=${DW_PG_URI%/*}/dw_reader
+"$build/cli/driftwatch" events --db "$reader_uri" --node n1 >"$tmp/events.jsonl" 2>"$tmp/events.err" ||
+    fail "driftwatch events --db postgresql://: $(cat "$tmp/events.err")"
+expect "driftwatch events --db postgresql:// --node n1" \
+    "$(python3 -c 'import json, sys; print(" ".join("%s:%s" % (e["evt.hostname"], e["container.name"]) for e in map(json.loads, open(sys.argv[1]))))' "$tmp/events.jsonl")" \
+    "n1:web n1:web"
+if "$build/cli/driftwatch" events --db "${DW_PG_URI%/*}/postgres" >/dev/null 2>"$tmp/foreign.err"; then
+    fail "events from a database without the store's schema"
+else
+    check "a database without the store's schema is named, without the password: $(cat "$tmp/foreign.err")" \
+        bash -c '! grep -qF "$1" "$2" && grep -q "not a driftwatch store" "$2"' _ "${DW_PG_URI#*://dw:}" "$tmp/foreign.err"
+fi
 dw_finish "pg_store: PgConn and migrations against a real PostgreSQL"

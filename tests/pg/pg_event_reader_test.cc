@@ -1,0 +1,159 @@
+// PgEventReader (driftwatch events --db postgresql://...) on a real PostgreSQL
+// (pg_store_test.sh): the store's rows written here as the ingest writes them, read back
+// with every filter. Leaves the database dw_reader for pg_store_test.sh's CLI check.
+#include "lib/store/pg_event_reader.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "lib/store/pg_schema.h"
+#include "lib/store/prepared_batch.h"
+
+namespace driftwatch {
+namespace {
+
+std::string Hex(const std::string& bytes) {
+  static const char* d = "0123456789abcdef";
+  std::string out = "\\x";
+  for (unsigned char c : bytes) {
+    out += d[c >> 4];
+    out += d[c & 15];
+  }
+  return out;
+}
+
+class PgEventReaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* base = std::getenv("DW_PG_URI");
+    ASSERT_NE(base, nullptr) << "DW_PG_URI is not set: run tests/integration/pg_store_test.sh";
+    const std::string b = base;
+    auto admin = PgConn::Connect(b);
+    ASSERT_TRUE(admin.has_value()) << admin.error().message();
+    ASSERT_TRUE((*admin)->Run("drop", "DROP DATABASE IF EXISTS dw_reader"));
+    ASSERT_TRUE((*admin)->Run("create", "CREATE DATABASE dw_reader"));
+    uri_ = b.substr(0, b.rfind('/') + 1) + "dw_reader";
+    auto c = PgConn::Connect(uri_);
+    ASSERT_TRUE(c.has_value());
+    c_ = std::move(*c);
+    ASSERT_TRUE(MigratePg(c_.get(), PgStoreMigrations(), "test").has_value());
+    ASSERT_TRUE(EnsureEventPartitions(c_.get(), kT0, 1).has_value());
+    ASSERT_TRUE(c_->Run("rows", R"sql(
+      INSERT INTO runs(node, boot_id, sensor_start_ns, max_seq, updated_ns) OVERRIDING SYSTEM VALUE
+        VALUES ('n1', 'boot-1', 111, 2, 0), ('n2', 'boot-2', 222, 1, 0);
+      INSERT INTO container_ids(node, id, updated_ns)
+        VALUES ('n1', 'aaaaaaaaaaaa0000000000000000000000000000000000000000000000000001', 0),
+               ('n2', 'host', 0)
+    )sql"));
+    v1::ContainerInfo info;
+    info.set_id("aaaaaaaaaaaa0000000000000000000000000000000000000000000000000001");
+    info.set_name("web");
+    info.set_image("registry.example/web:1");
+    ASSERT_TRUE(c_->Exec("info", "INSERT INTO containers(cid, info, updated_ns) VALUES (1, $1, 0)",
+                         {Hex(info.SerializeAsString())}));
+    Add("n1", 1, 1, 1, kT0 + 10, "exec", "/bin/sh");
+    Add("n2", 1, 2, 2, kT0 + 20, "exec", "/usr/bin/id");
+    Add("n1", 2, 1, 1, kT0 + 30, "write", "/etc/passwd");
+  }
+  // An event as the ingest stores it: the payload without id and container id.
+  void Add(const std::string& node, int64_t id, int64_t run, int64_t cid, int64_t t,
+           const std::string& kind, const std::string& path) {
+    v1::Event ev;
+    ev.set_time_ns(t);
+    if (kind == "exec") {
+      ev.mutable_exec()->set_exe(path);
+      ev.mutable_exec()->add_args(path);
+    } else {
+      ev.mutable_write()->set_path(path);
+    }
+    ASSERT_TRUE(c_->Exec("event",
+                         "INSERT INTO events(node, id, run_id, seq, time_ns, stored_ns, cid, kind, payload) "
+                         "VALUES ($1, $2, $3, $2, $4, $4, $5, $6, $7)",
+                         {node, std::to_string(id), std::to_string(run), std::to_string(t),
+                          std::to_string(cid), std::to_string(EventKindNumber(kind)),
+                          Hex(ev.SerializeAsString())}));
+  }
+  std::vector<StoredEvent> Get(const EventQuery& q) {
+    auto r = PgEventReader::Open(uri_);
+    EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message());
+    std::vector<StoredEvent> out;
+    if (!r) return out;
+    auto n = (*r)->Query(q, [&](const StoredEvent& e) { out.push_back(e); });
+    EXPECT_TRUE(n.has_value()) << (n ? "" : n.error().message());
+    return out;
+  }
+  static constexpr int64_t kT0 = 1764979200'000'000'000;
+  std::string uri_;
+  std::unique_ptr<PgConn> c_;
+};
+
+TEST_F(PgEventReaderTest, EveryFilter) {
+  auto all = Get({});
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].node, "n1");
+  EXPECT_EQ(all[0].event.id().boot_id(), "boot-1");
+  EXPECT_EQ(all[0].event.id().sensor_start_ns(), 111);
+  EXPECT_EQ(all[0].event.id().seq(), 1u);
+  EXPECT_EQ(all[0].event.container_id().substr(0, 12), "aaaaaaaaaaaa");
+  ASSERT_TRUE(all[0].container.has_value());
+  EXPECT_EQ(all[0].container->name(), "web");
+  EXPECT_EQ(all[1].event.container_id(), "host");
+  EXPECT_FALSE(all[1].container.has_value());
+  EXPECT_EQ(all[2].event.write().path(), "/etc/passwd");
+
+  EventQuery q;
+  q.node = "n1";
+  EXPECT_EQ(Get(q).size(), 2u);
+  q = {};
+  q.container = "aaaaaaaaaaaa";
+  EXPECT_EQ(Get(q).size(), 2u);
+  q.container = "%";  // text, not a pattern
+  EXPECT_EQ(Get(q).size(), 0u);
+  q = {};
+  q.kind = "write";
+  EXPECT_EQ(Get(q).size(), 1u);
+  q = {};
+  q.since_ns = kT0 + 20;
+  q.until_ns = kT0 + 30;
+  auto window = Get(q);
+  ASSERT_EQ(window.size(), 1u);
+  EXPECT_EQ(window[0].node, "n2");
+  q = {};
+  q.limit = 2;  // the newest two, oldest first
+  auto newest = Get(q);
+  ASSERT_EQ(newest.size(), 2u);
+  EXPECT_EQ(newest[0].event.time_ns(), kT0 + 20);
+  EXPECT_EQ(newest[1].event.time_ns(), kT0 + 30);
+  auto r = PgEventReader::Open(uri_);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*(*r)->CountEvents(), 3u);
+  // Read-only: the CLI never writes.
+  auto w = (*r)->Query({}, [&](const StoredEvent&) {});
+  ASSERT_TRUE(w.has_value());
+}
+
+TEST_F(PgEventReaderTest, BadRowsAndForeignDatabasesAreNamed) {
+  ASSERT_TRUE(c_->Exec("corrupt", "UPDATE events SET payload = '\\xffff' WHERE node = 'n2'"));
+  auto r = PgEventReader::Open(uri_);
+  ASSERT_TRUE(r.has_value());
+  auto n = (*r)->Query({}, [](const StoredEvent&) {});
+  ASSERT_FALSE(n.has_value());
+  EXPECT_NE(n.error().message().find("event 1 of node n2: payload does not parse"), std::string::npos)
+      << n.error().message();
+  // Put back for the CLI check after the tests.
+  ASSERT_TRUE(c_->Run("restore", "DELETE FROM events WHERE node = 'n2'"));
+  Add("n2", 1, 2, 2, kT0 + 20, "exec", "/usr/bin/id");
+  const char* base = std::getenv("DW_PG_URI");
+  auto other = OpenEventQueries(base);  // the server's own database: no driftwatch schema
+  ASSERT_FALSE(other.has_value());
+  EXPECT_NE(other.error().message().find("not a driftwatch store"), std::string::npos)
+      << other.error().message();
+  const std::string b = base, password = b.substr(b.find("://dw:") + 6, b.find('@') - b.find("://dw:") - 6);
+  EXPECT_EQ(other.error().message().find(password), std::string::npos)
+      << "the password is in: " << other.error().message();
+}
+
+}  // namespace
+}  // namespace driftwatch
