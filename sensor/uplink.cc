@@ -196,10 +196,10 @@ Uplink::Uplink(boost::asio::io_context* io, Spool* spool, UplinkOptions options,
   if (options_.await_certificate) {
     if (auto ca = ReadPem(options_.ca_file, "--tls-ca")) ca_pem_ = std::move(*ca);  // read in Create
   }
-  if (creds_) MakeChannel();
+  if (creds_) MakeChannels();
 }
 
-void Uplink::MakeChannel() {
+void Uplink::MakeChannels() {
   grpc::ChannelArguments args;
   if (!options_.server_name.empty()) args.SetSslTargetNameOverride(options_.server_name);
   // A dead peer is noticed within ~40 s even without traffic.
@@ -211,8 +211,12 @@ void Uplink::MakeChannel() {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetMaxReceiveMessageSize(64 << 20);
-  channel_ = grpc::CreateCustomChannel(options_.targets[target_], creds_, args);
-  stub_ = v1::Collector::NewStub(channel_);
+  channels_.clear();
+  stubs_.clear();
+  for (const std::string& t : options_.targets) {
+    channels_.push_back(grpc::CreateCustomChannel(t, creds_, args));
+    stubs_.push_back(v1::Collector::NewStub(channels_.back()));
+  }
 }
 
 Uplink::~Uplink() { Stop(); }
@@ -229,7 +233,7 @@ void Uplink::SetClientCertificate(const std::string& cert_pem, const std::string
   o.pem_private_key = key_pem;
   creds_ = grpc::SslCredentials(o);
   // A new channel: the live stream keeps the old one (its call holds it) until it ends.
-  MakeChannel();
+  MakeChannels();
   if (!started_ || stopping_) return;
   if (!stream_) {
     if (!retry_pending_) Connect();  // else the retry connects with the new channel
@@ -291,7 +295,7 @@ void Uplink::Notify() {
 
 void Uplink::Connect() {
   policy_generation_ = 0;
-  if (stopping_ || !stub_) return;
+  if (stopping_ || stubs_.empty()) return;
   welcomed_ = false;
   writing_ = false;
   out_.clear();
@@ -299,7 +303,7 @@ void Uplink::Connect() {
   in_flight_.clear();
   next_batch_id_ = 1;
   stream_ = std::make_shared<Stream>(this);
-  stream_->Begin(stub_.get());
+  stream_->Begin(stubs_[target_].get());
   v1::SensorMessage m;
   v1::Hello* h = m.mutable_hello();
   if (hello_) hello_(h);
@@ -479,11 +483,10 @@ void Uplink::OnStreamDone(const grpc::Status& st) {
   last_error_ = "collector " + target() + (peer.empty() ? "" : " (" + peer + ")") + ": " +
                 std::to_string(st.error_code()) + " " + st.error_message();
   if (options_.targets.size() > 1) {
-    // On to the next collector: a channel of its own, the spool's unacknowledged events
-    // resent there after its Welcome.
+    // On to the next collector (its own channel), the spool's unacknowledged events resent
+    // there after its Welcome.
     target_ = (target_ + 1) % options_.targets.size();
     ++counters_.switches;
-    if (creds_) MakeChannel();
     last_error_ += "; moving to collector " + target();
   }
   ScheduleReconnect();

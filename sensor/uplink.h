@@ -160,7 +160,11 @@ class Uplink {
          InventoryFn inventory, std::shared_ptr<grpc::ChannelCredentials> creds);
 
   void Connect();
-  void MakeChannel();
+  // A channel per collector of the list, made with the current credentials: moving to the
+  // next collector reuses its channel. A channel is never dropped while its connection is
+  // failing (gRPC 1.51 aborted, refcount "prior > 0", when a failed TLS channel was
+  // destroyed as the sensor moved on: 1 run in 5 here); only new credentials replace them.
+  void MakeChannels();
   void MaybeSwitch();  // a renewed certificate waits: end the stream once nothing is in flight
   void Pump();
   void OnMessage(const v1::CollectorMessage& m);
@@ -182,8 +186,8 @@ class Uplink {
   bool retry_pending_ = false;
   size_t target_ = 0;            // index in options_.targets of the collector in use
   size_t failed_in_row_ = 0;     // stream failures since the last Welcome
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Collector::Stub> stub_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;  // by target
+  std::vector<std::unique_ptr<v1::Collector::Stub>> stubs_;
 
   std::shared_ptr<Stream> stream_;  // the live stream, null between streams
   bool welcomed_ = false;
