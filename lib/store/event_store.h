@@ -69,6 +69,7 @@
 #include "driftwatch/v1/event.pb.h"
 #include "lib/base/result.h"
 #include "lib/base/mutex.h"
+#include "lib/store/event_sink.h"
 #include "lib/store/node_state.h"
 #include "lib/store/prepared_batch.h"
 
@@ -114,23 +115,15 @@ struct StoreOptions {
   std::function<void(StoreCommit)> on_commit;
 };
 
-struct CommitResult {
-  uint64_t stored = 0;      // events newly stored
-  uint64_t duplicates = 0;  // events already stored before (dropped)
-  std::string error;        // set when the transaction failed: nothing of it was stored
-};
-
 // Thread-safety: every public method is thread-safe. Submit never blocks on the database (it
 // queues); callbacks run on the writer thread, in submission order, and must not block.
 // Close() (or the destructor) commits what is queued, runs the remaining callbacks and stops
 // the writer; Submit after Close fails the callback with an error. REQUIRES: Close() is called
 // by the owner only, never from a callback.
-class EventStore {
+class EventStore : public EventSink {
  public:
-  using Callback = std::function<void(const CommitResult&)>;
-
   static Result<std::unique_ptr<EventStore>> Open(const StoreOptions& opt);
-  ~EventStore();
+  ~EventStore() override;
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
 
@@ -138,25 +131,26 @@ class EventStore {
   // once one of a stream's batches failed to commit, its later batches are refused too, so
   // that they cannot raise the run's high-water mark above events that must be sent again
   // (which would then be dropped as duplicates).
-  void Submit(std::shared_ptr<const PreparedBatch> batch, Callback done, uint64_t stream = 0);
+  void Submit(std::shared_ptr<const PreparedBatch> batch, Callback done,
+              uint64_t stream = 0) override;
   // The highest event rowid committed (0: none yet).
   int64_t head() const { return head_.load(std::memory_order_acquire); }
   // The store's clock (see Time above).
-  int64_t StoreNowNs();
+  int64_t StoreNowNs() override;
   // Why the last commit failed; "" once one succeeds again.
-  std::string last_error() const;
+  std::string last_error() const override;
   // Blocks until everything submitted before the call is committed.
-  void Flush();
-  void Close();
+  void Flush() override;
+  void Close() override;
 
   // Connection bookkeeping (in memory at once, in the `nodes` table with the next commit).
-  void NodeConnected(const std::string& node, const NodeHello& hello);
-  void NodeDisconnected(const std::string& node);
-  std::optional<NodeState> Node(const std::string& node) const;
-  std::vector<NodeState> Nodes() const;
+  void NodeConnected(const std::string& node, const NodeHello& hello) override;
+  void NodeDisconnected(const std::string& node) override;
+  std::optional<NodeState> Node(const std::string& node) const override;
+  std::vector<NodeState> Nodes() const override;
 
   // Runs retention now (tests; the writer also runs it periodically). Returns rows deleted.
-  Result<uint64_t> EnforceRetention(int64_t now_ns);
+  Result<uint64_t> EnforceRetention(int64_t now_ns) override;
 
  private:
   struct Pending {

@@ -1,6 +1,7 @@
 #include "lib/store/pg_conn.h"
 
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 
 #include "lib/base/log.h"
@@ -92,7 +93,9 @@ Result<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& uri,
 
 PgConn::~PgConn() { PQfinish(c_); }
 
-Error PgConn::Failed(std::string_view what, const PGresult* r) const {
+Error PgConn::Failed(std::string_view what, const PGresult* r) {
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  last_sqlstate_ = state ? state : "";
   std::string m = where_ + ": " + std::string(what) + ": " + ServerMessage(r, c_);
   // Lost connections are worth a retry; anything else is the statement's or the data's.
   if (PQstatus(c_) != CONNECTION_OK) return Error::Unavailable(std::move(m));
@@ -110,6 +113,58 @@ Result<PgResult> PgConn::Exec(std::string_view what, const std::string& sql,
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
     return std::unexpected(Failed(what, r.get()));
   return r;
+}
+
+Result<PgResult> PgConn::ExecParams(std::string_view what, const std::string& sql,
+                                    std::span<const PgParam> params) {
+  std::vector<const char*> values;
+  std::vector<int> lengths, formats;
+  values.reserve(params.size());
+  lengths.reserve(params.size());
+  formats.reserve(params.size());
+  // Text parameters need a terminating NUL, which a string_view does not promise.
+  std::vector<std::string> texts;
+  texts.reserve(params.size());
+  for (const PgParam& p : params) {
+    if (p.null) {
+      values.push_back(nullptr);
+    } else if (p.binary) {
+      values.push_back(p.value.data());
+    } else {
+      values.push_back(texts.emplace_back(p.value).c_str());
+    }
+    lengths.push_back(static_cast<int>(p.value.size()));
+    formats.push_back(p.binary ? 1 : 0);
+  }
+  PgResult r(PQexecParams(c_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                          values.data(), lengths.data(), formats.data(), /*text results=*/0));
+  const ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    return std::unexpected(Failed(what, r.get()));
+  return r;
+}
+
+Result<> PgConn::CopyIn(std::string_view what, const std::string& sql, std::string_view data) {
+  PgResult r(PQexec(c_, sql.c_str()));
+  if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN) return std::unexpected(Failed(what, r.get()));
+  r.reset();
+  // In pieces: libpq buffers what the socket does not take at once.
+  constexpr size_t kPiece = 1 << 20;
+  bool sent = true;
+  for (size_t at = 0; at < data.size() && sent; at += kPiece) {
+    const size_t n = std::min(kPiece, data.size() - at);
+    sent = PQputCopyData(c_, data.data() + at, static_cast<int>(n)) == 1;
+  }
+  if (PQputCopyEnd(c_, sent ? nullptr : "driftwatch: sending the data failed") != 1)
+    sent = false;
+  // The COPY's result, then nothing: every result must be read before the next command.
+  std::optional<Error> err;
+  while (PgResult res{PQgetResult(c_)}) {
+    if (PQresultStatus(res.get()) != PGRES_COMMAND_OK && !err) err = Failed(what, res.get());
+  }
+  if (!err && !sent) err = Failed(what, nullptr);
+  if (err) return std::unexpected(std::move(*err));
+  return {};
 }
 
 Result<> PgConn::Run(std::string_view what, const std::string& sql) {

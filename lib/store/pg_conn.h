@@ -29,6 +29,14 @@ bool IsPgUri(std::string_view s);
 // `uri` with its password (URI user info, or a password= query parameter) replaced by ***.
 std::string RedactPgUri(std::string_view uri);
 
+// A parameter of PgConn::ExecParams: text, or binary (bytea: the raw bytes) when `binary`;
+// NULL when `null`. The bytes must outlive the call.
+struct PgParam {
+  std::string_view value;
+  bool binary = false;
+  bool null = false;
+};
+
 struct PgResultFree {
   void operator()(PGresult* r) const { PQclear(r); }
 };
@@ -47,18 +55,30 @@ class PgConn {
   // result holds the rows of a query.
   Result<PgResult> Exec(std::string_view what, const std::string& sql,
                         const std::vector<std::optional<std::string>>& params = {});
+  // The same with parameters that may be binary (bytea without hex encoding).
+  Result<PgResult> ExecParams(std::string_view what, const std::string& sql,
+                              std::span<const PgParam> params);
   // Statements without parameters or rows (several, separated by ';').
   Result<> Run(std::string_view what, const std::string& sql);
+  // `sql` is a COPY ... FROM STDIN; `data` its whole input, in the format the COPY names.
+  Result<> CopyIn(std::string_view what, const std::string& sql, std::string_view data);
+
+  // The SQLSTATE of the last failed statement ("40P01": deadlock...); "" when the server
+  // sent none (a lost connection).
+  const std::string& last_sqlstate() const { return last_sqlstate_; }
+  bool connected() const { return PQstatus(c_) == CONNECTION_OK; }
+  int backend_pid() const { return PQbackendPID(c_); }
 
   const std::string& where() const { return where_; }  // the URI, redacted
   PGconn* raw() { return c_; }
 
  private:
   PgConn(PGconn* c, std::string where) : c_(c), where_(std::move(where)) {}
-  Error Failed(std::string_view what, const PGresult* r) const;
+  Error Failed(std::string_view what, const PGresult* r);
 
   PGconn* c_;
   std::string where_;
+  std::string last_sqlstate_;
 };
 
 struct PgMigration {
