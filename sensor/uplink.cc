@@ -211,6 +211,10 @@ void Uplink::MakeChannels() {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetMaxReceiveMessageSize(64 << 20);
+  // New credentials (a renewed certificate): the old channels are kept, not dropped, as
+  // one may be failing right now (see the header); a few renewals' worth, oldest out.
+  for (auto& ch : channels_) retired_channels_.push_back(std::move(ch));
+  while (retired_channels_.size() > 4 * options_.targets.size()) retired_channels_.pop_front();
   channels_.clear();
   stubs_.clear();
   for (const std::string& t : options_.targets) {

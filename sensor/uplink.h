@@ -188,6 +188,7 @@ class Uplink {
   size_t failed_in_row_ = 0;     // stream failures since the last Welcome
   std::vector<std::shared_ptr<grpc::Channel>> channels_;  // by target
   std::vector<std::unique_ptr<v1::Collector::Stub>> stubs_;
+  std::deque<std::shared_ptr<grpc::Channel>> retired_channels_;  // replaced by new credentials
 
   std::shared_ptr<Stream> stream_;  // the live stream, null between streams
   bool welcomed_ = false;
