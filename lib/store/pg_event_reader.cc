@@ -17,10 +17,12 @@ std::string Text(const PGresult* r, int row, int col) {
 
 }  // namespace
 
-Result<std::unique_ptr<PgEventReader>> PgEventReader::Open(const std::string& uri) {
+namespace {
+
+// A connection to a store this build can read: the schema's version known, read-only.
+Result<std::unique_ptr<PgConn>> OpenStore(const std::string& uri) {
   auto c = PgConn::Connect(uri);
   if (!c) return std::unexpected(c.error());
-  // Read-only, and never a schema newer than this build: the version table says which.
   auto v = (*c)->Exec("read the schema version",
                       "SELECT coalesce(max(version), 0) FROM dw_schema_migrations");
   if (!v) {
@@ -38,6 +40,24 @@ Result<std::unique_ptr<PgEventReader>> PgEventReader::Open(const std::string& ur
   }
   if (auto ok = (*c)->Run("read-only", "SET default_transaction_read_only = on"); !ok)
     return std::unexpected(ok.error());
+  return std::move(*c);
+}
+
+// A bytea column of a text result, as bytes.
+std::string Bytes(const PGresult* r, int row, int col) {
+  size_t len = 0;
+  unsigned char* b =
+      PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r, row, col)), &len);
+  std::string out = b ? std::string(reinterpret_cast<const char*>(b), len) : std::string();
+  PQfreemem(b);
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PgEventReader>> PgEventReader::Open(const std::string& uri) {
+  auto c = OpenStore(uri);
+  if (!c) return std::unexpected(c.error());
   return std::unique_ptr<PgEventReader>(new PgEventReader(std::move(*c)));
 }
 
@@ -83,28 +103,19 @@ Result<uint64_t> PgEventReader::Query(const EventQuery& q,
     se.rowid = Int(res, i, 0);
     se.node = Text(res, i, 1);
     se.stored_ns = Int(res, i, 2);
-    size_t len = 0;
-    unsigned char* payload =
-        PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(res, i, 3)), &len);
+    const std::string payload = Bytes(res, i, 3);
     RunInfo run{se.node, Text(res, i, 5), Int(res, i, 6)};
     se.event.Clear();
-    const bool ok = payload != nullptr &&
-                    DecodeStoredEvent(std::string_view(reinterpret_cast<const char*>(payload), len),
-                                      run, static_cast<uint64_t>(Int(res, i, 7)), Text(res, i, 8),
-                                      &se.event);
-    PQfreemem(payload);
-    if (!ok) {
+    if (!DecodeStoredEvent(payload, run, static_cast<uint64_t>(Int(res, i, 7)), Text(res, i, 8),
+                           &se.event)) {
       return std::unexpected(Error::Corruption(
           c_->where() + ": event " + std::to_string(se.rowid) + " of node " + se.node +
           ": payload does not parse as driftwatch.v1.Event"));
     }
     se.container.reset();
     if (!PQgetisnull(res, i, 4)) {
-      unsigned char* info =
-          PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(res, i, 4)), &len);
       v1::ContainerInfo ci;
-      if (info != nullptr && ci.ParseFromArray(info, static_cast<int>(len))) se.container = std::move(ci);
-      PQfreemem(info);
+      if (ci.ParseFromString(Bytes(res, i, 4))) se.container = std::move(ci);
     }
     fn(se);
     ++n;
@@ -144,6 +155,114 @@ Result<uint64_t> PgEventReader::CountEvents() {
   auto r = c_->Exec("count events", "SELECT count(*) FROM events");
   if (!r) return std::unexpected(r.error());
   return static_cast<uint64_t>(Int(r->get(), 0, 0));
+}
+
+Result<std::unique_ptr<PgEventScanner>> PgEventScanner::Open(const std::string& uri) {
+  auto c = OpenStore(uri);
+  if (!c) return std::unexpected(c.error());
+  return std::unique_ptr<PgEventScanner>(new PgEventScanner(std::move(*c)));
+}
+
+Result<uint64_t> PgEventScanner::Scan(const std::string& node, int64_t after, int64_t upto,
+                                      size_t limit,
+                                      const std::function<void(const ScannedEvent&)>& fn) {
+  auto r = c_->Exec("scan the events of node " + node,
+                    "SELECT id, run_id, seq, time_ns, stored_ns, cid, kind, payload FROM events "
+                    "WHERE node = $1 AND id > $2 AND ($3 = 0 OR id <= $3) ORDER BY id LIMIT $4",
+                    {node, std::to_string(after), std::to_string(upto), std::to_string(limit)});
+  if (!r) return std::unexpected(r.error());
+  const PGresult* res = r->get();
+  ScannedEvent e;
+  std::string payload;
+  for (int i = 0; i < PQntuples(res); ++i) {
+    e.rowid = Int(res, i, 0);
+    e.run_id = Int(res, i, 1);
+    e.seq = static_cast<uint64_t>(Int(res, i, 2));
+    e.time_ns = Int(res, i, 3);
+    e.stored_ns = Int(res, i, 4);
+    e.cid = Int(res, i, 5);
+    e.kind = static_cast<int>(Int(res, i, 6));
+    payload = Bytes(res, i, 7);
+    e.payload = payload;
+    fn(e);
+  }
+  return static_cast<uint64_t>(PQntuples(res));
+}
+
+Result<const RunInfo*> PgEventScanner::Run(int64_t run_id) {
+  if (auto it = runs_.find(run_id); it != runs_.end()) return &it->second;
+  auto r = c_->Exec("read run", "SELECT node, boot_id, sensor_start_ns FROM runs WHERE run_id = $1",
+                    {std::to_string(run_id)});
+  if (!r) return std::unexpected(r.error());
+  if (PQntuples(r->get()) == 0) return static_cast<const RunInfo*>(nullptr);
+  return &(runs_[run_id] = RunInfo{Text(r->get(), 0, 0), Text(r->get(), 0, 1), Int(r->get(), 0, 2)});
+}
+
+Result<const std::string*> PgEventScanner::ContainerId(int64_t cid) {
+  if (auto it = cids_.find(cid); it != cids_.end()) return &it->second;
+  auto r = c_->Exec("read container id", "SELECT id FROM container_ids WHERE cid = $1",
+                    {std::to_string(cid)});
+  if (!r) return std::unexpected(r.error());
+  if (PQntuples(r->get()) == 0) return static_cast<const std::string*>(nullptr);
+  return &(cids_[cid] = Text(r->get(), 0, 0));
+}
+
+Result<int64_t> PgEventScanner::FirstIdAtOrAfter(const std::string& node, int64_t time_ns) {
+  auto r = c_->Exec("find the first event at a time",
+                    "SELECT coalesce(min(id), 0) FROM events WHERE node = $1 AND time_ns >= $2",
+                    {node, std::to_string(time_ns)});
+  if (!r) return std::unexpected(r.error());
+  return Int(r->get(), 0, 0);
+}
+
+Result<std::optional<int64_t>> PgEventScanner::TimeOf(const std::string& node, int64_t id) {
+  auto r = c_->Exec("read an event's time", "SELECT time_ns FROM events WHERE node = $1 AND id = $2",
+                    {node, std::to_string(id)});
+  if (!r) return std::unexpected(r.error());
+  if (PQntuples(r->get()) == 0) return std::optional<int64_t>();
+  return std::optional<int64_t>(Int(r->get(), 0, 0));
+}
+
+Result<std::vector<StoredGap>> PgEventScanner::Gaps(const std::string& node, int64_t after,
+                                                    int64_t upto) {
+  auto r = c_->Exec("read gaps",
+                    "SELECT gap_id, run_id, from_seq, to_seq, after_id, stored_ns FROM gaps "
+                    "WHERE node = $1 AND after_id > $2 AND after_id <= $3 ORDER BY after_id",
+                    {node, std::to_string(after), std::to_string(upto)});
+  if (!r) return std::unexpected(r.error());
+  std::vector<StoredGap> out;
+  for (int i = 0; i < PQntuples(r->get()); ++i) {
+    const PGresult* res = r->get();
+    out.push_back({Int(res, i, 0), node, Int(res, i, 1), static_cast<uint64_t>(Int(res, i, 2)),
+                   static_cast<uint64_t>(Int(res, i, 3)), Int(res, i, 4), Int(res, i, 5)});
+  }
+  return out;
+}
+
+Result<> PgEventScanner::ContainerInfos(
+    const std::string& node,
+    const std::function<void(const std::string& id, std::string_view info)>& fn) {
+  auto r = c_->Exec("read container infos",
+                    "SELECT k.id, c.info FROM containers c JOIN container_ids k ON k.cid = c.cid "
+                    "WHERE k.node = $1 ORDER BY c.updated_ns",
+                    {node});
+  if (!r) return std::unexpected(r.error());
+  for (int i = 0; i < PQntuples(r->get()); ++i) fn(Text(r->get(), i, 0), Bytes(r->get(), i, 1));
+  return {};
+}
+
+Result<int64_t> PgEventScanner::Cursor(const std::string& node) {
+  auto r = c_->Exec("read the detection cursor",
+                    "SELECT coalesce(max(id), 0) FROM detect_cursors WHERE node = $1", {node});
+  if (!r) return std::unexpected(r.error());
+  return Int(r->get(), 0, 0);
+}
+
+Result<int64_t> PgEventScanner::Head(const std::string& node) {
+  auto r = c_->Exec("read the node's head",
+                    "SELECT coalesce(max(last_id), 0) FROM node_heads WHERE node = $1", {node});
+  if (!r) return std::unexpected(r.error());
+  return Int(r->get(), 0, 0);
 }
 
 Result<std::unique_ptr<EventQueries>> OpenEventQueries(const std::string& db) {

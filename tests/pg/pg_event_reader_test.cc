@@ -155,5 +155,67 @@ TEST_F(PgEventReaderTest, BadRowsAndForeignDatabasesAreNamed) {
       << "the password is in: " << other.error().message();
 }
 
+// Detection's per-node view: a node's events from a cursor by id, its runs and container ids,
+// its window before a cursor, gaps, container infos, cursor and head.
+TEST_F(PgEventReaderTest, ScannerReadsOneNodeByIds) {
+  ASSERT_TRUE(c_->Run("more", R"sql(
+    INSERT INTO gaps(node, run_id, from_seq, to_seq, after_id, stored_ns) VALUES ('n1', 1, 5, 7, 2, 0);
+    INSERT INTO detect_cursors(node, id, updated_ns) VALUES ('n1', 1, 0);
+    INSERT INTO node_heads(node, last_id) VALUES ('n1', 2), ('n2', 1)
+  )sql"));
+  auto sc = PgEventScanner::Open(uri_);
+  ASSERT_TRUE(sc.has_value()) << sc.error().message();
+  PgEventScanner* s = sc->get();
+  std::vector<int64_t> ids;
+  std::vector<std::string> paths;
+  auto scan = [&](int64_t after, int64_t upto, size_t limit) {
+    ids.clear();
+    paths.clear();
+    auto n = s->Scan("n1", after, upto, limit, [&](const ScannedEvent& e) {
+      ids.push_back(e.rowid);
+      v1::Event ev;
+      const RunInfo* run = *s->Run(e.run_id);
+      ASSERT_NE(run, nullptr);
+      ASSERT_TRUE(DecodeStoredEvent(e.payload, *run, e.seq, **s->ContainerId(e.cid), &ev));
+      EXPECT_EQ(ev.id().boot_id(), "boot-1");
+      paths.push_back(ev.has_exec() ? ev.exec().exe() : ev.write().path());
+    });
+    ASSERT_TRUE(n.has_value()) << n.error().message();
+  };
+  scan(0, 0, 100);
+  EXPECT_EQ(ids, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(paths, (std::vector<std::string>{"/bin/sh", "/etc/passwd"}));
+  scan(1, 0, 100);
+  EXPECT_EQ(ids, (std::vector<int64_t>{2}));
+  scan(0, 1, 100);
+  EXPECT_EQ(ids, (std::vector<int64_t>{1}));
+  scan(0, 0, 1);
+  EXPECT_EQ(ids, (std::vector<int64_t>{1}));
+  EXPECT_EQ((*s->Run(1))->sensor_start_ns, 111);
+  EXPECT_EQ(*s->Run(99), nullptr);
+  EXPECT_EQ(*s->FirstIdAtOrAfter("n1", kT0 + 11), 2);
+  EXPECT_EQ(*s->FirstIdAtOrAfter("n1", kT0 + 31), 0);
+  EXPECT_EQ(**s->TimeOf("n1", 2), kT0 + 30);
+  EXPECT_FALSE(s->TimeOf("n2", 2)->has_value());
+  auto gaps = s->Gaps("n1", 1, 2);
+  ASSERT_TRUE(gaps.has_value());
+  ASSERT_EQ(gaps->size(), 1u);
+  EXPECT_EQ((*gaps)[0].from_seq, 5u);
+  EXPECT_EQ((*gaps)[0].to_seq, 7u);
+  EXPECT_TRUE(s->Gaps("n1", 2, 10)->empty());
+  EXPECT_TRUE(s->Gaps("n2", 0, 10)->empty());
+  std::vector<std::string> infos;
+  ASSERT_TRUE(s->ContainerInfos("n1", [&](const std::string& id, std::string_view info) {
+    v1::ContainerInfo ci;
+    ASSERT_TRUE(ci.ParseFromString(std::string(info)));
+    infos.push_back(id.substr(0, 12) + "=" + ci.name());
+  }));
+  EXPECT_EQ(infos, (std::vector<std::string>{"aaaaaaaaaaaa=web"}));
+  EXPECT_EQ(*s->Cursor("n1"), 1);
+  EXPECT_EQ(*s->Cursor("n2"), 0);
+  EXPECT_EQ(*s->Head("n1"), 2);
+  EXPECT_EQ(*s->Head("n3"), 0);
+}
+
 }  // namespace
 }  // namespace driftwatch
