@@ -121,6 +121,30 @@ void ExpectOnce(PgConn* c, int64_t total) {
             total);
 }
 
+// What a hostile node names its containers (quotes, backslashes, braces, commas, a word
+// PostgreSQL arrays read as NULL, non-ASCII): stored verbatim, each its own key.
+TEST_F(PgStoreTest, HostileContainerIdsAreStoredVerbatim) {
+  const std::string uri = FreshDb("dw_pgstore_hostile");
+  auto s = Open(uri, PgStoreOptions());
+  ASSERT_NE(s, nullptr);
+  const std::vector<std::string> ids = {"a\"b", "c\\d", "{e,f}", "NULL", "g h", "\xc3\xa9t\xc3\xa9",
+                                        "'; DROP TABLE events; --"};
+  std::vector<v1::Event> evs;
+  for (size_t i = 0; i < ids.size(); ++i) evs.push_back(Ev(i + 1, "boot-h", 7, ids[i]));
+  CommitResult r = SubmitWait(s.get(), Batch("node-h", std::move(evs)));
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.stored, ids.size());
+  auto c = PgConn::Connect(uri);
+  ASSERT_TRUE(c.has_value());
+  for (const std::string& id : ids) {
+    auto q = (*c)->Exec("find", "SELECT count(*) FROM container_ids WHERE id = $1 AND node = 'node-h'",
+                        {id});
+    ASSERT_TRUE(q.has_value());
+    EXPECT_STREQ(PQgetvalue(q->get(), 0, 0), "1") << id;
+  }
+  EXPECT_EQ(One(c->get(), "SELECT count(*) FROM events"), static_cast<int64_t>(ids.size()));
+}
+
 // 1. One store: two runs in a batch, the same batches again, a gap, container infos, ids in
 // commit order, the feed, the node counters, a batch PostgreSQL text cannot hold.
 TEST_F(PgStoreTest, OneStoreStoresEachEventOnce) {
