@@ -717,6 +717,12 @@ Result<uint64_t> PgEventStore::EnforceRetention(int64_t now_ns) {
     if (auto ok = Connect(); !ok) return std::unexpected(ok.error());
   }
   PgConn* c = conn_.get();
+  // Retention deletes what every collector stored: never by a clock ahead of the database
+  // server's (one collector whose clock runs a year ahead would drop every partition).
+  auto server = c->Exec("read the server's clock",
+                        "SELECT (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint");
+  if (!server) return std::unexpected(server.error());
+  now_ns = std::min(now_ns, static_cast<int64_t>(std::strtoll(PQgetvalue(server->get(), 0, 0), nullptr, 10)));
   const int64_t cutoff =
       now_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(opt_.retention_age).count();
   auto dropped = DropEventPartitionsBefore(c, cutoff);

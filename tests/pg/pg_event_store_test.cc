@@ -323,6 +323,28 @@ TEST_F(PgStoreTest, RetentionDropsOldDays) {
   EXPECT_EQ(One(c->get(), "SELECT id FROM events WHERE node = 'old'"), 6);
 }
 
+// A collector whose clock runs a year ahead must not age out what the others stored: its
+// retention goes by the database server's clock when its own is ahead.
+TEST_F(PgStoreTest, RetentionNeverByAClockAhead) {
+  const std::string uri = FreshDb("dw_pgstore_ahead");
+  auto s = Open(uri, PgStoreOptions());
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(SubmitWait(s.get(), Batch("today", Range(1, 5, "b", 1))).stored, 5u);
+  const int64_t year = 365LL * 86'400'000'000'000;
+  PgStoreOptions ahead;
+  ahead.wall_clock = [year] { return NowNs() + year; };
+  ahead.retention_age = std::chrono::hours(24 * 7);
+  ahead.retention_interval = std::chrono::hours(1);
+  auto s2 = Open(uri, ahead);
+  ASSERT_NE(s2, nullptr);
+  auto deleted = s2->EnforceRetention(s2->StoreNowNs());
+  ASSERT_TRUE(deleted.has_value()) << deleted.error();
+  auto c = PgConn::Connect(uri);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(One(c->get(), "SELECT count(*) FROM events WHERE node = 'today'"), 5);
+  EXPECT_EQ(One(c->get(), "SELECT count(*) FROM runs WHERE node = 'today'"), 1);
+}
+
 // 2. Two collectors on one database: 50 sensor runs split between them, 1M events, then one
 // half resent to the other collector (a failover): each event stored once, ids dense per node.
 TEST_F(PgStoreTest, TwoStoresStoreEachEventOnce) {
