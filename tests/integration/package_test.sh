@@ -65,7 +65,7 @@ step "cpack -G DEB"
 deb=$(ls "$tmp"/pkg/driftwatch_*.deb)
 dpkg-deb --info "$deb" >"$tmp/info" || die "dpkg-deb refuses $deb"
 depends=$(sed -n 's/^ Depends: //p' "$tmp/info")
-for lib in libgrpc++1.51 libprotobuf32 libaudit1 libmnl0 libyaml-cpp0.7 libsqlite3-0 libc6; do
+for lib in libgrpc++1.51 libprotobuf32 libaudit1 libmnl0 libyaml-cpp0.7 libsqlite3-0 libpq5 libc6; do
   [[ ,$depends, == *", $lib "* || ,$depends, == *",$lib "* ]] && ok "Depends: $lib" ||
     fail "Depends lacks $lib: $depends"
 done

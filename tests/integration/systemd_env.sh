@@ -49,7 +49,7 @@ DWSD_PACKAGES=(
     systemd systemd-sysv dbus libnss-systemd iproute2 procps curl openssl ca-certificates
     libabsl20220623 libaudit1 libc-ares2 libcap-ng0 libcap2 libgcc-s1 libgcrypt20
     libgpg-error0 libgrpc++1.51 libgrpc29 liblz4-1 liblzma5 libmnl0 libprotobuf32 libre2-9
-    libsqlite3-0 libssl3 libstdc++6 libsystemd0 libyaml-cpp0.7 libzstd1 zlib1g
+    libpq5 libsqlite3-0 libssl3 libstdc++6 libsystemd0 libyaml-cpp0.7 libzstd1 zlib1g
 )
 
 # The Debian mirror apt uses here (deb822 or one-line sources), else deb.debian.org.
