@@ -3,6 +3,7 @@
 // of its own.
 #include "lib/store/pg_conn.h"
 #include "lib/store/pg_schema.h"
+#include "pg/pg_test_db.h"
 
 #include <gtest/gtest.h>
 
@@ -13,26 +14,10 @@
 namespace driftwatch {
 namespace {
 
-std::string BaseUri() {
-  const char* u = std::getenv("DW_PG_URI");
-  return u ? u : "";
-}
-
-// A fresh database named `name` (dropped first), and its URI.
-std::string FreshDatabase(const std::string& name) {
-  auto admin = PgConn::Connect(BaseUri());
-  EXPECT_TRUE(admin.has_value()) << (admin ? "" : admin.error().message());
-  if (!admin) return "";
-  EXPECT_TRUE((*admin)->Run("drop", "DROP DATABASE IF EXISTS " + name));
-  EXPECT_TRUE((*admin)->Run("create", "CREATE DATABASE " + name));
-  const std::string base = BaseUri();
-  return base.substr(0, base.rfind('/') + 1) + name;
-}
-
 class PgTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(BaseUri().empty()) << "DW_PG_URI is not set: run tests/integration/pg_store_test.sh";
+    ASSERT_FALSE(PgBaseUri().empty()) << "DW_PG_URI is not set: run tests/integration/pg_store_test.sh";
   }
 };
 
@@ -61,7 +46,7 @@ TEST(PgUri, PasswordsAreRedacted) {
 }
 
 TEST_F(PgTest, ConnectErrorsNameTheDatabaseNotThePassword) {
-  const std::string base = BaseUri();
+  const std::string base = PgBaseUri();
   std::string wrong = base;
   const size_t colon = wrong.find(':', wrong.find("://") + 3), at = wrong.rfind('@');
   ASSERT_LT(colon, at);
@@ -84,7 +69,7 @@ TEST_F(PgTest, ConnectErrorsNameTheDatabaseNotThePassword) {
 }
 
 TEST_F(PgTest, ParametersAreNeverSql) {
-  auto c = PgConn::Connect(FreshDatabase("dw_params"));
+  auto c = PgConn::Connect(FreshPgDatabase("dw_params"));
   ASSERT_TRUE(c.has_value()) << c.error().message();
   ASSERT_TRUE((*c)->Run("table", "CREATE TABLE t(v text)"));
   const std::string hostile = "x'); DROP TABLE t; --";
@@ -101,7 +86,7 @@ TEST_F(PgTest, ParametersAreNeverSql) {
 }
 
 TEST_F(PgTest, MigrationsApplyOnceAndInOrder) {
-  auto c = PgConn::Connect(FreshDatabase("dw_migrate"));
+  auto c = PgConn::Connect(FreshPgDatabase("dw_migrate"));
   ASSERT_TRUE(c.has_value()) << c.error().message();
   auto v = MigratePg(c->get(), kThree, "test");
   ASSERT_TRUE(v.has_value()) << v.error().message();
@@ -129,7 +114,7 @@ TEST_F(PgTest, MigrationsApplyOnceAndInOrder) {
 }
 
 TEST_F(PgTest, AFailingMigrationLeavesNothing) {
-  auto c = PgConn::Connect(FreshDatabase("dw_migrate_fail"));
+  auto c = PgConn::Connect(FreshPgDatabase("dw_migrate_fail"));
   ASSERT_TRUE(c.has_value()) << c.error().message();
   ASSERT_TRUE(MigratePg(c->get(), std::span(kThree, 2), "test").has_value());
   const PgMigration bad[] = {kThree[0], kThree[1], kThree[2],
@@ -149,7 +134,7 @@ TEST_F(PgTest, AFailingMigrationLeavesNothing) {
 // the lock, two of them would both create the first table (one failing on "already exists")
 // or both record a version (one failing on the primary key).
 TEST_F(PgTest, ConcurrentMigratorsApplyEachMigrationOnce) {
-  const std::string uri = FreshDatabase("dw_migrate_race");
+  const std::string uri = FreshPgDatabase("dw_migrate_race");
   // Slow migrations widen the window two migrators would otherwise share.
   const PgMigration slow[] = {
       {1, "items", "SELECT pg_sleep(0.2); CREATE TABLE items(id bigint PRIMARY KEY)"},
@@ -196,7 +181,7 @@ TEST(PgSchema, DailyPartitionNames) {
 // The store's schema on a real server: migrated, a day's partition made ahead, rows routed
 // by stored_ns, a day without a partition refused, retention dropping whole days only.
 TEST_F(PgTest, StoreSchemaPartitionsEventsByDay) {
-  const std::string uri = FreshDatabase("dw_schema");
+  const std::string uri = FreshPgDatabase("dw_schema");
   auto c = PgConn::Connect(uri);
   ASSERT_TRUE(c.has_value()) << c.error().message();
   auto v = MigratePg(c->get(), PgStoreMigrations(), "test");

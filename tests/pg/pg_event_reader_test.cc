@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "lib/store/pg_schema.h"
+#include "pg/pg_test_db.h"
 #include "lib/store/prepared_batch.h"
 
 namespace driftwatch {
@@ -27,14 +28,9 @@ std::string Hex(const std::string& bytes) {
 class PgEventReaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* base = std::getenv("DW_PG_URI");
-    ASSERT_NE(base, nullptr) << "DW_PG_URI is not set: run tests/integration/pg_store_test.sh";
-    const std::string b = base;
-    auto admin = PgConn::Connect(b);
-    ASSERT_TRUE(admin.has_value()) << admin.error().message();
-    ASSERT_TRUE((*admin)->Run("drop", "DROP DATABASE IF EXISTS dw_reader"));
-    ASSERT_TRUE((*admin)->Run("create", "CREATE DATABASE dw_reader"));
-    uri_ = b.substr(0, b.rfind('/') + 1) + "dw_reader";
+    ASSERT_FALSE(PgBaseUri().empty()) << "DW_PG_URI is not set: run tests/integration/pg_store_test.sh";
+    uri_ = FreshPgDatabase("dw_reader");
+    ASSERT_FALSE(uri_.empty());
     auto c = PgConn::Connect(uri_);
     ASSERT_TRUE(c.has_value());
     c_ = std::move(*c);
@@ -145,12 +141,12 @@ TEST_F(PgEventReaderTest, BadRowsAndForeignDatabasesAreNamed) {
   // Put back for the CLI check after the tests.
   ASSERT_TRUE(c_->Run("restore", "DELETE FROM events WHERE node = 'n2'"));
   Add("n2", 1, 2, 2, kT0 + 20, "exec", "/usr/bin/id");
-  const char* base = std::getenv("DW_PG_URI");
-  auto other = OpenEventQueries(base);  // the server's own database: no driftwatch schema
+  const std::string b = PgBaseUri();
+  auto other = OpenEventQueries(b);  // the server's own database: no driftwatch schema
   ASSERT_FALSE(other.has_value());
   EXPECT_NE(other.error().message().find("not a driftwatch store"), std::string::npos)
       << other.error().message();
-  const std::string b = base, password = b.substr(b.find("://dw:") + 6, b.find('@') - b.find("://dw:") - 6);
+  const std::string password = b.substr(b.find("://dw:") + 6, b.find('@') - b.find("://dw:") - 6);
   EXPECT_EQ(other.error().message().find(password), std::string::npos)
       << "the password is in: " << other.error().message();
 }

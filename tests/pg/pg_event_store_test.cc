@@ -4,6 +4,7 @@
 // Each test works in a database of its own.
 #include "lib/store/pg_event_store.h"
 #include "lib/store/pg_schema.h"
+#include "pg/pg_test_db.h"
 
 #include <gtest/gtest.h>
 
@@ -21,20 +22,6 @@
 namespace driftwatch {
 namespace {
 
-std::string BaseUri() {
-  const char* u = std::getenv("DW_PG_URI");
-  return u ? u : "";
-}
-
-std::string FreshDb(const std::string& name) {
-  auto admin = PgConn::Connect(BaseUri());
-  EXPECT_TRUE(admin.has_value()) << (admin ? "" : admin.error().message());
-  if (!admin) return "";
-  EXPECT_TRUE((*admin)->Run("drop", "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"));
-  EXPECT_TRUE((*admin)->Run("create", "CREATE DATABASE " + name));
-  const std::string base = BaseUri();
-  return base.substr(0, base.rfind('/') + 1) + name;
-}
 
 int64_t One(PgConn* c, const std::string& sql) {
   auto r = c->Exec("query", sql);
@@ -46,7 +33,7 @@ int64_t One(PgConn* c, const std::string& sql) {
 class PgStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(BaseUri().empty())
+    ASSERT_FALSE(PgBaseUri().empty())
         << "DW_PG_URI is not set: run tests/integration/pg_store_test.sh";
   }
   std::unique_ptr<PgEventStore> Open(const std::string& uri, PgStoreOptions opt = {}) {
@@ -124,7 +111,7 @@ void ExpectOnce(PgConn* c, int64_t total) {
 // What a hostile node names its containers (quotes, backslashes, braces, commas, a word
 // PostgreSQL arrays read as NULL, non-ASCII): stored verbatim, each its own key.
 TEST_F(PgStoreTest, HostileContainerIdsAreStoredVerbatim) {
-  const std::string uri = FreshDb("dw_pgstore_hostile");
+  const std::string uri = FreshPgDatabase("dw_pgstore_hostile");
   auto s = Open(uri, PgStoreOptions());
   ASSERT_NE(s, nullptr);
   const std::vector<std::string> ids = {"a\"b", "c\\d", "{e,f}", "NULL", "g h", "\xc3\xa9t\xc3\xa9",
@@ -148,7 +135,7 @@ TEST_F(PgStoreTest, HostileContainerIdsAreStoredVerbatim) {
 // 1. One store: two runs in a batch, the same batches again, a gap, container infos, ids in
 // commit order, the feed, the node counters, a batch PostgreSQL text cannot hold.
 TEST_F(PgStoreTest, OneStoreStoresEachEventOnce) {
-  const std::string uri = FreshDb("dw_pgstore_one");
+  const std::string uri = FreshPgDatabase("dw_pgstore_one");
   std::mutex feed_mu;
   std::map<std::string, std::set<int64_t>> fed;
   PgStoreOptions opt;
@@ -291,7 +278,7 @@ TEST_F(PgStoreTest, OneStoreStoresEachEventOnce) {
 // Retention: partitions of days wholly before the cutoff go; runs, container keys and gaps
 // not written since go with them.
 TEST_F(PgStoreTest, RetentionDropsOldDays) {
-  const std::string uri = FreshDb("dw_pgstore_retention");
+  const std::string uri = FreshPgDatabase("dw_pgstore_retention");
   const int64_t day = 86'400'000'000'000;
   std::atomic<int64_t> wall{NowNs() - 10 * day};
   PgStoreOptions opt;
@@ -326,7 +313,7 @@ TEST_F(PgStoreTest, RetentionDropsOldDays) {
 // A collector whose clock runs a year ahead must not age out what the others stored: its
 // retention goes by the database server's clock when its own is ahead.
 TEST_F(PgStoreTest, RetentionNeverByAClockAhead) {
-  const std::string uri = FreshDb("dw_pgstore_ahead");
+  const std::string uri = FreshPgDatabase("dw_pgstore_ahead");
   auto s = Open(uri, PgStoreOptions());
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(SubmitWait(s.get(), Batch("today", Range(1, 5, "b", 1))).stored, 5u);
@@ -348,7 +335,7 @@ TEST_F(PgStoreTest, RetentionNeverByAClockAhead) {
 // 2. Two collectors on one database: 50 sensor runs split between them, 1M events, then one
 // half resent to the other collector (a failover): each event stored once, ids dense per node.
 TEST_F(PgStoreTest, TwoStoresStoreEachEventOnce) {
-  const std::string uri = FreshDb("dw_pgstore_two");
+  const std::string uri = FreshPgDatabase("dw_pgstore_two");
   const char* env = std::getenv("DW_PG_TWO_EVENTS");
   const uint64_t total = env ? std::strtoull(env, nullptr, 10) : 1'000'000;
   constexpr int kRuns = 50, kBatch = 500;
@@ -411,7 +398,7 @@ TEST_F(PgStoreTest, TwoStoresStoreEachEventOnce) {
 // while its first collector was still committing), beside another run of the same node on one
 // of them: stored once, no gap, ids dense.
 TEST_F(PgStoreTest, ConcurrentWritersOnOneRunStoreItOnce) {
-  const std::string uri = FreshDb("dw_pgstore_same_run");
+  const std::string uri = FreshPgDatabase("dw_pgstore_same_run");
   constexpr uint64_t kSeqs = 100'000, kOther = 20'000, kBatch = 1000;
   std::vector<std::shared_ptr<const PreparedBatch>> shared, other;
   for (uint64_t from = 1; from <= kSeqs; from += kBatch)
@@ -481,7 +468,7 @@ TEST_F(PgStoreTest, ConcurrentWritersOnOneRunStoreItOnce) {
 // 4. The writer's connection killed (pg_terminate_backend) again and again while batches
 // stream in: every batch acknowledged, every event there once.
 TEST_F(PgStoreTest, KilledConnectionLosesNothingStoresNothingTwice) {
-  const std::string uri = FreshDb("dw_pgstore_kill");
+  const std::string uri = FreshPgDatabase("dw_pgstore_kill");
   constexpr int kNodes = 4, kBatches = 60, kBatch = 500;
   std::vector<std::vector<std::shared_ptr<const PreparedBatch>>> batches(kNodes);
   for (int n = 0; n < kNodes; ++n) {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "lib/store/pg_schema.h"
+#include "pg/pg_test_db.h"
 
 namespace driftwatch {
 namespace {
@@ -19,14 +20,9 @@ using std::chrono::milliseconds;
 class PgLeaseTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* base = std::getenv("DW_PG_URI");
-    ASSERT_NE(base, nullptr) << "DW_PG_URI is not set: run tests/integration/pg_store_test.sh";
-    const std::string b = base;
-    auto admin = PgConn::Connect(b);
-    ASSERT_TRUE(admin.has_value()) << admin.error().message();
-    ASSERT_TRUE((*admin)->Run("drop", "DROP DATABASE IF EXISTS dw_lease"));
-    ASSERT_TRUE((*admin)->Run("create", "CREATE DATABASE dw_lease"));
-    uri_ = b.substr(0, b.rfind('/') + 1) + "dw_lease";
+    ASSERT_FALSE(PgBaseUri().empty()) << "DW_PG_URI is not set: run tests/integration/pg_store_test.sh";
+    uri_ = FreshPgDatabase("dw_lease");
+    ASSERT_FALSE(uri_.empty());
     a_ = Connect();
     b_ = Connect();
     ASSERT_TRUE(MigratePg(a_.get(), PgStoreMigrations(), "test").has_value());
