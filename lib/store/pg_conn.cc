@@ -115,6 +115,36 @@ Result<PgResult> PgConn::Exec(std::string_view what, const std::string& sql,
   return r;
 }
 
+Result<uint64_t> PgConn::Stream(std::string_view what, const std::string& sql,
+                                const std::vector<std::optional<std::string>>& params,
+                                const std::function<Result<>(const PGresult* row)>& row) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  if (!PQsendQueryParams(c_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                         values.data(), nullptr, nullptr, /*text results=*/0) ||
+      !PQsetSingleRowMode(c_)) {
+    Error e = Failed(what, nullptr);
+    while (PgResult(PQgetResult(c_))) {}  // the connection ready for the next statement
+    return std::unexpected(std::move(e));
+  }
+  uint64_t n = 0;
+  std::optional<Error> err;
+  // Every result is read, also after an error, so that the connection stays usable.
+  for (PgResult r(PQgetResult(c_)); r; r.reset(PQgetResult(c_))) {
+    const ExecStatusType st = PQresultStatus(r.get());
+    if (st == PGRES_SINGLE_TUPLE) {
+      if (err) continue;
+      if (auto ok = row(r.get()); !ok) err = ok.error();
+      else ++n;
+    } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && !err) {
+      err = Failed(what, r.get());
+    }
+  }
+  if (err) return std::unexpected(*err);
+  return n;
+}
+
 Result<PgResult> PgConn::ExecParams(std::string_view what, const std::string& sql,
                                     std::span<const PgParam> params) {
   std::vector<const char*> values;

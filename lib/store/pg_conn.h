@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -58,6 +59,12 @@ class PgConn {
   // The same with parameters that may be binary (bytea without hex encoding).
   Result<PgResult> ExecParams(std::string_view what, const std::string& sql,
                               std::span<const PgParam> params);
+  // A query whose rows are handed to `row` one at a time as they arrive (libpq's single-row
+  // mode): memory stays one row whatever the result's size. `row` returns an error to stop
+  // (the rest of the result is read and dropped). Returns how many rows were handed over.
+  Result<uint64_t> Stream(std::string_view what, const std::string& sql,
+                          const std::vector<std::optional<std::string>>& params,
+                          const std::function<Result<>(const PGresult* row)>& row);
   // Statements without parameters or rows (several, separated by ';').
   Result<> Run(std::string_view what, const std::string& sql);
   // `sql` is a COPY ... FROM STDIN; `data` its whole input, in the format the COPY names.

@@ -93,34 +93,30 @@ Result<uint64_t> PgEventReader::Query(const EventQuery& q,
   } else {
     sql = cols + where + " ORDER BY e.stored_ns, e.node, e.id";
   }
-  // Text results: bytea columns come hex-escaped (PQunescapeBytea).
-  auto r = c_->Exec("query events", sql, params);
-  if (!r) return std::unexpected(r.error());
-  const PGresult* res = r->get();
-  uint64_t n = 0;
+  // Row by row (a query without --limit may match every stored event); text results: bytea
+  // columns come hex-escaped.
   StoredEvent se;
-  for (int i = 0; i < PQntuples(res); ++i) {
-    se.rowid = Int(res, i, 0);
-    se.node = Text(res, i, 1);
-    se.stored_ns = Int(res, i, 2);
-    const std::string payload = Bytes(res, i, 3);
-    RunInfo run{se.node, Text(res, i, 5), Int(res, i, 6)};
+  return c_->Stream("query events", sql, params, [&](const PGresult* res) -> Result<> {
+    se.rowid = Int(res, 0, 0);
+    se.node = Text(res, 0, 1);
+    se.stored_ns = Int(res, 0, 2);
+    const std::string payload = Bytes(res, 0, 3);
+    RunInfo run{se.node, Text(res, 0, 5), Int(res, 0, 6)};
     se.event.Clear();
-    if (!DecodeStoredEvent(payload, run, static_cast<uint64_t>(Int(res, i, 7)), Text(res, i, 8),
+    if (!DecodeStoredEvent(payload, run, static_cast<uint64_t>(Int(res, 0, 7)), Text(res, 0, 8),
                            &se.event)) {
       return std::unexpected(Error::Corruption(
           c_->where() + ": event " + std::to_string(se.rowid) + " of node " + se.node +
           ": payload does not parse as driftwatch.v1.Event"));
     }
     se.container.reset();
-    if (!PQgetisnull(res, i, 4)) {
+    if (!PQgetisnull(res, 0, 4)) {
       v1::ContainerInfo ci;
-      if (ci.ParseFromString(Bytes(res, i, 4))) se.container = std::move(ci);
+      if (ci.ParseFromString(Bytes(res, 0, 4))) se.container = std::move(ci);
     }
     fn(se);
-    ++n;
-  }
-  return n;
+    return {};
+  });
 }
 
 Result<std::vector<NodeState>> PgEventReader::Nodes() {

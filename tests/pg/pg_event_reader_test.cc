@@ -138,6 +138,10 @@ TEST_F(PgEventReaderTest, BadRowsAndForeignDatabasesAreNamed) {
   ASSERT_FALSE(n.has_value());
   EXPECT_NE(n.error().message().find("event 1 of node n2: payload does not parse"), std::string::npos)
       << n.error().message();
+  // The rows after the bad one were read and dropped: the connection serves the next query.
+  auto count = (*r)->CountEvents();
+  ASSERT_TRUE(count.has_value()) << count.error().message();
+  EXPECT_EQ(*count, 3u);
   // Put back for the CLI check after the tests.
   ASSERT_TRUE(c_->Run("restore", "DELETE FROM events WHERE node = 'n2'"));
   Add("n2", 1, 2, 2, kT0 + 20, "exec", "/usr/bin/id");
