@@ -416,37 +416,36 @@ TEST_F(PgStoreTest, ConcurrentWritersOnOneRunStoreItOnce) {
     dups += r.duplicates;
     if (!r.error.empty()) ++errors;
   };
-  // Both get batch k at about the same moment, the lead changing every 10 batches (so that
-  // each stores some); the other run goes to b alone.
-  std::barrier step(2);
-  auto lag = [](bool behind) {
-    if (behind) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // Batches go in blocks of 10. In a racing block both get batch k at the same moment; in a
+  // led block one commits batch k first and the other resends it after (a failover's resend).
+  // The led blocks make sure each store stored some of the shared run whatever the timing: a
+  // sanitizer build once let a win every race.
+  enum class Lead { kRace, kA, kB };
+  auto lead = [](size_t k) { return static_cast<Lead>(k / 10 % 3); };
+  std::barrier step(2), committed(2);
+  auto feed = [&](PgEventStore* store, Lead me, bool with_other) {
+    for (size_t k = 0; k < shared.size(); ++k) {
+      step.arrive_and_wait();
+      const Lead l = lead(k);
+      if (l != Lead::kRace && l != me) committed.arrive_and_wait();  // after the leader's commit
+      store->Submit(shared[k], done, 1);
+      if (with_other && k < other.size()) store->Submit(other[k], done, 2);
+      if (l == me) {
+        store->Flush();
+        committed.arrive_and_wait();
+      }
+      if (l == Lead::kRace) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    store->Flush();
   };
-  std::thread ta([&] {
-    for (size_t k = 0; k < shared.size(); ++k) {
-      step.arrive_and_wait();
-      lag(k / 10 % 2 == 1);
-      a->Submit(shared[k], done, 1);
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    a->Flush();
-  });
-  std::thread tb([&] {
-    for (size_t k = 0; k < shared.size(); ++k) {
-      step.arrive_and_wait();
-      lag(k / 10 % 2 == 0);
-      b->Submit(shared[k], done, 1);
-      if (k < other.size()) b->Submit(other[k], done, 2);
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    b->Flush();
-  });
+  std::thread ta([&] { feed(a.get(), Lead::kA, false); });
+  std::thread tb([&] { feed(b.get(), Lead::kB, true); });
   ta.join();
   tb.join();
   EXPECT_EQ(errors.load(), 0u);
   EXPECT_EQ(stored.load(), kSeqs + kOther);
   EXPECT_EQ(dups.load(), kSeqs);
-  // Both collectors did store some of the shared run (else the test raced nothing).
+  // Both collectors stored some of the shared run (the led blocks see to it).
   const uint64_t by_a = a->Node("node-s")->events_stored, by_b = b->Node("node-s")->events_stored;
   std::printf("shared run: %llu events stored by a, %llu by b (and b the other run's %llu)\n",
               static_cast<unsigned long long>(by_a),
