@@ -63,6 +63,7 @@
 
 #include "lib/alerts/alert.h"
 #include "lib/base/result.h"
+#include "lib/store/pg_lease.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -80,15 +81,14 @@ struct StoredInventory {
   std::string reply;     // serialized driftwatch.v1.InventoryReply (chunks joined)
 };
 
-class AlertStore {
+// What detection writes and reads back, on SQLite (AlertStore) or on PostgreSQL
+// (PgAlertStore, lib/alerts/pg_alert_store.h, shared by several collectors).
+class DetectionStore {
  public:
-  [[nodiscard]] static Result<std::unique_ptr<AlertStore>> Open(
-      const std::string& path, std::chrono::milliseconds busy_timeout = std::chrono::seconds(5));
-  ~AlertStore();
-
+  virtual ~DetectionStore() = default;
   // Stores the alert with `json` (FalcoJson(alert)); false when (event_key, rule) was
   // already stored.
-  [[nodiscard]] Result<bool> Insert(const Alert& alert, const std::string& json);
+  [[nodiscard]] virtual Result<bool> Insert(const Alert& alert, const std::string& json) = 0;
 
   // One detection step, in one transaction: the alerts, in order (each with its Falco JSON;
   // one deliveries row per output for each alert stored as new), the aggregates whose
@@ -130,8 +130,15 @@ class AlertStore {
     std::vector<std::string> outputs;
     std::map<std::string, int64_t> cursors;
     std::map<std::string, std::string> losses;
-    // More writes of the same step, in the same transaction (detection's baseline changes).
+    // More writes of the same step, in the same transaction (detection's baseline changes;
+    // SQLite only).
     std::function<Result<>(sqlite3* db)> extra;
+    // PostgreSQL: the leases of the nodes whose rows the commit covers (lib/store/pg_lease.h).
+    // Each is checked (HoldsLease) inside the transaction; when one is no longer held the
+    // commit stores nothing and fails with ErrorCode::kNotFound naming the node: the node is
+    // another collector's now. Ignored by SQLite (one collector).
+    std::vector<Lease> leases;
+    std::chrono::milliseconds lease_ttl{0};  // a held lease is extended by this
   };
   struct StoredResult {
     enum class Kind {
@@ -152,14 +159,14 @@ class AlertStore {
     std::vector<StoredResult> alerts;     // one per DetectionCommit::alerts
     std::vector<ClosedAggregate> closed;  // those of `close` still open
   };
-  [[nodiscard]] Result<DetectionCommitted> CommitDetection(const DetectionCommit& c);
+  [[nodiscard]] virtual Result<DetectionCommitted> CommitDetection(const DetectionCommit& c) = 0;
   // Aggregates still open (a restart finds them here): alert id, node, open_until_ns.
   struct OpenAggregate {
     int64_t id = 0;
     std::string node;
     int64_t open_until_ns = 0;
   };
-  [[nodiscard]] Result<std::vector<OpenAggregate>> OpenAggregates();
+  [[nodiscard]] virtual Result<std::vector<OpenAggregate>> OpenAggregates() = 0;
   // Outbox: alerts not yet delivered to an output (alert id, output, json), oldest first;
   // an aggregate's summary (alert id < 0) after its first alert.
   struct PendingDelivery {
@@ -171,17 +178,36 @@ class AlertStore {
     uint64_t count = 1;
     int64_t first_ns = 0, last_ns = 0;
   };
-  [[nodiscard]] Result<std::vector<PendingDelivery>> Undelivered();
+  // PostgreSQL: only the alerts of nodes whose lease the store's owner holds (PgAlertStore::Open).
+  [[nodiscard]] virtual Result<std::vector<PendingDelivery>> Undelivered() = 0;
   // AlertUpdates in one transaction of their own.
-  [[nodiscard]] Result<> UpdateAlerts(const std::vector<AlertUpdate>& updates);
-  [[nodiscard]] Result<> MarkDelivered(const std::vector<std::pair<int64_t, std::string>>& done);
+  [[nodiscard]] virtual Result<> UpdateAlerts(const std::vector<AlertUpdate>& updates) = 0;
+  [[nodiscard]] virtual Result<> MarkDelivered(
+      const std::vector<std::pair<int64_t, std::string>>& done) = 0;
   // node -> serialized LossCounters.
-  [[nodiscard]] Result<std::map<std::string, std::string>> NodeLosses();
+  [[nodiscard]] virtual Result<std::map<std::string, std::string>> NodeLosses() = 0;
 
   static constexpr int kInventoriesKept = 10;
   // Stores a container's drift inventory (id is ignored) and drops that container's older
   // ones beyond kInventoriesKept.
-  [[nodiscard]] Result<> InsertInventory(const StoredInventory& inv);
+  [[nodiscard]] virtual Result<> InsertInventory(const StoredInventory& inv) = 0;
+
+};
+
+class AlertStore : public DetectionStore {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<AlertStore>> Open(
+      const std::string& path, std::chrono::milliseconds busy_timeout = std::chrono::seconds(5));
+  ~AlertStore() override;
+
+  Result<bool> Insert(const Alert& alert, const std::string& json) override;
+  Result<DetectionCommitted> CommitDetection(const DetectionCommit& c) override;
+  Result<std::vector<OpenAggregate>> OpenAggregates() override;
+  Result<std::vector<PendingDelivery>> Undelivered() override;
+  Result<> UpdateAlerts(const std::vector<AlertUpdate>& updates) override;
+  Result<> MarkDelivered(const std::vector<std::pair<int64_t, std::string>>& done) override;
+  Result<std::map<std::string, std::string>> NodeLosses() override;
+  Result<> InsertInventory(const StoredInventory& inv) override;
 
  private:
   AlertStore() = default;

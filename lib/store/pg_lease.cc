@@ -1,5 +1,7 @@
 #include "lib/store/pg_lease.h"
 
+#include "lib/store/pg_conn.h"
+
 #include <cstdlib>
 
 namespace driftwatch {

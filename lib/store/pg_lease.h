@@ -22,9 +22,10 @@
 #include <vector>
 
 #include "lib/base/result.h"
-#include "lib/store/pg_conn.h"
 
 namespace driftwatch {
+
+class PgConn;  // lib/store/pg_conn.h (this header is read without libpq's)
 
 struct Lease {
   std::string node;
