@@ -5,6 +5,7 @@
 
 #include "lib/alerts/alert.h"
 #include "lib/alerts/alert_store.h"
+#include "lib/alerts/pg_alert_reader.h"
 #include "lib/base/clock.h"
 #include "lib/base/json.h"
 #include "lib/event/event_json.h"
@@ -40,6 +41,9 @@ int Say(int status, const std::string& what) {
   return status;
 }
 
+// --db as messages name it: a URI without its password.
+std::string DbName(const std::string& db) { return IsPgUri(db) ? RedactPgUri(db) : db; }
+
 // Flushes stdout: 0, or 1 when the output could not be written.
 int Flushed() { return std::fflush(stdout) == 0 ? 0 : 1; }
 
@@ -67,7 +71,7 @@ int RunAllowed(const AlertsOptions& opt) {
   std::optional<int64_t> until;
   if (auto r = ParseTimeRange(opt.since, "", NowNs(), &q.since_ns, &until); !r)
     return Say(2, r.error().message());
-  auto reader = AlertReader::Open(opt.db);
+  auto reader = OpenAlertQueries(opt.db);
   if (!reader) return Say(1, reader.error().message());
   if (opt.table) {
     std::printf("%-10s  %-16s  %-30s  %-20s  %-8s  %-36s  %s\n", "DAY", "NODE",
@@ -87,7 +91,7 @@ int RunAllowed(const AlertsOptions& opt) {
       std::fputc('\n', stdout);
     }
   });
-  if (!n) return Say(1, opt.db + ": " + n.error().message());
+  if (!n) return Say(1, DbName(opt.db) + ": " + n.error().message());
   return Flushed();
 }
 
@@ -112,7 +116,7 @@ int RunAlerts(const AlertsOptions& opt) {
   }
   if (auto r = ParseTimeRange(opt.since, opt.until, NowNs(), &q.since_ns, &q.until_ns); !r)
     return Say(2, r.error().message());
-  auto reader = AlertReader::Open(opt.db);
+  auto reader = OpenAlertQueries(opt.db);
   if (!reader) return Say(1, reader.error().message());
   if (opt.table) {
     std::printf("%-20s  %-13s  %-16s  %-20s  %-30s  %-6s  %s\n", "TIME", "PRIORITY", "NODE",
@@ -127,7 +131,7 @@ int RunAlerts(const AlertsOptions& opt) {
       std::fputc('\n', stdout);
     }
   });
-  if (!n) return Say(1, opt.db + ": " + n.error().message());
+  if (!n) return Say(1, DbName(opt.db) + ": " + n.error().message());
   return Flushed();
 }
 

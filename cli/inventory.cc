@@ -11,6 +11,7 @@
 #include "cli/diff.h"
 #include "driftwatch/v1/collector.pb.h"
 #include "lib/alerts/alert_store.h"
+#include "lib/alerts/pg_alert_reader.h"
 #include "lib/base/clock.h"
 #include "lib/base/json.h"
 #include "lib/event/event_json.h"
@@ -136,7 +137,7 @@ int RunInventory(const InventoryOptions& opt) {
   }
   const bool listing = opt.container.empty() && !opt.all;
   if (!listing && !opt.all) q.limit = 1;
-  auto reader = AlertReader::Open(opt.db);
+  auto reader = OpenAlertQueries(opt.db);
   if (!reader) return Fail(reader.error().message());
   if (listing && !opt.json) {
     std::printf("%-20s  %-16s  %-13s  %-20s  %-30s  %7s  %s\n", "TIME", "NODE", "CONTAINER",
@@ -189,7 +190,10 @@ int RunInventory(const InventoryOptions& opt) {
     q.name = opt.container;
     n = (*reader)->QueryInventories(q, print);
   }
-  if (!n) return Fail(opt.db + ": " + n.error().message());
+  if (!n) {
+    // --db without its password, should it be a URI that holds one.
+    return Fail((IsPgUri(opt.db) ? RedactPgUri(opt.db) : opt.db) + ": " + n.error().message());
+  }
   if (any_cut) std::printf("+: the listing is incomplete (the sensor's walk stopped at a cap)\n");
   if (!bad.empty()) return Fail(bad);
   if (*n == 0 && !listing) return Fail("no inventory stored for " + opt.container);

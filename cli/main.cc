@@ -101,7 +101,10 @@ int main(int argc, char** argv) {
       "alerts",
       "Print the alerts a driftwatch-collector stored, oldest first: one Falco JSON object per "
       "line (as falcosidekick takes them), or a table. Opens the database read-only.");
-  al->add_option("--db", alerts.db, "collector database")->capture_default_str();
+  al->add_option("--db", alerts.db,
+                 "collector database: a SQLite file, or the store several collectors share "
+                 "(postgresql://USER:PASSWORD@HOST:PORT/DB?sslmode=...)")
+      ->capture_default_str();
   al->add_option("--node", alerts.node, "only this node");
   al->add_option("--container", alerts.container, "only this container (full id or prefix)");
   al->add_option("--pod", alerts.pod, "only this pod (NAME or NAMESPACE/NAME)");
@@ -126,7 +129,10 @@ int main(int argc, char** argv) {
   inv->add_option("container", inventory.container,
                   "container id or prefix, NAME, POD/NAME or NAMESPACE/POD/NAME: its newest "
                   "inventory");
-  inv->add_option("--db", inventory.db, "collector database")->capture_default_str();
+  inv->add_option("--db", inventory.db,
+                  "collector database: a SQLite file, or the store several collectors share "
+                  "(postgresql://USER:PASSWORD@HOST:PORT/DB?sslmode=...)")
+      ->capture_default_str();
   inv->add_option("--node", inventory.node, "only this node");
   inv->add_option("--pod", inventory.pod, "only this pod (NAME or NAMESPACE/NAME)");
   inv->add_flag("--all", inventory.all, "every stored inventory that matches, oldest first");

@@ -8,9 +8,15 @@
 
 #include <google/protobuf/arena.h>
 
+#include <unistd.h>
+
+#include "lib/alerts/pg_alert_store.h"
 #include "lib/base/clock.h"
 #include "lib/base/log.h"
 #include "lib/rules/rule_loader.h"
+#include "lib/store/pg_conn.h"
+#include "lib/store/pg_event_reader.h"
+#include "lib/store/pg_lease.h"
 
 namespace driftwatch::collector {
 namespace {
@@ -79,11 +85,31 @@ struct Detection::FeedEntry {
   size_t bytes = 0;
 };
 
+// PostgreSQL: a node this collector holds the lease of, with its own correlation state (a
+// node that goes to another collector takes its state with it: dropped here).
+struct Detection::PgNode {
+  Lease lease;
+  std::unique_ptr<Detector> detector;
+  int64_t cursor = 0;  // ids up to here done (committed, or in the shard's pending commit)
+  int64_t head = 0;    // the highest id known committed
+};
+
+// From the lease thread to a shard.
+struct Detection::LeaseChange {
+  enum Kind { kTake, kLost, kGiveBack } kind = kTake;
+  Lease lease;
+};
+
 struct Detection::Shard {
   size_t index = 0;
-  std::unique_ptr<Detector> detector;
+  std::unique_ptr<Detector> detector;  // SQLite: every node's; PostgreSQL: none (PgNode's)
   std::unique_ptr<EventScanner> scanner;
-  std::unique_ptr<AlertStore> store;
+  std::unique_ptr<DetectionStore> store;
+  std::unique_ptr<PgEventScanner> pg_scanner;
+  std::map<std::string, PgNode> pg_nodes;  // PostgreSQL: the leased nodes of this shard
+  std::shared_ptr<const ImagePolicy> image_policy;     // PostgreSQL: what a new node's
+  std::shared_ptr<const PreventPolicy> drift_policy;   // Detector starts with
+  std::atomic<int64_t> pg_lag{0};          // their events committed, not evaluated yet
   std::map<std::string, int64_t> cursors;    // node -> rows up to here done
   std::map<std::string, int64_t> warm_from;  // node -> first row replayed at start
   int64_t default_cursor = 0;                // nodes without a cursor row
@@ -119,6 +145,8 @@ struct Detection::Shard {
   std::shared_ptr<const PreventPolicy> new_drift_policy DW_GUARDED_BY(mu);
   bool reload DW_GUARDED_BY(mu) = false;
   std::deque<std::pair<std::string, v1::Hello>> hellos DW_GUARDED_BY(mu);
+  std::deque<LeaseChange> lease_changes DW_GUARDED_BY(mu);
+  bool woken DW_GUARDED_BY(mu) = false;  // PostgreSQL: a commit of this collector came
   std::deque<FeedEntry> feed DW_GUARDED_BY(mu);
   std::atomic<size_t> feed_bytes{0};  // of `feed`; changed under mu, read by Admit
   std::thread thread;
@@ -198,6 +226,46 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
   {
     MutexLock lk(d->mu_);
     d->rules_summary_ = (*rules)->Summary(3);
+  }
+
+  d->pg_ = IsPgUri(opt.db);
+  if (d->pg_) {
+    if (d->opt_.lease_owner.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof(host) - 1);
+      d->opt_.lease_owner = std::string(host) + ":" + std::to_string(getpid());
+    }
+    if (d->opt_.baselines) {
+      // The baselines' tables are SQLite's: on PostgreSQL each collector would learn only
+      // its own nodes' share of an image. Said, not hidden.
+      LogWarn("baselines: off (learned baselines need the SQLite store for now)\n");
+      d->opt_.baselines = false;
+    }
+    auto hk = PgAlertStore::Open(opt.db, d->opt_.lease_owner);
+    if (!hk) return std::unexpected("alerts in " + RedactPgUri(opt.db) + ": " + hk.error().message());
+    d->hk_store_ = std::move(*hk);
+    for (size_t i = 0; i < d->opt_.shards; ++i) {
+      auto s = std::make_unique<Shard>();
+      s->index = i;
+      // Holds the rules and policies a newly leased node's Detector starts with.
+      s->detector = std::make_unique<Detector>(*rules);
+      s->image_policy = *policy;
+      s->drift_policy = *drift_policy;
+      auto sc = PgEventScanner::Open(opt.db);
+      if (!sc) return std::unexpected(sc.error().message());
+      s->pg_scanner = std::move(*sc);
+      auto st = PgAlertStore::Open(opt.db, d->opt_.lease_owner);
+      if (!st) return std::unexpected("alerts in " + RedactPgUri(opt.db) + ": " + st.error().message());
+      s->store = std::move(*st);
+      d->shards_.push_back(std::move(s));
+    }
+    LogInfo("detection: sharing %s as %s (node leases of %lld ms)\n", RedactPgUri(opt.db).c_str(),
+            d->opt_.lease_owner.c_str(), static_cast<long long>(d->opt_.lease_ttl.count()));
+    for (auto& s : d->shards_)
+      s->thread = std::thread([p = d.get(), s = s.get()] { p->RunShard(s); });
+    d->housekeeping_ = std::thread([p = d.get()] { p->Housekeeping(); });
+    d->leases_ = std::thread([p = d.get()] { p->RunLeases(); });
+    return d;
   }
 
   auto hk = AlertStore::Open(opt.db, opt.busy_timeout);
@@ -312,6 +380,13 @@ void Detection::Stop() {
     if (s->thread.joinable()) s->thread.join();
   hk_cv_.NotifyAll();
   if (housekeeping_.joinable()) housekeeping_.join();
+  // The leases go after the shards' last commits (each checks its node's lease).
+  {
+    MutexLock lk(mu_);
+    stop_leases_ = true;
+  }
+  lease_cv_.NotifyAll();
+  if (leases_.joinable()) leases_.join();
   for (auto& [name, o] : outputs_)
     if (auto* w = dynamic_cast<WebhookOutput*>(o.get())) w->Drain(std::chrono::seconds(5));
   std::deque<std::function<void()>> held;
@@ -329,6 +404,16 @@ void Detection::Stop() {
 }
 
 void Detection::Notify(int64_t head) {
+  if (pg_) {
+    for (auto& s : shards_) {
+      {
+        MutexLock lk(s->mu);
+        s->woken = true;
+      }
+      s->cv.NotifyOne();
+    }
+    return;
+  }
   int64_t prev = head_.load();
   while (head > prev && !head_.compare_exchange_weak(prev, head)) {
   }
@@ -376,6 +461,11 @@ void Detection::Notify(StoreCommit commit) {
 }
 
 int64_t Detection::lag() const {
+  if (pg_) {
+    int64_t sum = 0;
+    for (const auto& s : shards_) sum += s->pg_lag.load();
+    return sum;
+  }
   const int64_t head = head_.load();
   int64_t low = head;
   for (const auto& s : shards_) low = std::min(low, s->committed.load());
@@ -670,6 +760,20 @@ void Detection::RunShard(Shard* s) {
   std::deque<AllowedMatch> allowed;  // allowed drift of those rows, not committed yet
   std::set<std::string> dirty_losses;
   bool dirty = false;
+  // PostgreSQL: the nodes whose cursor or losses the next commit writes (their leases are
+  // checked in it), and those a commit found lost (dropped by the loop below).
+  std::set<std::string> pg_dirty;
+  std::vector<Lease> pg_lost;
+  // The correlation state that holds `node`: the shard's (SQLite), the node's (PostgreSQL).
+  auto det_of = [&](const std::string& node) -> Detector* {
+    if (!pg_) return s->detector.get();
+    auto it = s->pg_nodes.find(node);
+    return it == s->pg_nodes.end() ? nullptr : it->second.detector.get();
+  };
+  auto context_of = [&](const std::string& node, const std::string& id, RuleContext* ctx) {
+    Detector* d = det_of(node);
+    return d && d->ContainerContext(node, id, ctx);
+  };
   // Baselines: judged before the rules, by the store's time of the row.
   BaselineChanges baseline_changes;  // decided for rows not committed yet
   const std::string* row_node = nullptr;
@@ -792,7 +896,7 @@ void Detection::RunShard(Shard* s) {
       if (!MissingContainerMetadata(a)) continue;
       lacked[i] = 1;
       RuleContext ctx;
-      if (s->detector->ContainerContext(a.node, a.container_id, &ctx))
+      if (context_of(a.node, a.container_id, &ctx))
         FillContainerMetadata(ctx, rules, &a);
     }
     // Held alerts going out with this commit (before its new alerts, so that a container's
@@ -808,7 +912,7 @@ void Detection::RunShard(Shard* s) {
       if (!go && arrived.empty() && closing.empty()) break;  // the rest wait longer
       if (!go) continue;
       RuleContext ctx;
-      if (s->detector->ContainerContext(it->alert.node, it->alert.container_id, &ctx)) {
+      if (context_of(it->alert.node, it->alert.container_id, &ctx)) {
         FillContainerMetadata(ctx, rules, &it->alert);
         it->json = FalcoJson(it->alert);
         c.updates.push_back({it->id, &it->alert, it->json});
@@ -824,11 +928,21 @@ void Detection::RunShard(Shard* s) {
     c.aggregate_window = opt_.aggregation.window;
     c.close = closing;
     c.outputs = output_names_;
-    c.cursors = s->cursors;
-    int64_t low = s->pos;
-    for (const auto& o : shards_)
-      if (o.get() != s) low = std::min(low, o->committed.load());
-    c.cursors[""] = low;
+    if (pg_) {
+      for (const std::string& n : pg_dirty) {
+        auto it = s->pg_nodes.find(n);
+        if (it == s->pg_nodes.end()) continue;
+        c.cursors[n] = it->second.cursor;
+        c.leases.push_back(it->second.lease);
+      }
+      c.lease_ttl = opt_.lease_ttl;
+    } else {
+      c.cursors = s->cursors;
+      int64_t low = s->pos;
+      for (const auto& o : shards_)
+        if (o.get() != s) low = std::min(low, o->committed.load());
+      c.cursors[""] = low;
+    }
     for (const std::string& n : dirty_losses) c.losses[n] = s->lifetime[n].SerializeAsString();
     if (!baseline_changes.empty()) {
       c.extra = [&](sqlite3* db) { return WriteBaselineChanges(db, baseline_changes, NowNs()); };
@@ -895,6 +1009,19 @@ void Detection::RunShard(Shard* s) {
         }
         break;
       }
+      if (pg_ && done.error().code() == ErrorCode::kNotFound) {
+        // A lease of the commit is another collector's now: nothing of it was stored, and
+        // what it evaluated is the new owner's to evaluate. Its nodes are dropped (and taken
+        // again, rebuilt from the store, if their leases come back).
+        LogWarn("detection: %s: its events are left to the node's owner\n", done.error().c_str());
+        pg_lost = c.leases;
+        pending.clear();
+        allowed.clear();
+        dirty_losses.clear();
+        pg_dirty.clear();
+        dirty = false;
+        return true;
+      }
       if (!s->failing.exchange(true) || counters_.store_errors % 100 == 0)
         LogWarn("detection: %s (retrying)\n", done.error().c_str());
       ++counters_.store_errors;
@@ -911,6 +1038,7 @@ void Detection::RunShard(Shard* s) {
     allowed.clear();
     dirty_losses.clear();
     baseline_changes.clear();
+    pg_dirty.clear();
     dirty = false;
     s->committed = s->pos;
     last_commit = Clock::now();
@@ -924,7 +1052,9 @@ void Detection::RunShard(Shard* s) {
     ++counters_.not_evaluated;
     const std::string node_name = node ? *node : std::string();
     pending.push_back(InternalAlert(
-        kNotEvaluatedRule, node_name, time_ns, "row/" + std::to_string(rowid),
+        kNotEvaluatedRule, node_name, time_ns,
+        // PostgreSQL's ids are per node.
+        (pg_ ? "row/" + node_name + "/" : std::string("row/")) + std::to_string(rowid),
         "Event not evaluated: stored event " + std::to_string(rowid) + " of node " +
             (node ? node_name : std::string("<unknown run>")) + " (seq " + std::to_string(seq) +
             ") " + why + ": no rule saw it"));
@@ -938,7 +1068,7 @@ void Detection::RunShard(Shard* s) {
     }
     row_node = &node;
     row_stored_ns = stored_ns;
-    s->detector->OnEvent(node, ev, [&](Alert&& a) { pending.push_back(std::move(a)); },
+    det_of(node)->OnEvent(node, ev, [&](Alert&& a) { pending.push_back(std::move(a)); },
                          baseline_hook, [&](AllowedMatch&& m) { allowed.push_back(std::move(m)); });
     if (ev.has_container() && !s->held_containers.empty()) {
       const std::string& id =
@@ -947,10 +1077,346 @@ void Detection::RunShard(Shard* s) {
     }
   };
 
+  // A Hello's loss totals: checked like a status event's, keyed by the run and the totals.
+  auto hello_losses = [&](const std::string& node, const v1::Hello& h) {
+    uint64_t total = 0;
+    for (const LossField& f : kLossFields) total += (h.losses().*f.get)();
+    losses_grew(node, h.losses(), h.sensor_start_ns(), NowNs(),
+                "hello/" + node + "/" + h.boot_id() + "/" + std::to_string(h.sensor_start_ns()) +
+                    "/" + std::to_string(total),
+                "Hello");
+  };
+  auto check_quota = [&](Detector* d) {
+    // A node over its detection-state quota lost its own oldest state: its later alerts
+    // may miss context (lineage, files written long ago). Said once per node per 10 min.
+    for (const auto& [node, n] : d->QuotaEvictions()) {
+      uint64_t& seen = s->quota_seen[node];
+      if (n == seen) continue;
+      const uint64_t grew = n - seen;
+      seen = n;
+      {
+        MutexLock lk(mu_);
+        losses_[node].quota_evictions = n;
+      }
+      const int64_t now = NowNs();
+      const int64_t bucket = now / 600'000'000'000LL;
+      if (s->quota_alerted[node] == bucket + 1) continue;
+      s->quota_alerted[node] = bucket + 1;
+      LogWarn("detection: node %s exceeds its detection state quota: %llu processes or "
+              "containers of its own evicted\n",
+              node.c_str(), static_cast<unsigned long long>(n));
+      Alert a = InternalAlert(
+          kBlindWindowRule, node, now, "quota/" + node + "/" + std::to_string(bucket),
+          "Sensor blind window on node " + node + ": the node sends more state than its "
+              "detection quota holds (" + std::to_string(grew) +
+              " of its oldest processes or containers forgotten); its alerts may lack "
+              "lineage or files written long ago");
+      a.output_fields.emplace_back("sensor.loss.quota_evictions",
+                                   AlertField::Number(static_cast<long long>(grew)));
+      a.output_fields.emplace_back("sensor.report", AlertField::String("detection quota"));
+      pending.push_back(std::move(a));
+      if (pg_) pg_dirty.insert(node);  // committed under the node's lease
+    }
+  };
+  auto close_due = [&] {
+    // Aggregates whose window ended, with or without rows coming.
+    for (const int64_t now = NowNs();
+         !s->open_aggregates.empty() && s->open_aggregates.begin()->first <= now;) {
+      closing.push_back(s->open_aggregates.begin()->second);
+      s->open_aggregates.erase(s->open_aggregates.begin());
+    }
+  };
+  // A gap the store saw in a node's sequence numbers: events that never arrived.
+  auto gap_alert = [&](const StoredGap& g) {
+    const uint64_t missing = g.to_seq - g.from_seq + 1;
+    Alert a = InternalAlert(
+        kBlindWindowRule, g.node, g.stored_ns, "gap/" + std::to_string(g.id),
+        "Sensor blind window on node " + g.node + ": " + std::to_string(missing) +
+            " events never arrived (sequence numbers " + std::to_string(g.from_seq) +
+            " to " + std::to_string(g.to_seq) + " of run " + std::to_string(g.run_id) +
+            "), found missing at " + FormatIsoTime(g.stored_ns));
+    a.output_fields.emplace_back("sensor.loss.missing_events",
+                                 AlertField::Number(static_cast<long long>(missing)));
+    a.output_fields.emplace_back("sensor.loss.seq_from",
+                                 AlertField::Number(static_cast<long long>(g.from_seq)));
+    a.output_fields.emplace_back("sensor.loss.seq_to",
+                                 AlertField::Number(static_cast<long long>(g.to_seq)));
+    a.output_fields.emplace_back("sensor.report", AlertField::String("sequence gap"));
+    pending.push_back(std::move(a));
+  };
+
+  // ---- PostgreSQL: the nodes this collector leases, each read by its own ids. ----
+  // Drops a node's state (another collector has it, or is about to). Its held alerts stay in
+  // the outbox, for the node's owner to send.
+  auto drop_node = [&](const std::string& node, bool give_back) {
+    auto it = s->pg_nodes.find(node);
+    if (it == s->pg_nodes.end()) return;
+    for (auto h = s->held.begin(); h != s->held.end();) {
+      auto next = std::next(h);
+      if (h->alert.node == node) {
+        {
+          MutexLock lk(mu_);
+          held_ids_.erase(h->id);
+        }
+        --counters_.alerts_held;
+        drop_held(h);
+      }
+      h = next;
+    }
+    if (give_back) {
+      MutexLock lk(mu_);
+      released_.push_back(it->second.lease);
+    }
+    s->pg_nodes.erase(it);
+    s->lifetime.erase(node);
+    s->last_report_ns.erase(node);
+    pg_dirty.erase(node);
+  };
+  // Decodes a stored row of `node`; nullptr when it cannot be (`why` says so), and an error
+  // when the store could not be read.
+  auto decode_pg = [&](const ScannedEvent& e, const char** why) -> Result<v1::Event*> {
+    auto run = s->pg_scanner->Run(e.run_id);
+    if (!run) return std::unexpected(run.error());
+    auto cid = s->pg_scanner->ContainerId(e.cid);
+    if (!cid) return std::unexpected(cid.error());
+    v1::Event& ev = new_event();
+    *why = !*run ? "belongs to no known run" : !*cid ? "has no container id" : "does not parse";
+    if (!*run || !*cid || !DecodeStoredEvent(e.payload, **run, e.seq, **cid, &ev))
+      return static_cast<v1::Event*>(nullptr);
+    return &ev;
+  };
+  // A node leased: its cursor, its containers' latest info, then `warmup` of its events
+  // before the cursor (at most warmup_max_events) replayed without alerting, its loss totals
+  // and open aggregates. False when the store could not be read.
+  auto take_node = [&](const Lease& l) -> Result<> {
+    auto have = s->pg_nodes.find(l.node);
+    if (have != s->pg_nodes.end() && have->second.lease.epoch == l.epoch) return {};
+    drop_node(l.node, false);
+    PgNode n;
+    n.lease = l;
+    n.detector = std::make_unique<Detector>(s->detector->rules());
+    n.detector->SetImagePolicy(s->image_policy);
+    n.detector->SetDriftPolicy(s->drift_policy);
+    auto cursor = s->pg_scanner->Cursor(l.node);
+    if (!cursor) return std::unexpected(cursor.error());
+    n.cursor = n.head = *cursor;
+    auto infos = s->pg_scanner->ContainerInfos(l.node, [&](const std::string& id,
+                                                           std::string_view info) {
+      v1::Event ev;
+      if (!ev.mutable_container()->ParseFromArray(info.data(), static_cast<int>(info.size())))
+        return;
+      ev.mutable_id()->set_node(l.node);
+      ev.set_container_id(id);
+      n.detector->OnEvent(l.node, ev, discard);
+    });
+    if (!infos) return std::unexpected(infos.error());
+    uint64_t warmed = 0;
+    if (*cursor > 0 && opt_.warmup.count() > 0) {
+      auto t = s->pg_scanner->TimeOf(l.node, *cursor);
+      if (!t) return std::unexpected(t.error());
+      int64_t from = *cursor + 1;
+      if (*t) {
+        auto w = s->pg_scanner->FirstIdAtOrAfter(
+            l.node, **t - std::chrono::duration_cast<std::chrono::nanoseconds>(opt_.warmup).count());
+        if (!w) return std::unexpected(w.error());
+        if (*w > 0) from = std::max(*w, *cursor - opt_.warmup_max_events + 1);
+      }
+      for (int64_t after = from - 1; after < *cursor;) {
+        int64_t last = after;
+        Result<> bad = {};
+        auto got = s->pg_scanner->Scan(l.node, after, *cursor, opt_.scan_rows,
+                                       [&](const ScannedEvent& e) {
+          last = e.rowid;
+          if (!bad) return;
+          const char* why = "";
+          auto ev = decode_pg(e, &why);
+          if (!ev) {
+            bad = std::unexpected(ev.error());
+          } else if (*ev) {
+            n.detector->OnEvent(l.node, **ev, discard);
+            ++warmed;
+          }
+        });
+        if (!got) return std::unexpected(got.error());
+        if (!bad) return bad;
+        if (*got == 0) break;
+        after = last;
+      }
+    }
+    auto losses = s->store->NodeLosses();
+    if (!losses) return std::unexpected(losses.error());
+    if (auto it = losses->find(l.node); it != losses->end()) {
+      v1::Hello known;
+      if (known.ParseFromString(it->second)) s->lifetime[l.node] = known;
+    }
+    auto aggs = s->store->OpenAggregates();
+    if (!aggs) return std::unexpected(aggs.error());
+    for (const DetectionStore::OpenAggregate& a : *aggs)
+      if (a.node == l.node) s->open_aggregates.emplace(a.open_until_ns, a.id);
+    counters_.warmup_events += warmed;
+    LogInfo("detection: node %s taken (lease epoch %lld), from event %lld, %llu events of "
+            "history replayed\n",
+            l.node.c_str(), static_cast<long long>(l.epoch), static_cast<long long>(*cursor),
+            static_cast<unsigned long long>(warmed));
+    s->pg_nodes[l.node] = std::move(n);
+    return {};
+  };
+  // The store could not be read: a new connection, a pause.
+  auto pg_read_failed = [&](const Error& e) {
+    if (!s->failing.exchange(true)) LogWarn("detection: reading events: %s (retrying)\n", e.c_str());
+    ++counters_.store_errors;
+    if (auto sc = PgEventScanner::Open(opt_.db); sc) s->pg_scanner = std::move(*sc);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  };
+  while (pg_ && !stop_) {
+    std::deque<std::pair<std::string, v1::Hello>> hellos;
+    std::deque<LeaseChange> changes;
+    {
+      MutexLock lk(s->mu);
+      s->cv.WaitFor(lk, opt_.pg_poll, [&]() DW_REQUIRES(s->mu) {
+        return stop_ || s->reload || !s->hellos.empty() || !s->lease_changes.empty() || s->woken;
+      });
+      if (s->reload) {
+        s->detector->SetRules(s->new_rules);
+        s->image_policy = std::move(s->new_policy);
+        s->drift_policy = std::move(s->new_drift_policy);
+        for (auto& [node, n] : s->pg_nodes) {
+          n.detector->SetRules(s->new_rules);
+          n.detector->SetImagePolicy(s->image_policy);
+          n.detector->SetDriftPolicy(s->drift_policy);
+        }
+        s->new_rules.reset();
+        s->reload = false;
+      }
+      hellos.swap(s->hellos);
+      changes.swap(s->lease_changes);
+      s->woken = false;
+    }
+    if (stop_) break;
+    for (const LeaseChange& ch : changes) {
+      if (ch.kind != LeaseChange::kTake) {
+        drop_node(ch.lease.node, ch.kind == LeaseChange::kGiveBack);
+        continue;
+      }
+      if (auto ok = take_node(ch.lease); !ok) {
+        // Given back: taken again (and rebuilt) at a later tick.
+        LogWarn("detection: node %s not taken: %s\n", ch.lease.node.c_str(), ok.error().c_str());
+        drop_node(ch.lease.node, false);
+        MutexLock lk(mu_);
+        released_.push_back(ch.lease);
+      }
+    }
+    // A Hello's loss totals, of the nodes this collector evaluates (the others' owners see
+    // the same totals in the node's next status event).
+    for (const auto& [node, h] : hellos) {
+      if (!h.has_losses() || !s->pg_nodes.contains(node)) continue;
+      hello_losses(node, h);
+      pg_dirty.insert(node);
+    }
+    // Committed before the nodes' rows, so that each node's commit below holds its own.
+    if (!pending.empty() || !pg_dirty.empty()) {
+      if (!commit()) break;
+      for (const Lease& l : pg_lost) drop_node(l.node, true);
+      pg_lost.clear();
+    }
+    std::vector<std::string> names;
+    for (const auto& [node, n] : s->pg_nodes) names.push_back(node);
+    auto heads = s->pg_scanner->Heads(names);
+    if (!heads) {
+      pg_read_failed(heads.error());
+      continue;
+    }
+    for (auto& [node, n] : s->pg_nodes)
+      if (auto h = heads->find(node); h != heads->end()) n.head = std::max(n.head, h->second);
+    // Each node with new rows: read from its cursor, evaluated, committed under its lease.
+    bool behind = false;
+    for (const std::string& node : names) {
+      if (stop_) break;
+      auto it = s->pg_nodes.find(node);
+      if (it == s->pg_nodes.end()) continue;
+      PgNode& n = it->second;
+      if (n.head > n.cursor) {
+        const int64_t before = n.cursor;
+        const uint64_t eval_before = n.detector->stats().eval_ns;
+        uint64_t evaluated = 0;
+        Result<> bad = {};
+        auto got = s->pg_scanner->Scan(node, n.cursor, n.head, opt_.scan_rows,
+                                       [&](const ScannedEvent& e) {
+          if (!bad) return;
+          const char* why = "";
+          auto ev = decode_pg(e, &why);
+          if (!ev) {
+            bad = std::unexpected(ev.error());
+            return;
+          }
+          n.cursor = e.rowid;
+          ++evaluated;
+          if (!*ev) {
+            not_evaluated(&node, e.rowid, e.seq, e.time_ns, why);
+          } else {
+            evaluate(node, **ev, e.stored_ns);
+          }
+        });
+        counters_.events += evaluated;
+        counters_.eval_ns += n.detector->stats().eval_ns - eval_before;
+        if (evaluated > 0) {
+          pg_dirty.insert(node);
+          dirty = true;
+        }
+        if (!got || !bad) {
+          // Rows evaluated so far are committed below; the rest is read again.
+          pg_read_failed(!got ? got.error() : bad.error());
+        } else if (*got == opt_.scan_rows) {
+          behind = true;
+        } else if (n.cursor < n.head) {
+          // Every row up to the head was read: ids missing below it were dropped by
+          // retention.
+          n.cursor = n.head;
+          pg_dirty.insert(node);
+          dirty = true;
+        }
+        if (n.cursor > before) {
+          auto gaps = s->pg_scanner->Gaps(node, before, n.cursor);
+          if (!gaps) {
+            // Its rows cannot be committed without their gaps: the node goes back, to be
+            // taken again and its rows read again from the stored cursor.
+            pg_read_failed(gaps.error());
+            pending.clear();
+            allowed.clear();
+            drop_node(node, true);
+            continue;
+          }
+          for (const StoredGap& g : *gaps) gap_alert(g);
+        }
+      }
+      check_quota(n.detector.get());
+      if (!pending.empty() || !allowed.empty() || pg_dirty.contains(node)) {
+        if (!commit()) break;
+      }
+      for (const Lease& l : pg_lost) drop_node(l.node, true);
+      pg_lost.clear();
+    }
+    close_due();
+    const bool held_due = !s->held.empty() && s->held.front().until <= Clock::now();
+    if (!pending.empty() || !allowed.empty() || !dirty_losses.empty() || !closing.empty() ||
+        held_due || !arrived.empty() || !pg_dirty.empty()) {
+      if (!commit()) break;
+      for (const Lease& l : pg_lost) drop_node(l.node, true);
+      pg_lost.clear();
+    }
+    int64_t lag = 0;
+    for (const auto& [node, n] : s->pg_nodes) lag += n.head - n.cursor;
+    s->pg_lag = lag;
+    MaybeRelease();
+    if (behind) {
+      MutexLock lk(s->mu);
+      s->woken = true;  // more rows wait: no pause before the next round
+    }
+  }
   FeedEntry fed;
   int64_t scan_upto = 0;
   int64_t gaps_pos = s->pos;  // gaps read for the rows up to here
-  while (!stop_) {
+  while (!pg_ && !stop_) {
     std::deque<std::pair<std::string, v1::Hello>> hellos;
     fed = FeedEntry();
     {
@@ -982,15 +1448,8 @@ void Detection::RunShard(Shard* s) {
       }
     }
     if (stop_) break;
-    for (const auto& [node, h] : hellos) {
-      if (!h.has_losses()) continue;
-      uint64_t total = 0;
-      for (const LossField& f : kLossFields) total += (h.losses().*f.get)();
-      losses_grew(node, h.losses(), h.sensor_start_ns(), NowNs(),
-                  "hello/" + node + "/" + h.boot_id() + "/" + std::to_string(h.sensor_start_ns()) +
-                      "/" + std::to_string(total),
-                  "Hello");
-    }
+    for (const auto& [node, h] : hellos)
+      if (h.has_losses()) hello_losses(node, h);
 
     const int64_t before = s->pos;
     int64_t last_row = before;
@@ -1094,59 +1553,12 @@ void Detection::RunShard(Shard* s) {
         gaps_pos = s->pos;
         for (const StoredGap& g : *gaps) {
           if (ShardOf(g.node) != s->index) continue;
-          const uint64_t missing = g.to_seq - g.from_seq + 1;
-          Alert a = InternalAlert(
-              kBlindWindowRule, g.node, g.stored_ns, "gap/" + std::to_string(g.id),
-              "Sensor blind window on node " + g.node + ": " + std::to_string(missing) +
-                  " events never arrived (sequence numbers " + std::to_string(g.from_seq) +
-                  " to " + std::to_string(g.to_seq) + " of run " + std::to_string(g.run_id) +
-                  "), found missing at " + FormatIsoTime(g.stored_ns));
-          a.output_fields.emplace_back("sensor.loss.missing_events",
-                                       AlertField::Number(static_cast<long long>(missing)));
-          a.output_fields.emplace_back("sensor.loss.seq_from",
-                                       AlertField::Number(static_cast<long long>(g.from_seq)));
-          a.output_fields.emplace_back("sensor.loss.seq_to",
-                                       AlertField::Number(static_cast<long long>(g.to_seq)));
-          a.output_fields.emplace_back("sensor.report", AlertField::String("sequence gap"));
-          pending.push_back(std::move(a));
+          gap_alert(g);
         }
       }
     }
-    // A node over its detection-state quota lost its own oldest state: its later alerts
-    // may miss context (lineage, files written long ago). Said once per node per 10 min.
-    for (const auto& [node, n] : s->detector->QuotaEvictions()) {
-      uint64_t& seen = s->quota_seen[node];
-      if (n == seen) continue;
-      const uint64_t grew = n - seen;
-      seen = n;
-      {
-        MutexLock lk(mu_);
-        losses_[node].quota_evictions = n;
-      }
-      const int64_t now = NowNs();
-      const int64_t bucket = now / 600'000'000'000LL;
-      if (s->quota_alerted[node] == bucket + 1) continue;
-      s->quota_alerted[node] = bucket + 1;
-      LogWarn("detection: node %s exceeds its detection state quota: %llu processes or "
-              "containers of its own evicted\n",
-              node.c_str(), static_cast<unsigned long long>(n));
-      Alert a = InternalAlert(
-          kBlindWindowRule, node, now, "quota/" + node + "/" + std::to_string(bucket),
-          "Sensor blind window on node " + node + ": the node sends more state than its "
-              "detection quota holds (" + std::to_string(grew) +
-              " of its oldest processes or containers forgotten); its alerts may lack "
-              "lineage or files written long ago");
-      a.output_fields.emplace_back("sensor.loss.quota_evictions",
-                                   AlertField::Number(static_cast<long long>(grew)));
-      a.output_fields.emplace_back("sensor.report", AlertField::String("detection quota"));
-      pending.push_back(std::move(a));
-    }
-    // Aggregates whose window ended, with or without rows coming.
-    for (const int64_t now = NowNs();
-         !s->open_aggregates.empty() && s->open_aggregates.begin()->first <= now;) {
-      closing.push_back(s->open_aggregates.begin()->second);
-      s->open_aggregates.erase(s->open_aggregates.begin());
-    }
+    check_quota(s->detector.get());
+    close_due();
     const bool caught_up = s->pos >= head_.load();
     const bool held_due = !s->held.empty() && s->held.front().until <= Clock::now();
     if (!pending.empty() || !allowed.empty() || !dirty_losses.empty() || !closing.empty() ||
@@ -1170,6 +1582,159 @@ void Detection::RunShard(Shard* s) {
       LogWarn("detection: open aggregates not closed or held alerts not sent; done after the "
               "restart\n");
   }
+  if (pg_) {
+    // Every lease of this shard goes back now (the lease thread releases them at its stop).
+    std::vector<Lease> back;
+    for (const auto& [node, n] : s->pg_nodes) back.push_back(n.lease);
+    {
+      MutexLock lk(s->mu);
+      for (const LeaseChange& ch : s->lease_changes) back.push_back(ch.lease);
+    }
+    MutexLock lk(mu_);
+    released_.insert(released_.end(), back.begin(), back.end());
+  }
+}
+
+// Node leases (PostgreSQL). Every tick (a quarter of the lease): this collector says it is
+// alive (collectors), gives back what its shards let go, renews what it holds, and takes or
+// gives back nodes so that each live collector holds about its share (the nodes with events
+// divided by the live collectors, rounded up). A node taken goes to its shard (ShardOf),
+// which rebuilds its state from the store before evaluating it.
+void Detection::RunLeases() {
+  pthread_setname_np(pthread_self(), "dw-leases");
+  const std::string& me = opt_.lease_owner;
+  const std::string ttl_ns = std::to_string(opt_.lease_ttl.count() * 1'000'000);
+  std::map<std::string, Lease> held;
+  std::unique_ptr<PgConn> c;
+  bool failing = false;
+  auto tell = [&](const Lease& l, LeaseChange::Kind kind) {
+    Shard* s = shards_[ShardOf(l.node)].get();
+    {
+      MutexLock lk(s->mu);
+      s->lease_changes.push_back({kind, l});
+    }
+    s->cv.NotifyOne();
+  };
+  auto give_back = [&](std::vector<Lease> leases) -> Result<> {
+    for (const Lease& l : leases) {
+      if (auto ok = ReleaseLease(c.get(), l); !ok) {
+        MutexLock lk(mu_);  // tried again next tick (or it expires)
+        released_.insert(released_.end(), leases.begin(), leases.end());
+        return ok;
+      }
+      ++counters_.leases_released;
+    }
+    return {};
+  };
+  auto step = [&]() -> Result<> {
+    auto live = c->Exec("say this collector is alive",
+                        "WITH up AS (INSERT INTO collectors(owner, expires_ns) VALUES ($1, "
+                        "(extract(epoch FROM clock_timestamp()) * 1000000000)::bigint + $2) "
+                        "ON CONFLICT (owner) DO UPDATE SET expires_ns = excluded.expires_ns "
+                        "RETURNING owner) "
+                        "SELECT (SELECT count(*) FROM collectors WHERE owner <> $1 AND "
+                        "expires_ns > (extract(epoch FROM clock_timestamp()) * 1000000000)"
+                        "::bigint) + 1, (SELECT count(*) FROM node_heads) FROM up",
+                        {me, ttl_ns});
+    if (!live) return std::unexpected(live.error());
+    const int64_t collectors = std::max<int64_t>(1, std::strtoll(PQgetvalue(live->get(), 0, 0), nullptr, 10));
+    const int64_t nodes = std::strtoll(PQgetvalue(live->get(), 0, 1), nullptr, 10);
+    std::vector<Lease> back;
+    {
+      MutexLock lk(mu_);
+      back.swap(released_);
+    }
+    for (const Lease& l : back) {
+      // A shard let it go (a commit found it lost, the store could not be read): no longer
+      // renewed, and free for any collector (this one too) to take again.
+      if (auto h = held.find(l.node); h != held.end() && h->second.epoch == l.epoch) held.erase(h);
+    }
+    if (auto ok = give_back(std::move(back)); !ok) return ok;
+    for (auto it = held.begin(); it != held.end();) {
+      auto r = AcquireLease(c.get(), it->first, me, opt_.lease_ttl);
+      if (!r) return std::unexpected(r.error());
+      if (*r && (*r)->epoch == it->second.epoch) {
+        ++it;
+        continue;
+      }
+      // Another collector owned the node meanwhile (this one stalled past the lease).
+      ++counters_.leases_lost;
+      LogWarn("detection: the lease of node %s was lost (another collector took it)\n",
+              it->first.c_str());
+      tell(it->second, LeaseChange::kLost);
+      if (!*r) {
+        it = held.erase(it);
+        continue;
+      }
+      it->second = **r;  // held again: its state is rebuilt
+      ++counters_.leases_taken;
+      tell(it->second, LeaseChange::kTake);
+      ++it;
+    }
+    const size_t share = static_cast<size_t>((nodes + collectors - 1) / collectors);
+    if (held.size() > share) {
+      // Given back by the shard after its last commit of the node, then released.
+      for (size_t n = held.size() - share; n > 0; --n) {
+        auto last = std::prev(held.end());
+        tell(last->second, LeaseChange::kGiveBack);
+        held.erase(last);
+      }
+    } else if (held.size() < share) {
+      auto free = UnownedNodes(c.get(), share - held.size());
+      if (!free) return std::unexpected(free.error());
+      for (const std::string& node : *free) {
+        auto r = AcquireLease(c.get(), node, me, opt_.lease_ttl);
+        if (!r) return std::unexpected(r.error());
+        if (!*r) continue;  // another collector was quicker
+        held[node] = **r;
+        ++counters_.leases_taken;
+        tell(**r, LeaseChange::kTake);
+      }
+    }
+    counters_.nodes_owned = static_cast<int64_t>(held.size());
+    return {};
+  };
+  const auto tick = std::max(opt_.lease_ttl / 4, std::chrono::milliseconds(10));
+  while (!stop_leases_) {
+    Result<> ok = {};
+    if (!c) {
+      auto cc = PgConn::Connect(opt_.db);
+      if (cc) {
+        c = std::move(*cc);
+      } else {
+        ok = std::unexpected(cc.error());
+      }
+    }
+    if (c) ok = step();
+    if (!ok) {
+      // The leases run out unless renewed: the other collectors take the nodes over, and
+      // this one's shards find theirs lost at their next commit.
+      if (!failing) LogWarn("detection: node leases: %s (retrying)\n", ok.error().c_str());
+      failing = true;
+      if (c && !c->connected()) c.reset();
+    } else {
+      failing = false;
+    }
+    MutexLock lk(mu_);
+    lease_cv_.WaitFor(lk, tick, [&]() DW_REQUIRES(mu_) { return stop_leases_.load(); });
+  }
+  // Stopped: the shards made their last commits; every lease is given back at once, so the
+  // other collectors need not wait for them to expire.
+  if (!c) {
+    auto cc = PgConn::Connect(opt_.db);
+    if (!cc) return;
+    c = std::move(*cc);
+  }
+  std::vector<Lease> all;
+  {
+    MutexLock lk(mu_);
+    all.swap(released_);
+  }
+  for (auto& [node, l] : held) all.push_back(l);
+  if (auto ok = give_back(std::move(all)); !ok)
+    LogWarn("detection: node leases not given back (they expire): %s\n", ok.error().c_str());
+  (void)c->Exec("say this collector stopped", "DELETE FROM collectors WHERE owner = $1", {me});
+  counters_.nodes_owned = 0;
 }
 
 void Detection::SetInventoryRequester(InventoryRequester fn) {

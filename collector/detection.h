@@ -68,6 +68,24 @@
 // the commit of the rows that made it. Edits by `driftwatch baseline` (baseline_edits) are
 // polled by the housekeeping thread and loaded.
 //
+// PostgreSQL (`db` a postgresql:// URI; several collectors share the store): ids are per
+// node (lib/store/pg_schema.h), so a shard reads each of its nodes by id from the node's
+// cursor instead of one rowid order, and only the nodes whose lease this collector holds
+// (lib/store/pg_lease.h). The lease thread takes and renews them and keeps each live
+// collector at about its share (nodes with events / collectors alive, rounded up), giving
+// back the excess when another collector comes up. A node taken is rebuilt before it is
+// evaluated: its own Detector, fed the node's containers' latest info and `warmup` of its
+// events before the cursor, its loss totals and open aggregates; a node given back or lost
+// takes its state with it. Each node's rows commit with that node's lease checked in the
+// transaction (DetectionStore::DetectionCommit::leases), so a collector that stalled past its
+// lease stores nothing of what the new owner evaluates: alerts stay exactly once across a
+// takeover. Idle nodes' heads are polled every `pg_poll` (other collectors' commits); this
+// collector's own commits wake the shards at once. Not on PostgreSQL yet: learned baselines
+// (off, said at start), the in-memory feed (rows are read back), a Hello's loss totals for a
+// node another collector evaluates (its owner sees them in the node's next status event), and
+// inventories of a node whose sensor streams to another collector (the request fails,
+// counted).
+//
 // Thread-safety: every public method may be called from any thread. Each shard's Detector,
 // scanner and store connection belong to its thread; inventory bookkeeping and outbox marks
 // are guarded by mu_ and done by the housekeeping thread with its own store connection.
@@ -142,6 +160,12 @@ struct DetectionOptions {
   std::chrono::milliseconds metadata_wait{5000};
   size_t max_held_alerts = 10000;  // per shard; past it the oldest held goes out at once
   size_t max_held_bytes = 64u << 20;  // per shard, the same (alerts carry long command lines)
+  // PostgreSQL (`db` a postgresql:// URI, several collectors): this collector's name in the
+  // node leases (unique per collector; default host:pid), and how long a lease lasts
+  // without renewal, i.e. how soon another collector takes a dead one's nodes over.
+  std::string lease_owner;
+  std::chrono::milliseconds lease_ttl{10000};
+  std::chrono::milliseconds pg_poll{50};  // idle nodes' heads read this often
 };
 
 // Sends Command{inventory} to the node's sensor (IngestService::RequestInventory).
@@ -185,6 +209,11 @@ struct DetectionCounters {
   std::atomic<uint64_t> stops_requested{0};     // --respond-rules: stop commands sent (one
                                                 // per container)
   std::atomic<uint64_t> stops_not_sent{0};      // the node had no stream to take one
+  // PostgreSQL: node leases taken (a node's state rebuilt each time), lost (another
+  // collector took the node while this one held it: it stalled past the lease), given back
+  // (another collector came up and takes its share), and held now.
+  std::atomic<uint64_t> leases_taken{0}, leases_lost{0}, leases_released{0};
+  std::atomic<int64_t> nodes_owned{0};
 };
 
 // What the collector knows of a node's losses (for /metrics, /status).
@@ -204,7 +233,8 @@ class Detection {
                                                                      int64_t head);
   ~Detection();
 
-  // The store committed rows up to `head` (does not block).
+  // The store committed rows up to `head` (does not block). PostgreSQL: the shards look at
+  // their nodes' heads now (`head` is not used).
   void Notify(int64_t head);
   // The store committed these batches (EventStore's on_commit; does not block).
   void Notify(StoreCommit commit);
@@ -245,6 +275,8 @@ class Detection {
 
  private:
   struct Shard;
+  struct PgNode;
+  struct LeaseChange;
   using Clock = std::chrono::steady_clock;
   explicit Detection(DetectionOptions opt);
   std::expected<std::shared_ptr<const RuleSet>, std::string> LoadRules() const;
@@ -253,6 +285,8 @@ class Detection {
   size_t ShardOf(const std::string& node) const;
   struct FeedEntry;
   void RunShard(Shard* s);
+  // PostgreSQL: takes, renews, balances and gives back node leases (its own connection).
+  void RunLeases();
   void Housekeeping();
   void Emit(int64_t alert_id, const std::string& json);
   void Deliver(AlertOutput* o, const std::string& output, int64_t alert_id,
@@ -319,7 +353,7 @@ class Detection {
   // Housekeeping thread only.
   std::map<uint64_t, std::pair<InventoryWant, Clock::time_point>> asked_;  // by command id
   uint64_t next_command_id_ = 1;
-  std::unique_ptr<AlertStore> hk_store_;
+  std::unique_ptr<DetectionStore> hk_store_;
   std::unique_ptr<BaselineStore> baseline_store_;  // housekeeping thread: edits
   int64_t baseline_edit_ = 0;                      // the last edit loaded
   Clock::time_point next_edit_poll_{};
@@ -327,9 +361,17 @@ class Detection {
 
   std::unique_ptr<Baselines> baselines_;  // shared by the shards (its own lock)
 
+  // PostgreSQL: several collectors share the store; each evaluates the nodes it leases.
+  bool pg_ = false;
+  std::atomic<bool> stop_leases_{false};  // set once the shards stopped (their last commits)
+  // Leases the shards gave back, for the lease thread to release in the store.
+  std::vector<Lease> released_ DW_GUARDED_BY(mu_);
+  CondVar lease_cv_;  // the lease thread waits
+
   // Destruction: shards (their threads) stop before the outputs they emit to go.
   std::vector<std::unique_ptr<Shard>> shards_;
   std::thread housekeeping_;
+  std::thread leases_;
 };
 
 }  // namespace driftwatch::collector

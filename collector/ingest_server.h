@@ -94,7 +94,7 @@ class IngestService final
     : public v1::Collector::WithCallbackMethod_Enroll<
           v1::Collector::WithRawCallbackMethod_Stream<v1::Collector::Service>> {
  public:
-  IngestService(EventStore* store, IngestOptions opt) : store_(store), opt_(opt) {}
+  IngestService(EventSink* store, IngestOptions opt) : store_(store), opt_(opt) {}
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(
       grpc::CallbackServerContext* ctx) override;
@@ -179,7 +179,7 @@ class IngestService final
     IngestService* const svc_;
   };
 
-  EventStore* const store_;
+  EventSink* const store_;
   const IngestOptions opt_;
   NodeAuthority* authority_ = nullptr;
   StoreAdapter session_store_{this};

@@ -21,6 +21,8 @@
 #include "lib/base/time_arg.h"
 #include "lib/daemon/daemon_config.h"
 #include "lib/store/event_store.h"
+#include "lib/store/pg_conn.h"
+#include "lib/store/pg_event_store.h"
 #include "lib/daemon/listen_address.h"
 #include "lib/base/log.h"
 #include "lib/daemon/metrics.h"
@@ -83,7 +85,11 @@ int main(int argc, char** argv) {
                "plaintext, node name from Hello (only on a loopback address)");
   app.add_flag("--insecure-allow-remote", insecure_allow_remote,
                "with --insecure: allow a non-loopback address");
-  app.add_option("--db", db, "SQLite database")->capture_default_str();
+  app.add_option("--db", db,
+                 "the store: a SQLite file, or a postgresql:// URI (libpq; the password from "
+                 "PGPASSWORD or ~/.pgpass) that several collectors share, each evaluating the "
+                 "nodes it leases")
+      ->capture_default_str();
   app.add_option("--max-message-bytes", max_message_bytes, "largest message taken")
       ->capture_default_str();
   app.add_option("--max-batch-events", max_batch_events, "most events in one batch")
@@ -133,6 +139,15 @@ int main(int argc, char** argv) {
                  "drift it allows is counted in the allowed-drift summary (driftwatch alerts "
                  "--allowed), not alerted, and it is pushed to every sensor, whose prevention "
                  "adds its entries to its own; reloaded on SIGHUP");
+  app.add_option("--lease-owner", ao.lease_owner,
+                 "PostgreSQL --db: this collector's name in the node leases, unique among the "
+                 "collectors sharing the database (default HOST:PID)");
+  int64_t lease_ttl_ms = ao.lease_ttl.count();
+  app.add_option("--lease-ms", lease_ttl_ms,
+                 "PostgreSQL --db: a node lease lasts this long unrenewed, so a dead "
+                 "collector's nodes are evaluated by another after at most this long")
+      ->check(CLI::Range(int64_t{200}, int64_t{600000}))
+      ->capture_default_str();
   app.add_option("--respond-rules", ao.respond_rules,
                  "a rule whose new alerts ask the node's sensor to stop the container "
                  "(repeatable; config key `respond-rules`, a list; the sensor acts only with "
@@ -416,16 +431,43 @@ int main(int argc, char** argv) {
     auto* d = detection.load();
     return d ? d->floor() : 0;
   };
-  auto store = driftwatch::EventStore::Open(so);
-  if (!store) return Fail(store.error().message());
+  // The store: SQLite (one collector) or PostgreSQL (several share it).
+  std::unique_ptr<driftwatch::EventSink> store;
+  driftwatch::EventStore* sqlite_store = nullptr;  // null on PostgreSQL
+  const bool on_pg = driftwatch::IsPgUri(db);
+  if (on_pg) {
+    if (app.count("--retention-max-events") || app.count("--retention-max-alerts") || sync_full)
+      return Fail("--retention-max-events, --retention-max-alerts and --sync-full are SQLite's: "
+                  "on PostgreSQL retention drops whole days (--retention-hours) and every "
+                  "commit is durable as the server is configured");
+    driftwatch::PgStoreOptions po;
+    po.uri = db;
+    po.name = ao.lease_owner.empty() ? "driftwatch-collector" : ao.lease_owner;
+    po.commit_interval = std::chrono::milliseconds(commit_interval_ms);
+    po.commit_max_events = so.commit_max_events;
+    po.retention_age = std::chrono::hours(retention_hours);
+    po.on_commit = [&detection](driftwatch::PgStoreCommit) {
+      if (auto* d = detection.load()) d->Notify(0);
+    };
+    auto pg = driftwatch::PgEventStore::Open(po);
+    if (!pg) return Fail(pg.error().message());
+    store = std::move(*pg);
+  } else {
+    auto sq = driftwatch::EventStore::Open(so);
+    if (!sq) return Fail(sq.error().message());
+    sqlite_store = sq->get();
+    store = std::move(*sq);
+  }
+  auto head = [sqlite_store] { return sqlite_store ? sqlite_store->head() : 0; };
   ao.db = db;
+  ao.lease_ttl = std::chrono::milliseconds(lease_ttl_ms);
   ao.drift_policy = prevent_policy;
-  auto started_detection = collector::Detection::Start(ao, (*store)->head());
+  auto started_detection = collector::Detection::Start(ao, head());
   if (!started_detection) return Fail(started_detection.error());
   collector::Detection* detect = started_detection->get();
   for (const std::string& line : detect->RulesSummary()) LogInfo("rules: %s\n", line.c_str());
   detection = detect;
-  detect->Notify((*store)->head());
+  detect->Notify(head());
 
   driftwatch::IngestOptions io;
   io.max_batch_events = max_batch_events;
@@ -444,7 +486,7 @@ int main(int argc, char** argv) {
                              driftwatch::StoredInventory inv) {
     detect->SubmitInventory(node, command_id, std::move(inv));
   };
-  driftwatch::IngestService service(store->get(), io);
+  driftwatch::IngestService service(store.get(), io);
   service.SetAuthority(authority.get());
   service.SetPreventPolicy(*fleet_policy);
   if (*fleet_policy)
@@ -502,7 +544,7 @@ int main(int argc, char** argv) {
       w->Counter("driftwatch_collector_ingest_budget_waits_total",
                  "times a stream waited to read because --max-in-flight-bytes was reached",
                  static_cast<double>(service.budget_waits()));
-      for (const auto& n : (*store)->Nodes()) {
+      for (const auto& n : store->Nodes()) {
         w->Counter("driftwatch_collector_events_stored_total", "events stored, by node",
                    n.events_stored, {{"node", n.node}});
         w->Counter("driftwatch_collector_events_duplicate_total",
@@ -536,6 +578,19 @@ int main(int argc, char** argv) {
                  "detection commits or reads that failed (retried)", c.store_errors);
       w->Counter("driftwatch_collector_detect_held_acks_total",
                  "acks held back because detection lagged", c.held_acks);
+      if (on_pg) {
+        w->Gauge("driftwatch_collector_detect_nodes_owned",
+                 "nodes whose detection this collector leases (PostgreSQL)", c.nodes_owned);
+        w->Counter("driftwatch_collector_detect_leases_taken_total",
+                   "node leases taken (the node's state rebuilt from the store)", c.leases_taken);
+        w->Counter("driftwatch_collector_detect_leases_lost_total",
+                   "node leases another collector took while this one held them (it stalled "
+                   "past the lease)",
+                   c.leases_lost);
+        w->Counter("driftwatch_collector_detect_leases_released_total",
+                   "node leases given back (a share for another collector, or a stop)",
+                   c.leases_released);
+      }
       w->Counter("driftwatch_collector_alerts_redelivered_total",
                  "alerts sent to outputs again after a restart", c.redelivered);
       w->Counter("driftwatch_collector_alerts_aggregated_total",
@@ -588,7 +643,7 @@ int main(int argc, char** argv) {
         w->Counter("driftwatch_collector_baseline_dropped_total", help, bst.dropped_baselines,
                    {{"what", "baselines"}});
       }
-      for (const auto& n : (*store)->Nodes()) {
+      for (const auto& n : store->Nodes()) {
         w->Counter("driftwatch_collector_events_missing_total",
                    "sequence numbers that never arrived (gaps), by node", n.events_missing,
                    {{"node", n.node}});
@@ -678,7 +733,7 @@ int main(int argc, char** argv) {
     };
     // The lambdas outlive this block (the metrics server keeps them): they capture only
     // what lives as long as main.
-    driftwatch::EventStore* event_store = store->get();
+    driftwatch::EventSink* event_store = store.get();
     auto health = [detect, event_store](std::string* why) {
       *why += detect->Unhealthy();
       if (auto e = event_store->last_error(); !e.empty()) *why += "event store: " + e + "; ";
@@ -716,7 +771,7 @@ int main(int argc, char** argv) {
       bool first = true;
       const auto losses = detect->NodeLosses();
       const int64_t lag = detect->lag();
-      for (const auto& n : (*store)->Nodes()) {
+      for (const auto& n : store->Nodes()) {
         if (!first) j += ",";
         first = false;
         j += "{\"node\":" + driftwatch::JsonQuote(n.node) +
@@ -745,7 +800,7 @@ int main(int argc, char** argv) {
            ",\"detect\":{\"evaluated\":" + std::to_string(detect->counters().events.load()) +
            ",\"lag_events\":" + std::to_string(lag) +
            ",\"not_evaluated\":" + std::to_string(detect->counters().not_evaluated.load()) +
-           ",\"head\":" + std::to_string((*store)->head()) + "}";
+           ",\"head\":" + std::to_string(head()) + "}";
       return j + "}";
     };
     auto m = driftwatch::MetricsServer::Start(metrics_address, collect, health, status);
@@ -806,7 +861,7 @@ int main(int argc, char** argv) {
   detect->ReleaseAll();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();
-  (*store)->Close();
+  store->Close();
   detect->Stop();
   if (metrics) metrics->Stop();
   LogInfo("stopped (%llu alerts)\n",

@@ -278,25 +278,42 @@ struct StoredAlert {
   std::string FullJson() const;
 };
 
-class AlertReader {
+// The queries behind `driftwatch alerts` and `driftwatch inventory`, of SQLite (AlertReader)
+// or of PostgreSQL (PgAlertReader, lib/alerts/pg_alert_reader.h; OpenAlertQueries there
+// picks by --db). Both give the same rows in the same order for the same stored alerts.
+class AlertQueries {
  public:
-  // Read-only. A database without the alerts table reads as empty.
-  [[nodiscard]] static Result<std::unique_ptr<AlertReader>> Open(const std::string& path);
-  ~AlertReader();
+  virtual ~AlertQueries() = default;
 
-  // Calls `fn` for each match, oldest first; returns the number of matches.
-  [[nodiscard]] Result<uint64_t> Query(const AlertQuery& q,
-                                       const std::function<void(const StoredAlert&)>& fn);
+  // Calls `fn` for each match, oldest first (by time, then id); the newest `limit` of them
+  // when q.limit > 0; returns the number of matches.
+  [[nodiscard]] virtual Result<uint64_t> Query(
+      const AlertQuery& q, const std::function<void(const StoredAlert&)>& fn) = 0;
 
   // The allowed-drift summary, by last_ns, oldest first; the number of rows. A database
   // without the table (an older collector) reads as empty.
-  [[nodiscard]] Result<uint64_t> QueryAllowed(
-      const AllowedDriftQuery& q, const std::function<void(const StoredAllowedDrift&)>& fn);
+  [[nodiscard]] virtual Result<uint64_t> QueryAllowed(
+      const AllowedDriftQuery& q, const std::function<void(const StoredAllowedDrift&)>& fn) = 0;
 
   // Inventories, oldest first; the number of matches. A database without the table (an
   // older collector) reads as empty.
-  [[nodiscard]] Result<uint64_t> QueryInventories(
-      const InventoryQuery& q, const std::function<void(const StoredInventory&)>& fn);
+  [[nodiscard]] virtual Result<uint64_t> QueryInventories(
+      const InventoryQuery& q, const std::function<void(const StoredInventory&)>& fn) = 0;
+};
+
+class AlertReader : public AlertQueries {
+ public:
+  // Read-only. A database without the alerts table reads as empty.
+  [[nodiscard]] static Result<std::unique_ptr<AlertReader>> Open(const std::string& path);
+  ~AlertReader() override;
+
+  Result<uint64_t> Query(const AlertQuery& q,
+                         const std::function<void(const StoredAlert&)>& fn) override;
+  Result<uint64_t> QueryAllowed(
+      const AllowedDriftQuery& q,
+      const std::function<void(const StoredAllowedDrift&)>& fn) override;
+  Result<uint64_t> QueryInventories(
+      const InventoryQuery& q, const std::function<void(const StoredInventory&)>& fn) override;
 
  private:
   AlertReader() = default;

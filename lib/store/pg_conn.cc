@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "lib/base/log.h"
+#include "lib/base/utf8.h"
 
 namespace driftwatch {
 namespace {
@@ -203,6 +204,70 @@ Result<> PgConn::Run(std::string_view what, const std::string& sql) {
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
     return std::unexpected(Failed(what, r.get()));
   return {};
+}
+
+int64_t PgGetInt(const PGresult* r, int row, int col) {
+  return std::strtoll(PQgetvalue(r, row, col), nullptr, 10);
+}
+
+std::string PgGetText(const PGresult* r, int row, int col) {
+  return std::string(PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col)));
+}
+
+std::string PgGetBytes(const PGresult* r, int row, int col) {
+  size_t len = 0;
+  unsigned char* b =
+      PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r, row, col)), &len);
+  std::string out = b ? std::string(reinterpret_cast<const char*>(b), len) : std::string();
+  PQfreemem(b);
+  return out;
+}
+
+// Utf8SequenceLength: 1 for any ASCII byte, NUL included; the server refuses NUL in text.
+bool IsPgText(std::string_view s) {
+  return IsUtf8(s) && s.find('\0') == std::string_view::npos;
+}
+
+std::string PgTextOf(std::string_view s) {
+  if (IsPgText(s)) return std::string(s);
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = s[i] == '\0' ? 0 : Utf8SequenceLength(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+std::string PgTextArray(std::span<const std::string_view> v) {
+  std::string o = "{";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) o.push_back(',');
+    o.push_back('"');
+    for (char c : v[i]) {
+      if (c == '"' || c == '\\') o.push_back('\\');
+      o.push_back(c);
+    }
+    o.push_back('"');
+  }
+  o.push_back('}');
+  return o;
+}
+
+std::string PgIntArray(std::span<const int64_t> v) {
+  std::string o = "{";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) o.push_back(',');
+    o += std::to_string(v[i]);
+  }
+  o.push_back('}');
+  return o;
 }
 
 Result<int> MigratePg(PgConn* c, std::span<const PgMigration> migrations, std::string_view by) {

@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -87,6 +88,28 @@ class PgConn {
   std::string where_;
   std::string last_sqlstate_;
 };
+
+// The database server's clock in ns since the epoch, as SQL: leases and their expiry are
+// compared with it, never with a collector's clock (lib/store/pg_lease.h).
+inline constexpr const char* kPgServerNowNs =
+    "(extract(epoch FROM clock_timestamp()) * 1000000000)::bigint";
+
+// Reading a result of Exec, ExecParams or Stream (text format): a column as an integer
+// (0 when NULL), as text, and a bytea column as its bytes (text results hex-escape them).
+int64_t PgGetInt(const PGresult* r, int row, int col);
+std::string PgGetText(const PGresult* r, int row, int col);
+std::string PgGetBytes(const PGresult* r, int row, int col);
+
+// PostgreSQL text is UTF-8 without NUL: anything else fails the statement it is in.
+bool IsPgText(std::string_view s);
+// `s` as PostgreSQL text: itself when IsPgText, else with every NUL and every byte that is
+// not part of a valid UTF-8 sequence replaced by U+FFFD (a file name's raw bytes in an alert
+// must not fail the commit it is in, again at every retry).
+std::string PgTextOf(std::string_view s);
+
+// One parameter holding an array: text[] (every element quoted and escaped) and bigint[].
+std::string PgTextArray(std::span<const std::string_view> v);
+std::string PgIntArray(std::span<const int64_t> v);
 
 struct PgMigration {
   int version;       // 1, 2, ... in order, none skipped

@@ -6,57 +6,8 @@
 #include "lib/store/prepared_batch.h"
 
 namespace driftwatch {
-namespace {
-
-int64_t Int(const PGresult* r, int row, int col) {
-  return std::strtoll(PQgetvalue(r, row, col), nullptr, 10);
-}
-std::string Text(const PGresult* r, int row, int col) {
-  return std::string(PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col)));
-}
-
-}  // namespace
-
-namespace {
-
-// A connection to a store this build can read: the schema's version known, read-only.
-Result<std::unique_ptr<PgConn>> OpenStore(const std::string& uri) {
-  auto c = PgConn::Connect(uri);
-  if (!c) return std::unexpected(c.error());
-  auto v = (*c)->Exec("read the schema version",
-                      "SELECT coalesce(max(version), 0) FROM dw_schema_migrations");
-  if (!v) {
-    if (v.error().message().find("does not exist") == std::string::npos)
-      return std::unexpected(v.error());
-    return std::unexpected(Error::InvalidInput(
-        (*c)->where() + ": not a driftwatch store (no dw_schema_migrations table)"));
-  }
-  const int have = std::atoi(PQgetvalue(v->get(), 0, 0));
-  const int known = static_cast<int>(PgStoreMigrations().size());
-  if (have < 1 || have > known) {
-    return std::unexpected(Error::InvalidInput(
-        (*c)->where() + ": schema version " + std::to_string(have) + ", this driftwatch reads " +
-        "1 to " + std::to_string(known)));
-  }
-  if (auto ok = (*c)->Run("read-only", "SET default_transaction_read_only = on"); !ok)
-    return std::unexpected(ok.error());
-  return std::move(*c);
-}
-
-// A bytea column of a text result, as bytes.
-std::string Bytes(const PGresult* r, int row, int col) {
-  size_t len = 0;
-  unsigned char* b =
-      PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r, row, col)), &len);
-  std::string out = b ? std::string(reinterpret_cast<const char*>(b), len) : std::string();
-  PQfreemem(b);
-  return out;
-}
-
-}  // namespace
-
 Result<std::unique_ptr<PgEventReader>> PgEventReader::Open(const std::string& uri) {
-  auto c = OpenStore(uri);
+  auto c = OpenPgStoreReader(uri);
   if (!c) return std::unexpected(c.error());
   return std::unique_ptr<PgEventReader>(new PgEventReader(std::move(*c)));
 }
@@ -97,14 +48,14 @@ Result<uint64_t> PgEventReader::Query(const EventQuery& q,
   // columns come hex-escaped.
   StoredEvent se;
   return c_->Stream("query events", sql, params, [&](const PGresult* res) -> Result<> {
-    se.rowid = Int(res, 0, 0);
-    se.node = Text(res, 0, 1);
-    se.stored_ns = Int(res, 0, 2);
-    const std::string payload = Bytes(res, 0, 3);
-    RunInfo run{se.node, Text(res, 0, 5), Int(res, 0, 6)};
+    se.rowid = PgGetInt(res, 0, 0);
+    se.node = PgGetText(res, 0, 1);
+    se.stored_ns = PgGetInt(res, 0, 2);
+    const std::string payload = PgGetBytes(res, 0, 3);
+    RunInfo run{se.node, PgGetText(res, 0, 5), PgGetInt(res, 0, 6)};
     se.event.Clear();
-    if (!DecodeStoredEvent(payload, run, static_cast<uint64_t>(Int(res, 0, 7)), Text(res, 0, 8),
-                           &se.event)) {
+    if (!DecodeStoredEvent(payload, run, static_cast<uint64_t>(PgGetInt(res, 0, 7)),
+                           PgGetText(res, 0, 8), &se.event)) {
       return std::unexpected(Error::Corruption(
           c_->where() + ": event " + std::to_string(se.rowid) + " of node " + se.node +
           ": payload does not parse as driftwatch.v1.Event"));
@@ -112,7 +63,7 @@ Result<uint64_t> PgEventReader::Query(const EventQuery& q,
     se.container.reset();
     if (!PQgetisnull(res, 0, 4)) {
       v1::ContainerInfo ci;
-      if (ci.ParseFromString(Bytes(res, 0, 4))) se.container = std::move(ci);
+      if (ci.ParseFromString(PgGetBytes(res, 0, 4))) se.container = std::move(ci);
     }
     fn(se);
     return {};
@@ -129,19 +80,19 @@ Result<std::vector<NodeState>> PgEventReader::Nodes() {
   const PGresult* res = r->get();
   for (int i = 0; i < PQntuples(res); ++i) {
     NodeState n;
-    n.node = Text(res, i, 0);
-    n.connected_streams = static_cast<uint32_t>(Int(res, i, 1));
-    n.last_seen_ns = Int(res, i, 2);
-    n.events_stored = static_cast<uint64_t>(Int(res, i, 3));
-    n.duplicates = static_cast<uint64_t>(Int(res, i, 4));
-    n.hello.boot_id = Text(res, i, 5);
-    n.hello.sensor_start_ns = Int(res, i, 6);
-    n.hello.sensor_version = Text(res, i, 7);
-    n.hello.kernel_version = Text(res, i, 8);
-    n.hello.audit_mode = Text(res, i, 9);
-    n.hello.fanotify_mode = Text(res, i, 10);
-    n.hello.spool_dropped = static_cast<uint64_t>(Int(res, i, 11));
-    n.hello.peer = Text(res, i, 12);
+    n.node = PgGetText(res, i, 0);
+    n.connected_streams = static_cast<uint32_t>(PgGetInt(res, i, 1));
+    n.last_seen_ns = PgGetInt(res, i, 2);
+    n.events_stored = static_cast<uint64_t>(PgGetInt(res, i, 3));
+    n.duplicates = static_cast<uint64_t>(PgGetInt(res, i, 4));
+    n.hello.boot_id = PgGetText(res, i, 5);
+    n.hello.sensor_start_ns = PgGetInt(res, i, 6);
+    n.hello.sensor_version = PgGetText(res, i, 7);
+    n.hello.kernel_version = PgGetText(res, i, 8);
+    n.hello.audit_mode = PgGetText(res, i, 9);
+    n.hello.fanotify_mode = PgGetText(res, i, 10);
+    n.hello.spool_dropped = static_cast<uint64_t>(PgGetInt(res, i, 11));
+    n.hello.peer = PgGetText(res, i, 12);
     out.push_back(std::move(n));
   }
   return out;
@@ -150,11 +101,11 @@ Result<std::vector<NodeState>> PgEventReader::Nodes() {
 Result<uint64_t> PgEventReader::CountEvents() {
   auto r = c_->Exec("count events", "SELECT count(*) FROM events");
   if (!r) return std::unexpected(r.error());
-  return static_cast<uint64_t>(Int(r->get(), 0, 0));
+  return static_cast<uint64_t>(PgGetInt(r->get(), 0, 0));
 }
 
 Result<std::unique_ptr<PgEventScanner>> PgEventScanner::Open(const std::string& uri) {
-  auto c = OpenStore(uri);
+  auto c = OpenPgStoreReader(uri);
   if (!c) return std::unexpected(c.error());
   return std::unique_ptr<PgEventScanner>(new PgEventScanner(std::move(*c)));
 }
@@ -171,14 +122,14 @@ Result<uint64_t> PgEventScanner::Scan(const std::string& node, int64_t after, in
   ScannedEvent e;
   std::string payload;
   for (int i = 0; i < PQntuples(res); ++i) {
-    e.rowid = Int(res, i, 0);
-    e.run_id = Int(res, i, 1);
-    e.seq = static_cast<uint64_t>(Int(res, i, 2));
-    e.time_ns = Int(res, i, 3);
-    e.stored_ns = Int(res, i, 4);
-    e.cid = Int(res, i, 5);
-    e.kind = static_cast<int>(Int(res, i, 6));
-    payload = Bytes(res, i, 7);
+    e.rowid = PgGetInt(res, i, 0);
+    e.run_id = PgGetInt(res, i, 1);
+    e.seq = static_cast<uint64_t>(PgGetInt(res, i, 2));
+    e.time_ns = PgGetInt(res, i, 3);
+    e.stored_ns = PgGetInt(res, i, 4);
+    e.cid = PgGetInt(res, i, 5);
+    e.kind = static_cast<int>(PgGetInt(res, i, 6));
+    payload = PgGetBytes(res, i, 7);
     e.payload = payload;
     fn(e);
   }
@@ -191,7 +142,8 @@ Result<const RunInfo*> PgEventScanner::Run(int64_t run_id) {
                     {std::to_string(run_id)});
   if (!r) return std::unexpected(r.error());
   if (PQntuples(r->get()) == 0) return static_cast<const RunInfo*>(nullptr);
-  return &(runs_[run_id] = RunInfo{Text(r->get(), 0, 0), Text(r->get(), 0, 1), Int(r->get(), 0, 2)});
+  return &(runs_[run_id] = RunInfo{PgGetText(r->get(), 0, 0), PgGetText(r->get(), 0, 1),
+                                   PgGetInt(r->get(), 0, 2)});
 }
 
 Result<const std::string*> PgEventScanner::ContainerId(int64_t cid) {
@@ -200,7 +152,7 @@ Result<const std::string*> PgEventScanner::ContainerId(int64_t cid) {
                     {std::to_string(cid)});
   if (!r) return std::unexpected(r.error());
   if (PQntuples(r->get()) == 0) return static_cast<const std::string*>(nullptr);
-  return &(cids_[cid] = Text(r->get(), 0, 0));
+  return &(cids_[cid] = PgGetText(r->get(), 0, 0));
 }
 
 Result<int64_t> PgEventScanner::FirstIdAtOrAfter(const std::string& node, int64_t time_ns) {
@@ -208,7 +160,7 @@ Result<int64_t> PgEventScanner::FirstIdAtOrAfter(const std::string& node, int64_
                     "SELECT coalesce(min(id), 0) FROM events WHERE node = $1 AND time_ns >= $2",
                     {node, std::to_string(time_ns)});
   if (!r) return std::unexpected(r.error());
-  return Int(r->get(), 0, 0);
+  return PgGetInt(r->get(), 0, 0);
 }
 
 Result<std::optional<int64_t>> PgEventScanner::TimeOf(const std::string& node, int64_t id) {
@@ -216,7 +168,7 @@ Result<std::optional<int64_t>> PgEventScanner::TimeOf(const std::string& node, i
                     {node, std::to_string(id)});
   if (!r) return std::unexpected(r.error());
   if (PQntuples(r->get()) == 0) return std::optional<int64_t>();
-  return std::optional<int64_t>(Int(r->get(), 0, 0));
+  return std::optional<int64_t>(PgGetInt(r->get(), 0, 0));
 }
 
 Result<std::vector<StoredGap>> PgEventScanner::Gaps(const std::string& node, int64_t after,
@@ -229,8 +181,10 @@ Result<std::vector<StoredGap>> PgEventScanner::Gaps(const std::string& node, int
   std::vector<StoredGap> out;
   for (int i = 0; i < PQntuples(r->get()); ++i) {
     const PGresult* res = r->get();
-    out.push_back({Int(res, i, 0), node, Int(res, i, 1), static_cast<uint64_t>(Int(res, i, 2)),
-                   static_cast<uint64_t>(Int(res, i, 3)), Int(res, i, 4), Int(res, i, 5)});
+    out.push_back({PgGetInt(res, i, 0), node, PgGetInt(res, i, 1),
+                   static_cast<uint64_t>(PgGetInt(res, i, 2)),
+                   static_cast<uint64_t>(PgGetInt(res, i, 3)), PgGetInt(res, i, 4),
+                   PgGetInt(res, i, 5)});
   }
   return out;
 }
@@ -243,7 +197,8 @@ Result<> PgEventScanner::ContainerInfos(
                     "WHERE k.node = $1 ORDER BY c.updated_ns",
                     {node});
   if (!r) return std::unexpected(r.error());
-  for (int i = 0; i < PQntuples(r->get()); ++i) fn(Text(r->get(), i, 0), Bytes(r->get(), i, 1));
+  for (int i = 0; i < PQntuples(r->get()); ++i)
+    fn(PgGetText(r->get(), i, 0), PgGetBytes(r->get(), i, 1));
   return {};
 }
 
@@ -251,14 +206,28 @@ Result<int64_t> PgEventScanner::Cursor(const std::string& node) {
   auto r = c_->Exec("read the detection cursor",
                     "SELECT coalesce(max(id), 0) FROM detect_cursors WHERE node = $1", {node});
   if (!r) return std::unexpected(r.error());
-  return Int(r->get(), 0, 0);
+  return PgGetInt(r->get(), 0, 0);
 }
 
 Result<int64_t> PgEventScanner::Head(const std::string& node) {
   auto r = c_->Exec("read the node's head",
                     "SELECT coalesce(max(last_id), 0) FROM node_heads WHERE node = $1", {node});
   if (!r) return std::unexpected(r.error());
-  return Int(r->get(), 0, 0);
+  return PgGetInt(r->get(), 0, 0);
+}
+
+Result<std::map<std::string, int64_t>> PgEventScanner::Heads(const std::vector<std::string>& nodes) {
+  std::map<std::string, int64_t> out;
+  if (nodes.empty()) return out;
+  // One text[] parameter: one query for a shard's nodes, polled while they are idle.
+  const std::vector<std::string_view> names(nodes.begin(), nodes.end());
+  const std::string array = PgTextArray(names);
+  auto r = c_->Exec("read the nodes' heads",
+                    "SELECT node, last_id FROM node_heads WHERE node = ANY($1::text[])", {array});
+  if (!r) return std::unexpected(r.error());
+  for (int i = 0; i < PQntuples(r->get()); ++i)
+    out[PQgetvalue(r->get(), i, 0)] = PgGetInt(r->get(), i, 1);
+  return out;
 }
 
 Result<std::unique_ptr<EventQueries>> OpenEventQueries(const std::string& db) {

@@ -59,6 +59,8 @@ class PgEventScanner {
   Result<int64_t> Cursor(const std::string& node);
   // The node's highest id committed (node_heads), 0 when it has none.
   Result<int64_t> Head(const std::string& node);
+  // The same for several nodes at once; nodes without events are left out.
+  Result<std::map<std::string, int64_t>> Heads(const std::vector<std::string>& nodes);
 
  private:
   explicit PgEventScanner(std::unique_ptr<PgConn> c) : c_(std::move(c)) {}

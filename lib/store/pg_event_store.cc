@@ -29,61 +29,17 @@ void PutBytesField(std::string* o, std::string_view v) {
   o->append(v);
 }
 
-// A text[] literal: every element quoted, backslash and quote escaped.
-std::string TextArray(const std::vector<std::string_view>& v) {
-  std::string o = "{";
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i) o.push_back(',');
-    o.push_back('"');
-    for (char c : v[i]) {
-      if (c == '"' || c == '\\') o.push_back('\\');
-      o.push_back(c);
-    }
-    o.push_back('"');
-  }
-  o.push_back('}');
-  return o;
-}
-
-std::string IntArray(const std::vector<int64_t>& v) {
-  std::string o = "{";
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i) o.push_back(',');
-    o += std::to_string(v[i]);
-  }
-  o.push_back('}');
-  return o;
-}
-
-// PostgreSQL text is UTF-8 without NUL; a batch naming a node, boot id or container otherwise
-// would fail every transaction it is in, so it is refused alone at Submit.
-bool PgText(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == 0) return false;
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
-    }
-    i += n;
-  }
-  return true;
-}
-
+// A batch naming a node, boot id or container that is not PostgreSQL text would fail every
+// transaction it is in, so it is refused alone at Submit.
 std::string BatchTextProblem(const PreparedBatch& b) {
-  if (!PgText(b.node)) return "node name is not UTF-8 text without NUL";
+  if (!IsPgText(b.node)) return "node name is not UTF-8 text without NUL";
   for (const PreparedRun& r : b.runs) {
-    if (!PgText(r.boot_id)) return "a boot_id is not UTF-8 text without NUL";
+    if (!IsPgText(r.boot_id)) return "a boot_id is not UTF-8 text without NUL";
   }
   for (const std::string& c : b.containers) {
-    if (!PgText(c)) return "a container_id is not UTF-8 text without NUL";
+    if (!IsPgText(c)) return "a container_id is not UTF-8 text without NUL";
   }
   return "";
-}
-
-int64_t Int(const PgResult& r, int row, int col) {
-  return std::strtoll(PQgetvalue(r.get(), row, col), nullptr, 10);
 }
 
 constexpr const char* kNodeColumns =
@@ -178,16 +134,16 @@ Result<> PgEventStore::Init() {
   for (int i = 0; i < PQntuples(r->get()); ++i) {
     NodeState n;
     n.node = PQgetvalue(r->get(), i, 0);
-    n.last_seen_ns = Int(*r, i, 2);
-    n.events_stored = static_cast<uint64_t>(Int(*r, i, 3));
-    n.duplicates = static_cast<uint64_t>(Int(*r, i, 4));
+    n.last_seen_ns = PgGetInt(r->get(), i, 2);
+    n.events_stored = static_cast<uint64_t>(PgGetInt(r->get(), i, 3));
+    n.duplicates = static_cast<uint64_t>(PgGetInt(r->get(), i, 4));
     n.hello.boot_id = PQgetvalue(r->get(), i, 5);
-    n.hello.sensor_start_ns = Int(*r, i, 6);
+    n.hello.sensor_start_ns = PgGetInt(r->get(), i, 6);
     n.hello.sensor_version = PQgetvalue(r->get(), i, 7);
     n.hello.kernel_version = PQgetvalue(r->get(), i, 8);
     n.hello.audit_mode = PQgetvalue(r->get(), i, 9);
     n.hello.fanotify_mode = PQgetvalue(r->get(), i, 10);
-    n.hello.spool_dropped = static_cast<uint64_t>(Int(*r, i, 11));
+    n.hello.spool_dropped = static_cast<uint64_t>(PgGetInt(r->get(), i, 11));
     n.hello.peer = PQgetvalue(r->get(), i, 12);
     nodes_[n.node] = std::move(n);
   }
@@ -475,7 +431,7 @@ Result<> PgEventStore::CommitOnce(const std::vector<Pending*>& items,
     if (!h) return fail(h.error());
     if (PQntuples(h->get()) != 1)
       return fail(Error::Corruption(c->where() + ": lock node head: no row for " + node));
-    w.last_id = w.was = Int(*h, 0, 0);
+    w.last_id = w.was = PgGetInt(h->get(), 0, 0);
     for (auto& [key, run] : w.runs) {
       const std::string start = std::to_string(key.second);
       const PgParam lock_run[] = {{node}, {key.first}, {start}, {now_s}};
@@ -493,8 +449,8 @@ Result<> PgEventStore::CommitOnce(const std::vector<Pending*>& items,
       if (!r) return fail(r.error());
       if (PQntuples(r->get()) != 1)
         return fail(Error::Corruption(c->where() + ": lock run: no row for " + node));
-      run.run_id = Int(*r, 0, 0);
-      run.max_seq = run.was = static_cast<uint64_t>(Int(*r, 0, 1));
+      run.run_id = PgGetInt(r->get(), 0, 0);
+      run.max_seq = run.was = static_cast<uint64_t>(PgGetInt(r->get(), 0, 1));
     }
   }
 
@@ -541,7 +497,7 @@ Result<> PgEventStore::CommitOnce(const std::vector<Pending*>& items,
     if (w.cids.empty()) continue;
     std::vector<std::string_view> names;
     for (const auto& [id, _] : w.cids) names.push_back(id);
-    const std::string arr = TextArray(names);
+    const std::string arr = PgTextArray(names);
     const PgParam p[] = {{node}, {arr}, {now_s}};
     auto r = c->ExecParams("upsert container ids",
                            "INSERT INTO container_ids(node, id, updated_ns) SELECT $1, u, $3 "
@@ -551,7 +507,7 @@ Result<> PgEventStore::CommitOnce(const std::vector<Pending*>& items,
     if (!r) return fail(r.error());
     for (int row = 0; row < PQntuples(r->get()); ++row) {
       auto it = w.cids.find(PQgetvalue(r->get(), row, 1));
-      if (it != w.cids.end()) it->second = Int(*r, row, 0);
+      if (it != w.cids.end()) it->second = PgGetInt(r->get(), row, 0);
     }
     for (const auto& [id, cid] : w.cids) {
       if (cid == 0)
@@ -632,7 +588,7 @@ Result<> PgEventStore::CommitOnce(const std::vector<Pending*>& items,
     }
   }
   if (!run_ids.empty()) {
-    const std::string a = IntArray(run_ids), b = IntArray(run_marks);
+    const std::string a = PgIntArray(run_ids), b = PgIntArray(run_marks);
     const PgParam p[] = {{a}, {b}, {now_s}};
     auto r = c->ExecParams("raise run marks",
                            "UPDATE runs AS r SET max_seq = v.m, updated_ns = $3 FROM "
@@ -641,7 +597,7 @@ Result<> PgEventStore::CommitOnce(const std::vector<Pending*>& items,
     if (!r) return fail(r.error());
   }
   if (!head_nodes.empty()) {
-    const std::string a = TextArray(head_nodes), b = IntArray(heads);
+    const std::string a = PgTextArray(head_nodes), b = PgIntArray(heads);
     const PgParam p[] = {{a}, {b}};
     auto r = c->ExecParams("raise node heads",
                            "UPDATE node_heads AS h SET last_id = v.l FROM "
@@ -719,10 +675,9 @@ Result<uint64_t> PgEventStore::EnforceRetention(int64_t now_ns) {
   PgConn* c = conn_.get();
   // Retention deletes what every collector stored: never by a clock ahead of the database
   // server's (one collector whose clock runs a year ahead would drop every partition).
-  auto server = c->Exec("read the server's clock",
-                        "SELECT (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint");
+  auto server = c->Exec("read the server's clock", std::string("SELECT ") + kPgServerNowNs);
   if (!server) return std::unexpected(server.error());
-  now_ns = std::min(now_ns, static_cast<int64_t>(std::strtoll(PQgetvalue(server->get(), 0, 0), nullptr, 10)));
+  now_ns = std::min(now_ns, PgGetInt(server->get(), 0, 0));
   const int64_t cutoff =
       now_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(opt_.retention_age).count();
   auto dropped = DropEventPartitionsBefore(c, cutoff);

@@ -1,6 +1,7 @@
 #include "lib/store/pg_schema.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <vector>
 
@@ -82,8 +83,89 @@ CREATE TABLE detect_leases(
   epoch bigint NOT NULL DEFAULT 1)
 )sql";
 
+// Migration 2: detection's tables (lib/alerts/pg_alert_store.h), as SQLite's AlertStore
+// has them (lib/alerts/alert_store.h), and the collectors' presence for the lease balancer.
+constexpr const char* kAlertTables = R"sql(
+CREATE TABLE alerts(
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  time_ns bigint NOT NULL,
+  stored_ns bigint NOT NULL,
+  node text NOT NULL,
+  container_id text NOT NULL,
+  container_name text NOT NULL,
+  pod_name text NOT NULL,
+  pod_namespace text NOT NULL,
+  rule text NOT NULL,
+  priority smallint NOT NULL,
+  event_key text NOT NULL,
+  message text NOT NULL,
+  json text NOT NULL,
+  count bigint NOT NULL DEFAULT 1,
+  first_ns bigint NOT NULL,
+  last_ns bigint NOT NULL,
+  agg_key text NOT NULL DEFAULT '',
+  open_until_ns bigint NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX alerts_event_rule ON alerts (event_key, rule) WHERE event_key <> '';
+CREATE INDEX alerts_time ON alerts (time_ns);
+CREATE INDEX alerts_node_time ON alerts (node, time_ns);
+CREATE INDEX alerts_rule_time ON alerts (rule, time_ns);
+CREATE INDEX alerts_container ON alerts (container_id text_pattern_ops, time_ns);
+CREATE INDEX alerts_open ON alerts (agg_key, open_until_ns) WHERE open_until_ns <> 0;
+CREATE TABLE alert_repeats(
+  event_key text NOT NULL,
+  rule text NOT NULL,
+  alert_id bigint NOT NULL,
+  PRIMARY KEY (event_key, rule));
+CREATE INDEX alert_repeats_alert ON alert_repeats (alert_id);
+CREATE TABLE deliveries(
+  alert_id bigint NOT NULL,
+  output text NOT NULL,
+  PRIMARY KEY (alert_id, output));
+CREATE TABLE node_losses(
+  node text PRIMARY KEY,
+  lifetime bytea NOT NULL,
+  updated_ns bigint NOT NULL);
+CREATE TABLE allowed_drift(
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  day text NOT NULL,
+  node text NOT NULL,
+  pod_namespace text NOT NULL,
+  workload text NOT NULL,
+  container_name text NOT NULL,
+  image text NOT NULL,
+  rule text NOT NULL,
+  allowed_by text NOT NULL,
+  subject text NOT NULL,
+  count bigint NOT NULL,
+  first_ns bigint NOT NULL,
+  last_ns bigint NOT NULL,
+  container_id text NOT NULL,
+  pod_name text NOT NULL,
+  message text NOT NULL);
+CREATE UNIQUE INDEX allowed_drift_key ON allowed_drift (day, node, pod_namespace, workload,
+  container_name, rule, allowed_by, subject);
+CREATE INDEX allowed_drift_last ON allowed_drift (last_ns);
+CREATE TABLE inventories(
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  taken_ns bigint NOT NULL,
+  node text NOT NULL,
+  container_id text NOT NULL,
+  container_name text NOT NULL,
+  pod_name text NOT NULL,
+  pod_namespace text NOT NULL,
+  rules text NOT NULL,
+  error text NOT NULL,
+  entries bigint NOT NULL,
+  reply bytea NOT NULL);
+CREATE INDEX inventories_container ON inventories (node, container_id, taken_ns);
+CREATE TABLE collectors(
+  owner text PRIMARY KEY,
+  expires_ns bigint NOT NULL)
+)sql";
+
 const PgMigration kMigrations[] = {
     {1, "ingest tables", kIngestTables},
+    {2, "alert tables", kAlertTables},
 };
 
 std::string DayName(int64_t day_start_ns) {
@@ -114,6 +196,30 @@ int64_t DayOfName(const std::string& name) {
 }  // namespace
 
 std::span<const PgMigration> PgStoreMigrations() { return kMigrations; }
+
+Result<std::unique_ptr<PgConn>> OpenPgStoreReader(const std::string& uri, int* version) {
+  auto c = PgConn::Connect(uri);
+  if (!c) return std::unexpected(c.error());
+  auto v = (*c)->Exec("read the schema version",
+                      "SELECT coalesce(max(version), 0) FROM dw_schema_migrations");
+  if (!v) {
+    if ((*c)->last_sqlstate() != "42P01")  // undefined_table
+      return std::unexpected(v.error());
+    return std::unexpected(Error::InvalidInput(
+        (*c)->where() + ": not a driftwatch store (no dw_schema_migrations table)"));
+  }
+  const int have = std::atoi(PQgetvalue(v->get(), 0, 0));
+  const int known = static_cast<int>(PgStoreMigrations().size());
+  if (have < 1 || have > known) {
+    return std::unexpected(Error::InvalidInput(
+        (*c)->where() + ": schema version " + std::to_string(have) + ", this driftwatch reads " +
+        "1 to " + std::to_string(known)));
+  }
+  if (auto ok = (*c)->Run("read-only", "SET default_transaction_read_only = on"); !ok)
+    return std::unexpected(ok.error());
+  if (version != nullptr) *version = have;
+  return std::move(*c);
+}
 
 EventPartition EventPartitionOf(int64_t stored_ns) {
   const int64_t from = stored_ns >= 0 ? stored_ns / kDayNs * kDayNs

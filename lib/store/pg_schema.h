@@ -12,9 +12,17 @@
 //  - events is partitioned by stored_ns, one partition per UTC day (events_YYYYMMDD), made
 //    ahead by EnsureEventPartitions; retention drops whole partitions, not rows.
 //  - detect_leases: which collector evaluates which node, until when (issue 17's takeover).
+// Migration 2, detection's tables (lib/alerts/pg_alert_store.h; SQLite's: alert_store.h):
+//  - ids: bigint identities, never reused; an insert that conflicts uses one up (gaps).
+//  - alerts: count .. open_until_ns from the start (no ADD COLUMN path); first/last_ns never 0.
+//  - alerts: two more indexes, (rule, time_ns) and (container_id text_pattern_ops) for prefixes.
+//  - text is UTF-8 without NUL: other bytes of an alert's fields are stored as U+FFFD (PgTextOf).
+//  - detect_cursors (migration 1) has a cursor per node, not SQLite's global floor under "".
+//  - collectors(owner, expires_ns): each live collector's heartbeat, for the lease balancer.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -25,6 +33,12 @@ namespace driftwatch {
 
 // The store's migrations, oldest first.
 std::span<const PgMigration> PgStoreMigrations();
+
+// A read-only connection to a store this build can read (the CLI's readers, detection's
+// scanner): schema version 1 to PgStoreMigrations().size(), put in `*version` when given.
+// A database without dw_schema_migrations is "not a driftwatch store" (InvalidInput, naming
+// the redacted URI).
+Result<std::unique_ptr<PgConn>> OpenPgStoreReader(const std::string& uri, int* version = nullptr);
 
 // events_YYYYMMDD for the UTC day holding `stored_ns`: its bounds [from, to) in ns.
 struct EventPartition {

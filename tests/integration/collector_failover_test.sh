@@ -4,29 +4,47 @@
 # its spool. Nothing is lost: every event the sensor produced is in A's store or B's, B holds
 # all that A had not acknowledged, and a drop-and-execute done after the kill alerts at B.
 # Each collector has its own SQLite store here: an event A stored whose ack the kill cut off
-# is stored by B as well (one shared store, issue 17's PostgreSQL, would keep it once).
-# Usage: collector_failover_test.sh BUILD_DIR     env: KEEP=1 keeps the tmp dir
+# is stored by B as well.
+# With --pg both share one PostgreSQL (a private server started here): every event is stored
+# once, no alert twice, and the pod drops its binary before the kill and runs it after: B,
+# which takes the node over from A's lease, rebuilds the node's correlation state from the
+# store and raises the drop-and-execute alert for a write it never received.
+# Usage: collector_failover_test.sh BUILD_DIR [--pg]     env: KEEP=1 keeps the tmp dir
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 source "$here/harness.sh"
 source "$here/containerd_env.sh"
 dw_build "$1"
+pg=${2:-}
 dw_harness dw-fo
 ctd=$tmp/ctd
 dw_audit_guard --owner
 
 bash "$repo/scripts/make-certs.sh" "$tmp/certs" node-fo >/dev/null
 
-start_collector() { # NAME
-    dw_collector_start "$1" --listen 127.0.0.1:0 --tls-cert "$tmp/certs/collector.crt" \
-        --tls-key "$tmp/certs/collector.key" --client-ca "$tmp/certs/ca.crt" --db "$tmp/$1.db"
+db_of() { echo "$tmp/$1.db"; }  # NAME: the collector's store
+if [[ $pg == --pg ]]; then
+    source "$here/pg_env.sh"
+    dw_pg_start "$tmp/pg"
+    db_of() { echo "$DW_PG_URI"; }
+fi
+start_collector() { # NAME [PORT]
+    dw_collector_start "$1" --listen "127.0.0.1:${2:-0}" --tls-cert "$tmp/certs/collector.crt" \
+        --tls-key "$tmp/certs/collector.key" --client-ca "$tmp/certs/ca.crt" --db "$(db_of "$1")" \
+        ${pg:+--lease-owner "collector-$1" --lease-ms 2000}
 }
 dw_ctd_up "$ctd"
 start_collector a
 pa=$port
-start_collector b
-pb=$port
+if [[ -n $pg ]]; then
+    # B comes up once A evaluates the node (below), on a port chosen now: the node's
+    # detection is A's, and B must take it over when A dies.
+    pb=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+else
+    start_collector b
+    pb=$port
+fi
 
 # An empty element is refused with the list named, before anything starts.
 if "$sensor" --collector "localhost:$pa,,localhost:$pb" --insecure \
@@ -45,16 +63,27 @@ dw_wait_log sensor "connected to collector localhost:$pa" 1 60 || die "the senso
 sport=$(sed -n 's/.*metrics on http:\/\/[^ ]* (port \([0-9]*\)).*/\1/p' "$tmp/sensor.log" | head -1)
 [[ -n $sport ]] || die "no metrics port in the sensor log"
 
-# The steady flow: an exec and a write about 25 times a second; /tmp/go (from the host)
-# makes the pod drop and run a new binary once.
+# The steady flow: an exec and a write about 25 times a second; /tmp/drop (from the host)
+# makes the pod drop a new binary, /tmp/go run it (dropping it first if it was not).
 uid=$(cat /proc/sys/kernel/random/uuid)
 pod=$(dw_pod_run "$ctd" api-7c9f-fo prod "$uid" "/kubepods/besteffort/pod$uid")
 cid=$(dw_pod_container "$ctd" "$pod" worker -- /bin/sh -c \
     'cp /bin/busybox /tmp/bb; i=0; while :; do /tmp/bb true tick-$i; echo $i >/tmp/counter
-     if [ -e /tmp/go ]; then rm /tmp/go; cp /bin/busybox /tmp/late-drop; chmod 755 /tmp/late-drop
+     if [ -e /tmp/drop ]; then rm /tmp/drop; cp /bin/busybox /tmp/late-drop; chmod 755 /tmp/late-drop; fi
+     if [ -e /tmp/go ]; then rm /tmp/go
+       [ -e /tmp/late-drop ] || { cp /bin/busybox /tmp/late-drop; chmod 755 /tmp/late-drop; }
        /tmp/late-drop true after-failover; fi
      i=$((i + 1)); usleep 40000; done')
 sleep 4
+if [[ -n $pg ]]; then
+    dw_wait_log a "node node-fo taken" 1 30 || die "A did not take the node's lease"
+    start_collector b "$pb"
+    # Shared store: the binary is written while A evaluates the node; run after A's death.
+    dw_ctr_exec "$ctd" "$cid" drop /bin/touch /tmp/drop </dev/null
+    sleep 2
+    owner=$(DW_PG_DB=driftwatch dw_pg_psql "SELECT owner FROM detect_leases WHERE node = 'node-fo'")
+    [[ $owner == collector-a ]] || die "the node's lease is $owner's before the kill, not A's"
+fi
 
 echo "collector A killed (SIGKILL)"
 dw_kill a
@@ -69,6 +98,10 @@ PY
 curl -sf --max-time 5 "http://127.0.0.1:$sport/metrics" |
     grep -Eq '^driftwatch_sensor_collector_switches_total [1-9]' || die "switches not counted"
 
+if [[ -n $pg ]]; then
+    dw_wait_log b "node node-fo taken" 1 30 || die "B did not take the node over"
+    grep "node node-fo taken" "$tmp/b.log"
+fi
 dw_ctr_exec "$ctd" "$cid" go /bin/touch /tmp/go </dev/null
 sleep 4
 dw_cri "$ctd" stop "$cid" --timeout 0 >/dev/null
@@ -79,18 +112,25 @@ dw_stop b 60 && ((dw_status == 0)) || die "collector B exit status $dw_status"
 dw_audit_same "$tmp" || die "audit state not restored"
 
 "$dw" analyze --events "$tmp/capture" >"$tmp/sensor.jsonl" 2>/dev/null
-"$dw" events --db "$tmp/a.db" >"$tmp/a.jsonl"
-"$dw" events --db "$tmp/b.db" >"$tmp/b.jsonl"
-"$dw" alerts --db "$tmp/b.db" >"$tmp/b-alerts.jsonl"
-python3 - "$tmp" "$cid" <<'PY'
+"$dw" events --db "$(db_of a)" >"$tmp/a.jsonl"
+"$dw" events --db "$(db_of b)" >"$tmp/b.jsonl"
+"$dw" alerts --db "$(db_of b)" >"$tmp/b-alerts.jsonl"
+python3 - "$tmp" "$cid" "$pg" <<'PY'
 import json, sys
-tmp, cid = sys.argv[1], sys.argv[2]
+tmp, cid, pg = sys.argv[1], sys.argv[2], sys.argv[3]
 load = lambda f: [json.loads(l) for l in open(f"{tmp}/{f}")]
 cap, a, b = load("sensor.jsonl"), load("a.jsonl"), load("b.jsonl")
 fails = []
 seq = lambda evs: {e["evt.num"] for e in evs}
 want, got_a, got_b = seq(cap), seq(a), seq(b)
-if not got_a or not got_b:
+alerts = load("b-alerts.jsonl")
+if pg:
+    # One store: A's and B's views are the same rows, each event once.
+    if want - got_b:
+        fails.append(f"{len(want - got_b)} captured events not stored")
+    if len(b) != len(got_b):
+        fails.append("an event stored twice")
+elif not got_a or not got_b:
     fails.append(f"A stored {len(got_a)} events, B {len(got_b)}: both should have some")
 if want - (got_a | got_b):
     fails.append(f"{len(want - (got_a | got_b))} captured events in neither store")
@@ -99,10 +139,10 @@ top_a = max(got_a, default=0)
 missing_b = {n for n in want if n > top_a} - got_b
 if missing_b:
     fails.append(f"{len(missing_b)} events after A's last are not in B, e.g. {sorted(missing_b)[:5]}")
-for name, evs in (("A", a), ("B", b)):
+for name, evs in (() if pg else (("A", a), ("B", b))):
     if len(evs) != len(seq(evs)):
         fails.append(f"{name} stored an event twice")
-late = [x for x in load("b-alerts.jsonl") if x["rule"] == "Drop and execute new binary in container"
+late = [x for x in alerts if x["rule"] == "Drop and execute new binary in container"
         and x["output_fields"].get("proc.exepath") == "/tmp/late-drop"]
 if len(late) != 1 or late[0]["output_fields"].get("container.id") != cid[:12]:
     fails.append(f"drop-and-execute after the failover at B: {late}")
@@ -110,7 +150,11 @@ for f in fails:
     print("FAIL:", f)
 if fails:
     sys.exit(1)
-print(f"ok: {len(want)} events captured; A stored {len(got_a)}, B {len(got_b)} "
-      f"({len(got_a & got_b)} in both: acks the kill cut off); the late drop alerted at B")
+if pg:
+    print(f"ok: {len(want)} events captured, each stored once in the shared store; the drop "
+          f"before the kill and its run after it alerted once, by B")
+else:
+    print(f"ok: {len(want)} events captured; A stored {len(got_a)}, B {len(got_b)} "
+          f"({len(got_a & got_b)} in both: acks the kill cut off); the late drop alerted at B")
 PY
 echo "PASS collector failover"

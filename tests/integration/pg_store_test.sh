@@ -25,6 +25,30 @@ reader_uri=${DW_PG_URI%/*}/dw_reader
 expect "driftwatch events --db postgresql:// --node n1" \
     "$(python3 -c 'import json, sys; print(" ".join("%s:%s" % (e["evt.hostname"], e["container.name"]) for e in map(json.loads, open(sys.argv[1]))))' "$tmp/events.jsonl")" \
     "n1:web n1:web"
+# The CLI on the database pg_alert_store_test leaves (EveryFilterGivesWhatSqliteGives):
+# driftwatch alerts and driftwatch inventory --db postgresql://.
+alerts_uri=${DW_PG_URI%/*}/dw_alert_reader
+"$build/cli/driftwatch" alerts --db "$alerts_uri" --node n2 --limit 2 >"$tmp/alerts.jsonl" 2>"$tmp/alerts.err" ||
+    fail "driftwatch alerts --db postgresql://: $(cat "$tmp/alerts.err")"
+expect "driftwatch alerts --db postgresql:// --node n2 --limit 2: the newest two, oldest first" \
+    "$(python3 -c 'import json, sys; print(" ".join("%s:%s" % (a["hostname"], a["output_fields"]["container.id"]) for a in map(json.loads, open(sys.argv[1]))))' "$tmp/alerts.jsonl")" \
+    "n2:aaaaaaaaaaaa n2:host"
+"$build/cli/driftwatch" alerts --db "$alerts_uri" --rule Repeated --table >"$tmp/alerts.txt" 2>"$tmp/alerts.err" ||
+    fail "driftwatch alerts --table --db postgresql://: $(cat "$tmp/alerts.err")"
+check "driftwatch alerts --table --db postgresql://: the aggregate of 4, still open" \
+    grep -q "Repeated" "$tmp/alerts.txt"
+check "driftwatch alerts --table --db postgresql://: its count" grep -qE "  4\+ +Repeated" "$tmp/alerts.txt"
+"$build/cli/driftwatch" inventory --db "$alerts_uri" --all --json >"$tmp/inventory.jsonl" 2>"$tmp/inventory.err" ||
+    fail "driftwatch inventory --db postgresql://: $(cat "$tmp/inventory.err")"
+expect "driftwatch inventory --db postgresql:// --all --json" \
+    "$(python3 -c 'import json, sys; print(" ".join("%s:%s" % (i["node"], i["container.name"]) for i in map(json.loads, open(sys.argv[1]))))' "$tmp/inventory.jsonl")" \
+    "n1:web n1:api n2:web"
+if "$build/cli/driftwatch" alerts --db "${DW_PG_URI%/*}/postgres" >/dev/null 2>"$tmp/foreign-alerts.err"; then
+    fail "alerts from a database without the store's schema"
+else
+    check "alerts: a database without the store's schema is named, without the password: $(cat "$tmp/foreign-alerts.err")" \
+        bash -c '! grep -qF "$1" "$2" && grep -q "not a driftwatch store" "$2"' _ "${DW_PG_URI#*://dw:}" "$tmp/foreign-alerts.err"
+fi
 if "$build/cli/driftwatch" events --db "${DW_PG_URI%/*}/postgres" >/dev/null 2>"$tmp/foreign.err"; then
     fail "events from a database without the store's schema"
 else
