@@ -1261,6 +1261,23 @@ void Detection::RunShard(Shard* s) {
     s->pg_nodes[l.node] = std::move(n);
     return {};
   };
+  // A node's ids are dense (assigned in its commits, rolled back with them): ids missing
+  // between the cursor and the rows read are events deleted before detection evaluated them
+  // (retention dropped their day while detection lagged behind it). Counted and alerted.
+  auto unevaluated = [&](const std::string& node, int64_t from, int64_t to) {
+    const uint64_t n = static_cast<uint64_t>(to - from + 1);
+    counters_.not_evaluated += n;
+    const int64_t now = NowNs();
+    Alert a = InternalAlert(
+        kNotEvaluatedRule, node, now,
+        "deleted/" + node + "/" + std::to_string(from) + "-" + std::to_string(to),
+        "Event not evaluated: " + std::to_string(n) + " stored events of node " + node +
+            " (ids " + std::to_string(from) + " to " + std::to_string(to) +
+            ") were deleted (retention) before detection evaluated them: no rule saw them");
+    a.output_fields.emplace_back("sensor.loss.deleted_events",
+                                 AlertField::Number(static_cast<long long>(n)));
+    pending.push_back(std::move(a));
+  };
   // The store could not be read: a new connection, a pause.
   auto pg_read_failed = [&](const Error& e) {
     if (!s->failing.exchange(true)) LogWarn("detection: reading events: %s (retrying)\n", e.c_str());
@@ -1349,6 +1366,7 @@ void Detection::RunShard(Shard* s) {
             bad = std::unexpected(ev.error());
             return;
           }
+          if (e.rowid > n.cursor + 1) unevaluated(node, n.cursor + 1, e.rowid - 1);
           n.cursor = e.rowid;
           ++evaluated;
           if (!*ev) {
@@ -1369,8 +1387,9 @@ void Detection::RunShard(Shard* s) {
         } else if (*got == opt_.scan_rows) {
           behind = true;
         } else if (n.cursor < n.head) {
-          // Every row up to the head was read: ids missing below it were dropped by
-          // retention.
+          // Every row up to the head was read: ids missing below it were deleted before
+          // they were evaluated.
+          unevaluated(node, n.cursor + 1, n.head);
           n.cursor = n.head;
           pg_dirty.insert(node);
           dirty = true;

@@ -799,6 +799,8 @@ int main(int argc, char** argv) {
            ",\"unhealthy_because\":" + driftwatch::JsonQuote(why) +
            ",\"detect\":{\"evaluated\":" + std::to_string(detect->counters().events.load()) +
            ",\"lag_events\":" + std::to_string(lag) +
+           (on_pg ? ",\"nodes_owned\":" + std::to_string(detect->counters().nodes_owned.load())
+                  : std::string()) +
            ",\"not_evaluated\":" + std::to_string(detect->counters().not_evaluated.load()) +
            ",\"head\":" + std::to_string(head()) + "}";
       return j + "}";

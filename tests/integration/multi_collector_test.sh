@@ -10,7 +10,10 @@
 #   (c) collector A SIGKILLed: B takes A's nodes over once their leases expire, rebuilds their
 #       state from the store, and evaluates what is sent after the kill: a drift exec of a run
 #       whose earlier events A evaluated alerts once;
-#   (d) a clean stop gives the leases back at once (no wait for them to expire).
+#   (d) a clean stop gives the leases back at once (no wait for them to expire);
+#   (e) events deleted before they were evaluated (retention while detection lagged: here
+#       deleted by hand behind a node's cursor moved back) are counted and alerted, not
+#       passed over.
 # Usage: multi_collector_test.sh BUILD_DIR
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -108,4 +111,15 @@ step "(d) b stops cleanly"
 dw_stop b 30 || fail "(d) b did not stop"
 expect "(d) no live lease left" \
   "$(sql "SELECT count(*) FROM detect_leases WHERE expires_ns > (extract(epoch FROM clock_timestamp()) * 1e9)::bigint")" 0
+# (e) b-0's last 100 events deleted, its cursor moved back before them; a new collector takes
+# the node over.
+step "(e) events deleted before detection saw them"
+sql "UPDATE detect_cursors SET id = id - 100 WHERE node = 'b-0';
+     DELETE FROM events WHERE node = 'b-0' AND id > (SELECT id FROM detect_cursors WHERE node = 'b-0')" >/dev/null
+start c
+dw_wait 60 caught_up || fail "(e) c did not catch up"
+expect "(e) the deleted events alerted as not evaluated" \
+  "$(sql "SELECT count(*) FROM alerts WHERE node = 'b-0' AND rule = 'Event not evaluated' AND json LIKE '%\"sensor.loss.deleted_events\":100%'")" 1
+expect "(e) and counted" "$(m c driftwatch_collector_detect_not_evaluated_total)" 100
+dw_stop c 30 || fail "(e) c did not stop"
 dw_finish "multi_collector: two collectors on one PostgreSQL"
