@@ -244,6 +244,7 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
     auto hk = PgAlertStore::Open(opt.db, d->opt_.lease_owner);
     if (!hk) return std::unexpected("alerts in " + RedactPgUri(opt.db) + ": " + hk.error().message());
     d->hk_store_ = std::move(*hk);
+    if (auto ok = d->WaitOwnerFree(); !ok) return std::unexpected(ok.error().message());
     for (size_t i = 0; i < d->opt_.shards; ++i) {
       auto s = std::make_unique<Shard>();
       s->index = i;
@@ -1614,6 +1615,35 @@ void Detection::RunShard(Shard* s) {
   }
 }
 
+// Two live collectors under one owner name would both pass each other's lease checks. A
+// row of this name that is still live is waited out (a previous run of this collector that
+// died within the lease: its row stops being renewed and expires); one that is renewed
+// meanwhile belongs to a running collector: refused.
+Result<> Detection::WaitOwnerFree() {
+  auto c = PgConn::Connect(opt_.db);
+  if (!c) return std::unexpected(c.error());
+  int64_t seen = -1;
+  for (;;) {
+    auto r = (*c)->Exec("read this collector's presence",
+                        std::string("SELECT expires_ns, expires_ns - ") + kPgServerNowNs +
+                            " FROM collectors WHERE owner = $1",
+                        {opt_.lease_owner});
+    if (!r) return std::unexpected(r.error());
+    if (PQntuples(r->get()) == 0 || PgGetInt(r->get(), 0, 1) <= 0) return {};
+    const int64_t expires = PgGetInt(r->get(), 0, 0);
+    if (seen >= 0 && expires != seen) {
+      return std::unexpected(Error::InvalidInput(
+          "--lease-owner " + opt_.lease_owner + ": another running collector uses this name in " +
+          (*c)->where() + " (each collector sharing a store needs its own)"));
+    }
+    if (seen < 0)
+      LogInfo("detection: waiting for the lease owner %s of a previous run to expire\n",
+              opt_.lease_owner.c_str());
+    seen = expires;
+    std::this_thread::sleep_for(std::max(opt_.lease_ttl / 2, std::chrono::milliseconds(10)));
+  }
+}
+
 // Node leases (PostgreSQL). Every tick (a quarter of the lease): this collector says it is
 // alive (collectors), gives back what its shards let go, renews what it holds, and takes or
 // gives back nodes so that each live collector holds about its share (the nodes with events
@@ -1646,18 +1676,18 @@ void Detection::RunLeases() {
     return {};
   };
   auto step = [&]() -> Result<> {
+    const std::string now = kPgServerNowNs;
     auto live = c->Exec("say this collector is alive",
-                        "WITH up AS (INSERT INTO collectors(owner, expires_ns) VALUES ($1, "
-                        "(extract(epoch FROM clock_timestamp()) * 1000000000)::bigint + $2) "
-                        "ON CONFLICT (owner) DO UPDATE SET expires_ns = excluded.expires_ns "
-                        "RETURNING owner) "
-                        "SELECT (SELECT count(*) FROM collectors WHERE owner <> $1 AND "
-                        "expires_ns > (extract(epoch FROM clock_timestamp()) * 1000000000)"
-                        "::bigint) + 1, (SELECT count(*) FROM node_heads) FROM up",
+                        "WITH up AS (INSERT INTO collectors(owner, expires_ns) VALUES ($1, " +
+                            now + " + $2) ON CONFLICT (owner) DO UPDATE SET expires_ns = "
+                            "excluded.expires_ns RETURNING owner) "
+                            "SELECT (SELECT count(*) FROM collectors WHERE owner <> $1 AND "
+                            "expires_ns > " + now + ") + 1, (SELECT count(*) FROM node_heads) "
+                            "FROM up",
                         {me, ttl_ns});
     if (!live) return std::unexpected(live.error());
-    const int64_t collectors = std::max<int64_t>(1, std::strtoll(PQgetvalue(live->get(), 0, 0), nullptr, 10));
-    const int64_t nodes = std::strtoll(PQgetvalue(live->get(), 0, 1), nullptr, 10);
+    const int64_t collectors = std::max<int64_t>(1, PgGetInt(live->get(), 0, 0));
+    const int64_t nodes = PgGetInt(live->get(), 0, 1);
     std::vector<Lease> back;
     {
       MutexLock lk(mu_);

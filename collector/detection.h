@@ -287,6 +287,8 @@ class Detection {
   void RunShard(Shard* s);
   // PostgreSQL: takes, renews, balances and gives back node leases (its own connection).
   void RunLeases();
+  // PostgreSQL, at start: refuses an owner name a running collector uses.
+  Result<> WaitOwnerFree();
   void Housekeeping();
   void Emit(int64_t alert_id, const std::string& json);
   void Deliver(AlertOutput* o, const std::string& output, int64_t alert_id,

@@ -82,6 +82,16 @@ evaluated=$(( $(m a driftwatch_collector_detect_events_total) + $(m b driftwatch
 # committed when it gave the node back (none: a node goes back after its commit).
 expect "(a) each stored event evaluated once" "$evaluated" "$total"
 
+# A third collector under a running one's name is refused (both would pass each other's
+# lease checks).
+if timeout 30 "$collector" --insecure --listen 127.0.0.1:0 --db "$uri" --lease-owner collector-a \
+    --lease-ms 2000 >"$tmp/dup.log" 2>&1; then
+  fail "a second collector named collector-a started"
+else
+  check "a second collector named collector-a is refused: $(grep -o 'another running collector.*' "$tmp/dup.log" | head -1)" \
+    grep -q "lease-owner collector-a: another running collector uses this name" "$tmp/dup.log"
+fi
+
 # (b) the a- sensors' runs sent again, to collector b.
 step "(b) one half sent again to the other collector"
 "$loadgen" --target "127.0.0.1:$port_b" "${run[@]}" --sensors 25 --node-prefix a- >"$tmp/resend.json" || true
