@@ -8,7 +8,10 @@
 # With --pg both share one PostgreSQL (a private server started here): every event is stored
 # once, no alert twice, and the pod drops its binary before the kill and runs it after: B,
 # which takes the node over from A's lease, rebuilds the node's correlation state from the
-# store and raises the drop-and-execute alert for a write it never received.
+# store and raises the drop-and-execute alert for a write it never received. There the
+# sensor is given one name that resolves to both collectors (127.0.0.1 and 127.0.0.2, the
+# same port; an /etc/hosts of the test's, bind-mounted in a mount namespace of the sensor's
+# own), as a headless Kubernetes Service resolves to every collector pod.
 # Usage: collector_failover_test.sh BUILD_DIR [--pg]     env: KEEP=1 keeps the tmp dir
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,21 +32,38 @@ if [[ $pg == --pg ]]; then
     dw_pg_start "$tmp/pg"
     db_of() { echo "$DW_PG_URI"; }
 fi
-start_collector() { # NAME [PORT]
-    dw_collector_start "$1" --listen "127.0.0.1:${2:-0}" --tls-cert "$tmp/certs/collector.crt" \
+start_collector() { # NAME [ADDRESS:PORT]
+    dw_collector_start "$1" --listen "${2:-127.0.0.1:0}" --tls-cert "$tmp/certs/collector.crt" \
         --tls-key "$tmp/certs/collector.key" --client-ca "$tmp/certs/ca.crt" --db "$(db_of "$1")" \
         ${pg:+--lease-owner "collector-$1" --lease-ms 2000}
 }
 dw_ctd_up "$ctd"
-start_collector a
-pa=$port
 if [[ -n $pg ]]; then
-    # B comes up once A evaluates the node (below), on a port chosen now: the node's
-    # detection is A's, and B must take it over when A dies.
-    pb=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # One port free on both addresses; B comes up once A evaluates the node (below): the
+    # node's detection is A's, and B must take it over when A dies.
+    pa=$(python3 -c '
+import socket
+while True:
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    try:
+        b = socket.socket(); b.bind(("127.0.0.2", p)); print(p); break
+    except OSError:
+        pass')
+    pb=$pa
+    start_collector a "127.0.0.1:$pa"
+    printf '127.0.0.1 localhost\n127.0.0.1 dw-collectors\n127.0.0.2 dw-collectors\n' >"$tmp/hosts"
+    targets="dw-collectors:$pa"
+    ta=$targets tb=$targets
+    # The sensor sees the host's mounts as they come (slave propagation), and its own hosts.
+    in_ns=(unshare -m --propagation slave -- sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$tmp/hosts")
 else
+    start_collector a
+    pa=$port
     start_collector b
     pb=$port
+    targets="localhost:$pa, localhost:$pb"
+    ta=localhost:$pa tb=localhost:$pb
+    in_ns=()
 fi
 
 # An empty element is refused with the list named, before anything starts.
@@ -53,13 +73,13 @@ if "$sensor" --collector "localhost:$pa,,localhost:$pb" --insecure \
 fi
 grep -q "an empty address in the list" "$tmp/bad.log" || die "no clear error: $(cat "$tmp/bad.log")"
 
-dw_start sensor "$sensor" --audit-mode owner --audit-state-file "$tmp/audit-state" \
+dw_start sensor "${in_ns[@]}" "$sensor" --audit-mode owner --audit-state-file "$tmp/audit-state" \
     --cri-endpoint "$ctd/containerd.sock" --watch-fs "$ctd/root" \
-    --collector "localhost:$pa, localhost:$pb" --tls-ca "$tmp/certs/ca.crt" \
+    --collector "$targets" ${pg:+--tls-server-name localhost} --tls-ca "$tmp/certs/ca.crt" \
     --tls-cert "$tmp/certs/node-fo.crt" --tls-key "$tmp/certs/node-fo.key" \
     --spool-dir "$tmp/spool" --capture "$tmp/capture" --status-interval 1 \
     --metrics-address 127.0.0.1:0
-dw_wait_log sensor "connected to collector localhost:$pa" 1 60 || die "the sensor did not connect to A"
+dw_wait_log sensor "connected to collector $ta" 1 60 || die "the sensor did not connect to A"
 sport=$(sed -n 's/.*metrics on http:\/\/[^ ]* (port \([0-9]*\)).*/\1/p' "$tmp/sensor.log" | head -1)
 [[ -n $sport ]] || die "no metrics port in the sensor log"
 
@@ -77,7 +97,7 @@ cid=$(dw_pod_container "$ctd" "$pod" worker -- /bin/sh -c \
 sleep 4
 if [[ -n $pg ]]; then
     dw_wait_log a "node node-fo taken" 1 30 || die "A did not take the node's lease"
-    start_collector b "$pb"
+    start_collector b "127.0.0.2:$pb"
     # Shared store: the binary is written while A evaluates the node; run after A's death.
     dw_ctr_exec "$ctd" "$cid" drop /bin/touch /tmp/drop </dev/null
     sleep 2
@@ -87,17 +107,23 @@ fi
 
 echo "collector A killed (SIGKILL)"
 dw_kill a
-dw_wait_log sensor "connected to collector localhost:$pb" 1 30 || die "the sensor did not move to B"
-grep -q "moving to collector localhost:$pb" "$tmp/sensor.log" || die "no 'moving to' line"
-status=$(curl -sf --max-time 5 "http://127.0.0.1:$sport/status")
-python3 - "$status" "localhost:$pb" <<'PY' || die "the sensor's /status does not show B"
+if [[ -n $pg ]]; then
+    # One name: gRPC tries its next address (B) when the stream to A breaks.
+    dw_wait_log sensor "connected to collector $tb" 2 60 || die "the sensor did not reconnect (to B)"
+    dw_wait --while "$(dw_pid b)" 30 bash -c "grep -q 'node node-fo connected' '$tmp/b.log'" ||
+        die "the sensor did not reach B by the name: $(tail -3 "$tmp/sensor.log")"
+else
+    dw_wait_log sensor "connected to collector $tb" 1 30 || die "the sensor did not move to B"
+    grep -q "moving to collector $tb" "$tmp/sensor.log" || die "no 'moving to' line"
+    status=$(curl -sf --max-time 5 "http://127.0.0.1:$sport/status")
+    python3 - "$status" "$tb" <<'PY' || die "the sensor's /status does not show B"
 import json, sys
 c = json.loads(sys.argv[1])["collector"]
 assert c["target"] == sys.argv[2] and len(c["targets"]) == 2 and c["connected"], c
 PY
-curl -sf --max-time 5 "http://127.0.0.1:$sport/metrics" |
-    grep -Eq '^driftwatch_sensor_collector_switches_total [1-9]' || die "switches not counted"
-
+    curl -sf --max-time 5 "http://127.0.0.1:$sport/metrics" |
+        grep -Eq '^driftwatch_sensor_collector_switches_total [1-9]' || die "switches not counted"
+fi
 if [[ -n $pg ]]; then
     dw_wait_log b "node node-fo taken" 1 30 || die "B did not take the node over"
     grep "node node-fo taken" "$tmp/b.log"
