@@ -10,6 +10,7 @@
 #include "lib/store/event_store.h"
 #include "lib/base/time_arg.h"
 #include "lib/store/event_reader.h"
+#include "lib/store/pg_conn.h"
 #include "lib/store/pg_event_reader.h"
 
 namespace driftwatch::cli {
@@ -46,7 +47,8 @@ int RunEvents(const EventsOptions& opt) {
     std::fwrite(line.data(), 1, line.size(), stdout);
   });
   if (!n) {
-    std::fprintf(stderr, "driftwatch events: %s: %s\n", opt.db.c_str(), n.error().c_str());
+    std::fprintf(stderr, "driftwatch events: %s: %s\n", RedactPgUri(opt.db).c_str(),
+                 n.error().c_str());
     return 1;
   }
   return std::fflush(stdout) == 0 ? 0 : 1;

@@ -83,7 +83,8 @@ int main(int argc, char** argv) {
       "status",
       "This node's sensor: audit mode and settings, fanotify mode, watched containers, spool "
       "depth, collector connection and loss counters (from its /status endpoint). With "
-      "--collector: the fleet as the collector sees it, one line per node.");
+      "--collector: the fleet as the collector sees it, one line per node. With --db: the "
+      "fleet as the store records it, whichever collectors share it (no collector asked).");
   CLI::Option* st_sensor =
       st->add_option("--sensor", status.sensor, "the sensor's --metrics-address")->capture_default_str();
   CLI::Option* st_collector =
@@ -94,7 +95,20 @@ int main(int argc, char** argv) {
                          "blind windows, detection lag; health and detection totals")
           ->expected(0, 1)
           ->excludes(st_sensor);
-  st->add_flag("--json", status.json, "print the sensor's (or collector's) status document as is");
+  CLI::Option* st_db =
+      st->add_option("--db", status.db,
+                     std::string("the collector database instead (default ") +
+                         driftwatch::cli::kStatusDefaultDb +
+                         "; or postgresql://USER:PASSWORD@HOST:PORT/DB?sslmode=...): per node "
+                         "streams and last seen as recorded, events stored and missing, "
+                         "detection lag; on PostgreSQL the collector evaluating each node and "
+                         "the live collectors")
+          ->expected(0, 1)
+          ->excludes(st_sensor)
+          ->excludes(st_collector);
+  st->add_flag("--json", status.json,
+               "print the sensor's (or collector's) status document as is; with --db, one JSON "
+               "document with a nodes array");
 
   driftwatch::cli::AlertsOptions alerts;
   CLI::App* al = app.add_subcommand(
@@ -236,6 +250,7 @@ int main(int argc, char** argv) {
   if (st->parsed()) {
     if (st_collector->count() > 0 && status.collector.empty())
       status.collector = driftwatch::cli::kCollectorStatusAddress;
+    if (st_db->count() > 0 && status.db.empty()) status.db = driftwatch::cli::kStatusDefaultDb;
     return driftwatch::cli::RunStatus(status);
   }
   if (an->parsed()) return driftwatch::cli::RunAnalyze(analyze);

@@ -2,6 +2,7 @@
 // depth, collector connection and loss counters of this node's sensor, read from its
 // /status endpoint (plain HTTP on loopback by default). `--collector`: the fleet as the
 // collector's /status reports it, a health and detection header and one line per node.
+// `--db`: the fleet as the store records it, whichever collectors wrote it.
 #include "cli/status.h"
 
 #include <algorithm>
@@ -15,8 +16,11 @@
 #include <optional>
 #include <vector>
 
-#include "lib/event/event_json.h"
 #include "lib/base/terminal_text.h"
+#include "lib/event/event_json.h"
+#include "lib/store/event_reader.h"
+#include "lib/store/pg_conn.h"
+#include "lib/store/pg_event_reader.h"
 
 namespace driftwatch::cli {
 namespace {
@@ -88,6 +92,23 @@ std::string Losses(const nlohmann::json& l) {
     parts += (parts.empty() ? "" : ", ") + TerminalEscape(k) + " " + std::to_string(n);
   }
   return sum == 0 ? "0" : std::to_string(sum) + " (" + parts + ")";
+}
+
+// Columns as wide as their widest cell, two spaces apart.
+// REQUIRES: every row has the first row's number of cells.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  if (rows.empty()) return;
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
 }
 
 // The collector's view: its /status document (collector/main.cc) as a header and a table.
@@ -180,23 +201,92 @@ int RunCollectorStatus(const StatusOptions& opt) {
                     n.contains("losses") ? Losses(n["losses"]) : "-", num(n, "blind_windows"),
                     num(n, "detect_lag_events")});
   }
-  std::vector<size_t> width(rows[0].size(), 0);
-  for (const auto& r : rows)
-    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    std::printf("%s\n", line.c_str());
+  PrintTable(rows);
+  return 0;
+}
+
+// The store's view (EventQueries::Status): a header naming the store, and on PostgreSQL
+// the live collectors, then one line per node in the collector view's columns (those the
+// store records) and, on PostgreSQL, the collector evaluating each node.
+int RunStoreStatus(const StatusOptions& opt) {
+  const bool pg = IsPgUri(opt.db);
+  const std::string where = pg ? RedactPgUri(opt.db) : opt.db;
+  auto reader = OpenEventQueries(opt.db);
+  if (!reader) {
+    std::fprintf(stderr, "driftwatch status: %s\n", reader.error().c_str());
+    return 1;
   }
+  auto st = (*reader)->Status();
+  if (!st) {
+    // PostgreSQL's errors name the (redacted) URI already.
+    std::fprintf(stderr, "driftwatch status: %s%s%s\n", pg ? "" : where.c_str(), pg ? "" : ": ",
+                 st.error().c_str());
+    return 1;
+  }
+  if (opt.json) {
+    using Json = nlohmann::ordered_json;  // keys in the order written, as /status has them
+    Json j = {{"store", where},
+              {"backend", pg ? "postgresql" : "sqlite"},
+              {"schema_version", st->schema_version}};
+    if (pg) j["collectors"] = st->live_collectors;
+    j["nodes"] = Json::array();
+    for (const StoredNodeStatus& n : st->nodes) {
+      Json o = {{"node", n.state.node},
+                {"streams", n.state.connected_streams},
+                {"last_seen_ns", n.state.last_seen_ns},
+                {"events_stored", n.state.events_stored},
+                {"events_missing", n.state.events_missing},
+                {"detect_lag_events", n.detect_lag},
+                {"detect_lag_at_least", n.detect_lag_at_least}};
+      if (pg) {
+        o["evaluated_by"] = n.lease_owner.empty() ? Json() : Json(n.lease_owner);
+        o["lease_expired"] = n.lease_expired;
+      }
+      j["nodes"].push_back(std::move(o));
+    }
+    // Names are the store's bytes, not always UTF-8: invalid sequences become U+FFFD.
+    std::printf("%s\n", j.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
+    return 0;
+  }
+  std::string collectors;
+  for (const std::string& c : st->live_collectors)
+    collectors += (collectors.empty() ? "" : ", ") + TerminalEscape(c);
+  std::printf("store      %s: %s, schema version %d%s%s\n", TerminalEscape(where).c_str(),
+              pg ? "PostgreSQL" : "SQLite", st->schema_version,
+              !pg ? "" : collectors.empty() ? "; no collector alive" : "; collectors alive: ",
+              collectors.c_str());
+  if (st->nodes.empty()) {
+    std::printf("nodes      none yet (no sensor has connected)\n");
+    return 0;
+  }
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::vector<std::vector<std::string>> rows = {
+      {"NODE", "STREAMS", "LAST SEEN", "STORED", "MISSING", "DETECT LAG"}};
+  if (pg) rows[0].push_back("EVALUATED BY");
+  for (const StoredNodeStatus& n : st->nodes) {
+    // ">=": SQLite counted the newest kMaxLagScan rows only.
+    std::vector<std::string> r = {
+        TerminalEscape(n.state.node), std::to_string(n.state.connected_streams),
+        Age(n.state.last_seen_ns, now), std::to_string(n.state.events_stored),
+        std::to_string(n.state.events_missing),
+        (n.detect_lag_at_least ? ">=" : "") + std::to_string(n.detect_lag)};
+    if (pg) {
+      r.push_back(n.lease_owner.empty()
+                      ? "-"
+                      : TerminalEscape(n.lease_owner) + (n.lease_expired ? " (expired)" : ""));
+    }
+    rows.push_back(std::move(r));
+  }
+  PrintTable(rows);
   return 0;
 }
 
 }  // namespace
 
 int RunStatus(const StatusOptions& opt) {
+  if (!opt.db.empty()) return RunStoreStatus(opt);
   if (!opt.collector.empty()) return RunCollectorStatus(opt);
   std::string err;
   std::string body = Fetch(opt.sensor, "/status", &err);

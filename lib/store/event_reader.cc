@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -138,6 +139,86 @@ Result<uint64_t> EventReader::CountEvents() {
   }
   if (sqlite3_step(s.s) != SQLITE_ROW) return std::unexpected(SqliteError(db_, "count"));
   return static_cast<uint64_t>(sqlite3_column_int64(s.s, 0));
+}
+
+Result<StoreStatus> EventReader::Status() {
+  // One read transaction: the nodes, cursors and counts of one snapshot, whatever the
+  // collector commits meanwhile.
+  Stmt begin, end;
+  if (auto ok = Prepare(db_, "BEGIN", &begin); !ok) return std::unexpected(ok.error());
+  if (auto ok = Prepare(db_, "COMMIT", &end); !ok) return std::unexpected(ok.error());
+  if (sqlite3_step(begin.s) != SQLITE_DONE) return std::unexpected(SqliteError(db_, "begin"));
+  auto body = [&]() -> Result<StoreStatus> {
+    StoreStatus out;
+    auto schema = SchemaState(db_);
+    if (!schema) return std::unexpected(schema.error());
+    out.schema_version = schema->first;
+    auto nodes = Nodes();
+    if (!nodes) return std::unexpected(nodes.error());
+    std::map<std::string, size_t> at;
+    for (NodeState& n : *nodes) {
+      at[n.node] = out.nodes.size();
+      out.nodes.push_back({std::move(n), 0, false, "", false});
+    }
+    // Gaps by node: no index on gaps(node), but one row per gap, and they age out with
+    // the events.
+    Stmt gaps, cur, max, lag;
+    if (auto ok = Prepare(db_,
+                          "SELECT node, sum(to_seq - from_seq + 1) FROM gaps GROUP BY node", &gaps);
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+    int rc;
+    while ((rc = sqlite3_step(gaps.s)) == SQLITE_ROW) {
+      if (auto it = at.find(ColumnText(gaps.s, 0)); it != at.end()) {
+        out.nodes[it->second].state.events_missing =
+            static_cast<uint64_t>(sqlite3_column_int64(gaps.s, 1));
+      }
+    }
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "read gaps"));
+    // A node's events up to its cursor, and every event up to the global floor ('' row),
+    // are evaluated.
+    std::map<std::string, int64_t> cursors;
+    if (auto ok = Prepare(db_, "SELECT node, rowid FROM detect_cursors", &cur); !ok)
+      return std::unexpected(ok.error());
+    while ((rc = sqlite3_step(cur.s)) == SQLITE_ROW)
+      cursors[ColumnText(cur.s, 0)] = sqlite3_column_int64(cur.s, 1);
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "read detection cursors"));
+    const int64_t global_floor = cursors.contains("") ? cursors[""] : 0;
+    if (auto ok = Prepare(db_, "SELECT coalesce(max(id), 0) FROM events", &max); !ok)
+      return std::unexpected(ok.error());
+    if (sqlite3_step(max.s) != SQLITE_ROW) return std::unexpected(SqliteError(db_, "max rowid"));
+    const int64_t head = sqlite3_column_int64(max.s, 0);
+    auto cursor_of = [&](const std::string& node) {
+      auto it = cursors.find(node);
+      return std::max(global_floor, it == cursors.end() ? 0 : it->second);
+    };
+    int64_t low = head;
+    for (const StoredNodeStatus& n : out.nodes) low = std::min(low, cursor_of(n.state.node));
+    const int64_t from = std::max(low, head - max_lag_scan_);
+    // events has no node column and no run_id index: the rows above `from` by rowid (a
+    // range of the primary key), each's run and cursor by their keys; events drives the loop.
+    if (auto ok = Prepare(db_,
+                          "SELECT r.node, count(*) FROM events e CROSS JOIN runs r ON r.run_id "
+                          "= e.run_id LEFT JOIN detect_cursors k ON k.node = r.node WHERE e.id "
+                          "> ?1 AND e.id > max(?2, coalesce(k.rowid, 0)) GROUP BY r.node",
+                          &lag);
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+    sqlite3_bind_int64(lag.s, 1, from);
+    sqlite3_bind_int64(lag.s, 2, global_floor);
+    while ((rc = sqlite3_step(lag.s)) == SQLITE_ROW) {
+      if (auto it = at.find(ColumnText(lag.s, 0)); it != at.end())
+        out.nodes[it->second].detect_lag = sqlite3_column_int64(lag.s, 1);
+    }
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, "count events not evaluated"));
+    for (StoredNodeStatus& n : out.nodes) n.detect_lag_at_least = cursor_of(n.state.node) < from;
+    return out;
+  };
+  auto out = body();
+  if (sqlite3_step(end.s) != SQLITE_DONE && out) return std::unexpected(SqliteError(db_, "end read"));
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -109,6 +109,37 @@ struct StoredEvent {
   std::optional<v1::ContainerInfo> container;
 };
 
+// One node as the store records it (`driftwatch status --db`): what the collectors wrote,
+// read without asking one.
+struct StoredNodeStatus {
+  // The nodes row as last written: connected_streams is what the last writer recorded (a
+  // collector killed leaves its streams counted). events_missing: the sequence numbers of
+  // the node's gaps retention kept.
+  NodeState state;
+  // Events committed that detection has not finished with: SQLite, the node's events above
+  // its cursor (or the global floor, the higher); PostgreSQL, node_heads.last_id minus the
+  // node's cursor.
+  int64_t detect_lag = 0;
+  // SQLite: the node's cursor is more than kMaxLagScan rows behind the newest event, and
+  // detect_lag counts only the node's events among those rows.
+  bool detect_lag_at_least = false;
+  std::string lease_owner;     // PostgreSQL: the collector that evaluates the node; "" none
+  bool lease_expired = false;  // its lease ran out (server clock): nobody evaluates the node
+};
+
+struct StoreStatus {
+  int schema_version = 0;  // SQLite: PRAGMA user_version; PostgreSQL: dw_schema_migrations
+  // PostgreSQL: the collectors whose heartbeat (collectors.expires_ns) has not run out by the
+  // server's clock, by name; empty on SQLite and schema version 1.
+  std::vector<std::string> live_collectors;
+  std::vector<StoredNodeStatus> nodes;  // by name
+};
+
+// SQLite has no per-node index on events: a node's lag is counted over the newest rows, at
+// most this many (four times the collector's default --detect-max-lag-events, which ingest
+// keeps detection within).
+inline constexpr int64_t kMaxLagScan = 2'000'000;
+
 // The CLI's queries of a store, SQLite (EventReader) or PostgreSQL (PgEventReader,
 // lib/store/pg_event_reader.h, whose OpenEventQueries picks by --db).
 class EventQueries {
@@ -120,6 +151,9 @@ class EventQueries {
                                  const std::function<void(const StoredEvent&)>& fn) = 0;
   virtual Result<std::vector<NodeState>> Nodes() = 0;
   virtual Result<uint64_t> CountEvents() = 0;
+  // The fleet as the store records it: nodes, their detection lag and, on PostgreSQL, who
+  // evaluates them and which collectors are alive.
+  virtual Result<StoreStatus> Status() = 0;
 };
 
 // Read-only access (the CLI); works while a collector writes (WAL readers do not block the
@@ -135,10 +169,15 @@ class EventReader : public EventQueries {
                          const std::function<void(const StoredEvent&)>& fn) override;
   Result<std::vector<NodeState>> Nodes() override;
   Result<uint64_t> CountEvents() override;
+  // Reads the events above the lowest node cursor, at most kMaxLagScan of them.
+  Result<StoreStatus> Status() override;
+  // Another bound than kMaxLagScan (tests).
+  void set_max_lag_scan(int64_t rows) { max_lag_scan_ = rows; }
 
  private:
   EventReader() = default;
   sqlite3* db_ = nullptr;
+  int64_t max_lag_scan_ = kMaxLagScan;
 };
 
 }  // namespace driftwatch

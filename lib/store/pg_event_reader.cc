@@ -7,9 +7,10 @@
 
 namespace driftwatch {
 Result<std::unique_ptr<PgEventReader>> PgEventReader::Open(const std::string& uri) {
-  auto c = OpenPgStoreReader(uri);
+  int version = 0;
+  auto c = OpenPgStoreReader(uri, &version);
   if (!c) return std::unexpected(c.error());
-  return std::unique_ptr<PgEventReader>(new PgEventReader(std::move(*c)));
+  return std::unique_ptr<PgEventReader>(new PgEventReader(std::move(*c), version));
 }
 
 Result<uint64_t> PgEventReader::Query(const EventQuery& q,
@@ -70,6 +71,25 @@ Result<uint64_t> PgEventReader::Query(const EventQuery& q,
   });
 }
 
+namespace {
+// A nodes row's first 13 columns, in the order Nodes() and Status() select them.
+void ReadNodeRow(const PGresult* res, int i, NodeState* n) {
+  n->node = PgGetText(res, i, 0);
+  n->connected_streams = static_cast<uint32_t>(PgGetInt(res, i, 1));
+  n->last_seen_ns = PgGetInt(res, i, 2);
+  n->events_stored = static_cast<uint64_t>(PgGetInt(res, i, 3));
+  n->duplicates = static_cast<uint64_t>(PgGetInt(res, i, 4));
+  n->hello.boot_id = PgGetText(res, i, 5);
+  n->hello.sensor_start_ns = PgGetInt(res, i, 6);
+  n->hello.sensor_version = PgGetText(res, i, 7);
+  n->hello.kernel_version = PgGetText(res, i, 8);
+  n->hello.audit_mode = PgGetText(res, i, 9);
+  n->hello.fanotify_mode = PgGetText(res, i, 10);
+  n->hello.spool_dropped = static_cast<uint64_t>(PgGetInt(res, i, 11));
+  n->hello.peer = PgGetText(res, i, 12);
+}
+}  // namespace
+
 Result<std::vector<NodeState>> PgEventReader::Nodes() {
   auto r = c_->Exec("read nodes",
                     "SELECT node, connected_streams, last_seen_ns, events_stored, duplicates, "
@@ -80,19 +100,7 @@ Result<std::vector<NodeState>> PgEventReader::Nodes() {
   const PGresult* res = r->get();
   for (int i = 0; i < PQntuples(res); ++i) {
     NodeState n;
-    n.node = PgGetText(res, i, 0);
-    n.connected_streams = static_cast<uint32_t>(PgGetInt(res, i, 1));
-    n.last_seen_ns = PgGetInt(res, i, 2);
-    n.events_stored = static_cast<uint64_t>(PgGetInt(res, i, 3));
-    n.duplicates = static_cast<uint64_t>(PgGetInt(res, i, 4));
-    n.hello.boot_id = PgGetText(res, i, 5);
-    n.hello.sensor_start_ns = PgGetInt(res, i, 6);
-    n.hello.sensor_version = PgGetText(res, i, 7);
-    n.hello.kernel_version = PgGetText(res, i, 8);
-    n.hello.audit_mode = PgGetText(res, i, 9);
-    n.hello.fanotify_mode = PgGetText(res, i, 10);
-    n.hello.spool_dropped = static_cast<uint64_t>(PgGetInt(res, i, 11));
-    n.hello.peer = PgGetText(res, i, 12);
+    ReadNodeRow(res, i, &n);
     out.push_back(std::move(n));
   }
   return out;
@@ -102,6 +110,56 @@ Result<uint64_t> PgEventReader::CountEvents() {
   auto r = c_->Exec("count events", "SELECT count(*) FROM events");
   if (!r) return std::unexpected(r.error());
   return static_cast<uint64_t>(PgGetInt(r->get(), 0, 0));
+}
+
+Result<StoreStatus> PgEventReader::Status() {
+  // One snapshot for the nodes and the collectors, though several collectors commit.
+  if (auto ok = c_->Run("begin the status read", "BEGIN ISOLATION LEVEL REPEATABLE READ"); !ok)
+    return std::unexpected(ok.error());
+  auto body = [&]() -> Result<StoreStatus> {
+    StoreStatus out;
+    out.schema_version = version_;
+    auto r = c_->Exec(
+        "read the nodes' status",
+        std::string("WITH now AS (SELECT ") + kPgServerNowNs +
+            " AS ns), missing AS (SELECT node, sum(to_seq - from_seq + 1)::bigint AS n FROM "
+            "gaps GROUP BY node) "
+            "SELECT n.node, n.connected_streams, n.last_seen_ns, n.events_stored, n.duplicates, "
+            "n.boot_id, n.sensor_start_ns, n.sensor_version, n.kernel_version, n.audit_mode, "
+            "n.fanotify_mode, n.spool_dropped, n.peer, coalesce(m.n, 0), "
+            "greatest(coalesce(h.last_id, 0) - coalesce(k.id, 0), 0), coalesce(l.owner, ''), "
+            "coalesce(l.expires_ns <= now.ns, false) "
+            "FROM nodes n CROSS JOIN now LEFT JOIN node_heads h ON h.node = n.node "
+            "LEFT JOIN detect_cursors k ON k.node = n.node "
+            "LEFT JOIN detect_leases l ON l.node = n.node "
+            "LEFT JOIN missing m ON m.node = n.node ORDER BY n.node");
+    if (!r) return std::unexpected(r.error());
+    const PGresult* res = r->get();
+    for (int i = 0; i < PQntuples(res); ++i) {
+      StoredNodeStatus& s = out.nodes.emplace_back();
+      NodeState& n = s.state;
+      ReadNodeRow(res, i, &n);
+      n.events_missing = static_cast<uint64_t>(PgGetInt(res, i, 13));
+      s.detect_lag = PgGetInt(res, i, 14);
+      s.lease_owner = PgGetText(res, i, 15);
+      s.lease_expired = PgGetText(res, i, 16) == "t";
+    }
+    if (version_ >= 2) {  // the collectors table came with migration 2
+      auto live = c_->Exec("read the live collectors",
+                           std::string("SELECT owner FROM collectors WHERE expires_ns > ") +
+                               kPgServerNowNs + " ORDER BY owner");
+      if (!live) return std::unexpected(live.error());
+      for (int i = 0; i < PQntuples(live->get()); ++i)
+        out.live_collectors.push_back(PgGetText(live->get(), i, 0));
+    }
+    return out;
+  };
+  auto out = body();
+  // Read only: nothing to keep; a failed statement leaves the transaction aborted, which
+  // COMMIT ends as well.
+  auto end = c_->Run("end the status read", "COMMIT");
+  if (!end && out) return std::unexpected(end.error());
+  return out;
 }
 
 Result<std::unique_ptr<PgEventScanner>> PgEventScanner::Open(const std::string& uri) {

@@ -26,10 +26,15 @@ class PgEventReader : public EventQueries {
                          const std::function<void(const StoredEvent&)>& fn) override;
   Result<std::vector<NodeState>> Nodes() override;
   Result<uint64_t> CountEvents() override;
+  // Leases and collectors' heartbeats compared with the server's clock; every table read by
+  // its key or whole (nodes, node_heads, detect_cursors, detect_leases, gaps, collectors:
+  // a row per node, gap or collector), never events.
+  Result<StoreStatus> Status() override;
 
  private:
-  explicit PgEventReader(std::unique_ptr<PgConn> c) : c_(std::move(c)) {}
+  PgEventReader(std::unique_ptr<PgConn> c, int version) : c_(std::move(c)), version_(version) {}
   std::unique_ptr<PgConn> c_;
+  int version_;  // the schema's, as read at Open
 };
 
 // Detection's view of one node's events on PostgreSQL (issue 17): a collector evaluates the

@@ -27,7 +27,7 @@ uri=$DW_PG_URI
 sql() { dw_pg_psql "$1"; }
 
 events=${DW_MULTI_EVENTS:-20000}  # per sensor
-grep -q '^DW_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null && events=${DW_MULTI_EVENTS:-4000}
+grep -q '^DW_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null && events=${DW_MULTI_EVENTS:-2000}
 total=$((50 * events))
 drift_rule="Package Manager Execution in Container"
 run=(--insecure --events-per-sensor "$events" --drift --boot-id 9e3c1f0a-1111-2222-3333-444455556666

@@ -43,6 +43,39 @@ check "driftwatch alerts --table --db postgresql://: its count" grep -qE "  4\+ 
 expect "driftwatch inventory --db postgresql:// --all --json" \
     "$(python3 -c 'import json, sys; print(" ".join("%s:%s" % (i["node"], i["container.name"]) for i in map(json.loads, open(sys.argv[1]))))' "$tmp/inventory.jsonl")" \
     "n1:web n1:api n2:web"
+# The CLI on the database PgStoreStatusTest leaves: driftwatch status --db postgresql://,
+# the fleet as the store records it (three nodes, leases of collector-a and of collector-b,
+# whose lease ran out; collector-a and collector-c alive).
+status_uri=${DW_PG_URI%/*}/dw_status
+"$build/cli/driftwatch" status --db "$status_uri" >"$tmp/status.txt" 2>"$tmp/status.err" ||
+    fail "driftwatch status --db postgresql://: $(cat "$tmp/status.err")"
+check "driftwatch status --db postgresql://: the store, its schema and the live collectors: $(head -1 "$tmp/status.txt")" \
+    grep -qE "^store +postgresql://.*/dw_status: PostgreSQL, schema version [0-9]+; collectors alive: collector-a, collector-c$" "$tmp/status.txt"
+check "driftwatch status --db postgresql://: the password is not printed" \
+    bash -c '! grep -qF "$1" "$2"' _ "${DW_PG_URI#*://dw:}" "$tmp/status.txt"
+check "driftwatch status --db postgresql://: n1, 2 streams, 7 stored, 4 missing, lag 5, evaluated by collector-a" \
+    grep -qE "^n1 +2 +[0-9]+[smhd] ago +7 +4 +5 +collector-a$" "$tmp/status.txt"
+check "driftwatch status --db postgresql://: n2's lease ran out" \
+    grep -qE "^n2 +0 +[0-9]+[smhd] ago +1 +0 +1 +collector-b \(expired\)$" "$tmp/status.txt"
+check "driftwatch status --db postgresql://: n3, evaluated by nobody" \
+    grep -qE "^n3 +1 +[0-9]+[smhd] ago +0 +0 +0 +-$" "$tmp/status.txt"
+"$build/cli/driftwatch" status --db "$status_uri" --json >"$tmp/status.json" 2>"$tmp/status.err" ||
+    fail "driftwatch status --db postgresql:// --json: $(cat "$tmp/status.err")"
+expect "driftwatch status --db postgresql:// --json: node:lag:owner:expired, and the collectors" \
+    "$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(" ".join("%s:%s:%s:%s" % (n["node"], n["detect_lag_events"], n["evaluated_by"], n["lease_expired"]) for n in d["nodes"]), ",".join(d["collectors"]), d["backend"])' "$tmp/status.json")" \
+    "n1:5:collector-a:False n2:1:collector-b:True n3:0:None:False collector-a,collector-c postgresql"
+if "$build/cli/driftwatch" status --db "${DW_PG_URI%/*}/postgres" >/dev/null 2>"$tmp/foreign-status.err"; then
+    fail "status from a database without the store's schema"
+else
+    check "status: a database without the store's schema is named, without the password: $(cat "$tmp/foreign-status.err")" \
+        bash -c '! grep -qF "$1" "$2" && grep -q "not a driftwatch store" "$2"' _ "${DW_PG_URI#*://dw:}" "$tmp/foreign-status.err"
+fi
+if "$build/cli/driftwatch" status --db "$status_uri" --collector >/dev/null 2>"$tmp/both.err"; then
+    fail "status --db with --collector"
+else
+    check "status: --db and --collector together are refused: $(cat "$tmp/both.err")" \
+        grep -q "excludes" "$tmp/both.err"
+fi
 if "$build/cli/driftwatch" alerts --db "${DW_PG_URI%/*}/postgres" >/dev/null 2>"$tmp/foreign-alerts.err"; then
     fail "alerts from a database without the store's schema"
 else

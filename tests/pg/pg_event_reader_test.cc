@@ -1,6 +1,7 @@
 // PgEventReader (driftwatch events --db postgresql://...) on a real PostgreSQL
 // (pg_store_test.sh): the store's rows written here as the ingest writes them, read back
-// with every filter. Leaves the database dw_reader for pg_store_test.sh's CLI check.
+// with every filter. Leaves the databases dw_reader and dw_status for pg_store_test.sh's CLI
+// checks.
 #include "lib/store/pg_event_reader.h"
 
 #include <gtest/gtest.h>
@@ -29,7 +30,7 @@ class PgEventReaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_FALSE(PgBaseUri().empty()) << "DW_PG_URI is not set: run tests/integration/pg_store_test.sh";
-    uri_ = FreshPgDatabase("dw_reader");
+    uri_ = FreshPgDatabase(db_name_);
     ASSERT_FALSE(uri_.empty());
     auto c = PgConn::Connect(uri_);
     ASSERT_TRUE(c.has_value());
@@ -81,6 +82,7 @@ class PgEventReaderTest : public ::testing::Test {
     return out;
   }
   static constexpr int64_t kT0 = 1764979200'000'000'000;
+  std::string db_name_ = "dw_reader";
   std::string uri_;
   std::unique_ptr<PgConn> c_;
 };
@@ -215,6 +217,71 @@ TEST_F(PgEventReaderTest, ScannerReadsOneNodeByIds) {
   EXPECT_EQ(*s->Cursor("n2"), 0);
   EXPECT_EQ(*s->Head("n1"), 2);
   EXPECT_EQ(*s->Head("n3"), 0);
+}
+
+// `driftwatch status --db postgresql://`: in a database of its own (dw_status), left for
+// pg_store_test.sh's CLI check (live leases and heartbeats last an hour: the tests after
+// this one take minutes under the sanitizers).
+class PgStoreStatusTest : public PgEventReaderTest {
+ protected:
+  PgStoreStatusTest() { db_name_ = "dw_status"; }
+};
+
+// Per node: the nodes row, its gaps, head minus cursor, its lease's owner and whether the
+// lease ran out by the server's clock; the collectors whose heartbeat has not.
+TEST_F(PgStoreStatusTest, NodesLagOwnersAndLiveCollectors) {
+  const std::string now = kPgServerNowNs;
+  ASSERT_TRUE(c_->Run("status rows", R"sql(
+    INSERT INTO nodes VALUES
+      ('n1', 2, 1764979200000000000, 7, 1, 'boot-1', 111, '0.9.0', '6.1.0', 'owner', 'fid', 0, '10.0.0.1:5000'),
+      ('n2', 0, 1764979100000000000, 1, 0, 'boot-2', 222, '0.9.0', '6.1.0', 'observer', 'fid', 0, '10.0.0.2:5000'),
+      ('n3', 1, 1764979000000000000, 0, 0, 'boot-3', 333, '0.9.0', '6.1.0', 'owner', 'fid', 0, '10.0.0.3:5000');
+    INSERT INTO node_heads(node, last_id) VALUES ('n1', 7), ('n2', 1);
+    INSERT INTO detect_cursors(node, id, updated_ns) VALUES ('n1', 2, 0);
+    INSERT INTO gaps(node, run_id, from_seq, to_seq, after_id, stored_ns)
+      VALUES ('n1', 1, 5, 7, 2, 0), ('n1', 1, 9, 9, 3, 0)
+  )sql"));
+  ASSERT_TRUE(c_->Run("leases and collectors",
+                      "INSERT INTO detect_leases(node, owner, expires_ns, epoch) VALUES "
+                      "('n1', 'collector-a', " + now + " + 3600000000000, 1), "
+                      "('n2', 'collector-b', " + now + " - 1000000000, 3); "
+                      "INSERT INTO collectors(owner, expires_ns) VALUES "
+                      "('collector-a', " + now + " + 3600000000000), "
+                      "('collector-b', " + now + " - 1000000000), "
+                      "('collector-c', " + now + " + 3600000000000)"));
+  auto q = OpenEventQueries(uri_);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  auto st = (*q)->Status();
+  ASSERT_TRUE(st.has_value()) << st.error().message();
+  EXPECT_EQ(st->schema_version, static_cast<int>(PgStoreMigrations().size()));
+  EXPECT_EQ(st->live_collectors, (std::vector<std::string>{"collector-a", "collector-c"}));
+  ASSERT_EQ(st->nodes.size(), 3u);
+  const StoredNodeStatus& n1 = st->nodes[0];
+  EXPECT_EQ(n1.state.node, "n1");
+  EXPECT_EQ(n1.state.connected_streams, 2u);
+  EXPECT_EQ(n1.state.last_seen_ns, 1764979200000000000);
+  EXPECT_EQ(n1.state.events_stored, 7u);
+  EXPECT_EQ(n1.state.events_missing, 4u);  // 5..7 and 9
+  EXPECT_EQ(n1.state.hello.peer, "10.0.0.1:5000");
+  EXPECT_EQ(n1.detect_lag, 5);             // ids 3..7
+  EXPECT_FALSE(n1.detect_lag_at_least);
+  EXPECT_EQ(n1.lease_owner, "collector-a");
+  EXPECT_FALSE(n1.lease_expired);
+  const StoredNodeStatus& n2 = st->nodes[1];
+  EXPECT_EQ(n2.state.node, "n2");
+  EXPECT_EQ(n2.state.events_missing, 0u);
+  EXPECT_EQ(n2.detect_lag, 1);  // no cursor yet: all of its events
+  EXPECT_EQ(n2.lease_owner, "collector-b");
+  EXPECT_TRUE(n2.lease_expired);
+  const StoredNodeStatus& n3 = st->nodes[2];
+  EXPECT_EQ(n3.state.node, "n3");
+  EXPECT_EQ(n3.detect_lag, 0);  // no events
+  EXPECT_EQ(n3.lease_owner, "");
+  EXPECT_FALSE(n3.lease_expired);
+  // The reader's connection serves the next query (the status read's transaction ended).
+  auto count = (*q)->CountEvents();
+  ASSERT_TRUE(count.has_value()) << count.error().message();
+  EXPECT_EQ(*count, 3u);
 }
 
 }  // namespace

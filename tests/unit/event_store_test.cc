@@ -632,6 +632,59 @@ TEST_F(EventStoreTest, GapsAreRecordedWithTheEventAfterThem) {
   EXPECT_EQ(seqs.front(), 21u);
 }
 
+// `driftwatch status --db FILE`: per node what the nodes row says, the gaps, and the events
+// above the node's cursor or the global floor, whichever is higher.
+TEST_F(EventStoreTest, StatusCountsEachNodesEventsAboveItsCursor) {
+  auto s = Open();
+  Submit(s.get(), "node-a", Range(1, 10));   // rowids 1..10
+  Submit(s.get(), "node-b", Range(1, 5));    // 11..15
+  Submit(s.get(), "node-a", Range(21, 25));  // 16..20, after a gap of 10
+  Submit(s.get(), "node-c", Range(1, 3));    // 21..23
+  s->Flush();
+  s.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  // Detection finished with everything up to 12, node-a up to 8 (below the floor), node-b
+  // up to 14; node-c has no cursor of its own.
+  ASSERT_EQ(sqlite3_exec(db,
+                         "INSERT INTO detect_cursors(node, rowid, updated_ns) VALUES "
+                         "('', 12, 0), ('node-a', 8, 0), ('node-b', 14, 0)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  auto r = Reader();
+  auto st = r->Status();
+  ASSERT_TRUE(st.has_value()) << st.error();
+  EXPECT_EQ(st->schema_version, 3);
+  EXPECT_TRUE(st->live_collectors.empty());
+  ASSERT_EQ(st->nodes.size(), 3u);
+  std::vector<std::tuple<std::string, uint64_t, uint64_t, int64_t, bool>> got;
+  for (const StoredNodeStatus& n : st->nodes) {
+    got.emplace_back(n.state.node, n.state.events_stored, n.state.events_missing, n.detect_lag,
+                     n.detect_lag_at_least);
+    EXPECT_EQ(n.lease_owner, "");
+    EXPECT_GT(n.state.last_seen_ns, 0);
+  }
+  EXPECT_EQ(got, (decltype(got){{"node-a", 15, 10, 5, false},
+                                {"node-b", 5, 0, 1, false},
+                                {"node-c", 3, 0, 3, false}}));
+  // Bounded: only the newest 4 rows (20..23) are read; counts of nodes whose cursor is below
+  // them are lower bounds.
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO detect_cursors(node, rowid, updated_ns) VALUES ('node-c', 21, 0)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  r->set_max_lag_scan(4);
+  st = r->Status();
+  ASSERT_TRUE(st.has_value()) << st.error();
+  got.clear();
+  for (const StoredNodeStatus& n : st->nodes)
+    got.emplace_back(n.state.node, n.state.events_stored, n.state.events_missing, n.detect_lag,
+                     n.detect_lag_at_least);
+  EXPECT_EQ(got, (decltype(got){{"node-a", 15, 10, 1, true},
+                                {"node-b", 5, 0, 0, true},
+                                {"node-c", 3, 0, 2, false}}));
+  sqlite3_close(db);
+}
+
 TEST_F(EventStoreTest, RetentionKeepsWhatDetectionHasNotEvaluated) {
   StoreOptions o;
   o.retention_max_events = 10;
