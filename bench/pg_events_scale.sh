@@ -15,12 +15,16 @@
 #   node-window     a node's events in a 10-minute window (driftwatch events --node --since --until)
 #   container-day   how many events a container had in a day
 # and retention: dropping the oldest day's partition, against DELETE of a 1/24 of a day's
-# rows (the SQLite store's way), scaled to a day.
+# rows (the SQLite store's way), scaled to a day. Then, unless ALERT_ROWS=0, the alerts on the
+# same server and database: bench/pg_alerts_scale.sh (ALERT_ROWS generated alerts, the CLI's
+# `driftwatch alerts` filters timed; its own table and {"bench": "pg_alerts_scale", ...} line).
 #
 # Usage (root):  bench/pg_events_scale.sh [BUILD_DIR]
 #   env: ROWS=100000000 DAYS=10 NODES=100 CONTAINERS=10000 RUNS=20 PGDIR_BASE=/var/tmp
-#   Disk: about 0.45 KB per row (table and indexes): 45 GB for 100M. Minutes: about one per
-#   6M rows here (100M: 12 minutes, 42 GB). The cluster directory is removed at the end.
+#        ALERT_ROWS=10000000 (0: no alerts part)
+#   Disk: about 0.45 KB per row (table and indexes): 45 GB for 100M; and 2.3 KB per alert.
+#   Minutes: about one per 6M rows here (100M: 12 minutes, 42 GB), and the alerts part's
+#   (pg_alerts_scale.sh). The cluster directory is removed at the end.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
@@ -30,6 +34,7 @@ DAYS=${DAYS:-10}
 NODES=${NODES:-100}
 CONTAINERS=${CONTAINERS:-10000}
 RUNS=${RUNS:-20}
+ALERT_ROWS=${ALERT_ROWS:-10000000}
 source "$REPO/tests/integration/harness.sh"
 source "$REPO/tests/integration/pg_env.sh"
 [[ $EUID -eq 0 ]] || die "must run as root (the server runs as the postgres user)"
@@ -39,7 +44,7 @@ dw_harness dw-pg-scale
 # A directory of its own under PGDIR_BASE, removed at the end (never a path given as is).
 PGDIR=$(mktemp -d "${PGDIR_BASE:-/var/tmp}/dw-pg-scale.XXXXXX")
 dw_at_exit rm -rf --one-file-system "$PGDIR"
-need_kb=$((ROWS * 45 / 100))
+need_kb=$((ROWS * 45 / 100 + ALERT_ROWS * 23 / 10))
 free_kb=$(df -k --output=avail "$PGDIR" | tail -1)
 ((free_kb > need_kb)) || die "needs about $((need_kb >> 20)) GiB free under $PGDIR, has $((free_kb >> 20))"
 
@@ -138,3 +143,10 @@ for name in detect-scan container-last fleet-last node-window container-day; do
 done
 echo "  retention: DROP of a day's partition ($per_day rows) $drop_s s; DELETE of an hour of a day $delete_s s (x24 for a day: $(awk -v s="$delete_s" 'BEGIN { printf "%.0f", s * 24 }') s)"
 echo "{\"bench\": \"pg_events_scale\", \"rows\": $ROWS, \"days\": $DAYS, \"load_s\": $load_s, \"table_mib\": $table_mb, \"index_mib\": $index_mb, \"queries\": {$json_q}, \"drop_day_s\": $drop_s, \"delete_hour_s\": $delete_s}"
+
+# The alerts, on this server and database (the events stay: one store, as in production).
+if ((ALERT_ROWS > 0)); then
+    echo
+    DW_PG_REUSE=1 ALERT_ROWS=$ALERT_ROWS DAYS=$DAYS NODES=$NODES CONTAINERS=$CONTAINERS RUNS=$RUNS \
+        bash "$HERE/pg_alerts_scale.sh" "$BUILD" || die "pg_alerts_scale.sh failed"
+fi

@@ -461,6 +461,20 @@ void Detection::Notify(StoreCommit commit) {
   Notify(commit.head);
 }
 
+void Detection::NotifyNodes(const std::vector<std::string>& nodes) {
+  bool fresh = false;
+  {
+    MutexLock lk(mu_);
+    for (const std::string& n : nodes) {
+      // Bounded: a fleet's node names; past the bound new nodes wait for the next tick.
+      if (seen_nodes_.size() < 100000 && seen_nodes_.insert(n).second) fresh = true;
+    }
+    if (fresh) new_nodes_ = true;
+  }
+  if (fresh) lease_cv_.NotifyAll();
+  Notify(0);
+}
+
 int64_t Detection::lag() const {
   if (pg_) {
     int64_t sum = 0;
@@ -1686,6 +1700,12 @@ void Detection::RunLeases() {
                             "FROM up",
                         {me, ttl_ns});
     if (!live) return std::unexpected(live.error());
+    // Collectors named by HOST:PID leave a row per run: those dead for a day go.
+    if (auto gone = c->Exec("forget collectors dead for a day",
+                            "DELETE FROM collectors WHERE expires_ns < " + now +
+                                " - 86400000000000");
+        !gone)
+      return std::unexpected(gone.error());
     const int64_t collectors = std::max<int64_t>(1, PgGetInt(live->get(), 0, 0));
     const int64_t nodes = PgGetInt(live->get(), 0, 1);
     std::vector<Lease> back;
@@ -1765,7 +1785,9 @@ void Detection::RunLeases() {
       failing = false;
     }
     MutexLock lk(mu_);
-    lease_cv_.WaitFor(lk, tick, [&]() DW_REQUIRES(mu_) { return stop_leases_.load(); });
+    lease_cv_.WaitFor(lk, tick,
+                      [&]() DW_REQUIRES(mu_) { return stop_leases_.load() || new_nodes_; });
+    new_nodes_ = false;
   }
   // Stopped: the shards made their last commits; every lease is given back at once, so the
   // other collectors need not wait for them to expire.

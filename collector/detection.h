@@ -236,6 +236,10 @@ class Detection {
   // The store committed rows up to `head` (does not block). PostgreSQL: the shards look at
   // their nodes' heads now (`head` is not used).
   void Notify(int64_t head);
+  // PostgreSQL: this collector committed events of these nodes (does not block): the shards
+  // look at their heads now, and a node not seen before has its lease looked for now
+  // rather than at the lease thread's next tick.
+  void NotifyNodes(const std::vector<std::string>& nodes);
   // The store committed these batches (EventStore's on_commit; does not block).
   void Notify(StoreCommit commit);
   // Backpressure: true when ingest may ack now; otherwise `release` runs once the lag fell
@@ -368,6 +372,8 @@ class Detection {
   std::atomic<bool> stop_leases_{false};  // set once the shards stopped (their last commits)
   // Leases the shards gave back, for the lease thread to release in the store.
   std::vector<Lease> released_ DW_GUARDED_BY(mu_);
+  std::set<std::string> seen_nodes_ DW_GUARDED_BY(mu_);  // NotifyNodes: committed here before
+  bool new_nodes_ DW_GUARDED_BY(mu_) = false;             // some not seen before: a lease tick
   CondVar lease_cv_;  // the lease thread waits
 
   // Destruction: shards (their threads) stop before the outputs they emit to go.

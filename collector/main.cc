@@ -268,9 +268,10 @@ int main(int argc, char** argv) {
                  "2/3 of it")
       ->capture_default_str();
   app.add_option("--enroll-records", na.records,
-                 "file of the names enrolled and their newest certificate (a bootstrap "
-                 "certificate cannot enroll an enrolled name again); default: --db with "
-                 "`.enrollments` appended");
+                 "SQLite --db only: file of the names enrolled and their newest certificate (a "
+                 "bootstrap certificate cannot enroll an enrolled name again); default: --db "
+                 "with `.enrollments` appended. With a postgresql:// --db the records are its "
+                 "enrollments table, one per name for every collector");
   std::string metrics_address = "127.0.0.1:9465";
   app.add_option("--metrics-address", metrics_address,
                  "HOST:PORT serving /metrics (Prometheus), /healthz and /status; empty: off")
@@ -370,7 +371,18 @@ int main(int argc, char** argv) {
   } else {
     return 1;
   }
-  if (na.records.empty()) na.records = db + ".enrollments";
+  if (driftwatch::IsPgUri(db)) {
+    // One record per name for every collector sharing the store, or a name enrolled at one
+    // collector could be enrolled again with the bootstrap certificate at another.
+    if (app.count("--enroll-records"))
+      return Fail("--enroll-records is for a SQLite --db: with a postgresql:// --db the "
+                  "enrollment records are the database's enrollments table, shared by every "
+                  "collector");
+    na.records_db = db;
+    na.records_by = ao.lease_owner;
+  } else if (na.records.empty()) {
+    na.records = db + ".enrollments";
+  }
   if (!tls && (!na.deny_list.empty() || !na.ca_cert.empty() || !na.allow_list.empty()))
     return Fail("--deny-list and --enroll-* need mTLS (no certificates with --insecure)");
   std::unique_ptr<driftwatch::NodeAuthority> authority;
@@ -385,7 +397,9 @@ int main(int argc, char** argv) {
       LogInfo("enrollment: node certificates signed by %s for %s, allow list %s, records %s\n",
               na.ca_cert.c_str(), enroll_validity.c_str(),
               na.allow_list.empty() ? "(none: renewals only)" : na.allow_list.c_str(),
-              na.records.c_str());
+              na.records_db.empty()
+                  ? na.records.c_str()
+                  : (driftwatch::RedactPgUri(na.records_db) + " (enrollments table)").c_str());
     if (!na.deny_list.empty())
       LogInfo("deny list %s: %zu entries\n", na.deny_list.c_str(), authority->deny_entries());
   }
@@ -446,8 +460,12 @@ int main(int argc, char** argv) {
     po.commit_interval = std::chrono::milliseconds(commit_interval_ms);
     po.commit_max_events = so.commit_max_events;
     po.retention_age = std::chrono::hours(retention_hours);
-    po.on_commit = [&detection](driftwatch::PgStoreCommit) {
-      if (auto* d = detection.load()) d->Notify(0);
+    po.on_commit = [&detection](driftwatch::PgStoreCommit commit) {
+      auto* d = detection.load();
+      if (!d) return;
+      std::vector<std::string> nodes;
+      for (const auto& [node, ids] : commit.heads) nodes.push_back(node);
+      d->NotifyNodes(nodes);
     };
     auto pg = driftwatch::PgEventStore::Open(po);
     if (!pg) return Fail(pg.error().message());

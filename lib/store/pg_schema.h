@@ -19,6 +19,8 @@
 //  - text is UTF-8 without NUL: other bytes of an alert's fields are stored as U+FFFD (PgTextOf).
 //  - detect_cursors (migration 1) has a cursor per node, not SQLite's global floor under "".
 //  - collectors(owner, expires_ns): each live collector's heartbeat, for the lease balancer.
+// Migration 3: enrollments, the newest node certificate per name (collector/enrollment.h),
+// SQLite deployments' --enroll-records file as a table the collectors share.
 #pragma once
 
 #include <cstdint>

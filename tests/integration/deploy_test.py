@@ -327,11 +327,8 @@ for what, tmpl, replicas, c, env, args, conf in collectors:
     for v in tmpl["spec"].get("volumes", []):
         if "persistentVolumeClaim" in v:
             fail(f"{what}: volume {v['name']} is a PVC: no database on disk with PostgreSQL")
-    enroll = conf.get("enroll-records") or next((a.split("=", 1)[1] for a in args if a.startswith("--enroll-records=")), None)
-    if conf.get("enroll-ca-cert") and not enroll:
-        fail(f"{what}: enrollment without enroll-records (its default, --db + .enrollments, is no file for a URI)")
-    if enroll and not any(enroll.startswith(p.rstrip("/") + "/") for p in mounts.values()):
-        fail(f"{what}: enroll-records {enroll} on the read-only root")
+    if conf.get("enroll-records") or any(a.startswith("--enroll-records") for a in args):
+        fail(f"{what}: enroll-records on PostgreSQL (the records are in the database; refused)")
     labels = tmpl["metadata"]["labels"]
     selects = lambda sel: sel and all(labels.get(k) == v for k, v in sel.items())
     if not any(svc["spec"].get("clusterIP") == "None" and selects(svc["spec"]["selector"])
