@@ -697,10 +697,22 @@ Result<uint64_t> PgEventStore::EnforceRetention(int64_t now_ns) {
          &bound},
         {"DELETE FROM container_ids WHERE updated_ns < $1", &bound},
         {"DELETE FROM gaps WHERE stored_ns < $1", &cut},
+        // Alerts age out as on SQLite: stored before the cutoff (the collectors' clock), their
+        // outbox rows and counted repeats with them (a summary is delivered as -id).
+        {"DELETE FROM alerts WHERE stored_ns < $1", &cut},
+        {"DELETE FROM deliveries d WHERE NOT EXISTS (SELECT 1 FROM alerts a WHERE a.id = "
+         "abs(d.alert_id))",
+         nullptr},
+        {"DELETE FROM alert_repeats r WHERE NOT EXISTS (SELECT 1 FROM alerts a WHERE a.id = "
+         "r.alert_id)",
+         nullptr},
+        {"DELETE FROM inventories WHERE taken_ns < $1", &cut},
+        {"DELETE FROM allowed_drift WHERE last_ns < $1", &cut},
     };
     for (const auto& [sql, v] : steps) {
-      const PgParam p[] = {{*v}};
-      auto r = c->ExecParams(std::string("retention: ") + sql, sql, p);
+      const PgParam p[] = {{v ? std::string_view(*v) : std::string_view()}};
+      auto r = c->ExecParams(std::string("retention: ") + sql, sql,
+                             std::span<const PgParam>(p, v ? 1 : 0));
       if (!r) return std::unexpected(r.error());
       deleted += std::strtoull(PQcmdTuples(r->get()), nullptr, 10);
     }

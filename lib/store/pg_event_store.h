@@ -36,7 +36,9 @@
 // Retention (age only; the SQLite store's count bound and detection floor are not here yet):
 // partitions that end before now - retention_age are dropped whole; runs and container keys
 // not written since the start of the oldest day still kept, and gaps older than the cutoff,
-// are deleted (what the SQLite store does, with the partition day as "the oldest event").
+// are deleted (what the SQLite store does, with the partition day as "the oldest event");
+// so are alerts stored before the cutoff (with their outbox rows and repeats), inventories
+// taken and allowed-drift rows last counted before it, as on SQLite.
 //
 // Time: stored_ns is the store clock of the SQLite store (the wall clock slewed to never run
 // backwards, and forward at most twice as fast as real time): a jump of the wall clock by a

@@ -177,17 +177,21 @@ CREATE TABLE enrollments(
 
 // Migration 4: `driftwatch alerts --pod` and `--priority` by index. Without them the planner
 // walked alerts_time backwards filtering every row: 0.96 s for a pod's newest 100 of 10M
-// alerts (bench/pg_alerts_scale.sh), the whole table for a pod with none.
+// alerts (bench/pg_alerts_scale.sh), the whole table for a pod with none. Retention ages
+// alerts out by stored_ns (the collector's clock, not the node's event time: a node's clock
+// can lie) and inventories by taken_ns.
 constexpr const char* kAlertFilterIndexes = R"sql(
 CREATE INDEX alerts_pod_time ON alerts (pod_name, time_ns);
-CREATE INDEX alerts_priority_time ON alerts (priority, time_ns)
+CREATE INDEX alerts_priority_time ON alerts (priority, time_ns);
+CREATE INDEX alerts_stored ON alerts (stored_ns);
+CREATE INDEX inventories_taken ON inventories (taken_ns)
 )sql";
 
 const PgMigration kMigrations[] = {
     {1, "ingest tables", kIngestTables},
     {2, "alert tables", kAlertTables},
     {3, "enrollment records", kEnrollmentTable},
-    {4, "alert filter indexes", kAlertFilterIndexes},
+    {4, "alert filter and retention indexes", kAlertFilterIndexes},
 };
 
 std::string DayName(int64_t day_start_ns) {

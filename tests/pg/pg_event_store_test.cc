@@ -294,17 +294,46 @@ TEST_F(PgStoreTest, RetentionDropsOldDays) {
   auto s2 = Open(uri, opt);
   ASSERT_NE(s2, nullptr);
   EXPECT_EQ(SubmitWait(s2.get(), Batch("new", Range(1, 5, "b", 1))).stored, 5u);
-  auto deleted = s2->EnforceRetention(s2->StoreNowNs());
-  ASSERT_TRUE(deleted.has_value()) << deleted.error();
+  // Detection's rows, one stored ten days ago and one now each (an alert with its outbox
+  // rows, its summary's and a counted repeat). The old alert's event time is recent: alerts
+  // age by when the collector stored them, not by a node's clock.
   auto c = PgConn::Connect(uri);
   ASSERT_TRUE(c.has_value());
+  const int64_t now = NowNs(), old = now - 10 * day;
+  for (const auto& [name, stored] : {std::pair{"old", old}, std::pair{"new", now}}) {
+    const std::string n = name, t = std::to_string(stored);
+    ASSERT_TRUE((*c)->Run("detection rows",
+        "INSERT INTO alerts(time_ns, stored_ns, node, container_id, container_name, pod_name, "
+        "pod_namespace, rule, priority, event_key, message, json, first_ns, last_ns) VALUES (" +
+        std::to_string(now) + ", " + t + ", '" + n + "', 'c', '', '', '', 'r', 4, 'k-" + n +
+        "', 'm', '{}', 0, 0);"
+        "INSERT INTO deliveries SELECT id, 'stdout' FROM alerts WHERE node = '" + n + "';"
+        "INSERT INTO deliveries SELECT -id, 'stdout' FROM alerts WHERE node = '" + n + "';"
+        "INSERT INTO alert_repeats SELECT 'k2-" + n + "', 'r', id FROM alerts WHERE node = '" + n + "';"
+        "INSERT INTO inventories(taken_ns, node, container_id, container_name, pod_name, "
+        "pod_namespace, rules, error, entries, reply) VALUES (" + t + ", '" + n +
+        "', 'c', '', '', '', 'r', '', 0, '');"
+        "INSERT INTO allowed_drift(day, node, pod_namespace, workload, container_name, image, "
+        "rule, allowed_by, subject, count, first_ns, last_ns, container_id, pod_name, message) "
+        "VALUES ('d', '" + n + "', '', '', '', '', 'r', 'p', 's', 1, " + t + ", " + t +
+        ", 'c', '', '')").has_value());
+  }
+  auto deleted = s2->EnforceRetention(s2->StoreNowNs());
+  ASSERT_TRUE(deleted.has_value()) << deleted.error();
+  for (const std::string table : {"alerts", "inventories", "allowed_drift"}) {
+    EXPECT_EQ(One(c->get(), "SELECT count(*) FROM " + table + " WHERE node = 'old'"), 0) << table;
+    EXPECT_EQ(One(c->get(), "SELECT count(*) FROM " + table + " WHERE node = 'new'"), 1) << table;
+  }
   EXPECT_EQ(One(c->get(), "SELECT count(*) FROM events"), 5);
   EXPECT_EQ(One(c->get(), "SELECT count(*) FROM events WHERE node = 'new'"), 5);
   EXPECT_EQ(One(c->get(), "SELECT count(*) FROM runs WHERE node = 'old'"), 0);
   EXPECT_EQ(One(c->get(), "SELECT count(*) FROM container_ids WHERE node = 'old'"), 0);
   EXPECT_EQ(One(c->get(), "SELECT count(*) FROM runs WHERE node = 'new'"), 1);
-  // The two old partitions (that day and the next) and the old run and container key.
-  EXPECT_EQ(*deleted, 4u);
+  // The two old partitions (that day and the next), the old run and container key, and the
+  // old alert, its two outbox rows, its repeat, inventory and allowed-drift row.
+  EXPECT_EQ(*deleted, 10u);
+  EXPECT_EQ(One(c->get(), "SELECT count(*) FROM deliveries"), 2);
+  EXPECT_EQ(One(c->get(), "SELECT count(*) FROM alert_repeats"), 1);
   // A node's ids never restart, whatever retention removed.
   EXPECT_EQ(SubmitWait(s2.get(), Batch("old", Range(6, 6, "b", 1))).stored, 1u);
   EXPECT_EQ(One(c->get(), "SELECT id FROM events WHERE node = 'old'"), 6);
