@@ -10,6 +10,7 @@
 #include "lib/base/atomic_file.h"
 #include "lib/base/log.h"
 #include "lib/daemon/node_name.h"
+#include "lib/store/pg_conn.h"
 #include "lib/store/pg_schema.h"
 
 namespace driftwatch {
@@ -45,6 +46,9 @@ EnrollRefusal Internal(std::string message) {
 }
 
 }  // namespace
+
+NodeAuthority::NodeAuthority(NodeAuthorityOptions opt) : opt_(std::move(opt)) {}
+NodeAuthority::~NodeAuthority() = default;
 
 Result<std::unique_ptr<NodeAuthority>> NodeAuthority::Open(const NodeAuthorityOptions& opt) {
   std::unique_ptr<NodeAuthority> a(new NodeAuthority(opt));

@@ -42,9 +42,10 @@
 #include "lib/base/mutex.h"
 #include "lib/base/result.h"
 #include "lib/daemon/node_identity.h"
-#include "lib/store/pg_conn.h"
 
 namespace driftwatch {
+
+class PgConn;  // lib/store/pg_conn.h: this header is read without libpq's
 
 struct NodeAuthorityOptions {
   std::string deny_list;         // file; "" for none
@@ -80,6 +81,7 @@ struct NodeAuthorityCounters {
 class NodeAuthority {
  public:
   static Result<std::unique_ptr<NodeAuthority>> Open(const NodeAuthorityOptions& opt);
+  ~NodeAuthority();  // out of line: PgConn is incomplete here
 
   bool enrollment_enabled() const { return ca_ != nullptr; }
   // Reads the deny and allow lists again; on error those in force stay. OK: a summary.
@@ -106,7 +108,7 @@ class NodeAuthority {
     int64_t not_after_s = 0;
   };
 
-  explicit NodeAuthority(NodeAuthorityOptions opt) : opt_(std::move(opt)) {}
+  explicit NodeAuthority(NodeAuthorityOptions opt);
   Result<void> LoadLists() DW_REQUIRES(mu_);
   Result<void> WriteRecords() DW_REQUIRES(mu_);
   EnrollRefusal Refuse(EnrollRefusal r) DW_REQUIRES(mu_);
