@@ -1203,6 +1203,10 @@ void Detection::RunShard(Shard* s) {
   // A node leased: its cursor, its containers' latest info, then `warmup` of its events
   // before the cursor (at most warmup_max_events) replayed without alerting, its loss totals
   // and open aggregates. False when the store could not be read.
+  // The loss totals and open aggregates of every node, read once for the nodes taken in one
+  // round (a collector coming up takes its whole share at once).
+  std::optional<std::map<std::string, std::string>> all_losses;
+  std::optional<std::vector<DetectionStore::OpenAggregate>> all_aggregates;
   auto take_node = [&](const Lease& l) -> Result<> {
     auto have = s->pg_nodes.find(l.node);
     if (have != s->pg_nodes.end() && have->second.lease.epoch == l.epoch) return {};
@@ -1258,15 +1262,21 @@ void Detection::RunShard(Shard* s) {
         after = last;
       }
     }
-    auto losses = s->store->NodeLosses();
-    if (!losses) return std::unexpected(losses.error());
-    if (auto it = losses->find(l.node); it != losses->end()) {
+    if (!all_losses) {
+      auto losses = s->store->NodeLosses();
+      if (!losses) return std::unexpected(losses.error());
+      all_losses = std::move(*losses);
+    }
+    if (auto it = all_losses->find(l.node); it != all_losses->end()) {
       v1::Hello known;
       if (known.ParseFromString(it->second)) s->lifetime[l.node] = known;
     }
-    auto aggs = s->store->OpenAggregates();
-    if (!aggs) return std::unexpected(aggs.error());
-    for (const DetectionStore::OpenAggregate& a : *aggs)
+    if (!all_aggregates) {
+      auto aggs = s->store->OpenAggregates();
+      if (!aggs) return std::unexpected(aggs.error());
+      all_aggregates = std::move(*aggs);
+    }
+    for (const DetectionStore::OpenAggregate& a : *all_aggregates)
       if (a.node == l.node) s->open_aggregates.emplace(a.open_until_ns, a.id);
     counters_.warmup_events += warmed;
     LogInfo("detection: node %s taken (lease epoch %lld), from event %lld, %llu events of "
@@ -1325,6 +1335,8 @@ void Detection::RunShard(Shard* s) {
       s->woken = false;
     }
     if (stop_) break;
+    all_losses.reset();
+    all_aggregates.reset();
     for (const LeaseChange& ch : changes) {
       if (ch.kind != LeaseChange::kTake) {
         drop_node(ch.lease.node, ch.kind == LeaseChange::kGiveBack);
