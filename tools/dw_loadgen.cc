@@ -35,6 +35,7 @@
 
 #include <google/protobuf/arena.h>
 #include <google/protobuf/unknown_field_set.h>
+#include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
 
 #include "driftwatch/v1/collector.grpc.pb.h"
@@ -703,6 +704,10 @@ int main(int argc, char** argv) {
                              .count();
   }
 
+  // Paired with grpc_shutdown_blocking at the end: gRPC's own shutdown is otherwise
+  // asynchronous, and an exit racing it left TLS objects behind (LeakSanitizer reports in
+  // the sanitizer build, and a report's exit lost the unflushed JSON).
+  grpc_init();
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (fl.insecure) {
     creds = grpc::InsecureChannelCredentials();
@@ -811,5 +816,8 @@ int main(int argc, char** argv) {
   }
   out += "},\"errors\":[" + errors + "]}";
   std::printf("%s\n", out.c_str());
+  std::fflush(stdout);
+  creds.reset();
+  grpc_shutdown_blocking();
   return codes.size() == 1 && codes.count("OK") && acked == sent ? 0 : 1;
 }
