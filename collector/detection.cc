@@ -1303,6 +1303,14 @@ void Detection::RunShard(Shard* s) {
                                  AlertField::Number(static_cast<long long>(n)));
     pending.push_back(std::move(a));
   };
+  // A commit, then the nodes whose leases it found lost are dropped and given back (taken
+  // again, rebuilt from the store, if their leases come back). False: stopping.
+  auto pg_commit = [&] {
+    if (!commit()) return false;
+    for (const Lease& l : pg_lost) drop_node(l.node, true);
+    pg_lost.clear();
+    return true;
+  };
   // The store could not be read: a new connection, a pause.
   auto pg_read_failed = [&](const Error& e) {
     if (!s->failing.exchange(true)) LogWarn("detection: reading events: %s (retrying)\n", e.c_str());
@@ -1359,9 +1367,7 @@ void Detection::RunShard(Shard* s) {
     }
     // Committed before the nodes' rows, so that each node's commit below holds its own.
     if (!pending.empty() || !pg_dirty.empty()) {
-      if (!commit()) break;
-      for (const Lease& l : pg_lost) drop_node(l.node, true);
-      pg_lost.clear();
+      if (!pg_commit()) break;
     }
     std::vector<std::string> names;
     for (const auto& [node, n] : s->pg_nodes) names.push_back(node);
@@ -1437,18 +1443,14 @@ void Detection::RunShard(Shard* s) {
       }
       check_quota(n.detector.get());
       if (!pending.empty() || !allowed.empty() || pg_dirty.contains(node)) {
-        if (!commit()) break;
+        if (!pg_commit()) break;
       }
-      for (const Lease& l : pg_lost) drop_node(l.node, true);
-      pg_lost.clear();
     }
     close_due();
     const bool held_due = !s->held.empty() && s->held.front().until <= Clock::now();
     if (!pending.empty() || !allowed.empty() || !dirty_losses.empty() || !closing.empty() ||
         held_due || !arrived.empty() || !pg_dirty.empty()) {
-      if (!commit()) break;
-      for (const Lease& l : pg_lost) drop_node(l.node, true);
-      pg_lost.clear();
+      if (!pg_commit()) break;
     }
     int64_t lag = 0;
     for (const auto& [node, n] : s->pg_nodes) lag += n.head - n.cursor;
