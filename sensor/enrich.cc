@@ -248,6 +248,17 @@ void Enricher::Enrich(v1::Event* ev) {
   if (upper) x->set_is_exe_upper_layer(*upper);
 }
 
+std::optional<std::string> Enricher::CommOf(pid_t pid, int64_t wall_ns) {
+  if (pid <= 0) return std::nullopt;
+  std::string text;
+  char name[32];
+  std::snprintf(name, sizeof name, "%d/stat", static_cast<int>(pid));
+  if (proc_fd_ < 0 || !ReadSmallFileAt(proc_fd_, name, &text)) return std::nullopt;
+  std::optional<ProcStat> st = ParseProcStat(text);
+  if (!st || !StartedBy(st->start_ticks, WallToBootNs(wall_ns))) return std::nullopt;
+  return std::string(st->comm);
+}
+
 std::optional<bool> Enricher::InUpperLayer(const std::string& container,
                                            const std::string& path) {
   if (IsMemfdExe(path)) return false;  // in no layer at all

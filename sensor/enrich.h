@@ -77,6 +77,10 @@ class Enricher {
   // proc.is_exe_upper_layer on execs in containers. Other events are left alone.
   void Enrich(v1::Event* ev);
 
+  // The comm of `pid` from /proc, if it is still the process it was at `wall_ns` (started
+  // by then): ParentNames' fallback for a parent whose exec it has not seen.
+  std::optional<std::string> CommOf(pid_t pid, int64_t wall_ns);
+
   struct Stats {
     uint64_t by_cgroup = 0, by_parent = 0, by_device = 0, unknown = 0, pid_reused = 0;
     uint64_t state_read = 0;   // execs whose process state was read

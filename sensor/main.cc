@@ -32,6 +32,7 @@
 #include "lib/daemon/node_name.h"
 #include "lib/daemon/systemd_notify.h"
 #include "lib/event/event_view.h"
+#include "lib/event/parent_names.h"
 #include "lib/event/process_tree.h"
 #include "lib/node/drift_inventory.h"
 #include "lib/node/mountinfo.h"
@@ -473,6 +474,9 @@ int Run(const Flags& flags) {
 
   ProcessTree tree;
   Enricher enricher(registry.get());
+  ParentNames parent_names([&enricher](uint32_t pid, int64_t wall_ns) {
+    return enricher.CommOf(static_cast<pid_t>(pid), wall_ns);
+  });
   EnrichCounters enrich_counters;
   enricher.set_environ_max_bytes(flags.environ_max_bytes);
   std::unique_ptr<AuditSource> source;
@@ -560,10 +564,12 @@ int Run(const Flags& flags) {
     source = std::make_unique<AuditSource>(
         nl.get(), sopt,
         [&](v1::Event& ev) {
-          tree.Attribute(&ev);  // parent names; offline-style attribution as a first guess
           if (registry) {
+            parent_names.Name(&ev);
             enricher.Enrich(&ev);
             enrich_counters.Publish(enricher);
+          } else {
+            tree.Attribute(&ev);  // no containers known: attribution from the exec trail
           }
           write_event(ev);
         },
