@@ -108,6 +108,17 @@ const char* SyscallKindName(SyscallKind k) {
   return "other";
 }
 
+void AuditEventBuilder::Reset(uint64_t sec, uint32_t msec, uint64_t serial,
+                              const ArgvCaps& caps) {
+  std::vector<std::string> args = std::move(args_);
+  std::vector<bool> present = std::move(arg_present_);
+  args.clear();
+  present.clear();
+  *this = AuditEventBuilder(sec, msec, serial, caps);
+  args_ = std::move(args);
+  arg_present_ = std::move(present);
+}
+
 void AuditEventBuilder::Add(const AuditRecord& r, Diagnostics* diag) {
   if (ignored()) return;
   switch (r.type) {

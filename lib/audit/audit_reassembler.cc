@@ -60,7 +60,13 @@ void AuditReassembler::Push(const AuditRecord& r) {
           Complete(oldest);
         }
       }
-      it = by_key_.try_emplace(key, r.sec, r.msec, r.serial, options_.argv).first;
+      if (spare_) {
+        spare_.key() = key;
+        spare_.mapped().Reset(r.sec, r.msec, r.serial, options_.argv);
+        it = by_key_.insert(std::move(spare_)).position;
+      } else {
+        it = by_key_.try_emplace(key, r.sec, r.msec, r.serial, options_.argv).first;
+      }
       in_flight_bytes_ += it->second.footprint();
       order_.push_back(key);
     }
@@ -91,7 +97,11 @@ void AuditReassembler::Complete(const Key& key) {
     scratch_ = google::protobuf::Arena::CreateMessage<v1::Event>(&arena_);
   }
   const bool modelled = it->second.Finish(scratch_, diag_);
-  by_key_.erase(it);
+  if (it->second.footprint() <= kSpareBytes) {
+    spare_ = by_key_.extract(it);
+  } else {
+    by_key_.erase(it);
+  }
   if (modelled && KindOf(*scratch_) == Kind::kExec && scratch_->exec().args_capped()) {
     ++stats_.args_capped;
     stats_.args_dropped_bytes += scratch_->exec().args_dropped_bytes();

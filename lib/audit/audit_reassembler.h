@@ -85,6 +85,8 @@ class AuditReassembler {
   size_t in_flight_bytes_ = 0;  // footprints of the events in by_key_
   // Elements keep their address while in the map (last_ points at one).
   std::unordered_map<Key, AuditEventBuilder, KeyHash> by_key_;
+  // The node of the last event completed, reused for the next one (kept only when small).
+  decltype(by_key_)::node_type spare_;
   std::deque<Key> order_;  // arrival order; completed keys are skipped lazily
   // Most records belong to the event of the previous record: remember it.
   Key last_key_{UINT64_MAX, UINT64_MAX};
@@ -93,6 +95,8 @@ class AuditReassembler {
   // a pointer, not a malloc and a free each. The arena is reset once it holds kArenaBytes,
   // which its first block (kept across resets) has room for.
   static constexpr size_t kArenaBytes = 1 << 20;
+  // A spare node is kept only when what it holds is small: a huge argv is let go at once.
+  static constexpr size_t kSpareBytes = 16 << 10;
   std::unique_ptr<char[]> arena_block_;
   google::protobuf::Arena arena_;
   v1::Event* scratch_;

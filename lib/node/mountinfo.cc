@@ -269,25 +269,28 @@ bool IsInUpperLayer(const std::string& upperdir, std::string_view path) {
 
 int OpenParentBeneath(int dir_fd, std::string_view path, bool same_mount, std::string* last) {
   if (dir_fd < 0 || path.empty() || path[0] != '/') return -1;
-  std::vector<std::string_view> comps;
-  size_t pos = 1;
-  while (pos <= path.size()) {
+  // The parent's components joined by '/' (without "." and empty ones), and the last: no
+  // heap for the usual short path (this runs for every exec in a container).
+  std::string parent;
+  std::string_view prev;  // the component before the current one, not yet in `parent`
+  bool any = false;
+  for (size_t pos = 1; pos <= path.size();) {
     size_t next = path.find('/', pos);
     if (next == std::string_view::npos) next = path.size();
     std::string_view c = path.substr(pos, next - pos);
     pos = next + 1;
     if (c.empty() || c == ".") continue;
     if (c == "..") return -1;
-    comps.push_back(c);
+    if (any) {
+      if (!parent.empty()) parent += '/';
+      parent += prev;
+    }
+    prev = c;
+    any = true;
   }
-  if (comps.empty()) return -1;  // "/" itself
-  last->assign(comps.back());
-  if (comps.size() == 1) return dir_fd;
-  std::string parent;
-  for (size_t i = 0; i + 1 < comps.size(); ++i) {
-    if (i) parent += '/';
-    parent += comps[i];
-  }
+  if (!any) return -1;  // "/" itself
+  last->assign(prev);
+  if (parent.empty()) return dir_fd;
   // One walk, no symlink followed (a container's symlink could name any host path, an
   // automounter's included), none of ".." (there is none): as the per-component O_NOFOLLOW
   // walk below, which serves kernels before 5.6.
@@ -298,13 +301,16 @@ int OpenParentBeneath(int dir_fd, std::string_view path, bool same_mount, std::s
   int dir = static_cast<int>(syscall(SYS_openat2, dir_fd, parent.c_str(), &how, sizeof how));
   if (dir >= 0 || errno != ENOSYS) return dir;
   dir = dir_fd;
-  for (size_t i = 0; i + 1 < comps.size(); ++i) {
+  for (size_t pos = 0; pos < parent.size();) {
+    size_t next = parent.find('/', pos);
+    if (next == std::string::npos) next = parent.size();
     // O_NOFOLLOW|O_DIRECTORY: a symlink or non-directory stops the walk.
-    int next = openat(dir, std::string(comps[i]).c_str(),
-                      O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = openat(dir, parent.substr(pos, next - pos).c_str(),
+                    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dir != dir_fd) close(dir);
-    if (next < 0) return -1;
-    dir = next;
+    if (fd < 0) return -1;
+    dir = fd;
+    pos = next + 1;
   }
   return dir;
 }
