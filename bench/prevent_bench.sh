@@ -511,8 +511,8 @@ for i, c in enumerate(counts):
         break
 out = {"answered": n, "buckets": dict(zip(keys, counts)), "p50_us": q(0.5), "p99_us": q(0.99),
        "max_us": mx, "p99_le_100us": (n > 0 and within100 >= 0.99 * n), "p99_bucket": p99_bucket}
-for k in ("allowed", "denied", "outside_layers", "fail_answers", "deadline_answers", "undecided",
-          "errors"):
+for k in ("allowed", "image_mount", "denied", "outside_layers", "fail_answers", "deadline_answers",
+          "undecided", "errors"):
     out[k] = s.get(k, 0)
 print(json.dumps(out))
 PY
@@ -523,8 +523,9 @@ import json, sys
 l = json.loads(sys.argv[1])
 n = l["answered"] or 1
 b = l["buckets"]
-print("sensor-prevent verdicts: %d answered (allowed %d, denied %d, outside layers %d, fail answers %d"
-      " [deadline %d, undecided %d], errors %d)" % (l["answered"], l["allowed"], l["denied"],
+print("sensor-prevent verdicts: %d answered (allowed %d, allowed from an image layer's mount %d, denied %d,"
+      " outside layers %d, fail answers %d [deadline %d, undecided %d], errors %d)" % (
+      l["answered"], l["allowed"], l["image_mount"], l["denied"],
       l["outside_layers"], l["fail_answers"], l["deadline_answers"], l["undecided"], l["errors"]))
 print("  latency, event read -> answer: " + ", ".join(
     "%s %.2f%%" % (k.replace("latency_", ""), 100.0 * v / n) for k, v in b.items()))

@@ -164,6 +164,8 @@ std::vector<CounterReading> ReadCounters(const CounterSources& s) {
     const char* verdicts = "exec permission events answered, by verdict";
     r.push_back({"prevent", "allowed", "", "driftwatch_sensor_prevent_verdicts_total", verdicts,
                  false, "verdict", "allowed", c.allowed});
+    r.push_back({"prevent", "image_mount", "", "driftwatch_sensor_prevent_verdicts_total",
+                 verdicts, false, "verdict", "image_mount", c.image_mount});
     r.push_back({"prevent", "denied", "prevent_denied", "driftwatch_sensor_prevent_verdicts_total",
                  verdicts, false, "verdict", "denied", c.denied});
     r.push_back({"prevent", "would_deny", "prevent_would_deny",

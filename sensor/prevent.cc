@@ -42,6 +42,20 @@ uint64_t NsSince(Clock::time_point t) {
 }
 
 constexpr std::string_view kDeleted = " (deleted)";
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U  // Linux 6.8: a mount id never handed out again
+#endif
+
+// The unique id of the mount `fd` was opened through, for a regular file; 0 when the kernel
+// has none (before 6.8) or the fd is something else.
+uint64_t UniqueMountOf(int fd) {
+  struct statx sx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_TYPE | STATX_MNT_ID_UNIQUE,
+            &sx) != 0)
+    return 0;
+  if (!(sx.stx_mask & STATX_MNT_ID_UNIQUE) || !S_ISREG(sx.stx_mode)) return 0;
+  return sx.stx_mnt_id;
+}
 constexpr decltype(statfs::f_type) kOverlayMagic = 0x794c7630;  // OVERLAYFS_SUPER_MAGIC
 
 }  // namespace
@@ -543,7 +557,7 @@ bool ExecGuard::IsExecOpen(pid_t pid) const {
   return exec;
 }
 
-ExecGuard::Verdict ExecGuard::Decide(pid_t pid, int fd) {
+ExecGuard::Verdict ExecGuard::Decide(pid_t pid, int fd, uint64_t unique_mnt) {
   struct stat st;
   if (pid == self_pid_) return {};
   if (fstat(fd, &st) != 0) return Undecided();
@@ -592,7 +606,14 @@ ExecGuard::Verdict ExecGuard::Decide(pid_t pid, int fd) {
       case LayerLookup::kOther: break;
     }
     for (int lower : layers->lower_fds) {
-      if (LookUpInLayer(lower, path, st) == LayerLookup::kFound) return {};  // the image's
+      if (LookUpInLayer(lower, path, st) == LayerLookup::kFound) {  // the image's
+        // Not the upper layer's mount (the file is in no upper layer: looked up above).
+        if (unique_mnt != 0) {
+          if (image_mounts_.size() >= 4096) image_mounts_.clear();  // a bound: rare
+          image_mounts_.insert(unique_mnt);
+        }
+        return {};
+      }
     }
   }
   // In neither layer under its current name: a file the upper layer's private mount
@@ -728,6 +749,13 @@ void ExecGuard::VerdictLoop() {
         MutexLock lock(mu_);
         busy_since_ = Clock::now();
       }
+      const uint64_t mnt = mount_marks_ ? 0 : UniqueMountOf(md.fd);
+      if (mnt != 0 && image_mounts_.contains(mnt)) {  // an image layer's file: no exec of drift
+        if (Answer(i, true)) ++counters_.image_mount;
+        CountLatency(NsSince(read_at));
+        close(md.fd);
+        continue;
+      }
       if (open_events_ && !IsExecOpen(md.pid)) {
         // An open that is no exec: allowed at once.
         if (Answer(i, true)) ++counters_.not_exec;
@@ -735,7 +763,7 @@ void ExecGuard::VerdictLoop() {
         close(md.fd);
         continue;
       }
-      Verdict v = (md.mask & (FAN_OPEN_EXEC_PERM | FAN_OPEN_PERM)) ? Decide(md.pid, md.fd)
+      Verdict v = (md.mask & (FAN_OPEN_EXEC_PERM | FAN_OPEN_PERM)) ? Decide(md.pid, md.fd, mnt)
                                                                     : Verdict{};
       const bool mine = Answer(i, !v.deny);
       CountLatency(NsSince(read_at));

@@ -46,6 +46,7 @@
 #include <thread>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "driftwatch/v1/collector.pb.h"
@@ -117,6 +118,8 @@ struct PreventOptions {
 struct PreventCounters {
   std::atomic<uint64_t> events{0};          // permission events answered
   std::atomic<uint64_t> allowed{0};         // allowed: host, image layer, outside the layers
+  std::atomic<uint64_t> image_mount{0};     // allowed at once: opened through an image
+                                            // layer's mount that an earlier verdict proved
   std::atomic<uint64_t> not_exec{0};        // FAN_OPEN_PERM events of opens that are no exec
   std::atomic<uint64_t> denied{0};          // denied: drift
   std::atomic<uint64_t> would_deny{0};      // dry run: allowed, reported
@@ -236,7 +239,8 @@ class ExecGuard {
   void VerdictLoop();
   void WatchdogLoop();
   void ReportLoop();
-  Verdict Decide(pid_t pid, int fd);
+  // `unique_mnt`: the unique id of the mount the fd was opened through, 0 when unknown.
+  Verdict Decide(pid_t pid, int fd, uint64_t unique_mnt);
   // Decide's file part for an overlay's file (mount marks).
   Verdict DecideOverlayFile(int fd, const struct stat& st, std::string container_id,
                             const Layers& layers);
@@ -310,6 +314,12 @@ class ExecGuard {
   };
   static HashKey KeyOf(const struct stat& st);
   std::map<HashKey, std::optional<std::string>> hash_cache_;  // verdict thread only
+  // With filesystem marks an overlay opens each file through a private mount of the layer it
+  // is in. Once a verdict has found a file in an image (lower) layer, every later file opened
+  // through the same mount is that layer's: allowed from the mount id alone (one statx, no
+  // cgroup read, no lookups). Keyed by the unique mount id (Linux 6.8), never handed out
+  // again, so a mount that goes cannot leave its verdict to another. Verdict thread only.
+  std::unordered_set<uint64_t> image_mounts_;
 
   Mutex layers_mu_;
   std::unordered_map<std::string, std::shared_ptr<Layers>> layers_ DW_GUARDED_BY(layers_mu_);
