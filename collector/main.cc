@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   int64_t retention_hours = 168;
   uint64_t retention_max_events = 10'000'000;
   int commit_interval_ms = 20;
-  int stream_window_bytes = 1 << 20;
+  int stream_window_bytes = 256 << 10;
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--tls-cert", tls_cert, "server certificate (PEM)");
@@ -116,7 +116,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--stream-window-bytes", stream_window_bytes,
                  "HTTP/2 flow-control window per stream: unread bytes buffered per sensor "
-                 "beyond its in-flight batches")
+                 "beyond its in-flight batches; a stream moves at most this much per round "
+                 "trip (raise it for sensors far away)")
       ->capture_default_str();
   app.add_flag("--sync-full", sync_full,
                "fsync the WAL on every commit (acks survive power loss; slower)");
