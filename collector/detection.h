@@ -134,7 +134,7 @@ struct DetectionOptions {
   size_t shards = 2;                         // detection threads; nodes split among them
   int64_t max_lag_events = 500000;           // beyond it ingest holds its acks
   size_t scan_rows = 4096;                   // rows read per step
-  size_t feed_max_bytes = 32 << 20;          // committed batches queued in memory; 0: none
+  size_t feed_max_bytes = 48 << 20;          // committed batches queued in memory; 0: none
   std::chrono::milliseconds commit_interval{50};  // cursor commits while rows keep coming
   std::chrono::seconds warmup{600};          // correlation history rebuilt at start, per node
   int64_t warmup_max_events = 2'000'000;

@@ -41,7 +41,7 @@ namespace driftwatch {
 struct IngestOptions {
   uint32_t max_batch_events = 10000;
   uint32_t max_in_flight_batches = 4;
-  size_t max_in_flight_bytes = 32 << 20;  // all streams' batches awaiting the store
+  size_t max_in_flight_bytes = 16 << 20;  // all streams' batches awaiting the store
   // What one event may cost the store and detection. A sensor caps exec arguments itself
   // (lib/event/argv_caps.h); one that did not (older, misconfigured or lying) can still send
   // megabytes per event within the message size. An event larger than max_event_bytes is
