@@ -7,6 +7,9 @@
 # both are in the image (lower layer), so every contender lets them run. Contenders, in
 # ROUNDS interleaved rounds of SECONDS each (order rotated per round):
 #   none            no listener                                                (the ceiling)
+#   null-perm       bench/null_perm_listener.c: the same filesystem mark, every exec allowed
+#                   at once (blocking read, write, close; SCHED_FIFO 1): the floor of any
+#                   fanotify permission listener, what holding an exec costs by itself
 #   sensor-prevent  driftwatch-sensor --audit-mode off --prevent drift, marks on the
 #                   containerd root's filesystem, CRI of the private containerd (the product)
 #   sensor-watch    the same sensor without --prevent: the write watcher's own share
@@ -34,7 +37,7 @@
 # /etc/fapolicyd is never read or changed.
 #
 # Usage (root):  bench/prevent_bench.sh [BUILD_DIR]
-#   env: ROUNDS=3 SECONDS=5 CONTENDERS="none sensor-prevent sensor-watch sensor-prevent-open fapolicyd"
+#   env: ROUNDS=3 SECONDS=5 CONTENDERS="none null-perm sensor-prevent sensor-watch sensor-prevent-open fapolicyd"
 #        DW_SENSOR=BUILD/sensor/driftwatch-sensor DW_CRI=BUILD/tools/dw-cri BENCH_UID=4242
 #        SENSOR_ARGS="extra sensor flags"  FAPOLICYD_DEBUG=1 (--debug: every decision logged)
 #
@@ -56,7 +59,7 @@ SENSOR=${DW_SENSOR:-$BUILD/sensor/driftwatch-sensor}
 export DW_CRI=${DW_CRI:-$BUILD/tools/dw-cri}
 BENCH_UID=${BENCH_UID:-4242}
 FAPOLICYD=${FAPOLICYD:-/usr/sbin/fapolicyd}
-read -r -a CONTENDERS <<<"${CONTENDERS:-none sensor-prevent sensor-watch sensor-prevent-open fapolicyd}"
+read -r -a CONTENDERS <<<"${CONTENDERS:-none null-perm sensor-prevent sensor-watch sensor-prevent-open fapolicyd}"
 read -r -a EXTRA_SENSOR_ARGS <<<"${SENSOR_ARGS:-}"
 # The harness (die, note, processes by PID, exit steps) and the private containerd.
 source "$REPO/tests/integration/containerd_env.sh"
@@ -78,7 +81,7 @@ fi
 declare -A SKIP
 for c in "${CONTENDERS[@]}"; do
   case $c in
-  none) ;;
+  none | null-perm) ;;
   sensor-prevent | sensor-watch | sensor-prevent-open) [[ -x $SENSOR ]] || SKIP[$c]="$SENSOR not built" ;;
   fapolicyd)
     if [[ ! -x $FAPOLICYD ]]; then
@@ -157,6 +160,7 @@ EXTRA=$TMP/extra
 mkdir -p "$EXTRA/opt/dwbench" "$EXTRA/etc" "$EXTRA/dwbench"
 gcc -O2 -static -o "$EXTRA/opt/dwbench/spawner" "$HERE/spawner.c"
 gcc -O2 -static -o "$EXTRA/opt/dwbench/noop" "$HERE/noop.c"
+gcc -O2 -Wall -Wextra -o "$TMP/null_perm_listener" "$HERE/null_perm_listener.c"
 chmod 755 "$EXTRA/opt/dwbench"/*
 chmod 1777 "$EXTRA/dwbench" # where the drift check drops its binary
 # The bench user (the image's passwd and group, plus dwbench).
@@ -289,6 +293,14 @@ start_sensor() { # log prevent(0/1/open)
   [[ $2 == 0 ]] || { grep -q "prevent drift (fail" "$log" && grep -q '"prevent":{' "$LOGS/status.json"; }
 }
 
+start_null_perm() { # log
+  "$TMP/null_perm_listener" "$CTD/root" </dev/null >"$1" 2>&1 &
+  LISTENER_PID=$!
+  STARTED+=("$LISTENER_PID:$(start_time "$LISTENER_PID")")
+  guard "$LISTENER_PID" $((RUN_SECONDS + 90))
+  dw_wait --while "$LISTENER_PID" 20 grep -qx marked "$1"
+}
+
 # --- the measurements ------------------------------------------------------------------------
 declare -A RATES CPU TOTAL FAILS ENFORCED NOTES OTHERS
 for c in "${CONTENDERS[@]}"; do
@@ -351,6 +363,12 @@ run_one() { # contender round
       cat "$log" >&2
       stop_listener
       SKIP[$c]="did not start or did not see the container (log above)"
+      return
+    fi ;;
+  null-perm)
+    if ! start_null_perm "$log"; then
+      SKIP[$c]="did not start: $(tail -n 3 "$log" | tr '\n' ' ')"
+      stop_listener
       return
     fi ;;
   fapolicyd)
@@ -545,6 +563,7 @@ else
   echo "sensor-prevent/none = n/a (sensor-prevent: ${SKIP[sensor-prevent]:-no data})"
 fi
 echo "sensor-watch/none = $(pct sensor-watch none)"
+[[ -z ${MED[null-perm]:-} ]] || echo "null-perm/none = $(pct null-perm none) (the floor: a listener that allows at once); sensor-prevent/null-perm = $(pct sensor-prevent null-perm)"
 if [[ -n ${MED[fapolicyd]:-} ]]; then
   echo "fapolicyd/none = $(pct fapolicyd none); sensor-prevent/fapolicyd = $(pct sensor-prevent fapolicyd)"
 else
@@ -583,6 +602,8 @@ out["prevent_over_none_target_ok"] = (out["prevent_over_none"] or 0) >= 0.95
 out["watch_over_none"] = ratio("sensor-watch", "none")
 out["prevent_open_over_none"] = ratio("sensor-prevent-open", "none")
 out["fapolicyd_over_none"] = ratio("fapolicyd", "none")
+out["null_perm_over_none"] = ratio("null-perm", "none")
+out["prevent_over_null_perm"] = ratio("sensor-prevent", "null-perm")
 out["verdict_latency"] = lat
 print(json.dumps(out))
 PY
