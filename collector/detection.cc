@@ -230,11 +230,8 @@ std::expected<std::unique_ptr<Detection>, std::string> Detection::Start(
 
   d->pg_ = IsPgUri(opt.db);
   if (d->pg_) {
-    if (d->opt_.lease_owner.empty()) {
-      char host[256] = {};
-      gethostname(host, sizeof(host) - 1);
-      d->opt_.lease_owner = std::string(host) + ":" + std::to_string(getpid());
-    }
+    if (d->opt_.lease_owner.empty())
+      return std::unexpected("a PostgreSQL store needs this collector's lease owner name");
     if (d->opt_.baselines) {
       // The baselines' tables are SQLite's: on PostgreSQL each collector would learn only
       // its own nodes' share of an image. Said, not hidden.

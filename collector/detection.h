@@ -161,8 +161,9 @@ struct DetectionOptions {
   size_t max_held_alerts = 10000;  // per shard; past it the oldest held goes out at once
   size_t max_held_bytes = 64u << 20;  // per shard, the same (alerts carry long command lines)
   // PostgreSQL (`db` a postgresql:// URI, several collectors): this collector's name in the
-  // node leases (unique per collector; default host:pid), and how long a lease lasts
-  // without renewal, i.e. how soon another collector takes a dead one's nodes over.
+  // node leases (unique per collector; required there: --lease-owner, default host:pid),
+  // and how long a lease lasts without renewal, i.e. how soon another collector takes a
+  // dead one's nodes over.
   std::string lease_owner;
   std::chrono::milliseconds lease_ttl{10000};
   std::chrono::milliseconds pg_poll{50};  // idle nodes' heads read this often

@@ -82,11 +82,9 @@ Result<std::unique_ptr<NodeAuthority>> NodeAuthority::Open(const NodeAuthorityOp
           "enrollment records: " + RedactPgUri(opt.records_db) + " is not a postgresql:// URI"));
   }
   a->by_ = opt.records_by;
-  if (a->by_.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    a->by_ = std::string(host) + ":" + std::to_string(getpid());
-  }
+  if (!opt.records_db.empty() && a->by_.empty())
+    return std::unexpected(Error::InvalidInput(
+        "enrollment records in the database need this collector's name (records_by)"));
   if (a->ca_ && !opt.records_db.empty()) {
     // At the start, so that a collector that cannot reach its records does not start.
     MutexLock db_lock(a->db_mu_);

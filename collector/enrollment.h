@@ -54,7 +54,8 @@ struct NodeAuthorityOptions {
   std::string records;           // file of the names enrolled; "" for none
   std::string records_db;        // postgresql:// URI: the records in its enrollments table
                                  // instead (then `records` must be "")
-  std::string records_by;        // enrollments.enrolled_by: this collector ("" hostname:pid)
+  std::string records_by;        // enrollments.enrolled_by: this collector (required with
+                                 // records_db: the collector's --lease-owner)
   std::string client_ca_bundle;  // --client-ca's text: the CA must be in it
   std::chrono::seconds validity{30 * 24 * 3600};
 };

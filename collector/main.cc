@@ -2,6 +2,7 @@
 // SQLite, and runs them through correlation and the rules into alerts. main() only wires
 // the flags, the store, the server, detection and the metrics endpoint together.
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -328,6 +329,13 @@ int main(int argc, char** argv) {
   if (ao.shards == 0 || ao.max_lag_events <= 0 || warmup_s < 0)
     return Fail("--detect-threads and --detect-max-lag-events must be > 0, --detect-warmup-s >= 0");
   ao.warmup = std::chrono::seconds(warmup_s);
+  // One name for this collector wherever the shared store records it: the node leases, the
+  // migrations it applies, the enrollments it signs.
+  if (ao.lease_owner.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    ao.lease_owner = std::string(host) + ":" + std::to_string(getpid());
+  }
   ao.baselines = baselines == "on";
   // A duration flag: a number and one unit (30s, 10m, 2h, 7d); "0" when `zero_ok`.
   auto duration = [](const char* flag, const std::string& text, const char* examples,
@@ -457,7 +465,7 @@ int main(int argc, char** argv) {
                   "commit is durable as the server is configured");
     driftwatch::PgStoreOptions po;
     po.uri = db;
-    po.name = ao.lease_owner.empty() ? "driftwatch-collector" : ao.lease_owner;
+    po.name = ao.lease_owner;
     po.commit_interval = std::chrono::milliseconds(commit_interval_ms);
     po.commit_max_events = so.commit_max_events;
     po.retention_age = std::chrono::hours(retention_hours);

@@ -119,6 +119,11 @@ TEST_F(EnrollmentTest, RecordsDatabaseRefusals) {
             std::string::npos)
       << both.error().message();
   opt.records = "";
+  auto unnamed = NodeAuthority::Open(opt);  // the collector's name goes into every record
+  ASSERT_FALSE(unnamed);
+  EXPECT_NE(unnamed.error().message().find("need this collector's name"), std::string::npos)
+      << unnamed.error().message();
+  opt.records_by = "collector-a";
   auto unreachable = NodeAuthority::Open(opt);
   ASSERT_FALSE(unreachable);
   EXPECT_EQ(unreachable.error().code(), ErrorCode::kUnavailable);
