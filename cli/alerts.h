@@ -3,10 +3,12 @@
 #include <cstdint>
 #include <string>
 
+#include "lib/store/default_db.h"
+
 namespace driftwatch::cli {
 
 struct AlertsOptions {
-  std::string db = "/var/lib/driftwatch/collector.db";
+  std::string db = kDefaultCollectorDb;
   std::string node;       // exact node name
   std::string container;  // full id or a prefix (the 12-char short id)
   std::string pod;        // pod name or namespace/name

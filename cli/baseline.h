@@ -2,11 +2,13 @@
 
 #include <string>
 
+#include "lib/store/default_db.h"
+
 namespace driftwatch::cli {
 
 struct BaselineOptions {
   std::string action;     // list, show, export, import, reset, enforce
-  std::string db = "/var/lib/driftwatch/collector.db";
+  std::string db = kDefaultCollectorDb;
   std::string image;      // digest, digest prefix, or part of the image; import: override
   std::string container;  // container name; import: override
   std::string file;       // import: the file; export: the output ("" or "-": stdout)

@@ -3,10 +3,12 @@
 #include <cstdint>
 #include <string>
 
+#include "lib/store/default_db.h"
+
 namespace driftwatch::cli {
 
 struct EventsOptions {
-  std::string db = "/var/lib/driftwatch/collector.db";
+  std::string db = kDefaultCollectorDb;
   std::string node;       // exact node name
   std::string container;  // full id or a prefix (the 12-char short id)
   std::string kind;       // exec, chmod, write, container, status

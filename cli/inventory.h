@@ -3,10 +3,12 @@
 #include <cstdint>
 #include <string>
 
+#include "lib/store/default_db.h"
+
 namespace driftwatch::cli {
 
 struct InventoryOptions {
-  std::string db = "/var/lib/driftwatch/collector.db";
+  std::string db = kDefaultCollectorDb;
   std::string node;       // exact node name
   std::string container;  // id or id prefix, NAME, POD/NAME or NAMESPACE/POD/NAME; "" = list
   std::string pod;        // pod name or namespace/name

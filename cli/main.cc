@@ -10,6 +10,7 @@
 #include "cli/rule_tests.h"
 #include "cli/rules.h"
 #include "cli/status.h"
+#include "lib/store/default_db.h"
 #include "lib/base/version.h"
 
 int main(int argc, char** argv) {
@@ -98,7 +99,7 @@ int main(int argc, char** argv) {
   CLI::Option* st_db =
       st->add_option("--db", status.db,
                      std::string("the collector database instead (default ") +
-                         driftwatch::cli::kStatusDefaultDb +
+                         driftwatch::kDefaultCollectorDb +
                          "; or postgresql://USER:PASSWORD@HOST:PORT/DB?sslmode=...): per node "
                          "streams and last seen as recorded, events stored and missing, "
                          "detection lag; on PostgreSQL the collector evaluating each node and "
@@ -250,7 +251,7 @@ int main(int argc, char** argv) {
   if (st->parsed()) {
     if (st_collector->count() > 0 && status.collector.empty())
       status.collector = driftwatch::cli::kCollectorStatusAddress;
-    if (st_db->count() > 0 && status.db.empty()) status.db = driftwatch::cli::kStatusDefaultDb;
+    if (st_db->count() > 0 && status.db.empty()) status.db = driftwatch::kDefaultCollectorDb;
     return driftwatch::cli::RunStatus(status);
   }
   if (an->parsed()) return driftwatch::cli::RunAnalyze(analyze);

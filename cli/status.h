@@ -14,9 +14,6 @@ struct StatusOptions {
 // `driftwatch status --collector` without an address: the collector's --metrics-address default.
 inline constexpr const char* kCollectorStatusAddress = "127.0.0.1:9465";
 
-// `driftwatch status --db` without a path: the collector's default database.
-inline constexpr const char* kStatusDefaultDb = "/var/lib/driftwatch/collector.db";
-
 // `driftwatch status`: the node's sensor, as its /status endpoint reports it; with
 // `collector` set, the fleet as the collector's /status reports it (one line per node); with
 // `db` set, the fleet as the store records it (EventQueries::Status), no collector asked:

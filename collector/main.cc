@@ -21,6 +21,7 @@
 #include "lib/base/json.h"
 #include "lib/base/time_arg.h"
 #include "lib/daemon/daemon_config.h"
+#include "lib/store/default_db.h"
 #include "lib/store/event_store.h"
 #include "lib/store/pg_conn.h"
 #include "lib/store/pg_event_store.h"
@@ -66,7 +67,7 @@ int main(int argc, char** argv) {
   std::string listen = "0.0.0.0:7443";
   std::string tls_cert, tls_key, client_ca, port_file;
   bool insecure = false, insecure_allow_remote = false, sync_full = false;
-  std::string db = "/var/lib/driftwatch/collector.db";
+  std::string db = driftwatch::kDefaultCollectorDb;
   // Sensors send batches of at most 256 KiB and inventory chunks of about 1 MiB; gRPC holds
   // a whole message per stream while it arrives, so this bounds hostile nodes' memory.
   int max_message_bytes = 2 << 20;
