@@ -81,9 +81,8 @@ exec 5>&-
 chmod 755 "$vols/kubernetes.io~empty-dir/cache/h/echo"
 sleep 1
 run "$app" e6 '/cache/h/echo ran-from-host'
-for w in ran-disk ran-mem ran-host ran-shared ran-rootfs ran-from-host; do
-    grep -qx "$w" "$tmp/exec.out" || { cat "$tmp/exec.out"; die "$w missing"; }
-done
+# Each `run` exits 0 only if its binary ran (sh -c with &&). Its echo is not the proof: ctr
+# can close an exec's FIFO before it has copied a short process's last output.
 sleep 1
 unwatched=$(metric driftwatch_sensor_fanotify_volumes_unwatched_total)
 dw_stop sensor
@@ -122,6 +121,9 @@ for cid, path, kind in ((app, "/cache/d/echo", "emptyDir on disk"),
         fails.append(f"{kind}: no drop-and-execute alert for {path} in {cid}")
     else:
         print(f"ok: {kind}: {drops(cid, path)[0]['output']}")
+if not [e for e in events if e.get("evt.type") == "execve" and e.get("container.id") == app
+        and e.get("proc.exepath") == "/cache/h/echo"]:
+    fails.append("no exec event of /cache/h/echo, the file the host wrote")
 if drops(app, "/cache/h/echo"):
     fails.append("a file the host wrote into the volume alerted as the container's drift")
 for f in fails:
