@@ -19,8 +19,8 @@ const std::string kNetlinkSource = "netlink";
 
 }  // namespace
 
-AuditSource::AuditSource(AuditNetlink* nl, Options options, Sink sink, Tick tick)
-    : nl_(nl), options_(options), sink_(std::move(sink)), tick_(std::move(tick)) {}
+AuditSource::AuditSource(AuditNetlink* nl, Options options, Sink sink, BatchBegin batch_begin)
+    : nl_(nl), options_(options), sink_(std::move(sink)), batch_begin_(std::move(batch_begin)) {}
 
 AuditSource::~AuditSource() { Stop(); }
 
@@ -175,6 +175,7 @@ void AuditSource::ParseLoop() {
         done = reader_done_;
       }
     }
+    if (!b.recs.empty()) batch_begin_();
     for (const auto& [type, span] : b.recs) {
       AuditRecord r;
       std::string_view payload(b.bytes.data() + span.first, span.second);
@@ -190,7 +191,6 @@ void AuditSource::ParseLoop() {
     if (now - last_tick >= std::chrono::milliseconds(100) || done) {
       reassembler.Expire(static_cast<uint64_t>(NowNs() / 1'000'000));
       publish();
-      tick_();
       last_tick = now;
     }
     if (done) break;

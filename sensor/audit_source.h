@@ -63,10 +63,12 @@ class AuditSource {
     int publish_ms = 5;
   };
   using Sink = std::function<void(v1::Event&)>;
-  using Tick = std::function<void()>;  // about every 100 ms, on the parser thread
+  // On the parser thread, before the records of each batch: every event the sink gets
+  // from then on was made before this call (its records had been received).
+  using BatchBegin = std::function<void()>;
 
   // REQUIRES: `nl` outlives this object.
-  AuditSource(AuditNetlink* nl, Options options, Sink sink, Tick tick);
+  AuditSource(AuditNetlink* nl, Options options, Sink sink, BatchBegin batch_begin);
   ~AuditSource();
 
   void Start();
@@ -92,7 +94,7 @@ class AuditSource {
   AuditNetlink* nl_;
   Options options_;
   Sink sink_;
-  Tick tick_;
+  BatchBegin batch_begin_;
   AuditCounters counters_;
   Diagnostics diag_{stderr, 100};
   std::atomic<bool> stop_{false};

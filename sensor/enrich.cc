@@ -123,7 +123,7 @@ bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container, 
   // A cached pid the cursor has not passed since is still that process (or gone, and its
   // pid not given again): its stat need not be read.
   if (st == nullptr && !gone && it != cache_.end() &&
-      !cursor_.MayBeReused(pid, it->second.seen)) {
+      !cursor_.MayBeReused(pid, it->second.seen, in_batch_)) {
     if (!StartedBy(it->second.start_ticks, event_boot_ns)) return false;
     ++stats_.cache_trusted;
     *container = it->second.container;
@@ -139,7 +139,8 @@ bool Enricher::Lookup(pid_t pid, int64_t event_boot_ns, std::string* container, 
     // a new container's process that exited before its exec was read, is not the old
     // container's: seen with 500 short-lived pods, pids going round in half a minute.)
     if (it == cache_.end() || !StartedBy(it->second.start_ticks, event_boot_ns)) return false;
-    if (event_boot_ns > it->second.seen_boot_ns && cursor_.MayBeReused(pid, it->second.seen))
+    if (event_boot_ns > it->second.seen_boot_ns &&
+        cursor_.MayBeReused(pid, it->second.seen, in_batch_))
       return false;
     *container = it->second.container;
     return true;
@@ -259,8 +260,29 @@ std::optional<std::string> Enricher::CommOf(pid_t pid, int64_t wall_ns) {
   return std::string(st->comm);
 }
 
+void Enricher::BeginBatch() {
+  in_batch_ = true;
+  ObserveCursor(true);
+  batch_upper_.clear();
+}
+
 std::optional<bool> Enricher::InUpperLayer(const std::string& container,
                                            const std::string& path) {
+  if (!in_batch_) return LookInUpperLayer(container, path);
+  // Within a batch one look serves every exec of the file: all were made before the look.
+  // (A file the container put in its upper layer and ran, then removed before the look,
+  // escapes a look per exec just the same.)
+  if (batch_upper_.size() >= 1024) batch_upper_.clear();  // a batch has about as many records
+  upper_key_.assign(container).push_back('\0');
+  upper_key_.append(path);
+  if (auto it = batch_upper_.find(upper_key_); it != batch_upper_.end()) return it->second;
+  std::optional<bool> upper = LookInUpperLayer(container, path);
+  batch_upper_.emplace(upper_key_, upper);
+  return upper;
+}
+
+std::optional<bool> Enricher::LookInUpperLayer(const std::string& container,
+                                               const std::string& path) {
   if (IsMemfdExe(path)) return false;  // in no layer at all
   if (IsDeletedExe(path) || registry_ == nullptr) return std::nullopt;
   // Descriptors of containers gone from the registry are let go now and then: a kept one

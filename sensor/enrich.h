@@ -73,6 +73,14 @@ class Enricher {
   static constexpr size_t kDefaultEnvironMaxBytes = 4096;
   void set_environ_max_bytes(size_t n) { environ_max_bytes_ = n; }
 
+  // The parser calls this before the records of each batch it was handed: every event
+  // enriched from then on was made before the call. The pid cursor is looked at now, so
+  // what it says is known to come after those events (PidCursor: no margin); and the
+  // upper-layer answer for a (container, file) is kept for the rest of the batch: looked at
+  // after every exec in it, it is as late as a look per exec would be, and no later one
+  // can tell an exec more (see InUpperLayer).
+  void BeginBatch();
+
   // Sets container_id and attribution on exec and chmod events, and
   // proc.is_exe_upper_layer on execs in containers. Other events are left alone.
   void Enrich(v1::Event* ev);
@@ -132,6 +140,7 @@ class Enricher {
   static void SetExeFileStat(v1::ProcessExec* x, const struct stat& st, const std::string& path);
   // Upper layer of one file a container process ran; nullopt when unknown.
   std::optional<bool> InUpperLayer(const std::string& container, const std::string& path);
+  std::optional<bool> LookInUpperLayer(const std::string& container, const std::string& path);
   int64_t WallToBootNs(int64_t wall_ns);
 
   const ContainerRegistry* registry_;
@@ -147,6 +156,10 @@ class Enricher {
   };
   std::unordered_map<std::string, UpperDir> upper_dirs_;  // by container id
   int64_t upper_pruned_ns_ = 0;
+  // Since BeginBatch: upper-layer answers by container id '\0' path (see BeginBatch).
+  bool in_batch_ = false;
+  std::unordered_map<std::string, std::optional<bool>> batch_upper_;
+  std::string upper_key_;
   std::unordered_map<pid_t, Proc> cache_;  // container processes only
   int64_t boot_offset_ns_ = 0;             // realtime - boottime, refreshed now and then
   int64_t offset_read_at_ = 0;

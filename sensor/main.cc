@@ -573,7 +573,9 @@ int Run(const Flags& flags) {
           }
           write_event(ev);
         },
-        [] {});
+        [&] {
+          if (registry) enricher.BeginBatch();
+        });
     source->Start();
   }
   std::string audit_desc = "audit off";

@@ -19,33 +19,37 @@ bool ConsumePrefix(std::string_view* s, std::string_view prefix) {
   return true;
 }
 
-// "audit(S.M:N):" followed by the body. Shared by log lines and netlink payloads.
-const char* ParseStampAndBody(std::string_view s, AuditRecord* out) {
+// Decimal digits at the front of `s` up to `stop`, which is consumed too. False when there
+// are none, another character follows them, or the value overflows.
+bool TakeDecimal(std::string_view* s, char stop, uint64_t* out) {
+  const char* first = s->data();
+  const char* last = first + s->size();
+  auto [p, ec] = std::from_chars(first, last, *out, 10);
+  if (ec != std::errc() || p == last || *p != stop) return false;
+  s->remove_prefix(static_cast<size_t>(p - first) + 1);
+  return true;
+}
+
+// "audit(S.M:N):" followed by the body. Shared by log lines and netlink payloads; in one
+// pass, as it is the first thing read of every record. Only auditd's ENRICHED log lines
+// have a \x1d separator: the kernel's records are never looked at for one.
+const char* ParseStampAndBody(std::string_view s, AuditRecord* out, bool log_line) {
   if (!ConsumePrefix(&s, "audit(")) return "missing audit( timestamp";
-  size_t dot = s.find('.');
-  size_t colon = s.find(':');
-  size_t close = s.find(')');
-  if (dot == std::string_view::npos || colon == std::string_view::npos ||
-      close == std::string_view::npos || !(dot < colon && colon < close)) {
-    return "malformed audit(sec.msec:serial) timestamp";
-  }
   uint64_t msec = 0;
-  if (!ParseU64(s.substr(0, dot), &out->sec) ||
-      !ParseU64(s.substr(dot + 1, colon - dot - 1), &msec) || msec > 999 ||
-      !ParseU64(s.substr(colon + 1, close - colon - 1), &out->serial)) {
+  if (!TakeDecimal(&s, '.', &out->sec) || !TakeDecimal(&s, ':', &msec) || msec > 999 ||
+      !TakeDecimal(&s, ')', &out->serial)) {
     return "malformed audit(sec.msec:serial) timestamp";
   }
   // Nanoseconds since the epoch must fit an int64 (until 2262): a later stamp is forged.
   if (out->sec > static_cast<uint64_t>(INT64_MAX / 1000000000 - 1))
     return "audit timestamp out of range (after the year 2262)";
   out->msec = static_cast<uint32_t>(msec);
-  s.remove_prefix(close + 1);
   if (!ConsumePrefix(&s, ":")) return "missing ':' after audit timestamp";
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == '\0')) {
     s.remove_suffix(1);
   }
-  size_t sep = s.find('\x1d');
+  size_t sep = log_line ? s.find('\x1d') : std::string_view::npos;
   if (sep == std::string_view::npos) {
     out->body = s;
     out->enriched = {};
@@ -104,13 +108,13 @@ const char* ParseLogLine(std::string_view line, AuditRecord* out) {
   out->type = AuditTypeFromName(out->type_name);
   s.remove_prefix(sp + 1);
   if (!ConsumePrefix(&s, "msg=")) return "missing msg=audit(...)";
-  return ParseStampAndBody(s, out);
+  return ParseStampAndBody(s, out, /*log_line=*/true);
 }
 
 const char* ParseNetlinkRecord(uint16_t type, std::string_view payload, AuditRecord* out) {
   *out = AuditRecord{};
   out->type = type;
-  return ParseStampAndBody(payload, out);
+  return ParseStampAndBody(payload, out, /*log_line=*/false);
 }
 
 bool FieldCursor::Next(std::string_view* key, std::string_view* value) {

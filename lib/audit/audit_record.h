@@ -43,7 +43,7 @@ struct AuditRecord {
 const char* ParseLogLine(std::string_view line, AuditRecord* out);
 
 // Parses a netlink audit message: `type` is nlmsg_type, `payload` is
-// "audit(S.M:N): fields". Returns nullptr on success, else the reason.
+// "audit(S.M:N): fields" (never ENRICHED). Returns nullptr on success, else the reason.
 const char* ParseNetlinkRecord(uint16_t type, std::string_view payload, AuditRecord* out);
 
 // Numeric type for a log's type name ("SYSCALL" -> 1300, "UNKNOWN[1334]" -> 1334), 0 if

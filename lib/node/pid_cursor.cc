@@ -25,11 +25,12 @@ void PidCursor::Observe(int64_t now_ns, std::optional<int64_t> last_pid, int64_t
   pid_max_ = pid_max;
 }
 
-bool PidCursor::MayBeReused(int64_t pid, Mark seen) const {
+bool PidCursor::MayBeReused(int64_t pid, Mark seen, bool observed_after) const {
   if (!known_ || seen.round != round_ || seen.cursor < 0 || pid <= 0) return true;
-  if (last_pid_ + kMargin >= pid_max_) return true;  // could go round before the next look
+  const int64_t margin = observed_after ? 0 : kMargin;
+  if (last_pid_ + margin >= pid_max_) return true;  // could go round before the next look
   // Passed since the mark (ahead of it then, not beyond reach now).
-  return pid > seen.cursor && pid <= last_pid_ + kMargin;
+  return pid > seen.cursor && pid <= last_pid_ + margin;
 }
 
 namespace {

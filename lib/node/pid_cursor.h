@@ -14,6 +14,9 @@
 //     cursor is within kMargin of pid_max: the caller observes at most a millisecond
 //     before it asks, and 1,024 pids in a millisecond would be a million forks a second;
 //   - pid_max is below kMinPidMax (the cursor could go round between observations).
+// A caller that knows its last observation came after the event it asks about (the event's
+// records had been received before it looked) passes `observed_after`: then where the
+// cursor stood at the event is behind where it was seen, and the margin is not needed.
 //
 // Thread-safety: not thread-safe.
 #pragma once
@@ -39,8 +42,9 @@ class PidCursor {
   void Observe(int64_t now_ns, std::optional<int64_t> last_pid, int64_t pid_max);
   // Where the cursor stands now, for a pid the caller has just seen alive.
   Mark mark() const { return Mark{known_ ? round_ : 0, last_pid_}; }
-  // Whether `pid`, seen alive at `seen`, may since have been given to another process.
-  bool MayBeReused(int64_t pid, Mark seen) const;
+  // Whether `pid`, seen alive at `seen`, may since have been given to another process
+  // (before the last observation when `observed_after`, else before about now).
+  bool MayBeReused(int64_t pid, Mark seen, bool observed_after = false) const;
   int64_t last_pid() const { return last_pid_; }
   int64_t last_observed_ns() const { return last_ns_; }
 

@@ -112,6 +112,13 @@ def main():
     x = exec_of(["/bin/ls", "/"])
     if x and x.get("proc.is_exe_upper_layer") is not False:
         fail("image binary exec: proc.is_exe_upper_layer = %r, want false" % x.get("proc.is_exe_upper_layer"))
+    # The image's busybox replaced by an upper-layer copy right after it ran: the run after
+    # reads as upper (the one before may too, when both were read in one batch: looked at
+    # after both, as it always was).
+    x = exec_of(["/bin/busybox", "true", "image-then-upper-2"])
+    if x and x.get("proc.is_exe_upper_layer") is not True:
+        fail("exec of the replaced image binary: proc.is_exe_upper_layer = %r, want true"
+             % x.get("proc.is_exe_upper_layer"))
 
     # The process state the sensor read at the exec (not for --no-cri: no init pid, so the
     # names come from the process's own root, which is the same here; checked all the same).

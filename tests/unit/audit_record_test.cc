@@ -54,6 +54,11 @@ TEST(ParseLogLine, RefusesMalformedLines) {
       "type=SYSCALL msg=audit(1.100:): x=1",
       "node=onlynode",
       "type=SYSCALL msg=audit(1.100:5) x=1",
+      "type=SYSCALL msg=audit(1.100.5:6): x=1",
+      "type=SYSCALL msg=audit(1.100:5:6): x=1",
+      "type=SYSCALL msg=audit(99999999999999999999.100:5): x=1",
+      "type=SYSCALL msg=audit(1.100:5x): x=1",
+      "type=SYSCALL msg=audit(.100:5): x=1",
       "\x01\x02\xff\xfe binary",
   };
   for (const char* line : bad) {
@@ -69,6 +74,14 @@ TEST(ParseNetlinkRecord, Payload) {
   EXPECT_EQ(r.serial, 456u);
   EXPECT_TRUE(r.body.empty());
   EXPECT_NE(ParseNetlinkRecord(1300, "no stamp", &r), nullptr);
+  // The kernel's records have no ENRICHED part: a \x1d in one (a user message's text) is
+  // the body's, not a separator.
+  ASSERT_EQ(ParseNetlinkRecord(1107, "audit(1.002:3): msg='a\x1dUID=\"root\"'\n", &r), nullptr);
+  EXPECT_EQ(r.sec, 1u);
+  EXPECT_EQ(r.msec, 2u);
+  EXPECT_EQ(r.serial, 3u);
+  EXPECT_EQ(r.body, "msg='a\x1dUID=\"root\"'");
+  EXPECT_TRUE(r.enriched.empty());
 }
 
 TEST(FieldCursor, QuotedBareAndSingleQuoted) {

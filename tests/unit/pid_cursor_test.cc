@@ -53,6 +53,29 @@ TEST(PidCursor, NearPidMaxEverythingMayBeReused) {
   EXPECT_FALSE(c.MayBeReused(400, c.mark()));
 }
 
+// Observed after the event: where the cursor stood at the event is behind the observation,
+// so no margin for its moves since. A pass, a round, a gap still count.
+TEST(PidCursor, ObservedAfterTheEventNeedsNoMargin) {
+  PidCursor c;
+  c.Observe(kMs, 1000, 32768);
+  const PidCursor::Mark m = c.mark();
+  EXPECT_TRUE(c.MayBeReused(1500, m));
+  EXPECT_FALSE(c.MayBeReused(1500, m, /*observed_after=*/true));
+  c.Observe(2 * kMs, 1499, 32768);
+  EXPECT_FALSE(c.MayBeReused(1500, m, true));  // close, not passed
+  c.Observe(3 * kMs, 1500, 32768);
+  EXPECT_TRUE(c.MayBeReused(1500, m, true));   // passed
+  EXPECT_FALSE(c.MayBeReused(900, m, true));   // behind the mark
+  c.Observe(4 * kMs, 32768 - 10, 32768);
+  EXPECT_TRUE(c.MayBeReused(900, m));          // near pid_max: only with the margin
+  EXPECT_FALSE(c.MayBeReused(900, m, true));
+  c.Observe(5 * kMs, 400, 32768);              // went round
+  EXPECT_TRUE(c.MayBeReused(900, m, true));
+  const PidCursor::Mark m2 = c.mark();
+  c.Observe(5 * kMs + PidCursor::kMaxGapNs + 1, 410, 32768);  // unseen for too long
+  EXPECT_TRUE(c.MayBeReused(300, m2, true));
+}
+
 TEST(PidCursor, AGapOrALowerPidMaxStartsANewRound) {
   PidCursor c;
   c.Observe(kMs, 1000, 32768);
