@@ -477,9 +477,39 @@ size_t AuditEventBuilder::footprint() const {
          path1_name_.size() + proctitle_.size() + address_.size() + unix_path_.size();
 }
 
+namespace {
+
+// Event::Clear() deletes (on an arena: abandons) every message field, proto3's way of
+// clearing one, and the strings in them with their buffers. Events are built one after
+// another into one scratch event: the messages they keep setting are cleared in place
+// instead, so an event of the same kind is built without allocating. Those are the stamp
+// (every event here), an exec's body (when this event is an exec) and the id (the
+// sensor's output sets one on every event). An id is then present, empty, where Clear()
+// would leave none: the same to every reader (seq 0 is no id).
+void ClearForRefill(v1::Event* out, bool exec) {
+  v1::EventId* id = out->has_id() ? out->unsafe_arena_release_id() : nullptr;
+  v1::AuditStamp* stamp = out->has_audit() ? out->unsafe_arena_release_audit() : nullptr;
+  v1::ProcessExec* x = exec && out->has_exec() ? out->unsafe_arena_release_exec() : nullptr;
+  out->Clear();
+  if (id != nullptr) {
+    id->Clear();
+    out->unsafe_arena_set_allocated_id(id);
+  }
+  if (stamp != nullptr) {
+    stamp->Clear();
+    out->unsafe_arena_set_allocated_audit(stamp);
+  }
+  if (x != nullptr) {
+    x->Clear();
+    out->unsafe_arena_set_allocated_exec(x);
+  }
+}
+
+}  // namespace
+
 bool AuditEventBuilder::Finish(v1::Event* out, Diagnostics* diag) {
   if (!have_syscall_ || kind_ == SyscallKind::kOther) return false;
-  out->Clear();
+  ClearForRefill(out, kind_ == SyscallKind::kExecve || kind_ == SyscallKind::kExecveat);
   if (!node_.empty()) out->mutable_id()->set_node(node_);
   out->set_time_ns(static_cast<int64_t>(sec_) * 1000000000 + int64_t{msec_} * 1000000);
   auto* stamp = out->mutable_audit();

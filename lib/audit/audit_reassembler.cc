@@ -92,11 +92,28 @@ void AuditReassembler::Complete(const Key& key) {
   }
   ++stats_.events_completed;
   in_flight_bytes_ -= it->second.footprint();
-  if (arena_.SpaceUsed() > kArenaBytes) {
+  // Finish refills the last exec's message in place, its arguments' buffers too: one that
+  // holds many or big ones is let go first. What it held on the heap is freed only with the
+  // arena, which is reset for those bytes too.
+  size_t held = 0;
+  bool had_exec = scratch_->has_exec();
+  if (had_exec) {
+    const auto& args = scratch_->exec().args();
+    for (const std::string& a : args) held += a.capacity();
+    if (args.size() > kKeptArgs || held > kSpareBytes) {
+      abandoned_bytes_ += held;
+      scratch_->clear_exec();
+      had_exec = false;
+    }
+  }
+  if (arena_.SpaceUsed() + abandoned_bytes_ > kArenaBytes) {
     arena_.Reset();
+    abandoned_bytes_ = 0;
+    had_exec = false;
     scratch_ = google::protobuf::Arena::CreateMessage<v1::Event>(&arena_);
   }
   const bool modelled = it->second.Finish(scratch_, diag_);
+  if (had_exec && !scratch_->has_exec()) abandoned_bytes_ += held;  // let go for another kind
   if (it->second.footprint() <= kSpareBytes) {
     spare_ = by_key_.extract(it);
   } else {

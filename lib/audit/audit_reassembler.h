@@ -92,9 +92,14 @@ class AuditReassembler {
   Key last_key_{UINT64_MAX, UINT64_MAX};
   AuditEventBuilder* last_ = nullptr;
   // The event handed to the sink, built on an arena: its strings and messages cost a bump of
-  // a pointer, not a malloc and a free each. The arena is reset once it holds kArenaBytes,
-  // which its first block (kept across resets) has room for.
+  // a pointer, not a malloc and a free each, and are refilled in place by the next event of
+  // the kind (AuditEventBuilder::Finish). The arena is reset once it holds kArenaBytes,
+  // which its first block (kept across resets) has room for, counting the heap bytes of
+  // the arguments let go since (a message with more than kKeptArgs of them or over
+  // kSpareBytes is not refilled: at most kKeptArgs buffers of up to kSpareBytes are kept).
   static constexpr size_t kArenaBytes = 1 << 20;
+  static constexpr int kKeptArgs = 64;
+  size_t abandoned_bytes_ = 0;
   // A spare node is kept only when what it holds is small: a huge argv is let go at once.
   static constexpr size_t kSpareBytes = 16 << 10;
   std::unique_ptr<char[]> arena_block_;
