@@ -277,7 +277,8 @@ std::optional<bool> Enricher::InUpperLayer(const std::string& container,
   upper_key_.append(path);
   if (auto it = batch_upper_.find(upper_key_); it != batch_upper_.end()) return it->second;
   std::optional<bool> upper = LookInUpperLayer(container, path);
-  batch_upper_.emplace(upper_key_, upper);
+  // Not an unknown: the registry may learn the container's layers before the next exec.
+  if (upper) batch_upper_.emplace(upper_key_, *upper);
   return upper;
 }
 

@@ -158,7 +158,7 @@ class Enricher {
   int64_t upper_pruned_ns_ = 0;
   // Since BeginBatch: upper-layer answers by container id '\0' path (see BeginBatch).
   bool in_batch_ = false;
-  std::unordered_map<std::string, std::optional<bool>> batch_upper_;
+  std::unordered_map<std::string, bool> batch_upper_;
   std::string upper_key_;
   std::unordered_map<pid_t, Proc> cache_;  // container processes only
   int64_t boot_offset_ns_ = 0;             // realtime - boottime, refreshed now and then
